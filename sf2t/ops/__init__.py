@@ -1,0 +1,5 @@
+"""sf2t ops: Python front doors (contract, checks, reference, fake, backend choice) of the kernels."""
+
+from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD, fragment_pack, qwen2_vl_target_size
+
+__all__ = ["fragment_pack", "qwen2_vl_target_size", "QWEN2_VL_MEAN", "QWEN2_VL_STD"]

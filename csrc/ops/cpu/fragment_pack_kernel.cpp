@@ -1,0 +1,114 @@
+// CPU kernel of sf2t::fragment_pack: gather + crop + antialiased bicubic resize (separable, width
+// first, uint8 between passes, exactly torch's uint8 path) + normalize + Qwen2-VL patchify, one pass
+// over the output. Threaded with at::parallel_for over rows.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/BFloat16.h>
+#include <torch/library.h>
+
+#include "../fragment_pack_host.h"
+
+namespace sf2t {
+namespace {
+
+using namespace fragment_pack_detail;
+
+template <typename out_t>
+void vertical_pass(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& tmp,
+                   const std::vector<int64_t>& row_offset, out_t* out) {
+  const int64_t ow = pl.out_w, oh = pl.out_h;
+  at::parallel_for(0, pl.presented * oh, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> line(ow * 3);
+    for (int64_t fy = begin; fy < end; ++fy) {
+      const int64_t f = fy / oh, y = fy % oh;
+      const AxisWeights& wy = pl.wy[f];
+      const int64_t start = wy.start[y], size = wy.size[y];
+      const int16_t* w = wy.w.data() + y * wy.ksize;
+      const uint8_t* base = tmp.data() + (row_offset[f] + start) * ow * 3;
+      const int32_t bias = 1 << (wy.precision - 1);
+      for (int64_t xc = 0; xc < ow * 3; ++xc) {
+        int32_t acc = bias;
+        for (int64_t k = 0; k < size; ++k) {
+          acc += static_cast<int32_t>(base[k * ow * 3 + xc]) * w[k];
+        }
+        const int64_t c = xc % 3;
+        line[xc] = (static_cast<float>(round_shift_clamp(acc, wy.precision)) - pl.mean255[c]) * pl.inv_std255[c];
+      }
+      // Output frames that show presented frame f: r in [f*repeat, (f+1)*repeat), plus the padding
+      // frames after the last one.
+      const int64_t r_begin = f * pl.repeat;
+      const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        for (int64_t x = 0; x < ow; ++x) {
+          for (int64_t c = 0; c < 3; ++c) {
+            out[lay.offset(r, y, x, c)] = static_cast<out_t>(line[x * 3 + c]);
+          }
+        }
+      }
+    }
+  });
+}
+
+at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
+                             int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                             int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
+                             int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(frames.device().is_cpu(), "fragment_pack (CPU kernel): frames must be on the CPU, got ",
+              frames.device());
+  const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
+                            merge_size, frame_repeat, dtype);
+  const Layout lay(pl);
+  const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
+  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
+  if (pl.presented == 0) {
+    return out;
+  }
+  // Horizontal pass: every row of every crop, resized to out_w, rounded to uint8.
+  std::vector<int64_t> row_offset(pl.presented + 1, 0);
+  for (int64_t f = 0; f < pl.presented; ++f) {
+    row_offset[f + 1] = row_offset[f] + (pl.box[4 * f + 3] - pl.box[4 * f + 1]);
+  }
+  std::vector<uint8_t> tmp(row_offset[pl.presented] * out_w * 3);
+  const uint8_t* src = frames.data_ptr<uint8_t>();
+  const int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2), sC = frames.stride(3);
+  at::parallel_for(0, row_offset[pl.presented], 16, [&](int64_t begin, int64_t end) {
+    int64_t f = std::upper_bound(row_offset.begin(), row_offset.end(), begin) - row_offset.begin() - 1;
+    for (int64_t row = begin; row < end; ++row) {
+      while (row >= row_offset[f + 1]) ++f;
+      const AxisWeights& wx = pl.wx[f];
+      const int64_t y = pl.box[4 * f + 1] + (row - row_offset[f]);
+      const uint8_t* line = src + pl.src[f] * sN + y * sH + pl.box[4 * f] * sW;
+      uint8_t* dst = tmp.data() + row * out_w * 3;
+      const int32_t bias = 1 << (wx.precision - 1);
+      for (int64_t x = 0; x < out_w; ++x) {
+        const int16_t* w = wx.w.data() + x * wx.ksize;
+        const uint8_t* px = line + wx.start[x] * sW;
+        int32_t a0 = bias, a1 = bias, a2 = bias;
+        for (int64_t k = 0; k < wx.size[x]; ++k) {
+          const uint8_t* q = px + k * sW;
+          a0 += static_cast<int32_t>(q[0]) * w[k];
+          a1 += static_cast<int32_t>(q[sC]) * w[k];
+          a2 += static_cast<int32_t>(q[2 * sC]) * w[k];
+        }
+        dst[3 * x] = round_shift_clamp(a0, wx.precision);
+        dst[3 * x + 1] = round_shift_clamp(a1, wx.precision);
+        dst[3 * x + 2] = round_shift_clamp(a2, wx.precision);
+      }
+    }
+  });
+  if (pl.out_dtype == at::kFloat) {
+    vertical_pass<float>(pl, lay, tmp, row_offset, out.data_ptr<float>());
+  } else {
+    vertical_pass<c10::BFloat16>(pl, lay, tmp, row_offset, out.data_ptr<c10::BFloat16>());
+  }
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sf2t, CPU, m) {
+  m.impl("fragment_pack", &fragment_pack_cpu);
+}
+
+}  // namespace sf2t

@@ -1,0 +1,193 @@
+// CUDA kernel of sf2t::fragment_pack. Same arithmetic as the CPU kernel (int16 resize weights,
+// uint8 between the horizontal and vertical passes), so both give identical bits. The plan (indices,
+// boxes) and the resize weights are prepared on the host (fragment_pack_host.h) and uploaded once.
+// Includes only ATen/c10 headers: torch/extension.h multiplies nvcc time on 2 cores (STYLE.md rule 4).
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAStream.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/util/BFloat16.h>
+#include <cuda_bf16.h>
+#include <torch/library.h>
+
+#include "../fragment_pack_host.h"
+
+namespace sf2t {
+namespace {
+
+using namespace fragment_pack_detail;
+
+// Per presented frame, in a packed int32 table: [src, x0, y0, crop_h, row_offset, kx, px, ky, py,
+// wx_off, wy_off] followed by the weight tables (start, size, then ksize int16 weights widened).
+constexpr int kMeta = 11;
+
+__device__ __forceinline__ uint8_t clamp_shift(int32_t acc, int precision) {
+  int32_t v = acc >> precision;
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+__global__ void horizontal_kernel(const uint8_t* __restrict__ src, int64_t sN, int64_t sH, int64_t sW, int64_t sC,
+                                  const int32_t* __restrict__ table, const int32_t* __restrict__ row_frame,
+                                  int64_t total_rows, int64_t out_w, uint8_t* __restrict__ tmp) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= total_rows * out_w) return;
+  const int64_t row = idx / out_w, x = idx % out_w;
+  const int32_t f = row_frame[row];
+  const int32_t* m = table + f * kMeta;
+  const int64_t y = m[2] + (row - m[4]);
+  const int32_t kx = m[5], prec = m[6];
+  const int32_t* wt = table + m[9];  // start[out_w], size[out_w], w[out_w * kx]
+  const int32_t start = wt[x], size = wt[out_w + x];
+  const int32_t* w = wt + 2 * out_w + x * kx;
+  const uint8_t* p = src + m[0] * sN + y * sH + (m[1] + start) * sW;
+  const int32_t bias = 1 << (prec - 1);
+  int32_t a0 = bias, a1 = bias, a2 = bias;
+  for (int32_t k = 0; k < size; ++k) {
+    const uint8_t* q = p + k * sW;
+    a0 += static_cast<int32_t>(q[0]) * w[k];
+    a1 += static_cast<int32_t>(q[sC]) * w[k];
+    a2 += static_cast<int32_t>(q[2 * sC]) * w[k];
+  }
+  uint8_t* d = tmp + (row * out_w + x) * 3;
+  d[0] = clamp_shift(a0, prec);
+  d[1] = clamp_shift(a1, prec);
+  d[2] = clamp_shift(a2, prec);
+}
+
+template <typename out_t>
+__device__ __forceinline__ out_t to_out(float v);
+template <>
+__device__ __forceinline__ float to_out<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);  // round to nearest even, as torch's float -> bfloat16 cast
+}
+
+template <typename out_t>
+__global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* __restrict__ table, int64_t presented,
+                                int64_t out_h, int64_t out_w, int64_t repeat, int64_t total_frames, int64_t patch,
+                                int64_t tpatch, int64_t merge, float3 mean255, float3 inv_std255,
+                                out_t* __restrict__ out) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= presented * out_h * out_w) return;
+  const int64_t f = idx / (out_h * out_w), y = (idx / out_w) % out_h, x = idx % out_w;
+  const int32_t* m = table + f * kMeta;
+  const int32_t ky = m[7], prec = m[8];
+  const int32_t* wt = table + m[10];  // start[out_h], size[out_h], w[out_h * ky]
+  const int32_t start = wt[y], size = wt[out_h + y];
+  const int32_t* w = wt + 2 * out_h + y * ky;
+  const uint8_t* p = tmp + ((m[4] + start) * out_w + x) * 3;
+  const int32_t bias = 1 << (prec - 1);
+  int32_t a0 = bias, a1 = bias, a2 = bias;
+  for (int32_t k = 0; k < size; ++k) {
+    const uint8_t* q = p + k * out_w * 3;
+    a0 += static_cast<int32_t>(q[0]) * w[k];
+    a1 += static_cast<int32_t>(q[1]) * w[k];
+    a2 += static_cast<int32_t>(q[2]) * w[k];
+  }
+  const float v0 = (static_cast<float>(clamp_shift(a0, prec)) - mean255.x) * inv_std255.x;
+  const float v1 = (static_cast<float>(clamp_shift(a1, prec)) - mean255.y) * inv_std255.y;
+  const float v2 = (static_cast<float>(clamp_shift(a2, prec)) - mean255.z) * inv_std255.z;
+  const int64_t gh = out_h / patch, gw = out_w / patch, cols = 3 * tpatch * patch * patch;
+  const int64_t hy = y / patch, py = y % patch, wx = x / patch, px = x % patch;
+  const int64_t r_begin = f * repeat;
+  const int64_t r_end = (f == presented - 1) ? total_frames : r_begin + repeat;
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const int64_t t = r / tpatch, ti = r % tpatch;
+    const int64_t rowi = ((t * (gh / merge) + hy / merge) * (gw / merge) + wx / merge) * merge * merge +
+                         (hy % merge) * merge + (wx % merge);
+    out_t* o = out + rowi * cols + (ti * patch + py) * patch + px;
+    const int64_t cstride = tpatch * patch * patch;
+    o[0] = to_out<out_t>(v0);
+    o[cstride] = to_out<out_t>(v1);
+    o[2 * cstride] = to_out<out_t>(v2);
+  }
+}
+
+at::Tensor fragment_pack_cuda(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
+                              int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                              int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
+                              int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(frames.is_cuda(), "fragment_pack (CUDA kernel): frames must be on a CUDA device, got ", frames.device());
+  const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
+                            merge_size, frame_repeat, dtype);
+  c10::cuda::CUDAGuard guard(frames.device());
+  const Layout lay(pl);
+  const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
+  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
+  if (pl.presented == 0) {
+    return out;
+  }
+  // Pack plan + weights into one int32 table and one row->frame map; upload once.
+  std::vector<int32_t> table(pl.presented * kMeta);
+  std::vector<int32_t> row_frame;
+  int64_t row_offset = 0;
+  for (int64_t f = 0; f < pl.presented; ++f) {
+    const int64_t crop_h = pl.box[4 * f + 3] - pl.box[4 * f + 1];
+    int32_t* m = table.data() + f * kMeta;
+    m[0] = static_cast<int32_t>(pl.src[f]);
+    m[1] = static_cast<int32_t>(pl.box[4 * f]);
+    m[2] = static_cast<int32_t>(pl.box[4 * f + 1]);
+    m[3] = static_cast<int32_t>(crop_h);
+    m[4] = static_cast<int32_t>(row_offset);
+    m[5] = static_cast<int32_t>(pl.wx[f].ksize);
+    m[6] = pl.wx[f].precision;
+    m[7] = static_cast<int32_t>(pl.wy[f].ksize);
+    m[8] = pl.wy[f].precision;
+    row_frame.insert(row_frame.end(), crop_h, static_cast<int32_t>(f));
+    row_offset += crop_h;
+  }
+  for (int64_t f = 0; f < pl.presented; ++f) {
+    for (int axis = 0; axis < 2; ++axis) {
+      const AxisWeights& aw = axis == 0 ? pl.wx[f] : pl.wy[f];
+      table[f * kMeta + 9 + axis] = static_cast<int32_t>(table.size());
+      table.insert(table.end(), aw.start.begin(), aw.start.end());
+      table.insert(table.end(), aw.size.begin(), aw.size.end());
+      table.insert(table.end(), aw.w.begin(), aw.w.end());
+    }
+  }
+  TORCH_CHECK(row_offset * out_w * 3 < (int64_t{1} << 40), "fragment_pack: plan too large");
+  auto opts_i32 = at::TensorOptions().dtype(at::kInt);
+  at::Tensor host = at::empty({static_cast<int64_t>(table.size() + row_frame.size())}, opts_i32.pinned_memory(true));
+  std::copy(table.begin(), table.end(), host.data_ptr<int32_t>());
+  std::copy(row_frame.begin(), row_frame.end(), host.data_ptr<int32_t>() + table.size());
+  // A non-blocking copy from pinned memory records an event with the caching host allocator, so `host`
+  // may go out of scope before the copy runs.
+  at::Tensor dev = host.to(at::TensorOptions().device(frames.device()).dtype(at::kInt), /*non_blocking=*/true);
+  at::Tensor tmp = at::empty({row_offset, out_w, 3}, frames.options());
+  const int32_t* d_table = dev.data_ptr<int32_t>();
+  const int32_t* d_row_frame = d_table + table.size();
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  constexpr int threads = 256;
+  const int64_t n1 = row_offset * out_w;
+  horizontal_kernel<<<(n1 + threads - 1) / threads, threads, 0, stream>>>(
+      frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), d_table,
+      d_row_frame, row_offset, out_w, tmp.data_ptr<uint8_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const int64_t n2 = pl.presented * out_h * out_w;
+  const float3 m255 = make_float3(pl.mean255[0], pl.mean255[1], pl.mean255[2]);
+  const float3 is255 = make_float3(pl.inv_std255[0], pl.inv_std255[1], pl.inv_std255[2]);
+  if (pl.out_dtype == at::kFloat) {
+    vertical_kernel<float><<<(n2 + threads - 1) / threads, threads, 0, stream>>>(
+        tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat, pl.total_frames, pl.patch, pl.tpatch,
+        pl.merge, m255, is255, out.data_ptr<float>());
+  } else {
+    vertical_kernel<__nv_bfloat16><<<(n2 + threads - 1) / threads, threads, 0, stream>>>(
+        tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat, pl.total_frames, pl.patch, pl.tpatch,
+        pl.merge, m255, is255, reinterpret_cast<__nv_bfloat16*>(out.data_ptr<c10::BFloat16>()));
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sf2t, CUDA, m) {
+  m.impl("fragment_pack", &fragment_pack_cuda);
+}
+
+}  // namespace sf2t

@@ -1,0 +1,107 @@
+// Argument checks and plan preparation shared by the CPU and CUDA kernels of sf2t::fragment_pack.
+// Both kernels read the plan (indices, boxes) on the host, so every index and box is validated here
+// before any pixel is read: a bad plan is a clear error, never an out-of-bounds read.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <vector>
+
+#include "fragment_pack_common.h"
+
+namespace sf2t {
+namespace fragment_pack_detail {
+
+struct Plan {
+  int64_t num_frames = 0;     // N, frames available
+  int64_t presented = 0;      // F, plan rows
+  int64_t total_frames = 0;   // F * repeat, padded to a multiple of the temporal patch
+  int64_t out_h = 0, out_w = 0;
+  int64_t patch = 0, tpatch = 0, merge = 0, repeat = 0;
+  std::vector<int64_t> src;   // [F]
+  std::vector<int64_t> box;   // [F, 4] x0, y0, x1, y1
+  std::vector<AxisWeights> wx, wy;  // per presented frame
+  float mean255[3], inv_std255[3];
+  at::ScalarType out_dtype = at::kFloat;
+};
+
+inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes, int64_t out_h,
+                      int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std, int64_t patch_size,
+                      int64_t temporal_patch_size, int64_t merge_size, int64_t frame_repeat,
+                      std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(frames.scalar_type() == at::kByte, "fragment_pack: frames must be uint8, got ", frames.scalar_type());
+  TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "fragment_pack: frames must have shape [N, H, W, 3], got ",
+              frames.sizes());
+  TORCH_CHECK(src_index.scalar_type() == at::kLong && src_index.dim() == 1,
+              "fragment_pack: src_index must be a 1-D int64 tensor, got ", src_index.scalar_type(), " with shape ",
+              src_index.sizes());
+  TORCH_CHECK(boxes.scalar_type() == at::kLong && boxes.dim() == 2 && boxes.size(1) == 4 &&
+                  boxes.size(0) == src_index.size(0),
+              "fragment_pack: boxes must be an int64 tensor of shape [F, 4] with F = len(src_index) = ",
+              src_index.size(0), ", got ", boxes.scalar_type(), " with shape ", boxes.sizes());
+  TORCH_CHECK(patch_size > 0 && temporal_patch_size > 0 && merge_size > 0 && frame_repeat > 0,
+              "fragment_pack: patch_size, temporal_patch_size, merge_size and frame_repeat must be positive");
+  const int64_t factor = patch_size * merge_size;
+  TORCH_CHECK(out_h > 0 && out_w > 0 && out_h % factor == 0 && out_w % factor == 0, "fragment_pack: out_h and out_w (",
+              out_h, ", ", out_w, ") must be positive multiples of patch_size * merge_size = ", factor);
+  TORCH_CHECK(mean.size() == 3 && std.size() == 3, "fragment_pack: mean and std must have 3 values");
+  Plan p;
+  p.out_dtype = dtype.value_or(at::kFloat);
+  TORCH_CHECK(p.out_dtype == at::kFloat || p.out_dtype == at::kBFloat16,
+              "fragment_pack: dtype must be float32 or bfloat16, got ", p.out_dtype);
+  for (int c = 0; c < 3; ++c) {
+    TORCH_CHECK(std[c] > 0, "fragment_pack: std values must be positive");
+    p.mean255[c] = static_cast<float>(mean[c] * 255.0);
+    p.inv_std255[c] = static_cast<float>(1.0 / (std[c] * 255.0));
+  }
+  p.num_frames = frames.size(0);
+  p.presented = src_index.size(0);
+  p.out_h = out_h;
+  p.out_w = out_w;
+  p.patch = patch_size;
+  p.tpatch = temporal_patch_size;
+  p.merge = merge_size;
+  p.repeat = frame_repeat;
+  p.total_frames = padded_frame_count(p.presented, frame_repeat, temporal_patch_size);
+  const at::Tensor src_cpu = src_index.to(at::kCPU).contiguous();
+  const at::Tensor box_cpu = boxes.to(at::kCPU).contiguous();
+  const int64_t* sp = src_cpu.data_ptr<int64_t>();
+  const int64_t* bp = box_cpu.data_ptr<int64_t>();
+  const int64_t H = frames.size(1), W = frames.size(2);
+  p.src.assign(sp, sp + p.presented);
+  p.box.assign(bp, bp + 4 * p.presented);
+  p.wx.reserve(p.presented);
+  p.wy.reserve(p.presented);
+  for (int64_t f = 0; f < p.presented; ++f) {
+    TORCH_CHECK(p.src[f] >= 0 && p.src[f] < p.num_frames, "fragment_pack: src_index[", f, "] = ", p.src[f],
+                " is out of range for ", p.num_frames, " frames");
+    const int64_t x0 = p.box[4 * f], y0 = p.box[4 * f + 1], x1 = p.box[4 * f + 2], y1 = p.box[4 * f + 3];
+    TORCH_CHECK(0 <= x0 && x0 < x1 && x1 <= W && 0 <= y0 && y0 < y1 && y1 <= H, "fragment_pack: boxes[", f, "] = (",
+                x0, ", ", y0, ", ", x1, ", ", y1, ") is empty or outside the ", W, "x", H,
+                " frame (x0 < x1 <= W, y0 < y1 <= H)");
+    p.wx.push_back(compute_axis_weights(x1 - x0, out_w));
+    p.wy.push_back(compute_axis_weights(y1 - y0, out_h));
+  }
+  return p;
+}
+
+// Flat offset of output element (output frame r, pixel y, x, channel c) in the Qwen2-VL layout
+// [grid_t * gh * gw, C * tp * p * p]: rows ordered (t, h-block, w-block, h-in-merge, w-in-merge),
+// columns (c, frame-in-temporal-patch, patch row, patch col), as Qwen2VLVideoProcessor.patchify.
+struct Layout {
+  int64_t p, tp, m, gh, gw, cols;
+  Layout(const Plan& pl)
+      : p(pl.patch), tp(pl.tpatch), m(pl.merge), gh(pl.out_h / pl.patch), gw(pl.out_w / pl.patch),
+        cols(3 * pl.tpatch * pl.patch * pl.patch) {}
+  inline int64_t offset(int64_t r, int64_t y, int64_t x, int64_t c) const {
+    const int64_t t = r / tp, ti = r % tp;
+    const int64_t hy = y / p, py = y % p, wx = x / p, px = x % p;
+    const int64_t row = ((t * (gh / m) + hy / m) * (gw / m) + wx / m) * m * m + (hy % m) * m + (wx % m);
+    return row * cols + ((c * tp + ti) * p + py) * p + px;
+  }
+};
+
+}  // namespace fragment_pack_detail
+}  // namespace sf2t

@@ -1,0 +1,225 @@
+"""``fragment_pack``: decoded frames + a plan -> the model's pixel input, in one fused op.
+
+Contract (Qwen2-VL layout; more layouts come with issue 5):
+
+- ``frames``: uint8 ``[N, H, W, 3]`` RGB, CPU or CUDA, any strides.
+- ``src_index``: int64 ``[F]``: for each presented frame, which of the N frames it shows (any order,
+  repeats allowed: this is how tasks reorder frames).
+- ``boxes``: int64 ``[F, 4]`` crop boxes ``(x0, y0, x1, y1)`` in source pixels, end exclusive, or None
+  for whole frames.
+- ``size``: ``(out_h, out_w)``, multiples of ``patch_size * merge_size`` (28 for Qwen2-VL); pick it
+  with :func:`qwen2_vl_target_size`.
+
+Each crop is resized with antialiased bicubic interpolation exactly as torch's uint8 resize does it
+(the resize transformers' ``Qwen2VLVideoProcessor`` runs through torchvision), normalized with
+``mean``/``std``, repeated ``frame_repeat`` times (so with the default 2 one presented frame is one
+temporal token group) and padded to a multiple of ``temporal_patch_size`` by repeating the last frame,
+then patchified:
+
+- ``pixel_values_videos``: ``[grid_t * gh * gw, 3 * temporal_patch_size * patch_size**2]``
+- ``video_grid_thw``: int64 ``[1, 3]`` = ``(grid_t, out_h // patch_size, out_w // patch_size)``
+
+Backends (``backend=`` or ``SF2T_BACKEND``): ``reference`` (pure PyTorch, this file), ``cpp`` (C++ CPU
+kernel, threaded), ``cuda`` (CUDA kernel). Compiled kernels and the reference give identical uint8
+values after the resize; the normalized floats agree to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from sf2t import _ext
+
+QWEN2_VL_MEAN = (0.48145466, 0.4578275, 0.40821073)
+QWEN2_VL_STD = (0.26862954, 0.26130258, 0.27577711)
+BACKENDS = ("reference", "cpp", "cuda")
+
+
+def qwen2_vl_target_size(
+    height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
+) -> tuple[int, int]:
+    """Qwen2-VL's ``smart_resize``: the (h, w) closest to the input's aspect ratio whose sides are
+    multiples of ``factor`` and whose area lies in ``[min_pixels, max_pixels]``."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio of {height}x{width} is above 200, which Qwen2-VL does not accept")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def _check_args(frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat,
+                dtype):
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
+    if frames.dtype != torch.uint8:
+        raise ValueError(f"frames must be uint8 [N, H, W, 3], got dtype {frames.dtype}")
+    if frames.dim() != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must have shape [N, H, W, 3], got {tuple(frames.shape)}")
+    if not isinstance(src_index, torch.Tensor) or src_index.dim() != 1:
+        raise ValueError("src_index must be a 1-D integer tensor [F]")
+    if src_index.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"src_index must be an integer tensor, got dtype {src_index.dtype}")
+    n_presented = src_index.numel()
+    if boxes is not None:
+        if not isinstance(boxes, torch.Tensor) or boxes.shape != (n_presented, 4):
+            shape = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
+            raise ValueError(f"boxes must be an integer tensor [F, 4] with F = len(src_index) = {n_presented}, got {shape}")
+        if boxes.dtype.is_floating_point or boxes.dtype == torch.bool:
+            raise ValueError(f"boxes must be an integer tensor (x0, y0, x1, y1), got dtype {boxes.dtype}")
+    for name, v in (("patch_size", patch_size), ("temporal_patch_size", temporal_patch_size),
+                    ("merge_size", merge_size), ("frame_repeat", frame_repeat)):
+        if not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) for s in size)):
+        raise ValueError(f"size must be (out_h, out_w) ints, got {size!r}")
+    factor = patch_size * merge_size
+    if size[0] <= 0 or size[1] <= 0 or size[0] % factor or size[1] % factor:
+        raise ValueError(f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor}; "
+                         "use qwen2_vl_target_size() to pick one")
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"mean and std must have 3 values each, std positive; got mean={mean}, std={std}")
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+    if n_presented:
+        n, h, w = frames.shape[0], frames.shape[1], frames.shape[2]
+        lo, hi = int(src_index.min()), int(src_index.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"src_index holds {bad}, out of range for {n} frames")
+        if boxes is not None:
+            b = boxes.to("cpu", torch.int64)
+            ok = (b[:, 0] >= 0) & (b[:, 0] < b[:, 2]) & (b[:, 2] <= w) & (b[:, 1] >= 0) & (b[:, 1] < b[:, 3]) & (b[:, 3] <= h)
+            if not bool(ok.all()):
+                i = int((~ok).nonzero()[0, 0])
+                raise ValueError(f"boxes[{i}] = {tuple(b[i].tolist())} is empty or outside the {w}x{h} frame "
+                                 "(need 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H)")
+
+
+def _fragment_pack_reference(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
+                             merge_size, frame_repeat, dtype=torch.float32):
+    """Pure PyTorch: crop, torch's uint8 antialiased bicubic resize, normalize, repeat, patchify."""
+    p, tp, m = patch_size, temporal_patch_size, merge_size
+    n_presented = src_index.numel()
+    gh, gw = out_h // p, out_w // p
+    if n_presented == 0:
+        return torch.empty(0, 3 * tp * p * p, dtype=dtype, device=frames.device)
+    resized = []
+    for f in range(n_presented):
+        x0, y0, x1, y1 = (int(v) for v in boxes[f].tolist())
+        crop = frames[int(src_index[f]), y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).cpu().contiguous()
+        resized.append(F.interpolate(crop, size=(out_h, out_w), mode="bicubic", antialias=True, align_corners=False))
+    video = torch.cat(resized).repeat_interleave(frame_repeat, dim=0)  # [F*r, 3, out_h, out_w] uint8
+    if pad := -video.shape[0] % tp:
+        video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
+    # Normalization as transformers' fused rescale+normalize: (x - mean/rescale) / (std/rescale).
+    mean255 = torch.tensor(mean, dtype=torch.float32) * (1.0 / (1 / 255))
+    std255 = torch.tensor(std, dtype=torch.float32) * (1.0 / (1 / 255))
+    x = (video.float() - mean255.view(1, 3, 1, 1)) / std255.view(1, 3, 1, 1)
+    gt = x.shape[0] // tp
+    x = x.view(gt, tp, 3, gh // m, m, p, gw // m, m, p)
+    x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # [gt, gh/m, gw/m, m, m, C, tp, p, p]
+    return x.reshape(gt * gh * gw, 3 * tp * p * p).to(dtype=dtype, device=frames.device)
+
+
+def choose_backend(device: torch.device, backend: str | None = None) -> str:
+    """The backend fragment_pack runs on for frames on ``device``: ``backend``, else $SF2T_BACKEND,
+    else the compiled kernel for that device when built, else the reference."""
+    backend = backend or os.environ.get("SF2T_BACKEND") or None
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        return backend
+    if device.type == "cuda":
+        return "cuda" if _ext.has_cuda_kernels() else "reference"
+    return "cpp" if _ext.is_loaded() else "reference"
+
+
+def available_backends(device: str = "cpu") -> list[str]:
+    """Backends that can run here for frames on ``device`` ("cpu" or "cuda")."""
+    out = ["reference"]
+    if device == "cpu" and _ext.is_loaded():
+        out.append("cpp")
+    if device == "cuda" and _ext.has_cuda_kernels():
+        out.append("cuda")
+    return out
+
+
+def fragment_pack(
+    frames: torch.Tensor,
+    src_index: torch.Tensor,
+    boxes: torch.Tensor | None,
+    size: tuple[int, int],
+    *,
+    mean: Sequence[float] = QWEN2_VL_MEAN,
+    std: Sequence[float] = QWEN2_VL_STD,
+    patch_size: int = 14,
+    temporal_patch_size: int = 2,
+    merge_size: int = 2,
+    frame_repeat: int = 2,
+    dtype: torch.dtype = torch.float32,
+    backend: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather + crop + resize + normalize + patchify (see the module docstring for shapes).
+
+    Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``.
+    """
+    _check_args(frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat,
+                dtype)
+    out_h, out_w = int(size[0]), int(size[1])
+    n_presented = src_index.numel()
+    src_index = src_index.to(torch.int64)
+    if boxes is None:
+        boxes = torch.tensor([[0, 0, frames.shape[2], frames.shape[1]]], dtype=torch.int64).expand(n_presented, 4)
+    boxes = boxes.to(torch.int64).contiguous()
+    total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
+    grid = torch.tensor([[total // temporal_patch_size, out_h // patch_size, out_w // patch_size]], dtype=torch.int64,
+                        device=frames.device)
+    which = choose_backend(frames.device, backend)
+    args = (out_h, out_w, [float(v) for v in mean], [float(v) for v in std], patch_size, temporal_patch_size,
+            merge_size, frame_repeat)
+    if which == "reference":
+        return _fragment_pack_reference(frames, src_index, boxes, *args, dtype=dtype), grid
+    if which == "cuda":
+        _ext.require("fragment_pack backend 'cuda'", cuda=True)
+        if frames.device.type != "cuda":
+            raise ValueError(f"backend 'cuda' needs frames on a CUDA device, got frames on {frames.device}")
+    else:
+        _ext.require("fragment_pack backend 'cpp'")
+        if frames.device.type != "cpu":
+            raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
+    out = torch.ops.sf2t.fragment_pack(frames, src_index, boxes, *args, dtype)
+    return out, grid
+
+
+def _register_fake() -> None:
+    if not _ext.is_loaded():
+        return
+
+    @torch.library.register_fake("sf2t::fragment_pack")
+    def _(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size, merge_size,
+          frame_repeat, dtype=None):
+        torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
+        torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
+        n = src_index.shape[0]
+        total = (n * frame_repeat + temporal_patch_size - 1) // temporal_patch_size * temporal_patch_size
+        rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
+        cols = 3 * temporal_patch_size * patch_size * patch_size
+        return frames.new_empty((rows, cols), dtype=dtype or torch.float32)
+
+
+_register_fake()
