@@ -171,7 +171,11 @@ def test_tokenizer_digits_special_tokens_and_template(model_tok):
 
 
 def test_tokenizer_training_is_deterministic():
-    from sf2t.models.tokenizer import train_bpe_tokenizer
+    from sf2t.models.tokenizer import QWEN2_PRETOKENIZE_REGEX, train_bpe_tokenizer
+
+    qwen2_tok = pytest.importorskip("transformers.models.qwen2.tokenization_qwen2")
+    if hasattr(qwen2_tok, "PRETOKENIZE_REGEX"):
+        assert QWEN2_PRETOKENIZE_REGEX == qwen2_tok.PRETOKENIZE_REGEX
 
     assert train_bpe_tokenizer().to_str() == train_bpe_tokenizer().to_str()
     assert build_tokenizer().get_vocab() == build_tokenizer().get_vocab()
@@ -297,7 +301,9 @@ def test_forward_loss_and_gradients(model_tok):
     # right padding does not change the first sample's logits
     model.eval()
     with torch.no_grad():
-        single = {k: (v.unsqueeze(0) if k not in ("pixel_values_videos", "video_grid_thw") else v) for k, v in s1.items()}
+        single = {
+            k: (v.unsqueeze(0) if k not in ("pixel_values_videos", "video_grid_thw") else v) for k, v in s1.items()
+        }
         l1 = model(**single).logits[0]
         lb = model(**batch).logits[0, : l1.shape[0]]
     torch.testing.assert_close(l1, lb, atol=1e-4, rtol=1e-4)

@@ -141,6 +141,7 @@ def build_video_sample(
     ``answer=None`` the text ends with the generation prompt ``<|im_start|>assistant\\n`` and all labels are
     ``-100``.  ``system=None`` omits the system message (the template then inserts the default one).
     """
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     n_video = num_video_tokens(video_grid_thw, merge_size)
     messages = build_messages(question, answer, system)
     text = _render_chat(tokenizer, messages, add_generation_prompt=answer is None)

@@ -75,8 +75,10 @@ def build_tiny_config(
         raise ValueError(
             f"vision_embed_dim={vision_embed_dim} / vision_heads={vision_heads} must give a head dim divisible by 4"
         )
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (ENDOFTEXT, IM_END, VISION_START, VISION_END,
-                                                            VISION_PAD, IMAGE_PAD, VIDEO_PAD)}
+    ids = {
+        t: tokenizer.convert_tokens_to_ids(t)
+        for t in (ENDOFTEXT, IM_END, VISION_START, VISION_END, VISION_PAD, IMAGE_PAD, VIDEO_PAD)
+    }
     head_dim = hidden_size // num_heads
     # Like Qwen2-VL (config vocab 151936 > 151657 tokens) the embedding table is padded to a multiple of 64.
     vocab_size = _pad_to_multiple(len(tokenizer), 64)
@@ -233,8 +235,14 @@ def build_tiny_qwen2_vl(
         for fname in ("preprocessor_config.json", "video_preprocessor_config.json"):
             _add_processor_class(tmp / fname)
         if out.exists():
+            if not overwrite and (out / "config.json").is_file():
+                return out  # a concurrent builder finished first
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (out / "config.json").is_file():  # not a lost race with a concurrent builder
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

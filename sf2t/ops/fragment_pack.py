@@ -20,12 +20,15 @@ then patchified:
 - ``video_grid_thw``: int64 ``[1, 3]`` = ``(grid_t, out_h // patch_size, out_w // patch_size)``
 
 Backends (``backend=`` or ``SF2T_BACKEND``): ``reference`` (pure PyTorch, this file), ``cpp`` (C++ CPU
-kernel, threaded), ``cuda`` (CUDA kernel). Compiled kernels and the reference give identical uint8
+kernel, threaded), ``cuda`` (CUDA kernel), ``triton`` (``sf2t.kernels.fragment_pack``; CUDA tensors, or
+CPU tensors under ``TRITON_INTERPRET=1``). Compiled kernels and the reference give identical uint8
 values after the resize; the normalized floats agree to float32 rounding.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -37,7 +40,7 @@ from sf2t import _ext
 
 QWEN2_VL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 QWEN2_VL_STD = (0.26862954, 0.26130258, 0.27577711)
-BACKENDS = ("reference", "cpp", "cuda")
+BACKENDS = ("reference", "cpp", "cuda", "triton")
 
 
 def qwen2_vl_target_size(
@@ -136,6 +139,100 @@ def _fragment_pack_reference(frames, src_index, boxes, out_h, out_w, mean, std, 
     return x.reshape(gt * gh * gw, 3 * tp * p * p).to(dtype=dtype, device=frames.device)
 
 
+def _cubic_aa(x: float) -> float:
+    a = -0.5
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    if x < 2.0:
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return 0.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _axis_weights(in_size: int, out_size: int) -> tuple[int, int, list[int], list[int], list[int]]:
+    """(ksize, precision, start, size, int16 weights): the same numbers as compute_axis_weights in
+    csrc/ops/fragment_pack_common.h (torch's uint8 antialiased bicubic weights)."""
+    scale = in_size / out_size
+    support = 2.0 * scale if scale >= 1.0 else 2.0
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    ksize = int(math.ceil(support)) * 2 + 1
+    starts, sizes, wd = [], [], []
+    wt_max = 0.0
+    for i in range(out_size):
+        center = scale * (i + 0.5)
+        xmin = max(int(center - support + 0.5), 0)
+        xsize = min(max(min(int(center + support + 0.5), in_size) - xmin, 0), ksize)
+        w = [_cubic_aa((j + xmin - center + 0.5) * invscale) for j in range(xsize)]
+        total = sum(w)
+        if total != 0.0:
+            w = [v / total for v in w]
+            wt_max = max([wt_max] + w)
+        starts.append(xmin)
+        sizes.append(xsize)
+        wd.extend(w + [0.0] * (ksize - xsize))
+    precision = 0
+    while precision < 22 and int(0.5 + wt_max * (1 << (precision + 1))) < (1 << 15):
+        precision += 1
+    scaled = [v * (1 << precision) for v in wd]
+    weights = [int(-0.5 + v) if v < 0 else int(0.5 + v) for v in scaled]
+    return ksize, precision, starts, sizes, weights
+
+
+def _fragment_pack_triton(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
+                          merge_size, frame_repeat, dtype=torch.float32):
+    from sf2t.kernels import fragment_pack as tk
+
+    n_presented = src_index.numel()
+    total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
+    rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
+    out = torch.empty(rows, 3 * temporal_patch_size * patch_size**2, dtype=dtype, device=frames.device)
+    if n_presented == 0:
+        return out
+    src = src_index.tolist()
+    bx = boxes.to("cpu").tolist()
+    table = [0] * (n_presented * tk.META)
+    row_frame: list[int] = []
+    row_offset, kx_max, ky_max = 0, 1, 1
+    for f in range(n_presented):
+        x0, y0, x1, y1 = bx[f]
+        wx, wy = _axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h)
+        kx_max, ky_max = max(kx_max, wx[0]), max(ky_max, wy[0])
+        table[f * tk.META:(f + 1) * tk.META] = [src[f], x0, y0, y1 - y0, row_offset, wx[0], wx[1], wy[0], wy[1], 0, 0]
+        row_frame.extend([f] * (y1 - y0))
+        row_offset += y1 - y0
+    for f in range(n_presented):
+        x0, y0, x1, y1 = bx[f]
+        for axis, aw in enumerate((_axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h))):
+            table[f * tk.META + 9 + axis] = len(table)
+            table.extend(aw[2] + aw[3] + aw[4])
+    dev = frames.device
+    table_t = torch.tensor(table, dtype=torch.int32).to(dev, non_blocking=True)
+    row_frame_t = torch.tensor(row_frame, dtype=torch.int32).to(dev, non_blocking=True)
+    tmp = torch.empty(row_offset, out_w, 3, dtype=torch.uint8, device=dev)
+    mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
+    inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
+    return tk.launch_fragment_pack(frames, table_t, row_frame_t, out, tmp, presented=n_presented, out_h=out_h,
+                                   out_w=out_w, repeat=frame_repeat, total_frames=total,
+                                   kx_max=triton_next_pow2(kx_max), ky_max=triton_next_pow2(ky_max),
+                                   mean255=mean255, inv_std255=inv_std255, patch=patch_size,
+                                   tpatch=temporal_patch_size, merge=merge_size)
+
+
+def triton_next_pow2(n: int) -> int:
+    # Round loop bounds up so differently sized crops share compiled variants.
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def triton_available(device: str = "cuda") -> bool:
+    """Triton can run fragment_pack for tensors on ``device`` (CPU only in the interpreter)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    if device == "cpu":
+        return os.environ.get("TRITON_INTERPRET") == "1"
+    return torch.cuda.is_available()
+
+
 def choose_backend(device: torch.device, backend: str | None = None) -> str:
     """The backend fragment_pack runs on for frames on ``device``: ``backend``, else $SF2T_BACKEND,
     else the compiled kernel for that device when built, else the reference."""
@@ -145,7 +242,9 @@ def choose_backend(device: torch.device, backend: str | None = None) -> str:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         return backend
     if device.type == "cuda":
-        return "cuda" if _ext.has_cuda_kernels() else "reference"
+        if _ext.has_cuda_kernels():
+            return "cuda"
+        return "triton" if triton_available("cuda") else "reference"
     return "cpp" if _ext.is_loaded() else "reference"
 
 
@@ -156,6 +255,8 @@ def available_backends(device: str = "cpu") -> list[str]:
         out.append("cpp")
     if device == "cuda" and _ext.has_cuda_kernels():
         out.append("cuda")
+    if triton_available(device):
+        out.append("triton")
     return out
 
 
@@ -194,6 +295,11 @@ def fragment_pack(
             merge_size, frame_repeat)
     if which == "reference":
         return _fragment_pack_reference(frames, src_index, boxes, *args, dtype=dtype), grid
+    if which == "triton":
+        if not triton_available(frames.device.type):
+            raise ValueError(f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
+                             "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors")
+        return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype), grid
     if which == "cuda":
         _ext.require("fragment_pack backend 'cuda'", cuda=True)
         if frames.device.type != "cuda":

@@ -1,0 +1,168 @@
+"""Triton kernels of fragment_pack: the same two passes and integer arithmetic as the C++/CUDA kernels
+(int16 resize weights, uint8 between the width and height passes), so all backends agree bit for bit
+before normalization. Only ``@triton.jit`` code and launchers live here; the contract, checks and the
+weight tables are in ``sf2t.ops.fragment_pack``.
+
+Table layout (int32, one per call), built by ``sf2t.ops.fragment_pack._triton_tables``: per presented
+frame ``META`` ints ``[src, x0, y0, crop_h, row_offset, kx, px, ky, py, wx_off, wy_off]``, then each
+axis' ``start[out]``, ``size[out]`` and ``out * ksize`` weights; a separate row -> frame map.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+META = 11
+
+
+@triton.jit
+def _fragment_pack_horizontal(src_ptr, s_n, s_h, s_w, s_c, table_ptr, row_frame_ptr, tmp_ptr, total, out_w,
+                              KMAX: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    idx = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = idx < total
+    row = idx // out_w
+    x = idx % out_w
+    f = tl.load(row_frame_ptr + row, mask=mask, other=0)
+    m = table_ptr + f * 11
+    src = tl.load(m + 0, mask=mask, other=0).to(tl.int64)
+    x0 = tl.load(m + 1, mask=mask, other=0)
+    y0 = tl.load(m + 2, mask=mask, other=0)
+    row_off = tl.load(m + 4, mask=mask, other=0)
+    kx = tl.load(m + 5, mask=mask, other=1)
+    prec = tl.load(m + 6, mask=mask, other=1)
+    w_off = tl.load(m + 9, mask=mask, other=0)
+    start = tl.load(table_ptr + w_off + x, mask=mask, other=0)
+    size = tl.load(table_ptr + w_off + out_w + x, mask=mask, other=0)
+    y = (y0 + row - row_off).to(tl.int64)
+    base = src_ptr + src * s_n + y * s_h + (x0 + start).to(tl.int64) * s_w
+    bias = tl.full([BLOCK], 1, tl.int32) << (prec - 1)
+    a0 = bias
+    a1 = bias
+    a2 = bias
+    for k in range(KMAX):
+        km = mask & (k < size)
+        w = tl.load(table_ptr + w_off + 2 * out_w + x * kx + k, mask=km, other=0)
+        p = base + k * s_w
+        a0 += tl.load(p, mask=km, other=0).to(tl.int32) * w
+        a1 += tl.load(p + s_c, mask=km, other=0).to(tl.int32) * w
+        a2 += tl.load(p + 2 * s_c, mask=km, other=0).to(tl.int32) * w
+    d = tmp_ptr + idx.to(tl.int64) * 3
+    tl.store(d, tl.minimum(tl.maximum(a0 >> prec, 0), 255).to(tl.uint8), mask=mask)
+    tl.store(d + 1, tl.minimum(tl.maximum(a1 >> prec, 0), 255).to(tl.uint8), mask=mask)
+    tl.store(d + 2, tl.minimum(tl.maximum(a2 >> prec, 0), 255).to(tl.uint8), mask=mask)
+
+
+@triton.jit
+def _to_out(v, OUT_BF16: tl.constexpr):
+    # bfloat16 output goes through an int16 view with explicit round-to-nearest-even on the bits: the
+    # interpreter truncates in fp32 -> bf16 casts, the GPU rounds; this way both give torch's rounding.
+    if OUT_BF16:
+        bits = v.to(tl.uint32, bitcast=True)
+        bits = bits + 0x7FFF + ((bits >> 16) & 1)
+        return (bits >> 16).to(tl.uint16).to(tl.int16, bitcast=True)
+    else:
+        return v
+
+
+@triton.jit
+def _fragment_pack_vertical(tmp_ptr, table_ptr, out_ptr, presented, out_h, out_w, repeat, total_frames,
+                            m0, m1, m2, s0, s1, s2,
+                            KMAX: tl.constexpr, PATCH: tl.constexpr, TPATCH: tl.constexpr, MERGE: tl.constexpr,
+                            MAXR: tl.constexpr, OUT_BF16: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    idx = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = idx < presented * out_h * out_w
+    f = idx // (out_h * out_w)
+    y = (idx // out_w) % out_h
+    x = idx % out_w
+    m = table_ptr + f * 11
+    row_off = tl.load(m + 4, mask=mask, other=0)
+    ky = tl.load(m + 7, mask=mask, other=1)
+    prec = tl.load(m + 8, mask=mask, other=1)
+    w_off = tl.load(m + 10, mask=mask, other=0)
+    start = tl.load(table_ptr + w_off + y, mask=mask, other=0)
+    size = tl.load(table_ptr + w_off + out_h + y, mask=mask, other=0)
+    base = tmp_ptr + ((row_off + start).to(tl.int64) * out_w + x) * 3
+    bias = tl.full([BLOCK], 1, tl.int32) << (prec - 1)
+    a0 = bias
+    a1 = bias
+    a2 = bias
+    for k in range(KMAX):
+        km = mask & (k < size)
+        w = tl.load(table_ptr + w_off + 2 * out_h + y * ky + k, mask=km, other=0)
+        p = base + k * out_w * 3
+        a0 += tl.load(p, mask=km, other=0).to(tl.int32) * w
+        a1 += tl.load(p + 1, mask=km, other=0).to(tl.int32) * w
+        a2 += tl.load(p + 2, mask=km, other=0).to(tl.int32) * w
+    v0 = (tl.minimum(tl.maximum(a0 >> prec, 0), 255).to(tl.float32) - m0) * s0
+    v1 = (tl.minimum(tl.maximum(a1 >> prec, 0), 255).to(tl.float32) - m1) * s1
+    v2 = (tl.minimum(tl.maximum(a2 >> prec, 0), 255).to(tl.float32) - m2) * s2
+    gh = out_h // PATCH
+    gw = out_w // PATCH
+    hy = y // PATCH
+    py = y % PATCH
+    wx = x // PATCH
+    px = x % PATCH
+    cols = 3 * TPATCH * PATCH * PATCH
+    cstride = TPATCH * PATCH * PATCH
+    r_begin = f * repeat
+    r_end = tl.where(f == presented - 1, total_frames, r_begin + repeat)
+    for j in range(MAXR):
+        r = r_begin + j
+        rm = mask & (r < r_end)
+        t = r // TPATCH
+        ti = r % TPATCH
+        rowi = ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE + (
+            hy % MERGE) * MERGE + (wx % MERGE)
+        o = out_ptr + rowi.to(tl.int64) * cols + (ti * PATCH + py) * PATCH + px
+        tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
+        tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rm)
+        tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rm)
+
+
+def launch_fragment_pack(frames, table, row_frame, out, tmp, *, presented, out_h, out_w, repeat, total_frames,
+                         kx_max, ky_max, mean255, inv_std255, patch, tpatch, merge, block=256):
+    """Run both passes. ``tmp`` is uint8 [rows, out_w, 3]; ``out`` the preallocated output."""
+    n1 = tmp.shape[0] * out_w
+    if n1:
+        _fragment_pack_horizontal[(triton.cdiv(n1, block),)](
+            frames, frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), table, row_frame, tmp, n1,
+            out_w, KMAX=kx_max, BLOCK=block)
+    n2 = presented * out_h * out_w
+    out_bf16 = out.dtype == torch.bfloat16
+    if n2:
+        _fragment_pack_vertical[(triton.cdiv(n2, block),)](
+            tmp, table, out.view(torch.int16) if out_bf16 else out, presented, out_h, out_w, repeat, total_frames,
+            *mean255, *inv_std255, KMAX=ky_max, PATCH=patch, TPATCH=tpatch, MERGE=merge, MAXR=repeat + tpatch,
+            OUT_BF16=out_bf16, BLOCK=block)
+    return out
+
+
+# Every kernel here with a signature and constexprs that compile it ahead of time (tests/ops/test_triton_aot.py
+# compiles each for sm_90 in CI, where there is no GPU).
+AOT_SPECS = {
+    "_fragment_pack_horizontal": (
+        _fragment_pack_horizontal,
+        {"src_ptr": "*u8", "s_n": "i64", "s_h": "i64", "s_w": "i64", "s_c": "i64", "table_ptr": "*i32",
+         "row_frame_ptr": "*i32", "tmp_ptr": "*u8", "total": "i32", "out_w": "i32", "KMAX": "constexpr",
+         "BLOCK": "constexpr"},
+        {"KMAX": 16, "BLOCK": 256},
+    ),
+    "_fragment_pack_vertical": (
+        _fragment_pack_vertical,
+        {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": "*i16", "presented": "i32", "out_h": "i32", "out_w": "i32",
+         "repeat": "i32", "total_frames": "i32", "m0": "fp32", "m1": "fp32", "m2": "fp32", "s0": "fp32", "s1": "fp32",
+         "s2": "fp32", "KMAX": "constexpr", "PATCH": "constexpr", "TPATCH": "constexpr", "MERGE": "constexpr",
+         "MAXR": "constexpr", "OUT_BF16": "constexpr", "BLOCK": "constexpr"},
+        {"KMAX": 16, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": True, "BLOCK": 256},
+    ),
+    "_fragment_pack_vertical_f32": (
+        _fragment_pack_vertical,
+        {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": "*fp32", "presented": "i32", "out_h": "i32", "out_w": "i32",
+         "repeat": "i32", "total_frames": "i32", "m0": "fp32", "m1": "fp32", "m2": "fp32", "s0": "fp32", "s1": "fp32",
+         "s2": "fp32", "KMAX": "constexpr", "PATCH": "constexpr", "TPATCH": "constexpr", "MERGE": "constexpr",
+         "MAXR": "constexpr", "OUT_BF16": "constexpr", "BLOCK": "constexpr"},
+        {"KMAX": 8, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": False, "BLOCK": 256},
+    ),
+}

@@ -1,0 +1,137 @@
+"""The ``sf2t`` command: ``sf2t info``, ``sf2t demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _git_sha_now() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=root, stderr=subprocess.DEVNULL).decode().strip()
+    except Exception:
+        return None
+
+
+def _decoders() -> dict[str, str]:
+    """Video decoders importable here, with their version or the reason they are not usable."""
+    out = {}
+    for name, module, dist in (("torchcodec", "torchcodec", "torchcodec"), ("pyav", "av", "av"),
+                               ("dali", "nvidia.dali", "nvidia-dali-cuda130")):
+        if importlib.util.find_spec(module.split(".")[0]) is None or (
+                "." in module and importlib.util.find_spec(module) is None):
+            out[name] = "not installed"
+            continue
+        try:
+            mod = __import__(module, fromlist=["__version__"])
+            out[name] = getattr(mod, "__version__", "installed")
+        except Exception as e:  # e.g. torchcodec without FFmpeg libraries
+            out[name] = f"installed but not usable: {str(e).splitlines()[0][:120]}"
+    return out
+
+
+def collect_info() -> dict:
+    import torch
+
+    import sf2t
+    from sf2t import _ext
+    fp = importlib.import_module("sf2t.ops.fragment_pack")
+
+    build = _ext.build_info()
+    cuda_ok = torch.cuda.is_available()
+    triton = importlib.util.find_spec("triton")
+    info = {
+        "sf2t": sf2t.__version__,
+        "git_sha": _git_sha_now() or build.get("git_sha"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "build": {k: v for k, v in build.items() if k != "sources"} or None,
+        "extension_loaded": _ext.is_loaded(),
+        "extension_error": _ext.load_error(),
+        "extension_stale": _ext.stale_reasons(),
+        "cuda_kernels_compiled": bool(build.get("with_cuda")) and _ext.is_loaded(),
+        "backends": {
+            "fragment_pack": {
+                "cpu": fp.available_backends("cpu"),
+                "cuda": fp.available_backends("cuda") if cuda_ok else [],
+                "chosen_cpu": fp.choose_backend(torch.device("cpu")),
+            }
+        },
+        "triton": __import__("triton").__version__ if triton else None,
+        "decoders": _decoders(),
+        "device": {
+            "cuda_available": cuda_ok,
+            "gpu": torch.cuda.get_device_name(0) if cuda_ok else None,
+            "cpu_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
+    return info
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = collect_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    b = info["build"] or {}
+    print(f"sf2t {info['sf2t']}  (git {info['git_sha'] or 'unknown'})")
+    print(f"python {info['python']}, torch {info['torch']} (CUDA {info['torch_cuda'] or 'none'})")
+    if b:
+        print(f"built with torch {b.get('torch')} (CUDA {b.get('torch_cuda') or 'none'}), "
+              f"CUDA kernels: {'yes' if b.get('with_cuda') else 'no'} ({b.get('cuda_reason')}), "
+              f"arch list {b.get('cuda_arch_list') or '-'}, nvcc {b.get('nvcc') or '-'}, "
+              f"git {b.get('git_sha')}, at {b.get('built_at')}")
+    else:
+        print("built: no build record (sf2t._C was never built here)")
+    if info["extension_loaded"]:
+        print("extension sf2t._C: loaded" + (f" (stale: {'; '.join(info['extension_stale'])})"
+                                              if info["extension_stale"] else ""))
+    else:
+        print(f"extension sf2t._C: NOT loaded: {info['extension_error']}")
+    print(f"CUDA kernels compiled in: {'yes' if info['cuda_kernels_compiled'] else 'no'}")
+    for op, d in info["backends"].items():
+        print(f"op {op}: cpu backends {', '.join(d['cpu'])} (auto: {d['chosen_cpu']}); "
+              f"cuda backends {', '.join(d['cuda']) if d['cuda'] else '- (no GPU here)'}")
+    print(f"triton: {info['triton'] or 'not installed'}")
+    print("decoders: " + ", ".join(f"{k} {v}" for k, v in info["decoders"].items()))
+    d = info["device"]
+    print(f"device: {d['gpu'] if d['cuda_available'] else 'cpu'} ({d['cpu_cores']} CPU cores, "
+          f"{d['torch_threads']} torch threads)")
+    return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from sf2t import demo
+
+    return demo.main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p_info = sub.add_parser("info", help="show the build, backends, decoders and device")
+    p_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub.add_parser("demo", help="make clips, build a tiny model, train on SF²T tasks, report accuracy", add_help=False)
+    if argv and argv[0] == "demo":
+        return cmd_demo(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        return cmd_info(args)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""What every task shares: the plan (which source frames to decode), the sample (what the model sees and
+must answer), skip reasons, and the seeded random generator keyed by (seed, index).
+
+A task runs in two steps so that only the needed frames are decoded:
+
+1. ``plan(info, rng) -> FramePlan``: from the video's metadata alone, pick a window and the source frames
+   (chronological, 0-based, presentation order) and the parameters that do not depend on pixels.
+2. ``build(plan, frames, rng) -> Sample``: with those frames decoded (uint8 [N, H, W, 3], row i = frame
+   ``plan.frame_ids[i]``, on any device), check solvability, pick pixel-dependent parameters (e.g. a
+   permutation whose moved frames visibly differ), and write the question, answer and ``meta``.
+
+``meta`` holds ``source``, ``source_frames`` (source indices in presented order), ``task``, ``params`` and a
+structured ``answer``: from ``meta`` alone the answer can be re-derived (``sf2t.tasks.scoring``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+__all__ = ["FramePlan", "Sample", "SkipSample", "Task", "make_rng", "uniform_window"]
+
+
+class SkipSample(Exception):
+    """This video cannot give this task a sample. ``kind``: ``too_short`` or ``static``; ``reason`` says why."""
+
+    def __init__(self, path: str, kind: str, reason: str):
+        self.path = str(path)
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class FramePlan:
+    """Which source frames a sample needs, decided from metadata only."""
+
+    task: str
+    source: str  # video path
+    frame_ids: list[int]  # source frames to decode, chronological, 0-based presentation order
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sample:
+    """One task sample: what the model is shown and asked, and the answer.
+
+    ``src_index[i]`` is the row of the decoded frames (``plan.frame_ids`` order) shown as presented frame i;
+    ``boxes`` are per presented frame crop boxes (x0, y0, x1, y1) in source pixels, or None for whole frames.
+    """
+
+    task: str
+    question: str
+    answer: str  # canonical answer text
+    src_index: list[int]
+    meta: dict[str, Any]
+    boxes: list[tuple[int, int, int, int]] | None = None
+
+    @property
+    def num_presented(self) -> int:
+        return len(self.src_index)
+
+    def src_index_tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.tensor(self.src_index, dtype=torch.int64, device=device)
+
+    def boxes_tensor(self, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        return None if self.boxes is None else torch.tensor(self.boxes, dtype=torch.int64, device=device)
+
+
+class Task(Protocol):
+    """The interface every task module implements (see the module docstring)."""
+
+    name: str
+
+    def min_frames(self) -> int: ...  # shortest video (in frames) this task can use
+
+    def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan: ...
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample: ...
+
+    def chance(self) -> float: ...  # exact accuracy of a uniform random guess over the possible answers
+
+
+def make_rng(seed: int, index: int, salt: str = "") -> random.Random:
+    """The planner's generator for sample ``index`` of a run seeded ``seed``.
+
+    Seeded from a string (hashed with SHA-512 by ``random``), so it is the same in every process and Python
+    run, independent of ``PYTHONHASHSEED``, and streams for different (seed, index) pairs do not overlap.
+    """
+    return random.Random(f"sf2t:{salt}:{int(seed)}:{int(index)}")
+
+
+def uniform_window(
+    source: str, num_frames: int, count: int, rng: random.Random, *, stride_min: int, stride_max: int
+) -> tuple[list[int], int]:
+    """``count`` frames at a uniform stride (drawn from [stride_min, stride_max], shrunk to fit) inside a
+    random window of a ``num_frames``-frame video. Returns (frame ids, stride)."""
+    if num_frames < count:
+        raise SkipSample(source, "too_short", f"too short: {num_frames} frames, the task needs at least {count}")
+    hi = max(1, min(stride_max, (num_frames - 1) // max(1, count - 1)))
+    lo = max(1, min(stride_min, hi))
+    stride = rng.randint(lo, hi)
+    span = (count - 1) * stride + 1
+    start = rng.randint(0, num_frames - span)
+    return [start + i * stride for i in range(count)], stride

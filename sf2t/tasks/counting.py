@@ -1,0 +1,71 @@
+"""``counting`` (TASKS.md): F ~ U[count_min, count_max] frames at a uniform stride in a random window;
+the answer is ``"{F}"``. Order does not matter, so no motion guard is needed (``guard=True`` adds one)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from sf2t.tasks import templates
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, uniform_window
+from sf2t.tasks.guard import TAU_MOTION, passes_motion
+
+__all__ = ["CountingConfig", "CountingTask"]
+
+
+@dataclass
+class CountingConfig:
+    count_min: int = field(default=2, metadata={"help": "fewest presented frames F (TASKS.md: 2)"})
+    count_max: int = field(default=16, metadata={"help": "most presented frames F (TASKS.md: 16)"})
+    stride_min: int = field(default=1, metadata={"help": "smallest stride between presented source frames"})
+    stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
+    guard: bool = field(default=False, metadata={"help": "also require visible motion between frames"})
+    tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})
+
+
+class CountingTask:
+    name = "counting"
+
+    def __init__(self, cfg: CountingConfig | None = None):
+        self.cfg = cfg or CountingConfig()
+        if not 1 <= self.cfg.count_min <= self.cfg.count_max:
+            raise ValueError(f"counting: need 1 <= count_min <= count_max, got {self.cfg.count_min}, {self.cfg.count_max}")
+
+    def min_frames(self) -> int:
+        return self.cfg.count_min
+
+    def chance(self) -> float:
+        return 1.0 / (self.cfg.count_max - self.cfg.count_min + 1)
+
+    def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
+        c = self.cfg
+        if num_frames < c.count_min:
+            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, counting needs {c.count_min}")
+        count = rng.randint(c.count_min, min(c.count_max, num_frames))
+        ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
+        return FramePlan(self.name, source, ids, {"num_frames": count, "stride": stride})
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample:
+        c = self.cfg
+        if c.guard:
+            ok, m = passes_motion(frames, c.tau_motion)
+            if not ok:
+                raise SkipSample(plan.source, "static", f"no visible motion (min MAD {m:.2f} < tau {c.tau_motion})")
+        count = len(plan.frame_ids)
+        q, k = templates.question(self.name, rng)
+        meta = {
+            "source": plan.source,
+            "source_frames": list(plan.frame_ids),
+            "task": self.name,
+            "params": {
+                "num_frames": count,
+                "stride": plan.params["stride"],
+                "window": [plan.frame_ids[0], plan.frame_ids[-1] + 1],
+                "count_range": [c.count_min, c.count_max],
+                "paraphrase": k,
+            },
+            "answer": {"count": count},
+        }
+        return Sample(self.name, q, templates.counting_answer(count), list(range(count)), meta)

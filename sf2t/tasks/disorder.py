@@ -1,0 +1,131 @@
+"""``disorder`` (TASKS.md): F ~ U[count_min, count_max] frames at a uniform stride; with p = p_shuffle they
+are presented under a non-identity permutation whose moved frames visibly differ from the frames they
+replace. Answer ``"Yes."`` (in order) or ``"No."``.
+
+Solvability: consecutive chronological frames must differ (thumbnail MAD >= tau_motion), else the window
+is rejected (``SkipSample(kind="static")``; the data builder resamples and counts videos that never pass).
+
+``perm`` (which shuffles are drawn):
+
+- ``any``: any non-identity permutation (TASKS.md).
+- ``no_reverse``: any but the full reversal. A reversed clip of reversible motion (a sprite gliding) looks
+  like a forward clip of the opposite motion, so reversal is unanswerable from pixels.
+- ``strong``: no two chronologically adjacent frames are shown next to each other (|p[i+1] - p[i]| != 1),
+  so every step of the presented clip is a jump: the easiest shuffles to detect.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from sf2t.tasks import templates
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, uniform_window
+from sf2t.tasks.guard import TAU_MOTION, pairwise_mad
+
+__all__ = ["DisorderConfig", "DisorderTask", "PERM_MODES", "allowed_permutations"]
+
+PERM_MODES = ("any", "no_reverse", "strong")
+
+
+@dataclass
+class DisorderConfig:
+    count_min: int = field(default=4, metadata={"help": "fewest presented frames F (TASKS.md: 4)"})
+    count_max: int = field(default=8, metadata={"help": "most presented frames F (TASKS.md: 8)"})
+    stride_min: int = field(default=1, metadata={"help": "smallest stride between chronological source frames"})
+    stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
+    p_shuffle: float = field(default=0.5, metadata={"help": "probability that a sample is shuffled (answer No)"})
+    perm: str = field(default="any", metadata={"help": f"which shuffles are drawn: one of {PERM_MODES}"})
+    tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})
+
+
+@lru_cache(maxsize=64)
+def allowed_permutations(count: int, mode: str) -> tuple[tuple[int, ...], ...]:
+    """All non-identity permutations of ``range(count)`` allowed by ``mode`` (count <= 8: at most 40,320)."""
+    if mode not in PERM_MODES:
+        raise ValueError(f"disorder perm mode must be one of {PERM_MODES}, got {mode!r}")
+    ident = tuple(range(count))
+    rev = ident[::-1]
+    out = []
+    for p in itertools.permutations(ident):
+        if p == ident or (mode != "any" and p == rev):
+            continue
+        if mode == "strong" and any(abs(p[i + 1] - p[i]) == 1 for i in range(count - 1)):
+            continue
+        out.append(p)
+    return tuple(out)
+
+
+class DisorderTask:
+    name = "disorder"
+
+    def __init__(self, cfg: DisorderConfig | None = None):
+        self.cfg = cfg or DisorderConfig()
+        c = self.cfg
+        if not 2 <= c.count_min <= c.count_max:
+            raise ValueError(f"disorder: need 2 <= count_min <= count_max, got {c.count_min}, {c.count_max}")
+        if not 0.0 <= c.p_shuffle <= 1.0:
+            raise ValueError(f"disorder: p_shuffle must be in [0, 1], got {c.p_shuffle}")
+        if c.perm not in PERM_MODES:
+            raise ValueError(f"disorder: perm must be one of {PERM_MODES}, got {c.perm!r}")
+        if c.perm == "strong" and c.count_min < 4:
+            raise ValueError("disorder: perm='strong' needs count_min >= 4 (no such permutation of 2 or 3 frames)")
+        if c.perm == "no_reverse" and c.count_min < 3:
+            raise ValueError("disorder: perm='no_reverse' needs count_min >= 3 (the only shuffle of 2 is reversal)")
+
+    def min_frames(self) -> int:
+        return self.cfg.count_min
+
+    def chance(self) -> float:
+        return 0.5
+
+    def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
+        c = self.cfg
+        if num_frames < c.count_min:
+            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, disorder needs {c.count_min}")
+        count = rng.randint(c.count_min, min(c.count_max, num_frames))
+        ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
+        return FramePlan(self.name, source, ids, {"num_frames": count, "stride": stride})
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample:
+        c = self.cfg
+        count = len(plan.frame_ids)
+        mad = pairwise_mad(frames).cpu()  # [F, F]; a small host copy: the permutation is drawn on the CPU
+        steps = torch.diagonal(mad, offset=1)
+        if count > 1 and float(steps.min()) < c.tau_motion:
+            raise SkipSample(
+                plan.source, "static", f"no visible motion in window (min MAD {float(steps.min()):.2f} < tau {c.tau_motion})"
+            )
+        shuffled = rng.random() < c.p_shuffle
+        perm: tuple[int, ...] = tuple(range(count))
+        if shuffled:
+            # Moved frames must differ from the frames whose places they take; redraw until they do.
+            candidates = allowed_permutations(count, c.perm)
+            for _ in range(64):
+                p = candidates[rng.randrange(len(candidates))]
+                if all(float(mad[p[i], i]) >= c.tau_motion for i in range(count) if p[i] != i):
+                    perm = p
+                    break
+            else:
+                raise SkipSample(plan.source, "static", "no shuffle whose moved frames visibly differ")
+        q, k = templates.question(self.name, rng)
+        in_order = not shuffled
+        meta = {
+            "source": plan.source,
+            "source_frames": [plan.frame_ids[i] for i in perm],
+            "task": self.name,
+            "params": {
+                "num_frames": count,
+                "stride": plan.params["stride"],
+                "window": [plan.frame_ids[0], plan.frame_ids[-1] + 1],
+                "permutation": list(perm),
+                "perm_mode": c.perm,
+                "paraphrase": k,
+            },
+            "answer": {"in_order": in_order},
+        }
+        return Sample(self.name, q, templates.disorder_answer(in_order), list(perm), meta)

@@ -1,0 +1,200 @@
+"""Training configuration: one dataclass with help text per field, loadable from YAML, overridable with
+``key=value`` strings (``disorder.perm=strong``, ``tasks=[counting,disorder]``)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sf2t.tasks.counting import CountingConfig
+from sf2t.tasks.disorder import DisorderConfig
+
+__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help"]
+
+
+def _f(default, help: str, **kw):
+    if isinstance(default, (list, dict, tuple)) or dataclasses.is_dataclass(default):
+        value = default
+        return field(default_factory=lambda: _copy(value), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+def _copy(v):
+    if dataclasses.is_dataclass(v):
+        return dataclasses.replace(v)
+    return type(v)(v) if not isinstance(v, dict) else dict(v)
+
+
+@dataclass
+class TrainConfig:
+    # -- what
+    model: str = _f("", "path of a local Hugging Face Qwen2-VL checkpoint directory")
+    videos: list = _f([], "training videos (paths)")
+    eval_videos: list = _f([], "held-out videos for evaluation (paths; disjoint from videos)")
+    tasks: list = _f(["counting", "disorder"], "tasks to train on (TASKS.md names)")
+    task_weights: list = _f([], "sampling weight per task (same order as tasks); empty: equal")
+    counting: CountingConfig = _f(CountingConfig(), "counting task parameters")
+    disorder: DisorderConfig = _f(DisorderConfig(), "disorder task parameters")
+    curriculum_steps: int = _f(0, "first N optimizer steps train only on curriculum_tasks (0: no curriculum)")
+    curriculum_tasks: list = _f(["counting"], "tasks trained during the curriculum phase")
+    # -- how long, how fast
+    steps: int = _f(1000, "optimizer steps")
+    batch_size: int = _f(8, "samples per micro-batch")
+    grad_accum: int = _f(1, "micro-batches per optimizer step")
+    lr: float = _f(1e-3, "peak learning rate")
+    schedule: str = _f("cosine", "learning-rate schedule after warmup: cosine, linear or constant")
+    warmup_steps: int = _f(100, "linear warmup steps")
+    min_lr_ratio: float = _f(0.1, "final learning rate as a fraction of lr (cosine, linear)")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    betas: list = _f([0.9, 0.95], "AdamW betas")
+    grad_clip: float = _f(1.0, "clip the global gradient norm to this (0: off)")
+    # -- which weights
+    lora: bool = _f(True, "train LoRA adapters (peft) on the LLM and the vision tower; the base stays frozen")
+    lora_rank: int = _f(16, "LoRA rank r")
+    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = _f(0.0, "LoRA dropout")
+    lora_vision: bool = _f(True, "adapt the vision tower (fused qkv, proj, fc1, fc2)")
+    lora_llm: bool = _f(True, "adapt the LLM (q/k/v/o, gate/up/down)")
+    full_finetune: bool = _f(False, "train every weight instead (tiny models trained from scratch); needs lora=false")
+    # -- input
+    frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28")
+    frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
+    decoder: str = _f("auto", "video decoder: auto, torchcodec or pyav")
+    clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
+    max_resample: int = _f(8, "windows tried per sample before a video is reported static")
+    # -- evaluation
+    eval_samples: int = _f(64, "held-out samples per task")
+    eval_every: int = _f(0, "evaluate every N steps during training (0: only at the end)")
+    max_new_tokens: int = _f(4, "tokens generated per evaluation answer (greedy)")
+    # -- run
+    seed: int = _f(0, "seed of sampling, planning and initialisation")
+    out_dir: str = _f("out/train", "where the adapter or weights, logs and reports go")
+    threads: int = _f(0, "torch intra-op threads (0: leave as is)")
+    device: str = _f("cpu", "torch device")
+    log_every: int = _f(50, "log loss every N steps")
+    progress: bool = _f(True, "show a tqdm progress bar")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        if self.lora and self.full_finetune:
+            raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
+        if self.steps < 0 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("TrainConfig: steps >= 0, batch_size >= 1 and grad_accum >= 1 are required")
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"TrainConfig.schedule must be cosine, linear or constant, got {self.schedule!r}")
+        if len(self.frame_size) != 2 or any(int(s) % 28 or int(s) <= 0 for s in self.frame_size):
+            raise ValueError(f"TrainConfig.frame_size must be (h, w), positive multiples of 28, got {self.frame_size}")
+        if self.task_weights and len(self.task_weights) != len(self.tasks):
+            raise ValueError("TrainConfig.task_weights must have one weight per task")
+        unknown = set(self.tasks) - {"counting", "disorder"}
+        if unknown:
+            raise ValueError(f"TrainConfig.tasks: unknown task(s) {sorted(unknown)}")
+
+    def task_config(self, name: str):
+        return getattr(self, name)
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _convert(value: Any, typ: Any, default: Any) -> Any:
+    """Turn a YAML/CLI value into the field's type (strings from the CLI are parsed as YAML)."""
+    if isinstance(value, str) and not (typ is str or isinstance(default, str)):
+        import yaml
+
+        value = yaml.safe_load(value)
+    if dataclasses.is_dataclass(default):
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a mapping for {type(default).__name__}, got {value!r}")
+        return _from_dict(type(default), value, base=default)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true/false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, list):
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    return value
+
+
+def _from_dict(cls, data: dict, base=None):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    base = base if base is not None else cls()
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ValueError(f"{cls.__name__} has no field {key!r}; fields: {sorted(fields)}")
+        kwargs[key] = _convert(value, fields[key].type, getattr(base, key))
+    return dataclasses.replace(base, **kwargs)
+
+
+def apply_overrides(cfg, overrides: Sequence[str]):
+    """Return a copy of ``cfg`` with ``key=value`` overrides applied together (dotted keys reach nested
+    configs); validation runs once on the result, so ``lora=false full_finetune=true`` works in any order."""
+    data: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return _merge(cfg, data) if data else cfg
+
+
+def _merge(cfg, data: dict, _validate: bool = True):
+    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in data.items():
+        if key not in fields:
+            raise ValueError(f"{type(cfg).__name__} has no field {key!r}; fields: {sorted(fields)}")
+        cur = getattr(cfg, key)
+        if dataclasses.is_dataclass(cur) and isinstance(value, dict):
+            kwargs[key] = _merge(cur, value)
+        else:
+            kwargs[key] = _convert(value, fields[key].type, cur)
+    # Build without __post_init__ checks, then validate the whole result once.
+    out = copy.copy(cfg)
+    for k, v in kwargs.items():
+        setattr(out, k, v)
+    if _validate and hasattr(out, "validate"):
+        out.validate()
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (), cls=TrainConfig):
+    """A config from a YAML (or JSON) file, then ``key=value`` overrides."""
+    cfg = cls()
+    if path:
+        import yaml
+
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+        cfg = _merge(cfg, data)
+    return apply_overrides(cfg, overrides)
+
+
+def config_help(cls=TrainConfig, prefix: str = "") -> str:
+    """One line per field: name, default, help (nested configs flattened with dotted names)."""
+    lines = []
+    inst = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(inst, f.name)
+        if dataclasses.is_dataclass(value):
+            lines.append(config_help(type(value), prefix + f.name + "."))
+        else:
+            lines.append(f"  {prefix + f.name:<24} {json.dumps(value):<22} {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+

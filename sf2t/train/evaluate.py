@@ -1,0 +1,72 @@
+"""Held-out exact accuracy per task: greedy generation of a few tokens, parsed and scored from ``meta``.
+
+The evaluation set is built once (``build_eval_set``) so "before" and "after" see the very same samples.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+
+from sf2t.tasks.scoring import partial_score, score
+
+__all__ = ["build_eval_set", "evaluate", "generate_answer"]
+
+_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
+
+
+def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> list[dict[str, Any]]:
+    """``per_task`` prompt-only samples (generation prompt, no answer) per task from ``factory``."""
+    out = []
+    for t_i, name in enumerate(tasks):
+        for i in range(per_task):
+            out.append(factory.sample(t_i * 1_000_000 + i, task=name, with_answer=False))
+    return out
+
+
+@torch.no_grad()
+def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, device="cpu") -> str:
+    """Greedy answer text for one prompt sample (batch of one: no padding to get wrong)."""
+    inputs = {k: sample[k].to(device) for k in _KEYS}
+    for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
+        inputs[k] = inputs[k].unsqueeze(0)
+    out = model.generate(
+        **inputs,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    new = out[0, inputs["input_ids"].shape[1] :]
+    return tokenizer.decode(new, skip_special_tokens=True)
+
+
+def evaluate(model, tokenizer, eval_set: list[dict], *, max_new_tokens: int = 4, device="cpu",
+             chance: dict[str, float] | None = None, keep_answers: int = 3) -> dict[str, Any]:
+    """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, chance, examples}}`` plus ``seconds``."""
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    per: dict[str, dict[str, Any]] = {}
+    for s in eval_set:
+        text = generate_answer(model, tokenizer, s, max_new_tokens=max_new_tokens, device=device)
+        r = per.setdefault(s["task"], {"n": 0, "correct": 0.0, "partial": 0.0, "examples": []})
+        r["n"] += 1
+        r["correct"] += score(s["task"], text, s["meta"])
+        r["partial"] += partial_score(s["task"], text, s["meta"])
+        if len(r["examples"]) < keep_answers:
+            r["examples"].append({"answer": text, "truth": s["answer"]})
+    if was_training:
+        model.train()
+    out: dict[str, Any] = {}
+    for task, r in per.items():
+        out[task] = {
+            "n": r["n"],
+            "accuracy": r["correct"] / r["n"],
+            "partial": r["partial"] / r["n"],
+            "chance": (chance or {}).get(task),
+            "examples": r["examples"],
+        }
+    out["seconds"] = time.perf_counter() - t0
+    return out

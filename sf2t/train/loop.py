@@ -1,0 +1,260 @@
+"""The training loop, nanoGPT style: read it top to bottom.
+
+setup (model, LoRA or full fine-tuning, data) -> for each step: lr from the schedule, grad_accum micro-batches
+(forward, loss on the answer tokens only, backward), clip, AdamW step -> save the adapter or the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from sf2t.models.qwen2_vl import IGNORE_INDEX
+from sf2t.train.config import TrainConfig, config_to_dict
+
+__all__ = ["lr_at", "setup_model", "make_factories", "train", "save_trained", "load_trained", "TrainResult"]
+
+_MODEL_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at optimizer step ``step`` (0-based): linear warmup, then cosine/linear decay or constant."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "linear":
+        return floor + (cfg.lr - floor) * (1.0 - progress)
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
+    """Load the checkpoint (unless given) and make the right weights trainable.
+
+    LoRA (``cfg.lora``): peft adapters on the LLM's projections and the vision tower's blocks (fused ``qkv``
+    included), from ``sf2t.models.qwen2_vl.lora_target_modules``. Full fine-tuning: every weight.
+    Returns (model, tokenizer).
+    """
+    from sf2t.models import load_model_and_tokenizer, lora_target_modules
+
+    if model is None or tokenizer is None:
+        model, tokenizer = load_model_and_tokenizer(cfg.model)
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn here
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = lora_target_modules(model, vision=cfg.lora_vision, llm=cfg.lora_llm)
+        lcfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=targets, bias="none")
+        model = get_peft_model(model, lcfg)
+    elif cfg.full_finetune:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        raise ValueError("TrainConfig: set lora=true or full_finetune=true (nothing would be trained)")
+    model.to(cfg.device)
+    model.train()
+    return model, tokenizer
+
+
+def make_factories(cfg: TrainConfig, tokenizer):
+    """(train factory, eval factory) over ``cfg.videos`` / ``cfg.eval_videos`` with the config's tasks."""
+    from sf2t.tasks import make_task
+    from sf2t.train.data import FrameStore, SampleFactory, VideoPool
+
+    tasks = {name: make_task(name, cfg.task_config(name)) for name in cfg.tasks}
+    min_frames = min(t.min_frames() for t in tasks.values())
+    store = FrameStore(cache_mb=cfg.clip_cache_mb, decoder=cfg.decoder, device=cfg.device)
+    common = dict(frame_size=cfg.frame_size, frame_repeat=cfg.frame_repeat, store=store,
+                  max_resample=cfg.max_resample)
+    train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
+    train_f = SampleFactory(train_pool, tasks, tokenizer, seed=cfg.seed, salt="train",
+                            weights=cfg.task_weights or None, **common)
+    eval_f = None
+    if cfg.eval_videos:
+        eval_pool = VideoPool.from_paths(cfg.eval_videos, min_frames=min_frames, decoder=cfg.decoder)
+        eval_f = SampleFactory(eval_pool, tasks, tokenizer, seed=cfg.seed, salt="eval", **common)
+    return train_f, eval_f
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross-entropy on the supervised (answer) tokens.
+
+    logits [B, T, V], labels [B, T] (-100 = not supervised). Returns (mean loss over all supervised tokens of
+    the batch, as the HF models compute it; per-sample mean loss [B], detached).
+    """
+    logits = logits[:, :-1].float()  # [B, T-1, V]: position t predicts token t+1
+    target = labels[:, 1:]  # [B, T-1]
+    tok = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")  # [B, T-1]
+    mask = (target != IGNORE_INDEX).float()
+    n = mask.sum(dim=1).clamp_min(1.0)  # [B]
+    return tok.sum() / mask.sum().clamp_min(1.0), (tok.detach() * mask).sum(dim=1) / n
+
+
+class TrainResult(dict):
+    """What ``train`` returns: losses, timings, where things were saved (a dict, JSON-serialisable)."""
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    model=None,
+    tokenizer=None,
+    factory=None,
+    eval_fn: Callable[[Any, int], dict] | None = None,
+    log: Callable[[str], None] = print,
+    save: bool = True,
+) -> TrainResult:
+    """Train for ``cfg.steps`` optimizer steps; returns a ``TrainResult`` (and saves to ``cfg.out_dir``)."""
+    from tqdm.auto import tqdm
+
+    from sf2t.train.data import batches
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model, tokenizer = setup_model(cfg, model, tokenizer)
+    if factory is None:
+        factory, _ = make_factories(cfg, tokenizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_train = sum(p.numel() for p in params)
+    n_total = sum(p.numel() for p in model.parameters())
+    log(f"training {n_train:,} of {n_total:,} parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
+        f"{cfg.steps} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr:g} {cfg.schedule}")
+    # Weight decay only on matrices (nanoGPT): norms and biases are left alone.
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=tuple(cfg.betas),
+    )
+
+    def tasks_for_step(micro_step: int):
+        if cfg.curriculum_steps and micro_step // cfg.grad_accum < cfg.curriculum_steps:
+            return list(cfg.curriculum_tasks)
+        return None
+
+    data = batches(factory, cfg.batch_size, tasks_for_step=tasks_for_step)
+    losses: list[float] = []
+    task_loss: dict[str, list[float]] = {}
+    evals: list[dict] = []
+    t_start = time.perf_counter()
+    t_data = 0.0
+    n_tokens = 0
+    bar = tqdm(range(cfg.steps), desc="train", disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    for step in bar:
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        step_loss = 0.0
+        for _ in range(cfg.grad_accum):
+            t0 = time.perf_counter()
+            batch = next(data)
+            t_data += time.perf_counter() - t0
+            inputs = {k: batch[k].to(cfg.device) for k in _MODEL_KEYS}
+            labels = batch["labels"].to(cfg.device)  # [B, T]
+            logits = model(**inputs).logits  # [B, T, V]
+            loss, per = per_sample_loss(logits, labels)
+            (loss / cfg.grad_accum).backward()
+            step_loss += loss.item() / cfg.grad_accum
+            n_tokens += int(batch["attention_mask"].sum())
+            for name, value in zip(batch["tasks"], per.tolist()):
+                task_loss.setdefault(name, []).append(value)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(step_loss)
+        if step % 10 == 0 or step == cfg.steps - 1:
+            recent = losses[-50:]
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", lr=f"{lr:.2g}")
+        if cfg.log_every and (step + 1) % cfg.log_every == 0 and not cfg.progress:
+            recent = losses[-cfg.log_every:]
+            log(f"step {step + 1:>6}  loss {sum(recent) / len(recent):.4f}  lr {lr:.3g}")
+        if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            evals.append({"step": step + 1, **eval_fn(model, step + 1)})
+    bar.close()
+    seconds = time.perf_counter() - t_start
+
+    result = TrainResult(
+        steps=cfg.steps,
+        seconds=seconds,
+        data_seconds=t_data,
+        samples=cfg.steps * cfg.batch_size * cfg.grad_accum,
+        tokens_per_second=n_tokens / seconds if seconds else 0.0,
+        trainable_parameters=n_train,
+        total_parameters=n_total,
+        losses=losses,
+        task_losses={k: _curve(v) for k, v in task_loss.items()},
+        loss_curve=_curve(losses),
+        evals=evals,
+        skipped=[s.to_dict() for s in factory.pool.skipped],
+    )
+    if save:
+        result["saved"] = str(save_trained(model, tokenizer, cfg))
+    result["model"] = model
+    return result
+
+
+def _curve(values: list[float], points: int = 10) -> list[dict]:
+    """A short loss curve: mean loss over ``points`` equal chunks of the run."""
+    if not values:
+        return []
+    n = len(values)
+    out = []
+    for i in range(points):
+        lo, hi = i * n // points, max(i * n // points + 1, (i + 1) * n // points)
+        chunk = values[lo:hi]
+        if chunk:
+            out.append({"upto": hi, "loss": sum(chunk) / len(chunk)})
+    return out
+
+
+def save_trained(model, tokenizer, cfg: TrainConfig) -> Path:
+    """LoRA: ``out_dir/adapter`` (``PeftModel.save_pretrained``; load with ``PeftModel.from_pretrained(base, dir)``).
+    Full fine-tuning: ``out_dir/model`` (``save_pretrained`` + tokenizer; loads like any checkpoint)."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.lora:
+        path = out / "adapter"
+        model.save_pretrained(path)
+    else:
+        path = out / "model"
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        _copy_processor_files(cfg.model, path)
+    with open(out / "train_config.json", "w") as fh:
+        json.dump(config_to_dict(cfg), fh, indent=1)
+    return path
+
+
+def _copy_processor_files(src: str, dst: Path) -> None:
+    """Carry the processor configs over, so the fine-tuned checkpoint loads like the base one."""
+    import shutil
+
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json",
+                 "chat_template.json", "chat_template.jinja"):
+        if src and os.path.isfile(os.path.join(src, name)) and not (dst / name).exists():
+            shutil.copy(os.path.join(src, name), dst / name)
+
+
+def load_trained(base: str, trained: str | os.PathLike):
+    """(model, tokenizer) of a saved run: a LoRA adapter dir on ``base``, or a full checkpoint dir."""
+    from sf2t.models import load_model_and_tokenizer
+
+    trained = Path(trained)
+    if (trained / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model, tokenizer = load_model_and_tokenizer(base)
+        return PeftModel.from_pretrained(model, trained), tokenizer
+    return load_model_and_tokenizer(trained)

@@ -1,0 +1,29 @@
+"""Shared test setup: thread counts, the GPU marker, and the require-CUDA switch.
+
+GPU tests are marked ``@pytest.mark.gpu``: on a machine without CUDA they skip, unless
+``SF2T_REQUIRE_CUDA=1`` is set, in which case they fail (a skipped GPU test is not a passed one).
+"""
+
+import os
+
+import pytest
+import torch
+
+# 2-core CI machines: one process, at most 2 intra-op threads (two processes x 2 threads went ~20x slower).
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REQUIRE_CUDA = os.environ.get("SF2T_REQUIRE_CUDA", "") in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if "gpu" in item.keywords and not REQUIRE_CUDA:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device (set SF2T_REQUIRE_CUDA=1 to fail instead)"))
+
+
+@pytest.fixture(autouse=True)
+def _fail_gpu_tests_without_cuda(request):
+    if REQUIRE_CUDA and "gpu" in request.keywords and not torch.cuda.is_available():
+        pytest.fail("SF2T_REQUIRE_CUDA=1 but torch.cuda.is_available() is False")

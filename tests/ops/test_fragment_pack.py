@@ -1,0 +1,269 @@
+"""fragment_pack: every backend against the reference, the reference against transformers' processor,
+opcheck, and bad input."""
+
+import pytest
+import torch
+
+from sf2t import _ext
+from sf2t.ops import fragment_pack, qwen2_vl_target_size
+from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD, _fragment_pack_reference
+
+needs_ext = pytest.mark.skipif(not _ext.is_loaded(), reason=f"sf2t._C not built: {_ext.load_error()}")
+
+# Compiled kernels reproduce torch's uint8 resize bit for bit, so after normalization the only
+# difference is float32 rounding of (x - mean) / std vs (x - mean) * (1 / std): a few ulps of values
+# in about [-2, 2.2].
+ATOL_F32 = 2e-6
+
+
+def random_plan(gen, n, h, w, f):
+    src = torch.randint(0, n, (f,), generator=gen)
+    x0 = torch.randint(0, w, (f,), generator=gen)
+    y0 = torch.randint(0, h, (f,), generator=gen)
+    x1 = x0 + 1 + (torch.rand(f, generator=gen) * (w - x0)).long().clamp(max=w - x0 - 1)
+    y1 = y0 + 1 + (torch.rand(f, generator=gen) * (h - y0)).long().clamp(max=h - y0 - 1)
+    return src, torch.stack([x0, y0, x1, y1], 1)
+
+
+# (N, H, W, out_h, out_w, F): odd, prime, 1-pixel, upscaling, downscaling, one presented frame.
+SHAPES = [
+    (4, 37, 53, 28, 56, 5),
+    (3, 240, 320, 112, 140, 7),
+    (2, 13, 7, 56, 28, 3),
+    (1, 1, 1, 28, 28, 1),
+    (5, 97, 131, 84, 28, 4),
+    (2, 360, 640, 252, 448, 2),
+]
+
+
+@needs_ext
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("seed", range(3))
+def test_cpp_matches_reference(shape, seed):
+    n, h, w, oh, ow, f = shape
+    gen = torch.Generator().manual_seed(seed)
+    frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, n, h, w, f)
+    ref, grid_ref = fragment_pack(frames, src, boxes, (oh, ow), backend="reference")
+    out, grid = fragment_pack(frames, src, boxes, (oh, ow), backend="cpp")
+    assert torch.equal(grid, grid_ref)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+
+
+@needs_ext
+@pytest.mark.parametrize("repeat,tp", [(1, 2), (2, 2), (3, 2), (1, 1), (2, 3)])
+def test_cpp_repeat_and_temporal_padding(repeat, tp):
+    gen = torch.Generator().manual_seed(7)
+    frames = torch.randint(0, 256, (3, 30, 45, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, 3, 30, 45, 3)
+    kw = dict(frame_repeat=repeat, temporal_patch_size=tp)
+    ref, g1 = fragment_pack(frames, src, boxes, (28, 56), backend="reference", **kw)
+    out, g2 = fragment_pack(frames, src, boxes, (28, 56), backend="cpp", **kw)
+    assert torch.equal(g1, g2) and g1[0, 0].item() == -(-3 * repeat // tp)
+    torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+
+
+@needs_ext
+def test_cpp_strided_frames():
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randint(0, 256, (6, 3, 50, 80), dtype=torch.uint8, generator=gen)
+    frames = base.permute(0, 2, 3, 1)[::2, :, 1:]  # channels-first storage, every other frame, offset column
+    assert not frames.is_contiguous()
+    src, boxes = random_plan(gen, frames.shape[0], frames.shape[1], frames.shape[2], 4)
+    ref, _ = fragment_pack(frames.contiguous(), src, boxes, (56, 56), backend="reference")
+    out, _ = fragment_pack(frames, src, boxes, (56, 56), backend="cpp")
+    torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+
+
+@needs_ext
+def test_cpp_bfloat16_is_rounded_float32():
+    gen = torch.Generator().manual_seed(5)
+    frames = torch.randint(0, 256, (3, 61, 47, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, 3, 61, 47, 4)
+    ref, _ = fragment_pack(frames, src, boxes, (56, 28), backend="reference")
+    out, _ = fragment_pack(frames, src, boxes, (56, 28), backend="cpp", dtype=torch.bfloat16)
+    assert out.dtype == torch.bfloat16
+    # STYLE.md rule: the kernel's bf16 error vs an fp64 truth is at most ~2x PyTorch's own bf16 cast error.
+    truth = ref.double()
+    err_kernel = (out.double() - truth).abs().max()
+    err_torch = (ref.bfloat16().double() - truth).abs().max()
+    assert err_kernel <= 2 * err_torch + 1e-12
+
+
+@needs_ext
+def test_empty_plan():
+    frames = torch.zeros(2, 10, 10, 3, dtype=torch.uint8)
+    src = torch.zeros(0, dtype=torch.int64)
+    for backend in ("reference", "cpp"):
+        out, grid = fragment_pack(frames, src, None, (28, 28), backend=backend)
+        assert out.shape == (0, 3 * 2 * 14 * 14)
+        assert grid.tolist() == [[0, 2, 2]]
+
+
+def test_whole_frame_default_and_grid():
+    gen = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (4, 56, 84, 3), dtype=torch.uint8, generator=gen)
+    src = torch.tensor([3, 0, 2])
+    out, grid = fragment_pack(frames, src, None, (56, 84))
+    assert grid.tolist() == [[3, 4, 6]]  # 3 presented frames x repeat 2 = 3 temporal groups
+    assert out.shape == (3 * 4 * 6, 1176)
+    # Identity resize: each patch row holds the normalized pixels of the right frame.
+    x = (frames.float() / 255 - torch.tensor(QWEN2_VL_MEAN)) / torch.tensor(QWEN2_VL_STD)  # [N, H, W, C]
+    # First row of output: temporal group 0 (= frame 3 twice), top-left patch, channel 0, patch row 0.
+    torch.testing.assert_close(out[0, :14], x[3, 0, :14, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[0, 196:210], x[3, 0, :14, 0], atol=1e-5, rtol=0)  # the repeat
+
+
+def test_reference_matches_transformers_processor():
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torchvision")
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    gen = torch.Generator().manual_seed(11)
+    # Smooth content (not pure noise) so this is like real frames; 8 frames of 120x160.
+    base = torch.rand(8, 3, 12, 16, generator=gen)
+    frames = (torch.nn.functional.interpolate(base, size=(120, 160), mode="bilinear") * 255).round().to(torch.uint8)
+    frames = frames.permute(0, 2, 3, 1).contiguous()
+    oh, ow = qwen2_vl_target_size(120, 160, min_pixels=56 * 56, max_pixels=112 * 140)
+    proc = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=112 * 140, size={"shortest_edge": 56 * 56,
+                                                                                  "longest_edge": 112 * 140})
+    hf = proc(videos=[frames.permute(0, 3, 1, 2)], return_tensors="pt", do_sample_frames=False,
+              cap_pixels_per_frame=False)
+    assert hf["video_grid_thw"].tolist() == [[4, oh // 14, ow // 14]], transformers.__version__
+    ours, grid = fragment_pack(frames, torch.arange(8), None, (oh, ow), frame_repeat=1, backend="reference")
+    assert grid.tolist() == hf["video_grid_thw"].tolist()
+    diff = (ours - hf["pixel_values_videos"]).abs()
+    assert diff.max() <= 2 / 255 / min(QWEN2_VL_STD) and diff.mean() <= 1e-3
+
+
+@needs_ext
+def test_opcheck():
+    gen = torch.Generator().manual_seed(2)
+    frames = torch.randint(0, 256, (3, 33, 41, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, 3, 33, 41, 3)
+    args = (frames, src, boxes, 28, 56, list(QWEN2_VL_MEAN), list(QWEN2_VL_STD), 14, 2, 2, 2, None)
+    torch.library.opcheck(torch.ops.sf2t.fragment_pack.default, args)
+    args_bf16 = args[:-1] + (torch.bfloat16,)
+    torch.library.opcheck(torch.ops.sf2t.fragment_pack.default, args_bf16)
+
+
+@needs_ext
+def test_torch_compile_fullgraph():
+    gen = torch.Generator().manual_seed(4)
+    frames = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, 3, 40, 40, 2)
+
+    def f(fr, s, b):
+        return torch.ops.sf2t.fragment_pack(fr, s, b, 28, 28, list(QWEN2_VL_MEAN), list(QWEN2_VL_STD), 14, 2, 2, 2) * 2
+
+    out = torch.compile(f, fullgraph=True, backend="eager")(frames, src, boxes)
+    torch.testing.assert_close(out, 2 * fragment_pack(frames, src, boxes, (28, 28))[0])
+
+
+# ---- bad input: errors that name the argument -------------------------------------------------
+
+def _ok():
+    return torch.zeros(2, 30, 40, 3, dtype=torch.uint8), torch.tensor([0, 1]), torch.tensor([[0, 0, 40, 30]] * 2)
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda f, s, b: (f.float(), s, b, (28, 28)), "frames must be uint8"),
+        (lambda f, s, b: (f[..., :2], s, b, (28, 28)), r"frames must have shape"),
+        (lambda f, s, b: (f[0], s, b, (28, 28)), r"frames must have shape"),
+        (lambda f, s, b: (f, torch.tensor([0, 2]), b, (28, 28)), "src_index holds 2, out of range for 2 frames"),
+        (lambda f, s, b: (f, torch.tensor([-1, 0]), b, (28, 28)), "src_index holds -1"),
+        (lambda f, s, b: (f, s.float(), b, (28, 28)), "src_index must be an integer tensor"),
+        (lambda f, s, b: (f, s, b[:1], (28, 28)), "boxes must be an integer tensor"),
+        (lambda f, s, b: (f, s, torch.tensor([[0, 0, 41, 30]] * 2), (28, 28)), r"boxes\[0\].*outside the 40x30"),
+        (lambda f, s, b: (f, s, torch.tensor([[0, 0, 40, 30], [5, 5, 5, 9]]), (28, 28)), r"boxes\[1\].*empty"),
+        (lambda f, s, b: (f, s, b.float(), (28, 28)), "boxes must be an integer tensor"),
+        (lambda f, s, b: (f, s, b, (30, 28)), r"size \(30, 28\) must be positive multiples"),
+        (lambda f, s, b: (f, s, b, (0, 28)), "size"),
+    ],
+)
+def test_bad_input_names_the_argument(backend, mutate, match):
+    frames, src, boxes, size = mutate(*_ok())
+    with pytest.raises(ValueError, match=match):
+        fragment_pack(frames, src, boxes, size, backend=backend)
+
+
+@needs_ext
+def test_compiled_op_checks_plan_itself():
+    """Called directly (no front door), the kernel still refuses bad plans instead of reading out of bounds."""
+    frames, src, boxes = _ok()
+    mean, std = list(QWEN2_VL_MEAN), list(QWEN2_VL_STD)
+    with pytest.raises(RuntimeError, match=r"src_index\[1\] = 5 is out of range"):
+        torch.ops.sf2t.fragment_pack(frames, torch.tensor([0, 5]), boxes, 28, 28, mean, std, 14, 2, 2, 2)
+    with pytest.raises(RuntimeError, match=r"boxes\[0\]"):
+        torch.ops.sf2t.fragment_pack(frames, src, torch.tensor([[0, 0, 50, 30]] * 2), 28, 28, mean, std, 14, 2, 2, 2)
+    with pytest.raises(RuntimeError, match="frames must be uint8"):
+        torch.ops.sf2t.fragment_pack(frames.float(), src, boxes, 28, 28, mean, std, 14, 2, 2, 2)
+    with pytest.raises(RuntimeError, match="multiples of patch_size"):
+        torch.ops.sf2t.fragment_pack(frames, src, boxes, 30, 28, mean, std, 14, 2, 2, 2)
+
+
+def test_unknown_backend_and_wrong_device():
+    frames, src, boxes = _ok()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fragment_pack(frames, src, boxes, (28, 28), backend="magic")
+    if _ext.has_cuda_kernels():
+        with pytest.raises(ValueError, match="backend 'cuda' needs frames on a CUDA device"):
+            fragment_pack(frames, src, boxes, (28, 28), backend="cuda")
+
+
+def test_missing_extension_error_says_how_to_rebuild(monkeypatch):
+    monkeypatch.setattr(_ext, "_load", lambda: (False, "sf2t._C could not be loaded (No module named 'sf2t._C')"))
+    frames, src, boxes = _ok()
+    with pytest.raises(_ext.ExtensionError, match="pip install -e . --no-build-isolation"):
+        fragment_pack(frames, src, boxes, (28, 28), backend="cpp")
+    # The reference still works without the extension, and auto-selection falls back to it.
+    out, _ = fragment_pack(frames, src, boxes, (28, 28))
+    assert out.shape[1] == 1176
+
+
+def test_target_size_matches_transformers():
+    pytest.importorskip("transformers")
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import smart_resize
+
+    for h, w in [(240, 320), (360, 640), (720, 1280), (56, 56), (13, 7), (1080, 1920), (100, 2000)]:
+        for mn, mx in [(56 * 56, 112 * 140), (128 * 28 * 28, 768 * 28 * 28)]:
+            assert qwen2_vl_target_size(h, w, min_pixels=mn, max_pixels=mx) == smart_resize(
+                h, w, factor=28, min_pixels=mn, max_pixels=mx)
+
+
+# ---- CUDA: runs on a GPU machine; SF2T_REQUIRE_CUDA=1 turns skips into failures ---------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_matches_cpp(shape, dtype):
+    _ext.require("CUDA tests", cuda=True)
+    n, h, w, oh, ow, f = shape
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, n, h, w, f)
+    cpu, g1 = fragment_pack(frames, src, boxes, (oh, ow), backend="cpp", dtype=dtype)
+    gpu, g2 = fragment_pack(frames.cuda(), src.cuda(), boxes.cuda(), (oh, ow), backend="cuda", dtype=dtype)
+    assert gpu.is_cuda and torch.equal(g1, g2.cpu())
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=ATOL_F32 if dtype == torch.float32 else 0.0, rtol=0)
+
+
+@pytest.mark.gpu
+def test_cuda_strided_and_empty():
+    _ext.require("CUDA tests", cuda=True)
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randint(0, 256, (6, 3, 50, 80), dtype=torch.uint8, generator=gen).cuda()
+    frames = base.permute(0, 2, 3, 1)[::2, :, 1:]
+    src, boxes = random_plan(gen, frames.shape[0], frames.shape[1], frames.shape[2], 4)
+    ref, _ = fragment_pack(frames.cpu().contiguous(), src, boxes, (56, 56), backend="reference")
+    out, _ = fragment_pack(frames, src, boxes, (56, 56), backend="cuda")
+    torch.testing.assert_close(out.cpu(), ref, atol=ATOL_F32, rtol=0)
+    empty, grid = fragment_pack(frames, torch.zeros(0, dtype=torch.int64), None, (28, 28), backend="cuda")
+    assert empty.shape == (0, 1176) and grid.tolist() == [[0, 2, 2]]
+    torch.library.opcheck(torch.ops.sf2t.fragment_pack.default,
+                          (frames, src.cuda(), boxes.cuda(), 28, 56, list(QWEN2_VL_MEAN), list(QWEN2_VL_STD), 14, 2, 2,
+                           2, None))

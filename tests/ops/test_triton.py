@@ -1,0 +1,87 @@
+"""Triton kernels: run in the interpreter against the reference (TRITON_INTERPRET=1, as CI's second pytest
+pass does; skipped otherwise since the interpreter must be chosen before triton is imported), and compile
+ahead of time for sm_90 with no GPU (in a subprocess, so the interpreter setting cannot leak in)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sf2t.ops import fragment_pack
+
+triton = pytest.importorskip("triton")
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+needs_interpreter = pytest.mark.skipif(not INTERPRET, reason="run with TRITON_INTERPRET=1 (CI's Triton pass)")
+
+ATOL_F32 = 2e-6
+
+
+@needs_interpreter
+@pytest.mark.parametrize(
+    "n,h,w,oh,ow,f,crop",
+    [(3, 20, 30, 28, 56, 3, True), (2, 61, 47, 56, 28, 2, False), (1, 1, 1, 28, 28, 1, False), (4, 17, 23, 28, 28, 5, True)],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_interpreter_matches_reference(n, h, w, oh, ow, f, crop, dtype):
+    gen = torch.Generator().manual_seed(n * 100 + h)
+    frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
+    src = torch.randint(0, n, (f,), generator=gen)
+    if crop:
+        x0 = torch.randint(0, w // 2, (f,), generator=gen)
+        y0 = torch.randint(0, h // 2, (f,), generator=gen)
+        boxes = torch.stack([x0, y0, x0 + 1 + torch.randint(0, w // 2, (f,), generator=gen),
+                             y0 + 1 + torch.randint(0, h // 2, (f,), generator=gen)], 1)
+    else:
+        boxes = None
+    out, g1 = fragment_pack(frames, src, boxes, (oh, ow), backend="triton", dtype=dtype)
+    ref, g2 = fragment_pack(frames, src, boxes, (oh, ow), backend="reference", dtype=dtype)
+    assert torch.equal(g1, g2)
+    if dtype == torch.float32:
+        torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+    else:
+        ref32, _ = fragment_pack(frames, src, boxes, (oh, ow), backend="reference")
+        err_k = (out.double() - ref32.double()).abs().max()
+        err_t = (ref32.bfloat16().double() - ref32.double()).abs().max()
+        assert err_k <= 2 * err_t + 1e-12
+
+
+@needs_interpreter
+def test_triton_interpreter_strided_and_empty():
+    gen = torch.Generator().manual_seed(9)
+    frames = torch.randint(0, 256, (4, 3, 20, 26), dtype=torch.uint8, generator=gen).permute(0, 2, 3, 1)[::2]
+    src = torch.tensor([1, 0])
+    out, _ = fragment_pack(frames, src, None, (28, 28), backend="triton")
+    ref, _ = fragment_pack(frames.contiguous(), src, None, (28, 28), backend="reference")
+    torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+    empty, grid = fragment_pack(frames, torch.zeros(0, dtype=torch.int64), None, (28, 28), backend="triton")
+    assert empty.shape == (0, 1176) and grid.tolist() == [[0, 2, 2]]
+
+
+@pytest.mark.skipif(INTERPRET, reason="ahead-of-time compilation runs in the non-interpreter pass")
+def test_triton_kernels_compile_for_sm90():
+    """Every kernel in sf2t.kernels' AOT_SPECS compiles to a cubin for sm_90 without a GPU."""
+    code = r"""
+import json, os
+os.environ.pop("TRITON_INTERPRET", None)
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+import sf2t.kernels.fragment_pack as kfp
+out = {}
+for name, (fn, sig, consts) in kfp.AOT_SPECS.items():
+    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
+    out[name] = {"cubin_bytes": len(k.asm["cubin"]), "has_ptx": "ptx" in k.asm}
+print(json.dumps(out))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    compiled = json.loads(res.stdout.strip().splitlines()[-1])
+    from sf2t.kernels import fragment_pack as kfp
+
+    assert set(compiled) == set(kfp.AOT_SPECS)
+    for name, info in compiled.items():
+        assert info["cubin_bytes"] > 1000 and info["has_ptx"], name

@@ -1,0 +1,261 @@
+"""Tests for sf2t.synth: procedural videos with ground truth (fast: small sizes, short clips)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sf2t.synth import (
+    SUPPORTED_CODECS,
+    frame_mads,
+    ground_truth,
+    iter_frames,
+    make_clip,
+    make_clips,
+    render_frames,
+    thumbnail,
+    thumbnail_mad,
+)
+
+av = pytest.importorskip("av")
+
+SMALL = dict(width=96, height=64)
+DIRECTIONS = {"left", "right", "up", "down"}
+
+
+def _decode(path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rendering
+
+
+def test_deterministic_per_seed():
+    a, ga = render_frames(7, seconds=1.0, **SMALL)
+    b, gb = render_frames(7, seconds=1.0, **SMALL)
+    assert a.dtype == np.uint8 and a.shape == (25, 64, 96, 3)
+    assert a.tobytes() == b.tobytes()
+    assert ga == gb
+    c, _ = render_frames(8, seconds=1.0, **SMALL)
+    assert not np.array_equal(a, c)
+
+
+def test_iter_frames_and_ground_truth_match_render_frames():
+    frames, gt = render_frames(3, seconds=0.6, **SMALL)
+    it, gt2 = iter_frames(3, seconds=0.6, **SMALL)
+    assert gt2 == gt == ground_truth(3, seconds=0.6, **SMALL)
+    assert np.array_equal(np.stack(list(it)), frames)
+
+
+def test_forcing_pan_keeps_the_sprites():
+    _, g_on = render_frames(5, seconds=0.4, camera_pan=True, events=False, **SMALL)
+    _, g_off = render_frames(5, seconds=0.4, camera_pan=False, events=False, **SMALL)
+    assert g_on["camera_pan"]["enabled"] and not g_off["camera_pan"]["enabled"]
+    assert (g_on["camera_pan"]["dx"], g_on["camera_pan"]["dy"]) != (0.0, 0.0)
+    assert g_off["camera_pan"]["dx"] == g_off["camera_pan"]["dy"] == 0.0
+    keys = ("shape", "color", "size", "start", "velocity")
+    assert [[s[k] for k in keys] for s in g_on["sprites"]] == [[s[k] for k in keys] for s in g_off["sprites"]]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_num_sprites_forced(n):
+    gt = ground_truth(11, num_sprites=n, seconds=0.4, **SMALL)
+    assert len(gt["sprites"]) == len(gt["positions"]) == len(gt["motion_direction"]) == n
+    assert len({tuple(s["color"]) for s in gt["sprites"]}) == n  # distinct colours
+
+
+def test_static_frames_identical():
+    frames, gt = render_frames(4, seconds=1.0, static=True, camera_pan=True, **SMALL)
+    assert (frames == frames[0]).all()
+    assert gt["static"] is True
+    assert gt["camera_pan"] == {"enabled": False, "dx": 0.0, "dy": 0.0}
+    assert gt["events"] == []
+    for sp in gt["sprites"]:
+        assert sp["velocity"] == [0.0, 0.0] and sp["speed_change"] is None
+        assert sp["motion_direction"] is None
+    assert frame_mads(frames, 2).max() == 0.0
+
+
+def test_ground_truth_consistent():
+    for seed in range(40):
+        frames, gt = render_frames(seed, seconds=2.0, **SMALL)
+        n, w, h = gt["num_frames"], gt["width"], gt["height"]
+        assert frames.shape == (n, h, w, 3) and n == 50 and gt["fps"] == 25 and gt["seconds"] == 2.0
+        assert 1 <= len(gt["sprites"]) <= 3
+        assert json.loads(json.dumps(gt)) == gt  # JSON-serialisable as is
+        assert [e["frame"] for e in gt["events"]] == sorted(e["frame"] for e in gt["events"])
+        expected_events = []
+        for sp, pos in zip(gt["sprites"], gt["positions"]):
+            a, b = sp["appear_frame"], sp["disappear_frame"]
+            end = n if b is None else b
+            assert 0 <= a < end <= n
+            assert len(pos) == n
+            assert all(p is None for p in pos[:a]) and all(p is None for p in pos[end:])
+            assert all(p is not None for p in pos[a:end])
+            half = sp["size"] // 2
+            for x, y in pos[a:end]:  # the whole sprite stays inside the frame (bounce)
+                assert half <= x <= w - half and half <= y <= h - half
+            if a > 0:
+                expected_events.append((a, "appear", sp["id"]))
+            if b is not None:
+                expected_events.append((b, "disappear", sp["id"]))
+            if sp["speed_change"] is not None:
+                assert a < sp["speed_change"]["frame"] < end
+            assert sp["motion_direction"] in DIRECTIONS
+            dx, dy = sp["net_displacement"]
+            assert (pos[end - 1][0] - pos[a][0], pos[end - 1][1] - pos[a][1]) == (dx, dy)
+        assert sorted((e["frame"], e["type"], e["sprite"]) for e in gt["events"]) == sorted(expected_events)
+        assert gt["motion_direction"] == [sp["motion_direction"] for sp in gt["sprites"]]
+        if not gt["camera_pan"]["enabled"]:  # without a pan the main sprite is always on screen
+            assert gt["sprites"][0]["appear_frame"] == 0 and gt["sprites"][0]["disappear_frame"] is None
+
+        # the topmost visible sprite's colour is at its recorded centre
+        for t in (0, n // 2, n - 1):
+            visible = [i for i, pos in enumerate(gt["positions"]) if pos[t] is not None]
+            if visible:
+                i = visible[-1]
+                x, y = gt["positions"][i][t]
+                assert frames[t, y, x].tolist() == gt["sprites"][i]["color"]
+
+
+def test_events_happen():
+    kinds = set()
+    for seed in range(30):
+        gt = ground_truth(seed, seconds=2.0, **SMALL)
+        kinds |= {e["type"] for e in gt["events"]}
+        if len(gt["sprites"]) > 1 or gt["camera_pan"]["enabled"]:
+            assert gt["events"], seed  # events=True: something appears or disappears when it can
+        assert ground_truth(seed, seconds=2.0, events=False, **SMALL)["events"] == []
+    assert kinds == {"appear", "disappear"}
+
+
+def test_motion_guard_statistics():
+    """For >= 95% of seeds, frames 2 apart differ (thumbnail MAD >= 2) on >= 90% of the clip."""
+    ok = []
+    for seed in range(40):
+        frames, _ = render_frames(seed, **SMALL)
+        m = frame_mads(frames, 2)
+        ok.append((m >= 2.0).mean() >= 0.9)
+    assert np.mean(ok) >= 0.95, np.flatnonzero(~np.array(ok))
+
+
+@pytest.mark.parametrize("size", [(56, 56), (64, 48), (1280, 720)])
+def test_sizes(size):
+    w, h = size
+    frames, gt = render_frames(2, width=w, height=h, seconds=0.2 if w > 500 else 1.0)
+    assert frames.shape[1:] == (h, w, 3)
+    assert frames.std() > 10  # textured, not blank
+    if w < 500:
+        assert (frame_mads(frames, 2) >= 2.0).mean() >= 0.9
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# thumbnail_mad
+
+
+def test_thumbnail_mad():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    assert thumbnail(a).shape == (64, 85)
+    assert thumbnail(a[:, :100]).shape == (154, 64)
+    assert thumbnail_mad(a, a) == 0.0
+    black, white = np.zeros_like(a), np.full_like(a, 255)
+    assert thumbnail_mad(black, white) == pytest.approx(255.0, abs=1e-3)
+    # grey weights are BT.601: pure green vs black differs by 0.587 * 255
+    green = np.zeros_like(a)
+    green[..., 1] = 255
+    assert thumbnail_mad(black, green) == pytest.approx(0.587 * 255, abs=1e-2)
+    # area averaging: a fine checkerboard is uniform grey at thumbnail size (integral factor 4 here)
+    checker = ((np.indices((256, 384)).sum(0) % 2) * 255).astype(np.uint8)
+    assert thumbnail(checker).shape == (64, 96)
+    assert np.ptp(thumbnail(checker)) < 1e-3
+    assert thumbnail_mad(checker, np.full_like(checker, 127)) == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(ValueError):
+        thumbnail_mad(a, a[:10])
+    m = frame_mads(np.stack([a, black, a, white]), 2)
+    assert m.shape == (2,)
+    assert m[0] == pytest.approx(thumbnail_mad(a, a), abs=1e-4)
+    assert m[1] == pytest.approx(thumbnail_mad(black, white), abs=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# writing
+
+
+@pytest.mark.parametrize("codec", ["h264", "vp9"])
+def test_make_clip_roundtrip(tmp_path, codec):
+    ext = SUPPORTED_CODECS[codec][1]
+    gt = make_clip(tmp_path / "a", 9, codec=codec, seconds=1.0, gop=10, **SMALL)
+    path = tmp_path / f"a{ext}"
+    assert gt["path"] == str(path) and path.is_file() and gt["codec"] == codec
+    assert json.loads(path.with_suffix(".json").read_text()) == gt
+    frames, gt_r = render_frames(9, seconds=1.0, **SMALL)
+    assert {k: v for k, v in gt.items() if k not in ("codec", "path", "gop", "crf")} == gt_r
+    dec = _decode(path)
+    assert dec.shape == frames.shape == (25, 64, 96, 3)
+    mad = np.abs(dec.astype(np.int16) - frames.astype(np.int16)).mean()
+    assert mad < 6.0, mad
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name in ("h264", "vp9", "libvpx-vp9")
+        keys = [i for i, p in enumerate(c.demux(video=0)) if p.size and p.is_keyframe]
+    assert keys[0] == 0 and 10 in keys  # gop honoured
+
+
+def test_make_clip_static_and_tiny(tmp_path):
+    gt = make_clip(tmp_path / "s.mp4", 1, width=56, height=56, seconds=0.4, static=True, crf=10)
+    dec = _decode(gt["path"])
+    assert dec.shape == (10, 56, 56, 3)
+    assert max(thumbnail_mad(d, dec[0]) for d in dec) < 0.5  # static stays (almost) still after coding
+    gt = make_clip(tmp_path / "t.webm", 1, codec="vp9", width=64, height=48, seconds=0.4)
+    assert _decode(gt["path"]).shape == (10, 48, 64, 3)
+
+
+def test_make_clips(tmp_path):
+    gts = make_clips(tmp_path / "out", 2, seed=5, codec="vp9", seconds=0.2, **SMALL)
+    assert [g["seed"] for g in gts] == [5, 6]
+    assert [g["path"] for g in gts] == [str(tmp_path / "out" / f"clip_{i:04d}.webm") for i in range(2)]
+    for g in gts:
+        assert (tmp_path / "out" / g["path"].rsplit("/", 1)[-1]).with_suffix(".json").is_file()
+    gts = make_clips(tmp_path / "out2", 1, seconds=0.2, **SMALL)
+    assert gts[0]["path"].endswith("clip_0000.mp4")
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(width=95, height=64), "width"),
+        (dict(width=96, height=63), "height"),
+        (dict(width=0, height=64), "width"),
+        (dict(width=96, height=-2), "height"),
+        (dict(width=96, height=64, gop=0), "gop"),
+    ],
+)
+def test_make_clip_bad_sizes(tmp_path, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_clip(tmp_path / "x.mp4", 0, seconds=0.2, **kwargs)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_make_clip_bad_codec_and_path(tmp_path):
+    with pytest.raises(ValueError, match="codec") as e:
+        make_clip(tmp_path / "x.mp4", 0, codec="av1", seconds=0.2, **SMALL)
+    assert "h264" in str(e.value) and "vp9" in str(e.value)
+    with pytest.raises(ValueError, match="codec"):
+        make_clips(tmp_path, 1, codec="mpeg2")
+    with pytest.raises(ValueError, match="path"):
+        make_clip(tmp_path / "x.mp4", 0, codec="vp9", seconds=0.2, **SMALL)
+
+
+def test_render_bad_args():
+    with pytest.raises(ValueError, match="width"):
+        render_frames(0, width=0)
+    with pytest.raises(ValueError, match="seed"):
+        render_frames(-1)
+    with pytest.raises(ValueError, match="num_sprites"):
+        render_frames(0, num_sprites=99)
+    frames, _ = render_frames(0, width=33, height=17, seconds=0.12)  # odd sizes are fine without yuv420p
+    assert frames.shape == (3, 17, 33, 3)
