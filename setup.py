@@ -38,7 +38,9 @@ def _cuda_home():
 
 def _git_sha():
     try:
-        sha = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, stderr=subprocess.DEVNULL).decode().strip()
+        sha = (
+            subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, stderr=subprocess.DEVNULL).decode().strip()
+        )
         dirty = subprocess.call(["git", "diff", "--quiet", "HEAD", "--", "csrc"], cwd=ROOT, stderr=subprocess.DEVNULL)
         return sha + ("+dirty" if dirty else "")
     except Exception:
@@ -72,7 +74,7 @@ def _version():
 
 
 def _extensions():
-    cuda_home = _cuda_home()
+    _cuda_home()  # sets CUDA_HOME before torch.utils.cpp_extension reads it
     import torch
     from torch.utils import cpp_extension
 
@@ -96,7 +98,9 @@ def _extensions():
         else:
             os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
     arch = os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None
-    cpp_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "ops", "**", "*.cpp"), recursive=True))
+    cpp_sources = sorted(
+        glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "ops", "**", "*.cpp"), recursive=True)
+    )
     cu_sources = sorted(glob.glob(os.path.join("csrc", "ops", "**", "*.cu"), recursive=True))
     sources = cpp_sources + (cu_sources if with_cuda else [])
     extra = {"cxx": ["-O3", "-fdiagnostics-color=always"]}
@@ -144,8 +148,10 @@ ext_modules, build_ext = _extensions()
 setup(
     name="sf2t",
     version=_version(),
-    description="Self-supervised fragment fine-tuning (SF²T) of video LLMs: fast decoding, on-device tasks, fused kernels",
-    long_description=open(os.path.join(ROOT, "README.md")).read() if os.path.exists(os.path.join(ROOT, "README.md")) else "",
+    description="Self-supervised fragment fine-tuning (SF²T) of video LLMs: fast decoding, fused kernels",
+    long_description=open(os.path.join(ROOT, "README.md")).read()
+    if os.path.exists(os.path.join(ROOT, "README.md"))
+    else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["sf2t", "sf2t.*"]) + ["sf2t.kernels"],

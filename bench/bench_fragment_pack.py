@@ -57,15 +57,22 @@ def test_fragment_pack_cpu(benchmark, case, provider):
         fn = lambda: fragment_pack(frames, src, box, (oh, ow), frame_repeat=1, backend="reference")[0]
     else:
         proc, transformers = _hf_processor(oh, ow)
-        video = frames[:, :, x0:x0 + h] if square else frames
+        video = frames[:, :, x0 : x0 + h] if square else frames
         video = video.permute(0, 3, 1, 2)
-        fn = lambda: proc(videos=[video], return_tensors="pt", do_sample_frames=False,
-                          cap_pixels_per_frame=False)["pixel_values_videos"]
+        fn = lambda: proc(videos=[video], return_tensors="pt", do_sample_frames=False, cap_pixels_per_frame=False)[
+            "pixel_values_videos"
+        ]
     out = fn()
     assert out.shape == ref.shape
     diff = (out - ref).abs()
     assert diff.max() <= TOL_MAX and diff.mean() <= 1e-3, f"{provider} disagrees with the reference"
-    benchmark.extra_info.update(case=case, provider=provider, torch=torch.__version__, threads=torch.get_num_threads(),
-                                machine=platform.processor() or platform.machine(),
-                                out_bytes=out.numel() * out.element_size(), in_bytes=frames.numel())
+    benchmark.extra_info.update(
+        case=case,
+        provider=provider,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        machine=platform.processor() or platform.machine(),
+        out_bytes=out.numel() * out.element_size(),
+        in_bytes=frames.numel(),
+    )
     benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)

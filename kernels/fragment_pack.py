@@ -16,8 +16,20 @@ META = 11
 
 
 @triton.jit
-def _fragment_pack_horizontal(src_ptr, s_n, s_h, s_w, s_c, table_ptr, row_frame_ptr, tmp_ptr, total, out_w,
-                              KMAX: tl.constexpr, BLOCK: tl.constexpr):
+def _fragment_pack_horizontal(
+    src_ptr,
+    s_n,
+    s_h,
+    s_w,
+    s_c,
+    table_ptr,
+    row_frame_ptr,
+    tmp_ptr,
+    total,
+    out_w,
+    KMAX: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0)
     idx = pid * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
@@ -66,10 +78,29 @@ def _to_out(v, OUT_BF16: tl.constexpr):
 
 
 @triton.jit
-def _fragment_pack_vertical(tmp_ptr, table_ptr, out_ptr, presented, out_h, out_w, repeat, total_frames,
-                            m0, m1, m2, s0, s1, s2,
-                            KMAX: tl.constexpr, PATCH: tl.constexpr, TPATCH: tl.constexpr, MERGE: tl.constexpr,
-                            MAXR: tl.constexpr, OUT_BF16: tl.constexpr, BLOCK: tl.constexpr):
+def _fragment_pack_vertical(
+    tmp_ptr,
+    table_ptr,
+    out_ptr,
+    presented,
+    out_h,
+    out_w,
+    repeat,
+    total_frames,
+    m0,
+    m1,
+    m2,
+    s0,
+    s1,
+    s2,
+    KMAX: tl.constexpr,
+    PATCH: tl.constexpr,
+    TPATCH: tl.constexpr,
+    MERGE: tl.constexpr,
+    MAXR: tl.constexpr,
+    OUT_BF16: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0)
     idx = pid * BLOCK + tl.arange(0, BLOCK)
     mask = idx < presented * out_h * out_w
@@ -113,29 +144,77 @@ def _fragment_pack_vertical(tmp_ptr, table_ptr, out_ptr, presented, out_h, out_w
         rm = mask & (r < r_end)
         t = r // TPATCH
         ti = r % TPATCH
-        rowi = ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE + (
-            hy % MERGE) * MERGE + (wx % MERGE)
+        rowi = (
+            ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE
+            + (hy % MERGE) * MERGE
+            + (wx % MERGE)
+        )
         o = out_ptr + rowi.to(tl.int64) * cols + (ti * PATCH + py) * PATCH + px
         tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
         tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rm)
         tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rm)
 
 
-def launch_fragment_pack(frames, table, row_frame, out, tmp, *, presented, out_h, out_w, repeat, total_frames,
-                         kx_max, ky_max, mean255, inv_std255, patch, tpatch, merge, block=256):
+def launch_fragment_pack(
+    frames,
+    table,
+    row_frame,
+    out,
+    tmp,
+    *,
+    presented,
+    out_h,
+    out_w,
+    repeat,
+    total_frames,
+    kx_max,
+    ky_max,
+    mean255,
+    inv_std255,
+    patch,
+    tpatch,
+    merge,
+    block=256,
+):
     """Run both passes. ``tmp`` is uint8 [rows, out_w, 3]; ``out`` the preallocated output."""
     n1 = tmp.shape[0] * out_w
     if n1:
         _fragment_pack_horizontal[(triton.cdiv(n1, block),)](
-            frames, frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), table, row_frame, tmp, n1,
-            out_w, KMAX=kx_max, BLOCK=block)
+            frames,
+            frames.stride(0),
+            frames.stride(1),
+            frames.stride(2),
+            frames.stride(3),
+            table,
+            row_frame,
+            tmp,
+            n1,
+            out_w,
+            KMAX=kx_max,
+            BLOCK=block,
+        )
     n2 = presented * out_h * out_w
     out_bf16 = out.dtype == torch.bfloat16
     if n2:
         _fragment_pack_vertical[(triton.cdiv(n2, block),)](
-            tmp, table, out.view(torch.int16) if out_bf16 else out, presented, out_h, out_w, repeat, total_frames,
-            *mean255, *inv_std255, KMAX=ky_max, PATCH=patch, TPATCH=tpatch, MERGE=merge, MAXR=repeat + tpatch,
-            OUT_BF16=out_bf16, BLOCK=block)
+            tmp,
+            table,
+            out.view(torch.int16) if out_bf16 else out,
+            presented,
+            out_h,
+            out_w,
+            repeat,
+            total_frames,
+            *mean255,
+            *inv_std255,
+            KMAX=ky_max,
+            PATCH=patch,
+            TPATCH=tpatch,
+            MERGE=merge,
+            MAXR=repeat + tpatch,
+            OUT_BF16=out_bf16,
+            BLOCK=block,
+        )
     return out
 
 
@@ -144,25 +223,74 @@ def launch_fragment_pack(frames, table, row_frame, out, tmp, *, presented, out_h
 AOT_SPECS = {
     "_fragment_pack_horizontal": (
         _fragment_pack_horizontal,
-        {"src_ptr": "*u8", "s_n": "i64", "s_h": "i64", "s_w": "i64", "s_c": "i64", "table_ptr": "*i32",
-         "row_frame_ptr": "*i32", "tmp_ptr": "*u8", "total": "i32", "out_w": "i32", "KMAX": "constexpr",
-         "BLOCK": "constexpr"},
+        {
+            "src_ptr": "*u8",
+            "s_n": "i64",
+            "s_h": "i64",
+            "s_w": "i64",
+            "s_c": "i64",
+            "table_ptr": "*i32",
+            "row_frame_ptr": "*i32",
+            "tmp_ptr": "*u8",
+            "total": "i32",
+            "out_w": "i32",
+            "KMAX": "constexpr",
+            "BLOCK": "constexpr",
+        },
         {"KMAX": 16, "BLOCK": 256},
     ),
     "_fragment_pack_vertical": (
         _fragment_pack_vertical,
-        {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": "*i16", "presented": "i32", "out_h": "i32", "out_w": "i32",
-         "repeat": "i32", "total_frames": "i32", "m0": "fp32", "m1": "fp32", "m2": "fp32", "s0": "fp32", "s1": "fp32",
-         "s2": "fp32", "KMAX": "constexpr", "PATCH": "constexpr", "TPATCH": "constexpr", "MERGE": "constexpr",
-         "MAXR": "constexpr", "OUT_BF16": "constexpr", "BLOCK": "constexpr"},
+        {
+            "tmp_ptr": "*u8",
+            "table_ptr": "*i32",
+            "out_ptr": "*i16",
+            "presented": "i32",
+            "out_h": "i32",
+            "out_w": "i32",
+            "repeat": "i32",
+            "total_frames": "i32",
+            "m0": "fp32",
+            "m1": "fp32",
+            "m2": "fp32",
+            "s0": "fp32",
+            "s1": "fp32",
+            "s2": "fp32",
+            "KMAX": "constexpr",
+            "PATCH": "constexpr",
+            "TPATCH": "constexpr",
+            "MERGE": "constexpr",
+            "MAXR": "constexpr",
+            "OUT_BF16": "constexpr",
+            "BLOCK": "constexpr",
+        },
         {"KMAX": 16, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": True, "BLOCK": 256},
     ),
     "_fragment_pack_vertical_f32": (
         _fragment_pack_vertical,
-        {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": "*fp32", "presented": "i32", "out_h": "i32", "out_w": "i32",
-         "repeat": "i32", "total_frames": "i32", "m0": "fp32", "m1": "fp32", "m2": "fp32", "s0": "fp32", "s1": "fp32",
-         "s2": "fp32", "KMAX": "constexpr", "PATCH": "constexpr", "TPATCH": "constexpr", "MERGE": "constexpr",
-         "MAXR": "constexpr", "OUT_BF16": "constexpr", "BLOCK": "constexpr"},
+        {
+            "tmp_ptr": "*u8",
+            "table_ptr": "*i32",
+            "out_ptr": "*fp32",
+            "presented": "i32",
+            "out_h": "i32",
+            "out_w": "i32",
+            "repeat": "i32",
+            "total_frames": "i32",
+            "m0": "fp32",
+            "m1": "fp32",
+            "m2": "fp32",
+            "s0": "fp32",
+            "s1": "fp32",
+            "s2": "fp32",
+            "KMAX": "constexpr",
+            "PATCH": "constexpr",
+            "TPATCH": "constexpr",
+            "MERGE": "constexpr",
+            "MAXR": "constexpr",
+            "OUT_BF16": "constexpr",
+            "BLOCK": "constexpr",
+        },
         {"KMAX": 8, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": False, "BLOCK": 256},
     ),
 }

@@ -17,7 +17,9 @@ def _git_sha_now() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=root, stderr=subprocess.DEVNULL).decode().strip()
+        return (
+            subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=root, stderr=subprocess.DEVNULL).decode().strip()
+        )
     except Exception:
         return None
 
@@ -25,10 +27,14 @@ def _git_sha_now() -> str | None:
 def _decoders() -> dict[str, str]:
     """Video decoders importable here, with their version or the reason they are not usable."""
     out = {}
-    for name, module, dist in (("torchcodec", "torchcodec", "torchcodec"), ("pyav", "av", "av"),
-                               ("dali", "nvidia.dali", "nvidia-dali-cuda130")):
+    for name, module in (
+        ("torchcodec", "torchcodec"),
+        ("pyav", "av"),
+        ("dali", "nvidia.dali"),
+    ):
         if importlib.util.find_spec(module.split(".")[0]) is None or (
-                "." in module and importlib.util.find_spec(module) is None):
+            "." in module and importlib.util.find_spec(module) is None
+        ):
             out[name] = "not installed"
             continue
         try:
@@ -44,6 +50,7 @@ def collect_info() -> dict:
 
     import sf2t
     from sf2t import _ext
+
     fp = importlib.import_module("sf2t.ops.fragment_pack")
 
     build = _ext.build_info()
@@ -88,26 +95,34 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"sf2t {info['sf2t']}  (git {info['git_sha'] or 'unknown'})")
     print(f"python {info['python']}, torch {info['torch']} (CUDA {info['torch_cuda'] or 'none'})")
     if b:
-        print(f"built with torch {b.get('torch')} (CUDA {b.get('torch_cuda') or 'none'}), "
-              f"CUDA kernels: {'yes' if b.get('with_cuda') else 'no'} ({b.get('cuda_reason')}), "
-              f"arch list {b.get('cuda_arch_list') or '-'}, nvcc {b.get('nvcc') or '-'}, "
-              f"git {b.get('git_sha')}, at {b.get('built_at')}")
+        print(
+            f"built with torch {b.get('torch')} (CUDA {b.get('torch_cuda') or 'none'}), "
+            f"CUDA kernels: {'yes' if b.get('with_cuda') else 'no'} ({b.get('cuda_reason')}), "
+            f"arch list {b.get('cuda_arch_list') or '-'}, nvcc {b.get('nvcc') or '-'}, "
+            f"git {b.get('git_sha')}, at {b.get('built_at')}"
+        )
     else:
         print("built: no build record (sf2t._C was never built here)")
     if info["extension_loaded"]:
-        print("extension sf2t._C: loaded" + (f" (stale: {'; '.join(info['extension_stale'])})"
-                                              if info["extension_stale"] else ""))
+        print(
+            "extension sf2t._C: loaded"
+            + (f" (stale: {'; '.join(info['extension_stale'])})" if info["extension_stale"] else "")
+        )
     else:
         print(f"extension sf2t._C: NOT loaded: {info['extension_error']}")
     print(f"CUDA kernels compiled in: {'yes' if info['cuda_kernels_compiled'] else 'no'}")
     for op, d in info["backends"].items():
-        print(f"op {op}: cpu backends {', '.join(d['cpu'])} (auto: {d['chosen_cpu']}); "
-              f"cuda backends {', '.join(d['cuda']) if d['cuda'] else '- (no GPU here)'}")
+        print(
+            f"op {op}: cpu backends {', '.join(d['cpu'])} (auto: {d['chosen_cpu']}); "
+            f"cuda backends {', '.join(d['cuda']) if d['cuda'] else '- (no GPU here)'}"
+        )
     print(f"triton: {info['triton'] or 'not installed'}")
     print("decoders: " + ", ".join(f"{k} {v}" for k, v in info["decoders"].items()))
     d = info["device"]
-    print(f"device: {d['gpu'] if d['cuda_available'] else 'cpu'} ({d['cpu_cores']} CPU cores, "
-          f"{d['torch_threads']} torch threads)")
+    print(
+        f"device: {d['gpu'] if d['cuda_available'] else 'cpu'} ({d['cpu_cores']} CPU cores, "
+        f"{d['torch_threads']} torch threads)"
+    )
     return 0
 
 

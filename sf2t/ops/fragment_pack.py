@@ -65,8 +65,9 @@ def qwen2_vl_target_size(
     return h_bar, w_bar
 
 
-def _check_args(frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat,
-                dtype):
+def _check_args(
+    frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat, dtype
+):
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
     if frames.dtype != torch.uint8:
@@ -81,19 +82,27 @@ def _check_args(frames, src_index, boxes, size, mean, std, patch_size, temporal_
     if boxes is not None:
         if not isinstance(boxes, torch.Tensor) or boxes.shape != (n_presented, 4):
             shape = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
-            raise ValueError(f"boxes must be an integer tensor [F, 4] with F = len(src_index) = {n_presented}, got {shape}")
+            raise ValueError(
+                f"boxes must be an integer tensor [F, 4] with F = len(src_index) = {n_presented}, got {shape}"
+            )
         if boxes.dtype.is_floating_point or boxes.dtype == torch.bool:
             raise ValueError(f"boxes must be an integer tensor (x0, y0, x1, y1), got dtype {boxes.dtype}")
-    for name, v in (("patch_size", patch_size), ("temporal_patch_size", temporal_patch_size),
-                    ("merge_size", merge_size), ("frame_repeat", frame_repeat)):
+    for name, v in (
+        ("patch_size", patch_size),
+        ("temporal_patch_size", temporal_patch_size),
+        ("merge_size", merge_size),
+        ("frame_repeat", frame_repeat),
+    ):
         if not isinstance(v, int) or v <= 0:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) for s in size)):
         raise ValueError(f"size must be (out_h, out_w) ints, got {size!r}")
     factor = patch_size * merge_size
     if size[0] <= 0 or size[1] <= 0 or size[0] % factor or size[1] % factor:
-        raise ValueError(f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor}; "
-                         "use qwen2_vl_target_size() to pick one")
+        raise ValueError(
+            f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor}; "
+            "use qwen2_vl_target_size() to pick one"
+        )
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"mean and std must have 3 values each, std positive; got mean={mean}, std={std}")
     if dtype not in (torch.float32, torch.bfloat16):
@@ -106,15 +115,36 @@ def _check_args(frames, src_index, boxes, size, mean, std, patch_size, temporal_
             raise ValueError(f"src_index holds {bad}, out of range for {n} frames")
         if boxes is not None:
             b = boxes.to("cpu", torch.int64)
-            ok = (b[:, 0] >= 0) & (b[:, 0] < b[:, 2]) & (b[:, 2] <= w) & (b[:, 1] >= 0) & (b[:, 1] < b[:, 3]) & (b[:, 3] <= h)
+            ok = (
+                (b[:, 0] >= 0)
+                & (b[:, 0] < b[:, 2])
+                & (b[:, 2] <= w)
+                & (b[:, 1] >= 0)
+                & (b[:, 1] < b[:, 3])
+                & (b[:, 3] <= h)
+            )
             if not bool(ok.all()):
                 i = int((~ok).nonzero()[0, 0])
-                raise ValueError(f"boxes[{i}] = {tuple(b[i].tolist())} is empty or outside the {w}x{h} frame "
-                                 "(need 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H)")
+                raise ValueError(
+                    f"boxes[{i}] = {tuple(b[i].tolist())} is empty or outside the {w}x{h} frame "
+                    "(need 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H)"
+                )
 
 
-def _fragment_pack_reference(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
-                             merge_size, frame_repeat, dtype=torch.float32):
+def _fragment_pack_reference(
+    frames,
+    src_index,
+    boxes,
+    out_h,
+    out_w,
+    mean,
+    std,
+    patch_size,
+    temporal_patch_size,
+    merge_size,
+    frame_repeat,
+    dtype=torch.float32,
+):
     """Pure PyTorch: crop, torch's uint8 antialiased bicubic resize, normalize, repeat, patchify."""
     p, tp, m = patch_size, temporal_patch_size, merge_size
     n_presented = src_index.numel()
@@ -179,8 +209,20 @@ def _axis_weights(in_size: int, out_size: int) -> tuple[int, int, list[int], lis
     return ksize, precision, starts, sizes, weights
 
 
-def _fragment_pack_triton(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
-                          merge_size, frame_repeat, dtype=torch.float32):
+def _fragment_pack_triton(
+    frames,
+    src_index,
+    boxes,
+    out_h,
+    out_w,
+    mean,
+    std,
+    patch_size,
+    temporal_patch_size,
+    merge_size,
+    frame_repeat,
+    dtype=torch.float32,
+):
     from sf2t.kernels import fragment_pack as tk
 
     n_presented = src_index.numel()
@@ -198,7 +240,7 @@ def _fragment_pack_triton(frames, src_index, boxes, out_h, out_w, mean, std, pat
         x0, y0, x1, y1 = bx[f]
         wx, wy = _axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h)
         kx_max, ky_max = max(kx_max, wx[0]), max(ky_max, wy[0])
-        table[f * tk.META:(f + 1) * tk.META] = [src[f], x0, y0, y1 - y0, row_offset, wx[0], wx[1], wy[0], wy[1], 0, 0]
+        table[f * tk.META : (f + 1) * tk.META] = [src[f], x0, y0, y1 - y0, row_offset, wx[0], wx[1], wy[0], wy[1], 0, 0]
         row_frame.extend([f] * (y1 - y0))
         row_offset += y1 - y0
     for f in range(n_presented):
@@ -212,11 +254,25 @@ def _fragment_pack_triton(frames, src_index, boxes, out_h, out_w, mean, std, pat
     tmp = torch.empty(row_offset, out_w, 3, dtype=torch.uint8, device=dev)
     mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
     inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
-    return tk.launch_fragment_pack(frames, table_t, row_frame_t, out, tmp, presented=n_presented, out_h=out_h,
-                                   out_w=out_w, repeat=frame_repeat, total_frames=total,
-                                   kx_max=triton_next_pow2(kx_max), ky_max=triton_next_pow2(ky_max),
-                                   mean255=mean255, inv_std255=inv_std255, patch=patch_size,
-                                   tpatch=temporal_patch_size, merge=merge_size)
+    return tk.launch_fragment_pack(
+        frames,
+        table_t,
+        row_frame_t,
+        out,
+        tmp,
+        presented=n_presented,
+        out_h=out_h,
+        out_w=out_w,
+        repeat=frame_repeat,
+        total_frames=total,
+        kx_max=triton_next_pow2(kx_max),
+        ky_max=triton_next_pow2(ky_max),
+        mean255=mean255,
+        inv_std255=inv_std255,
+        patch=patch_size,
+        tpatch=temporal_patch_size,
+        merge=merge_size,
+    )
 
 
 def triton_next_pow2(n: int) -> int:
@@ -279,8 +335,9 @@ def fragment_pack(
 
     Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``.
     """
-    _check_args(frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat,
-                dtype)
+    _check_args(
+        frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat, dtype
+    )
     out_h, out_w = int(size[0]), int(size[1])
     n_presented = src_index.numel()
     src_index = src_index.to(torch.int64)
@@ -288,17 +345,30 @@ def fragment_pack(
         boxes = torch.tensor([[0, 0, frames.shape[2], frames.shape[1]]], dtype=torch.int64).expand(n_presented, 4)
     boxes = boxes.to(torch.int64).contiguous()
     total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
-    grid = torch.tensor([[total // temporal_patch_size, out_h // patch_size, out_w // patch_size]], dtype=torch.int64,
-                        device=frames.device)
+    grid = torch.tensor(
+        [[total // temporal_patch_size, out_h // patch_size, out_w // patch_size]],
+        dtype=torch.int64,
+        device=frames.device,
+    )
     which = choose_backend(frames.device, backend)
-    args = (out_h, out_w, [float(v) for v in mean], [float(v) for v in std], patch_size, temporal_patch_size,
-            merge_size, frame_repeat)
+    args = (
+        out_h,
+        out_w,
+        [float(v) for v in mean],
+        [float(v) for v in std],
+        patch_size,
+        temporal_patch_size,
+        merge_size,
+        frame_repeat,
+    )
     if which == "reference":
         return _fragment_pack_reference(frames, src_index, boxes, *args, dtype=dtype), grid
     if which == "triton":
         if not triton_available(frames.device.type):
-            raise ValueError(f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
-                             "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors")
+            raise ValueError(
+                f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
+                "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors"
+            )
         return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype), grid
     if which == "cuda":
         _ext.require("fragment_pack backend 'cuda'", cuda=True)
@@ -317,8 +387,20 @@ def _register_fake() -> None:
         return
 
     @torch.library.register_fake("sf2t::fragment_pack")
-    def _(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size, merge_size,
-          frame_repeat, dtype=None):
+    def _(
+        frames,
+        src_index,
+        boxes,
+        out_h,
+        out_w,
+        mean,
+        std,
+        patch_size,
+        temporal_patch_size,
+        merge_size,
+        frame_repeat,
+        dtype=None,
+    ):
         torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
         torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
         n = src_index.shape[0]

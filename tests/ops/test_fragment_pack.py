@@ -6,7 +6,7 @@ import torch
 
 from sf2t import _ext
 from sf2t.ops import fragment_pack, qwen2_vl_target_size
-from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD, _fragment_pack_reference
+from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD
 
 needs_ext = pytest.mark.skipif(not _ext.is_loaded(), reason=f"sf2t._C not built: {_ext.load_error()}")
 
@@ -126,10 +126,12 @@ def test_reference_matches_transformers_processor():
     frames = (torch.nn.functional.interpolate(base, size=(120, 160), mode="bilinear") * 255).round().to(torch.uint8)
     frames = frames.permute(0, 2, 3, 1).contiguous()
     oh, ow = qwen2_vl_target_size(120, 160, min_pixels=56 * 56, max_pixels=112 * 140)
-    proc = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=112 * 140, size={"shortest_edge": 56 * 56,
-                                                                                  "longest_edge": 112 * 140})
-    hf = proc(videos=[frames.permute(0, 3, 1, 2)], return_tensors="pt", do_sample_frames=False,
-              cap_pixels_per_frame=False)
+    proc = Qwen2VLVideoProcessor(
+        min_pixels=56 * 56, max_pixels=112 * 140, size={"shortest_edge": 56 * 56, "longest_edge": 112 * 140}
+    )
+    hf = proc(
+        videos=[frames.permute(0, 3, 1, 2)], return_tensors="pt", do_sample_frames=False, cap_pixels_per_frame=False
+    )
     assert hf["video_grid_thw"].tolist() == [[4, oh // 14, ow // 14]], transformers.__version__
     ours, grid = fragment_pack(frames, torch.arange(8), None, (oh, ow), frame_repeat=1, backend="reference")
     assert grid.tolist() == hf["video_grid_thw"].tolist()
@@ -162,6 +164,7 @@ def test_torch_compile_fullgraph():
 
 
 # ---- bad input: errors that name the argument -------------------------------------------------
+
 
 def _ok():
     return torch.zeros(2, 30, 40, 3, dtype=torch.uint8), torch.tensor([0, 1]), torch.tensor([[0, 0, 40, 30]] * 2)
@@ -232,10 +235,12 @@ def test_target_size_matches_transformers():
     for h, w in [(240, 320), (360, 640), (720, 1280), (56, 56), (13, 7), (1080, 1920), (100, 2000)]:
         for mn, mx in [(56 * 56, 112 * 140), (128 * 28 * 28, 768 * 28 * 28)]:
             assert qwen2_vl_target_size(h, w, min_pixels=mn, max_pixels=mx) == smart_resize(
-                h, w, factor=28, min_pixels=mn, max_pixels=mx)
+                h, w, factor=28, min_pixels=mn, max_pixels=mx
+            )
 
 
 # ---- CUDA: runs on a GPU machine; SF2T_REQUIRE_CUDA=1 turns skips into failures ---------------
+
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
@@ -264,6 +269,7 @@ def test_cuda_strided_and_empty():
     torch.testing.assert_close(out.cpu(), ref, atol=ATOL_F32, rtol=0)
     empty, grid = fragment_pack(frames, torch.zeros(0, dtype=torch.int64), None, (28, 28), backend="cuda")
     assert empty.shape == (0, 1176) and grid.tolist() == [[0, 2, 2]]
-    torch.library.opcheck(torch.ops.sf2t.fragment_pack.default,
-                          (frames, src.cuda(), boxes.cuda(), 28, 56, list(QWEN2_VL_MEAN), list(QWEN2_VL_STD), 14, 2, 2,
-                           2, None))
+    torch.library.opcheck(
+        torch.ops.sf2t.fragment_pack.default,
+        (frames, src.cuda(), boxes.cuda(), 28, 56, list(QWEN2_VL_MEAN), list(QWEN2_VL_STD), 14, 2, 2, 2, None),
+    )

@@ -22,7 +22,12 @@ ATOL_F32 = 2e-6
 @needs_interpreter
 @pytest.mark.parametrize(
     "n,h,w,oh,ow,f,crop",
-    [(3, 20, 30, 28, 56, 3, True), (2, 61, 47, 56, 28, 2, False), (1, 1, 1, 28, 28, 1, False), (4, 17, 23, 28, 28, 5, True)],
+    [
+        (3, 20, 30, 28, 56, 3, True),
+        (2, 61, 47, 56, 28, 2, False),
+        (1, 1, 1, 28, 28, 1, False),
+        (4, 17, 23, 28, 28, 5, True),
+    ],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_triton_interpreter_matches_reference(n, h, w, oh, ow, f, crop, dtype):
@@ -32,8 +37,15 @@ def test_triton_interpreter_matches_reference(n, h, w, oh, ow, f, crop, dtype):
     if crop:
         x0 = torch.randint(0, w // 2, (f,), generator=gen)
         y0 = torch.randint(0, h // 2, (f,), generator=gen)
-        boxes = torch.stack([x0, y0, x0 + 1 + torch.randint(0, w // 2, (f,), generator=gen),
-                             y0 + 1 + torch.randint(0, h // 2, (f,), generator=gen)], 1)
+        boxes = torch.stack(
+            [
+                x0,
+                y0,
+                x0 + 1 + torch.randint(0, w // 2, (f,), generator=gen),
+                y0 + 1 + torch.randint(0, h // 2, (f,), generator=gen),
+            ],
+            1,
+        )
     else:
         boxes = None
     out, g1 = fragment_pack(frames, src, boxes, (oh, ow), backend="triton", dtype=dtype)

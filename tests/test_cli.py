@@ -1,0 +1,72 @@
+"""`sf2t info` reports the real build; sf2t imports and runs without its compiled extension."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from sf2t import _ext
+
+
+def _run(code_or_args, *, module=False):
+    cmd = [sys.executable, "-m", "sf2t.cli", *code_or_args] if module else [sys.executable, "-c", code_or_args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_info_json_reports_the_build():
+    info = json.loads(_run(["info", "--json"], module=True))
+    assert info["torch"] == torch.__version__
+    assert info["torch_cuda"] == torch.version.cuda
+    assert info["extension_loaded"] == _ext.is_loaded()
+    assert "reference" in info["backends"]["fragment_pack"]["cpu"]
+    assert set(info["decoders"]) == {"torchcodec", "pyav", "dali"}
+    if _ext.is_loaded():
+        build = _ext.build_info()
+        assert info["build"]["torch"] == build["torch"] == torch.__version__
+        assert info["build"]["sources_sha256"] == build["sources_sha256"]
+        assert "cpp" in info["backends"]["fragment_pack"]["cpu"]
+        assert info["cuda_kernels_compiled"] == bool(build["with_cuda"])
+
+
+def test_info_text_mentions_versions_and_backends():
+    out = _run(["info"], module=True)
+    assert f"torch {torch.__version__}" in out
+    assert "op fragment_pack" in out and "decoders:" in out and "device:" in out
+
+
+def test_import_without_extension_works_and_compiled_path_explains_the_fix():
+    code = r"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "sf2t._C":
+            raise ImportError("simulated: extension not built")
+sys.meta_path.insert(0, Block())
+import torch, sf2t
+from sf2t import _ext
+from sf2t.ops import fragment_pack
+assert not _ext.is_loaded() and "simulated" in _ext.load_error()
+frames = torch.zeros(1, 28, 28, 3, dtype=torch.uint8)
+out, grid = fragment_pack(frames, torch.tensor([0]), None, (28, 28))   # auto -> reference
+assert out.shape == (4, 1176), out.shape
+try:
+    fragment_pack(frames, torch.tensor([0]), None, (28, 28), backend="cpp")
+except _ext.ExtensionError as e:
+    assert "pip install -e . --no-build-isolation" in str(e), e
+    print("OK")
+"""
+    assert "OK" in _run(code)
+
+
+def test_stale_build_is_reported(monkeypatch):
+    info = dict(_ext.build_info() or {"sources_sha256": "x"})
+    info["torch"] = "0.0.1"
+    info["sources_sha256"] = "0" * 64
+    monkeypatch.setattr(_ext, "build_info", lambda: info)
+    reasons = _ext.stale_reasons()
+    assert any("built against torch 0.0.1" in r for r in reasons)
+    if (_ext._PKG.parent / "csrc").is_dir():
+        assert any("csrc/ changed" in r for r in reasons)
