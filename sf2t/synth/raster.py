@@ -88,13 +88,16 @@ def _sprite_tile(sp: dict) -> np.ndarray:
     c = np.arange(s, dtype=np.float64) + 0.5 - s / 2.0
     r = np.hypot(c[:, None], c[None, :])
     period = max(4.0, s * _RING_PERIOD)
-    ring = np.mod(r / period, 1.0) >= 0.5  # outer band (r < period/2) keeps the full colour, so the outline is clear
+    # r / period = 2 at the inscribed circle: the centre and the band at the edge midpoints keep the full colour
+    ring = np.mod(r / period, 1.0) >= 0.5
     shade = np.where(ring, 1.0 - _SHADE, 1.0)
     rgb = np.asarray(sp["color"], dtype=np.float64)
     return np.clip(np.floor(shade[..., None] * rgb[None, None, :] + 0.5), 0, 255).astype(np.uint8)
 
 
 class Renderer:
+    """Draws frame t of a sampled scene (its ground-truth dict) into a preallocated [H, W, 3] uint8 array."""
+
     def __init__(self, gt: dict, bg_rng: np.random.Generator):
         self.gt = gt
         self.w, self.h = gt["width"], gt["height"]
