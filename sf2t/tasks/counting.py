@@ -31,7 +31,8 @@ class CountingTask:
     def __init__(self, cfg: CountingConfig | None = None):
         self.cfg = cfg or CountingConfig()
         if not 1 <= self.cfg.count_min <= self.cfg.count_max:
-            raise ValueError(f"counting: need 1 <= count_min <= count_max, got {self.cfg.count_min}, {self.cfg.count_max}")
+            c = self.cfg
+            raise ValueError(f"counting: need 1 <= count_min <= count_max, got {c.count_min}, {c.count_max}")
 
     def min_frames(self) -> int:
         return self.cfg.count_min

@@ -97,9 +97,9 @@ class DisorderTask:
         mad = pairwise_mad(frames).cpu()  # [F, F]; a small host copy: the permutation is drawn on the CPU
         steps = torch.diagonal(mad, offset=1)
         if count > 1 and float(steps.min()) < c.tau_motion:
-            raise SkipSample(
-                plan.source, "static", f"no visible motion in window (min MAD {float(steps.min()):.2f} < tau {c.tau_motion})"
-            )
+            m = float(steps.min())
+            reason = f"no visible motion in window (min MAD {m:.2f} < tau {c.tau_motion})"
+            raise SkipSample(plan.source, "static", reason)
         shuffled = rng.random() < c.p_shuffle
         perm: tuple[int, ...] = tuple(range(count))
         if shuffled:

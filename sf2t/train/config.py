@@ -37,6 +37,7 @@ class TrainConfig:
     eval_videos: list = _f([], "held-out videos for evaluation (paths; disjoint from videos)")
     tasks: list = _f(["counting", "disorder"], "tasks to train on (TASKS.md names)")
     task_weights: list = _f([], "sampling weight per task (same order as tasks); empty: equal")
+    task_videos: dict = _f({}, "per task, the videos it may draw from (paths or path prefixes); absent: all")
     counting: CountingConfig = _f(CountingConfig(), "counting task parameters")
     disorder: DisorderConfig = _f(DisorderConfig(), "disorder task parameters")
     curriculum_steps: int = _f(0, "first N optimizer steps train only on curriculum_tasks (0: no curriculum)")
@@ -51,6 +52,7 @@ class TrainConfig:
     min_lr_ratio: float = _f(0.1, "final learning rate as a fraction of lr (cosine, linear)")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     betas: list = _f([0.9, 0.95], "AdamW betas")
+    vision_lr_scale: float = _f(1.0, "learning-rate multiplier for the vision tower's trainable weights")
     grad_clip: float = _f(1.0, "clip the global gradient norm to this (0: off)")
     # -- which weights
     lora: bool = _f(True, "train LoRA adapters (peft) on the LLM and the vision tower; the base stays frozen")
@@ -63,6 +65,7 @@ class TrainConfig:
     # -- input
     frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28")
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
+    layout: str = _f("repeat", "token groups: repeat (one frame per group) or pairs (group i = frames i, i+1)")
     decoder: str = _f("auto", "video decoder: auto, torchcodec or pyav")
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.frame_size must be (h, w), positive multiples of 28, got {self.frame_size}")
         if self.task_weights and len(self.task_weights) != len(self.tasks):
             raise ValueError("TrainConfig.task_weights must have one weight per task")
+        if self.layout not in ("repeat", "pairs"):
+            raise ValueError(f"TrainConfig.layout must be repeat or pairs, got {self.layout!r}")
         unknown = set(self.tasks) - {"counting", "disorder"}
         if unknown:
             raise ValueError(f"TrainConfig.tasks: unknown task(s) {sorted(unknown)}")

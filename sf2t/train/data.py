@@ -21,7 +21,21 @@ from sf2t.tasks import make_task
 from sf2t.tasks.base import Sample, SkipSample, Task, make_rng
 from sf2t.video.decode import VideoError, VideoInfo, decode_frames, probe
 
-__all__ = ["Skip", "VideoPool", "FrameStore", "SampleFactory", "batches"]
+__all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batches", "pair_layout_index"]
+
+# How presented frames become Qwen2-VL token groups (its Conv3d fuses temporal_patch_size = 2 frames):
+# - "repeat": each presented frame twice, one frame per token group (TASKS.md default; F groups).
+# - "pairs":  overlapping consecutive pairs, group i = presented frames (i, i+1) (F - 1 groups), so the
+#   vision tower sees every frame-to-frame change inside one token. A tiny model trained from scratch
+#   learns disorder with it and stays at chance without it (sf2t/train/NOTES.md).
+LAYOUTS = ("repeat", "pairs")
+
+
+def pair_layout_index(num_frames: int, device=None) -> torch.Tensor:
+    """[0, 1, 1, 2, 2, ..., F-1]: the presented-frame order of the "pairs" layout (2F - 2 entries)."""
+    i = torch.arange(1, num_frames - 1, device=device).repeat_interleave(2)
+    return torch.cat([torch.zeros(1, dtype=torch.int64, device=device), i,
+                      torch.full((1,), num_frames - 1, dtype=torch.int64, device=device)])
 
 
 @dataclass
@@ -74,23 +88,60 @@ class VideoPool:
 
 
 class FrameStore:
-    """Decoded frames by (video, frame ids). Short clips are decoded whole once and kept (LRU, ``cache_mb``);
-    longer ones decode only the needed frames on each request."""
+    """Decoded frames by (video, frame ids).
 
-    def __init__(self, *, cache_mb: int = 256, decoder: str = "auto", device: str | torch.device = "cpu"):
+    Short clips are decoded whole once and kept (LRU within ``cache_mb``); longer ones decode only the
+    needed frames on each request. ``max_side`` (optional) keeps a reduced copy instead, long side at most
+    ``max_side`` px (antialiased bilinear), decoded in chunks: for a demo that mixes a few large real videos
+    with small clips, so every draw does not decode full-HD frames again. Frame ids and meta are unchanged;
+    only the source pixels are smaller.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_mb: int = 256,
+        decoder: str = "auto",
+        device: str | torch.device = "cpu",
+        max_side: int | None = None,
+        chunk: int = 32,
+    ):
         self.budget = int(cache_mb) * 2**20
         self.decoder = decoder
         self.device = torch.device(device)
+        self.max_side = max_side
+        self.chunk = chunk
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._bytes = 0
 
+    def _cached_size(self, info: VideoInfo) -> tuple[int, int]:
+        h, w = info.height, info.width
+        if self.max_side and max(h, w) > self.max_side:
+            scale = self.max_side / max(h, w)
+            h, w = max(1, round(h * scale)), max(1, round(w * scale))
+        return h, w
+
+    def _decode_whole(self, info: VideoInfo, size: tuple[int, int]) -> torch.Tensor:
+        if size == (info.height, info.width):
+            clip, _ = decode_frames(info.path, range(info.num_frames), decoder=self.decoder, device=self.device)
+            return clip
+        parts = []
+        for lo in range(0, info.num_frames, self.chunk):
+            ids = range(lo, min(lo + self.chunk, info.num_frames))
+            x, _ = decode_frames(info.path, ids, decoder=self.decoder, device=self.device)  # [n, H, W, 3]
+            x = torch.nn.functional.interpolate(x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear",
+                                                antialias=True, align_corners=False)
+            parts.append(x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous())
+        return torch.cat(parts)
+
     def get(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
-        """uint8 [len(frame_ids), H, W, 3] on the store's device."""
-        clip_bytes = info.num_frames * info.height * info.width * 3
+        """uint8 [len(frame_ids), H, W, 3] on the store's device (H, W reduced when ``max_side`` applies)."""
+        h, w = self._cached_size(info)
+        clip_bytes = info.num_frames * h * w * 3
         if self.budget and clip_bytes <= self.budget // 8:
             clip = self._cache.get(info.path)
             if clip is None:
-                clip, _ = decode_frames(info.path, range(info.num_frames), decoder=self.decoder, device=self.device)
+                clip = self._decode_whole(info, (h, w))
                 self._cache[info.path] = clip
                 self._bytes += clip.numel()
                 while self._bytes > self.budget and len(self._cache) > 1:
@@ -114,11 +165,13 @@ class SampleFactory:
         *,
         frame_size: Sequence[int] = (56, 56),
         frame_repeat: int = 2,
+        layout: str = "repeat",
         seed: int = 0,
         salt: str = "train",
         weights: Sequence[float] | None = None,
         store: FrameStore | None = None,
         max_resample: int = 8,
+        task_videos: dict[str, Sequence[str]] | None = None,
     ):
         self.pool = pool
         self.tasks = {name: make_task(name) for name in tasks} if not isinstance(tasks, dict) else dict(tasks)
@@ -126,11 +179,16 @@ class SampleFactory:
         self.weights = list(weights) if weights else [1.0] * len(self.names)
         self.tokenizer = tokenizer
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.frame_repeat = frame_repeat
+        self.layout = layout
         self.seed = seed
         self.salt = salt
         self.store = store or FrameStore()
         self.max_resample = max_resample
+        # per task, the paths (or path prefixes) it may draw from; tasks not listed draw from every video
+        self.task_videos = {k: tuple(str(p) for p in v) for k, v in (task_videos or {}).items()}
         self._fails: dict[str, int] = {}
 
     # -- task samples (no pixels packed yet)
@@ -146,12 +204,16 @@ class SampleFactory:
             weights = [self.weights[self.names.index(n)] for n in names]
             task = rng.choices(names, weights=weights)[0]
         t = self.tasks[task]
+        allowed = self.task_videos.get(task)
         while True:
-            if not self.pool.infos:
+            infos = self.pool.infos if allowed is None else [i for i in self.pool.infos if i.path.startswith(allowed)]
+            if not infos:
+                where = "" if allowed is None else f" for {task} (task_videos)"
                 raise RuntimeError(
-                    "no usable videos left; skipped: " + "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
+                    f"no usable videos left{where}; skipped: "
+                    + "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
                 )
-            info = self.pool.infos[rng.randrange(len(self.pool.infos))]
+            info = infos[rng.randrange(len(infos))]
             got = self._try_video(t, info, rng)
             if got is not None:
                 return got
@@ -181,15 +243,19 @@ class SampleFactory:
     # -- packed, tokenized samples
 
     def pack(self, sample: Sample, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels of the presented frames in the model's layout (see ``LAYOUTS``)."""
         from sf2t.ops.fragment_pack import fragment_pack
 
-        return fragment_pack(
-            frames,
-            sample.src_index_tensor(frames.device),
-            sample.boxes_tensor(frames.device),
-            self.frame_size,
-            frame_repeat=self.frame_repeat,
-        )
+        index = sample.src_index_tensor(frames.device)  # [F]
+        boxes = sample.boxes_tensor(frames.device)  # [F, 4] or None
+        repeat = self.frame_repeat
+        if self.layout == "pairs" and index.numel() >= 2:
+            # [f0, f1, f1, f2, f2, ..., f_{F-1}]: token group i holds presented frames i and i+1
+            pick = pair_layout_index(index.numel(), device=frames.device)
+            index = index[pick]
+            boxes = None if boxes is None else boxes[pick]
+            repeat = 1
+        return fragment_pack(frames, index, boxes, self.frame_size, frame_repeat=repeat)
 
     def sample(
         self, index: int, *, task: str | None = None, tasks: Sequence[str] | None = None, with_answer: bool = True

@@ -44,16 +44,20 @@ def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, 
 
 def evaluate(model, tokenizer, eval_set: list[dict], *, max_new_tokens: int = 4, device="cpu",
              chance: dict[str, float] | None = None, keep_answers: int = 3) -> dict[str, Any]:
-    """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, chance, examples}}`` plus ``seconds``."""
+    """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, chance, examples}}``, plus ``seconds`` and
+    ``samples`` (one ``{task, source, answer, score}`` per sample, for breakdowns)."""
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
     per: dict[str, dict[str, Any]] = {}
+    samples = []
     for s in eval_set:
         text = generate_answer(model, tokenizer, s, max_new_tokens=max_new_tokens, device=device)
         r = per.setdefault(s["task"], {"n": 0, "correct": 0.0, "partial": 0.0, "examples": []})
         r["n"] += 1
-        r["correct"] += score(s["task"], text, s["meta"])
+        exact = score(s["task"], text, s["meta"])
+        samples.append({"task": s["task"], "source": s["meta"]["source"], "answer": text, "score": exact})
+        r["correct"] += exact
         r["partial"] += partial_score(s["task"], text, s["meta"])
         if len(r["examples"]) < keep_answers:
             r["examples"].append({"answer": text, "truth": s["answer"]})
@@ -69,4 +73,5 @@ def evaluate(model, tokenizer, eval_set: list[dict], *, max_new_tokens: int = 4,
             "examples": r["examples"],
         }
     out["seconds"] = time.perf_counter() - t0
+    out["samples"] = samples
     return out

@@ -75,8 +75,8 @@ def make_factories(cfg: TrainConfig, tokenizer):
     tasks = {name: make_task(name, cfg.task_config(name)) for name in cfg.tasks}
     min_frames = min(t.min_frames() for t in tasks.values())
     store = FrameStore(cache_mb=cfg.clip_cache_mb, decoder=cfg.decoder, device=cfg.device)
-    common = dict(frame_size=cfg.frame_size, frame_repeat=cfg.frame_repeat, store=store,
-                  max_resample=cfg.max_resample)
+    common = dict(frame_size=cfg.frame_size, frame_repeat=cfg.frame_repeat, layout=cfg.layout, store=store,
+                  max_resample=cfg.max_resample, task_videos=cfg.task_videos)
     train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
     train_f = SampleFactory(train_pool, tasks, tokenizer, seed=cfg.seed, salt="train",
                             weights=cfg.task_weights or None, **common)
@@ -125,18 +125,22 @@ def train(
     model, tokenizer = setup_model(cfg, model, tokenizer)
     if factory is None:
         factory, _ = make_factories(cfg, tokenizer)
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     n_train = sum(p.numel() for p in params)
     n_total = sum(p.numel() for p in model.parameters())
     log(f"training {n_train:,} of {n_total:,} parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
         f"{cfg.steps} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr:g} {cfg.schedule}")
-    # Weight decay only on matrices (nanoGPT): norms and biases are left alone.
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=tuple(cfg.betas),
-    )
+    # Weight decay only on matrices (nanoGPT): norms and biases are left alone. The vision tower may get its
+    # own learning-rate scale (cfg.vision_lr_scale).
+    groups = []
+    for vision in (False, True):
+        for decay in (True, False):
+            ps = [p for n, p in named if (".visual." in f".{n}") == vision and (p.dim() >= 2) == decay]
+            if ps:
+                groups.append({"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0,
+                               "lr_scale": cfg.vision_lr_scale if vision else 1.0})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
     def tasks_for_step(micro_step: int):
         if cfg.curriculum_steps and micro_step // cfg.grad_accum < cfg.curriculum_steps:
@@ -154,7 +158,7 @@ def train(
     for step in bar:
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"]
         step_loss = 0.0
         for _ in range(cfg.grad_accum):
             t0 = time.perf_counter()

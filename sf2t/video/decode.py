@@ -182,6 +182,12 @@ def _av_probe(path: str) -> VideoInfo:
 
 def _av_decode(path: str, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     container, stream = _av_open(path)
+    negative = [i for i in idx if i < 0]
+    if negative:
+        n = int(stream.frames or 0)
+        container.close()
+        has = f"the video has {n} frames" if n else "indices start at 0"
+        raise VideoError(path, f"frame index {negative[0]} out of range: {has}", "out_of_range")
     wanted = set(idx)
     last = max(idx) if idx else -1
     got: dict[int, tuple[torch.Tensor, float]] = {}

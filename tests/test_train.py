@@ -1,0 +1,273 @@
+"""sf2t.train: config, schedule, the data path (video -> task -> pack -> tokens), skips with reasons, a smoke
+training whose loss falls (full fine-tuning and LoRA), saving/loading, evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sf2t.train.config import TrainConfig, apply_overrides, config_help, load_config
+from sf2t.train.loop import lr_at
+
+synth = pytest.importorskip("sf2t.synth")
+pytest.importorskip("av")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from sf2t.models import build_tiny_qwen2_vl
+
+    return str(build_tiny_qwen2_vl(tmp_path_factory.mktemp("model") / "tiny", seed=0))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    kw = dict(width=64, height=64, seconds=1.2, num_sprites=1, camera_pan=False, events=False)
+    good = [c["path"] for c in synth.make_clips(root / "good", 3, seed=100, **kw)]
+    bad = {
+        "static": synth.make_clip(root / "static.mp4", 5, static=True, **{**kw, "seconds": 1.0})["path"],
+        "short": synth.make_clip(root / "short.mp4", 6, **{**kw, "seconds": 0.12})["path"],  # 3 frames
+        "missing": str(root / "missing.mp4"),
+        "empty": str(root / "empty.mp4"),
+        "noise": str(root / "noise.mp4"),
+    }
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "noise.mp4").write_bytes(bytes(range(256)) * 16)
+    return good, bad
+
+
+def _cfg(tiny, clips, tmp_path, **kw):
+    good, _ = clips
+    base = dict(model=tiny, videos=good, eval_videos=good, out_dir=str(tmp_path / "run"), steps=30, batch_size=4,
+                lr=2e-3, warmup_steps=5, lora=False, full_finetune=True, progress=False, log_every=0, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# -- config and schedule
+
+
+def test_config_overrides_and_yaml(tmp_path):
+    cfg = apply_overrides(TrainConfig(), ["full_finetune=true", "lora=false", "disorder.perm=strong", "lr=3e-4",
+                                          "tasks=[disorder]", "frame_size=[112, 84]"])
+    assert cfg.full_finetune and not cfg.lora and cfg.disorder.perm == "strong" and cfg.lr == 3e-4
+    assert cfg.tasks == ["disorder"] and cfg.frame_size == [112, 84]
+    assert TrainConfig().disorder.perm == "any"  # defaults untouched
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 7\ncounting:\n  count_max: 9\nlora: false\nfull_finetune: true\n")
+    cfg = load_config(path, ["batch_size=2"])
+    assert (cfg.steps, cfg.counting.count_max, cfg.batch_size) == (7, 9, 2)
+    with pytest.raises(ValueError, match="no field"):
+        apply_overrides(TrainConfig(), ["nope=1"])
+    with pytest.raises(ValueError, match="exclusive"):
+        TrainConfig(full_finetune=True)
+    with pytest.raises(ValueError, match="multiples of 28"):
+        TrainConfig(frame_size=[50, 56])
+    assert "disorder.p_shuffle" in config_help()
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # non-increasing after warmup
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+    assert lr_at(55, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    const = TrainConfig(steps=100, warmup_steps=0, lr=0.5, schedule="constant")
+    assert {lr_at(s, const) for s in range(100)} == {0.5}
+
+
+# -- data
+
+
+def test_samples_end_to_end(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path), tok)
+    for i in range(12):
+        s = factory.sample(i)
+        grid = s["video_grid_thw"]
+        f = s["meta"]["params"]["num_frames"]
+        assert grid.tolist() == [[f, 4, 4]]  # one token group per presented frame, 56x56
+        assert s["pixel_values_videos"].shape == (f * 16, 3 * 2 * 14 * 14)
+        assert int((s["mm_token_type_ids"] == 2).sum()) == f * 4
+        supervised = tok.decode(s["input_ids"][s["labels"] != -100])
+        assert supervised == s["answer"] + "<|im_end|>"  # loss on the answer only
+    a, b = factory.sample(5), factory.sample(5)
+    assert torch.equal(a["input_ids"], b["input_ids"])
+    assert torch.equal(a["pixel_values_videos"], b["pixel_values_videos"])
+    prompt = factory.sample(5, with_answer=False)
+    assert (prompt["labels"] == -100).all()
+    assert tok.decode(prompt["input_ids"][-3:]).endswith("assistant\n")
+
+
+def test_bad_videos_are_reported_not_dropped(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    good, bad = clips
+    _, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path, videos=good + list(bad.values()), tasks=["disorder"], max_resample=3)
+    factory, _ = make_factories(cfg, tok)
+    for i in range(40):  # draws hit the static clip sooner or later
+        factory.sample(i)
+    skipped = {s.path: s for s in factory.pool.skipped}
+    expect = {"missing": "missing", "empty": "empty", "noise": "unreadable", "short": "too_short", "static": "static"}
+    for name, kind in expect.items():
+        s = skipped[bad[name]]
+        assert s.kind == kind, (name, s)
+        assert s.reason
+    assert "no visible motion" in skipped[bad["static"]].reason
+    assert "4" in skipped[bad["short"]].reason  # says how many frames the task needs
+    assert {i.path for i in factory.pool.infos} == set(good)
+
+
+def test_no_usable_video_is_a_clear_error(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    _, bad = clips
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, videos=[bad["missing"], bad["empty"]]), tok)
+    with pytest.raises(RuntimeError, match="no usable videos") as e:
+        factory.sample(0)
+    assert bad["missing"] in str(e.value) and "file not found" in str(e.value)
+
+
+# -- training
+
+
+def test_smoke_full_finetune_loss_falls(tiny, clips, tmp_path):
+    from sf2t.train.loop import load_trained, train
+
+    cfg = _cfg(tiny, clips, tmp_path, steps=40)
+    res = train(cfg, log=lambda s: None)
+    losses = res["losses"]
+    assert len(losses) == 40 and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    assert set(res["task_losses"]) == {"counting", "disorder"}
+    # saved as a whole checkpoint that loads like the base
+    model, tok = load_trained(tiny, res["saved"])
+    ref = res["model"].state_dict()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
+def test_lora_trains_adapters_only_and_reloads(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import load_trained, make_factories, train
+
+    cfg = _cfg(tiny, clips, tmp_path, steps=6, lora=True, full_finetune=False, lora_rank=4, lora_alpha=8, lr=1e-2,
+               warmup_steps=0)
+    base, tok = load_model_and_tokenizer(tiny)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    res = train(cfg, model=base, tokenizer=tok, log=lambda s: None)
+    model = res["model"]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert any("visual.blocks.0.attn.qkv.lora_A" in n for n in trainable)  # fused vision qkv is adapted
+    assert any("language_model.layers.0.self_attn.q_proj.lora_B" in n for n in trainable)
+    base_after = model.get_base_model().state_dict()
+    for k, v in before.items():  # the base weights are frozen
+        mod, _, leaf = k.rpartition(".")
+        key = k if k in base_after else f"{mod}.base_layer.{leaf}"
+        assert torch.equal(base_after[key], v), k
+    assert any(float(p.abs().sum()) > 0 for n, p in model.named_parameters() if "lora_B" in n)  # it moved
+
+    reloaded, _ = load_trained(tiny, res["saved"])
+    factory, _ = make_factories(cfg, tok)
+    s = factory.sample(0)
+    keys = ("input_ids", "attention_mask", "mm_token_type_ids")
+    inputs = {k: s[k][None] for k in keys}
+    inputs.update(pixel_values_videos=s["pixel_values_videos"], video_grid_thw=s["video_grid_thw"])
+    model.eval()
+    reloaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, model(**inputs).logits)
+
+
+def test_evaluate_reports_accuracy_and_chance(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.evaluate import build_eval_set, evaluate
+    from sf2t.train.loop import make_factories
+
+    model, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path)
+    _, eval_f = make_factories(cfg, tok)
+    es = build_eval_set(eval_f, cfg.tasks, 3)
+    assert [s["task"] for s in es] == ["counting"] * 3 + ["disorder"] * 3
+    r = evaluate(model, tok, es, chance={"counting": 1 / 15, "disorder": 0.5}, max_new_tokens=3)
+    for task in ("counting", "disorder"):
+        assert r[task]["n"] == 3 and 0.0 <= r[task]["accuracy"] <= 1.0
+        assert r[task]["chance"] in (1 / 15, 0.5)
+        assert len(r[task]["examples"]) == 3
+
+
+def test_pairs_layout(tiny, clips, tmp_path):
+    """layout="pairs": token group i holds presented frames (i, i+1), so F frames give F - 1 groups."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import pair_layout_index
+    from sf2t.train.loop import make_factories
+
+    assert pair_layout_index(2).tolist() == [0, 1]
+    assert pair_layout_index(5).tolist() == [0, 1, 1, 2, 2, 3, 3, 4]
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, layout="pairs"), tok)
+    for i in range(8):
+        s = factory.sample(i)
+        f = s["meta"]["params"]["num_frames"]
+        assert s["video_grid_thw"].tolist() == [[f - 1, 4, 4]]
+        assert int((s["mm_token_type_ids"] == 2).sum()) == (f - 1) * 4
+    with pytest.raises(ValueError, match="layout"):
+        TrainConfig(layout="triples")
+
+
+def test_task_videos_restricts_a_task(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    good, _ = clips
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, task_videos={"disorder": [good[1]]}), tok)
+    sources = {t: set() for t in ("counting", "disorder")}
+    for i in range(30):
+        s = factory.sample(i)
+        sources[s["task"]].add(s["meta"]["source"])
+    assert sources["disorder"] == {good[1]}
+    assert len(sources["counting"]) > 1
+
+
+def test_demo_quick(tmp_path):
+    """The demo's whole path on a few clips and steps: report files, table, skipped clips with reasons."""
+    import json
+
+    from sf2t.demo import run_demo
+
+    lines = []
+    report = run_demo(tmp_path / "demo", quick=True, threads=1, progress=False, log=lines.append)
+    out = tmp_path / "demo"
+    assert (out / "report.json").is_file() and (out / "report.md").is_file()
+    assert (out / "model" / "config.json").is_file()
+    assert json.loads((out / "report.json").read_text())["accuracy"].keys() == {"counting", "disorder"}
+    for t in ("counting", "disorder"):
+        a = report["accuracy"][t]
+        assert 0.0 <= a["before"] <= 1.0 and 0.0 <= a["after"] <= 1.0
+    kinds = {s["kind"] for s in report["skipped"]}
+    assert {"empty", "unreadable"} <= kinds  # static / too_short show up once a draw reaches them
+    assert any("task" in line and "chance" in line for line in lines)
+    md = (out / "report.md").read_text()
+    assert "| counting |" in md and "Skipped videos" in md
