@@ -9,7 +9,7 @@ What was built is recorded in sf2t/_build_info.json and shown by `sf2t info`.
 
 import datetime
 import glob
-import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -48,14 +48,11 @@ def _git_sha():
 
 
 def sources_digest(root=CSRC):
-    """SHA-256 over every C++/CUDA source, to tell a stale build (kept in sync with sf2t/_ext.py)."""
-    h = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
-        if os.path.isfile(path) and path.endswith((".cpp", ".cu", ".h", ".cuh")):
-            h.update(os.path.relpath(path, root).encode())
-            with open(path, "rb") as f:
-                h.update(f.read())
-    return h.hexdigest()
+    """SHA-256 over every C++/CUDA source (sf2t/_ext.py's, loaded by path: the package is not built yet)."""
+    spec = importlib.util.spec_from_file_location("_sf2t_ext_for_setup", os.path.join(ROOT, "sf2t", "_ext.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.sources_digest(root)
 
 
 def _nvcc_version(cuda_home):

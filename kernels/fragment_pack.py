@@ -218,7 +218,15 @@ def launch_fragment_pack(
     return out
 
 
-# Every kernel here with a signature and constexprs that compile it ahead of time (tests/ops/test_triton_aot.py
+def _vertical_signature(out_ptr: str) -> dict:
+    sig = {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": out_ptr}
+    sig.update(dict.fromkeys(("presented", "out_h", "out_w", "repeat", "total_frames"), "i32"))
+    sig.update(dict.fromkeys(("m0", "m1", "m2", "s0", "s1", "s2"), "fp32"))
+    sig.update(dict.fromkeys(("KMAX", "PATCH", "TPATCH", "MERGE", "MAXR", "OUT_BF16", "BLOCK"), "constexpr"))
+    return sig
+
+
+# Every kernel here with a signature and constexprs that compile it ahead of time (tests/ops/test_triton.py
 # compiles each for sm_90 in CI, where there is no GPU).
 AOT_SPECS = {
     "_fragment_pack_horizontal": (
@@ -239,58 +247,15 @@ AOT_SPECS = {
         },
         {"KMAX": 16, "BLOCK": 256},
     ),
+    # bf16 output is written through an int16 view (see _to_out); float32 directly.
     "_fragment_pack_vertical": (
         _fragment_pack_vertical,
-        {
-            "tmp_ptr": "*u8",
-            "table_ptr": "*i32",
-            "out_ptr": "*i16",
-            "presented": "i32",
-            "out_h": "i32",
-            "out_w": "i32",
-            "repeat": "i32",
-            "total_frames": "i32",
-            "m0": "fp32",
-            "m1": "fp32",
-            "m2": "fp32",
-            "s0": "fp32",
-            "s1": "fp32",
-            "s2": "fp32",
-            "KMAX": "constexpr",
-            "PATCH": "constexpr",
-            "TPATCH": "constexpr",
-            "MERGE": "constexpr",
-            "MAXR": "constexpr",
-            "OUT_BF16": "constexpr",
-            "BLOCK": "constexpr",
-        },
+        _vertical_signature("*i16"),
         {"KMAX": 16, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": True, "BLOCK": 256},
     ),
     "_fragment_pack_vertical_f32": (
         _fragment_pack_vertical,
-        {
-            "tmp_ptr": "*u8",
-            "table_ptr": "*i32",
-            "out_ptr": "*fp32",
-            "presented": "i32",
-            "out_h": "i32",
-            "out_w": "i32",
-            "repeat": "i32",
-            "total_frames": "i32",
-            "m0": "fp32",
-            "m1": "fp32",
-            "m2": "fp32",
-            "s0": "fp32",
-            "s1": "fp32",
-            "s2": "fp32",
-            "KMAX": "constexpr",
-            "PATCH": "constexpr",
-            "TPATCH": "constexpr",
-            "MERGE": "constexpr",
-            "MAXR": "constexpr",
-            "OUT_BF16": "constexpr",
-            "BLOCK": "constexpr",
-        },
+        _vertical_signature("*fp32"),
         {"KMAX": 8, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": False, "BLOCK": 256},
     ),
 }

@@ -36,8 +36,8 @@ def build_info() -> dict:
         return {}
 
 
-def _sources_digest(root: Path) -> str:
-    # Same digest as setup.py's sources_digest.
+def sources_digest(root) -> str:
+    """SHA-256 over every C++/CUDA source under ``root``; setup.py records it, stale_reasons compares."""
     h = hashlib.sha256()
     for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
         if os.path.isfile(path) and path.endswith((".cpp", ".cu", ".h", ".cuh")):
@@ -58,7 +58,7 @@ def stale_reasons() -> list[str]:
     if info.get("torch") and info["torch"] != torch.__version__:
         reasons.append(f"built against torch {info['torch']}, running torch {torch.__version__}")
     csrc = _PKG.parent / "csrc"
-    if csrc.is_dir() and info.get("sources_sha256") and _sources_digest(csrc) != info["sources_sha256"]:
+    if csrc.is_dir() and info.get("sources_sha256") and sources_digest(csrc) != info["sources_sha256"]:
         reasons.append("C++/CUDA sources in csrc/ changed since the build")
     return reasons
 
