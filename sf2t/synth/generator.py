@@ -101,6 +101,49 @@ def _check_even(name: str, v: Any) -> int:
     return v
 
 
+def encode_frames(
+    path, frames, *, width: int, height: int, fps, codec: str = "h264", gop: int | None = None, crf: int | None = None
+) -> Path:
+    """Encode an iterable of uint8 [H, W, 3] RGB frames with PyAV (h264 -> libx264 in .mp4, vp9 -> libvpx-vp9
+    in .webm, yuv420p, one encoder thread). Shared by every clip writer of sf2t.synth."""
+    import av  # local: rendering alone does not need PyAV
+
+    encoder, _, fmt = _check_codec(codec)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if codec == "h264":
+        opts = {"preset": "ultrafast", "crf": str(23 if crf is None else crf)}
+    else:
+        opts = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+            "crf": str(32 if crf is None else crf),
+            "b": "0",  # constant-quality mode
+            "row-mt": "0",
+        }
+    rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, int) else Fraction(fps)
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(encoder, rate=rate)
+        cc = stream.codec_context
+        cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
+        cc.thread_count = 1
+        if gop is not None:
+            cc.gop_size = gop
+        cc.options = opts
+        for t, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = t
+            for pkt in stream.encode(frame):
+                container.mux(pkt)
+        for pkt in stream.encode(None):
+            container.mux(pkt)
+        unused = dict(cc.options)  # after opening, PyAV leaves here the options the encoder did not take
+    if unused:
+        warnings.warn(f"{encoder} ignored options {unused}", RuntimeWarning, stacklevel=3)
+    return path
+
+
 def make_clip(
     path,
     seed: int,
@@ -124,9 +167,7 @@ def make_clip(
     ``gop``: keyframe interval in frames; ``crf``: constant-rate factor (x264: 0-51, default 23; vp9: 0-63,
     default 32).
     """
-    import av  # local: rendering alone does not need PyAV
-
-    encoder, ext, fmt = _check_codec(codec)
+    _, ext, _ = _check_codec(codec)
     width = _check_even("width", width)
     height = _check_even("height", height)
     if gop is not None:
@@ -141,40 +182,18 @@ def make_clip(
     elif path.suffix.lower() != ext:
         raise ValueError(f"path {str(path)!r} must end in {ext!r} for codec {codec!r} (or have no suffix)")
     gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    if codec == "h264":
-        opts = {"preset": "ultrafast", "crf": str(23 if crf is None else crf)}
-    else:
-        opts = {
-            "deadline": "realtime",
-            "cpu-used": "8",
-            "lag-in-frames": "0",
-            "crf": str(32 if crf is None else crf),
-            "b": "0",  # constant-quality mode
-            "row-mt": "0",
-        }
-    rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, int) else Fraction(fps)
     buf = np.empty((height, width, 3), dtype=np.uint8)
-    with av.open(str(path), mode="w", format=fmt) as container:
-        stream = container.add_stream(encoder, rate=rate)
-        cc = stream.codec_context
-        cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
-        cc.thread_count = 1
-        if gop is not None:
-            cc.gop_size = gop
-        cc.options = opts
-        for t in range(gt["num_frames"]):
-            frame = av.VideoFrame.from_ndarray(r.render(t, buf), format="rgb24")
-            frame.pts = t
-            for pkt in stream.encode(frame):
-                container.mux(pkt)
-        for pkt in stream.encode(None):
-            container.mux(pkt)
-        unused = dict(cc.options)  # after opening, PyAV leaves here the options the encoder did not take
-    if unused:
-        warnings.warn(f"{encoder} ignored options {unused}", RuntimeWarning, stacklevel=2)
 
+    encode_frames(
+        path,
+        (r.render(t, buf) for t in range(gt["num_frames"])),
+        width=width,
+        height=height,
+        fps=fps,
+        codec=codec,
+        gop=gop,
+        crf=crf,
+    )
     gt["codec"] = codec
     gt["gop"] = gop
     gt["crf"] = crf

@@ -1,0 +1,73 @@
+"""High-contrast clips: one near-white square gliding in a straight line (any direction, no bounce) over a
+static dark-noise background.
+
+A tiny vision tower trained from scratch learns frame order (``disorder``) on these and not on the main
+generator's coloured, ring-shaded, bouncing sprites (measurements in ``sf2t/train/NOTES.md``), so the demo
+trains its ordering task on them. Ground truth as the main generator's: per-frame positions and the
+motion direction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from sf2t.synth.generator import encode_frames
+
+
+def render_contrast_frames(seed: int, *, size: int = 112, num_frames: int = 40) -> tuple[np.ndarray, dict]:
+    """Frames uint8 [num_frames, size, size, 3] and the ground truth (square side, per-frame top-left
+    positions, direction in degrees, ``motion_direction`` as left/right/up/down by the dominant axis)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ValueError(f"size must be an int >= 16, got {size!r}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 2:
+        raise ValueError(f"num_frames must be an int >= 2, got {num_frames!r}")
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+    side = int(rng.integers(size // 5, size // 3))
+    free = size - side
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    travel = rng.uniform(0.6, 1.0) * free  # path length over the clip, centred: never leaves the frame
+    dx, dy = math.cos(angle) * travel, math.sin(angle) * travel
+    frames = np.repeat(background[None], num_frames, axis=0)
+    positions = []
+    for t in range(num_frames):
+        u = t / (num_frames - 1) - 0.5
+        x = min(max(int(round(free / 2 + dx * u)), 0), free)
+        y = min(max(int(round(free / 2 + dy * u)), 0), free)
+        positions.append([x, y])
+        frames[t, y : y + side, x : x + side] = 245
+    if abs(dx) >= abs(dy):
+        direction = "right" if dx > 0 else "left"
+    else:
+        direction = "down" if dy > 0 else "up"
+    gt = {
+        "kind": "contrast",
+        "seed": seed,
+        "width": size,
+        "height": size,
+        "num_frames": num_frames,
+        "size": side,
+        "angle_deg": math.degrees(angle),
+        "positions": positions,
+        "motion_direction": direction,
+    }
+    return frames, gt
+
+
+def make_contrast_clip(
+    path, seed: int, *, size: int = 112, num_frames: int = 40, fps: int = 25, codec: str = "h264", crf: int = 18
+) -> dict:
+    """Render and write a contrast clip (H.264 .mp4 or VP9 .webm) plus its ground truth JSON next to it;
+    returns the ground truth with ``path``."""
+    if size % 2:
+        raise ValueError(f"size must be even for yuv420p, got {size}")
+    frames, gt = render_contrast_frames(seed, size=size, num_frames=num_frames)
+    path = Path(path)
+    encode_frames(path, iter(frames), width=size, height=size, fps=fps, codec=codec, crf=crf)
+    gt.update(path=str(path), fps=fps, codec=codec, crf=crf)
+    path.with_suffix(".json").write_text(json.dumps(gt, indent=1))
+    return gt
