@@ -14,6 +14,17 @@ namespace {
 
 using namespace fragment_pack_detail;
 
+// acc[i] += row[i] * w over a contiguous run. GCC builds an AVX2 and a baseline version and picks one at
+// load time (the extension itself is compiled for baseline x86-64, so it runs on any CPU).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void accumulate_row(int32_t* __restrict__ acc, const uint8_t* __restrict__ row, int32_t w, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    acc[i] += static_cast<int32_t>(row[i]) * w;
+  }
+}
+
 template <typename out_t>
 void vertical_pass(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& tmp,
                    const std::vector<int64_t>& row_offset, out_t* out) {
@@ -31,12 +42,7 @@ void vertical_pass(const Plan& pl, const Layout& lay, const std::vector<uint8_t>
       // Taps outer, pixels inner: contiguous uint8 rows times one weight, which the compiler vectorizes.
       std::fill(acc.begin(), acc.end(), int32_t{1} << (wy.precision - 1));
       for (int64_t k = 0; k < size; ++k) {
-        const uint8_t* row = base + k * ow * 3;
-        const int32_t wk = w[k];
-        int32_t* a = acc.data();
-        for (int64_t xc = 0; xc < ow * 3; ++xc) {
-          a[xc] += static_cast<int32_t>(row[xc]) * wk;
-        }
+        accumulate_row(acc.data(), base + k * ow * 3, w[k], ow * 3);
       }
       for (int64_t x = 0; x < ow; ++x) {
         for (int64_t c = 0; c < 3; ++c) {
