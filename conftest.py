@@ -27,3 +27,21 @@ def pytest_collection_modifyitems(config, items):
 def _fail_gpu_tests_without_cuda(request):
     if REQUIRE_CUDA and "gpu" in request.keywords and not torch.cuda.is_available():
         pytest.fail("SF2T_REQUIRE_CUDA=1 but torch.cuda.is_available() is False")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests with 1 torch thread (many tiny ops: threading costs more than it gives)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_vl(tmp_path_factory):
+    """One tiny Qwen2-VL checkpoint (seed 0) for the whole session; tests must not write into it."""
+    pytest.importorskip("transformers")
+    from sf2t.models import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny") / "qwen2vl-tiny", seed=0)

@@ -16,6 +16,12 @@ META = 11
 
 
 @triton.jit
+def _shift_clamp(acc, prec):
+    # (acc + bias) >> precision, saturated to uint8: the int16-weight resize's rounding (the bias is in acc).
+    return tl.minimum(tl.maximum(acc >> prec, 0), 255)
+
+
+@triton.jit
 def _fragment_pack_horizontal(
     src_ptr,
     s_n,
@@ -60,9 +66,9 @@ def _fragment_pack_horizontal(
         a1 += tl.load(p + s_c, mask=km, other=0).to(tl.int32) * w
         a2 += tl.load(p + 2 * s_c, mask=km, other=0).to(tl.int32) * w
     d = tmp_ptr + idx.to(tl.int64) * 3
-    tl.store(d, tl.minimum(tl.maximum(a0 >> prec, 0), 255).to(tl.uint8), mask=mask)
-    tl.store(d + 1, tl.minimum(tl.maximum(a1 >> prec, 0), 255).to(tl.uint8), mask=mask)
-    tl.store(d + 2, tl.minimum(tl.maximum(a2 >> prec, 0), 255).to(tl.uint8), mask=mask)
+    tl.store(d, _shift_clamp(a0, prec).to(tl.uint8), mask=mask)
+    tl.store(d + 1, _shift_clamp(a1, prec).to(tl.uint8), mask=mask)
+    tl.store(d + 2, _shift_clamp(a2, prec).to(tl.uint8), mask=mask)
 
 
 @triton.jit
@@ -126,9 +132,9 @@ def _fragment_pack_vertical(
         a0 += tl.load(p, mask=km, other=0).to(tl.int32) * w
         a1 += tl.load(p + 1, mask=km, other=0).to(tl.int32) * w
         a2 += tl.load(p + 2, mask=km, other=0).to(tl.int32) * w
-    v0 = (tl.minimum(tl.maximum(a0 >> prec, 0), 255).to(tl.float32) - m0) * s0
-    v1 = (tl.minimum(tl.maximum(a1 >> prec, 0), 255).to(tl.float32) - m1) * s1
-    v2 = (tl.minimum(tl.maximum(a2 >> prec, 0), 255).to(tl.float32) - m2) * s2
+    v0 = (_shift_clamp(a0, prec).to(tl.float32) - m0) * s0
+    v1 = (_shift_clamp(a1, prec).to(tl.float32) - m1) * s1
+    v2 = (_shift_clamp(a2, prec).to(tl.float32) - m2) * s2
     gh = out_h // PATCH
     gw = out_w // PATCH
     hy = y // PATCH

@@ -24,17 +24,12 @@ from sf2t.models import (  # noqa: E402
 PATCH_DIM = 3 * 2 * 14 * 14
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny") / "qwen2vl-tiny")
+def ckpt(tiny_qwen2_vl):
+    return tiny_qwen2_vl
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,12 @@ pytest.importorskip("av")
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from sf2t.models import build_tiny_qwen2_vl
-
-    return str(build_tiny_qwen2_vl(tmp_path_factory.mktemp("model") / "tiny", seed=0))
+def tiny(tiny_qwen2_vl):
+    return str(tiny_qwen2_vl)
 
 
 @pytest.fixture(scope="module")

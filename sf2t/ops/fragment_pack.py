@@ -236,16 +236,17 @@ def _fragment_pack_triton(
     table = [0] * (n_presented * tk.META)
     row_frame: list[int] = []
     row_offset, kx_max, ky_max = 0, 1, 1
+    weights = []
     for f in range(n_presented):
         x0, y0, x1, y1 = bx[f]
         wx, wy = _axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h)
+        weights.append((wx, wy))
         kx_max, ky_max = max(kx_max, wx[0]), max(ky_max, wy[0])
         table[f * tk.META : (f + 1) * tk.META] = [src[f], x0, y0, y1 - y0, row_offset, wx[0], wx[1], wy[0], wy[1], 0, 0]
         row_frame.extend([f] * (y1 - y0))
         row_offset += y1 - y0
-    for f in range(n_presented):
-        x0, y0, x1, y1 = bx[f]
-        for axis, aw in enumerate((_axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h))):
+    for f, axes in enumerate(weights):
+        for axis, aw in enumerate(axes):
             table[f * tk.META + 9 + axis] = len(table)
             table.extend(aw[2] + aw[3] + aw[4])
     dev = frames.device

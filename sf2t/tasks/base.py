@@ -106,3 +106,13 @@ def uniform_window(
     span = (count - 1) * stride + 1
     start = rng.randint(0, num_frames - span)
     return [start + i * stride for i in range(count)], stride
+
+
+def plan_uniform_fragment(task: str, cfg: Any, source: str, num_frames: int, rng: random.Random) -> FramePlan:
+    """The plan shared by tasks that present F ~ U[cfg.count_min, cfg.count_max] frames at a uniform stride
+    (``cfg.stride_min``..``cfg.stride_max``) from a random window; params ``num_frames`` and ``stride``."""
+    if num_frames < cfg.count_min:
+        raise SkipSample(source, "too_short", f"too short: {num_frames} frames, {task} needs {cfg.count_min}")
+    count = rng.randint(cfg.count_min, min(cfg.count_max, num_frames))
+    ids, stride = uniform_window(source, num_frames, count, rng, stride_min=cfg.stride_min, stride_max=cfg.stride_max)
+    return FramePlan(task, source, ids, {"num_frames": count, "stride": stride})

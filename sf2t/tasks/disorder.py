@@ -24,7 +24,7 @@ from functools import lru_cache
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, uniform_window
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, plan_uniform_fragment
 from sf2t.tasks.guard import TAU_MOTION, pairwise_mad
 
 __all__ = ["DisorderConfig", "DisorderTask", "PERM_MODES", "allowed_permutations"]
@@ -84,12 +84,7 @@ class DisorderTask:
         return 0.5
 
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
-        c = self.cfg
-        if num_frames < c.count_min:
-            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, disorder needs {c.count_min}")
-        count = rng.randint(c.count_min, min(c.count_max, num_frames))
-        ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
-        return FramePlan(self.name, source, ids, {"num_frames": count, "stride": stride})
+        return plan_uniform_fragment(self.name, self.cfg, source, num_frames, rng)
 
     def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample:
         c = self.cfg

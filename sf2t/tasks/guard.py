@@ -35,13 +35,19 @@ def _thumb_size(h: int, w: int, short: int) -> tuple[int, int]:
 
 
 def thumbnails(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE) -> torch.Tensor:
-    """Grey float32 thumbnails [N, th, tw] of uint8 RGB frames [N, H, W, 3], on the frames' device."""
-    if frames.dim() != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [N, H, W, 3], got {tuple(frames.shape)}")
-    n, h, w, _ = frames.shape
+    """Grey float32 thumbnails [N, th, tw] of RGB frames [N, H, W, 3] (or grey [N, H, W]), on their device.
+
+    This is the one implementation of the measure; ``sf2t.synth.thumbnail_mad`` wraps it for numpy frames.
+    """
+    if frames.dim() == 4 and frames.shape[-1] == 3:
+        weights = torch.tensor(_BT601, dtype=torch.float32, device=frames.device)
+        grey = frames.to(torch.float32) @ weights  # [N, H, W]
+    elif frames.dim() == 3:
+        grey = frames.to(torch.float32)
+    else:
+        raise ValueError(f"frames must be [N, H, W, 3] RGB or [N, H, W] grey, got {tuple(frames.shape)}")
+    n, h, w = grey.shape
     th, tw = _thumb_size(h, w, short_side)
-    weights = torch.tensor(_BT601, dtype=torch.float32, device=frames.device)
-    grey = frames.to(torch.float32) @ weights  # [N, H, W]
     my = _area_matrix_cpu(h, th).to(frames.device)  # [th, H]
     mx = _area_matrix_cpu(w, tw).to(frames.device)  # [tw, W]
     return my @ grey @ mx.T  # [N, th, tw]
