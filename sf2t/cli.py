@@ -1,4 +1,4 @@
-"""The ``sf2t`` command: ``sf2t info``, ``sf2t demo``."""
+"""The ``sf2t`` command: ``sf2t info``, ``sf2t index``, ``sf2t demo``."""
 
 from __future__ import annotations
 
@@ -138,12 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="show the build, backends, decoders and device")
     p_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p_index = sub.add_parser("index", help="probe video files and folders into a JSONL manifest",
+                             description="Probe every video (codec, size, rotation, fps, frames, duration, "
+                             "keyframe interval) and write one JSON line per file, with the reason for each "
+                             "file that cannot be used. Exit 0 when at least one video is usable.")
+    from sf2t.video import index as _index
+
+    _index.add_arguments(p_index)
     sub.add_parser("demo", help="make clips, build a tiny model, train on SF²T tasks, report accuracy", add_help=False)
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "info":
         return cmd_info(args)
+    if args.command == "index":
+        return _index.main(args)
     parser.print_help()
     return 2
 

@@ -66,7 +66,7 @@ class TrainConfig:
     frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28")
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
     layout: str = _f("repeat", "token groups: repeat (one frame per group) or pairs (group i = frames i, i+1)")
-    decoder: str = _f("auto", "video decoder: auto, torchcodec or pyav")
+    decoder: str = _f("auto", "video decoder: auto (DALI on GPU, else torchcodec, else PyAV), torchcodec, pyav or dali")
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
     # -- evaluation

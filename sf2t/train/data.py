@@ -19,7 +19,8 @@ import torch
 
 from sf2t.tasks import make_task
 from sf2t.tasks.base import Sample, SkipSample, Task, make_rng
-from sf2t.video.decode import VideoError, VideoInfo, decode_frames, probe
+from sf2t.video.backends import open_decoder
+from sf2t.video.decode import VideoError, VideoInfo, probe
 
 __all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batches", "pair_layout_index"]
 
@@ -113,6 +114,25 @@ class FrameStore:
         self.chunk = chunk
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._bytes = 0
+        self._open: OrderedDict[str, Any] = OrderedDict()  # open decoders (LRU): no re-open / re-scan per request
+        self.max_open = 8
+
+    def _decode(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
+        dec = self._open.get(info.path)
+        if dec is None:
+            dec = open_decoder(info.path, self.decoder, device=self.device, info=info)
+            self._open[info.path] = dec
+            while len(self._open) > self.max_open:
+                self._open.popitem(last=False)[1].close()
+        else:
+            self._open.move_to_end(info.path)
+        try:
+            frames, _ = dec.get_frames(list(frame_ids))
+        except VideoError:
+            self._open.pop(info.path, None)
+            dec.close()
+            raise
+        return frames.to(self.device)
 
     def _cached_size(self, info: VideoInfo) -> tuple[int, int]:
         h, w = info.height, info.width
@@ -123,12 +143,12 @@ class FrameStore:
 
     def _decode_whole(self, info: VideoInfo, size: tuple[int, int]) -> torch.Tensor:
         if size == (info.height, info.width):
-            clip, _ = decode_frames(info.path, range(info.num_frames), decoder=self.decoder, device=self.device)
+            clip = self._decode(info, range(info.num_frames))
             return clip
         parts = []
         for lo in range(0, info.num_frames, self.chunk):
             ids = range(lo, min(lo + self.chunk, info.num_frames))
-            x, _ = decode_frames(info.path, ids, decoder=self.decoder, device=self.device)  # [n, H, W, 3]
+            x = self._decode(info, ids)  # [n, H, W, 3]
             x = torch.nn.functional.interpolate(x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear",
                                                 antialias=True, align_corners=False)
             parts.append(x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous())
@@ -150,8 +170,7 @@ class FrameStore:
             else:
                 self._cache.move_to_end(info.path)
             return clip[torch.as_tensor(list(frame_ids), dtype=torch.int64, device=clip.device)]
-        frames, _ = decode_frames(info.path, list(frame_ids), decoder=self.decoder, device=self.device)
-        return frames
+        return self._decode(info, frame_ids)
 
 
 class SampleFactory:

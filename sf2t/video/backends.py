@@ -1,0 +1,401 @@
+"""Decoder backends behind one interface: frame indices in, uint8 [N, H, W, 3] frames + their timestamps out.
+
+Contract, the same for every backend (TASKS.md): frame k is the k-th frame in presentation order of the first
+video stream, 0-based; timestamps are the stream's own presentation times in seconds, so variable-frame-rate
+files get true times; frames are returned upright (the stream's rotation applied, as torchcodec and the ffmpeg
+command line do). A backend is opened once per file and serves many requests (``get_frames``); ask for the
+sorted union of what several samples need and slice, rather than decoding per sample.
+
+| backend | devices | how it finds frame k |
+|---|---|---|
+| ``torchcodec`` | cpu, cuda (NVDEC) | ``seek_mode="exact"``: scans the packets once at open |
+| ``pyav`` | cpu | demuxes the packets once at open (pts -> index), seeks to the keyframe before each run |
+| ``dali`` | cuda (NVDEC, "mixed"), cpu (VP8/VP9/MJPEG only) | ``fn.decoders.video`` with an explicit frame list |
+
+``decoder="auto"`` picks by what is installed, the device and the codec, logs the choice once per
+(choice, reason) on the ``sf2t.video`` logger, and never switches to another backend after a failure: a
+failure is a ``VideoError`` for that file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib.util
+import logging
+import os
+from typing import Sequence
+
+import torch
+
+from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
+from sf2t.video.errors import VideoError, first_line
+from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "TorchCodecBackend",
+    "PyAVBackend",
+    "available_decoders",
+    "choose_decoder",
+    "open_decoder",
+    "decoder_threads",
+    "as_index_list",
+]
+
+log = logging.getLogger("sf2t.video")
+
+BACKENDS = ("torchcodec", "pyav", "dali")
+_MODULES = {"torchcodec": "torchcodec", "pyav": "av", "dali": "nvidia.dali"}
+_logged: set[tuple] = set()
+
+
+def _installed(module: str) -> bool:
+    top = module.split(".")[0]
+    if importlib.util.find_spec(top) is None:
+        return False
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def available_decoders() -> list[str]:
+    """Backends installed here, in order of preference on the CPU."""
+    return [b for b in BACKENDS if _installed(_MODULES[b])]
+
+
+def decoder_threads(num_workers: int = 0, cores: int | None = None) -> int:
+    """Decoder threads per process: the cores shared by the decoding processes (DataLoader workers, or the
+    main process when there are none), at least 1. Two processes running 2 threads each on 2 cores were ~20x
+    slower than one alone (DEVELOPERS.md), so never more threads than cores."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, int(cores) // max(1, int(num_workers)))
+
+
+def choose_decoder(
+    info: VideoInfo | None, device: str | torch.device = "cpu", *, have: Sequence[str] | None = None
+) -> tuple[str, str]:
+    """(backend, why) for a video on ``device``: by what is installed, the device and the codec."""
+    have = list(available_decoders() if have is None else have)
+    dev = torch.device(device)
+    codec = info.codec if info is not None else None
+    if dev.type == "cuda":
+        if "dali" in have and codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
+            return "dali", f"{codec} on {dev}: DALI decodes it with NVDEC"
+        if "torchcodec" in have:
+            return "torchcodec", f"torchcodec decodes on {dev}" + ("" if "dali" in have else " (DALI not installed)")
+    if "torchcodec" in have:
+        return "torchcodec", "torchcodec: exact frame index, fastest CPU decoder installed"
+    if "pyav" in have:
+        return "pyav", "PyAV: torchcodec not installed"
+    if "dali" in have and codec in DALI_CPU_CODECS:
+        return "dali", f"{codec}: DALI's CPU decoder (neither torchcodec nor PyAV installed)"
+    where = "" if codec is None else f" for {codec}"
+    raise VideoError(
+        info.path if info else "<video>",
+        f"no video decoder installed{where} (pip install torchcodec, or av, or nvidia-dali-cuda130)",
+        "no_decoder",
+    )
+
+
+def as_index_list(path: str, indices: Sequence[int] | torch.Tensor) -> list[int]:
+    if isinstance(indices, torch.Tensor):
+        if indices.dim() != 1 or indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}")
+        return [int(i) for i in indices.tolist()]
+    out = []
+    for i in indices:
+        if isinstance(i, bool) or not hasattr(i, "__index__"):
+            raise ValueError(f"indices must be integers, got {i!r}")
+        out.append(int(i))
+    return out
+
+
+def _check_range(path: str, idx: list[int], n: int) -> None:
+    for i in idx:
+        if i < 0 or i >= n:
+            raise VideoError(path, f"frame index {i} out of range: the video has {n} frames", "out_of_range")
+
+
+def _rotate(frames: torch.Tensor, rotation: int) -> torch.Tensor:
+    """Upright frames: rotation (degrees counter-clockwise, the display matrix's) applied to [N, H, W, 3]."""
+    k = (int(rotation) // 90) % 4
+    return frames if k == 0 else torch.rot90(frames, k, dims=(1, 2)).contiguous()
+
+
+class Backend:
+    """One open file. Subclasses implement ``_decode(sorted unique indices) -> (frames, pts)``."""
+
+    name = "?"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        device: str | torch.device = "cpu",
+        threads: int = 1,
+        info: VideoInfo | None = None,
+        timeout: float | None = None,
+    ):
+        self.path = check_file(path)
+        self.device = torch.device(device)
+        self.threads = max(1, int(threads))
+        self.info = info
+        self.timeout = timeout
+        self.num_frames = 0
+        self.frames_decoded = 0  # frames returned by the codec, seeking included (for throughput reports)
+
+    def get_frames(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] on the backend's device and
+        float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``."""
+        idx = as_index_list(self.path, indices)
+        _check_range(self.path, idx, self.num_frames)
+        uniq = sorted(set(idx))
+        frames, pts = self._decode(uniq, Deadline(self.path, self.timeout, "decoding"))
+        if uniq != idx:
+            rows = torch.tensor([bisect.bisect_left(uniq, i) for i in idx], dtype=torch.int64)
+            frames = frames.index_select(0, rows.to(frames.device))
+            pts = pts.index_select(0, rows)
+        return frames, pts
+
+    def _decode(self, uniq: list[int], deadline: Deadline) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TorchCodecBackend(Backend):
+    name = "torchcodec"
+    chunk = 64  # frames per get_frames_at call: bounds memory per call and lets the time limit act between calls
+
+    def __init__(self, path, **kw):
+        super().__init__(path, **kw)
+        from torchcodec.decoders import VideoDecoder
+
+        cuda = self.device.type == "cuda"
+        try:
+            self.dec = VideoDecoder(
+                self.path,
+                dimension_order="NHWC",
+                seek_mode="exact",
+                num_ffmpeg_threads=self.threads,
+                device=str(self.device) if cuda else None,
+            )
+        except Exception as e:
+            msg = str(e).lower()
+            if "stream" in msg and ("video" in msg or "best" in msg):
+                raise VideoError(self.path, "no video stream", "no_video") from e
+            raise VideoError(self.path, f"cannot open as a video ({first_line(e)})", "unreadable") from e
+        self.num_frames = int(self.dec.metadata.num_frames or 0)
+        if self.num_frames <= 0:
+            raise VideoError(self.path, "the video stream has no frames", "no_frames")
+
+    def _decode(self, uniq, deadline):
+        m = self.dec.metadata
+        if not uniq:
+            return torch.empty(0, m.height, m.width, 3, dtype=torch.uint8, device=self.device), torch.empty(
+                0, dtype=torch.float64
+            )
+        parts, pts = [], []
+        for lo in range(0, len(uniq), self.chunk):
+            deadline.check()
+            try:
+                b = self.dec.get_frames_at(uniq[lo : lo + self.chunk])
+            except Exception as e:
+                raise VideoError(self.path, f"decoding failed ({first_line(e)})", "corrupt") from e
+            parts.append(b.data)
+            pts.append(b.pts_seconds.to(torch.float64).cpu())
+        self.frames_decoded += len(uniq)
+        frames = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return frames.to(self.device), torch.cat(pts)
+
+
+def to_rgb(frame):
+    """RGB24 of a PyAV frame, converted like ffmpeg's command line and torchcodec (swscale bicubic). PyAV's
+    default (bilinear) differs from them by 2.2 mean on odd-sized 4:2:0 frames (measured on a 321x179 VP9)."""
+    return frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
+
+
+class PyAVBackend(Backend):
+    """Frame-exact random access with PyAV: one demux pass at open maps pts -> frame index and finds the
+    keyframes; each request seeks to the keyframe before a wanted frame only when decoding forward from where
+    the decoder stands would cross a keyframe anyway (so a dense request decodes each GOP once)."""
+
+    name = "pyav"
+
+    def __init__(self, path, **kw):
+        super().__init__(path, **kw)
+        if self.device.type != "cpu":
+            raise VideoError(
+                self.path, f"the pyav backend decodes on the CPU only, not on {self.device}", "unsupported"
+            )
+        self.container, self.stream = av_open(self.path)
+        self.stream.thread_count = self.threads
+        pts, keys, untimed = demux_index(self.path, self.container, self.stream)
+        if untimed:
+            self.close()
+            raise VideoError(self.path, f"{untimed} packets carry no timestamp: frame order is ambiguous", "corrupt")
+        self.pts = pts
+        self.index_of = {p: i for i, p in enumerate(pts)}
+        if len(self.index_of) != len(pts):
+            self.close()
+            raise VideoError(self.path, "several frames share one timestamp: frame order is ambiguous", "corrupt")
+        self.keyframes = [i for i, k in enumerate(keys) if k] or [0]
+        self.tb = float(self.stream.time_base)
+        self.num_frames = len(pts)
+        if self.num_frames <= 0:
+            self.close()
+            raise VideoError(self.path, "the video stream has no frames", "no_frames")
+        self.rotation = self.info.rotation if self.info is not None else None
+        self._it = None  # the open decode iterator and the index of the last frame it gave
+        self._pos = -1
+
+    def _key_at_or_before(self, k: int) -> int:
+        return self.keyframes[max(0, bisect.bisect_right(self.keyframes, k) - 1)]
+
+    def _seek(self, k: int) -> None:
+        self.container.seek(self.pts[self._key_at_or_before(k)], backward=True, any_frame=False, stream=self.stream)
+        self._it = self.container.decode(self.stream)
+        self._pos = -1
+
+    def _decode(self, uniq, deadline):
+        want = set(uniq)
+        got: dict[int, torch.Tensor] = {}
+        for k in uniq:
+            if k in got:
+                continue
+            if self._it is None or k <= self._pos or self._key_at_or_before(k) > self._pos:
+                self._seek(k)
+            while True:
+                try:
+                    frame = next(self._it)
+                except StopIteration:
+                    self._it = None
+                    raise VideoError(
+                        self.path, f"frame {k} could not be decoded: the stream ended before it", "corrupt"
+                    ) from None
+                except Exception as e:
+                    self._it = None
+                    raise VideoError(self.path, f"decoding failed near frame {k} ({first_line(e)})", "corrupt") from e
+                self.frames_decoded += 1
+                if self.frames_decoded % 32 == 0:
+                    deadline.check()
+                j = self.index_of.get(frame.pts)
+                if j is None:
+                    continue  # a frame the demuxer did not list (e.g. before the first keyframe): not frame k
+                self._pos = j
+                if j in want and j not in got:
+                    if getattr(frame, "is_corrupt", False):
+                        raise VideoError(
+                            self.path, f"frame {j} is corrupt (the decoder reported damaged data)", "corrupt"
+                        )
+                    if self.rotation is None:
+                        self.rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+                    got[j] = torch.from_numpy(to_rgb(frame))
+                if j >= k:
+                    break
+            if k not in got:
+                raise VideoError(self.path, f"frame {k} was not produced by the decoder", "corrupt")
+        if not uniq:
+            cc = self.stream.codec_context
+            frames = torch.empty(0, cc.height, cc.width, 3, dtype=torch.uint8)
+            rot = self.rotation if self.rotation is not None else 0
+            return _rotate(frames, rot), torch.empty(0, dtype=torch.float64)
+        frames = _rotate(torch.stack([got[i] for i in uniq]), self.rotation or 0)
+        return frames, torch.tensor([self.pts[i] * self.tb for i in uniq], dtype=torch.float64)
+
+    def close(self) -> None:
+        c = getattr(self, "container", None)
+        if c is not None:
+            c.close()
+            self.container = None
+
+
+def _dali_backend(path, *, device, threads, info, timeout):
+    try:
+        from sf2t.video.dali import DaliBackend
+    except ImportError as e:
+        raise VideoError(
+            path,
+            f"the dali backend is not usable here ({first_line(e)}; pip install nvidia-dali-cuda130)",
+            "no_decoder",
+        ) from e
+    be = DaliBackend(path, device=device, threads=threads, num_frames=info.num_frames if info is not None else None)
+    if info is not None and info.rotation and not getattr(be, "applies_rotation", False):
+        be = _Rotated(be, info.rotation)
+    return be
+
+
+class _Rotated:
+    """Applies the stream rotation to a backend that returns frames as coded (DALI)."""
+
+    def __init__(self, inner, rotation: int):
+        self.inner, self.rotation = inner, rotation
+        self.name, self.path, self.num_frames = inner.name, inner.path, inner.num_frames
+
+    def get_frames(self, indices):
+        frames, pts = self.inner.get_frames(indices)
+        return _rotate(frames, self.rotation), pts
+
+    def close(self):
+        self.inner.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_decoder(
+    path: str | os.PathLike,
+    decoder: str = "auto",
+    *,
+    device: str | torch.device = "cpu",
+    threads: int = 1,
+    info: VideoInfo | None = None,
+    timeout: float | None = None,
+):
+    """Open ``path`` with ``decoder`` (``auto``, ``torchcodec``, ``pyav`` or ``dali``) on ``device``.
+
+    ``info`` (from the index) lets ``auto`` choose by codec without opening the file twice. ``timeout``: seconds
+    one ``get_frames`` call may take (checked between frames / chunks). Raises ``VideoError``."""
+    path = check_file(path)
+    if decoder not in ("auto",) + BACKENDS:
+        raise ValueError(f"decoder must be 'auto' or one of {BACKENDS}, got {decoder!r}")
+    dev = torch.device(device)
+    if decoder == "auto":
+        decoder, why = choose_decoder(info, dev)
+        key = (decoder, why, dev.type)
+        if key not in _logged:
+            _logged.add(key)
+            log.info("decoder: %s on %s (%s)", decoder, dev, why)
+    elif decoder not in available_decoders():
+        raise VideoError(path, f"decoder={decoder!r} asked for but {_MODULES[decoder]} is not installed", "no_decoder")
+    kw = dict(device=dev, threads=threads, info=info, timeout=timeout)
+    if decoder == "torchcodec":
+        return TorchCodecBackend(path, **kw)
+    if decoder == "pyav":
+        if dev.type != "cpu":  # decode on the CPU, hand over on the device: still one backend, no switch
+            return _ToDevice(PyAVBackend(path, **{**kw, "device": "cpu"}), dev)
+        return PyAVBackend(path, **kw)
+    return _dali_backend(path, device=dev, threads=threads, info=info, timeout=timeout)
+
+
+class _ToDevice(_Rotated):
+    def __init__(self, inner, device):
+        super().__init__(inner, 0)
+        self.device = device
+
+    def get_frames(self, indices):
+        frames, pts = self.inner.get_frames(indices)
+        return frames.to(self.device, non_blocking=True), pts

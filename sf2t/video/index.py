@@ -1,0 +1,307 @@
+"""``sf2t index``: walk files and folders, probe every video, write a JSONL manifest.
+
+One line per file: the probe's fields (``sf2t.video.probe.VideoInfo``) with ``"status": "ok"``, or
+``"status": "error"`` with a human-readable ``"error"`` and its ``"error_kind"``. Re-running on the same
+paths reuses the lines of files whose size and mtime did not change (errors included, unless
+``--retry-errors``). Probing runs in worker processes, one file at a time each, so a file that hangs a decoder
+is killed at the per-file time limit (``timeout``) and recorded as an error; the rest go on.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from sf2t.video.errors import VideoError
+from sf2t.video.probe import VideoInfo, probe
+
+__all__ = ["VIDEO_EXTENSIONS", "IndexResult", "find_files", "index_paths", "read_manifest", "usable", "main"]
+
+# What a folder walk picks up. Files named explicitly are always probed, whatever their extension.
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .ts .mts .m2ts .flv .wmv .3gp .ogv .gif .y4m .mxf .hevc .h264".split()
+)
+
+
+def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Files to index: each file given, and under each folder every file with a video extension (sorted).
+    A path that does not exist is kept, so it becomes a ``missing`` entry rather than vanishing."""
+    out: list[str] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = [q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS]
+            out.extend(str(q) for q in sorted(found))
+        else:
+            out.append(str(p))
+    seen: set[str] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def _entry(path: str, verify: bool, timeout: float | None) -> dict:
+    t0 = time.perf_counter()
+    try:
+        d = probe(path, verify=verify, timeout=timeout).to_dict()
+        d["status"] = "ok"
+    except VideoError as e:
+        d = {"path": path, "status": "error", "error": e.reason, "error_kind": e.kind}
+    except Exception as e:  # a bug or an unexpected library error: still one line, never a stopped run
+        d = {
+            "path": path,
+            "status": "error",
+            "error": f"unexpected {type(e).__name__}: {e}",
+            "error_kind": "unexpected",
+        }
+    if d["status"] == "error":
+        try:
+            st = os.stat(path)
+            d["size"], d["mtime_ns"] = int(st.st_size), int(st.st_mtime_ns)
+        except OSError:
+            pass
+    d["probe_s"] = round(time.perf_counter() - t0, 4)
+    return d
+
+
+def _worker(conn, verify: bool, timeout: float | None) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    while True:
+        try:
+            path = conn.recv()
+        except EOFError:
+            return
+        if path is None:
+            return
+        conn.send(_entry(path, verify, timeout))
+
+
+@dataclass
+class IndexResult:
+    entries: list[dict] = field(default_factory=list)
+    reused: int = 0
+    probed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> list[dict]:
+        return [e for e in self.entries if e.get("status") == "ok"]
+
+    def summary(self) -> str:
+        ok = self.ok
+        errors = Counter(e.get("error_kind", "error") for e in self.entries if e.get("status") != "ok")
+        hours = sum(float(e.get("duration") or 0.0) for e in ok) / 3600
+        lines = [
+            f"{len(ok)} ok, {sum(errors.values())} error(s) of {len(self.entries)} file(s); "
+            f"{hours:.3f} hours of usable video; {self.probed} probed, {self.reused} reused, "
+            f"{self.seconds:.1f} s"
+        ]
+        for kind, n in errors.most_common():
+            example = next(e for e in self.entries if e.get("status") != "ok" and e.get("error_kind") == kind)
+            lines.append(f"  {kind}: {n}  (e.g. {example['path']}: {example['error']})")
+        return "\n".join(lines)
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """Entries of a manifest; a malformed line is an error naming the line."""
+    out = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
+            if not isinstance(d, dict) or "path" not in d or "status" not in d:
+                raise ValueError(f"{path}:{i}: a manifest line needs 'path' and 'status'")
+            out.append(d)
+    return out
+
+
+def usable(entries: Iterable[dict]) -> list[VideoInfo]:
+    """``VideoInfo`` of every ok entry."""
+    return [VideoInfo.from_dict(e) for e in entries if e.get("status") == "ok"]
+
+
+def _unchanged(e: dict) -> bool:
+    try:
+        st = os.stat(e["path"])
+    except OSError:
+        return e.get("error_kind") == "missing"
+    return e.get("size") == st.st_size and e.get("mtime_ns") == st.st_mtime_ns
+
+
+def _probe_all(todo: list[str], workers: int, verify: bool, timeout: float | None, target=None) -> Iterator[dict]:
+    """Entries for ``todo`` in completion order. workers == 0: in this process (the time limit is then checked
+    between packets/frames only); else in worker processes killed when one file exceeds ``timeout``."""
+    if workers <= 0:
+        for p in todo:
+            yield _entry(p, verify, timeout)
+        return
+    ctx = mp.get_context("spawn")  # no fork: the parent may hold decoder or torch threads
+    hard = None if timeout is None else float(timeout) * 1.5 + 5.0  # a hung C call never reaches the soft check
+    queue = list(reversed(todo))
+    slots: list[dict] = []
+
+    def start():
+        a, b = ctx.Pipe()
+        proc = ctx.Process(target=target or _worker, args=(b, verify, timeout), daemon=True)
+        proc.start()
+        b.close()
+        return {"proc": proc, "conn": a, "path": None, "since": 0.0}
+
+    def give(s):
+        if queue:
+            s["path"], s["since"] = queue.pop(), time.monotonic()
+            s["conn"].send(s["path"])
+        else:
+            s["path"] = None
+
+    try:
+        for _ in range(min(workers, len(todo))):
+            s = start()
+            slots.append(s)
+            give(s)
+        while any(s["path"] is not None for s in slots):
+            busy = [s for s in slots if s["path"] is not None]
+            ready = wait([s["conn"] for s in busy], timeout=0.5)
+            for s in busy:
+                if s["conn"] in ready:
+                    try:
+                        yield s["conn"].recv()
+                    except (EOFError, OSError):  # the worker died (a crash in a decoder library)
+                        code = s["proc"].exitcode
+                        yield {
+                            "path": s["path"],
+                            "status": "error",
+                            "error_kind": "crash",
+                            "error": f"the probing process died (exit code {code}) while reading this file",
+                        }
+                        s.update(start())
+                    give(s)
+                elif hard is not None and time.monotonic() - s["since"] > hard:
+                    s["proc"].kill()
+                    s["proc"].join()
+                    yield {
+                        "path": s["path"],
+                        "status": "error",
+                        "error_kind": "timeout",
+                        "error": f"probing did not finish within {hard:g} s (killed)",
+                    }
+                    s.update(start())
+                    give(s)
+    finally:
+        for s in slots:
+            try:
+                s["conn"].send(None)
+            except Exception:
+                pass
+        for s in slots:
+            s["proc"].join(timeout=2)
+            if s["proc"].is_alive():
+                s["proc"].kill()
+
+
+def index_paths(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    workers: int = 0,
+    verify: bool = False,
+    timeout: float | None = 60.0,
+    retry_errors: bool = False,
+    progress: bool = True,
+) -> IndexResult:
+    """Index ``paths`` into the manifest ``out`` (see the module docstring). The manifest is rewritten
+    atomically at the end; lines are in the order files were found."""
+    t0 = time.perf_counter()
+    files = find_files(paths)
+    out = Path(out)
+    old: dict[str, dict] = {}
+    if out.exists():
+        try:
+            old = {e["path"]: e for e in read_manifest(out)}
+        except ValueError as e:
+            print(f"warning: {e}; probing everything again", file=sys.stderr)
+    res = IndexResult()
+    done: dict[str, dict] = {}
+    todo = []
+    for p in files:
+        e = old.get(p)
+        if (
+            e is not None
+            and _unchanged(e)
+            and not (retry_errors and e.get("status") != "ok")
+            and (not verify or e.get("verified") or e.get("status") != "ok")
+        ):
+            done[p] = e
+            res.reused += 1
+        else:
+            todo.append(p)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="indexing", unit="file", file=sys.stderr, dynamic_ncols=True)
+    for e in _probe_all(todo, workers, verify, timeout):
+        done[e["path"]] = e
+        res.probed += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(errors=sum(1 for d in done.values() if d.get("status") != "ok"))
+    if bar is not None:
+        bar.close()
+    res.entries = [done[p] for p in files]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w") as f:
+        for e in res.entries:
+            f.write(json.dumps(e) + "\n")
+    os.replace(tmp, out)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def add_arguments(p) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video files and folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, help="manifest to write (JSONL); reused entries are read from it")
+    p.add_argument(
+        "--workers", type=int, default=None, help="probing processes (default: min(4, cores); 0 = in this process)"
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="decode every frame and record corrupt frames (slow: a full decode of every file)",
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per file (default 60)")
+    p.add_argument("--retry-errors", action="store_true", help="probe files that failed before again")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args) -> int:
+    workers = args.workers if args.workers is not None else min(4, os.cpu_count() or 1)
+    if workers < 0:
+        print("error: --workers must be >= 0", file=sys.stderr)
+        return 2
+    res = index_paths(
+        args.paths,
+        args.out,
+        workers=workers,
+        verify=args.verify,
+        timeout=args.timeout,
+        retry_errors=args.retry_errors,
+        progress=not args.quiet,
+    )
+    print(res.summary())
+    print(f"manifest: {args.out}")
+    if not res.ok:
+        print("error: no usable video", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,367 @@
+"""Probe a video file: what the index records and what planners and decoders need to know.
+
+The probe demuxes the first video stream's packets (no decoding, a few ms per minute of video) to count the
+frames exactly and read their presentation timestamps and keyframes, then decodes the first frame to prove
+the stream decodes and to read the rotation. ``verify=True`` decodes every frame and records the ones the
+decoder flags as corrupt (ffmpeg conceals broken slices and returns a damaged picture; torchcodec gives no
+sign of it, so the index is the place to find them).
+
+PyAV does the probing when installed (it exposes packet keyframe flags, corrupt-frame flags and side data);
+torchcodec's metadata is the fallback. Neither is imported at module import. torch is not imported either:
+``sf2t index`` worker processes start fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from sf2t.video.errors import VideoError, first_line
+
+__all__ = ["VideoInfo", "probe", "check_file", "IMAGE_FORMATS", "Deadline"]
+
+# libavformat demuxers that read single images (a PNG opens as a 1-frame "video"): not videos for sf2t.
+IMAGE_FORMATS = (
+    "image2",
+    "png_pipe",
+    "jpeg_pipe",
+    "bmp_pipe",
+    "webp_pipe",
+    "tiff_pipe",
+    "gif_pipe",
+    "pam_pipe",
+    "pgm_pipe",
+    "ppm_pipe",
+    "qoi_pipe",
+    "jpegxl_pipe",
+    "svg_pipe",
+    "dpx_pipe",
+    "exr_pipe",
+    "j2k_pipe",
+)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """One video's metadata. Frames are counted in presentation order of the first video stream; ``width`` and
+    ``height`` are the displayed size (after ``rotation``, degrees counter-clockwise, as decoders return it)."""
+
+    path: str
+    num_frames: int
+    fps: float  # average rate: (frames - 1) / (last pts - first pts) when known
+    width: int
+    height: int
+    duration: float  # seconds
+    codec: str
+    container: str = ""
+    pix_fmt: str = ""
+    bit_depth: int = 8
+    rotation: int = 0
+    vfr: bool = False  # frame durations differ by more than 5 % (and a time-base tick)
+    keyframe_interval: float | None = None  # mean frames between keyframes (presentation order)
+    start: float = 0.0  # pts of frame 0, seconds
+    size: int = 0  # bytes, with mtime_ns: the index reuses an entry when both are unchanged
+    mtime_ns: int = 0
+    corrupt_frames: tuple[int, ...] = field(default=())  # frames the decoder flagged (verify=True only)
+    verified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["corrupt_frames"] = list(self.corrupt_frames)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoInfo:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["corrupt_frames"] = tuple(kw.get("corrupt_frames") or ())
+        return cls(**kw)
+
+
+class Deadline:
+    """A per-file time limit checked between packets and frames (``seconds=None``: no limit)."""
+
+    def __init__(self, path: str, seconds: float | None, what: str = "probing"):
+        self.path, self.seconds, self.what = path, seconds, what
+        self.end = None if seconds is None else time.monotonic() + float(seconds)
+
+    def check(self) -> None:
+        if self.end is not None and time.monotonic() > self.end:
+            raise VideoError(
+                self.path, f"{self.what} took longer than the {self.seconds:g} s limit per file", "timeout"
+            )
+
+
+def check_file(path: str | os.PathLike) -> str:
+    """The checks every reader makes before handing a path to a decoder: exists, regular, non-empty, readable."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise VideoError(path, "file not found", "missing")
+    if not os.path.isfile(path):
+        raise VideoError(path, "not a regular file", "unreadable")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1)
+    except PermissionError as e:
+        raise VideoError(path, f"permission denied ({e.strerror})", "permission") from e
+    except OSError as e:
+        raise VideoError(path, f"cannot read ({e.strerror})", "unreadable") from e
+    if not head:
+        raise VideoError(path, "file is empty (0 bytes)", "empty")
+    return path
+
+
+def _open_hint(path: str) -> str:
+    if path.lower().endswith((".mp4", ".mov", ".m4v", ".3gp")):
+        return " (for MP4/MOV this usually means the index (moov) is missing: a truncated or unfinished file)"
+    return " (truncated, corrupt, or not a video container)"
+
+
+def _stat(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _rate_stats(times: list[float], tick: float) -> tuple[float, bool]:
+    """(average fps, variable frame rate?) from sorted frame times in seconds."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return 0.0, False
+    fps = (len(times) - 1) / (times[-1] - times[0])
+    d = sorted(b - a for a, b in zip(times, times[1:]))
+    med = d[len(d) // 2]
+    vfr = (d[-1] - d[0]) > max(0.05 * med, 1.5 * tick)
+    return fps, vfr
+
+
+def _keyframe_interval(keys: list[bool]) -> float | None:
+    pos = [i for i, k in enumerate(keys) if k]
+    if not pos:
+        return None
+    if len(pos) == 1:
+        return float(len(keys))
+    return (pos[-1] - pos[0]) / (len(pos) - 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# PyAV
+
+
+def av_open(path: str):
+    """(container, first video stream) with PyAV, or a ``VideoError`` that says what the file is instead."""
+    import av
+
+    try:
+        container = av.open(path)
+    except PermissionError as e:
+        raise VideoError(path, f"permission denied ({e})", "permission") from e
+    except Exception as e:
+        raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
+    fmt = container.format.name
+    if fmt in IMAGE_FORMATS or fmt.endswith("_pipe"):
+        container.close()
+        raise VideoError(path, f"an image file ({fmt.replace('_pipe', '')}), not a video", "not_video")
+    if not container.streams.video:
+        other = [f"{s.type}: {s.codec_context.name}" for s in container.streams if s.codec_context is not None]
+        container.close()
+        what = f" (only {', '.join(other)})" if other else ""
+        raise VideoError(path, f"no video stream{what}", "no_video")
+    return container, container.streams.video[0]
+
+
+def demux_index(path: str, container, stream, deadline: Deadline | None = None):
+    """Sorted presentation timestamps (stream time-base units) and keyframe flags of every frame, by demuxing.
+
+    Returns (pts list, keyframe flags in presentation order, packets without a timestamp)."""
+    rows: list[tuple[int, bool]] = []
+    untimed = 0
+    try:
+        for i, pkt in enumerate(container.demux(stream)):
+            if deadline is not None and i % 256 == 0:
+                deadline.check()
+            if pkt.size == 0:  # the flush packet
+                continue
+            ts = pkt.pts if pkt.pts is not None else pkt.dts
+            if ts is None:
+                untimed += 1
+                continue
+            rows.append((int(ts), bool(pkt.is_keyframe)))
+    except VideoError:
+        raise
+    except Exception as e:
+        raise VideoError(
+            path,
+            f"the container breaks off after {len(rows)} frames ({first_line(e)}): truncated or corrupt",
+            "truncated",
+        ) from e
+    rows.sort()
+    return [r[0] for r in rows], [r[1] for r in rows], untimed
+
+
+def _bit_depth(pix_fmt: str) -> int:
+    try:
+        import av
+
+        return int(av.VideoFormat(pix_fmt).components[0].bits)
+    except Exception:
+        return 8
+
+
+def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
+    container, stream = av_open(path)
+    try:
+        cc = stream.codec_context
+        codec, pix_fmt = cc.name, cc.pix_fmt or ""
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        pts, keys, untimed = demux_index(path, container, stream, deadline)
+        n = len(pts) + untimed
+        header = int(stream.frames or 0)
+        if n == 0:
+            raise VideoError(path, "the video stream has no frames", "no_frames")
+        if header and n < header and not untimed:
+            raise VideoError(
+                path, f"the header announces {header} frames but only {n} can be read: truncated file", "truncated"
+            )
+        times = [p * tb for p in pts]
+        fps, vfr = _rate_stats(times, tb)
+        if fps <= 0:
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        if stream.duration is not None and tb:
+            duration = float(stream.duration * tb)
+        elif len(times) >= 2:
+            duration = times[-1] - times[0] + (times[-1] - times[0]) / (len(times) - 1)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        else:
+            duration = 1.0 / fps if fps else 0.0
+        # Decode from the start: proves the stream decodes and gives the rotation (display matrix). With verify,
+        # decode packet by packet, so a damaged packet marks its frame corrupt and decoding goes on after it.
+        container.seek(0, stream=stream)
+        index_of = {p: i for i, p in enumerate(pts)}
+        rotation, width, height, corrupt, decoded = None, 0, 0, set(), 0
+        for i, pkt in enumerate(container.demux(stream)):
+            if i % 32 == 0:
+                deadline.check()
+            try:
+                frames = pkt.decode()
+            except Exception as e:
+                if not verify:
+                    raise VideoError(path, f"the first frames do not decode ({first_line(e)})", "corrupt") from e
+                ts = pkt.pts if pkt.pts is not None else pkt.dts
+                corrupt.add(index_of.get(ts, -1))
+                continue
+            for frame in frames:
+                if rotation is None:
+                    rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+                    width, height = frame.width, frame.height
+                decoded += 1
+                if getattr(frame, "is_corrupt", False):
+                    corrupt.add(index_of.get(frame.pts, -1))
+            if rotation is not None and not verify:
+                break
+        if rotation is None:
+            raise VideoError(path, "no frame decodes", "corrupt")
+        corrupt.discard(-1)
+        if verify and decoded + len(corrupt) < n:
+            raise VideoError(path, f"only {decoded} of {n} frames decode: truncated or corrupt", "truncated")
+        if rotation in (90, 270):
+            width, height = height, width
+        size, mtime = _stat(path)
+        return VideoInfo(
+            path=path,
+            num_frames=n,
+            fps=round(fps, 6),
+            width=width,
+            height=height,
+            duration=round(duration, 6),
+            codec=codec,
+            container=container.format.name,
+            pix_fmt=pix_fmt,
+            bit_depth=_bit_depth(pix_fmt),
+            rotation=rotation,
+            vfr=vfr,
+            keyframe_interval=_keyframe_interval(keys),
+            start=times[0] if times else 0.0,
+            size=size,
+            mtime_ns=mtime,
+            corrupt_frames=tuple(sorted(corrupt)),
+            verified=verify,
+        )
+    finally:
+        container.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# torchcodec (where PyAV is not installed)
+
+
+def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
+    from torchcodec.decoders import VideoDecoder
+
+    try:
+        dec = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
+    except Exception as e:
+        msg = str(e).lower()
+        if "stream" in msg and ("video" in msg or "best" in msg):
+            raise VideoError(path, "no video stream", "no_video") from e
+        raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
+    m = dec.metadata
+    n = int(m.num_frames or 0)
+    if n <= 0:
+        raise VideoError(path, "the video stream has no frames", "no_frames")
+    try:
+        first = dec.get_frames_at([0])
+        if verify:
+            for lo in range(0, n, 64):
+                deadline.check()
+                dec.get_frames_at(list(range(lo, min(n, lo + 64))))
+    except Exception as e:
+        raise VideoError(path, f"decoding fails ({first_line(e)})", "corrupt") from e
+    pix_fmt = str(getattr(m, "pixel_format", "") or "")
+    size, mtime = _stat(path)
+    fps = float(m.average_fps or 0.0)
+    return VideoInfo(
+        path=path,
+        num_frames=n,
+        fps=fps,
+        width=int(first.data.shape[2]),
+        height=int(first.data.shape[1]),
+        duration=float(m.duration_seconds or (n / fps if fps else 0.0)),
+        codec=str(m.codec or "unknown"),
+        container="",
+        pix_fmt=pix_fmt,
+        bit_depth=10 if "10" in pix_fmt else 12 if "12" in pix_fmt else 8,
+        rotation=int(round(getattr(m, "rotation", 0) or 0)) % 360,
+        vfr=False,
+        keyframe_interval=None,
+        start=float(m.begin_stream_seconds or 0.0),
+        size=size,
+        mtime_ns=mtime,
+        verified=verify,
+    )
+
+
+def probe(
+    path: str | os.PathLike, *, verify: bool = False, timeout: float | None = 60.0, prober: str = "auto"
+) -> VideoInfo:
+    """Probe one file. Raises ``VideoError`` (missing, empty, permission, not_video, no_video, no_frames,
+    truncated, corrupt, unreadable, timeout, no_decoder) with a reason a person can act on.
+
+    ``verify``: decode every frame (slow: a full decode) and record the frames the decoder flags as corrupt.
+    ``timeout``: seconds allowed for this file (checked between packets and frames).
+    ``prober``: ``auto`` (PyAV, else torchcodec), ``pyav`` or ``torchcodec``."""
+    path = check_file(path)
+    deadline = Deadline(path, timeout)
+    have_av = importlib.util.find_spec("av") is not None
+    have_tc = importlib.util.find_spec("torchcodec") is not None
+    if prober == "auto":
+        prober = "pyav" if have_av else "torchcodec" if have_tc else ""
+    if prober not in ("pyav", "torchcodec"):
+        if prober:
+            raise ValueError(f"prober must be 'auto', 'pyav' or 'torchcodec', got {prober!r}")
+        raise VideoError(path, "no video reader installed (pip install av, or torchcodec)", "no_decoder")
+    if (prober == "pyav" and not have_av) or (prober == "torchcodec" and not have_tc):
+        raise VideoError(path, f"prober={prober!r} asked for but it is not installed", "no_decoder")
+    return (_av_probe if prober == "pyav" else _tc_probe)(path, verify=verify, deadline=deadline)

