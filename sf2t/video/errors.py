@@ -27,7 +27,11 @@ class VideoError(Exception):
 
 
 def first_line(e: BaseException) -> str:
-    """``Type: first line of the message``, without torchcodec's ``Function, /build/path/File.cpp:41, `` prefix."""
+    """``Type: first line of the message``, without torchcodec's ``Function, /build/path/File.cpp:41, `` prefix
+    and without PyAV's ``[Errno N] ...: 'path'`` wrapping (the path is in the VideoError already)."""
+    strerror = getattr(e, "strerror", None)
+    if isinstance(strerror, str) and strerror and type(e).__module__.startswith("av"):
+        return strerror
     text = str(e).strip().splitlines()
     line = re.sub(r"^(\S+, )?/\S+:\d+, ", "", text[0] if text else "")
     return f"{type(e).__name__}: {line}"
