@@ -46,5 +46,12 @@ def test_fragment_pack_gpu(benchmark, case, backend, copy_gbps):
     benchmark.pedantic(run, rounds=20, iterations=5, warmup_rounds=2)
     moved = frames.numel() + out.numel() * out.element_size()
     gbps = moved / benchmark.stats.stats.median / 1e9
-    benchmark.extra_info.update(case=case, backend=backend, bytes=moved, gbps=gbps, copy_gbps=copy_gbps,
-                                fraction_of_copy=gbps / copy_gbps, device=torch.cuda.get_device_name(0))
+    benchmark.extra_info.update(
+        case=case,
+        backend=backend,
+        bytes=moved,
+        gbps=gbps,
+        copy_gbps=copy_gbps,
+        fraction_of_copy=gbps / copy_gbps,
+        device=torch.cuda.get_device_name(0),
+    )

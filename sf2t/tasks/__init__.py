@@ -1,12 +1,30 @@
 """Self-supervised fragment tasks (``shared/docs/TASKS.md``): planners, builders, templates, scorers, guard."""
 
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
+from sf2t.tasks.consistency import ConsistencyConfig, ConsistencyTask
 from sf2t.tasks.counting import CountingConfig, CountingTask
 from sf2t.tasks.disorder import DisorderConfig, DisorderTask
-from sf2t.tasks.scoring import parse_count, parse_yes_no, partial_score, score, truth_text
+from sf2t.tasks.localization import LocalizationConfig, LocalizationTask
+from sf2t.tasks.rearrangement import RearrangementConfig, RearrangementTask
+from sf2t.tasks.scoring import parse_count, parse_yes_no, partial_score, reward, score, truth_text
+from sf2t.tasks.speed import SpeedConfig, SpeedTask
 
-TASKS = {"counting": CountingTask, "disorder": DisorderTask}
-TASK_CONFIGS = {"counting": CountingConfig, "disorder": DisorderConfig}
+TASKS = {
+    "counting": CountingTask,
+    "consistency": ConsistencyTask,
+    "localization": LocalizationTask,
+    "disorder": DisorderTask,
+    "rearrangement": RearrangementTask,
+    "speed": SpeedTask,
+}
+TASK_CONFIGS = {
+    "counting": CountingConfig,
+    "consistency": ConsistencyConfig,
+    "localization": LocalizationConfig,
+    "disorder": DisorderConfig,
+    "rearrangement": RearrangementConfig,
+    "speed": SpeedConfig,
+}
 
 
 def make_task(name: str, cfg=None) -> Task:
@@ -19,11 +37,19 @@ def make_task(name: str, cfg=None) -> Task:
 __all__ = [
     "TASKS",
     "TASK_CONFIGS",
+    "ConsistencyConfig",
+    "ConsistencyTask",
     "CountingConfig",
     "CountingTask",
     "DisorderConfig",
     "DisorderTask",
     "FramePlan",
+    "LocalizationConfig",
+    "LocalizationTask",
+    "RearrangementConfig",
+    "RearrangementTask",
+    "SpeedConfig",
+    "SpeedTask",
     "Sample",
     "SkipSample",
     "Task",
@@ -32,6 +58,7 @@ __all__ = [
     "parse_count",
     "parse_yes_no",
     "partial_score",
+    "reward",
     "score",
     "truth_text",
 ]

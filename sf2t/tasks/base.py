@@ -36,12 +36,16 @@ class SkipSample(Exception):
 
 @dataclass
 class FramePlan:
-    """Which source frames a sample needs, decided from metadata only."""
+    """Which source frames a sample needs, decided from metadata only.
+
+    ``extra``: frames of *other* videos the sample needs too, as (path, frame index) pairs (localization's
+    target); the caller decodes them and passes ``build(..., extra=[uint8 [h, w, 3] per pair, in order])``."""
 
     task: str
     source: str  # video path
     frame_ids: list[int]  # source frames to decode, chronological, 0-based presentation order
     params: dict[str, Any] = field(default_factory=dict)
+    extra: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -50,6 +54,9 @@ class Sample:
 
     ``src_index[i]`` is the row of the decoded frames (``plan.frame_ids`` order) shown as presented frame i;
     ``boxes`` are per presented frame crop boxes (x0, y0, x1, y1) in source pixels, or None for whole frames.
+    ``frames``: when the task changes pixels (a pasted target, a replaced cell), the presented frames it built
+    on the decoded frames' device, uint8 [F', H, W, 3]; ``src_index`` then indexes these rows instead.
+    ``image``: a separate image input the question refers to (localization's target), uint8 [h, w, 3].
     """
 
     task: str
@@ -58,6 +65,13 @@ class Sample:
     src_index: list[int]
     meta: dict[str, Any]
     boxes: list[tuple[int, int, int, int]] | None = None
+    frames: torch.Tensor | None = None
+    image: torch.Tensor | None = None
+
+    def presented(self, decoded: torch.Tensor) -> torch.Tensor:
+        """The presented frames, uint8 [F, H, W, 3], from the decoded frames (``plan.frame_ids`` order)."""
+        src = self.frames if self.frames is not None else decoded
+        return src.index_select(0, self.src_index_tensor(src.device))
 
     @property
     def num_presented(self) -> int:
@@ -79,7 +93,7 @@ class Task(Protocol):
 
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan: ...
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample: ...
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample: ...
 
     def chance(self) -> float: ...  # exact accuracy of a uniform random guess over the possible answers
 
@@ -106,6 +120,20 @@ def uniform_window(
     span = (count - 1) * stride + 1
     start = rng.randint(0, num_frames - span)
     return [start + i * stride for i in range(count)], stride
+
+
+def strides_that_fit(num_frames: int, count: int, stride_min: int, stride_max: int) -> tuple[int, int]:
+    """The stride range [lo, hi] for ``count`` frames in ``num_frames`` (``stride_max`` shrunk to fit, >= 1)."""
+    hi = max(1, min(stride_max, (num_frames - 1) // max(1, count - 1)))
+    return max(1, min(stride_min, hi)), hi
+
+
+def check_range(task: str, lo_name: str, lo: int, hi_name: str, hi: int, minimum: int) -> None:
+    """Config check: ``minimum <= lo <= hi``, with an error naming the fields."""
+    if isinstance(lo, bool) or isinstance(hi, bool) or not isinstance(lo, int) or not isinstance(hi, int):
+        raise ValueError(f"{task}: {lo_name} and {hi_name} must be ints, got {lo!r}, {hi!r}")
+    if not minimum <= lo <= hi:
+        raise ValueError(f"{task}: need {minimum} <= {lo_name} <= {hi_name}, got {lo_name}={lo}, {hi_name}={hi}")
 
 
 def plan_uniform_fragment(task: str, cfg: Any, source: str, num_frames: int, rng: random.Random) -> FramePlan:

@@ -34,6 +34,10 @@ class CountingTask:
             c = self.cfg
             raise ValueError(f"counting: need 1 <= count_min <= count_max, got {c.count_min}, {c.count_max}")
 
+    @property
+    def uses_pixels(self) -> bool:  # only the optional motion guard looks at the frames
+        return bool(self.cfg.guard)
+
     def min_frames(self) -> int:
         return self.cfg.count_min
 
@@ -43,7 +47,7 @@ class CountingTask:
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
         return plan_uniform_fragment(self.name, self.cfg, source, num_frames, rng)
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample:
+    def build(self, plan: FramePlan, frames: torch.Tensor | None, rng: random.Random, extra=None) -> Sample:
         c = self.cfg
         if c.guard:
             ok, m = passes_motion(frames, c.tau_motion)

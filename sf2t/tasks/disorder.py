@@ -86,7 +86,7 @@ class DisorderTask:
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
         return plan_uniform_fragment(self.name, self.cfg, source, num_frames, rng)
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random) -> Sample:
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
         c = self.cfg
         count = len(plan.frame_ids)
         mad = pairwise_mad(frames).cpu()  # [F, F]; a small host copy: the permutation is drawn on the CPU

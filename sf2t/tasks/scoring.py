@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_count", "parse_yes_no", "score", "partial_score", "truth_text"]
+__all__ = [
+    "parse_count",
+    "parse_yes_no",
+    "parse_consistency",
+    "parse_span",
+    "parse_positions",
+    "parse_speed",
+    "score",
+    "partial_score",
+    "truth_text",
+    "reward",
+    "kendall_score",
+]
 
 _NUMBER_WORDS = {
     w: i
@@ -36,6 +48,71 @@ def parse_yes_no(text: str) -> bool | None:
     return None if m is None else m.group(1).lower() == "yes"
 
 
+_CELL_RE = re.compile(
+    r"\b(?:(top|upper|bottom|lower)[\s_-]*(left|right)|(top|upper|bottom|lower|left|right|center|centre|middle))\b",
+    re.IGNORECASE,
+)
+_CANON = {"upper": "top", "lower": "bottom", "centre": "center", "middle": "center"}
+
+
+def parse_consistency(text: str) -> tuple[str, str | None] | None:
+    """("identical", None), ("whole", None) or ("cell", name) from free text, or None when unparseable.
+    "Identical" / "same" / "no difference" win only when no region or "different" is named."""
+    t = (text or "").lower()
+    if re.search(r"\bwhole\b|\bentire\b|\ball of\b|\bcompletely\b", t):
+        return ("whole", None)
+    m = _CELL_RE.search(t)
+    if m:
+        if m.group(1):
+            a, b = _CANON.get(m.group(1).lower(), m.group(1).lower()), m.group(2).lower()
+            return ("cell", f"{a}-{b}")
+        return ("cell", _CANON.get(m.group(3).lower(), m.group(3).lower()))
+    if re.search(r"\bidentical\b|\bsame\b|\bno difference|\bexact copy\b|\bunchanged\b", t) and not re.search(
+        r"\bdiffer", t
+    ):
+        return ("identical", None)
+    return None
+
+
+_SPAN_RE = re.compile(r"(\d+)\s*(?:-|–|to|through|and)\s*(\d+)", re.IGNORECASE)
+
+
+def parse_span(text: str) -> tuple[int, int] | None:
+    """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5"; a single number n gives (n, n)."""
+    m = _SPAN_RE.search(text or "")
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    n = re.search(r"(?<![\w.])\d+", text or "")
+    return (int(n.group(0)), int(n.group(0))) if n else None
+
+
+def parse_positions(text: str) -> list[int] | None:
+    """All integers in ``text`` in order ("2, 4, 1, 3" or "2 4 1 3" or "[2,4,1,3]"), or None if there are none."""
+    nums = [int(x) for x in re.findall(r"(?<![\w.])\d+", text or "")]
+    return nums or None
+
+
+def parse_speed(text: str) -> str | None:
+    """ "first", "second" or "same" (also "1st", "2nd", "equal", "neither") from free text, or None."""
+    m = re.search(r"\b(first|1st|second|2nd|same|equal|neither|identical)\b", (text or "").lower())
+    if m is None:
+        return None
+    w = m.group(1)
+    return "first" if w in ("first", "1st") else "second" if w in ("second", "2nd") else "same"
+
+
+def kendall_score(got: list[int], truth: list[int]) -> float:
+    """1 - (discordant pairs / all pairs) between two orders of the same items (normalised Kendall tau in [0, 1]);
+    0 when ``got`` is not a permutation of ``truth``'s items."""
+    if sorted(got) != sorted(truth) or len(truth) < 2:
+        return float(got == truth)
+    rank = {v: i for i, v in enumerate(got)}
+    r = [rank[v] for v in truth]
+    n = len(r)
+    disc = sum(1 for i in range(n) for j in range(i + 1, n) if r[i] > r[j])
+    return 1.0 - disc / (n * (n - 1) / 2)
+
+
 def truth_text(meta: dict) -> str:
     """The canonical answer text, re-derived from ``meta``."""
     task, ans = meta["task"], meta["answer"]
@@ -43,6 +120,21 @@ def truth_text(meta: dict) -> str:
         return f"{ans['count']}"
     if task == "disorder":
         return "Yes." if ans["in_order"] else "No."
+    if task == "consistency":
+        k = ans["kind"]
+        return (
+            "Identical."
+            if k == "identical"
+            else "Different: whole frame."
+            if k == "whole"
+            else (f"Different: {ans['cell']}.")
+        )
+    if task == "localization":
+        return f"Frames {ans['start']}-{ans['end']}."
+    if task == "rearrangement":
+        return ", ".join(str(p) for p in ans["positions"])
+    if task == "speed":
+        return ans["faster"]
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -52,15 +144,64 @@ def score(task: str, answer_text: str, meta: dict) -> float:
         raise ValueError(f"score: task {task!r} but meta is for {meta['task']!r}")
     if task == "counting":
         return float(parse_count(answer_text) == int(meta["answer"]["count"]))
+    ans = meta["answer"]
     if task == "disorder":
         got = parse_yes_no(answer_text)
-        return float(got is not None and got == bool(meta["answer"]["in_order"]))
+        return float(got is not None and got == bool(ans["in_order"]))
+    if task == "consistency":
+        return float(parse_consistency(answer_text) == (ans["kind"], ans.get("cell")))
+    if task == "localization":
+        return float(parse_span(answer_text) == (int(ans["start"]), int(ans["end"])))
+    if task == "rearrangement":
+        return float(parse_positions(answer_text) == [int(p) for p in ans["positions"]])
+    if task == "speed":
+        return float(parse_speed(answer_text) == ans["faster"])
     raise ValueError(f"unknown task {task!r}")
 
 
 def partial_score(task: str, answer_text: str, meta: dict) -> float:
-    """Partial credit for reports: counting 1 - |n - F| / F clipped to [0, 1]; other tasks as ``score``."""
+    """Partial credit for reports: counting 1 - |n - F| / F clipped to [0, 1]; localization the temporal IoU of
+    the spans; rearrangement the normalised Kendall tau (``kendall_score``); other tasks as ``score``."""
     if task == "counting":
         n, f = parse_count(answer_text), int(meta["answer"]["count"])
         return 0.0 if n is None else max(0.0, min(1.0, 1.0 - abs(n - f) / f))
+    if task == "localization":
+        got = parse_span(answer_text)
+        if got is None or got[0] > got[1]:
+            return 0.0
+        a, b = int(meta["answer"]["start"]), int(meta["answer"]["end"])
+        inter = max(0, min(b, got[1]) - max(a, got[0]) + 1)
+        return inter / (max(b, got[1]) - min(a, got[0]) + 1)
+    if task == "rearrangement":
+        got = parse_positions(answer_text)
+        return 0.0 if got is None else kendall_score(got, [int(p) for p in meta["answer"]["positions"]])
     return score(task, answer_text, meta)
+
+
+def _completion_text(c) -> str:
+    """The answer text of a completion: a string, a chat message dict, or a list of messages (TRL's formats)."""
+    if isinstance(c, str):
+        return c
+    if isinstance(c, dict):
+        content = c.get("content", "")
+        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+            return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return str(content)
+    if isinstance(c, (list, tuple)):
+        msgs = [m for m in c if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
+        return _completion_text(msgs[-1]) if msgs else ""
+    raise TypeError(f"a completion must be a string or chat messages, got {type(c).__name__}")
+
+
+def reward(completions, meta, *, partial: bool = False, **kwargs) -> list[float]:
+    """Verifiable rewards for a batch: one float per completion, scored against its ``meta`` (TASKS.md).
+
+    Usable as a TRL-style reward function (``reward_funcs=[sf2t.tasks.reward]``): TRL passes ``completions``
+    and the dataset's columns as keyword arguments, so a dataset with a ``meta`` column works as is. A
+    completion may be a string or chat messages. ``partial=True`` gives partial credit (``partial_score``)."""
+    if isinstance(meta, dict):
+        meta = [meta] * len(completions)
+    if len(meta) != len(completions):
+        raise ValueError(f"reward: {len(completions)} completions but {len(meta)} metas")
+    fn = partial_score if partial else score
+    return [fn(m["task"], _completion_text(c), m) for c, m in zip(completions, meta)]

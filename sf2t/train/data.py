@@ -35,8 +35,13 @@ LAYOUTS = ("repeat", "pairs")
 def pair_layout_index(num_frames: int, device=None) -> torch.Tensor:
     """[0, 1, 1, 2, 2, ..., F-1]: the presented-frame order of the "pairs" layout (2F - 2 entries)."""
     i = torch.arange(1, num_frames - 1, device=device).repeat_interleave(2)
-    return torch.cat([torch.zeros(1, dtype=torch.int64, device=device), i,
-                      torch.full((1,), num_frames - 1, dtype=torch.int64, device=device)])
+    return torch.cat(
+        [
+            torch.zeros(1, dtype=torch.int64, device=device),
+            i,
+            torch.full((1,), num_frames - 1, dtype=torch.int64, device=device),
+        ]
+    )
 
 
 @dataclass
@@ -149,8 +154,9 @@ class FrameStore:
         for lo in range(0, info.num_frames, self.chunk):
             ids = range(lo, min(lo + self.chunk, info.num_frames))
             x = self._decode(info, ids)  # [n, H, W, 3]
-            x = torch.nn.functional.interpolate(x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear",
-                                                antialias=True, align_corners=False)
+            x = torch.nn.functional.interpolate(
+                x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True, align_corners=False
+            )
             parts.append(x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous())
         return torch.cat(parts)
 
@@ -240,9 +246,22 @@ class SampleFactory:
         last: SkipSample | None = None
         for _ in range(self.max_resample):
             try:
-                plan = t.plan(info.path, info.num_frames, rng)
+                extra = None
+                if getattr(t, "needs_other_video", False):
+                    others = [i for i in self.pool.infos if i.path != info.path]
+                    if not others:
+                        raise ValueError(
+                            f"task {t.name!r} takes its target from a different video, but the pool has "
+                            "only one usable video"
+                        )
+                    other = others[rng.randrange(len(others))]
+                    plan = t.plan(info.path, info.num_frames, rng, other=(other.path, other.num_frames))
+                    extra = [self.store.get(other, [k])[0] for _, k in plan.extra]
+                else:
+                    plan = t.plan(info.path, info.num_frames, rng)
                 frames = self.store.get(info, plan.frame_ids)
-                return t.build(plan, frames, rng), frames
+                s = t.build(plan, frames, rng, extra=extra) if extra is not None else t.build(plan, frames, rng)
+                return s, (s.frames if s.frames is not None else frames)
             except SkipSample as e:
                 last = e
                 if e.kind == "too_short":
@@ -281,6 +300,11 @@ class SampleFactory:
         from sf2t.models.qwen2_vl import build_video_sample
 
         s, frames = self.task_sample(index, task=task, tasks=tasks)
+        if s.image is not None:
+            raise NotImplementedError(
+                f"{s.task}: samples with an image input (the localization target) need image placeholders in the text, "
+                "which the Qwen2-VL sample builder does not write yet; use it for export/evaluation only"
+            )
         pixels, grid = self.pack(s, frames)  # [grid_t*gh*gw, 3*2*14*14], [1, 3]
         out: dict[str, Any] = build_video_sample(self.tokenizer, s.question, s.answer if with_answer else None, grid)
         out["pixel_values_videos"] = pixels

@@ -82,15 +82,24 @@ def plan_window(
     """Plan window ``w``: a video drawn uniformly, a start, and ``samples_per_window`` task plans inside
     [start, start + window_frames). Each sample's task is drawn by ``weights``; each task plans as if the
     window were the whole video, and its frame ids are shifted by ``start``."""
-    info = videos[rng.randrange(len(videos))]
+    vi = rng.randrange(len(videos))
+    info = videos[vi]
     length = min(int(window_frames), info.num_frames)
     start = rng.randint(0, info.num_frames - length)
     names = list(tasks)
     plans, failures = [], []
     for _ in range(samples_per_window):
         name = rng.choices(names, weights=weights)[0] if weights else names[rng.randrange(len(names))]
+        task = tasks[name]
         try:
-            p = tasks[name].plan(info.path, length, rng)
+            if getattr(task, "needs_other_video", False):
+                if len(videos) < 2:
+                    raise ValueError(f"task {name!r} needs at least two videos (its target comes from another one)")
+                k = rng.randrange(len(videos) - 1)
+                other = videos[k if k < vi else k + 1]
+                p = task.plan(info.path, length, rng, other=(other.path, other.num_frames))
+            else:
+                p = task.plan(info.path, length, rng)
         except SkipSample as e:
             failures.append(Failure(info.path, e.kind, e.reason, w, name))
             continue
@@ -139,6 +148,12 @@ class WindowSampler:
         self.tasks = _as_tasks(tasks)
         if not self.tasks:
             raise ValueError("tasks is empty")
+        needs_two = [n for n, t in self.tasks.items() if getattr(t, "needs_other_video", False)]
+        if needs_two and len(self.videos) < 2:
+            raise ValueError(
+                f"task {needs_two[0]!r} takes its target from a different video, but there is only one "
+                "usable video: add videos or drop the task"
+            )
         self.seed, self.rank = int(seed), int(rank)
         self.samples_per_window = int(samples_per_window)
         self.window_frames = int(window_frames)
@@ -201,8 +216,10 @@ class WindowSampler:
         return frames
 
     def window(self, w: int) -> list[tuple[Sample, torch.Tensor]]:
-        """The samples of window ``w`` as (Sample, frames) with frames uint8 [len(plan.frame_ids), H, W, 3]
-        on the sampler's device (row i = frame plan.frame_ids[i]); failures go to ``self.failures``."""
+        """The samples of window ``w`` as (Sample, frames): ``frames`` uint8 [n, H, W, 3] on the sampler's device
+        is what ``sample.src_index`` indexes (``sample.presented(frames)`` gives the presented frames; pass both
+        to ``fragment_pack``): the window's one union decode, shared by its samples without a copy, or the
+        frames a task built (``sample.frames``). Failures go to ``self.failures``."""
         wp = self.plan(w)
         self.stats["windows"] += 1
         for f in wp.failures:
@@ -222,12 +239,12 @@ class WindowSampler:
         if not plans:
             return []
         union = sorted({i for p in plans for i in p.frame_ids})
-        per_sample: list[tuple[FramePlan, torch.Tensor]] = []
+        decoded: list[tuple[FramePlan, torch.Tensor, torch.Tensor]] = []  # (plan, frames, rows of its frame_ids)
         try:
-            frames = self._get(info, union)  # [len(union), H, W, 3]
+            frames = self._get(info, union)  # [len(union), H, W, 3], shared by the window's samples
             for p in plans:
                 rows = torch.tensor([bisect.bisect_left(union, i) for i in p.frame_ids], device=frames.device)
-                per_sample.append((p, frames.index_select(0, rows)))
+                decoded.append((p, frames, rows))
         except VideoError as e:
             if e.kind != "corrupt" or len(plans) == 1:
                 for p in plans:
@@ -239,19 +256,39 @@ class WindowSampler:
             self._forget(info.path)
             for p in plans:
                 try:
-                    per_sample.append((p, self._get(info, list(p.frame_ids))))
+                    fr = self._get(info, list(p.frame_ids))
+                    decoded.append((p, fr, torch.arange(len(p.frame_ids), device=fr.device)))
                 except VideoError as e2:
                     self._fail(Failure(e2.path, e2.kind, e2.reason, w, p.task))
                     self._forget(info.path)
         out = []
-        for i, (p, fr) in enumerate(per_sample):
+        for i, (p, fr, rows) in enumerate(decoded):
             rng = make_rng(self.seed, w, f"build:{self.rank}:{i}")
+            task = self.tasks[p.task]
             try:
-                out.append((self.tasks[p.task].build(p, fr, rng), fr))
+                extra = [self._extra(path, k) for path, k in p.extra] if p.extra else None
+                mine = fr.index_select(0, rows) if getattr(task, "uses_pixels", True) else None  # [n, H, W, 3]
+                s = task.build(p, mine, rng, extra=extra) if extra is not None else task.build(p, mine, rng)
             except SkipSample as e:
                 self._fail(Failure(info.path, e.kind, e.reason, w, p.task))
+                continue
+            except VideoError as e:  # the other video of a localization target
+                self._fail(Failure(e.path, e.kind, e.reason, w, p.task))
+                continue
+            if s.frames is None:  # index the shared window decode directly: no per-sample copy of the frames
+                s.src_index = [int(rows[j]) for j in s.src_index]
+                out.append((s, fr))
+            else:
+                out.append((s, s.frames))
         self.stats["samples"] += len(out)
         return out
+
+    def _extra(self, path: str, k: int) -> torch.Tensor:
+        """One frame of another video (a localization target): [H, W, 3] on the sampler's device."""
+        info = next((v for v in self.videos if v.path == path), None)
+        if info is None:
+            raise VideoError(path, "not one of the sampler's videos", "missing")
+        return self._get(info, [k])[0]
 
     def __iter__(self) -> Iterator[tuple[Sample, torch.Tensor]]:
         return self.iterate()

@@ -1,0 +1,126 @@
+"""``consistency`` (TASKS.md): two presented frames, A = source frame i and B, which is with probability 1/3
+each an identical copy of A, A with one cell of a 3x3 grid replaced by the same cell of frame j (cell MAD >=
+``tau_region``), or frame j itself (whole-frame MAD >= ``tau_region``). Answers ``"Identical."``,
+``"Different: {cell}."`` or ``"Different: whole frame."``.
+
+B is built on the frames' device (a clone and a slice assignment): no host round trip for pixels. MAD here is
+measured on grey (BT.601) full-resolution pixels of the cell, 0-255 scale.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from sf2t.tasks import templates
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
+
+__all__ = ["ConsistencyConfig", "ConsistencyTask", "CELLS", "TAU_REGION", "cell_box", "KINDS"]
+
+TAU_REGION = 8.0  # TASKS.md default
+CELLS = ("top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right")
+KINDS = ("identical", "cell", "whole")
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class ConsistencyConfig:
+    gap_min: int = field(default=4, metadata={"help": "fewest source frames between A (frame i) and frame j"})
+    gap_max: int = field(default=32, metadata={"help": "most source frames between frames i and j (shrunk to fit)"})
+    tau_region: float = field(default=TAU_REGION, metadata={"help": "a changed cell / frame must differ by this MAD"})
+
+
+def cell_box(cell: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of cell ``cell`` (row-major, 0 = top-left) of a 3x3 grid over a height x width frame."""
+    r, c = divmod(cell, 3)
+    return (c * width // 3, r * height // 3, (c + 1) * width // 3, (r + 1) * height // 3)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.float32) @ torch.tensor(_LUMA, dtype=torch.float32, device=x.device)
+
+
+def cell_mads(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Grey MAD of each of the 9 cells between frames a and b ([H, W, 3]): float32 [9] on their device."""
+    d = (_grey(a) - _grey(b)).abs()  # [H, W]
+    h, w = d.shape
+    return torch.stack([d[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in (cell_box(k, h, w) for k in range(9))])
+
+
+class ConsistencyTask:
+    name = "consistency"
+
+    def __init__(self, cfg: ConsistencyConfig | None = None):
+        self.cfg = cfg or ConsistencyConfig()
+        check_range(self.name, "gap_min", self.cfg.gap_min, "gap_max", self.cfg.gap_max, 1)
+
+    def min_frames(self) -> int:
+        return self.cfg.gap_min + 1
+
+    def chance(self) -> float:
+        # a uniform guess over the 11 answers: 1/3 identical, 1/3 whole, 1/3 spread over 9 cells
+        return (1 / 3 + 1 / 3 + 1 / 3) / 11
+
+    def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
+        c = self.cfg
+        if num_frames < self.min_frames():
+            raise SkipSample(
+                source,
+                "too_short",
+                f"too short: {num_frames} frames, consistency needs {self.min_frames()} (gap_min {c.gap_min})",
+            )
+        gap = rng.randint(c.gap_min, min(c.gap_max, num_frames - 1))
+        lo = rng.randint(0, num_frames - 1 - gap)
+        i, j = (lo, lo + gap) if rng.random() < 0.5 else (lo + gap, lo)  # A may come before or after j
+        kind = KINDS[rng.randrange(3)]
+        # params refer to rows of frame_ids (not frame numbers), so a planner may shift frame_ids by a window start
+        return FramePlan(self.name, source, sorted((i, j)), {"a_row": int(i > j), "j_row": int(j > i), "kind": kind})
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+        c = self.cfg
+        ra, rj, kind = plan.params["a_row"], plan.params["j_row"], plan.params["kind"]
+        i, j = plan.frame_ids[ra], plan.frame_ids[rj]
+        a, other = frames[ra], frames[rj]  # [H, W, 3] views
+        h, w = a.shape[0], a.shape[1]
+        b = a.clone()
+        cell = None
+        if kind == "cell":
+            mads = cell_mads(a, other).cpu()
+            ok = [k for k in range(9) if float(mads[k]) >= c.tau_region and min(h, w) >= 3]
+            if not ok:
+                raise SkipSample(
+                    plan.source,
+                    "static",
+                    f"no cell differs between frames {i} and {j} "
+                    f"(max cell MAD {float(mads.max()):.2f} < tau_region {c.tau_region})",
+                )
+            cell = ok[rng.randrange(len(ok))]
+            x0, y0, x1, y1 = cell_box(cell, h, w)
+            b[y0:y1, x0:x1] = other[y0:y1, x0:x1]
+        elif kind == "whole":
+            m = float((_grey(a) - _grey(other)).abs().mean())
+            if m < c.tau_region:
+                raise SkipSample(
+                    plan.source, "static", f"frames {i} and {j} differ by MAD {m:.2f} < tau_region {c.tau_region}"
+                )
+            b = other.clone()
+        presented = torch.stack([a, b])  # [2, H, W, 3] on the frames' device
+        q, k = templates.question(self.name, rng)
+        answer = {"kind": kind, "cell": None if cell is None else CELLS[cell]}
+        meta = {
+            "source": plan.source,
+            "source_frames": [i, j if kind == "whole" else i],
+            "task": self.name,
+            "params": {
+                "a": i,
+                "j": j,
+                "kind": kind,
+                "cell_box": None if cell is None else list(cell_box(cell, h, w)),
+                "tau_region": c.tau_region,
+                "paraphrase": k,
+            },
+            "answer": answer,
+        }
+        return Sample(self.name, q, templates.consistency_answer(kind, answer["cell"]), [0, 1], meta, frames=presented)

@@ -1,0 +1,130 @@
+"""``localization`` (TASKS.md): a target image (a square crop, side 1/4-1/3 of the short side, from a frame of a
+*different* video), then F ~ U[count_min, count_max] frames at a uniform stride; the target is pasted at one
+random position into presented frames a..b (1 <= a <= b <= F). Answer ``"Frames {a}-{b}."``.
+
+The crop comes from the other video's frame at its own resolution and is resized (antialiased bilinear, on the
+frames' device) so its side is the same fraction of this video's short side. It must be visible: the mean
+grey MAD between the target and the region it covers, over frames a..b, is at least ``tau_region``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from sf2t.tasks import templates
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range, uniform_window
+from sf2t.tasks.consistency import TAU_REGION, _grey
+
+__all__ = ["LocalizationConfig", "LocalizationTask"]
+
+
+@dataclass
+class LocalizationConfig:
+    count_min: int = field(default=6, metadata={"help": "fewest presented frames F (TASKS.md: 6)"})
+    count_max: int = field(default=12, metadata={"help": "most presented frames F (TASKS.md: 12)"})
+    stride_min: int = field(default=1, metadata={"help": "smallest stride between presented source frames"})
+    stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
+    side_min: float = field(default=0.25, metadata={"help": "smallest target side, fraction of the short side"})
+    side_max: float = field(default=1 / 3, metadata={"help": "largest target side, fraction of the short side"})
+    tau_region: float = field(default=TAU_REGION, metadata={"help": "the pasted target must differ by this MAD"})
+
+
+class LocalizationTask:
+    name = "localization"
+    needs_other_video = True  # the planner must hand ``plan`` a different video for the target
+
+    def __init__(self, cfg: LocalizationConfig | None = None):
+        self.cfg = cfg or LocalizationConfig()
+        c = self.cfg
+        check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 1)
+        check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        if not 0.0 < c.side_min <= c.side_max < 1.0:
+            raise ValueError(f"localization: need 0 < side_min <= side_max < 1, got {c.side_min}, {c.side_max}")
+
+    def min_frames(self) -> int:
+        return self.cfg.count_min
+
+    def chance(self) -> float:
+        f = range(self.cfg.count_min, self.cfg.count_max + 1)
+        return sum(2.0 / (n * (n + 1)) for n in f) / len(f)
+
+    def plan(self, source: str, num_frames: int, rng: random.Random, other: tuple[str, int] | None = None) -> FramePlan:
+        """``other``: (path, number of frames) of a different video, for the target."""
+        c = self.cfg
+        if other is None or other[0] == source:
+            raise ValueError(
+                "localization needs a second video for its target image: give plan(..., other=(path, "
+                "num_frames)) with a different video (a task mix with one video cannot use it)"
+            )
+        if num_frames < c.count_min:
+            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, localization needs {c.count_min}")
+        count = rng.randint(c.count_min, min(c.count_max, num_frames))
+        ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
+        a = rng.randint(1, count)
+        b = rng.randint(a, count)
+        params = {
+            "num_frames": count,
+            "stride": stride,
+            "span": [a, b],
+            "side": rng.uniform(c.side_min, c.side_max),
+            "u": [rng.random(), rng.random(), rng.random(), rng.random()],
+            "target_source": other[0],
+            "target_frame": rng.randrange(max(1, other[1])),
+        }
+        return FramePlan(self.name, source, ids, params, extra=[(other[0], params["target_frame"])])
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+        c = self.cfg
+        if not extra:
+            raise ValueError("localization.build needs extra=[target source frame] (decoded plan.extra)")
+        src = extra[0].to(frames.device)  # [h2, w2, 3]
+        p = plan.params
+        h, w = int(frames.shape[1]), int(frames.shape[2])
+        h2, w2 = int(src.shape[0]), int(src.shape[1])
+        side = max(1, round(p["side"] * min(h, w)))  # the target's side in this video's pixels
+        side2 = max(1, round(p["side"] * min(h2, w2)))  # the crop's side in the other video's pixels
+        u = p["u"]
+        cx, cy = int(u[0] * (w2 - side2 + 1)), int(u[1] * (h2 - side2 + 1))
+        crop = src[cy : cy + side2, cx : cx + side2]  # [side2, side2, 3]
+        if side2 != side:
+            x = crop.permute(2, 0, 1)[None].to(torch.float32)
+            x = torch.nn.functional.interpolate(
+                x, size=(side, side), mode="bilinear", antialias=side < side2, align_corners=False
+            )
+            target = x.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
+        else:
+            target = crop.contiguous()
+        px, py = int(u[2] * (w - side + 1)), int(u[3] * (h - side + 1))
+        a, b = p["span"]
+        presented = frames.clone()  # [F, H, W, 3], chronological = presented order
+        region = presented[a - 1 : b, py : py + side, px : px + side]  # [b-a+1, side, side, 3]
+        m = float((_grey(region) - _grey(target)[None]).abs().mean())
+        if m < c.tau_region:
+            raise SkipSample(
+                plan.source, "static", f"the target would not be visible (MAD {m:.2f} < tau_region {c.tau_region})"
+            )
+        region.copy_(target.expand_as(region))
+        q, k = templates.question(self.name, rng)
+        count = len(plan.frame_ids)
+        meta = {
+            "source": plan.source,
+            "source_frames": list(plan.frame_ids),
+            "task": self.name,
+            "params": {
+                "num_frames": count,
+                "stride": p["stride"],
+                "window": [plan.frame_ids[0], plan.frame_ids[-1] + 1],
+                "target_source": p["target_source"],
+                "target_frame": p["target_frame"],
+                "target_box": [cx, cy, cx + side2, cy + side2],
+                "paste_box": [px, py, px + side, py + side],
+                "paraphrase": k,
+            },
+            "answer": {"start": a, "end": b},
+        }
+        return Sample(
+            self.name, q, templates.localization_answer(a, b), list(range(count)), meta, frames=presented, image=target
+        )

@@ -1,0 +1,94 @@
+"""``rearrangement`` (TASKS.md): F ~ U[count_min, count_max] frames at a uniform stride, presented under a
+non-identity permutation whose moved frames visibly differ from the frames whose places they take. The answer
+lists the presented positions (1-based) in chronological order: presented order (frame 3, frame 1, frame 2)
+is answered ``"2, 3, 1"`` (the earliest frame is shown 2nd, the next 3rd, the last 1st)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from sf2t.tasks import templates
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range, plan_uniform_fragment
+from sf2t.tasks.disorder import allowed_permutations
+from sf2t.tasks.guard import TAU_MOTION, pairwise_mad
+
+__all__ = ["RearrangementConfig", "RearrangementTask", "positions_answer"]
+
+
+@dataclass
+class RearrangementConfig:
+    count_min: int = field(default=3, metadata={"help": "fewest presented frames F (TASKS.md: 3)"})
+    count_max: int = field(default=6, metadata={"help": "most presented frames F (TASKS.md: 6)"})
+    stride_min: int = field(default=1, metadata={"help": "smallest stride between chronological source frames"})
+    stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
+    tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})
+
+
+def positions_answer(perm: list[int] | tuple[int, ...]) -> list[int]:
+    """Presented positions (1-based) of the chronological frames 0..F-1, for presented order ``perm``."""
+    pos = [0] * len(perm)
+    for p, c in enumerate(perm):
+        pos[c] = p + 1
+    return pos
+
+
+class RearrangementTask:
+    name = "rearrangement"
+
+    def __init__(self, cfg: RearrangementConfig | None = None):
+        self.cfg = cfg or RearrangementConfig()
+        c = self.cfg
+        check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
+        if c.count_max > 8:
+            raise ValueError(
+                f"rearrangement: count_max must be <= 8 (all permutations are enumerated), got {c.count_max}"
+            )
+        check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+
+    def min_frames(self) -> int:
+        return self.cfg.count_min
+
+    def chance(self) -> float:
+        sizes = range(self.cfg.count_min, self.cfg.count_max + 1)
+        return sum(1.0 / len(allowed_permutations(n, "any")) for n in sizes) / len(sizes)
+
+    def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
+        return plan_uniform_fragment(self.name, self.cfg, source, num_frames, rng)
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+        c = self.cfg
+        count = len(plan.frame_ids)
+        mad = pairwise_mad(frames).cpu()  # [F, F]
+        steps = torch.diagonal(mad, offset=1)
+        if float(steps.min()) < c.tau_motion:
+            raise SkipSample(
+                plan.source,
+                "static",
+                f"no visible motion in window (min MAD {float(steps.min()):.2f} < tau {c.tau_motion})",
+            )
+        candidates = allowed_permutations(count, "any")
+        for _ in range(64):
+            perm = candidates[rng.randrange(len(candidates))]
+            if all(float(mad[perm[i], i]) >= c.tau_motion for i in range(count) if perm[i] != i):
+                break
+        else:
+            raise SkipSample(plan.source, "static", "no permutation whose moved frames visibly differ")
+        pos = positions_answer(perm)
+        q, k = templates.question(self.name, rng)
+        meta = {
+            "source": plan.source,
+            "source_frames": [plan.frame_ids[i] for i in perm],
+            "task": self.name,
+            "params": {
+                "num_frames": count,
+                "stride": plan.params["stride"],
+                "window": [plan.frame_ids[0], plan.frame_ids[-1] + 1],
+                "permutation": list(perm),
+                "paraphrase": k,
+            },
+            "answer": {"positions": pos},
+        }
+        return Sample(self.name, q, templates.rearrangement_answer(pos), list(perm), meta)

@@ -1,0 +1,91 @@
+"""``speed`` (TASKS.md): two parts from the same start frame, F1, F2 ~ U[count_min, count_max] frames at strides
+s1, s2 with s2 / s1 in {1/2, 1, 2} (each ratio equally likely). The part with the larger stride plays faster:
+the answer is ``"first"``, ``"second"`` or ``"same"``. Both parts must show visible motion between consecutive
+frames (else "same" could not be told from "faster")."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from sf2t.tasks import templates
+from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
+from sf2t.tasks.guard import TAU_MOTION, consecutive_mad
+
+__all__ = ["SpeedConfig", "SpeedTask", "RATIOS"]
+
+RATIOS = ("half", "same", "double")  # s2 / s1 = 1/2, 1, 2
+
+
+@dataclass
+class SpeedConfig:
+    count_min: int = field(default=4, metadata={"help": "fewest frames per part (TASKS.md: 4)"})
+    count_max: int = field(default=8, metadata={"help": "most frames per part (TASKS.md: 8)"})
+    stride_min: int = field(default=1, metadata={"help": "smallest stride of the slower part"})
+    stride_max: int = field(default=3, metadata={"help": "largest stride of the slower part (shrunk to fit)"})
+    tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})
+
+
+class SpeedTask:
+    name = "speed"
+
+    def __init__(self, cfg: SpeedConfig | None = None):
+        self.cfg = cfg or SpeedConfig()
+        c = self.cfg
+        check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
+        check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+
+    def min_frames(self) -> int:
+        return 2 * (self.cfg.count_min - 1) + 1  # the fast part at stride 2
+
+    def chance(self) -> float:
+        return 1.0 / 3.0
+
+    def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
+        c = self.cfg
+        if num_frames < self.min_frames():
+            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, speed needs {self.min_frames()}")
+        ratio = RATIOS[rng.randrange(3)]
+        m1, m2 = {"half": (2, 1), "same": (1, 1), "double": (1, 2)}[ratio]  # stride multipliers of the parts
+        n1 = min(rng.randint(c.count_min, c.count_max), (num_frames - 1) // m1 + 1)  # shrunk to fit
+        n2 = min(rng.randint(c.count_min, c.count_max), (num_frames - 1) // m2 + 1)
+        if min(n1, n2) < c.count_min:
+            raise SkipSample(source, "too_short", f"too short: {num_frames} frames for two parts of {c.count_min}")
+        units = max((n1 - 1) * m1, (n2 - 1) * m2, 1)
+        s_hi = max(1, min(c.stride_max, (num_frames - 1) // units))
+        s = rng.randint(max(1, min(c.stride_min, s_hi)), s_hi)
+        s1, s2 = m1 * s, m2 * s
+        span = units * s + 1
+        start = rng.randint(0, num_frames - span)
+        part1 = [start + k * s1 for k in range(n1)]
+        part2 = [start + k * s2 for k in range(n2)]
+        ids = sorted(set(part1) | set(part2))
+        return FramePlan(self.name, source, ids, {"part1": part1, "part2": part2, "strides": [s1, s2], "ratio": ratio})
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+        c = self.cfg
+        idx1, idx2 = plan.params["rows1"], plan.params["rows2"]
+        p1 = [plan.frame_ids[r] for r in idx1]
+        p2 = [plan.frame_ids[r] for r in idx2]
+        for part, idx in (("first", idx1), ("second", idx2)):
+            sel = frames.index_select(0, torch.tensor(idx, device=frames.device))
+            m = float(consecutive_mad(sel).min())
+            if m < c.tau_motion:
+                raise SkipSample(
+                    plan.source,
+                    "static",
+                    f"no visible motion in the {part} part (min MAD {m:.2f} < tau {c.tau_motion})",
+                )
+        s1, s2 = plan.params["strides"]
+        faster = "first" if s1 > s2 else "second" if s2 > s1 else "same"
+        q, k = templates.question(self.name, rng, n1=len(p1), n2=len(p2))
+        meta = {
+            "source": plan.source,
+            "source_frames": list(p1) + list(p2),
+            "task": self.name,
+            "params": {"parts": [len(p1), len(p2)], "strides": [s1, s2], "start": p1[0], "paraphrase": k},
+            "answer": {"faster": faster},
+        }
+        return Sample(self.name, q, templates.speed_answer(faster), idx1 + idx2, meta)
