@@ -264,3 +264,31 @@ def test_demo_quick(tmp_path):
     assert any("task" in line and "chance" in line for line in lines)
     md = (out / "report.md").read_text()
     assert "| counting |" in md and "Skipped videos" in md
+
+
+@pytest.mark.parametrize("task", ["consistency", "rearrangement", "speed"])
+def test_pixel_and_order_tasks_give_training_samples(tiny, clips, tmp_path, task):
+    """Tasks that build their own presented frames (consistency) or reorder them (rearrangement, speed) pack one
+    token group per presented frame and supervise exactly the canonical answer."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, tasks=[task]), tok)
+    for i in range(6):
+        s = factory.sample(i)
+        assert s["task"] == task
+        f = len(s["meta"]["source_frames"])
+        assert s["video_grid_thw"].tolist() == [[f, 4, 4]]
+        supervised = tok.decode(s["input_ids"][s["labels"] != -100])
+        assert supervised == s["answer"] + "<|im_end|>"
+
+
+def test_localization_is_refused_for_training_with_a_reason(tiny, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, tasks=["localization"]), tok)
+    with pytest.raises(NotImplementedError, match="image placeholders"):
+        factory.sample(0)

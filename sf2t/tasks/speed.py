@@ -62,7 +62,10 @@ class SpeedTask:
         part1 = [start + k * s1 for k in range(n1)]
         part2 = [start + k * s2 for k in range(n2)]
         ids = sorted(set(part1) | set(part2))
-        return FramePlan(self.name, source, ids, {"part1": part1, "part2": part2, "strides": [s1, s2], "ratio": ratio})
+        row = {f: i for i, f in enumerate(ids)}
+        # params refer to rows of frame_ids (not frame numbers), so a planner may shift frame_ids by a window start
+        rows = {"rows1": [row[f] for f in part1], "rows2": [row[f] for f in part2]}
+        return FramePlan(self.name, source, ids, {**rows, "strides": [s1, s2], "ratio": ratio})
 
     def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
         c = self.cfg

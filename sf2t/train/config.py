@@ -10,8 +10,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from sf2t.tasks.consistency import ConsistencyConfig
 from sf2t.tasks.counting import CountingConfig
 from sf2t.tasks.disorder import DisorderConfig
+from sf2t.tasks.localization import LocalizationConfig
+from sf2t.tasks.rearrangement import RearrangementConfig
+from sf2t.tasks.speed import SpeedConfig
 
 __all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help"]
 
@@ -40,6 +44,10 @@ class TrainConfig:
     task_videos: dict = _f({}, "per task, the videos it may draw from (paths or path prefixes); absent: all")
     counting: CountingConfig = _f(CountingConfig(), "counting task parameters")
     disorder: DisorderConfig = _f(DisorderConfig(), "disorder task parameters")
+    consistency: ConsistencyConfig = _f(ConsistencyConfig(), "consistency task parameters")
+    localization: LocalizationConfig = _f(LocalizationConfig(), "localization task parameters")
+    rearrangement: RearrangementConfig = _f(RearrangementConfig(), "rearrangement task parameters")
+    speed: SpeedConfig = _f(SpeedConfig(), "speed task parameters")
     curriculum_steps: int = _f(0, "first N optimizer steps train only on curriculum_tasks (0: no curriculum)")
     curriculum_tasks: list = _f(["counting"], "tasks trained during the curriculum phase")
     # -- how long, how fast
@@ -97,9 +105,11 @@ class TrainConfig:
             raise ValueError("TrainConfig.task_weights must have one weight per task")
         if self.layout not in ("repeat", "pairs"):
             raise ValueError(f"TrainConfig.layout must be repeat or pairs, got {self.layout!r}")
-        unknown = set(self.tasks) - {"counting", "disorder"}
+        from sf2t.tasks import TASKS
+
+        unknown = (set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])) - set(TASKS)
         if unknown:
-            raise ValueError(f"TrainConfig.tasks: unknown task(s) {sorted(unknown)}")
+            raise ValueError(f"TrainConfig.tasks: unknown task(s) {sorted(unknown)}; known: {sorted(TASKS)}")
 
     def task_config(self, name: str):
         return getattr(self, name)
@@ -202,4 +212,3 @@ def config_help(cls=TrainConfig, prefix: str = "") -> str:
         else:
             lines.append(f"  {prefix + f.name:<24} {json.dumps(value):<22} {f.metadata.get('help', '')}")
     return "\n".join(lines)
-

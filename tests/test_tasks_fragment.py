@@ -1,0 +1,295 @@
+"""The fragment tasks added for the task engine (consistency, localization, rearrangement, speed) next to counting
+and disorder: over many seeded samples, the answer re-derived from ``meta`` and from the presented frames (matched
+back to the source frames) equals the label; multiple-choice sets hold the answer once; distributions follow
+TASKS.md; scorers and the reward entry point; config errors name the field."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import Counter
+
+import pytest
+import torch
+
+from sf2t.tasks import (
+    ConsistencyConfig,
+    ConsistencyTask,
+    LocalizationConfig,
+    LocalizationTask,
+    RearrangementConfig,
+    RearrangementTask,
+    SkipSample,
+    SpeedConfig,
+    SpeedTask,
+    make_rng,
+    make_task,
+    partial_score,
+    reward,
+    score,
+    templates,
+    truth_text,
+)
+from sf2t.tasks.consistency import CELLS, cell_box
+from sf2t.tasks.rearrangement import positions_answer
+from sf2t.tasks.scoring import kendall_score, parse_consistency, parse_positions, parse_span, parse_speed
+
+N, H, W = 64, 24, 36
+ALL = ["counting", "consistency", "localization", "disorder", "rearrangement", "speed"]
+
+
+@pytest.fixture(scope="module")
+def videos():
+    """Two in-memory 'videos' of distinct noise frames: presented frames can be matched to their source exactly."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (N, H, W, 3), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (40, 30, 40, 3), dtype=torch.uint8, generator=g)
+    return {"a.mp4": a, "b.mp4": b}
+
+
+def make(task, videos, index, seed=0):
+    """Plan and build one sample of ``task`` on video a (target from b), as the samplers do."""
+    rng = make_rng(seed, index, "t")
+    src = videos["a.mp4"]
+    for _ in range(20):
+        if getattr(task, "needs_other_video", False):
+            plan = task.plan("a.mp4", N, rng, other=("b.mp4", videos["b.mp4"].shape[0]))
+            extra = [videos[p][k] for p, k in plan.extra]
+        else:
+            plan = task.plan("a.mp4", N, rng)
+            extra = None
+        frames = src[plan.frame_ids]
+        try:
+            s = task.build(plan, frames, rng, extra=extra)
+        except SkipSample as e:
+            assert e.kind == "static"
+            continue
+        return plan, s, s.presented(frames)
+    raise AssertionError("no sample in 20 tries")
+
+
+def match_source(frame, video):
+    """Index of the source frame equal to ``frame`` (noise frames are all distinct), or None."""
+    eq = (video == frame[None]).flatten(1).all(dim=1).nonzero()
+    return int(eq[0]) if len(eq) == 1 else None
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_answer_rederived_from_meta_and_pixels(videos, name):
+    task = make_task(name)
+    a = videos["a.mp4"]
+    for i in range(300):
+        plan, s, shown = make(task, videos, i)
+        m = s.meta
+        assert m["task"] == name and m["source"] == "a.mp4"
+        assert truth_text(m) == s.answer and score(name, s.answer, m) == 1.0
+        assert shown.shape[1:] == (H, W, 3) and shown.dtype == torch.uint8
+        matched = [match_source(f, a) for f in shown]
+        if name in ("counting", "disorder", "rearrangement", "speed"):
+            assert matched == m["source_frames"]  # presented pixels are exactly the source frames named in meta
+        if name == "counting":
+            assert m["answer"]["count"] == len(shown)
+        elif name == "disorder":
+            assert m["answer"]["in_order"] == (matched == sorted(matched))
+        elif name == "rearrangement":
+            order = sorted(range(len(matched)), key=lambda p: matched[p])  # presented positions, chronologically
+            assert m["answer"]["positions"] == [p + 1 for p in order] and matched != sorted(matched)
+        elif name == "speed":
+            n1, n2 = m["params"]["parts"]
+            p1, p2 = matched[:n1], matched[n1:]
+            assert p1[0] == p2[0] and len(p2) == n2  # same start
+            s1, s2 = p1[1] - p1[0], p2[1] - p2[0]
+            assert all(b - a_ == s1 for a_, b in zip(p1, p1[1:])) and all(b - a_ == s2 for a_, b in zip(p2, p2[1:]))
+            assert s2 / s1 in (0.5, 1.0, 2.0)
+            assert m["answer"]["faster"] == ("first" if s1 > s2 else "second" if s2 > s1 else "same")
+        elif name == "consistency":
+            A, B = shown[0], shown[1]
+            assert matched[0] == m["params"]["a"]
+            diff = (A != B).any(dim=-1)  # [H, W]
+            kind = m["answer"]["kind"]
+            if kind == "identical":
+                assert not diff.any()
+            elif kind == "whole":
+                assert matched[1] == m["params"]["j"] != m["params"]["a"]
+            else:
+                x0, y0, x1, y1 = cell_box(CELLS.index(m["answer"]["cell"]), H, W)
+                outside = diff.clone()
+                outside[y0:y1, x0:x1] = False
+                assert not outside.any() and diff[y0:y1, x0:x1].any()
+                assert torch.equal(B[y0:y1, x0:x1], a[m["params"]["j"], y0:y1, x0:x1])
+        elif name == "localization":
+            x0, y0, x1, y1 = m["params"]["paste_box"]
+            target = s.image
+            assert target.shape == (y1 - y0, x1 - x0, 3)
+            has = [bool(torch.equal(f[y0:y1, x0:x1], target)) for f in shown]
+            frames_with = [k + 1 for k, h in enumerate(has) if h]
+            assert frames_with == list(range(m["answer"]["start"], m["answer"]["end"] + 1))
+            for k, f in enumerate(shown):  # outside the paste, every presented frame is its source frame
+                src = a[m["source_frames"][k]].clone()
+                if has[k]:
+                    src[y0:y1, x0:x1] = target
+                assert torch.equal(f, src)
+            tx0, ty0, tx1, ty1 = m["params"]["target_box"]
+            assert m["params"]["target_source"] == "b.mp4" and tx1 - tx0 == ty1 - ty0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_multiple_choice_holds_the_answer_once(videos, name):
+    task = make_task(name)
+    for i in range(60):
+        _, s, _ = make(task, videos, i)
+        q, letter, options = templates.multiple_choice(name, s.meta, random.Random(i))
+        assert len(options) == len(set(options)) >= 2
+        assert sum(score(name, o, s.meta) for o in options) == 1.0
+        assert score(name, options["ABCDEFGH".index(letter)], s.meta) == 1.0
+        assert f"{letter}. " in q
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_paraphrases(name):
+    qs = templates.QUESTIONS[name]
+    assert len(set(qs)) >= 3
+    seen = {templates.question(name, random.Random(i), n1=4, n2=5)[0] for i in range(200)}
+    assert len(seen) == len(qs)
+
+
+def _within(counts: Counter, probs: dict, n: int, sigmas: float = 5.0):
+    for k, p in probs.items():
+        sd = math.sqrt(n * p * (1 - p))
+        assert abs(counts[k] - n * p) <= sigmas * sd + 1, (k, counts[k], n * p)
+
+
+def test_class_balance(videos):
+    n = 900
+    cons = Counter(make(make_task("consistency"), videos, i)[1].meta["answer"]["kind"] for i in range(n))
+    _within(cons, {"identical": 1 / 3, "cell": 1 / 3, "whole": 1 / 3}, n)
+    speed = Counter(make(make_task("speed"), videos, i)[1].meta["answer"]["faster"] for i in range(n))
+    _within(speed, {"first": 1 / 3, "second": 1 / 3, "same": 1 / 3}, n)
+
+
+def test_rearrangement_permutations_uniform(videos):
+    task = RearrangementTask(RearrangementConfig(count_min=3, count_max=3))
+    n = 1000
+    perms = Counter(tuple(make(task, videos, i)[1].meta["params"]["permutation"]) for i in range(n))
+    expected = [p for p in itertools.permutations(range(3)) if p != (0, 1, 2)]
+    assert set(perms) == set(expected)
+    _within(perms, {p: 1 / 5 for p in expected}, n)
+
+
+def test_counts_uniform(videos):
+    n = 1000
+    f = Counter(make(make_task("localization"), videos, i)[1].meta["params"]["num_frames"] for i in range(n))
+    _within(f, {k: 1 / 7 for k in range(6, 13)}, n)
+    spans = [make(make_task("localization"), videos, i)[1].meta["answer"] for i in range(300)]
+    assert all(1 <= s["start"] <= s["end"] for s in spans)
+
+
+def test_task_mix_follows_weights(videos):
+    from sf2t.video.probe import VideoInfo
+    from sf2t.video.sampler import plan_window
+
+    infos = [VideoInfo(p, v.shape[0], 25.0, v.shape[2], v.shape[1], v.shape[0] / 25, "h264") for p, v in videos.items()]
+    tasks = {n: make_task(n) for n in ("counting", "speed", "localization")}
+    got = Counter()
+    for w in range(400):
+        wp = plan_window(
+            w, infos, tasks, make_rng(0, w, "mix"), samples_per_window=4, window_frames=40, weights=[0.5, 0.25, 0.25]
+        )
+        got.update(p.task for p in wp.plans)
+        for p in wp.plans:
+            if p.task == "localization":
+                assert p.extra[0][0] != wp.video.path  # the target comes from the other video
+    _within(got, {"counting": 0.5, "speed": 0.25, "localization": 0.25}, sum(got.values()))
+
+
+@pytest.mark.parametrize(
+    "name, text, meta, exact, partial",
+    [
+        ("consistency", "Identical.", {"answer": {"kind": "identical", "cell": None}}, 1, 1),
+        ("consistency", "they are the same", {"answer": {"kind": "identical", "cell": None}}, 1, 1),
+        ("consistency", "Different: top-left.", {"answer": {"kind": "cell", "cell": "top-left"}}, 1, 1),
+        ("consistency", "The upper left corner differs", {"answer": {"kind": "cell", "cell": "top-left"}}, 1, 1),
+        ("consistency", "different in the centre", {"answer": {"kind": "cell", "cell": "center"}}, 1, 1),
+        ("consistency", "Different: top.", {"answer": {"kind": "cell", "cell": "top-left"}}, 0, 0),
+        ("consistency", "the whole frame changed", {"answer": {"kind": "whole", "cell": None}}, 1, 1),
+        ("consistency", "Identical.", {"answer": {"kind": "whole", "cell": None}}, 0, 0),
+        ("localization", "Frames 3-5.", {"answer": {"start": 3, "end": 5}}, 1, 1),
+        ("localization", "it appears in frames 3 to 5", {"answer": {"start": 3, "end": 5}}, 1, 1),
+        ("localization", "Frames 4-5.", {"answer": {"start": 3, "end": 5}}, 0, 2 / 3),
+        ("localization", "Frames 7-9.", {"answer": {"start": 3, "end": 5}}, 0, 0),
+        ("localization", "frame 4", {"answer": {"start": 4, "end": 4}}, 1, 1),
+        ("rearrangement", "2, 4, 1, 3", {"answer": {"positions": [2, 4, 1, 3]}}, 1, 1),
+        ("rearrangement", "The order is 2 4 1 3.", {"answer": {"positions": [2, 4, 1, 3]}}, 1, 1),
+        ("rearrangement", "4, 2, 1, 3", {"answer": {"positions": [2, 4, 1, 3]}}, 0, 5 / 6),
+        ("rearrangement", "1, 1, 1, 1", {"answer": {"positions": [2, 4, 1, 3]}}, 0, 0),
+        ("speed", "first", {"answer": {"faster": "first"}}, 1, 1),
+        ("speed", "The second part is faster.", {"answer": {"faster": "second"}}, 1, 1),
+        ("speed", "They play at equal speed", {"answer": {"faster": "same"}}, 1, 1),
+        ("speed", "second", {"answer": {"faster": "first"}}, 0, 0),
+    ],
+)
+def test_scorers(name, text, meta, exact, partial):
+    meta = {"task": name, **meta}
+    assert score(name, text, meta) == exact
+    assert partial_score(name, text, meta) == pytest.approx(partial)
+
+
+def test_parsers_and_kendall():
+    assert parse_consistency("nothing to see") is None
+    assert parse_span("no idea") is None and parse_positions("none") is None and parse_speed("dunno") is None
+    assert kendall_score([1, 2, 3], [1, 2, 3]) == 1.0 and kendall_score([3, 2, 1], [1, 2, 3]) == 0.0
+    assert positions_answer((2, 0, 1)) == [2, 3, 1]  # presented (frame 3, frame 1, frame 2)
+
+
+def test_reward_entry_point():
+    metas = [
+        {"task": "counting", "answer": {"count": 5}, "params": {}},
+        {"task": "speed", "answer": {"faster": "same"}},
+    ]
+    assert reward(["5", "first"], metas) == [1.0, 0.0]
+    chat = [[{"role": "assistant", "content": "There are 4 frames."}], [{"role": "assistant", "content": "same"}]]
+    assert reward(chat, metas) == [0.0, 1.0]
+    assert reward(chat, metas, partial=True) == [pytest.approx(0.8), 1.0]
+    assert reward(completions=["5"], meta=metas[:1], prompts=["q"]) == [1.0]  # TRL passes columns as kwargs
+    with pytest.raises(ValueError, match="completions"):
+        reward(["5"], metas)
+
+
+@pytest.mark.parametrize(
+    "cls, cfg, field",
+    [
+        (ConsistencyTask, ConsistencyConfig(gap_min=0), "gap_min"),
+        (ConsistencyTask, ConsistencyConfig(gap_min=5, gap_max=3), "gap_max"),
+        (LocalizationTask, LocalizationConfig(count_min=-1), "count_min"),
+        (LocalizationTask, LocalizationConfig(side_min=0.5, side_max=0.4), "side_min"),
+        (RearrangementTask, RearrangementConfig(count_max=9), "count_max"),
+        (SpeedTask, SpeedConfig(count_min=5, count_max=4), "count_max"),
+        (SpeedTask, SpeedConfig(stride_min=0), "stride_min"),
+    ],
+)
+def test_bad_configs_name_the_field(cls, cfg, field):
+    with pytest.raises(ValueError, match=field):
+        cls(cfg)
+
+
+def test_localization_needs_two_videos(videos):
+    from sf2t.video.probe import VideoInfo
+    from sf2t.video.sampler import WindowSampler
+
+    one = [VideoInfo("a.mp4", N, 25.0, W, H, N / 25, "h264")]
+    with pytest.raises(ValueError, match="only one usable video"):
+        WindowSampler(one, ["counting", "localization"])
+    with pytest.raises(ValueError, match="second video"):
+        make_task("localization").plan("a.mp4", N, random.Random(0))
+
+
+def test_too_short_videos_skip_with_reason():
+    for name, n in (("speed", 6), ("consistency", 3), ("localization", 4), ("rearrangement", 2)):
+        t = make_task(name)
+        with pytest.raises(SkipSample) as e:
+            if name == "localization":
+                t.plan("x.mp4", n, random.Random(0), other=("y.mp4", 10))
+            else:
+                t.plan("x.mp4", n, random.Random(0))
+        assert e.value.kind == "too_short" and "too short" in e.value.reason
