@@ -1,4 +1,4 @@
-"""The ``sf2t`` command: ``sf2t info``, ``sf2t index``, ``sf2t demo``."""
+"""The ``sf2t`` command: ``sf2t info``, ``sf2t index``, ``sf2t tasks export|preview``, ``sf2t demo``."""
 
 from __future__ import annotations
 
@@ -138,13 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="show the build, backends, decoders and device")
     p_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p_index = sub.add_parser("index", help="probe video files and folders into a JSONL manifest",
-                             description="Probe every video (codec, size, rotation, fps, frames, duration, "
-                             "keyframe interval) and write one JSON line per file, with the reason for each "
-                             "file that cannot be used. Exit 0 when at least one video is usable.")
+    p_index = sub.add_parser(
+        "index",
+        help="probe video files and folders into a JSONL manifest",
+        description="Probe every video (codec, size, rotation, fps, frames, duration, "
+        "keyframe interval) and write one JSON line per file, with the reason for each "
+        "file that cannot be used. Exit 0 when at least one video is usable.",
+    )
     from sf2t.video import index as _index
 
     _index.add_arguments(p_index)
+    p_tasks = sub.add_parser("tasks", help="export SF²T samples for other trainers; preview them as a contact sheet")
+    from sf2t.tasks import export as _export
+
+    _export.add_arguments(p_tasks)
     sub.add_parser("demo", help="make clips, build a tiny model, train on SF²T tasks, report accuracy", add_help=False)
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
@@ -153,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_info(args)
     if args.command == "index":
         return _index.main(args)
+    if args.command == "tasks":
+        return _export.main(args)
     parser.print_help()
     return 2
 

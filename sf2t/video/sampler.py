@@ -204,7 +204,7 @@ class WindowSampler:
     def _fail(self, f: Failure) -> None:
         self.failures.append(f)
         self.stats["failed"] += 1
-        log.warning("sample skipped: %s: %s (%s)", f.path, f.reason, f.kind)
+        log.info("sample skipped: %s: %s (%s)", f.path, f.reason, f.kind)
 
     def _get(self, info: VideoInfo, ids: list[int]) -> torch.Tensor:
         dec = self._decoder(info)

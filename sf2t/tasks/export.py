@@ -1,0 +1,307 @@
+"""``sf2t tasks export`` and ``sf2t tasks preview``: SF²T samples for other trainers, and for people to look at.
+
+Export writes ``DIR/data.json``, a list of records::
+
+    {"id": "consistency-000003", "task": "consistency",
+     "messages": [{"role": "user", "content": "<video>Are these two frames identical? ..."},
+                  {"role": "assistant", "content": "Different: top-left."}],
+     "videos": [["frames/consistency-000003/00.png", "frames/consistency-000003/01.png"]],
+     "images": ["frames/localization-000007/target.png"],   # localization only
+     "meta": {...}}                                           # TASKS.md meta: source, source_frames, params, answer
+
+and the presented frames under ``DIR/frames/<id>/`` (PNG: exactly the presented pixels; JPEG: quality 95). Paths
+are relative to DIR. ``--format llamafactory`` (the default) is LLaMA-Factory's sharegpt-style format with
+``messages`` (role/content), ``videos`` as lists of frame images and ``images``; a ``dataset_info.json`` entry
+is written next to it, so ``dataset_dir=DIR, dataset=sf2t`` loads it without conversion. ``--format sharegpt``
+writes the classic ``conversations`` ([{"from": "human"|"gpt", "value": ...}]) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from sf2t.tasks import TASKS
+
+__all__ = ["export", "preview", "add_arguments", "main"]
+
+FORMATS = ("llamafactory", "sharegpt")
+
+
+def _save(img: torch.Tensor, path: Path, fmt: str) -> None:
+    from PIL import Image
+
+    arr = img.detach().to("cpu").contiguous().numpy()
+    im = Image.fromarray(arr, mode="RGB")
+    if fmt == "png":
+        im.save(path, format="PNG", compress_level=1)
+    else:
+        im.save(path, format="JPEG", quality=95)
+
+
+def _sampler(manifest: str, tasks: Sequence[str], seed: int, samples_per_window: int, window_frames: int, decoder: str):
+    from sf2t.video.index import read_manifest, usable
+    from sf2t.video.sampler import WindowSampler
+
+    videos = usable(read_manifest(manifest))
+    if not videos:
+        raise ValueError(f"{manifest}: no usable video (every entry has status 'error'; see sf2t index's summary)")
+    return WindowSampler(
+        videos,
+        list(tasks),
+        seed=seed,
+        samples_per_window=samples_per_window,
+        window_frames=window_frames,
+        decoder=decoder,
+    )
+
+
+def _check(num: int, tasks: Sequence[str]) -> None:
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ValueError(f"num must be a positive integer, got {num!r}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"tasks: unknown task(s) {unknown}; known: {sorted(TASKS)}")
+
+
+def _user_content(sample, fmt: str) -> str:
+    tags = ("<image>" if sample.image is not None else "") + "<video>"
+    return tags + sample.question
+
+
+def export(
+    manifest: str,
+    out: str | os.PathLike,
+    *,
+    num: int,
+    tasks: Sequence[str] = tuple(TASKS),
+    seed: int = 0,
+    fmt: str = "llamafactory",
+    frames: str = "png",
+    samples_per_window: int = 4,
+    window_frames: int = 64,
+    decoder: str = "auto",
+    progress: bool = True,
+    max_windows: int | None = None,
+) -> dict:
+    """Write ``num`` samples (task mix: equal weights over ``tasks``) to ``out`` (see the module docstring).
+    Returns the summary: per task, samples made and samples skipped by reason."""
+    _check(num, tasks)
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if frames not in ("png", "jpg"):
+        raise ValueError(f"frames must be png or jpg, got {frames!r}")
+    sampler = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
+    out = Path(out)
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    records, made = [], Counter()
+    max_windows = max_windows if max_windows is not None else 50 * num + 100
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num, desc="export", unit="sample", file=sys.stderr, dynamic_ncols=True)
+    w = 0
+    try:
+        while len(records) < num:
+            if w >= max_windows:
+                raise RuntimeError(
+                    f"only {len(records)} of {num} samples after {w} windows: {_skips_text(sampler.failures)}"
+                )
+            for sample, fr in sampler.window(w):
+                if len(records) >= num:
+                    break
+                sid = f"{sample.task}-{len(records):06d}"
+                d = out / "frames" / sid
+                d.mkdir(parents=True, exist_ok=True)
+                shown = sample.presented(fr)  # [F, H, W, 3]
+                paths = []
+                for k in range(shown.shape[0]):
+                    p = d / f"{k:02d}.{frames}"
+                    _save(shown[k], p, frames)
+                    paths.append(p.relative_to(out).as_posix())
+                rec = {"id": sid, "task": sample.task}
+                user = _user_content(sample, fmt)
+                if fmt == "llamafactory":
+                    rec["messages"] = [
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": sample.answer},
+                    ]
+                else:
+                    rec["conversations"] = [{"from": "human", "value": user}, {"from": "gpt", "value": sample.answer}]
+                rec["videos"] = [paths]
+                if sample.image is not None:
+                    p = d / f"target.{frames}"
+                    _save(sample.image, p, frames)
+                    rec["images"] = [p.relative_to(out).as_posix()]
+                rec["meta"] = sample.meta
+                records.append(rec)
+                made[sample.task] += 1
+                if bar is not None:
+                    bar.update(1)
+            w += 1
+    finally:
+        if bar is not None:
+            bar.close()
+        sampler.close()
+    tmp = out / "data.json.tmp"
+    tmp.write_text(json.dumps(records, indent=1))
+    os.replace(tmp, out / "data.json")
+    if fmt == "llamafactory":
+        info = {
+            "sf2t": {
+                "file_name": "data.json",
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages", "videos": "videos", "images": "images"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                },
+            }
+        }
+        (out / "dataset_info.json").write_text(json.dumps(info, indent=1))
+    skipped: dict[str, Counter] = defaultdict(Counter)
+    for f in sampler.failures:
+        skipped[f.task or "?"][f.kind] += 1
+    summary = {
+        "samples": len(records),
+        "windows": w,
+        "made": dict(made),
+        "skipped": {t: dict(c) for t, c in skipped.items()},
+        "out": str(out),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _skips_text(failures) -> str:
+    c = Counter((f.task, f.kind) for f in failures)
+    return "; ".join(f"{t} {k}: {n}" for (t, k), n in c.most_common()) or "no failures recorded"
+
+
+def summary_text(summary: dict) -> str:
+    lines = [f"{summary['samples']} samples from {summary['windows']} windows -> {summary['out']}"]
+    for t in sorted(set(summary["made"]) | set(summary["skipped"])):
+        sk = summary["skipped"].get(t, {})
+        why = ", ".join(f"{k} {n}" for k, n in sorted(sk.items())) or "none"
+        lines.append(f"  {t:<14} made {summary['made'].get(t, 0):>6}   skipped (replaced by later samples): {why}")
+    return "\n".join(lines)
+
+
+def preview(
+    manifest: str,
+    task: str,
+    out: str | os.PathLike,
+    *,
+    num: int = 4,
+    seed: int = 0,
+    decoder: str = "auto",
+    max_frames: int = 12,
+) -> Path:
+    """A contact sheet PNG: ``num`` samples of ``task``, one row each (its presented frames, the target image
+    for localization), with the question and the answer above the row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _check(num, [task])
+    sampler = _sampler(manifest, [task], seed, 2, 64, decoder)
+    rows = []
+    w = 0
+    try:
+        while len(rows) < num and w < 50 * num + 50:
+            for s, fr in sampler.window(w):
+                if len(rows) < num:
+                    rows.append((s, s.presented(fr).cpu()))
+            w += 1
+    finally:
+        sampler.close()
+    if not rows:
+        raise RuntimeError(f"no {task} sample could be made: {_skips_text(sampler.failures)}")
+    ncols = max(max(min(max_frames, r[1].shape[0]) + (r[0].image is not None) for r in rows), 6)
+    width = 1.5 * ncols
+    fig, axes = plt.subplots(
+        len(rows), ncols, figsize=(width, 2.4 * len(rows)), squeeze=False, gridspec_kw={"hspace": 1.1, "wspace": 0.08}
+    )
+    for i, (s, shown) in enumerate(rows):
+        ims = ([("target", s.image.cpu())] if s.image is not None else []) + [
+            (f"frame {k + 1}", shown[k]) for k in range(min(max_frames, shown.shape[0]))
+        ]
+        for j in range(ncols):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j < len(ims):
+                ax.imshow(ims[j][1].numpy())
+                ax.set_title(ims[j][0], fontsize=7)
+        src = os.path.basename(s.meta["source"])
+        caption = "\n".join(textwrap.wrap(f"Q: {s.question}", int(width * 15))[:3])
+        text = f"{src}, source frames {s.meta['source_frames']}\n{caption}\nA: {s.answer}"
+        axes[i][0].annotate(text, (0, -0.08), xycoords="axes fraction", va="top", ha="left", fontsize=7)
+    fig.suptitle(f"sf2t {task}: {len(rows)} samples (seed {seed})", fontsize=9)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="tasks_command", metavar="{export,preview}")
+    e = sub.add_parser("export", help="write SF²T samples as LLaMA-Factory/ShareGPT JSON with frame images")
+    e.add_argument("--manifest", required=True, help="manifest from sf2t index")
+    e.add_argument("--out", required=True, help="output folder (data.json, frames/, dataset_info.json)")
+    e.add_argument("--num", type=int, required=True, help="number of samples")
+    e.add_argument(
+        "--tasks", nargs="+", default=list(TASKS), help=f"task mix, equal weights (default: all: {' '.join(TASKS)})"
+    )
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--format", dest="fmt", choices=FORMATS, default="llamafactory")
+    e.add_argument("--frames", choices=("png", "jpg"), default="png", help="png: exactly the presented pixels")
+    e.add_argument("--samples-per-window", type=int, default=4, help="samples served by one decoded window")
+    e.add_argument("--decoder", default="auto", help="auto, torchcodec, pyav or dali")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = sub.add_parser("preview", help="a contact sheet of a few samples of one task, with question and answer")
+    v.add_argument("--manifest", required=True)
+    v.add_argument("--task", required=True, choices=list(TASKS))
+    v.add_argument("--out", required=True, help="PNG to write")
+    v.add_argument("--num", type=int, default=4)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--decoder", default="auto")
+
+
+def main(args) -> int:
+    try:
+        if args.tasks_command == "export":
+            s = export(
+                args.manifest,
+                args.out,
+                num=args.num,
+                tasks=args.tasks,
+                seed=args.seed,
+                fmt=args.fmt,
+                frames=args.frames,
+                samples_per_window=args.samples_per_window,
+                decoder=args.decoder,
+                progress=not args.quiet,
+            )
+            print(summary_text(s))
+            return 0
+        if args.tasks_command == "preview":
+            p = preview(args.manifest, args.task, args.out, num=args.num, seed=args.seed, decoder=args.decoder)
+            print(f"contact sheet: {p}")
+            return 0
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("usage: sf2t tasks {export,preview} ... (--help for the options)", file=sys.stderr)
+    return 2

@@ -1,0 +1,170 @@
+"""sf2t tasks export / preview: records LLaMA-Factory can read as they are, PNG frames that are exactly the
+presented frames (re-derived from meta and an independent decode), a summary per task, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sf2t import cli
+from sf2t.tasks.consistency import CELLS, cell_box
+from sf2t.video import decode_frames
+
+pytest.importorskip("av")
+synth = pytest.importorskip("sf2t.synth")
+PIL = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    for i in range(3):
+        synth.make_clip(root / "v" / f"c{i}", 30 + i, width=96, height=64, seconds=3, gop=12)
+    out = root / "m.jsonl"
+    assert cli.main(["index", str(root / "v"), "-o", str(out), "--quiet", "--workers", "0"]) == 0
+    return out
+
+
+def _png(path):
+    return torch.from_numpy(np.array(PIL.open(path).convert("RGB")))
+
+
+def test_export_round_trip(manifest, tmp_path, capsys):
+    out = tmp_path / "ds"
+    rc = cli.main(["tasks", "export", "--manifest", str(manifest), "--out", str(out), "--num", "36", "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    data = json.loads((out / "data.json").read_text())
+    assert len(data) == 36 and len({r["id"] for r in data}) == 36
+    assert {r["task"] for r in data} == {
+        "counting",
+        "consistency",
+        "localization",
+        "disorder",
+        "rearrangement",
+        "speed",
+    }
+    for t in ("counting", "localization"):
+        assert f"{t:<14} made" in text
+    info = json.loads((out / "dataset_info.json").read_text())["sf2t"]
+    assert info["formatting"] == "sharegpt" and info["columns"]["videos"] == "videos"
+    for r in data:
+        user, asst = r["messages"]
+        assert user["role"] == "user" and asst["role"] == "assistant"
+        assert asst["content"] == _truth(r["meta"])
+        # LLaMA-Factory's check: one <video> per entry of videos, one <image> per entry of images
+        assert user["content"].count("<video>") == len(r["videos"]) == 1
+        assert user["content"].count("<image>") == len(r.get("images", []))
+        m = r["meta"]
+        shown = torch.stack([_png(out / p) for p in r["videos"][0]])  # [F, H, W, 3]
+        src, _ = decode_frames(m["source"], m["source_frames"])  # an independent decode of the named frames
+        if r["task"] in ("counting", "disorder", "rearrangement", "speed"):
+            assert torch.equal(shown, src)  # PNG frames are exactly the presented frames
+        elif r["task"] == "consistency":
+            assert torch.equal(shown[0], src[0])
+            kind = m["answer"]["kind"]
+            if kind == "identical":
+                assert torch.equal(shown[1], shown[0])
+            elif kind == "whole":
+                assert torch.equal(shown[1], src[1])
+            else:
+                j, _ = decode_frames(m["source"], [m["params"]["j"]])
+                x0, y0, x1, y1 = cell_box(CELLS.index(m["answer"]["cell"]), 64, 96)
+                want = shown[0].clone()
+                want[y0:y1, x0:x1] = j[0, y0:y1, x0:x1]
+                assert torch.equal(shown[1], want)
+        elif r["task"] == "localization":
+            target = _png(out / r["images"][0])
+            x0, y0, x1, y1 = m["params"]["paste_box"]
+            a, b = m["answer"]["start"], m["answer"]["end"]
+            for k in range(len(shown)):
+                want = src[k].clone()
+                if a <= k + 1 <= b:
+                    want[y0:y1, x0:x1] = target
+                assert torch.equal(shown[k], want)
+
+
+def _truth(meta):
+    from sf2t.tasks import truth_text
+
+    return truth_text(meta)
+
+
+def test_sharegpt_format_and_jpeg(manifest, tmp_path):
+    out = tmp_path / "sg"
+    assert (
+        cli.main(
+            [
+                "tasks",
+                "export",
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(out),
+                "--num",
+                "5",
+                "--quiet",
+                "--format",
+                "sharegpt",
+                "--frames",
+                "jpg",
+                "--tasks",
+                "counting",
+                "speed",
+            ]
+        )
+        == 0
+    )
+    data = json.loads((out / "data.json").read_text())
+    assert all(r["conversations"][0]["from"] == "human" and r["conversations"][1]["from"] == "gpt" for r in data)
+    assert all(p.endswith(".jpg") for r in data for p in r["videos"][0])
+    assert {r["task"] for r in data} <= {"counting", "speed"}
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--num", "0"], "num must be a positive"),
+        (["--num", "3", "--tasks", "counting", "juggling"], "unknown task"),
+    ],
+)
+def test_export_errors(manifest, tmp_path, capsys, args, words):
+    rc = cli.main(["tasks", "export", "--manifest", str(manifest), "--out", str(tmp_path / "x"), "--quiet", *args])
+    assert rc == 2 and words in capsys.readouterr().err
+
+
+def test_localization_with_one_video_fails_before_work(manifest, tmp_path, capsys):
+    one = tmp_path / "one.jsonl"
+    one.write_text(manifest.read_text().splitlines()[0] + "\n")
+    rc = cli.main(
+        [
+            "tasks",
+            "export",
+            "--manifest",
+            str(one),
+            "--out",
+            str(tmp_path / "x"),
+            "--num",
+            "3",
+            "--quiet",
+            "--tasks",
+            "localization",
+        ]
+    )
+    assert rc == 2 and "only one usable video" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "data.json").exists()
+
+
+def test_preview_contact_sheet(manifest, tmp_path):
+    pytest.importorskip("matplotlib")
+    for task in ("localization", "speed"):
+        out = tmp_path / f"{task}.png"
+        assert (
+            cli.main(["tasks", "preview", "--manifest", str(manifest), "--task", task, "--out", str(out), "--num", "2"])
+            == 0
+        )
+        im = PIL.open(out)
+        assert im.size[0] > 400 and im.size[1] > 300
