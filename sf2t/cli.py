@@ -52,6 +52,7 @@ def collect_info() -> dict:
     from sf2t import _ext
 
     fp = importlib.import_module("sf2t.ops.fragment_pack")
+    th = importlib.import_module("sf2t.ops.thumbnail")
 
     build = _ext.build_info()
     cuda_ok = torch.cuda.is_available()
@@ -72,7 +73,12 @@ def collect_info() -> dict:
                 "cpu": fp.available_backends("cpu"),
                 "cuda": fp.available_backends("cuda") if cuda_ok else [],
                 "chosen_cpu": fp.choose_backend(torch.device("cpu")),
-            }
+            },
+            "thumbnail": {
+                "cpu": ["reference"] + (["cpp"] if _ext.is_loaded() else []),
+                "cuda": ["reference"] if cuda_ok else [],
+                "chosen_cpu": th.choose_backend(torch.zeros(1, 1, 1, 3, dtype=torch.uint8)),
+            },
         },
         "triton": __import__("triton").__version__ if triton else None,
         "decoders": _decoders(),

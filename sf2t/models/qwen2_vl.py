@@ -143,9 +143,37 @@ def build_video_sample(
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     n_video = num_video_tokens(video_grid_thw, merge_size)
+    ids, labels, pad = _encode_with_one_pad(tokenizer, question, answer, system)
+    # <|video_pad|> is a special token: the tokenizer splits it out before BPE, so the text around it tokenizes
+    # the same whether it appears once or n_video times. Tokenize with one (cached per text) and expand the id.
+    video_id = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
+    input_ids = torch.cat([ids[:pad], torch.full((n_video,), video_id, dtype=torch.long), ids[pad + 1 :]])
+    labels = torch.cat([labels[:pad], torch.full((n_video,), IGNORE_INDEX, dtype=torch.long), labels[pad + 1 :]])
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+    mm = torch.zeros_like(input_ids)
+    mm[input_ids == image_id] = MM_TOKEN_TYPE_IMAGE
+    mm[input_ids == video_id] = MM_TOKEN_TYPE_VIDEO
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": labels,
+        "mm_token_type_ids": mm,
+    }
+
+
+_ENCODE_CACHE: dict = {}
+_ENCODE_CACHE_MAX = 8192  # (question, answer) pairs: paraphrases x answers, a few hundred per task in practice
+
+
+def _encode_with_one_pad(tokenizer, question: str, answer: str | None, system: str | None):
+    """(input_ids, labels, position of the single <|video_pad|>) for the chat rendered with one video placeholder;
+    cached per (tokenizer, question, answer, system): templates and answers repeat across samples."""
+    key = (id(tokenizer), getattr(tokenizer, "name_or_path", ""), question, answer, system)
+    hit = _ENCODE_CACHE.get(key)
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
     messages = build_messages(question, answer, system)
     text = _render_chat(tokenizer, messages, add_generation_prompt=answer is None)
-
     placeholder = VIDEO_PAD
     if text.count(placeholder) != 1:
         raise ValueError(f"expected exactly one {placeholder} in the rendered prompt, found {text.count(placeholder)}")
@@ -156,37 +184,26 @@ def build_video_sample(
         sup_start = sup_end - len(IM_END) - len(answer)
         if sup_start < 0 or text[sup_start : sup_end - len(IM_END)] != answer:
             raise ValueError("chat template did not render the answer right before the final <|im_end|>")
-    pad_pos = text.index(placeholder)
-    expanded = text.replace(placeholder, placeholder * n_video)
-    shift = len(placeholder) * (n_video - 1)
-    if sup_start is not None and sup_start > pad_pos:
-        sup_start += shift
-        sup_end += shift
-
-    enc = tokenizer(expanded, add_special_tokens=False, return_offsets_mapping=sup_start is not None)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=sup_start is not None)
     input_ids = torch.tensor(enc["input_ids"], dtype=torch.long)
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     if sup_start is not None:
         offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
         mask = (offsets[:, 0] >= sup_start) & (offsets[:, 1] <= sup_end) & (offsets[:, 1] > offsets[:, 0])
         labels[mask] = input_ids[mask]
-
     video_id = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_PAD)
-    mm = torch.zeros_like(input_ids)
-    mm[input_ids == image_id] = MM_TOKEN_TYPE_IMAGE
-    mm[input_ids == video_id] = MM_TOKEN_TYPE_VIDEO
-    if int((mm == MM_TOKEN_TYPE_VIDEO).sum()) != n_video:  # e.g. a question containing "<|video_pad|>"
+    where = (input_ids == video_id).nonzero().flatten()
+    if where.numel() != 1 or bool((input_ids == image_id).any()):  # e.g. a question containing "<|video_pad|>"
         raise ValueError(
-            f"sample has {int((mm == MM_TOKEN_TYPE_VIDEO).sum())} video tokens, expected {n_video}; "
-            "question/answer must not contain vision special tokens"
+            f"sample has {where.numel()} video placeholder tokens, expected 1; question/answer must not contain "
+            "vision special tokens"
         )
-    return {
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-        "labels": labels,
-        "mm_token_type_ids": mm,
-    }
+    out = (input_ids, labels, int(where[0]))
+    if len(_ENCODE_CACHE) >= _ENCODE_CACHE_MAX:
+        _ENCODE_CACHE.clear()
+    _ENCODE_CACHE[key] = (tokenizer, out)
+    return out
 
 
 _PAD_VALUES = {"attention_mask": 0, "labels": IGNORE_INDEX, "mm_token_type_ids": MM_TOKEN_TYPE_TEXT}

@@ -4,7 +4,8 @@ each an identical copy of A, A with one cell of a 3x3 grid replaced by the same 
 ``"Different: {cell}."`` or ``"Different: whole frame."``.
 
 B is built on the frames' device (a clone and a slice assignment): no host round trip for pixels. MAD here is
-measured on grey (BT.601) full-resolution pixels of the cell, 0-255 scale.
+measured like the motion guard's, on the 64-px-short-side grey thumbnails (``sf2t.ops.thumbnail``), 0-255 scale:
+a cell's MAD over the thumbnail pixels of that cell of the grid.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
+from sf2t.tasks.guard import thumbnails
 
 __all__ = ["ConsistencyConfig", "ConsistencyTask", "CELLS", "TAU_REGION", "cell_box", "KINDS"]
 
@@ -42,11 +44,13 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float32) @ torch.tensor(_LUMA, dtype=torch.float32, device=x.device)
 
 
-def cell_mads(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Grey MAD of each of the 9 cells between frames a and b ([H, W, 3]): float32 [9] on their device."""
-    d = (_grey(a) - _grey(b)).abs()  # [H, W]
-    h, w = d.shape
-    return torch.stack([d[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in (cell_box(k, h, w) for k in range(9))])
+def cell_mads(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Thumbnail MAD of each of the 9 cells between frames a and b ([H, W, 3]): (float32 [9], whole-frame MAD)."""
+    t = thumbnails(torch.stack([a, b]))  # [2, th, tw]
+    d = (t[0] - t[1]).abs()
+    th, tw = d.shape
+    cells = torch.stack([d[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in (cell_box(k, th, tw) for k in range(9))])
+    return cells, float(d.mean())
 
 
 class ConsistencyTask:
@@ -86,8 +90,9 @@ class ConsistencyTask:
         h, w = a.shape[0], a.shape[1]
         b = a.clone()
         cell = None
+        mads, whole = cell_mads(a, other) if kind != "identical" else (None, 0.0)
         if kind == "cell":
-            mads = cell_mads(a, other).cpu()
+            mads = mads.cpu()
             ok = [k for k in range(9) if float(mads[k]) >= c.tau_region and min(h, w) >= 3]
             if not ok:
                 raise SkipSample(
@@ -100,7 +105,7 @@ class ConsistencyTask:
             x0, y0, x1, y1 = cell_box(cell, h, w)
             b[y0:y1, x0:x1] = other[y0:y1, x0:x1]
         elif kind == "whole":
-            m = float((_grey(a) - _grey(other)).abs().mean())
+            m = whole
             if m < c.tau_region:
                 raise SkipSample(
                     plan.source, "static", f"frames {i} and {j} differ by MAD {m:.2f} < tau_region {c.tau_region}"

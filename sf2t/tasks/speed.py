@@ -12,7 +12,7 @@ import torch
 
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
-from sf2t.tasks.guard import TAU_MOTION, consecutive_mad
+from sf2t.tasks.guard import TAU_MOTION, thumbnails
 
 __all__ = ["SpeedConfig", "SpeedTask", "RATIOS"]
 
@@ -72,9 +72,10 @@ class SpeedTask:
         idx1, idx2 = plan.params["rows1"], plan.params["rows2"]
         p1 = [plan.frame_ids[r] for r in idx1]
         p2 = [plan.frame_ids[r] for r in idx2]
+        thumbs = thumbnails(frames)  # [n, th, tw], once for both parts (they share their first frames)
         for part, idx in (("first", idx1), ("second", idx2)):
-            sel = frames.index_select(0, torch.tensor(idx, device=frames.device))
-            m = float(consecutive_mad(sel).min())
+            rows = torch.tensor(idx, device=thumbs.device)
+            m = float((thumbs[rows[1:]] - thumbs[rows[:-1]]).abs().mean(dim=(1, 2)).min())
             if m < c.tau_motion:
                 raise SkipSample(
                     plan.source,

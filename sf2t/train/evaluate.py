@@ -42,8 +42,16 @@ def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, 
     return tokenizer.decode(new, skip_special_tokens=True)
 
 
-def evaluate(model, tokenizer, eval_set: list[dict], *, max_new_tokens: int = 4, device="cpu",
-             chance: dict[str, float] | None = None, keep_answers: int = 3) -> dict[str, Any]:
+def evaluate(
+    model,
+    tokenizer,
+    eval_set: list[dict],
+    *,
+    max_new_tokens: int = 4,
+    device="cpu",
+    chance: dict[str, float] | None = None,
+    keep_answers: int = 3,
+) -> dict[str, Any]:
     """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, chance, examples}}``, plus ``seconds`` and
     ``samples`` (one ``{task, source, answer, score}`` per sample, for breakdowns)."""
     was_training = model.training

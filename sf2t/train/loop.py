@@ -54,8 +54,13 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
         from peft import LoraConfig, get_peft_model
 
         targets = lora_target_modules(model, vision=cfg.lora_vision, llm=cfg.lora_llm)
-        lcfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=targets, bias="none")
+        lcfg = LoraConfig(
+            r=cfg.lora_rank,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=targets,
+            bias="none",
+        )
         model = get_peft_model(model, lcfg)
     elif cfg.full_finetune:
         for p in model.parameters():
@@ -75,11 +80,18 @@ def make_factories(cfg: TrainConfig, tokenizer):
     tasks = {name: make_task(name, cfg.task_config(name)) for name in cfg.tasks}
     min_frames = min(t.min_frames() for t in tasks.values())
     store = FrameStore(cache_mb=cfg.clip_cache_mb, decoder=cfg.decoder, device=cfg.device)
-    common = dict(frame_size=cfg.frame_size, frame_repeat=cfg.frame_repeat, layout=cfg.layout, store=store,
-                  max_resample=cfg.max_resample, task_videos=cfg.task_videos)
+    common = dict(
+        frame_size=cfg.frame_size,
+        frame_repeat=cfg.frame_repeat,
+        layout=cfg.layout,
+        store=store,
+        max_resample=cfg.max_resample,
+        task_videos=cfg.task_videos,
+    )
     train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
-    train_f = SampleFactory(train_pool, tasks, tokenizer, seed=cfg.seed, salt="train",
-                            weights=cfg.task_weights or None, **common)
+    train_f = SampleFactory(
+        train_pool, tasks, tokenizer, seed=cfg.seed, salt="train", weights=cfg.task_weights or None, **common
+    )
     eval_f = None
     if cfg.eval_videos:
         eval_pool = VideoPool.from_paths(cfg.eval_videos, min_frames=min_frames, decoder=cfg.decoder)
@@ -130,8 +142,10 @@ def train(
     params = [p for _, p in named]
     n_train = sum(p.numel() for p in params)
     n_total = sum(p.numel() for p in model.parameters())
-    log(f"training {n_train:,} of {n_total:,} parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
-        f"{cfg.steps} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr:g} {cfg.schedule}")
+    log(
+        f"training {n_train:,} of {n_total:,} parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
+        f"{cfg.steps} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr:g} {cfg.schedule}"
+    )
     # Weight decay only on matrices (nanoGPT): norms and biases are left alone. The vision tower may get its
     # own learning-rate scale (cfg.vision_lr_scale).
     groups = []
@@ -139,8 +153,13 @@ def train(
         for decay in (True, False):
             ps = [p for n, p in named if (".visual." in f".{n}") == vision and (p.dim() >= 2) == decay]
             if ps:
-                groups.append({"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0,
-                               "lr_scale": cfg.vision_lr_scale if vision else 1.0})
+                groups.append(
+                    {
+                        "params": ps,
+                        "weight_decay": cfg.weight_decay if decay else 0.0,
+                        "lr_scale": cfg.vision_lr_scale if vision else 1.0,
+                    }
+                )
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
     def tasks_for_step(micro_step: int):
@@ -183,7 +202,7 @@ def train(
             recent = losses[-50:]
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", lr=f"{lr:.2g}")
         if cfg.log_every and (step + 1) % cfg.log_every == 0 and not cfg.progress:
-            recent = losses[-cfg.log_every:]
+            recent = losses[-cfg.log_every :]
             log(f"step {step + 1:>6}  loss {sum(recent) / len(recent):.4f}  lr {lr:.3g}")
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append({"step": step + 1, **eval_fn(model, step + 1)})
@@ -246,8 +265,13 @@ def _copy_processor_files(src: str, dst: Path) -> None:
     """Carry the processor configs over, so the fine-tuned checkpoint loads like the base one."""
     import shutil
 
-    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json",
-                 "chat_template.json", "chat_template.jinja"):
+    for name in (
+        "preprocessor_config.json",
+        "video_preprocessor_config.json",
+        "processor_config.json",
+        "chat_template.json",
+        "chat_template.jinja",
+    ):
         if src and os.path.isfile(os.path.join(src, name)) and not (dst / name).exists():
             shutil.copy(os.path.join(src, name), dst / name)
 

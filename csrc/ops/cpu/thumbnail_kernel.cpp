@@ -1,0 +1,136 @@
+// CPU kernel of sf2t::thumbnail: BT.601 luma of uint8 RGB frames, then an exact area resize (each output
+// pixel averages the input span [i*r, (i+1)*r), r = in / out, fractional edges weighted by their overlap),
+// fused in one pass over the input: a row's luma is computed once into a float line, the horizontal taps
+// read that line, the vertical taps read the frame's [H, out_w] float buffer. Threaded over frames.
+// The motion guard of the SF²T tasks (TASKS.md) measures MAD on these thumbnails.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace sf2t {
+namespace {
+
+// Area weights of one axis as a band: output i reads inputs start[i] .. start[i] + size[i] - 1.
+struct Taps {
+  std::vector<int64_t> start, size;
+  std::vector<float> w;  // [n_out, k], row i normalised to sum 1 (as the reference's matrix rows)
+  int64_t k = 0;
+};
+
+Taps area_taps(int64_t n_in, int64_t n_out) {
+  Taps t;
+  const double r = static_cast<double>(n_in) / static_cast<double>(n_out);
+  t.start.resize(n_out);
+  t.size.resize(n_out);
+  std::vector<std::vector<double>> rows(n_out);
+  for (int64_t i = 0; i < n_out; ++i) {
+    const double lo = static_cast<double>(i) * r, hi = lo + r;
+    const int64_t j0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo)));
+    const int64_t j1 = std::min<int64_t>(n_in, static_cast<int64_t>(std::ceil(hi)));
+    double sum = 0;
+    for (int64_t j = j0; j < j1; ++j) {
+      const double ov = std::max(0.0, std::min(hi, j + 1.0) - std::max(lo, static_cast<double>(j)));
+      rows[i].push_back(ov);
+      sum += ov;
+    }
+    // drop zero-overlap edges so the band starts at the first input with weight
+    int64_t a = 0, b = static_cast<int64_t>(rows[i].size());
+    while (a < b && rows[i][a] <= 0) ++a;
+    while (b > a && rows[i][b - 1] <= 0) --b;
+    t.start[i] = j0 + a;
+    t.size[i] = b - a;
+    std::vector<double> kept(rows[i].begin() + a, rows[i].begin() + b);
+    for (double& v : kept) v /= sum;
+    rows[i] = kept;
+    t.k = std::max<int64_t>(t.k, t.size[i]);
+  }
+  t.w.assign(n_out * t.k, 0.f);
+  for (int64_t i = 0; i < n_out; ++i) {
+    for (int64_t q = 0; q < t.size[i]; ++q) t.w[i * t.k + q] = static_cast<float>(rows[i][q]);
+  }
+  return t;
+}
+
+// BT.601 luma of one row of packed RGB (the reference's order: r*0.299 + g*0.587 + b*0.114, in float).
+// GCC builds an AVX2 and a baseline version and picks one at load time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void luma_packed(const uint8_t* __restrict__ p, float* __restrict__ out, int64_t w) {
+  for (int64_t x = 0; x < w; ++x) {
+    out[x] = static_cast<float>(p[3 * x]) * 0.299f + static_cast<float>(p[3 * x + 1]) * 0.587f +
+             static_cast<float>(p[3 * x + 2]) * 0.114f;
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void axpy(float* __restrict__ y, const float* __restrict__ x, float a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] += a * x[j];
+}
+
+at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w) {
+  TORCH_CHECK(frames.device().is_cpu(), "thumbnail: the cpu kernel needs frames on the CPU, got ", frames.device());
+  TORCH_CHECK(frames.scalar_type() == at::kByte, "thumbnail: frames must be uint8, got ", frames.scalar_type());
+  TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "thumbnail: frames must have shape [N, H, W, 3], got ",
+              frames.sizes());
+  TORCH_CHECK(out_h > 0 && out_w > 0, "thumbnail: out_h and out_w must be positive, got ", out_h, ", ", out_w);
+  const int64_t n = frames.size(0), h = frames.size(1), w = frames.size(2);
+  TORCH_CHECK(h > 0 && w > 0, "thumbnail: frames must not be empty in height or width, got ", frames.sizes());
+  at::Tensor out = at::empty({n, out_h, out_w}, frames.options().dtype(at::kFloat));
+  if (n == 0) return out;
+  const Taps tx = area_taps(w, out_w), ty = area_taps(h, out_h);
+  const uint8_t* base = frames.data_ptr<uint8_t>();
+  const int64_t sn = frames.stride(0), sh = frames.stride(1), sw = frames.stride(2), sc = frames.stride(3);
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> line(w), tmp(h * out_w);
+    for (int64_t f = begin; f < end; ++f) {
+      const uint8_t* fr = base + f * sn;
+      for (int64_t y = 0; y < h; ++y) {
+        const uint8_t* row = fr + y * sh;
+        if (sw == 3 && sc == 1) {
+          luma_packed(row, line.data(), w);
+        } else {
+          for (int64_t x = 0; x < w; ++x) {  // the reference's order: r*0.299 + g*0.587 + b*0.114, in float
+            const uint8_t* p = row + x * sw;
+            line[x] = static_cast<float>(p[0]) * 0.299f + static_cast<float>(p[sc]) * 0.587f +
+                      static_cast<float>(p[2 * sc]) * 0.114f;
+          }
+        }
+        float* t = tmp.data() + y * out_w;
+        for (int64_t j = 0; j < out_w; ++j) {
+          const float* wj = tx.w.data() + j * tx.k;
+          const float* src = line.data() + tx.start[j];
+          float acc = 0.f;
+          for (int64_t q = 0; q < tx.size[j]; ++q) acc += wj[q] * src[q];
+          t[j] = acc;
+        }
+      }
+      float* o = dst + f * out_h * out_w;
+      for (int64_t i = 0; i < out_h; ++i) {
+        float* oi = o + i * out_w;
+        std::fill(oi, oi + out_w, 0.f);
+        const float* wi = ty.w.data() + i * ty.k;
+        for (int64_t q = 0; q < ty.size[i]; ++q) {  // taps outer, pixels inner: contiguous, vectorizable
+          axpy(oi, tmp.data() + (ty.start[i] + q) * out_w, wi[q], out_w);
+        }
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sf2t, CPU, m) {
+  m.impl("thumbnail", &thumbnail_cpu);
+}
+
+}  // namespace sf2t

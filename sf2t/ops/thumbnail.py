@@ -1,0 +1,119 @@
+"""``thumbnail``: grey thumbnails of RGB frames, the measure of the tasks' motion guard (TASKS.md: MAD on a
+64-px-short-side grayscale thumbnail, 0-255 scale).
+
+``thumbnail(frames, short_side=64)``: frames uint8 [N, H, W, 3] (or grey [N, H, W], any real dtype) -> float32
+[N, th, tw], the short side ``short_side`` and the long side scaled to keep the aspect (rounded). BT.601 luma
+(0.299 R + 0.587 G + 0.114 B, in float32), then an exact area resize: output pixel i of an axis averages the input
+span [i*r, (i+1)*r), r = n_in / n_out, fractional edge pixels weighted by their overlap.
+
+Backends: ``reference`` (pure PyTorch: luma, then two dense area matrices; any device), ``cpp`` (one fused pass
+over the uint8 frames, threaded over frames: ~10x faster than the reference on 640x360 frames, one thread).
+They agree to float rounding (the sums run in another order). ``SF2T_BACKEND=reference|cpp`` forces one;
+``cuda``/``triton`` fall back to the reference, which runs on the GPU as tensor ops.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+
+from sf2t import _ext
+
+__all__ = ["thumbnail", "thumbnail_size", "choose_backend", "THUMB_SHORT_SIDE", "BT601"]
+
+THUMB_SHORT_SIDE = 64
+BT601 = (0.299, 0.587, 0.114)
+BACKENDS = ("reference", "cpp")
+
+
+def thumbnail_size(h: int, w: int, short: int = THUMB_SHORT_SIDE) -> tuple[int, int]:
+    """(th, tw): the short side ``short``, the long side scaled to keep the aspect ratio (at least 1)."""
+    if h <= w:
+        return short, max(1, round(w * short / h))
+    return max(1, round(h * short / w)), short
+
+
+@lru_cache(maxsize=32)
+def _area_matrix_cpu(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) exact area-resize weights: output pixel i averages input span [i*r, (i+1)*r), r = n_in/n_out."""
+    r = n_in / n_out
+    lo = torch.arange(n_out, dtype=torch.float64)[:, None] * r
+    j = torch.arange(n_in, dtype=torch.float64)[None, :]
+    overlap = (torch.minimum(lo + r, j + 1.0) - torch.maximum(lo, j)).clamp_min(0.0)
+    return (overlap / overlap.sum(dim=1, keepdim=True)).to(torch.float32)
+
+
+def _thumbnail_reference(frames: torch.Tensor, th: int, tw: int) -> torch.Tensor:
+    if frames.dim() == 4:
+        x = frames.to(torch.float32)  # [N, H, W, 3]
+        # channel by channel, in place: ~2x faster than ``x @ weights`` (a K=3 reduction) on one CPU thread
+        grey = x[..., 0].mul(BT601[0])
+        grey.add_(x[..., 1], alpha=BT601[1]).add_(x[..., 2], alpha=BT601[2])  # [N, H, W]
+    else:
+        grey = frames.to(torch.float32)
+    _, h, w = grey.shape
+    my = _area_matrix_cpu(h, th).to(frames.device)  # [th, H]
+    mx = _area_matrix_cpu(w, tw).to(frames.device)  # [tw, W]
+    return my @ grey @ mx.T  # [N, th, tw]
+
+
+def choose_backend(frames: torch.Tensor, backend: str | None = None) -> str:
+    backend = backend or os.environ.get("SF2T_BACKEND") or None
+    if backend in ("cuda", "triton"):  # no dedicated kernel: the reference's tensor ops run on the device
+        backend = None
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        return backend
+    if frames.device.type == "cpu" and frames.dtype == torch.uint8 and frames.dim() == 4 and _ext.is_loaded():
+        return "cpp"
+    return "reference"
+
+
+def thumbnail(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE, *, backend: str | None = None) -> torch.Tensor:
+    """Grey float32 thumbnails [N, th, tw] of RGB frames uint8 [N, H, W, 3] (or grey [N, H, W]), on their device.
+    See the module docstring."""
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
+    if frames.dim() == 4 and frames.shape[-1] == 3:
+        pass
+    elif frames.dim() == 3:
+        if frames.dtype in (torch.bool,) or frames.is_complex():
+            raise ValueError(f"grey frames must be real numbers, got {frames.dtype}")
+    else:
+        raise ValueError(f"frames must be [N, H, W, 3] RGB or [N, H, W] grey, got {tuple(frames.shape)}")
+    if frames.shape[1] < 1 or frames.shape[2] < 1:
+        raise ValueError(f"frames must have a positive height and width, got {tuple(frames.shape)}")
+    if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:
+        raise ValueError(f"short_side must be a positive int, got {short_side!r}")
+    th, tw = thumbnail_size(int(frames.shape[1]), int(frames.shape[2]), short_side)
+    which = choose_backend(frames, backend)
+    if which == "cpp":
+        _ext.require("thumbnail backend 'cpp'")
+        if frames.device.type != "cpu" or frames.dtype != torch.uint8 or frames.dim() != 4:
+            raise ValueError(
+                f"backend 'cpp' needs uint8 [N, H, W, 3] frames on the CPU, got {frames.dtype} "
+                f"{tuple(frames.shape)} on {frames.device}"
+            )
+        return torch.ops.sf2t.thumbnail(frames, th, tw)
+    return _thumbnail_reference(frames, th, tw)
+
+
+def _register_fake() -> None:
+    if not _ext.is_loaded():
+        return
+    try:
+        torch.ops.sf2t.thumbnail  # noqa: B018 - an extension built before this op has no schema for it
+    except (AttributeError, RuntimeError):
+        return
+
+    @torch.library.register_fake("sf2t::thumbnail")
+    def _(frames, out_h, out_w):
+        torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
+        torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
+        return frames.new_empty((frames.shape[0], out_h, out_w), dtype=torch.float32)
+
+
+_register_fake()

@@ -1,0 +1,128 @@
+"""thumbnail (the motion guard's measure): the C++ kernel against the pure-PyTorch reference over awkward
+shapes and layouts, the reference against a float64 area resize computed independently, opcheck, bad input."""
+
+import pytest
+import torch
+
+from sf2t import _ext
+from sf2t.ops.thumbnail import thumbnail, thumbnail_size
+
+needs_ext = pytest.mark.skipif(not _ext.is_loaded(), reason=f"sf2t._C not built: {_ext.load_error()}")
+
+# Both sum float32 products of values <= 255 in a different order: a few ulps of numbers below 256.
+ATOL = 1e-3
+
+# (N, H, W, short side): odd, prime, 1x1, upscaling (H < 64), very wide, 640x360, portrait
+SHAPES = [
+    (3, 37, 53, 64),
+    (2, 1, 1, 64),
+    (2, 13, 7, 64),
+    (1, 20, 500, 64),
+    (2, 360, 640, 64),
+    (2, 641, 359, 64),
+    (4, 97, 131, 17),
+    (1, 64, 64, 64),
+]
+
+
+def _frames(n, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=g)
+
+
+def _independent(frames, th, tw):
+    """Area resize in float64 from its definition: integrate the luma image over each output box."""
+    x = frames.double()
+    grey = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114  # [N, H, W]
+
+    def weights(n_in, n_out):
+        r = n_in / n_out
+        m = torch.zeros(n_out, n_in, dtype=torch.float64)
+        for i in range(n_out):
+            lo, hi = i * r, (i + 1) * r
+            for j in range(int(lo), min(n_in, int(hi) + 1)):
+                m[i, j] = max(0.0, min(hi, j + 1) - max(lo, j))
+        return m / m.sum(1, keepdim=True)
+
+    return weights(grey.shape[1], th) @ grey @ weights(grey.shape[2], tw).T
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_reference_matches_the_definition(shape):
+    n, h, w, short = shape
+    x = _frames(n, h, w)
+    th, tw = thumbnail_size(h, w, short)
+    ref = thumbnail(x, short, backend="reference")
+    assert ref.shape == (n, th, tw) and ref.dtype == torch.float32
+    torch.testing.assert_close(ref.double(), _independent(x, th, tw), atol=ATOL, rtol=0)
+
+
+@needs_ext
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_cpp_matches_reference(shape):
+    n, h, w, short = shape
+    x = _frames(n, h, w, seed=1)
+    torch.testing.assert_close(
+        thumbnail(x, short, backend="cpp"), thumbnail(x, short, backend="reference"), atol=ATOL, rtol=0
+    )
+
+
+@needs_ext
+def test_cpp_strided_layouts_and_empty():
+    big = _frames(3, 50, 70, seed=2)
+    views = [
+        big[:, 3:-4, 5:-2, :],  # a crop: row stride of the big frame
+        big.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1),  # planar memory, NHWC view (channel stride H*W)
+        big[::2],  # every other frame
+    ]
+    for v in views:
+        assert not v.is_contiguous() or v is views[-1]
+        torch.testing.assert_close(
+            thumbnail(v, backend="cpp"), thumbnail(v.contiguous(), backend="reference"), atol=ATOL, rtol=0
+        )
+    empty = thumbnail(big[:0], backend="cpp")
+    assert empty.shape == (0, 64, 90)
+
+
+@needs_ext
+def test_auto_uses_the_kernel_and_grey_input_the_reference():
+    from sf2t.ops.thumbnail import choose_backend
+
+    x = _frames(1, 20, 30)
+    assert choose_backend(x) == "cpp"
+    assert choose_backend(x[..., 0]) == "reference"
+    grey = x[..., 0].float()
+    torch.testing.assert_close(
+        thumbnail(grey), _independent(torch.stack([x[..., 0]] * 3, -1), 64, 96).float(), atol=ATOL, rtol=0
+    )
+
+
+@needs_ext
+def test_opcheck():
+    torch.library.opcheck(torch.ops.sf2t.thumbnail.default, (_frames(2, 30, 40), 16, 21))
+
+
+@pytest.mark.parametrize(
+    "frames, kw, words",
+    [
+        (torch.zeros(2, 5, 5, 4, dtype=torch.uint8), {}, "frames must be"),
+        (torch.zeros(5, 5, dtype=torch.uint8), {}, "frames must be"),
+        (torch.zeros(1, 0, 5, 3, dtype=torch.uint8), {}, "positive height"),
+        (torch.zeros(1, 5, 5, 3, dtype=torch.uint8), {"short_side": 0}, "short_side"),
+        (torch.zeros(1, 5, 5, 3, dtype=torch.uint8), {"backend": "magic"}, "backend"),
+        ([[1, 2]], {}, "torch.Tensor"),
+    ],
+)
+def test_bad_input(frames, kw, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        thumbnail(frames, **kw)
+
+
+@needs_ext
+def test_cpp_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="uint8"):
+        thumbnail(torch.zeros(1, 5, 5, 3), backend="cpp")
+    with pytest.raises(RuntimeError, match="uint8"):
+        torch.ops.sf2t.thumbnail(torch.zeros(1, 5, 5, 3), 4, 4)
+    with pytest.raises(RuntimeError, match="positive"):
+        torch.ops.sf2t.thumbnail(torch.zeros(1, 5, 5, 3, dtype=torch.uint8), 0, 4)
