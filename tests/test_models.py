@@ -225,6 +225,36 @@ def test_text_assembly_matches_processor(model_tok, processor, question, answer,
     assert set(sample["mm_token_type_ids"][sample["input_ids"] != video_id].tolist()) == {0}
 
 
+@pytest.mark.parametrize("answer", ["Frames 2-4.", None])
+def test_image_and_video_text_and_pixels_match_processor(model_tok, processor, answer):
+    """Localization's layout: a target image, then the video. Tokens equal the processor's; the image's pixels
+    from fragment_pack (one frame, repeated for the temporal patch) equal its image processor's within the
+    fragment_pack tolerance."""
+    from sf2t.ops import fragment_pack
+    from sf2t.ops.fragment_pack import QWEN2_VL_STD
+
+    _, tok = model_tok
+    video = _video(t=4, h=56, w=56)
+    image = _video(t=1, h=56, w=56, seed=3)[0]
+    question = "The image shows a target. In which frames of the video does it appear?"
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": [{"type": "image"}, {"type": "video"}, {"type": "text", "text": question}]},
+    ]
+    if answer is not None:
+        messages.append({"role": "assistant", "content": answer})
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=answer is None)
+    ref = processor(text=[text], images=[image], videos=[video], return_tensors="pt")
+    sample = build_video_sample(tok, question, answer, ref["video_grid_thw"], image_grid_thw=ref["image_grid_thw"])
+    for key in ("input_ids", "attention_mask", "mm_token_type_ids"):
+        assert sample[key].tolist() == ref[key][0].tolist(), key
+    assert set(sample["mm_token_type_ids"].tolist()) == {0, 1, 2}
+    pixels, grid = fragment_pack(torch.from_numpy(image)[None], torch.zeros(1, dtype=torch.int64), None, (56, 56))
+    assert grid.tolist() == ref["image_grid_thw"].tolist()
+    diff = (pixels - ref["pixel_values"]).abs()
+    assert float(diff.max()) <= 2 / 255 / min(QWEN2_VL_STD) and float(diff.mean()) <= 1e-3
+
+
 def test_labels_cover_only_the_answer(model_tok):
     _, tok = model_tok
     answer = "Frames 3-5."

@@ -209,8 +209,15 @@ def test_multiple_choice(video):
 
 @pytest.mark.parametrize(
     "text, value",
-    [("7", 7), (" 12 ", 12), ("There are 9 frames.", 9), ("FIVE", 5), ("eleven frames", 11), ("none", None),
-     ("", None)],
+    [
+        ("7", 7),
+        (" 12 ", 12),
+        ("There are 9 frames.", 9),
+        ("FIVE", 5),
+        ("eleven frames", 11),
+        ("none", None),
+        ("", None),
+    ],
 )
 def test_parse_count(text, value):
     assert parse_count(text) == value
@@ -218,8 +225,15 @@ def test_parse_count(text, value):
 
 @pytest.mark.parametrize(
     "text, value",
-    [("Yes.", True), ("yes", True), ("  NO. ", False), ("No, they are shuffled", False), ("Yes it is", True),
-     ("nothing", None), ("maybe", None)],
+    [
+        ("Yes.", True),
+        ("yes", True),
+        ("  NO. ", False),
+        ("No, they are shuffled", False),
+        ("Yes it is", True),
+        ("nothing", None),
+        ("maybe", None),
+    ],
 )
 def test_parse_yes_no(text, value):
     assert parse_yes_no(text) is value

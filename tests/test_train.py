@@ -43,8 +43,21 @@ def clips(tmp_path_factory):
 
 def _cfg(tiny, clips, tmp_path, **kw):
     good, _ = clips
-    base = dict(model=tiny, videos=good, eval_videos=good, out_dir=str(tmp_path / "run"), steps=30, batch_size=4,
-                lr=2e-3, warmup_steps=5, lora=False, full_finetune=True, progress=False, log_every=0, seed=0)
+    base = dict(
+        model=tiny,
+        videos=good,
+        eval_videos=good,
+        out_dir=str(tmp_path / "run"),
+        steps=30,
+        batch_size=4,
+        lr=2e-3,
+        warmup_steps=5,
+        lora=False,
+        full_finetune=True,
+        progress=False,
+        log_every=0,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -53,8 +66,17 @@ def _cfg(tiny, clips, tmp_path, **kw):
 
 
 def test_config_overrides_and_yaml(tmp_path):
-    cfg = apply_overrides(TrainConfig(), ["full_finetune=true", "lora=false", "disorder.perm=strong", "lr=3e-4",
-                                          "tasks=[disorder]", "frame_size=[112, 84]"])
+    cfg = apply_overrides(
+        TrainConfig(),
+        [
+            "full_finetune=true",
+            "lora=false",
+            "disorder.perm=strong",
+            "lr=3e-4",
+            "tasks=[disorder]",
+            "frame_size=[112, 84]",
+        ],
+    )
     assert cfg.full_finetune and not cfg.lora and cfg.disorder.perm == "strong" and cfg.lr == 3e-4
     assert cfg.tasks == ["disorder"] and cfg.frame_size == [112, 84]
     assert TrainConfig().disorder.perm == "any"  # defaults untouched
@@ -164,8 +186,18 @@ def test_lora_trains_adapters_only_and_reloads(tiny, clips, tmp_path):
     from sf2t.models import load_model_and_tokenizer
     from sf2t.train.loop import load_trained, make_factories, train
 
-    cfg = _cfg(tiny, clips, tmp_path, steps=6, lora=True, full_finetune=False, lora_rank=4, lora_alpha=8, lr=1e-2,
-               warmup_steps=0)
+    cfg = _cfg(
+        tiny,
+        clips,
+        tmp_path,
+        steps=6,
+        lora=True,
+        full_finetune=False,
+        lora_rank=4,
+        lora_alpha=8,
+        lr=1e-2,
+        warmup_steps=0,
+    )
     base, tok = load_model_and_tokenizer(tiny)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     res = train(cfg, model=base, tokenizer=tok, log=lambda s: None)
@@ -284,11 +316,36 @@ def test_pixel_and_order_tasks_give_training_samples(tiny, clips, tmp_path, task
         assert supervised == s["answer"] + "<|im_end|>"
 
 
-def test_localization_is_refused_for_training_with_a_reason(tiny, clips, tmp_path):
+def test_localization_trains_with_its_target_image(tiny, clips, tmp_path):
+    """Localization: the target image is its own <|image_pad|> run before the video (pixel_values,
+    image_grid_thw); a batch mixing it with video-only tasks runs forward with a finite loss."""
     from sf2t.models import load_model_and_tokenizer
-    from sf2t.train.loop import make_factories
+    from sf2t.models.qwen2_vl import MM_TOKEN_TYPE_IMAGE, num_video_tokens
+    from sf2t.train.data import batches
+    from sf2t.train.loop import make_factories, per_sample_loss
 
-    _, tok = load_model_and_tokenizer(tiny)
-    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, tasks=["localization"]), tok)
-    with pytest.raises(NotImplementedError, match="image placeholders"):
-        factory.sample(0)
+    model, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(_cfg(tiny, clips, tmp_path, tasks=["localization", "counting"]), tok)
+    s = factory.sample(0, task="localization")
+    assert s["image_grid_thw"].tolist() == [[1, 4, 4]]  # one image = one temporal patch
+    assert s["pixel_values"].shape == (16, 3 * 2 * 14 * 14)
+    n_img = int((s["mm_token_type_ids"] == MM_TOKEN_TYPE_IMAGE).sum())
+    assert n_img == num_video_tokens(s["image_grid_thw"]) == 4
+    first_img = int((s["mm_token_type_ids"] == 1).nonzero()[0])
+    first_vid = int((s["mm_token_type_ids"] == 2).nonzero()[0])
+    assert first_img < first_vid  # the target comes before the video
+    assert tok.decode(s["input_ids"][s["labels"] != -100]) == s["answer"] + "<|im_end|>"
+    batch = next(batches(factory, 6))
+    assert "pixel_values" in batch and 1 <= batch["image_grid_thw"].shape[0] <= 6
+    keys = (
+        "input_ids",
+        "attention_mask",
+        "mm_token_type_ids",
+        "pixel_values_videos",
+        "video_grid_thw",
+        "pixel_values",
+        "image_grid_thw",
+    )
+    logits = model(**{k: batch[k] for k in keys}).logits
+    loss, _ = per_sample_loss(logits, batch["labels"])
+    assert torch.isfinite(loss)

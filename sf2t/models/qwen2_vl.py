@@ -113,12 +113,16 @@ def _render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool) -
     return text
 
 
-def build_messages(question: str, answer: str | None, system: str | None = DEFAULT_SYSTEM_PROMPT) -> list[dict]:
-    """The conversation ``[system, user: [video, text], assistant: answer]`` (system/assistant optional)."""
+def build_messages(
+    question: str, answer: str | None, system: str | None = DEFAULT_SYSTEM_PROMPT, *, image: bool = False
+) -> list[dict]:
+    """The conversation ``[system, user: [image?, video, text], assistant: answer]`` (system, image and assistant
+    optional; the image, e.g. localization's target, comes before the video)."""
     messages: list[dict] = []
     if system is not None:
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]})
+    content = ([{"type": "image"}] if image else []) + [{"type": "video"}, {"type": "text", "text": question}]
+    messages.append({"role": "user", "content": content})
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
     return messages
@@ -132,8 +136,12 @@ def build_video_sample(
     *,
     system: str | None = DEFAULT_SYSTEM_PROMPT,
     merge_size: int = 2,
+    image_grid_thw=None,
 ) -> dict[str, torch.Tensor]:
     """Token ids for one video QA sample, identical to chat template + ``Qwen2VLProcessor`` output.
+
+    ``image_grid_thw``: the sample also shows one image (before the video; e.g. localization's target), with
+    ``t * h * w / merge_size**2`` ``<|image_pad|>`` tokens (``mm_token_type_ids`` 1).
 
     Returns 1-D LongTensors ``input_ids``, ``attention_mask`` (all 1), ``labels`` and ``mm_token_type_ids``
     (0 text, 2 for each ``<|video_pad|>``).  ``labels`` is ``-100`` everywhere except the answer tokens and
@@ -143,13 +151,22 @@ def build_video_sample(
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     n_video = num_video_tokens(video_grid_thw, merge_size)
-    ids, labels, pad = _encode_with_one_pad(tokenizer, question, answer, system)
-    # <|video_pad|> is a special token: the tokenizer splits it out before BPE, so the text around it tokenizes
-    # the same whether it appears once or n_video times. Tokenize with one (cached per text) and expand the id.
+    n_image = 0 if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
+    ids, labels, pads = _encode_with_one_pad(tokenizer, question, answer, system, image_grid_thw is not None)
+    # <|video_pad|> / <|image_pad|> are special tokens: the tokenizer splits them out before BPE, so the text around
+    # them tokenizes the same whether each appears once or n times. Tokenize with one of each (cached per text) and
+    # expand the ids.
     video_id = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
-    input_ids = torch.cat([ids[:pad], torch.full((n_video,), video_id, dtype=torch.long), ids[pad + 1 :]])
-    labels = torch.cat([labels[:pad], torch.full((n_video,), IGNORE_INDEX, dtype=torch.long), labels[pad + 1 :]])
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+    id_parts, label_parts, prev = [], [], 0
+    for pos, tok_id, n in sorted(
+        (p, t, k) for p, t, k in ((pads[0], video_id, n_video), (pads[1], image_id, n_image)) if p >= 0
+    ):
+        id_parts += [ids[prev:pos], torch.full((n,), tok_id, dtype=torch.long)]
+        label_parts += [labels[prev:pos], torch.full((n,), IGNORE_INDEX, dtype=torch.long)]
+        prev = pos + 1
+    input_ids = torch.cat(id_parts + [ids[prev:]])
+    labels = torch.cat(label_parts + [labels[prev:]])
     mm = torch.zeros_like(input_ids)
     mm[input_ids == image_id] = MM_TOKEN_TYPE_IMAGE
     mm[input_ids == video_id] = MM_TOKEN_TYPE_VIDEO
@@ -165,18 +182,19 @@ _ENCODE_CACHE: dict = {}
 _ENCODE_CACHE_MAX = 8192  # (question, answer) pairs: paraphrases x answers, a few hundred per task in practice
 
 
-def _encode_with_one_pad(tokenizer, question: str, answer: str | None, system: str | None):
-    """(input_ids, labels, position of the single <|video_pad|>) for the chat rendered with one video placeholder;
-    cached per (tokenizer, question, answer, system): templates and answers repeat across samples."""
-    key = (id(tokenizer), getattr(tokenizer, "name_or_path", ""), question, answer, system)
+def _encode_with_one_pad(tokenizer, question: str, answer: str | None, system: str | None, image: bool = False):
+    """(input_ids, labels, (position of the single <|video_pad|>, of the single <|image_pad|> or -1)) for the chat
+    rendered with one placeholder each; cached per (tokenizer, question, answer, system, image): templates and
+    answers repeat across samples."""
+    key = (id(tokenizer), getattr(tokenizer, "name_or_path", ""), question, answer, system, image)
     hit = _ENCODE_CACHE.get(key)
     if hit is not None and hit[0] is tokenizer:
         return hit[1]
-    messages = build_messages(question, answer, system)
+    messages = build_messages(question, answer, system, image=image)
     text = _render_chat(tokenizer, messages, add_generation_prompt=answer is None)
-    placeholder = VIDEO_PAD
-    if text.count(placeholder) != 1:
-        raise ValueError(f"expected exactly one {placeholder} in the rendered prompt, found {text.count(placeholder)}")
+    for placeholder, want in ((VIDEO_PAD, 1), (IMAGE_PAD, int(image))):
+        if text.count(placeholder) != want:
+            raise ValueError(f"expected {want} {placeholder} in the rendered prompt, found {text.count(placeholder)}")
     # Supervised span: the assistant answer and its closing <|im_end|> (the last <|im_end|> of the text).
     sup_start = sup_end = None
     if answer is not None:
@@ -194,12 +212,13 @@ def _encode_with_one_pad(tokenizer, question: str, answer: str | None, system: s
     video_id = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_PAD)
     where = (input_ids == video_id).nonzero().flatten()
-    if where.numel() != 1 or bool((input_ids == image_id).any()):  # e.g. a question containing "<|video_pad|>"
+    where_img = (input_ids == image_id).nonzero().flatten()
+    if where.numel() != 1 or where_img.numel() != int(image):  # e.g. a question containing "<|video_pad|>"
         raise ValueError(
-            f"sample has {where.numel()} video placeholder tokens, expected 1; question/answer must not contain "
-            "vision special tokens"
+            f"sample has {where.numel()} video and {where_img.numel()} image placeholder tokens, expected 1 and "
+            f"{int(image)}; question/answer must not contain vision special tokens"
         )
-    out = (input_ids, labels, int(where[0]))
+    out = (input_ids, labels, (int(where[0]), int(where_img[0]) if image else -1))
     if len(_ENCODE_CACHE) >= _ENCODE_CACHE_MAX:
         _ENCODE_CACHE.clear()
     _ENCODE_CACHE[key] = (tokenizer, out)
@@ -237,7 +256,9 @@ def collate(samples: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
     for key in _CONCAT_KEYS:
         present = [s[key] for s in samples if key in s and s[key] is not None]
         if present:
-            if len(present) != len(samples):
+            # videos: every sample has one; images (localization's target) only some: the model takes the
+            # images of the batch concatenated, in the order their <|image_pad|> runs appear
+            if len(present) != len(samples) and key in ("pixel_values_videos", "video_grid_thw"):
                 raise KeyError(f"collate: {key!r} present in some samples only")
             out[key] = torch.cat([torch.as_tensor(v).reshape(-1, *torch.as_tensor(v).shape[-1:]) for v in present])
     return out

@@ -300,20 +300,37 @@ class SampleFactory:
         from sf2t.models.qwen2_vl import build_video_sample
 
         s, frames = self.task_sample(index, task=task, tasks=tasks)
-        if s.image is not None:
-            raise NotImplementedError(
-                f"{s.task}: samples with an image input (the localization target) need image placeholders in the text, "
-                "which the Qwen2-VL sample builder does not write yet; use it for export/evaluation only"
-            )
         pixels, grid = self.pack(s, frames)  # [grid_t*gh*gw, 3*2*14*14], [1, 3]
-        out: dict[str, Any] = build_video_sample(self.tokenizer, s.question, s.answer if with_answer else None, grid)
+        image = image_grid = None
+        if s.image is not None:  # localization's target: one image, its own token run before the video
+            from sf2t.ops.fragment_pack import fragment_pack
+
+            img = s.image.to(frames.device)[None]  # [1, h, w, 3]
+            image, image_grid = fragment_pack(
+                img, torch.zeros(1, dtype=torch.int64, device=img.device), None, self.frame_size, frame_repeat=2
+            )  # an image = 2 identical frames
+        out: dict[str, Any] = build_video_sample(
+            self.tokenizer, s.question, s.answer if with_answer else None, grid, image_grid_thw=image_grid
+        )
+        if image is not None:
+            out["pixel_values"] = image
+            out["image_grid_thw"] = image_grid
         out["pixel_values_videos"] = pixels
         out["video_grid_thw"] = grid
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
 
 
-_TENSOR_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
+_TENSOR_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "labels",
+    "mm_token_type_ids",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "pixel_values",
+    "image_grid_thw",
+)
 
 
 def batches(factory: SampleFactory, batch_size: int, *, start: int = 0, tasks_for_step=None):
@@ -329,7 +346,7 @@ def batches(factory: SampleFactory, batch_size: int, *, start: int = 0, tasks_fo
         for _ in range(batch_size):
             items.append(factory.sample(index, tasks=tasks))
             index += 1
-        batch = collate([{k: it[k] for k in _TENSOR_KEYS} for it in items], pad_id)
+        batch = collate([{k: it[k] for k in _TENSOR_KEYS if k in it} for it in items], pad_id)
         batch["tasks"] = [it["task"] for it in items]
         yield batch
         step += 1

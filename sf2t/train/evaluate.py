@@ -14,7 +14,15 @@ from sf2t.tasks.scoring import partial_score, score
 
 __all__ = ["build_eval_set", "evaluate", "generate_answer"]
 
-_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
+_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "mm_token_type_ids",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "pixel_values",
+    "image_grid_thw",
+)
 
 
 def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> list[dict[str, Any]]:
@@ -29,7 +37,7 @@ def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> list[dict[st
 @torch.no_grad()
 def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, device="cpu") -> str:
     """Greedy answer text for one prompt sample (batch of one: no padding to get wrong)."""
-    inputs = {k: sample[k].to(device) for k in _KEYS}
+    inputs = {k: sample[k].to(device) for k in _KEYS if k in sample}
     for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
         inputs[k] = inputs[k].unsqueeze(0)
     out = model.generate(

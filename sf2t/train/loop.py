@@ -21,7 +21,15 @@ from sf2t.train.config import TrainConfig, config_to_dict
 
 __all__ = ["lr_at", "setup_model", "make_factories", "train", "save_trained", "load_trained", "TrainResult"]
 
-_MODEL_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
+_MODEL_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "mm_token_type_ids",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "pixel_values",  # images (localization's target), present when the batch has any
+    "image_grid_thw",
+)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -184,7 +192,7 @@ def train(
             t0 = time.perf_counter()
             batch = next(data)
             t_data += time.perf_counter() - t0
-            inputs = {k: batch[k].to(cfg.device) for k in _MODEL_KEYS}
+            inputs = {k: batch[k].to(cfg.device) for k in _MODEL_KEYS if k in batch}
             labels = batch["labels"].to(cfg.device)  # [B, T]
             logits = model(**inputs).logits  # [B, T, V]
             loss, per = per_sample_loss(logits, labels)
