@@ -293,3 +293,22 @@ def test_too_short_videos_skip_with_reason():
             else:
                 t.plan("x.mp4", n, random.Random(0))
         assert e.value.kind == "too_short" and "too short" in e.value.reason
+
+
+def test_window_too_small_for_a_task_is_an_error_before_work():
+    from sf2t.video.probe import VideoInfo
+    from sf2t.video.sampler import WindowSampler
+
+    vids = [VideoInfo(f"{c}.mp4", N, 25.0, W, H, N / 25, "h264") for c in "ab"]
+    with pytest.raises(ValueError, match="'speed' needs at least 7 frames"):
+        WindowSampler(vids, ["counting", "speed"], window_frames=6)
+    with pytest.raises(ValueError, match="count_min"):
+        WindowSampler(
+            vids,
+            {
+                "counting": make_task(
+                    "counting", __import__("sf2t.tasks").tasks.CountingConfig(count_min=20, count_max=20)
+                )
+            },
+            window_frames=16,
+        )

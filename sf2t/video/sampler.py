@@ -148,6 +148,13 @@ class WindowSampler:
         self.tasks = _as_tasks(tasks)
         if not self.tasks:
             raise ValueError("tasks is empty")
+        for n, t in self.tasks.items():  # a plan that can never fit the window: say so before any work
+            need = int(t.min_frames()) if hasattr(t, "min_frames") else 1
+            if need > int(window_frames):
+                raise ValueError(
+                    f"task {n!r} needs at least {need} frames (its count_min / gap_min) but "
+                    f"window_frames is {window_frames}: raise window_frames or lower the task's minimum"
+                )
         needs_two = [n for n, t in self.tasks.items() if getattr(t, "needs_other_video", False)]
         if needs_two and len(self.videos) < 2:
             raise ValueError(
