@@ -44,7 +44,7 @@ class Fragment:
     """A plain 16-frame fragment at a uniform stride (1-4) inside the window: the benchmark's task."""
 
     name = "fragment"
-    uses_pixels = False  # build looks at no pixel: the sampler hands it no per-sample copy
+    pixels = "none"  # build looks at no pixel: the sampler hands it no per-sample copy
 
     def min_frames(self):
         return FRAMES

@@ -21,8 +21,8 @@ Supervised per sample: the answer tokens and the closing ``<|im_end|>`` (the ``\
 
 Module names::
 
-    model.vision_tower.vision_model.encoder.layers.{i}.self_attn.{q,k,v,out}_proj   Linear
-    model.vision_tower.vision_model.encoder.layers.{i}.mlp.fc1 / .fc2               Linear
+    model.vision_tower.encoder.layers.{i}.self_attn.{q,k,v,out}_proj   Linear
+    model.vision_tower.encoder.layers.{i}.mlp.fc1 / .fc2               Linear
     model.multi_modal_projector.linear_1 / .linear_2                                projector (not LoRA)
     model.language_model.layers.{i}.self_attn.{q,k,v,o}_proj, .mlp.{gate,up,down}_proj
     lm_head
@@ -65,7 +65,7 @@ LLAVA_ONEVISION_CHAT_TEMPLATE = (
 LORA_TARGETS_VISION: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 VISION_LORA_RE = (
-    r"(?:^|.*\.)vision_tower\.vision_model\.encoder\.layers\.\d+\."
+    r"(?:^|.*\.)vision_tower\.(?:vision_model\.)?encoder\.layers\.\d+\."
     r"(?:self_attn\.(?:q_proj|k_proj|v_proj|out_proj)|mlp\.(?:fc1|fc2))"
 )
 LLM_LORA_RE = (

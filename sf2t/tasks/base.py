@@ -95,6 +95,10 @@ class Task(Protocol):
 
     def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample: ...
 
+    # Optional: ``pixels = "none" | "thumbs" | "full"`` (default "full"): what build reads. "thumbs" tasks also
+    # take ``build(..., thumbs=[n, th, tw])`` (the guard's thumbnails, computed once per window by the sampler)
+    # and may then get ``frames=None``; "none" tasks get ``frames=None``.
+
     def chance(self) -> float: ...  # exact accuracy of a uniform random guess over the possible answers
 
 

@@ -35,8 +35,8 @@ class CountingTask:
             raise ValueError(f"counting: need 1 <= count_min <= count_max, got {c.count_min}, {c.count_max}")
 
     @property
-    def uses_pixels(self) -> bool:  # only the optional motion guard looks at the frames
-        return bool(self.cfg.guard)
+    def pixels(self) -> str:  # only the optional motion guard looks at the frames, through their thumbnails
+        return "thumbs" if self.cfg.guard else "none"
 
     def min_frames(self) -> int:
         return self.cfg.count_min
@@ -47,10 +47,17 @@ class CountingTask:
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
         return plan_uniform_fragment(self.name, self.cfg, source, num_frames, rng)
 
-    def build(self, plan: FramePlan, frames: torch.Tensor | None, rng: random.Random, extra=None) -> Sample:
+    def build(
+        self,
+        plan: FramePlan,
+        frames: torch.Tensor | None,
+        rng: random.Random,
+        extra=None,
+        thumbs: torch.Tensor | None = None,
+    ) -> Sample:
         c = self.cfg
         if c.guard:
-            ok, m = passes_motion(frames, c.tau_motion)
+            ok, m = passes_motion(frames, c.tau_motion, thumbs=thumbs)
             if not ok:
                 raise SkipSample(plan.source, "static", f"no visible motion (min MAD {m:.2f} < tau {c.tau_motion})")
         count = len(plan.frame_ids)

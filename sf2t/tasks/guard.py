@@ -26,21 +26,33 @@ def thumbnails(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE) -> torc
     return thumbnail(frames, short_side)
 
 
-def pairwise_mad(frames: torch.Tensor) -> torch.Tensor:
-    """MAD between every pair of frames: float32 [N, N] on the frames' device."""
-    t = thumbnails(frames).flatten(1)  # [N, th*tw]
+def _thumbs(frames: torch.Tensor | None, thumbs: torch.Tensor | None) -> torch.Tensor:
+    if thumbs is not None:
+        return thumbs
+    if frames is None:
+        raise ValueError("give frames or their thumbnails (thumbs)")
+    return thumbnails(frames)
+
+
+def pairwise_mad(frames: torch.Tensor | None = None, *, thumbs: torch.Tensor | None = None) -> torch.Tensor:
+    """MAD between every pair of frames: float32 [N, N] on the frames' device. ``thumbs``: their thumbnails
+    [N, th, tw] when already computed (the window sampler computes them once per window)."""
+    t = _thumbs(frames, thumbs).flatten(1)  # [N, th*tw]
     return (t[:, None, :] - t[None, :, :]).abs().mean(dim=-1)
 
 
-def consecutive_mad(frames: torch.Tensor) -> torch.Tensor:
+def consecutive_mad(frames: torch.Tensor | None = None, *, thumbs: torch.Tensor | None = None) -> torch.Tensor:
     """MAD between frames i and i+1: float32 [N-1]."""
-    t = thumbnails(frames)
+    t = _thumbs(frames, thumbs)
     return (t[1:] - t[:-1]).abs().mean(dim=(1, 2))
 
 
-def passes_motion(frames: torch.Tensor, tau: float = TAU_MOTION) -> tuple[bool, float]:
+def passes_motion(
+    frames: torch.Tensor | None, tau: float = TAU_MOTION, *, thumbs: torch.Tensor | None = None
+) -> tuple[bool, float]:
     """True when every consecutive pair of ``frames`` (chronological) has MAD >= ``tau``; also the smallest MAD."""
-    if frames.shape[0] < 2:
+    n = (thumbs if thumbs is not None else frames).shape[0]
+    if n < 2:
         return True, float("inf")
-    m = float(consecutive_mad(frames).min())
+    m = float(consecutive_mad(frames, thumbs=thumbs).min())
     return m >= tau, m

@@ -58,10 +58,19 @@ class RearrangementTask:
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
         return plan_uniform_fragment(self.name, self.cfg, source, num_frames, rng)
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+    pixels = "thumbs"  # build reads only the frames' thumbnails: the sampler passes those, no frame copy
+
+    def build(
+        self,
+        plan: FramePlan,
+        frames: torch.Tensor | None,
+        rng: random.Random,
+        extra=None,
+        thumbs: torch.Tensor | None = None,
+    ) -> Sample:
         c = self.cfg
         count = len(plan.frame_ids)
-        mad = pairwise_mad(frames).cpu()  # [F, F]
+        mad = pairwise_mad(frames, thumbs=thumbs).cpu()  # [F, F]
         steps = torch.diagonal(mad, offset=1)
         if float(steps.min()) < c.tau_motion:
             raise SkipSample(

@@ -67,12 +67,22 @@ class SpeedTask:
         rows = {"rows1": [row[f] for f in part1], "rows2": [row[f] for f in part2]}
         return FramePlan(self.name, source, ids, {**rows, "strides": [s1, s2], "ratio": ratio})
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+    pixels = "thumbs"  # build reads only the frames' thumbnails: the sampler passes those, no frame copy
+
+    def build(
+        self,
+        plan: FramePlan,
+        frames: torch.Tensor | None,
+        rng: random.Random,
+        extra=None,
+        thumbs: torch.Tensor | None = None,
+    ) -> Sample:
         c = self.cfg
         idx1, idx2 = plan.params["rows1"], plan.params["rows2"]
         p1 = [plan.frame_ids[r] for r in idx1]
         p2 = [plan.frame_ids[r] for r in idx2]
-        thumbs = thumbnails(frames)  # [n, th, tw], once for both parts (they share their first frames)
+        if thumbs is None:
+            thumbs = thumbnails(frames)  # [n, th, tw], once for both parts (they share their first frames)
         for part, idx in (("first", idx1), ("second", idx2)):
             rows = torch.tensor(idx, device=thumbs.device)
             m = float((thumbs[rows[1:]] - thumbs[rows[:-1]]).abs().mean(dim=(1, 2)).min())

@@ -268,14 +268,23 @@ class WindowSampler:
                 except VideoError as e2:
                     self._fail(Failure(e2.path, e2.kind, e2.reason, w, p.task))
                     self._forget(info.path)
+        thumbs = self._shared_thumbnails(decoded)
         out = []
         for i, (p, fr, rows) in enumerate(decoded):
             rng = make_rng(self.seed, w, f"build:{self.rank}:{i}")
             task = self.tasks[p.task]
+            need = getattr(task, "pixels", "full")
             try:
-                extra = [self._extra(path, k) for path, k in p.extra] if p.extra else None
-                mine = fr.index_select(0, rows) if getattr(task, "uses_pixels", True) else None  # [n, H, W, 3]
-                s = task.build(p, mine, rng, extra=extra) if extra is not None else task.build(p, mine, rng)
+                kw = {}
+                if p.extra:
+                    kw["extra"] = [self._extra(path, k) for path, k in p.extra]
+                if need == "thumbs":  # the guard's thumbnails, computed once per window for all its samples
+                    t_rows, t_all = thumbs[id(fr)]
+                    kw["thumbs"] = t_all.index_select(
+                        0, torch.tensor([t_rows[int(r)] for r in rows], device=t_all.device)
+                    )
+                mine = fr.index_select(0, rows) if need == "full" else None  # [n, H, W, 3]
+                s = task.build(p, mine, rng, **kw)
             except SkipSample as e:
                 self._fail(Failure(info.path, e.kind, e.reason, w, p.task))
                 continue
@@ -288,6 +297,22 @@ class WindowSampler:
             else:
                 out.append((s, s.frames))
         self.stats["samples"] += len(out)
+        return out
+
+    def _shared_thumbnails(self, decoded) -> dict:
+        """Per decoded tensor: ({row: position}, thumbnails [m, th, tw]) of the rows that "thumbs" tasks read,
+        each frame's thumbnail computed once for the window (samples overlap; no per-sample frame copy)."""
+        from sf2t.tasks.guard import thumbnails
+
+        want: dict[int, tuple[torch.Tensor, set]] = {}
+        for p, fr, rows in decoded:
+            if getattr(self.tasks[p.task], "pixels", "full") == "thumbs":
+                want.setdefault(id(fr), (fr, set()))[1].update(int(r) for r in rows)
+        out = {}
+        for key, (fr, rs) in want.items():
+            order = sorted(rs)
+            sel = fr if len(order) == fr.shape[0] else fr.index_select(0, torch.tensor(order, device=fr.device))
+            out[key] = ({r: i for i, r in enumerate(order)}, thumbnails(sel))
         return out
 
     def _extra(self, path: str, k: int) -> torch.Tensor:

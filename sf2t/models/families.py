@@ -1,0 +1,154 @@
+"""The model families sf2t supports, as one table: what a trainer needs to know per family.
+
+``FAMILIES[name]`` is a frozen :class:`Family`; :func:`get_family` looks one up with an error listing the known
+names. Everything family-specific (tiny checkpoint builder, text assembly, placeholder counts, pixel layout,
+LoRA targets) is reached through the table, so training / eval code stays family-agnostic.
+
+Uniform text assembly: ``family.build_sample(tokenizer_or_processor, question, answer, num_frames, height,
+width, *, image_tokens=None)`` -> dict of 1-D LongTensors ``input_ids``, ``attention_mask``, ``labels`` (and
+``mm_token_type_ids`` where the family's processor returns them), with ``height`` x ``width`` the frame size
+after the processor's resize and ``num_frames`` the decoded frames (before any temporal-patch repeat).
+``image_tokens``: the user turn also shows one image (before the video) with that many image placeholders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl
+
+_QWEN_PATCH, _QWEN_MERGE, _QWEN_TEMPORAL = 14, 2, 2
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family. Callables are plain functions (the table is data, not behaviour)."""
+
+    name: str
+    model_class: str  # transformers class name of the conditional-generation model
+    processor_class: str  # transformers processor class name (AutoProcessor resolves it from the checkpoint)
+    build_tiny: Callable  # (out_dir, *, seed=0, overwrite=False) -> checkpoint Path (offline, tiny, seeded)
+    build_sample: Callable  # uniform text assembly, see the module docstring
+    image_token: str  # placeholder token of one image patch
+    video_token: str  # placeholder token of one video patch
+    num_video_tokens: Callable[[int, int, int], int]  # (frames, height, width) after resize -> placeholders
+    frame_repeat: int  # frames per temporal patch: Qwen 2 (a clip of F frames is padded to a multiple of 2); LLaVA 1
+    has_mm_token_type_ids: bool  # the processor returns mm_token_type_ids (Qwen: 0 text, 1 image, 2 video)
+    pixel_layout: str  # "qwen_patches" ([groups*gh*gw, C*tp*p*p] + video_grid_thw) or "fchw" ([F, C, H, W] per video)
+    lora_targets_vision: tuple[str, ...]  # short Linear names in the vision tower's blocks
+    lora_targets_llm: tuple[str, ...]  # short Linear names in the LLM's decoder layers
+    lora_target_modules: Callable  # (model, vision=True, llm=True) -> exact full module names for peft
+
+
+def _qwen_num_video_tokens(frames: int, height: int, width: int) -> int:
+    """``ceil(frames / 2) * (h / 14) * (w / 14) / 4``: the processor pads a clip to a multiple of the temporal patch
+    (repeating the last frame) and merges 2x2 patches. ``height`` / ``width`` are multiples of 28 after resize."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    unit = _QWEN_PATCH * _QWEN_MERGE
+    if height % unit or width % unit:
+        raise ValueError(f"height={height}, width={width} must be multiples of {unit} (after the processor's resize)")
+    return math.ceil(frames / _QWEN_TEMPORAL) * (height // _QWEN_PATCH) * (width // _QWEN_PATCH) // _QWEN_MERGE**2
+
+
+def _qwen_build_sample(tokenizer, question, answer, num_frames, height, width, *, image_tokens=None, **kwargs):
+    """Uniform wrapper of :func:`sf2t.models.qwen2_vl.build_video_sample` (Qwen2-VL and Qwen2.5-VL)."""
+    grid = [math.ceil(num_frames / _QWEN_TEMPORAL), height // _QWEN_PATCH, width // _QWEN_PATCH]
+    _qwen_num_video_tokens(num_frames, height, width)  # validates the size
+    # only the image's placeholder count matters for the text: any grid with t*h*w/4 == image_tokens will do
+    image_grid = None if image_tokens is None else [1, _QWEN_MERGE, _QWEN_MERGE * image_tokens]
+    return qwen2_vl.build_video_sample(tokenizer, question, answer, grid, image_grid_thw=image_grid, **kwargs)
+
+
+def _tiny_qwen2_vl(out_dir, *, seed: int = 0, overwrite: bool = False):
+    from sf2t.models.tiny import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(out_dir, seed=seed, overwrite=overwrite)
+
+
+FAMILIES: dict[str, Family] = {
+    "qwen2_vl": Family(
+        name="qwen2_vl",
+        model_class="Qwen2VLForConditionalGeneration",
+        processor_class="Qwen2VLProcessor",
+        build_tiny=_tiny_qwen2_vl,
+        build_sample=_qwen_build_sample,
+        image_token="<|image_pad|>",
+        video_token="<|video_pad|>",
+        num_video_tokens=_qwen_num_video_tokens,
+        frame_repeat=_QWEN_TEMPORAL,
+        has_mm_token_type_ids=True,
+        pixel_layout="qwen_patches",
+        lora_targets_vision=tuple(qwen2_vl.LORA_TARGETS_VISION),
+        lora_targets_llm=tuple(qwen2_vl.LORA_TARGETS_LLM),
+        lora_target_modules=qwen2_vl.lora_target_modules,
+    ),
+    "qwen2_5_vl": Family(
+        name="qwen2_5_vl",
+        model_class=qwen2_5_vl.MODEL_CLASS,
+        processor_class=qwen2_5_vl.PROCESSOR_CLASS,
+        build_tiny=qwen2_5_vl.build_tiny_qwen2_5_vl,
+        build_sample=_qwen_build_sample,
+        image_token="<|image_pad|>",
+        video_token="<|video_pad|>",
+        num_video_tokens=_qwen_num_video_tokens,
+        frame_repeat=_QWEN_TEMPORAL,
+        has_mm_token_type_ids=True,
+        pixel_layout="qwen_patches",
+        lora_targets_vision=qwen2_5_vl.LORA_TARGETS_VISION,
+        lora_targets_llm=qwen2_5_vl.LORA_TARGETS_LLM,
+        lora_target_modules=qwen2_5_vl.lora_target_modules,
+    ),
+    "llava_onevision": Family(
+        name="llava_onevision",
+        model_class=llava_onevision.MODEL_CLASS,
+        processor_class=llava_onevision.PROCESSOR_CLASS,
+        build_tiny=llava_onevision.build_tiny_llava_onevision,
+        build_sample=llava_onevision.build_sample,
+        image_token=llava_onevision.IMAGE_TOKEN,
+        video_token=llava_onevision.VIDEO_TOKEN,
+        num_video_tokens=llava_onevision.num_video_tokens,
+        frame_repeat=1,
+        has_mm_token_type_ids=False,
+        pixel_layout="fchw",
+        lora_targets_vision=llava_onevision.LORA_TARGETS_VISION,
+        lora_targets_llm=llava_onevision.LORA_TARGETS_LLM,
+        lora_target_modules=llava_onevision.lora_target_modules,
+    ),
+    "llava_next_video": Family(
+        name="llava_next_video",
+        model_class=llava_next_video.MODEL_CLASS,
+        processor_class=llava_next_video.PROCESSOR_CLASS,
+        build_tiny=llava_next_video.build_tiny_llava_next_video,
+        build_sample=llava_next_video.build_sample,
+        image_token=llava_onevision.IMAGE_TOKEN,
+        video_token=llava_onevision.VIDEO_TOKEN,
+        num_video_tokens=llava_next_video.num_video_tokens,
+        frame_repeat=1,
+        has_mm_token_type_ids=False,
+        pixel_layout="fchw",
+        lora_targets_vision=llava_next_video.LORA_TARGETS_VISION,
+        lora_targets_llm=llava_next_video.LORA_TARGETS_LLM,
+        lora_target_modules=llava_next_video.lora_target_modules,
+    ),
+}
+
+
+def get_family(name: str) -> Family:
+    """The :class:`Family` called ``name``; a ``KeyError`` naming the known families otherwise."""
+    try:
+        return FAMILIES[name]
+    except (KeyError, TypeError):
+        raise KeyError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
+
+
+def model_class(family: Family):
+    """The transformers model class of ``family`` (imported lazily)."""
+    import transformers
+
+    return getattr(transformers, family.model_class)
+
+
+__all__ = ["FAMILIES", "Family", "get_family", "model_class"]

@@ -1,0 +1,302 @@
+"""LLaVA-NeXT-Video family: tiny offline checkpoint, Llama-style tokenizer, Vicuna chat template, text assembly,
+LoRA targets.
+
+Architecture (transformers 5.x ``LlavaNextVideoForConditionalGeneration``): CLIP vision tower (features of
+layer ``vision_feature_layer=-2``, CLS dropped: ``vision_feature_select_strategy="default"``) -> 2x2 average
+pooling (``spatial_pool_stride=2``) -> MLP projector -> Llama LLM. Pixels are ``[F, C, H, W]`` per video; the
+video processor resizes the shortest edge then center-crops to the vision tower's ``image_size`` square.
+
+Video placeholder count (``LlavaNextVideoProcessor.replace_video_token``):
+``(h // patch) * (w // patch) // 4 * frames`` ``<video>`` tokens, no newline token (real model: 336 / 14 = 24 ->
+144 per frame). Images use LLaVA-NeXT anyres (base view + tiles + one newline per row): :func:`num_image_tokens`.
+
+Chat template (``llava-hf/LLaVA-NeXT-Video-7B-hf``, Vicuna style)::
+
+    [system text + " "] "USER: " + "<image>\\n"* + "<video>\\n"* + question + " " + "ASSISTANT: " + answer + " "
+
+and with ``add_generation_prompt`` the text ends with ``"ASSISTANT:"``. The processor's tokenizer prepends
+``<s>`` (Llama ``add_bos_token``); the template emits no end-of-turn token, so the supervised span is the
+answer tokens plus the template's trailing ``" "`` (one ``▁`` token), which is the turn separator and the
+closest thing this template has to an end token. Contents must be lists of typed items.
+
+Module names::
+
+    model.vision_tower.encoder.layers.{i}.self_attn.{q,k,v,out}_proj, .mlp.fc1/.fc2     Linear (CLIP)
+    model.multi_modal_projector.linear_1 / .linear_2                                   projector (not LoRA)
+    model.language_model.layers.{i}.self_attn.{q,k,v,o}_proj, .mlp.{gate,up,down}_proj
+    lm_head
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from sf2t.models.llava_onevision import IMAGE_TOKEN, VIDEO_TOKEN, encode_once, expand_placeholders
+from sf2t.models.qwen2_5_vl import build_model_seeded, save_checkpoint_dir, select_linear_modules
+from sf2t.models.tiny import _CLIP_MEAN, _CLIP_STD, _pad_to_multiple
+
+MODEL_CLASS = "LlavaNextVideoForConditionalGeneration"
+PROCESSOR_CLASS = "LlavaNextVideoProcessor"
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+
+LLAVA_NEXT_VIDEO_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>\n' }}{% endfor %}"
+    "{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
+    "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+LORA_TARGETS_VISION: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+VISION_LORA_RE = (
+    r"(?:^|.*\.)vision_tower\.(?:vision_model\.)?encoder\.layers\.\d+\."
+    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|out_proj)|mlp\.(?:fc1|fc2))"
+)
+LLM_LORA_RE = (
+    r"(?:^|.*\.)language_model\.(?:model\.)?layers\.\d+\."
+    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|o_proj)|mlp\.(?:gate_proj|up_proj|down_proj))"
+)
+
+PATCH_SIZE = 14
+TINY_IMAGE_SIZE = 56  # 4x4 patches -> 2x2 pooled tokens per frame
+TINY_GRID_PINPOINTS = [[56, 56], [56, 112], [112, 56], [112, 112]]
+DEFAULT_BPE_VOCAB_SIZE = 1536
+
+
+def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True) -> list[str]:
+    """Exact full names of the CLIP-encoder and/or decoder-layer Linears for LoRA (projector excluded)."""
+    parts = ([VISION_LORA_RE] if vision else []) + ([LLM_LORA_RE] if llm else [])
+    if not parts:
+        raise ValueError("lora_target_modules: select at least one of vision / llm")
+    return select_linear_modules(model, "(?:" + "|".join(parts) + ")", "lora_target_modules")
+
+
+def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
+    """``<video>`` tokens for ``frames`` frames of ``height x width`` after the processor's resize + center crop:
+    ``(h // p) * (w // p) // 4 * frames`` (2x2 average pooling, no newline token)."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    return (height // patch_size) * (width // patch_size) // 4 * frames
+
+
+def num_image_tokens(processor, height: int, width: int) -> int:
+    """``<image>`` tokens of one image of original size ``height x width`` (anyres), as the processor counts them."""
+    return int(processor._get_num_multimodal_tokens(image_sizes=[(height, width)])["num_image_tokens"][0])
+
+
+def build_sample(
+    tokenizer,
+    question: str,
+    answer: str | None,
+    num_frames: int,
+    height: int = TINY_IMAGE_SIZE,
+    width: int = TINY_IMAGE_SIZE,
+    *,
+    image_tokens: int | None = None,
+    system: str | None = None,
+    patch_size: int = PATCH_SIZE,
+) -> dict[str, torch.Tensor]:
+    """Token ids for one video QA sample, identical to the Vicuna template + ``LlavaNextVideoProcessor``
+    (``<s>`` first, as the processor's Llama tokenizer adds it).
+
+    ``height`` / ``width``: frame size after the processor's resize + crop. ``image_tokens``: the user turn also
+    shows one image (rendered before the video) with this many ``<image>`` tokens (:func:`num_image_tokens`).
+    ``system``: optional system text, rendered bare before ``USER:`` (the template adds no role for it).
+
+    ``labels``: -100 except the answer tokens and the trailing ``" "`` the template closes the assistant turn with
+    (there is no end-of-turn token in this template). With ``answer=None`` the text ends with ``ASSISTANT:`` and
+    all labels are -100. The processor returns no ``mm_token_type_ids``.
+    """
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    template = getattr(tokenizer, "chat_template", None) or LLAVA_NEXT_VIDEO_CHAT_TEMPLATE
+    ids, labels, pos = encode_once(tokenizer, template, question, answer, system, image_tokens is not None, " ")
+    counts = {VIDEO_TOKEN: num_video_tokens(num_frames, height, width, patch_size)}
+    if image_tokens is not None:
+        counts[IMAGE_TOKEN] = image_tokens
+    return expand_placeholders(tokenizer, ids, labels, pos, counts)
+
+
+# ------------------------------------------------------------------------------------------ tokenizer, model
+
+
+@lru_cache(maxsize=2)
+def _trained_llama_vocab_merges(vocab_size: int):
+    """Vocab / merges of a sentencepiece-like BPE (``▁`` word prefix, byte fallback) trained on the embedded
+    corpus: ids 0..2 ``<unk> <s> </s>``, 3..258 the byte-fallback tokens ``<0x00>..<0xFF>`` (as in Llama)."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from sf2t.models.tokenizer import _corpus
+
+    tok = Tokenizer(models.BPE(unk_token=UNK, fuse_unk=True, byte_fallback=True))
+    # split=True while training: merges never cross a word boundary (sentencepiece's split_by_whitespace)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    specials = [UNK, BOS, EOS] + [f"<0x{i:02X}>" for i in range(256)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size + len(specials), min_frequency=2, show_progress=False, special_tokens=specials
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    data = json.loads(tok.to_str())
+    vocab = tuple(sorted(data["model"]["vocab"].items(), key=lambda kv: kv[1]))
+    merges = tuple(tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"])
+    return vocab, merges
+
+
+def build_tokenizer(vocab_size: int = DEFAULT_BPE_VOCAB_SIZE):
+    """A transformers ``LlamaTokenizer`` (Metaspace, byte fallback, ``<s>`` added in front) with LLaVA-NeXT-Video's
+    added ``<video>`` then ``<image>`` special tokens (real ids 32000, 32001), ``pad = <unk>`` and the Vicuna
+    video chat template."""
+    from tokenizers import AddedToken
+    from transformers import LlamaTokenizer
+
+    vocab, merges = _trained_llama_vocab_merges(vocab_size)
+    tok = LlamaTokenizer(
+        vocab=dict(vocab),
+        merges=list(merges),
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=UNK,
+        add_bos_token=True,
+        add_eos_token=False,
+        legacy=False,
+        model_max_length=4096,
+        padding_side="right",
+    )
+    added = [AddedToken(t, special=True, normalized=False) for t in (VIDEO_TOKEN, IMAGE_TOKEN)]
+    tok.add_special_tokens({"additional_special_tokens": added})
+    tok.chat_template = LLAVA_NEXT_VIDEO_CHAT_TEMPLATE
+    return tok
+
+
+def build_processor(tokenizer=None, image_size: int = TINY_IMAGE_SIZE, grid_pinpoints=None):
+    from transformers import LlavaNextVideoProcessor
+    from transformers.models.llava_next.image_processing_llava_next import LlavaNextImageProcessor
+    from transformers.models.llava_next_video.video_processing_llava_next_video import LlavaNextVideoVideoProcessor
+
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
+    common = dict(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_mean=_CLIP_MEAN,
+        image_std=_CLIP_STD,
+    )
+    return LlavaNextVideoProcessor(
+        video_processor=LlavaNextVideoVideoProcessor(**common),
+        image_processor=LlavaNextImageProcessor(**common, image_grid_pinpoints=grid_pinpoints or TINY_GRID_PINPOINTS),
+        tokenizer=tokenizer,
+        chat_template=LLAVA_NEXT_VIDEO_CHAT_TEMPLATE,
+        patch_size=PATCH_SIZE,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS token
+    )
+
+
+def build_tiny_config(
+    tokenizer,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 4,
+    intermediate_size: int = 128,
+    vision_depth: int = 2,
+    vision_embed_dim: int = 32,
+    vision_heads: int = 2,
+    image_size: int = TINY_IMAGE_SIZE,
+):
+    """A ``LlavaNextVideoConfig`` (tiny CLIP + tiny Llama) with token ids from ``tokenizer``."""
+    from transformers import LlavaNextVideoConfig
+
+    side = image_size // PATCH_SIZE
+    text_config = dict(
+        model_type="llama",
+        vocab_size=_pad_to_multiple(len(tokenizer), 64),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        hidden_act="silu",
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    vision_config = dict(
+        model_type="clip_vision_model",
+        hidden_size=vision_embed_dim,
+        intermediate_size=2 * vision_embed_dim,
+        num_hidden_layers=vision_depth,
+        num_attention_heads=vision_heads,
+        image_size=image_size,
+        patch_size=PATCH_SIZE,
+        projection_dim=vision_embed_dim,
+        hidden_act="quick_gelu",
+    )
+    return LlavaNextVideoConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        video_token_index=tokenizer.convert_tokens_to_ids(VIDEO_TOKEN),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        image_grid_pinpoints=TINY_GRID_PINPOINTS,
+        spatial_pool_mode="average",
+        spatial_pool_stride=2,
+        image_seq_length=side * side,
+        video_seq_length=(side // 2) ** 2,
+        tie_word_embeddings=False,
+    )
+
+
+def build_tiny_llava_next_video(
+    out_dir: str | os.PathLike,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_depth: int = 2,
+    vision_embed_dim: int = 32,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> pathlib.Path:
+    """Build a tiny random-weight LLaVA-NeXT-Video checkpoint (model, tokenizer, processor) in ``out_dir``;
+    an existing one is reused unless ``overwrite``."""
+    from transformers import GenerationConfig, LlavaNextVideoForConditionalGeneration
+
+    out = pathlib.Path(out_dir)
+    if (out / "config.json").is_file() and not overwrite:
+        return out
+    tokenizer = build_tokenizer()
+    config = build_tiny_config(
+        tokenizer,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        vision_depth=vision_depth,
+        vision_embed_dim=vision_embed_dim,
+    )
+    config.architectures = [MODEL_CLASS]
+    model = build_model_seeded(LlavaNextVideoForConditionalGeneration, config, seed)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+    return save_checkpoint_dir(
+        model, build_processor(tokenizer), out, processor_class=PROCESSOR_CLASS, overwrite=overwrite
+    )

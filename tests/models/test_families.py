@@ -1,0 +1,302 @@
+"""The model-family table: tiny offline checkpoints, text assembly token-for-token against each family's own HF
+processor, labels, LoRA-wrapped forward/backward, and the lookup error.
+
+Each tiny checkpoint is built once per session (module fixtures below; Qwen2-VL's comes from conftest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from sf2t.models import families, llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl  # noqa: E402
+from sf2t.models.families import FAMILIES, get_family  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+IGNORE = -100
+NAMES = ["qwen2_vl", "qwen2_5_vl", "llava_onevision", "llava_next_video"]
+
+
+@pytest.fixture(scope="session")
+def family_ckpts(tmp_path_factory, tiny_qwen2_vl):
+    """name -> tiny checkpoint dir; the three new families are built lazily, once."""
+    root = tmp_path_factory.mktemp("families")
+    built = {"qwen2_vl": tiny_qwen2_vl}
+
+    def get(name):
+        if name not in built:
+            built[name] = FAMILIES[name].build_tiny(root / name, seed=0)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def env(family_ckpts):
+    """name -> (family, checkpoint, processor), loaded offline once per module."""
+    from transformers import AutoProcessor
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            ckpt = family_ckpts(name)
+            cache[name] = (FAMILIES[name], ckpt, AutoProcessor.from_pretrained(ckpt, local_files_only=True))
+        return cache[name]
+
+    return get
+
+
+def _load_model(family, ckpt):
+    return families.model_class(family).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
+
+
+def _video(t, h, w, seed=0):
+    return np.random.RandomState(seed).randint(0, 256, (t, h, w, 3), dtype=np.uint8)
+
+
+def _messages(name, question, answer, image):
+    if name.startswith("qwen"):
+        return qwen2_vl.build_messages(question, answer, image=image)
+    return llava_onevision.build_messages(question, answer, image=image)
+
+
+def _reference(name, processor, question, answer, frames, size, image):
+    """The processor's own output for the conversation (chat template rendered by the processor)."""
+    text = processor.apply_chat_template(
+        _messages(name, question, answer, image), tokenize=False, add_generation_prompt=answer is None
+    )
+    images = [_video(1, 60, 90, seed=3)[0]] if image else None
+    return processor(text=[text], videos=[_video(frames, *size)], images=images, return_tensors="pt")
+
+
+def _resized_hw(family, ref):
+    if family.pixel_layout == "qwen_patches":
+        _, gh, gw = ref["video_grid_thw"][0].tolist()
+        return gh * 14, gw * 14
+    assert family.pixel_layout == "fchw" and ref["pixel_values_videos"].dim() == 5  # [B, F, C, H, W]
+    return tuple(ref["pixel_values_videos"].shape[-2:])
+
+
+def _image_tokens(name, processor, ref):
+    if name.startswith("qwen"):
+        return int(ref["image_grid_thw"][0].prod()) // 4
+    module = llava_onevision if name == "llava_onevision" else llava_next_video
+    return module.num_image_tokens(processor, 60, 90)
+
+
+def _sample_for(name, family, processor, ref, question, answer, frames, image):
+    h, w = _resized_hw(family, ref)
+    image_tokens = _image_tokens(name, processor, ref) if image else None
+    return family.build_sample(processor, question, answer, frames, h, w, image_tokens=image_tokens)
+
+
+# ------------------------------------------------------------------------------------------------ (a) loading
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_checkpoint_loads_offline(env, name):
+    from transformers import AutoTokenizer
+
+    family, ckpt, processor = env(name)
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        assert (ckpt / f).is_file(), f
+    assert (ckpt / "preprocessor_config.json").is_file() and (ckpt / "video_preprocessor_config.json").is_file()
+    assert type(processor).__name__ == family.processor_class
+    model = _load_model(family, ckpt)
+    assert type(model).__name__ == family.model_class
+    tok = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
+    assert tok.get_vocab() == processor.tokenizer.get_vocab()
+    cfg = model.config
+    assert cfg.text_config.vocab_size >= len(tok)
+    assert cfg.video_token_id == tok.convert_tokens_to_ids(family.video_token)
+    assert cfg.image_token_id == tok.convert_tokens_to_ids(family.image_token)
+    for tok_str in (family.video_token, family.image_token):
+        assert tok(tok_str, add_special_tokens=False)["input_ids"] == [tok.convert_tokens_to_ids(tok_str)]
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params < 1_000_000  # tiny
+
+
+def test_qwen2_5_vl_config_uses_window_attention(env):
+    family, ckpt, processor = env("qwen2_5_vl")
+    vc = _load_model(family, ckpt).config.vision_config
+    assert list(vc.fullatt_block_indexes) == [vc.depth - 1] and vc.window_size == 56
+    assert vc.out_hidden_size != vc.hidden_size  # the merger projects to the LLM width
+    assert processor.video_processor.temporal_patch_size == 2 and processor.video_processor.merge_size == 2
+
+
+# ---------------------------------------------------------------------------------------- (b) text assembly
+
+CASES = [
+    # question, answer, frames, (h, w) of the decoded frames, with an image before the video
+    ("How many frames are in this video?", "4.", 4, (56, 56), False),
+    ("Which frames were shuffled? Answer with the frame numbers.", "Frames 3-5.", 3, (56, 84), False),
+    ("Are frames 1 and 2 the same?", None, 2, (112, 56), False),
+    ("  Where is the difference?\n", " Different: top-left.", 4, (56, 56), True),
+    ("The image shows a target. In which frames of the video does it appear?", None, 5, (84, 56), True),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("question,answer,frames,size,image", CASES)
+def test_text_assembly_matches_processor(env, name, question, answer, frames, size, image):
+    family, _, processor = env(name)
+    ref = _reference(name, processor, question, answer, frames, size, image)
+    sample = _sample_for(name, family, processor, ref, question, answer, frames, image)
+
+    keys = ["input_ids", "attention_mask"] + (["mm_token_type_ids"] if family.has_mm_token_type_ids else [])
+    assert ("mm_token_type_ids" in ref) == family.has_mm_token_type_ids
+    assert set(sample) == {*keys, "labels"}
+    for key in keys:
+        assert sample[key].dtype == torch.long and sample[key].dim() == 1
+        assert sample[key].tolist() == ref[key][0].tolist(), key
+    assert sample["labels"].shape == sample["input_ids"].shape
+
+    tok = processor.tokenizer
+    h, w = _resized_hw(family, ref)
+    n_video = int((sample["input_ids"] == tok.convert_tokens_to_ids(family.video_token)).sum())
+    assert n_video == family.num_video_tokens(frames, h, w)
+    n_image = int((sample["input_ids"] == tok.convert_tokens_to_ids(family.image_token)).sum())
+    assert n_image == (_image_tokens(name, processor, ref) if image else 0)
+    if family.pixel_layout == "fchw":
+        assert ref["pixel_values_videos"].shape[1] == frames * family.frame_repeat
+
+
+def test_num_video_tokens_at_released_sizes():
+    # Qwen2(.5)-VL 448x448: 32x32 patches, 2x2 merge, 2 frames per temporal patch
+    assert get_family("qwen2_vl").num_video_tokens(4, 448, 448) == 2 * 256
+    assert get_family("qwen2_5_vl").num_video_tokens(5, 448, 448) == 3 * 256
+    # OneVision (SigLIP 384/14 = 27 -> pooled 14x14) + one newline token per video
+    assert get_family("llava_onevision").num_video_tokens(8, 384, 384) == 8 * 196 + 1
+    # NeXT-Video (CLIP 336/14 = 24 -> 2x2 average pool 12x12), no newline
+    assert get_family("llava_next_video").num_video_tokens(8, 336, 336) == 8 * 144
+    with pytest.raises(ValueError, match="multiples of 28"):
+        get_family("qwen2_5_vl").num_video_tokens(4, 56, 60)
+
+
+def test_qwen2_5_vl_second_per_grid_ts(env):
+    _, _, processor = env("qwen2_5_vl")
+    text = processor.apply_chat_template(_messages("qwen2_5_vl", "Q?", None, False), tokenize=False)
+    plain = processor(text=[text], videos=[_video(4, 56, 56)], return_tensors="pt")
+    # no metadata: transformers assumes 24 fps
+    assert plain["second_per_grid_ts"].tolist() == pytest.approx([qwen2_5_vl.second_per_grid_ts(24.0)])
+    meta = processor(
+        text=[text], videos=[_video(4, 56, 56)], return_tensors="pt", video_metadata=[{"fps": 2.0, "total_num_frames": 4}]
+    )
+    assert meta["second_per_grid_ts"].tolist() == pytest.approx([qwen2_5_vl.second_per_grid_ts(2.0)]) == [1.0]
+    with pytest.raises(ValueError):
+        qwen2_5_vl.second_per_grid_ts(0)
+
+
+def test_llava_templates_render_as_documented(env):
+    msgs = llava_onevision.build_messages("Q?", "A.", system="Sys.", image=True)
+    ov = env("llava_onevision")[2].apply_chat_template(msgs, tokenize=False)
+    assert ov == (
+        "<|im_start|>system\nSys.<|im_end|>\n<|im_start|>user\n<image>\n<video>\nQ?<|im_end|>\n"
+        "<|im_start|>assistant\nA.<|im_end|>\n"
+    )
+    nv = env("llava_next_video")[2].apply_chat_template(msgs, tokenize=False)
+    assert nv == "Sys. USER: <image>\n<video>\nQ? ASSISTANT: A. "
+    gen = llava_onevision.build_messages("Q?", None)
+    assert env("llava_next_video")[2].apply_chat_template(gen, tokenize=False, add_generation_prompt=True) == (
+        "USER: <video>\nQ? ASSISTANT:"
+    )
+
+
+# ------------------------------------------------------------------------------------------------- (c) labels
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("answer", ["Frames 3-5.", "Yes.", "The red circle is moving left."])
+def test_labels_cover_answer_and_end_token(env, name, answer):
+    family, _, processor = env(name)
+    tok = processor.tokenizer
+    question = "Which frames were shuffled?"
+    s = family.build_sample(processor, question, answer, 4, 56, 56)
+    sup = s["labels"] != IGNORE
+    assert torch.equal(s["labels"][sup], s["input_ids"][sup])
+    if name == "llava_next_video":  # Vicuna template: answer + its trailing " " (no end-of-turn token)
+        expected = tok(answer + " ", add_special_tokens=False)["input_ids"]
+    else:
+        expected = tok(answer, add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    assert s["labels"][sup].tolist() == expected
+    idx = sup.nonzero().flatten()
+    assert idx.tolist() == list(range(int(idx[0]), int(idx[-1]) + 1))  # one contiguous span
+    tail = tok.decode(s["input_ids"][int(idx[-1]) + 1 :])
+    assert tail == ("" if name == "llava_next_video" else "\n")
+
+    gen = family.build_sample(processor, question, None, 4, 56, 56)
+    assert bool((gen["labels"] == IGNORE).all())
+    # the generation prompt is exactly the unsupervised prefix of the training sample
+    assert gen["input_ids"].tolist() == s["input_ids"][: int(idx[0])].tolist()
+
+
+def test_text_assembly_rejects_placeholder_in_text(env):
+    family, _, processor = env("llava_onevision")
+    with pytest.raises(ValueError, match="<video>"):
+        family.build_sample(processor, "what is <video>?", "A.", 4, 56, 56)
+
+
+# ------------------------------------------------------------------------------------------ (d) forward, LoRA
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_with_lora_reaches_vision_and_llm(env, name):
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import LoraLayer
+
+    family, ckpt, processor = env(name)
+    question, answer, frames = "Where is the difference?", "Different: top-left.", 4
+    ref = _reference(name, processor, question, answer, frames, (56, 84), True)
+    sample = _sample_for(name, family, processor, ref, question, answer, frames, True)
+
+    model = _load_model(family, ckpt)
+    targets = family.lora_target_modules(model)
+    vis = family.lora_target_modules(model, llm=False)
+    llm = family.lora_target_modules(model, vision=False)
+    assert sorted(vis + llm) == sorted(targets) and vis and llm and not set(vis) & set(llm)
+    assert {n.rsplit(".", 1)[-1] for n in vis} == set(family.lora_targets_vision)
+    assert {n.rsplit(".", 1)[-1] for n in llm} == set(family.lora_targets_llm)
+    assert not any(k in n for n in targets for k in ("merger", "projector", "lm_head", "embed", "patch_embed"))
+
+    pm = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets))
+    wrapped = {n.removeprefix("base_model.model.") for n, m in pm.named_modules() if isinstance(m, LoraLayer)}
+    assert wrapped == set(targets)
+    with torch.no_grad():  # lora_B starts at zero: make the adapter non-trivial so lora_A gets gradients
+        g = torch.Generator().manual_seed(0)
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+    batch = {k: v for k, v in ref.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    batch.update({k: v.unsqueeze(0) for k, v in sample.items()})
+    pm.train()
+    out = pm(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    grads = {n.removeprefix("base_model.model."): p.grad for n, p in pm.named_parameters() if "lora_A" in n}
+
+    def reached(names):
+        return [n for n in names if (g := grads[f"{n}.lora_A.default.weight"]) is not None and g.abs().sum() > 0]
+
+    assert reached(vis), "no gradient reached a LoRA-wrapped vision-tower module"
+    assert set(reached(llm)) == set(llm)
+
+
+# ----------------------------------------------------------------------------------------------- (e) lookup
+
+
+def test_get_family_lists_known_names():
+    assert get_family("llava_onevision") is FAMILIES["llava_onevision"]
+    with pytest.raises(KeyError) as err:
+        get_family("nope")
+    msg = str(err.value)
+    assert "'nope'" in msg and all(n in msg for n in NAMES)
+    assert sorted(FAMILIES) == sorted(NAMES) and all(FAMILIES[n].name == n for n in NAMES)
+    with pytest.raises(AttributeError):
+        FAMILIES["qwen2_vl"].frame_repeat = 1  # frozen
+    assert {f.pixel_layout for f in FAMILIES.values()} == {"qwen_patches", "fchw"}
+    assert [FAMILIES[n].frame_repeat for n in NAMES] == [2, 2, 1, 1]
