@@ -116,8 +116,27 @@ def test_tiny_checkpoint_loads_offline(env, name):
     assert cfg.image_token_id == tok.convert_tokens_to_ids(family.image_token)
     for tok_str in (family.video_token, family.image_token):
         assert tok(tok_str, add_special_tokens=False)["input_ids"] == [tok.convert_tokens_to_ids(tok_str)]
+    # special tokens survive the save / offline reload as in the released tokenizers
+    eos = {"llava_onevision": "<|im_end|>", "llava_next_video": "</s>"}.get(name, "<|endoftext|>")
+    assert tok.eos_token == eos
+    first = tok("Hello", add_special_tokens=True)["input_ids"][0]
+    assert (first == tok.convert_tokens_to_ids("<s>")) == (name == "llava_next_video")  # only Llama adds a BOS
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params < 1_000_000  # tiny
+
+
+@pytest.mark.parametrize("name", ["qwen2_5_vl", "llava_onevision", "llava_next_video"])
+def test_tiny_build_is_seeded_and_reused(env, tmp_path, name):
+    from safetensors.torch import load_file
+
+    family, ckpt, _ = env(name)
+    mtime = (ckpt / "model.safetensors").stat().st_mtime_ns
+    assert family.build_tiny(ckpt) == ckpt and (ckpt / "model.safetensors").stat().st_mtime_ns == mtime
+    a = load_file(str(ckpt / "model.safetensors"))
+    again = load_file(str(family.build_tiny(tmp_path / "again", seed=0) / "model.safetensors"))
+    assert set(a) == set(again) and all(torch.equal(a[k], again[k]) for k in a)
+    other = load_file(str(family.build_tiny(tmp_path / "seed1", seed=1) / "model.safetensors"))
+    assert set(other) == set(a) and not all(torch.equal(a[k], other[k]) for k in a)
 
 
 def test_qwen2_5_vl_config_uses_window_attention(env):
@@ -184,7 +203,10 @@ def test_qwen2_5_vl_second_per_grid_ts(env):
     # no metadata: transformers assumes 24 fps
     assert plain["second_per_grid_ts"].tolist() == pytest.approx([qwen2_5_vl.second_per_grid_ts(24.0)])
     meta = processor(
-        text=[text], videos=[_video(4, 56, 56)], return_tensors="pt", video_metadata=[{"fps": 2.0, "total_num_frames": 4}]
+        text=[text],
+        videos=[_video(4, 56, 56)],
+        return_tensors="pt",
+        video_metadata=[{"fps": 2.0, "total_num_frames": 4}],
     )
     assert meta["second_per_grid_ts"].tolist() == pytest.approx([qwen2_5_vl.second_per_grid_ts(2.0)]) == [1.0]
     with pytest.raises(ValueError):
