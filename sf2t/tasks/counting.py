@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, plan_uniform_fragment
-from sf2t.tasks.guard import TAU_MOTION, passes_motion
+from sf2t.tasks.base import FramePlan, Sample, plan_uniform_fragment
+from sf2t.tasks.guard import TAU_MOTION, require_motion, thumbnails
 
 __all__ = ["CountingConfig", "CountingTask"]
 
@@ -57,9 +57,7 @@ class CountingTask:
     ) -> Sample:
         c = self.cfg
         if c.guard:
-            ok, m = passes_motion(frames, c.tau_motion, thumbs=thumbs)
-            if not ok:
-                raise SkipSample(plan.source, "static", f"no visible motion (min MAD {m:.2f} < tau {c.tau_motion})")
+            require_motion(plan.source, thumbs if thumbs is not None else thumbnails(frames), c.tau_motion)
         count = len(plan.frame_ids)
         q, k = templates.question(self.name, rng)
         meta = {

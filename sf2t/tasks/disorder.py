@@ -24,8 +24,8 @@ from functools import lru_cache
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, plan_uniform_fragment
-from sf2t.tasks.guard import TAU_MOTION, pairwise_mad
+from sf2t.tasks.base import FramePlan, Sample, plan_uniform_fragment
+from sf2t.tasks.guard import TAU_MOTION, pairwise_mad, require_motion, thumbnails, visible_permutation
 
 __all__ = ["DisorderConfig", "DisorderTask", "PERM_MODES", "allowed_permutations"]
 
@@ -98,26 +98,13 @@ class DisorderTask:
     ) -> Sample:
         c = self.cfg
         count = len(plan.frame_ids)
-        mad = pairwise_mad(
-            frames, thumbs=thumbs
-        ).cpu()  # [F, F]; a small host copy: the permutation is drawn on the CPU
-        steps = torch.diagonal(mad, offset=1)
-        if count > 1 and float(steps.min()) < c.tau_motion:
-            m = float(steps.min())
-            reason = f"no visible motion in window (min MAD {m:.2f} < tau {c.tau_motion})"
-            raise SkipSample(plan.source, "static", reason)
+        t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
+        require_motion(plan.source, t, c.tau_motion)
         shuffled = rng.random() < c.p_shuffle
         perm: tuple[int, ...] = tuple(range(count))
-        if shuffled:
-            # Moved frames must differ from the frames whose places they take; redraw until they do.
-            candidates = allowed_permutations(count, c.perm)
-            for _ in range(64):
-                p = candidates[rng.randrange(len(candidates))]
-                if all(float(mad[p[i], i]) >= c.tau_motion for i in range(count) if p[i] != i):
-                    perm = p
-                    break
-            else:
-                raise SkipSample(plan.source, "static", "no shuffle whose moved frames visibly differ")
+        if shuffled:  # moved frames must differ from the frames whose places they take
+            mad = pairwise_mad(thumbs=t).cpu()  # [F, F]; a small host copy: the permutation is drawn on the CPU
+            perm = visible_permutation(plan.source, allowed_permutations(count, c.perm), mad, c.tau_motion, rng)
         q, k = templates.question(self.name, rng)
         in_order = not shuffled
         meta = {

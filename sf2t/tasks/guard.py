@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TAU_MOTION", "THUMB_SHORT_SIDE", "thumbnails", "pairwise_mad", "consecutive_mad", "passes_motion"]
+__all__ = [
+    "TAU_MOTION",
+    "THUMB_SHORT_SIDE",
+    "thumbnails",
+    "pairwise_mad",
+    "consecutive_mad",
+    "passes_motion",
+    "require_motion",
+    "visible_permutation",
+]
 
 TAU_MOTION = 2.0  # TASKS.md default; a config field (TaskConfig.tau_motion)
 THUMB_SHORT_SIDE = 64
@@ -56,3 +65,26 @@ def passes_motion(
         return True, float("inf")
     m = float(consecutive_mad(frames, thumbs=thumbs).min())
     return m >= tau, m
+
+
+def require_motion(source: str, thumbs: torch.Tensor, tau: float = TAU_MOTION, where: str = "window") -> None:
+    """``SkipSample("static")`` unless every consecutive pair of the thumbnails [n, th, tw] (chronological) differs
+    by MAD >= ``tau``: frames whose order matters must visibly differ (TASKS.md)."""
+    from sf2t.tasks.base import SkipSample
+
+    ok, m = passes_motion(None, tau, thumbs=thumbs)
+    if not ok:
+        raise SkipSample(source, "static", f"no visible motion in the {where} (min MAD {m:.2f} < tau {tau})")
+
+
+def visible_permutation(source: str, candidates, mad: torch.Tensor, tau: float, rng, tries: int = 64):
+    """A permutation drawn uniformly from ``candidates`` whose moved frames differ visibly from the frames whose
+    places they take (``mad[p[i], i] >= tau``, ``mad`` [F, F] on the CPU), redrawn up to ``tries`` times; else
+    ``SkipSample("static")``."""
+    from sf2t.tasks.base import SkipSample
+
+    for _ in range(tries):
+        p = candidates[rng.randrange(len(candidates))]
+        if all(float(mad[p[i], i]) >= tau for i in range(len(p)) if p[i] != i):
+            return p
+    raise SkipSample(source, "static", "no permutation whose moved frames visibly differ")

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range, plan_uniform_fragment
+from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
 from sf2t.tasks.disorder import allowed_permutations
-from sf2t.tasks.guard import TAU_MOTION, pairwise_mad
+from sf2t.tasks.guard import TAU_MOTION, pairwise_mad, require_motion, thumbnails, visible_permutation
 
 __all__ = ["RearrangementConfig", "RearrangementTask", "positions_answer"]
 
@@ -70,21 +70,10 @@ class RearrangementTask:
     ) -> Sample:
         c = self.cfg
         count = len(plan.frame_ids)
-        mad = pairwise_mad(frames, thumbs=thumbs).cpu()  # [F, F]
-        steps = torch.diagonal(mad, offset=1)
-        if float(steps.min()) < c.tau_motion:
-            raise SkipSample(
-                plan.source,
-                "static",
-                f"no visible motion in window (min MAD {float(steps.min()):.2f} < tau {c.tau_motion})",
-            )
-        candidates = allowed_permutations(count, "any")
-        for _ in range(64):
-            perm = candidates[rng.randrange(len(candidates))]
-            if all(float(mad[perm[i], i]) >= c.tau_motion for i in range(count) if perm[i] != i):
-                break
-        else:
-            raise SkipSample(plan.source, "static", "no permutation whose moved frames visibly differ")
+        t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
+        require_motion(plan.source, t, c.tau_motion)
+        mad = pairwise_mad(thumbs=t).cpu()  # [F, F]
+        perm = visible_permutation(plan.source, allowed_permutations(count, "any"), mad, c.tau_motion, rng)
         pos = positions_answer(perm)
         q, k = templates.question(self.name, rng)
         meta = {

@@ -12,7 +12,7 @@ import torch
 
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
-from sf2t.tasks.guard import TAU_MOTION, thumbnails
+from sf2t.tasks.guard import TAU_MOTION, require_motion, thumbnails
 
 __all__ = ["SpeedConfig", "SpeedTask", "RATIOS"]
 
@@ -84,14 +84,7 @@ class SpeedTask:
         if thumbs is None:
             thumbs = thumbnails(frames)  # [n, th, tw], once for both parts (they share their first frames)
         for part, idx in (("first", idx1), ("second", idx2)):
-            rows = torch.tensor(idx, device=thumbs.device)
-            m = float((thumbs[rows[1:]] - thumbs[rows[:-1]]).abs().mean(dim=(1, 2)).min())
-            if m < c.tau_motion:
-                raise SkipSample(
-                    plan.source,
-                    "static",
-                    f"no visible motion in the {part} part (min MAD {m:.2f} < tau {c.tau_motion})",
-                )
+            require_motion(plan.source, thumbs[torch.tensor(idx, device=thumbs.device)], c.tau_motion, f"{part} part")
         s1, s2 = plan.params["strides"]
         faster = "first" if s1 > s2 else "second" if s2 > s1 else "same"
         q, k = templates.question(self.name, rng, n1=len(p1), n2=len(p2))

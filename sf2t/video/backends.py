@@ -107,7 +107,7 @@ def as_index_list(path: str, indices: Sequence[int] | torch.Tensor) -> list[int]
         return [int(i) for i in indices.tolist()]
     out = []
     for i in indices:
-        if isinstance(i, bool) or not hasattr(i, "__index__"):
+        if isinstance(i, bool) or type(i).__name__ == "bool_" or not hasattr(i, "__index__"):
             raise ValueError(f"indices must be integers, got {i!r}")
         out.append(int(i))
     return out

@@ -147,19 +147,6 @@ def _dali_message(e: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _as_indices(indices) -> list[int]:
-    if isinstance(indices, torch.Tensor):
-        if indices.dim() != 1 or indices.dtype.is_floating_point or indices.dtype == torch.bool:
-            raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}")
-        return [int(i) for i in indices.tolist()]
-    out = []
-    for i in indices:
-        if isinstance(i, (bool, np.bool_)) or not hasattr(i, "__index__"):
-            raise ValueError(f"indices must be integers, got {i!r}")
-        out.append(int(i))
-    return out
-
-
 class DaliBackend:
     """One video file decoded with DALI on ``device``.
 
@@ -319,7 +306,9 @@ class DaliBackend:
         float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``."""
         if self._data is None:
             raise ValueError(f"{self.path}: the DALI backend is closed")
-        idx = _as_indices(indices)
+        from sf2t.video.backends import as_index_list  # here: backends imports this module
+
+        idx = as_index_list(self.path, indices)
         for i in idx:
             if i < 0 or i >= self.num_frames:
                 raise VideoError(
