@@ -3,5 +3,5 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(sf2t, m) {
-  m.def("thumbnail(Tensor frames, int out_h, int out_w) -> Tensor");
+  m.def("thumbnail(Tensor frames, int out_h, int out_w, Tensor? index=None) -> Tensor");
 }

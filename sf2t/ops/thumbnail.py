@@ -72,8 +72,15 @@ def choose_backend(frames: torch.Tensor, backend: str | None = None) -> str:
     return "reference"
 
 
-def thumbnail(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE, *, backend: str | None = None) -> torch.Tensor:
+def thumbnail(
+    frames: torch.Tensor,
+    short_side: int = THUMB_SHORT_SIDE,
+    *,
+    index: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
     """Grey float32 thumbnails [N, th, tw] of RGB frames uint8 [N, H, W, 3] (or grey [N, H, W]), on their device.
+    ``index`` (1-D int64): thumbnails of ``frames[index]`` only, without gathering a copy of those frames.
     See the module docstring."""
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
@@ -88,6 +95,11 @@ def thumbnail(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE, *, backe
         raise ValueError(f"frames must have a positive height and width, got {tuple(frames.shape)}")
     if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:
         raise ValueError(f"short_side must be a positive int, got {short_side!r}")
+    if index is not None:
+        if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.dtype != torch.int64:
+            raise ValueError(f"index must be a 1-D int64 tensor, got {getattr(index, 'dtype', type(index))}")
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= frames.shape[0]):
+            raise ValueError(f"index values must be in [0, {frames.shape[0]}), got {index.min()}..{index.max()}")
     th, tw = thumbnail_size(int(frames.shape[1]), int(frames.shape[2]), short_side)
     which = choose_backend(frames, backend)
     if which == "cpp":
@@ -97,7 +109,9 @@ def thumbnail(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE, *, backe
                 f"backend 'cpp' needs uint8 [N, H, W, 3] frames on the CPU, got {frames.dtype} "
                 f"{tuple(frames.shape)} on {frames.device}"
             )
-        return torch.ops.sf2t.thumbnail(frames, th, tw)
+        return torch.ops.sf2t.thumbnail(frames, th, tw, None if index is None else index.cpu())
+    if index is not None:
+        frames = frames.index_select(0, index.to(frames.device))
     return _thumbnail_reference(frames, th, tw)
 
 
@@ -110,10 +124,11 @@ def _register_fake() -> None:
         return
 
     @torch.library.register_fake("sf2t::thumbnail")
-    def _(frames, out_h, out_w):
+    def _(frames, out_h, out_w, index=None):
         torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
         torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
-        return frames.new_empty((frames.shape[0], out_h, out_w), dtype=torch.float32)
+        n = frames.shape[0] if index is None else index.shape[0]
+        return frames.new_empty((n, out_h, out_w), dtype=torch.float32)
 
 
 _register_fake()

@@ -24,7 +24,9 @@ TAU_MOTION = 2.0  # TASKS.md default; a config field (TaskConfig.tau_motion)
 THUMB_SHORT_SIDE = 64
 
 
-def thumbnails(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE) -> torch.Tensor:
+def thumbnails(
+    frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE, *, index: torch.Tensor | None = None
+) -> torch.Tensor:
     """Grey float32 thumbnails [N, th, tw] of RGB frames [N, H, W, 3] (or grey [N, H, W]), on their device.
 
     This is the one implementation of the measure (``sf2t.ops.thumbnail``: a fused C++ kernel on the CPU, tensor
@@ -32,7 +34,7 @@ def thumbnails(frames: torch.Tensor, short_side: int = THUMB_SHORT_SIDE) -> torc
     """
     from sf2t.ops.thumbnail import thumbnail
 
-    return thumbnail(frames, short_side)
+    return thumbnail(frames, short_side, index=index)
 
 
 def _thumbs(frames: torch.Tensor | None, thumbs: torch.Tensor | None) -> torch.Tensor:

@@ -311,8 +311,8 @@ class WindowSampler:
         out = {}
         for key, (fr, rs) in want.items():
             order = sorted(rs)
-            sel = fr if len(order) == fr.shape[0] else fr.index_select(0, torch.tensor(order, device=fr.device))
-            out[key] = ({r: i for i, r in enumerate(order)}, thumbnails(sel))
+            index = None if len(order) == fr.shape[0] else torch.tensor(order)  # read in place: no gathered copy
+            out[key] = ({r: i for i, r in enumerate(order)}, thumbnails(fr, index=index))
         return out
 
     def _extra(self, path: str, k: int) -> torch.Tensor:

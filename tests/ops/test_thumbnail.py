@@ -126,3 +126,23 @@ def test_cpp_refuses_what_it_cannot_do():
         torch.ops.sf2t.thumbnail(torch.zeros(1, 5, 5, 3), 4, 4)
     with pytest.raises(RuntimeError, match="positive"):
         torch.ops.sf2t.thumbnail(torch.zeros(1, 5, 5, 3, dtype=torch.uint8), 0, 4)
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_index_reads_rows_in_place(backend):
+    x = _frames(6, 41, 59, seed=4)
+    idx = torch.tensor([5, 0, 5, 2])
+    torch.testing.assert_close(
+        thumbnail(x, index=idx, backend=backend), thumbnail(x[idx], backend="reference"), atol=ATOL, rtol=0
+    )
+    assert thumbnail(x, index=torch.tensor([], dtype=torch.int64), backend=backend).shape == (0, 64, 92)
+    for bad in (torch.tensor([6]), torch.tensor([-1]), torch.tensor([1.0]), torch.tensor([[1]])):
+        with pytest.raises(ValueError, match="index"):
+            thumbnail(x, index=bad, backend=backend)
+
+
+@needs_ext
+def test_opcheck_with_index():
+    torch.library.opcheck(torch.ops.sf2t.thumbnail.default, (_frames(3, 30, 40), 16, 21, torch.tensor([2, 0])))
+    with pytest.raises(RuntimeError, match="out of range"):
+        torch.ops.sf2t.thumbnail(_frames(3, 30, 40), 16, 21, torch.tensor([3]))

@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <vector>
 
@@ -72,14 +73,33 @@ void luma_packed_f(const float* __restrict__ p, float* __restrict__ out, int64_t
   for (int64_t x = 0; x < w; ++x) out[x] = p[3 * x] * 0.299f + p[3 * x + 1] * 0.587f + p[3 * x + 2] * 0.114f;
 }
 
-at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w) {
+at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
+                         const std::optional<at::Tensor>& index) {
   TORCH_CHECK(frames.device().is_cpu(), "thumbnail: the cpu kernel needs frames on the CPU, got ", frames.device());
   TORCH_CHECK(frames.scalar_type() == at::kByte, "thumbnail: frames must be uint8, got ", frames.scalar_type());
   TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "thumbnail: frames must have shape [N, H, W, 3], got ",
               frames.sizes());
   TORCH_CHECK(out_h > 0 && out_w > 0, "thumbnail: out_h and out_w must be positive, got ", out_h, ", ", out_w);
-  const int64_t n = frames.size(0), h = frames.size(1), w = frames.size(2);
+  const int64_t h = frames.size(1), w = frames.size(2);
   TORCH_CHECK(h > 0 && w > 0, "thumbnail: frames must not be empty in height or width, got ", frames.sizes());
+  // index: which frames (rows of frames) to make thumbnails of, so a caller needs no gathered copy
+  std::vector<int64_t> rows;
+  if (index.has_value()) {
+    const at::Tensor& ix = *index;
+    TORCH_CHECK(ix.device().is_cpu() && ix.scalar_type() == at::kLong && ix.dim() == 1,
+                "thumbnail: index must be a 1-D int64 CPU tensor, got ", ix.scalar_type(), " ", ix.sizes(), " on ",
+                ix.device());
+    const at::Tensor c = ix.contiguous();
+    rows.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+    for (int64_t r : rows) {
+      TORCH_CHECK(r >= 0 && r < frames.size(0), "thumbnail: index value ", r, " out of range for ", frames.size(0),
+                  " frames");
+    }
+  } else {
+    rows.resize(frames.size(0));
+    for (int64_t i = 0; i < frames.size(0); ++i) rows[i] = i;
+  }
+  const int64_t n = static_cast<int64_t>(rows.size());
   at::Tensor out = at::empty({n, out_h, out_w}, frames.options().dtype(at::kFloat));
   if (n == 0) return out;
   const Taps tx = area_taps(w, out_w), ty = area_taps(h, out_h);
@@ -91,7 +111,7 @@ at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w)
     std::vector<float> acc(w * 3), line(w);
     std::vector<uint8_t> gathered(packed ? 0 : w * 3);
     for (int64_t f = begin; f < end; ++f) {
-      const uint8_t* fr = base + f * sn;
+      const uint8_t* fr = base + rows[f] * sn;
       float* o = dst + f * out_h * out_w;
       for (int64_t i = 0; i < out_h; ++i) {
         // vertical taps on raw RGB: acc = sum_q wy[q] * row[start + q], taps outer, pixels inner
