@@ -17,7 +17,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl
+from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl, tiny
+from sf2t.models.tokenizer import IMAGE_PAD, VIDEO_PAD
 
 _QWEN_PATCH, _QWEN_MERGE, _QWEN_TEMPORAL = 14, 2, 2
 
@@ -62,76 +63,60 @@ def _qwen_build_sample(tokenizer, question, answer, num_frames, height, width, *
     return qwen2_vl.build_video_sample(tokenizer, question, answer, grid, image_grid_thw=image_grid, **kwargs)
 
 
-def _tiny_qwen2_vl(out_dir, *, seed: int = 0, overwrite: bool = False):
-    from sf2t.models.tiny import build_tiny_qwen2_vl
+def _row(name: str, module, build_tiny: Callable, **layout) -> Family:
+    """The :class:`Family` of ``module`` (``MODEL_CLASS``, ``PROCESSOR_CLASS``, LoRA targets), with ``layout``:
+    :data:`_QWEN_LAYOUT` or :func:`_llava_layout`."""
+    return Family(
+        name=name,
+        model_class=module.MODEL_CLASS,
+        processor_class=module.PROCESSOR_CLASS,
+        build_tiny=build_tiny,
+        lora_targets_vision=tuple(module.LORA_TARGETS_VISION),
+        lora_targets_llm=tuple(module.LORA_TARGETS_LLM),
+        lora_target_modules=module.lora_target_modules,
+        **layout,
+    )
 
-    return build_tiny_qwen2_vl(out_dir, seed=seed, overwrite=overwrite)
+
+# Qwen2-VL and Qwen2.5-VL: same tokens, text assembly, token counts and pixel patches.
+_QWEN_LAYOUT = dict(
+    build_sample=_qwen_build_sample,
+    image_token=IMAGE_PAD,
+    video_token=VIDEO_PAD,
+    num_video_tokens=_qwen_num_video_tokens,
+    frame_repeat=_QWEN_TEMPORAL,
+    has_mm_token_type_ids=True,
+    pixel_layout="qwen_patches",
+)
+
+
+def _llava_layout(module) -> dict:
+    """LLaVA families: ``<image>`` / ``<video>``, the module's own text assembly and token count, [F, C, H, W]."""
+    return dict(
+        build_sample=module.build_sample,
+        image_token=module.IMAGE_TOKEN,
+        video_token=module.VIDEO_TOKEN,
+        num_video_tokens=module.num_video_tokens,
+        frame_repeat=1,
+        has_mm_token_type_ids=False,
+        pixel_layout="fchw",
+    )
 
 
 FAMILIES: dict[str, Family] = {
-    "qwen2_vl": Family(
-        name="qwen2_vl",
-        model_class="Qwen2VLForConditionalGeneration",
-        processor_class="Qwen2VLProcessor",
-        build_tiny=_tiny_qwen2_vl,
-        build_sample=_qwen_build_sample,
-        image_token="<|image_pad|>",
-        video_token="<|video_pad|>",
-        num_video_tokens=_qwen_num_video_tokens,
-        frame_repeat=_QWEN_TEMPORAL,
-        has_mm_token_type_ids=True,
-        pixel_layout="qwen_patches",
-        lora_targets_vision=tuple(qwen2_vl.LORA_TARGETS_VISION),
-        lora_targets_llm=tuple(qwen2_vl.LORA_TARGETS_LLM),
-        lora_target_modules=qwen2_vl.lora_target_modules,
+    "qwen2_vl": _row("qwen2_vl", qwen2_vl, tiny.build_tiny_qwen2_vl, **_QWEN_LAYOUT),
+    "qwen2_5_vl": _row("qwen2_5_vl", qwen2_5_vl, qwen2_5_vl.build_tiny_qwen2_5_vl, **_QWEN_LAYOUT),
+    "llava_onevision": _row(
+        "llava_onevision",
+        llava_onevision,
+        llava_onevision.build_tiny_llava_onevision,
+        **_llava_layout(llava_onevision),
     ),
-    "qwen2_5_vl": Family(
-        name="qwen2_5_vl",
-        model_class=qwen2_5_vl.MODEL_CLASS,
-        processor_class=qwen2_5_vl.PROCESSOR_CLASS,
-        build_tiny=qwen2_5_vl.build_tiny_qwen2_5_vl,
-        build_sample=_qwen_build_sample,
-        image_token="<|image_pad|>",
-        video_token="<|video_pad|>",
-        num_video_tokens=_qwen_num_video_tokens,
-        frame_repeat=_QWEN_TEMPORAL,
-        has_mm_token_type_ids=True,
-        pixel_layout="qwen_patches",
-        lora_targets_vision=qwen2_5_vl.LORA_TARGETS_VISION,
-        lora_targets_llm=qwen2_5_vl.LORA_TARGETS_LLM,
-        lora_target_modules=qwen2_5_vl.lora_target_modules,
-    ),
-    "llava_onevision": Family(
-        name="llava_onevision",
-        model_class=llava_onevision.MODEL_CLASS,
-        processor_class=llava_onevision.PROCESSOR_CLASS,
-        build_tiny=llava_onevision.build_tiny_llava_onevision,
-        build_sample=llava_onevision.build_sample,
-        image_token=llava_onevision.IMAGE_TOKEN,
-        video_token=llava_onevision.VIDEO_TOKEN,
-        num_video_tokens=llava_onevision.num_video_tokens,
-        frame_repeat=1,
-        has_mm_token_type_ids=False,
-        pixel_layout="fchw",
-        lora_targets_vision=llava_onevision.LORA_TARGETS_VISION,
-        lora_targets_llm=llava_onevision.LORA_TARGETS_LLM,
-        lora_target_modules=llava_onevision.lora_target_modules,
-    ),
-    "llava_next_video": Family(
-        name="llava_next_video",
-        model_class=llava_next_video.MODEL_CLASS,
-        processor_class=llava_next_video.PROCESSOR_CLASS,
-        build_tiny=llava_next_video.build_tiny_llava_next_video,
-        build_sample=llava_next_video.build_sample,
-        image_token=llava_onevision.IMAGE_TOKEN,
-        video_token=llava_onevision.VIDEO_TOKEN,
-        num_video_tokens=llava_next_video.num_video_tokens,
-        frame_repeat=1,
-        has_mm_token_type_ids=False,
-        pixel_layout="fchw",
-        lora_targets_vision=llava_next_video.LORA_TARGETS_VISION,
-        lora_targets_llm=llava_next_video.LORA_TARGETS_LLM,
-        lora_target_modules=llava_next_video.lora_target_modules,
+    "llava_next_video": _row(
+        "llava_next_video",
+        llava_next_video,
+        llava_next_video.build_tiny_llava_next_video,
+        **_llava_layout(llava_next_video),
     ),
 }
 

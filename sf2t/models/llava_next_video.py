@@ -29,16 +29,34 @@ Module names::
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
-from functools import lru_cache
 
 import torch
-from torch import nn
 
-from sf2t.models.llava_onevision import IMAGE_TOKEN, VIDEO_TOKEN, encode_once, expand_placeholders
-from sf2t.models.qwen2_5_vl import build_model_seeded, save_checkpoint_dir, select_linear_modules
-from sf2t.models.tiny import _CLIP_MEAN, _CLIP_STD, _pad_to_multiple
+from sf2t.models import text
+from sf2t.models._build import (  # noqa: F401  (the LLM names re-exported)
+    LLM_LORA_RE,
+    LORA_TARGETS_LLM,
+    build_tiny_checkpoint,
+    pad_to_multiple,
+)
+
+# SigLIP and CLIP encoder layers share their Linear names: LoRA targets and their selection are OneVision's.
+from sf2t.models.llava_onevision import (  # noqa: F401  (re-exported)
+    IMAGE_TOKEN,
+    LORA_TARGETS_VISION,
+    PATCH_SIZE,
+    TINY_GRID_PINPOINTS,
+    TINY_IMAGE_SIZE,
+    VIDEO_TOKEN,
+    VISION_LORA_RE,
+    build_messages,
+    lora_target_modules,
+    num_image_tokens,
+)
+from sf2t.models.tiny import _CLIP_MEAN, _CLIP_STD
 
 MODEL_CLASS = "LlavaNextVideoForConditionalGeneration"
 PROCESSOR_CLASS = "LlavaNextVideoProcessor"
@@ -57,29 +75,7 @@ LLAVA_NEXT_VIDEO_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
 
-LORA_TARGETS_VISION: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-VISION_LORA_RE = (
-    r"(?:^|.*\.)vision_tower\.(?:vision_model\.)?encoder\.layers\.\d+\."
-    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|out_proj)|mlp\.(?:fc1|fc2))"
-)
-LLM_LORA_RE = (
-    r"(?:^|.*\.)language_model\.(?:model\.)?layers\.\d+\."
-    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|o_proj)|mlp\.(?:gate_proj|up_proj|down_proj))"
-)
-
-PATCH_SIZE = 14
-TINY_IMAGE_SIZE = 56  # 4x4 patches -> 2x2 pooled tokens per frame
-TINY_GRID_PINPOINTS = [[56, 56], [56, 112], [112, 56], [112, 112]]
 DEFAULT_BPE_VOCAB_SIZE = 1536
-
-
-def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True) -> list[str]:
-    """Exact full names of the CLIP-encoder and/or decoder-layer Linears for LoRA (projector excluded)."""
-    parts = ([VISION_LORA_RE] if vision else []) + ([LLM_LORA_RE] if llm else [])
-    if not parts:
-        raise ValueError("lora_target_modules: select at least one of vision / llm")
-    return select_linear_modules(model, "(?:" + "|".join(parts) + ")", "lora_target_modules")
 
 
 def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
@@ -90,9 +86,16 @@ def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PAT
     return (height // patch_size) * (width // patch_size) // 4 * frames
 
 
-def num_image_tokens(processor, height: int, width: int) -> int:
-    """``<image>`` tokens of one image of original size ``height x width`` (anyres), as the processor counts them."""
-    return int(processor._get_num_multimodal_tokens(image_sizes=[(height, width)])["num_image_tokens"][0])
+# Llama's tokenizer adds <s> (as the processor's); no end-of-turn token: the answer is closed by the template's " ",
+# and Metaspace glues the space before the answer onto its first word, so every token overlapping is supervised.
+CHAT_FORMAT = text.ChatFormat(
+    build_messages=build_messages,
+    template=LLAVA_NEXT_VIDEO_CHAT_TEMPLATE,
+    video_token=VIDEO_TOKEN,
+    image_token=IMAGE_TOKEN,
+    end=" ",
+    add_special_tokens=True,
+)
 
 
 def build_sample(
@@ -118,19 +121,14 @@ def build_sample(
     (there is no end-of-turn token in this template). With ``answer=None`` the text ends with ``ASSISTANT:`` and
     all labels are -100. The processor returns no ``mm_token_type_ids``.
     """
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    template = getattr(tokenizer, "chat_template", None) or LLAVA_NEXT_VIDEO_CHAT_TEMPLATE
-    ids, labels, pos = encode_once(tokenizer, template, question, answer, system, image_tokens is not None, " ")
-    counts = {VIDEO_TOKEN: num_video_tokens(num_frames, height, width, patch_size)}
-    if image_tokens is not None:
-        counts[IMAGE_TOKEN] = image_tokens
-    return expand_placeholders(tokenizer, ids, labels, pos, counts)
+    n_video = num_video_tokens(num_frames, height, width, patch_size)
+    return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens)
 
 
 # ------------------------------------------------------------------------------------------ tokenizer, model
 
 
-@lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)
 def _trained_llama_vocab_merges(vocab_size: int):
     """Vocab / merges of a sentencepiece-like BPE (``▁`` word prefix, byte fallback) trained on the embedded
     corpus: ids 0..2 ``<unk> <s> </s>``, 3..258 the byte-fallback tokens ``<0x00>..<0xFF>`` (as in Llama)."""
@@ -223,7 +221,7 @@ def build_tiny_config(
     side = image_size // PATCH_SIZE
     text_config = dict(
         model_type="llama",
-        vocab_size=_pad_to_multiple(len(tokenizer), 64),
+        vocab_size=pad_to_multiple(len(tokenizer), 64),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_layers,
@@ -276,27 +274,21 @@ def build_tiny_llava_next_video(
 ) -> pathlib.Path:
     """Build a tiny random-weight LLaVA-NeXT-Video checkpoint (model, tokenizer, processor) in ``out_dir``;
     an existing one is reused unless ``overwrite``."""
-    from transformers import GenerationConfig, LlavaNextVideoForConditionalGeneration
-
-    out = pathlib.Path(out_dir)
-    if (out / "config.json").is_file() and not overwrite:
-        return out
-    tokenizer = build_tokenizer()
-    config = build_tiny_config(
-        tokenizer,
+    config = functools.partial(
+        build_tiny_config,
         hidden_size=hidden_size,
         num_layers=num_layers,
         vision_depth=vision_depth,
         vision_embed_dim=vision_embed_dim,
     )
-    config.architectures = [MODEL_CLASS]
-    model = build_model_seeded(LlavaNextVideoForConditionalGeneration, config, seed)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
-    )
-    return save_checkpoint_dir(
-        model, build_processor(tokenizer), out, processor_class=PROCESSOR_CLASS, overwrite=overwrite
+    return build_tiny_checkpoint(
+        out_dir,
+        model_class=MODEL_CLASS,
+        processor_class=PROCESSOR_CLASS,
+        build_tokenizer=build_tokenizer,
+        build_config=config,
+        build_processor=build_processor,
+        generation_tokens={"bos_token_id": BOS, "eos_token_id": EOS, "pad_token_id": UNK},
+        seed=seed,
+        overwrite=overwrite,
     )

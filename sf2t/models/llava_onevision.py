@@ -23,13 +23,14 @@ Module names::
 
     model.vision_tower.encoder.layers.{i}.self_attn.{q,k,v,out}_proj   Linear
     model.vision_tower.encoder.layers.{i}.mlp.fc1 / .fc2               Linear
-    model.multi_modal_projector.linear_1 / .linear_2                                projector (not LoRA)
+    model.multi_modal_projector.linear_1 / .linear_2                   projector (not LoRA)
     model.language_model.layers.{i}.self_attn.{q,k,v,o}_proj, .mlp.{gate,up,down}_proj
     lm_head
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import pathlib
@@ -37,10 +38,15 @@ import pathlib
 import torch
 from torch import nn
 
-from sf2t.models.qwen2_5_vl import build_model_seeded, save_checkpoint_dir, select_linear_modules
-from sf2t.models.qwen2_vl import IGNORE_INDEX
-from sf2t.models.tiny import _pad_to_multiple
-from sf2t.models.tokenizer import ENDOFTEXT, IM_END, IM_START
+from sf2t.models import text
+from sf2t.models._build import (
+    LLM_LORA_RE,
+    LORA_TARGETS_LLM,  # noqa: F401  (re-exported)
+    build_tiny_checkpoint,
+    tower_lora_modules,
+)
+from sf2t.models.tiny import qwen2_text_config
+from sf2t.models.tokenizer import ENDOFTEXT, IM_END, IM_START, build_qwen2_tokenizer
 
 MODEL_CLASS = "LlavaOnevisionForConditionalGeneration"
 PROCESSOR_CLASS = "LlavaOnevisionProcessor"
@@ -62,15 +68,11 @@ LLAVA_ONEVISION_CHAT_TEMPLATE = (
     "{{'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# SigLIP (OneVision) and CLIP (NeXT-Video) encoder layers have the same Linear names.
 LORA_TARGETS_VISION: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 VISION_LORA_RE = (
     r"(?:^|.*\.)vision_tower\.(?:vision_model\.)?encoder\.layers\.\d+\."
     r"(?:self_attn\.(?:q_proj|k_proj|v_proj|out_proj)|mlp\.(?:fc1|fc2))"
-)
-LLM_LORA_RE = (
-    r"(?:^|.*\.)language_model\.(?:model\.)?layers\.\d+\."
-    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|o_proj)|mlp\.(?:gate_proj|up_proj|down_proj))"
 )
 
 PATCH_SIZE = 14
@@ -80,10 +82,7 @@ TINY_GRID_PINPOINTS = [[56, 56], [56, 112], [112, 56], [112, 112]]
 
 def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True) -> list[str]:
     """Exact full names of the vision-encoder and/or decoder-layer Linears for LoRA (projector excluded)."""
-    parts = ([VISION_LORA_RE] if vision else []) + ([LLM_LORA_RE] if llm else [])
-    if not parts:
-        raise ValueError("lora_target_modules: select at least one of vision / llm")
-    return select_linear_modules(model, "(?:" + "|".join(parts) + ")", "lora_target_modules")
+    return tower_lora_modules(model, VISION_LORA_RE, LLM_LORA_RE, vision, llm)
 
 
 def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
@@ -115,74 +114,16 @@ def build_messages(question: str, answer: str | None, system: str | None = None,
     return messages
 
 
-_ENCODE_CACHE: dict = {}
-_ENCODE_CACHE_MAX = 8192
-
-
-def encode_once(
-    tokenizer, template: str, question: str, answer: str | None, system: str | None, image: bool, end: str
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
-    """(input_ids, labels, {placeholder: position}) of the chat rendered with ONE ``<image>`` (if ``image``) and
-    ONE ``<video>``; cached per (tokenizer, texts). The supervised span is the last occurrence of
-    ``answer + end`` in the rendered text (``end``: the assistant turn's closing text); every token overlapping
-    it is supervised. Tokenized with ``add_special_tokens=True`` like the processor (Llama adds ``<s>``)."""
-    key = (id(tokenizer), template, question, answer, system, image, end)
-    hit = _ENCODE_CACHE.get(key)
-    if hit is not None and hit[0] is tokenizer:
-        return hit[1]
-    text = tokenizer.apply_chat_template(
-        build_messages(question, answer, system, image=image),
-        chat_template=template,
-        tokenize=False,
-        add_generation_prompt=answer is None,
-    )
-    for tok, want in ((VIDEO_TOKEN, 1), (IMAGE_TOKEN, int(image))):
-        if text.count(tok) != want:
-            raise ValueError(f"expected {want} {tok} in the rendered prompt, found {text.count(tok)}")
-    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=answer is not None)
-    ids = torch.tensor(enc["input_ids"], dtype=torch.long)
-    labels = torch.full_like(ids, IGNORE_INDEX)
-    if answer is not None:
-        start = text.rfind(answer + end)
-        if start < 0:
-            raise ValueError(f"chat template did not render the answer followed by {end!r}")
-        stop = start + len(answer) + len(end)
-        off = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
-        mask = (off[:, 1] > start) & (off[:, 0] < stop) & (off[:, 1] > off[:, 0])
-        labels[mask] = ids[mask]
-    pos = {}
-    for tok, want in ((VIDEO_TOKEN, 1), (IMAGE_TOKEN, int(image))):
-        where = (ids == tokenizer.convert_tokens_to_ids(tok)).nonzero().flatten()
-        if where.numel() != want:  # e.g. a question containing "<video>"
-            raise ValueError(f"sample has {where.numel()} {tok} tokens, expected {want}; texts must not contain it")
-        if want:
-            pos[tok] = int(where[0])
-    out = (ids, labels, pos)
-    if len(_ENCODE_CACHE) >= _ENCODE_CACHE_MAX:
-        _ENCODE_CACHE.clear()
-    _ENCODE_CACHE[key] = (tokenizer, out)
-    return out
-
-
-def expand_placeholders(tokenizer, ids, labels, pos: dict[str, int], counts: dict[str, int]) -> dict:
-    """Repeat each single placeholder token ``counts[token]`` times (labels -100); attention mask all ones.
-
-    Valid because the placeholders are special tokens, split out before BPE: the text around them tokenizes the
-    same whether each appears once or n times (the tests check it against the processor)."""
-    id_parts, label_parts, prev = [], [], 0
-    for p, tok in sorted((p, t) for t, p in pos.items()):
-        n = counts[tok]
-        if n < 1:
-            raise ValueError(f"need >= 1 {tok} token, got {n}")
-        id_parts += [ids[prev:p], torch.full((n,), tokenizer.convert_tokens_to_ids(tok), dtype=torch.long)]
-        label_parts += [labels[prev:p], torch.full((n,), IGNORE_INDEX, dtype=torch.long)]
-        prev = p + 1
-    input_ids = torch.cat(id_parts + [ids[prev:]])
-    return {
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-        "labels": torch.cat(label_parts + [labels[prev:]]),
-    }
+# Tokenized with added specials like the processor (a no-op for Qwen2's tokenizer, <s> for Llama's); supervised: the
+# answer and the closing <|im_end|>, every token overlapping them.
+CHAT_FORMAT = text.ChatFormat(
+    build_messages=build_messages,
+    template=LLAVA_ONEVISION_CHAT_TEMPLATE,
+    video_token=VIDEO_TOKEN,
+    image_token=IMAGE_TOKEN,
+    end=IM_END,
+    add_special_tokens=True,
+)
 
 
 def build_sample(
@@ -208,13 +149,8 @@ def build_sample(
     prompt ``<|im_start|>assistant\\n`` and all labels are -100. OneVision's processor returns no
     ``mm_token_type_ids``.
     """
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    template = getattr(tokenizer, "chat_template", None) or LLAVA_ONEVISION_CHAT_TEMPLATE
-    ids, labels, pos = encode_once(tokenizer, template, question, answer, system, image_tokens is not None, IM_END)
-    counts = {VIDEO_TOKEN: num_video_tokens(num_frames, height, width, patch_size)}
-    if image_tokens is not None:
-        counts[IMAGE_TOKEN] = image_tokens
-    return expand_placeholders(tokenizer, ids, labels, pos, counts)
+    n_video = num_video_tokens(num_frames, height, width, patch_size)
+    return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens)
 
 
 # ------------------------------------------------------------------------------------------ tokenizer, model
@@ -224,29 +160,8 @@ def build_tokenizer():
     """Qwen2-style BPE tokenizer (the same trained vocabulary as :mod:`sf2t.models.tokenizer`) with
     LLaVA-OneVision's specials: ``<|endoftext|>`` (pad), ``<|im_start|>``, ``<|im_end|>`` (eos), ``<image>``,
     ``<video>``, and the OneVision chat template."""
-    from tokenizers import AddedToken
-    from transformers import Qwen2Tokenizer
-
-    from sf2t.models.tokenizer import DEFAULT_BPE_VOCAB_SIZE, _trained_vocab_merges
-
-    vocab_items, merges = _trained_vocab_merges(DEFAULT_BPE_VOCAB_SIZE)
-    tok = Qwen2Tokenizer(
-        vocab=dict(vocab_items),
-        merges=list(merges),
-        unk_token=None,
-        bos_token=None,
-        eos_token=ENDOFTEXT,
-        pad_token=ENDOFTEXT,
-        model_max_length=32768,
-        padding_side="right",
-        clean_up_tokenization_spaces=False,
-        split_special_tokens=False,
-    )
-    tok.add_special_tokens(
-        {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS[1:]]}
-    )
+    tok = build_qwen2_tokenizer(SPECIAL_TOKENS, LLAVA_ONEVISION_CHAT_TEMPLATE)
     tok.eos_token = IM_END  # llava-hf OneVision: eos <|im_end|>, pad <|endoftext|>
-    tok.chat_template = LLAVA_ONEVISION_CHAT_TEMPLATE
     return tok
 
 
@@ -285,24 +200,16 @@ def build_tiny_config(
     """A ``LlavaOnevisionConfig`` (tiny SigLIP + tiny Qwen2) with token ids from ``tokenizer``."""
     from transformers import LlavaOnevisionConfig
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    text_config = dict(
-        model_type="qwen2",
-        vocab_size=_pad_to_multiple(len(tokenizer), 64),
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (IMAGE_TOKEN, VIDEO_TOKEN)}
+    text_config = qwen2_text_config(
+        tokenizer,
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads,
-        hidden_act="silu",
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        use_sliding_window=False,
-        bos_token_id=ids[ENDOFTEXT],
-        eos_token_id=ids[IM_END],
-        pad_token_id=ids[ENDOFTEXT],
-        tie_word_embeddings=False,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
     )
+    text_config.update(model_type="qwen2", tie_word_embeddings=False)
     vision_config = dict(
         model_type="siglip_vision_model",
         hidden_size=vision_embed_dim,
@@ -338,23 +245,21 @@ def build_tiny_llava_onevision(
 ) -> pathlib.Path:
     """Build a tiny random-weight LLaVA-OneVision checkpoint (model, tokenizer, processor) in ``out_dir``;
     an existing one is reused unless ``overwrite``."""
-    from transformers import GenerationConfig, LlavaOnevisionForConditionalGeneration
-
-    out = pathlib.Path(out_dir)
-    if (out / "config.json").is_file() and not overwrite:
-        return out
-    tokenizer = build_tokenizer()
-    config = build_tiny_config(
-        tokenizer,
+    config = functools.partial(
+        build_tiny_config,
         hidden_size=hidden_size,
         num_layers=num_layers,
         vision_depth=vision_depth,
         vision_embed_dim=vision_embed_dim,
     )
-    config.architectures = [MODEL_CLASS]
-    model = build_model_seeded(LlavaOnevisionForConditionalGeneration, config, seed)
-    eot, im_end = tokenizer.convert_tokens_to_ids(ENDOFTEXT), tokenizer.convert_tokens_to_ids(IM_END)
-    model.generation_config = GenerationConfig(eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=False)
-    return save_checkpoint_dir(
-        model, build_processor(tokenizer), out, processor_class=PROCESSOR_CLASS, overwrite=overwrite
+    return build_tiny_checkpoint(
+        out_dir,
+        model_class=MODEL_CLASS,
+        processor_class=PROCESSOR_CLASS,
+        build_tokenizer=build_tokenizer,
+        build_config=config,
+        build_processor=build_processor,
+        generation_tokens={"eos_token_id": [IM_END, ENDOFTEXT], "pad_token_id": ENDOFTEXT},
+        seed=seed,
+        overwrite=overwrite,
     )

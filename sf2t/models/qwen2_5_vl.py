@@ -30,40 +30,29 @@ The vision MLP reuses the LLM's names (``gate_proj`` ...), so short names alone 
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import pathlib
-import re
-import shutil
-import tempfile
 
-import torch
 from torch import nn
 
-from sf2t.models.qwen2_vl import build_video_sample, num_video_tokens  # noqa: F401  (re-exported: same tokens)
-from sf2t.models.tiny import _CLIP_MEAN, _CLIP_STD, TINY_MAX_PIXELS, TINY_MIN_PIXELS, _mrope_section, _pad_to_multiple
-from sf2t.models.tokenizer import (
-    ENDOFTEXT,
-    IM_END,
-    IMAGE_PAD,
-    VIDEO_PAD,
-    VISION_END,
-    VISION_START,
-    build_tokenizer,
+from sf2t.models._build import (
+    LLM_LORA_RE,
+    LORA_TARGETS_LLM,  # noqa: F401  (re-exported)
+    build_tiny_checkpoint,
+    tower_lora_modules,
 )
+from sf2t.models.qwen2_vl import build_video_sample, num_video_tokens  # noqa: F401  (re-exported: same tokens)
+from sf2t.models.tiny import QWEN_GENERATION_TOKENS, _mrope_section, qwen2_text_config
+from sf2t.models.tiny import build_processor as _build_qwen_processor
+from sf2t.models.tokenizer import IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START, build_tokenizer
 
 MODEL_CLASS = "Qwen2_5_VLForConditionalGeneration"
 PROCESSOR_CLASS = "Qwen2_5_VLProcessor"
 
-LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Vision tower (per block): fused attention qkv, attention output proj, SwiGLU MLP.
 LORA_TARGETS_VISION: tuple[str, ...] = ("qkv", "proj", "gate_proj", "up_proj", "down_proj")
-
 VISION_LORA_RE = r"(?:^|.*\.)visual\.blocks\.\d+\.(?:attn\.(?:qkv|proj)|mlp\.(?:gate_proj|up_proj|down_proj))"
-LLM_LORA_RE = (
-    r"(?:^|.*\.)language_model\.(?:model\.)?layers\.\d+\."
-    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|o_proj)|mlp\.(?:gate_proj|up_proj|down_proj))"
-)
 
 
 def second_per_grid_ts(fps: float, temporal_patch_size: int = 2) -> float:
@@ -77,94 +66,9 @@ def second_per_grid_ts(fps: float, temporal_patch_size: int = 2) -> float:
     return temporal_patch_size / fps
 
 
-def select_linear_modules(model: nn.Module, pattern: str, what: str = "LoRA") -> list[str]:
-    """Full names of the plain ``nn.Linear`` modules of ``model`` whose name fully matches ``pattern``."""
-    rx = re.compile(pattern)
-    names = [n for n, m in model.named_modules() if type(m) is nn.Linear and rx.fullmatch(n) and "lora_" not in n]
-    if not names:
-        raise ValueError(f"{what}: no Linear layer of {type(model).__name__} matches {pattern!r}")
-    return names
-
-
 def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True) -> list[str]:
     """Exact full names of the vision-block and/or decoder-layer Linears to wrap with LoRA (merger excluded)."""
-    parts = ([VISION_LORA_RE] if vision else []) + ([LLM_LORA_RE] if llm else [])
-    if not parts:
-        raise ValueError("lora_target_modules: select at least one of vision / llm")
-    return select_linear_modules(model, "(?:" + "|".join(parts) + ")", "lora_target_modules")
-
-
-# ------------------------------------------------------------------------------------ tiny checkpoint helpers
-# (generic; shared by the LLaVA family modules)
-
-
-def seeded_init_(model: nn.Module, seed: int) -> None:
-    """Deterministic N(0, 0.02) init of every weight, independent of transformers' init internals.
-
-    1-D ``*weight`` parameters (LayerNorm / RMSNorm scales) are set to 1, biases to 0; other parameters (also
-    1-D non-weight parameters such as LLaVA's ``image_newline``) are drawn from one seeded generator in
-    ``named_parameters`` order.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1 and name.endswith("weight"):
-                p.fill_(1.0)
-            elif name.endswith("bias"):
-                p.zero_()
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-
-
-def save_checkpoint_dir(model, processor, out: pathlib.Path, *, processor_class: str, overwrite: bool) -> pathlib.Path:
-    """Save ``model`` and ``processor`` into ``out`` atomically (built in a sibling temp dir, then renamed).
-
-    Besides what ``save_pretrained`` writes, makes sure the classic per-component files exist
-    (``preprocessor_config.json``, ``video_preprocessor_config.json``, ``tokenizer_config.json``) and name
-    ``processor_class`` so ``AutoProcessor.from_pretrained(out, local_files_only=True)`` finds the processor.
-    If another builder finished ``out`` first (and ``overwrite`` is false), its checkpoint is kept.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        if not (tmp / "preprocessor_config.json").is_file() and getattr(processor, "image_processor", None):
-            processor.image_processor.save_pretrained(tmp)
-        if not (tmp / "video_preprocessor_config.json").is_file() and getattr(processor, "video_processor", None):
-            processor.video_processor.save_pretrained(tmp)
-        if not (tmp / "tokenizer_config.json").is_file():
-            processor.tokenizer.save_pretrained(tmp)
-        for fname in ("preprocessor_config.json", "video_preprocessor_config.json"):
-            path = tmp / fname
-            if path.is_file():
-                data = json.loads(path.read_text())
-                if data.get("processor_class") != processor_class:
-                    data["processor_class"] = processor_class
-                    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            if not overwrite and (out / "config.json").is_file():
-                return out  # a concurrent builder finished first
-            shutil.rmtree(out)
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if not (out / "config.json").is_file():  # not a lost race with a concurrent builder
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def build_model_seeded(model_cls, config, seed: int):
-    """``model_cls(config)`` in float32 with :func:`seeded_init_` weights, without touching the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_cls(config)
-    model.to(torch.float32)
-    seeded_init_(model, seed)
-    return model
+    return tower_lora_modules(model, VISION_LORA_RE, LLM_LORA_RE, vision, llm)
 
 
 # ------------------------------------------------------------------------------------------ tiny Qwen2.5-VL
@@ -202,25 +106,19 @@ def build_tiny_config(
         raise ValueError(f"window_size={window_size} must be a multiple of patch 14 * merge 2")
     if fullatt_block_indexes is None:
         fullatt_block_indexes = (vision_depth - 1,)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (ENDOFTEXT, IM_END, VISION_START, VISION_END, IMAGE_PAD)}
-    ids[VIDEO_PAD] = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)}
     head_dim = hidden_size // num_heads
-    text_config = dict(
-        vocab_size=_pad_to_multiple(len(tokenizer), 64),
+    text_config = qwen2_text_config(
+        tokenizer,
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads,
-        hidden_act="silu",
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        use_sliding_window=False,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+    )
+    text_config.update(
         max_window_layers=num_layers,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": _mrope_section(head_dim)},
-        bos_token_id=ids[ENDOFTEXT],
-        eos_token_id=ids[IM_END],
-        pad_token_id=ids[ENDOFTEXT],
     )
     vision_config = dict(
         depth=vision_depth,
@@ -251,29 +149,7 @@ def build_tiny_config(
 def build_processor(tokenizer=None):
     """``Qwen2_5_VLProcessor`` with Qwen2-VL's image / video processors (as the released checkpoints) and the tiny
     pixel budget (frames of 56x56 .. 224x224 keep their size)."""
-    from transformers import Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
-    common = dict(
-        min_pixels=TINY_MIN_PIXELS,
-        max_pixels=TINY_MAX_PIXELS,
-        patch_size=14,
-        temporal_patch_size=2,
-        merge_size=2,
-        image_mean=_CLIP_MEAN,
-        image_std=_CLIP_STD,
-    )
-    video_kwargs = dict(common)
-    if hasattr(Qwen2VLVideoProcessor, "cap_pixels_per_frame"):
-        video_kwargs["cap_pixels_per_frame"] = False  # transformers >= ~5.20 warns unless set
-    return Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**common),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**video_kwargs),
-        chat_template=tokenizer.chat_template,
-    )
+    return _build_qwen_processor(tokenizer, PROCESSOR_CLASS)
 
 
 def build_tiny_qwen2_5_vl(
@@ -291,25 +167,21 @@ def build_tiny_qwen2_5_vl(
     An existing checkpoint (``config.json``) is reused unless ``overwrite``. Loads offline with
     ``Qwen2_5_VLForConditionalGeneration.from_pretrained`` / ``AutoProcessor.from_pretrained``.
     """
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
-
-    out = pathlib.Path(out_dir)
-    if (out / "config.json").is_file() and not overwrite:
-        return out
-    tokenizer = build_tokenizer()
-    config = build_tiny_config(
-        tokenizer,
+    config = functools.partial(
+        build_tiny_config,
         hidden_size=hidden_size,
         num_layers=num_layers,
         vision_depth=vision_depth,
         vision_embed_dim=vision_embed_dim,
     )
-    config.architectures = [MODEL_CLASS]
-    model = build_model_seeded(Qwen2_5_VLForConditionalGeneration, config, seed)
-    eot, im_end = tokenizer.convert_tokens_to_ids(ENDOFTEXT), tokenizer.convert_tokens_to_ids(IM_END)
-    model.generation_config = GenerationConfig(
-        bos_token_id=eot, eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=False
-    )
-    return save_checkpoint_dir(
-        model, build_processor(tokenizer), out, processor_class=PROCESSOR_CLASS, overwrite=overwrite
+    return build_tiny_checkpoint(
+        out_dir,
+        model_class=MODEL_CLASS,
+        processor_class=PROCESSOR_CLASS,
+        build_tokenizer=build_tokenizer,
+        build_config=config,
+        build_processor=build_processor,
+        generation_tokens=QWEN_GENERATION_TOKENS,
+        seed=seed,
+        overwrite=overwrite,
     )

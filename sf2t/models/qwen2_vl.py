@@ -24,15 +24,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sf2t.models import text
+from sf2t.models._build import LORA_TARGETS_LLM  # noqa: F401  (re-exported)
+from sf2t.models.text import IGNORE_INDEX
 from sf2t.models.tokenizer import DEFAULT_SYSTEM_PROMPT, IM_END, IMAGE_PAD, QWEN2_VL_CHAT_TEMPLATE, VIDEO_PAD
 
-IGNORE_INDEX = -100
+MODEL_CLASS = "Qwen2VLForConditionalGeneration"
+PROCESSOR_CLASS = "Qwen2VLProcessor"
 
 MM_TOKEN_TYPE_TEXT = 0
 MM_TOKEN_TYPE_IMAGE = 1
 MM_TOKEN_TYPE_VIDEO = 2
 
-LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Vision tower (per block): fused attention qkv, attention output proj, MLP fc1/fc2.
 LORA_TARGETS_VISION: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2")
 # Patch merger (vision -> LLM projector) linears; not targeted unless merger=True.
@@ -103,16 +106,6 @@ def num_video_tokens(grid_thw, merge_size: int = 2) -> int:
     return t * h * w // merge_size**2
 
 
-def _render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
-    template = getattr(tokenizer, "chat_template", None) or QWEN2_VL_CHAT_TEMPLATE
-    text = tokenizer.apply_chat_template(
-        messages, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
-    if not isinstance(text, str):  # pragma: no cover - defensive (older/newer return types)
-        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str")
-    return text
-
-
 def build_messages(
     question: str, answer: str | None, system: str | None = DEFAULT_SYSTEM_PROMPT, *, image: bool = False
 ) -> list[dict]:
@@ -126,6 +119,19 @@ def build_messages(
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
     return messages
+
+
+# Qwen2-VL's processor tokenizes without added specials; the supervised span is the answer and the closing
+# <|im_end|> (the "\n" after it is not supervised), tokens inside it only.
+CHAT_FORMAT = text.ChatFormat(
+    build_messages=build_messages,
+    template=QWEN2_VL_CHAT_TEMPLATE,
+    video_token=VIDEO_PAD,
+    image_token=IMAGE_PAD,
+    end=IM_END,
+    add_special_tokens=False,
+    span="inside",
+)
 
 
 def build_video_sample(
@@ -151,78 +157,13 @@ def build_video_sample(
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     n_video = num_video_tokens(video_grid_thw, merge_size)
-    n_image = 0 if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
-    ids, labels, pads = _encode_with_one_pad(tokenizer, question, answer, system, image_grid_thw is not None)
-    # <|video_pad|> / <|image_pad|> are special tokens: the tokenizer splits them out before BPE, so the text around
-    # them tokenizes the same whether each appears once or n times. Tokenize with one of each (cached per text) and
-    # expand the ids.
-    video_id = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
-    image_id = tokenizer.convert_tokens_to_ids(IMAGE_PAD)
-    id_parts, label_parts, prev = [], [], 0
-    for pos, tok_id, n in sorted(
-        (p, t, k) for p, t, k in ((pads[0], video_id, n_video), (pads[1], image_id, n_image)) if p >= 0
-    ):
-        id_parts += [ids[prev:pos], torch.full((n,), tok_id, dtype=torch.long)]
-        label_parts += [labels[prev:pos], torch.full((n,), IGNORE_INDEX, dtype=torch.long)]
-        prev = pos + 1
-    input_ids = torch.cat(id_parts + [ids[prev:]])
-    labels = torch.cat(label_parts + [labels[prev:]])
-    mm = torch.zeros_like(input_ids)
-    mm[input_ids == image_id] = MM_TOKEN_TYPE_IMAGE
-    mm[input_ids == video_id] = MM_TOKEN_TYPE_VIDEO
-    return {
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-        "labels": labels,
-        "mm_token_type_ids": mm,
-    }
-
-
-_ENCODE_CACHE: dict = {}
-_ENCODE_CACHE_MAX = 8192  # (question, answer) pairs: paraphrases x answers, a few hundred per task in practice
-
-
-def _encode_with_one_pad(tokenizer, question: str, answer: str | None, system: str | None, image: bool = False):
-    """(input_ids, labels, (position of the single <|video_pad|>, of the single <|image_pad|> or -1)) for the chat
-    rendered with one placeholder each; cached per (tokenizer, question, answer, system, image): templates and
-    answers repeat across samples."""
-    key = (id(tokenizer), getattr(tokenizer, "name_or_path", ""), question, answer, system, image)
-    hit = _ENCODE_CACHE.get(key)
-    if hit is not None and hit[0] is tokenizer:
-        return hit[1]
-    messages = build_messages(question, answer, system, image=image)
-    text = _render_chat(tokenizer, messages, add_generation_prompt=answer is None)
-    for placeholder, want in ((VIDEO_PAD, 1), (IMAGE_PAD, int(image))):
-        if text.count(placeholder) != want:
-            raise ValueError(f"expected {want} {placeholder} in the rendered prompt, found {text.count(placeholder)}")
-    # Supervised span: the assistant answer and its closing <|im_end|> (the last <|im_end|> of the text).
-    sup_start = sup_end = None
-    if answer is not None:
-        sup_end = text.rindex(IM_END) + len(IM_END)
-        sup_start = sup_end - len(IM_END) - len(answer)
-        if sup_start < 0 or text[sup_start : sup_end - len(IM_END)] != answer:
-            raise ValueError("chat template did not render the answer right before the final <|im_end|>")
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=sup_start is not None)
-    input_ids = torch.tensor(enc["input_ids"], dtype=torch.long)
-    labels = torch.full_like(input_ids, IGNORE_INDEX)
-    if sup_start is not None:
-        offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
-        mask = (offsets[:, 0] >= sup_start) & (offsets[:, 1] <= sup_end) & (offsets[:, 1] > offsets[:, 0])
-        labels[mask] = input_ids[mask]
-    video_id = tokenizer.convert_tokens_to_ids(VIDEO_PAD)
-    image_id = tokenizer.convert_tokens_to_ids(IMAGE_PAD)
-    where = (input_ids == video_id).nonzero().flatten()
-    where_img = (input_ids == image_id).nonzero().flatten()
-    if where.numel() != 1 or where_img.numel() != int(image):  # e.g. a question containing "<|video_pad|>"
-        raise ValueError(
-            f"sample has {where.numel()} video and {where_img.numel()} image placeholder tokens, expected 1 and "
-            f"{int(image)}; question/answer must not contain vision special tokens"
-        )
-    out = (input_ids, labels, (int(where[0]), int(where_img[0]) if image else -1))
-    if len(_ENCODE_CACHE) >= _ENCODE_CACHE_MAX:
-        _ENCODE_CACHE.clear()
-    _ENCODE_CACHE[key] = (tokenizer, out)
-    return out
+    n_image = None if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
+    sample = text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, n_image)
+    mm = torch.zeros_like(sample["input_ids"])
+    mm[sample["input_ids"] == tokenizer.convert_tokens_to_ids(IMAGE_PAD)] = MM_TOKEN_TYPE_IMAGE
+    mm[sample["input_ids"] == tokenizer.convert_tokens_to_ids(VIDEO_PAD)] = MM_TOKEN_TYPE_VIDEO
+    sample["mm_token_type_ids"] = mm
+    return sample
 
 
 _PAD_VALUES = {"attention_mask": 0, "labels": IGNORE_INDEX, "mm_token_type_ids": MM_TOKEN_TYPE_TEXT}

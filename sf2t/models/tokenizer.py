@@ -251,16 +251,22 @@ def build_tokenizer(vocab_size: int = DEFAULT_BPE_VOCAB_SIZE):
     Note: like the real Qwen2-VL tokenizer, eos is ``<|endoftext|>``; the generation config uses
     ``<|im_end|>`` as an extra stop token.
     """
+    return build_qwen2_tokenizer(SPECIAL_TOKENS, QWEN2_VL_CHAT_TEMPLATE, vocab_size)
+
+
+def build_qwen2_tokenizer(specials, chat_template: str, vocab_size: int = DEFAULT_BPE_VOCAB_SIZE):
+    """The trained byte-level BPE as a Qwen2 tokenizer: ``specials[0]`` (``<|endoftext|>``) is eos and pad and gets
+    the first id after the BPE vocabulary, the other ``specials`` follow in order as additional special tokens."""
     from tokenizers import AddedToken
 
     vocab_items, merges = _trained_vocab_merges(vocab_size)
     vocab = dict(vocab_items)
-    special = [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
+    special = [AddedToken(t, special=True, normalized=False) for t in specials]
     common = dict(
         unk_token=None,
         bos_token=None,
-        eos_token=ENDOFTEXT,
-        pad_token=ENDOFTEXT,
+        eos_token=specials[0],
+        pad_token=specials[0],
         model_max_length=32768,
         padding_side="right",
         clean_up_tokenization_spaces=False,
@@ -276,8 +282,8 @@ def build_tokenizer(vocab_size: int = DEFAULT_BPE_VOCAB_SIZE):
         backend = train_bpe_tokenizer(vocab_size)
         backend.add_special_tokens([special[0]])
         tok = PreTrainedTokenizerFast(tokenizer_object=backend, **common)
-    # <|endoftext|> already got the first id after the BPE vocab (eos/pad); the others follow in Qwen order,
+    # <|endoftext|> already got the first id after the BPE vocab (eos/pad); the others follow in order,
     # registered as additional special tokens like in Qwen2-VL's tokenizer_config.
     tok.add_special_tokens({"additional_special_tokens": special[1:]})
-    tok.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    tok.chat_template = chat_template
     return tok

@@ -322,3 +322,13 @@ def test_get_family_lists_known_names():
         FAMILIES["qwen2_vl"].frame_repeat = 1  # frozen
     assert {f.pixel_layout for f in FAMILIES.values()} == {"qwen_patches", "fchw"}
     assert [FAMILIES[n].frame_repeat for n in NAMES] == [2, 2, 1, 1]
+
+
+def test_package_exports_the_family_table():
+    import sf2t.models as models
+
+    assert models.FAMILIES is FAMILIES and models.get_family is get_family and models.Family is families.Family
+    assert FAMILIES["qwen2_vl"].build_tiny is models.build_tiny_qwen2_vl
+    assert FAMILIES["qwen2_5_vl"].build_tiny is models.build_tiny_qwen2_5_vl
+    assert FAMILIES["llava_onevision"].build_tiny is models.build_tiny_llava_onevision
+    assert FAMILIES["llava_next_video"].build_tiny is models.build_tiny_llava_next_video

@@ -1,0 +1,193 @@
+"""Family-independent helpers for tiny offline checkpoints and LoRA target selection.
+
+Every family module builds its tiny checkpoint with :func:`build_tiny_checkpoint`: tokenizer -> config ->
+seeded float32 model (:func:`build_model_seeded`) -> greedy generation config -> processor, saved atomically by
+:func:`save_checkpoint_dir` so that ``from_pretrained`` / ``AutoProcessor.from_pretrained`` load it offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+_REQUIRED_FILES = ("config.json",)
+
+# Decoder-layer Linears of transformers' Qwen2 / Llama LLMs (all four families), as short names and as a regex over
+# full names at ``language_model.layers`` (any prefix, e.g. peft's "base_model.model.").
+LORA_TARGETS_LLM: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLM_LORA_RE = (
+    r"(?:^|.*\.)language_model\.(?:model\.)?layers\.\d+\."
+    r"(?:self_attn\.(?:q_proj|k_proj|v_proj|o_proj)|mlp\.(?:gate_proj|up_proj|down_proj))"
+)
+
+
+def pad_to_multiple(n: int, m: int) -> int:
+    """``n`` rounded up to a multiple of ``m`` (embedding tables are padded like the released configs)."""
+    return ((n + m - 1) // m) * m
+
+
+def select_linear_modules(model: nn.Module, pattern: str, what: str = "LoRA") -> list[str]:
+    """Full names of the plain ``nn.Linear`` modules of ``model`` whose name fully matches ``pattern``."""
+    rx = re.compile(pattern)
+    names = [n for n, m in model.named_modules() if type(m) is nn.Linear and rx.fullmatch(n) and "lora_" not in n]
+    if not names:
+        raise ValueError(f"{what}: no Linear layer of {type(model).__name__} matches {pattern!r}")
+    return names
+
+
+def tower_lora_modules(model: nn.Module, vision_re: str, llm_re: str, vision: bool, llm: bool) -> list[str]:
+    """Exact full names of the Linears matching ``vision_re`` (if ``vision``) and/or ``llm_re`` (if ``llm``)."""
+    parts = ([vision_re] if vision else []) + ([llm_re] if llm else [])
+    if not parts:
+        raise ValueError("lora_target_modules: select at least one of vision / llm")
+    return select_linear_modules(model, "(?:" + "|".join(parts) + ")", "lora_target_modules")
+
+
+def seeded_init_(model: nn.Module, seed: int) -> None:
+    """Deterministic N(0, 0.02) init of every weight, independent of transformers' init internals.
+
+    1-D ``*weight`` parameters (LayerNorm / RMSNorm scales) are set to 1, biases to 0; other parameters (also
+    1-D non-weight parameters such as LLaVA's ``image_newline``) are drawn from one seeded generator in
+    ``named_parameters`` order.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1 and name.endswith("weight"):
+                p.fill_(1.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+
+
+def build_model_seeded(model_cls, config, seed: int):
+    """``model_cls(config)`` in float32 with :func:`seeded_init_` weights, without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+    model.to(torch.float32)
+    seeded_init_(model, seed)
+    return model
+
+
+def _add_processor_class(path: pathlib.Path, processor_class: str) -> None:
+    """Name ``processor_class`` in the component config ``path`` (if it exists) so AutoProcessor resolves it."""
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text())
+    if data.get("processor_class") != processor_class:
+        data["processor_class"] = processor_class
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_checkpoint_dir(model, processor, out: pathlib.Path, *, processor_class: str, overwrite: bool) -> pathlib.Path:
+    """Save ``model`` and ``processor`` into ``out`` atomically (built in a sibling temp dir, then renamed).
+
+    Besides what ``save_pretrained`` writes, makes sure the classic per-component files exist
+    (``preprocessor_config.json``, ``video_preprocessor_config.json``, ``tokenizer_config.json``) and name
+    ``processor_class`` so ``AutoProcessor.from_pretrained(out, local_files_only=True)`` finds the processor.
+    If another builder finished ``out`` first (and ``overwrite`` is false), its checkpoint is kept.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        if not (tmp / "preprocessor_config.json").is_file() and getattr(processor, "image_processor", None):
+            processor.image_processor.save_pretrained(tmp)
+        if not (tmp / "video_preprocessor_config.json").is_file() and getattr(processor, "video_processor", None):
+            processor.video_processor.save_pretrained(tmp)
+        if not (tmp / "tokenizer_config.json").is_file():
+            processor.tokenizer.save_pretrained(tmp)
+        for fname in ("preprocessor_config.json", "video_preprocessor_config.json"):
+            _add_processor_class(tmp / fname, processor_class)
+        if out.exists():
+            if not overwrite and (out / "config.json").is_file():
+                return out  # a concurrent builder finished first
+            shutil.rmtree(out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (out / "config.json").is_file():  # not a lost race with a concurrent builder
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def build_tiny_checkpoint(
+    out_dir: str | os.PathLike,
+    *,
+    model_class: str,
+    processor_class: str,
+    build_tokenizer: Callable,
+    build_config: Callable,
+    build_processor: Callable,
+    generation_tokens: Mapping[str, str | list[str]],
+    seed: int,
+    overwrite: bool,
+) -> pathlib.Path:
+    """Build a tiny random-weight checkpoint (model, tokenizer, processor) in ``out_dir`` and return its path.
+
+    ``build_tokenizer()`` -> tokenizer; ``build_config(tokenizer)`` -> model config; ``build_processor(tokenizer)``
+    -> processor. ``generation_tokens``: ``GenerationConfig`` id fields given as token strings (a list for several
+    ids), e.g. ``{"eos_token_id": [IM_END, ENDOFTEXT]}``; decoding is greedy (``do_sample=False``).
+    An existing checkpoint (``config.json``) is reused unless ``overwrite``.
+    """
+    import transformers
+
+    out = pathlib.Path(out_dir)
+    if (out / "config.json").is_file() and not overwrite:
+        return out
+    tokenizer = build_tokenizer()
+    config = build_config(tokenizer)
+    config.architectures = [model_class]
+    model = build_model_seeded(getattr(transformers, model_class), config, seed)
+    ids = {key: tokenizer.convert_tokens_to_ids(tok) for key, tok in generation_tokens.items()}
+    model.generation_config = transformers.GenerationConfig(**ids, do_sample=False)
+    return save_checkpoint_dir(
+        model, build_processor(tokenizer), out, processor_class=processor_class, overwrite=overwrite
+    )
+
+
+def check_checkpoint_dir(path: str | os.PathLike) -> pathlib.Path:
+    """Return ``path`` as a Path, raising a clear error if it is not a local HF checkpoint directory."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model checkpoint path does not exist: {str(p)!r}")
+    if not p.is_dir():
+        raise NotADirectoryError(f"model checkpoint path is not a directory: {str(p)!r}")
+    missing = [f for f in _REQUIRED_FILES if not (p / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"model checkpoint directory {str(p)!r} lacks {', '.join(missing)} "
+            "(not a Hugging Face checkpoint; build one with sf2t.models.build_tiny_qwen2_vl)"
+        )
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtype = torch.float32):
+    """Load ``(model, tokenizer)`` from a local checkpoint directory of transformers class ``model_class``, offline."""
+    import transformers
+
+    p = check_checkpoint_dir(path)
+    model = getattr(transformers, model_class).from_pretrained(p, dtype=dtype, local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(p, local_files_only=True)
+    return model, tokenizer
+
+
+def load_processor(path: str | os.PathLike):
+    """Load the processor of a local checkpoint directory (``AutoProcessor``), offline."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(check_checkpoint_dir(path), local_files_only=True)
