@@ -30,17 +30,18 @@ from sf2t.tasks import TASKS
 WINDOW = 300  # decoded frames kept in memory (640x360: 207 MB)
 
 
-def setup(root: Path, frames: int = WINDOW):
-    """(decoded frames [WINDOW, H, W, 3], the clip's path, a second clip's frame for localization, a tokenizer)."""
+def setup(root: Path, frames: int = WINDOW, clip: str | None = None):
+    """(decoded frames [<= WINDOW, H, W, 3], the clip's path, a frame for localization, a tokenizer). ``clip``: a
+    video file to use instead of the synthetic 640x360 clip (e.g. a camera clip, slower to decode)."""
     from sf2t import synth
     from sf2t.models.tokenizer import build_tokenizer
-    from sf2t.video import decode_frames
+    from sf2t.video import decode_frames, probe
 
     root.mkdir(parents=True, exist_ok=True)
-    path = root / "tasks_640x360_gop30.mp4"
+    path = Path(clip) if clip else root / "tasks_640x360_gop30.mp4"
     if not path.exists():
         synth.make_clip(path, 1, width=640, height=360, fps=30, seconds=frames / 30 + 0.5, gop=30)
-    video, _ = decode_frames(path, list(range(frames)))
+    video, _ = decode_frames(path, list(range(min(frames, probe(path).num_frames))))
     other = video[frames // 2].flip(0).contiguous()  # stands in for a frame of another video
     return video, str(path), other, build_tokenizer()
 
@@ -115,9 +116,9 @@ def decode_time(path: str, unions: list[list[int]]) -> float:
         return time.perf_counter() - t
 
 
-def measure(root: Path, samples: int = 200) -> dict:
+def measure(root: Path, samples: int = 200, clip: str | None = None) -> dict:
     torch.set_num_threads(1)
-    video, path, _, tok = setup(root)
+    video, path, _, tok = setup(root, clip=clip)
     rows = {}
     for name in TASKS:
         build_samples(name, video, path, tok, 5)  # warm up
@@ -173,8 +174,9 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--json")
     ap.add_argument("--clips", default=str(Path(tempfile.gettempdir()) / "sf2t-bench-clips"))
+    ap.add_argument("--clip", help="measure on this video instead of the synthetic 640x360 clip")
     args = ap.parse_args(argv)
-    res = measure(Path(args.clips), args.samples)
+    res = measure(Path(args.clips), args.samples, args.clip)
     print_table(res)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
