@@ -84,6 +84,18 @@ inline AxisWeights compute_axis_weights(int64_t in_size, int64_t out_size) {
   return aw;
 }
 
+// The outputs [begin, begin + count) of an axis's weights: a window of the resized axis (a centre crop after a
+// resize, as the LLaVA processors do) computed without the rest.
+inline AxisWeights slice_axis_weights(const AxisWeights& full, int64_t begin, int64_t count) {
+  AxisWeights aw;
+  aw.ksize = full.ksize;
+  aw.precision = full.precision;
+  aw.start.assign(full.start.begin() + begin, full.start.begin() + begin + count);
+  aw.size.assign(full.size.begin() + begin, full.size.begin() + begin + count);
+  aw.w.assign(full.w.begin() + begin * full.ksize, full.w.begin() + (begin + count) * full.ksize);
+  return aw;
+}
+
 inline uint8_t round_shift_clamp(int32_t acc, int precision) {
   // acc already contains the rounding bias; arithmetic shift then saturate like the reference.
   int32_t v = acc >> precision;

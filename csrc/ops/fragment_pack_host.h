@@ -27,32 +27,34 @@ struct Plan {
   at::ScalarType out_dtype = at::kFloat;
 };
 
-inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes, int64_t out_h,
-                      int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std, int64_t patch_size,
-                      int64_t temporal_patch_size, int64_t merge_size, int64_t frame_repeat,
-                      std::optional<at::ScalarType> dtype) {
-  TORCH_CHECK(frames.scalar_type() == at::kByte, "fragment_pack: frames must be uint8, got ", frames.scalar_type());
-  TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, "fragment_pack: frames must have shape [N, H, W, 3], got ",
+// Checks and plan shared by both layouts: the output is out_h x out_w, the window at (crop_y, crop_x) of each crop
+// resized to resize_h x resize_w (the Qwen2-VL layout resizes straight to the output: no window).
+inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at::Tensor& src_index,
+                             const at::Tensor& boxes, int64_t resize_h, int64_t resize_w, int64_t crop_y,
+                             int64_t crop_x, int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean,
+                             c10::ArrayRef<double> std, int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(frames.scalar_type() == at::kByte, op, ": frames must be uint8, got ", frames.scalar_type());
+  TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, op, ": frames must have shape [N, H, W, 3], got ",
               frames.sizes());
-  TORCH_CHECK(src_index.scalar_type() == at::kLong && src_index.dim() == 1,
-              "fragment_pack: src_index must be a 1-D int64 tensor, got ", src_index.scalar_type(), " with shape ",
+  TORCH_CHECK(src_index.scalar_type() == at::kLong && src_index.dim() == 1, op,
+              ": src_index must be a 1-D int64 tensor, got ", src_index.scalar_type(), " with shape ",
               src_index.sizes());
   TORCH_CHECK(boxes.scalar_type() == at::kLong && boxes.dim() == 2 && boxes.size(1) == 4 &&
                   boxes.size(0) == src_index.size(0),
-              "fragment_pack: boxes must be an int64 tensor of shape [F, 4] with F = len(src_index) = ",
-              src_index.size(0), ", got ", boxes.scalar_type(), " with shape ", boxes.sizes());
-  TORCH_CHECK(patch_size > 0 && temporal_patch_size > 0 && merge_size > 0 && frame_repeat > 0,
-              "fragment_pack: patch_size, temporal_patch_size, merge_size and frame_repeat must be positive");
-  const int64_t factor = patch_size * merge_size;
-  TORCH_CHECK(out_h > 0 && out_w > 0 && out_h % factor == 0 && out_w % factor == 0, "fragment_pack: out_h and out_w (",
-              out_h, ", ", out_w, ") must be positive multiples of patch_size * merge_size = ", factor);
-  TORCH_CHECK(mean.size() == 3 && std.size() == 3, "fragment_pack: mean and std must have 3 values");
+              op, ": boxes must be an int64 tensor of shape [F, 4] with F = len(src_index) = ", src_index.size(0),
+              ", got ", boxes.scalar_type(), " with shape ", boxes.sizes());
+  TORCH_CHECK(frame_repeat > 0, op, ": frame_repeat must be positive");
+  TORCH_CHECK(out_h > 0 && out_w > 0 && resize_h > 0 && resize_w > 0, op, ": sizes must be positive");
+  TORCH_CHECK(crop_y >= 0 && crop_x >= 0 && crop_y + out_h <= resize_h && crop_x + out_w <= resize_w, op,
+              ": the ", out_h, "x", out_w, " window at (", crop_y, ", ", crop_x, ") must lie inside the resized ",
+              resize_h, "x", resize_w, " frame");
+  TORCH_CHECK(mean.size() == 3 && std.size() == 3, op, ": mean and std must have 3 values");
   Plan p;
   p.out_dtype = dtype.value_or(at::kFloat);
-  TORCH_CHECK(p.out_dtype == at::kFloat || p.out_dtype == at::kBFloat16,
-              "fragment_pack: dtype must be float32 or bfloat16, got ", p.out_dtype);
+  TORCH_CHECK(p.out_dtype == at::kFloat || p.out_dtype == at::kBFloat16, op,
+              ": dtype must be float32 or bfloat16, got ", p.out_dtype);
   for (int c = 0; c < 3; ++c) {
-    TORCH_CHECK(std[c] > 0, "fragment_pack: std values must be positive");
+    TORCH_CHECK(std[c] > 0, op, ": std values must be positive");
     p.mean255[c] = static_cast<float>(mean[c] * 255.0);
     p.inv_std255[c] = static_cast<float>(1.0 / (std[c] * 255.0));
   }
@@ -60,11 +62,9 @@ inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, con
   p.presented = src_index.size(0);
   p.out_h = out_h;
   p.out_w = out_w;
-  p.patch = patch_size;
-  p.tpatch = temporal_patch_size;
-  p.merge = merge_size;
+  p.patch = p.tpatch = p.merge = 1;
   p.repeat = frame_repeat;
-  p.total_frames = padded_frame_count(p.presented, frame_repeat, temporal_patch_size);
+  p.total_frames = p.presented * frame_repeat;
   const at::Tensor src_cpu = src_index.to(at::kCPU).contiguous();
   const at::Tensor box_cpu = boxes.to(at::kCPU).contiguous();
   const int64_t* sp = src_cpu.data_ptr<int64_t>();
@@ -74,16 +74,42 @@ inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, con
   p.box.assign(bp, bp + 4 * p.presented);
   p.wx.reserve(p.presented);
   p.wy.reserve(p.presented);
+  const bool window = crop_y != 0 || crop_x != 0 || resize_h != out_h || resize_w != out_w;
   for (int64_t f = 0; f < p.presented; ++f) {
-    TORCH_CHECK(p.src[f] >= 0 && p.src[f] < p.num_frames, "fragment_pack: src_index[", f, "] = ", p.src[f],
+    TORCH_CHECK(p.src[f] >= 0 && p.src[f] < p.num_frames, op, ": src_index[", f, "] = ", p.src[f],
                 " is out of range for ", p.num_frames, " frames");
     const int64_t x0 = p.box[4 * f], y0 = p.box[4 * f + 1], x1 = p.box[4 * f + 2], y1 = p.box[4 * f + 3];
-    TORCH_CHECK(0 <= x0 && x0 < x1 && x1 <= W && 0 <= y0 && y0 < y1 && y1 <= H, "fragment_pack: boxes[", f, "] = (",
-                x0, ", ", y0, ", ", x1, ", ", y1, ") is empty or outside the ", W, "x", H,
+    TORCH_CHECK(0 <= x0 && x0 < x1 && x1 <= W && 0 <= y0 && y0 < y1 && y1 <= H, op, ": boxes[", f, "] = (", x0,
+                ", ", y0, ", ", x1, ", ", y1, ") is empty or outside the ", W, "x", H,
                 " frame (x0 < x1 <= W, y0 < y1 <= H)");
-    p.wx.push_back(compute_axis_weights(x1 - x0, out_w));
-    p.wy.push_back(compute_axis_weights(y1 - y0, out_h));
+    if (window) {  // weights of the full resize, kept for the output window only
+      p.wx.push_back(slice_axis_weights(compute_axis_weights(x1 - x0, resize_w), crop_x, out_w));
+      p.wy.push_back(slice_axis_weights(compute_axis_weights(y1 - y0, resize_h), crop_y, out_h));
+    } else {
+      p.wx.push_back(compute_axis_weights(x1 - x0, out_w));
+      p.wy.push_back(compute_axis_weights(y1 - y0, out_h));
+    }
   }
+  return p;
+}
+
+// Qwen2-VL layout: the output size must be a multiple of patch * merge; frames are padded to a multiple of the
+// temporal patch.
+inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes, int64_t out_h,
+                      int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std, int64_t patch_size,
+                      int64_t temporal_patch_size, int64_t merge_size, int64_t frame_repeat,
+                      std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(patch_size > 0 && temporal_patch_size > 0 && merge_size > 0 && frame_repeat > 0,
+              "fragment_pack: patch_size, temporal_patch_size, merge_size and frame_repeat must be positive");
+  const int64_t factor = patch_size * merge_size;
+  TORCH_CHECK(out_h > 0 && out_w > 0 && out_h % factor == 0 && out_w % factor == 0, "fragment_pack: out_h and out_w (",
+              out_h, ", ", out_w, ") must be positive multiples of patch_size * merge_size = ", factor);
+  Plan p = make_plan_common("fragment_pack", frames, src_index, boxes, out_h, out_w, 0, 0, out_h, out_w, mean, std,
+                            frame_repeat, dtype);
+  p.patch = patch_size;
+  p.tpatch = temporal_patch_size;
+  p.merge = merge_size;
+  p.total_frames = padded_frame_count(p.presented, frame_repeat, temporal_patch_size);
   return p;
 }
 

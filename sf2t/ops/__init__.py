@@ -1,5 +1,11 @@
 """sf2t ops: Python front doors (contract, checks, reference, fake, backend choice) of the kernels."""
 
-from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD, fragment_pack, qwen2_vl_target_size
+from sf2t.ops.fragment_pack import (
+    QWEN2_VL_MEAN,
+    QWEN2_VL_STD,
+    fragment_pack,
+    llava_target_size,
+    qwen2_vl_target_size,
+)
 
-__all__ = ["fragment_pack", "qwen2_vl_target_size", "QWEN2_VL_MEAN", "QWEN2_VL_STD"]
+__all__ = ["fragment_pack", "llava_target_size", "qwen2_vl_target_size", "QWEN2_VL_MEAN", "QWEN2_VL_STD"]

@@ -1,6 +1,7 @@
 """``fragment_pack``: decoded frames + a plan -> the model's pixel input, in one fused op.
 
-Contract (Qwen2-VL layout; more layouts come with issue 5):
+Contract (Qwen2-VL layout; ``layout="fchw"`` gives LLaVA-OneVision / LLaVA-NeXT-Video's ``[F, 3, H, W]``, see
+:func:`fragment_pack`):
 
 - ``frames``: uint8 ``[N, H, W, 3]`` RGB, CPU or CUDA, any strides.
 - ``src_index``: int64 ``[F]``: for each presented frame, which of the N frames it shows (any order,
@@ -41,6 +42,7 @@ from sf2t import _ext
 QWEN2_VL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 QWEN2_VL_STD = (0.26862954, 0.26130258, 0.27577711)
 BACKENDS = ("reference", "cpp", "cuda", "triton")
+LAYOUTS = ("qwen2_vl", "fchw")
 
 
 def qwen2_vl_target_size(
@@ -65,8 +67,56 @@ def qwen2_vl_target_size(
     return h_bar, w_bar
 
 
+def llava_target_size(
+    height: int,
+    width: int,
+    *,
+    size: tuple[int, int] | None = None,
+    shortest_edge: int | None = None,
+    crop: tuple[int, int] | None = None,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(resize (h, w), output (h, w)) the LLaVA video processors' way, for ``fragment_pack(layout="fchw")``:
+
+    - ``size=(h, w)``: resize to exactly that (LLaVA-OneVision: 384x384), no crop unless ``crop`` is given;
+    - ``shortest_edge=s``: the short side to ``s``, the long side to ``int(s * long / short)`` (transformers'
+      ``get_resize_output_image_size``), then a centre ``crop`` (LLaVA-NeXT-Video: 224, crop 224x224).
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if (size is None) == (shortest_edge is None):
+        raise ValueError("give exactly one of size=(h, w) or shortest_edge=s")
+    if size is not None:
+        resize = (int(size[0]), int(size[1]))
+    else:
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = int(shortest_edge), int(shortest_edge * long / short)
+        resize = (new_long, new_short) if width <= height else (new_short, new_long)
+    out = resize if crop is None else (int(crop[0]), int(crop[1]))
+    if out[0] > resize[0] or out[1] > resize[1] or min(out) <= 0:
+        raise ValueError(f"crop {out} must be positive and fit the resized {resize}")
+    return resize, out
+
+
+def _center_offset(resize: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """The processors' centre-crop offsets, (in - out) // 2 (measured: transformers' LLaVA-NeXT-Video video processor
+    crops 224 of a 527-wide resize from x = 151, not torchvision's round(151.5) = 152)."""
+    return (resize[0] - size[0]) // 2, (resize[1] - size[1]) // 2
+
+
 def _check_args(
-    frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat, dtype
+    frames,
+    src_index,
+    boxes,
+    size,
+    mean,
+    std,
+    patch_size,
+    temporal_patch_size,
+    merge_size,
+    frame_repeat,
+    dtype,
+    layout="qwen2_vl",
+    resize=None,
 ):
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
@@ -97,12 +147,28 @@ def _check_args(
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) for s in size)):
         raise ValueError(f"size must be (out_h, out_w) ints, got {size!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     factor = patch_size * merge_size
-    if size[0] <= 0 or size[1] <= 0 or size[0] % factor or size[1] % factor:
-        raise ValueError(
-            f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor}; "
-            "use qwen2_vl_target_size() to pick one"
-        )
+    if layout == "qwen2_vl":
+        if resize is not None:
+            raise ValueError("resize applies to layout='fchw' only (the Qwen2-VL layout resizes straight to size)")
+        if size[0] <= 0 or size[1] <= 0 or size[0] % factor or size[1] % factor:
+            raise ValueError(
+                f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor}; "
+                "use qwen2_vl_target_size() to pick one"
+            )
+    else:
+        if size[0] <= 0 or size[1] <= 0:
+            raise ValueError(f"size must be positive, got {tuple(size)}")
+        if resize is not None:
+            if not (isinstance(resize, Sequence) and len(resize) == 2 and all(isinstance(v, int) for v in resize)):
+                raise ValueError(f"resize must be (h, w) ints, got {resize!r}")
+            if resize[0] < size[0] or resize[1] < size[1]:
+                raise ValueError(
+                    f"resize {tuple(resize)} must be at least size {tuple(size)} (size is a centre crop "
+                    "of the resized frame); use llava_target_size() to pick both"
+                )
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"mean and std must have 3 values each, std positive; got mean={mean}, std={std}")
     if dtype not in (torch.float32, torch.bfloat16):
@@ -167,6 +233,28 @@ def _fragment_pack_reference(
     x = x.view(gt, tp, 3, gh // m, m, p, gw // m, m, p)
     x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # [gt, gh/m, gw/m, m, m, C, tp, p, p]
     return x.reshape(gt * gh * gw, 3 * tp * p * p).to(dtype=dtype, device=frames.device)
+
+
+def _fragment_pack_fchw_reference(
+    frames, src_index, boxes, resize, offset, size, mean, std, frame_repeat, dtype=torch.float32
+):
+    """Pure PyTorch, LLaVA layout: crop, resize (torch's uint8 antialiased bicubic), centre window, normalize, repeat:
+    [F * frame_repeat, 3, out_h, out_w]."""
+    (rh, rw), (cy, cx), (oh, ow) = resize, offset, size
+    n_presented = src_index.numel()
+    if n_presented == 0:
+        return torch.empty(0, 3, oh, ow, dtype=dtype, device=frames.device)
+    out = []
+    for f in range(n_presented):
+        x0, y0, x1, y1 = (int(v) for v in boxes[f].tolist())
+        crop = frames[int(src_index[f]), y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).cpu().contiguous()
+        r = F.interpolate(crop, size=(rh, rw), mode="bicubic", antialias=True, align_corners=False)
+        out.append(r[:, :, cy : cy + oh, cx : cx + ow])
+    video = torch.cat(out).repeat_interleave(frame_repeat, dim=0)  # [F*r, 3, oh, ow] uint8
+    mean255 = torch.tensor(mean, dtype=torch.float32) * (1.0 / (1 / 255))
+    std255 = torch.tensor(std, dtype=torch.float32) * (1.0 / (1 / 255))
+    x = (video.float() - mean255.view(1, 3, 1, 1)) / std255.view(1, 3, 1, 1)
+    return x.to(dtype=dtype, device=frames.device)
 
 
 def _cubic_aa(x: float) -> float:
@@ -331,13 +419,31 @@ def fragment_pack(
     frame_repeat: int = 2,
     dtype: torch.dtype = torch.float32,
     backend: str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    layout: str = "qwen2_vl",
+    resize: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gather + crop + resize + normalize + patchify (see the module docstring for shapes).
 
-    Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``.
+    Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``. ``layout="fchw"`` (LLaVA-OneVision,
+    LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop resized to ``resize`` (default:
+    ``size``), the centre ``size`` window kept as the processors' centre crop does, normalized, each presented frame
+    ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]], None)``; the patch arguments do
+    not apply. Its compiled kernel is the C++ one (CPU); CUDA frames use the reference until a GPU kernel lands.
     """
     _check_args(
-        frames, src_index, boxes, size, mean, std, patch_size, temporal_patch_size, merge_size, frame_repeat, dtype
+        frames,
+        src_index,
+        boxes,
+        size,
+        mean,
+        std,
+        patch_size,
+        temporal_patch_size,
+        merge_size,
+        frame_repeat,
+        dtype,
+        layout,
+        resize,
     )
     out_h, out_w = int(size[0]), int(size[1])
     n_presented = src_index.numel()
@@ -345,6 +451,10 @@ def fragment_pack(
     if boxes is None:
         boxes = torch.tensor([[0, 0, frames.shape[2], frames.shape[1]]], dtype=torch.int64).expand(n_presented, 4)
     boxes = boxes.to(torch.int64).contiguous()
+    if layout == "fchw":
+        return _fragment_pack_fchw(
+            frames, src_index, boxes, resize, (out_h, out_w), mean, std, frame_repeat, dtype, backend
+        ), None
     total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
     grid = torch.tensor(
         [[total // temporal_patch_size, out_h // patch_size, out_w // patch_size]],
@@ -383,6 +493,40 @@ def fragment_pack(
     return out, grid
 
 
+def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame_repeat, dtype, backend):
+    resize = (int(resize[0]), int(resize[1])) if resize is not None else size
+    offset = _center_offset(resize, size)
+    which = backend or os.environ.get("SF2T_BACKEND") or None
+    if which is not None and which not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {which!r}")
+    if which in ("cuda", "triton"):
+        raise ValueError(f"layout='fchw' has no {which} kernel yet: use backend='reference' (any device) or 'cpp'")
+    if which is None:
+        which = "cpp" if frames.device.type == "cpu" and _ext.is_loaded() else "reference"
+    if which == "reference":
+        return _fragment_pack_fchw_reference(
+            frames, src_index, boxes, resize, offset, size, mean, std, frame_repeat, dtype
+        )
+    _ext.require("fragment_pack backend 'cpp'")
+    if frames.device.type != "cpu":
+        raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
+    return torch.ops.sf2t.fragment_pack_fchw(
+        frames,
+        src_index,
+        boxes,
+        resize[0],
+        resize[1],
+        offset[0],
+        offset[1],
+        size[0],
+        size[1],
+        [float(v) for v in mean],
+        [float(v) for v in std],
+        frame_repeat,
+        dtype,
+    )
+
+
 def _register_fake() -> None:
     if not _ext.is_loaded():
         return
@@ -409,6 +553,19 @@ def _register_fake() -> None:
         rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
         cols = 3 * temporal_patch_size * patch_size * patch_size
         return frames.new_empty((rows, cols), dtype=dtype or torch.float32)
+
+    try:
+        torch.ops.sf2t.fragment_pack_fchw  # noqa: B018 - an extension built before this op has no schema for it
+    except (AttributeError, RuntimeError):
+        return
+
+    @torch.library.register_fake("sf2t::fragment_pack_fchw")
+    def _(
+        frames, src_index, boxes, resize_h, resize_w, crop_y, crop_x, out_h, out_w, mean, std, frame_repeat, dtype=None
+    ):
+        torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
+        torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
+        return frames.new_empty((src_index.shape[0] * frame_repeat, 3, out_h, out_w), dtype=dtype or torch.float32)
 
 
 _register_fake()

@@ -25,11 +25,12 @@ void accumulate_row(int32_t* __restrict__ acc, const uint8_t* __restrict__ row, 
   }
 }
 
-template <typename out_t>
-void vertical_pass(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& tmp,
-                   const std::vector<int64_t>& row_offset, out_t* out) {
-  const int64_t ow = pl.out_w, oh = pl.out_h, p = lay.p, tp = lay.tp, m = lay.m;
-  const int64_t plane = tp * p * p;  // distance between channels within a patch row
+// Vertical pass: for each presented frame f and output row y, the resized, normalized row (out_w * 3 floats,
+// pixel-major) is handed to write(f, y, line), which stores it in the output layout.
+template <typename Writer>
+void vertical_pass(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vector<int64_t>& row_offset,
+                   Writer write) {
+  const int64_t ow = pl.out_w, oh = pl.out_h;
   at::parallel_for(0, pl.presented * oh, 1, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> acc(ow * 3);
     std::vector<float> line(ow * 3);
@@ -50,22 +51,31 @@ void vertical_pass(const Plan& pl, const Layout& lay, const std::vector<uint8_t>
           line[xc] = (static_cast<float>(round_shift_clamp(acc[xc], wy.precision)) - pl.mean255[c]) * pl.inv_std255[c];
         }
       }
-      // Output frames that show presented frame f: r in [f*repeat, (f+1)*repeat), plus the padding
-      // frames after the last one. Each patch row of p pixels and one channel is a contiguous run.
-      const int64_t r_begin = f * pl.repeat;
-      const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
-      const int64_t hy = y / p, py = y % p;
-      for (int64_t r = r_begin; r < r_end; ++r) {
-        const int64_t t = r / tp, ti = r % tp;
-        for (int64_t wx = 0; wx < lay.gw; ++wx) {
-          const int64_t rowi =
-              ((t * (lay.gh / m) + hy / m) * (lay.gw / m) + wx / m) * m * m + (hy % m) * m + (wx % m);
-          out_t* dst = out + rowi * lay.cols + (ti * p + py) * p;
-          const float* src = line.data() + wx * p * 3;
-          for (int64_t c = 0; c < 3; ++c) {
-            for (int64_t px = 0; px < p; ++px) {
-              dst[c * plane + px] = static_cast<out_t>(src[px * 3 + c]);
-            }
+      write(f, y, line.data());
+    }
+  });
+}
+
+// Qwen2-VL layout: output frames r in [f*repeat, (f+1)*repeat) show presented frame f, plus the padding frames
+// after the last one; each patch row of p pixels and one channel is a contiguous run.
+template <typename out_t>
+void write_qwen(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& tmp,
+                const std::vector<int64_t>& row_offset, out_t* out) {
+  const int64_t p = lay.p, tp = lay.tp, m = lay.m;
+  const int64_t plane = tp * p * p;  // distance between channels within a patch row
+  vertical_pass(pl, tmp, row_offset, [&](int64_t f, int64_t y, const float* line) {
+    const int64_t r_begin = f * pl.repeat;
+    const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
+    const int64_t hy = y / p, py = y % p;
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      const int64_t t = r / tp, ti = r % tp;
+      for (int64_t wx = 0; wx < lay.gw; ++wx) {
+        const int64_t rowi = ((t * (lay.gh / m) + hy / m) * (lay.gw / m) + wx / m) * m * m + (hy % m) * m + (wx % m);
+        out_t* dst = out + rowi * lay.cols + (ti * p + py) * p;
+        const float* src = line + wx * p * 3;
+        for (int64_t c = 0; c < 3; ++c) {
+          for (int64_t px = 0; px < p; ++px) {
+            dst[c * plane + px] = static_cast<out_t>(src[px * 3 + c]);
           }
         }
       }
@@ -73,26 +83,29 @@ void vertical_pass(const Plan& pl, const Layout& lay, const std::vector<uint8_t>
   });
 }
 
-at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
-                             int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
-                             int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
-                             int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
-  TORCH_CHECK(frames.device().is_cpu(), "fragment_pack (CPU kernel): frames must be on the CPU, got ",
-              frames.device());
-  const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
-                            merge_size, frame_repeat, dtype);
-  const Layout lay(pl);
-  const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
-  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
-  if (pl.presented == 0) {
-    return out;
-  }
-  // Horizontal pass: every row of every crop, resized to out_w, rounded to uint8.
+// [F * repeat, 3, out_h, out_w] layout (LLaVA-OneVision, LLaVA-NeXT-Video): planar rows.
+template <typename out_t>
+void write_fchw(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vector<int64_t>& row_offset, out_t* out) {
+  const int64_t oh = pl.out_h, ow = pl.out_w;
+  vertical_pass(pl, tmp, row_offset, [&](int64_t f, int64_t y, const float* line) {
+    for (int64_t r = f * pl.repeat; r < (f + 1) * pl.repeat; ++r) {
+      for (int64_t c = 0; c < 3; ++c) {
+        out_t* dst = out + ((r * 3 + c) * oh + y) * ow;
+        for (int64_t x = 0; x < ow; ++x) dst[x] = static_cast<out_t>(line[x * 3 + c]);
+      }
+    }
+  });
+}
+
+// Horizontal pass: every row of every crop, resized to the plan's output columns, rounded to uint8.
+// Returns the per-frame row offsets into tmp.
+std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, std::vector<uint8_t>& tmp) {
+  const int64_t out_w = pl.out_w;
   std::vector<int64_t> row_offset(pl.presented + 1, 0);
   for (int64_t f = 0; f < pl.presented; ++f) {
     row_offset[f + 1] = row_offset[f] + (pl.box[4 * f + 3] - pl.box[4 * f + 1]);
   }
-  std::vector<uint8_t> tmp(row_offset[pl.presented] * out_w * 3);
+  tmp.resize(row_offset[pl.presented] * out_w * 3);
   const uint8_t* src = frames.data_ptr<uint8_t>();
   const int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2), sC = frames.stride(3);
   at::parallel_for(0, row_offset[pl.presented], 16, [&](int64_t begin, int64_t end) {
@@ -120,10 +133,51 @@ at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_ind
       }
     }
   });
+  return row_offset;
+}
+
+at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
+                             int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                             int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
+                             int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(frames.device().is_cpu(), "fragment_pack (CPU kernel): frames must be on the CPU, got ",
+              frames.device());
+  const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
+                            merge_size, frame_repeat, dtype);
+  const Layout lay(pl);
+  const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
+  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
+  if (pl.presented == 0) {
+    return out;
+  }
+  std::vector<uint8_t> tmp;
+  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp);
   if (pl.out_dtype == at::kFloat) {
-    vertical_pass<float>(pl, lay, tmp, row_offset, out.data_ptr<float>());
+    write_qwen<float>(pl, lay, tmp, row_offset, out.data_ptr<float>());
   } else {
-    vertical_pass<c10::BFloat16>(pl, lay, tmp, row_offset, out.data_ptr<c10::BFloat16>());
+    write_qwen<c10::BFloat16>(pl, lay, tmp, row_offset, out.data_ptr<c10::BFloat16>());
+  }
+  return out;
+}
+
+at::Tensor fragment_pack_fchw_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
+                                  int64_t resize_h, int64_t resize_w, int64_t crop_y, int64_t crop_x, int64_t out_h,
+                                  int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                                  int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(frames.device().is_cpu(), "fragment_pack_fchw (CPU kernel): frames must be on the CPU, got ",
+              frames.device());
+  const Plan pl = make_plan_common("fragment_pack_fchw", frames, src_index, boxes, resize_h, resize_w, crop_y, crop_x,
+                                   out_h, out_w, mean, std, frame_repeat, dtype);
+  at::Tensor out = at::empty({pl.total_frames, 3, out_h, out_w}, frames.options().dtype(pl.out_dtype));
+  if (pl.presented == 0) {
+    return out;
+  }
+  std::vector<uint8_t> tmp;
+  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp);
+  if (pl.out_dtype == at::kFloat) {
+    write_fchw<float>(pl, tmp, row_offset, out.data_ptr<float>());
+  } else {
+    write_fchw<c10::BFloat16>(pl, tmp, row_offset, out.data_ptr<c10::BFloat16>());
   }
   return out;
 }
@@ -132,6 +186,7 @@ at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_ind
 
 TORCH_LIBRARY_IMPL(sf2t, CPU, m) {
   m.impl("fragment_pack", &fragment_pack_cpu);
+  m.impl("fragment_pack_fchw", &fragment_pack_fchw_cpu);
 }
 
 }  // namespace sf2t
