@@ -106,6 +106,7 @@ def _fragment_pack_vertical(
     MAXR: tl.constexpr,
     OUT_BF16: tl.constexpr,
     BLOCK: tl.constexpr,
+    FCHW: tl.constexpr = False,
 ):
     pid = tl.program_id(0)
     idx = pid * BLOCK + tl.arange(0, BLOCK)
@@ -135,6 +136,16 @@ def _fragment_pack_vertical(
     v0 = (_shift_clamp(a0, prec).to(tl.float32) - m0) * s0
     v1 = (_shift_clamp(a1, prec).to(tl.float32) - m1) * s1
     v2 = (_shift_clamp(a2, prec).to(tl.float32) - m2) * s2
+    if FCHW:  # [F * repeat, 3, out_h, out_w]: output frames f*repeat .. f*repeat + repeat - 1, planar channels
+        plane = (out_h * out_w).to(tl.int64)
+        for j in range(MAXR):
+            r = (f * repeat + j).to(tl.int64)
+            rm = mask & (j < repeat)
+            o = out_ptr + r * 3 * plane + (y * out_w + x).to(tl.int64)
+            tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
+            tl.store(o + plane, _to_out(v1, OUT_BF16), mask=rm)
+            tl.store(o + 2 * plane, _to_out(v2, OUT_BF16), mask=rm)
+        return
     gh = out_h // PATCH
     gw = out_w // PATCH
     hy = y // PATCH
@@ -181,8 +192,10 @@ def launch_fragment_pack(
     tpatch,
     merge,
     block=256,
+    fchw=False,
 ):
-    """Run both passes. ``tmp`` is uint8 [rows, out_w, 3]; ``out`` the preallocated output."""
+    """Run both passes. ``tmp`` is uint8 [rows, out_w, 3]; ``out`` the preallocated output (Qwen2-VL patches, or
+    [F * repeat, 3, out_h, out_w] with ``fchw``)."""
     n1 = tmp.shape[0] * out_w
     if n1:
         _fragment_pack_horizontal[(triton.cdiv(n1, block),)](
@@ -217,9 +230,10 @@ def launch_fragment_pack(
             PATCH=patch,
             TPATCH=tpatch,
             MERGE=merge,
-            MAXR=repeat + tpatch,
+            MAXR=repeat if fchw else repeat + tpatch,
             OUT_BF16=out_bf16,
             BLOCK=block,
+            FCHW=fchw,
         )
     return out
 
@@ -228,7 +242,7 @@ def _vertical_signature(out_ptr: str) -> dict:
     sig = {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": out_ptr}
     sig.update(dict.fromkeys(("presented", "out_h", "out_w", "repeat", "total_frames"), "i32"))
     sig.update(dict.fromkeys(("m0", "m1", "m2", "s0", "s1", "s2"), "fp32"))
-    sig.update(dict.fromkeys(("KMAX", "PATCH", "TPATCH", "MERGE", "MAXR", "OUT_BF16", "BLOCK"), "constexpr"))
+    sig.update(dict.fromkeys(("KMAX", "PATCH", "TPATCH", "MERGE", "MAXR", "OUT_BF16", "BLOCK", "FCHW"), "constexpr"))
     return sig
 
 
@@ -257,11 +271,17 @@ AOT_SPECS = {
     "_fragment_pack_vertical": (
         _fragment_pack_vertical,
         _vertical_signature("*i16"),
-        {"KMAX": 16, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": True, "BLOCK": 256},
+        {"KMAX": 16, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": True, "BLOCK": 256, "FCHW": False},
     ),
     "_fragment_pack_vertical_f32": (
         _fragment_pack_vertical,
         _vertical_signature("*fp32"),
-        {"KMAX": 8, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": False, "BLOCK": 256},
+        {"KMAX": 8, "PATCH": 14, "TPATCH": 2, "MERGE": 2, "MAXR": 4, "OUT_BF16": False, "BLOCK": 256, "FCHW": False},
+    ),
+    # LLaVA layout [F * repeat, 3, H, W] (fragment_pack(layout="fchw")), float32
+    "_fragment_pack_vertical_fchw": (
+        _fragment_pack_vertical,
+        _vertical_signature("*fp32"),
+        {"KMAX": 8, "PATCH": 1, "TPATCH": 1, "MERGE": 1, "MAXR": 1, "OUT_BF16": False, "BLOCK": 256, "FCHW": True},
     ),
 }

@@ -297,6 +297,19 @@ def _axis_weights(in_size: int, out_size: int) -> tuple[int, int, list[int], lis
     return ksize, precision, starts, sizes, weights
 
 
+def _slice_weights(aw, begin: int, count: int):
+    """Outputs [begin, begin + count) of one axis's weights (a window of the resized axis), like
+    slice_axis_weights in csrc/ops/fragment_pack_common.h."""
+    ksize, precision, starts, sizes, weights = aw
+    return (
+        ksize,
+        precision,
+        starts[begin : begin + count],
+        sizes[begin : begin + count],
+        weights[begin * ksize : (begin + count) * ksize],
+    )
+
+
 def _fragment_pack_triton(
     frames,
     src_index,
@@ -310,13 +323,20 @@ def _fragment_pack_triton(
     merge_size,
     frame_repeat,
     dtype=torch.float32,
+    window=None,
 ):
+    """``window=((resize_h, resize_w), (crop_y, crop_x))``: the LLaVA layout [F * repeat, 3, out_h, out_w] of that
+    window of each resized crop (weights of the full resize, sliced), instead of Qwen2-VL patches."""
     from sf2t.kernels import fragment_pack as tk
 
     n_presented = src_index.numel()
-    total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
-    rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
-    out = torch.empty(rows, 3 * temporal_patch_size * patch_size**2, dtype=dtype, device=frames.device)
+    if window is None:
+        total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
+        rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
+        out = torch.empty(rows, 3 * temporal_patch_size * patch_size**2, dtype=dtype, device=frames.device)
+    else:
+        total = n_presented * frame_repeat
+        out = torch.empty(total, 3, out_h, out_w, dtype=dtype, device=frames.device)
     if n_presented == 0:
         return out
     src = src_index.tolist()
@@ -327,7 +347,12 @@ def _fragment_pack_triton(
     weights = []
     for f in range(n_presented):
         x0, y0, x1, y1 = bx[f]
-        wx, wy = _axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h)
+        if window is None:
+            wx, wy = _axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h)
+        else:
+            (rh, rw), (cy, cx) = window
+            wx = _slice_weights(_axis_weights(x1 - x0, rw), cx, out_w)
+            wy = _slice_weights(_axis_weights(y1 - y0, rh), cy, out_h)
         weights.append((wx, wy))
         kx_max, ky_max = max(kx_max, wx[0]), max(ky_max, wy[0])
         table[f * tk.META : (f + 1) * tk.META] = [src[f], x0, y0, y1 - y0, row_offset, wx[0], wx[1], wy[0], wy[1], 0, 0]
@@ -361,6 +386,7 @@ def _fragment_pack_triton(
         patch=patch_size,
         tpatch=temporal_patch_size,
         merge=merge_size,
+        fchw=window is not None,
     )
 
 
@@ -499,13 +525,37 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
     which = backend or os.environ.get("SF2T_BACKEND") or None
     if which is not None and which not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {which!r}")
-    if which in ("cuda", "triton"):
-        raise ValueError(f"layout='fchw' has no {which} kernel yet: use backend='reference' (any device) or 'cpp'")
+    if which == "cuda":
+        raise ValueError("layout='fchw' has no cuda kernel yet: use backend='triton' on a GPU, or 'reference'")
     if which is None:
-        which = "cpp" if frames.device.type == "cpu" and _ext.is_loaded() else "reference"
+        if frames.device.type == "cpu":
+            which = "cpp" if _ext.is_loaded() else "reference"
+        else:
+            which = "triton" if triton_available(frames.device.type) else "reference"
     if which == "reference":
         return _fragment_pack_fchw_reference(
             frames, src_index, boxes, resize, offset, size, mean, std, frame_repeat, dtype
+        )
+    if which == "triton":
+        if not triton_available(frames.device.type):
+            raise ValueError(
+                f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
+                "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors"
+            )
+        return _fragment_pack_triton(
+            frames,
+            src_index,
+            boxes,
+            size[0],
+            size[1],
+            mean,
+            std,
+            1,
+            1,
+            1,
+            frame_repeat,
+            dtype=dtype,
+            window=(resize, offset),
         )
     _ext.require("fragment_pack backend 'cpp'")
     if frames.device.type != "cpu":

@@ -72,6 +72,32 @@ def test_triton_interpreter_strided_and_empty():
     assert empty.shape == (0, 1176) and grid.tolist() == [[0, 2, 2]]
 
 
+@needs_interpreter
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    "n,h,w,resize,size,repeat",
+    [(2, 20, 30, (24, 33), (21, 30), 1), (1, 1, 1, (3, 3), (2, 2), 2), (3, 17, 23, (17, 23), (17, 23), 1)],
+)
+def test_triton_interpreter_fchw_layout(n, h, w, resize, size, repeat, dtype):
+    """The LLaVA layout (resize, centre window, [F * repeat, 3, H, W]) against the reference."""
+    gen = torch.Generator().manual_seed(h * 7 + w)
+    frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
+    src = torch.randint(0, n, (3,), generator=gen)
+    kw = dict(layout="fchw", resize=resize, frame_repeat=repeat, dtype=dtype)
+    out, grid = fragment_pack(frames, src, None, size, backend="triton", **kw)
+    ref, _ = fragment_pack(frames, src, None, size, backend="reference", **kw)
+    assert grid is None and out.shape == ref.shape == (3 * repeat, 3, *size)
+    if dtype == torch.float32:
+        torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+    else:
+        ref32, _ = fragment_pack(
+            frames, src, None, size, backend="reference", layout="fchw", resize=resize, frame_repeat=repeat
+        )
+        err_k = (out.double() - ref32.double()).abs().max()
+        err_t = (ref32.bfloat16().double() - ref32.double()).abs().max()
+        assert err_k <= 2 * err_t + 1e-12
+
+
 @pytest.mark.skipif(INTERPRET, reason="ahead-of-time compilation runs in the non-interpreter pass")
 def test_triton_kernels_compile_for_sm90():
     """Every kernel in sf2t.kernels' AOT_SPECS compiles to a cubin for sm_90 without a GPU."""
