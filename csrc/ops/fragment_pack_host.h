@@ -25,17 +25,48 @@ struct Plan {
   std::vector<AxisWeights> wx, wy;  // per presented frame
   float mean255[3], inv_std255[3];
   at::ScalarType out_dtype = at::kFloat;
+  // NV12 input: frames is the Y plane; ky, kr, kgu, kgv, kb (Q16) and the luma offset, see nv12_pixel
+  bool nv12 = false;
+  int32_t yuv[6] = {0, 0, 0, 0, 0, 0};
 };
+
+// One RGB pixel of NV12 input, in the integer arithmetic sf2t.ops.fragment_pack's reference uses (Q16 constants,
+// nearest chroma: one UV sample per 2x2 luma block), so every backend sees the same uint8 RGB.
+inline void nv12_pixel(const int32_t* k, int32_t Y, int32_t U, int32_t V, uint8_t* rgb) {
+  const int32_t c = Y - k[5], d = U - 128, e = V - 128, half = 1 << 15;
+  const int32_t r = (k[0] * c + k[1] * e + half) >> 16;
+  const int32_t g = (k[0] * c - k[2] * d - k[3] * e + half) >> 16;
+  const int32_t b = (k[0] * c + k[4] * d + half) >> 16;
+  rgb[0] = static_cast<uint8_t>(r < 0 ? 0 : r > 255 ? 255 : r);
+  rgb[1] = static_cast<uint8_t>(g < 0 ? 0 : g > 255 ? 255 : g);
+  rgb[2] = static_cast<uint8_t>(b < 0 ? 0 : b > 255 ? 255 : b);
+}
 
 // Checks and plan shared by both layouts: the output is out_h x out_w, the window at (crop_y, crop_x) of each crop
 // resized to resize_h x resize_w (the Qwen2-VL layout resizes straight to the output: no window).
 inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at::Tensor& src_index,
                              const at::Tensor& boxes, int64_t resize_h, int64_t resize_w, int64_t crop_y,
                              int64_t crop_x, int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean,
-                             c10::ArrayRef<double> std, int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+                             c10::ArrayRef<double> std, int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                             const std::optional<at::Tensor>& uv = std::nullopt,
+                             at::OptionalIntArrayRef yuv = std::nullopt) {
   TORCH_CHECK(frames.scalar_type() == at::kByte, op, ": frames must be uint8, got ", frames.scalar_type());
-  TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, op, ": frames must have shape [N, H, W, 3], got ",
-              frames.sizes());
+  const bool nv12 = uv.has_value();
+  if (nv12) {
+    TORCH_CHECK(frames.dim() == 3, op, ": with uv (NV12), frames must be the Y plane [N, H, W], got ", frames.sizes());
+    TORCH_CHECK(frames.size(1) % 2 == 0 && frames.size(2) % 2 == 0, op,
+                ": NV12 needs an even height and width, got ", frames.size(1), "x", frames.size(2));
+    const at::Tensor& u = *uv;
+    TORCH_CHECK(u.scalar_type() == at::kByte && u.dim() == 4 && u.size(0) == frames.size(0) &&
+                    u.size(1) == frames.size(1) / 2 && u.size(2) == frames.size(2) / 2 && u.size(3) == 2,
+                op, ": uv must be uint8 [N, H/2, W/2, 2] = [", frames.size(0), ", ", frames.size(1) / 2, ", ",
+                frames.size(2) / 2, ", 2], got ", u.scalar_type(), " ", u.sizes());
+    TORCH_CHECK(u.device() == frames.device(), op, ": uv must be on the frames' device");
+    TORCH_CHECK(yuv.has_value() && yuv->size() == 6, op, ": NV12 input needs the 6 yuv conversion constants");
+  } else {
+    TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, op, ": frames must have shape [N, H, W, 3], got ",
+                frames.sizes());
+  }
   TORCH_CHECK(src_index.scalar_type() == at::kLong && src_index.dim() == 1, op,
               ": src_index must be a 1-D int64 tensor, got ", src_index.scalar_type(), " with shape ",
               src_index.sizes());
@@ -50,6 +81,10 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
               resize_h, "x", resize_w, " frame");
   TORCH_CHECK(mean.size() == 3 && std.size() == 3, op, ": mean and std must have 3 values");
   Plan p;
+  p.nv12 = nv12;
+  if (nv12) {
+    for (int i = 0; i < 6; ++i) p.yuv[i] = static_cast<int32_t>((*yuv)[i]);
+  }
   p.out_dtype = dtype.value_or(at::kFloat);
   TORCH_CHECK(p.out_dtype == at::kFloat || p.out_dtype == at::kBFloat16, op,
               ": dtype must be float32 or bfloat16, got ", p.out_dtype);
@@ -98,14 +133,15 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
 inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes, int64_t out_h,
                       int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std, int64_t patch_size,
                       int64_t temporal_patch_size, int64_t merge_size, int64_t frame_repeat,
-                      std::optional<at::ScalarType> dtype) {
+                      std::optional<at::ScalarType> dtype, const std::optional<at::Tensor>& uv = std::nullopt,
+                      at::OptionalIntArrayRef yuv = std::nullopt) {
   TORCH_CHECK(patch_size > 0 && temporal_patch_size > 0 && merge_size > 0 && frame_repeat > 0,
               "fragment_pack: patch_size, temporal_patch_size, merge_size and frame_repeat must be positive");
   const int64_t factor = patch_size * merge_size;
   TORCH_CHECK(out_h > 0 && out_w > 0 && out_h % factor == 0 && out_w % factor == 0, "fragment_pack: out_h and out_w (",
               out_h, ", ", out_w, ") must be positive multiples of patch_size * merge_size = ", factor);
   Plan p = make_plan_common("fragment_pack", frames, src_index, boxes, out_h, out_w, 0, 0, out_h, out_w, mean, std,
-                            frame_repeat, dtype);
+                            frame_repeat, dtype, uv, yuv);
   p.patch = patch_size;
   p.tpatch = temporal_patch_size;
   p.merge = merge_size;

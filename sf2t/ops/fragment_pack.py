@@ -33,6 +33,7 @@ import importlib.util
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,80 @@ QWEN2_VL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 QWEN2_VL_STD = (0.26862954, 0.26130258, 0.27577711)
 BACKENDS = ("reference", "cpp", "cuda", "triton")
 LAYOUTS = ("qwen2_vl", "fchw")
+# Luma weights (Kr, Kb) of the two matrices hardware decoders use.
+_YUV_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+
+
+@dataclass(frozen=True)
+class NV12:
+    """Frames as hardware decoders (NVDEC) produce them: the Y plane uint8 ``[N, H, W]`` and the interleaved chroma
+    ``uv`` uint8 ``[N, H/2, W/2, 2]`` (U then V; H and W even), with ``matrix`` ``"bt601"`` or ``"bt709"`` and
+    ``full_range`` (else limited/"TV" range: Y in 16-235, UV in 16-240).
+
+    Conversion to RGB (``to_rgb``, and inside the C++ kernel, in the same pass): nearest chroma (one UV sample per
+    2x2 luma block) and Q16 fixed-point constants from the matrix's (Kr, Kb), rounded and clamped to uint8, so
+    every backend sees the same RGB; against a float conversion the difference is at most one uint8 step."""
+
+    y: torch.Tensor
+    uv: torch.Tensor
+    matrix: str = "bt709"
+    full_range: bool = False
+
+    def __post_init__(self):
+        y, uv = self.y, self.uv
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.uint8 or y.dim() != 3:
+            raise ValueError(
+                f"NV12 y must be a uint8 tensor [N, H, W], got {getattr(y, 'dtype', type(y))} "
+                f"{tuple(getattr(y, 'shape', ()))}"
+            )
+        n, h, w = y.shape
+        if h % 2 or w % 2 or h == 0 or w == 0:
+            raise ValueError(f"NV12 needs a positive, even height and width, got y of {h}x{w}")
+        if not isinstance(uv, torch.Tensor) or uv.dtype != torch.uint8 or tuple(uv.shape) != (n, h // 2, w // 2, 2):
+            raise ValueError(
+                f"NV12 uv must be uint8 [N, H/2, W/2, 2] = [{n}, {h // 2}, {w // 2}, 2], got "
+                f"{getattr(uv, 'dtype', type(uv))} {tuple(getattr(uv, 'shape', ()))}"
+            )
+        if uv.device != y.device:
+            raise ValueError(f"NV12 y and uv must be on one device, got {y.device} and {uv.device}")
+        if self.matrix not in _YUV_MATRICES:
+            raise ValueError(f"NV12 matrix must be one of {sorted(_YUV_MATRICES)}, got {self.matrix!r}")
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (*self.y.shape, 3)
+
+    def coefficients(self) -> list[int]:
+        """Q16 (ky, kr, kgu, kgv, kb) and the luma offset: R = ky(Y-o) + kr(V-128), G = ky(Y-o) - kgu(U-128) -
+        kgv(V-128), B = ky(Y-o) + kb(U-128), then (x + 2^15) >> 16."""
+        kr, kb = _YUV_MATRICES[self.matrix]
+        kg = 1.0 - kr - kb
+        ys, cs, off = (1.0, 1.0, 0) if self.full_range else (255.0 / 219.0, 255.0 / 224.0, 16)
+        q = 1 << 16
+        return [
+            round(ys * q),
+            round(2 * (1 - kr) * cs * q),
+            round(2 * kb * (1 - kb) / kg * cs * q),
+            round(2 * kr * (1 - kr) / kg * cs * q),
+            round(2 * (1 - kb) * cs * q),
+            off,
+        ]
+
+    def to_rgb(self) -> torch.Tensor:
+        """uint8 [N, H, W, 3] RGB, the reference conversion (integer arithmetic, as the kernels do it)."""
+        ky, kr, kgu, kgv, kb, off = self.coefficients()
+        c = self.y.to(torch.int32) - off  # [N, H, W]
+        uv = self.uv.to(torch.int32).repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # [N, H, W, 2]
+        d, e = uv[..., 0] - 128, uv[..., 1] - 128
+        half = 1 << 15
+        r = (ky * c + kr * e + half) >> 16
+        g = (ky * c - kgu * d - kgv * e + half) >> 16
+        b = (ky * c + kb * d + half) >> 16
+        return torch.stack([r, g, b], dim=-1).clamp_(0, 255).to(torch.uint8)
 
 
 def qwen2_vl_target_size(
@@ -450,12 +525,21 @@ def fragment_pack(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gather + crop + resize + normalize + patchify (see the module docstring for shapes).
 
+    ``frames`` may be :class:`NV12` (a hardware decoder's output): the C++ kernel converts it in the same pass; the
+    other backends convert it first (``NV12.to_rgb``, one extra pass) until their kernels read NV12.
+
     Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``. ``layout="fchw"`` (LLaVA-OneVision,
     LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop resized to ``resize`` (default:
     ``size``), the centre ``size`` window kept as the processors' centre crop does, normalized, each presented frame
     ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]], None)``; the patch arguments do
     not apply. Its compiled kernel is the C++ one (CPU); CUDA frames use the reference until a GPU kernel lands.
     """
+    nv12 = frames if isinstance(frames, NV12) else None
+    if nv12 is not None:
+        fused = _nv12_fused(nv12, layout, backend)
+        frames = nv12.y.unsqueeze(-1).expand(-1, -1, -1, 3) if fused else nv12.to_rgb()  # a view for the checks
+        if not fused:
+            nv12 = None
     _check_args(
         frames,
         src_index,
@@ -479,7 +563,7 @@ def fragment_pack(
     boxes = boxes.to(torch.int64).contiguous()
     if layout == "fchw":
         return _fragment_pack_fchw(
-            frames, src_index, boxes, resize, (out_h, out_w), mean, std, frame_repeat, dtype, backend
+            frames, src_index, boxes, resize, (out_h, out_w), mean, std, frame_repeat, dtype, backend, nv12
         ), None
     total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
     grid = torch.tensor(
@@ -515,11 +599,22 @@ def fragment_pack(
         _ext.require("fragment_pack backend 'cpp'")
         if frames.device.type != "cpu":
             raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
-    out = torch.ops.sf2t.fragment_pack(frames, src_index, boxes, *args, dtype)
+    if nv12 is not None:  # the Y plane, its chroma and the conversion constants: converted in the same pass
+        out = torch.ops.sf2t.fragment_pack(nv12.y, src_index, boxes, *args, dtype, nv12.uv, nv12.coefficients())
+    else:
+        out = torch.ops.sf2t.fragment_pack(frames, src_index, boxes, *args, dtype)
     return out, grid
 
 
-def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame_repeat, dtype, backend):
+def _nv12_fused(nv12: NV12, layout: str, backend: str | None) -> bool:
+    """Whether the chosen backend reads NV12 itself (the C++ kernel) rather than after NV12.to_rgb()."""
+    which = backend or os.environ.get("SF2T_BACKEND") or None
+    if which is None:
+        which = "cpp" if nv12.device.type == "cpu" and _ext.is_loaded() else None
+    return which == "cpp"
+
+
+def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame_repeat, dtype, backend, nv12=None):
     resize = (int(resize[0]), int(resize[1])) if resize is not None else size
     offset = _center_offset(resize, size)
     which = backend or os.environ.get("SF2T_BACKEND") or None
@@ -560,6 +655,8 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
     _ext.require("fragment_pack backend 'cpp'")
     if frames.device.type != "cpu":
         raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
+    if nv12 is not None:
+        frames = nv12.y
     return torch.ops.sf2t.fragment_pack_fchw(
         frames,
         src_index,
@@ -574,6 +671,8 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
         [float(v) for v in std],
         frame_repeat,
         dtype,
+        None if nv12 is None else nv12.uv,
+        None if nv12 is None else nv12.coefficients(),
     )
 
 
@@ -595,9 +694,11 @@ def _register_fake() -> None:
         merge_size,
         frame_repeat,
         dtype=None,
+        uv=None,
+        yuv=None,
     ):
         torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
-        torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
+        torch._check(frames.dim() == (3 if uv is not None else 4), lambda: "frames must be [N, H, W, 3] (Y [N, H, W])")
         n = src_index.shape[0]
         total = (n * frame_repeat + temporal_patch_size - 1) // temporal_patch_size * temporal_patch_size
         rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
@@ -611,10 +712,24 @@ def _register_fake() -> None:
 
     @torch.library.register_fake("sf2t::fragment_pack_fchw")
     def _(
-        frames, src_index, boxes, resize_h, resize_w, crop_y, crop_x, out_h, out_w, mean, std, frame_repeat, dtype=None
+        frames,
+        src_index,
+        boxes,
+        resize_h,
+        resize_w,
+        crop_y,
+        crop_x,
+        out_h,
+        out_w,
+        mean,
+        std,
+        frame_repeat,
+        dtype=None,
+        uv=None,
+        yuv=None,
     ):
         torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
-        torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
+        torch._check(frames.dim() == (3 if uv is not None else 4), lambda: "frames must be [N, H, W, 3] (Y [N, H, W])")
         return frames.new_empty((src_index.shape[0] * frame_repeat, 3, out_h, out_w), dtype=dtype or torch.float32)
 
 

@@ -99,7 +99,8 @@ void write_fchw(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vect
 
 // Horizontal pass: every row of every crop, resized to the plan's output columns, rounded to uint8.
 // Returns the per-frame row offsets into tmp.
-std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, std::vector<uint8_t>& tmp) {
+std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, std::vector<uint8_t>& tmp,
+                                     const std::optional<at::Tensor>& uv = std::nullopt) {
   const int64_t out_w = pl.out_w;
   std::vector<int64_t> row_offset(pl.presented + 1, 0);
   for (int64_t f = 0; f < pl.presented; ++f) {
@@ -107,25 +108,44 @@ std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, s
   }
   tmp.resize(row_offset[pl.presented] * out_w * 3);
   const uint8_t* src = frames.data_ptr<uint8_t>();
-  const int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2), sC = frames.stride(3);
+  int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2);
+  int64_t sC = pl.nv12 ? 1 : frames.stride(3);
+  const uint8_t* uvp = pl.nv12 ? uv->data_ptr<uint8_t>() : nullptr;
+  const int64_t uN = pl.nv12 ? uv->stride(0) : 0, uH = pl.nv12 ? uv->stride(1) : 0, uW = pl.nv12 ? uv->stride(2) : 0,
+                uC = pl.nv12 ? uv->stride(3) : 0;
   at::parallel_for(0, row_offset[pl.presented], 16, [&](int64_t begin, int64_t end) {
     int64_t f = std::upper_bound(row_offset.begin(), row_offset.end(), begin) - row_offset.begin() - 1;
+    std::vector<uint8_t> rgb;  // NV12: the crop row converted to packed RGB once, then resized like RGB input
     for (int64_t row = begin; row < end; ++row) {
       while (row >= row_offset[f + 1]) ++f;
       const AxisWeights& wx = pl.wx[f];
       const int64_t y = pl.box[4 * f + 1] + (row - row_offset[f]);
       const uint8_t* line = src + pl.src[f] * sN + y * sH + pl.box[4 * f] * sW;
+      int64_t pw = sW, pc = sC;  // pixel and channel strides of line
+      if (pl.nv12) {
+        const int64_t x0 = pl.box[4 * f], x1 = pl.box[4 * f + 2];
+        rgb.resize((x1 - x0) * 3);
+        const uint8_t* yl = src + pl.src[f] * sN + y * sH;
+        const uint8_t* cl = uvp + pl.src[f] * uN + (y / 2) * uH;
+        for (int64_t x = x0; x < x1; ++x) {
+          const uint8_t* c = cl + (x / 2) * uW;
+          nv12_pixel(pl.yuv, yl[x * sW], c[0], c[uC], rgb.data() + (x - x0) * 3);
+        }
+        line = rgb.data();
+        pw = 3;
+        pc = 1;
+      }
       uint8_t* dst = tmp.data() + row * out_w * 3;
       const int32_t bias = 1 << (wx.precision - 1);
       for (int64_t x = 0; x < out_w; ++x) {
         const int16_t* w = wx.w.data() + x * wx.ksize;
-        const uint8_t* px = line + wx.start[x] * sW;
+        const uint8_t* px = line + wx.start[x] * pw;
         int32_t a0 = bias, a1 = bias, a2 = bias;
         for (int64_t k = 0; k < wx.size[x]; ++k) {
-          const uint8_t* q = px + k * sW;
+          const uint8_t* q = px + k * pw;
           a0 += static_cast<int32_t>(q[0]) * w[k];
-          a1 += static_cast<int32_t>(q[sC]) * w[k];
-          a2 += static_cast<int32_t>(q[2 * sC]) * w[k];
+          a1 += static_cast<int32_t>(q[pc]) * w[k];
+          a2 += static_cast<int32_t>(q[2 * pc]) * w[k];
         }
         dst[3 * x] = round_shift_clamp(a0, wx.precision);
         dst[3 * x + 1] = round_shift_clamp(a1, wx.precision);
@@ -139,11 +159,12 @@ std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, s
 at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
                              int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
                              int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
-                             int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+                             int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                             const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
   TORCH_CHECK(frames.device().is_cpu(), "fragment_pack (CPU kernel): frames must be on the CPU, got ",
               frames.device());
   const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
-                            merge_size, frame_repeat, dtype);
+                            merge_size, frame_repeat, dtype, uv, yuv);
   const Layout lay(pl);
   const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
   at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
@@ -151,7 +172,7 @@ at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_ind
     return out;
   }
   std::vector<uint8_t> tmp;
-  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp);
+  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp, uv);
   if (pl.out_dtype == at::kFloat) {
     write_qwen<float>(pl, lay, tmp, row_offset, out.data_ptr<float>());
   } else {
@@ -163,17 +184,18 @@ at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_ind
 at::Tensor fragment_pack_fchw_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
                                   int64_t resize_h, int64_t resize_w, int64_t crop_y, int64_t crop_x, int64_t out_h,
                                   int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
-                                  int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+                                  int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                                  const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
   TORCH_CHECK(frames.device().is_cpu(), "fragment_pack_fchw (CPU kernel): frames must be on the CPU, got ",
               frames.device());
   const Plan pl = make_plan_common("fragment_pack_fchw", frames, src_index, boxes, resize_h, resize_w, crop_y, crop_x,
-                                   out_h, out_w, mean, std, frame_repeat, dtype);
+                                   out_h, out_w, mean, std, frame_repeat, dtype, uv, yuv);
   at::Tensor out = at::empty({pl.total_frames, 3, out_h, out_w}, frames.options().dtype(pl.out_dtype));
   if (pl.presented == 0) {
     return out;
   }
   std::vector<uint8_t> tmp;
-  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp);
+  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp, uv);
   if (pl.out_dtype == at::kFloat) {
     write_fchw<float>(pl, tmp, row_offset, out.data_ptr<float>());
   } else {

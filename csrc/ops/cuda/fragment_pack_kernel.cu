@@ -111,8 +111,10 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* 
 at::Tensor fragment_pack_cuda(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
                               int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
                               int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
-                              int64_t frame_repeat, std::optional<at::ScalarType> dtype) {
+                              int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                              const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
   TORCH_CHECK(frames.is_cuda(), "fragment_pack (CUDA kernel): frames must be on a CUDA device, got ", frames.device());
+  TORCH_CHECK(!uv.has_value(), "fragment_pack (CUDA kernel): NV12 input has no CUDA kernel yet; use the reference");
   const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
                             merge_size, frame_repeat, dtype);
   c10::cuda::CUDAGuard guard(frames.device());
