@@ -35,6 +35,18 @@ def _fragment_pack_horizontal(
     out_w,
     KMAX: tl.constexpr,
     BLOCK: tl.constexpr,
+    uv_ptr=None,
+    u_n=0,
+    u_h=0,
+    u_w=0,
+    u_c=0,
+    ky=0,
+    kr=0,
+    kgu=0,
+    kgv=0,
+    kb=0,
+    yoff=0,
+    NV12: tl.constexpr = False,
 ):
     pid = tl.program_id(0)
     idx = pid * BLOCK + tl.arange(0, BLOCK)
@@ -62,9 +74,23 @@ def _fragment_pack_horizontal(
         km = mask & (k < size)
         w = tl.load(table_ptr + w_off + 2 * out_w + x * kx + k, mask=km, other=0)
         p = base + k * s_w
-        a0 += tl.load(p, mask=km, other=0).to(tl.int32) * w
-        a1 += tl.load(p + s_c, mask=km, other=0).to(tl.int32) * w
-        a2 += tl.load(p + 2 * s_c, mask=km, other=0).to(tl.int32) * w
+        if NV12:  # frames is the Y plane; the pixel's RGB from Y and its 2x2 block's UV, as NV12.to_rgb does
+            xa = (x0 + start + k).to(tl.int64)
+            c = tl.load(p, mask=km, other=0).to(tl.int32) - yoff
+            q = uv_ptr + src * u_n + (y // 2) * u_h + (xa // 2) * u_w
+            d = tl.load(q, mask=km, other=128).to(tl.int32) - 128
+            e = tl.load(q + u_c, mask=km, other=128).to(tl.int32) - 128
+            half = 1 << 15
+            r = tl.minimum(tl.maximum((ky * c + kr * e + half) >> 16, 0), 255)
+            g = tl.minimum(tl.maximum((ky * c - kgu * d - kgv * e + half) >> 16, 0), 255)
+            b = tl.minimum(tl.maximum((ky * c + kb * d + half) >> 16, 0), 255)
+            a0 += r * w
+            a1 += g * w
+            a2 += b * w
+        else:
+            a0 += tl.load(p, mask=km, other=0).to(tl.int32) * w
+            a1 += tl.load(p + s_c, mask=km, other=0).to(tl.int32) * w
+            a2 += tl.load(p + 2 * s_c, mask=km, other=0).to(tl.int32) * w
     d = tmp_ptr + idx.to(tl.int64) * 3
     tl.store(d, _shift_clamp(a0, prec).to(tl.uint8), mask=mask)
     tl.store(d + 1, _shift_clamp(a1, prec).to(tl.uint8), mask=mask)
@@ -193,17 +219,35 @@ def launch_fragment_pack(
     merge,
     block=256,
     fchw=False,
+    uv=None,
+    yuv=None,
 ):
     """Run both passes. ``tmp`` is uint8 [rows, out_w, 3]; ``out`` the preallocated output (Qwen2-VL patches, or
     [F * repeat, 3, out_h, out_w] with ``fchw``)."""
     n1 = tmp.shape[0] * out_w
     if n1:
+        nv12 = {}
+        if uv is not None:  # frames is the Y plane [N, H, W]
+            nv12 = dict(
+                uv_ptr=uv,
+                u_n=uv.stride(0),
+                u_h=uv.stride(1),
+                u_w=uv.stride(2),
+                u_c=uv.stride(3),
+                ky=yuv[0],
+                kr=yuv[1],
+                kgu=yuv[2],
+                kgv=yuv[3],
+                kb=yuv[4],
+                yoff=yuv[5],
+                NV12=True,
+            )
         _fragment_pack_horizontal[(triton.cdiv(n1, block),)](
             frames,
             frames.stride(0),
             frames.stride(1),
             frames.stride(2),
-            frames.stride(3),
+            frames.stride(3) if uv is None else 1,
             table,
             row_frame,
             tmp,
@@ -211,6 +255,7 @@ def launch_fragment_pack(
             out_w,
             KMAX=kx_max,
             BLOCK=block,
+            **nv12,
         )
     n2 = presented * out_h * out_w
     out_bf16 = out.dtype == torch.bfloat16
@@ -238,6 +283,28 @@ def launch_fragment_pack(
     return out
 
 
+def _horizontal_signature() -> dict:
+    sig = {
+        "src_ptr": "*u8",
+        "s_n": "i64",
+        "s_h": "i64",
+        "s_w": "i64",
+        "s_c": "i64",
+        "table_ptr": "*i32",
+        "row_frame_ptr": "*i32",
+        "tmp_ptr": "*u8",
+        "total": "i32",
+        "out_w": "i32",
+        "KMAX": "constexpr",
+        "BLOCK": "constexpr",
+        "uv_ptr": "*u8",
+    }
+    sig.update(dict.fromkeys(("u_n", "u_h", "u_w", "u_c"), "i64"))
+    sig.update(dict.fromkeys(("ky", "kr", "kgu", "kgv", "kb", "yoff"), "i32"))
+    sig["NV12"] = "constexpr"
+    return sig
+
+
 def _vertical_signature(out_ptr: str) -> dict:
     sig = {"tmp_ptr": "*u8", "table_ptr": "*i32", "out_ptr": out_ptr}
     sig.update(dict.fromkeys(("presented", "out_h", "out_w", "repeat", "total_frames"), "i32"))
@@ -251,21 +318,14 @@ def _vertical_signature(out_ptr: str) -> dict:
 AOT_SPECS = {
     "_fragment_pack_horizontal": (
         _fragment_pack_horizontal,
-        {
-            "src_ptr": "*u8",
-            "s_n": "i64",
-            "s_h": "i64",
-            "s_w": "i64",
-            "s_c": "i64",
-            "table_ptr": "*i32",
-            "row_frame_ptr": "*i32",
-            "tmp_ptr": "*u8",
-            "total": "i32",
-            "out_w": "i32",
-            "KMAX": "constexpr",
-            "BLOCK": "constexpr",
-        },
-        {"KMAX": 16, "BLOCK": 256},
+        _horizontal_signature(),
+        {"KMAX": 16, "BLOCK": 256, "NV12": False},
+    ),
+    # NV12 input: frames is the Y plane, converted to RGB in the same pass
+    "_fragment_pack_horizontal_nv12": (
+        _fragment_pack_horizontal,
+        _horizontal_signature(),
+        {"KMAX": 16, "BLOCK": 256, "NV12": True},
     ),
     # bf16 output is written through an int16 view (see _to_out); float32 directly.
     "_fragment_pack_vertical": (

@@ -399,6 +399,7 @@ def _fragment_pack_triton(
     frame_repeat,
     dtype=torch.float32,
     window=None,
+    nv12=None,
 ):
     """``window=((resize_h, resize_w), (crop_y, crop_x))``: the LLaVA layout [F * repeat, 3, out_h, out_w] of that
     window of each resized crop (weights of the full resize, sliced), instead of Qwen2-VL patches."""
@@ -444,7 +445,7 @@ def _fragment_pack_triton(
     mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
     inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
     return tk.launch_fragment_pack(
-        frames,
+        frames if nv12 is None else nv12.y,
         table_t,
         row_frame_t,
         out,
@@ -462,6 +463,8 @@ def _fragment_pack_triton(
         tpatch=temporal_patch_size,
         merge=merge_size,
         fchw=window is not None,
+        uv=None if nv12 is None else nv12.uv,
+        yuv=None if nv12 is None else nv12.coefficients(),
     )
 
 
@@ -525,8 +528,8 @@ def fragment_pack(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gather + crop + resize + normalize + patchify (see the module docstring for shapes).
 
-    ``frames`` may be :class:`NV12` (a hardware decoder's output): the C++ kernel converts it in the same pass; the
-    other backends convert it first (``NV12.to_rgb``, one extra pass) until their kernels read NV12.
+    ``frames`` may be :class:`NV12` (a hardware decoder's output): the C++ and Triton kernels convert it in the same
+    pass; the reference and the CUDA kernel convert it first (``NV12.to_rgb``, one extra pass).
 
     Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``. ``layout="fchw"`` (LLaVA-OneVision,
     LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop resized to ``resize`` (default:
@@ -590,7 +593,7 @@ def fragment_pack(
                 f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
                 "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors"
             )
-        return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype), grid
+        return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype, nv12=nv12), grid
     if which == "cuda":
         _ext.require("fragment_pack backend 'cuda'", cuda=True)
         if frames.device.type != "cuda":
@@ -607,11 +610,14 @@ def fragment_pack(
 
 
 def _nv12_fused(nv12: NV12, layout: str, backend: str | None) -> bool:
-    """Whether the chosen backend reads NV12 itself (the C++ kernel) rather than after NV12.to_rgb()."""
+    """Whether the chosen backend reads NV12 itself (the C++ and Triton kernels) rather than after NV12.to_rgb()."""
     which = backend or os.environ.get("SF2T_BACKEND") or None
     if which is None:
-        which = "cpp" if nv12.device.type == "cpu" and _ext.is_loaded() else None
-    return which == "cpp"
+        if nv12.device.type == "cpu":
+            which = "cpp" if _ext.is_loaded() else None
+        elif not _ext.has_cuda_kernels() or layout == "fchw":
+            which = "triton" if triton_available(nv12.device.type) else None
+    return which in ("cpp", "triton")
 
 
 def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame_repeat, dtype, backend, nv12=None):
@@ -651,6 +657,7 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
             frame_repeat,
             dtype=dtype,
             window=(resize, offset),
+            nv12=nv12,
         )
     _ext.require("fragment_pack backend 'cpp'")
     if frames.device.type != "cpu":

@@ -98,6 +98,25 @@ def test_triton_interpreter_fchw_layout(n, h, w, resize, size, repeat, dtype):
         assert err_k <= 2 * err_t + 1e-12
 
 
+@needs_interpreter
+@pytest.mark.parametrize("layout", ["qwen2_vl", "fchw"])
+def test_triton_interpreter_nv12(layout):
+    """NV12 input converted inside the horizontal pass equals converting first, then the reference."""
+    from sf2t.ops import NV12
+
+    gen = torch.Generator().manual_seed(11)
+    y = torch.randint(16, 236, (2, 14, 20), dtype=torch.uint8, generator=gen)
+    uv = torch.randint(16, 241, (2, 7, 10, 2), dtype=torch.uint8, generator=gen)
+    x = NV12(y, uv, "bt601", full_range=False)
+    src = torch.tensor([1, 0, 1])
+    boxes = torch.tensor([[0, 0, 20, 14], [3, 1, 17, 13], [5, 4, 6, 5]])
+    kw = dict(layout=layout) if layout == "qwen2_vl" else dict(layout=layout, resize=(16, 22), frame_repeat=1)
+    size = (28, 28) if layout == "qwen2_vl" else (13, 19)
+    out, _ = fragment_pack(x, src, boxes, size, backend="triton", **kw)
+    ref, _ = fragment_pack(x.to_rgb(), src, boxes, size, backend="reference", **kw)
+    torch.testing.assert_close(out, ref, atol=ATOL_F32, rtol=0)
+
+
 @pytest.mark.skipif(INTERPRET, reason="ahead-of-time compilation runs in the non-interpreter pass")
 def test_triton_kernels_compile_for_sm90():
     """Every kernel in sf2t.kernels' AOT_SPECS compiles to a cubin for sm_90 without a GPU."""
