@@ -528,14 +528,14 @@ def fragment_pack(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gather + crop + resize + normalize + patchify (see the module docstring for shapes).
 
-    ``frames`` may be :class:`NV12` (a hardware decoder's output): the C++ and Triton kernels convert it in the same
-    pass; the reference and the CUDA kernel convert it first (``NV12.to_rgb``, one extra pass).
+    ``frames`` may be :class:`NV12` (a hardware decoder's output): the compiled (C++, CUDA) and Triton kernels
+    convert it in the same pass; the reference converts it first (``NV12.to_rgb``).
 
     Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``. ``layout="fchw"`` (LLaVA-OneVision,
     LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop resized to ``resize`` (default:
     ``size``), the centre ``size`` window kept as the processors' centre crop does, normalized, each presented frame
     ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]], None)``; the patch arguments do
-    not apply. Its compiled kernel is the C++ one (CPU); CUDA frames use the reference until a GPU kernel lands.
+    not apply.
     """
     nv12 = frames if isinstance(frames, NV12) else None
     if nv12 is not None:
@@ -604,20 +604,24 @@ def fragment_pack(
             raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
     if nv12 is not None:  # the Y plane, its chroma and the conversion constants: converted in the same pass
         out = torch.ops.sf2t.fragment_pack(nv12.y, src_index, boxes, *args, dtype, nv12.uv, nv12.coefficients())
+
     else:
         out = torch.ops.sf2t.fragment_pack(frames, src_index, boxes, *args, dtype)
     return out, grid
 
 
 def _nv12_fused(nv12: NV12, layout: str, backend: str | None) -> bool:
-    """Whether the chosen backend reads NV12 itself (the C++ and Triton kernels) rather than after NV12.to_rgb()."""
+    """Whether the chosen backend reads NV12 itself (the compiled and Triton kernels) rather than after
+    NV12.to_rgb()."""
     which = backend or os.environ.get("SF2T_BACKEND") or None
     if which is None:
         if nv12.device.type == "cpu":
             which = "cpp" if _ext.is_loaded() else None
-        elif not _ext.has_cuda_kernels() or layout == "fchw":
+        elif _ext.has_cuda_kernels():
+            which = "cuda"
+        else:
             which = "triton" if triton_available(nv12.device.type) else None
-    return which in ("cpp", "triton")
+    return which in ("cpp", "cuda", "triton")
 
 
 def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame_repeat, dtype, backend, nv12=None):
@@ -626,11 +630,11 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
     which = backend or os.environ.get("SF2T_BACKEND") or None
     if which is not None and which not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {which!r}")
-    if which == "cuda":
-        raise ValueError("layout='fchw' has no cuda kernel yet: use backend='triton' on a GPU, or 'reference'")
     if which is None:
         if frames.device.type == "cpu":
             which = "cpp" if _ext.is_loaded() else "reference"
+        elif _ext.has_cuda_kernels():
+            which = "cuda"
         else:
             which = "triton" if triton_available(frames.device.type) else "reference"
     if which == "reference":
@@ -659,9 +663,14 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
             window=(resize, offset),
             nv12=nv12,
         )
-    _ext.require("fragment_pack backend 'cpp'")
-    if frames.device.type != "cpu":
-        raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
+    if which == "cuda":
+        _ext.require("fragment_pack backend 'cuda'", cuda=True)
+        if frames.device.type != "cuda":
+            raise ValueError(f"backend 'cuda' needs frames on a CUDA device, got frames on {frames.device}")
+    else:
+        _ext.require("fragment_pack backend 'cpp'")
+        if frames.device.type != "cpu":
+            raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
     if nv12 is not None:
         frames = nv12.y
     return torch.ops.sf2t.fragment_pack_fchw(

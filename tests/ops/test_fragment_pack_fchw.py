@@ -169,7 +169,7 @@ def test_reference_matches_hf_video_processor(family):
         (dict(layout="nchw"), "layout"),
         (dict(layout="fchw", resize=(10, 10)), "at least size"),
         (dict(layout="qwen2_vl", resize=(56, 56)), "resize applies"),
-        (dict(layout="fchw", backend="cuda"), "no cuda kernel"),
+        (dict(layout="fchw", backend="cuda"), "CUDA device"),
         (dict(layout="fchw", backend="magic"), "backend must be"),
     ],
 )
@@ -202,16 +202,17 @@ def test_cpp_rejects_a_window_outside_the_resize():
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_gpu_auto_backend_matches_reference(dtype):
-    """On a GPU the LLaVA layout runs the Triton kernel (no CUDA kernel yet) and agrees with the reference."""
+    """On a GPU the LLaVA layout runs the CUDA kernel (auto) and the Triton kernel and agrees with the reference."""
     frames = _frames(3, 97, 131, seed=5)
     src = torch.tensor([2, 0, 1, 1])
     kw = dict(layout="fchw", resize=(70, 90), frame_repeat=1)
     ref, _ = fragment_pack(frames, src, None, (64, 64), backend="reference", **kw)
-    out, _ = fragment_pack(frames.cuda(), src.cuda(), None, (64, 64), dtype=dtype, **kw)
-    assert out.device.type == "cuda" and out.dtype == dtype
-    if dtype == torch.float32:
-        torch.testing.assert_close(out.cpu(), ref, atol=ATOL_F32, rtol=0)
-    else:
-        err_k = (out.cpu().double() - ref.double()).abs().max()
-        err_t = (ref.bfloat16().double() - ref.double()).abs().max()
-        assert err_k <= 2 * err_t + 1e-12
+    for backend in ("cuda", "triton", None):
+        out, _ = fragment_pack(frames.cuda(), src.cuda(), None, (64, 64), dtype=dtype, backend=backend, **kw)
+        assert out.device.type == "cuda" and out.dtype == dtype
+        if dtype == torch.float32:
+            torch.testing.assert_close(out.cpu(), ref, atol=ATOL_F32, rtol=0)
+        else:
+            err_k = (out.cpu().double() - ref.double()).abs().max()
+            err_t = (ref.bfloat16().double() - ref.double()).abs().max()
+            assert err_k <= 2 * err_t + 1e-12

@@ -131,3 +131,18 @@ def test_kernel_checks_and_opcheck():
         torch.ops.sf2t.fragment_pack(x.y[:, :7], *args[1:12], x.uv, x.coefficients())
     with pytest.raises(RuntimeError, match="6 yuv"):
         torch.ops.sf2t.fragment_pack(*args[:12], x.uv, [1, 2])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", ["qwen2_vl", "fchw"])
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_gpu_kernels_read_nv12(layout, backend):
+    x = _nv12(3, 42, 64, "bt709", False, seed=8)
+    src = torch.tensor([2, 0, 1])
+    boxes = torch.tensor([[0, 0, 64, 42], [3, 5, 40, 37], [10, 2, 63, 41]])
+    size = (28, 56) if layout == "qwen2_vl" else (20, 30)
+    kw = dict(layout=layout) if layout == "qwen2_vl" else dict(layout=layout, resize=(24, 34), frame_repeat=1)
+    ref, _ = fragment_pack(x.to_rgb(), src, boxes, size, backend="reference", **kw)
+    gx = NV12(x.y.cuda(), x.uv.cuda(), "bt709", False)
+    out, _ = fragment_pack(gx, src.cuda(), boxes.cuda(), size, backend=backend, **kw)
+    torch.testing.assert_close(out.cpu(), ref, atol=ATOL_F32, rtol=0)

@@ -28,9 +28,21 @@ __device__ __forceinline__ uint8_t clamp_shift(int32_t acc, int precision) {
   return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
 
+// NV12 input: the chroma plane, its strides and the Q16 conversion constants (fragment_pack_host.h: nv12_pixel).
+struct Nv12Args {
+  const uint8_t* uv = nullptr;
+  int64_t uN = 0, uH = 0, uW = 0, uC = 0;
+  int32_t k[6] = {0, 0, 0, 0, 0, 0};
+};
+
+__device__ __forceinline__ int32_t clamp255(int32_t v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
+
+// With NV12, src is the Y plane and each tapped pixel's RGB comes from Y and its 2x2 block's UV, in the integer
+// arithmetic of the reference (NV12.to_rgb), so the resize sees the same uint8 RGB.
+template <bool NV12>
 __global__ void horizontal_kernel(const uint8_t* __restrict__ src, int64_t sN, int64_t sH, int64_t sW, int64_t sC,
                                   const int32_t* __restrict__ table, const int32_t* __restrict__ row_frame,
-                                  int64_t total_rows, int64_t out_w, uint8_t* __restrict__ tmp) {
+                                  int64_t total_rows, int64_t out_w, uint8_t* __restrict__ tmp, Nv12Args nv) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= total_rows * out_w) return;
   const int64_t row = idx / out_w, x = idx % out_w;
@@ -46,9 +58,18 @@ __global__ void horizontal_kernel(const uint8_t* __restrict__ src, int64_t sN, i
   int32_t a0 = bias, a1 = bias, a2 = bias;
   for (int32_t k = 0; k < size; ++k) {
     const uint8_t* q = p + k * sW;
-    a0 += static_cast<int32_t>(q[0]) * w[k];
-    a1 += static_cast<int32_t>(q[sC]) * w[k];
-    a2 += static_cast<int32_t>(q[2 * sC]) * w[k];
+    if constexpr (NV12) {
+      const int64_t xa = m[1] + start + k;
+      const uint8_t* c = nv.uv + m[0] * nv.uN + (y / 2) * nv.uH + (xa / 2) * nv.uW;
+      const int32_t yy = static_cast<int32_t>(q[0]) - nv.k[5], d = c[0] - 128, e = c[nv.uC] - 128, half = 1 << 15;
+      a0 += clamp255((nv.k[0] * yy + nv.k[1] * e + half) >> 16) * w[k];
+      a1 += clamp255((nv.k[0] * yy - nv.k[2] * d - nv.k[3] * e + half) >> 16) * w[k];
+      a2 += clamp255((nv.k[0] * yy + nv.k[4] * d + half) >> 16) * w[k];
+    } else {
+      a0 += static_cast<int32_t>(q[0]) * w[k];
+      a1 += static_cast<int32_t>(q[sC]) * w[k];
+      a2 += static_cast<int32_t>(q[2 * sC]) * w[k];
+    }
   }
   uint8_t* d = tmp + (row * out_w + x) * 3;
   d[0] = clamp_shift(a0, prec);
@@ -67,7 +88,8 @@ __device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);  // round to nearest even, as torch's float -> bfloat16 cast
 }
 
-template <typename out_t>
+// FCHW: the LLaVA layout [presented * repeat, 3, out_h, out_w]; else Qwen2-VL patches.
+template <typename out_t, bool FCHW>
 __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* __restrict__ table, int64_t presented,
                                 int64_t out_h, int64_t out_w, int64_t repeat, int64_t total_frames, int64_t patch,
                                 int64_t tpatch, int64_t merge, float3 mean255, float3 inv_std255,
@@ -92,6 +114,16 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* 
   const float v0 = (static_cast<float>(clamp_shift(a0, prec)) - mean255.x) * inv_std255.x;
   const float v1 = (static_cast<float>(clamp_shift(a1, prec)) - mean255.y) * inv_std255.y;
   const float v2 = (static_cast<float>(clamp_shift(a2, prec)) - mean255.z) * inv_std255.z;
+  if constexpr (FCHW) {
+    const int64_t plane = out_h * out_w;
+    for (int64_t r = f * repeat; r < (f + 1) * repeat; ++r) {
+      out_t* o = out + r * 3 * plane + y * out_w + x;
+      o[0] = to_out<out_t>(v0);
+      o[plane] = to_out<out_t>(v1);
+      o[2 * plane] = to_out<out_t>(v2);
+    }
+    return;
+  }
   const int64_t gh = out_h / patch, gw = out_w / patch, cols = 3 * tpatch * patch * patch;
   const int64_t hy = y / patch, py = y % patch, wx = x / patch, px = x % patch;
   const int64_t r_begin = f * repeat;
@@ -108,22 +140,10 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* 
   }
 }
 
-at::Tensor fragment_pack_cuda(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
-                              int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
-                              int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
-                              int64_t frame_repeat, std::optional<at::ScalarType> dtype,
-                              const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
-  TORCH_CHECK(frames.is_cuda(), "fragment_pack (CUDA kernel): frames must be on a CUDA device, got ", frames.device());
-  TORCH_CHECK(!uv.has_value(), "fragment_pack (CUDA kernel): NV12 input has no CUDA kernel yet; use the reference");
-  const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
-                            merge_size, frame_repeat, dtype);
-  c10::cuda::CUDAGuard guard(frames.device());
-  const Layout lay(pl);
-  const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
-  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
-  if (pl.presented == 0) {
-    return out;
-  }
+// Both passes for a prepared plan; `out` is allocated by the caller in its layout (fchw or Qwen2-VL patches).
+void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, at::Tensor& out,
+            bool fchw) {
+  const int64_t out_h = pl.out_h, out_w = pl.out_w;
   // Pack plan + weights into one int32 table and one row->frame map; upload once.
   std::vector<int32_t> table(pl.presented * kMeta);
   std::vector<int32_t> row_frame;
@@ -166,23 +186,69 @@ at::Tensor fragment_pack_cuda(const at::Tensor& frames, const at::Tensor& src_in
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   constexpr int threads = 256;
   const int64_t n1 = row_offset * out_w;
-  horizontal_kernel<<<(n1 + threads - 1) / threads, threads, 0, stream>>>(
-      frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), d_table,
-      d_row_frame, row_offset, out_w, tmp.data_ptr<uint8_t>());
+  Nv12Args nv;
+  if (pl.nv12) {
+    nv.uv = uv->data_ptr<uint8_t>();
+    nv.uN = uv->stride(0);
+    nv.uH = uv->stride(1);
+    nv.uW = uv->stride(2);
+    nv.uC = uv->stride(3);
+    for (int i = 0; i < 6; ++i) nv.k[i] = pl.yuv[i];
+    horizontal_kernel<true><<<(n1 + threads - 1) / threads, threads, 0, stream>>>(
+        frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), 1, d_table, d_row_frame,
+        row_offset, out_w, tmp.data_ptr<uint8_t>(), nv);
+  } else {
+    horizontal_kernel<false><<<(n1 + threads - 1) / threads, threads, 0, stream>>>(
+        frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), d_table,
+        d_row_frame, row_offset, out_w, tmp.data_ptr<uint8_t>(), nv);
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const int64_t n2 = pl.presented * out_h * out_w;
   const float3 m255 = make_float3(pl.mean255[0], pl.mean255[1], pl.mean255[2]);
   const float3 is255 = make_float3(pl.inv_std255[0], pl.inv_std255[1], pl.inv_std255[2]);
+  const dim3 grid((n2 + threads - 1) / threads);
   if (pl.out_dtype == at::kFloat) {
-    vertical_kernel<float><<<(n2 + threads - 1) / threads, threads, 0, stream>>>(
-        tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat, pl.total_frames, pl.patch, pl.tpatch,
-        pl.merge, m255, is255, out.data_ptr<float>());
+    auto k = fchw ? vertical_kernel<float, true> : vertical_kernel<float, false>;
+    k<<<grid, threads, 0, stream>>>(tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat,
+                                    pl.total_frames, pl.patch, pl.tpatch, pl.merge, m255, is255,
+                                    out.data_ptr<float>());
   } else {
-    vertical_kernel<__nv_bfloat16><<<(n2 + threads - 1) / threads, threads, 0, stream>>>(
-        tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat, pl.total_frames, pl.patch, pl.tpatch,
-        pl.merge, m255, is255, reinterpret_cast<__nv_bfloat16*>(out.data_ptr<c10::BFloat16>()));
+    auto k = fchw ? vertical_kernel<__nv_bfloat16, true> : vertical_kernel<__nv_bfloat16, false>;
+    k<<<grid, threads, 0, stream>>>(tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat,
+                                    pl.total_frames, pl.patch, pl.tpatch, pl.merge, m255, is255,
+                                    reinterpret_cast<__nv_bfloat16*>(out.data_ptr<c10::BFloat16>()));
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+at::Tensor fragment_pack_cuda(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
+                              int64_t out_h, int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                              int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
+                              int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                              const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
+  TORCH_CHECK(frames.is_cuda(), "fragment_pack (CUDA kernel): frames must be on a CUDA device, got ", frames.device());
+  const Plan pl = make_plan(frames, src_index, boxes, out_h, out_w, mean, std, patch_size, temporal_patch_size,
+                            merge_size, frame_repeat, dtype, uv, yuv);
+  c10::cuda::CUDAGuard guard(frames.device());
+  const Layout lay(pl);
+  const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
+  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
+  if (pl.presented > 0) launch(pl, frames, uv, out, /*fchw=*/false);
+  return out;
+}
+
+at::Tensor fragment_pack_fchw_cuda(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
+                                   int64_t resize_h, int64_t resize_w, int64_t crop_y, int64_t crop_x, int64_t out_h,
+                                   int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                                   int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                                   const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
+  TORCH_CHECK(frames.is_cuda(), "fragment_pack_fchw (CUDA kernel): frames must be on a CUDA device, got ",
+              frames.device());
+  const Plan pl = make_plan_common("fragment_pack_fchw", frames, src_index, boxes, resize_h, resize_w, crop_y, crop_x,
+                                   out_h, out_w, mean, std, frame_repeat, dtype, uv, yuv);
+  c10::cuda::CUDAGuard guard(frames.device());
+  at::Tensor out = at::empty({pl.total_frames, 3, out_h, out_w}, frames.options().dtype(pl.out_dtype));
+  if (pl.presented > 0) launch(pl, frames, uv, out, /*fchw=*/true);
   return out;
 }
 
@@ -190,6 +256,7 @@ at::Tensor fragment_pack_cuda(const at::Tensor& frames, const at::Tensor& src_in
 
 TORCH_LIBRARY_IMPL(sf2t, CUDA, m) {
   m.impl("fragment_pack", &fragment_pack_cuda);
+  m.impl("fragment_pack_fchw", &fragment_pack_fchw_cuda);
 }
 
 }  // namespace sf2t
