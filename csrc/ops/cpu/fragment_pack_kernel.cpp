@@ -7,6 +7,8 @@
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+
 #include "../fragment_pack_host.h"
 
 namespace sf2t {
@@ -25,57 +27,64 @@ void accumulate_row(int32_t* __restrict__ acc, const uint8_t* __restrict__ row, 
   }
 }
 
-// Vertical pass: for each presented frame f and output row y, the resized, normalized row (out_w * 3 floats,
-// pixel-major) is handed to write(f, y, line), which stores it in the output layout.
+// Vertical pass over bands of `band` output rows: for each presented frame f and band starting at row y0, the
+// resized, normalized rows (out_w * 3 floats each, pixel-major) are handed to write(f, y0, rows, lines).
 template <typename Writer>
 void vertical_pass(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vector<int64_t>& row_offset,
-                   Writer write) {
-  const int64_t ow = pl.out_w, oh = pl.out_h;
-  at::parallel_for(0, pl.presented * oh, 1, [&](int64_t begin, int64_t end) {
+                   int64_t band, Writer write) {
+  const int64_t ow = pl.out_w, oh = pl.out_h, nb = (oh + band - 1) / band;
+  at::parallel_for(0, pl.presented * nb, 1, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> acc(ow * 3);
-    std::vector<float> line(ow * 3);
-    for (int64_t fy = begin; fy < end; ++fy) {
-      const int64_t f = fy / oh, y = fy % oh;
+    std::vector<float> lines(band * ow * 3);
+    for (int64_t fb = begin; fb < end; ++fb) {
+      const int64_t f = fb / nb, y0 = (fb % nb) * band, rows = std::min(band, oh - y0);
       const AxisWeights& wy = pl.wy[f];
-      const int64_t start = wy.start[y], size = wy.size[y];
-      const int16_t* w = wy.w.data() + y * wy.ksize;
-      const uint8_t* base = tmp.data() + (row_offset[f] + start) * ow * 3;
-      // Taps outer, pixels inner: contiguous uint8 rows times one weight, which the compiler vectorizes.
-      std::fill(acc.begin(), acc.end(), int32_t{1} << (wy.precision - 1));
-      for (int64_t k = 0; k < size; ++k) {
-        accumulate_row(acc.data(), base + k * ow * 3, w[k], ow * 3);
-      }
-      for (int64_t x = 0; x < ow; ++x) {
-        for (int64_t c = 0; c < 3; ++c) {
-          const int64_t xc = x * 3 + c;
-          line[xc] = (static_cast<float>(round_shift_clamp(acc[xc], wy.precision)) - pl.mean255[c]) * pl.inv_std255[c];
+      for (int64_t j = 0; j < rows; ++j) {
+        const int64_t y = y0 + j;
+        const int64_t start = wy.start[y], size = wy.size[y];
+        const int16_t* w = wy.w.data() + y * wy.ksize;
+        const uint8_t* base = tmp.data() + (row_offset[f] + start) * ow * 3;
+        // Taps outer, pixels inner: contiguous uint8 rows times one weight, which the compiler vectorizes.
+        std::fill(acc.begin(), acc.end(), int32_t{1} << (wy.precision - 1));
+        for (int64_t k = 0; k < size; ++k) {
+          accumulate_row(acc.data(), base + k * ow * 3, w[k], ow * 3);
+        }
+        float* line = lines.data() + j * ow * 3;
+        for (int64_t x = 0; x < ow; ++x) {
+          for (int64_t c = 0; c < 3; ++c) {
+            const int64_t xc = x * 3 + c;
+            line[xc] = (static_cast<float>(round_shift_clamp(acc[xc], wy.precision)) - pl.mean255[c]) *
+                       pl.inv_std255[c];
+          }
         }
       }
-      write(f, y, line.data());
+      write(f, y0, rows, lines.data());
     }
   });
 }
 
 // Qwen2-VL layout: output frames r in [f*repeat, (f+1)*repeat) show presented frame f, plus the padding frames
-// after the last one; each patch row of p pixels and one channel is a contiguous run.
+// after the last one. Bands of one patch row (p output rows): each patch's whole [C, tp, p, p] block is written
+// at once, contiguously (writing row by row scattered 14-float pieces over the output: measured 38 ms against
+// 25 ms for the same work in the planar layout, 16 frames 640x360 -> 448x252).
 template <typename out_t>
 void write_qwen(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& tmp,
                 const std::vector<int64_t>& row_offset, out_t* out) {
-  const int64_t p = lay.p, tp = lay.tp, m = lay.m;
-  const int64_t plane = tp * p * p;  // distance between channels within a patch row
-  vertical_pass(pl, tmp, row_offset, [&](int64_t f, int64_t y, const float* line) {
+  const int64_t p = lay.p, tp = lay.tp, m = lay.m, ow3 = pl.out_w * 3;
+  vertical_pass(pl, tmp, row_offset, p, [&](int64_t f, int64_t y0, int64_t, const float* lines) {
     const int64_t r_begin = f * pl.repeat;
     const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
-    const int64_t hy = y / p, py = y % p;
-    for (int64_t r = r_begin; r < r_end; ++r) {
-      const int64_t t = r / tp, ti = r % tp;
-      for (int64_t wx = 0; wx < lay.gw; ++wx) {
+    const int64_t hy = y0 / p;
+    for (int64_t wx = 0; wx < lay.gw; ++wx) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        const int64_t t = r / tp, ti = r % tp;
         const int64_t rowi = ((t * (lay.gh / m) + hy / m) * (lay.gw / m) + wx / m) * m * m + (hy % m) * m + (wx % m);
-        out_t* dst = out + rowi * lay.cols + (ti * p + py) * p;
-        const float* src = line + wx * p * 3;
+        out_t* block = out + rowi * lay.cols;
         for (int64_t c = 0; c < 3; ++c) {
-          for (int64_t px = 0; px < p; ++px) {
-            dst[c * plane + px] = static_cast<out_t>(src[px * 3 + c]);
+          for (int64_t py = 0; py < p; ++py) {
+            out_t* dst = block + ((c * tp + ti) * p + py) * p;
+            const float* src = lines + py * ow3 + wx * p * 3 + c;
+            for (int64_t px = 0; px < p; ++px) dst[px] = static_cast<out_t>(src[px * 3]);
           }
         }
       }
@@ -87,11 +96,73 @@ void write_qwen(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& t
 template <typename out_t>
 void write_fchw(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vector<int64_t>& row_offset, out_t* out) {
   const int64_t oh = pl.out_h, ow = pl.out_w;
-  vertical_pass(pl, tmp, row_offset, [&](int64_t f, int64_t y, const float* line) {
+  vertical_pass(pl, tmp, row_offset, 1, [&](int64_t f, int64_t y, int64_t, const float* line) {
     for (int64_t r = f * pl.repeat; r < (f + 1) * pl.repeat; ++r) {
       for (int64_t c = 0; c < 3; ++c) {
         out_t* dst = out + ((r * 3 + c) * oh + y) * ow;
         for (int64_t x = 0; x < ow; ++x) dst[x] = static_cast<out_t>(line[x * 3 + c]);
+      }
+    }
+  });
+}
+
+// Horizontal pass, transposed (RGB input): each crop is transposed (columns become contiguous rows), so the width
+// resize is the vectorized taps-outer accumulation of the vertical pass (accumulate_row over a whole column at
+// once) instead of a scalar dot product per output pixel; the result is transposed back into tmp's row layout.
+// Integer arithmetic is the same, so the result is bit-identical to the direct pass.
+void horizontal_pass_transposed(const Plan& pl, const at::Tensor& frames, const std::vector<int64_t>& row_offset,
+                                std::vector<uint8_t>& tmp) {
+  const int64_t out_w = pl.out_w;
+  const uint8_t* src = frames.data_ptr<uint8_t>();
+  const int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2), sC = frames.stride(3);
+  at::parallel_for(0, pl.presented, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> t, tt;
+    std::vector<int32_t> acc;
+    for (int64_t f = begin; f < end; ++f) {
+      const int64_t x0 = pl.box[4 * f], y0 = pl.box[4 * f + 1], cw = pl.box[4 * f + 2] - x0,
+                    ch = pl.box[4 * f + 3] - y0;
+      const uint8_t* base = src + pl.src[f] * sN + y0 * sH + x0 * sW;
+      t.resize(cw * ch * 3);  // [cw][ch][3]
+      constexpr int64_t B = 32;  // transpose in tiles: both sides stay in cache
+      for (int64_t yb = 0; yb < ch; yb += B) {
+        for (int64_t xb = 0; xb < cw; xb += B) {
+          for (int64_t y = yb; y < std::min(ch, yb + B); ++y) {
+            const uint8_t* row = base + y * sH;
+            for (int64_t x = xb; x < std::min(cw, xb + B); ++x) {
+              const uint8_t* p = row + x * sW;
+              uint8_t* q = t.data() + (x * ch + y) * 3;
+              q[0] = p[0];
+              q[1] = p[sC];
+              q[2] = p[2 * sC];
+            }
+          }
+        }
+      }
+      const AxisWeights& wx = pl.wx[f];
+      acc.resize(ch * 3);
+      tt.resize(out_w * ch * 3);  // [out_w][ch][3]
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        std::fill(acc.begin(), acc.end(), int32_t{1} << (wx.precision - 1));
+        const int16_t* w = wx.w.data() + ox * wx.ksize;
+        for (int64_t k = 0; k < wx.size[ox]; ++k) {
+          accumulate_row(acc.data(), t.data() + (wx.start[ox] + k) * ch * 3, w[k], ch * 3);
+        }
+        uint8_t* d = tt.data() + ox * ch * 3;
+        for (int64_t i = 0; i < ch * 3; ++i) d[i] = round_shift_clamp(acc[i], wx.precision);
+      }
+      uint8_t* out = tmp.data() + row_offset[f] * out_w * 3;  // [ch][out_w][3]
+      for (int64_t yb = 0; yb < ch; yb += B) {
+        for (int64_t xb = 0; xb < out_w; xb += B) {
+          for (int64_t x = xb; x < std::min(out_w, xb + B); ++x) {
+            const uint8_t* p = tt.data() + x * ch * 3;
+            for (int64_t y = yb; y < std::min(ch, yb + B); ++y) {
+              uint8_t* q = out + (y * out_w + x) * 3;
+              q[0] = p[3 * y];
+              q[1] = p[3 * y + 1];
+              q[2] = p[3 * y + 2];
+            }
+          }
+        }
       }
     }
   });
@@ -107,6 +178,10 @@ std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, s
     row_offset[f + 1] = row_offset[f] + (pl.box[4 * f + 3] - pl.box[4 * f + 1]);
   }
   tmp.resize(row_offset[pl.presented] * out_w * 3);
+  if (!pl.nv12 && std::getenv("SF2T_FP_DIRECT") == nullptr) {
+    horizontal_pass_transposed(pl, frames, row_offset, tmp);
+    return row_offset;
+  }
   const uint8_t* src = frames.data_ptr<uint8_t>();
   int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2);
   int64_t sC = pl.nv12 ? 1 : frames.stride(3);
