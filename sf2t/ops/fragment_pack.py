@@ -663,14 +663,14 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
             window=(resize, offset),
             nv12=nv12,
         )
-    if which == "cuda":
-        _ext.require("fragment_pack backend 'cuda'", cuda=True)
+    if which == "cuda":  # the wrong device is the caller's error whatever the build: say that first
         if frames.device.type != "cuda":
             raise ValueError(f"backend 'cuda' needs frames on a CUDA device, got frames on {frames.device}")
+        _ext.require("fragment_pack backend 'cuda'", cuda=True)
     else:
-        _ext.require("fragment_pack backend 'cpp'")
         if frames.device.type != "cpu":
             raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
+        _ext.require("fragment_pack backend 'cpp'")
     if nv12 is not None:
         frames = nv12.y
     return torch.ops.sf2t.fragment_pack_fchw(
