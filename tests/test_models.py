@@ -409,3 +409,21 @@ def test_peft_lora_wraps_vision_and_llm_and_roundtrips(ckpt, model_tok, tmp_path
         got = loaded(**batch).logits
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
     assert peft is not None
+
+
+def test_text_assembly_on_a_device(model_tok):
+    """The same ids whether or not a device is named (the GPU case: test_text_assembly_on_the_gpu)."""
+    _, tok = model_tok
+    cpu = build_video_sample(tok, "How many frames?", "5", [[3, 4, 4]], image_grid_thw=[[1, 4, 4]])
+    again = build_video_sample(tok, "How many frames?", "5", [[3, 4, 4]], image_grid_thw=[[1, 4, 4]], device="cpu")
+    for k in cpu:
+        assert torch.equal(cpu[k], again[k])
+
+
+@pytest.mark.gpu
+def test_text_assembly_on_the_gpu(model_tok):
+    _, tok = model_tok
+    cpu = build_video_sample(tok, "Is this in order?", "Yes.", [[4, 4, 4]])
+    gpu = build_video_sample(tok, "Is this in order?", "Yes.", [[4, 4, 4]], device="cuda")
+    for k in cpu:
+        assert gpu[k].device.type == "cuda" and torch.equal(gpu[k].cpu(), cpu[k])

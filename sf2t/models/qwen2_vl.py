@@ -143,8 +143,10 @@ def build_video_sample(
     system: str | None = DEFAULT_SYSTEM_PROMPT,
     merge_size: int = 2,
     image_grid_thw=None,
+    device: torch.device | str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Token ids for one video QA sample, identical to chat template + ``Qwen2VLProcessor`` output.
+    """Token ids for one video QA sample, identical to chat template + ``Qwen2VLProcessor`` output, on ``device``
+    (default CPU) from pre-tokenized pieces kept there.
 
     ``image_grid_thw``: the sample also shows one image (before the video; e.g. localization's target), with
     ``t * h * w / merge_size**2`` ``<|image_pad|>`` tokens (``mm_token_type_ids`` 1).
@@ -158,7 +160,7 @@ def build_video_sample(
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     n_video = num_video_tokens(video_grid_thw, merge_size)
     n_image = None if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
-    sample = text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, n_image)
+    sample = text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, n_image, device=device)
     mm = torch.zeros_like(sample["input_ids"])
     mm[sample["input_ids"] == tokenizer.convert_tokens_to_ids(IMAGE_PAD)] = MM_TOKEN_TYPE_IMAGE
     mm[sample["input_ids"] == tokenizer.convert_tokens_to_ids(VIDEO_PAD)] = MM_TOKEN_TYPE_VIDEO

@@ -95,6 +95,20 @@ def encode_once(
     return out
 
 
+_DEVICE_PIECES: dict = {}
+
+
+def _on_device(ids: torch.Tensor, labels: torch.Tensor, device: torch.device):
+    """The cached pieces' copies on ``device`` (keyed by the cached CPU tensors, which live as long as the cache)."""
+    key = (id(ids), id(labels), str(device))
+    hit = _DEVICE_PIECES.get(key)
+    if hit is None or hit[0] is not ids:
+        if len(_DEVICE_PIECES) > 8192:
+            _DEVICE_PIECES.clear()
+        hit = _DEVICE_PIECES[key] = (ids, ids.to(device), labels.to(device))
+    return hit[1], hit[2]
+
+
 def expand_placeholders(tokenizer, ids, labels, pos: dict[str, int], counts: dict[str, int]) -> dict:
     """Repeat each single placeholder token ``counts[token]`` (>= 1) times, labels -100; attention mask all ones."""
     id_parts, label_parts, prev = [], [], 0
@@ -102,8 +116,9 @@ def expand_placeholders(tokenizer, ids, labels, pos: dict[str, int], counts: dic
         n = counts[tok]
         if n < 1:
             raise ValueError(f"need >= 1 {tok} token, got {n}")
-        id_parts += [ids[prev:p], torch.full((n,), tokenizer.convert_tokens_to_ids(tok), dtype=torch.long)]
-        label_parts += [labels[prev:p], torch.full((n,), IGNORE_INDEX, dtype=torch.long)]
+        tok_id = tokenizer.convert_tokens_to_ids(tok)
+        id_parts += [ids[prev:p], torch.full((n,), tok_id, dtype=torch.long, device=ids.device)]
+        label_parts += [labels[prev:p], torch.full((n,), IGNORE_INDEX, dtype=torch.long, device=ids.device)]
         prev = p + 1
     input_ids = torch.cat(id_parts + [ids[prev:]])
     return {
@@ -121,11 +136,15 @@ def build_sample(
     system: str | None,
     video_tokens: int,
     image_tokens: int | None = None,
+    device: torch.device | str | None = None,
 ) -> dict[str, torch.Tensor]:
     """1-D LongTensors ``input_ids``, ``attention_mask`` (all 1) and ``labels`` of one sample whose user turn shows
     one video with ``video_tokens`` placeholders, preceded by one image with ``image_tokens`` placeholders unless
-    that is None. ``tokenizer`` may be the processor."""
+    that is None. ``tokenizer`` may be the processor. ``device``: assemble there, from the pre-tokenized pieces
+    kept on that device (copied once per distinct text, then only the placeholder runs are made)."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     ids, labels, pos = encode_once(tokenizer, fmt, question, answer, system, image_tokens is not None)
+    if device is not None and torch.device(device) != ids.device:
+        ids, labels = _on_device(ids, labels, torch.device(device))
     counts = {fmt.video_token: video_tokens, fmt.image_token: image_tokens}
     return expand_placeholders(tokenizer, ids, labels, pos, counts)
