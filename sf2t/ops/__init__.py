@@ -8,5 +8,17 @@ from sf2t.ops.fragment_pack import (
     llava_target_size,
     qwen2_vl_target_size,
 )
+from sf2t.ops.thumbnail import thumbnail
+from sf2t.ops.token_merge import kept_count, token_merge
 
-__all__ = ["NV12", "fragment_pack", "llava_target_size", "qwen2_vl_target_size", "QWEN2_VL_MEAN", "QWEN2_VL_STD"]
+__all__ = [
+    "NV12",
+    "QWEN2_VL_MEAN",
+    "QWEN2_VL_STD",
+    "fragment_pack",
+    "kept_count",
+    "llava_target_size",
+    "qwen2_vl_target_size",
+    "thumbnail",
+    "token_merge",
+]

@@ -1,0 +1,152 @@
+"""``token_merge``: compress redundant visual tokens between the vision tower and the LLM (issue 6).
+
+Contract (reference implementation; compiled kernels and the model patches come next):
+
+- ``tokens``: float ``[N, D]``, the visual tokens of one or more videos as the vision tower hands them to the LLM
+  (Qwen2-VL: after the 2x2 patch merger), video after video, each in (t, h, w) row-major order.
+- ``grid``: int ``[V, 3]``, per video ``(t, h, w)`` in token units (for Qwen2-VL: ``video_grid_thw`` with h and w
+  divided by the merge size); ``sum(t * h * w) == N``.
+- ``keep_ratio`` in (0, 1]: every temporal group after the first keeps ``K = ceil(keep_ratio * h * w)`` tokens,
+  a static budget, so the number of placeholder tokens is known before the vision tower runs
+  (:func:`kept_count`). The first group is kept whole (``first_group="all"``) or budgeted too (``"budget"``).
+
+Which tokens survive: in group g >= 1, the K tokens least similar (cosine) to the token at the same (h, w) in
+group g - 1 (the most novel ones; ties broken by position). In a budgeted first group, the K least similar to
+the group's mean token. Each dropped token is merged into the most similar kept token of its group within a
+``window`` (Chebyshev distance in (h, w), default 2); when no kept token is that close, into the most similar
+kept token of the group. A kept token's output is the size-weighted mean of itself and the tokens merged into it
+(all sizes 1 here, so the plain mean). The selection is discrete; gradients reach the kept and merged inputs
+through the means.
+
+Returns ``(kept [M, D], positions [M, 3] int64 (t, h, w) of each kept token in its video's grid, counts [V])``:
+kept tokens in (group, position) order, per video, so ``positions`` are what the model's rotary positions
+should use (the kept tokens' original places, not a dense grid).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["token_merge", "kept_count"]
+
+FIRST_GROUP = ("all", "budget")
+
+
+def _budget(keep_ratio: float, s: int) -> int:
+    return max(1, min(s, math.ceil(keep_ratio * s - 1e-9)))
+
+
+def kept_count(grid, keep_ratio: float, *, first_group: str = "all") -> list[int]:
+    """Tokens kept per video for ``grid`` rows ``(t, h, w)``: what the text assembler writes as placeholders."""
+    _check_ratio(keep_ratio)
+    if first_group not in FIRST_GROUP:
+        raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
+    out = []
+    for t, h, w in (tuple(int(v) for v in row) for row in torch.as_tensor(grid).reshape(-1, 3).tolist()):
+        s = h * w
+        k = _budget(keep_ratio, s)
+        out.append((s if first_group == "all" else k) + (t - 1) * k if t > 0 else 0)
+    return out
+
+
+def _check_ratio(keep_ratio) -> None:
+    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be a number in (0, 1], got {keep_ratio!r}")
+
+
+def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
+        raise ValueError(f"tokens must be a 2-D tensor [N, D], got {getattr(tokens, 'shape', type(tokens))}")
+    if not tokens.dtype.is_floating_point:
+        raise ValueError(f"tokens must be floating point, got {tokens.dtype}")
+    _check_ratio(keep_ratio)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(f"window must be a non-negative int, got {window!r}")
+    if first_group not in FIRST_GROUP:
+        raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
+    g = torch.as_tensor(grid)
+    if g.dtype.is_floating_point or g.dim() not in (1, 2) or g.shape[-1] != 3:
+        raise ValueError(f"grid must be integer (t, h, w) rows [V, 3], got {tuple(g.shape)} {g.dtype}")
+    g = g.reshape(-1, 3).to("cpu", torch.int64)
+    if bool((g < 0).any()):
+        raise ValueError(f"grid values must be non-negative, got {g.tolist()}")
+    total = int((g[:, 0] * g[:, 1] * g[:, 2]).sum())
+    if total != tokens.shape[0]:
+        raise ValueError(f"grid {g.tolist()} describes {total} tokens but tokens has {tokens.shape[0]}")
+    return g
+
+
+def _merge_group(cur: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int):
+    """One group: keep the k tokens of highest ``novelty`` (lower similarity), merge the rest into kept tokens.
+    cur [S, D]; returns (kept means [k, D], kept positions [k] ascending)."""
+    s = cur.shape[0]
+    if k >= s:
+        return cur, torch.arange(s, device=cur.device)
+    # stable: ties go to the lower position
+    order = torch.sort(novelty.detach(), descending=True, stable=True).indices
+    keep = torch.sort(order[:k]).values  # [k] positions, ascending
+    unit = F.normalize(cur.detach().float(), dim=-1)
+    sim = unit @ unit[keep].T  # [S, k]
+    pos = torch.arange(s, device=cur.device)
+    dh = (pos // gw)[:, None] - (keep // gw)[None, :]
+    dw = (pos % gw)[:, None] - (keep % gw)[None, :]
+    near = (dh.abs() <= window) & (dw.abs() <= window)  # [S, k]
+    masked = sim.masked_fill(~near, float("-inf"))
+    target = torch.where(near.any(dim=1), masked.argmax(dim=1), sim.argmax(dim=1))  # [S]
+    target[keep] = torch.arange(k, device=cur.device)  # a kept token stays itself
+    sums = torch.zeros(k, cur.shape[1], dtype=cur.dtype, device=cur.device).index_add(0, target, cur)
+    sizes = torch.bincount(target, minlength=k).to(cur.dtype)  # [k], >= 1
+    return sums / sizes[:, None], keep
+
+
+def token_merge(
+    tokens: torch.Tensor,
+    grid,
+    keep_ratio: float,
+    *,
+    window: int = 2,
+    first_group: str = "all",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring."""
+    g = _check(tokens, grid, keep_ratio, window, first_group)
+    kept, positions, counts = [], [], []
+    start = 0
+    dev = tokens.device
+    for t, gh, gw in g.tolist():
+        s = gh * gw
+        n = t * s
+        x = tokens[start : start + n].reshape(t, s, -1) if n else tokens[start:start]
+        start += n
+        if n == 0:
+            counts.append(0)
+            continue
+        k = _budget(keep_ratio, s)
+        pos_h = torch.arange(s, device=dev) // gw
+        pos_w = torch.arange(s, device=dev) % gw
+        c = 0
+        for ti in range(t):
+            cur = x[ti]  # [S, D]
+            if ti == 0:
+                if first_group == "all" or k >= s:
+                    out, keep = cur, torch.arange(s, device=dev)
+                else:
+                    mean = cur.detach().float().mean(dim=0, keepdim=True)
+                    novelty = -F.cosine_similarity(cur.detach().float(), mean, dim=-1)
+                    out, keep = _merge_group(cur, novelty, k, gh, gw, window)
+            else:
+                novelty = -F.cosine_similarity(cur.detach().float(), x[ti - 1].detach().float(), dim=-1)  # [S]
+                out, keep = _merge_group(cur, novelty, k, gh, gw, window)
+            kept.append(out)
+            positions.append(torch.stack([torch.full_like(keep, ti), pos_h[keep], pos_w[keep]], dim=1))
+            c += out.shape[0]
+        counts.append(c)
+    if kept:
+        out_tokens = torch.cat(kept)
+        out_pos = torch.cat(positions).to(torch.int64)
+    else:
+        out_tokens = tokens[:0]
+        out_pos = torch.empty(0, 3, dtype=torch.int64, device=dev)
+    return out_tokens, out_pos, torch.tensor(counts, dtype=torch.int64)
