@@ -79,27 +79,29 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
     return g
 
 
-def _merge_group(cur: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int):
-    """One group: keep the k tokens of highest ``novelty`` (lower similarity), merge the rest into kept tokens.
-    cur [S, D]; returns (kept means [k, D], kept positions [k] ascending)."""
-    s = cur.shape[0]
+def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int):
+    """Groups at once: x [G, S, D], novelty [G, S]; keep the k most novel tokens of each group (ties: lower
+    position) and merge the rest into them. Returns (kept means [G, k, D], kept positions [G, k] ascending)."""
+    g, s, d = x.shape
+    dev = x.device
     if k >= s:
-        return cur, torch.arange(s, device=cur.device)
-    # stable: ties go to the lower position
-    order = torch.sort(novelty.detach(), descending=True, stable=True).indices
-    keep = torch.sort(order[:k]).values  # [k] positions, ascending
-    unit = F.normalize(cur.detach().float(), dim=-1)
-    sim = unit @ unit[keep].T  # [S, k]
-    pos = torch.arange(s, device=cur.device)
-    dh = (pos // gw)[:, None] - (keep // gw)[None, :]
-    dw = (pos % gw)[:, None] - (keep % gw)[None, :]
-    near = (dh.abs() <= window) & (dw.abs() <= window)  # [S, k]
+        return x, torch.arange(s, device=dev).expand(g, s)
+    order = torch.sort(novelty.detach(), dim=1, descending=True, stable=True).indices
+    keep = torch.sort(order[:, :k], dim=1).values  # [G, k]
+    unit = F.normalize(x.detach().float(), dim=-1)  # [G, S, D]
+    kept_unit = torch.gather(unit, 1, keep[..., None].expand(g, k, d))  # [G, k, D]
+    sim = torch.bmm(unit, kept_unit.transpose(1, 2))  # [G, S, k]
+    pos = torch.arange(s, device=dev)
+    dh = (pos // gw)[None, :, None] - (keep // gw)[:, None, :]
+    dw = (pos % gw)[None, :, None] - (keep % gw)[:, None, :]
+    near = (dh.abs() <= window) & (dw.abs() <= window)  # [G, S, k]
     masked = sim.masked_fill(~near, float("-inf"))
-    target = torch.where(near.any(dim=1), masked.argmax(dim=1), sim.argmax(dim=1))  # [S]
-    target[keep] = torch.arange(k, device=cur.device)  # a kept token stays itself
-    sums = torch.zeros(k, cur.shape[1], dtype=cur.dtype, device=cur.device).index_add(0, target, cur)
-    sizes = torch.bincount(target, minlength=k).to(cur.dtype)  # [k], >= 1
-    return sums / sizes[:, None], keep
+    target = torch.where(near.any(dim=2), masked.argmax(dim=2), sim.argmax(dim=2))  # [G, S]
+    target.scatter_(1, keep, torch.arange(k, device=dev).expand(g, k))  # a kept token stays itself
+    flat = (target + torch.arange(g, device=dev)[:, None] * k).reshape(-1)  # [G*S] -> slot in [G*k]
+    sums = torch.zeros(g * k, d, dtype=x.dtype, device=dev).index_add(0, flat, x.reshape(g * s, d))
+    sizes = torch.bincount(flat, minlength=g * k).to(x.dtype)  # [G*k], >= 1
+    return (sums / sizes[:, None]).reshape(g, k, d), keep
 
 
 def token_merge(
@@ -126,22 +128,24 @@ def token_merge(
         k = _budget(keep_ratio, s)
         pos_h = torch.arange(s, device=dev) // gw
         pos_w = torch.arange(s, device=dev) % gw
+        # group 0: whole, or its k tokens least similar to the group's mean token
+        if first_group == "all" or k >= s:
+            first, keep0 = x[:1], torch.arange(s, device=dev)[None]
+        else:
+            mean = x[0].detach().float().mean(dim=0, keepdim=True)
+            nov0 = -F.cosine_similarity(x[0].detach().float(), mean, dim=-1)[None]  # [1, S]
+            first, keep0 = _merge_groups(x[:1], nov0, k, gh, gw, window)
+        outs, keeps = [first[0]], [keep0[0]]
+        if t > 1:  # groups 1..t-1 at once: novelty against the same position one group earlier
+            nov = -F.cosine_similarity(x[1:].detach().float(), x[:-1].detach().float(), dim=-1)  # [t-1, S]
+            rest, keep = _merge_groups(x[1:], nov, k, gh, gw, window)
+            outs.append(rest.reshape(-1, rest.shape[-1]))
+            keeps += list(keep.unbind(0))
         c = 0
-        for ti in range(t):
-            cur = x[ti]  # [S, D]
-            if ti == 0:
-                if first_group == "all" or k >= s:
-                    out, keep = cur, torch.arange(s, device=dev)
-                else:
-                    mean = cur.detach().float().mean(dim=0, keepdim=True)
-                    novelty = -F.cosine_similarity(cur.detach().float(), mean, dim=-1)
-                    out, keep = _merge_group(cur, novelty, k, gh, gw, window)
-            else:
-                novelty = -F.cosine_similarity(cur.detach().float(), x[ti - 1].detach().float(), dim=-1)  # [S]
-                out, keep = _merge_group(cur, novelty, k, gh, gw, window)
-            kept.append(out)
-            positions.append(torch.stack([torch.full_like(keep, ti), pos_h[keep], pos_w[keep]], dim=1))
-            c += out.shape[0]
+        for ti, kp in enumerate(keeps):
+            positions.append(torch.stack([torch.full_like(kp, ti), pos_h[kp], pos_w[kp]], dim=1))
+            c += kp.numel()
+        kept += outs
         counts.append(c)
     if kept:
         out_tokens = torch.cat(kept)
