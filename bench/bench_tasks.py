@@ -74,8 +74,8 @@ def _sampler(name, video, path, other_path, windows_seed=0):
     n, h, w = video.shape[0], video.shape[1], video.shape[2]
     infos = [VideoInfo(path, n, 30.0, w, h, n / 30, "h264"), VideoInfo(other_path, n, 30.0, w, h, n / 30, "h264")]
     s = WindowSampler(infos, [name], seed=windows_seed, samples_per_window=4, window_frames=64)
-    s._open[path] = MemoryBackend(video)  # frames already decoded: no decode is timed
-    s._open[other_path] = MemoryBackend(video.flip(1))
+    s.decoders.open[path] = MemoryBackend(video)  # frames already decoded: no decode is timed
+    s.decoders.open[other_path] = MemoryBackend(video.flip(1))
     return s
 
 
@@ -90,7 +90,7 @@ def build_samples(name: str, video, path, tokenizer, n: int, seed: int = 0):
     while len(out) < n:
         wp = s.plan(w)
         unions.append(wp.frame_ids)
-        s._open[wp.video.path].ready[tuple(wp.frame_ids)] = s._open[wp.video.path].video.index_select(
+        s.decoders.open[wp.video.path].ready[tuple(wp.frame_ids)] = s.decoders.open[wp.video.path].video.index_select(
             0, torch.tensor(wp.frame_ids)
         )  # "decoded" before the clock starts
         t = time.perf_counter()

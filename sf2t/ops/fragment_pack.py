@@ -539,7 +539,8 @@ def fragment_pack(
     """
     nv12 = frames if isinstance(frames, NV12) else None
     if nv12 is not None:
-        fused = _nv12_fused(nv12, layout, backend)
+        # the compiled and Triton kernels read NV12 themselves; the reference converts first
+        fused = choose_backend(nv12.device, backend) != "reference"
         frames = nv12.y.unsqueeze(-1).expand(-1, -1, -1, 3) if fused else nv12.to_rgb()  # a view for the checks
         if not fused:
             nv12 = None
@@ -587,21 +588,9 @@ def fragment_pack(
     )
     if which == "reference":
         return _fragment_pack_reference(frames, src_index, boxes, *args, dtype=dtype), grid
+    _check_runnable(which, frames.device)
     if which == "triton":
-        if not triton_available(frames.device.type):
-            raise ValueError(
-                f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
-                "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors"
-            )
         return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype, nv12=nv12), grid
-    if which == "cuda":
-        _ext.require("fragment_pack backend 'cuda'", cuda=True)
-        if frames.device.type != "cuda":
-            raise ValueError(f"backend 'cuda' needs frames on a CUDA device, got frames on {frames.device}")
-    else:
-        _ext.require("fragment_pack backend 'cpp'")
-        if frames.device.type != "cpu":
-            raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
     if nv12 is not None:  # the Y plane, its chroma and the conversion constants: converted in the same pass
         out = torch.ops.sf2t.fragment_pack(nv12.y, src_index, boxes, *args, dtype, nv12.uv, nv12.coefficients())
 
@@ -610,43 +599,35 @@ def fragment_pack(
     return out, grid
 
 
-def _nv12_fused(nv12: NV12, layout: str, backend: str | None) -> bool:
-    """Whether the chosen backend reads NV12 itself (the compiled and Triton kernels) rather than after
-    NV12.to_rgb()."""
-    which = backend or os.environ.get("SF2T_BACKEND") or None
-    if which is None:
-        if nv12.device.type == "cpu":
-            which = "cpp" if _ext.is_loaded() else None
-        elif _ext.has_cuda_kernels():
-            which = "cuda"
-        else:
-            which = "triton" if triton_available(nv12.device.type) else None
-    return which in ("cpp", "cuda", "triton")
+def _check_runnable(which: str, device: torch.device) -> None:
+    """A clear error when backend ``which`` cannot run for frames on ``device`` (a wrong device first: that is the
+    caller's error whatever the build; then a missing build)."""
+    if which == "triton":
+        if not triton_available(device.type):
+            raise ValueError(
+                f"backend 'triton' cannot run on frames on {device}: it needs a CUDA device, "
+                "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors"
+            )
+    elif which == "cuda":
+        if device.type != "cuda":
+            raise ValueError(f"backend 'cuda' needs frames on a CUDA device, got frames on {device}")
+        _ext.require("fragment_pack backend 'cuda'", cuda=True)
+    elif which == "cpp":
+        if device.type != "cpu":
+            raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {device}")
+        _ext.require("fragment_pack backend 'cpp'")
 
 
 def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame_repeat, dtype, backend, nv12=None):
     resize = (int(resize[0]), int(resize[1])) if resize is not None else size
     offset = _center_offset(resize, size)
-    which = backend or os.environ.get("SF2T_BACKEND") or None
-    if which is not None and which not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {which!r}")
-    if which is None:
-        if frames.device.type == "cpu":
-            which = "cpp" if _ext.is_loaded() else "reference"
-        elif _ext.has_cuda_kernels():
-            which = "cuda"
-        else:
-            which = "triton" if triton_available(frames.device.type) else "reference"
+    which = choose_backend(frames.device, backend)
     if which == "reference":
         return _fragment_pack_fchw_reference(
             frames, src_index, boxes, resize, offset, size, mean, std, frame_repeat, dtype
         )
+    _check_runnable(which, frames.device)
     if which == "triton":
-        if not triton_available(frames.device.type):
-            raise ValueError(
-                f"backend 'triton' cannot run on frames on {frames.device}: it needs a CUDA device, "
-                "or TRITON_INTERPRET=1 set before triton is imported for CPU tensors"
-            )
         return _fragment_pack_triton(
             frames,
             src_index,
@@ -663,14 +644,6 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
             window=(resize, offset),
             nv12=nv12,
         )
-    if which == "cuda":  # the wrong device is the caller's error whatever the build: say that first
-        if frames.device.type != "cuda":
-            raise ValueError(f"backend 'cuda' needs frames on a CUDA device, got frames on {frames.device}")
-        _ext.require("fragment_pack backend 'cuda'", cuda=True)
-    else:
-        if frames.device.type != "cpu":
-            raise ValueError(f"backend 'cpp' needs frames on the CPU, got frames on {frames.device}")
-        _ext.require("fragment_pack backend 'cpp'")
     if nv12 is not None:
         frames = nv12.y
     return torch.ops.sf2t.fragment_pack_fchw(

@@ -19,7 +19,7 @@ import torch
 
 from sf2t.tasks import make_task
 from sf2t.tasks.base import Sample, SkipSample, Task, make_rng
-from sf2t.video.backends import open_decoder
+from sf2t.video.backends import DecoderCache
 from sf2t.video.decode import VideoError, VideoInfo, probe
 
 __all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batches", "pair_layout_index"]
@@ -119,23 +119,13 @@ class FrameStore:
         self.chunk = chunk
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._bytes = 0
-        self._open: OrderedDict[str, Any] = OrderedDict()  # open decoders (LRU): no re-open / re-scan per request
-        self.max_open = 8
+        self.decoders = DecoderCache(decoder, device=self.device)  # no re-open / re-scan per request
 
     def _decode(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
-        dec = self._open.get(info.path)
-        if dec is None:
-            dec = open_decoder(info.path, self.decoder, device=self.device, info=info)
-            self._open[info.path] = dec
-            while len(self._open) > self.max_open:
-                self._open.popitem(last=False)[1].close()
-        else:
-            self._open.move_to_end(info.path)
         try:
-            frames, _ = dec.get_frames(list(frame_ids))
+            frames, _ = self.decoders.get(info).get_frames(list(frame_ids))
         except VideoError:
-            self._open.pop(info.path, None)
-            dec.close()
+            self.decoders.forget(info.path)
             raise
         return frames.to(self.device)
 

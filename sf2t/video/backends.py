@@ -23,13 +23,14 @@ import bisect
 import importlib.util
 import logging
 import os
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
 
 from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index
+from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index, tc_open
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +42,8 @@ __all__ = [
     "open_decoder",
     "decoder_threads",
     "as_index_list",
+    "check_range",
+    "DecoderCache",
 ]
 
 log = logging.getLogger("sf2t.video")
@@ -113,7 +116,7 @@ def as_index_list(path: str, indices: Sequence[int] | torch.Tensor) -> list[int]
     return out
 
 
-def _check_range(path: str, idx: list[int], n: int) -> None:
+def check_range(path: str, idx: list[int], n: int) -> None:
     for i in idx:
         if i < 0 or i >= n:
             raise VideoError(path, f"frame index {i} out of range: the video has {n} frames", "out_of_range")
@@ -151,7 +154,7 @@ class Backend:
         """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] on the backend's device and
         float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``."""
         idx = as_index_list(self.path, indices)
-        _check_range(self.path, idx, self.num_frames)
+        check_range(self.path, idx, self.num_frames)
         uniq = sorted(set(idx))
         frames, pts = self._decode(uniq, Deadline(self.path, self.timeout, "decoding"))
         if uniq != idx:
@@ -179,22 +182,14 @@ class TorchCodecBackend(Backend):
 
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
-        from torchcodec.decoders import VideoDecoder
-
         cuda = self.device.type == "cuda"
-        try:
-            self.dec = VideoDecoder(
-                self.path,
-                dimension_order="NHWC",
-                seek_mode="exact",
-                num_ffmpeg_threads=self.threads,
-                device=str(self.device) if cuda else None,
-            )
-        except Exception as e:
-            msg = str(e).lower()
-            if "stream" in msg and ("video" in msg or "best" in msg):
-                raise VideoError(self.path, "no video stream", "no_video") from e
-            raise VideoError(self.path, f"cannot open as a video ({first_line(e)})", "unreadable") from e
+        self.dec = tc_open(
+            self.path,
+            dimension_order="NHWC",
+            seek_mode="exact",
+            num_ffmpeg_threads=self.threads,
+            device=str(self.device) if cuda else None,
+        )
         self.num_frames = int(self.dec.metadata.num_frames or 0)
         if self.num_frames <= 0:
             raise VideoError(self.path, "the video stream has no frames", "no_frames")
@@ -399,3 +394,45 @@ class _ToDevice(_Rotated):
     def get_frames(self, indices):
         frames, pts = self.inner.get_frames(indices)
         return frames.to(self.device, non_blocking=True), pts
+
+
+class DecoderCache:
+    """Open decoders by path (LRU): a file is opened, and torchcodec / PyAV scan its packets, once, not per request.
+    Beyond ``max_open`` files the least recently used decoder is closed. ``open`` is the path -> decoder map."""
+
+    def __init__(
+        self,
+        decoder: str = "auto",
+        *,
+        device: str | torch.device = "cpu",
+        threads: int = 1,
+        timeout: float | None = None,
+        max_open: int = 8,
+    ):
+        self.decoder, self.device, self.threads, self.timeout = decoder, torch.device(device), threads, timeout
+        self.max_open = max(1, int(max_open))
+        self.open: OrderedDict[str, object] = OrderedDict()
+
+    def get(self, info: VideoInfo):
+        dec = self.open.get(info.path)
+        if dec is None:
+            dec = open_decoder(
+                info.path, self.decoder, device=self.device, threads=self.threads, info=info, timeout=self.timeout
+            )
+            self.open[info.path] = dec
+            while len(self.open) > self.max_open:
+                self.open.popitem(last=False)[1].close()
+        else:
+            self.open.move_to_end(info.path)
+        return dec
+
+    def forget(self, path: str) -> None:
+        """Close and drop ``path``'s decoder (after it failed: the next request opens the file afresh)."""
+        dec = self.open.pop(path, None)
+        if dec is not None:
+            dec.close()
+
+    def close(self) -> None:
+        for dec in self.open.values():
+            dec.close()
+        self.open.clear()

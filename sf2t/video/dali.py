@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import av_open, check_file, demux_index
+from sf2t.video.probe import av_open, check_file, demux_index, tc_open
 
 __all__ = ["DaliBackend", "DALI_CPU_CODECS", "DALI_GPU_CODECS", "DALI_GPU_PIX_FMTS", "clear_pipeline_cache"]
 
@@ -243,15 +243,8 @@ class DaliBackend:
         return [float(t) for t in pts] if pts is not None else [float("nan")] * int(num_frames)
 
     def _probe_torchcodec(self, num_frames: int | None, pts: Sequence[float] | None) -> list[float]:
-        from torchcodec.decoders import VideoDecoder
-
-        try:  # "approximate" reads the header only; "exact" scans the packets, needed to count WebM frames
-            dec = VideoDecoder(self.path, seek_mode="approximate" if num_frames is not None else "exact")
-        except Exception as e:
-            msg = str(e).lower()
-            if "stream" in msg and ("video" in msg or "best" in msg):
-                raise VideoError(self.path, "no video stream", "no_video") from e
-            raise VideoError(self.path, f"cannot open as a video ({first_line(e)})", "unreadable") from e
+        # "approximate" reads the header only; "exact" scans the packets, needed to count WebM frames
+        dec = tc_open(self.path, seek_mode="approximate" if num_frames is not None else "exact")
         m = dec.metadata
         self.codec = str(m.codec or "")
         self.pix_fmt = str(getattr(m, "pixel_format", "") or "")
@@ -306,14 +299,10 @@ class DaliBackend:
         float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``."""
         if self._data is None:
             raise ValueError(f"{self.path}: the DALI backend is closed")
-        from sf2t.video.backends import as_index_list  # here: backends imports this module
+        from sf2t.video.backends import as_index_list, check_range  # here: backends imports this module
 
         idx = as_index_list(self.path, indices)
-        for i in idx:
-            if i < 0 or i >= self.num_frames:
-                raise VideoError(
-                    self.path, f"frame index {i} out of range: the video has {self.num_frames} frames", "out_of_range"
-                )
+        check_range(self.path, idx, self.num_frames)
         if not idx and self.width and self.height:
             empty = torch.empty(0, self.height, self.width, 3, dtype=torch.uint8, device=self.device)
             return empty, torch.empty(0, dtype=torch.float64)

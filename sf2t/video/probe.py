@@ -21,7 +21,7 @@ from typing import Any
 
 from sf2t.video.errors import VideoError, first_line
 
-__all__ = ["VideoInfo", "probe", "check_file", "IMAGE_FORMATS", "Deadline"]
+__all__ = ["VideoInfo", "probe", "check_file", "tc_open", "IMAGE_FORMATS", "Deadline"]
 
 # libavformat demuxers that read single images (a PNG opens as a 1-frame "video"): not videos for sf2t.
 IMAGE_FORMATS = (
@@ -297,16 +297,22 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
 # torchcodec (where PyAV is not installed)
 
 
-def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
+def tc_open(path: str, **kwargs):
+    """A torchcodec ``VideoDecoder`` (``kwargs`` passed on), or a ``VideoError`` saying why the file does not open:
+    no video stream, or unreadable (with its first error line). Shared by the probe and the backends."""
     from torchcodec.decoders import VideoDecoder
 
     try:
-        dec = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
+        return VideoDecoder(path, **kwargs)
     except Exception as e:
         msg = str(e).lower()
         if "stream" in msg and ("video" in msg or "best" in msg):
             raise VideoError(path, "no video stream", "no_video") from e
         raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
+
+
+def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
+    dec = tc_open(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
     m = dec.metadata
     n = int(m.num_frames or 0)
     if n <= 0:

@@ -22,15 +22,14 @@ import bisect
 import logging
 import os
 import random
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from sf2t.tasks import make_task
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
-from sf2t.video.backends import decoder_threads, open_decoder
+from sf2t.video.backends import DecoderCache, decoder_threads
 from sf2t.video.errors import VideoError
 from sf2t.video.probe import VideoInfo
 
@@ -165,36 +164,16 @@ class WindowSampler:
         self.samples_per_window = int(samples_per_window)
         self.window_frames = int(window_frames)
         self.weights = list(weights) if weights else None
-        self.decoder, self.device, self.threads, self.timeout = decoder, torch.device(device), threads, timeout
-        self.max_open = max(1, int(max_open))
-        self._open: OrderedDict[str, Any] = OrderedDict()
+        self.decoders = DecoderCache(decoder, device=device, threads=threads, timeout=timeout, max_open=max_open)
         self.failures: list[Failure] = []
         self.stats = {"windows": 0, "samples": 0, "failed": 0, "frames_requested": 0, "frames_decoded": 0}
 
     # -- decoders, opened lazily in the process that uses them
-    def _decoder(self, info: VideoInfo):
-        dec = self._open.get(info.path)
-        if dec is None:
-            dec = open_decoder(
-                info.path, self.decoder, device=self.device, threads=self.threads, info=info, timeout=self.timeout
-            )
-            self._open[info.path] = dec
-            while len(self._open) > self.max_open:
-                _, old = self._open.popitem(last=False)
-                old.close()
-        else:
-            self._open.move_to_end(info.path)
-        return dec
-
     def _forget(self, path: str) -> None:
-        dec = self._open.pop(path, None)
-        if dec is not None:
-            dec.close()
+        self.decoders.forget(path)
 
     def close(self) -> None:
-        for dec in self._open.values():
-            dec.close()
-        self._open.clear()
+        self.decoders.close()
 
     def plan(self, w: int) -> WindowPlan:
         rng = make_rng(self.seed, w, f"window:{self.rank}")
@@ -214,7 +193,7 @@ class WindowSampler:
         log.info("sample skipped: %s: %s (%s)", f.path, f.reason, f.kind)
 
     def _get(self, info: VideoInfo, ids: list[int]) -> torch.Tensor:
-        dec = self._decoder(info)
+        dec = self.decoders.get(info)
         before = getattr(dec, "frames_decoded", None)
         frames, _ = dec.get_frames(ids)
         if before is not None:
