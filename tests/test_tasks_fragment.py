@@ -79,7 +79,7 @@ def match_source(frame, video):
 def test_answer_rederived_from_meta_and_pixels(videos, name):
     task = make_task(name)
     a = videos["a.mp4"]
-    for i in range(300):
+    for i in range(2000):  # thousands of seeded samples per task
         plan, s, shown = make(task, videos, i)
         m = s.meta
         assert m["task"] == name and m["source"] == "a.mp4"
@@ -166,6 +166,8 @@ def test_class_balance(videos):
     _within(cons, {"identical": 1 / 3, "cell": 1 / 3, "whole": 1 / 3}, n)
     speed = Counter(make(make_task("speed"), videos, i)[1].meta["answer"]["faster"] for i in range(n))
     _within(speed, {"first": 1 / 3, "second": 1 / 3, "same": 1 / 3}, n)
+    dis = Counter(make(make_task("disorder"), videos, i)[1].meta["answer"]["in_order"] for i in range(n))
+    _within(dis, {True: 1 / 2, False: 1 / 2}, n)
 
 
 def test_rearrangement_permutations_uniform(videos):
@@ -312,3 +314,36 @@ def test_window_too_small_for_a_task_is_an_error_before_work():
             },
             window_frames=16,
         )
+
+
+@pytest.mark.parametrize("name", ["consistency", "localization"])
+def test_shared_frames_build_equals_own_copy(videos, name):
+    """The window sampler's path (``rows=`` into a decode shared by several samples, read in place) shows the
+    same pixels, asks the same and leaves the shared frames untouched."""
+    task = make_task(name)
+    a = videos["a.mp4"]
+    kinds = set()
+    for i in range(80):
+        rng = make_rng(7, i, "shared")
+        if getattr(task, "needs_other_video", False):
+            plan = task.plan("a.mp4", N, rng, other=("b.mp4", videos["b.mp4"].shape[0]))
+            extra = [videos[p][k] for p, k in plan.extra]
+        else:
+            plan = task.plan("a.mp4", N, rng)
+            extra = None
+        state = rng.getstate()
+        try:
+            own = task.build(plan, a[plan.frame_ids], rng, extra=extra)
+        except SkipSample:
+            continue
+        # the shared decode: the plan's frames at scattered rows among other frames
+        shared = a.flip(0).clone()
+        rows = [N - 1 - f for f in plan.frame_ids]
+        before = shared.clone()
+        rng.setstate(state)
+        got = task.build(plan, shared, rng, extra=extra, rows=rows)
+        assert torch.equal(shared, before)  # read only
+        assert (got.question, got.answer, got.meta) == (own.question, own.answer, own.meta)
+        assert torch.equal(got.presented(shared), own.presented(a[plan.frame_ids]))
+        kinds.add(got.meta["answer"].get("kind", "pasted"))
+    assert kinds == ({"identical", "cell", "whole"} if name == "consistency" else {"pasted"})

@@ -182,6 +182,18 @@ def test_smoke_full_finetune_loss_falls(tiny, clips, tmp_path):
         assert torch.equal(v, ref[k]), k
 
 
+def test_all_six_tasks_train_end_to_end(tiny, clips, tmp_path):
+    """One run mixing all six tasks: every task gives batches, every step's loss is finite, LoRA on both towers."""
+    from sf2t.tasks import TASKS
+    from sf2t.train.loop import train
+
+    cfg = _cfg(tiny, clips, tmp_path, steps=12, batch_size=6, tasks=list(TASKS), lora=True, full_finetune=False)
+    res = train(cfg, log=lambda s: None)
+    assert len(res["losses"]) == 12 and all(math.isfinite(v) for v in res["losses"])
+    assert set(res["task_losses"]) == set(TASKS)
+    assert all(c and all(math.isfinite(p["loss"]) for p in c) for c in res["task_losses"].values())
+
+
 def test_lora_trains_adapters_only_and_reloads(tiny, clips, tmp_path):
     from sf2t.models import load_model_and_tokenizer
     from sf2t.train.loop import load_trained, make_factories, train

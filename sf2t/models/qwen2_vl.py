@@ -160,12 +160,17 @@ def build_video_sample(
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     n_video = num_video_tokens(video_grid_thw, merge_size)
     n_image = None if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
-    sample = text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, n_image, device=device)
-    mm = torch.zeros_like(sample["input_ids"])
-    mm[sample["input_ids"] == tokenizer.convert_tokens_to_ids(IMAGE_PAD)] = MM_TOKEN_TYPE_IMAGE
-    mm[sample["input_ids"] == tokenizer.convert_tokens_to_ids(VIDEO_PAD)] = MM_TOKEN_TYPE_VIDEO
-    sample["mm_token_type_ids"] = mm
-    return sample
+    return text.build_sample(
+        tokenizer,
+        CHAT_FORMAT,
+        question,
+        answer,
+        system,
+        n_video,
+        n_image,
+        device=device,
+        type_ids={IMAGE_PAD: MM_TOKEN_TYPE_IMAGE, VIDEO_PAD: MM_TOKEN_TYPE_VIDEO},
+    )
 
 
 _PAD_VALUES = {"attention_mask": 0, "labels": IGNORE_INDEX, "mm_token_type_ids": MM_TOKEN_TYPE_TEXT}

@@ -10,6 +10,7 @@ A family describes its format with one :class:`ChatFormat`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,8 +51,44 @@ def render_chat(tokenizer, fmt: ChatFormat, question: str, answer: str | None, s
     return text
 
 
-_ENCODE_CACHE: dict = {}
-_ENCODE_CACHE_MAX = 8192  # (question, answer) pairs: paraphrases x answers, a few hundred per task in practice
+_ENCODE_CACHE: OrderedDict = OrderedDict()
+# (question, answer) pairs, least recently used dropped first: paraphrases x answers, a few thousand over all tasks
+# (rearrangement's orders are the most: ~870 for 3-6 frames); ~2 KB each
+_ENCODE_CACHE_MAX = 16384
+
+_RENDER_CACHE: OrderedDict = OrderedDict()
+_RENDER_OK: dict = {}  # (id(tokenizer), fmt, template) -> whether splicing the answer into a render is exact
+_SENTINEL = "\ue000sf2t-answer\ue001"  # private-use characters: no template or text contains them
+
+
+def _render_spliced(tokenizer, fmt: ChatFormat, question: str, answer: str, system: str | None, image: bool) -> str:
+    """:func:`render_chat`'s text, from one render per (question, system, image) with a sentinel answer, the answer
+    spliced in (templates insert the assistant's content verbatim). The first render of each (tokenizer, format,
+    template) is checked against a direct render; a template that transforms the content is then always rendered
+    directly."""
+    template = getattr(tokenizer, "chat_template", None) or fmt.template
+    fkey = (id(tokenizer), fmt, template)
+    ok = _RENDER_OK.get(fkey)
+    if ok is False or answer != answer.strip():  # (a template may trim the content)
+        return render_chat(tokenizer, fmt, question, answer, system, image)
+    key = (fkey, question, system, image)
+    parts = _RENDER_CACHE.get(key)
+    if parts is None:
+        text = render_chat(tokenizer, fmt, question, _SENTINEL, system, image)
+        if text.count(_SENTINEL) != 1:
+            _RENDER_OK[fkey] = False
+            return render_chat(tokenizer, fmt, question, answer, system, image)
+        parts = tuple(text.split(_SENTINEL))
+        if len(_RENDER_CACHE) >= 4096:
+            _RENDER_CACHE.popitem(last=False)
+        _RENDER_CACHE[key] = parts
+    spliced = parts[0] + answer + parts[1]
+    if ok is None:
+        direct = render_chat(tokenizer, fmt, question, answer, system, image)
+        _RENDER_OK[fkey] = ok = spliced == direct
+        if not ok:
+            return direct
+    return spliced
 
 
 def encode_once(
@@ -64,33 +101,35 @@ def encode_once(
     key = (id(tokenizer), fmt, template, question, answer, system, image)
     hit = _ENCODE_CACHE.get(key)
     if hit is not None and hit[0] is tokenizer:
+        _ENCODE_CACHE.move_to_end(key)
         return hit[1]
-    text = render_chat(tokenizer, fmt, question, answer, system, image)
+    if answer is None:
+        text = render_chat(tokenizer, fmt, question, answer, system, image)
+    else:
+        text = _render_spliced(tokenizer, fmt, question, answer, system, image)
     enc = tokenizer(text, add_special_tokens=fmt.add_special_tokens, return_offsets_mapping=answer is not None)
-    ids = torch.tensor(enc["input_ids"], dtype=torch.long)
-    labels = torch.full_like(ids, IGNORE_INDEX)
+    id_list = list(enc["input_ids"])
+    label_list = [IGNORE_INDEX] * len(id_list)
     if answer is not None:
         start = text.rfind(answer + fmt.end)
         if start < 0:
             raise ValueError(f"chat template did not render the answer followed by {fmt.end!r}")
         stop = start + len(answer) + len(fmt.end)
-        off = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
-        if fmt.span == "overlap":
-            mask = (off[:, 1] > start) & (off[:, 0] < stop)
-        else:
-            mask = (off[:, 0] >= start) & (off[:, 1] <= stop)
-        mask &= off[:, 1] > off[:, 0]
-        labels[mask] = ids[mask]
+        overlap = fmt.span == "overlap"
+        for k, (a, b) in enumerate(enc["offset_mapping"]):
+            if b > a and ((b > start and a < stop) if overlap else (a >= start and b <= stop)):
+                label_list[k] = id_list[k]
     pos = {}
     for tok, want in ((fmt.video_token, 1), (fmt.image_token, int(image))):
-        where = (ids == tokenizer.convert_tokens_to_ids(tok)).nonzero().flatten()
-        if where.numel() != want:
-            raise ValueError(f"sample has {where.numel()} {tok} tokens, expected {want}; texts must not contain it")
+        tok_id = tokenizer.convert_tokens_to_ids(tok)
+        where = [k for k, t in enumerate(id_list) if t == tok_id]
+        if len(where) != want:
+            raise ValueError(f"sample has {len(where)} {tok} tokens, expected {want}; texts must not contain it")
         if want:
-            pos[tok] = int(where[0])
-    out = (ids, labels, pos)
+            pos[tok] = where[0]
+    out = (torch.tensor(id_list, dtype=torch.long), torch.tensor(label_list, dtype=torch.long), pos)
     if len(_ENCODE_CACHE) >= _ENCODE_CACHE_MAX:
-        _ENCODE_CACHE.clear()
+        _ENCODE_CACHE.popitem(last=False)
     _ENCODE_CACHE[key] = (tokenizer, out)
     return out
 
@@ -128,6 +167,10 @@ def expand_placeholders(tokenizer, ids, labels, pos: dict[str, int], counts: dic
     }
 
 
+_ASSEMBLED: OrderedDict = OrderedDict()  # whole samples by (texts, placeholder counts, device): LRU, cloned out
+_ASSEMBLED_MAX = 8192
+
+
 def build_sample(
     tokenizer,
     fmt: ChatFormat,
@@ -137,14 +180,36 @@ def build_sample(
     video_tokens: int,
     image_tokens: int | None = None,
     device: torch.device | str | None = None,
+    type_ids: dict[str, int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """1-D LongTensors ``input_ids``, ``attention_mask`` (all 1) and ``labels`` of one sample whose user turn shows
     one video with ``video_tokens`` placeholders, preceded by one image with ``image_tokens`` placeholders unless
     that is None. ``tokenizer`` may be the processor. ``device``: assemble there, from the pre-tokenized pieces
-    kept on that device (copied once per distinct text, then only the placeholder runs are made)."""
+    kept on that device (copied once per distinct text, then only the placeholder runs are made).
+    ``type_ids``: also ``mm_token_type_ids``, ``type_ids[token]`` at each placeholder of ``token``, 0 elsewhere.
+
+    Samples repeat (a task has a few thousand distinct texts and a few frame counts), so the assembled tensors
+    are kept (least recently used dropped) and each call returns fresh copies of them."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    dev = None if device is None else torch.device(device)
+    template = getattr(tokenizer, "chat_template", None) or fmt.template
+    tkey = None if type_ids is None else tuple(sorted(type_ids.items()))
+    key = (id(tokenizer), fmt, template, question, answer, system, video_tokens, image_tokens, str(dev), tkey)
+    hit = _ASSEMBLED.get(key)
+    if hit is not None and hit[0] is tokenizer:
+        _ASSEMBLED.move_to_end(key)
+        return {k: v.clone() for k, v in hit[1].items()}
     ids, labels, pos = encode_once(tokenizer, fmt, question, answer, system, image_tokens is not None)
-    if device is not None and torch.device(device) != ids.device:
-        ids, labels = _on_device(ids, labels, torch.device(device))
+    if dev is not None and dev != ids.device:
+        ids, labels = _on_device(ids, labels, dev)
     counts = {fmt.video_token: video_tokens, fmt.image_token: image_tokens}
-    return expand_placeholders(tokenizer, ids, labels, pos, counts)
+    out = expand_placeholders(tokenizer, ids, labels, pos, counts)
+    if type_ids is not None:
+        mm = torch.zeros_like(out["input_ids"])
+        for tok, v in type_ids.items():
+            mm[out["input_ids"] == tokenizer.convert_tokens_to_ids(tok)] = v
+        out["mm_token_type_ids"] = mm
+    if len(_ASSEMBLED) >= _ASSEMBLED_MAX:
+        _ASSEMBLED.popitem(last=False)
+    _ASSEMBLED[key] = (tokenizer, out)
+    return {k: v.clone() for k, v in out.items()}

@@ -97,7 +97,10 @@ class Task(Protocol):
 
     # Optional: ``pixels = "none" | "thumbs" | "full"`` (default "full"): what build reads. "thumbs" tasks also
     # take ``build(..., thumbs=[n, th, tw])`` (the guard's thumbnails, computed once per window by the sampler)
-    # and may then get ``frames=None``; "none" tasks get ``frames=None``.
+    # and may then get ``frames=None``; "none" tasks get ``frames=None``. "full" tasks with
+    # ``shared_frames = True`` take ``build(..., rows=[row of frames per plan.frame_ids])``: ``frames`` is then a
+    # decode shared with other samples, read only, and ``src_index`` (when ``Sample.frames`` is None) indexes
+    # rows of it; without ``rows``, row k holds ``plan.frame_ids[k]``.
 
     def chance(self) -> float: ...  # exact accuracy of a uniform random guess over the possible answers
 

@@ -3,7 +3,8 @@ each an identical copy of A, A with one cell of a 3x3 grid replaced by the same 
 ``tau_region``), or frame j itself (whole-frame MAD >= ``tau_region``). Answers ``"Identical."``,
 ``"Different: {cell}."`` or ``"Different: whole frame."``.
 
-B is built on the frames' device (a clone and a slice assignment): no host round trip for pixels. MAD here is
+B is built on the frames' device (a slice assignment into a new tensor, only for a replaced cell; identical and
+whole-frame samples show the decoded frames as they are): no host round trip for pixels. MAD here is
 measured like the motion guard's, on the 64-px-short-side grey thumbnails (``sf2t.ops.thumbnail``), 0-255 scale:
 a cell's MAD over the thumbnail pixels of that cell of the grid.
 """
@@ -41,12 +42,18 @@ def cell_box(cell: int, height: int, width: int) -> tuple[int, int, int, int]:
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
-    return x.to(torch.float32) @ torch.tensor(_LUMA, dtype=torch.float32, device=x.device)
+    """BT.601 luma of uint8 RGB [..., 3] as float32 [...], channel by channel (faster than a K=3 matmul)."""
+    g = x[..., 0].to(torch.float32).mul_(_LUMA[0])
+    return g.add_(x[..., 1], alpha=_LUMA[1]).add_(x[..., 2], alpha=_LUMA[2])
 
 
 def cell_mads(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Thumbnail MAD of each of the 9 cells between frames a and b ([H, W, 3]): (float32 [9], whole-frame MAD)."""
-    t = thumbnails(torch.stack([a, b]))  # [2, th, tw]
+    return _cell_mads(thumbnails(torch.stack([a, b])))
+
+
+def _cell_mads(t: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """:func:`cell_mads` from the two frames' thumbnails [2, th, tw]."""
     d = (t[0] - t[1]).abs()
     th, tw = d.shape
     cells = torch.stack([d[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in (cell_box(k, th, tw) for k in range(9))])
@@ -82,15 +89,24 @@ class ConsistencyTask:
         # params refer to rows of frame_ids (not frame numbers), so a planner may shift frame_ids by a window start
         return FramePlan(self.name, source, sorted((i, j)), {"a_row": int(i > j), "j_row": int(j > i), "kind": kind})
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+    shared_frames = True  # build takes ``rows=`` and reads the caller's frames in place (see ``build``)
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None, rows=None) -> Sample:
+        """``frames``: the decoded frames, uint8 [n, H, W, 3]; ``rows[k]``: the row of ``frames`` holding
+        ``plan.frame_ids[k]`` (default: row k). ``frames`` is only read. Identical and whole-frame samples show
+        rows of ``frames`` as they are (``Sample.frames`` None, ``src_index`` in rows of ``frames``); a cell
+        sample builds its two presented frames (one new tensor, each frame written once)."""
         c = self.cfg
         ra, rj, kind = plan.params["a_row"], plan.params["j_row"], plan.params["kind"]
         i, j = plan.frame_ids[ra], plan.frame_ids[rj]
-        a, other = frames[ra], frames[rj]  # [H, W, 3] views
+        fa, fj = (ra, rj) if rows is None else (int(rows[ra]), int(rows[rj]))  # rows of ``frames``
+        a, other = frames[fa], frames[fj]  # [H, W, 3] views
         h, w = a.shape[0], a.shape[1]
-        b = a.clone()
         cell = None
-        mads, whole = cell_mads(a, other) if kind != "identical" else (None, 0.0)
+        presented = None
+        src_index = [fa, fa]
+        if kind != "identical":  # the two frames' thumbnails, read in place (no gathered copy)
+            mads, whole = _cell_mads(thumbnails(frames, index=torch.tensor([fa, fj], device=frames.device)))
         if kind == "cell":
             mads = mads.cpu()
             ok = [k for k in range(9) if float(mads[k]) >= c.tau_region and min(h, w) >= 3]
@@ -103,15 +119,17 @@ class ConsistencyTask:
                 )
             cell = ok[rng.randrange(len(ok))]
             x0, y0, x1, y1 = cell_box(cell, h, w)
-            b[y0:y1, x0:x1] = other[y0:y1, x0:x1]
+            presented = torch.empty((2, h, w, 3), dtype=frames.dtype, device=frames.device)  # on the frames' device
+            presented[0] = a
+            presented[1] = a
+            presented[1, y0:y1, x0:x1] = other[y0:y1, x0:x1]
+            src_index = [0, 1]
         elif kind == "whole":
-            m = whole
-            if m < c.tau_region:
+            if whole < c.tau_region:
                 raise SkipSample(
-                    plan.source, "static", f"frames {i} and {j} differ by MAD {m:.2f} < tau_region {c.tau_region}"
+                    plan.source, "static", f"frames {i} and {j} differ by MAD {whole:.2f} < tau_region {c.tau_region}"
                 )
-            b = other.clone()
-        presented = torch.stack([a, b])  # [2, H, W, 3] on the frames' device
+            src_index = [fa, fj]
         q, k = templates.question(self.name, rng)
         answer = {"kind": kind, "cell": None if cell is None else CELLS[cell]}
         meta = {
@@ -128,4 +146,6 @@ class ConsistencyTask:
             },
             "answer": answer,
         }
-        return Sample(self.name, q, templates.consistency_answer(kind, answer["cell"]), [0, 1], meta, frames=presented)
+        return Sample(
+            self.name, q, templates.consistency_answer(kind, answer["cell"]), src_index, meta, frames=presented
+        )

@@ -25,7 +25,7 @@ import torch
 
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, plan_uniform_fragment
-from sf2t.tasks.guard import TAU_MOTION, pairwise_mad, require_motion, thumbnails, visible_permutation
+from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails, visible_permutation
 
 __all__ = ["DisorderConfig", "DisorderTask", "PERM_MODES", "allowed_permutations"]
 
@@ -103,7 +103,7 @@ class DisorderTask:
         shuffled = rng.random() < c.p_shuffle
         perm: tuple[int, ...] = tuple(range(count))
         if shuffled:  # moved frames must differ from the frames whose places they take
-            mad = pairwise_mad(thumbs=t).cpu()  # [F, F]; a small host copy: the permutation is drawn on the CPU
+            mad = PairMAD(t)  # the pairs a drawn permutation moves, computed as needed (host copies of floats)
             perm = visible_permutation(plan.source, allowed_permutations(count, c.perm), mad, c.tau_motion, rng)
         q, k = templates.question(self.name, rng)
         in_order = not shuffled

@@ -14,6 +14,7 @@ __all__ = [
     "THUMB_SHORT_SIDE",
     "thumbnails",
     "pairwise_mad",
+    "PairMAD",
     "consecutive_mad",
     "passes_motion",
     "require_motion",
@@ -47,9 +48,39 @@ def _thumbs(frames: torch.Tensor | None, thumbs: torch.Tensor | None) -> torch.T
 
 def pairwise_mad(frames: torch.Tensor | None = None, *, thumbs: torch.Tensor | None = None) -> torch.Tensor:
     """MAD between every pair of frames: float32 [N, N] on the frames' device. ``thumbs``: their thumbnails
-    [N, th, tw] when already computed (the window sampler computes them once per window)."""
+    [N, th, tw] when already computed (the window sampler computes them once per window). Computed over the
+    N(N-1)/2 pairs i < j only (MAD is symmetric; the diagonal is 0)."""
     t = _thumbs(frames, thumbs).flatten(1)  # [N, th*tw]
-    return (t[:, None, :] - t[None, :, :]).abs().mean(dim=-1)
+    n = t.shape[0]
+    out = torch.zeros(n, n, dtype=torch.float32, device=t.device)
+    if n > 1:
+        i, j = torch.triu_indices(n, n, offset=1, device=t.device)
+        v = (t.index_select(0, i) - t.index_select(0, j)).abs().mean(dim=-1).to(torch.float32)
+        out[i, j] = v
+        out[j, i] = v
+    return out
+
+
+class PairMAD:
+    """MADs between pairs of thumbnails [N, th, tw], computed on demand (one batched tensor op per call for the
+    pairs not seen yet) and cached: checking a permutation reads at most N of the N*N pairs, so a task that draws
+    one or two permutations need not compute the whole matrix (8 frames: ~0.05 ms instead of ~1 ms)."""
+
+    def __init__(self, thumbs: torch.Tensor):
+        self.t = thumbs.flatten(1)
+        self.cache: dict[tuple[int, int], float] = {}
+
+    def get(self, pairs) -> list[float]:
+        """The MADs of ``pairs`` [(a, b), ...] as floats on the host (0.0 where a == b)."""
+        keys = [(a, b) if a < b else (b, a) for a, b in pairs]
+        todo = sorted({k for k in keys if k[0] != k[1] and k not in self.cache})
+        if todo:
+            dev = self.t.device
+            i = torch.tensor([a for a, _ in todo], device=dev)
+            j = torch.tensor([b for _, b in todo], device=dev)
+            v = (self.t.index_select(0, i) - self.t.index_select(0, j)).abs().mean(dim=-1)
+            self.cache.update(zip(todo, v.tolist()))  # one small host copy for the batch
+        return [0.0 if a == b else self.cache[(a, b)] for a, b in keys]
 
 
 def consecutive_mad(frames: torch.Tensor | None = None, *, thumbs: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,14 +110,19 @@ def require_motion(source: str, thumbs: torch.Tensor, tau: float = TAU_MOTION, w
         raise SkipSample(source, "static", f"no visible motion in the {where} (min MAD {m:.2f} < tau {tau})")
 
 
-def visible_permutation(source: str, candidates, mad: torch.Tensor, tau: float, rng, tries: int = 64):
+def visible_permutation(source: str, candidates, mad, tau: float, rng, tries: int = 64):
     """A permutation drawn uniformly from ``candidates`` whose moved frames differ visibly from the frames whose
-    places they take (``mad[p[i], i] >= tau``, ``mad`` [F, F] on the CPU), redrawn up to ``tries`` times; else
-    ``SkipSample("static")``."""
+    places they take (``mad[p[i], i] >= tau``), redrawn up to ``tries`` times; else ``SkipSample("static")``.
+    ``mad``: a :class:`PairMAD` of the frames' thumbnails (pairs computed as needed) or an [F, F] tensor."""
     from sf2t.tasks.base import SkipSample
 
     for _ in range(tries):
         p = candidates[rng.randrange(len(candidates))]
-        if all(float(mad[p[i], i]) >= tau for i in range(len(p)) if p[i] != i):
+        pairs = [(p[i], i) for i in range(len(p)) if p[i] != i]
+        if isinstance(mad, PairMAD):
+            vals = mad.get(pairs)
+        else:
+            vals = [float(mad[a, b]) for a, b in pairs]
+        if all(v >= tau for v in vals):
             return p
     raise SkipSample(source, "static", "no permutation whose moved frames visibly differ")

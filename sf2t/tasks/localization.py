@@ -76,13 +76,20 @@ class LocalizationTask:
         }
         return FramePlan(self.name, source, ids, params, extra=[(other[0], params["target_frame"])])
 
-    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample:
+    shared_frames = True  # build takes ``rows=`` and reads the caller's frames in place (see ``build``)
+
+    def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None, rows=None) -> Sample:
+        """``frames``: the decoded frames, uint8 [n, H, W, 3]; ``rows[k]``: the row of ``frames`` holding
+        ``plan.frame_ids[k]`` (default: row k). ``frames`` is only read: the presented frames are gathered into
+        one new tensor (the only copy) and the target is pasted there."""
         c = self.cfg
         if not extra:
             raise ValueError("localization.build needs extra=[target source frame] (decoded plan.extra)")
         src = extra[0].to(frames.device)  # [h2, w2, 3]
         p = plan.params
         h, w = int(frames.shape[1]), int(frames.shape[2])
+        if rows is None:
+            rows = range(len(plan.frame_ids))
         h2, w2 = int(src.shape[0]), int(src.shape[1])
         side = max(1, round(p["side"] * min(h, w)))  # the target's side in this video's pixels
         side2 = max(1, round(p["side"] * min(h2, w2)))  # the crop's side in the other video's pixels
@@ -99,7 +106,8 @@ class LocalizationTask:
             target = crop.contiguous()
         px, py = int(u[2] * (w - side + 1)), int(u[3] * (h - side + 1))
         a, b = p["span"]
-        presented = frames.clone()  # [F, H, W, 3], chronological = presented order
+        # [F, H, W, 3], chronological = presented order: one gathered copy, on the frames' device
+        presented = frames.index_select(0, torch.tensor([int(r) for r in rows], device=frames.device))
         region = presented[a - 1 : b, py : py + side, px : px + side]  # [b-a+1, side, side, 3]
         m = float((_grey(region) - _grey(target)[None]).abs().mean())
         if m < c.tau_region:

@@ -13,7 +13,7 @@ import torch
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
 from sf2t.tasks.disorder import allowed_permutations
-from sf2t.tasks.guard import TAU_MOTION, pairwise_mad, require_motion, thumbnails, visible_permutation
+from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails, visible_permutation
 
 __all__ = ["RearrangementConfig", "RearrangementTask", "positions_answer"]
 
@@ -72,7 +72,7 @@ class RearrangementTask:
         count = len(plan.frame_ids)
         t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
         require_motion(plan.source, t, c.tau_motion)
-        mad = pairwise_mad(thumbs=t).cpu()  # [F, F]
+        mad = PairMAD(t)  # the pairs a drawn permutation moves, computed as needed
         perm = visible_permutation(plan.source, allowed_permutations(count, "any"), mad, c.tau_motion, rng)
         pos = positions_answer(perm)
         q, k = templates.question(self.name, rng)

@@ -262,8 +262,12 @@ class WindowSampler:
                     kw["thumbs"] = t_all.index_select(
                         0, torch.tensor([t_rows[int(r)] for r in rows], device=t_all.device)
                     )
-                mine = fr.index_select(0, rows) if need == "full" else None  # [n, H, W, 3]
-                s = task.build(p, mine, rng, **kw)
+                shared = need == "full" and getattr(task, "shared_frames", False)
+                if shared:  # the task reads rows of the window decode in place: no per-sample gathered copy
+                    s = task.build(p, fr, rng, rows=rows.tolist(), **kw)
+                else:
+                    mine = fr.index_select(0, rows) if need == "full" else None  # [n, H, W, 3]
+                    s = task.build(p, mine, rng, **kw)
             except SkipSample as e:
                 self._fail(Failure(info.path, e.kind, e.reason, w, p.task))
                 continue
@@ -271,7 +275,8 @@ class WindowSampler:
                 self._fail(Failure(e.path, e.kind, e.reason, w, p.task))
                 continue
             if s.frames is None:  # index the shared window decode directly: no per-sample copy of the frames
-                s.src_index = [int(rows[j]) for j in s.src_index]
+                if not shared:  # src_index is in rows of the plan's frames; a shared build gave rows of ``fr``
+                    s.src_index = [int(rows[j]) for j in s.src_index]
                 out.append((s, fr))
             else:
                 out.append((s, s.frames))

@@ -3,7 +3,8 @@
 // fused in one pass over the input. All three steps are linear, so they run in the cheapest order: the
 // vertical taps first, on the raw RGB rows (contiguous, vectorized: each input row is read about once), then
 // luma and the horizontal taps on the out_h accumulated rows only (64 instead of 360 for a 640x360 frame).
-// Threaded over frames. The result equals the reference (luma, then resize) up to float rounding.
+// The vertical sums are exact 16-bit integer sums where they fit (the usual frame sizes): the overlaps of an
+// area resize are rational with a small common denominator. Threaded over frames. The result equals the reference (luma, then resize) up to float rounding.
 // The motion guard of the SF²T tasks (TASKS.md) measures MAD on these thumbnails.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -13,48 +14,49 @@
 #include <algorithm>
 #include <optional>
 #include <cmath>
+#include <cstdint>
+#include <numeric>
 #include <vector>
 
 namespace sf2t {
 namespace {
 
-// Area weights of one axis as a band: output i reads inputs start[i] .. start[i] + size[i] - 1.
+// Area weights of one axis as a band: output i reads inputs start[i] .. start[i] + size[i] - 1. Computed exactly
+// in integers: in units of 1/n_out of an input pixel, output i spans [i*n_in, (i+1)*n_in) and input j spans
+// [j*n_out, (j+1)*n_out); their overlaps are multiples of g = gcd(n_in, n_out), so weight q of output i is
+// num[q] / denom with integer num (summing to denom = n_in / g for every output).
 struct Taps {
   std::vector<int64_t> start, size;
-  std::vector<float> w;  // [n_out, k], row i normalised to sum 1 (as the reference's matrix rows)
-  int64_t k = 0;
+  std::vector<uint16_t> num;  // [n_out, k] integer weights (0 beyond size[i])
+  std::vector<float> w;       // [n_out, k] the same as floats, num / denom
+  int64_t k = 0, denom = 1;
 };
 
 Taps area_taps(int64_t n_in, int64_t n_out) {
   Taps t;
-  const double r = static_cast<double>(n_in) / static_cast<double>(n_out);
+  const int64_t g = std::gcd(n_in, n_out);
+  t.denom = n_in / g;
   t.start.resize(n_out);
   t.size.resize(n_out);
-  std::vector<std::vector<double>> rows(n_out);
+  std::vector<std::vector<int64_t>> rows(n_out);
   for (int64_t i = 0; i < n_out; ++i) {
-    const double lo = static_cast<double>(i) * r, hi = lo + r;
-    const int64_t j0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo)));
-    const int64_t j1 = std::min<int64_t>(n_in, static_cast<int64_t>(std::ceil(hi)));
-    double sum = 0;
+    const int64_t lo = i * n_in, hi = lo + n_in;
+    const int64_t j0 = lo / n_out, j1 = std::min<int64_t>(n_in, (hi + n_out - 1) / n_out);
+    t.start[i] = j0;
     for (int64_t j = j0; j < j1; ++j) {
-      const double ov = std::max(0.0, std::min(hi, j + 1.0) - std::max(lo, static_cast<double>(j)));
-      rows[i].push_back(ov);
-      sum += ov;
+      const int64_t ov = std::min(hi, (j + 1) * n_out) - std::max(lo, j * n_out);
+      rows[i].push_back(ov / g);  // > 0: j0 and j1 bound exactly the inputs that overlap
     }
-    // drop zero-overlap edges so the band starts at the first input with weight
-    int64_t a = 0, b = static_cast<int64_t>(rows[i].size());
-    while (a < b && rows[i][a] <= 0) ++a;
-    while (b > a && rows[i][b - 1] <= 0) --b;
-    t.start[i] = j0 + a;
-    t.size[i] = b - a;
-    std::vector<double> kept(rows[i].begin() + a, rows[i].begin() + b);
-    for (double& v : kept) v /= sum;
-    rows[i] = kept;
+    t.size[i] = static_cast<int64_t>(rows[i].size());
     t.k = std::max<int64_t>(t.k, t.size[i]);
   }
+  t.num.assign(n_out * t.k, 0);
   t.w.assign(n_out * t.k, 0.f);
   for (int64_t i = 0; i < n_out; ++i) {
-    for (int64_t q = 0; q < t.size[i]; ++q) t.w[i * t.k + q] = static_cast<float>(rows[i][q]);
+    for (int64_t q = 0; q < t.size[i]; ++q) {
+      t.num[i * t.k + q] = static_cast<uint16_t>(std::min<int64_t>(rows[i][q], 65535));
+      t.w[i * t.k + q] = static_cast<float>(static_cast<double>(rows[i][q]) / static_cast<double>(t.denom));
+    }
   }
   return t;
 }
@@ -64,6 +66,31 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 void axpy_u8(float* __restrict__ y, const uint8_t* __restrict__ x, float a, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] += a * static_cast<float>(x[j]);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void axpy_u8_u16(uint16_t* __restrict__ y, const uint8_t* __restrict__ x, uint16_t a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = static_cast<uint16_t>(y[j] + a * static_cast<uint16_t>(x[j]));
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void add_u8_u16(uint16_t* __restrict__ y, const uint8_t* __restrict__ x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = static_cast<uint16_t>(y[j] + static_cast<uint16_t>(x[j]));
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void luma_packed_u16(const uint16_t* __restrict__ p, float* __restrict__ out, float scale, int64_t w) {
+  for (int64_t x = 0; x < w; ++x) {
+    const float r = static_cast<float>(p[3 * x]) * scale, g = static_cast<float>(p[3 * x + 1]) * scale,
+                b = static_cast<float>(p[3 * x + 2]) * scale;
+    out[x] = r * 0.299f + g * 0.587f + b * 0.114f;
+  }
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -107,16 +134,28 @@ at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
   const int64_t sn = frames.stride(0), sh = frames.stride(1), sw = frames.stride(2), sc = frames.stride(3);
   float* dst = out.data_ptr<float>();
   const bool packed = (sw == 3 && sc == 1);
+  // Vertical taps in exact integer arithmetic while the weighted sums fit 16 bits (255 * denom <= 65535: e.g.
+  // 360 -> 64 rows has denom 45, 1080 -> 64 has 135): u16 multiply-adds, 16 pixels an AVX2 instruction, no
+  // float conversion per input byte; one scale by 1 / denom per output row. Otherwise float weights.
+  const bool exact16 = ty.denom * 255 <= 65535;
+  const float inv_denom = static_cast<float>(1.0 / static_cast<double>(ty.denom));
+
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> acc(w * 3), line(w);
+    std::vector<float> acc(exact16 ? 0 : w * 3), line(w);
+    std::vector<uint16_t> acc16(exact16 ? w * 3 : 0);
     std::vector<uint8_t> gathered(packed ? 0 : w * 3);
     for (int64_t f = begin; f < end; ++f) {
       const uint8_t* fr = base + rows[f] * sn;
       float* o = dst + f * out_h * out_w;
       for (int64_t i = 0; i < out_h; ++i) {
         // vertical taps on raw RGB: acc = sum_q wy[q] * row[start + q], taps outer, pixels inner
-        std::fill(acc.begin(), acc.end(), 0.f);
+        if (exact16) {
+          std::fill(acc16.begin(), acc16.end(), static_cast<uint16_t>(0));
+        } else {
+          std::fill(acc.begin(), acc.end(), 0.f);
+        }
         const float* wi = ty.w.data() + i * ty.k;
+        const uint16_t* ni = ty.num.data() + i * ty.k;
         for (int64_t q = 0; q < ty.size[i]; ++q) {
           const uint8_t* row = fr + (ty.start[i] + q) * sh;
           if (!packed) {  // strided pixels or channels: gather the row into packed RGB first
@@ -128,9 +167,20 @@ at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
             }
             row = gathered.data();
           }
-          axpy_u8(acc.data(), row, wi[q], w * 3);
+          if (!exact16) {
+            axpy_u8(acc.data(), row, wi[q], w * 3);
+          } else if (ni[q] == 1) {
+            add_u8_u16(acc16.data(), row, w * 3);
+          } else {
+            axpy_u8_u16(acc16.data(), row, ni[q], w * 3);
+          }
         }
-        luma_packed_f(acc.data(), line.data(), w);  // the reference's order: r*0.299 + g*0.587 + b*0.114
+        // luma in the reference's order: r*0.299 + g*0.587 + b*0.114
+        if (exact16) {
+          luma_packed_u16(acc16.data(), line.data(), inv_denom, w);
+        } else {
+          luma_packed_f(acc.data(), line.data(), w);
+        }
         float* oi = o + i * out_w;
         for (int64_t j = 0; j < out_w; ++j) {  // horizontal taps on the one luma line
           const float* wj = tx.w.data() + j * tx.k;
