@@ -100,18 +100,20 @@ def _extensions():
     )
     cu_sources = sorted(glob.glob(os.path.join("csrc", "ops", "**", "*.cu"), recursive=True))
     sources = cpp_sources + (cu_sources if with_cuda else [])
-    extra = {"cxx": ["-O3", "-fdiagnostics-color=always"]}
+    # -fopenmp: at::parallel_for is a header template over OpenMP (torch's build); without the flag the kernels'
+    # parallel loops compile to one thread. The runtime is torch's own libgomp.so.1 (same soname, loaded once).
+    extra = {"cxx": ["-O3", "-fopenmp", "-fdiagnostics-color=always"]}
     if with_cuda:
         extra["nvcc"] = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
     if _env_flag("SF2T_SANITIZE"):  # address/undefined sanitizer build of the CPU kernels (issue 5)
-        extra["cxx"] = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+        extra["cxx"] = ["-O1", "-g", "-fopenmp", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
     ext_cls = cpp_extension.CUDAExtension if with_cuda else cpp_extension.CppExtension
     ext = ext_cls(
         name="sf2t._C",
         sources=sources,
         include_dirs=[CSRC],
         extra_compile_args=extra,
-        extra_link_args=["-fsanitize=address,undefined"] if _env_flag("SF2T_SANITIZE") else [],
+        extra_link_args=["-fopenmp"] + (["-fsanitize=address,undefined"] if _env_flag("SF2T_SANITIZE") else []),
         py_limited_api=False,
     )
     info = {

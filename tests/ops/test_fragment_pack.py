@@ -52,6 +52,30 @@ def test_cpp_matches_reference(shape, seed):
 
 
 @needs_ext
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_cpp_vector_and_scalar_width_pass_agree(shape, monkeypatch):
+    """The AVX2 width pass (rows read in place where a padded read stays inside the frames, else copied) and the
+    scalar one (SF2T_FP_SCALAR=1) compute the same integers: identical outputs, incl. crops that end at the very
+    last byte of the frames' memory and NV12."""
+    n, h, w, oh, ow, f = shape
+    gen = torch.Generator().manual_seed(11)
+    frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = random_plan(gen, n, h, w, f)
+    src = torch.cat([src, torch.tensor([n - 1])])  # the last frame, whole: its last row ends the memory
+    boxes = torch.cat([boxes, torch.tensor([[0, 0, w, h]])])
+    fast, _ = fragment_pack(frames, src, boxes, (oh, ow), backend="cpp")
+    fchw_fast = torch.ops.sf2t.fragment_pack_fchw(
+        frames, src, boxes, oh, ow, 0, 0, oh, ow, [0.5] * 3, [0.5] * 3, 1, None, None, None
+    )
+    monkeypatch.setenv("SF2T_FP_SCALAR", "1")
+    slow, _ = fragment_pack(frames, src, boxes, (oh, ow), backend="cpp")
+    fchw_slow = torch.ops.sf2t.fragment_pack_fchw(
+        frames, src, boxes, oh, ow, 0, 0, oh, ow, [0.5] * 3, [0.5] * 3, 1, None, None, None
+    )
+    assert torch.equal(fast, slow) and torch.equal(fchw_fast, fchw_slow)
+
+
+@needs_ext
 @pytest.mark.parametrize("repeat,tp", [(1, 2), (2, 2), (3, 2), (1, 1), (2, 3)])
 def test_cpp_repeat_and_temporal_padding(repeat, tp):
     gen = torch.Generator().manual_seed(7)

@@ -1,13 +1,24 @@
 // CPU kernel of sf2t::fragment_pack: gather + crop + antialiased bicubic resize (separable, width
 // first, uint8 between passes, exactly torch's uint8 path) + normalize + Qwen2-VL patchify, one pass
-// over the output. Threaded with at::parallel_for over rows.
+// over the output. Threaded with at::parallel_for over presented frames; each frame's width-resized rows stay in
+// the thread's buffer (planar uint8), the height pass reads them from cache. The width pass uses AVX2 vpmaddwd
+// where the CPU has it (SF2T_FP_SCALAR=1 forces the scalar pass, same integers).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <type_traits>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 #include "../fragment_pack_host.h"
 
@@ -15,6 +26,202 @@ namespace sf2t {
 namespace {
 
 using namespace fragment_pack_detail;
+
+// ---- output buffers ----
+
+// Outputs come from a small pool of page-aligned buffers that freed outputs return to, instead of fresh memory
+// each call: a new 77 MB output (32 frames at 448x448, float32) costs ~15 ms of page faults here before a byte is
+// written, more than the resize itself. A training loop packs the same sizes call after call, so the buffers are
+// reused. The pool keeps at most SF2T_PACK_POOL_MB (default 1024) of freed buffers; the rest go back to the system.
+class OutputPool {
+ public:
+  static OutputPool& get() {
+    static OutputPool* pool = new OutputPool();  // never destroyed: outputs may outlive static destruction
+    return *pool;
+  }
+  void* take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+    TORCH_CHECK(p != nullptr, "fragment_pack: out of memory allocating ", bytes, " bytes for the output");
+    return p;
+  }
+  void give(void* p, size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + bytes <= limit_) {
+        free_.emplace(bytes, p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  OutputPool() {
+    const char* env = std::getenv("SF2T_PACK_POOL_MB");
+    limit_ = (env ? static_cast<size_t>(std::max(0L, std::atol(env))) : size_t{1024}) << 20;
+  }
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_;
+  size_t cached_ = 0, limit_ = 0;
+};
+
+at::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  int64_t numel = 1;
+  for (int64_t v : sizes) numel *= v;
+  const size_t bytes = std::max<size_t>(1, static_cast<size_t>(numel) * options.dtype().itemsize());
+  void* p = OutputPool::get().take(bytes);
+  return at::from_blob(
+      p, sizes, [bytes](void* q) { OutputPool::get().give(q, bytes); }, options);
+}
+
+// ---- width pass: one crop row (packed RGB, uint8) -> planar resized rows R, G, B (uint8, out_pad each) ----
+
+// Weights of one frame's width resize laid out for the AVX2 row kernel: per output pixel, `groups` blocks of 4 taps
+// as one 256-bit vector of int16: [w0 w1 w0 w1 w0 w1 0 0 | w2 w3 w2 w3 w2 w3 0 0] (taps past the output's size are 0).
+struct WidthKernel {
+  int64_t out_w = 0, out_pad = 0, groups = 0, in_pad = 0;  // in_pad: padded packed-row length in bytes
+  int precision = 0;
+  std::vector<int32_t> start;  // [out_pad] first input pixel (0 for padding outputs)
+  std::vector<int16_t> w;      // [out_pad, groups, 16]
+};
+
+WidthKernel width_kernel(const AxisWeights& wx, int64_t out_w, int64_t in_w) {
+  WidthKernel k;
+  k.out_w = out_w;
+  k.out_pad = (out_w + 3) / 4 * 4;
+  k.groups = std::max<int64_t>(1, (wx.ksize + 3) / 4);
+  k.precision = wx.precision;
+  k.in_pad = 3 * (in_w + 4 * k.groups) + 16;  // every 16-byte load of every group stays inside
+  k.start.assign(k.out_pad, 0);
+  k.w.assign(k.out_pad * k.groups * 16, 0);
+  for (int64_t x = 0; x < out_w; ++x) {
+    k.start[x] = wx.start[x];
+    for (int64_t t = 0; t < wx.size[x]; ++t) {
+      const int16_t v = wx.w[x * wx.ksize + t];
+      const int64_t g = t / 4, j = t % 4;  // tap j of group g: lane j / 2, pair slot j % 2
+      int16_t* blk = k.w.data() + (x * k.groups + g) * 16 + (j / 2) * 8 + (j % 2);
+      blk[0] = v;
+      blk[2] = v;
+      blk[4] = v;
+    }
+  }
+  return k;
+}
+
+// Scalar width pass (CPUs without AVX2, and SF2T_FP_SCALAR=1 for tests): the same integer arithmetic.
+void width_row_scalar(const uint8_t* in, const AxisWeights& wx, int64_t out_w, int64_t out_pad, uint8_t* dst) {
+  const int32_t bias = 1 << (wx.precision - 1);
+  for (int64_t x = 0; x < out_w; ++x) {
+    const int16_t* w = wx.w.data() + x * wx.ksize;
+    const uint8_t* px = in + 3 * wx.start[x];
+    int32_t a0 = bias, a1 = bias, a2 = bias;
+    for (int64_t k = 0; k < wx.size[x]; ++k) {
+      a0 += static_cast<int32_t>(px[3 * k]) * w[k];
+      a1 += static_cast<int32_t>(px[3 * k + 1]) * w[k];
+      a2 += static_cast<int32_t>(px[3 * k + 2]) * w[k];
+    }
+    dst[x] = round_shift_clamp(a0, wx.precision);
+    dst[out_pad + x] = round_shift_clamp(a1, wx.precision);
+    dst[2 * out_pad + x] = round_shift_clamp(a2, wx.precision);
+  }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SF2T_FP_AVX2 1
+// AVX2 width pass: for each output pixel, 4 taps per step: one 16-byte load of 4+ RGB pixels, broadcast to both
+// lanes, shuffled into int16 (tap, tap+1) pairs per channel, multiplied and pair-summed by vpmaddwd against the
+// weight pattern; 4 output pixels are then shifted, saturated to uint8 (== round_shift_clamp) and split into planes.
+__attribute__((target("avx2"))) void width_row_avx2(const uint8_t* in, const WidthKernel& k, uint8_t* dst) {
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,  //
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i planes = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m128i bias = _mm_set1_epi32(1 << (k.precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(k.precision);
+  const int64_t G = k.groups, op = k.out_pad;
+  for (int64_t x = 0; x < op; x += 4) {
+    __m128i px[4];
+    for (int j = 0; j < 4; ++j) {
+      const uint8_t* p = in + 3 * static_cast<int64_t>(k.start[x + j]);
+      const __m256i* wv = reinterpret_cast<const __m256i*>(k.w.data() + (x + j) * G * 16);
+      __m256i acc = _mm256_madd_epi16(
+          _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), shuf),
+          _mm256_loadu_si256(wv));
+      for (int64_t g = 1; g < G; ++g) {
+        const __m256i b =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12 * g)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(b, shuf), _mm256_loadu_si256(wv + g)));
+      }
+      const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+      px[j] = _mm_sra_epi32(_mm_add_epi32(s, bias), shift);  // [R G B 0] of output x + j
+    }
+    const __m128i u8 = _mm_shuffle_epi8(
+        _mm_packus_epi16(_mm_packs_epi32(px[0], px[1]), _mm_packs_epi32(px[2], px[3])), planes);
+    const int32_t r = _mm_cvtsi128_si32(u8), g = _mm_extract_epi32(u8, 1), b = _mm_extract_epi32(u8, 2);
+    std::memcpy(dst + x, &r, 4);
+    std::memcpy(dst + op + x, &g, 4);
+    std::memcpy(dst + 2 * op + x, &b, 4);
+  }
+}
+
+bool cpu_has_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2");
+  return ok;
+}
+#endif
+
+// The crop row y of presented frame f as packed RGB into `row` (k.in_pad bytes, zero past the crop): a copy for
+// packed RGB, a gather for strided layouts, the integer conversion for NV12.
+void load_row(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, int64_t f, int64_t y,
+              uint8_t* row) {
+  const int64_t x0 = pl.box[4 * f], x1 = pl.box[4 * f + 2], cw = x1 - x0;
+  const uint8_t* src = frames.data_ptr<uint8_t>();
+  const int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2);
+  if (pl.nv12) {
+    const uint8_t* uvp = uv->data_ptr<uint8_t>();
+    const int64_t uN = uv->stride(0), uH = uv->stride(1), uW = uv->stride(2), uC = uv->stride(3);
+    const uint8_t* yl = src + pl.src[f] * sN + y * sH;
+    const uint8_t* cl = uvp + pl.src[f] * uN + (y / 2) * uH;
+    for (int64_t x = x0; x < x1; ++x) {
+      const uint8_t* c = cl + (x / 2) * uW;
+      nv12_pixel(pl.yuv, yl[x * sW], c[0], c[uC], row + (x - x0) * 3);
+    }
+    return;
+  }
+  const int64_t sC = frames.stride(3);
+  const uint8_t* line = src + pl.src[f] * sN + y * sH + x0 * sW;
+  if (sW == 3 && sC == 1) {
+    std::memcpy(row, line, cw * 3);
+  } else {
+    for (int64_t x = 0; x < cw; ++x) {
+      row[3 * x] = line[x * sW];
+      row[3 * x + 1] = line[x * sW + sC];
+      row[3 * x + 2] = line[x * sW + 2 * sC];
+    }
+  }
+}
+
+// The crop row y of presented frame f in place, when it is packed RGB and a padded read of `len` bytes from its
+// first pixel ends inside the frames' memory; else nullptr (the caller copies the row into a padded buffer).
+const uint8_t* direct_row(const Plan& pl, const at::Tensor& frames, int64_t f, int64_t y, int64_t len,
+                          const uint8_t* data_end) {
+  if (pl.nv12 || frames.stride(2) != 3 || frames.stride(3) != 1) return nullptr;
+  const uint8_t* p = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + y * frames.stride(1) +
+                     pl.box[4 * f] * 3;
+  return (data_end - p >= len) ? p : nullptr;
+}
+
+// ---- height pass, normalize, write ----
 
 // acc[i] += row[i] * w over a contiguous run. GCC builds an AVX2 and a baseline version and picks one at
 // load time (the extension itself is compiled for baseline x86-64, so it runs on any CPU).
@@ -27,51 +234,101 @@ void accumulate_row(int32_t* __restrict__ acc, const uint8_t* __restrict__ row, 
   }
 }
 
-// Vertical pass over bands of `band` output rows: for each presented frame f and band starting at row y0, the
-// resized, normalized rows (out_w * 3 floats each, pixel-major) are handed to write(f, y0, rows, lines).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void normalize_plane(const int32_t* __restrict__ acc, float* __restrict__ out, int precision, float mean,
+                     float inv_std, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t v = acc[i] >> precision;
+    v = v < 0 ? 0 : (v > 255 ? 255 : v);
+    out[i] = (static_cast<float>(v) - mean) * inv_std;
+  }
+}
+
+template <typename out_t>
+inline void store_run(out_t* __restrict__ dst, const float* __restrict__ src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<out_t>(src[i]);  // short runs: a loop, not a memcpy call
+}
+
+// Per presented frame (threads split the frames): the width pass of every crop row into planar uint8 rows kept in
+// the thread's cache-sized buffer, then the height pass in bands of `band` output rows, normalized into planar
+// float lines [band][3][out_w] handed to write(f, y0, rows, lines). No frame-sized intermediate, no transposes.
 template <typename Writer>
-void vertical_pass(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vector<int64_t>& row_offset,
-                   int64_t band, Writer write) {
-  const int64_t ow = pl.out_w, oh = pl.out_h, nb = (oh + band - 1) / band;
-  at::parallel_for(0, pl.presented * nb, 1, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> acc(ow * 3);
-    std::vector<float> lines(band * ow * 3);
-    for (int64_t fb = begin; fb < end; ++fb) {
-      const int64_t f = fb / nb, y0 = (fb % nb) * band, rows = std::min(band, oh - y0);
-      const AxisWeights& wy = pl.wy[f];
-      for (int64_t j = 0; j < rows; ++j) {
-        const int64_t y = y0 + j;
-        const int64_t start = wy.start[y], size = wy.size[y];
-        const int16_t* w = wy.w.data() + y * wy.ksize;
-        const uint8_t* base = tmp.data() + (row_offset[f] + start) * ow * 3;
-        // Taps outer, pixels inner: contiguous uint8 rows times one weight, which the compiler vectorizes.
-        std::fill(acc.begin(), acc.end(), int32_t{1} << (wy.precision - 1));
-        for (int64_t k = 0; k < size; ++k) {
-          accumulate_row(acc.data(), base + k * ow * 3, w[k], ow * 3);
+void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, int64_t band,
+                   Writer write) {
+  const int64_t ow = pl.out_w, oh = pl.out_h;
+#ifdef SF2T_FP_AVX2
+  const bool avx2 = cpu_has_avx2() && std::getenv("SF2T_FP_SCALAR") == nullptr;
+  // one past the last byte of the frames' memory: padded reads in place must end before it
+  const uint8_t* data_end = nullptr;
+  if (!pl.nv12) {
+    int64_t last = 0;
+    for (int64_t d = 0; d < frames.dim(); ++d) last += (frames.size(d) - 1) * frames.stride(d);
+    data_end = frames.data_ptr<uint8_t>() + last + 1;
+  }
+#endif
+  at::parallel_for(0, pl.presented, 1, [&](int64_t begin, int64_t end) {
+    // per-thread buffers kept across calls: no fresh pages (and page faults) per call
+    thread_local std::vector<uint8_t> row, planes;
+    thread_local std::vector<int32_t> acc;
+    thread_local std::vector<float> lines;
+    lines.resize(band * 3 * ow);
+    for (int64_t f = begin; f < end; ++f) {
+      const int64_t y0 = pl.box[4 * f + 1], ch = pl.box[4 * f + 3] - y0, cw = pl.box[4 * f + 2] - pl.box[4 * f];
+      const AxisWeights& wx = pl.wx[f];
+      const WidthKernel k = width_kernel(wx, ow, cw);
+      const int64_t op = k.out_pad, stride = 3 * op;  // planar row: R[op] G[op] B[op]
+      row.assign(k.in_pad, 0);
+      planes.resize(ch * stride);
+      for (int64_t y = 0; y < ch; ++y) {
+        uint8_t* dst = planes.data() + y * stride;
+#ifdef SF2T_FP_AVX2
+        if (avx2) {
+          // packed RGB whose padded read (k.in_pad bytes from the crop's first pixel) stays inside the frames'
+          // memory: read in place (bytes past the crop meet zero weights); otherwise a padded copy of the row
+          const uint8_t* direct = direct_row(pl, frames, f, y0 + y, k.in_pad, data_end);
+          if (direct == nullptr) {
+            load_row(pl, frames, uv, f, y0 + y, row.data());
+            direct = row.data();
+          }
+          width_row_avx2(direct, k, dst);
+          continue;
         }
-        float* line = lines.data() + j * ow * 3;
-        for (int64_t x = 0; x < ow; ++x) {
+#endif
+        load_row(pl, frames, uv, f, y0 + y, row.data());
+        width_row_scalar(row.data(), wx, ow, op, dst);
+      }
+      const AxisWeights& wy = pl.wy[f];
+      acc.resize(stride);
+      for (int64_t b0 = 0; b0 < oh; b0 += band) {
+        const int64_t rows = std::min(band, oh - b0);
+        for (int64_t j = 0; j < rows; ++j) {
+          const int64_t y = b0 + j;
+          const int16_t* w = wy.w.data() + y * wy.ksize;
+          std::fill(acc.begin(), acc.end(), int32_t{1} << (wy.precision - 1));
+          for (int64_t t = 0; t < wy.size[y]; ++t) {
+            accumulate_row(acc.data(), planes.data() + (wy.start[y] + t) * stride, w[t], stride);
+          }
+          float* line = lines.data() + j * 3 * ow;
           for (int64_t c = 0; c < 3; ++c) {
-            const int64_t xc = x * 3 + c;
-            line[xc] = (static_cast<float>(round_shift_clamp(acc[xc], wy.precision)) - pl.mean255[c]) *
-                       pl.inv_std255[c];
+            normalize_plane(acc.data() + c * op, line + c * ow, wy.precision, pl.mean255[c], pl.inv_std255[c], ow);
           }
         }
+        write(f, b0, rows, lines.data());
       }
-      write(f, y0, rows, lines.data());
     }
   });
 }
 
 // Qwen2-VL layout: output frames r in [f*repeat, (f+1)*repeat) show presented frame f, plus the padding frames
-// after the last one. Bands of one patch row (p output rows): each patch's whole [C, tp, p, p] block is written
-// at once, contiguously (writing row by row scattered 14-float pieces over the output: measured 38 ms against
-// 25 ms for the same work in the planar layout, 16 frames 640x360 -> 448x252).
+// after the last one. Bands of one patch row (p output rows): each patch's [C, tp, p, p] block is filled with p-long
+// contiguous runs of the planar lines.
 template <typename out_t>
-void write_qwen(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& tmp,
-                const std::vector<int64_t>& row_offset, out_t* out) {
-  const int64_t p = lay.p, tp = lay.tp, m = lay.m, ow3 = pl.out_w * 3;
-  vertical_pass(pl, tmp, row_offset, p, [&](int64_t f, int64_t y0, int64_t, const float* lines) {
+void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, const std::optional<at::Tensor>& uv,
+                out_t* out) {
+  const int64_t p = lay.p, tp = lay.tp, m = lay.m, ow = pl.out_w;
+  resize_frames(pl, frames, uv, p, [&](int64_t f, int64_t y0, int64_t, const float* lines) {
     const int64_t r_begin = f * pl.repeat;
     const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
     const int64_t hy = y0 / p;
@@ -82,9 +339,7 @@ void write_qwen(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& t
         out_t* block = out + rowi * lay.cols;
         for (int64_t c = 0; c < 3; ++c) {
           for (int64_t py = 0; py < p; ++py) {
-            out_t* dst = block + ((c * tp + ti) * p + py) * p;
-            const float* src = lines + py * ow3 + wx * p * 3 + c;
-            for (int64_t px = 0; px < p; ++px) dst[px] = static_cast<out_t>(src[px * 3]);
+            store_run(block + ((c * tp + ti) * p + py) * p, lines + (py * 3 + c) * ow + wx * p, p);
           }
         }
       }
@@ -94,141 +349,13 @@ void write_qwen(const Plan& pl, const Layout& lay, const std::vector<uint8_t>& t
 
 // [F * repeat, 3, out_h, out_w] layout (LLaVA-OneVision, LLaVA-NeXT-Video): planar rows.
 template <typename out_t>
-void write_fchw(const Plan& pl, const std::vector<uint8_t>& tmp, const std::vector<int64_t>& row_offset, out_t* out) {
+void write_fchw(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, out_t* out) {
   const int64_t oh = pl.out_h, ow = pl.out_w;
-  vertical_pass(pl, tmp, row_offset, 1, [&](int64_t f, int64_t y, int64_t, const float* line) {
+  resize_frames(pl, frames, uv, 1, [&](int64_t f, int64_t y, int64_t, const float* line) {
     for (int64_t r = f * pl.repeat; r < (f + 1) * pl.repeat; ++r) {
-      for (int64_t c = 0; c < 3; ++c) {
-        out_t* dst = out + ((r * 3 + c) * oh + y) * ow;
-        for (int64_t x = 0; x < ow; ++x) dst[x] = static_cast<out_t>(line[x * 3 + c]);
-      }
+      for (int64_t c = 0; c < 3; ++c) store_run(out + ((r * 3 + c) * oh + y) * ow, line + c * ow, ow);
     }
   });
-}
-
-// Horizontal pass, transposed (RGB input): each crop is transposed (columns become contiguous rows), so the width
-// resize is the vectorized taps-outer accumulation of the vertical pass (accumulate_row over a whole column at
-// once) instead of a scalar dot product per output pixel; the result is transposed back into tmp's row layout.
-// Integer arithmetic is the same, so the result is bit-identical to the direct pass.
-void horizontal_pass_transposed(const Plan& pl, const at::Tensor& frames, const std::vector<int64_t>& row_offset,
-                                std::vector<uint8_t>& tmp) {
-  const int64_t out_w = pl.out_w;
-  const uint8_t* src = frames.data_ptr<uint8_t>();
-  const int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2), sC = frames.stride(3);
-  at::parallel_for(0, pl.presented, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> t, tt;
-    std::vector<int32_t> acc;
-    for (int64_t f = begin; f < end; ++f) {
-      const int64_t x0 = pl.box[4 * f], y0 = pl.box[4 * f + 1], cw = pl.box[4 * f + 2] - x0,
-                    ch = pl.box[4 * f + 3] - y0;
-      const uint8_t* base = src + pl.src[f] * sN + y0 * sH + x0 * sW;
-      t.resize(cw * ch * 3);  // [cw][ch][3]
-      constexpr int64_t B = 32;  // transpose in tiles: both sides stay in cache
-      for (int64_t yb = 0; yb < ch; yb += B) {
-        for (int64_t xb = 0; xb < cw; xb += B) {
-          for (int64_t y = yb; y < std::min(ch, yb + B); ++y) {
-            const uint8_t* row = base + y * sH;
-            for (int64_t x = xb; x < std::min(cw, xb + B); ++x) {
-              const uint8_t* p = row + x * sW;
-              uint8_t* q = t.data() + (x * ch + y) * 3;
-              q[0] = p[0];
-              q[1] = p[sC];
-              q[2] = p[2 * sC];
-            }
-          }
-        }
-      }
-      const AxisWeights& wx = pl.wx[f];
-      acc.resize(ch * 3);
-      tt.resize(out_w * ch * 3);  // [out_w][ch][3]
-      for (int64_t ox = 0; ox < out_w; ++ox) {
-        std::fill(acc.begin(), acc.end(), int32_t{1} << (wx.precision - 1));
-        const int16_t* w = wx.w.data() + ox * wx.ksize;
-        for (int64_t k = 0; k < wx.size[ox]; ++k) {
-          accumulate_row(acc.data(), t.data() + (wx.start[ox] + k) * ch * 3, w[k], ch * 3);
-        }
-        uint8_t* d = tt.data() + ox * ch * 3;
-        for (int64_t i = 0; i < ch * 3; ++i) d[i] = round_shift_clamp(acc[i], wx.precision);
-      }
-      uint8_t* out = tmp.data() + row_offset[f] * out_w * 3;  // [ch][out_w][3]
-      for (int64_t yb = 0; yb < ch; yb += B) {
-        for (int64_t xb = 0; xb < out_w; xb += B) {
-          for (int64_t x = xb; x < std::min(out_w, xb + B); ++x) {
-            const uint8_t* p = tt.data() + x * ch * 3;
-            for (int64_t y = yb; y < std::min(ch, yb + B); ++y) {
-              uint8_t* q = out + (y * out_w + x) * 3;
-              q[0] = p[3 * y];
-              q[1] = p[3 * y + 1];
-              q[2] = p[3 * y + 2];
-            }
-          }
-        }
-      }
-    }
-  });
-}
-
-// Horizontal pass: every row of every crop, resized to the plan's output columns, rounded to uint8.
-// Returns the per-frame row offsets into tmp.
-std::vector<int64_t> horizontal_pass(const Plan& pl, const at::Tensor& frames, std::vector<uint8_t>& tmp,
-                                     const std::optional<at::Tensor>& uv = std::nullopt) {
-  const int64_t out_w = pl.out_w;
-  std::vector<int64_t> row_offset(pl.presented + 1, 0);
-  for (int64_t f = 0; f < pl.presented; ++f) {
-    row_offset[f + 1] = row_offset[f] + (pl.box[4 * f + 3] - pl.box[4 * f + 1]);
-  }
-  tmp.resize(row_offset[pl.presented] * out_w * 3);
-  if (!pl.nv12 && std::getenv("SF2T_FP_DIRECT") == nullptr) {
-    horizontal_pass_transposed(pl, frames, row_offset, tmp);
-    return row_offset;
-  }
-  const uint8_t* src = frames.data_ptr<uint8_t>();
-  int64_t sN = frames.stride(0), sH = frames.stride(1), sW = frames.stride(2);
-  int64_t sC = pl.nv12 ? 1 : frames.stride(3);
-  const uint8_t* uvp = pl.nv12 ? uv->data_ptr<uint8_t>() : nullptr;
-  const int64_t uN = pl.nv12 ? uv->stride(0) : 0, uH = pl.nv12 ? uv->stride(1) : 0, uW = pl.nv12 ? uv->stride(2) : 0,
-                uC = pl.nv12 ? uv->stride(3) : 0;
-  at::parallel_for(0, row_offset[pl.presented], 16, [&](int64_t begin, int64_t end) {
-    int64_t f = std::upper_bound(row_offset.begin(), row_offset.end(), begin) - row_offset.begin() - 1;
-    std::vector<uint8_t> rgb;  // NV12: the crop row converted to packed RGB once, then resized like RGB input
-    for (int64_t row = begin; row < end; ++row) {
-      while (row >= row_offset[f + 1]) ++f;
-      const AxisWeights& wx = pl.wx[f];
-      const int64_t y = pl.box[4 * f + 1] + (row - row_offset[f]);
-      const uint8_t* line = src + pl.src[f] * sN + y * sH + pl.box[4 * f] * sW;
-      int64_t pw = sW, pc = sC;  // pixel and channel strides of line
-      if (pl.nv12) {
-        const int64_t x0 = pl.box[4 * f], x1 = pl.box[4 * f + 2];
-        rgb.resize((x1 - x0) * 3);
-        const uint8_t* yl = src + pl.src[f] * sN + y * sH;
-        const uint8_t* cl = uvp + pl.src[f] * uN + (y / 2) * uH;
-        for (int64_t x = x0; x < x1; ++x) {
-          const uint8_t* c = cl + (x / 2) * uW;
-          nv12_pixel(pl.yuv, yl[x * sW], c[0], c[uC], rgb.data() + (x - x0) * 3);
-        }
-        line = rgb.data();
-        pw = 3;
-        pc = 1;
-      }
-      uint8_t* dst = tmp.data() + row * out_w * 3;
-      const int32_t bias = 1 << (wx.precision - 1);
-      for (int64_t x = 0; x < out_w; ++x) {
-        const int16_t* w = wx.w.data() + x * wx.ksize;
-        const uint8_t* px = line + wx.start[x] * pw;
-        int32_t a0 = bias, a1 = bias, a2 = bias;
-        for (int64_t k = 0; k < wx.size[x]; ++k) {
-          const uint8_t* q = px + k * pw;
-          a0 += static_cast<int32_t>(q[0]) * w[k];
-          a1 += static_cast<int32_t>(q[pc]) * w[k];
-          a2 += static_cast<int32_t>(q[2 * pc]) * w[k];
-        }
-        dst[3 * x] = round_shift_clamp(a0, wx.precision);
-        dst[3 * x + 1] = round_shift_clamp(a1, wx.precision);
-        dst[3 * x + 2] = round_shift_clamp(a2, wx.precision);
-      }
-    }
-  });
-  return row_offset;
 }
 
 at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
@@ -242,16 +369,14 @@ at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_ind
                             merge_size, frame_repeat, dtype, uv, yuv);
   const Layout lay(pl);
   const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
-  at::Tensor out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
+  at::Tensor out = pooled_empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
   if (pl.presented == 0) {
     return out;
   }
-  std::vector<uint8_t> tmp;
-  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp, uv);
   if (pl.out_dtype == at::kFloat) {
-    write_qwen<float>(pl, lay, tmp, row_offset, out.data_ptr<float>());
+    write_qwen<float>(pl, lay, frames, uv, out.data_ptr<float>());
   } else {
-    write_qwen<c10::BFloat16>(pl, lay, tmp, row_offset, out.data_ptr<c10::BFloat16>());
+    write_qwen<c10::BFloat16>(pl, lay, frames, uv, out.data_ptr<c10::BFloat16>());
   }
   return out;
 }
@@ -265,16 +390,14 @@ at::Tensor fragment_pack_fchw_cpu(const at::Tensor& frames, const at::Tensor& sr
               frames.device());
   const Plan pl = make_plan_common("fragment_pack_fchw", frames, src_index, boxes, resize_h, resize_w, crop_y, crop_x,
                                    out_h, out_w, mean, std, frame_repeat, dtype, uv, yuv);
-  at::Tensor out = at::empty({pl.total_frames, 3, out_h, out_w}, frames.options().dtype(pl.out_dtype));
+  at::Tensor out = pooled_empty({pl.total_frames, 3, out_h, out_w}, frames.options().dtype(pl.out_dtype));
   if (pl.presented == 0) {
     return out;
   }
-  std::vector<uint8_t> tmp;
-  const std::vector<int64_t> row_offset = horizontal_pass(pl, frames, tmp, uv);
   if (pl.out_dtype == at::kFloat) {
-    write_fchw<float>(pl, tmp, row_offset, out.data_ptr<float>());
+    write_fchw<float>(pl, frames, uv, out.data_ptr<float>());
   } else {
-    write_fchw<c10::BFloat16>(pl, tmp, row_offset, out.data_ptr<c10::BFloat16>());
+    write_fchw<c10::BFloat16>(pl, frames, uv, out.data_ptr<c10::BFloat16>());
   }
   return out;
 }
