@@ -26,11 +26,14 @@ should use (the kept tokens' original places, not a dense grid).
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["token_merge", "kept_count"]
+from sf2t import _ext
+
+__all__ = ["token_merge", "kept_count", "choose_backend", "BACKENDS"]
 
 FIRST_GROUP = ("all", "budget")
 
@@ -104,6 +107,46 @@ def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: i
     return (sums / sizes[:, None]).reshape(g, k, d), keep
 
 
+BACKENDS = ("reference", "cpp")
+
+
+def choose_backend(tokens: torch.Tensor, backend: str | None = None) -> str:
+    """``backend`` or ``SF2T_BACKEND`` when set (``reference`` | ``cpp``); else ``cpp`` for CPU tensors when the
+    extension has the op, ``reference`` otherwise (it runs on any device as tensor ops)."""
+    backend = backend or os.environ.get("SF2T_BACKEND") or None
+    if backend in ("cuda", "triton"):  # no dedicated GPU kernel yet: the reference's tensor ops run there
+        backend = None
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        return backend
+    if tokens.device.type == "cpu" and _has_cpp():
+        return "cpp"
+    return "reference"
+
+
+def _has_cpp() -> bool:
+    if not _ext.is_loaded():
+        return False
+    try:
+        torch.ops.sf2t.token_merge_plan  # noqa: B018 - an extension built before this op has no schema for it
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def _token_merge_cpp(tokens, g, keep_ratio, window, first_group):
+    """The C++ plan (which slot each token joins: no dense similarity matrices), then the size-weighted mean as
+    differentiable tensor ops (index_add's backward is a gather)."""
+    target, positions, counts = torch.ops.sf2t.token_merge_plan(
+        tokens.detach(), [int(v) for v in g.reshape(-1).tolist()], float(keep_ratio), int(window), first_group == "all"
+    )
+    m = positions.shape[0]
+    sums = tokens.new_zeros(m, tokens.shape[1]).index_add(0, target, tokens)
+    sizes = torch.bincount(target, minlength=m).to(tokens.dtype)
+    return sums / sizes[:, None], positions, counts
+
+
 def token_merge(
     tokens: torch.Tensor,
     grid,
@@ -111,9 +154,16 @@ def token_merge(
     *,
     window: int = 2,
     first_group: str = "all",
+    backend: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring."""
+    """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring.
+    ``backend``: ``reference`` or ``cpp`` (default: :func:`choose_backend`)."""
     g = _check(tokens, grid, keep_ratio, window, first_group)
+    if choose_backend(tokens, backend) == "cpp":
+        _ext.require("token_merge backend 'cpp'")
+        if tokens.device.type != "cpu":
+            raise ValueError(f"backend 'cpp' needs tokens on the CPU, got {tokens.device}")
+        return _token_merge_cpp(tokens, g, keep_ratio, window, first_group)
     kept, positions, counts = [], [], []
     start = 0
     dev = tokens.device
@@ -154,3 +204,28 @@ def token_merge(
         out_tokens = tokens[:0]
         out_pos = torch.empty(0, 3, dtype=torch.int64, device=dev)
     return out_tokens, out_pos, torch.tensor(counts, dtype=torch.int64)
+
+
+def _register_fake() -> None:
+    if not _has_cpp():
+        return
+
+    @torch.library.register_fake("sf2t::token_merge_plan")
+    def _(tokens, grid, keep_ratio, window, first_all):
+        torch._check(tokens.dim() == 2, lambda: "tokens must be [N, D]")
+        m = 0
+        for i in range(0, len(grid), 3):
+            t, h, w = grid[i : i + 3]
+            s = h * w
+            if t > 0 and s > 0:
+                k = _budget(keep_ratio, s)
+                m += (s if first_all else k) + (t - 1) * k
+        long = dict(dtype=torch.int64, device=tokens.device)
+        return (
+            tokens.new_empty((tokens.shape[0],), **long),
+            tokens.new_empty((m, 3), **long),
+            tokens.new_empty((len(grid) // 3,), **long),
+        )
+
+
+_register_fake()

@@ -1,5 +1,5 @@
-"""token_merge (reference): identity at keep_ratio 1, static budgets, which tokens survive, the merge against a
-brute-force loop, gradients (gradcheck in float64), several videos, bad input."""
+"""token_merge (reference and C++ backends): identity at keep_ratio 1, static budgets, which tokens survive, the
+merge against a brute-force loop, gradients (gradcheck in float64), several videos, bad input, C++ == reference."""
 
 import math
 
@@ -7,7 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sf2t.ops.token_merge import kept_count, token_merge
+from sf2t import _ext
+from sf2t.ops.token_merge import _has_cpp, kept_count, token_merge
+
+BACKENDS = ["reference", pytest.param("cpp", marks=pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks it"))]
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request, monkeypatch):
+    """Every test runs on each backend (SF2T_BACKEND picks it inside token_merge)."""
+    monkeypatch.setenv("SF2T_BACKEND", request.param)
+    return request.param
 
 
 def _tokens(t, h, w, d=8, seed=0, dtype=torch.float64):
@@ -123,3 +133,31 @@ def test_bad_input(kw, words):
     args.update(kw)
     with pytest.raises(ValueError, match=words):
         token_merge(args.pop("tokens"), args.pop("grid"), args.pop("keep_ratio"), **args)
+
+
+@pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks token_merge_plan")
+@pytest.mark.parametrize("first_group", ["all", "budget"])
+@pytest.mark.parametrize("ratio,window", [(0.5, 2), (0.25, 1), (0.1, 0), (0.77, 3)])
+def test_cpp_equals_reference(first_group, ratio, window, backend):
+    """Same kept tokens, positions, counts and gradients on several videos of awkward sizes (D = 96)."""
+    if backend != "cpp":
+        pytest.skip("compares both backends once")
+    grid = [[5, 6, 7], [1, 3, 3], [3, 1, 11], [0, 4, 4], [2, 9, 2]]
+    n = sum(t * h * w for t, h, w in grid)
+    x = torch.randn(n, 96, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    kw = dict(window=window, first_group=first_group)
+    ref = token_merge(x, grid, ratio, backend="reference", **kw)
+    got = token_merge(x, grid, ratio, backend="cpp", **kw)
+    assert torch.equal(got[1], ref[1]) and torch.equal(got[2], ref[2])
+    torch.testing.assert_close(got[0], ref[0], rtol=1e-6, atol=1e-6)
+    w = torch.randn_like(ref[0])
+    (g_ref,) = torch.autograd.grad((ref[0] * w).sum(), x)
+    (g_got,) = torch.autograd.grad((got[0] * w).sum(), x)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-6, atol=1e-6)
+
+
+def test_cpp_needs_the_extension_and_cpu(backend):
+    if backend != "reference" or not _ext.is_loaded():
+        pytest.skip("once")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="nope")
