@@ -6,6 +6,7 @@ tokenizers. Shared pieces: :mod:`sf2t.models._build` (seeded tiny checkpoints, L
 """
 
 from sf2t.models._build import check_checkpoint_dir, load_processor
+from sf2t.models.compress import apply_sf2t, remove_sf2t
 from sf2t.models.families import FAMILIES, Family, get_family
 from sf2t.models.llava_next_video import build_tiny_llava_next_video
 from sf2t.models.llava_onevision import build_tiny_llava_onevision
@@ -35,6 +36,8 @@ from sf2t.models.tokenizer import (
 )
 
 __all__ = [
+    "apply_sf2t",
+    "remove_sf2t",
     "DEFAULT_SYSTEM_PROMPT",
     "FAMILIES",
     "Family",

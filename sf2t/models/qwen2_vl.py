@@ -144,9 +144,14 @@ def build_video_sample(
     merge_size: int = 2,
     image_grid_thw=None,
     device: torch.device | str | None = None,
+    token_keep_ratio: float | None = None,
+    token_first_group: str = "all",
 ) -> dict[str, torch.Tensor]:
     """Token ids for one video QA sample, identical to chat template + ``Qwen2VLProcessor`` output, on ``device``
     (default CPU) from pre-tokenized pieces kept there.
+
+    ``token_keep_ratio`` (< 1): the model compresses its video tokens (:func:`sf2t.models.apply_sf2t`); the video
+    gets that many fewer placeholders (:func:`sf2t.ops.token_merge.kept_count`, ``token_first_group`` as there).
 
     ``image_grid_thw``: the sample also shows one image (before the video; e.g. localization's target), with
     ``t * h * w / merge_size**2`` ``<|image_pad|>`` tokens (``mm_token_type_ids`` 1).
@@ -158,7 +163,16 @@ def build_video_sample(
     ``-100``.  ``system=None`` omits the system message (the template then inserts the default one).
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
-    n_video = num_video_tokens(video_grid_thw, merge_size)
+    if token_keep_ratio is None or token_keep_ratio == 1.0:
+        n_video = num_video_tokens(video_grid_thw, merge_size)
+    else:  # sf2t token merging (apply_sf2t): the static budget of kept tokens, known before the vision tower runs
+        from sf2t.ops.token_merge import kept_count
+
+        num_video_tokens(video_grid_thw, merge_size)  # validates the grid
+        t, h, w = _grid_list(video_grid_thw)
+        n_video = kept_count([[t, h // merge_size, w // merge_size]], token_keep_ratio, first_group=token_first_group)[
+            0
+        ]
     n_image = None if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
     return text.build_sample(
         tokenizer,

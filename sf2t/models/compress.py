@@ -1,0 +1,210 @@
+"""``apply_sf2t``: visual-token compression (:func:`sf2t.ops.token_merge`) inside a Hugging Face video LLM, between
+the vision tower and the LLM, in training and inference.
+
+Qwen2-VL and Qwen2.5-VL (the model's inner ``*Model`` with ``visual``, ``get_video_features`` and
+``get_rope_index``), patched on the instance (other instances and the class are untouched):
+
+- ``get_video_features``: the tower's merged tokens of each video (t, h / merge, w / merge) go through
+  ``token_merge``; each later temporal group keeps ``ceil(keep * h * w / merge^2)`` tokens (a static budget: the text
+  has exactly :func:`sf2t.ops.token_merge.kept_count` placeholders per video, see
+  ``build_video_sample(..., token_keep_ratio=)``), dropped tokens are averaged into similar kept ones. Gradients
+  reach the tower through the kept and merged tokens.
+- ``get_rope_index``: the 3-D rotary positions are those the tokens had in the uncompressed model. The model's own
+  ``get_rope_index`` runs on the sequence with every video's placeholder run expanded back to its full length, and
+  the positions of the dropped tokens are removed; text after a video keeps its position too (the model advances
+  positions by the grid's extent, not by the token count), and ``rope_deltas`` are recomputed for generation.
+
+``keep_ratio=1.0`` keeps every token in place: outputs equal the unpatched model's. The patch works under peft
+(LoRA) and gradient checkpointing (it only wraps two methods of the inner model).
+
+LLaVA-OneVision / LLaVA-NeXT-Video (1-D positions, per-frame tokens): not patched yet; ``apply_sf2t`` says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+
+import torch
+
+__all__ = ["apply_sf2t", "remove_sf2t", "find_qwen_inner"]
+
+
+def find_qwen_inner(model):
+    """The module holding the vision tower and the rotary index (Qwen2-VL / Qwen2.5-VL ``*Model``), through peft
+    wrappers; None when the model has none."""
+    for m in model.modules():
+        if hasattr(m, "visual") and hasattr(m, "get_rope_index") and hasattr(m, "get_video_features"):
+            return m
+    return None
+
+
+def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_group: str = "all"):
+    """Patch ``model`` (in place; also returned) to compress its video tokens. Calling it again changes the
+    settings; :func:`remove_sf2t` restores the original methods."""
+    from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
+
+    _check_ratio(token_keep_ratio)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(f"window must be a non-negative int, got {window!r}")
+    if first_group not in FIRST_GROUP:
+        raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
+    inner = find_qwen_inner(model)
+    if inner is None:
+        raise NotImplementedError(
+            f"apply_sf2t supports Qwen2-VL and Qwen2.5-VL models so far; {type(model).__name__} has no inner "
+            "module with visual / get_video_features / get_rope_index"
+        )
+    if not hasattr(inner, "_sf2t_orig"):
+        inner._sf2t_orig = (
+            inner.get_video_features,
+            inner.get_rope_index,
+            getattr(inner, "get_placeholder_mask", None),
+        )
+        inner.get_video_features = types.MethodType(_get_video_features, inner)
+        inner.get_rope_index = types.MethodType(_get_rope_index, inner)
+        if inner._sf2t_orig[2] is not None:
+            inner.get_placeholder_mask = types.MethodType(_get_placeholder_mask, inner)
+    inner._sf2t_cfg = {"keep": float(token_keep_ratio), "window": window, "first_group": first_group}
+    inner._sf2t_state = None
+    return model
+
+
+def remove_sf2t(model):
+    """Undo :func:`apply_sf2t` (no-op for an unpatched model)."""
+    inner = find_qwen_inner(model)
+    if inner is not None and hasattr(inner, "_sf2t_orig"):
+        del inner.get_video_features, inner.get_rope_index  # back to the class's methods
+        if inner._sf2t_orig[2] is not None:
+            del inner.get_placeholder_mask
+        for name in ("_sf2t_orig", "_sf2t_cfg", "_sf2t_state"):
+            delattr(inner, name)
+    return model
+
+
+def _get_video_features(self, pixel_values_videos, video_grid_thw=None, *args, **kwargs):
+    from sf2t.ops.token_merge import token_merge
+
+    orig = self._sf2t_orig[0]
+    out = orig(pixel_values_videos, video_grid_thw, *args, **kwargs)
+    pooled = out.pooler_output if hasattr(out, "pooler_output") else out
+    feats = torch.cat(list(pooled)) if isinstance(pooled, (tuple, list)) else pooled
+    merge = int(self.visual.spatial_merge_size)
+    grid = video_grid_thw.detach().to("cpu", torch.int64).clone()
+    grid[:, 1:] //= merge
+    cfg = self._sf2t_cfg
+    kept, positions, counts = token_merge(
+        feats, grid, cfg["keep"], window=cfg["window"], first_group=cfg["first_group"]
+    )
+    self._sf2t_state = {"grid": grid, "positions": positions.cpu(), "counts": counts.cpu()}
+    split = torch.split(kept, counts.tolist())
+    if hasattr(out, "pooler_output"):
+        out.pooler_output = split if isinstance(pooled, (tuple, list)) else kept
+        return out
+    return split if isinstance(pooled, (tuple, list)) else kept
+
+
+def _get_placeholder_mask(self, *args, **kwargs):
+    try:
+        return self._sf2t_orig[2](*args, **kwargs)
+    except Exception as e:  # the model's own count check: say why counts differ under compression
+        raise ValueError(
+            f"{e} (sf2t token compression is on, keep {self._sf2t_cfg['keep']}: build the text with the same "
+            "token_keep_ratio, build_video_sample(..., token_keep_ratio=), so each video has its kept-token count "
+            "of placeholders)"
+        ) from e
+
+
+def _get_rope_index(self, *args, **kwargs):
+    orig = self._sf2t_orig[1]
+    state = self._sf2t_state
+    bound = inspect.signature(orig).bind(*args, **kwargs)
+    a = bound.arguments
+    video_grid_thw = a.get("video_grid_thw")
+    if state is None or video_grid_thw is None:
+        return orig(*args, **kwargs)
+    input_ids = a["input_ids"]
+    mm = a.get("mm_token_type_ids")
+    attn = a.get("attention_mask")
+    video_id = int(self.config.video_token_id)
+    is_video = (mm == 2) if mm is not None else (input_ids == video_id)
+    counts = state["counts"].tolist()
+    grid = state["grid"]
+    full = (grid[:, 0] * grid[:, 1] * grid[:, 2]).tolist()
+    if len(counts) != video_grid_thw.shape[0]:
+        raise RuntimeError(
+            f"sf2t: {video_grid_thw.shape[0]} videos in video_grid_thw but {len(counts)} were compressed in this "
+            "forward pass"
+        )
+    b, length = input_ids.shape
+    dev = input_ids.device
+    valid = attn.bool() if attn is not None else torch.ones_like(input_ids, dtype=torch.bool)
+    # Per row: the expanded sequence (each video run back to its full length) and where each token of the
+    # compressed sequence sits in it.
+    rows_ids, rows_mm, rows_map, v = [], [], [], 0
+    for r in range(b):
+        idx = valid[r].nonzero().flatten()
+        ids_r = input_ids[r, idx]
+        vid_r = is_video[r, idx]
+        mm_r = mm[r, idx] if mm is not None else None
+        pieces_ids, pieces_mm, mapping, pos_full, k = [], [], [], 0, 0
+        n = ids_r.numel()
+        while k < n:
+            if not bool(vid_r[k]):
+                j = k
+                while j < n and not bool(vid_r[j]):
+                    j += 1
+                pieces_ids.append(ids_r[k:j])
+                if mm_r is not None:
+                    pieces_mm.append(mm_r[k:j])
+                mapping.append(torch.arange(pos_full, pos_full + (j - k)))
+                pos_full += j - k
+                k = j
+                continue
+            j = k
+            while j < n and bool(vid_r[j]):
+                j += 1
+            if v >= len(counts) or j - k != counts[v]:
+                want = counts[v] if v < len(counts) else "none"
+                raise ValueError(
+                    f"sf2t: video {v} has {j - k} placeholder tokens but the compressed video has {want} tokens; "
+                    "build the text with the same token_keep_ratio (build_video_sample(..., token_keep_ratio=))"
+                )
+            t_, h_, w_ = grid[v].tolist()
+            start = sum(counts[:v])
+            kp = state["positions"][start : start + counts[v]]  # (t, h, w) of the kept tokens
+            flat = kp[:, 0] * (h_ * w_) + kp[:, 1] * w_ + kp[:, 2]
+            pieces_ids.append(torch.full((full[v],), video_id, dtype=input_ids.dtype, device=dev))
+            if mm_r is not None:
+                pieces_mm.append(torch.full((full[v],), 2, dtype=mm_r.dtype, device=dev))
+            mapping.append(pos_full + flat)
+            pos_full += full[v]
+            v += 1
+            k = j
+        rows_ids.append(torch.cat(pieces_ids) if pieces_ids else ids_r)
+        rows_mm.append(torch.cat(pieces_mm) if pieces_mm else None)
+        rows_map.append(torch.cat(mapping).to(dev) if mapping else torch.zeros(0, dtype=torch.long, device=dev))
+    lf = max(x.numel() for x in rows_ids)
+    ids_full = torch.zeros(b, lf, dtype=input_ids.dtype, device=dev)
+    attn_full = torch.zeros(b, lf, dtype=attn.dtype if attn is not None else torch.long, device=dev)
+    mm_full = torch.zeros(b, lf, dtype=mm.dtype, device=dev) if mm is not None else None
+    for r in range(b):
+        n = rows_ids[r].numel()
+        ids_full[r, :n] = rows_ids[r]
+        attn_full[r, :n] = 1
+        if mm_full is not None:
+            mm_full[r, :n] = rows_mm[r]
+    a["input_ids"] = ids_full
+    a["attention_mask"] = attn_full
+    if mm is not None:
+        a["mm_token_type_ids"] = mm_full
+    pos_full_ids, deltas = orig(*bound.args, **bound.kwargs)
+    position_ids = torch.zeros(3, b, length, dtype=pos_full_ids.dtype, device=pos_full_ids.device)
+    new_deltas = []
+    for r in range(b):
+        idx = valid[r].nonzero().flatten()
+        p = pos_full_ids[:, r, rows_map[r]]
+        position_ids[:, r, idx] = p
+        new_deltas.append((p.max() + 1 - idx.numel()) if idx.numel() else torch.zeros((), dtype=p.dtype))
+    deltas = torch.stack(new_deltas).reshape(deltas.shape).to(deltas.device, deltas.dtype)
+    return position_ids, deltas

@@ -1,0 +1,203 @@
+"""apply_sf2t (visual-token compression inside the model): keep 1.0 is the unpatched model, kept tokens keep their
+uncompressed rotary positions, the model trains with compression on (also under LoRA + gradient checkpointing),
+and mismatched inputs give clear errors. Qwen2-VL and Qwen2.5-VL, tiny checkpoints built offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from sf2t.models import FAMILIES, apply_sf2t, build_video_sample, collate, families, remove_sf2t  # noqa: E402
+from sf2t.models.compress import find_qwen_inner  # noqa: E402
+from sf2t.ops.token_merge import kept_count  # noqa: E402
+
+PATCH_DIM = 3 * 2 * 14 * 14
+QWEN = ["qwen2_vl", "qwen2_5_vl"]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_qwen2_vl):
+    root = tmp_path_factory.mktemp("compress")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            fam = FAMILIES[name]
+            ckpt = tiny_qwen2_vl if name == "qwen2_vl" else fam.build_tiny(root / name, seed=0)
+            model = families.model_class(fam).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
+            from transformers import AutoTokenizer
+
+            cache[name] = (model.eval(), AutoTokenizer.from_pretrained(ckpt, local_files_only=True), ckpt)
+        return cache[name]
+
+    return get
+
+
+GRIDS = [[4, 6, 8], [2, 4, 4]]  # (t, h, w) in patches: 4 groups of 3x4 merged tokens, 2 groups of 2x2
+
+
+def _batch(tok, keep=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for i, grid in enumerate(GRIDS):
+        s = build_video_sample(tok, f"Question {i}: how many frames?", f"{i + 3}.", [grid], token_keep_ratio=keep)
+        t, h, w = grid
+        s.update(
+            pixel_values_videos=torch.randn(t * h * w, PATCH_DIM, generator=g), video_grid_thw=torch.tensor([grid])
+        )
+        samples.append(s)
+    return collate(samples, pad_id=tok.pad_token_id)
+
+
+def _positions(model, batch):
+    """The position_ids the LLM receives in a forward pass of ``batch``."""
+    got = {}
+    inner = find_qwen_inner(model)
+
+    def hook(_mod, args, kwargs):
+        got["pos"] = kwargs["position_ids"].detach().clone()
+
+    h = inner.language_model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(**batch)
+    finally:
+        h.remove()
+    return got["pos"]
+
+
+@pytest.mark.parametrize("name", QWEN)
+def test_keep_one_is_the_unpatched_model(models, name):
+    model, tok, _ = models(name)
+    batch = _batch(tok)
+    with torch.no_grad():
+        ref = model(**batch).logits
+        pos_ref = _positions(model, batch)
+    apply_sf2t(model, 1.0)
+    try:
+        with torch.no_grad():
+            out = model(**batch).logits
+        assert torch.equal(_positions(model, batch), pos_ref)
+    finally:
+        remove_sf2t(model)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", QWEN)
+@pytest.mark.parametrize("keep,first_group", [(0.5, "all"), (0.25, "budget")])
+def test_kept_tokens_keep_their_uncompressed_positions(models, name, keep, first_group):
+    model, tok, _ = models(name)
+    full = _batch(tok)
+    pos_full = _positions(model, full)  # the unpatched model on the uncompressed text
+    small = _batch(tok, keep=keep) if first_group == "all" else None
+    if small is None:  # the text for a budgeted first group
+        samples = []
+        g = torch.Generator().manual_seed(0)
+        for i, grid in enumerate(GRIDS):
+            s = build_video_sample(
+                tok,
+                f"Question {i}: how many frames?",
+                f"{i + 3}.",
+                [grid],
+                token_keep_ratio=keep,
+                token_first_group="budget",
+            )
+            t, h, w = grid
+            s.update(
+                pixel_values_videos=torch.randn(t * h * w, PATCH_DIM, generator=g), video_grid_thw=torch.tensor([grid])
+            )
+            samples.append(s)
+        small = collate(samples, pad_id=tok.pad_token_id)
+    apply_sf2t(model, keep, first_group=first_group)
+    try:
+        pos_small = _positions(model, small)
+        state = find_qwen_inner(model)._sf2t_state
+    finally:
+        remove_sf2t(model)
+    video_id = model.config.video_token_id
+    counts = state["counts"].tolist()
+    assert counts == kept_count([[t, h // 2, w // 2] for t, h, w in GRIDS], keep, first_group=first_group)
+    start = 0
+    for r, (_t, h, w) in enumerate(GRIDS):
+        hh, ww = h // 2, w // 2
+        ids_f, ids_s = full["input_ids"][r], small["input_ids"][r]
+        vf = (ids_f == video_id).nonzero().flatten()
+        vs = (ids_s == video_id).nonzero().flatten()
+        assert vs.numel() == counts[r] < vf.numel()
+        kp = state["positions"][start : start + counts[r]]
+        flat = kp[:, 0] * hh * ww + kp[:, 1] * ww + kp[:, 2]
+        # each kept token sits where it sat in the uncompressed model
+        assert torch.equal(pos_small[:, r, vs], pos_full[:, r, vf[flat]])
+        # the text before and after the video keeps its positions too
+        nf = int(full["attention_mask"][r].sum())
+        ns = int(small["attention_mask"][r].sum())
+        assert torch.equal(pos_small[:, r, : vs[0]], pos_full[:, r, : vf[0]])
+        assert torch.equal(pos_small[:, r, vs[-1] + 1 : ns], pos_full[:, r, vf[-1] + 1 : nf])
+        start += counts[r]
+
+
+@pytest.mark.parametrize("name", QWEN)
+def test_trains_with_compression_and_loss_falls(models, name):
+    _, tok, ckpt = models(name)
+    model = families.model_class(FAMILIES[name]).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
+    apply_sf2t(model, 0.5)
+    batch = _batch(tok, keep=0.5)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    losses = []
+    for _ in range(25):
+        opt.zero_grad(set_to_none=True)
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+    vis = find_qwen_inner(model).visual
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vis.parameters())  # through the merge
+
+
+def test_lora_and_gradient_checkpointing(models):
+    peft = pytest.importorskip("peft")
+    _, tok, ckpt = models("qwen2_vl")
+    fam = FAMILIES["qwen2_vl"]
+    model = families.model_class(fam).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = peft.get_peft_model(
+        model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=fam.lora_target_modules(model), lora_dropout=0.0)
+    )
+    apply_sf2t(model, 0.5)
+    model.train()
+    out = model(**_batch(tok, keep=0.5))
+    out.loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and all("lora_" in n for n in grads)
+    assert any("visual" in n and g.abs().sum() > 0 for n, g in grads.items())
+
+
+def test_clear_errors(models):
+    model, tok, _ = models("qwen2_vl")
+    with pytest.raises(ValueError, match="keep_ratio"):
+        apply_sf2t(model, 0.0)
+    with pytest.raises(ValueError, match="first_group"):
+        apply_sf2t(model, 0.5, first_group="some")
+    apply_sf2t(model, 0.5)
+    try:
+        with pytest.raises(ValueError, match="token_keep_ratio"):  # text built for the uncompressed model
+            with torch.no_grad():
+                model(**_batch(tok))
+    finally:
+        remove_sf2t(model)
+    assert not hasattr(find_qwen_inner(model), "_sf2t_orig")
+
+
+def test_other_families_say_not_yet():
+    class Plain(torch.nn.Module):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Qwen2-VL and Qwen2.5-VL"):
+        apply_sf2t(Plain(), 0.5)
