@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import types
+import weakref
 
 import torch
 
@@ -82,9 +83,23 @@ def remove_sf2t(model):
     return model
 
 
+def _state_for(self, pixel_values_videos):
+    """The compression state of this very pixel tensor (same object, unmodified), else None."""
+    st = self._sf2t_state
+    if st is None or pixel_values_videos is None:
+        return None
+    if st["ref"]() is not pixel_values_videos or st["version"] != pixel_values_videos._version:
+        return None
+    return st
+
+
 def _get_video_features(self, pixel_values_videos, video_grid_thw=None, *args, **kwargs):
     from sf2t.ops.token_merge import token_merge
 
+    st = _state_for(self, pixel_values_videos)
+    if st is not None and st.get("out") is not None:  # computed for the rotary index (generation): use it once
+        out, st["out"] = st["out"], None
+        return out
     orig = self._sf2t_orig[0]
     out = orig(pixel_values_videos, video_grid_thw, *args, **kwargs)
     pooled = out.pooler_output if hasattr(out, "pooler_output") else out
@@ -96,7 +111,14 @@ def _get_video_features(self, pixel_values_videos, video_grid_thw=None, *args, *
     kept, positions, counts = token_merge(
         feats, grid, cfg["keep"], window=cfg["window"], first_group=cfg["first_group"]
     )
-    self._sf2t_state = {"grid": grid, "positions": positions.cpu(), "counts": counts.cpu()}
+    self._sf2t_state = {
+        "ref": weakref.ref(pixel_values_videos),
+        "version": pixel_values_videos._version,
+        "grid": grid,
+        "positions": positions.cpu(),
+        "counts": counts.cpu(),
+        "out": None,
+    }
     split = torch.split(kept, counts.tolist())
     if hasattr(out, "pooler_output"):
         out.pooler_output = split if isinstance(pooled, (tuple, list)) else kept
@@ -117,12 +139,24 @@ def _get_placeholder_mask(self, *args, **kwargs):
 
 def _get_rope_index(self, *args, **kwargs):
     orig = self._sf2t_orig[1]
-    state = self._sf2t_state
     bound = inspect.signature(orig).bind(*args, **kwargs)
     a = bound.arguments
     video_grid_thw = a.get("video_grid_thw")
-    if state is None or video_grid_thw is None:
+    if video_grid_thw is None:
         return orig(*args, **kwargs)
+    extra = a.get("kwargs") or {}
+    pixels = a.get("pixel_values_videos", extra.get("pixel_values_videos"))
+    state = _state_for(self, pixels) if pixels is not None else self._sf2t_state
+    if state is None:
+        if pixels is None:
+            raise RuntimeError(
+                "sf2t: the rotary index of compressed videos needs the videos' kept tokens; call the model with "
+                "pixel_values_videos (they are compressed in the same pass)"
+            )
+        # generation computes positions before the forward pass: compress now, hand the features to the forward
+        out = self.get_video_features(pixels, video_grid_thw)
+        state = self._sf2t_state
+        state["out"] = out
     input_ids = a["input_ids"]
     mm = a.get("mm_token_type_ids")
     attn = a.get("attention_mask")

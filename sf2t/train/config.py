@@ -74,6 +74,9 @@ class TrainConfig:
     frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28")
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
     layout: str = _f("repeat", "token groups: repeat (one frame per group) or pairs (group i = frames i, i+1)")
+    token_keep_ratio: float = _f(
+        1.0, "visual tokens kept per temporal group after the first (sf2t token merging inside the model; 1.0: off)"
+    )
     decoder: str = _f("auto", "video decoder: auto (DALI on GPU, else torchcodec, else PyAV), torchcodec, pyav or dali")
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
@@ -103,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.frame_size must be (h, w), positive multiples of 28, got {self.frame_size}")
         if self.task_weights and len(self.task_weights) != len(self.tasks):
             raise ValueError("TrainConfig.task_weights must have one weight per task")
+        if isinstance(self.token_keep_ratio, bool) or not 0.0 < float(self.token_keep_ratio) <= 1.0:
+            raise ValueError(f"TrainConfig.token_keep_ratio must be in (0, 1], got {self.token_keep_ratio!r}")
         if self.layout not in ("repeat", "pairs"):
             raise ValueError(f"TrainConfig.layout must be repeat or pairs, got {self.layout!r}")
         from sf2t.tasks import TASKS

@@ -187,6 +187,7 @@ class SampleFactory:
         store: FrameStore | None = None,
         max_resample: int = 8,
         task_videos: dict[str, Sequence[str]] | None = None,
+        token_keep_ratio: float = 1.0,
     ):
         self.pool = pool
         self.tasks = {name: make_task(name) for name in tasks} if not isinstance(tasks, dict) else dict(tasks)
@@ -204,6 +205,8 @@ class SampleFactory:
         self.max_resample = max_resample
         # per task, the paths (or path prefixes) it may draw from; tasks not listed draw from every video
         self.task_videos = {k: tuple(str(p) for p in v) for k, v in (task_videos or {}).items()}
+        # < 1: the model compresses its video tokens (sf2t.models.apply_sf2t); the text has the kept count
+        self.token_keep_ratio = float(token_keep_ratio)
 
     # -- task samples (no pixels packed yet)
 
@@ -300,7 +303,12 @@ class SampleFactory:
                 img, torch.zeros(1, dtype=torch.int64, device=img.device), None, self.frame_size, frame_repeat=2
             )  # an image = 2 identical frames
         out: dict[str, Any] = build_video_sample(
-            self.tokenizer, s.question, s.answer if with_answer else None, grid, image_grid_thw=image_grid
+            self.tokenizer,
+            s.question,
+            s.answer if with_answer else None,
+            grid,
+            image_grid_thw=image_grid,
+            token_keep_ratio=self.token_keep_ratio,
         )
         if image is not None:
             out["pixel_values"] = image

@@ -75,6 +75,10 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
             p.requires_grad_(True)
     else:
         raise ValueError("TrainConfig: set lora=true or full_finetune=true (nothing would be trained)")
+    if cfg.token_keep_ratio < 1.0:  # compress the video tokens between vision tower and LLM (sf2t.ops.token_merge)
+        from sf2t.models import apply_sf2t
+
+        apply_sf2t(model, cfg.token_keep_ratio)
     model.to(cfg.device)
     model.train()
     return model, tokenizer
@@ -95,6 +99,7 @@ def make_factories(cfg: TrainConfig, tokenizer):
         store=store,
         max_resample=cfg.max_resample,
         task_videos=cfg.task_videos,
+        token_keep_ratio=cfg.token_keep_ratio,
     )
     train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
     train_f = SampleFactory(
@@ -293,5 +298,15 @@ def load_trained(base: str, trained: str | os.PathLike):
         from peft import PeftModel
 
         model, tokenizer = load_model_and_tokenizer(base)
-        return PeftModel.from_pretrained(model, trained), tokenizer
-    return load_model_and_tokenizer(trained)
+        model = PeftModel.from_pretrained(model, trained)
+    else:
+        model, tokenizer = load_model_and_tokenizer(trained)
+    # a run trained with token compression is evaluated with it (its train_config.json says so)
+    run_cfg = trained.parent / "train_config.json"
+    if run_cfg.is_file():
+        keep = float(json.loads(run_cfg.read_text()).get("token_keep_ratio", 1.0))
+        if keep < 1.0:
+            from sf2t.models import apply_sf2t
+
+            apply_sf2t(model, keep)
+    return model, tokenizer
