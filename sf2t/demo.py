@@ -224,8 +224,13 @@ def run_demo(
             salt="eval-synth",
             store=store,
             max_resample=cfg.max_resample,
+            token_keep_ratio=cfg.token_keep_ratio,
         )
         extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
+    if cfg.token_keep_ratio < 1.0:  # the untrained model is asked with the same compression it trains with
+        from sf2t.models import apply_sf2t
+
+        apply_sf2t(model, cfg.token_keep_ratio)
     before = evaluate(model, tokenizer, eval_set, max_new_tokens=cfg.max_new_tokens, chance=chance)
     before_x = evaluate(model, tokenizer, extra_set, max_new_tokens=cfg.max_new_tokens) if extra_set else None
     timings["eval_before"] = time.perf_counter() - t0

@@ -308,14 +308,18 @@ def test_task_videos_restricts_a_task(tiny, clips, tmp_path):
     assert len(sources["counting"]) > 1
 
 
-def test_demo_quick(tmp_path):
-    """The demo's whole path on a few clips and steps: report files, table, skipped clips with reasons."""
+@pytest.mark.parametrize("overrides", [(), ("token_keep_ratio=0.5",)], ids=["plain", "compressed"])
+def test_demo_quick(tmp_path, overrides):
+    """The demo's whole path on a few clips and steps: report files, table, skipped clips with reasons; also with
+    visual-token compression (evaluated before and after with it)."""
     import json
 
     from sf2t.demo import run_demo
 
     lines = []
-    report = run_demo(tmp_path / "demo", quick=True, threads=1, progress=False, log=lines.append)
+    report = run_demo(
+        tmp_path / "demo", quick=True, threads=1, progress=False, log=lines.append, overrides=list(overrides)
+    )
     out = tmp_path / "demo"
     assert (out / "report.json").is_file() and (out / "report.md").is_file()
     assert (out / "model" / "config.json").is_file()
