@@ -17,7 +17,11 @@ Qwen2-VL and Qwen2.5-VL (the model's inner ``*Model`` with ``visual``, ``get_vid
 ``keep_ratio=1.0`` keeps every token in place: outputs equal the unpatched model's. The patch works under peft
 (LoRA) and gradient checkpointing (it only wraps two methods of the inner model).
 
-LLaVA-OneVision / LLaVA-NeXT-Video (1-D positions, per-frame tokens): not patched yet; ``apply_sf2t`` says so.
+LLaVA-OneVision and LLaVA-NeXT-Video (the inner ``*Model`` with ``vision_tower`` and ``get_video_features``): the
+pooled per-frame tokens of each video (frames as temporal groups of the square per-frame grid) go through
+``token_merge``; OneVision's trailing newline token stays. Positions are 1-D (the LLM numbers the shorter sequence),
+so nothing else changes; the text has the kept count of ``<video>`` tokens (``build_sample(..., token_keep_ratio=)``
+of ``sf2t.models.llava_onevision`` / ``llava_next_video``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import weakref
 
 import torch
 
-__all__ = ["apply_sf2t", "remove_sf2t", "find_qwen_inner"]
+__all__ = ["apply_sf2t", "remove_sf2t", "find_qwen_inner", "find_llava_inner"]
 
 
 def find_qwen_inner(model):
@@ -38,6 +42,20 @@ def find_qwen_inner(model):
         if hasattr(m, "visual") and hasattr(m, "get_rope_index") and hasattr(m, "get_video_features"):
             return m
     return None
+
+
+def find_llava_inner(model):
+    """The LLaVA-OneVision / LLaVA-NeXT-Video ``*Model`` (vision tower, projector, ``get_video_features``) inside
+    ``model``, through peft wrappers; None when there is none."""
+    for m in model.modules():
+        if hasattr(m, "vision_tower") and hasattr(m, "multi_modal_projector") and hasattr(m, "get_video_features"):
+            return m
+    return None
+
+
+def _find_inner(model):
+    inner = find_qwen_inner(model)
+    return (inner, "qwen") if inner is not None else (find_llava_inner(model), "llava")
 
 
 def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_group: str = "all"):
@@ -50,12 +68,20 @@ def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_g
         raise ValueError(f"window must be a non-negative int, got {window!r}")
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
-    inner = find_qwen_inner(model)
+    inner, kind = _find_inner(model)
     if inner is None:
         raise NotImplementedError(
-            f"apply_sf2t supports Qwen2-VL and Qwen2.5-VL models so far; {type(model).__name__} has no inner "
-            "module with visual / get_video_features / get_rope_index"
+            f"apply_sf2t supports Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision and LLaVA-NeXT-Video models; "
+            f"{type(model).__name__} has no inner module with visual / get_rope_index or vision_tower / "
+            "multi_modal_projector, and get_video_features"
         )
+    if kind == "llava":
+        if not hasattr(inner, "_sf2t_orig"):
+            inner._sf2t_orig = (inner.get_video_features,)
+            inner.get_video_features = types.MethodType(_llava_get_video_features, inner)
+        inner._sf2t_cfg = {"keep": float(token_keep_ratio), "window": window, "first_group": first_group}
+        inner._sf2t_newline = type(inner).__name__.startswith("LlavaOnevision")  # one newline token per video
+        return model
     if not hasattr(inner, "_sf2t_orig"):
         inner._sf2t_orig = (
             inner.get_video_features,
@@ -73,14 +99,48 @@ def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_g
 
 def remove_sf2t(model):
     """Undo :func:`apply_sf2t` (no-op for an unpatched model)."""
-    inner = find_qwen_inner(model)
+    inner, kind = _find_inner(model)
     if inner is not None and hasattr(inner, "_sf2t_orig"):
-        del inner.get_video_features, inner.get_rope_index  # back to the class's methods
-        if inner._sf2t_orig[2] is not None:
-            del inner.get_placeholder_mask
-        for name in ("_sf2t_orig", "_sf2t_cfg", "_sf2t_state"):
-            delattr(inner, name)
+        del inner.get_video_features  # back to the class's methods
+        if kind == "qwen":
+            del inner.get_rope_index
+            if inner._sf2t_orig[2] is not None:
+                del inner.get_placeholder_mask
+        for name in ("_sf2t_orig", "_sf2t_cfg", "_sf2t_state", "_sf2t_newline"):
+            if hasattr(inner, name):
+                delattr(inner, name)
     return model
+
+
+def _llava_get_video_features(self, pixel_values_videos, *args, **kwargs):
+    """LLaVA: pooled tokens [B, F * S (+ 1 newline), D] -> [B, kept (+ 1), D]; every video of the batch has the same
+    frame count and size, so the kept count is the same for all."""
+    import math
+
+    from sf2t.ops.token_merge import token_merge
+
+    out = self._sf2t_orig[0](pixel_values_videos, *args, **kwargs)
+    pooled = out.pooler_output if hasattr(out, "pooler_output") else out
+    b, frames = int(pixel_values_videos.shape[0]), int(pixel_values_videos.shape[1])
+    feats = pooled[:, :-1] if self._sf2t_newline else pooled
+    s = feats.shape[1] // frames
+    side = math.isqrt(s)
+    gh, gw = (side, side) if side * side == s else (1, s)  # the pooled per-frame grid is square
+    cfg = self._sf2t_cfg
+    kept, positions, counts = token_merge(
+        feats.reshape(b * frames * s, feats.shape[-1]),
+        [[frames, gh, gw]] * b,
+        cfg["keep"],
+        window=cfg["window"],
+        first_group=cfg["first_group"],
+    )
+    self._sf2t_state = {"positions": positions.cpu(), "counts": counts.cpu()}
+    kept = kept.reshape(b, int(counts[0]), feats.shape[-1])
+    new = torch.cat([kept, pooled[:, -1:]], dim=1) if self._sf2t_newline else kept
+    if hasattr(out, "pooler_output"):
+        out.pooler_output = new
+        return out
+    return new
 
 
 def _state_for(self, pixel_values_videos):

@@ -109,9 +109,14 @@ def build_sample(
     image_tokens: int | None = None,
     system: str | None = None,
     patch_size: int = PATCH_SIZE,
+    token_keep_ratio: float | None = None,
+    token_first_group: str = "all",
 ) -> dict[str, torch.Tensor]:
     """Token ids for one video QA sample, identical to the Vicuna template + ``LlavaNextVideoProcessor``
     (``<s>`` first, as the processor's Llama tokenizer adds it).
+
+    ``token_keep_ratio`` (< 1): the model compresses its video tokens (:func:`sf2t.models.apply_sf2t`): the video
+    has its kept-token count of placeholders (frames as temporal groups of the pooled per-frame grid).
 
     ``height`` / ``width``: frame size after the processor's resize + crop. ``image_tokens``: the user turn also
     shows one image (rendered before the video) with this many ``<image>`` tokens (:func:`num_image_tokens`).
@@ -122,6 +127,11 @@ def build_sample(
     all labels are -100. The processor returns no ``mm_token_type_ids``.
     """
     n_video = num_video_tokens(num_frames, height, width, patch_size)
+    if token_keep_ratio is not None and token_keep_ratio != 1.0:
+        from sf2t.ops.token_merge import kept_count
+
+        side_h, side_w = height // patch_size // 2, width // patch_size // 2
+        n_video = kept_count([[num_frames, side_h, side_w]], token_keep_ratio, first_group=token_first_group)[0]
     return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens)
 
 

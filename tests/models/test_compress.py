@@ -1,6 +1,7 @@
 """apply_sf2t (visual-token compression inside the model): keep 1.0 is the unpatched model, kept tokens keep their
 uncompressed rotary positions, the model trains with compression on (also under LoRA + gradient checkpointing),
-and mismatched inputs give clear errors. Qwen2-VL and Qwen2.5-VL, tiny checkpoints built offline."""
+and mismatched inputs give clear errors. Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision and LLaVA-NeXT-Video, tiny
+checkpoints built offline."""
 
 from __future__ import annotations
 
@@ -199,5 +200,77 @@ def test_other_families_say_not_yet():
     class Plain(torch.nn.Module):
         pass
 
-    with pytest.raises(NotImplementedError, match="Qwen2-VL and Qwen2.5-VL"):
+    with pytest.raises(NotImplementedError, match="LLaVA-NeXT-Video"):
         apply_sf2t(Plain(), 0.5)
+
+
+# ---- LLaVA-OneVision / LLaVA-NeXT-Video: pooled per-frame tokens, 1-D positions
+
+LLAVA = ["llava_onevision", "llava_next_video"]
+FRAMES = 8
+
+
+def _llava_batch(name, tok, keep=None, seed=0):
+    import importlib
+
+    mod = importlib.import_module(f"sf2t.models.{name}")
+    size = mod.TINY_IMAGE_SIZE
+    g = torch.Generator().manual_seed(seed)
+    rows = [
+        mod.build_sample(tok, f"Question {i}: how many frames?", f"{i + 3}.", FRAMES, token_keep_ratio=keep)
+        for i in range(2)
+    ]
+    n = max(r["input_ids"].numel() for r in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    batch = {
+        "input_ids": torch.full((2, n), pad),
+        "attention_mask": torch.zeros(2, n, dtype=torch.long),
+        "labels": torch.full((2, n), -100),
+    }
+    for i, r in enumerate(rows):
+        k = r["input_ids"].numel()
+        batch["input_ids"][i, :k] = r["input_ids"]
+        batch["attention_mask"][i, :k] = 1
+        batch["labels"][i, :k] = r["labels"]
+    batch["pixel_values_videos"] = torch.randn(2, FRAMES, 3, size, size, generator=g)
+    return batch
+
+
+@pytest.mark.parametrize("name", LLAVA)
+def test_llava_keep_one_is_the_unpatched_model_and_half_trains(models, name):
+    model, tok, ckpt = models(name)
+    full = _llava_batch(name, tok)
+    with torch.no_grad():
+        ref = model(**full).logits
+    apply_sf2t(model, 1.0)
+    try:
+        with torch.no_grad():
+            out = model(**full).logits
+    finally:
+        remove_sf2t(model)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+    small = _llava_batch(name, tok, keep=0.5)
+    vid = model.config.video_token_id
+    n_full = int((full["input_ids"][0] == vid).sum())
+    n_small = int((small["input_ids"][0] == vid).sum())
+    newline = 1 if name == "llava_onevision" else 0
+    per_frame = (n_full - newline) // FRAMES
+    assert n_small - newline == per_frame + (FRAMES - 1) * (per_frame // 2)  # first frame whole, then half
+
+    trained = families.model_class(FAMILIES[name]).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
+    apply_sf2t(trained, 0.5)
+    opt = torch.optim.AdamW(trained.parameters(), lr=3e-3)
+    trained.train()
+    losses = []
+    for _ in range(20):
+        opt.zero_grad(set_to_none=True)
+        loss = trained(**small).loss
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+    with pytest.raises(ValueError):  # the uncompressed text does not fit the compressed video
+        with torch.no_grad():
+            trained(**full)
