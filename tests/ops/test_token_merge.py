@@ -161,3 +161,16 @@ def test_cpp_needs_the_extension_and_cpu(backend):
         pytest.skip("once")
     with pytest.raises(ValueError, match="backend must be one of"):
         token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="nope")
+
+
+@pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks token_merge_plan")
+def test_opcheck_and_compile(backend):
+    """The registered op passes opcheck (schema, fake, autograd registration) and token_merge compiles."""
+    if backend != "cpp":
+        pytest.skip("once")
+    x = torch.randn(3 * 4 * 5 + 2 * 9, 16, generator=torch.Generator().manual_seed(0))
+    grid = [3, 4, 5, 2, 3, 3]
+    for first_all in (True, False):
+        torch.library.opcheck(torch.ops.sf2t.token_merge_plan.default, (x, grid, 0.5, 2, first_all))
+    f = torch.compile(lambda t: token_merge(t, [[3, 4, 5], [2, 3, 3]], 0.5, backend="cpp")[0], backend="eager")
+    torch.testing.assert_close(f(x), token_merge(x, [[3, 4, 5], [2, 3, 3]], 0.5, backend="cpp")[0])
