@@ -82,9 +82,11 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
     return g
 
 
-def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int):
+def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int, triton: bool = False):
     """Groups at once: x [G, S, D], novelty [G, S]; keep the k most novel tokens of each group (ties: lower
-    position) and merge the rest into them. Returns (kept means [G, k, D], kept positions [G, k] ascending)."""
+    position) and merge the rest into them. Returns (kept means [G, k, D], kept positions [G, k] ascending).
+    ``triton``: the targets from ``sf2t.kernels.token_merge`` (neighbourhood dot products) instead of dense
+    similarity matrices; the same result."""
     g, s, d = x.shape
     dev = x.device
     if k >= s:
@@ -92,6 +94,13 @@ def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: i
     order = torch.sort(novelty.detach(), dim=1, descending=True, stable=True).indices
     keep = torch.sort(order[:, :k], dim=1).values  # [G, k]
     unit = F.normalize(x.detach().float(), dim=-1)  # [G, S, D]
+    if triton:
+        from sf2t.kernels.token_merge import merge_target
+
+        slot = torch.full((g, s), -1, dtype=torch.int32, device=dev)
+        slot.scatter_(1, keep, torch.arange(k, dtype=torch.int32, device=dev).expand(g, k).contiguous())
+        target = merge_target(unit.contiguous(), slot, gh, gw, window).long()
+        return _mean_into(x, target, g, k), keep
     kept_unit = torch.gather(unit, 1, keep[..., None].expand(g, k, d))  # [G, k, D]
     sim = torch.bmm(unit, kept_unit.transpose(1, 2))  # [G, S, k]
     pos = torch.arange(s, device=dev)
@@ -101,27 +110,50 @@ def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: i
     masked = sim.masked_fill(~near, float("-inf"))
     target = torch.where(near.any(dim=2), masked.argmax(dim=2), sim.argmax(dim=2))  # [G, S]
     target.scatter_(1, keep, torch.arange(k, device=dev).expand(g, k))  # a kept token stays itself
-    flat = (target + torch.arange(g, device=dev)[:, None] * k).reshape(-1)  # [G*S] -> slot in [G*k]
-    sums = torch.zeros(g * k, d, dtype=x.dtype, device=dev).index_add(0, flat, x.reshape(g * s, d))
+    return _mean_into(x, target, g, k), keep
+
+
+def _mean_into(x: torch.Tensor, target: torch.Tensor, g: int, k: int) -> torch.Tensor:
+    """Size-weighted means: x [G, S, D], target [G, S] (kept slot per token) -> [G, k, D] (differentiable)."""
+    _, s, d = x.shape
+    flat = (target + torch.arange(g, device=x.device)[:, None] * k).reshape(-1)  # [G*S] -> slot in [G*k]
+    sums = torch.zeros(g * k, d, dtype=x.dtype, device=x.device).index_add(0, flat, x.reshape(g * s, d))
     sizes = torch.bincount(flat, minlength=g * k).to(x.dtype)  # [G*k], >= 1
-    return (sums / sizes[:, None]).reshape(g, k, d), keep
+    return (sums / sizes[:, None]).reshape(g, k, d)
 
 
-BACKENDS = ("reference", "cpp")
+BACKENDS = ("reference", "cpp", "triton")
+
+
+def _triton_ok(tokens: torch.Tensor) -> bool:
+    """Triton runs CUDA tensors, or CPU tensors under TRITON_INTERPRET=1."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return tokens.device.type == "cuda" or (tokens.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
 
 
 def choose_backend(tokens: torch.Tensor, backend: str | None = None) -> str:
-    """``backend`` or ``SF2T_BACKEND`` when set (``reference`` | ``cpp``); else ``cpp`` for CPU tensors when the
-    extension has the op, ``reference`` otherwise (it runs on any device as tensor ops)."""
+    """``backend`` or ``SF2T_BACKEND`` when set (``reference`` | ``cpp`` | ``triton``); else ``cpp`` for CPU tensors
+    when the extension has the op, ``triton`` for CUDA tensors when Triton is installed, ``reference`` otherwise (it
+    runs on any device as tensor ops). ``cuda`` means ``triton`` (there is no hand-written CUDA kernel)."""
     backend = backend or os.environ.get("SF2T_BACKEND") or None
-    if backend in ("cuda", "triton"):  # no dedicated GPU kernel yet: the reference's tensor ops run there
-        backend = None
+    if backend == "cuda":
+        backend = "triton" if _triton_ok(tokens) else None
     if backend is not None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "triton" and not _triton_ok(tokens):
+            raise ValueError(
+                f"backend 'triton' needs Triton and CUDA tokens (or TRITON_INTERPRET=1 for CPU ones); tokens are on "
+                f"{tokens.device}"
+            )
         return backend
     if tokens.device.type == "cpu" and _has_cpp():
         return "cpp"
+    if tokens.device.type == "cuda" and _triton_ok(tokens):
+        return "triton"
     return "reference"
 
 
@@ -159,7 +191,8 @@ def token_merge(
     """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring.
     ``backend``: ``reference`` or ``cpp`` (default: :func:`choose_backend`)."""
     g = _check(tokens, grid, keep_ratio, window, first_group)
-    if choose_backend(tokens, backend) == "cpp":
+    which = choose_backend(tokens, backend)
+    if which == "cpp":
         _ext.require("token_merge backend 'cpp'")
         if tokens.device.type != "cpu":
             raise ValueError(f"backend 'cpp' needs tokens on the CPU, got {tokens.device}")
@@ -184,11 +217,11 @@ def token_merge(
         else:
             mean = x[0].detach().float().mean(dim=0, keepdim=True)
             nov0 = -F.cosine_similarity(x[0].detach().float(), mean, dim=-1)[None]  # [1, S]
-            first, keep0 = _merge_groups(x[:1], nov0, k, gh, gw, window)
+            first, keep0 = _merge_groups(x[:1], nov0, k, gh, gw, window, triton=which == "triton")
         outs, keeps = [first[0]], [keep0[0]]
         if t > 1:  # groups 1..t-1 at once: novelty against the same position one group earlier
             nov = -F.cosine_similarity(x[1:].detach().float(), x[:-1].detach().float(), dim=-1)  # [t-1, S]
-            rest, keep = _merge_groups(x[1:], nov, k, gh, gw, window)
+            rest, keep = _merge_groups(x[1:], nov, k, gh, gw, window, triton=which == "triton")
             outs.append(rest.reshape(-1, rest.shape[-1]))
             keeps += list(keep.unbind(0))
         c = 0

@@ -174,3 +174,12 @@ def test_opcheck_and_compile(backend):
         torch.library.opcheck(torch.ops.sf2t.token_merge_plan.default, (x, grid, 0.5, 2, first_all))
     f = torch.compile(lambda t: token_merge(t, [[3, 4, 5], [2, 3, 3]], 0.5, backend="cpp")[0], backend="eager")
     torch.testing.assert_close(f(x), token_merge(x, [[3, 4, 5], [2, 3, 3]], 0.5, backend="cpp")[0])
+
+
+def test_triton_backend_needs_cuda_or_the_interpreter(backend, monkeypatch):
+    if backend != "reference":
+        pytest.skip("once")
+    pytest.importorskip("triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="TRITON_INTERPRET"):
+        token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="triton")

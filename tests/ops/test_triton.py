@@ -1,4 +1,4 @@
-"""Triton kernels: run in the interpreter against the reference (TRITON_INTERPRET=1, as CI's second pytest
+"""Triton kernels (fragment_pack, token_merge): run in the interpreter against the reference (TRITON_INTERPRET=1, as CI's second pytest
 pass does; skipped otherwise since the interpreter must be chosen before triton is imported), and compile
 ahead of time for sm_90 with no GPU (in a subprocess, so the interpreter setting cannot leak in)."""
 
@@ -127,8 +127,9 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 import sf2t.kernels.fragment_pack as kfp
+import sf2t.kernels.token_merge as ktm
 out = {}
-for name, (fn, sig, consts) in kfp.AOT_SPECS.items():
+for name, (fn, sig, consts) in {**kfp.AOT_SPECS, **ktm.AOT_SPECS}.items():
     k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
     out[name] = {"cubin_bytes": len(k.asm["cubin"]), "has_ptx": "ptx" in k.asm}
 print(json.dumps(out))
@@ -138,7 +139,30 @@ print(json.dumps(out))
     assert res.returncode == 0, res.stderr[-3000:]
     compiled = json.loads(res.stdout.strip().splitlines()[-1])
     from sf2t.kernels import fragment_pack as kfp
+    from sf2t.kernels import token_merge as ktm
 
-    assert set(compiled) == set(kfp.AOT_SPECS)
+    assert set(compiled) == set(kfp.AOT_SPECS) | set(ktm.AOT_SPECS)
     for name, info in compiled.items():
         assert info["cubin_bytes"] > 1000 and info["has_ptx"], name
+
+
+@needs_interpreter
+@pytest.mark.parametrize("window", [0, 1, 2])
+@pytest.mark.parametrize("keep,first_group", [(0.5, "all"), (0.25, "budget")])
+def test_triton_token_merge_matches_reference(window, keep, first_group):
+    """token_merge's Triton targets (neighbourhood dot products) give the reference's kept tokens, positions and
+    gradients, on several small videos (the interpreter runs one program per token)."""
+    from sf2t.ops import token_merge
+
+    grid = [[3, 3, 4], [2, 2, 5], [1, 3, 3]]
+    n = sum(t * h * w for t, h, w in grid)
+    x = torch.randn(n, 24, generator=torch.Generator().manual_seed(window), requires_grad=True)
+    kw = dict(window=window, first_group=first_group)
+    ref = token_merge(x, grid, keep, backend="reference", **kw)
+    got = token_merge(x, grid, keep, backend="triton", **kw)
+    assert torch.equal(got[1], ref[1]) and torch.equal(got[2], ref[2])
+    torch.testing.assert_close(got[0], ref[0], rtol=1e-6, atol=1e-6)
+    w = torch.randn_like(ref[0])
+    (g_ref,) = torch.autograd.grad((ref[0] * w).sum(), x)
+    (g_got,) = torch.autograd.grad((got[0] * w).sum(), x)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-6, atol=1e-6)
