@@ -1,6 +1,6 @@
-"""Triton kernels (fragment_pack, token_merge): run in the interpreter against the reference (TRITON_INTERPRET=1, as CI's second pytest
-pass does; skipped otherwise since the interpreter must be chosen before triton is imported), and compile
-ahead of time for sm_90 with no GPU (in a subprocess, so the interpreter setting cannot leak in)."""
+"""Triton kernels (fragment_pack, token_merge): run in the interpreter against the reference (TRITON_INTERPRET=1,
+as CI's second pytest pass does; skipped otherwise since the interpreter must be chosen before triton is imported),
+and compile ahead of time for sm_90 with no GPU (in a subprocess, so the interpreter setting cannot leak in)."""
 
 import json
 import os
