@@ -385,3 +385,57 @@ def test_localization_trains_with_its_target_image(tiny, clips, tmp_path):
     logits = model(**{k: batch[k] for k in keys}).logits
     loss, _ = per_sample_loss(logits, batch["labels"])
     assert torch.isfinite(loss)
+
+
+def test_resume_continues_exactly(tiny, clips, tmp_path):
+    """A run killed after step 5 (checkpoints every 2 steps, the newest 2 kept) and resumed with resume=auto gives
+    the uninterrupted run's losses and final weights, bit for bit on CPU; the checkpoint holds a peft adapter."""
+    from sf2t.train.loop import train
+
+    kw = dict(steps=8, batch_size=2, lora=True, full_finetune=False, log_every=1)
+    whole = train(_cfg(tiny, clips, tmp_path / "a", **kw), log=lambda s: None, save=False)
+
+    class Killed(Exception):
+        pass
+
+    def killer(line):
+        if line.startswith("step") and int(line.split()[1]) == 5:
+            raise Killed
+
+    cfg = _cfg(tiny, clips, tmp_path / "b", save_every=2, **kw)
+    with pytest.raises(Killed):
+        train(cfg, log=killer, save=False)
+    root = tmp_path / "b" / "run" / "checkpoints"
+    assert (root / "latest").read_text().strip() == "step-00000004"
+    assert sorted(p.name for p in root.glob("step-*")) == ["step-00000002", "step-00000004"]
+    assert (root / "step-00000004" / "adapter" / "adapter_config.json").is_file()
+    (root / ".tmp-step-00000006-deadbeef").mkdir()  # a save killed half way: ignored, then cleaned up
+    resumed = train(
+        _cfg(tiny, clips, tmp_path / "b", save_every=2, resume="auto", **kw), log=lambda s: None, save=False
+    )
+    assert resumed["resumed_from"] == 4
+    assert resumed["losses"] == whole["losses"]
+    a = {n: p for n, p in whole["model"].named_parameters() if p.requires_grad}
+    b = {n: p for n, p in resumed["model"].named_parameters() if p.requires_grad}
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    assert not list(root.glob(".tmp-*"))
+
+
+def test_resume_errors_and_nan_stop(tiny, clips, tmp_path):
+    from sf2t.train.loop import train
+
+    with pytest.raises(FileNotFoundError, match="not a checkpoint"):
+        train(_cfg(tiny, clips, tmp_path, steps=2, resume=str(tmp_path / "nowhere")), log=lambda s: None)
+    # resume=auto with nothing saved starts from step 0 and says so
+    lines = []
+    res = train(_cfg(tiny, clips, tmp_path, steps=1, resume="auto"), log=lines.append, save=False)
+    assert res["resumed_from"] == 0 and any("no checkpoint" in line for line in lines)
+    with pytest.raises(ValueError, match="lr"):
+        _cfg(tiny, clips, tmp_path, lr=float("nan"))
+    from sf2t.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(tiny)
+    with torch.no_grad():
+        model.lm_head.weight[0, 0] = float("nan")  # a diverged model
+    with pytest.raises(FloatingPointError, match="step 1.*last good checkpoint"):
+        train(_cfg(tiny, clips, tmp_path, steps=2), model=model, tokenizer=tok, log=lambda s: None, save=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -90,6 +91,9 @@ class TrainConfig:
     threads: int = _f(0, "torch intra-op threads (0: leave as is)")
     device: str = _f("cpu", "torch device")
     log_every: int = _f(50, "log loss every N steps")
+    save_every: int = _f(0, "write a resumable checkpoint every N optimizer steps (0: none)")
+    keep_checkpoints: int = _f(2, "checkpoints kept in out_dir/checkpoints (the newest)")
+    resume: str = _f("", "continue a run: auto (the latest checkpoint in out_dir, if any) or a checkpoint directory")
     progress: bool = _f(True, "show a tqdm progress bar")
 
     def __post_init__(self):
@@ -108,6 +112,10 @@ class TrainConfig:
             raise ValueError("TrainConfig.task_weights must have one weight per task")
         if isinstance(self.token_keep_ratio, bool) or not 0.0 < float(self.token_keep_ratio) <= 1.0:
             raise ValueError(f"TrainConfig.token_keep_ratio must be in (0, 1], got {self.token_keep_ratio!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a positive finite number, got {self.lr!r}")
+        if self.save_every < 0 or self.keep_checkpoints < 1:
+            raise ValueError("TrainConfig: save_every >= 0 and keep_checkpoints >= 1 are required")
         if self.layout not in ("repeat", "pairs"):
             raise ValueError(f"TrainConfig.layout must be repeat or pairs, got {self.layout!r}")
         from sf2t.tasks import TASKS

@@ -331,13 +331,14 @@ _TENSOR_KEYS = (
 )
 
 
-def batches(factory: SampleFactory, batch_size: int, *, start: int = 0, tasks_for_step=None):
-    """Endless collated batches; sample indices run ``start, start + 1, ...``. ``tasks_for_step(step)`` may
-    restrict the tasks drawn at a step (curriculum); None: every task, by weight."""
+def batches(factory: SampleFactory, batch_size: int, *, start: int = 0, start_step: int = 0, tasks_for_step=None):
+    """Endless collated batches; sample indices run ``start, start + 1, ...``, micro-batches count from
+    ``start_step`` (a resumed run continues both). ``tasks_for_step(step)`` may restrict the tasks drawn at a
+    micro-batch (curriculum); None: every task, by weight."""
     from sf2t.models.qwen2_vl import collate
 
     pad_id = factory.tokenizer.pad_token_id
-    index, step = start, 0
+    index, step = start, start_step
     while True:
         tasks = tasks_for_step(step) if tasks_for_step else None
         items = []

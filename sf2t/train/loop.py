@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from sf2t.models.qwen2_vl import IGNORE_INDEX
+from sf2t.train.checkpoint import CheckpointManager
 from sf2t.train.config import TrainConfig, config_to_dict
 
 __all__ = ["lr_at", "setup_model", "make_factories", "train", "save_trained", "load_trained", "TrainResult"]
@@ -180,14 +181,55 @@ def train(
             return list(cfg.curriculum_tasks)
         return None
 
-    data = batches(factory, cfg.batch_size, tasks_for_step=tasks_for_step)
     losses: list[float] = []
     task_loss: dict[str, list[float]] = {}
     evals: list[dict] = []
-    t_start = time.perf_counter()
     t_data = 0.0
     n_tokens = 0
-    bar = tqdm(range(cfg.steps), desc="train", disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    start_step = 0
+    ckpt = CheckpointManager(Path(cfg.out_dir) / "checkpoints", keep=cfg.keep_checkpoints)
+    if cfg.resume:
+        path = ckpt.find(cfg.resume)
+        if path is None:
+            log(f"resume=auto: no checkpoint in {ckpt.root}; starting from step 0")
+        else:
+            st = ckpt.load(path, model, opt)
+            start_step = int(st["step"])
+            losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
+            n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
+            for path_, kind, reason in st["dropped"]:  # later draws see the same pool
+                if any(i.path == path_ for i in factory.pool.infos):
+                    factory.pool.drop(path_, kind, reason)
+            log(f"resumed from {path} at step {start_step} of {cfg.steps}")
+    micro0 = start_step * cfg.grad_accum
+    data = batches(
+        factory, cfg.batch_size, start=micro0 * cfg.batch_size, start_step=micro0, tasks_for_step=tasks_for_step
+    )
+    peft = cfg.lora and hasattr(model, "peft_config")
+
+    def run_state() -> dict:
+        return {
+            "losses": losses,
+            "task_loss": task_loss,
+            "evals": evals,
+            "tokens": n_tokens,
+            "data_seconds": t_data,
+            # videos dropped while training (static, broken): a resumed run drops them too (skipped-at-start
+            # ones are not in its pool anyway)
+            "dropped": [[s.path, s.kind, s.reason] for s in factory.pool.skipped],
+            "config": config_to_dict(cfg),
+        }
+
+    t_start = time.perf_counter()
+    bar = tqdm(
+        range(start_step, cfg.steps),
+        desc="train",
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+        leave=False,
+        initial=start_step,
+        total=cfg.steps,
+    )
     for step in bar:
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
@@ -206,6 +248,12 @@ def train(
             n_tokens += int(batch["attention_mask"].sum())
             for name, value in zip(batch["tasks"], per.tolist()):
                 task_loss.setdefault(name, []).append(value)
+        if not math.isfinite(step_loss):
+            last = ckpt.latest()
+            raise FloatingPointError(
+                f"loss is {step_loss} at step {step + 1}; last good checkpoint: {last or 'none (save_every=0)'}. "
+                "Lower lr, keep grad_clip on, or check the data; resume=auto continues from the checkpoint."
+            )
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
@@ -219,11 +267,14 @@ def train(
             log(f"step {step + 1:>6}  loss {sum(recent) / len(recent):.4f}  lr {lr:.3g}")
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append({"step": step + 1, **eval_fn(model, step + 1)})
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            ckpt.save(step + 1, model, opt, run_state(), peft=peft)
     bar.close()
     seconds = time.perf_counter() - t_start
 
     result = TrainResult(
         steps=cfg.steps,
+        resumed_from=start_step,
         seconds=seconds,
         data_seconds=t_data,
         samples=cfg.steps * cfg.batch_size * cfg.grad_accum,

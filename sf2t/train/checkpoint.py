@@ -1,0 +1,120 @@
+"""Training checkpoints: save every N steps, atomically; resume exactly.
+
+A checkpoint is a directory ``out_dir/checkpoints/step-<N>/`` holding
+
+- ``trainable.pt``: the trainable parameters (LoRA adapters, or every weight when fully fine-tuning),
+- ``adapter/``: the same LoRA adapter in peft's format (``PeftModel.from_pretrained(base, dir)`` loads it),
+- ``optimizer.pt``: AdamW's state,
+- ``state.json``: the step, the data cursor (next sample index and micro-batch), the losses so far, the videos
+  dropped from the pool (so later draws are the same), torch's and Python's RNG states and the config.
+
+It is written into a temporary sibling directory and renamed into place, then ``latest`` (a one-line file) is
+replaced atomically: a kill while saving leaves the previous checkpoint and ``latest`` intact (the temporary
+directory is removed by the next save). On CPU a resumed run's losses and final weights equal an uninterrupted
+run's: samples are functions of (seed, index), and everything else that decides them is restored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import random
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointManager"]
+
+
+class CheckpointManager:
+    def __init__(self, root: str | os.PathLike, keep: int = 2):
+        self.root = Path(root)
+        self.keep = max(1, int(keep))
+
+    # -- where
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint, or None."""
+        ptr = self.root / "latest"
+        if not ptr.is_file():
+            return None
+        path = self.root / ptr.read_text().strip()
+        return path if (path / "state.json").is_file() else None
+
+    def find(self, resume: str) -> Path | None:
+        """``resume``: ``auto`` (the latest here, None when there is none) or a checkpoint directory."""
+        if resume == "auto":
+            return self.latest()
+        path = Path(resume)
+        if not (path / "state.json").is_file():
+            raise FileNotFoundError(f"resume: {path} is not a checkpoint directory (no state.json in it)")
+        return path
+
+    # -- save
+
+    def save(self, step: int, model, optimizer, state: dict[str, Any], *, peft: bool) -> Path:
+        """Write checkpoint ``step`` atomically; keep the newest ``keep``. ``state``: JSON-able run state."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".tmp-*"):  # a save that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        name = f"step-{step:08d}"
+        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+        torch.save(trainable, tmp / "trainable.pt")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if peft:
+            model.save_pretrained(tmp / "adapter")
+        full = dict(state)
+        full["step"] = step
+        full["rng"] = {
+            "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+            "python": base64.b64encode(pickle.dumps(random.getstate())).decode(),
+        }
+        with open(tmp / "state.json", "w") as fh:
+            json.dump(full, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = self.root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        ptr_tmp = self.root / f".latest-{uuid.uuid4().hex[:8]}"
+        ptr_tmp.write_text(name + "\n")
+        os.replace(ptr_tmp, self.root / "latest")
+        done = sorted(p for p in self.root.glob("step-*") if (p / "state.json").is_file())
+        for old in done[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    # -- load
+
+    def load(self, path: Path, model, optimizer) -> dict[str, Any]:
+        """Restore the trainable parameters, the optimizer and the RNG states from ``path``; return its state."""
+        state = json.loads((path / "state.json").read_text())
+        trainable = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+        params = dict(model.named_parameters())
+        missing = [n for n in trainable if n not in params]
+        if missing:
+            raise ValueError(
+                f"resume: checkpoint {path} has parameters this model lacks ({missing[:3]}...): a different model "
+                "or LoRA configuration"
+            )
+        with torch.no_grad():
+            for n, v in trainable.items():
+                params[n].copy_(v.to(params[n].device, params[n].dtype))
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            import numpy as np
+
+            raw = np.frombuffer(base64.b64decode(rng["torch"]), dtype=np.uint8).copy()
+            torch.set_rng_state(torch.from_numpy(raw))
+        if "python" in rng:
+            random.setstate(pickle.loads(base64.b64decode(rng["python"])))  # noqa: S301 - our own file
+        return state
