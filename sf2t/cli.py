@@ -159,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
 
     _export.add_arguments(p_tasks)
     sub.add_parser("demo", help="make clips, build a tiny model, train on SF²T tasks, report accuracy", add_help=False)
+    sub.add_parser("train", help="fine-tune on SF²T tasks from a YAML config + key=value overrides", add_help=False)
+    sub.add_parser("merge", help="merge a LoRA adapter into its base checkpoint", add_help=False)
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
+    if argv and argv[0] in ("train", "merge"):
+        from sf2t.train import cli as _train_cli
+
+        return (_train_cli.train_main if argv[0] == "train" else _train_cli.merge_main)(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "info":
         return cmd_info(args)

@@ -439,3 +439,37 @@ def test_resume_errors_and_nan_stop(tiny, clips, tmp_path):
         model.lm_head.weight[0, 0] = float("nan")  # a diverged model
     with pytest.raises(FloatingPointError, match="step 1.*last good checkpoint"):
         train(_cfg(tiny, clips, tmp_path, steps=2), model=model, tokenizer=tok, log=lambda s: None, save=False)
+
+
+def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
+    """`sf2t train` from a YAML file + overrides (both forms), `--print-config`, clear errors, and `sf2t merge`
+    whose merged checkpoint gives the adapter model's logits."""
+    import yaml
+
+    from sf2t.cli import main
+    from sf2t.train.loop import load_trained
+
+    good, _ = clips
+    run = tmp_path / "run"
+    cfg = {"model": tiny, "videos": good, "steps": 3, "batch_size": 2, "out_dir": str(run), "progress": False}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--print-config", "--config", str(tmp_path / "run.yaml"), "lora_rank=4"]) == 0
+    out = capsys.readouterr().out
+    assert "token_keep_ratio" in out and "lora_rank: 4" in out
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "--lora-rank", "4", "log_every=1"]) == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "train_result.json").is_file()
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "lr_rate=1"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+    assert main(["train", "model=no/such-model", f"videos=[{good[0]}]"]) == 2
+    assert "huggingface-cli download" in capsys.readouterr().err
+
+    assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(tmp_path / "merged")]) == 0
+    from sf2t.models import load_model_and_tokenizer
+
+    merged, _ = load_model_and_tokenizer(tmp_path / "merged")
+    lora, tok = load_trained(tiny, run / "adapter")
+    ids = torch.tensor([[tok.convert_tokens_to_ids("<|im_start|>"), 5, 6, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=ids).logits, lora(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    assert main(["merge", "--base", tiny, "--adapter", str(tmp_path), "--out", str(tmp_path / "m2")]) == 2

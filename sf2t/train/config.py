@@ -187,7 +187,11 @@ def _merge(cfg, data: dict, _validate: bool = True):
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in data.items():
         if key not in fields:
-            raise ValueError(f"{type(cfg).__name__} has no field {key!r}; fields: {sorted(fields)}")
+            import difflib
+
+            near = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ValueError(f"{type(cfg).__name__} has no field {key!r}; {hint}fields: {sorted(fields)}")
         cur = getattr(cfg, key)
         if dataclasses.is_dataclass(cur) and isinstance(value, dict):
             kwargs[key] = _merge(cur, value)

@@ -1,0 +1,118 @@
+"""``sf2t train`` and ``sf2t merge``.
+
+``sf2t train [--config run.yaml] [key=value | --key value ...] [--print-config]``: a TrainConfig from the YAML file
+and the overrides (dotted keys reach the task configs: ``disorder.perm=strong``), then training; the adapter (or
+the weights), ``train_config.json`` and ``train_result.json`` go to ``out_dir``. ``--print-config`` shows every field
+with its default and help, then the resolved config, and trains nothing. ``resume=auto`` continues from the latest
+checkpoint (``save_every=N`` writes them).
+
+``sf2t merge --base BASE --adapter DIR --out OUT``: the LoRA adapter merged into the base weights, written as a
+full checkpoint (with the base's tokenizer and processor files) that loads like the base one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["train_main", "merge_main"]
+
+
+def _split_overrides(rest: Sequence[str]) -> list[str]:
+    """``--key value`` / ``--key=value`` / ``key=value`` -> ``key=value`` strings (``-`` in keys becomes ``_``)."""
+    out, i = [], 0
+    rest = list(rest)
+    while i < len(rest):
+        a = rest[i]
+        if a.startswith("--"):
+            key = a[2:]
+            if "=" in key:
+                k, v = key.split("=", 1)
+                out.append(f"{k.replace('-', '_')}={v}")
+            elif i + 1 < len(rest) and not rest[i + 1].startswith("--"):
+                out.append(f"{key.replace('-', '_')}={rest[i + 1]}")
+                i += 1
+            else:
+                raise ValueError(f"{a} needs a value (--{key} VALUE or --{key}=VALUE)")
+        elif "=" in a:
+            out.append(a)
+        else:
+            raise ValueError(f"unexpected argument {a!r}: overrides look like key=value or --key value")
+        i += 1
+    return out
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    from sf2t.train.config import config_help, config_to_dict, load_config
+
+    p = argparse.ArgumentParser(prog="sf2t train", description=__doc__.split("\n\n")[1])
+    p.add_argument("--config", help="YAML (or JSON) file with TrainConfig fields")
+    p.add_argument("--print-config", action="store_true", help="show every field (default, help), then this config")
+    args, rest = p.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = load_config(args.config, _split_overrides(rest))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"sf2t train: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import yaml
+
+        print("fields (name, default, help):")
+        print(config_help())
+        print("\nthis config:")
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
+        return 0
+    if not cfg.model:
+        print("sf2t train: no model: set model=PATH (a local Hugging Face checkpoint directory)", file=sys.stderr)
+        return 2
+    if not Path(cfg.model).is_dir():
+        print(
+            f"sf2t train: model {cfg.model!r} is not a local directory. sf2t loads checkpoints offline: download it "
+            f"first (e.g. `huggingface-cli download {cfg.model} --local-dir ./ckpt`) and pass model=./ckpt",
+            file=sys.stderr,
+        )
+        return 2
+    if not cfg.videos:
+        print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
+        return 2
+    from sf2t.train.loop import train
+
+    res = train(cfg)
+    res.pop("model", None)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_result.json").write_text(json.dumps(res, indent=1, default=str))
+    last = res["losses"][-50:]
+    print(
+        f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "
+        f"final loss {sum(last) / max(1, len(last)):.4f}; saved {res.get('saved')}"
+    )
+    return 0
+
+
+def merge_main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sf2t merge", description=__doc__.split("\n\n")[2])
+    p.add_argument("--base", required=True, help="the base checkpoint directory the adapter was trained on")
+    p.add_argument("--adapter", required=True, help="the LoRA adapter directory (out_dir/adapter of a run)")
+    p.add_argument("--out", required=True, help="where the merged checkpoint goes")
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not (Path(args.adapter) / "adapter_config.json").is_file():
+        print(f"sf2t merge: {args.adapter} is not a LoRA adapter directory (no adapter_config.json)", file=sys.stderr)
+        return 2
+    from peft import PeftModel
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import _copy_processor_files
+
+    model, tok = load_model_and_tokenizer(args.base)
+    merged = PeftModel.from_pretrained(model, args.adapter).merge_and_unload()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    tok.save_pretrained(out)
+    _copy_processor_files(args.base, out)
+    print(f"merged {args.adapter} into {args.base}: {out}")
+    return 0
