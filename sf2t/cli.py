@@ -53,6 +53,7 @@ def collect_info() -> dict:
 
     fp = importlib.import_module("sf2t.ops.fragment_pack")
     th = importlib.import_module("sf2t.ops.thumbnail")
+    tm = importlib.import_module("sf2t.ops.token_merge")
 
     build = _ext.build_info()
     cuda_ok = torch.cuda.is_available()
@@ -78,6 +79,11 @@ def collect_info() -> dict:
                 "cpu": ["reference"] + (["cpp"] if _ext.is_loaded() else []),
                 "cuda": ["reference"] if cuda_ok else [],
                 "chosen_cpu": th.choose_backend(torch.zeros(1, 1, 1, 3, dtype=torch.uint8)),
+            },
+            "token_merge": {
+                "cpu": ["reference"] + (["cpp"] if tm._has_cpp() else []),
+                "cuda": (["reference"] + (["triton"] if triton else [])) if cuda_ok else [],
+                "chosen_cpu": tm.choose_backend(torch.zeros(1, 1)),
             },
         },
         "triton": __import__("triton").__version__ if triton else None,
