@@ -167,6 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="make clips, build a tiny model, train on SF²T tasks, report accuracy", add_help=False)
     sub.add_parser("train", help="fine-tune on SF²T tasks from a YAML config + key=value overrides", add_help=False)
     sub.add_parser("merge", help="merge a LoRA adapter into its base checkpoint", add_help=False)
+    sub.add_parser("finevidbench", help="build a FineVidBench-style benchmark (finevidbench build ...)", add_help=False)
+    sub.add_parser("eval", help="score a model on a FineVidBench-style benchmark", add_help=False)
+    if argv and argv[0] == "finevidbench":
+        from sf2t import finevidbench as _fvb
+
+        if len(argv) < 2 or argv[1] != "build":
+            print("usage: sf2t finevidbench build --out bench.json [--manifest M] [--synthetic N] ...", file=sys.stderr)
+            return 2
+        return _fvb.main_build(argv[2:])
+    if argv and argv[0] == "eval":
+        from sf2t import finevidbench as _fvb
+
+        return _fvb.main_eval(argv[1:])
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
     if argv and argv[0] in ("train", "merge"):

@@ -1,0 +1,84 @@
+"""FineVidBench-style benchmarks (issue 8): a versioned JSON format with its JSON Schema (``format``), building one
+from your videos (``build``: fragment-level SF²T questions, scene-level questions from sf2t.synth ground truth with
+speed and frame-order variants) and scoring a model on it (``evaluate``). CLI: ``sf2t finevidbench build`` and
+``sf2t eval``."""
+
+from sf2t.finevidbench.format import FORMAT, LEVELS, VARIANTS, BenchmarkError, load, save, schema, validate
+
+__all__ = [
+    "FORMAT",
+    "LEVELS",
+    "VARIANTS",
+    "BenchmarkError",
+    "load",
+    "save",
+    "schema",
+    "validate",
+    "main_build",
+    "main_eval",
+]
+
+
+def main_build(argv=None) -> int:
+    import argparse
+    import sys
+
+    from sf2t.finevidbench.build import build
+
+    p = argparse.ArgumentParser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
+    p.add_argument("--manifest", help="sf2t index manifest of your videos (fragment-level questions)")
+    p.add_argument("--out", required=True, help="the benchmark JSON (frames and clips go next to it)")
+    p.add_argument("--synthetic", type=int, default=0, help="synthetic clips with ground truth for scene level")
+    p.add_argument("--per-category", type=int, default=20, help="questions per category (original variant)")
+    p.add_argument("--tasks", nargs="*", help="fragment-level tasks (default: all six)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="benchmark name (default: the file's stem)")
+    p.add_argument("--scene-annotations", help="user scene labels (JSONL): not supported yet")
+    args = p.parse_args(argv)
+    if args.scene_annotations:
+        print("sf2t finevidbench build: --scene-annotations is not supported yet", file=sys.stderr)
+        return 2
+    try:
+        build(
+            args.manifest,
+            args.out,
+            per_category=args.per_category,
+            synthetic=args.synthetic,
+            seed=args.seed,
+            tasks=args.tasks,
+            name=args.name,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"sf2t finevidbench build: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main_eval(argv=None) -> int:
+    import argparse
+    import json
+    import sys
+
+    from sf2t.finevidbench.evaluate import QwenRunner, compare_text, evaluate
+
+    p = argparse.ArgumentParser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
+    p.add_argument("--model", required=True, help="a local Qwen2-VL checkpoint directory")
+    p.add_argument("--adapter", help="a LoRA adapter trained on it")
+    p.add_argument("--bench", required=True, help="the benchmark JSON")
+    p.add_argument("--out", required=True, help="results JSON (report .md and chart .png next to it)")
+    p.add_argument("--mode", choices=("likelihood", "generate"), default="likelihood")
+    p.add_argument("--max-frames", type=int, help="thin longer videos evenly to this many frames")
+    p.add_argument("--max-pixels", type=int, default=224 * 224, help="frame size budget (Qwen's smart resize)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compare", help="another results JSON: print both side by side")
+    args = p.parse_args(argv)
+    try:
+        runner = QwenRunner(args.model, args.adapter, device=args.device, max_pixels=args.max_pixels)
+        res = evaluate(args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"sf2t eval: {e}", file=sys.stderr)
+        return 2
+    if args.compare:
+        other = json.loads(open(args.compare).read())
+        print(compare_text(other, res, (args.compare, args.out)))
+    return 0

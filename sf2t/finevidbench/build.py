@@ -1,0 +1,293 @@
+"""``sf2t finevidbench build``: a FineVidBench-style benchmark from your own videos.
+
+- **Fragment level**: SF²T task samples (``sf2t.tasks``, through the window sampler) rendered as multiple choice,
+  ``per_category`` per task. Frames the task did not change are referenced as (video path, frame indices); frames
+  it built (a replaced cell, a pasted target) are written as PNG images, exactly the presented pixels.
+- **Scene level**: from ``sf2t.synth`` ground truth (clips made with ``--synthetic N``, and manifest videos that
+  have their ``.json`` ground truth next to them): ``object_count``, ``motion_direction``, ``speed_change`` and
+  ``appear_disappear`` questions about the whole clip (16 frames spread over it), each also in its variants:
+
+  - ``speed_2x``: every other frame of the original (stride x2: the same span plays twice as fast),
+  - ``speed_0.5x``: each original frame twice (stride x0.5),
+  - ``reversed``: the original frames in reverse order (direction, speed change and appear / disappear answers flip),
+  - ``shuffled``: a seeded permutation (only for ``object_count``, whose answer does not depend on order).
+
+  A variant's answer is what its frames show (``object_count`` counts the objects visible in its frames).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+from pathlib import Path
+from typing import Sequence
+
+from sf2t.finevidbench.format import FORMAT, save
+
+__all__ = ["build", "scene_questions", "SCENE_FRAMES", "OPPOSITE"]
+
+SCENE_FRAMES = 16
+OPPOSITE = {
+    "left": "right",
+    "right": "left",
+    "up": "down",
+    "down": "up",
+    "up-left": "down-right",
+    "down-right": "up-left",
+    "up-right": "down-left",
+    "down-left": "up-right",
+}
+DIRECTIONS = ["left", "right", "up", "down"]
+
+
+def _visible(sp: dict, f: int) -> bool:
+    end = sp["disappear_frame"]
+    return sp["appear_frame"] <= f and (end is None or f < end)
+
+
+def _name(sp: dict) -> str:
+    return f"{sp['color_name']} {sp['shape']}"
+
+
+def variant_frames(n: int, rng: random.Random, frames: int = SCENE_FRAMES) -> dict[str, list[int]]:
+    """Frame indices per variant for an ``n``-frame clip (see the module docstring)."""
+    count = min(frames, n)
+    orig = [round(k * (n - 1) / max(1, count - 1)) for k in range(count)]
+    shuffled = orig[:]
+    while len(shuffled) > 1 and shuffled == orig:
+        rng.shuffle(shuffled)
+    return {
+        "original": orig,
+        "speed_2x": orig[::2],
+        "speed_0.5x": [f for f in orig for _ in range(2)],
+        "reversed": orig[::-1],
+        "shuffled": shuffled,
+    }
+
+
+def _options(truth: str, pool: Sequence[str], k: int, rng: random.Random) -> tuple[list[str], int]:
+    others = [p for p in pool if p != truth]
+    rng.shuffle(others)
+    opts = others[: k - 1] + [truth]
+    rng.shuffle(opts)
+    return opts, opts.index(truth)
+
+
+def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[dict]:
+    """The scene-level questions (all variants) of one synthetic clip's ground truth."""
+    n = int(gt["num_frames"])
+    sprites = gt["sprites"]
+    vf = variant_frames(n, rng)
+    out: list[dict] = []
+
+    def add(cat: str, question: str, per_variant: dict[str, str], pool: Sequence[str], meta: dict, k: int = 4):
+        group = f"{qid}-{cat}"
+        order = list(pool)
+        for variant, truth in per_variant.items():
+            opts, ans = _options(truth, order, min(k, len(order)), random.Random(f"{group}:{variant}"))
+            out.append(
+                {
+                    "id": f"{group}-{variant}",
+                    "level": "scene",
+                    "category": cat,
+                    "variant": variant,
+                    "group": group,
+                    "video": {"path": video, "frames": vf[variant]},
+                    "question": question,
+                    "options": opts,
+                    "answer_index": ans,
+                    "meta": {**meta, "answer": truth},
+                }
+            )
+
+    # object_count: objects visible in at least one shown frame
+    counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
+    hi = max(5, max(counts.values()) + 2)
+    add(
+        "object_count",
+        "How many moving objects appear in the video? Count each object once.",
+        {v: str(c) for v, c in counts.items()},
+        [str(i) for i in range(1, hi + 1)],
+        {"source": video, "counts": counts},
+    )
+    # motion_direction: an object visible in every shown frame with a clear net direction
+    steady = [
+        sp for sp in sprites if sp["motion_direction"] in OPPOSITE and all(_visible(sp, f) for f in vf["original"])
+    ]
+    if steady:
+        sp = steady[0]
+        d = sp["motion_direction"]
+        pool = DIRECTIONS if d in DIRECTIONS else list(OPPOSITE)
+        per = {v: (OPPOSITE[d] if v == "reversed" else d) for v in ("original", "speed_2x", "speed_0.5x", "reversed")}
+        add(
+            "motion_direction",
+            f"Overall, in which direction does the {_name(sp)} move?",
+            per,
+            pool,
+            {"source": video, "sprite": sp["id"], "direction": d},
+        )
+    # speed_change: an object whose speed changes while it is visible
+    changing = [sp for sp in sprites if sp["speed_change"] is not None]
+    if changing:
+        sp = changing[0]
+        faster = sp["speed_change"]["factor"] > 1.0
+        up, down = "It speeds up.", "It slows down."
+        per = {
+            v: ((down if faster else up) if v == "reversed" else (up if faster else down))
+            for v in ("original", "speed_2x", "speed_0.5x", "reversed")
+        }
+        add(
+            "speed_change",
+            f"Does the {_name(sp)} speed up or slow down during the video?",
+            per,
+            [up, down],
+            {"source": video, "sprite": sp["id"], "speed_change": sp["speed_change"]},
+        )
+    # appear_disappear: an object that only appears, or only disappears, inside the shown span
+    orig = vf["original"]
+    single = []
+    for sp in sprites:
+        a, b = sp["appear_frame"], sp["disappear_frame"]
+        appears = orig[0] < a <= orig[-1] and any(_visible(sp, f) for f in orig)
+        disappears = b is not None and orig[0] < b <= orig[-1] and any(_visible(sp, f) for f in orig)
+        if appears != disappears:
+            single.append((sp, "appears" if appears else "disappears"))
+    if single:
+        sp, what = single[0]
+        yes = {"appears": "It appears.", "disappears": "It disappears."}
+        flip = {"appears": "disappears", "disappears": "appears"}
+        per = {
+            v: yes[flip[what]] if v == "reversed" else yes[what]
+            for v in ("original", "speed_2x", "speed_0.5x", "reversed")
+        }
+        add(
+            "appear_disappear",
+            f"Does the {_name(sp)} appear or disappear during the video?",
+            per,
+            list(yes.values()),
+            {"source": video, "sprite": sp["id"], "event": what},
+        )
+    return out
+
+
+def _fragment_questions(
+    manifest: str, out: Path, tasks: Sequence[str], per_category: int, seed: int, decoder: str, log
+) -> list[dict]:
+    from sf2t.tasks import templates
+    from sf2t.tasks.export import _sampler, _save
+    from sf2t.tasks.scoring import truth_text
+
+    sampler = _sampler(manifest, tasks, seed, 4, 64, decoder)
+    got: dict[str, int] = {t: 0 for t in tasks}
+    qs: list[dict] = []
+    w, max_windows = 0, 40 * per_category * len(tasks)
+    while min(got.values()) < per_category and w < max_windows:
+        for s, frames in sampler.window(w):
+            if got[s.task] >= per_category:
+                continue
+            qid = f"frag-{s.task}-{got[s.task]:04d}"
+            rng = random.Random(f"{seed}:{qid}")
+            q, _ = templates.question(s.task, rng)
+            _, _, options = templates.multiple_choice(s.task, s.meta, rng, question_text=q)
+            answer = options.index(truth_text(s.meta))
+            rec: dict = {
+                "id": qid,
+                "level": "fragment",
+                "category": s.task,
+                "variant": "original",
+                "question": q,
+                "options": options,
+                "answer_index": answer,
+                "meta": s.meta,
+            }
+            if s.frames is None:  # shown as decoded: the video and its frames
+                rec["video"] = {"path": s.meta["source"], "frames": list(s.meta["source_frames"])}
+            else:  # built pixels: the presented frames as images
+                d = out / "frames" / qid
+                d.mkdir(parents=True, exist_ok=True)
+                shown = s.presented(frames)
+                paths = []
+                for k in range(shown.shape[0]):
+                    _save(shown[k], d / f"{k:02d}.png", "png")
+                    paths.append(str((d / f"{k:02d}.png").relative_to(out)))
+                rec["video"] = {"frame_images": paths}
+            if s.image is not None:
+                d = out / "frames" / qid
+                d.mkdir(parents=True, exist_ok=True)
+                _save(s.image, d / "target.png", "png")
+                rec["image"] = str((d / "target.png").relative_to(out))
+            qs.append(rec)
+            got[s.task] += 1
+        w += 1
+    short = {t: n for t, n in got.items() if n < per_category}
+    if short:
+        log(f"fragment level: fewer questions than asked for {short} (videos too short or static for them)")
+    return qs
+
+
+def build(
+    manifest: str | None,
+    out_path: str,
+    *,
+    per_category: int = 20,
+    synthetic: int = 0,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    name: str | None = None,
+    decoder: str = "auto",
+    log=print,
+) -> dict:
+    """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it."""
+    from sf2t.tasks import TASKS
+
+    if isinstance(per_category, bool) or not isinstance(per_category, int) or per_category < 1:
+        raise ValueError(f"per_category must be a positive int, got {per_category!r}")
+    if isinstance(synthetic, bool) or not isinstance(synthetic, int) or synthetic < 0:
+        raise ValueError(f"synthetic must be a non-negative int, got {synthetic!r}")
+    if manifest is None and synthetic == 0:
+        raise ValueError("nothing to build from: give a manifest (sf2t index) and/or synthetic clips")
+    tasks = list(tasks) if tasks else list(TASKS)
+    out_file = Path(out_path)
+    out = out_file.parent
+    out.mkdir(parents=True, exist_ok=True)
+    questions: list[dict] = []
+    scene_sources: list[tuple[dict, str]] = []
+    if synthetic:
+        from sf2t import synth
+
+        vdir = out / "videos"
+        for i in range(synthetic):
+            gt = synth.make_clip(vdir / f"scene_{i:04d}", seed * 1000 + i, width=160, height=120, seconds=5)
+            scene_sources.append((gt, str(Path(gt["path"]).relative_to(out))))
+    if manifest is not None:
+        from sf2t.video.index import read_manifest, usable
+
+        for v in usable(read_manifest(manifest)):  # manifest videos with synth ground truth next to them
+            side = Path(v.path).with_suffix(".json")
+            if side.is_file():
+                gt = json.loads(side.read_text())
+                if "sprites" in gt and "num_frames" in gt:
+                    scene_sources.append((gt, v.path))
+        questions += _fragment_questions(manifest, out, tasks, per_category, seed, decoder, log)
+    per_cat: dict[str, int] = {}
+    for i, (gt, video) in enumerate(scene_sources):
+        for q in scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}")):
+            if q["variant"] == "original":
+                per_cat[q["category"]] = per_cat.get(q["category"], 0) + 1
+            if per_cat[q["category"]] <= per_category:
+                questions.append(q)
+    bench = {
+        "format": FORMAT,
+        "name": name or out_file.stem,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
+        "questions": questions,
+    }
+    save(bench, out_file)
+    cats: dict[str, int] = {}
+    for q in questions:
+        key = f"{q['level']}/{q['category']}"
+        cats[key] = cats.get(key, 0) + 1
+    log(f"wrote {out_file}: {len(questions)} questions; " + ", ".join(f"{k} {v}" for k, v in sorted(cats.items())))
+    return bench

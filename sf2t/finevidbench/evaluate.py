@@ -1,0 +1,316 @@
+"""``sf2t eval``: score a model on a FineVidBench-style benchmark.
+
+Modes: ``likelihood`` (each option's mean log-probability as the answer to the question with its options listed;
+the best wins) and ``generate`` (greedy answer, parsed as an option letter or an option's text). Per level,
+category and variant accuracy, overall, and the sensitivity to each variant (accuracy on ``original`` minus on the
+variant, over the scene-level groups). Answers are appended to ``<out>.answers.jsonl`` as they come, so a crashed
+run resumes where it stopped. Writes ``results.json``, ``report.md`` and a bar chart PNG next to it;
+``compare`` prints two results side by side. Questions whose video files are missing are listed and skipped; the
+coverage is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from sf2t.finevidbench.format import LETTERS, load
+
+__all__ = ["evaluate", "QwenRunner", "summarize", "compare_text", "parse_choice", "render_question"]
+
+
+def render_question(q: dict) -> str:
+    lines = [q["question"]] + [f"{LETTERS[i]}. {o}" for i, o in enumerate(q["options"])]
+    return "\n".join(lines + ["Answer with the option's letter or its text."])
+
+
+def parse_choice(text: str, options: list[str]) -> int | None:
+    """An option index from a free answer: a lone letter (``B``, ``(B)``, ``B.``) or an option's text."""
+    t = text.strip()
+    m = re.match(r"^\(?([A-Z])[\).:]?(\s|$)", t)
+    if m and LETTERS.index(m.group(1)) < len(options):
+        return LETTERS.index(m.group(1))
+    low = t.lower().strip(" .")
+    hits = [i for i, o in enumerate(options) if o.lower().strip(" .") == low]
+    if len(hits) == 1:
+        return hits[0]
+    hits = [i for i, o in enumerate(options) if o.lower().strip(" .") and o.lower().strip(" .") in low]
+    return hits[0] if len(hits) == 1 else None
+
+
+def load_media(q: dict, root: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(frames uint8 [F, H, W, 3] in presented order, image uint8 [h, w, 3] or None)."""
+    import numpy as np
+    from PIL import Image
+
+    def img(p: str) -> torch.Tensor:
+        return torch.from_numpy(np.array(Image.open(Path(root) / p).convert("RGB")))
+
+    v = q["video"]
+    if "frame_images" in v:
+        frames = torch.stack([img(p) for p in v["frame_images"]])
+    else:
+        from sf2t.video import decode_frames
+
+        frames, _ = decode_frames(_path(v["path"], root), list(v["frames"]))
+    return frames, (img(q["image"]) if q.get("image") else None)
+
+
+def _path(p: str, root: str) -> str:
+    return p if os.path.isabs(p) else str(Path(root) / p)
+
+
+def _missing(q: dict, root: str) -> list[str]:
+    v = q["video"]
+    paths = (
+        list(v.get("frame_images", [])) + ([v["path"]] if "path" in v else []) + ([q["image"]] if "image" in q else [])
+    )
+    return [p for p in paths if not Path(_path(p, root)).is_file()]
+
+
+class QwenRunner:
+    """A Qwen2-VL checkpoint (optionally with a LoRA adapter) answering benchmark questions on CPU or GPU."""
+
+    def __init__(self, model_dir: str, adapter: str | None = None, *, device: str = "cpu", max_pixels: int = 224 * 224):
+        from sf2t.models import load_model_and_tokenizer
+
+        if not Path(model_dir).is_dir():
+            raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory")
+        model, self.tok = load_model_and_tokenizer(model_dir)
+        if adapter:
+            cfg = Path(adapter) / "adapter_config.json"
+            if not cfg.is_file():
+                raise FileNotFoundError(f"adapter {adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+            from peft import PeftModel
+
+            try:
+                model = PeftModel.from_pretrained(model, adapter)
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise ValueError(f"adapter {adapter!r} does not fit the base model {model_dir!r}: {e}") from e
+        self.model = model.to(device).eval()
+        self.device = device
+        self.max_pixels = max_pixels
+
+    def _sample(self, q: dict, frames: torch.Tensor, image, answer: str | None) -> dict:
+        from sf2t.models.qwen2_vl import build_video_sample
+        from sf2t.ops.fragment_pack import fragment_pack, qwen2_vl_target_size
+
+        h, w = int(frames.shape[1]), int(frames.shape[2])
+        size = qwen2_vl_target_size(h, w, min_pixels=28 * 28, max_pixels=self.max_pixels)
+        pixels, grid = fragment_pack(frames, torch.arange(frames.shape[0]), None, size, frame_repeat=2)
+        ipix = igrid = None
+        if image is not None:
+            isz = qwen2_vl_target_size(
+                int(image.shape[0]), int(image.shape[1]), min_pixels=28 * 28, max_pixels=self.max_pixels
+            )
+            ipix, igrid = fragment_pack(image[None], torch.zeros(1, dtype=torch.long), None, isz, frame_repeat=2)
+        s = build_video_sample(self.tok, render_question(q), answer, grid, image_grid_thw=igrid)
+        s["pixel_values_videos"], s["video_grid_thw"] = pixels, grid
+        if ipix is not None:
+            s["pixel_values"], s["image_grid_thw"] = ipix, igrid
+        return s
+
+    @torch.no_grad()
+    def likelihood(self, q: dict, frames: torch.Tensor, image) -> list[float]:
+        """Mean log-probability of each option's tokens (and the turn's end) as the answer."""
+        from sf2t.models.qwen2_vl import collate
+
+        batch = collate([self._sample(q, frames, image, o) for o in q["options"]], self.tok.pad_token_id)
+        labels = batch.pop("labels").to(self.device)
+        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        logits = self.model(**inputs).logits[:, :-1].float()
+        target = labels[:, 1:]
+        logp = torch.log_softmax(logits, -1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
+        mask = (target != -100).float()
+        return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1)).tolist()
+
+    @torch.no_grad()
+    def generate(self, q: dict, frames: torch.Tensor, image, max_new_tokens: int = 8) -> str:
+        s = self._sample(q, frames, image, None)
+        inputs = {k: v.to(self.device) for k, v in s.items() if k != "labels"}
+        for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
+            inputs[k] = inputs[k].unsqueeze(0)
+        out = self.model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tok.pad_token_id
+        )
+        return self.tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def evaluate(
+    bench_path: str,
+    out_path: str,
+    *,
+    runner: QwenRunner | None = None,
+    predictor: Callable[[dict, torch.Tensor, torch.Tensor | None], tuple[int | None, dict]] | None = None,
+    mode: str = "likelihood",
+    max_frames: int | None = None,
+    log=print,
+) -> dict:
+    """Answer every question of the benchmark (resuming from ``<out>.answers.jsonl``) and write the results.
+    ``predictor(q, frames, image) -> (option index or None, extra)`` replaces the model (tests, oracles)."""
+    if mode not in ("likelihood", "generate"):
+        raise ValueError(f"mode must be likelihood or generate, got {mode!r}")
+    if runner is None and predictor is None:
+        raise ValueError("give a runner (a model) or a predictor")
+    bench = load(bench_path)
+    root = bench["_root"]
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    answers_path = out.with_suffix(".answers.jsonl")
+    done: dict[str, dict] = {}
+    if answers_path.is_file():
+        for line in answers_path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[rec["id"]] = rec
+    missing = {q["id"]: _missing(q, root) for q in bench["questions"]}
+    missing = {k: v for k, v in missing.items() if v}
+    if missing:
+        files = sorted({p for v in missing.values() for p in v})
+        log(f"{len(missing)} question(s) skipped: missing file(s) {files[:5]}{' ...' if len(files) > 5 else ''}")
+    todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in missing]
+    from tqdm.auto import tqdm
+
+    with open(answers_path, "a") as fh:
+        for q in tqdm(todo, desc="eval", leave=False, disable=len(todo) < 20):
+            frames, image = load_media(q, root)
+            if max_frames and frames.shape[0] > max_frames:  # evenly thinned, order kept
+                keep = torch.linspace(0, frames.shape[0] - 1, max_frames).round().long()
+                frames = frames[keep]
+            if predictor is not None:
+                pred, extra = predictor(q, frames, image)
+            elif mode == "likelihood":
+                scores = runner.likelihood(q, frames, image)
+                pred, extra = max(range(len(scores)), key=lambda i: scores[i]), {"scores": scores}
+            else:
+                text = runner.generate(q, frames, image)
+                pred, extra = parse_choice(text, q["options"]), {"text": text}
+            rec = {"id": q["id"], "pred": pred, "correct": pred == q["answer_index"], **extra}
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            done[q["id"]] = rec
+    res = summarize(bench, done, missing)
+    res["mode"] = mode if predictor is None else "predictor"
+    out.write_text(json.dumps(res, indent=1))
+    write_report(res, out)
+    log(
+        f"accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions "
+        f"(coverage {res['coverage']:.0%}); {out}"
+    )
+    return res
+
+
+def _acc(recs: list[dict]) -> dict:
+    n = len(recs)
+    c = sum(bool(r["correct"]) for r in recs)
+    return {"n": n, "correct": c, "accuracy": c / n if n else float("nan")}
+
+
+def summarize(bench: dict, answers: dict[str, dict], missing: dict | None = None) -> dict:
+    by = defaultdict(list)
+    chance = defaultdict(list)
+    qs = {q["id"]: q for q in bench["questions"]}
+    for qid, rec in answers.items():
+        q = qs.get(qid)
+        if q is None:
+            continue
+        rec = {**rec, "level": q["level"], "category": q["category"], "variant": q["variant"]}
+        for key in (
+            "overall",
+            f"level/{q['level']}",
+            f"category/{q['level']}/{q['category']}",
+            f"variant/{q['variant']}",
+        ):
+            by[key].append(rec)
+            chance[key].append(1.0 / len(q["options"]))
+        by[f"cell/{q['level']}/{q['category']}/{q['variant']}"].append(rec)
+    table = {k: {**_acc(v), "chance": sum(chance[k]) / len(chance[k]) if chance[k] else None} for k, v in by.items()}
+    # sensitivity: over scene groups answered in the original and the variant
+    groups = defaultdict(dict)
+    for qid, rec in answers.items():
+        q = qs.get(qid)
+        if q and q["level"] == "scene" and q.get("group"):
+            groups[q["group"]][q["variant"]] = bool(rec["correct"])
+    sens = {}
+    for v in ("speed_0.5x", "speed_2x", "reversed", "shuffled"):
+        pairs = [(g["original"], g[v]) for g in groups.values() if "original" in g and v in g]
+        if pairs:
+            sens[v] = {"n": len(pairs), "drop": (sum(a for a, _ in pairs) - sum(b for _, b in pairs)) / len(pairs)}
+    total = len(bench["questions"])
+    return {
+        "benchmark": bench["name"],
+        "overall": table.get("overall", _acc([])),
+        "table": table,
+        "sensitivity": sens,
+        "coverage": (total - len(missing or {})) / total if total else 0.0,
+        "missing": sorted(missing or {}),
+    }
+
+
+def write_report(res: dict, out: Path) -> None:
+    rows = sorted(k for k in res["table"] if k.startswith("category/"))
+    lines = [
+        f"# {res['benchmark']}: results ({res.get('mode', '')})",
+        "",
+        f"Overall accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions; coverage "
+        f"{res['coverage']:.0%}.",
+        "",
+        "| level / category | n | accuracy | chance |",
+        "|---|---|---|---|",
+    ]
+    for k in rows:
+        r = res["table"][k]
+        lines.append(f"| {k.split('/', 1)[1]} | {r['n']} | {r['accuracy']:.3f} | {r['chance']:.3f} |")
+    lines += ["", "| variant | n | accuracy |", "|---|---|---|"]
+    for k in sorted(x for x in res["table"] if x.startswith("variant/")):
+        r = res["table"][k]
+        lines.append(f"| {k.split('/', 1)[1]} | {r['n']} | {r['accuracy']:.3f} |")
+    if res["sensitivity"]:
+        lines += ["", "Sensitivity (scene level: accuracy on original minus on the variant, same questions):", ""]
+        lines += ["| variant | groups | drop |", "|---|---|---|"]
+        for v, s in res["sensitivity"].items():
+            lines.append(f"| {v} | {s['n']} | {s['drop']:+.3f} |")
+    out.with_name(out.stem + ".report.md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [k.split("/", 1)[1] for k in rows]
+        vals = [res["table"][k]["accuracy"] for k in rows]
+        ch = [res["table"][k]["chance"] for k in rows]
+        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 3.5))
+        ax.bar(range(len(names)), vals, color="#4c72b0", label="accuracy")
+        ax.scatter(range(len(names)), ch, color="#dd8452", marker="_", s=300, label="chance", zorder=3)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+        ax.set_title(res["benchmark"], fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out.with_name(out.stem + ".png"), dpi=100)
+        plt.close(fig)
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        pass
+
+
+def compare_text(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
+    """A side-by-side table of two results (per category, per variant, overall)."""
+    keys = sorted(k for k in set(a["table"]) | set(b["table"]) if k.startswith(("category/", "variant/")))
+    lines = [f"| | {names[0]} | {names[1]} | diff |", "|---|---|---|---|"]
+
+    def cell(res, k):
+        r = res["table"].get(k)
+        return r["accuracy"] if r and r["n"] else math.nan
+
+    for k in keys + ["overall"]:
+        x, y = cell(a, k), cell(b, k)
+        lines.append(f"| {k} | {x:.3f} | {y:.3f} | {y - x:+.3f} |")
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""FineVidBench-style benchmarks: build from synthetic and indexed videos, the format and its errors, variants that
+are what they say, evaluation with oracles, resumption, missing files, and the tiny model end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from sf2t import cli
+from sf2t.finevidbench import BenchmarkError, load, schema, validate
+from sf2t.finevidbench.build import OPPOSITE, build
+from sf2t.finevidbench.evaluate import evaluate, parse_choice
+
+pytest.importorskip("av")
+synth = pytest.importorskip("sf2t.synth")
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fvb")
+    for i in range(3):
+        synth.make_clip(root / "v" / f"c{i}", 30 + i, width=96, height=64, seconds=3, gop=12)
+    assert cli.main(["index", str(root / "v"), "-o", str(root / "m.jsonl"), "--quiet", "--workers", "0"]) == 0
+    out = root / "b" / "bench.json"
+    build(str(root / "m.jsonl"), str(out), per_category=3, synthetic=2, seed=0, log=lambda s: None)
+    return out
+
+
+def test_built_benchmark_follows_the_format(bench):
+    b = load(bench)
+    qs = b["questions"]
+    validate({k: v for k, v in b.items() if not k.startswith("_")})
+    sch = schema()
+    assert set(sch["properties"]["questions"]["items"]["required"]) == {
+        "id", "level", "category", "variant", "video", "question", "options", "answer_index",
+    }  # fmt: skip
+    cats = {(q["level"], q["category"]) for q in qs}
+    for t in ("counting", "consistency", "localization", "disorder", "rearrangement", "speed"):
+        assert ("fragment", t) in cats
+    assert ("scene", "object_count") in cats and ("scene", "speed_change") in cats
+    for q in qs:
+        assert q["options"][q["answer_index"]] is not None and len(set(q["options"])) == len(q["options"])
+        if q["level"] == "fragment":
+            from sf2t.tasks.scoring import truth_text
+
+            assert q["options"][q["answer_index"]] == truth_text(q["meta"])  # the task engine's answer
+    # built pixels are images next to the file, decoded frames are (path, indices)
+    assert any("frame_images" in q["video"] for q in qs) and any("path" in q["video"] for q in qs)
+    loc = [q for q in qs if q["category"] == "localization"]
+    assert loc and all((bench.parent / q["image"]).is_file() for q in loc)
+
+
+def test_variants_are_what_they_say(bench):
+    qs = load(bench)["questions"]
+    groups: dict = {}
+    for q in qs:
+        if q["level"] == "scene":
+            groups.setdefault(q["group"], {})[q["variant"]] = q
+    assert groups
+    for g in groups.values():
+        o = g["original"]
+        fo = o["video"]["frames"]
+        assert g["speed_2x"]["video"]["frames"] == fo[::2]  # stride x2
+        assert g["speed_0.5x"]["video"]["frames"] == [f for f in fo for _ in range(2)]  # stride x0.5
+        assert g["reversed"]["video"]["frames"] == fo[::-1]
+        if "shuffled" in g:
+            fs = g["shuffled"]["video"]["frames"]
+            assert sorted(fs) == sorted(fo) and fs != fo
+        ans = {v: q["options"][q["answer_index"]] for v, q in g.items()}
+        cat = o["category"]
+        if cat == "motion_direction":
+            assert ans["reversed"] == OPPOSITE[ans["original"]] and ans["speed_2x"] == ans["original"]
+        elif cat in ("speed_change", "appear_disappear"):
+            assert ans["reversed"] != ans["original"] and ans["speed_0.5x"] == ans["original"]
+        elif cat == "object_count":
+            assert ans["speed_0.5x"] == ans["original"] == ans["reversed"]
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (lambda q: q.pop("options"), "field 'options' is missing"),
+        (lambda q: q.update(answer_index=9), "field 'answer_index'"),
+        (lambda q: q.update(variant="slow"), "field 'variant'"),
+        (lambda q: q.update(level="clip"), "field 'level'"),
+        (lambda q: q.update(video={"path": "a.mp4", "frames": []}), "video.frames"),
+        (lambda q: q.update(options=["x", "x"]), "duplicates"),
+    ],
+)
+def test_schema_violations_name_question_and_field(bench, mutate, words):
+    b = json.loads(bench.read_text())
+    mutate(b["questions"][2])
+    with pytest.raises(BenchmarkError, match=rf"question 2 \(id '[^']+'\).*{words}" if "field" in words else words):
+        validate(b)
+    b2 = json.loads(bench.read_text())
+    b2["questions"][3]["id"] = b2["questions"][0]["id"]
+    with pytest.raises(BenchmarkError, match="repeats"):
+        validate(b2)
+
+
+def test_oracle_scores_100_and_resumes(bench, tmp_path):
+    calls = []
+
+    def oracle(q, frames, image):
+        calls.append(q["id"])
+        assert frames.dtype == torch.uint8 and frames.dim() == 4 and frames.shape[0] >= 1
+        if len(calls) == 7 and not hasattr(oracle, "crashed"):
+            oracle.crashed = True
+            raise RuntimeError("crash")
+        return q["answer_index"], {}
+
+    out = tmp_path / "r" / "oracle.json"
+    with pytest.raises(RuntimeError):
+        evaluate(str(bench), str(out), predictor=oracle, log=lambda s: None)
+    first = len(calls) - 1  # answered before the crash
+    res = evaluate(str(bench), str(out), predictor=oracle, log=lambda s: None)
+    n = len(load(bench)["questions"])
+    assert res["overall"]["accuracy"] == 1.0 and res["overall"]["n"] == n
+    assert len(calls) == n + 1 and first == 6  # nothing answered twice except the crashed one
+    assert out.with_name("oracle.report.md").is_file() and out.with_name("oracle.png").is_file()
+    assert all(s["drop"] == 0.0 for s in res["sensitivity"].values())
+
+
+def test_generate_parsing_agrees_with_the_answer(bench, tmp_path):
+    """An oracle that writes the canonical option text (or its letter) is parsed back to the right option."""
+    for i, q in enumerate(load(bench)["questions"]):
+        truth = q["options"][q["answer_index"]]
+        assert parse_choice(truth, q["options"]) == q["answer_index"]
+        assert parse_choice(f"{'ABCD'[q['answer_index']]}.", q["options"]) == q["answer_index"]
+        assert parse_choice(f"The answer is {truth}", q["options"]) in (q["answer_index"], None)
+        if i > 40:
+            break
+
+
+def test_missing_files_are_listed_and_skipped(bench, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(bench.parent, copy)
+    b = json.loads((copy / "bench.json").read_text())
+    img_q = next(q for q in b["questions"] if "frame_images" in q["video"])
+    (copy / img_q["video"]["frame_images"][0]).unlink()
+    lines = []
+    res = evaluate(
+        str(copy / "bench.json"), str(tmp_path / "r.json"), predictor=lambda q, f, i: (0, {}), log=lines.append
+    )
+    assert res["missing"] == [img_q["id"]] and res["coverage"] < 1.0
+    assert any("missing file" in line for line in lines)
+
+
+def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwen2_vl, capsys):
+    """`sf2t eval` on the untrained tiny model (likelihood mode) scores near chance (a binomial bound at the
+    benchmark's size); generate mode runs; --compare prints both."""
+    out = tmp_path / "base.json"
+    assert cli.main(["eval", "--model", str(tiny_qwen2_vl), "--bench", str(bench), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    o = res["table"]["overall"]
+    p, n = o["chance"], o["n"]
+    assert abs(o["accuracy"] - p) <= 4 * math.sqrt(p * (1 - p) / n) + 0.02
+    out2 = tmp_path / "gen.json"
+    args = ["eval", "--model", str(tiny_qwen2_vl), "--bench", str(bench), "--out", str(out2), "--mode", "generate"]
+    assert cli.main(args + ["--compare", str(out)]) == 0
+    assert "| overall |" in capsys.readouterr().out
+    assert cli.main(["eval", "--model", str(tmp_path / "none"), "--bench", str(bench), "--out", str(out2)]) == 2
+    assert (
+        cli.main(
+            [
+                "eval",
+                "--model",
+                str(tiny_qwen2_vl),
+                "--adapter",
+                str(tmp_path),
+                "--bench",
+                str(bench),
+                "--out",
+                str(out2),
+            ]
+        )
+        == 2
+    )
