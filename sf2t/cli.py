@@ -172,10 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "finevidbench":
         from sf2t import finevidbench as _fvb
 
-        if len(argv) < 2 or argv[1] != "build":
-            print("usage: sf2t finevidbench build --out bench.json [--manifest M] [--synthetic N] ...", file=sys.stderr)
+        if len(argv) < 2 or argv[1] not in ("build", "export"):
+            print(
+                "usage: sf2t finevidbench build --out bench.json [--manifest M] [--synthetic N] ...\n"
+                "       sf2t finevidbench export --bench bench.json --format lmms-eval|vlmevalkit --out DIR",
+                file=sys.stderr,
+            )
             return 2
-        return _fvb.main_build(argv[2:])
+        return (_fvb.main_build if argv[1] == "build" else _fvb.main_export)(argv[2:])
     if argv and argv[0] == "eval":
         from sf2t import finevidbench as _fvb
 

@@ -180,3 +180,76 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         )
         == 2
     )
+
+
+def test_export_for_lmms_eval(bench, tmp_path):
+    import importlib.util
+
+    import yaml
+
+    from sf2t.finevidbench.export import LMMS_REQUIRED_KEYS
+    from sf2t.video import probe
+
+    qs = load(bench)["questions"]
+    out = tmp_path / "lmms"
+    assert cli.main(["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval", "--out", str(out)]) == 0
+
+    class Loader(yaml.SafeLoader):  # lmms-eval's loader resolves `!function module.name`
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: ("function", loader.construct_scalar(node)))
+    (cfg_path,) = out.glob("*.yaml")
+    cfg = yaml.load(cfg_path.read_text(), Loader=Loader)
+    assert set(LMMS_REQUIRED_KEYS) <= set(cfg)
+    assert cfg["dataset_path"] == "json" and cfg["output_type"] == "generate_until"
+    data = cfg["dataset_kwargs"]["data_files"][cfg["test_split"]]
+    rows = [json.loads(line) for line in open(data)]
+    assert len(rows) == len(qs)
+    spec = importlib.util.spec_from_file_location("sf2t_lmms_utils", out / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    for q, r in zip(qs, rows):
+        vis = utils.doc_to_visual(r)
+        assert all(__import__("os").path.isfile(v) for v in vis)
+        n = len(q["video"].get("frames") or q["video"]["frame_images"])
+        assert probe(vis[-1]).num_frames == n  # the presented frames, one video frame each
+        assert utils.doc_to_text(r).startswith(q["question"])
+        assert utils.process_results(r, [r["answer"] + "."])["accuracy"] == 1.0
+        wrong = (r["answer_index"] + 1) % len(r["options"])
+        assert utils.process_results(r, [r["options"][wrong]])["accuracy"] == 0.0
+
+
+def test_export_for_vlmevalkit(bench, tmp_path):
+    import csv
+    import importlib.util
+    import py_compile
+
+    qs = load(bench)["questions"]
+    out2 = tmp_path / "vlm"
+    assert (
+        cli.main(["finevidbench", "export", "--bench", str(bench), "--format", "vlmevalkit", "--out", str(out2)]) == 0
+    )
+    (tsv,) = out2.glob("*.tsv")
+    with open(tsv) as fh:
+        table = list(csv.DictReader(fh, delimiter="\t"))
+    assert len(table) == len(qs) and {"index", "video", "question", "A", "B", "answer"} <= set(table[0])
+    for q, row in zip(qs, table):
+        assert row["answer"] == "ABCDEFGH"[q["answer_index"]] and row[row["answer"]] == q["options"][q["answer_index"]]
+        assert (out2 / row["video"]).is_file()
+    py_compile.compile(str(out2 / "sf2t_vlmevalkit.py"), doraise=True)
+    pytest.importorskip("pandas")  # the dataset class reads the TSV with pandas, as VLMEvalKit does
+    spec = importlib.util.spec_from_file_location("sf2t_vlm", out2 / "sf2t_vlmevalkit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ds = mod.SF2TFineVidBench()
+    assert len(ds) == len(qs)
+    msg = ds.build_prompt(0)
+    assert msg[0]["type"] == "video" and __import__("os").path.isfile(msg[0]["value"])
+    pred = ds.data.copy()
+    pred["prediction"] = pred["answer"]
+    pred.to_csv(tmp_path / "pred.tsv", sep="\t", index=False)
+    acc = ds.evaluate(str(tmp_path / "pred.tsv"))
+    assert (acc["accuracy"] == 1.0).all()
+    with pytest.raises(SystemExit) as e:  # argparse names the allowed formats
+        cli.main(["finevidbench", "export", "--bench", str(bench), "--format", "nope", "--out", str(out2)])
+    assert e.value.code == 2

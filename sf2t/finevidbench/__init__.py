@@ -54,6 +54,27 @@ def main_build(argv=None) -> int:
     return 0
 
 
+def main_export(argv=None) -> int:
+    import argparse
+    import sys
+
+    from sf2t.finevidbench.export import FORMATS, export
+
+    p = argparse.ArgumentParser(prog="sf2t finevidbench export", description="Export for lmms-eval or VLMEvalKit.")
+    p.add_argument("--bench", required=True, help="the benchmark JSON")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--fps", type=int, default=2, help="frame rate of the per-question videos")
+    p.add_argument("--task", help="task / dataset name (default: sf2t_<benchmark name>)")
+    args = p.parse_args(argv)
+    try:
+        export(args.bench, args.out, args.format, fps=args.fps, task=args.task)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"sf2t finevidbench export: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main_eval(argv=None) -> int:
     import argparse
     import json

@@ -1,0 +1,241 @@
+"""``sf2t finevidbench export --bench B --format lmms-eval|vlmevalkit --out DIR``: the benchmark for the evaluation
+harnesses people use. Each question's presented frames become one short MP4 (``DIR/videos/<id>.mp4``, ``--fps``
+frames per second, H.264 via PyAV), so any video model of the harness sees exactly what sf2t's evaluator shows;
+a target image is written as PNG next to it.
+
+- ``lmms-eval``: ``DIR/<task>.yaml`` (a task config: local JSON lines through ``dataset_path: json`` and
+  ``dataset_kwargs.data_files``, ``doc_to_visual`` / ``doc_to_text`` / ``process_results`` from ``utils.py``,
+  accuracy overall and per category) plus ``DIR/utils.py`` and ``DIR/<task>.jsonl``. Put the folder under
+  lmms-eval's ``tasks/`` (or pass ``--include_path DIR``) and run ``--tasks <task>``.
+- ``vlmevalkit``: ``DIR/<name>.tsv`` (``index, video, question, A, B, ..., answer, category, level, variant``) and
+  ``DIR/sf2t_vlmevalkit.py``, a dataset class in VLMEvalKit's video-dataset style that reads the TSV locally.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from sf2t.finevidbench.evaluate import load_media, render_question
+from sf2t.finevidbench.format import LETTERS, load
+
+__all__ = ["export", "LMMS_REQUIRED_KEYS", "FORMATS"]
+
+FORMATS = ("lmms-eval", "vlmevalkit")
+# keys lmms-eval's ConfigurableTask needs for a generate_until task read from local files
+LMMS_REQUIRED_KEYS = (
+    "task",
+    "dataset_path",
+    "dataset_kwargs",
+    "test_split",
+    "output_type",
+    "doc_to_visual",
+    "doc_to_text",
+    "doc_to_target",
+    "process_results",
+    "metric_list",
+)
+
+_LMMS_UTILS = '''"""lmms-eval task utilities for an sf2t FineVidBench-style benchmark (sf2t finevidbench export)."""
+
+import os
+import re
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def doc_to_visual(doc):
+    out = [os.path.join(HERE, doc["video"])]
+    if doc.get("image"):
+        out.insert(0, os.path.join(HERE, doc["image"]))
+    return out
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    kw = lmms_eval_specific_kwargs or {}
+    return kw.get("pre_prompt", "") + doc["prompt"] + kw.get("post_prompt", "")
+
+
+def _choice(text, options):
+    t = text.strip()
+    m = re.match(r"^\\(?([A-Z])[\\).:]?(\\s|$)", t)
+    if m and LETTERS.index(m.group(1)) < len(options):
+        return LETTERS.index(m.group(1))
+    low = t.lower().strip(" .")
+    hits = [i for i, o in enumerate(options) if o.lower().strip(" .") and o.lower().strip(" .") in low]
+    return hits[0] if len(hits) == 1 else None
+
+
+def process_results(doc, results):
+    pred = _choice(results[0], doc["options"])
+    correct = float(pred == doc["answer_index"])
+    cat = doc["level"] + "/" + doc["category"]
+    return {"accuracy": correct, "category_accuracy": {"category": cat, "correct": correct}}
+
+
+def aggregate_by_category(results):
+    per = {}
+    for r in results:
+        per.setdefault(r["category"], []).append(r["correct"])
+    for k, v in sorted(per.items()):
+        print(f"{k}: {sum(v) / len(v):.4f} ({len(v)})")
+    return sum(r["correct"] for r in results) / max(1, len(results))
+'''
+
+_VLMEVAL_CLASS = '''"""A VLMEvalKit dataset for an sf2t FineVidBench-style benchmark (sf2t finevidbench export).
+
+Copy this file into vlmeval/dataset/ and register ``SF2TFineVidBench`` in vlmeval/dataset/__init__.py (as the
+other video datasets are), or import it in your run script. It reads the TSV next to it: no download.
+"""
+
+import os
+import os.path as osp
+
+import pandas as pd
+
+try:
+    from vlmeval.dataset.video_base import VideoBaseDataset
+except ImportError:  # outside VLMEvalKit: a stand-in base so the file still imports
+    VideoBaseDataset = object
+
+HERE = osp.dirname(osp.abspath(__file__))
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class SF2TFineVidBench(VideoBaseDataset):
+    TYPE = "Video-MCQ"
+    MODALITY = "VIDEO"
+    TSV = "{tsv}"
+
+    def __init__(self, dataset="{name}", nframe=0, fps=-1):
+        self.dataset_name = dataset
+        self.nframe, self.fps = nframe, fps
+        self.data = pd.read_csv(osp.join(HERE, self.TSV), sep="\\t")
+        self.data_root = HERE
+
+    @classmethod
+    def supported_datasets(cls):
+        return ["{name}"]
+
+    def __len__(self):
+        return len(self.data)
+
+    def options(self, line):
+        return [line[c] for c in LETTERS if c in line and isinstance(line[c], str) and line[c]]
+
+    def build_prompt(self, line, video_llm=True):
+        if isinstance(line, int):
+            line = self.data.iloc[line]
+        opts = "\\n".join(f"{{c}}. {{o}}" for c, o in zip(LETTERS, self.options(line)))
+        text = f"{{line['question']}}\\n{{opts}}\\nAnswer with the option's letter."
+        return [dict(type="video", value=osp.join(self.data_root, line["video"])), dict(type="text", value=text)]
+
+    def evaluate(self, eval_file, **judge_kwargs):
+        data = pd.read_excel(eval_file) if eval_file.endswith(".xlsx") else pd.read_csv(eval_file, sep="\\t")
+        pred = data["prediction"].astype(str).str.strip().str[:1].str.upper()
+        data["hit"] = (pred == data["answer"]).astype(float)
+        return data.groupby(["level", "category"])["hit"].mean().rename("accuracy").reset_index()
+'''
+
+
+def _write_video(frames, path: Path, fps: int) -> None:
+    from sf2t.synth.generator import encode_frames
+
+    f = frames
+    h, w = int(f.shape[1]), int(f.shape[2])
+    if h % 2 or w % 2:  # H.264 4:2:0 needs even sizes: pad by one edge row/column
+        import torch
+
+        f = torch.nn.functional.pad(f.permute(0, 3, 1, 2), (0, w % 2, 0, h % 2), mode="replicate").permute(0, 2, 3, 1)
+        h, w = h + h % 2, w + w % 2
+    encode_frames(path, (x.contiguous().numpy() for x in f), width=w, height=h, fps=fps, codec="h264", crf=10)
+
+
+def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str | None = None, log=print) -> Path:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    bench = load(bench_path)
+    root = bench["_root"]
+    out = Path(out_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    name = task or "sf2t_" + "".join(c if c.isalnum() else "_" for c in bench["name"]).strip("_").lower()
+    rows = []
+    for q in bench["questions"]:
+        frames, image = load_media(q, root)
+        vpath = out / "videos" / f"{q['id']}.mp4"
+        _write_video(frames, vpath, fps)
+        row = {
+            "id": q["id"],
+            "video": str(vpath.relative_to(out)),
+            "question": q["question"],
+            "prompt": render_question(q),
+            "options": q["options"],
+            "answer_index": q["answer_index"],
+            "answer": LETTERS[q["answer_index"]],
+            "level": q["level"],
+            "category": q["category"],
+            "variant": q["variant"],
+        }
+        if image is not None:
+            from PIL import Image
+
+            ipath = out / "videos" / f"{q['id']}.png"
+            Image.fromarray(image.numpy()).save(ipath)
+            row["image"] = str(ipath.relative_to(out))
+        rows.append(row)
+    if fmt == "lmms-eval":
+        data = out / f"{name}.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (out / "utils.py").write_text(_LMMS_UTILS)
+        cfg = "\n".join(
+            [
+                f'task: "{name}"',
+                "dataset_path: json",
+                "dataset_kwargs:",
+                "  data_files:",
+                f"    test: {json.dumps(str(data.resolve()))}",
+                "test_split: test",
+                "output_type: generate_until",
+                "doc_to_visual: !function utils.doc_to_visual",
+                "doc_to_text: !function utils.doc_to_text",
+                'doc_to_target: "answer"',
+                "generation_kwargs:",
+                "  max_new_tokens: 16",
+                "  temperature: 0",
+                "  do_sample: false",
+                "process_results: !function utils.process_results",
+                "metric_list:",
+                "  - metric: accuracy",
+                "    aggregation: mean",
+                "    higher_is_better: true",
+                "  - metric: category_accuracy",
+                "    aggregation: !function utils.aggregate_by_category",
+                "    higher_is_better: true",
+                "lmms_eval_specific_kwargs:",
+                "  default:",
+                '    pre_prompt: ""',
+                '    post_prompt: ""',
+                "metadata:",
+                "  version: 1.0",
+                f'  sf2t_format: "{bench.get("format")}"',
+                "",
+            ]
+        )
+        path = out / f"{name}.yaml"
+        path.write_text(cfg)
+    else:
+        k = max(len(r["options"]) for r in rows)
+        path = out / f"{name}.tsv"
+        with open(path, "w", newline="") as fh:
+            wr = csv.writer(fh, delimiter="\t")
+            wr.writerow(["index", "video", "question", *LETTERS[:k], "answer", "category", "level", "variant", "id"])
+            for i, r in enumerate(rows):
+                opts = r["options"] + [""] * (k - len(r["options"]))
+                wr.writerow(
+                    [i, r["video"], r["question"], *opts, r["answer"], r["category"], r["level"], r["variant"], r["id"]]
+                )
+        (out / "sf2t_vlmevalkit.py").write_text(_VLMEVAL_CLASS.format(tsv=path.name, name=name))
+    log(f"exported {len(rows)} questions for {fmt}: {path}")
+    return path
