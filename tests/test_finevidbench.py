@@ -253,3 +253,24 @@ def test_export_for_vlmevalkit(bench, tmp_path):
     with pytest.raises(SystemExit) as e:  # argparse names the allowed formats
         cli.main(["finevidbench", "export", "--bench", str(bench), "--format", "nope", "--out", str(out2)])
     assert e.value.code == 2
+
+
+def test_task_parameters_and_model_layouts(bench, tmp_path, tiny_qwen2_vl):
+    """--task-config takes a run's task parameters; eval packs frames as the model was trained (pairs, fixed size)."""
+    manifest = bench.parent.parent / "m.jsonl"
+    cfg = tmp_path / "train_config.json"
+    cfg.write_text(json.dumps({"counting": {"count_min": 3, "count_max": 4}, "lr": 0.1}))
+    out = tmp_path / "b" / "bench.json"
+    args = ["finevidbench", "build", "--manifest", str(manifest), "--out", str(out), "--tasks", "counting"]
+    assert cli.main(args + ["--per-category", "6", "--task-config", str(cfg)]) == 0
+    qs = load(out)["questions"]
+    counts = {q["options"][q["answer_index"]] for q in qs if q["category"] == "counting"}
+    assert counts and counts <= {"3", "4"}
+    res = tmp_path / "r.json"
+    ev = ["eval", "--model", str(tiny_qwen2_vl), "--bench", str(out), "--out", str(res)]
+    assert cli.main(ev + ["--layout", "pairs", "--frame-size", "56", "56"]) == 0
+    assert json.loads(res.read_text())["overall"]["n"] == len(qs)
+    with pytest.raises(ValueError, match="multiples of 28"):
+        from sf2t.finevidbench.evaluate import QwenRunner
+
+        QwenRunner(str(tiny_qwen2_vl), frame_size=(50, 56))

@@ -34,10 +34,23 @@ def main_build(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="benchmark name (default: the file's stem)")
     p.add_argument("--scene-annotations", help="user scene labels (JSONL): not supported yet")
+    p.add_argument(
+        "--task-config",
+        help="a run's train_config.json (or YAML): its task sections set the fragment tasks' parameters",
+    )
     args = p.parse_args(argv)
     if args.scene_annotations:
         print("sf2t finevidbench build: --scene-annotations is not supported yet", file=sys.stderr)
         return 2
+    params = None
+    if args.task_config:
+        import yaml
+
+        from sf2t.tasks import TASKS
+
+        with open(args.task_config) as fh:
+            raw = yaml.safe_load(fh) or {}
+        params = {k: v for k, v in raw.items() if k in TASKS and isinstance(v, dict)}
     try:
         build(
             args.manifest,
@@ -47,6 +60,7 @@ def main_build(argv=None) -> int:
             seed=args.seed,
             tasks=args.tasks,
             name=args.name,
+            task_params=params,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
@@ -90,11 +104,20 @@ def main_eval(argv=None) -> int:
     p.add_argument("--mode", choices=("likelihood", "generate"), default="likelihood")
     p.add_argument("--max-frames", type=int, help="thin longer videos evenly to this many frames")
     p.add_argument("--max-pixels", type=int, default=224 * 224, help="frame size budget (Qwen's smart resize)")
+    p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), help="pack frames at this size (x28)")
+    p.add_argument("--layout", choices=("repeat", "pairs"), default="repeat", help="as the model was trained")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compare", help="another results JSON: print both side by side")
     args = p.parse_args(argv)
     try:
-        runner = QwenRunner(args.model, args.adapter, device=args.device, max_pixels=args.max_pixels)
+        runner = QwenRunner(
+            args.model,
+            args.adapter,
+            device=args.device,
+            max_pixels=args.max_pixels,
+            frame_size=args.frame_size,
+            layout=args.layout,
+        )
         res = evaluate(args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames)
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t eval: {e}", file=sys.stderr)

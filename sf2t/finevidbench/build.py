@@ -171,9 +171,8 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
     return out
 
 
-def _fragment_questions(
-    manifest: str, out: Path, tasks: Sequence[str], per_category: int, seed: int, decoder: str, log
-) -> list[dict]:
+def _fragment_questions(manifest: str, out: Path, tasks, per_category: int, seed: int, decoder: str, log) -> list[dict]:
+    """``tasks``: names, or {name: Task} (task parameters, e.g. those a run trained with)."""
     from sf2t.tasks import templates
     from sf2t.tasks.export import _sampler, _save
     from sf2t.tasks.scoring import truth_text
@@ -236,10 +235,13 @@ def build(
     tasks: Sequence[str] | None = None,
     name: str | None = None,
     decoder: str = "auto",
+    task_params: dict | None = None,
     log=print,
 ) -> dict:
-    """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it."""
-    from sf2t.tasks import TASKS
+    """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it.
+    ``task_params``: {task: {field: value}} for the fragment-level tasks (e.g. a run's ``train_config.json``
+    sections, so the questions use the parameters the model was trained with); absent tasks use the defaults."""
+    from sf2t.tasks import TASK_CONFIGS, TASKS, make_task
 
     if isinstance(per_category, bool) or not isinstance(per_category, int) or per_category < 1:
         raise ValueError(f"per_category must be a positive int, got {per_category!r}")
@@ -269,7 +271,8 @@ def build(
                 gt = json.loads(side.read_text())
                 if "sprites" in gt and "num_frames" in gt:
                     scene_sources.append((gt, v.path))
-        questions += _fragment_questions(manifest, out, tasks, per_category, seed, decoder, log)
+        chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
+        questions += _fragment_questions(manifest, out, chosen, per_category, seed, decoder, log)
     per_cat: dict[str, int] = {}
     for i, (gt, video) in enumerate(scene_sources):
         for q in scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}")):

@@ -78,7 +78,25 @@ def _missing(q: dict, root: str) -> list[str]:
 class QwenRunner:
     """A Qwen2-VL checkpoint (optionally with a LoRA adapter) answering benchmark questions on CPU or GPU."""
 
-    def __init__(self, model_dir: str, adapter: str | None = None, *, device: str = "cpu", max_pixels: int = 224 * 224):
+    def __init__(
+        self,
+        model_dir: str,
+        adapter: str | None = None,
+        *,
+        device: str = "cpu",
+        max_pixels: int = 224 * 224,
+        frame_size: tuple[int, int] | None = None,
+        layout: str = "repeat",
+    ):
+        """``frame_size``: pack every frame at this (h, w) (multiples of 28) instead of Qwen's smart resize within
+        ``max_pixels``; ``layout``: ``repeat`` (each frame twice: one frame per token group) or ``pairs`` (token
+        group i = frames i and i+1), as the model was trained (``TrainConfig.layout``)."""
+        if layout not in ("repeat", "pairs"):
+            raise ValueError(f"layout must be repeat or pairs, got {layout!r}")
+        if frame_size is not None and (len(frame_size) != 2 or any(int(v) % 28 or int(v) <= 0 for v in frame_size)):
+            raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
+        self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
+        self.layout = layout
         from sf2t.models import load_model_and_tokenizer
 
         if not Path(model_dir).is_dir():
@@ -103,11 +121,16 @@ class QwenRunner:
         from sf2t.ops.fragment_pack import fragment_pack, qwen2_vl_target_size
 
         h, w = int(frames.shape[1]), int(frames.shape[2])
-        size = qwen2_vl_target_size(h, w, min_pixels=28 * 28, max_pixels=self.max_pixels)
-        pixels, grid = fragment_pack(frames, torch.arange(frames.shape[0]), None, size, frame_repeat=2)
+        size = self.frame_size or qwen2_vl_target_size(h, w, min_pixels=28 * 28, max_pixels=self.max_pixels)
+        index, repeat = torch.arange(frames.shape[0]), 2
+        if self.layout == "pairs" and index.numel() >= 2:
+            from sf2t.train.data import pair_layout_index
+
+            index, repeat = pair_layout_index(index.numel()), 1
+        pixels, grid = fragment_pack(frames, index, None, size, frame_repeat=repeat)
         ipix = igrid = None
         if image is not None:
-            isz = qwen2_vl_target_size(
+            isz = self.frame_size or qwen2_vl_target_size(
                 int(image.shape[0]), int(image.shape[1]), min_pixels=28 * 28, max_pixels=self.max_pixels
             )
             ipix, igrid = fragment_pack(image[None], torch.zeros(1, dtype=torch.long), None, isz, frame_repeat=2)

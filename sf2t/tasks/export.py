@@ -46,7 +46,7 @@ def _save(img: torch.Tensor, path: Path, fmt: str) -> None:
         im.save(path, format="JPEG", quality=95)
 
 
-def _sampler(manifest: str, tasks: Sequence[str], seed: int, samples_per_window: int, window_frames: int, decoder: str):
+def _sampler(manifest: str, tasks, seed: int, samples_per_window: int, window_frames: int, decoder: str):
     from sf2t.video.index import read_manifest, usable
     from sf2t.video.sampler import WindowSampler
 
@@ -55,7 +55,7 @@ def _sampler(manifest: str, tasks: Sequence[str], seed: int, samples_per_window:
         raise ValueError(f"{manifest}: no usable video (every entry has status 'error'; see sf2t index's summary)")
     return WindowSampler(
         videos,
-        list(tasks),
+        tasks if isinstance(tasks, dict) else list(tasks),
         seed=seed,
         samples_per_window=samples_per_window,
         window_frames=window_frames,
