@@ -66,7 +66,8 @@ def test_variants_are_what_they_say(bench):
         fo = o["video"]["frames"]
         assert g["speed_2x"]["video"]["frames"] == fo[::2]  # stride x2
         assert g["speed_0.5x"]["video"]["frames"] == [f for f in fo for _ in range(2)]  # stride x0.5
-        assert g["reversed"]["video"]["frames"] == fo[::-1]
+        if "reversed" in g:
+            assert g["reversed"]["video"]["frames"] == fo[::-1]
         if "shuffled" in g:
             fs = g["shuffled"]["video"]["frames"]
             assert sorted(fs) == sorted(fo) and fs != fo
@@ -78,6 +79,8 @@ def test_variants_are_what_they_say(bench):
             assert ans["reversed"] != ans["original"] and ans["speed_0.5x"] == ans["original"]
         elif cat == "object_count":
             assert ans["speed_0.5x"] == ans["original"] == ans["reversed"]
+        elif cat == "event_order":
+            assert "reversed" not in g and ans["speed_2x"] == ans["original"] == ans["speed_0.5x"]
 
 
 @pytest.mark.parametrize(
@@ -274,3 +277,27 @@ def test_task_parameters_and_model_layouts(bench, tmp_path, tiny_qwen2_vl):
         from sf2t.finevidbench.evaluate import QwenRunner
 
         QwenRunner(str(tiny_qwen2_vl), frame_size=(50, 56))
+
+
+def test_scene_annotations(bench, tmp_path):
+    """User labels become scene questions: the label among distractors from the other labels, every variant
+    inside the labelled span; bad lines are named."""
+    videos = sorted((bench.parent.parent / "v").glob("*.mp4"))
+    ann = tmp_path / "labels.jsonl"
+    rows = [
+        {"video": str(videos[0]), "label": "a busy street", "start": 5, "end": 60},
+        {"video": str(videos[1]), "label": "a quiet room"},
+        {"video": str(videos[2]), "label": "a dog running", "category": "activity"},
+    ]
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    b = build(None, str(tmp_path / "b" / "bench.json"), scene_annotations=str(ann), log=lambda s: None)
+    qs = b["questions"]
+    assert len(qs) == 3 * 5 and {q["category"] for q in qs} == {"label", "activity"}
+    for q in qs:
+        label = q["meta"]["label"]
+        assert q["options"][q["answer_index"]] == label and len(q["options"]) == 3  # 3 labels in all
+        if q["meta"]["annotation_line"] == 1:
+            assert all(5 <= f < 60 for f in q["video"]["frames"])
+    ann.write_text(json.dumps({"video": str(videos[0])}) + "\n")
+    with pytest.raises(ValueError, match="line 1 needs 'video'"):
+        build(None, str(tmp_path / "c.json"), scene_annotations=str(ann), log=lambda s: None)

@@ -33,15 +33,14 @@ def main_build(argv=None) -> int:
     p.add_argument("--tasks", nargs="*", help="fragment-level tasks (default: all six)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="benchmark name (default: the file's stem)")
-    p.add_argument("--scene-annotations", help="user scene labels (JSONL): not supported yet")
+    p.add_argument(
+        "--scene-annotations", help='user labels, JSONL: {"video": path, "label": text, "start"?, "end"?, "category"?}'
+    )
     p.add_argument(
         "--task-config",
         help="a run's train_config.json (or YAML): its task sections set the fragment tasks' parameters",
     )
     args = p.parse_args(argv)
-    if args.scene_annotations:
-        print("sf2t finevidbench build: --scene-annotations is not supported yet", file=sys.stderr)
-        return 2
     params = None
     if args.task_config:
         import yaml
@@ -61,6 +60,7 @@ def main_build(argv=None) -> int:
             tasks=args.tasks,
             name=args.name,
             task_params=params,
+            scene_annotations=args.scene_annotations,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)

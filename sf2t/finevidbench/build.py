@@ -12,6 +12,10 @@
   - ``reversed``: the original frames in reverse order (direction, speed change and appear / disappear answers flip),
   - ``shuffled``: a seeded permutation (only for ``object_count``, whose answer does not depend on order).
 
+  ``event_order`` (which of two events comes first) has the speed variants only: reversal turns appearances
+  into disappearances. User labels (``--scene-annotations``, :func:`annotation_questions`) give ``label``
+  questions in every variant.
+
   A variant's answer is what its frames show (``object_count`` counts the objects visible in its frames).
 """
 
@@ -168,6 +172,80 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
             list(yes.values()),
             {"source": video, "sprite": sp["id"], "event": what},
         )
+    # event_order: which of two events (an appearance, a disappearance) inside the shown span comes first. Reversal
+    # turns appearances into disappearances, so this category has the speed variants only.
+    evs = (
+        sorted({(e["frame"], e["type"], e["sprite"]) for e in gt.get("events", []) if orig[0] < e["frame"] <= orig[-2]})
+        if len(orig) > 2
+        else []
+    )
+    firsts = [(a, b) for i, a in enumerate(evs) for b in evs[i + 1 :] if b[0] - a[0] >= 2 * max(1, orig[1] - orig[0])]
+    if firsts:
+        a, b = firsts[0]
+        by_id = {sp["id"]: sp for sp in sprites}
+
+        def said(e):
+            return f"the {_name(by_id[e[2]])} {'appears' if e[1] == 'appear' else 'disappears'}"
+
+        first, second = said(a), said(b)
+        opts = [f"First {first}, then {second}.", f"First {second}, then {first}."]
+        add(
+            "event_order",
+            f"Which happens first: {first} or {second}?",
+            {v: opts[0] for v in ("original", "speed_2x", "speed_0.5x")},
+            opts,
+            {"source": video, "events": [list(a), list(b)]},
+        )
+    return out
+
+
+def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict]:
+    """Scene-level questions from user labels: a JSONL file of ``{"video": path, "label": text, "start": frame,
+    "end": frame, "category": name}`` (start / end / category optional). Each clip is asked which label describes
+    it, with distractors drawn from the other labels, in every variant; a variant keeps the clip's label (it
+    measures how much the answer depends on speed and frame order)."""
+    from sf2t.video import probe
+
+    rows = []
+    with open(path) as fh:
+        for i, line in enumerate(fh):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {i + 1} is not JSON: {e}") from e
+            if not isinstance(r.get("video"), str) or not isinstance(r.get("label"), str) or not r["label"]:
+                raise ValueError(f"{path}: line {i + 1} needs 'video' (a path) and 'label' (text)")
+            rows.append(r)
+    labels = sorted({r["label"] for r in rows})
+    if len(labels) < 2:
+        raise ValueError(f"{path}: needs at least 2 distinct labels (distractors come from the other labels)")
+    out = []
+    for i, r in enumerate(rows):
+        video = r["video"] if Path(r["video"]).is_absolute() else str(Path(path).parent / r["video"])
+        n = probe(video).num_frames
+        start, end = int(r.get("start", 0)), int(r.get("end", n))
+        if not 0 <= start < end <= n:
+            raise ValueError(f"{path}: line {i + 1}: start/end ({start}, {end}) outside the video's {n} frames")
+        vf = {k: [start + f for f in v] for k, v in variant_frames(end - start, rng).items()}
+        group = f"label-{i:04d}"
+        for variant, fr in vf.items():
+            opts, ans = _options(r["label"], labels, 4, random.Random(f"{group}:{variant}"))
+            out.append(
+                {
+                    "id": f"{group}-{variant}",
+                    "level": "scene",
+                    "category": r.get("category", "label"),
+                    "variant": variant,
+                    "group": group,
+                    "video": {"path": video, "frames": fr},
+                    "question": "Which description fits the video best?",
+                    "options": opts,
+                    "answer_index": ans,
+                    "meta": {"source": video, "label": r["label"], "annotation_line": i + 1},
+                }
+            )
     return out
 
 
@@ -236,6 +314,7 @@ def build(
     name: str | None = None,
     decoder: str = "auto",
     task_params: dict | None = None,
+    scene_annotations: str | None = None,
     log=print,
 ) -> dict:
     """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it.
@@ -247,8 +326,10 @@ def build(
         raise ValueError(f"per_category must be a positive int, got {per_category!r}")
     if isinstance(synthetic, bool) or not isinstance(synthetic, int) or synthetic < 0:
         raise ValueError(f"synthetic must be a non-negative int, got {synthetic!r}")
-    if manifest is None and synthetic == 0:
-        raise ValueError("nothing to build from: give a manifest (sf2t index) and/or synthetic clips")
+    if manifest is None and synthetic == 0 and scene_annotations is None:
+        raise ValueError(
+            "nothing to build from: give a manifest (sf2t index), scene annotations and/or synthetic clips"
+        )
     tasks = list(tasks) if tasks else list(TASKS)
     out_file = Path(out_path)
     out = out_file.parent
@@ -280,6 +361,8 @@ def build(
                 per_cat[q["category"]] = per_cat.get(q["category"], 0) + 1
             if per_cat[q["category"]] <= per_category:
                 questions.append(q)
+    if scene_annotations:
+        questions += annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
     bench = {
         "format": FORMAT,
         "name": name or out_file.stem,
