@@ -301,3 +301,27 @@ def test_scene_annotations(bench, tmp_path):
     ann.write_text(json.dumps({"video": str(videos[0])}) + "\n")
     with pytest.raises(ValueError, match="line 1 needs 'video'"):
         build(None, str(tmp_path / "c.json"), scene_annotations=str(ann), log=lambda s: None)
+
+
+def test_event_order_questions_follow_the_ground_truth():
+    import random
+
+    from sf2t.finevidbench.build import scene_questions
+    from sf2t.synth.scene import ground_truth
+
+    found = 0
+    for seed in range(20):
+        gt = ground_truth(seed, width=160, height=120, seconds=5)
+        qs = [
+            q for q in scene_questions(gt, "v.mp4", f"s{seed}", random.Random(seed)) if q["category"] == "event_order"
+        ]
+        if not qs:
+            continue
+        found += 1
+        assert {q["variant"] for q in qs} == {"original", "speed_2x", "speed_0.5x"}
+        (a, b) = qs[0]["meta"]["events"]
+        assert a[0] < b[0]  # the first event in time is the first in the correct option
+        truth = qs[0]["options"][qs[0]["answer_index"]]
+        verb = "appears" if a[1] == "appear" else "disappears"
+        assert truth.startswith("First the ") and truth.split(",")[0].endswith(verb)
+    assert found >= 3
