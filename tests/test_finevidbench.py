@@ -326,3 +326,28 @@ def test_event_order_questions_follow_the_ground_truth():
         verb = "appears" if a[1] == "appear" else "disappears"
         assert truth.startswith("First the ") and truth.split(",")[0].endswith(verb)
     assert found >= 3
+
+
+def test_lmms_eval_own_loader_reads_the_export(bench, tmp_path):
+    """lmms-eval's task-config loader (lmms_eval.utils.load_yaml_config, mode "full": `!function` resolved from the
+    task folder's utils.py) reads the export; every key is a field of lmms-eval's TaskConfig (read from its source
+    without importing its dataset stack)."""
+    import ast
+    import importlib.util
+
+    lmms_utils = pytest.importorskip("lmms_eval.utils")
+    out = tmp_path / "lmms"
+    assert cli.main(["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval", "--out", str(out)]) == 0
+    (cfg_path,) = out.glob("*.yaml")
+    cfg = lmms_utils.load_yaml_config(str(cfg_path), mode="full")
+    for key in ("doc_to_visual", "doc_to_text", "process_results"):
+        assert callable(cfg[key]), key
+    task_py = importlib.util.find_spec("lmms_eval").submodule_search_locations[0] + "/api/task.py"
+    tree = ast.parse(open(task_py).read())
+    cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "TaskConfig")
+    fields = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)}
+    assert set(cfg) <= fields, set(cfg) - fields
+    rows = [json.loads(line) for line in open(cfg["dataset_kwargs"]["data_files"][cfg["test_split"]])]
+    r = rows[0]
+    assert cfg["process_results"](r, [r["answer"]])["accuracy"] == 1.0
+    assert all(__import__("os").path.isfile(v) for v in cfg["doc_to_visual"](r))
