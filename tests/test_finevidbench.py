@@ -167,6 +167,7 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
     args = ["eval", "--model", str(tiny_qwen2_vl), "--bench", str(bench), "--out", str(out2), "--mode", "generate"]
     assert cli.main(args + ["--compare", str(out)]) == 0
     assert "| overall |" in capsys.readouterr().out
+    assert "| overall |" in (tmp_path / "gen.compare.md").read_text()
     assert cli.main(["eval", "--model", str(tmp_path / "none"), "--bench", str(bench), "--out", str(out2)]) == 2
     assert (
         cli.main(
@@ -351,3 +352,19 @@ def test_lmms_eval_own_loader_reads_the_export(bench, tmp_path):
     r = rows[0]
     assert cfg["process_results"](r, [r["answer"]])["accuracy"] == 1.0
     assert all(__import__("os").path.isfile(v) for v in cfg["doc_to_visual"](r))
+
+
+def test_batched_likelihood_equals_one_at_a_time_and_model_checks(bench, tmp_path, tiny_qwen2_vl):
+    from sf2t.finevidbench.evaluate import QwenRunner, load_media
+
+    b = load(bench)
+    runner = QwenRunner(str(tiny_qwen2_vl))
+    items = [(q, *load_media(q, b["_root"])) for q in b["questions"][:5]]  # incl. a localization image or not
+    batched = runner.likelihood_batch(items)
+    for (q, f, i), got in zip(items, batched):
+        torch.testing.assert_close(torch.tensor(got), torch.tensor(runner.likelihood(q, f, i)), atol=1e-4, rtol=0)
+    fake = tmp_path / "llm"
+    fake.mkdir()
+    (fake / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ValueError, match="llama checkpoint.*video"):
+        QwenRunner(str(fake))

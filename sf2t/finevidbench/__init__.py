@@ -103,6 +103,7 @@ def main_eval(argv=None) -> int:
     p.add_argument("--out", required=True, help="results JSON (report .md and chart .png next to it)")
     p.add_argument("--mode", choices=("likelihood", "generate"), default="likelihood")
     p.add_argument("--max-frames", type=int, help="thin longer videos evenly to this many frames")
+    p.add_argument("--batch-size", type=int, default=4, help="questions per forward pass (likelihood mode)")
     p.add_argument("--max-pixels", type=int, default=224 * 224, help="frame size budget (Qwen's smart resize)")
     p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), help="pack frames at this size (x28)")
     p.add_argument("--layout", choices=("repeat", "pairs"), default="repeat", help="as the model was trained")
@@ -118,11 +119,20 @@ def main_eval(argv=None) -> int:
             frame_size=args.frame_size,
             layout=args.layout,
         )
-        res = evaluate(args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames)
+        res = evaluate(
+            args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames, batch_size=args.batch_size
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t eval: {e}", file=sys.stderr)
         return 2
     if args.compare:
+        from pathlib import Path
+
         other = json.loads(open(args.compare).read())
-        print(compare_text(other, res, (args.compare, args.out)))
+        table = compare_text(other, res, (args.compare, args.out))
+        out = Path(args.out)
+        out.with_name(out.stem + ".compare.md").write_text(
+            f"# {res['benchmark']}: {args.compare} vs {args.out}\n\n{table}\n"
+        )
+        print(table)
     return 0

@@ -97,11 +97,19 @@ class QwenRunner:
             raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
         self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self.layout = layout
-        from sf2t.models import load_model_and_tokenizer
+        from sf2t.models import FAMILIES
+        from sf2t.models._build import load_checkpoint
 
         if not Path(model_dir).is_dir():
             raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory")
-        model, self.tok = load_model_and_tokenizer(model_dir)
+        cfg_file = Path(model_dir) / "config.json"
+        kind = json.loads(cfg_file.read_text()).get("model_type") if cfg_file.is_file() else None
+        if kind not in ("qwen2_vl", "qwen2_5_vl"):
+            raise ValueError(
+                f"model {model_dir!r} is a {kind or 'unknown'} checkpoint; sf2t eval runs Qwen2-VL / Qwen2.5-VL video "
+                "models (their video input path: pixel_values_videos + video_grid_thw)"
+            )
+        model, self.tok = load_checkpoint(model_dir, FAMILIES[kind].model_class)
         if adapter:
             cfg = Path(adapter) / "adapter_config.json"
             if not cfg.is_file():
@@ -143,16 +151,30 @@ class QwenRunner:
     @torch.no_grad()
     def likelihood(self, q: dict, frames: torch.Tensor, image) -> list[float]:
         """Mean log-probability of each option's tokens (and the turn's end) as the answer."""
+        return self.likelihood_batch([(q, frames, image)])[0]
+
+    @torch.no_grad()
+    def likelihood_batch(self, items) -> list[list[float]]:
+        """:meth:`likelihood` of several questions ``[(q, frames, image), ...]`` in one forward pass."""
         from sf2t.models.qwen2_vl import collate
 
-        batch = collate([self._sample(q, frames, image, o) for o in q["options"]], self.tok.pad_token_id)
+        samples, sizes = [], []
+        for q, frames, image in items:
+            samples += [self._sample(q, frames, image, o) for o in q["options"]]
+            sizes.append(len(q["options"]))
+        batch = collate(samples, self.tok.pad_token_id)
         labels = batch.pop("labels").to(self.device)
         inputs = {k: v.to(self.device) for k, v in batch.items()}
         logits = self.model(**inputs).logits[:, :-1].float()
         target = labels[:, 1:]
         logp = torch.log_softmax(logits, -1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
         mask = (target != -100).float()
-        return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1)).tolist()
+        scores = ((logp * mask).sum(1) / mask.sum(1).clamp_min(1)).tolist()
+        out, k = [], 0
+        for n in sizes:
+            out.append(scores[k : k + n])
+            k += n
+        return out
 
     @torch.no_grad()
     def generate(self, q: dict, frames: torch.Tensor, image, max_new_tokens: int = 8) -> str:
@@ -174,6 +196,7 @@ def evaluate(
     predictor: Callable[[dict, torch.Tensor, torch.Tensor | None], tuple[int | None, dict]] | None = None,
     mode: str = "likelihood",
     max_frames: int | None = None,
+    batch_size: int = 4,
     log=print,
 ) -> dict:
     """Answer every question of the benchmark (resuming from ``<out>.answers.jsonl``) and write the results.
@@ -201,24 +224,38 @@ def evaluate(
     todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in missing]
     from tqdm.auto import tqdm
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    step = batch_size if (predictor is None and mode == "likelihood") else 1
+    bar = tqdm(total=len(todo), desc="eval", leave=False, disable=len(todo) < 20)
     with open(answers_path, "a") as fh:
-        for q in tqdm(todo, desc="eval", leave=False, disable=len(todo) < 20):
-            frames, image = load_media(q, root)
-            if max_frames and frames.shape[0] > max_frames:  # evenly thinned, order kept
-                keep = torch.linspace(0, frames.shape[0] - 1, max_frames).round().long()
-                frames = frames[keep]
+        for b0 in range(0, len(todo), step):
+            chunk = []
+            for q in todo[b0 : b0 + step]:
+                frames, image = load_media(q, root)
+                if max_frames and frames.shape[0] > max_frames:  # evenly thinned, order kept
+                    keep = torch.linspace(0, frames.shape[0] - 1, max_frames).round().long()
+                    frames = frames[keep]
+                chunk.append((q, frames, image))
             if predictor is not None:
-                pred, extra = predictor(q, frames, image)
-            elif mode == "likelihood":
-                scores = runner.likelihood(q, frames, image)
-                pred, extra = max(range(len(scores)), key=lambda i: scores[i]), {"scores": scores}
+                results = [predictor(q, f, i) for q, f, i in chunk]
+            elif mode == "likelihood":  # the chunk's questions in one forward pass
+                results = [
+                    (max(range(len(sc)), key=lambda i, sc=sc: sc[i]), {"scores": sc})
+                    for sc in runner.likelihood_batch(chunk)
+                ]
             else:
-                text = runner.generate(q, frames, image)
-                pred, extra = parse_choice(text, q["options"]), {"text": text}
-            rec = {"id": q["id"], "pred": pred, "correct": pred == q["answer_index"], **extra}
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            done[q["id"]] = rec
+                results = []
+                for q, f, i in chunk:
+                    text = runner.generate(q, f, i)
+                    results.append((parse_choice(text, q["options"]), {"text": text}))
+            for (q, _, _), (pred, extra) in zip(chunk, results):
+                rec = {"id": q["id"], "pred": pred, "correct": pred == q["answer_index"], **extra}
+                fh.write(json.dumps(rec) + "\n")
+                done[q["id"]] = rec
+            fh.flush()  # a crash loses at most the chunk in flight
+            bar.update(len(chunk))
+    bar.close()
     res = summarize(bench, done, missing)
     res["mode"] = mode if predictor is None else "predictor"
     out.write_text(json.dumps(res, indent=1))
