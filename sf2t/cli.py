@@ -169,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("merge", help="merge a LoRA adapter into its base checkpoint", add_help=False)
     sub.add_parser("finevidbench", help="build a FineVidBench-style benchmark (finevidbench build ...)", add_help=False)
     sub.add_parser("eval", help="score a model on a FineVidBench-style benchmark", add_help=False)
+    sub.add_parser("throughput", help="sf2t's input pipeline vs today's stacks on your videos", add_help=False)
+    if argv and argv[0] == "throughput":
+        from sf2t import throughput as _tp
+
+        return _tp.main(argv[1:])
     if argv and argv[0] == "finevidbench":
         from sf2t import finevidbench as _fvb
 

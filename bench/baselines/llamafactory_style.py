@@ -1,0 +1,32 @@
+"""LLaMA-Factory-style (its PyAV path, from the public description): per sample, open the file with PyAV, decode
+the video's frames in order keeping the needed ones, resize each with PIL (bicubic) to the target size, then the
+HF video processor."""
+
+import numpy as np
+import torch
+
+from bench.baselines import run_processor
+
+
+def decode(path: str, ids) -> torch.Tensor:
+    import av
+
+    want, got = set(ids), {}
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_count = 1
+        for k, frame in enumerate(c.decode(stream)):  # in order from the start, until the last needed frame
+            if k in want:
+                got[k] = frame.to_ndarray(format="rgb24")
+            if len(got) == len(want):
+                break
+    return torch.from_numpy(np.stack([got[k] for k in ids]))
+
+
+def pixels(path: str, ids, size, processor):
+    from PIL import Image
+
+    frames = decode(path, ids)
+    h, w = size
+    resized = [np.asarray(Image.fromarray(f.numpy()).resize((w, h), Image.BICUBIC)) for f in frames]
+    return run_processor(processor, torch.from_numpy(np.stack(resized)), size)

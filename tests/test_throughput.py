@@ -1,0 +1,57 @@
+"""sf2t throughput: the baselines make the same Qwen2-VL pixels as sf2t for the same plans (within fragment_pack's
+tolerance), and the command prints and writes its figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("av")
+pytest.importorskip("torchcodec")
+pytest.importorskip("transformers")
+synth = pytest.importorskip("sf2t.synth")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tp")
+    synth.make_clip(root / "a.mp4", 3, width=160, height=96, fps=30, seconds=3, gop=15)
+    return root / "a.mp4"
+
+
+def test_baselines_make_sf2t_pixels(clip):
+    from bench.baselines import llamafactory_style, processor_for, qwenvl_utils_style
+    from sf2t.ops.fragment_pack import QWEN2_VL_STD
+    from sf2t.throughput import run_sf2t, sample_plans
+    from sf2t.video import probe
+
+    info = probe(clip)
+    size = (84, 140)
+    ours, decoded = run_sf2t([info], 2, size)
+    plans = sample_plans([info], 2)
+    assert len(ours) == len(plans) == 8 and decoded >= 16
+    proc = processor_for(size)
+    tol = 2 / 255 / min(QWEN2_VL_STD) + 1e-6
+    for mod in (llamafactory_style, qwenvl_utils_style):
+        for (a, ga), (path, ids) in zip(ours, plans):
+            b, gb = mod.pixels(path, ids, size, proc)
+            assert torch.equal(ga.reshape(-1), gb.reshape(-1)) and a.shape == b.shape
+            d = (a - b).abs()
+            assert float(d.max()) <= tol and float(d.mean()) <= 1e-2, mod.__name__
+
+
+def test_throughput_command(clip, tmp_path, capsys):
+    from sf2t import cli
+
+    out = tmp_path / "tp.json"
+    args = ["throughput", "--videos", str(clip.parent), "--windows", "1", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main(args + ["--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "llamafactory_style" in text and "ceiling" in text
+    res = json.loads(out.read_text())
+    assert set(res["providers"]) == {"sf2t", "llamafactory_style", "qwenvl_utils_style"}
+    assert res["providers"]["sf2t"]["sf2t_speedup"] == 1.0 and res["ceiling_samples_per_s"] > 0
+    assert cli.main(["throughput", "--videos", str(tmp_path / "empty")]) == 2
+    assert cli.main(args + ["--against", "nope"]) == 2
