@@ -7,7 +7,6 @@ The resize is torch's uint8 antialiased bicubic (``F.interpolate``, the processo
 steps, which would put this baseline's pixels outside fragment_pack's tolerance of the processor's. Both are torch
 kernels of the same cost, so the timing is unchanged."""
 
-
 from bench.baselines import run_processor
 
 
