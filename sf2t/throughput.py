@@ -7,12 +7,13 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 - ``sf2t``: the window sampler (decoder opened once per video and kept; one decode of the window's sorted union of
   frames, shared by its samples) + ``fragment_pack`` gathering each sample's frames from that decode,
 - ``llamafactory_style`` / ``qwenvl_utils_style``: ``bench/baselines/`` (per sample: open the file, decode,
-  resize with PIL / torchvision, then transformers' ``Qwen2VLVideoProcessor``).
+  resize with PIL / torch, then transformers' ``Qwen2VLVideoProcessor``).
 
 Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed; providers run in
-interleaved rounds; one decoder thread each. Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of
-sf2t to each baseline, and the machine's ceiling: the raw decoder's all-frames rate on the same files divided by
-the frames sf2t decodes per sample. Run from a clone (the baselines live in its ``bench/`` folder).
+interleaved rounds; one decoder thread each; each sample is dropped once made (as a training loop consumes it).
+Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's
+ceiling: the raw decoder's all-frames rate on the same files divided by the frames sf2t decodes per sample.
+Run from a clone (the baselines live in its ``bench/`` folder).
 """
 
 from __future__ import annotations
@@ -94,15 +95,20 @@ def _sampler(infos, seed: int):
     )
 
 
-def run_sf2t(infos, windows: int, size, seed: int = 0):
-    """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows."""
+def run_sf2t(infos, windows: int, size, seed: int = 0, keep: bool = True):
+    """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows. ``keep=False``:
+    each sample is dropped once made, as a training loop consumes it (only the first is returned)."""
     from sf2t.ops.fragment_pack import fragment_pack
 
     s = _sampler(infos, seed)
     out = []
     for w in range(windows):
         for smp, fr in s.window(w):
-            out.append(fragment_pack(fr, smp.src_index_tensor(fr.device), None, size, frame_repeat=1))
+            got = fragment_pack(fr, smp.src_index_tensor(fr.device), None, size, frame_repeat=1)
+            if keep or not out:
+                out.append(got)
+            else:
+                out.append(None)
     decoded = s.stats["frames_decoded"]
     s.close()
     return out, decoded
@@ -177,8 +183,12 @@ def measure(
     plans = sample_plans(infos, windows, seed)
     n_base = min(len(plans), baseline_samples or len(plans))
 
-    def run_base(name, k):
-        return [mods[name].pixels(p, ids, size, proc) for p, ids in plans[:k]]
+    def run_base(name, k, keep=True):
+        out = []
+        for p, ids in plans[:k]:
+            got = mods[name].pixels(p, ids, size, proc)
+            out.append(got if keep or not out else None)  # consumed, as a training loop would
+        return out
 
     # agreement first, on a few samples
     first = {"sf2t": run_sf2t(infos, 1, size, seed)[0][:2]}
@@ -189,11 +199,11 @@ def measure(
     decoded = 0
     for r in range(rounds):
         t = time.perf_counter()
-        out, decoded = run_sf2t(infos, windows, size, seed)
+        out, decoded = run_sf2t(infos, windows, size, seed, keep=False)
         times["sf2t"].append((time.perf_counter() - t) / len(out))
         for a in against:
             t = time.perf_counter()
-            run_base(a, n_base)
+            run_base(a, n_base, keep=False)
             times[a].append((time.perf_counter() - t) / n_base)
         log(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {1 / v[-1]:.1f} samples/s" for k, v in times.items()))
     per_sample = {k: statistics.median(v) for k, v in times.items()}
