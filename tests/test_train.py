@@ -473,3 +473,27 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=ids).logits, lora(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
     assert main(["merge", "--base", tiny, "--adapter", str(tmp_path), "--out", str(tmp_path / "m2")]) == 2
+
+
+def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):
+    """Every step writes loss, lr, samples/s, tokens/s, data-wait fraction and per-task loss to metrics.jsonl (and
+    TensorBoard events); a resumed run keeps each step once."""
+    import json
+
+    from sf2t.train.loop import train
+
+    kw = dict(steps=4, batch_size=2, lora=True, full_finetune=False, save_every=2)
+    train(_cfg(tiny, clips, tmp_path, **kw), log=lambda s: None, save=False)
+    out = tmp_path / "run"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for r in rows:
+        assert {"loss", "lr", "samples_per_s", "tokens_per_s", "data_wait_fraction"} <= set(r)
+        assert 0.0 <= r["data_wait_fraction"] <= 1.0 and r["samples_per_s"] > 0 and r["tokens_per_s"] > 0
+        assert any(k.startswith("loss/") for k in r)
+    pytest.importorskip("tensorboard")
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    train(_cfg(tiny, clips, tmp_path, resume=str(out / "checkpoints" / "step-00000002"), **kw), log=lambda s: None)
+    rows2 = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows2] == [1, 2, 3, 4]
+    assert [r["loss"] for r in rows2] == [r["loss"] for r in rows]  # the resumed steps are the same steps

@@ -91,6 +91,7 @@ class TrainConfig:
     threads: int = _f(0, "torch intra-op threads (0: leave as is)")
     device: str = _f("cpu", "torch device")
     log_every: int = _f(50, "log loss every N steps")
+    tensorboard: bool = _f(True, "also write metrics as TensorBoard events in out_dir/tensorboard (if installed)")
     save_every: int = _f(0, "write a resumable checkpoint every N optimizer steps (0: none)")
     keep_checkpoints: int = _f(2, "checkpoints kept in out_dir/checkpoints (the newest)")
     resume: str = _f("", "continue a run: auto (the latest checkpoint in out_dir, if any) or a checkpoint directory")

@@ -220,7 +220,9 @@ def train(
             "config": config_to_dict(cfg),
         }
 
+    metrics = MetricsLog(Path(cfg.out_dir), start_step, tensorboard=cfg.tensorboard, log=log)
     t_start = time.perf_counter()
+    t_data_start, tokens_start = t_data, n_tokens
     bar = tqdm(
         range(start_step, cfg.steps),
         desc="train",
@@ -235,6 +237,8 @@ def train(
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_scale"]
         step_loss = 0.0
+        t_step = time.perf_counter()
+        step_tasks: dict[str, list[float]] = {}
         for _ in range(cfg.grad_accum):
             t0 = time.perf_counter()
             batch = next(data)
@@ -248,6 +252,7 @@ def train(
             n_tokens += int(batch["attention_mask"].sum())
             for name, value in zip(batch["tasks"], per.tolist()):
                 task_loss.setdefault(name, []).append(value)
+                step_tasks.setdefault(name, []).append(value)
         if not math.isfinite(step_loss):
             last = ckpt.latest()
             raise FloatingPointError(
@@ -259,17 +264,44 @@ def train(
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
+        elapsed = time.perf_counter() - t_start
+        done_steps = step + 1 - start_step
+        samples_s = done_steps * cfg.batch_size * cfg.grad_accum / elapsed if elapsed else 0.0
+        tokens_s = (n_tokens - tokens_start) / elapsed if elapsed else 0.0
+        wait = (t_data - t_data_start) / elapsed if elapsed else 0.0
+        metrics.write(
+            step + 1,
+            {
+                "loss": step_loss,
+                "lr": lr,
+                "samples_per_s": samples_s,
+                "tokens_per_s": tokens_s,
+                "data_wait_fraction": wait,
+                "step_seconds": time.perf_counter() - t_step,
+                **{f"loss/{k}": sum(v) / len(v) for k, v in step_tasks.items()},
+            },
+        )
         if step % 10 == 0 or step == cfg.steps - 1:
             recent = losses[-50:]
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", lr=f"{lr:.2g}")
+            bar.set_postfix(
+                loss=f"{sum(recent) / len(recent):.3f}",
+                lr=f"{lr:.2g}",
+                sps=f"{samples_s:.1f}",
+                tps=f"{tokens_s:.0f}",
+                wait=f"{100 * wait:.0f}%",
+            )
         if cfg.log_every and (step + 1) % cfg.log_every == 0 and not cfg.progress:
             recent = losses[-cfg.log_every :]
-            log(f"step {step + 1:>6}  loss {sum(recent) / len(recent):.4f}  lr {lr:.3g}")
+            log(
+                f"step {step + 1:>6}  loss {sum(recent) / len(recent):.4f}  lr {lr:.3g}  {samples_s:.1f} samples/s  "
+                f"{tokens_s:.0f} tokens/s  data wait {100 * wait:.0f}%"
+            )
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append({"step": step + 1, **eval_fn(model, step + 1)})
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             ckpt.save(step + 1, model, opt, run_state(), peft=peft)
     bar.close()
+    metrics.close()
     seconds = time.perf_counter() - t_start
 
     result = TrainResult(
@@ -291,6 +323,45 @@ def train(
         result["saved"] = str(save_trained(model, tokenizer, cfg))
     result["model"] = model
     return result
+
+
+class MetricsLog:
+    """``out_dir/metrics.jsonl`` (one JSON line per optimizer step: step, loss, lr, samples/s, tokens/s, the fraction
+    of time spent waiting for data, per-task loss) and, when the ``tensorboard`` package is installed and
+    ``tensorboard`` is on, the same scalars as TensorBoard events under ``out_dir/tensorboard``. A resumed run first
+    drops the lines past its checkpoint, so the file has each step once."""
+
+    def __init__(self, out: Path, start_step: int, *, tensorboard: bool = True, log=print):
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / "metrics.jsonl"
+        if self.path.is_file():
+            keep = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= start_step
+            ]
+            self.path.write_text("".join(line + "\n" for line in keep))
+        self.fh = open(self.path, "a")
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1 if start_step else None)
+            except ImportError:
+                log("tensorboard is not installed: metrics go to metrics.jsonl only (pip install tensorboard)")
+
+    def write(self, step: int, values: dict) -> None:
+        self.fh.write(json.dumps({"step": step, **values}) + "\n")
+        self.fh.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.fh.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def _curve(values: list[float], points: int = 10) -> list[dict]:
