@@ -268,3 +268,32 @@ def test_llava_keep_one_is_the_unpatched_model_and_half_trains(models, name):
     with pytest.raises(ValueError):  # the uncompressed text does not fit the compressed video
         with torch.no_grad():
             trained(**full)
+
+
+@pytest.mark.parametrize("name", QWEN + LLAVA)
+def test_each_family_trains_with_lora_on_tower_and_llm(models, name):
+    """Issue 7: every family's tiny model takes LoRA on the vision tower and the LLM (the family's targets), a few
+    AdamW steps lower the loss, and gradients reach the adapters only, in both towers."""
+    peft = pytest.importorskip("peft")
+    _, tok, ckpt = models(name)
+    fam = FAMILIES[name]
+    model = families.model_class(fam).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
+    model = peft.get_peft_model(
+        model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=fam.lora_target_modules(model), lora_dropout=0.0)
+    )
+    batch = _batch(tok) if name in QWEN else _llava_batch(name, tok)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(8):
+        opt.zero_grad(set_to_none=True)
+        loss = model(**batch).loss
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert grads and all("lora_" in n for n in grads)
+    tower = ("visual", "vision_tower")
+    assert any(any(t in n for t in tower) and g.abs().sum() > 0 for n, g in grads.items())
+    assert any(not any(t in n for t in tower) and g.abs().sum() > 0 for n, g in grads.items())
+    assert losses[-1] < losses[0]
