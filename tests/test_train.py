@@ -497,3 +497,52 @@ def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):
     rows2 = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows2] == [1, 2, 3, 4]
     assert [r["loss"] for r in rows2] == [r["loss"] for r in rows]  # the resumed steps are the same steps
+
+
+_DDP_SCRIPT = r"""
+import json, sys, torch
+torch.set_num_threads(1)
+from sf2t.train.config import TrainConfig
+from sf2t.train.loop import train
+cfg = TrainConfig(**json.loads(sys.argv[1]))
+res = train(cfg, log=lambda s: None, save=False)
+if res["rank"] == 0:
+    trained = {n: p.detach() for n, p in res["model"].named_parameters() if p.requires_grad}
+    torch.save({"losses": res["losses"], "world": res["world_size"], "params": trained}, sys.argv[2])
+"""
+
+
+def test_two_process_gloo_ddp_matches_one_process(tiny, clips, tmp_path):
+    """torchrun with 2 CPU processes (gloo), batch 2 each, gives the losses and weights of one process with batch 4:
+    the ranks draw disjoint halves of the same global batch and the loss is normalised over the global batch."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from sf2t.train.loop import train
+
+    good, _ = clips
+    base = dict(model=tiny, videos=good, steps=3, lr=2e-3, warmup_steps=1, lora=False, full_finetune=True)
+    base.update(progress=False, log_every=0, seed=0, tensorboard=False)
+    one = train(TrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "one")), log=lambda s: None, save=False)
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = json.dumps({**base, "batch_size": 2, "out_dir": str(tmp_path / "two")})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    cmd += ["--master_port", str(port), str(script), cfg, str(tmp_path / "two.pt")]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    two = torch.load(tmp_path / "two.pt", weights_only=False)
+    assert two["world"] == 2
+    assert len(two["losses"]) == 3
+    for a, b in zip(one["losses"], two["losses"]):
+        assert abs(a - b) <= 1e-5, (one["losses"], two["losses"])
+    ref = {n: p for n, p in one["model"].named_parameters() if p.requires_grad}
+    for n, p in two["params"].items():
+        torch.testing.assert_close(p, ref[n].detach(), atol=1e-5, rtol=1e-4)

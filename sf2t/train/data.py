@@ -331,10 +331,19 @@ _TENSOR_KEYS = (
 )
 
 
-def batches(factory: SampleFactory, batch_size: int, *, start: int = 0, start_step: int = 0, tasks_for_step=None):
+def batches(
+    factory: SampleFactory,
+    batch_size: int,
+    *,
+    start: int = 0,
+    start_step: int = 0,
+    tasks_for_step=None,
+    skip: int = 0,
+):
     """Endless collated batches; sample indices run ``start, start + 1, ...``, micro-batches count from
-    ``start_step`` (a resumed run continues both). ``tasks_for_step(step)`` may restrict the tasks drawn at a
-    micro-batch (curriculum); None: every task, by weight."""
+    ``start_step`` (a resumed run continues both). ``skip``: indices jumped after each batch (the other ranks'
+    share of a distributed global batch). ``tasks_for_step(step)`` may restrict the tasks drawn at a micro-batch
+    (curriculum); None: every task, by weight."""
     from sf2t.models.qwen2_vl import collate
 
     pad_id = factory.tokenizer.pad_token_id
@@ -349,3 +358,4 @@ def batches(factory: SampleFactory, batch_size: int, *, start: int = 0, start_st
         batch["tasks"] = [it["task"] for it in items]
         yield batch
         step += 1
+        index += skip

@@ -149,9 +149,17 @@ def train(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    started_dist, rank, world = _init_distributed(cfg)
+    if rank != 0:  # one voice: rank 0 logs, shows progress, writes metrics, checkpoints and the result
+        log = lambda *_a, **_k: None  # noqa: E731
     model, tokenizer = setup_model(cfg, model, tokenizer)
     if factory is None:
         factory, _ = make_factories(cfg, tokenizer)
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     n_train = sum(p.numel() for p in params)
@@ -202,8 +210,15 @@ def train(
                     factory.pool.drop(path_, kind, reason)
             log(f"resumed from {path} at step {start_step} of {cfg.steps}")
     micro0 = start_step * cfg.grad_accum
+    # rank r of W takes samples [(m W + r) B, (m W + r + 1) B) of micro-batch m: the global batch of W B samples is
+    # the one a single process with batch_size W B would draw, in the same order
     data = batches(
-        factory, cfg.batch_size, start=micro0 * cfg.batch_size, start_step=micro0, tasks_for_step=tasks_for_step
+        factory,
+        cfg.batch_size,
+        start=(micro0 * world + rank) * cfg.batch_size,
+        start_step=micro0,
+        tasks_for_step=tasks_for_step,
+        skip=(world - 1) * cfg.batch_size,
     )
     peft = cfg.lora and hasattr(model, "peft_config")
 
@@ -220,13 +235,13 @@ def train(
             "config": config_to_dict(cfg),
         }
 
-    metrics = MetricsLog(Path(cfg.out_dir), start_step, tensorboard=cfg.tensorboard, log=log)
+    metrics = MetricsLog(Path(cfg.out_dir), start_step, tensorboard=cfg.tensorboard, log=log) if rank == 0 else None
     t_start = time.perf_counter()
     t_data_start, tokens_start = t_data, n_tokens
     bar = tqdm(
         range(start_step, cfg.steps),
         desc="train",
-        disable=not cfg.progress,
+        disable=not cfg.progress or rank != 0,
         dynamic_ncols=True,
         leave=False,
         initial=start_step,
@@ -245,10 +260,16 @@ def train(
             t_data += time.perf_counter() - t0
             inputs = {k: batch[k].to(cfg.device) for k in _MODEL_KEYS if k in batch}
             labels = batch["labels"].to(cfg.device)  # [B, T]
-            logits = model(**inputs).logits  # [B, T, V]
-            loss, per = per_sample_loss(logits, labels)
-            (loss / cfg.grad_accum).backward()
-            step_loss += loss.item() / cfg.grad_accum
+            logits = train_model(**inputs).logits  # [B, T, V]
+            tok_sum, tok_count, per = token_loss_sum(logits, labels)
+            # normalised by the global batch's supervised tokens (all ranks): the mean a single process with the
+            # whole global batch would take; x world because DDP averages the ranks' gradients
+            sums = torch.stack([tok_sum.detach().double(), torch.tensor(float(tok_count), dtype=torch.float64)])
+            if world > 1:
+                torch.distributed.all_reduce(sums)
+            total = max(float(sums[1]), 1.0)
+            (tok_sum * world / total / cfg.grad_accum).backward()
+            step_loss += float(sums[0]) / total / cfg.grad_accum
             n_tokens += int(batch["attention_mask"].sum())
             for name, value in zip(batch["tasks"], per.tolist()):
                 task_loss.setdefault(name, []).append(value)
@@ -269,18 +290,19 @@ def train(
         samples_s = done_steps * cfg.batch_size * cfg.grad_accum / elapsed if elapsed else 0.0
         tokens_s = (n_tokens - tokens_start) / elapsed if elapsed else 0.0
         wait = (t_data - t_data_start) / elapsed if elapsed else 0.0
-        metrics.write(
-            step + 1,
-            {
-                "loss": step_loss,
-                "lr": lr,
-                "samples_per_s": samples_s,
-                "tokens_per_s": tokens_s,
-                "data_wait_fraction": wait,
-                "step_seconds": time.perf_counter() - t_step,
-                **{f"loss/{k}": sum(v) / len(v) for k, v in step_tasks.items()},
-            },
-        )
+        if metrics is not None:
+            metrics.write(
+                step + 1,
+                {
+                    "loss": step_loss,
+                    "lr": lr,
+                    "samples_per_s": samples_s,
+                    "tokens_per_s": tokens_s,
+                    "data_wait_fraction": wait,
+                    "step_seconds": time.perf_counter() - t_step,
+                    **{f"loss/{k}": sum(v) / len(v) for k, v in step_tasks.items()},
+                },
+            )
         if step % 10 == 0 or step == cfg.steps - 1:
             recent = losses[-50:]
             bar.set_postfix(
@@ -298,10 +320,11 @@ def train(
             )
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append({"step": step + 1, **eval_fn(model, step + 1)})
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps and rank == 0:
             ckpt.save(step + 1, model, opt, run_state(), peft=peft)
     bar.close()
-    metrics.close()
+    if metrics is not None:
+        metrics.close()
     seconds = time.perf_counter() - t_start
 
     result = TrainResult(
@@ -319,10 +342,41 @@ def train(
         evals=evals,
         skipped=[s.to_dict() for s in factory.pool.skipped],
     )
-    if save:
+    result["rank"], result["world_size"] = rank, world
+    if save and rank == 0:
         result["saved"] = str(save_trained(model, tokenizer, cfg))
+    if started_dist:
+        torch.distributed.destroy_process_group()
     result["model"] = model
     return result
+
+
+def _init_distributed(cfg: TrainConfig) -> tuple[bool, int, int]:
+    """(whether this call started the process group, rank, world size). Under torchrun (WORLD_SIZE > 1): gloo on
+    the CPU, NCCL on CUDA; every rank plans its own disjoint share of each global batch."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return False, 0, 1
+    started = False
+    if not dist.is_initialized():
+        backend = "nccl" if str(cfg.device).startswith("cuda") else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+        started = True
+    return started, dist.get_rank(), dist.get_world_size()
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """(sum of next-token cross-entropy over the supervised tokens, their count, per-sample mean loss [B] detached)."""
+    logits = logits[:, :-1].float()
+    target = labels[:, 1:]
+    tok = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")  # [B, T-1]
+    mask = (target != IGNORE_INDEX).float()
+    n = mask.sum(dim=1).clamp_min(1.0)
+    return tok.sum(), int(mask.sum()), (tok.detach() * mask).sum(dim=1) / n
 
 
 class MetricsLog:
