@@ -546,3 +546,37 @@ def test_two_process_gloo_ddp_matches_one_process(tiny, clips, tmp_path):
     ref = {n: p for n, p in one["model"].named_parameters() if p.requires_grad}
     for n, p in two["params"].items():
         torch.testing.assert_close(p, ref[n].detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
+    """LLaVA- and ShareGPT-style video QA mixed at a ratio: those samples supervise the record's answer, training
+    reports their loss as the 'supervised' task, bad records are named before training."""
+    import json
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories, train
+
+    good, _ = clips
+    recs = [
+        {"id": "a", "video": good[0], "conversations": [
+            {"from": "human", "value": "<video>\nWhat moves?"}, {"from": "gpt", "value": "A red square."}]},
+        {"messages": [{"role": "user", "content": "<video>Describe it."}, {"role": "assistant", "content": "Shapes."}],
+         "videos": [good[1]]},
+    ]  # fmt: skip
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps(recs))
+    cfg = _cfg(tiny, clips, tmp_path, steps=4, batch_size=4, supervised_data=str(data), supervised_ratio=0.5)
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(cfg, tok)
+    kinds = [factory.sample(i)["task"] for i in range(40)]
+    assert 8 <= kinds.count("supervised") <= 32 and set(kinds) - {"supervised"}
+    s = next(factory.sample(i) for i in range(40) if kinds[i] == "supervised")
+    assert tok.decode(s["input_ids"][s["labels"] != -100]) in ("A red square.<|im_end|>", "Shapes.<|im_end|>")
+    assert "<video>" not in s["question"] and s["video_grid_thw"][0, 0] == 8  # 8 frames, each its own group
+    res = train(cfg, log=lambda x: None, save=False)
+    assert "supervised" in res["task_losses"]
+    data.write_text(json.dumps([{"video": good[0], "conversations": [{"from": "human", "value": "Q"}]}]))
+    with pytest.raises(ValueError, match="record 0: needs a user/human turn and an assistant"):
+        make_factories(cfg, tok)
+    with pytest.raises(ValueError, match="needs supervised_data"):
+        _cfg(tiny, clips, tmp_path, supervised_ratio=0.3)

@@ -49,6 +49,9 @@ class TrainConfig:
     localization: LocalizationConfig = _f(LocalizationConfig(), "localization task parameters")
     rearrangement: RearrangementConfig = _f(RearrangementConfig(), "rearrangement task parameters")
     speed: SpeedConfig = _f(SpeedConfig(), "speed task parameters")
+    supervised_data: str = _f("", "ordinary video QA to mix in: LLaVA / ShareGPT JSON with video paths (optional)")
+    supervised_ratio: float = _f(0.0, "fraction of samples drawn from supervised_data (0: none)")
+    supervised_frames: int = _f(8, "frames sampled uniformly from each supervised video")
     curriculum_steps: int = _f(0, "first N optimizer steps train only on curriculum_tasks (0: no curriculum)")
     curriculum_tasks: list = _f(["counting"], "tasks trained during the curriculum phase")
     # -- how long, how fast
@@ -115,6 +118,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.token_keep_ratio must be in (0, 1], got {self.token_keep_ratio!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a positive finite number, got {self.lr!r}")
+        if isinstance(self.supervised_ratio, bool) or not 0.0 <= float(self.supervised_ratio) < 1.0:
+            raise ValueError(f"TrainConfig.supervised_ratio must be in [0, 1), got {self.supervised_ratio!r}")
+        if self.supervised_ratio > 0 and not self.supervised_data:
+            raise ValueError("TrainConfig.supervised_ratio > 0 needs supervised_data (a JSON file of video QA)")
+        if self.supervised_frames < 1:
+            raise ValueError("TrainConfig.supervised_frames must be >= 1")
         if self.save_every < 0 or self.keep_checkpoints < 1:
             raise ValueError("TrainConfig: save_every >= 0 and keep_checkpoints >= 1 are required")
         if self.layout not in ("repeat", "pairs"):

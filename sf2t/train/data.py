@@ -188,6 +188,9 @@ class SampleFactory:
         max_resample: int = 8,
         task_videos: dict[str, Sequence[str]] | None = None,
         token_keep_ratio: float = 1.0,
+        supervised=None,
+        supervised_ratio: float = 0.0,
+        supervised_frames: int = 8,
     ):
         self.pool = pool
         self.tasks = {name: make_task(name) for name in tasks} if not isinstance(tasks, dict) else dict(tasks)
@@ -207,6 +210,10 @@ class SampleFactory:
         self.task_videos = {k: tuple(str(p) for p in v) for k, v in (task_videos or {}).items()}
         # < 1: the model compresses its video tokens (sf2t.models.apply_sf2t); the text has the kept count
         self.token_keep_ratio = float(token_keep_ratio)
+        # ordinary video QA mixed in (sf2t.train.supervised): drawn for a supervised_ratio share of the indices
+        self.supervised = list(supervised or [])
+        self.supervised_ratio = float(supervised_ratio)
+        self.supervised_frames = int(supervised_frames)
 
     # -- task samples (no pixels packed yet)
 
@@ -292,6 +299,10 @@ class SampleFactory:
         video_grid_thw, plus ``task``, ``question``, ``answer`` and ``meta`` for scoring."""
         from sf2t.models.qwen2_vl import build_video_sample
 
+        if self.supervised and task is None and tasks is None:
+            rng = make_rng(self.seed, index, self.salt + ":mix")
+            if rng.random() < self.supervised_ratio:
+                return self._supervised_sample(rng.randrange(len(self.supervised)), with_answer)
         s, frames = self.task_sample(index, task=task, tasks=tasks)
         pixels, grid = self.pack(s, frames)  # [grid_t*gh*gw, 3*2*14*14], [1, 3]
         image = image_grid = None
@@ -316,6 +327,31 @@ class SampleFactory:
         out["pixel_values_videos"] = pixels
         out["video_grid_thw"] = grid
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
+        return out
+
+    def _supervised_sample(self, k: int, with_answer: bool) -> dict[str, Any]:
+        """Record ``k`` of the supervised data: ``supervised_frames`` frames spread over the video, packed like the
+        tasks' frames, the record's question and answer."""
+        from sf2t.models.qwen2_vl import build_video_sample
+        from sf2t.ops.fragment_pack import fragment_pack
+        from sf2t.video import decode_frames, probe
+
+        rec = self.supervised[k]
+        n = probe(rec.video).num_frames
+        f = min(self.supervised_frames, n)
+        ids = [round(i * (n - 1) / max(1, f - 1)) for i in range(f)]
+        frames, _ = decode_frames(rec.video, ids)
+        pixels, grid = fragment_pack(frames, torch.arange(f), None, self.frame_size, frame_repeat=self.frame_repeat)
+        out: dict[str, Any] = build_video_sample(
+            self.tokenizer,
+            rec.question,
+            rec.answer if with_answer else None,
+            grid,
+            token_keep_ratio=self.token_keep_ratio,
+        )
+        out["pixel_values_videos"], out["video_grid_thw"] = pixels, grid
+        meta = {"source": rec.video, "source_frames": ids, "task": "supervised", "id": rec.id}
+        out.update(task="supervised", question=rec.question, answer=rec.answer, meta=meta)
         return out
 
 

@@ -102,9 +102,23 @@ def make_factories(cfg: TrainConfig, tokenizer):
         task_videos=cfg.task_videos,
         token_keep_ratio=cfg.token_keep_ratio,
     )
+    supervised = None
+    if cfg.supervised_data and cfg.supervised_ratio > 0:
+        from sf2t.train.supervised import load_supervised
+
+        supervised = load_supervised(cfg.supervised_data)
     train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
     train_f = SampleFactory(
-        train_pool, tasks, tokenizer, seed=cfg.seed, salt="train", weights=cfg.task_weights or None, **common
+        train_pool,
+        tasks,
+        tokenizer,
+        seed=cfg.seed,
+        salt="train",
+        weights=cfg.task_weights or None,
+        supervised=supervised,
+        supervised_ratio=cfg.supervised_ratio,
+        supervised_frames=cfg.supervised_frames,
+        **common,
     )
     eval_f = None
     if cfg.eval_videos:
