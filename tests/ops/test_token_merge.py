@@ -206,4 +206,5 @@ def test_triton_on_cuda_matches_the_cpu_reference(first_group, backend):
     out_b = token_merge(xb, grid, 0.5, first_group=first_group, backend="triton")
     ref_b = token_merge(xb, grid, 0.5, first_group=first_group, backend="reference")
     assert out_b[0].dtype == torch.bfloat16 and torch.equal(out_b[1], ref_b[1])
-    torch.testing.assert_close(out_b[0].float(), ref_b[0].float(), rtol=0, atol=0)  # same means of the same rows
+    # the same rows merged (CUDA index_add sums in any order: a bf16 step apart at most)
+    torch.testing.assert_close(out_b[0].float(), ref_b[0].float(), rtol=1.6e-2, atol=1e-2)
