@@ -491,6 +491,9 @@ def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):
         assert {"loss", "lr", "samples_per_s", "tokens_per_s", "data_wait_fraction"} <= set(r)
         assert 0.0 <= r["data_wait_fraction"] <= 1.0 and r["samples_per_s"] > 0 and r["tokens_per_s"] > 0
         assert any(k.startswith("loss/") for k in r)
+        assert all(0.0 <= v <= 1.0 for k, v in r.items() if k.startswith("train_acc/")) and any(
+            k.startswith("train_acc/") for k in r
+        )
     pytest.importorskip("tensorboard")
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     train(_cfg(tiny, clips, tmp_path, resume=str(out / "checkpoints" / "step-00000002"), **kw), log=lambda s: None)
@@ -580,3 +583,15 @@ def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
         make_factories(cfg, tok)
     with pytest.raises(ValueError, match="needs supervised_data"):
         _cfg(tiny, clips, tmp_path, supervised_ratio=0.3)
+
+
+def test_answer_exact():
+    from sf2t.train.loop import answer_exact
+
+    logits = torch.zeros(3, 4, 5)
+    labels = torch.full((3, 4), -100)
+    labels[0, 2:] = torch.tensor([1, 2])  # tokens 2, 3 supervised: predicted at positions 1, 2
+    logits[0, 1, 1] = logits[0, 2, 2] = 5.0
+    labels[1, 2:] = torch.tensor([1, 3])
+    logits[1, 1, 1] = logits[1, 2, 2] = 5.0  # second token wrong
+    assert answer_exact(logits, labels).tolist() == [True, False, False]  # row 2: nothing supervised

@@ -205,6 +205,7 @@ def train(
 
     losses: list[float] = []
     task_loss: dict[str, list[float]] = {}
+    task_acc: dict[str, list[float]] = {}
     evals: list[dict] = []
     t_data = 0.0
     n_tokens = 0
@@ -268,6 +269,7 @@ def train(
         step_loss = 0.0
         t_step = time.perf_counter()
         step_tasks: dict[str, list[float]] = {}
+        step_acc: dict[str, list[float]] = {}
         for _ in range(cfg.grad_accum):
             t0 = time.perf_counter()
             batch = next(data)
@@ -285,9 +287,12 @@ def train(
             (tok_sum * world / total / cfg.grad_accum).backward()
             step_loss += float(sums[0]) / total / cfg.grad_accum
             n_tokens += int(batch["attention_mask"].sum())
-            for name, value in zip(batch["tasks"], per.tolist()):
+            exact = answer_exact(logits.detach(), labels).tolist()  # teacher-forced: every answer token argmax-right
+            for name, value, ok in zip(batch["tasks"], per.tolist(), exact):
                 task_loss.setdefault(name, []).append(value)
                 step_tasks.setdefault(name, []).append(value)
+                step_acc.setdefault(name, []).append(float(ok))
+                task_acc.setdefault(name, []).append(float(ok))
         if not math.isfinite(step_loss):
             last = ckpt.latest()
             raise FloatingPointError(
@@ -315,6 +320,7 @@ def train(
                     "data_wait_fraction": wait,
                     "step_seconds": time.perf_counter() - t_step,
                     **{f"loss/{k}": sum(v) / len(v) for k, v in step_tasks.items()},
+                    **{f"train_acc/{k}": sum(v) / len(v) for k, v in step_acc.items()},
                 },
             )
         if step % 10 == 0 or step == cfg.steps - 1:
@@ -352,6 +358,7 @@ def train(
         total_parameters=n_total,
         losses=losses,
         task_losses={k: _curve(v) for k, v in task_loss.items()},
+        task_train_accuracy={k: _curve(v) for k, v in task_acc.items()},
         loss_curve=_curve(losses),
         evals=evals,
         skipped=[s.to_dict() for s in factory.pool.skipped],
@@ -381,6 +388,15 @@ def _init_distributed(cfg: TrainConfig) -> tuple[bool, int, int]:
         dist.init_process_group(backend=backend)
         started = True
     return started, dist.get_rank(), dist.get_world_size()
+
+
+def answer_exact(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per sample, whether every supervised token is the argmax of the previous position's logits (teacher-forced
+    exact answer): bool [B]; samples without supervised tokens count as wrong."""
+    pred = logits[:, :-1].argmax(-1)
+    target = labels[:, 1:]
+    mask = target != IGNORE_INDEX
+    return ((pred == target) | ~mask).all(dim=1) & mask.any(dim=1)
 
 
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]:
