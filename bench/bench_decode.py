@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import tempfile
 import time
@@ -33,33 +32,9 @@ import numpy as np
 import pytest
 import torch
 
-from sf2t.tasks.base import FramePlan, Sample
+from sf2t.throughput import FRAMES, SAMPLES_PER_WINDOW, WINDOW, Fragment  # the task and shapes both benchmarks use
 from sf2t.video import probe
 from sf2t.video.sampler import WindowSampler
-
-FRAMES, WINDOW, SAMPLES_PER_WINDOW = 16, 64, 4
-
-
-class Fragment:
-    """A plain 16-frame fragment at a uniform stride (1-4) inside the window: the benchmark's task."""
-
-    name = "fragment"
-    pixels = "none"  # build looks at no pixel: the sampler hands it no per-sample copy
-
-    def min_frames(self):
-        return FRAMES
-
-    def plan(self, source, num_frames, rng: random.Random) -> FramePlan:
-        stride = rng.randint(1, max(1, min(4, (num_frames - 1) // (FRAMES - 1))))
-        start = rng.randint(0, num_frames - (FRAMES - 1) * stride - 1)
-        return FramePlan(self.name, source, [start + i * stride for i in range(FRAMES)], {"stride": stride})
-
-    def build(self, plan, frames, rng) -> Sample:
-        meta = {"source": plan.source, "source_frames": list(plan.frame_ids), "task": self.name}
-        return Sample(self.name, "", "", list(range(len(plan.frame_ids))), meta)
-
-    def chance(self):
-        return 0.0
 
 
 def make_clips(root: Path) -> dict[str, str]:

@@ -154,7 +154,7 @@ def run_demo(
     from sf2t.train.config import apply_overrides, config_to_dict
     from sf2t.train.data import FrameStore, SampleFactory, VideoPool
     from sf2t.train.evaluate import build_eval_set, evaluate
-    from sf2t.train.loop import make_factories, train
+    from sf2t.train.loop import apply_compression, make_factories, train
 
     t_all = time.perf_counter()
     out = Path(out_dir)
@@ -227,10 +227,7 @@ def run_demo(
             token_keep_ratio=cfg.token_keep_ratio,
         )
         extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
-    if cfg.token_keep_ratio < 1.0:  # the untrained model is asked with the same compression it trains with
-        from sf2t.models import apply_sf2t
-
-        apply_sf2t(model, cfg.token_keep_ratio)
+    apply_compression(model, cfg.token_keep_ratio)  # asked before training with the compression it trains with
     before = evaluate(model, tokenizer, eval_set, max_new_tokens=cfg.max_new_tokens, chance=chance)
     before_x = evaluate(model, tokenizer, extra_set, max_new_tokens=cfg.max_new_tokens) if extra_set else None
     timings["eval_before"] = time.perf_counter() - t0

@@ -176,16 +176,11 @@ class QwenRunner:
             k += n
         return out
 
-    @torch.no_grad()
     def generate(self, q: dict, frames: torch.Tensor, image, max_new_tokens: int = 8) -> str:
+        from sf2t.train.evaluate import generate_answer
+
         s = self._sample(q, frames, image, None)
-        inputs = {k: v.to(self.device) for k, v in s.items() if k != "labels"}
-        for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
-            inputs[k] = inputs[k].unsqueeze(0)
-        out = self.model.generate(
-            **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tok.pad_token_id
-        )
-        return self.tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return generate_answer(self.model, self.tok, s, max_new_tokens=max_new_tokens, device=self.device)
 
 
 def evaluate(

@@ -333,7 +333,6 @@ class SampleFactory:
         """Record ``k`` of the supervised data: ``supervised_frames`` frames spread over the video, packed like the
         tasks' frames, the record's question and answer."""
         from sf2t.models.qwen2_vl import build_video_sample
-        from sf2t.ops.fragment_pack import fragment_pack
         from sf2t.video import decode_frames, probe
 
         rec = self.supervised[k]
@@ -341,7 +340,9 @@ class SampleFactory:
         f = min(self.supervised_frames, n)
         ids = [round(i * (n - 1) / max(1, f - 1)) for i in range(f)]
         frames, _ = decode_frames(rec.video, ids)
-        pixels, grid = fragment_pack(frames, torch.arange(f), None, self.frame_size, frame_repeat=self.frame_repeat)
+        meta = {"source": rec.video, "source_frames": ids, "task": "supervised", "id": rec.id}
+        shown = Sample("supervised", rec.question, rec.answer, list(range(f)), meta)
+        pixels, grid = self.pack(shown, frames)  # the same layout (repeat / pairs) and size as the tasks' frames
         out: dict[str, Any] = build_video_sample(
             self.tokenizer,
             rec.question,
@@ -350,7 +351,6 @@ class SampleFactory:
             token_keep_ratio=self.token_keep_ratio,
         )
         out["pixel_values_videos"], out["video_grid_thw"] = pixels, grid
-        meta = {"source": rec.video, "source_frames": ids, "task": "supervised", "id": rec.id}
         out.update(task="supervised", question=rec.question, answer=rec.answer, meta=meta)
         return out
 

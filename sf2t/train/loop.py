@@ -20,7 +20,16 @@ from sf2t.models.qwen2_vl import IGNORE_INDEX
 from sf2t.train.checkpoint import CheckpointManager
 from sf2t.train.config import TrainConfig, config_to_dict
 
-__all__ = ["lr_at", "setup_model", "make_factories", "train", "save_trained", "load_trained", "TrainResult"]
+__all__ = [
+    "lr_at",
+    "setup_model",
+    "apply_compression",
+    "make_factories",
+    "train",
+    "save_trained",
+    "load_trained",
+    "TrainResult",
+]
 
 _MODEL_KEYS = (
     "input_ids",
@@ -45,6 +54,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "linear":
         return floor + (cfg.lr - floor) * (1.0 - progress)
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def apply_compression(model, token_keep_ratio: float):
+    """Compress the model's video tokens between vision tower and LLM (``sf2t.models.apply_sf2t``) when the run asks
+    for it (< 1); the one place training, evaluation before training and reloading a run do it."""
+    if token_keep_ratio < 1.0:
+        from sf2t.models import apply_sf2t
+
+        apply_sf2t(model, token_keep_ratio)
+    return model
 
 
 def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
@@ -76,10 +95,7 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
             p.requires_grad_(True)
     else:
         raise ValueError("TrainConfig: set lora=true or full_finetune=true (nothing would be trained)")
-    if cfg.token_keep_ratio < 1.0:  # compress the video tokens between vision tower and LLM (sf2t.ops.token_merge)
-        from sf2t.models import apply_sf2t
-
-        apply_sf2t(model, cfg.token_keep_ratio)
+    apply_compression(model, cfg.token_keep_ratio)
     model.to(cfg.device)
     model.train()
     return model, tokenizer
@@ -133,12 +149,8 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     logits [B, T, V], labels [B, T] (-100 = not supervised). Returns (mean loss over all supervised tokens of
     the batch, as the HF models compute it; per-sample mean loss [B], detached).
     """
-    logits = logits[:, :-1].float()  # [B, T-1, V]: position t predicts token t+1
-    target = labels[:, 1:]  # [B, T-1]
-    tok = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none")  # [B, T-1]
-    mask = (target != IGNORE_INDEX).float()
-    n = mask.sum(dim=1).clamp_min(1.0)  # [B]
-    return tok.sum() / mask.sum().clamp_min(1.0), (tok.detach() * mask).sum(dim=1) / n
+    total, count, per = token_loss_sum(logits, labels)
+    return total / max(count, 1), per
 
 
 class TrainResult(dict):
@@ -510,9 +522,5 @@ def load_trained(base: str, trained: str | os.PathLike):
     # a run trained with token compression is evaluated with it (its train_config.json says so)
     run_cfg = trained.parent / "train_config.json"
     if run_cfg.is_file():
-        keep = float(json.loads(run_cfg.read_text()).get("token_keep_ratio", 1.0))
-        if keep < 1.0:
-            from sf2t.models import apply_sf2t
-
-            apply_sf2t(model, keep)
+        apply_compression(model, float(json.loads(run_cfg.read_text()).get("token_keep_ratio", 1.0)))
     return model, tokenizer
