@@ -371,7 +371,10 @@ def test_localization_trains_with_its_target_image(tiny, clips, tmp_path):
     first_vid = int((s["mm_token_type_ids"] == 2).nonzero()[0])
     assert first_img < first_vid  # the target comes before the video
     assert tok.decode(s["input_ids"][s["labels"] != -100]) == s["answer"] + "<|im_end|>"
-    batch = next(batches(factory, 6))
+    got = next(batches(factory, 6))
+    assert len(got["chunks"]) == 1  # Qwen: the whole micro-batch in one forward
+    batch = got["chunks"][0]
+    assert batch["tasks"] == got["tasks"] and batch["rows"] == list(range(6))
     assert "pixel_values" in batch and 1 <= batch["image_grid_thw"].shape[0] <= 6
     keys = (
         "input_ids",

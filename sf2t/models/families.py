@@ -129,6 +129,25 @@ def get_family(name: str) -> Family:
         raise KeyError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
 
 
+def family_of_checkpoint(path) -> Family:
+    """The :class:`Family` of a local checkpoint directory, from its ``config.json`` ``model_type``; a clear error
+    for a directory that is not a checkpoint or a model type sf2t does not support."""
+    import json
+
+    from sf2t.models._build import check_checkpoint_dir
+
+    cfg_path = check_checkpoint_dir(path) / "config.json"
+    try:
+        model_type = json.loads(cfg_path.read_text()).get("model_type")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{cfg_path}: not a readable JSON model config ({e})") from None
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"{cfg_path}: model_type {model_type!r} is not supported; sf2t trains {', '.join(sorted(FAMILIES))}"
+        )
+    return FAMILIES[model_type]
+
+
 def model_class(family: Family):
     """The transformers model class of ``family`` (imported lazily)."""
     import transformers
@@ -136,4 +155,4 @@ def model_class(family: Family):
     return getattr(transformers, family.model_class)
 
 
-__all__ = ["FAMILIES", "Family", "get_family", "model_class"]
+__all__ = ["FAMILIES", "Family", "family_of_checkpoint", "get_family", "model_class"]

@@ -209,5 +209,8 @@ def build_tiny_qwen2_vl(
 
 
 def load_model_and_tokenizer(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` from a local Qwen2-VL checkpoint directory, offline."""
-    return _build.load_checkpoint(path, MODEL_CLASS, dtype)
+    """Load ``(model, tokenizer)`` from a local checkpoint directory of any supported family (Qwen2-VL, Qwen2.5-VL,
+    LLaVA-OneVision, LLaVA-NeXT-Video: the family is read from its ``config.json``), offline."""
+    from sf2t.models.families import family_of_checkpoint
+
+    return _build.load_checkpoint(path, family_of_checkpoint(path).model_class, dtype)

@@ -37,7 +37,7 @@ def _copy(v):
 @dataclass
 class TrainConfig:
     # -- what
-    model: str = _f("", "path of a local Hugging Face Qwen2-VL checkpoint directory")
+    model: str = _f("", "local Hugging Face checkpoint directory: Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision or LLaVA-NeXT-Video (read from its config.json)")
     videos: list = _f([], "training videos (paths)")
     eval_videos: list = _f([], "held-out videos for evaluation (paths; disjoint from videos)")
     tasks: list = _f(["counting", "disorder"], "tasks to train on (TASKS.md names)")
@@ -75,9 +75,9 @@ class TrainConfig:
     lora_llm: bool = _f(True, "adapt the LLM (q/k/v/o, gate/up/down)")
     full_finetune: bool = _f(False, "train every weight instead (tiny models trained from scratch); needs lora=false")
     # -- input
-    frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28")
+    frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28 (Qwen families; LLaVA families use their processor's size)")
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
-    layout: str = _f("repeat", "token groups: repeat (one frame per group) or pairs (group i = frames i, i+1)")
+    layout: str = _f("repeat", "Qwen token groups: repeat (one frame per group) or pairs (group i = frames i, i+1); LLaVA: repeat")
     token_keep_ratio: float = _f(
         1.0, "visual tokens kept per temporal group after the first (sf2t token merging inside the model; 1.0: off)"
     )

@@ -191,6 +191,7 @@ class SampleFactory:
         supervised=None,
         supervised_ratio: float = 0.0,
         supervised_frames: int = 8,
+        inputs=None,
     ):
         self.pool = pool
         self.tasks = {name: make_task(name) for name in tasks} if not isinstance(tasks, dict) else dict(tasks)
@@ -214,6 +215,19 @@ class SampleFactory:
         self.supervised = list(supervised or [])
         self.supervised_ratio = float(supervised_ratio)
         self.supervised_frames = int(supervised_frames)
+        if inputs is None:  # Qwen2-VL (the default family) with this factory's frame size, repeat and layout
+            from sf2t.models.families import FAMILIES
+            from sf2t.models.inputs import ModelInputs
+
+            inputs = ModelInputs(
+                FAMILIES["qwen2_vl"],
+                frame_size=self.frame_size,
+                frame_repeat=frame_repeat,
+                layout=layout,
+                token_keep_ratio=self.token_keep_ratio,
+            )
+        # how the model takes pixels and text (sf2t.models.inputs.ModelInputs: Qwen or LLaVA families)
+        self.inputs = inputs
 
     # -- task samples (no pixels packed yet)
 
@@ -277,62 +291,39 @@ class SampleFactory:
 
     # -- packed, tokenized samples
 
-    def pack(self, sample: Sample, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pixels of the presented frames in the model's layout (see ``LAYOUTS``)."""
-        from sf2t.ops.fragment_pack import fragment_pack
-
-        index = sample.src_index_tensor(frames.device)  # [F]
-        boxes = sample.boxes_tensor(frames.device)  # [F, 4] or None
-        repeat = self.frame_repeat
-        if self.layout == "pairs" and index.numel() >= 2:
-            # [f0, f1, f1, f2, f2, ..., f_{F-1}]: token group i holds presented frames i and i+1
-            pick = pair_layout_index(index.numel(), device=frames.device)
-            index = index[pick]
-            boxes = None if boxes is None else boxes[pick]
-            repeat = 1
-        return fragment_pack(frames, index, boxes, self.frame_size, frame_repeat=repeat)
+    def pack(self, sample: Sample, frames: torch.Tensor) -> dict[str, Any]:
+        """Pixels of the presented frames in the model's layout (``self.inputs.video``; Qwen: see ``LAYOUTS``)."""
+        return self.inputs.video(frames, sample.src_index_tensor(frames.device), sample.boxes_tensor(frames.device))
 
     def sample(
         self, index: int, *, task: str | None = None, tasks: Sequence[str] | None = None, with_answer: bool = True
     ) -> dict[str, Any]:
-        """A model-ready sample: input_ids, attention_mask, labels, mm_token_type_ids, pixel_values_videos,
-        video_grid_thw, plus ``task``, ``question``, ``answer`` and ``meta`` for scoring."""
-        from sf2t.models.qwen2_vl import build_video_sample
-
+        """A model-ready sample: input_ids, attention_mask, labels, the family's vision tensors (Qwen:
+        mm_token_type_ids, pixel_values_videos, video_grid_thw), plus ``task``, ``question``, ``answer`` and ``meta``
+        for scoring."""
         if self.supervised and task is None and tasks is None:
             rng = make_rng(self.seed, index, self.salt + ":mix")
             if rng.random() < self.supervised_ratio:
                 return self._supervised_sample(rng.randrange(len(self.supervised)), with_answer)
         s, frames = self.task_sample(index, task=task, tasks=tasks)
-        pixels, grid = self.pack(s, frames)  # [grid_t*gh*gw, 3*2*14*14], [1, 3]
-        image = image_grid = None
-        if s.image is not None:  # localization's target: one image, its own token run before the video
-            from sf2t.ops.fragment_pack import fragment_pack
+        return self._assemble(s, frames, s.question, s.answer if with_answer else None)
 
-            img = s.image.to(frames.device)[None]  # [1, h, w, 3]
-            image, image_grid = fragment_pack(
-                img, torch.zeros(1, dtype=torch.int64, device=img.device), None, self.frame_size, frame_repeat=2
-            )  # an image = 2 identical frames
-        out: dict[str, Any] = build_video_sample(
-            self.tokenizer,
-            s.question,
-            s.answer if with_answer else None,
-            grid,
-            image_grid_thw=image_grid,
-            token_keep_ratio=self.token_keep_ratio,
+    def _assemble(self, s: Sample, frames: torch.Tensor, question: str, answer: str | None) -> dict[str, Any]:
+        vision = self.pack(s, frames)
+        image_inputs, image_tokens = {}, None
+        if s.image is not None:  # localization's target: one image, its own token run before the video
+            image_inputs, image_tokens = self.inputs.image(s.image.to(frames.device))
+        out: dict[str, Any] = self.inputs.text(
+            self.tokenizer, question, answer, vision, image_tokens, image_inputs.get("image_grid_thw")
         )
-        if image is not None:
-            out["pixel_values"] = image
-            out["image_grid_thw"] = image_grid
-        out["pixel_values_videos"] = pixels
-        out["video_grid_thw"] = grid
+        out.update(image_inputs)
+        out.update({k: v for k, v in vision.items() if k != "text_frames"})
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
 
     def _supervised_sample(self, k: int, with_answer: bool) -> dict[str, Any]:
         """Record ``k`` of the supervised data: ``supervised_frames`` frames spread over the video, packed like the
         tasks' frames, the record's question and answer."""
-        from sf2t.models.qwen2_vl import build_video_sample
         from sf2t.video import decode_frames, probe
 
         rec = self.supervised[k]
@@ -342,29 +333,8 @@ class SampleFactory:
         frames, _ = decode_frames(rec.video, ids)
         meta = {"source": rec.video, "source_frames": ids, "task": "supervised", "id": rec.id}
         shown = Sample("supervised", rec.question, rec.answer, list(range(f)), meta)
-        pixels, grid = self.pack(shown, frames)  # the same layout (repeat / pairs) and size as the tasks' frames
-        out: dict[str, Any] = build_video_sample(
-            self.tokenizer,
-            rec.question,
-            rec.answer if with_answer else None,
-            grid,
-            token_keep_ratio=self.token_keep_ratio,
-        )
-        out["pixel_values_videos"], out["video_grid_thw"] = pixels, grid
-        out.update(task="supervised", question=rec.question, answer=rec.answer, meta=meta)
-        return out
-
-
-_TENSOR_KEYS = (
-    "input_ids",
-    "attention_mask",
-    "labels",
-    "mm_token_type_ids",
-    "pixel_values_videos",
-    "video_grid_thw",
-    "pixel_values",
-    "image_grid_thw",
-)
+        # the same layout (repeat / pairs) and size as the tasks' frames
+        return self._assemble(shown, frames, rec.question, rec.answer if with_answer else None)
 
 
 def batches(
@@ -379,9 +349,10 @@ def batches(
     """Endless collated batches; sample indices run ``start, start + 1, ...``, micro-batches count from
     ``start_step`` (a resumed run continues both). ``skip``: indices jumped after each batch (the other ranks'
     share of a distributed global batch). ``tasks_for_step(step)`` may restrict the tasks drawn at a micro-batch
-    (curriculum); None: every task, by weight."""
-    from sf2t.models.qwen2_vl import collate
+    (curriculum); None: every task, by weight.
 
+    Each batch is ``{"chunks": [...], "tasks": [...]}``: the forward chunks of ``factory.inputs.collate`` (Qwen: one
+    chunk of the whole micro-batch; LLaVA: one per frame count), each with its ``tasks``."""
     pad_id = factory.tokenizer.pad_token_id
     index, step = start, start_step
     while True:
@@ -390,8 +361,9 @@ def batches(
         for _ in range(batch_size):
             items.append(factory.sample(index, tasks=tasks))
             index += 1
-        batch = collate([{k: it[k] for k in _TENSOR_KEYS if k in it} for it in items], pad_id)
-        batch["tasks"] = [it["task"] for it in items]
-        yield batch
+        chunks = factory.inputs.collate(items, pad_id)
+        for c in chunks:
+            c["tasks"] = [items[i]["task"] for i in c["rows"]]
+        yield {"chunks": chunks, "tasks": [it["task"] for it in items]}
         step += 1
         index += skip

@@ -22,6 +22,7 @@ _KEYS = (
     "video_grid_thw",
     "pixel_values",
     "image_grid_thw",
+    "image_sizes",
 )
 
 
@@ -39,7 +40,10 @@ def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, 
     """Greedy answer text for one prompt sample (batch of one: no padding to get wrong)."""
     inputs = {k: sample[k].to(device) for k in _KEYS if k in sample}
     for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
-        inputs[k] = inputs[k].unsqueeze(0)
+        if k in inputs:
+            inputs[k] = inputs[k].unsqueeze(0)
+    if inputs["pixel_values_videos"].dim() == 4:  # LLaVA: one video [F, 3, H, W] -> a batch of one
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].unsqueeze(0)
     out = model.generate(
         **inputs,
         max_new_tokens=max_new_tokens,

@@ -6,6 +6,7 @@ setup (model, LoRA or full fine-tuning, data) -> for each step: lr from the sche
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,7 +40,13 @@ _MODEL_KEYS = (
     "video_grid_thw",
     "pixel_values",  # images (localization's target), present when the batch has any
     "image_grid_thw",
+    "image_sizes",  # LLaVA: the images' original sizes (anyres)
 )
+
+
+def _in_vision_tower(name: str) -> bool:
+    """Whether a parameter belongs to the vision tower (Qwen ``visual``, LLaVA ``vision_tower``)."""
+    return ".visual." in f".{name}" or ".vision_tower." in f".{name}"
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -73,15 +80,16 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
     included), from ``sf2t.models.qwen2_vl.lora_target_modules``. Full fine-tuning: every weight.
     Returns (model, tokenizer).
     """
-    from sf2t.models import load_model_and_tokenizer, lora_target_modules
+    from sf2t.models import load_model_and_tokenizer
 
     if model is None or tokenizer is None:
         model, tokenizer = load_model_and_tokenizer(cfg.model)
+    family = family_of_model(model)
     torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn here
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
 
-        targets = lora_target_modules(model, vision=cfg.lora_vision, llm=cfg.lora_llm)
+        targets = family.lora_target_modules(model, vision=cfg.lora_vision, llm=cfg.lora_llm)
         lcfg = LoraConfig(
             r=cfg.lora_rank,
             lora_alpha=cfg.lora_alpha,
@@ -101,8 +109,41 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
     return model, tokenizer
 
 
-def make_factories(cfg: TrainConfig, tokenizer):
-    """(train factory, eval factory) over ``cfg.videos`` / ``cfg.eval_videos`` with the config's tasks."""
+def family_of_model(model):
+    """The :class:`sf2t.models.Family` of a (possibly peft-wrapped) model, from its config's ``model_type``."""
+    from sf2t.models import FAMILIES
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in FAMILIES:
+        raise ValueError(f"model_type {model_type!r} is not supported; sf2t trains {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[model_type]
+
+
+def make_inputs(cfg: TrainConfig, family=None):
+    """The run's :class:`sf2t.models.inputs.ModelInputs`: ``family`` (default: read from ``cfg.model``'s config), the
+    checkpoint's processor for the LLaVA families, the config's frame size / repeat / layout / token_keep_ratio."""
+    from sf2t.models import load_processor
+    from sf2t.models.families import family_of_checkpoint
+    from sf2t.models.inputs import ModelInputs
+
+    if family is None:  # a run without a checkpoint path (a model passed in) is Qwen2-VL unless told
+        from sf2t.models import FAMILIES
+
+        family = family_of_checkpoint(cfg.model) if cfg.model else FAMILIES["qwen2_vl"]
+    processor = None if family.pixel_layout == "qwen_patches" else load_processor(cfg.model)
+    return ModelInputs(
+        family,
+        processor,
+        frame_size=cfg.frame_size,
+        frame_repeat=cfg.frame_repeat,
+        layout=cfg.layout,
+        token_keep_ratio=cfg.token_keep_ratio,
+    )
+
+
+def make_factories(cfg: TrainConfig, tokenizer, family=None):
+    """(train factory, eval factory) over ``cfg.videos`` / ``cfg.eval_videos`` with the config's tasks, for
+    ``family``'s model (default: the family of ``cfg.model``)."""
     from sf2t.tasks import make_task
     from sf2t.train.data import FrameStore, SampleFactory, VideoPool
 
@@ -117,6 +158,7 @@ def make_factories(cfg: TrainConfig, tokenizer):
         max_resample=cfg.max_resample,
         task_videos=cfg.task_videos,
         token_keep_ratio=cfg.token_keep_ratio,
+        inputs=make_inputs(cfg, family),
     )
     supervised = None
     if cfg.supervised_data and cfg.supervised_ratio > 0:
@@ -180,7 +222,7 @@ def train(
         log = lambda *_a, **_k: None  # noqa: E731
     model, tokenizer = setup_model(cfg, model, tokenizer)
     if factory is None:
-        factory, _ = make_factories(cfg, tokenizer)
+        factory, _ = make_factories(cfg, tokenizer, family_of_model(model))
     train_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -199,7 +241,7 @@ def train(
     groups = []
     for vision in (False, True):
         for decay in (True, False):
-            ps = [p for n, p in named if (".visual." in f".{n}") == vision and (p.dim() >= 2) == decay]
+            ps = [p for n, p in named if _in_vision_tower(n) == vision and (p.dim() >= 2) == decay]
             if ps:
                 groups.append(
                     {
@@ -286,25 +328,39 @@ def train(
             t0 = time.perf_counter()
             batch = next(data)
             t_data += time.perf_counter() - t0
-            inputs = {k: batch[k].to(cfg.device) for k in _MODEL_KEYS if k in batch}
-            labels = batch["labels"].to(cfg.device)  # [B, T]
-            logits = train_model(**inputs).logits  # [B, T, V]
-            tok_sum, tok_count, per = token_loss_sum(logits, labels)
+            chunks = batch["chunks"]  # one forward each (LLaVA: one per frame count; Qwen: the whole batch)
             # normalised by the global batch's supervised tokens (all ranks): the mean a single process with the
             # whole global batch would take; x world because DDP averages the ranks' gradients
-            sums = torch.stack([tok_sum.detach().double(), torch.tensor(float(tok_count), dtype=torch.float64)])
+            # (on the run's device: NCCL reduces CUDA tensors)
+            count = torch.tensor(
+                float(sum(int((c["labels"][:, 1:] != IGNORE_INDEX).sum()) for c in chunks)),
+                dtype=torch.float64,
+                device=cfg.device,
+            )
             if world > 1:
-                torch.distributed.all_reduce(sums)
-            total = max(float(sums[1]), 1.0)
-            (tok_sum * world / total / cfg.grad_accum).backward()
-            step_loss += float(sums[0]) / total / cfg.grad_accum
-            n_tokens += int(batch["attention_mask"].sum())
-            exact = answer_exact(logits.detach(), labels).tolist()  # teacher-forced: every answer token argmax-right
-            for name, value, ok in zip(batch["tasks"], per.tolist(), exact):
-                task_loss.setdefault(name, []).append(value)
-                step_tasks.setdefault(name, []).append(value)
-                step_acc.setdefault(name, []).append(float(ok))
-                task_acc.setdefault(name, []).append(float(ok))
+                torch.distributed.all_reduce(count)
+            total = max(float(count), 1.0)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=cfg.device)
+            for k, c in enumerate(chunks):
+                inputs = {key: c[key].to(cfg.device) for key in _MODEL_KEYS if key in c}
+                labels = c["labels"].to(cfg.device)  # [B, T]
+                # DDP: gradients sync once, on the micro-batch's last chunk (ranks may have different chunk counts)
+                quiet = train_model.no_sync() if world > 1 and k < len(chunks) - 1 else contextlib.nullcontext()
+                with quiet:
+                    logits = train_model(**inputs).logits  # [B, T, V]
+                    tok_sum, _, per = token_loss_sum(logits, labels)
+                    (tok_sum * world / total / cfg.grad_accum).backward()
+                loss_sum += tok_sum.detach().double()
+                n_tokens += int(c["attention_mask"].sum())
+                exact = answer_exact(logits.detach(), labels).tolist()  # teacher-forced: every answer token right
+                for name, value, ok in zip(c["tasks"], per.tolist(), exact):
+                    task_loss.setdefault(name, []).append(value)
+                    step_tasks.setdefault(name, []).append(value)
+                    step_acc.setdefault(name, []).append(float(ok))
+                    task_acc.setdefault(name, []).append(float(ok))
+            if world > 1:
+                torch.distributed.all_reduce(loss_sum)
+            step_loss += float(loss_sum) / total / cfg.grad_accum
         if not math.isfinite(step_loss):
             last = ckpt.latest()
             raise FloatingPointError(

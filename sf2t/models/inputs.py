@@ -1,0 +1,222 @@
+"""Model inputs per family: presented frames, a target image and text -> the tensors a model's ``forward`` takes.
+
+:class:`ModelInputs` is what the trainer, the evaluation and the sample factory use, so they stay family-agnostic:
+
+- Qwen2-VL / Qwen2.5-VL: ``fragment_pack`` into flattened temporal patches (``pixel_values_videos`` +
+  ``video_grid_thw``) at the run's ``frame_size`` (multiples of 28), ``frame_repeat`` copies of each presented frame
+  or the ``pairs`` layout; a target image as two identical frames (``pixel_values`` + ``image_grid_thw``); text with
+  ``mm_token_type_ids``.
+- LLaVA-OneVision / LLaVA-NeXT-Video: ``fragment_pack(layout="fchw")`` at the size the checkpoint's video processor
+  uses (OneVision: resize to ``size``; NeXT-Video: shortest edge, then centre crop), normalized with its mean / std:
+  ``pixel_values_videos [F, 3, H, W]``. A target image goes through the checkpoint's own image processor (anyres
+  tiles: ``pixel_values [1, patches, 3, S, S]`` + ``image_sizes``), on the host: one image per sample.
+
+:meth:`ModelInputs.collate` batches samples into forward *chunks*: Qwen takes any mix of frame counts in one
+forward (patches are concatenated); the LLaVA models stack videos as ``[B, F, 3, H, W]``, so a batch is split into
+chunks of equal frame count (the loss is summed over chunks, normalized by the batch's supervised tokens, so the
+step is the same as one forward over the batch would give).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from sf2t.models.families import Family
+from sf2t.models.text import IGNORE_INDEX
+
+__all__ = ["ModelInputs", "TEXT_KEYS", "VISION_KEYS"]
+
+TEXT_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids")
+VISION_KEYS = ("pixel_values_videos", "video_grid_thw", "pixel_values", "image_grid_thw", "image_sizes")
+_PAD = {"attention_mask": 0, "labels": IGNORE_INDEX, "mm_token_type_ids": 0}
+
+
+def _processor_size(vp) -> tuple[dict, tuple[int, int] | None]:
+    """(llava_target_size keyword, crop) from a LLaVA video processor's ``size`` / ``crop_size``."""
+    size = getattr(vp, "size", None)
+    get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+    crop = None
+    if getattr(vp, "do_center_crop", False) and getattr(vp, "crop_size", None) is not None:
+        cs = vp.crop_size
+        ch = cs.get("height") if isinstance(cs, dict) else getattr(cs, "height", None)
+        cw = cs.get("width") if isinstance(cs, dict) else getattr(cs, "width", None)
+        crop = (int(ch), int(cw))
+    if get("height") and get("width"):
+        return {"size": (int(get("height")), int(get("width")))}, crop
+    if get("shortest_edge"):
+        return {"shortest_edge": int(get("shortest_edge"))}, crop
+    raise ValueError(f"{type(vp).__name__}: size {size!r} has neither height/width nor shortest_edge")
+
+
+class ModelInputs:
+    """How one family's model takes a sample (see the module docstring).
+
+    ``processor``: the checkpoint's processor (``sf2t.models.load_processor``); LLaVA families need it (their frame
+    size, mean / std and the image processor for targets), Qwen families use its mean / std when given.
+    ``frame_size`` / ``frame_repeat`` / ``layout``: the Qwen families' presented-frame size, temporal repeat and token
+    grouping (``repeat`` or ``pairs``); LLaVA families take each frame once at the processor's size.
+    """
+
+    def __init__(
+        self,
+        family: Family,
+        processor=None,
+        *,
+        frame_size: Sequence[int] = (56, 56),
+        frame_repeat: int = 2,
+        layout: str = "repeat",
+        token_keep_ratio: float = 1.0,
+    ):
+        self.family = family
+        self.processor = processor
+        self.qwen = family.pixel_layout == "qwen_patches"
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.frame_repeat = int(frame_repeat)
+        self.layout = layout
+        self.token_keep_ratio = float(token_keep_ratio)
+        vp = getattr(processor, "video_processor", None) if processor is not None else None
+        if self.qwen:
+            from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD
+
+            self.mean = tuple(getattr(vp, "image_mean", None) or QWEN2_VL_MEAN)
+            self.std = tuple(getattr(vp, "image_std", None) or QWEN2_VL_STD)
+            return
+        if vp is None:
+            raise ValueError(
+                f"{family.name}: the checkpoint's processor is needed (its video processor sets frame size, mean "
+                "and std); load it with sf2t.models.load_processor(checkpoint)"
+            )
+        if layout != "repeat":
+            raise ValueError(f"layout={layout!r} applies to the Qwen families only ({family.name} takes each frame once)")
+        self.size_kw, self.crop = _processor_size(vp)
+        self.mean = tuple(float(v) for v in vp.image_mean)
+        self.std = tuple(float(v) for v in vp.image_std)
+
+    # -- pixels
+
+    def video(self, frames: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The presented frames ``frames[index]`` (cropped to ``boxes``) in the model's layout: Qwen
+        ``{pixel_values_videos [patches, C*2*14*14], video_grid_thw [1, 3]}``; LLaVA ``{pixel_values_videos
+        [F, 3, H, W]}``. ``text_frames`` (an int) is how many frames the text must announce."""
+        from sf2t.ops.fragment_pack import fragment_pack, llava_target_size
+
+        if self.qwen:
+            from sf2t.train.data import pair_layout_index
+
+            repeat = self.frame_repeat
+            if self.layout == "pairs" and index.numel() >= 2:
+                # [f0, f1, f1, f2, ..., f_{F-1}]: token group i holds presented frames i and i+1
+                pick = pair_layout_index(index.numel(), device=index.device)
+                index = index[pick]
+                boxes = None if boxes is None else boxes[pick]
+                repeat = 1
+            pixels, grid = fragment_pack(
+                frames, index, boxes, self.frame_size, mean=self.mean, std=self.std, frame_repeat=repeat
+            )
+            return {"pixel_values_videos": pixels, "video_grid_thw": grid, "text_frames": int(grid[0, 0]) * 2}
+        h, w = int(frames.shape[1]), int(frames.shape[2])
+        resize, out = llava_target_size(h, w, crop=self.crop, **self.size_kw)
+        pixels, _ = fragment_pack(
+            frames, index, boxes, out, mean=self.mean, std=self.std, frame_repeat=1, layout="fchw", resize=resize
+        )
+        return {"pixel_values_videos": pixels, "text_frames": int(index.numel())}
+
+    def image(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
+        """One target image ``[h, w, 3]`` uint8 -> (its model inputs, its number of placeholder tokens)."""
+        if self.qwen:
+            from sf2t.ops.fragment_pack import fragment_pack
+
+            img = image[None]
+            pixels, grid = fragment_pack(
+                img,
+                torch.zeros(1, dtype=torch.int64, device=img.device),
+                None,
+                self.frame_size,
+                mean=self.mean,
+                std=self.std,
+                frame_repeat=2,
+            )  # an image = 2 identical frames
+            return {"pixel_values": pixels, "image_grid_thw": grid}, int(grid.prod()) // 4
+        got = self.processor.image_processor(images=[image.cpu().numpy()], return_tensors="pt")
+        h, w = int(image.shape[0]), int(image.shape[1])
+        module = __import__(f"sf2t.models.{self.family.name}", fromlist=["num_image_tokens"])
+        inputs = {
+            "pixel_values": got["pixel_values"].to(image.device),  # [1, patches, 3, S, S]
+            "image_sizes": torch.as_tensor(got["image_sizes"]).reshape(1, 2).to(image.device),
+        }
+        return inputs, module.num_image_tokens(self.processor, h, w)
+
+    # -- text
+
+    def text(
+        self,
+        tokenizer,
+        question: str,
+        answer: str | None,
+        vision: dict[str, Any],
+        image_tokens: int | None = None,
+        image_grid: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """``input_ids``, ``attention_mask``, ``labels`` (and ``mm_token_type_ids`` for Qwen) for a sample whose
+        video inputs are ``vision`` (from :meth:`video`)."""
+        keep = self.token_keep_ratio
+        if self.qwen:
+            from sf2t.models.qwen2_vl import build_video_sample
+
+            return build_video_sample(
+                tokenizer, question, answer, vision["video_grid_thw"], image_grid_thw=image_grid, token_keep_ratio=keep
+            )
+        h, w = vision["pixel_values_videos"].shape[-2:]
+        return self.family.build_sample(
+            tokenizer,
+            question,
+            answer,
+            vision["text_frames"],
+            int(h),
+            int(w),
+            image_tokens=image_tokens,
+            token_keep_ratio=None if keep == 1.0 else keep,
+        )
+
+    # -- batching
+
+    def collate(self, samples: Sequence[dict], pad_id: int) -> list[dict[str, Any]]:
+        """Forward chunks of a batch (see the module docstring): each a dict of padded text tensors, vision tensors,
+        ``tasks`` and ``rows`` (the chunk's positions in ``samples``)."""
+        if not samples:
+            raise ValueError("collate: empty batch")
+        if self.qwen:
+            from sf2t.models.qwen2_vl import collate
+
+            keys = TEXT_KEYS + VISION_KEYS
+            chunk = collate([{k: s[k] for k in keys if k in s} for s in samples], pad_id)
+            chunk["rows"] = list(range(len(samples)))
+            return [chunk]
+        groups: dict[tuple, list[int]] = {}
+        for i, s in enumerate(samples):
+            groups.setdefault(tuple(s["pixel_values_videos"].shape), []).append(i)
+        return [self._collate_llava([samples[i] for i in rows], pad_id) | {"rows": rows} for rows in groups.values()]
+
+    @staticmethod
+    def _collate_llava(samples: Sequence[dict], pad_id: int) -> dict[str, Any]:
+        n = max(int(s["input_ids"].shape[0]) for s in samples)
+        out: dict[str, Any] = {}
+        for key in ("input_ids", "attention_mask", "labels"):
+            fill = pad_id if key == "input_ids" else _PAD[key]
+            t = torch.full((len(samples), n), fill, dtype=torch.long)
+            for i, s in enumerate(samples):
+                t[i, : s[key].shape[0]] = s[key]
+            out[key] = t
+        out["pixel_values_videos"] = torch.stack([s["pixel_values_videos"] for s in samples])  # [B, F, 3, H, W]
+        images = [s for s in samples if "pixel_values" in s]
+        if images:  # anyres tiles: padded to the most patches (the model keeps each image's own count)
+            most = max(int(s["pixel_values"].shape[1]) for s in images)
+            pv = [s["pixel_values"][0] for s in images]
+            out["pixel_values"] = torch.stack(
+                [torch.cat([p, p.new_zeros(most - p.shape[0], *p.shape[1:])]) if p.shape[0] < most else p for p in pv]
+            )
+            out["image_sizes"] = torch.cat([s["image_sizes"] for s in images])
+        return out

@@ -1,0 +1,172 @@
+"""The trainer on every supported family (Qwen2.5-VL, LLaVA-OneVision, LLaVA-NeXT-Video; Qwen2-VL is
+tests/test_train.py's): a run of all six tasks with LoRA on vision tower and LLM from a tiny checkpoint, the
+held-out evaluation, save and reload; the LLaVA families' forward chunks (equal frame counts) give the same loss as
+one forward per sample."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+synth = pytest.importorskip("sf2t.synth")
+pytest.importorskip("av")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from sf2t.models import FAMILIES  # noqa: E402
+from sf2t.tasks import TASKS  # noqa: E402
+from sf2t.train.config import TrainConfig  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NAMES = ["qwen2_5_vl", "llava_onevision", "llava_next_video"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fam_clips")
+    kw = dict(width=96, height=64, seconds=1.2, num_sprites=1, camera_pan=False, events=False)
+    return [c["path"] for c in synth.make_clips(root, 3, seed=200, **kw)]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fam_ckpts")
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = str(FAMILIES[name].build_tiny(root / name, seed=0))
+        return built[name]
+
+    return get
+
+
+def _cfg(model, clips, tmp_path, **kw):
+    base = dict(
+        model=model,
+        videos=clips,
+        eval_videos=clips,
+        out_dir=str(tmp_path / "run"),
+        steps=4,
+        batch_size=6,
+        lr=5e-3,
+        warmup_steps=0,
+        lora=True,
+        lora_rank=4,
+        lora_alpha=8,
+        tasks=list(TASKS),
+        progress=False,
+        log_every=0,
+        seed=0,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_family_trains_all_tasks_evaluates_and_reloads(ckpt, clips, tmp_path, name):
+    from sf2t.train.evaluate import build_eval_set, evaluate
+    from sf2t.train.loop import load_trained, make_factories, train
+
+    family = FAMILIES[name]
+    cfg = _cfg(ckpt(name), clips, tmp_path)
+    res = train(cfg, log=lambda s: None)
+    assert len(res["losses"]) == 4 and all(math.isfinite(v) for v in res["losses"])
+    assert set(res["task_losses"]) == set(TASKS)  # localization's target image included
+    model = res["model"]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    moved = [n for n, p in model.named_parameters() if "lora_B" in n and float(p.detach().abs().sum()) > 0]
+    tower = "visual" if family.pixel_layout == "qwen_patches" else "vision_tower"
+    assert any(tower in n for n in moved), "no vision-tower adapter moved"
+    assert any("language_model" in n for n in moved), "no LLM adapter moved"
+
+    reloaded, tok = load_trained(cfg.model, res["saved"])
+    _, eval_f = make_factories(cfg, tok)
+    eval_set = build_eval_set(eval_f, ["counting", "localization"], 2)
+    a = evaluate(model, tok, eval_set)
+    b = evaluate(reloaded, tok, eval_set)
+    assert a["counting"]["n"] == 2 and a["localization"]["n"] == 2
+    assert [r["answer"] for r in a["samples"]] == [r["answer"] for r in b["samples"]]
+
+
+@pytest.mark.parametrize("name", ["llava_onevision", "llava_next_video"])
+def test_llava_chunks_equal_per_sample_loss(ckpt, clips, tmp_path, name):
+    """A micro-batch of mixed frame counts is split into chunks of equal F; the first step's loss (LoRA B = 0: the
+    base model) equals the token-weighted mean over one forward per sample."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import batches
+    from sf2t.train.loop import make_factories, token_loss_sum, train
+
+    cfg = _cfg(ckpt(name), clips, tmp_path, tasks=["counting", "disorder"], steps=1, batch_size=8)
+    base, tok = load_model_and_tokenizer(cfg.model)
+    factory, _ = make_factories(cfg, tok)
+    got = next(batches(factory, 8))
+    assert len(got["chunks"]) >= 2  # counting's F varies (TASKS.md: 4-12 frames)
+    assert sorted(r for c in got["chunks"] for r in c["rows"]) == list(range(8))
+    for c in got["chunks"]:
+        assert c["pixel_values_videos"].dim() == 5 and len({*c["tasks"]}) >= 1
+    base.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(8):
+            s = factory.sample(i)
+            out = base(
+                input_ids=s["input_ids"][None],
+                attention_mask=s["attention_mask"][None],
+                pixel_values_videos=s["pixel_values_videos"][None],
+            )
+            t, n, _ = token_loss_sum(out.logits, s["labels"][None])
+            total, count = total + float(t), count + n
+    res = train(cfg, log=lambda s: None)  # lora_dropout 0: the first step's forward is the base model's
+    assert res["losses"][0] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_llava_rejects_pairs_layout(ckpt, clips, tmp_path):
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    cfg = _cfg(ckpt("llava_onevision"), clips, tmp_path, layout="pairs")
+    _, tok = load_model_and_tokenizer(cfg.model)
+    with pytest.raises(ValueError, match="layout='pairs' applies to the Qwen families only"):
+        make_factories(cfg, tok)
+
+
+def test_unsupported_checkpoint_is_named(tmp_path):
+    from sf2t.models.families import family_of_checkpoint
+
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(ValueError, match="model_type 'llama' is not supported; sf2t trains llava_next_video"):
+        family_of_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["llava_onevision", "llava_next_video"])
+def test_llava_pixels_match_the_checkpoint_processor(ckpt, clips, tmp_path, name):
+    """The factory's LLaVA video pixels (fragment_pack fchw at the processor's size, mean and std) equal the
+    checkpoint's own video processor on the same presented frames; a localization target carries the image
+    processor's anyres tiles, its original size, and as many <image> tokens as the processor counts."""
+    from sf2t.models import load_model_and_tokenizer, load_processor
+    from sf2t.train.loop import make_factories
+
+    cfg = _cfg(ckpt(name), clips, tmp_path, tasks=["counting", "localization"])
+    _, tok = load_model_and_tokenizer(cfg.model)
+    processor = load_processor(cfg.model)
+    factory, _ = make_factories(cfg, tok)
+    s, frames = factory.task_sample(3, task="counting")
+    mine = factory.sample(3, task="counting")["pixel_values_videos"]
+    presented = frames[s.src_index_tensor()].numpy()
+    ref = processor.video_processor(videos=[presented], return_tensors="pt")["pixel_values_videos"][0]
+    assert mine.shape == ref.shape
+    torch.testing.assert_close(mine, ref, atol=1e-5, rtol=0)
+    loc_s, _ = factory.task_sample(0, task="localization")
+    loc = factory.sample(0, task="localization")
+    h, w = loc_s.image.shape[:2]
+    assert loc["image_sizes"].tolist() == [[h, w]]
+    ref_img = processor.image_processor(images=[loc_s.image.numpy()], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(loc["pixel_values"], ref_img)
+    module = __import__(f"sf2t.models.{name}", fromlist=["num_image_tokens"])
+    n_img = int((loc["input_ids"] == tok.convert_tokens_to_ids(FAMILIES[name].image_token)).sum())
+    assert n_img == module.num_image_tokens(processor, h, w) > 0
