@@ -598,3 +598,56 @@ def test_answer_exact():
     labels[1, 2:] = torch.tensor([1, 3])
     logits[1, 1, 1] = logits[1, 2, 2] = 5.0  # second token wrong
     assert answer_exact(logits, labels).tolist() == [True, False, False]  # row 2: nothing supervised
+
+
+def test_workers_give_the_same_batches_and_run(tiny, clips, tmp_path):
+    """workers=2: DataLoader processes make the samples, in index order: the batches equal workers=0's (curriculum
+    restriction included), and a short run trains with the same first losses."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import batches
+    from sf2t.train.loop import make_factories, train
+
+    cfg = _cfg(tiny, clips, tmp_path, tasks=["counting", "disorder"])
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(cfg, tok)
+
+    def tasks_for_step(step):
+        return ["counting"] if step < 1 else None
+
+    a = batches(factory, 3, start=5, tasks_for_step=tasks_for_step, skip=2)
+    b = batches(factory, 3, start=5, tasks_for_step=tasks_for_step, skip=2, workers=2, prefetch=2)
+    for step in range(3):
+        x, y = next(a), next(b)
+        assert x["tasks"] == y["tasks"]
+        if step == 0:
+            assert x["tasks"] == ["counting"] * 3
+        for cx, cy in zip(x["chunks"], y["chunks"], strict=True):
+            assert cx.keys() == cy.keys()
+            for k, v in cx.items():
+                if isinstance(v, torch.Tensor):
+                    assert torch.equal(v, cy[k]), k
+    b.close()
+    r0 = train(_cfg(tiny, clips, tmp_path, steps=3, out_dir=str(tmp_path / "w0")), log=lambda s: None)
+    r2 = train(_cfg(tiny, clips, tmp_path, steps=3, workers=2, out_dir=str(tmp_path / "w2")), log=lambda s: None)
+    assert r2["losses"] == pytest.approx(r0["losses"], rel=1e-6)
+    with pytest.raises(ValueError, match="workers must be an int >= 0"):
+        _cfg(tiny, clips, tmp_path, workers=-1)
+
+
+def test_worker_drops_reach_the_training_process(tiny, clips, tmp_path):
+    """A static video that a worker's motion guard gives up on is recorded in the training process's pool."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import batches
+    from sf2t.train.loop import make_factories
+
+    good, bad = clips
+    cfg = _cfg(tiny, clips, tmp_path, tasks=["disorder"], videos=[bad["static"], *good])
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(cfg, tok)
+    assert bad["static"] in {i.path for i in factory.pool.infos}  # found out only while sampling
+    data = batches(factory, 4, workers=2, prefetch=2)
+    for _ in range(4):
+        next(data)
+    data.close()
+    assert [s.kind for s in factory.pool.skipped if s.path == bad["static"]] == ["static"]
+    assert bad["static"] not in {i.path for i in factory.pool.infos}

@@ -82,6 +82,11 @@ class TrainConfig:
         1.0, "visual tokens kept per temporal group after the first (sf2t token merging inside the model; 1.0: off)"
     )
     decoder: str = _f("auto", "video decoder: auto (DALI on GPU, else torchcodec, else PyAV), torchcodec, pyav or dali")
+    workers: int = _f(
+        0,
+        "DataLoader worker processes making samples (decode, task, pack, tokens) ahead of the model step, in the "
+        "same order as workers=0 (0: in the training process)",
+    )
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
     # -- evaluation
@@ -106,6 +111,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.lora and self.full_finetune:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"TrainConfig: workers must be an int >= 0, got {self.workers!r}")
         if self.steps < 0 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("TrainConfig: steps >= 0, batch_size >= 1 and grad_accum >= 1 are required")
         if self.schedule not in ("cosine", "linear", "constant"):

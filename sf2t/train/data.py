@@ -337,6 +337,40 @@ class SampleFactory:
         return self._assemble(shown, frames, rec.question, rec.answer if with_answer else None)
 
 
+class _Samples(torch.utils.data.Dataset):
+    """Map-style view of a factory for a DataLoader: key ``(index, tasks)`` -> ``factory.sample(index, tasks=tasks)``
+    (a pure function of the key, so any worker makes the same sample)."""
+
+    def __init__(self, factory: SampleFactory):
+        self.factory = factory
+
+    def __getitem__(self, key):
+        index, tasks = key
+        pool = self.factory.pool
+        before = len(pool.skipped)
+        out = self.factory.sample(index, tasks=tasks)
+        if len(pool.skipped) > before:  # tell the training process (its pool is another copy)
+            out["dropped"] = [(s.path, s.kind, s.reason) for s in pool.skipped[before:]]
+        return out
+
+
+class _Keys(torch.utils.data.Sampler):
+    def __init__(self, keys):
+        self.keys = keys
+
+    def __iter__(self):
+        return self.keys
+
+
+def _one(item):
+    return item
+
+
+def _worker_init(worker_id: int) -> None:
+    """One torch thread per worker: the workers and the training process share the cores."""
+    torch.set_num_threads(1)
+
+
 def batches(
     factory: SampleFactory,
     batch_size: int,
@@ -345,25 +379,57 @@ def batches(
     start_step: int = 0,
     tasks_for_step=None,
     skip: int = 0,
+    workers: int = 0,
+    prefetch: int = 4,
 ):
     """Endless collated batches; sample indices run ``start, start + 1, ...``, micro-batches count from
     ``start_step`` (a resumed run continues both). ``skip``: indices jumped after each batch (the other ranks'
     share of a distributed global batch). ``tasks_for_step(step)`` may restrict the tasks drawn at a micro-batch
     (curriculum); None: every task, by weight.
 
+    ``workers`` > 0: that many DataLoader worker processes make the samples (decode, task, pack, tokens), up to
+    ``prefetch`` each ahead, returned in index order: the same batches as ``workers=0`` while no video is dropped
+    mid-run. A video a worker drops (static, broken) is dropped from this process's pool too when its sample
+    arrives (``factory.pool.skipped`` stays complete); the other workers' pools still hold it, so their later
+    samples may differ from a ``workers=0`` run's (each worker drops it when it meets it).
+
     Each batch is ``{"chunks": [...], "tasks": [...]}``: the forward chunks of ``factory.inputs.collate`` (Qwen: one
     chunk of the whole micro-batch; LLaVA: one per frame count), each with its ``tasks``."""
+
+    def keys():
+        index, step = start, start_step
+        while True:
+            tasks = tasks_for_step(step) if tasks_for_step else None
+            for _ in range(batch_size):
+                yield index, tasks
+                index += 1
+            step += 1
+            index += skip
+
+    if workers > 0:
+        loader = torch.utils.data.DataLoader(
+            _Samples(factory),
+            sampler=_Keys(keys()),
+            batch_size=None,
+            collate_fn=_one,
+            num_workers=workers,
+            prefetch_factor=prefetch,
+            worker_init_fn=_worker_init,
+            persistent_workers=False,
+        )
+        stream = iter(loader)
+    else:
+        stream = (factory.sample(i, tasks=t) for i, t in keys())
     pad_id = factory.tokenizer.pad_token_id
-    index, step = start, start_step
+    known = {s.path for s in factory.pool.skipped}
     while True:
-        tasks = tasks_for_step(step) if tasks_for_step else None
-        items = []
-        for _ in range(batch_size):
-            items.append(factory.sample(index, tasks=tasks))
-            index += 1
+        items = [next(stream) for _ in range(batch_size)]
+        for it in items:  # drops seen in a worker, recorded here
+            for path, kind, reason in it.pop("dropped", ()):
+                if path not in known:
+                    known.add(path)
+                    factory.pool.drop(path, kind, reason)
         chunks = factory.inputs.collate(items, pad_id)
         for c in chunks:
             c["tasks"] = [items[i]["task"] for i in c["rows"]]
         yield {"chunks": chunks, "tasks": [it["task"] for it in items]}
-        step += 1
-        index += skip

@@ -288,6 +288,7 @@ def train(
         start_step=micro0,
         tasks_for_step=tasks_for_step,
         skip=(world - 1) * cfg.batch_size,
+        workers=cfg.workers,
     )
     peft = cfg.lora and hasattr(model, "peft_config")
 
@@ -411,6 +412,7 @@ def train(
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps and rank == 0:
             ckpt.save(step + 1, model, opt, run_state(), peft=peft)
     bar.close()
+    data.close()  # stops DataLoader workers (workers > 0)
     if metrics is not None:
         metrics.close()
     seconds = time.perf_counter() - t_start
