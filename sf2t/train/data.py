@@ -337,21 +337,29 @@ class SampleFactory:
         return self._assemble(shown, frames, rec.question, rec.answer if with_answer else None)
 
 
-class _Samples(torch.utils.data.Dataset):
-    """Map-style view of a factory for a DataLoader: key ``(index, tasks)`` -> ``factory.sample(index, tasks=tasks)``
-    (a pure function of the key, so any worker makes the same sample)."""
+class _Batches(torch.utils.data.Dataset):
+    """Map-style view of a factory for a DataLoader: key ``(indices, tasks)`` -> the collated micro-batch of
+    ``factory.sample(i, tasks=tasks)`` (pure functions of the key, so any worker makes the same batch). A worker
+    sends whole batches: one transfer of a few tensors per micro-batch, not several per sample."""
 
     def __init__(self, factory: SampleFactory):
         self.factory = factory
 
     def __getitem__(self, key):
-        index, tasks = key
+        indices, tasks = key
         pool = self.factory.pool
         before = len(pool.skipped)
-        out = self.factory.sample(index, tasks=tasks)
+        batch = _collate(self.factory, [self.factory.sample(i, tasks=tasks) for i in indices])
         if len(pool.skipped) > before:  # tell the training process (its pool is another copy)
-            out["dropped"] = [(s.path, s.kind, s.reason) for s in pool.skipped[before:]]
-        return out
+            batch["dropped"] = [(s.path, s.kind, s.reason) for s in pool.skipped[before:]]
+        return batch
+
+
+def _collate(factory: SampleFactory, items: list[dict]) -> dict:
+    chunks = factory.inputs.collate(items, factory.tokenizer.pad_token_id)
+    for c in chunks:
+        c["tasks"] = [items[i]["task"] for i in c["rows"]]
+    return {"chunks": chunks, "tasks": [it["task"] for it in items]}
 
 
 class _Keys(torch.utils.data.Sampler):
@@ -387,49 +395,41 @@ def batches(
     share of a distributed global batch). ``tasks_for_step(step)`` may restrict the tasks drawn at a micro-batch
     (curriculum); None: every task, by weight.
 
-    ``workers`` > 0: that many DataLoader worker processes make the samples (decode, task, pack, tokens), up to
-    ``prefetch`` each ahead, returned in index order: the same batches as ``workers=0`` while no video is dropped
-    mid-run. A video a worker drops (static, broken) is dropped from this process's pool too when its sample
+    ``workers`` > 0: that many DataLoader worker processes make the micro-batches (decode, task, pack, tokens,
+    collate), up to ``prefetch`` each ahead, returned in order: the same batches as ``workers=0`` while no video is
+    dropped mid-run. A video a worker drops (static, broken) is dropped from this process's pool too when its batch
     arrives (``factory.pool.skipped`` stays complete); the other workers' pools still hold it, so their later
     samples may differ from a ``workers=0`` run's (each worker drops it when it meets it).
 
     Each batch is ``{"chunks": [...], "tasks": [...]}``: the forward chunks of ``factory.inputs.collate`` (Qwen: one
     chunk of the whole micro-batch; LLaVA: one per frame count), each with its ``tasks``."""
 
-    def keys():
+    def keys():  # (the micro-batch's sample indices, its task restriction)
         index, step = start, start_step
         while True:
-            tasks = tasks_for_step(step) if tasks_for_step else None
-            for _ in range(batch_size):
-                yield index, tasks
-                index += 1
+            yield list(range(index, index + batch_size)), (tasks_for_step(step) if tasks_for_step else None)
+            index += batch_size + skip
             step += 1
-            index += skip
 
     if workers > 0:
-        loader = torch.utils.data.DataLoader(
-            _Samples(factory),
-            sampler=_Keys(keys()),
-            batch_size=None,
-            collate_fn=_one,
-            num_workers=workers,
-            prefetch_factor=prefetch,
-            worker_init_fn=_worker_init,
-            persistent_workers=False,
+        stream = iter(
+            torch.utils.data.DataLoader(
+                _Batches(factory),
+                sampler=_Keys(keys()),
+                batch_size=None,
+                collate_fn=_one,
+                num_workers=workers,
+                prefetch_factor=prefetch,
+                worker_init_fn=_worker_init,
+                persistent_workers=False,
+            )
         )
-        stream = iter(loader)
     else:
-        stream = (factory.sample(i, tasks=t) for i, t in keys())
-    pad_id = factory.tokenizer.pad_token_id
+        stream = (_collate(factory, [factory.sample(i, tasks=t) for i in ids]) for ids, t in keys())
     known = {s.path for s in factory.pool.skipped}
-    while True:
-        items = [next(stream) for _ in range(batch_size)]
-        for it in items:  # drops seen in a worker, recorded here
-            for path, kind, reason in it.pop("dropped", ()):
-                if path not in known:
-                    known.add(path)
-                    factory.pool.drop(path, kind, reason)
-        chunks = factory.inputs.collate(items, pad_id)
-        for c in chunks:
-            c["tasks"] = [items[i]["task"] for i in c["rows"]]
-        yield {"chunks": chunks, "tasks": [it["task"] for it in items]}
+    for batch in stream:
+        for path, kind, reason in batch.pop("dropped", ()):  # drops seen in a worker, recorded here
+            if path not in known:
+                known.add(path)
+                factory.pool.drop(path, kind, reason)
+        yield batch
