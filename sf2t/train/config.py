@@ -98,6 +98,10 @@ class TrainConfig:
     out_dir: str = _f("out/train", "where the adapter or weights, logs and reports go")
     threads: int = _f(0, "torch intra-op threads (0: leave as is)")
     device: str = _f("cpu", "torch device")
+    bf16: bool = _f(False, "bf16 autocast of the forward pass (CUDA only; weights and optimizer stay float32)")
+    gradient_checkpointing: bool = _f(
+        False, "recompute the LLM's and vision tower's activations in the backward pass (less memory, ~30 % slower)"
+    )
     log_every: int = _f(50, "log loss every N steps")
     tensorboard: bool = _f(True, "also write metrics as TensorBoard events in out_dir/tensorboard (if installed)")
     save_every: int = _f(0, "write a resumable checkpoint every N optimizer steps (0: none)")
@@ -113,6 +117,11 @@ class TrainConfig:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"TrainConfig: workers must be an int >= 0, got {self.workers!r}")
+        if self.bf16 and not str(self.device).startswith("cuda"):
+            raise ValueError(
+                f"TrainConfig: bf16=true needs a CUDA device (device={self.device!r}); on CPU train in float32 "
+                "(bf16=false)"
+            )
         if self.steps < 0 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("TrainConfig: steps >= 0, batch_size >= 1 and grad_accum >= 1 are required")
         if self.schedule not in ("cosine", "linear", "constant"):

@@ -85,6 +85,8 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
     if model is None or tokenizer is None:
         model, tokenizer = load_model_and_tokenizer(cfg.model)
     family = family_of_model(model)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
     torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn here
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
@@ -107,6 +109,17 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
     model.to(cfg.device)
     model.train()
     return model, tokenizer
+
+
+def enable_checkpointing(model) -> None:
+    """Activation (gradient) checkpointing of the LLM's decoder layers and the vision tower's blocks, non-reentrant
+    (frozen inputs under LoRA need no input-grad hooks). transformers >= 5.2x calls it
+    ``activation_checkpointing_enable``; earlier 5.x ``gradient_checkpointing_enable``."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def family_of_model(model):
@@ -347,8 +360,10 @@ def train(
                 labels = c["labels"].to(cfg.device)  # [B, T]
                 # DDP: gradients sync once, on the micro-batch's last chunk (ranks may have different chunk counts)
                 quiet = train_model.no_sync() if world > 1 and k < len(chunks) - 1 else contextlib.nullcontext()
+                autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16)
                 with quiet:
-                    logits = train_model(**inputs).logits  # [B, T, V]
+                    with autocast:
+                        logits = train_model(**inputs).logits  # [B, T, V]
                     tok_sum, _, per = token_loss_sum(logits, labels)
                     (tok_sum * world / total / cfg.grad_accum).backward()
                 loss_sum += tok_sum.detach().double()
