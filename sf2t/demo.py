@@ -300,6 +300,11 @@ def run_demo(
         "skipped": [s.to_dict() for s in skipped],
         "skipped_counts": _counts(skipped),
     }
+    from sf2t.train.report import plot_run
+
+    evals = [{"step": 0, **before}, *result.get("evals", []), {"step": result["steps"], **after}]
+    png = plot_run(out, cfg.tasks, evals, chance)  # loss, per-task loss / accuracy, held-out accuracy
+    report["plot"] = png.name if png else None
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(_markdown(report, cfg.tasks))
     log(_table({"before": before, "after": after}, chance, cfg.tasks))
@@ -370,6 +375,7 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         "",
         f"Command: `{r['command']}`",
         "",
+        *([f"![loss and accuracy]({r['plot']})", ""] if r.get("plot") else []),
         "## Held-out exact accuracy",
         "",
         "| task | chance | before | after | n |",

@@ -332,6 +332,7 @@ def test_demo_quick(tmp_path, overrides):
     assert any("task" in line and "chance" in line for line in lines)
     md = (out / "report.md").read_text()
     assert "| counting |" in md and "Skipped videos" in md
+    assert "![loss and accuracy](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("task", ["consistency", "rearrangement", "speed"])
@@ -554,6 +555,70 @@ def test_two_process_gloo_ddp_matches_one_process(tiny, clips, tmp_path):
         torch.testing.assert_close(p, ref[n].detach(), atol=1e-5, rtol=1e-4)
 
 
+_FSDP_SCRIPT = r"""
+import json, sys, torch
+torch.set_num_threads(1)
+from sf2t.train.config import TrainConfig
+from sf2t.train.loop import train
+cfg = TrainConfig(**json.loads(sys.argv[1]))
+res = train(cfg, log=lambda s: None)
+if res["rank"] == 0:
+    kinds = sorted({type(p).__name__ for p in res["model"].parameters()})
+    torch.save({"losses": res["losses"], "world": res["world_size"], "saved": res["saved"], "kinds": kinds}, sys.argv[2])
+"""
+
+
+def _torchrun(script: str, tmp_path, cfg: dict, out, env_extra=None):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    path = tmp_path / "run_script.py"
+    path.write_text(script)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    cmd += ["--master_port", str(port), str(path), json.dumps(cfg), str(out)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return torch.load(out, weights_only=False)
+
+
+def test_two_process_fsdp2_matches_one_process_and_resumes(tiny, clips, tmp_path):
+    """FSDP2 (fsdp=true) over 2 gloo processes, LoRA, batch 2 each: the losses and the saved adapter of one
+    unsharded process with batch 4; a checkpoint gathered from the shards resumes the run exactly. On CPU FSDP is
+    refused unless SF2T_ALLOW_CPU_FSDP=1 (tests)."""
+    from sf2t.train.loop import load_trained, train
+
+    good, _ = clips
+    base = dict(model=tiny, videos=good, steps=4, lr=5e-3, warmup_steps=1, lora=True, lora_rank=4, lora_alpha=8)
+    base.update(progress=False, log_every=0, seed=0, tensorboard=False)
+    one = train(TrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "one")), log=lambda s: None)
+    allow = {"SF2T_ALLOW_CPU_FSDP": "1"}
+    cfg = {**base, "batch_size": 2, "fsdp": True, "save_every": 2, "out_dir": str(tmp_path / "two")}
+    two = _torchrun(_FSDP_SCRIPT, tmp_path, cfg, tmp_path / "two.pt", allow)
+    assert two["world"] == 2 and len(two["losses"]) == 4
+    assert two["kinds"] == ["DTensor"]  # every parameter sharded
+    assert two["losses"] == pytest.approx(one["losses"], abs=1e-5)
+    sharded, _ = load_trained(tiny, two["saved"])
+    ref = {n: p.detach() for n, p in one["model"].named_parameters() if p.requires_grad}
+    got = {n: p.detach() for n, p in sharded.named_parameters() if n in ref}
+    assert got.keys() == ref.keys()
+    for n, p in got.items():
+        torch.testing.assert_close(p, ref[n], atol=1e-5, rtol=1e-4)
+    ckpt = tmp_path / "two" / "checkpoints" / "step-00000002"
+    assert (ckpt / "adapter" / "adapter_config.json").is_file()
+    resumed_cfg = {**cfg, "resume": str(ckpt), "out_dir": str(tmp_path / "resumed")}
+    resumed = _torchrun(_FSDP_SCRIPT, tmp_path, resumed_cfg, tmp_path / "resumed.pt", allow)
+    assert resumed["losses"] == pytest.approx(two["losses"], abs=1e-6)
+    with pytest.raises(ValueError, match="fsdp=true is for CUDA devices"):
+        TrainConfig(**{**cfg, "fsdp": True})
+
+
 def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
     """LLaVA- and ShareGPT-style video QA mixed at a ratio: those samples supervise the record's answer, training
     reports their loss as the 'supervised' task, bad records are named before training."""
@@ -690,3 +755,26 @@ def _tok(tiny):
     from sf2t.models import load_model_and_tokenizer
 
     return load_model_and_tokenizer(tiny)[1]
+
+
+def test_cli_train_evaluates_held_out_and_writes_the_report(tiny, clips, tmp_path, capsys):
+    """`sf2t train` with eval_videos: held-out accuracy before training (step 0), every eval_every steps and after,
+    in train_result.json and report.md, with report.png (loss, per-task loss/accuracy, held-out accuracy)."""
+    import json
+
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{','.join(good)}]", f"eval_videos=[{','.join(good)}]", "steps=4"]
+    args += ["batch_size=2", "eval_every=2", "eval_samples=3", "tasks=[counting,disorder]", f"out_dir={run}"]
+    assert main(args + ["progress=false"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out at step 0:" in printed and "held-out at step 4:" in printed and "report.md" in printed
+    res = json.loads((run / "train_result.json").read_text())
+    assert [e["step"] for e in res["evals"]] == [0, 2, 4]
+    assert all(e[t]["n"] == 3 and 0.0 <= e[t]["accuracy"] <= 1.0 for e in res["evals"] for t in ("counting", "disorder"))
+    md = (run / "report.md").read_text()
+    assert "![loss and accuracy](report.png)" in md and "| counting | 6.7 % |" in md and "| step |" in md
+    png = (run / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -57,21 +57,43 @@ class CheckpointManager:
 
     # -- save
 
-    def save(self, step: int, model, optimizer, state: dict[str, Any], *, peft: bool) -> Path:
-        """Write checkpoint ``step`` atomically; keep the newest ``keep``. ``state``: JSON-able run state."""
+    def save(
+        self, step: int, model, optimizer, state: dict[str, Any], *, peft: bool, sharded: bool = False, rank: int = 0
+    ) -> Path:
+        """Write checkpoint ``step`` atomically; keep the newest ``keep``. ``state``: JSON-able run state.
+        ``sharded`` (FSDP): every rank calls this (the shards are gathered), rank 0 writes, all wait for it."""
+        name = f"step-{step:08d}"
+        if sharded:
+            import torch.distributed as dist
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+                get_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            msd = get_model_state_dict(model, options=opts)  # rank 0 gets the whole tensors, the others nothing
+            osd = get_optimizer_state_dict(model, optimizer, options=opts)
+            if rank == 0:
+                trainable = {n: msd[n] for n, p in model.named_parameters() if p.requires_grad}
+                self._write(name, trainable, osd, state, model if peft else None, msd)
+            dist.barrier()
+            return self.root / name
+        trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+        return self._write(name, trainable, optimizer.state_dict(), state, model if peft else None, None)
+
+    def _write(self, name: str, trainable: dict, optim_state: dict, state: dict, peft_model, full_state) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".tmp-*"):  # a save that was killed
             shutil.rmtree(stale, ignore_errors=True)
-        name = f"step-{step:08d}"
         tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
-        trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
         torch.save(trainable, tmp / "trainable.pt")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        if peft:
-            model.save_pretrained(tmp / "adapter")
+        torch.save(optim_state, tmp / "optimizer.pt")
+        if peft_model is not None:
+            peft_model.save_pretrained(tmp / "adapter", state_dict=full_state)
         full = dict(state)
-        full["step"] = step
+        full["step"] = int(name.split("-")[1])
         full["rng"] = {
             "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
             "python": base64.b64encode(pickle.dumps(random.getstate())).decode(),
@@ -94,8 +116,9 @@ class CheckpointManager:
 
     # -- load
 
-    def load(self, path: Path, model, optimizer) -> dict[str, Any]:
-        """Restore the trainable parameters, the optimizer and the RNG states from ``path``; return its state."""
+    def load(self, path: Path, model, optimizer, *, sharded: bool = False) -> dict[str, Any]:
+        """Restore the trainable parameters, the optimizer and the RNG states from ``path``; return its state.
+        ``sharded`` (FSDP): every rank calls this and loads its shards from the whole tensors in the files."""
         state = json.loads((path / "state.json").read_text())
         trainable = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
         params = dict(model.named_parameters())
@@ -105,10 +128,22 @@ class CheckpointManager:
                 f"resume: checkpoint {path} has parameters this model lacks ({missing[:3]}...): a different model "
                 "or LoRA configuration"
             )
-        with torch.no_grad():
-            for n, v in trainable.items():
-                params[n].copy_(v.to(params[n].device, params[n].dtype))
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+        optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+        if sharded:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, strict=False)
+            set_model_state_dict(model, trainable, options=opts)
+            set_optimizer_state_dict(model, optimizer, optim_state, options=opts)
+        else:
+            with torch.no_grad():
+                for n, v in trainable.items():
+                    params[n].copy_(v.to(params[n].device, params[n].dtype))
+            optimizer.load_state_dict(optim_state)
         rng = state.get("rng", {})
         if "torch" in rng:
             import numpy as np

@@ -2,7 +2,9 @@
 
 ``sf2t train [--config run.yaml] [key=value | --key value ...] [--print-config]``: a TrainConfig from the YAML file
 and the overrides (dotted keys reach the task configs: ``disorder.perm=strong``), then training; the adapter (or
-the weights), ``train_config.json`` and ``train_result.json`` go to ``out_dir``. ``--print-config`` shows every field
+the weights), ``train_config.json``, ``train_result.json`` and the report (``report.md`` + ``report.png``: loss,
+per-task train loss and accuracy, held-out accuracy before / during / after when ``eval_videos`` is set) go to
+``out_dir``. ``--print-config`` shows every field
 with its default and help, then the resolved config, and trains nothing. ``resume=auto`` continues from the latest
 checkpoint (``save_every=N`` writes them).
 
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["train_main", "merge_main"]
+__all__ = ["run_training", "train_main", "merge_main"]
 
 
 def _split_overrides(rest: Sequence[str]) -> list[str]:
@@ -43,6 +45,50 @@ def _split_overrides(rest: Sequence[str]) -> list[str]:
             raise ValueError(f"unexpected argument {a!r}: overrides look like key=value or --key value")
         i += 1
     return out
+
+
+def run_training(cfg, log=print) -> dict:
+    """``sf2t train``'s run: with ``eval_videos``, the held-out evaluation before training (not when resuming),
+    every ``eval_every`` steps and after; then ``train_result.json`` and the report (``report.md`` + ``report.png``)
+    in ``out_dir``. Under torchrun rank 0 evaluates and reports."""
+    import os
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.checkpoint import CheckpointManager
+    from sf2t.train.evaluate import build_eval_set, evaluate
+    from sf2t.train.loop import apply_compression, make_factories, train
+    from sf2t.train.report import eval_summary, write_report
+
+    rank = int(os.environ.get("RANK", "0"))
+    model, tok = load_model_and_tokenizer(cfg.model)
+    train_f, eval_f = make_factories(cfg, tok)
+    chance = {name: t.chance() for name, t in train_f.tasks.items()}
+    eval_fn, before = None, None
+    if eval_f is not None and rank == 0:
+        eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples)
+
+        def eval_fn(m, step):
+            rep = evaluate(m, tok, eval_set, max_new_tokens=cfg.max_new_tokens, device=cfg.device, chance=chance)
+            rep.pop("samples", None)
+            log(f"held-out at step {step}: {eval_summary(rep, cfg.tasks)}")
+            return rep
+
+        resuming = cfg.resume and CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume) is not None
+        if not resuming:  # the model as it starts (LoRA's B = 0: the base), with the run's token compression
+            before = {"step": 0, **eval_fn(apply_compression(model.to(cfg.device), cfg.token_keep_ratio), 0)}
+    res = train(cfg, model=model, tokenizer=tok, factory=train_f, eval_fn=eval_fn, log=log)
+    trained = res.pop("model")
+    if rank != 0:
+        return res
+    evals = ([before] if before else []) + list(res.get("evals", []))
+    if eval_fn is not None:
+        evals.append({"step": cfg.steps, **eval_fn(trained, cfg.steps)})
+    res["evals"] = evals
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_result.json").write_text(json.dumps(res, indent=1, default=str))
+    res["report"] = str(write_report(cfg, res, evals, chance))
+    return res
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
@@ -78,17 +124,12 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    from sf2t.train.loop import train
-
-    res = train(cfg)
-    res.pop("model", None)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_result.json").write_text(json.dumps(res, indent=1, default=str))
+    res = run_training(cfg)
     last = res["losses"][-50:]
     print(
         f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "
         f"final loss {sum(last) / max(1, len(last)):.4f}; saved {res.get('saved')}"
+        + (f"; report {res['report']}" if res.get("report") else "")
     )
     return 0
 

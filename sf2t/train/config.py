@@ -98,6 +98,11 @@ class TrainConfig:
     out_dir: str = _f("out/train", "where the adapter or weights, logs and reports go")
     threads: int = _f(0, "torch intra-op threads (0: leave as is)")
     device: str = _f("cpu", "torch device")
+    fsdp: bool = _f(
+        False,
+        "under torchrun, shard weights, gradients and optimizer state over the processes with FSDP2 (fully_shard per "
+        "decoder layer and vision block) instead of DDP's full copies; CUDA (CPU only for tests: SF2T_ALLOW_CPU_FSDP=1)",
+    )
     bf16: bool = _f(False, "bf16 autocast of the forward pass (CUDA only; weights and optimizer stay float32)")
     gradient_checkpointing: bool = _f(
         False, "recompute the LLM's and vision tower's activations in the backward pass (less memory, ~30 % slower)"
@@ -117,6 +122,11 @@ class TrainConfig:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"TrainConfig: workers must be an int >= 0, got {self.workers!r}")
+        if self.fsdp and not str(self.device).startswith("cuda") and os.environ.get("SF2T_ALLOW_CPU_FSDP") != "1":
+            raise ValueError(
+                f"TrainConfig: fsdp=true is for CUDA devices (device={self.device!r}); on CPU use DDP (fsdp=false: "
+                "torchrun alone). SF2T_ALLOW_CPU_FSDP=1 lets tests run FSDP2 over gloo"
+            )
         if self.bf16 and not str(self.device).startswith("cuda"):
             raise ValueError(
                 f"TrainConfig: bf16=true needs a CUDA device (device={self.device!r}); on CPU train in float32 "

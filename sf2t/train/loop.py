@@ -111,6 +111,28 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
     return model, tokenizer
 
 
+def shard_model(model) -> None:
+    """FSDP2 in place: ``fully_shard`` on every decoder layer and vision block (the classes the model lists in
+    ``_no_split_modules``), then on the whole model. Parameters become DTensors sharded over the process group."""
+    from torch.distributed.fsdp import fully_shard
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or ())
+    units = [m for m in model.modules() if type(m).__name__ in names]
+    if not units:
+        raise ValueError(f"{type(base).__name__} lists no _no_split_modules: no layers to shard with FSDP")
+    for m in units:
+        fully_shard(m)
+    fully_shard(model)
+
+
+def full_state_dict(model) -> dict:
+    """The whole state dict of an FSDP-sharded model as plain CPU tensors (a collective: every rank calls it)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
 def enable_checkpointing(model) -> None:
     """Activation (gradient) checkpointing of the LLM's decoder layers and the vision tower's blocks, non-reentrant
     (frozen inputs under LoRA need no input-grad hooks). transformers >= 5.2x calls it
@@ -237,7 +259,9 @@ def train(
     if factory is None:
         factory, _ = make_factories(cfg, tokenizer, family_of_model(model))
     train_model = model
-    if world > 1:
+    if cfg.fsdp:
+        shard_model(model)  # in place: parameters become DTensors, sharded over the ranks
+    elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         train_model = DistributedDataParallel(model)
@@ -283,7 +307,7 @@ def train(
         if path is None:
             log(f"resume=auto: no checkpoint in {ckpt.root}; starting from step 0")
         else:
-            st = ckpt.load(path, model, opt)
+            st = ckpt.load(path, model, opt, sharded=cfg.fsdp)
             start_step = int(st["step"])
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
@@ -358,8 +382,14 @@ def train(
             for k, c in enumerate(chunks):
                 inputs = {key: c[key].to(cfg.device) for key in _MODEL_KEYS if key in c}
                 labels = c["labels"].to(cfg.device)  # [B, T]
-                # DDP: gradients sync once, on the micro-batch's last chunk (ranks may have different chunk counts)
-                quiet = train_model.no_sync() if world > 1 and k < len(chunks) - 1 else contextlib.nullcontext()
+                # DDP / FSDP: gradients sync once, on the micro-batch's last chunk (ranks may have different chunk
+                # counts)
+                last_chunk = k == len(chunks) - 1
+                quiet = contextlib.nullcontext()
+                if cfg.fsdp:
+                    model.set_requires_gradient_sync(last_chunk)
+                elif world > 1 and not last_chunk:
+                    quiet = train_model.no_sync()
                 autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16)
                 with quiet:
                     with autocast:
@@ -424,8 +454,11 @@ def train(
             )
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append({"step": step + 1, **eval_fn(model, step + 1)})
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps and rank == 0:
-            ckpt.save(step + 1, model, opt, run_state(), peft=peft)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            if cfg.fsdp:  # every rank takes part in gathering the shards; rank 0 writes
+                ckpt.save(step + 1, model, opt, run_state(), peft=peft, sharded=True, rank=rank)
+            elif rank == 0:
+                ckpt.save(step + 1, model, opt, run_state(), peft=peft)
     bar.close()
     data.close()  # stops DataLoader workers (workers > 0)
     if metrics is not None:
@@ -449,7 +482,9 @@ def train(
         skipped=[s.to_dict() for s in factory.pool.skipped],
     )
     result["rank"], result["world_size"] = rank, world
-    if save and rank == 0:
+    if save and cfg.fsdp:  # the shards gathered on every rank, written by rank 0
+        result["saved"] = str(save_trained(model, tokenizer, cfg, rank=rank, sharded=True))
+    elif save and rank == 0:
         result["saved"] = str(save_trained(model, tokenizer, cfg))
     if started_dist:
         torch.distributed.destroy_process_group()
@@ -547,17 +582,20 @@ def _curve(values: list[float], points: int = 10) -> list[dict]:
     return out
 
 
-def save_trained(model, tokenizer, cfg: TrainConfig) -> Path:
+def save_trained(model, tokenizer, cfg: TrainConfig, *, rank: int = 0, sharded: bool = False) -> Path:
     """LoRA: ``out_dir/adapter`` (``PeftModel.save_pretrained``; load with ``PeftModel.from_pretrained(base, dir)``).
-    Full fine-tuning: ``out_dir/model`` (``save_pretrained`` + tokenizer; loads like any checkpoint)."""
+    Full fine-tuning: ``out_dir/model`` (``save_pretrained`` + tokenizer; loads like any checkpoint).
+    ``sharded`` (FSDP): every rank calls this (the weights are gathered from the shards); rank 0 writes."""
     out = Path(cfg.out_dir)
+    path = out / ("adapter" if cfg.lora else "model")
+    state = full_state_dict(model) if sharded else None
+    if rank != 0:
+        return path
     out.mkdir(parents=True, exist_ok=True)
     if cfg.lora:
-        path = out / "adapter"
-        model.save_pretrained(path)
+        model.save_pretrained(path, state_dict=state)
     else:
-        path = out / "model"
-        model.save_pretrained(path)
+        model.save_pretrained(path, state_dict=state)
         tokenizer.save_pretrained(path)
         _copy_processor_files(cfg.model, path)
     with open(out / "train_config.json", "w") as fh:

@@ -1,0 +1,171 @@
+"""A run's report: ``report.md`` + ``report.png`` (loss, per-task train loss and accuracy, held-out accuracy over
+the run) from ``out_dir/metrics.jsonl`` and the held-out evaluations (``evals``: ``{"step", task: {accuracy, ...}}``).
+
+``sf2t train`` writes it at the end of a run (with held-out evaluations when ``eval_videos`` is set: before
+training, every ``eval_every`` steps and after); ``sf2t demo`` adds the same figure to its report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["read_metrics", "plot_run", "write_report"]
+
+
+def read_metrics(out_dir: str | Path) -> list[dict]:
+    """The rows of ``out_dir/metrics.jsonl`` (one per optimizer step); [] when there is none."""
+    path = Path(out_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _smooth(values: Sequence[float], window: int) -> list[float]:
+    out, acc = [], []
+    for v in values:
+        acc.append(v)
+        if len(acc) > window:
+            acc.pop(0)
+        out.append(sum(acc) / len(acc))
+    return out
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if key in r]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_run(
+    out_dir: str | Path,
+    tasks: Sequence[str],
+    evals: Sequence[dict] = (),
+    chance: dict[str, float] | None = None,
+    *,
+    name: str = "report.png",
+) -> Path | None:
+    """Four panels into ``out_dir/name``: loss per step (and its moving mean), per-task train loss, per-task
+    teacher-forced train accuracy (moving means over ~5 % of the run), held-out exact accuracy at each evaluation
+    (chance dashed). Returns the path, or None without metrics or matplotlib."""
+    rows = read_metrics(out_dir)
+    if not rows:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        return None
+    window = max(1, len(rows) // 20)
+    colors = {t: f"C{i}" for i, t in enumerate(tasks)}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    ax = axes[0][0]
+    steps, loss = _series(rows, "loss")
+    ax.plot(steps, loss, color="0.75", lw=0.8, label="per step")
+    ax.plot(steps, _smooth(loss, window), color="C0", lw=1.5, label=f"mean of {window}")
+    ax.set_title("training loss")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8)
+    for ax, prefix, title in (
+        (axes[0][1], "loss/", "train loss per task"),
+        (axes[1][0], "train_acc/", "train accuracy per task (teacher-forced)"),
+    ):
+        for t in tasks:
+            s, v = _series(rows, prefix + t)
+            if s:
+                ax.plot(s, _smooth(v, window), color=colors[t], lw=1.3, label=t)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if prefix == "train_acc/":
+            ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8)
+    ax = axes[1][1]
+    got = False
+    for t in tasks:
+        pts = [(e["step"], e[t]["accuracy"]) for e in evals if isinstance(e.get(t), dict)]
+        if pts:
+            got = True
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=colors[t], label=t)
+            if chance and t in chance:
+                ax.axhline(chance[t], color=colors[t], ls="--", lw=0.8)
+    ax.set_title("held-out exact accuracy" + ("" if got else " (no eval_videos)"))
+    ax.set_xlabel("step")
+    ax.set_ylim(-0.02, 1.02)
+    if got:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(out_dir) / name
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, float]) -> Path:
+    """``out_dir/report.md`` (+ ``report.png``): held-out accuracy before / after (and at each evaluation), the
+    training summary, skipped videos. ``result``: what ``train`` returned."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_run(out, cfg.tasks, evals, chance)
+    lines = ["# sf2t train report", "", f"Model: `{cfg.model}`; output: `{out}`", ""]
+    if png is not None:
+        lines += [f"![loss and accuracy]({png.name})", ""]
+    if evals:
+        first, last = evals[0], evals[-1]
+        lines += [
+            f"## Held-out exact accuracy (step {first['step']} -> step {last['step']})",
+            "",
+            "| task | chance | before | after | n |",
+            "|---|---|---|---|---|",
+        ]
+        for t in cfg.tasks:
+            a, b = first.get(t), last.get(t)
+            if isinstance(b, dict):
+                before = a["accuracy"] if isinstance(a, dict) else None
+                lines.append(f"| {t} | {_pct(chance.get(t))} | {_pct(before)} | {_pct(b['accuracy'])} | {b['n']} |")
+        if len(evals) > 2:
+            lines += ["", "| step | " + " | ".join(cfg.tasks) + " |", "|---" * (len(cfg.tasks) + 1) + "|"]
+            for e in evals:
+                cells = [_pct(e[t]["accuracy"]) if isinstance(e.get(t), dict) else "-" for t in cfg.tasks]
+                lines.append(f"| {e['step']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    else:
+        lines += ["No held-out evaluation (set eval_videos to get one before, during and after training).", ""]
+    losses = result.get("losses", [])
+    last = losses[-50:]
+    lines += [
+        "## Training",
+        "",
+        f"- {result.get('steps')} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr} {cfg.schedule} "
+        f"(warmup {cfg.warmup_steps}), {'LoRA' if cfg.lora else 'full fine-tuning'}, tasks {', '.join(cfg.tasks)}",
+        f"- trainable parameters: {result.get('trainable_parameters', 0):,} of {result.get('total_parameters', 0):,}",
+        f"- {result.get('seconds', 0.0):.1f} s, {result.get('tokens_per_second', 0.0):.0f} tokens/s, waiting for data "
+        f"{result.get('data_seconds', 0.0):.1f} s",
+        f"- loss: first step {losses[0]:.4f}, mean of the last {len(last)} steps {sum(last) / len(last):.4f}"
+        if losses
+        else "- no steps run",
+        f"- saved: `{result.get('saved')}`",
+        "",
+        "## Skipped videos",
+        "",
+    ]
+    skipped = result.get("skipped", [])
+    if skipped:
+        lines += ["| file | kind | reason |", "|---|---|---|"]
+        lines += [f"| `{s['path']}` | {s['kind']} | {s['reason']} |" for s in skipped]
+    else:
+        lines.append("none")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def eval_summary(rep: dict[str, Any], tasks: Sequence[str]) -> str:
+    """One line: ``task acc`` per task of an ``evaluate`` result."""
+    return ", ".join(f"{t} {_pct(rep[t]['accuracy'])}" for t in tasks if isinstance(rep.get(t), dict))
