@@ -92,9 +92,9 @@ def _window(metrics: Path, skip: int, batch: int) -> dict:
 
 
 def measure(root: Path, kind: str, workers: int, steps: int = 40, skip: int = 5, threads: int = 2) -> dict:
-    from sf2t.train.loop import train
-
     import shutil
+
+    from sf2t.train.loop import train
 
     cfg = _config(root, kind, steps, workers, threads)
     shutil.rmtree(cfg.out_dir, ignore_errors=True)

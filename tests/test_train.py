@@ -564,7 +564,8 @@ cfg = TrainConfig(**json.loads(sys.argv[1]))
 res = train(cfg, log=lambda s: None)
 if res["rank"] == 0:
     kinds = sorted({type(p).__name__ for p in res["model"].parameters()})
-    torch.save({"losses": res["losses"], "world": res["world_size"], "saved": res["saved"], "kinds": kinds}, sys.argv[2])
+    out = {"losses": res["losses"], "world": res["world_size"], "saved": res["saved"], "kinds": kinds}
+    torch.save(out, sys.argv[2])
 """
 
 
@@ -773,7 +774,9 @@ def test_cli_train_evaluates_held_out_and_writes_the_report(tiny, clips, tmp_pat
     assert "held-out at step 0:" in printed and "held-out at step 4:" in printed and "report.md" in printed
     res = json.loads((run / "train_result.json").read_text())
     assert [e["step"] for e in res["evals"]] == [0, 2, 4]
-    assert all(e[t]["n"] == 3 and 0.0 <= e[t]["accuracy"] <= 1.0 for e in res["evals"] for t in ("counting", "disorder"))
+    assert all(
+        e[t]["n"] == 3 and 0.0 <= e[t]["accuracy"] <= 1.0 for e in res["evals"] for t in ("counting", "disorder")
+    )
     md = (run / "report.md").read_text()
     assert "![loss and accuracy](report.png)" in md and "| counting | 6.7 % |" in md and "| step |" in md
     png = (run / "report.png").read_bytes()

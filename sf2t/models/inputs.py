@@ -90,7 +90,9 @@ class ModelInputs:
                 "and std); load it with sf2t.models.load_processor(checkpoint)"
             )
         if layout != "repeat":
-            raise ValueError(f"layout={layout!r} applies to the Qwen families only ({family.name} takes each frame once)")
+            raise ValueError(
+                f"layout={layout!r} applies to the Qwen families only ({family.name} takes each frame once)"
+            )
         self.size_kw, self.crop = _processor_size(vp)
         self.mean = tuple(float(v) for v in vp.image_mean)
         self.std = tuple(float(v) for v in vp.image_std)

@@ -18,9 +18,19 @@ import numpy as np
 from sf2t.synth.generator import encode_frames
 
 
-def render_contrast_frames(seed: int, *, size: int = 112, num_frames: int = 40) -> tuple[np.ndarray, dict]:
+def render_contrast_frames(
+    seed: int, *, size: int = 112, num_frames: int = 40, angles: tuple[float, float] = (0.0, 360.0)
+) -> tuple[np.ndarray, dict]:
     """Frames uint8 [num_frames, size, size, 3] and the ground truth (square side, per-frame top-left
-    positions, direction in degrees, ``motion_direction`` as left/right/up/down by the dominant axis)."""
+    positions, direction in degrees, ``motion_direction`` as left/right/up/down by the dominant axis).
+
+    ``angles``: the range the motion direction is drawn from, in degrees (0 = right, 90 = down in image
+    coordinates). The default, any direction, makes an order and its reverse equally plausible; a narrow range
+    (say 45-135: things fall) gives the clips an arrow of time, so the true order of shuffled frames is
+    decidable (``rearrangement``)."""
+    lo, hi = (float(a) for a in angles)
+    if not lo < hi <= lo + 360.0:
+        raise ValueError(f"angles must be (lo, hi) degrees with lo < hi <= lo + 360, got {angles!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an int >= 16, got {size!r}")
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 2:
@@ -29,7 +39,7 @@ def render_contrast_frames(seed: int, *, size: int = 112, num_frames: int = 40) 
     background = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
     side = int(rng.integers(size // 5, size // 3))
     free = size - side
-    angle = rng.uniform(0.0, 2.0 * math.pi)
+    angle = math.radians(rng.uniform(lo, hi)) if (lo, hi) != (0.0, 360.0) else rng.uniform(0.0, 2.0 * math.pi)
     travel = rng.uniform(0.6, 1.0) * free  # path length over the clip, centred: never leaves the frame
     dx, dy = math.cos(angle) * travel, math.sin(angle) * travel
     frames = np.repeat(background[None], num_frames, axis=0)
@@ -59,13 +69,21 @@ def render_contrast_frames(seed: int, *, size: int = 112, num_frames: int = 40) 
 
 
 def make_contrast_clip(
-    path, seed: int, *, size: int = 112, num_frames: int = 40, fps: int = 25, codec: str = "h264", crf: int = 18
+    path,
+    seed: int,
+    *,
+    size: int = 112,
+    num_frames: int = 40,
+    fps: int = 25,
+    codec: str = "h264",
+    crf: int = 18,
+    angles: tuple[float, float] = (0.0, 360.0),
 ) -> dict:
     """Render and write a contrast clip (H.264 .mp4 or VP9 .webm) plus its ground truth JSON next to it;
-    returns the ground truth with ``path``."""
+    returns the ground truth with ``path``. ``angles``: see :func:`render_contrast_frames`."""
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
-    frames, gt = render_contrast_frames(seed, size=size, num_frames=num_frames)
+    frames, gt = render_contrast_frames(seed, size=size, num_frames=num_frames, angles=angles)
     path = Path(path)
     encode_frames(path, iter(frames), width=size, height=size, fps=fps, codec=codec, crf=crf)
     gt.update(path=str(path), fps=fps, codec=codec, crf=crf)

@@ -37,7 +37,11 @@ def _copy(v):
 @dataclass
 class TrainConfig:
     # -- what
-    model: str = _f("", "local Hugging Face checkpoint directory: Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision or LLaVA-NeXT-Video (read from its config.json)")
+    model: str = _f(
+        "",
+        "local Hugging Face checkpoint directory: Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision or LLaVA-NeXT-Video "
+        "(the family is read from its config.json)",
+    )
     videos: list = _f([], "training videos (paths)")
     eval_videos: list = _f([], "held-out videos for evaluation (paths; disjoint from videos)")
     tasks: list = _f(["counting", "disorder"], "tasks to train on (TASKS.md names)")
@@ -75,9 +79,14 @@ class TrainConfig:
     lora_llm: bool = _f(True, "adapt the LLM (q/k/v/o, gate/up/down)")
     full_finetune: bool = _f(False, "train every weight instead (tiny models trained from scratch); needs lora=false")
     # -- input
-    frame_size: list = _f([56, 56], "presented frame size (h, w), multiples of 28 (Qwen families; LLaVA families use their processor's size)")
+    frame_size: list = _f(
+        [56, 56],
+        "presented frame size (h, w), multiples of 28 (Qwen families; LLaVA families use their processor's size)",
+    )
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
-    layout: str = _f("repeat", "Qwen token groups: repeat (one frame per group) or pairs (group i = frames i, i+1); LLaVA: repeat")
+    layout: str = _f(
+        "repeat", "Qwen token groups: repeat (one frame per group) or pairs (group i = frames i, i+1); LLaVA: repeat"
+    )
     token_keep_ratio: float = _f(
         1.0, "visual tokens kept per temporal group after the first (sf2t token merging inside the model; 1.0: off)"
     )
@@ -92,7 +101,9 @@ class TrainConfig:
     # -- evaluation
     eval_samples: int = _f(64, "held-out samples per task")
     eval_every: int = _f(0, "evaluate every N steps during training (0: only at the end)")
-    max_new_tokens: int = _f(4, "tokens generated per evaluation answer (greedy)")
+    max_new_tokens: int = _f(
+        0, "tokens generated per evaluation answer (greedy); 0: the longest true answer of the evaluation set + 2"
+    )
     # -- run
     seed: int = _f(0, "seed of sampling, planning and initialisation")
     out_dir: str = _f("out/train", "where the adapter or weights, logs and reports go")
@@ -101,11 +112,14 @@ class TrainConfig:
     fsdp: bool = _f(
         False,
         "under torchrun, shard weights, gradients and optimizer state over the processes with FSDP2 (fully_shard per "
-        "decoder layer and vision block) instead of DDP's full copies; CUDA (CPU only for tests: SF2T_ALLOW_CPU_FSDP=1)",
+        "decoder layer and vision block) instead of DDP's full copies; CUDA (CPU only for tests: "
+        "SF2T_ALLOW_CPU_FSDP=1)",
     )
     bf16: bool = _f(False, "bf16 autocast of the forward pass (CUDA only; weights and optimizer stay float32)")
     gradient_checkpointing: bool = _f(
-        False, "recompute the LLM's and vision tower's activations in the backward pass (less memory, ~30 % slower)"
+        False,
+        "recompute the LLM's and vision tower's activations in the backward pass (less memory, one more forward "
+        "pass of them per step)",
     )
     log_every: int = _f(50, "log loss every N steps")
     tensorboard: bool = _f(True, "also write metrics as TensorBoard events in out_dir/tensorboard (if installed)")

@@ -12,7 +12,7 @@ import torch
 
 from sf2t.tasks.scoring import partial_score, score
 
-__all__ = ["build_eval_set", "evaluate", "generate_answer"]
+__all__ = ["answer_budget", "build_eval_set", "evaluate", "generate_answer"]
 
 _KEYS = (
     "input_ids",
@@ -54,18 +54,28 @@ def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, 
     return tokenizer.decode(new, skip_special_tokens=True)
 
 
+def answer_budget(tokenizer, eval_set: Sequence[dict], margin: int = 2) -> int:
+    """Tokens to generate so that the longest true answer of ``eval_set`` fits, plus ``margin`` (the end token and
+    a little room to be wrong)."""
+    answers = sorted({s["answer"] for s in eval_set}, key=len)
+    longest = max((len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers[-8:]), default=1)
+    return longest + margin
+
+
 def evaluate(
     model,
     tokenizer,
     eval_set: list[dict],
     *,
-    max_new_tokens: int = 4,
+    max_new_tokens: int = 0,
     device="cpu",
     chance: dict[str, float] | None = None,
     keep_answers: int = 3,
 ) -> dict[str, Any]:
     """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, chance, examples}}``, plus ``seconds`` and
     ``samples`` (one ``{task, source, answer, score}`` per sample, for breakdowns)."""
+    if not max_new_tokens:  # enough for the longest answer of the set (one budget for all: no hint per sample)
+        max_new_tokens = answer_budget(tokenizer, eval_set)
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
