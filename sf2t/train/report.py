@@ -68,6 +68,7 @@ def plot_run(
     ax.plot(steps, _smooth(loss, window), color="C0", lw=1.5, label=f"mean of {window}")
     ax.set_title("training loss")
     ax.set_xlabel("step")
+    ax.set_yscale("log")
     ax.legend(fontsize=8)
     for ax, prefix, title in (
         (axes[0][1], "loss/", "train loss per task"),
@@ -81,6 +82,8 @@ def plot_run(
         ax.set_xlabel("step")
         if prefix == "train_acc/":
             ax.set_ylim(-0.02, 1.02)
+        else:
+            ax.set_yscale("log")
         ax.legend(fontsize=8)
     ax = axes[1][1]
     got = False
