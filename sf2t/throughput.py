@@ -10,7 +10,8 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
   resize with PIL / torch, then transformers' ``Qwen2VLVideoProcessor``).
 
 Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed; providers run in
-interleaved rounds; one decoder thread each; each sample is dropped once made (as a training loop consumes it).
+interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is
+dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's
 ceiling: the raw decoder's all-frames rate on the same files divided by the frames sf2t decodes per sample.
 Run from a clone (the baselines live in its ``bench/`` folder).
@@ -82,7 +83,7 @@ def _baselines():
     return {"llamafactory_style": lf, "qwenvl_utils_style": qv}, processor_for
 
 
-def _sampler(infos, seed: int):
+def _sampler(infos, seed: int, threads: int = 1):
     from sf2t.video.sampler import WindowSampler
 
     return WindowSampler(
@@ -91,16 +92,16 @@ def _sampler(infos, seed: int):
         seed=seed,
         samples_per_window=SAMPLES_PER_WINDOW,
         window_frames=WINDOW,
-        threads=1,
+        threads=threads,
     )
 
 
-def run_sf2t(infos, windows: int, size, seed: int = 0, keep: bool = True):
+def run_sf2t(infos, windows: int, size, seed: int = 0, keep: bool = True, threads: int = 1):
     """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows. ``keep=False``:
     each sample is dropped once made, as a training loop consumes it (only the first is returned)."""
     from sf2t.ops.fragment_pack import fragment_pack
 
-    s = _sampler(infos, seed)
+    s = _sampler(infos, seed, threads)
     out = []
     for w in range(windows):
         for smp, fr in s.window(w):
@@ -123,11 +124,12 @@ def sample_plans(infos, windows: int, seed: int = 0) -> list[tuple[str, list[int
     return out
 
 
-def raw_fps(path: str) -> float:
-    """The raw decoder's all-frames rate on ``path`` (torchcodec, sequential, one thread): the ceiling."""
+def raw_fps(path: str, threads: int = 1) -> float:
+    """The raw decoder's all-frames rate on ``path`` (torchcodec, sequential, ``threads`` decoder threads): the
+    ceiling."""
     from torchcodec.decoders import VideoDecoder
 
-    dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1, seek_mode="approximate")
+    dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate")
     n = dec.metadata.num_frames or 0
     t = time.perf_counter()
     got = 0
@@ -164,13 +166,17 @@ def measure(
     size: tuple[int, int] = (252, 448),
     seed: int = 0,
     baseline_samples: int | None = None,
+    threads: int = 1,
     log=print,
 ) -> dict:
-    """Samples/s of sf2t and the baselines on the same plans (see the module docstring)."""
+    """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
+    and decoder threads of every provider (and of the ceiling's raw decode)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
-    torch.set_num_threads(1)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
     infos = [probe(p) for p in videos]
     short = [i.path for i in infos if i.num_frames < WINDOW]
     if short:
@@ -186,12 +192,12 @@ def measure(
     def run_base(name, k, keep=True):
         out = []
         for p, ids in plans[:k]:
-            got = mods[name].pixels(p, ids, size, proc)
+            got = mods[name].pixels(p, ids, size, proc, threads=threads)
             out.append(got if keep or not out else None)  # consumed, as a training loop would
         return out
 
     # agreement first, on a few samples
-    first = {"sf2t": run_sf2t(infos, 1, size, seed)[0][:2]}
+    first = {"sf2t": run_sf2t(infos, 1, size, seed, threads=threads)[0][:2]}
     for a in against:
         first[a] = run_base(a, 2)
     agreement = check_agreement(first, 2 / 255 / min(QWEN2_VL_STD) + 1e-6)
@@ -199,7 +205,7 @@ def measure(
     decoded = 0
     for r in range(rounds):
         t = time.perf_counter()
-        out, decoded = run_sf2t(infos, windows, size, seed, keep=False)
+        out, decoded = run_sf2t(infos, windows, size, seed, keep=False, threads=threads)
         times["sf2t"].append((time.perf_counter() - t) / len(out))
         for a in against:
             t = time.perf_counter()
@@ -209,7 +215,7 @@ def measure(
     per_sample = {k: statistics.median(v) for k, v in times.items()}
     pix_bytes = out[0][0].numel() * out[0][0].element_size()
     frames_per_sample = decoded / len(out)
-    fps = {p: raw_fps(p) for p in {i.path for i in infos}}
+    fps = {p: raw_fps(p, threads) for p in {i.path for i in infos}}
     ceiling = statistics.mean(fps.values()) / frames_per_sample
     rows = {}
     for k, s in per_sample.items():
@@ -221,6 +227,7 @@ def measure(
         }
     return {
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
+        "threads": threads,
         "videos": list(videos),
         "size": list(size),
         "samples": len(out),
@@ -235,7 +242,9 @@ def measure(
 
 
 def print_table(res: dict) -> None:
-    print(f"{res['samples']} samples of {FRAMES} frames -> Qwen2-VL pixels at {res['size']}, one thread each")
+    t = res.get("threads", 1)
+    each = "one thread each" if t == 1 else f"{t} torch and decoder threads each"
+    print(f"{res['samples']} samples of {FRAMES} frames -> Qwen2-VL pixels at {res['size']}, {each}")
     print(f"{'provider':<22}{'samples/s':>11}{'frames/s':>10}{'pixel MB/s':>12}{'sf2t x':>9}")
     for k, r in res["providers"].items():
         print(
@@ -258,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (x28)")
     p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch and decoder threads of every provider and of the raw decode"
+    )
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     from sf2t.video.errors import VideoError
@@ -280,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             size=tuple(args.size),
             seed=args.seed,
             baseline_samples=args.baseline_samples,
+            threads=args.threads,
         )
     except (ValueError, RuntimeError, VideoError) as e:
         print(f"sf2t throughput: {e}", file=sys.stderr)

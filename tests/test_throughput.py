@@ -55,3 +55,9 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert res["providers"]["sf2t"]["sf2t_speedup"] == 1.0 and res["ceiling_samples_per_s"] > 0
     assert cli.main(["throughput", "--videos", str(tmp_path / "empty")]) == 2
     assert cli.main(args + ["--against", "nope"]) == 2
+    # two torch and decoder threads for every provider: the same agreement check, the thread count reported
+    assert cli.main(args + ["--threads", "2", "--json", str(out)]) == 0
+    assert "2 torch and decoder threads each" in capsys.readouterr().out
+    assert json.loads(out.read_text())["threads"] == 2
+    assert cli.main(args + ["--threads", "0"]) == 2
+    assert "threads must be >= 1" in capsys.readouterr().err

@@ -8,13 +8,13 @@ import torch
 from bench.baselines import run_processor
 
 
-def decode(path: str, ids) -> torch.Tensor:
+def decode(path: str, ids, threads: int = 1) -> torch.Tensor:
     import av
 
     want, got = set(ids), {}
     with av.open(path) as c:
         stream = c.streams.video[0]
-        stream.thread_count = 1
+        stream.thread_count = threads
         for k, frame in enumerate(c.decode(stream)):  # in order from the start, until the last needed frame
             if k in want:
                 got[k] = frame.to_ndarray(format="rgb24")
@@ -23,10 +23,10 @@ def decode(path: str, ids) -> torch.Tensor:
     return torch.from_numpy(np.stack([got[k] for k in ids]))
 
 
-def pixels(path: str, ids, size, processor):
+def pixels(path: str, ids, size, processor, threads: int = 1):
     from PIL import Image
 
-    frames = decode(path, ids)
+    frames = decode(path, ids, threads)
     h, w = size
     resized = [np.asarray(Image.fromarray(f.numpy()).resize((w, h), Image.BICUBIC)) for f in frames]
     return run_processor(processor, torch.from_numpy(np.stack(resized)), size)

@@ -10,11 +10,11 @@ kernels of the same cost, so the timing is unchanged."""
 from bench.baselines import run_processor
 
 
-def pixels(path: str, ids, size, processor):
+def pixels(path: str, ids, size, processor, threads: int = 1):
     import torch.nn.functional as F
     from torchcodec.decoders import VideoDecoder
 
-    dec = VideoDecoder(path, dimension_order="NCHW", num_ffmpeg_threads=1)
+    dec = VideoDecoder(path, dimension_order="NCHW", num_ffmpeg_threads=threads)
     frames = dec.get_frames_at(list(ids)).data  # [F, 3, H, W] uint8
     frames = F.interpolate(frames, size=tuple(size), mode="bicubic", antialias=True)
     return run_processor(processor, frames.permute(0, 2, 3, 1), size)
