@@ -783,3 +783,40 @@ def test_cli_train_evaluates_held_out_and_writes_the_report(tiny, clips, tmp_pat
     assert "![loss and accuracy](report.png)" in md and "| counting | 6.7 % |" in md and "| step |" in md
     png = (run / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_prefetch_thread_gives_the_same_batches_and_losses(tiny, clips, tmp_path):
+    """prefetch=2: a background thread makes the next micro-batches while the model computes; the batches and the
+    losses are those of prefetch=0, an error in the thread reaches the caller, close() stops it."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import Prefetch, batches
+    from sf2t.train.loop import make_factories, train
+
+    cfg = _cfg(tiny, clips, tmp_path, tasks=["counting", "disorder"])
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(cfg, tok)
+    # one factory, two consumers at once (a thread and this one): the frame store's lock keeps its decoders sane
+    a, b = batches(factory, 3), Prefetch(batches(factory, 3), depth=2)
+    for _ in range(3):
+        x, y = next(a), next(b)
+        assert x["tasks"] == y["tasks"]
+        assert all(
+            torch.equal(cx["pixel_values_videos"], cy["pixel_values_videos"])
+            for cx, cy in zip(x["chunks"], y["chunks"])
+        )
+    b.close()
+    assert not b.thread.is_alive()
+
+    def broken():
+        yield {"chunks": []}
+        raise RuntimeError("decoder fell over")
+
+    p = Prefetch(broken(), depth=1)
+    next(p)
+    with pytest.raises(RuntimeError, match="decoder fell over"):
+        next(p)
+    r0 = train(_cfg(tiny, clips, tmp_path, steps=3, out_dir=str(tmp_path / "p0")), log=lambda s: None)
+    r2 = train(_cfg(tiny, clips, tmp_path, steps=3, prefetch=2, out_dir=str(tmp_path / "p2")), log=lambda s: None)
+    assert r2["losses"] == r0["losses"]
+    with pytest.raises(ValueError, match="prefetch must be an int >= 0"):
+        _cfg(tiny, clips, tmp_path, prefetch=-1)

@@ -96,6 +96,11 @@ class TrainConfig:
         "DataLoader worker processes making samples (decode, task, pack, tokens) ahead of the model step, in the "
         "same order as workers=0 (0: in the training process)",
     )
+    prefetch: int = _f(
+        0,
+        "micro-batches made ahead in a background thread while the model computes (on CUDA on a side stream: "
+        "decode, tasks and packing overlap the step); 0: made when needed",
+    )
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
     # -- evaluation
@@ -134,6 +139,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.lora and self.full_finetune:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ValueError(f"TrainConfig: prefetch must be an int >= 0, got {self.prefetch!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"TrainConfig: workers must be an int >= 0, got {self.workers!r}")
         if self.fsdp and not str(self.device).startswith("cuda") and os.environ.get("SF2T_ALLOW_CPU_FSDP") != "1":

@@ -22,7 +22,7 @@ from sf2t.tasks.base import Sample, SkipSample, Task, make_rng
 from sf2t.video.backends import DecoderCache
 from sf2t.video.decode import VideoError, VideoInfo, probe
 
-__all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batches", "pair_layout_index"]
+__all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batches", "pair_layout_index", "Prefetch"]
 
 # How presented frames become Qwen2-VL token groups (its Conv3d fuses temporal_patch_size = 2 frames):
 # - "repeat": each presented frame twice, one frame per token group (TASKS.md default; F groups).
@@ -120,6 +120,11 @@ class FrameStore:
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._bytes = 0
         self.decoders = DecoderCache(decoder, device=self.device)  # no re-open / re-scan per request
+        # one caller at a time: a prefetch thread and the evaluation may share the store (decoders are not
+        # thread-safe)
+        import threading
+
+        self._lock = threading.RLock()
 
     def _decode(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
         try:
@@ -152,6 +157,10 @@ class FrameStore:
 
     def get(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
         """uint8 [len(frame_ids), H, W, 3] on the store's device (H, W reduced when ``max_side`` applies)."""
+        with self._lock:
+            return self._get(info, frame_ids)
+
+    def _get(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
         h, w = self._cached_size(info)
         clip_bytes = info.num_frames * h * w * 3
         if self.budget and clip_bytes <= self.budget // 8:
@@ -433,3 +442,87 @@ def batches(
                 known.add(path)
                 factory.pool.drop(path, kind, reason)
         yield batch
+
+
+class Prefetch:
+    """Iterate ``source`` (e.g. :func:`batches`) in a background thread, up to ``depth`` items ahead, so the next
+    micro-batch is decoded, built and packed while the model computes (decoders and torch ops release the GIL).
+    On CUDA the thread works on its own stream; an item is handed over with an event the consumer's stream waits
+    for, and its tensors are marked as used there (``record_stream``), so the allocator does not reuse them early.
+    Exceptions in the thread are raised by ``next``. ``close()`` stops the thread (and closes ``source``)."""
+
+    _END = object()
+
+    def __init__(self, source, depth: int = 2, device="cpu"):
+        import queue
+        import threading
+
+        self.source = source
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+        self.stop = threading.Event()
+        self.cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+        self.stream = torch.cuda.Stream(device=device) if self.cuda else None
+        self.thread = threading.Thread(target=self._run, name="sf2t-prefetch", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        import contextlib
+
+        try:  # (the current CUDA stream is per thread: this thread's work goes to self.stream)
+            with torch.cuda.stream(self.stream) if self.cuda else contextlib.nullcontext():
+                for item in self.source:
+                    event = None
+                    if self.cuda:
+                        event = torch.cuda.Event()
+                        event.record(self.stream)
+                    if not self._put((item, event, None)):
+                        return
+        except BaseException as e:  # handed to the consumer
+            self._put((None, None, e))
+            return
+        self._put((self._END, None, None))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item, event, err = self.q.get()
+        if err is not None:
+            raise err
+        if item is self._END:
+            raise StopIteration
+        if event is not None:
+            here = torch.cuda.current_stream()
+            here.wait_event(event)
+            _record_stream(item, here)
+        return item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        close = getattr(self.source, "close", None)
+        if close is not None and not self.thread.is_alive():
+            close()
+
+
+def _record_stream(obj, stream) -> None:
+    if isinstance(obj, torch.Tensor):
+        if obj.is_cuda:
+            obj.record_stream(stream)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _record_stream(v, stream)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _record_stream(v, stream)

@@ -327,6 +327,10 @@ def train(
         skip=(world - 1) * cfg.batch_size,
         workers=cfg.workers,
     )
+    if cfg.prefetch:
+        from sf2t.train.data import Prefetch
+
+        data = Prefetch(data, cfg.prefetch, cfg.device)
     peft = cfg.lora and hasattr(model, "peft_config")
 
     def run_state() -> dict:
@@ -408,6 +412,7 @@ def train(
                 torch.distributed.all_reduce(loss_sum)
             step_loss += float(loss_sum) / total / cfg.grad_accum
         if not math.isfinite(step_loss):
+            data.close()
             last = ckpt.latest()
             raise FloatingPointError(
                 f"loss is {step_loss} at step {step + 1}; last good checkpoint: {last or 'none (save_every=0)'}. "
