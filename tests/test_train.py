@@ -820,3 +820,57 @@ def test_prefetch_thread_gives_the_same_batches_and_losses(tiny, clips, tmp_path
     assert r2["losses"] == r0["losses"]
     with pytest.raises(ValueError, match="prefetch must be an int >= 0"):
         _cfg(tiny, clips, tmp_path, prefetch=-1)
+
+
+def test_full_disk_during_save_keeps_the_previous_checkpoint(tiny, clips, tmp_path, monkeypatch):
+    """A save that runs out of disk space (ENOSPC from the writer) stops the run with a message naming the cause and
+    the intact previous checkpoint; the partial copy is removed and resume=auto continues from the previous one."""
+    import errno
+
+    import sf2t.train.checkpoint as ck
+    from sf2t.train.loop import train
+
+    cfg = _cfg(tiny, clips, tmp_path, steps=6, save_every=2, lora=True, full_finetune=False)
+    real_save, calls = ck.torch.save, []
+
+    def save(obj, path, *a, **k):
+        calls.append(str(path))
+        if "step-00000004" in str(path) and str(path).endswith("optimizer.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(ck.torch, "save", save)
+    with pytest.raises(OSError, match=r"checkpoint step-00000004 not written \(the disk is full\).*step-00000002"):
+        train(cfg, log=lambda s: None)
+    root = tmp_path / "run" / "checkpoints"
+    assert not list(root.glob(".tmp-*"))  # the partial copy is gone
+    assert (root / "latest").read_text().strip() == "step-00000002"
+    monkeypatch.setattr(ck.torch, "save", real_save)
+    res = train(
+        _cfg(tiny, clips, tmp_path, steps=6, save_every=2, lora=True, full_finetune=False, resume="auto"),
+        log=lambda s: None,
+    )
+    assert res["resumed_from"] == 2 and len(res["losses"]) == 6
+
+
+_FSDP_CLI_SCRIPT = r"""
+import json, os, sys, torch
+torch.set_num_threads(1)
+from sf2t.train.config import TrainConfig
+from sf2t.train.cli import run_training
+res = run_training(TrainConfig(**json.loads(sys.argv[1])), log=lambda s: None)
+if os.environ["RANK"] == "0":
+    torch.save({"evals": [e["step"] for e in res["evals"]], "report": res["report"]}, sys.argv[2])
+"""
+
+
+def test_fsdp_run_evaluates_before_and_on_the_saved_adapter(tiny, clips, tmp_path):
+    """`sf2t train`'s run under torchrun with fsdp and eval_videos: rank 0 evaluates before training and, the model
+    being sharded, after training on the gathered adapter; no rank hangs; the report is written."""
+    good, _ = clips
+    cfg = dict(model=tiny, videos=good, eval_videos=good, steps=2, batch_size=2, eval_samples=2, eval_every=1)
+    cfg.update(tasks=["counting"], lora=True, lora_rank=4, lora_alpha=8, fsdp=True, progress=False)
+    cfg.update(tensorboard=False, out_dir=str(tmp_path / "run"))
+    got = _torchrun(_FSDP_CLI_SCRIPT, tmp_path, cfg, tmp_path / "cli.pt", {"SF2T_ALLOW_CPU_FSDP": "1"})
+    assert got["evals"] == [0, 2]
+    assert "held-out" in (tmp_path / "run" / "report.md").read_text().lower()

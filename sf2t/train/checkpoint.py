@@ -83,6 +83,24 @@ class CheckpointManager:
         return self._write(name, trainable, optimizer.state_dict(), state, model if peft else None, None)
 
     def _write(self, name: str, trainable: dict, optim_state: dict, state: dict, peft_model, full_state) -> Path:
+        """Write into a temporary folder, then rename it into place: a failure (a full disk, a kill) leaves the
+        previous checkpoints as they were; an ``OSError`` says so."""
+        previous = self.latest()
+        try:
+            return self._write_unsafe(name, trainable, optim_state, state, peft_model, full_state)
+        except OSError as e:
+            import errno
+
+            for stale in self.root.glob(f".tmp-{name}-*"):  # the partial copy: the disk space back
+                shutil.rmtree(stale, ignore_errors=True)
+            why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            raise OSError(
+                e.errno,
+                f"checkpoint {name} not written ({why}); the previous checkpoint is intact: "
+                f"{previous or 'none written yet'}. Free space (or lower keep_checkpoints) and resume=auto",
+            ) from e
+
+    def _write_unsafe(self, name, trainable, optim_state, state, peft_model, full_state) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".tmp-*"):  # a save that was killed
             shutil.rmtree(stale, ignore_errors=True)

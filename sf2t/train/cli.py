@@ -50,7 +50,8 @@ def _split_overrides(rest: Sequence[str]) -> list[str]:
 def run_training(cfg, log=print) -> dict:
     """``sf2t train``'s run: with ``eval_videos``, the held-out evaluation before training (not when resuming),
     every ``eval_every`` steps and after; then ``train_result.json`` and the report (``report.md`` + ``report.png``)
-    in ``out_dir``. Under torchrun rank 0 evaluates and reports."""
+    in ``out_dir``. Under torchrun rank 0 evaluates and reports; with ``fsdp`` (a sharded model cannot run on one
+    rank) the evaluations during training are skipped and the final one runs on the saved, gathered adapter."""
     import os
 
     from sf2t.models import load_model_and_tokenizer
@@ -76,12 +77,20 @@ def run_training(cfg, log=print) -> dict:
         resuming = cfg.resume and CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume) is not None
         if not resuming:  # the model as it starts (LoRA's B = 0: the base), with the run's token compression
             before = {"step": 0, **eval_fn(apply_compression(model.to(cfg.device), cfg.token_keep_ratio), 0)}
-    res = train(cfg, model=model, tokenizer=tok, factory=train_f, eval_fn=eval_fn, log=log)
+    sharded = cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if sharded and eval_fn is not None and cfg.eval_every:
+        log("fsdp: no held-out evaluation during training (the model is sharded); the final one uses the saved run")
+    res = train(cfg, model=model, tokenizer=tok, factory=train_f, eval_fn=None if sharded else eval_fn, log=log)
     trained = res.pop("model")
     if rank != 0:
         return res
     evals = ([before] if before else []) + list(res.get("evals", []))
     if eval_fn is not None:
+        if sharded:  # the adapter (or weights) gathered from the shards and saved by train()
+            from sf2t.train.loop import load_trained
+
+            trained, _ = load_trained(cfg.model, res["saved"])
+            trained.to(cfg.device)
         evals.append({"step": cfg.steps, **eval_fn(trained, cfg.steps)})
     res["evals"] = evals
     out = Path(cfg.out_dir)
