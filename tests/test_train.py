@@ -148,7 +148,29 @@ def test_bad_videos_are_reported_not_dropped(tiny, clips, tmp_path):
         assert s.reason
     assert "no visible motion" in skipped[bad["static"]].reason
     assert "4" in skipped[bad["short"]].reason  # says how many frames the task needs
-    assert {i.path for i in factory.pool.infos} == set(good)
+    assert {i.path for i in factory.pool.usable("disorder")} == set(good)
+    # too static for disorder: left out of disorder only (other tasks could still draw it); too short for every
+    # task of the run, or not decodable: left out of all
+    assert skipped[bad["static"]].task == "disorder" and bad["static"] in {i.path for i in factory.pool.infos}
+    assert skipped[bad["short"]].task is None and skipped[bad["noise"]].task is None
+
+
+def test_a_video_too_static_for_one_task_still_serves_the_others(tiny, clips, tmp_path):
+    """The static clip fails disorder's motion guard and is left out of disorder only: counting (no guard) keeps
+    drawing it; the report says which task left it out."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.loop import make_factories
+
+    good, bad = clips
+    _, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path, videos=[bad["static"], good[0]], tasks=["disorder", "counting"], max_resample=3)
+    factory, _ = make_factories(cfg, tok)
+    for i in range(30):
+        factory.sample(i, task="disorder")
+    assert [(s.path, s.task, s.kind) for s in factory.pool.skipped] == [(bad["static"], "disorder", "static")]
+    sources = {factory.sample(i, task="counting")["meta"]["source"] for i in range(30)}
+    assert bad["static"] in sources
+    assert factory.pool.skipped[0].to_dict()["task"] == "disorder"
 
 
 def test_no_usable_video_is_a_clear_error(tiny, clips, tmp_path):
@@ -717,8 +739,8 @@ def test_worker_drops_reach_the_training_process(tiny, clips, tmp_path):
     for _ in range(4):
         next(data)
     data.close()
-    assert [s.kind for s in factory.pool.skipped if s.path == bad["static"]] == ["static"]
-    assert bad["static"] not in {i.path for i in factory.pool.infos}
+    assert [(s.kind, s.task) for s in factory.pool.skipped if s.path == bad["static"]] == [("static", "disorder")]
+    assert bad["static"] not in {i.path for i in factory.pool.usable("disorder")}
 
 
 def test_gradient_checkpointing_same_losses_and_bf16_needs_cuda(tiny, clips, tmp_path):

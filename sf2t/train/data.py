@@ -46,14 +46,16 @@ def pair_layout_index(num_frames: int, device=None) -> torch.Tensor:
 
 @dataclass
 class Skip:
-    """A video left out, and why (``kind``: a ``VideoError`` kind, ``too_short`` or ``static``)."""
+    """A video left out, and why (``kind``: a ``VideoError`` kind, ``too_short`` or ``static``). ``task``: left out
+    of that task only (too short or too static for it; the other tasks still draw it); None: of every task."""
 
     path: str
     kind: str
     reason: str
+    task: str | None = None
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "kind": self.kind, "reason": self.reason}
+        return {"path": self.path, "kind": self.kind, "reason": self.reason, "task": self.task}
 
 
 @dataclass
@@ -62,6 +64,7 @@ class VideoPool:
 
     infos: list[VideoInfo] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    excluded: dict[str, set[str]] = field(default_factory=dict)  # task -> paths left out of that task only
 
     @classmethod
     def from_paths(cls, paths: Sequence[str], *, min_frames: int = 1, decoder: str = "auto") -> VideoPool:
@@ -80,11 +83,20 @@ class VideoPool:
             pool.infos.append(info)
         return pool
 
-    def drop(self, path: str, kind: str, reason: str) -> None:
-        """Take a video out of the pool (e.g. it never passed the motion guard) and record why."""
-        self.infos = [i for i in self.infos if i.path != path]
-        if not any(s.path == path for s in self.skipped):
-            self.skipped.append(Skip(path, kind, reason))
+    def drop(self, path: str, kind: str, reason: str, task: str | None = None) -> None:
+        """Take a video out of the pool and record why: out of every task (``task=None``: it does not decode), or
+        out of ``task`` only (too short or too static for that task)."""
+        if task is None:
+            self.infos = [i for i in self.infos if i.path != path]
+        else:
+            self.excluded.setdefault(task, set()).add(path)
+        if not any(s.path == path and s.task in (None, task) for s in self.skipped):
+            self.skipped.append(Skip(path, kind, reason, task))
+
+    def usable(self, task: str | None = None) -> list[VideoInfo]:
+        """The videos ``task`` may draw (all usable ones when None)."""
+        out = self.excluded.get(task, ()) if task is not None else ()
+        return [i for i in self.infos if i.path not in out]
 
     def skip_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -253,9 +265,10 @@ class SampleFactory:
         t = self.tasks[task]
         allowed = self.task_videos.get(task)
         while True:
-            infos = self.pool.infos if allowed is None else [i for i in self.pool.infos if i.path.startswith(allowed)]
+            usable = self.pool.usable(task)
+            infos = usable if allowed is None else [i for i in usable if i.path.startswith(allowed)]
             if not infos:
-                where = "" if allowed is None else f" for {task} (task_videos)"
+                where = f" for {task}" + ("" if allowed is None else " (task_videos)")
                 raise RuntimeError(
                     f"no usable videos left{where}; skipped: "
                     + "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
@@ -295,7 +308,7 @@ class SampleFactory:
         # No window of this video passed: report it and stop drawing it.
         assert last is not None
         reason = last.reason if last.kind == "too_short" else f"{last.reason}, {self.max_resample} windows tried"
-        self.pool.drop(info.path, last.kind, f"{t.name}: {reason}")
+        self.pool.drop(info.path, last.kind, f"{t.name}: {reason}", task=t.name)
         return None
 
     # -- packed, tokenized samples
@@ -360,7 +373,7 @@ class _Batches(torch.utils.data.Dataset):
         before = len(pool.skipped)
         batch = _collate(self.factory, [self.factory.sample(i, tasks=tasks) for i in indices])
         if len(pool.skipped) > before:  # tell the training process (its pool is another copy)
-            batch["dropped"] = [(s.path, s.kind, s.reason) for s in pool.skipped[before:]]
+            batch["dropped"] = [(s.path, s.kind, s.reason, s.task) for s in pool.skipped[before:]]
         return batch
 
 
@@ -435,12 +448,9 @@ def batches(
         )
     else:
         stream = (_collate(factory, [factory.sample(i, tasks=t) for i in ids]) for ids, t in keys())
-    known = {s.path for s in factory.pool.skipped}
     for batch in stream:
-        for path, kind, reason in batch.pop("dropped", ()):  # drops seen in a worker, recorded here
-            if path not in known:
-                known.add(path)
-                factory.pool.drop(path, kind, reason)
+        for path, kind, reason, task in batch.pop("dropped", ()):  # drops seen in a worker, recorded here
+            factory.pool.drop(path, kind, reason, task)
         yield batch
 
 

@@ -311,9 +311,9 @@ def train(
             start_step = int(st["step"])
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
-            for path_, kind, reason in st["dropped"]:  # later draws see the same pool
+            for path_, kind, reason, *task in st["dropped"]:  # later draws see the same pool
                 if any(i.path == path_ for i in factory.pool.infos):
-                    factory.pool.drop(path_, kind, reason)
+                    factory.pool.drop(path_, kind, reason, task[0] if task else None)
             log(f"resumed from {path} at step {start_step} of {cfg.steps}")
     micro0 = start_step * cfg.grad_accum
     # rank r of W takes samples [(m W + r) B, (m W + r + 1) B) of micro-batch m: the global batch of W B samples is
@@ -342,7 +342,7 @@ def train(
             "data_seconds": t_data,
             # videos dropped while training (static, broken): a resumed run drops them too (skipped-at-start
             # ones are not in its pool anyway)
-            "dropped": [[s.path, s.kind, s.reason] for s in factory.pool.skipped],
+            "dropped": [[s.path, s.kind, s.reason, s.task] for s in factory.pool.skipped],
             "config": config_to_dict(cfg),
         }
 
