@@ -322,9 +322,18 @@ def run_demo(
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(_markdown(report, cfg.tasks))
     log(_table({"before": before, "after": after}, chance, cfg.tasks))
-    log(f"skipped {len(skipped)} videos: " + ", ".join(f"{k} {v}" for k, v in report["skipped_counts"].items()))
+    everywhere = [s for s in skipped if s.task is None]
+    some = [s for s in skipped if s.task is not None]
+
+    def kinds(items) -> str:
+        return ", ".join(f"{k} {v}" for k, v in _counts(items).items())
+
+    log(
+        f"left out of every task: {len(everywhere)} videos ({kinds(everywhere)}); of some tasks only: "
+        f"{len({s.path for s in some})} videos ({len(some)} video-task pairs: {kinds(some)})"
+    )
     for s in skipped:
-        log(f"  {s.path}: {s.reason}")
+        log(f"  {s.path}: {s.reason}" + ("" if s.task is None else f" (left out of {s.task} only)"))
     log(f"total {timings['total']:.1f} s (train {timings['train']:.1f} s); report: {out / 'report.md'}")
     return report
 
@@ -426,8 +435,10 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
     lines += [f"| {k} | {v} |" for k, v in tm.items()]
     lines += ["", "## Skipped videos", ""]
     if r["skipped"]:
-        lines += ["| file | kind | reason |", "|---|---|---|"]
-        lines += [f"| `{s['path']}` | {s['kind']} | {s['reason']} |" for s in r["skipped"]]
+        lines += ["| file | left out of | kind | reason |", "|---|---|---|---|"]
+        lines += [
+            f"| `{s['path']}` | {s.get('task') or 'every task'} | {s['kind']} | {s['reason']} |" for s in r["skipped"]
+        ]
     else:
         lines.append("none")
     env = r["environment"]

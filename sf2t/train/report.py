@@ -160,8 +160,8 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
     ]
     skipped = result.get("skipped", [])
     if skipped:
-        lines += ["| file | kind | reason |", "|---|---|---|"]
-        lines += [f"| `{s['path']}` | {s['kind']} | {s['reason']} |" for s in skipped]
+        lines += ["| file | left out of | kind | reason |", "|---|---|---|---|"]
+        lines += [f"| `{s['path']}` | {s.get('task') or 'every task'} | {s['kind']} | {s['reason']} |" for s in skipped]
     else:
         lines.append("none")
     path = out / "report.md"
