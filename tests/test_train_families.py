@@ -170,3 +170,22 @@ def test_llava_pixels_match_the_checkpoint_processor(ckpt, clips, tmp_path, name
     module = __import__(f"sf2t.models.{name}", fromlist=["num_image_tokens"])
     n_img = int((loc["input_ids"] == tok.convert_tokens_to_ids(FAMILIES[name].image_token)).sum())
     assert n_img == module.num_image_tokens(processor, h, w) > 0
+
+
+def test_llava_crop_boxes_are_sized_as_the_processor_sees_the_crops(ckpt):
+    """Presented frames cropped by boxes: LLaVA-NeXT-Video's shortest-edge resize and centre crop apply to the crop,
+    as the processor would see it; boxes of different sizes in one sample are refused."""
+    from sf2t.models import load_processor
+    from sf2t.models.inputs import ModelInputs
+
+    processor = load_processor(ckpt("llava_next_video"))
+    inputs = ModelInputs(FAMILIES["llava_next_video"], processor)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (3, 90, 160, 3), dtype=torch.uint8, generator=g)
+    boxes = torch.tensor([[10, 5, 130, 75]] * 2)  # 120 x 70 crops
+    got = inputs.video(frames, torch.tensor([0, 2]), boxes)["pixel_values_videos"]
+    crops = frames[[0, 2], 5:75, 10:130].numpy()
+    ref = processor.video_processor(videos=[crops], return_tensors="pt")["pixel_values_videos"][0]
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="must share a size"):
+        inputs.video(frames, torch.tensor([0, 2]), torch.tensor([[0, 0, 100, 50], [0, 0, 90, 50]]))

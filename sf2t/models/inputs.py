@@ -120,6 +120,11 @@ class ModelInputs:
             )
             return {"pixel_values_videos": pixels, "video_grid_thw": grid, "text_frames": int(grid[0, 0]) * 2}
         h, w = int(frames.shape[1]), int(frames.shape[2])
+        if boxes is not None:  # the processor would see the crops: size them from the crop
+            sizes = {(int(b[3] - b[1]), int(b[2] - b[0])) for b in boxes.tolist()}
+            if len(sizes) != 1:
+                raise ValueError(f"{self.family.name}: crop boxes of one sample must share a size, got {sorted(sizes)}")
+            h, w = sizes.pop()
         resize, out = llava_target_size(h, w, crop=self.crop, **self.size_kw)
         pixels, _ = fragment_pack(
             frames, index, boxes, out, mean=self.mean, std=self.std, frame_repeat=1, layout="fchw", resize=resize
