@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,10 @@ import torch.nn.functional as F
 from sf2t.models.qwen2_vl import IGNORE_INDEX
 from sf2t.train.checkpoint import CheckpointManager
 from sf2t.train.config import TrainConfig, config_to_dict
+
+# peft 0.21 reads transformers 5.2x's deprecated ``is_gradient_checkpointing`` each time it wraps or loads a model:
+# a warning the user can do nothing about
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 __all__ = [
     "lr_at",
