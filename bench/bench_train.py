@@ -9,9 +9,10 @@
 Rates are over the steps after the first ``--skip`` (worker start-up and first decodes excluded), from the run's
 metrics.jsonl:
 
-    python -m bench.bench_train [--steps 40] [--skip 5] [--runs 2:0,2:2,1:1] [--json out.json]
+    python -m bench.bench_train [--steps 40] [--skip 5] [--runs 2:0:0,2:2:0,1:1:0,2:0:2] [--json out.json]
 
-(``--runs``: training-process torch threads : DataLoader workers; on 2 cores, 2 threads + 2 workers oversubscribe.)
+(``--runs``: training-process torch threads : DataLoader workers : prefetch-thread depth; on 2 cores, 2 threads +
+2 workers oversubscribe.)
 
 pytest-benchmark form (CI runs it once with --benchmark-disable): ``pytest bench/bench_train.py``.
 """
@@ -41,15 +42,16 @@ def _clips(root: Path, kind: str) -> tuple[list[str], Path | None]:
     return [c["path"] for c in synth.make_clips(root / "h256", 3, seed=7, **kw)], None
 
 
-def _config(root: Path, kind: str, steps: int, workers: int, threads: int):
+def _config(root: Path, kind: str, steps: int, workers: int, threads: int, prefetch: int = 0):
     from sf2t.demo import demo_config
     from sf2t.models import build_tiny_qwen2_vl
     from sf2t.tasks.counting import CountingConfig
     from sf2t.train.config import TrainConfig
 
     videos, clips_dir = _clips(root / "clips", kind)
-    out = root / f"run_{kind}_w{workers}"
-    common = dict(steps=steps, workers=workers, threads=threads, progress=False, tensorboard=False, seed=0)
+    out = root / f"run_{kind}_w{workers}_p{prefetch}"
+    common = dict(steps=steps, workers=workers, threads=threads, prefetch=prefetch, progress=False, seed=0)
+    common["tensorboard"] = False
     if kind == "demo":
         model = build_tiny_qwen2_vl(root / "tiny-demo", seed=0)
         return demo_config(out, str(model), videos, [], clips_dir, curriculum_steps=0, warmup_steps=0, **common)
@@ -91,25 +93,30 @@ def _window(metrics: Path, skip: int, batch: int) -> dict:
     }
 
 
-def measure(root: Path, kind: str, workers: int, steps: int = 40, skip: int = 5, threads: int = 2) -> dict:
+def measure(
+    root: Path, kind: str, workers: int, steps: int = 40, skip: int = 5, threads: int = 2, prefetch: int = 0
+) -> dict:
     import shutil
 
     from sf2t.train.loop import train
 
-    cfg = _config(root, kind, steps, workers, threads)
+    cfg = _config(root, kind, steps, workers, threads, prefetch)
     shutil.rmtree(cfg.out_dir, ignore_errors=True)
     train(cfg, log=lambda s: None, save=False)
     return _window(Path(cfg.out_dir) / "metrics.jsonl", skip, cfg.batch_size * cfg.grad_accum)
 
 
-RUNS = ((2, 0), (2, 2), (1, 1))  # (training-process torch threads, DataLoader workers)
+# (training-process torch threads, DataLoader workers, prefetch-thread depth)
+RUNS = ((2, 0, 0), (2, 2, 0), (1, 1, 0), (2, 0, 2))
 
 
 def run(root: Path, steps: int, skip: int, kinds=("demo", "h256_f16"), runs=RUNS) -> dict:
     rows = {}
     for kind in kinds:
-        for threads, w in runs:
-            rows[f"{kind}/threads={threads},workers={w}"] = measure(root, kind, w, steps, skip, threads)
+        for threads, w, pf in runs:
+            rows[f"{kind}/threads={threads},workers={w},prefetch={pf}"] = measure(
+                root, kind, w, steps, skip, threads, pf
+            )
     return {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
         "steps": steps,
@@ -119,9 +126,9 @@ def run(root: Path, steps: int, skip: int, kinds=("demo", "h256_f16"), runs=RUNS
 
 
 def print_table(res: dict) -> None:
-    print(f"{'configuration':<34}{'steps/s':>9}{'samples/s':>11}{'data wait':>11}")
+    print(f"{'configuration':<45}{'steps/s':>9}{'samples/s':>11}{'data wait':>11}")
     for name, r in res["runs"].items():
-        print(f"{name:<34}{r['steps_per_s']:>9.2f}{r['samples_per_s']:>11.1f}{100 * r['data_wait_fraction']:>10.1f}%")
+        print(f"{name:<45}{r['steps_per_s']:>9.2f}{r['samples_per_s']:>11.1f}{100 * r['data_wait_fraction']:>10.1f}%")
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", type=int, default=5)
     ap.add_argument(
         "--runs",
-        default=",".join(f"{t}:{w}" for t, w in RUNS),
-        help="THREADS:WORKERS pairs: the training process's torch threads and the DataLoader workers",
+        default=",".join(":".join(str(v) for v in r) for r in RUNS),
+        help="THREADS:WORKERS:PREFETCH: the training process's torch threads, DataLoader workers, prefetch depth",
     )
     ap.add_argument("--only", choices=["demo", "h256_f16"])
     ap.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "sf2t-bench-train"))

@@ -98,8 +98,9 @@ class TrainConfig:
     )
     prefetch: int = _f(
         0,
-        "micro-batches made ahead in a background thread while the model computes (on CUDA on a side stream: "
-        "decode, tasks and packing overlap the step); 0: made when needed",
+        "micro-batches made ahead in a background thread while the model computes (for CUDA: on a side stream, "
+        "decode, tasks and packing overlap the step; on CPU the thread competes with the step: use workers); 0: made "
+        "when needed",
     )
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
