@@ -50,8 +50,8 @@ def _config(root: Path, kind: str, steps: int, workers: int, threads: int, prefe
 
     videos, clips_dir = _clips(root / "clips", kind)
     out = root / f"run_{kind}_w{workers}_p{prefetch}"
-    common = dict(steps=steps, workers=workers, threads=threads, prefetch=prefetch, progress=False, seed=0)
-    common["tensorboard"] = False
+    common = dict(steps=steps, workers=workers, threads=threads, prefetch=prefetch, seed=0)
+    common.update(progress=False, tensorboard=False)
     if kind == "demo":
         model = build_tiny_qwen2_vl(root / "tiny-demo", seed=0)
         return demo_config(out, str(model), videos, [], clips_dir, curriculum_steps=0, warmup_steps=0, **common)

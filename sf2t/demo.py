@@ -231,14 +231,11 @@ def run_demo(
             synth_pool,
             {"disorder": eval_f.tasks["disorder"]},
             tokenizer,
-            frame_size=cfg.frame_size,
-            frame_repeat=cfg.frame_repeat,
-            layout=cfg.layout,
             seed=seed,
             salt="eval-synth",
             store=store,
             max_resample=cfg.max_resample,
-            token_keep_ratio=cfg.token_keep_ratio,
+            inputs=eval_f.inputs,  # the run's frame size, layout and token compression
         )
         extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
     apply_compression(model, cfg.token_keep_ratio)  # asked before training with the compression it trains with

@@ -48,17 +48,20 @@ def videos():
     return {"a.mp4": a, "b.mp4": b}
 
 
+def plan_on_a(task, videos, rng):
+    """(plan on video a, the target frames from b for tasks that take one, else None)."""
+    if getattr(task, "needs_other_video", False):
+        plan = task.plan("a.mp4", N, rng, other=("b.mp4", videos["b.mp4"].shape[0]))
+        return plan, [videos[p][k] for p, k in plan.extra]
+    return task.plan("a.mp4", N, rng), None
+
+
 def make(task, videos, index, seed=0):
     """Plan and build one sample of ``task`` on video a (target from b), as the samplers do."""
     rng = make_rng(seed, index, "t")
     src = videos["a.mp4"]
     for _ in range(20):
-        if getattr(task, "needs_other_video", False):
-            plan = task.plan("a.mp4", N, rng, other=("b.mp4", videos["b.mp4"].shape[0]))
-            extra = [videos[p][k] for p, k in plan.extra]
-        else:
-            plan = task.plan("a.mp4", N, rng)
-            extra = None
+        plan, extra = plan_on_a(task, videos, rng)
         frames = src[plan.frame_ids]
         try:
             s = task.build(plan, frames, rng, extra=extra)
@@ -325,12 +328,7 @@ def test_shared_frames_build_equals_own_copy(videos, name):
     kinds = set()
     for i in range(80):
         rng = make_rng(7, i, "shared")
-        if getattr(task, "needs_other_video", False):
-            plan = task.plan("a.mp4", N, rng, other=("b.mp4", videos["b.mp4"].shape[0]))
-            extra = [videos[p][k] for p, k in plan.extra]
-        else:
-            plan = task.plan("a.mp4", N, rng)
-            extra = None
+        plan, extra = plan_on_a(task, videos, rng)
         state = rng.getstate()
         try:
             own = task.build(plan, a[plan.frame_ids], rng, extra=extra)

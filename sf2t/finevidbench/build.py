@@ -205,29 +205,24 @@ def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict
     it, with distractors drawn from the other labels, in every variant; a variant keeps the clip's label (it
     measures how much the answer depends on speed and frame order)."""
     from sf2t.video import probe
+    from sf2t.video.index import iter_jsonl
 
     rows = []
-    with open(path) as fh:
-        for i, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {i + 1} is not JSON: {e}") from e
-            if not isinstance(r.get("video"), str) or not isinstance(r.get("label"), str) or not r["label"]:
-                raise ValueError(f"{path}: line {i + 1} needs 'video' (a path) and 'label' (text)")
-            rows.append(r)
-    labels = sorted({r["label"] for r in rows})
+    for line, r in iter_jsonl(path):
+        ok = isinstance(r, dict) and isinstance(r.get("video"), str) and isinstance(r.get("label"), str)
+        if not ok or not r["label"]:
+            raise ValueError(f"{path}: line {line} needs 'video' (a path) and 'label' (text)")
+        rows.append((line, r))
+    labels = sorted({r["label"] for _, r in rows})
     if len(labels) < 2:
         raise ValueError(f"{path}: needs at least 2 distinct labels (distractors come from the other labels)")
     out = []
-    for i, r in enumerate(rows):
+    for i, (line, r) in enumerate(rows):
         video = r["video"] if Path(r["video"]).is_absolute() else str(Path(path).parent / r["video"])
         n = probe(video).num_frames
         start, end = int(r.get("start", 0)), int(r.get("end", n))
         if not 0 <= start < end <= n:
-            raise ValueError(f"{path}: line {i + 1}: start/end ({start}, {end}) outside the video's {n} frames")
+            raise ValueError(f"{path}: line {line}: start/end ({start}, {end}) outside the video's {n} frames")
         vf = {k: [start + f for f in v] for k, v in variant_frames(end - start, rng).items()}
         group = f"label-{i:04d}"
         for variant, fr in vf.items():

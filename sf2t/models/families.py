@@ -129,6 +129,16 @@ def get_family(name: str) -> Family:
         raise KeyError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
 
 
+def family_of_model_type(model_type, where: str = "model") -> Family:
+    """The :class:`Family` of a transformers ``model_type`` (the family names are the model types); a clear error
+    naming ``where`` for a type sf2t does not support."""
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"{where}: model_type {model_type!r} is not supported; sf2t trains {', '.join(sorted(FAMILIES))}"
+        )
+    return FAMILIES[model_type]
+
+
 def family_of_checkpoint(path) -> Family:
     """The :class:`Family` of a local checkpoint directory, from its ``config.json`` ``model_type``; a clear error
     for a directory that is not a checkpoint or a model type sf2t does not support."""
@@ -141,11 +151,7 @@ def family_of_checkpoint(path) -> Family:
         model_type = json.loads(cfg_path.read_text()).get("model_type")
     except (OSError, ValueError) as e:
         raise ValueError(f"{cfg_path}: not a readable JSON model config ({e})") from None
-    if model_type not in FAMILIES:
-        raise ValueError(
-            f"{cfg_path}: model_type {model_type!r} is not supported; sf2t trains {', '.join(sorted(FAMILIES))}"
-        )
-    return FAMILIES[model_type]
+    return family_of_model_type(model_type, str(cfg_path))
 
 
 def model_class(family: Family):
@@ -155,4 +161,4 @@ def model_class(family: Family):
     return getattr(transformers, family.model_class)
 
 
-__all__ = ["FAMILIES", "Family", "family_of_checkpoint", "get_family", "model_class"]
+__all__ = ["FAMILIES", "Family", "family_of_checkpoint", "family_of_model_type", "get_family", "model_class"]

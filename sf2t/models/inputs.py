@@ -25,29 +25,28 @@ from typing import Any
 import torch
 
 from sf2t.models.families import Family
-from sf2t.models.text import IGNORE_INDEX
 
 __all__ = ["ModelInputs", "TEXT_KEYS", "VISION_KEYS"]
 
 TEXT_KEYS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids")
 VISION_KEYS = ("pixel_values_videos", "video_grid_thw", "pixel_values", "image_grid_thw", "image_sizes")
-_PAD = {"attention_mask": 0, "labels": IGNORE_INDEX, "mm_token_type_ids": 0}
+
+
+def _field(d, key):
+    """``d[key]`` of a processor size (a dict or transformers' ``SizeDict``), None when absent."""
+    return d.get(key) if isinstance(d, dict) else getattr(d, key, None)
 
 
 def _processor_size(vp) -> tuple[dict, tuple[int, int] | None]:
     """(llava_target_size keyword, crop) from a LLaVA video processor's ``size`` / ``crop_size``."""
-    size = getattr(vp, "size", None)
-    get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+    size, cs = getattr(vp, "size", None), getattr(vp, "crop_size", None)
     crop = None
-    if getattr(vp, "do_center_crop", False) and getattr(vp, "crop_size", None) is not None:
-        cs = vp.crop_size
-        ch = cs.get("height") if isinstance(cs, dict) else getattr(cs, "height", None)
-        cw = cs.get("width") if isinstance(cs, dict) else getattr(cs, "width", None)
-        crop = (int(ch), int(cw))
-    if get("height") and get("width"):
-        return {"size": (int(get("height")), int(get("width")))}, crop
-    if get("shortest_edge"):
-        return {"shortest_edge": int(get("shortest_edge"))}, crop
+    if getattr(vp, "do_center_crop", False) and cs is not None:
+        crop = (int(_field(cs, "height")), int(_field(cs, "width")))
+    if _field(size, "height") and _field(size, "width"):
+        return {"size": (int(_field(size, "height")), int(_field(size, "width")))}, crop
+    if _field(size, "shortest_edge"):
+        return {"shortest_edge": int(_field(size, "shortest_edge"))}, crop
     raise ValueError(f"{type(vp).__name__}: size {size!r} has neither height/width nor shortest_edge")
 
 
@@ -70,6 +69,10 @@ class ModelInputs:
         layout: str = "repeat",
         token_keep_ratio: float = 1.0,
     ):
+        from sf2t.train.data import LAYOUTS
+
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.family = family
         self.processor = processor
         self.qwen = family.pixel_layout == "qwen_patches"
@@ -102,7 +105,7 @@ class ModelInputs:
     def video(self, frames: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """The presented frames ``frames[index]`` (cropped to ``boxes``) in the model's layout: Qwen
         ``{pixel_values_videos [patches, C*2*14*14], video_grid_thw [1, 3]}``; LLaVA ``{pixel_values_videos
-        [F, 3, H, W]}``. ``text_frames`` (an int) is how many frames the text must announce."""
+        [F, 3, H, W]}``."""
         from sf2t.ops.fragment_pack import fragment_pack, llava_target_size
 
         if self.qwen:
@@ -118,7 +121,7 @@ class ModelInputs:
             pixels, grid = fragment_pack(
                 frames, index, boxes, self.frame_size, mean=self.mean, std=self.std, frame_repeat=repeat
             )
-            return {"pixel_values_videos": pixels, "video_grid_thw": grid, "text_frames": int(grid[0, 0]) * 2}
+            return {"pixel_values_videos": pixels, "video_grid_thw": grid}
         h, w = int(frames.shape[1]), int(frames.shape[2])
         if boxes is not None:  # the processor would see the crops: size them from the crop
             sizes = {(int(b[3] - b[1]), int(b[2] - b[0])) for b in boxes.tolist()}
@@ -129,7 +132,7 @@ class ModelInputs:
         pixels, _ = fragment_pack(
             frames, index, boxes, out, mean=self.mean, std=self.std, frame_repeat=1, layout="fchw", resize=resize
         )
-        return {"pixel_values_videos": pixels, "text_frames": int(index.numel())}
+        return {"pixel_values_videos": pixels}
 
     def image(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
         """One target image ``[h, w, 3]`` uint8 -> (its model inputs, its number of placeholder tokens)."""
@@ -147,14 +150,15 @@ class ModelInputs:
                 frame_repeat=2,
             )  # an image = 2 identical frames
             return {"pixel_values": pixels, "image_grid_thw": grid}, int(grid.prod()) // 4
+        from sf2t.models.llava_onevision import num_image_tokens  # (LLaVA-NeXT-Video's is the same function)
+
         got = self.processor.image_processor(images=[image.cpu().numpy()], return_tensors="pt")
         h, w = int(image.shape[0]), int(image.shape[1])
-        module = __import__(f"sf2t.models.{self.family.name}", fromlist=["num_image_tokens"])
         inputs = {
             "pixel_values": got["pixel_values"].to(image.device),  # [1, patches, 3, S, S]
             "image_sizes": torch.as_tensor(got["image_sizes"]).reshape(1, 2).to(image.device),
         }
-        return inputs, module.num_image_tokens(self.processor, h, w)
+        return inputs, num_image_tokens(self.processor, h, w)
 
     # -- text
 
@@ -176,12 +180,12 @@ class ModelInputs:
             return build_video_sample(
                 tokenizer, question, answer, vision["video_grid_thw"], image_grid_thw=image_grid, token_keep_ratio=keep
             )
-        h, w = vision["pixel_values_videos"].shape[-2:]
+        f, _, h, w = vision["pixel_values_videos"].shape  # [F, 3, H, W]: one token group per frame
         return self.family.build_sample(
             tokenizer,
             question,
             answer,
-            vision["text_frames"],
+            int(f),
             int(h),
             int(w),
             image_tokens=image_tokens,
@@ -209,14 +213,9 @@ class ModelInputs:
 
     @staticmethod
     def _collate_llava(samples: Sequence[dict], pad_id: int) -> dict[str, Any]:
-        n = max(int(s["input_ids"].shape[0]) for s in samples)
-        out: dict[str, Any] = {}
-        for key in ("input_ids", "attention_mask", "labels"):
-            fill = pad_id if key == "input_ids" else _PAD[key]
-            t = torch.full((len(samples), n), fill, dtype=torch.long)
-            for i, s in enumerate(samples):
-                t[i, : s[key].shape[0]] = s[key]
-            out[key] = t
+        from sf2t.models.qwen2_vl import collate  # right-pads the text keys
+
+        out = collate([{k: s[k] for k in ("input_ids", "attention_mask", "labels")} for s in samples], pad_id)
         out["pixel_values_videos"] = torch.stack([s["pixel_values_videos"] for s in samples])  # [B, F, 3, H, W]
         images = [s for s in samples if "pixel_values" in s]
         if images:  # anyres tiles: padded to the most patches (the model keeps each image's own count)

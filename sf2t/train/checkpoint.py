@@ -62,7 +62,6 @@ class CheckpointManager:
     ) -> Path:
         """Write checkpoint ``step`` atomically; keep the newest ``keep``. ``state``: JSON-able run state.
         ``sharded`` (FSDP): every rank calls this (the shards are gathered), rank 0 writes, all wait for it."""
-        name = f"step-{step:08d}"
         if sharded:
             import torch.distributed as dist
             from torch.distributed.checkpoint.state_dict import (
@@ -76,18 +75,18 @@ class CheckpointManager:
             osd = get_optimizer_state_dict(model, optimizer, options=opts)
             if rank == 0:
                 trainable = {n: msd[n] for n, p in model.named_parameters() if p.requires_grad}
-                self._write(name, trainable, osd, state, model if peft else None, msd)
+                self._write(step, trainable, osd, state, model if peft else None, msd)
             dist.barrier()
-            return self.root / name
+            return self.root / f"step-{step:08d}"
         trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-        return self._write(name, trainable, optimizer.state_dict(), state, model if peft else None, None)
+        return self._write(step, trainable, optimizer.state_dict(), state, model if peft else None, None)
 
-    def _write(self, name: str, trainable: dict, optim_state: dict, state: dict, peft_model, full_state) -> Path:
+    def _write(self, step: int, trainable: dict, optim_state: dict, state: dict, peft_model, full_state) -> Path:
         """Write into a temporary folder, then rename it into place: a failure (a full disk, a kill) leaves the
         previous checkpoints as they were; an ``OSError`` says so."""
-        previous = self.latest()
+        previous, name = self.latest(), f"step-{step:08d}"
         try:
-            return self._write_unsafe(name, trainable, optim_state, state, peft_model, full_state)
+            return self._write_unsafe(step, name, trainable, optim_state, state, peft_model, full_state)
         except OSError as e:
             import errno
 
@@ -100,7 +99,7 @@ class CheckpointManager:
                 f"{previous or 'none written yet'}. Free space (or lower keep_checkpoints) and resume=auto",
             ) from e
 
-    def _write_unsafe(self, name, trainable, optim_state, state, peft_model, full_state) -> Path:
+    def _write_unsafe(self, step, name, trainable, optim_state, state, peft_model, full_state) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".tmp-*"):  # a save that was killed
             shutil.rmtree(stale, ignore_errors=True)
@@ -111,7 +110,7 @@ class CheckpointManager:
         if peft_model is not None:
             peft_model.save_pretrained(tmp / "adapter", state_dict=full_state)
         full = dict(state)
-        full["step"] = int(name.split("-")[1])
+        full["step"] = step
         full["rng"] = {
             "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
             "python": base64.b64encode(pickle.dumps(random.getstate())).decode(),

@@ -10,7 +10,10 @@ motion guard resamples windows that fail), packs the frames into Qwen2-VL's pixe
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import random
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -134,8 +137,6 @@ class FrameStore:
         self.decoders = DecoderCache(decoder, device=self.device)  # no re-open / re-scan per request
         # one caller at a time: a prefetch thread and the evaluation may share the store (decoders are not
         # thread-safe)
-        import threading
-
         self._lock = threading.RLock()
 
     def _decode(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
@@ -219,35 +220,29 @@ class SampleFactory:
         self.names = list(self.tasks)
         self.weights = list(weights) if weights else [1.0] * len(self.names)
         self.tokenizer = tokenizer
-        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        self.frame_repeat = frame_repeat
-        self.layout = layout
         self.seed = seed
         self.salt = salt
         self.store = store or FrameStore()
         self.max_resample = max_resample
         # per task, the paths (or path prefixes) it may draw from; tasks not listed draw from every video
         self.task_videos = {k: tuple(str(p) for p in v) for k, v in (task_videos or {}).items()}
-        # < 1: the model compresses its video tokens (sf2t.models.apply_sf2t); the text has the kept count
-        self.token_keep_ratio = float(token_keep_ratio)
         # ordinary video QA mixed in (sf2t.train.supervised): drawn for a supervised_ratio share of the indices
         self.supervised = list(supervised or [])
         self.supervised_ratio = float(supervised_ratio)
         self.supervised_frames = int(supervised_frames)
-        if inputs is None:  # Qwen2-VL (the default family) with this factory's frame size, repeat and layout
+        if inputs is None:  # Qwen2-VL (the default family) at frame_size, frame_repeat, layout, token_keep_ratio
             from sf2t.models.families import FAMILIES
             from sf2t.models.inputs import ModelInputs
 
             inputs = ModelInputs(
                 FAMILIES["qwen2_vl"],
-                frame_size=self.frame_size,
+                frame_size=frame_size,
                 frame_repeat=frame_repeat,
                 layout=layout,
-                token_keep_ratio=self.token_keep_ratio,
+                token_keep_ratio=token_keep_ratio,  # < 1: the model compresses its video tokens (apply_sf2t)
             )
-        # how the model takes pixels and text (sf2t.models.inputs.ModelInputs: Qwen or LLaVA families)
+        # how the model takes pixels and text (sf2t.models.inputs.ModelInputs: Qwen or LLaVA families); its frame
+        # size, repeat, layout and token_keep_ratio are the ones that count (the keywords above build the default)
         self.inputs = inputs
 
     # -- task samples (no pixels packed yet)
@@ -339,7 +334,7 @@ class SampleFactory:
             self.tokenizer, question, answer, vision, image_tokens, image_inputs.get("image_grid_thw")
         )
         out.update(image_inputs)
-        out.update({k: v for k, v in vision.items() if k != "text_frames"})
+        out.update(vision)
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
 
@@ -464,9 +459,6 @@ class Prefetch:
     _END = object()
 
     def __init__(self, source, depth: int = 2, device="cpu"):
-        import queue
-        import threading
-
         self.source = source
         self.q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
         self.stop = threading.Event()
@@ -476,8 +468,6 @@ class Prefetch:
         self.thread.start()
 
     def _put(self, item) -> bool:
-        import queue
-
         while not self.stop.is_set():
             try:
                 self.q.put(item, timeout=0.1)
@@ -487,8 +477,6 @@ class Prefetch:
         return False
 
     def _run(self) -> None:
-        import contextlib
-
         try:  # (the current CUDA stream is per thread: this thread's work goes to self.stream)
             with torch.cuda.stream(self.stream) if self.cuda else contextlib.nullcontext():
                 for item in self.source:

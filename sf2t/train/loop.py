@@ -151,12 +151,9 @@ def enable_checkpointing(model) -> None:
 
 def family_of_model(model):
     """The :class:`sf2t.models.Family` of a (possibly peft-wrapped) model, from its config's ``model_type``."""
-    from sf2t.models import FAMILIES
+    from sf2t.models.families import family_of_model_type
 
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in FAMILIES:
-        raise ValueError(f"model_type {model_type!r} is not supported; sf2t trains {', '.join(sorted(FAMILIES))}")
-    return FAMILIES[model_type]
+    return family_of_model_type(getattr(getattr(model, "config", None), "model_type", None), type(model).__name__)
 
 
 def make_inputs(cfg: TrainConfig, family=None):
@@ -190,15 +187,9 @@ def make_factories(cfg: TrainConfig, tokenizer, family=None):
     tasks = {name: make_task(name, cfg.task_config(name)) for name in cfg.tasks}
     min_frames = min(t.min_frames() for t in tasks.values())
     store = FrameStore(cache_mb=cfg.clip_cache_mb, decoder=cfg.decoder, device=cfg.device)
+    # frame size, repeat, layout and token_keep_ratio live in the model inputs (make_inputs)
     common = dict(
-        frame_size=cfg.frame_size,
-        frame_repeat=cfg.frame_repeat,
-        layout=cfg.layout,
-        store=store,
-        max_resample=cfg.max_resample,
-        task_videos=cfg.task_videos,
-        token_keep_ratio=cfg.token_keep_ratio,
-        inputs=make_inputs(cfg, family),
+        store=store, max_resample=cfg.max_resample, task_videos=cfg.task_videos, inputs=make_inputs(cfg, family)
     )
     supervised = None
     if cfg.supervised_data and cfg.supervised_ratio > 0:
@@ -299,6 +290,8 @@ def train(
             return list(cfg.curriculum_tasks)
         return None
 
+    # bf16 autocast of the forward pass (CUDA; TrainConfig refuses bf16 elsewhere)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
     losses: list[float] = []
     task_loss: dict[str, list[float]] = {}
     task_acc: dict[str, list[float]] = {}
@@ -378,15 +371,13 @@ def train(
             chunks = batch["chunks"]  # one forward each (LLaVA: one per frame count; Qwen: the whole batch)
             # normalised by the global batch's supervised tokens (all ranks): the mean a single process with the
             # whole global batch would take; x world because DDP averages the ranks' gradients
-            # (on the run's device: NCCL reduces CUDA tensors)
-            count = torch.tensor(
-                float(sum(int((c["labels"][:, 1:] != IGNORE_INDEX).sum()) for c in chunks)),
-                dtype=torch.float64,
-                device=cfg.device,
-            )
+            # (labels are still on the host: no device sync; the reduction runs on the run's device, as NCCL needs)
+            count = float(sum(int((c["labels"][:, 1:] != IGNORE_INDEX).sum()) for c in chunks))
             if world > 1:
-                torch.distributed.all_reduce(count)
-            total = max(float(count), 1.0)
+                count_t = torch.tensor(count, dtype=torch.float64, device=cfg.device)
+                torch.distributed.all_reduce(count_t)
+                count = float(count_t)
+            total = max(count, 1.0)
             loss_sum = torch.zeros((), dtype=torch.float64, device=cfg.device)
             for k, c in enumerate(chunks):
                 inputs = {key: c[key].to(cfg.device) for key in _MODEL_KEYS if key in c}
@@ -399,7 +390,6 @@ def train(
                     model.set_requires_gradient_sync(last_chunk)
                 elif world > 1 and not last_chunk:
                     quiet = train_model.no_sync()
-                autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16)
                 with quiet:
                     with autocast:
                         logits = train_model(**inputs).logits  # [B, T, V]
@@ -602,10 +592,8 @@ def save_trained(model, tokenizer, cfg: TrainConfig, *, rank: int = 0, sharded: 
     if rank != 0:
         return path
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.lora:
-        model.save_pretrained(path, state_dict=state)
-    else:
-        model.save_pretrained(path, state_dict=state)
+    model.save_pretrained(path, state_dict=state)
+    if not cfg.lora:
         tokenizer.save_pretrained(path)
         _copy_processor_files(cfg.model, path)
     with open(out / "train_config.json", "w") as fh:

@@ -108,20 +108,26 @@ class IndexResult:
         return "\n".join(lines)
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """Entries of a manifest; a malformed line is an error naming the line."""
-    out = []
+def iter_jsonl(path: str | os.PathLike):
+    """(line number, value) of each non-blank line of a JSON-lines file; a line that is not JSON is an error
+    naming it."""
     with open(path) as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                d = json.loads(line)
+                yield i, json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
-            if not isinstance(d, dict) or "path" not in d or "status" not in d:
-                raise ValueError(f"{path}:{i}: a manifest line needs 'path' and 'status'")
-            out.append(d)
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """Entries of a manifest; a malformed line is an error naming the line."""
+    out = []
+    for i, d in iter_jsonl(path):
+        if not isinstance(d, dict) or "path" not in d or "status" not in d:
+            raise ValueError(f"{path}:{i}: a manifest line needs 'path' and 'status'")
+        out.append(d)
     return out
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sf2t.ops.token_merge import _has_cpp, token_merge
+from tests.ops.checks import assert_token_merge_matches_reference
 
 
 @pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks token_merge_plan")
@@ -15,15 +16,7 @@ def test_cpp_equals_reference(first_group, ratio, window):
     grid = [[5, 6, 7], [1, 3, 3], [3, 1, 11], [0, 4, 4], [2, 9, 2]]
     n = sum(t * h * w for t, h, w in grid)
     x = torch.randn(n, 96, generator=torch.Generator().manual_seed(3), requires_grad=True)
-    kw = dict(window=window, first_group=first_group)
-    ref = token_merge(x, grid, ratio, backend="reference", **kw)
-    got = token_merge(x, grid, ratio, backend="cpp", **kw)
-    assert torch.equal(got[1], ref[1]) and torch.equal(got[2], ref[2])
-    torch.testing.assert_close(got[0], ref[0], rtol=1e-6, atol=1e-6)
-    w = torch.randn_like(ref[0])
-    (g_ref,) = torch.autograd.grad((ref[0] * w).sum(), x)
-    (g_got,) = torch.autograd.grad((got[0] * w).sum(), x)
-    torch.testing.assert_close(g_got, g_ref, rtol=1e-6, atol=1e-6)
+    assert_token_merge_matches_reference(x, grid, ratio, "cpp", window=window, first_group=first_group)
 
 
 def test_cpp_needs_the_extension_and_cpu():

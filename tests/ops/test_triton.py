@@ -152,17 +152,9 @@ print(json.dumps(out))
 def test_triton_token_merge_matches_reference(window, keep, first_group):
     """token_merge's Triton targets (neighbourhood dot products) give the reference's kept tokens, positions and
     gradients, on several small videos (the interpreter runs one program per token)."""
-    from sf2t.ops import token_merge
+    from tests.ops.checks import assert_token_merge_matches_reference
 
     grid = [[3, 3, 4], [2, 2, 5], [1, 3, 3]]
     n = sum(t * h * w for t, h, w in grid)
     x = torch.randn(n, 24, generator=torch.Generator().manual_seed(window), requires_grad=True)
-    kw = dict(window=window, first_group=first_group)
-    ref = token_merge(x, grid, keep, backend="reference", **kw)
-    got = token_merge(x, grid, keep, backend="triton", **kw)
-    assert torch.equal(got[1], ref[1]) and torch.equal(got[2], ref[2])
-    torch.testing.assert_close(got[0], ref[0], rtol=1e-6, atol=1e-6)
-    w = torch.randn_like(ref[0])
-    (g_ref,) = torch.autograd.grad((ref[0] * w).sum(), x)
-    (g_got,) = torch.autograd.grad((got[0] * w).sum(), x)
-    torch.testing.assert_close(g_got, g_ref, rtol=1e-6, atol=1e-6)
+    assert_token_merge_matches_reference(x, grid, keep, "triton", window=window, first_group=first_group)
