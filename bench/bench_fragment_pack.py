@@ -75,4 +75,4 @@ def test_fragment_pack_cpu(benchmark, case, provider):
         out_bytes=out.numel() * out.element_size(),
         in_bytes=frames.numel(),
     )
-    benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=2)

@@ -117,7 +117,11 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
     TORCH_CHECK(0 <= x0 && x0 < x1 && x1 <= W && 0 <= y0 && y0 < y1 && y1 <= H, op, ": boxes[", f, "] = (", x0,
                 ", ", y0, ", ", x1, ", ", y1, ") is empty or outside the ", W, "x", H,
                 " frame (x0 < x1 <= W, y0 < y1 <= H)");
-    if (window) {  // weights of the full resize, kept for the output window only
+    if (f > 0 && x1 - x0 == p.box[4 * f - 4 + 2] - p.box[4 * f - 4] &&
+        y1 - y0 == p.box[4 * f - 4 + 3] - p.box[4 * f - 4 + 1]) {
+      p.wx.push_back(p.wx.back());  // same crop size as the previous frame (the common case): same weights
+      p.wy.push_back(p.wy.back());
+    } else if (window) {  // weights of the full resize, kept for the output window only
       p.wx.push_back(slice_axis_weights(compute_axis_weights(x1 - x0, resize_w), crop_x, out_w));
       p.wy.push_back(slice_axis_weights(compute_axis_weights(y1 - y0, resize_h), crop_y, out_h));
     } else {

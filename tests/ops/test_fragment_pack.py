@@ -76,6 +76,37 @@ def test_cpp_vector_and_scalar_width_pass_agree(shape, monkeypatch):
 
 
 @needs_ext
+@pytest.mark.parametrize("crop_w", [45, 150, 313, 629, 640])
+def test_cpp_width_pass_paths_agree(crop_w, monkeypatch):
+    """Each width-pass path of the C++ kernel gives the same integers: the planar AVX2 pass (4 outputs a lane for
+    downscales up to ~2.1x, 2 for up to ~3x: here 640 -> 448 and 629 -> 224; larger ones and upscales take the
+    per-pixel pass), the per-pixel AVX2 pass (SF2T_FP_WIDTH=pixel) and the scalar one (SF2T_FP_SCALAR=1), against
+    the reference; crop widths that are not multiples of the 32-pixel split step, in both layouts."""
+    gen = torch.Generator().manual_seed(crop_w)
+    frames = torch.randint(0, 256, (3, 60, 640, 3), dtype=torch.uint8, generator=gen)
+    src = torch.tensor([0, 2, 1, 2])
+    boxes = torch.tensor([[0, 0, crop_w, 60], [640 - crop_w, 3, 640, 57], [1, 0, 1 + crop_w // 2, 60],
+                          [640 - crop_w, 0, 640, 60]])
+    outs = {}
+    for path, env in (("planar", {}), ("pixel", {"SF2T_FP_WIDTH": "pixel"}), ("scalar", {"SF2T_FP_SCALAR": "1"})):
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        for ow in (448, 224, 112):
+            outs[path, ow] = fragment_pack(frames, src, boxes, (28, ow), backend="cpp")[0]
+            outs[path, "fchw", ow] = torch.ops.sf2t.fragment_pack_fchw(
+                frames, src, boxes, 30, ow, 1, 0, 28, ow, [0.5] * 3, [0.5] * 3, 1, None, None, None
+            )
+        for k in env:
+            monkeypatch.delenv(k)
+    for ow in (448, 224, 112):
+        ref, _ = fragment_pack(frames, src, boxes, (28, ow), backend="reference")
+        torch.testing.assert_close(outs["planar", ow], ref, atol=ATOL_F32, rtol=0)
+        for path in ("pixel", "scalar"):
+            assert torch.equal(outs[path, ow], outs["planar", ow]), (path, ow)
+            assert torch.equal(outs[path, "fchw", ow], outs["planar", "fchw", ow]), (path, ow)
+
+
+@needs_ext
 @pytest.mark.parametrize("repeat,tp", [(1, 2), (2, 2), (3, 2), (1, 1), (2, 3)])
 def test_cpp_repeat_and_temporal_padding(repeat, tp):
     gen = torch.Generator().manual_seed(7)

@@ -96,10 +96,10 @@ struct WidthKernel {
   std::vector<int16_t> w;      // [out_pad, groups, 16]
 };
 
-WidthKernel width_kernel(const AxisWeights& wx, int64_t out_w, int64_t in_w) {
+WidthKernel width_kernel(const AxisWeights& wx, int64_t out_w, int64_t out_pad, int64_t in_w) {
   WidthKernel k;
   k.out_w = out_w;
-  k.out_pad = (out_w + 3) / 4 * 4;
+  k.out_pad = out_pad;  // a multiple of 4
   k.groups = std::max<int64_t>(1, (wx.ksize + 3) / 4);
   k.precision = wx.precision;
   k.in_pad = 3 * (in_w + 4 * k.groups) + 16;  // every 16-byte load of every group stays inside
@@ -171,6 +171,205 @@ __attribute__((target("avx2"))) void width_row_avx2(const uint8_t* in, const Wid
     std::memcpy(dst + x, &r, 4);
     std::memcpy(dst + op + x, &g, 4);
     std::memcpy(dst + 2 * op + x, &b, 4);
+  }
+}
+
+// Planar width pass, for crops whose consecutive outputs read from 16-byte windows of the input: the row is first
+// split into R, G, B planes; then per plane, each 128-bit lane holds one window and vpshufb spreads it into int16
+// tap pairs per output (index -128 gives the zero high byte and the zero taps) for vpmaddwd against the weights.
+// Two modes: 4 outputs a lane, 2 taps a step (downscales up to ~2.1x, e.g. 640 -> 448, 720 -> 448), or 2 outputs a
+// lane, 4 taps a step, the two pair sums added at the end (up to ~3x, e.g. 1280 -> 448). Same integers as the
+// per-pixel pass, about a third of the instructions.
+struct PlanarKernel {
+  bool ok = false;
+  int64_t out_pad = 0, per_lane = 0, steps = 0;  // out_pad: a multiple of 16; per_lane: outputs of a group, 4 or 2
+  int precision = 0;
+  std::vector<int32_t> base;  // [out_pad / per_lane] first input pixel of each group's window
+  std::vector<int8_t> idx;    // [groups / 2][steps][32]: lane 0 group 2h, lane 1 group 2h + 1
+  std::vector<int16_t> w;     // [groups / 2][steps][16]
+};
+
+PlanarKernel planar_kernel_mode(const AxisWeights& wx, int64_t out_w, int64_t out_pad, int64_t per_lane) {
+  PlanarKernel k;
+  k.out_pad = out_pad;
+  k.per_lane = per_lane;
+  k.precision = wx.precision;
+  const int64_t taps = 8 / per_lane;  // taps of one output a step: 2 or 4
+  int64_t longest = 1;
+  for (int64_t x = 0; x < out_w; ++x) longest = std::max<int64_t>(longest, wx.size[x]);
+  k.steps = (longest + taps - 1) / taps;
+  const int64_t groups = out_pad / per_lane, S = k.steps;
+  k.base.assign(groups, 0);
+  k.idx.assign(groups / 2 * S * 32, static_cast<int8_t>(-128));
+  k.w.assign(groups / 2 * S * 16, 0);
+  for (int64_t g = 0; g < groups && per_lane * g < out_w; ++g) {
+    k.base[g] = wx.start[per_lane * g];
+    const int64_t h = g / 2, lane = g % 2;
+    for (int64_t j = 0; j < per_lane && per_lane * g + j < out_w; ++j) {
+      const int64_t x = per_lane * g + j, off = wx.start[x] - k.base[g];
+      if (off < 0 || off + wx.size[x] > 16) return k;  // does not fit a 16-byte window: not usable
+      for (int64_t t = 0; t < wx.size[x]; ++t) {
+        const int64_t q = t / taps, slot = t % taps;
+        k.idx[(h * S + q) * 32 + lane * 16 + (j * taps + slot) * 2] = static_cast<int8_t>(off + t);
+        k.w[(h * S + q) * 16 + lane * 8 + j * taps + slot] = wx.w[x * wx.ksize + t];
+      }
+    }
+  }
+  k.ok = true;
+  return k;
+}
+
+PlanarKernel planar_kernel(const AxisWeights& wx, int64_t out_w, int64_t out_pad) {
+  PlanarKernel k = planar_kernel_mode(wx, out_w, out_pad, 4);
+  return k.ok ? k : planar_kernel_mode(wx, out_w, out_pad, 2);
+}
+
+// Two unaligned 16-byte loads into the lanes of one vector.
+__attribute__((target("avx2"))) inline __m256i load2(const uint8_t* lo, const uint8_t* hi) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+}
+
+// Packed RGB (n pixels) -> planes r, g, b: 32 pixels a step, SSSE3 shuffles in both lanes.
+__attribute__((target("avx2"))) void deinterleave_rgb_avx2(const uint8_t* in, int64_t n, uint8_t* r, uint8_t* g,
+                                                           uint8_t* b) {
+  const __m256i mr0 = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i mr1 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1));
+  const __m256i mr2 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13));
+  const __m256i mg0 = _mm256_broadcastsi128_si256(_mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i mg1 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1));
+  const __m256i mg2 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14));
+  const __m256i mb0 = _mm256_broadcastsi128_si256(_mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i mb1 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1));
+  const __m256i mb2 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15));
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {  // lane 0: pixels i..i+15 (48 bytes), lane 1: pixels i+16..i+31
+    const uint8_t* p = in + 3 * i;
+    const __m256i a = load2(p, p + 48), bb = load2(p + 16, p + 64), c = load2(p + 32, p + 80);
+    const __m256i vr = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a, mr0), _mm256_shuffle_epi8(bb, mr1)),
+                                       _mm256_shuffle_epi8(c, mr2));
+    const __m256i vg = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a, mg0), _mm256_shuffle_epi8(bb, mg1)),
+                                       _mm256_shuffle_epi8(c, mg2));
+    const __m256i vb = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a, mb0), _mm256_shuffle_epi8(bb, mb1)),
+                                       _mm256_shuffle_epi8(c, mb2));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + i), vr);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(g + i), vg);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + i), vb);
+  }
+  for (; i < n; ++i) {
+    r[i] = in[3 * i];
+    g[i] = in[3 * i + 1];
+    b[i] = in[3 * i + 2];
+  }
+}
+
+// One plane (padded: 16 readable bytes from every window's start) -> k.out_pad resized uint8 values, 16 a step.
+__attribute__((target("avx2"))) inline __m256i planar_step(const uint8_t* plane, const int32_t* base,
+                                                            const __m256i* idx, const __m256i* w, int64_t steps,
+                                                            __m256i acc) {
+  const __m256i win = load2(plane + base[0], plane + base[1]);
+  for (int64_t q = 0; q < steps; ++q) {
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_loadu_si256(idx + q)),
+                                                  _mm256_loadu_si256(w + q)));
+  }
+  return acc;
+}
+
+__attribute__((target("avx2"))) void width_planar_avx2(const uint8_t* plane, const PlanarKernel& k, uint8_t* dst) {
+  const __m256i bias = _mm256_set1_epi32(1 << (k.precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(k.precision);
+  const int64_t S = k.steps;
+  const int32_t* base = k.base.data();
+  const __m256i* idx = reinterpret_cast<const __m256i*>(k.idx.data());
+  const __m256i* w = reinterpret_cast<const __m256i*>(k.w.data());
+  if (k.per_lane == 4) {
+    for (int64_t x = 0; x < k.out_pad; x += 16) {
+      const int64_t h = x / 8;  // group pairs h, h + 1: groups x/4 .. x/4 + 3
+      const __m256i a = planar_step(plane, base + 2 * h, idx + h * S, w + h * S, S, bias);
+      const __m256i b = planar_step(plane, base + 2 * h + 2, idx + (h + 1) * S, w + (h + 1) * S, S, bias);
+      // [g0 g2 | g1 g3] int16 -> g0 g1 g2 g3 -> uint8 (saturation == round_shift_clamp)
+      const __m256i s16 = _mm256_permute4x64_epi64(
+          _mm256_packs_epi32(_mm256_sra_epi32(a, shift), _mm256_sra_epi32(b, shift)), 0xD8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x),
+                       _mm_packus_epi16(_mm256_castsi256_si128(s16), _mm256_extracti128_si256(s16, 1)));
+    }
+    return;
+  }
+  const __m256i zero = _mm256_setzero_si256();
+  const __m128i order = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+  for (int64_t x = 0; x < k.out_pad; x += 16) {
+    const int64_t h = x / 4;  // group pairs h .. h + 3: groups x/2 .. x/2 + 7, two outputs each
+    __m256i acc[4];
+    for (int64_t i = 0; i < 4; ++i) {
+      acc[i] = planar_step(plane, base + 2 * (h + i), idx + (h + i) * S, w + (h + i) * S, S, zero);
+    }
+    // lane sums of the two pair sums of each output: [0 1 4 5 | 2 3 6 7] and [8 9 12 13 | 10 11 14 15]
+    const __m256i lo = _mm256_sra_epi32(_mm256_add_epi32(_mm256_hadd_epi32(acc[0], acc[1]), bias), shift);
+    const __m256i hi = _mm256_sra_epi32(_mm256_add_epi32(_mm256_hadd_epi32(acc[2], acc[3]), bias), shift);
+    const __m256i s16 = _mm256_packs_epi32(lo, hi);  // [0 1 4 5 8 9 12 13 | 2 3 6 7 10 11 14 15]
+    const __m128i u8 = _mm_packus_epi16(_mm256_castsi256_si128(s16), _mm256_extracti128_si256(s16, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), _mm_shuffle_epi8(u8, order));
+  }
+}
+
+// Height pass of one output row, normalized: planar uint8 rows (3 planes of op, row stride 3 * op) -> float planes
+// line[c * op + x], x < out_w. 16 values a step, (tap, tap + 1) row pairs interleaved into int16 pairs for vpmaddwd,
+// accumulated in registers; then shift, clamp, (v - mean) * inv_std as normalize_plane does.
+__attribute__((target("avx2"))) void height_row_avx2(const uint8_t* rows, int64_t op, const int16_t* w, int64_t n,
+                                                     int precision, const float* mean, const float* inv_std,
+                                                     int64_t out_w, float* line) {
+  const int64_t stride = 3 * op;
+  __m256i wp[64];  // n <= 128 (callers check)
+  const int64_t np = (n + 1) / 2;
+  for (int64_t t = 0; t < np; ++t) {
+    const int32_t lo = static_cast<uint16_t>(w[2 * t]);
+    const int32_t hi = (2 * t + 1 < n) ? static_cast<int32_t>(w[2 * t + 1]) : 0;
+    wp[t] = _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16)));
+  }
+  const __m256i bias = _mm256_set1_epi32(1 << (precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(precision);
+  const __m256i zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(255);
+  const __m128i z128 = _mm_setzero_si128();
+  for (int64_t c = 0; c < 3; ++c) {
+    const __m256 m = _mm256_set1_ps(mean[c]), is = _mm256_set1_ps(inv_std[c]);
+    for (int64_t x = 0; x < out_w; x += 16) {
+      const uint8_t* col = rows + c * op + x;
+      __m256i a0 = bias, a1 = bias;
+      for (int64_t t = 0; t < np; ++t) {
+        const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + 2 * t * stride));
+        const __m128i v = (2 * t + 1 < n) ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + (2 * t + 1) * stride))
+                                          : z128;
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(u, v)), wp[t]));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(u, v)), wp[t]));
+      }
+      a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(a0, shift), zero), top);
+      a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(a1, shift), zero), top);
+      float* o = line + c * op + x;
+      _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(a0), m), is));
+      _mm256_storeu_ps(o + 8, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(a1), m), is));
+    }
+  }
+}
+
+// Qwen2-VL writer of one band of p float lines (line (py, c) at lines + (py * 3 + c) * op): every p-long run copied
+// with 8-float vector moves (overlapping inside the run when p is not a multiple of 8). Needs p >= 8.
+__attribute__((target("avx2"))) void write_qwen_band_f32_avx2(const float* lines, int64_t op, int64_t p, int64_t tp,
+                                                              int64_t m, int64_t gh, int64_t gw, int64_t cols,
+                                                              int64_t hy, int64_t r_begin, int64_t r_end, float* out) {
+  for (int64_t wx = 0; wx < gw; ++wx) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      const int64_t t = r / tp, ti = r % tp;
+      const int64_t rowi = ((t * (gh / m) + hy / m) * (gw / m) + wx / m) * m * m + (hy % m) * m + (wx % m);
+      float* block = out + rowi * cols;
+      for (int64_t c = 0; c < 3; ++c) {
+        for (int64_t py = 0; py < p; ++py) {
+          float* d = block + ((c * tp + ti) * p + py) * p;
+          const float* s = lines + (py * 3 + c) * op + wx * p;
+          for (int64_t o = 0; o + 8 < p; o += 8) _mm256_storeu_ps(d + o, _mm256_loadu_ps(s + o));
+          _mm256_storeu_ps(d + p - 8, _mm256_loadu_ps(s + p - 8));
+        }
+      }
+    }
   }
 }
 
@@ -253,13 +452,19 @@ inline void store_run(out_t* __restrict__ dst, const float* __restrict__ src, in
 
 // Per presented frame (threads split the frames): the width pass of every crop row into planar uint8 rows kept in
 // the thread's cache-sized buffer, then the height pass in bands of `band` output rows, normalized into planar
-// float lines [band][3][out_w] handed to write(f, y0, rows, lines). No frame-sized intermediate, no transposes.
+// float lines [band][3][op] (op: out_w rounded up to 16) handed to write(f, y0, rows, lines). No frame-sized
+// intermediate, no transposes.
+// Paths (same integers, tested equal): AVX2 planar width pass where the crop's resize fits it, else the AVX2
+// per-pixel one, and the AVX2 height pass; scalar passes without AVX2 or with SF2T_FP_SCALAR=1
+// (SF2T_FP_WIDTH=pixel forces the per-pixel width pass, for tests).
 template <typename Writer>
 void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, int64_t band,
                    Writer write) {
-  const int64_t ow = pl.out_w, oh = pl.out_h;
+  const int64_t ow = pl.out_w, oh = pl.out_h, op = (ow + 15) / 16 * 16, stride = 3 * op;  // planar row: R G B
 #ifdef SF2T_FP_AVX2
   const bool avx2 = cpu_has_avx2() && std::getenv("SF2T_FP_SCALAR") == nullptr;
+  const char* width_env = std::getenv("SF2T_FP_WIDTH");
+  const bool allow_planar = width_env == nullptr || std::strcmp(width_env, "pixel") != 0;
   // one past the last byte of the frames' memory: padded reads in place must end before it
   const uint8_t* data_end = nullptr;
   if (!pl.nv12) {
@@ -267,55 +472,88 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
     for (int64_t d = 0; d < frames.dim(); ++d) last += (frames.size(d) - 1) * frames.stride(d);
     data_end = frames.data_ptr<uint8_t>() + last + 1;
   }
+  const bool packed = !pl.nv12 && frames.stride(2) == 3 && frames.stride(3) == 1;
+#else
+  const bool avx2 = false;
 #endif
   at::parallel_for(0, pl.presented, 1, [&](int64_t begin, int64_t end) {
     // per-thread buffers kept across calls: no fresh pages (and page faults) per call
-    thread_local std::vector<uint8_t> row, planes;
+    thread_local std::vector<uint8_t> row, split, planes;
     thread_local std::vector<int32_t> acc;
     thread_local std::vector<float> lines;
-    lines.resize(band * 3 * ow);
+    lines.resize(band * stride);
     for (int64_t f = begin; f < end; ++f) {
       const int64_t y0 = pl.box[4 * f + 1], ch = pl.box[4 * f + 3] - y0, cw = pl.box[4 * f + 2] - pl.box[4 * f];
       const AxisWeights& wx = pl.wx[f];
-      const WidthKernel k = width_kernel(wx, ow, cw);
-      const int64_t op = k.out_pad, stride = 3 * op;  // planar row: R[op] G[op] B[op]
-      row.assign(k.in_pad, 0);
-      planes.resize(ch * stride);
-      for (int64_t y = 0; y < ch; ++y) {
-        uint8_t* dst = planes.data() + y * stride;
-#ifdef SF2T_FP_AVX2
-        if (avx2) {
-          // packed RGB whose padded read (k.in_pad bytes from the crop's first pixel) stays inside the frames'
-          // memory: read in place (bytes past the crop meet zero weights); otherwise a padded copy of the row
-          const uint8_t* direct = direct_row(pl, frames, f, y0 + y, k.in_pad, data_end);
-          if (direct == nullptr) {
-            load_row(pl, frames, uv, f, y0 + y, row.data());
-            direct = row.data();
-          }
-          width_row_avx2(direct, k, dst);
-          continue;
-        }
-#endif
-        load_row(pl, frames, uv, f, y0 + y, row.data());
-        width_row_scalar(row.data(), wx, ow, op, dst);
-      }
       const AxisWeights& wy = pl.wy[f];
+      planes.resize(ch * stride + 16);
+#ifdef SF2T_FP_AVX2
+      if (avx2) {
+        const PlanarKernel pk = allow_planar ? planar_kernel(wx, ow, op) : PlanarKernel{};
+        if (pk.ok) {
+          const int64_t plen = cw + 16;  // each plane: 16 readable bytes past every window start
+          split.assign(3 * plen, 0);
+          if (!packed) row.assign(3 * cw + 16, 0);
+          for (int64_t y = 0; y < ch; ++y) {
+            const uint8_t* src;
+            if (packed) {
+              src = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + (y0 + y) * frames.stride(1) +
+                    pl.box[4 * f] * 3;
+            } else {
+              load_row(pl, frames, uv, f, y0 + y, row.data());
+              src = row.data();
+            }
+            deinterleave_rgb_avx2(src, cw, split.data(), split.data() + plen, split.data() + 2 * plen);
+            uint8_t* dst = planes.data() + y * stride;
+            for (int64_t c = 0; c < 3; ++c) width_planar_avx2(split.data() + c * plen, pk, dst + c * op);
+          }
+        } else {
+          const WidthKernel k = width_kernel(wx, ow, op, cw);
+          row.assign(k.in_pad, 0);
+          for (int64_t y = 0; y < ch; ++y) {
+            // packed RGB whose padded read (k.in_pad bytes from the crop's first pixel) stays inside the frames'
+            // memory: read in place (bytes past the crop meet zero weights); otherwise a padded copy of the row
+            const uint8_t* direct = direct_row(pl, frames, f, y0 + y, k.in_pad, data_end);
+            if (direct == nullptr) {
+              load_row(pl, frames, uv, f, y0 + y, row.data());
+              direct = row.data();
+            }
+            width_row_avx2(direct, k, planes.data() + y * stride);
+          }
+        }
+      } else
+#endif
+      {
+        row.assign(3 * cw + 16, 0);
+        for (int64_t y = 0; y < ch; ++y) {
+          load_row(pl, frames, uv, f, y0 + y, row.data());
+          width_row_scalar(row.data(), wx, ow, op, planes.data() + y * stride);
+        }
+      }
+      const bool avx2_height = avx2 && wy.ksize <= 128;
       acc.resize(stride);
       for (int64_t b0 = 0; b0 < oh; b0 += band) {
         const int64_t rows = std::min(band, oh - b0);
         for (int64_t j = 0; j < rows; ++j) {
           const int64_t y = b0 + j;
           const int16_t* w = wy.w.data() + y * wy.ksize;
+          float* line = lines.data() + j * stride;
+#ifdef SF2T_FP_AVX2
+          if (avx2_height) {
+            height_row_avx2(planes.data() + wy.start[y] * stride, op, w, wy.size[y], wy.precision, pl.mean255,
+                            pl.inv_std255, ow, line);
+            continue;
+          }
+#endif
           std::fill(acc.begin(), acc.end(), int32_t{1} << (wy.precision - 1));
           for (int64_t t = 0; t < wy.size[y]; ++t) {
             accumulate_row(acc.data(), planes.data() + (wy.start[y] + t) * stride, w[t], stride);
           }
-          float* line = lines.data() + j * 3 * ow;
           for (int64_t c = 0; c < 3; ++c) {
-            normalize_plane(acc.data() + c * op, line + c * ow, wy.precision, pl.mean255[c], pl.inv_std255[c], ow);
+            normalize_plane(acc.data() + c * op, line + c * op, wy.precision, pl.mean255[c], pl.inv_std255[c], ow);
           }
         }
-        write(f, b0, rows, lines.data());
+        write(f, b0, rows, op, lines.data());
       }
     }
   });
@@ -327,11 +565,21 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
 template <typename out_t>
 void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, const std::optional<at::Tensor>& uv,
                 out_t* out) {
-  const int64_t p = lay.p, tp = lay.tp, m = lay.m, ow = pl.out_w;
-  resize_frames(pl, frames, uv, p, [&](int64_t f, int64_t y0, int64_t, const float* lines) {
+  const int64_t p = lay.p, tp = lay.tp, m = lay.m;
+#ifdef SF2T_FP_AVX2
+  const bool vector_runs = std::is_same<out_t, float>::value && p >= 8 && cpu_has_avx2();
+#endif
+  resize_frames(pl, frames, uv, p, [&](int64_t f, int64_t y0, int64_t, int64_t op, const float* lines) {
     const int64_t r_begin = f * pl.repeat;
     const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
     const int64_t hy = y0 / p;
+#ifdef SF2T_FP_AVX2
+    if (vector_runs) {
+      write_qwen_band_f32_avx2(lines, op, p, tp, m, lay.gh, lay.gw, lay.cols, hy, r_begin, r_end,
+                               reinterpret_cast<float*>(out));
+      return;
+    }
+#endif
     for (int64_t wx = 0; wx < lay.gw; ++wx) {
       for (int64_t r = r_begin; r < r_end; ++r) {
         const int64_t t = r / tp, ti = r % tp;
@@ -339,7 +587,7 @@ void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, con
         out_t* block = out + rowi * lay.cols;
         for (int64_t c = 0; c < 3; ++c) {
           for (int64_t py = 0; py < p; ++py) {
-            store_run(block + ((c * tp + ti) * p + py) * p, lines + (py * 3 + c) * ow + wx * p, p);
+            store_run(block + ((c * tp + ti) * p + py) * p, lines + (py * 3 + c) * op + wx * p, p);
           }
         }
       }
@@ -351,9 +599,9 @@ void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, con
 template <typename out_t>
 void write_fchw(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, out_t* out) {
   const int64_t oh = pl.out_h, ow = pl.out_w;
-  resize_frames(pl, frames, uv, 1, [&](int64_t f, int64_t y, int64_t, const float* line) {
+  resize_frames(pl, frames, uv, 1, [&](int64_t f, int64_t y, int64_t, int64_t op, const float* line) {
     for (int64_t r = f * pl.repeat; r < (f + 1) * pl.repeat; ++r) {
-      for (int64_t c = 0; c < 3; ++c) store_run(out + ((r * 3 + c) * oh + y) * ow, line + c * ow, ow);
+      for (int64_t c = 0; c < 3; ++c) store_run(out + ((r * 3 + c) * oh + y) * ow, line + c * op, ow);
     }
   });
 }
