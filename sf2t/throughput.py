@@ -1,6 +1,7 @@
 """``sf2t throughput``: sf2t's input pipeline side by side with what fine-tuning stacks run today, on your videos.
 
-Every provider turns the same SF²T sample plans (16-frame fragments at a stride of 1-4, 4 samples per 64-frame
+Every provider turns the same SF²T samples (by default 16-frame fragments at a stride of 1-4; ``--tasks`` samples
+the real tasks that pick and reorder frames: counting, disorder, rearrangement, speed; 4 samples per 64-frame
 window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL pixel values
 (``pixel_values_videos`` + ``video_grid_thw`` at one target size, 2 frames per temporal patch):
 
@@ -83,58 +84,119 @@ def _baselines():
     return {"llamafactory_style": lf, "qwenvl_utils_style": qv}, processor_for
 
 
-def _sampler(infos, seed: int, threads: int = 1):
+# Tasks whose presented pixels are a selection of decoded frames (in any order, with repeats), which the baselines
+# reproduce from the frame ids; consistency and localization change pixels (a replaced cell, a pasted target).
+FRAME_TASKS = ("fragment", "counting", "disorder", "rearrangement", "speed")
+FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # one pixel layout: 14-pixel patches, 2 frames a temporal patch, merge 2
+
+
+def _tasks(names: Sequence[str]) -> dict:
+    from sf2t.tasks import TASKS, make_task
+
+    unknown = [n for n in names if n != "fragment" and n not in TASKS]
+    if unknown or not names:
+        raise ValueError(f"unknown task(s) {unknown}; known: {sorted(('fragment', *TASKS))}")
+    return {n: Fragment() if n == "fragment" else make_task(n) for n in names}
+
+
+def _sampler(infos, seed: int, threads: int = 1, tasks: Sequence[str] = ("fragment",), device: str = "cpu"):
     from sf2t.video.sampler import WindowSampler
 
     return WindowSampler(
         infos,
-        {"fragment": Fragment()},
+        _tasks(tasks),
         seed=seed,
         samples_per_window=SAMPLES_PER_WINDOW,
         window_frames=WINDOW,
         threads=threads,
+        device=device,
     )
 
 
-def run_sf2t(infos, windows: int, size, seed: int = 0, keep: bool = True, threads: int = 1):
-    """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows. ``keep=False``:
-    each sample is dropped once made, as a training loop consumes it (only the first is returned)."""
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_sf2t(
+    infos,
+    windows: int,
+    size,
+    seed: int = 0,
+    keep: bool = True,
+    threads: int = 1,
+    tasks: Sequence[str] = ("fragment",),
+    device: str = "cpu",
+    seconds: float | None = None,
+):
+    """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows (or, with
+    ``seconds``, as many windows as fit in that time, at least one). ``keep=False``: each sample is dropped once
+    made, as a training loop consumes it (only the first is returned). Video pixels only: localization's separate
+    target image is not packed."""
     from sf2t.ops.fragment_pack import fragment_pack
 
-    s = _sampler(infos, seed, threads)
+    s = _sampler(infos, seed, threads, tasks, device)
     out = []
-    for w in range(windows):
+    t0 = time.perf_counter()
+    w = 0
+    while (w < windows) if seconds is None else (w == 0 or time.perf_counter() - t0 < seconds):
         for smp, fr in s.window(w):
-            got = fragment_pack(fr, smp.src_index_tensor(fr.device), None, size, frame_repeat=1)
+            got = fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
             if keep or not out:
                 out.append(got)
             else:
                 out.append(None)
+        w += 1
+    _sync(device)
+    if s.failures and not out:
+        f = s.failures[0]
+        raise RuntimeError(f"sf2t made no sample: {f.path}: {f.reason} ({len(s.failures)} failures)")
     decoded = s.stats["frames_decoded"]
     s.close()
     return out, decoded
 
 
-def sample_plans(infos, windows: int, seed: int = 0) -> list[tuple[str, list[int]]]:
-    s = _sampler(infos, seed)
+def sample_plans(
+    infos, windows: int, seed: int = 0, tasks: Sequence[str] = ("fragment",)
+) -> list[tuple[str, list[int]]]:
+    """(video, presented frame ids) of each sample sf2t makes in the first ``windows`` windows, for the baselines.
+    Plain fragments come from the planner alone; tasks that reorder or pick frames are built (a decode pass) to
+    learn the presented order. Tasks that change pixels cannot be reproduced by the baselines: an error."""
+    pixel_tasks = [t for t in tasks if t not in FRAME_TASKS]
+    if pixel_tasks:
+        raise ValueError(
+            f"the baselines cannot make {pixel_tasks}' samples (they change pixels); with baselines use "
+            f"{', '.join(FRAME_TASKS)}, or --against '' to time sf2t alone"
+        )
+    s = _sampler(infos, seed, tasks=tasks)
     out = []
-    for w in range(windows):
-        wp = s.plan(w)
-        out += [(wp.video.path, list(p.frame_ids)) for p in wp.plans]
+    try:
+        for w in range(windows):
+            wp = s.plan(w)
+            if all(t == "fragment" for t in tasks):
+                out += [(wp.video.path, list(p.frame_ids)) for p in wp.plans]
+                continue
+            union = wp.frame_ids  # the rows of the window's shared decode, which src_index points into
+            for smp, _ in s.window(w):
+                out.append((wp.video.path, [union[i] for i in smp.src_index]))
+    finally:
+        s.close()
     return out
 
 
-def raw_fps(path: str, threads: int = 1) -> float:
-    """The raw decoder's all-frames rate on ``path`` (torchcodec, sequential, ``threads`` decoder threads): the
-    ceiling."""
+def raw_fps(path: str, threads: int = 1, device: str = "cpu") -> float:
+    """The raw decoder's all-frames rate on ``path`` (torchcodec, sequential, ``threads`` decoder threads, on
+    ``device``): the ceiling."""
     from torchcodec.decoders import VideoDecoder
 
-    dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate")
+    kw = {"device": device} if str(device) != "cpu" else {}
+    dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate", **kw)
     n = dec.metadata.num_frames or 0
     t = time.perf_counter()
     got = 0
     for lo in range(0, n, 64):
         got += dec.get_frames_in_range(lo, min(lo + 64, n)).data.shape[0]
+    _sync(device)
     return got / (time.perf_counter() - t)
 
 
@@ -167,15 +229,35 @@ def measure(
     seed: int = 0,
     baseline_samples: int | None = None,
     threads: int = 1,
+    tasks: Sequence[str] = ("fragment",),
+    family: str = "qwen2_vl",
+    device: str = "cpu",
+    seconds: float | None = None,
     log=print,
 ) -> dict:
     """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
-    and decoder threads of every provider (and of the ceiling's raw decode)."""
+    and decoder threads of every provider (and of the ceiling's raw decode). ``tasks``: the SF²T tasks sampled
+    (mixed evenly; ``fragment`` is a plain 16-frame fragment). ``device``: where sf2t decodes and packs (the
+    baselines are CPU stacks). ``seconds``: each provider's time per round (instead of ``windows`` windows for sf2t
+    and the first ``baseline_samples`` plans for the baselines; the plans repeat)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    if windows < 1 or rounds < 1:
+        raise ValueError(f"windows and rounds must be >= 1, got {windows} and {rounds}")
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if family not in FAMILIES:
+        raise ValueError(
+            f"family {family!r} is not measured: the baselines make Qwen2-VL-layout pixels ({', '.join(FAMILIES)})"
+        )
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be cpu or cuda, got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
+    _tasks(tasks)  # unknown names: an error before any work
     torch.set_num_threads(threads)
     infos = [probe(p) for p in videos]
     short = [i.path for i in infos if i.num_frames < WINDOW]
@@ -186,51 +268,63 @@ def measure(
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(mods)}")
     proc = processor_for(size)
-    plans = sample_plans(infos, windows, seed)
+    plans = sample_plans(infos, windows, seed, tasks) if against else []
     n_base = min(len(plans), baseline_samples or len(plans))
 
-    def run_base(name, k, keep=True):
+    def run_base(name, k, keep=True, budget=None):
         out = []
-        for p, ids in plans[:k]:
+        t0 = time.perf_counter()
+        i = 0
+        while (i < k) if budget is None else (i == 0 or time.perf_counter() - t0 < budget):
+            p, ids = plans[i % len(plans)]
             got = mods[name].pixels(p, ids, size, proc, threads=threads)
             out.append(got if keep or not out else None)  # consumed, as a training loop would
+            i += 1
         return out
 
     # agreement first, on a few samples
-    first = {"sf2t": run_sf2t(infos, 1, size, seed, threads=threads)[0][:2]}
+    first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in run_sf2t(infos, 1, size, seed, threads=threads, tasks=tasks,
+                                                            device=device)[0][:2]]}
     for a in against:
         first[a] = run_base(a, 2)
-    agreement = check_agreement(first, 2 / 255 / min(QWEN2_VL_STD) + 1e-6)
+    agreement = check_agreement(first, 2 / 255 / min(QWEN2_VL_STD) + 1e-6) if against else {}
     times: dict[str, list[float]] = {p: [] for p in ("sf2t", *against)}
     decoded = 0
     for r in range(rounds):
         t = time.perf_counter()
-        out, decoded = run_sf2t(infos, windows, size, seed, keep=False, threads=threads)
+        out, decoded = run_sf2t(
+            infos, windows, size, seed, keep=False, threads=threads, tasks=tasks, device=device, seconds=seconds
+        )
         times["sf2t"].append((time.perf_counter() - t) / len(out))
         for a in against:
             t = time.perf_counter()
-            run_base(a, n_base, keep=False)
-            times[a].append((time.perf_counter() - t) / n_base)
+            n = len(run_base(a, n_base, keep=False, budget=seconds))
+            times[a].append((time.perf_counter() - t) / n)
         log(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {1 / v[-1]:.1f} samples/s" for k, v in times.items()))
     per_sample = {k: statistics.median(v) for k, v in times.items()}
-    pix_bytes = out[0][0].numel() * out[0][0].element_size()
+    frames = statistics.mean(len(ids) for _, ids in plans) if plans else float(out[0][1][0, 0].item() * 2)
+    pix_bytes = out[0][0].numel() * out[0][0].element_size() * frames / max(1, out[0][1][0, 0].item() * 2)
     frames_per_sample = decoded / len(out)
-    fps = {p: raw_fps(p, threads) for p in {i.path for i in infos}}
+    fps = {p: raw_fps(p, threads, device) for p in {i.path for i in infos}}
     ceiling = statistics.mean(fps.values()) / frames_per_sample
     rows = {}
     for k, s in per_sample.items():
         rows[k] = {
             "samples_per_s": 1 / s,
-            "frames_per_s": FRAMES / s,
+            "frames_per_s": frames / s,
             "pixel_mb_per_s": pix_bytes / s / 1e6,
             "sf2t_speedup": per_sample[k] / per_sample["sf2t"],
         }
     return {
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
         "threads": threads,
+        "device": str(device),
+        "family": family,
+        "tasks": list(tasks),
         "videos": list(videos),
         "size": list(size),
         "samples": len(out),
+        "frames_per_sample": frames,
         "baseline_samples": n_base,
         "agreement": agreement,
         "providers": rows,
@@ -244,7 +338,11 @@ def measure(
 def print_table(res: dict) -> None:
     t = res.get("threads", 1)
     each = "one thread each" if t == 1 else f"{t} torch and decoder threads each"
-    print(f"{res['samples']} samples of {FRAMES} frames -> Qwen2-VL pixels at {res['size']}, {each}")
+    tasks = ", ".join(res.get("tasks", ["fragment"]))
+    print(
+        f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
+        f"{res.get('family', 'qwen2_vl')} pixels at {res['size']} on {res.get('device', 'cpu')}, {each}"
+    )
     print(f"{'provider':<22}{'samples/s':>11}{'frames/s':>10}{'pixel MB/s':>12}{'sf2t x':>9}")
     for k, r in res["providers"].items():
         print(
@@ -270,6 +368,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=1, help="torch and decoder threads of every provider and of the raw decode"
     )
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["fragment"],
+        help=f"SF²T tasks to sample, mixed evenly (fragment: a plain 16-frame fragment); the baselines make "
+        f"{', '.join(FRAME_TASKS)}",
+    )
+    p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")
+    p.add_argument("--device", default="cpu", help="where sf2t decodes and packs: cpu or cuda")
+    p.add_argument(
+        "--seconds", type=float, help="each provider's time per round (instead of --windows / --baseline-samples)"
+    )
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     from sf2t.video.errors import VideoError
@@ -293,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             baseline_samples=args.baseline_samples,
             threads=args.threads,
+            tasks=args.tasks,
+            family=args.family,
+            device=args.device,
+            seconds=args.seconds,
         )
     except (ValueError, RuntimeError, VideoError) as e:
         print(f"sf2t throughput: {e}", file=sys.stderr)

@@ -61,3 +61,54 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert json.loads(out.read_text())["threads"] == 2
     assert cli.main(args + ["--threads", "0"]) == 2
     assert "threads must be >= 1" in capsys.readouterr().err
+
+
+def test_baselines_make_the_task_samples(clip):
+    """With --tasks, the baselines get each built sample's presented frame ids (reordered, picked, repeated) and
+    make the same pixels as sf2t's fragment_pack of that sample."""
+    from bench.baselines import processor_for, qwenvl_utils_style
+    from sf2t.ops.fragment_pack import QWEN2_VL_STD
+    from sf2t.throughput import run_sf2t, sample_plans
+    from sf2t.video import probe
+
+    info = probe(clip)
+    size = (56, 84)
+    tasks = ("counting", "disorder", "rearrangement", "speed")
+    ours, _ = run_sf2t([info], 2, size, seed=1, tasks=tasks)
+    plans = sample_plans([info], 2, seed=1, tasks=tasks)
+    assert len(ours) == len(plans) >= 4
+    # not plain fragments: some sample presents its frames out of order or not 16 of them
+    assert any(ids != sorted(ids) or len(ids) != 16 for _, ids in plans)
+    proc = processor_for(size)
+    tol = 2 / 255 / min(QWEN2_VL_STD) + 1e-6
+    for (a, ga), (path, ids) in zip(ours, plans):
+        b, gb = qwenvl_utils_style.pixels(path, ids, size, proc)
+        assert torch.equal(ga.reshape(-1), gb.reshape(-1)) and a.shape == b.shape
+        assert float((a - b).abs().max()) <= tol
+
+
+def test_throughput_options(clip, tmp_path, capsys):
+    from sf2t import cli
+
+    out = tmp_path / "tp.json"
+    args = ["throughput", "--videos", str(clip), "--windows", "1", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main(args + ["--tasks", "disorder", "speed", "--seconds", "0.5", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["tasks"] == ["disorder", "speed"] and res["family"] == "qwen2_vl"
+    assert res["samples"] >= 1 and set(res["agreement"]) == {"llamafactory_style", "qwenvl_utils_style"}
+    assert "disorder, speed" in capsys.readouterr().out
+    # sf2t alone, with a task the baselines cannot make
+    assert cli.main(args + ["--tasks", "consistency", "--against", "", "--family", "qwen2_5_vl", "--json", str(out)]) == 0
+    assert set(json.loads(out.read_text())["providers"]) == {"sf2t"}
+    capsys.readouterr()
+    assert cli.main(args + ["--tasks", "consistency"]) == 2
+    assert "cannot make ['consistency']" in capsys.readouterr().err
+    assert cli.main(args + ["--tasks", "nope"]) == 2
+    assert "unknown task(s) ['nope']" in capsys.readouterr().err
+    assert cli.main(args + ["--seconds", "0"]) == 2
+    assert "seconds must be > 0" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert cli.main(args + ["--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert cli.main(args + ["--device", "tpu"]) == 2
+    assert "device must be cpu or cuda" in capsys.readouterr().err
