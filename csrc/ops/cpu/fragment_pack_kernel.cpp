@@ -263,6 +263,50 @@ __attribute__((target("avx2"))) void deinterleave_rgb_avx2(const uint8_t* in, in
   }
 }
 
+// 8 int32 -> 8 uint8 with saturation (== the clamp).
+__attribute__((target("avx2"))) inline void store8_u8(__m256i v, uint8_t* dst) {
+  const __m256i p16 = _mm256_packs_epi32(v, v);
+  const __m256i p8 =
+      _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p16, p16), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(p8));
+}
+
+// NV12 crop row [x0, x1) straight into R, G, B planes (no packed row, no split): nv12_pixel's integer formula, 8
+// pixels a step in int32 lanes. Needs the Y row and the interleaved UV row contiguous (element strides 1 and 2, 1).
+__attribute__((target("avx2"))) void nv12_row_planes_avx2(const int32_t* k, const uint8_t* yl, const uint8_t* cl,
+                                                          int64_t x0, int64_t x1, uint8_t* r, uint8_t* g,
+                                                          uint8_t* b) {
+  auto one = [&](int64_t x) {
+    uint8_t px[3];
+    nv12_pixel(k, yl[x], cl[(x / 2) * 2], cl[(x / 2) * 2 + 1], px);
+    r[x - x0] = px[0];
+    g[x - x0] = px[1];
+    b[x - x0] = px[2];
+  };
+  int64_t x = x0;
+  if (x < x1 && (x & 1)) one(x++);  // from here x is even: its chroma pair starts at byte x of the UV row
+  const __m256i k0 = _mm256_set1_epi32(k[0]), k1 = _mm256_set1_epi32(k[1]), k2 = _mm256_set1_epi32(k[2]);
+  const __m256i k3 = _mm256_set1_epi32(k[3]), k4 = _mm256_set1_epi32(k[4]), y0 = _mm256_set1_epi32(k[5]);
+  const __m256i c128 = _mm256_set1_epi32(128), half = _mm256_set1_epi32(1 << 15);
+  const __m128i udup = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i vdup = _mm_setr_epi8(1, 1, 3, 3, 5, 5, 7, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+  for (; x + 8 <= x1; x += 8) {
+    const __m128i uv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(cl + x));
+    const __m256i c = _mm256_sub_epi32(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(yl + x))), y0);
+    const __m256i d = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_shuffle_epi8(uv, udup)), c128);
+    const __m256i e = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_shuffle_epi8(uv, vdup)), c128);
+    const __m256i yc = _mm256_add_epi32(_mm256_mullo_epi32(k0, c), half);
+    store8_u8(_mm256_srai_epi32(_mm256_add_epi32(yc, _mm256_mullo_epi32(k1, e)), 16), r + (x - x0));
+    store8_u8(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_sub_epi32(yc, _mm256_mullo_epi32(k2, d)),
+                                              _mm256_mullo_epi32(k3, e)),
+                             16),
+           g + (x - x0));
+    store8_u8(_mm256_srai_epi32(_mm256_add_epi32(yc, _mm256_mullo_epi32(k4, d)), 16), b + (x - x0));
+  }
+  for (; x < x1; ++x) one(x);
+}
+
 // One plane (padded: 16 readable bytes from every window's start) -> k.out_pad resized uint8 values, 16 a step.
 __attribute__((target("avx2"))) inline __m256i planar_step(const uint8_t* plane, const int32_t* base,
                                                             const __m256i* idx, const __m256i* w, int64_t steps,
@@ -473,6 +517,8 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
     data_end = frames.data_ptr<uint8_t>() + last + 1;
   }
   const bool packed = !pl.nv12 && frames.stride(2) == 3 && frames.stride(3) == 1;
+  // NV12 with a contiguous Y row and UV row: converted straight into the planes
+  const bool nv12_direct = pl.nv12 && frames.stride(2) == 1 && uv->stride(2) == 2 && uv->stride(3) == 1;
 #else
   const bool avx2 = false;
 #endif
@@ -495,15 +541,21 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
           split.assign(3 * plen, 0);
           if (!packed) row.assign(3 * cw + 16, 0);
           for (int64_t y = 0; y < ch; ++y) {
-            const uint8_t* src;
-            if (packed) {
+            const uint8_t* src = nullptr;
+            if (nv12_direct) {
+              const int64_t x0 = pl.box[4 * f];
+              nv12_row_planes_avx2(pl.yuv, frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) +
+                                               (y0 + y) * frames.stride(1),
+                                   uv->data_ptr<uint8_t>() + pl.src[f] * uv->stride(0) + ((y0 + y) / 2) * uv->stride(1),
+                                   x0, x0 + cw, split.data(), split.data() + plen, split.data() + 2 * plen);
+            } else if (packed) {
               src = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + (y0 + y) * frames.stride(1) +
                     pl.box[4 * f] * 3;
             } else {
               load_row(pl, frames, uv, f, y0 + y, row.data());
               src = row.data();
             }
-            deinterleave_rgb_avx2(src, cw, split.data(), split.data() + plen, split.data() + 2 * plen);
+            if (!nv12_direct) deinterleave_rgb_avx2(src, cw, split.data(), split.data() + plen, split.data() + 2 * plen);
             uint8_t* dst = planes.data() + y * stride;
             for (int64_t c = 0; c < 3; ++c) width_planar_avx2(split.data() + c * plen, pk, dst + c * op);
           }
