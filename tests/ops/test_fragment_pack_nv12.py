@@ -167,3 +167,18 @@ def test_cpp_nv12_paths_agree(matrix, full_range, monkeypatch):
         assert torch.equal(fast, slow), env
         for k in env:
             monkeypatch.delenv(k)
+
+
+@needs_ext
+def test_cpp_i420_planes_as_strided_uv():
+    """I420 (U and V planes of their own, as software decoders give them) passes as a strided uv view without a
+    copy and converts like the same chroma interleaved."""
+    x = _nv12(2, 30, 202, "bt601", False, seed=9)
+    planes = x.uv.permute(0, 3, 1, 2).contiguous()  # [N, 2, H/2, W/2]: the U plane, then the V plane
+    i420 = NV12(x.y, planes.permute(0, 2, 3, 1), "bt601")  # strides (.., W/2, 1, H/2 * W/2)
+    assert i420.uv.stride(2) == 1 and torch.equal(i420.uv, x.uv)
+    src = torch.tensor([1, 0])
+    boxes = torch.tensor([[5, 1, 199, 30], [0, 0, 202, 30]])
+    a, _ = fragment_pack(i420, src, boxes, (28, 140), backend="cpp")
+    b, _ = fragment_pack(x, src, boxes, (28, 140), backend="cpp")
+    assert torch.equal(a, b)

@@ -272,30 +272,44 @@ __attribute__((target("avx2"))) inline void store8_u8(__m256i v, uint8_t* dst) {
 }
 
 // NV12 crop row [x0, x1) straight into R, G, B planes (no packed row, no split): nv12_pixel's integer formula, 8
-// pixels a step in int32 lanes. Needs the Y row and the interleaved UV row contiguous (element strides 1 and 2, 1).
+// pixels a step in int32 lanes. Needs a contiguous Y row and either the interleaved UV row (element strides 2, 1:
+// NV12) or U and V rows of their own (strides 1, vofs = V's offset from U: I420 planes seen as a strided uv).
 __attribute__((target("avx2"))) void nv12_row_planes_avx2(const int32_t* k, const uint8_t* yl, const uint8_t* cl,
-                                                          int64_t x0, int64_t x1, uint8_t* r, uint8_t* g,
-                                                          uint8_t* b) {
+                                                          bool interleaved, int64_t vofs, int64_t x0, int64_t x1,
+                                                          uint8_t* r, uint8_t* g, uint8_t* b) {
+  const int64_t cs = interleaved ? 2 : 1, vo = interleaved ? 1 : vofs;  // chroma sample i: U at cs * i, V at + vo
   auto one = [&](int64_t x) {
     uint8_t px[3];
-    nv12_pixel(k, yl[x], cl[(x / 2) * 2], cl[(x / 2) * 2 + 1], px);
+    nv12_pixel(k, yl[x], cl[(x / 2) * cs], cl[(x / 2) * cs + vo], px);
     r[x - x0] = px[0];
     g[x - x0] = px[1];
     b[x - x0] = px[2];
   };
   int64_t x = x0;
-  if (x < x1 && (x & 1)) one(x++);  // from here x is even: its chroma pair starts at byte x of the UV row
+  if (x < x1 && (x & 1)) one(x++);  // from here x is even: its chroma sample is x / 2
   const __m256i k0 = _mm256_set1_epi32(k[0]), k1 = _mm256_set1_epi32(k[1]), k2 = _mm256_set1_epi32(k[2]);
   const __m256i k3 = _mm256_set1_epi32(k[3]), k4 = _mm256_set1_epi32(k[4]), y0 = _mm256_set1_epi32(k[5]);
   const __m256i c128 = _mm256_set1_epi32(128), half = _mm256_set1_epi32(1 << 15);
   const __m128i udup = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, -1, -1, -1, -1, -1, -1, -1, -1);
   const __m128i vdup = _mm_setr_epi8(1, 1, 3, 3, 5, 5, 7, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i pdup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1);
   for (; x + 8 <= x1; x += 8) {
-    const __m128i uv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(cl + x));
+    __m128i u8, v8;
+    if (interleaved) {  // bytes x .. x + 7 of the UV row: the pairs of chroma samples x/2 .. x/2 + 3
+      const __m128i uv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(cl + x));
+      u8 = _mm_shuffle_epi8(uv, udup);
+      v8 = _mm_shuffle_epi8(uv, vdup);
+    } else {  // 4 bytes from each chroma row
+      int32_t u4, v4;
+      std::memcpy(&u4, cl + x / 2, 4);
+      std::memcpy(&v4, cl + x / 2 + vofs, 4);
+      u8 = _mm_shuffle_epi8(_mm_cvtsi32_si128(u4), pdup);
+      v8 = _mm_shuffle_epi8(_mm_cvtsi32_si128(v4), pdup);
+    }
     const __m256i c = _mm256_sub_epi32(
         _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(yl + x))), y0);
-    const __m256i d = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_shuffle_epi8(uv, udup)), c128);
-    const __m256i e = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_shuffle_epi8(uv, vdup)), c128);
+    const __m256i d = _mm256_sub_epi32(_mm256_cvtepu8_epi32(u8), c128);
+    const __m256i e = _mm256_sub_epi32(_mm256_cvtepu8_epi32(v8), c128);
     const __m256i yc = _mm256_add_epi32(_mm256_mullo_epi32(k0, c), half);
     store8_u8(_mm256_srai_epi32(_mm256_add_epi32(yc, _mm256_mullo_epi32(k1, e)), 16), r + (x - x0));
     store8_u8(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_sub_epi32(yc, _mm256_mullo_epi32(k2, d)),
@@ -518,7 +532,9 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
   }
   const bool packed = !pl.nv12 && frames.stride(2) == 3 && frames.stride(3) == 1;
   // NV12 with a contiguous Y row and UV row: converted straight into the planes
-  const bool nv12_direct = pl.nv12 && frames.stride(2) == 1 && uv->stride(2) == 2 && uv->stride(3) == 1;
+  // (interleaved UV, or I420-style U and V rows: element stride 1, V at a fixed offset)
+  const bool nv12_direct = pl.nv12 && frames.stride(2) == 1 &&
+                           ((uv->stride(2) == 2 && uv->stride(3) == 1) || uv->stride(2) == 1);
 #else
   const bool avx2 = false;
 #endif
@@ -547,7 +563,7 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
               nv12_row_planes_avx2(pl.yuv, frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) +
                                                (y0 + y) * frames.stride(1),
                                    uv->data_ptr<uint8_t>() + pl.src[f] * uv->stride(0) + ((y0 + y) / 2) * uv->stride(1),
-                                   x0, x0 + cw, split.data(), split.data() + plen, split.data() + 2 * plen);
+                                   uv->stride(2) == 2, uv->stride(3), x0, x0 + cw, split.data(), split.data() + plen, split.data() + 2 * plen);
             } else if (packed) {
               src = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + (y0 + y) * frames.stride(1) +
                     pl.box[4 * f] * 3;
