@@ -113,6 +113,11 @@ def _sampler(infos, seed: int, threads: int = 1, tasks: Sequence[str] = ("fragme
     )
 
 
+def _more(done: int, count: int, t0: float, seconds: float | None) -> bool:
+    """Go on: ``count`` items, or with ``seconds`` until that time has passed since ``t0`` (at least one item)."""
+    return done < count if seconds is None else (done == 0 or time.perf_counter() - t0 < seconds)
+
+
 def _sync(device: str) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
@@ -139,7 +144,7 @@ def run_sf2t(
     out = []
     t0 = time.perf_counter()
     w = 0
-    while (w < windows) if seconds is None else (w == 0 or time.perf_counter() - t0 < seconds):
+    while _more(w, windows, t0, seconds):
         for smp, fr in s.window(w):
             got = fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
             if keep or not out:
@@ -275,7 +280,7 @@ def measure(
         out = []
         t0 = time.perf_counter()
         i = 0
-        while (i < k) if budget is None else (i == 0 or time.perf_counter() - t0 < budget):
+        while _more(i, k, t0, budget):
             p, ids = plans[i % len(plans)]
             got = mods[name].pixels(p, ids, size, proc, threads=threads)
             out.append(got if keep or not out else None)  # consumed, as a training loop would
@@ -283,8 +288,8 @@ def measure(
         return out
 
     # agreement first, on a few samples
-    first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in run_sf2t(infos, 1, size, seed, threads=threads, tasks=tasks,
-                                                            device=device)[0][:2]]}
+    made, _ = run_sf2t(infos, 1, size, seed, threads=threads, tasks=tasks, device=device)
+    first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in made[:2]]}
     for a in against:
         first[a] = run_base(a, 2)
     agreement = check_agreement(first, 2 / 255 / min(QWEN2_VL_STD) + 1e-6) if against else {}
@@ -302,8 +307,10 @@ def measure(
             times[a].append((time.perf_counter() - t) / n)
         log(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {1 / v[-1]:.1f} samples/s" for k, v in times.items()))
     per_sample = {k: statistics.median(v) for k, v in times.items()}
-    frames = statistics.mean(len(ids) for _, ids in plans) if plans else float(out[0][1][0, 0].item() * 2)
-    pix_bytes = out[0][0].numel() * out[0][0].element_size() * frames / max(1, out[0][1][0, 0].item() * 2)
+    pixels, grid = out[0]
+    packed_frames = int(grid[0, 0]) * 2  # frames in sf2t's first sample, temporal padding included
+    frames = statistics.mean(len(ids) for _, ids in plans) if plans else float(packed_frames)
+    pix_bytes = pixels.numel() * pixels.element_size() / packed_frames * frames  # per sample, at the mean count
     frames_per_sample = decoded / len(out)
     fps = {p: raw_fps(p, threads, device) for p in {i.path for i in infos}}
     ceiling = statistics.mean(fps.values()) / frames_per_sample

@@ -98,7 +98,9 @@ def test_throughput_options(clip, tmp_path, capsys):
     assert res["samples"] >= 1 and set(res["agreement"]) == {"llamafactory_style", "qwenvl_utils_style"}
     assert "disorder, speed" in capsys.readouterr().out
     # sf2t alone, with a task the baselines cannot make
-    assert cli.main(args + ["--tasks", "consistency", "--against", "", "--family", "qwen2_5_vl", "--json", str(out)]) == 0
+    assert (
+        cli.main(args + ["--tasks", "consistency", "--against", "", "--family", "qwen2_5_vl", "--json", str(out)]) == 0
+    )
     assert set(json.loads(out.read_text())["providers"]) == {"sf2t"}
     capsys.readouterr()
     assert cli.main(args + ["--tasks", "consistency"]) == 2

@@ -85,8 +85,9 @@ def test_cpp_width_pass_paths_agree(crop_w, monkeypatch):
     gen = torch.Generator().manual_seed(crop_w)
     frames = torch.randint(0, 256, (3, 60, 640, 3), dtype=torch.uint8, generator=gen)
     src = torch.tensor([0, 2, 1, 2])
-    boxes = torch.tensor([[0, 0, crop_w, 60], [640 - crop_w, 3, 640, 57], [1, 0, 1 + crop_w // 2, 60],
-                          [640 - crop_w, 0, 640, 60]])
+    boxes = torch.tensor(
+        [[0, 0, crop_w, 60], [640 - crop_w, 3, 640, 57], [1, 0, 1 + crop_w // 2, 60], [640 - crop_w, 0, 640, 60]]
+    )
     outs = {}
     for path, env in (("planar", {}), ("pixel", {"SF2T_FP_WIDTH": "pixel"}), ("scalar", {"SF2T_FP_SCALAR": "1"})):
         for k, v in env.items():

@@ -233,28 +233,32 @@ __attribute__((target("avx2"))) inline __m256i load2(const uint8_t* lo, const ui
 // Packed RGB (n pixels) -> planes r, g, b: 32 pixels a step, SSSE3 shuffles in both lanes.
 __attribute__((target("avx2"))) void deinterleave_rgb_avx2(const uint8_t* in, int64_t n, uint8_t* r, uint8_t* g,
                                                            uint8_t* b) {
-  const __m256i mr0 = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
-  const __m256i mr1 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1));
-  const __m256i mr2 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13));
-  const __m256i mg0 = _mm256_broadcastsi128_si256(_mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
-  const __m256i mg1 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1));
-  const __m256i mg2 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14));
-  const __m256i mb0 = _mm256_broadcastsi128_si256(_mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
-  const __m256i mb1 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1));
-  const __m256i mb2 = _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15));
+  // byte shuffles of the three 16-byte thirds of 16 packed pixels: R from a, b, c, then G, then B (-1: zero)
+  static const int8_t kSplit[9][16] = {
+      {0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+      {-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1},
+      {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13},
+      {1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+      {-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1},
+      {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14},
+      {2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+      {-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1},
+      {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15}};
+  __m256i m[9];
+  for (int j = 0; j < 9; ++j) {
+    m[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kSplit[j])));
+  }
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {  // lane 0: pixels i..i+15 (48 bytes), lane 1: pixels i+16..i+31
     const uint8_t* p = in + 3 * i;
     const __m256i a = load2(p, p + 48), bb = load2(p + 16, p + 64), c = load2(p + 32, p + 80);
-    const __m256i vr = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a, mr0), _mm256_shuffle_epi8(bb, mr1)),
-                                       _mm256_shuffle_epi8(c, mr2));
-    const __m256i vg = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a, mg0), _mm256_shuffle_epi8(bb, mg1)),
-                                       _mm256_shuffle_epi8(c, mg2));
-    const __m256i vb = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a, mb0), _mm256_shuffle_epi8(bb, mb1)),
-                                       _mm256_shuffle_epi8(c, mb2));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + i), vr);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(g + i), vg);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + i), vb);
+    uint8_t* dst[3] = {r + i, g + i, b + i};
+    for (int ch = 0; ch < 3; ++ch) {
+      const __m256i v = _mm256_or_si256(
+          _mm256_or_si256(_mm256_shuffle_epi8(a, m[3 * ch]), _mm256_shuffle_epi8(bb, m[3 * ch + 1])),
+          _mm256_shuffle_epi8(c, m[3 * ch + 2]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[ch]), v);
+    }
   }
   for (; i < n; ++i) {
     r[i] = in[3 * i];
@@ -395,8 +399,8 @@ __attribute__((target("avx2"))) void height_row_avx2(const uint8_t* rows, int64_
       __m256i a0 = bias, a1 = bias;
       for (int64_t t = 0; t < np; ++t) {
         const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + 2 * t * stride));
-        const __m128i v = (2 * t + 1 < n) ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + (2 * t + 1) * stride))
-                                          : z128;
+        const __m128i v =
+            (2 * t + 1 < n) ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + (2 * t + 1) * stride)) : z128;
         a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(u, v)), wp[t]));
         a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(u, v)), wp[t]));
       }
@@ -530,7 +534,6 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
     for (int64_t d = 0; d < frames.dim(); ++d) last += (frames.size(d) - 1) * frames.stride(d);
     data_end = frames.data_ptr<uint8_t>() + last + 1;
   }
-  const bool packed = !pl.nv12 && frames.stride(2) == 3 && frames.stride(3) == 1;
   // NV12 with a contiguous Y row and UV row: converted straight into the planes
   // (interleaved UV, or I420-style U and V rows: element stride 1, V at a fixed offset)
   const bool nv12_direct = pl.nv12 && frames.stride(2) == 1 &&
@@ -555,23 +558,23 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
         if (pk.ok) {
           const int64_t plen = cw + 16;  // each plane: 16 readable bytes past every window start
           split.assign(3 * plen, 0);
-          if (!packed) row.assign(3 * cw + 16, 0);
+          row.assign(3 * cw + 16, 0);
+          uint8_t *r = split.data(), *g = r + plen, *b = g + plen;
           for (int64_t y = 0; y < ch; ++y) {
-            const uint8_t* src = nullptr;
             if (nv12_direct) {
-              const int64_t x0 = pl.box[4 * f];
-              nv12_row_planes_avx2(pl.yuv, frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) +
-                                               (y0 + y) * frames.stride(1),
-                                   uv->data_ptr<uint8_t>() + pl.src[f] * uv->stride(0) + ((y0 + y) / 2) * uv->stride(1),
-                                   uv->stride(2) == 2, uv->stride(3), x0, x0 + cw, split.data(), split.data() + plen, split.data() + 2 * plen);
-            } else if (packed) {
-              src = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + (y0 + y) * frames.stride(1) +
-                    pl.box[4 * f] * 3;
+              const int64_t x0 = pl.box[4 * f], fy = y0 + y;
+              const uint8_t* yl = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + fy * frames.stride(1);
+              const uint8_t* cl = uv->data_ptr<uint8_t>() + pl.src[f] * uv->stride(0) + (fy / 2) * uv->stride(1);
+              nv12_row_planes_avx2(pl.yuv, yl, cl, uv->stride(2) == 2, uv->stride(3), x0, x0 + cw, r, g, b);
             } else {
-              load_row(pl, frames, uv, f, y0 + y, row.data());
-              src = row.data();
+              // packed RGB read in place (exactly the crop's 3 * cw bytes), else the row gathered into `row`
+              const uint8_t* src = direct_row(pl, frames, f, y0 + y, 3 * cw, data_end);
+              if (src == nullptr) {
+                load_row(pl, frames, uv, f, y0 + y, row.data());
+                src = row.data();
+              }
+              deinterleave_rgb_avx2(src, cw, r, g, b);
             }
-            if (!nv12_direct) deinterleave_rgb_avx2(src, cw, split.data(), split.data() + plen, split.data() + 2 * plen);
             uint8_t* dst = planes.data() + y * stride;
             for (int64_t c = 0; c < 3; ++c) width_planar_avx2(split.data() + c * plen, pk, dst + c * op);
           }
