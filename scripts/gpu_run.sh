@@ -1,17 +1,77 @@
 #!/usr/bin/env bash
-# One GPU visit (GPU.md), fits one 10-minute call: build against the machine's own torch, run the GPU
-# tests with SF2T_REQUIRE_CUDA=1 (a skip fails), measure the ceilings, run the GPU benchmarks; JSON and
-# logs go to $OUT (default ./gpu_out).
+# One GPU visit (GPU.md) in one 10-minute call: build against the machine's own torch, run the GPU tests with
+# SF2T_REQUIRE_CUDA=1 (a skip fails), measure the ceilings, the GPU benchmarks (fragment_pack bandwidth,
+# token_merge vs the vision tower, the input pipeline with --device cuda, LoRA training at Qwen2-VL-2B size),
+# compute-sanitizer on the CUDA kernels, then the CPU test suite on that machine's stack while time is left.
+# Stages are skipped, and say so, when the time budget (GPU_BUDGET_S, default 560 s) would not cover them;
+# GPU_STAGES=a,b,... runs only those (the build always runs); GPU_TRAIN=0 skips the 2B-size preparation.
+# Wheels in .whl/ (PyAV, ...) are installed into /tmp/site first. Logs and JSON go to $OUT (default ./gpu_out),
+# bundled into $OUT/results.tgz after each stage (a call returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_out}"; mkdir -p "$OUT"
-export MAX_JOBS="${MAX_JOBS:-16}" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-python -m pip install -e . --no-build-isolation --no-deps > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
-sf2t info --json > "$OUT/info.json"
-SF2T_REQUIRE_CUDA=1 python -m pytest tests -q -ra -m gpu --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
-echo "gpu tests rc=$?"; tail -5 "$OUT/gpu_tests.log"
-python -m pytest tests -q -ra -x > "$OUT/all_tests.log" 2>&1; echo "all tests rc=$?"; tail -3 "$OUT/all_tests.log"
-python bench/gpu_ceilings.py --json "$OUT/ceilings.json"
-python -m pytest bench/bench_fragment_pack_gpu.py -q --benchmark-json="$OUT/bench_fragment_pack_gpu.json" \
-  > "$OUT/bench.log" 2>&1; echo "bench rc=$?"; tail -15 "$OUT/bench.log"
+R="${GPU_WORK:-/tmp/sf2t-gpu-out}"; rm -rf "$R"; mkdir -p "$R"  # bundled into $OUT/results.tgz
+BUDGET="${GPU_BUDGET_S:-560}"
+export MAX_JOBS="${MAX_JOBS:-16}" TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+left() { echo $((BUDGET - SECONDS)); }
+bundle() { tar -czf "$OUT/results.tgz.tmp" -C "$R" . && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"; }
+stage() {  # stage NAME MIN_SECONDS_LEFT TIMEOUT CMD...: run CMD under a timeout if the budget allows
+  local name=$1 need=$2 lim=$3; shift 3
+  if [ -n "${GPU_STAGES:-}" ] && [[ ",$GPU_STAGES," != *",$name,"* ]]; then echo "== $name: not asked for"; return 0; fi
+  if [ "$(left)" -lt "$need" ]; then echo "== $name: SKIPPED ($(left) s left, needs $need)"; return 0; fi
+  [ "$lim" -gt "$(left)" ] && lim=$(left)
+  echo "== $name (limit ${lim}s, at ${SECONDS}s)"
+  timeout -k 5 "$lim" "$@" > "$R/$name.log" 2>&1
+  local rc=$?
+  echo "   rc=$rc after ${SECONDS}s"; tail -n "${TAIL:-6}" "$R/$name.log" | sed 's/^/   /'
+  bundle
+  return 0
+}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+nvidia-smi > "$R/nvidia-smi.txt" 2>&1
+# CPU-side preparation in the background while the extension builds: the clips, the 2B-size checkpoint.
+( timeout 200 python3 -c '
+import time; t = time.perf_counter()
+from sf2t import synth
+for w, h in ((640, 360), (1280, 720)):
+    synth.make_clips(f"/tmp/sf2t-gpu/tp{w}", 1, seed=21, width=w, height=h, fps=30, seconds=30, gop=30)
+print(f"throughput clips {time.perf_counter() - t:.1f} s")' > "$R/prep_clips.log" 2>&1 ) &
+CLIPS_PID=$!
+TRAIN_PID=""
+if [ "${GPU_TRAIN:-1}" = 1 ]; then
+  ( timeout 420 python3 -c '
+import torch; torch.set_num_threads(4)
+from pathlib import Path
+from bench.gpu_train import prepare
+print("train clips and 2B-size checkpoint (s):", prepare(Path("/tmp/sf2t-gpu-train"))[3])' > "$R/prep_train.log" 2>&1 ) &
+  TRAIN_PID=$!
+fi
+stage build 60 300 python3 -m pip install -e . --no-build-isolation --no-deps
+python3 -c "import torch, sf2t._C" 2>/dev/null || { echo "build failed"; tail -40 "$R/build.log"; bundle; exit 1; }
+python3 -m sf2t info --json > "$R/info.json" 2>&1
+TAIL=12 stage gpu_tests 120 200 env SF2T_REQUIRE_CUDA=1 python3 -m pytest tests -q -ra -m gpu -p no:cacheprovider \
+  --junitxml="$R/gpu_tests.xml"
+stage ceilings 60 60 python3 bench/gpu_ceilings.py --json "$R/ceilings.json"
+TAIL=14 stage bench_fragment_pack 60 90 python3 -m pytest bench/bench_fragment_pack_gpu.py -q -p no:cacheprovider \
+  --benchmark-json="$R/bench_fragment_pack_gpu.json" --benchmark-columns=median,min,rounds
+TAIL=12 stage profile_pack 40 60 python3 bench/gpu_profile_pack.py --json "$R/profile_pack_gpu.json"
+TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R/token_merge_gpu.json"
+TAIL=4 stage sanitizer 60 110 compute-sanitizer --tool memcheck --error-exitcode 7 --print-limit 20 \
+  python3 -m pytest -q -p no:cacheprovider -m gpu -k cuda tests/ops/test_fragment_pack.py \
+  tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_fchw.py
+[ -n "$TRAIN_PID" ] && wait "$TRAIN_PID"
+TAIL=6 stage train_2b 90 150 python3 bench/gpu_train.py --steps 10 --skip 3 --runs pyav:0,pyav:8 \
+  --root /tmp/sf2t-gpu-train --json "$R/train_2b_gpu.json"
+wait "$CLIPS_PID"
+TAIL=10 stage throughput_640 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
+  --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cuda.json"
+TAIL=10 stage throughput_640_cpu 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cpu \
+  --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cpu.json"
+TAIL=10 stage throughput_1280 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp1280 --device cuda \
+  --against llamafactory_style --windows 4 --rounds 2 --threads 4 --size 448 448 --baseline-samples 4 \
+  --json "$R/throughput_1280_cuda.json"
+TAIL=4 stage cpu_suite 60 400 python3 -m pytest tests -q -m "not gpu" -p no:cacheprovider -n 12 --timeout 120
+echo "== done at ${SECONDS}s"; bundle

@@ -345,3 +345,23 @@ def test_shared_frames_build_equals_own_copy(videos, name):
         assert torch.equal(got.presented(shared), own.presented(a[plan.frame_ids]))
         kinds.add(got.meta["answer"].get("kind", "pasted"))
     assert kinds == ({"identical", "cell", "whole"} if name == "consistency" else {"pasted"})
+
+
+@pytest.mark.parametrize("s,side", [(40, 13), (57, 19), (12, 12 * 2 + 5), (31, 30), (9, 1)])
+def test_localization_target_resize_is_pils_bilinear(s, side):
+    """The target's resize (fixed-point weights, exact in float64 on any device) is PIL's bilinear resize (a
+    triangle filter widened when shrinking) to within one uint8 step; a flat image stays flat."""
+    import numpy as np
+    from PIL import Image
+
+    from sf2t.tasks.localization import resize_square
+
+    g = torch.Generator().manual_seed(s * 100 + side)
+    img = torch.randint(0, 256, (s, s, 3), dtype=torch.uint8, generator=g)
+    got = resize_square(img, side)
+    assert got.shape == (side, side, 3) and got.dtype == torch.uint8
+    pil = torch.from_numpy(np.array(Image.fromarray(img.numpy()).resize((side, side), Image.BILINEAR)))
+    diff = (got.int() - pil.int()).abs()
+    assert int(diff.max()) <= 1, int(diff.max())
+    flat = torch.full((s, s, 3), 77, dtype=torch.uint8)
+    assert bool((resize_square(flat, side) == 77).all())

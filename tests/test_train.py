@@ -896,3 +896,18 @@ def test_fsdp_run_evaluates_before_and_on_the_saved_adapter(tiny, clips, tmp_pat
     got = _torchrun(_FSDP_CLI_SCRIPT, tmp_path, cfg, tmp_path / "cli.pt", {"SF2T_ALLOW_CPU_FSDP": "1"})
     assert got["evals"] == [0, 2]
     assert "held-out" in (tmp_path / "run" / "report.md").read_text().lower()
+
+
+def test_worker_store_decodes_on_the_cpu(clips):
+    """A DataLoader worker of a GPU run switches its frame store to the CPU (use_cpu): decoders reopened there,
+    frames returned on the CPU; the training process moves batches to the device."""
+    from sf2t.train.data import FrameStore
+    from sf2t.video import probe
+
+    store = FrameStore(cache_mb=0, decoder="pyav", device="cuda")  # never decodes while on "cuda" here
+    store.use_cpu()
+    assert store.device.type == "cpu"
+    frames = store.get(probe(clips[0][0]), [0, 2])
+    assert frames.device.type == "cpu" and frames.shape[0] == 2
+    store.use_cpu()  # a second call changes nothing
+    assert store.device.type == "cpu"

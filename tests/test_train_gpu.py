@@ -56,3 +56,20 @@ def test_trains_on_cuda_like_cpu_and_in_bf16(tmp_path, clips, name):
     assert half["losses"][0] == pytest.approx(cpu["losses"][0], rel=5e-2)  # bf16 forward, float32 weights
     assert (tmp_path / "bf16" / "adapter" / "adapter_config.json").is_file()
     torch.cuda.synchronize()
+
+
+@pytest.mark.gpu
+def test_workers_decode_on_the_cpu_for_a_cuda_run(tmp_path, clips):
+    """DataLoader workers of a CUDA run decode and build on the CPU (a forked worker must not touch CUDA); the batches
+    and so the losses are those of workers=0."""
+    from sf2t.models import FAMILIES
+    from sf2t.train.config import TrainConfig
+    from sf2t.train.loop import train
+
+    ckpt = str(FAMILIES["qwen2_vl"].build_tiny(tmp_path / "ckpt", seed=0))
+    base = dict(model=ckpt, videos=clips, tasks=["counting", "disorder"], steps=3, batch_size=4, lr=1e-3)
+    base.update(warmup_steps=0, lora=True, lora_rank=4, progress=False, log_every=0, tensorboard=False, seed=0)
+    base.update(device="cuda", clip_cache_mb=0)
+    w0 = train(TrainConfig(**base, out_dir=str(tmp_path / "w0")), log=lambda s: None, save=False)
+    w2 = train(TrainConfig(**base, workers=2, out_dir=str(tmp_path / "w2")), log=lambda s: None, save=False)
+    assert w2["losses"] == pytest.approx(w0["losses"], rel=1e-5)

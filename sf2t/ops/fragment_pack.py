@@ -385,6 +385,17 @@ def _slice_weights(aw, begin: int, count: int):
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _axis_table(in_size: int, out_size: int, begin: int, count: int) -> tuple[torch.Tensor, int, int]:
+    """(int32 [start[count], size[count], weights[count * ksize]], ksize, precision): outputs [begin, begin +
+    count) of the resize in_size -> out_size, as the kernels' weight table reads them."""
+    aw = _axis_weights(in_size, out_size)
+    if (begin, count) != (0, out_size):
+        aw = _slice_weights(aw, begin, count)
+    ksize, precision, starts, sizes, weights = aw
+    return torch.tensor(starts + sizes + weights, dtype=torch.int32), ksize, precision
+
+
 def _fragment_pack_triton(
     frames,
     src_index,
@@ -417,30 +428,36 @@ def _fragment_pack_triton(
         return out
     src = src_index.tolist()
     bx = boxes.to("cpu").tolist()
-    table = [0] * (n_presented * tk.META)
-    row_frame: list[int] = []
+    meta = []
+    pieces: list[torch.Tensor] = []  # weight tables, each once: they depend on the crop size alone
+    offsets: dict[tuple, tuple[int, int, int]] = {}
+    used = n_presented * tk.META
+    crop_hs = []
     row_offset, kx_max, ky_max = 0, 1, 1
-    weights = []
     for f in range(n_presented):
         x0, y0, x1, y1 = bx[f]
-        if window is None:
-            wx, wy = _axis_weights(x1 - x0, out_w), _axis_weights(y1 - y0, out_h)
-        else:
-            (rh, rw), (cy, cx) = window
-            wx = _slice_weights(_axis_weights(x1 - x0, rw), cx, out_w)
-            wy = _slice_weights(_axis_weights(y1 - y0, rh), cy, out_h)
-        weights.append((wx, wy))
-        kx_max, ky_max = max(kx_max, wx[0]), max(ky_max, wy[0])
-        table[f * tk.META : (f + 1) * tk.META] = [src[f], x0, y0, y1 - y0, row_offset, wx[0], wx[1], wy[0], wy[1], 0, 0]
-        row_frame.extend([f] * (y1 - y0))
+        ax = []
+        for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
+            key = (axis, crop)
+            if key not in offsets:
+                if window is None:
+                    t, k, prec = _axis_table(crop, n_out, 0, n_out)
+                else:
+                    (rh, rw), (cy, cx) = window
+                    t, k, prec = _axis_table(crop, rw if axis == 0 else rh, cx if axis == 0 else cy, n_out)
+                offsets[key] = (used, k, prec)
+                pieces.append(t)
+                used += t.numel()
+            ax.append(offsets[key])
+        (ox, kx, px), (oy, ky, py) = ax
+        kx_max, ky_max = max(kx_max, kx), max(ky_max, ky)
+        meta.append([src[f], x0, y0, y1 - y0, row_offset, kx, px, ky, py, ox, oy])
+        crop_hs.append(y1 - y0)
         row_offset += y1 - y0
-    for f, axes in enumerate(weights):
-        for axis, aw in enumerate(axes):
-            table[f * tk.META + 9 + axis] = len(table)
-            table.extend(aw[2] + aw[3] + aw[4])
+    row_frame = torch.repeat_interleave(torch.arange(n_presented, dtype=torch.int32), torch.tensor(crop_hs))
     dev = frames.device
-    table_t = torch.tensor(table, dtype=torch.int32).to(dev, non_blocking=True)
-    row_frame_t = torch.tensor(row_frame, dtype=torch.int32).to(dev, non_blocking=True)
+    table_t = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces]).to(dev, non_blocking=True)
+    row_frame_t = row_frame.to(dev, non_blocking=True)
     tmp = torch.empty(row_offset, out_w, 3, dtype=torch.uint8, device=dev)
     mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
     inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]

@@ -2,8 +2,9 @@
 *different* video), then F ~ U[count_min, count_max] frames at a uniform stride; the target is pasted at one
 random position into presented frames a..b (1 <= a <= b <= F). Answer ``"Frames {a}-{b}."``.
 
-The crop comes from the other video's frame at its own resolution and is resized (antialiased bilinear, on the
-frames' device) so its side is the same fraction of this video's short side. It must be visible: the mean
+The crop comes from the other video's frame at its own resolution and is resized (PIL-style bilinear: a triangle
+filter, widened when shrinking; fixed-point weights, so the frames' device does not change a pixel) so its side is
+the same fraction of this video's short side. It must be visible: the mean
 grey MAD between the target and the region it covers, over frames a..b, is at least ``tau_region``.
 """
 
@@ -30,6 +31,36 @@ class LocalizationConfig:
     side_min: float = field(default=0.25, metadata={"help": "smallest target side, fraction of the short side"})
     side_max: float = field(default=1 / 3, metadata={"help": "largest target side, fraction of the short side"})
     tau_region: float = field(default=TAU_REGION, metadata={"help": "the pasted target must differ by this MAD"})
+
+
+WEIGHT_BITS = 14
+
+
+def _triangle_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """[n_out, n_in] fixed-point (2**WEIGHT_BITS) weights of a bilinear (triangle) filter that widens by the scale
+    when shrinking (PIL's bilinear resize), computed in float64 on the CPU."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    w = torch.zeros(n_out, n_in, dtype=torch.float64)
+    j = torch.arange(n_in, dtype=torch.float64)
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        row = (1.0 - ((j + 0.5 - center) / support).abs()).clamp_(min=0.0)
+        w[i] = row / row.sum()
+    return (w * 2**WEIGHT_BITS).round_()
+
+
+def resize_square(img: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 [s, s, 3] -> uint8 [side, side, 3] on ``img``'s device: separable triangle-filter resize, width then
+    height, with integer weights and rounding to uint8 between the passes. Every sum is an integer below 2**53, so
+    float64 arithmetic is exact and CPU and GPU give the same pixels."""
+    s = int(img.shape[0])
+    w = _triangle_weights(s, side).to(img.device)  # [side, s]
+    half, one = 2.0 ** (WEIGHT_BITS - 1), 2.0**WEIGHT_BITS
+    x = img.to(torch.float64).permute(2, 0, 1)  # [3, s, s]
+    x = ((x @ w.T + half) / one).floor_().clamp_(0, 255)  # width: [3, s, side]
+    x = ((w @ x + half) / one).floor_().clamp_(0, 255)  # height: [3, side, side]
+    return x.to(torch.uint8).permute(1, 2, 0).contiguous()
 
 
 class LocalizationTask:
@@ -96,14 +127,7 @@ class LocalizationTask:
         u = p["u"]
         cx, cy = int(u[0] * (w2 - side2 + 1)), int(u[1] * (h2 - side2 + 1))
         crop = src[cy : cy + side2, cx : cx + side2]  # [side2, side2, 3]
-        if side2 != side:
-            x = crop.permute(2, 0, 1)[None].to(torch.float32)
-            x = torch.nn.functional.interpolate(
-                x, size=(side, side), mode="bilinear", antialias=side < side2, align_corners=False
-            )
-            target = x.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
-        else:
-            target = crop.contiguous()
+        target = resize_square(crop, side) if side2 != side else crop.contiguous()
         px, py = int(u[2] * (w - side + 1)), int(u[3] * (h - side + 1))
         a, b = p["span"]
         # [F, H, W, 3], chronological = presented order: one gathered copy, on the frames' device

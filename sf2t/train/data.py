@@ -139,6 +139,16 @@ class FrameStore:
         # thread-safe)
         self._lock = threading.RLock()
 
+    def use_cpu(self) -> None:
+        """Decode to and cache on the CPU from now on (a DataLoader worker of a GPU run)."""
+        if self.device.type == "cpu":
+            return
+        with self._lock:
+            self.device = torch.device("cpu")
+            self.decoders = DecoderCache(self.decoder, device=self.device)  # the parent's are not reused here
+            self._cache.clear()
+            self._bytes = 0
+
     def _decode(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
         try:
             frames, _ = self.decoders.get(info).get_frames(list(frame_ids))
@@ -392,8 +402,13 @@ def _one(item):
 
 
 def _worker_init(worker_id: int) -> None:
-    """One torch thread per worker: the workers and the training process share the cores."""
+    """One torch thread per worker: the workers and the training process share the cores. Workers decode and build
+    on the CPU whatever the run's device (a forked worker must not touch the parent's CUDA context); the training
+    process moves each batch to the device."""
     torch.set_num_threads(1)
+    info = torch.utils.data.get_worker_info()
+    if info is not None and isinstance(info.dataset, _Batches):
+        info.dataset.factory.store.use_cpu()
 
 
 def batches(

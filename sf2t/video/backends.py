@@ -341,6 +341,11 @@ class _Rotated:
         frames, pts = self.inner.get_frames(indices)
         return _rotate(frames, self.rotation), pts
 
+    def __getattr__(self, name):  # the wrapped backend's other attributes (frames_decoded, ...)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def close(self):
         self.inner.close()
 

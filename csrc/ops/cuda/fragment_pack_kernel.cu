@@ -163,13 +163,24 @@ void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Te
     row_frame.insert(row_frame.end(), crop_h, static_cast<int32_t>(f));
     row_offset += crop_h;
   }
+  // Weights depend on the crop's size alone (one plan: one output size): frames with the crop size of an earlier
+  // frame point at its weights, so the table (and its upload) does not grow with the frame count.
+  std::vector<std::pair<int64_t, int32_t>> seen[2];  // (crop size, table offset) per axis
   for (int64_t f = 0; f < pl.presented; ++f) {
     for (int axis = 0; axis < 2; ++axis) {
       const AxisWeights& aw = axis == 0 ? pl.wx[f] : pl.wy[f];
-      table[f * kMeta + 9 + axis] = static_cast<int32_t>(table.size());
-      table.insert(table.end(), aw.start.begin(), aw.start.end());
-      table.insert(table.end(), aw.size.begin(), aw.size.end());
-      table.insert(table.end(), aw.w.begin(), aw.w.end());
+      const int64_t crop = axis == 0 ? pl.box[4 * f + 2] - pl.box[4 * f] : pl.box[4 * f + 3] - pl.box[4 * f + 1];
+      int32_t off = -1;
+      for (const auto& [size, o] : seen[axis])
+        if (size == crop) off = o;
+      if (off < 0) {
+        off = static_cast<int32_t>(table.size());
+        seen[axis].emplace_back(crop, off);
+        table.insert(table.end(), aw.start.begin(), aw.start.end());
+        table.insert(table.end(), aw.size.begin(), aw.size.end());
+        table.insert(table.end(), aw.w.begin(), aw.w.end());
+      }
+      table[f * kMeta + 9 + axis] = off;
     }
   }
   TORCH_CHECK(row_offset * out_w * 3 < (int64_t{1} << 40), "fragment_pack: plan too large");
