@@ -4,7 +4,8 @@
 # token_merge vs the vision tower, the input pipeline with --device cuda, LoRA training at Qwen2-VL-2B size),
 # compute-sanitizer on the CUDA kernels, then the CPU test suite on that machine's stack while time is left.
 # Stages are skipped, and say so, when the time budget (GPU_BUDGET_S, default 560 s) would not cover them;
-# GPU_STAGES=a,b,... runs only those (the build always runs); GPU_TRAIN=0 skips the 2B-size preparation.
+# GPU_STAGES=a,b,... runs only those; GPU_TESTS=paths narrows the GPU tests; GPU_TRAIN=0 skips the 2B-size
+# preparation.
 # Wheels in .whl/ (PyAV, ...) are installed into /tmp/site first. Logs and JSON go to $OUT (default ./gpu_out),
 # bundled into $OUT/results.tgz after each stage (a call returns at most 8 files).
 set -uo pipefail
@@ -52,16 +53,16 @@ fi
 stage build 60 300 python3 -m pip install -e . --no-build-isolation --no-deps
 python3 -c "import torch, sf2t._C" 2>/dev/null || { echo "build failed"; tail -40 "$R/build.log"; bundle; exit 1; }
 python3 -m sf2t info --json > "$R/info.json" 2>&1
-TAIL=12 stage gpu_tests 120 200 env SF2T_REQUIRE_CUDA=1 python3 -m pytest tests -q -ra -m gpu -p no:cacheprovider \
+TAIL=12 stage gpu_tests 40 200 env SF2T_REQUIRE_CUDA=1 python3 -m pytest ${GPU_TESTS:-tests} -q -ra -m gpu -p no:cacheprovider \
   --junitxml="$R/gpu_tests.xml"
+TAIL=4 stage sanitizer 60 110 compute-sanitizer --tool memcheck --error-exitcode 7 --print-limit 20 \
+  python3 -m pytest -q -p no:cacheprovider -m gpu -k cuda tests/ops/test_fragment_pack.py \
+  tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_fchw.py
 stage ceilings 60 60 python3 bench/gpu_ceilings.py --json "$R/ceilings.json"
 TAIL=14 stage bench_fragment_pack 60 90 python3 -m pytest bench/bench_fragment_pack_gpu.py -q -p no:cacheprovider \
   --benchmark-json="$R/bench_fragment_pack_gpu.json" --benchmark-columns=median,min,rounds
 TAIL=12 stage profile_pack 40 60 python3 bench/gpu_profile_pack.py --json "$R/profile_pack_gpu.json"
 TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R/token_merge_gpu.json"
-TAIL=4 stage sanitizer 60 110 compute-sanitizer --tool memcheck --error-exitcode 7 --print-limit 20 \
-  python3 -m pytest -q -p no:cacheprovider -m gpu -k cuda tests/ops/test_fragment_pack.py \
-  tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_fchw.py
 [ -n "$TRAIN_PID" ] && wait "$TRAIN_PID"
 TAIL=6 stage train_2b 90 150 python3 bench/gpu_train.py --steps 10 --skip 3 --runs pyav:0,pyav:8 \
   --root /tmp/sf2t-gpu-train --json "$R/train_2b_gpu.json"

@@ -385,6 +385,19 @@ def _slice_weights(aw, begin: int, count: int):
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _grid_on(t: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor([[t, h, w]], dtype=torch.int64, device=device)
+
+
+def _grid(t: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+    """``video_grid_thw`` on ``device``: a copy of a cached tensor (a fresh host -> GPU copy from pageable memory
+    would wait for the stream's queued kernels and stall a caller that pipelines)."""
+    if device.type == "cpu":
+        return torch.tensor([[t, h, w]], dtype=torch.int64)
+    return _grid_on(t, h, w, device).clone()
+
+
 @functools.lru_cache(maxsize=256)
 def _axis_table(in_size: int, out_size: int, begin: int, count: int) -> tuple[torch.Tensor, int, int]:
     """(int32 [start[count], size[count], weights[count * ksize]], ksize, precision): outputs [begin, begin +
@@ -456,8 +469,11 @@ def _fragment_pack_triton(
         row_offset += y1 - y0
     row_frame = torch.repeat_interleave(torch.arange(n_presented, dtype=torch.int32), torch.tensor(crop_hs))
     dev = frames.device
-    table_t = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces]).to(dev, non_blocking=True)
-    row_frame_t = row_frame.to(dev, non_blocking=True)
+    host = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces, row_frame])
+    if dev.type == "cuda":  # pinned: the copy is queued without waiting for the stream (pageable would)
+        host = host.pin_memory()
+    both = host.to(dev, non_blocking=True)
+    table_t, row_frame_t = both[:used], both[used:]
     tmp = torch.empty(row_offset, out_w, 3, dtype=torch.uint8, device=dev)
     mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
     inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
@@ -587,11 +603,7 @@ def fragment_pack(
             frames, src_index, boxes, resize, (out_h, out_w), mean, std, frame_repeat, dtype, backend, nv12
         ), None
     total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
-    grid = torch.tensor(
-        [[total // temporal_patch_size, out_h // patch_size, out_w // patch_size]],
-        dtype=torch.int64,
-        device=frames.device,
-    )
+    grid = _grid(total // temporal_patch_size, out_h // patch_size, out_w // patch_size, frames.device)
     which = choose_backend(frames.device, backend)
     args = (
         out_h,

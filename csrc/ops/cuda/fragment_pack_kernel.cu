@@ -39,13 +39,15 @@ __device__ __forceinline__ int32_t clamp255(int32_t v) { return v < 0 ? 0 : (v >
 
 // With NV12, src is the Y plane and each tapped pixel's RGB comes from Y and its 2x2 block's UV, in the integer
 // arithmetic of the reference (NV12.to_rgb), so the resize sees the same uint8 RGB.
+// Grid: x = tmp row (all presented frames' crop rows), y = chunk of output columns; one thread per output pixel.
+// Row-level values are uniform in a block (broadcast loads, computed once); per-pixel math is int32.
 template <bool NV12>
 __global__ void horizontal_kernel(const uint8_t* __restrict__ src, int64_t sN, int64_t sH, int64_t sW, int64_t sC,
                                   const int32_t* __restrict__ table, const int32_t* __restrict__ row_frame,
-                                  int64_t total_rows, int64_t out_w, uint8_t* __restrict__ tmp, Nv12Args nv) {
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= total_rows * out_w) return;
-  const int64_t row = idx / out_w, x = idx % out_w;
+                                  int32_t out_w, uint8_t* __restrict__ tmp, Nv12Args nv) {
+  const int64_t row = blockIdx.x;
+  const int32_t x = static_cast<int32_t>(blockIdx.y * blockDim.x + threadIdx.x);
+  if (x >= out_w) return;
   const int32_t f = row_frame[row];
   const int32_t* m = table + f * kMeta;
   const int64_t y = m[2] + (row - m[4]);
@@ -56,19 +58,24 @@ __global__ void horizontal_kernel(const uint8_t* __restrict__ src, int64_t sN, i
   const uint8_t* p = src + m[0] * sN + y * sH + (m[1] + start) * sW;
   const int32_t bias = 1 << (prec - 1);
   int32_t a0 = bias, a1 = bias, a2 = bias;
-  for (int32_t k = 0; k < size; ++k) {
-    const uint8_t* q = p + k * sW;
-    if constexpr (NV12) {
-      const int64_t xa = m[1] + start + k;
-      const uint8_t* c = nv.uv + m[0] * nv.uN + (y / 2) * nv.uH + (xa / 2) * nv.uW;
-      const int32_t yy = static_cast<int32_t>(q[0]) - nv.k[5], d = c[0] - 128, e = c[nv.uC] - 128, half = 1 << 15;
+  if constexpr (NV12) {
+    const uint8_t* crow = nv.uv + m[0] * nv.uN + (y / 2) * nv.uH;
+    const int32_t xa0 = m[1] + start, half = 1 << 15;
+    for (int32_t k = 0; k < size; ++k) {
+      const int32_t xa = xa0 + k;
+      const uint8_t* c = crow + (xa / 2) * nv.uW;
+      const int32_t yy = static_cast<int32_t>(p[k * sW]) - nv.k[5], d = c[0] - 128, e = c[nv.uC] - 128;
       a0 += clamp255((nv.k[0] * yy + nv.k[1] * e + half) >> 16) * w[k];
       a1 += clamp255((nv.k[0] * yy - nv.k[2] * d - nv.k[3] * e + half) >> 16) * w[k];
       a2 += clamp255((nv.k[0] * yy + nv.k[4] * d + half) >> 16) * w[k];
-    } else {
-      a0 += static_cast<int32_t>(q[0]) * w[k];
-      a1 += static_cast<int32_t>(q[sC]) * w[k];
-      a2 += static_cast<int32_t>(q[2 * sC]) * w[k];
+    }
+  } else {
+    const int32_t step = static_cast<int32_t>(sW), cs = static_cast<int32_t>(sC);
+    for (int32_t k = 0, o = 0; k < size; ++k, o += step) {
+      const int32_t wk = w[k];
+      a0 += static_cast<int32_t>(p[o]) * wk;
+      a1 += static_cast<int32_t>(p[o + cs]) * wk;
+      a2 += static_cast<int32_t>(p[o + 2 * cs]) * wk;
     }
   }
   uint8_t* d = tmp + (row * out_w + x) * 3;
@@ -89,51 +96,58 @@ __device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) {
 }
 
 // FCHW: the LLaVA layout [presented * repeat, 3, out_h, out_w]; else Qwen2-VL patches.
+// Grid: x = presented frame * out_h + output row, y = chunk of output columns; one thread per output pixel.
 template <typename out_t, bool FCHW>
 __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* __restrict__ table, int64_t presented,
-                                int64_t out_h, int64_t out_w, int64_t repeat, int64_t total_frames, int64_t patch,
-                                int64_t tpatch, int64_t merge, float3 mean255, float3 inv_std255,
+                                int32_t out_h, int32_t out_w, int64_t repeat, int64_t total_frames, int32_t patch,
+                                int64_t tpatch, int32_t merge, float3 mean255, float3 inv_std255,
                                 out_t* __restrict__ out) {
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= presented * out_h * out_w) return;
-  const int64_t f = idx / (out_h * out_w), y = (idx / out_w) % out_h, x = idx % out_w;
+  const int32_t x = static_cast<int32_t>(blockIdx.y * blockDim.x + threadIdx.x);
+  if (x >= out_w) return;
+  const int64_t f = blockIdx.x / out_h;
+  const int32_t y = static_cast<int32_t>(blockIdx.x - f * out_h);
   const int32_t* m = table + f * kMeta;
   const int32_t ky = m[7], prec = m[8];
   const int32_t* wt = table + m[10];  // start[out_h], size[out_h], w[out_h * ky]
   const int32_t start = wt[y], size = wt[out_h + y];
   const int32_t* w = wt + 2 * out_h + y * ky;
-  const uint8_t* p = tmp + ((m[4] + start) * out_w + x) * 3;
+  const int64_t stride = static_cast<int64_t>(out_w) * 3;
+  const uint8_t* p = tmp + (m[4] + start) * stride + x * 3;
   const int32_t bias = 1 << (prec - 1);
   int32_t a0 = bias, a1 = bias, a2 = bias;
   for (int32_t k = 0; k < size; ++k) {
-    const uint8_t* q = p + k * out_w * 3;
-    a0 += static_cast<int32_t>(q[0]) * w[k];
-    a1 += static_cast<int32_t>(q[1]) * w[k];
-    a2 += static_cast<int32_t>(q[2]) * w[k];
+    const uint8_t* q = p + k * stride;
+    const int32_t wk = w[k];
+    a0 += static_cast<int32_t>(q[0]) * wk;
+    a1 += static_cast<int32_t>(q[1]) * wk;
+    a2 += static_cast<int32_t>(q[2]) * wk;
   }
   const float v0 = (static_cast<float>(clamp_shift(a0, prec)) - mean255.x) * inv_std255.x;
   const float v1 = (static_cast<float>(clamp_shift(a1, prec)) - mean255.y) * inv_std255.y;
   const float v2 = (static_cast<float>(clamp_shift(a2, prec)) - mean255.z) * inv_std255.z;
   if constexpr (FCHW) {
-    const int64_t plane = out_h * out_w;
+    const int64_t plane = static_cast<int64_t>(out_h) * out_w;
     for (int64_t r = f * repeat; r < (f + 1) * repeat; ++r) {
-      out_t* o = out + r * 3 * plane + y * out_w + x;
+      out_t* o = out + r * 3 * plane + static_cast<int64_t>(y) * out_w + x;
       o[0] = to_out<out_t>(v0);
       o[plane] = to_out<out_t>(v1);
       o[2 * plane] = to_out<out_t>(v2);
     }
     return;
   }
-  const int64_t gh = out_h / patch, gw = out_w / patch, cols = 3 * tpatch * patch * patch;
-  const int64_t hy = y / patch, py = y % patch, wx = x / patch, px = x % patch;
+  const int32_t gh = out_h / patch, gw = out_w / patch;
+  const int64_t cols = 3 * tpatch * patch * patch;
+  const int32_t hy = y / patch, py = y - hy * patch, wx = x / patch, px = x - wx * patch;
+  // the patch row of (t, hy, wx) is t * rows_per_t + spatial; spatial is the same for every temporal index
+  const int64_t spatial = (static_cast<int64_t>(hy / merge) * (gw / merge) + wx / merge) * merge * merge +
+                          (hy % merge) * merge + (wx % merge);
+  const int64_t rows_per_t = static_cast<int64_t>(gh / merge) * (gw / merge) * merge * merge;
+  const int64_t cstride = tpatch * patch * patch;
   const int64_t r_begin = f * repeat;
   const int64_t r_end = (f == presented - 1) ? total_frames : r_begin + repeat;
   for (int64_t r = r_begin; r < r_end; ++r) {
-    const int64_t t = r / tpatch, ti = r % tpatch;
-    const int64_t rowi = ((t * (gh / merge) + hy / merge) * (gw / merge) + wx / merge) * merge * merge +
-                         (hy % merge) * merge + (wx % merge);
-    out_t* o = out + rowi * cols + (ti * patch + py) * patch + px;
-    const int64_t cstride = tpatch * patch * patch;
+    const int64_t t = r / tpatch, ti = r - t * tpatch;
+    out_t* o = out + (t * rows_per_t + spatial) * cols + (ti * patch + py) * patch + px;
     o[0] = to_out<out_t>(v0);
     o[cstride] = to_out<out_t>(v1);
     o[2 * cstride] = to_out<out_t>(v2);
@@ -195,39 +209,47 @@ void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Te
   const int32_t* d_table = dev.data_ptr<int32_t>();
   const int32_t* d_row_frame = d_table + table.size();
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  constexpr int threads = 256;
-  const int64_t n1 = row_offset * out_w;
+  // 2-D grids: x over rows (up to 2^31 - 1 blocks), y over column chunks of at most 256 threads, sized so the
+  // chunks cover out_w with less than a warp left idle
+  const int64_t chunks = (out_w + 255) / 256;
+  const int threads = static_cast<int>(((out_w + chunks - 1) / chunks + 31) / 32 * 32);
+  TORCH_CHECK(chunks < 65536 && row_offset < (int64_t{1} << 31) && pl.presented * out_h < (int64_t{1} << 31),
+              "fragment_pack: plan too large for the CUDA kernel's grid");
+  const int32_t ow = static_cast<int32_t>(out_w), oh = static_cast<int32_t>(out_h);
   Nv12Args nv;
-  if (pl.nv12) {
-    nv.uv = uv->data_ptr<uint8_t>();
-    nv.uN = uv->stride(0);
-    nv.uH = uv->stride(1);
-    nv.uW = uv->stride(2);
-    nv.uC = uv->stride(3);
-    for (int i = 0; i < 6; ++i) nv.k[i] = pl.yuv[i];
-    horizontal_kernel<true><<<(n1 + threads - 1) / threads, threads, 0, stream>>>(
-        frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), 1, d_table, d_row_frame,
-        row_offset, out_w, tmp.data_ptr<uint8_t>(), nv);
-  } else {
-    horizontal_kernel<false><<<(n1 + threads - 1) / threads, threads, 0, stream>>>(
-        frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), d_table,
-        d_row_frame, row_offset, out_w, tmp.data_ptr<uint8_t>(), nv);
+  if (row_offset > 0) {
+    const dim3 grid1(static_cast<unsigned>(row_offset), static_cast<unsigned>(chunks));
+    if (pl.nv12) {
+      nv.uv = uv->data_ptr<uint8_t>();
+      nv.uN = uv->stride(0);
+      nv.uH = uv->stride(1);
+      nv.uW = uv->stride(2);
+      nv.uC = uv->stride(3);
+      for (int i = 0; i < 6; ++i) nv.k[i] = pl.yuv[i];
+      horizontal_kernel<true><<<grid1, threads, 0, stream>>>(frames.data_ptr<uint8_t>(), frames.stride(0),
+                                                             frames.stride(1), frames.stride(2), 1, d_table,
+                                                             d_row_frame, ow, tmp.data_ptr<uint8_t>(), nv);
+    } else {
+      horizontal_kernel<false><<<grid1, threads, 0, stream>>>(
+          frames.data_ptr<uint8_t>(), frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3), d_table,
+          d_row_frame, ow, tmp.data_ptr<uint8_t>(), nv);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const int64_t n2 = pl.presented * out_h * out_w;
   const float3 m255 = make_float3(pl.mean255[0], pl.mean255[1], pl.mean255[2]);
   const float3 is255 = make_float3(pl.inv_std255[0], pl.inv_std255[1], pl.inv_std255[2]);
-  const dim3 grid((n2 + threads - 1) / threads);
+  const dim3 grid2(static_cast<unsigned>(pl.presented * out_h), static_cast<unsigned>(chunks));
+  if (pl.presented * out_h == 0) return;
+  const int32_t patch = static_cast<int32_t>(pl.patch), merge = static_cast<int32_t>(pl.merge);
   if (pl.out_dtype == at::kFloat) {
     auto k = fchw ? vertical_kernel<float, true> : vertical_kernel<float, false>;
-    k<<<grid, threads, 0, stream>>>(tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat,
-                                    pl.total_frames, pl.patch, pl.tpatch, pl.merge, m255, is255,
-                                    out.data_ptr<float>());
+    k<<<grid2, threads, 0, stream>>>(tmp.data_ptr<uint8_t>(), d_table, pl.presented, oh, ow, pl.repeat,
+                                     pl.total_frames, patch, pl.tpatch, merge, m255, is255, out.data_ptr<float>());
   } else {
     auto k = fchw ? vertical_kernel<__nv_bfloat16, true> : vertical_kernel<__nv_bfloat16, false>;
-    k<<<grid, threads, 0, stream>>>(tmp.data_ptr<uint8_t>(), d_table, pl.presented, out_h, out_w, pl.repeat,
-                                    pl.total_frames, pl.patch, pl.tpatch, pl.merge, m255, is255,
-                                    reinterpret_cast<__nv_bfloat16*>(out.data_ptr<c10::BFloat16>()));
+    k<<<grid2, threads, 0, stream>>>(tmp.data_ptr<uint8_t>(), d_table, pl.presented, oh, ow, pl.repeat,
+                                     pl.total_frames, patch, pl.tpatch, merge, m255, is255,
+                                     reinterpret_cast<__nv_bfloat16*>(out.data_ptr<c10::BFloat16>()));
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
