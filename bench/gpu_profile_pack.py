@@ -67,12 +67,15 @@ def main(argv=None) -> int:
                     if e.device_type == torch.autograd.DeviceType.CUDA:
                         dev[e.name[:60]] += e.device_time / 10 / 1e6  # seconds per call
                 kernels = sum(dev.values())
+                host = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:8]
+                host_parts = {a.key[:50]: a.self_cpu_time_total / 10 / 1e6 for a in host}
                 row = {
                     "bytes": moved,
                     "wall_s": wall,
                     "pipelined_s": pipelined,
                     "device_s": kernels,
                     "device_parts_s": dict(dev.most_common(6)),
+                    "host_self_s": host_parts,
                     "fraction_of_copy_wall": moved / wall / 1e9 / copy_gbps,
                     "fraction_of_copy_pipelined": moved / pipelined / 1e9 / copy_gbps,
                     "fraction_of_copy_device": (moved / kernels / 1e9 / copy_gbps) if kernels else None,
@@ -86,6 +89,7 @@ def main(argv=None) -> int:
                     f"{100 * row['fraction_of_copy_wall']:.1f}%)  [{parts}]",
                     flush=True,
                 )
+                print("    host self us/call: " + ", ".join(f"{k} {v * 1e6:.1f}" for k, v in host_parts.items()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
