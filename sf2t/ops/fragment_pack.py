@@ -35,6 +35,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -467,7 +468,7 @@ def _fragment_pack_triton(
         meta.append([src[f], x0, y0, y1 - y0, row_offset, kx, px, ky, py, ox, oy])
         crop_hs.append(y1 - y0)
         row_offset += y1 - y0
-    row_frame = torch.repeat_interleave(torch.arange(n_presented, dtype=torch.int32), torch.tensor(crop_hs))
+    row_frame = torch.from_numpy(np.repeat(np.arange(n_presented, dtype=np.int32), crop_hs))  # row -> frame
     dev = frames.device
     host = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces, row_frame])
     if dev.type == "cuda":  # pinned: the copy is queued without waiting for the stream (pageable would)
