@@ -7,12 +7,39 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "fragment_pack_common.h"
 
 namespace sf2t {
 namespace fragment_pack_detail {
+
+using AxisWeightsPtr = std::shared_ptr<const AxisWeights>;
+
+// Outputs [begin, begin + count) of the resize in_size -> resize_size, from a process-wide cache: a training run
+// asks for the same few (crop, output) sizes on every call, so the weights are computed once, not per call.
+inline AxisWeightsPtr cached_axis_weights(int64_t in_size, int64_t resize_size, int64_t begin, int64_t count) {
+  static std::mutex mu;
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, AxisWeightsPtr> cache;
+  const auto key = std::make_tuple(in_size, resize_size, begin, count);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  AxisWeights full = compute_axis_weights(in_size, resize_size);
+  auto aw = std::make_shared<const AxisWeights>(begin == 0 && count == resize_size
+                                                    ? std::move(full)
+                                                    : slice_axis_weights(full, begin, count));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= 1024) cache.clear();  // random crop sizes: bounded memory
+  cache.emplace(key, aw);
+  return aw;
+}
 
 struct Plan {
   int64_t num_frames = 0;     // N, frames available
@@ -22,7 +49,7 @@ struct Plan {
   int64_t patch = 0, tpatch = 0, merge = 0, repeat = 0;
   std::vector<int64_t> src;   // [F]
   std::vector<int64_t> box;   // [F, 4] x0, y0, x1, y1
-  std::vector<AxisWeights> wx, wy;  // per presented frame
+  std::vector<AxisWeightsPtr> wx, wy;  // per presented frame (frames with equal crop sizes share them)
   float mean255[3], inv_std255[3];
   at::ScalarType out_dtype = at::kFloat;
   // NV12 input: frames is the Y plane; ky, kr, kgu, kgv, kb (Q16) and the luma offset, see nv12_pixel
@@ -109,7 +136,6 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
   p.box.assign(bp, bp + 4 * p.presented);
   p.wx.reserve(p.presented);
   p.wy.reserve(p.presented);
-  const bool window = crop_y != 0 || crop_x != 0 || resize_h != out_h || resize_w != out_w;
   for (int64_t f = 0; f < p.presented; ++f) {
     TORCH_CHECK(p.src[f] >= 0 && p.src[f] < p.num_frames, op, ": src_index[", f, "] = ", p.src[f],
                 " is out of range for ", p.num_frames, " frames");
@@ -121,12 +147,9 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
         y1 - y0 == p.box[4 * f - 4 + 3] - p.box[4 * f - 4 + 1]) {
       p.wx.push_back(p.wx.back());  // same crop size as the previous frame (the common case): same weights
       p.wy.push_back(p.wy.back());
-    } else if (window) {  // weights of the full resize, kept for the output window only
-      p.wx.push_back(slice_axis_weights(compute_axis_weights(x1 - x0, resize_w), crop_x, out_w));
-      p.wy.push_back(slice_axis_weights(compute_axis_weights(y1 - y0, resize_h), crop_y, out_h));
-    } else {
-      p.wx.push_back(compute_axis_weights(x1 - x0, out_w));
-      p.wy.push_back(compute_axis_weights(y1 - y0, out_h));
+    } else {  // weights of the full resize, kept for the output window only (the Qwen2-VL layout: all of it)
+      p.wx.push_back(cached_axis_weights(x1 - x0, resize_w, crop_x, out_w));
+      p.wy.push_back(cached_axis_weights(y1 - y0, resize_h, crop_y, out_h));
     }
   }
   return p;

@@ -549,8 +549,8 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
     lines.resize(band * stride);
     for (int64_t f = begin; f < end; ++f) {
       const int64_t y0 = pl.box[4 * f + 1], ch = pl.box[4 * f + 3] - y0, cw = pl.box[4 * f + 2] - pl.box[4 * f];
-      const AxisWeights& wx = pl.wx[f];
-      const AxisWeights& wy = pl.wy[f];
+      const AxisWeights& wx = *pl.wx[f];
+      const AxisWeights& wy = *pl.wy[f];
       planes.resize(ch * stride + 16);
 #ifdef SF2T_FP_AVX2
       if (avx2) {

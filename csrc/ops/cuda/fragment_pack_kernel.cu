@@ -170,10 +170,10 @@ void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Te
     m[2] = static_cast<int32_t>(pl.box[4 * f + 1]);
     m[3] = static_cast<int32_t>(crop_h);
     m[4] = static_cast<int32_t>(row_offset);
-    m[5] = static_cast<int32_t>(pl.wx[f].ksize);
-    m[6] = pl.wx[f].precision;
-    m[7] = static_cast<int32_t>(pl.wy[f].ksize);
-    m[8] = pl.wy[f].precision;
+    m[5] = static_cast<int32_t>(pl.wx[f]->ksize);
+    m[6] = pl.wx[f]->precision;
+    m[7] = static_cast<int32_t>(pl.wy[f]->ksize);
+    m[8] = pl.wy[f]->precision;
     row_frame.insert(row_frame.end(), crop_h, static_cast<int32_t>(f));
     row_offset += crop_h;
   }
@@ -182,7 +182,7 @@ void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Te
   std::vector<std::pair<int64_t, int32_t>> seen[2];  // (crop size, table offset) per axis
   for (int64_t f = 0; f < pl.presented; ++f) {
     for (int axis = 0; axis < 2; ++axis) {
-      const AxisWeights& aw = axis == 0 ? pl.wx[f] : pl.wy[f];
+      const AxisWeights& aw = axis == 0 ? *pl.wx[f] : *pl.wy[f];
       const int64_t crop = axis == 0 ? pl.box[4 * f + 2] - pl.box[4 * f] : pl.box[4 * f + 3] - pl.box[4 * f + 1];
       int32_t off = -1;
       for (const auto& [size, o] : seen[axis])
