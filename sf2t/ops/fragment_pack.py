@@ -578,6 +578,13 @@ def fragment_pack(
         frames = nv12.y.unsqueeze(-1).expand(-1, -1, -1, 3) if fused else nv12.to_rgb()  # a view for the checks
         if not fused:
             nv12 = None
+    if isinstance(frames, torch.Tensor) and frames.is_cuda and choose_backend(frames.device, backend) != "reference":
+        # the CUDA and Triton kernels plan on the host: bring the plan back once here (a stream sync each), not
+        # once per check below and again in the op
+        if isinstance(src_index, torch.Tensor) and src_index.device.type == "cuda":
+            src_index = src_index.cpu()
+        if isinstance(boxes, torch.Tensor) and boxes.device.type == "cuda":
+            boxes = boxes.cpu()
     _check_args(
         frames,
         src_index,
