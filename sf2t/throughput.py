@@ -162,6 +162,75 @@ def run_sf2t(
     return out, decoded
 
 
+class _PackInWorker:
+    """fragment_pack of one sample, run in a DataLoader worker (picklable)."""
+
+    def __init__(self, size):
+        self.size = tuple(size)
+
+    def __call__(self, smp, fr):
+        from sf2t.ops.fragment_pack import fragment_pack
+
+        px, grid = fragment_pack(
+            fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), self.size, frame_repeat=1
+        )
+        return {"pixels": px, "grid": grid}
+
+
+def run_sf2t_workers(
+    infos,
+    windows: int,
+    size,
+    workers: int,
+    seed: int = 0,
+    tasks: Sequence[str] = ("fragment",),
+    device: str = "cpu",
+    seconds: float | None = None,
+) -> tuple[int, float]:
+    """(samples made, seconds) of sf2t's pipeline in ``workers`` DataLoader processes (one torch and one decoder
+    thread each; the same windows and samples as in process): on the CPU each worker decodes, builds and packs and
+    the packed pixels travel to this process, as a training loop would receive them; on a GPU the workers decode
+    and build, and this process packs on the device. Timed from the first sample received (worker start-up, a
+    one-off cost of a run, is not counted)."""
+    from sf2t.ops.fragment_pack import fragment_pack
+    from sf2t.video.sampler import FragmentDataset, make_loader
+
+    on_gpu = str(device).startswith("cuda")
+    ds = FragmentDataset(
+        infos,
+        _tasks(tasks),
+        num_windows=None if seconds is not None else windows,
+        transform=None if on_gpu else _PackInWorker(size),
+        seed=seed,
+        samples_per_window=SAMPLES_PER_WINDOW,
+        window_frames=WINDOW,
+        threads=1,
+    )
+    it = iter(make_loader(ds, workers, prefetch_factor=4))
+    n, t0 = 0, None
+    try:
+        for item in it:
+            if "failure" in item:
+                continue
+            if on_gpu:
+                fr = item["frames"].to(device, non_blocking=True)
+                smp = item["sample"]
+                fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
+            if t0 is None:  # the first sample: the workers are up
+                _sync(device)
+                t0 = time.perf_counter()
+                continue
+            n += 1
+            if seconds is not None and time.perf_counter() - t0 >= seconds:
+                break
+    finally:
+        del it  # shuts the workers down
+    _sync(device)
+    if t0 is None or n == 0:
+        raise RuntimeError("sf2t (workers) made fewer than two samples: nothing to time (more --windows or --seconds)")
+    return n, time.perf_counter() - t0
+
+
 def sample_plans(
     infos, windows: int, seed: int = 0, tasks: Sequence[str] = ("fragment",)
 ) -> list[tuple[str, list[int]]]:
@@ -262,13 +331,15 @@ def measure(
     family: str = "qwen2_vl",
     device: str = "cpu",
     seconds: float | None = None,
+    workers: int = 0,
     log=print,
 ) -> dict:
     """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
     and decoder threads of every provider (and of the ceiling's raw decode). ``tasks``: the SF²T tasks sampled
     (mixed evenly; ``fragment`` is a plain 16-frame fragment). ``device``: where sf2t decodes and packs (the
     baselines are CPU stacks). ``seconds``: each provider's time per round (instead of ``windows`` windows for sf2t
-    and the first ``baseline_samples`` plans for the baselines; the plans repeat)."""
+    and the first ``baseline_samples`` plans for the baselines; the plans repeat). ``workers``: sf2t's pipeline in
+    that many DataLoader processes (:func:`run_sf2t_workers`; 0: in this process)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -278,6 +349,8 @@ def measure(
         raise ValueError(f"windows and rounds must be >= 1, got {windows} and {rounds}")
     if seconds is not None and seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
     if family not in FAMILIES:
         raise ValueError(
             f"family {family!r} is not measured: the baselines make Qwen2-VL-layout pixels ({', '.join(FAMILIES)})"
@@ -312,7 +385,7 @@ def measure(
         return out
 
     # agreement first, on a few samples
-    made, _ = run_sf2t(infos, 1, size, seed, threads=threads, tasks=tasks, device=device)
+    made, decoded_first = run_sf2t(infos, 1, size, seed, threads=threads, tasks=tasks, device=device)
     first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in made[:2]]}
     for a in against:
         first[a] = run_base(a, 2)
@@ -320,17 +393,24 @@ def measure(
     times: dict[str, list[float]] = {p: [] for p in ("sf2t", *against)}
     decoded = 0
     for r in range(rounds):
-        t = time.perf_counter()
-        out, decoded = run_sf2t(
-            infos, windows, size, seed, keep=False, threads=threads, tasks=tasks, device=device, seconds=seconds
-        )
-        times["sf2t"].append((time.perf_counter() - t) / len(out))
+        if workers:
+            n_made, took = run_sf2t_workers(infos, windows, size, workers, seed, tasks, device, seconds)
+            times["sf2t"].append(took / n_made)
+        else:
+            t = time.perf_counter()
+            out, decoded = run_sf2t(
+                infos, windows, size, seed, keep=False, threads=threads, tasks=tasks, device=device, seconds=seconds
+            )
+            times["sf2t"].append((time.perf_counter() - t) / len(out))
+            n_made = len(out)
         for a in against:
             t = time.perf_counter()
             n = len(run_base(a, n_base, keep=False, budget=seconds))
             times[a].append((time.perf_counter() - t) / n)
         log(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {1 / v[-1]:.1f} samples/s" for k, v in times.items()))
     per_sample = {k: statistics.median(v) for k, v in times.items()}
+    if workers:  # the in-process pass above: the same windows and samples
+        out, decoded = made, decoded_first
     pixels, grid = out[0]
     packed_frames = int(grid[0, 0]) * 2  # frames in sf2t's first sample, temporal padding included
     frames = statistics.mean(len(ids) for _, ids in plans) if plans else float(packed_frames)
@@ -349,12 +429,13 @@ def measure(
     return {
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
         "threads": threads,
+        "workers": workers,
         "device": str(device),
         "family": family,
         "tasks": list(tasks),
         "videos": list(videos),
         "size": list(size),
-        "samples": len(out),
+        "samples": n_made,
         "frames_per_sample": frames,
         "baseline_samples": n_base,
         "agreement": agreement,
@@ -370,6 +451,8 @@ def measure(
 def print_table(res: dict) -> None:
     t = res.get("threads", 1)
     each = "one thread each" if t == 1 else f"{t} torch and decoder threads each"
+    if res.get("workers"):
+        each = f"sf2t in {res['workers']} worker processes of one thread, the baselines {each}"
     tasks = ", ".join(res.get("tasks", ["fragment"]))
     print(
         f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
@@ -411,6 +494,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")
     p.add_argument("--device", default="cpu", help="where sf2t decodes and packs: cpu or cuda")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run sf2t's pipeline in this many DataLoader processes, one thread each (0: in process, --threads)",
+    )
+    p.add_argument(
         "--seconds", type=float, help="each provider's time per round (instead of --windows / --baseline-samples)"
     )
     p.add_argument("--json", help="write the figures here")
@@ -439,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks=args.tasks,
             family=args.family,
             device=args.device,
+            workers=args.workers,
             seconds=args.seconds,
         )
     except (ValueError, RuntimeError, VideoError) as e:

@@ -114,3 +114,40 @@ def test_throughput_options(clip, tmp_path, capsys):
         assert "no CUDA device" in capsys.readouterr().err
     assert cli.main(args + ["--device", "tpu"]) == 2
     assert "device must be cpu or cuda" in capsys.readouterr().err
+
+
+def test_throughput_workers(clip, tmp_path, capsys):
+    """--workers: sf2t's pipeline in DataLoader processes (pack in the worker) makes the same samples as in
+    process; the figures are reported with the worker count; bad counts are errors naming the field."""
+    from sf2t import cli
+    from sf2t.throughput import _tasks, run_sf2t, run_sf2t_workers
+    from sf2t.video import probe
+
+    infos = [probe(str(clip))]
+    made, _ = run_sf2t(infos, 2, (56, 84), seed=3, tasks=("disorder",))
+    n, took = run_sf2t_workers(infos, 2, (56, 84), 1, seed=3, tasks=("disorder",))
+    assert n == len(made) - 1 and took > 0  # the first sample starts the clock
+    # the worker's packed pixels equal the in-process ones, sample by sample
+    from sf2t.throughput import SAMPLES_PER_WINDOW, WINDOW, _PackInWorker
+    from sf2t.video.sampler import FragmentDataset, make_loader
+
+    ds = FragmentDataset(
+        infos,
+        _tasks(("disorder",)),
+        num_windows=2,
+        transform=_PackInWorker((56, 84)),
+        seed=3,
+        samples_per_window=SAMPLES_PER_WINDOW,
+        window_frames=WINDOW,
+        threads=1,
+    )
+    got = [it["pixels"] for it in make_loader(ds, 1) if "pixels" in it]
+    assert len(got) == len(made) and all(torch.equal(a[0], b) for a, b in zip(made, got))
+    out = tmp_path / "w.json"
+    args = ["throughput", "--videos", str(clip), "--windows", "2", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main(args + ["--workers", "1", "--against", "llamafactory_style", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["workers"] == 1 and res["providers"]["sf2t"]["samples_per_s"] > 0
+    assert "1 worker processes" in capsys.readouterr().out
+    assert cli.main(args + ["--workers", "-1"]) == 2
+    assert "workers must be an int >= 0" in capsys.readouterr().err

@@ -326,7 +326,8 @@ class FragmentDataset(torch.utils.data.IterableDataset):
     """Iterable dataset of fragment samples: items ``{"sample", "frames", "video", "window"}`` or
     ``{"failure": {...}}``. Worker i of n runs windows i, i + n, ... of its rank's stream, so the items are the
     same whatever the number of workers (only their order changes). Holds only configuration: decoders are
-    opened in the worker that uses them. Use with ``batch_size=None`` (``make_loader``)."""
+    opened in the worker that uses them. Use with ``batch_size=None`` (``make_loader``). ``transform``: a picklable
+    ``(sample, frames) -> dict`` run in the worker (e.g. fragment_pack); its dict replaces ``frames`` in the item."""
 
     def __init__(
         self,
@@ -335,9 +336,11 @@ class FragmentDataset(torch.utils.data.IterableDataset):
         *,
         num_windows: int | None = None,
         num_workers: int = 0,
+        transform=None,
         **sampler_kw,
     ):
         super().__init__()
+        self.transform = transform
         if not videos:
             raise ValueError("videos is empty: no usable video to sample from (check the index's errors)")
         self.videos = list(videos)
@@ -360,7 +363,12 @@ class FragmentDataset(torch.utils.data.IterableDataset):
                 for f in sampler.failures[seen:]:
                     yield {"failure": f.to_dict()}
                 for s, fr in pairs:
-                    yield {"sample": s, "frames": fr, "video": s.meta.get("source"), "window": w}
+                    item = {"sample": s, "video": s.meta.get("source"), "window": w}
+                    if self.transform is None:
+                        item["frames"] = fr
+                    else:  # done in the worker; only its result travels
+                        item.update(self.transform(s, fr))
+                    yield item
                 w += n
         finally:
             sampler.close()
