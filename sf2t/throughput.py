@@ -21,6 +21,7 @@ Run from a clone (the baselines live in its ``bench/`` folder).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -133,31 +134,47 @@ def run_sf2t(
     tasks: Sequence[str] = ("fragment",),
     device: str = "cpu",
     seconds: float | None = None,
+    prefetch: int = 0,
 ):
     """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows (or, with
     ``seconds``, as many windows as fit in that time, at least one). ``keep=False``: each sample is dropped once
     made, as a training loop consumes it (only the first is returned). Video pixels only: localization's separate
-    target image is not packed."""
+    target image is not packed. ``prefetch`` > 0: a background thread decodes and builds up to that many windows
+    ahead (:class:`~sf2t.video.sampler.WindowPrefetcher`) with ``threads - 1`` decoder threads (at least one) while
+    this thread packs with the torch threads."""
     from sf2t.ops.fragment_pack import fragment_pack
+    from sf2t.video.sampler import WindowPrefetcher
 
-    s = _sampler(infos, seed, threads, tasks, device)
+    # with a prefetch thread, decoding (one decoder thread fewer, at least one) overlaps packing (torch threads)
+    s = _sampler(infos, seed, max(1, threads - 1) if prefetch else threads, tasks, device)
     out = []
     t0 = time.perf_counter()
-    w = 0
-    while _more(w, windows, t0, seconds):
-        for smp, fr in s.window(w):
-            got = fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
-            if keep or not out:
-                out.append(got)
-            else:
-                out.append(None)
-        w += 1
+    wins = itertools.count() if seconds is not None else range(windows)
+    pf = WindowPrefetcher(s, wins, depth=prefetch) if prefetch else None
+    source = pf if pf is not None else ((w, s.window(w), None) for w in wins)
+    w, decoded = 0, 0
+    try:
+        for _, pairs, stats in source:
+            for smp, fr in pairs:
+                got = fragment_pack(
+                    fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1
+                )
+                if keep or not out:
+                    out.append(got)
+                else:
+                    out.append(None)
+            w += 1
+            decoded = (stats or s.stats)["frames_decoded"] or (stats or s.stats)["frames_requested"]
+            if not _more(w, windows, t0, seconds):
+                break
+    finally:
+        if pf is not None:
+            pf.close()  # windows made ahead but not consumed are not counted
     _sync(device)
     if s.failures and not out:
         f = s.failures[0]
         raise RuntimeError(f"sf2t made no sample: {f.path}: {f.reason} ({len(s.failures)} failures)")
-    # a decoder that does not count its own decodes (GOP lead-ins included): the frames asked for, a lower bound
-    decoded = s.stats["frames_decoded"] or s.stats["frames_requested"]
+    # (a decoder that does not count its own decodes, GOP lead-ins included: the frames asked for, a lower bound)
     s.close()
     return out, decoded
 
@@ -332,6 +349,7 @@ def measure(
     device: str = "cpu",
     seconds: float | None = None,
     workers: int = 0,
+    prefetch: int = 0,
     log=print,
 ) -> dict:
     """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
@@ -339,7 +357,8 @@ def measure(
     (mixed evenly; ``fragment`` is a plain 16-frame fragment). ``device``: where sf2t decodes and packs (the
     baselines are CPU stacks). ``seconds``: each provider's time per round (instead of ``windows`` windows for sf2t
     and the first ``baseline_samples`` plans for the baselines; the plans repeat). ``workers``: sf2t's pipeline in
-    that many DataLoader processes (:func:`run_sf2t_workers`; 0: in this process)."""
+    that many DataLoader processes (:func:`run_sf2t_workers`; 0: in this process). ``prefetch``: sf2t decodes up
+    to that many windows ahead in a background thread while it packs (:func:`run_sf2t`; 0: one after the other)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -351,6 +370,10 @@ def measure(
         raise ValueError(f"seconds must be > 0, got {seconds}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+        raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+    if workers and prefetch:
+        raise ValueError("workers and prefetch are two ways to overlap decoding: choose one")
     if family not in FAMILIES:
         raise ValueError(
             f"family {family!r} is not measured: the baselines make Qwen2-VL-layout pixels ({', '.join(FAMILIES)})"
@@ -399,7 +422,16 @@ def measure(
         else:
             t = time.perf_counter()
             out, decoded = run_sf2t(
-                infos, windows, size, seed, keep=False, threads=threads, tasks=tasks, device=device, seconds=seconds
+                infos,
+                windows,
+                size,
+                seed,
+                keep=False,
+                threads=threads,
+                tasks=tasks,
+                device=device,
+                seconds=seconds,
+                prefetch=prefetch,
             )
             times["sf2t"].append((time.perf_counter() - t) / len(out))
             n_made = len(out)
@@ -430,6 +462,7 @@ def measure(
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
         "threads": threads,
         "workers": workers,
+        "prefetch": prefetch,
         "device": str(device),
         "family": family,
         "tasks": list(tasks),
@@ -453,6 +486,8 @@ def print_table(res: dict) -> None:
     each = "one thread each" if t == 1 else f"{t} torch and decoder threads each"
     if res.get("workers"):
         each = f"sf2t in {res['workers']} worker processes of one thread, the baselines {each}"
+    elif res.get("prefetch"):
+        each += f"; sf2t decodes {res['prefetch']} window(s) ahead in a thread while it packs"
     tasks = ", ".join(res.get("tasks", ["fragment"]))
     print(
         f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
@@ -494,6 +529,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")
     p.add_argument("--device", default="cpu", help="where sf2t decodes and packs: cpu or cuda")
     p.add_argument(
+        "--prefetch",
+        type=int,
+        default=0,
+        help="sf2t decodes up to N windows ahead in a background thread (threads - 1 decoder threads) while it packs",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -529,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             family=args.family,
             device=args.device,
             workers=args.workers,
+            prefetch=args.prefetch,
             seconds=args.seconds,
         )
     except (ValueError, RuntimeError, VideoError) as e:

@@ -151,3 +151,41 @@ def test_throughput_workers(clip, tmp_path, capsys):
     assert "1 worker processes" in capsys.readouterr().out
     assert cli.main(args + ["--workers", "-1"]) == 2
     assert "workers must be an int >= 0" in capsys.readouterr().err
+
+
+def test_throughput_prefetch(clip, tmp_path, capsys):
+    """--prefetch: windows decoded ahead in a thread give the same samples and the same decode count as one after
+    the other; an error in the thread reaches the caller; closing early stops the thread."""
+    from sf2t import cli
+    from sf2t.throughput import _sampler, run_sf2t
+    from sf2t.video import probe
+    from sf2t.video.sampler import WindowPrefetcher
+
+    infos = [probe(str(clip))]
+    a, da = run_sf2t(infos, 2, (56, 84), seed=5, tasks=("rearrangement",))
+    b, db = run_sf2t(infos, 2, (56, 84), seed=5, tasks=("rearrangement",), prefetch=2)
+    assert da == db and len(a) == len(b) and all(torch.equal(x[0], y[0]) for x, y in zip(a, b))
+    s = _sampler(infos, 5)
+    with WindowPrefetcher(s, range(1000), depth=1) as pf:
+        w, pairs, stats = next(iter(pf))
+    assert w == 0 and pairs and stats["windows"] >= 1
+    assert not pf._thread.is_alive()  # stopped although 999 windows were left
+    s.close()
+
+    class Boom:
+        def window(self, w):
+            raise RuntimeError("decoder broke")
+
+        stats: dict = {}
+
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        list(WindowPrefetcher(Boom(), range(3)))
+    with pytest.raises(ValueError, match="depth must be an int >= 1"):
+        WindowPrefetcher(Boom(), range(3), depth=0)
+    out = tmp_path / "p.json"
+    args = ["throughput", "--videos", str(clip), "--windows", "2", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main(args + ["--prefetch", "2", "--against", "", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["prefetch"] == 2
+    assert "window(s) ahead" in capsys.readouterr().out
+    assert cli.main(args + ["--prefetch", "1", "--workers", "1"]) == 2
+    assert "choose one" in capsys.readouterr().err
