@@ -140,13 +140,18 @@ def run_sf2t(
     ``seconds``, as many windows as fit in that time, at least one). ``keep=False``: each sample is dropped once
     made, as a training loop consumes it (only the first is returned). Video pixels only: localization's separate
     target image is not packed. ``prefetch`` > 0: a background thread decodes and builds up to that many windows
-    ahead (:class:`~sf2t.video.sampler.WindowPrefetcher`) with ``threads - 1`` decoder threads (at least one) while
-    this thread packs with the torch threads."""
+    ahead (:class:`~sf2t.video.sampler.WindowPrefetcher`) while this thread packs; ``threads`` is split between
+    them (``threads // 2`` decoder threads, the rest torch threads, at least one each)."""
     from sf2t.ops.fragment_pack import fragment_pack
     from sf2t.video.sampler import WindowPrefetcher
 
-    # with a prefetch thread, decoding (one decoder thread fewer, at least one) overlaps packing (torch threads)
-    s = _sampler(infos, seed, max(1, threads - 1) if prefetch else threads, tasks, device)
+    # with a prefetch thread, decoding overlaps packing: the thread budget is split between the two (at least one
+    # each), so the pipeline uses as many threads as a provider without one
+    dec_threads = max(1, threads // 2) if prefetch else threads
+    torch_before = torch.get_num_threads()
+    if prefetch:
+        torch.set_num_threads(max(1, threads - dec_threads))
+    s = _sampler(infos, seed, dec_threads, tasks, device)
     out = []
     t0 = time.perf_counter()
     wins = itertools.count() if seconds is not None else range(windows)
@@ -170,6 +175,7 @@ def run_sf2t(
     finally:
         if pf is not None:
             pf.close()  # windows made ahead but not consumed are not counted
+        torch.set_num_threads(torch_before)
     _sync(device)
     if s.failures and not out:
         f = s.failures[0]
@@ -487,7 +493,7 @@ def print_table(res: dict) -> None:
     if res.get("workers"):
         each = f"sf2t in {res['workers']} worker processes of one thread, the baselines {each}"
     elif res.get("prefetch"):
-        each += f"; sf2t decodes {res['prefetch']} window(s) ahead in a thread while it packs"
+        each += f"; sf2t decodes {res['prefetch']} window(s) ahead in a thread while it packs, threads split"
     tasks = ", ".join(res.get("tasks", ["fragment"]))
     print(
         f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
@@ -532,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--prefetch",
         type=int,
         default=0,
-        help="sf2t decodes up to N windows ahead in a background thread (threads - 1 decoder threads) while it packs",
+        help="sf2t decodes up to N windows ahead in a background thread while it packs (--threads split between them)",
     )
     p.add_argument(
         "--workers",
