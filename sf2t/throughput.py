@@ -140,10 +140,10 @@ def run_sf2t(
     ``seconds``, as many windows as fit in that time, at least one). ``keep=False``: each sample is dropped once
     made, as a training loop consumes it (only the first is returned). Video pixels only: localization's separate
     target image is not packed. ``prefetch`` > 0: a background thread decodes and builds up to that many windows
-    ahead (:class:`~sf2t.video.sampler.WindowPrefetcher`) while this thread packs; ``threads`` is split between
-    them (``threads // 2`` decoder threads, the rest torch threads, at least one each)."""
+    ahead (the trainer's :class:`~sf2t.train.data.Prefetch` thread) while this thread packs; ``threads`` is split
+    between them (``threads // 2`` decoder threads, the rest torch threads, at least one each)."""
     from sf2t.ops.fragment_pack import fragment_pack
-    from sf2t.video.sampler import WindowPrefetcher
+    from sf2t.train.data import Prefetch
 
     # with a prefetch thread, decoding overlaps packing: the thread budget is split between the two (at least one
     # each), so the pipeline uses as many threads as a provider without one
@@ -155,8 +155,10 @@ def run_sf2t(
     out = []
     t0 = time.perf_counter()
     wins = itertools.count() if seconds is not None else range(windows)
-    pf = WindowPrefetcher(s, wins, depth=prefetch) if prefetch else None
-    source = pf if pf is not None else ((w, s.window(w), None) for w in wins)
+    # (window, its samples, the sampler's counters after it): made in the Prefetch thread when prefetching
+    windows_made = ((w, s.window(w), dict(s.stats)) for w in wins)
+    pf = Prefetch(windows_made, prefetch, device) if prefetch else None
+    source = pf if pf is not None else windows_made
     w, decoded = 0, 0
     try:
         for _, pairs, stats in source:
@@ -169,7 +171,7 @@ def run_sf2t(
                 else:
                     out.append(None)
             w += 1
-            decoded = (stats or s.stats)["frames_decoded"] or (stats or s.stats)["frames_requested"]
+            decoded = stats["frames_decoded"] or stats["frames_requested"]
             if not _more(w, windows, t0, seconds):
                 break
     finally:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import queue
 import random
-import threading
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -317,70 +315,6 @@ class WindowSampler:
             yield from self.window(w)
             w += step
             k += 1
-
-
-class WindowPrefetcher:
-    """Windows of a :class:`WindowSampler` made ahead in a background thread: iterating yields ``(w, pairs, stats)``
-    with ``pairs = sampler.window(w)`` for ``w`` in ``windows`` (in order) and ``stats`` a copy of the sampler's
-    counters just after that window, up to ``depth`` windows ahead, so the next
-    window is decoded and built while the caller packs or trains on this one (decoders and torch ops release the
-    GIL). Only the thread touches the sampler until it stops; an exception there is raised by the iteration.
-    ``close()`` (or leaving a ``with`` block) stops the thread; the sampler stays open for the caller to close."""
-
-    _END = object()
-
-    def __init__(self, sampler: "WindowSampler", windows, depth: int = 2):
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be an int >= 1, got {depth!r}")
-        self.sampler = sampler
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iter(windows),), daemon=True, name="sf2t-prefetch")
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, windows) -> None:
-        try:
-            for w in windows:
-                pairs = self.sampler.window(w)
-                if self._stop.is_set() or not self._put((w, pairs, dict(self.sampler.stats))):
-                    return
-        except BaseException as e:  # handed to the consumer
-            self._put(e)
-            return
-        self._put(self._END)
-
-    def __iter__(self):
-        while True:
-            item = self._q.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        while True:  # unblock a put waiting for room
-            try:
-                self._q.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join(timeout=30)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def worker_init(worker_id: int) -> None:
