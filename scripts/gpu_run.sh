@@ -2,7 +2,8 @@
 # One GPU visit (GPU.md) in one 10-minute call: build against the machine's own torch, run the GPU tests with
 # SF2T_REQUIRE_CUDA=1 (a skip fails), measure the ceilings, the GPU benchmarks (fragment_pack bandwidth,
 # token_merge vs the vision tower, the input pipeline with --device cuda, LoRA training at Qwen2-VL-2B size),
-# compute-sanitizer on the CUDA kernels, then the CPU test suite on that machine's stack while time is left.
+# compute-sanitizer on the CUDA kernels, Nsight Compute on fragment_pack's kernels, then the CPU test suite on that
+# machine's stack while time is left.
 # Stages are skipped, and say so, when the time budget (GPU_BUDGET_S, default 560 s) would not cover them;
 # GPU_STAGES=a,b,... runs only those; GPU_TESTS=paths narrows the GPU tests; GPU_TRAIN=0 skips the 2B-size
 # preparation.
@@ -62,6 +63,8 @@ stage ceilings 60 60 python3 bench/gpu_ceilings.py --json "$R/ceilings.json"
 TAIL=14 stage bench_fragment_pack 60 90 python3 -m pytest bench/bench_fragment_pack_gpu.py -q -p no:cacheprovider \
   --benchmark-json="$R/bench_fragment_pack_gpu.json" --benchmark-columns=median,min,rounds
 TAIL=12 stage profile_pack 40 60 python3 bench/gpu_profile_pack.py --json "$R/profile_pack_gpu.json"
+TAIL=30 stage ncu_pack 60 120 ncu --clock-control none -k 'regex:horizontal|vertical' -c 8 --section SpeedOfLight \
+  --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis python3 bench/gpu_pack_once.py
 TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R/token_merge_gpu.json"
 [ -n "$TRAIN_PID" ] && wait "$TRAIN_PID"
 TAIL=6 stage train_2b 90 150 python3 bench/gpu_train.py --steps 10 --skip 3 --runs pyav:0,pyav:8 \
