@@ -174,3 +174,14 @@ def test_throughput_prefetch(clip, tmp_path, capsys):
     assert "window(s) ahead" in capsys.readouterr().out
     assert cli.main(args + ["--prefetch", "1", "--workers", "1"]) == 2
     assert "choose one" in capsys.readouterr().err
+
+
+def test_ceiling_falls_back_to_pyav(clip, monkeypatch):
+    """Without torchcodec (as on the lent GPU machine) the ceiling is PyAV's all-frames rate, and says so."""
+    import sys
+
+    from sf2t import throughput
+
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # import fails
+    assert throughput.ceiling_decoder() == "pyav"
+    assert throughput.raw_fps(str(clip)) > 0
