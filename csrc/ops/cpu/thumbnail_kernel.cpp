@@ -2,7 +2,8 @@
 // pixel averages the input span [i*r, (i+1)*r), r = in / out, fractional edges weighted by their overlap),
 // fused in one pass over the input. All three steps are linear, so they run in the cheapest order: the
 // vertical taps first, on the raw RGB rows (contiguous, vectorized: each input row is read about once), then
-// luma and the horizontal taps on the out_h accumulated rows only (64 instead of 360 for a 640x360 frame).
+// luma and the horizontal taps on the out_h accumulated rows only (64 instead of 360 for a 640x360 frame), fused
+// into one dot product per output pixel where the vertical sums are integers.
 // The vertical sums are exact 16-bit integer sums where they fit (the usual frame sizes): the overlaps of an
 // area resize are rational with a small common denominator. Threaded over frames. The result equals the reference (luma, then resize) up to float rounding.
 // The motion guard of the SF²T tasks (TASKS.md) measures MAD on these thumbnails.
@@ -13,6 +14,9 @@
 
 #include <algorithm>
 #include <optional>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -85,20 +89,70 @@ void add_u8_u16(uint16_t* __restrict__ y, const uint8_t* __restrict__ x, int64_t
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 __attribute__((target_clones("avx2", "default")))
 #endif
-void luma_packed_u16(const uint16_t* __restrict__ p, float* __restrict__ out, float scale, int64_t w) {
-  for (int64_t x = 0; x < w; ++x) {
-    const float r = static_cast<float>(p[3 * x]) * scale, g = static_cast<float>(p[3 * x + 1]) * scale,
-                b = static_cast<float>(p[3 * x + 2]) * scale;
-    out[x] = r * 0.299f + g * 0.587f + b * 0.114f;
-  }
-}
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
 void luma_packed_f(const float* __restrict__ p, float* __restrict__ out, int64_t w) {
   for (int64_t x = 0; x < w; ++x) out[x] = p[3 * x] * 0.299f + p[3 * x + 1] * 0.587f + p[3 * x + 2] * 0.114f;
 }
+
+// Horizontal taps and luma in one dot product per output pixel, on the vertically summed packed RGB row (u16):
+// out[j] = sum_t cw[j][t] * acc[3 * start[j] + t] with cw[j][3q + c] = wx[j][q] * luma[c] / denom (linear: the
+// same value as luma first, then the taps, up to float rounding). Each dot product runs as 8 partial sums combined
+// in a fixed order, in AVX2 or in scalar code alike, so both give the same bits.
+struct LumaTaps {
+  std::vector<float> cw;  // [n_out, k3]
+  std::vector<int64_t> start3;
+  int64_t k3 = 0;  // 3 * taps, rounded up to 8
+};
+
+LumaTaps luma_taps(const Taps& tx, float inv_denom) {
+  static const float luma[3] = {0.299f, 0.587f, 0.114f};
+  LumaTaps lt;
+  const int64_t n_out = static_cast<int64_t>(tx.start.size());
+  lt.k3 = (3 * tx.k + 7) / 8 * 8;
+  lt.cw.assign(n_out * lt.k3, 0.f);
+  lt.start3.resize(n_out);
+  for (int64_t j = 0; j < n_out; ++j) {
+    lt.start3[j] = 3 * tx.start[j];
+    for (int64_t q = 0; q < tx.size[j]; ++q) {
+      for (int c = 0; c < 3; ++c) lt.cw[j * lt.k3 + 3 * q + c] = tx.w[j * tx.k + q] * luma[c] * inv_denom;
+    }
+  }
+  return lt;
+}
+
+inline float reduce8(const float* p) {  // ((p0+p4) + (p2+p6)) + ((p1+p5) + (p3+p7)): the AVX2 path's order
+  const float a0 = p[0] + p[4], a1 = p[1] + p[5], a2 = p[2] + p[6], a3 = p[3] + p[7];
+  return (a0 + a2) + (a1 + a3);
+}
+
+void luma_taps_row_scalar(const uint16_t* acc, const LumaTaps& lt, int64_t out_w, float* out) {
+  for (int64_t j = 0; j < out_w; ++j) {
+    const uint16_t* p = acc + lt.start3[j];
+    const float* w = lt.cw.data() + j * lt.k3;
+    float s[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int64_t t = 0; t < lt.k3; t += 8) {
+      for (int l = 0; l < 8; ++l) s[l] = std::fma(static_cast<float>(p[t + l]), w[t + l], s[l]);
+    }
+    out[j] = reduce8(s);
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void luma_taps_row_avx2(const uint16_t* acc, const LumaTaps& lt, int64_t out_w,
+                                                            float* out) {
+  for (int64_t j = 0; j < out_w; ++j) {
+    const uint16_t* p = acc + lt.start3[j];
+    const float* w = lt.cw.data() + j * lt.k3;
+    __m256 s = _mm256_setzero_ps();
+    for (int64_t t = 0; t < lt.k3; t += 8) {
+      const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + t))));
+      s = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + t), s);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, s);
+    out[j] = reduce8(lanes);
+  }
+}
+#endif
 
 at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
                          const std::optional<at::Tensor>& index) {
@@ -140,9 +194,16 @@ at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
   const bool exact16 = ty.denom * 255 <= 65535;
   const float inv_denom = static_cast<float>(1.0 / static_cast<double>(ty.denom));
 
+  const LumaTaps lt = exact16 ? luma_taps(tx, inv_denom) : LumaTaps{};
+#if defined(__GNUC__) && defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  const bool avx2 = false;
+#endif
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> acc(exact16 ? 0 : w * 3), line(w);
-    std::vector<uint16_t> acc16(exact16 ? w * 3 : 0);
+    // (+ k3 zeros: a dot product may read past the row's last pixel, against zero weights)
+    std::vector<uint16_t> acc16(exact16 ? w * 3 + lt.k3 : 0);
     std::vector<uint8_t> gathered(packed ? 0 : w * 3);
     for (int64_t f = begin; f < end; ++f) {
       const uint8_t* fr = base + rows[f] * sn;
@@ -150,7 +211,7 @@ at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
       for (int64_t i = 0; i < out_h; ++i) {
         // vertical taps on raw RGB: acc = sum_q wy[q] * row[start + q], taps outer, pixels inner
         if (exact16) {
-          std::fill(acc16.begin(), acc16.end(), static_cast<uint16_t>(0));
+          std::fill(acc16.begin(), acc16.begin() + w * 3, static_cast<uint16_t>(0));
         } else {
           std::fill(acc.begin(), acc.end(), 0.f);
         }
@@ -175,13 +236,19 @@ at::Tensor thumbnail_cpu(const at::Tensor& frames, int64_t out_h, int64_t out_w,
             axpy_u8_u16(acc16.data(), row, ni[q], w * 3);
           }
         }
-        // luma in the reference's order: r*0.299 + g*0.587 + b*0.114
-        if (exact16) {
-          luma_packed_u16(acc16.data(), line.data(), inv_denom, w);
-        } else {
-          luma_packed_f(acc.data(), line.data(), w);
-        }
         float* oi = o + i * out_w;
+        if (exact16) {  // luma and horizontal taps as one dot product per output pixel
+#if defined(__GNUC__) && defined(__x86_64__)
+          if (avx2) {
+            luma_taps_row_avx2(acc16.data(), lt, out_w, oi);
+            continue;
+          }
+#endif
+          luma_taps_row_scalar(acc16.data(), lt, out_w, oi);
+          continue;
+        }
+        // luma in the reference's order: r*0.299 + g*0.587 + b*0.114
+        luma_packed_f(acc.data(), line.data(), w);
         for (int64_t j = 0; j < out_w; ++j) {  // horizontal taps on the one luma line
           const float* wj = tx.w.data() + j * tx.k;
           const float* src = line.data() + tx.start[j];
