@@ -146,3 +146,32 @@ def test_opcheck_with_index():
     torch.library.opcheck(torch.ops.sf2t.thumbnail.default, (_frames(3, 30, 40), 16, 21, torch.tensor([2, 0])))
     with pytest.raises(RuntimeError, match="out of range"):
         torch.ops.sf2t.thumbnail(_frames(3, 30, 40), 16, 21, torch.tensor([3]))
+
+
+@needs_ext
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (3, 272, 640, 64),  # 4.25x rows: the paired vertical pass; 151 outputs a row: a partial group of 8
+        (2, 360, 640, 64),
+        (2, 37, 53, 64),  # 159 bytes a row: every tail (64-byte steps, 32, scalar)
+        (2, 100, 85, 64),  # 255 bytes a row
+        (2, 641, 359, 64),  # portrait: weights up to 114, too big for the paired pass (one row at a time)
+        (2, 293, 400, 64),  # 293 -> 64 rows: 255 * denom > 65535, the float path
+    ],
+    ids=lambda s: "x".join(map(str, s)),
+)
+def test_cpp_vector_paths_give_the_same_bits(shape, monkeypatch):
+    """The AVX2 vertical passes (two rows at a time with vpmaddubsw, one row at a time) and the scalar code compute
+    the same integer sums and combine the horizontal taps in the same order: identical floats, not just close."""
+    n, h, w, short = shape
+    x = _frames(n, h, w, seed=7)
+    got = {}
+    for name, env in [("auto", {}), ("rows", {"SF2T_THUMB_PAIRS": "0"}), ("scalar", {"SF2T_THUMB_SCALAR": "1"})]:
+        for k in ("SF2T_THUMB_PAIRS", "SF2T_THUMB_SCALAR"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        got[name] = thumbnail(x, short, backend="cpp")
+    assert torch.equal(got["auto"], got["rows"]) and torch.equal(got["auto"], got["scalar"])
+    torch.testing.assert_close(got["auto"], thumbnail(x, short, backend="reference"), atol=ATOL, rtol=0)
