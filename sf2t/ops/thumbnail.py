@@ -21,7 +21,7 @@ import torch
 
 from sf2t import _ext
 
-__all__ = ["thumbnail", "thumbnail_size", "choose_backend", "THUMB_SHORT_SIDE", "BT601"]
+__all__ = ["thumbnail", "thumb_mad", "thumbnail_size", "choose_backend", "THUMB_SHORT_SIDE", "BT601"]
 
 THUMB_SHORT_SIDE = 64
 BT601 = (0.299, 0.587, 0.114)
@@ -115,6 +115,32 @@ def thumbnail(
     return _thumbnail_reference(frames, th, tw)
 
 
+def thumb_mad(thumbs: torch.Tensor, a: list[int], b: list[int]) -> torch.Tensor:
+    """float32 [P]: the mean absolute difference between thumbnails ``a[k]`` and ``b[k]`` of ``thumbs`` [N, ...]
+    (float32), the motion guard's measure, for a batch of pairs. On the CPU one C++ call (AVX2, no gathered copies:
+    ~1 us a 64x151 pair); elsewhere tensor ops on the thumbnails' device."""
+    if not isinstance(thumbs, torch.Tensor) or thumbs.dtype != torch.float32 or thumbs.dim() < 2:
+        raise ValueError(
+            f"thumbs must be a float32 tensor [N, ...] with at least 2 dims, got "
+            f"{getattr(thumbs, 'dtype', type(thumbs).__name__)} {tuple(getattr(thumbs, 'shape', ()))}"
+        )
+    a, b = [int(x) for x in a], [int(x) for x in b]
+    if len(a) != len(b):
+        raise ValueError(f"a and b must have the same length, got {len(a)} and {len(b)}")
+    n = thumbs.shape[0]
+    bad = [(x, y) for x, y in zip(a, b) if not (0 <= x < n and 0 <= y < n)]
+    if bad:
+        raise ValueError(f"pair {bad[0]} out of range for {n} thumbnails")
+    if thumbs.device.type == "cpu" and _ext.is_loaded() and thumbs[0].numel() > 0:
+        return torch.ops.sf2t.thumb_mad(thumbs, a, b)
+    t = thumbs.flatten(1)
+    if not a:
+        return t.new_empty(0)
+    dev = t.device
+    d = t.index_select(0, torch.tensor(a, device=dev)) - t.index_select(0, torch.tensor(b, device=dev))
+    return d.abs().mean(dim=-1)
+
+
 def _register_fake() -> None:
     if not _ext.is_loaded():
         return
@@ -129,6 +155,17 @@ def _register_fake() -> None:
         torch._check(frames.dim() == 4, lambda: "frames must be [N, H, W, 3]")
         n = frames.shape[0] if index is None else index.shape[0]
         return frames.new_empty((n, out_h, out_w), dtype=torch.float32)
+
+    try:
+        torch.ops.sf2t.thumb_mad  # noqa: B018 - an extension built before this op has no schema for it
+    except (AttributeError, RuntimeError):
+        return
+
+    @torch.library.register_fake("sf2t::thumb_mad")
+    def _(thumbs, a, b):
+        torch._check(thumbs.dtype == torch.float32, lambda: "thumbs must be float32")
+        torch._check(len(a) == len(b), lambda: "a and b must have the same length")
+        return thumbs.new_empty((len(a),))
 
 
 _register_fake()

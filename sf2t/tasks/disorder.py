@@ -99,11 +99,11 @@ class DisorderTask:
         c = self.cfg
         count = len(plan.frame_ids)
         t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
-        require_motion(plan.source, t, c.tau_motion)
+        mad = PairMAD(t)  # the pairs the guard and a drawn permutation read, computed as needed (host floats)
+        require_motion(plan.source, mad, c.tau_motion)
         shuffled = rng.random() < c.p_shuffle
         perm: tuple[int, ...] = tuple(range(count))
         if shuffled:  # moved frames must differ from the frames whose places they take
-            mad = PairMAD(t)  # the pairs a drawn permutation moves, computed as needed (host copies of floats)
             perm = visible_permutation(plan.source, allowed_permutations(count, c.perm), mad, c.tau_motion, rng)
         q, k = templates.question(self.name, rng)
         in_order = not shuffled

@@ -61,13 +61,22 @@ def pairwise_mad(frames: torch.Tensor | None = None, *, thumbs: torch.Tensor | N
     return out
 
 
+def _mads(t: torch.Tensor, i: list[int], j: list[int]) -> list[float]:
+    """MADs between rows ``i[k]`` and ``j[k]`` of thumbnails ``t`` [N, ...], as host floats: one
+    :func:`sf2t.ops.thumbnail.thumb_mad` call (C++ on the CPU, tensor ops on the thumbnails' device elsewhere)."""
+    from sf2t.ops.thumbnail import thumb_mad
+
+    return thumb_mad(t, i, j).tolist() if i else []
+
+
 class PairMAD:
-    """MADs between pairs of thumbnails [N, th, tw], computed on demand (one batched tensor op per call for the
+    """MADs between pairs of thumbnails [N, th, tw], computed on demand (one batched computation per call for the
     pairs not seen yet) and cached: checking a permutation reads at most N of the N*N pairs, so a task that draws
     one or two permutations need not compute the whole matrix (8 frames: ~0.05 ms instead of ~1 ms)."""
 
     def __init__(self, thumbs: torch.Tensor):
         self.t = thumbs.flatten(1)
+        self.n = thumbs.shape[0]
         self.cache: dict[tuple[int, int], float] = {}
 
     def get(self, pairs) -> list[float]:
@@ -75,11 +84,7 @@ class PairMAD:
         keys = [(a, b) if a < b else (b, a) for a, b in pairs]
         todo = sorted({k for k in keys if k[0] != k[1] and k not in self.cache})
         if todo:
-            dev = self.t.device
-            i = torch.tensor([a for a, _ in todo], device=dev)
-            j = torch.tensor([b for _, b in todo], device=dev)
-            v = (self.t.index_select(0, i) - self.t.index_select(0, j)).abs().mean(dim=-1)
-            self.cache.update(zip(todo, v.tolist()))  # one small host copy for the batch
+            self.cache.update(zip(todo, _mads(self.t, [a for a, _ in todo], [b for _, b in todo])))
         return [0.0 if a == b else self.cache[(a, b)] for a, b in keys]
 
 
@@ -90,22 +95,43 @@ def consecutive_mad(frames: torch.Tensor | None = None, *, thumbs: torch.Tensor 
 
 
 def passes_motion(
-    frames: torch.Tensor | None, tau: float = TAU_MOTION, *, thumbs: torch.Tensor | None = None
+    frames: torch.Tensor | None,
+    tau: float = TAU_MOTION,
+    *,
+    thumbs: torch.Tensor | PairMAD | None = None,
+    rows: list[int] | None = None,
 ) -> tuple[bool, float]:
-    """True when every consecutive pair of ``frames`` (chronological) has MAD >= ``tau``; also the smallest MAD."""
-    n = (thumbs if thumbs is not None else frames).shape[0]
-    if n < 2:
+    """True when every consecutive pair of ``frames`` (chronological) has MAD >= ``tau``; also the smallest MAD.
+    ``thumbs``: their thumbnails, or a :class:`PairMAD` of them (its cached pairs are reused, the new ones kept);
+    ``rows``: check consecutive pairs of these rows only (in this order) instead of all of them."""
+    mad = thumbs if isinstance(thumbs, PairMAD) else None
+    if mad is None:
+        t = _thumbs(frames, thumbs)
+        n = t.shape[0]
+    else:
+        n = mad.n
+    order = list(range(n)) if rows is None else list(rows)
+    if len(order) < 2:
         return True, float("inf")
-    m = float(consecutive_mad(frames, thumbs=thumbs).min())
+    pairs = list(zip(order[:-1], order[1:]))
+    vals = mad.get(pairs) if mad is not None else _mads(t.flatten(1), order[:-1], order[1:])
+    m = min(vals)
     return m >= tau, m
 
 
-def require_motion(source: str, thumbs: torch.Tensor, tau: float = TAU_MOTION, where: str = "window") -> None:
-    """``SkipSample("static")`` unless every consecutive pair of the thumbnails [n, th, tw] (chronological) differs
-    by MAD >= ``tau``: frames whose order matters must visibly differ (TASKS.md)."""
+def require_motion(
+    source: str,
+    thumbs: torch.Tensor | PairMAD,
+    tau: float = TAU_MOTION,
+    where: str = "window",
+    rows: list[int] | None = None,
+) -> None:
+    """``SkipSample("static")`` unless every consecutive pair of the thumbnails [n, th, tw] (chronological; or of
+    their ``rows``, in that order) differs by MAD >= ``tau``: frames whose order matters must visibly differ
+    (TASKS.md). ``thumbs`` may be a :class:`PairMAD`, whose cache then holds these pairs for later checks."""
     from sf2t.tasks.base import SkipSample
 
-    ok, m = passes_motion(None, tau, thumbs=thumbs)
+    ok, m = passes_motion(None, tau, thumbs=thumbs, rows=rows)
     if not ok:
         raise SkipSample(source, "static", f"no visible motion in the {where} (min MAD {m:.2f} < tau {tau})")
 

@@ -71,8 +71,8 @@ class RearrangementTask:
         c = self.cfg
         count = len(plan.frame_ids)
         t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
-        require_motion(plan.source, t, c.tau_motion)
-        mad = PairMAD(t)  # the pairs a drawn permutation moves, computed as needed
+        mad = PairMAD(t)  # the pairs the guard and a drawn permutation read, computed as needed
+        require_motion(plan.source, mad, c.tau_motion)
         perm = visible_permutation(plan.source, allowed_permutations(count, "any"), mad, c.tau_motion, rng)
         pos = positions_answer(perm)
         q, k = templates.question(self.name, rng)

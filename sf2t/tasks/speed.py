@@ -12,7 +12,7 @@ import torch
 
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
-from sf2t.tasks.guard import TAU_MOTION, require_motion, thumbnails
+from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails
 
 __all__ = ["SpeedConfig", "SpeedTask", "RATIOS"]
 
@@ -83,8 +83,9 @@ class SpeedTask:
         p2 = [plan.frame_ids[r] for r in idx2]
         if thumbs is None:
             thumbs = thumbnails(frames)  # [n, th, tw], once for both parts (they share their first frames)
+        mad = PairMAD(thumbs)  # both parts' consecutive pairs, read in place (no gathered copy of the thumbnails)
         for part, idx in (("first", idx1), ("second", idx2)):
-            require_motion(plan.source, thumbs[torch.tensor(idx, device=thumbs.device)], c.tau_motion, f"{part} part")
+            require_motion(plan.source, mad, c.tau_motion, f"{part} part", rows=idx)
         s1, s2 = plan.params["strides"]
         faster = "first" if s1 > s2 else "second" if s2 > s1 else "same"
         q, k = templates.question(self.name, rng, n1=len(p1), n2=len(p2))

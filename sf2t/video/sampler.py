@@ -225,12 +225,11 @@ class WindowSampler:
         if not plans:
             return []
         union = sorted({i for p in plans for i in p.frame_ids})
-        decoded: list[tuple[FramePlan, torch.Tensor, torch.Tensor]] = []  # (plan, frames, rows of its frame_ids)
+        decoded: list[tuple[FramePlan, torch.Tensor, list[int]]] = []  # (plan, frames, rows of its frame_ids)
         try:
             frames = self._get(info, union)  # [len(union), H, W, 3], shared by the window's samples
             for p in plans:
-                rows = torch.tensor([bisect.bisect_left(union, i) for i in p.frame_ids], device=frames.device)
-                decoded.append((p, frames, rows))
+                decoded.append((p, frames, [bisect.bisect_left(union, i) for i in p.frame_ids]))
         except VideoError as e:
             if e.kind != "corrupt" or len(plans) == 1:
                 for p in plans:
@@ -243,7 +242,7 @@ class WindowSampler:
             for p in plans:
                 try:
                     fr = self._get(info, list(p.frame_ids))
-                    decoded.append((p, fr, torch.arange(len(p.frame_ids), device=fr.device)))
+                    decoded.append((p, fr, list(range(len(p.frame_ids)))))
                 except VideoError as e2:
                     self._fail(Failure(e2.path, e2.kind, e2.reason, w, p.task))
                     self._forget(info.path)
@@ -260,13 +259,15 @@ class WindowSampler:
                 if need == "thumbs":  # the guard's thumbnails, computed once per window for all its samples
                     t_rows, t_all = thumbs[id(fr)]
                     kw["thumbs"] = t_all.index_select(
-                        0, torch.tensor([t_rows[int(r)] for r in rows], device=t_all.device)
+                        0, torch.tensor([t_rows[r] for r in rows], device=t_all.device)
                     )
                 shared = need == "full" and getattr(task, "shared_frames", False)
                 if shared:  # the task reads rows of the window decode in place: no per-sample gathered copy
-                    s = task.build(p, fr, rng, rows=rows.tolist(), **kw)
+                    s = task.build(p, fr, rng, rows=list(rows), **kw)
                 else:
-                    mine = fr.index_select(0, rows) if need == "full" else None  # [n, H, W, 3]
+                    mine = (  # [n, H, W, 3]
+                        fr.index_select(0, torch.tensor(rows, device=fr.device)) if need == "full" else None
+                    )
                     s = task.build(p, mine, rng, **kw)
             except SkipSample as e:
                 self._fail(Failure(info.path, e.kind, e.reason, w, p.task))
@@ -276,7 +277,7 @@ class WindowSampler:
                 continue
             if s.frames is None:  # index the shared window decode directly: no per-sample copy of the frames
                 if not shared:  # src_index is in rows of the plan's frames; a shared build gave rows of ``fr``
-                    s.src_index = [int(rows[j]) for j in s.src_index]
+                    s.src_index = [rows[j] for j in s.src_index]
                 out.append((s, fr))
             else:
                 out.append((s, s.frames))
@@ -291,7 +292,7 @@ class WindowSampler:
         want: dict[int, tuple[torch.Tensor, set]] = {}
         for p, fr, rows in decoded:
             if getattr(self.tasks[p.task], "pixels", "full") == "thumbs":
-                want.setdefault(id(fr), (fr, set()))[1].update(int(r) for r in rows)
+                want.setdefault(id(fr), (fr, set()))[1].update(rows)
         out = {}
         for key, (fr, rs) in want.items():
             order = sorted(rs)
