@@ -258,9 +258,7 @@ class WindowSampler:
                     kw["extra"] = [self._extra(path, k) for path, k in p.extra]
                 if need == "thumbs":  # the guard's thumbnails, computed once per window for all its samples
                     t_rows, t_all = thumbs[id(fr)]
-                    kw["thumbs"] = t_all.index_select(
-                        0, torch.tensor([t_rows[r] for r in rows], device=t_all.device)
-                    )
+                    kw["thumbs"] = t_all.index_select(0, torch.tensor([t_rows[r] for r in rows], device=t_all.device))
                 shared = need == "full" and getattr(task, "shared_frames", False)
                 if shared:  # the task reads rows of the window decode in place: no per-sample gathered copy
                     s = task.build(p, fr, rng, rows=list(rows), **kw)
