@@ -91,34 +91,22 @@ def _render_spliced(tokenizer, fmt: ChatFormat, question: str, answer: str, syst
     return spliced
 
 
-def encode_once(
-    tokenizer, fmt: ChatFormat, question: str, answer: str | None, system: str | None, image: bool
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
-    """(input_ids, labels, {placeholder: position}) of :func:`render_chat`'s text; cached per (tokenizer, format,
-    template, texts). The supervised span is the last occurrence of ``answer + fmt.end`` in the text; with
-    ``answer=None`` every label is -100."""
-    template = getattr(tokenizer, "chat_template", None) or fmt.template
-    key = (id(tokenizer), fmt, template, question, answer, system, image)
-    hit = _ENCODE_CACHE.get(key)
-    if hit is not None and hit[0] is tokenizer:
-        _ENCODE_CACHE.move_to_end(key)
-        return hit[1]
-    if answer is None:
-        text = render_chat(tokenizer, fmt, question, answer, system, image)
-    else:
-        text = _render_spliced(tokenizer, fmt, question, answer, system, image)
-    enc = tokenizer(text, add_special_tokens=fmt.add_special_tokens, return_offsets_mapping=answer is not None)
+def _labels(enc, text: str, answer: str, fmt: ChatFormat) -> list[int]:
+    """Labels of ``enc`` (with offsets) over ``text``: the tokens of the last ``answer + fmt.end`` supervised."""
     id_list = list(enc["input_ids"])
     label_list = [IGNORE_INDEX] * len(id_list)
-    if answer is not None:
-        start = text.rfind(answer + fmt.end)
-        if start < 0:
-            raise ValueError(f"chat template did not render the answer followed by {fmt.end!r}")
-        stop = start + len(answer) + len(fmt.end)
-        overlap = fmt.span == "overlap"
-        for k, (a, b) in enumerate(enc["offset_mapping"]):
-            if b > a and ((b > start and a < stop) if overlap else (a >= start and b <= stop)):
-                label_list[k] = id_list[k]
+    start = text.rfind(answer + fmt.end)
+    if start < 0:
+        raise ValueError(f"chat template did not render the answer followed by {fmt.end!r}")
+    stop = start + len(answer) + len(fmt.end)
+    overlap = fmt.span == "overlap"
+    for k, (a, b) in enumerate(enc["offset_mapping"]):
+        if b > a and ((b > start and a < stop) if overlap else (a >= start and b <= stop)):
+            label_list[k] = id_list[k]
+    return label_list
+
+
+def _placeholders(tokenizer, fmt: ChatFormat, id_list: list[int], image: bool) -> dict[str, int]:
     pos = {}
     for tok, want in ((fmt.video_token, 1), (fmt.image_token, int(image))):
         tok_id = tokenizer.convert_tokens_to_ids(tok)
@@ -127,10 +115,113 @@ def encode_once(
             raise ValueError(f"sample has {len(where)} {tok} tokens, expected {want}; texts must not contain it")
         if want:
             pos[tok] = where[0]
+    return pos
+
+
+def _encode_direct(tokenizer, fmt, question, answer, system, image) -> tuple[list[int], list[int]]:
+    if answer is None:
+        text = render_chat(tokenizer, fmt, question, answer, system, image)
+    else:
+        text = _render_spliced(tokenizer, fmt, question, answer, system, image)
+    enc = tokenizer(text, add_special_tokens=fmt.add_special_tokens, return_offsets_mapping=answer is not None)
+    id_list = list(enc["input_ids"])
+    label_list = [IGNORE_INDEX] * len(id_list) if answer is None else _labels(enc, text, answer, fmt)
+    return id_list, label_list
+
+
+# Composed encoding: a tokenizer splits its text at added tokens (the chat markers, the placeholders) before
+# normalizing and BPE, and tokenizes the pieces between them independently. So the text before the answer, cut
+# right after its last added token, tokenizes the same on its own (cached per question) as inside the whole text,
+# and the rest (e.g. "assistant\n" + answer + "<|im_end|>\n", cached per answer) likewise: a new (question,
+# answer) pair costs no tokenizer call once its question and answer have been seen. Checked against the direct
+# encoding on the first sample of each (tokenizer, format, template); a tokenizer for which it differs (a
+# pre-tokenizer that treats the first piece of a text specially, a post-processor adding tokens) is always encoded
+# directly.
+_COMPOSE_OK: dict = {}  # (id(tokenizer), fmt, template) -> whether composing equals the direct encoding
+_HEADS: OrderedDict = OrderedDict()  # (fkey, question, system, image) -> (split offset, head ids) or None
+_TAILS: OrderedDict = OrderedDict()  # (fkey, tail text) -> (ids, labels)
+_SPLITTERS: dict = {}  # id(tokenizer) -> (tokenizer, added tokens usable as split points)
+
+
+def _lru_put(cache: OrderedDict, key, value, cap: int = _ENCODE_CACHE_MAX) -> None:
+    if len(cache) >= cap:
+        cache.popitem(last=False)
+    cache[key] = value
+
+
+def _split_tokens(tokenizer) -> list[str]:
+    """The tokenizer's added tokens after which a text can be cut: not stripping the whitespace that follows."""
+    hit = _SPLITTERS.get(id(tokenizer))
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    toks = sorted(
+        {
+            str(t)
+            for t in decoder.values()
+            if str(t) and not getattr(t, "rstrip", False) and not getattr(t, "single_word", False)
+        }
+    )
+    _SPLITTERS[id(tokenizer)] = (tokenizer, toks)
+    return toks
+
+
+def _encode_composed(tokenizer, fmt, question, answer, system, image) -> tuple[list[int], list[int]] | None:
+    template = getattr(tokenizer, "chat_template", None) or fmt.template
+    fkey = (id(tokenizer), fmt, template)
+    if _COMPOSE_OK.get(fkey) is False or answer != answer.strip():
+        return None
+    rkey = (fkey, question, system, image)
+    parts = _RENDER_CACHE.get(rkey)
+    if parts is None:
+        _render_spliced(tokenizer, fmt, question, answer, system, image)  # fills the render cache where it can
+        parts = _RENDER_CACHE.get(rkey)
+    if parts is None or _RENDER_OK.get(fkey) is not True:
+        return None
+    head = _HEADS.get(rkey, ())
+    if head == ():
+        cut = max((parts[0].rfind(t) + len(t) for t in _split_tokens(tokenizer) if t in parts[0]), default=-1)
+        head = None
+        if cut > 0:
+            ids = tokenizer(parts[0][:cut], add_special_tokens=fmt.add_special_tokens)["input_ids"]
+            head = (cut, list(ids))
+        _lru_put(_HEADS, rkey, head)
+    if head is None:
+        return None
+    cut, head_ids = head
+    tail_text = parts[0][cut:] + answer + parts[1]
+    tkey = (fkey, tail_text)
+    tail = _TAILS.get(tkey)
+    if tail is None:
+        enc = tokenizer(tail_text, add_special_tokens=False, return_offsets_mapping=True)
+        tail = (list(enc["input_ids"]), _labels(enc, tail_text, answer, fmt))
+        _lru_put(_TAILS, tkey, tail)
+    out = (head_ids + tail[0], [IGNORE_INDEX] * len(head_ids) + tail[1])
+    if fkey not in _COMPOSE_OK:
+        direct = _encode_direct(tokenizer, fmt, question, answer, system, image)
+        _COMPOSE_OK[fkey] = out == direct
+        return direct
+    return out
+
+
+def encode_once(
+    tokenizer, fmt: ChatFormat, question: str, answer: str | None, system: str | None, image: bool
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    """(input_ids, labels, {placeholder: position}) of :func:`render_chat`'s text; cached per (tokenizer, format,
+    template, texts). The supervised span is the last occurrence of ``answer + fmt.end`` in the text; with
+    ``answer=None`` every label is -100. A new pair of known question and answer is composed from cached pieces
+    (see ``_encode_composed``)."""
+    template = getattr(tokenizer, "chat_template", None) or fmt.template
+    key = (id(tokenizer), fmt, template, question, answer, system, image)
+    hit = _ENCODE_CACHE.get(key)
+    if hit is not None and hit[0] is tokenizer:
+        _ENCODE_CACHE.move_to_end(key)
+        return hit[1]
+    got = None if answer is None else _encode_composed(tokenizer, fmt, question, answer, system, image)
+    id_list, label_list = got if got is not None else _encode_direct(tokenizer, fmt, question, answer, system, image)
+    pos = _placeholders(tokenizer, fmt, id_list, image)
     out = (torch.tensor(id_list, dtype=torch.long), torch.tensor(label_list, dtype=torch.long), pos)
-    if len(_ENCODE_CACHE) >= _ENCODE_CACHE_MAX:
-        _ENCODE_CACHE.popitem(last=False)
-    _ENCODE_CACHE[key] = (tokenizer, out)
+    _lru_put(_ENCODE_CACHE, key, (tokenizer, out))
     return out
 
 
