@@ -296,7 +296,9 @@ def test_composed_encoding_equals_the_direct_one(env, name):
     template = getattr(tok, "chat_template", None) or fmt.template
     ok = text._COMPOSE_OK.get((id(tok), fmt, template))
     if name == "llava_next_video":
-        assert ok is False and composed == 1  # the first pair: checked against (and answered by) the direct path
+        assert (
+            ok is False and composed <= 1
+        )  # at most the first pair: checked against (and answered by) the direct path
     else:  # <|im_start|> right before "assistant\n" + answer
         assert ok is True and composed > 100
 
