@@ -168,3 +168,14 @@ def test_preview_contact_sheet(manifest, tmp_path):
         )
         im = PIL.open(out)
         assert im.size[0] > 400 and im.size[1] > 300
+
+
+def test_preview_shows_every_frame(manifest, tmp_path):
+    """A sample with more presented frames than fit on a line wraps onto further lines (nothing is dropped): the
+    same samples at 3 images a line make a taller sheet than at 12."""
+    pytest.importorskip("matplotlib")
+    from sf2t.tasks.export import preview
+
+    wide = PIL.open(preview(str(manifest), "speed", tmp_path / "wide.png", num=1, per_line=12))
+    narrow = PIL.open(preview(str(manifest), "speed", tmp_path / "narrow.png", num=1, per_line=3))
+    assert narrow.size[1] > 1.5 * wide.size[1]  # speed shows >= 6 frames: 2+ lines of 3 against 1 line

@@ -205,10 +205,10 @@ def preview(
     num: int = 4,
     seed: int = 0,
     decoder: str = "auto",
-    max_frames: int = 12,
+    per_line: int = 12,
 ) -> Path:
-    """A contact sheet PNG: ``num`` samples of ``task``, one row each (its presented frames, the target image
-    for localization), with the question and the answer above the row."""
+    """A contact sheet PNG: ``num`` samples of ``task``, each its presented frames (all of them, ``per_line`` to a
+    line) after the target image for localization, with the question and the answer below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,17 +228,22 @@ def preview(
         sampler.close()
     if not rows:
         raise RuntimeError(f"no {task} sample could be made: {_skips_text(sampler.failures)}")
-    ncols = max(max(min(max_frames, r[1].shape[0]) + (r[0].image is not None) for r in rows), 6)
+    # every presented frame is shown: a sample with more than ``per_line`` images wraps onto further lines
+    items = [
+        ([("target", s.image.cpu())] if s.image is not None else [])
+        + [(f"frame {k + 1}", shown[k]) for k in range(shown.shape[0])]
+        for s, shown in rows
+    ]
+    ncols = max(min(per_line, max(len(ims) for ims in items)), 6)
+    lines = [max(1, -(-len(ims) // ncols)) for ims in items]
     width = 1.5 * ncols
     fig, axes = plt.subplots(
-        len(rows), ncols, figsize=(width, 2.4 * len(rows)), squeeze=False, gridspec_kw={"hspace": 1.1, "wspace": 0.08}
+        sum(lines), ncols, figsize=(width, 2.4 * sum(lines)), squeeze=False, gridspec_kw={"hspace": 1.1, "wspace": 0.08}
     )
-    for i, (s, shown) in enumerate(rows):
-        ims = ([("target", s.image.cpu())] if s.image is not None else []) + [
-            (f"frame {k + 1}", shown[k]) for k in range(min(max_frames, shown.shape[0]))
-        ]
-        for j in range(ncols):
-            ax = axes[i][j]
+    top = 0
+    for (s, _), ims, n_lines in zip(rows, items, lines):
+        for j in range(n_lines * ncols):
+            ax = axes[top + j // ncols][j % ncols]
             ax.axis("off")
             if j < len(ims):
                 ax.imshow(ims[j][1].numpy())
@@ -246,7 +251,8 @@ def preview(
         src = os.path.basename(s.meta["source"])
         caption = "\n".join(textwrap.wrap(f"Q: {s.question}", int(width * 15))[:3])
         text = f"{src}, source frames {s.meta['source_frames']}\n{caption}\nA: {s.answer}"
-        axes[i][0].annotate(text, (0, -0.08), xycoords="axes fraction", va="top", ha="left", fontsize=7)
+        axes[top + n_lines - 1][0].annotate(text, (0, -0.08), xycoords="axes fraction", va="top", ha="left", fontsize=7)
+        top += n_lines
     fig.suptitle(f"sf2t {task}: {len(rows)} samples (seed {seed})", fontsize=9)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
