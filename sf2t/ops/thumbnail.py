@@ -131,7 +131,9 @@ def thumb_mad(thumbs: torch.Tensor, a: list[int], b: list[int]) -> torch.Tensor:
     bad = [(x, y) for x, y in zip(a, b) if not (0 <= x < n and 0 <= y < n)]
     if bad:
         raise ValueError(f"pair {bad[0]} out of range for {n} thumbnails")
-    if thumbs.device.type == "cpu" and _ext.is_loaded() and thumbs[0].numel() > 0:
+    if any(d == 0 for d in thumbs.shape[1:]):
+        raise ValueError(f"thumbnails must not be empty, got shape {tuple(thumbs.shape)}")
+    if thumbs.device.type == "cpu" and _ext.is_loaded():
         return torch.ops.sf2t.thumb_mad(thumbs, a, b)
     t = thumbs.flatten(1)
     if not a:

@@ -175,3 +175,77 @@ def test_cpp_vector_paths_give_the_same_bits(shape, monkeypatch):
         got[name] = thumbnail(x, short, backend="cpp")
     assert torch.equal(got["auto"], got["rows"]) and torch.equal(got["auto"], got["scalar"])
     torch.testing.assert_close(got["auto"], thumbnail(x, short, backend="reference"), atol=ATOL, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ thumb_mad
+
+
+def _mad_reference(t, a, b):
+    x = t.double().flatten(1)
+    return (x[a] - x[b]).abs().mean(dim=1)
+
+
+@pytest.mark.parametrize("shape", [(5, 64, 151), (4, 3, 5), (3, 7)], ids=lambda s: "x".join(map(str, s)))
+def test_thumb_mad_matches_the_definition(shape):
+    """MADs of pairs (any order, repeats, a == b) against a float64 computation, on the kernel (CPU) and on the
+    tensor-op path (what a GPU runs), including row lengths that are not multiples of 8."""
+    from sf2t.ops.thumbnail import thumb_mad
+
+    g = torch.Generator().manual_seed(3)
+    t = torch.rand(shape, generator=g) * 255
+    n = shape[0]
+    a = [0, 1, n - 1, 2, 0]
+    b = [1, 0, 0, 2, n - 1]
+    want = _mad_reference(t, a, b)
+    got = thumb_mad(t, a, b)
+    assert got.dtype == torch.float32 and got.shape == (5,)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
+    assert float(got[3]) == 0.0 and float(got[0]) == float(got[1])
+    strided = t.transpose(-1, -2) if t.dim() == 3 else t[:, ::2]  # non-contiguous views are read correctly
+    torch.testing.assert_close(
+        thumb_mad(strided, a, b).double(), _mad_reference(strided.contiguous(), a, b), rtol=1e-5, atol=1e-4
+    )
+    assert thumb_mad(t, [], []).shape == (0,)
+
+
+@needs_ext
+def test_thumb_mad_kernel_paths_and_opcheck(monkeypatch):
+    from sf2t.ops.thumbnail import thumb_mad
+
+    t = torch.rand(6, 64, 90) * 255
+    a, b = [0, 1, 2, 5], [3, 4, 5, 0]
+    auto = torch.ops.sf2t.thumb_mad(t, a, b)
+    monkeypatch.setenv("SF2T_THUMB_SCALAR", "1")
+    assert torch.equal(torch.ops.sf2t.thumb_mad(t, a, b), auto)  # the same lane sums, the same order
+    monkeypatch.delenv("SF2T_THUMB_SCALAR")
+    torch.testing.assert_close(thumb_mad(t, a, b).double(), _mad_reference(t, a, b), rtol=1e-5, atol=1e-4)
+    torch.library.opcheck(torch.ops.sf2t.thumb_mad.default, (t, a, b))
+
+
+@pytest.mark.parametrize(
+    "thumbs, a, b, words",
+    [
+        (torch.zeros(3, 4, 4, dtype=torch.float64), [0], [1], "float32"),
+        (torch.zeros(3), [0], [1], "at least 2 dims"),
+        ([[0.0]], [0], [0], "float32"),
+        (torch.zeros(3, 4), [0, 1], [1], "same length"),
+        (torch.zeros(3, 4), [0], [3], "out of range"),
+        (torch.zeros(3, 4), [-1], [0], "out of range"),
+        (torch.zeros(3, 0), [0], [1], "empty"),
+    ],
+)
+def test_thumb_mad_bad_input(thumbs, a, b, words):
+    from sf2t.ops.thumbnail import thumb_mad
+
+    with pytest.raises(ValueError, match=words):
+        thumb_mad(thumbs, a, b)
+
+
+@needs_ext
+def test_thumb_mad_kernel_refuses_bad_input():
+    with pytest.raises(RuntimeError, match="out of range"):
+        torch.ops.sf2t.thumb_mad(torch.zeros(3, 4), [0], [7])
+    with pytest.raises(RuntimeError, match="float32"):
+        torch.ops.sf2t.thumb_mad(torch.zeros(3, 4, dtype=torch.float64), [0], [1])
+    with pytest.raises(RuntimeError, match="same length"):
+        torch.ops.sf2t.thumb_mad(torch.zeros(3, 4), [0, 1], [1])
