@@ -6,7 +6,8 @@
 # machine's stack while time is left.
 # Stages are skipped, and say so, when the time budget (GPU_BUDGET_S, default 560 s) would not cover them;
 # GPU_STAGES=a,b,... runs only those; GPU_TESTS=paths narrows the GPU tests; GPU_TRAIN=0 skips the 2B-size
-# preparation.
+# preparation. With DALI sent first (scripts/gpu_dali_prepare.sh here, then scripts/gpu_dali_receive.sh once per
+# part, back to back) the DALI stages run too.
 # Wheels in .whl/ (PyAV, ...) are installed into /tmp/site first. Logs and JSON go to $OUT (default ./gpu_out),
 # bundled into $OUT/results.tgz after each stage (a call returns at most 8 files).
 set -uo pipefail
@@ -32,6 +33,12 @@ stage() {  # stage NAME MIN_SECONDS_LEFT TIMEOUT CMD...: run CMD under a timeout
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+# DALI, when scripts/gpu_dali_receive.sh unpacked it in an earlier call of this warm machine: on the path, and the
+# DALI stages below run (train_2b with DALI decode, throughput with DALI against PyAV)
+DALI=0
+if [ -d /tmp/site-dali/nvidia/dali ]; then
+  export PYTHONPATH="$PYTHONPATH:/tmp/site-dali" && DALI=1 && echo "== DALI from /tmp/site-dali"
 fi
 nvidia-smi > "$R/nvidia-smi.txt" 2>&1
 # CPU-side preparation in the background while the extension builds: the clips, the 2B-size checkpoint.
@@ -67,11 +74,16 @@ TAIL=30 stage ncu_pack 60 120 ncu --clock-control none -k 'regex:horizontal|vert
   --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis python3 bench/gpu_pack_once.py
 TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R/token_merge_gpu.json"
 [ -n "$TRAIN_PID" ] && wait "$TRAIN_PID"
-TAIL=6 stage train_2b 90 150 python3 bench/gpu_train.py --steps 10 --skip 3 --runs pyav:0,pyav:8 \
+RUNS="pyav:0,pyav:8"; [ "$DALI" = 1 ] && RUNS="dali:0,pyav:8,pyav:0"
+TAIL=6 stage train_2b 90 180 python3 bench/gpu_train.py --steps 10 --skip 3 --runs "$RUNS" \
   --root /tmp/sf2t-gpu-train --json "$R/train_2b_gpu.json"
 wait "$CLIPS_PID"
 TAIL=10 stage throughput_640 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
   --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cuda.json"
+if [ "$DALI" = 1 ]; then  # the same run with sf2t decoding on the CPU (PyAV), for the DALI/NVDEC comparison
+  TAIL=10 stage throughput_640_pyav 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
+    --decoder pyav --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cuda_pyav.json"
+fi
 TAIL=10 stage throughput_640_cpu 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cpu \
   --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cpu.json"
 TAIL=10 stage throughput_1280 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp1280 --device cuda \

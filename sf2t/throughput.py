@@ -100,7 +100,14 @@ def _tasks(names: Sequence[str]) -> dict:
     return {n: Fragment() if n == "fragment" else make_task(n) for n in names}
 
 
-def _sampler(infos, seed: int, threads: int = 1, tasks: Sequence[str] = ("fragment",), device: str = "cpu"):
+def _sampler(
+    infos,
+    seed: int,
+    threads: int = 1,
+    tasks: Sequence[str] = ("fragment",),
+    device: str = "cpu",
+    decoder: str = "auto",
+):
     from sf2t.video.sampler import WindowSampler
 
     return WindowSampler(
@@ -109,9 +116,15 @@ def _sampler(infos, seed: int, threads: int = 1, tasks: Sequence[str] = ("fragme
         seed=seed,
         samples_per_window=SAMPLES_PER_WINDOW,
         window_frames=WINDOW,
+        decoder=decoder,
         threads=threads,
         device=device,
     )
+
+
+def _decoder_names(s) -> list[str]:
+    """The backends the sampler ``s`` has open (torchcodec, pyav, dali, ...): what ``auto`` chose."""
+    return sorted({str(getattr(d, "name", type(d).__name__)) for d in s.decoders.open.values()})
 
 
 def _more(done: int, count: int, t0: float, seconds: float | None) -> bool:
@@ -135,13 +148,16 @@ def run_sf2t(
     device: str = "cpu",
     seconds: float | None = None,
     prefetch: int = 0,
+    decoder: str = "auto",
+    used: dict | None = None,
 ):
     """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows (or, with
     ``seconds``, as many windows as fit in that time, at least one). ``keep=False``: each sample is dropped once
     made, as a training loop consumes it (only the first is returned). Video pixels only: localization's separate
     target image is not packed. ``prefetch`` > 0: a background thread decodes and builds up to that many windows
     ahead (the trainer's :class:`~sf2t.train.data.Prefetch` thread) while this thread packs; ``threads`` is split
-    between them (``threads // 2`` decoder threads, the rest torch threads, at least one each)."""
+    between them (``threads // 2`` decoder threads, the rest torch threads, at least one each). ``decoder``: the
+    sampler's decoder (auto, torchcodec, pyav, dali); ``used["decoders"]`` gets the backends it opened."""
     from sf2t.ops.fragment_pack import fragment_pack
     from sf2t.train.data import Prefetch
 
@@ -151,7 +167,7 @@ def run_sf2t(
     torch_before = torch.get_num_threads()
     if prefetch:
         torch.set_num_threads(max(1, threads - dec_threads))
-    s = _sampler(infos, seed, dec_threads, tasks, device)
+    s = _sampler(infos, seed, dec_threads, tasks, device, decoder)
     out = []
     t0 = time.perf_counter()
     wins = itertools.count() if seconds is not None else range(windows)
@@ -172,6 +188,8 @@ def run_sf2t(
                     out.append(None)
             w += 1
             decoded = stats["frames_decoded"] or stats["frames_requested"]
+            if used is not None and w == 1:
+                used["decoders"] = _decoder_names(s)
             if not _more(w, windows, t0, seconds):
                 break
     finally:
@@ -211,6 +229,7 @@ def run_sf2t_workers(
     tasks: Sequence[str] = ("fragment",),
     device: str = "cpu",
     seconds: float | None = None,
+    decoder: str = "auto",
 ) -> tuple[int, float]:
     """(samples made, seconds) of sf2t's pipeline in ``workers`` DataLoader processes (one torch and one decoder
     thread each; the same windows and samples as in process): on the CPU each worker decodes, builds and packs and
@@ -230,6 +249,7 @@ def run_sf2t_workers(
         samples_per_window=SAMPLES_PER_WINDOW,
         window_frames=WINDOW,
         threads=1,
+        decoder=decoder,
     )
     it = iter(make_loader(ds, workers, prefetch_factor=4))
     n, t0 = 0, None
@@ -358,6 +378,7 @@ def measure(
     seconds: float | None = None,
     workers: int = 0,
     prefetch: int = 0,
+    decoder: str = "auto",
     log=print,
 ) -> dict:
     """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
@@ -366,7 +387,9 @@ def measure(
     baselines are CPU stacks). ``seconds``: each provider's time per round (instead of ``windows`` windows for sf2t
     and the first ``baseline_samples`` plans for the baselines; the plans repeat). ``workers``: sf2t's pipeline in
     that many DataLoader processes (:func:`run_sf2t_workers`; 0: in this process). ``prefetch``: sf2t decodes up
-    to that many windows ahead in a background thread while it packs (:func:`run_sf2t`; 0: one after the other)."""
+    to that many windows ahead in a background thread while it packs (:func:`run_sf2t`; 0: one after the other).
+    ``decoder``: sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV); the result's
+    ``sf2t_decoder`` names what it opened."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -391,6 +414,12 @@ def measure(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
     _tasks(tasks)  # unknown names: an error before any work
+    from sf2t.video.backends import BACKENDS, available_decoders
+
+    if decoder != "auto" and decoder not in BACKENDS:
+        raise ValueError(f"decoder must be auto or one of {BACKENDS}, got {decoder!r}")
+    if decoder != "auto" and decoder not in available_decoders():
+        raise ValueError(f"decoder {decoder!r} is not installed here (available: {', '.join(available_decoders())})")
     torch.set_num_threads(threads)
     infos = [probe(p) for p in videos]
     short = [i.path for i in infos if i.num_frames < WINDOW]
@@ -416,7 +445,10 @@ def measure(
         return out
 
     # agreement first, on a few samples
-    made, decoded_first = run_sf2t(infos, 1, size, seed, threads=threads, tasks=tasks, device=device)
+    used: dict = {}
+    made, decoded_first = run_sf2t(
+        infos, 1, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, used=used
+    )
     first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in made[:2]]}
     for a in against:
         first[a] = run_base(a, 2)
@@ -425,7 +457,7 @@ def measure(
     decoded = 0
     for r in range(rounds):
         if workers:
-            n_made, took = run_sf2t_workers(infos, windows, size, workers, seed, tasks, device, seconds)
+            n_made, took = run_sf2t_workers(infos, windows, size, workers, seed, tasks, device, seconds, decoder)
             times["sf2t"].append(took / n_made)
         else:
             t = time.perf_counter()
@@ -440,6 +472,7 @@ def measure(
                 device=device,
                 seconds=seconds,
                 prefetch=prefetch,
+                decoder=decoder,
             )
             times["sf2t"].append((time.perf_counter() - t) / len(out))
             n_made = len(out)
@@ -484,6 +517,7 @@ def measure(
         "sf2t_frames_decoded_per_sample": frames_per_sample,
         "raw_fps": fps,
         "ceiling_decoder": ceiling_decoder(),
+        "sf2t_decoder": ",".join(used.get("decoders", [])) or decoder,
         "ceiling_samples_per_s": ceiling,
         "sf2t_fraction_of_ceiling": rows["sf2t"]["samples_per_s"] / ceiling,
     }
@@ -499,7 +533,8 @@ def print_table(res: dict) -> None:
     tasks = ", ".join(res.get("tasks", ["fragment"]))
     print(
         f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
-        f"{res.get('family', 'qwen2_vl')} pixels at {res['size']} on {res.get('device', 'cpu')}, {each}"
+        f"{res.get('family', 'qwen2_vl')} pixels at {res['size']} on {res.get('device', 'cpu')}, {each}; "
+        f"sf2t decodes with {res.get('sf2t_decoder', 'auto')}"
     )
     print(f"{'provider':<22}{'samples/s':>11}{'frames/s':>10}{'pixel MB/s':>12}{'sf2t x':>9}")
     for k, r in res["providers"].items():
@@ -536,6 +571,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")
     p.add_argument("--device", default="cpu", help="where sf2t decodes and packs: cpu or cuda")
+    p.add_argument(
+        "--decoder",
+        default="auto",
+        choices=("auto", "torchcodec", "pyav", "dali"),
+        help="sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV)",
+    )
     p.add_argument(
         "--prefetch",
         type=int,
@@ -580,6 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             prefetch=args.prefetch,
             seconds=args.seconds,
+            decoder=args.decoder,
         )
     except (ValueError, RuntimeError, VideoError) as e:
         print(f"sf2t throughput: {e}", file=sys.stderr)

@@ -185,3 +185,23 @@ def test_ceiling_falls_back_to_pyav(clip, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # import fails
     assert throughput.ceiling_decoder() == "pyav"
     assert throughput.raw_fps(str(clip)) > 0
+
+
+def test_throughput_decoder_choice(clip, tmp_path, capsys):
+    """--decoder picks sf2t's decoder, and the report names the backend that decoded (auto's choice included); a
+    decoder that is not installed is refused before any work."""
+    from sf2t import cli
+    from sf2t.video.backends import available_decoders
+
+    out = tmp_path / "tp.json"
+    args = ["throughput", "--videos", str(clip), "--windows", "1", "--rounds", "1", "--size", "56", "84"]
+    args += ["--against", "", "--json", str(out)]
+    assert cli.main(args + ["--decoder", "pyav"]) == 0
+    assert json.loads(out.read_text())["sf2t_decoder"] == "pyav"
+    assert "sf2t decodes with pyav" in capsys.readouterr().out
+    assert cli.main(args) == 0
+    assert json.loads(out.read_text())["sf2t_decoder"] == "torchcodec"  # auto on the CPU, torchcodec installed
+    capsys.readouterr()
+    if "dali" not in available_decoders():
+        assert cli.main(args + ["--decoder", "dali"]) == 2
+        assert "decoder 'dali' is not installed" in capsys.readouterr().err
