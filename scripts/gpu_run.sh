@@ -65,7 +65,7 @@ TAIL=12 stage gpu_tests 40 200 env SF2T_REQUIRE_CUDA=1 python3 -m pytest ${GPU_T
   --junitxml="$R/gpu_tests.xml"
 TAIL=4 stage sanitizer 60 110 compute-sanitizer --tool memcheck --error-exitcode 7 --print-limit 20 \
   python3 -m pytest -q -p no:cacheprovider -m gpu -k cuda tests/ops/test_fragment_pack.py \
-  tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_fchw.py
+  tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_fchw.py tests/ops/test_token_merge_backends.py
 stage ceilings 60 60 python3 bench/gpu_ceilings.py --json "$R/ceilings.json"
 TAIL=14 stage bench_fragment_pack 60 90 python3 -m pytest bench/bench_fragment_pack_gpu.py -q -p no:cacheprovider \
   --benchmark-json="$R/bench_fragment_pack_gpu.json" --benchmark-columns=median,min,rounds

@@ -1,4 +1,5 @@
-// Schema of sf2t::token_merge_plan. Kernel: ops/cpu/token_merge_kernel.cpp. Contract, reference, fake and the
+// Schemas of sf2t::token_merge_plan (kernel: ops/cpu/token_merge_kernel.cpp) and sf2t::token_merge_target (kernels:
+// ops/cpu/token_merge_kernel.cpp, ops/cuda/token_merge_kernel.cu). Contract, reference, fake and the
 // differentiable merge built on it: sf2t/ops/token_merge.py.
 #include <torch/library.h>
 
@@ -9,4 +10,9 @@ TORCH_LIBRARY_FRAGMENT(sf2t, m) {
   m.def(
       "token_merge_plan(Tensor tokens, int[] grid, float keep_ratio, int window, bool first_all) -> "
       "(Tensor, Tensor, Tensor)");
+  // The merge step of the device backends, once the kept tokens are chosen: unit [G, S, D] float32 (unit-normalized
+  // tokens of G temporal groups of an h x w grid), slot [G, S] int32 (kept slot 0..K-1, -1 for a dropped token) ->
+  // target [G, S] int32: the slot each token is averaged into (a kept token: its own; a dropped one: the most
+  // similar kept token within Chebyshev distance `window`, else of the whole group; ties to the lower position).
+  m.def("token_merge_target(Tensor unit, Tensor slot, int h, int w, int window) -> Tensor");
 }

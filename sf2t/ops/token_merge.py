@@ -82,11 +82,14 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
     return g
 
 
-def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int, triton: bool = False):
+def _merge_groups(
+    x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: int, window: int, kernel: str | None = None
+):
     """Groups at once: x [G, S, D], novelty [G, S]; keep the k most novel tokens of each group (ties: lower
     position) and merge the rest into them. Returns (kept means [G, k, D], kept positions [G, k] ascending).
-    ``triton``: the targets from ``sf2t.kernels.token_merge`` (neighbourhood dot products) instead of dense
-    similarity matrices; the same result."""
+    ``kernel``: ``"triton"`` (``sf2t.kernels.token_merge``) or ``"op"`` (``torch.ops.sf2t.token_merge_target``: the
+    CUDA kernel on CUDA tensors, its CPU twin on CPU ones) computes the targets from neighbourhood dot products
+    instead of dense similarity matrices; the same result."""
     g, s, d = x.shape
     dev = x.device
     if k >= s:
@@ -94,13 +97,16 @@ def _merge_groups(x: torch.Tensor, novelty: torch.Tensor, k: int, gh: int, gw: i
     order = torch.sort(novelty.detach(), dim=1, descending=True, stable=True).indices
     keep = torch.sort(order[:, :k], dim=1).values  # [G, k]
     unit = F.normalize(x.detach().float(), dim=-1)  # [G, S, D]
-    if triton:
-        from sf2t.kernels.token_merge import merge_target
-
+    if kernel is not None:
         slot = torch.full((g, s), -1, dtype=torch.int32, device=dev)
         slot.scatter_(1, keep, torch.arange(k, dtype=torch.int32, device=dev).expand(g, k).contiguous())
-        target = merge_target(unit.contiguous(), slot, gh, gw, window).long()
-        return _mean_into(x, target, g, k), keep
+        if kernel == "triton":
+            from sf2t.kernels.token_merge import merge_target
+
+            target = merge_target(unit.contiguous(), slot, gh, gw, window)
+        else:
+            target = torch.ops.sf2t.token_merge_target(unit.contiguous(), slot, gh, gw, window)
+        return _mean_into(x, target.long(), g, k), keep
     kept_unit = torch.gather(unit, 1, keep[..., None].expand(g, k, d))  # [G, k, D]
     sim = torch.bmm(unit, kept_unit.transpose(1, 2))  # [G, S, k]
     pos = torch.arange(s, device=dev)
@@ -122,7 +128,7 @@ def _mean_into(x: torch.Tensor, target: torch.Tensor, g: int, k: int) -> torch.T
     return (sums / sizes[:, None]).reshape(g, k, d)
 
 
-BACKENDS = ("reference", "cpp", "triton")
+BACKENDS = ("reference", "cpp", "triton", "cuda")
 
 
 def _triton_ok(tokens: torch.Tensor) -> bool:
@@ -135,12 +141,15 @@ def _triton_ok(tokens: torch.Tensor) -> bool:
 
 
 def choose_backend(tokens: torch.Tensor, backend: str | None = None) -> str:
-    """``backend`` or ``SF2T_BACKEND`` when set (``reference`` | ``cpp`` | ``triton``); else ``cpp`` for CPU tensors
-    when the extension has the op, ``triton`` for CUDA tensors when Triton is installed, ``reference`` otherwise (it
-    runs on any device as tensor ops). ``cuda`` means ``triton`` (there is no hand-written CUDA kernel)."""
+    """``backend`` or ``SF2T_BACKEND`` when set (``reference`` | ``cpp`` | ``triton`` | ``cuda``); else ``cpp`` for
+    CPU tensors when the extension has the op, ``triton`` for CUDA tensors when Triton is installed, ``reference``
+    otherwise (it runs on any device as tensor ops). ``cuda``: the extension's CUDA kernel for CUDA tokens
+    (``token_merge_target``); where it is missing (an extension built without CUDA) or the tokens are not on a GPU,
+    the same choice as without a backend. (The default for CUDA tokens stays Triton until the CUDA kernel has been
+    measured against it on a GPU.)"""
     backend = backend or os.environ.get("SF2T_BACKEND") or None
-    if backend == "cuda":
-        backend = "triton" if _triton_ok(tokens) else None
+    if backend == "cuda" and not (tokens.device.type == "cuda" and _has_cuda_kernel()):
+        backend = None
     if backend is not None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -155,6 +164,17 @@ def choose_backend(tokens: torch.Tensor, backend: str | None = None) -> str:
     if tokens.device.type == "cuda" and _triton_ok(tokens):
         return "triton"
     return "reference"
+
+
+def _has_cuda_kernel() -> bool:
+    """The extension was built with CUDA sources and has the token_merge_target op."""
+    if not _ext.is_loaded() or not _ext.build_info().get("with_cuda"):
+        return False
+    try:
+        torch.ops.sf2t.token_merge_target  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return False
+    return True
 
 
 def _has_cpp() -> bool:
@@ -189,7 +209,7 @@ def token_merge(
     backend: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring.
-    ``backend``: ``reference`` or ``cpp`` (default: :func:`choose_backend`)."""
+    ``backend``: ``reference``, ``cpp``, ``triton`` or ``cuda`` (default: :func:`choose_backend`)."""
     g = _check(tokens, grid, keep_ratio, window, first_group)
     which = choose_backend(tokens, backend)
     if which == "cpp":
@@ -197,6 +217,7 @@ def token_merge(
         if tokens.device.type != "cpu":
             raise ValueError(f"backend 'cpp' needs tokens on the CPU, got {tokens.device}")
         return _token_merge_cpp(tokens, g, keep_ratio, window, first_group)
+    kernel = {"triton": "triton", "cuda": "op"}.get(which)
     kept, positions, counts = [], [], []
     start = 0
     dev = tokens.device
@@ -217,11 +238,11 @@ def token_merge(
         else:
             mean = x[0].detach().float().mean(dim=0, keepdim=True)
             nov0 = -F.cosine_similarity(x[0].detach().float(), mean, dim=-1)[None]  # [1, S]
-            first, keep0 = _merge_groups(x[:1], nov0, k, gh, gw, window, triton=which == "triton")
+            first, keep0 = _merge_groups(x[:1], nov0, k, gh, gw, window, kernel=kernel)
         outs, keeps = [first[0]], [keep0[0]]
         if t > 1:  # groups 1..t-1 at once: novelty against the same position one group earlier
             nov = -F.cosine_similarity(x[1:].detach().float(), x[:-1].detach().float(), dim=-1)  # [t-1, S]
-            rest, keep = _merge_groups(x[1:], nov, k, gh, gw, window, triton=which == "triton")
+            rest, keep = _merge_groups(x[1:], nov, k, gh, gw, window, kernel=kernel)
             outs.append(rest.reshape(-1, rest.shape[-1]))
             keeps += list(keep.unbind(0))
         c = 0
@@ -261,4 +282,19 @@ def _register_fake() -> None:
         )
 
 
+def _register_target_fake() -> None:
+    if not _ext.is_loaded():
+        return
+    try:
+        torch.ops.sf2t.token_merge_target  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return
+
+    @torch.library.register_fake("sf2t::token_merge_target")
+    def _(unit, slot, h, w, window):
+        torch._check(unit.dim() == 3 and slot.dim() == 2, lambda: "unit must be [G, S, D], slot [G, S]")
+        return torch.empty_like(slot)
+
+
 _register_fake()
+_register_target_fake()

@@ -63,3 +63,91 @@ def test_triton_on_cuda_matches_the_cpu_reference(first_group):
     assert out_b[0].dtype == torch.bfloat16 and torch.equal(out_b[1], ref_b[1])
     # the same rows merged (CUDA index_add sums in any order: a bf16 step apart at most)
     torch.testing.assert_close(out_b[0].float(), ref_b[0].float(), rtol=1.6e-2, atol=1e-2)
+
+
+# ------------------------------------------------------------------- token_merge_target (CUDA kernel, CPU twin)
+
+needs_target = pytest.mark.skipif(
+    not _has_cpp() or not hasattr(torch.ops.sf2t, "token_merge_target"), reason="sf2t._C lacks token_merge_target"
+)
+
+
+@needs_target
+@pytest.mark.parametrize("window", [0, 1, 2, 3])
+@pytest.mark.parametrize("shape", [(5, 6, 7, 32), (3, 12, 16, 1536), (2, 1, 9, 5), (4, 3, 3, 8)])
+def test_target_op_merges_like_the_dense_reference(window, shape):
+    """The merge step of the device backends (``torch.ops.sf2t.token_merge_target``; its CPU twin here runs the
+    CUDA kernel's algorithm) gives the dense reference's kept means and positions, gradients included."""
+    from sf2t.ops.token_merge import _merge_groups
+
+    g, h, w, d = shape
+    gen = torch.Generator().manual_seed(window * 7 + d)
+    x = torch.randn(g, h * w, d, generator=gen, dtype=torch.float64).float().requires_grad_()
+    nov = torch.randn(g, h * w, generator=gen)
+    k = max(1, (h * w) // 3)
+    ref, keep_ref = _merge_groups(x, nov, k, h, w, window)
+    got, keep = _merge_groups(x, nov, k, h, w, window, kernel="op")
+    assert torch.equal(keep, keep_ref)
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+    wgt = torch.randn_like(ref)
+    (g_ref,) = torch.autograd.grad((ref * wgt).sum(), x)
+    (g_got,) = torch.autograd.grad((got * wgt).sum(), x)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-6, atol=1e-6)
+
+
+@needs_target
+def test_target_op_opcheck_and_bad_input():
+    unit = torch.nn.functional.normalize(torch.randn(3, 12, 16), dim=-1)
+    slot = torch.full((3, 12), -1, dtype=torch.int32)
+    slot[:, ::3] = torch.arange(4, dtype=torch.int32)
+    torch.library.opcheck(torch.ops.sf2t.token_merge_target.default, (unit, slot, 3, 4, 1))
+    out = torch.ops.sf2t.token_merge_target(unit, slot, 3, 4, 1)
+    assert out.dtype == torch.int32 and bool((out[:, ::3] == torch.arange(4, dtype=torch.int32)).all())
+    assert bool((out >= 0).all() and (out < 4).all())  # every token joins a kept slot
+    op = torch.ops.sf2t.token_merge_target
+    for args, words in [
+        ((unit.double(), slot, 3, 4, 1), "float32"),
+        ((unit, slot.long(), 3, 4, 1), "int32"),
+        ((unit, slot[:, :6], 3, 4, 1), "matching"),
+        ((unit, slot, 3, 5, 1), "h \\* w must equal"),
+        ((unit, slot, 3, 4, -1), "window"),
+    ]:
+        with pytest.raises(RuntimeError, match=words):
+            op(*args)
+
+
+def test_cuda_backend_falls_back_off_the_gpu():
+    """``backend="cuda"`` (or SF2T_BACKEND=cuda) with CPU tokens: the CPU choice, not an error."""
+    from sf2t.ops.token_merge import choose_backend
+
+    x = torch.randn(12, 8)
+    assert choose_backend(x, "cuda") == choose_backend(x)
+    out = token_merge(x, [[3, 2, 2]], 0.5, backend="cuda")
+    ref = token_merge(x, [[3, 2, 2]], 0.5, backend="reference")
+    assert torch.equal(out[1], ref[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("first_group", ["all", "budget"])
+def test_cuda_kernel_matches_the_cpu_reference(first_group):
+    """On a GPU visit: the hand-written CUDA backend (token_merge_target, one warp per token) keeps the reference's
+    tokens and positions at Qwen2-VL-2B's merged width, gradients included, and agrees with Triton."""
+    from sf2t.ops.token_merge import _has_cuda_kernel, choose_backend
+
+    assert _has_cuda_kernel(), "the extension was built without its CUDA sources"
+    grid = [[8, 12, 16], [3, 5, 7]]
+    n = sum(t * h * w for t, h, w in grid)
+    x = torch.randn(n, 1536, generator=torch.Generator().manual_seed(1))
+    x_ref = x.clone().requires_grad_()
+    ref = token_merge(x_ref, grid, 0.5, first_group=first_group, backend="reference")
+    xc = x.cuda().requires_grad_()
+    assert choose_backend(xc, "cuda") == "cuda"
+    got = token_merge(xc, grid, 0.5, first_group=first_group, backend="cuda")
+    assert torch.equal(got[1].cpu(), ref[1]) and torch.equal(got[2].cpu(), ref[2])
+    torch.testing.assert_close(got[0].detach().cpu(), ref[0].detach(), rtol=1e-5, atol=1e-5)
+    w = torch.randn_like(ref[0])
+    (g_ref,) = torch.autograd.grad((ref[0] * w).sum(), x_ref)
+    (g_got,) = torch.autograd.grad((got[0] * w.cuda()).sum(), xc)
+    torch.testing.assert_close(g_got.cpu(), g_ref, rtol=1e-5, atol=1e-5)
+    tri = token_merge(xc.detach(), grid, 0.5, first_group=first_group, backend="triton")
+    assert torch.equal(tri[1], got[1])

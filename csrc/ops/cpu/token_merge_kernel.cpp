@@ -7,7 +7,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <torch/library.h>
+
+#include "../token_merge_common.h"
 
 #include <algorithm>
 #include <cmath>
@@ -159,10 +162,58 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> token_merge_plan_cpu(const at::Te
   return {target, positions, counts};
 }
 
+// sf2t::token_merge_target on the CPU: the algorithm of the CUDA and Triton kernels (scan the (2 window + 1)^2
+// neighbourhood in position order, the first best similarity wins; the whole group when no kept token is near),
+// so CPU tests check what those kernels compute. Threaded over tokens.
+at::Tensor token_merge_target_cpu(const at::Tensor& unit, const at::Tensor& slot, int64_t h, int64_t w,
+                                  int64_t window) {
+  check_merge_target_args(unit, slot, h, w, window);
+  TORCH_CHECK(unit.device().is_cpu(), "token_merge_target: the cpu kernel needs CPU tensors, got ", unit.device());
+  const at::Tensor u = unit.contiguous(), sl = slot.contiguous();
+  at::Tensor target = at::empty_like(sl);
+  const int64_t G = u.size(0), S = u.size(1), D = u.size(2);
+  const float* U = u.data_ptr<float>();
+  const int32_t* SL = sl.data_ptr<int32_t>();
+  int32_t* T = target.data_ptr<int32_t>();
+  at::parallel_for(0, G * S, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t base = (t / S) * S, i = t % S;
+      int32_t best = SL[t];
+      if (best < 0) {
+        const float* xi = U + t * D;
+        float best_sim = -1.0e30f;
+        auto consider = [&](int64_t p) {
+          const int32_t s = SL[base + p];
+          if (s < 0) return;
+          const float* xp = U + (base + p) * D;
+          float sim = 0.f;
+          for (int64_t d = 0; d < D; ++d) sim += xi[d] * xp[d];
+          if (best < 0 || sim > best_sim) {
+            best = s;
+            best_sim = sim;
+          }
+        };
+        const int64_t hi = i / w, wi = i % w;
+        for (int64_t y = std::max<int64_t>(0, hi - window); y <= std::min<int64_t>(h - 1, hi + window); ++y) {
+          for (int64_t x = std::max<int64_t>(0, wi - window); x <= std::min<int64_t>(w - 1, wi + window); ++x) {
+            consider(y * w + x);
+          }
+        }
+        if (best < 0) {
+          for (int64_t p = 0; p < S; ++p) consider(p);
+        }
+      }
+      T[t] = best;
+    }
+  });
+  return target;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(sf2t, CPU, m) {
   m.impl("token_merge_plan", &token_merge_plan_cpu);
+  m.impl("token_merge_target", &token_merge_target_cpu);
 }
 
 }  // namespace sf2t
