@@ -184,6 +184,25 @@ def test_guard_matches_synth_thumbnail_mad(video):
     assert torch.allclose(pm, pm.T) and float(pm.diagonal().abs().max()) == 0.0
 
 
+def test_guard_rows_and_shared_pairs(video):
+    """passes_motion over chosen rows (speed's parts) and through a PairMAD (shared with the permutation draw) gives
+    the MADs of the pairs it names, from the thumbnails in any float dtype; a repeated frame is static."""
+    from sf2t.tasks.guard import PairMAD
+
+    frames, _ = video
+    t = thumbnails(frames[:6])
+    pm = pairwise_mad(thumbs=t)
+    rows = [0, 2, 5, 3]
+    want = min(float(pm[a, b]) for a, b in zip(rows[:-1], rows[1:]))
+    for thumbs in (t, t.double(), PairMAD(t)):
+        ok, m = passes_motion(None, thumbs=thumbs, rows=rows)
+        assert ok == (want >= 2.0) and m == pytest.approx(want, rel=1e-5)
+    mad = PairMAD(t)
+    passes_motion(None, thumbs=mad, rows=rows)
+    assert set(mad.cache) == {(0, 2), (2, 5), (3, 5)}  # cached for a later permutation check
+    assert passes_motion(None, thumbs=t, rows=[1, 1])[1] == 0.0
+
+
 # -- templates and scoring
 
 

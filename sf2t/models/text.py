@@ -154,7 +154,12 @@ def _split_tokens(tokenizer) -> list[str]:
     hit = _SPLITTERS.get(id(tokenizer))
     if hit is not None and hit[0] is tokenizer:
         return hit[1]
-    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    # a tokenizer that tokenizes its special tokens as text (split_special_tokens) has no safe cut points
+    decoder = (
+        {}
+        if getattr(tokenizer, "split_special_tokens", False)
+        else getattr(tokenizer, "added_tokens_decoder", None) or {}
+    )
     toks = sorted(
         {
             str(t)

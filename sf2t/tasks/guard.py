@@ -66,7 +66,9 @@ def _mads(t: torch.Tensor, i: list[int], j: list[int]) -> list[float]:
     :func:`sf2t.ops.thumbnail.thumb_mad` call (C++ on the CPU, tensor ops on the thumbnails' device elsewhere)."""
     from sf2t.ops.thumbnail import thumb_mad
 
-    return thumb_mad(t, i, j).tolist() if i else []
+    if not i:
+        return []
+    return thumb_mad(t if t.dtype == torch.float32 else t.float(), i, j).tolist()
 
 
 class PairMAD:
