@@ -27,6 +27,20 @@ __device__ __forceinline__ float warp_dot(const float* __restrict__ a, const flo
   return acc;  // every lane holds the same sum
 }
 
+// Kept token p of the group at `base`, if it is kept, against the best so far (the first best wins). Uniform in a
+// warp: every lane holds the same similarity (the butterfly sum adds the same pairs in every lane).
+__device__ __forceinline__ void consider(const float* __restrict__ unit, const int32_t* __restrict__ slot,
+                                         const float* __restrict__ xi, int64_t base, int64_t p, int64_t D, int lane,
+                                         int32_t& best, float& best_sim) {
+  const int32_t s = slot[base + p];
+  if (s < 0) return;
+  const float sim = warp_dot(xi, unit + (base + p) * D, D, lane);
+  if (best < 0 || sim > best_sim) {
+    best = s;
+    best_sim = sim;
+  }
+}
+
 __global__ void merge_target_kernel(const float* __restrict__ unit, const int32_t* __restrict__ slot,
                                     int32_t* __restrict__ target, int64_t n, int64_t S, int64_t H, int64_t W,
                                     int64_t D, int64_t win) {
@@ -42,27 +56,10 @@ __global__ void merge_target_kernel(const float* __restrict__ unit, const int32_
     const int64_t y0 = hi - win < 0 ? 0 : hi - win, y1 = hi + win > H - 1 ? H - 1 : hi + win;
     const int64_t x0 = wi - win < 0 ? 0 : wi - win, x1 = wi + win > W - 1 ? W - 1 : wi + win;
     for (int64_t y = y0; y <= y1; ++y) {
-      for (int64_t x = x0; x <= x1; ++x) {
-        const int64_t p = y * W + x;
-        const int32_t s = slot[base + p];
-        if (s < 0) continue;
-        const float sim = warp_dot(xi, unit + (base + p) * D, D, lane);
-        if (best < 0 || sim > best_sim) {
-          best = s;
-          best_sim = sim;
-        }
-      }
+      for (int64_t x = x0; x <= x1; ++x) consider(unit, slot, xi, base, y * W + x, D, lane, best, best_sim);
     }
     if (best < 0) {  // no kept token within the window: the most similar kept token of the group
-      for (int64_t p = 0; p < S; ++p) {
-        const int32_t s = slot[base + p];
-        if (s < 0) continue;
-        const float sim = warp_dot(xi, unit + (base + p) * D, D, lane);
-        if (best < 0 || sim > best_sim) {
-          best = s;
-          best_sim = sim;
-        }
-      }
+      for (int64_t p = 0; p < S; ++p) consider(unit, slot, xi, base, p, D, lane, best, best_sim);
     }
   }
   if (lane == 0) target[t] = best;
