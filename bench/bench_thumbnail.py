@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,8 +121,7 @@ def main(argv=None) -> int:
         f"tensor ops {res['mad_us']['tensor_ops']:.1f} us"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+        Path(args.json).write_text(json.dumps(res, indent=1))
     return 0
 
 

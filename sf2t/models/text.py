@@ -56,6 +56,14 @@ _ENCODE_CACHE: OrderedDict = OrderedDict()
 # (rearrangement's orders are the most: ~870 for 3-6 frames); ~2 KB each
 _ENCODE_CACHE_MAX = 16384
 
+
+def _lru_put(cache: OrderedDict, key, value, cap: int = _ENCODE_CACHE_MAX) -> None:
+    """``cache[key] = value``, dropping the oldest entry first when ``cache`` holds ``cap``."""
+    if len(cache) >= cap:
+        cache.popitem(last=False)
+    cache[key] = value
+
+
 _RENDER_CACHE: OrderedDict = OrderedDict()
 _RENDER_OK: dict = {}  # (id(tokenizer), fmt, template) -> whether splicing the answer into a render is exact
 _SENTINEL = "\ue000sf2t-answer\ue001"  # private-use characters: no template or text contains them
@@ -79,9 +87,7 @@ def _render_spliced(tokenizer, fmt: ChatFormat, question: str, answer: str, syst
             _RENDER_OK[fkey] = False
             return render_chat(tokenizer, fmt, question, answer, system, image)
         parts = tuple(text.split(_SENTINEL))
-        if len(_RENDER_CACHE) >= 4096:
-            _RENDER_CACHE.popitem(last=False)
-        _RENDER_CACHE[key] = parts
+        _lru_put(_RENDER_CACHE, key, parts, 4096)
     spliced = parts[0] + answer + parts[1]
     if ok is None:
         direct = render_chat(tokenizer, fmt, question, answer, system, image)
@@ -141,12 +147,6 @@ _COMPOSE_OK: dict = {}  # (id(tokenizer), fmt, template) -> whether composing eq
 _HEADS: OrderedDict = OrderedDict()  # (fkey, question, system, image) -> (split offset, head ids) or None
 _TAILS: OrderedDict = OrderedDict()  # (fkey, tail text) -> (ids, labels)
 _SPLITTERS: dict = {}  # id(tokenizer) -> (tokenizer, added tokens usable as split points)
-
-
-def _lru_put(cache: OrderedDict, key, value, cap: int = _ENCODE_CACHE_MAX) -> None:
-    if len(cache) >= cap:
-        cache.popitem(last=False)
-    cache[key] = value
 
 
 def _split_tokens(tokenizer) -> list[str]:
@@ -305,7 +305,5 @@ def build_sample(
         for tok, v in type_ids.items():
             mm[out["input_ids"] == tokenizer.convert_tokens_to_ids(tok)] = v
         out["mm_token_type_ids"] = mm
-    if len(_ASSEMBLED) >= _ASSEMBLED_MAX:
-        _ASSEMBLED.popitem(last=False)
-    _ASSEMBLED[key] = (tokenizer, out)
+    _lru_put(_ASSEMBLED, key, (tokenizer, out), _ASSEMBLED_MAX)
     return {k: v.clone() for k, v in out.items()}

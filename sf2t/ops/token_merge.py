@@ -25,6 +25,7 @@ should use (the kept tokens' original places, not a dense grid).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -166,25 +167,30 @@ def choose_backend(tokens: torch.Tensor, backend: str | None = None) -> str:
     return "reference"
 
 
+@functools.lru_cache(maxsize=1)
 def _has_cuda_kernel() -> bool:
-    """The extension was built with CUDA sources and has the token_merge_target op."""
-    if not _ext.is_loaded() or not _ext.build_info().get("with_cuda"):
-        return False
-    try:
-        torch.ops.sf2t.token_merge_target  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return False
-    return True
+    """The loaded extension registered a CUDA kernel for token_merge_target (it was built with its CUDA sources).
+    Asked of the dispatcher once: ``choose_backend`` runs on every call."""
+    return _has_target_op() and torch._C._dispatch_has_kernel_for_dispatch_key("sf2t::token_merge_target", "CUDA")
 
 
-def _has_cpp() -> bool:
+def _has_op(name: str) -> bool:
+    """The loaded extension has the op ``sf2t::name`` (an extension built before the op has no schema for it)."""
     if not _ext.is_loaded():
         return False
     try:
-        torch.ops.sf2t.token_merge_plan  # noqa: B018 - an extension built before this op has no schema for it
+        getattr(torch.ops.sf2t, name)
     except (AttributeError, RuntimeError):
         return False
     return True
+
+
+def _has_target_op() -> bool:
+    return _has_op("token_merge_target")
+
+
+def _has_cpp() -> bool:
+    return _has_op("token_merge_plan")
 
 
 def _token_merge_cpp(tokens, g, keep_ratio, window, first_group):
@@ -261,6 +267,13 @@ def token_merge(
 
 
 def _register_fake() -> None:
+    if _has_target_op():
+
+        @torch.library.register_fake("sf2t::token_merge_target")
+        def _(unit, slot, h, w, window):
+            torch._check(unit.dim() == 3 and slot.dim() == 2, lambda: "unit must be [G, S, D], slot [G, S]")
+            return torch.empty_like(slot)
+
     if not _has_cpp():
         return
 
@@ -282,19 +295,4 @@ def _register_fake() -> None:
         )
 
 
-def _register_target_fake() -> None:
-    if not _ext.is_loaded():
-        return
-    try:
-        torch.ops.sf2t.token_merge_target  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return
-
-    @torch.library.register_fake("sf2t::token_merge_target")
-    def _(unit, slot, h, w, window):
-        torch._check(unit.dim() == 3 and slot.dim() == 2, lambda: "unit must be [G, S, D], slot [G, S]")
-        return torch.empty_like(slot)
-
-
 _register_fake()
-_register_target_fake()

@@ -121,8 +121,8 @@ inline float dot8_scalar(const float* p, const float* w, int64_t k3) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-void luma_taps_row_scalar(const float* acc, const LumaTaps& lt, int64_t out_w, float* out, int64_t from = 0) {
-  for (int64_t j = from; j < out_w; ++j) out[j] = dot8_scalar(acc + lt.start3[j], lt.cw.data() + j * lt.k3, lt.k3);
+void luma_taps_row_scalar(const float* acc, const LumaTaps& lt, int64_t out_w, float* out) {
+  for (int64_t j = 0; j < out_w; ++j) out[j] = dot8_scalar(acc + lt.start3[j], lt.cw.data() + j * lt.k3, lt.k3);
 }
 
 // Vertical taps of one output row in exact integers: out[x] = sum_q num[q] * rows[q][x] (< 2^16), as floats.
@@ -136,9 +136,13 @@ void vsum_scalar(const uint8_t* const* rows, const uint16_t* num, int64_t taps, 
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx2,fma"))) inline __m256 u16x8_to_ps(__m128i v) {  // 8 u16 -> 8 floats
+  return _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(v));
+}
+
 __attribute__((target("avx2,fma"))) inline void store16(float* o, __m256i a) {  // 16 u16 -> 16 floats
-  _mm256_storeu_ps(o, _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(a))));
-  _mm256_storeu_ps(o + 8, _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(a, 1))));
+  _mm256_storeu_ps(o, u16x8_to_ps(_mm256_castsi256_si128(a)));
+  _mm256_storeu_ps(o + 8, u16x8_to_ps(_mm256_extracti128_si256(a, 1)));
 }
 
 __attribute__((target("avx2,fma"))) inline __m256i ld(const uint8_t* p) {  // 16 u8 -> 16 u16
@@ -190,15 +194,11 @@ __attribute__((target("avx2,fma"))) void vsum_avx2(const uint8_t* const* rows, c
 // (num[a] + num[b] <= 128, each <= 127; checked by the caller); the running sum wraps as u16, which is exact since
 // the total is < 2^16. An odd last tap pairs with itself at weight 0. Unpack works within 128-bit lanes, so the
 // two accumulators hold columns {0-7, 16-23} and {8-15, 24-31} of each 32; the stores put them back in order.
-__attribute__((target("avx2,fma"))) inline __m256 f(__m128i v) {  // 8 u16 -> 8 floats
-  return _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(v));
-}
-
 __attribute__((target("avx2,fma"))) inline void store32_unpacked(float* o, __m256i lo, __m256i hi) {
-  _mm256_storeu_ps(o, f(_mm256_castsi256_si128(lo)));
-  _mm256_storeu_ps(o + 8, f(_mm256_castsi256_si128(hi)));
-  _mm256_storeu_ps(o + 16, f(_mm256_extracti128_si256(lo, 1)));
-  _mm256_storeu_ps(o + 24, f(_mm256_extracti128_si256(hi, 1)));
+  _mm256_storeu_ps(o, u16x8_to_ps(_mm256_castsi256_si128(lo)));
+  _mm256_storeu_ps(o + 8, u16x8_to_ps(_mm256_castsi256_si128(hi)));
+  _mm256_storeu_ps(o + 16, u16x8_to_ps(_mm256_extracti128_si256(lo, 1)));
+  _mm256_storeu_ps(o + 24, u16x8_to_ps(_mm256_extracti128_si256(hi, 1)));
 }
 
 __attribute__((target("avx2,fma"))) void vsum_pairs_avx2(const uint8_t* const* rows, const uint16_t* num,
