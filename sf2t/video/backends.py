@@ -28,6 +28,7 @@ from typing import Sequence
 
 import torch
 
+from sf2t.video.convert import SwscaleRGB
 from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
 from sf2t.video.errors import VideoError, first_line
 from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index, tc_open
@@ -148,7 +149,7 @@ class Backend:
         self.info = info
         self.timeout = timeout
         self.num_frames = 0
-        self.frames_decoded = 0  # frames returned by the codec, seeking included (for throughput reports)
+        self.frames_decoded = 0  # frames the codec decoded, GOP lead-ins included (for throughput reports)
 
     def get_frames(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] on the backend's device and
@@ -193,6 +194,27 @@ class TorchCodecBackend(Backend):
         self.num_frames = int(self.dec.metadata.num_frames or 0)
         if self.num_frames <= 0:
             raise VideoError(self.path, "the video stream has no frames", "no_frames")
+        # keyframe indices (exact mode scanned them at open), to count the frames the codec decodes: None where
+        # this torchcodec does not expose them (then frames_decoded counts the frames returned, a lower bound)
+        try:
+            self.keyframes = [int(k) for k in self.dec._get_key_frame_indices().tolist()] or [0]
+        except Exception:
+            self.keyframes = None
+        self._pos = -1  # the last frame the codec decoded (-1: none yet)
+
+    def _count_decoded(self, uniq: list[int]) -> int:
+        """Frames the codec decodes for the sorted request ``uniq``, GOP lead-ins included. torchcodec's exact mode
+        decodes forward from where it stands when no keyframe lies between that frame and the next one asked for,
+        else seeks to the keyframe at or before it (its ``canWeAvoidSeeking``; the rule PyAVBackend follows and
+        counts), and decodes every frame on the way."""
+        if self.keyframes is None:
+            return len(uniq)
+        n = 0
+        for k in uniq:
+            key = self.keyframes[max(0, bisect.bisect_right(self.keyframes, k) - 1)]
+            n += (k - self._pos) if key <= self._pos < k else (k - key + 1)
+            self._pos = k
+        return n
 
     def _decode(self, uniq, deadline):
         m = self.dec.metadata
@@ -209,7 +231,7 @@ class TorchCodecBackend(Backend):
                 raise VideoError(self.path, f"decoding failed ({first_line(e)})", "corrupt") from e
             parts.append(b.data)
             pts.append(b.pts_seconds.to(torch.float64).cpu())
-        self.frames_decoded += len(uniq)
+        self.frames_decoded += self._count_decoded(uniq)
         frames = parts[0] if len(parts) == 1 else torch.cat(parts)
         return frames.to(self.device), torch.cat(pts)
 
@@ -253,6 +275,8 @@ class PyAVBackend(Backend):
         self.rotation = self.info.rotation if self.info is not None else None
         self._it = None  # the open decode iterator and the index of the last frame it gave
         self._pos = -1
+        # RGB straight from the decoder's planes into the window tensor, bit-identical to to_rgb (checked per format)
+        self.rgb = SwscaleRGB(to_rgb, enabled=os.environ.get("SF2T_FAST_RGB", "1") != "0")
 
     def _key_at_or_before(self, k: int) -> int:
         return self.keyframes[max(0, bisect.bisect_right(self.keyframes, k) - 1)]
@@ -263,8 +287,9 @@ class PyAVBackend(Backend):
         self._pos = -1
 
     def _decode(self, uniq, deadline):
-        want = set(uniq)
-        got: dict[int, torch.Tensor] = {}
+        want = {k: i for i, k in enumerate(uniq)}  # frame index -> its row in the output
+        got: set[int] = set()
+        out = None  # uint8 [len(uniq), H, W, 3], allocated at the first wanted frame (its size)
         for k in uniq:
             if k in got:
                 continue
@@ -295,7 +320,18 @@ class PyAVBackend(Backend):
                         )
                     if self.rotation is None:
                         self.rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-                    got[j] = torch.from_numpy(to_rgb(frame))
+                    if out is None:
+                        out = torch.empty(len(uniq), frame.height, frame.width, 3, dtype=torch.uint8)
+                    elif (frame.height, frame.width) != tuple(out.shape[1:3]):
+                        raise VideoError(
+                            self.path,
+                            f"frame {j} is {frame.width}x{frame.height}, an earlier frame "
+                            f"{out.shape[2]}x{out.shape[1]}: the frame size changes mid-stream (re-encode it at one "
+                            "size)",
+                            "unsupported",
+                        )
+                    self.rgb(frame, out[want[j]])
+                    got.add(j)
                 if j >= k:
                     break
             if k not in got:
@@ -305,7 +341,7 @@ class PyAVBackend(Backend):
             frames = torch.empty(0, cc.height, cc.width, 3, dtype=torch.uint8)
             rot = self.rotation if self.rotation is not None else 0
             return _rotate(frames, rot), torch.empty(0, dtype=torch.float64)
-        frames = _rotate(torch.stack([got[i] for i in uniq]), self.rotation or 0)
+        frames = _rotate(out, self.rotation or 0)
         return frames, torch.tensor([self.pts[i] * self.tb for i in uniq], dtype=torch.float64)
 
     def close(self) -> None:
