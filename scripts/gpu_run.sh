@@ -79,15 +79,15 @@ TAIL=6 stage train_2b 90 180 python3 bench/gpu_train.py --steps 10 --skip 3 --ru
   --root /tmp/sf2t-gpu-train --json "$R/train_2b_gpu.json"
 wait "$CLIPS_PID"
 TAIL=10 stage throughput_640 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
-  --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cuda.json"
+  --against llamafactory_style --windows 8 --rounds 2 --warmup 0 --threads 4 --json "$R/throughput_640_cuda.json"
 if [ "$DALI" = 1 ]; then  # the same run with sf2t decoding on the CPU (PyAV), for the DALI/NVDEC comparison
   TAIL=10 stage throughput_640_pyav 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
-    --decoder pyav --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cuda_pyav.json"
+    --decoder pyav --against llamafactory_style --windows 8 --rounds 2 --warmup 0 --threads 4 --json "$R/throughput_640_cuda_pyav.json"
 fi
 TAIL=10 stage throughput_640_cpu 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cpu \
-  --against llamafactory_style --windows 8 --rounds 2 --threads 4 --json "$R/throughput_640_cpu.json"
+  --against llamafactory_style --windows 8 --rounds 2 --warmup 0 --threads 4 --json "$R/throughput_640_cpu.json"
 TAIL=10 stage throughput_1280 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp1280 --device cuda \
-  --against llamafactory_style --windows 4 --rounds 2 --threads 4 --size 448 448 --baseline-samples 4 \
+  --against llamafactory_style --windows 4 --rounds 2 --warmup 0 --threads 4 --size 448 448 --baseline-samples 4 \
   --json "$R/throughput_1280_cuda.json"
 TAIL=4 stage cpu_suite 60 400 python3 -m pytest tests -q -m "not gpu" -p no:cacheprovider -n 12 --timeout 120
 echo "== done at ${SECONDS}s"; bundle

@@ -176,6 +176,56 @@ def test_throughput_prefetch(clip, tmp_path, capsys):
     assert "choose one" in capsys.readouterr().err
 
 
+def test_throughput_pipelines(clip, tmp_path, capsys):
+    """--pipelines: windows shared out to threads give the same samples (in window order) and the same decode
+    count as one pipeline; the time-bounded form makes samples; the CLI reports it; it is refused with --prefetch /
+    --workers, off the CPU, and below 1."""
+    from sf2t import cli
+    from sf2t.throughput import run_sf2t, run_sf2t_pipelines
+    from sf2t.video import probe
+
+    infos = [probe(str(clip))]
+    a, da = run_sf2t(infos, 3, (56, 84), seed=5, tasks=("rearrangement", "fragment"))
+    for p in (2, 3, 4):  # 4 pipelines for 3 windows: one thread has nothing to do
+        b, db = run_sf2t_pipelines(infos, 3, (56, 84), p, seed=5, tasks=("rearrangement", "fragment"), threads=2)
+        assert db == da and len(b) == len(a)
+        assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
+    c, _ = run_sf2t_pipelines(infos, 1, (56, 84), 2, seed=5, seconds=1e-6, keep=False)
+    assert len(c) >= 1 and c[0] is not None and all(x is None for x in c[1:])
+    out = tmp_path / "p.json"
+    args = ["throughput", "--videos", str(clip), "--windows", "2", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main(args + ["--pipelines", "2", "--threads", "2", "--against", "", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["pipelines"] == 2
+    assert "2 pipeline threads" in capsys.readouterr().out
+    assert cli.main(args + ["--pipelines", "2", "--prefetch", "1"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    assert cli.main(args + ["--pipelines", "0"]) == 2
+    assert "pipelines must be an int >= 1" in capsys.readouterr().err
+
+
+def test_warmup_rounds_are_run_and_not_timed(clip):
+    """--warmup N: N untimed rounds of every provider before the timed ones (the default 1), reported in the JSON;
+    a negative count is refused."""
+    from sf2t.throughput import measure
+
+    lines = []
+    res = measure(
+        [str(clip)],
+        windows=1,
+        rounds=2,
+        warmup=2,
+        size=(56, 84),
+        against=("qwenvl_utils_style",),
+        baseline_samples=2,
+        log=lines.append,
+    )
+    assert [ln.split(":")[0] for ln in lines] == ["warm-up round 1/2", "warm-up round 2/2", "round 1/2", "round 2/2"]
+    assert all("sf2t" in ln and "qwenvl_utils_style" in ln for ln in lines)
+    assert res["warmup_rounds"] == 2 and res["rounds"] == 2
+    with pytest.raises(ValueError, match="warmup must be an int >= 0"):
+        measure([str(clip)], warmup=-1, against=())
+
+
 def test_ceiling_falls_back_to_pyav(clip, monkeypatch):
     """Without torchcodec (as on the lent GPU machine) the ceiling is PyAV's all-frames rate, and says so."""
     import sys

@@ -487,6 +487,9 @@ def train(
     elif save and rank == 0:
         result["saved"] = str(save_trained(model, tokenizer, cfg))
     if started_dist:
+        # every rank reaches this point before any tears the group down: a rank that leaves while rank 0 still
+        # writes the gathered checkpoint was seen once abort at exit (std::terminate in a 2-process gloo test)
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     result["model"] = model
     return result

@@ -221,3 +221,24 @@ def test_decoder_threads():
     assert decoder_threads(2, cores=2) == 1
     assert decoder_threads(4, cores=2) == 1
     assert decoder_threads(2, cores=16) == 8
+
+
+def test_torchcodec_counts_the_frames_its_codec_decodes(tmp_path):
+    """frames_decoded includes the GOP lead-ins (what a throughput ceiling divides by): the torchcodec backend
+    computes them from its keyframe index with torchcodec's seek rule, and for the same requests gets the count
+    the pyav backend makes by counting the frames its decoder gives (forward runs, seeks back, jumps ahead)."""
+    if "torchcodec" not in CPU_BACKENDS:
+        pytest.skip("torchcodec not installed")
+    from sf2t import synth
+
+    path = tmp_path / "g.mp4"
+    synth.make_clip(path, 4, width=96, height=64, fps=30, seconds=4, gop=10)
+    requests = [[3, 4, 9], [12, 25], [26, 27], [5], [80, 81, 95], [60], [119]]
+    with open_decoder(path, "torchcodec") as tc, open_decoder(path, "pyav") as pa:
+        if getattr(tc, "keyframes", None) is None:
+            pytest.skip("this torchcodec does not expose its keyframe index")
+        for r in requests:
+            tc.get_frames(r)
+            pa.get_frames(r)
+            assert tc.frames_decoded == pa.frames_decoded, r
+    assert tc.frames_decoded > sum(len(r) for r in requests)  # lead-ins counted
