@@ -578,37 +578,13 @@ def measure(
         if workers:
             n_made, took = run_sf2t_workers(infos, windows, size, workers, seed, tasks, device, seconds, decoder)
             times["sf2t"].append(took / n_made)
-        elif pipelines > 1:
-            t = time.perf_counter()
-            out, decoded = run_sf2t_pipelines(
-                infos,
-                windows,
-                size,
-                pipelines,
-                seed,
-                keep=False,
-                threads=threads,
-                tasks=tasks,
-                seconds=seconds,
-                decoder=decoder,
-            )
-            times["sf2t"].append((time.perf_counter() - t) / len(out))
-            n_made = len(out)
         else:
             t = time.perf_counter()
-            out, decoded = run_sf2t(
-                infos,
-                windows,
-                size,
-                seed,
-                keep=False,
-                threads=threads,
-                tasks=tasks,
-                device=device,
-                seconds=seconds,
-                prefetch=prefetch,
-                decoder=decoder,
-            )
+            common = dict(keep=False, threads=threads, tasks=tasks, seconds=seconds, decoder=decoder)
+            if pipelines > 1:
+                out, decoded = run_sf2t_pipelines(infos, windows, size, pipelines, seed, **common)
+            else:
+                out, decoded = run_sf2t(infos, windows, size, seed, device=device, prefetch=prefetch, **common)
             times["sf2t"].append((time.perf_counter() - t) / len(out))
             n_made = len(out)
         for a in against:
