@@ -54,6 +54,7 @@ def collect_info() -> dict:
     fp = importlib.import_module("sf2t.ops.fragment_pack")
     th = importlib.import_module("sf2t.ops.thumbnail")
     tm = importlib.import_module("sf2t.ops.token_merge")
+    yc = importlib.import_module("sf2t.video.convert")
 
     build = _ext.build_info()
     cuda_ok = torch.cuda.is_available()
@@ -84,6 +85,11 @@ def collect_info() -> dict:
                 "cpu": ["reference"] + (["cpp"] if tm._has_cpp() else []),
                 "cuda": (["reference"] + (["triton"] if triton else [])) if cuda_ok else [],
                 "chosen_cpu": tm.choose_backend(torch.zeros(1, 1)),
+            },
+            "yuv420_to_rgb": {  # the pyav backend's RGB conversion (sf2t.video.convert)
+                "cpu": ["reference"] + (["cpp"] if yc._has_op() else []),
+                "cuda": [],
+                "chosen_cpu": "cpp" if yc._has_op() else "reference",
             },
         },
         "triton": __import__("triton").__version__ if triton else None,
@@ -123,10 +129,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         print(f"extension sf2t._C: NOT loaded: {info['extension_error']}")
     print(f"CUDA kernels compiled in: {'yes' if info['cuda_kernels_compiled'] else 'no'}")
+    no_cuda = "- (CPU only)" if info["device"]["cuda_available"] else "- (no GPU here)"
     for op, d in info["backends"].items():
         print(
             f"op {op}: cpu backends {', '.join(d['cpu'])} (auto: {d['chosen_cpu']}); "
-            f"cuda backends {', '.join(d['cuda']) if d['cuda'] else '- (no GPU here)'}"
+            f"cuda backends {', '.join(d['cuda']) if d['cuda'] else no_cuda}"
         )
     print(f"triton: {info['triton'] or 'not installed'}")
     print("decoders: " + ", ".join(f"{k} {v}" for k, v in info["decoders"].items()))

@@ -28,6 +28,7 @@ def test_info_json_reports_the_build():
         assert info["build"]["torch"] == build["torch"] == torch.__version__
         assert info["build"]["sources_sha256"] == build["sources_sha256"]
         assert "cpp" in info["backends"]["fragment_pack"]["cpu"]
+        assert info["backends"]["yuv420_to_rgb"]["chosen_cpu"] == "cpp"
         assert info["cuda_kernels_compiled"] == bool(build["with_cuda"])
 
 
