@@ -137,6 +137,20 @@ def _more(done: int, count: int, t0: float, seconds: float | None) -> bool:
     return done < count if seconds is None else (done == 0 or time.perf_counter() - t0 < seconds)
 
 
+def _pack(smp, fr: torch.Tensor, size):
+    """(pixels, grid): fragment_pack of one sample from the frames it indexes (its window's shared decode)."""
+    from sf2t.ops.fragment_pack import fragment_pack
+
+    return fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
+
+
+def _no_sample(failures) -> RuntimeError:
+    if not failures:
+        return RuntimeError("sf2t made no sample")
+    f = failures[0]
+    return RuntimeError(f"sf2t made no sample: {f.path}: {f.reason} ({len(failures)} failures)")
+
+
 def _sync(device: str) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
@@ -163,7 +177,6 @@ def run_sf2t(
     ahead (the trainer's :class:`~sf2t.train.data.Prefetch` thread) while this thread packs; ``threads`` is split
     between them (``threads // 2`` decoder threads, the rest torch threads, at least one each). ``decoder``: the
     sampler's decoder (auto, torchcodec, pyav, dali); ``used["decoders"]`` gets the backends it opened."""
-    from sf2t.ops.fragment_pack import fragment_pack
     from sf2t.train.data import Prefetch
 
     # with a prefetch thread, decoding overlaps packing: the thread budget is split between the two (at least one
@@ -184,9 +197,7 @@ def run_sf2t(
     try:
         for _, pairs, stats in source:
             for smp, fr in pairs:
-                got = fragment_pack(
-                    fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1
-                )
+                got = _pack(smp, fr, size)
                 if keep or not out:
                     out.append(got)
                 else:
@@ -203,8 +214,7 @@ def run_sf2t(
         torch.set_num_threads(torch_before)
     _sync(device)
     if s.failures and not out:
-        f = s.failures[0]
-        raise RuntimeError(f"sf2t made no sample: {f.path}: {f.reason} ({len(s.failures)} failures)")
+        raise _no_sample(s.failures)
     # (a decoder that does not count its own decodes, GOP lead-ins included: the frames asked for, a lower bound)
     s.close()
     return out, decoded
@@ -231,8 +241,6 @@ def run_sf2t_pipelines(
     and one decoder thread each). Samples are returned in window order; ``keep=False`` keeps only the first."""
     import threading
 
-    from sf2t.ops.fragment_pack import fragment_pack
-
     per = max(1, threads // pipelines)
     torch_before = torch.get_num_threads()
     torch.set_num_threads(per)  # process-wide: each pipeline's fragment_pack runs ``per`` threads
@@ -255,9 +263,7 @@ def run_sf2t_pipelines(
                     break
                 got = []
                 for smp, fr in s.window(w):
-                    px = fragment_pack(
-                        fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1
-                    )
+                    px = _pack(smp, fr, size)
                     if not keep:
                         with lock:
                             if not kept:
@@ -290,10 +296,7 @@ def run_sf2t_pipelines(
         raise errors[0]
     out = [x for w in sorted(results) for x in results[w]]
     if not out:
-        if failures:
-            f = failures[0]
-            raise RuntimeError(f"sf2t made no sample: {f.path}: {f.reason} ({len(failures)} failures)")
-        raise RuntimeError("sf2t made no sample")
+        raise _no_sample(failures)
     if not keep:
         out = kept[:1] + [None] * (len(out) - 1)
     return out, decoded
@@ -306,11 +309,7 @@ class _PackInWorker:
         self.size = tuple(size)
 
     def __call__(self, smp, fr):
-        from sf2t.ops.fragment_pack import fragment_pack
-
-        px, grid = fragment_pack(
-            fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), self.size, frame_repeat=1
-        )
+        px, grid = _pack(smp, fr, self.size)
         return {"pixels": px, "grid": grid}
 
 
@@ -330,7 +329,6 @@ def run_sf2t_workers(
     the packed pixels travel to this process, as a training loop would receive them; on a GPU the workers decode
     and build, and this process packs on the device. Timed from the first sample received (worker start-up, a
     one-off cost of a run, is not counted)."""
-    from sf2t.ops.fragment_pack import fragment_pack
     from sf2t.video.sampler import FragmentDataset, make_loader
 
     on_gpu = str(device).startswith("cuda")
@@ -354,7 +352,7 @@ def run_sf2t_workers(
             if on_gpu:
                 fr = item["frames"].to(device, non_blocking=True)
                 smp = item["sample"]
-                fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
+                _pack(smp, fr, size)
             if t0 is None:  # the first sample: the workers are up
                 _sync(device)
                 t0 = time.perf_counter()

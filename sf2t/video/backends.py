@@ -123,6 +123,18 @@ def check_range(path: str, idx: list[int], n: int) -> None:
             raise VideoError(path, f"frame index {i} out of range: the video has {n} frames", "out_of_range")
 
 
+def key_at_or_before(keyframes: list[int], k: int) -> int:
+    """The keyframe a decoder seeks to for frame ``k`` (``keyframes`` sorted, the first at or before any frame)."""
+    return keyframes[max(0, bisect.bisect_right(keyframes, k) - 1)]
+
+
+def decodes_forward(keyframes: list[int], pos: int, k: int) -> bool:
+    """Whether a decoder standing at frame ``pos`` (-1: nowhere) reaches frame ``k`` by decoding forward, without a
+    seek: ``k`` lies ahead and no keyframe lies in (pos, k] (torchcodec's ``canWeAvoidSeeking``; the pyav backend
+    follows the same rule)."""
+    return pos < k and key_at_or_before(keyframes, k) <= pos
+
+
 def _rotate(frames: torch.Tensor, rotation: int) -> torch.Tensor:
     """Upright frames: rotation (degrees counter-clockwise, the display matrix's) applied to [N, H, W, 3]."""
     k = (int(rotation) // 90) % 4
@@ -203,16 +215,15 @@ class TorchCodecBackend(Backend):
         self._pos = -1  # the last frame the codec decoded (-1: none yet)
 
     def _count_decoded(self, uniq: list[int]) -> int:
-        """Frames the codec decodes for the sorted request ``uniq``, GOP lead-ins included. torchcodec's exact mode
-        decodes forward from where it stands when no keyframe lies between that frame and the next one asked for,
-        else seeks to the keyframe at or before it (its ``canWeAvoidSeeking``; the rule PyAVBackend follows and
-        counts), and decodes every frame on the way."""
+        """Frames the codec decodes for the sorted request ``uniq``, GOP lead-ins included: torchcodec's exact mode
+        decodes forward from where it stands (:func:`decodes_forward`), else seeks to the keyframe at or before the
+        frame, and decodes every frame on the way (what PyAVBackend counts as its decoder gives them)."""
         if self.keyframes is None:
             return len(uniq)
         n = 0
         for k in uniq:
-            key = self.keyframes[max(0, bisect.bisect_right(self.keyframes, k) - 1)]
-            n += (k - self._pos) if key <= self._pos < k else (k - key + 1)
+            fwd = decodes_forward(self.keyframes, self._pos, k)
+            n += (k - self._pos) if fwd else (k - key_at_or_before(self.keyframes, k) + 1)
             self._pos = k
         return n
 
@@ -278,11 +289,10 @@ class PyAVBackend(Backend):
         # RGB straight from the decoder's planes into the window tensor, bit-identical to to_rgb (checked per format)
         self.rgb = SwscaleRGB(to_rgb, enabled=os.environ.get("SF2T_FAST_RGB", "1") != "0")
 
-    def _key_at_or_before(self, k: int) -> int:
-        return self.keyframes[max(0, bisect.bisect_right(self.keyframes, k) - 1)]
-
     def _seek(self, k: int) -> None:
-        self.container.seek(self.pts[self._key_at_or_before(k)], backward=True, any_frame=False, stream=self.stream)
+        self.container.seek(
+            self.pts[key_at_or_before(self.keyframes, k)], backward=True, any_frame=False, stream=self.stream
+        )
         self._it = self.container.decode(self.stream)
         self._pos = -1
 
@@ -293,7 +303,7 @@ class PyAVBackend(Backend):
         for k in uniq:
             if k in got:
                 continue
-            if self._it is None or k <= self._pos or self._key_at_or_before(k) > self._pos:
+            if self._it is None or not decodes_forward(self.keyframes, self._pos, k):
                 self._seek(k)
             while True:
                 try:

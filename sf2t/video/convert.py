@@ -21,6 +21,7 @@ the extension).
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -127,6 +128,7 @@ def yuv420_to_rgb_reference(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, c
     return sat16(yy.unsqueeze(-1) + chroma).clamp(0, 255).to(torch.uint8)
 
 
+@functools.lru_cache(maxsize=None)
 def _has_op() -> bool:
     if not _ext.is_loaded():
         return False
@@ -207,25 +209,21 @@ class SwscaleRGB:
         self.enabled = enabled and _has_op()
         self.verdict: dict[tuple, list[int] | None] = {}
 
-    def _coeffs(self, frame) -> list[int] | None:
-        fmt = frame.format.name
-        if fmt not in FAST_FORMATS:
-            return None
-        key = (frame.width, frame.height, fmt, int(frame.colorspace or 0), int(frame.color_range or 0))
-        if key not in self.verdict:
-            full = fmt == "yuvj420p" or int(frame.color_range or 0) == 2  # AVCOL_RANGE_JPEG
-            k = swscale_coefficients(frame.colorspace, full)
-            ours = self._convert(frame, k, torch.empty(frame.height, frame.width, 3, dtype=torch.uint8))
-            theirs = torch.from_numpy(self.fallback(frame))
-            same = ours is not None and torch.equal(ours, theirs)
-            self.verdict[key] = k if same else None
-            if not same:
-                log.info(
-                    "RGB conversion: %dx%d %s (colorspace %s, range %s) converted by PyAV (sf2t's converter differs "
-                    "from it for this format)",
-                    *key,
-                )
-        return self.verdict[key]
+    def _check_format(self, frame, key: tuple, out: torch.Tensor) -> None:
+        """The first frame of a format: converted by both into ``out``, compared, the verdict kept (PyAV's bytes
+        stay in ``out`` either way)."""
+        full = key[2] == "yuvj420p" or key[4] == 2  # AVCOL_RANGE_JPEG
+        k = swscale_coefficients(frame.colorspace, full)
+        theirs = torch.from_numpy(self.fallback(frame))
+        same = self._convert(frame, k, out) is not None and torch.equal(out, theirs)
+        self.verdict[key] = k if same else None
+        if not same:
+            out.copy_(theirs)
+            log.info(
+                "RGB conversion: %dx%d %s (colorspace %s, range %s) converted by PyAV (sf2t's converter differs "
+                "from it for this format)",
+                *key,
+            )
 
     @staticmethod
     def _convert(frame, k, out):
@@ -241,7 +239,19 @@ class SwscaleRGB:
 
     def __call__(self, frame, out: torch.Tensor) -> torch.Tensor:
         """Frame's RGB written into ``out`` (uint8 [H, W, 3])."""
-        k = self._coeffs(frame) if self.enabled else None
+        k = None
+        if self.enabled and frame.format.name in FAST_FORMATS:
+            key = (
+                frame.width,
+                frame.height,
+                frame.format.name,
+                int(frame.colorspace or 0),
+                int(frame.color_range or 0),
+            )
+            if key not in self.verdict:
+                self._check_format(frame, key, out)
+                return out
+            k = self.verdict[key]
         if k is None or self._convert(frame, k, out) is None:
             out.copy_(torch.from_numpy(self.fallback(frame)))
         return out
