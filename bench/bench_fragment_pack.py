@@ -76,3 +76,52 @@ def test_fragment_pack_cpu(benchmark, case, provider):
         in_bytes=frames.numel(),
     )
     benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=2)
+
+
+# One decoded 64-frame 640x360 window and its 4 plain 16-frame fragments (strides 1-4, overlapping), the way
+# `sf2t throughput` packs them: sample by sample from RGB, in one fragment_pack_many call from RGB, and in one call
+# from the decoder's YUV 4:2:0 planes (no RGB window at all). All three give the same pixels.
+WINDOW_SAMPLES = [(0, 1), (8, 2), (2, 3), (3, 4)]  # (first frame, stride) of each 16-frame fragment
+WINDOW_PROVIDERS = ["per_sample_rgb", "many_rgb", "many_yuv420"]
+
+
+def _window_yuv(n=64, h=360, w=640):
+    from sf2t.ops import YUV420
+    from sf2t.video.convert import swscale_coefficients
+
+    gen = torch.Generator().manual_seed(1)
+    base = torch.rand(n, 1, h * 3 // 16, w // 8, generator=gen)  # smooth planes, stacked Y / U / V rows
+    rows = torch.nn.functional.interpolate(base, size=(h * 3 // 2, w), mode="bilinear")[:, 0] * 255
+    data = rows.round().to(torch.uint8).reshape(n, h * w * 3 // 2)
+    return YUV420(data, h, w, swscale_coefficients(1, False))
+
+
+@pytest.mark.parametrize("provider", WINDOW_PROVIDERS)
+def test_fragment_pack_window_cpu(benchmark, provider):
+    if not _ext.is_loaded():
+        pytest.skip(f"sf2t._C not built: {_ext.load_error()}")
+    from sf2t.ops import fragment_pack_many
+
+    yuv = _window_yuv()
+    rgb = yuv.to_rgb()
+    size = (252, 448)
+    srcs = [torch.arange(16) * s + a for a, s in WINDOW_SAMPLES]
+    boxes = [None] * len(srcs)
+    ref = [fragment_pack(rgb, i, None, size, backend="reference")[0] for i in srcs]
+    if provider == "per_sample_rgb":
+        fn = lambda: [fragment_pack(rgb, i, None, size, backend="cpp")[0] for i in srcs]
+    elif provider == "many_rgb":
+        fn = lambda: [p for p, _ in fragment_pack_many(rgb, srcs, boxes, size, backend="cpp")]
+    else:
+        fn = lambda: [p for p, _ in fragment_pack_many(yuv, srcs, boxes, size, backend="cpp")]
+    for got, want in zip(fn(), ref):
+        diff = (got - want).abs()
+        assert diff.max() <= TOL_MAX and diff.mean() <= 1e-3, f"{provider} disagrees with the reference"
+    benchmark.extra_info.update(
+        case="4 fragments of a 64x640x360 window -> 252x448",
+        provider=provider,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        machine=platform.processor() or platform.machine(),
+    )
+    benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=2)

@@ -17,9 +17,17 @@ Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to eac
 ceiling: the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best)
 divided by the frames sf2t's codec decodes per sample, GOP lead-ins included (the frames from the keyframe before a
 window to the frames it needs: counted by the pyav backend, computed from the keyframe index by the torchcodec one;
-DALI reports the frames asked for, a lower bound; ~1.8x the frames asked for on a GOP 30 clip). sf2t's pipeline runs
-in this thread, with ``--prefetch`` (decode ahead in a thread), ``--pipelines`` (threads that each decode, build and
-pack their share of the windows) or ``--workers`` (DataLoader processes).
+DALI reports the frames asked for, a lower bound; ~1.8x the frames asked for on a GOP 30 clip). On the CPU a second,
+stricter ceiling is reported too: PyAV decoding every frame with no conversion at all (``raw_decode_fps``), over the
+same frames per sample. sf2t's pipeline runs in this thread, with ``--prefetch`` (decode ahead in a thread),
+``--pipelines`` (threads that each decode, build and pack their share of the windows) or ``--workers`` (DataLoader
+processes).
+
+``--frames`` picks what sf2t's decoder hands over: ``rgb`` windows, or ``yuv420`` windows (the PyAV backend's 8-bit
+4:2:0 planes, no RGB at all; ``fragment_pack`` converts each output pixel's taps in FFmpeg's own arithmetic, so the
+pixels match the RGB path's). ``auto`` takes ``yuv420`` on the CPU when PyAV is installed, the decoder is ``auto`` or
+``pyav`` and no task reads pixels itself (plain fragments; the tasks' guards and edits read RGB). Samples that share
+a window's frames are packed by one ``fragment_pack_many`` call, which resizes each distinct frame once.
 Run from a clone (the baselines live in its ``bench/`` folder).
 """
 
@@ -112,6 +120,7 @@ def _sampler(
     tasks: Sequence[str] = ("fragment",),
     device: str = "cpu",
     decoder: str = "auto",
+    output: str = "rgb",
 ):
     from sf2t.video.sampler import WindowSampler
 
@@ -124,6 +133,7 @@ def _sampler(
         decoder=decoder,
         threads=threads,
         device=device,
+        output=output,
     )
 
 
@@ -142,6 +152,31 @@ def _pack(smp, fr: torch.Tensor, size):
     from sf2t.ops.fragment_pack import fragment_pack
 
     return fragment_pack(fr, smp.src_index_tensor(fr.device), smp.boxes_tensor(fr.device), size, frame_repeat=1)
+
+
+def _pack_window(pairs, size) -> list:
+    """(pixels, grid) of each of a window's (sample, frames) pairs: the samples that index the window's shared
+    decode packed together (:func:`~sf2t.ops.fragment_pack.fragment_pack_many`: each distinct frame resized once),
+    a sample with frames of its own alone."""
+    from sf2t.ops.fragment_pack import fragment_pack_many
+
+    out: list = []
+    i = 0
+    while i < len(pairs):
+        fr = pairs[i][1]
+        j = i
+        while j < len(pairs) and pairs[j][1] is fr:
+            j += 1
+        group = [smp for smp, _ in pairs[i:j]]
+        out += fragment_pack_many(
+            fr,
+            [smp.src_index_tensor(fr.device) for smp in group],
+            [smp.boxes_tensor(fr.device) for smp in group],
+            size,
+            frame_repeat=1,
+        )
+        i = j
+    return out
 
 
 def _no_sample(failures) -> RuntimeError:
@@ -169,6 +204,7 @@ def run_sf2t(
     prefetch: int = 0,
     decoder: str = "auto",
     used: dict | None = None,
+    output: str = "rgb",
 ):
     """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline over ``windows`` windows (or, with
     ``seconds``, as many windows as fit in that time, at least one). ``keep=False``: each sample is dropped once
@@ -176,7 +212,9 @@ def run_sf2t(
     target image is not packed. ``prefetch`` > 0: a background thread decodes and builds up to that many windows
     ahead (the trainer's :class:`~sf2t.train.data.Prefetch` thread) while this thread packs; ``threads`` is split
     between them (``threads // 2`` decoder threads, the rest torch threads, at least one each). ``decoder``: the
-    sampler's decoder (auto, torchcodec, pyav, dali); ``used["decoders"]`` gets the backends it opened."""
+    sampler's decoder (auto, torchcodec, pyav, dali); ``used["decoders"]`` gets the backends it opened. ``output``:
+    the sampler's window format (``"yuv420"``: planar windows from the pyav backend, converted inside
+    fragment_pack)."""
     from sf2t.train.data import Prefetch
 
     # with a prefetch thread, decoding overlaps packing: the thread budget is split between the two (at least one
@@ -185,7 +223,7 @@ def run_sf2t(
     torch_before = torch.get_num_threads()
     if prefetch:
         torch.set_num_threads(max(1, threads - dec_threads))
-    s = _sampler(infos, seed, dec_threads, tasks, device, decoder)
+    s = _sampler(infos, seed, dec_threads, tasks, device, decoder, output)
     out = []
     t0 = time.perf_counter()
     wins = itertools.count() if seconds is not None else range(windows)
@@ -196,8 +234,7 @@ def run_sf2t(
     w, decoded = 0, 0
     try:
         for _, pairs, stats in source:
-            for smp, fr in pairs:
-                got = _pack(smp, fr, size)
+            for got in _pack_window(pairs, size):
                 if keep or not out:
                     out.append(got)
                 else:
@@ -232,6 +269,7 @@ def run_sf2t_pipelines(
     seconds: float | None = None,
     decoder: str = "auto",
     used: dict | None = None,
+    output: str = "rgb",
 ):
     """(per-sample (pixels, grid), frames decoded) of sf2t's pipeline in ``pipelines`` threads of this process (CPU):
     thread i has its own sampler (its own decoders) and decodes, builds and packs windows i, i + P, i + 2P, ... (the
@@ -244,7 +282,7 @@ def run_sf2t_pipelines(
     per = max(1, threads // pipelines)
     torch_before = torch.get_num_threads()
     torch.set_num_threads(per)  # process-wide: each pipeline's fragment_pack runs ``per`` threads
-    samplers = [_sampler(infos, seed, per, tasks, "cpu", decoder) for _ in range(pipelines)]
+    samplers = [_sampler(infos, seed, per, tasks, "cpu", decoder, output) for _ in range(pipelines)]
     results: dict[int, list] = {}
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -262,8 +300,7 @@ def run_sf2t_pipelines(
                 if seconds is not None and done > 0 and time.perf_counter() - t0 >= seconds:
                     break
                 got = []
-                for smp, fr in s.window(w):
-                    px = _pack(smp, fr, size)
+                for px in _pack_window(s.window(w), size):
                     if not keep:
                         with lock:
                             if not kept:
@@ -323,6 +360,7 @@ def run_sf2t_workers(
     device: str = "cpu",
     seconds: float | None = None,
     decoder: str = "auto",
+    output: str = "rgb",
 ) -> tuple[int, float]:
     """(samples made, seconds) of sf2t's pipeline in ``workers`` DataLoader processes (one torch and one decoder
     thread each; the same windows and samples as in process): on the CPU each worker decodes, builds and packs and
@@ -342,6 +380,7 @@ def run_sf2t_workers(
         window_frames=WINDOW,
         threads=1,
         decoder=decoder,
+        output=output if not on_gpu else "rgb",
     )
     it = iter(make_loader(ds, workers, prefetch_factor=4))
     n, t0 = 0, None
@@ -425,6 +464,23 @@ def raw_fps(path: str, threads: int = 1, device: str = "cpu") -> float:
     return best
 
 
+def raw_decode_fps(path: str, threads: int = 1) -> float:
+    """The decoder's all-frames rate on ``path`` without any RGB conversion (PyAV, sequential, ``threads`` decoder
+    threads, frames left in the codec's YUV): what the codec alone allows. sf2t's ``yuv420`` windows skip the
+    conversion of the frames decoded only to reach a window (GOP lead-ins) and convert the frames a sample shows
+    inside fragment_pack, so this is the strict bound for that pipeline; ``nan`` where PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        return float("nan")
+    with av.open(path) as c:
+        st = c.streams.video[0]
+        st.thread_type, st.thread_count = "AUTO", threads
+        t = time.perf_counter()
+        got = sum(1 for f in c.decode(st) if f is not None)
+        return got / (time.perf_counter() - t)
+
+
 def _raw_fps_pyav(path: str, threads: int) -> float:
     import av
 
@@ -483,6 +539,7 @@ def measure(
     pipelines: int = 1,
     decoder: str = "auto",
     warmup: int = 1,
+    frames: str = "auto",
     log=print,
 ) -> dict:
     """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
@@ -496,7 +553,11 @@ def measure(
     first opening: a training run's steady state is what is measured). ``pipelines`` > 1: sf2t's pipeline in that
     many threads of this process, each decoding, building and packing its share of the windows
     (:func:`run_sf2t_pipelines`; CPU). ``decoder``: sf2t's decoder (auto: DALI on a GPU where installed, else
-    torchcodec, else PyAV); the result's ``sf2t_decoder`` names what it opened."""
+    torchcodec, else PyAV); the result's ``sf2t_decoder`` names what it opened. ``frames``: the sampler's windows,
+    ``rgb`` or ``yuv420`` (planar, from the pyav backend: the RGB conversion runs inside fragment_pack for the
+    frames samples show, not for every decoded frame; the same pixels bit for bit); ``auto``: ``yuv420`` on the
+    CPU for tasks that read no pixels (plain fragments) where PyAV is installed and the decoder is auto or pyav,
+    else ``rgb``."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -533,6 +594,7 @@ def measure(
         raise ValueError(f"decoder must be auto or one of {BACKENDS}, got {decoder!r}")
     if decoder != "auto" and decoder not in available_decoders():
         raise ValueError(f"decoder {decoder!r} is not installed here (available: {', '.join(available_decoders())})")
+    output = resolve_frames(frames, device, decoder, available_decoders(), tasks)
     torch.set_num_threads(threads)
     infos = [probe(p) for p in videos]
     short = [i.path for i in infos if i.num_frames < WINDOW]
@@ -560,7 +622,7 @@ def measure(
     # agreement first, on a few samples
     used: dict = {}
     made, decoded_first = run_sf2t(
-        infos, 1, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, used=used
+        infos, 1, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, used=used, output=output
     )
     first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in made[:2]]}
     for a in against:
@@ -570,15 +632,18 @@ def measure(
     decoded = 0
     paths = sorted({i.path for i in infos})
     fps: dict[str, float] = {}
+    decode_fps: dict[str, float] = {}
     for r in range(warmup + rounds):
         if r == warmup:  # the warm-up rounds' times are dropped
             times = {p: [] for p in times}
         if workers:
-            n_made, took = run_sf2t_workers(infos, windows, size, workers, seed, tasks, device, seconds, decoder)
+            n_made, took = run_sf2t_workers(
+                infos, windows, size, workers, seed, tasks, device, seconds, decoder, output
+            )
             times["sf2t"].append(took / n_made)
         else:
             t = time.perf_counter()
-            common = dict(keep=False, threads=threads, tasks=tasks, seconds=seconds, decoder=decoder)
+            common = dict(keep=False, threads=threads, tasks=tasks, seconds=seconds, decoder=decoder, output=output)
             if pipelines > 1:
                 out, decoded = run_sf2t_pipelines(infos, windows, size, pipelines, seed, **common)
             else:
@@ -592,6 +657,8 @@ def measure(
         if r >= warmup:  # the ceiling's raw decode, interleaved with the providers: its best round counts
             for p in paths:
                 fps[p] = max(fps.get(p, 0.0), raw_fps(p, threads, device))
+                if str(device) == "cpu":
+                    decode_fps[p] = max(decode_fps.get(p, 0.0), raw_decode_fps(p, threads))
         what = f"warm-up round {r + 1}/{warmup}" if r < warmup else f"round {r - warmup + 1}/{rounds}"
         log(f"{what}: " + ", ".join(f"{k} {1 / v[-1]:.1f} samples/s" for k, v in times.items()))
     per_sample = {k: statistics.median(v) for k, v in times.items()}
@@ -603,6 +670,7 @@ def measure(
     pix_bytes = pixels.numel() * pixels.element_size() / packed_frames * frames  # per sample, at the mean count
     frames_per_sample = decoded / len(out)
     ceiling = statistics.mean(fps.values()) / frames_per_sample
+    decode_ceiling = statistics.mean(decode_fps.values()) / frames_per_sample if decode_fps else float("nan")
     rows = {}
     for k, s in per_sample.items():
         rows[k] = {
@@ -635,7 +703,32 @@ def measure(
         "sf2t_decoder": ",".join(used.get("decoders", [])) or decoder,
         "ceiling_samples_per_s": ceiling,
         "sf2t_fraction_of_ceiling": rows["sf2t"]["samples_per_s"] / ceiling,
+        "frames": output,
+        "raw_decode_fps": decode_fps,
+        "decode_only_ceiling_samples_per_s": decode_ceiling,
+        "sf2t_fraction_of_decode_only_ceiling": rows["sf2t"]["samples_per_s"] / decode_ceiling,
     }
+
+
+def resolve_frames(frames: str, device: str, decoder: str, have, tasks: Sequence[str] = ("fragment",)) -> str:
+    """The sampler's window format for ``--frames`` (see :func:`measure`). ``auto`` takes ``yuv420`` only where no
+    task reads pixels (plain fragments): a task that does (the guards' thumbnails) needs the window in RGB, which
+    torchcodec decodes faster than the pyav backend (~300 against ~245 samples/s for the four frame tasks here)."""
+    if frames not in ("auto", "rgb", "yuv420"):
+        raise ValueError(f"frames must be auto, rgb or yuv420, got {frames!r}")
+    cpu = str(device) == "cpu"
+    if frames == "auto":
+        no_pixels = all(getattr(t, "pixels", "full") == "none" for t in _tasks(tasks).values())
+        return "yuv420" if cpu and no_pixels and "pyav" in have and decoder in ("auto", "pyav") else "rgb"
+    if frames == "yuv420":
+        if not cpu:
+            raise ValueError("frames yuv420: planar windows are a CPU path (on a GPU the decoders give RGB)")
+        if "pyav" not in have or decoder not in ("auto", "pyav"):
+            raise ValueError(
+                f"frames yuv420: planar windows come from the pyav backend (decoder auto or pyav, PyAV installed), "
+                f"not decoder {decoder!r}"
+            )
+    return frames
 
 
 def print_table(res: dict) -> None:
@@ -651,7 +744,7 @@ def print_table(res: dict) -> None:
     print(
         f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
         f"{res.get('family', 'qwen2_vl')} pixels at {res['size']} on {res.get('device', 'cpu')}, {each}; "
-        f"sf2t decodes with {res.get('sf2t_decoder', 'auto')}"
+        f"sf2t decodes with {res.get('sf2t_decoder', 'auto')} ({res.get('frames', 'rgb')} windows)"
     )
     print(f"{'provider':<22}{'samples/s':>11}{'frames/s':>10}{'pixel MB/s':>12}{'sf2t x':>9}")
     for k, r in res["providers"].items():
@@ -665,6 +758,13 @@ def print_table(res: dict) -> None:
         f"{res['sf2t_frames_decoded_per_sample']:.1f} frames decoded per sample = "
         f"{res['ceiling_samples_per_s']:.1f} samples/s; sf2t reaches {100 * res['sf2t_fraction_of_ceiling']:.0f}%"
     )
+    dc = res.get("decode_only_ceiling_samples_per_s", float("nan"))
+    if dc == dc:  # not nan
+        print(
+            f"decode-only ceiling: raw all-frames decode without RGB conversion (pyav) "
+            f"{statistics.mean(res['raw_decode_fps'].values()):.0f} frames/s -> {dc:.1f} samples/s; sf2t reaches "
+            f"{100 * res['sf2t_fraction_of_decode_only_ceiling']:.0f}% (sf2t's windows: {res.get('frames', 'rgb')})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -719,6 +819,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--seconds", type=float, help="each provider's time per round (instead of --windows / --baseline-samples)"
     )
+    p.add_argument(
+        "--frames",
+        default="auto",
+        choices=("auto", "rgb", "yuv420"),
+        help="sf2t's windows: yuv420 keeps the decoder's planes and converts inside fragment_pack, for the frames "
+        "samples show only (pyav backend, CPU); auto: yuv420 for plain fragments on the CPU, else rgb",
+    )
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     from sf2t.video.errors import VideoError
@@ -751,6 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup,
             seconds=args.seconds,
             decoder=args.decoder,
+            frames=args.frames,
         )
     except (ValueError, RuntimeError, VideoError) as e:
         print(f"sf2t throughput: {e}", file=sys.stderr)

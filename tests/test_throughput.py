@@ -249,9 +249,19 @@ def test_throughput_decoder_choice(clip, tmp_path, capsys):
     assert cli.main(args + ["--decoder", "pyav"]) == 0
     assert json.loads(out.read_text())["sf2t_decoder"] == "pyav"
     assert "sf2t decodes with pyav" in capsys.readouterr().out
-    assert cli.main(args) == 0
+    assert cli.main(args + ["--frames", "rgb"]) == 0
     assert json.loads(out.read_text())["sf2t_decoder"] == "torchcodec"  # auto on the CPU, torchcodec installed
-    capsys.readouterr()
+    # plain fragments read no pixels: auto keeps the windows planar (yuv420), which only the pyav backend gives
+    assert cli.main(args) == 0
+    res = json.loads(out.read_text())
+    assert (res["sf2t_decoder"], res["frames"]) == ("pyav", "yuv420")
+    assert "sf2t decodes with pyav (yuv420 windows)" in capsys.readouterr().out
+    # tasks that read pixels get RGB windows: torchcodec
+    assert cli.main(args + ["--tasks", "counting", "speed"]) == 0
+    res = json.loads(out.read_text())
+    assert (res["sf2t_decoder"], res["frames"]) == ("torchcodec", "rgb")
+    assert cli.main(args + ["--frames", "yuv420", "--decoder", "torchcodec"]) == 2
+    assert "planar windows come from the pyav backend" in capsys.readouterr().err
     if "dali" not in available_decoders():
         assert cli.main(args + ["--decoder", "dali"]) == 2
         assert "decoder 'dali' is not installed" in capsys.readouterr().err

@@ -52,8 +52,10 @@ struct Plan {
   std::vector<AxisWeightsPtr> wx, wy;  // per presented frame (frames with equal crop sizes share them)
   float mean255[3], inv_std255[3];
   at::ScalarType out_dtype = at::kFloat;
-  // NV12 input: frames is the Y plane; ky, kr, kgu, kgv, kb (Q16) and the luma offset, see nv12_pixel
+  // NV12 / I420 input: frames is the Y plane; ky, kr, kgu, kgv, kb (Q16) and the luma offset, see nv12_pixel; or,
+  // with sws, libswscale's arithmetic (cpu/yuv_swscale.h: cy, cvr, cub, cvg, cug, yo; CPU kernel only)
   bool nv12 = false;
+  bool sws = false;
   int32_t yuv[6] = {0, 0, 0, 0, 0, 0};
 };
 
@@ -89,7 +91,9 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
                 op, ": uv must be uint8 [N, H/2, W/2, 2] = [", frames.size(0), ", ", frames.size(1) / 2, ", ",
                 frames.size(2) / 2, ", 2], got ", u.scalar_type(), " ", u.sizes());
     TORCH_CHECK(u.device() == frames.device(), op, ": uv must be on the frames' device");
-    TORCH_CHECK(yuv.has_value() && yuv->size() == 6, op, ": NV12 input needs the 6 yuv conversion constants");
+    TORCH_CHECK(yuv.has_value() && (yuv->size() == 6 || (yuv->size() == 7 && (*yuv)[0] == 1)), op,
+                ": NV12 / I420 input needs yuv: the 6 Q16 conversion constants, or [1, cy, cvr, cub, cvg, cug, yo] "
+                "for libswscale's arithmetic");
   } else {
     TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, op, ": frames must have shape [N, H, W, 3], got ",
                 frames.sizes());
@@ -110,7 +114,13 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
   Plan p;
   p.nv12 = nv12;
   if (nv12) {
-    for (int i = 0; i < 6; ++i) p.yuv[i] = static_cast<int32_t>((*yuv)[i]);
+    p.sws = yuv->size() == 7;
+    for (int i = 0; i < 6; ++i) {
+      const int64_t v = (*yuv)[i + (p.sws ? 1 : 0)];
+      TORCH_CHECK(!p.sws || (v >= -32768 && v <= 32767), op, ": swscale constant yuv[", i + 1, "] = ", v,
+                  " is not a 16-bit integer");
+      p.yuv[i] = static_cast<int32_t>(v);
+    }
   }
   p.out_dtype = dtype.value_or(at::kFloat);
   TORCH_CHECK(p.out_dtype == at::kFloat || p.out_dtype == at::kBFloat16, op,

@@ -121,6 +121,100 @@ class NV12:
         return torch.stack([r, g, b], dim=-1).clamp_(0, 255).to(torch.uint8)
 
 
+@dataclass(frozen=True)
+class YUV420:
+    """8-bit 4:2:0 frames as CPU decoders produce them (yuv420p, yuvj420p), kept planar so that the RGB conversion
+    runs inside ``fragment_pack`` for the frames a sample shows, not for every decoded frame: ``data`` uint8
+    ``[N, H*W + 2*(H/2)*(W/2)]``, each row one frame's Y plane, then its U plane, then its V plane (rows packed);
+    H and W even; ``coeffs``: libswscale's six constants for the stream's colour matrix and range
+    (:func:`sf2t.video.convert.swscale_coefficients`).
+
+    The RGB (``to_rgb``, and the C++ kernel's, in the same pass) is libswscale's fixed-point arithmetic: bit for bit
+    what FFmpeg, PyAV and torchcodec return for these frames (the pyav backend checks that per stream format before
+    it hands out YUV420 windows). The C++ CPU kernel reads it directly; other backends convert it first."""
+
+    data: torch.Tensor
+    height: int
+    width: int
+    coeffs: tuple[int, ...]
+
+    def __post_init__(self):
+        d, h, w = self.data, int(self.height), int(self.width)
+        if h <= 0 or w <= 0 or h % 2 or w % 2:
+            raise ValueError(f"YUV420 needs a positive, even height and width, got {w}x{h}")
+        if not isinstance(d, torch.Tensor) or d.dtype != torch.uint8 or d.dim() != 2 or d.shape[1] != h * w * 3 // 2:
+            raise ValueError(
+                f"YUV420 data must be a uint8 tensor [N, {h * w * 3 // 2}] (Y, U, V planes of {w}x{h} frames), got "
+                f"{getattr(d, 'dtype', type(d).__name__)} {tuple(getattr(d, 'shape', ()))}"
+            )
+        if d.stride(1) != 1:
+            raise ValueError(f"YUV420 data's rows must be contiguous, got strides {d.stride()}")
+        if len(self.coeffs) != 6 or not all(-32768 <= int(c) <= 32767 for c in self.coeffs):
+            raise ValueError(f"YUV420 coeffs must be libswscale's 6 16-bit constants, got {self.coeffs!r}")
+
+    @classmethod
+    def empty(cls, n: int, height: int, width: int, coeffs, device="cpu") -> "YUV420":
+        return cls(
+            torch.empty(n, height * width * 3 // 2, dtype=torch.uint8, device=device), height, width, tuple(coeffs)
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.data.shape[0], self.height, self.width, 3)
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def _plane(self, offset: int, h: int, w: int) -> torch.Tensor:
+        d = self.data
+        return d.as_strided((d.shape[0], h, w), (d.stride(0), w, 1), d.storage_offset() + offset)
+
+    @property
+    def y(self) -> torch.Tensor:
+        """uint8 [N, H, W] luma (a view)."""
+        return self._plane(0, self.height, self.width)
+
+    @property
+    def u(self) -> torch.Tensor:
+        """uint8 [N, H/2, W/2] (a view)."""
+        return self._plane(self.height * self.width, self.height // 2, self.width // 2)
+
+    @property
+    def v(self) -> torch.Tensor:
+        """uint8 [N, H/2, W/2] (a view)."""
+        return self._plane(self.height * self.width * 5 // 4, self.height // 2, self.width // 2)
+
+    @property
+    def uv(self) -> torch.Tensor:
+        """The chroma as the kernels read it: uint8 [N, H/2, W/2, 2] (U, V), a strided view (V a plane after U)."""
+        d, hw = self.data, self.height * self.width
+        ch, cw = self.height // 2, self.width // 2
+        return d.as_strided((d.shape[0], ch, cw, 2), (d.stride(0), cw, 1, ch * cw), d.storage_offset() + hw)
+
+    def coefficients(self) -> list[int]:
+        """The kernels' ``yuv`` argument: ``[1, cy, cvr, cub, cvg, cug, yo]`` (1: libswscale's arithmetic)."""
+        return [1, *(int(c) for c in self.coeffs)]
+
+    def index_select(self, dim: int, index: torch.Tensor) -> "YUV420":
+        if dim != 0:
+            raise ValueError(f"YUV420 selects frames (dim 0) only, got dim {dim}")
+        return YUV420(self.data.index_select(0, index.to(self.device)), self.height, self.width, self.coeffs)
+
+    def to_rgb(self) -> torch.Tensor:
+        """uint8 [N, H, W, 3] RGB in libswscale's arithmetic (:func:`sf2t.video.convert.yuv420_to_rgb`)."""
+        from sf2t.video.convert import yuv420_to_rgb
+
+        out = torch.empty(len(self), self.height, self.width, 3, dtype=torch.uint8, device=self.device)
+        y, u, v = self.y, self.u, self.v
+        for i in range(len(self)):
+            yuv420_to_rgb(y[i], u[i], v[i], self.coeffs, out=out[i])
+        return out
+
+
 def qwen2_vl_target_size(
     height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
 ) -> tuple[int, int]:
@@ -563,7 +657,9 @@ def fragment_pack(
     """Gather + crop + resize + normalize + patchify (see the module docstring for shapes).
 
     ``frames`` may be :class:`NV12` (a hardware decoder's output): the compiled (C++, CUDA) and Triton kernels
-    convert it in the same pass; the reference converts it first (``NV12.to_rgb``).
+    convert it in the same pass; the reference converts it first (``NV12.to_rgb``). Or :class:`YUV420` (a CPU
+    decoder's planes, the pyav backend's ``output="yuv420"``): the C++ kernel converts it in the same pass, in
+    libswscale's arithmetic; other backends convert it first (``YUV420.to_rgb``).
 
     Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``. ``layout="fchw"`` (LLaVA-OneVision,
     LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop resized to ``resize`` (default:
@@ -571,10 +667,11 @@ def fragment_pack(
     ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]], None)``; the patch arguments do
     not apply.
     """
-    nv12 = frames if isinstance(frames, NV12) else None
+    nv12 = frames if isinstance(frames, (NV12, YUV420)) else None
     if nv12 is not None:
-        # the compiled and Triton kernels read NV12 themselves; the reference converts first
-        fused = choose_backend(nv12.device, backend) != "reference"
+        # the compiled and Triton kernels read NV12 themselves, the C++ kernel YUV420 too; the others convert first
+        which = choose_backend(nv12.device, backend)
+        fused = which == "cpp" or (which != "reference" and isinstance(nv12, NV12))
         frames = nv12.y.unsqueeze(-1).expand(-1, -1, -1, 3) if fused else nv12.to_rgb()  # a view for the checks
         if not fused:
             nv12 = None
@@ -634,6 +731,101 @@ def fragment_pack(
     else:
         out = torch.ops.sf2t.fragment_pack(frames, src_index, boxes, *args, dtype)
     return out, grid
+
+
+def fragment_pack_many(
+    frames,
+    src_indices: Sequence[torch.Tensor],
+    boxes: Sequence[torch.Tensor | None],
+    size: tuple[int, int],
+    *,
+    mean: Sequence[float] = QWEN2_VL_MEAN,
+    std: Sequence[float] = QWEN2_VL_STD,
+    patch_size: int = 14,
+    temporal_patch_size: int = 2,
+    merge_size: int = 2,
+    frame_repeat: int = 2,
+    dtype: torch.dtype = torch.float32,
+    backend: str | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The samples of one decoded window: ``[fragment_pack(frames, src_indices[k], boxes[k], size, ...) for k]``
+    (Qwen2-VL layout), the same values. The C++ kernel resizes each distinct (source frame, crop box) once and
+    writes it into every sample that shows it: a window's samples overlap (4 plain 16-frame fragments in a 64-frame
+    window show ~46 distinct frames among their 64), so a window is packed with ~30 % less resizing than sample by
+    sample. Other backends (and an extension built before this op) pack sample by sample."""
+    if len(src_indices) != len(boxes):
+        raise ValueError(f"one boxes entry per src_index: got {len(src_indices)} src_indices and {len(boxes)} boxes")
+    kw = dict(
+        mean=mean,
+        std=std,
+        patch_size=patch_size,
+        temporal_patch_size=temporal_patch_size,
+        merge_size=merge_size,
+        frame_repeat=frame_repeat,
+        dtype=dtype,
+    )
+    if not isinstance(frames, (torch.Tensor, NV12, YUV420)):
+        raise TypeError(f"frames must be a torch.Tensor, NV12 or YUV420, got {type(frames).__name__}")
+    device = frames.device
+    if not src_indices or choose_backend(device, backend) != "cpp" or not _has_multi():
+        return [fragment_pack(frames, i, b, size, backend=backend, **kw) for i, b in zip(src_indices, boxes)]
+    planes = frames if isinstance(frames, (NV12, YUV420)) else None
+    view = planes.y.unsqueeze(-1).expand(-1, -1, -1, 3) if planes is not None else frames  # a view for the checks
+    out_h, out_w = int(size[0]), int(size[1])
+    idx, bxs = [], []
+    for i, b in zip(src_indices, boxes):
+        _check_args(
+            view,
+            i,
+            b,
+            size,
+            mean,
+            std,
+            patch_size,
+            temporal_patch_size,
+            merge_size,
+            frame_repeat,
+            dtype,
+            "qwen2_vl",
+            None,
+        )
+        i = i.to(torch.int64)
+        if b is None:
+            b = torch.tensor([[0, 0, view.shape[2], view.shape[1]]], dtype=torch.int64).expand(i.numel(), 4)
+        idx.append(i)
+        bxs.append(b.to(torch.int64).contiguous())
+    args = (
+        out_h,
+        out_w,
+        [float(v) for v in mean],
+        [float(v) for v in std],
+        patch_size,
+        temporal_patch_size,
+        merge_size,
+        frame_repeat,
+        dtype,
+    )
+    if planes is not None:
+        outs = torch.ops.sf2t.fragment_pack_multi(planes.y, idx, bxs, *args, planes.uv, planes.coefficients())
+    else:
+        outs = torch.ops.sf2t.fragment_pack_multi(view, idx, bxs, *args)
+    grids = []
+    for i in idx:
+        total = -(-i.numel() * frame_repeat // temporal_patch_size) * temporal_patch_size
+        grids.append(_grid(total // temporal_patch_size, out_h // patch_size, out_w // patch_size, device))
+    return list(zip(outs, grids))
+
+
+@functools.lru_cache(maxsize=1)
+def _has_multi() -> bool:
+    """Whether the loaded extension has the fragment_pack_multi op (one built before it does not)."""
+    if not _ext.is_loaded():
+        return False
+    try:
+        torch.ops.sf2t.fragment_pack_multi  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return False
+    return True
 
 
 def _check_runnable(which: str, device: torch.device) -> None:
@@ -730,6 +922,34 @@ def _register_fake() -> None:
         rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
         cols = 3 * temporal_patch_size * patch_size * patch_size
         return frames.new_empty((rows, cols), dtype=dtype or torch.float32)
+
+    if _has_multi():
+
+        @torch.library.register_fake("sf2t::fragment_pack_multi")
+        def _(
+            frames,
+            src_index,
+            boxes,
+            out_h,
+            out_w,
+            mean,
+            std,
+            patch_size,
+            temporal_patch_size,
+            merge_size,
+            frame_repeat,
+            dtype=None,
+            uv=None,
+            yuv=None,
+        ):
+            torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
+            cols = 3 * temporal_patch_size * patch_size * patch_size
+            outs = []
+            for i in src_index:
+                total = (i.shape[0] * frame_repeat + temporal_patch_size - 1) // temporal_patch_size
+                rows = total * (out_h // patch_size) * (out_w // patch_size)
+                outs.append(frames.new_empty((rows, cols), dtype=dtype or torch.float32))
+            return outs
 
     try:
         torch.ops.sf2t.fragment_pack_fchw  # noqa: B018 - an extension built before this op has no schema for it

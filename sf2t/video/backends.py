@@ -28,7 +28,8 @@ from typing import Sequence
 
 import torch
 
-from sf2t.video.convert import SwscaleRGB
+from sf2t.ops.fragment_pack import YUV420
+from sf2t.video.convert import SwscaleRGB, copy_planes
 from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
 from sf2t.video.errors import VideoError, first_line
 from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index, tc_open
@@ -45,11 +46,14 @@ __all__ = [
     "as_index_list",
     "check_range",
     "DecoderCache",
+    "OUTPUTS",
 ]
 
 log = logging.getLogger("sf2t.video")
 
 BACKENDS = ("torchcodec", "pyav", "dali")
+# what get_frames returns: RGB tensors, or (pyav backend, CPU, 8-bit 4:2:0 streams) YUV420 planes, RGB otherwise
+OUTPUTS = ("rgb", "yuv420")
 _MODULES = {"torchcodec": "torchcodec", "pyav": "av", "dali": "nvidia.dali"}
 _logged: set[tuple] = set()
 
@@ -79,12 +83,19 @@ def decoder_threads(num_workers: int = 0, cores: int | None = None) -> int:
 
 
 def choose_decoder(
-    info: VideoInfo | None, device: str | torch.device = "cpu", *, have: Sequence[str] | None = None
+    info: VideoInfo | None,
+    device: str | torch.device = "cpu",
+    *,
+    have: Sequence[str] | None = None,
+    output: str = "rgb",
 ) -> tuple[str, str]:
-    """(backend, why) for a video on ``device``: by what is installed, the device and the codec."""
+    """(backend, why) for a video on ``device``: by what is installed, the device and the codec; ``output="yuv420"``
+    on the CPU prefers PyAV (the backend that gives YUV420 windows)."""
     have = list(available_decoders() if have is None else have)
     dev = torch.device(device)
     codec = info.codec if info is not None else None
+    if output == "yuv420" and dev.type == "cpu" and "pyav" in have:
+        return "pyav", "PyAV: YUV420 windows asked for (the RGB conversion runs in fragment_pack)"
     if dev.type == "cuda":
         if "dali" in have and codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
             return "dali", f"{codec} on {dev}: DALI decodes it with NVDEC"
@@ -163,13 +174,22 @@ class Backend:
         self.num_frames = 0
         self.frames_decoded = 0  # frames the codec decoded, GOP lead-ins included (for throughput reports)
 
-    def get_frames(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] on the backend's device and
-        float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``."""
+    output = "rgb"  # what get_frames returns (OUTPUTS; only the pyav backend gives "yuv420")
+
+    def get_frames(
+        self, indices: Sequence[int] | torch.Tensor, output: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] on the backend's device (or, from a
+        backend opened with ``output="yuv420"``, :class:`~sf2t.ops.YUV420` where the stream allows it) and float64
+        [N] presentation times in seconds (CPU); row i is frame ``indices[i]``. ``output="rgb"``: RGB this time."""
         idx = as_index_list(self.path, indices)
         check_range(self.path, idx, self.num_frames)
         uniq = sorted(set(idx))
-        frames, pts = self._decode(uniq, Deadline(self.path, self.timeout, "decoding"))
+        self._call_output = output or self.output
+        try:
+            frames, pts = self._decode(uniq, Deadline(self.path, self.timeout, "decoding"))
+        finally:
+            self._call_output = None
         if uniq != idx:
             rows = torch.tensor([bisect.bisect_left(uniq, i) for i in idx], dtype=torch.int64)
             frames = frames.index_select(0, rows.to(frames.device))
@@ -253,6 +273,47 @@ def to_rgb(frame):
     return frame.to_ndarray(format="rgb24", interpolation="BICUBIC")
 
 
+class _WindowPool:
+    """Window buffers for YUV420 windows, reused once nothing refers to them any more: a fresh 46-frame 1280x720
+    window is 64 MB whose first touch (page faults, zeroing) cost more than copying the planes into it (measured
+    on this project's 2-core machine: 0.76 ms a frame against 0.15). A buffer is free when its only references
+    are the pool's (every tensor over it holds one). One pool per process, shared by every backend and thread (a
+    decoder reopened by the LRU, or a new sampler, finds the buffers warm); at most ``keep_mb`` of buffers kept."""
+
+    def __init__(self, keep_mb: int = 512):
+        import threading
+
+        self.keep = keep_mb << 20
+        self.buffers: list = []
+        self.lock = threading.Lock()
+
+    def take(self, rows: int, cols: int) -> torch.Tensor:
+        import numpy as np
+
+        with self.lock:
+            for i in range(len(self.buffers)):  # (no loop variable bound to a buffer: it would count as a user)
+                if self.buffers[i].shape == (rows, cols) and self._free(i):
+                    return torch.from_numpy(self.buffers[i])
+            buf = np.empty((rows, cols), dtype=np.uint8)  # numpy asks for huge pages for large arrays
+            self.buffers.append(buf)
+            total, i = sum(b.nbytes for b in self.buffers), 0
+            while total > self.keep and i < len(self.buffers) - 1:  # over the cap: forget the oldest free ones
+                if self._free(i):
+                    total -= self.buffers.pop(i).nbytes
+                else:
+                    i += 1
+            return torch.from_numpy(buf)
+
+    def _free(self, i: int) -> bool:
+        """Whether buffer i is referenced by the pool's list alone (no tensor over it is alive)."""
+        import sys
+
+        return sys.getrefcount(self.buffers[i]) <= 2  # the list's reference and getrefcount's argument
+
+
+_WINDOWS = _WindowPool()
+
+
 class PyAVBackend(Backend):
     """Frame-exact random access with PyAV: one demux pass at open maps pts -> frame index and finds the
     keyframes; each request seeks to the keyframe before a wanted frame only when decoding forward from where
@@ -260,7 +321,7 @@ class PyAVBackend(Backend):
 
     name = "pyav"
 
-    def __init__(self, path, **kw):
+    def __init__(self, path, output: str = "rgb", **kw):
         super().__init__(path, **kw)
         if self.device.type != "cpu":
             raise VideoError(
@@ -288,6 +349,14 @@ class PyAVBackend(Backend):
         self._pos = -1
         # RGB straight from the decoder's planes into the window tensor, bit-identical to to_rgb (checked per format)
         self.rgb = SwscaleRGB(to_rgb, enabled=os.environ.get("SF2T_FAST_RGB", "1") != "0")
+        # output="yuv420": windows of YUV420 (the planes, unconverted: fragment_pack's C++ kernel converts the frames
+        # a sample shows) where the stream's format allows it (8-bit 4:2:0, even size, upright, sf2t's conversion
+        # verified exact for the format), else RGB as usual
+        self.output = output
+        self._pool = _WINDOWS
+        if output not in OUTPUTS:
+            self.close()
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 
     def _seek(self, k: int) -> None:
         self.container.seek(
@@ -299,7 +368,8 @@ class PyAVBackend(Backend):
     def _decode(self, uniq, deadline):
         want = {k: i for i, k in enumerate(uniq)}  # frame index -> its row in the output
         got: set[int] = set()
-        out = None  # uint8 [len(uniq), H, W, 3], allocated at the first wanted frame (its size)
+        out = None  # uint8 [len(uniq), H, W, 3] or YUV420, allocated at the first wanted frame (its size)
+        out_np = None  # a YUV420 window's data as numpy (the planes are copied with numpy: less overhead per call)
         for k in uniq:
             if k in got:
                 continue
@@ -330,8 +400,13 @@ class PyAVBackend(Backend):
                         )
                     if self.rotation is None:
                         self.rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+                    k_yuv = self._yuv_coeffs(frame)
                     if out is None:
-                        out = torch.empty(len(uniq), frame.height, frame.width, 3, dtype=torch.uint8)
+                        if k_yuv is not None:
+                            data = self._pool.take(len(uniq), frame.height * frame.width * 3 // 2)
+                            out = YUV420(data, frame.height, frame.width, tuple(k_yuv))
+                        else:
+                            out = torch.empty(len(uniq), frame.height, frame.width, 3, dtype=torch.uint8)
                     elif (frame.height, frame.width) != tuple(out.shape[1:3]):
                         raise VideoError(
                             self.path,
@@ -340,7 +415,15 @@ class PyAVBackend(Backend):
                             "size)",
                             "unsupported",
                         )
-                    self.rgb(frame, out[want[j]])
+                    if isinstance(out, YUV420) and (k_yuv is None or tuple(k_yuv) != out.coeffs):
+                        out = out.to_rgb()  # the format changed mid-window: RGB from here (rows so far converted)
+                        out_np = None
+                    if isinstance(out, YUV420):
+                        if out_np is None:
+                            out_np = out.data.numpy()
+                        copy_planes(frame, out_np[want[j]])
+                    else:
+                        self.rgb(frame, out[want[j]])
                     got.add(j)
                 if j >= k:
                     break
@@ -351,8 +434,17 @@ class PyAVBackend(Backend):
             frames = torch.empty(0, cc.height, cc.width, 3, dtype=torch.uint8)
             rot = self.rotation if self.rotation is not None else 0
             return _rotate(frames, rot), torch.empty(0, dtype=torch.float64)
-        frames = _rotate(out, self.rotation or 0)
-        return frames, torch.tensor([self.pts[i] * self.tb for i in uniq], dtype=torch.float64)
+        pts = torch.tensor([self.pts[i] * self.tb for i in uniq], dtype=torch.float64)
+        if isinstance(out, YUV420):
+            return out, pts  # upright: only unrotated streams give YUV420
+        return _rotate(out, self.rotation or 0), pts
+
+    def _yuv_coeffs(self, frame) -> list[int] | None:
+        """libswscale's constants where ``frame`` may go into a YUV420 window (output="yuv420"), else None."""
+        want = getattr(self, "_call_output", None) or self.output
+        if want != "yuv420" or (self.rotation or 0) % 360 or frame.height % 2 or frame.width % 2:
+            return None
+        return self.rgb.exact(frame)
 
     def close(self) -> None:
         c = getattr(self, "container", None)
@@ -410,17 +502,22 @@ def open_decoder(
     threads: int = 1,
     info: VideoInfo | None = None,
     timeout: float | None = None,
+    output: str = "rgb",
 ):
     """Open ``path`` with ``decoder`` (``auto``, ``torchcodec``, ``pyav`` or ``dali``) on ``device``.
 
     ``info`` (from the index) lets ``auto`` choose by codec without opening the file twice. ``timeout``: seconds
-    one ``get_frames`` call may take (checked between frames / chunks). Raises ``VideoError``."""
+    one ``get_frames`` call may take (checked between frames / chunks). ``output="yuv420"``: the pyav backend on
+    the CPU returns :class:`~sf2t.ops.YUV420` windows for 8-bit 4:2:0 streams (``auto`` then picks it); other
+    backends and formats return RGB. Raises ``VideoError``."""
     path = check_file(path)
     if decoder not in ("auto",) + BACKENDS:
         raise ValueError(f"decoder must be 'auto' or one of {BACKENDS}, got {decoder!r}")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     dev = torch.device(device)
     if decoder == "auto":
-        decoder, why = choose_decoder(info, dev)
+        decoder, why = choose_decoder(info, dev, output=output)
         key = (decoder, why, dev.type)
         if key not in _logged:
             _logged.add(key)
@@ -433,7 +530,7 @@ def open_decoder(
     if decoder == "pyav":
         if dev.type != "cpu":  # decode on the CPU, hand over on the device: still one backend, no switch
             return _ToDevice(PyAVBackend(path, **{**kw, "device": "cpu"}), dev)
-        return PyAVBackend(path, **kw)
+        return PyAVBackend(path, output=output, **kw)
     return _dali_backend(path, device=dev, threads=threads, info=info, timeout=timeout)
 
 
@@ -459,8 +556,10 @@ class DecoderCache:
         threads: int = 1,
         timeout: float | None = None,
         max_open: int = 8,
+        output: str = "rgb",
     ):
         self.decoder, self.device, self.threads, self.timeout = decoder, torch.device(device), threads, timeout
+        self.output = output
         self.max_open = max(1, int(max_open))
         self.open: OrderedDict[str, object] = OrderedDict()
 
@@ -468,7 +567,13 @@ class DecoderCache:
         dec = self.open.get(info.path)
         if dec is None:
             dec = open_decoder(
-                info.path, self.decoder, device=self.device, threads=self.threads, info=info, timeout=self.timeout
+                info.path,
+                self.decoder,
+                device=self.device,
+                threads=self.threads,
+                info=info,
+                timeout=self.timeout,
+                output=self.output,
             )
             self.open[info.path] = dec
             while len(self.open) > self.max_open:

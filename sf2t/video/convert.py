@@ -28,7 +28,14 @@ import torch
 
 from sf2t import _ext
 
-__all__ = ["swscale_coefficients", "yuv420_to_rgb", "yuv420_to_rgb_reference", "SwscaleRGB", "FAST_FORMATS"]
+__all__ = [
+    "swscale_coefficients",
+    "yuv420_to_rgb",
+    "yuv420_to_rgb_reference",
+    "SwscaleRGB",
+    "FAST_FORMATS",
+    "copy_planes",
+]
 
 log = logging.getLogger("sf2t.video")
 
@@ -186,6 +193,24 @@ def _plane(plane, rows: int, cols: int) -> torch.Tensor:
     return torch.from_numpy(a) if a.flags.writeable else torch.from_numpy(a.copy())
 
 
+def copy_planes(frame, out) -> None:
+    """A PyAV 8-bit 4:2:0 frame's Y, U and V planes (even size) packed into ``out``: a uint8 numpy array or CPU
+    tensor [H*W*3/2], one row of :class:`sf2t.ops.YUV420`'s ``data`` (one memcpy a plane where its rows are
+    packed, as they are for widths that are multiples of the decoder's alignment)."""
+    import numpy as np
+
+    dst = out.numpy() if isinstance(out, torch.Tensor) else out
+    h, w = frame.height, frame.width
+    at = 0
+    for i, (rows, cols) in enumerate(((h, w), (h // 2, w // 2), (h // 2, w // 2))):
+        plane, n = frame.planes[i], rows * cols
+        if plane.line_size == cols:
+            dst[at : at + n] = np.frombuffer(plane, dtype=np.uint8, count=n)
+        else:
+            dst[at : at + n].reshape(rows, cols)[:] = _plane(plane, rows, cols).numpy()
+        at += n
+
+
 def _register_fake() -> None:
     if not _has_op():
         return
@@ -237,17 +262,26 @@ class SwscaleRGB:
             return None
         return yuv420_to_rgb(y, u, v, k, out=out)
 
+    def exact(self, frame) -> list[int] | None:
+        """libswscale's constants for ``frame``'s format where sf2t's conversion is verified to give PyAV's RGB for
+        it (checked on this frame when the format is new), else None."""
+        key = self._key(frame)
+        if key is None:
+            return None
+        if key not in self.verdict:
+            self._check_format(frame, key, torch.empty(frame.height, frame.width, 3, dtype=torch.uint8))
+        return self.verdict[key]
+
+    def _key(self, frame) -> tuple | None:
+        if not self.enabled or frame.format.name not in FAST_FORMATS:
+            return None
+        return (frame.width, frame.height, frame.format.name, int(frame.colorspace or 0), int(frame.color_range or 0))
+
     def __call__(self, frame, out: torch.Tensor) -> torch.Tensor:
         """Frame's RGB written into ``out`` (uint8 [H, W, 3])."""
         k = None
-        if self.enabled and frame.format.name in FAST_FORMATS:
-            key = (
-                frame.width,
-                frame.height,
-                frame.format.name,
-                int(frame.colorspace or 0),
-                int(frame.color_range or 0),
-            )
+        key = self._key(frame)
+        if key is not None:
             if key not in self.verdict:
                 self._check_format(frame, key, out)
                 return out

@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from sf2t.ops.fragment_pack import YUV420
 from sf2t.tasks import make_task
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
 from sf2t.video.backends import DecoderCache, decoder_threads
@@ -119,7 +120,12 @@ class WindowSampler:
 
     ``videos``: ``VideoInfo`` of usable videos (``sf2t.video.index.usable(read_manifest(path))``).
     ``window(w)`` returns the (Sample, frames) pairs of window ``w``; ``__iter__`` runs windows
-    ``first, first + step, ...``. Decoders stay open (LRU, ``max_open`` files) across windows."""
+    ``first, first + step, ...``. Decoders stay open (LRU, ``max_open`` files) across windows.
+
+    ``output="yuv420"``: where the backend and stream allow it (PyAV, 8-bit 4:2:0, even sizes, no rotation), a
+    window whose tasks read no pixels (``task.pixels == "none"``: plain fragments) comes as a
+    :class:`sf2t.ops.YUV420` (the decoder's planes, no RGB conversion), which ``fragment_pack`` converts per output
+    pixel with the same arithmetic; windows of tasks that edit or guard pixels are RGB as before."""
 
     def __init__(
         self,
@@ -136,6 +142,7 @@ class WindowSampler:
         threads: int = 1,
         timeout: float | None = 60.0,
         max_open: int = 8,
+        output: str = "rgb",
     ):
         if not videos:
             raise ValueError("videos is empty: no usable video to sample from (check the index's errors)")
@@ -164,7 +171,9 @@ class WindowSampler:
         self.samples_per_window = int(samples_per_window)
         self.window_frames = int(window_frames)
         self.weights = list(weights) if weights else None
-        self.decoders = DecoderCache(decoder, device=device, threads=threads, timeout=timeout, max_open=max_open)
+        self.decoders = DecoderCache(
+            decoder, device=device, threads=threads, timeout=timeout, max_open=max_open, output=output
+        )
         self.failures: list[Failure] = []
         self.stats = {"windows": 0, "samples": 0, "failed": 0, "frames_requested": 0, "frames_decoded": 0}
 
@@ -192,18 +201,27 @@ class WindowSampler:
         self.stats["failed"] += 1
         log.info("sample skipped: %s: %s (%s)", f.path, f.reason, f.kind)
 
-    def _get(self, info: VideoInfo, ids: list[int]) -> torch.Tensor:
+    def _get(self, info: VideoInfo, ids: list[int], rgb: bool = True):
+        """Frames ``ids`` of ``info``: RGB, or with ``rgb=False`` what the decoder gives (YUV420 planes with
+        ``output="yuv420"`` where the backend and stream allow it)."""
         dec = self.decoders.get(info)
         before = getattr(dec, "frames_decoded", None)
-        frames, _ = dec.get_frames(ids)
+        # a backend that gives YUV420 is asked for RGB (converted as it decodes) when the window's pixels are read
+        yuv = getattr(dec, "output", "rgb") != "rgb"
+        frames, _ = dec.get_frames(ids, output="rgb") if rgb and yuv else dec.get_frames(ids)
         if before is not None:
             self.stats["frames_decoded"] += dec.frames_decoded - before
         self.stats["frames_requested"] += len(ids)
-        return frames
+        return frames.to_rgb() if rgb and isinstance(frames, YUV420) else frames
+
+    def _reads_pixels(self, plans: list[FramePlan]) -> bool:
+        """Whether building any of ``plans`` reads pixels (then the window is converted to RGB once, for all)."""
+        return any(getattr(self.tasks[p.task], "pixels", "full") != "none" for p in plans)
 
     def window(self, w: int) -> list[tuple[Sample, torch.Tensor]]:
         """The samples of window ``w`` as (Sample, frames): ``frames`` uint8 [n, H, W, 3] on the sampler's device
-        is what ``sample.src_index`` indexes (``sample.presented(frames)`` gives the presented frames; pass both
+        (or a ``YUV420`` of n frames, see the class docstring) is what ``sample.src_index`` indexes
+        (``sample.presented(frames)`` gives the presented frames; pass both
         to ``fragment_pack``): the window's one union decode, shared by its samples without a copy, or the
         frames a task built (``sample.frames``). Failures go to ``self.failures``."""
         wp = self.plan(w)
@@ -226,8 +244,9 @@ class WindowSampler:
             return []
         union = sorted({i for p in plans for i in p.frame_ids})
         decoded: list[tuple[FramePlan, torch.Tensor, list[int]]] = []  # (plan, frames, rows of its frame_ids)
+        rgb = self._reads_pixels(plans)  # else YUV420 windows stay planar (output="yuv420"): fragment_pack converts
         try:
-            frames = self._get(info, union)  # [len(union), H, W, 3], shared by the window's samples
+            frames = self._get(info, union, rgb)  # [len(union), H, W, 3], shared by the window's samples
             for p in plans:
                 decoded.append((p, frames, [bisect.bisect_left(union, i) for i in p.frame_ids]))
         except VideoError as e:
@@ -241,7 +260,7 @@ class WindowSampler:
             self._forget(info.path)
             for p in plans:
                 try:
-                    fr = self._get(info, list(p.frame_ids))
+                    fr = self._get(info, list(p.frame_ids), rgb)
                     decoded.append((p, fr, list(range(len(p.frame_ids)))))
                 except VideoError as e2:
                     self._fail(Failure(e2.path, e2.kind, e2.reason, w, p.task))

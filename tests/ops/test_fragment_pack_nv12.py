@@ -129,8 +129,10 @@ def test_kernel_checks_and_opcheck():
         torch.ops.sf2t.fragment_pack(*args[:12], x.uv[:, :1], x.coefficients())
     with pytest.raises(RuntimeError, match="even"):
         torch.ops.sf2t.fragment_pack(x.y[:, :7], *args[1:12], x.uv, x.coefficients())
-    with pytest.raises(RuntimeError, match="6 yuv"):
+    with pytest.raises(RuntimeError, match="the 6 Q16 conversion constants"):
         torch.ops.sf2t.fragment_pack(*args[:12], x.uv, [1, 2])
+    with pytest.raises(RuntimeError, match="is not a 16-bit integer"):  # libswscale's constants: [1, 6 x int16]
+        torch.ops.sf2t.fragment_pack(*args[:12], x.uv, [1, 9535, 13074, 16531, -6660, -3203, 1 << 20])
 
 
 @pytest.mark.gpu

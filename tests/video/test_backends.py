@@ -242,3 +242,78 @@ def test_torchcodec_counts_the_frames_its_codec_decodes(tmp_path):
             pa.get_frames(r)
             assert tc.frames_decoded == pa.frames_decoded, r
     assert tc.frames_decoded > sum(len(r) for r in requests)  # lead-ins counted
+
+
+def _needs_ext():
+    from sf2t import _ext
+
+    if not _ext.is_loaded():
+        pytest.skip(f"sf2t._C not built: {_ext.load_error()}")
+
+
+def test_pyav_yuv420_windows_are_the_rgb_windows_planar(clips):
+    """output="yuv420": the pyav backend hands out the decoder's planes (YUV420), whose RGB is exactly the RGB
+    windows it gives otherwise, in any order with repeats, with the same timestamps and the same frames decoded;
+    output="rgb" on one call gives RGB; auto picks PyAV for yuv420 on the CPU."""
+    _needs_ext()
+    from sf2t.ops import YUV420
+
+    for name in ("bikes.mp4", "carphone_pristine.mp4", "synth.mp4"):
+        if name not in clips:
+            continue
+        path, idx = clips[name], [40, 3, 3, 17, 0, 60]
+        with open_decoder(path, "pyav") as a, open_decoder(path, "pyav", output="yuv420") as b:
+            rgb, pa = a.get_frames(idx)
+            yuv, pb = b.get_frames(idx)
+            assert isinstance(yuv, YUV420) and yuv.shape == rgb.shape, name
+            assert torch.equal(yuv.to_rgb(), rgb) and torch.equal(pa, pb), name
+            assert a.frames_decoded == b.frames_decoded
+            again, _ = b.get_frames(idx, output="rgb")
+            assert isinstance(again, torch.Tensor) and torch.equal(again, rgb)
+    assert choose_decoder(probe(clips["synth.mp4"]), "cpu", output="yuv420")[0] == "pyav"
+    with pytest.raises(ValueError, match="output must be one of"):
+        open_decoder(clips["synth.mp4"], "pyav", output="nv12")
+
+
+def test_pyav_yuv420_falls_back_to_rgb_where_it_cannot_be_planar(tmp_path):
+    """Odd sizes (swscale's scaled path), 4:4:4, 10-bit and rotated streams come back as RGB, the same RGB as
+    without output="yuv420"; so does torchcodec, which has no planar output."""
+    _needs_ext()
+    files = [
+        media.encode(tmp_path / "odd.webm", media.moving_frames(4, 179, 321), codec="libvpx-vp9"),
+        media.encode(tmp_path / "f444.mp4", media.moving_frames(4, 48, 64), pix_fmt="yuv444p"),
+        media.encode(tmp_path / "ten.mp4", media.moving_frames(4, 48, 64), pix_fmt="yuv420p10le"),
+        media.encode(tmp_path / "rot.mp4", media.moving_frames(4, 48, 64), rotation=90),
+    ]
+    for path in files:
+        for backend in CPU_BACKENDS:
+            with open_decoder(path, backend) as a, open_decoder(path, backend, output="yuv420") as b:
+                want, _ = a.get_frames([2, 0])
+                got, _ = b.get_frames([2, 0])
+                assert isinstance(got, torch.Tensor) and torch.equal(got, want), (path, backend)
+
+
+def test_window_buffers_are_reused_only_when_nothing_holds_them():
+    """The YUV420 window pool hands a buffer out again only once no tensor (or view) over it is alive."""
+    from sf2t.video.backends import _WindowPool
+
+    pool = _WindowPool(keep_mb=1)
+    a = pool.take(2, 100)
+    b = pool.take(2, 100)
+    assert a.data_ptr() != b.data_ptr()  # a is still held
+    pa = a.data_ptr()
+    del a
+    c = pool.take(2, 100)
+    assert c.data_ptr() == pa  # released: reused
+    view = c[1]
+    del c
+    d = pool.take(2, 100)
+    assert d.data_ptr() not in (pa, b.data_ptr())  # a view keeps its buffer in use
+    assert view.data_ptr() == pa + 100
+    e = pool.take(3, 100)
+    assert e.shape == (3, 100)
+    small = _WindowPool(keep_mb=0)  # nothing kept beyond the buffer just handed out
+    x = small.take(1, 10)
+    del x
+    small.take(1, 20)
+    assert len(small.buffers) == 1

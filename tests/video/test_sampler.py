@@ -142,3 +142,30 @@ def test_bad_arguments(videos):
         WindowSampler(videos, samples_per_window=0)
     with pytest.raises(ValueError, match="unknown task"):
         WindowSampler(videos, ["nope"])
+
+
+def test_yuv420_windows_pack_to_the_same_pixels(videos):
+    """output="yuv420": windows of plain fragments stay planar (YUV420) and fragment_pack gives exactly the pixels
+    of the RGB windows; a task that reads pixels gets RGB windows (converted as decoded) and the same samples."""
+    from sf2t import _ext
+    from sf2t.ops import YUV420, fragment_pack
+    from sf2t.throughput import Fragment
+
+    if not _ext.is_loaded():
+        pytest.skip(f"sf2t._C not built: {_ext.load_error()}")
+    for tasks in ({"fragment": Fragment()}, ("counting", "disorder")):
+        kw = dict(seed=1, samples_per_window=4, window_frames=48, decoder="pyav")
+        rgb = WindowSampler(videos, tasks, **kw)
+        yuv = WindowSampler(videos, tasks, output="yuv420", **kw)
+        for w in range(3):
+            a, b = rgb.window(w), yuv.window(w)
+            assert [s.meta for s, _ in a] == [s.meta for s, _ in b] and len(a) == 4
+            planar = isinstance(tasks, dict)
+            for (sa, fa), (sb, fb) in zip(a, b):
+                assert isinstance(fb, YUV420) == planar and isinstance(fa, torch.Tensor)
+                pa, _ = fragment_pack(fa, sa.src_index_tensor(), sa.boxes_tensor(), (56, 84))
+                pb, _ = fragment_pack(fb, sb.src_index_tensor(), sb.boxes_tensor(), (56, 84))
+                assert torch.equal(pa, pb)
+        assert rgb.stats["frames_decoded"] == yuv.stats["frames_decoded"]
+        rgb.close()
+        yuv.close()

@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <array>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -21,11 +22,19 @@
 #endif
 
 #include "../fragment_pack_host.h"
+#include "yuv_swscale.h"
 
 namespace sf2t {
 namespace {
 
 using namespace fragment_pack_detail;
+
+// libswscale's constants of a plan with sws (yuv = [1, cy, cvr, cub, cvg, cug, yo]).
+inline swscale::Coeffs sws_coeffs(const Plan& pl) {
+  return swscale::Coeffs{static_cast<int16_t>(pl.yuv[0]), static_cast<int16_t>(pl.yuv[1]),
+                         static_cast<int16_t>(pl.yuv[2]), static_cast<int16_t>(pl.yuv[3]),
+                         static_cast<int16_t>(pl.yuv[4]), static_cast<int16_t>(pl.yuv[5])};
+}
 
 // ---- output buffers ----
 
@@ -221,7 +230,8 @@ PlanarKernel planar_kernel_mode(const AxisWeights& wx, int64_t out_w, int64_t ou
 
 PlanarKernel planar_kernel(const AxisWeights& wx, int64_t out_w, int64_t out_pad) {
   PlanarKernel k = planar_kernel_mode(wx, out_w, out_pad, 4);
-  return k.ok ? k : planar_kernel_mode(wx, out_w, out_pad, 2);
+  if (!k.ok) k = planar_kernel_mode(wx, out_w, out_pad, 2);
+  return k;
 }
 
 // Two unaligned 16-byte loads into the lanes of one vector.
@@ -321,6 +331,25 @@ __attribute__((target("avx2"))) void nv12_row_planes_avx2(const int32_t* k, cons
                              16),
            g + (x - x0));
     store8_u8(_mm256_srai_epi32(_mm256_add_epi32(yc, _mm256_mullo_epi32(k4, d)), 16), b + (x - x0));
+  }
+  for (; x < x1; ++x) one(x);
+}
+
+// I420 crop row [x0, x1) in libswscale's arithmetic (yuv_swscale.h) straight into R, G, B planes, 32 pixels a step:
+// the decoders' own RGB, bit for bit, without a packed row or a split.
+__attribute__((target("avx2"))) void i420_row_planes_sws_avx2(const swscale::Coeffs& k, const uint8_t* yl,
+                                                               const uint8_t* ul, const uint8_t* vl, int64_t x0,
+                                                               int64_t x1, uint8_t* r, uint8_t* g, uint8_t* b) {
+  auto one = [&](int64_t x) { swscale::pixel(k, yl[x], ul[x / 2], vl[x / 2], r[x - x0], g[x - x0], b[x - x0]); };
+  int64_t x = x0;
+  if (x < x1 && (x & 1)) one(x++);  // from here x is even: its chroma sample is x / 2
+  const swscale::Vec kv = swscale::vec(k);
+  for (; x + 32 <= x1; x += 32) {
+    __m256i R, G, B;
+    swscale::rgb32(kv, yl + x, ul + x / 2, vl + x / 2, R, G, B);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + (x - x0)), R);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(g + (x - x0)), G);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + (x - x0)), B);
   }
   for (; x < x1; ++x) one(x);
 }
@@ -490,6 +519,15 @@ void load_row(const Plan& pl, const at::Tensor& frames, const std::optional<at::
     const int64_t uN = uv->stride(0), uH = uv->stride(1), uW = uv->stride(2), uC = uv->stride(3);
     const uint8_t* yl = src + pl.src[f] * sN + y * sH;
     const uint8_t* cl = uvp + pl.src[f] * uN + (y / 2) * uH;
+    if (pl.sws) {
+      const swscale::Coeffs k = sws_coeffs(pl);
+      for (int64_t x = x0; x < x1; ++x) {
+        const uint8_t* c = cl + (x / 2) * uW;
+        uint8_t* o = row + (x - x0) * 3;
+        swscale::pixel(k, yl[x * sW], c[0], c[uC], o[0], o[1], o[2]);
+      }
+      return;
+    }
     for (int64_t x = x0; x < x1; ++x) {
       const uint8_t* c = cl + (x / 2) * uW;
       nv12_pixel(pl.yuv, yl[x * sW], c[0], c[uC], row + (x - x0) * 3);
@@ -573,10 +611,21 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
   }
   // NV12 with a contiguous Y row and UV row: converted straight into the planes
   // (interleaved UV, or I420-style U and V rows: element stride 1, V at a fixed offset)
+  // (libswscale's arithmetic: I420-style rows only)
   const bool nv12_direct = pl.nv12 && frames.stride(2) == 1 &&
-                           ((uv->stride(2) == 2 && uv->stride(3) == 1) || uv->stride(2) == 1);
+                           ((uv->stride(2) == 2 && uv->stride(3) == 1 && !pl.sws) || uv->stride(2) == 1);
 #else
   const bool avx2 = false;
+#endif
+#ifdef SF2T_FP_AVX2
+  // the planar width kernel of each distinct width resize, built once per call (frames of one crop size share it)
+  std::map<const AxisWeights*, PlanarKernel> planar;
+  if (avx2 && allow_planar) {
+    for (int64_t f = 0; f < pl.presented; ++f) {
+      const AxisWeights* w = pl.wx[f].get();
+      if (planar.find(w) == planar.end()) planar.emplace(w, planar_kernel(*w, ow, op));
+    }
+  }
 #endif
   at::parallel_for(0, pl.presented, 1, [&](int64_t begin, int64_t end) {
     // per-thread buffers kept across calls: no fresh pages (and page faults) per call
@@ -591,7 +640,9 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
       planes.resize(ch * stride + 16);
 #ifdef SF2T_FP_AVX2
       if (avx2) {
-        const PlanarKernel pk = allow_planar ? planar_kernel(wx, ow, op) : PlanarKernel{};
+        static const PlanarKernel none;
+        const auto found = planar.find(&wx);
+        const PlanarKernel& pk = found != planar.end() ? found->second : none;
         if (pk.ok) {
           const int64_t plen = cw + 16;  // each plane: 16 readable bytes past every window start
           split.assign(3 * plen, 0);
@@ -602,7 +653,11 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
               const int64_t x0 = pl.box[4 * f], fy = y0 + y;
               const uint8_t* yl = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + fy * frames.stride(1);
               const uint8_t* cl = uv->data_ptr<uint8_t>() + pl.src[f] * uv->stride(0) + (fy / 2) * uv->stride(1);
-              nv12_row_planes_avx2(pl.yuv, yl, cl, uv->stride(2) == 2, uv->stride(3), x0, x0 + cw, r, g, b);
+              if (pl.sws) {
+                i420_row_planes_sws_avx2(sws_coeffs(pl), yl, cl, cl + uv->stride(3), x0, x0 + cw, r, g, b);
+              } else {
+                nv12_row_planes_avx2(pl.yuv, yl, cl, uv->stride(2) == 2, uv->stride(3), x0, x0 + cw, r, g, b);
+              }
             } else {
               // packed RGB read in place (exactly the crop's 3 * cw bytes), else the row gathered into `row`
               const uint8_t* src = direct_row(pl, frames, f, y0 + y, 3 * cw, data_end);
@@ -667,20 +722,22 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
   });
 }
 
-// Qwen2-VL layout: output frames r in [f*repeat, (f+1)*repeat) show presented frame f, plus the padding frames
-// after the last one. Bands of one patch row (p output rows): each patch's [C, tp, p, p] block is filled with p-long
-// contiguous runs of the planar lines.
+// Writes bands of the Qwen2-VL layout into one output: output frames [r_begin, r_end) all show the band of p float
+// lines (bands of one patch row, p output rows: each patch's [C, tp, p, p] block is filled with p-long contiguous
+// runs of the planar lines).
 template <typename out_t>
-void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, const std::optional<at::Tensor>& uv,
-                out_t* out) {
-  const int64_t p = lay.p, tp = lay.tp, m = lay.m;
+struct QwenBandWriter {
+  Layout lay;
+  out_t* out;
+  bool vector_runs = false, stream = false;
+  QwenBandWriter(const Layout& l, out_t* o) : lay(l), out(o) {
 #ifdef SF2T_FP_AVX2
-  const bool vector_runs = std::is_same<out_t, float>::value && p >= 8 && cpu_has_avx2();
-  const bool stream = vector_runs && stream_ok(reinterpret_cast<const float*>(out), p, lay.cols);
+    vector_runs = std::is_same<out_t, float>::value && lay.p >= 8 && cpu_has_avx2();
+    stream = vector_runs && stream_ok(reinterpret_cast<const float*>(out), lay.p, lay.cols);
 #endif
-  resize_frames(pl, frames, uv, p, [&](int64_t f, int64_t y0, int64_t, int64_t op, const float* lines) {
-    const int64_t r_begin = f * pl.repeat;
-    const int64_t r_end = (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat;
+  }
+  void operator()(int64_t y0, int64_t op, const float* lines, int64_t r_begin, int64_t r_end) const {
+    const int64_t p = lay.p, tp = lay.tp, m = lay.m;
     const int64_t hy = y0 / p;
 #ifdef SF2T_FP_AVX2
     if (vector_runs) {
@@ -705,6 +762,42 @@ void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, con
           }
         }
       }
+    }
+  }
+};
+
+// The output frames presented frame f of a plan fills: [f * repeat, (f + 1) * repeat), and the padding frames
+// after the last one.
+inline std::pair<int64_t, int64_t> output_frames(const Plan& pl, int64_t f) {
+  const int64_t r_begin = f * pl.repeat;
+  return {r_begin, (f == pl.presented - 1) ? pl.total_frames : r_begin + pl.repeat};
+}
+
+// Qwen2-VL layout of one plan.
+template <typename out_t>
+void write_qwen(const Plan& pl, const Layout& lay, const at::Tensor& frames, const std::optional<at::Tensor>& uv,
+                out_t* out) {
+  const QwenBandWriter<out_t> writer(lay, out);
+  resize_frames(pl, frames, uv, lay.p, [&](int64_t f, int64_t y0, int64_t, int64_t op, const float* lines) {
+    const auto rr = output_frames(pl, f);
+    writer(y0, op, lines, rr.first, rr.second);
+  });
+}
+
+// Qwen2-VL layouts of several plans over the same frames (the samples of one decoded window): each distinct
+// (source frame, crop box) is resized once, and its bands written into every sample that shows it. `jobs` holds
+// the distinct crops as a plan's presented frames; dests[j] the (plan, presented frame) pairs of crop j.
+template <typename out_t>
+void write_qwen_multi(const Plan& jobs, const std::vector<std::vector<std::pair<int64_t, int64_t>>>& dests,
+                      const std::vector<Plan>& plans, const Layout& lay, const at::Tensor& frames,
+                      const std::optional<at::Tensor>& uv, const std::vector<out_t*>& outs) {
+  std::vector<QwenBandWriter<out_t>> writers;
+  writers.reserve(outs.size());
+  for (out_t* o : outs) writers.emplace_back(lay, o);
+  resize_frames(jobs, frames, uv, lay.p, [&](int64_t j, int64_t y0, int64_t, int64_t op, const float* lines) {
+    for (const auto& d : dests[j]) {
+      const auto rr = output_frames(plans[d.first], d.second);
+      writers[d.first](y0, op, lines, rr.first, rr.second);
     }
   });
 }
@@ -743,6 +836,73 @@ at::Tensor fragment_pack_cpu(const at::Tensor& frames, const at::Tensor& src_ind
   return out;
 }
 
+std::vector<at::Tensor> fragment_pack_multi_cpu(const at::Tensor& frames, at::TensorList src_index,
+                                                at::TensorList boxes, int64_t out_h, int64_t out_w,
+                                                c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                                                int64_t patch_size, int64_t temporal_patch_size, int64_t merge_size,
+                                                int64_t frame_repeat, std::optional<at::ScalarType> dtype,
+                                                const std::optional<at::Tensor>& uv, at::OptionalIntArrayRef yuv) {
+  TORCH_CHECK(frames.device().is_cpu(), "fragment_pack_multi (CPU kernel): frames must be on the CPU, got ",
+              frames.device());
+  TORCH_CHECK(src_index.size() == boxes.size(), "fragment_pack_multi: one boxes tensor per src_index, got ",
+              src_index.size(), " src_index and ", boxes.size(), " boxes");
+  const int64_t K = static_cast<int64_t>(src_index.size());
+  std::vector<Plan> plans;
+  plans.reserve(K);
+  for (int64_t k = 0; k < K; ++k) {
+    plans.push_back(make_plan(frames, src_index[k], boxes[k], out_h, out_w, mean, std, patch_size,
+                              temporal_patch_size, merge_size, frame_repeat, dtype, uv, yuv));
+  }
+  std::vector<at::Tensor> outs;
+  outs.reserve(K);
+  const int64_t cols = 3 * temporal_patch_size * patch_size * patch_size;
+  const at::ScalarType out_dtype = dtype.value_or(at::kFloat);
+  for (const Plan& pl : plans) {
+    const int64_t rows = pl.total_frames / temporal_patch_size * (out_h / patch_size) * (out_w / patch_size);
+    outs.push_back(pooled_empty({rows, cols}, frames.options().dtype(out_dtype)));
+  }
+  if (K == 0) return outs;
+  // the distinct crops, in order of first appearance; a crop's weights are its first plan's (equal crop sizes share
+  // them: cached_axis_weights)
+  Plan jobs = plans[0];
+  jobs.src.clear();
+  jobs.box.clear();
+  jobs.wx.clear();
+  jobs.wy.clear();
+  std::map<std::array<int64_t, 5>, int64_t> job_of;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> dests;
+  for (int64_t k = 0; k < K; ++k) {
+    const Plan& pl = plans[k];
+    for (int64_t f = 0; f < pl.presented; ++f) {
+      const int64_t* b = pl.box.data() + 4 * f;
+      const std::array<int64_t, 5> key{pl.src[f], b[0], b[1], b[2], b[3]};
+      auto it = job_of.find(key);
+      if (it == job_of.end()) {
+        it = job_of.emplace(key, static_cast<int64_t>(jobs.src.size())).first;
+        jobs.src.push_back(pl.src[f]);
+        jobs.box.insert(jobs.box.end(), b, b + 4);
+        jobs.wx.push_back(pl.wx[f]);
+        jobs.wy.push_back(pl.wy[f]);
+        dests.emplace_back();
+      }
+      dests[it->second].emplace_back(k, f);
+    }
+  }
+  jobs.presented = static_cast<int64_t>(jobs.src.size());
+  if (jobs.presented == 0) return outs;
+  const Layout lay(plans[0]);
+  if (out_dtype == at::kFloat) {
+    std::vector<float*> ptrs;
+    for (auto& o : outs) ptrs.push_back(o.data_ptr<float>());
+    write_qwen_multi<float>(jobs, dests, plans, lay, frames, uv, ptrs);
+  } else {
+    std::vector<c10::BFloat16*> ptrs;
+    for (auto& o : outs) ptrs.push_back(o.data_ptr<c10::BFloat16>());
+    write_qwen_multi<c10::BFloat16>(jobs, dests, plans, lay, frames, uv, ptrs);
+  }
+  return outs;
+}
+
 at::Tensor fragment_pack_fchw_cpu(const at::Tensor& frames, const at::Tensor& src_index, const at::Tensor& boxes,
                                   int64_t resize_h, int64_t resize_w, int64_t crop_y, int64_t crop_x, int64_t out_h,
                                   int64_t out_w, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
@@ -769,6 +929,7 @@ at::Tensor fragment_pack_fchw_cpu(const at::Tensor& frames, const at::Tensor& sr
 TORCH_LIBRARY_IMPL(sf2t, CPU, m) {
   m.impl("fragment_pack", &fragment_pack_cpu);
   m.impl("fragment_pack_fchw", &fragment_pack_fchw_cpu);
+  m.impl("fragment_pack_multi", &fragment_pack_multi_cpu);
 }
 
 }  // namespace sf2t

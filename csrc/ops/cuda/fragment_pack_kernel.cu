@@ -157,6 +157,8 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* 
 // Both passes for a prepared plan; `out` is allocated by the caller in its layout (fchw or Qwen2-VL patches).
 void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, at::Tensor& out,
             bool fchw) {
+  TORCH_CHECK(!pl.sws, "fragment_pack (CUDA kernel): libswscale's YUV arithmetic (yuv = [1, ...], sf2t.ops.YUV420) "
+              "is implemented in the CPU kernel only; convert the frames to RGB first (YUV420.to_rgb)");
   const int64_t out_h = pl.out_h, out_w = pl.out_w;
   // Pack plan + weights into one int32 table and one row->frame map; upload once.
   std::vector<int32_t> table(pl.presented * kMeta);
