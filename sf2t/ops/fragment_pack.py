@@ -894,6 +894,13 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
     )
 
 
+def _qwen_shape(n, out_h, out_w, patch_size, temporal_patch_size, frame_repeat) -> tuple:
+    """The Qwen2-VL layout's [rows, cols] for ``n`` presented frames (each ``frame_repeat`` times, the last
+    temporal patch padded)."""
+    groups = (n * frame_repeat + temporal_patch_size - 1) // temporal_patch_size
+    return groups * (out_h // patch_size) * (out_w // patch_size), 3 * temporal_patch_size * patch_size * patch_size
+
+
 def _register_fake() -> None:
     if not _ext.is_loaded():
         return
@@ -917,11 +924,8 @@ def _register_fake() -> None:
     ):
         torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
         torch._check(frames.dim() == (3 if uv is not None else 4), lambda: "frames must be [N, H, W, 3] (Y [N, H, W])")
-        n = src_index.shape[0]
-        total = (n * frame_repeat + temporal_patch_size - 1) // temporal_patch_size * temporal_patch_size
-        rows = total // temporal_patch_size * (out_h // patch_size) * (out_w // patch_size)
-        cols = 3 * temporal_patch_size * patch_size * patch_size
-        return frames.new_empty((rows, cols), dtype=dtype or torch.float32)
+        shape = _qwen_shape(src_index.shape[0], out_h, out_w, patch_size, temporal_patch_size, frame_repeat)
+        return frames.new_empty(shape, dtype=dtype or torch.float32)
 
     if _has_multi():
 
@@ -943,13 +947,13 @@ def _register_fake() -> None:
             yuv=None,
         ):
             torch._check(frames.dtype == torch.uint8, lambda: "frames must be uint8")
-            cols = 3 * temporal_patch_size * patch_size * patch_size
-            outs = []
-            for i in src_index:
-                total = (i.shape[0] * frame_repeat + temporal_patch_size - 1) // temporal_patch_size
-                rows = total * (out_h // patch_size) * (out_w // patch_size)
-                outs.append(frames.new_empty((rows, cols), dtype=dtype or torch.float32))
-            return outs
+            return [
+                frames.new_empty(
+                    _qwen_shape(i.shape[0], out_h, out_w, patch_size, temporal_patch_size, frame_repeat),
+                    dtype=dtype or torch.float32,
+                )
+                for i in src_index
+            ]
 
     try:
         torch.ops.sf2t.fragment_pack_fchw  # noqa: B018 - an extension built before this op has no schema for it
