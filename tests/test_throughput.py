@@ -49,7 +49,7 @@ def test_throughput_command(clip, tmp_path, capsys):
     args = ["throughput", "--videos", str(clip.parent), "--windows", "1", "--rounds", "1", "--size", "56", "84"]
     assert cli.main(args + ["--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "llamafactory_style" in text and "ceiling" in text
+    assert "llamafactory_style" in text and "ceiling" in text and "paired by round" in text
     res = json.loads(out.read_text())
     assert set(res["providers"]) == {"sf2t", "llamafactory_style", "qwenvl_utils_style"}
     assert res["providers"]["sf2t"]["sf2t_speedup"] == 1.0 and res["ceiling_samples_per_s"] > 0
@@ -57,7 +57,15 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert cli.main(args + ["--against", "nope"]) == 2
     # two torch and decoder threads for every provider: the same agreement check, the thread count reported
     assert cli.main(args + ["--threads", "2", "--json", str(out)]) == 0
-    assert "2 torch and decoder threads each" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    # ... and on the CPU one pipeline thread per --threads unless asked otherwise
+    assert "2 torch and decoder threads each" in text and "sf2t runs 2 pipeline threads" in text
+    assert json.loads(out.read_text())["pipelines"] == 2
+    assert cli.main(args + ["--threads", "2", "--prefetch", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (res["pipelines"], res["prefetch"]) == (1, 1)
+    assert cli.main(args + ["--threads", "2", "--pipelines", "1", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["pipelines"] == 1
     assert json.loads(out.read_text())["threads"] == 2
     assert cli.main(args + ["--threads", "0"]) == 2
     assert "threads must be >= 1" in capsys.readouterr().err
@@ -224,6 +232,51 @@ def test_warmup_rounds_are_run_and_not_timed(clip):
     assert res["warmup_rounds"] == 2 and res["rounds"] == 2
     with pytest.raises(ValueError, match="warmup must be an int >= 0"):
         measure([str(clip)], warmup=-1, against=())
+
+
+def test_default_pipelines():
+    from sf2t.throughput import default_pipelines
+
+    assert default_pipelines(1, "cpu") == 1
+    assert default_pipelines(2, "cpu") == 2 and default_pipelines(4, "cpu") == 4
+    assert default_pipelines(2, "cpu", prefetch=2) == 1 and default_pipelines(2, "cpu", workers=2) == 1
+    assert default_pipelines(4, "cuda") == 1 and default_pipelines(4, "cuda:0") == 1
+
+
+def test_pair_rounds():
+    """Each round's sf2t rate is set against the ceiling measured right after it; the median of those ratios is
+    reported, rounds without a decode-only measure give nan, not an error."""
+    from sf2t.throughput import pair_rounds
+
+    got = pair_rounds([0.01, 0.02, 0.01], [1000.0, 1500.0, 2000.0], [float("nan")] * 3, 10.0)
+    assert [r["ceiling_samples_per_s"] for r in got["per_round"]] == pytest.approx([100.0, 150.0, 200.0])
+    assert [r["fraction_of_ceiling"] for r in got["per_round"]] == pytest.approx([1.0, 1 / 3, 0.5])
+    assert got["sf2t_fraction_of_ceiling_paired"] == pytest.approx(0.5)  # not 100 / 200 nor the mean
+    assert got["sf2t_fraction_of_decode_only_ceiling_paired"] != got["sf2t_fraction_of_decode_only_ceiling_paired"]
+    two = pair_rounds([0.01, 0.01], [1000.0, 3000.0], [2000.0, 2000.0], 10.0)
+    assert two["sf2t_fraction_of_ceiling_paired"] == pytest.approx((1.0 + 1 / 3) / 2)
+    assert two["sf2t_fraction_of_decode_only_ceiling_paired"] == pytest.approx(0.5)
+
+
+def test_throughput_pairs_rounds(clip, monkeypatch):
+    """measure() records the ceiling of every timed round right after sf2t's pass: per_round holds one entry a
+    round, the headline ceiling is the best of them, and the paired fraction is their median ratio. Without PyAV
+    (as on the lent GPU machine) the decode-only figures are nan, not a crash."""
+    from sf2t import throughput
+
+    res = throughput.measure([str(clip)], windows=1, rounds=3, warmup=0, against=(), size=(56, 84), log=lambda *_: 0)
+    rounds = res["per_round"]
+    assert len(rounds) == 3
+    assert res["ceiling_samples_per_s"] == pytest.approx(max(r["ceiling_samples_per_s"] for r in rounds))
+    fr = sorted(r["sf2t_samples_per_s"] / r["ceiling_samples_per_s"] for r in rounds)
+    assert res["sf2t_fraction_of_ceiling_paired"] == pytest.approx(fr[1])
+    assert res["providers"]["sf2t"]["samples_per_s"] == pytest.approx(
+        sorted(r["sf2t_samples_per_s"] for r in rounds)[1]
+    )
+    monkeypatch.setattr(throughput, "raw_decode_fps", lambda *a, **k: float("nan"))
+    res = throughput.measure([str(clip)], windows=1, rounds=1, warmup=0, against=(), size=(56, 84), log=lambda *_: 0)
+    assert res["sf2t_fraction_of_decode_only_ceiling"] != res["sf2t_fraction_of_decode_only_ceiling"]
+    assert res["sf2t_fraction_of_ceiling_paired"] > 0
 
 
 def test_ceiling_falls_back_to_pyav(clip, monkeypatch):
