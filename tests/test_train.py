@@ -93,6 +93,40 @@ def test_config_overrides_and_yaml(tmp_path):
     assert "disorder.p_shuffle" in config_help()
 
 
+def test_config_bad_files_and_values_name_the_problem(tmp_path):
+    """A config file that is missing, a folder, binary, not YAML or not a mapping, and override values of the wrong
+    kind: a ValueError naming the file or the field, never a YAML traceback or a silent truncation."""
+    bad = {
+        "broken.yaml": (": : :\n\t- x", r"broken\.yaml: not valid YAML: .*line 1, column 1"),
+        "list.yaml": ("- a\n- b\n", r"list\.yaml: expected a mapping .* got a list"),
+        "number.yaml": ("7\n", r"number\.yaml: expected a mapping .* got a int"),
+    }
+    for name, (text, msg) in bad.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=msg):
+            load_config(tmp_path / name)
+    (tmp_path / "bin.yaml").write_bytes(b"\x00\x00\x00\x18ftypmp42\xff\xfe\x80")
+    with pytest.raises(ValueError, match=r"bin\.yaml: not a text file"):
+        load_config(tmp_path / "bin.yaml")
+    with pytest.raises(ValueError, match=r"missing\.yaml: no such file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="is a folder"):
+        load_config(tmp_path)
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_config(tmp_path / "empty.yaml") == TrainConfig()
+    for item, msg in [
+        ("steps=1.5", "steps: expected a whole number, got 1.5"),
+        ("steps=true", "steps: expected a whole number, got True"),
+        ("lr=abc", "lr: could not convert"),
+        ("lr=false", "lr: expected a number"),
+        ("lr=[1,2", r"lr: cannot read '\[1,2' as a value"),
+        ("counting.count_max=2.5", "count_max: expected a whole number"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            apply_overrides(TrainConfig(), [item])
+    assert apply_overrides(TrainConfig(), ["steps=3.0"]).steps == 3  # a whole float is fine
+
+
 def test_lr_schedule():
     cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
     lrs = [lr_at(s, cfg) for s in range(100)]

@@ -43,12 +43,14 @@ def main_build(argv=None) -> int:
     args = p.parse_args(argv)
     params = None
     if args.task_config:
-        import yaml
-
         from sf2t.tasks import TASKS
+        from sf2t.train.config import read_mapping
 
-        with open(args.task_config) as fh:
-            raw = yaml.safe_load(fh) or {}
+        try:
+            raw = read_mapping(args.task_config, "--task-config")
+        except ValueError as e:
+            print(f"sf2t finevidbench build: {e}", file=sys.stderr)
+            return 2
         params = {k: v for k, v in raw.items() if k in TASKS and isinstance(v, dict)}
     try:
         build(

@@ -195,7 +195,10 @@ def _convert(value: Any, typ: Any, default: Any) -> Any:
     if isinstance(value, str) and not (typ is str or isinstance(default, str)):
         import yaml
 
-        value = yaml.safe_load(value)
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"cannot read {value!r} as a value: {' '.join(str(e).split())}") from None
     if dataclasses.is_dataclass(default):
         if not isinstance(value, dict):
             raise ValueError(f"expected a mapping for {type(default).__name__}, got {value!r}")
@@ -205,8 +208,12 @@ def _convert(value: Any, typ: Any, default: Any) -> Any:
             raise ValueError(f"expected true/false, got {value!r}")
         return value
     if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"expected a whole number, got {value!r}")
         return int(value)
     if isinstance(default, float):
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
         return float(value)
     if isinstance(default, list):
         return list(value) if isinstance(value, (list, tuple)) else [value]
@@ -254,7 +261,10 @@ def _merge(cfg, data: dict, _validate: bool = True):
         if dataclasses.is_dataclass(cur) and isinstance(value, dict):
             kwargs[key] = _merge(cur, value)
         else:
-            kwargs[key] = _convert(value, fields[key].type, cur)
+            try:
+                kwargs[key] = _convert(value, fields[key].type, cur)
+            except (ValueError, TypeError) as e:  # name the field: "lr: could not convert string to float: 'x'"
+                raise ValueError(f"{key}: {e}") from None
     # Build without __post_init__ checks, then validate the whole result once.
     out = copy.copy(cfg)
     for k, v in kwargs.items():
@@ -264,15 +274,39 @@ def _merge(cfg, data: dict, _validate: bool = True):
     return out
 
 
+def read_mapping(path: str | os.PathLike, what: str = "config") -> dict:
+    """The YAML (or JSON) mapping in ``path`` ({} for an empty file). A ValueError that names the file for a missing
+    or unreadable file, text that does not parse (with YAML's line and column) and a top level that is not a
+    mapping of ``field: value`` lines."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path}: is a folder, not a YAML or JSON file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path}: not a text file (YAML or JSON expected)") from None
+    except OSError as e:
+        raise ValueError(f"{what} {path}: cannot read it: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{what} {path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{what} {path}: expected a mapping of field: value lines at the top level, got a {type(data).__name__}"
+        )
+    return data
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (), cls=TrainConfig):
     """A config from a YAML (or JSON) file, then ``key=value`` overrides."""
     cfg = cls()
     if path:
-        import yaml
-
-        with open(path) as fh:
-            data = yaml.safe_load(fh) or {}
-        cfg = _merge(cfg, data)
+        cfg = _merge(cfg, read_mapping(path))
     return apply_overrides(cfg, overrides)
 
 
