@@ -136,6 +136,56 @@ def test_export_errors(manifest, tmp_path, capsys, args, words):
     assert rc == 2 and words in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "no such file"),
+        ("folder", "is a folder"),
+        (b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00\x9c", "not a text file"),
+        ("", "lists no video"),
+        ('{"path": "a.mp4"}\n', "needs 'path' and 'status'"),
+        ("not json\n", "not a JSON line"),
+    ],
+)
+def test_export_bad_manifest_files(tmp_path, capsys, content, words):
+    m = tmp_path / "m.jsonl"
+    if content == "folder":
+        m.mkdir()
+    elif isinstance(content, bytes):
+        m.write_bytes(content)
+    elif content is not None:
+        m.write_text(content)
+    rc = cli.main(["tasks", "export", "--manifest", str(m), "--out", str(tmp_path / "x"), "--num", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and "Traceback" not in err
+
+
+def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, capsys):
+    """--out may not be a file or a folder of other files (nothing is written there); an earlier export in it is
+    replaced, leaving no frames of the earlier samples behind."""
+    args = ["tasks", "export", "--manifest", str(manifest), "--quiet", "--tasks", "counting", "speed"]
+    f = tmp_path / "file"
+    f.write_text("keep")
+    assert cli.main([*args, "--out", str(f), "--num", "2"]) == 2
+    assert "not a folder" in capsys.readouterr().err and f.read_text() == "keep"
+    other = tmp_path / "videos"
+    other.mkdir()
+    (other / "clip.mp4").write_bytes(b"x")
+    assert cli.main([*args, "--out", str(other), "--num", "2"]) == 2
+    assert "not an sf2t export (clip.mp4)" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["clip.mp4"]
+
+    out = tmp_path / "exp"
+    assert cli.main([*args, "--out", str(out), "--num", "6"]) == 0
+    (out / "frames" / "counting-000000" / "99.png").write_bytes(b"stale")  # a leftover inside a reused id
+    assert cli.main([*args, "--out", str(out), "--num", "2", "--seed", "1"]) == 0
+    data = json.loads((out / "data.json").read_text())
+    assert len(data) == 2
+    on_disk = {p.relative_to(out).as_posix() for p in (out / "frames").rglob("*") if p.is_file()}
+    listed = {p for r in data for p in r["videos"][0] + r.get("images", [])}
+    assert on_disk == listed
+
+
 def test_localization_with_one_video_fails_before_work(manifest, tmp_path, capsys):
     one = tmp_path / "one.jsonl"
     one.write_text(manifest.read_text().splitlines()[0] + "\n")

@@ -187,6 +187,45 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
     )
 
 
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing", "no such file"),
+        ("folder", "is a folder"),
+        ("binary", "not a text file"),
+        ("list", "a benchmark is a JSON object"),
+        ("compare-missing", "--compare"),
+        ("compare-not-results", "not an sf2t eval results file"),
+        ("batch", "--batch-size must be >= 1"),
+    ],
+)
+def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, case, words):
+    """The benchmark, --compare and the numbers are checked first: the model path here does not exist, so an error
+    about the file (not the model) shows the check came before loading it."""
+    b, extra = str(bench), []
+    if case == "missing":
+        b = str(tmp_path / "nope.json")
+    elif case == "folder":
+        b = str(tmp_path)
+    elif case == "binary":
+        (tmp_path / "b.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+        b = str(tmp_path / "b.json")
+    elif case == "list":
+        (tmp_path / "b.json").write_text("[1, 2]")
+        b = str(tmp_path / "b.json")
+    elif case == "compare-missing":
+        extra = ["--compare", str(tmp_path / "none.json")]
+    elif case == "compare-not-results":
+        (tmp_path / "r.json").write_text('{"table": [1]}')
+        extra = ["--compare", str(tmp_path / "r.json")]
+    elif case == "batch":
+        extra = ["--batch-size", "0"]
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", b, "--out", str(tmp_path / "o.json"), *extra]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "no-model" not in err and "Traceback" not in err
+
+
 def test_export_for_lmms_eval(bench, tmp_path):
     import importlib.util
 

@@ -219,6 +219,28 @@ def test_no_usable_video_is_a_clear_error(tiny, clips, tmp_path):
     assert bad["missing"] in str(e.value) and "file not found" in str(e.value)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_cli_broken_video_sets_and_out_dir_are_clear_errors(tiny, clips, tmp_path, capsys, workers):
+    """`sf2t train` on videos that cannot all be read: missing/empty/folder paths fail before the model loads
+    (exit 2); files that exist but do not decode fail at the first batch with every video and its reason, without a
+    traceback, also when DataLoader workers make the batches (exit 1); an out_dir that is a file fails first."""
+    from sf2t.cli import main
+
+    good, bad = clips
+    base = ["train", f"model={tiny}", "steps=1", "batch_size=2", "progress=false", f"workers={workers}"]
+    assert main([*base, f"videos=[{bad['missing']},{bad['empty']},{tmp_path}]", f"out_dir={tmp_path / 'a'}"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 3 training video(s) can be read" in err and "a folder" in err and "0 bytes" in err
+    assert main([*base, f"videos=[{bad['noise']},{bad['empty']}]", f"out_dir={tmp_path / 'b'}"]) == 1
+    err = capsys.readouterr().err
+    assert "no usable videos left" in err and "noise.mp4: cannot open as a video" in err and "empty.mp4" in err
+    assert "Traceback" not in err
+    f = tmp_path / "file"
+    f.write_text("keep")
+    assert main([*base, f"videos=[{good[0]}]", f"out_dir={f}"]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err and f.read_text() == "keep"
+
+
 # -- training
 
 

@@ -91,12 +91,33 @@ def main_export(argv=None) -> int:
     return 0
 
 
+def _read_results(path: str) -> dict:
+    """An earlier ``sf2t eval`` results JSON (for --compare); a ValueError naming the file otherwise."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            res = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"--compare {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"--compare {path}: is a folder, not a results JSON file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--compare {path}: not a JSON file ({e})") from None
+    table = res.get("table") if isinstance(res, dict) else None
+    if not isinstance(table, dict) or not all(
+        isinstance(r, dict) and "accuracy" in r and "n" in r for r in table.values()
+    ):
+        raise ValueError(f"--compare {path}: not an sf2t eval results file (no 'table' of accuracies)")
+    return res
+
+
 def main_eval(argv=None) -> int:
     import argparse
-    import json
     import sys
 
     from sf2t.finevidbench.evaluate import QwenRunner, compare_text, evaluate
+    from sf2t.finevidbench.format import load as load_bench
 
     p = argparse.ArgumentParser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
     p.add_argument("--model", required=True, help="a local Qwen2-VL checkpoint directory")
@@ -113,6 +134,12 @@ def main_eval(argv=None) -> int:
     p.add_argument("--compare", help="another results JSON: print both side by side")
     args = p.parse_args(argv)
     try:
+        for name in ("batch_size", "max_frames", "max_pixels"):
+            v = getattr(args, name)
+            if v is not None and v < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        load_bench(args.bench)  # a bad benchmark or --compare file fails before the model loads
+        other = _read_results(args.compare) if args.compare else None
         runner = QwenRunner(
             args.model,
             args.adapter,
@@ -130,7 +157,6 @@ def main_eval(argv=None) -> int:
     if args.compare:
         from pathlib import Path
 
-        other = json.loads(open(args.compare).read())
         table = compare_text(other, res, (args.compare, args.out))
         out = Path(args.out)
         out.with_name(out.stem + ".compare.md").write_text(

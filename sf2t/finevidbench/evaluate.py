@@ -103,10 +103,14 @@ class QwenRunner:
         if not Path(model_dir).is_dir():
             raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory")
         cfg_file = Path(model_dir) / "config.json"
-        kind = json.loads(cfg_file.read_text()).get("model_type") if cfg_file.is_file() else None
+        try:
+            kind = json.loads(cfg_file.read_text()).get("model_type") if cfg_file.is_file() else None
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"model {model_dir!r}: config.json is not a JSON object ({e})") from None
         if kind not in ("qwen2_vl", "qwen2_5_vl"):
             raise ValueError(
-                f"model {model_dir!r} is a {kind or 'unknown'} checkpoint; sf2t eval runs Qwen2-VL / Qwen2.5-VL video "
+                f"model {model_dir!r} is {'a ' + kind if kind else 'not a recognised'} checkpoint; "
+                "sf2t eval runs Qwen2-VL / Qwen2.5-VL video "
                 "models (their video input path: pixel_values_videos + video_grid_thw)"
             )
         model, self.tok = load_checkpoint(model_dir, FAMILIES[kind].model_class)

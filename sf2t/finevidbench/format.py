@@ -109,7 +109,13 @@ def load(path: str | os.PathLike) -> dict:
     """Read and validate a benchmark; adds ``_root`` (its folder, which relative paths start from)."""
     path = Path(path)
     try:
-        bench = json.loads(path.read_text())
+        bench = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchmarkError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BenchmarkError(f"{path}: is a folder, not a benchmark JSON file") from None
+    except UnicodeDecodeError:
+        raise BenchmarkError(f"{path}: not a text file (a benchmark JSON file expected)") from None
     except json.JSONDecodeError as e:
         raise BenchmarkError(f"{path}: not JSON: {e}") from e
     validate(bench)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import textwrap
 from collections import Counter, defaultdict
@@ -50,7 +51,10 @@ def _sampler(manifest: str, tasks, seed: int, samples_per_window: int, window_fr
     from sf2t.video.index import read_manifest, usable
     from sf2t.video.sampler import WindowSampler
 
-    videos = usable(read_manifest(manifest))
+    entries = read_manifest(manifest)
+    if not entries:
+        raise ValueError(f"{manifest}: the manifest lists no video (make one with sf2t index VIDEOS --out {manifest})")
+    videos = usable(entries)
     if not videos:
         raise ValueError(f"{manifest}: no usable video (every entry has status 'error'; see sf2t index's summary)")
     return WindowSampler(
@@ -98,8 +102,9 @@ def export(
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if frames not in ("png", "jpg"):
         raise ValueError(f"frames must be png or jpg, got {frames!r}")
-    sampler = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
     out = Path(out)
+    _check_out(out)
+    sampler = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     records, made = [], Counter()
     max_windows = max_windows if max_windows is not None else 50 * num + 100
@@ -120,7 +125,9 @@ def export(
                     break
                 sid = f"{sample.task}-{len(records):06d}"
                 d = out / "frames" / sid
-                d.mkdir(parents=True, exist_ok=True)
+                if d.is_dir():  # an earlier export's sample of the same id
+                    shutil.rmtree(d)
+                d.mkdir(parents=True)
                 shown = sample.presented(fr)  # [F, H, W, 3]
                 paths = []
                 for k in range(shown.shape[0]):
@@ -154,6 +161,10 @@ def export(
     tmp = out / "data.json.tmp"
     tmp.write_text(json.dumps(records, indent=1))
     os.replace(tmp, out / "data.json")
+    keep = {r["id"] for r in records}
+    for d in (out / "frames").iterdir():  # frames of an earlier, larger export into the same folder
+        if d.is_dir() and d.name not in keep:
+            shutil.rmtree(d)
     if fmt == "llamafactory":
         info = {
             "sf2t": {
@@ -181,6 +192,24 @@ def export(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+_EXPORT_FILES = {"frames", "data.json", "data.json.tmp", "dataset_info.json", "summary.json"}
+
+
+def _check_out(out: Path) -> None:
+    """``out`` must be a new or empty folder, or one holding only what an export writes (an earlier or interrupted
+    export, which this one replaces): writing into a folder of other files (the videos, say) would mix the export
+    with them."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES)
+        if other:
+            raise ValueError(
+                f"--out {out}: the folder holds files that are not an sf2t export ({', '.join(other[:3])}"
+                f"{', ...' if len(other) > 3 else ''}); give a new or empty folder"
+            )
 
 
 def _skips_text(failures) -> str:

@@ -100,6 +100,27 @@ def run_training(cfg, log=print) -> dict:
     return res
 
 
+def _precheck_paths(cfg) -> str | None:
+    """What is wrong with ``out_dir`` or the video list that shows without decoding anything (checked before the
+    model loads): an ``out_dir`` that is a file, or no video that is an existing, non-empty file."""
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        return f"out_dir {cfg.out_dir!r} exists and is not a folder"
+    why = []
+    for v in cfg.videos:
+        p = Path(v)
+        if not p.exists():
+            why.append(f"{v}: no such file")
+        elif not p.is_file():
+            why.append(f"{v}: not a file" + (" (a folder: list the videos in it)" if p.is_dir() else ""))
+        elif p.stat().st_size == 0:
+            why.append(f"{v}: empty (0 bytes)")
+        else:
+            return None
+    shown = "; ".join(why[:5]) + (f"; ... ({len(why) - 5} more)" if len(why) > 5 else "")
+    return f"none of the {len(why)} training video(s) can be read: {shown}"
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.train.config import config_help, config_to_dict, load_config
 
@@ -133,7 +154,17 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    res = run_training(cfg)
+    problem = _precheck_paths(cfg)
+    if problem:
+        print(f"sf2t train: {problem}", file=sys.stderr)
+        return 2
+    from sf2t.train.data import NoUsableVideo
+
+    try:
+        res = run_training(cfg)
+    except (NoUsableVideo, FloatingPointError) as e:  # the data ran out, or the loss went NaN: the message says it all
+        print(f"sf2t train: {e}", file=sys.stderr)
+        return 1
     last = res["losses"][-50:]
     print(
         f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "

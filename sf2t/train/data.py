@@ -47,6 +47,11 @@ def pair_layout_index(num_frames: int, device=None) -> torch.Tensor:
     )
 
 
+class NoUsableVideo(RuntimeError):
+    """Every video a task may draw from was skipped (missing, broken, too short or too static); the message lists
+    them with their reasons."""
+
+
 @dataclass
 class Skip:
     """A video left out, and why (``kind``: a ``VideoError`` kind, ``too_short`` or ``static``). ``task``: left out
@@ -274,7 +279,7 @@ class SampleFactory:
             infos = usable if allowed is None else [i for i in usable if i.path.startswith(allowed)]
             if not infos:
                 where = f" for {task}" + ("" if allowed is None else " (task_videos)")
-                raise RuntimeError(
+                raise NoUsableVideo(
                     f"no usable videos left{where}; skipped: "
                     + "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
                 )
@@ -376,7 +381,10 @@ class _Batches(torch.utils.data.Dataset):
         indices, tasks = key
         pool = self.factory.pool
         before = len(pool.skipped)
-        batch = _collate(self.factory, [self.factory.sample(i, tasks=tasks) for i in indices])
+        try:
+            batch = _collate(self.factory, [self.factory.sample(i, tasks=tasks) for i in indices])
+        except NoUsableVideo as e:  # raised again in the training process, without the worker's traceback
+            return {"no_usable_video": str(e)}
         if len(pool.skipped) > before:  # tell the training process (its pool is another copy)
             batch["dropped"] = [(s.path, s.kind, s.reason, s.task) for s in pool.skipped[before:]]
         return batch
@@ -459,6 +467,8 @@ def batches(
     else:
         stream = (_collate(factory, [factory.sample(i, tasks=t) for i in ids]) for ids, t in keys())
     for batch in stream:
+        if "no_usable_video" in batch:
+            raise NoUsableVideo(batch["no_usable_video"])
         for path, kind, reason, task in batch.pop("dropped", ()):  # drops seen in a worker, recorded here
             factory.pool.drop(path, kind, reason, task)
         yield batch
