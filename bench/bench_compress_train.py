@@ -1,10 +1,12 @@
-"""Training step with visual-token compression (apply_sf2t) at keep 1.0 / 0.5 / 0.25, CPU, one run, interleaved.
+"""Training step with visual-token compression (apply_sf2t) at keep 1.0 / 0.5 / 0.25, after the vision tower and
+before it, CPU, one run, interleaved.
 
 Issue 6's model: a small Qwen2-VL whose vision-tower / LLM parameter ratio is about Qwen2-VL-2B's (0.45): LLM hidden
 256 x 4 layers (MLP 1536), vision tower embed 128 x 11 blocks; 16 frames at 224x224 (8 temporal groups of 16x16
 patches: 2048 patches into the tower, 512 merged tokens to the LLM), batch 2, AdamW, full training step. The step
 is split into the vision tower (its forward + backward, timed alone on the same pixels), the LLM part (embeddings,
-decoder, head and the merge: forward + backward minus the tower) and the AdamW step.
+decoder, head and the merge: forward + backward minus the tower) and the AdamW step. With stage before_tower the
+tower part is the selection on pixels plus the tower on the kept patches.
 
     python -m bench.bench_compress_train [--steps 5] [--json out.json]
 
@@ -83,43 +85,61 @@ def step_time(model, opt, b) -> tuple[float, float]:
     return t1 - t, time.perf_counter() - t1
 
 
-def tower_time(model, b) -> float:
-    """The vision tower's forward + backward alone on the batch's pixels."""
-    vis = model.model.visual
+def tower_time(model, b, stage: str = "after_tower") -> float:
+    """The vision tower's forward + backward alone on the batch's pixels. ``before_tower``: the patched
+    ``get_video_features`` (the selection on pixels, then the tower on the kept patches only)."""
+    inner = model.model
     t = time.perf_counter()
-    out = vis(b["pixel_values_videos"], grid_thw=b["video_grid_thw"])
-    y = out.pooler_output if hasattr(out, "pooler_output") else out
+    if stage == "before_tower":
+        out = inner.get_video_features(b["pixel_values_videos"], b["video_grid_thw"], return_dict=True)
+        y = torch.cat(list(out.pooler_output))
+    else:
+        out = inner.visual(b["pixel_values_videos"], grid_thw=b["video_grid_thw"])
+        y = out.pooler_output if hasattr(out, "pooler_output") else out
     y.float().square().mean().backward()
     return time.perf_counter() - t
 
 
-def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, keeps=(1.0, 0.5, 0.25)) -> dict:
+CONFIGS = (
+    (1.0, "after_tower"),
+    (0.5, "after_tower"),
+    (0.25, "after_tower"),
+    (0.5, "before_tower"),
+    (0.25, "before_tower"),
+)
+
+
+def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, configs=CONFIGS) -> dict:
     from sf2t.models import apply_sf2t, remove_sf2t
 
     model, tok = build(**(size or {}))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    keeps = sorted({k for k, _ in configs}, reverse=True)
     batches = {k: batch(tok, grid, None if k == 1.0 else k) for k in keeps}
-    times = {k: {"step": [], "fb": [], "tower": []} for k in keeps}
+    times = {c: {"step": [], "fb": [], "tower": []} for c in configs}
     for rep in range(steps + 1):  # interleaved; the first round warms up
-        for k in keeps:
+        for k, stage in configs:
             if k == 1.0:
                 remove_sf2t(model)
             else:
-                apply_sf2t(model, k)
+                apply_sf2t(model, k, stage=stage)
             fb, o = step_time(model, opt, batches[k])
-            v = tower_time(model, batches[k])
+            v = tower_time(model, batches[k], stage if k < 1.0 else "after_tower")
             if rep:
-                times[k]["step"].append(fb + o)
-                times[k]["fb"].append(fb)
-                times[k]["tower"].append(v)
+                times[(k, stage)]["step"].append(fb + o)
+                times[(k, stage)]["fb"].append(fb)
+                times[(k, stage)]["tower"].append(v)
     remove_sf2t(model)
     rows = {}
-    for k in keeps:
-        step = statistics.median(times[k]["step"])
-        fb = statistics.median(times[k]["fb"])
-        tower = statistics.median(times[k]["tower"])
-        rows[str(k)] = {
+    for k, stage in configs:
+        tm = times[(k, stage)]
+        step = statistics.median(tm["step"])
+        fb = statistics.median(tm["fb"])
+        tower = statistics.median(tm["tower"])
+        rows[str(k) if k == 1.0 else f"{k} {stage}"] = {
+            "keep": k,
+            "stage": stage if k < 1.0 else None,
             "step_ms": 1e3 * step,
             "optimizer_ms": 1e3 * (step - fb),
             "tower_ms": 1e3 * tower,
@@ -130,6 +150,7 @@ def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, keeps=(1
     for r in rows.values():
         r["step_speedup"] = base["step_ms"] / r["step_ms"]
         r["llm_speedup"] = base["llm_ms"] / r["llm_ms"]
+        r["tower_speedup"] = base["tower_ms"] / r["tower_ms"]
     return {
         "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "grid": list(grid),
@@ -141,13 +162,13 @@ def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, keeps=(1
 def print_table(res: dict) -> None:
     print(f"vision/LLM parameter ratio {res['vision_llm_param_ratio']:.2f}, grid {res['grid']}")
     print(
-        f"{'keep':>5}{'video tokens':>14}{'step ms':>10}{'tower ms':>10}{'LLM ms':>9}{'AdamW ms':>10}"
-        f"{'step x':>8}{'LLM x':>8}"
+        f"{'keep, stage':>18}{'video tokens':>14}{'step ms':>10}{'tower ms':>10}{'LLM ms':>9}{'AdamW ms':>10}"
+        f"{'step x':>8}{'tower x':>9}{'LLM x':>8}"
     )
     for k, r in res["keeps"].items():
         print(
-            f"{k:>5}{r['llm_tokens']:>14}{r['step_ms']:>10.0f}{r['tower_ms']:>10.0f}{r['llm_ms']:>9.0f}"
-            f"{r['optimizer_ms']:>10.0f}{r['step_speedup']:>8.2f}{r['llm_speedup']:>8.2f}"
+            f"{k:>18}{r['llm_tokens']:>14}{r['step_ms']:>10.0f}{r['tower_ms']:>10.0f}{r['llm_ms']:>9.0f}"
+            f"{r['optimizer_ms']:>10.0f}{r['step_speedup']:>8.2f}{r['tower_speedup']:>9.2f}{r['llm_speedup']:>8.2f}"
         )
 
 
@@ -159,8 +180,10 @@ def test_compress_train_step(benchmark):
         rounds=1,
         iterations=1,
     )
-    assert set(res["keeps"]) == {"1.0", "0.5", "0.25"}
-    assert res["keeps"]["0.25"]["llm_tokens"] < res["keeps"]["0.5"]["llm_tokens"] < res["keeps"]["1.0"]["llm_tokens"]
+    rows = res["keeps"]
+    assert set(rows) == {"1.0", "0.5 after_tower", "0.25 after_tower", "0.5 before_tower", "0.25 before_tower"}
+    for stage in ("after_tower", "before_tower"):
+        assert rows[f"0.25 {stage}"]["llm_tokens"] < rows[f"0.5 {stage}"]["llm_tokens"] < rows["1.0"]["llm_tokens"]
 
 
 def main(argv=None) -> int:

@@ -238,7 +238,9 @@ def run_demo(
             inputs=eval_f.inputs,  # the run's frame size, layout and token compression
         )
         extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
-    apply_compression(model, cfg.token_keep_ratio)  # asked before training with the compression it trains with
+    apply_compression(
+        model, cfg.token_keep_ratio, cfg.token_stage
+    )  # asked before training with the compression it trains with
     before = evaluate(model, tokenizer, eval_set, max_new_tokens=cfg.max_new_tokens, chance=chance)
     before_x = evaluate(model, tokenizer, extra_set, max_new_tokens=cfg.max_new_tokens) if extra_set else None
     timings["eval_before"] = time.perf_counter() - t0

@@ -17,6 +17,13 @@ Qwen2-VL and Qwen2.5-VL (the model's inner ``*Model`` with ``visual``, ``get_vid
 ``keep_ratio=1.0`` keeps every token in place: outputs equal the unpatched model's. The patch works under peft
 (LoRA) and gradient checkpointing (it only wraps two methods of the inner model).
 
+``stage="before_tower"`` (Qwen2-VL): ``get_video_features`` picks the kept tokens from the pixels of their
+``merge x merge`` patches (:func:`sf2t.ops.token_merge.select_tokens`, the same rule and budgets) and runs the
+tower on those patches only: each temporal group becomes one attention block of its kept patches (a grid of
+``[1, merge, merge * K]`` for the tower's block sizes) and the patches keep their true rotary (h, w), passed to the
+tower as ``position_ids``. Attention inside a group then sees only the kept patches, so a kept token's features
+differ from the full tower's; the rotary index and the text are the same as after the tower.
+
 LLaVA-OneVision and LLaVA-NeXT-Video (the inner ``*Model`` with ``vision_tower`` and ``get_video_features``): the
 pooled per-frame tokens of each video (frames as temporal groups of the square per-frame grid) go through
 ``token_merge``; OneVision's trailing newline token stays. Positions are 1-D (the LLM numbers the shorter sequence),
@@ -26,6 +33,7 @@ of ``sf2t.models.llava_onevision`` / ``llava_next_video``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import weakref
@@ -58,9 +66,26 @@ def _find_inner(model):
     return (inner, "qwen") if inner is not None else (find_llava_inner(model), "llava")
 
 
-def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_group: str = "all"):
+STAGES = ("after_tower", "before_tower")
+
+
+def apply_sf2t(
+    model,
+    token_keep_ratio: float = 0.5,
+    *,
+    window: int = 2,
+    first_group: str = "all",
+    stage: str = "after_tower",
+):
     """Patch ``model`` (in place; also returned) to compress its video tokens. Calling it again changes the
-    settings; :func:`remove_sf2t` restores the original methods."""
+    settings; :func:`remove_sf2t` restores the original methods.
+
+    ``stage="after_tower"`` (default): the tower sees every patch; its merged tokens go through ``token_merge``
+    (dropped tokens are averaged into kept ones). ``stage="before_tower"`` (Qwen2-VL only): the same selection rule
+    runs on the pixels of each merged token's patches (``m x m`` patches, cosine against the same place in the
+    previous temporal group), and the tower runs on the kept patches only, each temporal group attending within its
+    kept patches at their original rotary positions, so the tower's work shrinks with the LLM's. Dropped tokens are
+    not merged (the tower never sees them). The kept counts, and so the text, are the same in both stages."""
     from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
 
     _check_ratio(token_keep_ratio)
@@ -68,12 +93,26 @@ def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_g
         raise ValueError(f"window must be a non-negative int, got {window!r}")
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     inner, kind = _find_inner(model)
     if inner is None:
         raise NotImplementedError(
             f"apply_sf2t supports Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision and LLaVA-NeXT-Video models; "
             f"{type(model).__name__} has no inner module with visual / get_rope_index or vision_tower / "
             "multi_modal_projector, and get_video_features"
+        )
+    if stage == "before_tower" and (kind != "qwen" or not type(inner.visual).__name__.startswith("Qwen2Vision")):
+        raise NotImplementedError(
+            f"stage='before_tower' supports Qwen2-VL (its tower attends within each temporal group, so a group's "
+            f"kept patches can run alone); {type(inner).__name__} needs stage='after_tower'"
+        )
+    if stage == "before_tower" and not _tower_takes_position_ids(type(inner.visual)):
+        import transformers
+
+        raise NotImplementedError(
+            f"stage='before_tower' needs a Qwen2-VL tower that takes precomputed rotary position ids "
+            f"(transformers >= 5.17); this is transformers {transformers.__version__}"
         )
     if kind == "llava":
         if not hasattr(inner, "_sf2t_orig"):
@@ -92,7 +131,7 @@ def apply_sf2t(model, token_keep_ratio: float = 0.5, *, window: int = 2, first_g
         inner.get_rope_index = types.MethodType(_get_rope_index, inner)
         if inner._sf2t_orig[2] is not None:
             inner.get_placeholder_mask = types.MethodType(_get_placeholder_mask, inner)
-    inner._sf2t_cfg = {"keep": float(token_keep_ratio), "window": window, "first_group": first_group}
+    inner._sf2t_cfg = {"keep": float(token_keep_ratio), "window": window, "first_group": first_group, "stage": stage}
     inner._sf2t_state = None
     return model
 
@@ -122,7 +161,12 @@ def _llava_get_video_features(self, pixel_values_videos, *args, **kwargs):
     out = self._sf2t_orig[0](pixel_values_videos, *args, **kwargs)
     pooled = out.pooler_output if hasattr(out, "pooler_output") else out
     b, frames = int(pixel_values_videos.shape[0]), int(pixel_values_videos.shape[1])
-    feats = pooled[:, :-1] if self._sf2t_newline else pooled
+    as_tuple = isinstance(pooled, (tuple, list))  # transformers 5.17 NeXT-Video: per video [F, S, D]
+    if as_tuple:
+        pooled = torch.stack([p.flatten(0, 1) for p in pooled])
+    # OneVision: the newline token is in the features (transformers 5.2x) or appended later by forward (5.17)
+    newline = self._sf2t_newline and _mentions(type(self).get_video_features, "image_newline")
+    feats = pooled[:, :-1] if newline else pooled
     s = feats.shape[1] // frames
     side = math.isqrt(s)
     gh, gw = (side, side) if side * side == s else (1, s)  # the pooled per-frame grid is square
@@ -136,7 +180,9 @@ def _llava_get_video_features(self, pixel_values_videos, *args, **kwargs):
     )
     self._sf2t_state = {"positions": positions.cpu(), "counts": counts.cpu()}
     kept = kept.reshape(b, int(counts[0]), feats.shape[-1])
-    new = torch.cat([kept, pooled[:, -1:]], dim=1) if self._sf2t_newline else kept
+    new = torch.cat([kept, pooled[:, -1:]], dim=1) if newline else kept
+    if as_tuple:  # as it came: one [1, kept, D] per video (forward flattens each)
+        new = tuple(new[i : i + 1] for i in range(b))
     if hasattr(out, "pooler_output"):
         out.pooler_output = new
         return out
@@ -161,16 +207,23 @@ def _get_video_features(self, pixel_values_videos, video_grid_thw=None, *args, *
         out, st["out"] = st["out"], None
         return out
     orig = self._sf2t_orig[0]
-    out = orig(pixel_values_videos, video_grid_thw, *args, **kwargs)
-    pooled = out.pooler_output if hasattr(out, "pooler_output") else out
-    feats = torch.cat(list(pooled)) if isinstance(pooled, (tuple, list)) else pooled
+    cfg = self._sf2t_cfg
     merge = int(self.visual.spatial_merge_size)
     grid = video_grid_thw.detach().to("cpu", torch.int64).clone()
     grid[:, 1:] //= merge
-    cfg = self._sf2t_cfg
-    kept, positions, counts = token_merge(
-        feats, grid, cfg["keep"], window=cfg["window"], first_group=cfg["first_group"]
-    )
+    if cfg.get("stage") == "before_tower":
+        out, pooled, kept, positions, counts = _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg)
+        if kwargs.get("return_dict") or _returns_output(type(self)):
+            from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+            out = BaseModelOutputWithPooling(pooler_output=pooled)
+    else:
+        out = orig(pixel_values_videos, video_grid_thw, *args, **kwargs)
+        pooled = out.pooler_output if hasattr(out, "pooler_output") else out
+        feats = torch.cat(list(pooled)) if isinstance(pooled, (tuple, list)) else pooled
+        kept, positions, counts = token_merge(
+            feats, grid, cfg["keep"], window=cfg["window"], first_group=cfg["first_group"]
+        )
     self._sf2t_state = {
         "ref": weakref.ref(pixel_values_videos),
         "version": pixel_values_videos._version,
@@ -184,6 +237,86 @@ def _get_video_features(self, pixel_values_videos, video_grid_thw=None, *args, *
         out.pooler_output = split if isinstance(pooled, (tuple, list)) else kept
         return out
     return split if isinstance(pooled, (tuple, list)) else kept
+
+
+@functools.lru_cache(maxsize=None)
+def _mentions(fn, name: str) -> bool:
+    """Whether the source of ``fn`` (a transformers method) mentions ``name``: how sf2t tells versions apart where
+    they return the same thing in different shapes."""
+    try:
+        return name in inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _tower_takes_position_ids(cls) -> bool:
+    """Whether the tower's forward reads precomputed rotary ``position_ids`` from its kwargs (transformers 5.17+:
+    ``get_vision_position_ids(..., kwargs=kwargs)``)."""
+    try:
+        import sys
+
+        helper = getattr(sys.modules[cls.__module__], "get_vision_position_ids", None)
+        return helper is not None and "get_vision_position_ids" in inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _returns_output(cls) -> bool:
+    """Whether this transformers' ``get_video_features`` returns an output object (``.pooler_output``) rather than
+    the split tokens."""
+    try:
+        return "pooler_output" in inspect.getsource(cls.get_video_features)
+    except (OSError, TypeError):
+        return False
+
+
+def _vision_position_ids(visual, grid_thw: torch.Tensor) -> torch.Tensor:
+    """(h, w) of every patch row of ``grid_thw`` (patch units) in the tower's order, [rows, 2]: the tower's own
+    helper, which its forward calls when no ``position_ids`` are given."""
+    import sys
+
+    helper = sys.modules[type(visual).__module__].get_vision_position_ids
+    return helper(grid_thw, int(visual.spatial_merge_size))
+
+
+def _run_tower(self, pixels: torch.Tensor, fake_grid: torch.Tensor, pos: torch.Tensor):
+    """The tower's merged tokens for ``pixels`` (patch rows) laid out as ``fake_grid`` (one [1, m, m * K] entry per
+    kept temporal group: its attention block), with ``pos`` [rows, 2] as every row's rotary (h, w)."""
+    visual = self.visual
+    pixels = pixels.type(visual.dtype)
+    out = visual(pixels, grid_thw=fake_grid.to(pixels.device), position_ids=pos.to(pixels.device))
+    return out.pooler_output if hasattr(out, "pooler_output") else out
+
+
+def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
+    """stage='before_tower': choose the kept merged tokens from their patches' pixels with token_merge's rule
+    (:func:`sf2t.ops.token_merge.select_tokens`), run
+    the tower on those patches only. Returns (output object or None, pooled, kept [M, D], positions, counts)."""
+    from sf2t.ops.token_merge import select_tokens
+
+    m = int(self.visual.spatial_merge_size)
+    unit = m * m
+    dim = pixel_values_videos.shape[-1]
+    units = pixel_values_videos.detach().reshape(-1, unit * dim)  # one row per merged token: its m x m patches
+    positions, counts = select_tokens(units, grid, cfg["keep"], first_group=cfg["first_group"])  # on the host
+    rows, fake, offset, start = [], [], 0, 0
+    for v, (t, h, w) in enumerate(grid.tolist()):
+        kp = positions[start : start + int(counts[v])]
+        start += int(counts[v])
+        u = offset + kp[:, 0] * (h * w) + kp[:, 1] * w + kp[:, 2]  # unit index of each kept token
+        rows.append((u[:, None] * unit + torch.arange(unit)).reshape(-1))
+        per_group = torch.bincount(kp[:, 0], minlength=t)
+        fake += [[1, m, m * int(k)] for k in per_group.tolist() if k > 0]
+        offset += t * h * w
+    rows = torch.cat(rows).to(pixel_values_videos.device)
+    pos = _vision_position_ids(self.visual, video_grid_thw.detach().to("cpu", torch.int64))[rows.cpu()]
+    kept = _run_tower(self, pixel_values_videos[rows], torch.tensor(fake, dtype=torch.int64), pos)
+    if isinstance(kept, (tuple, list)):
+        kept = torch.cat(list(kept))
+    pooled = torch.split(kept, counts.tolist())
+    return None, pooled, kept, positions, counts
 
 
 def _get_placeholder_mask(self, *args, **kwargs):

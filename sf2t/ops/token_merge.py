@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from sf2t import _ext
 
-__all__ = ["token_merge", "kept_count", "choose_backend", "BACKENDS"]
+__all__ = ["token_merge", "select_tokens", "kept_count", "choose_backend", "BACKENDS"]
 
 FIRST_GROUP = ("all", "budget")
 
@@ -264,6 +264,39 @@ def token_merge(
         out_tokens = tokens[:0]
         out_pos = torch.empty(0, 3, dtype=torch.int64, device=dev)
     return out_tokens, out_pos, torch.tensor(counts, dtype=torch.int64)
+
+
+def select_tokens(tokens: torch.Tensor, grid, keep_ratio: float, *, first_group: str = "all"):
+    """The selection of :func:`token_merge` alone, without the merge: ``(positions [M, 3] int64 (t, h, w), counts
+    [V])`` of the tokens it keeps, in the same order (the same rule: the ``K`` least similar to the same place one
+    group earlier, ties to the lower position; a budgeted first group against its mean token). Cheap (one cosine per
+    token), on any device, no gradient; ``stage="before_tower"`` of :func:`sf2t.models.apply_sf2t` uses it on
+    pixels."""
+    g = _check(tokens, grid, keep_ratio, 0, first_group)
+    positions, counts, start = [], [], 0
+    x_all = tokens.detach()
+    for t, gh, gw in g.tolist():
+        s = gh * gw
+        n = t * s
+        if n == 0:
+            counts.append(0)
+            continue
+        x = x_all[start : start + n].reshape(t, s, -1).float()
+        start += n
+        k = _budget(keep_ratio, s)
+        nov = torch.empty(t, s, device=x.device)
+        nov[0] = -F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1)
+        if t > 1:
+            nov[1:] = -F.cosine_similarity(x[1:], x[:-1], dim=-1)
+        order = torch.sort(nov, dim=1, descending=True, stable=True).indices
+        keep = torch.sort(order[:, :k], dim=1).values.cpu()  # [t, k]
+        rows = [torch.arange(s)] if first_group == "all" or k >= s else [keep[0]]
+        rows += list(keep[1:].unbind(0))
+        for ti, kp in enumerate(rows):
+            positions.append(torch.stack([torch.full_like(kp, ti), kp // gw, kp % gw], dim=1))
+        counts.append(sum(r.numel() for r in rows))
+    pos = torch.cat(positions).to(torch.int64) if positions else torch.empty(0, 3, dtype=torch.int64)
+    return pos, torch.tensor(counts, dtype=torch.int64)
 
 
 def _register_fake() -> None:

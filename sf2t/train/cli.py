@@ -76,7 +76,10 @@ def run_training(cfg, log=print) -> dict:
 
         resuming = cfg.resume and CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume) is not None
         if not resuming:  # the model as it starts (LoRA's B = 0: the base), with the run's token compression
-            before = {"step": 0, **eval_fn(apply_compression(model.to(cfg.device), cfg.token_keep_ratio), 0)}
+            before = {
+                "step": 0,
+                **eval_fn(apply_compression(model.to(cfg.device), cfg.token_keep_ratio, cfg.token_stage), 0),
+            }
     sharded = cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if sharded and eval_fn is not None and cfg.eval_every:
         log("fsdp: no held-out evaluation during training (the model is sharded); the final one uses the saved run")

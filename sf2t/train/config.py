@@ -90,6 +90,11 @@ class TrainConfig:
     token_keep_ratio: float = _f(
         1.0, "visual tokens kept per temporal group after the first (sf2t token merging inside the model; 1.0: off)"
     )
+    token_stage: str = _f(
+        "after_tower",
+        "where token_keep_ratio drops tokens: after_tower (token_merge on the tower's tokens, every family) or "
+        "before_tower (Qwen2-VL: the tower runs on the kept patches only, so it gets faster too)",
+    )
     decoder: str = _f("auto", "video decoder: auto (DALI on GPU, else torchcodec, else PyAV), torchcodec, pyav or dali")
     workers: int = _f(
         0,
@@ -164,6 +169,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.task_weights must have one weight per task")
         if isinstance(self.token_keep_ratio, bool) or not 0.0 < float(self.token_keep_ratio) <= 1.0:
             raise ValueError(f"TrainConfig.token_keep_ratio must be in (0, 1], got {self.token_keep_ratio!r}")
+        if self.token_stage not in ("after_tower", "before_tower"):
+            raise ValueError(f"TrainConfig.token_stage must be after_tower or before_tower, got {self.token_stage!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a positive finite number, got {self.lr!r}")
         if isinstance(self.supervised_ratio, bool) or not 0.0 <= float(self.supervised_ratio) < 1.0:

@@ -68,13 +68,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def apply_compression(model, token_keep_ratio: float):
-    """Compress the model's video tokens between vision tower and LLM (``sf2t.models.apply_sf2t``) when the run asks
-    for it (< 1); the one place training, evaluation before training and reloading a run do it."""
+def apply_compression(model, token_keep_ratio: float, token_stage: str = "after_tower"):
+    """Compress the model's video tokens (``sf2t.models.apply_sf2t``, after or before the vision tower) when the run
+    asks for it (< 1); the one place training, evaluation before training and reloading a run do it."""
     if token_keep_ratio < 1.0:
         from sf2t.models import apply_sf2t
 
-        apply_sf2t(model, token_keep_ratio)
+        apply_sf2t(model, token_keep_ratio, stage=token_stage)
     return model
 
 
@@ -110,7 +110,7 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
             p.requires_grad_(True)
     else:
         raise ValueError("TrainConfig: set lora=true or full_finetune=true (nothing would be trained)")
-    apply_compression(model, cfg.token_keep_ratio)
+    apply_compression(model, cfg.token_keep_ratio, cfg.token_stage)
     model.to(cfg.device)
     model.train()
     return model, tokenizer
@@ -634,5 +634,6 @@ def load_trained(base: str, trained: str | os.PathLike):
     # a run trained with token compression is evaluated with it (its train_config.json says so)
     run_cfg = trained.parent / "train_config.json"
     if run_cfg.is_file():
-        apply_compression(model, float(json.loads(run_cfg.read_text()).get("token_keep_ratio", 1.0)))
+        run = json.loads(run_cfg.read_text())
+        apply_compression(model, float(run.get("token_keep_ratio", 1.0)), run.get("token_stage", "after_tower"))
     return model, tokenizer

@@ -71,14 +71,17 @@ def _positions(model, batch):
     return got["pos"]
 
 
-@pytest.mark.parametrize("name", QWEN)
-def test_keep_one_is_the_unpatched_model(models, name):
+STAGES = [("qwen2_vl", "after_tower"), ("qwen2_5_vl", "after_tower"), ("qwen2_vl", "before_tower")]
+
+
+@pytest.mark.parametrize("name,stage", STAGES)
+def test_keep_one_is_the_unpatched_model(models, name, stage):
     model, tok, _ = models(name)
     batch = _batch(tok)
     with torch.no_grad():
         ref = model(**batch).logits
         pos_ref = _positions(model, batch)
-    apply_sf2t(model, 1.0)
+    apply_sf2t(model, 1.0, stage=stage)
     try:
         with torch.no_grad():
             out = model(**batch).logits
@@ -88,9 +91,9 @@ def test_keep_one_is_the_unpatched_model(models, name):
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", QWEN)
+@pytest.mark.parametrize("name,stage", STAGES)
 @pytest.mark.parametrize("keep,first_group", [(0.5, "all"), (0.25, "budget")])
-def test_kept_tokens_keep_their_uncompressed_positions(models, name, keep, first_group):
+def test_kept_tokens_keep_their_uncompressed_positions(models, name, stage, keep, first_group):
     model, tok, _ = models(name)
     full = _batch(tok)
     pos_full = _positions(model, full)  # the unpatched model on the uncompressed text
@@ -113,7 +116,7 @@ def test_kept_tokens_keep_their_uncompressed_positions(models, name, keep, first
             )
             samples.append(s)
         small = collate(samples, pad_id=tok.pad_token_id)
-    apply_sf2t(model, keep, first_group=first_group)
+    apply_sf2t(model, keep, first_group=first_group, stage=stage)
     try:
         pos_small = _positions(model, small)
         state = find_qwen_inner(model)._sf2t_state
@@ -141,11 +144,11 @@ def test_kept_tokens_keep_their_uncompressed_positions(models, name, keep, first
         start += counts[r]
 
 
-def _train_compressed(name, ckpt, batch, steps):
+def _train_compressed(name, ckpt, batch, steps, stage="after_tower"):
     """A fresh model of ``name`` patched at keep 0.5, trained ``steps`` AdamW steps on ``batch``: the loss must fall
     to under half its start, finite throughout. Returns the model."""
     model = families.model_class(FAMILIES[name]).from_pretrained(ckpt, dtype=torch.float32, local_files_only=True)
-    apply_sf2t(model, 0.5)
+    apply_sf2t(model, 0.5, stage=stage)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     losses = []
@@ -160,15 +163,16 @@ def _train_compressed(name, ckpt, batch, steps):
     return model
 
 
-@pytest.mark.parametrize("name", QWEN)
-def test_trains_with_compression_and_loss_falls(models, name):
+@pytest.mark.parametrize("name,stage", STAGES)
+def test_trains_with_compression_and_loss_falls(models, name, stage):
     _, tok, ckpt = models(name)
-    model = _train_compressed(name, ckpt, _batch(tok, keep=0.5), steps=25)
+    model = _train_compressed(name, ckpt, _batch(tok, keep=0.5), steps=25, stage=stage)
     vis = find_qwen_inner(model).visual
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vis.parameters())  # through the merge
 
 
-def test_lora_and_gradient_checkpointing(models):
+@pytest.mark.parametrize("stage", ["after_tower", "before_tower"])
+def test_lora_and_gradient_checkpointing(models, stage):
     peft = pytest.importorskip("peft")
     _, tok, ckpt = models("qwen2_vl")
     fam = FAMILIES["qwen2_vl"]
@@ -177,7 +181,7 @@ def test_lora_and_gradient_checkpointing(models):
     model = peft.get_peft_model(
         model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=fam.lora_target_modules(model), lora_dropout=0.0)
     )
-    apply_sf2t(model, 0.5)
+    apply_sf2t(model, 0.5, stage=stage)
     model.train()
     out = model(**_batch(tok, keep=0.5))
     out.loss.backward()
@@ -192,6 +196,11 @@ def test_clear_errors(models):
         apply_sf2t(model, 0.0)
     with pytest.raises(ValueError, match="first_group"):
         apply_sf2t(model, 0.5, first_group="some")
+    with pytest.raises(ValueError, match="stage must be one of"):
+        apply_sf2t(model, 0.5, stage="inside")
+    with pytest.raises(NotImplementedError, match="before_tower.*Qwen2-VL"):
+        apply_sf2t(models("qwen2_5_vl")[0], 0.5, stage="before_tower")
+    assert not hasattr(find_qwen_inner(models("qwen2_5_vl")[0]), "_sf2t_orig")
     apply_sf2t(model, 0.5)
     try:
         with pytest.raises(ValueError, match="token_keep_ratio"):  # text built for the uncompressed model
@@ -200,6 +209,53 @@ def test_clear_errors(models):
     finally:
         remove_sf2t(model)
     assert not hasattr(find_qwen_inner(model), "_sf2t_orig")
+
+
+def test_before_tower_runs_the_tower_on_the_kept_patches_only(models):
+    """stage='before_tower' at keep 0.5: in a video whose later groups repeat the first group's left half and change
+    its right half, the right half is what each later group keeps (the selection on pixels), and the tower's tokens
+    for it equal the unpatched tower run on that half alone (a group's kept patches attend only to each other; the
+    rotary positions differ by a constant shift, to which attention is blind). The first group (kept whole) equals
+    the unpatched tower on that group alone."""
+    model, _, _ = models("qwen2_vl")
+    inner = find_qwen_inner(model)
+    t, h, w, m = 3, 4, 8, 2
+    g = torch.Generator().manual_seed(3)
+
+    def units(n):  # n merged tokens' patch rows, block-major
+        return torch.randn(n, m * m, PATCH_DIM, generator=g)
+
+    left = units(h // m * (w // m) // 2)  # the 2 x 2 merged tokens of the left half, same in every group
+    groups, rights = [], []
+    for _ in range(t):
+        right = units(left.shape[0])
+        rights.append(right)
+        lr = [x.reshape(h // m, w // m // 2, m * m, PATCH_DIM) for x in (left, right)]
+        groups.append(torch.cat(lr, 1).reshape(-1, PATCH_DIM))  # rows: (hu, wu: left half then right half, patch)
+    pixels = torch.cat(groups)
+    grid = torch.tensor([[t, h, w]])
+    apply_sf2t(model, 0.5, stage="before_tower")
+    try:
+        with torch.no_grad():
+            got = inner.get_video_features(pixels, grid, return_dict=True).pooler_output[0]
+        state = inner._sf2t_state
+    finally:
+        remove_sf2t(model)
+    kp = state["positions"]
+    assert kp[:, 0].tolist() == [0] * 8 + [1] * 4 + [2] * 4
+    assert (kp[8:, 2] >= 2).all()  # the right half
+    with torch.no_grad():
+        first = inner.visual(groups[0], grid_thw=torch.tensor([[1, h, w]])).pooler_output
+        torch.testing.assert_close(got[:8], first, rtol=1e-5, atol=1e-5)
+        for k in (1, 2):
+            alone = inner.visual(
+                rights[k].reshape(-1, PATCH_DIM), grid_thw=torch.tensor([[1, h, w // 2]])
+            ).pooler_output
+            torch.testing.assert_close(got[8 + 4 * (k - 1) : 12 + 4 * (k - 1)], alone, rtol=1e-5, atol=1e-5)
+            full = inner.visual(pixels, grid_thw=grid).pooler_output[8 * k + 2 : 8 * k + 4]
+            assert not torch.allclose(
+                got[8 + 4 * (k - 1) : 10 + 4 * (k - 1)], full, atol=1e-4
+            )  # a different attention set
 
 
 def test_other_families_say_not_yet():

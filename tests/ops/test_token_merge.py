@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sf2t.ops.token_merge import _has_cpp, kept_count, token_merge
+from sf2t.ops.token_merge import _has_cpp, kept_count, select_tokens, token_merge
 
 BACKENDS = ["reference", pytest.param("cpp", marks=pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks it"))]
 
@@ -106,6 +106,25 @@ def test_several_videos_equal_one_at_a_time():
     assert torch.equal(out, torch.cat([p[0] for p in parts]))
     assert torch.equal(pos, torch.cat([p[1] for p in parts]))
     assert counts.tolist() == [int(p[2]) for p in parts]
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.5, 0.77, 1.0])
+@pytest.mark.parametrize("first_group", ["all", "budget"])
+def test_select_tokens_is_token_merges_selection(ratio, first_group, backend):
+    """select_tokens keeps the tokens token_merge keeps, in its order, on several videos (float32, the dtype it
+    computes in). Against the reference, a group that repeats half of the previous one makes exact ties, so the
+    tie rule counts; the C++ backend's cosines round differently, so its ties may fall otherwise (no ties for it)."""
+    grids = [(4, 3, 5), (1, 2, 2), (3, 4, 4)]
+    xs = [_tokens(*g, seed=i, dtype=torch.float32) for i, g in enumerate(grids)]
+    if backend == "reference":
+        xs[2][16:24] = xs[2][0:8]  # group 1 repeats half of group 0: ties at the lowest novelty
+    x = torch.cat(xs)
+    pos, counts = select_tokens(x, grids, ratio, first_group=first_group)
+    _, ref_pos, ref_counts = token_merge(x, grids, ratio, first_group=first_group)
+    assert torch.equal(pos, ref_pos.cpu()) and torch.equal(counts, ref_counts)
+    assert counts.tolist() == kept_count(grids, ratio, first_group=first_group)
+    with pytest.raises(ValueError, match="keep_ratio"):
+        select_tokens(x, grids, 0.0)
 
 
 def test_bf16_keeps_its_dtype():
