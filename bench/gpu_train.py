@@ -9,7 +9,8 @@ frames at 448x252, batch 4, on sf2t.synth H.264 clips (640x360, 20 s). Rates are
 
     python bench/gpu_train.py [--steps 12] [--skip 3] [--runs pyav:0,pyav:8] [--json OUT] [--small]
 
-(``--runs``: DECODER:WORKERS pairs; ``--small``: a tiny model and clips, to try the script on CPU.)
+(``--runs``: DECODER:WORKERS[:KEEP[:STAGE]] entries, e.g. ``pyav:8:0.5:before_tower`` for token compression at
+keep 0.5 before the vision tower; ``--small``: a tiny model and clips, to try the script on CPU.)
 """
 
 from __future__ import annotations
@@ -87,8 +88,13 @@ def main(argv=None) -> int:
     }
     print(f"clips {t_clips:.1f} s, checkpoint {t_model:.1f} s", flush=True)
     for spec in args.runs.split(","):
-        decoder, workers = spec.split(":")
-        out = root / f"run_{decoder}_w{workers}"
+        parts = spec.split(":")
+        if len(parts) not in (2, 3, 4):
+            raise SystemExit(f"--runs: {spec!r} is not DECODER:WORKERS[:KEEP[:STAGE]]")
+        decoder, workers = parts[:2]
+        keep = float(parts[2]) if len(parts) > 2 else 1.0
+        stage = parts[3] if len(parts) > 3 else "after_tower"
+        out = root / f"run_{decoder}_w{workers}_k{keep}_{stage}"
         shutil.rmtree(out, ignore_errors=True)
         cfg = TrainConfig(
             model=str(ckpt),
@@ -103,6 +109,8 @@ def main(argv=None) -> int:
             steps=args.steps,
             workers=int(workers),
             decoder=decoder,
+            token_keep_ratio=keep,
+            token_stage=stage,
             clip_cache_mb=0,
             device="cuda" if cuda else "cpu",
             bf16=cuda,

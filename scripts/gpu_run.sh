@@ -6,7 +6,7 @@
 # machine's stack while time is left.
 # Stages are skipped, and say so, when the time budget (GPU_BUDGET_S, default 560 s) would not cover them;
 # GPU_STAGES=a,b,... runs only those; GPU_TESTS=paths narrows the GPU tests; GPU_TRAIN=0 skips the 2B-size
-# preparation. With DALI sent first (scripts/gpu_dali_prepare.sh here, then scripts/gpu_dali_receive.sh once per
+# preparation; TRAIN_RUNS=DECODER:WORKERS[:KEEP[:STAGE]],... replaces the 2B-size training runs. With DALI sent first (scripts/gpu_dali_prepare.sh here, then scripts/gpu_dali_receive.sh once per
 # part, back to back) the DALI stages run too.
 # Wheels in .whl/ (PyAV, ...) are installed into /tmp/site first. Logs and JSON go to $OUT (default ./gpu_out),
 # bundled into $OUT/results.tgz after each stage (a call returns at most 8 files).
@@ -75,6 +75,7 @@ TAIL=30 stage ncu_pack 60 120 ncu --clock-control none -k 'regex:horizontal|vert
 TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R/token_merge_gpu.json"
 [ -n "$TRAIN_PID" ] && wait "$TRAIN_PID"
 RUNS="pyav:0,pyav:8"; [ "$DALI" = 1 ] && RUNS="dali:0,pyav:8,pyav:0"
+RUNS="${TRAIN_RUNS:-$RUNS}"  # e.g. TRAIN_RUNS=pyav:8,pyav:8:0.5:before_tower: token compression at 2B size
 TAIL=6 stage train_2b 90 180 python3 bench/gpu_train.py --steps 10 --skip 3 --runs "$RUNS" \
   --root /tmp/sf2t-gpu-train --json "$R/train_2b_gpu.json"
 wait "$CLIPS_PID"
