@@ -95,14 +95,12 @@ def _read_results(path: str) -> dict:
     """An earlier ``sf2t eval`` results JSON (for --compare); a ValueError naming the file otherwise."""
     import json
 
+    from sf2t._files import read_text
+
+    text = read_text(path, f"--compare {path}", "a results JSON file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            res = json.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"--compare {path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"--compare {path}: is a folder, not a results JSON file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        res = json.loads(text)
+    except json.JSONDecodeError as e:
         raise ValueError(f"--compare {path}: not a JSON file ({e})") from None
     table = res.get("table") if isinstance(res, dict) else None
     if not isinstance(table, dict) or not all(

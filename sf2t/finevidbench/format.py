@@ -108,14 +108,14 @@ def validate(bench: Any) -> None:
 def load(path: str | os.PathLike) -> dict:
     """Read and validate a benchmark; adds ``_root`` (its folder, which relative paths start from)."""
     path = Path(path)
+    from sf2t._files import read_text
+
     try:
-        bench = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchmarkError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BenchmarkError(f"{path}: is a folder, not a benchmark JSON file") from None
-    except UnicodeDecodeError:
-        raise BenchmarkError(f"{path}: not a text file (a benchmark JSON file expected)") from None
+        text = read_text(path, str(path), "a benchmark JSON file")
+    except ValueError as e:
+        raise BenchmarkError(str(e)) from None
+    try:
+        bench = json.loads(text)
     except json.JSONDecodeError as e:
         raise BenchmarkError(f"{path}: not JSON: {e}") from e
     validate(bench)

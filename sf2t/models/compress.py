@@ -212,11 +212,13 @@ def _get_video_features(self, pixel_values_videos, video_grid_thw=None, *args, *
     grid = video_grid_thw.detach().to("cpu", torch.int64).clone()
     grid[:, 1:] //= merge
     if cfg.get("stage") == "before_tower":
-        out, pooled, kept, positions, counts = _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg)
-        if kwargs.get("return_dict") or _returns_output(type(self)):
+        kept, positions, counts = _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg)
+        pooled = ()  # per video, as the original returns them (split below)
+        out = None
+        if kwargs.get("return_dict") or _mentions(type(self).get_video_features, "pooler_output"):
             from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-            out = BaseModelOutputWithPooling(pooler_output=pooled)
+            out = BaseModelOutputWithPooling()
     else:
         out = orig(pixel_values_videos, video_grid_thw, *args, **kwargs)
         pooled = out.pooler_output if hasattr(out, "pooler_output") else out
@@ -249,27 +251,14 @@ def _mentions(fn, name: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
 def _tower_takes_position_ids(cls) -> bool:
     """Whether the tower's forward reads precomputed rotary ``position_ids`` from its kwargs (transformers 5.17+:
     ``get_vision_position_ids(..., kwargs=kwargs)``)."""
-    try:
-        import sys
+    import sys
 
-        helper = getattr(sys.modules[cls.__module__], "get_vision_position_ids", None)
-        return helper is not None and "get_vision_position_ids" in inspect.getsource(cls.forward)
-    except (OSError, TypeError):
-        return False
-
-
-@functools.lru_cache(maxsize=None)
-def _returns_output(cls) -> bool:
-    """Whether this transformers' ``get_video_features`` returns an output object (``.pooler_output``) rather than
-    the split tokens."""
-    try:
-        return "pooler_output" in inspect.getsource(cls.get_video_features)
-    except (OSError, TypeError):
-        return False
+    return hasattr(sys.modules[cls.__module__], "get_vision_position_ids") and _mentions(
+        cls.forward, "get_vision_position_ids"
+    )
 
 
 def _vision_position_ids(visual, grid_thw: torch.Tensor) -> torch.Tensor:
@@ -293,7 +282,7 @@ def _run_tower(self, pixels: torch.Tensor, fake_grid: torch.Tensor, pos: torch.T
 def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
     """stage='before_tower': choose the kept merged tokens from their patches' pixels with token_merge's rule
     (:func:`sf2t.ops.token_merge.select_tokens`), run
-    the tower on those patches only. Returns (output object or None, pooled, kept [M, D], positions, counts)."""
+    the tower on those patches only. Returns (kept [M, D], positions, counts)."""
     from sf2t.ops.token_merge import select_tokens
 
     m = int(self.visual.spatial_merge_size)
@@ -315,8 +304,7 @@ def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
     kept = _run_tower(self, pixel_values_videos[rows], torch.tensor(fake, dtype=torch.int64), pos)
     if isinstance(kept, (tuple, list)):
         kept = torch.cat(list(kept))
-    pooled = torch.split(kept, counts.tolist())
-    return None, pooled, kept, positions, counts
+    return kept, positions, counts
 
 
 def _get_placeholder_mask(self, *args, **kwargs):

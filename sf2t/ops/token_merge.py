@@ -95,8 +95,7 @@ def _merge_groups(
     dev = x.device
     if k >= s:
         return x, torch.arange(s, device=dev).expand(g, s)
-    order = torch.sort(novelty.detach(), dim=1, descending=True, stable=True).indices
-    keep = torch.sort(order[:, :k], dim=1).values  # [G, k]
+    keep = _most_novel(novelty.detach(), k)  # [G, k]
     unit = F.normalize(x.detach().float(), dim=-1)  # [G, S, D]
     if kernel is not None:
         slot = torch.full((g, s), -1, dtype=torch.int32, device=dev)
@@ -118,6 +117,22 @@ def _merge_groups(
     target = torch.where(near.any(dim=2), masked.argmax(dim=2), sim.argmax(dim=2))  # [G, S]
     target.scatter_(1, keep, torch.arange(k, device=dev).expand(g, k))  # a kept token stays itself
     return _mean_into(x, target, g, k), keep
+
+
+def _most_novel(novelty: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions [G, k] (ascending) of the ``k`` most novel tokens of each group; ties go to the lower position."""
+    order = torch.sort(novelty, dim=1, descending=True, stable=True).indices
+    return torch.sort(order[:, :k], dim=1).values
+
+
+def _novelty(x: torch.Tensor) -> torch.Tensor:
+    """[t, S] novelty of groups x [t, S, D] (float): group 0 against its mean token (a budgeted first group), later
+    groups against the same position one group earlier (negated cosine: higher is more novel)."""
+    nov = torch.empty(x.shape[:2], device=x.device)
+    nov[0] = -F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1)
+    if x.shape[0] > 1:
+        nov[1:] = -F.cosine_similarity(x[1:], x[:-1], dim=-1)
+    return nov
 
 
 def _mean_into(x: torch.Tensor, target: torch.Tensor, g: int, k: int) -> torch.Tensor:
@@ -283,13 +298,8 @@ def select_tokens(tokens: torch.Tensor, grid, keep_ratio: float, *, first_group:
             continue
         x = x_all[start : start + n].reshape(t, s, -1).float()
         start += n
-        k = _budget(keep_ratio, s)
-        nov = torch.empty(t, s, device=x.device)
-        nov[0] = -F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1)
-        if t > 1:
-            nov[1:] = -F.cosine_similarity(x[1:], x[:-1], dim=-1)
-        order = torch.sort(nov, dim=1, descending=True, stable=True).indices
-        keep = torch.sort(order[:, :k], dim=1).values.cpu()  # [t, k]
+        keep = _most_novel(_novelty(x), _budget(keep_ratio, s)).cpu()  # [t, k]
+        k = keep.shape[1]
         rows = [torch.arange(s)] if first_group == "all" or k >= s else [keep[0]]
         rows += list(keep[1:].unbind(0))
         for ti, kp in enumerate(rows):

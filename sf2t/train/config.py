@@ -287,17 +287,11 @@ def read_mapping(path: str | os.PathLike, what: str = "config") -> dict:
     mapping of ``field: value`` lines."""
     import yaml
 
+    from sf2t._files import read_text
+
+    text = read_text(path, f"{what} {path}", "a YAML or JSON file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{what} {path}: is a folder, not a YAML or JSON file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{what} {path}: not a text file (YAML or JSON expected)") from None
-    except OSError as e:
-        raise ValueError(f"{what} {path}: cannot read it: {e.strerror or e}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ValueError(f"{what} {path}: not valid YAML: {' '.join(str(e).split())}") from None
     if data is None:

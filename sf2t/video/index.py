@@ -111,25 +111,15 @@ class IndexResult:
 def iter_jsonl(path: str | os.PathLike):
     """(line number, value) of each non-blank line of a JSON-lines file; a line that is not JSON is an error
     naming it, and so is a missing file, a folder or a file that is not text."""
-    try:
-        f = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not a JSON-lines file") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read it: {e.strerror or e}") from None
-    with f:
+    from sf2t._files import read_text
+
+    for i, line in enumerate(read_text(path, str(path), "a JSON-lines file").split("\n"), 1):
+        if not line.strip():
+            continue
         try:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield i, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: not a text file (a JSON-lines file expected)") from None
+            yield i, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict]:
