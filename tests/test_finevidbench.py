@@ -407,3 +407,63 @@ def test_batched_likelihood_equals_one_at_a_time_and_model_checks(bench, tmp_pat
     (fake / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ValueError, match="llama checkpoint.*video"):
         QwenRunner(str(fake))
+
+
+def test_eval_uses_the_runs_token_compression(bench, tmp_path, tiny_qwen2_vl, capsys):
+    """A run trained with token compression is scored with it: `sf2t eval` reads the run's train_config.json
+    (frame size, layout, keep ratio, stage), patches the model and writes the kept number of video placeholders;
+    the command line overrides the run."""
+    import shutil
+
+    from sf2t.finevidbench import _run_settings, main_eval
+    from sf2t.finevidbench.evaluate import QwenRunner, load_media
+    from sf2t.models.compress import find_qwen_inner
+    from sf2t.models.qwen2_vl import VIDEO_PAD
+    from sf2t.ops.token_merge import kept_count
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_qwen2_vl, run / "model")  # a full fine-tune's layout: out_dir/model + train_config.json
+    settings = {"frame_size": [56, 84], "layout": "repeat", "token_keep_ratio": 0.5, "token_stage": "before_tower"}
+    (run / "train_config.json").write_text(json.dumps({**settings, "lr": 0.1}))
+    out = tmp_path / "r.json"
+    argv = ["--model", str(run / "model"), "--bench", str(bench), "--out", str(out)]
+    assert main_eval(argv) == 0
+    assert "as the run was trained" in capsys.readouterr().err
+    assert json.loads(out.read_text())["overall"]["n"] == len(load(bench)["questions"])
+
+    class Args:
+        adapter, model, frame_size, layout, token_keep_ratio, token_stage = (
+            None,
+            str(run / "model"),
+            None,
+            None,
+            0.25,
+            None,
+        )
+
+    assert _run_settings(Args) == {**settings, "token_keep_ratio": 0.25}  # the command line wins
+    Args.model = str(tiny_qwen2_vl)  # a base checkpoint: no run, the defaults
+    Args.token_keep_ratio = None
+    assert _run_settings(Args) == {
+        "frame_size": None,
+        "layout": "repeat",
+        "token_keep_ratio": 1.0,
+        "token_stage": "after_tower",
+    }
+
+    runner = QwenRunner(str(run / "model"), frame_size=(56, 84), token_keep_ratio=0.5, token_stage="before_tower")
+    assert find_qwen_inner(runner.model)._sf2t_cfg["stage"] == "before_tower"
+    b = load(bench)
+    q = next(q for q in b["questions"] if len(q["video"]["frames"]) >= 3)
+    frames, image = load_media(q, b["_root"])
+    s = runner._sample(q, frames, image, q["options"][0])
+    vid = runner.tok.convert_tokens_to_ids(VIDEO_PAD)
+    t, h, w = s["video_grid_thw"][0].tolist()
+    assert int((s["input_ids"] == vid).sum()) == kept_count([[t, h // 2, w // 2]], 0.5)[0] < t * h * w // 4
+    full = QwenRunner(str(run / "model"), frame_size=(56, 84))
+    item = [(q, frames, image)]
+    assert runner.likelihood_batch(item) != full.likelihood_batch(item)  # the compressed model saw fewer tokens
+    with pytest.raises(ValueError, match="token_keep_ratio must be in"):
+        QwenRunner(str(run / "model"), token_keep_ratio=0.0)
+    (run / "train_config.json").write_text("[1, 2]")
+    assert main_eval(argv) == 2 and "not a run's settings" in capsys.readouterr().err

@@ -110,6 +110,39 @@ def _read_results(path: str) -> dict:
     return res
 
 
+def _run_settings(args) -> dict:
+    """How the model sees a video: the command line's choices, else those of the sf2t run that trained it (the
+    ``train_config.json`` next to ``--adapter``, or next to ``--model`` for a full fine-tune), else the defaults.
+    Says which settings came from the run."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from sf2t._files import read_text
+
+    keys = ("frame_size", "layout", "token_keep_ratio", "token_stage")
+    got = {k: getattr(args, k) for k in keys}
+    run, source = {}, None
+    for trained in (args.adapter, args.model):
+        cfg = Path(trained).parent / "train_config.json" if trained else None
+        if cfg is not None and cfg.is_file():
+            try:
+                run = json.loads(read_text(str(cfg), str(cfg), "a run's train_config.json"))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{cfg}: not a JSON file ({e})") from None
+            if not isinstance(run, dict):
+                raise ValueError(f"{cfg}: not a run's settings (a JSON object)")
+            source = cfg
+            break
+    taken = {k: run[k] for k in keys if got[k] is None and run.get(k) is not None}
+    if taken:
+        shown = ", ".join(f"{k}={v}" for k, v in taken.items())
+        print(f"sf2t eval: as the run was trained ({source}): {shown}", file=sys.stderr)
+    got.update(taken)
+    defaults = {"layout": "repeat", "token_keep_ratio": 1.0, "token_stage": "after_tower"}
+    return {k: defaults.get(k) if got[k] is None else got[k] for k in keys}
+
+
 def main_eval(argv=None) -> int:
     import argparse
     import sys
@@ -126,8 +159,18 @@ def main_eval(argv=None) -> int:
     p.add_argument("--max-frames", type=int, help="thin longer videos evenly to this many frames")
     p.add_argument("--batch-size", type=int, default=4, help="questions per forward pass (likelihood mode)")
     p.add_argument("--max-pixels", type=int, default=224 * 224, help="frame size budget (Qwen's smart resize)")
-    p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), help="pack frames at this size (x28)")
-    p.add_argument("--layout", choices=("repeat", "pairs"), default="repeat", help="as the model was trained")
+    p.add_argument(
+        "--frame-size", type=int, nargs=2, metavar=("H", "W"), help="pack frames at this size (x28); default: the run's"
+    )
+    p.add_argument(
+        "--layout", choices=("repeat", "pairs"), help="as the model was trained (default: the run's, or repeat)"
+    )
+    p.add_argument(
+        "--token-keep-ratio", type=float, help="compress video tokens as in training (default: the run's, or 1.0: off)"
+    )
+    p.add_argument(
+        "--token-stage", choices=("after_tower", "before_tower"), help="where tokens are dropped (default: the run's)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--compare", help="another results JSON: print both side by side")
     args = p.parse_args(argv)
@@ -138,13 +181,16 @@ def main_eval(argv=None) -> int:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
         load_bench(args.bench)  # a bad benchmark or --compare file fails before the model loads
         other = _read_results(args.compare) if args.compare else None
+        run = _run_settings(args)
         runner = QwenRunner(
             args.model,
             args.adapter,
             device=args.device,
             max_pixels=args.max_pixels,
-            frame_size=args.frame_size,
-            layout=args.layout,
+            frame_size=run["frame_size"],
+            layout=run["layout"],
+            token_keep_ratio=run["token_keep_ratio"],
+            token_stage=run["token_stage"],
         )
         res = evaluate(
             args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames, batch_size=args.batch_size

@@ -87,12 +87,21 @@ class QwenRunner:
         max_pixels: int = 224 * 224,
         frame_size: tuple[int, int] | None = None,
         layout: str = "repeat",
+        token_keep_ratio: float = 1.0,
+        token_stage: str = "after_tower",
     ):
         """``frame_size``: pack every frame at this (h, w) (multiples of 28) instead of Qwen's smart resize within
         ``max_pixels``; ``layout``: ``repeat`` (each frame twice: one frame per token group) or ``pairs`` (token
-        group i = frames i and i+1), as the model was trained (``TrainConfig.layout``)."""
+        group i = frames i and i+1), as the model was trained (``TrainConfig.layout``). ``token_keep_ratio`` < 1
+        and ``token_stage``: the model compresses its video tokens as in training (``sf2t.models.apply_sf2t``; the
+        text gets the kept number of placeholders)."""
         if layout not in ("repeat", "pairs"):
             raise ValueError(f"layout must be repeat or pairs, got {layout!r}")
+        if isinstance(token_keep_ratio, bool) or not 0.0 < float(token_keep_ratio) <= 1.0:
+            raise ValueError(f"token_keep_ratio must be in (0, 1], got {token_keep_ratio!r}")
+        if token_stage not in ("after_tower", "before_tower"):
+            raise ValueError(f"token_stage must be after_tower or before_tower, got {token_stage!r}")
+        self.token_keep_ratio = float(token_keep_ratio)
         if frame_size is not None and (len(frame_size) != 2 or any(int(v) % 28 or int(v) <= 0 for v in frame_size)):
             raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
         self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
@@ -124,7 +133,9 @@ class QwenRunner:
                 model = PeftModel.from_pretrained(model, adapter)
             except (RuntimeError, ValueError, KeyError) as e:
                 raise ValueError(f"adapter {adapter!r} does not fit the base model {model_dir!r}: {e}") from e
-        self.model = model.to(device).eval()
+        from sf2t.train.loop import apply_compression
+
+        self.model = apply_compression(model.to(device).eval(), self.token_keep_ratio, token_stage)
         self.device = device
         self.max_pixels = max_pixels
 
@@ -146,7 +157,9 @@ class QwenRunner:
                 int(image.shape[0]), int(image.shape[1]), min_pixels=28 * 28, max_pixels=self.max_pixels
             )
             ipix, igrid = fragment_pack(image[None], torch.zeros(1, dtype=torch.long), None, isz, frame_repeat=2)
-        s = build_video_sample(self.tok, render_question(q), answer, grid, image_grid_thw=igrid)
+        s = build_video_sample(
+            self.tok, render_question(q), answer, grid, image_grid_thw=igrid, token_keep_ratio=self.token_keep_ratio
+        )
         s["pixel_values_videos"], s["video_grid_thw"] = pixels, grid
         if ipix is not None:
             s["pixel_values"], s["image_grid_thw"] = ipix, igrid
