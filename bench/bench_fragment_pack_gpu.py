@@ -1,4 +1,5 @@
-"""fragment_pack on a GPU: CUDA and Triton kernels, achieved bandwidth (bytes read + written over time)
+"""fragment_pack on a GPU: CUDA and Triton kernels, each two-pass and tiled single-pass (SF2T_FRAGMENT_PACK_CUDA /
+SF2T_FRAGMENT_PACK_TRITON=tiled), achieved bandwidth (bytes read + written over time)
 as a fraction of a measured device-to-device copy (issue 5 target: >= 60%). Skips without a GPU.
 
     pytest bench/bench_fragment_pack_gpu.py --benchmark-json=gpu.json
@@ -25,11 +26,16 @@ def copy_gbps():
     return measure()["copy_gbps"]
 
 
-@pytest.mark.parametrize("backend", ["cuda", "triton"])
+@pytest.mark.parametrize("backend", ["cuda", "cuda_tiled", "triton", "triton_tiled"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_fragment_pack_gpu(benchmark, case, backend, copy_gbps):
-    if backend == "cuda":
+def test_fragment_pack_gpu(benchmark, case, backend, copy_gbps, monkeypatch):
+    name = backend
+    if backend.startswith("cuda"):
         _ext.require("the CUDA benchmark", cuda=True)
+    kernel = "tiled" if backend.endswith("_tiled") else "two_pass"
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_CUDA", kernel)
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TRITON", kernel)
+    backend = backend.removesuffix("_tiled")
     n, h, w, oh, ow = CASES[case]
     gen = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
@@ -48,7 +54,7 @@ def test_fragment_pack_gpu(benchmark, case, backend, copy_gbps):
     gbps = moved / benchmark.stats.stats.median / 1e9
     benchmark.extra_info.update(
         case=case,
-        backend=backend,
+        backend=name,
         bytes=moved,
         gbps=gbps,
         copy_gbps=copy_gbps,

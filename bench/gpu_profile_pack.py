@@ -2,7 +2,10 @@
 time of its kernels and copies (torch.profiler), and each kernel's share; the bandwidth of the kernels alone and of
 the whole call against a device-to-device copy. Prints a table, writes JSON:
 
-    python bench/gpu_profile_pack.py [--json OUT] [--reps 30]
+    python bench/gpu_profile_pack.py [--json OUT] [--reps 30] [--tiles 28x56,28x112] [--src-devices cpu,cuda]
+
+Backends: ``cuda`` and ``triton`` (the two-pass kernels), ``cuda_tiled`` and ``triton_tiled`` (the tiled single-pass
+kernels, SF2T_FRAGMENT_PACK_CUDA / SF2T_FRAGMENT_PACK_TRITON=tiled; one row per ``--tiles`` size, default their own).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import time
 
 import torch
@@ -26,7 +30,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json")
     ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--tiles", default="", help="tile sizes HxW for cuda_tiled rows (default: the kernel's own)")
+    ap.add_argument("--src-devices", default="cpu,cuda", help="where the plan's src_index lives")
+    ap.add_argument("--backends", default="cuda,cuda_tiled,triton,triton_tiled")
     args = ap.parse_args(argv)
+    variants = []  # (row name, backend, environment)
+    for b in args.backends.split(","):
+        if b.endswith("_tiled"):
+            for tile in args.tiles.split(",") if args.tiles else [""]:
+                env = {"SF2T_FRAGMENT_PACK_CUDA": "tiled", "SF2T_FRAGMENT_PACK_TRITON": "tiled"}
+                env["SF2T_FRAGMENT_PACK_TILE"] = tile
+                variants.append((f"{b}{'@' + tile if tile else ''}", b.removesuffix("_tiled"), env))
+        else:
+            env = {"SF2T_FRAGMENT_PACK_CUDA": "two_pass", "SF2T_FRAGMENT_PACK_TRITON": "two_pass"}
+            variants.append((b, b, {**env, "SF2T_FRAGMENT_PACK_TILE": ""}))
     from torch.profiler import ProfilerActivity, profile
 
     from bench.gpu_ceilings import measure
@@ -36,8 +53,9 @@ def main(argv=None) -> int:
     for case, (n, h, w, oh, ow) in CASES.items():
         frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, device="cuda")
         src = torch.arange(n)
-        for backend in ("cuda", "triton"):
-            for src_dev in ("cpu", "cuda"):
+        for name, backend, env in variants:
+            os.environ.update(env)
+            for src_dev in args.src_devices.split(","):
                 s = src if src_dev == "cpu" else src.cuda()
 
                 def call(frames=frames, s=s, size=(oh, ow), backend=backend):
@@ -80,7 +98,7 @@ def main(argv=None) -> int:
                     "fraction_of_copy_pipelined": moved / pipelined / 1e9 / copy_gbps,
                     "fraction_of_copy_device": (moved / kernels / 1e9 / copy_gbps) if kernels else None,
                 }
-                key = f"{case}/{backend}/src_{src_dev}"
+                key = f"{case}/{name}/src_{src_dev}"
                 res["rows"][key] = row
                 parts = ", ".join(f"{k} {v * 1e6:.1f}" for k, v in row["device_parts_s"].items())
                 print(

@@ -21,4 +21,10 @@ TORCH_LIBRARY_FRAGMENT(sf2t, m) {
       "fragment_pack_fchw(Tensor frames, Tensor src_index, Tensor boxes, int resize_h, int resize_w, int crop_y, "
       "int crop_x, int out_h, int out_w, float[] mean, float[] std, int frame_repeat, ScalarType? dtype=None, "
       "Tensor? uv=None, int[]? yuv=None) -> Tensor");
+  // Test-only: the CUDA tiled kernel's code run on the host (cpu/fragment_pack_tiled_host.cpp), either layout.
+  m.def(
+      "_fragment_pack_tiled_host(Tensor frames, Tensor src_index, Tensor boxes, int resize_h, int resize_w, "
+      "int crop_y, int crop_x, int out_h, int out_w, float[] mean, float[] std, int patch_size, "
+      "int temporal_patch_size, int merge_size, int frame_repeat, bool fchw, int tile_h, int tile_w, "
+      "ScalarType? dtype=None, Tensor? uv=None, int[]? yuv=None) -> Tensor");
 }

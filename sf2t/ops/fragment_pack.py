@@ -534,6 +534,13 @@ def _fragment_pack_triton(
         out = torch.empty(total, 3, out_h, out_w, dtype=dtype, device=frames.device)
     if n_presented == 0:
         return out
+    if _triton_kernel() == "tiled":
+        done = _fragment_pack_triton_tiled(
+            frames, src_index, boxes, out, out_h, out_w, mean, std, patch_size, temporal_patch_size, merge_size,
+            frame_repeat, total, window, nv12,
+        )  # fmt: skip
+        if done is not None:
+            return done
     src = src_index.tolist()
     bx = boxes.to("cpu").tolist()
     meta = []
@@ -593,6 +600,117 @@ def _fragment_pack_triton(
         fchw=window is not None,
         uv=None if nv12 is None else nv12.uv,
         yuv=None if nv12 is None else nv12.coefficients(),
+    )
+
+
+def _triton_kernel() -> str:
+    """Which Triton kernel runs: SF2T_FRAGMENT_PACK_TRITON=tiled (the single-pass tiled kernel) or two_pass (the
+    default until the tiled kernel's bandwidth is measured on a GPU; bench/bench_fragment_pack_gpu.py times both)."""
+    v = os.environ.get("SF2T_FRAGMENT_PACK_TRITON", "") or "two_pass"
+    if v not in ("tiled", "two_pass"):
+        raise ValueError(f"SF2T_FRAGMENT_PACK_TRITON must be tiled or two_pass, got {v!r}")
+    return v
+
+
+def _tile_size(fchw: bool, patch: int, merge: int) -> tuple[int, int]:
+    """(TH, TW) of the tiled kernels (as csrc/ops/fragment_pack_tiled_host.h: default_tile): Qwen2-VL one merge
+    block high and two wide, the LLaVA layout 32 x 64; SF2T_FRAGMENT_PACK_TILE="HxW" overrides it."""
+    th, tw = (32, 64) if fchw else (patch * merge, 2 * patch * merge)
+    env = os.environ.get("SF2T_FRAGMENT_PACK_TILE", "")
+    if env:
+        try:
+            h, w = (int(v) for v in env.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"SF2T_FRAGMENT_PACK_TILE must be HxW (e.g. 28x56), got {env!r}") from None
+        if h > 0 and w > 0:
+            th, tw = h, w
+    if not fchw and (th % patch or tw % patch):
+        raise ValueError(f"the Qwen2-VL layout needs tiles of whole patches ({patch}), got {th}x{tw}")
+    return th, tw
+
+
+@functools.lru_cache(maxsize=1024)
+def _tile_ranges(in_size: int, out_size: int, begin: int, count: int, tile: int) -> tuple[torch.Tensor, int]:
+    """Per tile of ``tile`` outputs along one axis, [first input index, count] its taps read; and the largest count."""
+    t, _, _ = _axis_table(in_size, out_size, begin, count)
+    s, z = t[:count].long(), t[count : 2 * count].long()
+    n = -(-count // tile)
+    big = 1 << 40
+    lo = torch.nn.functional.pad(torch.where(z > 0, s, big), (0, n * tile - count), value=big).view(n, tile).amin(1)
+    hi = torch.nn.functional.pad(torch.where(z > 0, s + z, 0), (0, n * tile - count), value=0).view(n, tile).amax(1)
+    lo = torch.where(lo > hi, hi, lo)
+    return torch.stack([lo, hi - lo], 1).flatten().to(torch.int32), int((hi - lo).max())
+
+
+_TILED_MAX_ROWS = 512  # a tile reading more input rows (extreme downscales) runs the two-pass kernels
+
+
+def _fragment_pack_triton_tiled(
+    frames, src_index, boxes, out, out_h, out_w, mean, std, patch, tpatch, merge, repeat, total, window, nv12
+):
+    """The tiled Triton kernel (sf2t.kernels.fragment_pack._fragment_pack_tiled) into ``out``; None (nothing run)
+    when a tile would read more than _TILED_MAX_ROWS input rows."""
+    from sf2t.kernels import fragment_pack as tk
+
+    fchw = window is not None
+    th, tw = _tile_size(fchw, patch, merge)
+    n = src_index.numel()
+    src = src_index.tolist()
+    bx = boxes.to("cpu").tolist()
+    used = n * tk.META
+    pieces: list[torch.Tensor] = []
+    seen: dict[tuple, tuple[int, int, int, int]] = {}  # (axis, crop) -> (weights off, ranges off, ksize, precision)
+    meta, k_max, span_max = [], [1, 1], [0, 0]
+    for f in range(n):
+        x0, y0, x1, y1 = bx[f]
+        ax = []
+        for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
+            key = (axis, crop)
+            if key not in seen:
+                if window is None:
+                    args = (crop, n_out, 0, n_out)
+                else:
+                    (rh, rw), (cy, cx) = window
+                    args = (crop, rw if axis == 0 else rh, cx if axis == 0 else cy, n_out)
+                t, k, prec = _axis_table(*args)
+                ranges, span = _tile_ranges(*args, tw if axis == 0 else th)
+                seen[key] = (used, used + t.numel(), k, prec)
+                pieces += [t, ranges]
+                used += t.numel() + ranges.numel()
+                k_max[axis], span_max[axis] = max(k_max[axis], k), max(span_max[axis], span)
+            ax.append(seen[key])
+        (wxo, txo, kx, px), (wyo, tyo, ky, py) = ax
+        meta.append([src[f], x0, y0, kx, px, ky, py, wxo, wyo, txo, tyo])
+    if span_max[1] > _TILED_MAX_ROWS:
+        return None
+    host = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces])
+    if frames.device.type == "cuda":
+        host = host.pin_memory()
+    table = host.to(frames.device, non_blocking=True)
+    mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
+    inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
+    return tk.launch_fragment_pack_tiled(
+        frames if nv12 is None else nv12.y,
+        table,
+        out,
+        presented=n,
+        out_h=out_h,
+        out_w=out_w,
+        repeat=repeat,
+        total_frames=total,
+        tile=(th, tw),
+        kx_max=triton_next_pow2(k_max[0]),
+        ky_max=triton_next_pow2(k_max[1]),
+        r_max=max(1, span_max[1]),
+        mean255=mean255,
+        inv_std255=inv_std255,
+        patch=patch,
+        tpatch=tpatch,
+        merge=merge,
+        fchw=fchw,
+        uv=None if nv12 is None else nv12.uv,
+        yuv=None if nv12 is None else nv12.coefficients(),
+        programs=None if frames.device.type == "cuda" else 3,
     )
 
 

@@ -19,6 +19,15 @@ needs_interpreter = pytest.mark.skipif(not INTERPRET, reason="run with TRITON_IN
 ATOL_F32 = 2e-6
 
 
+@pytest.fixture(params=["two_pass", "tiled", "tiled@14x14"])
+def kernel(request, monkeypatch):
+    """fragment_pack's Triton kernels: the two passes, or the tiled single pass (its default tile, and one patch)."""
+    name, _, tile = request.param.partition("@")
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TRITON", name)
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TILE", tile)
+    return request.param
+
+
 @needs_interpreter
 @pytest.mark.parametrize(
     "n,h,w,oh,ow,f,crop",
@@ -30,7 +39,7 @@ ATOL_F32 = 2e-6
     ],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_triton_interpreter_matches_reference(n, h, w, oh, ow, f, crop, dtype):
+def test_triton_interpreter_matches_reference(n, h, w, oh, ow, f, crop, dtype, kernel):
     gen = torch.Generator().manual_seed(n * 100 + h)
     frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
     src = torch.randint(0, n, (f,), generator=gen)
@@ -61,7 +70,7 @@ def test_triton_interpreter_matches_reference(n, h, w, oh, ow, f, crop, dtype):
 
 
 @needs_interpreter
-def test_triton_interpreter_strided_and_empty():
+def test_triton_interpreter_strided_and_empty(kernel):
     gen = torch.Generator().manual_seed(9)
     frames = torch.randint(0, 256, (4, 3, 20, 26), dtype=torch.uint8, generator=gen).permute(0, 2, 3, 1)[::2]
     src = torch.tensor([1, 0])
@@ -78,7 +87,7 @@ def test_triton_interpreter_strided_and_empty():
     "n,h,w,resize,size,repeat",
     [(2, 20, 30, (24, 33), (21, 30), 1), (1, 1, 1, (3, 3), (2, 2), 2), (3, 17, 23, (17, 23), (17, 23), 1)],
 )
-def test_triton_interpreter_fchw_layout(n, h, w, resize, size, repeat, dtype):
+def test_triton_interpreter_fchw_layout(n, h, w, resize, size, repeat, dtype, kernel):
     """The LLaVA layout (resize, centre window, [F * repeat, 3, H, W]) against the reference."""
     gen = torch.Generator().manual_seed(h * 7 + w)
     frames = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=gen)
@@ -100,7 +109,7 @@ def test_triton_interpreter_fchw_layout(n, h, w, resize, size, repeat, dtype):
 
 @needs_interpreter
 @pytest.mark.parametrize("layout", ["qwen2_vl", "fchw"])
-def test_triton_interpreter_nv12(layout):
+def test_triton_interpreter_nv12(layout, kernel):
     """NV12 input converted inside the horizontal pass equals converting first, then the reference."""
     from sf2t.ops import NV12
 

@@ -12,7 +12,11 @@
 #include <cuda_bf16.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "../fragment_pack_host.h"
+#include "../fragment_pack_tiled_host.h"
 
 namespace sf2t {
 namespace {
@@ -154,11 +158,63 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* 
   }
 }
 
+// The tiled single-pass kernel (fragment_pack_tiled.h): one block per output tile, three phases.
+constexpr int kTiledThreads = 256;
+constexpr int64_t kTiledSmemMax = 96 * 1024;  // above this (extreme downscales), the two-pass kernels run
+
+__global__ void __launch_bounds__(kTiledThreads) tiled_kernel(fragment_pack_tiled::Args a) {
+  extern __shared__ __align__(16) uint8_t tiled_smem[];
+  const int64_t block = blockIdx.x;
+  fragment_pack_tiled::tiled_phase(a, block, 0, threadIdx.x, blockDim.x, tiled_smem);
+  __syncthreads();
+  fragment_pack_tiled::tiled_phase(a, block, 1, threadIdx.x, blockDim.x, tiled_smem);
+  __syncthreads();
+  fragment_pack_tiled::tiled_phase(a, block, 2, threadIdx.x, blockDim.x, tiled_smem);
+}
+
+// Which CUDA kernel runs: SF2T_FRAGMENT_PACK_CUDA=tiled or two_pass. Two-pass stays the default until the tiled
+// kernel's bandwidth is measured on a GPU (bench/bench_fragment_pack.py times both).
+bool use_tiled() {
+  const char* e = std::getenv("SF2T_FRAGMENT_PACK_CUDA");
+  if (e == nullptr || *e == 0 || std::strcmp(e, "two_pass") == 0) return false;
+  TORCH_CHECK(std::strcmp(e, "tiled") == 0, "SF2T_FRAGMENT_PACK_CUDA must be tiled or two_pass, got '", e, "'");
+  return true;
+}
+
+// Runs the tiled kernel; false (nothing launched) when its shared memory would exceed kTiledSmemMax.
+bool launch_tiled(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, at::Tensor& out,
+                  bool fchw) {
+  using namespace fragment_pack_tiled;
+  Args a;
+  const auto [tile_h, tile_w] = default_tile(pl, fchw);
+  const std::vector<int32_t> table = tiled_table(pl, fchw, tile_h, tile_w, a);
+  const int64_t smem = smem_bytes(a);
+  if (smem > kTiledSmemMax) return false;
+  const int64_t blocks = pl.presented * a.tiles_per_frame;
+  TORCH_CHECK(blocks < (int64_t{1} << 31), "fragment_pack: plan too large for the CUDA kernel's grid");
+  auto opts_i32 = at::TensorOptions().dtype(at::kInt);
+  at::Tensor host = at::empty({static_cast<int64_t>(table.size())}, opts_i32.pinned_memory(true));
+  std::copy(table.begin(), table.end(), host.data_ptr<int32_t>());
+  at::Tensor dev = host.to(at::TensorOptions().device(frames.device()).dtype(at::kInt), /*non_blocking=*/true);
+  tiled_input(frames, uv, a);
+  a.table = dev.data_ptr<int32_t>();
+  a.out = out.data_ptr();
+  if (smem > 48 * 1024) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(tiled_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(smem)));
+  }
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  tiled_kernel<<<static_cast<unsigned>(blocks), kTiledThreads, static_cast<size_t>(smem), stream>>>(a);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
 // Both passes for a prepared plan; `out` is allocated by the caller in its layout (fchw or Qwen2-VL patches).
 void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, at::Tensor& out,
             bool fchw) {
   TORCH_CHECK(!pl.sws, "fragment_pack (CUDA kernel): libswscale's YUV arithmetic (yuv = [1, ...], sf2t.ops.YUV420) "
               "is implemented in the CPU kernel only; convert the frames to RGB first (YUV420.to_rgb)");
+  if (use_tiled() && launch_tiled(pl, frames, uv, out, fchw)) return;
   const int64_t out_h = pl.out_h, out_w = pl.out_w;
   // Pack plan + weights into one int32 table and one row->frame map; upload once.
   std::vector<int32_t> table(pl.presented * kMeta);
