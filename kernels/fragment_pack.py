@@ -432,10 +432,10 @@ def _fragment_pack_tiled(
             for k in range(KY):
                 km = em & (k < vsize)
                 w = tl.load(table_ptr + wyo + 2 * out_h + yg * ky_taps + k, mask=km, other=0)
-                q = sb + k * (TWB * 3)
-                b0 += tl.load(q, mask=km, other=0).to(tl.int32) * w
-                b1 += tl.load(q + 1, mask=km, other=0).to(tl.int32) * w
-                b2 += tl.load(q + 2, mask=km, other=0).to(tl.int32) * w
+                q = sb + k * (TWB * 3)  # .cg: from L2, where this program's stores are (never a stale cached line)
+                b0 += tl.load(q, mask=km, other=0, cache_modifier=".cg").to(tl.int32) * w
+                b1 += tl.load(q + 1, mask=km, other=0, cache_modifier=".cg").to(tl.int32) * w
+                b2 += tl.load(q + 2, mask=km, other=0, cache_modifier=".cg").to(tl.int32) * w
             v0 = (_shift_clamp(b0, py_prec).to(tl.float32) - m0) * s0
             v1 = (_shift_clamp(b1, py_prec).to(tl.float32) - m1) * s1
             v2 = (_shift_clamp(b2, py_prec).to(tl.float32) - m2) * s2

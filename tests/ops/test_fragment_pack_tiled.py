@@ -223,3 +223,15 @@ def test_cuda_tiled_kernel_nv12_and_fchw(layout, tiled_backend):
     kw = dict(layout="fchw", resize=(64, 64), frame_repeat=2, backend=tiled_backend)
     got, _ = fragment_pack(frames.cuda(), src.cuda(), boxes.cuda(), (63, 62), **kw)
     assert torch.equal(got.cpu(), want)
+
+
+@pytest.mark.gpu
+def test_tiled_kernels_fall_back_on_extreme_downscales(tiled_backend):
+    """A tile reading more input than the tiled kernels hold (1500 -> 28: ~1,700 rows a tile) runs the two-pass
+    kernels: the same result."""
+    gen = torch.Generator().manual_seed(9)
+    frames = torch.randint(0, 256, (1, 1500, 1500, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = torch.tensor([0]), torch.tensor([[0, 0, 1500, 1500]])
+    want = _qwen(frames, src, boxes, (28, 28), host=False)
+    got, _ = fragment_pack(frames.cuda(), src.cuda(), boxes.cuda(), (28, 28), backend=tiled_backend)
+    assert torch.equal(got.cpu(), want)
