@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -25,13 +26,14 @@ using fragment_pack_detail::Plan;
 // of the patch).
 inline std::pair<int64_t, int64_t> default_tile(const Plan& pl, bool fchw) {
   int64_t h = fchw ? 32 : pl.patch * pl.merge, w = fchw ? 64 : 2 * pl.patch * pl.merge;
-  if (const char* env = std::getenv("SF2T_FRAGMENT_PACK_TILE")) {
+  const char* env = std::getenv("SF2T_FRAGMENT_PACK_TILE");
+  if (env != nullptr && *env != 0) {
     long eh = 0, ew = 0;
-    char x = 0;
-    if (std::sscanf(env, "%ld%c%ld", &eh, &x, &ew) == 3 && (x == 'x' || x == 'X') && eh > 0 && ew > 0) {
-      h = eh;
-      w = ew;
-    }
+    char x = 0, rest = 0;
+    TORCH_CHECK(std::sscanf(env, "%ld%c%ld%c", &eh, &x, &ew, &rest) == 3 && (x == 'x' || x == 'X') && eh > 0 && ew > 0,
+                "SF2T_FRAGMENT_PACK_TILE must be HxW with positive H and W (e.g. 28x56), got '", env, "'");
+    h = eh;
+    w = ew;
   }
   return {h, w};
 }

@@ -619,11 +619,11 @@ def _tile_size(fchw: bool, patch: int, merge: int) -> tuple[int, int]:
     env = os.environ.get("SF2T_FRAGMENT_PACK_TILE", "")
     if env:
         try:
-            h, w = (int(v) for v in env.lower().split("x"))
+            th, tw = (int(v) for v in env.lower().split("x"))
         except ValueError:
-            raise ValueError(f"SF2T_FRAGMENT_PACK_TILE must be HxW (e.g. 28x56), got {env!r}") from None
-        if h > 0 and w > 0:
-            th, tw = h, w
+            th = tw = 0
+        if th <= 0 or tw <= 0:
+            raise ValueError(f"SF2T_FRAGMENT_PACK_TILE must be HxW with positive H and W (e.g. 28x56), got {env!r}")
     if not fchw and (th % patch or tw % patch):
         raise ValueError(f"the Qwen2-VL layout needs tiles of whole patches ({patch}), got {th}x{tw}")
     return th, tw

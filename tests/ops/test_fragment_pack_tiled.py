@@ -170,6 +170,23 @@ def test_host_run_empty_plan_and_bad_tiles():
         _fchw(frames, src, boxes, (28, 28), (28, 28), tile=(0, 8))
 
 
+@pytest.mark.parametrize("value", ["28", "28x", "0x56", "28x56x2", "axb", "-28x56"])
+def test_bad_tile_setting_is_named(value, monkeypatch):
+    from sf2t.ops.fragment_pack import _tile_size
+
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TILE", value)
+    with pytest.raises(ValueError, match="SF2T_FRAGMENT_PACK_TILE must be HxW"):
+        _tile_size(False, 14, 2)
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TILE", "28x20")
+    with pytest.raises(ValueError, match="whole patches"):
+        _tile_size(False, 14, 2)
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TRITON", "fast")
+    from sf2t.ops.fragment_pack import _triton_kernel
+
+    with pytest.raises(ValueError, match="SF2T_FRAGMENT_PACK_TRITON must be tiled or two_pass"):
+        _triton_kernel()
+
+
 # ---- CUDA: the kernel itself, on a GPU machine (SF2T_REQUIRE_CUDA=1 turns skips into failures) ----------------
 
 

@@ -43,7 +43,7 @@ at::Tensor fragment_pack_tiled_host(const at::Tensor& frames, const at::Tensor& 
   tiled_input(frames, uv, a);
   a.table = table.data();
   a.out = out.data_ptr();
-  std::vector<uint8_t> smem(static_cast<size_t>(smem_bytes(a)) + 4);
+  std::vector<uint8_t> smem(static_cast<size_t>(smem_bytes(a)));  // exactly the GPU block's (a sanitizer build checks it)
   const int64_t blocks = pl.presented * a.tiles_per_frame;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int phase = 0; phase < 3; ++phase) tiled_phase(a, b, phase, 0, 1, smem.data());
