@@ -6,9 +6,10 @@ Issue 6's model: a small Qwen2-VL whose vision-tower / LLM parameter ratio is ab
 patches: 2048 patches into the tower, 512 merged tokens to the LLM), batch 2, AdamW, full training step. The step
 is split into the vision tower (its forward + backward, timed alone on the same pixels), the LLM part (embeddings,
 decoder, head and the merge: forward + backward minus the tower) and the AdamW step. With stage before_tower the
-tower part is the selection on pixels plus the tower on the kept patches.
+tower part is the selection on pixels plus the tower on the kept patches. ``--family qwen2_5_vl``: the same sizes with
+Qwen2.5-VL's tower (112-pixel windows, full attention in blocks 3, 7 and 10).
 
-    python -m bench.bench_compress_train [--steps 5] [--json out.json]
+    python -m bench.bench_compress_train [--steps 5] [--family qwen2_5_vl] [--json out.json]
 
 pytest-benchmark form (CI runs it once, untimed, at a smaller size):
 
@@ -29,15 +30,13 @@ import torch
 PATCH_DIM = 3 * 2 * 14 * 14
 
 
-def build(hidden=256, layers=4, mlp=1536, v_embed=128, v_depth=11, seed=0):
-    from transformers import Qwen2VLForConditionalGeneration
-
-    from sf2t.models.tiny import build_tiny_config
+def build(hidden=256, layers=4, mlp=1536, v_embed=128, v_depth=11, seed=0, family="qwen2_vl"):
+    """The issue-6 training model: Qwen2-VL, or Qwen2.5-VL (window attention over 112-pixel windows, full attention
+    in every fourth block and the last, as the released models' every eighth of 32)."""
     from sf2t.models.tokenizer import build_tokenizer
 
     tok = build_tokenizer()
-    cfg = build_tiny_config(
-        tok,
+    kw = dict(
         hidden_size=hidden,
         num_layers=layers,
         num_heads=4,
@@ -47,9 +46,21 @@ def build(hidden=256, layers=4, mlp=1536, v_embed=128, v_depth=11, seed=0):
         vision_embed_dim=v_embed,
         vision_heads=4,
     )
+    if family == "qwen2_5_vl":
+        from transformers import Qwen2_5_VLForConditionalGeneration as cls
+
+        from sf2t.models.qwen2_5_vl import build_tiny_config
+
+        full = tuple(sorted({i for i in range(3, v_depth, 4)} | {v_depth - 1}))
+        cfg = build_tiny_config(tok, **kw, window_size=112, fullatt_block_indexes=full)
+    else:
+        from transformers import Qwen2VLForConditionalGeneration as cls
+
+        from sf2t.models.tiny import build_tiny_config
+
+        cfg = build_tiny_config(tok, **kw)
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(cfg)
-    return model, tok
+    return cls(cfg), tok
 
 
 def param_ratio(model) -> float:
@@ -109,10 +120,12 @@ CONFIGS = (
 )
 
 
-def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, configs=CONFIGS) -> dict:
+def measure(
+    steps: int = 5, grid=(8, 16, 16), size: dict | None = None, configs=CONFIGS, family: str = "qwen2_vl"
+) -> dict:
     from sf2t.models import apply_sf2t, remove_sf2t
 
-    model, tok = build(**(size or {}))
+    model, tok = build(**(size or {}), family=family)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     keeps = sorted({k for k, _ in configs}, reverse=True)
@@ -153,6 +166,7 @@ def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, configs=
         r["tower_speedup"] = base["tower_ms"] / r["tower_ms"]
     return {
         "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "family": family,
         "grid": list(grid),
         "vision_llm_param_ratio": param_ratio(model),
         "keeps": rows,
@@ -160,7 +174,10 @@ def measure(steps: int = 5, grid=(8, 16, 16), size: dict | None = None, configs=
 
 
 def print_table(res: dict) -> None:
-    print(f"vision/LLM parameter ratio {res['vision_llm_param_ratio']:.2f}, grid {res['grid']}")
+    print(
+        f"{res.get('family', 'qwen2_vl')}: vision/LLM parameter ratio {res['vision_llm_param_ratio']:.2f}, "
+        f"grid {res['grid']}"
+    )
     print(
         f"{'keep, stage':>18}{'video tokens':>14}{'step ms':>10}{'tower ms':>10}{'LLM ms':>9}{'AdamW ms':>10}"
         f"{'step x':>8}{'tower x':>9}{'LLM x':>8}"
@@ -172,11 +189,17 @@ def print_table(res: dict) -> None:
         )
 
 
-def test_compress_train_step(benchmark):
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_compress_train_step(benchmark, family):
     pytest.importorskip("transformers")
     res = benchmark.pedantic(
         measure,
-        kwargs=dict(steps=1, grid=(2, 4, 4), size=dict(hidden=64, layers=1, mlp=128, v_embed=32, v_depth=1)),
+        kwargs=dict(
+            steps=1,
+            grid=(2, 4, 4),
+            size=dict(hidden=64, layers=1, mlp=128, v_embed=32, v_depth=1),
+            family=family,
+        ),
         rounds=1,
         iterations=1,
     )
@@ -190,8 +213,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--family", choices=("qwen2_vl", "qwen2_5_vl"), default="qwen2_vl")
     args = ap.parse_args(argv)
-    res = measure(args.steps)
+    res = measure(args.steps, family=args.family)
     print_table(res)
     if args.json:
         with open(args.json, "w") as fh:

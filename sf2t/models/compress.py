@@ -38,6 +38,7 @@ import inspect
 import types
 import weakref
 
+import numpy as np
 import torch
 
 __all__ = ["apply_sf2t", "remove_sf2t", "find_qwen_inner", "find_llava_inner"]
@@ -81,11 +82,12 @@ def apply_sf2t(
     settings; :func:`remove_sf2t` restores the original methods.
 
     ``stage="after_tower"`` (default): the tower sees every patch; its merged tokens go through ``token_merge``
-    (dropped tokens are averaged into kept ones). ``stage="before_tower"`` (Qwen2-VL only): the same selection rule
-    runs on the pixels of each merged token's patches (``m x m`` patches, cosine against the same place in the
-    previous temporal group), and the tower runs on the kept patches only, each temporal group attending within its
-    kept patches at their original rotary positions, so the tower's work shrinks with the LLM's. Dropped tokens are
-    not merged (the tower never sees them). The kept counts, and so the text, are the same in both stages."""
+    (dropped tokens are averaged into kept ones). ``stage="before_tower"`` (Qwen2-VL and Qwen2.5-VL): the same
+    selection rule runs on the pixels of each merged token's patches (``m x m`` patches, cosine against the same place
+    in the previous temporal group), and the tower runs on the kept patches only, each temporal group attending within
+    its kept patches at their original rotary positions (Qwen2.5-VL's window layers within the kept patches of each
+    window), so the tower's work shrinks with the LLM's. Dropped tokens are not merged (the tower never sees them).
+    The kept counts, and so the text, are the same in both stages."""
     from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
 
     _check_ratio(token_keep_ratio)
@@ -102,17 +104,22 @@ def apply_sf2t(
             f"{type(model).__name__} has no inner module with visual / get_rope_index or vision_tower / "
             "multi_modal_projector, and get_video_features"
         )
-    if stage == "before_tower" and (kind != "qwen" or not type(inner.visual).__name__.startswith("Qwen2Vision")):
+    if stage == "before_tower" and (
+        kind != "qwen"
+        or not _is_window_tower(inner.visual)
+        and not type(inner.visual).__name__.startswith("Qwen2Vision")
+    ):
         raise NotImplementedError(
-            f"stage='before_tower' supports Qwen2-VL (its tower attends within each temporal group, so a group's "
-            f"kept patches can run alone); {type(inner).__name__} needs stage='after_tower'"
+            f"stage='before_tower' supports Qwen2-VL and Qwen2.5-VL (their towers attend within each temporal group, "
+            f"and Qwen2.5-VL's windows within it, so a group's kept patches can run alone); {type(inner).__name__} "
+            "needs stage='after_tower'"
         )
     if stage == "before_tower" and not _tower_takes_position_ids(type(inner.visual)):
         import transformers
 
         raise NotImplementedError(
-            f"stage='before_tower' needs a Qwen2-VL tower that takes precomputed rotary position ids "
-            f"(transformers >= 5.17); this is transformers {transformers.__version__}"
+            f"stage='before_tower' needs a Qwen2-VL / Qwen2.5-VL tower that takes precomputed rotary position ids and "
+            f"attention layout (transformers >= 5.17); this is transformers {transformers.__version__}"
         )
     if kind == "llava":
         if not hasattr(inner, "_sf2t_orig"):
@@ -251,14 +258,22 @@ def _mentions(fn, name: str) -> bool:
         return False
 
 
+def _is_window_tower(visual) -> bool:
+    """Qwen2.5-VL's tower: window attention (``window_size`` pixels a side) except in ``fullatt_block_indexes``."""
+    return type(visual).__name__.startswith("Qwen2_5_Vision") and hasattr(visual, "window_size")
+
+
 def _tower_takes_position_ids(cls) -> bool:
     """Whether the tower's forward reads precomputed rotary ``position_ids`` from its kwargs (transformers 5.17+:
-    ``get_vision_position_ids(..., kwargs=kwargs)``)."""
+    ``get_vision_position_ids(..., kwargs=kwargs)``), and for Qwen2.5-VL also its attention blocks and windows
+    (``cu_seqlens``, ``window_index``, ``cu_window_seqlens``: ``get_vision_window_index(..., kwargs=kwargs)``)."""
     import sys
 
-    return hasattr(sys.modules[cls.__module__], "get_vision_position_ids") and _mentions(
-        cls.forward, "get_vision_position_ids"
-    )
+    mod = sys.modules[cls.__module__]
+    ok = hasattr(mod, "get_vision_position_ids") and _mentions(cls.forward, "get_vision_position_ids")
+    if cls.__name__.startswith("Qwen2_5_Vision"):
+        ok = ok and hasattr(mod, "get_vision_window_index") and _mentions(cls.forward, "get_vision_window_index")
+    return ok
 
 
 def _vision_position_ids(visual, grid_thw: torch.Tensor) -> torch.Tensor:
@@ -270,13 +285,39 @@ def _vision_position_ids(visual, grid_thw: torch.Tensor) -> torch.Tensor:
     return helper(grid_thw, int(visual.spatial_merge_size))
 
 
-def _run_tower(self, pixels: torch.Tensor, fake_grid: torch.Tensor, pos: torch.Tensor):
+def _run_tower(self, pixels: torch.Tensor, fake_grid: torch.Tensor, pos: torch.Tensor, windows=None):
     """The tower's merged tokens for ``pixels`` (patch rows) laid out as ``fake_grid`` (one [1, m, m * K] entry per
-    kept temporal group: its attention block), with ``pos`` [rows, 2] as every row's rotary (h, w)."""
+    kept temporal group: its attention block), with ``pos`` [rows, 2] as every row's rotary (h, w). ``windows``
+    (Qwen2.5-VL): the kept tokens' (window_index, cu_window_seqlens), passed with the groups' ``cu_seqlens``."""
     visual = self.visual
     pixels = pixels.type(visual.dtype)
-    out = visual(pixels, grid_thw=fake_grid.to(pixels.device), position_ids=pos.to(pixels.device))
+    dev = pixels.device
+    kw = {}
+    if windows is not None:
+        rows = fake_grid[:, 1] * fake_grid[:, 2]
+        cu = torch.nn.functional.pad(rows.cumsum(0, dtype=torch.int32), (1, 0))
+        kw = dict(cu_seqlens=cu.to(dev), window_index=windows[0].to(dev), cu_window_seqlens=windows[1].to(dev))
+    out = visual(pixels, grid_thw=fake_grid.to(dev), position_ids=pos.to(dev), **kw)
     return out.pooler_output if hasattr(out, "pooler_output") else out
+
+
+def _window_plan(visual, kept: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Qwen2.5-VL's window attention over the kept merged tokens: (window_index, cu_window_seqlens) as its tower's
+    get_vision_window_index makes them for a full grid, with the dropped tokens left out. ``kept``: per video, the
+    kept (t, h, w) positions in merged-token units, in the order the tower gets them. Tokens are ordered by (video,
+    group, window row, window column), raster order inside a window; a window holds the kept tokens of its
+    ``window_size`` x ``window_size`` pixels; empty windows vanish."""
+    m = int(visual.spatial_merge_size)
+    side = int(visual.window_size) // m // int(visual.patch_size)  # merged tokens per window side
+    kp = torch.cat(kept) if kept else torch.zeros(0, 3, dtype=torch.int64)
+    video = torch.cat([torch.full((len(k),), v, dtype=torch.int64) for v, k in enumerate(kept)])
+    t, h, w = kp[:, 0], kp[:, 1], kp[:, 2]
+    window = torch.stack([video, t, h // side, w // side], 1)
+    inside = (h % side) * side + w % side
+    order = torch.from_numpy(np.lexsort((inside.numpy(), *window.flip(1).T.numpy())))
+    _, sizes = torch.unique_consecutive(window[order], dim=0, return_counts=True)
+    cu = torch.nn.functional.pad((sizes * m * m).cumsum(0, dtype=torch.int32), (1, 0))
+    return order, cu
 
 
 def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
@@ -290,9 +331,10 @@ def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
     dim = pixel_values_videos.shape[-1]
     units = pixel_values_videos.detach().reshape(-1, unit * dim)  # one row per merged token: its m x m patches
     positions, counts = select_tokens(units, grid, cfg["keep"], first_group=cfg["first_group"])  # on the host
-    rows, fake, offset, start = [], [], 0, 0
+    rows, fake, offset, start, per_video = [], [], 0, 0, []
     for v, (t, h, w) in enumerate(grid.tolist()):
         kp = positions[start : start + int(counts[v])]
+        per_video.append(kp)
         start += int(counts[v])
         u = offset + kp[:, 0] * (h * w) + kp[:, 1] * w + kp[:, 2]  # unit index of each kept token
         rows.append((u[:, None] * unit + torch.arange(unit)).reshape(-1))
@@ -301,7 +343,8 @@ def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
         offset += t * h * w
     rows = torch.cat(rows).to(pixel_values_videos.device)
     pos = _vision_position_ids(self.visual, video_grid_thw.detach().to("cpu", torch.int64))[rows.cpu()]
-    kept = _run_tower(self, pixel_values_videos[rows], torch.tensor(fake, dtype=torch.int64), pos)
+    windows = _window_plan(self.visual, per_video) if _is_window_tower(self.visual) else None
+    kept = _run_tower(self, pixel_values_videos[rows], torch.tensor(fake, dtype=torch.int64), pos, windows)
     if isinstance(kept, (tuple, list)):
         kept = torch.cat(list(kept))
     return kept, positions, counts

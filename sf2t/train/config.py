@@ -93,7 +93,7 @@ class TrainConfig:
     token_stage: str = _f(
         "after_tower",
         "where token_keep_ratio drops tokens: after_tower (token_merge on the tower's tokens, every family) or "
-        "before_tower (Qwen2-VL: the tower runs on the kept patches only, so it gets faster too)",
+        "before_tower (Qwen2-VL, Qwen2.5-VL: the tower runs on the kept patches only, so it gets faster too)",
     )
     decoder: str = _f("auto", "video decoder: auto (DALI on GPU, else torchcodec, else PyAV), torchcodec, pyav or dali")
     workers: int = _f(

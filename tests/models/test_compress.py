@@ -11,7 +11,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from sf2t.models import FAMILIES, apply_sf2t, build_video_sample, collate, families, remove_sf2t  # noqa: E402
-from sf2t.models.compress import find_qwen_inner  # noqa: E402
+from sf2t.models.compress import find_llava_inner, find_qwen_inner  # noqa: E402
 from sf2t.ops.token_merge import kept_count  # noqa: E402
 
 PATCH_DIM = 3 * 2 * 14 * 14
@@ -71,7 +71,12 @@ def _positions(model, batch):
     return got["pos"]
 
 
-STAGES = [("qwen2_vl", "after_tower"), ("qwen2_5_vl", "after_tower"), ("qwen2_vl", "before_tower")]
+STAGES = [
+    ("qwen2_vl", "after_tower"),
+    ("qwen2_5_vl", "after_tower"),
+    ("qwen2_vl", "before_tower"),
+    ("qwen2_5_vl", "before_tower"),
+]
 
 
 @pytest.mark.parametrize("name,stage", STAGES)
@@ -198,9 +203,10 @@ def test_clear_errors(models):
         apply_sf2t(model, 0.5, first_group="some")
     with pytest.raises(ValueError, match="stage must be one of"):
         apply_sf2t(model, 0.5, stage="inside")
-    with pytest.raises(NotImplementedError, match="before_tower.*Qwen2-VL"):
-        apply_sf2t(models("qwen2_5_vl")[0], 0.5, stage="before_tower")
-    assert not hasattr(find_qwen_inner(models("qwen2_5_vl")[0]), "_sf2t_orig")
+    llava = models("llava_onevision")[0]
+    with pytest.raises(NotImplementedError, match="before_tower.*Qwen2.5-VL"):
+        apply_sf2t(llava, 0.5, stage="before_tower")
+    assert not hasattr(find_llava_inner(llava), "_sf2t_orig")
     apply_sf2t(model, 0.5)
     try:
         with pytest.raises(ValueError, match="token_keep_ratio"):  # text built for the uncompressed model
@@ -211,13 +217,15 @@ def test_clear_errors(models):
     assert not hasattr(find_qwen_inner(model), "_sf2t_orig")
 
 
-def test_before_tower_runs_the_tower_on_the_kept_patches_only(models):
+@pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl"])
+def test_before_tower_runs_the_tower_on_the_kept_patches_only(models, name):
     """stage='before_tower' at keep 0.5: in a video whose later groups repeat the first group's left half and change
     its right half, the right half is what each later group keeps (the selection on pixels), and the tower's tokens
     for it equal the unpatched tower run on that half alone (a group's kept patches attend only to each other; the
-    rotary positions differ by a constant shift, to which attention is blind). The first group (kept whole) equals
-    the unpatched tower on that group alone."""
-    model, _, _ = models("qwen2_vl")
+    rotary positions differ by a constant shift, to which attention is blind; Qwen2.5-VL's 2 x 2-token windows split
+    the halves the same way in both runs). The first group (kept whole) equals the unpatched tower on that group
+    alone."""
+    model, _, _ = models(name)
     inner = find_qwen_inner(model)
     t, h, w, m = 3, 4, 8, 2
     g = torch.Generator().manual_seed(3)
@@ -256,6 +264,31 @@ def test_before_tower_runs_the_tower_on_the_kept_patches_only(models):
             assert not torch.allclose(
                 got[8 + 4 * (k - 1) : 10 + 4 * (k - 1)], full, atol=1e-4
             )  # a different attention set
+
+
+@pytest.mark.parametrize("grids", [[[4, 6, 8]], [[2, 4, 4], [3, 6, 10]], [[1, 2, 2], [2, 10, 6]]])
+def test_window_plan_of_every_token_is_the_towers_own(models, grids):
+    """Qwen2.5-VL's window attention over kept tokens: with every token kept, sf2t's plan is the tower's own
+    (get_vision_window_index), partial windows and several videos included."""
+    import sys
+
+    from sf2t.models.compress import _window_plan
+
+    visual = find_qwen_inner(models("qwen2_5_vl")[0]).visual
+    own = sys.modules[type(visual).__module__].get_vision_window_index
+    grid = torch.tensor(grids)
+    want_index, want_cu = own(grid, visual.spatial_merge_size, visual.window_size, visual.patch_size)
+    kept = []
+    for t, h, w in grids:
+        tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h // 2), torch.arange(w // 2), indexing="ij")
+        kept.append(torch.stack([tt.flatten(), hh.flatten(), ww.flatten()], 1))
+    index, cu = _window_plan(visual, kept)
+    assert torch.equal(index, want_index) and torch.equal(cu, want_cu)
+    # dropping tokens leaves their windows smaller and empty windows out
+    part = [k[k[:, 2] % 2 == 0] for k in kept]  # every other column: windows of half the size
+    index, cu = _window_plan(visual, part)
+    assert sorted(index.tolist()) == list(range(sum(len(k) for k in part)))
+    assert int(cu[-1]) == 4 * sum(len(k) for k in part) and (cu.diff() > 0).all()
 
 
 def test_other_families_say_not_yet():
