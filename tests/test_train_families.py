@@ -93,6 +93,28 @@ def test_family_trains_all_tasks_evaluates_and_reloads(ckpt, clips, tmp_path, na
     assert [r["answer"] for r in a["samples"]] == [r["answer"] for r in b["samples"]]
 
 
+def test_qwen2_5_vl_trains_with_compression_before_the_tower(ckpt, clips, tmp_path):
+    """token_stage=before_tower on Qwen2.5-VL (window attention over the kept patches): trains with LoRA on both
+    towers, and the reloaded run (compressed the same way, from its train_config.json) answers as the trained one."""
+    from sf2t.models.compress import find_qwen_inner
+    from sf2t.train.evaluate import build_eval_set, evaluate
+    from sf2t.train.loop import load_trained, make_factories, train
+
+    cfg = _cfg(ckpt("qwen2_5_vl"), clips, tmp_path, token_keep_ratio=0.5, token_stage="before_tower")
+    res = train(cfg, log=lambda s: None)
+    assert len(res["losses"]) == 4 and all(math.isfinite(v) for v in res["losses"])
+    model = res["model"]
+    assert find_qwen_inner(model)._sf2t_cfg["stage"] == "before_tower"
+    moved = [n for n, p in model.named_parameters() if "lora_B" in n and float(p.detach().abs().sum()) > 0]
+    assert any("visual" in n for n in moved) and any("language_model" in n for n in moved)
+    reloaded, tok = load_trained(cfg.model, res["saved"])
+    assert find_qwen_inner(reloaded)._sf2t_cfg == find_qwen_inner(model)._sf2t_cfg
+    _, eval_f = make_factories(cfg, tok)
+    eval_set = build_eval_set(eval_f, ["counting", "disorder"], 2)
+    a, b = evaluate(model, tok, eval_set), evaluate(reloaded, tok, eval_set)
+    assert [r["answer"] for r in a["samples"]] == [r["answer"] for r in b["samples"]]
+
+
 @pytest.mark.parametrize("name", ["llava_onevision", "llava_next_video"])
 def test_llava_chunks_equal_per_sample_loss(ckpt, clips, tmp_path, name):
     """A micro-batch of mixed frame counts is split into chunks of equal F; the first step's loss (LoRA B = 0: the
