@@ -551,6 +551,16 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     assert "did you mean" in capsys.readouterr().err
     assert main(["train", "model=no/such-model", f"videos=[{good[0]}]"]) == 2
     assert "huggingface-cli download" in capsys.readouterr().err
+    # a checkpoint sf2t cannot train, and an option its family cannot do: said before the model loads
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "llama"}')
+    assert main(["train", f"model={other}", f"videos=[{good[0]}]"]) == 2
+    assert "'llama' is not supported" in capsys.readouterr().err
+    (other / "config.json").write_text('{"model_type": "llava_onevision"}')
+    args = ["train", f"model={other}", f"videos=[{good[0]}]", "token_keep_ratio=0.5", "token_stage=before_tower"]
+    assert main(args) == 2
+    assert "token_stage=before_tower compresses Qwen2-VL and Qwen2.5-VL towers" in capsys.readouterr().err
 
     assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(tmp_path / "merged")]) == 0
     from sf2t.models import load_model_and_tokenizer

@@ -124,6 +124,27 @@ def _precheck_paths(cfg) -> str | None:
     return f"none of the {len(why)} training video(s) can be read: {shown}"
 
 
+def _precheck_model(cfg) -> str | None:
+    """What the checkpoint's family cannot do that shows before it loads: an unsupported model type, or token
+    compression before the tower (Qwen2-VL and Qwen2.5-VL only)."""
+    from sf2t.models.families import family_of_checkpoint
+
+    try:
+        family = family_of_checkpoint(cfg.model)
+    except (ValueError, FileNotFoundError) as e:
+        return str(e)
+    if (
+        cfg.token_keep_ratio < 1.0
+        and cfg.token_stage == "before_tower"
+        and family.name not in ("qwen2_vl", "qwen2_5_vl")
+    ):
+        return (
+            f"token_stage=before_tower compresses Qwen2-VL and Qwen2.5-VL towers; {cfg.model} is {family.name}: "
+            "use token_stage=after_tower"
+        )
+    return None
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.train.config import config_help, config_to_dict, load_config
 
@@ -157,7 +178,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    problem = _precheck_paths(cfg)
+    problem = _precheck_paths(cfg) or _precheck_model(cfg)
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2
@@ -168,6 +189,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     except (NoUsableVideo, FloatingPointError) as e:  # the data ran out, or the loss went NaN: the message says it all
         print(f"sf2t train: {e}", file=sys.stderr)
         return 1
+    except NotImplementedError as e:  # an option this model or transformers version cannot do (apply_sf2t says which)
+        print(f"sf2t train: {e}", file=sys.stderr)
+        return 2
     last = res["losses"][-50:]
     print(
         f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "
