@@ -22,6 +22,19 @@ def _shift_clamp(acc, prec):
 
 
 @triton.jit
+def _nv12_rgb(p_y, p_uv, u_c, mask, ky, kr, kgu, kgv, kb, yoff):
+    # One NV12 pixel's RGB from its Y at p_y and its 2x2 block's UV at p_uv, in NV12.to_rgb's Q16 integer arithmetic.
+    c = tl.load(p_y, mask=mask, other=0).to(tl.int32) - yoff
+    d = tl.load(p_uv, mask=mask, other=128).to(tl.int32) - 128
+    e = tl.load(p_uv + u_c, mask=mask, other=128).to(tl.int32) - 128
+    half = 1 << 15
+    r = tl.minimum(tl.maximum((ky * c + kr * e + half) >> 16, 0), 255)
+    g = tl.minimum(tl.maximum((ky * c - kgu * d - kgv * e + half) >> 16, 0), 255)
+    b = tl.minimum(tl.maximum((ky * c + kb * d + half) >> 16, 0), 255)
+    return r, g, b
+
+
+@triton.jit
 def _fragment_pack_horizontal(
     src_ptr,
     s_n,
@@ -76,14 +89,8 @@ def _fragment_pack_horizontal(
         p = base + k * s_w
         if NV12:  # frames is the Y plane; the pixel's RGB from Y and its 2x2 block's UV, as NV12.to_rgb does
             xa = (x0 + start + k).to(tl.int64)
-            c = tl.load(p, mask=km, other=0).to(tl.int32) - yoff
             q = uv_ptr + src * u_n + (y // 2) * u_h + (xa // 2) * u_w
-            d = tl.load(q, mask=km, other=128).to(tl.int32) - 128
-            e = tl.load(q + u_c, mask=km, other=128).to(tl.int32) - 128
-            half = 1 << 15
-            r = tl.minimum(tl.maximum((ky * c + kr * e + half) >> 16, 0), 255)
-            g = tl.minimum(tl.maximum((ky * c - kgu * d - kgv * e + half) >> 16, 0), 255)
-            b = tl.minimum(tl.maximum((ky * c + kb * d + half) >> 16, 0), 255)
+            r, g, b = _nv12_rgb(p, q, u_c, km, ky, kr, kgu, kgv, kb, yoff)
             a0 += r * w
             a1 += g * w
             a2 += b * w
@@ -107,6 +114,65 @@ def _to_out(v, OUT_BF16: tl.constexpr):
         return (bits >> 16).to(tl.uint16).to(tl.int16, bitcast=True)
     else:
         return v
+
+
+@triton.jit
+def _normalize_store(
+    out_ptr, a0, a1, a2, prec, m0, m1, m2, s0, s1, s2, f, y, x, mask, presented, out_h, out_w, repeat, total_frames,
+    PATCH: tl.constexpr, TPATCH: tl.constexpr, MERGE: tl.constexpr, MAXR: tl.constexpr, OUT_BF16: tl.constexpr,
+    FCHW: tl.constexpr,
+):  # fmt: skip
+    # The height pass's accumulators -> uint8 -> normalized, stored for every output frame presented frame f fills:
+    # [F * repeat, 3, out_h, out_w] with FCHW, else the Qwen2-VL patch rows (the last frame repeated to fill the
+    # temporal patch).
+    v0 = (_shift_clamp(a0, prec).to(tl.float32) - m0) * s0
+    v1 = (_shift_clamp(a1, prec).to(tl.float32) - m1) * s1
+    v2 = (_shift_clamp(a2, prec).to(tl.float32) - m2) * s2
+    if FCHW:  # [F * repeat, 3, out_h, out_w]: output frames f*repeat .. f*repeat + repeat - 1, planar channels
+        plane = (out_h * out_w).to(tl.int64)
+        for j in range(MAXR):
+            r = (f * repeat + j).to(tl.int64)
+            rm = mask & (j < repeat)
+            o = out_ptr + r * 3 * plane + (y * out_w + x).to(tl.int64)
+            tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
+            tl.store(o + plane, _to_out(v1, OUT_BF16), mask=rm)
+            tl.store(o + 2 * plane, _to_out(v2, OUT_BF16), mask=rm)
+    else:
+        _store_patches(
+            out_ptr, v0, v1, v2, f, y, x, mask, presented, out_h, out_w, repeat, total_frames, PATCH, TPATCH, MERGE,
+            MAXR, OUT_BF16,
+        )  # fmt: skip
+
+
+@triton.jit
+def _store_patches(
+    out_ptr, v0, v1, v2, f, y, x, mask, presented, out_h, out_w, repeat, total_frames, PATCH: tl.constexpr,
+    TPATCH: tl.constexpr, MERGE: tl.constexpr, MAXR: tl.constexpr, OUT_BF16: tl.constexpr,
+):  # fmt: skip
+    gh = out_h // PATCH
+    gw = out_w // PATCH
+    hy = y // PATCH
+    py = y % PATCH
+    wx = x // PATCH
+    px = x % PATCH
+    cols = 3 * TPATCH * PATCH * PATCH
+    cstride = TPATCH * PATCH * PATCH
+    r_begin = f * repeat
+    r_end = tl.where(f == presented - 1, total_frames, r_begin + repeat)
+    for j in range(MAXR):
+        r = r_begin + j
+        rm = mask & (r < r_end)
+        t = r // TPATCH
+        ti = r % TPATCH
+        rowi = (
+            ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE
+            + (hy % MERGE) * MERGE
+            + (wx % MERGE)
+        )
+        o = out_ptr + rowi.to(tl.int64) * cols + (ti * PATCH + py) * PATCH + px
+        tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
+        tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rm)
+        tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rm)
 
 
 @triton.jit
@@ -159,43 +225,19 @@ def _fragment_pack_vertical(
         a0 += tl.load(p, mask=km, other=0).to(tl.int32) * w
         a1 += tl.load(p + 1, mask=km, other=0).to(tl.int32) * w
         a2 += tl.load(p + 2, mask=km, other=0).to(tl.int32) * w
-    v0 = (_shift_clamp(a0, prec).to(tl.float32) - m0) * s0
-    v1 = (_shift_clamp(a1, prec).to(tl.float32) - m1) * s1
-    v2 = (_shift_clamp(a2, prec).to(tl.float32) - m2) * s2
-    if FCHW:  # [F * repeat, 3, out_h, out_w]: output frames f*repeat .. f*repeat + repeat - 1, planar channels
-        plane = (out_h * out_w).to(tl.int64)
-        for j in range(MAXR):
-            r = (f * repeat + j).to(tl.int64)
-            rm = mask & (j < repeat)
-            o = out_ptr + r * 3 * plane + (y * out_w + x).to(tl.int64)
-            tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
-            tl.store(o + plane, _to_out(v1, OUT_BF16), mask=rm)
-            tl.store(o + 2 * plane, _to_out(v2, OUT_BF16), mask=rm)
-        return
-    gh = out_h // PATCH
-    gw = out_w // PATCH
-    hy = y // PATCH
-    py = y % PATCH
-    wx = x // PATCH
-    px = x % PATCH
-    cols = 3 * TPATCH * PATCH * PATCH
-    cstride = TPATCH * PATCH * PATCH
-    r_begin = f * repeat
-    r_end = tl.where(f == presented - 1, total_frames, r_begin + repeat)
-    for j in range(MAXR):
-        r = r_begin + j
-        rm = mask & (r < r_end)
-        t = r // TPATCH
-        ti = r % TPATCH
-        rowi = (
-            ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE
-            + (hy % MERGE) * MERGE
-            + (wx % MERGE)
-        )
-        o = out_ptr + rowi.to(tl.int64) * cols + (ti * PATCH + py) * PATCH + px
-        tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
-        tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rm)
-        tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rm)
+    _normalize_store(
+        out_ptr, a0, a1, a2, prec, m0, m1, m2, s0, s1, s2, f, y, x, mask, presented, out_h, out_w, repeat,
+        total_frames, PATCH, TPATCH, MERGE, MAXR, OUT_BF16, FCHW,
+    )  # fmt: skip
+
+
+def _nv12_args(uv, yuv) -> dict:
+    """The NV12 keyword arguments of the kernels (the chroma plane, its strides, the Q16 constants); {} for RGB."""
+    if uv is None:
+        return {}
+    strides = dict(zip(("u_n", "u_h", "u_w", "u_c"), uv.stride()))
+    consts = dict(zip(("ky", "kr", "kgu", "kgv", "kb", "yoff"), yuv))
+    return dict(uv_ptr=uv, **strides, **consts, NV12=True)
 
 
 def launch_fragment_pack(
@@ -226,22 +268,7 @@ def launch_fragment_pack(
     [F * repeat, 3, out_h, out_w] with ``fchw``)."""
     n1 = tmp.shape[0] * out_w
     if n1:
-        nv12 = {}
-        if uv is not None:  # frames is the Y plane [N, H, W]
-            nv12 = dict(
-                uv_ptr=uv,
-                u_n=uv.stride(0),
-                u_h=uv.stride(1),
-                u_w=uv.stride(2),
-                u_c=uv.stride(3),
-                ky=yuv[0],
-                kr=yuv[1],
-                kgu=yuv[2],
-                kgv=yuv[3],
-                kb=yuv[4],
-                yoff=yuv[5],
-                NV12=True,
-            )
+        nv12 = _nv12_args(uv, yuv)  # with uv, frames is the Y plane [N, H, W]
         _fragment_pack_horizontal[(triton.cdiv(n1, block),)](
             frames,
             frames.stride(0),
@@ -387,14 +414,13 @@ def _fragment_pack_tiled(
                 lm = rm & km
                 if NV12:  # src is the Y plane; RGB from Y and the 2x2 block's UV, as NV12.to_rgb
                     xa = col + k
-                    c = tl.load(src_ptr + srcf * s_n + y * s_h + xa * s_w, mask=lm, other=0).to(tl.int32) - yoff
                     q = uv_ptr + srcf * u_n + (y // 2) * u_h + (xa // 2) * u_w
-                    d = tl.load(q, mask=lm, other=128).to(tl.int32) - 128
-                    e = tl.load(q + u_c, mask=lm, other=128).to(tl.int32) - 128
-                    half = 1 << 15
-                    a0 += tl.minimum(tl.maximum((ky * c + kr * e + half) >> 16, 0), 255) * w
-                    a1 += tl.minimum(tl.maximum((ky * c - kgu * d - kgv * e + half) >> 16, 0), 255) * w
-                    a2 += tl.minimum(tl.maximum((ky * c + kb * d + half) >> 16, 0), 255) * w
+                    r, g, b = _nv12_rgb(
+                        src_ptr + srcf * s_n + y * s_h + xa * s_w, q, u_c, lm, ky, kr, kgu, kgv, kb, yoff
+                    )
+                    a0 += r * w
+                    a1 += g * w
+                    a2 += b * w
                 else:
                     p = src_ptr + srcf * s_n + y * s_h + (col + k) * s_w
                     a0 += tl.load(p, mask=lm, other=0).to(tl.int32) * w
@@ -436,45 +462,10 @@ def _fragment_pack_tiled(
                 b0 += tl.load(q, mask=km, other=0, cache_modifier=".cg").to(tl.int32) * w
                 b1 += tl.load(q + 1, mask=km, other=0, cache_modifier=".cg").to(tl.int32) * w
                 b2 += tl.load(q + 2, mask=km, other=0, cache_modifier=".cg").to(tl.int32) * w
-            v0 = (_shift_clamp(b0, py_prec).to(tl.float32) - m0) * s0
-            v1 = (_shift_clamp(b1, py_prec).to(tl.float32) - m1) * s1
-            v2 = (_shift_clamp(b2, py_prec).to(tl.float32) - m2) * s2
-            if FCHW:
-                plane = (out_h * out_w).to(tl.int64)
-                for jr in range(MAXR):
-                    r = (f * repeat + jr).to(tl.int64)
-                    rmask = em & (jr < repeat)
-                    o = out_ptr + r * 3 * plane + (yg * out_w + xg2).to(tl.int64)
-                    tl.store(o, _to_out(v0, OUT_BF16), mask=rmask)
-                    tl.store(o + plane, _to_out(v1, OUT_BF16), mask=rmask)
-                    tl.store(o + 2 * plane, _to_out(v2, OUT_BF16), mask=rmask)
-            else:
-                gh = out_h // PATCH
-                gw = out_w // PATCH
-                hy = yg // PATCH
-                wx = xg2 // PATCH
-                spatial = (
-                    ((hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE + (hy % MERGE) * MERGE + (wx % MERGE)
-                ).to(tl.int64)
-                rows_per_t = (gh // MERGE) * (gw // MERGE) * MERGE * MERGE
-                in_patch = (yg - hy * PATCH) * PATCH + (xg2 - wx * PATCH)
-                cstride = TPATCH * PATCH * PATCH
-                r_begin = f * repeat
-                r_end = tl.where(f == presented - 1, total_frames, r_begin + repeat)
-                for jr in range(MAXR):
-                    r = r_begin + jr
-                    rmask = em & (r < r_end)
-                    t = r // TPATCH
-                    tin = r - t * TPATCH
-                    o = (
-                        out_ptr
-                        + (t.to(tl.int64) * rows_per_t + spatial) * (3 * cstride)
-                        + tin * (PATCH * PATCH)
-                        + in_patch
-                    )
-                    tl.store(o, _to_out(v0, OUT_BF16), mask=rmask)
-                    tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rmask)
-                    tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rmask)
+            _normalize_store(
+                out_ptr, b0, b1, b2, py_prec, m0, m1, m2, s0, s1, s2, f, yg, xg2, em, presented, out_h, out_w,
+                repeat, total_frames, PATCH, TPATCH, MERGE, MAXR, OUT_BF16, FCHW,
+            )  # fmt: skip
 
 
 def launch_fragment_pack_tiled(
@@ -516,22 +507,7 @@ def launch_fragment_pack_tiled(
     programs = max(1, min(programs, n_tiles))
     twb = triton.next_power_of_2(tw)
     scratch = torch.empty(programs * r_max * twb * 3, dtype=torch.uint8, device=frames.device)
-    nv12 = {}
-    if uv is not None:
-        nv12 = dict(
-            uv_ptr=uv,
-            u_n=uv.stride(0),
-            u_h=uv.stride(1),
-            u_w=uv.stride(2),
-            u_c=uv.stride(3),
-            ky=yuv[0],
-            kr=yuv[1],
-            kgu=yuv[2],
-            kgv=yuv[3],
-            kb=yuv[4],
-            yoff=yuv[5],
-            NV12=True,
-        )
+    nv12 = _nv12_args(uv, yuv)
     out_bf16 = out.dtype == torch.bfloat16
     _fragment_pack_tiled[(programs,)](
         frames,
@@ -558,7 +534,7 @@ def launch_fragment_pack_tiled(
         TW=tw,
         TWB=twb,
         r_max=r_max,
-        RC=8,  # 8 x 64 width-pass and 256 height-pass pixels a step: 57 registers a thread, 4 programs an SM (sm_90)
+        RC=8,  # 8 x 64 width-pass and 256 height-pass pixels a step: 58-64 registers a thread, 4 programs an SM (sm_90)
         TE=256,
         PATCH=patch,
         TPATCH=tpatch,

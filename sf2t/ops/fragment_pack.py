@@ -555,11 +555,7 @@ def _fragment_pack_triton(
         for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
             key = (axis, crop)
             if key not in offsets:
-                if window is None:
-                    t, k, prec = _axis_table(crop, n_out, 0, n_out)
-                else:
-                    (rh, rw), (cy, cx) = window
-                    t, k, prec = _axis_table(crop, rw if axis == 0 else rh, cx if axis == 0 else cy, n_out)
+                t, k, prec = _axis_table(*_resize_args(axis, crop, n_out, window))
                 offsets[key] = (used, k, prec)
                 pieces.append(t)
                 used += t.numel()
@@ -571,14 +567,10 @@ def _fragment_pack_triton(
         row_offset += y1 - y0
     row_frame = torch.from_numpy(np.repeat(np.arange(n_presented, dtype=np.int32), crop_hs))  # row -> frame
     dev = frames.device
-    host = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces, row_frame])
-    if dev.type == "cuda":  # pinned: the copy is queued without waiting for the stream (pageable would)
-        host = host.pin_memory()
-    both = host.to(dev, non_blocking=True)
+    both = _to_device(torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces, row_frame]), dev)
     table_t, row_frame_t = both[:used], both[used:]
     tmp = torch.empty(row_offset, out_w, 3, dtype=torch.uint8, device=dev)
-    mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
-    inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
+    mean255, inv_std255 = _norm255(mean, std)
     return tk.launch_fragment_pack(
         frames if nv12 is None else nv12.y,
         table_t,
@@ -601,6 +593,30 @@ def _fragment_pack_triton(
         uv=None if nv12 is None else nv12.uv,
         yuv=None if nv12 is None else nv12.coefficients(),
     )
+
+
+def _resize_args(axis: int, crop: int, n_out: int, window) -> tuple[int, int, int, int]:
+    """(in, resize, begin, count) of one axis for _axis_table: the crop resized straight to the output, or (the LLaVA
+    layout, ``window=((resize_h, resize_w), (crop_y, crop_x))``) to the resize size with the output's window kept."""
+    if window is None:
+        return crop, n_out, 0, n_out
+    (rh, rw), (cy, cx) = window
+    return (crop, rw, cx, n_out) if axis == 0 else (crop, rh, cy, n_out)
+
+
+def _to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A kernel's int32 table on ``device``; from pinned memory on a GPU, so the copy is queued without waiting for
+    the stream (a pageable copy would)."""
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
+
+
+def _norm255(mean, std) -> tuple[list[float], list[float]]:
+    """mean * 255 and 1 / (std * 255) rounded to float32, as the C++ and CUDA kernels hold them."""
+    mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
+    inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
+    return mean255, inv_std255
 
 
 def _triton_kernel() -> str:
@@ -667,11 +683,7 @@ def _fragment_pack_triton_tiled(
         for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
             key = (axis, crop)
             if key not in seen:
-                if window is None:
-                    args = (crop, n_out, 0, n_out)
-                else:
-                    (rh, rw), (cy, cx) = window
-                    args = (crop, rw if axis == 0 else rh, cx if axis == 0 else cy, n_out)
+                args = _resize_args(axis, crop, n_out, window)
                 t, k, prec = _axis_table(*args)
                 ranges, span = _tile_ranges(*args, tw if axis == 0 else th)
                 seen[key] = (used, used + t.numel(), k, prec)
@@ -683,12 +695,8 @@ def _fragment_pack_triton_tiled(
         meta.append([src[f], x0, y0, kx, px, ky, py, wxo, wyo, txo, tyo])
     if span_max[1] > _TILED_MAX_ROWS:
         return None
-    host = torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces])
-    if frames.device.type == "cuda":
-        host = host.pin_memory()
-    table = host.to(frames.device, non_blocking=True)
-    mean255 = [float(torch.tensor(m * 255.0, dtype=torch.float32)) for m in mean]
-    inv_std255 = [float(torch.tensor(1.0 / (s * 255.0), dtype=torch.float32)) for s in std]
+    table = _to_device(torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces]), frames.device)
+    mean255, inv_std255 = _norm255(mean, std)
     return tk.launch_fragment_pack_tiled(
         frames if nv12 is None else nv12.y,
         table,
