@@ -170,6 +170,25 @@ def test_host_run_empty_plan_and_bad_tiles():
         _fchw(frames, src, boxes, (28, 28), (28, 28), tile=(0, 8))
 
 
+@needs_host
+def test_launcher_shrinks_tiles_to_fit_shared_memory(monkeypatch):
+    """Large downscales: 1080p -> 448x252 needs ~130 KB a 28x56 tile, so the CUDA launcher's choice (tile 0 x 0 here)
+    halves the tile until a block fits 96 KB, and the output is the same; 1500 -> 28 fits no tile (the two-pass
+    kernels run), and a fixed SF2T_FRAGMENT_PACK_TILE that does not fit is not shrunk."""
+    gen = torch.Generator().manual_seed(2)
+    frames = torch.randint(0, 256, (1, 1080, 1920, 3), dtype=torch.uint8, generator=gen)
+    src, boxes = torch.tensor([0]), torch.tensor([[0, 0, 1920, 1080]])
+    want = _qwen(frames, src, boxes, (252, 448), host=False)
+    assert torch.equal(_qwen(frames, src, boxes, (252, 448), tile=(0, 0)), want)
+    monkeypatch.setenv("SF2T_FRAGMENT_PACK_TILE", "28x56")
+    with pytest.raises(RuntimeError, match="no tile fits"):
+        _qwen(frames, src, boxes, (252, 448), tile=(0, 0))
+    monkeypatch.delenv("SF2T_FRAGMENT_PACK_TILE")
+    big = torch.randint(0, 256, (1, 1500, 1500, 3), dtype=torch.uint8, generator=gen)
+    with pytest.raises(RuntimeError, match="no tile fits"):
+        _qwen(big, src, torch.tensor([[0, 0, 1500, 1500]]), (28, 28), tile=(0, 0))
+
+
 @pytest.mark.parametrize("value", ["28", "28x", "0x56", "28x56x2", "axb", "-28x56"])
 def test_bad_tile_setting_is_named(value, monkeypatch):
     from sf2t.ops.fragment_pack import _tile_size
@@ -245,10 +264,15 @@ def test_cuda_tiled_kernel_nv12_and_fchw(layout, tiled_backend):
 @pytest.mark.gpu
 def test_tiled_kernels_fall_back_on_extreme_downscales(tiled_backend):
     """A tile reading more input than the tiled kernels hold (1500 -> 28: ~1,700 rows a tile) runs the two-pass
-    kernels: the same result."""
+    kernels: the same result; 1080p -> 448 x 252 runs the CUDA kernel with smaller tiles."""
     gen = torch.Generator().manual_seed(9)
     frames = torch.randint(0, 256, (1, 1500, 1500, 3), dtype=torch.uint8, generator=gen)
     src, boxes = torch.tensor([0]), torch.tensor([[0, 0, 1500, 1500]])
     want = _qwen(frames, src, boxes, (28, 28), host=False)
     got, _ = fragment_pack(frames.cuda(), src.cuda(), boxes.cuda(), (28, 28), backend=tiled_backend)
+    assert torch.equal(got.cpu(), want)
+    hd = torch.randint(0, 256, (2, 1080, 1920, 3), dtype=torch.uint8, generator=gen)  # CUDA: smaller tiles
+    src, boxes = torch.tensor([1, 0]), torch.tensor([[0, 0, 1920, 1080], [7, 3, 1901, 1077]])
+    want = _qwen(hd, src, boxes, (252, 448), host=False)
+    got, _ = fragment_pack(hd.cuda(), src.cuda(), boxes.cuda(), (252, 448), backend=tiled_backend)
     assert torch.equal(got.cpu(), want)

@@ -1,11 +1,13 @@
 // sf2t::_fragment_pack_tiled_host: the CUDA tiled kernel's code (fragment_pack_tiled.h) run on the host, one block
 // after another, its phases in turn by one "thread". A test-only op: it lets CI check the GPU kernel's indexing and
-// arithmetic against the CPU kernel, bit for bit, where there is no GPU. Not fast; not a backend.
+// arithmetic against the CPU kernel, bit for bit, where there is no GPU. Not fast; not a backend. tile_h = tile_w = 0:
+// the tile the CUDA launcher would choose.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
+#include <tuple>
 #include <vector>
 
 #include "../fragment_pack_tiled_host.h"
@@ -38,6 +40,10 @@ at::Tensor fragment_pack_tiled_host(const at::Tensor& frames, const at::Tensor& 
     out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
   }
   if (pl.presented == 0) return out;
+  if (tile_h <= 0 && tile_w <= 0) {  // the CUDA launcher's choice (SF2T_FRAGMENT_PACK_TILE, else shrunk to fit)
+    std::tie(tile_h, tile_w) = choose_tile(pl, fchw, kTiledSmemMax);
+    TORCH_CHECK(tile_h > 0, "_fragment_pack_tiled_host: no tile fits the shared memory (the two-pass kernels run)");
+  }
   Args a;
   const std::vector<int32_t> table = tiled_table(pl, fchw, tile_h, tile_w, a);
   tiled_input(frames, uv, a);

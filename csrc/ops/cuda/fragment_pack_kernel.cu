@@ -160,7 +160,6 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ tmp, const int32_t* 
 
 // The tiled single-pass kernel (fragment_pack_tiled.h): one block per output tile, three phases.
 constexpr int kTiledThreads = 256;
-constexpr int64_t kTiledSmemMax = 96 * 1024;  // above this (extreme downscales), the two-pass kernels run
 
 __global__ void __launch_bounds__(kTiledThreads) tiled_kernel(fragment_pack_tiled::Args a) {
   extern __shared__ __align__(16) uint8_t tiled_smem[];
@@ -181,15 +180,15 @@ bool use_tiled() {
   return true;
 }
 
-// Runs the tiled kernel; false (nothing launched) when its shared memory would exceed kTiledSmemMax.
+// Runs the tiled kernel; false (nothing launched) when no tile fits kTiledSmemMax (extreme downscales).
 bool launch_tiled(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, at::Tensor& out,
                   bool fchw) {
   using namespace fragment_pack_tiled;
+  const auto [tile_h, tile_w] = choose_tile(pl, fchw, kTiledSmemMax);
+  if (tile_h == 0) return false;
   Args a;
-  const auto [tile_h, tile_w] = default_tile(pl, fchw);
   const std::vector<int32_t> table = tiled_table(pl, fchw, tile_h, tile_w, a);
   const int64_t smem = smem_bytes(a);
-  if (smem > kTiledSmemMax) return false;
   const int64_t blocks = pl.presented * a.tiles_per_frame;
   TORCH_CHECK(blocks < (int64_t{1} << 31), "fragment_pack: plan too large for the CUDA kernel's grid");
   auto opts_i32 = at::TensorOptions().dtype(at::kInt);
