@@ -467,3 +467,41 @@ def test_eval_uses_the_runs_token_compression(bench, tmp_path, tiny_qwen2_vl, ca
         QwenRunner(str(run / "model"), token_keep_ratio=0.0)
     (run / "train_config.json").write_text("[1, 2]")
     assert main_eval(argv) == 2 and "not a run's settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["llava_onevision", "llava_next_video"])
+def test_eval_runs_the_llava_families(bench, tmp_path, name, capsys):
+    """`sf2t eval` on tiny LLaVA-OneVision / LLaVA-NeXT-Video checkpoints: every question scored (frames at the
+    processor's size, localization's target image as the processor's anyres tiles), batched likelihood equal to one
+    question at a time, a run's token compression applied, and Qwen-only options refused by name."""
+    from sf2t.finevidbench.evaluate import VideoRunner, load_media
+    from sf2t.models import FAMILIES
+    from sf2t.models.compress import find_llava_inner
+
+    ckpt = FAMILIES[name].build_tiny(tmp_path / name, seed=0)
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "--model", str(ckpt), "--bench", str(bench), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["overall"]["n"] == len(load(bench)["questions"]) and res["coverage"] == 1.0
+    b = load(bench)
+    runner = VideoRunner(str(ckpt))
+    img_q = next(q for q in b["questions"] if q.get("image"))
+    items = [(q, *load_media(q, b["_root"])) for q in [img_q, *b["questions"][:3]]]
+    batched = runner.likelihood_batch(items)
+    for (q, f, i), got in zip(items, batched):
+        torch.testing.assert_close(torch.tensor(got), torch.tensor(runner.likelihood(q, f, i)), atol=1e-4, rtol=0)
+    # a run trained with compression (train_config.json next to the model): scored compressed, its frame size unused
+    run = tmp_path / "run"
+    shutil.copytree(ckpt, run / "model")
+    (run / "train_config.json").write_text(json.dumps({"frame_size": [56, 56], "token_keep_ratio": 0.5}))
+    capsys.readouterr()
+    argv = ["eval", "--model", str(run / "model"), "--bench", str(bench), "--out", str(tmp_path / "c.json")]
+    assert cli.main(argv) == 0
+    assert "token_keep_ratio=0.5" in capsys.readouterr().err
+    small = VideoRunner(str(run / "model"), token_keep_ratio=0.5)
+    assert find_llava_inner(small.model)._sf2t_cfg["keep"] == 0.5
+    assert small.likelihood_batch(items[1:2]) != runner.likelihood_batch(items[1:2])
+    with pytest.raises(ValueError, match="processor's size"):
+        VideoRunner(str(ckpt), frame_size=(56, 56))
+    with pytest.raises(ValueError, match="processor's size"):
+        VideoRunner(str(ckpt), layout="pairs")

@@ -110,6 +110,15 @@ def _read_results(path: str) -> dict:
     return res
 
 
+def _is_qwen(model_dir: str) -> bool:
+    from sf2t.finevidbench.evaluate import checkpoint_kind
+
+    try:
+        return checkpoint_kind(model_dir) in ("qwen2_vl", "qwen2_5_vl")
+    except (ValueError, FileNotFoundError):
+        return True  # the runner says what is wrong with the checkpoint
+
+
 def _run_settings(args) -> dict:
     """How the model sees a video: the command line's choices, else those of the sf2t run that trained it (the
     ``train_config.json`` next to ``--adapter``, or next to ``--model`` for a full fine-tune), else the defaults.
@@ -135,6 +144,8 @@ def _run_settings(args) -> dict:
             source = cfg
             break
     taken = {k: run[k] for k in keys if got[k] is None and run.get(k) is not None}
+    if taken and not _is_qwen(args.model):  # LLaVA runs: the processor's size, one frame per group
+        taken = {k: v for k, v in taken.items() if k not in ("frame_size", "layout")}
     if taken:
         shown = ", ".join(f"{k}={v}" for k, v in taken.items())
         print(f"sf2t eval: as the run was trained ({source}): {shown}", file=sys.stderr)
@@ -147,11 +158,15 @@ def main_eval(argv=None) -> int:
     import argparse
     import sys
 
-    from sf2t.finevidbench.evaluate import QwenRunner, compare_text, evaluate
+    from sf2t.finevidbench.evaluate import VideoRunner, compare_text, evaluate
     from sf2t.finevidbench.format import load as load_bench
 
     p = argparse.ArgumentParser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
-    p.add_argument("--model", required=True, help="a local Qwen2-VL checkpoint directory")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a local checkpoint directory: Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision or LLaVA-NeXT-Video",
+    )
     p.add_argument("--adapter", help="a LoRA adapter trained on it")
     p.add_argument("--bench", required=True, help="the benchmark JSON")
     p.add_argument("--out", required=True, help="results JSON (report .md and chart .png next to it)")
@@ -182,7 +197,7 @@ def main_eval(argv=None) -> int:
         load_bench(args.bench)  # a bad benchmark or --compare file fails before the model loads
         other = _read_results(args.compare) if args.compare else None
         run = _run_settings(args)
-        runner = QwenRunner(
+        runner = VideoRunner(
             args.model,
             args.adapter,
             device=args.device,

@@ -23,7 +23,7 @@ import torch
 
 from sf2t.finevidbench.format import LETTERS, load
 
-__all__ = ["evaluate", "QwenRunner", "summarize", "compare_text", "parse_choice", "render_question"]
+__all__ = ["evaluate", "VideoRunner", "QwenRunner", "summarize", "compare_text", "parse_choice", "render_question"]
 
 
 def render_question(q: dict) -> str:
@@ -75,8 +75,12 @@ def _missing(q: dict, root: str) -> list[str]:
     return [p for p in paths if not Path(_path(p, root)).is_file()]
 
 
-class QwenRunner:
-    """A Qwen2-VL checkpoint (optionally with a LoRA adapter) answering benchmark questions on CPU or GPU."""
+VIDEO_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_onevision", "llava_next_video")
+
+
+class VideoRunner:
+    """A video LLM checkpoint of an sf2t family (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision, LLaVA-NeXT-Video), optionally
+    with a LoRA adapter, answering benchmark questions on CPU or GPU."""
 
     def __init__(
         self,
@@ -90,39 +94,46 @@ class QwenRunner:
         token_keep_ratio: float = 1.0,
         token_stage: str = "after_tower",
     ):
-        """``frame_size``: pack every frame at this (h, w) (multiples of 28) instead of Qwen's smart resize within
-        ``max_pixels``; ``layout``: ``repeat`` (each frame twice: one frame per token group) or ``pairs`` (token
-        group i = frames i and i+1), as the model was trained (``TrainConfig.layout``). ``token_keep_ratio`` < 1
-        and ``token_stage``: the model compresses its video tokens as in training (``sf2t.models.apply_sf2t``; the
-        text gets the kept number of placeholders)."""
+        """Qwen families: ``frame_size`` packs every frame at this (h, w) (multiples of 28) instead of Qwen's smart
+        resize within ``max_pixels``; ``layout``: ``repeat`` (each frame twice: one frame per token group) or
+        ``pairs`` (token group i = frames i and i+1), as the model was trained (``TrainConfig.layout``). LLaVA
+        families take each frame once at their processor's size (``frame_size`` and ``pairs`` do not apply).
+        ``token_keep_ratio`` < 1 and ``token_stage``: the model compresses its video tokens as in training
+        (``sf2t.models.apply_sf2t``; the text gets the kept number of placeholders)."""
         if layout not in ("repeat", "pairs"):
             raise ValueError(f"layout must be repeat or pairs, got {layout!r}")
+        if frame_size is not None and (len(frame_size) != 2 or any(int(v) % 28 or int(v) <= 0 for v in frame_size)):
+            raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
         if isinstance(token_keep_ratio, bool) or not 0.0 < float(token_keep_ratio) <= 1.0:
             raise ValueError(f"token_keep_ratio must be in (0, 1], got {token_keep_ratio!r}")
         if token_stage not in ("after_tower", "before_tower"):
             raise ValueError(f"token_stage must be after_tower or before_tower, got {token_stage!r}")
         self.token_keep_ratio = float(token_keep_ratio)
-        if frame_size is not None and (len(frame_size) != 2 or any(int(v) % 28 or int(v) <= 0 for v in frame_size)):
-            raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
         self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self.layout = layout
         from sf2t.models import FAMILIES
         from sf2t.models._build import load_checkpoint
 
-        if not Path(model_dir).is_dir():
-            raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory")
-        cfg_file = Path(model_dir) / "config.json"
-        try:
-            kind = json.loads(cfg_file.read_text()).get("model_type") if cfg_file.is_file() else None
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
-            raise ValueError(f"model {model_dir!r}: config.json is not a JSON object ({e})") from None
-        if kind not in ("qwen2_vl", "qwen2_5_vl"):
+        kind = checkpoint_kind(model_dir)
+        if kind not in VIDEO_FAMILIES:
             raise ValueError(
                 f"model {model_dir!r} is {'a ' + kind if kind else 'not a recognised'} checkpoint; "
-                "sf2t eval runs Qwen2-VL / Qwen2.5-VL video "
-                "models (their video input path: pixel_values_videos + video_grid_thw)"
+                f"sf2t eval runs the video models sf2t trains: {', '.join(VIDEO_FAMILIES)}"
             )
-        model, self.tok = load_checkpoint(model_dir, FAMILIES[kind].model_class)
+        family = FAMILIES[kind]
+        self.qwen = family.pixel_layout == "qwen_patches"
+        self.inputs = None
+        if not self.qwen:
+            if frame_size is not None or layout != "repeat":
+                raise ValueError(
+                    f"model {model_dir!r} is {kind}: it takes each frame once at its processor's size "
+                    "(--frame-size and --layout pairs apply to the Qwen families)"
+                )
+            from sf2t.models._build import load_processor
+            from sf2t.models.inputs import ModelInputs
+
+            self.inputs = ModelInputs(family, load_processor(model_dir), token_keep_ratio=self.token_keep_ratio)
+        model, self.tok = load_checkpoint(model_dir, family.model_class)
         if adapter:
             cfg = Path(adapter) / "adapter_config.json"
             if not cfg.is_file():
@@ -140,6 +151,13 @@ class QwenRunner:
         self.max_pixels = max_pixels
 
     def _sample(self, q: dict, frames: torch.Tensor, image, answer: str | None) -> dict:
+        if not self.qwen:  # LLaVA families: the processor's frame size and mean / std, the image's anyres tiles
+            vision = self.inputs.video(frames, torch.arange(frames.shape[0]), None)
+            s, image_tokens = {}, None
+            if image is not None:
+                s, image_tokens = self.inputs.image(image)
+            s.update(vision)
+            return s | self.inputs.text(self.tok, render_question(q), answer, vision, image_tokens=image_tokens)
         from sf2t.models.qwen2_vl import build_video_sample
         from sf2t.ops.fragment_pack import fragment_pack, qwen2_vl_target_size
 
@@ -179,14 +197,21 @@ class QwenRunner:
         for q, frames, image in items:
             samples += [self._sample(q, frames, image, o) for o in q["options"]]
             sizes.append(len(q["options"]))
-        batch = collate(samples, self.tok.pad_token_id)
-        labels = batch.pop("labels").to(self.device)
-        inputs = {k: v.to(self.device) for k, v in batch.items()}
-        logits = self.model(**inputs).logits[:, :-1].float()
-        target = labels[:, 1:]
-        logp = torch.log_softmax(logits, -1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
-        mask = (target != -100).float()
-        scores = ((logp * mask).sum(1) / mask.sum(1).clamp_min(1)).tolist()
+        if self.qwen:
+            chunks = [collate(samples, self.tok.pad_token_id) | {"rows": list(range(len(samples)))}]
+        else:  # one forward per video shape (the LLaVA models take [B, F, 3, H, W])
+            chunks = self.inputs.collate(samples, self.tok.pad_token_id)
+        scores = [0.0] * len(samples)
+        for batch in chunks:
+            rows = batch.pop("rows")
+            labels = batch.pop("labels").to(self.device)
+            inputs = {k: v.to(self.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            logits = self.model(**inputs).logits[:, :-1].float()
+            target = labels[:, 1:]
+            logp = torch.log_softmax(logits, -1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
+            mask = (target != -100).float()
+            for r, v in zip(rows, ((logp * mask).sum(1) / mask.sum(1).clamp_min(1)).tolist()):
+                scores[r] = v
         out, k = [], 0
         for n in sizes:
             out.append(scores[k : k + n])
@@ -198,6 +223,21 @@ class QwenRunner:
 
         s = self._sample(q, frames, image, None)
         return generate_answer(self.model, self.tok, s, max_new_tokens=max_new_tokens, device=self.device)
+
+
+QwenRunner = VideoRunner  # its name when it ran the Qwen families only
+
+
+def checkpoint_kind(model_dir: str) -> str | None:
+    """The ``model_type`` in a local checkpoint's config.json (None when there is none); a clear error for a path
+    that is not a folder or a config that is not JSON."""
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory")
+    cfg_file = Path(model_dir) / "config.json"
+    try:
+        return json.loads(cfg_file.read_text()).get("model_type") if cfg_file.is_file() else None
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+        raise ValueError(f"model {model_dir!r}: config.json is not a JSON object ({e})") from None
 
 
 def evaluate(
