@@ -239,7 +239,7 @@ def run_demo(
         )
         extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
     apply_compression(
-        model, cfg.token_keep_ratio, cfg.token_stage
+        model, cfg.token_keep_ratio, cfg.token_stage, cfg.token_first_group
     )  # asked before training with the compression it trains with
     before = evaluate(model, tokenizer, eval_set, max_new_tokens=cfg.max_new_tokens, chance=chance)
     before_x = evaluate(model, tokenizer, extra_set, max_new_tokens=cfg.max_new_tokens) if extra_set else None

@@ -424,6 +424,7 @@ def test_eval_uses_the_runs_token_compression(bench, tmp_path, tiny_qwen2_vl, ca
     run = tmp_path / "run"
     shutil.copytree(tiny_qwen2_vl, run / "model")  # a full fine-tune's layout: out_dir/model + train_config.json
     settings = {"frame_size": [56, 84], "layout": "repeat", "token_keep_ratio": 0.5, "token_stage": "before_tower"}
+    settings["token_first_group"] = "budget"
     (run / "train_config.json").write_text(json.dumps({**settings, "lr": 0.1}))
     out = tmp_path / "r.json"
     argv = ["--model", str(run / "model"), "--bench", str(bench), "--out", str(out)]
@@ -432,12 +433,13 @@ def test_eval_uses_the_runs_token_compression(bench, tmp_path, tiny_qwen2_vl, ca
     assert json.loads(out.read_text())["overall"]["n"] == len(load(bench)["questions"])
 
     class Args:
-        adapter, model, frame_size, layout, token_keep_ratio, token_stage = (
+        adapter, model, frame_size, layout, token_keep_ratio, token_stage, token_first_group = (
             None,
             str(run / "model"),
             None,
             None,
             0.25,
+            None,
             None,
         )
 
@@ -449,17 +451,22 @@ def test_eval_uses_the_runs_token_compression(bench, tmp_path, tiny_qwen2_vl, ca
         "layout": "repeat",
         "token_keep_ratio": 1.0,
         "token_stage": "after_tower",
+        "token_first_group": "all",
     }
 
-    runner = QwenRunner(str(run / "model"), frame_size=(56, 84), token_keep_ratio=0.5, token_stage="before_tower")
+    kw = dict(frame_size=(56, 84), token_keep_ratio=0.5, token_stage="before_tower", token_first_group="budget")
+    runner = QwenRunner(str(run / "model"), **kw)
     assert find_qwen_inner(runner.model)._sf2t_cfg["stage"] == "before_tower"
+    assert find_qwen_inner(runner.model)._sf2t_cfg["first_group"] == "budget"
     b = load(bench)
     q = next(q for q in b["questions"] if len(q["video"]["frames"]) >= 3)
     frames, image = load_media(q, b["_root"])
     s = runner._sample(q, frames, image, q["options"][0])
     vid = runner.tok.convert_tokens_to_ids(VIDEO_PAD)
     t, h, w = s["video_grid_thw"][0].tolist()
-    assert int((s["input_ids"] == vid).sum()) == kept_count([[t, h // 2, w // 2]], 0.5)[0] < t * h * w // 4
+    n_kept = kept_count([[t, h // 2, w // 2]], 0.5, first_group="budget")[0]
+    assert n_kept < kept_count([[t, h // 2, w // 2]], 0.5)[0]  # the first group budgeted too
+    assert int((s["input_ids"] == vid).sum()) == n_kept
     full = QwenRunner(str(run / "model"), frame_size=(56, 84))
     item = [(q, frames, image)]
     assert runner.likelihood_batch(item) != full.likelihood_batch(item)  # the compressed model saw fewer tokens

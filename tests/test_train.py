@@ -272,28 +272,37 @@ def test_all_six_tasks_train_end_to_end(tiny, clips, tmp_path):
     assert all(c and all(math.isfinite(p["loss"]) for p in c) for c in res["task_losses"].values())
 
 
-@pytest.mark.parametrize("stage", ["after_tower", "before_tower"])
-def test_token_compression_trains_and_evaluates(tiny, clips, tmp_path, stage):
-    """token_keep_ratio 0.5 (after or before the tower): the model is patched (apply_sf2t), the text carries the
-    kept-token counts, training runs with finite losses and the held-out evaluation generates with compression on;
-    a reload re-applies it, at the same stage."""
+@pytest.mark.parametrize("stage,first", [("after_tower", "all"), ("before_tower", "all"), ("after_tower", "budget")])
+def test_token_compression_trains_and_evaluates(tiny, clips, tmp_path, stage, first):
+    """token_keep_ratio 0.5 (after or before the tower; the first group whole or budgeted): the model is patched
+    (apply_sf2t), the text carries the kept-token counts, training runs with finite losses and the held-out
+    evaluation generates with compression on; a reload re-applies it, at the same stage and first-group rule."""
     from sf2t.models.compress import find_qwen_inner
+    from sf2t.models.qwen2_vl import VIDEO_PAD
+    from sf2t.ops.token_merge import kept_count
     from sf2t.train.evaluate import build_eval_set, evaluate
     from sf2t.train.loop import load_trained, make_factories, train
 
-    cfg = _cfg(tiny, clips, tmp_path, steps=6, token_keep_ratio=0.5, token_stage=stage, lora=True, full_finetune=False)
+    kw = dict(token_keep_ratio=0.5, token_stage=stage, token_first_group=first, lora=True, full_finetune=False)
+    cfg = _cfg(tiny, clips, tmp_path, steps=6, **kw)
     res = train(cfg, log=lambda s: None)
     assert len(res["losses"]) == 6 and all(math.isfinite(v) for v in res["losses"])
-    assert find_qwen_inner(res["model"])._sf2t_cfg == {"keep": 0.5, "window": 2, "first_group": "all", "stage": stage}
+    assert find_qwen_inner(res["model"])._sf2t_cfg == {"keep": 0.5, "window": 2, "first_group": first, "stage": stage}
     _, eval_f = make_factories(cfg, load_trained(tiny, res["saved"])[1])
     model, tok = load_trained(tiny, res["saved"])
-    assert find_qwen_inner(model)._sf2t_cfg["keep"] == 0.5 and find_qwen_inner(model)._sf2t_cfg["stage"] == stage
+    assert find_qwen_inner(model)._sf2t_cfg == find_qwen_inner(res["model"])._sf2t_cfg
+    s = eval_f.sample(0, task="counting", with_answer=False)
+    t, h, w = s["video_grid_thw"][0].tolist()
+    want = kept_count([[t, h // 2, w // 2]], 0.5, first_group=first)[0]
+    assert int((s["input_ids"] == tok.convert_tokens_to_ids(VIDEO_PAD)).sum()) == want
     rep = evaluate(model, tok, build_eval_set(eval_f, ["counting"], 4))
     assert rep["counting"]["n"] == 4
     with pytest.raises(ValueError, match="token_keep_ratio"):
         _cfg(tiny, clips, tmp_path, token_keep_ratio=0.0)
     with pytest.raises(ValueError, match="token_stage must be after_tower or before_tower"):
         _cfg(tiny, clips, tmp_path, token_stage="inside")
+    with pytest.raises(ValueError, match="token_first_group must be all or budget"):
+        _cfg(tiny, clips, tmp_path, token_first_group="none")
 
 
 def test_lora_trains_adapters_only_and_reloads(tiny, clips, tmp_path):

@@ -129,7 +129,7 @@ def _run_settings(args) -> dict:
 
     from sf2t._files import read_text
 
-    keys = ("frame_size", "layout", "token_keep_ratio", "token_stage")
+    keys = ("frame_size", "layout", "token_keep_ratio", "token_stage", "token_first_group")
     got = {k: getattr(args, k) for k in keys}
     run, source = {}, None
     for trained in (args.adapter, args.model):
@@ -150,7 +150,7 @@ def _run_settings(args) -> dict:
         shown = ", ".join(f"{k}={v}" for k, v in taken.items())
         print(f"sf2t eval: as the run was trained ({source}): {shown}", file=sys.stderr)
     got.update(taken)
-    defaults = {"layout": "repeat", "token_keep_ratio": 1.0, "token_stage": "after_tower"}
+    defaults = {"layout": "repeat", "token_keep_ratio": 1.0, "token_stage": "after_tower", "token_first_group": "all"}
     return {k: defaults.get(k) if got[k] is None else got[k] for k in keys}
 
 
@@ -186,6 +186,11 @@ def main_eval(argv=None) -> int:
     p.add_argument(
         "--token-stage", choices=("after_tower", "before_tower"), help="where tokens are dropped (default: the run's)"
     )
+    p.add_argument(
+        "--token-first-group",
+        choices=("all", "budget"),
+        help="the first temporal group kept whole or compressed (default: the run's, or all)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--compare", help="another results JSON: print both side by side")
     args = p.parse_args(argv)
@@ -206,6 +211,7 @@ def main_eval(argv=None) -> int:
             layout=run["layout"],
             token_keep_ratio=run["token_keep_ratio"],
             token_stage=run["token_stage"],
+            token_first_group=run["token_first_group"],
         )
         res = evaluate(
             args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames, batch_size=args.batch_size

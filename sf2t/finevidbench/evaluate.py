@@ -93,13 +93,14 @@ class VideoRunner:
         layout: str = "repeat",
         token_keep_ratio: float = 1.0,
         token_stage: str = "after_tower",
+        token_first_group: str = "all",
     ):
         """Qwen families: ``frame_size`` packs every frame at this (h, w) (multiples of 28) instead of Qwen's smart
         resize within ``max_pixels``; ``layout``: ``repeat`` (each frame twice: one frame per token group) or
         ``pairs`` (token group i = frames i and i+1), as the model was trained (``TrainConfig.layout``). LLaVA
         families take each frame once at their processor's size (``frame_size`` and ``pairs`` do not apply).
-        ``token_keep_ratio`` < 1 and ``token_stage``: the model compresses its video tokens as in training
-        (``sf2t.models.apply_sf2t``; the text gets the kept number of placeholders)."""
+        ``token_keep_ratio`` < 1, ``token_stage`` and ``token_first_group``: the model compresses its video tokens as
+        in training (``sf2t.models.apply_sf2t``; the text gets the kept number of placeholders)."""
         if layout not in ("repeat", "pairs"):
             raise ValueError(f"layout must be repeat or pairs, got {layout!r}")
         if frame_size is not None and (len(frame_size) != 2 or any(int(v) % 28 or int(v) <= 0 for v in frame_size)):
@@ -108,7 +109,10 @@ class VideoRunner:
             raise ValueError(f"token_keep_ratio must be in (0, 1], got {token_keep_ratio!r}")
         if token_stage not in ("after_tower", "before_tower"):
             raise ValueError(f"token_stage must be after_tower or before_tower, got {token_stage!r}")
+        if token_first_group not in ("all", "budget"):
+            raise ValueError(f"token_first_group must be all or budget, got {token_first_group!r}")
         self.token_keep_ratio = float(token_keep_ratio)
+        self.token_first_group = token_first_group
         self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self.layout = layout
         from sf2t.models import FAMILIES
@@ -132,7 +136,12 @@ class VideoRunner:
             from sf2t.models._build import load_processor
             from sf2t.models.inputs import ModelInputs
 
-            self.inputs = ModelInputs(family, load_processor(model_dir), token_keep_ratio=self.token_keep_ratio)
+            self.inputs = ModelInputs(
+                family,
+                load_processor(model_dir),
+                token_keep_ratio=self.token_keep_ratio,
+                token_first_group=token_first_group,
+            )
         model, self.tok = load_checkpoint(model_dir, family.model_class)
         if adapter:
             cfg = Path(adapter) / "adapter_config.json"
@@ -146,7 +155,7 @@ class VideoRunner:
                 raise ValueError(f"adapter {adapter!r} does not fit the base model {model_dir!r}: {e}") from e
         from sf2t.train.loop import apply_compression
 
-        self.model = apply_compression(model.to(device).eval(), self.token_keep_ratio, token_stage)
+        self.model = apply_compression(model.to(device).eval(), self.token_keep_ratio, token_stage, token_first_group)
         self.device = device
         self.max_pixels = max_pixels
 
@@ -176,7 +185,13 @@ class VideoRunner:
             )
             ipix, igrid = fragment_pack(image[None], torch.zeros(1, dtype=torch.long), None, isz, frame_repeat=2)
         s = build_video_sample(
-            self.tok, render_question(q), answer, grid, image_grid_thw=igrid, token_keep_ratio=self.token_keep_ratio
+            self.tok,
+            render_question(q),
+            answer,
+            grid,
+            image_grid_thw=igrid,
+            token_keep_ratio=self.token_keep_ratio,
+            token_first_group=self.token_first_group,
         )
         s["pixel_values_videos"], s["video_grid_thw"] = pixels, grid
         if ipix is not None:

@@ -68,8 +68,14 @@ class ModelInputs:
         frame_repeat: int = 2,
         layout: str = "repeat",
         token_keep_ratio: float = 1.0,
+        token_first_group: str = "all",
     ):
+        from sf2t.ops.token_merge import FIRST_GROUP
         from sf2t.train.data import LAYOUTS
+
+        if token_first_group not in FIRST_GROUP:
+            raise ValueError(f"token_first_group must be one of {FIRST_GROUP}, got {token_first_group!r}")
+        self.token_first_group = token_first_group
 
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -178,7 +184,13 @@ class ModelInputs:
             from sf2t.models.qwen2_vl import build_video_sample
 
             return build_video_sample(
-                tokenizer, question, answer, vision["video_grid_thw"], image_grid_thw=image_grid, token_keep_ratio=keep
+                tokenizer,
+                question,
+                answer,
+                vision["video_grid_thw"],
+                image_grid_thw=image_grid,
+                token_keep_ratio=keep,
+                token_first_group=self.token_first_group,
             )
         f, _, h, w = vision["pixel_values_videos"].shape  # [F, 3, H, W]: one token group per frame
         return self.family.build_sample(
@@ -190,6 +202,7 @@ class ModelInputs:
             int(w),
             image_tokens=image_tokens,
             token_keep_ratio=None if keep == 1.0 else keep,
+            token_first_group=self.token_first_group,
         )
 
     # -- batching

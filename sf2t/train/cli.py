@@ -78,7 +78,12 @@ def run_training(cfg, log=print) -> dict:
         if not resuming:  # the model as it starts (LoRA's B = 0: the base), with the run's token compression
             before = {
                 "step": 0,
-                **eval_fn(apply_compression(model.to(cfg.device), cfg.token_keep_ratio, cfg.token_stage), 0),
+                **eval_fn(
+                    apply_compression(
+                        model.to(cfg.device), cfg.token_keep_ratio, cfg.token_stage, cfg.token_first_group
+                    ),
+                    0,
+                ),
             }
     sharded = cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if sharded and eval_fn is not None and cfg.eval_every:

@@ -95,6 +95,10 @@ class TrainConfig:
         "where token_keep_ratio drops tokens: after_tower (token_merge on the tower's tokens, every family) or "
         "before_tower (Qwen2-VL, Qwen2.5-VL: the tower runs on the kept patches only, so it gets faster too)",
     )
+    token_first_group: str = _f(
+        "all",
+        "with token_keep_ratio < 1, the first temporal group: all (kept whole) or budget (compressed like the rest)",
+    )
     decoder: str = _f("auto", "video decoder: auto (DALI on GPU, else torchcodec, else PyAV), torchcodec, pyav or dali")
     workers: int = _f(
         0,
@@ -171,6 +175,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.token_keep_ratio must be in (0, 1], got {self.token_keep_ratio!r}")
         if self.token_stage not in ("after_tower", "before_tower"):
             raise ValueError(f"TrainConfig.token_stage must be after_tower or before_tower, got {self.token_stage!r}")
+        if self.token_first_group not in ("all", "budget"):
+            raise ValueError(f"TrainConfig.token_first_group must be all or budget, got {self.token_first_group!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a positive finite number, got {self.lr!r}")
         if isinstance(self.supervised_ratio, bool) or not 0.0 <= float(self.supervised_ratio) < 1.0:

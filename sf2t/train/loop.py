@@ -68,13 +68,14 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def apply_compression(model, token_keep_ratio: float, token_stage: str = "after_tower"):
-    """Compress the model's video tokens (``sf2t.models.apply_sf2t``, after or before the vision tower) when the run
-    asks for it (< 1); the one place training, evaluation before training and reloading a run do it."""
+def apply_compression(model, token_keep_ratio: float, token_stage: str = "after_tower", token_first_group: str = "all"):
+    """Compress the model's video tokens (``sf2t.models.apply_sf2t``, after or before the vision tower; the first
+    temporal group kept whole or budgeted) when the run asks for it (< 1); the one place training, evaluation before
+    training, reloading a run and ``sf2t eval`` do it."""
     if token_keep_ratio < 1.0:
         from sf2t.models import apply_sf2t
 
-        apply_sf2t(model, token_keep_ratio, stage=token_stage)
+        apply_sf2t(model, token_keep_ratio, stage=token_stage, first_group=token_first_group)
     return model
 
 
@@ -110,7 +111,7 @@ def setup_model(cfg: TrainConfig, model=None, tokenizer=None):
             p.requires_grad_(True)
     else:
         raise ValueError("TrainConfig: set lora=true or full_finetune=true (nothing would be trained)")
-    apply_compression(model, cfg.token_keep_ratio, cfg.token_stage)
+    apply_compression(model, cfg.token_keep_ratio, cfg.token_stage, cfg.token_first_group)
     model.to(cfg.device)
     model.train()
     return model, tokenizer
@@ -175,6 +176,7 @@ def make_inputs(cfg: TrainConfig, family=None):
         frame_repeat=cfg.frame_repeat,
         layout=cfg.layout,
         token_keep_ratio=cfg.token_keep_ratio,
+        token_first_group=cfg.token_first_group,
     )
 
 
@@ -635,5 +637,6 @@ def load_trained(base: str, trained: str | os.PathLike):
     run_cfg = trained.parent / "train_config.json"
     if run_cfg.is_file():
         run = json.loads(run_cfg.read_text())
-        apply_compression(model, float(run.get("token_keep_ratio", 1.0)), run.get("token_stage", "after_tower"))
+        keep, stage = float(run.get("token_keep_ratio", 1.0)), run.get("token_stage", "after_tower")
+        apply_compression(model, keep, stage, run.get("token_first_group", "all"))
     return model, tokenizer
