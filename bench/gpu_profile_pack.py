@@ -3,6 +3,7 @@ time of its kernels and copies (torch.profiler), and each kernel's share; the ba
 the whole call against a device-to-device copy. Prints a table, writes JSON:
 
     python bench/gpu_profile_pack.py [--json OUT] [--reps 30] [--tiles 28x56,28x112] [--src-devices cpu,cuda]
+        [--dtypes float32,bfloat16]
 
 Backends: ``cuda`` and ``triton`` (the two-pass kernels), ``cuda_tiled`` and ``triton_tiled`` (the tiled single-pass
 kernels, SF2T_FRAGMENT_PACK_CUDA / SF2T_FRAGMENT_PACK_TRITON=tiled; one row per ``--tiles`` size, default their own).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import time
@@ -33,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tiles", default="", help="tile sizes HxW for cuda_tiled rows (default: the kernel's own)")
     ap.add_argument("--src-devices", default="cpu,cuda", help="where the plan's src_index lives")
     ap.add_argument("--backends", default="cuda,cuda_tiled,triton,triton_tiled")
+    ap.add_argument("--dtypes", default="float32", help="output dtypes, e.g. float32,bfloat16 (training's on GPU)")
     args = ap.parse_args(argv)
     variants = []  # (row name, backend, environment)
     for b in args.backends.split(","):
@@ -55,11 +58,12 @@ def main(argv=None) -> int:
         src = torch.arange(n)
         for name, backend, env in variants:
             os.environ.update(env)
-            for src_dev in args.src_devices.split(","):
+            for src_dev, dtype_name in itertools.product(args.src_devices.split(","), args.dtypes.split(",")):
                 s = src if src_dev == "cpu" else src.cuda()
+                dtype = getattr(torch, dtype_name)
 
-                def call(frames=frames, s=s, size=(oh, ow), backend=backend):
-                    return fragment_pack(frames, s, None, size, frame_repeat=1, backend=backend)
+                def call(frames=frames, s=s, size=(oh, ow), backend=backend, dtype=dtype):
+                    return fragment_pack(frames, s, None, size, frame_repeat=1, backend=backend, dtype=dtype)
 
                 out, _ = call()
                 moved = frames.numel() + out.numel() * out.element_size()
@@ -98,7 +102,7 @@ def main(argv=None) -> int:
                     "fraction_of_copy_pipelined": moved / pipelined / 1e9 / copy_gbps,
                     "fraction_of_copy_device": (moved / kernels / 1e9 / copy_gbps) if kernels else None,
                 }
-                key = f"{case}/{name}/src_{src_dev}"
+                key = f"{case}/{name}/src_{src_dev}" + ("" if dtype_name == "float32" else f"/{dtype_name}")
                 res["rows"][key] = row
                 parts = ", ".join(f"{k} {v * 1e6:.1f}" for k, v in row["device_parts_s"].items())
                 print(
@@ -108,9 +112,9 @@ def main(argv=None) -> int:
                     flush=True,
                 )
                 print("    host self us/call: " + ", ".join(f"{k} {v * 1e6:.1f}" for k, v in host_parts.items()))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+                if args.json:  # after every row: a run stopped by its time limit keeps what it measured
+                    with open(args.json, "w") as f:
+                        json.dump(res, f, indent=1)
     return 0
 
 

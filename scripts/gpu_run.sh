@@ -7,7 +7,7 @@
 # Stages are skipped, and say so, when the time budget (GPU_BUDGET_S, default 560 s) would not cover them;
 # GPU_STAGES=a,b,... runs only those; GPU_TESTS=paths narrows the GPU tests; GPU_TRAIN=0 skips the 2B-size
 # preparation; TRAIN_RUNS=DECODER:WORKERS[:KEEP[:STAGE]],... replaces the 2B-size training runs; PACK_TILES=HxW,...
-# the tile sizes profile_pack times for the tiled fragment_pack kernels. With DALI sent first (scripts/gpu_dali_prepare.sh here, then scripts/gpu_dali_receive.sh once per
+# the tile sizes profile_pack times for the tiled fragment_pack kernels, PACK_DTYPES=float32,bfloat16 its output dtypes. With DALI sent first (scripts/gpu_dali_prepare.sh here, then scripts/gpu_dali_receive.sh once per
 # part, back to back) the DALI stages run too.
 # Wheels in .whl/ (PyAV, ...) are installed into /tmp/site first. Logs and JSON go to $OUT (default ./gpu_out),
 # bundled into $OUT/results.tgz after each stage (a call returns at most 8 files).
@@ -74,8 +74,8 @@ TAIL=4 stage racecheck 40 60 compute-sanitizer --tool racecheck --error-exitcode
 stage ceilings 60 60 python3 bench/gpu_ceilings.py --json "$R/ceilings.json"
 TAIL=14 stage bench_fragment_pack 60 90 python3 -m pytest bench/bench_fragment_pack_gpu.py -q -p no:cacheprovider \
   --benchmark-json="$R/bench_fragment_pack_gpu.json" --benchmark-columns=median,min,rounds
-TAIL=40 stage profile_pack 50 90 python3 bench/gpu_profile_pack.py --json "$R/profile_pack_gpu.json" \
-  --src-devices cpu --tiles "${PACK_TILES:-28x56,28x112,56x56}"
+TAIL=40 stage profile_pack 50 120 python3 bench/gpu_profile_pack.py --json "$R/profile_pack_gpu.json" \
+  --src-devices cpu --tiles "${PACK_TILES:-28x56,28x112,56x56}" --dtypes "${PACK_DTYPES:-float32,bfloat16}"
 TAIL=30 stage ncu_pack 60 120 ncu --clock-control none -k 'regex:horizontal|vertical|tiled' -c 12 --section SpeedOfLight \
   --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis python3 bench/gpu_pack_once.py
 TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R/token_merge_gpu.json"
