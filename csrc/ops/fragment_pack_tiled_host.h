@@ -46,18 +46,18 @@ inline std::vector<int32_t> tiled_table(const Plan& pl, bool fchw, int64_t tile_
 
 // The tile the CUDA kernel runs: SF2T_FRAGMENT_PACK_TILE when set, else the default (default_tile), its longer side
 // halved (in whole patches for the Qwen2-VL layout) while a block would need more than `max_smem` bytes of shared
-// memory (large downscales: 1080p -> 448 runs 14 x 28 tiles); {0, 0} when no tile fits (the two-pass kernels run).
-inline std::pair<int64_t, int64_t> choose_tile(const Plan& pl, bool fchw, int64_t max_smem) {
+// memory (large downscales: 1080p -> 448 runs 14 x 28 tiles). Fills `a` and returns the table for that tile; an
+// empty table when no tile fits (the two-pass kernels run).
+inline std::vector<int32_t> choose_tile(const Plan& pl, bool fchw, int64_t max_smem, Args& a) {
   auto [h, w] = default_tile(pl, fchw);
   const char* env = std::getenv("SF2T_FRAGMENT_PACK_TILE");
   const bool fixed = env != nullptr && *env != 0;
   const int64_t unit = fchw ? 1 : pl.patch;
   for (;;) {
-    Args a;
-    tiled_table(pl, fchw, h, w, a);
-    if (smem_bytes(a) <= max_smem) return {h, w};
+    std::vector<int32_t> table = tiled_table(pl, fchw, h, w, a);
+    if (smem_bytes(a) <= max_smem) return table;
     const bool w_ok = w / 2 >= unit && (w / 2) % unit == 0, h_ok = h / 2 >= unit && (h / 2) % unit == 0;
-    if (fixed || (!w_ok && !h_ok)) return {0, 0};
+    if (fixed || (!w_ok && !h_ok)) return {};
     if (w_ok && (w >= h || !h_ok)) {
       w /= 2;
     } else {

@@ -7,7 +7,6 @@
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
-#include <tuple>
 #include <vector>
 
 #include "../fragment_pack_tiled_host.h"
@@ -40,12 +39,11 @@ at::Tensor fragment_pack_tiled_host(const at::Tensor& frames, const at::Tensor& 
     out = at::empty({rows, lay.cols}, frames.options().dtype(pl.out_dtype));
   }
   if (pl.presented == 0) return out;
-  if (tile_h <= 0 && tile_w <= 0) {  // the CUDA launcher's choice (SF2T_FRAGMENT_PACK_TILE, else shrunk to fit)
-    std::tie(tile_h, tile_w) = choose_tile(pl, fchw, kTiledSmemMax);
-    TORCH_CHECK(tile_h > 0, "_fragment_pack_tiled_host: no tile fits the shared memory (the two-pass kernels run)");
-  }
   Args a;
-  const std::vector<int32_t> table = tiled_table(pl, fchw, tile_h, tile_w, a);
+  // tile 0 x 0: the CUDA launcher's choice (SF2T_FRAGMENT_PACK_TILE, else shrunk to fit the shared memory)
+  const std::vector<int32_t> table = tile_h <= 0 && tile_w <= 0 ? choose_tile(pl, fchw, kTiledSmemMax, a)
+                                                                : tiled_table(pl, fchw, tile_h, tile_w, a);
+  TORCH_CHECK(!table.empty(), "_fragment_pack_tiled_host: no tile fits the shared memory (the two-pass kernels run)");
   tiled_input(frames, uv, a);
   a.table = table.data();
   a.out = out.data_ptr();

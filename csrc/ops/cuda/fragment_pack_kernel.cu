@@ -184,10 +184,9 @@ bool use_tiled() {
 bool launch_tiled(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, at::Tensor& out,
                   bool fchw) {
   using namespace fragment_pack_tiled;
-  const auto [tile_h, tile_w] = choose_tile(pl, fchw, kTiledSmemMax);
-  if (tile_h == 0) return false;
   Args a;
-  const std::vector<int32_t> table = tiled_table(pl, fchw, tile_h, tile_w, a);
+  const std::vector<int32_t> table = choose_tile(pl, fchw, kTiledSmemMax, a);
+  if (table.empty()) return false;
   const int64_t smem = smem_bytes(a);
   const int64_t blocks = pl.presented * a.tiles_per_frame;
   TORCH_CHECK(blocks < (int64_t{1} << 31), "fragment_pack: plan too large for the CUDA kernel's grid");
