@@ -46,8 +46,8 @@ inline std::vector<int32_t> tiled_table(const Plan& pl, bool fchw, int64_t tile_
 
 // The tile the CUDA kernel runs: SF2T_FRAGMENT_PACK_TILE when set, else the default (default_tile), its longer side
 // halved (in whole patches for the Qwen2-VL layout) while a block would need more than `max_smem` bytes of shared
-// memory (large downscales: 1080p -> 448 runs 14 x 28 tiles). Fills `a` and returns the table for that tile; an
-// empty table when no tile fits (the two-pass kernels run).
+// memory (large downscales: 1080p -> 448x252 runs 28 x 28 tiles, 67 KB). Fills `a` and returns the table for that
+// tile; an empty table when no tile fits (the two-pass kernels run).
 inline std::vector<int32_t> choose_tile(const Plan& pl, bool fchw, int64_t max_smem, Args& a) {
   auto [h, w] = default_tile(pl, fchw);
   const char* env = std::getenv("SF2T_FRAGMENT_PACK_TILE");
