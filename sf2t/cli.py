@@ -75,6 +75,12 @@ def collect_info() -> dict:
                 "cpu": fp.available_backends("cpu"),
                 "cuda": fp.available_backends("cuda") if cuda_ok else [],
                 "chosen_cpu": fp.choose_backend(torch.device("cpu")),
+                # which GPU kernel each GPU backend runs (two-pass or tiled; README "Building")
+                "gpu_kernels": {
+                    "cuda": os.environ.get("SF2T_FRAGMENT_PACK_CUDA") or "two_pass",
+                    "triton": os.environ.get("SF2T_FRAGMENT_PACK_TRITON") or "two_pass",
+                    "tile": os.environ.get("SF2T_FRAGMENT_PACK_TILE") or "default",
+                },
             },
             "thumbnail": {
                 "cpu": ["reference"] + (["cpp"] if _ext.is_loaded() else []),
@@ -131,9 +137,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"CUDA kernels compiled in: {'yes' if info['cuda_kernels_compiled'] else 'no'}")
     no_cuda = "- (CPU only)" if info["device"]["cuda_available"] else "- (no GPU here)"
     for op, d in info["backends"].items():
+        kernels = d.get("gpu_kernels")
         print(
             f"op {op}: cpu backends {', '.join(d['cpu'])} (auto: {d['chosen_cpu']}); "
             f"cuda backends {', '.join(d['cuda']) if d['cuda'] else no_cuda}"
+            + (
+                f"; GPU kernels: cuda {kernels['cuda']}, triton {kernels['triton']}, tile {kernels['tile']}"
+                if kernels
+                else ""
+            )
         )
     print(f"triton: {info['triton'] or 'not installed'}")
     print("decoders: " + ", ".join(f"{k} {v}" for k, v in info["decoders"].items()))

@@ -1,6 +1,7 @@
 """`sf2t info` reports the real build; sf2t imports and runs without its compiled extension."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -23,6 +24,9 @@ def test_info_json_reports_the_build():
     assert info["extension_loaded"] == _ext.is_loaded()
     assert "reference" in info["backends"]["fragment_pack"]["cpu"]
     assert set(info["decoders"]) == {"torchcodec", "pyav", "dali"}
+    kernels = info["backends"]["fragment_pack"]["gpu_kernels"]
+    assert kernels["cuda"] == os.environ.get("SF2T_FRAGMENT_PACK_CUDA", "two_pass")
+    assert kernels["triton"] == os.environ.get("SF2T_FRAGMENT_PACK_TRITON", "two_pass")
     if _ext.is_loaded():
         build = _ext.build_info()
         assert info["build"]["torch"] == build["torch"] == torch.__version__
