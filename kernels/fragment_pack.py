@@ -137,42 +137,31 @@ def _normalize_store(
             tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
             tl.store(o + plane, _to_out(v1, OUT_BF16), mask=rm)
             tl.store(o + 2 * plane, _to_out(v2, OUT_BF16), mask=rm)
-    else:
-        _store_patches(
-            out_ptr, v0, v1, v2, f, y, x, mask, presented, out_h, out_w, repeat, total_frames, PATCH, TPATCH, MERGE,
-            MAXR, OUT_BF16,
-        )  # fmt: skip
-
-
-@triton.jit
-def _store_patches(
-    out_ptr, v0, v1, v2, f, y, x, mask, presented, out_h, out_w, repeat, total_frames, PATCH: tl.constexpr,
-    TPATCH: tl.constexpr, MERGE: tl.constexpr, MAXR: tl.constexpr, OUT_BF16: tl.constexpr,
-):  # fmt: skip
-    gh = out_h // PATCH
-    gw = out_w // PATCH
-    hy = y // PATCH
-    py = y % PATCH
-    wx = x // PATCH
-    px = x % PATCH
-    cols = 3 * TPATCH * PATCH * PATCH
-    cstride = TPATCH * PATCH * PATCH
-    r_begin = f * repeat
-    r_end = tl.where(f == presented - 1, total_frames, r_begin + repeat)
-    for j in range(MAXR):
-        r = r_begin + j
-        rm = mask & (r < r_end)
-        t = r // TPATCH
-        ti = r % TPATCH
-        rowi = (
-            ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE
-            + (hy % MERGE) * MERGE
-            + (wx % MERGE)
-        )
-        o = out_ptr + rowi.to(tl.int64) * cols + (ti * PATCH + py) * PATCH + px
-        tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
-        tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rm)
-        tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rm)
+    else:  # the Qwen2-VL patch rows
+        gh = out_h // PATCH
+        gw = out_w // PATCH
+        hy = y // PATCH
+        py = y % PATCH
+        wx = x // PATCH
+        px = x % PATCH
+        cols = 3 * TPATCH * PATCH * PATCH
+        cstride = TPATCH * PATCH * PATCH
+        r_begin = f * repeat
+        r_end = tl.where(f == presented - 1, total_frames, r_begin + repeat)
+        for j in range(MAXR):
+            r = r_begin + j
+            rm = mask & (r < r_end)
+            t = r // TPATCH
+            ti = r % TPATCH
+            rowi = (
+                ((t * (gh // MERGE) + hy // MERGE) * (gw // MERGE) + wx // MERGE) * MERGE * MERGE
+                + (hy % MERGE) * MERGE
+                + (wx % MERGE)
+            )
+            o = out_ptr + rowi.to(tl.int64) * cols + (ti * PATCH + py) * PATCH + px
+            tl.store(o, _to_out(v0, OUT_BF16), mask=rm)
+            tl.store(o + cstride, _to_out(v1, OUT_BF16), mask=rm)
+            tl.store(o + 2 * cstride, _to_out(v2, OUT_BF16), mask=rm)
 
 
 @triton.jit
@@ -367,7 +356,7 @@ def _fragment_pack_tiled(
     the height pass; the width pass's weights are loaded once per tile column and shared by every row; the height
     pass walks the tile in the output's memory order (whole 14 x 14 patches in the Qwen2-VL layout), so stores are
     contiguous runs. Table per presented frame: [src, x0, y0, kx, px, ky, py, wx_off, wy_off, tx_off, ty_off]
-    (sf2t.ops.fragment_pack._triton_tiled_table)."""
+    (sf2t.ops.fragment_pack._fragment_pack_triton_tiled)."""
     pid = tl.program_id(0)
     scratch = scratch_ptr + pid.to(tl.int64) * (r_max * TWB * 3)
     rr = tl.arange(0, RC)[:, None]
@@ -493,7 +482,7 @@ def launch_fragment_pack_tiled(
     programs=None,
 ):
     """Run :func:`_fragment_pack_tiled`. ``tile`` (TH, TW); ``r_max``: the most input rows a tile reads (the scratch's
-    height); ``programs``: how many persistent programs (default: 4 per SM on a GPU, 4 in the interpreter)."""
+    height); ``programs``: how many persistent programs (default: 4 per SM on a GPU)."""
     th, tw = tile
     tiles_x = -(-out_w // tw)
     tiles_per_frame = tiles_x * -(-out_h // th)

@@ -138,9 +138,9 @@ SF2T_HD void store3(const Args& a, int64_t o, int64_t cs, const float* v) {
   }
 }
 
-// One phase of one block, on items tid, tid + nt, ...; the caller puts a barrier between phases.
-SF2T_HD void tiled_phase(const Args& a, int64_t block, int phase, int tid, int nt, uint8_t* smem) {
-  const Tile t = tile_of(a, block);
+// One phase of the block making tile `t` (tile_of, once per block), on items tid, tid + nt, ...; the caller puts a
+// barrier between phases.
+SF2T_HD void tiled_phase(const Args& a, const Tile& t, int phase, int tid, int nt, uint8_t* smem) {
   int32_t* hs = reinterpret_cast<int32_t*>(smem);  // width pass: start (relative to cx0), size, w[k * tile_w + i]
   int32_t* hn = hs + a.tile_w;
   int32_t* hw = hn + a.tile_w;

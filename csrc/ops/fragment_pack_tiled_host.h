@@ -42,30 +42,6 @@ inline std::pair<int64_t, int64_t> default_tile(const Plan& pl, bool fchw) {
 // blocks an SM to hide the loads.
 constexpr int64_t kTiledSmemMax = 96 * 1024;
 
-inline std::vector<int32_t> tiled_table(const Plan& pl, bool fchw, int64_t tile_h, int64_t tile_w, Args& a);
-
-// The tile the CUDA kernel runs: SF2T_FRAGMENT_PACK_TILE when set, else the default (default_tile), its longer side
-// halved (in whole patches for the Qwen2-VL layout) while a block would need more than `max_smem` bytes of shared
-// memory (large downscales: 1080p -> 448x252 runs 28 x 28 tiles, 67 KB). Fills `a` and returns the table for that
-// tile; an empty table when no tile fits (the two-pass kernels run).
-inline std::vector<int32_t> choose_tile(const Plan& pl, bool fchw, int64_t max_smem, Args& a) {
-  auto [h, w] = default_tile(pl, fchw);
-  const char* env = std::getenv("SF2T_FRAGMENT_PACK_TILE");
-  const bool fixed = env != nullptr && *env != 0;
-  const int64_t unit = fchw ? 1 : pl.patch;
-  for (;;) {
-    std::vector<int32_t> table = tiled_table(pl, fchw, h, w, a);
-    if (smem_bytes(a) <= max_smem) return table;
-    const bool w_ok = w / 2 >= unit && (w / 2) % unit == 0, h_ok = h / 2 >= unit && (h / 2) % unit == 0;
-    if (fixed || (!w_ok && !h_ok)) return {};
-    if (w_ok && (w >= h || !h_ok)) {
-      w /= 2;
-    } else {
-      h /= 2;
-    }
-  }
-}
-
 // The table (layout in fragment_pack_tiled.h: Meta) and every size field of `a`; the caller sets the pointers.
 // Frames sharing a crop size share their weights and tile ranges (one entry per distinct AxisWeights).
 inline std::vector<int32_t> tiled_table(const Plan& pl, bool fchw, int64_t tile_h, int64_t tile_w, Args& a) {
@@ -146,6 +122,28 @@ inline std::vector<int32_t> tiled_table(const Plan& pl, bool fchw, int64_t tile_
   a.r_max = max_span[1];
   a.sxp_max = (max_span[0] * 3 + 3 + 3) / 4 * 4;  // room for the lead of 32-bit staging, whole words
   return table;
+}
+
+// The tile the CUDA kernel runs: SF2T_FRAGMENT_PACK_TILE when set, else the default (default_tile), its longer side
+// halved (in whole patches for the Qwen2-VL layout) while a block would need more than `max_smem` bytes of shared
+// memory (large downscales: 1080p -> 448x252 runs 28 x 28 tiles, 67 KB). Fills `a` and returns the table for that
+// tile; an empty table when no tile fits (the two-pass kernels run).
+inline std::vector<int32_t> choose_tile(const Plan& pl, bool fchw, int64_t max_smem, Args& a) {
+  auto [h, w] = default_tile(pl, fchw);
+  const char* env = std::getenv("SF2T_FRAGMENT_PACK_TILE");
+  const bool fixed = env != nullptr && *env != 0;
+  const int64_t unit = fchw ? 1 : pl.patch;
+  for (;;) {
+    std::vector<int32_t> table = tiled_table(pl, fchw, h, w, a);
+    if (smem_bytes(a) <= max_smem) return table;
+    const bool w_ok = w / 2 >= unit && (w / 2) % unit == 0, h_ok = h / 2 >= unit && (h / 2) % unit == 0;
+    if (fixed || (!w_ok && !h_ok)) return {};
+    if (w_ok && (w >= h || !h_ok)) {
+      w /= 2;
+    } else {
+      h /= 2;
+    }
+  }
 }
 
 // The input pointers and strides of `a`, and whether rows can be staged with aligned 32-bit loads.

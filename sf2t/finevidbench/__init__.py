@@ -123,11 +123,10 @@ def _run_settings(args) -> dict:
     """How the model sees a video: the command line's choices, else those of the sf2t run that trained it (the
     ``train_config.json`` next to ``--adapter``, or next to ``--model`` for a full fine-tune), else the defaults.
     Says which settings came from the run."""
-    import json
     import sys
     from pathlib import Path
 
-    from sf2t._files import read_text
+    from sf2t.train.config import read_mapping
 
     keys = ("frame_size", "layout", "token_keep_ratio", "token_stage", "token_first_group")
     got = {k: getattr(args, k) for k in keys}
@@ -135,13 +134,7 @@ def _run_settings(args) -> dict:
     for trained in (args.adapter, args.model):
         cfg = Path(trained).parent / "train_config.json" if trained else None
         if cfg is not None and cfg.is_file():
-            try:
-                run = json.loads(read_text(str(cfg), str(cfg), "a run's train_config.json"))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{cfg}: not a JSON file ({e})") from None
-            if not isinstance(run, dict):
-                raise ValueError(f"{cfg}: not a run's settings (a JSON object)")
-            source = cfg
+            run, source = read_mapping(cfg, "not a run's settings:"), cfg
             break
     taken = {k: run[k] for k in keys if got[k] is None and run.get(k) is not None}
     if taken and not _is_qwen(args.model):  # LLaVA runs: the processor's size, one frame per group

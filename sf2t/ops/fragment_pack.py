@@ -543,25 +543,10 @@ def _fragment_pack_triton(
             return done
     src = src_index.tolist()
     bx = boxes.to("cpu").tolist()
-    meta = []
-    pieces: list[torch.Tensor] = []  # weight tables, each once: they depend on the crop size alone
-    offsets: dict[tuple, tuple[int, int, int]] = {}
-    used = n_presented * tk.META
-    crop_hs = []
-    row_offset, kx_max, ky_max = 0, 1, 1
-    for f in range(n_presented):
-        x0, y0, x1, y1 = bx[f]
-        ax = []
-        for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
-            key = (axis, crop)
-            if key not in offsets:
-                t, k, prec = _axis_table(*_resize_args(axis, crop, n_out, window))
-                offsets[key] = (used, k, prec)
-                pieces.append(t)
-                used += t.numel()
-            ax.append(offsets[key])
-        (ox, kx, px), (oy, ky, py) = ax
-        kx_max, ky_max = max(kx_max, kx), max(ky_max, ky)
+    axes, pieces, used, (kx_max, ky_max), _ = _axis_entries(bx, out_h, out_w, window, n_presented * tk.META)
+    meta, crop_hs, row_offset = [], [], 0
+    for f, ((ox, _, kx, px), (oy, _, ky, py)) in enumerate(axes):
+        x0, y0, _, y1 = bx[f]
         meta.append([src[f], x0, y0, y1 - y0, row_offset, kx, px, ky, py, ox, oy])
         crop_hs.append(y1 - y0)
         row_offset += y1 - y0
@@ -602,6 +587,37 @@ def _resize_args(axis: int, crop: int, n_out: int, window) -> tuple[int, int, in
         return crop, n_out, 0, n_out
     (rh, rw), (cy, cx) = window
     return (crop, rw, cx, n_out) if axis == 0 else (crop, rh, cy, n_out)
+
+
+def _axis_entries(bx, out_h: int, out_w: int, window, used: int, tile: tuple[int, int] | None = None):
+    """The per-axis parts of a Triton kernel's table for crop boxes ``bx`` ([x0, y0, x1, y1] per presented frame).
+
+    Weights depend on the crop size alone, so each distinct (axis, crop size) adds its weight table once (and, with
+    ``tile`` = (TH, TW) for the tiled kernel, its tile ranges), placed from offset ``used`` on. Returns (per frame,
+    each axis's (weights offset, ranges offset or -1, ksize, precision); the pieces in table order; the table's end;
+    the largest ksize per axis; the largest tile span per axis)."""
+    pieces: list[torch.Tensor] = []
+    seen: dict[tuple, tuple[int, int, int, int]] = {}
+    axes, k_max, span_max = [], [1, 1], [0, 0]
+    for x0, y0, x1, y1 in bx:
+        ax = []
+        for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
+            key = (axis, crop)
+            if key not in seen:
+                args = _resize_args(axis, crop, n_out, window)
+                t, k, prec = _axis_table(*args)
+                pieces.append(t)
+                seen[key] = (used, -1 if tile is None else used + t.numel(), k, prec)
+                used += t.numel()
+                if tile is not None:
+                    ranges, span = _tile_ranges(*args, tile[1] if axis == 0 else tile[0])
+                    pieces.append(ranges)
+                    used += ranges.numel()
+                    span_max[axis] = max(span_max[axis], span)
+                k_max[axis] = max(k_max[axis], k)
+            ax.append(seen[key])
+        axes.append(ax)
+    return axes, pieces, used, k_max, span_max
 
 
 def _to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -673,26 +689,11 @@ def _fragment_pack_triton_tiled(
     n = src_index.numel()
     src = src_index.tolist()
     bx = boxes.to("cpu").tolist()
-    used = n * tk.META
-    pieces: list[torch.Tensor] = []
-    seen: dict[tuple, tuple[int, int, int, int]] = {}  # (axis, crop) -> (weights off, ranges off, ksize, precision)
-    meta, k_max, span_max = [], [1, 1], [0, 0]
-    for f in range(n):
-        x0, y0, x1, y1 = bx[f]
-        ax = []
-        for axis, (crop, n_out) in enumerate(((x1 - x0, out_w), (y1 - y0, out_h))):
-            key = (axis, crop)
-            if key not in seen:
-                args = _resize_args(axis, crop, n_out, window)
-                t, k, prec = _axis_table(*args)
-                ranges, span = _tile_ranges(*args, tw if axis == 0 else th)
-                seen[key] = (used, used + t.numel(), k, prec)
-                pieces += [t, ranges]
-                used += t.numel() + ranges.numel()
-                k_max[axis], span_max[axis] = max(k_max[axis], k), max(span_max[axis], span)
-            ax.append(seen[key])
-        (wxo, txo, kx, px), (wyo, tyo, ky, py) = ax
-        meta.append([src[f], x0, y0, kx, px, ky, py, wxo, wyo, txo, tyo])
+    axes, pieces, _, k_max, span_max = _axis_entries(bx, out_h, out_w, window, n * tk.META, tile=(th, tw))
+    meta = [
+        [src[f], bx[f][0], bx[f][1], kx, px, ky, py, wxo, wyo, txo, tyo]
+        for f, ((wxo, txo, kx, px), (wyo, tyo, ky, py)) in enumerate(axes)
+    ]
     if span_max[1] > _TILED_MAX_ROWS:
         return None
     table = _to_device(torch.cat([torch.tensor(meta, dtype=torch.int32).reshape(-1), *pieces]), frames.device)

@@ -50,7 +50,8 @@ at::Tensor fragment_pack_tiled_host(const at::Tensor& frames, const at::Tensor& 
   std::vector<uint8_t> smem(static_cast<size_t>(smem_bytes(a)));  // exactly the GPU block's (a sanitizer build checks it)
   const int64_t blocks = pl.presented * a.tiles_per_frame;
   for (int64_t b = 0; b < blocks; ++b) {
-    for (int phase = 0; phase < 3; ++phase) tiled_phase(a, b, phase, 0, 1, smem.data());
+    const Tile t = tile_of(a, b);
+    for (int phase = 0; phase < 3; ++phase) tiled_phase(a, t, phase, 0, 1, smem.data());
   }
   return out;
 }

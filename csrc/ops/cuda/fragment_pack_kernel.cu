@@ -163,12 +163,21 @@ constexpr int kTiledThreads = 256;
 
 __global__ void __launch_bounds__(kTiledThreads) tiled_kernel(fragment_pack_tiled::Args a) {
   extern __shared__ __align__(16) uint8_t tiled_smem[];
-  const int64_t block = blockIdx.x;
-  fragment_pack_tiled::tiled_phase(a, block, 0, threadIdx.x, blockDim.x, tiled_smem);
+  const fragment_pack_tiled::Tile t = fragment_pack_tiled::tile_of(a, blockIdx.x);
+  fragment_pack_tiled::tiled_phase(a, t, 0, threadIdx.x, blockDim.x, tiled_smem);
   __syncthreads();
-  fragment_pack_tiled::tiled_phase(a, block, 1, threadIdx.x, blockDim.x, tiled_smem);
+  fragment_pack_tiled::tiled_phase(a, t, 1, threadIdx.x, blockDim.x, tiled_smem);
   __syncthreads();
-  fragment_pack_tiled::tiled_phase(a, block, 2, threadIdx.x, blockDim.x, tiled_smem);
+  fragment_pack_tiled::tiled_phase(a, t, 2, threadIdx.x, blockDim.x, tiled_smem);
+}
+
+// A kernel's int32 table on `device`, copied from pinned memory without waiting for the stream. The non-blocking
+// copy records an event with the caching host allocator, so the pinned buffer may go out of scope before it runs.
+at::Tensor upload_table(const std::vector<int32_t>& table, const at::Device& device) {
+  auto opts_i32 = at::TensorOptions().dtype(at::kInt);
+  at::Tensor host = at::empty({static_cast<int64_t>(table.size())}, opts_i32.pinned_memory(true));
+  std::copy(table.begin(), table.end(), host.data_ptr<int32_t>());
+  return host.to(at::TensorOptions().device(device).dtype(at::kInt), /*non_blocking=*/true);
 }
 
 // Which CUDA kernel runs: SF2T_FRAGMENT_PACK_CUDA=tiled or two_pass. Two-pass stays the default until the tiled
@@ -190,10 +199,7 @@ bool launch_tiled(const Plan& pl, const at::Tensor& frames, const std::optional<
   const int64_t smem = smem_bytes(a);
   const int64_t blocks = pl.presented * a.tiles_per_frame;
   TORCH_CHECK(blocks < (int64_t{1} << 31), "fragment_pack: plan too large for the CUDA kernel's grid");
-  auto opts_i32 = at::TensorOptions().dtype(at::kInt);
-  at::Tensor host = at::empty({static_cast<int64_t>(table.size())}, opts_i32.pinned_memory(true));
-  std::copy(table.begin(), table.end(), host.data_ptr<int32_t>());
-  at::Tensor dev = host.to(at::TensorOptions().device(frames.device()).dtype(at::kInt), /*non_blocking=*/true);
+  const at::Tensor dev = upload_table(table, frames.device());
   tiled_input(frames, uv, a);
   a.table = dev.data_ptr<int32_t>();
   a.out = out.data_ptr();
@@ -254,16 +260,12 @@ void launch(const Plan& pl, const at::Tensor& frames, const std::optional<at::Te
     }
   }
   TORCH_CHECK(row_offset * out_w * 3 < (int64_t{1} << 40), "fragment_pack: plan too large");
-  auto opts_i32 = at::TensorOptions().dtype(at::kInt);
-  at::Tensor host = at::empty({static_cast<int64_t>(table.size() + row_frame.size())}, opts_i32.pinned_memory(true));
-  std::copy(table.begin(), table.end(), host.data_ptr<int32_t>());
-  std::copy(row_frame.begin(), row_frame.end(), host.data_ptr<int32_t>() + table.size());
-  // A non-blocking copy from pinned memory records an event with the caching host allocator, so `host`
-  // may go out of scope before the copy runs.
-  at::Tensor dev = host.to(at::TensorOptions().device(frames.device()).dtype(at::kInt), /*non_blocking=*/true);
+  const int64_t table_size = static_cast<int64_t>(table.size());
+  table.insert(table.end(), row_frame.begin(), row_frame.end());  // one upload: the table, then the row map
+  const at::Tensor dev = upload_table(table, frames.device());
   at::Tensor tmp = at::empty({row_offset, out_w, 3}, frames.options());
   const int32_t* d_table = dev.data_ptr<int32_t>();
-  const int32_t* d_row_frame = d_table + table.size();
+  const int32_t* d_row_frame = d_table + table_size;
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   // 2-D grids: x over rows (up to 2^31 - 1 blocks), y over column chunks of at most 256 threads, sized so the
   // chunks cover out_w with less than a warp left idle
