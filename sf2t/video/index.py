@@ -10,6 +10,7 @@ is killed at the per-file time limit (``timeout``) and recorded as an error; the
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -122,12 +123,43 @@ def iter_jsonl(path: str | os.PathLike):
             raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
 
 
+# what an ok line must carry for the readers, and how each is checked
+_OK_FIELDS = {
+    "num_frames": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "width": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "height": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "fps": ("a positive number", lambda v: _is_number(v) and v > 0),
+    "duration": ("a non-negative number", lambda v: _is_number(v) and v >= 0),
+    "codec": ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
 def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """Entries of a manifest; a malformed line is an error naming the line."""
+    """Entries of a manifest; a malformed line is an error naming the line (and, for an ok line, the fields it lacks
+    or has wrong: a hand-written or foreign line must carry what ``sf2t index`` writes)."""
     out = []
     for i, d in iter_jsonl(path):
         if not isinstance(d, dict) or "path" not in d or "status" not in d:
             raise ValueError(f"{path}:{i}: a manifest line needs 'path' and 'status'")
+        if not isinstance(d["path"], str) or not d["path"]:
+            raise ValueError(f"{path}:{i}: 'path' must be a non-empty string, got {d['path']!r}")
+        if d["status"] == "ok":
+            missing = [k for k in _OK_FIELDS if k not in d]
+            wrong = [f"{k} must be {what}, got {d[k]!r}" for k, (what, ok) in _OK_FIELDS.items() if k in d and not ok(d[k])]
+            if missing or wrong:
+                said = ([f"missing {', '.join(missing)}"] if missing else []) + wrong
+                raise ValueError(
+                    f"{path}:{i}: {d['path']}: an ok line {'; '.join(said)} (sf2t index VIDEOS --out MANIFEST writes "
+                    "complete lines)"
+                )
         out.append(d)
     return out
 

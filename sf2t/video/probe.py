@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from sf2t.video.errors import VideoError, first_line
@@ -77,6 +77,10 @@ class VideoInfo:
     def from_dict(cls, d: dict[str, Any]) -> VideoInfo:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in missing if k not in kw]
+        if missing:
+            raise ValueError(f"{d.get('path', '?')}: video metadata lacks {', '.join(missing)}")
         kw["corrupt_frames"] = tuple(kw.get("corrupt_frames") or ())
         return cls(**kw)
 

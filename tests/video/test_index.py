@@ -171,7 +171,7 @@ def test_hung_probe_is_killed_and_the_rest_goes_on(folder, tmp_path):
 
 def test_manifest_errors_are_clear(tmp_path):
     bad = tmp_path / "m.jsonl"
-    bad.write_text('{"path": "a.mp4", "status": "ok"}\nnot json\n')
+    bad.write_text('{"path": "a.mp4", "status": "error"}\nnot json\n')
     with pytest.raises(ValueError, match=r"m.jsonl:2"):
         index.read_manifest(bad)
     line = json.dumps(
@@ -188,3 +188,60 @@ def test_manifest_errors_are_clear(tmp_path):
     )
     bad.write_text(line + "\n")
     assert index.usable(index.read_manifest(bad))[0].num_frames == 3
+
+
+GOOD_LINE = {
+    "path": "a.mp4",
+    "status": "ok",
+    "num_frames": 3,
+    "fps": 1.0,
+    "width": 2,
+    "height": 2,
+    "duration": 3.0,
+    "codec": "h264",
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_frames": None}, r"m.jsonl:2: a.mp4: an ok line missing num_frames"),
+        ({"codec": None, "fps": None}, r"missing fps, codec"),
+        ({"num_frames": "3"}, r"num_frames must be a positive integer, got '3'"),
+        ({"width": 0}, r"width must be a positive integer, got 0"),
+        ({"height": True}, r"height must be a positive integer, got True"),
+        ({"fps": float("nan")}, r"fps must be a positive number, got nan"),
+        ({"duration": -1}, r"duration must be a non-negative number, got -1"),
+        ({"codec": 7}, r"codec must be a string, got 7"),
+        ({"path": ""}, r"m.jsonl:2: 'path' must be a non-empty string"),
+        ({"path": 5}, r"'path' must be a non-empty string, got 5"),
+    ],
+)
+def test_an_incomplete_ok_line_is_named(tmp_path, change, message):
+    """A hand-written or foreign manifest line that says ok must carry what the readers need; what it lacks or has
+    wrong is named with the line, not a TypeError from deep inside."""
+    line = {k: v for k, v in {**GOOD_LINE, **change}.items() if v is not None}
+    bad = tmp_path / "m.jsonl"
+    bad.write_text(json.dumps(GOOD_LINE) + "\n" + json.dumps(line) + "\n")
+    with pytest.raises(ValueError, match=message):
+        index.read_manifest(bad)
+
+
+def test_video_info_from_an_incomplete_dict_names_the_fields():
+    from sf2t.video.probe import VideoInfo
+
+    d = dict(GOOD_LINE)
+    assert VideoInfo.from_dict(d).codec == "h264"
+    del d["codec"], d["width"]
+    with pytest.raises(ValueError, match=r"a.mp4: video metadata lacks width, codec"):
+        VideoInfo.from_dict(d)
+
+
+def test_tasks_export_names_an_incomplete_manifest_line(tmp_path, capsys):
+    from sf2t.cli import main
+
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"path": "junk.mp4", "status": "ok", "fps": 25}) + "\n")
+    assert main(["tasks", "export", "--manifest", str(m), "--out", str(tmp_path / "o"), "--num", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "m.jsonl:1: junk.mp4: an ok line missing num_frames, width, height, duration, codec" in err
