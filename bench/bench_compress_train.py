@@ -9,9 +9,10 @@ rotary index, decoder and head, forward + backward, timed alone: the model runs 
 beforehand, as leaves), the rest (the merge and the tower-to-LLM hand-over: forward + backward minus both) and the
 AdamW step. With stage before_tower the tower part is the selection on pixels plus the tower on the kept patches.
 Each compressed setting runs with the first temporal group kept whole (``all``, the default) and, at keep 0.5, also
-budgeted like the later groups (``budget``): with the first of 8 groups whole, keep 0.5 sends 288 of 512 tokens to
-the LLM, so token count alone bounds the LLM part's speed-up near 1.78x; budgeted, 256. ``--family qwen2_5_vl``: the same sizes with
-Qwen2.5-VL's tower (112-pixel windows, full attention in blocks 3, 7 and 10).
+budgeted like the later groups (``budget``): with the first of 8 groups whole, keep 0.5 sends 288 of 512 video
+tokens to the LLM (329 of 553 with the text), so the token count alone bounds the LLM part's speed-up near 1.68x;
+budgeted, 256 (297: 1.86x). ``--family qwen2_5_vl``: the same sizes with Qwen2.5-VL's tower (112-pixel windows,
+full attention in blocks 3, 7 and 10).
 
     python -m bench.bench_compress_train [--steps 5] [--family qwen2_5_vl] [--json out.json]
 
@@ -81,7 +82,12 @@ def batch(tok, grid, keep, n=2, seed=0, first_group="all"):
     t, h, w = grid
     for i in range(n):
         s = build_video_sample(
-            tok, f"Sample {i}: how many frames are shown?", f"{i + 5}.", [grid], token_keep_ratio=keep, token_first_group=first_group
+            tok,
+            f"Sample {i}: how many frames are shown?",
+            f"{i + 5}.",
+            [grid],
+            token_keep_ratio=keep,
+            token_first_group=first_group,
         )
         s.update(
             pixel_values_videos=torch.randn(t * h * w, PATCH_DIM, generator=g), video_grid_thw=torch.tensor([grid])
@@ -129,9 +135,9 @@ def _leaves(out):
 
 
 def llm_time(model, b) -> tuple[float, float]:
-    """(seconds, loss) of forward + backward of everything but the tower and the merge: the model runs with ``get_video_features``
-    answering from features computed beforehand (fresh leaves each call, and the compression state the patched
-    method left, so the rotary index is the compressed model's)."""
+    """(seconds, loss) of forward + backward of everything but the tower and the merge: the model runs with
+    ``get_video_features`` answering from features computed beforehand (fresh leaves each call, and the compression
+    state the patched method left, so the rotary index is the compressed model's)."""
     from sf2t.models.compress import find_qwen_inner
 
     inner = find_qwen_inner(model)
@@ -184,9 +190,7 @@ def measure(
     model, tok = build(**(size or {}), family=family)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = {
-        (k, fg): batch(tok, grid, None if k == 1.0 else k, first_group=fg) for k, _, fg in configs
-    }
+    batches = {(k, fg): batch(tok, grid, None if k == 1.0 else k, first_group=fg) for k, _, fg in configs}
     times = {c: {"step": [], "fb": [], "tower": [], "llm": []} for c in configs}
     for rep in range(steps + 1):  # interleaved; the first round warms up
         for k, stage, fg in configs:

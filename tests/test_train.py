@@ -86,6 +86,12 @@ def test_config_overrides_and_yaml(tmp_path):
     assert (cfg.steps, cfg.counting.count_max, cfg.batch_size) == (7, 9, 2)
     with pytest.raises(ValueError, match="no field"):
         apply_overrides(TrainConfig(), ["nope=1"])
+    with pytest.raises(ValueError, match="no field 'out'; did you mean 'out_dir'"):  # a prefix wins over spelling
+        apply_overrides(TrainConfig(), ["out=run"])
+    with pytest.raises(ValueError, match="no field 'stepz'; did you mean 'steps'"):
+        apply_overrides(TrainConfig(), ["stepz=3"])
+    with pytest.raises(ValueError, match="no field 'count_maxx'; did you mean 'count_max'"):
+        apply_overrides(TrainConfig(), ["counting.count_maxx=3"])
     with pytest.raises(ValueError, match="exclusive"):
         TrainConfig(full_finetune=True)
     with pytest.raises(ValueError, match="multiples of 28"):
@@ -221,16 +227,22 @@ def test_no_usable_video_is_a_clear_error(tiny, clips, tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_cli_broken_video_sets_and_out_dir_are_clear_errors(tiny, clips, tmp_path, capsys, workers):
-    """`sf2t train` on videos that cannot all be read: missing/empty/folder paths fail before the model loads
-    (exit 2); files that exist but do not decode fail at the first batch with every video and its reason, without a
-    traceback, also when DataLoader workers make the batches (exit 1); an out_dir that is a file fails first."""
+    """`sf2t train` on videos that cannot all be read: missing/empty paths and video-less folders fail before the model
+    loads (exit 2); files that exist but do not decode fail at the first batch with every video and its reason,
+    without a traceback, also when DataLoader workers make the batches (exit 1); an out_dir that is a file fails
+    first."""
     from sf2t.cli import main
 
     good, bad = clips
     base = ["train", f"model={tiny}", "steps=1", "batch_size=2", "progress=false", f"workers={workers}"]
-    assert main([*base, f"videos=[{bad['missing']},{bad['empty']},{tmp_path}]", f"out_dir={tmp_path / 'a'}"]) == 2
+    empty_dir = tmp_path / "no_videos"
+    empty_dir.mkdir()
+    assert main([*base, f"videos=[{bad['missing']},{bad['empty']},{empty_dir}]", f"out_dir={tmp_path / 'a'}"]) == 2
     err = capsys.readouterr().err
-    assert "none of the 3 training video(s) can be read" in err and "a folder" in err and "0 bytes" in err
+    assert "no_videos: a folder with no video files" in err
+    assert main([*base, f"videos=[{bad['missing']},{bad['empty']}]", f"out_dir={tmp_path / 'a'}"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 training video(s) can be read" in err and "no such file" in err and "0 bytes" in err
     assert main([*base, f"videos=[{bad['noise']},{bad['empty']}]", f"out_dir={tmp_path / 'b'}"]) == 1
     err = capsys.readouterr().err
     assert "no usable videos left" in err and "noise.mp4: cannot open as a video" in err and "empty.mp4" in err
@@ -990,3 +1002,54 @@ def test_worker_store_decodes_on_the_cpu(clips):
     assert frames.device.type == "cpu" and frames.shape[0] == 2
     store.use_cpu()  # a second call changes nothing
     assert store.device.type == "cpu"
+
+
+def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys):
+    """`videos` / `eval_videos` take files, folders (every video file under them, sorted) and `sf2t index`
+    manifests (their ok lines; relative paths against the manifest's folder); a folder without videos or a broken
+    manifest is named before the model loads, and held-out videos that are also training videos are warned about."""
+    import json
+    import shutil
+
+    from sf2t.train.cli import _precheck_paths
+    from sf2t.train.data import VideoPool
+    from sf2t.video.index import expand_videos, index_paths
+
+    good, bad = clips
+    root = tmp_path / "vids"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(good[0], root / "b.mp4")
+    shutil.copy(good[1], root / "sub" / "a.mp4")
+    (root / "notes.txt").write_text("not a video")
+    folder = [str(root / "b.mp4"), str(root / "sub" / "a.mp4")]
+    assert expand_videos([root]) == folder
+    assert expand_videos([root, good[2], str(root / "b.mp4")]) == folder + [good[2]]  # duplicates dropped
+    assert expand_videos([bad["missing"]]) == [bad["missing"]]  # the reader reports it
+
+    index_paths([str(root), bad["noise"]], tmp_path / "m.jsonl", progress=False)
+    assert expand_videos([tmp_path / "m.jsonl"]) == folder  # ok lines only
+    rel = tmp_path / "rel"
+    rel.mkdir()
+    shutil.copy(good[2], rel / "c.mp4")
+    line = json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])
+    (rel / "m.jsonl").write_text(json.dumps({**line, "path": "c.mp4"}) + "\n")
+    assert expand_videos([rel / "m.jsonl"]) == [str(rel / "c.mp4")]  # relative to the manifest's folder
+
+    pool = VideoPool.from_paths([str(root), bad["noise"]])
+    assert [i.path for i in pool.infos] == folder and [s.kind for s in pool.skipped] == ["unreadable"]
+
+    (tmp_path / "none").mkdir()
+    cfg = TrainConfig(videos=[str(tmp_path / "none")], out_dir=str(tmp_path / "run"))
+    assert "none: a folder with no video files" in _precheck_paths(cfg)
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    cfg = TrainConfig(videos=[str(root)], eval_videos=[str(tmp_path / "bad.jsonl")], out_dir=str(tmp_path / "run"))
+    assert "bad.jsonl:1: not a JSON line" in _precheck_paths(cfg)
+    (tmp_path / "errors.jsonl").write_text(json.dumps({"path": bad["noise"], "status": "error"}) + "\n")
+    cfg = TrainConfig(videos=[str(tmp_path / "errors.jsonl")], out_dir=str(tmp_path / "run"))
+    assert "list no video" in _precheck_paths(cfg)
+    capsys.readouterr()
+    cfg = TrainConfig(videos=[str(root)], eval_videos=[str(root / "sub" / "a.mp4")], out_dir=str(tmp_path / "run"))
+    assert _precheck_paths(cfg) is None
+    assert "1 held-out video(s) are also training videos" in capsys.readouterr().err
+    cfg = TrainConfig(videos=[str(root / "b.mp4")], eval_videos=[str(root / "sub")], out_dir=str(tmp_path / "run"))
+    assert _precheck_paths(cfg) is None and "warning" not in capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -109,18 +110,36 @@ def run_training(cfg, log=print) -> dict:
 
 
 def _precheck_paths(cfg) -> str | None:
-    """What is wrong with ``out_dir`` or the video list that shows without decoding anything (checked before the
-    model loads): an ``out_dir`` that is a file, or no video that is an existing, non-empty file."""
+    """What is wrong with ``out_dir`` or the video lists that shows without decoding anything (checked before the
+    model loads): an ``out_dir`` that is a file, a folder with no videos or a broken manifest in ``videos`` /
+    ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that are also
+    training videos are warned about on stderr."""
+    from sf2t.video.index import expand_videos
+
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         return f"out_dir {cfg.out_dir!r} exists and is not a folder"
+    try:
+        videos = expand_videos(cfg.videos)
+        held_out = expand_videos(cfg.eval_videos)
+    except ValueError as e:
+        return str(e)
+    if not videos:
+        return f"videos {cfg.videos} list no video (a manifest with no ok line?)"
+    both = sorted({os.path.realpath(v) for v in videos} & {os.path.realpath(v) for v in held_out})
+    if both:
+        print(
+            f"sf2t train: warning: {len(both)} held-out video(s) are also training videos (e.g. {both[0]}): the "
+            "held-out accuracy then measures memory, not generalization",
+            file=sys.stderr,
+        )
     why = []
-    for v in cfg.videos:
+    for v in videos:
         p = Path(v)
         if not p.exists():
             why.append(f"{v}: no such file")
         elif not p.is_file():
-            why.append(f"{v}: not a file" + (" (a folder: list the videos in it)" if p.is_dir() else ""))
+            why.append(f"{v}: not a file")
         elif p.stat().st_size == 0:
             why.append(f"{v}: empty (0 bytes)")
         else:

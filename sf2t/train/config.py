@@ -42,8 +42,10 @@ class TrainConfig:
         "local Hugging Face checkpoint directory: Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision or LLaVA-NeXT-Video "
         "(the family is read from its config.json)",
     )
-    videos: list = _f([], "training videos (paths)")
-    eval_videos: list = _f([], "held-out videos for evaluation (paths; disjoint from videos)")
+    videos: list = _f(
+        [], "training videos: files, folders (every video file under them) or sf2t index manifests (.jsonl)"
+    )
+    eval_videos: list = _f([], "held-out videos for evaluation (as videos; disjoint from them)")
     tasks: list = _f(["counting", "disorder"], "tasks to train on (TASKS.md names)")
     task_weights: list = _f([], "sampling weight per task (same order as tasks); empty: equal")
     task_videos: dict = _f({}, "per task, the videos it may draw from (paths or path prefixes); absent: all")
@@ -267,7 +269,8 @@ def _merge(cfg, data: dict, _validate: bool = True):
         if key not in fields:
             import difflib
 
-            near = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            starts = sorted(f for f in fields if f.startswith(key) or key.startswith(f))  # "out" -> out_dir
+            near = starts if len(starts) == 1 else difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
             hint = f"did you mean {near[0]!r}? " if near else ""
             raise ValueError(f"{type(cfg).__name__} has no field {key!r}; {hint}fields: {sorted(fields)}")
         cur = getattr(cfg, key)

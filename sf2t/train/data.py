@@ -76,8 +76,13 @@ class VideoPool:
 
     @classmethod
     def from_paths(cls, paths: Sequence[str], *, min_frames: int = 1, decoder: str = "auto") -> VideoPool:
+        """Probe ``paths`` (files, folders of videos or ``sf2t index`` manifests:
+        :func:`sf2t.video.index.expand_videos`); a video that cannot be read, or is shorter than ``min_frames``, is
+        skipped and recorded."""
+        from sf2t.video.index import expand_videos
+
         pool = cls()
-        for p in paths:
+        for p in expand_videos(paths):
             try:
                 info = probe(p, decoder=decoder)
             except VideoError as e:

@@ -24,7 +24,16 @@ from typing import Iterable, Iterator, Sequence
 from sf2t.video.errors import VideoError
 from sf2t.video.probe import VideoInfo, probe
 
-__all__ = ["VIDEO_EXTENSIONS", "IndexResult", "find_files", "index_paths", "read_manifest", "usable", "main"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "IndexResult",
+    "find_files",
+    "expand_videos",
+    "index_paths",
+    "read_manifest",
+    "usable",
+    "main",
+]
 
 # What a folder walk picks up. Files named explicitly are always probed, whatever their extension.
 VIDEO_EXTENSIONS = frozenset(
@@ -41,6 +50,33 @@ def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
         if p.is_dir():
             found = [q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS]
             out.extend(str(q) for q in sorted(found))
+        else:
+            out.append(str(p))
+    seen: set[str] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def expand_videos(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """A video list as users write it, as files: a folder gives every file with a video extension under it (sorted;
+    a folder with none is an error naming it), a ``.jsonl`` file is an ``sf2t index`` manifest and gives its ok lines'
+    paths (a relative path that does not exist from here is taken relative to the manifest's folder), anything else
+    is a file path as given (a missing or broken file is the reader's to report). Duplicates are dropped, the first
+    kept."""
+    out: list[str] = []
+    for p in paths:
+        q = Path(p)
+        if q.is_dir():
+            found = find_files([q])
+            if not found:
+                raise ValueError(
+                    f"{p}: a folder with no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} under it)"
+                )
+            out.extend(found)
+        elif q.suffix.lower() == ".jsonl" and q.is_file():
+            for e in read_manifest(q):
+                if e["status"] == "ok":
+                    v = Path(e["path"])
+                    out.append(str(q.parent / v) if not v.is_absolute() and not v.exists() else e["path"])
         else:
             out.append(str(p))
     seen: set[str] = set()
@@ -153,7 +189,9 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
             raise ValueError(f"{path}:{i}: 'path' must be a non-empty string, got {d['path']!r}")
         if d["status"] == "ok":
             missing = [k for k in _OK_FIELDS if k not in d]
-            wrong = [f"{k} must be {what}, got {d[k]!r}" for k, (what, ok) in _OK_FIELDS.items() if k in d and not ok(d[k])]
+            wrong = [
+                f"{k} must be {what}, got {d[k]!r}" for k, (what, ok) in _OK_FIELDS.items() if k in d and not ok(d[k])
+            ]
             if missing or wrong:
                 said = ([f"missing {', '.join(missing)}"] if missing else []) + wrong
                 raise ValueError(
