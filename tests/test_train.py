@@ -519,15 +519,47 @@ def test_resume_continues_exactly(tiny, clips, tmp_path):
     assert sorted(p.name for p in root.glob("step-*")) == ["step-00000002", "step-00000004"]
     assert (root / "step-00000004" / "adapter" / "adapter_config.json").is_file()
     (root / ".tmp-step-00000006-deadbeef").mkdir()  # a save killed half way: ignored, then cleaned up
+    lines = []
     resumed = train(
-        _cfg(tiny, clips, tmp_path / "b", save_every=2, resume="auto", **kw), log=lambda s: None, save=False
+        _cfg(tiny, clips, tmp_path / "b", save_every=2, resume="auto", progress=False, **kw),
+        log=lines.append,
+        save=False,
     )
     assert resumed["resumed_from"] == 4
+    assert not [line for line in lines if "differs" in line]  # only run-only fields (resume, progress) changed
     assert resumed["losses"] == whole["losses"]
     a = {n: p for n, p in whole["model"].named_parameters() if p.requires_grad}
     b = {n: p for n, p in resumed["model"].named_parameters() if p.requires_grad}
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
     assert not list(root.glob(".tmp-*"))
+    # resumed with other values: it goes on from the newest checkpoint and says what changed (the schedule, the lr)
+    newest = int((root / "latest").read_text().strip().split("-")[1])
+    lines = []
+    more = train(
+        _cfg(tiny, clips, tmp_path / "b", save_every=2, resume="auto", **{**kw, "steps": 9, "lr": 1e-3}),
+        log=lines.append,
+        save=False,
+    )
+    assert more["resumed_from"] == newest and len(more["losses"]) == 9
+    said = [line for line in lines if "differs" in line]
+    assert len(said) == 1 and "lr: 0.002 -> 0.001" in said[0] and "steps: 8 -> 9" in said[0], said
+
+
+def test_config_changes_names_what_a_resume_changes():
+    from sf2t.train.config import config_to_dict
+    from sf2t.train.loop import config_changes
+
+    a = config_to_dict(TrainConfig(videos=["a.mp4"], steps=10))
+    b = config_to_dict(TrainConfig(videos=["a.mp4"], steps=10, progress=False, workers=2, resume="auto"))
+    assert config_changes(a, b) == [] and config_changes(None, b) == []
+    c = config_to_dict(
+        apply_overrides(TrainConfig(steps=10), ["videos=[a.mp4,b.mp4]", "disorder.perm=strong", "batch_size=4"])
+    )
+    assert config_changes(a, c) == [
+        "batch_size: 8 -> 4",
+        "disorder.perm: 'any' -> 'strong'",
+        "videos: ['a.mp4'] -> ['a.mp4', 'b.mp4']",
+    ]
 
 
 def test_resume_errors_and_nan_stop(tiny, clips, tmp_path):

@@ -142,7 +142,11 @@ class TrainConfig:
     tensorboard: bool = _f(True, "also write metrics as TensorBoard events in out_dir/tensorboard (if installed)")
     save_every: int = _f(0, "write a resumable checkpoint every N optimizer steps (0: none)")
     keep_checkpoints: int = _f(2, "checkpoints kept in out_dir/checkpoints (the newest)")
-    resume: str = _f("", "continue a run: auto (the latest checkpoint in out_dir, if any) or a checkpoint directory")
+    resume: str = _f(
+        "",
+        "continue a run: auto (the latest checkpoint in out_dir, if any) or a checkpoint directory; fields changed "
+        "since the checkpoint (other than logging, saving and worker settings) are listed when it resumes",
+    )
     progress: bool = _f(True, "show a tqdm progress bar")
 
     def __post_init__(self):

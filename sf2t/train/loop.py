@@ -180,6 +180,30 @@ def make_inputs(cfg: TrainConfig, family=None):
     )
 
 
+# fields that change how a run is watched or saved, not what it computes: a resume may change them freely
+RUN_ONLY_FIELDS = frozenset(
+    "resume out_dir progress log_every save_every keep_checkpoints eval_every eval_samples tensorboard threads "
+    "workers prefetch clip_cache_mb".split()
+)
+
+
+def config_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]:
+    """``"field: old -> new"`` for each field (dotted into task sections) whose value differs between a checkpoint's
+    config and this run's, leaving out :data:`RUN_ONLY_FIELDS`; [] when ``saved`` is None (an older checkpoint)."""
+    if saved is None:
+        return []
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        if not prefix and key in RUN_ONLY_FIELDS:
+            continue
+        a, b = saved.get(key, "(absent)"), now.get(key, "(absent)")
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("task_videos",):
+            out.extend(config_changes(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
 def make_factories(cfg: TrainConfig, tokenizer, family=None):
     """(train factory, eval factory) over ``cfg.videos`` / ``cfg.eval_videos`` with the config's tasks, for
     ``family``'s model (default: the family of ``cfg.model``)."""
@@ -315,6 +339,12 @@ def train(
                 if any(i.path == path_ for i in factory.pool.infos):
                     factory.pool.drop(path_, kind, reason, task[0] if task else None)
             log(f"resumed from {path} at step {start_step} of {cfg.steps}")
+            changed = config_changes(st.get("config"), config_to_dict(cfg))
+            if changed:
+                log(
+                    f"resume: the config differs from the checkpoint's ({'; '.join(changed)}); the run goes on with "
+                    "the new values, so it will not equal an uninterrupted run with the old ones"
+                )
     micro0 = start_step * cfg.grad_accum
     # rank r of W takes samples [(m W + r) B, (m W + r + 1) B) of micro-batch m: the global batch of W B samples is
     # the one a single process with batch_size W B would draw, in the same order
