@@ -194,6 +194,7 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("folder", "is a folder"),
         ("binary", "not a text file"),
         ("list", "a benchmark is a JSON object"),
+        ("other-json", "b.json: field 'format' must be 'sf2t-finevidbench/1', got None (sf2t finevidbench build"),
         ("compare-missing", "--compare"),
         ("compare-not-results", "not an sf2t eval results file"),
         ("batch", "--batch-size must be >= 1"),
@@ -212,6 +213,9 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         b = str(tmp_path / "b.json")
     elif case == "list":
         (tmp_path / "b.json").write_text("[1, 2]")
+        b = str(tmp_path / "b.json")
+    elif case == "other-json":
+        (tmp_path / "b.json").write_text('{"x": 1}')
         b = str(tmp_path / "b.json")
     elif case == "compare-missing":
         extra = ["--compare", str(tmp_path / "none.json")]

@@ -118,7 +118,11 @@ def load(path: str | os.PathLike) -> dict:
         bench = json.loads(text)
     except json.JSONDecodeError as e:
         raise BenchmarkError(f"{path}: not JSON: {e}") from e
-    validate(bench)
+    try:
+        validate(bench)
+    except BenchmarkError as e:  # name the file too: a command may read several
+        hint = " (sf2t finevidbench build writes benchmarks)" if "'format'" in str(e) else ""
+        raise BenchmarkError(f"{path}: {e}{hint}") from None
     bench["_root"] = str(path.resolve().parent)
     return bench
 
