@@ -516,3 +516,14 @@ def test_eval_runs_the_llava_families(bench, tmp_path, name, capsys):
         VideoRunner(str(ckpt), frame_size=(56, 56))
     with pytest.raises(ValueError, match="processor's size"):
         VideoRunner(str(ckpt), layout="pairs")
+
+
+def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
+    """No hub downloads: a hub id is refused with the command that fetches it; a plain missing folder is named."""
+    argv = ["eval", "--bench", str(bench), "--out", str(tmp_path / "o.json")]
+    assert cli.main([*argv, "--model", "Qwen/Qwen2-VL-2B-Instruct"]) == 2
+    err = capsys.readouterr().err
+    assert "not a local checkpoint directory" in err and "huggingface-cli download Qwen/Qwen2-VL-2B-Instruct" in err
+    assert cli.main([*argv, "--model", str(tmp_path / "gone")]) == 2
+    err = capsys.readouterr().err
+    assert "gone' is not a local checkpoint directory" in err and "huggingface-cli" not in err

@@ -247,7 +247,13 @@ def checkpoint_kind(model_dir: str) -> str | None:
     """The ``model_type`` in a local checkpoint's config.json (None when there is none); a clear error for a path
     that is not a folder or a config that is not JSON."""
     if not Path(model_dir).is_dir():
-        raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory")
+        hint = (
+            f"; sf2t loads checkpoints offline: download it first (e.g. `huggingface-cli download {model_dir} "
+            "--local-dir ./ckpt`) and pass --model ./ckpt"
+            if str(model_dir).count("/") == 1 and not Path(model_dir).exists() and not str(model_dir).startswith(".")
+            else ""
+        )
+        raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory{hint}")
     cfg_file = Path(model_dir) / "config.json"
     try:
         return json.loads(cfg_file.read_text()).get("model_type") if cfg_file.is_file() else None
