@@ -624,6 +624,31 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=ids).logits, lora(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
     assert main(["merge", "--base", tiny, "--adapter", str(tmp_path), "--out", str(tmp_path / "m2")]) == 2
+    # bad paths are named before anything loads; a merged checkpoint is never overwritten unasked
+    adapter = ["--adapter", str(run / "adapter")]
+    capsys.readouterr()
+    assert main(["merge", "--base", str(tmp_path / "nope"), *adapter, "--out", str(tmp_path / "m3")]) == 2
+    assert "--base: model checkpoint path does not exist" in capsys.readouterr().err
+    assert main(["merge", "--base", str(run / "adapter"), *adapter, "--out", str(tmp_path / "m3")]) == 2
+    assert "lacks config.json" in capsys.readouterr().err
+    assert main(["merge", "--base", tiny, *adapter, "--out", str(tmp_path / "run.yaml")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    before = (tmp_path / "merged" / "model.safetensors").read_bytes()
+    assert main(["merge", "--base", tiny, *adapter, "--out", str(tmp_path / "merged")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder that is not empty" in err and "--overwrite to replace it" in err
+    assert main(["merge", "--base", tiny, *adapter, "--out", tiny, "--overwrite"]) == 2
+    assert "is the base or the adapter folder" in capsys.readouterr().err
+    assert main(["merge", "--base", tiny, *adapter, "--out", str(tmp_path / "merged"), "--overwrite"]) == 0
+    assert (tmp_path / "merged" / "model.safetensors").read_bytes() == before  # the same merge again
+    assert not list(tmp_path.glob(".merged.tmp-*"))
+    # an adapter trained on another model: named, not a traceback
+    from sf2t.models import build_tiny_qwen2_vl
+
+    wider = build_tiny_qwen2_vl(tmp_path / "wider", hidden_size=96)
+    assert main(["merge", "--base", str(wider), *adapter, "--out", str(tmp_path / "m4")]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the base" in err and "size mismatch" in err and not (tmp_path / "m4").exists()
 
 
 def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):

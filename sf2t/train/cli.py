@@ -229,22 +229,63 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sf2t merge", description=__doc__.split("\n\n")[2])
     p.add_argument("--base", required=True, help="the base checkpoint directory the adapter was trained on")
     p.add_argument("--adapter", required=True, help="the LoRA adapter directory (out_dir/adapter of a run)")
-    p.add_argument("--out", required=True, help="where the merged checkpoint goes")
+    p.add_argument("--out", required=True, help="where the merged checkpoint goes (a new or empty folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not (Path(args.adapter) / "adapter_config.json").is_file():
-        print(f"sf2t merge: {args.adapter} is not a LoRA adapter directory (no adapter_config.json)", file=sys.stderr)
+    problem = _precheck_merge(args)
+    if problem:
+        print(f"sf2t merge: {problem}", file=sys.stderr)
         return 2
+    import shutil
+    import uuid
+
     from peft import PeftModel
 
     from sf2t.models import load_model_and_tokenizer
     from sf2t.train.loop import _copy_processor_files
 
     model, tok = load_model_and_tokenizer(args.base)
-    merged = PeftModel.from_pretrained(model, args.adapter).merge_and_unload()
+    try:
+        merged = PeftModel.from_pretrained(model, args.adapter).merge_and_unload()
+    except (RuntimeError, ValueError, KeyError) as e:  # shapes or module names of another model
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        first = next((line for line in lines if "mismatch" in line or "Missing" in line), lines[0])
+        print(f"sf2t merge: the adapter {args.adapter} does not fit the base {args.base}: {first}", file=sys.stderr)
+        return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out)
-    tok.save_pretrained(out)
-    _copy_processor_files(args.base, out)
+    # written next to --out, then moved into place: a failure leaves --out as it was
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.mkdir(parents=True)
+        merged.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        _copy_processor_files(args.base, tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
+        return 1
     print(f"merged {args.adapter} into {args.base}: {out}")
     return 0
+
+
+def _precheck_merge(args) -> str | None:
+    """What is wrong with ``sf2t merge``'s paths, before anything loads."""
+    from sf2t.models._build import check_checkpoint_dir
+
+    if not (Path(args.adapter) / "adapter_config.json").is_file():
+        return f"{args.adapter} is not a LoRA adapter directory (no adapter_config.json)"
+    try:
+        check_checkpoint_dir(args.base)
+    except OSError as e:
+        return f"--base: {e}"
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {args.out} exists and is not a folder"
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        return f"--out {args.out} is a folder that is not empty: pass a new or empty one, or --overwrite to replace it"
+    if out.resolve() in (Path(args.base).resolve(), Path(args.adapter).resolve()):
+        return f"--out {args.out} is the base or the adapter folder: pass another one"
+    return None
