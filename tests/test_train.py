@@ -600,6 +600,20 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--lora-rank", "4", "log_every=1"]) == 0
     assert "trained 3 steps" in capsys.readouterr().out
     assert (run / "adapter" / "adapter_config.json").is_file() and (run / "train_result.json").is_file()
+    # the same out_dir again: refused (nothing of the first run is touched) unless resumed or overwritten
+    first = (run / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "seed=1"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run (adapter, train_result.json, metrics.jsonl" in err and "overwrite=true" in err
+    assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == first
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "overwrite=true", "resume=auto"]) == 2
+    assert "overwrite and resume are exclusive" in capsys.readouterr().err
+    (run / "checkpoints" / "step-00000099").mkdir(parents=True)  # an old run's checkpoint: gone with overwrite
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "seed=1", "overwrite=true", "log_every=1"]) == 0
+    out = capsys.readouterr().out
+    assert "overwrite: removed the previous run's checkpoints" in out and "trained 3 steps" in out
+    assert not (run / "checkpoints").exists() and (run / "adapter" / "adapter_model.safetensors").read_bytes() != first
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3  # this run's steps only
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "lr_rate=1"]) == 2
     assert "did you mean" in capsys.readouterr().err
     assert main(["train", "model=no/such-model", f"videos=[{good[0]}]"]) == 2
@@ -750,13 +764,16 @@ def _torchrun(script: str, tmp_path, cfg: dict, out, env_extra=None):
 
     path = tmp_path / "run_script.py"
     path.write_text(script)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-    cmd += ["--master_port", str(port), str(path), json.dumps(cfg), str(out)]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    for _ in range(3):  # the free port found here can be taken before torchrun binds it: try another
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+        cmd += ["--master_port", str(port), str(path), json.dumps(cfg), str(out)]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if r.returncode == 0 or not any(w in r.stderr for w in ("address already in use", "EADDRINUSE")):
+            break
     assert r.returncode == 0, r.stderr[-3000:]
     return torch.load(out, weights_only=False)
 

@@ -62,6 +62,8 @@ def run_training(cfg, log=print) -> dict:
     from sf2t.train.report import eval_summary, write_report
 
     rank = int(os.environ.get("RANK", "0"))
+    if cfg.overwrite and rank == 0:
+        _clear_run(Path(cfg.out_dir), log)
     model, tok = load_model_and_tokenizer(cfg.model)
     train_f, eval_f = make_factories(cfg, tok)
     chance = {name: t.chance() for name, t in train_f.tasks.items()}
@@ -109,6 +111,38 @@ def run_training(cfg, log=print) -> dict:
     return res
 
 
+RUN_FILES = ("checkpoints", "adapter", "model", "train_result.json", "metrics.jsonl", "tensorboard")
+
+
+def run_files(out: Path) -> list[str]:
+    """What of a training run ``out`` holds (its checkpoints, weights and logs); [] for a new or unrelated folder."""
+    if not out.is_dir():
+        return []
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if "checkpoints" in held and not any((out / "checkpoints").glob("step-*")):
+        held.remove("checkpoints")
+    return held
+
+
+def _clear_run(out: Path, log=print) -> None:
+    """overwrite=true: remove the previous run's checkpoints and logs (its weights are replaced at the end), so a
+    later resume=auto cannot pick up the old run's checkpoint and the logs hold this run only."""
+    import shutil
+
+    gone = []
+    for name in ("checkpoints", "tensorboard", "metrics.jsonl", "train_result.json"):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+        else:
+            continue
+        gone.append(name)
+    if gone:
+        log(f"overwrite: removed the previous run's {', '.join(gone)} from {out}")
+
+
 def _precheck_paths(cfg) -> str | None:
     """What is wrong with ``out_dir`` or the video lists that shows without decoding anything (checked before the
     model loads): an ``out_dir`` that is a file, a folder with no videos or a broken manifest in ``videos`` /
@@ -119,6 +153,12 @@ def _precheck_paths(cfg) -> str | None:
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         return f"out_dir {cfg.out_dir!r} exists and is not a folder"
+    held = run_files(out)
+    if held and not cfg.resume and not cfg.overwrite:
+        return (
+            f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): resume=auto continues it, "
+            "overwrite=true starts afresh there, or pick another out_dir"
+        )
     try:
         videos = expand_videos(cfg.videos)
         held_out = expand_videos(cfg.eval_videos)

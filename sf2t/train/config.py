@@ -147,6 +147,11 @@ class TrainConfig:
         "continue a run: auto (the latest checkpoint in out_dir, if any) or a checkpoint directory; fields changed "
         "since the checkpoint (other than logging, saving and worker settings) are listed when it resumes",
     )
+    overwrite: bool = _f(
+        False,
+        "start afresh in an out_dir that already holds a run (its checkpoints and logs are removed, its weights "
+        "replaced); without it sf2t train refuses such an out_dir unless resume is set",
+    )
     progress: bool = _f(True, "show a tqdm progress bar")
 
     def __post_init__(self):
@@ -155,6 +160,10 @@ class TrainConfig:
     def validate(self) -> None:
         if self.lora and self.full_finetune:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
+        if self.overwrite and self.resume:
+            raise ValueError(
+                "TrainConfig: overwrite and resume are exclusive: resume continues the run, overwrite drops it"
+            )
         if not isinstance(self.prefetch, int) or self.prefetch < 0:
             raise ValueError(f"TrainConfig: prefetch must be an int >= 0, got {self.prefetch!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
