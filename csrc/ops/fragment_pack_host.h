@@ -7,6 +7,7 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -126,7 +127,9 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
   TORCH_CHECK(p.out_dtype == at::kFloat || p.out_dtype == at::kBFloat16, op,
               ": dtype must be float32 or bfloat16, got ", p.out_dtype);
   for (int c = 0; c < 3; ++c) {
-    TORCH_CHECK(std[c] > 0, op, ": std values must be positive");
+    TORCH_CHECK(std::isfinite(mean[c]) && std::isfinite(std[c]) && std[c] > 0, op,
+                ": mean and std must be finite and std positive, got mean[", c, "] = ", mean[c], ", std[", c,
+                "] = ", std[c]);
     p.mean255[c] = static_cast<float>(mean[c] * 255.0);
     p.inv_std255[c] = static_cast<float>(1.0 / (std[c] * 255.0));
   }

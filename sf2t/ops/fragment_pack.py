@@ -339,8 +339,12 @@ def _check_args(
                     f"resize {tuple(resize)} must be at least size {tuple(size)} (size is a centre crop "
                     "of the resized frame); use llava_target_size() to pick both"
                 )
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise ValueError(f"mean and std must have 3 values each, std positive; got mean={mean}, std={std}")
+    try:
+        values = [float(v) for v in mean] + [float(v) for v in std]
+    except (TypeError, ValueError):
+        values = None
+    if values is None or len(mean) != 3 or len(std) != 3 or not all(map(math.isfinite, values)) or min(values[3:]) <= 0:
+        raise ValueError(f"mean and std must be 3 finite numbers each, std positive; got mean={mean!r}, std={std!r}")
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
     if n_presented:

@@ -250,6 +250,36 @@ def test_bad_input_names_the_argument(backend, mutate, match):
         fragment_pack(frames, src, boxes, size, backend=backend)
 
 
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+@pytest.mark.parametrize("layout", ["qwen2_vl", "fchw"])
+@pytest.mark.parametrize(
+    "mean, std",
+    [
+        ((0.5, 0.5, 0.5), (float("nan"), 1.0, 1.0)),  # NaN passes a "std > 0" test the wrong way round
+        ((float("nan"), 0.5, 0.5), (1.0, 1.0, 1.0)),
+        ((0.5, 0.5, 0.5), (1.0, float("inf"), 1.0)),
+        ((0.5, 0.5, 0.5), (1.0, 0.0, 1.0)),
+        ((0.5, 0.5, 0.5), (1.0, -1.0, 1.0)),
+        ((0.5, 0.5), (1.0, 1.0, 1.0)),
+        ("abc", (1.0, 1.0, 1.0)),
+    ],
+)
+def test_mean_and_std_must_be_finite(backend, layout, mean, std):
+    """Normalization constants that would make every output NaN or infinite are refused by name, on every path."""
+    frames, src, boxes = _ok()
+    with pytest.raises(ValueError, match="mean and std must be 3 finite numbers each, std positive"):
+        fragment_pack(frames, src, boxes, (28, 28), mean=mean, std=std, backend=backend, layout=layout)
+
+
+@needs_ext
+def test_compiled_op_checks_mean_and_std_itself():
+    frames, src, boxes = _ok()
+    mean, std = list(QWEN2_VL_MEAN), list(QWEN2_VL_STD)
+    for m, s_ in ((mean, [float("nan"), 1.0, 1.0]), ([0.5, float("inf"), 0.5], std), (mean, [1.0, 0.0, 1.0])):
+        with pytest.raises(RuntimeError, match="mean and std must be finite and std positive"):
+            torch.ops.sf2t.fragment_pack(frames, src, boxes, 28, 28, m, s_, 14, 2, 2, 2)
+
+
 @needs_ext
 def test_compiled_op_checks_plan_itself():
     """Called directly (no front door), the kernel still refuses bad plans instead of reading out of bounds."""
