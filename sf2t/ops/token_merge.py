@@ -66,6 +66,8 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
         raise ValueError(f"tokens must be a 2-D tensor [N, D], got {getattr(tokens, 'shape', type(tokens))}")
     if not tokens.dtype.is_floating_point:
         raise ValueError(f"tokens must be floating point, got {tokens.dtype}")
+    if tokens.shape[1] == 0:
+        raise ValueError(f"tokens must have at least one feature, got {tuple(tokens.shape)}")
     _check_ratio(keep_ratio)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise ValueError(f"window must be a non-negative int, got {window!r}")

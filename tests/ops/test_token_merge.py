@@ -144,10 +144,13 @@ def test_bf16_keeps_its_dtype():
         (dict(window=-1), "window"),
         (dict(first_group="some"), "first_group"),
         (dict(tokens=torch.zeros(8, 4, dtype=torch.int64)), "floating point"),
+        (dict(tokens=torch.zeros(8, 0)), "at least one feature"),
+        (dict(keep_ratio=float("nan")), "keep_ratio"),
     ],
 )
-def test_bad_input(kw, words):
-    args = dict(tokens=_tokens(2, 2, 2), grid=[(2, 2, 2)], keep_ratio=0.5)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_input(kw, words, backend):
+    args = dict(tokens=_tokens(2, 2, 2), grid=[(2, 2, 2)], keep_ratio=0.5, backend=backend)
     args.update(kw)
     with pytest.raises(ValueError, match=words):
         token_merge(args.pop("tokens"), args.pop("grid"), args.pop("keep_ratio"), **args)
