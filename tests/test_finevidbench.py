@@ -476,6 +476,21 @@ def test_eval_uses_the_runs_token_compression(bench, tmp_path, tiny_qwen2_vl, ca
     assert runner.likelihood_batch(item) != full.likelihood_batch(item)  # the compressed model saw fewer tokens
     with pytest.raises(ValueError, match="token_keep_ratio must be in"):
         QwenRunner(str(run / "model"), token_keep_ratio=0.0)
+    # the demo's folder: the base checkpoint sits next to the run's config, and is scored as a base
+    shutil.copytree(tiny_qwen2_vl, run / "base")
+    (run / "train_config.json").write_text(json.dumps({**settings, "model": str(run / "base")}))
+    Args.model = str(run / "base")
+    assert _run_settings(Args)["token_keep_ratio"] == 1.0 and _run_settings(Args)["frame_size"] is None
+    Args.model = str(run / "model")
+    assert _run_settings(Args)["token_keep_ratio"] == 0.5  # the run's result is scored as trained
+    # with an adapter, only the adapter's run counts (not a config next to the base)
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "lora" / "adapter").mkdir()
+    Args.model, Args.adapter = str(run / "base"), str(tmp_path / "lora" / "adapter")
+    assert _run_settings(Args)["token_keep_ratio"] == 1.0
+    (tmp_path / "lora" / "train_config.json").write_text(json.dumps({"token_keep_ratio": 0.25}))
+    assert _run_settings(Args)["token_keep_ratio"] == 0.25
+    Args.adapter = None
     (run / "train_config.json").write_text("[1, 2]")
     assert main_eval(argv) == 2 and "not a run's settings" in capsys.readouterr().err
 
@@ -527,3 +542,21 @@ def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     assert cli.main([*argv, "--model", str(tmp_path / "gone")]) == 2
     err = capsys.readouterr().err
     assert "gone' is not a local checkpoint directory" in err and "huggingface-cli" not in err
+
+
+def test_eval_an_adapter_of_another_base_is_named(bench, tmp_path, tiny_qwen2_vl, capsys):
+    """An adapter trained on another base model (other shapes): one line naming both folders and the first mismatch,
+    not peft's list of every tensor."""
+    from peft import LoraConfig, get_peft_model
+
+    from sf2t.models import build_tiny_qwen2_vl, load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(tiny_qwen2_vl)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(tmp_path / "adapter")
+    wider = build_tiny_qwen2_vl(tmp_path / "wider", hidden_size=96)
+    argv = ["eval", "--model", str(wider), "--adapter", str(tmp_path / "adapter"), "--bench", str(bench)]
+    assert cli.main([*argv, "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("sf2t eval: adapter ") and "does not fit the base model" in err and "wider" in err
+    assert "size mismatch" in err and "more)" in err and "Traceback" not in err

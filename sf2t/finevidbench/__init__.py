@@ -119,10 +119,20 @@ def _is_qwen(model_dir: str) -> bool:
         return True  # the runner says what is wrong with the checkpoint
 
 
+def _same_path(a: str, b: str) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _run_settings(args) -> dict:
     """How the model sees a video: the command line's choices, else those of the sf2t run that trained it (the
-    ``train_config.json`` next to ``--adapter``, or next to ``--model`` for a full fine-tune), else the defaults.
-    Says which settings came from the run."""
+    ``train_config.json`` next to ``--adapter``; without an adapter, next to ``--model`` for a full fine-tune, unless
+    ``--model`` is that run's base checkpoint, as the demo's folder holds both), else the defaults. Says which
+    settings came from the run."""
     import sys
     from pathlib import Path
 
@@ -131,11 +141,14 @@ def _run_settings(args) -> dict:
     keys = ("frame_size", "layout", "token_keep_ratio", "token_stage", "token_first_group")
     got = {k: getattr(args, k) for k in keys}
     run, source = {}, None
-    for trained in (args.adapter, args.model):
-        cfg = Path(trained).parent / "train_config.json" if trained else None
-        if cfg is not None and cfg.is_file():
-            run, source = read_mapping(cfg, "not a run's settings:"), cfg
-            break
+    trained = args.adapter or args.model
+    cfg = Path(trained).parent / "train_config.json"
+    if cfg.is_file():
+        found = read_mapping(cfg, "not a run's settings:")
+        base = found.get("model")
+        is_base = not args.adapter and isinstance(base, str) and base and _same_path(base, args.model)
+        if not is_base:
+            run, source = found, cfg
     taken = {k: run[k] for k in keys if got[k] is None and run.get(k) is not None}
     if taken and not _is_qwen(args.model):  # LLaVA runs: the processor's size, one frame per group
         taken = {k: v for k, v in taken.items() if k not in ("frame_size", "layout")}

@@ -147,12 +147,9 @@ class VideoRunner:
             cfg = Path(adapter) / "adapter_config.json"
             if not cfg.is_file():
                 raise FileNotFoundError(f"adapter {adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
-            from peft import PeftModel
+            from sf2t.models._build import load_adapter
 
-            try:
-                model = PeftModel.from_pretrained(model, adapter)
-            except (RuntimeError, ValueError, KeyError) as e:
-                raise ValueError(f"adapter {adapter!r} does not fit the base model {model_dir!r}: {e}") from e
+            model = load_adapter(model, adapter, model_dir)
         from sf2t.train.loop import apply_compression
 
         self.model = apply_compression(model.to(device).eval(), self.token_keep_ratio, token_stage, token_first_group)

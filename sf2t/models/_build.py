@@ -191,3 +191,18 @@ def load_processor(path: str | os.PathLike):
     from transformers import AutoProcessor
 
     return AutoProcessor.from_pretrained(check_checkpoint_dir(path), local_files_only=True)
+
+
+def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):
+    """``peft.PeftModel.from_pretrained(model, adapter)``; an adapter trained on another base model (other shapes or
+    module names) is a ValueError naming both folders and the first mismatch, not peft's list of every tensor."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter))
+    except (RuntimeError, ValueError, KeyError) as e:
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        mismatches = [line for line in lines if "size mismatch" in line]
+        first = mismatches[0] if mismatches else next((line for line in lines if "Missing" in line), lines[0])
+        more = f" (and {len(mismatches) - 1} more)" if len(mismatches) > 1 else ""
+        raise ValueError(f"adapter {str(adapter)!r} does not fit the base model {str(base)!r}: {first}{more}") from None

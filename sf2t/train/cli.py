@@ -279,18 +279,15 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
     import shutil
     import uuid
 
-    from peft import PeftModel
-
     from sf2t.models import load_model_and_tokenizer
+    from sf2t.models._build import load_adapter
     from sf2t.train.loop import _copy_processor_files
 
     model, tok = load_model_and_tokenizer(args.base)
     try:
-        merged = PeftModel.from_pretrained(model, args.adapter).merge_and_unload()
-    except (RuntimeError, ValueError, KeyError) as e:  # shapes or module names of another model
-        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
-        first = next((line for line in lines if "mismatch" in line or "Missing" in line), lines[0])
-        print(f"sf2t merge: the adapter {args.adapter} does not fit the base {args.base}: {first}", file=sys.stderr)
+        merged = load_adapter(model, args.adapter, args.base).merge_and_unload()
+    except ValueError as e:  # shapes or module names of another model
+        print(f"sf2t merge: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
     # written next to --out, then moved into place: a failure leaves --out as it was

@@ -657,10 +657,10 @@ def load_trained(base: str, trained: str | os.PathLike):
 
     trained = Path(trained)
     if (trained / "adapter_config.json").is_file():
-        from peft import PeftModel
+        from sf2t.models._build import load_adapter
 
         model, tokenizer = load_model_and_tokenizer(base)
-        model = PeftModel.from_pretrained(model, trained)
+        model = load_adapter(model, trained, base)
     else:
         model, tokenizer = load_model_and_tokenizer(trained)
     # a run trained with token compression is evaluated with it (its train_config.json says so)
