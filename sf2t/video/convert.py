@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 
 import torch
 
@@ -55,6 +56,24 @@ _SWS_TABLE = {
     10: (110013, 140363, 12277, 42626),
 }
 _SWS_DEFAULT = 5  # SWS_CS_DEFAULT: what libswscale uses for a value it has no row for
+# FFmpeg's colorspace names (as PyAV and ffprobe print them) and the matrix names NV12 uses
+_COLORSPACE_NAMES = {
+    "rgb": 0,
+    "gbr": 0,
+    "bt709": 1,
+    "unspecified": 2,
+    "unknown": 2,
+    "reserved": 3,
+    "fcc": 4,
+    "bt470bg": 5,
+    "bt601": 6,
+    "smpte170m": 6,
+    "smpte240m": 7,
+    "bt2020nc": 9,
+    "bt2020_ncl": 9,
+    "bt2020c": 10,
+    "bt2020_cl": 10,
+}
 FAST_FORMATS = ("yuv420p", "yuvj420p")
 
 
@@ -69,10 +88,26 @@ def _round_int16(f: int) -> int:
     return max(-0x7FFF, min(0x7FFF, r))
 
 
-def swscale_coefficients(colorspace: int | None, full_range: bool) -> list[int]:
+def swscale_coefficients(colorspace: int | str | None, full_range: bool) -> list[int]:
     """(cy, cvr, cub, cvg, cug, yo): the 16-bit constants of libswscale's yuv -> rgb converter for an
-    AVColorSpace value (None or unknown: its default, BT.601) and a range (full: "pc"/JPEG; else limited, Y in
-    16-235), at its default contrast, brightness and saturation."""
+    AVColorSpace value or its FFmpeg name (``"bt709"``, ``"bt601"``, ``"smpte170m"``, ``"bt470bg"``,
+    ``"bt2020nc"``, ...; None or one it has no row for: its default, BT.601) and a range (full: "pc"/JPEG; else
+    limited, Y in 16-235), at its default contrast, brightness and saturation."""
+    if isinstance(colorspace, str):
+        key = colorspace.strip().lower().replace("-", "").replace(".", "")
+        if key not in _COLORSPACE_NAMES:
+            raise ValueError(
+                f"colorspace {colorspace!r} is not one of FFmpeg's names {sorted(_COLORSPACE_NAMES)} (or pass its "
+                "AVColorSpace number)"
+            )
+        colorspace = _COLORSPACE_NAMES[key]
+    elif colorspace is not None:
+        try:
+            if isinstance(colorspace, bool):
+                raise TypeError
+            colorspace = operator.index(colorspace)  # an int, an IntEnum (PyAV's), a numpy integer
+        except TypeError:
+            raise ValueError(f"colorspace must be an AVColorSpace number, a name or None, got {colorspace!r}") from None
     cs = _SWS_DEFAULT if colorspace is None or int(colorspace) not in _SWS_TABLE else int(colorspace)
     crv, cbu, cgu, cgv = _SWS_TABLE[cs]
     cgu, cgv = -cgu, -cgv

@@ -73,6 +73,13 @@ def test_coefficients_differ_where_ffmpeg_does():
     assert swscale_coefficients(99, False) == base == swscale_coefficients(6, False)
     assert swscale_coefficients(1, False) != base and swscale_coefficients(2, True) != base
     assert swscale_coefficients(2, True)[5] == 0 and base[5] == 128  # the luma offset: 0 full range, 16 << 3 limited
+    # FFmpeg's names (as PyAV / ffprobe print them) give the same rows as the numbers
+    for name, number in (("bt709", 1), ("BT.709", 1), ("smpte170m", 6), ("bt470bg", 5), ("bt2020nc", 9), ("fcc", 4)):
+        assert swscale_coefficients(name, False) == swscale_coefficients(number, False), name
+    assert swscale_coefficients(np.int64(1), True) == swscale_coefficients(1, True)
+    for bad, words in (("bt7", "not one of FFmpeg's names"), (1.5, "AVColorSpace number"), (True, "AVColorSpace")):
+        with pytest.raises(ValueError, match=words):
+            swscale_coefficients(bad, False)
 
 
 @needs_ext
