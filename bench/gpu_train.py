@@ -26,7 +26,11 @@ from pathlib import Path
 
 import torch
 
-from bench.bench_train import _window
+if __package__ in (None, ""):  # run as `python bench/gpu_train.py`: the repository root holds the bench package
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.bench_train import _window  # noqa: E402
 
 SIZE_2B = dict(
     hidden_size=1536,
@@ -142,7 +146,7 @@ def main(argv=None) -> int:
         res["runs"][spec] = r
         print(
             f"{spec:<12} {r['steps_per_s']:.3f} steps/s  {r['samples_per_s']:.2f} samples/s  "
-            f"data wait {100 * r['data_wait_fraction']:.1f}%  tokens/s {r['tokens_per_s_last']}  "
+            f"data wait {100 * r['data_wait_fraction']:.1f}%  tokens/s {r['tokens_per_s_last']:.0f}  "
             f"wall {r['wall_s']:.0f} s",
             flush=True,
         )
