@@ -903,9 +903,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
+    from sf2t._files import check_out_file, write_text_atomic
     from sf2t.video.errors import VideoError
     from sf2t.video.index import find_files
 
+    if args.json:
+        try:
+            check_out_file(args.json, "--json")  # before the measurement, not after it
+        except ValueError as e:
+            print(f"sf2t throughput: {e}", file=sys.stderr)
+            return 2
     missing = [v for v in args.videos if not os.path.exists(v)]
     if missing:
         print(f"sf2t throughput: no such file or folder: {missing}", file=sys.stderr)
@@ -942,5 +949,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print_table(res)
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
+        write_text_atomic(args.json, json.dumps(res, indent=1), "--json")
     return 0

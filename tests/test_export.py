@@ -218,6 +218,17 @@ def test_preview_contact_sheet(manifest, tmp_path):
         )
         im = PIL.open(out)
         assert im.size[0] > 400 and im.size[1] > 300
+    # the file named back is the file written: a name without an image suffix gets .png; a folder is refused
+    assert (
+        cli.main(
+            ["tasks", "preview", "--manifest", str(manifest), "--task", "counting", "--out", str(tmp_path / "sheet")]
+        )
+        == 0
+    )
+    assert PIL.open(tmp_path / "sheet.png").size[0] > 400 and not (tmp_path / "sheet").exists()
+    assert (
+        cli.main(["tasks", "preview", "--manifest", str(manifest), "--task", "counting", "--out", str(tmp_path)]) == 2
+    )
 
 
 def test_preview_shows_every_frame(manifest, tmp_path):

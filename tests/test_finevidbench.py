@@ -126,6 +126,25 @@ def test_oracle_scores_100_and_resumes(bench, tmp_path):
     assert len(calls) == n + 1 and first == 6  # nothing answered twice except the crashed one
     assert out.with_name("oracle.report.md").is_file() and out.with_name("oracle.png").is_file()
     assert all(s["drop"] == 0.0 for s in res["sensitivity"].values())
+    # a crash while an answer line was written leaves it cut short: dropped and asked again, the rest kept
+    answers = out.with_suffix(".answers.jsonl")
+    kept = answers.read_text().splitlines()[:5]
+    answers.write_text("\n".join(kept) + "\n" + kept[5 - 1][:17])
+    calls.clear()
+    lines = []
+    res = evaluate(str(bench), str(out), predictor=oracle, log=lines.append)
+    assert res["overall"]["accuracy"] == 1.0 and len(calls) == n - 5
+    assert any("cut-short last answer" in line for line in lines)
+    calls.clear()
+    again = evaluate(str(bench), str(out), predictor=oracle, log=lambda s: None)  # the file stayed whole
+    assert again["overall"]["accuracy"] == 1.0 and calls == []
+    assert len(answers.read_text().splitlines()) == n
+    answers.write_text(kept[0] + "\nnot json\n" + kept[1] + "\n")  # damage before the end: named, not guessed at
+    with pytest.raises(ValueError, match=r"answers.jsonl:2: not an sf2t eval answer line"):
+        evaluate(str(bench), str(out), predictor=oracle, log=lambda s: None)
+    with pytest.raises(ValueError, match="is a folder"):
+        evaluate(str(bench), str(tmp_path), predictor=oracle, log=lambda s: None)
+    assert not list(out.parent.glob(".*.tmp"))  # results written through a temporary file, none left
 
 
 def test_generate_parsing_agrees_with_the_answer(bench, tmp_path):

@@ -55,6 +55,9 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert res["providers"]["sf2t"]["sf2t_speedup"] == 1.0 and res["ceiling_samples_per_s"] > 0
     assert cli.main(["throughput", "--videos", str(tmp_path / "empty")]) == 2
     assert cli.main(args + ["--against", "nope"]) == 2
+    capsys.readouterr()
+    assert cli.main(args + ["--json", str(tmp_path)]) == 2  # refused before measuring, not after
+    assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
     # two torch and decoder threads for every provider: the same agreement check, the thread count reported
     assert cli.main(args + ["--threads", "2", "--json", str(out)]) == 0
     text = capsys.readouterr().out

@@ -258,6 +258,35 @@ def checkpoint_kind(model_dir: str) -> str | None:
         raise ValueError(f"model {model_dir!r}: config.json is not a JSON object ({e})") from None
 
 
+def _read_answers(path: Path, log) -> dict[str, dict]:
+    """The answers a previous run of the same ``--out`` saved (it resumes after them). A crash while a line was
+    being written leaves it cut short: that last line is dropped (its question is asked again); a bad line before
+    it is an error naming the line."""
+    done: dict[str, dict] = {}
+    if not path.is_file():
+        return done
+    text = path.read_text()
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    good = []
+    for k, (i, line) in enumerate(lines):
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise ValueError("not an answer record")
+        except ValueError as e:
+            if k == len(lines) - 1:
+                log(f"{path}:{i}: a cut-short last answer (a crash while writing it): dropped, asked again")
+                break
+            raise ValueError(f"{path}:{i}: not an sf2t eval answer line ({e}); remove the file to start over") from None
+        done[rec["id"]] = rec
+        good.append(line)
+    if len(good) != len(lines) or (text and not text.endswith("\n")):  # new answers must start on a line of their own
+        from sf2t._files import write_text_atomic
+
+        write_text_atomic(path, "".join(line + "\n" for line in good), "answers")
+    return done
+
+
 def evaluate(
     bench_path: str,
     out_path: str,
@@ -275,17 +304,15 @@ def evaluate(
         raise ValueError(f"mode must be likelihood or generate, got {mode!r}")
     if runner is None and predictor is None:
         raise ValueError("give a runner (a model) or a predictor")
+    from sf2t._files import check_out_file, write_text_atomic
+
     bench = load(bench_path)
     root = bench["_root"]
+    check_out_file(out_path, "--out")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     answers_path = out.with_suffix(".answers.jsonl")
-    done: dict[str, dict] = {}
-    if answers_path.is_file():
-        for line in answers_path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["id"]] = rec
+    done = _read_answers(answers_path, log)
     missing = {q["id"]: _missing(q, root) for q in bench["questions"]}
     missing = {k: v for k, v in missing.items() if v}
     if missing:
@@ -328,7 +355,7 @@ def evaluate(
     bar.close()
     res = summarize(bench, done, missing)
     res["mode"] = mode if predictor is None else "predictor"
-    out.write_text(json.dumps(res, indent=1))
+    write_text_atomic(out, json.dumps(res, indent=1), "--out")
     write_report(res, out)
     log(
         f"accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions "

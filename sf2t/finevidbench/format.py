@@ -129,9 +129,8 @@ def load(path: str | os.PathLike) -> dict:
 
 def save(bench: dict, path: str | os.PathLike) -> None:
     """Validate and write atomically."""
+    from sf2t._files import write_text_atomic
+
     out = {k: v for k, v in bench.items() if not k.startswith("_")}
     validate(out)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(out, indent=1), "benchmark")

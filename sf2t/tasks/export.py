@@ -243,7 +243,13 @@ def preview(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from sf2t._files import check_out_file
+
     _check(num, [task])
+    check_out_file(out, "--out")
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        out = out.with_name(out.name + ".png")  # the file written is the one named back
     sampler = _sampler(manifest, [task], seed, 2, 64, decoder)
     rows = []
     w = 0
@@ -283,7 +289,6 @@ def preview(
         axes[top + n_lines - 1][0].annotate(text, (0, -0.08), xycoords="axes fraction", va="top", ha="left", fontsize=7)
         top += n_lines
     fig.suptitle(f"sf2t {task}: {len(rows)} samples (seed {seed})", fontsize=9)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -298,7 +298,10 @@ def index_paths(
 ) -> IndexResult:
     """Index ``paths`` into the manifest ``out`` (see the module docstring). The manifest is rewritten
     atomically at the end; lines are in the order files were found."""
+    from sf2t._files import check_out_file, write_text_atomic
+
     t0 = time.perf_counter()
+    check_out_file(out, "manifest")  # before probing, not after
     files = find_files(paths)
     out = Path(out)
     old: dict[str, dict] = {}
@@ -336,12 +339,7 @@ def index_paths(
     if bar is not None:
         bar.close()
     res.entries = [done[p] for p in files]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w") as f:
-        for e in res.entries:
-            f.write(json.dumps(e) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(out, "".join(json.dumps(e) + "\n" for e in res.entries), "manifest")
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -367,18 +365,33 @@ def main(args) -> int:
     if workers < 0:
         print("error: --workers must be >= 0", file=sys.stderr)
         return 2
-    res = index_paths(
-        args.paths,
-        args.out,
-        workers=workers,
-        verify=args.verify,
-        timeout=args.timeout,
-        retry_errors=args.retry_errors,
-        progress=not args.quiet,
-    )
+    if not args.timeout > 0:
+        print(f"error: --timeout must be > 0 seconds, got {args.timeout}", file=sys.stderr)
+        return 2
+    try:
+        res = index_paths(
+            args.paths,
+            args.out,
+            workers=workers,
+            verify=args.verify,
+            timeout=args.timeout,
+            retry_errors=args.retry_errors,
+            progress=not args.quiet,
+        )
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(res.summary())
     print(f"manifest: {args.out}")
+    errors = len(res.entries) - len(res.ok)
+    hint = (
+        f" ({res.reused} entries were reused from {args.out}, errors included: --retry-errors probes them again)"
+        if errors and res.reused
+        else ""
+    )
     if not res.ok:
-        print("error: no usable video", file=sys.stderr)
+        print(f"error: no usable video{hint}", file=sys.stderr)
         return 1
+    if hint:
+        print(f"note:{hint[:-1].replace(' (', ' ', 1)}", file=sys.stderr)
     return 0

@@ -245,3 +245,42 @@ def test_tasks_export_names_an_incomplete_manifest_line(tmp_path, capsys):
     assert main(["tasks", "export", "--manifest", str(m), "--out", str(tmp_path / "o"), "--num", "3", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "m.jsonl:1: junk.mp4: an ok line missing num_frames, width, height, duration, codec" in err
+
+
+def test_index_out_and_timeout_are_checked_first(folder, tmp_path, capsys):
+    """A folder as the manifest, or a time limit that fails every file, is refused before probing; a manifest whose
+    reused entries are all errors says how to probe them again; no temporary file is left."""
+    assert run_index([folder / "good.mp4"], tmp_path) == 2
+    err = capsys.readouterr().err
+    assert f"manifest {tmp_path}: is a folder" in err
+    out = tmp_path / "m.jsonl"
+    assert run_index([folder / "good.mp4"], out, "--timeout", "0") == 2
+    assert "--timeout must be > 0" in capsys.readouterr().err and not out.exists()
+    bad = tmp_path / "zero.mp4"
+    bad.write_bytes(b"")
+    assert run_index([bad], out) == 1
+    capsys.readouterr()
+    assert run_index([bad], out) == 1
+    err = capsys.readouterr().err
+    assert "1 entries were reused from" in err and "--retry-errors probes them again" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_write_text_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    import os
+
+    from sf2t._files import write_text_atomic
+
+    path = tmp_path / "a.json"
+    write_text_atomic(path, "old")
+    assert path.read_text() == "old"
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError):
+        write_text_atomic(path, "new")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    with pytest.raises(ValueError, match="is a folder"):
+        write_text_atomic(tmp_path, "x", "--out")
