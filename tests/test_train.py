@@ -4,6 +4,7 @@ training whose loss falls (full fine-tuning and LoRA), saving/loading, evaluatio
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -543,6 +544,50 @@ def test_resume_continues_exactly(tiny, clips, tmp_path):
     assert more["resumed_from"] == newest and len(more["losses"]) == 9
     said = [line for line in lines if "differs" in line]
     assert len(said) == 1 and "lr: 0.002 -> 0.001" in said[0] and "steps: 8 -> 9" in said[0], said
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("lora_rank=0", "lora_rank must be an int >= 1"),
+        ("lora_alpha=0", "lora_alpha must be a number > 0"),
+        ("lora_dropout=1.5", "lora_dropout must be in [0, 1)"),
+        ("warmup_steps=-1", "warmup_steps must be an int >= 0"),
+        ("min_lr_ratio=2", "min_lr_ratio must be in [0, 1]"),
+        ("weight_decay=-1", "weight_decay must be a number >= 0"),
+        ("grad_clip=-1", "grad_clip must be a number >= 0"),
+        ("betas=[1.5,0.9]", "betas must be two numbers in [0, 1)"),
+        ("task_weights=[-1,1]", "task_weights must be numbers >= 0, not all 0"),
+        ("task_weights=[0,0]", "task_weights must be numbers >= 0, not all 0"),
+        ("tasks=[]", "tasks must name at least one task"),
+        ("frame_repeat=0", "frame_repeat must be an int >= 1"),
+        ("threads=-1", "threads must be an int >= 0"),
+        ("eval_samples=0", "eval_samples must be an int >= 1"),
+        ("decoder=nope", "decoder must be auto, torchcodec, pyav or dali"),
+        ("device=tpu", "device 'tpu' is not a torch device"),
+        ("max_resample=0", "max_resample must be an int >= 1"),
+        ("counting.count_min=0", "TrainConfig.counting: need 1 <= count_min <= count_max"),
+        ("disorder.perm=nope", "TrainConfig.disorder: perm must be one of"),
+    ],
+)
+def test_config_ranges_are_checked_when_it_is_made(override, words):
+    """Every numeric and named field is checked when the config is made (so `sf2t train` says so before the model
+    loads), the task sections by their own tasks."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        apply_overrides(TrainConfig(), [override])
+
+
+def test_cli_train_refuses_a_cuda_device_it_does_not_have(tiny, clips, tmp_path, capsys):
+    from sf2t.cli import main
+
+    good, _ = clips
+    if torch.cuda.is_available():
+        args = [f"device=cuda:{torch.cuda.device_count()}"]
+        words = f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    else:
+        args, words = ["device=cuda"], "torch sees no CUDA device on this machine; train with device=cpu"
+    assert main(["train", f"model={tiny}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'r'}", *args]) == 2
+    assert words in capsys.readouterr().err
 
 
 def test_config_changes_names_what_a_resume_changes():

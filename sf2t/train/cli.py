@@ -188,6 +188,20 @@ def _precheck_paths(cfg) -> str | None:
     return f"none of the {len(why)} training video(s) can be read: {shown}"
 
 
+def _precheck_device(cfg) -> str | None:
+    """A CUDA device this machine does not have, said before the model loads."""
+    import torch
+
+    dev = torch.device(cfg.device)
+    if dev.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return f"device={cfg.device}: torch sees no CUDA device on this machine; train with device=cpu"
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"device={cfg.device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
 def _precheck_model(cfg) -> str | None:
     """What the checkpoint's family cannot do that shows before it loads: an unsupported model type, or token
     compression before the tower (Qwen2-VL and Qwen2.5-VL only)."""
@@ -242,7 +256,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    problem = _precheck_paths(cfg) or _precheck_model(cfg)
+    problem = _precheck_paths(cfg) or _precheck_device(cfg) or _precheck_model(cfg)
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2

@@ -204,11 +204,75 @@ class TrainConfig:
             raise ValueError("TrainConfig: save_every >= 0 and keep_checkpoints >= 1 are required")
         if self.layout not in ("repeat", "pairs"):
             raise ValueError(f"TrainConfig.layout must be repeat or pairs, got {self.layout!r}")
-        from sf2t.tasks import TASKS
+        from sf2t.tasks import TASKS, make_task
 
+        if not self.tasks:
+            raise ValueError(f"TrainConfig.tasks must name at least one task of {sorted(TASKS)}")
         unknown = (set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])) - set(TASKS)
         if unknown:
             raise ValueError(f"TrainConfig.tasks: unknown task(s) {sorted(unknown)}; known: {sorted(TASKS)}")
+        for name in sorted(set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])):
+            try:  # each task checks its own parameters: say so now, not after the model has loaded
+                make_task(name, self.task_config(name))
+            except (ValueError, TypeError) as e:
+                said = str(e)
+                said = said[len(name) + 2 :] if said.startswith(f"{name}: ") else said
+                raise ValueError(f"TrainConfig.{name}: {said}") from None
+        self._validate_numbers()
+
+    def _validate_numbers(self) -> None:
+        """Ranges of the numeric fields, each error naming the field and what it takes."""
+
+        def finite(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        def integer(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        checks = [
+            ("lora_rank", integer(self.lora_rank) and self.lora_rank >= 1, "an int >= 1"),
+            ("lora_alpha", finite(self.lora_alpha) and self.lora_alpha > 0, "a number > 0"),
+            ("lora_dropout", finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, "in [0, 1)"),
+            ("warmup_steps", integer(self.warmup_steps) and self.warmup_steps >= 0, "an int >= 0"),
+            ("min_lr_ratio", finite(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "in [0, 1]"),
+            ("weight_decay", finite(self.weight_decay) and self.weight_decay >= 0, "a number >= 0"),
+            ("grad_clip", finite(self.grad_clip) and self.grad_clip >= 0, "a number >= 0 (0: off)"),
+            ("vision_lr_scale", finite(self.vision_lr_scale) and self.vision_lr_scale >= 0, "a number >= 0"),
+            (
+                "betas",
+                isinstance(self.betas, (list, tuple))
+                and len(self.betas) == 2
+                and all(finite(b) and 0 <= b < 1 for b in self.betas),
+                "two numbers in [0, 1)",
+            ),
+            (
+                "task_weights",
+                all(finite(w) and w >= 0 for w in self.task_weights)
+                and (not self.task_weights or sum(self.task_weights) > 0),
+                "numbers >= 0, not all 0",
+            ),
+            ("frame_repeat", integer(self.frame_repeat) and self.frame_repeat >= 1, "an int >= 1"),
+            ("threads", integer(self.threads) and self.threads >= 0, "an int >= 0 (0: leave as is)"),
+            ("eval_samples", integer(self.eval_samples) and self.eval_samples >= 1, "an int >= 1"),
+            ("eval_every", integer(self.eval_every) and self.eval_every >= 0, "an int >= 0 (0: at the end only)"),
+            ("max_new_tokens", integer(self.max_new_tokens) and self.max_new_tokens >= 0, "an int >= 0 (0: auto)"),
+            ("log_every", integer(self.log_every) and self.log_every >= 0, "an int >= 0"),
+            ("clip_cache_mb", integer(self.clip_cache_mb) and self.clip_cache_mb >= 0, "an int >= 0 (0: off)"),
+            ("max_resample", integer(self.max_resample) and self.max_resample >= 1, "an int >= 1"),
+            ("curriculum_steps", integer(self.curriculum_steps) and self.curriculum_steps >= 0, "an int >= 0"),
+            ("decoder", self.decoder in ("auto", "torchcodec", "pyav", "dali"), "auto, torchcodec, pyav or dali"),
+        ]
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} must be {what}, got {getattr(self, name)!r}")
+        import torch
+
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"TrainConfig.device {self.device!r} is not a torch device (cpu, cuda, cuda:1, ...)"
+            ) from None
 
     def task_config(self, name: str):
         return getattr(self, name)
