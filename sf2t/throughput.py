@@ -588,8 +588,10 @@ def measure(
         )
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
+    from sf2t._device import device_problem
+
+    if device_problem(device):
+        raise ValueError(device_problem(device))
     _tasks(tasks)  # unknown names: an error before any work
     from sf2t.video.backends import BACKENDS, available_decoders
 

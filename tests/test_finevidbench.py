@@ -217,6 +217,7 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("compare-missing", "--compare"),
         ("compare-not-results", "not an sf2t eval results file"),
         ("batch", "--batch-size must be >= 1"),
+        ("device", "--device: device 'tpu' is not a torch device"),
     ],
 )
 def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, case, words):
@@ -243,6 +244,8 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         extra = ["--compare", str(tmp_path / "r.json")]
     elif case == "batch":
         extra = ["--batch-size", "0"]
+    elif case == "device":
+        extra = ["--device", "tpu"]
     argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", b, "--out", str(tmp_path / "o.json"), *extra]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err

@@ -585,7 +585,7 @@ def test_cli_train_refuses_a_cuda_device_it_does_not_have(tiny, clips, tmp_path,
         args = [f"device=cuda:{torch.cuda.device_count()}"]
         words = f"this machine has {torch.cuda.device_count()} CUDA device(s)"
     else:
-        args, words = ["device=cuda"], "torch sees no CUDA device on this machine; train with device=cpu"
+        args, words = ["device=cuda"], "device cuda: torch sees no CUDA device on this machine (use cpu)"
     assert main(["train", f"model={tiny}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'r'}", *args]) == 2
     assert words in capsys.readouterr().err
 

@@ -189,17 +189,10 @@ def _precheck_paths(cfg) -> str | None:
 
 
 def _precheck_device(cfg) -> str | None:
-    """A CUDA device this machine does not have, said before the model loads."""
-    import torch
+    """A device this machine does not have, said before the model loads."""
+    from sf2t._device import device_problem
 
-    dev = torch.device(cfg.device)
-    if dev.type != "cuda":
-        return None
-    if not torch.cuda.is_available():
-        return f"device={cfg.device}: torch sees no CUDA device on this machine; train with device=cpu"
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        return f"device={cfg.device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-    return None
+    return device_problem(cfg.device)
 
 
 def _precheck_model(cfg) -> str | None:

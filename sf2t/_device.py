@@ -1,0 +1,19 @@
+"""Checking a user-named torch device before any work: one message for every command."""
+
+from __future__ import annotations
+
+
+def device_problem(device) -> str | None:
+    """What is wrong with ``device`` on this machine (None: nothing): not a torch device, or a CUDA device it lacks."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        return f"device {device!r} is not a torch device (cpu, cuda, cuda:1, ...)"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"device {device}: torch sees no CUDA device on this machine (use cpu)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
