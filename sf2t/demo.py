@@ -463,16 +463,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="TrainConfig override, e.g. --set disorder.perm=strong (repeatable)",
     )
     a = p.parse_args(argv)
-    run_demo(
-        a.out,
-        steps=a.steps,
-        seed=a.seed,
-        quick=a.quick,
-        threads=a.threads,
-        progress=not a.no_progress,
-        overrides=a.overrides,
-    )
+    problem = _precheck(a)
+    if problem:
+        print(f"sf2t demo: {problem}", file=sys.stderr)
+        return 2
+    try:
+        run_demo(
+            a.out,
+            steps=a.steps,
+            seed=a.seed,
+            quick=a.quick,
+            threads=a.threads,
+            progress=not a.no_progress,
+            overrides=a.overrides,
+        )
+    except ValueError as e:  # a setting the run found wrong (a --set value against the demo's data, ...)
+        print(f"sf2t demo: {e}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _precheck(a) -> str | None:
+    """The arguments checked before any clip is made: counts, the output folder, the --set overrides (against the
+    demo's own config, so a conflict with its choices shows too)."""
+    from sf2t.train.config import apply_overrides
+
+    if a.steps is not None and a.steps < 1:
+        return f"--steps must be >= 1, got {a.steps}"
+    if a.threads is not None and a.threads < 1:
+        return f"--threads must be >= 1, got {a.threads}"
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        return f"--out {a.out} exists and is not a folder"
+    try:
+        apply_overrides(demo_config(Path(a.out), "", [], []), list(a.overrides))
+    except ValueError as e:
+        return f"--set: {e}"
+    return None
 
 
 if __name__ == "__main__":

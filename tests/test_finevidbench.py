@@ -555,6 +555,15 @@ def test_eval_runs_the_llava_families(bench, tmp_path, name, capsys):
         VideoRunner(str(ckpt), layout="pairs")
 
 
+def test_export_out_and_fps_are_checked(bench, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    argv = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval"]
+    assert cli.main([*argv, "--out", str(tmp_path / "file")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert cli.main([*argv, "--out", str(tmp_path / "x"), "--fps", "0"]) == 2
+    assert "--fps must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     """No hub downloads: a hub id is refused with the command that fetches it; a plain missing folder is named."""
     argv = ["eval", "--bench", str(bench), "--out", str(tmp_path / "o.json")]

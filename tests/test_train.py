@@ -412,6 +412,28 @@ def test_task_videos_restricts_a_task(tiny, clips, tmp_path):
     assert len(sources["counting"]) > 1
 
 
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--threads", "-2"], "--threads must be >= 1"),
+        (["--set", "nosuch=1"], "--set: TrainConfig has no field 'nosuch'"),
+        (["--set", "steps"], "--set: override 'steps' must look like key=value"),
+        (["--set", "lora=true"], "--set: TrainConfig: lora and full_finetune are exclusive"),  # against the demo's own
+        (["--set", "counting.count_min=0"], "--set: TrainConfig.counting: need 1 <= count_min"),
+    ],
+)
+def test_demo_arguments_are_checked_first(tmp_path, capsys, argv, words):
+    """Bad demo arguments are named before any clip is made (nothing is written)."""
+    from sf2t.demo import main
+
+    assert main(["--out", str(tmp_path / "demo"), "--quick", *argv]) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "demo").exists()
+    (tmp_path / "file").write_text("x")
+    assert main(["--out", str(tmp_path / "file"), "--quick"]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("overrides", [(), ("token_keep_ratio=0.5",)], ids=["plain", "compressed"])
 def test_demo_quick(tmp_path, overrides):
     """The demo's whole path on a few clips and steps: report files, table, skipped clips with reasons; also with

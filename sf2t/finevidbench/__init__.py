@@ -72,6 +72,7 @@ def main_build(argv=None) -> int:
 
 def main_export(argv=None) -> int:
     import argparse
+    import os
     import sys
 
     from sf2t.finevidbench.export import FORMATS, export
@@ -84,6 +85,10 @@ def main_export(argv=None) -> int:
     p.add_argument("--task", help="task / dataset name (default: sf2t_<benchmark name>)")
     args = p.parse_args(argv)
     try:
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise ValueError(f"--out {args.out} exists and is not a folder")
+        if args.fps < 1:
+            raise ValueError(f"--fps must be >= 1, got {args.fps}")
         export(args.bench, args.out, args.format, fps=args.fps, task=args.task)
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench export: {e}", file=sys.stderr)
