@@ -558,6 +558,10 @@ class DecoderCache:
         max_open: int = 8,
         output: str = "rgb",
     ):
+        if decoder != "auto" and decoder not in BACKENDS:
+            raise ValueError(f"decoder must be 'auto' or one of {BACKENDS}, got {decoder!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.decoder, self.device, self.threads, self.timeout = decoder, torch.device(device), threads, timeout
         self.output = output
         self.max_open = max(1, int(max_open))

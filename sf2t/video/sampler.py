@@ -150,6 +150,10 @@ class WindowSampler:
             raise ValueError(f"samples_per_window must be >= 1, got {samples_per_window}")
         if window_frames < 1:
             raise ValueError(f"window_frames must be >= 1, got {window_frames}")
+        from sf2t._device import device_problem
+
+        if device_problem(device):
+            raise ValueError(device_problem(device))
         self.videos = list(videos)
         self.tasks = _as_tasks(tasks)
         if not self.tasks:
@@ -366,6 +370,7 @@ class FragmentDataset(torch.utils.data.IterableDataset):
         self.num_windows = num_windows
         self.num_workers = num_workers
         self.sampler_kw = sampler_kw
+        WindowSampler(self.videos, self.tasks, **sampler_kw).close()  # its checks, here rather than in a worker
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()

@@ -142,6 +142,23 @@ def test_bad_arguments(videos):
         WindowSampler(videos, samples_per_window=0)
     with pytest.raises(ValueError, match="unknown task"):
         WindowSampler(videos, ["nope"])
+    # decoder, output and device are checked when the sampler is made, not at the first decode
+    with pytest.raises(ValueError, match="decoder must be 'auto' or one of"):
+        WindowSampler(videos, decoder="nope")
+    with pytest.raises(ValueError, match="output must be one of"):
+        WindowSampler(videos, output="bgr")
+    with pytest.raises(ValueError, match="device 'tpu' is not a torch device"):
+        WindowSampler(videos, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            WindowSampler(videos, device="cuda")
+    # the DataLoader dataset makes the same checks in the main process, not in a worker later
+    from sf2t.video.sampler import FragmentDataset
+
+    with pytest.raises(ValueError, match="unknown task"):
+        FragmentDataset(videos, ["nope"])
+    with pytest.raises(ValueError, match="decoder must be"):
+        FragmentDataset(videos, decoder="nope")
 
 
 def test_yuv420_windows_pack_to_the_same_pixels(videos):
