@@ -427,3 +427,18 @@ def test_text_assembly_on_the_gpu(model_tok):
     gpu = build_video_sample(tok, "Is this in order?", "Yes.", [[4, 4, 4]], device="cuda")
     for k in cpu:
         assert gpu[k].device.type == "cuda" and torch.equal(gpu[k].cpu(), cpu[k])
+
+
+@pytest.mark.parametrize(
+    "question, answer, system, words",
+    [
+        (None, "a", "s", "question must be a string, got NoneType"),
+        ("q", 5, "s", "answer must be a string or None, got int"),
+        ("q", "a", ["s"], "system must be a string or None, got list"),
+    ],
+)
+def test_sample_text_must_be_strings(question, answer, system, words):
+    """A non-string question or answer is named, not tokenized as its repr."""
+    with pytest.raises(TypeError, match=words):
+        build_video_sample(build_tokenizer(), question, answer, [[1, 2, 2]], system=system)
+    assert build_video_sample(build_tokenizer(), "q", None, [[1, 2, 2]], system=None)["labels"].max() == -100

@@ -287,6 +287,9 @@ def build_sample(
     Samples repeat (a task has a few thousand distinct texts and a few frame counts), so the assembled tensors
     are kept (least recently used dropped) and each call returns fresh copies of them."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    for name, value, may_be_none in (("question", question, False), ("answer", answer, True), ("system", system, True)):
+        if not (isinstance(value, str) or (may_be_none and value is None)):
+            raise TypeError(f"{name} must be a string{' or None' if may_be_none else ''}, got {type(value).__name__}")
     dev = None if device is None else torch.device(device)
     template = getattr(tokenizer, "chat_template", None) or fmt.template
     tkey = None if type_ids is None else tuple(sorted(type_ids.items()))
