@@ -578,6 +578,8 @@ def measure(
         raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
     if isinstance(pipelines, bool) or not isinstance(pipelines, int) or pipelines < 1:
         raise ValueError(f"pipelines must be an int >= 1, got {pipelines!r}")
+    if baseline_samples is not None and (isinstance(baseline_samples, bool) or baseline_samples < 1):
+        raise ValueError(f"baseline_samples must be >= 1 (or None: every sample), got {baseline_samples!r}")
     if sum(bool(x) for x in (workers, prefetch, pipelines > 1)) > 1:
         raise ValueError("workers, prefetch and pipelines are three ways to overlap decoding: choose one")
     if pipelines > 1 and str(device) != "cpu":

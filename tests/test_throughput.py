@@ -55,6 +55,8 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert res["providers"]["sf2t"]["sf2t_speedup"] == 1.0 and res["ceiling_samples_per_s"] > 0
     assert cli.main(["throughput", "--videos", str(tmp_path / "empty")]) == 2
     assert cli.main(args + ["--against", "nope"]) == 2
+    assert cli.main(args + ["--baseline-samples", "0"]) == 2
+    assert "baseline_samples must be >= 1" in capsys.readouterr().err
     capsys.readouterr()
     assert cli.main(args + ["--json", str(tmp_path)]) == 2  # refused before measuring, not after
     assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
