@@ -174,19 +174,7 @@ def test_manifest_errors_are_clear(tmp_path):
     bad.write_text('{"path": "a.mp4", "status": "error"}\nnot json\n')
     with pytest.raises(ValueError, match=r"m.jsonl:2"):
         index.read_manifest(bad)
-    line = json.dumps(
-        {
-            "path": "a.mp4",
-            "status": "ok",
-            "num_frames": 3,
-            "fps": 1.0,
-            "width": 2,
-            "height": 2,
-            "duration": 3.0,
-            "codec": "h264",
-        }
-    )
-    bad.write_text(line + "\n")
+    bad.write_text(json.dumps(GOOD_LINE) + "\n")
     assert index.usable(index.read_manifest(bad))[0].num_frames == 3
 
 
