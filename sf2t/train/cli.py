@@ -167,7 +167,7 @@ def _precheck_paths(cfg) -> str | None:
     if not videos:
         return f"videos {cfg.videos} list no video (a manifest with no ok line?)"
     both = sorted({os.path.realpath(v) for v in videos} & {os.path.realpath(v) for v in held_out})
-    if both:
+    if both and os.environ.get("RANK", "0") == "0":  # under torchrun: said once
         print(
             f"sf2t train: warning: {len(both)} held-out video(s) are also training videos (e.g. {both[0]}): the "
             "held-out accuracy then measures memory, not generalization",
