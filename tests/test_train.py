@@ -910,6 +910,25 @@ def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
         _cfg(tiny, clips, tmp_path, supervised_ratio=0.3)
 
 
+def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, capsys):
+    """A missing or malformed supervised QA file is named before the model loads; set with ratio 0 it is unused and
+    said so."""
+    from sf2t.cli import main
+    from sf2t.train.cli import _precheck_supervised
+
+    good, _ = clips
+    base = ["train", f"model={tiny}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'r'}", "supervised_ratio=0.3"]
+    assert main([*base, f"supervised_data={tmp_path / 'none.json'}"]) == 2
+    assert "none.json does not exist" in capsys.readouterr().err
+    (tmp_path / "d.json").write_text('{"a": 1}')
+    assert main([*base, f"supervised_data={tmp_path / 'd.json'}"]) == 2
+    assert "must hold a non-empty list of records" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    cfg = TrainConfig(videos=[good[0]], supervised_data=str(tmp_path / "d.json"), supervised_ratio=0.0)
+    assert _precheck_supervised(cfg) is None
+    assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
+
+
 def test_answer_exact():
     from sf2t.train.loop import answer_exact
 

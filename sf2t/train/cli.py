@@ -188,6 +188,27 @@ def _precheck_paths(cfg) -> str | None:
     return f"none of the {len(why)} training video(s) can be read: {shown}"
 
 
+def _precheck_supervised(cfg) -> str | None:
+    """The supervised QA file read (and checked) before the model loads; set without a ratio it would be unused."""
+    if not cfg.supervised_data:
+        return None
+    if cfg.supervised_ratio <= 0:
+        if os.environ.get("RANK", "0") == "0":
+            print(
+                f"sf2t train: warning: supervised_data={cfg.supervised_data} is set but supervised_ratio is 0, so "
+                "none of it is mixed in (set supervised_ratio to the fraction wanted)",
+                file=sys.stderr,
+            )
+        return None
+    from sf2t.train.supervised import load_supervised
+
+    try:
+        load_supervised(cfg.supervised_data)
+    except (ValueError, FileNotFoundError) as e:
+        return str(e)
+    return None
+
+
 def _precheck_device(cfg) -> str | None:
     """A device this machine does not have, said before the model loads."""
     from sf2t._device import device_problem
@@ -249,7 +270,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    problem = _precheck_paths(cfg) or _precheck_device(cfg) or _precheck_model(cfg)
+    problem = _precheck_paths(cfg) or _precheck_device(cfg) or _precheck_supervised(cfg) or _precheck_model(cfg)
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2
