@@ -910,6 +910,24 @@ def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
         _cfg(tiny, clips, tmp_path, supervised_ratio=0.3)
 
 
+def test_cli_train_names_which_videos_ran_out(tiny, clips, tmp_path, capsys):
+    """When the data cannot serve the run, the message says which set and why: the held-out set, a task_videos
+    filter that matches no video, a task that needs two videos given one."""
+    from sf2t.cli import main
+
+    good, bad = clips
+    base = ["train", f"model={tiny}", f"videos=[{good[0]},{good[1]}]", "steps=1", "batch_size=2", "progress=false"]
+    assert main([*base, f"eval_videos=[{bad['noise']}]", f"out_dir={tmp_path / 'a'}"]) == 1
+    err = capsys.readouterr().err
+    assert "held-out set (eval_videos): no usable videos left" in err and "noise.mp4" in err
+    assert main([*base, "task_videos={counting:[/nowhere]}", "tasks=[counting]", f"out_dir={tmp_path / 'b'}"]) == 1
+    assert "none of the 2 usable video(s) is under task_videos' paths" in capsys.readouterr().err
+    one = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[localization]", f"out_dir={tmp_path / 'c'}"]
+    assert main([*one, "steps=1", "progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert "takes its target from a different video" in err and "Traceback" not in err
+
+
 def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, capsys):
     """A missing or malformed supervised QA file is named before the model loads; set with ratio 0 it is unused and
     said so."""

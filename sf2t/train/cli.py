@@ -69,7 +69,12 @@ def run_training(cfg, log=print) -> dict:
     chance = {name: t.chance() for name, t in train_f.tasks.items()}
     eval_fn, before = None, None
     if eval_f is not None and rank == 0:
-        eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples)
+        from sf2t.train.data import NoUsableVideo
+
+        try:
+            eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples)
+        except NoUsableVideo as e:  # say which set ran out: the held-out one
+            raise NoUsableVideo(f"held-out set (eval_videos): {e}") from None
 
         def eval_fn(m, step):
             rep = evaluate(m, tok, eval_set, max_new_tokens=cfg.max_new_tokens, device=cfg.device, chance=chance)
@@ -282,6 +287,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t train: {e}", file=sys.stderr)
         return 1
     except NotImplementedError as e:  # an option this model or transformers version cannot do (apply_sf2t says which)
+        print(f"sf2t train: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # a setting the data cannot serve (one video for a task that needs two, ...)
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     last = res["losses"][-50:]

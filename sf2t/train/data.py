@@ -283,11 +283,13 @@ class SampleFactory:
             usable = self.pool.usable(task)
             infos = usable if allowed is None else [i for i in usable if i.path.startswith(allowed)]
             if not infos:
-                where = f" for {task}" + ("" if allowed is None else " (task_videos)")
-                raise NoUsableVideo(
-                    f"no usable videos left{where}; skipped: "
-                    + "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
-                )
+                where = f" for {task}" + ("" if allowed is None else f" (task_videos: {list(allowed)})")
+                skipped = "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
+                if allowed is not None and usable and not any(i.path.startswith(allowed) for i in usable):
+                    why = f"none of the {len(usable)} usable video(s) is under task_videos' paths"
+                else:
+                    why = f"skipped: {skipped}" if skipped else "none was given"
+                raise NoUsableVideo(f"no usable videos left{where}; {why}")
             info = infos[rng.randrange(len(infos))]
             got = self._try_video(t, info, rng)
             if got is not None:
