@@ -928,6 +928,31 @@ def test_cli_train_names_which_videos_ran_out(tiny, clips, tmp_path, capsys):
     assert "takes its target from a different video" in err and "Traceback" not in err
 
 
+def test_cli_train_interrupted_says_where_to_resume(tiny, clips, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a run: no traceback, exit 130, and the checkpoint resume=auto continues from (or that none was
+    written)."""
+    import sf2t.train.cli as train_cli
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+
+    def stopped(cfg, log=print):
+        if cfg.save_every:
+            (run / "checkpoints" / "step-00000004").mkdir(parents=True)
+            (run / "checkpoints" / "step-00000004" / "state.json").write_text("{}")
+            (run / "checkpoints" / "latest").write_text("step-00000004")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "run_training", stopped)
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", f"out_dir={run}"]
+    assert main([*args, "save_every=2"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the last checkpoint is" in err and "step-00000004: resume=auto continues" in err
+    assert main([*args[:-1], f"out_dir={tmp_path / 'other'}"]) == 130
+    assert "no checkpoint was written (save_every=N writes them)" in capsys.readouterr().err
+
+
 def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, capsys):
     """A missing or malformed supervised QA file is named before the model loads; set with ratio 0 it is unused and
     said so."""

@@ -292,6 +292,17 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # a setting the data cannot serve (one video for a task that needs two, ...)
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # stopped by the user: where to pick it up
+        from sf2t.train.checkpoint import CheckpointManager
+
+        last = CheckpointManager(Path(cfg.out_dir) / "checkpoints").latest()
+        where = (
+            f"the last checkpoint is {last}: resume=auto continues from it"
+            if last is not None
+            else "no checkpoint was written (save_every=N writes them)"
+        )
+        print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
+        return 130
     last = res["losses"][-50:]
     print(
         f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "
