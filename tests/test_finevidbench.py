@@ -591,3 +591,17 @@ def test_eval_an_adapter_of_another_base_is_named(bench, tmp_path, tiny_qwen2_vl
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("sf2t eval: adapter ") and "does not fit the base model" in err and "wider" in err
     assert "size mismatch" in err and "more)" in err and "Traceback" not in err
+
+
+def test_eval_interrupted_says_how_to_go_on(bench, tmp_path, capsys, monkeypatch):
+    import sf2t.finevidbench.evaluate as ev
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "evaluate", stopped)
+    monkeypatch.setattr(ev, "VideoRunner", lambda *a, **k: None)
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "--model", str(tmp_path), "--bench", str(bench), "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the answers so far are in {tmp_path / 'r.answers.jsonl'}" in err

@@ -234,6 +234,15 @@ def main_eval(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t eval: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        answers = Path(args.out).with_suffix(".answers.jsonl")
+        print(
+            f"\nsf2t eval: interrupted; the answers so far are in {answers}: the same command goes on from them",
+            file=sys.stderr,
+        )
+        return 130
     if args.compare:
         from pathlib import Path
 

@@ -330,18 +330,46 @@ def index_paths(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="indexing", unit="file", file=sys.stderr, dynamic_ncols=True)
-    for e in _probe_all(todo, workers, verify, timeout):
-        done[e["path"]] = e
-        res.probed += 1
+
+    def save(entries) -> None:
+        write_text_atomic(out, "".join(json.dumps(e) + "\n" for e in entries), "manifest")
+
+    def so_far() -> list[dict]:  # probed lines, and the old lines of files not reached yet (checked again next run)
+        return [done.get(p) or old[p] for p in files if p in done or p in old]
+
+    saved_at = time.monotonic()
+    try:
+        for e in _probe_all(todo, workers, verify, timeout):
+            done[e["path"]] = e
+            res.probed += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(errors=sum(1 for d in done.values() if d.get("status") != "ok"))
+            if time.monotonic() - saved_at > SAVE_EVERY_S:  # a long index keeps its progress on disk
+                save(so_far())
+                saved_at = time.monotonic()
+    except KeyboardInterrupt:
+        save(so_far())  # what was probed is kept: the next run reuses it
+        res.entries = so_far()
+        raise IndexInterrupted(res) from None
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(errors=sum(1 for d in done.values() if d.get("status") != "ok"))
-    if bar is not None:
-        bar.close()
+            bar.close()
     res.entries = [done[p] for p in files]
-    write_text_atomic(out, "".join(json.dumps(e) + "\n" for e in res.entries), "manifest")
+    save(res.entries)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+SAVE_EVERY_S = 60.0  # seconds between saves of a long index's manifest
+
+
+class IndexInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`index_paths`: the manifest holds what was probed so far (``result``)."""
+
+    def __init__(self, result: IndexResult):
+        super().__init__("interrupted")
+        self.result = result
 
 
 def add_arguments(p) -> None:
@@ -381,6 +409,14 @@ def main(args) -> int:
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except IndexInterrupted as e:
+        r = e.result
+        print(
+            f"\ninterrupted: {r.probed} file(s) probed this run; {args.out} holds {len(r.entries)} line(s). Run the "
+            "same command again to go on (finished lines are reused)",
+            file=sys.stderr,
+        )
+        return 130
     print(res.summary())
     print(f"manifest: {args.out}")
     errors = len(res.entries) - len(res.ok)

@@ -272,3 +272,29 @@ def test_write_text_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
     with pytest.raises(ValueError, match="is a folder"):
         write_text_atomic(tmp_path, "x", "--out")
+
+
+def test_an_interrupted_index_keeps_what_it_probed(folder, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while indexing: the manifest holds the files probed so far (exit 130), and the next run reuses them;
+    a long index also saves its progress as it goes."""
+    real = index._probe_all
+    files = [folder / "good.mp4", folder / "one.mp4", folder / "zero.mp4"]
+    out = tmp_path / "m.jsonl"
+    seen = []
+
+    def stop_after_two(todo, *a, **k):
+        for i, e in enumerate(real(todo, *a, **k)):
+            if i == 2:
+                raise KeyboardInterrupt
+            if i == 1:  # SAVE_EVERY_S = 0: the first file is on disk before the second is reported
+                seen.append(len(out.read_text().splitlines()))
+            yield e
+
+    monkeypatch.setattr(index, "_probe_all", stop_after_two)
+    monkeypatch.setattr(index, "SAVE_EVERY_S", 0.0)
+    assert run_index(files, out, "--workers", "0") == 130
+    assert "interrupted: 2 file(s) probed" in capsys.readouterr().err
+    assert seen == [1] and [os.path.basename(e["path"]) for e in index.read_manifest(out)] == ["good.mp4", "one.mp4"]
+    monkeypatch.setattr(index, "_probe_all", real)
+    res = index.index_paths([str(f) for f in files], out, workers=0, progress=False)
+    assert (res.reused, res.probed) == (2, 1) and len(res.entries) == 3
