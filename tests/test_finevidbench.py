@@ -605,3 +605,17 @@ def test_eval_interrupted_says_how_to_go_on(bench, tmp_path, capsys, monkeypatch
     assert cli.main(["eval", "--model", str(tmp_path), "--bench", str(bench), "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert f"interrupted; the answers so far are in {tmp_path / 'r.answers.jsonl'}" in err
+
+
+def test_build_shows_progress_unless_quiet(bench, tmp_path, capsys):
+    """A build large enough to take a while shows its progress on stderr (fragment questions); --quiet shows none;
+    both give the same benchmark."""
+    manifest = str(bench.parent.parent / "m.jsonl")
+    argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "2", "--tasks", "counting", "disorder"]
+    argv += ["speed", "consistency"]
+    assert cli.main([*argv, "--out", str(tmp_path / "a" / "b.json")]) == 0
+    assert "fragment questions" in capsys.readouterr().err
+    assert cli.main([*argv, "--out", str(tmp_path / "q" / "b.json"), "--quiet"]) == 0
+    assert "fragment questions" not in capsys.readouterr().err
+    a, q = load(tmp_path / "a" / "b.json"), load(tmp_path / "q" / "b.json")
+    assert [x["id"] for x in a["questions"]] == [x["id"] for x in q["questions"]]

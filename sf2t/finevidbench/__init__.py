@@ -40,6 +40,7 @@ def main_build(argv=None) -> int:
         "--task-config",
         help="a run's train_config.json (or YAML): its task sections set the fragment tasks' parameters",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     params = None
     if args.task_config:
@@ -63,6 +64,7 @@ def main_build(argv=None) -> int:
             name=args.name,
             task_params=params,
             scene_annotations=args.scene_annotations,
+            progress=not args.quiet,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)

@@ -244,7 +244,20 @@ def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict
     return out
 
 
-def _fragment_questions(manifest: str, out: Path, tasks, per_category: int, seed: int, decoder: str, log) -> list[dict]:
+def _bar(items, total: int, desc: str, on: bool):
+    """``items`` with a progress bar on stderr when ``on`` and the work is not tiny."""
+    if not on or total < 8:
+        return items
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _fragment_questions(
+    manifest: str, out: Path, tasks, per_category: int, seed: int, decoder: str, log, progress: bool = True
+) -> list[dict]:
     """``tasks``: names, or {name: Task} (task parameters, e.g. those a run trained with)."""
     from sf2t.tasks import templates
     from sf2t.tasks.export import _sampler, _save
@@ -254,6 +267,7 @@ def _fragment_questions(manifest: str, out: Path, tasks, per_category: int, seed
     got: dict[str, int] = {t: 0 for t in tasks}
     qs: list[dict] = []
     w, max_windows = 0, 40 * per_category * len(tasks)
+    bar = _bar(None, per_category * len(tasks), "fragment questions", progress)
     while min(got.values()) < per_category and w < max_windows:
         for s, frames in sampler.window(w):
             if got[s.task] >= per_category:
@@ -291,7 +305,11 @@ def _fragment_questions(manifest: str, out: Path, tasks, per_category: int, seed
                 rec["image"] = str((d / "target.png").relative_to(out))
             qs.append(rec)
             got[s.task] += 1
+            if bar is not None:
+                bar.update(1)
         w += 1
+    if bar is not None:
+        bar.close()
     short = {t: n for t, n in got.items() if n < per_category}
     if short:
         log(f"fragment level: fewer questions than asked for {short} (videos too short or static for them)")
@@ -311,8 +329,10 @@ def build(
     task_params: dict | None = None,
     scene_annotations: str | None = None,
     log=print,
+    progress: bool = True,
 ) -> dict:
     """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it.
+    ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``task_params``: {task: {field: value}} for the fragment-level tasks (e.g. a run's ``train_config.json``
     sections, so the questions use the parameters the model was trained with); absent tasks use the defaults."""
     from sf2t.tasks import TASK_CONFIGS, TASKS, make_task
@@ -335,7 +355,7 @@ def build(
         from sf2t import synth
 
         vdir = out / "videos"
-        for i in range(synthetic):
+        for i in _bar(range(synthetic), synthetic, "synthetic clips", progress):
             gt = synth.make_clip(vdir / f"scene_{i:04d}", seed * 1000 + i, width=160, height=120, seconds=5)
             scene_sources.append((gt, str(Path(gt["path"]).relative_to(out))))
     if manifest is not None:
@@ -348,7 +368,7 @@ def build(
                 if "sprites" in gt and "num_frames" in gt:
                     scene_sources.append((gt, v.path))
         chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
-        questions += _fragment_questions(manifest, out, chosen, per_category, seed, decoder, log)
+        questions += _fragment_questions(manifest, out, chosen, per_category, seed, decoder, log, progress)
     per_cat: dict[str, int] = {}
     for i, (gt, video) in enumerate(scene_sources):
         for q in scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}")):
