@@ -127,13 +127,25 @@ def _most_novel(novelty: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(order[:, :k], dim=1).values
 
 
+SAME_COS = 1e-6  # cosines within this of +-1 count as exactly +-1 (see _snap)
+
+
+def _snap(cos: torch.Tensor) -> torch.Tensor:
+    """Cosines within :data:`SAME_COS` of 1 (or -1) made exactly 1 (-1): a token that repeats the one before it
+    (a static region: bit-identical pixels, or features equal but for rounding) then ties exactly with every other
+    repeat, and ties go to the lower position, so every backend keeps the same tokens (rounding noise in the last
+    bits would otherwise decide, differently per backend)."""
+    one = torch.ones_like(cos)
+    return torch.where(cos >= 1 - SAME_COS, one, torch.where(cos <= SAME_COS - 1, -one, cos))
+
+
 def _novelty(x: torch.Tensor) -> torch.Tensor:
     """[t, S] novelty of groups x [t, S, D] (float): group 0 against its mean token (a budgeted first group), later
-    groups against the same position one group earlier (negated cosine: higher is more novel)."""
+    groups against the same position one group earlier (negated cosine: higher is more novel; see :func:`_snap`)."""
     nov = torch.empty(x.shape[:2], device=x.device)
-    nov[0] = -F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1)
+    nov[0] = -_snap(F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1))
     if x.shape[0] > 1:
-        nov[1:] = -F.cosine_similarity(x[1:], x[:-1], dim=-1)
+        nov[1:] = -_snap(F.cosine_similarity(x[1:], x[:-1], dim=-1))
     return nov
 
 
@@ -255,17 +267,16 @@ def token_merge(
         k = _budget(keep_ratio, s)
         pos_h = torch.arange(s, device=dev) // gw
         pos_w = torch.arange(s, device=dev) % gw
+        # novelty [t, S]: group 0 against its mean token, later groups against the same place one group earlier
+        nov = _novelty(x.detach().float()) if k < s else None
         # group 0: whole, or its k tokens least similar to the group's mean token
         if first_group == "all" or k >= s:
             first, keep0 = x[:1], torch.arange(s, device=dev)[None]
         else:
-            mean = x[0].detach().float().mean(dim=0, keepdim=True)
-            nov0 = -F.cosine_similarity(x[0].detach().float(), mean, dim=-1)[None]  # [1, S]
-            first, keep0 = _merge_groups(x[:1], nov0, k, gh, gw, window, kernel=kernel)
+            first, keep0 = _merge_groups(x[:1], nov[:1], k, gh, gw, window, kernel=kernel)
         outs, keeps = [first[0]], [keep0[0]]
-        if t > 1:  # groups 1..t-1 at once: novelty against the same position one group earlier
-            nov = -F.cosine_similarity(x[1:].detach().float(), x[:-1].detach().float(), dim=-1)  # [t-1, S]
-            rest, keep = _merge_groups(x[1:], nov, k, gh, gw, window, kernel=kernel)
+        if t > 1:  # groups 1..t-1 at once
+            rest, keep = _merge_groups(x[1:], nov[1:] if nov is not None else None, k, gh, gw, window, kernel=kernel)
             outs.append(rest.reshape(-1, rest.shape[-1]))
             keeps += list(keep.unbind(0))
         c = 0

@@ -19,6 +19,31 @@ def test_cpp_equals_reference(first_group, ratio, window):
     assert_token_merge_matches_reference(x, grid, ratio, "cpp", window=window, first_group=first_group)
 
 
+def _static_video(d: int, seed: int = 5):
+    """A video whose groups repeat tokens exactly (a static region) and half-repeat them: every repeated token's
+    cosine is 1 but for rounding, which differs between backends."""
+    gen = torch.Generator().manual_seed(seed)
+    g0 = torch.randn(16, d, generator=gen)
+    half = torch.cat([g0[:8], torch.randn(8, d, generator=gen)])
+    return torch.cat([g0, g0, half, g0]), [[4, 4, 4]]
+
+
+@pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks token_merge_plan")
+@pytest.mark.parametrize("first_group", ["all", "budget"])
+@pytest.mark.parametrize("d", [2, 64, 1536])
+def test_repeated_tokens_are_kept_alike_on_every_backend(first_group, d):
+    """Tokens that repeat the token one group earlier (cosine 1 up to rounding) tie exactly, and the lower positions
+    win on every backend: the C++ kernel keeps the reference's tokens in static regions too (it used to follow each
+    backend's rounding noise)."""
+    x, grid = _static_video(d)
+    x.requires_grad_(True)
+    assert_token_merge_matches_reference(x, grid, 0.5, "cpp", first_group=first_group)
+    _, pos, _ = token_merge(x.detach(), grid, 0.5, backend="reference", first_group=first_group)
+    kept = {t: [h * 4 + w for _, h, w in pos[pos[:, 0] == t].tolist()] for t in range(4)}
+    assert kept[1] == list(range(8))  # group 1 repeats group 0 throughout: all tie, the lower 8 positions win
+    assert kept[2] == kept[3] == list(range(8, 16))  # the first 8 repeat the group before, the last 8 are new
+
+
 def test_cpp_needs_the_extension_and_cpu():
     with pytest.raises(ValueError, match="backend must be one of"):
         token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="nope")

@@ -29,6 +29,13 @@ inline double dot(const float* __restrict__ a, const float* __restrict__ b, int6
   return acc;
 }
 
+// Cosines within 1e-6 of +-1 made exactly +-1, as sf2t.ops.token_merge._snap: repeats (static regions) then tie
+// exactly and go to the lower position, the same on every backend, instead of by rounding noise.
+inline float snap(float cos) {
+  constexpr float kSame = 1e-6f;
+  return cos >= 1.f - kSame ? 1.f : (cos <= kSame - 1.f ? -1.f : cos);
+}
+
 int64_t budget(double keep_ratio, int64_t s) {
   const int64_t k = static_cast<int64_t>(std::ceil(keep_ratio * static_cast<double>(s) - 1e-9));
   return std::max<int64_t>(1, std::min<int64_t>(s, k));
@@ -103,13 +110,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> token_merge_plan_cpu(const at::Te
           const float mn = std::max(static_cast<float>(std::sqrt(dot(mean.data(), mean.data(), D))), 1e-8f);
           for (int64_t i = 0; i < s; ++i) {
             const float ni = std::max(norm[base + i], 1e-8f);
-            nov[i] = -static_cast<float>(dot(X + (base + i) * D, mean.data(), D) / (static_cast<double>(ni) * mn));
+            nov[i] = -snap(static_cast<float>(dot(X + (base + i) * D, mean.data(), D) / (static_cast<double>(ni) * mn)));
           }
         } else {  // against the same position one group earlier
           for (int64_t i = 0; i < s; ++i) {
             const int64_t a = base + i, b = base - s + i;
             const float na = std::max(norm[a], 1e-8f), nb = std::max(norm[b], 1e-8f);
-            nov[i] = -static_cast<float>(dot(X + a * D, X + b * D, D) / (static_cast<double>(na) * nb));
+            nov[i] = -snap(static_cast<float>(dot(X + a * D, X + b * D, D) / (static_cast<double>(na) * nb)));
           }
         }
         std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return nov[a] > nov[b]; });
