@@ -695,6 +695,15 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     args = ["train", f"model={other}", f"videos=[{good[0]}]", "token_keep_ratio=0.5", "token_stage=before_tower"]
     assert main(args) == 2
     assert "token_stage=before_tower compresses Qwen2-VL and Qwen2.5-VL towers" in capsys.readouterr().err
+    assert main(["train", f"model={other}", f"videos=[{good[0]}]", "layout=pairs"]) == 2
+    assert "layout=pairs groups frames for the Qwen families; llava_onevision takes each frame once" in (
+        capsys.readouterr().err
+    )
+    from sf2t.train.cli import _precheck_model
+
+    assert _precheck_model(TrainConfig(model=str(other), frame_size=[112, 112])) is None  # runs, but says so
+    assert "frame_size=[112, 112] is not used: llava_onevision frames are sized" in capsys.readouterr().err
+    assert _precheck_model(TrainConfig(model=str(other))) is None and "warning" not in capsys.readouterr().err
 
     assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(tmp_path / "merged")]) == 0
     from sf2t.models import load_model_and_tokenizer

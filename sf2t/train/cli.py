@@ -239,6 +239,17 @@ def _precheck_model(cfg) -> str | None:
             f"token_stage=before_tower compresses Qwen2-VL and Qwen2.5-VL towers; {cfg.model} is {family.name}: "
             "use token_stage=after_tower"
         )
+    if family.pixel_layout != "qwen_patches":  # LLaVA families: each frame once, at the processor's size
+        if cfg.layout != "repeat":
+            return f"layout={cfg.layout} groups frames for the Qwen families; {family.name} takes each frame once"
+        from sf2t.train.config import TrainConfig
+
+        if list(cfg.frame_size) != list(TrainConfig().frame_size) and os.environ.get("RANK", "0") == "0":
+            print(
+                f"sf2t train: warning: frame_size={list(cfg.frame_size)} is not used: {family.name} frames are sized "
+                "as its processor sizes them",
+                file=sys.stderr,
+            )
     return None
 
 
