@@ -160,7 +160,7 @@ def test_export_bad_manifest_files(tmp_path, capsys, content, words):
     assert rc == 2 and words in err and "Traceback" not in err
 
 
-def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, capsys):
+def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, capsys, monkeypatch):
     """--out may not be a file or a folder of other files (nothing is written there); an earlier export in it is
     replaced, leaving no frames of the earlier samples behind."""
     args = ["tasks", "export", "--manifest", str(manifest), "--quiet", "--tasks", "counting", "speed"]
@@ -184,6 +184,20 @@ def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, c
     on_disk = {p.relative_to(out).as_posix() for p in (out / "frames").rglob("*") if p.is_file()}
     listed = {p for r in data for p in r["videos"][0] + r.get("images", [])}
     assert on_disk == listed
+    # interrupted while replacing it: the earlier index is gone first, so no data.json lists the new frames as old
+    import sf2t.tasks.export as export_mod
+
+    real, saved = export_mod._save, []
+
+    def stop_after_three(*a, **k):
+        saved.append(1)
+        if len(saved) > 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(export_mod, "_save", stop_after_three)
+    assert cli.main([*args, "--out", str(out), "--num", "4", "--seed", "2"]) == 130
+    assert "interrupted" in capsys.readouterr().err and not (out / "data.json").exists()
 
 
 def test_localization_with_one_video_fails_before_work(manifest, tmp_path, capsys):

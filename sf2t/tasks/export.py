@@ -105,6 +105,8 @@ def export(
     out = Path(out)
     _check_out(out)
     sampler = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
+    for name in ("data.json", "dataset_info.json", "summary.json"):  # an earlier export's index: this one replaces
+        (out / name).unlink(missing_ok=True)  # it, and its frames are overwritten as this one goes (no stale mix)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     records, made = [], Counter()
     max_windows = max_windows if max_windows is not None else 50 * num + 100
@@ -343,5 +345,11 @@ def main(args) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: {args.out} holds a partial export (no data.json yet); the same command makes it again",
+            file=sys.stderr,
+        )
+        return 130
     print("usage: sf2t tasks {export,preview} ... (--help for the options)", file=sys.stderr)
     return 2
