@@ -17,3 +17,10 @@ def device_problem(device) -> str | None:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             return f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
     return None
+
+
+def require_device(device, prefix: str = "") -> None:
+    """:func:`device_problem` as a ValueError (``prefix`` before the message, e.g. ``"--device: "``)."""
+    problem = device_problem(device)
+    if problem:
+        raise ValueError(prefix + problem)

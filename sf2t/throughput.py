@@ -590,10 +590,9 @@ def measure(
         )
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
-    from sf2t._device import device_problem
+    from sf2t._device import require_device
 
-    if device_problem(device):
-        raise ValueError(device_problem(device))
+    require_device(device)
     _tasks(tasks)  # unknown names: an error before any work
     from sf2t.video.backends import BACKENDS, available_decoders
 

@@ -198,6 +198,10 @@ def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, c
     monkeypatch.setattr(export_mod, "_save", stop_after_three)
     assert cli.main([*args, "--out", str(out), "--num", "4", "--seed", "2"]) == 130
     assert "interrupted" in capsys.readouterr().err and not (out / "data.json").exists()
+    monkeypatch.setattr(export_mod, "_save", real)
+    (out / ".data.json.0badc0de.tmp").write_text("[")  # a write killed half way: not "other files"
+    assert cli.main([*args, "--out", str(out), "--num", "2"]) == 0
+    assert len(json.loads((out / "data.json").read_text())) == 2
 
 
 def test_localization_with_one_video_fails_before_work(manifest, tmp_path, capsys):

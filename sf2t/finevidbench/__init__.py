@@ -212,10 +212,9 @@ def main_eval(argv=None) -> int:
             v = getattr(args, name)
             if v is not None and v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-        from sf2t._device import device_problem
+        from sf2t._device import require_device
 
-        if device_problem(args.device):
-            raise ValueError(f"--device: {device_problem(args.device)}")
+        require_device(args.device, "--device: ")
         load_bench(args.bench)  # a bad benchmark or --compare file fails before the model loads
         other = _read_results(args.compare) if args.compare else None
         run = _run_settings(args)

@@ -139,11 +139,13 @@ def _snap(cos: torch.Tensor) -> torch.Tensor:
     return torch.where(cos >= 1 - SAME_COS, one, torch.where(cos <= SAME_COS - 1, -one, cos))
 
 
-def _novelty(x: torch.Tensor) -> torch.Tensor:
-    """[t, S] novelty of groups x [t, S, D] (float): group 0 against its mean token (a budgeted first group), later
-    groups against the same position one group earlier (negated cosine: higher is more novel; see :func:`_snap`)."""
-    nov = torch.empty(x.shape[:2], device=x.device)
-    nov[0] = -_snap(F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1))
+def _novelty(x: torch.Tensor, first: bool = True) -> torch.Tensor:
+    """[t, S] novelty of groups x [t, S, D] (float): group 0 against its mean token (a budgeted first group; 0 when
+    ``first`` is False, the group being kept whole), later groups against the same position one group earlier
+    (negated cosine: higher is more novel; see :func:`_snap`)."""
+    nov = torch.zeros(x.shape[:2], device=x.device)
+    if first:
+        nov[0] = -_snap(F.cosine_similarity(x[0], x[0].mean(dim=0, keepdim=True), dim=-1))
     if x.shape[0] > 1:
         nov[1:] = -_snap(F.cosine_similarity(x[1:], x[:-1], dim=-1))
     return nov
@@ -268,7 +270,7 @@ def token_merge(
         pos_h = torch.arange(s, device=dev) // gw
         pos_w = torch.arange(s, device=dev) % gw
         # novelty [t, S]: group 0 against its mean token, later groups against the same place one group earlier
-        nov = _novelty(x.detach().float()) if k < s else None
+        nov = _novelty(x.detach().float(), first=first_group != "all") if k < s else None
         # group 0: whole, or its k tokens least similar to the group's mean token
         if first_group == "all" or k >= s:
             first, keep0 = x[:1], torch.arange(s, device=dev)[None]
@@ -311,7 +313,7 @@ def select_tokens(tokens: torch.Tensor, grid, keep_ratio: float, *, first_group:
             continue
         x = x_all[start : start + n].reshape(t, s, -1).float()
         start += n
-        keep = _most_novel(_novelty(x), _budget(keep_ratio, s)).cpu()  # [t, k]
+        keep = _most_novel(_novelty(x, first=first_group != "all"), _budget(keep_ratio, s)).cpu()  # [t, k]
         k = keep.shape[1]
         rows = [torch.arange(s)] if first_group == "all" or k >= s else [keep[0]]
         rows += list(keep[1:].unbind(0))

@@ -160,9 +160,9 @@ def export(
         if bar is not None:
             bar.close()
         sampler.close()
-    tmp = out / "data.json.tmp"
-    tmp.write_text(json.dumps(records, indent=1))
-    os.replace(tmp, out / "data.json")
+    from sf2t._files import write_text_atomic
+
+    write_text_atomic(out / "data.json", json.dumps(records, indent=1), "data.json")
     keep = {r["id"] for r in records}
     for d in (out / "frames").iterdir():  # frames of an earlier, larger export into the same folder
         if d.is_dir() and d.name not in keep:
@@ -199,6 +199,11 @@ def export(
 _EXPORT_FILES = {"frames", "data.json", "data.json.tmp", "dataset_info.json", "summary.json"}
 
 
+def _temporary(name: str) -> bool:
+    """A temporary file a killed export left (``write_text_atomic``'s ``.data.json.<id>.tmp``)."""
+    return name.startswith(".data.json.") and name.endswith(".tmp")
+
+
 def _check_out(out: Path) -> None:
     """``out`` must be a new or empty folder, or one holding only what an export writes (an earlier or interrupted
     export, which this one replaces): writing into a folder of other files (the videos, say) would mix the export
@@ -206,7 +211,7 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
     if out.is_dir():
-        other = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES)
+        other = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES and not _temporary(p.name))
         if other:
             raise ValueError(
                 f"--out {out}: the folder holds files that are not an sf2t export ({', '.join(other[:3])}"

@@ -197,7 +197,7 @@ def config_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]
         if not prefix and key in RUN_ONLY_FIELDS:
             continue
         a, b = saved.get(key, "(absent)"), now.get(key, "(absent)")
-        if isinstance(a, dict) and isinstance(b, dict) and key not in ("task_videos",):
+        if isinstance(a, dict) and isinstance(b, dict) and key != "task_videos":
             out.extend(config_changes(a, b, f"{prefix}{key}."))
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")

@@ -349,8 +349,8 @@ def index_paths(
                 save(so_far())
                 saved_at = time.monotonic()
     except KeyboardInterrupt:
-        save(so_far())  # what was probed is kept: the next run reuses it
         res.entries = so_far()
+        save(res.entries)  # what was probed is kept: the next run reuses it
         raise IndexInterrupted(res) from None
     finally:
         if bar is not None:

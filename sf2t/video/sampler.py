@@ -150,10 +150,9 @@ class WindowSampler:
             raise ValueError(f"samples_per_window must be >= 1, got {samples_per_window}")
         if window_frames < 1:
             raise ValueError(f"window_frames must be >= 1, got {window_frames}")
-        from sf2t._device import device_problem
+        from sf2t._device import require_device
 
-        if device_problem(device):
-            raise ValueError(device_problem(device))
+        require_device(device)
         self.videos = list(videos)
         self.tasks = _as_tasks(tasks)
         if not self.tasks:
