@@ -1216,11 +1216,12 @@ def test_worker_store_decodes_on_the_cpu(clips):
     assert store.device.type == "cpu"
 
 
-def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys):
+def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys, monkeypatch):
     """`videos` / `eval_videos` take files, folders (every video file under them, sorted) and `sf2t index`
     manifests (their ok lines; relative paths against the manifest's folder); a folder without videos or a broken
     manifest is named before the model loads, and held-out videos that are also training videos are warned about."""
     import json
+    import os
     import shutil
 
     from sf2t.train.cli import _precheck_paths
@@ -1249,6 +1250,20 @@ def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys):
 
     pool = VideoPool.from_paths([str(root), bad["noise"]])
     assert [i.path for i in pool.infos] == folder and [s.kind for s in pool.skipped] == ["unreadable"]
+
+    # A manifest's unchanged lines are used as they are; a file changed since the index is probed again.
+    import sf2t.train.data as data_mod
+
+    probed = []
+    real_probe = data_mod.probe
+    monkeypatch.setattr(data_mod, "probe", lambda p, **kw: probed.append(p) or real_probe(p, **kw))
+    pool = VideoPool.from_paths([tmp_path / "m.jsonl"])
+    assert probed == [] and [i.path for i in pool.infos] == folder
+    assert pool.infos[0] == real_probe(folder[0])  # the manifest's metadata is the probe's
+    st = os.stat(folder[1])
+    os.utime(folder[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    pool = VideoPool.from_paths([tmp_path / "m.jsonl"])
+    assert probed == [folder[1]] and [i.path for i in pool.infos] == folder
 
     (tmp_path / "none").mkdir()
     cfg = TrainConfig(videos=[str(tmp_path / "none")], out_dir=str(tmp_path / "run"))

@@ -78,13 +78,14 @@ class VideoPool:
     def from_paths(cls, paths: Sequence[str], *, min_frames: int = 1, decoder: str = "auto") -> VideoPool:
         """Probe ``paths`` (files, folders of videos or ``sf2t index`` manifests:
         :func:`sf2t.video.index.expand_videos`); a video that cannot be read, or is shorter than ``min_frames``, is
-        skipped and recorded."""
-        from sf2t.video.index import expand_videos
+        skipped and recorded. A manifest line whose file is unchanged (size and mtime) is used as it is, not probed
+        again."""
+        from sf2t.video.index import expand_video_entries
 
         pool = cls()
-        for p in expand_videos(paths):
+        for p, known in expand_video_entries(paths):
             try:
-                info = probe(p, decoder=decoder)
+                info = known if known is not None else probe(p, decoder=decoder)
             except VideoError as e:
                 pool.skipped.append(Skip(e.path, e.kind, e.reason))
                 continue

@@ -29,6 +29,7 @@ __all__ = [
     "IndexResult",
     "find_files",
     "expand_videos",
+    "expand_video_entries",
     "index_paths",
     "read_manifest",
     "usable",
@@ -62,7 +63,13 @@ def expand_videos(paths: Iterable[str | os.PathLike]) -> list[str]:
     paths (a relative path that does not exist from here is taken relative to the manifest's folder), anything else
     is a file path as given (a missing or broken file is the reader's to report). Duplicates are dropped, the first
     kept."""
-    out: list[str] = []
+    return [p for p, _ in expand_video_entries(paths)]
+
+
+def expand_video_entries(paths: Iterable[str | os.PathLike]) -> list[tuple[str, VideoInfo | None]]:
+    """:func:`expand_videos` with what a manifest already knows: ``(path, info)``, where ``info`` is the manifest
+    line's metadata when the file's size and mtime still match it (so it need not be probed again), else None."""
+    out: list[tuple[str, VideoInfo | None]] = []
     for p in paths:
         q = Path(p)
         if q.is_dir():
@@ -71,16 +78,18 @@ def expand_videos(paths: Iterable[str | os.PathLike]) -> list[str]:
                 raise ValueError(
                     f"{p}: a folder with no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} under it)"
                 )
-            out.extend(found)
+            out.extend((f, None) for f in found)
         elif q.suffix.lower() == ".jsonl" and q.is_file():
             for e in read_manifest(q):
                 if e["status"] == "ok":
                     v = Path(e["path"])
-                    out.append(str(q.parent / v) if not v.is_absolute() and not v.exists() else e["path"])
+                    path = str(q.parent / v) if not v.is_absolute() and not v.exists() else e["path"]
+                    e = {**e, "path": path}
+                    out.append((path, VideoInfo.from_dict(e) if _unchanged(e) else None))
         else:
-            out.append(str(p))
+            out.append((str(p), None))
     seen: set[str] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    return [(p, i) for p, i in out if not (p in seen or seen.add(p))]
 
 
 def _entry(path: str, verify: bool, timeout: float | None) -> dict:
