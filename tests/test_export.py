@@ -258,3 +258,28 @@ def test_preview_shows_every_frame(manifest, tmp_path):
     wide = PIL.open(preview(str(manifest), "speed", tmp_path / "wide.png", num=1, per_line=12))
     narrow = PIL.open(preview(str(manifest), "speed", tmp_path / "narrow.png", num=1, per_line=3))
     assert narrow.size[1] > 1.5 * wide.size[1]  # speed shows >= 6 frames: 2+ lines of 3 against 1 line
+
+
+def test_files_changed_since_the_index(manifest, tmp_path, capsys):
+    """A manifest's file changed after indexing is probed again (its new frame count is the one used); one that no
+    longer reads is left out with a warning naming it; unchanged files keep the manifest's metadata."""
+    import shutil
+
+    from sf2t.video import probe
+    from sf2t.video.index import manifest_videos, read_manifest
+
+    v = tmp_path / "v"
+    shutil.copytree(manifest.parent / "v", v)
+    m = tmp_path / "m.jsonl"
+    assert cli.main(["index", str(v), "-o", str(m), "--quiet", "--workers", "0"]) == 0
+    lines = {e["path"]: e for e in read_manifest(m)}
+    synth.make_clip(v / "c1", 7, width=96, height=64, seconds=1, gop=12)  # rewritten: fewer frames now
+    (v / "c2.mp4").write_bytes(b"\0" * 1000)  # broken since
+    said = []
+    got = {i.path: i for i in manifest_videos(m, warn=said.append)}
+    assert set(got) == {str(v / "c0.mp4"), str(v / "c1.mp4")}
+    assert got[str(v / "c0.mp4")].num_frames == lines[str(v / "c0.mp4")]["num_frames"]
+    assert got[str(v / "c1.mp4")].num_frames == probe(v / "c1.mp4").num_frames < lines[str(v / "c1.mp4")]["num_frames"]
+    assert len(said) == 1 and "c2.mp4: changed since the index and no longer usable" in said[0]
+    rc = cli.main(["tasks", "export", "--manifest", str(m), "--out", str(tmp_path / "ds"), "--num", "6", "--quiet"])
+    assert rc == 0 and "c2.mp4: changed since the index" in capsys.readouterr().err

@@ -619,3 +619,28 @@ def test_build_shows_progress_unless_quiet(bench, tmp_path, capsys):
     assert "fragment questions" not in capsys.readouterr().err
     a, q = load(tmp_path / "a" / "b.json"), load(tmp_path / "q" / "b.json")
     assert [x["id"] for x in a["questions"]] == [x["id"] for x in q["questions"]]
+
+
+def test_relative_paths_resolve_from_the_benchmark(bench, tmp_path, monkeypatch):
+    """A manifest and labels written with paths relative to the working folder (as `sf2t index videos/` writes them)
+    give a benchmark whose video paths resolve from the benchmark's own folder: none is missing when it is read from
+    elsewhere, and a benchmark folder moved as a whole (its synthetic clips inside it) still finds its clips."""
+    from sf2t.finevidbench.evaluate import _missing
+
+    shutil.copytree(bench.parent.parent / "v", tmp_path / "videos")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["index", "videos", "-o", "m.jsonl", "--quiet", "--workers", "0"]) == 0
+    assert json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])["path"].startswith("videos")
+    ann = tmp_path / "labels.jsonl"
+    ann.write_text("".join(json.dumps({"video": f"videos/c{i}.mp4", "label": f"label {i}"}) + "\n" for i in range(2)))
+    argv = ["finevidbench", "build", "--manifest", "m.jsonl", "--per-category", "1", "--synthetic", "1"]
+    argv += ["--tasks", "counting", "--scene-annotations", "labels.jsonl", "--quiet", "--out", "out/b.json"]
+    assert cli.main(argv) == 0
+    monkeypatch.chdir(tmp_path / "videos")  # read from elsewhere
+    b = load(tmp_path / "out" / "b.json")
+    paths = {q["video"]["path"] for q in b["questions"] if "path" in q["video"]}
+    assert str(tmp_path / "videos" / "c0.mp4") in paths and "videos/scene_0000.mp4" in paths
+    assert all(not _missing(q, b["_root"]) for q in b["questions"])
+    shutil.move(str(tmp_path / "out"), str(tmp_path / "moved"))
+    b = load(tmp_path / "moved" / "b.json")
+    assert all(not _missing(q, b["_root"]) for q in b["questions"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import random
 from pathlib import Path
 from typing import Sequence
@@ -244,6 +245,15 @@ def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict
     return out
 
 
+def _from_bench(path: str, out: Path) -> str:
+    """``path`` (absolute, or relative to the working folder, as manifests and labels give it once resolved) as the
+    benchmark records it: relative to the benchmark's folder ``out`` when inside it (the folder moves as one), else
+    absolute."""
+    p = os.path.abspath(path)
+    rel = os.path.relpath(p, os.path.abspath(out))
+    return p if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def _bar(items, total: int, desc: str, on: bool):
     """``items`` with a progress bar on stderr when ``on`` and the work is not tiny."""
     if not on or total < 8:
@@ -357,16 +367,16 @@ def build(
         vdir = out / "videos"
         for i in _bar(range(synthetic), synthetic, "synthetic clips", progress):
             gt = synth.make_clip(vdir / f"scene_{i:04d}", seed * 1000 + i, width=160, height=120, seconds=5)
-            scene_sources.append((gt, str(Path(gt["path"]).relative_to(out))))
+            scene_sources.append((gt, gt["path"]))
     if manifest is not None:
-        from sf2t.video.index import read_manifest, usable
+        from sf2t.video.index import expand_videos
 
-        for v in usable(read_manifest(manifest)):  # manifest videos with synth ground truth next to them
-            side = Path(v.path).with_suffix(".json")
+        for path in expand_videos([manifest]):  # manifest videos with synth ground truth next to them
+            side = Path(path).with_suffix(".json")
             if side.is_file():
                 gt = json.loads(side.read_text())
                 if "sprites" in gt and "num_frames" in gt:
-                    scene_sources.append((gt, v.path))
+                    scene_sources.append((gt, path))
         chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
         questions += _fragment_questions(manifest, out, chosen, per_category, seed, decoder, log, progress)
     per_cat: dict[str, int] = {}
@@ -378,6 +388,10 @@ def build(
                 questions.append(q)
     if scene_annotations:
         questions += annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
+    for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
+        v = q.get("video", {})
+        if "path" in v:
+            v["path"] = _from_bench(v["path"], out)
     bench = {
         "format": FORMAT,
         "name": name or out_file.stem,

@@ -48,15 +48,10 @@ def _save(img: torch.Tensor, path: Path, fmt: str) -> None:
 
 
 def _sampler(manifest: str, tasks, seed: int, samples_per_window: int, window_frames: int, decoder: str):
-    from sf2t.video.index import read_manifest, usable
+    from sf2t.video.index import manifest_videos
     from sf2t.video.sampler import WindowSampler
 
-    entries = read_manifest(manifest)
-    if not entries:
-        raise ValueError(f"{manifest}: the manifest lists no video (make one with sf2t index VIDEOS --out {manifest})")
-    videos = usable(entries)
-    if not videos:
-        raise ValueError(f"{manifest}: no usable video (every entry has status 'error'; see sf2t index's summary)")
+    videos = manifest_videos(manifest, decoder=decoder)
     return WindowSampler(
         videos,
         tasks if isinstance(tasks, dict) else list(tasks),

@@ -30,6 +30,7 @@ __all__ = [
     "find_files",
     "expand_videos",
     "expand_video_entries",
+    "manifest_videos",
     "index_paths",
     "read_manifest",
     "usable",
@@ -90,6 +91,35 @@ def expand_video_entries(paths: Iterable[str | os.PathLike]) -> list[tuple[str, 
             out.append((str(p), None))
     seen: set[str] = set()
     return [(p, i) for p, i in out if not (p in seen or seen.add(p))]
+
+
+def manifest_videos(manifest: str | os.PathLike, *, decoder: str = "auto", warn=None) -> list[VideoInfo]:
+    """The usable videos of an ``sf2t index`` manifest, as readers need them: relative paths taken from the manifest's
+    folder when they do not exist from here, and a file changed since the index (size or mtime) probed again, so a
+    stale frame count never reaches a decoder; one that no longer reads is left out and said through ``warn``
+    (default: a line on stderr). Errors name an empty manifest or one with no usable video."""
+    entries = read_manifest(manifest)
+    if not entries:
+        raise ValueError(f"{manifest}: the manifest lists no video (make one with sf2t index VIDEOS --out {manifest})")
+    if warn is None:
+
+        def warn(msg: str) -> None:
+            print(f"warning: {msg}", file=sys.stderr)
+
+    out: list[VideoInfo] = []
+    for path, info in expand_video_entries([manifest]):
+        if info is None:
+            from sf2t.video.decode import probe as probe_with
+
+            try:
+                info = probe_with(path, decoder=decoder)
+            except VideoError as e:
+                warn(f"{path}: changed since the index and no longer usable ({e.reason}); left out")
+                continue
+        out.append(info)
+    if not out:
+        raise ValueError(f"{manifest}: no usable video (every entry has status 'error'; see sf2t index's summary)")
+    return out
 
 
 def _entry(path: str, verify: bool, timeout: float | None) -> dict:
