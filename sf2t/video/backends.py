@@ -12,6 +12,9 @@ sorted union of what several samples need and slice, rather than decoding per sa
 | ``pyav`` | cpu | demuxes the packets once at open (pts -> index), seeks to the keyframe before each run |
 | ``dali`` | cuda (NVDEC, "mixed"), cpu (VP8/VP9/MJPEG only) | ``fn.decoders.video`` with an explicit frame list |
 
+MPEG-TS has no index: seeks there may land late, so the pyav backend seeks further back where one did, and
+``auto`` picks it for such files; the torchcodec backend refuses them (its seeks there return wrong frames).
+
 ``decoder="auto"`` picks by what is installed, the device and the codec, logs the choice once per
 (choice, reason) on the ``sf2t.video`` logger, and never switches to another backend after a failure: a
 failure is a ``VideoError`` for that file.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import importlib.util
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -88,17 +92,23 @@ def choose_decoder(
     *,
     have: Sequence[str] | None = None,
     output: str = "rgb",
+    path: str | None = None,
 ) -> tuple[str, str]:
     """(backend, why) for a video on ``device``: by what is installed, the device and the codec; ``output="yuv420"``
-    on the CPU prefers PyAV (the backend that gives YUV420 windows)."""
+    on the CPU prefers PyAV (the backend that gives YUV420 windows), and so does an MPEG-TS file (by ``info``'s
+    container, or ``path``'s extension without ``info``)."""
     have = list(available_decoders() if have is None else have)
     dev = torch.device(device)
     codec = info.codec if info is not None else None
     if output == "yuv420" and dev.type == "cpu" and "pyav" in have:
         return "pyav", "PyAV: YUV420 windows asked for (the RGB conversion runs in fragment_pack)"
-    if dev.type == "cuda":
-        if "dali" in have and codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
+    if dev.type == "cuda" and "dali" in have:
+        if codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
             return "dali", f"{codec} on {dev}: DALI decodes it with NVDEC"
+    ts = is_mpegts(info.path, info.container) if info is not None else path is not None and is_mpegts(path)
+    if ts and "pyav" in have:  # torchcodec refuses it (wrong frames after seeks)
+        return "pyav", "MPEG-TS: torchcodec's seeks in it return wrong frames; PyAV's do not"
+    if dev.type == "cuda":
         if "torchcodec" in have:
             return "torchcodec", f"torchcodec decodes on {dev}" + ("" if "dali" in have else " (DALI not installed)")
     if "torchcodec" in have:
@@ -112,6 +122,24 @@ def choose_decoder(
         info.path if info else "<video>",
         f"no video decoder installed{where} (pip install torchcodec, or av, or nvidia-dali-cuda130)",
         "no_decoder",
+    )
+
+
+def is_mpegts(path: str, container: str | None = None) -> bool:
+    """An MPEG transport stream: by the probed container name when given, else by its bytes (sync byte 0x47 every
+    188 bytes, or every 192 with M2TS's 4-byte prefix; the extension is not trusted). A container without an index,
+    where torchcodec's exact mode returns wrong frames after a seek (torchcodec 0.17, an H.264 .ts with B-frames and
+    8-frame GOPs: frame 8 for frames 0-5, frame 32 for 30; "no more frames" errors for the last GOP)."""
+    if container:
+        return container == "mpegts"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4 + 192 * 3)
+    except OSError:
+        return False
+    return any(
+        len(head) > off + 2 * step and all(head[off + i * step] == 0x47 for i in range(3))
+        for off, step in ((0, 188), (4, 192))
     )
 
 
@@ -215,6 +243,13 @@ class TorchCodecBackend(Backend):
 
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
+        if is_mpegts(self.path, self.info.container if self.info is not None else None):
+            raise VideoError(
+                self.path,
+                "an MPEG-TS file: torchcodec's seeks in it return wrong frames; decoder=pyav reads it, or remux it to "
+                "MP4 (ffmpeg -i IN.ts -c copy OUT.mp4)",
+                "unsupported",
+            )
         cuda = self.device.type == "cuda"
         self.dec = tc_open(
             self.path,
@@ -347,6 +382,7 @@ class PyAVBackend(Backend):
         self.rotation = self.info.rotation if self.info is not None else None
         self._it = None  # the open decode iterator and the index of the last frame it gave
         self._pos = -1
+        self._seek_back = 0  # keyframes to seek before the one wanted (a container whose seeks land late: MPEG-TS)
         # RGB straight from the decoder's planes into the window tensor, bit-identical to to_rgb (checked per format)
         self.rgb = SwscaleRGB(to_rgb, enabled=os.environ.get("SF2T_FAST_RGB", "1") != "0")
         # output="yuv420": windows of YUV420 (the planes, unconverted: fragment_pack's C++ kernel converts the frames
@@ -358,10 +394,51 @@ class PyAVBackend(Backend):
             self.close()
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 
+    def _seek_target(self, k: int) -> int:
+        """The keyframe (index into ``keyframes``) a seek for frame ``k`` aims at: the one at or before ``k``, less the
+        file's back-off; -1: read from the file's start."""
+        return max(0, bisect.bisect_right(self.keyframes, k) - 1) - self._seek_back
+
+    def _ahead(self, k: int) -> bool:
+        """Whether decoding forward from where the decoder stands reaches ``k`` at no more cost than a seek."""
+        if self._it is None or self._pos >= k:
+            return False
+        target = self._seek_target(k)
+        return target < 0 or self.keyframes[target] <= self._pos
+
     def _seek(self, k: int) -> None:
-        self.container.seek(
-            self.pts[key_at_or_before(self.keyframes, k)], backward=True, any_frame=False, stream=self.stream
-        )
+        """Position the decoder so that it decodes frame ``k`` next or later: a seek to the keyframe at or before
+        ``k``. Containers without an index (MPEG-TS) seek by searching timestamps and may land past it; then the seek
+        is tried keyframes earlier (the back-off is kept for the file), and at worst the file is read from its
+        start."""
+        while True:
+            target = self._seek_target(k)
+            if target < 0:
+                self._restart()
+                return
+            self.container.seek(self.pts[self.keyframes[target]], backward=True, any_frame=False, stream=self.stream)
+            it = self.container.decode(self.stream)
+            first = None
+            try:
+                for frame in it:
+                    if frame.pts in self.index_of:
+                        first = frame  # counted as decoded where the decode loop takes it
+                        break
+                    self.frames_decoded += 1
+            except Exception:  # a decode error right after a seek: try from further back (a real one recurs there)
+                first = None
+            if first is not None and self.index_of[first.pts] <= k:
+                self._it = itertools.chain([first], it)
+                self._pos = -1
+                return
+            self.frames_decoded += first is not None
+            self._seek_back = 2 * self._seek_back + 1  # landed past frame k (or nowhere): back off further
+
+    def _restart(self) -> None:
+        """Reopen the file and decode from its first frame (no seek)."""
+        self.container.close()
+        self.container, self.stream = av_open(self.path)
+        self.stream.thread_count = self.threads
         self._it = self.container.decode(self.stream)
         self._pos = -1
 
@@ -373,7 +450,7 @@ class PyAVBackend(Backend):
         for k in uniq:
             if k in got:
                 continue
-            if self._it is None or not decodes_forward(self.keyframes, self._pos, k):
+            if not self._ahead(k):
                 self._seek(k)
             while True:
                 try:
@@ -517,7 +594,7 @@ def open_decoder(
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     dev = torch.device(device)
     if decoder == "auto":
-        decoder, why = choose_decoder(info, dev, output=output)
+        decoder, why = choose_decoder(info, dev, output=output, path=path)
         key = (decoder, why, dev.type)
         if key not in _logged:
             _logged.add(key)

@@ -44,13 +44,16 @@ def encode(
     rotation=None,
     gop=None,
     fmt=None,
+    bframes=None,
 ) -> Path:
     """Write RGB frames with PyAV. ``pts``/``time_base``: explicit (variable) timestamps; ``rotation``: display
-    rotation in degrees (side data, as phones write it)."""
+    rotation in degrees (side data, as phones write it); ``bframes``: x264's B-frames (ultrafast has none)."""
     import av
 
     path = Path(path)
     opts = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+    if bframes is not None:
+        opts["bf"] = str(bframes)
     with av.open(str(path), "w", format=fmt) as c:
         s = c.add_stream(codec, rate=rate)
         s.height, s.width = frames[0].shape[:2]

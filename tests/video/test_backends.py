@@ -317,3 +317,40 @@ def test_window_buffers_are_reused_only_when_nothing_holds_them():
     del x
     small.take(1, 20)
     assert len(small.buffers) == 1
+
+
+def test_mpeg_ts_reaches_every_frame(tmp_path):
+    """MPEG-TS has no index: its seeks land late (with B-frames, one keyframe past the one asked for). The pyav backend backs off and still
+    gives every frame, alone or at random; ``auto`` picks it for such files (torchcodec's exact seeks miss frames of
+    them); torchcodec, asked for by name, refuses them (its seeks there return wrong frames) and says what to do."""
+    frames = media.moving_frames(60, 48, 64)
+    path = media.encode(tmp_path / "clip.ts", frames, gop=8, fmt="mpegts", bframes=2)  # B-frames: seeks land late
+    info = probe(path)
+    assert info.container == "mpegts" and info.num_frames == 60
+    ref, _ = reference(path)
+    for k in range(60):  # each frame from a fresh decoder: the first request seeks
+        with open_decoder(path, "pyav", info=info) as dec:
+            got, _ = dec.get_frames([k])
+        assert np.array_equal(got[0].numpy(), ref[k]), k
+    rng = np.random.default_rng(0)
+    with open_decoder(path, "pyav", info=info) as dec:
+        for _ in range(10):
+            idx = [int(i) for i in rng.integers(0, 60, 4)]
+            got, pts = dec.get_frames(idx)
+            assert_frame_exact(path, idx, got, pts, mad_max=0.0 + 1e-9)
+        assert dec.frames_decoded < 10 * 4 * 16  # seeks, not a decode from the start per request
+    assert choose_decoder(info, "cpu", have=["torchcodec", "pyav"])[0] == "pyav"
+    assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(path))[0] == "pyav"
+    assert choose_decoder(info, "cpu", have=["torchcodec"])[0] == "torchcodec"
+    if "torchcodec" in available_decoders():  # (torchcodec 0.17 gave frame 8 for frames 0-5, 32 for 30)
+        for i in (info, None):  # by the probed container, or by the file's bytes (the extension is not trusted)
+            with pytest.raises(VideoError, match="decoder=pyav reads it") as e:
+                open_decoder(path, "torchcodec", info=i)
+            assert e.value.kind == "unsupported"
+        renamed = tmp_path / "clip.mp4"
+        renamed.write_bytes(path.read_bytes())
+        with pytest.raises(VideoError, match="MPEG-TS"):
+            open_decoder(renamed, "torchcodec")
+        assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(renamed))[0] == "pyav"
+    plain = media.encode(tmp_path / "plain.mp4", media.moving_frames(4, 48, 64))
+    assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(plain))[0] == "torchcodec"
