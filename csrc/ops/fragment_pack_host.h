@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,15 @@ inline void nv12_pixel(const int32_t* k, int32_t Y, int32_t U, int32_t V, uint8_
   rgb[2] = static_cast<uint8_t>(b < 0 ? 0 : b > 255 ? 255 : b);
 }
 
+// a * b * ... of positive factors, or -1 when the product overflows or reaches 2^62 (offsets are added to it)
+inline int64_t product_or_neg(std::initializer_list<int64_t> xs) {
+  int64_t r = 1;
+  for (const int64_t x : xs) {
+    if (__builtin_mul_overflow(r, x, &r) || r >= (int64_t(1) << 62)) return -1;
+  }
+  return r;
+}
+
 // Checks and plan shared by both layouts: the output is out_h x out_w, the window at (crop_y, crop_x) of each crop
 // resized to resize_h x resize_w (the Qwen2-VL layout resizes straight to the output: no window).
 inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at::Tensor& src_index,
@@ -112,6 +122,12 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
               ": the ", out_h, "x", out_w, " window at (", crop_y, ", ", crop_x, ") must lie inside the resized ",
               resize_h, "x", resize_w, " frame");
   TORCH_CHECK(mean.size() == 3 && std.size() == 3, op, ": mean and std must have 3 values");
+  // products the kernels index with: absurd sizes are refused, never wrapped around (a short buffer, then writes
+  // past it)
+  const int64_t frames_out = product_or_neg({src_index.size(0), frame_repeat});
+  TORCH_CHECK(frames_out >= 0 && product_or_neg({frames_out + 1, 3, resize_h, resize_w}) >= 0, op,
+              ": the output is too large to address (", src_index.size(0), " frames x frame_repeat ", frame_repeat,
+              ", ", resize_h, "x", resize_w, "): check frame_repeat and the sizes");
   Plan p;
   p.nv12 = nv12;
   if (nv12) {
@@ -177,9 +193,17 @@ inline Plan make_plan(const at::Tensor& frames, const at::Tensor& src_index, con
                       at::OptionalIntArrayRef yuv = std::nullopt) {
   TORCH_CHECK(patch_size > 0 && temporal_patch_size > 0 && merge_size > 0 && frame_repeat > 0,
               "fragment_pack: patch_size, temporal_patch_size, merge_size and frame_repeat must be positive");
+  TORCH_CHECK(out_h > 0 && out_w > 0, "fragment_pack: out_h and out_w must be positive, got ", out_h, ", ", out_w);
+  const int64_t frames_out = product_or_neg({src_index.size(0), frame_repeat});
+  TORCH_CHECK(product_or_neg({patch_size, merge_size}) >= 0 &&
+                  product_or_neg({3, temporal_patch_size, patch_size, patch_size}) >= 0 && frames_out >= 0 &&
+                  product_or_neg({frames_out + temporal_patch_size, 3, out_h, out_w}) >= 0,
+              "fragment_pack: the output is too large to address (", src_index.size(0), " frames, frame_repeat ",
+              frame_repeat, ", temporal_patch_size ", temporal_patch_size, ", patch_size ", patch_size, ", ", out_h,
+              "x", out_w, "): check those sizes");
   const int64_t factor = patch_size * merge_size;
-  TORCH_CHECK(out_h > 0 && out_w > 0 && out_h % factor == 0 && out_w % factor == 0, "fragment_pack: out_h and out_w (",
-              out_h, ", ", out_w, ") must be positive multiples of patch_size * merge_size = ", factor);
+  TORCH_CHECK(out_h % factor == 0 && out_w % factor == 0, "fragment_pack: out_h and out_w (", out_h, ", ", out_w,
+              ") must be positive multiples of patch_size * merge_size = ", factor);
   Plan p = make_plan_common("fragment_pack", frames, src_index, boxes, out_h, out_w, 0, 0, out_h, out_w, mean, std,
                             frame_repeat, dtype, uv, yuv);
   p.patch = patch_size;

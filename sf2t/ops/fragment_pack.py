@@ -339,6 +339,19 @@ def _check_args(
                     f"resize {tuple(resize)} must be at least size {tuple(size)} (size is a centre crop "
                     "of the resized frame); use llava_target_size() to pick both"
                 )
+    # sizes whose products overflow the kernels' int64 arithmetic (absurd, but they must not reach it)
+    h_out, w_out = (resize if layout == "fchw" and resize is not None else size)
+    frames_out = n_presented * frame_repeat + temporal_patch_size
+    for what, v in (
+        ("frames out (len(src_index) * frame_repeat, padded)", frames_out),
+        ("values per frame out (3 * out_h * out_w)", 3 * h_out * w_out),
+        ("values per patch (3 * temporal_patch_size * patch_size**2)", 3 * temporal_patch_size * patch_size**2),
+        ("output values", frames_out * 3 * h_out * w_out * temporal_patch_size),
+    ):
+        if v >= 2**62:
+            raise ValueError(
+                f"{what} = {v} is too large to address: check frame_repeat, temporal_patch_size, patch_size and size"
+            )
     try:
         values = [float(v) for v in mean] + [float(v) for v in std]
     except (TypeError, ValueError):

@@ -49,11 +49,31 @@ def kept_count(grid, keep_ratio: float, *, first_group: str = "all") -> list[int
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     out = []
-    for t, h, w in (tuple(int(v) for v in row) for row in torch.as_tensor(grid).reshape(-1, 3).tolist()):
+    for t, h, w in _grid_rows(grid).tolist():
         s = h * w
         k = _budget(keep_ratio, s)
-        out.append((s if first_group == "all" else k) + (t - 1) * k if t > 0 else 0)
+        out.append((s if first_group == "all" else k) + (t - 1) * k if t > 0 and s > 0 else 0)
     return out
+
+
+def _grid_rows(grid) -> torch.Tensor:
+    """``grid`` as int64 (t, h, w) rows [V, 3] on the CPU, checked: integers, none negative, each row's token count
+    small enough to index (2**62: an absurd grid must not wrap round to a plausible one)."""
+    try:
+        g = torch.as_tensor(grid)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"grid must be integer (t, h, w) rows [V, 3], got {grid!r} ({e})") from None
+    if g.dtype.is_floating_point or g.dtype.is_complex or g.dtype == torch.bool or g.dim() not in (1, 2):
+        raise ValueError(f"grid must be integer (t, h, w) rows [V, 3], got {tuple(g.shape)} {g.dtype}")
+    if g.shape[-1] != 3:
+        raise ValueError(f"grid must be integer (t, h, w) rows [V, 3], got {tuple(g.shape)} {g.dtype}")
+    g = g.reshape(-1, 3).to("cpu", torch.int64)
+    if bool((g < 0).any()):
+        raise ValueError(f"grid values must be non-negative, got {g.tolist()}")
+    for t, h, w in g.tolist():
+        if t * h * w >= 2**62:
+            raise ValueError(f"grid row {[t, h, w]} describes {t * h * w} tokens: too many to index")
+    return g
 
 
 def _check_ratio(keep_ratio) -> None:
@@ -73,13 +93,8 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
         raise ValueError(f"window must be a non-negative int, got {window!r}")
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
-    g = torch.as_tensor(grid)
-    if g.dtype.is_floating_point or g.dim() not in (1, 2) or g.shape[-1] != 3:
-        raise ValueError(f"grid must be integer (t, h, w) rows [V, 3], got {tuple(g.shape)} {g.dtype}")
-    g = g.reshape(-1, 3).to("cpu", torch.int64)
-    if bool((g < 0).any()):
-        raise ValueError(f"grid values must be non-negative, got {g.tolist()}")
-    total = int((g[:, 0] * g[:, 1] * g[:, 2]).sum())
+    g = _grid_rows(grid)
+    total = sum(t * h * w for t, h, w in g.tolist())
     if total != tokens.shape[0]:
         raise ValueError(f"grid {g.tolist()} describes {total} tokens but tokens has {tokens.shape[0]}")
     return g
@@ -134,9 +149,10 @@ def _snap(cos: torch.Tensor) -> torch.Tensor:
     """Cosines within :data:`SAME_COS` of 1 (or -1) made exactly 1 (-1): a token that repeats the one before it
     (a static region: bit-identical pixels, or features equal but for rounding) then ties exactly with every other
     repeat, and ties go to the lower position, so every backend keeps the same tokens (rounding noise in the last
-    bits would otherwise decide, differently per backend)."""
+    bits would otherwise decide, differently per backend). A NaN cosine (a token with NaN or infinite features)
+    counts as -1: such a token is among the most novel, kept rather than merged into others, on every backend."""
     one = torch.ones_like(cos)
-    return torch.where(cos >= 1 - SAME_COS, one, torch.where(cos <= SAME_COS - 1, -one, cos))
+    return torch.where(cos >= 1 - SAME_COS, one, torch.where((cos <= SAME_COS - 1) | cos.isnan(), -one, cos))
 
 
 def _novelty(x: torch.Tensor, first: bool = True) -> torch.Tensor:

@@ -295,6 +295,35 @@ def test_compiled_op_checks_plan_itself():
         torch.ops.sf2t.fragment_pack(frames, src, boxes, 30, 28, mean, std, 14, 2, 2, 2)
 
 
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(frame_repeat=2**62), "frames out"),
+        (dict(temporal_patch_size=2**62), "frames out"),
+        (dict(patch_size=2**31, size=(2**32, 2**32), merge_size=2), "values per frame out"),
+        (dict(layout="fchw", frame_repeat=2**61), "frames out"),
+    ],
+)
+def test_sizes_too_large_to_address_are_refused(kw, words):
+    """Sizes whose products overflow int64 (they once wrapped round to a short buffer the kernel wrote past: a
+    segfault) are refused by name, before any work."""
+    frames, src, boxes = _ok()
+    size = kw.pop("size", (28, 28))
+    with pytest.raises(ValueError, match=f"{words}.*too large to address"):
+        fragment_pack(frames, src, boxes, size, **kw)
+
+
+@needs_ext
+def test_compiled_op_refuses_sizes_too_large_to_address():
+    frames, src, boxes = _ok()
+    mean, std = list(QWEN2_VL_MEAN), list(QWEN2_VL_STD)
+    for p, tp, m, r in ((14, 2**62, 2, 2), (14, 2, 2, 2**62), (14, 2**61, 2, 3)):
+        with pytest.raises(RuntimeError, match="too large to address"):
+            torch.ops.sf2t.fragment_pack(frames, src, boxes, 28, 28, mean, std, p, tp, m, r)
+    with pytest.raises(RuntimeError, match="too large to address"):
+        torch.ops.sf2t.fragment_pack_fchw(frames, src, boxes, 28, 28, 0, 0, 28, 28, mean, std, 2**62)
+
+
 def test_unknown_backend_and_wrong_device():
     frames, src, boxes = _ok()
     with pytest.raises(ValueError, match="backend must be one of"):

@@ -146,6 +146,10 @@ def test_bf16_keeps_its_dtype():
         (dict(tokens=torch.zeros(8, 4, dtype=torch.int64)), "floating point"),
         (dict(tokens=torch.zeros(8, 0)), "at least one feature"),
         (dict(keep_ratio=float("nan")), "keep_ratio"),
+        (dict(grid=[(2**62, 4, 1)], tokens=torch.zeros(0, 4)), "too many to index"),  # wrapped round to 0 once
+        (dict(grid=[(2, -2, -2)]), "non-negative"),
+        (dict(grid=[(2, 2)]), "grid must be integer"),
+        (dict(grid="abc"), "grid must be integer"),
     ],
 )
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -154,3 +158,18 @@ def test_bad_input(kw, words, backend):
     args.update(kw)
     with pytest.raises(ValueError, match=words):
         token_merge(args.pop("tokens"), args.pop("grid"), args.pop("keep_ratio"), **args)
+
+
+def test_kept_count_matches_token_merge_and_checks_the_grid(backend):
+    """The placeholder count the text assembler writes is what token_merge returns, empty groups included; grids
+    token_merge refuses, kept_count refuses too (it once answered 1 for an empty group, -14 for a negative one)."""
+    from sf2t.ops.token_merge import kept_count
+
+    grid = [(2, 0, 5), (3, 2, 3), (0, 4, 4), (1, 1, 1)]
+    n = sum(t * h * w for t, h, w in grid)
+    for first_group in ("all", "budget"):
+        _, _, counts = token_merge(_tokens(1, 1, n), grid, 0.5, backend=backend, first_group=first_group)
+        assert kept_count(grid, 0.5, first_group=first_group) == counts.tolist()
+    for bad, words in (([(2, -3, 5)], "non-negative"), ([(2.7, 3, 5)], "integer"), ([(2**62, 2, 1)], "too many")):
+        with pytest.raises(ValueError, match=words):
+            kept_count(bad, 0.5)

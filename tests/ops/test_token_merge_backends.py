@@ -44,6 +44,24 @@ def test_repeated_tokens_are_kept_alike_on_every_backend(first_group, d):
     assert kept[2] == kept[3] == list(range(8, 16))  # the first 8 repeat the group before, the last 8 are new
 
 
+@pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks token_merge_plan")
+@pytest.mark.parametrize("first_group", ["all", "budget"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_tokens_are_kept_alike_on_every_backend(first_group, bad):
+    """A token with NaN or infinite features counts as most novel (its cosines are NaN): every backend keeps the same
+    positions (the C++ sort once met NaN in its comparisons: an order that is no order, kept positions that differed
+    from the reference's)."""
+    x = torch.randn(60, 32, generator=torch.Generator().manual_seed(1))
+    x[7] = bad
+    x[33, 3] = bad
+    grid = [[3, 4, 5]]
+    ref = token_merge(x, grid, 0.5, backend="reference", first_group=first_group)
+    cpp = token_merge(x, grid, 0.5, backend="cpp", first_group=first_group)
+    assert torch.equal(ref[1], cpp[1]) and torch.equal(ref[2], cpp[2])
+    kept = {tuple(p) for p in ref[1].tolist()}
+    assert (1, 2, 3) in kept  # token 33 = group 1, row 2, column 3: kept, not merged into others
+
+
 def test_cpp_needs_the_extension_and_cpu():
     with pytest.raises(ValueError, match="backend must be one of"):
         token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="nope")

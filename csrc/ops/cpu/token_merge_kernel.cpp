@@ -30,10 +30,11 @@ inline double dot(const float* __restrict__ a, const float* __restrict__ b, int6
 }
 
 // Cosines within 1e-6 of +-1 made exactly +-1, as sf2t.ops.token_merge._snap: repeats (static regions) then tie
-// exactly and go to the lower position, the same on every backend, instead of by rounding noise.
+// exactly and go to the lower position, the same on every backend, instead of by rounding noise. NaN (a token with
+// NaN or infinite features) counts as -1, as there: the order below then stays a strict weak ordering.
 inline float snap(float cos) {
   constexpr float kSame = 1e-6f;
-  return cos >= 1.f - kSame ? 1.f : (cos <= kSame - 1.f ? -1.f : cos);
+  return cos >= 1.f - kSame ? 1.f : (cos <= kSame - 1.f || std::isnan(cos) ? -1.f : cos);
 }
 
 int64_t budget(double keep_ratio, int64_t s) {
@@ -63,14 +64,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> token_merge_plan_cpu(const at::Te
   for (int64_t v = 0; v < V; ++v) {
     const int64_t t = grid[3 * v], h = grid[3 * v + 1], w = grid[3 * v + 2];
     TORCH_CHECK(t >= 0 && h >= 0 && w >= 0, "token_merge_plan: grid values must be non-negative");
-    const int64_t s = h * w;
+    int64_t s = 0, ts = 0;  // tokens per group, per video: never wrapped round (an absurd grid is refused here)
+    TORCH_CHECK(!__builtin_mul_overflow(h, w, &s) && !__builtin_mul_overflow(t, s, &ts) && ts <= N - tok_off[v],
+                "token_merge_plan: grid describes more tokens than tokens has (", N, ") by video ", v, ": (", t, ", ",
+                h, ", ", w, ")");
     kk[v] = s > 0 ? budget(keep_ratio, s) : 0;
     first[v] = (first_all || kk[v] >= s) ? s : kk[v];
-    tok_off[v + 1] = tok_off[v] + t * s;
+    tok_off[v + 1] = tok_off[v] + ts;
     slot_off[v + 1] = slot_off[v] + (t > 0 ? first[v] + (t - 1) * kk[v] : 0);
-    for (int64_t g = 0; g < t && s > 0; ++g) items.push_back({v, g});
   }
   TORCH_CHECK(tok_off[V] == N, "token_merge_plan: grid describes ", tok_off[V], " tokens but tokens has ", N);
+  for (int64_t v = 0; v < V; ++v) {
+    if (grid[3 * v + 1] * grid[3 * v + 2] == 0) continue;
+    for (int64_t g = 0; g < grid[3 * v]; ++g) items.push_back({v, g});
+  }
   const int64_t M = slot_off[V];
   at::Tensor target = at::empty({N}, tokens.options().dtype(at::kLong));
   at::Tensor positions = at::empty({M, 3}, tokens.options().dtype(at::kLong));
