@@ -379,7 +379,8 @@ class PyAVBackend(Backend):
         if self.num_frames <= 0:
             self.close()
             raise VideoError(self.path, "the video stream has no frames", "no_frames")
-        self.rotation = self.info.rotation if self.info is not None else None
+        self.rotation = None  # the stream's own (display matrix), read from the first decoded frame: an index line
+        # may be stale or hand-written
         self._it = None  # the open decode iterator and the index of the last frame it gave
         self._pos = -1
         self._seek_back = 0  # keyframes to seek before the one wanted (a container whose seeks land late: MPEG-TS)
@@ -509,7 +510,7 @@ class PyAVBackend(Backend):
         if not uniq:
             cc = self.stream.codec_context
             frames = torch.empty(0, cc.height, cc.width, 3, dtype=torch.uint8)
-            rot = self.rotation if self.rotation is not None else 0
+            rot = self.rotation if self.rotation is not None else self.info.rotation if self.info is not None else 0
             return _rotate(frames, rot), torch.empty(0, dtype=torch.float64)
         pts = torch.tensor([self.pts[i] * self.tb for i in uniq], dtype=torch.float64)
         if isinstance(out, YUV420):

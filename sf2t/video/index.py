@@ -200,12 +200,29 @@ def iter_jsonl(path: str | os.PathLike):
 
 # what an ok line must carry for the readers, and how each is checked
 _OK_FIELDS = {
-    "num_frames": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "num_frames": ("a positive integer (below 2**40)", lambda v: _is_int(v) and 1 <= v < 2**40),
     "width": ("a positive integer", lambda v: _is_int(v) and v >= 1),
     "height": ("a positive integer", lambda v: _is_int(v) and v >= 1),
     "fps": ("a positive number", lambda v: _is_number(v) and v > 0),
     "duration": ("a non-negative number", lambda v: _is_number(v) and v >= 0),
     "codec": ("a string", lambda v: isinstance(v, str)),
+}
+# fields an ok line may leave out (VideoInfo's defaults), checked when present
+_OPTIONAL_FIELDS = {
+    "container": ("a string", lambda v: isinstance(v, str)),
+    "pix_fmt": ("a string", lambda v: isinstance(v, str)),
+    "bit_depth": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "rotation": ("0, 90, 180 or 270", lambda v: _is_int(v) and v in (0, 90, 180, 270)),
+    "vfr": ("true or false", lambda v: isinstance(v, bool)),
+    "keyframe_interval": ("a positive number or null", lambda v: v is None or (_is_number(v) and v > 0)),
+    "start": ("a number", lambda v: _is_number(v)),
+    "size": ("a non-negative integer", lambda v: _is_int(v) and v >= 0),
+    "mtime_ns": ("an integer", lambda v: _is_int(v)),
+    "corrupt_frames": (
+        "a list of frame indices",
+        lambda v: isinstance(v, list) and all(_is_int(x) and x >= 0 for x in v),
+    ),
+    "verified": ("true or false", lambda v: isinstance(v, bool)),
 }
 
 
@@ -228,9 +245,8 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
             raise ValueError(f"{path}:{i}: 'path' must be a non-empty string, got {d['path']!r}")
         if d["status"] == "ok":
             missing = [k for k in _OK_FIELDS if k not in d]
-            wrong = [
-                f"{k} must be {what}, got {d[k]!r}" for k, (what, ok) in _OK_FIELDS.items() if k in d and not ok(d[k])
-            ]
+            checks = {**_OK_FIELDS, **_OPTIONAL_FIELDS}.items()
+            wrong = [f"{k} must be {what}, got {d[k]!r}" for k, (what, ok) in checks if k in d and not ok(d[k])]
             if missing or wrong:
                 said = ([f"missing {', '.join(missing)}"] if missing else []) + wrong
                 raise ValueError(

@@ -141,6 +141,13 @@ def test_rotated_phone_video_is_upright(tmp_path, rotation):
         assert np.abs(outs[backend][0].numpy().astype(float) - upright).mean() < 4.0  # lossy x264
     if len(outs) == 2:
         assert (outs["torchcodec"].int() - outs["pyav"].int()).abs().max() <= 2
+    import dataclasses
+
+    wrong = dataclasses.replace(info, rotation=(rotation + 90) % 360)  # a stale or hand-written index line
+    for backend in CPU_BACKENDS:  # the stream's own rotation wins
+        with open_decoder(path, backend, info=wrong) as dec:
+            got, _ = dec.get_frames([4, 1])
+        assert torch.equal(got, outs[backend]), backend
 
 
 def test_backends_agree_exactly_on_h264(clips):

@@ -195,7 +195,14 @@ GOOD_LINE = {
     [
         ({"num_frames": None}, r"m.jsonl:2: a.mp4: an ok line missing num_frames"),
         ({"codec": None, "fps": None}, r"missing fps, codec"),
-        ({"num_frames": "3"}, r"num_frames must be a positive integer, got '3'"),
+        ({"num_frames": "3"}, r"num_frames must be a positive integer \(below 2\*\*40\), got '3'"),
+        ({"num_frames": 10**30}, r"num_frames must be a positive integer \(below 2\*\*40\)"),
+        ({"rotation": "90"}, r"rotation must be 0, 90, 180 or 270, got '90'"),
+        ({"rotation": 45}, r"rotation must be 0, 90, 180 or 270, got 45"),
+        ({"corrupt_frames": "12"}, r"corrupt_frames must be a list of frame indices, got '12'"),  # once ('1', '2')
+        ({"start": "x"}, r"start must be a number"),
+        ({"keyframe_interval": 0}, r"keyframe_interval must be a positive number or null"),
+        ({"vfr": "no"}, r"vfr must be true or false"),
         ({"width": 0}, r"width must be a positive integer, got 0"),
         ({"height": True}, r"height must be a positive integer, got True"),
         ({"fps": float("nan")}, r"fps must be a positive number, got nan"),
