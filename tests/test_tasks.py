@@ -258,6 +258,21 @@ def test_parse_yes_no(text, value):
     assert parse_yes_no(text) is value
 
 
+def test_degenerate_long_numbers_score_zero():
+    """A generation of thousands of digits (RL rollouts produce them) scores 0; it once raised Python's 4300-digit
+    int limit and took the whole reward batch down."""
+    from sf2t.tasks.scoring import reward
+
+    digits = "1" * 5000
+    assert reward([digits, "7"], {"task": "counting", "answer": {"count": 7}}) == [0.0, 1.0]
+    assert reward([digits], {"task": "counting", "answer": {"count": 7}}, partial=True) == [0.0]
+    loc = {"task": "localization", "answer": {"start": 1, "end": 3}}
+    assert reward([f"frames {digits} to 3", f"frame {digits}"], loc, partial=True) == [0.0, 0.0]
+    rea = {"task": "rearrangement", "answer": {"positions": [2, 3, 1]}}
+    assert reward([f"2, {digits}, 1"], rea) == [0.0]
+    assert parse_count("-" + digits) == -(10**18)
+
+
 def test_score_and_partial():
     meta = {"task": "counting", "answer": {"count": 8}, "params": {}}
     assert score("counting", "8", meta) == 1.0

@@ -33,13 +33,22 @@ _INT_RE = re.compile(r"(?<![\w.])[-+]?\d+|\b(?:" + "|".join(_NUMBER_WORDS) + r")
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
+def _int(digits: str) -> int:
+    """An integer from a run of digits; a run longer than 18 digits (a degenerate generation: Python refuses past
+    4300) is capped at +-10**18, which no answer equals."""
+    body = digits.lstrip("+-")
+    if len(body) <= 18:
+        return int(digits)
+    return -(10**18) if digits.startswith("-") else 10**18
+
+
 def parse_count(text: str) -> int | None:
     """First integer in ``text`` (digits or an English number word up to twenty), or None."""
     m = _INT_RE.search(text or "")
     if m is None:
         return None
     tok = m.group(0).lower()
-    return _NUMBER_WORDS[tok] if tok in _NUMBER_WORDS else int(tok)
+    return _NUMBER_WORDS[tok] if tok in _NUMBER_WORDS else _int(tok)
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -81,14 +90,14 @@ def parse_span(text: str) -> tuple[int, int] | None:
     """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5"; a single number n gives (n, n)."""
     m = _SPAN_RE.search(text or "")
     if m:
-        return int(m.group(1)), int(m.group(2))
+        return _int(m.group(1)), _int(m.group(2))
     n = re.search(r"(?<![\w.])\d+", text or "")
-    return (int(n.group(0)), int(n.group(0))) if n else None
+    return (_int(n.group(0)), _int(n.group(0))) if n else None
 
 
 def parse_positions(text: str) -> list[int] | None:
     """All integers in ``text`` in order ("2, 4, 1, 3" or "2 4 1 3" or "[2,4,1,3]"), or None if there are none."""
-    nums = [int(x) for x in re.findall(r"(?<![\w.])\d+", text or "")]
+    nums = [_int(x) for x in re.findall(r"(?<![\w.])\d+", text or "")]
     return nums or None
 
 
