@@ -38,7 +38,11 @@ def bad_files(tmp_path_factory, clips):
     good = open(clips["h264"][0], "rb").read()
     trunc = root / "truncated.mp4"
     trunc.write_bytes(good[: len(good) // 3])
-    return {"missing": root / "missing.mp4", "empty": empty, "noise": noise, "truncated": trunc}
+    from PIL import Image
+
+    image = root / "still.mp4"  # a PNG with a video extension: torchcodec opened it as a 1-frame video
+    Image.new("RGB", (32, 24), (200, 10, 10)).save(image, format="PNG")
+    return {"missing": root / "missing.mp4", "empty": empty, "noise": noise, "truncated": trunc, "image": image}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -102,6 +106,7 @@ def test_indices_forms(clips, backend):
         ("missing", "missing", "not found"),
         ("empty", "empty", "empty"),
         ("noise", "unreadable", "cannot open"),
+        ("image", "not_video", "an image file (png)"),
     ],
 )
 def test_bad_files(bad_files, backend, name, kind, words):
@@ -150,3 +155,14 @@ def test_no_decoder_installed(clips, monkeypatch):
 def test_unknown_decoder(clips):
     with pytest.raises(ValueError, match="decoder"):
         decode_frames(clips["h264"][0], [0], decoder="opencv")
+
+
+def test_a_missing_device_and_bytes_paths(clips):
+    """A CUDA device this machine lacks is named as such (it was reported as a truncated file); a bytes path is the
+    file it names (it was "not found")."""
+    path, _ = clips["h264"]
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            decode_frames(path, [1], device="cuda")
+    frames, _ = decode_frames(str(path).encode(), [1])
+    assert torch.equal(frames, decode_frames(path, [1])[0])

@@ -588,11 +588,14 @@ def open_decoder(
     one ``get_frames`` call may take (checked between frames / chunks). ``output="yuv420"``: the pyav backend on
     the CPU returns :class:`~sf2t.ops.YUV420` windows for 8-bit 4:2:0 streams (``auto`` then picks it); other
     backends and formats return RGB. Raises ``VideoError``."""
+    from sf2t._device import require_device
+
     path = check_file(path)
     if decoder not in ("auto",) + BACKENDS:
         raise ValueError(f"decoder must be 'auto' or one of {BACKENDS}, got {decoder!r}")
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    require_device(device)  # a device this machine lacks is named, not blamed on the file
     dev = torch.device(device)
     if decoder == "auto":
         decoder, why = choose_decoder(info, dev, output=output, path=path)

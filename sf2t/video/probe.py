@@ -101,7 +101,7 @@ class Deadline:
 
 def check_file(path: str | os.PathLike) -> str:
     """The checks every reader makes before handing a path to a decoder: exists, regular, non-empty, readable."""
-    path = str(path)
+    path = os.fsdecode(path) if isinstance(path, bytes) else str(path)
     if not os.path.exists(path):
         raise VideoError(path, "file not found", "missing")
     if not os.path.isfile(path):
@@ -301,10 +301,39 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
 # torchcodec (where PyAV is not installed)
 
 
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"qoif", "qoi"),
+    (b"\xff\x0a", "jpegxl"),
+    (b"\x00\x00\x00\x0cJXL ", "jpegxl"),
+)
+
+
+def image_kind(path: str) -> str | None:
+    """The still-image format ``path``'s first bytes announce (PNG, JPEG, BMP, TIFF, WebP, QOI, JPEG XL), else None.
+    torchcodec opens such a file as a 1-frame "video"; PyAV's demuxer names it (:data:`IMAGE_FORMATS`)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return next((kind for magic, kind in _IMAGE_MAGIC if head.startswith(magic)), None)
+
+
 def tc_open(path: str, **kwargs):
     """A torchcodec ``VideoDecoder`` (``kwargs`` passed on), or a ``VideoError`` saying why the file does not open:
-    no video stream, or unreadable (with its first error line). Shared by the probe and the backends."""
+    an image, no video stream, or unreadable (with its first error line). Shared by the probe and the backends."""
     from torchcodec.decoders import VideoDecoder
+
+    kind = image_kind(path)
+    if kind is not None:
+        raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
 
     try:
         return VideoDecoder(path, **kwargs)
