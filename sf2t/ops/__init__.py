@@ -10,7 +10,7 @@ from sf2t.ops.fragment_pack import (
     llava_target_size,
     qwen2_vl_target_size,
 )
-from sf2t.ops.thumbnail import thumbnail
+from sf2t.ops.thumbnail import thumb_mad, thumbnail
 from sf2t.ops.token_merge import kept_count, token_merge
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "kept_count",
     "llava_target_size",
     "qwen2_vl_target_size",
+    "thumb_mad",
     "thumbnail",
     "token_merge",
 ]

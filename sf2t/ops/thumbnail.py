@@ -85,12 +85,15 @@ def thumbnail(
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
     if frames.dim() == 4 and frames.shape[-1] == 3:
-        pass
+        if frames.dtype == torch.bool or frames.is_complex():
+            raise ValueError(f"RGB frames must be real numbers (uint8, 0-255), got {frames.dtype}")
     elif frames.dim() == 3:
         if frames.dtype in (torch.bool,) or frames.is_complex():
             raise ValueError(f"grey frames must be real numbers, got {frames.dtype}")
     else:
         raise ValueError(f"frames must be [N, H, W, 3] RGB or [N, H, W] grey, got {tuple(frames.shape)}")
+    if frames.is_floating_point() and frames.device.type == "cpu" and not bool(torch.isfinite(frames).all()):
+        raise ValueError("frames hold NaN or infinite values: their thumbnails (and the motion guard) would be NaN")
     if frames.shape[1] < 1 or frames.shape[2] < 1:
         raise ValueError(f"frames must have a positive height and width, got {tuple(frames.shape)}")
     if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:
@@ -124,6 +127,10 @@ def thumb_mad(thumbs: torch.Tensor, a: list[int], b: list[int]) -> torch.Tensor:
             f"thumbs must be a float32 tensor [N, ...] with at least 2 dims, got "
             f"{getattr(thumbs, 'dtype', type(thumbs).__name__)} {tuple(getattr(thumbs, 'shape', ()))}"
         )
+    for name, v in (("a", a), ("b", b)):
+        bad = [x for x in v if isinstance(x, bool) or not hasattr(x, "__index__")]
+        if bad:
+            raise ValueError(f"{name} must hold thumbnail indices (ints), got {bad[0]!r}")
     a, b = [int(x) for x in a], [int(x) for x in b]
     if len(a) != len(b):
         raise ValueError(f"a and b must have the same length, got {len(a)} and {len(b)}")

@@ -111,6 +111,9 @@ def test_opcheck():
         (torch.zeros(1, 5, 5, 3, dtype=torch.uint8), {"short_side": 0}, "short_side"),
         (torch.zeros(1, 5, 5, 3, dtype=torch.uint8), {"backend": "magic"}, "backend"),
         ([[1, 2]], {}, "torch.Tensor"),
+        (torch.zeros(1, 5, 5, 3, dtype=torch.bool), {}, "RGB frames must be real numbers"),
+        (torch.full((1, 10, 10), float("nan")), {}, "NaN or infinite"),  # once NaN thumbnails: a NaN motion guard
+        (torch.full((1, 10, 10, 3), float("inf")), {}, "NaN or infinite"),
     ],
 )
 def test_bad_input(frames, kw, words):
@@ -232,6 +235,8 @@ def test_thumb_mad_kernel_paths_and_opcheck(monkeypatch):
         (torch.zeros(3, 4), [0], [3], "out of range"),
         (torch.zeros(3, 4), [-1], [0], "out of range"),
         (torch.zeros(3, 0), [0], [1], "empty"),
+        (torch.zeros(3, 4), [0.7], [1], "a must hold thumbnail indices"),  # once silently frame 0
+        (torch.zeros(3, 4), [0], [True], "b must hold thumbnail indices"),
     ],
 )
 def test_thumb_mad_bad_input(thumbs, a, b, words):
