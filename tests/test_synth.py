@@ -240,6 +240,27 @@ def test_make_clip_bad_sizes(tmp_path, kwargs, name):
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.parametrize(
+    "frames, kw, words",
+    [
+        ([np.zeros((96, 160, 3), np.uint8)] * 3, {}, r"frame 0 must be uint8 \[64, 64, 3\]"),  # once rescaled silently
+        ([np.zeros((64, 64, 3), np.float32)], {}, "frame 0 must be uint8"),
+        ([], {}, "frames is empty"),  # once a path to a file never written
+        ([np.zeros((64, 64, 3), np.uint8)], dict(fps=0), "fps must be a positive number"),  # once 24 fps
+        ([np.zeros((64, 64, 3), np.uint8)], dict(fps=float("nan")), "fps"),
+        ([np.zeros((64, 64, 3), np.uint8)], dict(width=63), "width must be even for h264"),
+    ],
+)
+def test_encode_frames_bad_input(tmp_path, frames, kw, words):
+    from sf2t.synth.generator import encode_frames
+
+    args = dict(width=64, height=64, fps=25)
+    args.update(kw)
+    with pytest.raises(ValueError, match=words):
+        encode_frames(tmp_path / "x.mp4", frames, **args)
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_make_clip_bad_codec_and_path(tmp_path):
     with pytest.raises(ValueError, match="codec") as e:
         make_clip(tmp_path / "x.mp4", 0, codec="av1", seconds=0.2, **SMALL)

@@ -7,6 +7,7 @@ The conventions of the ground truth are documented in :mod:`sf2t.synth.scene`.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -109,6 +110,17 @@ def encode_frames(
     import av  # local: rendering alone does not need PyAV
 
     encoder, _, fmt = _check_codec(codec)
+    for name, v in (("width", width), ("height", height)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if codec == "h264" and v % 2:
+            raise ValueError(f"{name} must be even for h264 (libx264's yuv420p), got {v}; vp9 takes odd sizes")
+    try:
+        ok_fps = not isinstance(fps, bool) and math.isfinite(float(fps)) and float(fps) > 0
+    except (TypeError, ValueError):
+        ok_fps = False
+    if not ok_fps:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if codec == "h264":
@@ -123,22 +135,36 @@ def encode_frames(
             "row-mt": "0",
         }
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, int) else Fraction(fps)
-    with av.open(str(path), mode="w", format=fmt) as container:
-        stream = container.add_stream(encoder, rate=rate)
-        cc = stream.codec_context
-        cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
-        cc.thread_count = 1
-        if gop is not None:
-            cc.gop_size = gop
-        cc.options = opts
-        for t, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = t
-            for pkt in stream.encode(frame):
+    n = 0
+    try:
+        with av.open(str(path), mode="w", format=fmt) as container:
+            stream = container.add_stream(encoder, rate=rate)
+            cc = stream.codec_context
+            cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
+            cc.thread_count = 1
+            if gop is not None:
+                cc.gop_size = gop
+            cc.options = opts
+            for t, rgb in enumerate(frames):
+                rgb = np.asarray(rgb)
+                if rgb.dtype != np.uint8 or rgb.shape != (height, width, 3):
+                    raise ValueError(
+                        f"frame {t} must be uint8 [{height}, {width}, 3] (height, width, RGB), got {rgb.dtype} "
+                        f"{list(rgb.shape)}"  # (PyAV would rescale it silently)
+                    )
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = t
+                for pkt in stream.encode(frame):
+                    container.mux(pkt)
+                n += 1
+            if n == 0:
+                raise ValueError("frames is empty: a video needs at least one frame")
+            for pkt in stream.encode(None):
                 container.mux(pkt)
-        for pkt in stream.encode(None):
-            container.mux(pkt)
-        unused = dict(cc.options)  # after opening, PyAV leaves here the options the encoder did not take
+            unused = dict(cc.options)  # after opening, PyAV leaves here the options the encoder did not take
+    except BaseException:
+        path.unlink(missing_ok=True)  # never a half-written clip left behind
+        raise
     if unused:
         warnings.warn(f"{encoder} ignored options {unused}", RuntimeWarning, stacklevel=3)
     return path
