@@ -1,4 +1,4 @@
-"""Reading a user-named text file with an error that names the file and the problem."""
+"""Reading and writing user-named files, with errors that name the file and the problem."""
 
 from __future__ import annotations
 
@@ -21,11 +21,33 @@ def read_text(path: str | os.PathLike, label: str, kind: str) -> str:
         raise ValueError(f"{label}: cannot read it: {e.strerror or e}") from None
 
 
-def check_out_file(path: str | os.PathLike, label: str) -> None:
-    """A ValueError ``"{label} PATH: is a folder ..."`` when ``path``, meant for a file sf2t will write, is a folder
-    (checked before long work, so it does not fail at the end)."""
+def check_out_file(path: str | os.PathLike, label: str, inputs=()) -> None:
+    """A ValueError naming ``label`` and ``path`` when ``path``, meant for a file sf2t will write, cannot be: a folder,
+    under a file, one of ``inputs`` (files the same command reads: writing it would destroy them), or in a folder
+    that takes no new file. Checked before long work, so it does not fail at the end."""
+    shown = os.fspath(path)
     if os.path.isdir(path):
-        raise ValueError(f"{label} {os.fspath(path)}: is a folder; give the path of the file to write")
+        raise ValueError(f"{label} {shown}: is a folder; give the path of the file to write")
+    real = os.path.realpath(path)
+    for i in inputs:
+        if i is not None and os.path.exists(i) and os.path.realpath(i) == real:
+            raise ValueError(f"{label} {shown}: is an input of this command ({os.fspath(i)}); writing it would destroy it")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):  # the nearest folder that exists: where the missing ones would be made
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{label} {shown}: {parent} is a file, not a folder")
+    if os.path.dirname(os.path.abspath(path)) == parent:  # the file's own folder exists: can a file be made in it?
+        import tempfile
+
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".sf2t-write-check-", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise ValueError(f"{label} {shown}: cannot write in {parent} ({e.strerror or e})") from None
+    elif not os.access(parent, os.W_OK):
+        raise ValueError(f"{label} {shown}: cannot make folders in {parent} (no write permission)")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, label: str = "output") -> None:

@@ -50,12 +50,24 @@ def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = [q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS]
+            # broken links and link loops are kept too: they become error lines, not files silently left out
+            found = [
+                q
+                for q in p.rglob("*")
+                if (q.is_file() or (q.is_symlink() and not q.exists())) and q.suffix.lower() in VIDEO_EXTENSIONS
+            ]
             out.extend(str(q) for q in sorted(found))
         else:
             out.append(str(p))
-    seen: set[str] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    seen: set[str] = set()  # one file under several spellings (./a, /abs/a, a link to its folder) counts once
+    return [p for p in out if not (_same_file_key(p) in seen or seen.add(_same_file_key(p)))]
+
+
+def _same_file_key(path: str) -> str:
+    if os.path.exists(path):
+        return os.path.realpath(path)
+    head, name = os.path.split(os.path.abspath(path))  # a broken link or a missing file: its folder resolved
+    return os.path.join(os.path.realpath(head), name)
 
 
 def expand_videos(paths: Iterable[str | os.PathLike]) -> list[str]:
@@ -90,7 +102,7 @@ def expand_video_entries(paths: Iterable[str | os.PathLike]) -> list[tuple[str, 
         else:
             out.append((str(p), None))
     seen: set[str] = set()
-    return [(p, i) for p, i in out if not (p in seen or seen.add(p))]
+    return [(p, i) for p, i in out if not (_same_file_key(p) in seen or seen.add(_same_file_key(p)))]
 
 
 def manifest_videos(manifest: str | os.PathLike, *, decoder: str = "auto", warn=None) -> list[VideoInfo]:
@@ -356,15 +368,27 @@ def index_paths(
     from sf2t._files import check_out_file, write_text_atomic
 
     t0 = time.perf_counter()
-    check_out_file(out, "manifest")  # before probing, not after
     files = find_files(paths)
+    check_out_file(out, "manifest", inputs=files)  # before probing, not after
     out = Path(out)
     old: dict[str, dict] = {}
     if out.exists():
+        if not _looks_like_jsonl(out):
+            raise ValueError(
+                f"manifest {out}: exists and is not a manifest (not JSON lines: a video?); pick another path, or "
+                "remove it first"
+            )
         try:
             old = {e["path"]: e for e in read_manifest(out)}
         except ValueError as e:
             print(f"warning: {e}; probing everything again", file=sys.stderr)
+        gone = [p for p in old if p not in set(files)]
+        if gone:
+            print(
+                f"warning: {len(gone)} line(s) of {out} are for files not under the paths given this time (e.g. "
+                f"{gone[0]}): the new manifest leaves them out (give their paths too to keep them)",
+                file=sys.stderr,
+            )
     res = IndexResult()
     done: dict[str, dict] = {}
     todo = []
@@ -414,6 +438,19 @@ def index_paths(
     save(res.entries)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    """Whether an existing file may be a manifest (UTF-8 text whose first non-blank character opens a JSON object;
+    an empty file too): what index may overwrite."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        text = head.decode("utf-8", errors="strict") if len(head) < 4096 else head[:4000].decode("utf-8", "ignore")
+    except (OSError, UnicodeDecodeError):
+        return False
+    text = text.lstrip()
+    return not text or text.startswith("{")
 
 
 SAVE_EVERY_S = 60.0  # seconds between saves of a long index's manifest

@@ -103,6 +103,8 @@ def check_file(path: str | os.PathLike) -> str:
     """The checks every reader makes before handing a path to a decoder: exists, regular, non-empty, readable."""
     path = os.fsdecode(path) if isinstance(path, bytes) else str(path)
     if not os.path.exists(path):
+        if os.path.islink(path):
+            raise VideoError(path, "a symbolic link that leads nowhere (its target is missing, or a link loop)", "missing")
         raise VideoError(path, "file not found", "missing")
     if not os.path.isfile(path):
         raise VideoError(path, "not a regular file", "unreadable")

@@ -305,3 +305,34 @@ def test_an_interrupted_index_keeps_what_it_probed(folder, tmp_path, capsys, mon
     monkeypatch.setattr(index, "_probe_all", real)
     res = index.index_paths([str(f) for f in files], out, workers=0, progress=False)
     assert (res.reused, res.probed) == (2, 1) and len(res.entries) == 3
+
+
+def test_the_manifest_never_overwrites_a_video_and_says_what_it_drops(tmp_path, capsys):
+    """-o naming one of the videos indexed, or an existing file that is not a manifest, is refused before any work
+    (it replaced the video with JSON lines); lines of files not given this time are left out with a warning; one
+    file under several spellings (./x, /abs/x, a link to its folder) is one line; links that lead nowhere, loops
+    included, are error lines (a loop inside a folder was left out silently)."""
+    vids = tmp_path / "v"
+    a = synth.make_clip(vids / "a", 1, width=64, height=48, seconds=1)["path"]
+    b = synth.make_clip(tmp_path / "w" / "b", 2, width=64, height=48, seconds=1)["path"]
+    before = open(a, "rb").read()
+    assert run_index([vids], a) == 2
+    assert "is an input of this command" in capsys.readouterr().err
+    other = tmp_path / "other.mp4"
+    shutil.copy(b, other)
+    assert run_index([vids], other) == 2
+    assert "exists and is not a manifest" in capsys.readouterr().err
+    assert open(a, "rb").read() == before and open(other, "rb").read() == open(b, "rb").read()
+
+    m = tmp_path / "m.jsonl"
+    (tmp_path / "link").symlink_to(vids)
+    os.symlink("loop2.mp4", vids / "loop1.mp4")
+    os.symlink("loop1.mp4", vids / "loop2.mp4")
+    assert run_index([vids, f"{vids}/../v", tmp_path / "link", b], m) == 0
+    lines = index.read_manifest(m)
+    assert [os.path.basename(e["path"]) for e in lines] == ["a.mp4", "loop1.mp4", "loop2.mp4", "b.mp4"]
+    assert [e["status"] for e in lines] == ["ok", "error", "error", "ok"]
+    assert "link that leads nowhere" in lines[1]["error"]
+    capsys.readouterr()
+    assert run_index([vids], m) == 0
+    assert "1 line(s) of" in capsys.readouterr().err and len(index.read_manifest(m)) == 3
