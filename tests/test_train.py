@@ -728,7 +728,20 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is a folder that is not empty" in err and "--overwrite to replace it" in err
     assert main(["merge", "--base", tiny, *adapter, "--out", tiny, "--overwrite"]) == 2
-    assert "is the base or the adapter folder" in capsys.readouterr().err
+    assert "is --base" in capsys.readouterr().err
+    # a folder holding the adapter (or the base, or the working folder): --overwrite once deleted them with it
+    held = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["merge", "--base", tiny, *adapter, "--out", str(tmp_path), "--overwrite"]) == 2
+    assert "holds --adapter" in capsys.readouterr().err and sorted(p.name for p in tmp_path.iterdir()) == held
+    assert main(["merge", "--base", tiny, *adapter, "--out", ".", "--overwrite"]) == 2
+    assert "is the working folder" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    for text, words in (("[1]", "not a peft adapter config"), ("{broken", "not a readable JSON file"), ("{}", "peft")):
+        broken.mkdir(exist_ok=True)
+        (broken / "adapter_config.json").write_text(text)
+        assert main(["merge", "--base", tiny, "--adapter", str(broken), "--out", str(tmp_path / "m5")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "the adapter is damaged" in err
     assert main(["merge", "--base", tiny, *adapter, "--out", str(tmp_path / "merged"), "--overwrite"]) == 0
     assert (tmp_path / "merged" / "model.safetensors").read_bytes() == before  # the same merge again
     assert not list(tmp_path.glob(".merged.tmp-*"))

@@ -347,7 +347,7 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # shapes or module names of another model
         print(f"sf2t merge: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     # written next to --out, then moved into place: a failure leaves --out as it was
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -370,17 +370,27 @@ def _precheck_merge(args) -> str | None:
     """What is wrong with ``sf2t merge``'s paths, before anything loads."""
     from sf2t.models._build import check_checkpoint_dir
 
-    if not (Path(args.adapter) / "adapter_config.json").is_file():
+    cfg_file = Path(args.adapter) / "adapter_config.json"
+    if not cfg_file.is_file():
         return f"{args.adapter} is not a LoRA adapter directory (no adapter_config.json)"
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"{cfg_file}: not a readable JSON file ({e}): the adapter is damaged"
+    if not isinstance(cfg, dict) or "peft_type" not in cfg:
+        return f"{cfg_file}: not a peft adapter config (a JSON object with peft_type): the adapter is damaged"
     try:
         check_checkpoint_dir(args.base)
     except OSError as e:
         return f"--base: {e}"
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         return f"--out {args.out} exists and is not a folder"
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         return f"--out {args.out} is a folder that is not empty: pass a new or empty one, or --overwrite to replace it"
-    if out.resolve() in (Path(args.base).resolve(), Path(args.adapter).resolve()):
-        return f"--out {args.out} is the base or the adapter folder: pass another one"
+    for name, q in (("--base", args.base), ("--adapter", args.adapter), ("the working folder", ".")):
+        q = Path(q).resolve()
+        if q == out or out in q.parents:  # replacing --out would delete it
+            what = "is" if q == out else "holds"
+            return f"--out {args.out} {what} {name} ({q}): replacing --out would delete it; pass another folder"
     return None
