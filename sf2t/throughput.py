@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import platform
 import random
@@ -570,8 +571,8 @@ def measure(
         raise ValueError(f"windows and rounds must be >= 1, got {windows} and {rounds}")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-    if seconds is not None and seconds <= 0:
-        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):  # inf ran forever, nan ran once
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an int >= 0, got {workers!r}")
     if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
@@ -910,12 +911,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sf2t.video.errors import VideoError
     from sf2t.video.index import find_files
 
-    if args.json:
-        try:
-            check_out_file(args.json, "--json")  # before the measurement, not after it
-        except ValueError as e:
-            print(f"sf2t throughput: {e}", file=sys.stderr)
-            return 2
     missing = [v for v in args.videos if not os.path.exists(v)]
     if missing:
         print(f"sf2t throughput: no such file or folder: {missing}", file=sys.stderr)
@@ -924,6 +919,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not videos:
         print(f"sf2t throughput: no video files in {args.videos}", file=sys.stderr)
         return 2
+    if args.json:
+        try:
+            check_out_file(args.json, "--json", inputs=videos)  # before the measurement, not after it
+        except ValueError as e:
+            print(f"sf2t throughput: {e}", file=sys.stderr)
+            return 2
     try:
         res = measure(
             videos,

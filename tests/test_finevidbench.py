@@ -218,6 +218,8 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("compare-not-results", "not an sf2t eval results file"),
         ("batch", "--batch-size must be >= 1"),
         ("device", "--device: device 'tpu' is not a torch device"),
+        ("out-is-bench", "is an input of this command"),  # the results once replaced the benchmark
+        ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
     ],
 )
 def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, case, words):
@@ -246,7 +248,18 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         extra = ["--batch-size", "0"]
     elif case == "device":
         extra = ["--device", "tpu"]
-    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", b, "--out", str(tmp_path / "o.json"), *extra]
+    out = str(tmp_path / "o.json")
+    if case == "out-is-bench":
+        b = out = str(tmp_path / "b.json")
+        shutil.copy(bench, b)
+    elif case == "all-missing":  # moved without its frames and videos (the questions that show files under it)
+        data = json.loads(bench.read_text())
+        data["questions"] = [
+            q for q in data["questions"] if "frame_images" in q["video"] or not q["video"]["path"].startswith("/")
+        ]
+        (tmp_path / "b.json").write_text(json.dumps(data))
+        b = str(tmp_path / "b.json")
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", b, "--out", out, *extra]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "no-model" not in err and "Traceback" not in err
@@ -562,6 +575,41 @@ def test_export_out_and_fps_are_checked(bench, tmp_path, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--fps", "0"]) == 2
     assert "--fps must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    for task in ("../../evil", 'a"b', "x/y", ".hidden", ""):  # a path out of --out, or code in the generated files
+        assert cli.main([*argv, "--out", str(tmp_path / "x"), "--task", task]) == 2
+        assert "a task name is letters, digits" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("evil*"))
+
+
+def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys):
+    """Unknown tasks, an --out that is one of the videos or lists it reads, and annotation lines that name an
+    unusable video or frame indices that are no indices: one line each naming the problem (tracebacks before)."""
+    root = bench.parent.parent
+    manifest = str(root / "m.jsonl")
+    video = str(sorted((root / "v").glob("*.mp4"))[0])
+    before = open(video, "rb").read()
+    argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
+    assert cli.main([*argv, "--tasks", "bogus", "--out", str(tmp_path / "b.json")]) == 2
+    assert "unknown task(s) ['bogus']" in capsys.readouterr().err
+    for out in (video, manifest):
+        assert cli.main([*argv, "--out", out]) == 2
+        assert "is an input of this command" in capsys.readouterr().err
+    assert open(video, "rb").read() == before
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    cases = [
+        ({"video": str(tmp_path / "empty.mp4"), "label": "a"}, "line 1: " + str(tmp_path / "empty.mp4")),
+        ({"video": video, "label": "a", "start": 2, "end": 1}, "start (2) must be before end (1)"),
+        ({"video": video, "label": "a", "start": 1.5}, "start must be a frame index (an int), got 1.5"),
+        ({"video": video, "label": "a", "end": "x"}, "end must be a frame index"),
+        ({"video": video, "label": "a", "end": 10**6}, "outside the video's"),
+    ]
+    for row, words in cases:
+        ann = tmp_path / "labels.jsonl"
+        ann.write_text(json.dumps(row) + "\n" + json.dumps({"video": video, "label": "b"}) + "\n")
+        argv = ["finevidbench", "build", "--scene-annotations", str(ann), "--out", str(tmp_path / "c.json")]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, (row, err)
 
 
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):

@@ -60,6 +60,9 @@ def test_throughput_command(clip, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(args + ["--json", str(tmp_path)]) == 2  # refused before measuring, not after
     assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
+    before = clip.read_bytes()
+    assert cli.main(args + ["--json", str(clip)]) == 2  # the figures once replaced the video measured
+    assert "is an input of this command" in capsys.readouterr().err and clip.read_bytes() == before
     # two torch and decoder threads for every provider: the same agreement check, the thread count reported
     assert cli.main(args + ["--threads", "2", "--json", str(out)]) == 0
     text = capsys.readouterr().out
@@ -120,8 +123,9 @@ def test_throughput_options(clip, tmp_path, capsys):
     assert "cannot make ['consistency']" in capsys.readouterr().err
     assert cli.main(args + ["--tasks", "nope"]) == 2
     assert "unknown task(s) ['nope']" in capsys.readouterr().err
-    assert cli.main(args + ["--seconds", "0"]) == 2
-    assert "seconds must be > 0" in capsys.readouterr().err
+    for bad in ("0", "inf", "nan"):  # inf ran until killed, nan ran one window
+        assert cli.main(args + ["--seconds", bad]) == 2
+        assert "seconds must be a finite number > 0" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert cli.main(args + ["--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err

@@ -34,7 +34,9 @@ def main_build(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="benchmark name (default: the file's stem)")
     p.add_argument(
-        "--scene-annotations", help='user labels, JSONL: {"video": path, "label": text, "start"?, "end"?, "category"?}'
+        "--scene-annotations",
+        help='user labels, JSONL: {"video": path, "label": text, "start"?, "end"?, "category"?}; start and end are '
+        "frame indices (the clip is frames start..end-1; default: the whole video)",
     )
     p.add_argument(
         "--task-config",
@@ -171,6 +173,7 @@ def main_eval(argv=None) -> int:
     import argparse
     import sys
 
+    from sf2t._files import check_out_file
     from sf2t.finevidbench.evaluate import VideoRunner, compare_text, evaluate
     from sf2t.finevidbench.format import load as load_bench
 
@@ -215,7 +218,10 @@ def main_eval(argv=None) -> int:
         from sf2t._device import require_device
 
         require_device(args.device, "--device: ")
-        load_bench(args.bench)  # a bad benchmark or --compare file fails before the model loads
+        from sf2t.finevidbench.evaluate import check_askable
+
+        check_askable(load_bench(args.bench))  # a bad or unusable benchmark, or --compare file, fails before the model
+        check_out_file(args.out, "--out", inputs=[args.bench])
         other = _read_results(args.compare) if args.compare else None
         run = _run_settings(args)
         runner = VideoRunner(

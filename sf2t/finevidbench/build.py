@@ -205,7 +205,7 @@ def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict
     "end": frame, "category": name}`` (start / end / category optional). Each clip is asked which label describes
     it, with distractors drawn from the other labels, in every variant; a variant keeps the clip's label (it
     measures how much the answer depends on speed and frame order)."""
-    from sf2t.video import probe
+    from sf2t.video import VideoError, probe
     from sf2t.video.index import iter_jsonl
 
     rows = []
@@ -220,8 +220,17 @@ def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict
     out = []
     for i, (line, r) in enumerate(rows):
         video = r["video"] if Path(r["video"]).is_absolute() else str(Path(path).parent / r["video"])
-        n = probe(video).num_frames
-        start, end = int(r.get("start", 0)), int(r.get("end", n))
+        try:
+            n = probe(video).num_frames
+        except VideoError as e:
+            raise ValueError(f"{path}: line {line}: {e}") from None
+        for key in ("start", "end"):
+            v = r.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ValueError(f"{path}: line {line}: {key} must be a frame index (an int), got {v!r}")
+        start, end = r.get("start", 0), r.get("end", n)
+        if start >= end:
+            raise ValueError(f"{path}: line {line}: start ({start}) must be before end ({end}): frames start..end-1")
         if not 0 <= start < end <= n:
             raise ValueError(f"{path}: line {line}: start/end ({start}, {end}) outside the video's {n} frames")
         vf = {k: [start + f for f in v] for k, v in variant_frames(end - start, rng).items()}
@@ -356,6 +365,17 @@ def build(
             "nothing to build from: give a manifest (sf2t index), scene annotations and/or synthetic clips"
         )
     tasks = list(tasks) if tasks else list(TASKS)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"tasks: unknown task(s) {unknown}; known: {sorted(TASKS)}")
+    from sf2t._files import check_out_file
+
+    inputs = [manifest, scene_annotations]
+    if manifest is not None:
+        from sf2t.video.index import expand_videos
+
+        inputs += expand_videos([manifest])
+    check_out_file(out_path, "--out", inputs=inputs)  # never over a video or a list it reads
     out_file = Path(out_path)
     out = out_file.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -374,7 +394,12 @@ def build(
         for path in expand_videos([manifest]):  # manifest videos with synth ground truth next to them
             side = Path(path).with_suffix(".json")
             if side.is_file():
-                gt = json.loads(side.read_text())
+                try:
+                    gt = json.loads(side.read_text(encoding="utf-8"))
+                except (ValueError, UnicodeDecodeError) as e:
+                    raise ValueError(
+                        f"{side}: the ground truth next to {path} is not readable JSON ({e}); fix or move it"
+                    ) from None
                 if "sprites" in gt and "num_frames" in gt:
                     scene_sources.append((gt, path))
         chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}

@@ -67,6 +67,18 @@ def _path(p: str, root: str) -> str:
     return p if os.path.isabs(p) else str(Path(root) / p)
 
 
+def check_askable(bench: dict) -> None:
+    """A ValueError when no question of ``bench`` can be asked: every one misses a file it shows (a benchmark moved
+    without its frames and videos, or built on videos since deleted)."""
+    qs = bench["questions"]
+    missing = [p for q in qs for p in _missing(q, bench["_root"])]
+    if qs and all(_missing(q, bench["_root"]) for q in qs):
+        raise ValueError(
+            f"none of the {len(qs)} questions can be asked: the files they show are missing (e.g. {missing[0]}, "
+            f"looked for from {bench['_root']}): was the benchmark moved without its frames/ and videos/?"
+        )
+
+
 def _missing(q: dict, root: str) -> list[str]:
     v = q["video"]
     paths = (
@@ -308,8 +320,11 @@ def evaluate(
 
     bench = load(bench_path)
     root = bench["_root"]
-    check_out_file(out_path, "--out")
     out = Path(out_path)
+    check_out_file(out_path, "--out", inputs=[bench_path])
+    for made in (out.with_suffix(".answers.jsonl"), out.with_suffix(".report.md"), out.with_suffix(".png")):
+        if made.exists() and made.resolve() == Path(bench_path).resolve():
+            raise ValueError(f"--out {out_path}: its {made.name} (written next to it) would replace the benchmark")
     out.parent.mkdir(parents=True, exist_ok=True)
     answers_path = out.with_suffix(".answers.jsonl")
     done = _read_answers(answers_path, log)
@@ -353,15 +368,28 @@ def evaluate(
             fh.flush()  # a crash loses at most the chunk in flight
             bar.update(len(chunk))
     bar.close()
+    if not done:
+        check_askable(bench)  # (called without the command's precheck)
     res = summarize(bench, done, missing)
     res["mode"] = mode if predictor is None else "predictor"
-    write_text_atomic(out, json.dumps(res, indent=1), "--out")
+    write_text_atomic(out, json.dumps(_json_safe(res), indent=1, allow_nan=False), "--out")
     write_report(res, out)
     log(
         f"accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions "
         f"(coverage {res['coverage']:.0%}); {out}"
     )
     return res
+
+
+def _json_safe(v):
+    """``v`` with NaN / infinite floats as null: strict JSON readers refuse a bare NaN (an accuracy over 0 questions)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
 
 
 def _acc(recs: list[dict]) -> dict:

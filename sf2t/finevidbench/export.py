@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from sf2t.finevidbench.evaluate import load_media, render_question
@@ -156,6 +157,11 @@ def _write_video(frames, path: Path, fps: int) -> None:
 def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str | None = None, log=print) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if task is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", task):
+        raise ValueError(
+            f"--task {task!r}: a task name is letters, digits, '_', '.' and '-' (it names files in --out and goes into "
+            "generated YAML / Python)"
+        )
     bench = load(bench_path)
     root = bench["_root"]
     out = Path(out_dir)
