@@ -50,6 +50,21 @@ def check_out_file(path: str | os.PathLike, label: str, inputs=()) -> None:
         raise ValueError(f"{label} {shown}: cannot make folders in {parent} (no write permission)")
 
 
+def check_out_folder(path: str | os.PathLike, label: str) -> None:
+    """A ValueError naming ``label`` and ``path`` when ``path``, a folder sf2t will write into, cannot be one: a file,
+    under a file, or where no folder can be made."""
+    shown = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{label} {shown}: exists and is not a folder")
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{label} {shown}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{label} {shown}: cannot write in {parent} (no write permission)")
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, label: str = "output") -> None:
     """Write ``text`` to ``path`` through a temporary file next to it, then rename it into place: a failure (a full
     disk, a kill) leaves what was at ``path`` before and no temporary file behind."""

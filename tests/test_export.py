@@ -247,6 +247,13 @@ def test_preview_contact_sheet(manifest, tmp_path):
     assert (
         cli.main(["tasks", "preview", "--manifest", str(manifest), "--task", "counting", "--out", str(tmp_path)]) == 2
     )
+    argv = ["tasks", "preview", "--manifest", str(manifest), "--task", "counting"]
+    (tmp_path / "file").write_text("x")
+    assert cli.main([*argv, "--out", str(tmp_path / "file" / "p.png")]) == 2  # a traceback before
+    assert cli.main([*argv, "--out", str(tmp_path / "big.png"), "--num", "65"]) == 2  # 500 made an unopenable PNG
+    assert not (tmp_path / "big.png").exists()
+    export = ["tasks", "export", "--manifest", str(manifest), "--num", "2"]
+    assert cli.main([*export, "--out", str(tmp_path / "file" / "ds")]) == 2
 
 
 def test_preview_shows_every_frame(manifest, tmp_path):

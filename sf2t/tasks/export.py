@@ -203,8 +203,9 @@ def _check_out(out: Path) -> None:
     """``out`` must be a new or empty folder, or one holding only what an export writes (an earlier or interrupted
     export, which this one replaces): writing into a folder of other files (the videos, say) would mix the export
     with them."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
+    from sf2t._files import check_out_folder
+
+    check_out_folder(out, "--out")
     if out.is_dir():
         other = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES and not _temporary(p.name))
         if other:
@@ -228,6 +229,9 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+PREVIEW_MAX = 64  # samples on one contact sheet: 500 made an 80 MB, 1980 x 166056 PNG that PIL refuses to open
+
+
 def preview(
     manifest: str,
     task: str,
@@ -248,10 +252,13 @@ def preview(
     from sf2t._files import check_out_file
 
     _check(num, [task])
-    check_out_file(out, "--out")
+    if num > PREVIEW_MAX:
+        raise ValueError(f"num: a contact sheet shows at most {PREVIEW_MAX} samples, got {num} (export them instead)")
+    check_out_file(out, "--out", inputs=[manifest])
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         out = out.with_name(out.name + ".png")  # the file written is the one named back
+        check_out_file(out, "--out", inputs=[manifest])
     sampler = _sampler(manifest, [task], seed, 2, 64, decoder)
     rows = []
     w = 0
@@ -316,7 +323,7 @@ def add_arguments(p) -> None:
     v.add_argument("--manifest", required=True)
     v.add_argument("--task", required=True, choices=list(TASKS))
     v.add_argument("--out", required=True, help="PNG to write")
-    v.add_argument("--num", type=int, default=4)
+    v.add_argument("--num", type=int, default=4, help="samples on the sheet (at most 64)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--decoder", default="auto")
 
