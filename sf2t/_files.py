@@ -31,7 +31,9 @@ def check_out_file(path: str | os.PathLike, label: str, inputs=()) -> None:
     real = os.path.realpath(path)
     for i in inputs:
         if i is not None and os.path.exists(i) and os.path.realpath(i) == real:
-            raise ValueError(f"{label} {shown}: is an input of this command ({os.fspath(i)}); writing it would destroy it")
+            raise ValueError(
+                f"{label} {shown}: is an input of this command ({os.fspath(i)}); writing it would destroy it"
+            )
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):  # the nearest folder that exists: where the missing ones would be made
         parent = os.path.dirname(parent)

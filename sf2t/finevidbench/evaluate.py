@@ -382,7 +382,8 @@ def evaluate(
 
 
 def _json_safe(v):
-    """``v`` with NaN / infinite floats as null: strict JSON readers refuse a bare NaN (an accuracy over 0 questions)."""
+    """``v`` with NaN / infinite floats as null: strict JSON readers refuse a bare NaN (an accuracy over 0
+    questions)."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):

@@ -340,7 +340,7 @@ def _check_args(
                     "of the resized frame); use llava_target_size() to pick both"
                 )
     # sizes whose products overflow the kernels' int64 arithmetic (absurd, but they must not reach it)
-    h_out, w_out = (resize if layout == "fchw" and resize is not None else size)
+    h_out, w_out = resize if layout == "fchw" and resize is not None else size
     frames_out = n_presented * frame_repeat + temporal_patch_size
     for what, v in (
         ("frames out (len(src_index) * frame_repeat, padded)", frames_out),

@@ -104,7 +104,9 @@ def check_file(path: str | os.PathLike) -> str:
     path = os.fsdecode(path) if isinstance(path, bytes) else str(path)
     if not os.path.exists(path):
         if os.path.islink(path):
-            raise VideoError(path, "a symbolic link that leads nowhere (its target is missing, or a link loop)", "missing")
+            raise VideoError(
+                path, "a symbolic link that leads nowhere (its target is missing, or a link loop)", "missing"
+            )
         raise VideoError(path, "file not found", "missing")
     if not os.path.isfile(path):
         raise VideoError(path, "not a regular file", "unreadable")

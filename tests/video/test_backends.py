@@ -327,9 +327,9 @@ def test_window_buffers_are_reused_only_when_nothing_holds_them():
 
 
 def test_mpeg_ts_reaches_every_frame(tmp_path):
-    """MPEG-TS has no index: its seeks land late (with B-frames, one keyframe past the one asked for). The pyav backend backs off and still
-    gives every frame, alone or at random; ``auto`` picks it for such files (torchcodec's exact seeks miss frames of
-    them); torchcodec, asked for by name, refuses them (its seeks there return wrong frames) and says what to do."""
+    """MPEG-TS has no index: its seeks land late (with B-frames, one keyframe past the one asked for). The pyav
+    backend backs off and still gives every frame, alone or at random; ``auto`` picks it for such files; torchcodec,
+    asked for by name, refuses them (its seeks there return wrong frames) and says what to do."""
     frames = media.moving_frames(60, 48, 64)
     path = media.encode(tmp_path / "clip.ts", frames, gop=8, fmt="mpegts", bframes=2)  # B-frames: seeks land late
     info = probe(path)
