@@ -4,6 +4,7 @@ tolerance), and the command prints and writes its figures."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -327,3 +328,29 @@ def test_throughput_decoder_choice(clip, tmp_path, capsys):
     if "dali" not in available_decoders():
         assert cli.main(args + ["--decoder", "dali"]) == 2
         assert "decoder 'dali' is not installed" in capsys.readouterr().err
+
+
+def test_videos_the_baselines_cannot_match_are_left_out(clip, tmp_path, capsys):
+    """A rotated or 10-bit video: the baselines cannot make sf2t's pixels from it (they ignore the rotation; PyAV and
+    torchcodec convert 10-bit differently), so it is left out of the comparison, said so, and recorded; with no
+    other video the command says what to do (an AssertionError traceback before)."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    media.encode(vids / "rot.mp4", media.moving_frames(70, 48, 64), rotation=90)
+    media.encode(vids / "ten.mp4", media.moving_frames(70, 48, 64), pix_fmt="yuv420p10le")
+    args = ["throughput", "--windows", "1", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    assert cli.main([*args, "--videos", str(vids)]) == 2
+    assert "no video the baselines decode as sf2t does" in capsys.readouterr().err
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    assert cli.main([*args, "--videos", str(vids), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "left out of the comparison" in printed and "rotated 90 degrees" in printed
+    res = json.loads(out.read_text())
+    assert res["videos"] == [str(vids / "a.mp4")] and set(res["left_out"]) == {
+        str(vids / "rot.mp4"),
+        str(vids / "ten.mp4"),
+    }
