@@ -108,6 +108,7 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
   } else {
     TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3, op, ": frames must have shape [N, H, W, 3], got ",
                 frames.sizes());
+    TORCH_CHECK(!yuv.has_value(), op, ": yuv (conversion constants) given without uv: NV12 input needs both");
   }
   TORCH_CHECK(src_index.scalar_type() == at::kLong && src_index.dim() == 1, op,
               ": src_index must be a 1-D int64 tensor, got ", src_index.scalar_type(), " with shape ",
@@ -136,6 +137,7 @@ inline Plan make_plan_common(const char* op, const at::Tensor& frames, const at:
       const int64_t v = (*yuv)[i + (p.sws ? 1 : 0)];
       TORCH_CHECK(!p.sws || (v >= -32768 && v <= 32767), op, ": swscale constant yuv[", i + 1, "] = ", v,
                   " is not a 16-bit integer");
+      TORCH_CHECK(v >= INT32_MIN && v <= INT32_MAX, op, ": yuv[", i, "] = ", v, " is not a 32-bit integer");
       p.yuv[i] = static_cast<int32_t>(v);
     }
   }

@@ -133,6 +133,11 @@ def test_kernel_checks_and_opcheck():
         torch.ops.sf2t.fragment_pack(*args[:12], x.uv, [1, 2])
     with pytest.raises(RuntimeError, match="is not a 16-bit integer"):  # libswscale's constants: [1, 6 x int16]
         torch.ops.sf2t.fragment_pack(*args[:12], x.uv, [1, 9535, 13074, 16531, -6660, -3203, 1 << 20])
+    with pytest.raises(RuntimeError, match="is not a 32-bit integer"):  # once truncated to int32 silently
+        torch.ops.sf2t.fragment_pack(*args[:12], x.uv, [2**40, 0, 0, 0, 0, 0])
+    rgb = x.to_rgb()
+    with pytest.raises(RuntimeError, match="yuv .* given without uv"):  # once ignored silently
+        torch.ops.sf2t.fragment_pack(rgb, *args[1:12], None, x.coefficients())
 
 
 @pytest.mark.gpu
