@@ -96,7 +96,7 @@ def choose_decoder(
 ) -> tuple[str, str]:
     """(backend, why) for a video on ``device``: by what is installed, the device and the codec; ``output="yuv420"``
     on the CPU prefers PyAV (the backend that gives YUV420 windows), and so does an MPEG-TS file (by ``info``'s
-    container, or ``path``'s extension without ``info``)."""
+    container, or by ``path``'s first bytes without ``info``)."""
     have = list(available_decoders() if have is None else have)
     dev = torch.device(device)
     codec = info.codec if info is not None else None
