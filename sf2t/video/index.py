@@ -369,6 +369,11 @@ def index_paths(
 
     t0 = time.perf_counter()
     files = find_files(paths)
+    if not files:  # only empty folders given: nothing to write a manifest of
+        raise ValueError(
+            f"no video files under {', '.join(str(p) for p in paths)} (looked for "
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))}; a file named explicitly is probed whatever its extension)"
+        )
     check_out_file(out, "manifest", inputs=files)  # before probing, not after
     out = Path(out)
     old: dict[str, dict] = {}

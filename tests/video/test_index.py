@@ -124,6 +124,15 @@ def test_exit_code_when_nothing_is_usable(tmp_path, capsys):
     assert "no usable video" in capsys.readouterr().err
 
 
+def test_a_folder_without_videos_is_named_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a video")
+    assert run_index([tmp_path / "empty"], tmp_path / "m.jsonl") == 2
+    err = capsys.readouterr().err
+    assert f"no video files under {tmp_path / 'empty'}" in err and ".mp4" in err
+    assert not (tmp_path / "m.jsonl").exists()
+
+
 def test_unreadable_permissions(folder):
     import tempfile
     from pathlib import Path
