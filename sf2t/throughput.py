@@ -532,8 +532,8 @@ def check_agreement(outs: dict, tol_max: float) -> dict:
             mx, mean = max(mx, float(d.max())), max(mean, float(d.mean()))
         if mx > tol_max or mean > 1e-2:
             raise RuntimeError(
-                f"{name}: pixel values differ from sf2t's by max {mx:.4f} (tolerance {tol_max:.4f}): not a like-for-like "
-                "comparison on these videos"
+                f"{name}: pixel values differ from sf2t's by max {mx:.4f} (tolerance {tol_max:.4f}): not a "
+                "like-for-like comparison on these videos"
             )
         res[name] = {"max_abs": mx, "mean_abs": mean}
     return res

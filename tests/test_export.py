@@ -4,6 +4,7 @@ presented frames (re-derived from meta and an independent decode), a summary per
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -178,9 +179,13 @@ def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, c
     out = tmp_path / "exp"
     assert cli.main([*args, "--out", str(out), "--num", "6"]) == 0
     (out / "frames" / "counting-000000" / "99.png").write_bytes(b"stale")  # a leftover inside a reused id
+    (out / "frames" / "my notes").mkdir()  # not a sample's folder: left alone
+    (out / "frames" / "my notes" / "a.txt").write_text("mine")
     assert cli.main([*args, "--out", str(out), "--num", "2", "--seed", "1"]) == 0
     data = json.loads((out / "data.json").read_text())
     assert len(data) == 2
+    assert (out / "frames" / "my notes" / "a.txt").read_text() == "mine"
+    shutil.rmtree(out / "frames" / "my notes")
     on_disk = {p.relative_to(out).as_posix() for p in (out / "frames").rglob("*") if p.is_file()}
     listed = {p for r in data for p in r["videos"][0] + r.get("images", [])}
     assert on_disk == listed

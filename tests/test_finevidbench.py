@@ -692,3 +692,30 @@ def test_relative_paths_resolve_from_the_benchmark(bench, tmp_path, monkeypatch)
     shutil.move(str(tmp_path / "out"), str(tmp_path / "moved"))
     b = load(tmp_path / "moved" / "b.json")
     assert all(not _missing(q, b["_root"]) for q in b["questions"])
+
+
+def test_rebuilds_clean_up_and_benchmarks_do_not_share_a_folder(bench, tmp_path, capsys):
+    """A build writes frame images under frames/ and synthetic clips under videos/ next to the benchmark. A second,
+    different benchmark built into the same folder would overwrite them (the first one's questions would show the new
+    pictures): it is refused, naming the first. Rebuilding the same benchmark with fewer questions removes the files
+    only the old build used."""
+    from sf2t.finevidbench.build import _written_files
+
+    manifest = str(bench.parent.parent / "m.jsonl")
+    argv = ["finevidbench", "build", "--manifest", manifest, "--synthetic", "2", "--quiet"]
+    out = tmp_path / "b" / "first.json"
+    assert cli.main([*argv, "--per-category", "3", "--out", str(out)]) == 0
+    first = _written_files(json.loads(out.read_text()))
+    assert any(f.startswith("frames/") for f in first) and "videos/scene_0001.mp4" in first
+    snapshot = {f: (out.parent / f).read_bytes() for f in first}
+    assert cli.main([*argv, "--per-category", "1", "--seed", "7", "--out", str(tmp_path / "b" / "second.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is a benchmark in the same folder" in err and "Traceback" not in err
+    assert not (tmp_path / "b" / "second.json").exists()
+    assert all((out.parent / f).read_bytes() == b for f, b in snapshot.items())  # nothing of the first touched
+    argv[argv.index("--synthetic") + 1] = "1"
+    assert cli.main([*argv, "--per-category", "1", "--out", str(out)]) == 0  # the same benchmark, smaller
+    now = _written_files(json.loads(out.read_text()))
+    assert now < first
+    on_disk = {str(p.relative_to(out.parent)) for p in out.parent.rglob("*") if p.is_file()} - {out.name}
+    assert on_disk == now

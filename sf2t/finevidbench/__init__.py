@@ -27,7 +27,11 @@ def main_build(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
     p.add_argument("--manifest", help="sf2t index manifest of your videos (fragment-level questions)")
-    p.add_argument("--out", required=True, help="the benchmark JSON (frames and clips go next to it)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the benchmark JSON (its frames/ and videos/ go next to it: one benchmark a folder)",
+    )
     p.add_argument("--synthetic", type=int, default=0, help="synthetic clips with ground truth for scene level")
     p.add_argument("--per-category", type=int, default=20, help="questions per category (original variant)")
     p.add_argument("--tasks", nargs="*", help="fragment-level tasks (default: all six)")

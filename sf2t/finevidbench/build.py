@@ -263,6 +263,69 @@ def _from_bench(path: str, out: Path) -> str:
     return p if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
+def _written_files(bench: dict) -> set[str]:
+    """The files a build wrote next to the benchmark (paths relative to its folder): fragment questions' frame images
+    and target images under ``frames/``, and synthetic clips ``videos/scene_*`` with their ground truth. Videos the
+    benchmark only points at (a manifest's, labels') are not among them."""
+    files: set[str] = set()
+    for q in bench.get("questions", []):
+        v = q.get("video") or {}
+        for f in list(v.get("frame_images") or []) + ([q["image"]] if q.get("image") else []):
+            if isinstance(f, str) and Path(f).parts[:1] == ("frames",):
+                files.add(str(Path(f)))
+        p = v.get("path")
+        if isinstance(p, str) and Path(p).parent == Path("videos") and Path(p).name.startswith("scene_"):
+            files.update({str(Path(p)), str(Path(p).with_suffix(".json"))})
+    return files
+
+
+def _read_bench(path: Path) -> dict | None:
+    """A benchmark file's content, or None for a file that is not one (left alone)."""
+    try:
+        bench = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return bench if isinstance(bench, dict) and bench.get("format") == FORMAT else None
+
+
+def _check_shared_folder(out_file: Path, frames: bool, clips: bool) -> None:
+    """Refuse a build whose frames/ or videos/scene_* would overwrite those of another benchmark in the same folder
+    (its questions would then show the new build's pictures)."""
+    for other in sorted(out_file.parent.glob("*.json")):
+        if other.resolve() == out_file.resolve():
+            continue
+        bench = _read_bench(other)
+        if bench is None:
+            continue
+        shared = sorted(
+            f
+            for f in _written_files(bench)
+            if (frames and f.startswith("frames" + os.sep)) or (clips and not f.startswith("frames" + os.sep))
+        )
+        if shared:
+            raise ValueError(
+                f"{other} is a benchmark in the same folder and this build would overwrite its files (e.g. "
+                f"{shared[0]}): a benchmark keeps its frames/ and videos/ next to it, so build into another folder"
+            )
+
+
+def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
+    """After a rebuild, remove the files the old build wrote that the new one no longer uses."""
+    if old is None:
+        return
+    stale = _written_files(old) - _written_files(new)
+    for f in stale:
+        try:
+            (out / f).unlink()
+        except FileNotFoundError:
+            pass
+    for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            pass
+
+
 def _bar(items, total: int, desc: str, on: bool):
     """``items`` with a progress bar on stderr when ``on`` and the work is not tiny."""
     if not on or total < 8:
@@ -379,6 +442,8 @@ def build(
     out_file = Path(out_path)
     out = out_file.parent
     out.mkdir(parents=True, exist_ok=True)
+    _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
+    old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
     questions: list[dict] = []
     scene_sources: list[tuple[dict, str]] = []
     if synthetic:
@@ -425,6 +490,7 @@ def build(
         "questions": questions,
     }
     save(bench, out_file)
+    _remove_stale(old, bench, out)
     cats: dict[str, int] = {}
     for q in questions:
         key = f"{q['level']}/{q['category']}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -160,7 +161,7 @@ def export(
     write_text_atomic(out / "data.json", json.dumps(records, indent=1), "data.json")
     keep = {r["id"] for r in records}
     for d in (out / "frames").iterdir():  # frames of an earlier, larger export into the same folder
-        if d.is_dir() and d.name not in keep:
+        if d.is_dir() and d.name not in keep and re.fullmatch(r"[a-z_]+-\d{6}", d.name):  # a sample's, not yours
             shutil.rmtree(d)
     if fmt == "llamafactory":
         info = {
