@@ -48,6 +48,9 @@ def test_built_benchmark_follows_the_format(bench):
             from sf2t.tasks.scoring import truth_text
 
             assert q["options"][q["answer_index"]] == truth_text(q["meta"])  # the task engine's answer
+            if q["category"] == "speed":  # the question says where its two parts are
+                n1, n2 = q["meta"]["params"]["parts"]
+                assert all(str(n) in q["question"] for n in (n1, n1 + 1, n1 + n2)), q["question"]
     # built pixels are images next to the file, decoded frames are (path, indices)
     assert any("frame_images" in q["video"] for q in qs) and any("path" in q["video"] for q in qs)
     loc = [q for q in qs if q["category"] == "localization"]

@@ -356,7 +356,7 @@ def _fragment_questions(
                 continue
             qid = f"frag-{s.task}-{got[s.task]:04d}"
             rng = random.Random(f"{seed}:{qid}")
-            q, _ = templates.question(s.task, rng)
+            q, _ = templates.question_for(s.meta, rng)
             _, _, options = templates.multiple_choice(s.task, s.meta, rng, question_text=q)
             answer = options.index(truth_text(s.meta))
             rec: dict = {

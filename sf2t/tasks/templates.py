@@ -9,6 +9,7 @@ import string
 __all__ = [
     "QUESTIONS",
     "question",
+    "question_for",
     "counting_answer",
     "disorder_answer",
     "consistency_answer",
@@ -76,13 +77,24 @@ def question(
     task: str, rng: random.Random, *, paraphrase: int | None = None, n1: int = 0, n2: int = 0
 ) -> tuple[str, int]:
     """A question for ``task``: a paraphrase drawn from ``rng`` (or the one numbered ``paraphrase``). ``n1``,
-    ``n2``: the speed task's part lengths, written into its question."""
+    ``n2``: the speed task's part lengths, written into its question (required for it: the question says where the
+    parts are)."""
     options = QUESTIONS[task]
     k = rng.randrange(len(options)) if paraphrase is None else paraphrase % len(options)
     text = options[k]
     if task == "speed":
+        if n1 < 1 or n2 < 1:
+            raise ValueError(f"the speed question needs both parts' lengths n1, n2 >= 1, got {n1}, {n2}")
         text = text.format(n1=n1, n1p=n1 + 1, n=n1 + n2)
     return text, k
+
+
+def question_for(meta: dict, rng: random.Random) -> tuple[str, int]:
+    """:func:`question` for the sample ``meta`` describes (a paraphrase drawn from ``rng``; the speed task's part
+    lengths from its params)."""
+    task = meta["task"]
+    n1, n2 = meta.get("params", {}).get("parts", (0, 0)) if task == "speed" else (0, 0)
+    return question(task, rng, n1=n1, n2=n2)
 
 
 def counting_answer(count: int) -> str:
@@ -162,7 +174,7 @@ def multiple_choice(
         order = ["Yes.", "No."] if task == "disorder" else ["first", "second", "same"]
         options = [o for o in order if o in options]
     correct = options.index(truth)
-    q = question_text or question(task, rng)[0]
+    q = question_text or question_for({**meta, "task": task}, rng)[0]
     letters = string.ascii_uppercase
     lines = [q] + [f"{letters[i]}. {o}" for i, o in enumerate(options)] + ["Answer with the option's letter."]
     return "\n".join(lines), letters[correct], options
