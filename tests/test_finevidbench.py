@@ -150,6 +150,31 @@ def test_oracle_scores_100_and_resumes(bench, tmp_path):
     assert not list(out.parent.glob(".*.tmp"))  # results written through a temporary file, none left
 
 
+def test_max_frames_skips_questions_instead_of_thinning_them(bench, tmp_path):
+    """A question whose answer depends on its frames (a count, a span, a speed variant) is not thinned to
+    --max-frames: it is skipped and listed, so an oracle that reads the frames still scores 100 % on what is asked."""
+    b = load(bench)
+    shown = {q["id"]: len(q["video"].get("frame_images") or q["video"].get("frames")) for q in b["questions"]}
+    cap = sorted(shown.values())[len(shown) // 2]
+
+    def counter(q, frames, image):  # counting answered from the frames it gets
+        assert frames.shape[0] == shown[q["id"]] <= cap
+        if q["category"] == "counting":
+            return q["options"].index(str(frames.shape[0])), {}
+        return q["answer_index"], {}
+
+    lines = []
+    res = evaluate(str(bench), str(tmp_path / "r.json"), predictor=counter, max_frames=cap, log=lines.append)
+    longer = sorted(k for k, n in shown.items() if n > cap)
+    assert longer and res["too_many_frames"] == longer
+    assert res["overall"]["accuracy"] == 1.0 and res["overall"]["n"] == len(shown) - len(longer)
+    assert res["coverage"] == pytest.approx(1 - len(longer) / len(shown))
+    assert any(f"{len(longer)} question(s) skipped: they show more than {cap} frames" in x for x in lines)
+    assert f"{len(longer)} skipped for more frames than --max-frames" in (tmp_path / "r.report.md").read_text()
+    with pytest.raises(ValueError, match="every question shows more frames"):
+        evaluate(str(bench), str(tmp_path / "r2.json"), predictor=counter, max_frames=1, log=lambda s: None)
+
+
 def test_generate_parsing_agrees_with_the_answer(bench, tmp_path):
     """An oracle that writes the canonical option text (or its letter) is parsed back to the right option."""
     for i, q in enumerate(load(bench)["questions"]):

@@ -191,7 +191,11 @@ def main_eval(argv=None) -> int:
     p.add_argument("--bench", required=True, help="the benchmark JSON")
     p.add_argument("--out", required=True, help="results JSON (report .md and chart .png next to it)")
     p.add_argument("--mode", choices=("likelihood", "generate"), default="likelihood")
-    p.add_argument("--max-frames", type=int, help="thin longer videos evenly to this many frames")
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        help="skip (and list) questions that show more frames than this: fewer frames would change their answers",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="questions per forward pass (likelihood mode)")
     p.add_argument("--max-pixels", type=int, default=224 * 224, help="frame size budget (Qwen's smart resize)")
     p.add_argument(

@@ -5,8 +5,9 @@ the best wins) and ``generate`` (greedy answer, parsed as an option letter or an
 category and variant accuracy, overall, and the sensitivity to each variant (accuracy on ``original`` minus on the
 variant, over the scene-level groups). Answers are appended to ``<out>.answers.jsonl`` as they come, so a crashed
 run resumes where it stopped. Writes ``results.json``, ``report.md`` and a bar chart PNG next to it;
-``compare`` prints two results side by side. Questions whose video files are missing are listed and skipped; the
-coverage is reported.
+``compare`` prints two results side by side. Questions whose video files are missing, and with ``max_frames``
+those that show more frames, are listed and skipped (thinning them would change their answers: a count, a span, a
+speed); the coverage is reported.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def check_askable(bench: dict) -> None:
             f"none of the {len(qs)} questions can be asked: the files they show are missing (e.g. {missing[0]}, "
             f"looked for from {bench['_root']}): was the benchmark moved without its frames/ and videos/?"
         )
+
+
+def _num_frames(q: dict) -> int:
+    v = q["video"]
+    return len(v["frame_images"]) if "frame_images" in v else len(v["frames"])
 
 
 def _missing(q: dict, root: str) -> list[str]:
@@ -333,7 +339,22 @@ def evaluate(
     if missing:
         files = sorted({p for v in missing.values() for p in v})
         log(f"{len(missing)} question(s) skipped: missing file(s) {files[:5]}{' ...' if len(files) > 5 else ''}")
-    todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in missing]
+    too_long = {}
+    if max_frames is not None:
+        if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+            raise ValueError(f"max_frames must be a positive int, got {max_frames!r}")
+        too_long = {q["id"]: n for q in bench["questions"] if (n := _num_frames(q)) > max_frames}
+        if too_long:
+            log(
+                f"{len(too_long)} question(s) skipped: they show more than {max_frames} frames (up to "
+                f"{max(too_long.values())}), and fewer frames would change their answers"
+            )
+        if len(too_long) == len(bench["questions"]):
+            raise ValueError(
+                f"max_frames {max_frames}: every question shows more frames (the fewest: {min(too_long.values())})"
+            )
+        done = {k: v for k, v in done.items() if k not in too_long}  # answered by an earlier run without the cap
+    todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in missing and q["id"] not in too_long]
     from tqdm.auto import tqdm
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -345,9 +366,6 @@ def evaluate(
             chunk = []
             for q in todo[b0 : b0 + step]:
                 frames, image = load_media(q, root)
-                if max_frames and frames.shape[0] > max_frames:  # evenly thinned, order kept
-                    keep = torch.linspace(0, frames.shape[0] - 1, max_frames).round().long()
-                    frames = frames[keep]
                 chunk.append((q, frames, image))
             if predictor is not None:
                 results = [predictor(q, f, i) for q, f, i in chunk]
@@ -370,7 +388,7 @@ def evaluate(
     bar.close()
     if not done:
         check_askable(bench)  # (called without the command's precheck)
-    res = summarize(bench, done, missing)
+    res = summarize(bench, done, missing, too_long)
     res["mode"] = mode if predictor is None else "predictor"
     write_text_atomic(out, json.dumps(_json_safe(res), indent=1, allow_nan=False), "--out")
     write_report(res, out)
@@ -399,7 +417,9 @@ def _acc(recs: list[dict]) -> dict:
     return {"n": n, "correct": c, "accuracy": c / n if n else float("nan")}
 
 
-def summarize(bench: dict, answers: dict[str, dict], missing: dict | None = None) -> dict:
+def summarize(bench: dict, answers: dict[str, dict], missing: dict | None = None, too_long: dict | None = None) -> dict:
+    """Accuracy per level, category, variant and cell, sensitivity, and coverage (questions not skipped for
+    ``missing`` files or for showing more frames than asked, ``too_long``)."""
     by = defaultdict(list)
     chance = defaultdict(list)
     qs = {q["id"]: q for q in bench["questions"]}
@@ -435,8 +455,9 @@ def summarize(bench: dict, answers: dict[str, dict], missing: dict | None = None
         "overall": table.get("overall", _acc([])),
         "table": table,
         "sensitivity": sens,
-        "coverage": (total - len(missing or {})) / total if total else 0.0,
+        "coverage": (total - len(set(missing or {}) | set(too_long or {}))) / total if total else 0.0,
         "missing": sorted(missing or {}),
+        "too_many_frames": sorted(too_long or {}),
     }
 
 
@@ -446,7 +467,13 @@ def write_report(res: dict, out: Path) -> None:
         f"# {res['benchmark']}: results ({res.get('mode', '')})",
         "",
         f"Overall accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions; coverage "
-        f"{res['coverage']:.0%}.",
+        f"{res['coverage']:.0%}"
+        + "".join(
+            f"; {len(res.get(k) or [])} skipped for {why}"
+            for k, why in (("missing", "missing files"), ("too_many_frames", "more frames than --max-frames"))
+            if res.get(k)
+        )
+        + ".",
         "",
         "| level / category | n | accuracy | chance |",
         "|---|---|---|---|",
