@@ -173,6 +173,34 @@ def test_class_balance(videos):
     _within(dis, {True: 1 / 2, False: 1 / 2}, n)
 
 
+def test_consistency_stays_balanced_where_pairs_fail():
+    """A video whose frames differ only in one corner in their first half and not at all in the second: most pairs fail
+    the whole-frame check, many fail every check. Answers must stay 1/3 each (a failed cell / whole-frame draw used
+    to fall back on "Identical." at the next try), and a still video gives no sample at all, of any kind."""
+    g = torch.Generator().manual_seed(1)
+    n = 64
+    v = torch.full((n, 48, 48, 3), 100, dtype=torch.uint8)
+    v[: n // 2, :16, :16] = torch.randint(0, 256, (n // 2, 16, 16, 3), dtype=torch.uint8, generator=g)
+    task = make_task("consistency")
+    kinds, failed = Counter(), 0
+    for i in range(1500):
+        rng = make_rng(0, i, "c")
+        plan = task.plan("v.mp4", n, rng)
+        try:
+            kinds[task.build(plan, v[plan.frame_ids], rng).meta["answer"]["kind"]] += 1
+        except SkipSample as e:
+            assert e.kind == "static"
+            failed += 1
+    assert failed > 300  # the video does make pairs fail
+    total = sum(kinds.values())
+    _within(kinds, {"identical": 1 / 3, "cell": 1 / 3, "whole": 1 / 3}, total)
+    still = torch.full((n, 48, 48, 3), 100, dtype=torch.uint8)
+    for i in range(30):
+        rng = make_rng(0, i, "s")
+        with pytest.raises(SkipSample, match="differ too little"):
+            task.build(task.plan("still.mp4", n, rng), still[:2], rng)
+
+
 def test_rearrangement_permutations_uniform(videos):
     task = RearrangementTask(RearrangementConfig(count_min=3, count_max=3))
     n = 1000

@@ -1,7 +1,8 @@
 """``consistency`` (TASKS.md): two presented frames, A = source frame i and B, which is with probability 1/3
 each an identical copy of A, A with one cell of a 3x3 grid replaced by the same cell of frame j (cell MAD >=
 ``tau_region``), or frame j itself (whole-frame MAD >= ``tau_region``). Answers ``"Identical."``,
-``"Different: {cell}."`` or ``"Different: whole frame."``.
+``"Different: {cell}."`` or ``"Different: whole frame."``. Every pair (i, j) must pass both checks, whichever kind
+was drawn, so that the answers stay 1/3 each on videos where some pairs fail (see ``build``).
 
 B is built on the frames' device (a slice assignment into a new tensor, only for a replaced cell; identical and
 whole-frame samples show the decoded frames as they are): no host round trip for pixels. MAD here is
@@ -105,18 +106,20 @@ class ConsistencyTask:
         cell = None
         presented = None
         src_index = [fa, fa]
-        if kind != "identical":  # the two frames' thumbnails, read in place (no gathered copy)
-            mads, whole = _cell_mads(thumbnails(frames, index=torch.tensor([fa, fj], device=frames.device)))
+        # The pair must pass every kind's check, whichever kind was drawn: were a pair that fails the cell or
+        # whole-frame check still usable as "identical", failures would tilt the answers toward "Identical." (and a
+        # static video would give nothing else). The two frames' thumbnails, read in place (no gathered copy).
+        mads, whole = _cell_mads(thumbnails(frames, index=torch.tensor([fa, fj], device=frames.device)))
+        mads = mads.cpu()
+        ok = [k for k in range(9) if float(mads[k]) >= c.tau_region and min(h, w) >= 3]
+        if not ok or whole < c.tau_region:
+            raise SkipSample(
+                plan.source,
+                "static",
+                f"frames {i} and {j} differ too little (whole-frame MAD {whole:.2f}, max cell MAD "
+                f"{float(mads.max()):.2f}; tau_region {c.tau_region})",
+            )
         if kind == "cell":
-            mads = mads.cpu()
-            ok = [k for k in range(9) if float(mads[k]) >= c.tau_region and min(h, w) >= 3]
-            if not ok:
-                raise SkipSample(
-                    plan.source,
-                    "static",
-                    f"no cell differs between frames {i} and {j} "
-                    f"(max cell MAD {float(mads.max()):.2f} < tau_region {c.tau_region})",
-                )
             cell = ok[rng.randrange(len(ok))]
             x0, y0, x1, y1 = cell_box(cell, h, w)
             presented = torch.empty((2, h, w, 3), dtype=frames.dtype, device=frames.device)  # on the frames' device
@@ -125,10 +128,6 @@ class ConsistencyTask:
             presented[1, y0:y1, x0:x1] = other[y0:y1, x0:x1]
             src_index = [0, 1]
         elif kind == "whole":
-            if whole < c.tau_region:
-                raise SkipSample(
-                    plan.source, "static", f"frames {i} and {j} differ by MAD {whole:.2f} < tau_region {c.tau_region}"
-                )
             src_index = [fa, fj]
         q, k = templates.question(self.name, rng)
         answer = {"kind": kind, "cell": None if cell is None else CELLS[cell]}
