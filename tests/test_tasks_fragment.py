@@ -218,6 +218,20 @@ def test_counts_uniform(videos):
     assert all(1 <= s["start"] <= s["end"] for s in spans)
 
 
+def test_localization_spans_uniform():
+    """Every span a..b of the F presented frames is equally likely (a then b in a..F made late and one-frame spans
+    several times likelier, so "the last frame" was right far above chance without looking)."""
+    task = LocalizationTask(LocalizationConfig(count_min=6, count_max=6))
+    n = 4200
+    spans = Counter(
+        tuple(task.plan("a.mp4", 64, make_rng(3, i, "l"), other=("b.mp4", 40)).params["span"]) for i in range(n)
+    )
+    every = [(a, b) for a in range(1, 7) for b in range(a, 7)]
+    assert set(spans) == set(every)
+    _within(spans, {s: 1 / len(every) for s in every}, n)
+    assert abs(task.chance() - 1 / len(every)) < 1e-12
+
+
 def test_task_mix_follows_weights(videos):
     from sf2t.video.probe import VideoInfo
     from sf2t.video.sampler import plan_window

@@ -94,8 +94,14 @@ class LocalizationTask:
             raise SkipSample(source, "too_short", f"too short: {num_frames} frames, localization needs {c.count_min}")
         count = rng.randint(c.count_min, min(c.count_max, num_frames))
         ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
-        a = rng.randint(1, count)
-        b = rng.randint(a, count)
+        # (a, b) uniform over the count * (count + 1) / 2 spans: drawing a, then b in a..count, made late and
+        # one-frame spans several times as likely as early ones (a model could learn "the end" without looking)
+        k = rng.randrange(count * (count + 1) // 2)
+        a = 1
+        while k >= count - a + 1:  # spans starting at a: count - a + 1 of them
+            k -= count - a + 1
+            a += 1
+        b = a + k
         params = {
             "num_frames": count,
             "stride": stride,
