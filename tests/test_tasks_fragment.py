@@ -274,6 +274,17 @@ def test_task_mix_follows_weights(videos):
         ("speed", "The second part is faster.", {"answer": {"faster": "second"}}, 1, 1),
         ("speed", "They play at equal speed", {"answer": {"faster": "same"}}, 1, 1),
         ("speed", "second", {"answer": {"faster": "first"}}, 0, 0),
+        # a negation is not the answer it negates; two cells named are no cell; a clause decides the speed
+        ("consistency", "They are not identical.", {"answer": {"kind": "identical", "cell": None}}, 0, 0),
+        ("consistency", "No, they aren't the same", {"answer": {"kind": "identical", "cell": None}}, 0, 0),
+        ("consistency", "Different: center-left.", {"answer": {"kind": "cell", "cell": "center"}}, 0, 0),
+        ("consistency", "Different: center-left.", {"answer": {"kind": "cell", "cell": "left"}}, 0, 0),
+        ("localization", "From frame 3 to frame 5.", {"answer": {"start": 3, "end": 5}}, 1, 1),
+        ("speed", "The first part is slower, the second faster", {"answer": {"faster": "second"}}, 1, 1),
+        ("speed", "The second one is slower than the first", {"answer": {"faster": "first"}}, 1, 1),
+        ("speed", "the first is faster than the second", {"answer": {"faster": "first"}}, 1, 1),
+        ("counting", "7.5", {"answer": {"count": 7}}, 0, 0),
+        ("counting", "12.0 frames", {"answer": {"count": 12}}, 1, 1),
     ],
 )
 def test_scorers(name, text, meta, exact, partial):

@@ -29,7 +29,8 @@ _NUMBER_WORDS = {
         "seventeen eighteen nineteen twenty".split()
     )
 }
-_INT_RE = re.compile(r"(?<![\w.])[-+]?\d+|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# a number (its decimals too: "7.5" is no count of 7, "12.0" is 12) or a number word
+_INT_RE = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
@@ -43,12 +44,16 @@ def _int(digits: str) -> int:
 
 
 def parse_count(text: str) -> int | None:
-    """First integer in ``text`` (digits or an English number word up to twenty), or None."""
+    """First number in ``text`` (digits or an English number word up to twenty) when it is an integer, or None
+    ("7.5 frames" is None, not 7)."""
     m = _INT_RE.search(text or "")
     if m is None:
         return None
     tok = m.group(0).lower()
-    return _NUMBER_WORDS[tok] if tok in _NUMBER_WORDS else _int(tok)
+    if tok in _NUMBER_WORDS:
+        return _NUMBER_WORDS[tok]
+    whole, _, frac = tok.partition(".")
+    return _int(whole) if frac.strip("0") == "" else None
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -66,28 +71,31 @@ _CANON = {"upper": "top", "lower": "bottom", "centre": "center", "middle": "cent
 
 def parse_consistency(text: str) -> tuple[str, str | None] | None:
     """("identical", None), ("whole", None) or ("cell", name) from free text, or None when unparseable.
-    "Identical" / "same" / "no difference" win only when no region or "different" is named."""
+    "Identical" / "same" / "no difference" win only when no region, "different" or a negation ("not identical")
+    is said; an answer naming two different cells ("center-left") is None, not its first cell."""
     t = (text or "").lower()
     if re.search(r"\bwhole\b|\bentire\b|\ball of\b|\bcompletely\b", t):
         return ("whole", None)
-    m = _CELL_RE.search(t)
-    if m:
+    cells = set()
+    for m in _CELL_RE.finditer(t):
         if m.group(1):
-            a, b = _CANON.get(m.group(1).lower(), m.group(1).lower()), m.group(2).lower()
-            return ("cell", f"{a}-{b}")
-        return ("cell", _CANON.get(m.group(3).lower(), m.group(3).lower()))
-    if re.search(r"\bidentical\b|\bsame\b|\bno difference|\bexact copy\b|\bunchanged\b", t) and not re.search(
-        r"\bdiffer", t
-    ):
+            cells.add(f"{_CANON.get(m.group(1), m.group(1))}-{m.group(2)}")
+        else:
+            cells.add(_CANON.get(m.group(3), m.group(3)))
+    if cells:
+        return ("cell", cells.pop()) if len(cells) == 1 else None
+    same = re.search(r"\bidentical\b|\bsame\b|\bno difference|\bexact copy\b|\bunchanged\b", t)
+    if same and not re.search(r"\bdiffer|\bnot\b|n't\b|\bnever\b", t):
         return ("identical", None)
     return None
 
 
-_SPAN_RE = re.compile(r"(\d+)\s*(?:-|–|to|through|and)\s*(\d+)", re.IGNORECASE)
+_SPAN_RE = re.compile(r"(\d+)\s*(?:-|–|to|through|and|until)\s*(?:(?:the\s+)?frames?\s*)?(\d+)", re.IGNORECASE)
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
-    """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5"; a single number n gives (n, n)."""
+    """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5"; a single number n gives
+    (n, n)."""
     m = _SPAN_RE.search(text or "")
     if m:
         return _int(m.group(1)), _int(m.group(2))
@@ -101,8 +109,22 @@ def parse_positions(text: str) -> list[int] | None:
     return nums or None
 
 
+_PART = r"\b(first|1st|second|2nd)\b"
+
+
 def parse_speed(text: str) -> str | None:
-    """ "first", "second" or "same" (also "1st", "2nd", "equal", "neither") from free text, or None."""
+    """ "first", "second" or "same" (also "1st", "2nd", "equal", "neither") from free text, or None. A part said to
+    be faster (in the same clause: "the second part is faster") wins; else one said to be slower gives the other
+    ("the first part is slower, ..."); else the first of the words above."""
+    t = (text or "").lower()
+    for clause in re.split(r"[.,;:!?]|\bbut\b|\bwhile\b|\bwhereas\b", t):
+        m = re.search(_PART + r".*\b(faster|quicker|higher speed)\b", clause)
+        if m:
+            return "first" if m.group(1) in ("first", "1st") else "second"
+    for clause in re.split(r"[.,;:!?]|\bbut\b|\bwhile\b|\bwhereas\b", t):
+        m = re.search(_PART + r".*\b(slower|lower speed)\b", clause)
+        if m:
+            return "second" if m.group(1) in ("first", "1st") else "first"
     m = re.search(r"\b(first|1st|second|2nd|same|equal|neither|identical)\b", (text or "").lower())
     if m is None:
         return None
