@@ -149,6 +149,16 @@ def test_multiple_choice_holds_the_answer_once(videos, name):
         assert f"{letter}. " in q
 
 
+def test_rearrangement_choices_never_offer_the_identity(videos):
+    """The frames are always shuffled, so "1, 2, 3" is never right: as an option it could be ruled out unseen."""
+    task = make_task("rearrangement")
+    for i in range(80):
+        _, s, _ = make(task, videos, i)
+        n = len(s.meta["answer"]["positions"])
+        _, _, options = templates.multiple_choice("rearrangement", s.meta, random.Random(i))
+        assert ", ".join(str(k) for k in range(1, n + 1)) not in options and len(options) == 4
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_paraphrases(name):
     qs = templates.QUESTIONS[name]

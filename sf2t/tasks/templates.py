@@ -135,7 +135,7 @@ def multiple_choice(
 
     Returns (question with lettered options, correct letter, option texts). Distractors: other counts in the
     task's range (counting); Yes / No (disorder); first / second / same (speed); Identical, whole frame and
-    other cells (consistency); other spans of the same clip (localization); other orders (rearrangement).
+    other cells (consistency); other spans of the same clip (localization); other non-identity orders (rearrangement).
     """
     from sf2t.tasks.scoring import truth_text
 
@@ -162,7 +162,10 @@ def multiple_choice(
         import itertools
 
         n = len(ans["positions"])
-        perms = list(itertools.permutations(range(1, n + 1)))
+        # the identity is never the answer (the frames are always shuffled): offered, it could be ruled out unseen
+        perms = [p for p in itertools.permutations(range(1, n + 1)) if list(p) != list(range(1, n + 1))]
+        if n < 3:
+            perms = list(itertools.permutations(range(1, n + 1)))  # 2 frames: the identity is the only other order
         pool = [rearrangement_answer(p) for p in rng.sample(perms, min(len(perms), 4 * num_options))]
         distract = _distinct(truth, pool, num_options - 1, rng)
     else:
