@@ -49,8 +49,11 @@ class SpeedTask:
             raise SkipSample(source, "too_short", f"too short: {num_frames} frames, speed needs {self.min_frames()}")
         ratio = RATIOS[rng.randrange(3)]
         m1, m2 = {"half": (2, 1), "same": (1, 1), "double": (1, 2)}[ratio]  # stride multipliers of the parts
-        n1 = min(rng.randint(c.count_min, c.count_max), (num_frames - 1) // m1 + 1)  # shrunk to fit
-        n2 = min(rng.randint(c.count_min, c.count_max), (num_frames - 1) // m2 + 1)
+        # shrunk to fit a part at stride 2, whatever the ratio: the lengths are stated in the question, so they
+        # must not depend on the answer (a cap per ratio made the shorter part the faster one on short videos)
+        fit = (num_frames - 1) // 2 + 1
+        n1 = min(rng.randint(c.count_min, c.count_max), fit)
+        n2 = min(rng.randint(c.count_min, c.count_max), fit)
         if min(n1, n2) < c.count_min:
             raise SkipSample(source, "too_short", f"too short: {num_frames} frames for two parts of {c.count_min}")
         units = max((n1 - 1) * m1, (n2 - 1) * m2, 1)
