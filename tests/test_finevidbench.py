@@ -131,8 +131,9 @@ def test_oracle_scores_100_and_resumes(bench, tmp_path):
     assert all(s["drop"] == 0.0 for s in res["sensitivity"].values())
     # a crash while an answer line was written leaves it cut short: dropped and asked again, the rest kept
     answers = out.with_suffix(".answers.jsonl")
-    kept = answers.read_text().splitlines()[:5]
-    answers.write_text("\n".join(kept) + "\n" + kept[5 - 1][:17])
+    kept = answers.read_text().splitlines()[:6]  # the setting line, then 5 answers
+    assert "sf2t_eval_setting" in kept[0]
+    answers.write_text("\n".join(kept) + "\n" + kept[5][:17])
     calls.clear()
     lines = []
     res = evaluate(str(bench), str(out), predictor=oracle, log=lines.append)
@@ -141,7 +142,7 @@ def test_oracle_scores_100_and_resumes(bench, tmp_path):
     calls.clear()
     again = evaluate(str(bench), str(out), predictor=oracle, log=lambda s: None)  # the file stayed whole
     assert again["overall"]["accuracy"] == 1.0 and calls == []
-    assert len(answers.read_text().splitlines()) == n
+    assert len(answers.read_text().splitlines()) == n + 1
     answers.write_text(kept[0] + "\nnot json\n" + kept[1] + "\n")  # damage before the end: named, not guessed at
     with pytest.raises(ValueError, match=r"answers.jsonl:2: not an sf2t eval answer line"):
         evaluate(str(bench), str(out), predictor=oracle, log=lambda s: None)
@@ -678,7 +679,8 @@ def test_eval_interrupted_says_how_to_go_on(bench, tmp_path, capsys, monkeypatch
     monkeypatch.setattr(ev, "evaluate", stopped)
     monkeypatch.setattr(ev, "VideoRunner", lambda *a, **k: None)
     out = tmp_path / "r.json"
-    assert cli.main(["eval", "--model", str(tmp_path), "--bench", str(bench), "--out", str(out)]) == 130
+    (tmp_path / "model").mkdir()
+    assert cli.main(["eval", "--model", str(tmp_path / "model"), "--bench", str(bench), "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert f"interrupted; the answers so far are in {tmp_path / 'r.answers.jsonl'}" in err
 
@@ -747,3 +749,36 @@ def test_rebuilds_clean_up_and_benchmarks_do_not_share_a_folder(bench, tmp_path,
     assert now < first
     on_disk = {str(p.relative_to(out.parent)) for p in out.parent.rglob("*") if p.is_file()} - {out.name}
     assert on_disk == now
+
+
+def test_eval_does_not_mix_answers_of_two_settings(bench, tmp_path, capsys):
+    """The answers file records what made its answers (model and adapter fingerprints, settings, mode, the benchmark's
+    fingerprint). Resuming under another one is refused: a second model evaluated into the same --out used to get the
+    first one's score without a question asked. An --out inside the model's folder is refused too."""
+    calls = []
+
+    def oracle(q, frames, image):
+        calls.append(q["id"])
+        return q["answer_index"], {}
+
+    out = tmp_path / "r.json"
+    evaluate(str(bench), str(out), predictor=oracle, setting={"model": "a"}, log=lambda s: None)
+    n = len(calls)
+    with pytest.raises(ValueError, match=r"were made by another setting \(model: 'a' -> 'b'\)"):
+        evaluate(str(bench), str(out), predictor=oracle, setting={"model": "b"}, log=lambda s: None)
+    res = evaluate(str(bench), str(out), predictor=oracle, setting={"model": "a"}, log=lambda s: None)
+    assert len(calls) == n and res["setting"]["model"] == "a"  # the same setting resumes: nothing asked again
+    copy = tmp_path / "copy"
+    shutil.copytree(bench.parent, copy)
+    b = json.loads((copy / "bench.json").read_text())
+    b["questions"][0]["answer_index"] = (b["questions"][0]["answer_index"] + 1) % len(b["questions"][0]["options"])
+    (copy / "bench.json").write_text(json.dumps(b))
+    with pytest.raises(ValueError, match="benchmark: "):
+        evaluate(str(copy / "bench.json"), str(out), predictor=oracle, setting={"model": "a"}, log=lambda s: None)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    argv = ["eval", "--model", str(model), "--bench", str(bench), "--out", str(model / "config.json")]
+    assert cli.main(argv) == 2
+    assert "inside the --model folder" in capsys.readouterr().err
+    assert (model / "config.json").read_text() == "{}"

@@ -230,6 +230,17 @@ def main_eval(argv=None) -> int:
 
         check_askable(load_bench(args.bench))  # a bad or unusable benchmark, or --compare file, fails before the model
         check_out_file(args.out, "--out", inputs=[args.bench])
+        from pathlib import Path
+
+        out_dir = Path(args.out).resolve().parent
+        for name, folder in (("--model", args.model), ("--adapter", args.adapter)):
+            if folder is not None and Path(folder).is_dir():
+                f = Path(folder).resolve()
+                if out_dir == f or f in out_dir.parents:
+                    raise ValueError(
+                        f"--out {args.out}: inside the {name} folder {folder}: the results (and their .answers.jsonl, "
+                        ".report.md, .png) would go among the checkpoint's files, or replace one; pass another path"
+                    )
         other = _read_results(args.compare) if args.compare else None
         run = _run_settings(args)
         runner = VideoRunner(
@@ -243,8 +254,22 @@ def main_eval(argv=None) -> int:
             token_stage=run["token_stage"],
             token_first_group=run["token_first_group"],
         )
+        from sf2t.finevidbench.evaluate import checkpoint_fingerprint
+
+        setting = {
+            "model": checkpoint_fingerprint(args.model) if Path(args.model).is_dir() else args.model,
+            "adapter": checkpoint_fingerprint(args.adapter),
+            "max_pixels": args.max_pixels,
+            **run,
+        }
         res = evaluate(
-            args.bench, args.out, runner=runner, mode=args.mode, max_frames=args.max_frames, batch_size=args.batch_size
+            args.bench,
+            args.out,
+            runner=runner,
+            mode=args.mode,
+            max_frames=args.max_frames,
+            batch_size=args.batch_size,
+            setting=setting,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t eval: {e}", file=sys.stderr)

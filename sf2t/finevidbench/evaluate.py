@@ -276,19 +276,27 @@ def checkpoint_kind(model_dir: str) -> str | None:
         raise ValueError(f"model {model_dir!r}: config.json is not a JSON object ({e})") from None
 
 
-def _read_answers(path: Path, log) -> dict[str, dict]:
-    """The answers a previous run of the same ``--out`` saved (it resumes after them). A crash while a line was
-    being written leaves it cut short: that last line is dropped (its question is asked again); a bad line before
-    it is an error naming the line."""
+_SETTING_KEY = "sf2t_eval_setting"  # the answers file's first line: what made its answers
+
+
+def _read_answers(path: Path, log) -> tuple[dict[str, dict], dict | None]:
+    """The answers a previous run of the same ``--out`` saved (it resumes after them), and the setting line that
+    says what made them (None in a file without one). A crash while a line was being written leaves it cut short:
+    that last line is dropped (its question is asked again); a bad line before it is an error naming the line."""
     done: dict[str, dict] = {}
+    setting = None
     if not path.is_file():
-        return done
+        return done, setting
     text = path.read_text()
     lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     good = []
     for k, (i, line) in enumerate(lines):
         try:
             rec = json.loads(line)
+            if k == 0 and isinstance(rec, dict) and isinstance(rec.get(_SETTING_KEY), dict):
+                setting = rec[_SETTING_KEY]
+                good.append(line)
+                continue
             if not isinstance(rec, dict) or "id" not in rec:
                 raise ValueError("not an answer record")
         except ValueError as e:
@@ -302,7 +310,31 @@ def _read_answers(path: Path, log) -> dict[str, dict]:
         from sf2t._files import write_text_atomic
 
         write_text_atomic(path, "".join(line + "\n" for line in good), "answers")
-    return done
+    return done, setting
+
+
+def bench_digest(bench: dict) -> str:
+    """A fingerprint of a benchmark's questions (what is asked, shown and counted right): answers made for another
+    benchmark, or for this one rebuilt, are not reused."""
+    import hashlib
+
+    qs = json.dumps(bench["questions"], sort_keys=True, default=str).encode()
+    return hashlib.sha256(qs).hexdigest()[:16]
+
+
+def checkpoint_fingerprint(path: str | os.PathLike | None) -> dict | None:
+    """Where a checkpoint or adapter folder is, and the size and time of its weight files: answers made by another
+    model, or by this folder retrained, are not reused."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    files = sorted(f for f in p.glob("*") if f.suffix in (".safetensors", ".bin", ".pt") and f.is_file())
+    return {"path": str(p), "weights": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
+
+
+def _setting_changes(old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
 def evaluate(
@@ -315,9 +347,13 @@ def evaluate(
     max_frames: int | None = None,
     batch_size: int = 4,
     log=print,
+    setting: dict | None = None,
 ) -> dict:
     """Answer every question of the benchmark (resuming from ``<out>.answers.jsonl``) and write the results.
-    ``predictor(q, frames, image) -> (option index or None, extra)`` replaces the model (tests, oracles)."""
+    ``predictor(q, frames, image) -> (option index or None, extra)`` replaces the model (tests, oracles).
+    ``setting``: what else makes the answers (model, adapter, frame size, ...: :func:`checkpoint_fingerprint`); it is
+    recorded with the answers with the benchmark's fingerprint and the mode, and a resume under another setting is
+    refused (it would mix two models' answers)."""
     if mode not in ("likelihood", "generate"):
         raise ValueError(f"mode must be likelihood or generate, got {mode!r}")
     if runner is None and predictor is None:
@@ -333,7 +369,20 @@ def evaluate(
             raise ValueError(f"--out {out_path}: its {made.name} (written next to it) would replace the benchmark")
     out.parent.mkdir(parents=True, exist_ok=True)
     answers_path = out.with_suffix(".answers.jsonl")
-    done = _read_answers(answers_path, log)
+    done, made_by = _read_answers(answers_path, log)
+    now = {"benchmark": bench_digest(bench), "mode": mode if predictor is None else "predictor", **(setting or {})}
+    now = json.loads(json.dumps(now, default=str))  # as the file holds it (tuples as lists)
+    if made_by is not None and made_by != now:
+        raise ValueError(
+            f"--out {out_path}: its answers ({answers_path.name}) were made by another setting ("
+            + "; ".join(_setting_changes(made_by, now))
+            + "): pass another --out, or remove the answers file to start over"
+        )
+    if made_by is None and done:
+        log(
+            f"{answers_path}: {len(done)} answers from an sf2t that did not record what made them: reused as they "
+            "are (remove the file if they are another model's)"
+        )
     missing = {q["id"]: _missing(q, root) for q in bench["questions"]}
     missing = {k: v for k, v in missing.items() if v}
     if missing:
@@ -362,6 +411,8 @@ def evaluate(
     step = batch_size if (predictor is None and mode == "likelihood") else 1
     bar = tqdm(total=len(todo), desc="eval", leave=False, disable=len(todo) < 20)
     with open(answers_path, "a") as fh:
+        if fh.tell() == 0:  # a new file: first, what makes its answers
+            fh.write(json.dumps({_SETTING_KEY: now}) + "\n")
         for b0 in range(0, len(todo), step):
             chunk = []
             for q in todo[b0 : b0 + step]:
@@ -390,6 +441,7 @@ def evaluate(
         check_askable(bench)  # (called without the command's precheck)
     res = summarize(bench, done, missing, too_long)
     res["mode"] = mode if predictor is None else "predictor"
+    res["setting"] = now
     write_text_atomic(out, json.dumps(_json_safe(res), indent=1, allow_nan=False), "--out")
     write_report(res, out)
     log(
