@@ -338,9 +338,10 @@ def _bar(items, total: int, desc: str, on: bool):
 
 
 def _fragment_questions(
-    manifest: str, out: Path, tasks, per_category: int, seed: int, decoder: str, log, progress: bool = True
+    manifest: str, stage: Path, tasks, per_category: int, seed: int, decoder: str, log, progress: bool = True
 ) -> list[dict]:
-    """``tasks``: names, or {name: Task} (task parameters, e.g. those a run trained with)."""
+    """``tasks``: names, or {name: Task} (task parameters, e.g. those a run trained with). Built frames are written
+    under ``stage / "frames"`` and recorded relative to ``stage`` (the benchmark's folder once moved there)."""
     from sf2t.tasks import templates
     from sf2t.tasks.export import _sampler, _save
     from sf2t.tasks.scoring import truth_text
@@ -372,19 +373,19 @@ def _fragment_questions(
             if s.frames is None:  # shown as decoded: the video and its frames
                 rec["video"] = {"path": s.meta["source"], "frames": list(s.meta["source_frames"])}
             else:  # built pixels: the presented frames as images
-                d = out / "frames" / qid
+                d = stage / "frames" / qid
                 d.mkdir(parents=True, exist_ok=True)
                 shown = s.presented(frames)
                 paths = []
                 for k in range(shown.shape[0]):
                     _save(shown[k], d / f"{k:02d}.png", "png")
-                    paths.append(str((d / f"{k:02d}.png").relative_to(out)))
+                    paths.append(str((d / f"{k:02d}.png").relative_to(stage)))
                 rec["video"] = {"frame_images": paths}
             if s.image is not None:
-                d = out / "frames" / qid
+                d = stage / "frames" / qid
                 d.mkdir(parents=True, exist_ok=True)
                 _save(s.image, d / "target.png", "png")
-                rec["image"] = str((d / "target.png").relative_to(out))
+                rec["image"] = str((d / "target.png").relative_to(stage))
             qs.append(rec)
             got[s.task] += 1
             if bar is not None:
@@ -444,40 +445,58 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
     old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
-    questions: list[dict] = []
-    scene_sources: list[tuple[dict, str]] = []
-    if synthetic:
-        from sf2t import synth
+    label_questions = []
+    if scene_annotations:  # checked (every video probed) before any long work
+        label_questions = annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
+    # Frames and clips are made in a staging folder and moved into frames/ and videos/ only once every question is
+    # made: a build that fails or is interrupted leaves an earlier benchmark in the folder as it was.
+    import shutil
+    import tempfile
 
-        vdir = out / "videos"
-        for i in _bar(range(synthetic), synthetic, "synthetic clips", progress):
-            gt = synth.make_clip(vdir / f"scene_{i:04d}", seed * 1000 + i, width=160, height=120, seconds=5)
-            scene_sources.append((gt, gt["path"]))
-    if manifest is not None:
-        from sf2t.video.index import expand_videos
+    stage = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+    try:
+        questions: list[dict] = []
+        scene_sources: list[tuple[dict, str]] = []
+        if synthetic:
+            from sf2t import synth
 
-        for path in expand_videos([manifest]):  # manifest videos with synth ground truth next to them
-            side = Path(path).with_suffix(".json")
-            if side.is_file():
-                try:
-                    gt = json.loads(side.read_text(encoding="utf-8"))
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise ValueError(
-                        f"{side}: the ground truth next to {path} is not readable JSON ({e}); fix or move it"
-                    ) from None
-                if "sprites" in gt and "num_frames" in gt:
-                    scene_sources.append((gt, path))
-        chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
-        questions += _fragment_questions(manifest, out, chosen, per_category, seed, decoder, log, progress)
-    per_cat: dict[str, int] = {}
-    for i, (gt, video) in enumerate(scene_sources):
-        for q in scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}")):
-            if q["variant"] == "original":
-                per_cat[q["category"]] = per_cat.get(q["category"], 0) + 1
-            if per_cat[q["category"]] <= per_category:
-                questions.append(q)
-    if scene_annotations:
-        questions += annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
+            for i in _bar(range(synthetic), synthetic, "synthetic clips", progress):
+                name = f"scene_{i:04d}"
+                gt = synth.make_clip(stage / "videos" / name, seed * 1000 + i, width=160, height=120, seconds=5)
+                final = out / "videos" / Path(gt["path"]).name
+                gt["path"] = str(final)  # where it will be; its ground truth file says so too
+                Path(stage / "videos" / name).with_suffix(".json").write_text(json.dumps(gt, indent=1))
+                scene_sources.append((gt, str(final)))
+        if manifest is not None:
+            from sf2t.video.index import expand_videos
+
+            for path in expand_videos([manifest]):  # manifest videos with synth ground truth next to them
+                side = Path(path).with_suffix(".json")
+                if side.is_file():
+                    try:
+                        gt = json.loads(side.read_text(encoding="utf-8"))
+                    except (ValueError, UnicodeDecodeError) as e:
+                        raise ValueError(
+                            f"{side}: the ground truth next to {path} is not readable JSON ({e}); fix or move it"
+                        ) from None
+                    if "sprites" in gt and "num_frames" in gt:
+                        scene_sources.append((gt, path))
+            chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
+            questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
+        per_cat: dict[str, int] = {}
+        for i, (gt, video) in enumerate(scene_sources):
+            for q in scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}")):
+                if q["variant"] == "original":
+                    per_cat[q["category"]] = per_cat.get(q["category"], 0) + 1
+                if per_cat[q["category"]] <= per_category:
+                    questions.append(q)
+        questions += label_questions
+        for made in sorted(p for p in stage.rglob("*") if p.is_file()):  # into place: the build is complete
+            dest = out / made.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(made, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
         v = q.get("video", {})
         if "path" in v:
