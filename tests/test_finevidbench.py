@@ -367,6 +367,42 @@ def test_export_for_vlmevalkit(bench, tmp_path):
     assert e.value.code == 2
 
 
+def test_export_numeric_options_and_the_out_folder(bench, tmp_path, capsys):
+    """A counting-only benchmark has numbers for every option: the VLMEvalKit class must still read them as options
+    (pandas read them as integers, and the class kept none). An export never writes into a folder of other files
+    (a user's utils.py was replaced), and a re-export replaces the earlier one's files, none lingering."""
+    import importlib.util
+
+    pytest.importorskip("pandas")
+    manifest = str(bench.parent.parent / "m.jsonl")
+    counting = tmp_path / "c" / "bench.json"
+    argv = ["finevidbench", "build", "--manifest", manifest, "--tasks", "counting", "--quiet"]
+    assert cli.main([*argv, "--per-category", "3", "--out", str(counting)]) == 0
+    qs = load(counting)["questions"]
+    out = tmp_path / "vlm"
+    export = ["finevidbench", "export", "--bench", str(counting), "--format", "vlmevalkit", "--out", str(out)]
+    assert cli.main(export) == 0
+    spec = importlib.util.spec_from_file_location("sf2t_vlm_numeric", out / "sf2t_vlmevalkit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ds = mod.SF2TFineVidBench()
+    for i, q in enumerate(qs):
+        assert ds.options(ds.data.iloc[i]) == q["options"]
+        assert "A. " + q["options"][0] in ds.build_prompt(i)[1]["value"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "utils.py").write_text("def mine(): pass\n")
+    other = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval", "--out", str(mine)]
+    assert cli.main(other) == 2
+    assert "not an earlier sf2t finevidbench export" in capsys.readouterr().err
+    assert (mine / "utils.py").read_text() == "def mine(): pass\n" and not (mine / "videos").exists()
+    bigger = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval", "--out", str(out)]
+    assert cli.main(bigger) == 0
+    assert cli.main(export) == 0  # back to the small one: the bigger export's files are gone
+    videos = sorted(p.stem for p in (out / "videos").glob("*.mp4"))
+    assert videos == sorted(q["id"] for q in qs) and not list(out.glob("*.yaml"))
+
+
 def test_task_parameters_and_model_layouts(bench, tmp_path, tiny_qwen2_vl):
     """--task-config takes a run's task parameters; eval packs frames as the model was trained (pairs, fixed size)."""
     manifest = bench.parent.parent / "m.jsonl"

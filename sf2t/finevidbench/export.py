@@ -5,8 +5,12 @@ a target image is written as PNG next to it.
 
 - ``lmms-eval``: ``DIR/<task>.yaml`` (a task config: local JSON lines through ``dataset_path: json`` and
   ``dataset_kwargs.data_files``, ``doc_to_visual`` / ``doc_to_text`` / ``process_results`` from ``utils.py``,
-  accuracy overall and per category) plus ``DIR/utils.py`` and ``DIR/<task>.jsonl``. Put the folder under
-  lmms-eval's ``tasks/`` (or pass ``--include_path DIR``) and run ``--tasks <task>``.
+  accuracy overall and per category) plus ``DIR/utils.py`` and ``DIR/<task>.jsonl``. Pass ``--include_path DIR``
+  (or put the folder under lmms-eval's ``tasks/``) and run ``--tasks <task>``. The YAML names the JSON lines by
+  their absolute path (the datasets library reads relative ones from the working folder): export again after
+  moving the folder.
+- An export into ``DIR`` again replaces the earlier one (``DIR/.sf2t-export.json`` lists its files); a folder with
+  other files is refused.
 - ``vlmevalkit``: ``DIR/<name>.tsv`` (``index, video, question, A, B, ..., answer, category, level, variant``) and
   ``DIR/sf2t_vlmevalkit.py``, a dataset class in VLMEvalKit's video-dataset style that reads the TSV locally.
 """
@@ -113,7 +117,9 @@ class SF2TFineVidBench(VideoBaseDataset):
     def __init__(self, dataset="{name}", nframe=0, fps=-1):
         self.dataset_name = dataset
         self.nframe, self.fps = nframe, fps
-        self.data = pd.read_csv(osp.join(HERE, self.TSV), sep="\\t")
+        # as text: options that are numbers ("12") stay options, empty cells stay "" (not NaN)
+        self.data = pd.read_csv(osp.join(HERE, self.TSV), sep="\\t", dtype=str, keep_default_na=False)
+        self.data["index"] = self.data["index"].astype(int)
         self.data_root = HERE
 
     @classmethod
@@ -134,7 +140,10 @@ class SF2TFineVidBench(VideoBaseDataset):
         return [dict(type="video", value=osp.join(self.data_root, line["video"])), dict(type="text", value=text)]
 
     def evaluate(self, eval_file, **judge_kwargs):
-        data = pd.read_excel(eval_file) if eval_file.endswith(".xlsx") else pd.read_csv(eval_file, sep="\\t")
+        if eval_file.endswith(".xlsx"):
+            data = pd.read_excel(eval_file, dtype={{"answer": str, "prediction": str}})
+        else:
+            data = pd.read_csv(eval_file, sep="\\t", dtype={{"answer": str, "prediction": str}}, keep_default_na=False)
         pred = data["prediction"].astype(str).str.strip().str[:1].str.upper()
         data["hit"] = (pred == data["answer"]).astype(float)
         return data.groupby(["level", "category"])["hit"].mean().rename("accuracy").reset_index()
@@ -165,6 +174,7 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
     bench = load(bench_path)
     root = bench["_root"]
     out = Path(out_dir)
+    _clear_earlier_export(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     name = task or "sf2t_" + "".join(c if c.isalnum() else "_" for c in bench["name"]).strip("_").lower()
     rows = []
@@ -243,5 +253,37 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
                     [i, r["video"], r["question"], *opts, r["answer"], r["category"], r["level"], r["variant"], r["id"]]
                 )
         (out / "sf2t_vlmevalkit.py").write_text(_VLMEVAL_CLASS.format(tsv=path.name, name=name))
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != MARKER)
+    (out / MARKER).write_text(json.dumps({"format": fmt, "bench": str(Path(bench_path).resolve()), "files": written}))
     log(f"exported {len(rows)} questions for {fmt}: {path}")
     return path
+
+
+MARKER = ".sf2t-export.json"  # what an export wrote: a re-export into the folder replaces exactly that
+
+
+def _clear_earlier_export(out: Path) -> None:
+    """Make ``out`` ready for an export: new or empty, or an earlier export's folder (its files are removed, so
+    none of its videos lingers next to the new index). Anything else is refused: the export would overwrite files
+    of the same name (``utils.py``) or mix with them."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    marker = out / MARKER
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        other = next(p.name for p in sorted(out.iterdir()))
+        raise ValueError(
+            f"--out {out}: a folder with other files (e.g. {other}), not an earlier sf2t finevidbench export: pass a "
+            "new or empty folder"
+        ) from None
+    for f in files:
+        p = (out / f).resolve()
+        if out.resolve() in p.parents and p.is_file():
+            p.unlink()
+    marker.unlink()
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda d: -len(d.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
