@@ -172,7 +172,11 @@ def run_demo(
 
     t_all = time.perf_counter()
     out = Path(out_dir)
+    problem = demo_out_problem(out)
+    if problem:
+        raise ValueError(problem)
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("an sf2t demo's folder: sf2t demo --out may replace what is in it\n")
     threads = threads or min(2, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -445,6 +449,27 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+DEMO_MARKER = ".sf2t-demo"  # in a demo's folder: another demo may replace its clips/, model and reports
+
+
+def demo_out_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take a demo run, or None: it must be new, empty, or an earlier demo's folder (the demo
+    replaces its clips/, tiny-qwen2-vl/, run and reports, so a folder of other files would lose them)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} exists and is not a folder"
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    if (out / DEMO_MARKER).is_file():
+        return None
+    if (out / "tiny-qwen2-vl" / "config.json").is_file() and (out / "report.json").is_file():
+        return None  # a demo from before the marker
+    other = sorted(p.name for p in out.iterdir())[0]
+    return (
+        f"--out {out}: a folder with other files (e.g. {other}), not an earlier demo's: the demo replaces clips/, "
+        "tiny-qwen2-vl/ and its run there, so pass a new or empty folder"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
     p = argparse.ArgumentParser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
@@ -492,8 +517,9 @@ def _precheck(a) -> str | None:
         return f"--steps must be >= 1, got {a.steps}"
     if a.threads is not None and a.threads < 1:
         return f"--threads must be >= 1, got {a.threads}"
-    if Path(a.out).exists() and not Path(a.out).is_dir():
-        return f"--out {a.out} exists and is not a folder"
+    problem = demo_out_problem(Path(a.out))
+    if problem:
+        return problem
     try:
         apply_overrides(demo_config(Path(a.out), "", [], []), list(a.overrides))
     except ValueError as e:

@@ -432,6 +432,12 @@ def test_demo_arguments_are_checked_first(tmp_path, capsys, argv, words):
     (tmp_path / "file").write_text("x")
     assert main(["--out", str(tmp_path / "file"), "--quick"]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+    mine = tmp_path / "project"  # a folder of the user's: the demo replaces clips/ and its run there, so refused
+    (mine / "clips").mkdir(parents=True)
+    (mine / "clips" / "precious.mp4").write_bytes(b"mine")
+    assert main(["--out", str(mine), "--quick"]) == 2
+    assert "not an earlier demo's" in capsys.readouterr().err
+    assert (mine / "clips" / "precious.mp4").read_bytes() == b"mine" and sorted(mine.iterdir()) == [mine / "clips"]
 
 
 @pytest.mark.parametrize("overrides", [(), ("token_keep_ratio=0.5",)], ids=["plain", "compressed"])
