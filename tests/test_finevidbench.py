@@ -469,7 +469,17 @@ def test_event_order_questions_follow_the_ground_truth():
         truth = qs[0]["options"][qs[0]["answer_index"]]
         verb = "appears" if a[1] == "appear" else "disappears"
         assert truth.startswith("First the ") and truth.split(",")[0].endswith(verb)
+        for q in qs:  # each variant shows a frame between the two events: the order can be seen
+            shown = q["video"]["frames"]
+            assert any(f < a[0] for f in shown) and any(a[0] <= f < b[0] for f in shown), q["variant"]
+            assert any(f >= b[0] for f in shown)
     assert found >= 3
+    # 125 frames: the original shows 0, 8, 17, ...; speed_2x 0, 17, 33, ...: events at 1 and 17 are 2 original
+    # strides apart, yet no 2x frame falls between them, so that variant cannot show their order: not asked
+    gt = ground_truth(0, width=160, height=120, seconds=5)
+    assert gt["num_frames"] == 125
+    gt["events"] = [{"frame": 1, "type": "appear", "sprite": 0}, {"frame": 17, "type": "appear", "sprite": 1}]
+    assert not [q for q in scene_questions(gt, "v.mp4", "s", random.Random(0)) if q["category"] == "event_order"]
 
 
 def test_lmms_eval_own_loader_reads_the_export(bench, tmp_path):

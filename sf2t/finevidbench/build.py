@@ -180,7 +180,17 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
         if len(orig) > 2
         else []
     )
-    firsts = [(a, b) for i, a in enumerate(evs) for b in evs[i + 1 :] if b[0] - a[0] >= 2 * max(1, orig[1] - orig[0])]
+
+    def told_apart(a, b, shown) -> bool:  # a frame before a, one between (a seen, b not yet) and one from b on
+        return any(f < a[0] for f in shown) and any(a[0] <= f < b[0] for f in shown) and any(f >= b[0] for f in shown)
+
+    # the order must show in every variant asked (speed_0.5x shows the original's frames, twice each)
+    firsts = [
+        (a, b)
+        for i, a in enumerate(evs)
+        for b in evs[i + 1 :]
+        if b[0] > a[0] and told_apart(a, b, orig) and told_apart(a, b, orig[::2])
+    ]
     if firsts:
         a, b = firsts[0]
         by_id = {sp["id"]: sp for sp in sprites}
