@@ -45,3 +45,23 @@ def tiny_qwen2_vl(tmp_path_factory):
     from sf2t.models import build_tiny_qwen2_vl
 
     return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny") / "qwen2vl-tiny", seed=0)
+
+
+@pytest.fixture
+def interrupt_after(monkeypatch):
+    """``interrupt_after(module, name, n)``: ``module.name`` runs ``n`` times, then raises KeyboardInterrupt (a Ctrl-C
+    half way through work); returns the list that counts the calls."""
+
+    def arm(module, name: str, n: int) -> list:
+        real, calls = getattr(module, name), []
+
+        def stop(*a, **k):
+            calls.append(1)
+            if len(calls) > n:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+
+        monkeypatch.setattr(module, name, stop)
+        return calls
+
+    return arm

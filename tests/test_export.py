@@ -161,7 +161,7 @@ def test_export_bad_manifest_files(tmp_path, capsys, content, words):
     assert rc == 2 and words in err and "Traceback" not in err
 
 
-def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, capsys, monkeypatch):
+def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, capsys, monkeypatch, interrupt_after):
     """--out may not be a file or a folder of other files (nothing is written there); an earlier export in it is
     replaced, leaving no frames of the earlier samples behind."""
     args = ["tasks", "export", "--manifest", str(manifest), "--quiet", "--tasks", "counting", "speed"]
@@ -192,18 +192,10 @@ def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, c
     # interrupted while replacing it: the earlier index is gone first, so no data.json lists the new frames as old
     import sf2t.tasks.export as export_mod
 
-    real, saved = export_mod._save, []
-
-    def stop_after_three(*a, **k):
-        saved.append(1)
-        if len(saved) > 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(export_mod, "_save", stop_after_three)
+    interrupt_after(export_mod, "_save", 3)
     assert cli.main([*args, "--out", str(out), "--num", "4", "--seed", "2"]) == 130
     assert "interrupted" in capsys.readouterr().err and not (out / "data.json").exists()
-    monkeypatch.setattr(export_mod, "_save", real)
+    monkeypatch.undo()
     (out / ".data.json.0badc0de.tmp").write_text("[")  # a write killed half way: not "other files"
     assert cli.main([*args, "--out", str(out), "--num", "2"]) == 0
     assert len(json.loads((out / "data.json").read_text())) == 2

@@ -830,7 +830,7 @@ def test_eval_does_not_mix_answers_of_two_settings(bench, tmp_path, capsys):
     assert (model / "config.json").read_text() == "{}"
 
 
-def test_a_failed_rebuild_leaves_the_benchmark_as_it_was(bench, tmp_path, capsys, monkeypatch):
+def test_a_failed_rebuild_leaves_the_benchmark_as_it_was(bench, tmp_path, capsys, monkeypatch, interrupt_after):
     """Frames and clips are made in a staging folder and moved in only when every question is made: a rebuild that
     is interrupted half way, or whose labels file is bad, leaves the earlier benchmark and its files untouched (it
     used to leave the old questions showing the new build's pictures). The labels are checked before any work."""
@@ -845,18 +845,10 @@ def test_a_failed_rebuild_leaves_the_benchmark_as_it_was(bench, tmp_path, capsys
         return {str(p.relative_to(out.parent)): p.read_bytes() for p in out.parent.rglob("*") if p.is_file()}
 
     before = state()
-    real, saved = export_mod._save, []
-
-    def stop_after_three(*a, **k):
-        saved.append(1)
-        if len(saved) > 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(export_mod, "_save", stop_after_three)
+    saved = interrupt_after(export_mod, "_save", 3)
     with pytest.raises(KeyboardInterrupt):
         build(manifest, str(out), per_category=2, synthetic=1, seed=7, log=lambda s: None, progress=False)
-    monkeypatch.setattr(export_mod, "_save", real)
+    monkeypatch.undo()
     assert len(saved) == 4 and state() == before  # nothing moved in, no staging folder left
     video = str(sorted((bench.parent.parent / "v").glob("*.mp4"))[0])
     labels = tmp_path / "labels.jsonl"
