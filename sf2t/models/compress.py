@@ -87,7 +87,12 @@ def apply_sf2t(
     in the previous temporal group), and the tower runs on the kept patches only, each temporal group attending within
     its kept patches at their original rotary positions (Qwen2.5-VL's window layers within the kept patches of each
     window), so the tower's work shrinks with the LLM's. Dropped tokens are not merged (the tower never sees them).
-    The kept counts, and so the text, are the same in both stages."""
+    The kept counts, and so the text, are the same in both stages.
+
+    Qwen families: the rotary index of a forward pass follows the videos its ``get_video_features`` compressed, so
+    call the model with ``pixel_values_videos``. Video features computed ahead and passed as ``mm_encoder_outputs``
+    are not supported: with other grids than the last compressed videos that is an error, with the same grids the
+    positions would be those videos'."""
     from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
 
     _check_ratio(token_keep_ratio)
@@ -389,10 +394,13 @@ def _get_rope_index(self, *args, **kwargs):
     counts = state["counts"].tolist()
     grid = state["grid"]
     full = (grid[:, 0] * grid[:, 1] * grid[:, 2]).tolist()
-    if len(counts) != video_grid_thw.shape[0]:
+    merged = video_grid_thw.detach().to("cpu", torch.int64).clone()
+    merged[:, 1:] //= int(self.visual.spatial_merge_size)
+    if len(counts) != video_grid_thw.shape[0] or not torch.equal(merged, grid):
         raise RuntimeError(
-            f"sf2t: {video_grid_thw.shape[0]} videos in video_grid_thw but {len(counts)} were compressed in this "
-            "forward pass"
+            f"sf2t: the videos of this forward pass (grids {video_grid_thw.tolist()}) are not the ones last compressed "
+            f"({len(counts)} video(s), merged grids {grid.tolist()}): under token compression the model must get "
+            "pixel_values_videos (precomputed video features, e.g. mm_encoder_outputs, are not supported)"
         )
     b, length = input_ids.shape
     dev = input_ids.device

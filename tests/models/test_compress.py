@@ -217,6 +217,27 @@ def test_clear_errors(models):
     assert not hasattr(find_qwen_inner(model), "_sf2t_orig")
 
 
+def test_precomputed_features_of_other_videos_are_named(models):
+    """Video features computed ahead (``mm_encoder_outputs``) leave the rotary index with whatever videos were
+    compressed last: with other grids that is an error saying so (it was a placeholder-count error, or silently
+    wrong positions with the same grids, which stays a documented limitation)."""
+    model, tok, _ = models("qwen2_vl")
+    apply_sf2t(model, 0.5)
+    try:
+        a, other = _batch(tok, keep=0.5), _batch(tok, keep=0.5, seed=1)
+        inner = find_qwen_inner(model)
+        other["video_grid_thw"] = torch.tensor([[2, 4, 4], [2, 4, 4]])
+        other["pixel_values_videos"] = other["pixel_values_videos"][: 2 * 2 * 4 * 4]
+        with torch.no_grad():
+            feats = inner.get_video_features(a["pixel_values_videos"], a["video_grid_thw"], return_dict=True)
+            inner.get_video_features(other["pixel_values_videos"], other["video_grid_thw"], return_dict=True)
+            kw = {k: v for k, v in a.items() if k != "pixel_values_videos"}
+            with pytest.raises(RuntimeError, match="not the ones last compressed.*pixel_values_videos"):
+                model(**kw, mm_encoder_outputs={"video": feats})
+    finally:
+        remove_sf2t(model)
+
+
 @pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl"])
 def test_before_tower_runs_the_tower_on_the_kept_patches_only(models, name):
     """stage='before_tower' at keep 0.5: in a video whose later groups repeat the first group's left half and change
