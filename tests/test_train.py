@@ -571,6 +571,9 @@ def test_resume_continues_exactly(tiny, clips, tmp_path):
 @pytest.mark.parametrize(
     "override, words",
     [
+        ("steps=0", "steps must be an int >= 1, got 0"),
+        ("batch_size=0", "batch_size must be an int >= 1"),
+        ("grad_accum=0", "grad_accum must be an int >= 1"),
         ("lora_rank=0", "lora_rank must be an int >= 1"),
         ("lora_alpha=0", "lora_alpha must be a number > 0"),
         ("lora_dropout=1.5", "lora_dropout must be in [0, 1)"),

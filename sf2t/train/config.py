@@ -178,8 +178,10 @@ class TrainConfig:
                 f"TrainConfig: bf16=true needs a CUDA device (device={self.device!r}); on CPU train in float32 "
                 "(bf16=false)"
             )
-        if self.steps < 0 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("TrainConfig: steps >= 0, batch_size >= 1 and grad_accum >= 1 are required")
+        for name in ("steps", "batch_size", "grad_accum"):  # steps=0 would save the untrained weights as a run
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"TrainConfig.schedule must be cosine, linear or constant, got {self.schedule!r}")
         if len(self.frame_size) != 2 or any(int(s) % 28 or int(s) <= 0 for s in self.frame_size):
