@@ -134,6 +134,26 @@ def test_config_bad_files_and_values_name_the_problem(tmp_path):
     assert apply_overrides(TrainConfig(), ["steps=3.0"]).steps == 3  # a whole float is fine
 
 
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("out_dir: 2024", "TrainConfig.out_dir must be a path (a string), got 2024 (quote it in YAML: '2024')"),
+        ("model: [a]", "TrainConfig.model must be a path (a string), got ['a']"),
+        ("supervised_data: 5", "TrainConfig.supervised_data must be a path (a string), got 5"),
+        ("videos: 5", "TrainConfig.videos[0] must be a path (a string), got 5"),
+        ("videos: [clips, 5]", "TrainConfig.videos[1] must be a path (a string), got 5"),
+        ("eval_videos: {a: 1}", "TrainConfig.eval_videos[0] must be a path (a string), got {'a': 1}"),
+    ],
+)
+def test_config_path_fields_must_be_strings(tmp_path, text, words):
+    """A YAML number, list or mapping where a path goes is named when the config is read (it was a TypeError
+    traceback once training started); on the command line the same value is a string and works."""
+    (tmp_path / "c.yaml").write_text(text + "\n")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_config(tmp_path / "c.yaml")
+    assert load_config(None, ["out_dir=2024"]).out_dir == "2024"
+
+
 def test_lr_schedule():
     cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
     lrs = [lr_at(s, cfg) for s in range(100)]

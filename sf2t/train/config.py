@@ -158,6 +158,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        self._validate_paths()
         if self.lora and self.full_finetune:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
         if self.overwrite and self.resume:
@@ -221,6 +222,31 @@ class TrainConfig:
                 said = said[len(name) + 2 :] if said.startswith(f"{name}: ") else said
                 raise ValueError(f"TrainConfig.{name}: {said}") from None
         self._validate_numbers()
+
+    def _validate_paths(self) -> None:
+        """Path fields hold strings. A YAML file can give a number or a list there (``out_dir: 2024``,
+        ``videos: [clips, 5]``, ``model: [a]``): named here, not a TypeError once the run starts. Numbers are not
+        turned into paths (YAML reads ``1.50`` as 1.5, so the path would not be the one written): quote them. On the
+        command line ``out_dir=2024`` is a string already."""
+
+        def problem(v) -> str | None:
+            if isinstance(v, (str, os.PathLike)):
+                return None
+            hint = f" (quote it in YAML: '{v}')" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+            return f"must be a path (a string), got {v!r}{hint}"
+
+        for name in ("model", "out_dir", "supervised_data", "resume"):
+            why = problem(getattr(self, name))
+            if why:
+                raise ValueError(f"TrainConfig.{name} {why}")
+        for name in ("videos", "eval_videos"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"TrainConfig.{name} must be a list of paths, got {value!r}")
+            for i, item in enumerate(value):
+                why = problem(item)
+                if why:
+                    raise ValueError(f"TrainConfig.{name}[{i}] {why}")
 
     def _validate_numbers(self) -> None:
         """Ranges of the numeric fields, each error naming the field and what it takes."""
