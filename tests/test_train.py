@@ -135,6 +135,29 @@ def test_config_bad_files_and_values_name_the_problem(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "override, words",
+    [
+        (
+            "task_videos={counting: evclips}",
+            "task_videos.counting must be a list of paths or path prefixes, got 'evclips'",
+        ),
+        ("task_videos={countng: [a]}", "task_videos: unknown task 'countng'; known: ["),
+        ("task_videos={speed: [a]}", "task_videos: 'speed' is not among tasks ['counting', 'disorder']"),
+        ("task_videos=[a]", "task_videos must be a mapping from task to a list of paths"),
+        ("task_videos={counting: []}", "task_videos.counting is empty"),
+        ("task_videos={counting: [a, 5]}", "task_videos.counting[1] must be a path (a string), got 5"),
+    ],
+)
+def test_config_task_videos_is_checked(override, words):
+    """task_videos maps tasks of the run to lists of paths: a string (once read one prefix per character), an unknown
+    or unselected task (once ignored) and a list (once an AttributeError traceback) are named when the config is
+    made."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        apply_overrides(TrainConfig(), [override])
+    assert apply_overrides(TrainConfig(), ["task_videos={counting: [a, b/]}"]).task_videos == {"counting": ["a", "b/"]}
+
+
+@pytest.mark.parametrize(
     "text, words",
     [
         ("out_dir: 2024", "TrainConfig.out_dir must be a path (a string), got 2024 (quote it in YAML: '2024')"),

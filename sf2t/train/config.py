@@ -221,7 +221,38 @@ class TrainConfig:
                 said = str(e)
                 said = said[len(name) + 2 :] if said.startswith(f"{name}: ") else said
                 raise ValueError(f"TrainConfig.{name}: {said}") from None
+        self._validate_task_videos(sorted(TASKS))
         self._validate_numbers()
+
+    def _validate_task_videos(self, known: list[str]) -> None:
+        """``task_videos``: a mapping from tasks of the run to non-empty lists of paths or path prefixes. A string
+        there was read one character per prefix, a misspelt or unselected task was ignored, a list failed later."""
+        tv = self.task_videos
+        if not isinstance(tv, dict):
+            raise ValueError(
+                f"TrainConfig.task_videos must be a mapping from task to a list of paths ({{counting: [clips/]}}), "
+                f"got {tv!r}"
+            )
+        for task, paths in tv.items():
+            if task not in known:
+                raise ValueError(f"TrainConfig.task_videos: unknown task {task!r}; known: {known}")
+            if task not in self.tasks:
+                raise ValueError(
+                    f"TrainConfig.task_videos: {task!r} is not among tasks {list(self.tasks)}: add it there or drop "
+                    "its entry"
+                )
+            if not isinstance(paths, (list, tuple)):
+                raise ValueError(
+                    f"TrainConfig.task_videos.{task} must be a list of paths or path prefixes, got {paths!r}"
+                    + (f" (write [{paths}])" if isinstance(paths, str) else "")
+                )
+            if not paths:
+                raise ValueError(
+                    f"TrainConfig.task_videos.{task} is empty: list its videos, or drop the entry (absent: all videos)"
+                )
+            for i, p in enumerate(paths):
+                if not isinstance(p, (str, os.PathLike)):
+                    raise ValueError(f"TrainConfig.task_videos.{task}[{i}] must be a path (a string), got {p!r}")
 
     def _validate_paths(self) -> None:
         """Path fields hold strings. A YAML file can give a number or a list there (``out_dir: 2024``,
