@@ -158,6 +158,30 @@ def test_config_task_videos_is_checked(override, words):
 
 
 @pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (
+            ["tasks=[counting]", "curriculum_tasks=[disorder]", "curriculum_steps=2"],
+            "curriculum_tasks ['disorder'] are not among tasks ['counting']",
+        ),
+        (
+            ["tasks=[counting,disorder]", "task_weights=[1,0]", "curriculum_tasks=[disorder]", "curriculum_steps=1"],
+            "curriculum_tasks ['disorder'] all have task_weights 0",
+        ),
+        (["curriculum_tasks=[]", "curriculum_steps=1"], "curriculum_tasks is empty but curriculum_steps > 0"),
+    ],
+)
+def test_config_curriculum_is_checked(overrides, words):
+    """Curriculum settings that failed only after the model had loaded ("'disorder' is not in list", "Total of
+    weights must be greater than zero") are refused when the config is made; without a curriculum they are unused."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        apply_overrides(TrainConfig(), overrides)
+    assert apply_overrides(TrainConfig(), overrides[:-1]).curriculum_steps == 0  # no curriculum: not checked
+    ok = ["tasks=[counting,disorder]", "task_weights=[1,0]", "curriculum_tasks=[counting]", "curriculum_steps=1"]
+    assert apply_overrides(TrainConfig(), ok).curriculum_tasks == ["counting"]
+
+
+@pytest.mark.parametrize(
     "text, words",
     [
         ("out_dir: 2024", "TrainConfig.out_dir must be a path (a string), got 2024 (quote it in YAML: '2024')"),

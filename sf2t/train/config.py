@@ -221,8 +221,32 @@ class TrainConfig:
                 said = str(e)
                 said = said[len(name) + 2 :] if said.startswith(f"{name}: ") else said
                 raise ValueError(f"TrainConfig.{name}: {said}") from None
+        self._validate_curriculum()
         self._validate_task_videos(sorted(TASKS))
         self._validate_numbers()
+
+    def _validate_curriculum(self) -> None:
+        """With curriculum_steps > 0 the first steps draw from curriculum_tasks only, by their task_weights: they must
+        be tasks of the run (else "'x' is not in list" once the model had loaded) with a weight that is not all 0."""
+        if not self.curriculum_steps:
+            return
+        if not self.curriculum_tasks:
+            raise ValueError(
+                "TrainConfig.curriculum_tasks is empty but curriculum_steps > 0: name the tasks to start on"
+            )
+        outside = [t for t in self.curriculum_tasks if t not in self.tasks]
+        if outside:
+            raise ValueError(
+                f"TrainConfig.curriculum_tasks {outside} are not among tasks {list(self.tasks)}: the curriculum "
+                "trains tasks of the run (add them to tasks, or curriculum_steps=0)"
+            )
+        if self.task_weights:
+            weight = dict(zip(self.tasks, self.task_weights))
+            if not any(weight[t] for t in self.curriculum_tasks):
+                raise ValueError(
+                    f"TrainConfig.curriculum_tasks {list(self.curriculum_tasks)} all have task_weights 0: the first "
+                    f"{self.curriculum_steps} steps would have no task to draw (give one a weight > 0)"
+                )
 
     def _validate_task_videos(self, known: list[str]) -> None:
         """``task_videos``: a mapping from tasks of the run to non-empty lists of paths or path prefixes. A string
