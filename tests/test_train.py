@@ -1193,6 +1193,37 @@ def test_cli_train_evaluates_held_out_and_writes_the_report(tiny, clips, tmp_pat
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+def test_cli_train_resumed_keeps_the_step_0_evaluation_and_rates_this_session(tiny, clips, tmp_path, capsys):
+    """A run resumed with resume=auto reports the held-out evaluation before training (kept in the checkpoint, not
+    lost: its report's "before" once held the after-training value), and its tokens/s counts this session's tokens
+    over this session's seconds (it once divided the restored tokens too)."""
+    import json
+
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{','.join(good)}]", f"eval_videos=[{','.join(good)}]", "steps=4"]
+    args += ["batch_size=2", "eval_samples=3", "tasks=[counting]", f"out_dir={run}", "save_every=2", "progress=false"]
+    assert main(args) == 0
+    first = json.loads((run / "train_result.json").read_text())
+    assert [e["step"] for e in first["evals"]] == [0, 4]
+    state = json.loads((run / "checkpoints" / "step-00000002" / "state.json").read_text())
+    assert [e["step"] for e in state["evals"]] == [0]  # the checkpoint holds the step-0 evaluation
+    assert main(args + ["resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "held-out at step 0" not in out.split("resumed from")[1]  # not evaluated again
+    res = json.loads((run / "train_result.json").read_text())
+    assert res["resumed_from"] == 2 and [e["step"] for e in res["evals"]] == [0, 4]
+    assert res["evals"][0] == first["evals"][0]
+    md = (run / "report.md").read_text()
+    assert "(step 0 -> step 4)" in md
+    # the same steps, the same samples: this session's tokens are the whole run's less those before the checkpoint
+    total = first["tokens_per_second"] * first["seconds"]
+    assert res["tokens_per_second"] * res["seconds"] == pytest.approx(total - state["tokens"], rel=1e-6)
+    assert res["data_seconds"] <= res["seconds"]
+
+
 def test_prefetch_thread_gives_the_same_batches_and_losses(tiny, clips, tmp_path):
     """prefetch=2: a background thread makes the next micro-batches while the model computes; the batches and the
     losses are those of prefetch=0, an error in the thread reaches the caller, close() stops it."""

@@ -49,10 +49,11 @@ def _split_overrides(rest: Sequence[str]) -> list[str]:
 
 
 def run_training(cfg, log=print) -> dict:
-    """``sf2t train``'s run: with ``eval_videos``, the held-out evaluation before training (not when resuming),
-    every ``eval_every`` steps and after; then ``train_result.json`` and the report (``report.md`` + ``report.png``)
-    in ``out_dir``. Under torchrun rank 0 evaluates and reports; with ``fsdp`` (a sharded model cannot run on one
-    rank) the evaluations during training are skipped and the final one runs on the saved, gathered adapter."""
+    """``sf2t train``'s run: with ``eval_videos``, the held-out evaluation before training (a resumed run takes it
+    from the checkpoint), every ``eval_every`` steps and after; then ``train_result.json`` and the report
+    (``report.md`` + ``report.png``) in ``out_dir``. Under torchrun rank 0 evaluates and reports; with ``fsdp`` (a
+    sharded model cannot run on one rank) the evaluations during training are skipped and the final one runs on the
+    saved, gathered adapter."""
     import os
 
     from sf2t.models import load_model_and_tokenizer
@@ -96,11 +97,19 @@ def run_training(cfg, log=print) -> dict:
     sharded = cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if sharded and eval_fn is not None and cfg.eval_every:
         log("fsdp: no held-out evaluation during training (the model is sharded); the final one uses the saved run")
-    res = train(cfg, model=model, tokenizer=tok, factory=train_f, eval_fn=None if sharded else eval_fn, log=log)
+    res = train(
+        cfg,
+        model=model,
+        tokenizer=tok,
+        factory=train_f,
+        eval_fn=None if sharded else eval_fn,
+        log=log,
+        initial_evals=[before] if before else [],  # kept in the checkpoints: a resumed run reports it too
+    )
     trained = res.pop("model")
     if rank != 0:
         return res
-    evals = ([before] if before else []) + list(res.get("evals", []))
+    evals = list(res.get("evals", []))
     if eval_fn is not None:
         if sharded:  # the adapter (or weights) gathered from the shards and saved by train()
             from sf2t.train.loop import load_trained

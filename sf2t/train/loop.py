@@ -13,7 +13,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -254,7 +254,8 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 
 class TrainResult(dict):
     """What ``train`` returns: losses, timings, skipped videos, where things were saved, and ``model`` (the
-    trained model; everything else is JSON-serialisable)."""
+    trained model; everything else is JSON-serialisable). After a resume, ``losses`` and ``evals`` cover the whole
+    run, while ``seconds``, ``data_seconds`` and ``tokens_per_second`` are this session's."""
 
 
 def train(
@@ -266,8 +267,11 @@ def train(
     eval_fn: Callable[[Any, int], dict] | None = None,
     log: Callable[[str], None] = print,
     save: bool = True,
+    initial_evals: Sequence[dict] = (),
 ) -> TrainResult:
-    """Train for ``cfg.steps`` optimizer steps; returns a ``TrainResult`` (and saves to ``cfg.out_dir``)."""
+    """Train for ``cfg.steps`` optimizer steps; returns a ``TrainResult`` (and saves to ``cfg.out_dir``).
+    ``initial_evals``: held-out evaluations made before training (``sf2t train``'s step 0): they start the result's
+    ``evals`` and go into every checkpoint, so a resumed run reports them too (it does not evaluate step 0 again)."""
     from tqdm.auto import tqdm
 
     from sf2t.train.data import batches
@@ -321,7 +325,7 @@ def train(
     losses: list[float] = []
     task_loss: dict[str, list[float]] = {}
     task_acc: dict[str, list[float]] = {}
-    evals: list[dict] = []
+    evals: list[dict] = list(initial_evals)
     t_data = 0.0
     n_tokens = 0
     start_step = 0
@@ -501,9 +505,10 @@ def train(
         steps=cfg.steps,
         resumed_from=start_step,
         seconds=seconds,
-        data_seconds=t_data,
+        data_seconds=t_data - t_data_start,
         samples=cfg.steps * cfg.batch_size * cfg.grad_accum,
-        tokens_per_second=n_tokens / seconds if seconds else 0.0,
+        # this session's tokens over this session's seconds (a resumed run restored the earlier sessions' count)
+        tokens_per_second=(n_tokens - tokens_start) / seconds if seconds else 0.0,
         trainable_parameters=n_train,
         total_parameters=n_total,
         losses=losses,

@@ -120,9 +120,12 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
     if png is not None:
         lines += [f"![loss and accuracy]({png.name})", ""]
     if evals:
-        first, last = evals[0], evals[-1]
+        # "before" is the first evaluation only when there are two (a run resumed from a checkpoint written before
+        # step-0 evaluations were kept has only its last one)
+        first, last = (evals[0] if len(evals) > 1 else {}), evals[-1]
+        span = f"step {first['step']} -> step {last['step']}" if first else f"step {last['step']}; none before"
         lines += [
-            f"## Held-out exact accuracy (step {first['step']} -> step {last['step']})",
+            f"## Held-out exact accuracy ({span})",
             "",
             "| task | chance | before | after | n |",
             "|---|---|---|---|---|",
