@@ -699,6 +699,55 @@ def test_config_changes_names_what_a_resume_changes():
     ]
 
 
+def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips, tmp_path, capsys, monkeypatch):
+    """A resume path that is not a checkpoint, and settings that change the shape of the trained weights or of the
+    optimizer's parameter groups (lora_rank, lora_vision, lora -> full fine-tuning), are refused in one line naming
+    the field and both values, before the model loads (they were a FileNotFoundError, a size-mismatch RuntimeError
+    and a "different number of parameter groups" traceback); a checkpoint without a saved config is checked by
+    shape when it loads."""
+    import json
+
+    import sf2t.models
+    from sf2t.cli import main
+    from sf2t.train.loop import train
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "lora_rank=4"]
+    args += [f"out_dir={run}", "save_every=2", "steps=4", "progress=false", "tensorboard=false"]
+    assert main(args) == 0
+    capsys.readouterr()
+    metrics = (run / "metrics.jsonl").read_text()
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sf2t.models, "load_model_and_tokenizer", no_load)
+    for extra, words in [
+        ([f"resume={tmp_path / 'nowhere'}"], "resume: " + str(tmp_path / "nowhere") + " is not a checkpoint directory"),
+        (["resume=auto", "lora_rank=8"], "resume: lora_rank is 4 in the checkpoint, 8 now"),
+        (["resume=auto", "lora_vision=false"], "resume: lora_vision is True in the checkpoint, False now"),
+        (["resume=auto", "lora=false", "full_finetune=true"], "lora is True in the checkpoint, False now"),
+    ]:
+        assert main(args + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert (run / "metrics.jsonl").read_text() == metrics  # nothing written
+    monkeypatch.undo()
+    # the library's train() says the same before setting the model up
+    kw = dict(model=tiny, videos=[good[0]], tasks=["counting"], batch_size=2, steps=4, out_dir=str(run))
+    kw.update(progress=False, tensorboard=False, resume="auto", lora_rank=8)
+    with pytest.raises(ValueError, match="lora_rank is 4 in the checkpoint, 8 now"):
+        train(TrainConfig(**kw), log=lambda s: None, save=False)
+    # an older checkpoint (no config in state.json): the shapes are compared before any weight is copied
+    state = run / "checkpoints" / "step-00000002" / "state.json"
+    st = json.loads(state.read_text())
+    del st["config"]
+    state.write_text(json.dumps(st))
+    with pytest.raises(ValueError, match=r"has weights of other shapes \(.*lora_A.* \(4, .* there, \(8, .* here"):
+        train(TrainConfig(**kw), log=lambda s: None, save=False)
+
+
 def test_resume_errors_and_nan_stop(tiny, clips, tmp_path):
     from sf2t.train.loop import train
 

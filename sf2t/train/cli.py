@@ -202,6 +202,18 @@ def _precheck_paths(cfg) -> str | None:
     return f"none of the {len(why)} training video(s) can be read: {shown}"
 
 
+def _precheck_resume(cfg) -> str | None:
+    """A ``resume`` that cannot be resumed (not a checkpoint; saved with another LoRA rank, targets or training
+    mode), said before the model loads."""
+    from sf2t.train.loop import check_resume
+
+    try:
+        check_resume(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        return str(e)
+    return None
+
+
 def _precheck_supervised(cfg) -> str | None:
     """The supervised QA file read (and checked) before the model loads; set without a ratio it would be unused."""
     if not cfg.supervised_data:
@@ -295,7 +307,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    problem = _precheck_paths(cfg) or _precheck_device(cfg) or _precheck_supervised(cfg) or _precheck_model(cfg)
+    problem = (
+        _precheck_paths(cfg)
+        or _precheck_resume(cfg)
+        or _precheck_device(cfg)
+        or _precheck_supervised(cfg)
+        or _precheck_model(cfg)
+    )
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2

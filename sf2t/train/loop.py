@@ -204,6 +204,44 @@ def config_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]
     return out
 
 
+# fields that set the shapes of the trained weights (LoRA's targets and rank, or every weight) and the optimizer's
+# parameter groups: a checkpoint resumes only with the values it was written with
+SHAPE_FIELDS = ("lora", "full_finetune")
+LORA_SHAPE_FIELDS = ("lora_rank", "lora_llm", "lora_vision")
+
+
+def check_resume(cfg: TrainConfig) -> Path | None:
+    """The checkpoint ``cfg.resume`` names (None without resume, or when ``auto`` finds none), checked without
+    loading any model: a FileNotFoundError for a path that is not a checkpoint, a ValueError for a damaged
+    ``state.json`` or a saved config whose :data:`SHAPE_FIELDS` (with LoRA also :data:`LORA_SHAPE_FIELDS`) differ
+    from ``cfg``'s (the weights or the optimizer state would not fit: a size-mismatch or parameter-group error
+    once loaded)."""
+    if not cfg.resume:
+        return None
+    path = CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume)
+    if path is None:
+        return None
+    try:
+        state = json.loads((path / "state.json").read_text())
+        int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"resume: {path / 'state.json'} is damaged ({e}); resume from another checkpoint") from None
+    saved = state.get("config")
+    if isinstance(saved, dict):  # older checkpoints have none: the load itself then says what does not fit
+        now = config_to_dict(cfg)
+        keys = SHAPE_FIELDS + (LORA_SHAPE_FIELDS if cfg.lora and saved.get("lora") else ())
+        diff = [
+            f"{k} is {saved[k]!r} in the checkpoint, {now[k]!r} now" for k in keys if k in saved and saved[k] != now[k]
+        ]
+        if diff:
+            raise ValueError(
+                f"resume: {'; '.join(diff)} ({path}): that changes the shape of the trained weights or of the "
+                "optimizer state; resume with the checkpoint's value, or start afresh (overwrite=true or another "
+                "out_dir)"
+            )
+    return path
+
+
 def make_factories(cfg: TrainConfig, tokenizer, family=None):
     """(train factory, eval factory) over ``cfg.videos`` / ``cfg.eval_videos`` with the config's tasks, for
     ``family``'s model (default: the family of ``cfg.model``)."""
@@ -281,6 +319,7 @@ def train(
     started_dist, rank, world = _init_distributed(cfg)
     if rank != 0:  # one voice: rank 0 logs, shows progress, writes metrics, checkpoints and the result
         log = lambda *_a, **_k: None  # noqa: E731
+    resume_from = check_resume(cfg)  # before the model is set up: a checkpoint that cannot be resumed is named
     model, tokenizer = setup_model(cfg, model, tokenizer)
     if factory is None:
         factory, _ = make_factories(cfg, tokenizer, family_of_model(model))
@@ -331,7 +370,7 @@ def train(
     start_step = 0
     ckpt = CheckpointManager(Path(cfg.out_dir) / "checkpoints", keep=cfg.keep_checkpoints)
     if cfg.resume:
-        path = ckpt.find(cfg.resume)
+        path = resume_from
         if path is None:
             log(f"resume=auto: no checkpoint in {ckpt.root}; starting from step 0")
         else:
