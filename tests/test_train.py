@@ -701,7 +701,8 @@ def test_config_changes_names_what_a_resume_changes():
 
 def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips, tmp_path, capsys, monkeypatch):
     """A resume path that is not a checkpoint, and settings that change the shape of the trained weights or of the
-    optimizer's parameter groups (lora_rank, lora_vision, lora -> full fine-tuning), are refused in one line naming
+    optimizer's parameter groups (lora_rank, lora_vision, lora -> full fine-tuning) and steps below the
+    checkpoint's step are refused in one line naming
     the field and both values, before the model loads (they were a FileNotFoundError, a size-mismatch RuntimeError
     and a "different number of parameter groups" traceback); a checkpoint without a saved config is checked by
     shape when it loads."""
@@ -718,6 +719,7 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
     assert main(args) == 0
     capsys.readouterr()
     metrics = (run / "metrics.jsonl").read_text()
+    adapter = (run / "adapter" / "adapter_model.safetensors").read_bytes()
 
     def no_load(*a, **k):
         raise AssertionError("the model was loaded")
@@ -728,11 +730,14 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
         (["resume=auto", "lora_rank=8"], "resume: lora_rank is 4 in the checkpoint, 8 now"),
         (["resume=auto", "lora_vision=false"], "resume: lora_vision is True in the checkpoint, False now"),
         (["resume=auto", "lora=false", "full_finetune=true"], "lora is True in the checkpoint, False now"),
+        # once: nothing trained, the finished step-4 adapter replaced by the step-2 weights, "steps 1" with 2 losses
+        (["resume=auto", "steps=1"], "step-00000002 is at step 2 > steps=1: nothing would be trained"),
     ]:
         assert main(args + extra) == 2, extra
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert (run / "metrics.jsonl").read_text() == metrics  # nothing written
+    assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
     monkeypatch.undo()
     # the library's train() says the same before setting the model up
     kw = dict(model=tiny, videos=[good[0]], tasks=["counting"], batch_size=2, steps=4, out_dir=str(run))

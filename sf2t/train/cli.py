@@ -203,8 +203,8 @@ def _precheck_paths(cfg) -> str | None:
 
 
 def _precheck_resume(cfg) -> str | None:
-    """A ``resume`` that cannot be resumed (not a checkpoint; saved with another LoRA rank, targets or training
-    mode), said before the model loads."""
+    """A ``resume`` that cannot be resumed (not a checkpoint; past ``steps``; saved with another LoRA rank, targets
+    or training mode), said before the model loads."""
     from sf2t.train.loop import check_resume
 
     try:

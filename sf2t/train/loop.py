@@ -213,9 +213,9 @@ LORA_SHAPE_FIELDS = ("lora_rank", "lora_llm", "lora_vision")
 def check_resume(cfg: TrainConfig) -> Path | None:
     """The checkpoint ``cfg.resume`` names (None without resume, or when ``auto`` finds none), checked without
     loading any model: a FileNotFoundError for a path that is not a checkpoint, a ValueError for a damaged
-    ``state.json`` or a saved config whose :data:`SHAPE_FIELDS` (with LoRA also :data:`LORA_SHAPE_FIELDS`) differ
-    from ``cfg``'s (the weights or the optimizer state would not fit: a size-mismatch or parameter-group error
-    once loaded)."""
+    ``state.json``, a checkpoint past ``cfg.steps`` or a saved config whose :data:`SHAPE_FIELDS` (with LoRA also
+    :data:`LORA_SHAPE_FIELDS`) differ from ``cfg``'s (the weights or the optimizer state would not fit: a
+    size-mismatch or parameter-group error once loaded)."""
     if not cfg.resume:
         return None
     path = CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume)
@@ -223,9 +223,14 @@ def check_resume(cfg: TrainConfig) -> Path | None:
         return None
     try:
         state = json.loads((path / "state.json").read_text())
-        int(state["step"])
+        step = int(state["step"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"resume: {path / 'state.json'} is damaged ({e}); resume from another checkpoint") from None
+    if step > cfg.steps:  # nothing to train, and the finished run's weights would be replaced by older ones
+        raise ValueError(
+            f"resume: checkpoint {path} is at step {step} > steps={cfg.steps}: nothing would be trained and the run's "
+            f"weights would be replaced by the checkpoint's; set steps >= {step}"
+        )
     saved = state.get("config")
     if isinstance(saved, dict):  # older checkpoints have none: the load itself then says what does not fit
         now = config_to_dict(cfg)
