@@ -753,6 +753,35 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
         train(TrainConfig(**kw), log=lambda s: None, save=False)
 
 
+def test_cli_train_resumes_past_a_cut_short_metrics_line(tiny, clips, tmp_path, capsys):
+    """A run killed while writing metrics.jsonl leaves its last line cut short: resume=auto drops it with a note (it
+    once stopped with a bare "Expecting ',' delimiter"); a damaged line before the last is named with the file and
+    line, before the model loads."""
+    import json
+
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "lora_rank=4"]
+    args += [f"out_dir={run}", "save_every=2", "steps=4", "progress=false", "tensorboard=false"]
+    assert main(args) == 0
+    path = run / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])  # killed while writing step 3
+    capsys.readouterr()
+    assert main(args + ["resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}:3: a cut-short last line" in out and "dropped" in out
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[:2] == [json.loads(line) for line in lines[:2]]
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(["{broken", *text[1:]]) + "\n")
+    assert main(args + ["resume=auto"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1: not a metrics line" in err and "Traceback" not in err
+
+
 def test_resume_errors_and_nan_stop(tiny, clips, tmp_path):
     from sf2t.train.loop import train
 

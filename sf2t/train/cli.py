@@ -204,11 +204,13 @@ def _precheck_paths(cfg) -> str | None:
 
 def _precheck_resume(cfg) -> str | None:
     """A ``resume`` that cannot be resumed (not a checkpoint; past ``steps``; saved with another LoRA rank, targets
-    or training mode), said before the model loads."""
+    or training mode; a damaged ``metrics.jsonl``), said before the model loads."""
     from sf2t.train.loop import check_resume
+    from sf2t.train.report import read_metrics
 
     try:
-        check_resume(cfg)
+        if check_resume(cfg) is not None:
+            read_metrics(cfg.out_dir)  # damage before its last line (a cut-short last line is dropped when it resumes)
     except (FileNotFoundError, ValueError) as e:
         return str(e)
     return None

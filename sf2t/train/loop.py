@@ -622,13 +622,11 @@ class MetricsLog:
     def __init__(self, out: Path, start_step: int, *, tensorboard: bool = True, log=print):
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / "metrics.jsonl"
-        if self.path.is_file():
-            keep = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= start_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in keep))
+        if self.path.is_file():  # a cut-short last line (a kill while writing it) is dropped, with a note
+            from sf2t.train.report import read_metrics
+
+            keep = [row for row in read_metrics(out, log) if row["step"] <= start_step] if start_step else []
+            self.path.write_text("".join(json.dumps(row) + "\n" for row in keep))
         self.fh = open(self.path, "a")
         self.tb = None
         if tensorboard:
