@@ -753,6 +753,41 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
         train(TrainConfig(**kw), log=lambda s: None, save=False)
 
 
+def test_cli_train_overwrite_removes_the_previous_runs_outputs_only(tiny, clips, tmp_path, capsys):
+    """overwrite=true over a full fine-tune's run with a LoRA run: the old model/ goes with its checkpoints, logs and
+    reports (it once stayed beside the new adapter/, and sf2t eval --model out/model read the new run's settings for
+    the old weights); files the user put there stay; a run whose model is the old out_dir/model is refused."""
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "steps=1"]
+    args += [f"out_dir={run}", "progress=false", "tensorboard=false"]
+    assert main(args + ["lora=false", "full_finetune=true"]) == 0
+    assert (run / "model" / "config.json").is_file() and (run / "report.md").is_file()
+    (run / "notes.txt").write_text("mine")
+    (run / "data").mkdir()
+    (run / "data" / "x.json").write_text("{}")
+    capsys.readouterr()
+    # training from the old run's weights in the same out_dir: overwrite would delete them first
+    assert main([*args, f"model={run / 'model'}", "lora=false", "full_finetune=true", "overwrite=true"]) == 2
+    err = capsys.readouterr().err
+    assert f"overwrite=true would remove {run / 'model'}, which holds model" in err
+    assert (run / "model" / "config.json").is_file()
+    assert main(args + ["lora_rank=4", "overwrite=true"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "overwrite: removed the previous run's model, metrics.jsonl, train_result.json, train_config.json, report"
+        in out
+    )
+    assert not (run / "model").exists() and (run / "adapter" / "adapter_config.json").is_file()
+    assert (run / "notes.txt").read_text() == "mine" and (run / "data" / "x.json").is_file()
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["adapter", "data", "metrics.jsonl", "notes.txt", "report.md", "report.png", "train_config.json"]
+        + ["train_result.json"]
+    )
+
+
 def test_cli_train_resumes_past_a_cut_short_metrics_line(tiny, clips, tmp_path, capsys):
     """A run killed while writing metrics.jsonl leaves its last line cut short: resume=auto drops it with a note (it
     once stopped with a bare "Expecting ',' delimiter"); a damaged line before the last is named with the file and

@@ -138,13 +138,28 @@ def run_files(out: Path) -> list[str]:
     return held
 
 
+# what sf2t train writes into out_dir: overwrite=true removes these (and nothing else the folder holds)
+RUN_OUTPUTS = (
+    "checkpoints",
+    "adapter",
+    "model",
+    "tensorboard",
+    "metrics.jsonl",
+    "train_result.json",
+    "train_config.json",
+    "report.md",
+    "report.png",
+)
+
+
 def _clear_run(out: Path, log=print) -> None:
-    """overwrite=true: remove the previous run's checkpoints and logs (its weights are replaced at the end), so a
-    later resume=auto cannot pick up the old run's checkpoint and the logs hold this run only."""
+    """overwrite=true: remove the previous run's outputs (:data:`RUN_OUTPUTS`: checkpoints, weights, logs, reports),
+    so a later resume=auto cannot pick up the old run's checkpoint, the logs hold this run only, and a LoRA run does
+    not leave a full fine-tune's ``model/`` (nor the other way round) beside its own weights. Other files stay."""
     import shutil
 
     gone = []
-    for name in ("checkpoints", "tensorboard", "metrics.jsonl", "train_result.json"):
+    for name in RUN_OUTPUTS:
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -168,6 +183,18 @@ def _precheck_paths(cfg) -> str | None:
     if out.exists() and not out.is_dir():
         return f"out_dir {cfg.out_dir!r} exists and is not a folder"
     held = run_files(out)
+    if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
+        inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
+        inputs += [("videos", v) for v in cfg.videos] + [("eval_videos", v) for v in cfg.eval_videos]
+        for name in RUN_OUTPUTS:
+            gone = (out / name).resolve()
+            for field, value in inputs:
+                q = Path(value).resolve() if value else None
+                if q is not None and (q == gone or gone in q.parents):
+                    return (
+                        f"overwrite=true would remove {out / name}, which holds {field} {value!r}: move it out of "
+                        "out_dir, or pick another out_dir"
+                    )
     if held and not cfg.resume and not cfg.overwrite:
         return (
             f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): resume=auto continues it, "

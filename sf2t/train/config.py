@@ -149,8 +149,9 @@ class TrainConfig:
     )
     overwrite: bool = _f(
         False,
-        "start afresh in an out_dir that already holds a run (its checkpoints and logs are removed, its weights "
-        "replaced); without it sf2t train refuses such an out_dir unless resume is set",
+        "start afresh in an out_dir that already holds a run (its outputs are removed first: model/ or adapter/, "
+        "checkpoints, logs, reports; other files stay); without it sf2t train refuses such an out_dir unless resume "
+        "is set",
     )
     progress: bool = _f(True, "show a tqdm progress bar")
 
