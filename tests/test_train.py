@@ -753,6 +753,36 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
         train(TrainConfig(**kw), log=lambda s: None, save=False)
 
 
+def test_merge_carries_the_runs_settings_to_eval(tiny, clips, tmp_path, capsys):
+    """sf2t merge --out elsewhere writes the run's train_config.json into the merged checkpoint, so sf2t eval
+    --model merged (and load_trained) take the run's layout and token compression as they do for --adapter (they
+    once fell back to the defaults silently, scoring the merged model otherwise)."""
+    import json
+    from types import SimpleNamespace
+
+    from sf2t.cli import main
+    from sf2t.finevidbench import _run_settings
+    from sf2t.models.compress import find_qwen_inner
+    from sf2t.train.loop import load_trained
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "steps=1"]
+    args += [f"out_dir={run}", "progress=false", "tensorboard=false", "lora_rank=4", "layout=pairs"]
+    assert main(args + ["token_keep_ratio=0.5"]) == 0
+    merged = tmp_path / "elsewhere" / "merged"
+    assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(merged)]) == 0
+    assert "with the run's train_config.json" in capsys.readouterr().out
+    assert json.loads((merged / "train_config.json").read_text()) == json.loads((run / "train_config.json").read_text())
+    keys = ("frame_size", "layout", "token_keep_ratio", "token_stage", "token_first_group")
+    ask = dict.fromkeys(keys)
+    by_adapter = _run_settings(SimpleNamespace(model=tiny, adapter=str(run / "adapter"), **ask))
+    by_merged = _run_settings(SimpleNamespace(model=str(merged), adapter=None, **ask))
+    assert by_merged == by_adapter and by_merged["layout"] == "pairs" and by_merged["token_keep_ratio"] == 0.5
+    model, _ = load_trained(tiny, merged)
+    assert find_qwen_inner(model)._sf2t_cfg["keep"] == 0.5
+
+
 def test_cli_train_overwrite_removes_the_previous_runs_outputs_only(tiny, clips, tmp_path, capsys):
     """overwrite=true over a full fine-tune's run with a LoRA run: the old model/ goes with its checkpoints, logs and
     reports (it once stayed beside the new adapter/, and sf2t eval --model out/model read the new run's settings for

@@ -9,7 +9,8 @@ with its default and help, then the resolved config, and trains nothing. ``resum
 checkpoint (``save_every=N`` writes them).
 
 ``sf2t merge --base BASE --adapter DIR --out OUT``: the LoRA adapter merged into the base weights, written as a
-full checkpoint (with the base's tokenizer and processor files) that loads like the base one.
+full checkpoint (with the base's tokenizer and processor files, and the run's ``train_config.json`` so that
+``sf2t eval --model OUT`` sees videos as the run did) that loads like the base one.
 """
 
 from __future__ import annotations
@@ -395,8 +396,10 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
 
     from sf2t.models import load_model_and_tokenizer
     from sf2t.models._build import load_adapter
+    from sf2t.train.config import find_run_config
     from sf2t.train.loop import _copy_processor_files
 
+    run_cfg = find_run_config(args.adapter)  # the run's settings, next to its adapter
     model, tok = load_model_and_tokenizer(args.base)
     try:
         merged = load_adapter(model, args.adapter, args.base).merge_and_unload()
@@ -411,6 +414,8 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         merged.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         _copy_processor_files(args.base, tmp)
+        if run_cfg is not None:  # sf2t eval --model OUT then sees the video as the run did (layout, compression)
+            shutil.copy(run_cfg, tmp / "train_config.json")
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -418,7 +423,7 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
         return 1
-    print(f"merged {args.adapter} into {args.base}: {out}")
+    print(f"merged {args.adapter} into {args.base}: {out}" + (f" (with the run's {run_cfg.name})" if run_cfg else ""))
     return 0
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from sf2t.tasks.consistency import ConsistencyConfig
@@ -18,7 +19,7 @@ from sf2t.tasks.localization import LocalizationConfig
 from sf2t.tasks.rearrangement import RearrangementConfig
 from sf2t.tasks.speed import SpeedConfig
 
-__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help"]
+__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help", "find_run_config"]
 
 
 def _f(default, help: str, **kw):
@@ -492,3 +493,15 @@ def config_help(cls=TrainConfig, prefix: str = "") -> str:
         else:
             lines.append(f"  {prefix + f.name:<24} {json.dumps(value):<22} {f.metadata.get('help', '')}")
     return "\n".join(lines)
+
+
+def find_run_config(trained: str | os.PathLike) -> Path | None:
+    """The ``train_config.json`` of the sf2t run that made ``trained`` (an adapter or model folder): inside it (a
+    merged checkpoint: ``sf2t merge`` copies the run's there) or next to it (``out_dir/adapter``,
+    ``out_dir/model``); None when there is neither. ``sf2t eval`` and ``load_trained`` take the run's frame layout
+    and token compression from it."""
+    trained = Path(trained)
+    for path in (trained / "train_config.json", trained.parent / "train_config.json"):
+        if path.is_file():
+            return path
+    return None

@@ -711,8 +711,10 @@ def load_trained(base: str, trained: str | os.PathLike):
     else:
         model, tokenizer = load_model_and_tokenizer(trained)
     # a run trained with token compression is evaluated with it (its train_config.json says so)
-    run_cfg = trained.parent / "train_config.json"
-    if run_cfg.is_file():
+    from sf2t.train.config import find_run_config
+
+    run_cfg = find_run_config(trained)
+    if run_cfg is not None:
         run = json.loads(run_cfg.read_text())
         keep, stage = float(run.get("token_keep_ratio", 1.0)), run.get("token_stage", "after_tower")
         apply_compression(model, keep, stage, run.get("token_first_group", "all"))
