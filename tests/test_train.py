@@ -501,6 +501,20 @@ def test_demo_arguments_are_checked_first(tmp_path, capsys, argv, words):
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
+def test_demo_set_steps_rescales_the_curriculum_like_steps(tmp_path):
+    """sf2t demo --set steps=N gives the config --steps N gives: the disorder-only phase keeps its share of the run
+    (it once stayed at 800 steps, so a 100-step run was all curriculum); an explicit curriculum_steps wins."""
+    from sf2t.demo import run_config
+
+    paths = (tmp_path, "m", ["a.mp4"], ["b.mp4"], tmp_path / "clips")
+    by_flag = run_config(*paths, steps=100)
+    by_set = run_config(*paths, overrides=["steps=100"])
+    assert by_set == by_flag and by_set.curriculum_steps == 20 and by_set.steps == 100
+    assert run_config(*paths, quick=True, overrides=["steps=100"]).curriculum_steps == 20
+    assert run_config(*paths, overrides=["steps=100", "curriculum_steps=5"]).curriculum_steps == 5
+    assert run_config(*paths).curriculum_steps == 800
+
+
 @pytest.mark.parametrize("overrides", [(), ("token_keep_ratio=0.5",)], ids=["plain", "compressed"])
 def test_demo_quick(tmp_path, overrides):
     """The demo's whole path on a few clips and steps: report files, table, skipped clips with reasons; also with
