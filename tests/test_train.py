@@ -1378,6 +1378,8 @@ def test_cli_train_resumed_keeps_the_step_0_evaluation_and_rates_this_session(ti
     res = json.loads((run / "train_result.json").read_text())
     assert res["resumed_from"] == 2 and [e["step"] for e in res["evals"]] == [0, 4]
     assert res["evals"][0] == first["evals"][0]
+    assert res["task_train_accuracy"] == first["task_train_accuracy"]  # the whole run's, not this session's
+    assert res["task_losses"] == first["task_losses"]
     md = (run / "report.md").read_text()
     assert "(step 0 -> step 4)" in md
     # the same steps, the same samples: this session's tokens are the whole run's less those before the checkpoint

@@ -382,6 +382,7 @@ def train(
             st = ckpt.load(path, model, opt, sharded=cfg.fsdp)
             start_step = int(st["step"])
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
+            task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
             for path_, kind, reason, *task in st["dropped"]:  # later draws see the same pool
                 if any(i.path == path_ for i in factory.pool.infos):
@@ -415,6 +416,7 @@ def train(
         return {
             "losses": losses,
             "task_loss": task_loss,
+            "task_acc": task_acc,
             "evals": evals,
             "tokens": n_tokens,
             "data_seconds": t_data,
