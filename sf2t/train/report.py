@@ -15,12 +15,30 @@ from typing import Any
 __all__ = ["read_metrics", "plot_run", "write_report"]
 
 
-def read_metrics(out_dir: str | Path) -> list[dict]:
-    """The rows of ``out_dir/metrics.jsonl`` (one per optimizer step); [] when there is none."""
+def read_metrics(out_dir: str | Path, log=None) -> list[dict]:
+    """The rows of ``out_dir/metrics.jsonl`` (one per optimizer step); [] when there is none. A process killed while
+    writing leaves the last line cut short: it is dropped (said to ``log``); a damaged line before it is a ValueError
+    naming the file and the line."""
     path = Path(out_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(i, line) for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if line.strip()]
+    rows = []
+    for k, (i, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or isinstance(row.get("step"), bool) or not isinstance(row.get("step"), int):
+                raise ValueError("not a JSON object with a step")
+        except ValueError as e:
+            if k == len(lines) - 1:
+                if log is not None:
+                    log(f"{path}:{i}: a cut-short last line (the run was stopped while writing it): dropped")
+                break
+            raise ValueError(
+                f"{path}:{i}: not a metrics line ({e}); repair or delete that line (or the file) to go on"
+            ) from None
+        rows.append(row)
+    return rows
 
 
 def _smooth(values: Sequence[float], window: int) -> list[float]:
@@ -120,9 +138,12 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
     if png is not None:
         lines += [f"![loss and accuracy]({png.name})", ""]
     if evals:
-        first, last = evals[0], evals[-1]
+        # "before" is the first evaluation only when there are two (a run resumed from a checkpoint written before
+        # step-0 evaluations were kept has only its last one)
+        first, last = (evals[0] if len(evals) > 1 else {}), evals[-1]
+        span = f"step {first['step']} -> step {last['step']}" if first else f"step {last['step']}; none before"
         lines += [
-            f"## Held-out exact accuracy (step {first['step']} -> step {last['step']})",
+            f"## Held-out exact accuracy ({span})",
             "",
             "| task | chance | before | after | n |",
             "|---|---|---|---|---|",
