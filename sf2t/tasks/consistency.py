@@ -1,8 +1,8 @@
 """``consistency`` (TASKS.md): two presented frames, A = source frame i and B, which is with probability 1/3
 each an identical copy of A, A with one cell of a 3x3 grid replaced by the same cell of frame j (cell MAD >=
 ``tau_region``), or frame j itself (whole-frame MAD >= ``tau_region``). Answers ``"Identical."``,
-``"Different: {cell}."`` or ``"Different: whole frame."``. Every pair (i, j) must pass both checks, whichever kind
-was drawn, so that the answers stay 1/3 each on videos where some pairs fail (see ``build``).
+``"Different: {cell}."`` or ``"Different: whole frame."``. Every pair (i, j) must pass the cell check, whichever kind
+was drawn, so "identical" and "cell" fail alike and a still video gives no sample (see ``build``).
 
 B is built on the frames' device (a slice assignment into a new tensor, only for a replaced cell; identical and
 whole-frame samples show the decoded frames as they are): no host round trip for pixels. MAD here is
@@ -106,18 +106,24 @@ class ConsistencyTask:
         cell = None
         presented = None
         src_index = [fa, fa]
-        # The pair must pass every kind's check, whichever kind was drawn: were a pair that fails the cell or
-        # whole-frame check still usable as "identical", failures would tilt the answers toward "Identical." (and a
-        # static video would give nothing else). The two frames' thumbnails, read in place (no gathered copy).
+        # Every kind needs a pair with a changed cell (cell MAD >= tau_region), "identical" too: were a pair that
+        # fails it still usable as "identical", failures would tilt the answers toward "Identical." and a static
+        # video would give nothing else. "whole" also needs the whole-frame MAD, which small objects on a still
+        # background rarely reach: such videos give fewer "whole" samples (required of every kind, it left them
+        # with no consistency sample at all). The two frames' thumbnails, read in place (no gathered copy).
         mads, whole = _cell_mads(thumbnails(frames, index=torch.tensor([fa, fj], device=frames.device)))
         mads = mads.cpu()
         ok = [k for k in range(9) if float(mads[k]) >= c.tau_region and min(h, w) >= 3]
-        if not ok or whole < c.tau_region:
+        if not ok:
             raise SkipSample(
                 plan.source,
                 "static",
-                f"frames {i} and {j} differ too little (whole-frame MAD {whole:.2f}, max cell MAD "
-                f"{float(mads.max()):.2f}; tau_region {c.tau_region})",
+                f"no cell differs between frames {i} and {j} "
+                f"(max cell MAD {float(mads.max()):.2f} < tau_region {c.tau_region})",
+            )
+        if kind == "whole" and whole < c.tau_region:
+            raise SkipSample(
+                plan.source, "static", f"frames {i} and {j} differ by MAD {whole:.2f} < tau_region {c.tau_region}"
             )
         if kind == "cell":
             cell = ok[rng.randrange(len(ok))]
