@@ -176,6 +176,36 @@ def test_max_frames_skips_questions_instead_of_thinning_them(bench, tmp_path):
         evaluate(str(bench), str(tmp_path / "r2.json"), predictor=counter, max_frames=1, log=lambda s: None)
 
 
+@pytest.mark.parametrize(
+    "text, options, want",
+    [
+        ("12", ["2", "12", "3", "5"], 1),  # an option's exact text (not its substring "2")
+        ("There are 15 frames.", ["11", "5", "8", "15"], 3),  # whole words: "5" is no hit inside "15"
+        ("12 frames", ["2", "12", "3", "5"], 1),
+        ("I don't know", ["Yes.", "No."], None),  # "no" inside "know" is no answer
+        ("Not sure", ["Yes.", "No."], None),
+        ("A blue ball", ["A red ball", "A blue ball"], 1),  # an article is no letter
+        ("A square moves down", ["left", "right", "up", "down"], 3),
+        ("A single object.", ["2", "1", "3", "5"], None),
+        ("Answer: C", ["a", "b", "c", "d"], 2),
+        ("The answer is B", ["x", "y", "z"], 1),
+        ("b", ["x", "y"], 1),
+        ("(b)", ["x", "y"], 1),
+        ("**B**", ["x", "y"], 1),
+        ("B. y", ["x", "y"], 1),
+        ("The answer is a cat", ["dog", "cat"], 1),  # lower-case "a" after "answer is": the word, not a letter
+        ("Different: top-left.", ["Different: top.", "Different: top-left.", "Identical."], 1),
+        ("It is different: top-left", ["Different: top.", "Different: top-left.", "Identical."], 1),  # the longest
+        ("Frames 1-10.", ["Frames 1-1.", "Frames 1-10."], 1),
+        ("2", ["4", "3", "2", "1"], 2),  # a number that is an option's text is that option, not letter B
+        ("E", ["x", "y"], None),  # a letter past the options
+        ("", ["x", "y"], None),
+    ],
+)
+def test_parse_choice_cases(text, options, want):
+    assert parse_choice(text, options) == want
+
+
 def test_generate_parsing_agrees_with_the_answer(bench, tmp_path):
     """An oracle that writes the canonical option text (or its letter) is parsed back to the right option."""
     for i, q in enumerate(load(bench)["questions"]):
@@ -199,6 +229,29 @@ def test_missing_files_are_listed_and_skipped(bench, tmp_path):
     )
     assert res["missing"] == [img_q["id"]] and res["coverage"] < 1.0
     assert any("missing file" in line for line in lines)
+    # answered first, missing at a resume: not counted (n said 70 with 1 skipped)
+    full = copy / "full"
+    shutil.copytree(bench.parent, full)
+    args = dict(predictor=lambda q, f, i: (q["answer_index"], {}), log=lambda s: None)
+    assert evaluate(str(full / "bench.json"), str(tmp_path / "f.json"), **args)["overall"]["n"] == len(b["questions"])
+    (full / img_q["video"]["frame_images"][0]).unlink()
+    res = evaluate(str(full / "bench.json"), str(tmp_path / "f.json"), **args)
+    assert res["overall"]["n"] == len(b["questions"]) - 1 and res["missing"] == [img_q["id"]]
+
+
+def test_generate_has_room_for_the_longest_option(bench, tiny_qwen2_vl, monkeypatch):
+    """Generate mode's token budget fits the question's longest option (a fixed 8 cut "4, 5, 2, 3, 1" short)."""
+    import sf2t.train.evaluate as tev
+    from sf2t.finevidbench.evaluate import VideoRunner, load_media
+
+    b = load(bench)
+    q = next(q for q in b["questions"] if q["category"] == "rearrangement")
+    runner = VideoRunner(str(tiny_qwen2_vl))
+    seen = {}
+    monkeypatch.setattr(tev, "generate_answer", lambda *a, **k: seen.update(k) or "")
+    runner.generate(q, *load_media(q, b["_root"]))
+    longest = max(len(runner.tok(o, add_special_tokens=False)["input_ids"]) for o in q["options"])
+    assert seen["max_new_tokens"] > longest > 8
 
 
 def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwen2_vl, capsys):
@@ -329,6 +382,9 @@ def test_export_for_lmms_eval(bench, tmp_path):
         assert utils.process_results(r, [r["answer"] + "."])["accuracy"] == 1.0
         wrong = (r["answer_index"] + 1) % len(r["options"])
         assert utils.process_results(r, [r["options"][wrong]])["accuracy"] == 0.0
+        for said in (f"({r['answer']})", f"Answer: {r['answer']}", r["options"][r["answer_index"]], "I don't know"):
+            assert utils.parse_choice(said, r["options"]) == parse_choice(said, r["options"])  # sf2t's own parser
+            assert utils.process_results(r, [said])["accuracy"] == float(said != "I don't know"), said
 
 
 def test_export_for_vlmevalkit(bench, tmp_path):
@@ -365,6 +421,23 @@ def test_export_for_vlmevalkit(bench, tmp_path):
     with pytest.raises(SystemExit) as e:  # argparse names the allowed formats
         cli.main(["finevidbench", "export", "--bench", str(bench), "--format", "nope", "--out", str(out2)])
     assert e.value.code == 2
+    # predictions scored as sf2t eval parses them: "(B)", "Answer: B", option text; a wrong option whose text starts
+    # with the right letter ("Different: top." when D is right) is wrong (the class read the first character)
+    for i, form in enumerate(["({})", "Answer: {}", "text", "wrong-text"]):
+        rows = []
+        for q in qs:
+            right = q["answer_index"]
+            if form == "text":
+                rows.append(q["options"][right])
+            elif form == "wrong-text":
+                rows.append(q["options"][(right + 1) % len(q["options"])])
+            else:
+                rows.append(form.format("ABCDEFGH"[right]))
+        pred = ds.data.copy()
+        pred["prediction"] = rows
+        pred.to_csv(tmp_path / f"pred{i}.tsv", sep="\t", index=False)
+        acc = ds.evaluate(str(tmp_path / f"pred{i}.tsv"))
+        assert (acc["accuracy"] == (0.0 if form == "wrong-text" else 1.0)).all(), form
 
 
 def test_export_numeric_options_and_the_out_folder(bench, tmp_path, capsys):

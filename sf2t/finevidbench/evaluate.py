@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from sf2t.finevidbench.choice import parse_choice
 from sf2t.finevidbench.format import LETTERS, load
 
 __all__ = ["evaluate", "VideoRunner", "QwenRunner", "summarize", "compare_text", "parse_choice", "render_question"]
@@ -30,20 +30,6 @@ __all__ = ["evaluate", "VideoRunner", "QwenRunner", "summarize", "compare_text",
 def render_question(q: dict) -> str:
     lines = [q["question"]] + [f"{LETTERS[i]}. {o}" for i, o in enumerate(q["options"])]
     return "\n".join(lines + ["Answer with the option's letter or its text."])
-
-
-def parse_choice(text: str, options: list[str]) -> int | None:
-    """An option index from a free answer: a lone letter (``B``, ``(B)``, ``B.``) or an option's text."""
-    t = text.strip()
-    m = re.match(r"^\(?([A-Z])[\).:]?(\s|$)", t)
-    if m and LETTERS.index(m.group(1)) < len(options):
-        return LETTERS.index(m.group(1))
-    low = t.lower().strip(" .")
-    hits = [i for i, o in enumerate(options) if o.lower().strip(" .") == low]
-    if len(hits) == 1:
-        return hits[0]
-    hits = [i for i, o in enumerate(options) if o.lower().strip(" .") and o.lower().strip(" .") in low]
-    return hits[0] if len(hits) == 1 else None
 
 
 def load_media(q: dict, root: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -248,9 +234,14 @@ class VideoRunner:
             k += n
         return out
 
-    def generate(self, q: dict, frames: torch.Tensor, image, max_new_tokens: int = 8) -> str:
+    def generate(self, q: dict, frames: torch.Tensor, image, max_new_tokens: int | None = None) -> str:
+        """The greedy answer. ``max_new_tokens`` (default): room for the question's longest option and a few more
+        tokens (a letter, a period): a fixed 8 cut long options ("4, 5, 2, 3, 1") short, so they never matched."""
         from sf2t.train.evaluate import generate_answer
 
+        if max_new_tokens is None:
+            longest = max(len(self.tok(o, add_special_tokens=False)["input_ids"]) for o in q["options"])
+            max_new_tokens = longest + 4
         s = self._sample(q, frames, image, None)
         return generate_answer(self.model, self.tok, s, max_new_tokens=max_new_tokens, device=self.device)
 
@@ -403,6 +394,7 @@ def evaluate(
                 f"max_frames {max_frames}: every question shows more frames (the fewest: {min(too_long.values())})"
             )
         done = {k: v for k, v in done.items() if k not in too_long}  # answered by an earlier run without the cap
+    done = {k: v for k, v in done.items() if k not in missing}  # answered before its files went missing: not counted
     todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in missing and q["id"] not in too_long]
     from tqdm.auto import tqdm
 

@@ -45,10 +45,10 @@ LMMS_REQUIRED_KEYS = (
 _LMMS_UTILS = '''"""lmms-eval task utilities for an sf2t FineVidBench-style benchmark (sf2t finevidbench export)."""
 
 import os
-import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# -- sf2t's answer parser (sf2t/finevidbench/choice.py) --
 
 
 def doc_to_visual(doc):
@@ -63,24 +63,16 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
     return kw.get("pre_prompt", "") + doc["prompt"] + kw.get("post_prompt", "")
 
 
-def _choice(text, options):
-    t = text.strip()
-    m = re.match(r"^\\(?([A-Z])[\\).:]?(\\s|$)", t)
-    if m and LETTERS.index(m.group(1)) < len(options):
-        return LETTERS.index(m.group(1))
-    low = t.lower().strip(" .")
-    hits = [i for i, o in enumerate(options) if o.lower().strip(" .") and o.lower().strip(" .") in low]
-    return hits[0] if len(hits) == 1 else None
-
-
 def process_results(doc, results):
-    pred = _choice(results[0], doc["options"])
+    pred = parse_choice(results[0], doc["options"])  # as sf2t eval parses a generated answer
     correct = float(pred == doc["answer_index"])
     cat = doc["level"] + "/" + doc["category"]
     return {"accuracy": correct, "category_accuracy": {"category": cat, "correct": correct}}
 
 
 def aggregate_by_category(results):
+    """lmms-eval takes one number per metric: this is the overall accuracy (as ``accuracy``); the per-category
+    accuracies are printed."""
     per = {}
     for r in results:
         per.setdefault(r["category"], []).append(r["correct"])
@@ -106,7 +98,8 @@ except ImportError:  # outside VLMEvalKit: a stand-in base so the file still imp
     VideoBaseDataset = object
 
 HERE = osp.dirname(osp.abspath(__file__))
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# -- sf2t's answer parser (sf2t/finevidbench/choice.py) --
 
 
 class SF2TFineVidBench(VideoBaseDataset):
@@ -144,10 +137,24 @@ class SF2TFineVidBench(VideoBaseDataset):
             data = pd.read_excel(eval_file, dtype={{"answer": str, "prediction": str}})
         else:
             data = pd.read_csv(eval_file, sep="\\t", dtype={{"answer": str, "prediction": str}}, keep_default_na=False)
-        pred = data["prediction"].astype(str).str.strip().str[:1].str.upper()
-        data["hit"] = (pred == data["answer"]).astype(float)
+        # the option a prediction names, parsed as sf2t eval parses a generated answer
+        data["hit"] = [
+            float(parse_choice(row["prediction"], self.options(row)) == LETTERS.index(str(row["answer"]).strip()))
+            for _, row in data.iterrows()
+        ]
         return data.groupby(["level", "category"])["hit"].mean().rename("accuracy").reset_index()
 '''
+
+
+def _with_parser(code: str) -> str:
+    """``code`` with sf2t's answer parser (the code of ``choice.py``) where its marker line is."""
+    from sf2t.finevidbench import choice
+
+    src = Path(choice.__file__).read_text(encoding="utf-8")
+    src = src[src.index("import re") :].rstrip() + "\n"
+    marker = "# -- sf2t's answer parser (sf2t/finevidbench/choice.py) --\n"
+    assert marker in code
+    return code.replace(marker, marker + src)
 
 
 def _write_video(frames, path: Path, fps: int) -> None:
@@ -204,7 +211,7 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
     if fmt == "lmms-eval":
         data = out / f"{name}.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (out / "utils.py").write_text(_LMMS_UTILS)
+        (out / "utils.py").write_text(_with_parser(_LMMS_UTILS))
         cfg = "\n".join(
             [
                 f'task: "{name}"',
@@ -252,7 +259,7 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
                 wr.writerow(
                     [i, r["video"], r["question"], *opts, r["answer"], r["category"], r["level"], r["variant"], r["id"]]
                 )
-        (out / "sf2t_vlmevalkit.py").write_text(_VLMEVAL_CLASS.format(tsv=path.name, name=name))
+        (out / "sf2t_vlmevalkit.py").write_text(_with_parser(_VLMEVAL_CLASS.format(tsv=path.name, name=name)))
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != MARKER)
     (out / MARKER).write_text(json.dumps({"format": fmt, "bench": str(Path(bench_path).resolve()), "files": written}))
     log(f"exported {len(rows)} questions for {fmt}: {path}")

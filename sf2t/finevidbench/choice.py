@@ -1,0 +1,41 @@
+"""Which option a free answer to a multiple-choice question names. Self-contained (only ``re``): ``sf2t eval``
+uses it, and ``sf2t finevidbench export`` copies this file's code into the lmms-eval ``utils.py`` and the
+VLMEvalKit dataset class, so every harness scores a generated answer the same way."""
+
+import re
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])\)?(?![A-Za-z0-9])")
+
+
+def _norm(s):
+    """Lower case, spaces collapsed, markdown emphasis, quotes and a final period dropped."""
+    s = re.sub(r"\s+", " ", str(s).replace("**", "").strip().strip("`'\"").strip())
+    return s.lower().rstrip(" .")
+
+
+def parse_choice(text, options):
+    """The index of the option ``text`` names, or None: its text exactly ("12", "Different: top-left."); else a
+    letter: alone ("B", "b", "(B)", "B."), leading ("B. ...", "(B) ...", "B: ..."), or after "answer" / "option"
+    ("Answer: C", "The answer is B"); else the one option whose text appears in the answer as whole words ("There
+    are 15 frames." is "15", not "5"; "I don't know" is not "No."), the longest where one contains the others.
+    An article ("A blue ball") is no letter."""
+    t = str(text or "").replace("**", "").strip().strip("`'\"").strip()
+    low = _norm(t)
+    if not low:
+        return None
+    norms = [_norm(o) for o in options]
+    hits = [i for i, o in enumerate(norms) if o and o == low]
+    if len(hits) == 1:
+        return hits[0]
+    m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t) or _ASKED.search(t)
+    if m:
+        k = LETTERS.index(m.group(1).upper())
+        if k < len(options):
+            return k
+    hits = [i for i, o in enumerate(norms) if o and re.search(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low)]
+    if len(hits) > 1:
+        longest = max(hits, key=lambda i: len(norms[i]))
+        if all(norms[i] in norms[longest] for i in hits):
+            hits = [longest]
+    return hits[0] if len(hits) == 1 else None
