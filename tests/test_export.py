@@ -52,6 +52,7 @@ def test_export_round_trip(manifest, tmp_path, capsys):
         assert f"{t:<14} made" in text
     info = json.loads((out / "dataset_info.json").read_text())["sf2t"]
     assert info["formatting"] == "sharegpt" and info["columns"]["videos"] == "videos"
+    assert info["columns"]["images"] == "images"  # localization samples carry their target
     for r in data:
         user, asst = r["messages"]
         assert user["role"] == "user" and asst["role"] == "assistant"
@@ -123,6 +124,12 @@ def test_sharegpt_format_and_jpeg(manifest, tmp_path):
     assert all(r["conversations"][0]["from"] == "human" and r["conversations"][1]["from"] == "gpt" for r in data)
     assert all(p.endswith(".jpg") for r in data for p in r["videos"][0])
     assert {r["task"] for r in data} <= {"counting", "speed"}
+    # its LLaMA-Factory entry: conversations with from/value; no "images" column when no row has one (LLaMA-Factory
+    # reads every listed column from every row: a KeyError)
+    info = json.loads((out / "dataset_info.json").read_text())["sf2t"]
+    assert info["columns"] == {"messages": "conversations", "videos": "videos"}
+    assert info["tags"] == {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+    assert not any("images" in r for r in data)
 
 
 @pytest.mark.parametrize(

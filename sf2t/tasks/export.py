@@ -13,7 +13,9 @@ and the presented frames under ``DIR/frames/<id>/`` (PNG: exactly the presented 
 are relative to DIR. ``--format llamafactory`` (the default) is LLaMA-Factory's sharegpt-style format with
 ``messages`` (role/content), ``videos`` as lists of frame images and ``images``; a ``dataset_info.json`` entry
 is written next to it, so ``dataset_dir=DIR, dataset=sf2t`` loads it without conversion. ``--format sharegpt``
-writes the classic ``conversations`` ([{"from": "human"|"gpt", "value": ...}]) instead.
+writes the classic ``conversations`` ([{"from": "human"|"gpt", "value": ...}]) instead, with the same
+``videos`` / ``images`` lists and its own ``dataset_info.json`` entry (from / value tags); it is not LLaVA's
+single-``image`` layout. ``images`` appears in the entry only when some sample has a target image.
 """
 
 from __future__ import annotations
@@ -163,21 +165,19 @@ def export(
     for d in (out / "frames").iterdir():  # frames of an earlier, larger export into the same folder
         if d.is_dir() and d.name not in keep and re.fullmatch(r"[a-z_]+-\d{6}", d.name):  # a sample's, not yours
             shutil.rmtree(d)
-    if fmt == "llamafactory":
-        info = {
-            "sf2t": {
-                "file_name": "data.json",
-                "formatting": "sharegpt",
-                "columns": {"messages": "messages", "videos": "videos", "images": "images"},
-                "tags": {
-                    "role_tag": "role",
-                    "content_tag": "content",
-                    "user_tag": "user",
-                    "assistant_tag": "assistant",
-                },
-            }
-        }
-        (out / "dataset_info.json").write_text(json.dumps(info, indent=1))
+    # LLaMA-Factory's dataset entry for the rows (both formats are its "sharegpt" formatting, with its default tags
+    # for the sharegpt format). "images" is listed only when some row has one: LLaMA-Factory reads a listed column
+    # from every row (a KeyError when no localization sample was exported).
+    columns = {"messages": "messages" if fmt == "llamafactory" else "conversations", "videos": "videos"}
+    if any("images" in r for r in records):
+        columns["images"] = "images"
+    tags = (
+        {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
+        if fmt == "llamafactory"
+        else {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+    )
+    info = {"sf2t": {"file_name": "data.json", "formatting": "sharegpt", "columns": columns, "tags": tags}}
+    (out / "dataset_info.json").write_text(json.dumps(info, indent=1))
     skipped: dict[str, Counter] = defaultdict(Counter)
     for f in sampler.failures:
         skipped[f.task or "?"][f.kind] += 1
