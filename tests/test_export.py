@@ -294,3 +294,31 @@ def test_files_changed_since_the_index(manifest, tmp_path, capsys):
     assert len(said) == 1 and "c2.mp4: changed since the index and no longer usable" in said[0]
     rc = cli.main(["tasks", "export", "--manifest", str(m), "--out", str(tmp_path / "ds"), "--num", "6", "--quiet"])
     assert rc == 0 and "c2.mp4: changed since the index" in capsys.readouterr().err
+
+
+def test_relative_manifest_paths_take_the_file_the_index_saw(manifest, tmp_path, capsys, monkeypatch):
+    """sf2t index records paths as given, so "v/c0.mp4" may start from the working folder or from the manifest's.
+    Another file of that name in the working folder is not taken for the indexed one when the manifest folder's
+    matches the line's size and time (it was used silently); a path found in neither place is said to be missing
+    (it was said to have "changed since the index")."""
+    import shutil
+
+    from sf2t.video.index import manifest_videos
+
+    data = tmp_path / "data"
+    shutil.copytree(manifest.parent / "v", data / "v")
+    monkeypatch.chdir(data)
+    assert cli.main(["index", "v", "-o", "m.jsonl", "--quiet", "--workers", "0"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "v").mkdir(parents=True)
+    synth.make_clip(elsewhere / "v" / "c0", 99, width=64, height=48, seconds=1, gop=12)  # same name, other clip
+    monkeypatch.chdir(elsewhere)
+    got = manifest_videos(data / "m.jsonl", warn=lambda s: None)
+    assert {i.path for i in got} == {str(data / "v" / f"c{k}.mp4") for k in range(3)}
+    assert all((i.width, i.height) == (96, 64) for i in got)
+    monkeypatch.chdir(tmp_path)
+    said = []
+    shutil.move(str(data / "v"), str(tmp_path / "moved"))
+    with pytest.raises(ValueError, match="no usable video"):
+        manifest_videos(data / "m.jsonl", warn=said.append)
+    assert len(said) == 3 and "not found" in said[0] and "records paths as given" in said[0]

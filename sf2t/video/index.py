@@ -95,14 +95,26 @@ def expand_video_entries(paths: Iterable[str | os.PathLike]) -> list[tuple[str, 
         elif q.suffix.lower() == ".jsonl" and q.is_file():
             for e in read_manifest(q):
                 if e["status"] == "ok":
-                    v = Path(e["path"])
-                    path = str(q.parent / v) if not v.is_absolute() and not v.exists() else e["path"]
+                    path = _manifest_path(e, q)
                     e = {**e, "path": path}
                     out.append((path, VideoInfo.from_dict(e) if _unchanged(e) else None))
         else:
             out.append((str(p), None))
     seen: set[str] = set()
     return [(p, i) for p, i in out if not (_same_file_key(p) in seen or seen.add(_same_file_key(p)))]
+
+
+def _manifest_path(e: dict, manifest: Path) -> str:
+    """Where a manifest line's file is from here. ``sf2t index`` records paths as given on its command line, so a
+    relative one may start from the working folder or from the manifest's: the one whose size and time match the
+    line wins (another file of the same name elsewhere is not taken for it); else the first that exists, the working
+    folder's first; else the manifest folder's (named missing by whoever reads it)."""
+    v = Path(e["path"])
+    if v.is_absolute():
+        return e["path"]
+    found = [str(c) for c in (v, manifest.parent / v) if c.exists()]
+    same = [c for c in found if _unchanged({**e, "path": c})]
+    return (same or found or [str(manifest.parent / v)])[0]
 
 
 def manifest_videos(manifest: str | os.PathLike, *, decoder: str = "auto", warn=None) -> list[VideoInfo]:
@@ -126,7 +138,14 @@ def manifest_videos(manifest: str | os.PathLike, *, decoder: str = "auto", warn=
             try:
                 info = probe_with(path, decoder=decoder)
             except VideoError as e:
-                warn(f"{path}: changed since the index and no longer usable ({e.reason}); left out")
+                if e.kind == "missing":
+                    warn(
+                        f"{path}: not found (its line's path, from here or from the manifest's folder: sf2t index "
+                        "records paths as given on its command line; index with absolute paths, or run from the "
+                        "folder the index ran in); left out"
+                    )
+                else:
+                    warn(f"{path}: changed since the index and no longer usable ({e.reason}); left out")
                 continue
         out.append(info)
     if not out:
