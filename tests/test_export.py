@@ -322,3 +322,15 @@ def test_relative_manifest_paths_take_the_file_the_index_saw(manifest, tmp_path,
     with pytest.raises(ValueError, match="no usable video"):
         manifest_videos(data / "m.jsonl", warn=said.append)
     assert len(said) == 3 and "not found" in said[0] and "records paths as given" in said[0]
+
+
+def test_preview_captions_say_where_built_pixels_came_from():
+    """A consistency cell sample's caption lists frame i twice: it also names the frame its changed cell came from;
+    a localization caption names the target's video and frame."""
+    from sf2t.tasks.export import _provenance
+
+    cell = {"task": "consistency", "params": {"j": 12}, "answer": {"kind": "cell", "cell": "top"}}
+    assert _provenance(cell) == " (frame 2: its top cell from frame 12)"
+    loc = {"task": "localization", "params": {"target_source": "/x/b.mp4", "target_frame": 3}, "answer": {}}
+    assert _provenance(loc) == " (target: b.mp4 frame 3)"
+    assert _provenance({"task": "counting", "params": {}, "answer": {"count": 4}}) == ""

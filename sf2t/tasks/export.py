@@ -192,6 +192,16 @@ def export(
     return summary
 
 
+def _provenance(meta: dict) -> str:
+    """What the source frames leave out: where a replaced cell or a pasted target came from."""
+    p, ans = meta.get("params", {}), meta.get("answer", {})
+    if meta.get("task") == "consistency" and ans.get("kind") == "cell":
+        return f" (frame 2: its {ans['cell']} cell from frame {p.get('j')})"
+    if meta.get("task") == "localization" and "target_source" in p:
+        return f" (target: {os.path.basename(p['target_source'])} frame {p.get('target_frame')})"
+    return ""
+
+
 _EXPORT_FILES = {"frames", "data.json", "data.json.tmp", "dataset_info.json", "summary.json"}
 
 
@@ -295,7 +305,7 @@ def preview(
                 ax.set_title(ims[j][0], fontsize=7)
         src = os.path.basename(s.meta["source"])
         caption = "\n".join(textwrap.wrap(f"Q: {s.question}", int(width * 15))[:3])
-        text = f"{src}, source frames {s.meta['source_frames']}\n{caption}\nA: {s.answer}"
+        text = f"{src}, source frames {s.meta['source_frames']}{_provenance(s.meta)}\n{caption}\nA: {s.answer}"
         axes[top + n_lines - 1][0].annotate(text, (0, -0.08), xycoords="axes fraction", va="top", ha="left", fontsize=7)
         top += n_lines
     fig.suptitle(f"sf2t {task}: {len(rows)} samples (seed {seed})", fontsize=9)
