@@ -334,3 +334,15 @@ def test_preview_captions_say_where_built_pixels_came_from():
     loc = {"task": "localization", "params": {"target_source": "/x/b.mp4", "target_frame": 3}, "answer": {}}
     assert _provenance(loc) == " (target: b.mp4 frame 3)"
     assert _provenance({"task": "counting", "params": {}, "answer": {"count": 4}}) == ""
+
+
+def test_frame_repeat_lists_each_presented_frame_n_times(manifest, tmp_path, capsys):
+    """--frame-repeat 2 (Qwen2-VL family: its processors fuse frame pairs into one token group) lists each presented
+    frame twice in a row, the same file; the answer still counts presented frames."""
+    args = ["tasks", "export", "--manifest", str(manifest), "--num", "4", "--quiet", "--tasks", "counting"]
+    assert cli.main([*args, "--out", str(tmp_path / "r2"), "--frame-repeat", "2"]) == 0
+    for r in json.loads((tmp_path / "r2" / "data.json").read_text()):
+        v = r["videos"][0]
+        assert v[0::2] == v[1::2] and len(v) == 2 * int(r["meta"]["answer"]["count"]) == 2 * len(set(v))
+    assert cli.main([*args, "--out", str(tmp_path / "r0"), "--frame-repeat", "0"]) == 2
+    assert "frame_repeat must be a positive int" in capsys.readouterr().err

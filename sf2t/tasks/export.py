@@ -92,10 +92,16 @@ def export(
     decoder: str = "auto",
     progress: bool = True,
     max_windows: int | None = None,
+    frame_repeat: int = 1,
 ) -> dict:
     """Write ``num`` samples (task mix: equal weights over ``tasks``) to ``out`` (see the module docstring).
-    Returns the summary: per task, samples made and samples skipped by reason."""
+    Returns the summary: per task, samples made and samples skipped by reason. ``frame_repeat``: each presented
+    frame listed that many times in ``videos`` (the same file): 2 for the Qwen2-VL family, whose processors fuse
+    pairs of frames into one token group (and pad an odd count with the last frame), so that one presented frame is
+    one group, as sf2t trains (TASKS.md: temporal patches)."""
     _check(num, tasks)
+    if isinstance(frame_repeat, bool) or not isinstance(frame_repeat, int) or frame_repeat < 1:
+        raise ValueError(f"frame_repeat must be a positive int, got {frame_repeat!r}")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if frames not in ("png", "jpg"):
@@ -143,7 +149,7 @@ def export(
                     ]
                 else:
                     rec["conversations"] = [{"from": "human", "value": user}, {"from": "gpt", "value": sample.answer}]
-                rec["videos"] = [paths]
+                rec["videos"] = [[q for q in paths for _ in range(frame_repeat)]]
                 if sample.image is not None:
                     p = d / f"target.{frames}"
                     _save(sample.image, p, frames)
@@ -329,6 +335,13 @@ def add_arguments(p) -> None:
     e.add_argument("--frames", choices=("png", "jpg"), default="png", help="png: exactly the presented pixels")
     e.add_argument("--samples-per-window", type=int, default=4, help="samples served by one decoded window")
     e.add_argument("--decoder", default="auto", help="auto, torchcodec, pyav or dali")
+    e.add_argument(
+        "--frame-repeat",
+        type=int,
+        default=1,
+        help="list each presented frame N times in videos: 2 for Qwen2-VL / Qwen2.5-VL, whose processors fuse frame "
+        "pairs (and pad odd counts), so one presented frame is one token group as sf2t trains (default 1)",
+    )
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     v = sub.add_parser("preview", help="a contact sheet of a few samples of one task, with question and answer")
     v.add_argument("--manifest", required=True)
@@ -353,6 +366,7 @@ def main(args) -> int:
                 samples_per_window=args.samples_per_window,
                 decoder=args.decoder,
                 progress=not args.quiet,
+                frame_repeat=args.frame_repeat,
             )
             print(summary_text(s))
             return 0
