@@ -176,6 +176,23 @@ def test_max_frames_skips_questions_instead_of_thinning_them(bench, tmp_path):
         evaluate(str(bench), str(tmp_path / "r2.json"), predictor=counter, max_frames=1, log=lambda s: None)
 
 
+def test_compare_says_when_results_are_not_alike(bench, tmp_path):
+    """--compare's table shows each side's answered questions and coverage, and says when the two results are of
+    different benchmarks (their recorded fingerprints) or answered different numbers of questions."""
+    from sf2t.finevidbench.evaluate import compare_text
+
+    def oracle(q, f, i):
+        return q["answer_index"], {}
+
+    a = evaluate(str(bench), str(tmp_path / "a.json"), predictor=oracle, log=lambda s: None)
+    assert "Note:" not in compare_text(a, a) and f"| {a['overall']['n']} (100%) |" in compare_text(a, a)
+    other = json.loads(json.dumps(a))
+    other["setting"]["benchmark"] = "0" * 16
+    assert "different benchmarks" in compare_text(a, other, ("a", "b"))
+    fewer = evaluate(str(bench), str(tmp_path / "c.json"), predictor=oracle, max_frames=16, log=lambda s: None)
+    assert "answered different numbers of questions" in compare_text(a, fewer)
+
+
 @pytest.mark.parametrize(
     "text, options, want",
     [

@@ -570,4 +570,13 @@ def compare_text(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
     for k in keys + ["overall"]:
         x, y = cell(a, k), cell(b, k)
         lines.append(f"| {k} | {x:.3f} | {y:.3f} | {y - x:+.3f} |")
+    lines.append(
+        f"| questions answered (coverage) | {a['overall']['n']} ({a.get('coverage', math.nan):.0%}) | "
+        f"{b['overall']['n']} ({b.get('coverage', math.nan):.0%}) | |"
+    )
+    da, db = (r.get("setting", {}).get("benchmark") for r in (a, b))
+    if da and db and da != db:  # recorded since results carry their setting
+        lines += ["", f"Note: {names[0]} and {names[1]} are results of different benchmarks (or of one rebuilt)."]
+    elif a["overall"]["n"] != b["overall"]["n"]:
+        lines += ["", f"Note: {names[0]} and {names[1]} answered different numbers of questions."]
     return "\n".join(lines)
