@@ -21,6 +21,13 @@ def read_text(path: str | os.PathLike, label: str, kind: str) -> str:
         raise ValueError(f"{label}: cannot read it: {e.strerror or e}") from None
 
 
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it, both resolved (links, ``..``): what replacing or filling
+    ``folder`` would reach."""
+    p, f = os.path.realpath(path), os.path.realpath(folder)
+    return p == f or p.startswith(f.rstrip(os.sep) + os.sep)
+
+
 def check_out_file(path: str | os.PathLike, label: str, inputs=()) -> None:
     """A ValueError naming ``label`` and ``path`` when ``path``, meant for a file sf2t will write, cannot be: a folder,
     under a file, one of ``inputs`` (files the same command reads: writing it would destroy them), or in a folder

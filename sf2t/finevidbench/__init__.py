@@ -232,11 +232,11 @@ def main_eval(argv=None) -> int:
         check_out_file(args.out, "--out", inputs=[args.bench])
         from pathlib import Path
 
-        out_dir = Path(args.out).resolve().parent
+        from sf2t._files import is_within
+
         for name, folder in (("--model", args.model), ("--adapter", args.adapter)):
             if folder is not None and Path(folder).is_dir():
-                f = Path(folder).resolve()
-                if out_dir == f or f in out_dir.parents:
+                if is_within(Path(args.out).resolve().parent, folder):
                     raise ValueError(
                         f"--out {args.out}: inside the {name} folder {folder}: the results (and their .answers.jsonl, "
                         ".report.md, .png) would go among the checkpoint's files, or replace one; pass another path"

@@ -393,9 +393,10 @@ def evaluate(
             raise ValueError(
                 f"max_frames {max_frames}: every question shows more frames (the fewest: {min(too_long.values())})"
             )
-        done = {k: v for k, v in done.items() if k not in too_long}  # answered by an earlier run without the cap
-    done = {k: v for k, v in done.items() if k not in missing}  # answered before its files went missing: not counted
-    todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in missing and q["id"] not in too_long]
+    # not asked now, nor counted if an earlier run answered them (before their files went missing, or without a cap)
+    skipped = missing.keys() | too_long.keys()
+    done = {k: v for k, v in done.items() if k not in skipped}
+    todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in skipped]
     from tqdm.auto import tqdm
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -286,9 +286,11 @@ def _clear_earlier_export(out: Path) -> None:
             f"--out {out}: a folder with other files (e.g. {other}), not an earlier sf2t finevidbench export: pass a "
             "new or empty folder"
         ) from None
+    from sf2t._files import is_within
+
     for f in files:
-        p = (out / f).resolve()
-        if out.resolve() in p.parents and p.is_file():
+        p = out / f
+        if is_within(p, out) and p.is_file():  # only what lies in --out, whatever the marker says
             p.unlink()
     marker.unlink()
     for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda d: -len(d.parts)):

@@ -96,12 +96,7 @@ class LocalizationTask:
         ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
         # (a, b) uniform over the count * (count + 1) / 2 spans: drawing a, then b in a..count, made late and
         # one-frame spans several times as likely as early ones (a model could learn "the end" without looking)
-        k = rng.randrange(count * (count + 1) // 2)
-        a = 1
-        while k >= count - a + 1:  # spans starting at a: count - a + 1 of them
-            k -= count - a + 1
-            a += 1
-        b = a + k
+        a, b = rng.choice([(a, b) for a in range(1, count + 1) for b in range(a, count + 1)])
         params = {
             "num_frames": count,
             "stride": stride,

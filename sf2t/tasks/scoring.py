@@ -117,14 +117,13 @@ def parse_speed(text: str) -> str | None:
     be faster (in the same clause: "the second part is faster") wins; else one said to be slower gives the other
     ("the first part is slower, ..."); else the first of the words above."""
     t = (text or "").lower()
-    for clause in re.split(r"[.,;:!?]|\bbut\b|\bwhile\b|\bwhereas\b", t):
-        m = re.search(_PART + r".*\b(faster|quicker|higher speed)\b", clause)
-        if m:
-            return "first" if m.group(1) in ("first", "1st") else "second"
-    for clause in re.split(r"[.,;:!?]|\bbut\b|\bwhile\b|\bwhereas\b", t):
-        m = re.search(_PART + r".*\b(slower|lower speed)\b", clause)
-        if m:
-            return "second" if m.group(1) in ("first", "1st") else "first"
+    clauses = re.split(r"[.,;:!?]|\bbut\b|\bwhile\b|\bwhereas\b", t)
+    for words, same_part in ((r"faster|quicker|higher speed", True), (r"slower|lower speed", False)):
+        for clause in clauses:
+            m = re.search(_PART + r".*\b(" + words + r")\b", clause)
+            if m:
+                first = m.group(1) in ("first", "1st")
+                return "first" if first == same_part else "second"
     m = re.search(r"\b(first|1st|second|2nd|same|equal|neither|identical)\b", (text or "").lower())
     if m is None:
         return None

@@ -163,9 +163,9 @@ def multiple_choice(
 
         n = len(ans["positions"])
         # the identity is never the answer (the frames are always shuffled): offered, it could be ruled out unseen
-        perms = [p for p in itertools.permutations(range(1, n + 1)) if list(p) != list(range(1, n + 1))]
-        if n < 3:
-            perms = list(itertools.permutations(range(1, n + 1)))  # 2 frames: the identity is the only other order
+        # (with 2 frames it is the only other order, so it stays)
+        ident = tuple(range(1, n + 1))
+        perms = [p for p in itertools.permutations(ident) if p != ident or n < 3]
         pool = [rearrangement_answer(p) for p in rng.sample(perms, min(len(perms), 4 * num_options))]
         distract = _distinct(truth, pool, num_options - 1, rng)
     else:

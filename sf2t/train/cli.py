@@ -187,11 +187,11 @@ def _precheck_paths(cfg) -> str | None:
     if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
         inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
         inputs += [("videos", v) for v in cfg.videos] + [("eval_videos", v) for v in cfg.eval_videos]
+        from sf2t._files import is_within
+
         for name in RUN_OUTPUTS:
-            gone = (out / name).resolve()
             for field, value in inputs:
-                q = Path(value).resolve() if value else None
-                if q is not None and (q == gone or gone in q.parents):
+                if value and is_within(value, out / name):
                     return (
                         f"overwrite=true would remove {out / name}, which holds {field} {value!r}: move it out of "
                         "out_dir, or pick another out_dir"
@@ -449,9 +449,11 @@ def _precheck_merge(args) -> str | None:
         return f"--out {args.out} exists and is not a folder"
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         return f"--out {args.out} is a folder that is not empty: pass a new or empty one, or --overwrite to replace it"
+    from sf2t._files import is_within
+
     for name, q in (("--base", args.base), ("--adapter", args.adapter), ("the working folder", ".")):
         q = Path(q).resolve()
-        if q == out or out in q.parents:  # replacing --out would delete it
+        if is_within(q, out):  # replacing --out would delete it
             what = "is" if q == out else "holds"
             return f"--out {args.out} {what} {name} ({q}): replacing --out would delete it; pass another folder"
     return None
