@@ -887,6 +887,22 @@ def test_rebuilds_clean_up_and_benchmarks_do_not_share_a_folder(bench, tmp_path,
     assert on_disk == now
 
 
+def test_synthetic_build_keeps_its_name_and_only_the_clips_it_uses(tmp_path):
+    """The benchmark's name is --name, else the file's stem, also with --synthetic (the clip loop used to overwrite
+    it with its last clip's name, scene_000N). Synthetic clips no question uses (their categories were full) are not
+    left in videos/: the folder holds what the benchmark uses, so a rebuild can clean up after it."""
+    from sf2t.finevidbench.build import _written_files
+
+    out = tmp_path / "b" / "mybench.json"
+    b = build(None, str(out), per_category=1, synthetic=3, seed=0, log=lambda s: None, progress=False)
+    assert b["name"] == "mybench" and load(out)["name"] == "mybench"
+    on_disk = {str(p.relative_to(out.parent)) for p in out.parent.rglob("*") if p.is_file()} - {out.name}
+    assert on_disk == _written_files(b)
+    assert len({f for f in on_disk if f.endswith(".mp4")}) < 3  # one question per category: not every clip is used
+    b = build(None, str(out), per_category=1, synthetic=3, seed=0, name="given", log=lambda s: None, progress=False)
+    assert b["name"] == "given"
+
+
 def test_eval_does_not_mix_answers_of_two_settings(bench, tmp_path, capsys):
     """The answers file records what made its answers (model and adapter fingerprints, settings, mode, the benchmark's
     fingerprint). Resuming under another one is refused: a second model evaluated into the same --out used to get the

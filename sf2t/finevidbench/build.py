@@ -471,11 +471,11 @@ def build(
             from sf2t import synth
 
             for i in _bar(range(synthetic), synthetic, "synthetic clips", progress):
-                name = f"scene_{i:04d}"
-                gt = synth.make_clip(stage / "videos" / name, seed * 1000 + i, width=160, height=120, seconds=5)
+                clip = f"scene_{i:04d}"
+                gt = synth.make_clip(stage / "videos" / clip, seed * 1000 + i, width=160, height=120, seconds=5)
                 final = out / "videos" / Path(gt["path"]).name
                 gt["path"] = str(final)  # where it will be; its ground truth file says so too
-                Path(stage / "videos" / name).with_suffix(".json").write_text(json.dumps(gt, indent=1))
+                Path(stage / "videos" / clip).with_suffix(".json").write_text(json.dumps(gt, indent=1))
                 scene_sources.append((gt, str(final)))
         if manifest is not None:
             from sf2t.video.index import expand_videos
@@ -501,16 +501,20 @@ def build(
                 if per_cat[q["category"]] <= per_category:
                     questions.append(q)
         questions += label_questions
+        for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
+            v = q.get("video", {})
+            if "path" in v:
+                v["path"] = _from_bench(v["path"], out)
+        used = _written_files({"questions": questions})
         for made in sorted(p for p in stage.rglob("*") if p.is_file()):  # into place: the build is complete
-            dest = out / made.relative_to(stage)
+            rel = made.relative_to(stage)
+            if rel.parts[0] == "videos" and str(rel) not in used:  # a synthetic clip no question kept: left out
+                continue
+            dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(made, dest)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
-        v = q.get("video", {})
-        if "path" in v:
-            v["path"] = _from_bench(v["path"], out)
     bench = {
         "format": FORMAT,
         "name": name or out_file.stem,
