@@ -342,7 +342,7 @@ def run_demo(
         for fam in sorted({_family(p) for p in eval_videos})
     }
     report = {
-        "command": "sf2t demo " + " ".join(_argv_for(out, cfg.steps, seed, quick)),
+        "command": "sf2t demo " + " ".join(_argv_for(out, cfg.steps, seed, quick, overrides)),
         "environment": _environment(threads),
         "config": config_to_dict(cfg),
         "clips": {
@@ -422,8 +422,12 @@ def _counts(skipped) -> dict[str, int]:
     return out
 
 
-def _argv_for(out: Path, steps: int, seed: int, quick: bool) -> list[str]:
-    return ["--out", str(out), "--steps", str(steps), "--seed", str(seed)] + (["--quick"] if quick else [])
+def _argv_for(out: Path, steps: int, seed: int, quick: bool, overrides: Sequence[str] = ()) -> list[str]:
+    """The command line that makes this run again, ``--set`` overrides included."""
+    import shlex
+
+    argv = ["--out", str(out), "--steps", str(steps), "--seed", str(seed)] + (["--quick"] if quick else [])
+    return argv + [a for item in overrides for a in ("--set", shlex.quote(item))]
 
 
 def _environment(threads: int) -> dict[str, Any]:

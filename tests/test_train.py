@@ -557,6 +557,8 @@ def test_demo_quick(tmp_path, overrides):
     md = (out / "report.md").read_text()
     assert "| counting |" in md and "Skipped videos" in md
     assert "![loss and accuracy](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    # the report's command makes this run again: the --set overrides are part of it
+    assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
 
 
 @pytest.mark.parametrize("task", ["consistency", "rearrangement", "speed"])
