@@ -1224,6 +1224,27 @@ def test_cli_train_interrupted_says_where_to_resume(tiny, clips, tmp_path, capsy
     assert "no checkpoint was written (save_every=N writes them)" in capsys.readouterr().err
 
 
+def test_cli_train_final_line_once_and_resumed_only_when_resumed(tiny, clips, tmp_path, capsys, monkeypatch):
+    """The closing line says "resumed from step N" only for a resumed run (a fresh run used to say "resumed from step
+    0"), and under torchrun only rank 0 prints it (every rank used to, the others with "saved None")."""
+    import sf2t.train.cli as train_cli
+    from sf2t.cli import main
+
+    good, _ = clips
+    res = {"steps": 3, "seconds": 1.0, "losses": [1.0], "saved": "x/adapter", "rank": 0, "resumed_from": 0}
+    monkeypatch.setattr(train_cli, "run_training", lambda cfg, log=print: dict(res))
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'run'}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "trained 3 steps in 1.0 s; final loss" in out and "resumed" not in out
+    res["resumed_from"] = 2
+    assert main(args) == 0
+    assert "trained 3 steps in 1.0 s (resumed from step 2); final loss" in capsys.readouterr().out
+    res["rank"], res["saved"] = 1, None
+    assert main(args) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, capsys):
     """A missing or malformed supervised QA file is named before the model loads; set with ratio 0 it is unused and
     said so."""

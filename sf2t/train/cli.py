@@ -371,10 +371,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
         return 130
+    if res.get("rank", 0) != 0:  # under torchrun: said once, by the rank that saved
+        return 0
     last = res["losses"][-50:]
     print(
-        f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "
-        f"final loss {sum(last) / max(1, len(last)):.4f}; saved {res.get('saved')}"
+        f"trained {res['steps']} steps in {res['seconds']:.1f} s"
+        + (f" (resumed from step {res['resumed_from']})" if res["resumed_from"] else "")
+        + f"; final loss {sum(last) / max(1, len(last)):.4f}; saved {res.get('saved')}"
         + (f"; report {res['report']}" if res.get("report") else "")
     )
     return 0
