@@ -158,7 +158,8 @@ setup(
     package_data={"sf2t": ["_build_info.json", "py.typed", "finevidbench/schema.json"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": build_ext},
-    install_requires=["torch", "numpy", "tqdm", "pyyaml"],
+    # matplotlib: tasks preview's contact sheet and the report charts of train, demo and eval
+    install_requires=["torch", "numpy", "tqdm", "pyyaml", "matplotlib"],
     extras_require={
         "video": ["torchcodec", "av"],
         "train": ["transformers>=5.0", "peft", "tokenizers"],

@@ -197,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="make clips, build a tiny model, train on SF²T tasks, report accuracy", add_help=False)
     sub.add_parser("train", help="fine-tune on SF²T tasks from a YAML config + key=value overrides", add_help=False)
     sub.add_parser("merge", help="merge a LoRA adapter into its base checkpoint", add_help=False)
-    sub.add_parser("finevidbench", help="build a FineVidBench-style benchmark (finevidbench build ...)", add_help=False)
+    sub.add_parser(
+        "finevidbench",
+        help="build a FineVidBench-style benchmark (finevidbench build ...) or export it for lmms-eval / VLMEvalKit "
+        "(finevidbench export ...)",
+        add_help=False,
+    )
     sub.add_parser("eval", help="score a model on a FineVidBench-style benchmark", add_help=False)
     sub.add_parser("throughput", help="sf2t's input pipeline vs today's stacks on your videos", add_help=False)
     if argv and argv[0] == "throughput":

@@ -882,7 +882,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--warmup", type=int, default=1, help="untimed rounds of every provider before the timed ones (default 1)"
     )
-    p.add_argument("--against", default="llamafactory_style,qwenvl_utils_style", help="comma-separated baselines")
+    p.add_argument(
+        "--against",
+        default="llamafactory_style,qwenvl_utils_style",
+        help="comma-separated baselines (default: llamafactory_style,qwenvl_utils_style; '' for none)",
+    )
     p.add_argument("--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (x28)")
     p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
     p.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,7 @@
 """FineVidBench-style benchmarks (issue 8): a versioned JSON format with its JSON Schema (``format``), building one
 from your videos (``build``: fragment-level SF²T questions, scene-level questions from sf2t.synth ground truth with
-speed and frame-order variants) and scoring a model on it (``evaluate``). CLI: ``sf2t finevidbench build`` and
-``sf2t eval``."""
+speed and frame-order variants), exporting it for lmms-eval or VLMEvalKit (``export``) and scoring a model on it
+(``evaluate``). CLI: ``sf2t finevidbench build``, ``sf2t finevidbench export`` and ``sf2t eval``."""
 
 from sf2t.finevidbench.format import FORMAT, LEVELS, VARIANTS, BenchmarkError, load, save, schema, validate
 
