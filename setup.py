@@ -155,7 +155,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sf2t", "sf2t.*"]) + ["sf2t.kernels"],
     package_dir={"sf2t.kernels": "kernels"},
-    package_data={"sf2t": ["_build_info.json", "py.typed", "finevidbench/schema.json"]},
+    package_data={"sf2t": ["_build_info.json", "finevidbench/schema.json"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": build_ext},
     # matplotlib: tasks preview's contact sheet and the report charts of train, demo and eval

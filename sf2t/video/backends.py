@@ -80,7 +80,7 @@ def available_decoders() -> list[str]:
 def decoder_threads(num_workers: int = 0, cores: int | None = None) -> int:
     """Decoder threads per process: the cores shared by the decoding processes (DataLoader workers, or the
     main process when there are none), at least 1. Two processes running 2 threads each on 2 cores were ~20x
-    slower than one alone (DEVELOPERS.md), so never more threads than cores."""
+    slower than one alone (measured on the 2-core CI machine), so never more threads than cores."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, int(cores) // max(1, int(num_workers)))
