@@ -31,7 +31,7 @@ from sf2t.tasks import (
     templates,
     truth_text,
 )
-from sf2t.tasks.consistency import CELLS, cell_box
+from sf2t.tasks.consistency import CELLS, cell_box, cell_mads
 from sf2t.tasks.rearrangement import positions_answer
 from sf2t.tasks.scoring import kendall_score, parse_consistency, parse_positions, parse_span, parse_speed
 
@@ -226,8 +226,57 @@ def test_consistency_stays_balanced_where_pairs_fail():
     still = torch.full((n, 48, 48, 3), 100, dtype=torch.uint8)
     for i in range(30):
         rng = make_rng(0, i, "s")
+        plan = task.plan("still.mp4", n, rng)  # every kind, each plan trying ``tries`` frames j
         with pytest.raises(SkipSample, match="no cell differs"):
-            task.build(task.plan("still.mp4", n, rng), still[:2], rng)
+            task.build(plan, still[plan.frame_ids], rng)
+
+
+def _sprite_video(n: int = 64, size: int = 48, side: int = 8, amp: int = 8, period: int = 20) -> torch.Tensor:
+    """A still grey background and one small white square (side 8 of 48: 3 % of the frame) swinging left and right:
+    every pair of frames a few apart changes a cell, but only pairs with the square far apart reach whole-frame MAD
+    8 (about half of them)."""
+    v = torch.full((n, size, size, 3), 100, dtype=torch.uint8)
+    for t in range(n):
+        x = size // 2 - side // 2 + round(amp * math.sin(2 * math.pi * t / period))
+        v[t, 20 : 20 + side, x : x + side] = 255
+    return v
+
+
+def _consistency_kinds(task, v, n, seed=0):
+    """Answers of ``n`` samples drawn as ``SampleFactory`` does (a SkipSample re-plans on the same video, same rng)."""
+    out = []
+    for i in range(n):
+        rng = make_rng(seed, i, "sprite")
+        for _ in range(8):
+            plan = task.plan("sprite.mp4", v.shape[0], rng)
+            try:
+                s = task.build(plan, v[plan.frame_ids], rng)
+            except SkipSample as e:
+                assert e.kind == "static"
+                continue
+            out.append(
+                (s.meta["answer"]["kind"], s.meta["answer"]["cell"], s.meta["params"]["a"], s.meta["params"]["j"])
+            )
+            break
+    return out
+
+
+def test_consistency_balanced_on_a_small_sprite_over_a_still_background():
+    """Small objects on a still background: fewer pairs reach the whole-frame MAD than change a cell. With one pair
+    per plan, a "whole" plan that failed was re-drawn as any kind, so "whole" fell to ~20 % (identical and cell ~40 %
+    each); the drawn kind is now tried on every pair of the plan's frames, which keeps the three at 1/3. Same seed,
+    same samples."""
+    v = _sprite_video()
+    task = make_task("consistency")
+    n = 900
+    got = _consistency_kinds(task, v, n)
+    assert len(got) == n
+    _within(Counter(k for k, *_ in got), {"identical": 1 / 3, "cell": 1 / 3, "whole": 1 / 3}, n)
+    for kind, cell, a, j in got:  # the presented pair does qualify for its kind
+        cells, whole = cell_mads(v[a], v[j])
+        assert float(cells.max()) >= 8.0 and (kind != "whole" or whole >= 8.0)
+        assert kind != "cell" or float(cells[CELLS.index(cell)]) >= 8.0
+    assert _consistency_kinds(make_task("consistency"), v, 100) == got[:100]
 
 
 def test_rearrangement_permutations_uniform(videos):
@@ -348,6 +397,7 @@ def test_reward_entry_point():
     [
         (ConsistencyTask, ConsistencyConfig(gap_min=0), "gap_min"),
         (ConsistencyTask, ConsistencyConfig(gap_min=5, gap_max=3), "gap_max"),
+        (ConsistencyTask, ConsistencyConfig(candidate_frames=1), "candidate_frames"),
         (LocalizationTask, LocalizationConfig(count_min=-1), "count_min"),
         (LocalizationTask, LocalizationConfig(side_min=0.5, side_max=0.4), "side_min"),
         (RearrangementTask, RearrangementConfig(count_max=9), "count_max"),
