@@ -25,7 +25,9 @@ __all__ = ["FramePlan", "Sample", "SkipSample", "Task", "make_rng", "uniform_win
 
 
 class SkipSample(Exception):
-    """This video cannot give this task a sample. ``kind``: ``too_short`` or ``static``; ``reason`` says why."""
+    """This video cannot give this task a sample. ``kind``: ``too_short``, ``static``, or ``no_whole_change``
+    (consistency drew "whole" and no candidate pair changed that much: the video moves, so it is not dropped for
+    it); ``reason`` says why."""
 
     def __init__(self, path: str, kind: str, reason: str):
         self.path = str(path)

@@ -3,19 +3,20 @@ each an identical copy of A, A with one cell of a 3x3 grid replaced by the same 
 ``tau_region``), or frame j itself (whole-frame MAD >= ``tau_region``). Answers ``"Identical."``,
 ``"Different: {cell}."`` or ``"Different: whole frame."``.
 
-Balance. The kind is drawn first, then ``candidate_frames`` source frames: a pair (i, j) drawn as gap ~
-U[gap_min, gap_max], a start and an order, and further frames at gaps ~ U[gap_min, gap_max] on either side of i.
-Every pair of them whose gap is in [gap_min, gap_max] is a candidate: (i, j) first, then the others in a seeded
-order, each with a seeded choice of which frame is A. ``build`` takes the first candidate that qualifies *for the
-drawn kind*: a changed cell (cell MAD >= ``tau_region``) for "identical" and "cell", a changed cell and whole-frame
-MAD >= ``tau_region`` for "whole". So a kind that fewer pairs satisfy ("whole", on small objects against a still
-background) is tried on every candidate before the plan gives up, rather than lost to an easier kind when one pair
-fails; and "identical" and "cell" need the same event, so they stay equally likely. A plan none of whose
-candidates qualifies for its kind gives no sample (``SkipSample("static")``) and the caller draws again, kind
-included: a still video gives no sample of any kind; a video with no whole-frame change of ``tau_region`` between
+Balance. The kind is drawn first, then ``candidate_frames`` source frames: a pair (i, j) drawn as gap ~ U[gap_min,
+gap_max], a start and an order, and further frames at gaps ~ U[gap_min, gap_max] on either side of i. Every pair of
+them whose gap is in [gap_min, gap_max] is a candidate: (i, j) first, then the others in a seeded order, each with a
+seeded choice of which frame is A. ``build`` takes the first candidate that qualifies *for the drawn kind*: a changed
+cell (cell MAD >= ``tau_region``) for "identical" and "cell", a changed cell and whole-frame MAD >= ``tau_region`` for
+"whole". So a kind that fewer pairs satisfy ("whole", on small objects against a still background) is tried on every
+candidate before the plan gives up, rather than lost to an easier kind when one pair fails; and "identical" and "cell"
+need the same event, so they stay equally likely. A plan none of whose candidates qualifies for its kind gives no
+sample (``SkipSample("static")``, or ``"no_whole_change"`` when cells changed but "whole" was drawn and no pair
+reaches the whole-frame MAD: not a still video, so callers do not drop the video for it) and the caller draws again,
+kind included: a still video gives no sample of any kind; a video with no whole-frame change of ``tau_region`` between
 frames at most ``gap_max`` apart (e.g. one small sprite on a still background) cannot give "whole" and gives
-"identical" and "cell" 1/2 each; where such pairs exist but are rare, "whole" falls short by the share of plans
-whose candidates miss them all. ``candidate_frames=2`` is the one-pair plan (no search).
+"identical" and "cell" 1/2 each; where such pairs exist but are rare, "whole" falls short by the share of plans whose
+candidates miss them all. ``candidate_frames=2`` is the one-pair plan (no search).
 
 B is built on the frames' device (a slice assignment into a new tensor, only for a replaced cell; identical and
 whole-frame samples show the decoded frames as they are): no host round trip for pixels. MAD here is
@@ -188,7 +189,7 @@ class ConsistencyTask:
                 )
             raise SkipSample(
                 plan.source,
-                "static",
+                "no_whole_change",
                 f"no pair {tried} differs by whole-frame MAD >= tau_region {c.tau_region} "
                 f"(max {max(seen[1]):.2f}; 'whole' drawn, tried on each)",
             )

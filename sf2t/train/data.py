@@ -298,6 +298,7 @@ class SampleFactory:
 
     def _try_video(self, t: Task, info: VideoInfo, rng: random.Random):
         last: SkipSample | None = None
+        moved = False  # some window moved but missed only the drawn kind (consistency's "whole"): keep the video
         for _ in range(self.max_resample):
             try:
                 extra = None
@@ -317,13 +318,19 @@ class SampleFactory:
                 s = t.build(plan, frames, rng, extra=extra) if extra is not None else t.build(plan, frames, rng)
                 return s, (s.frames if s.frames is not None else frames)
             except SkipSample as e:
+                if e.kind == "no_whole_change":
+                    moved = True
+                    continue
                 last = e
                 if e.kind == "too_short":
                     break
             except VideoError as e:  # a file that probes but does not decode: out of the pool for good
                 self.pool.drop(info.path, e.kind, e.reason)
                 return None
-        # No window of this video passed: report it and stop drawing it.
+        # No window of this video passed: report it and stop drawing it; unless every failure was a drawn "whole"
+        # that no pair reached (a moving video: 2 of 3 kinds pass), where the caller just draws again.
+        if last is None and moved:
+            return None
         assert last is not None
         reason = last.reason if last.kind == "too_short" else f"{last.reason}, {self.max_resample} windows tried"
         self.pool.drop(info.path, last.kind, f"{t.name}: {reason}", task=t.name)
