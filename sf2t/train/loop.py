@@ -334,7 +334,11 @@ def train(
     elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        train_model = DistributedDataParallel(model)
+        # The LLaVA families take the vision tower's features from a hidden layer (vision_feature_layer: -2 for
+        # LLaVA-NeXT-Video, -1 before post_layernorm for LLaVA-OneVision): the layers after it never get a gradient,
+        # which DDP refuses at the second step unless it looks for unused parameters.
+        unused = family_of_model(model).pixel_layout != "qwen_patches"
+        train_model = DistributedDataParallel(model, find_unused_parameters=unused)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     n_train = sum(p.numel() for p in params)
