@@ -1145,6 +1145,32 @@ def test_two_process_fsdp2_matches_one_process_and_resumes(tiny, clips, tmp_path
         TrainConfig(**{**cfg, "fsdp": True})
 
 
+def test_cli_train_fsdp_needs_torchrun_and_only_rank_0_sums_up(tiny, clips, tmp_path, capsys, monkeypatch):
+    """fsdp=true in one process (no torchrun) is refused before the model loads, by `sf2t train` and by train(),
+    saying to run it under torchrun (it failed in torch.distributed's rendezvous: "environment variable RANK
+    expected"); under torchrun only rank 0 prints the closing summary (the others printed "saved None")."""
+    from sf2t.train import cli
+    from sf2t.train.loop import train
+
+    good, _ = clips
+    monkeypatch.setenv("SF2T_ALLOW_CPU_FSDP", "1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = [f"model={tiny}", f"videos=[{','.join(good)}]", f"out_dir={tmp_path / 'run'}", "steps=1", "progress=false"]
+    assert cli.train_main([*argv, "fsdp=true"]) == 2
+    err = capsys.readouterr().err
+    assert "fsdp=true shards the model over torchrun's processes" in err and "torchrun --nproc_per_node" in err
+    with pytest.raises(ValueError, match="run it under torchrun"):
+        train(_cfg(tiny, clips, tmp_path, fsdp=True, steps=1), log=lambda s: None)
+    res = {"losses": [1.0], "steps": 1, "seconds": 0.1, "resumed_from": 0, "saved": None}
+    monkeypatch.setattr(cli, "run_training", lambda cfg: res)
+    monkeypatch.setenv("RANK", "1")
+    assert cli.train_main(argv) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("RANK", "0")
+    assert cli.train_main(argv) == 0
+    assert capsys.readouterr().out.startswith("trained 1 steps")
+
+
 def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
     """LLaVA- and ShareGPT-style video QA mixed at a ratio: those samples supervise the record's answer, training
     reports their loss as the 'supervised' task, bad records are named before training."""

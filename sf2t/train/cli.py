@@ -266,9 +266,13 @@ def _precheck_supervised(cfg) -> str | None:
 
 
 def _precheck_device(cfg) -> str | None:
-    """A device this machine does not have, said before the model loads."""
+    """A device this machine does not have, or fsdp=true outside torchrun, said before the model loads."""
     from sf2t._device import device_problem
 
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        from sf2t.train.loop import FSDP_NEEDS_TORCHRUN
+
+        return FSDP_NEEDS_TORCHRUN
     return device_problem(cfg.device)
 
 
@@ -371,6 +375,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
         return 130
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 says what the run did (it saved and reported)
+        return 0
     last = res["losses"][-50:]
     print(
         f"trained {res['steps']} steps in {res['seconds']:.1f} s (resumed from step {res['resumed_from']}); "

@@ -321,6 +321,8 @@ def train(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        raise ValueError(FSDP_NEEDS_TORCHRUN)
     started_dist, rank, world = _init_distributed(cfg)
     if rank != 0:  # one voice: rank 0 logs, shows progress, writes metrics, checkpoints and the result
         log = lambda *_a, **_k: None  # noqa: E731
@@ -580,6 +582,12 @@ def train(
         torch.distributed.destroy_process_group()
     result["model"] = model
     return result
+
+
+FSDP_NEEDS_TORCHRUN = (
+    "fsdp=true shards the model over torchrun's processes, and this is one process (WORLD_SIZE unset or 1): run "
+    "it under torchrun --nproc_per_node N, or set fsdp=false"
+)
 
 
 def _init_distributed(cfg: TrainConfig) -> tuple[bool, int, int]:
