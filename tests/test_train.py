@@ -1031,52 +1031,96 @@ def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):
 
 
 _DDP_SCRIPT = r"""
-import json, sys, torch
+import json, os, sys, torch
 torch.set_num_threads(1)
+from sf2t.models import load_model_and_tokenizer
 from sf2t.train.config import TrainConfig
-from sf2t.train.loop import train
+from sf2t.train.evaluate import build_eval_set, evaluate
+from sf2t.train.loop import make_factories, train
 cfg = TrainConfig(**json.loads(sys.argv[1]))
-res = train(cfg, log=lambda s: None, save=False)
-if res["rank"] == 0:
-    trained = {n: p.detach() for n, p in res["model"].named_parameters() if p.requires_grad}
-    torch.save({"losses": res["losses"], "world": res["world_size"], "params": trained}, sys.argv[2])
+rank = int(os.environ["RANK"])
+eval_fn = None
+if rank == 0:  # as sf2t train does: rank 0 evaluates, the others wait
+    _, tok = load_model_and_tokenizer(cfg.model)
+    eval_set = build_eval_set(make_factories(cfg, tok)[1], cfg.tasks, 1)
+    eval_fn = lambda m, step: {"answers": [r["answer"] for r in evaluate(m, tok, eval_set)["samples"]]}
+res = train(cfg, log=lambda s: None, save=False, eval_fn=eval_fn)
+trained = {n: p.detach() for n, p in res["model"].named_parameters() if p.requires_grad}
+keys = ("losses", "world_size", "evals", "samples", "task_losses", "task_train_accuracy")
+torch.save({**{k: res[k] for k in keys}, "params": trained}, f"{sys.argv[2]}.{rank}")
 """
 
 
 def test_two_process_gloo_ddp_matches_one_process(tiny, clips, tmp_path):
-    """torchrun with 2 CPU processes (gloo), batch 2 each, gives the losses and weights of one process with batch 4:
-    the ranks draw disjoint halves of the same global batch and the loss is normalised over the global batch."""
+    """torchrun with 2 CPU processes (gloo), batch 2 each and 2 micro-batches per step, gives the losses, weights,
+    per-task losses and accuracies (metrics.jsonl too) and held-out evaluations of one process with batch 4: the
+    ranks draw disjoint halves of the same global batch, the loss is normalised over the global batch, the per-task
+    numbers are gathered from both, and rank 0 alone evaluates. A checkpoint of the 2-process run resumed by one
+    process with batch 4 (the same global batch) continues it exactly; with batch 2 it goes on from the next unseen
+    sample, and says that the global batch changed."""
     import json
-    import os
-    import socket
-    import subprocess
-    import sys
 
-    from sf2t.train.loop import train
+    from sf2t.train.loop import make_factories, train
 
     good, _ = clips
-    base = dict(model=tiny, videos=good, steps=3, lr=2e-3, warmup_steps=1, lora=False, full_finetune=True)
-    base.update(progress=False, log_every=0, seed=0, tensorboard=False)
-    one = train(TrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "one")), log=lambda s: None, save=False)
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP_SCRIPT)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = json.dumps({**base, "batch_size": 2, "out_dir": str(tmp_path / "two")})
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-    cmd += ["--master_port", str(port), str(script), cfg, str(tmp_path / "two.pt")]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    two = torch.load(tmp_path / "two.pt", weights_only=False)
-    assert two["world"] == 2
-    assert len(two["losses"]) == 3
-    for a, b in zip(one["losses"], two["losses"]):
-        assert abs(a - b) <= 1e-5, (one["losses"], two["losses"])
+    base = dict(model=tiny, videos=good, eval_videos=good, steps=3, lr=2e-3, warmup_steps=1, lora=False)
+    base.update(full_finetune=True, grad_accum=2, eval_every=1, save_every=2, progress=False, log_every=0, seed=0)
+    base.update(tensorboard=False)
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.evaluate import build_eval_set, evaluate
+
+    _, tok = load_model_and_tokenizer(tiny)
+    eval_set = build_eval_set(make_factories(TrainConfig(**base), tok)[1], TrainConfig().tasks, 1)
+
+    def eval_fn(m, step):
+        return {"answers": [r["answer"] for r in evaluate(m, tok, eval_set)["samples"]]}
+
+    cfg = TrainConfig(**base, batch_size=4, out_dir=str(tmp_path / "one"))
+    one = train(cfg, log=lambda s: None, save=False, eval_fn=eval_fn)
+    _torchrun(_DDP_SCRIPT, tmp_path, {**base, "batch_size": 2, "out_dir": str(tmp_path / "two")}, tmp_path / "two.pt")
+    two, other = (torch.load(tmp_path / f"two.pt.{r}", weights_only=False) for r in (0, 1))
+    assert two["world_size"] == 2 and len(two["losses"]) == 3
+    assert two["losses"] == pytest.approx(one["losses"], abs=1e-5)
+    assert other["losses"] == two["losses"]
     ref = {n: p for n, p in one["model"].named_parameters() if p.requires_grad}
     for n, p in two["params"].items():
         torch.testing.assert_close(p, ref[n].detach(), atol=1e-5, rtol=1e-4)
+    # every sample of the global batch counts in the per-task numbers (not rank 0's half)
+    assert two["samples"] == one["samples"] == 3 * 8
+    for key in ("task_losses", "task_train_accuracy"):
+        assert two[key].keys() == one[key].keys()
+        for task, curve in one[key].items():
+            assert [c["upto"] for c in two[key][task]] == [c["upto"] for c in curve]
+            assert [c["loss"] for c in two[key][task]] == pytest.approx([c["loss"] for c in curve], abs=1e-5)
+    rows = [
+        [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("one", "two")
+    ]
+    assert [r["step"] for r in rows[1]] == [1, 2, 3]  # written once, by rank 0
+    for a, b in zip(*rows):
+        per_task = sorted(k for k in a if k.startswith(("loss/", "train_acc/")))
+        assert per_task == sorted(k for k in b if k.startswith(("loss/", "train_acc/")))
+        assert [b[k] for k in per_task] == pytest.approx([a[k] for k in per_task], abs=1e-5)
+    # rank 0 evaluated at steps 1 and 2 (the final evaluation is sf2t train's), on the weights one process had then
+    assert [e["step"] for e in two["evals"]] == [e["step"] for e in one["evals"]] == [1, 2]
+    assert [e["answers"] for e in two["evals"]] == [e["answers"] for e in one["evals"]]
+    # resumed by one process: the same global batch continues exactly; a smaller one draws the next unseen samples
+    ckpt = str(tmp_path / "two" / "checkpoints" / "step-00000002")
+    lines = []
+    cfg = TrainConfig(**{**base, "eval_every": 0}, batch_size=4, resume=ckpt, out_dir=str(tmp_path / "r4"))
+    r4 = train(cfg, log=lines.append, save=False)
+    assert r4["losses"] == pytest.approx(one["losses"], abs=1e-5)
+    assert [e["step"] for e in r4["evals"]] == [1, 2]  # the evaluations rank 0 made are in the checkpoint
+    assert any("the same global batch of 4 samples" in line for line in lines), lines
+    assert not any("differs" in line for line in lines), lines
+    cfg = TrainConfig(**{**base, "eval_every": 0}, batch_size=2, resume=ckpt, out_dir=str(tmp_path / "r2"))
+    factory, _ = make_factories(cfg, tok)
+    drawn, sample = [], factory.sample
+    factory.sample = lambda i, **kw: drawn.append(i) or sample(i, **kw)
+    lines = []
+    train(cfg, log=lines.append, save=False, factory=factory)
+    assert drawn == list(range(16, 20))  # 2 steps x 2 micro-batches x 4 samples were trained before
+    said = [line for line in lines if "differs" in line]
+    assert len(said) == 1 and "global batch (processes x batch_size): 2 x 2 -> 1 x 2" in said[0], lines
 
 
 _FSDP_SCRIPT = r"""
@@ -1113,7 +1157,7 @@ def _torchrun(script: str, tmp_path, cfg: dict, out, env_extra=None):
         if r.returncode == 0 or not any(w in r.stderr for w in ("address already in use", "EADDRINUSE")):
             break
     assert r.returncode == 0, r.stderr[-3000:]
-    return torch.load(out, weights_only=False)
+    return torch.load(out, weights_only=False) if os.path.exists(out) else None
 
 
 def test_two_process_fsdp2_matches_one_process_and_resumes(tiny, clips, tmp_path):
@@ -1145,6 +1189,70 @@ def test_two_process_fsdp2_matches_one_process_and_resumes(tiny, clips, tmp_path
     assert resumed["losses"] == pytest.approx(two["losses"], abs=1e-6)
     with pytest.raises(ValueError, match="fsdp=true is for CUDA devices"):
         TrainConfig(**{**cfg, "fsdp": True})
+
+
+_DDP_RESUME_SCRIPT = r"""
+import json, os, sys, torch
+torch.set_num_threads(1)
+torch.distributed.init_process_group("gloo")  # one group for both runs (train() leaves a group it did not start)
+from sf2t.train.config import TrainConfig
+from sf2t.train.loop import train
+cfg = json.loads(sys.argv[1])
+whole = train(TrainConfig(**cfg), log=lambda s: None, save=False)
+ckpt = os.path.join(cfg["out_dir"], "checkpoints", "step-00000002")
+again = {**cfg, "resume": ckpt, "out_dir": cfg["out_dir"] + "-resumed"}
+resumed = train(TrainConfig(**again), log=lambda s: None, save=False)
+if torch.distributed.get_rank() == 0:
+    state = json.load(open(os.path.join(ckpt, "state.json")))
+    out = {"whole": whole["losses"], "resumed": resumed["losses"], "skipped": whole["skipped"], "state": state}
+    torch.save(out, sys.argv[2])
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_two_process_resume_is_exact_with_each_ranks_drops_and_rng(tiny, clips, tmp_path):
+    """A 2-process run resumed with 2 processes gives the uninterrupted run's losses although the ranks differ in
+    what they hold besides the weights: each draws its own LoRA dropout masks (torch RNG) and drops the videos too
+    static for a task when it meets them (here rank 1 drops the static clip before the checkpoint, rank 0 never), so
+    the checkpoint keeps every rank's RNG state and dropped videos; the run's skipped list has every rank's."""
+    good, bad = clips
+    cfg = dict(model=tiny, videos=good + [bad["static"]], tasks=["disorder"], steps=4, batch_size=1, save_every=2)
+    cfg.update(lr=5e-3, warmup_steps=1, lora=True, lora_rank=4, lora_alpha=8, lora_dropout=0.3, seed=6)
+    cfg.update(progress=False, log_every=0, tensorboard=False, out_dir=str(tmp_path / "run"))
+    got = _torchrun(_DDP_RESUME_SCRIPT, tmp_path, cfg, tmp_path / "got.pt")
+    state = got["state"]
+    assert state["world_size"] == 2 and state["next_index"] == 4 and len(state["rng_by_rank"]) == 2
+    # the case this test is about: only rank 1 met the static clip before the checkpoint
+    assert [[d[0] for d in ds] for ds in state["dropped_by_rank"]] == [[], [bad["static"]]]
+    assert [d[0] for d in state["dropped"]] == [bad["static"]]
+    assert [s["path"] for s in got["skipped"]] == [bad["static"]]  # rank 0's result (the report) names it
+    assert got["resumed"] == got["whole"]
+
+
+def test_cli_train_fsdp_needs_torchrun_and_only_rank_0_sums_up(tiny, clips, tmp_path, capsys, monkeypatch):
+    """fsdp=true in one process (no torchrun) is refused before the model loads, by `sf2t train` and by train(),
+    saying to run it under torchrun (it failed in torch.distributed's rendezvous: "environment variable RANK
+    expected"); under torchrun only rank 0 prints the closing summary (the others printed "saved None")."""
+    from sf2t.train import cli
+    from sf2t.train.loop import train
+
+    good, _ = clips
+    monkeypatch.setenv("SF2T_ALLOW_CPU_FSDP", "1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = [f"model={tiny}", f"videos=[{','.join(good)}]", f"out_dir={tmp_path / 'run'}", "steps=1", "progress=false"]
+    assert cli.train_main([*argv, "fsdp=true"]) == 2
+    err = capsys.readouterr().err
+    assert "fsdp=true shards the model over torchrun's processes" in err and "torchrun --nproc_per_node" in err
+    with pytest.raises(ValueError, match="run it under torchrun"):
+        train(_cfg(tiny, clips, tmp_path, fsdp=True, steps=1), log=lambda s: None)
+    res = {"losses": [1.0], "steps": 1, "seconds": 0.1, "resumed_from": 0, "saved": None}
+    monkeypatch.setattr(cli, "run_training", lambda cfg: res)
+    monkeypatch.setenv("RANK", "1")
+    assert cli.train_main(argv) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("RANK", "0")
+    assert cli.train_main(argv) == 0
+    assert capsys.readouterr().out.startswith("trained 1 steps")
 
 
 def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):

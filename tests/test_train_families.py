@@ -147,6 +147,34 @@ def test_llava_chunks_equal_per_sample_loss(ckpt, clips, tmp_path, name):
     assert res["losses"][0] == pytest.approx(total / count, rel=1e-5)
 
 
+_DDP_SCRIPT = r"""
+import json, sys, torch
+torch.set_num_threads(1)
+from sf2t.train.config import TrainConfig
+from sf2t.train.loop import train
+res = train(TrainConfig(**json.loads(sys.argv[1])), log=lambda s: None, save=False)
+if res["rank"] == 0:
+    torch.save({"losses": res["losses"], "world": res["world_size"]}, sys.argv[2])
+"""
+
+
+def test_llava_next_video_trains_under_ddp(ckpt, clips, tmp_path):
+    """LLaVA-NeXT-Video takes the vision tower's features from its second-to-last layer, so the last layer's LoRA
+    adapters get no gradient: DDP over 2 gloo processes (which would stop at the second step, "Expected to have
+    finished reduction in the prior iteration") looks for unused parameters, and gives one process's losses at the
+    same global batch (micro-batches of mixed frame counts: the ranks run different numbers of forward chunks)."""
+    from sf2t.train.loop import train
+    from tests.test_train import _torchrun
+
+    cfg = _cfg(ckpt("llava_next_video"), clips, tmp_path, tasks=["counting"], steps=2, eval_videos=[])
+    kw = {k: v for k, v in vars(cfg).items() if k in ("model", "videos", "tasks", "steps", "lr", "lora_rank")}
+    kw.update(lora_alpha=8, seed=0, progress=False, log_every=0, tensorboard=False, warmup_steps=0)
+    one = train(TrainConfig(**kw, batch_size=4, out_dir=str(tmp_path / "one")), log=lambda s: None, save=False)
+    two = _torchrun(_DDP_SCRIPT, tmp_path, {**kw, "batch_size": 2, "out_dir": str(tmp_path / "two")}, tmp_path / "t")
+    assert two["world"] == 2
+    assert two["losses"] == pytest.approx(one["losses"], abs=1e-5)
+
+
 def test_llava_rejects_pairs_layout(ckpt, clips, tmp_path):
     from sf2t.models import load_model_and_tokenizer
     from sf2t.train.loop import make_factories

@@ -5,8 +5,10 @@ A checkpoint is a directory ``out_dir/checkpoints/step-<N>/`` holding
 - ``trainable.pt``: the trainable parameters (LoRA adapters, or every weight when fully fine-tuning),
 - ``adapter/``: the same LoRA adapter in peft's format (``PeftModel.from_pretrained(base, dir)`` loads it),
 - ``optimizer.pt``: AdamW's state,
-- ``state.json``: the step, the data cursor (next sample index and micro-batch), the losses so far, the videos
-  dropped from the pool (so later draws are the same), torch's and Python's RNG states and the config.
+- ``state.json``: the step, the data cursor (``next_index``: the next global sample index), the losses so far, the
+  videos dropped from the pool (so later draws are the same), torch's and Python's RNG states and the config; a
+  run of several processes (torchrun) also keeps its ``world_size`` and each rank's dropped videos and RNG states
+  (``dropped_by_rank``, ``rng_by_rank``), so that a resume with as many processes is exact too.
 
 It is written into a temporary sibling directory and renamed into place, then ``latest`` (a one-line file) is
 replaced atomically: a kill while saving leaves the previous checkpoint and ``latest`` intact (the temporary
@@ -28,7 +30,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointManager"]
+__all__ = ["CheckpointManager", "rng_state", "set_rng_state"]
 
 
 class CheckpointManager:
@@ -111,10 +113,7 @@ class CheckpointManager:
             peft_model.save_pretrained(tmp / "adapter", state_dict=full_state)
         full = dict(state)
         full["step"] = step
-        full["rng"] = {
-            "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
-            "python": base64.b64encode(pickle.dumps(random.getstate())).decode(),
-        }
+        full["rng"] = rng_state()
         with open(tmp / "state.json", "w") as fh:
             json.dump(full, fh)
             fh.flush()
@@ -171,12 +170,24 @@ class CheckpointManager:
                 for n, v in trainable.items():
                     params[n].copy_(v.to(params[n].device, params[n].dtype))
             optimizer.load_state_dict(optim_state)
-        rng = state.get("rng", {})
-        if "torch" in rng:
-            import numpy as np
-
-            raw = np.frombuffer(base64.b64decode(rng["torch"]), dtype=np.uint8).copy()
-            torch.set_rng_state(torch.from_numpy(raw))
-        if "python" in rng:
-            random.setstate(pickle.loads(base64.b64decode(rng["python"])))  # noqa: S301 - our own file
+        set_rng_state(state.get("rng", {}))
         return state
+
+
+def rng_state() -> dict[str, str]:
+    """This process's torch (CPU) and Python RNG states, JSON-able (what a checkpoint's ``rng`` holds)."""
+    return {
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+        "python": base64.b64encode(pickle.dumps(random.getstate())).decode(),
+    }
+
+
+def set_rng_state(rng: dict[str, str]) -> None:
+    """Restore the RNG states :func:`rng_state` returned (either part may be absent)."""
+    if "torch" in rng:
+        import numpy as np
+
+        raw = np.frombuffer(base64.b64decode(rng["torch"]), dtype=np.uint8).copy()
+        torch.set_rng_state(torch.from_numpy(raw))
+    if "python" in rng:
+        random.setstate(pickle.loads(base64.b64decode(rng["python"])))  # noqa: S301 - our own file

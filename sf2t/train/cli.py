@@ -266,9 +266,13 @@ def _precheck_supervised(cfg) -> str | None:
 
 
 def _precheck_device(cfg) -> str | None:
-    """A device this machine does not have, said before the model loads."""
+    """A device this machine does not have, or fsdp=true outside torchrun, said before the model loads."""
     from sf2t._device import device_problem
 
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        from sf2t.train.loop import FSDP_NEEDS_TORCHRUN
+
+        return FSDP_NEEDS_TORCHRUN
     return device_problem(cfg.device)
 
 

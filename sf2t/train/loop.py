@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sf2t.models.qwen2_vl import IGNORE_INDEX
-from sf2t.train.checkpoint import CheckpointManager
+from sf2t.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from sf2t.train.config import TrainConfig, config_to_dict
 
 # peft 0.21 reads transformers 5.2x's deprecated ``is_gradient_checkpointing`` each time it wraps or loads a model:
@@ -321,6 +321,8 @@ def train(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        raise ValueError(FSDP_NEEDS_TORCHRUN)
     started_dist, rank, world = _init_distributed(cfg)
     if rank != 0:  # one voice: rank 0 logs, shows progress, writes metrics, checkpoints and the result
         log = lambda *_a, **_k: None  # noqa: E731
@@ -334,14 +336,20 @@ def train(
     elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        train_model = DistributedDataParallel(model)
+        # The LLaVA families take the vision tower's features from a hidden layer (vision_feature_layer: -2 for
+        # LLaVA-NeXT-Video, -1 before post_layernorm for LLaVA-OneVision): the layers after it never get a gradient,
+        # which DDP refuses at the second step unless it looks for unused parameters.
+        unused = family_of_model(model).pixel_layout != "qwen_patches"
+        train_model = DistributedDataParallel(model, find_unused_parameters=unused)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     n_train = sum(p.numel() for p in params)
     n_total = sum(p.numel() for p in model.parameters())
+    per_step = cfg.batch_size * cfg.grad_accum  # samples per optimizer step, on each rank
     log(
         f"training {n_train:,} of {n_total:,} parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
-        f"{cfg.steps} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr:g} {cfg.schedule}"
+        f"{cfg.steps} steps x {per_step * world} samples{f' ({world} processes x {per_step})' if world > 1 else ''}, "
+        f"lr {cfg.lr:g} {cfg.schedule}"
     )
     # Weight decay only on matrices (nanoGPT): norms and biases are left alone. The vision tower may get its
     # own learning-rate scale (cfg.vision_lr_scale).
@@ -373,6 +381,7 @@ def train(
     t_data = 0.0
     n_tokens = 0
     start_step = 0
+    cursor = None  # the global index of the first sample this session draws (None: from the step, a new run)
     ckpt = CheckpointManager(Path(cfg.out_dir) / "checkpoints", keep=cfg.keep_checkpoints)
     if cfg.resume:
         path = resume_from
@@ -384,11 +393,34 @@ def train(
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
             task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
-            for path_, kind, reason, *task in st["dropped"]:  # later draws see the same pool
-                if any(i.path == path_ for i in factory.pool.infos):
+            saved_world = int(st.get("world_size", 1))
+            same_world = saved_world == world
+            # each rank's own pool and RNG when the process count is the same (torchrun: ranks drop videos and
+            # draw dropout masks independently); else the union of the ranks' drops and rank 0's RNG
+            by_rank = st.get("dropped_by_rank")
+            for path_, kind, reason, *task in by_rank[rank] if same_world and by_rank else st["dropped"]:
+                if any(i.path == path_ for i in factory.pool.infos):  # later draws see the same pool
                     factory.pool.drop(path_, kind, reason, task[0] if task else None)
+            if same_world and st.get("rng_by_rank"):
+                set_rng_state(st["rng_by_rank"][rank])
+            if st.get("next_index") is not None:  # older checkpoints: from the step (same processes and batch)
+                cursor = int(st["next_index"])
             log(f"resumed from {path} at step {start_step} of {cfg.steps}")
             changed = config_changes(st.get("config"), config_to_dict(cfg))
+            saved_batch = (st.get("config") or {}).get("batch_size", cfg.batch_size)
+            if not same_world:
+                if saved_world * saved_batch == world * cfg.batch_size:  # the same global batches: the same run
+                    changed = [c for c in changed if not c.startswith("batch_size:")]
+                    log(
+                        f"resume: the checkpoint was written by {saved_world} process(es) x batch_size {saved_batch}, "
+                        f"this run has {world} x {cfg.batch_size}: the same global batch of "
+                        f"{world * cfg.batch_size} samples, drawn from where the checkpoint stopped"
+                    )
+                else:
+                    changed.append(
+                        f"global batch (processes x batch_size): {saved_world} x {saved_batch} -> "
+                        f"{world} x {cfg.batch_size}"
+                    )
             if changed:
                 log(
                     f"resume: the config differs from the checkpoint's ({'; '.join(changed)}); the run goes on with "
@@ -396,11 +428,15 @@ def train(
                 )
     micro0 = start_step * cfg.grad_accum
     # rank r of W takes samples [(m W + r) B, (m W + r + 1) B) of micro-batch m: the global batch of W B samples is
-    # the one a single process with batch_size W B would draw, in the same order
+    # the one a single process with batch_size W B would draw, in the same order. A resumed run starts where the
+    # checkpoint's run stopped (its next_index), whatever the processes and batch size were then: no sample twice.
+    if cursor is None:
+        cursor = micro0 * world * cfg.batch_size
+    cursor0, step0 = cursor, start_step
     data = batches(
         factory,
         cfg.batch_size,
-        start=(micro0 * world + rank) * cfg.batch_size,
+        start=cursor0 + rank * cfg.batch_size,
         start_step=micro0,
         tasks_for_step=tasks_for_step,
         skip=(world - 1) * cfg.batch_size,
@@ -412,7 +448,9 @@ def train(
         data = Prefetch(data, cfg.prefetch, cfg.device)
     peft = cfg.lora and hasattr(model, "peft_config")
 
-    def run_state() -> dict:
+    def run_state(step_done: int) -> dict:
+        """The checkpoint's state after ``step_done`` steps (a collective under torchrun: every rank calls it)."""
+        by_rank = _gather(([[s.path, s.kind, s.reason, s.task] for s in factory.pool.skipped], rng_state()), world)
         return {
             "losses": losses,
             "task_loss": task_loss,
@@ -421,8 +459,12 @@ def train(
             "tokens": n_tokens,
             "data_seconds": t_data,
             # videos dropped while training (static, broken): a resumed run drops them too (skipped-at-start
-            # ones are not in its pool anyway)
-            "dropped": [[s.path, s.kind, s.reason, s.task] for s in factory.pool.skipped],
+            # ones are not in its pool anyway); every rank's (each draws its own samples), and all of them together
+            "dropped": _union(d for d, _ in by_rank),
+            "dropped_by_rank": [d for d, _ in by_rank],
+            "rng_by_rank": [r for _, r in by_rank],
+            "world_size": world,
+            "next_index": cursor0 + (step_done - step0) * cfg.grad_accum * world * cfg.batch_size,
             "config": config_to_dict(cfg),
         }
 
@@ -446,7 +488,11 @@ def train(
         t_step = time.perf_counter()
         step_tasks: dict[str, list[float]] = {}
         step_acc: dict[str, list[float]] = {}
+        step_samples: list[list[tuple[str, float, float]]] = []  # per micro-batch: (task, loss, exact) per sample
+        step_tokens = 0
         for _ in range(cfg.grad_accum):
+            micro_samples: list[tuple[str, float, float]] = []
+            step_samples.append(micro_samples)
             t0 = time.perf_counter()
             batch = next(data)
             t_data += time.perf_counter() - t0
@@ -478,13 +524,11 @@ def train(
                     tok_sum, _, per = token_loss_sum(logits, labels)
                     (tok_sum * world / total / cfg.grad_accum).backward()
                 loss_sum += tok_sum.detach().double()
-                n_tokens += int(c["attention_mask"].sum())
+                step_tokens += int(c["attention_mask"].sum())
                 exact = answer_exact(logits.detach(), labels).tolist()  # teacher-forced: every answer token right
-                for name, value, ok in zip(c["tasks"], per.tolist(), exact):
-                    task_loss.setdefault(name, []).append(value)
-                    step_tasks.setdefault(name, []).append(value)
-                    step_acc.setdefault(name, []).append(float(ok))
-                    task_acc.setdefault(name, []).append(float(ok))
+                micro_samples.extend(
+                    (name, value, float(ok)) for name, value, ok in zip(c["tasks"], per.tolist(), exact)
+                )
             if world > 1:
                 torch.distributed.all_reduce(loss_sum)
             step_loss += float(loss_sum) / total / cfg.grad_accum
@@ -500,9 +544,20 @@ def train(
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
+        # per-task loss and accuracy and the token count over the global batch (every rank's samples, in the order
+        # one process with the whole global batch would see them), not rank 0's share only
+        gathered = _gather((step_samples, step_tokens), world)
+        for m in range(cfg.grad_accum):
+            for samples, _ in gathered:
+                for name, value, ok in samples[m]:
+                    task_loss.setdefault(name, []).append(value)
+                    step_tasks.setdefault(name, []).append(value)
+                    step_acc.setdefault(name, []).append(ok)
+                    task_acc.setdefault(name, []).append(ok)
+        n_tokens += sum(t for _, t in gathered)
         elapsed = time.perf_counter() - t_start
         done_steps = step + 1 - start_step
-        samples_s = done_steps * cfg.batch_size * cfg.grad_accum / elapsed if elapsed else 0.0
+        samples_s = done_steps * per_step * world / elapsed if elapsed else 0.0
         tokens_s = (n_tokens - tokens_start) / elapsed if elapsed else 0.0
         wait = (t_data - t_data_start) / elapsed if elapsed else 0.0
         if metrics is not None:
@@ -537,12 +592,15 @@ def train(
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append({"step": step + 1, **eval_fn(model, step + 1)})
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            state = run_state(step + 1)  # every rank: their dropped videos and RNG states are gathered
             if cfg.fsdp:  # every rank takes part in gathering the shards; rank 0 writes
-                ckpt.save(step + 1, model, opt, run_state(), peft=peft, sharded=True, rank=rank)
+                ckpt.save(step + 1, model, opt, state, peft=peft, sharded=True, rank=rank)
             elif rank == 0:
-                ckpt.save(step + 1, model, opt, run_state(), peft=peft)
+                ckpt.save(step + 1, model, opt, state, peft=peft)
     bar.close()
     data.close()  # stops DataLoader workers (workers > 0)
+    # the videos every rank dropped (each meets its own), for the result and the report
+    skipped = _union(_gather([s.to_dict() for s in factory.pool.skipped], world), dicts=True)
     if metrics is not None:
         metrics.close()
     seconds = time.perf_counter() - t_start
@@ -552,7 +610,7 @@ def train(
         resumed_from=start_step,
         seconds=seconds,
         data_seconds=t_data - t_data_start,
-        samples=cfg.steps * cfg.batch_size * cfg.grad_accum,
+        samples=cfg.steps * per_step * world,
         # this session's tokens over this session's seconds (a resumed run restored the earlier sessions' count)
         tokens_per_second=(n_tokens - tokens_start) / seconds if seconds else 0.0,
         trainable_parameters=n_train,
@@ -562,7 +620,7 @@ def train(
         task_train_accuracy={k: _curve(v) for k, v in task_acc.items()},
         loss_curve=_curve(losses),
         evals=evals,
-        skipped=[s.to_dict() for s in factory.pool.skipped],
+        skipped=skipped,
     )
     result["rank"], result["world_size"] = rank, world
     if save and cfg.fsdp:  # the shards gathered on every rank, written by rank 0
@@ -576,6 +634,33 @@ def train(
         torch.distributed.destroy_process_group()
     result["model"] = model
     return result
+
+
+FSDP_NEEDS_TORCHRUN = (
+    "fsdp=true shards the model over torchrun's processes, and this is one process (WORLD_SIZE unset or 1): run "
+    "it under torchrun --nproc_per_node N, or set fsdp=false"
+)
+
+
+def _gather(obj, world: int) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` (every rank calls it under torchrun); ``[obj]`` in one process."""
+    if world <= 1:
+        return [obj]
+    out: list = [None] * world
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def _union(lists, dicts: bool = False) -> list:
+    """The entries of ``lists`` (each rank's dropped videos), each (path, task) once, in rank order."""
+    out, seen = [], set()
+    for entries in lists:
+        for e in entries:
+            key = (e["path"], e["task"]) if dicts else (e[0], e[3] if len(e) > 3 else None)
+            if key not in seen:
+                seen.add(key)
+                out.append(e)
+    return out
 
 
 def _init_distributed(cfg: TrainConfig) -> tuple[bool, int, int]:
