@@ -375,7 +375,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
         return 130
-    if res.get("rank", 0) != 0:  # under torchrun: said once, by the rank that saved
+    if res.get("rank", 0) != 0 or os.environ.get("RANK", "0") != "0":  # under torchrun: said once, by rank 0
         return 0
     last = res["losses"][-50:]
     print(
