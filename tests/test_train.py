@@ -1704,3 +1704,27 @@ def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys, monkeypatc
     assert "1 held-out video(s) are also training videos" in capsys.readouterr().err
     cfg = TrainConfig(videos=[str(root / "b.mp4")], eval_videos=[str(root / "sub")], out_dir=str(tmp_path / "run"))
     assert _precheck_paths(cfg) is None and "warning" not in capsys.readouterr().err
+
+
+def test_process_group_waits_dist_timeout_min(monkeypatch):
+    """Under torchrun the process group gets ``dist_timeout_min``: rank 0 evaluates and saves alone while the other
+    ranks wait in a collective, and NCCL's 10-minute default killed runs whose evaluation took longer."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from sf2t.train.config import TrainConfig
+    from sf2t.train.loop import _init_distributed
+
+    seen = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    assert _init_distributed(TrainConfig(dist_timeout_min=90)) == (True, 1, 2)
+    assert seen == {"backend": "gloo", "timeout": datetime.timedelta(minutes=90)}
+    assert TrainConfig().dist_timeout_min == 60
+    for bad in (0, -1, float("nan"), "x"):
+        with pytest.raises(ValueError, match="dist_timeout_min"):
+            TrainConfig(dist_timeout_min=bad).validate()

@@ -133,6 +133,11 @@ class TrainConfig:
         "decoder layer and vision block) instead of DDP's full copies; CUDA (CPU only for tests: "
         "SF2T_ALLOW_CPU_FSDP=1)",
     )
+    dist_timeout_min: float = _f(
+        60.0,
+        "under torchrun: minutes a process waits for the others before torch.distributed gives up (rank 0 alone "
+        "runs the held-out evaluation and writes checkpoints while the others wait; NCCL's own default is 10)",
+    )
     bf16: bool = _f(False, "bf16 autocast of the forward pass (CUDA only; weights and optimizer stay float32)")
     gradient_checkpointing: bool = _f(
         False,
@@ -343,6 +348,7 @@ class TrainConfig:
             ("max_new_tokens", integer(self.max_new_tokens) and self.max_new_tokens >= 0, "an int >= 0 (0: auto)"),
             ("log_every", integer(self.log_every) and self.log_every >= 0, "an int >= 0"),
             ("clip_cache_mb", integer(self.clip_cache_mb) and self.clip_cache_mb >= 0, "an int >= 0 (0: off)"),
+            ("dist_timeout_min", finite(self.dist_timeout_min) and self.dist_timeout_min > 0, "a number > 0"),
             ("max_resample", integer(self.max_resample) and self.max_resample >= 1, "an int >= 1"),
             ("curriculum_steps", integer(self.curriculum_steps) and self.curriculum_steps >= 0, "an int >= 0"),
             ("decoder", self.decoder in ("auto", "torchcodec", "pyav", "dali"), "auto, torchcodec, pyav or dali"),

@@ -7,6 +7,7 @@ setup (model, LoRA or full fine-tuning, data) -> for each step: lr from the sche
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -676,7 +677,9 @@ def _init_distributed(cfg: TrainConfig) -> tuple[bool, int, int]:
         backend = "nccl" if str(cfg.device).startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend=backend)
+        # rank 0 evaluates and saves alone while the others wait at the next collective: NCCL's 10-minute default
+        # would kill a run whose held-out evaluation of a real model takes longer
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=float(cfg.dist_timeout_min)))
         started = True
     return started, dist.get_rank(), dist.get_world_size()
 
