@@ -83,6 +83,9 @@ def test_family_trains_all_tasks_evaluates_and_reloads(ckpt, clips, tmp_path, na
     tower = "visual" if family.pixel_layout == "qwen_patches" else "vision_tower"
     assert any(tower in n for n in moved), "no vision-tower adapter moved"
     assert any("language_model" in n for n in moved), "no LLM adapter moved"
+    # every adapter trains: none sits on a layer whose output the model never reads (LLaVA-NeXT-Video takes its
+    # features from the second-to-last vision layer, whose successor's adapters stayed zero)
+    assert moved == [n for n in trainable if "lora_B" in n]
 
     reloaded, tok = load_trained(cfg.model, res["saved"])
     _, eval_f = make_factories(cfg, tok)
@@ -159,16 +162,17 @@ if res["rank"] == 0:
 
 
 def test_llava_next_video_trains_under_ddp(ckpt, clips, tmp_path):
-    """LLaVA-NeXT-Video takes the vision tower's features from its second-to-last layer, so the last layer's LoRA
-    adapters get no gradient: DDP over 2 gloo processes (which would stop at the second step, "Expected to have
-    finished reduction in the prior iteration") looks for unused parameters, and gives one process's losses at the
-    same global batch (micro-batches of mixed frame counts: the ranks run different numbers of forward chunks)."""
+    """LLaVA-NeXT-Video takes the vision tower's features from its second-to-last layer, so in a full fine-tune
+    the last layer gets no gradient: DDP over 2 gloo processes (which would stop at the second step, "Expected to
+    have finished reduction in the prior iteration") looks for unused parameters, and gives one process's losses at
+    the same global batch (micro-batches of mixed frame counts: the ranks run different numbers of forward
+    chunks). (LoRA leaves that layer out.)"""
     from sf2t.train.loop import train
     from tests.test_train import _torchrun
 
     cfg = _cfg(ckpt("llava_next_video"), clips, tmp_path, tasks=["counting"], steps=2, eval_videos=[])
     kw = {k: v for k, v in vars(cfg).items() if k in ("model", "videos", "tasks", "steps", "lr", "lora_rank")}
-    kw.update(lora_alpha=8, seed=0, progress=False, log_every=0, tensorboard=False, warmup_steps=0)
+    kw.update(seed=0, progress=False, log_every=0, tensorboard=False, warmup_steps=0, lora=False, full_finetune=True)
     one = train(TrainConfig(**kw, batch_size=4, out_dir=str(tmp_path / "one")), log=lambda s: None, save=False)
     two = _torchrun(_DDP_SCRIPT, tmp_path, {**kw, "batch_size": 2, "out_dir": str(tmp_path / "two")}, tmp_path / "t")
     assert two["world"] == 2

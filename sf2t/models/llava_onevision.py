@@ -34,6 +34,7 @@ import functools
 import math
 import os
 import pathlib
+import re
 
 import torch
 from torch import nn
@@ -81,8 +82,33 @@ TINY_GRID_PINPOINTS = [[56, 56], [56, 112], [112, 56], [112, 112]]
 
 
 def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True) -> list[str]:
-    """Exact full names of the vision-encoder and/or decoder-layer Linears for LoRA (projector excluded)."""
-    return tower_lora_modules(model, VISION_LORA_RE, LLM_LORA_RE, vision, llm)
+    """Exact full names of the vision-encoder and/or decoder-layer Linears for LoRA (projector excluded). Encoder
+    layers after the one the features are taken from (``vision_feature_layer``: -2 for LLaVA-NeXT-Video, whose last
+    layer's output is never read) are left out: their adapters would never get a gradient."""
+    names = tower_lora_modules(model, VISION_LORA_RE, LLM_LORA_RE, vision, llm)
+    used = _vision_layers_used(model)
+    if used is None:
+        return names
+    layer = re.compile(r"vision_tower\.(?:vision_model\.)?encoder\.layers\.(\d+)\.")
+    keep = [n for n in names if (m := layer.search(n)) is None or int(m.group(1)) < used]
+    if vision and not llm and not keep:
+        raise ValueError("lora_target_modules: the vision tower has no layer before vision_feature_layer")
+    return keep
+
+
+def _vision_layers_used(model: nn.Module) -> int | None:
+    """How many encoder layers (from the first) the features read: hidden state k of ``vision_feature_layer`` is
+    the output of layer k - 1 (state 0: the embeddings); None where the config does not say."""
+    cfg = getattr(model, "config", None)
+    vcfg = getattr(cfg, "vision_config", None)
+    fl = getattr(cfg, "vision_feature_layer", None)
+    total = getattr(vcfg, "num_hidden_layers", None)
+    if fl is None or not isinstance(total, int):
+        return None
+    states = [fl] if isinstance(fl, int) else list(fl)
+    if not states or not all(isinstance(k, int) for k in states):
+        return None
+    return max(k % (total + 1) for k in states)
 
 
 def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
