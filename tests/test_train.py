@@ -1728,3 +1728,15 @@ def test_process_group_waits_dist_timeout_min(monkeypatch):
     for bad in (0, -1, float("nan"), "x"):
         with pytest.raises(ValueError, match="dist_timeout_min"):
             TrainConfig(dist_timeout_min=bad).validate()
+
+
+def test_curve_points_are_distinct_chunks():
+    """The report's short curves: ``points`` chunks covering the run once; a run shorter than that gives one point per
+    value (it repeated values, so 3 steps drew 10 points)."""
+    from sf2t.train.loop import _curve
+
+    assert _curve([1.0, 2.0, 3.0]) == [{"upto": 1, "loss": 1.0}, {"upto": 2, "loss": 2.0}, {"upto": 3, "loss": 3.0}]
+    c = _curve([float(v) for v in range(25)])
+    assert len(c) == 10 and [p["upto"] for p in c] == sorted({p["upto"] for p in c}) and c[-1]["upto"] == 25
+    assert sum(p["loss"] * (p["upto"] - q) for p, q in zip(c, [0] + [p["upto"] for p in c])) == sum(range(25))
+    assert _curve([]) == []

@@ -741,10 +741,12 @@ class MetricsLog:
 
 
 def _curve(values: list[float], points: int = 10) -> list[dict]:
-    """A short loss curve: mean loss over ``points`` equal chunks of the run."""
+    """A short loss curve: mean loss over ``points`` equal chunks of the run (one point per value when there are
+    fewer)."""
     if not values:
         return []
     n = len(values)
+    points = min(points, n)
     out = []
     for i in range(points):
         lo, hi = i * n // points, max(i * n // points + 1, (i + 1) * n // points)
