@@ -317,7 +317,7 @@ def train(
     ``evals`` and go into every checkpoint, so a resumed run reports them too (it does not evaluate step 0 again)."""
     from tqdm.auto import tqdm
 
-    from sf2t.train.data import batches
+    from sf2t.train.data import SUPERVISED, batches
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -385,7 +385,7 @@ def train(
             task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
             for path_, kind, reason, *task in st["dropped"]:  # later draws see the same pool
-                if any(i.path == path_ for i in factory.pool.infos):
+                if any(i.path == path_ for i in factory.pool.infos) or (task and task[0] == SUPERVISED):
                     factory.pool.drop(path_, kind, reason, task[0] if task else None)
             log(f"resumed from {path} at step {start_step} of {cfg.steps}")
             changed = config_changes(st.get("config"), config_to_dict(cfg))
