@@ -1341,6 +1341,20 @@ def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, 
     assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
 
 
+def test_answer_budget_fits_the_longest_answer_in_tokens(tiny):
+    """The held-out generation budget fits the answer with the most tokens, not only the 8 longest in characters
+    (a 13-token "1, 2, 3, 4, 5" behind nine 16-character, 6-token answers got a budget of 8: cut, scored wrong)."""
+    from transformers import AutoTokenizer
+
+    from sf2t.train.evaluate import answer_budget
+
+    tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
+    answers = [f"Frame number {i:02d}." for i in range(9)] + ["1, 2, 3, 4, 5"]
+    most = max(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    assert most > len(tok(answers[0], add_special_tokens=False)["input_ids"]) + 2  # the case this checks
+    assert answer_budget(tok, [{"answer": a} for a in answers]) == most + 2
+
+
 def test_answer_exact():
     from sf2t.train.loop import answer_exact
 
