@@ -1289,6 +1289,83 @@ def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
         _cfg(tiny, clips, tmp_path, supervised_ratio=0.3)
 
 
+def test_supervised_records_pair_questions_with_their_answers(tmp_path):
+    """Each answer is paired with the question before it (a record opening with an assistant turn trained that turn
+    as the answer to the question after it), every turn of a multi-turn record is kept (only the first was), the
+    system turn too, either key pair (from/value, role/content) is read in either list, and what sf2t cannot train
+    on as it is written is named: a record showing two videos (only the first was shown, its question asking about
+    both), images instead of a video."""
+    import json
+
+    from sf2t.train.supervised import load_supervised
+
+    def load(*recs):
+        path = tmp_path / "qa.json"
+        path.write_text(json.dumps(list(recs)))
+        return load_supervised(path)
+
+    conv = [{"from": "human", "value": "Look at<video>this"}, {"from": "gpt", "value": " A square. "}]
+    (r,) = load({"video": "v.mp4", "conversations": conv + [{"from": "human", "value": "Colour?"},
+                                                          {"from": "gpt", "value": "Red."}]})  # fmt: skip
+    assert (r.question, r.answer, r.more, r.system) == ("Look at this", "A square.", (("Colour?", "Red."),), None)
+    assert r.video == str(tmp_path / "v.mp4")
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "<video>\nQ"},
+             {"role": "assistant", "content": "A"}, {"role": "user", "content": "?"}]  # fmt: skip
+    (r,) = load({"videos": ["/abs/v.mp4"], "conversations": turns})
+    assert (r.video, r.question, r.answer, r.more, r.system) == ("/abs/v.mp4", "Q", "A", (), "Be brief.")
+    bad = {
+        "taking turns": {"video": "v.mp4", "conversations": [{"from": "gpt", "value": "Hi!"}, *conv]},
+        "shows 2 videos": {"videos": ["a.mp4", "b.mp4"], "conversations": conv},
+        "shows images, not a video": {"images": ["a.png"], "conversations": conv},
+        "images as well as a video": {"video": "a.mp4", "image": "a.png", "conversations": conv},
+        "pair 1 has an empty": {"video": "v.mp4", "conversations": [*conv, conv[0], {"from": "gpt", "value": " "}]},
+        "role 'tool'": {"video": "v.mp4", "conversations": [*conv, {"from": "tool", "value": "x"}]},
+    }
+    for msg, rec in bad.items():
+        with pytest.raises(ValueError, match=f"record 1: .*{msg}"):
+            load({"video": "v.mp4", "conversations": conv}, rec)
+
+
+def test_supervised_multi_turn_and_unreadable_videos_in_training(tiny, clips, tmp_path):
+    """A multi-turn record trains every answer (and masks every question); a record whose video is missing or does
+    not decode is skipped and recorded (it raised in the middle of training), another record drawn in its place,
+    the same one whatever was drawn before (a fresh factory, as a worker or a resumed run has, draws the same); when
+    no record's video can be read the message says so."""
+    import json
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import NoUsableVideo
+    from sf2t.train.loop import make_factories
+
+    good, bad = clips
+    conv = [{"from": "human", "value": "<video>\nWhat moves?"}, {"from": "gpt", "value": "A square."},
+            {"from": "human", "value": "Which colour?"}, {"from": "gpt", "value": "Red."}]  # fmt: skip
+    recs = [{"id": "ok", "video": good[0], "conversations": conv}]
+    recs += [{"id": k, "video": bad[k], "conversations": conv[:2]} for k in ("missing", "noise", "empty")]
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps(recs))
+    cfg = _cfg(tiny, clips, tmp_path, supervised_data=str(data), supervised_ratio=0.5)
+    _, tok = load_model_and_tokenizer(tiny)
+    factory, _ = make_factories(cfg, tok)
+    samples = [factory.sample(i) for i in range(24)]
+    sup = [s for s in samples if s["task"] == "supervised"]
+    assert len(sup) >= 6 and {s["meta"]["id"] for s in sup} == {"ok"}
+    s = sup[0]
+    assert tok.decode(s["input_ids"][s["labels"] != -100]) == "A square.<|im_end|>Red.<|im_end|>"
+    assert "Which colour?" in tok.decode(s["input_ids"])
+    skipped = {x.path: x for x in factory.pool.skipped}
+    assert {bad[k] for k in ("missing", "noise", "empty")} <= set(skipped)
+    assert all(skipped[bad[k]].task == "supervised" for k in ("missing", "noise", "empty"))
+    fresh, _ = make_factories(cfg, tok)
+    last = max(i for i, s in enumerate(samples) if s["task"] == "supervised")
+    assert torch.equal(fresh.sample(last)["input_ids"], samples[last]["input_ids"])
+    data.write_text(json.dumps(recs[1:]))
+    factory, _ = make_factories(cfg, tok)
+    with pytest.raises(NoUsableVideo, match="supervised_data"):
+        for i in range(24):
+            factory.sample(i)
+
+
 def test_cli_train_names_which_videos_ran_out(tiny, clips, tmp_path, capsys):
     """When the data cannot serve the run, the message says which set and why: the held-out set, a task_videos
     filter that matches no video, a task that needs two videos given one."""
@@ -1370,6 +1447,20 @@ def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, 
     cfg = TrainConfig(videos=[good[0]], supervised_data=str(tmp_path / "d.json"), supervised_ratio=0.0)
     assert _precheck_supervised(cfg) is None
     assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
+
+
+def test_answer_budget_fits_the_longest_answer_in_tokens(tiny):
+    """The held-out generation budget fits the answer with the most tokens, not only the 8 longest in characters
+    (a 13-token "1, 2, 3, 4, 5" behind nine 16-character, 6-token answers got a budget of 8: cut, scored wrong)."""
+    from transformers import AutoTokenizer
+
+    from sf2t.train.evaluate import answer_budget
+
+    tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
+    answers = [f"Frame number {i:02d}." for i in range(9)] + ["1, 2, 3, 4, 5"]
+    most = max(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    assert most > len(tok(answers[0], add_special_tokens=False)["input_ids"]) + 2  # the case this checks
+    assert answer_budget(tok, [{"answer": a} for a in answers]) == most + 2
 
 
 def test_answer_exact():

@@ -176,10 +176,15 @@ class ModelInputs:
         vision: dict[str, Any],
         image_tokens: int | None = None,
         image_grid: torch.Tensor | None = None,
+        *,
+        more=(),
+        system: str | None = None,
     ) -> dict[str, torch.Tensor]:
         """``input_ids``, ``attention_mask``, ``labels`` (and ``mm_token_type_ids`` for Qwen) for a sample whose
-        video inputs are ``vision`` (from :meth:`video`)."""
+        video inputs are ``vision`` (from :meth:`video`). ``more``: later ``(question, answer)`` turns of a multi-turn
+        conversation (every answer supervised); ``system``: system text instead of the family's default."""
         keep = self.token_keep_ratio
+        extra = {"more": tuple(more)} | ({} if system is None else {"system": system})
         if self.qwen:
             from sf2t.models.qwen2_vl import build_video_sample
 
@@ -191,6 +196,7 @@ class ModelInputs:
                 image_grid_thw=image_grid,
                 token_keep_ratio=keep,
                 token_first_group=self.token_first_group,
+                **extra,
             )
         f, _, h, w = vision["pixel_values_videos"].shape  # [F, 3, H, W]: one token group per frame
         return self.family.build_sample(
@@ -203,6 +209,7 @@ class ModelInputs:
             image_tokens=image_tokens,
             token_keep_ratio=None if keep == 1.0 else keep,
             token_first_group=self.token_first_group,
+            **extra,
         )
 
     # -- batching

@@ -111,6 +111,7 @@ def build_sample(
     patch_size: int = PATCH_SIZE,
     token_keep_ratio: float | None = None,
     token_first_group: str = "all",
+    more=(),
 ) -> dict[str, torch.Tensor]:
     """Token ids for one video QA sample, identical to the Vicuna template + ``LlavaNextVideoProcessor``
     (``<s>`` first, as the processor's Llama tokenizer adds it).
@@ -125,6 +126,8 @@ def build_sample(
     ``labels``: -100 except the answer tokens and the trailing ``" "`` the template closes the assistant turn with
     (there is no end-of-turn token in this template). With ``answer=None`` the text ends with ``ASSISTANT:`` and
     all labels are -100. The processor returns no ``mm_token_type_ids``.
+    ``more``: later ``(question, answer)`` turns of a multi-turn conversation (text only; every answer
+    supervised).
     """
     n_video = num_video_tokens(num_frames, height, width, patch_size)
     if token_keep_ratio is not None and token_keep_ratio != 1.0:
@@ -132,7 +135,7 @@ def build_sample(
 
         side_h, side_w = height // patch_size // 2, width // patch_size // 2
         n_video = kept_count([[num_frames, side_h, side_w]], token_keep_ratio, first_group=token_first_group)[0]
-    return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens)
+    return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens, more=more)
 
 
 # ------------------------------------------------------------------------------------------ tokenizer, model

@@ -165,6 +165,7 @@ def build_sample(
     patch_size: int = PATCH_SIZE,
     token_keep_ratio: float | None = None,
     token_first_group: str = "all",
+    more=(),
 ) -> dict[str, torch.Tensor]:
     """Token ids for one video QA sample, identical to the OneVision chat template + ``LlavaOnevisionProcessor``.
 
@@ -179,6 +180,8 @@ def build_sample(
     tokens and the assistant's closing ``<|im_end|>``. With ``answer=None`` the text ends with the generation
     prompt ``<|im_start|>assistant\\n`` and all labels are -100. OneVision's processor returns no
     ``mm_token_type_ids``.
+    ``more``: later ``(question, answer)`` turns of a multi-turn conversation (text only; every answer
+    supervised).
     """
     n_video = num_video_tokens(num_frames, height, width, patch_size)
     if token_keep_ratio is not None and token_keep_ratio != 1.0:
@@ -186,7 +189,7 @@ def build_sample(
 
         side_h, side_w = math.ceil(height // patch_size / 2), math.ceil(width // patch_size / 2)
         n_video = kept_count([[num_frames, side_h, side_w]], token_keep_ratio, first_group=token_first_group)[0] + 1
-    return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens)
+    return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens, more=more)
 
 
 # ------------------------------------------------------------------------------------------ tokenizer, model

@@ -146,6 +146,7 @@ def build_video_sample(
     device: torch.device | str | None = None,
     token_keep_ratio: float | None = None,
     token_first_group: str = "all",
+    more: Sequence[tuple[str, str]] = (),
 ) -> dict[str, torch.Tensor]:
     """Token ids for one video QA sample, identical to chat template + ``Qwen2VLProcessor`` output, on ``device``
     (default CPU) from pre-tokenized pieces kept there.
@@ -161,6 +162,7 @@ def build_video_sample(
     the assistant turn's closing ``<|im_end|>`` (the ``"\\n"`` after it is not supervised).  With
     ``answer=None`` the text ends with the generation prompt ``<|im_start|>assistant\\n`` and all labels are
     ``-100``.  ``system=None`` omits the system message (the template then inserts the default one).
+    ``more``: later ``(question, answer)`` turns (multi-turn; each answer and its ``<|im_end|>`` supervised).
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     if token_keep_ratio is None or token_keep_ratio == 1.0:
@@ -184,6 +186,7 @@ def build_video_sample(
         n_image,
         device=device,
         type_ids={IMAGE_PAD: MM_TOKEN_TYPE_IMAGE, VIDEO_PAD: MM_TOKEN_TYPE_VIDEO},
+        more=more,
     )
 
 

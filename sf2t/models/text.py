@@ -11,7 +11,7 @@ A family describes its format with one :class:`ChatFormat`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -110,6 +110,62 @@ def _labels(enc, text: str, answer: str, fmt: ChatFormat) -> list[int]:
         if b > a and ((b > start and a < stop) if overlap else (a >= start and b <= stop)):
             label_list[k] = id_list[k]
     return label_list
+
+
+def encode_turns(
+    tokenizer, fmt: ChatFormat, turns: Sequence[tuple[str, str]], system: str | None, image: bool
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    """:func:`encode_once` of a conversation of several ``(question, answer)`` turns: the first user turn shows the
+    video (and the image), the later ones only their text; every answer with the text closing its turn
+    (``fmt.end``) is supervised, every user turn, the system text and the template's markers are -100. Rendered by
+    the chat template itself (not cached: multi-turn records are a share of the supervised data)."""
+    if not turns:
+        raise ValueError("encode_turns: no turns")
+    marks = [f"\ue000sf2t-answer-{k}\ue001" for k in range(len(turns))]
+
+    def messages(answers):
+        msgs = list(fmt.build_messages(turns[0][0], answers[0], system, image=image))
+        for (q, _), a in zip(turns[1:], answers[1:]):
+            user, reply = fmt.build_messages(q, a, None, image=False)[-2:]
+            if isinstance(user.get("content"), list):  # the media belong to the first turn only
+                user = {**user, "content": [c for c in user["content"] if c.get("type") not in ("video", "image")]}
+            msgs += [user, reply]
+        return msgs
+
+    template = getattr(tokenizer, "chat_template", None) or fmt.template
+
+    def render(answers):
+        text = tokenizer.apply_chat_template(
+            messages(answers), chat_template=template, tokenize=False, add_generation_prompt=False
+        )
+        for tok, want in ((fmt.video_token, 1), (fmt.image_token, int(image))):
+            if text.count(tok) != want:
+                raise ValueError(f"expected {want} {tok} in the rendered conversation, found {text.count(tok)}")
+        return text
+
+    marked = render(marks)
+    if any(marked.count(m) != 1 for m in marks):
+        raise ValueError("chat template did not render each assistant turn once")
+    text, spans, rest = "", [], marked
+    for (_, answer), m in zip(turns, marks):
+        head, rest = rest.split(m)
+        text += head
+        spans.append((len(text), len(text) + len(answer) + len(fmt.end)))
+        text += answer
+        if not rest.startswith(fmt.end):
+            raise ValueError(f"chat template did not close an assistant turn with {fmt.end!r}")
+    text += rest
+    if text != render([a for _, a in turns]):
+        raise ValueError("chat template changes the answers' text; multi-turn samples cannot be labelled")
+    enc = tokenizer(text, add_special_tokens=fmt.add_special_tokens, return_offsets_mapping=True)
+    id_list = list(enc["input_ids"])
+    label_list = [IGNORE_INDEX] * len(id_list)
+    overlap = fmt.span == "overlap"
+    for k, (a, b) in enumerate(enc["offset_mapping"]):
+        if b > a and any(((b > lo and a < hi) if overlap else (a >= lo and b <= hi)) for lo, hi in spans):
+            label_list[k] = id_list[k]
+    pos = _placeholders(tokenizer, fmt, id_list, image)
+    return torch.tensor(id_list, dtype=torch.long), torch.tensor(label_list, dtype=torch.long), pos
 
 
 def _placeholders(tokenizer, fmt: ChatFormat, id_list: list[int], image: bool) -> dict[str, int]:
@@ -277,11 +333,14 @@ def build_sample(
     image_tokens: int | None = None,
     device: torch.device | str | None = None,
     type_ids: dict[str, int] | None = None,
+    more: Sequence[tuple[str, str]] = (),
 ) -> dict[str, torch.Tensor]:
     """1-D LongTensors ``input_ids``, ``attention_mask`` (all 1) and ``labels`` of one sample whose user turn shows
     one video with ``video_tokens`` placeholders, preceded by one image with ``image_tokens`` placeholders unless
-    that is None. ``tokenizer`` may be the processor. ``device``: assemble there, from the pre-tokenized pieces
-    kept on that device (copied once per distinct text, then only the placeholder runs are made).
+    that is None. ``more``: later ``(question, answer)`` turns of a multi-turn conversation (text only; every answer
+    supervised: :func:`encode_turns`; needs ``answer``). ``tokenizer`` may be the processor. ``device``: assemble
+    there, from the pre-tokenized pieces kept on that device (copied once per distinct text, then only the
+    placeholder runs are made).
     ``type_ids``: also ``mm_token_type_ids``, ``type_ids[token]`` at each placeholder of ``token``, 0 elsewhere.
 
     Samples repeat (a task has a few thousand distinct texts and a few frame counts), so the assembled tensors
@@ -293,12 +352,18 @@ def build_sample(
     dev = None if device is None else torch.device(device)
     template = getattr(tokenizer, "chat_template", None) or fmt.template
     tkey = None if type_ids is None else tuple(sorted(type_ids.items()))
-    key = (id(tokenizer), fmt, template, question, answer, system, video_tokens, image_tokens, str(dev), tkey)
+    more = tuple((str(q), str(a)) for q, a in more)
+    if more and answer is None:
+        raise ValueError("later turns (more) need the first turn's answer")
+    key = (id(tokenizer), fmt, template, question, answer, system, video_tokens, image_tokens, str(dev), tkey, more)
     hit = _ASSEMBLED.get(key)
     if hit is not None and hit[0] is tokenizer:
         _ASSEMBLED.move_to_end(key)
         return {k: v.clone() for k, v in hit[1].items()}
-    ids, labels, pos = encode_once(tokenizer, fmt, question, answer, system, image_tokens is not None)
+    if more:
+        ids, labels, pos = encode_turns(tokenizer, fmt, ((question, answer), *more), system, image_tokens is not None)
+    else:
+        ids, labels, pos = encode_once(tokenizer, fmt, question, answer, system, image_tokens is not None)
     if dev is not None and dev != ids.device:
         ids, labels = _on_device(ids, labels, dev)
     counts = {fmt.video_token: video_tokens, fmt.image_token: image_tokens}

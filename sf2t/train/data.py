@@ -33,6 +33,7 @@ __all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batch
 #   vision tower sees every frame-to-frame change inside one token. A tiny model trained from scratch
 #   learns disorder with it and stays at chance without it (sf2t/train/NOTES.md).
 LAYOUTS = ("repeat", "pairs")
+SUPERVISED = "supervised"  # the task name of the supervised video QA mixed in (sf2t.train.supervised)
 
 
 def pair_layout_index(num_frames: int, device=None) -> torch.Tensor:
@@ -251,6 +252,7 @@ class SampleFactory:
         self.supervised = list(supervised or [])
         self.supervised_ratio = float(supervised_ratio)
         self.supervised_frames = int(supervised_frames)
+        self._supervised_videos = {r.video for r in self.supervised}
         if inputs is None:  # Qwen2-VL (the default family) at frame_size, frame_repeat, layout, token_keep_ratio
             from sf2t.models.families import FAMILIES
             from sf2t.models.inputs import ModelInputs
@@ -351,37 +353,62 @@ class SampleFactory:
         if self.supervised and task is None and tasks is None:
             rng = make_rng(self.seed, index, self.salt + ":mix")
             if rng.random() < self.supervised_ratio:
-                return self._supervised_sample(rng.randrange(len(self.supervised)), with_answer)
+                return self._supervised_draw(rng, with_answer)
         s, frames = self.task_sample(index, task=task, tasks=tasks)
         return self._assemble(s, frames, s.question, s.answer if with_answer else None)
 
-    def _assemble(self, s: Sample, frames: torch.Tensor, question: str, answer: str | None) -> dict[str, Any]:
+    def _assemble(
+        self, s: Sample, frames: torch.Tensor, question: str, answer: str | None, **text_kw
+    ) -> dict[str, Any]:
         vision = self.pack(s, frames)
         image_inputs, image_tokens = {}, None
         if s.image is not None:  # localization's target: one image, its own token run before the video
             image_inputs, image_tokens = self.inputs.image(s.image.to(frames.device))
         out: dict[str, Any] = self.inputs.text(
-            self.tokenizer, question, answer, vision, image_tokens, image_inputs.get("image_grid_thw")
+            self.tokenizer, question, answer, vision, image_tokens, image_inputs.get("image_grid_thw"), **text_kw
         )
         out.update(image_inputs)
         out.update(vision)
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
 
-    def _supervised_sample(self, k: int, with_answer: bool) -> dict[str, Any]:
-        """Record ``k`` of the supervised data: ``supervised_frames`` frames spread over the video, packed like the
-        tasks' frames, the record's question and answer."""
+    def _supervised_draw(self, rng: random.Random, with_answer: bool) -> dict[str, Any]:
+        """A record drawn from ``rng``; one whose video is missing or does not decode is recorded in
+        ``pool.skipped`` (task ``supervised``) and another is drawn. Which record an index gets depends on the files
+        only, not on which were met before (a known bad one is passed over as a failing one would be), so workers and
+        a resumed run draw the same."""
+        bad = self.pool.excluded.get(SUPERVISED, set())
+        while True:
+            if len(bad) >= len(self._supervised_videos):
+                skipped = "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped if s.task == SUPERVISED)
+                raise NoUsableVideo(f"no usable videos left for supervised_data; skipped: {skipped}")
+            rec = self.supervised[rng.randrange(len(self.supervised))]
+            if rec.video in bad:
+                continue
+            try:
+                return self._supervised_sample(rec, with_answer)
+            except VideoError as e:
+                self.pool.drop(rec.video, e.kind, f"supervised_data: {e.reason}", task=SUPERVISED)
+                bad = self.pool.excluded[SUPERVISED]
+
+    def _supervised_sample(self, rec, with_answer: bool) -> dict[str, Any]:
+        """Record ``rec`` of the supervised data: ``supervised_frames`` frames spread over the video, packed like the
+        tasks' frames, the record's turns (every answer supervised) and system text. Prompt only
+        (``with_answer=False``): its first question."""
         from sf2t.video import decode_frames, probe
 
-        rec = self.supervised[k]
         n = probe(rec.video).num_frames
+        if n < 1:
+            raise VideoError(rec.video, "no frames", "no_frames")
         f = min(self.supervised_frames, n)
         ids = [round(i * (n - 1) / max(1, f - 1)) for i in range(f)]
         frames, _ = decode_frames(rec.video, ids)
-        meta = {"source": rec.video, "source_frames": ids, "task": "supervised", "id": rec.id}
-        shown = Sample("supervised", rec.question, rec.answer, list(range(f)), meta)
+        meta = {"source": rec.video, "source_frames": ids, "task": SUPERVISED, "id": rec.id}
+        shown = Sample(SUPERVISED, rec.question, rec.answer, list(range(f)), meta)
         # the same layout (repeat / pairs) and size as the tasks' frames
-        return self._assemble(shown, frames, rec.question, rec.answer if with_answer else None)
+        if not with_answer:
+            return self._assemble(shown, frames, rec.question, None, system=rec.system)
+        return self._assemble(shown, frames, rec.question, rec.answer, more=rec.more, system=rec.system)
 
 
 class _Batches(torch.utils.data.Dataset):

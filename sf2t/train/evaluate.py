@@ -57,8 +57,10 @@ def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, 
 def answer_budget(tokenizer, eval_set: Sequence[dict], margin: int = 2) -> int:
     """Tokens to generate so that the longest true answer of ``eval_set`` fits, plus ``margin`` (the end token and
     a little room to be wrong)."""
-    answers = sorted({s["answer"] for s in eval_set}, key=len)
-    longest = max((len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers[-8:]), default=1)
+    # every distinct answer: the longest in characters need not be the longest in tokens ("1, 2, 3, 4, 5" is 13
+    # tokens, "Frame number 08." 6), and ties in length came out of a set in a hash-seed-dependent order
+    answers = {s["answer"] for s in eval_set}
+    longest = max((len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers), default=1)
     return longest + margin
 
 

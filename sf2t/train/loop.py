@@ -318,7 +318,7 @@ def train(
     ``evals`` and go into every checkpoint, so a resumed run reports them too (it does not evaluate step 0 again)."""
     from tqdm.auto import tqdm
 
-    from sf2t.train.data import batches
+    from sf2t.train.data import SUPERVISED, batches
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -400,7 +400,8 @@ def train(
             # draw dropout masks independently); else the union of the ranks' drops and rank 0's RNG
             by_rank = st.get("dropped_by_rank")
             for path_, kind, reason, *task in by_rank[rank] if same_world and by_rank else st["dropped"]:
-                if any(i.path == path_ for i in factory.pool.infos):  # later draws see the same pool
+                # later draws see the same pool (supervised records' videos are not in the pool's infos)
+                if any(i.path == path_ for i in factory.pool.infos) or (task and task[0] == SUPERVISED):
                     factory.pool.drop(path_, kind, reason, task[0] if task else None)
             if same_world and st.get("rng_by_rank"):
                 set_rng_state(st["rng_by_rank"][rank])

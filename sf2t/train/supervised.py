@@ -1,25 +1,35 @@
 """Ordinary supervised video QA mixed into SF²T training (issue 7): LLaVA-style or ShareGPT / LLaMA-Factory-style JSON.
 
-Accepted records (a JSON list, or JSON lines), the first question/answer pair of each is used:
+Accepted records (a JSON list, or JSON lines):
 
 - LLaVA: ``{"video": "a.mp4", "conversations": [{"from": "human", "value": "<video>\\nQ"},
   {"from": "gpt", "value": "A"}]}``
 - ShareGPT / LLaMA-Factory: ``{"messages": [{"role": "user", "content": "<video>Q"}, {"role": "assistant",
-  "content": "A"}], "videos": ["a.mp4"]}`` (``conversations`` with from/value also accepted here)
+  "content": "A"}], "videos": ["a.mp4"]}`` (either list may use from/value or role/content keys)
+
+One video per record (``video``, or a one-item ``videos``). The turns: an optional leading system turn, then user and
+assistant turns taking turns, starting with the user; a trailing user turn without an answer is left out. Every
+answer must be non-empty text. A multi-turn record trains every assistant turn (the first question shows the
+video); its system turn replaces the family's default system text.
 
 Video paths are relative to the file's folder unless absolute. ``<video>`` / ``<image>`` placeholders are removed
-from the question (sf2t's text assembly places the video itself). A record that breaks these rules is named
-(index and field) when the file is loaded, before training starts.
+from the questions (sf2t's text assembly places the video itself). A record that breaks these rules is named
+(index and field) when the file is loaded, before training starts. A video that is missing or does not decode is
+found when a sample first draws it: it is recorded as skipped and another record is drawn in its place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["SupervisedRecord", "load_supervised"]
+
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+_PLACEHOLDER = re.compile(r"[ \t]*<(?:video|image)>[ \t]*")
 
 
 @dataclass(frozen=True)
@@ -28,14 +38,59 @@ class SupervisedRecord:
     question: str
     answer: str
     id: str
+    more: tuple[tuple[str, str], ...] = ()  # the later (question, answer) turns of a multi-turn record
+    system: str | None = None  # the record's system text (None: the family's default)
 
 
 def _turns(rec: dict):
-    if isinstance(rec.get("conversations"), list):
-        return [(t.get("from"), t.get("value")) for t in rec["conversations"] if isinstance(t, dict)]
-    if isinstance(rec.get("messages"), list):
-        return [(t.get("role"), t.get("content")) for t in rec["messages"] if isinstance(t, dict)]
+    for key in ("conversations", "messages"):
+        if isinstance(rec.get(key), list):
+            return [
+                (t.get("from", t.get("role")), t.get("value", t.get("content")))
+                for t in rec[key]
+                if isinstance(t, dict)
+            ]
     return None
+
+
+def _clean(question: str) -> str:
+    """The question without its media placeholders ("Look at<video>this" -> "Look at this")."""
+    return _PLACEHOLDER.sub(" ", question).strip()
+
+
+def _pairs(turns, where: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """(system text or None, [(question, answer), ...]) of a record's turns; a ValueError naming what is wrong."""
+    system = None
+    roles = []
+    for k, (role, _) in enumerate(turns):
+        norm = _ROLES.get(role)
+        if norm is None:
+            raise ValueError(f"{where}: turn {k} has role {role!r}; expected one of {sorted(_ROLES)}")
+        roles.append(norm)
+    if roles and roles[0] == "system":
+        system = turns[0][1]
+        if not isinstance(system, str):
+            raise ValueError(f"{where}: the system turn must be text")
+        turns, roles = turns[1:], roles[1:]
+    if roles and roles[-1] == "user":  # a question without its answer: nothing to train on
+        turns, roles = turns[:-1], roles[:-1]
+    pairs = []
+    for k in range(0, len(turns), 2):
+        if roles[k : k + 2] != ["user", "assistant"]:
+            raise ValueError(
+                f"{where}: needs a user/human turn and an assistant/gpt answer (text), taking turns from the "
+                f"first user turn; got roles {[r for r, _ in turns]}"
+            )
+        (_, q), (_, a) = turns[k], turns[k + 1]
+        if not isinstance(q, str) or not isinstance(a, str) or not a.strip():
+            raise ValueError(
+                f"{where}: needs a user/human turn and an assistant/gpt answer (text); question/answer pair "
+                f"{k // 2} has an empty or non-text part"
+            )
+        pairs.append((_clean(q), a.strip()))
+    if not pairs:
+        raise ValueError(f"{where}: needs a user/human turn and an assistant/gpt answer (text)")
+    return system, pairs
 
 
 def load_supervised(path: str | os.PathLike) -> list[SupervisedRecord]:
@@ -58,18 +113,27 @@ def load_supervised(path: str | os.PathLike) -> list[SupervisedRecord]:
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: must be an object")
         video = rec.get("video")
-        if video is None and isinstance(rec.get("videos"), list) and rec["videos"]:
-            video = rec["videos"][0]
+        videos = rec.get("videos")
+        if video is None and isinstance(videos, list) and videos:
+            if len(videos) > 1:
+                raise ValueError(
+                    f"{where}: shows {len(videos)} videos; sf2t trains on one video per record (split the record)"
+                )
+            video = videos[0]
+        if video is None and (rec.get("image") or rec.get("images")):
+            raise ValueError(f"{where}: shows images, not a video; supervised_data takes video QA (leave it out)")
         if not isinstance(video, str) or not video:
             raise ValueError(f"{where}: field 'video' (or 'videos') must name a video file")
+        if rec.get("image") or rec.get("images"):
+            raise ValueError(f"{where}: has images as well as a video; sf2t trains on one video per record")
         turns = _turns(rec)
         if not turns:
             raise ValueError(f"{where}: field 'conversations' or 'messages' is missing")
-        q = next((v for r, v in turns if r in ("human", "user")), None)
-        a = next((v for r, v in turns if r in ("gpt", "assistant")), None)
-        if not isinstance(q, str) or not isinstance(a, str) or not a.strip():
-            raise ValueError(f"{where}: needs a user/human turn and an assistant/gpt answer (text)")
-        q = q.replace("<video>", "").replace("<image>", "").strip()
+        system, pairs = _pairs(turns, where)
+        shown = sum(str(v).count("<video>") for _, v in turns if isinstance(v, str))
+        if shown > 1:
+            raise ValueError(f"{where}: its turns hold {shown} <video> placeholders for one video")
         vpath = video if os.path.isabs(video) else str(path.parent / video)
-        out.append(SupervisedRecord(vpath, q, a.strip(), str(rec.get("id", i))))
+        (q, a), more = pairs[0], tuple(pairs[1:])
+        out.append(SupervisedRecord(vpath, q, a, str(rec.get("id", i)), more, system))
     return out

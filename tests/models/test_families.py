@@ -257,6 +257,47 @@ def test_labels_cover_answer_and_end_token(env, name, answer):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("system", [None, "Answer briefly."])
+def test_multi_turn_sample_matches_processor_and_trains_every_answer(env, name, system):
+    """A multi-turn conversation (supervised video QA, sf2t.train.supervised): token for token the processor's
+    output for the chat template's rendering of it (the video in the first user turn), every assistant answer with
+    the text closing its turn supervised, every user turn and the system text not."""
+    family, _, processor = env(name)
+    tok = processor.tokenizer
+    turns = [("What moves here?", "A red square."), ("And then?", "It stops, then turns left."), ("Colour?", "Red")]
+    messages = _messages(name, *turns[0], image=False)
+    if system is not None:
+        messages = _messages(name, *turns[0], image=False)[-2:]
+        body = system if name.startswith("qwen") else [{"type": "text", "text": system}]
+        messages.insert(0, {"role": "system", "content": body})
+    for q, a in turns[1:]:
+        reply = a if name.startswith("qwen") else [{"type": "text", "text": a}]
+        messages += [
+            {"role": "user", "content": [{"type": "text", "text": q}]},
+            {"role": "assistant", "content": reply},
+        ]
+    text = processor.apply_chat_template(messages, tokenize=False)
+    ref = processor(text=[text], videos=[_video(4, 56, 56)], return_tensors="pt")
+    h, w = _resized_hw(family, ref)
+    kw = {"more": turns[1:]} | ({} if system is None else {"system": system})
+    s = family.build_sample(processor, *turns[0], 4, h, w, **kw)
+    assert s["input_ids"].tolist() == ref["input_ids"][0].tolist()
+    sup = s["labels"] != IGNORE
+    assert torch.equal(s["labels"][sup], s["input_ids"][sup])
+    got = tok.decode(s["input_ids"][sup])
+    if name == "llava_next_video":  # Vicuna: " " closes a turn, glued onto the next turn's "USER" by Llama's tokenizer
+        assert got == "A red square. U It stops, then turns left. U Red "
+    else:
+        assert got == "".join(a + "<|im_end|>" for _, a in turns)
+    for q, _ in turns:
+        assert q not in got
+    assert system is None or system not in got
+    one = family.build_sample(processor, *turns[0], 4, h, w, **({} if system is None else {"system": system}))
+    first = int(sup.nonzero()[0])
+    assert s["input_ids"][:first].tolist() == one["input_ids"][: int((one["labels"] != IGNORE).nonzero()[0])].tolist()
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_composed_encoding_equals_the_direct_one(env, name):
     """A (question, answer) pair is tokenized from cached pieces cut at the tokenizer's added tokens: for every
     task's questions and a spread of its answers (and a system prompt, an image), token for token and label for
