@@ -1275,8 +1275,15 @@ def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
     cfg = _cfg(tiny, clips, tmp_path, steps=4, batch_size=4, supervised_data=str(data), supervised_ratio=0.5)
     _, tok = load_model_and_tokenizer(tiny)
     factory, _ = make_factories(cfg, tok)
-    kinds = [factory.sample(i)["task"] for i in range(40)]
+    import sf2t.video
+
+    probed = []
+    real_probe = sf2t.video.probe
+    with pytest.MonkeyPatch.context() as mp:  # each supervised video probed once (probe reads its whole container)
+        mp.setattr(sf2t.video, "probe", lambda path, **kw: probed.append(path) or real_probe(path, **kw))
+        kinds = [factory.sample(i)["task"] for i in range(40)]
     assert 8 <= kinds.count("supervised") <= 32 and set(kinds) - {"supervised"}
+    assert sorted(probed) == sorted(set(probed)) and len(probed) <= 2
     s = next(factory.sample(i) for i in range(40) if kinds[i] == "supervised")
     assert tok.decode(s["input_ids"][s["labels"] != -100]) in ("A red square.<|im_end|>", "Shapes.<|im_end|>")
     assert "<video>" not in s["question"] and s["video_grid_thw"][0, 0] == 8  # 8 frames, each its own group

@@ -252,6 +252,7 @@ class SampleFactory:
         self.supervised = list(supervised or [])
         self.supervised_ratio = float(supervised_ratio)
         self.supervised_frames = int(supervised_frames)
+        self._supervised_frames_of: dict[str, int] = {}  # frame count of each supervised video, once probed
         self._supervised_videos = {r.video for r in self.supervised}
         if inputs is None:  # Qwen2-VL (the default family) at frame_size, frame_repeat, layout, token_keep_ratio
             from sf2t.models.families import FAMILIES
@@ -397,7 +398,9 @@ class SampleFactory:
         (``with_answer=False``): its first question."""
         from sf2t.video import decode_frames, probe
 
-        n = probe(rec.video).num_frames
+        n = self._supervised_frames_of.get(rec.video)
+        if n is None:  # probed once per video (it reads the whole container to count the frames)
+            n = self._supervised_frames_of[rec.video] = probe(rec.video).num_frames
         if n < 1:
             raise VideoError(rec.video, "no frames", "no_frames")
         f = min(self.supervised_frames, n)
