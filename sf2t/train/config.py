@@ -57,9 +57,15 @@ class TrainConfig:
     rearrangement: RearrangementConfig = _f(RearrangementConfig(), "rearrangement task parameters")
     speed: SpeedConfig = _f(SpeedConfig(), "speed task parameters")
     supervised_data: str = _f("", "ordinary video QA to mix in: LLaVA / ShareGPT JSON with video paths (optional)")
-    supervised_ratio: float = _f(0.0, "fraction of samples drawn from supervised_data (0: none)")
+    supervised_ratio: float = _f(
+        0.0,
+        "fraction of samples drawn from supervised_data (0: none; not during curriculum_steps, which train only "
+        "curriculum_tasks)",
+    )
     supervised_frames: int = _f(8, "frames sampled uniformly from each supervised video")
-    curriculum_steps: int = _f(0, "first N optimizer steps train only on curriculum_tasks (0: no curriculum)")
+    curriculum_steps: int = _f(
+        0, "first N optimizer steps train only on curriculum_tasks, no supervised_data (0: no curriculum)"
+    )
     curriculum_tasks: list = _f(["counting"], "tasks trained during the curriculum phase")
     # -- how long, how fast
     steps: int = _f(1000, "optimizer steps")
