@@ -14,8 +14,9 @@ Outputs are checked to agree (within fragment_pack's tolerance) before anything 
 interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is
 dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's
-ceiling: the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best)
-divided by the frames sf2t's codec decodes per sample, GOP lead-ins included (the frames from the keyframe before a
+ceiling: the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best;
+over several videos, total frames over total time with each video weighed by the frames sf2t decoded from it,
+:func:`combined_fps`) divided by the frames sf2t's codec decodes per sample, GOP lead-ins included (the frames from the keyframe before a
 window to the frames it needs: counted by the pyav backend, computed from the keyframe index by the torchcodec one;
 DALI reports the frames asked for, a lower bound; ~1.8x the frames asked for on a GOP 30 clip). On the CPU a second,
 stricter ceiling is reported too: PyAV decoding every frame with no conversion at all (``raw_decode_fps``), over the
