@@ -13,19 +13,18 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed; providers run in
 interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is
 dropped once made (as a training loop consumes it).
-Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's
-ceiling: the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best;
-over several videos, total frames over total time with each video weighed by the frames sf2t decoded from it,
-:func:`combined_fps`) divided by the frames sf2t's codec decodes per sample, GOP lead-ins included (the frames from the keyframe before a
-window to the frames it needs: counted by the pyav backend, computed from the keyframe index by the torchcodec one;
-DALI reports the frames asked for, a lower bound; ~1.8x the frames asked for on a GOP 30 clip). On the CPU a second,
-stricter ceiling is reported too: PyAV decoding every frame with no conversion at all (``raw_decode_fps``), over the
-same frames per sample. The headline fractions set sf2t's median round against the best ceiling pass (the strict
-reading); since the machine's speed can drift between the two, each round's ceiling is also measured right after
-sf2t's pass and the median of the per-round ratios is reported as the *paired* fraction (:func:`pair_rounds`; JSON
-``per_round``). sf2t's pipeline runs in this thread, with ``--prefetch`` (decode ahead in a thread),
-``--pipelines`` (threads that each decode, build and pack their share of the windows) or ``--workers`` (DataLoader
-processes).
+Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
+the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best; over several
+videos, total frames over total time with each video weighed by the frames sf2t decoded from it, :func:`combined_fps`)
+divided by the frames sf2t's codec decodes per sample, GOP lead-ins included (the frames from the keyframe before a
+window to the frames it needs: counted by the pyav backend, computed from the keyframe index by the torchcodec one; DALI
+reports the frames asked for, a lower bound; ~1.8x the frames asked for on a GOP 30 clip). On the CPU a second, stricter
+ceiling is reported too: PyAV decoding every frame with no conversion at all (``raw_decode_fps``), over the same frames
+per sample. The headline fractions set sf2t's median round against the best ceiling pass (the strict reading); since the
+machine's speed can drift between the two, each round's ceiling is also measured right after sf2t's pass and the median
+of the per-round ratios is reported as the *paired* fraction (:func:`pair_rounds`; JSON ``per_round``). sf2t's pipeline
+runs in this thread, with ``--prefetch`` (decode ahead in a thread), ``--pipelines`` (threads that each decode, build
+and pack their share of the windows) or ``--workers`` (DataLoader processes).
 
 ``--frames`` picks what sf2t's decoder hands over: ``rgb`` windows, or ``yuv420`` windows (the PyAV backend's 8-bit
 4:2:0 planes, no RGB at all; ``fragment_pack`` converts each output pixel's taps in FFmpeg's own arithmetic, so the
