@@ -607,6 +607,7 @@ def measure(
     decoder: str = "auto",
     warmup: int = 1,
     frames: str = "auto",
+    baseline_streams: int | None = None,
     log=print,
 ) -> dict:
     """Samples/s of sf2t and the baselines on the same plans (see the module docstring). ``threads``: torch threads
@@ -624,7 +625,9 @@ def measure(
     ``rgb`` or ``yuv420`` (planar, from the pyav backend: the RGB conversion runs inside fragment_pack for the
     frames samples show, not for every decoded frame; the same pixels bit for bit); ``auto``: ``yuv420`` on the
     CPU for tasks that read no pixels (plain fragments) where PyAV is installed and the decoder is auto or pyav,
-    else ``rgb``."""
+    else ``rgb``. ``baseline_streams``: each baseline makes its samples in that many threads of this process, each
+    with its share of ``threads`` (torch and decoder threads) and of the plans, as a training stack's loader workers
+    would (default: ``pipelines``, so sf2t's pipeline threads race as many baseline threads)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -644,6 +647,10 @@ def measure(
         raise ValueError(f"pipelines must be an int >= 1, got {pipelines!r}")
     if baseline_samples is not None and (isinstance(baseline_samples, bool) or baseline_samples < 1):
         raise ValueError(f"baseline_samples must be >= 1 (or None: every sample), got {baseline_samples!r}")
+    if baseline_streams is None:
+        baseline_streams = pipelines
+    if isinstance(baseline_streams, bool) or not isinstance(baseline_streams, int) or baseline_streams < 1:
+        raise ValueError(f"baseline_streams must be an int >= 1, got {baseline_streams!r}")
     if sum(bool(x) for x in (workers, prefetch, pipelines > 1)) > 1:
         raise ValueError("workers, prefetch and pipelines are three ways to overlap decoding: choose one")
     if pipelines > 1 and str(device) != "cpu":
@@ -691,16 +698,50 @@ def measure(
     plans = sample_plans(infos, windows, seed, tasks) if against else []
     n_base = min(len(plans), baseline_samples or len(plans))
 
-    def run_base(name, k, keep=True, budget=None):
-        out = []
+    def run_base(name, k, keep=True, budget=None, streams=1):
+        """``k`` samples (or ``budget`` seconds) of baseline ``name``; with ``streams`` > 1, in that many threads
+        (stream s makes plans s, s + streams, ...), ``threads`` split between them (process-wide torch threads)."""
+        if streams <= 1:
+            out = []
+            t0 = time.perf_counter()
+            i = 0
+            while _more(i, k, t0, budget):
+                p, ids = plans[i % len(plans)]
+                got = mods[name].pixels(p, ids, size, proc, threads=threads)
+                out.append(got if keep or not out else None)  # consumed, as a training loop would
+                i += 1
+            return out
+        import threading
+
+        per = max(1, threads // streams)
+        made = [[] for _ in range(streams)]
+        errors: list[BaseException] = []
         t0 = time.perf_counter()
-        i = 0
-        while _more(i, k, t0, budget):
-            p, ids = plans[i % len(plans)]
-            got = mods[name].pixels(p, ids, size, proc, threads=threads)
-            out.append(got if keep or not out else None)  # consumed, as a training loop would
-            i += 1
-        return out
+
+        def stream(s):
+            try:
+                i = s
+                while not errors and (i < k if budget is None else (i == s or time.perf_counter() - t0 < budget)):
+                    p, ids = plans[i % len(plans)]
+                    got = mods[name].pixels(p, ids, size, proc, threads=per)
+                    made[s].append(got if keep else None)  # consumed, as a training loop would
+                    i += streams
+            except BaseException as e:  # raised again in the calling thread
+                errors.append(e)
+
+        torch_before = torch.get_num_threads()
+        torch.set_num_threads(per)
+        try:
+            workers_ = [threading.Thread(target=stream, args=(s,), daemon=True) for s in range(streams)]
+            for w in workers_:
+                w.start()
+            for w in workers_:
+                w.join()
+        finally:
+            torch.set_num_threads(torch_before)
+        if errors:
+            raise errors[0]
+        return [x for xs in made for x in xs]
 
     # agreement first, on a few samples
     used: dict = {}
@@ -764,7 +805,7 @@ def measure(
                 round_decode_fps.append(combined_fps(got_dec, weights) if got_dec else float("nan"))
             for a in against:
                 t = time.perf_counter()
-                n = len(run_base(a, n_base, keep=False, budget=seconds))
+                n = len(run_base(a, n_base, keep=False, budget=seconds, streams=baseline_streams))
                 times[a].append((time.perf_counter() - t) / n)
             what = f"warm-up round {r + 1}/{warmup}" if r < warmup else f"round {r - warmup + 1}/{rounds}"
             log(f"{what}: " + ", ".join(f"{k} {1 / v[-1]:.1f} samples/s" for k, v in times.items()))
@@ -810,6 +851,7 @@ def measure(
         "workers": workers,
         "prefetch": prefetch,
         "pipelines": pipelines,
+        "baseline_streams": baseline_streams,
         "warmup_rounds": warmup,
         "rounds": rounds_done,
         "interrupted": rounds_done < rounds,  # Ctrl-C: the figures are of the rounds that finished
@@ -922,6 +964,8 @@ def print_table(res: dict) -> None:
         each += f"; sf2t decodes {res['prefetch']} window(s) ahead in a thread while it packs, threads split"
     elif res.get("pipelines", 1) > 1:
         each += f"; sf2t runs {res['pipelines']} pipeline threads (decode, build, pack), threads split"
+    if res.get("baseline_streams", 1) > 1:
+        each += f"; each baseline runs {res['baseline_streams']} threads, threads split"
     tasks = ", ".join(res.get("tasks", ["fragment"]))
     print(
         f"{res['samples']} samples ({tasks}; {res.get('frames_per_sample', FRAMES):.1f} frames each) -> "
@@ -1009,6 +1053,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers is given, else 1",
     )
     p.add_argument(
+        "--baseline-streams",
+        type=int,
+        default=None,
+        help="each baseline makes its samples in N threads of this process (--threads split between them), as a "
+        "training stack's loader workers would. Default: as many as sf2t's --pipelines",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -1066,6 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds=args.seconds,
             decoder=args.decoder,
             frames=args.frames,
+            baseline_streams=args.baseline_streams,
         )
     except (ValueError, RuntimeError, VideoError) as e:
         print(f"sf2t throughput: {e}", file=sys.stderr)

@@ -458,3 +458,35 @@ def test_ctrl_c_reports_finished_rounds(clip, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(throughput, "raw_fps", stop_on(1))  # in the first
     assert cli.main(args + ["--rounds", "3"]) == 130
     assert "interrupted before a timed round finished" in capsys.readouterr().err and not out.exists()
+
+
+def test_baselines_run_in_as_many_threads_as_sf2t_pipelines(clip, monkeypatch):
+    """The baselines race sf2t's pipeline threads with as many threads of their own (``baseline_streams``, default
+    ``pipelines``), --threads split between them like sf2t's, every plan made once per pass; one stream keeps the
+    sequential loop. (They ran one sample at a time while sf2t ran --pipelines 2, an unequal comparison.)"""
+    import threading
+
+    from sf2t.throughput import _baselines, measure
+
+    qv = _baselines()[0]["qwenvl_utils_style"]
+    real = qv.pixels
+    calls = []
+
+    def spy(path, ids, size, proc, threads=1):
+        calls.append((threading.get_ident(), threads, tuple(ids)))
+        return real(path, ids, size, proc, threads=threads)
+
+    monkeypatch.setattr(qv, "pixels", spy)
+    kw = dict(windows=1, rounds=1, warmup=0, size=(56, 84), against=("qwenvl_utils_style",), baseline_samples=4)
+    res = measure([str(clip)], threads=2, pipelines=2, log=lambda s: None, **kw)
+    timed = calls[2:]  # the first two: the agreement check, in this thread
+    assert res["baseline_streams"] == 2 and len(timed) == 4
+    assert len({t for t, _, _ in timed}) == 2 and {n for _, n, _ in timed} == {1}
+    assert threading.get_ident() not in {t for t, _, _ in timed}
+    made = [ids for *_, ids in timed]  # plans 0-3, each once (0 and 1: the agreement check's)
+    assert len(set(made)) == 4 and {ids for *_, ids in calls[:2]} <= set(made)
+    calls.clear()
+    res = measure([str(clip)], threads=2, pipelines=1, log=lambda s: None, **kw)
+    assert res["baseline_streams"] == 1 and {(t, n) for t, n, _ in calls} == {(threading.get_ident(), 2)}
+    with pytest.raises(ValueError, match="baseline_streams must be an int >= 1"):
+        measure([str(clip)], baseline_streams=0, against=())
