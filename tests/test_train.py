@@ -1838,3 +1838,44 @@ def test_curve_points_are_distinct_chunks():
     assert len(c) == 10 and [p["upto"] for p in c] == sorted({p["upto"] for p in c}) and c[-1]["upto"] == 25
     assert sum(p["loss"] * (p["upto"] - q) for p, q in zip(c, [0] + [p["upto"] for p in c])) == sum(range(25))
     assert _curve([]) == []
+
+
+def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, tmp_path, monkeypatch):
+    """Ctrl-C (or any error that is not an OSError) while a checkpoint or a merged model is written removes the
+    partial copy at once: it was left behind (a checkpoint's weights and optimizer state, or a whole merged model)
+    until a next save that an interrupted run may never make, and by sf2t merge for good."""
+    import sf2t.train.checkpoint as ck
+    import sf2t.train.loop as loop_mod
+    from sf2t.cli import main
+
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(model.parameters())
+    mgr = ck.CheckpointManager(tmp_path / "ckpt", keep=2)
+    mgr.save(1, model, opt, {"losses": []}, peft=False)
+    real_save = ck.torch.save
+
+    def interrupted(obj, path, *a, **k):
+        if str(path).endswith("optimizer.pt"):
+            raise KeyboardInterrupt
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(ck.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mgr.save(2, model, opt, {"losses": []}, peft=False)
+    assert not list((tmp_path / "ckpt").glob(".tmp-*"))
+    assert (tmp_path / "ckpt" / "latest").read_text().strip() == "step-00000001"
+    monkeypatch.setattr(ck.torch, "save", real_save)
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "steps=1"]
+    assert main(args + [f"out_dir={run}", "progress=false", "tensorboard=false", "lora_rank=4"]) == 0
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_mod, "_copy_processor_files", stop)
+    out = tmp_path / "elsewhere" / "merged"
+    with pytest.raises(KeyboardInterrupt):
+        main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out)])
+    assert not out.exists() and not [p.name for p in out.parent.iterdir() if p.name.startswith(".merged.tmp-")]

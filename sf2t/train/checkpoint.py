@@ -12,8 +12,9 @@ A checkpoint is a directory ``out_dir/checkpoints/step-<N>/`` holding
 
 It is written into a temporary sibling directory and renamed into place, then ``latest`` (a one-line file) is
 replaced atomically: a kill while saving leaves the previous checkpoint and ``latest`` intact (the temporary
-directory is removed by the next save). On CPU a resumed run's losses and final weights equal an uninterrupted
-run's: samples are functions of (seed, index), and everything else that decides them is restored.
+directory is removed by the next save; an error or Ctrl-C while saving removes it at once). On CPU a resumed run's
+losses and final weights equal an uninterrupted run's: samples are functions of (seed, index), and everything else
+that decides them is restored.
 """
 
 from __future__ import annotations
@@ -89,11 +90,15 @@ class CheckpointManager:
         previous, name = self.latest(), f"step-{step:08d}"
         try:
             return self._write_unsafe(step, name, trainable, optim_state, state, peft_model, full_state)
-        except OSError as e:
+        except BaseException as e:
+            # the partial copy (a checkpoint's worth of weights and optimizer state): the disk space back, also on
+            # Ctrl-C or any other error, not only at the next save (which a run stopped here may never make)
+            for stale in self.root.glob(f".tmp-{name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            if not isinstance(e, OSError):
+                raise
             import errno
 
-            for stale in self.root.glob(f".tmp-{name}-*"):  # the partial copy: the disk space back
-                shutil.rmtree(stale, ignore_errors=True)
             why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
             raise OSError(
                 e.errno,

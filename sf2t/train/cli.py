@@ -426,8 +426,10 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
-    except OSError as e:
+    except BaseException as e:  # Ctrl-C or any error too: the partial copy of the merged model is not left behind
         shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, OSError):
+            raise
         print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
         return 1
     print(f"merged {args.adapter} into {args.base}: {out}" + (f" (with the run's {run_cfg.name})" if run_cfg else ""))

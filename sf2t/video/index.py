@@ -441,13 +441,17 @@ def index_paths(
         return [done.get(p) or old[p] for p in files if p in done or p in old]
 
     saved_at = time.monotonic()
+    errors = sum(1 for d in done.values() if d.get("status") != "ok")  # kept as it goes: a sum per file is O(n^2)
     try:
         for e in _probe_all(todo, workers, verify, timeout):
+            errors += e.get("status") != "ok"
             done[e["path"]] = e
             res.probed += 1
             if bar is not None:
+                # refresh=False: the bar redraws at its own pace (every file was a forced redraw: a line per file in
+                # a log that is not a terminal)
+                bar.set_postfix(errors=errors, refresh=False)
                 bar.update(1)
-                bar.set_postfix(errors=sum(1 for d in done.values() if d.get("status") != "ok"))
             if time.monotonic() - saved_at > SAVE_EVERY_S:  # a long index keeps its progress on disk
                 save(so_far())
                 saved_at = time.monotonic()

@@ -380,9 +380,9 @@ class FragmentDataset(torch.utils.data.IterableDataset):
         try:
             w = wid
             while self.num_windows is None or w < self.num_windows:
-                seen = len(sampler.failures)
                 pairs = sampler.window(w)
-                for f in sampler.failures[seen:]:
+                failures, sampler.failures = sampler.failures, []  # yielded, not kept: an endless stream's grew
+                for f in failures:
                     yield {"failure": f.to_dict()}
                 for s, fr in pairs:
                     item = {"sample": s, "video": s.meta.get("source"), "window": w}

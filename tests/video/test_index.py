@@ -345,3 +345,25 @@ def test_the_manifest_never_overwrites_a_video_and_says_what_it_drops(tmp_path, 
     capsys.readouterr()
     assert run_index([vids], m) == 0
     assert "1 line(s) of" in capsys.readouterr().err and len(index.read_manifest(m)) == 3
+
+
+def test_index_progress_does_not_redraw_per_file(tmp_path, capsys, monkeypatch):
+    """The progress bar of a large index redraws at tqdm's pace, not once per file: the error count it shows was a
+    forced redraw (a line per file in a log that is not a terminal) and a sum over every file probed so far (quadratic
+    in the number of files: hours for a million files). The count it ends on is still right."""
+    n = 4000
+    (tmp_path / "v").mkdir()
+    for i in range(n):
+        (tmp_path / "v" / f"{i:05d}.mp4").write_bytes(b"")
+
+    def fake(todo, *a, **k):  # no decoding: the bar's own cost and output only
+        for i, p in enumerate(todo):
+            yield {"path": p, "status": "ok" if i % 4 else "error", "error_kind": "empty", "error": "x"}
+
+    monkeypatch.setattr(index, "_probe_all", fake)
+    res = index.index_paths([str(tmp_path / "v")], tmp_path / "m.jsonl", workers=0, progress=True)
+    assert res.probed == n
+    err = capsys.readouterr().err
+    redraws = err.count("\r")
+    assert redraws < n // 20, f"{redraws} redraws for {n} files"
+    assert f"errors={n // 4}" in err.rsplit("\r", 1)[-1]  # the last state shown counts every error

@@ -186,3 +186,32 @@ def test_yuv420_windows_pack_to_the_same_pixels(videos):
         assert rgb.stats["frames_decoded"] == yuv.stats["frames_decoded"]
         rgb.close()
         yuv.close()
+
+
+def test_endless_dataset_does_not_keep_the_failures_it_yielded(videos, tmp_path, monkeypatch):
+    """An endless FragmentDataset (num_windows=None, a long training run) yields each failure as an item and keeps
+    none: its sampler's failure list grew by every failed sample for the life of the worker."""
+    from dataclasses import replace
+
+    from sf2t.video import sampler as sampler_mod
+
+    gone = tmp_path / "gone.mp4"
+    gone.write_bytes(open(videos[0].path, "rb").read())
+    ghost = replace(probe(gone), path=str(gone))
+    os.remove(gone)  # every sample of it fails
+    made = []
+
+    class Recording(WindowSampler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(sampler_mod, "WindowSampler", Recording)
+    ds = FragmentDataset(videos + [ghost], num_windows=None, seed=0, samples_per_window=2)
+    made.clear()
+    it, failed = iter(ds), 0
+    for _ in range(80):
+        failed += "failure" in next(it)
+    assert failed >= 10
+    assert len(made) == 1 and len(made[0].failures) <= 2  # at most the window being yielded
+    it.close()
