@@ -673,23 +673,40 @@ def measure(
         raise ValueError(f"decoder {decoder!r} is not installed here (available: {', '.join(available_decoders())})")
     output = resolve_frames(frames, device, decoder, available_decoders(), tasks)
     torch.set_num_threads(threads)
-    infos = [probe(p) for p in videos]
-    short = [i.path for i in infos if i.num_frames < WINDOW]
-    if short:
-        raise ValueError(f"videos shorter than {WINDOW} frames: {short}")
-    left_out = {}
+    from sf2t.video.errors import VideoError
+
+    def said(why: dict) -> str:  # the first three, and how many more
+        shown = "; ".join(f"{p}: {r}" for p, r in list(why.items())[:3])
+        return shown + (f" (and {len(why) - 3} more)" if len(why) > 3 else "")
+
+    infos, unusable = [], {}  # a broken or short file is left out (and said), not the end of the run
+    for p in videos:
+        try:
+            info = probe(p)
+        except VideoError as e:
+            unusable[str(p)] = e.reason
+            continue
+        if info.num_frames < WINDOW:
+            unusable[info.path] = f"{info.num_frames} frames, shorter than a {WINDOW}-frame window"
+            continue
+        infos.append(info)
+    if not infos:
+        raise ValueError(f"no usable video: {said(unusable)}")
+    if unusable:
+        print(f"sf2t throughput: left out (not readable or too short): {said(unusable)}")
+    left_out = dict(unusable)
     if against:  # like for like only: what the baselines cannot decode as sf2t does is measured by none
-        left_out = {i.path: _unlike(i) for i in infos if _unlike(i)}
-        infos = [i for i in infos if i.path not in left_out]
-        if left_out:
-            shown = "; ".join(f"{p}: {why}" for p, why in list(left_out.items())[:3])
-            print(f"sf2t throughput: left out of the comparison: {shown}" + (" ..." if len(left_out) > 3 else ""))
+        unlike = {i.path: _unlike(i) for i in infos if _unlike(i)}
+        infos = [i for i in infos if i.path not in unlike]
+        if unlike:
+            print(f"sf2t throughput: left out of the comparison: {said(unlike)}")
         if not infos:
             raise ValueError(
                 "no video the baselines decode as sf2t does (all are rotated or above 8 bits): measure sf2t alone "
                 "with --against ''"
             )
-        videos = [i.path for i in infos]
+        left_out.update(unlike)
+    videos = [i.path for i in infos]
     mods, processor_for = _baselines()
     unknown = [a for a in against if a not in mods]
     if unknown:

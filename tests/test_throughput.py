@@ -490,3 +490,28 @@ def test_baselines_run_in_as_many_threads_as_sf2t_pipelines(clip, monkeypatch):
     assert res["baseline_streams"] == 1 and {(t, n) for t, n, _ in calls} == {(threading.get_ident(), 2)}
     with pytest.raises(ValueError, match="baseline_streams must be an int >= 1"):
         measure([str(clip)], baseline_streams=0, against=())
+
+
+def test_broken_and_short_videos_are_left_out_not_fatal(clip, tmp_path, capsys):
+    """A folder with a broken file or a video shorter than a window among good ones: those are left out, said (at
+    most three named) and recorded in the JSON, and the rest is measured (one such file stopped the whole run);
+    with nothing usable the command says why."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    media.encode(vids / "short.mp4", media.moving_frames(20, 48, 64))
+    (vids / "junk.mp4").write_bytes(b"not a video at all" * 50)
+    args = ["throughput", "--windows", "1", "--rounds", "1", "--size", "56", "84", "--warmup", "0", "--against", ""]
+    assert cli.main([*args, "--videos", str(vids)]) == 2
+    err = capsys.readouterr().err
+    assert "no usable video" in err and "short.mp4: 20 frames, shorter than a 64-frame window" in err
+    assert "junk.mp4" in err
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    assert cli.main([*args, "--videos", str(vids), "--json", str(out)]) == 0
+    assert "left out (not readable or too short)" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["videos"] == [str(vids / "a.mp4")]
+    assert set(res["left_out"]) == {str(vids / "short.mp4"), str(vids / "junk.mp4")}
