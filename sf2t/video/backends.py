@@ -36,7 +36,15 @@ from sf2t.ops.fragment_pack import YUV420
 from sf2t.video.convert import SwscaleRGB, copy_planes
 from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index, tc_open
+from sf2t.video.probe import (
+    Deadline,
+    VideoInfo,
+    av_open,
+    check_file,
+    check_frame_order,
+    demux_index,
+    tc_open,
+)
 
 __all__ = [
     "BACKENDS",
@@ -299,7 +307,10 @@ class TorchCodecBackend(Backend):
             pts.append(b.pts_seconds.to(torch.float64).cpu())
         self.frames_decoded += self._count_decoded(uniq)
         frames = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return frames.to(self.device), torch.cat(pts)
+        pts = torch.cat(pts)
+        if len(uniq) > 1 and not bool((pts[1:] > pts[:-1]).all()):  # what the probe refuses, met without an index
+            raise VideoError(self.path, "several frames share one timestamp: frame order is ambiguous", "corrupt")
+        return frames.to(self.device), pts
 
 
 def to_rgb(frame):
@@ -367,16 +378,17 @@ class PyAVBackend(Backend):
             )
         self.container, self.stream = av_open(self.path)
         self.stream.thread_count = self.threads
-        pts, keys, untimed = demux_index(self.path, self.container, self.stream)
-        if untimed:
+        pts, keys, untimed, _ = demux_index(self.path, self.container, self.stream)
+        try:
+            check_frame_order(self.path, pts, untimed, self.container)
+        except VideoError:
             self.close()
-            raise VideoError(self.path, f"{untimed} packets carry no timestamp: frame order is ambiguous", "corrupt")
+            raise
         self.pts = pts
         self.index_of = {p: i for i, p in enumerate(pts)}
-        if len(self.index_of) != len(pts):
-            self.close()
-            raise VideoError(self.path, "several frames share one timestamp: frame order is ambiguous", "corrupt")
-        self.keyframes = [i for i, k in enumerate(keys) if k] or [0]
+        # frame 0 counts as a keyframe: a seek to its pts lands on the keyframe at or before it (an edit list may have
+        # cut the stream after its first keyframe, whose frame is then not a frame of the video)
+        self.keyframes = [0] + [i for i, k in enumerate(keys) if k and i > 0]
         self.tb = float(self.stream.time_base)
         self.num_frames = len(pts)
         if self.num_frames <= 0:

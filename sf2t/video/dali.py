@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import av_open, check_file, demux_index, tc_open
+from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, tc_open
 
 __all__ = ["DaliBackend", "DALI_CPU_CODECS", "DALI_GPU_CODECS", "DALI_GPU_PIX_FMTS", "clear_pipeline_cache"]
 
@@ -214,11 +214,8 @@ class DaliBackend:
                 self.width, self.height = int(cc.width or 0), int(cc.height or 0)
                 if pts is not None:
                     return [float(t) for t in pts]
-                ticks, _, untimed = demux_index(self.path, container, stream)
-                if untimed:
-                    raise VideoError(
-                        self.path, f"{untimed} packets carry no timestamp: frame order is ambiguous", "corrupt"
-                    )
+                ticks, _, untimed, _ = demux_index(self.path, container, stream)
+                check_frame_order(self.path, ticks, untimed, container)
                 tb = float(stream.time_base)
                 times = [t * tb for t in ticks]
             finally:

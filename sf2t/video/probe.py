@@ -21,7 +21,7 @@ from typing import Any
 
 from sf2t.video.errors import VideoError, first_line
 
-__all__ = ["VideoInfo", "probe", "check_file", "tc_open", "IMAGE_FORMATS", "Deadline"]
+__all__ = ["VideoInfo", "probe", "check_file", "check_frame_order", "tc_open", "IMAGE_FORMATS", "Deadline"]
 
 # libavformat demuxers that read single images (a PNG opens as a 1-frame "video"): not videos for sf2t.
 IMAGE_FORMATS = (
@@ -182,14 +182,21 @@ def av_open(path: str):
 def demux_index(path: str, container, stream, deadline: Deadline | None = None):
     """Sorted presentation timestamps (stream time-base units) and keyframe flags of every frame, by demuxing.
 
-    Returns (pts list, keyframe flags in presentation order, packets without a timestamp)."""
+    Packets the container marks for discarding are left out: an MP4/MOV edit list that starts after a keyframe (every
+    ``ffmpeg -ss T -c copy`` cut, many phone videos) keeps the packets before its start for decoding only, and the
+    decoder drops their frames (ffmpeg, PyAV and torchcodec all do), so they are not frames of the video.
+
+    Returns (pts list, keyframe flags in presentation order, packets without a timestamp, packets discarded)."""
     rows: list[tuple[int, bool]] = []
-    untimed = 0
+    untimed = discarded = 0
     try:
         for i, pkt in enumerate(container.demux(stream)):
             if deadline is not None and i % 256 == 0:
                 deadline.check()
             if pkt.size == 0:  # the flush packet
+                continue
+            if pkt.is_discard:
+                discarded += 1
                 continue
             ts = pkt.pts if pkt.pts is not None else pkt.dts
             if ts is None:
@@ -205,7 +212,28 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None):
             "truncated",
         ) from e
     rows.sort()
-    return [r[0] for r in rows], [r[1] for r in rows], untimed
+    return [r[0] for r in rows], [r[1] for r in rows], untimed, discarded
+
+
+def check_frame_order(path: str, pts: list[int], untimed: int, container=None) -> None:
+    """Refuse a stream whose presentation order the timestamps do not fix (what :func:`demux_index` found): packets
+    without a timestamp, or several frames sharing one. A frame index would then depend on the reader (torchcodec
+    returned neighbouring frames for such files): the probe and every backend refuse them alike."""
+    if untimed:
+        raw = container is not None and container.format.name in _RAW_STREAMS
+        # (not a stream copy: ffmpeg 5.1's "-r 25 -i IN.h264 -c copy OUT.mp4" gives B-frames decode-order timestamps)
+        hint = " (a raw stream without a container: re-encode it into one, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+        hint = hint if raw else ""
+        raise VideoError(path, f"{untimed} packets carry no timestamp: frame order is ambiguous{hint}", "corrupt")
+    if len(set(pts)) != len(pts):
+        same = len(pts) - len(set(pts))
+        raise VideoError(
+            path, f"several frames share one timestamp ({same} repeats): frame order is ambiguous", "corrupt"
+        )
+
+
+# libavformat demuxers of raw elementary streams: no container, no timestamps
+_RAW_STREAMS = ("h264", "hevc", "vvc", "m4v", "mpegvideo", "h261", "h263", "cavsvideo", "vc1", "obu", "avs2", "avs3")
 
 
 def _bit_depth(pix_fmt: str) -> int:
@@ -223,12 +251,13 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
         cc = stream.codec_context
         codec, pix_fmt = cc.name, cc.pix_fmt or ""
         tb = float(stream.time_base) if stream.time_base else 0.0
-        pts, keys, untimed = demux_index(path, container, stream, deadline)
+        pts, keys, untimed, discarded = demux_index(path, container, stream, deadline)
         n = len(pts) + untimed
         header = int(stream.frames or 0)
         if n == 0:
             raise VideoError(path, "the video stream has no frames", "no_frames")
-        if header and n < header and not untimed:
+        check_frame_order(path, pts, untimed, container)  # as the backends do: an ok line is a file they decode
+        if header and n + discarded < header:
             raise VideoError(
                 path, f"the header announces {header} frames but only {n} can be read: truncated file", "truncated"
             )
@@ -246,7 +275,11 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
             duration = 1.0 / fps if fps else 0.0
         # Decode from the start: proves the stream decodes and gives the rotation (display matrix). With verify,
         # decode packet by packet, so a damaged packet marks its frame corrupt and decoding goes on after it.
-        container.seek(0, stream=stream)
+        try:
+            container.seek(0, stream=stream)
+        except Exception:  # a format that cannot seek: read it again from the start
+            container.close()
+            container, stream = av_open(path)
         index_of = {p: i for i, p in enumerate(pts)}
         rotation, width, height, corrupt, decoded = None, 0, 0, set(), 0
         for i, pkt in enumerate(container.demux(stream)):

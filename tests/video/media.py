@@ -115,6 +115,42 @@ def png_image(path) -> Path:
     return Path(path)
 
 
+def edit_list_cut(src, dst, frames: int = 2) -> Path:
+    """A copy of an MP4 whose timestamps start ``frames`` frames before zero, as ``ffmpeg -ss T -c copy`` writes a cut
+    that starts after a keyframe: the MP4 muxer writes an edit list starting at 0, and readers mark the packets before
+    it for discarding (decoded for reference, never shown)."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        s = i.streams.video[0]
+        t = o.add_stream_from_template(s)
+        step = int(round(1 / (s.average_rate * s.time_base)))
+        for p in i.demux(s):
+            if p.dts is None:
+                continue
+            p.pts -= frames * step
+            p.dts -= frames * step
+            p.stream = t
+            o.mux(p)
+    return Path(dst)
+
+
+def retimed(src, dst, frame_pts) -> Path:
+    """A copy of an intra-only clip whose i-th packet gets timestamp ``frame_pts[i]`` frames (repeats allowed: what some
+    broken muxers write)."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        s = i.streams.video[0]
+        t = o.add_stream_from_template(s)
+        step = int(round(1 / (s.average_rate * s.time_base)))
+        for k, p in enumerate(q for q in i.demux(s) if q.size):
+            p.pts = p.dts = frame_pts[k] * step
+            p.stream = t
+            o.mux(p)
+    return Path(dst)
+
+
 def truncated(src, dst, fraction=0.5) -> Path:
     data = Path(src).read_bytes()
     Path(dst).write_bytes(data[: int(len(data) * fraction)])

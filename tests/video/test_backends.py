@@ -124,6 +124,48 @@ def test_variable_frame_rate_timestamps(tmp_path, backend):
     assert_frame_exact(path, idx, frames, pts)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_edit_list_cut_frames_are_not_frames(tmp_path, backend):
+    """An MP4 cut after a keyframe (an edit list, as ``ffmpeg -ss T -c copy`` writes): the frames before the cut are
+    decoded for reference only, never shown. The probe counts the frames shown, and every backend returns them."""
+    src = media.encode(tmp_path / "src.mp4", media.moving_frames(24, 48, 64), gop=8, bframes=2)
+    path = media.edit_list_cut(src, tmp_path / "cut.mp4", frames=2)
+    ref, ref_pts = reference(path)
+    assert len(ref) == 22  # what ffmpeg / PyAV show
+    info = probe(path)
+    assert info.num_frames == 22 and info.start == pytest.approx(ref_pts[0]) and info.keyframe_interval
+    with open_decoder(path, backend, info=info) as dec:
+        assert dec.num_frames == 22
+        for idx in ([21, 0, 5, 5, 13], list(range(22))):
+            frames, pts = dec.get_frames(idx)
+            assert_frame_exact(path, idx, frames, pts)
+    for k in (0, 1, 9, 21):  # each from a fresh decoder: the first request seeks
+        with open_decoder(path, backend, info=info) as dec:
+            frames, pts = dec.get_frames([k])
+        assert_frame_exact(path, [k], frames, pts)
+
+
+def test_timestamps_that_do_not_fix_the_order_are_refused(tmp_path):
+    """Frames sharing a timestamp (a broken muxer) or packets without one (a raw H.264 stream): which frame is frame k
+    then depends on the reader (torchcodec returned a neighbour), so the probe refuses them as the pyav backend does,
+    with a VideoError (the raw stream made the probe raise PyAV's PermissionError from a seek)."""
+    src = media.encode(tmp_path / "src.mkv", media.moving_frames(12, 48, 64), codec="mjpeg", pix_fmt="yuvj420p")
+    dup = media.retimed(src, tmp_path / "dup.mkv", [0, 1, 2, 2, 3, 4, 5, 5, 5, 6, 7, 8])
+    raw = media.encode(tmp_path / "raw.h264", media.moving_frames(12, 48, 64), fmt="h264", bframes=2)
+    for path, words in ((dup, "share one timestamp"), (raw, "carry no timestamp")):
+        with pytest.raises(VideoError, match=words) as e:
+            probe(path)
+        assert e.value.kind == "corrupt" and e.value.path == str(path)
+        with pytest.raises(VideoError, match=words):
+            open_decoder(path, "pyav")
+    with pytest.raises(VideoError, match="raw stream without a container"):
+        probe(raw)
+    if "torchcodec" in CPU_BACKENDS:  # without the index's verdict: two frames of one timestamp asked together
+        with open_decoder(dup, "torchcodec") as dec:
+            with pytest.raises(VideoError, match="share one timestamp"):
+                dec.get_frames([3, 2])
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_rotated_phone_video_is_upright(tmp_path, rotation):
     """Display-matrix rotation: every backend returns the frames as displayed, like torchcodec / ffmpeg's CLI."""
