@@ -403,3 +403,40 @@ def test_mpeg_ts_reaches_every_frame(tmp_path):
         assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(renamed))[0] == "pyav"
     plain = media.encode(tmp_path / "plain.mp4", media.moving_frames(4, 48, 64))
     assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(plain))[0] == "torchcodec"
+
+
+@pytest.mark.parametrize("kind", ["mpeg-ps", "avi"])
+def test_files_torchcodec_misreads_go_to_pyav(tmp_path, kind):
+    """MPEG-PS (.mpg/.vob) and AVI with B-frames (Xvid-style MPEG-4): torchcodec's seeks there return the frame before
+    the one asked for (torchcodec 0.17 on these clips: frame k-1 for k = 1..6, 9 for 7 and 8; "no more frames" near the
+    end of the .mpg). ``auto`` picks PyAV for them, which reads every frame right; torchcodec asked for by name refuses
+    them. An AVI of an intra-only codec (MJPEG) stays with torchcodec, which reads it right."""
+    frames = media.moving_frames(30, 48, 64)
+    if kind == "avi":
+        path = media.encode(tmp_path / "clip.avi", frames, codec="mpeg4", fmt="avi", gop=8, bframes=2)
+    else:
+        path = media.encode(tmp_path / "clip.mpg", frames, codec="mpeg2video", fmt="mpeg", gop=8, bframes=2)
+    info = probe(path)
+    ref, _ = reference(path)
+    assert info.num_frames == len(ref) == 30
+    for i, p in ((info, None), (None, str(path))):  # by the probed container, or by the file's bytes
+        assert choose_decoder(i, "cpu", have=["torchcodec", "pyav"], path=p)[0] == "pyav"
+    for k in range(30):  # each frame from a fresh decoder: the first request seeks
+        with open_decoder(path, info=info) as dec:
+            got, _ = dec.get_frames([k])
+        assert np.array_equal(got[0].numpy(), ref[k]), k
+    with open_decoder(path) as dec:
+        idx = [29, 3, 3, 17, 0, 8, 7]
+        got, pts = dec.get_frames(idx)
+        assert_frame_exact(path, idx, got, pts)
+    if "torchcodec" in CPU_BACKENDS:
+        for i in (info, None):
+            with pytest.raises(VideoError, match="decoder=pyav reads it") as e:
+                open_decoder(path, "torchcodec", info=i)
+            assert e.value.kind == "unsupported"
+    mjpeg = media.encode(tmp_path / "mjpeg.avi", frames[:6], codec="mjpeg", fmt="avi", pix_fmt="yuvj420p")
+    assert choose_decoder(probe(mjpeg), "cpu", have=["torchcodec", "pyav"])[0] == "torchcodec"
+    if "torchcodec" in CPU_BACKENDS:
+        with open_decoder(mjpeg, "torchcodec") as dec:
+            got, pts = dec.get_frames([5, 0, 2])
+        assert_frame_exact(mjpeg, [5, 0, 2], got, pts)
