@@ -44,7 +44,10 @@ from sf2t.video.probe import (
     av_open,
     check_file,
     check_frame_order,
+    decode_order_error,
     demux_index,
+    frames_out_of_order,
+    order_unchecked,
     tc_open,
 )
 
@@ -427,9 +430,14 @@ class PyAVBackend(Backend):
             )
         self.container, self.stream = av_open(self.path)
         self.stream.thread_count = self.threads
-        pts, keys, untimed, _ = demux_index(self.path, self.container, self.stream)
+        demuxed = demux_index(self.path, self.container, self.stream)
+        pts, keys = demuxed.pts, demuxed.keys
         try:
-            check_frame_order(self.path, pts, untimed, self.container)
+            check_frame_order(self.path, pts, demuxed.untimed, self.container)
+            # without the index's probe (which checks it), the frames' order against their timestamps
+            if self.info is None and order_unchecked(self.stream, demuxed):
+                if frames_out_of_order(self.path):
+                    raise decode_order_error(self.path)
         except VideoError:
             self.close()
             raise

@@ -214,8 +214,9 @@ class DaliBackend:
                 self.width, self.height = int(cc.width or 0), int(cc.height or 0)
                 if pts is not None:
                     return [float(t) for t in pts]
-                ticks, _, untimed, _ = demux_index(self.path, container, stream)
-                check_frame_order(self.path, ticks, untimed, container)
+                demuxed = demux_index(self.path, container, stream)
+                ticks = demuxed.pts
+                check_frame_order(self.path, ticks, demuxed.untimed, container)
                 tb = float(stream.time_base)
                 times = [t * tb for t in ticks]
             finally:

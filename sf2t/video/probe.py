@@ -17,7 +17,7 @@ import importlib.util
 import os
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sf2t.video.errors import VideoError, first_line
 
@@ -179,16 +179,25 @@ def av_open(path: str):
     return container, container.streams.video[0]
 
 
-def demux_index(path: str, container, stream, deadline: Deadline | None = None):
-    """Sorted presentation timestamps (stream time-base units) and keyframe flags of every frame, by demuxing.
+class Demuxed(NamedTuple):
+    """What :func:`demux_index` found in the first video stream's packets."""
+
+    pts: list[int]  # presentation timestamps of the frames, sorted (stream time-base units)
+    keys: list[bool]  # keyframe flags, in the same (presentation) order
+    untimed: int  # packets without a timestamp
+    discarded: int  # packets the container marks for discarding
+    reordered: bool  # timestamps go back somewhere in decode (file) order: B-frames stored with their own times
+
+
+def demux_index(path: str, container, stream, deadline: Deadline | None = None) -> Demuxed:
+    """Sorted presentation timestamps and keyframe flags of every frame, by demuxing (:class:`Demuxed`).
 
     Packets the container marks for discarding are left out: an MP4/MOV edit list that starts after a keyframe (every
     ``ffmpeg -ss T -c copy`` cut, many phone videos) keeps the packets before its start for decoding only, and the
-    decoder drops their frames (ffmpeg, PyAV and torchcodec all do), so they are not frames of the video.
-
-    Returns (pts list, keyframe flags in presentation order, packets without a timestamp, packets discarded)."""
+    decoder drops their frames (ffmpeg, PyAV and torchcodec all do), so they are not frames of the video."""
     rows: list[tuple[int, bool]] = []
     untimed = discarded = 0
+    prev, reordered = None, False
     try:
         for i, pkt in enumerate(container.demux(stream)):
             if deadline is not None and i % 256 == 0:
@@ -203,6 +212,8 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None):
                 untimed += 1
                 continue
             rows.append((int(ts), bool(pkt.is_keyframe)))
+            reordered = reordered or (prev is not None and ts < prev)
+            prev = ts
     except VideoError:
         raise
     except Exception as e:
@@ -212,7 +223,55 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None):
             "truncated",
         ) from e
     rows.sort()
-    return [r[0] for r in rows], [r[1] for r in rows], untimed, discarded
+    return Demuxed([r[0] for r in rows], [r[1] for r in rows], untimed, discarded, reordered)
+
+
+# Codecs that may store frames out of presentation order (B-frames). A stream of one that the decoder reorders
+# (``has_b_frames``: its reorder delay) but whose timestamps never go back in file order has timestamps in decode order
+# (a stream copy from AVI, MPEG-PS or a raw stream by ffmpeg 5.1 writes pts = dts; AVI stores no pts at all), or
+# declares a delay it does not use: then the decoder hands frames out with earlier timestamps than the frames before
+# them, and no reader can tell frame k by its timestamp (torchcodec and the pyav backend returned other frames). The
+# first ORDER_CHECK_FRAMES decoded frames tell which. (No delay: frames leave the decoder in file order, so the order
+# of their timestamps is the file's: nothing to check, nothing decoded.)
+REORDERING_CODECS = frozenset("h264 hevc vvc mpeg4 mpeg1video mpeg2video vc1 wmv3 cavs rv30 rv40".split())
+ORDER_CHECK_FRAMES = 32
+
+
+def order_unchecked(stream, demuxed: Demuxed) -> bool:
+    """Whether the decoder's output order must be checked against the timestamps (see ``REORDERING_CODECS``)."""
+    cc = stream.codec_context
+    return cc.name in REORDERING_CODECS and bool(cc.has_b_frames) and not demuxed.reordered
+
+
+def decode_order_error(path: str) -> VideoError:
+    return VideoError(
+        path,
+        "timestamps in decode order, not presentation order (B-frames stored without their own times, e.g. by a "
+        "stream copy from AVI, MPEG-PS or a raw stream): frame k cannot be found by its timestamp; re-encode it "
+        "(ffmpeg -i IN -c:v libx264 OUT.mp4)",
+        "corrupt",
+    )
+
+
+def frames_out_of_order(path: str, limit: int = ORDER_CHECK_FRAMES) -> bool:
+    """Decode the first ``limit`` frames of ``path``'s first video stream: does one come with an earlier timestamp than
+    the one before it?"""
+    container, stream = av_open(path)
+    try:
+        last, n = None, 0
+        for frame in container.decode(stream):
+            if frame.pts is not None:
+                if last is not None and frame.pts < last:
+                    return True
+                last = frame.pts
+            n += 1
+            if n >= limit:
+                break
+        return False
+    except Exception as e:  # a damaged file: the decode that asks for the frame says so
+        raise VideoError(path, f"the first frames do not decode ({first_line(e)})", "corrupt") from e
+    finally:
+        container.close()
 
 
 def check_frame_order(path: str, pts: list[int], untimed: int, container=None) -> None:
@@ -251,7 +310,8 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
         cc = stream.codec_context
         codec, pix_fmt = cc.name, cc.pix_fmt or ""
         tb = float(stream.time_base) if stream.time_base else 0.0
-        pts, keys, untimed, discarded = demux_index(path, container, stream, deadline)
+        demuxed = demux_index(path, container, stream, deadline)
+        pts, keys, untimed, discarded = demuxed.pts, demuxed.keys, demuxed.untimed, demuxed.discarded
         n = len(pts) + untimed
         header = int(stream.frames or 0)
         if n == 0:
@@ -282,6 +342,7 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
             container, stream = av_open(path)
         index_of = {p: i for i, p in enumerate(pts)}
         rotation, width, height, corrupt, decoded = None, 0, 0, set(), 0
+        check_order, last, out_of_order = order_unchecked(stream, demuxed), None, False
         for i, pkt in enumerate(container.demux(stream)):
             if i % 32 == 0:
                 deadline.check()
@@ -300,7 +361,12 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
                 decoded += 1
                 if getattr(frame, "is_corrupt", False):
                     corrupt.add(index_of.get(frame.pts, -1))
-            if rotation is not None and not verify:
+                if check_order and frame.pts is not None:
+                    out_of_order = out_of_order or (last is not None and frame.pts < last)
+                    last = frame.pts
+            if out_of_order:
+                raise decode_order_error(path)
+            if rotation is not None and not verify and not (check_order and decoded < ORDER_CHECK_FRAMES):
                 break
         if rotation is None:
             raise VideoError(path, "no frame decodes", "corrupt")

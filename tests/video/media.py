@@ -136,8 +136,9 @@ def edit_list_cut(src, dst, frames: int = 2) -> Path:
 
 
 def retimed(src, dst, frame_pts) -> Path:
-    """A copy of an intra-only clip whose i-th packet gets timestamp ``frame_pts[i]`` frames (repeats allowed: what some
-    broken muxers write)."""
+    """A copy of a clip whose i-th packet (file order) gets timestamp ``frame_pts[i]`` frames, as pts and dts: repeats
+    (what some broken muxers write), or ``range(n)`` for B-frames: timestamps in decode order (what a stream copy from
+    AVI or a raw stream by ffmpeg 5.1 writes)."""
     import av
 
     with av.open(str(src)) as i, av.open(str(dst), "w") as o:

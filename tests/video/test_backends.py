@@ -440,3 +440,29 @@ def test_files_torchcodec_misreads_go_to_pyav(tmp_path, kind):
         with open_decoder(mjpeg, "torchcodec") as dec:
             got, pts = dec.get_frames([5, 0, 2])
         assert_frame_exact(mjpeg, [5, 0, 2], got, pts)
+
+
+def test_decode_order_timestamps_are_refused(tmp_path):
+    """B-frames whose timestamps are in decode order (H.264 in AVI, which stores no pts; an MP4 stream-copied from AVI
+    or from a raw stream by ffmpeg 5.1: pts = dts): the decoder hands frames out with earlier timestamps than the
+    frames before them, so frame k cannot be found by its timestamp (the pyav backend returned frame 2 for frame 3,
+    torchcodec other neighbours). The probe, and the pyav backend without an index, refuse them; the same containers
+    without B-frames (frames leave the decoder in file order) read right, and cost no extra decoding."""
+    frames = media.moving_frames(24, 48, 64)
+    avi = media.encode(tmp_path / "b.avi", frames, fmt="avi", gop=8, bframes=2)
+    src = media.encode(tmp_path / "src.mp4", frames, gop=8, bframes=2)
+    mp4 = media.retimed(src, tmp_path / "decode_order.mp4", list(range(24)))
+    for path in (avi, mp4):
+        with pytest.raises(VideoError, match="decode order") as e:
+            probe(path)
+        assert e.value.kind == "corrupt" and e.value.path == str(path) and "re-encode" in e.value.reason
+        with pytest.raises(VideoError, match="decode order"):
+            open_decoder(path, "pyav")
+    plain = media.encode(tmp_path / "plain.avi", frames, fmt="avi", gop=8)  # ultrafast: no B-frames
+    info = probe(plain)
+    assert info.num_frames == 24
+    for i in (info, None):
+        with open_decoder(plain, "pyav", info=i) as dec:
+            idx = [23, 3, 0, 12, 12]
+            got, pts = dec.get_frames(idx)
+        assert_frame_exact(plain, idx, got, pts)
