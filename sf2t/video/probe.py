@@ -157,8 +157,16 @@ def _keyframe_interval(keys: list[bool]) -> float | None:
 # PyAV
 
 
+def is_cover_picture(stream) -> bool:
+    """A cover picture (an "attached picture": one still image in a video stream's clothes, in music and some video
+    files), not a video."""
+    return bool(int(stream.disposition) & 0x400)  # AV_DISPOSITION_ATTACHED_PIC
+
+
 def av_open(path: str):
-    """(container, first video stream) with PyAV, or a ``VideoError`` that says what the file is instead."""
+    """(container, the video stream) with PyAV, or a ``VideoError`` that says what the file is instead. The video stream
+    is the first one that is not a cover picture: the one every backend reads (``tc_open`` makes torchcodec follow
+    it; its default, the "best" stream, is the default-flagged one where another is flagged)."""
     import av
 
     try:
@@ -171,12 +179,17 @@ def av_open(path: str):
     if fmt in IMAGE_FORMATS or fmt.endswith("_pipe"):
         container.close()
         raise VideoError(path, f"an image file ({fmt.replace('_pipe', '')}), not a video", "not_video")
-    if not container.streams.video:
-        other = [f"{s.type}: {s.codec_context.name}" for s in container.streams if s.codec_context is not None]
+    videos = [s for s in container.streams.video if not is_cover_picture(s)]
+    if not videos:
+        other = [
+            f"{'cover picture' if s.type == 'video' else s.type}: {s.codec_context.name}"
+            for s in container.streams
+            if s.codec_context is not None
+        ]
         container.close()
         what = f" (only {', '.join(other)})" if other else ""
         raise VideoError(path, f"no video stream{what}", "no_video")
-    return container, container.streams.video[0]
+    return container, videos[0]
 
 
 class Demuxed(NamedTuple):
@@ -283,7 +296,8 @@ def check_frame_order(path: str, pts: list[int], untimed: int, container=None) -
         # (not a stream copy: ffmpeg 5.1's "-r 25 -i IN.h264 -c copy OUT.mp4" gives B-frames decode-order timestamps)
         hint = " (a raw stream without a container: re-encode it into one, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
         hint = hint if raw else ""
-        raise VideoError(path, f"{untimed} packets carry no timestamp: frame order is ambiguous{hint}", "corrupt")
+        what = "1 packet carries" if untimed == 1 else f"{untimed} packets carry"
+        raise VideoError(path, f"{what} no timestamp: frame order is ambiguous{hint}", "corrupt")
     if len(set(pts)) != len(pts):
         same = len(pts) - len(set(pts))
         raise VideoError(
@@ -439,12 +453,39 @@ def tc_open(path: str, **kwargs):
         raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
 
     try:
-        return VideoDecoder(path, **kwargs)
+        dec = VideoDecoder(path, **kwargs)
+        want = _tc_stream_index(path, dec)
+        if want is not None and want != dec.stream_index:
+            dec = VideoDecoder(path, stream_index=want, **kwargs)
+        return dec
+    except VideoError:
+        raise
     except Exception as e:
         msg = str(e).lower()
         if "stream" in msg and ("video" in msg or "best" in msg):
             raise VideoError(path, "no video stream", "no_video") from e
         raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
+
+
+def _tc_stream_index(path: str, dec) -> int | None:
+    """The stream sf2t reads (:func:`av_open`'s) where torchcodec's default may be another one: a file with several
+    video streams (torchcodec takes the default-flagged or "best" one: another stream than the index probed, silently)
+    or whose one video stream may be a cover picture. None: torchcodec's stream, or it cannot be told."""
+    try:
+        from torchcodec._core import get_container_metadata
+
+        streams = get_container_metadata(dec._decoder).streams
+        videos = [int(s.stream_index) for s in streams if type(s).__name__ == "VideoStreamMetadata"]
+    except Exception:  # another torchcodec: its default
+        return None
+    if len(videos) <= 1 and int(dec.metadata.num_frames or 0) > 1:
+        return None
+    if importlib.util.find_spec("av") is None:
+        return videos[0] if videos else None  # no dispositions to read: the first video stream
+    container, stream = av_open(path)  # a VideoError for a file whose only "video" is a cover picture
+    index = int(stream.index)  # (read before closing: the stream dies with its container)
+    container.close()
+    return index
 
 
 def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:

@@ -87,6 +87,59 @@ def vfr_clip(path, codec="libx264") -> Path:
     )
 
 
+def two_video_streams(path, codec="libx264", n=10) -> Path:
+    """Two video streams, the second flagged default (what a player shows; torchcodec's "best" stream): a 32x24 first
+    stream of ``moving_frames`` seed 1, a 64x48 second one of seed 2."""
+    import av
+    from av.stream import Disposition
+
+    clips = (moving_frames(n, 24, 32, seed=1), moving_frames(n, 48, 64, seed=2))
+    opts = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+    with av.open(str(path), "w") as c:
+        streams = []
+        for frames in clips:
+            s = c.add_stream(codec, rate=25)
+            s.height, s.width = frames[0].shape[:2]
+            s.pix_fmt = "yuv420p"
+            s.codec_context.options = opts
+            streams.append(s)
+        streams[0].disposition, streams[1].disposition = Disposition(0), Disposition.default
+        for i in range(n):
+            for s, frames in zip(streams, clips):
+                f = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+        for s in streams:
+            for p in s.encode(None):
+                c.mux(p)
+    return Path(path)
+
+
+def audio_with_cover(path) -> Path:
+    """An M4A music file: AAC audio and a PNG cover picture (a video stream marked "attached picture")."""
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(path), "w", format="mp4") as c:
+        a = c.add_stream("aac", rate=44100)
+        v = c.add_stream("png", rate=1)
+        v.width, v.height, v.pix_fmt = 16, 16, "rgb24"
+        v.disposition = Disposition.attached_pic
+        for p in v.encode(av.VideoFrame.from_ndarray(moving_frames(1, 16, 16)[0], format="rgb24")):
+            c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for i in range(20):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts = 44100, i * 1024
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
 def audio_only(path) -> Path:
     import av
 

@@ -466,3 +466,25 @@ def test_decode_order_timestamps_are_refused(tmp_path):
             idx = [23, 3, 0, 12, 12]
             got, pts = dec.get_frames(idx)
         assert_frame_exact(plain, idx, got, pts)
+
+
+def test_the_video_stream_is_the_first_one_that_is_not_a_cover_picture(tmp_path):
+    """Every reader takes the stream the probe indexes: the first video stream that is not a cover picture. torchcodec
+    took the default-flagged one where a later stream was flagged default (another size and other frames than the
+    index said, silently); a music file with cover art made the probe raise PyAV's PermissionError (its "video" was
+    the picture) instead of saying there is no video."""
+    path = media.two_video_streams(tmp_path / "two.mkv")
+    info = probe(path)
+    assert (info.width, info.height, info.num_frames) == (32, 24, 10)
+    for backend in CPU_BACKENDS:
+        assert (probe(path, decoder=backend).width, probe(path, decoder=backend).height) == (32, 24)
+        with open_decoder(path, backend, info=info) as dec:
+            idx = [9, 0, 4, 4]
+            frames, pts = dec.get_frames(idx)
+        assert_frame_exact(path, idx, frames, pts)
+    song = media.audio_with_cover(tmp_path / "song.m4a")
+    for backend in CPU_BACKENDS:
+        for call in (lambda b=backend: probe(song, decoder=b), lambda b=backend: open_decoder(song, b)):
+            with pytest.raises(VideoError, match="no video stream") as e:
+                call()
+            assert e.value.kind == "no_video" and "cover picture: png" in e.value.reason
