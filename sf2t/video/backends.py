@@ -44,6 +44,7 @@ from sf2t.video.probe import (
     av_open,
     check_file,
     check_frame_order,
+    check_pixel_format,
     decode_order_error,
     demux_index,
     frames_out_of_order,
@@ -318,6 +319,7 @@ class TorchCodecBackend(Backend):
                 f"{misread}: torchcodec's seeks in it return wrong frames; decoder=pyav reads it",
                 "unsupported",
             )
+        check_pixel_format(self.path, str(getattr(self.dec.metadata, "pixel_format", "") or ""))
         self.num_frames = int(self.dec.metadata.num_frames or 0)
         if self.num_frames <= 0:
             raise VideoError(self.path, "the video stream has no frames", "no_frames")
@@ -433,6 +435,7 @@ class PyAVBackend(Backend):
         demuxed = demux_index(self.path, self.container, self.stream)
         pts, keys = demuxed.pts, demuxed.keys
         try:
+            check_pixel_format(self.path, self.stream.codec_context.pix_fmt)
             check_frame_order(self.path, pts, demuxed.untimed, self.container)
             # without the index's probe (which checks it), the frames' order against their timestamps
             if self.info is None and order_unchecked(self.stream, demuxed):

@@ -21,7 +21,16 @@ from typing import Any, NamedTuple
 
 from sf2t.video.errors import VideoError, first_line
 
-__all__ = ["VideoInfo", "probe", "check_file", "check_frame_order", "tc_open", "IMAGE_FORMATS", "Deadline"]
+__all__ = [
+    "VideoInfo",
+    "probe",
+    "check_file",
+    "check_frame_order",
+    "check_pixel_format",
+    "tc_open",
+    "IMAGE_FORMATS",
+    "Deadline",
+]
 
 # libavformat demuxers that read single images (a PNG opens as a 1-frame "video"): not videos for sf2t.
 IMAGE_FORMATS = (
@@ -305,6 +314,19 @@ def check_frame_order(path: str, pts: list[int], untimed: int, container=None) -
         )
 
 
+def check_pixel_format(path: str, pix_fmt: str | None) -> None:
+    """Refuse what no backend decodes right: 8-bit paletted video (pal8: raw or RLE AVI/MOV) carries its palette in
+    the first packet only, so frames decoded after a seek come out black (the pyav backend seeks for every request of
+    such an all-keyframe stream; torchcodec gave black frames from the first), silently."""
+    if pix_fmt == "pal8":
+        raise VideoError(
+            path,
+            "8-bit paletted video (pal8): its palette comes with the first packet only, so decoders return black "
+            "frames after a seek; convert it (ffmpeg -i IN -c:v libx264 -pix_fmt yuv444p OUT.mp4)",
+            "unsupported",
+        )
+
+
 # libavformat demuxers of raw elementary streams: no container, no timestamps
 _RAW_STREAMS = ("h264", "hevc", "vvc", "m4v", "mpegvideo", "h261", "h263", "cavsvideo", "vc1", "obu", "avs2", "avs3")
 
@@ -331,6 +353,7 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
         if n == 0:
             raise VideoError(path, "the video stream has no frames", "no_frames")
         check_frame_order(path, pts, untimed, container)  # as the backends do: an ok line is a file they decode
+        check_pixel_format(path, pix_fmt)
         if header and n + discarded < header:
             raise VideoError(
                 path, f"the header announces {header} frames but only {n} can be read: truncated file", "truncated"
@@ -503,6 +526,7 @@ def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
     except Exception as e:
         raise VideoError(path, f"decoding fails ({first_line(e)})", "corrupt") from e
     pix_fmt = str(getattr(m, "pixel_format", "") or "")
+    check_pixel_format(path, pix_fmt)
     size, mtime = _stat(path)
     fps = float(m.average_fps or 0.0)
     return VideoInfo(

@@ -140,6 +140,27 @@ def audio_with_cover(path) -> Path:
     return Path(path)
 
 
+def paletted(path, n=6) -> Path:
+    """Raw 8-bit paletted video (pal8: old AVI/MOV), the palette given with the first packet as the formats do."""
+    import av
+
+    rng = np.random.default_rng(0)
+    palette = np.full((256, 4), 255, np.uint8)
+    palette[:, :3] = rng.integers(0, 256, (256, 3))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("rawvideo", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "pal8"
+        for i in range(n):
+            img = ((np.arange(64)[None, :] + np.arange(48)[:, None] * 3 + i * 40) % 256).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray((img, palette), format="pal8")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
 def audio_only(path) -> Path:
     import av
 

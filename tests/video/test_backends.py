@@ -488,3 +488,16 @@ def test_the_video_stream_is_the_first_one_that_is_not_a_cover_picture(tmp_path)
             with pytest.raises(VideoError, match="no video stream") as e:
                 call()
             assert e.value.kind == "no_video" and "cover picture: png" in e.value.reason
+
+
+def test_paletted_video_is_refused(tmp_path):
+    """8-bit paletted video (pal8, raw AVI): the palette comes with the first packet only, and both backends returned
+    all-black frames (the pyav backend seeks for every request of an all-keyframe stream; torchcodec from the first
+    frame on). The probe and the backends refuse it, saying to convert it."""
+    path = media.paletted(tmp_path / "pal8.avi")
+    ref, _ = reference(path)
+    assert ref.mean() > 100  # a plain decode from the start has the palette
+    for call in [lambda: probe(path)] + [lambda b=b: open_decoder(path, b) for b in CPU_BACKENDS]:
+        with pytest.raises(VideoError, match="paletted") as e:
+            call()
+        assert e.value.kind == "unsupported" and "convert it" in e.value.reason
