@@ -1,10 +1,13 @@
 """Probe a video file: what the index records and what planners and decoders need to know.
 
-The probe demuxes the first video stream's packets (no decoding, a few ms per minute of video) to count the
-frames exactly and read their presentation timestamps and keyframes, then decodes the first frame to prove
-the stream decodes and to read the rotation. ``verify=True`` decodes every frame and records the ones the
+The probe demuxes the video stream's packets (the first video stream that is not a cover picture; no decoding, a few
+ms per minute of video) to count the frames exactly and read their presentation timestamps and keyframes, then
+decodes the first frame to prove the stream decodes and to read the rotation (the first 32 where B-frames may carry
+decode-order timestamps: ``REORDERING_CODECS``). ``verify=True`` decodes every frame and records the ones the
 decoder flags as corrupt (ffmpeg conceals broken slices and returns a damaged picture; torchcodec gives no
-sign of it, so the index is the place to find them).
+sign of it, so the index is the place to find them). Files no backend reads frame-exactly are refused here, as the
+backends refuse them, so that an ok line in the index is a file they decode: timestamps that do not fix the frame
+order (missing, repeated, or in decode order) and 8-bit paletted video.
 
 PyAV does the probing when installed (it exposes packet keyframe flags, corrupt-frame flags and side data);
 torchcodec's metadata is the fallback. Neither is imported at module import. torch is not imported either:
