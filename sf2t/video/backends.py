@@ -13,7 +13,9 @@ sorted union of what several samples need and slice, rather than decoding per sa
 | ``dali`` | cuda (NVDEC, "mixed"), cpu (VP8/VP9/MJPEG only) | ``fn.decoders.video`` with an explicit frame list |
 
 MPEG-TS has no index: seeks there may land late, so the pyav backend seeks further back where one did, and
-``auto`` picks it for such files; the torchcodec backend refuses them (its seeks there return wrong frames).
+``auto`` picks it for such files; the torchcodec backend refuses them (its seeks there return wrong frames), and so
+it does MPEG-PS (.mpg, .vob) and AVI files of codecs that reorder frames (MPEG-4 Part 2 / Xvid, H.264 with B-frames),
+where its seeks return the frame before the one asked for (:func:`torchcodec_misreads`).
 
 ``decoder="auto"`` picks by what is installed, the device and the codec, logs the choice once per
 (choice, reason) on the ``sf2t.video`` logger, and never switches to another backend after a failure: a
@@ -36,7 +38,19 @@ from sf2t.ops.fragment_pack import YUV420
 from sf2t.video.convert import SwscaleRGB, copy_planes
 from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import Deadline, VideoInfo, av_open, check_file, demux_index, tc_open
+from sf2t.video.probe import (
+    Deadline,
+    VideoInfo,
+    av_open,
+    check_file,
+    check_frame_order,
+    check_pixel_format,
+    decode_order_error,
+    demux_index,
+    frames_out_of_order,
+    order_unchecked,
+    tc_open,
+)
 
 __all__ = [
     "BACKENDS",
@@ -48,6 +62,7 @@ __all__ = [
     "open_decoder",
     "decoder_threads",
     "as_index_list",
+    "torchcodec_misreads",
     "check_range",
     "DecoderCache",
     "OUTPUTS",
@@ -105,9 +120,12 @@ def choose_decoder(
     if dev.type == "cuda" and "dali" in have:
         if codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
             return "dali", f"{codec} on {dev}: DALI decodes it with NVDEC"
-    ts = is_mpegts(info.path, info.container) if info is not None else path is not None and is_mpegts(path)
-    if ts and "pyav" in have:  # torchcodec refuses it (wrong frames after seeks)
-        return "pyav", "MPEG-TS: torchcodec's seeks in it return wrong frames; PyAV's do not"
+    if info is not None:
+        misread = torchcodec_misreads(info.path, info.container, info.codec)
+    else:
+        misread = torchcodec_misreads(path) if path is not None else None
+    if misread and "pyav" in have:  # torchcodec refuses it (wrong frames after seeks)
+        return "pyav", f"{misread}: torchcodec's seeks in it return wrong frames; PyAV's do not"
     if dev.type == "cuda":
         if "torchcodec" in have:
             return "torchcodec", f"torchcodec decodes on {dev}" + ("" if "dali" in have else " (DALI not installed)")
@@ -125,22 +143,57 @@ def choose_decoder(
     )
 
 
+# codecs whose every frame is a keyframe: nothing is reordered, torchcodec reads their AVIs right
+INTRA_ONLY_CODECS = frozenset(
+    "mjpeg rawvideo png ffv1 huffyuv ffvhuff utvideo magicyuv dnxhd prores jpeg2000 jpegls ljpeg v210 r210".split()
+)
+
+
+def sniff_container(path: str) -> str | None:
+    """``mpegts``, ``mpeg`` (MPEG-PS) or ``avi`` (the libavformat names) by the file's first bytes, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4 + 192 * 3)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"\x00\x00\x01\xba":  # an MPEG pack header
+        return "mpeg"
+    if any(
+        len(head) > off + 2 * step and all(head[off + i * step] == 0x47 for i in range(3))
+        for off, step in ((0, 188), (4, 192))
+    ):
+        return "mpegts"
+    return None
+
+
+def torchcodec_misreads(path: str, container: str | None = None, codec: str | None = None) -> str | None:
+    """What the file is, where torchcodec's exact mode returns wrong frames after a seek (None: not such a file), by the
+    probed container name when given, else by the file's bytes (:func:`sniff_container`; the extension is not
+    trusted). Measured with torchcodec 0.17 on clips whose frames carry their own index:
+
+    * MPEG-TS (no index): an H.264 .ts with B-frames and 8-frame GOPs gave frame 8 for frames 0-5, 32 for 30;
+    * MPEG-PS (.mpg, .vob; no index): MPEG-1/2 with B-frames gave frame k-1 for frames 1-6, frame 12 for 9-11;
+    * AVI of a codec that reorders frames (B-frames: MPEG-4 Part 2 / Xvid / DivX, H.264): frame k-1 for most k,
+      "no more frames" errors for a full read. Intra-only codecs (MJPEG, ...) and H.264 without B-frames read right;
+      with the codec unknown (no probe) an AVI counts as one that reorders."""
+    kind = container or sniff_container(path)
+    if kind == "mpegts":
+        return "an MPEG-TS file"
+    if kind == "mpeg":
+        return "an MPEG-PS file"
+    if kind == "avi" and codec not in INTRA_ONLY_CODECS:
+        return f"an AVI file of {codec}" if codec else "an AVI file"
+    return None
+
+
 def is_mpegts(path: str, container: str | None = None) -> bool:
     """An MPEG transport stream: by the probed container name when given, else by its bytes (sync byte 0x47 every
     188 bytes, or every 192 with M2TS's 4-byte prefix; the extension is not trusted). A container without an index,
     where torchcodec's exact mode returns wrong frames after a seek (torchcodec 0.17, an H.264 .ts with B-frames and
     8-frame GOPs: frame 8 for frames 0-5, frame 32 for 30; "no more frames" errors for the last GOP)."""
-    if container:
-        return container == "mpegts"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4 + 192 * 3)
-    except OSError:
-        return False
-    return any(
-        len(head) > off + 2 * step and all(head[off + i * step] == 0x47 for i in range(3))
-        for off, step in ((0, 188), (4, 192))
-    )
+    return (container or sniff_container(path)) == "mpegts"
 
 
 def as_index_list(path: str, indices: Sequence[int] | torch.Tensor) -> list[int]:
@@ -243,7 +296,8 @@ class TorchCodecBackend(Backend):
 
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
-        if is_mpegts(self.path, self.info.container if self.info is not None else None):
+        container = self.info.container if self.info is not None else None
+        if is_mpegts(self.path, container):
             raise VideoError(
                 self.path,
                 "an MPEG-TS file: torchcodec's seeks in it return wrong frames; decoder=pyav reads it, or remux it to "
@@ -258,6 +312,14 @@ class TorchCodecBackend(Backend):
             num_ffmpeg_threads=self.threads,
             device=str(self.device) if cuda else None,
         )
+        misread = torchcodec_misreads(self.path, container, str(self.dec.metadata.codec or "") or None)
+        if misread:
+            raise VideoError(
+                self.path,
+                f"{misread}: torchcodec's seeks in it return wrong frames; decoder=pyav reads it",
+                "unsupported",
+            )
+        check_pixel_format(self.path, str(getattr(self.dec.metadata, "pixel_format", "") or ""))
         self.num_frames = int(self.dec.metadata.num_frames or 0)
         if self.num_frames <= 0:
             raise VideoError(self.path, "the video stream has no frames", "no_frames")
@@ -299,7 +361,10 @@ class TorchCodecBackend(Backend):
             pts.append(b.pts_seconds.to(torch.float64).cpu())
         self.frames_decoded += self._count_decoded(uniq)
         frames = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return frames.to(self.device), torch.cat(pts)
+        pts = torch.cat(pts)
+        if len(uniq) > 1 and not bool((pts[1:] > pts[:-1]).all()):  # what the probe refuses, met without an index
+            raise VideoError(self.path, "several frames share one timestamp: frame order is ambiguous", "corrupt")
+        return frames.to(self.device), pts
 
 
 def to_rgb(frame):
@@ -367,16 +432,23 @@ class PyAVBackend(Backend):
             )
         self.container, self.stream = av_open(self.path)
         self.stream.thread_count = self.threads
-        pts, keys, untimed = demux_index(self.path, self.container, self.stream)
-        if untimed:
+        demuxed = demux_index(self.path, self.container, self.stream)
+        pts, keys = demuxed.pts, demuxed.keys
+        try:
+            check_pixel_format(self.path, self.stream.codec_context.pix_fmt)
+            check_frame_order(self.path, pts, demuxed.untimed, self.container)
+            # without the index's probe (which checks it), the frames' order against their timestamps
+            if self.info is None and order_unchecked(self.stream, demuxed):
+                if frames_out_of_order(self.path):
+                    raise decode_order_error(self.path)
+        except VideoError:
             self.close()
-            raise VideoError(self.path, f"{untimed} packets carry no timestamp: frame order is ambiguous", "corrupt")
+            raise
         self.pts = pts
         self.index_of = {p: i for i, p in enumerate(pts)}
-        if len(self.index_of) != len(pts):
-            self.close()
-            raise VideoError(self.path, "several frames share one timestamp: frame order is ambiguous", "corrupt")
-        self.keyframes = [i for i, k in enumerate(keys) if k] or [0]
+        # frame 0 counts as a keyframe: a seek to its pts lands on the keyframe at or before it (an edit list may have
+        # cut the stream after its first keyframe, whose frame is then not a frame of the video)
+        self.keyframes = [0] + [i for i, k in enumerate(keys) if k and i > 0]
         self.tb = float(self.stream.time_base)
         self.num_frames = len(pts)
         if self.num_frames <= 0:

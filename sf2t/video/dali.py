@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import av_open, check_file, demux_index, tc_open
+from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, is_cover_picture, tc_open
 
 __all__ = ["DaliBackend", "DALI_CPU_CODECS", "DALI_GPU_CODECS", "DALI_GPU_PIX_FMTS", "clear_pipeline_cache"]
 
@@ -208,17 +208,22 @@ class DaliBackend:
         if importlib.util.find_spec("av") is not None:
             container, stream = av_open(self.path)
             try:
+                if sum(1 for s in container.streams.video if not is_cover_picture(s)) > 1:
+                    raise VideoError(
+                        self.path,
+                        "several video streams: DALI reads the container's default one, which need not be the first "
+                        "(the one sf2t reads and indexes); decoder=pyav or torchcodec reads it",
+                        "unsupported",
+                    )
                 cc = stream.codec_context
                 self.codec = getattr(cc.codec, "canonical_name", None) or cc.name  # "av1", not "libdav1d"
                 self.pix_fmt = cc.pix_fmt or ""
                 self.width, self.height = int(cc.width or 0), int(cc.height or 0)
                 if pts is not None:
                     return [float(t) for t in pts]
-                ticks, _, untimed = demux_index(self.path, container, stream)
-                if untimed:
-                    raise VideoError(
-                        self.path, f"{untimed} packets carry no timestamp: frame order is ambiguous", "corrupt"
-                    )
+                demuxed = demux_index(self.path, container, stream)
+                ticks = demuxed.pts
+                check_frame_order(self.path, ticks, demuxed.untimed, container)
                 tb = float(stream.time_base)
                 times = [t * tb for t in ticks]
             finally:

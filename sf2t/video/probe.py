@@ -1,10 +1,13 @@
 """Probe a video file: what the index records and what planners and decoders need to know.
 
-The probe demuxes the first video stream's packets (no decoding, a few ms per minute of video) to count the
-frames exactly and read their presentation timestamps and keyframes, then decodes the first frame to prove
-the stream decodes and to read the rotation. ``verify=True`` decodes every frame and records the ones the
+The probe demuxes the video stream's packets (the first video stream that is not a cover picture; no decoding, a few
+ms per minute of video) to count the frames exactly and read their presentation timestamps and keyframes, then
+decodes the first frame to prove the stream decodes and to read the rotation (the first 32 where B-frames may carry
+decode-order timestamps: ``REORDERING_CODECS``). ``verify=True`` decodes every frame and records the ones the
 decoder flags as corrupt (ffmpeg conceals broken slices and returns a damaged picture; torchcodec gives no
-sign of it, so the index is the place to find them).
+sign of it, so the index is the place to find them). Files no backend reads frame-exactly are refused here, as the
+backends refuse them, so that an ok line in the index is a file they decode: timestamps that do not fix the frame
+order (missing, repeated, or in decode order) and 8-bit paletted video.
 
 PyAV does the probing when installed (it exposes packet keyframe flags, corrupt-frame flags and side data);
 torchcodec's metadata is the fallback. Neither is imported at module import. torch is not imported either:
@@ -17,11 +20,20 @@ import importlib.util
 import os
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sf2t.video.errors import VideoError, first_line
 
-__all__ = ["VideoInfo", "probe", "check_file", "tc_open", "IMAGE_FORMATS", "Deadline"]
+__all__ = [
+    "VideoInfo",
+    "probe",
+    "check_file",
+    "check_frame_order",
+    "check_pixel_format",
+    "tc_open",
+    "IMAGE_FORMATS",
+    "Deadline",
+]
 
 # libavformat demuxers that read single images (a PNG opens as a 1-frame "video"): not videos for sf2t.
 IMAGE_FORMATS = (
@@ -157,8 +169,16 @@ def _keyframe_interval(keys: list[bool]) -> float | None:
 # PyAV
 
 
+def is_cover_picture(stream) -> bool:
+    """A cover picture (an "attached picture": one still image in a video stream's clothes, in music and some video
+    files), not a video."""
+    return bool(int(stream.disposition) & 0x400)  # AV_DISPOSITION_ATTACHED_PIC
+
+
 def av_open(path: str):
-    """(container, first video stream) with PyAV, or a ``VideoError`` that says what the file is instead."""
+    """(container, the video stream) with PyAV, or a ``VideoError`` that says what the file is instead. The video stream
+    is the first one that is not a cover picture: the one every backend reads (``tc_open`` makes torchcodec follow
+    it; its default, the "best" stream, is the default-flagged one where another is flagged)."""
     import av
 
     try:
@@ -171,31 +191,54 @@ def av_open(path: str):
     if fmt in IMAGE_FORMATS or fmt.endswith("_pipe"):
         container.close()
         raise VideoError(path, f"an image file ({fmt.replace('_pipe', '')}), not a video", "not_video")
-    if not container.streams.video:
-        other = [f"{s.type}: {s.codec_context.name}" for s in container.streams if s.codec_context is not None]
+    videos = [s for s in container.streams.video if not is_cover_picture(s)]
+    if not videos:
+        other = [
+            f"{'cover picture' if s.type == 'video' else s.type}: {s.codec_context.name}"
+            for s in container.streams
+            if s.codec_context is not None
+        ]
         container.close()
         what = f" (only {', '.join(other)})" if other else ""
         raise VideoError(path, f"no video stream{what}", "no_video")
-    return container, container.streams.video[0]
+    return container, videos[0]
 
 
-def demux_index(path: str, container, stream, deadline: Deadline | None = None):
-    """Sorted presentation timestamps (stream time-base units) and keyframe flags of every frame, by demuxing.
+class Demuxed(NamedTuple):
+    """What :func:`demux_index` found in the first video stream's packets."""
 
-    Returns (pts list, keyframe flags in presentation order, packets without a timestamp)."""
+    pts: list[int]  # presentation timestamps of the frames, sorted (stream time-base units)
+    keys: list[bool]  # keyframe flags, in the same (presentation) order
+    untimed: int  # packets without a timestamp
+    discarded: int  # packets the container marks for discarding
+    reordered: bool  # timestamps go back somewhere in decode (file) order: B-frames stored with their own times
+
+
+def demux_index(path: str, container, stream, deadline: Deadline | None = None) -> Demuxed:
+    """Sorted presentation timestamps and keyframe flags of every frame, by demuxing (:class:`Demuxed`).
+
+    Packets the container marks for discarding are left out: an MP4/MOV edit list that starts after a keyframe (every
+    ``ffmpeg -ss T -c copy`` cut, many phone videos) keeps the packets before its start for decoding only, and the
+    decoder drops their frames (ffmpeg, PyAV and torchcodec all do), so they are not frames of the video."""
     rows: list[tuple[int, bool]] = []
-    untimed = 0
+    untimed = discarded = 0
+    prev, reordered = None, False
     try:
         for i, pkt in enumerate(container.demux(stream)):
             if deadline is not None and i % 256 == 0:
                 deadline.check()
             if pkt.size == 0:  # the flush packet
                 continue
+            if pkt.is_discard:
+                discarded += 1
+                continue
             ts = pkt.pts if pkt.pts is not None else pkt.dts
             if ts is None:
                 untimed += 1
                 continue
             rows.append((int(ts), bool(pkt.is_keyframe)))
+            reordered = reordered or (prev is not None and ts < prev)
+            prev = ts
     except VideoError:
         raise
     except Exception as e:
@@ -205,7 +248,90 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None):
             "truncated",
         ) from e
     rows.sort()
-    return [r[0] for r in rows], [r[1] for r in rows], untimed
+    return Demuxed([r[0] for r in rows], [r[1] for r in rows], untimed, discarded, reordered)
+
+
+# Codecs that may store frames out of presentation order (B-frames). A stream of one that the decoder reorders
+# (``has_b_frames``: its reorder delay) but whose timestamps never go back in file order has timestamps in decode order
+# (a stream copy from AVI, MPEG-PS or a raw stream by ffmpeg 5.1 writes pts = dts; AVI stores no pts at all), or
+# declares a delay it does not use: then the decoder hands frames out with earlier timestamps than the frames before
+# them, and no reader can tell frame k by its timestamp (torchcodec and the pyav backend returned other frames). The
+# first ORDER_CHECK_FRAMES decoded frames tell which. (No delay: frames leave the decoder in file order, so the order
+# of their timestamps is the file's: nothing to check, nothing decoded.)
+REORDERING_CODECS = frozenset("h264 hevc vvc mpeg4 mpeg1video mpeg2video vc1 wmv3 cavs rv30 rv40".split())
+ORDER_CHECK_FRAMES = 32
+
+
+def order_unchecked(stream, demuxed: Demuxed) -> bool:
+    """Whether the decoder's output order must be checked against the timestamps (see ``REORDERING_CODECS``)."""
+    cc = stream.codec_context
+    return cc.name in REORDERING_CODECS and bool(cc.has_b_frames) and not demuxed.reordered
+
+
+def decode_order_error(path: str) -> VideoError:
+    return VideoError(
+        path,
+        "timestamps in decode order, not presentation order (B-frames stored without their own times, e.g. by a "
+        "stream copy from AVI, MPEG-PS or a raw stream): frame k cannot be found by its timestamp; re-encode it "
+        "(ffmpeg -i IN -c:v libx264 OUT.mp4)",
+        "corrupt",
+    )
+
+
+def frames_out_of_order(path: str, limit: int = ORDER_CHECK_FRAMES) -> bool:
+    """Decode the first ``limit`` frames of ``path``'s first video stream: does one come with an earlier timestamp than
+    the one before it?"""
+    container, stream = av_open(path)
+    try:
+        last, n = None, 0
+        for frame in container.decode(stream):
+            if frame.pts is not None:
+                if last is not None and frame.pts < last:
+                    return True
+                last = frame.pts
+            n += 1
+            if n >= limit:
+                break
+        return False
+    except Exception as e:  # a damaged file: the decode that asks for the frame says so
+        raise VideoError(path, f"the first frames do not decode ({first_line(e)})", "corrupt") from e
+    finally:
+        container.close()
+
+
+def check_frame_order(path: str, pts: list[int], untimed: int, container=None) -> None:
+    """Refuse a stream whose presentation order the timestamps do not fix (what :func:`demux_index` found): packets
+    without a timestamp, or several frames sharing one. A frame index would then depend on the reader (torchcodec
+    returned neighbouring frames for such files): the probe and every backend refuse them alike."""
+    if untimed:
+        raw = container is not None and container.format.name in _RAW_STREAMS
+        # (not a stream copy: ffmpeg 5.1's "-r 25 -i IN.h264 -c copy OUT.mp4" gives B-frames decode-order timestamps)
+        hint = " (a raw stream without a container: re-encode it into one, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+        hint = hint if raw else ""
+        what = "1 packet carries" if untimed == 1 else f"{untimed} packets carry"
+        raise VideoError(path, f"{what} no timestamp: frame order is ambiguous{hint}", "corrupt")
+    if len(set(pts)) != len(pts):
+        same = len(pts) - len(set(pts))
+        raise VideoError(
+            path, f"several frames share one timestamp ({same} repeats): frame order is ambiguous", "corrupt"
+        )
+
+
+def check_pixel_format(path: str, pix_fmt: str | None) -> None:
+    """Refuse what no backend decodes right: 8-bit paletted video (pal8: raw or RLE AVI/MOV) carries its palette in
+    the first packet only, so frames decoded after a seek come out black (the pyav backend seeks for every request of
+    such an all-keyframe stream; torchcodec gave black frames from the first), silently."""
+    if pix_fmt == "pal8":
+        raise VideoError(
+            path,
+            "8-bit paletted video (pal8): its palette comes with the first packet only, so decoders return black "
+            "frames after a seek; convert it (ffmpeg -i IN -c:v libx264 -pix_fmt yuv444p OUT.mp4)",
+            "unsupported",
+        )
+
+
+# libavformat demuxers of raw elementary streams: no container, no timestamps
+_RAW_STREAMS = ("h264", "hevc", "vvc", "m4v", "mpegvideo", "h261", "h263", "cavsvideo", "vc1", "obu", "avs2", "avs3")
 
 
 def _bit_depth(pix_fmt: str) -> int:
@@ -223,12 +349,15 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
         cc = stream.codec_context
         codec, pix_fmt = cc.name, cc.pix_fmt or ""
         tb = float(stream.time_base) if stream.time_base else 0.0
-        pts, keys, untimed = demux_index(path, container, stream, deadline)
+        demuxed = demux_index(path, container, stream, deadline)
+        pts, keys, untimed, discarded = demuxed.pts, demuxed.keys, demuxed.untimed, demuxed.discarded
         n = len(pts) + untimed
         header = int(stream.frames or 0)
         if n == 0:
             raise VideoError(path, "the video stream has no frames", "no_frames")
-        if header and n < header and not untimed:
+        check_frame_order(path, pts, untimed, container)  # as the backends do: an ok line is a file they decode
+        check_pixel_format(path, pix_fmt)
+        if header and n + discarded < header:
             raise VideoError(
                 path, f"the header announces {header} frames but only {n} can be read: truncated file", "truncated"
             )
@@ -246,9 +375,14 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
             duration = 1.0 / fps if fps else 0.0
         # Decode from the start: proves the stream decodes and gives the rotation (display matrix). With verify,
         # decode packet by packet, so a damaged packet marks its frame corrupt and decoding goes on after it.
-        container.seek(0, stream=stream)
+        try:
+            container.seek(0, stream=stream)
+        except Exception:  # a format that cannot seek: read it again from the start
+            container.close()
+            container, stream = av_open(path)
         index_of = {p: i for i, p in enumerate(pts)}
         rotation, width, height, corrupt, decoded = None, 0, 0, set(), 0
+        check_order, last, out_of_order = order_unchecked(stream, demuxed), None, False
         for i, pkt in enumerate(container.demux(stream)):
             if i % 32 == 0:
                 deadline.check()
@@ -267,7 +401,12 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
                 decoded += 1
                 if getattr(frame, "is_corrupt", False):
                     corrupt.add(index_of.get(frame.pts, -1))
-            if rotation is not None and not verify:
+                if check_order and frame.pts is not None:
+                    out_of_order = out_of_order or (last is not None and frame.pts < last)
+                    last = frame.pts
+            if out_of_order:
+                raise decode_order_error(path)
+            if rotation is not None and not verify and not (check_order and decoded < ORDER_CHECK_FRAMES):
                 break
         if rotation is None:
             raise VideoError(path, "no frame decodes", "corrupt")
@@ -340,12 +479,39 @@ def tc_open(path: str, **kwargs):
         raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
 
     try:
-        return VideoDecoder(path, **kwargs)
+        dec = VideoDecoder(path, **kwargs)
+        want = _tc_stream_index(path, dec)
+        if want is not None and want != dec.stream_index:
+            dec = VideoDecoder(path, stream_index=want, **kwargs)
+        return dec
+    except VideoError:
+        raise
     except Exception as e:
         msg = str(e).lower()
         if "stream" in msg and ("video" in msg or "best" in msg):
             raise VideoError(path, "no video stream", "no_video") from e
         raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
+
+
+def _tc_stream_index(path: str, dec) -> int | None:
+    """The stream sf2t reads (:func:`av_open`'s) where torchcodec's default may be another one: a file with several
+    video streams (torchcodec takes the default-flagged or "best" one: another stream than the index probed, silently)
+    or whose one video stream may be a cover picture. None: torchcodec's stream, or it cannot be told."""
+    try:
+        from torchcodec._core import get_container_metadata
+
+        streams = get_container_metadata(dec._decoder).streams
+        videos = [int(s.stream_index) for s in streams if type(s).__name__ == "VideoStreamMetadata"]
+    except Exception:  # another torchcodec: its default
+        return None
+    if len(videos) <= 1 and int(dec.metadata.num_frames or 0) > 1:
+        return None
+    if importlib.util.find_spec("av") is None:
+        return videos[0] if videos else None  # no dispositions to read: the first video stream
+    container, stream = av_open(path)  # a VideoError for a file whose only "video" is a cover picture
+    index = int(stream.index)  # (read before closing: the stream dies with its container)
+    container.close()
+    return index
 
 
 def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
@@ -363,6 +529,7 @@ def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
     except Exception as e:
         raise VideoError(path, f"decoding fails ({first_line(e)})", "corrupt") from e
     pix_fmt = str(getattr(m, "pixel_format", "") or "")
+    check_pixel_format(path, pix_fmt)
     size, mtime = _stat(path)
     fps = float(m.average_fps or 0.0)
     return VideoInfo(

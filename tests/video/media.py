@@ -87,6 +87,80 @@ def vfr_clip(path, codec="libx264") -> Path:
     )
 
 
+def two_video_streams(path, codec="libx264", n=10) -> Path:
+    """Two video streams, the second flagged default (what a player shows; torchcodec's "best" stream): a 32x24 first
+    stream of ``moving_frames`` seed 1, a 64x48 second one of seed 2."""
+    import av
+    from av.stream import Disposition
+
+    clips = (moving_frames(n, 24, 32, seed=1), moving_frames(n, 48, 64, seed=2))
+    opts = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+    with av.open(str(path), "w") as c:
+        streams = []
+        for frames in clips:
+            s = c.add_stream(codec, rate=25)
+            s.height, s.width = frames[0].shape[:2]
+            s.pix_fmt = "yuv420p"
+            s.codec_context.options = opts
+            streams.append(s)
+        streams[0].disposition, streams[1].disposition = Disposition(0), Disposition.default
+        for i in range(n):
+            for s, frames in zip(streams, clips):
+                f = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+        for s in streams:
+            for p in s.encode(None):
+                c.mux(p)
+    return Path(path)
+
+
+def audio_with_cover(path) -> Path:
+    """An M4A music file: AAC audio and a PNG cover picture (a video stream marked "attached picture")."""
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(path), "w", format="mp4") as c:
+        a = c.add_stream("aac", rate=44100)
+        v = c.add_stream("png", rate=1)
+        v.width, v.height, v.pix_fmt = 16, 16, "rgb24"
+        v.disposition = Disposition.attached_pic
+        for p in v.encode(av.VideoFrame.from_ndarray(moving_frames(1, 16, 16)[0], format="rgb24")):
+            c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for i in range(20):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts = 44100, i * 1024
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
+def paletted(path, n=6) -> Path:
+    """Raw 8-bit paletted video (pal8: old AVI/MOV), the palette given with the first packet as the formats do."""
+    import av
+
+    rng = np.random.default_rng(0)
+    palette = np.full((256, 4), 255, np.uint8)
+    palette[:, :3] = rng.integers(0, 256, (256, 3))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("rawvideo", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "pal8"
+        for i in range(n):
+            img = ((np.arange(64)[None, :] + np.arange(48)[:, None] * 3 + i * 40) % 256).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray((img, palette), format="pal8")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
 def audio_only(path) -> Path:
     import av
 
@@ -113,6 +187,43 @@ def png_image(path) -> Path:
         for p in s.encode(None):
             c.mux(p)
     return Path(path)
+
+
+def edit_list_cut(src, dst, frames: int = 2) -> Path:
+    """A copy of an MP4 whose timestamps start ``frames`` frames before zero, as ``ffmpeg -ss T -c copy`` writes a cut
+    that starts after a keyframe: the MP4 muxer writes an edit list starting at 0, and readers mark the packets before
+    it for discarding (decoded for reference, never shown)."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        s = i.streams.video[0]
+        t = o.add_stream_from_template(s)
+        step = int(round(1 / (s.average_rate * s.time_base)))
+        for p in i.demux(s):
+            if p.dts is None:
+                continue
+            p.pts -= frames * step
+            p.dts -= frames * step
+            p.stream = t
+            o.mux(p)
+    return Path(dst)
+
+
+def retimed(src, dst, frame_pts) -> Path:
+    """A copy of a clip whose i-th packet (file order) gets timestamp ``frame_pts[i]`` frames, as pts and dts: repeats
+    (what some broken muxers write), or ``range(n)`` for B-frames: timestamps in decode order (what a stream copy from
+    AVI or a raw stream by ffmpeg 5.1 writes)."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        s = i.streams.video[0]
+        t = o.add_stream_from_template(s)
+        step = int(round(1 / (s.average_rate * s.time_base)))
+        for k, p in enumerate(q for q in i.demux(s) if q.size):
+            p.pts = p.dts = frame_pts[k] * step
+            p.stream = t
+            o.mux(p)
+    return Path(dst)
 
 
 def truncated(src, dst, fraction=0.5) -> Path:

@@ -124,6 +124,48 @@ def test_variable_frame_rate_timestamps(tmp_path, backend):
     assert_frame_exact(path, idx, frames, pts)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_edit_list_cut_frames_are_not_frames(tmp_path, backend):
+    """An MP4 cut after a keyframe (an edit list, as ``ffmpeg -ss T -c copy`` writes): the frames before the cut are
+    decoded for reference only, never shown. The probe counts the frames shown, and every backend returns them."""
+    src = media.encode(tmp_path / "src.mp4", media.moving_frames(24, 48, 64), gop=8, bframes=2)
+    path = media.edit_list_cut(src, tmp_path / "cut.mp4", frames=2)
+    ref, ref_pts = reference(path)
+    assert len(ref) == 22  # what ffmpeg / PyAV show
+    info = probe(path)
+    assert info.num_frames == 22 and info.start == pytest.approx(ref_pts[0]) and info.keyframe_interval
+    with open_decoder(path, backend, info=info) as dec:
+        assert dec.num_frames == 22
+        for idx in ([21, 0, 5, 5, 13], list(range(22))):
+            frames, pts = dec.get_frames(idx)
+            assert_frame_exact(path, idx, frames, pts)
+    for k in (0, 1, 9, 21):  # each from a fresh decoder: the first request seeks
+        with open_decoder(path, backend, info=info) as dec:
+            frames, pts = dec.get_frames([k])
+        assert_frame_exact(path, [k], frames, pts)
+
+
+def test_timestamps_that_do_not_fix_the_order_are_refused(tmp_path):
+    """Frames sharing a timestamp (a broken muxer) or packets without one (a raw H.264 stream): which frame is frame k
+    then depends on the reader (torchcodec returned a neighbour), so the probe refuses them as the pyav backend does,
+    with a VideoError (the raw stream made the probe raise PyAV's PermissionError from a seek)."""
+    src = media.encode(tmp_path / "src.mkv", media.moving_frames(12, 48, 64), codec="mjpeg", pix_fmt="yuvj420p")
+    dup = media.retimed(src, tmp_path / "dup.mkv", [0, 1, 2, 2, 3, 4, 5, 5, 5, 6, 7, 8])
+    raw = media.encode(tmp_path / "raw.h264", media.moving_frames(12, 48, 64), fmt="h264", bframes=2)
+    for path, words in ((dup, "share one timestamp"), (raw, "carry no timestamp")):
+        with pytest.raises(VideoError, match=words) as e:
+            probe(path)
+        assert e.value.kind == "corrupt" and e.value.path == str(path)
+        with pytest.raises(VideoError, match=words):
+            open_decoder(path, "pyav")
+    with pytest.raises(VideoError, match="raw stream without a container"):
+        probe(raw)
+    if "torchcodec" in CPU_BACKENDS:  # without the index's verdict: two frames of one timestamp asked together
+        with open_decoder(dup, "torchcodec") as dec:
+            with pytest.raises(VideoError, match="share one timestamp"):
+                dec.get_frames([3, 2])
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_rotated_phone_video_is_upright(tmp_path, rotation):
     """Display-matrix rotation: every backend returns the frames as displayed, like torchcodec / ffmpeg's CLI."""
@@ -361,3 +403,101 @@ def test_mpeg_ts_reaches_every_frame(tmp_path):
         assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(renamed))[0] == "pyav"
     plain = media.encode(tmp_path / "plain.mp4", media.moving_frames(4, 48, 64))
     assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(plain))[0] == "torchcodec"
+
+
+@pytest.mark.parametrize("kind", ["mpeg-ps", "avi"])
+def test_files_torchcodec_misreads_go_to_pyav(tmp_path, kind):
+    """MPEG-PS (.mpg/.vob) and AVI with B-frames (Xvid-style MPEG-4): torchcodec's seeks there return the frame before
+    the one asked for (torchcodec 0.17 on these clips: frame k-1 for k = 1..6, 9 for 7 and 8; "no more frames" near the
+    end of the .mpg). ``auto`` picks PyAV for them, which reads every frame right; torchcodec asked for by name refuses
+    them. An AVI of an intra-only codec (MJPEG) stays with torchcodec, which reads it right."""
+    frames = media.moving_frames(30, 48, 64)
+    if kind == "avi":
+        path = media.encode(tmp_path / "clip.avi", frames, codec="mpeg4", fmt="avi", gop=8, bframes=2)
+    else:
+        path = media.encode(tmp_path / "clip.mpg", frames, codec="mpeg2video", fmt="mpeg", gop=8, bframes=2)
+    info = probe(path)
+    ref, _ = reference(path)
+    assert info.num_frames == len(ref) == 30
+    for i, p in ((info, None), (None, str(path))):  # by the probed container, or by the file's bytes
+        assert choose_decoder(i, "cpu", have=["torchcodec", "pyav"], path=p)[0] == "pyav"
+    for k in range(30):  # each frame from a fresh decoder: the first request seeks
+        with open_decoder(path, info=info) as dec:
+            got, _ = dec.get_frames([k])
+        assert np.array_equal(got[0].numpy(), ref[k]), k
+    with open_decoder(path) as dec:
+        idx = [29, 3, 3, 17, 0, 8, 7]
+        got, pts = dec.get_frames(idx)
+        assert_frame_exact(path, idx, got, pts)
+    if "torchcodec" in CPU_BACKENDS:
+        for i in (info, None):
+            with pytest.raises(VideoError, match="decoder=pyav reads it") as e:
+                open_decoder(path, "torchcodec", info=i)
+            assert e.value.kind == "unsupported"
+    mjpeg = media.encode(tmp_path / "mjpeg.avi", frames[:6], codec="mjpeg", fmt="avi", pix_fmt="yuvj420p")
+    assert choose_decoder(probe(mjpeg), "cpu", have=["torchcodec", "pyav"])[0] == "torchcodec"
+    if "torchcodec" in CPU_BACKENDS:
+        with open_decoder(mjpeg, "torchcodec") as dec:
+            got, pts = dec.get_frames([5, 0, 2])
+        assert_frame_exact(mjpeg, [5, 0, 2], got, pts)
+
+
+def test_decode_order_timestamps_are_refused(tmp_path):
+    """B-frames whose timestamps are in decode order (H.264 in AVI, which stores no pts; an MP4 stream-copied from AVI
+    or from a raw stream by ffmpeg 5.1: pts = dts): the decoder hands frames out with earlier timestamps than the
+    frames before them, so frame k cannot be found by its timestamp (the pyav backend returned frame 2 for frame 3,
+    torchcodec other neighbours). The probe, and the pyav backend without an index, refuse them; the same containers
+    without B-frames (frames leave the decoder in file order) read right, and cost no extra decoding."""
+    frames = media.moving_frames(24, 48, 64)
+    avi = media.encode(tmp_path / "b.avi", frames, fmt="avi", gop=8, bframes=2)
+    src = media.encode(tmp_path / "src.mp4", frames, gop=8, bframes=2)
+    mp4 = media.retimed(src, tmp_path / "decode_order.mp4", list(range(24)))
+    for path in (avi, mp4):
+        with pytest.raises(VideoError, match="decode order") as e:
+            probe(path)
+        assert e.value.kind == "corrupt" and e.value.path == str(path) and "re-encode" in e.value.reason
+        with pytest.raises(VideoError, match="decode order"):
+            open_decoder(path, "pyav")
+    plain = media.encode(tmp_path / "plain.avi", frames, fmt="avi", gop=8)  # ultrafast: no B-frames
+    info = probe(plain)
+    assert info.num_frames == 24
+    for i in (info, None):
+        with open_decoder(plain, "pyav", info=i) as dec:
+            idx = [23, 3, 0, 12, 12]
+            got, pts = dec.get_frames(idx)
+        assert_frame_exact(plain, idx, got, pts)
+
+
+def test_the_video_stream_is_the_first_one_that_is_not_a_cover_picture(tmp_path):
+    """Every reader takes the stream the probe indexes: the first video stream that is not a cover picture. torchcodec
+    took the default-flagged one where a later stream was flagged default (another size and other frames than the
+    index said, silently); a music file with cover art made the probe raise PyAV's PermissionError (its "video" was
+    the picture) instead of saying there is no video."""
+    path = media.two_video_streams(tmp_path / "two.mkv")
+    info = probe(path)
+    assert (info.width, info.height, info.num_frames) == (32, 24, 10)
+    for backend in CPU_BACKENDS:
+        assert (probe(path, decoder=backend).width, probe(path, decoder=backend).height) == (32, 24)
+        with open_decoder(path, backend, info=info) as dec:
+            idx = [9, 0, 4, 4]
+            frames, pts = dec.get_frames(idx)
+        assert_frame_exact(path, idx, frames, pts)
+    song = media.audio_with_cover(tmp_path / "song.m4a")
+    for backend in CPU_BACKENDS:
+        for call in (lambda b=backend: probe(song, decoder=b), lambda b=backend: open_decoder(song, b)):
+            with pytest.raises(VideoError, match="no video stream") as e:
+                call()
+            assert e.value.kind == "no_video" and "cover picture: png" in e.value.reason
+
+
+def test_paletted_video_is_refused(tmp_path):
+    """8-bit paletted video (pal8, raw AVI): the palette comes with the first packet only, and both backends returned
+    all-black frames (the pyav backend seeks for every request of an all-keyframe stream; torchcodec from the first
+    frame on). The probe and the backends refuse it, saying to convert it."""
+    path = media.paletted(tmp_path / "pal8.avi")
+    ref, _ = reference(path)
+    assert ref.mean() > 100  # a plain decode from the start has the palette
+    for call in [lambda: probe(path)] + [lambda b=b: open_decoder(path, b) for b in CPU_BACKENDS]:
+        with pytest.raises(VideoError, match="paletted") as e:
+            call()
+        assert e.value.kind == "unsupported" and "convert it" in e.value.reason

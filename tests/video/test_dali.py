@@ -368,6 +368,16 @@ def test_bad_inputs(root, clips):
     assert max(_mad(f, s) for f, s in zip(frames.numpy(), same)) < 1.5
 
 
+def test_several_video_streams_are_refused(root):
+    """DALI reads the container's default video stream, which need not be the first, the one sf2t indexes (it decoded
+    the second, default-flagged stream of this file: other frames, another size): such files are refused."""
+    from tests.video import media
+
+    path = media.two_video_streams(root / "two.webm", codec="libvpx-vp9")
+    e = _expect_error("unsupported", path, lambda: DaliBackend(path))
+    assert "several video streams" in e.reason
+
+
 def test_no_dali_is_no_decoder(clips, monkeypatch):
     import builtins
 
