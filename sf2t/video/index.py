@@ -39,7 +39,10 @@ __all__ = [
 
 # What a folder walk picks up. Files named explicitly are always probed, whatever their extension.
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .ts .mts .m2ts .flv .wmv .3gp .ogv .gif .y4m .mxf .hevc .h264".split()
+    (
+        ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .vob .m2v .ts .mts .m2ts .flv .f4v .wmv .asf .3gp .3g2 .ogv .dv "
+        ".gif .y4m .mxf .hevc .h264"
+    ).split()
 )
 
 

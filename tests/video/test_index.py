@@ -367,3 +367,13 @@ def test_index_progress_does_not_redraw_per_file(tmp_path, capsys, monkeypatch):
     redraws = err.count("\r")
     assert redraws < n // 20, f"{redraws} redraws for {n} files"
     assert f"errors={n // 4}" in err.rsplit("\r", 1)[-1]  # the last state shown counts every error
+
+
+def test_folder_walk_takes_the_common_video_extensions(tmp_path):
+    """MPEG-PS (.vob, .m2v), ASF, DV, F4V and 3G2 files are videos too (a folder of DVD rips gave nothing)."""
+    from sf2t.video.index import find_files
+
+    for name in ("a.vob", "b.m2v", "c.asf", "d.dv", "e.f4v", "f.3g2", "g.txt", "h.json"):
+        (tmp_path / name).write_bytes(b"x")
+    got = [os.path.basename(p) for p in find_files([tmp_path])]
+    assert got == ["a.vob", "b.m2v", "c.asf", "d.dv", "e.f4v", "f.3g2"]
