@@ -117,13 +117,15 @@ def choose_decoder(
     codec = info.codec if info is not None else None
     if output == "yuv420" and dev.type == "cpu" and "pyav" in have:
         return "pyav", "PyAV: YUV420 windows asked for (the RGB conversion runs in fragment_pack)"
-    if dev.type == "cuda" and "dali" in have:
-        if codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
-            return "dali", f"{codec} on {dev}: DALI decodes it with NVDEC"
     if info is not None:
         misread = torchcodec_misreads(info.path, info.container, info.codec)
     else:
         misread = torchcodec_misreads(path) if path is not None else None
+    # The files torchcodec misreads after seeks (MPEG-TS / MPEG-PS, AVIs of reordering codecs) go to PyAV on a GPU
+    # too: DALI's seeks in them have not been checked frame by frame (its tests ran on MP4 / WebM / MKV).
+    if dev.type == "cuda" and "dali" in have and not (misread and "pyav" in have):
+        if codec in DALI_GPU_CODECS and (info is None or info.pix_fmt in DALI_GPU_PIX_FMTS):
+            return "dali", f"{codec} on {dev}: DALI decodes it with NVDEC"
     if misread and "pyav" in have:  # torchcodec refuses it (wrong frames after seeks)
         return "pyav", f"{misread}: torchcodec's seeks in it return wrong frames; PyAV's do not"
     if dev.type == "cuda":

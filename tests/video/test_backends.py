@@ -391,6 +391,9 @@ def test_mpeg_ts_reaches_every_frame(tmp_path):
     assert choose_decoder(info, "cpu", have=["torchcodec", "pyav"])[0] == "pyav"
     assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=str(path))[0] == "pyav"
     assert choose_decoder(info, "cpu", have=["torchcodec"])[0] == "torchcodec"
+    # on a GPU too: DALI's seeks in MPEG-TS were never checked frame by frame (H.264 in MP4 goes to DALI)
+    assert choose_decoder(info, "cuda", have=["torchcodec", "pyav", "dali"])[0] == "pyav"
+    assert choose_decoder(info, "cuda", have=["torchcodec", "dali"])[0] == "dali"
     if "torchcodec" in available_decoders():  # (torchcodec 0.17 gave frame 8 for frames 0-5, 32 for 30)
         for i in (info, None):  # by the probed container, or by the file's bytes (the extension is not trusted)
             with pytest.raises(VideoError, match="decoder=pyav reads it") as e:
