@@ -176,6 +176,15 @@ def _allocator_defaults() -> None:
 def main(argv: list[str] | None = None) -> int:
     _allocator_defaults()
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C where a command has nothing more to say (each says what it kept where it has)
+        name = " ".join(["sf2t", *argv[:1]] if argv and not argv[0].startswith("-") else ["sf2t"])
+        print(f"\n{name}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="show the build, backends, decoders and device")

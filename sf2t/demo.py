@@ -574,6 +574,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # a setting the run found wrong (a --set value against the demo's data, ...)
         print(f"sf2t demo: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\nsf2t demo: interrupted; {a.out} holds what was made so far: the same command runs the demo again "
+            "(it replaces them)",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

@@ -75,3 +75,35 @@ def test_stale_build_is_reported(monkeypatch):
     assert any("built against torch 0.0.1" in r for r in reasons)
     if (_ext._PKG.parent / "csrc").is_dir():
         assert any("csrc/ changed" in r for r in reasons)
+
+
+def _interrupted(*a, **k):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in any sf2t command prints one line (no traceback) and exits 130, as `sf2t train` and `sf2t eval` do:
+    index while it lists the files, demo, throughput, info (the commands without their own message get
+    `sf2t COMMAND: interrupted`)."""
+    import sf2t.demo as demo
+    import sf2t.video.index as index
+    from sf2t import cli
+
+    def check(argv, words):
+        assert cli.main(argv) == 130
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and words in err, err
+        assert len(err.strip().splitlines()) == 1, err
+
+    (tmp_path / "v").mkdir()
+    with monkeypatch.context() as m:
+        m.setattr(index, "find_files", _interrupted)  # before any file is probed
+        check(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet"], "was not changed")
+        (tmp_path / "a.mp4").write_bytes(b"")
+        check(["throughput", "--videos", str(tmp_path / "a.mp4")], "sf2t throughput: interrupted")
+    with monkeypatch.context() as m:
+        m.setattr(demo, "run_demo", _interrupted)
+        check(["demo", "--out", str(tmp_path / "demo")], "sf2t demo: interrupted")
+    with monkeypatch.context() as m:
+        m.setattr(cli, "collect_info", _interrupted)
+        check(["info"], "sf2t info: interrupted")

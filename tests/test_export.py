@@ -199,10 +199,20 @@ def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, c
     # interrupted while replacing it: the earlier index is gone first, so no data.json lists the new frames as old
     import sf2t.tasks.export as export_mod
 
+    # and what it wrote is removed: sample folders without a data.json were left (a folder of yours stays)
+    (out / "frames" / "my notes").mkdir()
     interrupt_after(export_mod, "_save", 3)
     assert cli.main([*args, "--out", str(out), "--num", "4", "--seed", "2"]) == 130
-    assert "interrupted" in capsys.readouterr().err and not (out / "data.json").exists()
+    err = capsys.readouterr().err
+    assert "sf2t tasks export: interrupted" in err and "Traceback" not in err and not (out / "data.json").exists()
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*")] == ["frames", "frames/my notes"]
     monkeypatch.undo()
+    new = tmp_path / "new" / "exp"  # a folder the export made: removed
+    interrupt_after(export_mod, "_save", 3)
+    assert cli.main([*args, "--out", str(new), "--num", "4"]) == 130
+    assert not new.exists() and (tmp_path / "new").is_dir()
+    monkeypatch.undo()
+    shutil.rmtree(out / "frames" / "my notes")
     (out / ".data.json.0badc0de.tmp").write_text("[")  # a write killed half way: not "other files"
     assert cli.main([*args, "--out", str(out), "--num", "2"]) == 0
     assert len(json.loads((out / "data.json").read_text())) == 2

@@ -963,3 +963,45 @@ def test_a_failed_rebuild_leaves_the_benchmark_as_it_was(bench, tmp_path, capsys
     )
     assert cli.main([*argv, "--seed", "7", "--scene-annotations", str(labels), "--out", str(out)]) == 2
     assert "line 2" in capsys.readouterr().err and state() == before
+
+
+def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsys, monkeypatch, interrupt_after):
+    """Ctrl-C during `sf2t finevidbench build`: one line and exit 130 as the other commands (it was a traceback), no
+    staging folder left, and the fragment questions' progress bar closed (it was left open on any error)."""
+    import sf2t._progress as progress
+    import sf2t.tasks.export as export_mod
+
+    bars, real = [], progress.progress_bar
+
+    def recorded(*a, **k):
+        bars.append(real(*a, **k))
+        return bars[-1]
+
+    monkeypatch.setattr(progress, "progress_bar", recorded)
+    manifest = str(bench.parent.parent / "m.jsonl")
+    out = tmp_path / "b" / "bench.json"
+    interrupt_after(export_mod, "_save", 3)
+    argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "2", "--out", str(out)]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "sf2t finevidbench build: interrupted" in err
+    assert not out.exists() and not list(out.parent.iterdir())  # the staging folder is removed
+    with pytest.raises(KeyboardInterrupt):  # (the traceback keeps the bar alive: closed by the build, not by GC)
+        build(manifest, str(out), per_category=2, seed=1, log=lambda s: None, progress=True)
+    assert [b.desc for b in bars][-1] == "fragment questions" and all(b.disable for b in bars)
+
+
+def test_export_interrupted_removes_what_it_wrote(bench, tmp_path, capsys, monkeypatch, interrupt_after):
+    """Ctrl-C during `sf2t finevidbench export`: one line, exit 130, and the videos it wrote are removed: they were
+    left without the folder's marker, and the same command then refused the folder as "other files"."""
+    import sf2t.finevidbench.export as fexport
+
+    out = tmp_path / "x"
+    argv = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval", "--out", str(out)]
+    interrupt_after(fexport, "_write_video", 2)
+    assert cli.main(argv) == 130
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "sf2t finevidbench export: interrupted" in err
+    assert not out.exists()  # made by the export: removed with what it wrote
+    assert cli.main(argv) == 0

@@ -340,6 +340,20 @@ def test_smoke_full_finetune_loss_falls(tiny, clips, tmp_path):
         assert torch.equal(v, ref[k]), k
 
 
+def test_progress_bar_into_a_log_does_not_redraw_every_step(tiny, clips, tmp_path, capsys, monkeypatch):
+    """With stderr redirected to a file (``nohup sf2t train ... > log 2>&1``) the train bar redraws at a log's pace:
+    tqdm's 0.1 s wrote a line into the log ten times a second, and each set_postfix (every 10 steps) one more."""
+    from sf2t.train.loop import train
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr("tqdm.std.time", lambda: next(clock) * 0.05)  # tqdm's clock: a read every 0.05 s
+    steps = 21
+    cfg = _cfg(tiny, clips, tmp_path, steps=steps, batch_size=1, tasks=["counting"], progress=True)
+    train(cfg, log=lambda s: None, save=False)
+    draws = capsys.readouterr().err.count("\rtrain:")  # the train bar's (the model loading's bar is transformers')
+    assert 0 < draws <= 5, draws  # the first draw, a paced redraw or two, the close
+
+
 def test_all_six_tasks_train_end_to_end(tiny, clips, tmp_path):
     """One run mixing all six tasks: every task gives batches, every step's loss is finite, LoRA on both towers."""
     from sf2t.tasks import TASKS
@@ -1840,7 +1854,7 @@ def test_curve_points_are_distinct_chunks():
     assert _curve([]) == []
 
 
-def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, tmp_path, monkeypatch):
+def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, tmp_path, monkeypatch, capsys):
     """Ctrl-C (or any error that is not an OSError) while a checkpoint or a merged model is written removes the
     partial copy at once: it was left behind (a checkpoint's weights and optimizer state, or a whole merged model)
     until a next save that an interrupted run may never make, and by sf2t merge for good."""
@@ -1876,6 +1890,15 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
 
     monkeypatch.setattr(loop_mod, "_copy_processor_files", stop)
     out = tmp_path / "elsewhere" / "merged"
-    with pytest.raises(KeyboardInterrupt):
-        main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out)])
+    assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out)]) == 130
+    err = capsys.readouterr().err  # one line, as the other commands (it was a traceback)
+    assert "sf2t merge: interrupted; nothing was changed" in err and "Traceback" not in err
     assert not out.exists() and not [p.name for p in out.parent.iterdir() if p.name.startswith(".merged.tmp-")]
+    # replacing a merged model (--overwrite): interrupted, the earlier one is still there, whole
+    monkeypatch.undo()
+    assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out)]) == 0
+    before = sorted(p.name for p in out.iterdir())
+    monkeypatch.setattr(loop_mod, "_copy_processor_files", stop)
+    argv = ["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out), "--overwrite"]
+    assert main(argv) == 130 and sorted(p.name for p in out.iterdir()) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["merged"]

@@ -75,6 +75,13 @@ def main_build(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the frames and clips made so far were in a staging folder, removed
+        print(
+            f"\nsf2t finevidbench build: interrupted; {args.out} was not written (the frames and clips made so far "
+            "were removed): the same command builds it again",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
@@ -101,6 +108,12 @@ def main_export(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench export: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what it wrote was removed (sf2t.finevidbench.export)
+        print(
+            f"\nsf2t finevidbench export: interrupted; no export was made (what it wrote to {args.out} was removed)",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

@@ -342,9 +342,9 @@ def _bar(items, total: int, desc: str, on: bool):
         return items
     import sys
 
-    from tqdm import tqdm
+    from sf2t._progress import progress_bar
 
-    return tqdm(items, total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False)
+    return progress_bar(items, total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 def _fragment_questions(
@@ -361,48 +361,51 @@ def _fragment_questions(
     qs: list[dict] = []
     w, max_windows = 0, 40 * per_category * len(tasks)
     bar = _bar(None, per_category * len(tasks), "fragment questions", progress)
-    while min(got.values()) < per_category and w < max_windows:
-        for s, frames in sampler.window(w):
-            if got[s.task] >= per_category:
-                continue
-            qid = f"frag-{s.task}-{got[s.task]:04d}"
-            rng = random.Random(f"{seed}:{qid}")
-            q, _ = templates.question_for(s.meta, rng)
-            _, _, options = templates.multiple_choice(s.task, s.meta, rng, question_text=q)
-            answer = options.index(truth_text(s.meta))
-            rec: dict = {
-                "id": qid,
-                "level": "fragment",
-                "category": s.task,
-                "variant": "original",
-                "question": q,
-                "options": options,
-                "answer_index": answer,
-                "meta": s.meta,
-            }
-            if s.frames is None:  # shown as decoded: the video and its frames
-                rec["video"] = {"path": s.meta["source"], "frames": list(s.meta["source_frames"])}
-            else:  # built pixels: the presented frames as images
-                d = stage / "frames" / qid
-                d.mkdir(parents=True, exist_ok=True)
-                shown = s.presented(frames)
-                paths = []
-                for k in range(shown.shape[0]):
-                    _save(shown[k], d / f"{k:02d}.png", "png")
-                    paths.append(str((d / f"{k:02d}.png").relative_to(stage)))
-                rec["video"] = {"frame_images": paths}
-            if s.image is not None:
-                d = stage / "frames" / qid
-                d.mkdir(parents=True, exist_ok=True)
-                _save(s.image, d / "target.png", "png")
-                rec["image"] = str((d / "target.png").relative_to(stage))
-            qs.append(rec)
-            got[s.task] += 1
-            if bar is not None:
-                bar.update(1)
-        w += 1
-    if bar is not None:
-        bar.close()
+    try:
+        while min(got.values()) < per_category and w < max_windows:
+            for s, frames in sampler.window(w):
+                if got[s.task] >= per_category:
+                    continue
+                qid = f"frag-{s.task}-{got[s.task]:04d}"
+                rng = random.Random(f"{seed}:{qid}")
+                q, _ = templates.question_for(s.meta, rng)
+                _, _, options = templates.multiple_choice(s.task, s.meta, rng, question_text=q)
+                answer = options.index(truth_text(s.meta))
+                rec: dict = {
+                    "id": qid,
+                    "level": "fragment",
+                    "category": s.task,
+                    "variant": "original",
+                    "question": q,
+                    "options": options,
+                    "answer_index": answer,
+                    "meta": s.meta,
+                }
+                if s.frames is None:  # shown as decoded: the video and its frames
+                    rec["video"] = {"path": s.meta["source"], "frames": list(s.meta["source_frames"])}
+                else:  # built pixels: the presented frames as images
+                    d = stage / "frames" / qid
+                    d.mkdir(parents=True, exist_ok=True)
+                    shown = s.presented(frames)
+                    paths = []
+                    for k in range(shown.shape[0]):
+                        _save(shown[k], d / f"{k:02d}.png", "png")
+                        paths.append(str((d / f"{k:02d}.png").relative_to(stage)))
+                    rec["video"] = {"frame_images": paths}
+                if s.image is not None:
+                    d = stage / "frames" / qid
+                    d.mkdir(parents=True, exist_ok=True)
+                    _save(s.image, d / "target.png", "png")
+                    rec["image"] = str((d / "target.png").relative_to(stage))
+                qs.append(rec)
+                got[s.task] += 1
+                if bar is not None:
+                    bar.update(1)
+            w += 1
+    finally:  # closed on an error or Ctrl-C too (its last state is not left on the terminal, under the message)
+        if bar is not None:
+            bar.close()
+        sampler.close()
     short = {t: n for t, n in got.items() if n < per_category}
     if short:
         log(f"fragment level: fewer questions than asked for {short} (videos too short or static for them)")
@@ -470,13 +473,18 @@ def build(
         if synthetic:
             from sf2t import synth
 
-            for i in _bar(range(synthetic), synthetic, "synthetic clips", progress):
-                clip = f"scene_{i:04d}"
-                gt = synth.make_clip(stage / "videos" / clip, seed * 1000 + i, width=160, height=120, seconds=5)
-                final = out / "videos" / Path(gt["path"]).name
-                gt["path"] = str(final)  # where it will be; its ground truth file says so too
-                Path(stage / "videos" / clip).with_suffix(".json").write_text(json.dumps(gt, indent=1))
-                scene_sources.append((gt, str(final)))
+            clips = _bar(range(synthetic), synthetic, "synthetic clips", progress)
+            try:
+                for i in clips:
+                    clip = f"scene_{i:04d}"
+                    gt = synth.make_clip(stage / "videos" / clip, seed * 1000 + i, width=160, height=120, seconds=5)
+                    final = out / "videos" / Path(gt["path"]).name
+                    gt["path"] = str(final)  # where it will be; its ground truth file says so too
+                    Path(stage / "videos" / clip).with_suffix(".json").write_text(json.dumps(gt, indent=1))
+                    scene_sources.append((gt, str(final)))
+            finally:  # the bar closed on an error or Ctrl-C too
+                if hasattr(clips, "close"):
+                    clips.close()
         if manifest is not None:
             from sf2t.video.index import expand_videos
 

@@ -397,12 +397,12 @@ def evaluate(
     skipped = missing.keys() | too_long.keys()
     done = {k: v for k, v in done.items() if k not in skipped}
     todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in skipped]
-    from tqdm.auto import tqdm
+    from sf2t._progress import progress_bar
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     step = batch_size if (predictor is None and mode == "likelihood") else 1
-    bar = tqdm(total=len(todo), desc="eval", leave=False, disable=len(todo) < 20)
+    bar = progress_bar(total=len(todo), auto=True, desc="eval", leave=False, disable=len(todo) < 20)
     with open(answers_path, "a") as fh:
         if fh.tell() == 0:  # a new file: first, what makes its answers
             fh.write(json.dumps({_SETTING_KEY: now}) + "\n")

@@ -182,88 +182,123 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
     root = bench["_root"]
     out = Path(out_dir)
     _clear_earlier_export(out)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    name = task or "sf2t_" + "".join(c if c.isalnum() else "_" for c in bench["name"]).strip("_").lower()
-    rows = []
-    for q in bench["questions"]:
-        frames, image = load_media(q, root)
-        vpath = out / "videos" / f"{q['id']}.mp4"
-        _write_video(frames, vpath, fps)
-        row = {
-            "id": q["id"],
-            "video": str(vpath.relative_to(out)),
-            "question": q["question"],
-            "prompt": render_question(q),
-            "options": q["options"],
-            "answer_index": q["answer_index"],
-            "answer": LETTERS[q["answer_index"]],
-            "level": q["level"],
-            "category": q["category"],
-            "variant": q["variant"],
-        }
-        if image is not None:
-            from PIL import Image
+    # what the folder holds now (new, empty, or files of yours an earlier export left): a failed or interrupted
+    # export removes what it wrote, so the folder is not left without the marker (a rerun refused it then)
+    made_out = not out.exists()
+    before = set(out.rglob("*")) if out.is_dir() else set()
+    try:
+        (out / "videos").mkdir(parents=True, exist_ok=True)
+        name = task or "sf2t_" + "".join(c if c.isalnum() else "_" for c in bench["name"]).strip("_").lower()
+        rows = []
+        for q in bench["questions"]:
+            frames, image = load_media(q, root)
+            vpath = out / "videos" / f"{q['id']}.mp4"
+            _write_video(frames, vpath, fps)
+            row = {
+                "id": q["id"],
+                "video": str(vpath.relative_to(out)),
+                "question": q["question"],
+                "prompt": render_question(q),
+                "options": q["options"],
+                "answer_index": q["answer_index"],
+                "answer": LETTERS[q["answer_index"]],
+                "level": q["level"],
+                "category": q["category"],
+                "variant": q["variant"],
+            }
+            if image is not None:
+                from PIL import Image
 
-            ipath = out / "videos" / f"{q['id']}.png"
-            Image.fromarray(image.numpy()).save(ipath)
-            row["image"] = str(ipath.relative_to(out))
-        rows.append(row)
-    if fmt == "lmms-eval":
-        data = out / f"{name}.jsonl"
-        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (out / "utils.py").write_text(_with_parser(_LMMS_UTILS))
-        cfg = "\n".join(
-            [
-                f'task: "{name}"',
-                "dataset_path: json",
-                "dataset_kwargs:",
-                "  data_files:",
-                f"    test: {json.dumps(str(data.resolve()))}",
-                "test_split: test",
-                "output_type: generate_until",
-                "doc_to_visual: !function utils.doc_to_visual",
-                "doc_to_text: !function utils.doc_to_text",
-                'doc_to_target: "answer"',
-                "generation_kwargs:",
-                "  max_new_tokens: 16",
-                "  temperature: 0",
-                "  do_sample: false",
-                "process_results: !function utils.process_results",
-                "metric_list:",
-                "  - metric: accuracy",
-                "    aggregation: mean",
-                "    higher_is_better: true",
-                "  - metric: category_accuracy",
-                "    aggregation: !function utils.aggregate_by_category",
-                "    higher_is_better: true",
-                "lmms_eval_specific_kwargs:",
-                "  default:",
-                '    pre_prompt: ""',
-                '    post_prompt: ""',
-                "metadata:",
-                "  version: 1.0",
-                f'  sf2t_format: "{bench.get("format")}"',
-                "",
-            ]
-        )
-        path = out / f"{name}.yaml"
-        path.write_text(cfg)
-    else:
-        k = max(len(r["options"]) for r in rows)
-        path = out / f"{name}.tsv"
-        with open(path, "w", newline="") as fh:
-            wr = csv.writer(fh, delimiter="\t")
-            wr.writerow(["index", "video", "question", *LETTERS[:k], "answer", "category", "level", "variant", "id"])
-            for i, r in enumerate(rows):
-                opts = r["options"] + [""] * (k - len(r["options"]))
+                ipath = out / "videos" / f"{q['id']}.png"
+                Image.fromarray(image.numpy()).save(ipath)
+                row["image"] = str(ipath.relative_to(out))
+            rows.append(row)
+        if fmt == "lmms-eval":
+            data = out / f"{name}.jsonl"
+            data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            (out / "utils.py").write_text(_with_parser(_LMMS_UTILS))
+            cfg = "\n".join(
+                [
+                    f'task: "{name}"',
+                    "dataset_path: json",
+                    "dataset_kwargs:",
+                    "  data_files:",
+                    f"    test: {json.dumps(str(data.resolve()))}",
+                    "test_split: test",
+                    "output_type: generate_until",
+                    "doc_to_visual: !function utils.doc_to_visual",
+                    "doc_to_text: !function utils.doc_to_text",
+                    'doc_to_target: "answer"',
+                    "generation_kwargs:",
+                    "  max_new_tokens: 16",
+                    "  temperature: 0",
+                    "  do_sample: false",
+                    "process_results: !function utils.process_results",
+                    "metric_list:",
+                    "  - metric: accuracy",
+                    "    aggregation: mean",
+                    "    higher_is_better: true",
+                    "  - metric: category_accuracy",
+                    "    aggregation: !function utils.aggregate_by_category",
+                    "    higher_is_better: true",
+                    "lmms_eval_specific_kwargs:",
+                    "  default:",
+                    '    pre_prompt: ""',
+                    '    post_prompt: ""',
+                    "metadata:",
+                    "  version: 1.0",
+                    f'  sf2t_format: "{bench.get("format")}"',
+                    "",
+                ]
+            )
+            path = out / f"{name}.yaml"
+            path.write_text(cfg)
+        else:
+            k = max(len(r["options"]) for r in rows)
+            path = out / f"{name}.tsv"
+            with open(path, "w", newline="") as fh:
+                wr = csv.writer(fh, delimiter="\t")
                 wr.writerow(
-                    [i, r["video"], r["question"], *opts, r["answer"], r["category"], r["level"], r["variant"], r["id"]]
+                    ["index", "video", "question", *LETTERS[:k], "answer", "category", "level", "variant", "id"]
                 )
-        (out / "sf2t_vlmevalkit.py").write_text(_with_parser(_VLMEVAL_CLASS.format(tsv=path.name, name=name)))
-    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != MARKER)
-    (out / MARKER).write_text(json.dumps({"format": fmt, "bench": str(Path(bench_path).resolve()), "files": written}))
+                for i, r in enumerate(rows):
+                    opts = r["options"] + [""] * (k - len(r["options"]))
+                    wr.writerow(
+                        [
+                            i,
+                            r["video"],
+                            r["question"],
+                            *opts,
+                            r["answer"],
+                            r["category"],
+                            r["level"],
+                            r["variant"],
+                            r["id"],
+                        ]
+                    )
+            (out / "sf2t_vlmevalkit.py").write_text(_with_parser(_VLMEVAL_CLASS.format(tsv=path.name, name=name)))
+        written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != MARKER)
+        (out / MARKER).write_text(
+            json.dumps({"format": fmt, "bench": str(Path(bench_path).resolve()), "files": written})
+        )
+    except BaseException:
+        _remove_new(out, before, made_out)
+        raise
     log(f"exported {len(rows)} questions for {fmt}: {path}")
     return path
+
+
+def _remove_new(out: Path, before: set[Path], made_out: bool) -> None:
+    """Remove what an export wrote into ``out`` (the files and folders not in ``before``), ``out`` too if it made it."""
+    new = [p for p in out.rglob("*") if p not in before] if out.is_dir() else []
+    for p in new:
+        if not p.is_dir():
+            p.unlink(missing_ok=True)
+    for d in sorted((p for p in new if p.is_dir()), key=lambda d: -len(d.parts)) + ([out] if made_out else []):
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 MARKER = ".sf2t-export.json"  # what an export wrote: a re-export into the folder replaces exactly that

@@ -109,6 +109,7 @@ def export(
     out = Path(out)
     _check_out(out)
     sampler = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
+    made_out = not out.exists()
     for name in ("data.json", "dataset_info.json", "summary.json"):  # an earlier export's index: this one replaces
         (out / name).unlink(missing_ok=True)  # it, and its frames are overwritten as this one goes (no stale mix)
     (out / "frames").mkdir(parents=True, exist_ok=True)
@@ -116,9 +117,9 @@ def export(
     max_windows = max_windows if max_windows is not None else 50 * num + 100
     bar = None
     if progress:
-        from tqdm import tqdm
+        from sf2t._progress import progress_bar
 
-        bar = tqdm(total=num, desc="export", unit="sample", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(total=num, desc="export", unit="sample", file=sys.stderr, dynamic_ncols=True)
     w = 0
     try:
         while len(records) < num:
@@ -160,6 +161,16 @@ def export(
                 if bar is not None:
                     bar.update(1)
             w += 1
+    except BaseException:  # Ctrl-C or an error half way: no sample folders are left without a data.json listing them
+        if bar is not None:
+            bar.close()
+        _remove_samples(out, set(), ignore_errors=True)  # this run's, and the earlier export's (its index is gone)
+        for d in [out / "frames"] + ([out] if made_out else []):
+            try:
+                d.rmdir()  # only when empty (a folder of yours in frames/ stays)
+            except OSError:
+                pass
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -167,10 +178,7 @@ def export(
     from sf2t._files import write_text_atomic
 
     write_text_atomic(out / "data.json", json.dumps(records, indent=1), "data.json")
-    keep = {r["id"] for r in records}
-    for d in (out / "frames").iterdir():  # frames of an earlier, larger export into the same folder
-        if d.is_dir() and d.name not in keep and re.fullmatch(r"[a-z_]+-\d{6}", d.name):  # a sample's, not yours
-            shutil.rmtree(d)
+    _remove_samples(out, {r["id"] for r in records})  # frames of an earlier, larger export into the same folder
     # LLaMA-Factory's dataset entry for the rows (both formats are its "sharegpt" formatting, with its default tags
     # for the sharegpt format). "images" is listed only when some row has one: LLaMA-Factory reads a listed column
     # from every row (a KeyError when no localization sample was exported).
@@ -206,6 +214,16 @@ def _provenance(meta: dict) -> str:
     if meta.get("task") == "localization" and "target_source" in p:
         return f" (target: {os.path.basename(p['target_source'])} frame {p.get('target_frame')})"
     return ""
+
+
+def _remove_samples(out: Path, keep: set[str], ignore_errors: bool = False) -> None:
+    """Remove the sample folders under ``out/frames`` (by their names: ``<task>-<6 digits>``; other folders there
+    are yours) except those in ``keep``."""
+    if not (out / "frames").is_dir():
+        return
+    for d in (out / "frames").iterdir():
+        if d.is_dir() and d.name not in keep and re.fullmatch(r"[a-z_]+-\d{6}", d.name):
+            shutil.rmtree(d, ignore_errors=ignore_errors)
 
 
 _EXPORT_FILES = {"frames", "data.json", "data.json.tmp", "dataset_info.json", "summary.json"}
@@ -378,10 +396,11 @@ def main(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: {args.out} holds a partial export (no data.json yet); the same command makes it again",
-            file=sys.stderr,
-        )
+        if args.tasks_command == "export":
+            what = f"no export was made: the sample frames written to {args.out} were removed"
+        else:
+            what = f"no contact sheet was written to {args.out}"
+        print(f"\nsf2t tasks {args.tasks_command}: interrupted; {what}", file=sys.stderr)
         return 130
     print("usage: sf2t tasks {export,preview} ... (--help for the options)", file=sys.stderr)
     return 2

@@ -406,16 +406,22 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.train.config import find_run_config
     from sf2t.train.loop import _copy_processor_files
 
+    out = Path(args.out).resolve()
+    interrupted = f"\nsf2t merge: interrupted; nothing was changed in {out}"
     run_cfg = find_run_config(args.adapter)  # the run's settings, next to its adapter
-    model, tok = load_model_and_tokenizer(args.base)
     try:
+        model, tok = load_model_and_tokenizer(args.base)
         merged = load_adapter(model, args.adapter, args.base).merge_and_unload()
     except ValueError as e:  # shapes or module names of another model
         print(f"sf2t merge: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out).resolve()
-    # written next to --out, then moved into place: a failure leaves --out as it was
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    # written next to --out, then moved into place: a failure leaves --out as it was. A --out replaced is moved aside
+    # first and removed once the new one is in place (removed first, a Ctrl-C there lost both)
+    tag = uuid.uuid4().hex[:8]
+    tmp, old = out.with_name(f".{out.name}.tmp-{tag}"), None
     try:
         tmp.mkdir(parents=True)
         merged.save_pretrained(tmp)
@@ -424,14 +430,22 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         if run_cfg is not None:  # sf2t eval --model OUT then sees the video as the run did (layout, compression)
             shutil.copy(run_cfg, tmp / "train_config.json")
         if out.exists():
-            shutil.rmtree(out)
+            old = out.with_name(f".{out.name}.old-{tag}")
+            out.rename(old)
         tmp.rename(out)
     except BaseException as e:  # Ctrl-C or any error too: the partial copy of the merged model is not left behind
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not out.exists():
+            old.rename(out)  # --out as it was
+        if isinstance(e, KeyboardInterrupt):
+            print(interrupted, file=sys.stderr)
+            return 130
         if not isinstance(e, OSError):
             raise
         print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
         return 1
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     print(f"merged {args.adapter} into {args.base}: {out}" + (f" (with the run's {run_cfg.name})" if run_cfg else ""))
     return 0
 

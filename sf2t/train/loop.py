@@ -316,8 +316,7 @@ def train(
     """Train for ``cfg.steps`` optimizer steps; returns a ``TrainResult`` (and saves to ``cfg.out_dir``).
     ``initial_evals``: held-out evaluations made before training (``sf2t train``'s step 0): they start the result's
     ``evals`` and go into every checkpoint, so a resumed run reports them too (it does not evaluate step 0 again)."""
-    from tqdm.auto import tqdm
-
+    from sf2t._progress import progress_bar
     from sf2t.train.data import SUPERVISED, batches
 
     if cfg.threads:
@@ -473,8 +472,9 @@ def train(
     metrics = MetricsLog(Path(cfg.out_dir), start_step, tensorboard=cfg.tensorboard, log=log) if rank == 0 else None
     t_start = time.perf_counter()
     t_data_start, tokens_start = t_data, n_tokens
-    bar = tqdm(
+    bar = progress_bar(
         range(start_step, cfg.steps),
+        auto=True,
         desc="train",
         disable=not cfg.progress or rank != 0,
         dynamic_ncols=True,
@@ -584,6 +584,7 @@ def train(
                 sps=f"{samples_s:.1f}",
                 tps=f"{tokens_s:.0f}",
                 wait=f"{100 * wait:.0f}%",
+                refresh=not bar.log_paced,  # into a log: shown at the bar's next redraw (a refresh is a line more)
             )
         if cfg.log_every and (step + 1) % cfg.log_every == 0 and not cfg.progress:
             recent = losses[-cfg.log_every :]

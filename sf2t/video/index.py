@@ -433,9 +433,9 @@ def index_paths(
             todo.append(p)
     bar = None
     if progress and todo:
-        from tqdm import tqdm
+        from sf2t._progress import progress_bar
 
-        bar = tqdm(total=len(todo), desc="indexing", unit="file", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(total=len(todo), desc="indexing", unit="file", file=sys.stderr, dynamic_ncols=True)
 
     def save(entries) -> None:
         write_text_atomic(out, "".join(json.dumps(e) + "\n" for e in entries), "manifest")
@@ -539,6 +539,9 @@ def main(args) -> int:
             "same command again to go on (finished lines are reused)",
             file=sys.stderr,
         )
+        return 130
+    except KeyboardInterrupt:  # before any file was probed (listing the files, reading the earlier manifest)
+        print(f"\ninterrupted before any file was probed; {args.out} was not changed", file=sys.stderr)
         return 130
     print(res.summary())
     print(f"manifest: {args.out}")
