@@ -105,3 +105,16 @@ def test_a_draw_does_not_go_over_the_whole_pool(n):
     for idx in range(60, 120):
         factory.task_sample(idx)
     assert _Counted.passes <= 2, _Counted.passes  # disorder's list and localization's positions again, once
+
+
+def test_a_target_video_that_does_not_decode_is_the_one_dropped():
+    """Localization pastes a frame of another video: when that one fails to decode, it leaves the pool, not the video
+    the sample was drawn for (which dropped good videos one by one while the broken one stayed)."""
+    from sf2t.tasks.base import make_rng
+
+    good, bad = _info("/v/good.mp4"), _info("/v/bad.mp4")
+    pool = VideoPool(infos=[good, bad])
+    f = SampleFactory(pool, ["localization"], None, store=_Store(), seed=3)
+    assert f._try_video(f.tasks["localization"], good, make_rng(0, 0, "t")) is None  # its target failed
+    assert [s.path for s in pool.skipped] == ["/v/bad.mp4"]
+    assert [i.path for i in pool.usable("localization")] == ["/v/good.mp4"]

@@ -397,7 +397,11 @@ class SampleFactory:
                         )
                     other = others[rng.randrange(len(others))]
                     plan = t.plan(info.path, info.num_frames, rng, other=(other.path, other.num_frames))
-                    extra = [self.store.get(other, [k])[0] for _, k in plan.extra]
+                    try:
+                        extra = [self.store.get(other, [k])[0] for _, k in plan.extra]
+                    except VideoError as e:  # the target's video fails, not this one: that one leaves the pool
+                        self.pool.drop(other.path, e.kind, e.reason)
+                        return None
                 else:
                     plan = t.plan(info.path, info.num_frames, rng)
                 frames = self.store.get(info, plan.frame_ids)
