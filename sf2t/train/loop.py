@@ -398,9 +398,10 @@ def train(
             # each rank's own pool and RNG when the process count is the same (torchrun: ranks drop videos and
             # draw dropout masks independently); else the union of the ranks' drops and rank 0's RNG
             by_rank = st.get("dropped_by_rank")
+            in_pool = {i.path for i in factory.pool.infos}
             for path_, kind, reason, *task in by_rank[rank] if same_world and by_rank else st["dropped"]:
                 # later draws see the same pool (supervised records' videos are not in the pool's infos)
-                if any(i.path == path_ for i in factory.pool.infos) or (task and task[0] == SUPERVISED):
+                if path_ in in_pool or (task and task[0] == SUPERVISED):
                     factory.pool.drop(path_, kind, reason, task[0] if task else None)
             if same_world and st.get("rng_by_rank"):
                 set_rng_state(st["rng_by_rank"][rank])
