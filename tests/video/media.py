@@ -130,13 +130,7 @@ def audio_with_cover(path) -> Path:
             c.mux(p)
         for p in v.encode(None):
             c.mux(p)
-        for i in range(20):
-            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            fr.sample_rate, fr.pts = 44100, i * 1024
-            for p in a.encode(fr):
-                c.mux(p)
-        for p in a.encode(None):
-            c.mux(p)
+        _mux_silence(c, a)
     return Path(path)
 
 
@@ -165,15 +159,21 @@ def audio_only(path) -> Path:
     import av
 
     with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=44100)
-        for i in range(20):
-            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            fr.sample_rate, fr.pts = 44100, i * 1024
-            for p in s.encode(fr):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+        _mux_silence(c, c.add_stream("aac", rate=44100))
     return Path(path)
+
+
+def _mux_silence(c, stream, frames: int = 20) -> None:
+    """``frames`` frames of 1024 silent mono samples into audio ``stream`` of container ``c``, then the flush."""
+    import av
+
+    for i in range(frames):
+        fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        fr.sample_rate, fr.pts = stream.rate, i * 1024
+        for p in stream.encode(fr):
+            c.mux(p)
+    for p in stream.encode(None):
+        c.mux(p)
 
 
 def png_image(path) -> Path:

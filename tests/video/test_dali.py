@@ -17,6 +17,7 @@ from sf2t.synth import make_clip  # noqa: E402
 from sf2t.video import dali as dali_mod  # noqa: E402
 from sf2t.video.dali import DaliBackend  # noqa: E402
 from sf2t.video.errors import VideoError  # noqa: E402
+from tests.video import media  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -306,15 +307,7 @@ def test_bad_inputs(root, clips):
     (root / "head.webm").write_bytes(data[:300])
     _expect_error("unreadable", root / "head.webm", lambda: DaliBackend(root / "head.webm"))
 
-    with av.open(str(root / "audio.mp4"), "w", format="mp4") as c:
-        s = c.add_stream("aac", rate=48000)
-        for i in range(4):
-            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            f.sample_rate, f.pts = 48000, i * 1024
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    media.audio_only(root / "audio.mp4")
     _expect_error("no_video", root / "audio.mp4", lambda: DaliBackend(root / "audio.mp4"))
 
     with av.open(str(root / "still.png"), "w", format="image2") as c:
