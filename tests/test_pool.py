@@ -118,3 +118,32 @@ def test_a_target_video_that_does_not_decode_is_the_one_dropped():
     assert f._try_video(f.tasks["localization"], good, make_rng(0, 0, "t")) is None  # its target failed
     assert [s.path for s in pool.skipped] == ["/v/bad.mp4"]
     assert [i.path for i in pool.usable("localization")] == ["/v/good.mp4"]
+
+
+def test_supervised_draw_not_exhausted_by_drops_of_other_files():
+    """A resume replays every supervised drop of its checkpoint, also of videos the current supervised_data no longer
+    names: they must not count toward "every supervised video is bad" (a count did: NoUsableVideo at once)."""
+    from sf2t.train.data import SUPERVISED, NoUsableVideo
+    from sf2t.train.supervised import SupervisedRecord
+
+    pool = VideoPool(infos=[_info("/v/a.mp4")])
+    recs = [SupervisedRecord("/new/x.mp4", "q", "a", "0"), SupervisedRecord("/new/y.mp4", "q", "a", "1")]
+    f = SampleFactory(pool, ["counting"], None, store=_Store(), seed=0, supervised=recs, supervised_ratio=1.0)
+    for p in ("/old/a.mp4", "/old/b.mp4"):
+        pool.drop(p, "missing", "supervised_data: gone", task=SUPERVISED)
+    f._supervised_sample = lambda rec, with_answer: {"video": rec.video}  # no decoding: which record was drawn
+    assert f.sample(0)["video"] in ("/new/x.mp4", "/new/y.mp4")
+    for p in ("/new/x.mp4", "/new/y.mp4"):
+        pool.drop(p, "missing", "gone", task=SUPERVISED)
+    with pytest.raises(NoUsableVideo):
+        f.sample(1)
+
+
+def test_dist_timeout_is_not_a_config_change_on_resume():
+    from sf2t.train.config import TrainConfig, config_to_dict
+    from sf2t.train.loop import config_changes
+
+    now = config_to_dict(TrainConfig())
+    older = {k: v for k, v in now.items() if k != "dist_timeout_min"}  # a checkpoint from before the field
+    assert config_changes(older, now) == []
+    assert config_changes({**now, "dist_timeout_min": 5.0}, now) == []

@@ -467,7 +467,7 @@ class SampleFactory:
         a resumed run draw the same."""
         bad = self.pool.excluded.get(SUPERVISED, set())
         while True:
-            if len(bad) >= len(self._supervised_videos):
+            if self._supervised_videos <= bad:  # (bad may hold other files: drops a checkpoint replays)
                 skipped = "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped if s.task == SUPERVISED)
                 raise NoUsableVideo(f"no usable videos left for supervised_data; skipped: {skipped}")
             rec = self.supervised[rng.randrange(len(self.supervised))]

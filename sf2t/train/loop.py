@@ -184,7 +184,7 @@ def make_inputs(cfg: TrainConfig, family=None):
 # fields that change how a run is watched or saved, not what it computes: a resume may change them freely
 RUN_ONLY_FIELDS = frozenset(
     "resume out_dir progress log_every save_every keep_checkpoints eval_every eval_samples tensorboard threads "
-    "workers prefetch clip_cache_mb overwrite".split()
+    "workers prefetch clip_cache_mb overwrite dist_timeout_min".split()
 )
 
 
