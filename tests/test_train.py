@@ -1902,3 +1902,37 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     argv = ["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out), "--overwrite"]
     assert main(argv) == 130 and sorted(p.name for p in out.iterdir()) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["merged"]
+
+
+def test_saving_a_step_again_keeps_the_old_copy_until_the_new_one_is_in_place(tmp_path, monkeypatch):
+    """A checkpoint of a step that exists already (a run resumed from an earlier one) is moved aside, not deleted,
+    before the new copy is renamed into place: Ctrl-C between the two renames leaves the old one (it was deleted,
+    and the cleanup then removed the new copy too: no checkpoint at that step, ``latest`` pointing at nothing); a
+    kill there is repaired when the checkpoints are next read."""
+    import json
+
+    import sf2t.train.checkpoint as ck
+
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(model.parameters())
+    root = tmp_path / "ckpt"
+    mgr = ck.CheckpointManager(root, keep=2)
+    mgr.save(2, model, opt, {"losses": [1.0]}, peft=False)
+    real_replace = ck.os.replace
+
+    def interrupted(src, dst):
+        if str(src).rsplit("/", 1)[-1].startswith(".tmp-step"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mgr.save(2, model, opt, {"losses": [2.0]}, peft=False)
+    monkeypatch.setattr(ck.os, "replace", real_replace)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000002"]
+    assert json.loads((mgr.latest() / "state.json").read_text())["losses"] == [1.0]
+    # a kill (no cleanup) right after the old copy was moved aside: the next reader puts it back
+    real_replace(root / "step-00000002", root / ".old-step-00000002-abcd1234")
+    assert mgr.latest() == root / "step-00000002" and not list(root.glob(".old-*"))
+    mgr.save(2, model, opt, {"losses": [3.0]}, peft=False)
+    assert json.loads((mgr.latest() / "state.json").read_text())["losses"] == [3.0] and not list(root.glob(".*"))

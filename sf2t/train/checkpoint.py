@@ -43,6 +43,11 @@ class CheckpointManager:
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint, or None."""
+        if self.root.is_dir():
+            try:
+                self._restore_replaced()  # a save killed between its two renames
+            except OSError:  # another process (rank) restored it first
+                pass
         ptr = self.root / "latest"
         if not ptr.is_file():
             return None
@@ -95,6 +100,7 @@ class CheckpointManager:
             # Ctrl-C or any other error, not only at the next save (which a run stopped here may never make)
             for stale in self.root.glob(f".tmp-{name}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
+            self._restore_replaced()
             if not isinstance(e, OSError):
                 raise
             import errno
@@ -106,10 +112,21 @@ class CheckpointManager:
                 f"{previous or 'none written yet'}. Free space (or lower keep_checkpoints) and resume=auto",
             ) from e
 
+    def _restore_replaced(self) -> None:
+        """A checkpoint of the same step moved aside for a new copy (``.old-step-N-*``): back in place when the new
+        one did not arrive (a kill or Ctrl-C between the two renames), else deleted."""
+        for old in self.root.glob(".old-step-*"):
+            final = self.root / old.name[len(".old-") :].rsplit("-", 1)[0]
+            if final.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(old, final)
+
     def _write_unsafe(self, step, name, trainable, optim_state, state, peft_model, full_state) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".tmp-*"):  # a save that was killed
             shutil.rmtree(stale, ignore_errors=True)
+        self._restore_replaced()
         tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         torch.save(trainable, tmp / "trainable.pt")
@@ -124,9 +141,13 @@ class CheckpointManager:
             fh.flush()
             os.fsync(fh.fileno())
         final = self.root / name
-        if final.exists():
-            shutil.rmtree(final)
+        replaced = None
+        if final.exists():  # moved aside, not deleted, until the new copy is in place (see _restore_replaced)
+            replaced = self.root / f".old-{name}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, replaced)
         os.replace(tmp, final)
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
         ptr_tmp = self.root / f".latest-{uuid.uuid4().hex[:8]}"
         ptr_tmp.write_text(name + "\n")
         os.replace(ptr_tmp, self.root / "latest")
