@@ -393,7 +393,8 @@ def train(
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
             task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
-            saved_world = int(st.get("world_size", 1))
+            # checkpoints written before world_size was saved: taken as this run's (no process count to compare)
+            saved_world = int(st.get("world_size", world))
             same_world = saved_world == world
             # each rank's own pool and RNG when the process count is the same (torchrun: ranks drop videos and
             # draw dropout masks independently); else the union of the ranks' drops and rank 0's RNG
