@@ -733,12 +733,17 @@ def measure(
         per = max(1, threads // streams)
         made = [[] for _ in range(streams)]
         errors: list[BaseException] = []
+        stop = threading.Event()  # set when this thread leaves early (Ctrl-C): the streams end after their sample
         t0 = time.perf_counter()
 
         def stream(s):
             try:
                 i = s
-                while not errors and (i < k if budget is None else (i == s or time.perf_counter() - t0 < budget)):
+                while (
+                    not errors
+                    and not stop.is_set()
+                    and (i < k if budget is None else (i == s or time.perf_counter() - t0 < budget))
+                ):
                     p, ids = plans[i % len(plans)]
                     got = mods[name].pixels(p, ids, size, proc, threads=per)
                     made[s].append(got if keep else None)  # consumed, as a training loop would
@@ -748,13 +753,17 @@ def measure(
 
         torch_before = torch.get_num_threads()
         torch.set_num_threads(per)
+        workers_ = [threading.Thread(target=stream, args=(s,), daemon=True) for s in range(streams)]
         try:
-            workers_ = [threading.Thread(target=stream, args=(s,), daemon=True) for s in range(streams)]
             for w in workers_:
                 w.start()
             for w in workers_:
                 w.join()
         finally:
+            stop.set()
+            for w in workers_:
+                if w.is_alive():
+                    w.join(timeout=60)
             torch.set_num_threads(torch_before)
         if errors:
             raise errors[0]
