@@ -178,8 +178,9 @@ def torchcodec_misreads(path: str, container: str | None = None, codec: str | No
     * MPEG-TS (no index): an H.264 .ts with B-frames and 8-frame GOPs gave frame 8 for frames 0-5, 32 for 30;
     * MPEG-PS (.mpg, .vob; no index): MPEG-1/2 with B-frames gave frame k-1 for frames 1-6, frame 12 for 9-11;
     * AVI of a codec that reorders frames (B-frames: MPEG-4 Part 2 / Xvid / DivX, H.264): frame k-1 for most k,
-      "no more frames" errors for a full read. Intra-only codecs (MJPEG, ...) and H.264 without B-frames read right;
-      with the codec unknown (no probe) an AVI counts as one that reorders."""
+      "no more frames" errors for a full read. Intra-only codecs (MJPEG, ...) read right. H.264 without B-frames
+      read right too, but whether a stream has B-frames is not known before decoding it, so every AVI of a codec
+      that may reorder counts as one that does (PyAV reads it), as does an AVI whose codec is unknown (no probe)."""
     kind = container or sniff_container(path)
     if kind == "mpegts":
         return "an MPEG-TS file"
