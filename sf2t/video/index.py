@@ -540,8 +540,12 @@ def main(args) -> int:
             file=sys.stderr,
         )
         return 130
-    except KeyboardInterrupt:  # before any file was probed (listing the files, reading the earlier manifest)
-        print(f"\ninterrupted before any file was probed; {args.out} was not changed", file=sys.stderr)
+    except KeyboardInterrupt:  # listing the files, reading the earlier manifest, or writing the final one
+        print(
+            f"\ninterrupted; {args.out} holds what was last saved (it is written whole or not at all): run the same "
+            "command again to go on",
+            file=sys.stderr,
+        )
         return 130
     print(res.summary())
     print(f"manifest: {args.out}")
