@@ -627,7 +627,8 @@ def measure(
     CPU for tasks that read no pixels (plain fragments) where PyAV is installed and the decoder is auto or pyav,
     else ``rgb``. ``baseline_streams``: each baseline makes its samples in that many threads of this process, each
     with its share of ``threads`` (torch and decoder threads) and of the plans, as a training stack's loader workers
-    would (default: ``pipelines``, so sf2t's pipeline threads race as many baseline threads)."""
+    would (default: ``pipelines``, or ``workers`` with sf2t in worker processes, so sf2t's parallel streams race as
+    many baseline threads)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -648,7 +649,7 @@ def measure(
     if baseline_samples is not None and (isinstance(baseline_samples, bool) or baseline_samples < 1):
         raise ValueError(f"baseline_samples must be >= 1 (or None: every sample), got {baseline_samples!r}")
     if baseline_streams is None:
-        baseline_streams = pipelines
+        baseline_streams = workers if workers else pipelines
     if isinstance(baseline_streams, bool) or not isinstance(baseline_streams, int) or baseline_streams < 1:
         raise ValueError(f"baseline_streams must be an int >= 1, got {baseline_streams!r}")
     if sum(bool(x) for x in (workers, prefetch, pipelines > 1)) > 1:
@@ -1083,7 +1084,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=None,
         help="each baseline makes its samples in N threads of this process (--threads split between them), as a "
-        "training stack's loader workers would. Default: as many as sf2t's --pipelines",
+        "training stack's loader workers would. Default: as many as sf2t's --pipelines (or --workers)",
     )
     p.add_argument(
         "--workers",

@@ -488,6 +488,12 @@ def test_baselines_run_in_as_many_threads_as_sf2t_pipelines(clip, monkeypatch):
     calls.clear()
     res = measure([str(clip)], threads=2, pipelines=1, log=lambda s: None, **kw)
     assert res["baseline_streams"] == 1 and {(t, n) for t, n, _ in calls} == {(threading.get_ident(), 2)}
+    import sf2t.throughput as tp
+
+    monkeypatch.setattr(tp, "run_sf2t_workers", lambda *a, **k: (4, 0.1))  # sf2t in 2 worker processes
+    calls.clear()
+    res = measure([str(clip)], threads=2, workers=2, log=lambda s: None, **kw)
+    assert res["baseline_streams"] == 2 and len({t for t, _, _ in calls[2:]}) == 2
     with pytest.raises(ValueError, match="baseline_streams must be an int >= 1"):
         measure([str(clip)], baseline_streams=0, against=())
 
