@@ -1005,3 +1005,54 @@ def test_export_interrupted_removes_what_it_wrote(bench, tmp_path, capsys, monke
     assert "Traceback" not in err and "sf2t finevidbench export: interrupted" in err
     assert not out.exists()  # made by the export: removed with what it wrote
     assert cli.main(argv) == 0
+
+
+def _scene_qs(seeds):
+    import random
+
+    from sf2t.finevidbench.build import scene_questions
+    from sf2t.synth.scene import ground_truth
+
+    for seed in seeds:
+        gt = ground_truth(seed, width=160, height=120, seconds=5)
+        yield gt, scene_questions(gt, "v.mp4", f"s{seed}", random.Random(f"0:scene:{seed}"))
+
+
+def test_scene_answers_are_what_the_shown_frames_show():
+    """motion_direction: the net displacement between the first and the last frame a variant shows (speed_2x ends
+    before the last frame), clear; speed_change: two shown frames before the change and two from it on."""
+    seen = {"motion_direction": 0, "speed_change": 0}
+    for gt, qs in _scene_qs(range(40)):
+        for q in qs:
+            shown, truth = q["video"]["frames"], q["options"][q["answer_index"]]
+            if q["category"] == "motion_direction":
+                pos = gt["positions"][q["meta"]["sprite"]]
+                dx, dy = (pos[shown[-1]][k] - pos[shown[0]][k] for k in (0, 1))
+                assert max(abs(dx), abs(dy)) >= 1.5 * min(abs(dx), abs(dy)) and max(abs(dx), abs(dy)) >= 12
+                assert truth == (("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("down" if dy > 0 else "up"))
+            elif q["category"] == "speed_change":
+                sp = gt["sprites"][q["meta"]["sprite"]]
+                vis = sorted({f for f in shown if gt["positions"][sp["id"]][f] is not None})
+                k = sp["speed_change"]["frame"]
+                assert sum(f < k for f in vis) >= 2 and sum(f >= k for f in vis) >= 2, q["id"]
+            else:
+                continue
+            seen[q["category"]] += 1
+    assert min(seen.values()) >= 20
+
+
+def test_scene_questions_give_nothing_away():
+    """event_order names its two events in either order and pairs events of one kind (every appearance comes before
+    every disappearance); object_count offers the same options whatever the count."""
+    first_named, asked = 0, 0
+    for _, qs in _scene_qs(range(60)):
+        for q in qs:
+            if q["category"] == "object_count":
+                assert sorted(q["options"]) == ["1", "2", "3", "4"]
+            if q["category"] == "event_order" and q["variant"] == "original":
+                (a, b) = q["meta"]["events"]
+                assert a[1] == b[1] and a[2] != b[2]
+                asked += 1
+                truth = q["options"][q["answer_index"]]
+                first_named += truth.startswith("First " + q["question"].split(": ", 1)[1].split(" or ")[0])
+    assert asked >= 8 and 0 < first_named < asked

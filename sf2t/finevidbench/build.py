@@ -16,7 +16,9 @@
   into disappearances. User labels (``--scene-annotations``, :func:`annotation_questions`) give ``label``
   questions in every variant.
 
-  A variant's answer is what its frames show (``object_count`` counts the objects visible in its frames).
+  A variant's answer is what its frames show (``object_count`` counts the objects visible in its frames,
+  ``motion_direction`` is the net displacement from its first to its last frame, asked only when clear in every
+  variant; ``speed_change`` is asked only when every variant shows two frames before the change and two after).
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ DIRECTIONS = ["left", "right", "up", "down"]
 def _visible(sp: dict, f: int) -> bool:
     end = sp["disappear_frame"]
     return sp["appear_frame"] <= f and (end is None or f < end)
+
+
+def _shown_direction(pos: list, shown: list[int], min_px: float) -> str | None:
+    """The dominant direction of a sprite's net screen displacement from the first to the last shown frame, or None
+    when it is not clear there (under ``min_px`` along the dominant axis, or under 1.5x the other axis)."""
+    a, b = pos[shown[0]], pos[shown[-1]]
+    if a is None or b is None:
+        return None
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    major, minor = max(abs(dx), abs(dy)), min(abs(dx), abs(dy))
+    if major < min_px or major < 1.5 * minor:
+        return None
+    if abs(dx) > abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
 
 
 def _name(sp: dict) -> str:
@@ -108,7 +125,8 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
 
     # object_count: objects visible in at least one shown frame
     counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
-    hi = max(5, max(counts.values()) + 2)
+    # a fixed option set (1..4 for up to 3 objects): options that depend on the count would give it away
+    hi = max(4, max(counts.values()) + 1)
     add(
         "object_count",
         "How many moving objects appear in the video? Count each object once.",
@@ -117,14 +135,19 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
         {"source": video, "counts": counts},
     )
     # motion_direction: an object visible in every shown frame with a clear net direction
-    steady = [
-        sp for sp in sprites if sp["motion_direction"] in OPPOSITE and all(_visible(sp, f) for f in vf["original"])
-    ]
+    # (its net displacement between the first and the last frame each variant shows: speed_2x ends earlier)
+    asked = ("original", "speed_2x", "speed_0.5x", "reversed")
+    min_px = 0.1 * min(int(gt["width"]), int(gt["height"]))
+    steady = []
+    for i, sp in enumerate(sprites):
+        if sp["motion_direction"] in OPPOSITE and all(_visible(sp, f) for f in vf["original"]):
+            per = {v: _shown_direction(gt["positions"][i], vf[v], min_px) for v in asked}
+            if all(per.values()):
+                steady.append((sp, per))
     if steady:
-        sp = steady[0]
+        sp, per = steady[0]
         d = sp["motion_direction"]
-        pool = DIRECTIONS if d in DIRECTIONS else list(OPPOSITE)
-        per = {v: (OPPOSITE[d] if v == "reversed" else d) for v in ("original", "speed_2x", "speed_0.5x", "reversed")}
+        pool = DIRECTIONS
         add(
             "motion_direction",
             f"Overall, in which direction does the {_name(sp)} move?",
@@ -132,8 +155,18 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
             pool,
             {"source": video, "sprite": sp["id"], "direction": d},
         )
+
     # speed_change: an object whose speed changes while it is visible
-    changing = [sp for sp in sprites if sp["speed_change"] is not None]
+    # (two shown frames before the change and two from it on, in every variant: else its speeds cannot be compared)
+    def speed_seen(sp: dict) -> bool:
+        k = sp["speed_change"]["frame"]
+        for v in ("original", "speed_2x"):
+            shown = sorted({f for f in vf[v] if _visible(sp, f)})
+            if sum(f < k for f in shown) < 2 or sum(f >= k for f in shown) < 2:
+                return False
+        return True
+
+    changing = [sp for sp in sprites if sp["speed_change"] is not None and speed_seen(sp)]
     if changing:
         sp = changing[0]
         faster = sp["speed_change"]["factor"] > 1.0
@@ -189,8 +222,8 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
         (a, b)
         for i, a in enumerate(evs)
         for b in evs[i + 1 :]
-        if b[0] > a[0] and told_apart(a, b, orig) and told_apart(a, b, orig[::2])
-    ]
+        if b[0] > a[0] and a[1] == b[1] and told_apart(a, b, orig) and told_apart(a, b, orig[::2])
+    ]  # two events of one kind: every appearance comes before every disappearance, so a mixed pair is a giveaway
     if firsts:
         a, b = firsts[0]
         by_id = {sp["id"]: sp for sp in sprites}
@@ -200,9 +233,10 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
 
         first, second = said(a), said(b)
         opts = [f"First {first}, then {second}.", f"First {second}, then {first}."]
+        named = [first, second] if random.Random(f"{qid}-event_order").random() < 0.5 else [second, first]
         add(
             "event_order",
-            f"Which happens first: {first} or {second}?",
+            f"Which happens first: {named[0]} or {named[1]}?",  # not always the first event first: a giveaway
             {v: opts[0] for v in ("original", "speed_2x", "speed_0.5x")},
             opts,
             {"source": video, "events": [list(a), list(b)]},
