@@ -1936,3 +1936,81 @@ def test_saving_a_step_again_keeps_the_old_copy_until_the_new_one_is_in_place(tm
     assert mgr.latest() == root / "step-00000002" and not list(root.glob(".old-*"))
     mgr.save(2, model, opt, {"losses": [3.0]}, peft=False)
     assert json.loads((mgr.latest() / "state.json").read_text())["losses"] == [3.0] and not list(root.glob(".*"))
+
+
+def test_resume_leaves_out_never_trained_lora_adapters_of_an_older_target_list(tmp_path):
+    """A checkpoint whose LoRA targets include modules this version leaves out (LLaVA's vision layers after
+    vision_feature_layer, targeted by older sf2t): their adapters never trained (lora_B zero, no optimizer state),
+    so the resume drops them and renumbers the optimizer state; a trained one is still refused."""
+    from torch import nn
+
+    from sf2t.train.checkpoint import CheckpointManager
+    from sf2t.train.loop import _param_groups
+
+    names = [
+        "model.language_model.layers.0.q.lora_A.default.weight",
+        "model.language_model.layers.0.q.lora_B.default.weight",
+        "model.language_model.norm.weight",
+    ]
+    names += [f"model.vision_tower.encoder.layers.{k}.q.lora_{ab}.default.weight" for k in (0, 1) for ab in "AB"]
+
+    def build(with_last: bool) -> nn.Module:
+        torch.manual_seed(0)
+        root = nn.Module()
+        for n in names:
+            if not with_last and ".layers.1." in n:
+                continue
+            *path, leaf = n.split(".")
+            mod = root
+            for part in path:
+                if not hasattr(mod, part):
+                    mod.add_module(part, nn.Module())
+                mod = getattr(mod, part)
+            shape = (3,) if leaf == "weight" and "norm" in n else ((2, 4) if "lora_A" in n else (4, 2))
+            mod.register_parameter(leaf, nn.Parameter(torch.zeros(shape) if "lora_B" in n else torch.randn(shape)))
+        return root
+
+    def optimizer(model):
+        named = {n: p for n, p in model.named_parameters()}
+        return torch.optim.AdamW([{"params": [named[n] for n in ns]} for ns, *_ in _param_groups(named)], lr=0.1)
+
+    def group_names(d):
+        return [ns for ns, *_ in _param_groups(d)]
+
+    old = build(True)
+    opt = optimizer(old)
+    for n, p in old.named_parameters():
+        if ".layers.1." not in n:  # the last vision layer's output is never read: no gradient
+            p.grad = torch.randn_like(p)
+    opt.step()
+    ckpt = CheckpointManager(tmp_path / "ckpt")
+    path = ckpt.save(1, old, opt, {"losses": []}, peft=False)
+    new = build(False)
+    new_opt = optimizer(new)
+    st = ckpt.load(path, new, new_opt, group_names=group_names)
+    assert st["idle_adapters_dropped"] == 2
+    old_p, old_state = dict(old.named_parameters()), opt.state
+    for n, p in new.named_parameters():
+        assert torch.equal(p, old_p[n])
+        assert torch.equal(new_opt.state[p]["exp_avg"], old_state[old_p[n]]["exp_avg"])
+    new_opt.step()  # the renumbered state fits the new groups
+
+    # an adapter that did train (lora_B not zero) is not silently dropped
+    with torch.no_grad():
+        old_p["model.vision_tower.encoder.layers.1.q.lora_B.default.weight"].fill_(0.5)
+    path = ckpt.save(2, old, opt, {"losses": []}, peft=False)
+    with pytest.raises(ValueError, match="has parameters this model lacks"):
+        ckpt.load(path, build(False), optimizer(build(False)), group_names=group_names)
+
+
+def test_saved_world_size_of_an_older_checkpoint():
+    """A checkpoint without world_size (older sf2t) resumed by 2 processes whose global batch is its batch_size is
+    taken as 1 process (no false 'batch_size: 4 -> 2' warning); otherwise as this run's process count."""
+    from sf2t.train.loop import saved_world_size
+
+    old = {"step": 3, "config": {"batch_size": 4}}
+    assert saved_world_size(old, 2, 2) == 1
+    assert saved_world_size(old, 2, 4) == 2
+    assert saved_world_size(old, 1, 4) == 1
+    assert saved_world_size({"step": 3}, 2, 2) == 2
+    assert saved_world_size({**old, "world_size": 2}, 2, 2) == 2

@@ -158,13 +158,26 @@ class CheckpointManager:
 
     # -- load
 
-    def load(self, path: Path, model, optimizer, *, sharded: bool = False) -> dict[str, Any]:
+    def load(self, path: Path, model, optimizer, *, sharded: bool = False, group_names=None) -> dict[str, Any]:
         """Restore the trainable parameters, the optimizer and the RNG states from ``path``; return its state.
-        ``sharded`` (FSDP): every rank calls this and loads its shards from the whole tensors in the files."""
+        ``sharded`` (FSDP): every rank calls this and loads its shards from the whole tensors in the files.
+        ``group_names``: ``{name: tensor} -> [[name, ...] per optimizer group]`` (the trainer's grouping); with it,
+        LoRA adapters the checkpoint has and this model lacks are left out when they never trained (``lora_B`` all
+        zero, no optimizer state: e.g. on vision layers after ``vision_feature_layer``, which older sf2t versions
+        targeted), and the returned state's ``idle_adapters_dropped`` counts them."""
         state = json.loads((path / "state.json").read_text())
         trainable = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
         params = dict(model.named_parameters())
         missing = [n for n in trainable if n not in params]
+        optim_state = None
+        if missing and group_names is not None and not sharded:
+            optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+            now = {n: p for n, p in model.named_parameters() if p.requires_grad}
+            fitted = _without_idle_adapters(trainable, optim_state, missing, group_names, now)
+            if fitted is not None:
+                trainable, optim_state = fitted
+                state["idle_adapters_dropped"] = len(missing)
+                missing = []
         if missing:
             raise ValueError(
                 f"resume: checkpoint {path} has parameters this model lacks ({missing[:3]}...): a different model "
@@ -180,7 +193,8 @@ class CheckpointManager:
                 f"resume: checkpoint {path} has weights of other shapes ({'; '.join(wrong[:2])}"
                 f"{'; ...' if len(wrong) > 2 else ''}): a different model or LoRA configuration"
             )
-        optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+        if optim_state is None:
+            optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
         if sharded:
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
@@ -198,6 +212,40 @@ class CheckpointManager:
             optimizer.load_state_dict(optim_state)
         set_rng_state(state.get("rng", {}))
         return state
+
+
+def _without_idle_adapters(trainable: dict, optim_state: dict, missing: list[str], group_names, now: dict):
+    """(trainable, optimizer state) without the ``missing`` parameters, the optimizer's indices renumbered for the
+    parameters ``now`` (this model's trainable ones, grouped by ``group_names`` as the checkpoint's were); None
+    unless every missing parameter is a LoRA matrix of an adapter that never trained (its ``lora_B`` all zero, no
+    optimizer state) and the rest are exactly this model's trainable parameters."""
+    drop = set(missing)
+    if not all(".lora_A." in n or ".lora_B." in n for n in drop):
+        return None
+    if any(".lora_B." in n and bool(trainable[n].any()) for n in drop):
+        return None
+    kept = {n: v for n, v in trainable.items() if n not in drop}
+    if set(kept) != set(now):
+        return None
+    old_groups, new_groups = group_names(trainable), group_names(now)
+    saved_groups, saved = optim_state.get("param_groups", []), optim_state.get("state", {})
+    if len(old_groups) != len(saved_groups) or len(new_groups) != len(saved_groups):
+        return None
+    if any(len(names) != len(g["params"]) for names, g in zip(old_groups, saved_groups)):
+        return None
+    index = {n: i for names, g in zip(old_groups, saved_groups) for n, i in zip(names, g["params"])}
+    if any(index[n] in saved for n in drop):  # an adapter that took a step: its weights matter
+        return None
+    groups, state, k = [], {}, 0
+    for names, g in zip(new_groups, saved_groups):
+        ids = []
+        for n in names:
+            if index[n] in saved:
+                state[k] = saved[index[n]]
+            ids.append(k)
+            k += 1
+        groups.append({**g, "params": ids})
+    return kept, {**optim_state, "state": state, "param_groups": groups}
 
 
 def rng_state() -> dict[str, str]:

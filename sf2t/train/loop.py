@@ -55,6 +55,28 @@ def _in_vision_tower(name: str) -> bool:
     return ".visual." in f".{name}" or ".vision_tower." in f".{name}"
 
 
+def _param_groups(named: dict) -> list[tuple[list[str], bool, bool]]:
+    """(names, vision, decay) of each optimizer group of the trainable parameters ``named`` (name -> tensor), in
+    order: weight decay only on matrices, the vision tower apart (its own learning-rate scale)."""
+    out = []
+    for vision in (False, True):
+        for decay in (True, False):
+            names = [n for n, p in named.items() if _in_vision_tower(n) == vision and (p.dim() >= 2) == decay]
+            if names:
+                out.append((names, vision, decay))
+    return out
+
+
+def saved_world_size(state: dict, world: int, batch_size: int) -> int:
+    """How many processes wrote the checkpoint ``state``: its ``world_size``; an older checkpoint (none saved) is
+    taken as written by 1 process when its batch_size is this run's global batch (``world`` x ``batch_size``: a
+    single-process run resumed under torchrun), else by as many processes as this run has."""
+    if "world_size" in state:
+        return int(state["world_size"])
+    saved_batch = (state.get("config") or {}).get("batch_size")
+    return 1 if world > 1 and saved_batch == world * batch_size else world
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate at optimizer step ``step`` (0-based): linear warmup, then cosine/linear decay or constant."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
@@ -353,18 +375,15 @@ def train(
     )
     # Weight decay only on matrices (nanoGPT): norms and biases are left alone. The vision tower may get its
     # own learning-rate scale (cfg.vision_lr_scale).
-    groups = []
-    for vision in (False, True):
-        for decay in (True, False):
-            ps = [p for n, p in named if _in_vision_tower(n) == vision and (p.dim() >= 2) == decay]
-            if ps:
-                groups.append(
-                    {
-                        "params": ps,
-                        "weight_decay": cfg.weight_decay if decay else 0.0,
-                        "lr_scale": cfg.vision_lr_scale if vision else 1.0,
-                    }
-                )
+    by_name = dict(named)
+    groups = [
+        {
+            "params": [by_name[n] for n in names],
+            "weight_decay": cfg.weight_decay if decay else 0.0,
+            "lr_scale": cfg.vision_lr_scale if vision else 1.0,
+        }
+        for names, vision, decay in _param_groups(by_name)
+    ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
     def tasks_for_step(micro_step: int):
@@ -388,14 +407,28 @@ def train(
         if path is None:
             log(f"resume=auto: no checkpoint in {ckpt.root}; starting from step 0")
         else:
-            st = ckpt.load(path, model, opt, sharded=cfg.fsdp)
+            st = ckpt.load(
+                path, model, opt, sharded=cfg.fsdp, group_names=lambda d: [names for names, *_ in _param_groups(d)]
+            )
+            if st.get("idle_adapters_dropped"):
+                log(
+                    f"resume: left out {st['idle_adapters_dropped']} LoRA matrices of the checkpoint on modules this "
+                    "version does not adapt (vision layers after vision_feature_layer, whose output the model never "
+                    "reads); they never trained (lora_B all zero), so the weights are the same"
+                )
             start_step = int(st["step"])
             losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
             task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
-            # checkpoints written before world_size was saved: taken as this run's (no process count to compare)
-            saved_world = int(st.get("world_size", world))
+            saved_batch = (st.get("config") or {}).get("batch_size", cfg.batch_size)
+            saved_world = saved_world_size(st, world, cfg.batch_size)
             same_world = saved_world == world
+            if "world_size" not in st and not same_world:
+                log(
+                    f"resume: the checkpoint (an older sf2t's) does not record its process count; its batch_size "
+                    f"{saved_batch} is this run's global batch ({world} x {cfg.batch_size}), so it is taken as "
+                    "written by 1 process"
+                )
             # each rank's own pool and RNG when the process count is the same (torchrun: ranks drop videos and
             # draw dropout masks independently); else the union of the ranks' drops and rank 0's RNG
             by_rank = st.get("dropped_by_rank")
@@ -410,7 +443,6 @@ def train(
                 cursor = int(st["next_index"])
             log(f"resumed from {path} at step {start_step} of {cfg.steps}")
             changed = config_changes(st.get("config"), config_to_dict(cfg))
-            saved_batch = (st.get("config") or {}).get("batch_size", cfg.batch_size)
             if not same_world:
                 if saved_world * saved_batch == world * cfg.batch_size:  # the same global batches: the same run
                     changed = [c for c in changed if not c.startswith("batch_size:")]
