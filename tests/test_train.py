@@ -742,6 +742,15 @@ def test_config_changes_names_what_a_resume_changes():
         "disorder.perm: 'any' -> 'strong'",
         "videos: ['a.mp4'] -> ['a.mp4', 'b.mp4']",
     ]
+    # the settings of a task the run does not train do not count; an older checkpoint without consistency's
+    # candidate_frames is said to have used 2
+    d = config_to_dict(apply_overrides(TrainConfig(steps=10), ["videos=[a.mp4]", "tasks=[counting]"]))
+    e = config_to_dict(apply_overrides(TrainConfig(steps=10), ["videos=[a.mp4]", "tasks=[counting,consistency]"]))
+    older = {**d, "consistency": {k: v for k, v in d["consistency"].items() if k != "candidate_frames"}}
+    assert config_changes(older, d) == []
+    assert config_changes({**older, "tasks": e["tasks"]}, e) == [
+        "consistency.candidate_frames: '(absent: 2 before candidate_frames existed)' -> 5"
+    ]
 
 
 def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips, tmp_path, capsys, monkeypatch):

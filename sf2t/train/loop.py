@@ -215,11 +215,18 @@ def config_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]
     config and this run's, leaving out :data:`RUN_ONLY_FIELDS`; [] when ``saved`` is None (an older checkpoint)."""
     if saved is None:
         return []
+    from sf2t.tasks import TASKS
+
+    used = set(now.get("tasks") or ()) | set(now.get("curriculum_tasks") or ())
     out = []
     for key in sorted(set(saved) | set(now)):
         if not prefix and key in RUN_ONLY_FIELDS:
             continue
+        if not prefix and key in TASKS and key not in used:  # the settings of a task this run does not train
+            continue
         a, b = saved.get(key, "(absent)"), now.get(key, "(absent)")
+        if f"{prefix}{key}" == "consistency.candidate_frames" and a == "(absent)":
+            a = "(absent: 2 before candidate_frames existed)"
         if isinstance(a, dict) and isinstance(b, dict) and key != "task_videos":
             out.extend(config_changes(a, b, f"{prefix}{key}."))
         elif a != b:
