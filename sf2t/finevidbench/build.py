@@ -19,6 +19,12 @@
   A variant's answer is what its frames show (``object_count`` counts the objects visible in its frames,
   ``motion_direction`` is the net displacement from its first to its last frame, asked only when clear in every
   variant; ``speed_change`` is asked only when every variant shows two frames before the change and two after).
+
+  The synthetic scene questions are balanced (:func:`balance_scene`): ``object_count``, ``motion_direction``,
+  ``speed_change`` and ``appear_disappear`` keep as many clips of each answer (of the original variant, at most
+  one more than the rarest answer has), so that no constant answer beats chance by much. That leaves some clips
+  out: of 300, about 284 ``object_count`` groups (options 1-3), 62 ``motion_direction``, 15 ``speed_change``
+  (sf2t.synth rarely slows a sprite down) and 199 ``appear_disappear``, before ``per_category``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Sequence
 
 from sf2t.finevidbench.format import FORMAT, save
 
-__all__ = ["build", "scene_questions", "SCENE_FRAMES", "OPPOSITE"]
+__all__ = ["build", "scene_questions", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
 
 SCENE_FRAMES = 16
 OPPOSITE = {
@@ -125,8 +131,10 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
 
     # object_count: objects visible in at least one shown frame
     counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
-    # a fixed option set (1..4 for up to 3 objects): options that depend on the count would give it away
-    hi = max(4, max(counts.values()) + 1)
+    # a fixed option set, 1..3 (sf2t.synth makes 1-3 sprites): options that depend on the count would give it away,
+    # and an option that is never the answer (a 4) is one a blind model learns to skip. Clips with more objects
+    # (ground truth made with more sprites) get 1..count+1.
+    hi = 3 if max(counts.values()) <= 3 else max(counts.values()) + 1
     add(
         "object_count",
         "How many moving objects appear in the video? Count each object once.",
@@ -167,6 +175,10 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
         return True
 
     changing = [sp for sp in sprites if sp["speed_change"] is not None and speed_seen(sp)]
+    # a sprite that slows down first: sf2t.synth slows down only fast sprites (rare), so asking about the first
+    # changing sprite would almost always be "speeds up"; the build balances the answers (balance_scene), and this
+    # gives it more slowing-down clips to keep
+    changing.sort(key=lambda sp: sp["speed_change"]["factor"] > 1.0)
     if changing:
         sp = changing[0]
         faster = sp["speed_change"]["factor"] > 1.0
@@ -242,6 +254,48 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
             {"source": video, "events": [list(a), list(b)]},
         )
     return out
+
+
+BALANCED = ("object_count", "motion_direction", "speed_change", "appear_disappear")
+
+
+def balance_scene(questions: list[dict], per_category: int) -> list[dict]:
+    """The synthetic scene questions a build keeps: at most ``per_category`` groups (a clip's question with all its
+    variants) per category, and for the categories with a fixed answer set (``BALANCED``) as many groups of each
+    answer of the original variant, so that no constant answer beats chance (1 / the number of options).
+
+    The answers balanced are those every original question of the category offers, and any other answer that
+    occurs. A category keeps at most one more group per answer than its rarest answer has (one group of slack, so a
+    build from a few clips still asks each category), taking the answers in turn and each answer's groups in clip
+    order (in a round, the answer whose next group comes first first: a small build uses the first clips).
+    Questions of other categories (``event_order``, whose options name its own events) keep their first
+    ``per_category`` groups. Which clip a seed makes is unchanged: the build leaves out the clips it does not ask
+    about."""
+    groups: dict[str, list[dict]] = {}
+    for q in questions:
+        groups.setdefault(q["group"], []).append(q)
+    by_cat: dict[str, list[str]] = {}
+    for g, qs in groups.items():
+        by_cat.setdefault(qs[0]["category"], []).append(g)
+    keep: set[str] = set()
+    for cat, gs in by_cat.items():
+        if cat not in BALANCED:
+            keep.update(gs[:per_category])
+            continue
+        originals = [next(q for q in groups[g] if q["variant"] == "original") for g in gs]
+        by_answer: dict[str, list[str]] = {}
+        for g, q in zip(gs, originals):
+            by_answer.setdefault(q["meta"]["answer"], []).append(g)
+        answers = set.intersection(*(set(q["options"]) for q in originals)) | set(by_answer)
+        cap = min(len(by_answer.get(a, [])) for a in answers) + 1
+        place = {g: i for i, g in enumerate(gs)}
+        chosen: list[str] = []
+        for r in range(cap):
+            for g in sorted((by_answer[a][r] for a in answers if r < len(by_answer.get(a, []))), key=place.get):
+                if len(chosen) < per_category:
+                    chosen.append(g)
+        keep.update(chosen)
+    return [q for q in questions if q["group"] in keep]
 
 
 def annotation_questions(path: str, rng: random.Random, root: Path) -> list[dict]:
@@ -535,13 +589,10 @@ def build(
                         scene_sources.append((gt, path))
             chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
             questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
-        per_cat: dict[str, int] = {}
+        scene: list[dict] = []
         for i, (gt, video) in enumerate(scene_sources):
-            for q in scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}")):
-                if q["variant"] == "original":
-                    per_cat[q["category"]] = per_cat.get(q["category"], 0) + 1
-                if per_cat[q["category"]] <= per_category:
-                    questions.append(q)
+            scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"))
+        questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
         questions += label_questions
         for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
             v = q.get("video", {})
