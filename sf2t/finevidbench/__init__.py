@@ -33,7 +33,13 @@ def main_build(argv=None) -> int:
         help="the benchmark JSON (its frames/ and videos/ go next to it: one benchmark a folder)",
     )
     p.add_argument("--synthetic", type=int, default=0, help="synthetic clips with ground truth for scene level")
-    p.add_argument("--per-category", type=int, default=20, help="questions per category (original variant)")
+    p.add_argument(
+        "--per-category",
+        type=int,
+        default=20,
+        help="at most this many questions per category (original variant); scene categories with rare answers get "
+        "fewer, as their answers are balanced",
+    )
     p.add_argument("--tasks", nargs="*", help="fragment-level tasks (default: all six)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="benchmark name (default: the file's stem)")
