@@ -363,16 +363,9 @@ def run_sf2t_pipelines(
             errors.append(e)
             stop.set()
 
-    workers = [
-        threading.Thread(target=work, args=(i,), name=f"sf2t-pipeline-{i}", daemon=True) for i in range(pipelines)
-    ]
     try:
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
+        _run_threads(work, pipelines, stop, "sf2t-pipeline")  # interrupted (Ctrl-C): they stop after their window
     finally:
-        stop.set()  # interrupted (Ctrl-C): the threads stop after their window
         torch.set_num_threads(torch_before)
     if used is not None:
         used["decoders"] = sorted({n for s in samplers for n in _decoder_names(s)})
@@ -388,6 +381,24 @@ def run_sf2t_pipelines(
     if not keep:
         out = kept[:1] + [None] * (len(out) - 1)
     return out, decoded
+
+
+def _run_threads(target, n: int, stop, name: str) -> None:
+    """``target(i)`` for i < ``n`` in daemon threads, until all return. Left early (Ctrl-C in this thread), ``stop``
+    is set and the threads are given up to a minute to finish the item they are on."""
+    import threading
+
+    threads = [threading.Thread(target=target, args=(i,), name=f"{name}-{i}", daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        for t in threads:
+            if t.is_alive():
+                t.join(timeout=60)
 
 
 class _PackInWorker:
@@ -754,17 +765,9 @@ def measure(
 
         torch_before = torch.get_num_threads()
         torch.set_num_threads(per)
-        workers_ = [threading.Thread(target=stream, args=(s,), daemon=True) for s in range(streams)]
         try:
-            for w in workers_:
-                w.start()
-            for w in workers_:
-                w.join()
+            _run_threads(stream, streams, stop, f"baseline-{name}")
         finally:
-            stop.set()
-            for w in workers_:
-                if w.is_alive():
-                    w.join(timeout=60)
             torch.set_num_threads(torch_before)
         if errors:
             raise errors[0]
