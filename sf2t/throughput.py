@@ -728,18 +728,9 @@ def measure(
     n_base = min(len(plans), baseline_samples or len(plans))
 
     def run_base(name, k, keep=True, budget=None, streams=1):
-        """``k`` samples (or ``budget`` seconds) of baseline ``name``; with ``streams`` > 1, in that many threads
-        (stream s makes plans s, s + streams, ...), ``threads`` split between them (process-wide torch threads)."""
-        if streams <= 1:
-            out = []
-            t0 = time.perf_counter()
-            i = 0
-            while _more(i, k, t0, budget):
-                p, ids = plans[i % len(plans)]
-                got = mods[name].pixels(p, ids, size, proc, threads=threads)
-                out.append(got if keep or not out else None)  # consumed, as a training loop would
-                i += 1
-            return out
+        """``k`` samples (or ``budget`` seconds) of baseline ``name``, in ``streams`` threads (stream s makes plans
+        s, s + streams, ...; one stream: in this thread), ``threads`` split between them (process-wide torch
+        threads). ``keep=False``: each sample is dropped once made, as a training loop consumes it."""
         import threading
 
         per = max(1, threads // streams)
@@ -758,17 +749,20 @@ def measure(
                 ):
                     p, ids = plans[i % len(plans)]
                     got = mods[name].pixels(p, ids, size, proc, threads=per)
-                    made[s].append(got if keep else None)  # consumed, as a training loop would
+                    made[s].append(got if keep else None)
                     i += streams
             except BaseException as e:  # raised again in the calling thread
                 errors.append(e)
 
-        torch_before = torch.get_num_threads()
-        torch.set_num_threads(per)
-        try:
-            _run_threads(stream, streams, stop, f"baseline-{name}")
-        finally:
-            torch.set_num_threads(torch_before)
+        if streams == 1:
+            stream(0)
+        else:
+            torch_before = torch.get_num_threads()
+            torch.set_num_threads(per)
+            try:
+                _run_threads(stream, streams, stop, f"baseline-{name}")
+            finally:
+                torch.set_num_threads(torch_before)
         if errors:
             raise errors[0]
         return [x for xs in made for x in xs]
