@@ -346,7 +346,7 @@ def train(
     ``initial_evals``: held-out evaluations made before training (``sf2t train``'s step 0): they start the result's
     ``evals`` and go into every checkpoint, so a resumed run reports them too (it does not evaluate step 0 again)."""
     from sf2t._progress import progress_bar
-    from sf2t.train.data import SUPERVISED, batches
+    from sf2t.train.data import SUPERVISED, Skip, batches
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -492,7 +492,7 @@ def train(
 
     def run_state(step_done: int) -> dict:
         """The checkpoint's state after ``step_done`` steps (a collective under torchrun: every rank calls it)."""
-        by_rank = _gather(([[s.path, s.kind, s.reason, s.task] for s in factory.pool.skipped], rng_state()), world)
+        by_rank = _gather((_skip_rows(factory.pool.skipped), rng_state()), world)
         return {
             "losses": losses,
             "task_loss": task_loss,
@@ -644,7 +644,7 @@ def train(
     bar.close()
     data.close()  # stops DataLoader workers (workers > 0)
     # the videos every rank dropped (each meets its own), for the result and the report
-    skipped = _union(_gather([s.to_dict() for s in factory.pool.skipped], world), dicts=True)
+    skipped = [Skip(*e).to_dict() for e in _union(_gather(_skip_rows(factory.pool.skipped), world))]
     if metrics is not None:
         metrics.close()
     seconds = time.perf_counter() - t_start
@@ -695,15 +695,19 @@ def _gather(obj, world: int) -> list:
     return out
 
 
-def _union(lists, dicts: bool = False) -> list:
-    """The entries of ``lists`` (each rank's dropped videos), each (path, task) once, in rank order."""
+def _skip_rows(skipped) -> list[list]:
+    """A pool's skipped videos as JSON rows ``[path, kind, reason, task]`` (a checkpoint's ``dropped``)."""
+    return [[s.path, s.kind, s.reason, s.task] for s in skipped]
+
+
+def _union(lists) -> list:
+    """The rows of ``lists`` (each rank's :func:`_skip_rows`), each (path, task) once, in rank order."""
     out, seen = [], set()
-    for entries in lists:
-        for e in entries:
-            key = (e["path"], e["task"]) if dicts else (e[0], e[3] if len(e) > 3 else None)
-            if key not in seen:
-                seen.add(key)
-                out.append(e)
+    for rows in lists:
+        for row in rows:
+            if (row[0], row[3]) not in seen:
+                seen.add((row[0], row[3]))
+                out.append(row)
     return out
 
 
