@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import json
 import math
 import os
@@ -671,6 +672,12 @@ def train(
         result["saved"] = str(save_trained(model, tokenizer, cfg, rank=rank, sharded=True))
     elif save and rank == 0:
         result["saved"] = str(save_trained(model, tokenizer, cfg))
+    if train_model is not model:
+        # DDP's wrapper sits in reference cycles: left to the garbage collector, it could be freed at interpreter
+        # exit, where its reducer's gloo work aborted the process (std::terminate in a 2-process CI run). Freed here,
+        # before the group is torn down.
+        train_model = None
+        gc.collect()
     if started_dist:
         # every rank reaches this point before any tears the group down: a rank that leaves while rank 0 still
         # writes the gathered checkpoint was seen once abort at exit (std::terminate in a 2-process gloo test)
