@@ -159,8 +159,23 @@ class VideoRunner:
         self.model = apply_compression(model.to(device).eval(), self.token_keep_ratio, token_stage, token_first_group)
         self.device = device
         self.max_pixels = max_pixels
+        from sf2t.models.context import Context
 
-    def _sample(self, q: dict, frames: torch.Tensor, image, answer: str | None) -> dict:
+        self.context = Context.of(self.model.config, self.tok)
+
+    def _sample(self, q: dict, frames: torch.Tensor, image, answer: str | None, extra: int = 0) -> dict:
+        """The model inputs of question ``q`` with ``answer`` (None: the prompt, ``extra`` tokens to be generated),
+        checked against the model's context: a ValueError naming the question otherwise."""
+        s = self._build(q, frames, image, answer)
+        lower = (
+            "--max-pixels or --frame-size, or skip long questions with --max-frames"
+            if self.qwen
+            else "--token-keep-ratio, or skip long questions with --max-frames"
+        )
+        self.context.check(s, f"question {q.get('id')!r} ({frames.shape[0]} frames)", lower, extra)
+        return s
+
+    def _build(self, q: dict, frames: torch.Tensor, image, answer: str | None) -> dict:
         if not self.qwen:  # LLaVA families: the processor's frame size and mean / std, the image's anyres tiles
             vision = self.inputs.video(frames, torch.arange(frames.shape[0]), None)
             s, image_tokens = {}, None
@@ -242,7 +257,7 @@ class VideoRunner:
         if max_new_tokens is None:
             longest = max(len(self.tok(o, add_special_tokens=False)["input_ids"]) for o in q["options"])
             max_new_tokens = longest + 4
-        s = self._sample(q, frames, image, None)
+        s = self._sample(q, frames, image, None, extra=max_new_tokens)
         return generate_answer(self.model, self.tok, s, max_new_tokens=max_new_tokens, device=self.device)
 
 

@@ -57,6 +57,7 @@ class ModelInputs:
     size, mean / std and the image processor for targets), Qwen families use its mean / std when given.
     ``frame_size`` / ``frame_repeat`` / ``layout``: the Qwen families' presented-frame size, temporal repeat and token
     grouping (``repeat`` or ``pairs``); LLaVA families take each frame once at the processor's size.
+    ``context``: the model's :class:`sf2t.models.context.Context`, which the sample factory checks each sample against.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class ModelInputs:
         layout: str = "repeat",
         token_keep_ratio: float = 1.0,
         token_first_group: str = "all",
+        context=None,
     ):
         from sf2t.ops.token_merge import FIRST_GROUP
         from sf2t.train.data import LAYOUTS
@@ -76,6 +78,7 @@ class ModelInputs:
         if token_first_group not in FIRST_GROUP:
             raise ValueError(f"token_first_group must be one of {FIRST_GROUP}, got {token_first_group!r}")
         self.token_first_group = token_first_group
+        self.context = context  # sf2t.models.context.Context: samples are checked against it (None: not checked)
 
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")

@@ -93,6 +93,8 @@ class Task(Protocol):
 
     def min_frames(self) -> int: ...  # shortest video (in frames) this task can use
 
+    def max_presented(self) -> int: ...  # most frames one sample shows (the context check's estimate)
+
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan: ...
 
     def build(self, plan: FramePlan, frames: torch.Tensor, rng: random.Random, extra=None) -> Sample: ...

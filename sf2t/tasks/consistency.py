@@ -94,6 +94,9 @@ class ConsistencyTask:
         if isinstance(m, bool) or not isinstance(m, int) or m < 2:
             raise ValueError(f"{self.name}: candidate_frames must be an int >= 2, got {m!r}")
 
+    def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
+        return 2  # frame A and frame B
+
     def min_frames(self) -> int:
         return self.cfg.gap_min + 1
 

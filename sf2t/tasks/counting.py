@@ -38,6 +38,9 @@ class CountingTask:
     def pixels(self) -> str:  # only the optional motion guard looks at the frames, through their thumbnails
         return "thumbs" if self.cfg.guard else "none"
 
+    def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
+        return self.cfg.count_max
+
     def min_frames(self) -> int:
         return self.cfg.count_min
 

@@ -77,6 +77,9 @@ class DisorderTask:
         if c.perm == "no_reverse" and c.count_min < 3:
             raise ValueError("disorder: perm='no_reverse' needs count_min >= 3 (the only shuffle of 2 is reversal)")
 
+    def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
+        return self.cfg.count_max
+
     def min_frames(self) -> int:
         return self.cfg.count_min
 

@@ -75,6 +75,9 @@ class LocalizationTask:
         if not 0.0 < c.side_min <= c.side_max < 1.0:
             raise ValueError(f"localization: need 0 < side_min <= side_max < 1, got {c.side_min}, {c.side_max}")
 
+    def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
+        return self.cfg.count_max
+
     def min_frames(self) -> int:
         return self.cfg.count_min
 

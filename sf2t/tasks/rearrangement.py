@@ -48,6 +48,9 @@ class RearrangementTask:
             )
         check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
 
+    def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
+        return self.cfg.count_max
+
     def min_frames(self) -> int:
         return self.cfg.count_min
 

@@ -37,6 +37,9 @@ class SpeedTask:
         check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
         check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
 
+    def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
+        return 2 * self.cfg.count_max  # the two parts, one after the other
+
     def min_frames(self) -> int:
         return 2 * (self.cfg.count_min - 1) + 1  # the fast part at stride 2
 

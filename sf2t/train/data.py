@@ -288,6 +288,16 @@ class FrameStore:
         return self._decode(info, frame_ids)
 
 
+_LOWER_SUPERVISED = "supervised_frames or shorten (or leave out) that record's text"
+
+
+def _lower(inputs, task: str) -> str:
+    """The settings that shorten a ``task`` sample of ``inputs``' family."""
+    if inputs.qwen:
+        return f"{task}.count_max, frame_size or frame_repeat (token_keep_ratio keeps the M-RoPE positions)"
+    return f"{task}.count_max or token_keep_ratio"
+
+
 class SampleFactory:
     """Model-ready samples from a pool of videos and a set of tasks (see the module docstring)."""
 
@@ -457,6 +467,15 @@ class SampleFactory:
         )
         out.update(image_inputs)
         out.update(vision)
+        if self.inputs.context is not None:  # the per-sample guard: a question's or a record's text, an image's tiles
+            where = (
+                f"supervised_data record {s.meta.get('id')!r} ({s.meta.get('source')})"
+                if s.task == SUPERVISED
+                else s.task
+            )
+            self.inputs.context.check(
+                out, where, _LOWER_SUPERVISED if s.task == SUPERVISED else _lower(self.inputs, s.task)
+            )
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
 

@@ -181,9 +181,10 @@ def family_of_model(model):
     return family_of_model_type(getattr(getattr(model, "config", None), "model_type", None), type(model).__name__)
 
 
-def make_inputs(cfg: TrainConfig, family=None):
+def make_inputs(cfg: TrainConfig, family=None, context=None):
     """The run's :class:`sf2t.models.inputs.ModelInputs`: ``family`` (default: read from ``cfg.model``'s config), the
-    checkpoint's processor for the LLaVA families, the config's frame size / repeat / layout / token_keep_ratio."""
+    checkpoint's processor for the LLaVA families, the config's frame size / repeat / layout / token_keep_ratio, and
+    the model's ``context`` (:class:`sf2t.models.context.Context`) each sample is checked against."""
     from sf2t.models import load_processor
     from sf2t.models.families import family_of_checkpoint
     from sf2t.models.inputs import ModelInputs
@@ -201,7 +202,20 @@ def make_inputs(cfg: TrainConfig, family=None):
         layout=cfg.layout,
         token_keep_ratio=cfg.token_keep_ratio,
         token_first_group=cfg.token_first_group,
+        context=context,
     )
+
+
+def model_context(cfg: TrainConfig, tokenizer):
+    """The :class:`sf2t.models.context.Context` of ``cfg.model`` (its config.json) and ``tokenizer``; None for a run
+    without a checkpoint path (a model passed in)."""
+    if not cfg.model:
+        return None
+    from transformers import AutoConfig
+
+    from sf2t.models.context import Context
+
+    return Context.of(AutoConfig.from_pretrained(cfg.model), tokenizer)
 
 
 # fields that change how a run is watched or saved, not what it computes: a resume may change them freely
@@ -288,11 +302,17 @@ def make_factories(cfg: TrainConfig, tokenizer, family=None):
     min_frames = min(t.min_frames() for t in tasks.values())
     store = FrameStore(cache_mb=cfg.clip_cache_mb, decoder=cfg.decoder, device=cfg.device)
     # frame size, repeat, layout and token_keep_ratio live in the model inputs (make_inputs)
-    common = dict(
-        store=store, max_resample=cfg.max_resample, task_videos=cfg.task_videos, inputs=make_inputs(cfg, family)
-    )
+    context = model_context(cfg, tokenizer)
+    inputs = make_inputs(cfg, family, context)
+    mixed = bool(cfg.supervised_data and cfg.supervised_ratio > 0)
+    if context is not None:  # before any video is read: a run whose largest sample cannot fit is refused here
+        from sf2t.models.context import check_run_fits
+
+        curriculum = {n: make_task(n, cfg.task_config(n)) for n in cfg.curriculum_tasks if cfg.curriculum_steps}
+        check_run_fits(context, tasks | curriculum, inputs, tokenizer, cfg.supervised_frames if mixed else None)
+    common = dict(store=store, max_resample=cfg.max_resample, task_videos=cfg.task_videos, inputs=inputs)
     supervised = None
-    if cfg.supervised_data and cfg.supervised_ratio > 0:
+    if mixed:
         from sf2t.train.supervised import load_supervised
 
         supervised = load_supervised(cfg.supervised_data)

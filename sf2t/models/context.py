@@ -1,0 +1,162 @@
+"""The model's context window: how many tokens and rotary positions a sample takes, against what the checkpoint was
+trained for.
+
+Nothing in transformers checks it: the families sf2t trains compute their rotary embeddings on the fly (default
+RoPE), so a sample past ``max_position_embeddings`` runs, with finite logits, at positions the model never saw
+(measured on the tiny checkpoints of all four families with ``max_position_embeddings=64`` and a 96-token sample:
+forward and generate both succeed). Quality collapses silently. :class:`Context` says so before that happens:
+
+- positions: LLaVA families use one position per token; Qwen's M-RoPE gives a video of grid (t, h, w) the extent
+  ``max(t_extent, h / merge, w / merge)`` positions (``t_extent = (t - 1) * interval + 1``, ``interval`` =
+  Qwen2.5-VL's ``tokens_per_second`` since sf2t passes no ``second_per_grid_ts``, 1 for Qwen2-VL and for images),
+  whatever the number of kept tokens (sf2t token merging keeps the uncompressed positions). That is exact for
+  transformers releases that advance text after a video by the whole extent, an upper bound for those (5.2x) that
+  advance by ``max(h, w) / merge`` only.
+- tokens: the tokenizer's ``model_max_length``, when the checkpoint sets one (not transformers' "no limit" value).
+
+:func:`check_run_fits` estimates the largest sample a training run's settings make (most presented frames of each
+task at the packed frame size, the chat scaffolding with an empty question) and refuses a run that cannot fit;
+:meth:`Context.check` is the per-sample guard for what the estimate cannot know (a question's or a supervised
+record's text, a target image's anyres tiles).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Context", "check_run_fits"]
+
+# transformers stores "no model_max_length" as int(1e30); anything this large is no limit
+_NO_LIMIT = 10**9
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a checkpoint can take: ``max_positions`` (the text config's ``max_position_embeddings``), ``max_tokens``
+    (the tokenizer's ``model_max_length``; None when unset), and for Qwen's M-RoPE (``mrope``) the spatial ``merge``
+    and the video's temporal position step ``interval``."""
+
+    max_positions: int | None
+    max_tokens: int | None = None
+    mrope: bool = False
+    merge: int = 2
+    interval: float = 1.0
+
+    @classmethod
+    def of(cls, config, tokenizer=None) -> Context:
+        """The context of a model ``config`` (a transformers config) and its ``tokenizer`` (or processor)."""
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        positions = getattr(text, "max_position_embeddings", None)
+        tok = getattr(tokenizer, "tokenizer", tokenizer)
+        tokens = getattr(tok, "model_max_length", None)
+        tokens = int(tokens) if isinstance(tokens, (int, float)) and 0 < tokens < _NO_LIMIT else None
+        model_type = getattr(config, "model_type", "")
+        mrope = model_type in ("qwen2_vl", "qwen2_5_vl")
+        vision = getattr(config, "vision_config", None)
+        merge = int(getattr(vision, "spatial_merge_size", 2) or 2)
+        interval = float(getattr(vision, "tokens_per_second", 1) or 1) if model_type == "qwen2_5_vl" else 1.0
+        return cls(None if positions is None else int(positions), tokens, mrope, merge, interval)
+
+    def extent(self, sample: Mapping) -> tuple[int, int]:
+        """(tokens, rotary positions) of one sample: 1-D ``input_ids`` (Qwen: ``mm_token_type_ids`` and the
+        ``video_grid_thw`` / ``image_grid_thw`` of its video and image)."""
+        tokens = int(sample["input_ids"].numel())
+        if not self.mrope:
+            return tokens, tokens
+        text = int((sample["mm_token_type_ids"] == 0).sum())
+        spans = 0
+        for key, step in (("image_grid_thw", 1.0), ("video_grid_thw", self.interval)):
+            grid = sample.get(key)
+            for t, h, w in [] if grid is None else torch.as_tensor(grid).reshape(-1, 3).tolist():
+                spans += max(int(math.floor((t - 1) * step)) + 1, h // self.merge, w // self.merge)
+        return tokens, text + spans
+
+    def over(self, tokens: int, positions: int) -> list[str]:
+        """What ``tokens`` / ``positions`` exceed, in words ([] when the sample fits)."""
+        out = []
+        if self.max_positions is not None and positions > self.max_positions:
+            what = "M-RoPE positions" if self.mrope else "tokens"
+            out.append(f"{positions} {what} > max_position_embeddings {self.max_positions}")
+        if self.max_tokens is not None and tokens > self.max_tokens:
+            out.append(f"{tokens} tokens > the tokenizer's model_max_length {self.max_tokens}")
+        return out
+
+    def check(self, sample: Mapping, where: str, lower: str, extra: int = 0) -> None:
+        """A ValueError naming ``where`` (which sample), the numbers and ``lower`` (the settings to lower) when
+        ``sample`` (plus ``extra`` tokens still to be generated) does not fit."""
+        tokens, positions = self.extent(sample)
+        over = self.over(tokens + extra, positions + extra)
+        if over:
+            plus = f" (with {extra} tokens to generate)" if extra else ""
+            raise ValueError(
+                f"{where}: the sample is longer than the model's context{plus}: {'; '.join(over)}. Past it the "
+                f"model runs at positions it was never trained on (no error, silently worse answers); lower {lower}"
+            )
+
+
+def _frames_of(task) -> int:
+    """The most frames ``task`` presents in one sample (its ``max_presented``; the fewest it needs otherwise)."""
+    fn = getattr(task, "max_presented", None)
+    return int(fn()) if fn is not None else int(task.min_frames())
+
+
+def _frame_settings(name: str, task) -> str:
+    cfg = getattr(task, "cfg", None)
+    if cfg is not None and hasattr(cfg, "count_max"):
+        return f"{name}.count_max"
+    return f"{name}'s frames"
+
+
+def _vision_for(inputs, frames: int) -> dict:
+    """The vision inputs :meth:`ModelInputs.text` reads for a sample of ``frames`` presented frames, without pixels:
+    Qwen ``video_grid_thw`` (``frame_repeat`` copies, or the pairs layout, in temporal patches of 2); LLaVA a
+    zero-stride ``pixel_values_videos`` of the processor's output size (a square source when the size depends on
+    the video's shape)."""
+    if inputs.qwen:
+        h, w = inputs.frame_size
+        groups = frames - 1 if inputs.layout == "pairs" and frames >= 2 else math.ceil(frames * inputs.frame_repeat / 2)
+        return {"video_grid_thw": torch.tensor([[groups, h // 14, w // 14]])}
+    from sf2t.ops.fragment_pack import llava_target_size
+
+    side = inputs.size_kw.get("shortest_edge") or max(inputs.size_kw["size"])
+    _, (h, w) = llava_target_size(side, side, crop=inputs.crop, **inputs.size_kw)
+    return {"pixel_values_videos": torch.zeros(()).expand(frames, 3, h, w)}
+
+
+def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervised_frames: int | None = None) -> int:
+    """Refuse (ValueError) a run whose largest sample cannot fit ``context``: for each task of ``tasks`` (name ->
+    task) its most presented frames (``max_presented``) at ``inputs``' frame size / repeat / layout /
+    token_keep_ratio, plus a target image at the frame size (Qwen), with the chat scaffolding around an empty
+    question; ``supervised_frames`` for mixed-in supervised data. Returns the largest estimate (positions)."""
+    want = [
+        (name, _frames_of(t), _frame_settings(name, t), getattr(t, "name", name) == "localization")
+        for name, t in tasks.items()
+    ]
+    if supervised_frames:
+        want.append(("supervised_data", int(supervised_frames), "supervised_frames", False))
+    worst = 0
+    for name, frames, setting, image in want:
+        vision = _vision_for(inputs, frames)
+        image_kw = {}
+        if image and inputs.qwen:
+            h, w = inputs.frame_size
+            grid = torch.tensor([[1, h // 14, w // 14]])
+            image_kw = dict(image_tokens=int(grid.prod()) // 4, image_grid=grid)
+        text = inputs.text(tokenizer, "", "", vision, **image_kw)
+        sample = {**text, **vision, **({"image_grid_thw": image_kw["image_grid"]} if image_kw else {})}
+        tokens, positions = context.extent(sample)
+        worst = max(worst, positions)
+        over = context.over(tokens, positions)
+        if over:
+            sizes = "frame_size, frame_repeat (or layout)" if inputs.qwen else "the processor's video size"
+            keep = "" if inputs.qwen else ", or token_keep_ratio"
+            raise ValueError(
+                f"{name}: its largest sample ({frames} frames) is longer than the model's context before any "
+                f"question text: {'; '.join(over)}. Past it the model runs at positions it was never trained on "
+                f"(no error, silently worse answers); lower {setting}, or {sizes}{keep}"
+            )
+    return worst

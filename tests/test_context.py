@@ -1,0 +1,136 @@
+"""The model's context window (sf2t.models.context): a run whose largest sample cannot fit the checkpoint's
+max_position_embeddings is refused at setup, for every family; a sample the estimate cannot foresee (a supervised
+record's long text) is refused when it is made; ``sf2t eval`` refuses an over-long prompt. Before, all of these ran
+silently at positions the model was never trained on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+synth = pytest.importorskip("sf2t.synth")
+pytest.importorskip("av")
+pytest.importorskip("transformers")
+
+from sf2t.models import FAMILIES  # noqa: E402
+from sf2t.train.config import TrainConfig  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ctx_clips")
+    kw = dict(width=96, height=64, seconds=1.2, num_sprites=1, camera_pan=False, events=False)
+    return [c["path"] for c in synth.make_clips(root, 2, seed=300, **kw)]
+
+
+def _tiny(root, name, max_positions):
+    """A tiny checkpoint of ``name`` whose text config says ``max_position_embeddings = max_positions``."""
+    path = FAMILIES[name].build_tiny(root / name, seed=0)
+    cfg_path = path / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["text_config"]["max_position_embeddings"] = max_positions
+    cfg_path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def _cfg(model, clips, tmp_path, **kw):
+    base = dict(model=model, videos=clips, out_dir=str(tmp_path / "run"), steps=1, batch_size=2, lora=True)
+    base.update(kw)
+    return TrainConfig(progress=False, log_every=0, **base)
+
+
+def _tokenizer(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_run_longer_than_the_context_is_refused_at_setup(tmp_path, clips, name):
+    from sf2t.train.loop import make_factories
+
+    model = _tiny(tmp_path, name, 32)
+    # counting's 16 frames (its default count_max): 16 or more positions of video in every family (Qwen: 16
+    # temporal groups at frame_repeat 2), plus the chat scaffolding (~20 tokens)
+    cfg = _cfg(model, clips, tmp_path, tasks=["counting"])
+    with pytest.raises(ValueError, match=r"counting: .*> max_position_embeddings 32.*lower counting\.count_max"):
+        make_factories(cfg, _tokenizer(model))
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_run_that_fits_is_accepted_and_samples_are_checked(tmp_path, clips, name):
+    """The default task settings fit the tiny checkpoints' real context; the factory's samples stay inside the
+    estimate's bound (the question text is what it leaves out)."""
+    from sf2t.train.loop import make_factories
+
+    model = FAMILIES[name].build_tiny(tmp_path / name, seed=0)
+    cfg = _cfg(str(model), clips, tmp_path, tasks=["counting", "consistency"])
+    factory, _ = make_factories(cfg, _tokenizer(model))
+    ctx = factory.inputs.context
+    assert (
+        ctx is not None
+        and ctx.max_positions
+        == json.loads((model / "config.json").read_text())["text_config"]["max_position_embeddings"]
+    )
+    tokens, positions = ctx.extent(factory.sample(0))
+    assert 0 < positions <= tokens
+
+
+def test_supervised_record_longer_than_the_context_is_named(tmp_path, clips):
+    from sf2t.train.loop import make_factories
+
+    model = _tiny(tmp_path, "qwen2_vl", 400)
+    recs = [
+        {"id": "long", "video": clips[0], "conversations": [
+            {"from": "human", "value": "<video>\n" + "Describe every detail. " * 100},
+            {"from": "gpt", "value": "No."}]},
+    ]  # fmt: skip
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps(recs))
+    cfg = _cfg(model, clips, tmp_path, tasks=["counting"], supervised_data=str(data), supervised_ratio=0.9)
+    factory, _ = make_factories(cfg, _tokenizer(model))  # the estimate fits: the record's text is unknown to it
+    with pytest.raises(ValueError, match=r"supervised_data record 'long'.*> max_position_embeddings 400"):
+        for i in range(20):  # (seeded: index 0 already draws the record)
+            factory.sample(i)
+
+
+@pytest.mark.parametrize("name", ["qwen2_5_vl", "llava_next_video"])
+def test_finevidbench_refuses_an_over_long_prompt(tmp_path, name):
+    from sf2t.finevidbench.evaluate import VideoRunner
+
+    runner = VideoRunner(_tiny(tmp_path, name, 64))
+    q = {"id": "q1", "question": "Which way does the square move?", "options": ["left", "right", "up", "down"]}
+    frames = torch.zeros(16, 56, 56, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"question 'q1' \(16 frames\).*> max_position_embeddings 64"):
+        runner.likelihood(q, frames, None)
+    with pytest.raises(ValueError, match=r"question 'q1'.*with \d+ tokens to generate"):
+        runner.generate(q, frames, None)
+
+
+def test_qwen_positions_bound_the_models_own():
+    """Context.extent's M-RoPE positions are never fewer than the model's own rotary positions (exact where text
+    after a video starts past its whole extent; an upper bound otherwise), and the tokens are the sequence length."""
+    from transformers import Qwen2VLModel
+
+    from sf2t.models.context import Context
+    from sf2t.models.tiny import build_tiny_config
+    from sf2t.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    config = build_tiny_config(tok)
+    model = Qwen2VLModel(config)
+    ctx = Context.of(config, tok)
+    from sf2t.models.qwen2_vl import build_video_sample
+
+    for grid in ([1, 4, 4], [8, 4, 4], [2, 4, 12], [3, 12, 4]):
+        s = build_video_sample(tok, "How many frames?", "5", grid)
+        pos, _ = model.get_rope_index(s["input_ids"][None], s["mm_token_type_ids"][None], None, torch.tensor([grid]))
+        tokens, positions = ctx.extent({**s, "video_grid_thw": torch.tensor([grid])})
+        assert tokens == s["input_ids"].numel()
+        assert positions >= int(pos.max()) + 1
+        if grid[0] <= max(grid[1], grid[2]) // 2:  # time spans no more than space: the same in every release
+            assert positions == int(pos.max()) + 1
