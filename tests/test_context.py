@@ -134,3 +134,32 @@ def test_qwen_positions_bound_the_models_own():
         assert positions >= int(pos.max()) + 1
         if grid[0] <= max(grid[1], grid[2]) // 2:  # time spans no more than space: the same in every release
             assert positions == int(pos.max()) + 1
+
+
+@pytest.mark.parametrize(
+    "rope, expect",
+    [
+        (None, 4096),
+        ({"rope_type": "linear", "factor": 2.0}, 8192),  # LLaVA-NeXT-Video-style stretched Vicuna
+        ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096}, 16384),
+        (
+            {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "original_max_position_embeddings": 256,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+            },
+            4096,
+        ),
+    ],
+)
+def test_rope_scaling_widens_the_context(rope, expect):
+    """A checkpoint whose RoPE is scaled (linear / yarn / llama3 factors) is trained or meant for that many more
+    positions: only past them is a sample refused."""
+    from transformers import LlamaConfig
+
+    from sf2t.models.context import Context
+
+    cfg = LlamaConfig(max_position_embeddings=4096, rope_scaling=rope)
+    assert Context.of(cfg).max_positions == expect

@@ -36,7 +36,8 @@ _NO_LIMIT = 10**9
 
 @dataclass(frozen=True)
 class Context:
-    """What a checkpoint can take: ``max_positions`` (the text config's ``max_position_embeddings``), ``max_tokens``
+    """What a checkpoint can take: ``max_positions`` (the text config's ``max_position_embeddings``, widened by its
+    RoPE scaling factor), ``max_tokens``
     (the tokenizer's ``model_max_length``; None when unset), and for Qwen's M-RoPE (``mrope``) the spatial ``merge``
     and the video's temporal position step ``interval``."""
 
@@ -50,7 +51,7 @@ class Context:
     def of(cls, config, tokenizer=None) -> Context:
         """The context of a model ``config`` (a transformers config) and its ``tokenizer`` (or processor)."""
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
-        positions = getattr(text, "max_position_embeddings", None)
+        positions = _scaled_positions(text)
         tok = getattr(tokenizer, "tokenizer", tokenizer)
         tokens = getattr(tok, "model_max_length", None)
         tokens = int(tokens) if isinstance(tokens, (int, float)) and 0 < tokens < _NO_LIMIT else None
@@ -96,6 +97,22 @@ class Context:
                 f"{where}: the sample is longer than the model's context{plus}: {'; '.join(over)}. Past it the "
                 f"model runs at positions it was never trained on (no error, silently worse answers); lower {lower}"
             )
+
+
+def _scaled_positions(text) -> int | None:
+    """``max_position_embeddings`` of a text config, widened by its RoPE scaling (``rope_parameters`` /
+    ``rope_scaling``: linear, dynamic, yarn, llama3, ... with a ``factor``): the original context (or
+    ``max_position_embeddings``) times the factor, never less than ``max_position_embeddings``."""
+    positions = getattr(text, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    rope = getattr(text, "rope_parameters", None) or getattr(text, "rope_scaling", None)
+    rope = rope if isinstance(rope, Mapping) else {}
+    kind, factor = rope.get("rope_type") or rope.get("type"), rope.get("factor")
+    if kind in (None, "default", "mrope") or not isinstance(factor, (int, float)) or factor <= 1:
+        return int(positions)
+    original = rope.get("original_max_position_embeddings") or positions
+    return max(int(positions), int(original * factor))
 
 
 def _frames_of(task) -> int:
