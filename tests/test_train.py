@@ -459,6 +459,67 @@ def test_evaluate_reports_accuracy_and_chance(tiny, clips, tmp_path):
         assert len(r[task]["examples"]) == 3
 
 
+def _held_tensors(obj, seen=None) -> list[torch.Tensor]:
+    """The tensors ``obj`` holds (through lists, tuples, dicts and attributes), not counting a SampleFactory's (the
+    factory and its frame cache are there with or without an evaluation set)."""
+    from sf2t.train.data import SampleFactory
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, (SampleFactory, str, bytes, int, float, type(None))):
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        items = list(obj)
+    else:
+        items = list(getattr(obj, "__dict__", {}).values())
+    return [t for x in items for t in _held_tensors(x, seen)]
+
+
+def test_eval_set_holds_no_pixels_and_evaluates_as_the_samples_made_once(tiny, clips, tmp_path):
+    """The held-out set keeps no packed pixels between evaluations (a real model's are GBs), and evaluating it feeds
+    the model exactly the samples made once up front (every tensor equal, the same answers and scores): also the
+    samples drawn before a video was dropped while the set was built (here: a static clip)."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.tasks import TASKS
+    from sf2t.train.evaluate import build_eval_set, evaluate
+    from sf2t.train.loop import make_factories
+
+    good, bad = clips
+    model, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path, eval_videos=[bad["static"], *good], tasks=list(TASKS))
+    per_task = 3
+    _, eager_f = make_factories(cfg, tok)
+    made = [  # the samples as made once, each from the pool as it stood then
+        eager_f.sample(t_i * 1_000_000 + i, task=name, with_answer=False)
+        for t_i, name in enumerate(cfg.tasks)
+        for i in range(per_task)
+    ]
+    assert any(s.path == bad["static"] for s in eager_f.pool.skipped)  # a video left the pool midway
+    _, eval_f = make_factories(cfg, tok)
+    es = build_eval_set(eval_f, cfg.tasks, per_task)
+
+    held = _held_tensors(es)
+    assert not any(t.is_floating_point() for t in held)  # no pixels
+    packed = sum(t.numel() * t.element_size() for s in made for t in _held_tensors(s))
+    assert sum(t.numel() * t.element_size() for t in held) < packed / 100
+    for _ in range(2):  # every evaluation sees the same samples
+        assert len(es) == len(made)
+        for a, b in zip(es, made):
+            assert a.keys() == b.keys()
+            for k in a:
+                if isinstance(a[k], torch.Tensor):
+                    assert torch.equal(a[k], b[k]), k
+                else:
+                    assert a[k] == b[k], k
+    r_set, r_made = evaluate(model, tok, es), evaluate(model, tok, made)
+    r_set.pop("seconds"), r_made.pop("seconds")
+    assert r_set == r_made
+
+
 def test_pairs_layout(tiny, clips, tmp_path):
     """layout="pairs": token group i holds presented frames (i, i+1), so F frames give F - 1 groups."""
     from sf2t.models import load_model_and_tokenizer
