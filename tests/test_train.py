@@ -1912,6 +1912,99 @@ def test_process_group_waits_dist_timeout_min(monkeypatch):
             TrainConfig(dist_timeout_min=bad).validate()
 
 
+def test_checkpoint_state_is_bounded_and_a_long_run_resumes_exactly(tiny, clips, tmp_path, monkeypatch):
+    """The per-step losses and per-sample task losses / accuracies a run keeps (and writes into every state.json)
+    stop growing past series.EXACT values each (here 8, so a short run goes past it), metrics.jsonl keeps every step,
+    and a run resumed from such a checkpoint reports what the uninterrupted one does."""
+    import json
+
+    from sf2t.train.loop import train
+
+    exact = 8
+    try:
+        from sf2t.train import series
+
+        monkeypatch.setattr(series, "EXACT", exact)
+    except ImportError:  # (a version without it keeps everything: the bound below fails)
+        pass
+    kw = dict(steps=20, batch_size=4, tasks=["counting", "disorder"], lora=True, full_finetune=False, log_every=1)
+    whole = train(_cfg(tiny, clips, tmp_path / "a", **kw), log=lambda s: None, save=False)
+
+    class Killed(Exception):
+        pass
+
+    def killer(line):
+        if line.startswith("step") and int(line.split()[1]) == 17:
+            raise Killed
+
+    cfg = _cfg(tiny, clips, tmp_path / "b", save_every=4, **kw)
+    with pytest.raises(Killed):
+        train(cfg, log=killer, save=False)
+    run = tmp_path / "b" / "run"
+    state = json.loads((run / "checkpoints" / "step-00000016" / "state.json").read_text())
+
+    def numbers(x):
+        if isinstance(x, dict):
+            return sum(numbers(v) for v in x.values())
+        if isinstance(x, list):
+            return sum(numbers(v) for v in x)
+        return int(isinstance(x, float))
+
+    # 16 steps x 4 samples: 16 losses and 2 x 64 per-task values were kept in full (144); now at most `exact` values
+    # or sums a series and its first value, and the last 16 losses (the window is 50: the progress bar's mean)
+    kept = numbers([state["losses"], state["task_loss"], state["task_acc"]])
+    assert kept <= (exact + 16 + 1) + 4 * (exact + 1), kept
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 17  # the full record
+    resumed = train(
+        _cfg(tiny, clips, tmp_path / "b", save_every=4, resume="auto", progress=False, **kw),
+        log=lambda s: None,
+        save=False,
+    )
+    assert resumed["resumed_from"] == 16
+    keys = ("losses", "loss_curve", "task_losses", "task_train_accuracy")
+    assert {k: resumed[k] for k in keys} == {k: whole[k] for k in keys}
+    assert whole["losses_start"] == 0 and len(whole["losses"]) == 20  # (within the window)
+    assert (
+        whole["loss_first"] == json.loads((tmp_path / "a" / "run" / "metrics.jsonl").read_text().split("\n")[0])["loss"]
+    )
+    ends = [p["upto"] for p in whole["loss_curve"]]  # (20 losses in runs of 4 past exact: 5 points)
+    assert ends == sorted(set(ends)) and ends[-1] == 20
+
+
+def test_series_keeps_every_value_up_to_exact_then_bounded_sums_that_resume_exactly():
+    """sf2t.train.series.Series: the old curve (mean over exact tenths) while it holds every value; past ``exact``, at
+    most ``exact`` sums, a curve within a run's width of the exact tenths, and a state that, saved half way (through
+    JSON) and appended to, equals the state of the series appended to without a break."""
+    import json
+    import random
+
+    from sf2t.train.loop import _curve
+    from sf2t.train.series import Series
+
+    rng = random.Random(0)
+    for n, exact in [(0, 16), (3, 16), (16, 16), (17, 16), (1000, 16), (41, 40), (5000, 64)]:
+        values = [rng.random() for _ in range(n)]
+        whole, part = Series(exact, window=5), Series(exact, window=5)
+        for i, v in enumerate(values):
+            whole.append(v)
+            if i == n // 2:
+                part = Series.from_state(json.loads(json.dumps(part.state())), window=5)
+            part.append(v)
+        assert whole.state() == part.state() and whole.curve() == part.curve()
+        assert len(whole) == n and whole.tail(5) == values[-5:] and whole.first == (values[0] if values else None)
+        if n <= exact:
+            assert whole.curve() == _curve(values)
+            continue
+        assert whole.values is None and len(whole.sums) <= exact and sum(whole.sums) == pytest.approx(sum(values))
+        ends = [p["upto"] for p in whole.curve()]
+        assert ends == sorted(set(ends)) and ends[-1] == n
+        if exact >= 20:  # (at least 10 runs: every tenth has its point)
+            assert len(ends) == 10 and all(abs(e - (i + 1) * n / 10) <= whole.width for i, e in enumerate(ends))
+        with pytest.raises(ValueError, match="only the last 5 values"):
+            whole.tail(6)
+    assert Series.from_state([1.0, 2.0, 4.0]).curve() == _curve([1.0, 2.0, 4.0])  # an older checkpoint's list
+
+
 def test_curve_points_are_distinct_chunks():
     """The report's short curves: ``points`` chunks covering the run once; a run shorter than that gives one point per
     value (it repeated values, so 3 steps drew 10 points)."""
