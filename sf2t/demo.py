@@ -360,7 +360,7 @@ def run_demo(
             "tokens_per_second": round(result["tokens_per_second"], 1),
             "data_seconds": round(result["data_seconds"], 2),
             "trainable_parameters": result["trainable_parameters"],
-            "loss_first": result["losses"][0] if result["losses"] else None,
+            "loss_first": result.get("loss_first"),
             "loss_last_50": _mean(result["losses"][-50:]),
             "loss_curve": result["loss_curve"],
             "task_loss_curves": result["task_losses"],

@@ -459,6 +459,67 @@ def test_evaluate_reports_accuracy_and_chance(tiny, clips, tmp_path):
         assert len(r[task]["examples"]) == 3
 
 
+def _held_tensors(obj, seen=None) -> list[torch.Tensor]:
+    """The tensors ``obj`` holds (through lists, tuples, dicts and attributes), not counting a SampleFactory's (the
+    factory and its frame cache are there with or without an evaluation set)."""
+    from sf2t.train.data import SampleFactory
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, (SampleFactory, str, bytes, int, float, type(None))):
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        items = list(obj)
+    else:
+        items = list(getattr(obj, "__dict__", {}).values())
+    return [t for x in items for t in _held_tensors(x, seen)]
+
+
+def test_eval_set_holds_no_pixels_and_evaluates_as_the_samples_made_once(tiny, clips, tmp_path):
+    """The held-out set keeps no packed pixels between evaluations (a real model's are GBs), and evaluating it feeds
+    the model exactly the samples made once up front (every tensor equal, the same answers and scores): also the
+    samples drawn before a video was dropped while the set was built (here: a static clip)."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.tasks import TASKS
+    from sf2t.train.evaluate import build_eval_set, evaluate
+    from sf2t.train.loop import make_factories
+
+    good, bad = clips
+    model, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path, eval_videos=[bad["static"], *good], tasks=list(TASKS))
+    per_task = 3
+    _, eager_f = make_factories(cfg, tok)
+    made = [  # the samples as made once, each from the pool as it stood then
+        eager_f.sample(t_i * 1_000_000 + i, task=name, with_answer=False)
+        for t_i, name in enumerate(cfg.tasks)
+        for i in range(per_task)
+    ]
+    assert any(s.path == bad["static"] for s in eager_f.pool.skipped)  # a video left the pool midway
+    _, eval_f = make_factories(cfg, tok)
+    es = build_eval_set(eval_f, cfg.tasks, per_task)
+
+    held = _held_tensors(es)
+    assert not any(t.is_floating_point() for t in held)  # no pixels
+    packed = sum(t.numel() * t.element_size() for s in made for t in _held_tensors(s))
+    assert sum(t.numel() * t.element_size() for t in held) < packed / 100
+    for _ in range(2):  # every evaluation sees the same samples
+        assert len(es) == len(made)
+        for a, b in zip(es, made):
+            assert a.keys() == b.keys()
+            for k in a:
+                if isinstance(a[k], torch.Tensor):
+                    assert torch.equal(a[k], b[k]), k
+                else:
+                    assert a[k] == b[k], k
+    r_set, r_made = evaluate(model, tok, es), evaluate(model, tok, made)
+    r_set.pop("seconds"), r_made.pop("seconds")
+    assert r_set == r_made
+
+
 def test_pairs_layout(tiny, clips, tmp_path):
     """layout="pairs": token group i holds presented frames (i, i+1), so F frames give F - 1 groups."""
     from sf2t.models import load_model_and_tokenizer
@@ -1849,6 +1910,99 @@ def test_process_group_waits_dist_timeout_min(monkeypatch):
     for bad in (0, -1, float("nan"), "x"):
         with pytest.raises(ValueError, match="dist_timeout_min"):
             TrainConfig(dist_timeout_min=bad).validate()
+
+
+def test_checkpoint_state_is_bounded_and_a_long_run_resumes_exactly(tiny, clips, tmp_path, monkeypatch):
+    """The per-step losses and per-sample task losses / accuracies a run keeps (and writes into every state.json)
+    stop growing past series.EXACT values each (here 8, so a short run goes past it), metrics.jsonl keeps every step,
+    and a run resumed from such a checkpoint reports what the uninterrupted one does."""
+    import json
+
+    from sf2t.train.loop import train
+
+    exact = 8
+    try:
+        from sf2t.train import series
+
+        monkeypatch.setattr(series, "EXACT", exact)
+    except ImportError:  # (a version without it keeps everything: the bound below fails)
+        pass
+    kw = dict(steps=20, batch_size=4, tasks=["counting", "disorder"], lora=True, full_finetune=False, log_every=1)
+    whole = train(_cfg(tiny, clips, tmp_path / "a", **kw), log=lambda s: None, save=False)
+
+    class Killed(Exception):
+        pass
+
+    def killer(line):
+        if line.startswith("step") and int(line.split()[1]) == 17:
+            raise Killed
+
+    cfg = _cfg(tiny, clips, tmp_path / "b", save_every=4, **kw)
+    with pytest.raises(Killed):
+        train(cfg, log=killer, save=False)
+    run = tmp_path / "b" / "run"
+    state = json.loads((run / "checkpoints" / "step-00000016" / "state.json").read_text())
+
+    def numbers(x):
+        if isinstance(x, dict):
+            return sum(numbers(v) for v in x.values())
+        if isinstance(x, list):
+            return sum(numbers(v) for v in x)
+        return int(isinstance(x, float))
+
+    # 16 steps x 4 samples: 16 losses and 2 x 64 per-task values were kept in full (144); now at most `exact` values
+    # or sums a series and its first value, and the last 16 losses (the window is 50: the progress bar's mean)
+    kept = numbers([state["losses"], state["task_loss"], state["task_acc"]])
+    assert kept <= (exact + 16 + 1) + 4 * (exact + 1), kept
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 17  # the full record
+    resumed = train(
+        _cfg(tiny, clips, tmp_path / "b", save_every=4, resume="auto", progress=False, **kw),
+        log=lambda s: None,
+        save=False,
+    )
+    assert resumed["resumed_from"] == 16
+    keys = ("losses", "loss_curve", "task_losses", "task_train_accuracy")
+    assert {k: resumed[k] for k in keys} == {k: whole[k] for k in keys}
+    assert whole["losses_start"] == 0 and len(whole["losses"]) == 20  # (within the window)
+    assert (
+        whole["loss_first"] == json.loads((tmp_path / "a" / "run" / "metrics.jsonl").read_text().split("\n")[0])["loss"]
+    )
+    ends = [p["upto"] for p in whole["loss_curve"]]  # (20 losses in runs of 4 past exact: 5 points)
+    assert ends == sorted(set(ends)) and ends[-1] == 20
+
+
+def test_series_keeps_every_value_up_to_exact_then_bounded_sums_that_resume_exactly():
+    """sf2t.train.series.Series: the old curve (mean over exact tenths) while it holds every value; past ``exact``, at
+    most ``exact`` sums, a curve within a run's width of the exact tenths, and a state that, saved half way (through
+    JSON) and appended to, equals the state of the series appended to without a break."""
+    import json
+    import random
+
+    from sf2t.train.loop import _curve
+    from sf2t.train.series import Series
+
+    rng = random.Random(0)
+    for n, exact in [(0, 16), (3, 16), (16, 16), (17, 16), (1000, 16), (41, 40), (5000, 64)]:
+        values = [rng.random() for _ in range(n)]
+        whole, part = Series(exact, window=5), Series(exact, window=5)
+        for i, v in enumerate(values):
+            whole.append(v)
+            if i == n // 2:
+                part = Series.from_state(json.loads(json.dumps(part.state())), window=5)
+            part.append(v)
+        assert whole.state() == part.state() and whole.curve() == part.curve()
+        assert len(whole) == n and whole.tail(5) == values[-5:] and whole.first == (values[0] if values else None)
+        if n <= exact:
+            assert whole.curve() == _curve(values)
+            continue
+        assert whole.values is None and len(whole.sums) <= exact and sum(whole.sums) == pytest.approx(sum(values))
+        ends = [p["upto"] for p in whole.curve()]
+        assert ends == sorted(set(ends)) and ends[-1] == n
+        if exact >= 20:  # (at least 10 runs: every tenth has its point)
+            assert len(ends) == 10 and all(abs(e - (i + 1) * n / 10) <= whole.width for i, e in enumerate(ends))
+        with pytest.raises(ValueError, match="only the last 5 values"):
+            whole.tail(6)
+    assert Series.from_state([1.0, 2.0, 4.0]).curve() == _curve([1.0, 2.0, 4.0])  # an older checkpoint's list
 
 
 def test_curve_points_are_distinct_chunks():

@@ -5,10 +5,11 @@ A checkpoint is a directory ``out_dir/checkpoints/step-<N>/`` holding
 - ``trainable.pt``: the trainable parameters (LoRA adapters, or every weight when fully fine-tuning),
 - ``adapter/``: the same LoRA adapter in peft's format (``PeftModel.from_pretrained(base, dir)`` loads it),
 - ``optimizer.pt``: AdamW's state,
-- ``state.json``: the step, the data cursor (``next_index``: the next global sample index), the losses so far, the
-  videos dropped from the pool (so later draws are the same), torch's and Python's RNG states and the config; a
-  run of several processes (torchrun) also keeps its ``world_size`` and each rank's dropped videos and RNG states
-  (``dropped_by_rank``, ``rng_by_rank``), so that a resume with as many processes is exact too.
+- ``state.json``: the step, the data cursor (``next_index``: the next global sample index), the losses so far (each
+  a bounded ``sf2t.train.series.Series`` state; an older checkpoint's plain lists load too), the videos dropped from
+  the pool (so later draws are the same), torch's and Python's RNG states and the config; a run of several processes
+  (torchrun) also keeps its ``world_size`` and each rank's dropped videos and RNG states (``dropped_by_rank``,
+  ``rng_by_rank``), so that a resume with as many processes is exact too.
 
 It is written into a temporary sibling directory and renamed into place, then ``latest`` (a one-line file) is
 replaced atomically: a kill while saving leaves the previous checkpoint and ``latest`` intact (the temporary

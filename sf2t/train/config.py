@@ -124,7 +124,9 @@ class TrainConfig:
     clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
     # -- evaluation
-    eval_samples: int = _f(64, "held-out samples per task")
+    eval_samples: int = _f(
+        64, "held-out samples per task (drawn once; made again from their indices at each evaluation)"
+    )
     eval_every: int = _f(0, "evaluate every N steps during training (0: only at the end)")
     max_new_tokens: int = _f(
         0, "tokens generated per evaluation answer (greedy); 0: the longest true answer of the evaluation set + 2"

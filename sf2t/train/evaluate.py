@@ -1,18 +1,21 @@
 """Held-out exact accuracy per task: greedy generation of a few tokens, parsed and scored from ``meta``.
 
-The evaluation set is built once (``build_eval_set``) so "before" and "after" see the very same samples.
+The evaluation set is built once (``build_eval_set``) so "before" and "after" see the very same samples. It keeps
+each sample's index, task, answer and meta, not its pixels: a sample is made again from its index as it is evaluated
+(``SampleFactory.sample`` is a pure function of the index and the pool), so a run does not hold the whole set's packed
+float pixels (several GB for a real model) between evaluations.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
 from sf2t.tasks.scoring import partial_score, score
 
-__all__ = ["answer_budget", "build_eval_set", "evaluate", "generate_answer"]
+__all__ = ["EvalSet", "answer_budget", "build_eval_set", "evaluate", "generate_answer"]
 
 _KEYS = (
     "input_ids",
@@ -26,13 +29,84 @@ _KEYS = (
 )
 
 
-def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> list[dict[str, Any]]:
-    """``per_task`` prompt-only samples (generation prompt, no answer) per task from ``factory``."""
-    out = []
-    for t_i, name in enumerate(tasks):
-        for i in range(per_task):
-            out.append(factory.sample(t_i * 1_000_000 + i, task=name, with_answer=False))
-    return out
+def _pool_key(pool) -> tuple:
+    """What of ``pool`` a draw depends on, cheaply: its usable list (a drop out of every task makes a new one) and
+    how many videos each task leaves out (a drop out of one task adds one)."""
+    return id(pool.infos), len(pool.infos), tuple(sorted((t, len(p)) for t, p in pool.excluded.items()))
+
+
+class EvalSet(Sequence):
+    """The held-out samples of :func:`build_eval_set`, made again from their indices as they are read.
+
+    Kept per sample: ``(index, task)``, a small record (``task``, ``answer``, ``meta``) and the pool state it was
+    drawn from; not its pixels (a real model's packed float pixels for the whole set are several GB). Each read calls
+    ``factory.sample(index, task=task, with_answer=False)`` again: a decode of its frames (a cache hit for a clip the
+    factory's frame store holds), the task's build and the packing, all pure functions of the index and the pool; the
+    result is checked against the kept record. A sample drawn before a video left the pool (one that did not decode,
+    or was too static for a task, met while the set was built) is made from a copy of the pool as it was then.
+    Iterating yields one sample at a time, so an evaluation holds one packed sample, not the set."""
+
+    def __init__(
+        self, factory, keys: list[tuple[int, str]], records: list[dict], states: list[tuple], which: list[int]
+    ):
+        self.factory = factory
+        self.keys = keys
+        self.records = records  # {task, answer, meta} per sample: what scoring and answer_budget read
+        self.states = states  # the pool states the samples were drawn from: (key, infos, excluded), few
+        self.which = which  # per sample, its position in states
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        index, task = self.keys[k]
+        f = self.factory
+        key, infos, excluded = self.states[self.which[k]]
+        if key == _pool_key(f.pool):
+            s = f.sample(index, task=task, with_answer=False)
+        else:  # drawn from the pool before a drop: from a copy of that pool (a drop made again changes the copy only)
+            from sf2t.train.data import VideoPool
+
+            live = f.pool
+            f.pool = VideoPool(list(infos), list(live.skipped), {t: set(p) for t, p in excluded.items()})
+            try:
+                s = f.sample(index, task=task, with_answer=False)
+            finally:
+                f.pool = live
+        rec = self.records[k]
+        if (s["task"], s["answer"], s["meta"]) != (rec["task"], rec["answer"], rec["meta"]):
+            raise RuntimeError(
+                f"held-out sample {index} ({task}) came out differently when made again: were the evaluation "
+                "factory's videos or settings changed since build_eval_set?"
+            )
+        return s
+
+    def __iter__(self) -> Iterator[dict]:
+        for k in range(len(self)):
+            yield self[k]
+
+
+def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> EvalSet:
+    """``per_task`` prompt-only samples (generation prompt, no answer) per task from ``factory``, as an
+    :class:`EvalSet`: each sample is made once here (its videos checked, its record kept) and again when read."""
+    keys = [(t_i * 1_000_000 + i, name) for t_i, name in enumerate(tasks) for i in range(per_task)]
+    records: list[dict] = []
+    states: list[tuple] = []
+    which: list[int] = []
+    for index, name in keys:
+        key = _pool_key(factory.pool)
+        if not states or states[-1][0] != key:  # (the infos list is kept: a drop replaces it, never edits it)
+            states.append((key, factory.pool.infos, {t: frozenset(p) for t, p in factory.pool.excluded.items()}))
+        which.append(len(states) - 1)
+        s = factory.sample(index, task=name, with_answer=False)
+        records.append({"task": s["task"], "answer": s["answer"], "meta": s["meta"]})
+    return EvalSet(factory, keys, records, states, which)
 
 
 @torch.no_grad()
@@ -59,7 +133,7 @@ def answer_budget(tokenizer, eval_set: Sequence[dict], margin: int = 2) -> int:
     a little room to be wrong)."""
     # every distinct answer: the longest in characters need not be the longest in tokens ("1, 2, 3, 4, 5" is 13
     # tokens, "Frame number 08." 6), and ties in length came out of a set in a hash-seed-dependent order
-    answers = {s["answer"] for s in eval_set}
+    answers = {s["answer"] for s in getattr(eval_set, "records", eval_set)}  # (an EvalSet: without making samples)
     longest = max((len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers), default=1)
     return longest + margin
 
@@ -67,7 +141,7 @@ def answer_budget(tokenizer, eval_set: Sequence[dict], margin: int = 2) -> int:
 def evaluate(
     model,
     tokenizer,
-    eval_set: list[dict],
+    eval_set: Sequence[dict],
     *,
     max_new_tokens: int = 0,
     device="cpu",

@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from sf2t.models.qwen2_vl import IGNORE_INDEX
+from sf2t.train import series
 from sf2t.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from sf2t.train.config import TrainConfig, config_to_dict
+from sf2t.train.series import Series
 
 # peft 0.21 reads transformers 5.2x's deprecated ``is_gradient_checkpointing`` each time it wraps or loads a model:
 # a warning the user can do nothing about
@@ -349,7 +351,9 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 class TrainResult(dict):
     """What ``train`` returns: losses, timings, skipped videos, where things were saved, and ``model`` (the
     trained model; everything else is JSON-serialisable). After a resume, ``losses`` and ``evals`` cover the whole
-    run, while ``seconds``, ``data_seconds`` and ``tokens_per_second`` are this session's."""
+    run, while ``seconds``, ``data_seconds`` and ``tokens_per_second`` are this session's. ``losses``: every step's
+    loss, or past ``sf2t.train.series.EXACT`` steps the last ones (``losses_start`` steps in; ``loss_first``: the
+    first step's; metrics.jsonl has them all)."""
 
 
 def train(
@@ -421,9 +425,12 @@ def train(
 
     # bf16 autocast of the forward pass (CUDA; TrainConfig refuses bf16 elsewhere)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
-    losses: list[float] = []
-    task_loss: dict[str, list[float]] = {}
-    task_acc: dict[str, list[float]] = {}
+    # per-step losses and per-sample task losses and accuracies, bounded (sf2t.train.series): metrics.jsonl has
+    # every step's values; the run keeps what its curves, logs and result need
+    loss_window = max(series.EXACT, cfg.log_every, 50)  # (the progress bar shows the mean of the last 50)
+    losses = Series(window=loss_window)
+    task_loss: dict[str, Series] = {}
+    task_acc: dict[str, Series] = {}
     evals: list[dict] = list(initial_evals)
     t_data = 0.0
     n_tokens = 0
@@ -445,8 +452,11 @@ def train(
                     "reads); they never trained (lora_B all zero), so the weights are the same"
                 )
             start_step = int(st["step"])
-            losses, task_loss, evals = list(st["losses"]), dict(st["task_loss"]), list(st["evals"])
-            task_acc = dict(st.get("task_acc", {}))  # older checkpoints: from this session on
+            # (an older checkpoint's plain lists are appended again)
+            losses = Series.from_state(st["losses"], window=loss_window)
+            task_loss = {k: Series.from_state(v) for k, v in st["task_loss"].items()}
+            task_acc = {k: Series.from_state(v) for k, v in st.get("task_acc", {}).items()}  # older: this session on
+            evals = list(st["evals"])
             n_tokens, t_data = int(st["tokens"]), float(st["data_seconds"])
             saved_batch = (st.get("config") or {}).get("batch_size", cfg.batch_size)
             saved_world = saved_world_size(st, world, cfg.batch_size)
@@ -515,9 +525,9 @@ def train(
         """The checkpoint's state after ``step_done`` steps (a collective under torchrun: every rank calls it)."""
         by_rank = _gather((_skip_rows(factory.pool.skipped), rng_state()), world)
         return {
-            "losses": losses,
-            "task_loss": task_loss,
-            "task_acc": task_acc,
+            "losses": losses.state(),
+            "task_loss": {k: v.state() for k, v in task_loss.items()},
+            "task_acc": {k: v.state() for k, v in task_acc.items()},
             "evals": evals,
             "tokens": n_tokens,
             "data_seconds": t_data,
@@ -614,10 +624,10 @@ def train(
         for m in range(cfg.grad_accum):
             for samples, _ in gathered:
                 for name, value, ok in samples[m]:
-                    task_loss.setdefault(name, []).append(value)
+                    task_loss.setdefault(name, Series()).append(value)
                     step_tasks.setdefault(name, []).append(value)
                     step_acc.setdefault(name, []).append(ok)
-                    task_acc.setdefault(name, []).append(ok)
+                    task_acc.setdefault(name, Series()).append(ok)
         n_tokens += sum(t for _, t in gathered)
         elapsed = time.perf_counter() - t_start
         done_steps = step + 1 - start_step
@@ -639,7 +649,7 @@ def train(
                 },
             )
         if step % 10 == 0 or step == cfg.steps - 1:
-            recent = losses[-50:]
+            recent = losses.tail(50)
             bar.set_postfix(
                 loss=f"{sum(recent) / len(recent):.3f}",
                 lr=f"{lr:.2g}",
@@ -649,7 +659,7 @@ def train(
                 refresh=not bar.log_paced,  # into a log: shown at the bar's next redraw (a refresh is a line more)
             )
         if cfg.log_every and (step + 1) % cfg.log_every == 0 and not cfg.progress:
-            recent = losses[-cfg.log_every :]
+            recent = losses.tail(cfg.log_every)
             log(
                 f"step {step + 1:>6}  loss {sum(recent) / len(recent):.4f}  lr {lr:.3g}  {samples_s:.1f} samples/s  "
                 f"{tokens_s:.0f} tokens/s  data wait {100 * wait:.0f}%"
@@ -680,10 +690,13 @@ def train(
         tokens_per_second=(n_tokens - tokens_start) / seconds if seconds else 0.0,
         trainable_parameters=n_train,
         total_parameters=n_total,
-        losses=losses,
-        task_losses={k: _curve(v) for k, v in task_loss.items()},
-        task_train_accuracy={k: _curve(v) for k, v in task_acc.items()},
-        loss_curve=_curve(losses),
+        # every step's loss up to series.EXACT steps; past that the last loss_window (losses_start: steps before)
+        losses=losses.tail(min(len(losses), loss_window)),
+        losses_start=max(0, len(losses) - loss_window),
+        loss_first=losses.first,
+        task_losses={k: v.curve() for k, v in task_loss.items()},
+        task_train_accuracy={k: v.curve() for k, v in task_acc.items()},
+        loss_curve=losses.curve(),
         evals=evals,
         skipped=skipped,
     )
@@ -816,18 +829,8 @@ class MetricsLog:
 
 def _curve(values: list[float], points: int = 10) -> list[dict]:
     """A short loss curve: mean loss over ``points`` equal chunks of the run (one point per value when there are
-    fewer)."""
-    if not values:
-        return []
-    n = len(values)
-    points = min(points, n)
-    out = []
-    for i in range(points):
-        lo, hi = i * n // points, max(i * n // points + 1, (i + 1) * n // points)
-        chunk = values[lo:hi]
-        if chunk:
-            out.append({"upto": hi, "loss": sum(chunk) / len(chunk)})
-    return out
+    fewer); ``Series.curve`` of every value."""
+    return Series.from_state(values, exact=max(2, len(values))).curve(points)
 
 
 def save_trained(model, tokenizer, cfg: TrainConfig, *, rank: int = 0, sharded: bool = False) -> Path:

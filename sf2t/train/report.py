@@ -171,7 +171,8 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
         f"- trainable parameters: {result.get('trainable_parameters', 0):,} of {result.get('total_parameters', 0):,}",
         f"- {result.get('seconds', 0.0):.1f} s, {result.get('tokens_per_second', 0.0):.0f} tokens/s, waiting for data "
         f"{result.get('data_seconds', 0.0):.1f} s",
-        f"- loss: first step {losses[0]:.4f}, mean of the last {len(last)} steps {sum(last) / len(last):.4f}"
+        f"- loss: first step {result.get('loss_first', losses[0] if losses else 0.0):.4f}, mean of the last "
+        f"{len(last)} steps {sum(last) / len(last):.4f}"
         if losses
         else "- no steps run",
         f"- saved: `{result.get('saved')}`",
