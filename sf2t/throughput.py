@@ -10,7 +10,10 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 - ``llamafactory_style`` / ``qwenvl_utils_style``: ``bench/baselines/`` (per sample: open the file, decode,
   resize with PIL / torch, then transformers' ``Qwen2VLVideoProcessor``).
 
-Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed; providers run in
+Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed, on samples spread over the
+run (:func:`agreement_windows`: window 0, each further video's first window, the last window; at most 8 windows, one
+sample each, two from window 0; the LLaMA-Factory-style baseline through its check twin, which rounds as torch and
+torchcodec do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes); providers run in
 interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is
 dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
@@ -572,30 +575,74 @@ def _unlike(info) -> str:
     return ""
 
 
-def check_agreement(outs: dict, tol_max: float, tol_mean: float = 1e-3) -> dict:
-    """Max and mean |difference| of each baseline's first samples to sf2t's (same plans); over fragment_pack's
-    tolerance (max ``tol_max``, mean ``tol_mean`` per sample, as its tests hold it to the processor): an error."""
+def check_agreement(outs: dict, tol_max: float, tol_mean: float = 1e-3, where: Sequence[str] | None = None) -> dict:
+    """Max and mean |difference| of each baseline's samples to sf2t's (same plans, in the same order); over
+    fragment_pack's tolerance (max ``tol_max``, mean ``tol_mean`` per sample, as its tests hold it to the processor):
+    an error naming the first sample out of it (``where[i]``: sample i's video and window)."""
     res = {}
     ref = outs["sf2t"]
     for name, got in outs.items():
         if name == "sf2t":
             continue
         mx = mean = 0.0
-        for (a, ga), (b, gb) in zip(ref, got):
+        for i, ((a, ga), (b, gb)) in enumerate(zip(ref, got)):
+            at = f" ({where[i]})" if where else ""
             if not torch.equal(ga.reshape(-1), gb.reshape(-1)) or a.shape != b.shape:
                 raise RuntimeError(
-                    f"{name}: grid {gb.tolist()} / shape {tuple(b.shape)} differ from sf2t's: not a like-for-like "
+                    f"{name}: grid {gb.tolist()} / shape {tuple(b.shape)} differ from sf2t's{at}: not a like-for-like "
                     "comparison on these videos"
                 )
             d = (a.float() - b.float()).abs()
-            mx, mean = max(mx, float(d.max())), max(mean, float(d.mean()))
-        if mx > tol_max or mean > tol_mean:
-            raise RuntimeError(
-                f"{name}: pixel values differ from sf2t's by max {mx:.4f}, mean {mean:.2e} (tolerance {tol_max:.4f}, "
-                f"mean {tol_mean:.0e}): not a like-for-like comparison on these videos"
-            )
-        res[name] = {"max_abs": mx, "mean_abs": mean}
+            dmx, dmean = float(d.max()), float(d.mean())
+            if dmx > tol_max or dmean > tol_mean:
+                raise RuntimeError(
+                    f"{name}: pixel values differ from sf2t's by max {dmx:.4f}, mean {dmean:.2e}{at} (tolerance "
+                    f"{tol_max:.4f}, mean {tol_mean:.0e}): not a like-for-like comparison on these videos"
+                )
+            mx, mean = max(mx, dmx), max(mean, dmean)
+        res[name] = {"max_abs": mx, "mean_abs": mean, "samples": min(len(ref), len(got))}
     return res
+
+
+AGREE_WINDOWS = 8  # windows the agreement check compares at most (one baseline sample each, two from window 0)
+
+
+def agreement_windows(video_of, windows: int, most: int = AGREE_WINDOWS) -> list[int]:
+    """The windows the agreement check compares, out of ``windows``: window 0, the first window of every other video
+    (``video_of(w)``: window w's video, from the planner: no decode) and the last window; at most ``most``, spread
+    evenly over those (window 0 and the last kept). A bug in later windows or in one video's pixels (its size, its
+    format) is caught, at the cost of a few baseline samples (window 0 alone was checked before)."""
+    picked, seen = [0], {video_of(0)}
+    for w in range(1, windows):
+        v = video_of(w)
+        if v not in seen:
+            seen.add(v)
+            picked.append(w)
+    if windows - 1 not in picked:
+        picked.append(windows - 1)
+    if len(picked) > most:
+        picked = [picked[round(k * (len(picked) - 1) / (most - 1))] for k in range(most)]
+    return sorted(set(picked))
+
+
+def agreement_samples(infos, ws: Sequence[int], size, seed: int = 0, per_window: int = 1, **sampler_kw):
+    """(sf2t's (pixels, grid) on the CPU, the baselines' (video, presented frame ids), labels) of the first
+    ``per_window`` samples of each window in ``ws`` (two from window 0), from one sampler (its
+    ``seed``, ``tasks``, ``device``, ``decoder``, ``output``, ``threads``: as the timed passes)."""
+    s = _sampler(infos, seed, **sampler_kw)
+    outs, plans, where = [], [], []
+    try:
+        for w in ws:
+            wp = s.plan(w)
+            union = wp.frame_ids  # the rows of the window's shared decode, which src_index points into
+            pairs = s.window(w)[: max(per_window, 2 if w == 0 else 1)]
+            for (smp, _), (px, grid) in zip(pairs, _pack_window(pairs, size)):
+                outs.append((px.cpu(), grid.cpu()))
+                plans.append((wp.video.path, [union[i] for i in smp.src_index]))
+                where.append(f"{wp.video.path}, window {w}")
+    finally:
+        s.close()
+    return outs, plans, where
 
 
 def measure(
@@ -772,10 +819,26 @@ def measure(
     made, decoded_first = run_sf2t(
         infos, 1, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, used=used, output=output
     )
-    first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in made[:2]]}
-    for a in against:
-        first[a] = run_base(a, 2)
-    agreement = check_agreement(first, 2 / 255 / min(QWEN2_VL_STD) + 1e-6) if against else {}
+    agreement, checked = {}, []
+    if against:  # a sample of the run's windows: window 0, each further video's first window, the last one
+        sf2t_plan = _sampler(infos, seed, tasks=tasks)
+        try:
+            checked = agreement_windows(lambda w: sf2t_plan.plan(w).video.path, windows)
+        finally:
+            sf2t_plan.close()
+        t_check = time.perf_counter()
+        mine, check_plans, where = agreement_samples(
+            infos, checked, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, output=output
+        )
+        outs = {"sf2t": mine}
+        for a in against:  # the baselines' check twin where they have one (see bench/baselines)
+            make = getattr(mods[a], "check_pixels", mods[a].pixels)
+            outs[a] = [make(p, ids, size, proc, threads=threads) for p, ids in check_plans]
+        agreement = check_agreement(outs, 2 / 255 / min(QWEN2_VL_STD) + 1e-6, where=where)
+        log(
+            f"agreement: {', '.join(against)} within tolerance of sf2t's on {len(mine)} samples of windows "
+            f"{checked} ({len({p for p, _ in check_plans})} video(s)), checked in {time.perf_counter() - t_check:.2f} s"
+        )
     times: dict[str, list[float]] = {p: [] for p in ("sf2t", *against)}
     decoded = 0
     paths = sorted({i.path for i in infos})
@@ -890,6 +953,7 @@ def measure(
         "frames_per_sample": frames,
         "baseline_samples": n_base,
         "agreement": agreement,
+        "agreement_windows": checked,
         "providers": rows,
         "sf2t_frames_decoded_per_sample": frames_per_sample,
         "sf2t_frames_decoded_by_video": weights,

@@ -237,7 +237,13 @@ def test_warmup_rounds_are_run_and_not_timed(clip):
         baseline_samples=2,
         log=lines.append,
     )
-    assert [ln.split(":")[0] for ln in lines] == ["warm-up round 1/2", "warm-up round 2/2", "round 1/2", "round 2/2"]
+    assert [ln.split(":")[0] for ln in lines] == [
+        "agreement",  # checked once, before the rounds
+        "warm-up round 1/2",
+        "warm-up round 2/2",
+        "round 1/2",
+        "round 2/2",
+    ]
     assert all("sf2t" in ln and "qwenvl_utils_style" in ln for ln in lines)
     assert res["warmup_rounds"] == 2 and res["rounds"] == 2
     with pytest.raises(ValueError, match="warmup must be an int >= 0"):
@@ -521,3 +527,59 @@ def test_broken_and_short_videos_are_left_out_not_fatal(clip, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["videos"] == [str(vids / "a.mp4")]
     assert set(res["left_out"]) == {str(vids / "short.mp4"), str(vids / "junk.mp4")}
+
+
+def test_portrait_and_odd_sized_videos_are_measured(tmp_path):
+    """A portrait video (to the default landscape target) and an odd-sized one are measured like any other: Pillow
+    resized the portrait frames vertical pass first and PyAV converted the odd-sized ones with bilinear chroma, so
+    LLaMA-Factory-style's pixels left the agreement tolerance and the whole run stopped (its check twin pins both
+    roundings to sf2t's; the timed path is unchanged)."""
+    from sf2t.throughput import measure
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    synth.make_clip(vids / "portrait.mp4", 3, width=96, height=160, fps=30, seconds=3, gop=15)
+    media.encode(vids / "odd.webm", media.moving_frames(70, 97, 161), codec="libvpx-vp9")
+    paths = sorted(str(p) for p in vids.iterdir() if p.suffix in (".mp4", ".webm"))
+    res = measure(paths, windows=4, rounds=1, warmup=0, size=(56, 84), baseline_samples=2, log=lambda s: None)
+    assert sorted(res["videos"]) == paths and not res["left_out"]
+    assert {p for p in paths} <= {p for p in res["sf2t_frames_decoded_by_video"]}
+    for name in ("llamafactory_style", "qwenvl_utils_style"):
+        assert res["agreement"][name]["max_abs"] <= 0.031, name
+
+
+def test_agreement_windows():
+    """Window 0, the first window of each further video and the last window; at most ``most``, spread evenly."""
+    from sf2t.throughput import agreement_windows
+
+    video = ["a", "a", "b", "a", "c", "c", "b", "a"].__getitem__
+    assert agreement_windows(video, 8) == [0, 2, 4, 7]
+    assert agreement_windows(video, 1) == [0]
+    assert agreement_windows(video, 2) == [0, 1]
+    assert agreement_windows(lambda w: w, 100, most=4) == [0, 33, 66, 99]
+
+
+def test_agreement_checks_windows_past_the_first(clip, tmp_path, monkeypatch):
+    """A baseline that is wrong on the second video only (window 0 is the first's) is caught, and the error names
+    that video: the check compared window 0's first two samples alone, so a run over bad pixels went on."""
+    import bench.baselines.qwenvl_utils_style as qv
+    from sf2t.throughput import _sampler, measure
+    from sf2t.video import probe
+
+    other = tmp_path / "b.mp4"
+    synth.make_clip(other, 4, width=160, height=96, fps=30, seconds=3, gop=15)
+    paths = [str(clip), str(other)]
+    s = _sampler([probe(p) for p in paths], 0)
+    order = [s.plan(w).video.path for w in range(4)]
+    s.close()
+    later = next(p for p in order if p != order[0])  # a video that window 0 does not show
+    real = qv.pixels
+
+    def wrong(path, ids, size, proc, threads=1):
+        px, grid = real(path, ids, size, proc, threads=threads)
+        return (px + 0.5 if path == later else px), grid
+
+    monkeypatch.setattr(qv, "pixels", wrong)
+    with pytest.raises(RuntimeError, match=f"qwenvl_utils_style: pixel values differ.*{later}"):
+        measure(paths, windows=4, rounds=1, warmup=0, size=(56, 84), against=["qwenvl_utils_style"], log=print)
