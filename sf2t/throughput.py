@@ -13,9 +13,11 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed, on samples spread over the
 run (:func:`agreement_windows`: window 0, each further video's first window, the last window; at most 8 windows, one
 sample each, two from window 0; the LLaMA-Factory-style baseline through its check twin, which rounds as torch and
-torchcodec do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes); providers run in
-interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is
-dropped once made (as a training loop consumes it).
+torchcodec do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes). Files that cannot be
+measured are left out, each with its reason (printed; JSON ``left_out``): unreadable ones, ones shorter than a window
+and, with baselines, ones they cannot decode as sf2t does (rotated, above 8 bits, odd-sized ones whose RGB PyAV and
+torchcodec make apart: :func:`rgb_disagreement`). Providers run in interleaved rounds; one decoder thread and one
+torch thread each (``--threads`` for more); each sample is dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
 the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best; over several
 videos, total frames over total time with each video weighed by the frames sf2t decoded from it, :func:`combined_fps`)
@@ -572,7 +574,39 @@ def _unlike(info) -> str:
         return f"rotated {info.rotation} degrees (the baselines ignore the display rotation; sf2t turns frames upright)"
     if info.bit_depth > 8:
         return f"{info.bit_depth}-bit (PyAV and torchcodec convert it to RGB differently)"
+    if info.width % 2 or info.height % 2:
+        steps = rgb_disagreement(info.path)
+        if steps > RGB_STEPS:
+            return (
+                f"odd-sized {info.width}x{info.height} (PyAV and torchcodec convert its frames to RGB up to {steps} "
+                "steps apart)"
+            )
     return ""
+
+
+RGB_STEPS = 2  # uint8 steps two decoders' RGB may differ by: the agreement tolerance is 2 steps after normalization
+
+
+def rgb_disagreement(path: str) -> int:
+    """Max |difference| (uint8 steps) between PyAV's RGB of ``path``'s first frame (swscale bicubic, as sf2t's PyAV
+    backend and LLaMA-Factory-style's check convert) and torchcodec's (qwen-vl-utils-style's, sf2t's torchcodec
+    backend); 0 where either is not installed or the frame cannot be read (the agreement check then decides).
+    Odd-sized 4:2:0 frames take swscale's scaled path, which PyAV's bundled FFmpeg and the system FFmpeg torchcodec
+    uses may not run alike: a 161x97 MPEG-4 Part 2 clip here, up to 56 steps (VP9 and H.264 4:4:4 at that size: 0)."""
+    try:
+        import av
+        from torchcodec.decoders import VideoDecoder
+
+        from sf2t.video.backends import to_rgb
+
+        with av.open(path) as c:
+            a = torch.from_numpy(to_rgb(next(c.decode(video=0))))
+        b = VideoDecoder(path, dimension_order="NHWC").get_frames_at([0]).data[0]
+    except Exception:  # noqa: BLE001 - not installed or not readable: nothing known
+        return 0
+    if a.shape != b.shape:
+        return 255
+    return int((a.int() - b.int()).abs().max())
 
 
 def check_agreement(outs: dict, tol_max: float, tol_mean: float = 1e-3, where: Sequence[str] | None = None) -> dict:
@@ -755,14 +789,14 @@ def measure(
         print(f"sf2t throughput: left out (not readable or too short): {said(unusable)}")
     left_out = dict(unusable)
     if against:  # like for like only: what the baselines cannot decode as sf2t does is measured by none
-        unlike = {i.path: _unlike(i) for i in infos if _unlike(i)}
+        unlike = {i.path: why for i in infos if (why := _unlike(i))}
         infos = [i for i in infos if i.path not in unlike]
         if unlike:
             print(f"sf2t throughput: left out of the comparison: {said(unlike)}")
         if not infos:
             raise ValueError(
-                "no video the baselines decode as sf2t does (all are rotated or above 8 bits): measure sf2t alone "
-                "with --against ''"
+                "no video the baselines decode as sf2t does (all are rotated, above 8 bits or odd-sized ones PyAV and "
+                "torchcodec convert differently): measure sf2t alone with --against ''"
             )
         left_out.update(unlike)
     videos = [i.path for i in infos]

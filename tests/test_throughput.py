@@ -583,3 +583,29 @@ def test_agreement_checks_windows_past_the_first(clip, tmp_path, monkeypatch):
     monkeypatch.setattr(qv, "pixels", wrong)
     with pytest.raises(RuntimeError, match=f"qwenvl_utils_style: pixel values differ.*{later}"):
         measure(paths, windows=4, rounds=1, warmup=0, size=(56, 84), against=["qwenvl_utils_style"], log=print)
+
+
+def test_odd_sized_video_the_decoders_convert_differently_is_left_out(clip, tmp_path, capsys):
+    """An odd-sized 4:2:0 video whose RGB PyAV and torchcodec make apart (PyAV's bundled FFmpeg and the system one
+    torchcodec uses take swscale's scaled path differently: an MPEG-4 Part 2 161x97 clip here) is left out of the
+    comparison with its reason, and the other videos are measured: the agreement check stopped the whole run. Where
+    the two decoders agree on it, it is measured like any other."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    odd = media.encode(vids / "odd.mkv", media.moving_frames(70, 97, 161), codec="mpeg4")
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    assert cli.main([*args, "--baseline-samples", "2", "--videos", str(vids), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    from sf2t.throughput import RGB_STEPS, rgb_disagreement
+
+    if rgb_disagreement(str(odd)) > RGB_STEPS:  # this machine's PyAV and torchcodec: up to 56 steps apart
+        assert res["videos"] == [str(vids / "a.mp4")]
+        assert "odd-sized 161x97 (PyAV and torchcodec convert" in res["left_out"][str(odd)]
+        assert "left out of the comparison" in capsys.readouterr().out
+    else:
+        assert sorted(res["videos"]) == sorted([str(vids / "a.mp4"), str(odd)])
