@@ -505,13 +505,16 @@ def sample_plans(
 RAW_CHUNKS = (1, 4, 16)  # frames per torchcodec call in the ceiling's passes
 
 
-def raw_fps(path: str, threads: int = 1, device: str = "cpu") -> float:
+def raw_fps(path: str, threads: int = 1, device: str = "cpu", num_frames: int | None = None) -> float:
     """The raw decoder's all-frames rate on ``path`` (torchcodec, sequential, ``threads`` decoder threads, on
     ``device``): the ceiling. Where torchcodec is not installed, PyAV's on the CPU (the decoder sf2t then uses).
     The best of passes that ask for 1, 4 and 16 frames a call (``RAW_CHUNKS``): each call returns a fresh tensor,
     and the first touch of a large one costs the decoder up to a third of its rate here (one 640x360 file, 2
     threads: 2,760-3,900 frames/s in 64-frame calls, 4,900-5,300 in 1-4 frame calls; 1280x720: 820-1,080 against
-    1,690), so the ceiling is what the decoder can do, not what its allocations allow."""
+    1,690), so the ceiling is what the decoder can do, not what its allocations allow. ``num_frames``: the probe's
+    count, where known: torchcodec's approximate mode takes the count from the header's duration, which a truncated
+    file overstates (a Matroska file cut to 108 of its 200 frames: asking for frame 108 stopped the whole run); a
+    pass that still runs out of frames counts those it got."""
     try:
         from torchcodec.decoders import VideoDecoder
     except ImportError:
@@ -522,10 +525,14 @@ def raw_fps(path: str, threads: int = 1, device: str = "cpu") -> float:
     for chunk in RAW_CHUNKS:
         dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate", **kw)
         n = dec.metadata.num_frames or 0
+        n = min(n, num_frames) if n and num_frames else n or num_frames or 0
         t = time.perf_counter()
         got = 0
         for lo in range(0, n, chunk):
-            got += dec.get_frames_in_range(lo, min(lo + chunk, n)).data.shape[0]
+            try:
+                got += dec.get_frames_in_range(lo, min(lo + chunk, n)).data.shape[0]
+            except RuntimeError:  # fewer frames than promised: the end of what decodes
+                break
         _sync(device)
         best = max(best, got / (time.perf_counter() - t))
     return best
@@ -876,6 +883,7 @@ def measure(
     times: dict[str, list[float]] = {p: [] for p in ("sf2t", *against)}
     decoded = 0
     paths = sorted({i.path for i in infos})
+    num_frames = {i.path: i.num_frames for i in infos}
     fps: dict[str, float] = {}
     decode_fps: dict[str, float] = {}
     round_fps: list[float] = []  # per timed round: the raw decode's all-frames rate (over the videos, weighted)
@@ -915,7 +923,7 @@ def measure(
                 # the ceiling's raw decode right after sf2t's pass (the machine's speed drifts; see pair_rounds): its
                 # best round counts for the headline ceiling, each round's own for the paired fractions
                 weights = decoded_by_video(ran)  # workers: none known, the videos weigh equally
-                got = {p: raw_fps(p, threads, device) for p in paths}
+                got = {p: raw_fps(p, threads, device, num_frames.get(p)) for p in paths}
                 got_dec = {p: raw_decode_fps(p, threads) for p in paths} if str(device) == "cpu" else {}
                 got_dec = {p: v for p, v in got_dec.items() if v == v}  # nan: PyAV is not installed
                 for p in paths:

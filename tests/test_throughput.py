@@ -609,3 +609,22 @@ def test_odd_sized_video_the_decoders_convert_differently_is_left_out(clip, tmp_
         assert "left out of the comparison" in capsys.readouterr().out
     else:
         assert sorted(res["videos"]) == sorted([str(vids / "a.mp4"), str(odd)])
+
+
+def test_truncated_file_whose_header_promises_more_frames(clip, tmp_path):
+    """A Matroska file cut short: its header's duration promises 200 frames, 108 are there (the probe counts them).
+    The ceiling's raw decode asked torchcodec for frame 108 and the whole run stopped after sf2t's first pass; it
+    now decodes the frames there are, and the file is measured with the other."""
+    from sf2t.throughput import measure, raw_fps
+    from sf2t.video import probe
+    from tests.video import media
+
+    whole = media.encode(tmp_path / "whole.mkv", media.moving_frames(200, 48, 64), gop=10)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 55 // 100])
+    n = probe(cut).num_frames
+    assert 64 <= n < 200
+    res = measure([str(cut), str(clip)], windows=2, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
+    assert sorted(res["videos"]) == sorted([str(cut), str(clip)]) and res["raw_fps"][str(cut)] > 0
+    assert raw_fps(str(cut)) > 0  # without the probe's count too: the pass ends where the frames do
