@@ -1137,8 +1137,13 @@ def print_table(res: dict) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sf2t throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--videos", nargs="+", required=True, help="video files or folders")
-    p.add_argument("--windows", type=int, default=4, help="64-frame windows per round (4 samples each)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=4,
+        help="64-frame windows per round (4 samples each; the agreement check compares samples of up to 8 of them)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3; samples/s: their median)")
     p.add_argument(
         "--warmup", type=int, default=1, help="untimed rounds of every provider before the timed ones (default 1)"
     )
@@ -1147,9 +1152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="llamafactory_style,qwenvl_utils_style",
         help="comma-separated baselines (default: llamafactory_style,qwenvl_utils_style; '' for none)",
     )
-    p.add_argument("--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (x28)")
+    p.add_argument(
+        "--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (multiples of 28)"
+    )
     p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (which windows and frames)")
     p.add_argument(
         "--threads", type=int, default=1, help="torch and decoder threads of every provider and of the raw decode"
     )
@@ -1166,7 +1173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--decoder",
         default="auto",
         choices=("auto", "torchcodec", "pyav", "dali"),
-        help="sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV)",
+        help="sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV; PyAV for yuv420 "
+        "windows, which --frames auto takes for plain fragments on the CPU)",
     )
     p.add_argument(
         "--prefetch",

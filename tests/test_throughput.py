@@ -628,3 +628,18 @@ def test_truncated_file_whose_header_promises_more_frames(clip, tmp_path):
     res = measure([str(cut), str(clip)], windows=2, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
     assert sorted(res["videos"]) == sorted([str(cut), str(clip)]) and res["raw_fps"][str(cut)] > 0
     assert raw_fps(str(cut)) > 0  # without the probe's count too: the pass ends where the frames do
+
+
+def test_help_says_what_the_defaults_do(clip, capsys):
+    """--help describes what runs: with the defaults on the CPU, sf2t decodes plain fragments with PyAV (yuv420
+    windows), which --decoder's help did not say (it named torchcodec); --rounds and --seed say what they are."""
+    from sf2t import cli
+    from sf2t.throughput import measure
+
+    with pytest.raises(SystemExit):
+        cli.main(["throughput", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "PyAV for yuv420 windows, which --frames auto takes for plain fragments on the CPU" in text
+    assert "--rounds ROUNDS timed rounds" in text and "--seed SEED the sampler's seed" in text
+    res = measure([str(clip)], windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
+    assert res["sf2t_decoder"] == "pyav" and res["frames"] == "yuv420"
