@@ -10,14 +10,15 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 - ``llamafactory_style`` / ``qwenvl_utils_style``: ``bench/baselines/`` (per sample: open the file, decode,
   resize with PIL / torch, then transformers' ``Qwen2VLVideoProcessor``).
 
-Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed, on samples spread over the
-run (:func:`agreement_windows`: window 0, each further video's first window, the last window; at most 8 windows, one
-sample each, two from window 0; the LLaMA-Factory-style baseline through its check twin, which rounds as torch and
-torchcodec do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes). Files that cannot be
-measured are left out, each with its reason (printed; JSON ``left_out``): unreadable ones, ones shorter than a window
-and, with baselines, ones they cannot decode as sf2t does (rotated, above 8 bits, odd-sized ones whose RGB PyAV and
-torchcodec make apart: :func:`rgb_disagreement`). Providers run in interleaved rounds; one decoder thread and one
-torch thread each (``--threads`` for more); each sample is dropped once made (as a training loop consumes it).
+Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed, on samples spread over the run
+(:func:`agreement_windows`: window 0, each further video's first window, the last window; at most 8 windows, one sample
+each, two from window 0; the LLaMA-Factory-style baseline through its check twin, which rounds as torch and torchcodec
+do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes). Files that cannot be measured are
+left out, each with its reason (printed; JSON ``left_out``): unreadable ones (every frame is decoded once first, so a
+file broken part way is one), ones shorter than a window and, with baselines, ones they cannot decode as sf2t does
+(rotated, above 8 bits, odd-sized ones whose RGB PyAV and torchcodec make apart: :func:`rgb_disagreement`). Providers
+run in interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is dropped
+once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
 the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best; over several
 videos, total frames over total time with each video weighed by the frames sf2t decoded from it, :func:`combined_fps`)
@@ -59,6 +60,9 @@ import torch
 __all__ = ["measure", "main", "Fragment", "PROVIDERS"]
 
 FRAMES, WINDOW, SAMPLES_PER_WINDOW = 16, 64, 4
+# the verifying probe's time limit, in multiples of the video's duration (at least a minute): decoding every frame
+# once, at no less than a tenth of real time (one 1280x720 H.264 thread here: about 15x real time)
+VERIFY_SLOWDOWN = 10
 PROVIDERS = ("sf2t", "llamafactory_style", "qwenvl_utils_style")
 
 
@@ -788,6 +792,11 @@ def measure(
             continue
         if info.num_frames < WINDOW:
             unusable[info.path] = f"{info.num_frames} frames, shorter than a {WINDOW}-frame window"
+            continue
+        try:  # every frame decoded once: a file broken past its header stopped the run in a pass or in the ceiling
+            info = probe(p, verify=True, timeout=max(60.0, VERIFY_SLOWDOWN * info.duration))
+        except VideoError as e:
+            unusable[info.path] = e.reason
             continue
         infos.append(info)
     if not infos:

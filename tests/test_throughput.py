@@ -643,3 +643,25 @@ def test_help_says_what_the_defaults_do(clip, capsys):
     assert "--rounds ROUNDS timed rounds" in text and "--seed SEED the sampler's seed" in text
     res = measure([str(clip)], windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
     assert res["sf2t_decoder"] == "pyav" and res["frames"] == "yuv420"
+
+
+def test_file_broken_past_its_header_is_left_out(clip, tmp_path, capsys):
+    """A file whose header probes fine but whose frames stop decoding part way (bytes overwritten mid-file) is left
+    out with its reason, like an unreadable one, and the others are measured: sf2t's first pass made no sample from
+    it, or the ceiling's decode or a baseline failed on it, and the whole run stopped."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    src = media.encode(tmp_path / "src.mp4", media.moving_frames(80, 48, 64))
+    media.corrupt_middle(src, vids / "corrupt.mp4")
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    for against in ("", "llamafactory_style,qwenvl_utils_style"):
+        assert cli.main([*args, "--against", against, "--videos", str(vids), "--json", str(out)]) == 0, against
+        assert "left out (not readable or too short)" in capsys.readouterr().out
+        res = json.loads(out.read_text())
+        assert res["videos"] == [str(vids / "a.mp4")]
+        assert "decode" in res["left_out"][str(vids / "corrupt.mp4")]
