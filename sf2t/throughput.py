@@ -16,9 +16,9 @@ each, two from window 0; the LLaMA-Factory-style baseline through its check twin
 do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes). Files that cannot be measured are
 left out, each with its reason (printed; JSON ``left_out``): unreadable ones (every frame is decoded once first, so a
 file broken part way is one), ones shorter than a window and, with baselines, ones they cannot decode as sf2t does
-(rotated, above 8 bits, odd-sized ones whose RGB PyAV and torchcodec make apart: :func:`rgb_disagreement`). Providers
-run in interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is dropped
-once made (as a training loop consumes it).
+(rotated, above 8 bits, with several video streams where torchcodec's default is not sf2t's, odd-sized ones whose RGB
+PyAV and torchcodec make apart: :func:`rgb_disagreement`). Providers run in interleaved rounds; one decoder thread and
+one torch thread each (``--threads`` for more); each sample is dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
 the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best; over several
 videos, total frames over total time with each video weighed by the frames sf2t decoded from it, :func:`combined_fps`)
@@ -520,14 +520,15 @@ def raw_fps(path: str, threads: int = 1, device: str = "cpu", num_frames: int | 
     file overstates (a Matroska file cut to 108 of its 200 frames: asking for frame 108 stopped the whole run); a
     pass that still runs out of frames counts those it got."""
     try:
-        from torchcodec.decoders import VideoDecoder
+        import torchcodec.decoders  # noqa: F401
     except ImportError:
         return max(_raw_fps_pyav(path, threads) for _ in range(2))
+    from sf2t.video.probe import tc_open  # the stream sf2t reads (torchcodec's default may be another)
 
     kw = {"device": device} if str(device) != "cpu" else {}
     best = 0.0
     for chunk in RAW_CHUNKS:
-        dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate", **kw)
+        dec = tc_open(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate", **kw)
         n = dec.metadata.num_frames or 0
         n = min(n, num_frames) if n and num_frames else n or num_frames or 0
         t = time.perf_counter()
@@ -585,6 +586,12 @@ def _unlike(info) -> str:
         return f"rotated {info.rotation} degrees (the baselines ignore the display rotation; sf2t turns frames upright)"
     if info.bit_depth > 8:
         return f"{info.bit_depth}-bit (PyAV and torchcodec convert it to RGB differently)"
+    stream, default = _streams(info.path)
+    if stream != default:
+        return (
+            f"several video streams (sf2t and PyAV read stream {stream}, torchcodec's default, as qwen-vl-utils-style "
+            f"opens it, is stream {default})"
+        )
     if info.width % 2 or info.height % 2:
         steps = rgb_disagreement(info.path)
         if steps > RGB_STEPS:
@@ -593,6 +600,23 @@ def _unlike(info) -> str:
                 "steps apart)"
             )
     return ""
+
+
+def _streams(path: str) -> tuple[int, int]:
+    """(the video stream sf2t reads, the one torchcodec opens by default): they differ in a file with several video
+    streams where another is default-flagged or "best" (-1, -1 where either is not installed or the file does not
+    open: the agreement check then decides)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        from sf2t.video.probe import av_open
+
+        container, st = av_open(path)
+        mine = int(st.index)
+        container.close()
+        return mine, int(VideoDecoder(path, seek_mode="approximate").stream_index)
+    except Exception:  # noqa: BLE001 - not installed or not readable: nothing known
+        return -1, -1
 
 
 RGB_STEPS = 2  # uint8 steps two decoders' RGB may differ by: the agreement tolerance is 2 steps after normalization
@@ -811,8 +835,8 @@ def measure(
             print(f"sf2t throughput: left out of the comparison: {said(unlike)}")
         if not infos:
             raise ValueError(
-                "no video the baselines decode as sf2t does (all are rotated, above 8 bits or odd-sized ones PyAV and "
-                "torchcodec convert differently): measure sf2t alone with --against ''"
+                "no video the baselines decode as sf2t does (each one's reason above): measure sf2t alone with "
+                "--against ''"
             )
         left_out.update(unlike)
     videos = [i.path for i in infos]

@@ -665,3 +665,25 @@ def test_file_broken_past_its_header_is_left_out(clip, tmp_path, capsys):
         res = json.loads(out.read_text())
         assert res["videos"] == [str(vids / "a.mp4")]
         assert "decode" in res["left_out"][str(vids / "corrupt.mp4")]
+
+
+def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_path, capsys):
+    """A file with two video streams, the second default-flagged: sf2t and PyAV read the first, torchcodec's default
+    (qwen-vl-utils-style's VideoDecoder(path)) the second, another video, and the agreement check stopped the run.
+    It is left out of the comparison with its reason; sf2t alone measures it (the ceiling decoding sf2t's stream)."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    two = media.two_video_streams(vids / "two.mp4", n=70)
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    assert cli.main([*args, "--baseline-samples", "2", "--videos", str(vids), "--json", str(out)]) == 0
+    assert "left out of the comparison" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["videos"] == [str(vids / "a.mp4")]
+    assert "several video streams (sf2t and PyAV read stream 0" in res["left_out"][str(two)]
+    assert cli.main([*args, "--against", "", "--videos", str(two), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["videos"] == [str(two)]
