@@ -35,8 +35,9 @@ and pack their share of the windows) or ``--workers`` (DataLoader processes).
 ``--frames`` picks what sf2t's decoder hands over: ``rgb`` windows, or ``yuv420`` windows (the PyAV backend's 8-bit
 4:2:0 planes, no RGB at all; ``fragment_pack`` converts each output pixel's taps in FFmpeg's own arithmetic, so the
 pixels match the RGB path's). ``auto`` takes ``yuv420`` on the CPU when PyAV is installed, the decoder is ``auto`` or
-``pyav`` and no task reads pixels itself (plain fragments; the tasks' guards and edits read RGB). Samples that share
-a window's frames are packed by one ``fragment_pack_many`` call, which resizes each distinct frame once.
+``pyav``, no task reads pixels itself (plain fragments; the tasks' guards and edits read RGB) and every video is 8-bit
+4:2:0 with even sizes, upright (:func:`planar`; others are converted frame by frame). Samples that share a window's
+frames are packed by one ``fragment_pack_many`` call, which resizes each distinct frame once.
 Run from a clone (the baselines live in its ``bench/`` folder).
 """
 
@@ -751,11 +752,11 @@ def measure(
     torchcodec, else PyAV); the result's ``sf2t_decoder`` names what it opened. ``frames``: the sampler's windows,
     ``rgb`` or ``yuv420`` (planar, from the pyav backend: the RGB conversion runs inside fragment_pack for the
     frames samples show, not for every decoded frame; the same pixels bit for bit); ``auto``: ``yuv420`` on the
-    CPU for tasks that read no pixels (plain fragments) where PyAV is installed and the decoder is auto or pyav,
-    else ``rgb``. ``baseline_streams``: each baseline makes its samples in that many threads of this process, each
-    with its share of ``threads`` (torch and decoder threads) and of the plans, as a training stack's loader workers
-    would (default: ``pipelines``, or ``workers`` with sf2t in worker processes, so sf2t's parallel streams race as
-    many baseline threads)."""
+    CPU for tasks that read no pixels (plain fragments) where PyAV is installed, the decoder is auto or pyav and
+    every video gives planar windows (:func:`planar`), else ``rgb``. ``baseline_streams``: each baseline makes its
+    samples in that many threads of this process, each with its share of ``threads`` (torch and decoder threads)
+    and of the plans, as a training stack's loader workers would (default: ``pipelines``, or ``workers`` with sf2t
+    in worker processes, so sf2t's parallel streams race as many baseline threads)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -840,6 +841,7 @@ def measure(
             )
         left_out.update(unlike)
     videos = [i.path for i in infos]
+    output = resolve_frames(frames, device, decoder, available_decoders(), tasks, infos)  # auto: for these videos
     mods, processor_for = _baselines()
     unknown = [a for a in against if a not in mods]
     if unknown:
@@ -1097,16 +1099,29 @@ def default_pipelines(threads: int, device: str, workers: int = 0, prefetch: int
     return threads
 
 
-def resolve_frames(frames: str, device: str, decoder: str, have, tasks: Sequence[str] = ("fragment",)) -> str:
+def planar(info) -> bool:
+    """Whether the pyav backend gives ``info``'s frames as YUV420 windows: 8-bit 4:2:0, even sizes, upright. Other
+    frames it converts to RGB one by one with swscale, ~3x slower than torchcodec's RGB windows (a 161x97 VP9 here:
+    88 against 258 samples/s)."""
+    even = not (info.width % 2 or info.height % 2)
+    return info.pix_fmt in ("yuv420p", "yuvj420p") and info.bit_depth == 8 and even and not info.rotation
+
+
+def resolve_frames(
+    frames: str, device: str, decoder: str, have, tasks: Sequence[str] = ("fragment",), infos: Sequence = ()
+) -> str:
     """The sampler's window format for ``--frames`` (see :func:`measure`). ``auto`` takes ``yuv420`` only where no
     task reads pixels (plain fragments): a task that does (the guards' thumbnails) needs the window in RGB, which
-    torchcodec decodes faster than the pyav backend (~300 against ~245 samples/s for the four frame tasks here)."""
+    torchcodec decodes faster than the pyav backend (~300 against ~245 samples/s for the four frame tasks here);
+    and only where every video of ``infos`` gives planar windows (:func:`planar`): one that does not costs more
+    (3x on its windows) than planar windows save on the others (~15 %, a 1280x720 H.264 clip)."""
     if frames not in ("auto", "rgb", "yuv420"):
         raise ValueError(f"frames must be auto, rgb or yuv420, got {frames!r}")
     cpu = str(device) == "cpu"
     if frames == "auto":
         no_pixels = all(getattr(t, "pixels", "full") == "none" for t in _tasks(tasks).values())
-        return "yuv420" if cpu and no_pixels and "pyav" in have and decoder in ("auto", "pyav") else "rgb"
+        planes = all(planar(i) for i in infos)
+        return "yuv420" if cpu and no_pixels and planes and "pyav" in have and decoder in ("auto", "pyav") else "rgb"
     if frames == "yuv420":
         if not cpu:
             raise ValueError("frames yuv420: planar windows are a CPU path (on a GPU the decoders give RGB)")
@@ -1244,7 +1259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         choices=("auto", "rgb", "yuv420"),
         help="sf2t's windows: yuv420 keeps the decoder's planes and converts inside fragment_pack, for the frames "
-        "samples show only (pyav backend, CPU); auto: yuv420 for plain fragments on the CPU, else rgb",
+        "samples show only (pyav backend, CPU); auto: yuv420 for plain fragments on the CPU where every video is 8-bit "
+        "4:2:0 with even sizes and upright, else rgb",
     )
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)

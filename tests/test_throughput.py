@@ -687,3 +687,27 @@ def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_pat
     assert "several video streams (sf2t and PyAV read stream 0" in res["left_out"][str(two)]
     assert cli.main([*args, "--against", "", "--videos", str(two), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["videos"] == [str(two)]
+
+
+def test_auto_frames_are_rgb_where_a_video_has_no_planar_windows(tmp_path):
+    """--frames auto takes yuv420 windows only where every video gives them (8-bit 4:2:0, even sizes, upright): the
+    pyav backend converts an odd-sized video's frames one by one, ~3x slower than torchcodec's RGB windows, and auto
+    chose that path for it."""
+    from types import SimpleNamespace
+
+    from sf2t.throughput import measure, resolve_frames
+    from tests.video import media
+
+    odd = media.encode(tmp_path / "odd.webm", media.moving_frames(70, 97, 161), codec="libvpx-vp9")
+    res = measure([str(odd)], windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
+    assert res["frames"] == "rgb"
+    even = SimpleNamespace(width=64, height=48, pix_fmt="yuv420p", bit_depth=8, rotation=0)
+    have = ("pyav", "torchcodec")
+    assert resolve_frames("auto", "cpu", "auto", have, infos=[even]) == "yuv420"
+    for other in (dict(width=63), dict(pix_fmt="yuv444p"), dict(bit_depth=10), dict(rotation=90)):
+        assert resolve_frames(
+            "auto", "cpu", "auto", have, infos=[even, SimpleNamespace(**{**vars(even), **other})]
+        ) == ("rgb"), other
+    assert resolve_frames("yuv420", "cpu", "auto", have, infos=[SimpleNamespace(**{**vars(even), "width": 63})]) == (
+        "yuv420"
+    )  # asked for: as asked
