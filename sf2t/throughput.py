@@ -10,9 +10,15 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 - ``llamafactory_style`` / ``qwenvl_utils_style``: ``bench/baselines/`` (per sample: open the file, decode,
   resize with PIL / torch, then transformers' ``Qwen2VLVideoProcessor``).
 
-Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed; providers run in
-interleaved rounds; one decoder thread and one torch thread each (``--threads`` for more); each sample is
-dropped once made (as a training loop consumes it).
+Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed, on samples spread over the run
+(:func:`agreement_windows`: window 0, each further video's first window, the last window; at most 8 windows, one sample
+each, two from window 0; the LLaMA-Factory-style baseline through its check twin, which rounds as torch and torchcodec
+do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes). Files that cannot be measured are
+left out, each with its reason (printed; JSON ``left_out``): unreadable ones (every frame is decoded once first, so a
+file broken part way is one), ones shorter than a window and, with baselines, ones they cannot decode as sf2t does
+(rotated, above 8 bits, with several video streams where torchcodec's default is not sf2t's, odd-sized ones whose RGB
+PyAV and torchcodec make apart: :func:`rgb_disagreement`). Providers run in interleaved rounds; one decoder thread and
+one torch thread each (``--threads`` for more); each sample is dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
 the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best; over several
 videos, total frames over total time with each video weighed by the frames sf2t decoded from it, :func:`combined_fps`)
@@ -29,8 +35,9 @@ and pack their share of the windows) or ``--workers`` (DataLoader processes).
 ``--frames`` picks what sf2t's decoder hands over: ``rgb`` windows, or ``yuv420`` windows (the PyAV backend's 8-bit
 4:2:0 planes, no RGB at all; ``fragment_pack`` converts each output pixel's taps in FFmpeg's own arithmetic, so the
 pixels match the RGB path's). ``auto`` takes ``yuv420`` on the CPU when PyAV is installed, the decoder is ``auto`` or
-``pyav`` and no task reads pixels itself (plain fragments; the tasks' guards and edits read RGB). Samples that share
-a window's frames are packed by one ``fragment_pack_many`` call, which resizes each distinct frame once.
+``pyav``, no task reads pixels itself (plain fragments; the tasks' guards and edits read RGB) and every video is 8-bit
+4:2:0 with even sizes, upright (:func:`planar`; others are converted frame by frame). Samples that share a window's
+frames are packed by one ``fragment_pack_many`` call, which resizes each distinct frame once.
 Run from a clone (the baselines live in its ``bench/`` folder).
 """
 
@@ -54,6 +61,9 @@ import torch
 __all__ = ["measure", "main", "Fragment", "PROVIDERS"]
 
 FRAMES, WINDOW, SAMPLES_PER_WINDOW = 16, 64, 4
+# the verifying probe's time limit, in multiples of the video's duration (at least a minute): decoding every frame
+# once, at no less than a tenth of real time (one 1280x720 H.264 thread here: about 15x real time)
+VERIFY_SLOWDOWN = 10
 PROVIDERS = ("sf2t", "llamafactory_style", "qwenvl_utils_style")
 
 
@@ -500,27 +510,35 @@ def sample_plans(
 RAW_CHUNKS = (1, 4, 16)  # frames per torchcodec call in the ceiling's passes
 
 
-def raw_fps(path: str, threads: int = 1, device: str = "cpu") -> float:
+def raw_fps(path: str, threads: int = 1, device: str = "cpu", num_frames: int | None = None) -> float:
     """The raw decoder's all-frames rate on ``path`` (torchcodec, sequential, ``threads`` decoder threads, on
     ``device``): the ceiling. Where torchcodec is not installed, PyAV's on the CPU (the decoder sf2t then uses).
     The best of passes that ask for 1, 4 and 16 frames a call (``RAW_CHUNKS``): each call returns a fresh tensor,
     and the first touch of a large one costs the decoder up to a third of its rate here (one 640x360 file, 2
     threads: 2,760-3,900 frames/s in 64-frame calls, 4,900-5,300 in 1-4 frame calls; 1280x720: 820-1,080 against
-    1,690), so the ceiling is what the decoder can do, not what its allocations allow."""
+    1,690), so the ceiling is what the decoder can do, not what its allocations allow. ``num_frames``: the probe's
+    count, where known: torchcodec's approximate mode takes the count from the header's duration, which a truncated
+    file overstates (a Matroska file cut to 108 of its 200 frames: asking for frame 108 stopped the whole run); a
+    pass that still runs out of frames counts those it got."""
     try:
-        from torchcodec.decoders import VideoDecoder
+        import torchcodec.decoders  # noqa: F401
     except ImportError:
         return max(_raw_fps_pyav(path, threads) for _ in range(2))
+    from sf2t.video.probe import tc_open  # the stream sf2t reads (torchcodec's default may be another)
 
     kw = {"device": device} if str(device) != "cpu" else {}
     best = 0.0
     for chunk in RAW_CHUNKS:
-        dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate", **kw)
+        dec = tc_open(path, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="approximate", **kw)
         n = dec.metadata.num_frames or 0
+        n = min(n, num_frames) if n and num_frames else n or num_frames or 0
         t = time.perf_counter()
         got = 0
         for lo in range(0, n, chunk):
-            got += dec.get_frames_in_range(lo, min(lo + chunk, n)).data.shape[0]
+            try:
+                got += dec.get_frames_in_range(lo, min(lo + chunk, n)).data.shape[0]
+            except RuntimeError:  # fewer frames than promised: the end of what decodes
+                break
         _sync(device)
         best = max(best, got / (time.perf_counter() - t))
     return best
@@ -569,33 +587,132 @@ def _unlike(info) -> str:
         return f"rotated {info.rotation} degrees (the baselines ignore the display rotation; sf2t turns frames upright)"
     if info.bit_depth > 8:
         return f"{info.bit_depth}-bit (PyAV and torchcodec convert it to RGB differently)"
+    stream, default = _streams(info.path)
+    if stream != default:
+        return (
+            f"several video streams (sf2t and PyAV read stream {stream}, torchcodec's default, as qwen-vl-utils-style "
+            f"opens it, is stream {default})"
+        )
+    if info.width % 2 or info.height % 2:
+        steps = rgb_disagreement(info.path)
+        if steps > RGB_STEPS:
+            return (
+                f"odd-sized {info.width}x{info.height} (PyAV and torchcodec convert its frames to RGB up to {steps} "
+                "steps apart)"
+            )
     return ""
 
 
-def check_agreement(outs: dict, tol_max: float, tol_mean: float = 1e-3) -> dict:
-    """Max and mean |difference| of each baseline's first samples to sf2t's (same plans); over fragment_pack's
-    tolerance (max ``tol_max``, mean ``tol_mean`` per sample, as its tests hold it to the processor): an error."""
+def _streams(path: str) -> tuple[int, int]:
+    """(the video stream sf2t reads, the one torchcodec opens by default): they differ in a file with several video
+    streams where another is default-flagged or "best" (-1, -1 where either is not installed or the file does not
+    open: the agreement check then decides)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        from sf2t.video.probe import av_open
+
+        container, st = av_open(path)
+        mine = int(st.index)
+        container.close()
+        return mine, int(VideoDecoder(path, seek_mode="approximate").stream_index)
+    except Exception:  # noqa: BLE001 - not installed or not readable: nothing known
+        return -1, -1
+
+
+RGB_STEPS = 2  # uint8 steps two decoders' RGB may differ by: the agreement tolerance is 2 steps after normalization
+
+
+def rgb_disagreement(path: str) -> int:
+    """Max |difference| (uint8 steps) between PyAV's RGB of ``path``'s first frame (swscale bicubic, as sf2t's PyAV
+    backend and LLaMA-Factory-style's check convert) and torchcodec's (qwen-vl-utils-style's, sf2t's torchcodec
+    backend); 0 where either is not installed or the frame cannot be read (the agreement check then decides).
+    Odd-sized 4:2:0 frames take swscale's scaled path, which PyAV's bundled FFmpeg and the system FFmpeg torchcodec
+    uses may not run alike: a 161x97 MPEG-4 Part 2 clip here, up to 56 steps (VP9 and H.264 4:4:4 at that size: 0)."""
+    try:
+        import av
+        from torchcodec.decoders import VideoDecoder
+
+        from sf2t.video.backends import to_rgb
+
+        with av.open(path) as c:
+            a = torch.from_numpy(to_rgb(next(c.decode(video=0))))
+        b = VideoDecoder(path, dimension_order="NHWC").get_frames_at([0]).data[0]
+    except Exception:  # noqa: BLE001 - not installed or not readable: nothing known
+        return 0
+    if a.shape != b.shape:
+        return 255
+    return int((a.int() - b.int()).abs().max())
+
+
+def check_agreement(outs: dict, tol_max: float, tol_mean: float = 1e-3, where: Sequence[str] | None = None) -> dict:
+    """Max and mean |difference| of each baseline's samples to sf2t's (same plans, in the same order); over
+    fragment_pack's tolerance (max ``tol_max``, mean ``tol_mean`` per sample, as its tests hold it to the processor):
+    an error naming the first sample out of it (``where[i]``: sample i's video and window)."""
     res = {}
     ref = outs["sf2t"]
     for name, got in outs.items():
         if name == "sf2t":
             continue
         mx = mean = 0.0
-        for (a, ga), (b, gb) in zip(ref, got):
+        for i, ((a, ga), (b, gb)) in enumerate(zip(ref, got)):
+            at = f" ({where[i]})" if where else ""
             if not torch.equal(ga.reshape(-1), gb.reshape(-1)) or a.shape != b.shape:
                 raise RuntimeError(
-                    f"{name}: grid {gb.tolist()} / shape {tuple(b.shape)} differ from sf2t's: not a like-for-like "
+                    f"{name}: grid {gb.tolist()} / shape {tuple(b.shape)} differ from sf2t's{at}: not a like-for-like "
                     "comparison on these videos"
                 )
             d = (a.float() - b.float()).abs()
-            mx, mean = max(mx, float(d.max())), max(mean, float(d.mean()))
-        if mx > tol_max or mean > tol_mean:
-            raise RuntimeError(
-                f"{name}: pixel values differ from sf2t's by max {mx:.4f}, mean {mean:.2e} (tolerance {tol_max:.4f}, "
-                f"mean {tol_mean:.0e}): not a like-for-like comparison on these videos"
-            )
-        res[name] = {"max_abs": mx, "mean_abs": mean}
+            dmx, dmean = float(d.max()), float(d.mean())
+            if dmx > tol_max or dmean > tol_mean:
+                raise RuntimeError(
+                    f"{name}: pixel values differ from sf2t's by max {dmx:.4f}, mean {dmean:.2e}{at} (tolerance "
+                    f"{tol_max:.4f}, mean {tol_mean:.0e}): not a like-for-like comparison on these videos"
+                )
+            mx, mean = max(mx, dmx), max(mean, dmean)
+        res[name] = {"max_abs": mx, "mean_abs": mean, "samples": min(len(ref), len(got))}
     return res
+
+
+AGREE_WINDOWS = 8  # windows the agreement check compares at most (one baseline sample each, two from window 0)
+
+
+def agreement_windows(video_of, windows: int, most: int = AGREE_WINDOWS) -> list[int]:
+    """The windows the agreement check compares, out of ``windows``: window 0, the first window of every other video
+    (``video_of(w)``: window w's video, from the planner: no decode) and the last window; at most ``most``, spread
+    evenly over those (window 0 and the last kept). A bug in later windows or in one video's pixels (its size, its
+    format) is caught, at the cost of a few baseline samples (window 0 alone was checked before)."""
+    picked, seen = [0], {video_of(0)}
+    for w in range(1, windows):
+        v = video_of(w)
+        if v not in seen:
+            seen.add(v)
+            picked.append(w)
+    if windows - 1 not in picked:
+        picked.append(windows - 1)
+    if len(picked) > most:
+        picked = [picked[round(k * (len(picked) - 1) / (most - 1))] for k in range(most)]
+    return sorted(set(picked))
+
+
+def agreement_samples(infos, ws: Sequence[int], size, seed: int = 0, per_window: int = 1, **sampler_kw):
+    """(sf2t's (pixels, grid) on the CPU, the baselines' (video, presented frame ids), labels) of the first
+    ``per_window`` samples of each window in ``ws`` (two from window 0), from one sampler (its
+    ``seed``, ``tasks``, ``device``, ``decoder``, ``output``, ``threads``: as the timed passes)."""
+    s = _sampler(infos, seed, **sampler_kw)
+    outs, plans, where = [], [], []
+    try:
+        for w in ws:
+            wp = s.plan(w)
+            union = wp.frame_ids  # the rows of the window's shared decode, which src_index points into
+            pairs = s.window(w)[: max(per_window, 2 if w == 0 else 1)]
+            for (smp, _), (px, grid) in zip(pairs, _pack_window(pairs, size)):
+                outs.append((px.cpu(), grid.cpu()))
+                plans.append((wp.video.path, [union[i] for i in smp.src_index]))
+                where.append(f"{wp.video.path}, window {w}")
+    finally:
+        s.close()
+    return outs, plans, where
 
 
 def measure(
@@ -635,11 +752,11 @@ def measure(
     torchcodec, else PyAV); the result's ``sf2t_decoder`` names what it opened. ``frames``: the sampler's windows,
     ``rgb`` or ``yuv420`` (planar, from the pyav backend: the RGB conversion runs inside fragment_pack for the
     frames samples show, not for every decoded frame; the same pixels bit for bit); ``auto``: ``yuv420`` on the
-    CPU for tasks that read no pixels (plain fragments) where PyAV is installed and the decoder is auto or pyav,
-    else ``rgb``. ``baseline_streams``: each baseline makes its samples in that many threads of this process, each
-    with its share of ``threads`` (torch and decoder threads) and of the plans, as a training stack's loader workers
-    would (default: ``pipelines``, or ``workers`` with sf2t in worker processes, so sf2t's parallel streams race as
-    many baseline threads)."""
+    CPU for tasks that read no pixels (plain fragments) where PyAV is installed, the decoder is auto or pyav and
+    every video gives planar windows (:func:`planar`), else ``rgb``. ``baseline_streams``: each baseline makes its
+    samples in that many threads of this process, each with its share of ``threads`` (torch and decoder threads)
+    and of the plans, as a training stack's loader workers would (default: ``pipelines``, or ``workers`` with sf2t
+    in worker processes, so sf2t's parallel streams race as many baseline threads)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD
     from sf2t.video import probe
 
@@ -701,6 +818,11 @@ def measure(
         if info.num_frames < WINDOW:
             unusable[info.path] = f"{info.num_frames} frames, shorter than a {WINDOW}-frame window"
             continue
+        try:  # every frame decoded once: a file broken past its header stopped the run in a pass or in the ceiling
+            info = probe(p, verify=True, timeout=max(60.0, VERIFY_SLOWDOWN * info.duration))
+        except VideoError as e:
+            unusable[info.path] = e.reason
+            continue
         infos.append(info)
     if not infos:
         raise ValueError(f"no usable video: {said(unusable)}")
@@ -708,17 +830,18 @@ def measure(
         print(f"sf2t throughput: left out (not readable or too short): {said(unusable)}")
     left_out = dict(unusable)
     if against:  # like for like only: what the baselines cannot decode as sf2t does is measured by none
-        unlike = {i.path: _unlike(i) for i in infos if _unlike(i)}
+        unlike = {i.path: why for i in infos if (why := _unlike(i))}
         infos = [i for i in infos if i.path not in unlike]
         if unlike:
             print(f"sf2t throughput: left out of the comparison: {said(unlike)}")
         if not infos:
             raise ValueError(
-                "no video the baselines decode as sf2t does (all are rotated or above 8 bits): measure sf2t alone "
-                "with --against ''"
+                "no video the baselines decode as sf2t does (each one's reason above): measure sf2t alone with "
+                "--against ''"
             )
         left_out.update(unlike)
     videos = [i.path for i in infos]
+    output = resolve_frames(frames, device, decoder, available_decoders(), tasks, infos)  # auto: for these videos
     mods, processor_for = _baselines()
     unknown = [a for a in against if a not in mods]
     if unknown:
@@ -772,13 +895,30 @@ def measure(
     made, decoded_first = run_sf2t(
         infos, 1, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, used=used, output=output
     )
-    first = {"sf2t": [(a.cpu(), g.cpu()) for a, g in made[:2]]}
-    for a in against:
-        first[a] = run_base(a, 2)
-    agreement = check_agreement(first, 2 / 255 / min(QWEN2_VL_STD) + 1e-6) if against else {}
+    agreement, checked = {}, []
+    if against:  # a sample of the run's windows: window 0, each further video's first window, the last one
+        sf2t_plan = _sampler(infos, seed, tasks=tasks)
+        try:
+            checked = agreement_windows(lambda w: sf2t_plan.plan(w).video.path, windows)
+        finally:
+            sf2t_plan.close()
+        t_check = time.perf_counter()
+        mine, check_plans, where = agreement_samples(
+            infos, checked, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, output=output
+        )
+        outs = {"sf2t": mine}
+        for a in against:  # the baselines' check twin where they have one (see bench/baselines)
+            make = getattr(mods[a], "check_pixels", mods[a].pixels)
+            outs[a] = [make(p, ids, size, proc, threads=threads) for p, ids in check_plans]
+        agreement = check_agreement(outs, 2 / 255 / min(QWEN2_VL_STD) + 1e-6, where=where)
+        log(
+            f"agreement: {', '.join(against)} within tolerance of sf2t's on {len(mine)} samples of windows "
+            f"{checked} ({len({p for p, _ in check_plans})} video(s)), checked in {time.perf_counter() - t_check:.2f} s"
+        )
     times: dict[str, list[float]] = {p: [] for p in ("sf2t", *against)}
     decoded = 0
     paths = sorted({i.path for i in infos})
+    num_frames = {i.path: i.num_frames for i in infos}
     fps: dict[str, float] = {}
     decode_fps: dict[str, float] = {}
     round_fps: list[float] = []  # per timed round: the raw decode's all-frames rate (over the videos, weighted)
@@ -818,7 +958,7 @@ def measure(
                 # the ceiling's raw decode right after sf2t's pass (the machine's speed drifts; see pair_rounds): its
                 # best round counts for the headline ceiling, each round's own for the paired fractions
                 weights = decoded_by_video(ran)  # workers: none known, the videos weigh equally
-                got = {p: raw_fps(p, threads, device) for p in paths}
+                got = {p: raw_fps(p, threads, device, num_frames.get(p)) for p in paths}
                 got_dec = {p: raw_decode_fps(p, threads) for p in paths} if str(device) == "cpu" else {}
                 got_dec = {p: v for p, v in got_dec.items() if v == v}  # nan: PyAV is not installed
                 for p in paths:
@@ -890,6 +1030,7 @@ def measure(
         "frames_per_sample": frames,
         "baseline_samples": n_base,
         "agreement": agreement,
+        "agreement_windows": checked,
         "providers": rows,
         "sf2t_frames_decoded_per_sample": frames_per_sample,
         "sf2t_frames_decoded_by_video": weights,
@@ -958,16 +1099,29 @@ def default_pipelines(threads: int, device: str, workers: int = 0, prefetch: int
     return threads
 
 
-def resolve_frames(frames: str, device: str, decoder: str, have, tasks: Sequence[str] = ("fragment",)) -> str:
+def planar(info) -> bool:
+    """Whether the pyav backend gives ``info``'s frames as YUV420 windows: 8-bit 4:2:0, even sizes, upright. Other
+    frames it converts to RGB one by one with swscale, ~3x slower than torchcodec's RGB windows (a 161x97 VP9 here:
+    88 against 258 samples/s)."""
+    even = not (info.width % 2 or info.height % 2)
+    return info.pix_fmt in ("yuv420p", "yuvj420p") and info.bit_depth == 8 and even and not info.rotation
+
+
+def resolve_frames(
+    frames: str, device: str, decoder: str, have, tasks: Sequence[str] = ("fragment",), infos: Sequence = ()
+) -> str:
     """The sampler's window format for ``--frames`` (see :func:`measure`). ``auto`` takes ``yuv420`` only where no
     task reads pixels (plain fragments): a task that does (the guards' thumbnails) needs the window in RGB, which
-    torchcodec decodes faster than the pyav backend (~300 against ~245 samples/s for the four frame tasks here)."""
+    torchcodec decodes faster than the pyav backend (~300 against ~245 samples/s for the four frame tasks here);
+    and only where every video of ``infos`` gives planar windows (:func:`planar`): one that does not costs more
+    (3x on its windows) than planar windows save on the others (~15 %, a 1280x720 H.264 clip)."""
     if frames not in ("auto", "rgb", "yuv420"):
         raise ValueError(f"frames must be auto, rgb or yuv420, got {frames!r}")
     cpu = str(device) == "cpu"
     if frames == "auto":
         no_pixels = all(getattr(t, "pixels", "full") == "none" for t in _tasks(tasks).values())
-        return "yuv420" if cpu and no_pixels and "pyav" in have and decoder in ("auto", "pyav") else "rgb"
+        planes = all(planar(i) for i in infos)
+        return "yuv420" if cpu and no_pixels and planes and "pyav" in have and decoder in ("auto", "pyav") else "rgb"
     if frames == "yuv420":
         if not cpu:
             raise ValueError("frames yuv420: planar windows are a CPU path (on a GPU the decoders give RGB)")
@@ -1031,8 +1185,13 @@ def print_table(res: dict) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sf2t throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--videos", nargs="+", required=True, help="video files or folders")
-    p.add_argument("--windows", type=int, default=4, help="64-frame windows per round (4 samples each)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=4,
+        help="64-frame windows per round (4 samples each; the agreement check compares samples of up to 8 of them)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3; samples/s: their median)")
     p.add_argument(
         "--warmup", type=int, default=1, help="untimed rounds of every provider before the timed ones (default 1)"
     )
@@ -1041,9 +1200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="llamafactory_style,qwenvl_utils_style",
         help="comma-separated baselines (default: llamafactory_style,qwenvl_utils_style; '' for none)",
     )
-    p.add_argument("--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (x28)")
+    p.add_argument(
+        "--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (multiples of 28)"
+    )
     p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (which windows and frames)")
     p.add_argument(
         "--threads", type=int, default=1, help="torch and decoder threads of every provider and of the raw decode"
     )
@@ -1060,7 +1221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--decoder",
         default="auto",
         choices=("auto", "torchcodec", "pyav", "dali"),
-        help="sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV)",
+        help="sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV; PyAV for yuv420 "
+        "windows, which --frames auto takes for plain fragments on the CPU)",
     )
     p.add_argument(
         "--prefetch",
@@ -1097,7 +1259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         choices=("auto", "rgb", "yuv420"),
         help="sf2t's windows: yuv420 keeps the decoder's planes and converts inside fragment_pack, for the frames "
-        "samples show only (pyav backend, CPU); auto: yuv420 for plain fragments on the CPU, else rgb",
+        "samples show only (pyav backend, CPU); auto: yuv420 for plain fragments on the CPU where every video is 8-bit "
+        "4:2:0 with even sizes and upright, else rgb",
     )
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)

@@ -237,7 +237,13 @@ def test_warmup_rounds_are_run_and_not_timed(clip):
         baseline_samples=2,
         log=lines.append,
     )
-    assert [ln.split(":")[0] for ln in lines] == ["warm-up round 1/2", "warm-up round 2/2", "round 1/2", "round 2/2"]
+    assert [ln.split(":")[0] for ln in lines] == [
+        "agreement",  # checked once, before the rounds
+        "warm-up round 1/2",
+        "warm-up round 2/2",
+        "round 1/2",
+        "round 2/2",
+    ]
     assert all("sf2t" in ln and "qwenvl_utils_style" in ln for ln in lines)
     assert res["warmup_rounds"] == 2 and res["rounds"] == 2
     with pytest.raises(ValueError, match="warmup must be an int >= 0"):
@@ -521,3 +527,187 @@ def test_broken_and_short_videos_are_left_out_not_fatal(clip, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["videos"] == [str(vids / "a.mp4")]
     assert set(res["left_out"]) == {str(vids / "short.mp4"), str(vids / "junk.mp4")}
+
+
+def test_portrait_and_odd_sized_videos_are_measured(tmp_path):
+    """A portrait video (to the default landscape target) and an odd-sized one are measured like any other: Pillow
+    resized the portrait frames vertical pass first and PyAV converted the odd-sized ones with bilinear chroma, so
+    LLaMA-Factory-style's pixels left the agreement tolerance and the whole run stopped (its check twin pins both
+    roundings to sf2t's; the timed path is unchanged)."""
+    from sf2t.throughput import measure
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    synth.make_clip(vids / "portrait.mp4", 3, width=96, height=160, fps=30, seconds=3, gop=15)
+    media.encode(vids / "odd.webm", media.moving_frames(70, 97, 161), codec="libvpx-vp9")
+    paths = sorted(str(p) for p in vids.iterdir() if p.suffix in (".mp4", ".webm"))
+    res = measure(paths, windows=4, rounds=1, warmup=0, size=(56, 84), baseline_samples=2, log=lambda s: None)
+    assert sorted(res["videos"]) == paths and not res["left_out"]
+    assert {p for p in paths} <= {p for p in res["sf2t_frames_decoded_by_video"]}
+    for name in ("llamafactory_style", "qwenvl_utils_style"):
+        assert res["agreement"][name]["max_abs"] <= 0.031, name
+
+
+def test_agreement_windows():
+    """Window 0, the first window of each further video and the last window; at most ``most``, spread evenly."""
+    from sf2t.throughput import agreement_windows
+
+    video = ["a", "a", "b", "a", "c", "c", "b", "a"].__getitem__
+    assert agreement_windows(video, 8) == [0, 2, 4, 7]
+    assert agreement_windows(video, 1) == [0]
+    assert agreement_windows(video, 2) == [0, 1]
+    assert agreement_windows(lambda w: w, 100, most=4) == [0, 33, 66, 99]
+
+
+def test_agreement_checks_windows_past_the_first(clip, tmp_path, monkeypatch):
+    """A baseline that is wrong on the second video only (window 0 is the first's) is caught, and the error names
+    that video: the check compared window 0's first two samples alone, so a run over bad pixels went on."""
+    import bench.baselines.qwenvl_utils_style as qv
+    from sf2t.throughput import _sampler, measure
+    from sf2t.video import probe
+
+    other = tmp_path / "b.mp4"
+    synth.make_clip(other, 4, width=160, height=96, fps=30, seconds=3, gop=15)
+    paths = [str(clip), str(other)]
+    s = _sampler([probe(p) for p in paths], 0)
+    order = [s.plan(w).video.path for w in range(4)]
+    s.close()
+    later = next(p for p in order if p != order[0])  # a video that window 0 does not show
+    real = qv.pixels
+
+    def wrong(path, ids, size, proc, threads=1):
+        px, grid = real(path, ids, size, proc, threads=threads)
+        return (px + 0.5 if path == later else px), grid
+
+    monkeypatch.setattr(qv, "pixels", wrong)
+    with pytest.raises(RuntimeError, match=f"qwenvl_utils_style: pixel values differ.*{later}"):
+        measure(paths, windows=4, rounds=1, warmup=0, size=(56, 84), against=["qwenvl_utils_style"], log=print)
+
+
+def test_odd_sized_video_the_decoders_convert_differently_is_left_out(clip, tmp_path, capsys):
+    """An odd-sized 4:2:0 video whose RGB PyAV and torchcodec make apart (PyAV's bundled FFmpeg and the system one
+    torchcodec uses take swscale's scaled path differently: an MPEG-4 Part 2 161x97 clip here) is left out of the
+    comparison with its reason, and the other videos are measured: the agreement check stopped the whole run. Where
+    the two decoders agree on it, it is measured like any other."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    odd = media.encode(vids / "odd.mkv", media.moving_frames(70, 97, 161), codec="mpeg4")
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    assert cli.main([*args, "--baseline-samples", "2", "--videos", str(vids), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    from sf2t.throughput import RGB_STEPS, rgb_disagreement
+
+    if rgb_disagreement(str(odd)) > RGB_STEPS:  # this machine's PyAV and torchcodec: up to 56 steps apart
+        assert res["videos"] == [str(vids / "a.mp4")]
+        assert "odd-sized 161x97 (PyAV and torchcodec convert" in res["left_out"][str(odd)]
+        assert "left out of the comparison" in capsys.readouterr().out
+    else:
+        assert sorted(res["videos"]) == sorted([str(vids / "a.mp4"), str(odd)])
+
+
+def test_truncated_file_whose_header_promises_more_frames(clip, tmp_path):
+    """A Matroska file cut short: its header's duration promises 200 frames, 108 are there (the probe counts them).
+    The ceiling's raw decode asked torchcodec for frame 108 and the whole run stopped after sf2t's first pass; it
+    now decodes the frames there are, and the file is measured with the other."""
+    from sf2t.throughput import measure, raw_fps
+    from sf2t.video import probe
+    from tests.video import media
+
+    whole = media.encode(tmp_path / "whole.mkv", media.moving_frames(200, 48, 64), gop=10)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 55 // 100])
+    n = probe(cut).num_frames
+    assert 64 <= n < 200
+    res = measure([str(cut), str(clip)], windows=2, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
+    assert sorted(res["videos"]) == sorted([str(cut), str(clip)]) and res["raw_fps"][str(cut)] > 0
+    assert raw_fps(str(cut)) > 0  # without the probe's count too: the pass ends where the frames do
+
+
+def test_help_says_what_the_defaults_do(clip, capsys):
+    """--help describes what runs: with the defaults on the CPU, sf2t decodes plain fragments with PyAV (yuv420
+    windows), which --decoder's help did not say (it named torchcodec); --rounds and --seed say what they are."""
+    from sf2t import cli
+    from sf2t.throughput import measure
+
+    with pytest.raises(SystemExit):
+        cli.main(["throughput", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "PyAV for yuv420 windows, which --frames auto takes for plain fragments on the CPU" in text
+    assert "--rounds ROUNDS timed rounds" in text and "--seed SEED the sampler's seed" in text
+    res = measure([str(clip)], windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
+    assert res["sf2t_decoder"] == "pyav" and res["frames"] == "yuv420"
+
+
+def test_file_broken_past_its_header_is_left_out(clip, tmp_path, capsys):
+    """A file whose header probes fine but whose frames stop decoding part way (bytes overwritten mid-file) is left
+    out with its reason, like an unreadable one, and the others are measured: sf2t's first pass made no sample from
+    it, or the ceiling's decode or a baseline failed on it, and the whole run stopped."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    src = media.encode(tmp_path / "src.mp4", media.moving_frames(80, 48, 64))
+    media.corrupt_middle(src, vids / "corrupt.mp4")
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    for against in ("", "llamafactory_style,qwenvl_utils_style"):
+        assert cli.main([*args, "--against", against, "--videos", str(vids), "--json", str(out)]) == 0, against
+        assert "left out (not readable or too short)" in capsys.readouterr().out
+        res = json.loads(out.read_text())
+        assert res["videos"] == [str(vids / "a.mp4")]
+        assert "decode" in res["left_out"][str(vids / "corrupt.mp4")]
+
+
+def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_path, capsys):
+    """A file with two video streams, the second default-flagged: sf2t and PyAV read the first, torchcodec's default
+    (qwen-vl-utils-style's VideoDecoder(path)) the second, another video, and the agreement check stopped the run.
+    It is left out of the comparison with its reason; sf2t alone measures it (the ceiling decoding sf2t's stream)."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    two = media.two_video_streams(vids / "two.mp4", n=70)
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    assert cli.main([*args, "--baseline-samples", "2", "--videos", str(vids), "--json", str(out)]) == 0
+    assert "left out of the comparison" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["videos"] == [str(vids / "a.mp4")]
+    assert "several video streams (sf2t and PyAV read stream 0" in res["left_out"][str(two)]
+    assert cli.main([*args, "--against", "", "--videos", str(two), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["videos"] == [str(two)]
+
+
+def test_auto_frames_are_rgb_where_a_video_has_no_planar_windows(tmp_path):
+    """--frames auto takes yuv420 windows only where every video gives them (8-bit 4:2:0, even sizes, upright): the
+    pyav backend converts an odd-sized video's frames one by one, ~3x slower than torchcodec's RGB windows, and auto
+    chose that path for it."""
+    from types import SimpleNamespace
+
+    from sf2t.throughput import measure, resolve_frames
+    from tests.video import media
+
+    odd = media.encode(tmp_path / "odd.webm", media.moving_frames(70, 97, 161), codec="libvpx-vp9")
+    res = measure([str(odd)], windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda s: None)
+    assert res["frames"] == "rgb"
+    even = SimpleNamespace(width=64, height=48, pix_fmt="yuv420p", bit_depth=8, rotation=0)
+    have = ("pyav", "torchcodec")
+    assert resolve_frames("auto", "cpu", "auto", have, infos=[even]) == "yuv420"
+    for other in (dict(width=63), dict(pix_fmt="yuv444p"), dict(bit_depth=10), dict(rotation=90)):
+        assert resolve_frames(
+            "auto", "cpu", "auto", have, infos=[even, SimpleNamespace(**{**vars(even), **other})]
+        ) == ("rgb"), other
+    assert resolve_frames("yuv420", "cpu", "auto", have, infos=[SimpleNamespace(**{**vars(even), "width": 63})]) == (
+        "yuv420"
+    )  # asked for: as asked

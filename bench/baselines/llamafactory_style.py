@@ -8,7 +8,7 @@ import torch
 from bench.baselines import run_processor
 
 
-def decode(path: str, ids, threads: int = 1) -> torch.Tensor:
+def decode(path: str, ids, threads: int = 1, interpolation=None) -> torch.Tensor:
     import av
 
     want, got = set(ids), {}
@@ -17,7 +17,7 @@ def decode(path: str, ids, threads: int = 1) -> torch.Tensor:
         stream.thread_count = threads
         for k, frame in enumerate(c.decode(stream)):  # in order from the start, until the last needed frame
             if k in want:
-                got[k] = frame.to_ndarray(format="rgb24")
+                got[k] = frame.to_ndarray(format="rgb24", interpolation=interpolation)
             if len(got) == len(want):
                 break
     return torch.from_numpy(np.stack([got[k] for k in ids]))
@@ -29,4 +29,18 @@ def pixels(path: str, ids, size, processor, threads: int = 1):
     frames = decode(path, ids, threads)
     h, w = size
     resized = [np.asarray(Image.fromarray(f.numpy()).resize((w, h), Image.BICUBIC)) for f in frames]
+    return run_processor(processor, torch.from_numpy(np.stack(resized)), size)
+
+
+def check_pixels(path: str, ids, size, processor, threads: int = 1):
+    """``pixels`` with sf2t's rounding (see the module docstring): RGB by swscale's bicubic scaler, as torchcodec and
+    sf2t's PyAV backend convert, and the resize's horizontal pass first, as torch's."""
+    from PIL import Image
+
+    frames = decode(path, ids, threads, interpolation="BICUBIC")
+    h, w = size
+    resized = []
+    for f in frames:
+        im = Image.fromarray(f.numpy())
+        resized.append(np.asarray(im.resize((w, im.height), Image.BICUBIC).resize((w, h), Image.BICUBIC)))
     return run_processor(processor, torch.from_numpy(np.stack(resized)), size)
