@@ -99,7 +99,7 @@ def _baselines():
         import bench.baselines.llamafactory_style as lf
         import bench.baselines.qwenvl_utils_style as qv
     except ImportError:
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]  # the clone: sf2t/throughput/ is two levels down
         if not (root / "bench" / "baselines").is_dir():
             raise RuntimeError(
                 "sf2t throughput's baselines live in the repository's bench/baselines: run it from a clone"
