@@ -1,0 +1,167 @@
+"""The ``sf2t throughput`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from sf2t.throughput.report import json_safe, print_table
+from sf2t.throughput.sampling import FAMILIES, FRAME_TASKS
+
+
+def default_pipelines(threads: int, device: str, workers: int = 0, prefetch: int = 0) -> int:
+    """``sf2t throughput``'s pipelines when ``--pipelines`` is not given: on the CPU, one pipeline thread per
+    ``--threads`` (each decodes, builds and packs its own windows with one thread: the fastest way to use several
+    cores here, e.g. 2 pipelines 171 against 109 samples/s with a prefetch thread on 640x360), unless another way
+    to overlap decoding (``--prefetch``, ``--workers``) was asked for; on a GPU, 1."""
+    if str(device) != "cpu" or workers or prefetch or threads < 2:
+        return 1
+    return threads
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sf2t import throughput  # the package: its docstring, and measure where tests patch its helpers
+
+    p = argparse.ArgumentParser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
+    p.add_argument("--videos", nargs="+", required=True, help="video files or folders")
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=4,
+        help="64-frame windows per round (4 samples each; the agreement check compares samples of up to 8 of them)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3; samples/s: their median)")
+    p.add_argument(
+        "--warmup", type=int, default=1, help="untimed rounds of every provider before the timed ones (default 1)"
+    )
+    p.add_argument(
+        "--against",
+        default="llamafactory_style,qwenvl_utils_style",
+        help="comma-separated baselines (default: llamafactory_style,qwenvl_utils_style; '' for none)",
+    )
+    p.add_argument(
+        "--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (multiples of 28)"
+    )
+    p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (which windows and frames)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch and decoder threads of every provider and of the raw decode"
+    )
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["fragment"],
+        help=f"SF²T tasks to sample, mixed evenly (fragment: a plain 16-frame fragment); the baselines make "
+        f"{', '.join(FRAME_TASKS)}",
+    )
+    p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")
+    p.add_argument("--device", default="cpu", help="where sf2t decodes and packs: cpu or cuda")
+    p.add_argument(
+        "--decoder",
+        default="auto",
+        choices=("auto", "torchcodec", "pyav", "dali"),
+        help="sf2t's decoder (auto: DALI on a GPU where installed, else torchcodec, else PyAV; PyAV for yuv420 "
+        "windows, which --frames auto takes for plain fragments on the CPU)",
+    )
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        default=0,
+        help="sf2t decodes up to N windows ahead in a background thread while it packs (--threads split between them)",
+    )
+    p.add_argument(
+        "--pipelines",
+        type=int,
+        default=None,
+        help="run sf2t's pipeline in N threads of this process, each decoding, building and packing its share of the "
+        "windows (--threads split between them; CPU). Default: one per --threads on the CPU unless --prefetch or "
+        "--workers is given, else 1",
+    )
+    p.add_argument(
+        "--baseline-streams",
+        type=int,
+        default=None,
+        help="each baseline makes its samples in N threads of this process (--threads split between them), as a "
+        "training stack's loader workers would. Default: as many as sf2t's --pipelines (or --workers)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run sf2t's pipeline in this many DataLoader processes, one thread each (0: in process, --threads)",
+    )
+    p.add_argument(
+        "--seconds", type=float, help="each provider's time per round (instead of --windows / --baseline-samples)"
+    )
+    p.add_argument(
+        "--frames",
+        default="auto",
+        choices=("auto", "rgb", "yuv420"),
+        help="sf2t's windows: yuv420 keeps the decoder's planes and converts inside fragment_pack, for the frames "
+        "samples show only (pyav backend, CPU); auto: yuv420 for plain fragments on the CPU where every video is 8-bit "
+        "4:2:0 with even sizes and upright, else rgb",
+    )
+    p.add_argument("--json", help="write the figures here")
+    args = p.parse_args(argv)
+    from sf2t._files import check_out_file, write_text_atomic
+    from sf2t.video.errors import VideoError
+    from sf2t.video.index import find_files
+
+    missing = [v for v in args.videos if not os.path.exists(v)]
+    if missing:
+        print(f"sf2t throughput: no such file or folder: {missing}", file=sys.stderr)
+        return 2
+    videos = find_files(args.videos)
+    if not videos:
+        print(f"sf2t throughput: no video files in {args.videos}", file=sys.stderr)
+        return 2
+    if args.json:
+        try:
+            check_out_file(args.json, "--json", inputs=videos)  # before the measurement, not after it
+        except ValueError as e:
+            print(f"sf2t throughput: {e}", file=sys.stderr)
+            return 2
+    try:
+        res = throughput.measure(
+            videos,
+            windows=args.windows,
+            rounds=args.rounds,
+            against=[a for a in args.against.split(",") if a],
+            size=tuple(args.size),
+            seed=args.seed,
+            baseline_samples=args.baseline_samples,
+            threads=args.threads,
+            tasks=args.tasks,
+            family=args.family,
+            device=args.device,
+            workers=args.workers,
+            prefetch=args.prefetch,
+            pipelines=default_pipelines(args.threads, args.device, args.workers, args.prefetch)
+            if args.pipelines is None
+            else args.pipelines,
+            warmup=args.warmup,
+            seconds=args.seconds,
+            decoder=args.decoder,
+            frames=args.frames,
+            baseline_streams=args.baseline_streams,
+        )
+    except (ValueError, RuntimeError, VideoError) as e:
+        print(f"sf2t throughput: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before a timed round finished (else measure returns those rounds' figures)
+        print("\nsf2t throughput: interrupted before a timed round finished: nothing to report", file=sys.stderr)
+        return 130
+    print_table(res)
+    if args.json:  # strict JSON: nan (a ceiling not measured here) as null
+        write_text_atomic(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
+    if res.get("interrupted"):
+        print(
+            f"sf2t throughput: interrupted: the figures are of the {res['rounds']} of {res['rounds_asked']} timed "
+            "round(s) that finished",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
