@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -1477,6 +1478,35 @@ def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, 
     cfg = TrainConfig(videos=[good[0]], supervised_data=str(tmp_path / "d.json"), supervised_ratio=0.0)
     assert _precheck_supervised(cfg) is None
     assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
+
+
+def test_cli_train_bad_out_dir_model_file_and_binary_supervised_data(tiny, clips, tmp_path, capsys):
+    """An out_dir under a file failed with a NotADirectoryError traceback after training; a model= that names a file
+    (the weights) was told to download it from the Hub; a supervised_data that is not text gave a bare UnicodeDecode
+    message naming no file. Each is now named before the model loads (exit 2)."""
+    from sf2t.cli import main
+
+    good, bad = clips
+    base = ["train", "steps=1", "batch_size=2", "progress=false", f"videos=[{good[0]}]"]
+    f = tmp_path / "file"
+    f.write_text("keep")
+    assert main([*base, f"model={tiny}", f"out_dir={f / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"out_dir {f / 'run'}: {f} is a file, not a folder" in err and "Traceback" not in err
+    assert f.read_text() == "keep"
+    weights = next(Path(tiny).glob("*.safetensors"))
+    assert main([*base, f"model={weights}", f"out_dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; model= takes the checkpoint's folder" in err and "huggingface-cli" not in err
+    assert (
+        main(
+            [*base, f"model={tiny}", f"out_dir={tmp_path / 'r'}", "supervised_ratio=0.3", f"supervised_data={weights}"]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"supervised_data: {weights}: not a text file" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_answer_budget_fits_the_longest_answer_in_tokens(tiny):

@@ -178,17 +178,20 @@ def _precheck_paths(cfg) -> str | None:
     model loads): an ``out_dir`` that is a file, a folder with no videos or a broken manifest in ``videos`` /
     ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that are also
     training videos are warned about on stderr."""
+    from sf2t._files import check_out_folder, is_within
     from sf2t.video.index import expand_videos
 
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         return f"out_dir {cfg.out_dir!r} exists and is not a folder"
+    try:  # under a file, or where no folder can be made: said now, not as a traceback after training
+        check_out_folder(out, "out_dir")
+    except ValueError as e:
+        return str(e)
     held = run_files(out)
     if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
         inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
         inputs += [("videos", v) for v in cfg.videos] + [("eval_videos", v) for v in cfg.eval_videos]
-        from sf2t._files import is_within
-
         for name in RUN_OUTPUTS:
             for field, value in inputs:
                 if value and is_within(value, out / name):
@@ -330,6 +333,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not cfg.model:
         print("sf2t train: no model: set model=PATH (a local Hugging Face checkpoint directory)", file=sys.stderr)
+        return 2
+    if Path(cfg.model).is_file():
+        print(
+            f"sf2t train: model {cfg.model!r} is a file; model= takes the checkpoint's folder (the one holding "
+            "config.json and the weights)",
+            file=sys.stderr,
+        )
         return 2
     if not Path(cfg.model).is_dir():
         print(
