@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -1025,6 +1026,50 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     assert main(["merge", "--base", str(wider), *adapter, "--out", str(tmp_path / "m4")]) == 2
     err = capsys.readouterr().err
     assert "does not fit the base" in err and "size mismatch" in err and not (tmp_path / "m4").exists()
+
+
+def test_merge_names_an_incomplete_damaged_or_misfit_adapter(tiny, tmp_path, capsys):
+    """`sf2t merge` with an adapter whose weights file is missing (peft went to the Hub for it: a ConnectError
+    traceback offline), cut short (a SafetensorError traceback) or without tensors for some of the base's LoRA layers
+    (an adapter of another model: peft warned and the merge went on, those layers left at B = 0), and an --out under
+    a file (said after the model loaded): each a named error, exit 2, nothing written."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
+
+    from sf2t.cli import main
+    from sf2t.models import load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(tiny)
+    adapter = tmp_path / "adapter"
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
+    weights = adapter / "adapter_model.safetensors"
+    tensors = load_file(weights)
+
+    def merge(adapter_dir, out="m"):
+        code = main(["merge", "--base", tiny, "--adapter", str(adapter_dir), "--out", str(tmp_path / out)])
+        return code, capsys.readouterr().err
+
+    cases = {}
+    for name in ("none", "cut", "part"):
+        shutil.copytree(adapter, tmp_path / name)
+        cases[name] = tmp_path / name / "adapter_model.safetensors"
+    cases["none"].unlink()
+    cases["cut"].write_bytes(weights.read_bytes()[:100])
+    kept = dict(list(sorted(tensors.items()))[: len(tensors) // 2])
+    save_file(kept, cases["part"])
+    code, err = merge(tmp_path / "none")
+    assert code == 2 and "has no weights file (adapter_model.safetensors)" in err
+    code, err = merge(tmp_path / "cut")
+    assert code == 2 and "its weights file cannot be read" in err and "damaged" in err
+    code, err = merge(tmp_path / "part")
+    assert code == 2 and "does not fit the base model" in err and "has no weights for LoRA layer" in err
+    assert f"(and {len(tensors) - len(kept) - 1} more)" in err
+    f = tmp_path / "file"
+    f.write_text("keep")
+    code, err = merge(adapter, "file/merged")
+    assert code == 2 and f"--out {tmp_path / 'file/merged'}: {f} is a file, not a folder" in err
+    assert "Traceback" not in err and not (tmp_path / "m").exists() and f.read_text() == "keep"
+    assert merge(adapter)[0] == 0  # the whole adapter merges
 
 
 def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):

@@ -195,14 +195,36 @@ def load_processor(path: str | os.PathLike):
 
 def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):
     """``peft.PeftModel.from_pretrained(model, adapter)``; an adapter trained on another base model (other shapes or
-    module names) is a ValueError naming both folders and the first mismatch, not peft's list of every tensor."""
+    module names) is a ValueError naming both folders and the first mismatch, not peft's list of every tensor. So are
+    an adapter whose weights file is missing (peft then went to the Hub for it), damaged, or whose tensors leave
+    LoRA layers of this model unset (peft only warned, and the merge used whatever it had)."""
+    import warnings
+
     from peft import PeftModel
 
+    weights = [pathlib.Path(adapter) / n for n in ("adapter_model.safetensors", "adapter_model.bin")]
+    if not any(w.is_file() for w in weights):
+        raise ValueError(f"adapter {str(adapter)!r} has no weights file (adapter_model.safetensors): is it complete?")
+    misfit = f"adapter {str(adapter)!r} does not fit the base model {str(base)!r}"
     try:
-        return PeftModel.from_pretrained(model, str(adapter))
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            loaded = PeftModel.from_pretrained(model, str(adapter))
     except (RuntimeError, ValueError, KeyError) as e:
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
         mismatches = [line for line in lines if "size mismatch" in line]
         first = mismatches[0] if mismatches else next((line for line in lines if "Missing" in line), lines[0])
         more = f" (and {len(mismatches) - 1} more)" if len(mismatches) > 1 else ""
-        raise ValueError(f"adapter {str(adapter)!r} does not fit the base model {str(base)!r}: {first}{more}") from None
+        raise ValueError(f"{misfit}: {first}{more}") from None
+    except Exception as e:  # safetensors' own error type for a cut-short or overwritten file
+        if type(e).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"adapter {str(adapter)!r}: its weights file cannot be read ({e}): is it damaged?") from None
+    for w in said:
+        text = str(w.message)
+        if "Found missing adapter keys" in text:  # peft's wording (its tests pin it)
+            keys = re.findall(r"'([^']+)'", text)
+            shown = f"{keys[0]} (and {len(keys) - 1} more)" if keys else text
+            raise ValueError(f"{misfit}: the adapter has no weights for LoRA layer {shown}")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return loaded

@@ -480,6 +480,12 @@ def _precheck_merge(args) -> str | None:
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         return f"--out {args.out} exists and is not a folder"
+    from sf2t._files import check_out_folder
+
+    try:  # under a file, or where no folder can be made: said before the model loads
+        check_out_folder(args.out, "--out")
+    except ValueError as e:
+        return str(e)
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         return f"--out {args.out} is a folder that is not empty: pass a new or empty one, or --overwrite to replace it"
     from sf2t._files import is_within
