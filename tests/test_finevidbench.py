@@ -319,6 +319,7 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("device", "--device: device 'tpu' is not a torch device"),
         ("out-is-bench", "is an input of this command"),  # the results once replaced the benchmark
         ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
+        ("empty", "b.json: lists no question (field 'questions' is empty)"),  # the same, from a benchmark of none
     ],
 )
 def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, case, words):
@@ -358,10 +359,18 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         ]
         (tmp_path / "b.json").write_text(json.dumps(data))
         b = str(tmp_path / "b.json")
+    elif case == "empty":
+        data = json.loads(bench.read_text())
+        (tmp_path / "b.json").write_text(json.dumps({**data, "questions": []}))
+        b = str(tmp_path / "b.json")
     argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", b, "--out", out, *extra]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "no-model" not in err and "Traceback" not in err
+    if case == "empty":  # export wrote task files with no question in them
+        argv = ["finevidbench", "export", "--bench", b, "--format", "lmms-eval", "--out", str(tmp_path / "x")]
+        assert cli.main(argv) == 2
+        assert words in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_export_for_lmms_eval(bench, tmp_path):
