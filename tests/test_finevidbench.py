@@ -747,12 +747,40 @@ def test_export_out_and_fps_are_checked(bench, tmp_path, capsys):
     argv = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval"]
     assert cli.main([*argv, "--out", str(tmp_path / "file")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+    assert cli.main([*argv, "--out", str(tmp_path / "file" / "x")]) == 2  # a NotADirectoryError traceback before
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'file'} is a file, not a folder" in err and "Traceback" not in err
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--fps", "0"]) == 2
     assert "--fps must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
     for task in ("../../evil", 'a"b', "x/y", ".hidden", ""):  # a path out of --out, or code in the generated files
         assert cli.main([*argv, "--out", str(tmp_path / "x"), "--task", task]) == 2
         assert "a task name is letters, digits" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("evil*"))
+
+
+def test_build_task_config_sections_are_checked(bench, tmp_path, capsys):
+    """--task-config's task sections are converted and checked as sf2t train checks them: a field the task does not
+    have was a TypeError traceback once the clips were made; a section that is not a mapping was silently ignored."""
+    manifest = str(bench.parent.parent / "m.jsonl")
+    argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
+    cases = [
+        ("counting: {bogus: 1}", "counting: CountingConfig has no field 'bogus'"),
+        ("counting: 5", "counting: expected a mapping of the task's fields, got 5"),
+        ("counting: {count_min: abc}", "counting: count_min: invalid literal"),
+        ("disorder: {perm: 7}", "disorder: perm must be one of"),
+    ]
+    for text, words in cases:
+        (tmp_path / "t.yaml").write_text(text + "\nlr: 0.001\n")
+        assert cli.main([*argv, "--task-config", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "b.json")]) == 2
+        err = capsys.readouterr().err
+        assert f"--task-config {tmp_path / 't.yaml'}: {words}" in err and "Traceback" not in err, err
+        assert not (tmp_path / "b.json").exists()
+    (tmp_path / "t.yaml").write_text("counting: {count_min: '3', count_max: 4}\nlr: 0.001\n")  # a string, as train
+    args = [*argv, "--tasks", "counting", "--task-config", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "b.json")]
+    assert cli.main(args) == 0
+    qs = load(tmp_path / "b.json")["questions"]
+    counts = [q["meta"]["answer"] for q in qs if q["category"] == "counting"]
+    assert counts and all(3 <= a["count"] <= 4 for a in counts), counts
 
 
 def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys):
