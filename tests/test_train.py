@@ -504,17 +504,23 @@ def test_task_videos_restricts_a_task(tiny, clips, tmp_path):
         (["--set", "steps"], "--set: override 'steps' must look like key=value"),
         (["--set", "lora=true"], "--set: TrainConfig: lora and full_finetune are exclusive"),  # against the demo's own
         (["--set", "counting.count_min=0"], "--set: TrainConfig.counting: need 1 <= count_min"),
+        # the run went to out_dir while the clips, model and reports stayed in --out
+        (["--set", "out_dir=elsewhere"], "--set out_dir=elsewhere: the demo trains into --out"),
     ],
 )
-def test_demo_arguments_are_checked_first(tmp_path, capsys, argv, words):
+def test_demo_arguments_are_checked_first(tmp_path, capsys, monkeypatch, argv, words):
     """Bad demo arguments are named before any clip is made (nothing is written)."""
     from sf2t.demo import main
+
+    monkeypatch.chdir(tmp_path)  # a relative path in argv, if it were used, lands here
 
     assert main(["--out", str(tmp_path / "demo"), "--quick", *argv]) == 2
     assert words in capsys.readouterr().err and not (tmp_path / "demo").exists()
     (tmp_path / "file").write_text("x")
     assert main(["--out", str(tmp_path / "file"), "--quick"]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "file" / "demo"), "--quick"]) == 2  # a NotADirectoryError traceback before
+    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
     mine = tmp_path / "project"  # a folder of the user's: the demo replaces clips/ and its run there, so refused
     (mine / "clips").mkdir(parents=True)
     (mine / "clips" / "precious.mp4").write_bytes(b"mine")
