@@ -472,16 +472,19 @@ def index_paths(
 
 
 def _looks_like_jsonl(path: Path) -> bool:
-    """Whether an existing file may be a manifest (UTF-8 text whose first non-blank character opens a JSON object;
-    an empty file too): what index may overwrite."""
+    """Whether an existing file may be a manifest: empty (or blank), or UTF-8 text whose first non-blank line is a
+    JSON object with a ``path``, as every manifest line is: what index may overwrite. A pretty-printed JSON file (a
+    benchmark, a clip's ground truth, a config) opens with a lone ``{`` and was overwritten."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4096)
-        text = head.decode("utf-8", errors="strict") if len(head) < 4096 else head[:4000].decode("utf-8", "ignore")
-    except (OSError, UnicodeDecodeError):
+            for raw in iter(lambda: fh.readline(1 << 20), b""):
+                line = raw.decode("utf-8", errors="strict").strip()
+                if line:
+                    first = json.loads(line)
+                    return isinstance(first, dict) and "path" in first
+    except (OSError, UnicodeDecodeError, ValueError):
         return False
-    text = text.lstrip()
-    return not text or text.startswith("{")
+    return True
 
 
 SAVE_EVERY_S = 60.0  # seconds between saves of a long index's manifest

@@ -332,6 +332,14 @@ def test_the_manifest_never_overwrites_a_video_and_says_what_it_drops(tmp_path, 
     assert run_index([vids], other) == 2
     assert "exists and is not a manifest" in capsys.readouterr().err
     assert open(a, "rb").read() == before and open(other, "rb").read() == open(b, "rb").read()
+    # JSON that is no manifest (a clip's pretty-printed ground truth, a one-line config): replaced after a warning
+    for name, text in (("a.json", json.dumps({"num_frames": 30}, indent=1)), ("c.json", '{"lr": 0.1}\n')):
+        (tmp_path / name).write_text(text)
+        assert run_index([vids], tmp_path / name) == 2
+        assert "exists and is not a manifest" in capsys.readouterr().err and (tmp_path / name).read_text() == text
+    assert not index._looks_like_jsonl(tmp_path / "a.json")
+    (tmp_path / "cut.jsonl").write_text('{"path": "x.mp4", "status": "ok"}\n{"path": "y.m')  # a manifest, cut short
+    assert index._looks_like_jsonl(tmp_path / "cut.jsonl")
 
     m = tmp_path / "m.jsonl"
     (tmp_path / "link").symlink_to(vids)
