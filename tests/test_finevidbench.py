@@ -783,6 +783,33 @@ def test_build_task_config_sections_are_checked(bench, tmp_path, capsys):
     assert counts and all(3 <= a["count"] <= 4 for a in counts), counts
 
 
+def test_outputs_never_replace_a_file_that_is_not_text(bench, tmp_path, capsys):
+    """eval --out, finevidbench build --out and throughput --json naming an existing video (or any file that is not
+    text) that the command does not read: refused before any work (the results or figures replaced the video)."""
+    video = tmp_path / "holiday.mp4"
+    shutil.copy(sorted((bench.parent.parent / "v").rglob("*.mp4"))[0], video)
+    before = video.read_bytes()
+    words = f"{video}: exists and is not a text file (a video? an image?); writing it would destroy it"
+    runs = [
+        ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(video)],
+        ["finevidbench", "build", "--synthetic", "1", "--quiet", "--out", str(video)],
+        ["throughput", "--videos", str(bench.parent.parent / "v"), "--windows", "1", "--json", str(video)],
+    ]
+    for argv in runs:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and "no-model" not in err, err
+    assert video.read_bytes() == before
+    results = tmp_path / "r.json"  # an earlier results file (text) is replaced as before
+    results.write_text("{}")
+    from sf2t._files import check_out_file
+
+    check_out_file(results, "--out", text=True)
+    cut = tmp_path / "cut.txt"  # text whose first 64 KiB end inside a character
+    cut.write_bytes(b"a" * ((1 << 16) - 1) + "é".encode())
+    check_out_file(cut, "--out", text=True)
+
+
 def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys):
     """Unknown tasks, an --out that is one of the videos or lists it reads, and annotation lines that name an
     unusable video or frame indices that are no indices: one line each naming the problem (tracebacks before)."""

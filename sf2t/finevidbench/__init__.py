@@ -277,7 +277,7 @@ def main_eval(argv=None) -> int:
         from sf2t.finevidbench.evaluate import check_askable
 
         check_askable(load_bench(args.bench))  # a bad or unusable benchmark, or --compare file, fails before the model
-        check_out_file(args.out, "--out", inputs=[args.bench])
+        check_out_file(args.out, "--out", inputs=[args.bench], text=True)
         from pathlib import Path
 
         from sf2t._files import is_within

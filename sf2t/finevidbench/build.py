@@ -540,7 +540,7 @@ def build(
         from sf2t.video.index import expand_videos
 
         inputs += expand_videos([manifest])
-    check_out_file(out_path, "--out", inputs=inputs)  # never over a video or a list it reads
+    check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
     out = out_file.parent
     out.mkdir(parents=True, exist_ok=True)
