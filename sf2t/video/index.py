@@ -53,12 +53,9 @@ def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            # broken links and link loops are kept too: they become error lines, not files silently left out
-            found = [
-                q
-                for q in p.rglob("*")
-                if (q.is_file() or (q.is_symlink() and not q.exists())) and q.suffix.lower() in VIDEO_EXTENSIONS
-            ]
+            # broken links, link loops and what is no regular file (a FIFO named clip.mp4) are kept too: they become
+            # error lines, not files silently left out
+            found = [q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and not q.is_dir()]
             out.extend(str(q) for q in sorted(found))
         else:
             out.append(str(p))

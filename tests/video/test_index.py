@@ -353,6 +353,11 @@ def test_the_manifest_never_overwrites_a_video_and_says_what_it_drops(tmp_path, 
     capsys.readouterr()
     assert run_index([vids], m) == 0
     assert "1 line(s) of" in capsys.readouterr().err and len(index.read_manifest(m)) == 3
+    # a FIFO with a video's name inside a folder: an error line, without hanging on it (it was left out silently)
+    os.mkfifo(vids / "pipe.mp4")
+    assert run_index([vids], m) == 0
+    pipe = [e for e in index.read_manifest(m) if e["path"].endswith("pipe.mp4")]
+    assert len(pipe) == 1 and pipe[0]["status"] == "error" and "not a regular file" in pipe[0]["error"]
 
 
 def test_index_progress_does_not_redraw_per_file(tmp_path, capsys, monkeypatch):
