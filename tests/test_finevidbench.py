@@ -766,7 +766,7 @@ def test_build_task_config_sections_are_checked(bench, tmp_path, capsys):
     cases = [
         ("counting: {bogus: 1}", "counting: CountingConfig has no field 'bogus'"),
         ("counting: 5", "counting: expected a mapping of the task's fields, got 5"),
-        ("counting: {count_min: abc}", "counting: count_min: invalid literal"),
+        ("counting: {count_min: abc}", "counting: count_min: expected a whole number, got 'abc'"),
         ("disorder: {perm: 7}", "disorder: perm must be one of"),
     ]
     for text, words in cases:

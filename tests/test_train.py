@@ -126,14 +126,21 @@ def test_config_bad_files_and_values_name_the_problem(tmp_path):
     for item, msg in [
         ("steps=1.5", "steps: expected a whole number, got 1.5"),
         ("steps=true", "steps: expected a whole number, got True"),
-        ("lr=abc", "lr: could not convert"),
+        ("lr=abc", "lr: expected a number, got 'abc'"),
         ("lr=false", "lr: expected a number"),
         ("lr=[1,2", r"lr: cannot read '\[1,2' as a value"),
-        ("counting.count_max=2.5", "count_max: expected a whole number"),
+        ("counting.count_max=2.5", "counting: count_max: expected a whole number"),
+        # int()'s and float()'s complaints about their argument, naming no field (or not the task) before
+        ("batch_size=null", "batch_size: expected a whole number, got None"),
+        ("lr=[1,2]", r"lr: expected a number, got \[1, 2\]"),
+        ("steps=1e400", "steps: expected a whole number, got inf"),
+        ("counting.count_min=null", "counting: count_min: expected a whole number, got None"),
+        ("frame_size=[56,x]", r"TrainConfig.frame_size must be \(h, w\), positive multiples of 28, got \[56, 'x'\]"),
     ]:
         with pytest.raises(ValueError, match=msg):
             apply_overrides(TrainConfig(), [item])
     assert apply_overrides(TrainConfig(), ["steps=3.0"]).steps == 3  # a whole float is fine
+    assert apply_overrides(TrainConfig(), ["steps=1e3"]).steps == 1000  # YAML 1.1 reads "1e3" as a string
 
 
 @pytest.mark.parametrize(
