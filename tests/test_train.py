@@ -805,6 +805,27 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
         assert main(args + extra) == 2, extra
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # a checkpoint file cut short (a full disk, a copy stopped) or gone: torch's traceback once the model had loaded
+    ckpt = run / "checkpoints" / "step-00000002"
+    for name in ("trainable.pt", "optimizer.pt"):
+        whole = (ckpt / name).read_bytes()
+        for cut, words in ((True, "is damaged (not a whole torch file"), (False, "is missing")):
+            if cut:
+                (ckpt / name).write_bytes(whole[:100])
+            else:
+                (ckpt / name).unlink()
+            assert main(args + ["resume=auto"]) == 2
+            err = capsys.readouterr().err
+            assert f"resume: {ckpt / name} {words}" in err and "Traceback" not in err, err
+        (ckpt / name).write_bytes(whole)
+    import zipfile
+
+    from sf2t.train.checkpoint import _load_file
+
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as z:  # a whole zip that is no torch file
+        z.writestr("x.txt", "hello")
+    with pytest.raises(ValueError, match=r"other\.pt does not read \("):
+        _load_file(tmp_path / "other.pt", weights_only=True)
     assert (run / "metrics.jsonl").read_text() == metrics  # nothing written
     assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
     monkeypatch.undo()
