@@ -1588,6 +1588,59 @@ def test_cli_train_bad_out_dir_model_file_and_binary_supervised_data(tiny, clips
     assert not (tmp_path / "r").exists()
 
 
+def test_damaged_checkpoint_weights_and_tokenizer_are_named(tiny, clips, tmp_path, capsys):
+    """A base checkpoint whose weights are missing (a transformers OSError traceback), cut short or overwritten (a
+    SafetensorError traceback), a sharded one missing a shard, or whose tokenizer.json does not parse (json's bare
+    "Expecting property name", naming no file): train and merge name the file, exit 2, and train says it before
+    anything loads."""
+    import json
+
+    from sf2t.cli import main
+    from sf2t.models import load_model_and_tokenizer
+
+    good, _ = clips
+    weights = (Path(tiny) / "model.safetensors").read_bytes()
+    cases = {
+        "none": (lambda d: (d / "model.safetensors").unlink(), "holds no weights (model.safetensors"),
+        "cut": (lambda d: (d / "model.safetensors").write_bytes(weights[: len(weights) // 2]), "is cut short ("),
+        "junk": (lambda d: (d / "model.safetensors").write_bytes(b"\xff" * 64), "is damaged (no safetensors header)"),
+    }
+    for name, (damage, words) in cases.items():
+        d = tmp_path / name
+        shutil.copytree(tiny, d)
+        damage(d)
+        argv = ["train", f"model={d}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'r'}", "steps=1", "progress=false"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"sf2t train: model checkpoint: {d}" in err and words in err and "Traceback" not in err, err
+        with pytest.raises(ValueError, match=re.escape(words)):
+            load_model_and_tokenizer(d)
+    assert not (tmp_path / "r").exists()
+    from sf2t.models._build import checkpoint_weights_problem
+
+    shard = tmp_path / "sharded"
+    shutil.copytree(tiny, shard)
+    (shard / "model.safetensors").rename(shard / "model-00001-of-00002.safetensors")
+    names = {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+    (shard / "model.safetensors.index.json").write_text(json.dumps({"weight_map": names}))
+    assert (
+        checkpoint_weights_problem(shard) == f"{shard / names['b']} is missing (named in model.safetensors.index.json)"
+    )
+    assert checkpoint_weights_problem(tiny) is None
+    tok = tmp_path / "tok"
+    shutil.copytree(tiny, tok)
+    (tok / "tokenizer.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"tok': its tokenizer does not load \(Expecting property name"):
+        load_model_and_tokenizer(tok)
+    adapter = tmp_path / "adapter"
+    (adapter).mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    assert (
+        main(["merge", "--base", str(tmp_path / "cut"), "--adapter", str(adapter), "--out", str(tmp_path / "m")]) == 2
+    )
+    assert f"sf2t merge: --base: {tmp_path / 'cut' / 'model.safetensors'} is cut short" in capsys.readouterr().err
+
+
 def test_answer_budget_fits_the_longest_answer_in_tokens(tiny):
     """The held-out generation budget fits the answer with the most tokens, not only the 8 longest in characters
     (a 13-token "1, 2, 3, 4, 5" behind nine 16-character, 6-token answers got a budget of 8: cut, scored wrong)."""

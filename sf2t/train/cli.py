@@ -311,6 +311,15 @@ def _precheck_model(cfg) -> str | None:
     return None
 
 
+def _precheck_weights(cfg) -> str | None:
+    """The checkpoint's weights missing or cut short, said before anything is loaded (or an overwrite clears out_dir);
+    loading them was a transformers OSError or a SafetensorError traceback."""
+    from sf2t.models._build import checkpoint_weights_problem
+
+    problem = checkpoint_weights_problem(cfg.model)
+    return f"model checkpoint: {problem}" if problem else None
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.train.config import config_help, config_to_dict, load_config
 
@@ -357,6 +366,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         or _precheck_device(cfg)
         or _precheck_supervised(cfg)
         or _precheck_model(cfg)
+        or _precheck_weights(cfg)
     )
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
@@ -477,6 +487,11 @@ def _precheck_merge(args) -> str | None:
         check_checkpoint_dir(args.base)
     except OSError as e:
         return f"--base: {e}"
+    from sf2t.models._build import checkpoint_weights_problem
+
+    problem = checkpoint_weights_problem(args.base)
+    if problem:
+        return f"--base: {problem}"
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         return f"--out {args.out} exists and is not a folder"
