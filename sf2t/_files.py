@@ -53,17 +53,17 @@ def check_out_file(path: str | os.PathLike, label: str, inputs=(), text: bool = 
     shown = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{label} {shown}: is a folder; give the path of the file to write")
-    if text and os.path.isfile(path) and not _is_text(path):
-        raise ValueError(
-            f"{label} {shown}: exists and is not a text file (a video? an image?); writing it would destroy it: "
-            "pick another path, or remove it first"
-        )
     real = os.path.realpath(path)
     for i in inputs:
         if i is not None and os.path.exists(i) and os.path.realpath(i) == real:
             raise ValueError(
                 f"{label} {shown}: is an input of this command ({os.fspath(i)}); writing it would destroy it"
             )
+    if text and os.path.isfile(path) and not _is_text(path):
+        raise ValueError(
+            f"{label} {shown}: exists and is not a text file (a video? an image?); writing it would destroy it: "
+            "pick another path, or remove it first"
+        )
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):  # the nearest folder that exists: where the missing ones would be made
         parent = os.path.dirname(parent)

@@ -820,6 +820,8 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
     argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
     assert cli.main([*argv, "--tasks", "bogus", "--out", str(tmp_path / "b.json")]) == 2
     assert "unknown task(s) ['bogus']" in capsys.readouterr().err
+    assert cli.main([*argv, "--synthetic", "1", "--seed", "-1", "--out", str(tmp_path / "b.json")]) == 2
+    assert "seed must be a non-negative int for synthetic clips, got -1\n" in capsys.readouterr().err  # said -1000
     for out in (video, manifest):
         assert cli.main([*argv, "--out", out]) == 2
         assert "is an input of this command" in capsys.readouterr().err
