@@ -21,6 +21,22 @@ def read_text(path: str | os.PathLike, label: str, kind: str) -> str:
         raise ValueError(f"{label}: cannot read it: {e.strerror or e}") from None
 
 
+def _is_text(path: str | os.PathLike) -> bool:
+    """Whether the file's first 64 KiB are UTF-8 text without NUL bytes (a character cut at the end is allowed)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return True  # unreadable: the write says why
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3 and len(head) == 1 << 16
+    return True
+
+
 def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     """Whether ``path`` is ``folder`` or lies under it, both resolved (links, ``..``): what replacing or filling
     ``folder`` would reach."""
@@ -28,10 +44,12 @@ def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     return p == f or p.startswith(f.rstrip(os.sep) + os.sep)
 
 
-def check_out_file(path: str | os.PathLike, label: str, inputs=()) -> None:
+def check_out_file(path: str | os.PathLike, label: str, inputs=(), text: bool = False) -> None:
     """A ValueError naming ``label`` and ``path`` when ``path``, meant for a file sf2t will write, cannot be: a folder,
     under a file, one of ``inputs`` (files the same command reads: writing it would destroy them), or in a folder
-    that takes no new file. Checked before long work, so it does not fail at the end."""
+    that takes no new file. ``text``: the file written is text (JSON, JSON lines), so an existing file that is not
+    text (a video, an image, weights: a slip of the argument) is refused rather than replaced. Checked before long
+    work, so it does not fail at the end."""
     shown = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{label} {shown}: is a folder; give the path of the file to write")
@@ -41,6 +59,11 @@ def check_out_file(path: str | os.PathLike, label: str, inputs=()) -> None:
             raise ValueError(
                 f"{label} {shown}: is an input of this command ({os.fspath(i)}); writing it would destroy it"
             )
+    if text and os.path.isfile(path) and not _is_text(path):
+        raise ValueError(
+            f"{label} {shown}: exists and is not a text file (a video? an image?); writing it would destroy it: "
+            "pick another path, or remove it first"
+        )
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):  # the nearest folder that exists: where the missing ones would be made
         parent = os.path.dirname(parent)

@@ -526,6 +526,12 @@ def demo_out_problem(out: Path) -> str | None:
     replaces its clips/, tiny-qwen2-vl/, run and reports, so a folder of other files would lose them)."""
     if out.exists() and not out.is_dir():
         return f"--out {out} exists and is not a folder"
+    from sf2t._files import check_out_folder
+
+    try:  # under a file, or where no folder can be made: a NotADirectoryError traceback before
+        check_out_folder(out, "--out")
+    except ValueError as e:
+        return str(e)
     if not out.is_dir() or not any(out.iterdir()):
         return None
     if (out / DEMO_MARKER).is_file():
@@ -596,6 +602,9 @@ def _precheck(a) -> str | None:
     problem = demo_out_problem(Path(a.out))
     if problem:
         return problem
+    for item in a.overrides:  # the run went there while the clips, model and reports stayed in --out
+        if item.split("=", 1)[0].strip() == "out_dir":
+            return f"--set {item}: the demo trains into --out, beside its clips and reports: pass --out instead"
     try:
         apply_overrides(fit_to_tasks(demo_config(Path(a.out), "", [], []), a.overrides), list(a.overrides))
     except ValueError as e:

@@ -319,6 +319,7 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("device", "--device: device 'tpu' is not a torch device"),
         ("out-is-bench", "is an input of this command"),  # the results once replaced the benchmark
         ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
+        ("empty", "b.json: lists no question (field 'questions' is empty)"),  # the same, from a benchmark of none
     ],
 )
 def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, case, words):
@@ -358,10 +359,18 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         ]
         (tmp_path / "b.json").write_text(json.dumps(data))
         b = str(tmp_path / "b.json")
+    elif case == "empty":
+        data = json.loads(bench.read_text())
+        (tmp_path / "b.json").write_text(json.dumps({**data, "questions": []}))
+        b = str(tmp_path / "b.json")
     argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", b, "--out", out, *extra]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "no-model" not in err and "Traceback" not in err
+    if case == "empty":  # export wrote task files with no question in them
+        argv = ["finevidbench", "export", "--bench", b, "--format", "lmms-eval", "--out", str(tmp_path / "x")]
+        assert cli.main(argv) == 2
+        assert words in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_export_for_lmms_eval(bench, tmp_path):
@@ -738,12 +747,67 @@ def test_export_out_and_fps_are_checked(bench, tmp_path, capsys):
     argv = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval"]
     assert cli.main([*argv, "--out", str(tmp_path / "file")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+    assert cli.main([*argv, "--out", str(tmp_path / "file" / "x")]) == 2  # a NotADirectoryError traceback before
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'file'} is a file, not a folder" in err and "Traceback" not in err
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--fps", "0"]) == 2
     assert "--fps must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
     for task in ("../../evil", 'a"b', "x/y", ".hidden", ""):  # a path out of --out, or code in the generated files
         assert cli.main([*argv, "--out", str(tmp_path / "x"), "--task", task]) == 2
         assert "a task name is letters, digits" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("evil*"))
+
+
+def test_build_task_config_sections_are_checked(bench, tmp_path, capsys):
+    """--task-config's task sections are converted and checked as sf2t train checks them: a field the task does not
+    have was a TypeError traceback once the clips were made; a section that is not a mapping was silently ignored."""
+    manifest = str(bench.parent.parent / "m.jsonl")
+    argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
+    cases = [
+        ("counting: {bogus: 1}", "counting: CountingConfig has no field 'bogus'"),
+        ("counting: 5", "counting: expected a mapping of the task's fields, got 5"),
+        ("counting: {count_min: abc}", "counting: count_min: expected a whole number, got 'abc'"),
+        ("disorder: {perm: 7}", "disorder: perm must be one of"),
+    ]
+    for text, words in cases:
+        (tmp_path / "t.yaml").write_text(text + "\nlr: 0.001\n")
+        assert cli.main([*argv, "--task-config", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "b.json")]) == 2
+        err = capsys.readouterr().err
+        assert f"--task-config {tmp_path / 't.yaml'}: {words}" in err and "Traceback" not in err, err
+        assert not (tmp_path / "b.json").exists()
+    (tmp_path / "t.yaml").write_text("counting: {count_min: '3', count_max: 4}\nlr: 0.001\n")  # a string, as train
+    args = [*argv, "--tasks", "counting", "--task-config", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "b.json")]
+    assert cli.main(args) == 0
+    qs = load(tmp_path / "b.json")["questions"]
+    counts = [q["meta"]["answer"] for q in qs if q["category"] == "counting"]
+    assert counts and all(3 <= a["count"] <= 4 for a in counts), counts
+
+
+def test_outputs_never_replace_a_file_that_is_not_text(bench, tmp_path, capsys):
+    """eval --out, finevidbench build --out and throughput --json naming an existing video (or any file that is not
+    text) that the command does not read: refused before any work (the results or figures replaced the video)."""
+    video = tmp_path / "holiday.mp4"
+    shutil.copy(sorted((bench.parent.parent / "v").rglob("*.mp4"))[0], video)
+    before = video.read_bytes()
+    words = f"{video}: exists and is not a text file (a video? an image?); writing it would destroy it"
+    runs = [
+        ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(video)],
+        ["finevidbench", "build", "--synthetic", "1", "--quiet", "--out", str(video)],
+        ["throughput", "--videos", str(bench.parent.parent / "v"), "--windows", "1", "--json", str(video)],
+    ]
+    for argv in runs:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and "no-model" not in err, err
+    assert video.read_bytes() == before
+    results = tmp_path / "r.json"  # an earlier results file (text) is replaced as before
+    results.write_text("{}")
+    from sf2t._files import check_out_file
+
+    check_out_file(results, "--out", text=True)
+    cut = tmp_path / "cut.txt"  # text whose first 64 KiB end inside a character
+    cut.write_bytes(b"a" * ((1 << 16) - 1) + "é".encode())
+    check_out_file(cut, "--out", text=True)
 
 
 def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys):
@@ -756,6 +820,8 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
     argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
     assert cli.main([*argv, "--tasks", "bogus", "--out", str(tmp_path / "b.json")]) == 2
     assert "unknown task(s) ['bogus']" in capsys.readouterr().err
+    assert cli.main([*argv, "--synthetic", "1", "--seed", "-1", "--out", str(tmp_path / "b.json")]) == 2
+    assert "seed must be a non-negative int for synthetic clips, got -1\n" in capsys.readouterr().err  # said -1000
     for out in (video, manifest):
         assert cli.main([*argv, "--out", out]) == 2
         assert "is an input of this command" in capsys.readouterr().err

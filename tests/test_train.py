@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,14 +126,21 @@ def test_config_bad_files_and_values_name_the_problem(tmp_path):
     for item, msg in [
         ("steps=1.5", "steps: expected a whole number, got 1.5"),
         ("steps=true", "steps: expected a whole number, got True"),
-        ("lr=abc", "lr: could not convert"),
+        ("lr=abc", "lr: expected a number, got 'abc'"),
         ("lr=false", "lr: expected a number"),
         ("lr=[1,2", r"lr: cannot read '\[1,2' as a value"),
-        ("counting.count_max=2.5", "count_max: expected a whole number"),
+        ("counting.count_max=2.5", "counting: count_max: expected a whole number"),
+        # int()'s and float()'s complaints about their argument, naming no field (or not the task) before
+        ("batch_size=null", "batch_size: expected a whole number, got None"),
+        ("lr=[1,2]", r"lr: expected a number, got \[1, 2\]"),
+        ("steps=1e400", "steps: expected a whole number, got inf"),
+        ("counting.count_min=null", "counting: count_min: expected a whole number, got None"),
+        ("frame_size=[56,x]", r"TrainConfig.frame_size must be \(h, w\), positive multiples of 28, got \[56, 'x'\]"),
     ]:
         with pytest.raises(ValueError, match=msg):
             apply_overrides(TrainConfig(), [item])
     assert apply_overrides(TrainConfig(), ["steps=3.0"]).steps == 3  # a whole float is fine
+    assert apply_overrides(TrainConfig(), ["steps=1e3"]).steps == 1000  # YAML 1.1 reads "1e3" as a string
 
 
 @pytest.mark.parametrize(
@@ -563,17 +572,23 @@ def test_task_videos_restricts_a_task(tiny, clips, tmp_path):
         (["--set", "steps"], "--set: override 'steps' must look like key=value"),
         (["--set", "lora=true"], "--set: TrainConfig: lora and full_finetune are exclusive"),  # against the demo's own
         (["--set", "counting.count_min=0"], "--set: TrainConfig.counting: need 1 <= count_min"),
+        # the run went to out_dir while the clips, model and reports stayed in --out
+        (["--set", "out_dir=elsewhere"], "--set out_dir=elsewhere: the demo trains into --out"),
     ],
 )
-def test_demo_arguments_are_checked_first(tmp_path, capsys, argv, words):
+def test_demo_arguments_are_checked_first(tmp_path, capsys, monkeypatch, argv, words):
     """Bad demo arguments are named before any clip is made (nothing is written)."""
     from sf2t.demo import main
+
+    monkeypatch.chdir(tmp_path)  # a relative path in argv, if it were used, lands here
 
     assert main(["--out", str(tmp_path / "demo"), "--quick", *argv]) == 2
     assert words in capsys.readouterr().err and not (tmp_path / "demo").exists()
     (tmp_path / "file").write_text("x")
     assert main(["--out", str(tmp_path / "file"), "--quick"]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "file" / "demo"), "--quick"]) == 2  # a NotADirectoryError traceback before
+    assert f"{tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
     mine = tmp_path / "project"  # a folder of the user's: the demo replaces clips/ and its run there, so refused
     (mine / "clips").mkdir(parents=True)
     (mine / "clips" / "precious.mp4").write_bytes(b"mine")
@@ -851,6 +866,27 @@ def test_cli_train_resume_mistakes_are_named_before_the_model_loads(tiny, clips,
         assert main(args + extra) == 2, extra
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # a checkpoint file cut short (a full disk, a copy stopped) or gone: torch's traceback once the model had loaded
+    ckpt = run / "checkpoints" / "step-00000002"
+    for name in ("trainable.pt", "optimizer.pt"):
+        whole = (ckpt / name).read_bytes()
+        for cut, words in ((True, "is damaged (not a whole torch file"), (False, "is missing")):
+            if cut:
+                (ckpt / name).write_bytes(whole[:100])
+            else:
+                (ckpt / name).unlink()
+            assert main(args + ["resume=auto"]) == 2
+            err = capsys.readouterr().err
+            assert f"resume: {ckpt / name} {words}" in err and "Traceback" not in err, err
+        (ckpt / name).write_bytes(whole)
+    import zipfile
+
+    from sf2t.train.checkpoint import _load_file
+
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as z:  # a whole zip that is no torch file
+        z.writestr("x.txt", "hello")
+    with pytest.raises(ValueError, match=r"other\.pt does not read \("):
+        _load_file(tmp_path / "other.pt", weights_only=True)
     assert (run / "metrics.jsonl").read_text() == metrics  # nothing written
     assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
     monkeypatch.undo()
@@ -1085,6 +1121,50 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     assert main(["merge", "--base", str(wider), *adapter, "--out", str(tmp_path / "m4")]) == 2
     err = capsys.readouterr().err
     assert "does not fit the base" in err and "size mismatch" in err and not (tmp_path / "m4").exists()
+
+
+def test_merge_names_an_incomplete_damaged_or_misfit_adapter(tiny, tmp_path, capsys):
+    """`sf2t merge` with an adapter whose weights file is missing (peft went to the Hub for it: a ConnectError
+    traceback offline), cut short (a SafetensorError traceback) or without tensors for some of the base's LoRA layers
+    (an adapter of another model: peft warned and the merge went on, those layers left at B = 0), and an --out under
+    a file (said after the model loaded): each a named error, exit 2, nothing written."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
+
+    from sf2t.cli import main
+    from sf2t.models import load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(tiny)
+    adapter = tmp_path / "adapter"
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
+    weights = adapter / "adapter_model.safetensors"
+    tensors = load_file(weights)
+
+    def merge(adapter_dir, out="m"):
+        code = main(["merge", "--base", tiny, "--adapter", str(adapter_dir), "--out", str(tmp_path / out)])
+        return code, capsys.readouterr().err
+
+    cases = {}
+    for name in ("none", "cut", "part"):
+        shutil.copytree(adapter, tmp_path / name)
+        cases[name] = tmp_path / name / "adapter_model.safetensors"
+    cases["none"].unlink()
+    cases["cut"].write_bytes(weights.read_bytes()[:100])
+    kept = dict(list(sorted(tensors.items()))[: len(tensors) // 2])
+    save_file(kept, cases["part"])
+    code, err = merge(tmp_path / "none")
+    assert code == 2 and "has no weights file (adapter_model.safetensors)" in err
+    code, err = merge(tmp_path / "cut")
+    assert code == 2 and "its weights file cannot be read" in err and "damaged" in err
+    code, err = merge(tmp_path / "part")
+    assert code == 2 and "does not fit the base model" in err and "has no weights for LoRA layer" in err
+    assert f"(and {len(tensors) - len(kept) - 1} more)" in err
+    f = tmp_path / "file"
+    f.write_text("keep")
+    code, err = merge(adapter, "file/merged")
+    assert code == 2 and f"--out {tmp_path / 'file/merged'}: {f} is a file, not a folder" in err
+    assert "Traceback" not in err and not (tmp_path / "m").exists() and f.read_text() == "keep"
+    assert merge(adapter)[0] == 0  # the whole adapter merges
 
 
 def test_metrics_jsonl_tensorboard_and_resume(tiny, clips, tmp_path):
@@ -1538,6 +1618,88 @@ def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, 
     cfg = TrainConfig(videos=[good[0]], supervised_data=str(tmp_path / "d.json"), supervised_ratio=0.0)
     assert _precheck_supervised(cfg) is None
     assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
+
+
+def test_cli_train_bad_out_dir_model_file_and_binary_supervised_data(tiny, clips, tmp_path, capsys):
+    """An out_dir under a file failed with a NotADirectoryError traceback after training; a model= that names a file
+    (the weights) was told to download it from the Hub; a supervised_data that is not text gave a bare UnicodeDecode
+    message naming no file. Each is now named before the model loads (exit 2)."""
+    from sf2t.cli import main
+
+    good, bad = clips
+    base = ["train", "steps=1", "batch_size=2", "progress=false", f"videos=[{good[0]}]"]
+    f = tmp_path / "file"
+    f.write_text("keep")
+    assert main([*base, f"model={tiny}", f"out_dir={f / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"out_dir {f / 'run'}: {f} is a file, not a folder" in err and "Traceback" not in err
+    assert f.read_text() == "keep"
+    weights = next(Path(tiny).glob("*.safetensors"))
+    assert main([*base, f"model={weights}", f"out_dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; model= takes the checkpoint's folder" in err and "huggingface-cli" not in err
+    assert (
+        main(
+            [*base, f"model={tiny}", f"out_dir={tmp_path / 'r'}", "supervised_ratio=0.3", f"supervised_data={weights}"]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"supervised_data: {weights}: not a text file" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_damaged_checkpoint_weights_and_tokenizer_are_named(tiny, clips, tmp_path, capsys):
+    """A base checkpoint whose weights are missing (a transformers OSError traceback), cut short or overwritten (a
+    SafetensorError traceback), a sharded one missing a shard, or whose tokenizer.json does not parse (json's bare
+    "Expecting property name", naming no file): train and merge name the file, exit 2, and train says it before
+    anything loads."""
+    import json
+
+    from sf2t.cli import main
+    from sf2t.models import load_model_and_tokenizer
+
+    good, _ = clips
+    weights = (Path(tiny) / "model.safetensors").read_bytes()
+    cases = {
+        "none": (lambda d: (d / "model.safetensors").unlink(), "holds no weights (model.safetensors"),
+        "cut": (lambda d: (d / "model.safetensors").write_bytes(weights[: len(weights) // 2]), "is cut short ("),
+        "junk": (lambda d: (d / "model.safetensors").write_bytes(b"\xff" * 64), "is damaged (no safetensors header)"),
+    }
+    for name, (damage, words) in cases.items():
+        d = tmp_path / name
+        shutil.copytree(tiny, d)
+        damage(d)
+        argv = ["train", f"model={d}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'r'}", "steps=1", "progress=false"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"sf2t train: model checkpoint: {d}" in err and words in err and "Traceback" not in err, err
+        with pytest.raises(ValueError, match=re.escape(words)):
+            load_model_and_tokenizer(d)
+    assert not (tmp_path / "r").exists()
+    from sf2t.models._build import checkpoint_weights_problem
+
+    shard = tmp_path / "sharded"
+    shutil.copytree(tiny, shard)
+    (shard / "model.safetensors").rename(shard / "model-00001-of-00002.safetensors")
+    names = {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+    (shard / "model.safetensors.index.json").write_text(json.dumps({"weight_map": names}))
+    assert (
+        checkpoint_weights_problem(shard) == f"{shard / names['b']} is missing (named in model.safetensors.index.json)"
+    )
+    assert checkpoint_weights_problem(tiny) is None
+    tok = tmp_path / "tok"
+    shutil.copytree(tiny, tok)
+    (tok / "tokenizer.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"tok': its tokenizer does not load \(Expecting property name"):
+        load_model_and_tokenizer(tok)
+    adapter = tmp_path / "adapter"
+    (adapter).mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    assert (
+        main(["merge", "--base", str(tmp_path / "cut"), "--adapter", str(adapter), "--out", str(tmp_path / "m")]) == 2
+    )
+    assert f"sf2t merge: --base: {tmp_path / 'cut' / 'model.safetensors'} is cut short" in capsys.readouterr().err
 
 
 def test_answer_budget_fits_the_longest_answer_in_tokens(tiny):

@@ -64,7 +64,15 @@ def main_build(argv=None) -> int:
         except ValueError as e:
             print(f"sf2t finevidbench build: {e}", file=sys.stderr)
             return 2
-        params = {k: v for k, v in raw.items() if k in TASKS and isinstance(v, dict)}
+        params = {}
+        for name, section in raw.items():
+            if name not in TASKS:  # a run's other settings (lr, steps, ...): not the benchmark's
+                continue
+            try:
+                params[name] = _task_section(name, section)
+            except ValueError as e:
+                print(f"sf2t finevidbench build: --task-config {args.task_config}: {name}: {e}", file=sys.stderr)
+                return 2
     try:
         build(
             args.manifest,
@@ -91,6 +99,24 @@ def main_build(argv=None) -> int:
     return 0
 
 
+def _task_section(name: str, section) -> dict:
+    """A task's section of ``--task-config`` with its values converted as ``sf2t train`` converts them; a ValueError
+    (as train's config check says it) for one that is not a mapping, names a field the task does not have, or holds a
+    value of the wrong type or out of range. Unchecked, a wrong field was a TypeError traceback once clips were made."""
+    from sf2t.tasks import TASK_CONFIGS, make_task
+    from sf2t.train.config import _merge
+
+    if not isinstance(section, dict):
+        raise ValueError(f"expected a mapping of the task's fields, got {section!r}")
+    try:
+        cfg = _merge(TASK_CONFIGS[name](), section)
+        make_task(name, cfg)
+    except (ValueError, TypeError) as e:
+        said = str(e)
+        raise ValueError(said[len(name) + 2 :] if said.startswith(f"{name}: ") else said) from None
+    return {k: getattr(cfg, k) for k in section}
+
+
 def main_export(argv=None) -> int:
     import argparse
     import os
@@ -108,6 +134,9 @@ def main_export(argv=None) -> int:
     try:
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise ValueError(f"--out {args.out} exists and is not a folder")
+        from sf2t._files import check_out_folder
+
+        check_out_folder(args.out, "--out")  # under a file: a NotADirectoryError traceback once the export began
         if args.fps < 1:
             raise ValueError(f"--fps must be >= 1, got {args.fps}")
         export(args.bench, args.out, args.format, fps=args.fps, task=args.task)
@@ -248,7 +277,7 @@ def main_eval(argv=None) -> int:
         from sf2t.finevidbench.evaluate import check_askable
 
         check_askable(load_bench(args.bench))  # a bad or unusable benchmark, or --compare file, fails before the model
-        check_out_file(args.out, "--out", inputs=[args.bench])
+        check_out_file(args.out, "--out", inputs=[args.bench], text=True)
         from pathlib import Path
 
         from sf2t._files import is_within

@@ -525,6 +525,9 @@ def build(
         raise ValueError(f"per_category must be a positive int, got {per_category!r}")
     if isinstance(synthetic, bool) or not isinstance(synthetic, int) or synthetic < 0:
         raise ValueError(f"synthetic must be a non-negative int, got {synthetic!r}")
+    if synthetic and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        # the clips' seeds are seed * 1000 + i: synth refused -1000 for --seed -1, once clips were being made
+        raise ValueError(f"seed must be a non-negative int for synthetic clips, got {seed!r}")
     if manifest is None and synthetic == 0 and scene_annotations is None:
         raise ValueError(
             "nothing to build from: give a manifest (sf2t index), scene annotations and/or synthetic clips"
@@ -540,7 +543,7 @@ def build(
         from sf2t.video.index import expand_videos
 
         inputs += expand_videos([manifest])
-    check_out_file(out_path, "--out", inputs=inputs)  # never over a video or a list it reads
+    check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
     out = out_file.parent
     out.mkdir(parents=True, exist_ok=True)

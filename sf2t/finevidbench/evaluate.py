@@ -369,7 +369,7 @@ def evaluate(
     bench = load(bench_path)
     root = bench["_root"]
     out = Path(out_path)
-    check_out_file(out_path, "--out", inputs=[bench_path])
+    check_out_file(out_path, "--out", inputs=[bench_path], text=True)
     for made in (out.with_suffix(".answers.jsonl"), out.with_suffix(".report.md"), out.with_suffix(".png")):
         if made.exists() and made.resolve() == Path(bench_path).resolve():
             raise ValueError(f"--out {out_path}: its {made.name} (written next to it) would replace the benchmark")

@@ -106,7 +106,8 @@ def validate(bench: Any) -> None:
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Read and validate a benchmark; adds ``_root`` (its folder, which relative paths start from)."""
+    """Read and validate a benchmark (one with no question is an error too); adds ``_root`` (its folder, which
+    relative paths start from)."""
     path = Path(path)
     from sf2t._files import read_text
 
@@ -123,6 +124,8 @@ def load(path: str | os.PathLike) -> dict:
     except BenchmarkError as e:  # name the file too: a command may read several
         hint = " (sf2t finevidbench build writes benchmarks)" if "'format'" in str(e) else ""
         raise BenchmarkError(f"{path}: {e}{hint}") from None
+    if not bench["questions"]:  # eval scored it "accuracy nan on 0 questions" and exited 0; export wrote empty tasks
+        raise BenchmarkError(f"{path}: lists no question (field 'questions' is empty)")
     bench["_root"] = str(path.resolve().parent)
     return bench
 

@@ -176,13 +176,67 @@ def check_checkpoint_dir(path: str | os.PathLike) -> pathlib.Path:
     return p
 
 
+def _safetensors_problem(f: pathlib.Path) -> str | None:
+    """Why a .safetensors file is not whole, read from its header alone (8-byte length, JSON, tensor offsets): a
+    download or copy cut short ends before its last tensor."""
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            raw = fh.read(8)
+            n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+            if n < 2 or n > min(size - 8, 1 << 30):
+                return f"{f} is damaged (no safetensors header)"
+            header = json.loads(fh.read(n))
+    except OSError as e:
+        return f"{f} cannot be read ({e.strerror or e})"
+    except (ValueError, UnicodeDecodeError):
+        return f"{f} is damaged (its safetensors header is not JSON)"
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    if ends and max(ends) > size - 8 - n:
+        return f"{f} is cut short ({size} bytes; its tensors need {8 + n + max(ends)})"
+    return None
+
+
+def checkpoint_weights_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with a checkpoint directory's weights that shows without loading them: none there (transformers'
+    OSError traceback), a shard the index names missing, or a .safetensors file cut short or overwritten (a
+    SafetensorError traceback once the model was being built). None when they look whole."""
+    p = pathlib.Path(path)
+    if (p / "model.safetensors").is_file():
+        return _safetensors_problem(p / "model.safetensors")
+    index = p / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            return f"{index} is damaged ({e})"
+        for name in shards:
+            if not (p / name).is_file():
+                return f"{p / name} is missing (named in {index.name})"
+            problem = _safetensors_problem(p / name)
+            if problem:
+                return problem
+        return None
+    if (p / "pytorch_model.bin").is_file() or (p / "pytorch_model.bin.index.json").is_file():
+        return None  # torch's own format: its loader says what is wrong
+    return f"{p} holds no weights (model.safetensors, its sharded index, or pytorch_model.bin)"
+
+
 def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` from a local checkpoint directory of transformers class ``model_class``, offline."""
+    """Load ``(model, tokenizer)`` from a local checkpoint directory of transformers class ``model_class``, offline.
+    Weights that are missing or damaged, and tokenizer files that do not read, are ValueErrors naming them."""
     import transformers
 
     p = check_checkpoint_dir(path)
+    problem = checkpoint_weights_problem(p)
+    if problem:
+        raise ValueError(f"model checkpoint: {problem}")
     model = getattr(transformers, model_class).from_pretrained(p, dtype=dtype, local_files_only=True)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(p, local_files_only=True)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(p, local_files_only=True)
+    except (ValueError, OSError) as e:  # a damaged tokenizer.json: json's bare "Expecting property name ..."
+        said = " ".join(str(e).split())[:300]
+        raise ValueError(f"model checkpoint {str(p)!r}: its tokenizer does not load ({said})") from None
     return model, tokenizer
 
 
@@ -195,14 +249,36 @@ def load_processor(path: str | os.PathLike):
 
 def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):
     """``peft.PeftModel.from_pretrained(model, adapter)``; an adapter trained on another base model (other shapes or
-    module names) is a ValueError naming both folders and the first mismatch, not peft's list of every tensor."""
+    module names) is a ValueError naming both folders and the first mismatch, not peft's list of every tensor. So are
+    an adapter whose weights file is missing (peft then went to the Hub for it), damaged, or whose tensors leave
+    LoRA layers of this model unset (peft only warned, and the merge used whatever it had)."""
+    import warnings
+
     from peft import PeftModel
 
+    weights = [pathlib.Path(adapter) / n for n in ("adapter_model.safetensors", "adapter_model.bin")]
+    if not any(w.is_file() for w in weights):
+        raise ValueError(f"adapter {str(adapter)!r} has no weights file (adapter_model.safetensors): is it complete?")
+    misfit = f"adapter {str(adapter)!r} does not fit the base model {str(base)!r}"
     try:
-        return PeftModel.from_pretrained(model, str(adapter))
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            loaded = PeftModel.from_pretrained(model, str(adapter))
     except (RuntimeError, ValueError, KeyError) as e:
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
         mismatches = [line for line in lines if "size mismatch" in line]
         first = mismatches[0] if mismatches else next((line for line in lines if "Missing" in line), lines[0])
         more = f" (and {len(mismatches) - 1} more)" if len(mismatches) > 1 else ""
-        raise ValueError(f"adapter {str(adapter)!r} does not fit the base model {str(base)!r}: {first}{more}") from None
+        raise ValueError(f"{misfit}: {first}{more}") from None
+    except Exception as e:  # safetensors' own error type for a cut-short or overwritten file
+        if type(e).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"adapter {str(adapter)!r}: its weights file cannot be read ({e}): is it damaged?") from None
+    for w in said:
+        text = str(w.message)
+        if "Found missing adapter keys" in text:  # peft's wording (its tests pin it)
+            keys = re.findall(r"'([^']+)'", text)
+            shown = f"{keys[0]} (and {len(keys) - 1} more)" if keys else text
+            raise ValueError(f"{misfit}: the adapter has no weights for LoRA layer {shown}")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return loaded

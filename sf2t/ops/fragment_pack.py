@@ -299,6 +299,12 @@ def _check_args(
     if src_index.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"src_index must be an integer tensor, got dtype {src_index.dtype}")
     n_presented = src_index.numel()
+    if n_presented and frames.shape[0] and (frames.shape[1] == 0 or frames.shape[2] == 0):
+        # torch's resize (reference) or the boxes check (C++, about boxes the caller never gave) said it otherwise
+        raise ValueError(f"frames must have a positive height and width, got shape {tuple(frames.shape)}")
+    for name, t in (("src_index", src_index), ("boxes", boxes)):
+        if isinstance(t, torch.Tensor) and t.device.type != "cpu" and t.device != frames.device:
+            raise ValueError(f"{name} must be on the CPU or on frames' device ({frames.device}), got {t.device}")
     if boxes is not None:
         if not isinstance(boxes, torch.Tensor) or boxes.shape != (n_presented, 4):
             shape = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__

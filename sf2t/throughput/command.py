@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.json:
         try:
-            check_out_file(args.json, "--json", inputs=videos)  # before the measurement, not after it
+            check_out_file(args.json, "--json", inputs=videos, text=True)  # before the measurement, not after it
         except ValueError as e:
             print(f"sf2t throughput: {e}", file=sys.stderr)
             return 2

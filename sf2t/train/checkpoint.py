@@ -167,12 +167,12 @@ class CheckpointManager:
         zero, no optimizer state: e.g. on vision layers after ``vision_feature_layer``, which older sf2t versions
         targeted), and the returned state's ``idle_adapters_dropped`` counts them."""
         state = json.loads((path / "state.json").read_text())
-        trainable = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+        trainable = _load_file(path / "trainable.pt", weights_only=True)
         params = dict(model.named_parameters())
         missing = [n for n in trainable if n not in params]
         optim_state = None
         if missing and group_names is not None and not sharded:
-            optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+            optim_state = _load_file(path / "optimizer.pt", weights_only=False)
             now = {n: p for n, p in model.named_parameters() if p.requires_grad}
             fitted = _without_idle_adapters(trainable, optim_state, missing, group_names, now)
             if fitted is not None:
@@ -195,7 +195,7 @@ class CheckpointManager:
                 f"{'; ...' if len(wrong) > 2 else ''}): a different model or LoRA configuration"
             )
         if optim_state is None:
-            optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+            optim_state = _load_file(path / "optimizer.pt", weights_only=False)
         if sharded:
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
@@ -213,6 +213,31 @@ class CheckpointManager:
             optimizer.load_state_dict(optim_state)
         set_rng_state(state.get("rng", {}))
         return state
+
+
+def checkpoint_file_problem(path: Path) -> str | None:
+    """What is wrong with a checkpoint's ``trainable.pt`` or ``optimizer.pt`` that shows without reading it: missing,
+    or not a whole torch file (torch.save writes a zip archive; a copy or save cut short has no central directory).
+    Checked before the model loads; torch's own error was a traceback after it."""
+    import zipfile
+
+    if not path.is_file():
+        return f"{path} is missing"
+    if not zipfile.is_zipfile(path):
+        return f"{path} is damaged (not a whole torch file: cut short?)"
+    return None
+
+
+def _load_file(path: Path, *, weights_only: bool):
+    """``torch.load`` of a checkpoint file; a ValueError naming it when it is missing or does not read."""
+    problem = checkpoint_file_problem(path)
+    if problem:
+        raise ValueError(f"resume: {problem}; resume from another checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
+        said = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"resume: {path} does not read ({said}); resume from another checkpoint") from None
 
 
 def _without_idle_adapters(trainable: dict, optim_state: dict, missing: list[str], group_names, now: dict):

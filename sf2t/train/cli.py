@@ -178,17 +178,20 @@ def _precheck_paths(cfg) -> str | None:
     model loads): an ``out_dir`` that is a file, a folder with no videos or a broken manifest in ``videos`` /
     ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that are also
     training videos are warned about on stderr."""
+    from sf2t._files import check_out_folder, is_within
     from sf2t.video.index import expand_videos
 
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         return f"out_dir {cfg.out_dir!r} exists and is not a folder"
+    try:  # under a file, or where no folder can be made: said now, not as a traceback after training
+        check_out_folder(out, "out_dir")
+    except ValueError as e:
+        return str(e)
     held = run_files(out)
     if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
         inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
         inputs += [("videos", v) for v in cfg.videos] + [("eval_videos", v) for v in cfg.eval_videos]
-        from sf2t._files import is_within
-
         for name in RUN_OUTPUTS:
             for field, value in inputs:
                 if value and is_within(value, out / name):
@@ -308,6 +311,15 @@ def _precheck_model(cfg) -> str | None:
     return None
 
 
+def _precheck_weights(cfg) -> str | None:
+    """The checkpoint's weights missing or cut short, said before anything is loaded (or an overwrite clears out_dir);
+    loading them was a transformers OSError or a SafetensorError traceback."""
+    from sf2t.models._build import checkpoint_weights_problem
+
+    problem = checkpoint_weights_problem(cfg.model)
+    return f"model checkpoint: {problem}" if problem else None
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.train.config import config_help, config_to_dict, load_config
 
@@ -331,6 +343,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     if not cfg.model:
         print("sf2t train: no model: set model=PATH (a local Hugging Face checkpoint directory)", file=sys.stderr)
         return 2
+    if Path(cfg.model).is_file():
+        print(
+            f"sf2t train: model {cfg.model!r} is a file; model= takes the checkpoint's folder (the one holding "
+            "config.json and the weights)",
+            file=sys.stderr,
+        )
+        return 2
     if not Path(cfg.model).is_dir():
         print(
             f"sf2t train: model {cfg.model!r} is not a local directory. sf2t loads checkpoints offline: download it "
@@ -347,6 +366,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         or _precheck_device(cfg)
         or _precheck_supervised(cfg)
         or _precheck_model(cfg)
+        or _precheck_weights(cfg)
     )
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
@@ -467,9 +487,20 @@ def _precheck_merge(args) -> str | None:
         check_checkpoint_dir(args.base)
     except OSError as e:
         return f"--base: {e}"
+    from sf2t.models._build import checkpoint_weights_problem
+
+    problem = checkpoint_weights_problem(args.base)
+    if problem:
+        return f"--base: {problem}"
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         return f"--out {args.out} exists and is not a folder"
+    from sf2t._files import check_out_folder
+
+    try:  # under a file, or where no folder can be made: said before the model loads
+        check_out_folder(args.out, "--out")
+    except ValueError as e:
+        return str(e)
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         return f"--out {args.out} is a folder that is not empty: pass a new or empty one, or --overwrite to replace it"
     from sf2t._files import is_within

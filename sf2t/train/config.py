@@ -201,7 +201,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"TrainConfig.schedule must be cosine, linear or constant, got {self.schedule!r}")
-        if len(self.frame_size) != 2 or any(int(s) % 28 or int(s) <= 0 for s in self.frame_size):
+        if len(self.frame_size) != 2 or any(
+            isinstance(s, bool) or not isinstance(s, int) or s % 28 or s <= 0 for s in self.frame_size
+        ):
             raise ValueError(f"TrainConfig.frame_size must be (h, w), positive multiples of 28, got {self.frame_size}")
         if self.task_weights and len(self.task_weights) != len(self.tasks):
             raise ValueError("TrainConfig.task_weights must have one weight per task")
@@ -399,14 +401,20 @@ def _convert(value: Any, typ: Any, default: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"expected true/false, got {value!r}")
         return value
-    if isinstance(default, int) and not isinstance(default, bool):
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        return int(value)
-    if isinstance(default, float):
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(value, str):  # what YAML leaves a string: "1e3" (YAML 1.1 floats need a dot), "abc"
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        whole = isinstance(default, int)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (whole and isinstance(value, float) and not value.is_integer())
+        ):  # null, a list, a word: named as such, not as int()'s or float()'s complaint about its argument
+            raise ValueError(f"expected {'a whole number' if whole else 'a number'}, got {value!r}")
+        return int(value) if whole else float(value)
     if isinstance(default, list):
         return list(value) if isinstance(value, (list, tuple)) else [value]
     return value
@@ -452,7 +460,11 @@ def _merge(cfg, data: dict, _validate: bool = True):
             raise ValueError(f"{type(cfg).__name__} has no field {key!r}; {hint}fields: {sorted(fields)}")
         cur = getattr(cfg, key)
         if dataclasses.is_dataclass(cur) and isinstance(value, dict):
-            kwargs[key] = _merge(cur, value)
+            try:
+                kwargs[key] = _merge(cur, value)
+            except ValueError as e:  # which section: "counting: count_min: expected a whole number, got None"
+                said = str(e)
+                raise ValueError(said if said.startswith(f"TrainConfig.{key}") else f"{key}: {said}") from None
         else:
             try:
                 kwargs[key] = _convert(value, fields[key].type, cur)

@@ -273,6 +273,12 @@ def check_resume(cfg: TrainConfig) -> Path | None:
         step = int(state["step"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"resume: {path / 'state.json'} is damaged ({e}); resume from another checkpoint") from None
+    from sf2t.train.checkpoint import checkpoint_file_problem
+
+    for name in ("trainable.pt", "optimizer.pt"):  # torch's error was a traceback once the model had loaded
+        problem = checkpoint_file_problem(path / name)
+        if problem:
+            raise ValueError(f"resume: {problem}; resume from another checkpoint")
     if step > cfg.steps:  # nothing to train, and the finished run's weights would be replaced by older ones
         raise ValueError(
             f"resume: checkpoint {path} is at step {step} > steps={cfg.steps}: nothing would be trained and the run's "

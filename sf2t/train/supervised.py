@@ -97,7 +97,9 @@ def load_supervised(path: str | os.PathLike) -> list[SupervisedRecord]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"supervised_data: {path} does not exist")
-    text = path.read_text()
+    from sf2t._files import read_text
+
+    text = read_text(path, f"supervised_data: {path}", "a JSON or JSON-lines file of video QA")
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

@@ -53,12 +53,9 @@ def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            # broken links and link loops are kept too: they become error lines, not files silently left out
-            found = [
-                q
-                for q in p.rglob("*")
-                if (q.is_file() or (q.is_symlink() and not q.exists())) and q.suffix.lower() in VIDEO_EXTENSIONS
-            ]
+            # broken links, link loops and what is no regular file (a FIFO named clip.mp4) are kept too: they become
+            # error lines, not files silently left out
+            found = [q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and not q.is_dir()]
             out.extend(str(q) for q in sorted(found))
         else:
             out.append(str(p))
@@ -472,16 +469,19 @@ def index_paths(
 
 
 def _looks_like_jsonl(path: Path) -> bool:
-    """Whether an existing file may be a manifest (UTF-8 text whose first non-blank character opens a JSON object;
-    an empty file too): what index may overwrite."""
+    """Whether an existing file may be a manifest: empty (or blank), or UTF-8 text whose first non-blank line is a
+    JSON object with a ``path``, as every manifest line is: what index may overwrite. A pretty-printed JSON file (a
+    benchmark, a clip's ground truth, a config) opens with a lone ``{`` and was overwritten."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4096)
-        text = head.decode("utf-8", errors="strict") if len(head) < 4096 else head[:4000].decode("utf-8", "ignore")
-    except (OSError, UnicodeDecodeError):
+            for raw in iter(lambda: fh.readline(1 << 20), b""):
+                line = raw.decode("utf-8", errors="strict").strip()
+                if line:
+                    first = json.loads(line)
+                    return isinstance(first, dict) and "path" in first
+    except (OSError, UnicodeDecodeError, ValueError):
         return False
-    text = text.lstrip()
-    return not text or text.startswith("{")
+    return True
 
 
 SAVE_EVERY_S = 60.0  # seconds between saves of a long index's manifest

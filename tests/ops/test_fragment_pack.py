@@ -242,6 +242,15 @@ def _ok():
         (lambda f, s, b: (f, s, b.float(), (28, 28)), "boxes must be an integer tensor"),
         (lambda f, s, b: (f, s, b, (30, 28)), r"size \(30, 28\) must be positive multiples"),
         (lambda f, s, b: (f, s, b, (0, 28)), "size"),
+        # a torch resize error (reference) or one about boxes never given (C++) before
+        (
+            lambda f, s, b: (f[:, :0], s, None, (28, 28)),
+            r"frames must have a positive height and width.*\(2, 0, 40, 3\)",
+        ),
+        (lambda f, s, b: (f[:, :, :0], s, None, (28, 28)), "frames must have a positive height and width"),
+        # a plan on another device than the frames (meta stands in for a GPU here): "Tensor.item() ... meta" before
+        (lambda f, s, b: (f, s.to("meta"), b, (28, 28)), r"src_index must be on the CPU or on frames' device \(cpu\)"),
+        (lambda f, s, b: (f, s, b.to("meta"), (28, 28)), r"boxes must be on the CPU or on frames' device \(cpu\)"),
     ],
 )
 def test_bad_input_names_the_argument(backend, mutate, match):

@@ -332,6 +332,14 @@ def test_the_manifest_never_overwrites_a_video_and_says_what_it_drops(tmp_path, 
     assert run_index([vids], other) == 2
     assert "exists and is not a manifest" in capsys.readouterr().err
     assert open(a, "rb").read() == before and open(other, "rb").read() == open(b, "rb").read()
+    # JSON that is no manifest (a clip's pretty-printed ground truth, a one-line config): replaced after a warning
+    for name, text in (("a.json", json.dumps({"num_frames": 30}, indent=1)), ("c.json", '{"lr": 0.1}\n')):
+        (tmp_path / name).write_text(text)
+        assert run_index([vids], tmp_path / name) == 2
+        assert "exists and is not a manifest" in capsys.readouterr().err and (tmp_path / name).read_text() == text
+    assert not index._looks_like_jsonl(tmp_path / "a.json")
+    (tmp_path / "cut.jsonl").write_text('{"path": "x.mp4", "status": "ok"}\n{"path": "y.m')  # a manifest, cut short
+    assert index._looks_like_jsonl(tmp_path / "cut.jsonl")
 
     m = tmp_path / "m.jsonl"
     (tmp_path / "link").symlink_to(vids)
@@ -345,6 +353,11 @@ def test_the_manifest_never_overwrites_a_video_and_says_what_it_drops(tmp_path, 
     capsys.readouterr()
     assert run_index([vids], m) == 0
     assert "1 line(s) of" in capsys.readouterr().err and len(index.read_manifest(m)) == 3
+    # a FIFO with a video's name inside a folder: an error line, without hanging on it (it was left out silently)
+    os.mkfifo(vids / "pipe.mp4")
+    assert run_index([vids], m) == 0
+    pipe = [e for e in index.read_manifest(m) if e["path"].endswith("pipe.mp4")]
+    assert len(pipe) == 1 and pipe[0]["status"] == "error" and "not a regular file" in pipe[0]["error"]
 
 
 def test_index_progress_does_not_redraw_per_file(tmp_path, capsys, monkeypatch):
