@@ -98,6 +98,21 @@ def test_supervised_record_longer_than_the_context_is_named(tmp_path, clips):
             factory.sample(i)
 
 
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_per_sample_guard_names_settings_the_task_has(tmp_path, clips, name):
+    """A consistency sample (always two frames) over the context: the error names settings that exist, not a
+    ``consistency.count_max`` that TrainConfig would refuse."""
+    from sf2t.train.loop import make_factories
+
+    model = _tiny(tmp_path, name, 60)  # the estimate (two frames, no question) fits; the question's text does not
+    factory, _ = make_factories(_cfg(model, clips, tmp_path, tasks=["consistency"]), _tokenizer(model))
+    with pytest.raises(ValueError, match=r"consistency: .*> max_position_embeddings 60") as e:
+        for i in range(20):
+            factory.sample(i)
+    assert "count_max" not in str(e.value)
+    assert ("frame_size" if name == "qwen2_vl" else "token_keep_ratio") in str(e.value)
+
+
 @pytest.mark.parametrize("name", ["qwen2_5_vl", "llava_next_video"])
 def test_finevidbench_refuses_an_over_long_prompt(tmp_path, name):
     from sf2t.finevidbench.evaluate import VideoRunner
