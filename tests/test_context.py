@@ -6,6 +6,7 @@ silently at positions the model was never trained on."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -107,8 +108,10 @@ def test_setup_estimate_counts_the_longest_question_and_answer(tmp_path, clips, 
     from sf2t.train.loop import make_factories
 
     cfg = _cfg(_tiny(tmp_path, name, 60), clips, tmp_path, tasks=["consistency", "rearrangement", "speed"])
-    with pytest.raises(ValueError, match=r"consistency: its largest sample \(2 frames\).*longest question"):
+    with pytest.raises(ValueError, match=r"consistency: its largest sample \(2 frames\).*longest question") as e:
         make_factories(cfg, _tokenizer(cfg.model))
+    assert "consistency's frames" not in str(e.value) and "count_max" not in str(e.value)  # settings that exist
+    assert re.search(r"lower (frame_size|the processor's video size)", str(e.value))
     model = FAMILIES[name].build_tiny(tmp_path / "big", seed=0)
     factory, _ = make_factories(_cfg(str(model), clips, tmp_path, tasks=cfg.tasks), _tokenizer(model))
     ctx = factory.inputs.context

@@ -123,10 +123,11 @@ def _frames_of(task) -> int:
 
 
 def _frame_settings(name: str, task) -> str:
+    """The setting that caps ``task``'s frames ("" for one that has none: consistency always shows two)."""
     cfg = getattr(task, "cfg", None)
     if cfg is not None and hasattr(cfg, "count_max"):
         return f"{name}.count_max"
-    return f"{name}'s frames"
+    return ""
 
 
 def _texts(task: str, frames: int) -> list[tuple[str, str]]:
@@ -206,6 +207,6 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
             raise ValueError(
                 f"{name}: its largest sample ({frames} frames) is longer than the model's context {said}: "
                 f"{'; '.join(over)}. Past it the model runs at positions it was never trained on "
-                f"(no error, silently worse answers); lower {setting}, or {sizes}{keep}"
+                f"(no error, silently worse answers); lower {setting + ', or ' if setting else ''}{sizes}{keep}"
             )
     return worst
