@@ -6,6 +6,7 @@ silently at positions the model was never trained on."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -96,6 +97,46 @@ def test_supervised_record_longer_than_the_context_is_named(tmp_path, clips):
     with pytest.raises(ValueError, match=r"supervised_data record 'long'.*> max_position_embeddings 400"):
         for i in range(20):  # (seeded: index 0 already draws the record)
             factory.sample(i)
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_setup_estimate_counts_the_longest_question_and_answer(tmp_path, clips, name):
+    """Consistency's two frames fit 60 positions, its questions (about 65 tokens) do not: the run is refused at setup,
+    not at its first sample (or, for a rarely drawn long paraphrase with the most frames, well into the run); and
+    every sample the factory makes stays within the estimate (Qwen: an upper bound; LLaVA: no target image here)."""
+    from sf2t.models.context import check_run_fits
+    from sf2t.train.loop import make_factories
+
+    cfg = _cfg(_tiny(tmp_path, name, 60), clips, tmp_path, tasks=["consistency", "rearrangement", "speed"])
+    with pytest.raises(ValueError, match=r"consistency: its largest sample \(2 frames\).*longest question") as e:
+        make_factories(cfg, _tokenizer(cfg.model))
+    assert "consistency's frames" not in str(e.value) and "count_max" not in str(e.value)  # settings that exist
+    assert re.search(r"lower (frame_size|the processor's video size)", str(e.value))
+    model = FAMILIES[name].build_tiny(tmp_path / "big", seed=0)
+    factory, _ = make_factories(_cfg(str(model), clips, tmp_path, tasks=cfg.tasks), _tokenizer(model))
+    ctx = factory.inputs.context
+    for task in cfg.tasks:
+        bound = check_run_fits(ctx, {task: factory.tasks[task]}, factory.inputs, _tokenizer(model))
+        assert max(ctx.extent(factory.sample(i, task=task))[1] for i in range(12)) <= bound, task
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_per_sample_guard_names_settings_the_task_has(tmp_path, clips, name):
+    """A consistency sample (always two frames) over the context: the error names settings that exist, not a
+    ``consistency.count_max`` that TrainConfig would refuse."""
+    import dataclasses
+
+    from sf2t.train.loop import make_factories
+
+    model = FAMILIES[name].build_tiny(tmp_path / name, seed=0)
+    factory, _ = make_factories(_cfg(str(model), clips, tmp_path, tasks=["consistency"]), _tokenizer(model))
+    # a context the setup estimate was not asked about: only the per-sample guard stands in the way
+    factory.inputs.context = dataclasses.replace(factory.inputs.context, max_positions=60)
+    with pytest.raises(ValueError, match=r"consistency: .*> max_position_embeddings 60") as e:
+        for i in range(20):
+            factory.sample(i)
+    assert "count_max" not in str(e.value)
+    assert ("frame_size" if name == "qwen2_vl" else "token_keep_ratio") in str(e.value)
 
 
 @pytest.mark.parametrize("name", ["qwen2_5_vl", "llava_next_video"])

@@ -15,9 +15,10 @@ forward and generate both succeed). Quality collapses silently. :class:`Context`
 - tokens: the tokenizer's ``model_max_length``, when the checkpoint sets one (not transformers' "no limit" value).
 
 :func:`check_run_fits` estimates the largest sample a training run's settings make (most presented frames of each
-task at the packed frame size, the chat scaffolding with an empty question) and refuses a run that cannot fit;
-:meth:`Context.check` is the per-sample guard for what the estimate cannot know (a question's or a supervised
-record's text, a target image's anyres tiles).
+task at the packed frame size, its longest question and answer in the chat scaffolding) and refuses a run that
+cannot fit;
+:meth:`Context.check` is the per-sample guard for what the estimate cannot know (a supervised record's text, a
+LLaVA target image's anyres tiles).
 """
 
 from __future__ import annotations
@@ -122,10 +123,39 @@ def _frames_of(task) -> int:
 
 
 def _frame_settings(name: str, task) -> str:
+    """The setting that caps ``task``'s frames ("" for one that has none: consistency always shows two)."""
     cfg = getattr(task, "cfg", None)
     if cfg is not None and hasattr(cfg, "count_max"):
         return f"{name}.count_max"
-    return f"{name}'s frames"
+    return ""
+
+
+def _texts(task: str, frames: int) -> list[tuple[str, str]]:
+    """(question, answer) pairs a ``task`` sample of ``frames`` presented frames can say: every paraphrase with each
+    of its answers (the longest in characters need not be the longest in tokens; speed's part lengths and the
+    answers' numbers at ``frames``); ``[("", "")]`` for a task without templates (the per-sample guard covers it)."""
+    from sf2t.tasks import templates
+
+    questions = templates.QUESTIONS.get(task)
+    if not questions:
+        return [("", "")]
+    if task == "speed":
+        n1 = max(1, frames // 2)
+        questions = tuple(q.format(n1=n1, n1p=n1 + 1, n=frames) for q in questions)
+    if task == "consistency":
+        from sf2t.tasks.consistency import CELLS
+
+        answers = [templates.consistency_answer(k, None) for k in ("identical", "whole")]
+        answers += [templates.consistency_answer("cell", c) for c in CELLS]
+    else:
+        answers = {
+            "counting": [templates.counting_answer(frames)],
+            "disorder": [templates.disorder_answer(True), templates.disorder_answer(False)],
+            "localization": [templates.localization_answer(frames, frames)],
+            "rearrangement": [templates.rearrangement_answer(range(frames, 0, -1))],
+            "speed": [templates.speed_answer(f) for f in ("first", "second", "same")],
+        }.get(task, [""])
+    return [(q, a) for q in questions for a in answers]
 
 
 def _vision_for(inputs, frames: int) -> dict:
@@ -147,33 +177,36 @@ def _vision_for(inputs, frames: int) -> dict:
 def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervised_frames: int | None = None) -> int:
     """Refuse (ValueError) a run whose largest sample cannot fit ``context``: for each task of ``tasks`` (name ->
     task) its most presented frames (``max_presented``) at ``inputs``' frame size / repeat / layout /
-    token_keep_ratio, plus a target image at the frame size (Qwen), with the chat scaffolding around an empty
-    question; ``supervised_frames`` for mixed-in supervised data. Returns the largest estimate (positions)."""
-    want = [
-        (name, _frames_of(t), _frame_settings(name, t), getattr(t, "name", name) == "localization")
-        for name, t in tasks.items()
-    ]
+    token_keep_ratio, plus a target image at the frame size (Qwen), with the chat scaffolding around the task's
+    longest question paraphrase and answer (:func:`_texts`); ``supervised_frames`` for mixed-in supervised data
+    (around an empty question: a record's text is checked as it is made). Returns the largest estimate
+    (positions)."""
+    want = [(name, getattr(t, "name", name), _frames_of(t), _frame_settings(name, t)) for name, t in tasks.items()]
     if supervised_frames:
-        want.append(("supervised_data", int(supervised_frames), "supervised_frames", False))
+        want.append(("supervised_data", None, int(supervised_frames), "supervised_frames"))
     worst = 0
-    for name, frames, setting, image in want:
+    for name, kind, frames, setting in want:
         vision = _vision_for(inputs, frames)
         image_kw = {}
-        if image and inputs.qwen:
+        if kind == "localization" and inputs.qwen:
             h, w = inputs.frame_size
             grid = torch.tensor([[1, h // 14, w // 14]])
             image_kw = dict(image_tokens=int(grid.prod()) // 4, image_grid=grid)
-        text = inputs.text(tokenizer, "", "", vision, **image_kw)
-        sample = {**text, **vision, **({"image_grid_thw": image_kw["image_grid"]} if image_kw else {})}
-        tokens, positions = context.extent(sample)
+        tokens = positions = 0
+        for question, answer in _texts(kind, frames) if kind else [("", "")]:
+            text = inputs.text(tokenizer, question, answer, vision, **image_kw)
+            sample = {**text, **vision, **({"image_grid_thw": image_kw["image_grid"]} if image_kw else {})}
+            t, p = context.extent(sample)
+            tokens, positions = max(tokens, t), max(positions, p)
         worst = max(worst, positions)
         over = context.over(tokens, positions)
         if over:
             sizes = "frame_size, frame_repeat (or layout)" if inputs.qwen else "the processor's video size"
             keep = "" if inputs.qwen else ", or token_keep_ratio"
+            said = "with its longest question and answer" if kind else "before any record's text"
             raise ValueError(
-                f"{name}: its largest sample ({frames} frames) is longer than the model's context before any "
-                f"question text: {'; '.join(over)}. Past it the model runs at positions it was never trained on "
-                f"(no error, silently worse answers); lower {setting}, or {sizes}{keep}"
+                f"{name}: its largest sample ({frames} frames) is longer than the model's context {said}: "
+                f"{'; '.join(over)}. Past it the model runs at positions it was never trained on "
+                f"(no error, silently worse answers); lower {setting + ', or ' if setting else ''}{sizes}{keep}"
             )
     return worst

@@ -291,11 +291,13 @@ class FrameStore:
 _LOWER_SUPERVISED = "supervised_frames or shorten (or leave out) that record's text"
 
 
-def _lower(inputs, task: str) -> str:
-    """The settings that shorten a ``task`` sample of ``inputs``' family."""
+def _lower(inputs, name: str, task) -> str:
+    """The settings that shorten a sample of task ``name`` (``task``) of ``inputs``' family: its ``count_max`` only
+    where its config has one (consistency always shows two frames)."""
+    count = f"{name}.count_max" if hasattr(getattr(task, "cfg", None), "count_max") else ""
     if inputs.qwen:
-        return f"{task}.count_max, frame_size or frame_repeat (token_keep_ratio keeps the M-RoPE positions)"
-    return f"{task}.count_max or token_keep_ratio"
+        return f"{count}{', ' if count else ''}frame_size or frame_repeat (token_keep_ratio keeps the M-RoPE positions)"
+    return f"{count} or token_keep_ratio" if count else "token_keep_ratio"
 
 
 class SampleFactory:
@@ -474,7 +476,9 @@ class SampleFactory:
                 else s.task
             )
             self.inputs.context.check(
-                out, where, _LOWER_SUPERVISED if s.task == SUPERVISED else _lower(self.inputs, s.task)
+                out,
+                where,
+                _LOWER_SUPERVISED if s.task == SUPERVISED else _lower(self.inputs, s.task, self.tasks.get(s.task)),
             )
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
