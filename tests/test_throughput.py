@@ -711,3 +711,25 @@ def test_auto_frames_are_rgb_where_a_video_has_no_planar_windows(tmp_path):
     assert resolve_frames("yuv420", "cpu", "auto", have, infos=[SimpleNamespace(**{**vars(even), "width": 63})]) == (
         "yuv420"
     )  # asked for: as asked
+
+
+def test_timed_baseline_is_checked_against_its_check_twin(clip, tmp_path, monkeypatch):
+    """The agreement check compares LLaMA-Factory-style's check twin (sf2t's rounding) with sf2t; the timed
+    ``pixels`` is compared with the twin too (rounding apart), so a timed path that computes something else (here: each
+    patch's values reversed) stops the run instead of being timed; the JSON keeps the twin difference."""
+    import bench.baselines.llamafactory_style as lf
+    from sf2t.throughput import measure
+
+    kw = dict(windows=2, rounds=1, warmup=0, size=(56, 84), baseline_samples=2, against=["llamafactory_style"])
+    res = measure([str(clip)], log=lambda s: None, **kw)
+    twin = res["agreement"]["llamafactory_style"]["timed_vs_check_twin"]
+    assert twin["samples"] == res["agreement"]["llamafactory_style"]["samples"] and twin["mean_abs"] < 0.05
+    real = lf.pixels
+
+    def swapped(path, ids, size, proc, threads=1):
+        px, grid = real(path, ids, size, proc, threads=threads)
+        return px.flip(-1), grid
+
+    monkeypatch.setattr(lf, "pixels", swapped)
+    with pytest.raises(RuntimeError, match="llamafactory_style: pixel values differ from check twin's"):
+        measure([str(clip)], log=lambda s: None, **kw)

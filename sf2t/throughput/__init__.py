@@ -13,7 +13,9 @@ window, ``sf2t.video.sampler.WindowSampler``'s planner) into the same Qwen2-VL p
 Outputs are checked to agree (within fragment_pack's tolerance) before anything is timed, on samples spread over the run
 (:func:`agreement_windows`: window 0, each further video's first window, the last window; at most 8 windows, one sample
 each, two from window 0; the LLaMA-Factory-style baseline through its check twin, which rounds as torch and torchcodec
-do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes). Files that cannot be measured are
+do where Pillow or PyAV's default conversion would not: portrait videos, odd sizes; its timed function is compared
+with that twin on the same samples, rounding apart: ``TWIN_MAX_STEPS``, ``TWIN_MEAN``, JSON ``timed_vs_check_twin``).
+Files that cannot be measured are
 left out, each with its reason (printed; JSON ``left_out``): unreadable ones (every frame is decoded once first, so a
 file broken part way is one), ones shorter than a window and, with baselines, ones they cannot decode as sf2t does
 (rotated, above 8 bits, with several video streams where torchcodec's default is not sf2t's, odd-sized ones whose RGB
@@ -54,6 +56,8 @@ import torch
 
 from sf2t.throughput.agreement import (
     AGREE_WINDOWS,  # noqa: F401  (re-exported)
+    TWIN_MAX_STEPS,
+    TWIN_MEAN,
     agreement_samples,
     agreement_windows,
     check_agreement,
@@ -214,11 +218,22 @@ def measure(
         mine, check_plans, where = agreement_samples(
             infos, checked, size, seed, threads=threads, tasks=tasks, device=device, decoder=decoder, output=output
         )
-        outs = {"sf2t": mine}
+        outs, twins = {"sf2t": mine}, {}
         for a in against:  # the baselines' check twin where they have one (see bench/baselines)
             make = getattr(mods[a], "check_pixels", mods[a].pixels)
             outs[a] = [make(p, ids, size, proc, threads=threads) for p, ids in check_plans]
+            if make is not mods[a].pixels:  # the timed function on the same plans: the twin's computation but
+                # for its rounding (colour conversion, resize pass order), so what is timed is like-for-like too
+                timed = {
+                    "check twin": outs[a],
+                    a: [mods[a].pixels(p, i, size, proc, threads=threads) for p, i in check_plans],
+                }
+                twins[a] = check_agreement(
+                    timed, TWIN_MAX_STEPS / 255 / min(QWEN2_VL_STD), TWIN_MEAN, where, "check twin"
+                )[a]
         agreement = check_agreement(outs, 2 / 255 / min(QWEN2_VL_STD) + 1e-6, where=where)
+        for a, d in twins.items():
+            agreement[a]["timed_vs_check_twin"] = d
         log(
             f"agreement: {', '.join(against)} within tolerance of sf2t's on {len(mine)} samples of windows "
             f"{checked} ({len({p for p, _ in check_plans})} video(s)), checked in {time.perf_counter() - t_check:.2f} s"
