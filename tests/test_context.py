@@ -204,3 +204,13 @@ def test_rope_scaling_widens_the_context(rope, expect):
 
     cfg = LlamaConfig(max_position_embeddings=4096, rope_scaling=rope)
     assert Context.of(cfg).max_positions == expect
+
+
+def test_tokens_past_model_max_length_are_a_limit_only_without_mrope():
+    """Under Qwen's M-RoPE a video's tokens take far fewer positions than tokens: the tokenizer's
+    ``model_max_length`` (a truncation setting) does not refuse a sample whose positions fit; LLaVA's one position per
+    token is held to it."""
+    from sf2t.models.context import Context
+
+    assert Context(max_positions=100, max_tokens=50, mrope=True).over(80, 60) == []
+    assert Context(max_positions=100, max_tokens=50).over(80, 80) == ["80 tokens > the tokenizer's model_max_length 50"]

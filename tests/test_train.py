@@ -2339,3 +2339,21 @@ def test_saved_world_size_of_an_older_checkpoint():
     assert saved_world_size(old, 1, 4) == 1
     assert saved_world_size({"step": 3}, 2, 2) == 2
     assert saved_world_size({**old, "world_size": 2}, 2, 2) == 2
+
+
+def test_recent_losses_after_a_resume_that_widened_the_window():
+    """A run past series.EXACT steps, resumed with a wider loss window (log_every raised) than its checkpoint kept:
+    the result's ``losses`` are what is there and ``losses_start`` counts the steps before them (it assumed a full
+    window, so losses_start + len(losses) fell short of the steps)."""
+    from sf2t.train.loop import _recent_losses
+    from sf2t.train.series import Series
+
+    saved = Series(exact=4, window=5)
+    for v in range(30):
+        saved.append(float(v))
+    resumed = Series.from_state(saved.state(), window=12)
+    for v in range(30, 33):
+        resumed.append(float(v))
+    got = _recent_losses(resumed, 12)
+    assert got["losses"] == [float(v) for v in range(25, 33)]
+    assert got["losses_start"] + len(got["losses"]) == len(resumed) == 33

@@ -38,9 +38,9 @@ _NO_LIMIT = 10**9
 @dataclass(frozen=True)
 class Context:
     """What a checkpoint can take: ``max_positions`` (the text config's ``max_position_embeddings``, widened by its
-    RoPE scaling factor), ``max_tokens``
-    (the tokenizer's ``model_max_length``; None when unset), and for Qwen's M-RoPE (``mrope``) the spatial ``merge``
-    and the video's temporal position step ``interval``."""
+    RoPE scaling factor), ``max_tokens`` (the tokenizer's ``model_max_length``; None when unset; not a limit under
+    Qwen's M-RoPE, where a video's tokens take far fewer positions than tokens and nothing in the model counts
+    tokens), and for M-RoPE (``mrope``) the spatial ``merge`` and the video's temporal position step ``interval``."""
 
     max_positions: int | None
     max_tokens: int | None = None
@@ -83,7 +83,7 @@ class Context:
         if self.max_positions is not None and positions > self.max_positions:
             what = "M-RoPE positions" if self.mrope else "tokens"
             out.append(f"{positions} {what} > max_position_embeddings {self.max_positions}")
-        if self.max_tokens is not None and tokens > self.max_tokens:
+        if self.max_tokens is not None and not self.mrope and tokens > self.max_tokens:
             out.append(f"{tokens} tokens > the tokenizer's model_max_length {self.max_tokens}")
         return out
 

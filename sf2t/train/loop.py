@@ -697,8 +697,7 @@ def train(
         trainable_parameters=n_train,
         total_parameters=n_total,
         # every step's loss up to series.EXACT steps; past that the last loss_window (losses_start: steps before)
-        losses=losses.tail(min(len(losses), loss_window)),
-        losses_start=max(0, len(losses) - loss_window),
+        **_recent_losses(losses, loss_window),
         loss_first=losses.first,
         task_losses={k: v.curve() for k, v in task_loss.items()},
         task_train_accuracy={k: v.curve() for k, v in task_acc.items()},
@@ -831,6 +830,14 @@ class MetricsLog:
         self.fh.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def _recent_losses(losses: Series, window: int) -> dict:
+    """``losses`` (the last ``window`` steps' losses, every one while the series keeps them all) and ``losses_start``
+    (the steps before them). A run resumed with a wider window (a larger ``log_every``) has only the saved window's
+    values past ``series.EXACT``: ``losses_start`` counts from what is there."""
+    kept = losses.tail(min(len(losses), window))
+    return {"losses": kept, "losses_start": len(losses) - len(kept)}
 
 
 def _curve(values: list[float], points: int = 10) -> list[dict]:
