@@ -2357,3 +2357,35 @@ def test_recent_losses_after_a_resume_that_widened_the_window():
     got = _recent_losses(resumed, 12)
     assert got["losses"] == [float(v) for v in range(25, 33)]
     assert got["losses_start"] + len(got["losses"]) == len(resumed) == 33
+
+
+def test_prefetch_paused_holds_the_thread_between_items():
+    """While ``Prefetch.paused()`` is held (the training loop's held-out evaluation and checkpoint state), the
+    prefetch thread makes nothing: the evaluation remakes its samples from the frame store, tokenizer and pool the
+    thread uses (on CUDA, clips cached on the thread's stream). The item being made when it is asked is finished
+    first; after it, the thread goes on and every item arrives once, in order."""
+    import threading
+    import time
+
+    from sf2t.train.data import Prefetch
+
+    inside, made = threading.Event(), []
+
+    def source():
+        for i in range(40):
+            inside.set()
+            time.sleep(0.005)
+            made.append(i)
+            inside.clear()
+            yield i
+
+    p = Prefetch(source(), depth=64)
+    got = [next(p)]
+    with p.paused():
+        assert not inside.is_set()  # the item under way was finished before paused() returned
+        before = len(made)
+        time.sleep(0.2)  # ~40 items' time
+        assert len(made) == before and not inside.is_set()
+    got += list(p)
+    p.close()
+    assert got == list(range(40))

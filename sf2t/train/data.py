@@ -644,6 +644,7 @@ class Prefetch:
         self.stop = threading.Event()
         self.cuda = str(device).startswith("cuda") and torch.cuda.is_available()
         self.stream = torch.cuda.Stream(device=device) if self.cuda else None
+        self._busy = threading.Lock()  # held by the thread while it makes an item; by paused() between items
         self.thread = threading.Thread(target=self._run, name="sf2t-prefetch", daemon=True)
         self.thread.start()
 
@@ -659,17 +660,39 @@ class Prefetch:
     def _run(self) -> None:
         try:  # (the current CUDA stream is per thread: this thread's work goes to self.stream)
             with torch.cuda.stream(self.stream) if self.cuda else contextlib.nullcontext():
-                for item in self.source:
-                    event = None
-                    if self.cuda:
-                        event = torch.cuda.Event()
-                        event.record(self.stream)
+                items = iter(self.source)
+                while True:
+                    with self._busy:
+                        if self.stop.is_set():
+                            return
+                        item = next(items, self._END)
+                        if item is self._END:
+                            break
+                        event = None
+                        if self.cuda:
+                            event = torch.cuda.Event()
+                            event.record(self.stream)
                     if not self._put((item, event, None)):
                         return
         except BaseException as e:  # handed to the consumer
             self._put((None, None, e))
             return
         self._put((self._END, None, None))
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Hold the thread between items (the one it is making is finished first) while the caller uses what the
+        thread shares: the frame store and its clip cache, the tokenizer, the pool (an evaluation's samples, a
+        checkpoint's state). On CUDA the thread's stream is drained first, and waits after for the caller's work
+        (clips either side cached on its own stream)."""
+        with self._busy:
+            if self.cuda:
+                self.stream.synchronize()
+            try:
+                yield
+            finally:
+                if self.cuda:
+                    self.stream.wait_stream(torch.cuda.current_stream())
 
     def __iter__(self):
         return self

@@ -525,6 +525,7 @@ def train(
         from sf2t.train.data import Prefetch
 
         data = Prefetch(data, cfg.prefetch, cfg.device)
+    held = getattr(data, "paused", contextlib.nullcontext)  # the prefetch thread held between items
     peft = cfg.lora and hasattr(model, "peft_config")
 
     def run_state(step_done: int) -> dict:
@@ -671,9 +672,11 @@ def train(
                 f"{tokens_s:.0f} tokens/s  data wait {100 * wait:.0f}%"
             )
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            evals.append({"step": step + 1, **eval_fn(model, step + 1)})
+            with held():  # the held-out samples are made now, from the frame store the prefetch thread uses
+                evals.append({"step": step + 1, **eval_fn(model, step + 1)})
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            state = run_state(step + 1)  # every rank: their dropped videos and RNG states are gathered
+            with held():  # every rank: their dropped videos and RNG states are gathered
+                state = run_state(step + 1)
             if cfg.fsdp:  # every rank takes part in gathering the shards; rank 0 writes
                 ckpt.save(step + 1, model, opt, state, peft=peft, sharded=True, rank=rank)
             elif rank == 0:
