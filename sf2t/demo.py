@@ -290,7 +290,7 @@ def run_demo(
 
     # 4. before
     t0 = time.perf_counter()
-    eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples)
+    eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples, cfg.max_new_tokens)
     # disorder is trained on contrast clips only; also ask it on held-out sf2t.synth clips (not in the table)
     synth_held = [p for p in eval_videos if _family(p) == "synth"]
     extra_set: list = []
@@ -306,7 +306,7 @@ def run_demo(
             max_resample=cfg.max_resample,
             inputs=eval_f.inputs,  # the run's frame size, layout and token compression
         )
-        extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2))
+        extra_set = build_eval_set(xf, ["disorder"], max(1, cfg.eval_samples // 2), cfg.max_new_tokens)
     apply_compression(
         model, cfg.token_keep_ratio, cfg.token_stage, cfg.token_first_group
     )  # asked before training with the compression it trains with

@@ -214,3 +214,77 @@ def test_tokens_past_model_max_length_are_a_limit_only_without_mrope():
 
     assert Context(max_positions=100, max_tokens=50, mrope=True).over(80, 60) == []
     assert Context(max_positions=100, max_tokens=50).over(80, 80) == ["80 tokens > the tokenizer's model_max_length 50"]
+
+
+@pytest.fixture(scope="module")
+def big_clips(tmp_path_factory):
+    """Clips whose short side (180) makes localization targets of 45-60 px: both sides of the tiny processors'
+    56 px base tile, so some targets take the anyres tiles' most tokens."""
+    root = tmp_path_factory.mktemp("ctx_big_clips")
+    kw = dict(width=240, height=180, seconds=1.2, num_sprites=1, camera_pan=False, events=False)
+    return [c["path"] for c in synth.make_clips(root, 2, seed=301, **kw)]
+
+
+@pytest.mark.parametrize("name", ["llava_onevision", "llava_next_video"])
+def test_setup_estimate_counts_the_llava_target_image(tmp_path, big_clips, name):
+    """LLaVA's localization target image goes through anyres tiles (a token count that depends on its size, a
+    fraction of the video's short side): the setup estimate counts the most any square image takes through the
+    processor's image_grid_pinpoints, so every localization sample the factory makes stays within it (before, the
+    estimate left the image out and a run was refused only at its first localization sample); a context that the
+    largest sample with its image cannot fit is refused at setup, naming the image."""
+    from sf2t.models import load_processor
+    from sf2t.models.context import check_run_fits, llava_image_tokens
+    from sf2t.models.llava_onevision import num_image_tokens
+    from sf2t.train.loop import make_factories
+
+    model = FAMILIES[name].build_tiny(tmp_path / "big", seed=0)
+    cfg = _cfg(str(model), big_clips, tmp_path, tasks=["localization"])
+    factory, _ = make_factories(cfg, _tokenizer(model))
+    ctx, proc = factory.inputs.context, load_processor(str(model))
+    most = llava_image_tokens(proc)
+    bound = check_run_fits(ctx, {"localization": factory.tasks["localization"]}, factory.inputs, _tokenizer(model))
+    images, positions = [], []
+    for i in range(16):
+        s = factory.sample(i, task="localization")
+        h, w = (int(v) for v in s["image_sizes"][0])
+        assert h == w  # the target is square
+        images.append(num_image_tokens(proc, h, w))
+        positions.append(ctx.extent(s)[1])
+    assert max(images) == most > min(images)  # the worst case is reached (targets past the base tile), not exceeded
+    assert max(positions) <= bound
+    assert max(positions) > bound - most  # the image is what the estimate needs (the frames and text alone fall short)
+
+    cfg = _cfg(_tiny(tmp_path, name, bound - 1), big_clips, tmp_path, tasks=["localization"])
+    with pytest.raises(ValueError, match=rf"localization: .*target image's most anyres tokens \({most},") as e:
+        make_factories(cfg, _tokenizer(cfg.model))
+    assert f"{bound} tokens > max_position_embeddings {bound - 1}" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_held_out_set_counts_the_tokens_to_generate(tmp_path, clips, name):
+    """A held-out prompt that fits, but not with the tokens the evaluation generates, is refused when the set is
+    built (before any training: a resumed run's first evaluation may come hours in) and by ``evaluate``, naming the
+    sample and max_new_tokens; as ``sf2t eval`` does."""
+    import dataclasses
+
+    from sf2t.train.evaluate import answer_budget, build_eval_set, evaluate
+    from sf2t.train.loop import make_factories
+
+    model = FAMILIES[name].build_tiny(tmp_path / name, seed=0)
+    tok = _tokenizer(model)
+    factory, _ = make_factories(_cfg(str(model), clips, tmp_path, tasks=["counting"]), tok)
+    es = build_eval_set(factory, ["counting"], 2, max_new_tokens=8)
+    prompt = max(p for _, p in es.extents)
+    assert prompt == max(factory.inputs.context.extent(s)[1] for s in es)
+    # a context the prompts fit (the per-sample guard passes them), with 3 positions to spare
+    factory.inputs.context = dataclasses.replace(factory.inputs.context, max_positions=prompt + 3)
+    es = build_eval_set(factory, ["counting"], 2, max_new_tokens=3)  # fits exactly
+    with pytest.raises(
+        ValueError, match=r"held-out sample \d+ \(counting\).*with 8 tokens to generate.*lower max_new_t"
+    ):
+        build_eval_set(factory, ["counting"], 2, max_new_tokens=8)
+    with pytest.raises(ValueError, match=r"held-out sample \d+ \(counting\).*lower max_new_tokens \(8\), or counting"):
+        evaluate(None, tok, es, max_new_tokens=8)  # refused before the model is asked anything
+    assert answer_budget(tok, es) > 3
+    with pytest.raises(ValueError, match=r"with \d+ tokens to generate.*max_new_tokens \(\d+: auto"):
+        build_eval_set(factory, ["counting"], 2)

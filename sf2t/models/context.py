@@ -15,10 +15,12 @@ forward and generate both succeed). Quality collapses silently. :class:`Context`
 - tokens: the tokenizer's ``model_max_length``, when the checkpoint sets one (not transformers' "no limit" value).
 
 :func:`check_run_fits` estimates the largest sample a training run's settings make (most presented frames of each
-task at the packed frame size, its longest question and answer in the chat scaffolding) and refuses a run that
-cannot fit;
-:meth:`Context.check` is the per-sample guard for what the estimate cannot know (a supervised record's text, a
-LLaVA target image's anyres tiles).
+task at the packed frame size, its longest question and answer in the chat scaffolding, localization's target image:
+Qwen at the frame size, LLaVA the most anyres tokens any square image takes through the processor's
+``image_grid_pinpoints``) and refuses a run that cannot fit;
+:meth:`Context.check` is the per-sample guard for what the estimate cannot know (a supervised record's text), and
+:meth:`Context.check_extent` the same for a sample whose extent was kept (the held-out set, with the tokens to
+generate).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Context", "check_run_fits"]
+__all__ = ["Context", "check_run_fits", "llava_image_tokens"]
 
 # transformers stores "no model_max_length" as int(1e30); anything this large is no limit
 _NO_LIMIT = 10**9
@@ -90,7 +92,10 @@ class Context:
     def check(self, sample: Mapping, where: str, lower: str, extra: int = 0) -> None:
         """A ValueError naming ``where`` (which sample), the numbers and ``lower`` (the settings to lower) when
         ``sample`` (plus ``extra`` tokens still to be generated) does not fit."""
-        tokens, positions = self.extent(sample)
+        self.check_extent(*self.extent(sample), where, lower, extra)
+
+    def check_extent(self, tokens: int, positions: int, where: str, lower: str, extra: int = 0) -> None:
+        """:meth:`check` of a sample of ``tokens`` / ``positions`` (its :meth:`extent`)."""
         over = self.over(tokens + extra, positions + extra)
         if over:
             plus = f" (with {extra} tokens to generate)" if extra else ""
@@ -174,10 +179,24 @@ def _vision_for(inputs, frames: int) -> dict:
     return {"pixel_values_videos": torch.zeros(()).expand(frames, 3, h, w)}
 
 
+def llava_image_tokens(processor) -> int:
+    """The most ``<image>`` tokens a square image (localization's target: a ``side x side`` crop, ``side`` a fraction
+    of the video's short side, so any side) takes through a LLaVA ``processor``'s anyres (its image processor's
+    ``image_grid_pinpoints``): the count of every side up to the largest pinpoint dimension. Past it the count no
+    longer changes: the best-fit pinpoint then depends on the pinpoints alone (each one's fitted area is its short side
+    squared) and the unpadding on the aspect (1) alone."""
+    from sf2t.models.llava_onevision import num_image_tokens  # (LLaVA-NeXT-Video's is the same function)
+
+    pins = getattr(processor.image_processor, "image_grid_pinpoints", None) or []
+    top = max((int(v) for p in pins for v in p), default=1)
+    return max(num_image_tokens(processor, side, side) for side in range(1, top + 2))
+
+
 def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervised_frames: int | None = None) -> int:
     """Refuse (ValueError) a run whose largest sample cannot fit ``context``: for each task of ``tasks`` (name ->
     task) its most presented frames (``max_presented``) at ``inputs``' frame size / repeat / layout /
-    token_keep_ratio, plus a target image at the frame size (Qwen), with the chat scaffolding around the task's
+    token_keep_ratio, plus localization's target image (Qwen: at the frame size; LLaVA: the most anyres tokens of any
+    square image, :func:`llava_image_tokens`), with the chat scaffolding around the task's
     longest question paraphrase and answer (:func:`_texts`); ``supervised_frames`` for mixed-in supervised data
     (around an empty question: a record's text is checked as it is made). Returns the largest estimate
     (positions)."""
@@ -187,15 +206,22 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
     worst = 0
     for name, kind, frames, setting in want:
         vision = _vision_for(inputs, frames)
-        image_kw = {}
+        image_kw, image_said = {}, ""
         if kind == "localization" and inputs.qwen:
             h, w = inputs.frame_size
             grid = torch.tensor([[1, h // 14, w // 14]])
             image_kw = dict(image_tokens=int(grid.prod()) // 4, image_grid=grid)
+        elif kind == "localization":
+            image_kw = dict(image_tokens=llava_image_tokens(inputs.processor))
+            image_said = (
+                f" and its target image's most anyres tokens ({image_kw['image_tokens']}, from the processor's "
+                "image_grid_pinpoints)"
+            )
         tokens = positions = 0
         for question, answer in _texts(kind, frames) if kind else [("", "")]:
             text = inputs.text(tokenizer, question, answer, vision, **image_kw)
-            sample = {**text, **vision, **({"image_grid_thw": image_kw["image_grid"]} if image_kw else {})}
+            grid = image_kw.get("image_grid")
+            sample = {**text, **vision, **({} if grid is None else {"image_grid_thw": grid})}
             t, p = context.extent(sample)
             tokens, positions = max(tokens, t), max(positions, p)
         worst = max(worst, positions)
@@ -203,7 +229,7 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
         if over:
             sizes = "frame_size, frame_repeat (or layout)" if inputs.qwen else "the processor's video size"
             keep = "" if inputs.qwen else ", or token_keep_ratio"
-            said = "with its longest question and answer" if kind else "before any record's text"
+            said = f"with its longest question and answer{image_said}" if kind else "before any record's text"
             raise ValueError(
                 f"{name}: its largest sample ({frames} frames) is longer than the model's context {said}: "
                 f"{'; '.join(over)}. Past it the model runs at positions it was never trained on "

@@ -74,7 +74,7 @@ def run_training(cfg, log=print) -> dict:
         from sf2t.train.data import NoUsableVideo
 
         try:
-            eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples)
+            eval_set = build_eval_set(eval_f, cfg.tasks, cfg.eval_samples, cfg.max_new_tokens)
         except NoUsableVideo as e:  # say which set ran out: the held-out one
             raise NoUsableVideo(f"held-out set (eval_videos): {e}") from None
 

@@ -3,7 +3,9 @@
 The evaluation set is built once (``build_eval_set``) so "before" and "after" see the very same samples. It keeps
 each sample's index, task, answer and meta, not its pixels: a sample is made again from its index as it is evaluated
 (``SampleFactory.sample`` is a pure function of the index and the pool), so a run does not hold the whole set's packed
-float pixels (several GB for a real model) between evaluations.
+float pixels (several GB for a real model) between evaluations. It also keeps each prompt's extent (tokens, rotary
+positions): a prompt plus the tokens an evaluation generates must fit the model's context, which is checked when the
+set is built (``max_new_tokens``) and again, without making a sample, when ``evaluate`` is called with its budget.
 """
 
 from __future__ import annotations
@@ -47,13 +49,37 @@ class EvalSet(Sequence):
     Iterating yields one sample at a time, so an evaluation holds one packed sample, not the set."""
 
     def __init__(
-        self, factory, keys: list[tuple[int, str]], records: list[dict], states: list[tuple], which: list[int]
+        self,
+        factory,
+        keys: list[tuple[int, str]],
+        records: list[dict],
+        states: list[tuple],
+        which: list[int],
+        extents: list[tuple[int, int]] | None = None,
     ):
         self.factory = factory
         self.keys = keys
         self.records = records  # {task, answer, meta} per sample: what scoring and answer_budget read
         self.states = states  # the pool states the samples were drawn from: (key, infos, excluded), few
         self.which = which  # per sample, its position in states
+        self.extents = extents  # per sample, its prompt's (tokens, positions) (None: not known, not checked)
+
+    def check(self, max_new_tokens: int = 0) -> None:
+        """Refuse (ValueError, naming the sample and the settings to lower) a set one of whose prompts, plus the
+        ``max_new_tokens`` tokens generation adds (0: :func:`answer_budget`), does not fit the factory's model
+        context (``factory.inputs.context``; none: nothing to check)."""
+        inputs = getattr(self.factory, "inputs", None)
+        context = getattr(inputs, "context", None)
+        if context is None or self.extents is None:
+            return
+        from sf2t.train.data import _lower
+
+        budget = max_new_tokens or answer_budget(self.factory.tokenizer, self)
+        said = f"max_new_tokens ({budget}{'' if max_new_tokens else ': auto, the longest answer + 2'})"
+        for (index, task), (tokens, positions) in zip(self.keys, self.extents):
+            where = f"held-out sample {index} ({task})"
+            lower = f"{said}, or {_lower(inputs, task, self.factory.tasks.get(task))}"
+            context.check_extent(tokens, positions, where, lower, budget)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -92,10 +118,14 @@ class EvalSet(Sequence):
             yield self[k]
 
 
-def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> EvalSet:
+def build_eval_set(factory, tasks: Sequence[str], per_task: int, max_new_tokens: int = 0) -> EvalSet:
     """``per_task`` prompt-only samples (generation prompt, no answer) per task from ``factory``, as an
-    :class:`EvalSet`: each sample is made once here (its videos checked, its record kept) and again when read."""
+    :class:`EvalSet`: each sample is made once here (its videos checked, its record and extent kept) and again when
+    read. Each prompt plus ``max_new_tokens`` (the evaluations' budget; 0: :func:`answer_budget` of the set) must fit
+    the model's context (:meth:`EvalSet.check`): a ValueError before any training otherwise."""
     keys = [(t_i * 1_000_000 + i, name) for t_i, name in enumerate(tasks) for i in range(per_task)]
+    context = getattr(getattr(factory, "inputs", None), "context", None)
+    extents: list[tuple[int, int]] | None = None if context is None else []
     records: list[dict] = []
     states: list[tuple] = []
     which: list[int] = []
@@ -106,7 +136,11 @@ def build_eval_set(factory, tasks: Sequence[str], per_task: int) -> EvalSet:
         which.append(len(states) - 1)
         s = factory.sample(index, task=name, with_answer=False)
         records.append({"task": s["task"], "answer": s["answer"], "meta": s["meta"]})
-    return EvalSet(factory, keys, records, states, which)
+        if extents is not None:
+            extents.append(context.extent(s))
+    eval_set = EvalSet(factory, keys, records, states, which, extents)
+    eval_set.check(max_new_tokens)
+    return eval_set
 
 
 @torch.no_grad()
@@ -152,6 +186,8 @@ def evaluate(
     ``samples`` (one ``{task, source, answer, score}`` per sample, for breakdowns)."""
     if not max_new_tokens:  # enough for the longest answer of the set (one budget for all: no hint per sample)
         max_new_tokens = answer_budget(tokenizer, eval_set)
+    if isinstance(eval_set, EvalSet):  # every prompt plus this budget fits, before anything is generated
+        eval_set.check(max_new_tokens)
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
