@@ -28,9 +28,10 @@ def clips(tmp_path_factory):
     return [c["path"] for c in synth.make_clips(root, 2, seed=300, **kw)]
 
 
-def _tiny(root, name, max_positions):
-    """A tiny checkpoint of ``name`` whose text config says ``max_position_embeddings = max_positions``."""
-    path = FAMILIES[name].build_tiny(root / name, seed=0)
+def _tiny(root, name, max_positions, tag=""):
+    """A tiny checkpoint of ``name`` whose text config says ``max_position_embeddings = max_positions`` (under
+    ``root / (name + tag)``)."""
+    path = FAMILIES[name].build_tiny(root / (name + tag), seed=0)
     cfg_path = path / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["text_config"]["max_position_embeddings"] = max_positions
@@ -254,10 +255,17 @@ def test_setup_estimate_counts_the_llava_target_image(tmp_path, big_clips, name)
     assert max(positions) <= bound
     assert max(positions) > bound - most  # the image is what the estimate needs (the frames and text alone fall short)
 
+    # a context that only large targets overflow (their size follows the videos, not read yet): said, not refused
+    # (a real LLaVA-NeXT-Video run on 720p videos would be refused for what 4K videos' targets take)
     cfg = _cfg(_tiny(tmp_path, name, bound - 1), big_clips, tmp_path, tasks=["localization"])
+    with pytest.warns(UserWarning, match=rf"localization: a sample with a large target image .*tokens, {most}, from"):
+        make_factories(cfg, _tokenizer(cfg.model))
+    # one that a small target overflows too: refused at setup
+    small = bound - most + llava_image_tokens(proc, fewest=True)
+    cfg = _cfg(_tiny(tmp_path, name, small - 1, "b"), big_clips, tmp_path, tasks=["localization"])
     with pytest.raises(ValueError, match=rf"localization: .*target image's most anyres tokens \({most},") as e:
         make_factories(cfg, _tokenizer(cfg.model))
-    assert f"{bound} tokens > max_position_embeddings {bound - 1}" in str(e.value)
+    assert f"{bound} tokens > max_position_embeddings {small - 1}" in str(e.value)
 
 
 @pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])

@@ -26,6 +26,7 @@ generate).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -179,17 +180,29 @@ def _vision_for(inputs, frames: int) -> dict:
     return {"pixel_values_videos": torch.zeros(()).expand(frames, 3, h, w)}
 
 
-def llava_image_tokens(processor) -> int:
+def llava_image_tokens(processor, fewest: bool = False) -> int:
     """The most ``<image>`` tokens a square image (localization's target: a ``side x side`` crop, ``side`` a fraction
     of the video's short side, so any side) takes through a LLaVA ``processor``'s anyres (its image processor's
     ``image_grid_pinpoints``): the count of every side up to the largest pinpoint dimension. Past it the count no
     longer changes: the best-fit pinpoint then depends on the pinpoints alone (each one's fitted area is its short side
-    squared) and the unpadding on the aspect (1) alone."""
+    squared) and the unpadding on the aspect (1) alone. ``fewest``: the fewest instead (a small target's)."""
     from sf2t.models.llava_onevision import num_image_tokens  # (LLaVA-NeXT-Video's is the same function)
 
     pins = getattr(processor.image_processor, "image_grid_pinpoints", None) or []
     top = max((int(v) for p in pins for v in p), default=1)
-    return max(num_image_tokens(processor, side, side) for side in range(1, top + 2))
+    return (min if fewest else max)(num_image_tokens(processor, side, side) for side in range(1, top + 2))
+
+
+def _largest(context: Context, inputs, tokenizer, kind, frames: int, vision: dict, image_kw: dict) -> tuple[int, int]:
+    """(tokens, positions) of the longest of a task's question / answer texts around ``vision`` (and an image)."""
+    tokens = positions = 0
+    for question, answer in _texts(kind, frames) if kind else [("", "")]:
+        text = inputs.text(tokenizer, question, answer, vision, **image_kw)
+        grid = image_kw.get("image_grid")
+        sample = {**text, **vision, **({} if grid is None else {"image_grid_thw": grid})}
+        t, p = context.extent(sample)
+        tokens, positions = max(tokens, t), max(positions, p)
+    return tokens, positions
 
 
 def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervised_frames: int | None = None) -> int:
@@ -217,15 +230,23 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
                 f" and its target image's most anyres tokens ({image_kw['image_tokens']}, from the processor's "
                 "image_grid_pinpoints)"
             )
-        tokens = positions = 0
-        for question, answer in _texts(kind, frames) if kind else [("", "")]:
-            text = inputs.text(tokenizer, question, answer, vision, **image_kw)
-            grid = image_kw.get("image_grid")
-            sample = {**text, **vision, **({} if grid is None else {"image_grid_thw": grid})}
-            t, p = context.extent(sample)
-            tokens, positions = max(tokens, t), max(positions, p)
+        tokens, positions = _largest(context, inputs, tokenizer, kind, frames, vision, image_kw)
         worst = max(worst, positions)
         over = context.over(tokens, positions)
+        if over and image_said:
+            # the target's tokens follow its size (a fraction of the video's short side), not known before the
+            # videos are read: refused here only if a small target cannot fit either; else said, and a sample
+            # whose target is too large is refused when made (the per-sample guard)
+            small = dict(image_tokens=llava_image_tokens(inputs.processor, fewest=True))
+            if not context.over(*_largest(context, inputs, tokenizer, kind, frames, vision, small)):
+                warnings.warn(
+                    f"{name}: a sample with a large target image does not fit the model's context "
+                    f"({'; '.join(over)} with the most anyres tokens, {image_kw['image_tokens']}, from videos with "
+                    "a large short side); such a sample stops the run when it is made: lower "
+                    f"{setting + ', or ' if setting else ''}token_keep_ratio, or leave out localization",
+                    stacklevel=2,
+                )
+                over = []
         if over:
             sizes = "frame_size, frame_repeat (or layout)" if inputs.qwen else "the processor's video size"
             keep = "" if inputs.qwen else ", or token_keep_ratio"
