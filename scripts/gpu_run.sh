@@ -9,7 +9,9 @@
 # preparation; TRAIN_RUNS=DECODER:WORKERS[:KEEP[:STAGE]],... replaces the 2B-size training runs; PACK_TILES=HxW,...
 # the tile sizes profile_pack times for the tiled fragment_pack kernels, PACK_DTYPES=float32,bfloat16 its output dtypes. With DALI sent first (scripts/gpu_dali_prepare.sh here, then scripts/gpu_dali_receive.sh once per
 # part, back to back) the DALI stages run too.
-# Wheels in .whl/ (PyAV, ...) are installed into /tmp/site first. Logs and JSON go to $OUT (default ./gpu_out),
+# Wheels in .whl/ (PyAV: scripts/gpu_wheels_prepare.sh here first; .whl/ is git-ignored, so the call must name it
+# in carry) are installed into /tmp/site first; without PyAV the stages that decode video (the clips, train_2b, the
+# throughput runs) are skipped and say so, and so do the GPU tests that import it. Logs and JSON go to $OUT (default ./gpu_out),
 # bundled into $OUT/results.tgz after each stage (a call returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +33,21 @@ stage() {  # stage NAME MIN_SECONDS_LEFT TIMEOUT CMD...: run CMD under a timeout
   bundle
   return 0
 }
+av_stage() {  # av_stage NAME ...: stage, or skipped (and said) without PyAV where it was asked for
+  if [ "$AV" = 1 ] || { [ -n "${GPU_STAGES:-}" ] && [[ ",$GPU_STAGES," != *",$1,"* ]]; }; then stage "$@"
+  else echo "== $1: SKIPPED (no PyAV)"; fi
+}
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+# PyAV: the clips, the 2B-size training run and the throughput stages decode video with it (the machine has no
+# torchcodec); without it they are skipped, not left to fail one by one, and the GPU tests that need it skip
+AV=1
+if ! python3 -c "import av" > "$R/pyav.txt" 2>&1; then
+  AV=0
+  echo "== NO PyAV: run scripts/gpu_wheels_prepare.sh here and name .whl in the call's carry; the clips, train_2b and"
+  echo "   throughput stages are skipped, and the GPU tests that import av skip (tests/test_throughput_gpu.py, test_train_gpu.py)"
 fi
 # DALI, when scripts/gpu_dali_receive.sh unpacked it in an earlier call of this warm machine: on the path, and the
 # DALI stages below run (train_2b with DALI decode, throughput with DALI against PyAV)
@@ -43,15 +57,18 @@ if [ -d /tmp/site-dali/nvidia/dali ]; then
 fi
 nvidia-smi > "$R/nvidia-smi.txt" 2>&1
 # CPU-side preparation in the background while the extension builds: the clips, the 2B-size checkpoint.
-( timeout 200 python3 -c '
+CLIPS_PID=""
+if [ "$AV" = 1 ]; then
+  ( timeout 200 python3 -c '
 import time; t = time.perf_counter()
 from sf2t import synth
 for w, h in ((640, 360), (1280, 720)):
     synth.make_clips(f"/tmp/sf2t-gpu/tp{w}", 1, seed=21, width=w, height=h, fps=30, seconds=30, gop=30)
 print(f"throughput clips {time.perf_counter() - t:.1f} s")' > "$R/prep_clips.log" 2>&1 ) &
-CLIPS_PID=$!
+  CLIPS_PID=$!
+fi
 TRAIN_PID=""
-if [ "${GPU_TRAIN:-1}" = 1 ]; then
+if [ "${GPU_TRAIN:-1}" = 1 ] && [ "$AV" = 1 ]; then
   ( timeout 420 python3 -c '
 import torch; torch.set_num_threads(4)
 from pathlib import Path
@@ -84,18 +101,18 @@ TAIL=8 stage bench_token_merge 50 80 python3 bench/gpu_token_merge.py --json "$R
 [ -n "$TRAIN_PID" ] && wait "$TRAIN_PID"
 RUNS="pyav:0,pyav:8"; [ "$DALI" = 1 ] && RUNS="dali:0,pyav:8,pyav:0"
 RUNS="${TRAIN_RUNS:-$RUNS}"  # e.g. TRAIN_RUNS=pyav:8,pyav:8:0.5:before_tower: token compression at 2B size
-TAIL=6 stage train_2b 90 180 python3 bench/gpu_train.py --steps 10 --skip 3 --runs "$RUNS" \
+TAIL=6 av_stage train_2b 90 180 python3 bench/gpu_train.py --steps 10 --skip 3 --runs "$RUNS" \
   --root /tmp/sf2t-gpu-train --json "$R/train_2b_gpu.json"
-wait "$CLIPS_PID"
-TAIL=10 stage throughput_640 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
+[ -n "$CLIPS_PID" ] && wait "$CLIPS_PID"
+TAIL=10 av_stage throughput_640 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
   --against llamafactory_style --windows 8 --rounds 2 --warmup 0 --threads 4 --json "$R/throughput_640_cuda.json"
 if [ "$DALI" = 1 ]; then  # the same run with sf2t decoding on the CPU (PyAV), for the DALI/NVDEC comparison
-  TAIL=10 stage throughput_640_pyav 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
+  TAIL=10 av_stage throughput_640_pyav 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cuda \
     --decoder pyav --against llamafactory_style --windows 8 --rounds 2 --warmup 0 --threads 4 --json "$R/throughput_640_cuda_pyav.json"
 fi
-TAIL=10 stage throughput_640_cpu 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cpu \
+TAIL=10 av_stage throughput_640_cpu 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp640 --device cpu \
   --against llamafactory_style --windows 8 --rounds 2 --warmup 0 --threads 4 --json "$R/throughput_640_cpu.json"
-TAIL=10 stage throughput_1280 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp1280 --device cuda \
+TAIL=10 av_stage throughput_1280 60 75 python3 -m sf2t throughput --videos /tmp/sf2t-gpu/tp1280 --device cuda \
   --against llamafactory_style --windows 4 --rounds 2 --warmup 0 --threads 4 --size 448 448 --baseline-samples 4 \
   --json "$R/throughput_1280_cuda.json"
 TAIL=4 stage cpu_suite 60 400 python3 -m pytest tests -q -m "not gpu" -p no:cacheprovider -n 12 --timeout 120
