@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare the wheels scripts/gpu_run.sh installs on the GPU machine (run here, before the visit; needs PyPI).
+# Prepare the wheels scripts/gpu_run.sh installs on the GPU machine (run here, before the visit; pip reads this
+# machine's package index: av 18.1.0 cp311-abi3, 35 MiB, came from it on 2026-12-07).
 # The lent GPU machine (Python 3.12, torch 2.11) has no PyAV, no torchcodec and no network: without PyAV the
 # throughput clips, the 2B-size training run, the throughput stages and the GPU tests that need it (they skip, and a
 # skip there is no pass) all come to nothing. This downloads PyAV (the version this checkout's venv runs, which
