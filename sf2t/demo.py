@@ -282,7 +282,8 @@ def run_demo(
         f"({timings['model']:.1f} s)"
     )
 
-    # 3. data: large real videos are kept at <= 160 px in the clip cache so that every draw is cheap
+    # 3. data: frames at <= 160 px (large real videos are kept reduced in the clip cache so that every draw is
+    # cheap; frames decoded on request, from a clip the cache does not hold, are reduced the same way)
     train_f, eval_f = make_factories(cfg, tokenizer)
     store = FrameStore(cache_mb=cfg.clip_cache_mb, decoder=cfg.decoder, device=cfg.device, max_side=160)
     train_f.store = eval_f.store = store

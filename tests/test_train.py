@@ -1984,6 +1984,41 @@ def test_worker_store_decodes_on_the_cpu(clips):
     assert store.device.type == "cpu"
 
 
+def test_frame_store_max_side_gives_the_same_frames_whatever_the_cache_holds(clips):
+    """With ``max_side`` (the demo's 160 px), frames decoded on request (``cache_mb=0``, a clip too long for the cache)
+    are reduced like a cached clip's, so the frames, and every task's sample made from them, do not depend on the
+    cache: a cached clip, one evicted and decoded again, or none cached give the same pixels."""
+    from sf2t.tasks import TASKS
+    from sf2t.train.data import FrameStore, SampleFactory, VideoPool
+    from sf2t.video import probe
+
+    good, _ = clips
+    info = probe(good[0])  # 64x64
+    stores = {mb: FrameStore(cache_mb=mb, decoder="pyav", max_side=40) for mb in (64, 0)}
+    ids = [0, 3, 7, info.num_frames - 1]
+    cached = stores[64].get(info, ids)
+    assert good[0] in stores[64]._cache and not stores[0]._cache
+    assert cached.shape == (4, 40, 40, 3)
+    assert torch.equal(stores[0].get(info, ids), cached)
+    stores[64]._cache.clear()  # evicted: decoded whole again
+    assert torch.equal(stores[64].get(info, ids[::-1]), cached.flip(0))
+
+    pool = VideoPool.from_paths(good, decoder="pyav")
+    factories = {mb: SampleFactory(pool, list(TASKS), None, store=st, seed=1) for mb, st in stores.items()}
+    for k, name in enumerate(TASKS):
+        if k % 2:  # some samples after an eviction, some from the cache
+            stores[64]._cache.clear()
+        (a, fa), (b, fb) = (factories[mb].task_sample(k, task=name) for mb in (64, 0))
+        assert (a.question, a.answer, a.meta, a.src_index) == (b.question, b.answer, b.meta, b.src_index), name
+        assert (a.image is None) == (b.image is None), name
+        assert a.image is None or torch.equal(a.image, b.image), name  # localization's target crop
+        assert fa.shape[1:3] == (40, 40) and torch.equal(fa, fb), name
+        pa, pb = factories[64].pack(a, fa), factories[0].pack(b, fb)
+        assert pa.keys() == pb.keys()
+        for key in pa:
+            assert not isinstance(pa[key], torch.Tensor) or torch.equal(pa[key], pb[key]), (name, key)
+
+
 def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys, monkeypatch):
     """`videos` / `eval_videos` take files, folders (every video file under them, sorted) and `sf2t index`
     manifests (their ok lines; relative paths against the manifest's folder); a folder without videos or a broken

@@ -121,7 +121,11 @@ class TrainConfig:
         "decode, tasks and packing overlap the step; on CPU the thread competes with the step: use workers); 0: made "
         "when needed",
     )
-    clip_cache_mb: int = _f(256, "decode short clips whole once and keep them (MiB; 0: decode needed frames only)")
+    clip_cache_mb: int = _f(
+        256,
+        "decode short clips whole once and keep them (MiB; 0: decode needed frames only; the frames are the same "
+        "either way)",
+    )
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
     # -- evaluation
     eval_samples: int = _f(

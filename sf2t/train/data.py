@@ -199,10 +199,12 @@ class FrameStore:
     """Decoded frames by (video, frame ids).
 
     Short clips are decoded whole once and kept (LRU within ``cache_mb``); longer ones decode only the
-    needed frames on each request. ``max_side`` (optional) keeps a reduced copy instead, long side at most
-    ``max_side`` px (antialiased bilinear), decoded in chunks: for a demo that mixes a few large real videos
-    with small clips, so every draw does not decode full-HD frames again. Frame ids and meta are unchanged;
-    only the source pixels are smaller.
+    needed frames on each request. ``max_side`` (optional) reduces every frame returned, long side at most
+    ``max_side`` px (antialiased bilinear, each frame on its own): a cached clip is kept reduced (decoded in
+    chunks), frames decoded on request are reduced the same way, so the pixels (and the samples made from them) are
+    the same whether a clip is cached, evicted, too long for the cache or ``cache_mb`` is 0. For a demo that mixes a
+    few large real videos with small clips, so every draw does not decode full-HD frames again. Frame ids and meta
+    are unchanged; only the source pixels are smaller.
     """
 
     def __init__(
@@ -251,6 +253,17 @@ class FrameStore:
             h, w = max(1, round(h * scale)), max(1, round(w * scale))
         return h, w
 
+    @staticmethod
+    def _reduce(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """uint8 frames [n, H, W, 3] at ``size`` (antialiased bilinear, each frame on its own: the same pixels
+        whichever frames are reduced together); unchanged when already that size."""
+        if tuple(x.shape[1:3]) == size:
+            return x
+        x = torch.nn.functional.interpolate(
+            x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True, align_corners=False
+        )
+        return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
     def _decode_whole(self, info: VideoInfo, size: tuple[int, int]) -> torch.Tensor:
         if size == (info.height, info.width):
             clip = self._decode(info, range(info.num_frames))
@@ -258,11 +271,7 @@ class FrameStore:
         parts = []
         for lo in range(0, info.num_frames, self.chunk):
             ids = range(lo, min(lo + self.chunk, info.num_frames))
-            x = self._decode(info, ids)  # [n, H, W, 3]
-            x = torch.nn.functional.interpolate(
-                x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True, align_corners=False
-            )
-            parts.append(x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous())
+            parts.append(self._reduce(self._decode(info, ids), size))  # [n, H, W, 3] -> [n, h, w, 3]
         return torch.cat(parts)
 
     def get(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
@@ -285,7 +294,9 @@ class FrameStore:
             else:
                 self._cache.move_to_end(info.path)
             return clip[torch.as_tensor(list(frame_ids), dtype=torch.int64, device=clip.device)]
-        return self._decode(info, frame_ids)
+        frames = self._decode(info, frame_ids)
+        # reduced as a cached clip is: the frames do not depend on whether this clip is (or fits in) the cache
+        return self._reduce(frames, (h, w)) if (h, w) != (info.height, info.width) else frames
 
 
 _LOWER_SUPERVISED = "supervised_frames or shorten (or leave out) that record's text"
