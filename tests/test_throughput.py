@@ -689,6 +689,50 @@ def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_pat
     assert json.loads(out.read_text())["videos"] == [str(two)]
 
 
+def test_file_with_a_cover_picture_before_the_video_is_left_out_of_the_comparison(clip, tmp_path, capsys):
+    """An MP4 whose first video stream is a cover picture (an attached picture) before the video: sf2t reads the
+    video, LLaMA-Factory-style the container's first video stream as LLaMA-Factory does (the picture: one frame, and
+    the run stopped in its decode, a KeyError), and qwen-vl-utils-style's torchcodec could not open it here. It is left
+    out of the comparison with its reason; sf2t alone measures it."""
+    from sf2t import cli
+    from tests.video import media
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    cover = media.cover_first(clip, vids / "cover.mp4")
+    shutil.copy(clip, vids / "a.mp4")
+    out = tmp_path / "r.json"
+    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
+    assert cli.main([*args, "--baseline-samples", "2", "--videos", str(vids), "--json", str(out)]) == 0
+    assert "left out of the comparison" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["videos"] == [str(vids / "a.mp4")]
+    assert "a cover picture before the video (its first video stream, 0," in res["left_out"][str(cover)]
+    assert "sf2t reads stream 1" in res["left_out"][str(cover)]
+    assert cli.main([*args, "--against", "", "--videos", str(cover), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["videos"] == [str(cover)]
+
+
+def test_ceilings_and_rgb_check_read_sf2t_stream_not_a_cover_picture(clip, tmp_path, monkeypatch):
+    """The ceilings and the odd-size RGB check read the stream sf2t reads. On a file with a cover picture before the
+    video the decode-only ceiling and PyAV's ceiling decoded the picture (one frame: a still image's rate as the
+    ceiling, sf2t at 135 % of it), and :func:`rgb_disagreement` set the picture against torchcodec's frame (its
+    torchcodec side did not open the file: 0, where the same video without the picture is 56 steps apart here)."""
+    import types
+
+    from sf2t.throughput import ceiling, raw_decode_fps, raw_fps, rgb_disagreement
+    from tests.video import media
+
+    cover = str(media.cover_first(clip, tmp_path / "cover.mp4"))
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(ceiling, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))  # 1 s a pass
+    n = 90  # the clip's frames (3 s at 30 fps): frames/s with each pass taking 1 s
+    assert raw_decode_fps(cover) == n and ceiling._raw_fps_pyav(cover, 1) == n and raw_fps(cover) == n
+    odd = media.encode(tmp_path / "odd.mp4", media.moving_frames(20, 97, 161), codec="mpeg4")
+    odd_cover = str(media.cover_first(odd, tmp_path / "odd_cover.mp4"))
+    assert rgb_disagreement(odd_cover) == rgb_disagreement(str(odd))
+
+
 def test_auto_frames_are_rgb_where_a_video_has_no_planar_windows(tmp_path):
     """--frames auto takes yuv420 windows only where every video gives them (8-bit 4:2:0, even sizes, upright): the
     pyav backend converts an odd-sized video's frames one by one, ~3x slower than torchcodec's RGB windows, and auto

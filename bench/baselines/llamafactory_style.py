@@ -1,6 +1,12 @@
 """LLaMA-Factory-style (its PyAV path, from the public description): per sample, open the file with PyAV, decode
 the video's frames in order keeping the needed ones, resize each with PIL (bicubic) to the target size, then the
-HF video processor."""
+HF video processor.
+
+It reads the container's first video stream, as LLaMA-Factory's PyAV path does (the first stream of type video, no
+look at its disposition), not the one sf2t reads (the first that is not a cover picture): in a file with cover art
+before the video that is the picture, one frame, and LLaMA-Factory would train on it. ``sf2t throughput`` leaves
+such a file out of the comparison with its reason (``sf2t.throughput.videos._unlike``) instead of having this model
+read a stream LLaMA-Factory does not."""
 
 import numpy as np
 import torch

@@ -5,7 +5,13 @@ the HF video processor.
 The resize is torch's uint8 antialiased bicubic (``F.interpolate``, the processor's own path), not torchvision's
 ``resize`` that qwen-vl-utils calls: measured here, torchvision 0.29's uint8 resize differs from it by up to 7
 steps, which would put this baseline's pixels outside fragment_pack's tolerance of the processor's. Both are torch
-kernels of the same cost, so the timing is unchanged."""
+kernels of the same cost, so the timing is unchanged.
+
+``VideoDecoder(path)`` opens torchcodec's default stream, FFmpeg's "best" one: in a file with cover art before the
+video that is the video (cover pictures are passed over), not the picture, but its exact mode (the default, as
+qwen-vl-utils opens it) could not open such an MP4 here (torchcodec 0.17, FFmpeg 5.1: "Could not seek file to pts=0",
+with or without ``stream_index``; the same file with the picture after the video opens). ``sf2t throughput`` leaves
+such a file out of the comparison (the LLaMA-Factory-style baseline reads the picture)."""
 
 from bench.baselines import run_processor
 

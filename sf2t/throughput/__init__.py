@@ -18,9 +18,11 @@ with that twin on the same samples, rounding apart: ``TWIN_MAX_STEPS``, ``TWIN_M
 Files that cannot be measured are
 left out, each with its reason (printed; JSON ``left_out``): unreadable ones (every frame is decoded once first, so a
 file broken part way is one), ones shorter than a window and, with baselines, ones they cannot decode as sf2t does
-(rotated, above 8 bits, with several video streams where torchcodec's default is not sf2t's, odd-sized ones whose RGB
-PyAV and torchcodec make apart: :func:`rgb_disagreement`). Providers run in interleaved rounds; one decoder thread and
-one torch thread each (``--threads`` for more); each sample is dropped once made (as a training loop consumes it).
+(rotated, above 8 bits, with several video streams where torchcodec's default is not sf2t's, with a cover picture
+before the video (LLaMA-Factory-style reads the container's first video stream, as LLaMA-Factory does: the picture),
+odd-sized ones whose RGB PyAV and torchcodec make apart: :func:`rgb_disagreement`); the ceilings and that check read
+sf2t's stream. Providers run in interleaved rounds; one decoder thread and one torch thread each (``--threads`` for
+more); each sample is dropped once made (as a training loop consumes it).
 Reported: samples/s, frames delivered/s, pixel bytes/s, the ratio of sf2t to each baseline, and the machine's ceiling:
 the raw decoder's all-frames rate on the same files (:func:`raw_fps`, measured in every round: its best; over several
 videos, total frames over total time with each video weighed by the frames sf2t decoded from it, :func:`combined_fps`)

@@ -76,13 +76,17 @@ def raw_decode_fps(path: str, threads: int = 1) -> float:
     """The decoder's all-frames rate on ``path`` without any RGB conversion (PyAV, sequential, ``threads`` decoder
     threads, frames left in the codec's YUV): what the codec alone allows. sf2t's ``yuv420`` windows skip the
     conversion of the frames decoded only to reach a window (GOP lead-ins) and convert the frames a sample shows
-    inside fragment_pack, so this is the strict bound for that pipeline; ``nan`` where PyAV is not installed."""
+    inside fragment_pack, so this is the strict bound for that pipeline; ``nan`` where PyAV is not installed. Decodes
+    the stream sf2t reads (``av_open``'s): the container's first video stream, read before, is a cover picture in a
+    file with cover art before the video (one picture decoded: a still image's rate as the ceiling)."""
     try:
-        import av
+        import av  # noqa: F401
     except ImportError:
         return float("nan")
-    with av.open(path) as c:
-        st = c.streams.video[0]
+    from sf2t.video.probe import av_open
+
+    c, st = av_open(path)
+    with c:
         st.thread_type, st.thread_count = "AUTO", threads
         t = time.perf_counter()
         got = sum(1 for f in c.decode(st) if f is not None)
@@ -90,10 +94,10 @@ def raw_decode_fps(path: str, threads: int = 1) -> float:
 
 
 def _raw_fps_pyav(path: str, threads: int) -> float:
-    import av
+    from sf2t.video.probe import av_open  # the stream sf2t reads (not a cover picture before the video)
 
-    with av.open(path) as c:
-        st = c.streams.video[0]
+    c, st = av_open(path)
+    with c:
         st.thread_type, st.thread_count = "AUTO", threads
         t = time.perf_counter()
         got = sum(1 for f in c.decode(st) if f.to_ndarray(format="rgb24") is not None)

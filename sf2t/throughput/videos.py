@@ -67,7 +67,13 @@ def _unlike(info) -> str:
         return f"rotated {info.rotation} degrees (the baselines ignore the display rotation; sf2t turns frames upright)"
     if info.bit_depth > 8:
         return f"{info.bit_depth}-bit (PyAV and torchcodec convert it to RGB differently)"
-    stream, default = _streams(info.path)
+    stream, default, first = _streams(info.path)
+    if first != stream:
+        return (
+            f"a cover picture before the video (its first video stream, {first}, is an attached picture: "
+            f"LLaMA-Factory-style reads it, as LLaMA-Factory's PyAV path takes the first video stream; sf2t reads "
+            f"stream {stream})"
+        )
     if stream != default:
         return (
             f"several video streams (sf2t and PyAV read stream {stream}, torchcodec's default, as qwen-vl-utils-style "
@@ -83,41 +89,47 @@ def _unlike(info) -> str:
     return ""
 
 
-def _streams(path: str) -> tuple[int, int]:
-    """(the video stream sf2t reads, the one torchcodec opens by default): they differ in a file with several video
-    streams where another is default-flagged or "best" (-1, -1 where either is not installed or the file does not
-    open: the agreement check then decides)."""
+def _streams(path: str) -> tuple[int, int, int]:
+    """(the video stream sf2t reads, the one torchcodec opens by default, the container's first video stream): the
+    first two differ in a file with several video streams where another is default-flagged or "best"; the first and
+    the last where a cover picture (an attached picture) comes before the video, the stream LLaMA-Factory's PyAV path
+    (``streams.video[0]``) reads. (-1, -1, -1) where PyAV is not installed or the file does not open, sf2t's stream
+    for torchcodec's where torchcodec is not installed or does not open it (the agreement check then decides)."""
     try:
-        from torchcodec.decoders import VideoDecoder
-
         from sf2t.video.probe import av_open
 
         container, st = av_open(path)
-        mine = int(st.index)
+        mine, first = int(st.index), int(container.streams.video[0].index)
         container.close()
-        return mine, int(VideoDecoder(path, seek_mode="approximate").stream_index)
     except Exception:  # noqa: BLE001 - not installed or not readable: nothing known
-        return -1, -1
+        return -1, -1, -1
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        default = int(VideoDecoder(path, seek_mode="approximate").stream_index)
+    except Exception:  # noqa: BLE001 - not installed or not readable: torchcodec's stream not known
+        default = mine
+    return mine, default, first
 
 
 RGB_STEPS = 2  # uint8 steps two decoders' RGB may differ by: the agreement tolerance is 2 steps after normalization
 
 
 def rgb_disagreement(path: str) -> int:
-    """Max |difference| (uint8 steps) between PyAV's RGB of ``path``'s first frame (swscale bicubic, as sf2t's PyAV
-    backend and LLaMA-Factory-style's check convert) and torchcodec's (qwen-vl-utils-style's, sf2t's torchcodec
+    """Max |difference| (uint8 steps) between PyAV's RGB of the first frame of the stream sf2t reads (``av_open``'s:
+    a cover picture before the video is not it; swscale bicubic, as sf2t's PyAV backend and LLaMA-Factory-style's
+    check convert) and torchcodec's of the same stream (``tc_open``'s; qwen-vl-utils-style's, sf2t's torchcodec
     backend); 0 where either is not installed or the frame cannot be read (the agreement check then decides).
     Odd-sized 4:2:0 frames take swscale's scaled path, which PyAV's bundled FFmpeg and the system FFmpeg torchcodec
     uses may not run alike: a 161x97 MPEG-4 Part 2 clip here, up to 56 steps (VP9 and H.264 4:4:4 at that size: 0)."""
     try:
-        import av
-        from torchcodec.decoders import VideoDecoder
-
         from sf2t.video.backends import to_rgb
+        from sf2t.video.probe import av_open, tc_open
 
-        with av.open(path) as c:
-            a = torch.from_numpy(to_rgb(next(c.decode(video=0))))
-        b = VideoDecoder(path, dimension_order="NHWC").get_frames_at([0]).data[0]
+        container, st = av_open(path)
+        with container:
+            a = torch.from_numpy(to_rgb(next(container.decode(st))))
+        b = tc_open(path, dimension_order="NHWC", seek_mode="approximate").get_frames_at([0]).data[0]
     except Exception:  # noqa: BLE001 - not installed or not readable: nothing known
         return 0
     if a.shape != b.shape:

@@ -134,6 +134,48 @@ def audio_with_cover(path) -> Path:
     return Path(path)
 
 
+def cover_first(src, dst, size: int = 64) -> Path:
+    """``src``'s video remuxed into an MP4 with a PNG cover picture (``size`` square, an "attached picture") that
+    demuxers list before the video: stream 0 the picture, stream 1 the video. FFmpeg's MP4 muxer writes the cover (the
+    ``covr`` tag) after the tracks, so readers list it last; here the tag box is moved in front of them, as some
+    taggers write it (the moov box keeps its size, so the sample offsets hold). The ffmpeg CLI's ``-map 1 -map 0
+    -disposition:0 attached_pic`` does not make one: MP4 puts the picture last, Matroska keeps it as a plain track."""
+    import struct
+
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="mp4") as c:
+        v = c.add_stream("png", rate=1)
+        v.width = v.height = size
+        v.pix_fmt, v.disposition = "rgb24", Disposition.attached_pic
+        src_video = i.streams.video[0]
+        out = c.add_stream_from_template(src_video)
+        for p in v.encode(av.VideoFrame.from_ndarray(moving_frames(1, size, size, seed=7)[0], format="rgb24")):
+            c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for p in i.demux(src_video):
+            if p.dts is not None:
+                p.stream = out
+                c.mux(p)
+
+    def boxes(b, lo, hi):
+        at = []
+        while lo < hi:
+            n, kind = struct.unpack(">I4s", b[lo : lo + 8])
+            at.append((kind, lo, n))
+            lo += n
+        return at
+
+    b = Path(dst).read_bytes()
+    _, mo, mn = next(x for x in boxes(b, 0, len(b)) if x[0] == b"moov")
+    kids = boxes(b, mo + 8, mo + mn)
+    order = sorted(kids, key=lambda k: {b"mvhd": 0, b"udta": 1}.get(k[0], 2))  # the tags before the tracks
+    Path(dst).write_bytes(b[: mo + 8] + b"".join(b[o : o + n] for _, o, n in order) + b[mo + mn :])
+    return Path(dst)
+
+
 def paletted(path, n=6) -> Path:
     """Raw 8-bit paletted video (pal8: old AVI/MOV), the palette given with the first packet as the formats do."""
     import av
