@@ -667,16 +667,15 @@ def test_file_broken_past_its_header_is_left_out(clip, tmp_path, capsys):
         assert "decode" in res["left_out"][str(vids / "corrupt.mp4")]
 
 
-def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_path, capsys):
-    """A file with two video streams, the second default-flagged: sf2t and PyAV read the first, torchcodec's default
-    (qwen-vl-utils-style's VideoDecoder(path)) the second, another video, and the agreement check stopped the run.
-    It is left out of the comparison with its reason; sf2t alone measures it (the ceiling decoding sf2t's stream)."""
+def _left_out_of_the_comparison(clip, tmp_path, capsys, make, reasons):
+    """``make(path)`` (a file the baselines cannot read as sf2t does) beside a plain clip: the run measures the clip,
+    leaves the file out of the comparison with ``reasons`` in its JSON reason; sf2t alone (``--against ''``)
+    measures it."""
     from sf2t import cli
-    from tests.video import media
 
     vids = tmp_path / "v"
     vids.mkdir()
-    two = media.two_video_streams(vids / "two.mp4", n=70)
+    odd = make(vids)
     shutil.copy(clip, vids / "a.mp4")
     out = tmp_path / "r.json"
     args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
@@ -684,9 +683,20 @@ def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_pat
     assert "left out of the comparison" in capsys.readouterr().out
     res = json.loads(out.read_text())
     assert res["videos"] == [str(vids / "a.mp4")]
-    assert "several video streams (sf2t and PyAV read stream 0" in res["left_out"][str(two)]
-    assert cli.main([*args, "--against", "", "--videos", str(two), "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["videos"] == [str(two)]
+    for reason in reasons:
+        assert reason in res["left_out"][str(odd)]
+    assert cli.main([*args, "--against", "", "--videos", str(odd), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["videos"] == [str(odd)]
+
+
+def test_file_with_two_video_streams_is_left_out_of_the_comparison(clip, tmp_path, capsys):
+    """A file with two video streams, the second default-flagged: sf2t and PyAV read the first, torchcodec's default
+    (qwen-vl-utils-style's VideoDecoder(path)) the second, another video, and the agreement check stopped the run.
+    It is left out of the comparison with its reason; sf2t alone measures it (the ceiling decoding sf2t's stream)."""
+    from tests.video import media
+
+    make = lambda vids: media.two_video_streams(vids / "two.mp4", n=70)  # noqa: E731
+    _left_out_of_the_comparison(clip, tmp_path, capsys, make, ["several video streams (sf2t and PyAV read stream 0"])
 
 
 def test_file_with_a_cover_picture_before_the_video_is_left_out_of_the_comparison(clip, tmp_path, capsys):
@@ -694,23 +704,11 @@ def test_file_with_a_cover_picture_before_the_video_is_left_out_of_the_compariso
     video, LLaMA-Factory-style the container's first video stream as LLaMA-Factory does (the picture: one frame, and
     the run stopped in its decode, a KeyError), and qwen-vl-utils-style's torchcodec could not open it here. It is left
     out of the comparison with its reason; sf2t alone measures it."""
-    from sf2t import cli
     from tests.video import media
 
-    vids = tmp_path / "v"
-    vids.mkdir()
-    cover = media.cover_first(clip, vids / "cover.mp4")
-    shutil.copy(clip, vids / "a.mp4")
-    out = tmp_path / "r.json"
-    args = ["throughput", "--windows", "4", "--rounds", "1", "--size", "56", "84", "--warmup", "0"]
-    assert cli.main([*args, "--baseline-samples", "2", "--videos", str(vids), "--json", str(out)]) == 0
-    assert "left out of the comparison" in capsys.readouterr().out
-    res = json.loads(out.read_text())
-    assert res["videos"] == [str(vids / "a.mp4")]
-    assert "a cover picture before the video (its first video stream, 0," in res["left_out"][str(cover)]
-    assert "sf2t reads stream 1" in res["left_out"][str(cover)]
-    assert cli.main([*args, "--against", "", "--videos", str(cover), "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["videos"] == [str(cover)]
+    reasons = ["a cover picture before the video (its first video stream, 0,", "sf2t reads stream 1"]
+    make = lambda vids: media.cover_first(clip, vids / "cover.mp4")  # noqa: E731
+    _left_out_of_the_comparison(clip, tmp_path, capsys, make, reasons)
 
 
 def test_ceilings_and_rgb_check_read_sf2t_stream_not_a_cover_picture(clip, tmp_path, monkeypatch):

@@ -67,6 +67,15 @@ class Skip:
         return {"path": self.path, "kind": self.kind, "reason": self.reason, "task": self.task}
 
 
+def position(k: int, n: int) -> int:
+    """Item ``k`` of a sequence of ``n`` as a position in [0, n) (negative from the end); IndexError past it."""
+    if k < 0:
+        k += n
+    if not 0 <= k < n:
+        raise IndexError(k)
+    return k
+
+
 class _Without(Sequence):
     """``infos`` less the entries at ``gone`` (ascending positions), in order: a view, O(len(gone)) per item."""
 
@@ -79,10 +88,7 @@ class _Without(Sequence):
     def __getitem__(self, k: int) -> VideoInfo:
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]
-        if k < 0:
-            k += len(self)
-        if not 0 <= k < len(self):
-            raise IndexError(k)
+        k = position(k, len(self))
         for g in self._gone:  # the k-th kept entry: step over the removed ones before it
             if g > k:
                 break

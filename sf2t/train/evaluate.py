@@ -87,10 +87,9 @@ class EvalSet(Sequence):
     def __getitem__(self, k):
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]
-        if k < 0:
-            k += len(self)
-        if not 0 <= k < len(self):
-            raise IndexError(k)
+        from sf2t.train.data import position
+
+        k = position(k, len(self))
         index, task = self.keys[k]
         f = self.factory
         key, infos, excluded = self.states[self.which[k]]
