@@ -1309,8 +1309,10 @@ def _torchrun(script: str, tmp_path, cfg: dict, out, env_extra=None):
     import sys
 
     path = tmp_path / "run_script.py"
-    path.write_text(script)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    # each rank ends as `sf2t train` ends under torchrun (sf2t.train.cli._leave: no interpreter teardown, where a
+    # complete rank aborted now and then); faulthandler names the Python frames of an abort before that
+    path.write_text(script + "\nfrom sf2t.train.cli import _leave\n_leave(0)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **(env_extra or {})}
     for _ in range(3):  # the free port found here can be taken before torchrun binds it: try another
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -2424,3 +2426,24 @@ def test_prefetch_paused_holds_the_thread_between_items():
     got += list(p)
     p.close()
     assert got == list(range(40))
+
+
+def test_train_under_torchrun_ends_without_teardown(monkeypatch, capsys):
+    """`sf2t train` under torchrun (WORLD_SIZE > 1) ends its process with its exit code and no interpreter teardown
+    (a complete rank aborted in teardown now and then, which torchrun reports as a failed job); in one process it
+    returns the code as before."""
+    from sf2t.train import cli
+
+    class Left(Exception):
+        pass
+
+    def leave(code):
+        raise Left(code)
+
+    monkeypatch.setattr(cli.os, "_exit", leave)
+    assert cli.train_main(["steps=1"]) == 2  # no model: refused, returned
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Left) as e:
+        cli.train_main(["steps=1"])
+    assert e.value.args == (2,)
+    assert "sf2t train: no model" in capsys.readouterr().err
