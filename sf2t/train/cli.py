@@ -333,7 +333,7 @@ def _leave(code: int) -> None:
     """End this process now with ``code`` (streams flushed, no interpreter teardown). A torchrun rank whose run was
     complete (checkpoint, report and metrics closed, process group destroyed) was seen abort in teardown now and
     then ("terminate called without an active exception", SIGABRT: twice in CI, 2-process gloo DDP and FSDP, after
-    the final barrier; not reproduced in 100 runs here), which torchrun reports as a failed job."""
+    the final barrier; not reproduced in 54 runs here), which torchrun reports as a failed job."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
