@@ -6,7 +6,8 @@ plans (16-frame fragments, ``samples_per_window`` samples per 64-frame window), 
   keeping the needed ones (LLaMA-Factory's PyAV path, from its public description).
 - ``qwenvl_utils_style``: per sample, open a torchcodec ``VideoDecoder`` and ``get_frames_at`` the sample's
   frames (qwen-vl-utils' torchcodec reader, from its public description).
-- ``ceiling``: the raw decoder's all-frames rate on the same file (torchcodec, sequential, 1 thread).
+- ``ceiling``: the raw decoder's all-frames rate on the same file (torchcodec, sequential, 1 thread, the stream sf2t
+  reads).
 
 Frames are checked equal across providers before anything is timed. The ratio table (issue 3's figures):
 
@@ -28,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -89,20 +89,11 @@ def run_sf2t(info, windows: int, seed: int = 0, decoder: str = "auto", materiali
 
 
 def run_llamafactory_style(path, sample_plans):
-    import av
+    """Per sample, the whole of the container's first video stream decoded in order, the needed frames kept
+    (``bench.baselines.llamafactory_style.decode``, to the end of the stream)."""
+    from bench.baselines.llamafactory_style import decode
 
-    out = []
-    for ids in sample_plans:
-        want = set(ids)
-        got = {}
-        with av.open(path) as c:
-            stream = c.streams.video[0]
-            stream.thread_count = 1
-            for k, frame in enumerate(c.decode(stream)):  # the whole video, in order
-                if k in want:
-                    got[k] = frame.to_ndarray(format="rgb24")
-        out.append(torch.from_numpy(np.stack([got[k] for k in ids])))
-    return out
+    return [decode(path, ids, threads=1, to_end=True) for ids in sample_plans]
 
 
 def run_qwenvl_utils_style(path, sample_plans):
@@ -116,9 +107,11 @@ def run_qwenvl_utils_style(path, sample_plans):
 
 
 def run_ceiling(path):
-    from torchcodec.decoders import VideoDecoder
+    """Frames decoded by one sequential pass over the stream sf2t reads (``tc_open``'s: torchcodec's default stream
+    may be another one, or a cover picture it cannot open), 64 frames a call."""
+    from sf2t.video.probe import tc_open
 
-    dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1, seek_mode="approximate")
+    dec = tc_open(path, dimension_order="NHWC", num_ffmpeg_threads=1, seek_mode="approximate")
     n = 0
     for lo in range(0, dec.metadata.num_frames or 0, 64):
         n += dec.get_frames_in_range(lo, min(lo + 64, dec.metadata.num_frames)).data.shape[0]

@@ -775,3 +775,29 @@ def test_timed_baseline_is_checked_against_its_check_twin(clip, tmp_path, monkey
     monkeypatch.setattr(lf, "pixels", swapped)
     with pytest.raises(RuntimeError, match="llamafactory_style: pixel values differ from check twin's"):
         measure([str(clip)], log=lambda s: None, **kw)
+
+
+def test_llamafactory_style_says_which_frames_its_stream_lacks(clip, tmp_path):
+    """LLaMA-Factory-style's decode of a stream that ends before a needed frame (the container's first video stream a
+    one-frame cover picture; a file cut short) stopped with a bare ``KeyError: 5``: it now names the file, the frames
+    needed and the frames the stream had (to the end of the stream too, as bench_decode's model reads it)."""
+    from bench.baselines import llamafactory_style as lf
+    from tests.video import media
+
+    cover = str(media.cover_first(clip, tmp_path / "cover.mp4"))
+    for read in (lambda: lf.decode(cover, [0, 5]), lambda: lf.decode(cover, [0, 5], to_end=True)):
+        with pytest.raises(ValueError, match=r"cover\.mp4: needed frames \[0, 5\] of its first video stream") as e:
+            read()
+        assert "(stream 0), which has frames 0-0; frames [5] are not there" in str(e.value)
+    assert lf.decode(str(clip), [3, 1], to_end=True).shape == (2, 96, 160, 3)
+
+
+def test_bench_decode_ceiling_reads_sf2t_stream(clip, tmp_path):
+    """bench_decode's ceiling decodes the stream sf2t reads (``tc_open``'s), not torchcodec's default: in a file with
+    two video streams, the second default-flagged, it decoded the second (30 frames here, where sf2t reads 70); past a
+    cover picture before the video too."""
+    from bench.bench_decode import run_ceiling
+    from tests.video import media
+
+    assert run_ceiling(str(media.two_video_streams(tmp_path / "two.mp4", n=70, n_second=30))) == 70
+    assert run_ceiling(str(media.cover_first(clip, tmp_path / "cover.mp4"))) == 90  # the clip's 3 s at 30 fps

@@ -14,18 +14,31 @@ import torch
 from bench.baselines import run_processor
 
 
-def decode(path: str, ids, threads: int = 1, interpolation=None) -> torch.Tensor:
+def decode(path: str, ids, threads: int = 1, interpolation=None, to_end: bool = False) -> torch.Tensor:
+    """uint8 [F, H, W, 3] frames ``ids`` of the container's first video stream, decoded in order from the start until
+    the last needed one (``to_end``: to the end of the stream, as ``bench/bench_decode.py``'s model of it does). A
+    stream that ends before a needed frame (a truncated file, or a header that over-reports its frames) is a
+    ``ValueError`` naming the file, the frames needed and the frames the stream had."""
     import av
 
-    want, got = set(ids), {}
+    want, got, seen = set(ids), {}, 0
     with av.open(path) as c:
         stream = c.streams.video[0]
         stream.thread_count = threads
-        for k, frame in enumerate(c.decode(stream)):  # in order from the start, until the last needed frame
+        for k, frame in enumerate(c.decode(stream)):
+            seen = k + 1
             if k in want:
                 got[k] = frame.to_ndarray(format="rgb24", interpolation=interpolation)
-            if len(got) == len(want):
+            if len(got) == len(want) and not to_end:
                 break
+        index = stream.index
+    if len(got) < len(want):
+        had = f"frames 0-{seen - 1}" if seen else "no frame"
+        raise ValueError(
+            f"{path}: needed frames {sorted(want)} of its first video stream (stream {index}), which has {had}; "
+            f"frames {sorted(want - set(got))} are not there (a truncated file, or a frame count its header "
+            "over-reports)"
+        )
     return torch.from_numpy(np.stack([got[k] for k in ids]))
 
 

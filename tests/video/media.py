@@ -87,13 +87,13 @@ def vfr_clip(path, codec="libx264") -> Path:
     )
 
 
-def two_video_streams(path, codec="libx264", n=10) -> Path:
+def two_video_streams(path, codec="libx264", n=10, n_second=None) -> Path:
     """Two video streams, the second flagged default (what a player shows; torchcodec's "best" stream): a 32x24 first
-    stream of ``moving_frames`` seed 1, a 64x48 second one of seed 2."""
+    stream of ``moving_frames`` seed 1 (``n`` frames), a 64x48 second one of seed 2 (``n_second``, default ``n``)."""
     import av
     from av.stream import Disposition
 
-    clips = (moving_frames(n, 24, 32, seed=1), moving_frames(n, 48, 64, seed=2))
+    clips = (moving_frames(n, 24, 32, seed=1), moving_frames(n if n_second is None else n_second, 48, 64, seed=2))
     opts = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
     with av.open(str(path), "w") as c:
         streams = []
@@ -104,8 +104,10 @@ def two_video_streams(path, codec="libx264", n=10) -> Path:
             s.codec_context.options = opts
             streams.append(s)
         streams[0].disposition, streams[1].disposition = Disposition(0), Disposition.default
-        for i in range(n):
+        for i in range(max(map(len, clips))):
             for s, frames in zip(streams, clips):
+                if i >= len(frames):
+                    continue
                 f = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
                 f.pts = i
                 for p in s.encode(f):
