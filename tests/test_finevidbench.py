@@ -320,6 +320,12 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("out-is-bench", "is an input of this command"),  # the results once replaced the benchmark
         ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
         ("empty", "b.json: lists no question (field 'questions' is empty)"),  # the same, from a benchmark of none
+        # a size the Qwen families cannot pack: in the option's terms, with the nearest one (once named frame_size)
+        (
+            "frame-size",
+            "--frame-size 50 450: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge "
+            "2); use --frame-size 56 448",
+        ),
     ],
 )
 def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, case, words):
@@ -348,6 +354,8 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         extra = ["--batch-size", "0"]
     elif case == "device":
         extra = ["--device", "tpu"]
+    elif case == "frame-size":
+        extra = ["--frame-size", "50", "450"]
     out = str(tmp_path / "o.json")
     if case == "out-is-bench":
         b = out = str(tmp_path / "b.json")

@@ -801,3 +801,22 @@ def test_bench_decode_ceiling_reads_sf2t_stream(clip, tmp_path):
 
     assert run_ceiling(str(media.two_video_streams(tmp_path / "two.mp4", n=70, n_second=30))) == 70
     assert run_ceiling(str(media.cover_first(clip, tmp_path / "cover.mp4"))) == 90  # the clip's 3 s at 30 fps
+
+
+def test_size_not_a_multiple_of_28_is_said_in_the_commands_terms(clip, capsys):
+    """``sf2t throughput --size 250 450``: the error names the option, the value, why (Qwen2-VL's patch 14 x merge 2)
+    and the nearest valid size, not the op's Python helper (``qwen2_vl_target_size()``), and before any video is
+    probed; ``measure`` checks the size first too."""
+    from sf2t import cli
+    from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
+    from sf2t.throughput import measure
+
+    assert cli.main(["throughput", "--videos", str(clip), "--size", "250", "450"]) == 2
+    err = capsys.readouterr().err
+    assert "--size 250 450: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge 2)" in err
+    assert err.rstrip().endswith("use --size 252 448") and "qwen2_vl_target_size" not in err
+    with pytest.raises(
+        ValueError, match=r"size \(0, 84\) must be \(h, w\), positive multiples of 28 .*nearest: \(28, 84\)"
+    ):
+        measure(["/no/such/video.mp4"], size=(0, 84))  # the size, not the missing video
+    assert nearest_qwen2_vl_size((56, 84)) is None and nearest_qwen2_vl_size((-28, 13)) == (28, 28)

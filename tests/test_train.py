@@ -102,6 +102,17 @@ def test_config_overrides_and_yaml(tmp_path):
     assert "disorder.p_shuffle" in config_help()
 
 
+def test_cli_train_frame_size_not_a_multiple_of_28_says_the_nearest(capsys):
+    """``sf2t train frame_size=[50,450]``: the error gives the rule's reason and the nearest frame_size to use, in the
+    override's own terms (it said only "positive multiples of 28")."""
+    from sf2t import cli
+
+    assert cli.main(["train", "frame_size=[50,450]", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "frame_size must be (h, w), positive multiples of 28, got [50, 450] (Qwen2-VL: patch 14 x merge 2)" in err
+    assert err.rstrip().endswith("use frame_size=[56, 448]") and "Traceback" not in err
+
+
 def test_config_bad_files_and_values_name_the_problem(tmp_path):
     """A config file that is missing, a folder, binary, not YAML or not a mapping, and override values of the wrong
     kind: a ValueError naming the file or the field, never a YAML traceback or a silent truncation."""

@@ -215,6 +215,18 @@ class YUV420:
         return out
 
 
+QWEN2_VL_FACTOR = 28  # a Qwen2-VL frame side: whole merged patches (patch_size 14 x merge_size 2)
+
+
+def nearest_qwen2_vl_size(size: Sequence[int], factor: int = QWEN2_VL_FACTOR) -> tuple[int, int] | None:
+    """None where ``size`` (h, w) is positive multiples of ``factor``; else the (h, w) nearest to it that is (each
+    side rounded to the nearest multiple, at least ``factor``): the size a message suggests instead (commands name
+    their own option, e.g. ``--size 250 450: use --size 252 448``)."""
+    if all(s > 0 and s % factor == 0 for s in size):
+        return None
+    return tuple(max(factor, (int(s) + factor // 2) // factor * factor) for s in size)
+
+
 def qwen2_vl_target_size(
     height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
 ) -> tuple[int, int]:
@@ -331,8 +343,8 @@ def _check_args(
             raise ValueError("resize applies to layout='fchw' only (the Qwen2-VL layout resizes straight to size)")
         if size[0] <= 0 or size[1] <= 0 or size[0] % factor or size[1] % factor:
             raise ValueError(
-                f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor}; "
-                "use qwen2_vl_target_size() to pick one"
+                f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor} (nearest: "
+                f"{nearest_qwen2_vl_size(size, factor)}); use qwen2_vl_target_size() to pick one"
             )
     else:
         if size[0] <= 0 or size[1] <= 0:

@@ -107,6 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     from sf2t._files import check_out_file, write_text_atomic
+    from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
+
+    near = nearest_qwen2_vl_size(args.size)
+    if near:  # before any video is probed; the op's own message names a Python helper
+        print(
+            f"sf2t throughput: --size {args.size[0]} {args.size[1]}: H and W must be positive multiples of 28 for "
+            f"Qwen2-VL (patch 14 x merge 2); use --size {near[0]} {near[1]}",
+            file=sys.stderr,
+        )
+        return 2
     from sf2t.video.errors import VideoError
     from sf2t.video.index import find_files
 
