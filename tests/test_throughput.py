@@ -57,7 +57,7 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert cli.main(["throughput", "--videos", str(tmp_path / "empty")]) == 2
     assert cli.main(args + ["--against", "nope"]) == 2
     assert cli.main(args + ["--baseline-samples", "0"]) == 2
-    assert "baseline_samples must be >= 1" in capsys.readouterr().err
+    assert "--baseline-samples must be >= 1, got 0" in capsys.readouterr().err
     capsys.readouterr()
     assert cli.main(args + ["--json", str(tmp_path)]) == 2  # refused before measuring, not after
     assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
@@ -126,7 +126,7 @@ def test_throughput_options(clip, tmp_path, capsys):
     assert "unknown task(s) ['nope']" in capsys.readouterr().err
     for bad in ("0", "inf", "nan"):  # inf ran until killed, nan ran one window
         assert cli.main(args + ["--seconds", bad]) == 2
-        assert "seconds must be a finite number > 0" in capsys.readouterr().err
+        assert "--seconds must be a finite number of seconds > 0" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert cli.main(args + ["--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
@@ -168,7 +168,7 @@ def test_throughput_workers(clip, tmp_path, capsys):
     assert res["workers"] == 1 and res["providers"]["sf2t"]["samples_per_s"] > 0
     assert "1 worker processes" in capsys.readouterr().out
     assert cli.main(args + ["--workers", "-1"]) == 2
-    assert "workers must be an int >= 0" in capsys.readouterr().err
+    assert "--workers must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_throughput_prefetch(clip, tmp_path, capsys):
@@ -218,7 +218,7 @@ def test_throughput_pipelines(clip, tmp_path, capsys):
     assert cli.main(args + ["--pipelines", "2", "--prefetch", "1"]) == 2
     assert "choose one" in capsys.readouterr().err
     assert cli.main(args + ["--pipelines", "0"]) == 2
-    assert "pipelines must be an int >= 1" in capsys.readouterr().err
+    assert "--pipelines must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_warmup_rounds_are_run_and_not_timed(clip):
@@ -820,3 +820,42 @@ def test_size_not_a_multiple_of_28_is_said_in_the_commands_terms(clip, capsys):
     ):
         measure(["/no/such/video.mp4"], size=(0, 84))  # the size, not the missing video
     assert nearest_qwen2_vl_size((56, 84)) is None and nearest_qwen2_vl_size((-28, 13)) == (28, 28)
+
+
+@pytest.mark.parametrize(
+    "extra, said",
+    [
+        (["--windows", "0"], "--windows must be >= 1, got 0"),
+        (["--rounds", "0"], "--rounds must be >= 1, got 0"),
+        (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
+        (["--workers", "-1"], "--workers must be >= 0, got -1"),
+        (["--prefetch", "-2"], "--prefetch must be >= 0, got -2"),
+        (["--baseline-streams", "0"], "--baseline-streams must be >= 1, got 0"),
+        (["--seconds", "-1"], "--seconds must be a finite number of seconds > 0, got -1.0"),
+        (["--json", ""], "--json '': give the path of the file to write the figures to"),  # once: no file, exit 0
+    ],
+)
+def test_bad_options_are_named_as_options_before_any_video_is_read(tmp_path, capsys, extra, said):
+    """A bad count, time or --json is said with the option's name (``--baseline-streams``, not measure's
+    ``baseline_streams``), before the videos are probed (here: a file that is no video, which would be said
+    otherwise); an empty --json ran the whole measurement and wrote nothing."""
+    from sf2t import cli
+
+    (tmp_path / "v.mp4").write_bytes(b"not a video")
+    assert cli.main(["throughput", "--videos", str(tmp_path / "v.mp4"), "--size", "56", "84", *extra]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "not a video" not in err and "cannot open" not in err
+
+
+def test_unknown_baseline_is_said_before_the_videos_are_probed(tmp_path, capsys):
+    """``--against nope`` was said after every video had been probed and decoded once (minutes on a real folder);
+    spaces around the names (``--against "a, b"``) are not part of them."""
+    from sf2t import cli
+    from sf2t.throughput import measure
+
+    with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['nope'\]; known: \['llamafactory_style'"):
+        measure(["/no/such/video.mp4"], against=["nope"])  # the name, not the missing video
+    (tmp_path / "v.mp4").write_bytes(b"not a video")
+    argv = ["throughput", "--videos", str(tmp_path / "v.mp4"), "--size", "56", "84"]
+    assert cli.main([*argv, "--against", "llamafactory_style, nope"]) == 2
+    assert "unknown baseline(s) ['nope']" in capsys.readouterr().err

@@ -200,14 +200,14 @@ def measure(
     if decoder != "auto" and decoder not in available_decoders():
         raise ValueError(f"decoder {decoder!r} is not installed here (available: {', '.join(available_decoders())})")
     output = resolve_frames(frames, device, decoder, available_decoders(), tasks)
+    mods, processor_for = _baselines()
+    unknown = [a for a in against if a not in mods]
+    if unknown:  # before the videos are probed (every frame decoded once)
+        raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(mods)}")
     torch.set_num_threads(threads)
     infos, left_out = select_videos(videos, against)
     videos = [i.path for i in infos]
     output = resolve_frames(frames, device, decoder, available_decoders(), tasks, infos)  # auto: for these videos
-    mods, processor_for = _baselines()
-    unknown = [a for a in against if a not in mods]
-    if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(mods)}")
     proc = processor_for(size)
     plans = sample_plans(infos, windows, seed, tasks) if against else []
     n_base = min(len(plans), baseline_samples or len(plans))

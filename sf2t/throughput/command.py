@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Sequence
@@ -20,6 +21,32 @@ def default_pipelines(threads: int, device: str, workers: int = 0, prefetch: int
     if str(device) != "cpu" or workers or prefetch or threads < 2:
         return 1
     return threads
+
+
+def _option_problem(args) -> str:
+    """What is wrong with ``sf2t throughput``'s options, in their own terms ("": nothing): counts below their least,
+    a time that is not a finite number of seconds > 0, a ``--size`` Qwen2-VL cannot pack (with the nearest one that it
+    can), an empty ``--json``."""
+    from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
+
+    least = {"windows": 1, "rounds": 1, "warmup": 0, "threads": 1, "workers": 0, "prefetch": 0, "pipelines": 1}
+    least.update(baseline_streams=1, baseline_samples=1)
+    for name, low in least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            return f"--{name.replace('_', '-')} must be >= {low}, got {value}"
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        return f"--seconds must be a finite number of seconds > 0, got {args.seconds}"
+    near = nearest_qwen2_vl_size(args.size)
+    if near:  # the op's own message names a Python helper
+        h, w = args.size
+        return (
+            f"--size {h} {w}: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge 2); use --size "
+            f"{near[0]} {near[1]}"
+        )
+    if args.json is not None and not args.json.strip():
+        return "--json '': give the path of the file to write the figures to"
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,15 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     from sf2t._files import check_out_file, write_text_atomic
-    from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
 
-    near = nearest_qwen2_vl_size(args.size)
-    if near:  # before any video is probed; the op's own message names a Python helper
-        print(
-            f"sf2t throughput: --size {args.size[0]} {args.size[1]}: H and W must be positive multiples of 28 for "
-            f"Qwen2-VL (patch 14 x merge 2); use --size {near[0]} {near[1]}",
-            file=sys.stderr,
-        )
+    problem = _option_problem(args)
+    if problem:  # in the options' terms, before any video is probed (measure's messages name its arguments)
+        print(f"sf2t throughput: {problem}", file=sys.stderr)
         return 2
     from sf2t.video.errors import VideoError
     from sf2t.video.index import find_files
@@ -128,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not videos:
         print(f"sf2t throughput: no video files in {args.videos}", file=sys.stderr)
         return 2
-    if args.json:
+    if args.json is not None:
         try:
             check_out_file(args.json, "--json", inputs=videos, text=True)  # before the measurement, not after it
         except ValueError as e:
@@ -139,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             videos,
             windows=args.windows,
             rounds=args.rounds,
-            against=[a for a in args.against.split(",") if a],
+            against=[a.strip() for a in args.against.split(",") if a.strip()],
             size=tuple(args.size),
             seed=args.seed,
             baseline_samples=args.baseline_samples,
@@ -165,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nsf2t throughput: interrupted before a timed round finished: nothing to report", file=sys.stderr)
         return 130
     print_table(res)
-    if args.json:  # strict JSON: nan (a ceiling not measured here) as null
+    if args.json is not None:  # strict JSON: nan (a ceiling not measured here) as null
         write_text_atomic(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
     if res.get("interrupted"):
         print(
