@@ -7,7 +7,7 @@ from typing import Iterable
 
 # a name that becomes a file name and goes into generated YAML / Python (finevidbench export's task name)
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-SAFE_NAME_CHARS = "ASCII letters, digits, '_', '.' and '-' (not first), at most 128"
+SAFE_NAME_CHARS = "ASCII letters, digits, '_', '.' and '-' ('.' and '-' not first), at most 128 characters"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
