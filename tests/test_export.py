@@ -137,6 +137,9 @@ def test_sharegpt_format_and_jpeg(manifest, tmp_path):
     [
         (["--num", "0"], "num must be a positive"),
         (["--num", "3", "--tasks", "counting", "juggling"], "unknown task"),
+        (["--num", "3", "--tasks", "disordr"], "unknown task(s) 'disordr' (did you mean 'disorder'?); valid: "),
+        (["--num", "3", "--tasks", ""], "--tasks: no task names given; name one or more of: counting, "),
+        (["--num", "3", "--tasks", ","], "--tasks: no task names given"),
     ],
 )
 def test_export_errors(manifest, tmp_path, capsys, args, words):
@@ -216,6 +219,43 @@ def test_export_out_folder_is_checked_and_replaced_cleanly(manifest, tmp_path, c
     (out / ".data.json.0badc0de.tmp").write_text("[")  # a write killed half way: not "other files"
     assert cli.main([*args, "--out", str(out), "--num", "2"]) == 0
     assert len(json.loads((out / "data.json").read_text())) == 2
+
+
+def test_videos_too_short_for_every_task_are_left_out_before_any_window(manifest, tmp_path, capsys, monkeypatch):
+    """A video shorter than every task's minimum is known from the index's frame count: left out and listed with the
+    reason, and an export with no other video fails at once naming it (it drew 50 * num + 100 windows of it before
+    saying "only 0 of 4 samples", without naming the video). A task no video is long enough for is named too."""
+    from sf2t.video.sampler import WindowSampler
+
+    for name, seconds in (("one", 0.04), ("three", 0.12)):  # 1 frame, 3 frames at 25 fps
+        synth.make_clip(tmp_path / "short" / name, 5, width=96, height=64, seconds=seconds, fps=25)
+    short = tmp_path / "short.jsonl"
+    assert cli.main(["index", str(tmp_path / "short"), "-o", str(short), "--quiet", "--workers", "0"]) == 0
+    lines = short.read_text().splitlines()
+    one = next(line for line in lines if "one.mp4" in line)
+    tried = []
+    real = WindowSampler.window
+    monkeypatch.setattr(WindowSampler, "window", lambda self, w: tried.append(w) or real(self, w))
+    only = tmp_path / "one.jsonl"
+    only.write_text(one + "\n")
+    args = ["tasks", "export", "--quiet", "--num", "4", "--out", str(tmp_path / "x")]
+    assert cli.main([*args, "--manifest", str(only), "--tasks", "counting", "speed"]) == 2
+    err = capsys.readouterr().err
+    said = f"{only}: no video can give a sample, 1 left out: {tmp_path / 'short' / 'one.mp4'}: too short: 1 frame, "
+    assert said + "the tasks need at least: counting 2, speed 7" in err and "Traceback" not in err, err
+    assert tried == [] and not (tmp_path / "x").exists()
+    assert cli.main([*args, "--manifest", str(short)]) == 2  # 3 frames: enough for counting and rearrangement only
+    err = capsys.readouterr().err
+    assert "--tasks: consistency needs videos of at least 5 frames" in err and "the longest video of" in err, err
+    assert "has 3: add longer videos, or leave it out (--tasks counting rearrangement)" in err and tried == []
+    mixed = tmp_path / "mixed.jsonl"  # with usable videos: exported from them, the short one listed as left out
+    mixed.write_text(manifest.read_text() + one + "\n")
+    assert cli.main([*args, "--manifest", str(mixed), "--tasks", "counting"]) == 0
+    out = capsys.readouterr().out
+    assert "left out: 1 video(s) no task can use" in out and "one.mp4: too short: 1 frame" in out, out
+    summary = json.loads((tmp_path / "x" / "summary.json").read_text())
+    assert [v["path"] for v in summary["videos_left_out"]] == [str(tmp_path / "short" / "one.mp4")]
+    assert summary["samples"] == 4 and "too_short" not in json.dumps(summary["skipped"])
 
 
 def test_localization_with_one_video_fails_before_work(manifest, tmp_path, capsys):

@@ -762,8 +762,55 @@ def test_export_out_and_fps_are_checked(bench, tmp_path, capsys):
     assert "--fps must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
     for task in ("../../evil", 'a"b', "x/y", ".hidden", ""):  # a path out of --out, or code in the generated files
         assert cli.main([*argv, "--out", str(tmp_path / "x"), "--task", task]) == 2
-        assert "a task name is letters, digits" in capsys.readouterr().err
+        assert "a name is ASCII letters, digits" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not list(tmp_path.parent.glob("evil*"))
+
+
+def test_build_tasks_given_empty_is_an_error_with_a_suggestion(bench, tmp_path, capsys):
+    """--tasks with no name (alone, "", ",") built all six tasks without a word: it is an error listing the valid
+    names, and a mistyped name gets the one it most likely meant. Commas separate names too."""
+    from sf2t.tasks import TASKS
+
+    manifest = str(bench.parent.parent / "m.jsonl")
+    argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
+    for given in ([], [""], [","], [" , "]):
+        assert cli.main([*argv, "--tasks", *given, "--out", str(tmp_path / "b.json")]) == 2, given
+        err = capsys.readouterr().err
+        assert "--tasks: no task names given; name one or more of: " + ", ".join(TASKS) in err, (given, err)
+        assert not (tmp_path / "b.json").exists()
+    assert cli.main([*argv, "--tasks", "countng", "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task(s) 'countng' (did you mean 'counting'?); valid: counting, " in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="no task names given"):
+        build(manifest, str(tmp_path / "b.json"), tasks=[], log=lambda s: None, progress=False)
+    assert cli.main([*argv, "--tasks", "counting,speed", "--out", str(tmp_path / "b.json")]) == 0
+    qs = load(tmp_path / "b.json")["questions"]
+    assert {q["category"] for q in qs if q["level"] == "fragment"} == {"counting", "speed"}
+
+
+def test_names_are_used_as_given_or_refused_with_the_safe_one(bench, tmp_path, capsys):
+    """build --name and export --task follow one rule (they name an export's task and files): a name that is not
+    ASCII letters, digits, '_', '.', '-' is refused with the name to use; a benchmark's own name (the file's stem, or
+    from elsewhere) that export has to make safe is said, with the task name it used (it was changed silently)."""
+    argv = ["finevidbench", "build", "--synthetic", "1", "--per-category", "1", "--quiet"]
+    assert cli.main([*argv, "--name", "my task/v1", "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--name 'my task/v1': a name is ASCII letters, digits, '_', '.' and '-'" in err and "'my_task_v1'" in err
+    assert not (tmp_path / "b.json").exists()
+    exp = ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval", "--out", str(tmp_path / "x")]
+    assert cli.main([*exp, "--task", "my task/v1"]) == 2
+    assert "--task 'my task/v1': a name is ASCII" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    # a benchmark named otherwise (by hand, or the stem of "my bench.json"): its derived task name is said
+    data = json.loads(bench.read_text())
+    q = next(q for q in data["questions"] if "path" in q.get("video", {}))
+    q["video"]["path"] = str((bench.parent / q["video"]["path"]).resolve())
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps({**data, "name": "My task/v1 é", "questions": [q]}))
+    exp = ["finevidbench", "export", "--bench", str(named), "--format", "lmms-eval", "--out", str(tmp_path / "y")]
+    assert cli.main(exp) == 0
+    out = capsys.readouterr().out
+    assert "task name 'sf2t_my_task_v1': the benchmark's name 'My task/v1 é' made a safe name" in out, out
+    assert "as task 'sf2t_my_task_v1'" in out and (tmp_path / "y" / "sf2t_my_task_v1.yaml").is_file()
 
 
 def test_build_task_config_sections_are_checked(bench, tmp_path, capsys):
@@ -827,7 +874,7 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
     before = open(video, "rb").read()
     argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
     assert cli.main([*argv, "--tasks", "bogus", "--out", str(tmp_path / "b.json")]) == 2
-    assert "unknown task(s) ['bogus']" in capsys.readouterr().err
+    assert "unknown task(s) 'bogus'; valid: counting, " in capsys.readouterr().err
     assert cli.main([*argv, "--synthetic", "1", "--seed", "-1", "--out", str(tmp_path / "b.json")]) == 2
     assert "seed must be a non-negative int for synthetic clips, got -1\n" in capsys.readouterr().err  # said -1000
     for out in (video, manifest):
@@ -849,6 +896,42 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (row, err)
+
+
+def test_eval_side_files_follow_the_out_rule(bench, tmp_path, capsys):
+    """The files eval writes next to --out F (F.answers.jsonl, .report.md, .png, .compare.md) follow --out's rule,
+    checked before the model loads: never a folder (a traceback once every question was answered), a file of another
+    kind, or an input (--compare F --out F replaced the results compared with). The model path does not exist: an
+    error about the file, not the model, shows the check came first."""
+    out = tmp_path / "r.json"
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(out)]
+    for side in ("r.answers.jsonl", "r.report.md", "r.png"):
+        (tmp_path / side).mkdir()
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {tmp_path / side} (written next to it) is a folder" in err, (side, err)
+        assert "no-model" not in err and "Traceback" not in err
+        (tmp_path / side).rmdir()
+    (tmp_path / "r.png").write_text("my notes")
+    assert cli.main(argv) == 2
+    assert "r.png (written next to it) exists and is not a PNG image" in capsys.readouterr().err
+    assert (tmp_path / "r.png").read_text() == "my notes"
+    (tmp_path / "r.png").unlink()
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"table": {"overall": {"accuracy": 0.5, "n": 2}}}))
+    same = ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(earlier)]
+    assert cli.main([*same, "--compare", str(earlier)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {earlier}: is an input of this command" in err and "no-model" not in err, err
+    (tmp_path / "r.compare.md").mkdir()
+    assert cli.main([*argv, "--compare", str(earlier)]) == 2
+    assert "r.compare.md (written next to it) is a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.json", "r.compare.md"]
+    asked = []
+    (tmp_path / "r.report.md").mkdir()  # through the API too: refused before any question is asked
+    with pytest.raises(ValueError, match="r.report.md .written next to it. is a folder"):
+        evaluate(str(bench), str(out), predictor=lambda q, f, i: asked.append(q) or (0, {}), log=lambda s: None)
+    assert asked == [] and not out.exists()
 
 
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):

@@ -40,9 +40,17 @@ def main_build(argv=None) -> int:
         help="at most this many questions per category (original variant); scene categories with rare answers get "
         "fewer, as their answers are balanced",
     )
-    p.add_argument("--tasks", nargs="*", help="fragment-level tasks (default: all six)")
+    p.add_argument(
+        "--tasks",
+        nargs="*",
+        help="fragment-level tasks, separated by spaces or commas (default, without --tasks: all six)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", help="benchmark name (default: the file's stem)")
+    p.add_argument(
+        "--name",
+        help="benchmark name (default: the file's stem): ASCII letters, digits, '_', '.', '-' (an export's task and "
+        "files are named after it)",
+    )
     p.add_argument(
         "--scene-annotations",
         help='user labels, JSONL: {"video": path, "label": text, "start"?, "end"?, "category"?}; start and end are '
@@ -129,7 +137,10 @@ def main_export(argv=None) -> int:
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--fps", type=int, default=2, help="frame rate of the per-question videos")
-    p.add_argument("--task", help="task / dataset name (default: sf2t_<benchmark name>)")
+    p.add_argument(
+        "--task",
+        help="task / dataset name: ASCII letters, digits, '_', '.', '-' (default: sf2t_<benchmark name>, made safe)",
+    )
     args = p.parse_args(argv)
     try:
         if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -225,8 +236,7 @@ def main_eval(argv=None) -> int:
     import argparse
     import sys
 
-    from sf2t._files import check_out_file
-    from sf2t.finevidbench.evaluate import VideoRunner, compare_text, evaluate
+    from sf2t.finevidbench.evaluate import VideoRunner, check_out_files, compare_text, evaluate, side_files
     from sf2t.finevidbench.format import load as load_bench
 
     p = argparse.ArgumentParser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
@@ -285,7 +295,9 @@ def main_eval(argv=None) -> int:
         from sf2t.finevidbench.evaluate import check_askable
 
         check_askable(load_bench(args.bench))  # a bad or unusable benchmark, or --compare file, fails before the model
-        check_out_file(args.out, "--out", inputs=[args.bench], text=True)
+        # --out and the files next to it (answers, report, chart, comparison): never a folder, an input (--compare
+        # --out F replaced the results compared with) or a file of another kind
+        check_out_files(args.out, inputs=[args.bench, args.compare], compare=bool(args.compare))
         from pathlib import Path
 
         from sf2t._files import is_within
@@ -331,21 +343,19 @@ def main_eval(argv=None) -> int:
         print(f"sf2t eval: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        from pathlib import Path
-
-        answers = Path(args.out).with_suffix(".answers.jsonl")
+        answers = side_files(args.out)["answers"]
         print(
             f"\nsf2t eval: interrupted; the answers so far are in {answers}: the same command goes on from them",
             file=sys.stderr,
         )
         return 130
     if args.compare:
-        from pathlib import Path
+        from sf2t._files import write_text_atomic
 
         table = compare_text(other, res, (args.compare, args.out))
-        out = Path(args.out)
-        out.with_name(out.stem + ".compare.md").write_text(
-            f"# {res['benchmark']}: {args.compare} vs {args.out}\n\n{table}\n"
+        write_text_atomic(
+            side_files(args.out, compare=True)["compare"],
+            f"# {res['benchmark']}: {args.compare} vs {args.out}\n\n{table}\n",
         )
         print(table)
     return 0

@@ -444,7 +444,10 @@ def _fragment_questions(
     from sf2t.tasks.export import _sampler, _save
     from sf2t.tasks.scoring import truth_text
 
-    sampler = _sampler(manifest, tasks, seed, 4, 64, decoder)
+    sampler, left_out = _sampler(manifest, tasks, seed, 4, 64, decoder)
+    if left_out:
+        shown = "; ".join(f"{p}: {why}" for p, why in left_out[:5]) + ("; ..." if len(left_out) > 5 else "")
+        log(f"fragment level: {len(left_out)} video(s) left out, no task can use them: {shown}")
     got: dict[str, int] = {t: 0 for t in tasks}
     qs: list[dict] = []
     w, max_windows = 0, 40 * per_category * len(tasks)
@@ -517,9 +520,12 @@ def build(
 ) -> dict:
     """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it.
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
+    ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
+    benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
+    and files (:func:`sf2t._names.check_safe_name`; a name that is not is refused with the name to use).
     ``task_params``: {task: {field: value}} for the fragment-level tasks (e.g. a run's ``train_config.json``
     sections, so the questions use the parameters the model was trained with); absent tasks use the defaults."""
-    from sf2t.tasks import TASK_CONFIGS, TASKS, make_task
+    from sf2t.tasks import TASK_CONFIGS, TASKS, make_task, task_names
 
     if isinstance(per_category, bool) or not isinstance(per_category, int) or per_category < 1:
         raise ValueError(f"per_category must be a positive int, got {per_category!r}")
@@ -532,10 +538,11 @@ def build(
         raise ValueError(
             "nothing to build from: give a manifest (sf2t index), scene annotations and/or synthetic clips"
         )
-    tasks = list(tasks) if tasks else list(TASKS)
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"tasks: unknown task(s) {unknown}; known: {sorted(TASKS)}")
+    tasks = list(TASKS) if tasks is None else task_names(tasks, "--tasks")  # none named (--tasks alone): an error
+    if name is not None:
+        from sf2t._names import check_safe_name
+
+        check_safe_name(name, "--name", "an export names its task and files after the benchmark")
     from sf2t._files import check_out_file
 
     inputs = [manifest, scene_annotations]

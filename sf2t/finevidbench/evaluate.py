@@ -24,7 +24,17 @@ import torch
 from sf2t.finevidbench.choice import parse_choice
 from sf2t.finevidbench.format import LETTERS, load
 
-__all__ = ["evaluate", "VideoRunner", "QwenRunner", "summarize", "compare_text", "parse_choice", "render_question"]
+__all__ = [
+    "evaluate",
+    "check_out_files",
+    "side_files",
+    "VideoRunner",
+    "QwenRunner",
+    "summarize",
+    "compare_text",
+    "parse_choice",
+    "render_question",
+]
 
 
 def render_question(q: dict) -> str:
@@ -343,6 +353,44 @@ def _setting_changes(old: dict, new: dict) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
+def side_files(out_path: str | os.PathLike, compare: bool = False) -> dict[str, Path]:
+    """The files ``sf2t eval --out F`` writes next to F: ``answers`` (``F.answers.jsonl``, resumed from), ``report``
+    (``.report.md``), ``chart`` (``.png``) and with ``--compare`` ``compare`` (the side-by-side table,
+    ``.compare.md``)."""
+    out = Path(out_path)
+    files = {"answers": out.with_suffix(".answers.jsonl"), "report": out.with_name(out.stem + ".report.md")}
+    files["chart"] = out.with_name(out.stem + ".png")
+    return {**files, "compare": out.with_name(out.stem + ".compare.md")} if compare else files
+
+
+def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = False) -> None:
+    """The rule ``--out`` follows (:func:`sf2t._files.check_out_file`: never a folder, one of the command's
+    ``inputs``, or a file that is not what would be written), for ``--out`` and each of its :func:`side_files`: a
+    ValueError naming the file, checked before the model loads (a folder there was a traceback once every question
+    was answered; ``--compare F --out F`` replaced the results compared with)."""
+    from sf2t._files import _is_text, check_out_file
+
+    check_out_file(out_path, "--out", inputs=inputs, text=True)
+    for f in side_files(out_path, compare).values():
+        where = f"--out {os.fspath(out_path)}: {f} (written next to it)"
+        if f.is_dir():
+            raise ValueError(f"{where} is a folder: move it, or pass another --out")
+        for i in inputs:
+            if i is not None and os.path.exists(i) and os.path.realpath(i) == os.path.realpath(f):
+                raise ValueError(f"{where} is an input of this command ({os.fspath(i)}); pass another --out")
+        if f.is_file():
+            if f.suffix == ".png":
+                with open(f, "rb") as fh:
+                    ok = fh.read(8) in (b"\x89PNG\r\n\x1a\n", b"")
+            else:
+                ok = _is_text(f)
+            if not ok:
+                kind = "a PNG image" if f.suffix == ".png" else "a text file"
+                raise ValueError(
+                    f"{where} exists and is not {kind}; writing it would destroy it: pass another --out, or remove it"
+                )
+
+
 def evaluate(
     bench_path: str,
     out_path: str,
@@ -364,17 +412,14 @@ def evaluate(
         raise ValueError(f"mode must be likelihood or generate, got {mode!r}")
     if runner is None and predictor is None:
         raise ValueError("give a runner (a model) or a predictor")
-    from sf2t._files import check_out_file, write_text_atomic
+    from sf2t._files import write_text_atomic
 
     bench = load(bench_path)
     root = bench["_root"]
     out = Path(out_path)
-    check_out_file(out_path, "--out", inputs=[bench_path], text=True)
-    for made in (out.with_suffix(".answers.jsonl"), out.with_suffix(".report.md"), out.with_suffix(".png")):
-        if made.exists() and made.resolve() == Path(bench_path).resolve():
-            raise ValueError(f"--out {out_path}: its {made.name} (written next to it) would replace the benchmark")
+    check_out_files(out_path, inputs=[bench_path])
     out.parent.mkdir(parents=True, exist_ok=True)
-    answers_path = out.with_suffix(".answers.jsonl")
+    answers_path = side_files(out)["answers"]
     done, made_by = _read_answers(answers_path, log)
     now = {"benchmark": bench_digest(bench), "mode": mode if predictor is None else "predictor", **(setting or {})}
     now = json.loads(json.dumps(now, default=str))  # as the file holds it (tuples as lists)
@@ -550,7 +595,7 @@ def write_report(res: dict, out: Path) -> None:
         lines += ["| variant | groups | drop |", "|---|---|---|"]
         for v, s in res["sensitivity"].items():
             lines.append(f"| {v} | {s['n']} | {s['drop']:+.3f} |")
-    out.with_name(out.stem + ".report.md").write_text("\n".join(lines) + "\n")
+    side_files(out)["report"].write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
 
@@ -568,7 +613,7 @@ def write_report(res: dict, out: Path) -> None:
         ax.legend(fontsize=8)
         ax.set_title(res["benchmark"], fontsize=9)
         fig.tight_layout()
-        fig.savefig(out.with_name(out.stem + ".png"), dpi=100)
+        fig.savefig(side_files(out)["chart"], dpi=100)
         plt.close(fig)
     except ImportError:  # pragma: no cover - matplotlib is a dependency
         pass

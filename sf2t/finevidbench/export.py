@@ -9,6 +9,10 @@ a target image is written as PNG next to it.
   (or put the folder under lmms-eval's ``tasks/``) and run ``--tasks <task>``. The YAML names the JSON lines by
   their absolute path (the datasets library reads relative ones from the working folder): export again after
   moving the folder.
+- ``<task>``: ``--task``, else ``sf2t_`` and the benchmark's name, lower case. A name is ASCII letters, digits, '_',
+  '.' and '-' (:func:`sf2t._names.check_safe_name`, the rule ``build --name`` follows too): a ``--task`` that is not
+  is refused with the name to use; a benchmark name that is not (a file's stem, a benchmark made elsewhere) is made
+  safe, and the export says the task name it used.
 - An export into ``DIR`` again replaces the earlier one (``DIR/.sf2t-export.json`` lists its files); a folder with
   other files is refused.
 - ``vlmevalkit``: ``DIR/<name>.tsv`` (``index, video, question, A, B, ..., answer, category, level, variant``) and
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 from sf2t.finevidbench.evaluate import load_media, render_question
@@ -173,12 +176,18 @@ def _write_video(frames, path: Path, fps: int) -> None:
 def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str | None = None, log=print) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if task is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", task):
-        raise ValueError(
-            f"--task {task!r}: a task name is letters, digits, '_', '.' and '-' (it names files in --out and goes into "
-            "generated YAML / Python)"
-        )
+    from sf2t._names import check_safe_name, safe_name
+
+    if task is not None:
+        check_safe_name(task, "--task")
     bench = load(bench_path)
+    # the default task name, from the benchmark's: made safe (the rule --task is held to), and said when that changed it
+    name = task or "sf2t_" + (safe_name(bench["name"]).lower() or "benchmark")
+    if task is None and name != "sf2t_" + bench["name"].lower():
+        log(
+            f"task name {name!r}: the benchmark's name {bench['name']!r} made a safe name (it names files and goes "
+            "into generated YAML / Python); --task NAME sets another"
+        )
     root = bench["_root"]
     out = Path(out_dir)
     _clear_earlier_export(out)
@@ -188,7 +197,6 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
     before = set(out.rglob("*")) if out.is_dir() else set()
     try:
         (out / "videos").mkdir(parents=True, exist_ok=True)
-        name = task or "sf2t_" + "".join(c if c.isalnum() else "_" for c in bench["name"]).strip("_").lower()
         rows = []
         for q in bench["questions"]:
             frames, image = load_media(q, root)
@@ -284,7 +292,7 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
     except BaseException:
         _remove_new(out, before, made_out)
         raise
-    log(f"exported {len(rows)} questions for {fmt}: {path}")
+    log(f"exported {len(rows)} questions for {fmt} as task {name!r}: {path}")
     return path
 
 

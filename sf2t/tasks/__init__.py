@@ -27,6 +27,25 @@ TASK_CONFIGS = {
 }
 
 
+def task_names(values, label: str = "tasks") -> list[str]:
+    """The task names in ``values`` (each may hold several, split at commas and spaces: ``counting,speed``), in
+    order. A ValueError naming ``label`` when none is given (``--tasks`` alone, ``""``, ``","``) or one is unknown
+    (with the name it most likely meant); each lists the valid names."""
+    import re
+
+    from sf2t._names import did_you_mean
+
+    names = [n for v in values for n in re.split(r"[,\s]+", str(v)) if n]
+    if not names:
+        raise ValueError(f"{label}: no task names given; name one or more of: {', '.join(TASKS)}")
+    unknown = [
+        f"{n!r}" + (f" ({hint.strip()})" if (hint := did_you_mean(n, TASKS)) else "") for n in names if n not in TASKS
+    ]
+    if unknown:
+        raise ValueError(f"{label}: unknown task(s) {', '.join(unknown)}; valid: {', '.join(TASKS)}")
+    return names
+
+
 def make_task(name: str, cfg=None) -> Task:
     """The task called ``name`` with its config (default config when None)."""
     if name not in TASKS:
@@ -37,6 +56,7 @@ def make_task(name: str, cfg=None) -> Task:
 __all__ = [
     "TASKS",
     "TASK_CONFIGS",
+    "task_names",
     "ConsistencyConfig",
     "ConsistencyTask",
     "CountingConfig",

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import torch
 
-from sf2t.tasks import TASKS
+from sf2t.tasks import TASKS, make_task, task_names
 
 __all__ = ["export", "preview", "add_arguments", "main"]
 
@@ -51,26 +51,56 @@ def _save(img: torch.Tensor, path: Path, fmt: str) -> None:
 
 
 def _sampler(manifest: str, tasks, seed: int, samples_per_window: int, window_frames: int, decoder: str):
+    """The window sampler over the manifest's videos that some task can use, and the videos left out as
+    ``[(path, reason)]`` (too short for every task: :func:`_long_enough`)."""
     from sf2t.video.index import manifest_videos
     from sf2t.video.sampler import WindowSampler
 
-    videos = manifest_videos(manifest, decoder=decoder)
-    return WindowSampler(
-        videos,
-        tasks if isinstance(tasks, dict) else list(tasks),
-        seed=seed,
-        samples_per_window=samples_per_window,
-        window_frames=window_frames,
-        decoder=decoder,
+    tasks = dict(tasks) if isinstance(tasks, dict) else {n: make_task(n) for n in tasks}
+    videos, skipped = _long_enough(manifest_videos(manifest, decoder=decoder), tasks, manifest)
+    sampler = WindowSampler(
+        videos, tasks, seed=seed, samples_per_window=samples_per_window, window_frames=window_frames, decoder=decoder
     )
+    return sampler, skipped
 
 
-def _check(num: int, tasks: Sequence[str]) -> None:
+def _long_enough(videos, tasks: dict, manifest) -> tuple[list, list[tuple[str, str]]]:
+    """The ``videos`` some task can use (at least its ``min_frames``), and the others with the reason, known from the
+    index's frame counts before any window is tried: a video too short for every task was drawn window after window
+    (``50 * num + 100`` of them) before the export gave up. A ValueError when no video is left, or when a task can
+    use none of them (its samples would all fail, the others taking its share), naming the videos or the task and
+    the fix."""
+    need = {n: int(t.min_frames()) if hasattr(t, "min_frames") else 1 for n, t in tasks.items()}
+    shortest = min(need.values())
+    kept = [v for v in videos if v.num_frames >= shortest]
+    needs = ", ".join(f"{n} {m}" for n, m in need.items())
+    skipped = [
+        (v.path, f"too short: {v.num_frames} frame{'s' if v.num_frames != 1 else ''}, the tasks need at least: {needs}")
+        for v in videos
+        if v.num_frames < shortest
+    ]
+    if not kept:
+        shown = "; ".join(f"{p}: {why}" for p, why in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
+        raise ValueError(
+            f"{manifest}: no video can give a sample, {len(skipped)} left out: {shown}. Add longer videos (sf2t index "
+            "records each one's frame count)"
+        )
+    longest = max(v.num_frames for v in kept)
+    short = [n for n, m in need.items() if m > longest]
+    if short:
+        fit = [n for n in tasks if n not in short]
+        raise ValueError(
+            f"--tasks: {', '.join(f'{n} needs videos of at least {need[n]} frames' for n in short)}, and the longest "
+            f"video of {manifest} has {longest}: add longer videos, or leave it out (--tasks {' '.join(fit)})"
+        )
+    return kept, skipped
+
+
+def _check(num: int, tasks: Sequence[str]) -> list[str]:
+    """The task names (:func:`sf2t.tasks.task_names`: commas split them) once ``num`` and they are checked."""
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be a positive integer, got {num!r}")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        raise ValueError(f"tasks: unknown task(s) {unknown}; known: {sorted(TASKS)}")
+    return task_names(tasks, "--tasks")
 
 
 def _user_content(sample, fmt: str) -> str:
@@ -99,7 +129,7 @@ def export(
     frame listed that many times in ``videos`` (the same file): 2 for the Qwen2-VL family, whose processors fuse
     pairs of frames into one token group (and pad an odd count with the last frame), so that one presented frame is
     one group, as sf2t trains (TASKS.md: temporal patches)."""
-    _check(num, tasks)
+    tasks = _check(num, tasks)
     if isinstance(frame_repeat, bool) or not isinstance(frame_repeat, int) or frame_repeat < 1:
         raise ValueError(f"frame_repeat must be a positive int, got {frame_repeat!r}")
     if fmt not in FORMATS:
@@ -108,7 +138,7 @@ def export(
         raise ValueError(f"frames must be png or jpg, got {frames!r}")
     out = Path(out)
     _check_out(out)
-    sampler = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
+    sampler, left_out = _sampler(manifest, tasks, seed, samples_per_window, window_frames, decoder)
     made_out = not out.exists()
     for name in ("data.json", "dataset_info.json", "summary.json"):  # an earlier export's index: this one replaces
         (out / name).unlink(missing_ok=True)  # it, and its frames are overwritten as this one goes (no stale mix)
@@ -200,6 +230,7 @@ def export(
         "windows": w,
         "made": dict(made),
         "skipped": {t: dict(c) for t, c in skipped.items()},
+        "videos_left_out": [{"path": p, "reason": why} for p, why in left_out],
         "out": str(out),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -261,6 +292,10 @@ def summary_text(summary: dict) -> str:
         sk = summary["skipped"].get(t, {})
         why = ", ".join(f"{k} {n}" for k, n in sorted(sk.items())) or "none"
         lines.append(f"  {t:<14} made {summary['made'].get(t, 0):>6}   skipped (replaced by later samples): {why}")
+    gone = summary.get("videos_left_out") or []
+    if gone:
+        lines.append(f"  left out: {len(gone)} video(s) no task can use (listed in summary.json)")
+        lines += [f"    {g['path']}: {g['reason']}" for g in gone[:5]] + (["    ..."] if len(gone) > 5 else [])
     return "\n".join(lines)
 
 
@@ -294,7 +329,7 @@ def preview(
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         out = out.with_name(out.name + ".png")  # the file written is the one named back
         check_out_file(out, "--out", inputs=[manifest])
-    sampler = _sampler(manifest, [task], seed, 2, 64, decoder)
+    sampler, _ = _sampler(manifest, [task], seed, 2, 64, decoder)
     rows = []
     w = 0
     try:
@@ -346,7 +381,10 @@ def add_arguments(p) -> None:
     e.add_argument("--out", required=True, help="output folder (data.json, frames/, dataset_info.json)")
     e.add_argument("--num", type=int, required=True, help="number of samples")
     e.add_argument(
-        "--tasks", nargs="+", default=list(TASKS), help=f"task mix, equal weights (default: all: {' '.join(TASKS)})"
+        "--tasks",
+        nargs="+",
+        default=list(TASKS),
+        help=f"task mix, equal weights, separated by spaces or commas (default: all: {' '.join(TASKS)})",
     )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--format", dest="fmt", choices=FORMATS, default="llamafactory")

@@ -464,11 +464,9 @@ def _merge(cfg, data: dict, _validate: bool = True):
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in data.items():
         if key not in fields:
-            import difflib
+            from sf2t._names import did_you_mean
 
-            starts = sorted(f for f in fields if f.startswith(key) or key.startswith(f))  # "out" -> out_dir
-            near = starts if len(starts) == 1 else difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-            hint = f"did you mean {near[0]!r}? " if near else ""
+            hint = did_you_mean(key, fields)  # "out" -> out_dir
             raise ValueError(f"{type(cfg).__name__} has no field {key!r}; {hint}fields: {sorted(fields)}")
         cur = getattr(cfg, key)
         if dataclasses.is_dataclass(cur) and isinstance(value, dict):
