@@ -121,6 +121,24 @@ def test_setup_estimate_counts_the_longest_question_and_answer(tmp_path, clips, 
         assert max(ctx.extent(factory.sample(i, task=task))[1] for i in range(12)) <= bound, task
 
 
+def test_setup_estimate_counts_llava_next_videos_answer_end(tmp_path, clips, monkeypatch):
+    """The setup estimate measures the training samples' own texts: LLaVA-NeXT-Video's end with the eos </s> sf2t
+    writes and supervises after the answer (the Vicuna template has no end token), and the estimate counts it."""
+    from sf2t.models.context import Context, check_run_fits
+    from sf2t.train.loop import make_factories
+
+    model = FAMILIES["llava_next_video"].build_tiny(tmp_path / "lnv", seed=0)
+    tok = _tokenizer(model)
+    factory, _ = make_factories(_cfg(str(model), clips, tmp_path, tasks=["counting"]), tok)
+    ctx, seen, extent = factory.inputs.context, [], Context.extent
+    monkeypatch.setattr(Context, "extent", lambda self, s: seen.append(s) or extent(self, s))
+    bound = check_run_fits(ctx, {"counting": factory.tasks["counting"]}, factory.inputs, tok)
+    assert seen and all(int(s["input_ids"][-1]) == int(s["labels"][-1]) == tok.eos_token_id for s in seen)
+    assert bound == max(int(s["input_ids"].numel()) for s in seen)
+    made = factory.sample(0)
+    assert int(made["input_ids"][-1]) == tok.eos_token_id and extent(ctx, made)[1] <= bound
+
+
 @pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
 def test_per_sample_guard_names_settings_the_task_has(tmp_path, clips, name):
     """A consistency sample (always two frames) over the context: the error names settings that exist, not a

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl, tiny
+from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl, text, tiny
 from sf2t.models.tokenizer import IMAGE_PAD, VIDEO_PAD
 
 _QWEN_PATCH, _QWEN_MERGE, _QWEN_TEMPORAL = 14, 2, 2
@@ -41,6 +41,7 @@ class Family:
     lora_targets_vision: tuple[str, ...]  # short Linear names in the vision tower's blocks
     lora_targets_llm: tuple[str, ...]  # short Linear names in the LLM's decoder layers
     lora_target_modules: Callable  # (model, vision=True, llm=True) -> exact full module names for peft
+    chat_format: text.ChatFormat  # how the chat text is rendered and supervised (its answer end: stop generating)
 
 
 def _qwen_num_video_tokens(frames: int, height: int, width: int) -> int:
@@ -74,6 +75,7 @@ def _row(name: str, module, build_tiny: Callable, **layout) -> Family:
         lora_targets_vision=tuple(module.LORA_TARGETS_VISION),
         lora_targets_llm=tuple(module.LORA_TARGETS_LLM),
         lora_target_modules=module.lora_target_modules,
+        chat_format=getattr(module, "CHAT_FORMAT", qwen2_vl.CHAT_FORMAT),  # (Qwen2.5-VL: Qwen2-VL's)
         **layout,
     )
 
@@ -154,6 +156,23 @@ def family_of_checkpoint(path) -> Family:
     return family_of_model_type(model_type, str(cfg_path))
 
 
+def stop_token_ids(family: Family | None, tokenizer, generation_config=None) -> list[int]:
+    """The token ids that end a generated answer: the id sf2t supervises after each answer (``family``'s chat format:
+    ``<|im_end|>``, LLaVA-NeXT-Video's ``</s>``), then the ``generation_config``'s ``eos_token_id`` (one or several)
+    and the tokenizer's eos, without repeats. ``family`` None: the last two only."""
+    tok = getattr(tokenizer, "tokenizer", tokenizer)
+    ids: list = []
+    if family is not None:
+        end = text.answer_end(tok, family.chat_format)
+        end_id = tok.convert_tokens_to_ids(end)
+        if isinstance(end_id, int) and end_id != tok.unk_token_id:  # a token, not a text (Vicuna's " ")
+            ids.append(end_id)
+    eos = getattr(generation_config, "eos_token_id", None)
+    ids += list(eos) if isinstance(eos, (list, tuple)) else [eos]
+    ids.append(getattr(tok, "eos_token_id", None))
+    return list(dict.fromkeys(int(i) for i in ids if isinstance(i, int) and i >= 0))
+
+
 def model_class(family: Family):
     """The transformers model class of ``family`` (imported lazily)."""
     import transformers
@@ -161,4 +180,12 @@ def model_class(family: Family):
     return getattr(transformers, family.model_class)
 
 
-__all__ = ["FAMILIES", "Family", "family_of_checkpoint", "family_of_model_type", "get_family", "model_class"]
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "family_of_checkpoint",
+    "family_of_model_type",
+    "get_family",
+    "model_class",
+    "stop_token_ids",
+]

@@ -15,9 +15,25 @@ Chat template (``llava-hf/LLaVA-NeXT-Video-7B-hf``, Vicuna style)::
     [system text + " "] "USER: " + "<image>\\n"* + "<video>\\n"* + question + " " + "ASSISTANT: " + answer + " "
 
 and with ``add_generation_prompt`` the text ends with ``"ASSISTANT:"``. The processor's tokenizer prepends
-``<s>`` (Llama ``add_bos_token``); the template emits no end-of-turn token, so the supervised span is the
-answer tokens plus the template's trailing ``" "`` (one ``▁`` token), which is the turn separator and the
-closest thing this template has to an end token. Contents must be lists of typed items.
+``<s>`` (Llama ``add_bos_token``). Contents must be lists of typed items.
+
+End of an answer: the HF template emits no end-of-turn token (its ``" "`` after the answer is only the separator
+before the next ``USER:``), but the model stops generating at ``</s>``: LLaVA's own training (``conv_vicuna_v1``,
+sep ``" "``, sep2 ``"</s>"``: ``... ASSISTANT: answer</s>USER: ...``), LLaMA-Factory's ``llava_next_video``
+template and TRL's SFT all supervise ``</s>`` after each answer. Supervising the template's ``" "`` instead taught a
+fine-tuned model never to stop (generation ran to ``max_new_tokens``). So a supervised text is the template's
+with the tokenizer's eos written right after each answer (``CHAT_FORMAT.eos_after_answer``)::
+
+    ... "ASSISTANT: " + answer + "</s>" + " USER: " + question2 + " ASSISTANT: " + answer2 + "</s>"
+
+and the supervised span of each turn is its answer tokens then the eos id (one token, id 2 in Llama). The
+template's separator is kept after an inner ``</s>`` and dropped at the end of the text: with the checkpoint's
+non-legacy Llama tokenizer (Metaspace, ``prepend_scheme="first"``) ``"</s> USER"`` tokenizes the next turn as
+``</s> ▁USER``, the same ``▁USER`` token as the template's ``"answer USER"`` and as original LLaVA's legacy
+tokenizer gave for ``"</s>USER"``, whereas ``"</s>USER"`` here would split into an unseen ``U S E R``; a trailing
+``" "`` after the last ``</s>`` would only add an unsupervised ``▁`` token. The tokens are thus the template's with
+each answer's separator ``▁`` replaced by ``</s>`` (multi-turn: ``</s>`` inserted before ``▁USER``). The generation
+prompt (``answer=None``) is the template's own, token for token the processor's.
 
 Module names::
 
@@ -86,8 +102,9 @@ def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PAT
     return (height // patch_size) * (width // patch_size) // 4 * frames
 
 
-# Llama's tokenizer adds <s> (as the processor's); no end-of-turn token: the answer is closed by the template's " ",
-# and Metaspace glues the space before the answer onto its first word, so every token overlapping is supervised.
+# Llama's tokenizer adds <s> (as the processor's); the template has no end-of-turn token (its " " separates turns):
+# sf2t writes </s> after each answer and supervises it (see the module docstring); Metaspace glues the space before
+# the answer onto its first word, so every token overlapping the answer is supervised.
 CHAT_FORMAT = text.ChatFormat(
     build_messages=build_messages,
     template=LLAVA_NEXT_VIDEO_CHAT_TEMPLATE,
@@ -95,6 +112,7 @@ CHAT_FORMAT = text.ChatFormat(
     image_token=IMAGE_TOKEN,
     end=" ",
     add_special_tokens=True,
+    eos_after_answer=True,
 )
 
 
@@ -113,8 +131,9 @@ def build_sample(
     token_first_group: str = "all",
     more=(),
 ) -> dict[str, torch.Tensor]:
-    """Token ids for one video QA sample, identical to the Vicuna template + ``LlavaNextVideoProcessor``
-    (``<s>`` first, as the processor's Llama tokenizer adds it).
+    """Token ids for one video QA sample: the generation prompt identical to the Vicuna template +
+    ``LlavaNextVideoProcessor`` (``<s>`` first, as the processor's Llama tokenizer adds it); a supervised sample the
+    template's text with ``</s>`` after each answer (module docstring).
 
     ``token_keep_ratio`` (< 1): the model compresses its video tokens (:func:`sf2t.models.apply_sf2t`): the video
     has its kept-token count of placeholders (frames as temporal groups of the pooled per-frame grid).
@@ -123,11 +142,11 @@ def build_sample(
     shows one image (rendered before the video) with this many ``<image>`` tokens (:func:`num_image_tokens`).
     ``system``: optional system text, rendered bare before ``USER:`` (the template adds no role for it).
 
-    ``labels``: -100 except the answer tokens and the trailing ``" "`` the template closes the assistant turn with
-    (there is no end-of-turn token in this template). With ``answer=None`` the text ends with ``ASSISTANT:`` and
-    all labels are -100. The processor returns no ``mm_token_type_ids``.
-    ``more``: later ``(question, answer)`` turns of a multi-turn conversation (text only; every answer
-    supervised).
+    ``labels``: -100 except the answer tokens and the eos ``</s>`` after them (the last supervised id is
+    ``tokenizer.eos_token_id``). With ``answer=None`` the text ends with ``ASSISTANT:`` and all labels are -100.
+    The processor returns no ``mm_token_type_ids``.
+    ``more``: later ``(question, answer)`` turns of a multi-turn conversation (text only; every answer and its
+    ``</s>`` supervised).
     """
     n_video = num_video_tokens(num_frames, height, width, patch_size)
     if token_keep_ratio is not None and token_keep_ratio != 1.0:

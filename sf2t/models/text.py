@@ -2,9 +2,11 @@
 
 Every family renders its chat template once with ONE placeholder token per vision input, tokenizes that text
 (cached: questions and answers repeat across samples), supervises the tokens of the answer and the text the
-template closes the assistant turn with, then repeats each placeholder id as many times as the processor would.
-Valid because the placeholders are special tokens, split out before BPE: the text around them tokenizes the same
-whether each appears once or n times (the tests check every family against its own processor, token for token).
+template closes the assistant turn with (or, for a template without an end-of-turn token, the tokenizer's eos that
+sf2t writes after the answer: ``ChatFormat.eos_after_answer``), then repeats each placeholder id as many times as
+the processor would. Valid because the placeholders are special tokens, split out before BPE: the text around them
+tokenizes the same whether each appears once or n times (the tests check every family against its own processor,
+token for token).
 A family describes its format with one :class:`ChatFormat`.
 """
 
@@ -27,11 +29,15 @@ class ChatFormat:
     template: str  # chat template used when the tokenizer has none
     video_token: str  # placeholder of one video patch
     image_token: str  # placeholder of one image patch
-    end: str  # text the template closes the assistant turn with (supervised together with the answer)
+    end: str  # text the template closes the assistant turn with (supervised with the answer, unless eos_after_answer)
     add_special_tokens: bool  # tokenize as the processor does (a Llama tokenizer adds <s>)
     # Supervised tokens: those overlapping ``answer + end`` ("overlap", for tokenizers that glue a space onto the
     # next word) or only those inside it ("inside").
     span: str = "overlap"
+    # The template emits no end-of-turn token (``end`` is a mere separator): in a supervised text sf2t writes the
+    # tokenizer's eos right after each answer (before ``end``; in place of ``end`` where that would end the text)
+    # and supervises answer + eos, so that the model learns to stop; a generation prompt stays the template's own.
+    eos_after_answer: bool = False
 
 
 def render_chat(tokenizer, fmt: ChatFormat, question: str, answer: str | None, system: str | None, image: bool):
@@ -49,6 +55,54 @@ def render_chat(tokenizer, fmt: ChatFormat, question: str, answer: str | None, s
         if text.count(tok) != want:
             raise ValueError(f"expected {want} {tok} in the rendered prompt, found {text.count(tok)}")
     return text
+
+
+def answer_end(tokenizer, fmt: ChatFormat) -> str:
+    """The text supervised right after each answer: the tokenizer's eos for a format with ``eos_after_answer``,
+    else ``fmt.end``."""
+    if not fmt.eos_after_answer:
+        return fmt.end
+    eos = getattr(getattr(tokenizer, "tokenizer", tokenizer), "eos_token", None)
+    if not eos:
+        raise ValueError(
+            "the tokenizer has no eos_token, which this chat format writes after each answer: set the checkpoint's "
+            "tokenizer_config.json eos_token (Llama: </s>)"
+        )
+    return str(eos)
+
+
+def _close_answer(tokenizer, fmt: ChatFormat, after: str) -> str:
+    """The text after an answer, ``after`` as the template rendered it (``fmt.end`` + the rest), with the answer's
+    supervised end: unchanged, or (``eos_after_answer``) eos + ``after``, eos alone where ``after`` is ``fmt.end``."""
+    if not fmt.eos_after_answer:
+        return after
+    if not after.startswith(fmt.end):
+        raise ValueError(f"chat template did not close an assistant turn with {fmt.end!r}")
+    return answer_end(tokenizer, fmt) + (after if after[len(fmt.end) :] else "")
+
+
+def _closed(tokenizer, fmt: ChatFormat, text: str, answer: str) -> str:
+    """A rendered supervised ``text`` with its last ``answer`` closed by :func:`_close_answer`."""
+    if not fmt.eos_after_answer:
+        return text
+    start = text.rfind(answer + fmt.end)
+    if start < 0:
+        raise ValueError(f"chat template did not render the answer followed by {fmt.end!r}")
+    cut = start + len(answer)
+    return text[:cut] + _close_answer(tokenizer, fmt, text[cut:])
+
+
+def _check_eos(tokenizer, fmt: ChatFormat, id_list: list[int], label_list: list[int]) -> None:
+    """With ``eos_after_answer``: the last supervised id must be the tokenizer's eos id (not its text in pieces)."""
+    if not fmt.eos_after_answer:
+        return
+    sup = [t for t in label_list if t != IGNORE_INDEX]
+    eos_id = tokenizer.eos_token_id
+    if not sup or sup[-1] != eos_id:
+        raise ValueError(
+            f"the tokenizer did not encode its eos_token {tokenizer.eos_token!r} after the answer as its id {eos_id} "
+            "(does it split special tokens? set split_special_tokens=False)"
+        )
 
 
 _ENCODE_CACHE: OrderedDict = OrderedDict()
@@ -97,14 +151,15 @@ def _render_spliced(tokenizer, fmt: ChatFormat, question: str, answer: str, syst
     return spliced
 
 
-def _labels(enc, text: str, answer: str, fmt: ChatFormat) -> list[int]:
-    """Labels of ``enc`` (with offsets) over ``text``: the tokens of the last ``answer + fmt.end`` supervised."""
+def _labels(enc, text: str, answer: str, fmt: ChatFormat, end: str) -> list[int]:
+    """Labels of ``enc`` (with offsets) over ``text``: the tokens of the last ``answer + end`` supervised (``end``:
+    :func:`answer_end`)."""
     id_list = list(enc["input_ids"])
     label_list = [IGNORE_INDEX] * len(id_list)
-    start = text.rfind(answer + fmt.end)
+    start = text.rfind(answer + end)
     if start < 0:
-        raise ValueError(f"chat template did not render the answer followed by {fmt.end!r}")
-    stop = start + len(answer) + len(fmt.end)
+        raise ValueError(f"chat template did not render the answer followed by {end!r}")
+    stop = start + len(answer) + len(end)
     overlap = fmt.span == "overlap"
     for k, (a, b) in enumerate(enc["offset_mapping"]):
         if b > a and ((b > start and a < stop) if overlap else (a >= start and b <= stop)):
@@ -117,8 +172,8 @@ def encode_turns(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """:func:`encode_once` of a conversation of several ``(question, answer)`` turns: the first user turn shows the
     video (and the image), the later ones only their text; every answer with the text closing its turn
-    (``fmt.end``) is supervised, every user turn, the system text and the template's markers are -100. Rendered by
-    the chat template itself (not cached: multi-turn records are a share of the supervised data)."""
+    (:func:`answer_end`) is supervised, every user turn, the system text and the template's markers are -100.
+    Rendered by the chat template itself (not cached: multi-turn records are a share of the supervised data)."""
     if not turns:
         raise ValueError("encode_turns: no turns")
     marks = [f"\ue000sf2t-answer-{k}\ue001" for k in range(len(turns))]
@@ -146,17 +201,22 @@ def encode_turns(
     marked = render(marks)
     if any(marked.count(m) != 1 for m in marks):
         raise ValueError("chat template did not render each assistant turn once")
-    text, spans, rest = "", [], marked
-    for (_, answer), m in zip(turns, marks):
+    heads, rest = [], marked
+    for m in marks:  # heads[k]: the text before answer k (after answer k - 1, starting with fmt.end)
         head, rest = rest.split(m)
-        text += head
-        spans.append((len(text), len(text) + len(answer) + len(fmt.end)))
-        text += answer
+        heads.append(head)
         if not rest.startswith(fmt.end):
             raise ValueError(f"chat template did not close an assistant turn with {fmt.end!r}")
-    text += rest
-    if text != render([a for _, a in turns]):
+    answers = [a for _, a in turns]
+    if "".join(h + a for h, a in zip(heads, answers)) + rest != render(answers):
         raise ValueError("chat template changes the answers' text; multi-turn samples cannot be labelled")
+    end = answer_end(tokenizer, fmt)
+    text, spans = "", []
+    for k, (head, answer) in enumerate(zip(heads, answers)):
+        text += head if k == 0 else _close_answer(tokenizer, fmt, head)
+        spans.append((len(text), len(text) + len(answer) + len(end)))
+        text += answer
+    text += _close_answer(tokenizer, fmt, rest)
     enc = tokenizer(text, add_special_tokens=fmt.add_special_tokens, return_offsets_mapping=True)
     id_list = list(enc["input_ids"])
     label_list = [IGNORE_INDEX] * len(id_list)
@@ -164,6 +224,7 @@ def encode_turns(
     for k, (a, b) in enumerate(enc["offset_mapping"]):
         if b > a and any(((b > lo and a < hi) if overlap else (a >= lo and b <= hi)) for lo, hi in spans):
             label_list[k] = id_list[k]
+    _check_eos(tokenizer, fmt, id_list, label_list)
     pos = _placeholders(tokenizer, fmt, id_list, image)
     return torch.tensor(id_list, dtype=torch.long), torch.tensor(label_list, dtype=torch.long), pos
 
@@ -184,10 +245,13 @@ def _encode_direct(tokenizer, fmt, question, answer, system, image) -> tuple[lis
     if answer is None:
         text = render_chat(tokenizer, fmt, question, answer, system, image)
     else:
-        text = _render_spliced(tokenizer, fmt, question, answer, system, image)
+        text = _closed(tokenizer, fmt, _render_spliced(tokenizer, fmt, question, answer, system, image), answer)
     enc = tokenizer(text, add_special_tokens=fmt.add_special_tokens, return_offsets_mapping=answer is not None)
     id_list = list(enc["input_ids"])
-    label_list = [IGNORE_INDEX] * len(id_list) if answer is None else _labels(enc, text, answer, fmt)
+    if answer is None:
+        return id_list, [IGNORE_INDEX] * len(id_list)
+    label_list = _labels(enc, text, answer, fmt, answer_end(tokenizer, fmt))
+    _check_eos(tokenizer, fmt, id_list, label_list)
     return id_list, label_list
 
 
@@ -250,12 +314,12 @@ def _encode_composed(tokenizer, fmt, question, answer, system, image) -> tuple[l
     if head is None:
         return None
     cut, head_ids = head
-    tail_text = parts[0][cut:] + answer + parts[1]
+    tail_text = parts[0][cut:] + answer + _close_answer(tokenizer, fmt, parts[1])
     tkey = (fkey, tail_text)
     tail = _TAILS.get(tkey)
     if tail is None:
         enc = tokenizer(tail_text, add_special_tokens=False, return_offsets_mapping=True)
-        tail = (list(enc["input_ids"]), _labels(enc, tail_text, answer, fmt))
+        tail = (list(enc["input_ids"]), _labels(enc, tail_text, answer, fmt, answer_end(tokenizer, fmt)))
         _lru_put(_TAILS, tkey, tail)
     out = (head_ids + tail[0], [IGNORE_INDEX] * len(head_ids) + tail[1])
     if fkey not in _COMPOSE_OK:
@@ -269,7 +333,7 @@ def encode_once(
     tokenizer, fmt: ChatFormat, question: str, answer: str | None, system: str | None, image: bool
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """(input_ids, labels, {placeholder: position}) of :func:`render_chat`'s text; cached per (tokenizer, format,
-    template, texts). The supervised span is the last occurrence of ``answer + fmt.end`` in the text; with
+    template, texts). The supervised span is the last occurrence of ``answer`` + :func:`answer_end` in the text; with
     ``answer=None`` every label is -100. A new pair of known question and answer is composed from cached pieces
     (see ``_encode_composed``)."""
     template = getattr(tokenizer, "chat_template", None) or fmt.template

@@ -142,9 +142,21 @@ def build_eval_set(factory, tasks: Sequence[str], per_task: int, max_new_tokens:
     return eval_set
 
 
+def stop_ids(model, tokenizer) -> list[int]:
+    """The ids that end ``model``'s answer (:func:`sf2t.models.families.stop_token_ids`): its family's supervised
+    answer end (``<|im_end|>``, LLaVA-NeXT-Video's ``</s>``), its ``generation_config`` eos ids, the tokenizer's
+    eos. A model of no sf2t family (no ``config.model_type`` sf2t knows): the last two."""
+    from sf2t.models.families import FAMILIES, stop_token_ids
+
+    family = FAMILIES.get(getattr(getattr(model, "config", None), "model_type", None))
+    return stop_token_ids(family, tokenizer, getattr(model, "generation_config", None))
+
+
 @torch.no_grad()
 def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, device="cpu") -> str:
-    """Greedy answer text for one prompt sample (batch of one: no padding to get wrong)."""
+    """Greedy answer text for one prompt sample (batch of one: no padding to get wrong). Generation stops at the
+    first of :func:`stop_ids` (the answer end sf2t trains, the checkpoint's eos), and the text is cut there."""
+    stops = stop_ids(model, tokenizer)
     inputs = {k: sample[k].to(device) for k in _KEYS if k in sample}
     for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
         if k in inputs:
@@ -156,14 +168,19 @@ def generate_answer(model, tokenizer, sample: dict, *, max_new_tokens: int = 4, 
         max_new_tokens=max_new_tokens,
         do_sample=False,
         pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stops or None,
     )
     new = out[0, inputs["input_ids"].shape[1] :]
+    ends = torch.isin(new, torch.tensor(stops, dtype=new.dtype, device=new.device)).nonzero()
+    if len(ends):  # the answer ends before its stop id (and whatever a model's generate appended after it)
+        new = new[: int(ends[0, 0])]
     return tokenizer.decode(new, skip_special_tokens=True)
 
 
 def answer_budget(tokenizer, eval_set: Sequence[dict], margin: int = 2) -> int:
-    """Tokens to generate so that the longest true answer of ``eval_set`` fits, plus ``margin`` (the end token and
-    a little room to be wrong)."""
+    """Tokens to generate so that the longest true answer of ``eval_set`` fits, plus ``margin``: the one end token
+    every family's training supervises after an answer (``<|im_end|>``; LLaVA-NeXT-Video's ``</s>``), at which
+    generation stops, and a little room to be wrong."""
     # every distinct answer: the longest in characters need not be the longest in tokens ("1, 2, 3, 4, 5" is 13
     # tokens, "Frame number 08." 6), and ties in length came out of a set in a hash-seed-dependent order
     answers = {s["answer"] for s in getattr(eval_set, "records", eval_set)}  # (an EvalSet: without making samples)

@@ -64,11 +64,15 @@ def _messages(name, question, answer, image):
     return llava_onevision.build_messages(question, answer, image=image)
 
 
-def _reference(name, processor, question, answer, frames, size, image):
-    """The processor's own output for the conversation (chat template rendered by the processor)."""
+def _reference(name, processor, question, answer, frames, size, image, eos=False):
+    """The processor's own output for the conversation (chat template rendered by the processor). ``eos``:
+    LLaVA-NeXT-Video's supervised text, the template's with ``</s>`` in place of the " " closing the answer."""
     text = processor.apply_chat_template(
         _messages(name, question, answer, image), tokenize=False, add_generation_prompt=answer is None
     )
+    if eos:
+        assert text.endswith(answer + " ")
+        text = text[:-1] + processor.tokenizer.eos_token
     images = [_video(1, 60, 90, seed=3)[0]] if image else None
     return processor(text=[text], videos=[_video(frames, *size)], images=images, return_tensors="pt")
 
@@ -169,10 +173,22 @@ def test_text_assembly_matches_processor(env, name, question, answer, frames, si
     keys = ["input_ids", "attention_mask"] + (["mm_token_type_ids"] if family.has_mm_token_type_ids else [])
     assert ("mm_token_type_ids" in ref) == family.has_mm_token_type_ids
     assert set(sample) == {*keys, "labels"}
+    eos = name == "llava_next_video" and answer is not None  # the template has no end token: sf2t writes </s>
+    if eos:
+        # the prompt is the template's token for token (the generation prompt is, whole: answer=None cases); the
+        # supervised text is the template's with </s> for the " " closing the answer, as the processor encodes it
+        first = int((sample["labels"] != IGNORE).nonzero()[0])
+        assert sample["input_ids"][:first].tolist() == ref["input_ids"][0][:first].tolist()
+        assert sample["input_ids"][:-1].tolist() == ref["input_ids"][0][:-1].tolist()
+        ref = _reference(name, processor, question, answer, frames, size, image, eos=True)
     for key in keys:
         assert sample[key].dtype == torch.long and sample[key].dim() == 1
         assert sample[key].tolist() == ref[key][0].tolist(), key
     assert sample["labels"].shape == sample["input_ids"].shape
+    if eos:
+        eos_id = processor.tokenizer.eos_token_id
+        assert sample["input_ids"][-1] == sample["labels"][-1] == eos_id
+        assert int((sample["input_ids"] == eos_id).sum()) == 1  # one id, not "</s>" in pieces
 
     tok = processor.tokenizer
     h, w = _resized_hw(family, ref)
@@ -240,11 +256,12 @@ def test_labels_cover_answer_and_end_token(env, name, answer):
     s = family.build_sample(processor, question, answer, 4, 56, 56)
     sup = s["labels"] != IGNORE
     assert torch.equal(s["labels"][sup], s["input_ids"][sup])
-    if name == "llava_next_video":  # Vicuna template: answer + its trailing " " (no end-of-turn token)
-        expected = tok(answer + " ", add_special_tokens=False)["input_ids"]
-    else:
-        expected = tok(answer, add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    # the answer then the family's end token, at which generation stops: LLaVA-NeXT-Video's Vicuna template has none
+    # (its " " separates turns): sf2t writes and supervises the eos </s>, as LLaVA's own training did
+    end = tok.eos_token_id if name == "llava_next_video" else tok.convert_tokens_to_ids("<|im_end|>")
+    expected = tok(answer, add_special_tokens=False)["input_ids"] + [end]
     assert s["labels"][sup].tolist() == expected
+    assert s["labels"][sup][-1] == end
     idx = sup.nonzero().flatten()
     assert idx.tolist() == list(range(int(idx[0]), int(idx[-1]) + 1))  # one contiguous span
     tail = tok.decode(s["input_ids"][int(idx[-1]) + 1 :])
@@ -281,13 +298,28 @@ def test_multi_turn_sample_matches_processor_and_trains_every_answer(env, name, 
     h, w = _resized_hw(family, ref)
     kw = {"more": turns[1:]} | ({} if system is None else {"system": system})
     s = family.build_sample(processor, *turns[0], 4, h, w, **kw)
-    assert s["input_ids"].tolist() == ref["input_ids"][0].tolist()
     sup = s["labels"] != IGNORE
     assert torch.equal(s["labels"][sup], s["input_ids"][sup])
     got = tok.decode(s["input_ids"][sup])
-    if name == "llava_next_video":  # Vicuna: " " closes a turn, glued onto the next turn's "USER" by Llama's tokenizer
-        assert got == "A red square. U It stops, then turns left. U Red "
+    if name == "llava_next_video":
+        # Vicuna: " " only separates turns; sf2t writes </s> after each answer (LLaVA's "answer</s>USER: ..."),
+        # keeping the separator before the next "USER" (Llama's tokenizer glues it on: ▁USER, as in the template)
+        eos_id = tok.eos_token_id
+        assert text.endswith(turns[-1][1] + " ")
+        ours = text[:-1] + tok.eos_token
+        for (_, a), (q, _) in zip(turns, turns[1:]):
+            assert ours.count(f"{a} USER: {q}") == 1
+            ours = ours.replace(f"{a} USER: {q}", f"{a}{tok.eos_token} USER: {q}")
+        mine = processor(text=[ours], videos=[_video(4, 56, 56)], return_tensors="pt")
+        assert s["input_ids"].tolist() == mine["input_ids"][0].tolist()
+        # the template's tokens with one eos id after each answer (the last one for the final separator)
+        ids = s["input_ids"].tolist()
+        assert ids.count(eos_id) == len(turns) and ids[-1] == eos_id
+        assert [t for t in ids if t != eos_id] == ref["input_ids"][0][:-1].tolist()
+        want = [t for _, a in turns for t in tok(a, add_special_tokens=False)["input_ids"] + [eos_id]]
+        assert s["labels"][sup].tolist() == want
     else:
+        assert s["input_ids"].tolist() == ref["input_ids"][0].tolist()
         assert got == "".join(a + "<|im_end|>" for _, a in turns)
     for q, _ in turns:
         assert q not in got
@@ -420,3 +452,81 @@ def test_package_exports_the_family_table():
     assert FAMILIES["qwen2_5_vl"].build_tiny is models.build_tiny_qwen2_5_vl
     assert FAMILIES["llava_onevision"].build_tiny is models.build_tiny_llava_onevision
     assert FAMILIES["llava_next_video"].build_tiny is models.build_tiny_llava_next_video
+
+
+# ----------------------------------------------------------------------------------- (f) the end of an answer
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generation_stops_at_the_token_training_ends_answers_with(env, name):
+    """The id every family's labels end an answer with (LLaVA-NeXT-Video: the eos </s>; the others <|im_end|>) is a
+    stop id of the checkpoint's own generation config, and of the stop ids sf2t's evaluation generates with."""
+    from sf2t.train.evaluate import stop_ids
+
+    family, ckpt, processor = env(name)
+    tok = processor.tokenizer
+    s = family.build_sample(processor, "How many frames?", "4.", 4, 56, 56)
+    last = int(s["labels"][s["labels"] != IGNORE][-1])
+    want = "</s>" if name == "llava_next_video" else "<|im_end|>"
+    assert last == tok.convert_tokens_to_ids(want)
+    config = transformers.GenerationConfig.from_pretrained(ckpt, local_files_only=True)
+    eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    assert last in eos
+    model = _load_model(family, ckpt)
+    assert stop_ids(model, tok)[0] == last
+    assert set(eos) <= set(stop_ids(model, tok))
+
+
+def test_generate_answer_stops_at_eos_and_cuts_there(env):
+    """Evaluation generates with the stop ids (the answer end sf2t trains) and cuts the text at the first of them
+    (a stop id the model's generate did not stop at, or what it padded after it, is not part of the answer)."""
+    from sf2t.train.evaluate import generate_answer
+
+    family, ckpt, processor = env("llava_next_video")
+    tok = processor.tokenizer
+    prompt = family.build_sample(processor, "How many frames?", None, 2, 56, 56)
+    answer = tok("4.", add_special_tokens=False)["input_ids"]
+    seen = {}
+
+    class Model:  # generate's output: the prompt, the answer, </s>, more tokens
+        config = _load_model(family, ckpt).config
+        generation_config = transformers.GenerationConfig(eos_token_id=tok.eos_token_id)
+
+        def generate(self, input_ids, **kw):
+            seen.update(kw)
+            more = tok("Frame five", add_special_tokens=False)["input_ids"]
+            return torch.tensor([input_ids[0].tolist() + answer + [tok.eos_token_id] + more])
+
+    sample = {**prompt, "pixel_values_videos": torch.zeros(2, 3, 56, 56)}
+    assert generate_answer(Model(), tok, sample, max_new_tokens=8) == "4."
+    assert seen["eos_token_id"] == [tok.eos_token_id] and seen["max_new_tokens"] == 8
+
+
+def test_tiny_llava_next_video_trained_on_an_answer_stops_after_it(env):
+    """A tiny LLaVA-NeXT-Video trained a few steps on one short answer generates it and then stops at </s>, well
+    before max_new_tokens (supervising the template's " " instead taught it never to stop)."""
+    from sf2t.train.evaluate import generate_answer
+
+    family, ckpt, processor = env("llava_next_video")
+    tok = processor.tokenizer
+    torch.manual_seed(0)
+    model = _load_model(family, ckpt)
+    pixels = processor.video_processor(videos=[_video(2, 56, 56)], return_tensors="pt")["pixel_values_videos"]
+    s = family.build_sample(processor, "How many frames?", "4.", 2, 56, 56)
+    batch = {k: v.unsqueeze(0) for k, v in s.items()} | {"pixel_values_videos": pixels}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    lengths = []
+    generate = model.generate
+    model.generate = lambda **kw: lengths.append((out := generate(**kw)).shape[1] - kw["input_ids"].shape[1]) or out
+    prompt = family.build_sample(processor, "How many frames?", None, 2, 56, 56)
+    prompt["pixel_values_videos"] = pixels[0]
+    assert generate_answer(model, tok, prompt, max_new_tokens=12) == "4."
+    n_answer = len(tok("4.", add_special_tokens=False)["input_ids"])
+    assert lengths == [n_answer + 1]  # the answer and </s>: stopped there, not at max_new_tokens
