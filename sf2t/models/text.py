@@ -12,6 +12,8 @@ A family describes its format with one :class:`ChatFormat`.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,6 +107,23 @@ def _check_eos(tokenizer, fmt: ChatFormat, id_list: list[int], label_list: list[
         )
 
 
+_TOKENIZER_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PINNED: dict = {}  # id -> (tokenizer, key) for one that takes no weak reference (kept alive: its id is not reused)
+_SERIAL = itertools.count()
+
+
+def _tok_key(tokenizer) -> int:
+    """A key for ``tokenizer`` in the caches below that no later tokenizer gets: ``id()`` alone is reused once an object
+    is freed, and a new tokenizer at a freed one's address would be given the old one's token ids."""
+    try:
+        key = _TOKENIZER_KEYS.get(tokenizer)
+        if key is None:
+            key = _TOKENIZER_KEYS[tokenizer] = next(_SERIAL)
+        return key
+    except TypeError:  # not hashable or not weakly referenceable
+        return _PINNED.setdefault(id(tokenizer), (tokenizer, next(_SERIAL)))[1]
+
+
 _ENCODE_CACHE: OrderedDict = OrderedDict()
 # (question, answer) pairs, least recently used dropped first: paraphrases x answers, a few thousand over all tasks
 # (rearrangement's orders are the most: ~870 for 3-6 frames); ~2 KB each
@@ -119,7 +138,7 @@ def _lru_put(cache: OrderedDict, key, value, cap: int = _ENCODE_CACHE_MAX) -> No
 
 
 _RENDER_CACHE: OrderedDict = OrderedDict()
-_RENDER_OK: dict = {}  # (id(tokenizer), fmt, template) -> whether splicing the answer into a render is exact
+_RENDER_OK: dict = {}  # (_tok_key(tokenizer), fmt, template) -> whether splicing the answer into a render is exact
 _SENTINEL = "\ue000sf2t-answer\ue001"  # private-use characters: no template or text contains them
 
 
@@ -129,7 +148,7 @@ def _render_spliced(tokenizer, fmt: ChatFormat, question: str, answer: str, syst
     template) is checked against a direct render; a template that transforms the content is then always rendered
     directly."""
     template = getattr(tokenizer, "chat_template", None) or fmt.template
-    fkey = (id(tokenizer), fmt, template)
+    fkey = (_tok_key(tokenizer), fmt, template)
     ok = _RENDER_OK.get(fkey)
     if ok is False or answer != answer.strip():  # (a template may trim the content)
         return render_chat(tokenizer, fmt, question, answer, system, image)
@@ -263,15 +282,15 @@ def _encode_direct(tokenizer, fmt, question, answer, system, image) -> tuple[lis
 # encoding on the first sample of each (tokenizer, format, template); a tokenizer for which it differs (a
 # pre-tokenizer that treats the first piece of a text specially, a post-processor adding tokens) is always encoded
 # directly.
-_COMPOSE_OK: dict = {}  # (id(tokenizer), fmt, template) -> whether composing equals the direct encoding
+_COMPOSE_OK: dict = {}  # (_tok_key(tokenizer), fmt, template) -> whether composing equals the direct encoding
 _HEADS: OrderedDict = OrderedDict()  # (fkey, question, system, image) -> (split offset, head ids) or None
 _TAILS: OrderedDict = OrderedDict()  # (fkey, tail text) -> (ids, labels)
-_SPLITTERS: dict = {}  # id(tokenizer) -> (tokenizer, added tokens usable as split points)
+_SPLITTERS: dict = {}  # _tok_key(tokenizer) -> (tokenizer, added tokens usable as split points)
 
 
 def _split_tokens(tokenizer) -> list[str]:
     """The tokenizer's added tokens after which a text can be cut: not stripping the whitespace that follows."""
-    hit = _SPLITTERS.get(id(tokenizer))
+    hit = _SPLITTERS.get(_tok_key(tokenizer))
     if hit is not None and hit[0] is tokenizer:
         return hit[1]
     # a tokenizer that tokenizes its special tokens as text (split_special_tokens) has no safe cut points
@@ -287,13 +306,13 @@ def _split_tokens(tokenizer) -> list[str]:
             if str(t) and not getattr(t, "rstrip", False) and not getattr(t, "single_word", False)
         }
     )
-    _SPLITTERS[id(tokenizer)] = (tokenizer, toks)
+    _SPLITTERS[_tok_key(tokenizer)] = (tokenizer, toks)
     return toks
 
 
 def _encode_composed(tokenizer, fmt, question, answer, system, image) -> tuple[list[int], list[int]] | None:
     template = getattr(tokenizer, "chat_template", None) or fmt.template
-    fkey = (id(tokenizer), fmt, template)
+    fkey = (_tok_key(tokenizer), fmt, template)
     if _COMPOSE_OK.get(fkey) is False or answer != answer.strip():
         return None
     rkey = (fkey, question, system, image)
@@ -337,7 +356,7 @@ def encode_once(
     ``answer=None`` every label is -100. A new pair of known question and answer is composed from cached pieces
     (see ``_encode_composed``)."""
     template = getattr(tokenizer, "chat_template", None) or fmt.template
-    key = (id(tokenizer), fmt, template, question, answer, system, image)
+    key = (_tok_key(tokenizer), fmt, template, question, answer, system, image)
     hit = _ENCODE_CACHE.get(key)
     if hit is not None and hit[0] is tokenizer:
         _ENCODE_CACHE.move_to_end(key)
@@ -419,7 +438,19 @@ def build_sample(
     more = tuple((str(q), str(a)) for q, a in more)
     if more and answer is None:
         raise ValueError("later turns (more) need the first turn's answer")
-    key = (id(tokenizer), fmt, template, question, answer, system, video_tokens, image_tokens, str(dev), tkey, more)
+    key = (
+        _tok_key(tokenizer),
+        fmt,
+        template,
+        question,
+        answer,
+        system,
+        video_tokens,
+        image_tokens,
+        str(dev),
+        tkey,
+        more,
+    )
     hit = _ASSEMBLED.get(key)
     if hit is not None and hit[0] is tokenizer:
         _ASSEMBLED.move_to_end(key)

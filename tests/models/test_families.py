@@ -530,3 +530,21 @@ def test_tiny_llava_next_video_trained_on_an_answer_stops_after_it(env):
     assert generate_answer(model, tok, prompt, max_new_tokens=12) == "4."
     n_answer = len(tok("4.", add_special_tokens=False)["input_ids"])
     assert lengths == [n_answer + 1]  # the answer and </s>: stopped there, not at max_new_tokens
+
+
+def test_text_caches_never_give_one_tokenizer_anothers_ids(monkeypatch):
+    """The text caches key each tokenizer so that no later one shares its key: with every object reported at one
+    address (as a new tokenizer can land where a freed one was), a second tokenizer still gets its own ids."""
+    from sf2t.models import text
+    from sf2t.models.tokenizer import build_tokenizer
+
+    a, b = build_tokenizer(1024), build_tokenizer(1536)
+    q, answers = "How many frames are in this video?", ("4", "7")
+    fresh = [text.encode_once(b, qwen2_vl.CHAT_FORMAT, q, ans, None, False)[0] for ans in answers]
+    del b
+    b = build_tokenizer(1536)
+    assert not torch.equal(text.encode_once(a, qwen2_vl.CHAT_FORMAT, q, "4", None, False)[0], fresh[0])
+    monkeypatch.setattr(text, "id", lambda obj: 1, raising=False)
+    for tok in (a, b):  # a fills the caches under the shared address; b must not be given a's pieces
+        got = [text.encode_once(tok, qwen2_vl.CHAT_FORMAT, q, ans, None, False)[0] for ans in answers]
+    assert all(torch.equal(g, f) for g, f in zip(got, fresh))
