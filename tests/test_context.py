@@ -1,11 +1,14 @@
 """The model's context window (sf2t.models.context): a run whose largest sample cannot fit the checkpoint's
-max_position_embeddings is refused at setup, for every family; a sample the estimate cannot foresee (a supervised
-record's long text) is refused when it is made; ``sf2t eval`` refuses an over-long prompt. Before, all of these ran
-silently at positions the model was never trained on."""
+max_position_embeddings is refused at setup, for every family; a supervised record whose text cannot fit is left out
+at setup (skipped and said; all of them: refused), and one found too long only when made is skipped and another drawn;
+a task sample the estimate cannot foresee is refused when it is made; ``sf2t eval`` refuses an over-long prompt.
+Before, all of these ran silently at positions the model was never trained on (and an over-long supervised record
+stopped the run when first drawn)."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -82,22 +85,142 @@ def test_run_that_fits_is_accepted_and_samples_are_checked(tmp_path, clips, name
     assert 0 < positions <= tokens
 
 
-def test_supervised_record_longer_than_the_context_is_named(tmp_path, clips):
-    from sf2t.train.loop import make_factories
+def _records(clips, long_ids=("long",), short_ids=("a", "b")):
+    """Supervised QA records (LLaVA style): ``long_ids`` with a ~500-token question, ``short_ids`` short ones."""
 
-    model = _tiny(tmp_path, "qwen2_vl", 400)
-    recs = [
-        {"id": "long", "video": clips[0], "conversations": [
-            {"from": "human", "value": "<video>\n" + "Describe every detail. " * 100},
-            {"from": "gpt", "value": "No."}]},
-    ]  # fmt: skip
+    def rec(i, text):
+        return {"id": i, "video": clips[0], "conversations": [
+            {"from": "human", "value": "<video>\n" + text}, {"from": "gpt", "value": "No."}]}  # fmt: skip
+
+    return [rec(i, "Describe every detail. " * 100) for i in long_ids] + [rec(i, "What moves?") for i in short_ids]
+
+
+def _write(tmp_path, recs):
     data = tmp_path / "qa.json"
     data.write_text(json.dumps(recs))
-    cfg = _cfg(model, clips, tmp_path, tasks=["counting"], supervised_data=str(data), supervised_ratio=0.9)
-    factory, _ = make_factories(cfg, _tokenizer(model))  # the estimate fits: the record's text is unknown to it
-    with pytest.raises(ValueError, match=r"supervised_data record 'long'.*> max_position_embeddings 400"):
-        for i in range(20):  # (seeded: index 0 already draws the record)
-            factory.sample(i)
+    return str(data)
+
+
+def test_supervised_record_longer_than_the_context_is_left_out_at_setup(tmp_path, clips):
+    """A record whose text cannot fit the context (with supervised_frames of video) is found at setup: left out with
+    one warning naming it, the numbers and what to change, recorded as skipped (the run's report lists it), and the
+    other records train; before, the run stopped with a ValueError when a sample first drew it, possibly hours in.
+    A data set none of whose records fits is refused at setup."""
+    from sf2t.train.loop import make_factories, train
+
+    model = _tiny(tmp_path, "qwen2_vl", 400)
+    recs = _records(clips)
+    cfg = _cfg(model, clips, tmp_path, tasks=["counting"], supervised_data=_write(tmp_path, recs), supervised_ratio=0.9)
+    with pytest.warns(UserWarning, match=r"left out 1 of 3 record\(s\).*record 0 \(id 'long'.*> max_position_emb") as w:
+        factory, _ = make_factories(cfg, _tokenizer(model))
+    said = str(w[0].message)
+    assert "mixing in the other 2" in said and "shorten those records' text" in said
+    assert "supervised_frames (8)" in said and "frame_size" in said
+    assert [r.id for r in factory.supervised] == ["a", "b"]
+    (skip,) = [s for s in factory.pool.skipped if s.task == "supervised"]
+    assert (skip.path, skip.kind) == (f"{clips[0]} (record 0)", "too_long") and "'long'" in skip.reason
+    drawn = [factory.sample(i) for i in range(12)]  # (the old code raised here: index 0 drew the long record)
+    assert {s["meta"]["id"] for s in drawn if s["task"] == "supervised"} == {"a", "b"}
+    with pytest.warns(UserWarning, match="left out 1 of 3"):
+        res = train(cfg, log=lambda x: None, save=False)
+    assert "supervised" in res["task_losses"]
+    assert [(s["path"], s["kind"]) for s in res["skipped"]] == [(skip.path, "too_long")]
+
+    cfg = _cfg(model, clips, tmp_path, tasks=["counting"], supervised_ratio=0.9,
+               supervised_data=_write(tmp_path, _records(clips, ("x", "y"), ())))  # fmt: skip
+    with pytest.raises(ValueError, match=r"none of its 2 record\(s\) fits the model's context with 8 frames") as e:
+        make_factories(cfg, _tokenizer(model))
+    assert "'x'" in str(e.value) and "> max_position_embeddings 400" in str(e.value) and "shorten" in str(e.value)
+
+
+def test_supervised_record_too_long_when_made_is_skipped_and_another_drawn(tmp_path, clips):
+    """A record the setup estimate let through whose sample turns out too long when made (e.g. an estimate that falls
+    short) is skipped like a record whose video fails, and another is drawn in its place: the run goes on (before:
+    a ValueError stopped it). Which record an index gets does not depend on what was met before: a fresh factory (a
+    worker's, a resumed run's with the checkpoint's drops replayed) draws the same."""
+    import dataclasses
+
+    from sf2t.models import FAMILIES
+    from sf2t.train.data import SUPERVISED, NoUsableVideo
+    from sf2t.train.loop import make_factories
+
+    model = FAMILIES["qwen2_vl"].build_tiny(tmp_path / "big", seed=0)
+    recs = _records(clips)
+    cfg = _cfg(str(model), clips, tmp_path, tasks=["counting"], supervised_data=_write(tmp_path, recs),
+               supervised_ratio=0.9)  # fmt: skip
+    tok = _tokenizer(model)
+
+    def factory():
+        f, _ = make_factories(cfg, tok)
+        assert [r.id for r in f.supervised] == ["long", "a", "b"]  # all fit the real context
+        # a context the short records fit, the long one does not: only the per-sample guard sees it
+        f.inputs.context = dataclasses.replace(f.inputs.context, max_positions=400)
+        return f
+
+    f = factory()
+    samples = [f.sample(i) for i in range(16)]
+    sup = [i for i, s in enumerate(samples) if s["task"] == SUPERVISED]
+    assert {samples[i]["meta"]["id"] for i in sup} == {"a", "b"}
+    (skip,) = [s for s in f.pool.skipped if s.task == SUPERVISED]
+    assert (
+        skip.path == f"{clips[0]} (record 0)"
+        and skip.kind == "too_long"
+        and "> max_position_embeddings 400" in (skip.reason)
+    )
+    fresh = factory()
+    for i in sup:
+        assert torch.equal(fresh.sample(i)["input_ids"], samples[i]["input_ids"])
+    resumed = factory()
+    resumed.pool.drop(skip.path, skip.kind, skip.reason, SUPERVISED)  # (as a resume replays the checkpoint's drops)
+    for i in sup:
+        assert torch.equal(resumed.sample(i)["input_ids"], samples[i]["input_ids"])
+    # the video's other records stay; with every record skipped, the message says so
+    f.inputs.context = dataclasses.replace(f.inputs.context, max_positions=20)
+    f.supervised_ratio = 1.0
+    with pytest.raises(NoUsableVideo, match=r"no usable records left for supervised_data; skipped: .*'a'.*too long"):
+        for i in range(16, 40):
+            f.sample(i)
+    assert len([s for s in f.pool.skipped if s.task == SUPERVISED]) == 3
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_supervised_overflow_is_exact_and_cheap(tmp_path, name):
+    """supervised_overflow (the setup check of every record) names exactly the records whose sample does not fit
+    (the full assembly's extent, every turn and the system text counted), and assembles in full only the records
+    near the limit (and the first of each shape): the rest are bounded from their texts' token counts."""
+    import dataclasses
+
+    import sf2t.models.context as context
+    from sf2t.models.context import supervised_overflow
+    from sf2t.train.loop import make_inputs, model_context
+    from sf2t.train.supervised import SupervisedRecord
+
+    model = FAMILIES[name].build_tiny(tmp_path / name, seed=0)
+    tok = _tokenizer(model)
+    cfg = _cfg(str(model), [], tmp_path, tasks=["counting"])
+    inputs = make_inputs(cfg, None, model_context(cfg, tok))
+    ctx = inputs.context
+    words = "the red square moves left and then up, quickly; a blue disc waits".split()
+    recs = []
+    for k in range(60):
+        text = " ".join(words[j % len(words)] for j in range(k * 3))
+        more = (("And then?", text[: k * 2] or "x"),) if k % 3 == 0 else ()
+        recs.append(SupervisedRecord("v.mp4", text, "Yes.", str(k), more, "Be brief." if k % 4 == 0 else None, k))
+    full = [context._extent_of(ctx, inputs, tok, r.question, r.answer, context._vision_for(inputs, 8), {},
+                               more=r.more, system=r.system) for r in recs]  # fmt: skip
+    limit = sorted(p for _, p in full)[len(full) // 2]
+    ctx = dataclasses.replace(ctx, max_positions=limit, max_tokens=None)
+    calls = []
+    real = context._extent_of
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(context, "_extent_of", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        got = supervised_overflow(ctx, inputs, tok, recs, 8)
+    assert [k for k, _ in got] == [k for k, (_, p) in enumerate(full) if p > limit]
+    assert all(o == [f"{full[k][1]} {'M-RoPE positions' if inputs.qwen else 'tokens'} > max_position_embeddings "
+                     f"{limit}"] for k, o in got)  # fmt: skip
+    # 2 calls per shape (4 shapes: turns x system text); then only the records over or near the limit
+    far = sum(p < limit - 50 for _, p in full)
+    assert far >= 12 and len(calls) <= 2 * 4 + len(recs) - far
 
 
 @pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
@@ -276,8 +399,19 @@ def test_setup_estimate_counts_the_llava_target_image(tmp_path, big_clips, name)
     # a context that only large targets overflow (their size follows the videos, not read yet): said, not refused
     # (a real LLaVA-NeXT-Video run on 720p videos would be refused for what 4K videos' targets take)
     cfg = _cfg(_tiny(tmp_path, name, bound - 1), big_clips, tmp_path, tasks=["localization"])
-    with pytest.warns(UserWarning, match=rf"localization: a sample with a large target image .*tokens, {most}, from"):
+    with pytest.warns(UserWarning, match=rf"localization: a sample with a large target image .*tokens, {most}\)") as w:
         make_factories(cfg, _tokenizer(cfg.model))
+    # the advice: what makes the target smaller (its side follows the video's short side, its tokens the processor's
+    # image_grid_pinpoints) or leaves it room; before, it named count_max / token_keep_ratio as if they shrank it
+    said = str(w[0].message)
+    side = next(s for s in range(1, 10**4) if num_image_tokens(proc, s, s) > most - 1)  # one token over: the most
+    assert f"a target of {side} px or more can take more than the {most - 1} image tokens that fit" in said
+    assert (
+        f"localization.side_min-side_max (0.25-0.333) of the video's short side, so videos whose short side is "
+        f"{math.ceil((side - 0.5) * 3)} px or more can make one" in said
+    )  # (a side rounded: 1/3 of 170 px is 57 px)
+    assert "localization.side_max and side_min lower" in said and "image_grid_pinpoints are smaller" in said
+    assert "room (localization.count_max or token_keep_ratio)" in said and "leaving out localization" in said
     # one that a small target overflows too: refused at setup
     small = bound - most + llava_image_tokens(proc, fewest=True)
     cfg = _cfg(_tiny(tmp_path, name, small - 1, "b"), big_clips, tmp_path, tasks=["localization"])

@@ -17,10 +17,12 @@ forward and generate both succeed). Quality collapses silently. :class:`Context`
 :func:`check_run_fits` estimates the largest sample a training run's settings make (most presented frames of each
 task at the packed frame size, its longest question and answer in the chat scaffolding, localization's target image:
 Qwen at the frame size, LLaVA the most anyres tokens any square image takes through the processor's
-``image_grid_pinpoints``) and refuses a run that cannot fit;
-:meth:`Context.check` is the per-sample guard for what the estimate cannot know (a supervised record's text), and
-:meth:`Context.check_extent` the same for a sample whose extent was kept (the held-out set, with the tokens to
-generate).
+``image_grid_pinpoints``) and refuses a run that cannot fit; :func:`supervised_overflow` measures every mixed-in
+supervised record (its own texts) at setup, so the ones that cannot fit are left out before training
+(``sf2t.train.supervised.leave_out_long``);
+:meth:`Context.check` is the per-sample guard for what the estimates cannot know (a supervised record found too long
+when made is skipped and another drawn, ``SampleFactory._supervised_draw``), and :meth:`Context.check_extent` the same
+for a sample whose extent was kept (the held-out set, with the tokens to generate).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Context", "check_run_fits", "llava_image_tokens"]
+__all__ = ["Context", "check_run_fits", "llava_image_tokens", "supervised_overflow"]
 
 # transformers stores "no model_max_length" as int(1e30); anything this large is no limit
 _NO_LIMIT = 10**9
@@ -193,16 +195,110 @@ def llava_image_tokens(processor, fewest: bool = False) -> int:
     return (min if fewest else max)(num_image_tokens(processor, side, side) for side in range(1, top + 2))
 
 
+def _extent_of(context: Context, inputs, tokenizer, question, answer, vision: dict, image_kw: dict, **text_kw):
+    """(tokens, positions) of one sample's text (``inputs.text``: the chat scaffolding) around ``vision``."""
+    text = inputs.text(tokenizer, question, answer, vision, **image_kw, **text_kw)
+    grid = image_kw.get("image_grid")
+    return context.extent({**text, **vision, **({} if grid is None else {"image_grid_thw": grid})})
+
+
 def _largest(context: Context, inputs, tokenizer, kind, frames: int, vision: dict, image_kw: dict) -> tuple[int, int]:
     """(tokens, positions) of the longest of a task's question / answer texts around ``vision`` (and an image)."""
     tokens = positions = 0
     for question, answer in _texts(kind, frames) if kind else [("", "")]:
-        text = inputs.text(tokenizer, question, answer, vision, **image_kw)
-        grid = image_kw.get("image_grid")
-        sample = {**text, **vision, **({} if grid is None else {"image_grid_thw": grid})}
-        t, p = context.extent(sample)
+        t, p = _extent_of(context, inputs, tokenizer, question, answer, vision, image_kw)
         tokens, positions = max(tokens, t), max(positions, p)
     return tokens, positions
+
+
+# A record's texts tokenized alone vs inside the chat text: only the tokens at a text's two ends can differ (a
+# space or newline glued on, a merge across the edge); a few per text, and a constant for the rest (calibrated:
+# :func:`supervised_overflow` checks its first record of each shape exactly).
+_MARGIN = 16
+_MARGIN_PER_TEXT = 4
+
+
+def _token_counts(tok, texts) -> dict[str, int]:
+    """Each text's token count, alone (no special tokens added): in one batch, through the Rust tokenizer itself
+    where there is one (``backend_tokenizer``; transformers' conversion of each encoding took a third of the time)."""
+    texts = list(texts)
+    if not texts:
+        return {}
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        return {t: len(e.ids) for t, e in zip(texts, backend.encode_batch(texts, add_special_tokens=False))}
+    return {t: len(ids) for t, ids in zip(texts, tok(texts, add_special_tokens=False)["input_ids"])}
+
+
+def supervised_overflow(context: Context, inputs, tokenizer, records, frames: int) -> list[tuple[int, list[str]]]:
+    """``(k, what it exceeds)`` for each supervised record ``records[k]`` (sf2t.train.supervised) whose sample with
+    ``frames`` presented frames cannot fit ``context``: every question and answer, and the system text, in the chat
+    scaffolding around the video (:func:`_extent_of`, as :func:`check_run_fits` counts a task's texts).
+
+    Cheap for many records: their texts are tokenized alone, in batches (each distinct text once), and added to the
+    extent of the same conversation with empty texts (one per shape: number of turns, own system text or not); only a
+    record that this sum leaves within a margin of the limit is assembled in full, and the first of each shape, to
+    check that the sum bounds it (else that shape is always assembled in full). 5,000 records, tiny Qwen2-VL
+    tokenizer, 2 busy CPU cores: 1.3-1.7 s (assembling each in full: 7.9-11 s)."""
+    vision = _vision_for(inputs, frames)
+    tok = getattr(tokenizer, "tokenizer", tokenizer)
+
+    def exact(r) -> tuple[int, int]:
+        return _extent_of(context, inputs, tokenizer, r.question, r.answer, vision, {}, more=r.more, system=r.system)
+
+    base: dict[tuple[int, bool], tuple[int, int] | None] = {}  # shape -> its empty texts' extent (None: no bound)
+    out = []
+    for start in range(0, len(records), 4096):  # (batches bound the memory of the token lists)
+        chunk = records[start : start + 4096]
+        texts = [[r.question, r.answer, *(t for qa in r.more for t in qa), *([r.system] if r.system else [])]
+                 for r in chunk]  # fmt: skip
+        counts = _token_counts(tok, {t for ts in texts for t in ts})
+        for k, (rec, ts) in enumerate(zip(chunk, texts), start):
+            n = sum(counts[t] for t in ts)
+            shape = (len(rec.more), rec.system is not None)
+            got = None
+            if shape not in base:
+                more, system = (("", ""),) * shape[0], "" if shape[1] else None
+                t0, p0 = _extent_of(context, inputs, tokenizer, "", "", vision, {}, more=more, system=system)
+                got = exact(rec)
+                base[shape] = (t0, p0) if got[0] <= t0 + n and got[1] <= p0 + n else None
+            else:
+                bound, room = base[shape], n + _MARGIN + _MARGIN_PER_TEXT * len(ts)
+                if bound is None or context.over(bound[0] + room, bound[1] + room):
+                    got = exact(rec)
+            over = context.over(*got) if got is not None else []
+            if over:
+                out.append((k, over))
+    return out
+
+
+def _large_target(context: Context, inputs, name: str, task, tokens: int, image_kw: dict, over: list[str]) -> str:
+    """The warning of a LLaVA localization run whose sample fits with a small target image, not with the largest:
+    from which target side on it overflows, which videos make such targets, and what helps (a smaller target, or
+    fewer frame tokens leaving it more room)."""
+    from sf2t.models.llava_onevision import num_image_tokens
+
+    most = image_kw["image_tokens"]
+    limit = min(v for v in (context.max_positions, context.max_tokens) if v is not None)  # (LLaVA: tokens = positions)
+    budget = most - (tokens - limit)  # the most image tokens the largest sample leaves room for
+    pins = getattr(inputs.processor.image_processor, "image_grid_pinpoints", None) or []
+    top = max((int(v) for p in pins for v in p), default=1)
+    side = next(s for s in range(1, top + 2) if num_image_tokens(inputs.processor, s, s) > budget)
+    cfg = getattr(task, "cfg", None)
+    lo, hi = getattr(cfg, "side_min", 0.25), getattr(cfg, "side_max", 1 / 3)
+    count = f"{name}.count_max or " if hasattr(cfg, "count_max") else ""
+    short = max(1, math.floor((side - 1) / hi))  # the shortest short side whose largest target reaches ``side``
+    while round(hi * short) < side:  # (LocalizationTask.build: side = round(fraction * short side))
+        short += 1
+    return (
+        f"{name}: a sample with a large target image does not fit the model's context ({'; '.join(over)} with the "
+        f"most anyres tokens, {most}); a target of {side} px or more can take more than the {budget} image tokens "
+        f"that fit. The target's side is {name}.side_min-side_max ({lo:.3g}-{hi:.3g}) of the video's short side, so "
+        f"videos whose short side is {short} px or more can make one, and such a sample stops the run when it is "
+        f"made. What helps: a smaller target ({name}.side_max and side_min lower, videos with a shorter "
+        "short side, or a processor whose image_grid_pinpoints are smaller), fewer frame tokens to leave the image "
+        f"room ({count}token_keep_ratio), or leaving out localization"
+    )
 
 
 def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervised_frames: int | None = None) -> int:
@@ -211,8 +307,8 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
     token_keep_ratio, plus localization's target image (Qwen: at the frame size; LLaVA: the most anyres tokens of any
     square image, :func:`llava_image_tokens`), with the chat scaffolding around the task's
     longest question paraphrase and answer (:func:`_texts`); ``supervised_frames`` for mixed-in supervised data
-    (around an empty question: a record's text is checked as it is made). Returns the largest estimate
-    (positions)."""
+    (around an empty question: each record's text is measured by :func:`supervised_overflow`). Returns the largest
+    estimate (positions)."""
     want = [(name, getattr(t, "name", name), _frames_of(t), _frame_settings(name, t)) for name, t in tasks.items()]
     if supervised_frames:
         want.append(("supervised_data", None, int(supervised_frames), "supervised_frames"))
@@ -239,13 +335,7 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
             # whose target is too large is refused when made (the per-sample guard)
             small = dict(image_tokens=llava_image_tokens(inputs.processor, fewest=True))
             if not context.over(*_largest(context, inputs, tokenizer, kind, frames, vision, small)):
-                warnings.warn(
-                    f"{name}: a sample with a large target image does not fit the model's context "
-                    f"({'; '.join(over)} with the most anyres tokens, {image_kw['image_tokens']}, from videos with "
-                    "a large short side); such a sample stops the run when it is made: lower "
-                    f"{setting + ', or ' if setting else ''}token_keep_ratio, or leave out localization",
-                    stacklevel=2,
-                )
+                warnings.warn(_large_target(context, inputs, name, tasks[name], tokens, image_kw, over), stacklevel=2)
                 over = []
         if over:
             sizes = "frame_size, frame_repeat (or layout)" if inputs.qwen else "the processor's video size"

@@ -305,7 +305,8 @@ class FrameStore:
         return self._reduce(frames, (h, w)) if (h, w) != (info.height, info.width) else frames
 
 
-_LOWER_SUPERVISED = "supervised_frames or shorten (or leave out) that record's text"
+class _RecordTooLong(Exception):
+    """A supervised record's sample does not fit the model's context (what it exceeds, in words)."""
 
 
 def _lower(inputs, name: str, task) -> str:
@@ -358,7 +359,7 @@ class SampleFactory:
         self.supervised_ratio = float(supervised_ratio)
         self.supervised_frames = int(supervised_frames)
         self._supervised_frames_of: dict[str, int] = {}  # frame count of each supervised video, once probed
-        self._supervised_videos = {r.video for r in self.supervised}
+        self._left: tuple | None = None  # (skipped set, its size, whether any record is left)
         if inputs is None:  # Qwen2-VL (the default family) at frame_size, frame_repeat, layout, token_keep_ratio
             from sf2t.models.families import FAMILIES
             from sf2t.models.inputs import ModelInputs
@@ -486,38 +487,45 @@ class SampleFactory:
         )
         out.update(image_inputs)
         out.update(vision)
-        if self.inputs.context is not None:  # the per-sample guard: a question's or a record's text, an image's tiles
-            where = (
-                f"supervised_data record {s.meta.get('id')!r} ({s.meta.get('source')})"
-                if s.task == SUPERVISED
-                else s.task
-            )
-            self.inputs.context.check(
-                out,
-                where,
-                _LOWER_SUPERVISED if s.task == SUPERVISED else _lower(self.inputs, s.task, self.tasks.get(s.task)),
-            )
+        context = self.inputs.context
+        if context is not None and s.task == SUPERVISED:  # a record setup let through (its estimate fell short)
+            over = context.over(*context.extent(out))
+            if over:
+                raise _RecordTooLong("; ".join(over))
+        elif context is not None:  # the per-sample guard: a question's text, an image's tiles
+            context.check(out, s.task, _lower(self.inputs, s.task, self.tasks.get(s.task)))
         out.update(task=s.task, question=s.question, answer=s.answer, meta=s.meta)
         return out
 
     def _supervised_draw(self, rng: random.Random, with_answer: bool) -> dict[str, Any]:
         """A record drawn from ``rng``; one whose video is missing or does not decode is recorded in
-        ``pool.skipped`` (task ``supervised``) and another is drawn. Which record an index gets depends on the files
-        only, not on which were met before (a known bad one is passed over as a failing one would be), so workers and
-        a resumed run draw the same."""
+        ``pool.skipped`` (task ``supervised``) and another is drawn, and so is one whose sample turns out too long
+        for the model's context (recorded under the record's ``key``: the video's other records stay). Which record
+        an index gets depends on the files and the records only, not on which were met before (a known bad one is
+        passed over as a failing one would be), so workers and a resumed run draw the same."""
         bad = self.pool.excluded.get(SUPERVISED, set())
         while True:
-            if self._supervised_videos <= bad:  # (bad may hold other files: drops a checkpoint replays)
+            if not self._supervised_left(bad):  # (bad may hold other files: drops a checkpoint replays)
                 skipped = "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped if s.task == SUPERVISED)
-                raise NoUsableVideo(f"no usable videos left for supervised_data; skipped: {skipped}")
+                raise NoUsableVideo(f"no usable records left for supervised_data; skipped: {skipped}")
             rec = self.supervised[rng.randrange(len(self.supervised))]
-            if rec.video in bad:
+            if rec.video in bad or rec.key in bad:
                 continue
             try:
                 return self._supervised_sample(rec, with_answer)
             except VideoError as e:
                 self.pool.drop(rec.video, e.kind, f"supervised_data: {e.reason}", task=SUPERVISED)
-                bad = self.pool.excluded[SUPERVISED]
+            except _RecordTooLong as e:
+                why = f"supervised_data record id {rec.id!r}: too long for the model's context when made: {e}"
+                self.pool.drop(rec.key, "too_long", why, task=SUPERVISED)
+            bad = self.pool.excluded[SUPERVISED]
+
+    def _supervised_left(self, bad: set[str]) -> bool:
+        """Whether some record is neither in ``bad`` nor has its video there (kept per state of ``bad``, which only
+        grows: the first usable record ends the scan)."""
+        if self._left is None or self._left[0] is not bad or self._left[1] != len(bad):
+            self._left = (bad, len(bad), any(r.video not in bad and r.key not in bad for r in self.supervised))
+        return self._left[2]
 
     def _supervised_sample(self, rec, with_answer: bool) -> dict[str, Any]:
         """Record ``rec`` of the supervised data: ``supervised_frames`` frames spread over the video, packed like the

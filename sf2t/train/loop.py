@@ -325,6 +325,10 @@ def make_factories(cfg: TrainConfig, tokenizer, family=None):
 
         supervised = load_supervised(cfg.supervised_data)
     train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
+    if supervised and context is not None:  # records too long to fit: left out now, recorded in the pool's skips
+        from sf2t.train.supervised import leave_out_long
+
+        supervised = leave_out_long(supervised, context, inputs, tokenizer, cfg.supervised_frames, train_pool)
     train_f = SampleFactory(
         train_pool,
         tasks,

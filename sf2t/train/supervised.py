@@ -16,6 +16,11 @@ Video paths are relative to the file's folder unless absolute. ``<video>`` / ``<
 from the questions (sf2t's text assembly places the video itself). A record that breaks these rules is named
 (index and field) when the file is loaded, before training starts. A video that is missing or does not decode is
 found when a sample first draws it: it is recorded as skipped and another record is drawn in its place.
+
+A record too long for the model's context with ``supervised_frames`` frames is left out when the run is set up
+(:func:`leave_out_long`: one warning, each recorded as skipped, task ``supervised``, under
+:attr:`SupervisedRecord.key`); a run none of whose records fits is refused. One the setup estimate let through and that
+turns out too long when its sample is made is skipped the same way and another drawn.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SupervisedRecord", "load_supervised"]
+__all__ = ["SupervisedRecord", "leave_out_long", "load_supervised"]
 
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 _PLACEHOLDER = re.compile(r"[ \t]*<(?:video|image)>[ \t]*")
@@ -40,6 +46,12 @@ class SupervisedRecord:
     id: str
     more: tuple[tuple[str, str], ...] = ()  # the later (question, answer) turns of a multi-turn record
     system: str | None = None  # the record's system text (None: the family's default)
+    index: int = 0  # its position in the file
+
+    @property
+    def key(self) -> str:
+        """What a skip of this record alone (not of its video) is recorded under (``pool.skipped``'s path)."""
+        return f"{self.video} (record {self.index})"
 
 
 def _turns(rec: dict):
@@ -137,5 +149,41 @@ def load_supervised(path: str | os.PathLike) -> list[SupervisedRecord]:
             raise ValueError(f"{where}: its turns hold {shown} <video> placeholders for one video")
         vpath = video if os.path.isabs(video) else str(path.parent / video)
         (q, a), more = pairs[0], tuple(pairs[1:])
-        out.append(SupervisedRecord(vpath, q, a, str(rec.get("id", i)), more, system))
+        out.append(SupervisedRecord(vpath, q, a, str(rec.get("id", i)), more, system, i))
     return out
+
+
+def leave_out_long(records: list[SupervisedRecord], context, inputs, tokenizer, frames: int, pool):
+    """``records`` less those whose sample with ``frames`` presented frames cannot fit ``context``
+    (:func:`sf2t.models.context.supervised_overflow`): each recorded in ``pool.skipped`` (kind ``too_long``, task
+    ``supervised``), all said in one warning. A ValueError when none fits: the run could not mix in supervised
+    data."""
+    from sf2t.models.context import supervised_overflow
+    from sf2t.train.data import SUPERVISED, Skip
+
+    over = supervised_overflow(context, inputs, tokenizer, records, frames)
+    if not over:
+        return records
+    named = "; ".join(f"record {records[k].index} (id {records[k].id!r}, {records[k].video}): {', '.join(o)}"
+                      for k, o in over[:3])  # fmt: skip
+    more = f"; and {len(over) - 3} more (listed with the skipped videos)" if len(over) > 3 else ""
+    smaller = "frame_size or frame_repeat" if inputs.qwen else "token_keep_ratio (or the processor's video size)"
+    fix = f"shorten those records' text, or lower supervised_frames ({frames}) or {smaller} to leave the text more room"
+    if len(over) == len(records):
+        raise ValueError(
+            f"supervised_data: none of its {len(records)} record(s) fits the model's context with {frames} frames "
+            f"(e.g. {named}{more}), so none could be mixed in; {fix}"
+        )
+    for k, o in over:  # (appended: pool.drop's look for an earlier skip of the same path would be quadratic here)
+        rec = records[k]
+        why = (
+            f"supervised_data record id {rec.id!r}: too long for the model's context ({frames} frames): {'; '.join(o)}"
+        )
+        pool.skipped.append(Skip(rec.key, "too_long", why, SUPERVISED))
+    text = (
+        f"supervised_data: left out {len(over)} of {len(records)} record(s) longer than the model's context with "
+        f"{frames} frames ({named}{more}); mixing in the other {len(records) - len(over)}. To keep them, {fix}"
+    )
+    warnings.warn(text, stacklevel=2)
+    gone = {k for k, _ in over}
+    return [r for k, r in enumerate(records) if k not in gone]
