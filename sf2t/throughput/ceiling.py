@@ -52,7 +52,7 @@ def raw_fps(path: str, threads: int = 1, device: str = "cpu", num_frames: int | 
         import torchcodec.decoders  # noqa: F401
     except ImportError:
         return max(_raw_fps_pyav(path, threads) for _ in range(2))
-    from sf2t.video.probe import tc_open  # the stream sf2t reads (torchcodec's default may be another)
+    from sf2t.video.tc import tc_open  # the stream sf2t reads (torchcodec's default may be another)
 
     kw = {"device": device} if str(device) != "cpu" else {}
     best = 0.0

@@ -124,7 +124,8 @@ def rgb_disagreement(path: str) -> int:
     uses may not run alike: a 161x97 MPEG-4 Part 2 clip here, up to 56 steps (VP9 and H.264 4:4:4 at that size: 0)."""
     try:
         from sf2t.video.backends import to_rgb
-        from sf2t.video.probe import av_open, tc_open
+        from sf2t.video.probe import av_open
+        from sf2t.video.tc import tc_open
 
         container, st = av_open(path)
         with container:

@@ -8,9 +8,12 @@ sorted union of what several samples need and slice, rather than decoding per sa
 
 | backend | devices | how it finds frame k |
 |---|---|---|
-| ``torchcodec`` | cpu, cuda (NVDEC) | ``seek_mode="exact"``: scans the packets once at open |
+| ``torchcodec`` | cpu, cuda (NVDEC) | ``seek_mode="exact"``: scans the packets once at open (*) |
 | ``pyav`` | cpu | demuxes the packets once at open (pts -> index), seeks to the keyframe before each run |
 | ``dali`` | cuda (NVDEC, "mixed"), cpu (VP8/VP9/MJPEG only) | ``fn.decoders.video`` with an explicit frame list |
+
+(*) Where exact mode cannot open a file that approximate mode opens (torchcodec 0.17: a cover picture before the
+video), approximate mode asked for each frame's exact time: the same frames (``sf2t.video.tc.PtsDecoder``).
 
 MPEG-TS has no index: seeks there may land late, so the pyav backend seeks further back where one did, and
 ``auto`` picks it for such files; the torchcodec backend refuses them (its seeks there return wrong frames), and so
@@ -49,8 +52,8 @@ from sf2t.video.probe import (
     demux_index,
     frames_out_of_order,
     order_unchecked,
-    tc_open,
 )
+from sf2t.video.tc import tc_open
 
 __all__ = [
     "BACKENDS",
@@ -314,6 +317,7 @@ class TorchCodecBackend(Backend):
             seek_mode="exact",
             num_ffmpeg_threads=self.threads,
             device=str(self.device) if cuda else None,
+            deadline=Deadline(self.path, self.timeout, "opening"),  # (a stand-in's open may decode the file: tc_open)
         )
         misread = torchcodec_misreads(self.path, container, str(self.dec.metadata.codec or "") or None)
         if misread:

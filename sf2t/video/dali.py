@@ -50,7 +50,8 @@ import numpy as np
 import torch
 
 from sf2t.video.errors import VideoError, first_line
-from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, is_cover_picture, tc_open
+from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, is_cover_picture
+from sf2t.video.tc import tc_open
 
 __all__ = ["DaliBackend", "DALI_CPU_CODECS", "DALI_GPU_CODECS", "DALI_GPU_PIX_FMTS", "clear_pipeline_cache"]
 

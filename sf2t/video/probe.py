@@ -10,7 +10,8 @@ backends refuse them, so that an ok line in the index is a file they decode: tim
 order (missing, repeated, or in decode order) and 8-bit paletted video.
 
 PyAV does the probing when installed (it exposes packet keyframe flags, corrupt-frame flags and side data);
-torchcodec's metadata is the fallback. Neither is imported at module import. torch is not imported either:
+torchcodec's metadata is the fallback (:func:`sf2t.video.tc.tc_probe`, which refuses the same files where torchcodec
+can tell). Neither is imported at module import. torch is not imported either:
 ``sf2t index`` worker processes start fast.
 """
 
@@ -30,7 +31,6 @@ __all__ = [
     "check_file",
     "check_frame_order",
     "check_pixel_format",
-    "tc_open",
     "IMAGE_FORMATS",
     "Deadline",
 ]
@@ -134,7 +134,7 @@ def check_file(path: str | os.PathLike) -> str:
     return path
 
 
-def _open_hint(path: str) -> str:
+def open_hint(path: str) -> str:
     if path.lower().endswith((".mp4", ".mov", ".m4v", ".3gp")):
         return " (for MP4/MOV this usually means the index (moov) is missing: a truncated or unfinished file)"
     return " (truncated, corrupt, or not a video container)"
@@ -186,7 +186,7 @@ def av_open(path: str):
     except PermissionError as e:
         raise VideoError(path, f"permission denied ({e})", "permission") from e
     except Exception as e:
-        raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
+        raise VideoError(path, f"cannot open as a video: {first_line(e)}{open_hint(path)}", "unreadable") from e
     fmt = container.format.name
     if fmt in IMAGE_FORMATS or fmt.endswith("_pipe"):
         container.close()
@@ -440,119 +440,6 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
         container.close()
 
 
-# ---------------------------------------------------------------------------------------------------
-# torchcodec (where PyAV is not installed)
-
-
-_IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"BM", "bmp"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"qoif", "qoi"),
-    (b"\xff\x0a", "jpegxl"),
-    (b"\x00\x00\x00\x0cJXL ", "jpegxl"),
-)
-
-
-def image_kind(path: str) -> str | None:
-    """The still-image format ``path``'s first bytes announce (PNG, JPEG, BMP, TIFF, WebP, QOI, JPEG XL), else None.
-    torchcodec opens such a file as a 1-frame "video"; PyAV's demuxer names it (:data:`IMAGE_FORMATS`)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError:
-        return None
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return next((kind for magic, kind in _IMAGE_MAGIC if head.startswith(magic)), None)
-
-
-def tc_open(path: str, **kwargs):
-    """A torchcodec ``VideoDecoder`` (``kwargs`` passed on), or a ``VideoError`` saying why the file does not open:
-    an image, no video stream, or unreadable (with its first error line). Shared by the probe and the backends."""
-    from torchcodec.decoders import VideoDecoder
-
-    kind = image_kind(path)
-    if kind is not None:
-        raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
-
-    try:
-        dec = VideoDecoder(path, **kwargs)
-        want = _tc_stream_index(path, dec)
-        if want is not None and want != dec.stream_index:
-            dec = VideoDecoder(path, stream_index=want, **kwargs)
-        return dec
-    except VideoError:
-        raise
-    except Exception as e:
-        msg = str(e).lower()
-        if "stream" in msg and ("video" in msg or "best" in msg):
-            raise VideoError(path, "no video stream", "no_video") from e
-        raise VideoError(path, f"cannot open as a video: {first_line(e)}{_open_hint(path)}", "unreadable") from e
-
-
-def _tc_stream_index(path: str, dec) -> int | None:
-    """The stream sf2t reads (:func:`av_open`'s) where torchcodec's default may be another one: a file with several
-    video streams (torchcodec takes the default-flagged or "best" one: another stream than the index probed, silently)
-    or whose one video stream may be a cover picture. None: torchcodec's stream, or it cannot be told."""
-    try:
-        from torchcodec._core import get_container_metadata
-
-        streams = get_container_metadata(dec._decoder).streams
-        videos = [int(s.stream_index) for s in streams if type(s).__name__ == "VideoStreamMetadata"]
-    except Exception:  # another torchcodec: its default
-        return None
-    if len(videos) <= 1 and int(dec.metadata.num_frames or 0) > 1:
-        return None
-    if importlib.util.find_spec("av") is None:
-        return videos[0] if videos else None  # no dispositions to read: the first video stream
-    container, stream = av_open(path)  # a VideoError for a file whose only "video" is a cover picture
-    index = int(stream.index)  # (read before closing: the stream dies with its container)
-    container.close()
-    return index
-
-
-def _tc_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
-    dec = tc_open(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
-    m = dec.metadata
-    n = int(m.num_frames or 0)
-    if n <= 0:
-        raise VideoError(path, "the video stream has no frames", "no_frames")
-    try:
-        first = dec.get_frames_at([0])
-        if verify:
-            for lo in range(0, n, 64):
-                deadline.check()
-                dec.get_frames_at(list(range(lo, min(n, lo + 64))))
-    except Exception as e:
-        raise VideoError(path, f"decoding fails ({first_line(e)})", "corrupt") from e
-    pix_fmt = str(getattr(m, "pixel_format", "") or "")
-    check_pixel_format(path, pix_fmt)
-    size, mtime = _stat(path)
-    fps = float(m.average_fps or 0.0)
-    return VideoInfo(
-        path=path,
-        num_frames=n,
-        fps=fps,
-        width=int(first.data.shape[2]),
-        height=int(first.data.shape[1]),
-        duration=float(m.duration_seconds or (n / fps if fps else 0.0)),
-        codec=str(m.codec or "unknown"),
-        container="",
-        pix_fmt=pix_fmt,
-        bit_depth=10 if "10" in pix_fmt else 12 if "12" in pix_fmt else 8,
-        rotation=int(round(getattr(m, "rotation", 0) or 0)) % 360,
-        vfr=False,
-        keyframe_interval=None,
-        start=float(m.begin_stream_seconds or 0.0),
-        size=size,
-        mtime_ns=mtime,
-        verified=verify,
-    )
-
-
 def probe(
     path: str | os.PathLike, *, verify: bool = False, timeout: float | None = 60.0, prober: str = "auto"
 ) -> VideoInfo:
@@ -574,4 +461,17 @@ def probe(
         raise VideoError(path, "no video reader installed (pip install av, or torchcodec)", "no_decoder")
     if (prober == "pyav" and not have_av) or (prober == "torchcodec" and not have_tc):
         raise VideoError(path, f"prober={prober!r} asked for but it is not installed", "no_decoder")
-    return (_av_probe if prober == "pyav" else _tc_probe)(path, verify=verify, deadline=deadline)
+    if prober == "torchcodec":
+        from sf2t.video.tc import tc_probe
+
+        return tc_probe(path, verify=verify, deadline=deadline)
+    return _av_probe(path, verify=verify, deadline=deadline)
+
+
+def __getattr__(name: str):
+    """``tc_open`` and ``image_kind`` live in :mod:`sf2t.video.tc` (which imports this module); kept importable here."""
+    if name in ("tc_open", "image_kind"):
+        from sf2t.video import tc
+
+        return getattr(tc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,16 +45,18 @@ def encode(
     gop=None,
     fmt=None,
     bframes=None,
+    faststart=False,
 ) -> Path:
     """Write RGB frames with PyAV. ``pts``/``time_base``: explicit (variable) timestamps; ``rotation``: display
-    rotation in degrees (side data, as phones write it); ``bframes``: x264's B-frames (ultrafast has none)."""
+    rotation in degrees (side data, as phones write it); ``bframes``: x264's B-frames (ultrafast has none);
+    ``faststart``: an MP4's index (moov) before the frames, so a truncated copy still opens."""
     import av
 
     path = Path(path)
     opts = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
     if bframes is not None:
         opts["bf"] = str(bframes)
-    with av.open(str(path), "w", format=fmt) as c:
+    with av.open(str(path), "w", format=fmt, options={"movflags": "faststart"} if faststart else None) as c:
         s = c.add_stream(codec, rate=rate)
         s.height, s.width = frames[0].shape[:2]
         s.pix_fmt = pix_fmt
@@ -139,11 +141,33 @@ def audio_with_cover(path) -> Path:
 def cover_first(src, dst, size: int = 64) -> Path:
     """``src``'s video remuxed into an MP4 with a PNG cover picture (``size`` square, an "attached picture") that
     demuxers list before the video: stream 0 the picture, stream 1 the video. FFmpeg's MP4 muxer writes the cover (the
-    ``covr`` tag) after the tracks, so readers list it last; here the tag box is moved in front of them, as some
-    taggers write it (the moov box keeps its size, so the sample offsets hold). The ffmpeg CLI's ``-map 1 -map 0
-    -disposition:0 attached_pic`` does not make one: MP4 puts the picture last, Matroska keeps it as a plain track."""
+    ``covr`` tag) after the tracks, so readers list it last (:func:`cover_last`); here the tag box is moved in front of
+    them, as some taggers write it (the moov box keeps its size, so the sample offsets hold). The ffmpeg CLI's ``-map 1
+    -map 0 -disposition:0 attached_pic`` does not make one: MP4 puts the picture last, Matroska keeps it as a plain
+    track."""
     import struct
 
+    cover_last(src, dst, size)
+
+    def boxes(b, lo, hi):
+        at = []
+        while lo < hi:
+            n, kind = struct.unpack(">I4s", b[lo : lo + 8])
+            at.append((kind, lo, n))
+            lo += n
+        return at
+
+    b = Path(dst).read_bytes()
+    _, mo, mn = next(x for x in boxes(b, 0, len(b)) if x[0] == b"moov")
+    kids = boxes(b, mo + 8, mo + mn)
+    order = sorted(kids, key=lambda k: {b"mvhd": 0, b"udta": 1}.get(k[0], 2))  # the tags before the tracks
+    Path(dst).write_bytes(b[: mo + 8] + b"".join(b[o : o + n] for _, o, n in order) + b[mo + mn :])
+    return Path(dst)
+
+
+def cover_last(src, dst, size: int = 64) -> Path:
+    """``src``'s video remuxed into an MP4 with a PNG cover picture as FFmpeg's MP4 muxer writes one: stream 0 the
+    video, stream 1 the picture."""
     import av
     from av.stream import Disposition
 
@@ -161,20 +185,6 @@ def cover_first(src, dst, size: int = 64) -> Path:
             if p.dts is not None:
                 p.stream = out
                 c.mux(p)
-
-    def boxes(b, lo, hi):
-        at = []
-        while lo < hi:
-            n, kind = struct.unpack(">I4s", b[lo : lo + 8])
-            at.append((kind, lo, n))
-            lo += n
-        return at
-
-    b = Path(dst).read_bytes()
-    _, mo, mn = next(x for x in boxes(b, 0, len(b)) if x[0] == b"moov")
-    kids = boxes(b, mo + 8, mo + mn)
-    order = sorted(kids, key=lambda k: {b"mvhd": 0, b"udta": 1}.get(k[0], 2))  # the tags before the tracks
-    Path(dst).write_bytes(b[: mo + 8] + b"".join(b[o : o + n] for _, o, n in order) + b[mo + mn :])
     return Path(dst)
 
 
@@ -203,6 +213,17 @@ def audio_only(path) -> Path:
     import av
 
     with av.open(str(path), "w") as c:
+        _mux_silence(c, c.add_stream("aac", rate=44100))
+    return Path(path)
+
+
+def no_frames(path) -> Path:
+    """A Matroska file with an H.264 video stream that holds no packets (stream 0) and AAC audio."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         _mux_silence(c, c.add_stream("aac", rate=44100))
     return Path(path)
 
