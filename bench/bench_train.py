@@ -1,7 +1,8 @@
 """Training steps/s and the fraction of step time spent waiting for data, on CPU, DataLoader workers 0 vs 2:
 
 - ``demo``: the ``sf2t demo`` configuration (tiny Qwen2-VL, LLM hidden 64, full fine-tuning, 56x56 frames, pairs
-  layout, batch 8, counting + disorder on the demo's contrast and sf2t.synth clips, clip cache on);
+  layout, batch 8, the demo's tasks (all six; counting + disorder until 2026-11-25) on its contrast and sf2t.synth
+  clips, clip cache on);
 - ``h256_f16``: a larger tiny Qwen2-VL (LLM hidden 256, 4 layers, vision embed 64) with LoRA on both towers,
   counting with 16 presented frames at 112x112, batch 4, on 320x180 H.264 clips of 8 s decoded per sample (no
   clip cache).

@@ -1,4 +1,6 @@
-"""The ``sf2t`` command: ``sf2t info``, ``sf2t index``, ``sf2t tasks export|preview``, ``sf2t demo``."""
+"""The ``sf2t`` command: ``sf2t info``, ``sf2t index``, ``sf2t tasks export|preview`` here; ``sf2t demo``, ``sf2t
+train``, ``sf2t merge``, ``sf2t finevidbench build|export``, ``sf2t eval`` and ``sf2t throughput`` handed to their
+modules (each parses its own options)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -107,3 +109,21 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monk
     with monkeypatch.context() as m:
         m.setattr(cli, "collect_info", _interrupted)
         check(["info"], "sf2t info: interrupted")
+
+
+def test_train_without_a_checkpoint_folder_names_a_download_command_that_exists(tmp_path, capsys, monkeypatch):
+    """``sf2t train model=X`` where X is no folder: a Hub id gets the download command of the installed
+    huggingface_hub (``hf download``; its 2.x has no ``huggingface-cli``), and a path (the README's
+    ``model=./Qwen2-VL-2B-Instruct``) is said to be no folder instead of being offered to the Hub as a repo id."""
+    from sf2t import cli
+
+    monkeypatch.chdir(tmp_path)
+    hf = Path(sys.executable).parent / "hf"
+    assert hf.is_file() or shutil.which("hf"), "the hint's command is not installed"
+    assert cli.main(["train", "model=Qwen/Qwen2-VL-2B-Instruct"]) == 2
+    err = capsys.readouterr().err
+    assert "`hf download Qwen/Qwen2-VL-2B-Instruct --local-dir ./ckpt`" in err and "Traceback" not in err
+    assert cli.main(["train", "model=./Qwen2-VL-2B-Instruct", "videos=[a.mp4]"]) == 2
+    err = capsys.readouterr().err
+    assert "'./Qwen2-VL-2B-Instruct' is not a local directory (no such folder)" in err
+    assert "--local-dir ./Qwen2-VL-2B-Instruct" in err and "download ./" not in err

@@ -1064,7 +1064,7 @@ def test_cli_train_print_config_and_merge(tiny, clips, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "lr_rate=1"]) == 2
     assert "did you mean" in capsys.readouterr().err
     assert main(["train", "model=no/such-model", f"videos=[{good[0]}]"]) == 2
-    assert "huggingface-cli download" in capsys.readouterr().err
+    assert "hf download no/such-model" in capsys.readouterr().err
     # a checkpoint sf2t cannot train, and an option its family cannot do: said before the model loads
     other = tmp_path / "other"
     other.mkdir()
@@ -1650,7 +1650,7 @@ def test_cli_train_bad_out_dir_model_file_and_binary_supervised_data(tiny, clips
     weights = next(Path(tiny).glob("*.safetensors"))
     assert main([*base, f"model={weights}", f"out_dir={tmp_path / 'r'}"]) == 2
     err = capsys.readouterr().err
-    assert "is a file; model= takes the checkpoint's folder" in err and "huggingface-cli" not in err
+    assert "is a file; model= takes the checkpoint's folder" in err and "hf download" not in err
     assert (
         main(
             [*base, f"model={tiny}", f"out_dir={tmp_path / 'r'}", "supervised_ratio=0.3", f"supervised_data={weights}"]

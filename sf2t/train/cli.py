@@ -339,6 +339,21 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
+def _no_checkpoint(model: str) -> str:
+    """What to do when ``model=`` names no folder. sf2t loads checkpoints offline, so a Hub id (``org/name``) is
+    downloaded first with huggingface_hub's ``hf`` command (the pinned huggingface_hub 2.x has no ``huggingface-cli``
+    any more); a path (``./Qwen2-VL-2B-Instruct``, the README's example) is a folder not downloaded yet or a typo."""
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")) and not Path(model).parent.exists():
+        return (
+            f"model {model!r} is not a local directory. sf2t loads checkpoints offline: download it first (e.g. "
+            f"`hf download {model} --local-dir ./ckpt`) and pass model=./ckpt"
+        )
+    return (
+        f"model {model!r} is not a local directory (no such folder): model= takes a downloaded checkpoint's folder, "
+        f"e.g. `hf download ORG/NAME --local-dir {model}` first"
+    )
+
+
 def _train_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.train.config import config_help, config_to_dict, load_config
 
@@ -370,11 +385,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if not Path(cfg.model).is_dir():
-        print(
-            f"sf2t train: model {cfg.model!r} is not a local directory. sf2t loads checkpoints offline: download it "
-            f"first (e.g. `huggingface-cli download {cfg.model} --local-dir ./ckpt`) and pass model=./ckpt",
-            file=sys.stderr,
-        )
+        print(f"sf2t train: {_no_checkpoint(cfg.model)}", file=sys.stderr)
         return 2
     if not cfg.videos:
         print("sf2t train: no training videos: set videos=[a.mp4,b.mp4] (or a list in the YAML file)", file=sys.stderr)

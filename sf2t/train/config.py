@@ -157,7 +157,11 @@ class TrainConfig:
         "recompute the LLM's and vision tower's activations in the backward pass (less memory, one more forward "
         "pass of them per step)",
     )
-    log_every: int = _f(50, "log loss every N steps")
+    log_every: int = _f(
+        50,
+        "with progress=false, print the mean loss (lr, samples/s, tokens/s, data wait) every N steps (the progress "
+        "bar shows them otherwise; metrics.jsonl has every step either way); 0: never",
+    )
     tensorboard: bool = _f(True, "also write metrics as TensorBoard events in out_dir/tensorboard (if installed)")
     save_every: int = _f(0, "write a resumable checkpoint every N optimizer steps (0: none)")
     keep_checkpoints: int = _f(2, "checkpoints kept in out_dir/checkpoints (the newest)")

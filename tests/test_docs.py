@@ -1,0 +1,290 @@
+"""The user docs name only commands, options, choices and config fields that exist.
+
+README.md, bench/README.md and sf2t/train/NOTES.md are read as a user reads them: every ``sf2t COMMAND ...`` in a
+code span, a fenced block or README's "What is in the box" list, every ``python -m bench.NAME ...`` /
+``python bench/NAME.py ...``, and every ``TrainConfig`` field named (``TrainConfig.f``, ``TrainConfig(f=...)``,
+``sf2t train f=...``, ``sf2t demo --set f=...``). Each option is looked up in the argparse parser that command
+really parses with (captured in-process, nothing runs), each literal choice (``--frames png|jpg``) in the option's
+choices, each field in ``TrainConfig`` (dotted names reach the task configs). A flag in a span that names no command
+must exist in some sf2t or bench parser, unless it is another tool's (pytest, pip, torchrun, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import importlib
+import re
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from sf2t import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ("README.md", "bench/README.md", "sf2t/train/NOTES.md")
+COMMANDS = (
+    ("info",),
+    ("index",),
+    ("tasks", "export"),
+    ("tasks", "preview"),
+    ("demo",),
+    ("train",),
+    ("merge",),
+    ("finevidbench", "build"),
+    ("finevidbench", "export"),
+    ("eval",),
+    ("throughput",),
+)
+# other tools' flags that the docs show beside sf2t's (in spans that name no sf2t command)
+FOREIGN_FLAGS = {
+    "--benchmark-disable",  # pytest-benchmark
+    "--benchmark-group-by",
+    "--no-build-isolation",  # pip
+    "--nproc_per_node",  # torchrun
+    "--tool",  # compute-sanitizer
+    "--local-dir",  # hf download
+}
+FOREIGN_TOOLS = ("pytest", "pip", "compute-sanitizer", "nvcc", "cuobjdump", "huggingface-cli", "hf", "ncu", "nsys")
+PLACEHOLDER_FLAGS = {"--key"}  # `sf2t train ... key=value / --key value`: any TrainConfig field
+PLACEHOLDER_FIELDS = {"key"}
+
+
+class _Captured(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def _capture(run) -> argparse.ArgumentParser:
+    """The parser ``run()`` parses its arguments with (it stops there: nothing is read or written)."""
+
+    def parse_known_args(self, *a, **k):
+        raise _Captured(self)
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_known_args", parse_known_args):
+        try:
+            run()
+        except _Captured as c:
+            return c.parser
+    raise AssertionError(f"{run} parsed no arguments")
+
+
+def _subparser(parser: argparse.ArgumentParser, word: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+            return action.choices[word]
+    raise KeyError(word)
+
+
+@pytest.fixture(scope="module")
+def parsers() -> dict[str, argparse.ArgumentParser]:
+    out = {}
+    for words in COMMANDS:
+        parser = _capture(lambda w=words: cli.main(list(w)))
+        for word in words[len(parser.prog.split()) - 1 :]:  # `sf2t tasks export`: the top parser's subcommand
+            parser = _subparser(parser, word)
+        out[" ".join(words)] = parser
+    return out
+
+
+@functools.cache
+def _bench_parser(name: str) -> argparse.ArgumentParser:
+    mod = importlib.import_module(f"bench.{name}")
+    return _capture(lambda: mod.main([]))
+
+
+def _train_fields() -> set[str]:
+    from sf2t.train.config import TrainConfig
+
+    def walk(cls, prefix):
+        for f in dataclasses.fields(cls):
+            yield prefix + f.name
+            value = getattr(cls(), f.name)
+            if dataclasses.is_dataclass(value):
+                yield from walk(type(value), f"{prefix}{f.name}.")
+
+    return set(walk(TrainConfig, ""))
+
+
+def _doc_texts() -> dict[str, str]:
+    return {name: (ROOT / name).read_text() for name in DOCS}
+
+
+def _snippets(text: str) -> list[tuple[str, bool]]:
+    """Command-like snippets, each with whether words after a flag are its value: fenced block lines (``\\``
+    continuations joined; Python blocks left out), README's command list entries (a line starting ``sf2t COMMAND``
+    and its indented continuation lines, in prose: no values) and inline code spans."""
+    out = []
+    for lang, block in re.findall(r"^```([a-z]*)\n(.*?)^```", text, flags=re.S | re.M):
+        if lang == "python":
+            continue
+        entries: list[list[str]] = []
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("sf2t ") or not line.startswith(" ") or not entries:
+                entries.append([line])
+            else:
+                entries[-1].append(line.strip())
+        out += [(" ".join(entry), lang != "") for entry in entries]
+    prose = re.sub(r"^```[a-z]*\n.*?^```", "", text, flags=re.S | re.M)
+    out += [(m.replace("\n", " "), True) for m in re.findall(r"`([^`]+)`", prose)]
+    return out
+
+
+def _command(tokens: list[str], i: int) -> str | None:
+    """The command ``tokens[i:]`` starts, if any: ``sf2t WORDS``, ``bench:NAME``."""
+    if tokens[i] == "sf2t" or tokens[i : i + 2] == ["-m", "sf2t"]:
+        j = i + (1 if tokens[i] == "sf2t" else 2)
+        for words in sorted(COMMANDS, key=len, reverse=True):
+            if tuple(tokens[j : j + len(words)]) == words:
+                return " ".join(words)
+    if tokens[i] == "-m" and i + 1 < len(tokens) and tokens[i + 1].startswith("bench."):
+        return "bench:" + tokens[i + 1].removeprefix("bench.")
+    m = re.fullmatch(r"bench/((?:bench|gpu)_\w+)\.py", tokens[i])
+    if m and i > 0 and tokens[i - 1] == "python":
+        return "bench:" + m.group(1)
+    return None
+
+
+def _uses(text: str):
+    """(command or None, flag, value or None, snippet) for every ``--flag`` / ``-o`` shown, and (command,
+    ``=field``, None, snippet) for ``field=value`` words given to ``sf2t train`` / ``sf2t demo --set``."""
+    for snippet, values in _snippets(text):
+        tokens = [t.strip("[](),;:") for t in snippet.split()]
+        tokens = [t for t in tokens if t]
+        command = None
+        foreign = tokens and tokens[0].split("=")[-1] in FOREIGN_TOOLS
+        for i, tok in enumerate(tokens):
+            found = _command(tokens, i)
+            if found:
+                command, foreign = found, False
+            elif tok in FOREIGN_TOOLS or (tok == "torchrun" and "sf2t" not in tokens):
+                command, foreign = None, True
+            if foreign:
+                continue
+            if re.fullmatch(r"--[a-z][a-z0-9_-]*(=.*)?|-o", tok):
+                flag, _, value = tok.partition("=")
+                if values and not value and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+                    value = tokens[i + 1]
+                yield command, flag, value or None, snippet
+                if command == "demo" and flag == "--set" and "=" in (value or ""):
+                    yield "train", "=" + value.split("=")[0], None, snippet
+            elif command == "train" and re.fullmatch(r"[a-z_][a-z0-9_.]*=.*", tok):
+                yield "train", "=" + tok.split("=")[0], None, snippet
+    for field in re.findall(r"TrainConfig(?:\.|\([^)]*?)([a-z_][a-z0-9_]*)\b(?!\()", text):
+        yield "train", "=" + field, None, "TrainConfig." + field
+
+
+def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action | None:
+    return parser._option_string_actions.get(flag)
+
+
+def _check(texts: dict[str, str], parsers: dict[str, argparse.ArgumentParser]) -> list[str]:
+    """Every mismatch between ``texts`` (doc name -> text) and the code, one line each."""
+    fields = _train_fields()
+    problems = []
+    for doc, text in texts.items():
+        for command, flag, value, snippet in _uses(text):
+            where = f"{doc}: `{snippet[:100]}`"
+            if command and command.startswith("bench:"):
+                name = command.removeprefix("bench:")
+                if not (ROOT / "bench" / f"{name}.py").is_file():
+                    problems.append(f"{where}: no bench/{name}.py")
+                    continue
+                known = [_bench_parser(name)]
+            elif command:
+                known = [parsers[command]]
+            else:
+                known = list(parsers.values()) + [_bench_parser(n) for n in _bench_names()]
+            if flag.startswith("="):
+                if flag[1:] not in fields | PLACEHOLDER_FIELDS:
+                    problems.append(f"{where}: TrainConfig has no field {flag[1:]!r}")
+                continue
+            if command == "train":
+                if flag in PLACEHOLDER_FLAGS or flag[2:].replace("-", "_") in fields:
+                    continue
+            if flag in FOREIGN_FLAGS and command is None:
+                continue
+            actions = [a for a in (_option(p, flag) for p in known) if a is not None]
+            if not actions:
+                owner = f"sf2t {command}" if command and not command.startswith("bench:") else command
+                problems.append(
+                    f"{where}: {owner or 'no sf2t or bench command'} has {'no ' if command else ''}option {flag}"
+                )
+                continue
+            if value and re.fullmatch(r"[a-z0-9_'|-]+", value) and all(a.choices for a in actions):
+                for v in value.split("|"):  # one option (of some command, where the span names none) takes it
+                    if v != "''" and not any(v.strip("'") in a.choices for a in actions):
+                        choices = sorted({c for a in actions for c in a.choices})
+                        problems.append(f"{where}: {flag} {v!r} is not one of {choices}")
+    if "README.md" in texts:  # its "What is in the box" list: every command, and only commands that exist
+        listed, real = _listed_commands(texts["README.md"]), {" ".join(words) for words in COMMANDS}
+        problems += [f"README.md's command list lacks `sf2t {c}`" for c in sorted(real - listed)]
+        problems += [f"README.md's command list names `sf2t {c}`, which is no command" for c in sorted(listed - real)]
+    return problems
+
+
+def _listed_commands(readme: str) -> set[str]:
+    block = readme.split("## What is in the box", 1)[1].split("```", 2)[1]
+    found = set()
+    for line in block.splitlines():
+        tokens = line.split()
+        if tokens[:1] == ["sf2t"]:
+            grouped = {words[0] for words in COMMANDS if len(words) > 1}  # `sf2t tasks export`: two words
+            found.add(_command(tokens, 0) or " ".join(tokens[1 : 3 if tokens[1] in grouped else 2]))
+    return found
+
+
+def _bench_names() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "bench").glob("*.py") if _has_main(p))
+
+
+def _has_main(path: Path) -> bool:
+    return "\ndef main(argv=None)" in path.read_text()
+
+
+def test_docs_name_only_options_that_exist(parsers):
+    """Each option, choice and TrainConfig field the docs show exists (see the module docstring)."""
+    problems = _check(_doc_texts(), parsers)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_command_has_its_parser_and_is_listed(parsers):
+    """``sf2t --help`` lists exactly the commands README's "What is in the box" lists, and each doc check above
+    looks at the parser that command really uses."""
+    top = _capture(lambda: cli.main(["info"]))
+    choices = next(a.choices for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(choices) == {words[0] for words in COMMANDS}
+    assert _listed_commands(_doc_texts()["README.md"]) == {" ".join(w) for w in COMMANDS}
+    assert parsers["eval"].prog == "sf2t eval" and parsers["tasks export"].prog == "sf2t tasks export"
+    assert "--print-config" in parsers["train"]._option_string_actions
+
+
+def test_check_catches_a_removed_option_a_bad_choice_an_unknown_field_and_a_renamed_command(parsers):
+    """The check is not vacuous: a doc naming an option, a choice, a field or a command that does not exist is
+    reported."""
+    texts = {
+        "README.md": _doc_texts()["README.md"]
+        + "\n`sf2t throughput --no-such-flag 2` `sf2t tasks export --frames gif` `sf2t train no_such_field=1`"
+        + " `sf2t demo --set counting.no_such=2` `TrainConfig.nope`\n"
+    }
+    texts["README.md"] = texts["README.md"].replace("\nsf2t merge  ", "\nsf2t fuse   ")  # a renamed command
+    problems = _check(texts, parsers)
+    assert len(problems) == 7, problems
+    assert "sf2t throughput has no option --no-such-flag" in problems[0]
+    assert "'gif' is not one of" in problems[1]
+    assert all("TrainConfig has no field" in p for p in problems[2:5])
+    assert problems[5:] == [
+        "README.md's command list lacks `sf2t merge`",
+        "README.md's command list names `sf2t fuse`, which is no command",
+    ]
+
+
+def test_print_config_says_when_log_every_prints():
+    """``sf2t train --print-config``'s help for ``log_every`` says what the loop does: a loss line every N steps only
+    with ``progress=false`` (the bar shows the loss otherwise; ``sf2t.train.loop``), every step in metrics.jsonl."""
+    from sf2t.train.config import config_help
+
+    line = next(row for row in config_help().splitlines() if row.split()[0] == "log_every")
+    assert "progress=false" in line and "metrics.jsonl has every step" in line, line
