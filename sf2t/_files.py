@@ -117,3 +117,17 @@ def write_text_atomic(path: str | os.PathLike, text: str, label: str = "output")
         except OSError:
             pass
         raise
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """``org/name`` that is no path here: a Hugging Face Hub id (sf2t loads checkpoints offline, from folders)."""
+    from pathlib import Path
+
+    name = str(name)
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).parent.exists()
+
+
+def hub_download_hint(name: str, option: str) -> str:
+    """How to get ``name`` (a Hub id) as a folder to pass as ``option``: huggingface_hub's ``hf`` command (its 2.x
+    has no ``huggingface-cli`` any more)."""
+    return f"download it first (e.g. `hf download {name} --local-dir ./ckpt`) and pass {option}./ckpt"

@@ -939,10 +939,13 @@ def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     argv = ["eval", "--bench", str(bench), "--out", str(tmp_path / "o.json")]
     assert cli.main([*argv, "--model", "Qwen/Qwen2-VL-2B-Instruct"]) == 2
     err = capsys.readouterr().err
-    assert "not a local checkpoint directory" in err and "huggingface-cli download Qwen/Qwen2-VL-2B-Instruct" in err
+    assert (
+        "not a local checkpoint directory" in err
+        and "`hf download Qwen/Qwen2-VL-2B-Instruct --local-dir ./ckpt` and pass --model ./ckpt" in err
+    )
     assert cli.main([*argv, "--model", str(tmp_path / "gone")]) == 2
     err = capsys.readouterr().err
-    assert "gone' is not a local checkpoint directory" in err and "huggingface-cli" not in err
+    assert "gone' is not a local checkpoint directory" in err and "hf download" not in err
 
 
 def test_eval_an_adapter_of_another_base_is_named(bench, tmp_path, tiny_qwen2_vl, capsys):

@@ -278,10 +278,11 @@ def checkpoint_kind(model_dir: str) -> str | None:
     """The ``model_type`` in a local checkpoint's config.json (None when there is none); a clear error for a path
     that is not a folder or a config that is not JSON."""
     if not Path(model_dir).is_dir():
+        from sf2t._files import hub_download_hint, looks_like_hub_id
+
         hint = (
-            f"; sf2t loads checkpoints offline: download it first (e.g. `huggingface-cli download {model_dir} "
-            "--local-dir ./ckpt`) and pass --model ./ckpt"
-            if str(model_dir).count("/") == 1 and not Path(model_dir).exists() and not str(model_dir).startswith(".")
+            f"; sf2t loads checkpoints offline: {hub_download_hint(model_dir, '--model ')}"
+            if looks_like_hub_id(model_dir)
             else ""
         )
         raise FileNotFoundError(f"model {model_dir!r} is not a local checkpoint directory{hint}")

@@ -343,10 +343,12 @@ def _no_checkpoint(model: str) -> str:
     """What to do when ``model=`` names no folder. sf2t loads checkpoints offline, so a Hub id (``org/name``) is
     downloaded first with huggingface_hub's ``hf`` command (the pinned huggingface_hub 2.x has no ``huggingface-cli``
     any more); a path (``./Qwen2-VL-2B-Instruct``, the README's example) is a folder not downloaded yet or a typo."""
-    if model.count("/") == 1 and not model.startswith((".", "/", "~")) and not Path(model).parent.exists():
+    from sf2t._files import hub_download_hint, looks_like_hub_id
+
+    if looks_like_hub_id(model):
         return (
-            f"model {model!r} is not a local directory. sf2t loads checkpoints offline: download it first (e.g. "
-            f"`hf download {model} --local-dir ./ckpt`) and pass model=./ckpt"
+            f"model {model!r} is not a local directory. sf2t loads checkpoints offline: "
+            f"{hub_download_hint(model, 'model=')}"
         )
     return (
         f"model {model!r} is not a local directory (no such folder): model= takes a downloaded checkpoint's folder, "
