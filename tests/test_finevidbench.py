@@ -941,7 +941,7 @@ def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     err = capsys.readouterr().err
     assert (
         "not a local checkpoint directory" in err
-        and "`hf download Qwen/Qwen2-VL-2B-Instruct --local-dir ./ckpt` and pass --model ./ckpt" in err
+        and "`hf download Qwen/Qwen2-VL-2B-Instruct --local-dir ./ckpt`) and pass --model ./ckpt" in err
     )
     assert cli.main([*argv, "--model", str(tmp_path / "gone")]) == 2
     err = capsys.readouterr().err
