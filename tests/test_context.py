@@ -448,3 +448,141 @@ def test_held_out_set_counts_the_tokens_to_generate(tmp_path, clips, name):
     assert answer_budget(tok, es) > 3
     with pytest.raises(ValueError, match=r"with \d+ tokens to generate.*max_new_tokens \(\d+: auto"):
         build_eval_set(factory, ["counting"], 2)
+
+
+@pytest.fixture(scope="module")
+def sized_clips(tmp_path_factory):
+    """(small, mid, big) clips for the tiny LLaVA processors (56 px base tile: a target up to 56 px takes 36 image
+    tokens, a larger one 88): small 96x64 (targets 16-21 px), mid 240x180 (45-60 px: its largest take 88 tokens),
+    big 320x240 (60-80 px: every target 88 tokens)."""
+    root = tmp_path_factory.mktemp("ctx_sized_clips")
+    kw = dict(seconds=1.2, num_sprites=1, camera_pan=False, events=False)
+    small = [c["path"] for c in synth.make_clips(root / "small", 2, seed=310, width=96, height=64, **kw)]
+    mid = [c["path"] for c in synth.make_clips(root / "mid", 1, seed=312, width=240, height=180, **kw)]
+    big = [c["path"] for c in synth.make_clips(root / "big", 2, seed=313, width=320, height=240, **kw)]
+    return small, mid, big
+
+
+# tiny LLaVA-OneVision, localization's largest sample (12 frames, longest question): 103 tokens + the target's 36 or
+# 88 image tokens; counting's largest 100: a context of 139 fits any video's 36-token target, no 88-token one
+LLAVA_FITS_SMALL_TARGETS = 139
+
+
+def test_llava_video_whose_smallest_target_cannot_fit_is_left_out_of_localization(tmp_path, sized_clips):
+    """A video whose every localization target takes more anyres tokens than fit (its short side makes even the
+    smallest target large) is left out of localization at setup: one warning naming it with the numbers and what to
+    change, recorded as skipped (task localization, kind too_large); the other tasks still draw it. Before, the run
+    started and stopped with a ValueError at the first localization sample drawn from it. A resumed run (the
+    checkpoint's skips replayed) draws the same samples."""
+    from sf2t.train.loop import make_factories
+
+    small, mid, big = sized_clips
+    model = _tiny(tmp_path, "llava_onevision", LLAVA_FITS_SMALL_TARGETS)
+    cfg = _cfg(model, small + mid + big[:1], tmp_path, tasks=["localization", "counting"])
+    tok = _tokenizer(model)
+    with pytest.warns(UserWarning) as w:
+        factory, _ = make_factories(cfg, tok)
+    said = [str(x.message) for x in w]
+    (large,) = [m for m in said if "a sample with a large target image" in m]
+    assert "The run goes on: such a video's samples draw their target only among the sizes that fit" in large
+    (left,) = [m for m in said if m.startswith("localization: left out")]
+    assert "localization: left out 1 of 4 video(s) of videos whose smallest target image cannot fit" in left
+    assert (
+        f"{big[0]}: short side 240 px, smallest target 60 px = 88 image tokens, with 12 frames: 191 tokens > "
+        "max_position_embeddings 139" in left
+    )
+    assert "localization draws from the other 3, the other tasks still use them all" in left
+    assert "lower localization.side_min / side_max (0.25 / 0.333" in left and "image_grid_pinpoints" in left
+    (skip,) = factory.pool.skipped
+    assert (skip.path, skip.kind, skip.task) == (big[0], "too_large", "localization")
+    assert "short side 240 px" in skip.reason and "> max_position_embeddings 139" in skip.reason
+    loc = [factory.sample(i, task="localization") for i in range(10)]  # (the old code raised on index 1)
+    assert big[0] not in {s["meta"]["source"] for s in loc}
+    assert all(factory.inputs.context.extent(s)[0] <= LLAVA_FITS_SMALL_TARGETS for s in loc)
+    assert big[0] in {factory.sample(i, task="counting")["meta"]["source"] for i in range(12)}
+    with pytest.warns(UserWarning) as w:
+        resumed, _ = make_factories(cfg, tok)
+    assert sum(str(x.message).startswith("localization: left out 1 of 4") for x in w) == 1
+    for s in factory.pool.skipped:  # (as a resume replays the checkpoint's drops)
+        resumed.pool.drop(s.path, s.kind, s.reason, s.task)
+    assert len(resumed.pool.skipped) == 1
+    for i, s in enumerate(loc):
+        assert torch.equal(resumed.sample(i, task="localization")["input_ids"], s["input_ids"])
+
+
+def test_llava_localization_refused_when_no_video_can_give_a_target_that_fits(tmp_path, sized_clips):
+    """Every video's smallest target too large: refused at setup, naming the task, the numbers and what to change
+    (before: warned, then stopped at the first localization sample)."""
+    from sf2t.train.loop import make_factories
+
+    _, _, big = sized_clips
+    cfg = _cfg(_tiny(tmp_path, "llava_onevision", LLAVA_FITS_SMALL_TARGETS), big, tmp_path, tasks=["localization"])
+    with pytest.raises(ValueError, match=r"localization: none of the 2 video\(s\) of videos it may draw can give a "):
+        with pytest.warns(UserWarning, match="a sample with a large target image"):
+            make_factories(cfg, _tokenizer(cfg.model))
+    with pytest.raises(ValueError) as e, pytest.warns(UserWarning):
+        make_factories(cfg, _tokenizer(cfg.model))
+    msg = str(e.value)
+    assert (
+        "short side 240 px, smallest target 60 px = 88 image tokens" in msg and "> max_position_embeddings 139" in msg
+    )
+    assert "lower localization.side_min / side_max" in msg and "smaller image_grid_pinpoints" in msg
+    assert "shorter short side" in msg and "leave localization out of the task mix" in msg
+
+
+def test_llava_target_too_large_when_made_is_drawn_again(tmp_path, sized_clips, monkeypatch):
+    """A video whose small targets fit and large ones do not (mid: 45-56 px take 36 tokens, 57-60 px 88): its samples
+    draw the target side among those that fit, so no sample stops the run (before: a ValueError from the per-sample
+    guard at the first large target, hours into a run); a sample still over when made (the cap's estimate short) is
+    a failed window, drawn again. Either way the same index gives the same sample in a fresh factory (a worker's, a
+    resumed run's with the skips replayed)."""
+    from sf2t.train.loop import make_factories, train
+
+    small, mid, _ = sized_clips
+    model = _tiny(tmp_path, "llava_onevision", LLAVA_FITS_SMALL_TARGETS)
+    cfg = _cfg(model, small + mid, tmp_path, tasks=["localization"], steps=2)
+    tok = _tokenizer(model)
+
+    def factory():
+        with pytest.warns(UserWarning, match="a sample with a large target image"):
+            f, _ = make_factories(cfg, tok)
+        assert not f.pool.skipped  # every video has targets that fit
+        return f
+
+    def draw(f, n=16):
+        out = [f.sample(i) for i in range(n)]
+        assert all(f.inputs.context.extent(s)[0] <= LLAVA_FITS_SMALL_TARGETS for s in out)
+        return out
+
+    f = factory()
+    made = draw(f)
+    sides = [int(s["image_sizes"][0][0]) for s in made if s["meta"]["source"] == mid[0]]
+    assert sides and all(45 <= v <= 56 for v in sides)  # capped at the largest side that fits
+    uncapped = factory()
+    monkeypatch.setattr(uncapped, "target_budget", lambda t: None)  # the old draw: a large target refused
+    with pytest.raises(ValueError, match=r"localization: the sample is longer than the model's context"):
+        for i in range(16):
+            uncapped.sample(i)
+    fresh = factory()
+    for i, s in enumerate(made):
+        assert torch.equal(fresh.sample(i)["input_ids"], s["input_ids"])
+
+    # the cap's estimate falling short: the made sample's exact check turns large targets away, windows drawn again
+    from sf2t.models.context import TargetBudget
+
+    monkeypatch.setattr(TargetBudget, "fraction", lambda self, size, frames: self.cfg.side_max)
+    turned, over_sample = [], TargetBudget.over_sample
+    monkeypatch.setattr(TargetBudget, "over_sample", lambda *a: turned.append(over_sample(*a)) or turned[-1])
+    f = factory()
+    made = draw(f)
+    assert any(turned)  # some target was too large when made
+    assert all(int(s["image_sizes"][0][0]) <= 56 for s in made if s["meta"]["source"] == mid[0])
+    resumed = factory()
+    for s in f.pool.skipped:
+        resumed.pool.drop(s.path, s.kind, s.reason, s.task)
+    for i, s in enumerate(made):
+        assert torch.equal(resumed.sample(i)["input_ids"], s["input_ids"])
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="a sample with a large target image"):
+        res = train(cfg, log=lambda x: None, save=False)
+    assert len(res["losses"]) == 2 and "localization" in res["task_losses"]

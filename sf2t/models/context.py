@@ -19,7 +19,9 @@ task at the packed frame size, its longest question and answer in the chat scaff
 Qwen at the frame size, LLaVA the most anyres tokens any square image takes through the processor's
 ``image_grid_pinpoints``) and refuses a run that cannot fit; :func:`supervised_overflow` measures every mixed-in
 supervised record (its own texts) at setup, so the ones that cannot fit are left out before training
-(``sf2t.train.supervised.leave_out_long``);
+(``sf2t.train.supervised.leave_out_long``); :class:`TargetBudget` does the same for a LLaVA localization target,
+whose tokens follow the video's size: a video none of whose targets can fit is left out of the task when the pool is
+read (``sf2t.train.targets.leave_out_large_targets``), the others' samples draw their target among the sizes that fit;
 :meth:`Context.check` is the per-sample guard for what the estimates cannot know (a supervised record found too long
 when made is skipped and another drawn, ``SampleFactory._supervised_draw``), and :meth:`Context.check_extent` the same
 for a sample whose extent was kept (the held-out set, with the tokens to generate).
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Context", "check_run_fits", "llava_image_tokens", "supervised_overflow"]
+__all__ = ["Context", "TargetBudget", "check_run_fits", "llava_image_tokens", "supervised_overflow"]
 
 # transformers stores "no model_max_length" as int(1e30); anything this large is no limit
 _NO_LIMIT = 10**9
@@ -166,11 +168,11 @@ def _texts(task: str, frames: int) -> list[tuple[str, str]]:
     return [(q, a) for q in questions for a in answers]
 
 
-def _vision_for(inputs, frames: int) -> dict:
+def _vision_for(inputs, frames: int, source: tuple[int, int] | None = None) -> dict:
     """The vision inputs :meth:`ModelInputs.text` reads for a sample of ``frames`` presented frames, without pixels:
     Qwen ``video_grid_thw`` (``frame_repeat`` copies, or the pairs layout, in temporal patches of 2); LLaVA a
-    zero-stride ``pixel_values_videos`` of the processor's output size (a square source when the size depends on
-    the video's shape)."""
+    zero-stride ``pixel_values_videos`` of the processor's output size for frames of ``source`` (h, w) (default: a
+    square source, for when the size depends on the video's shape)."""
     if inputs.qwen:
         h, w = inputs.frame_size
         groups = frames - 1 if inputs.layout == "pairs" and frames >= 2 else math.ceil(frames * inputs.frame_repeat / 2)
@@ -178,7 +180,7 @@ def _vision_for(inputs, frames: int) -> dict:
     from sf2t.ops.fragment_pack import llava_target_size
 
     side = inputs.size_kw.get("shortest_edge") or max(inputs.size_kw["size"])
-    _, (h, w) = llava_target_size(side, side, crop=inputs.crop, **inputs.size_kw)
+    _, (h, w) = llava_target_size(*(source or (side, side)), crop=inputs.crop, **inputs.size_kw)
     return {"pixel_values_videos": torch.zeros(()).expand(frames, 3, h, w)}
 
 
@@ -272,6 +274,95 @@ def supervised_overflow(context: Context, inputs, tokenizer, records, frames: in
     return out
 
 
+class TargetBudget:
+    """Which localization target sides fit ``context`` in a LLaVA run, video by video. The target is a square crop of
+    side ``round(fraction * short side)``, the fraction drawn from ``side_min..side_max`` of ``task``'s config, and
+    its anyres tokens follow the side (:func:`sf2t.models.llava_onevision.num_image_tokens`). A sample is counted
+    as :func:`check_run_fits` counts it: the task's longest question and answer (:func:`_texts`) around ``frames``
+    presented frames of the video's own size (the processor's output for it), plus the image's tokens (one
+    position each: LLaVA).
+
+    :meth:`smallest_over` is the setup test: a video whose smallest target cannot fit with the most frames it shows is
+    left out of the task (``sf2t.train.targets.leave_out_large_targets``). :meth:`fraction` is the cap the sample
+    factory hands the task's ``plan``, so a sample draws its side among those that fit (the target size distribution
+    cut off above, nothing else about the sample changed); :meth:`over_sample` the exact check of a made sample (its
+    own question and answer). Cached per side, per frame size and frame count: a pool of many videos costs a few
+    text assemblies per distinct size."""
+
+    def __init__(self, context: Context, inputs, tokenizer, task):
+        self.context, self.inputs, self.tokenizer = context, inputs, tokenizer
+        self.kind = getattr(task, "name", "localization")
+        self.cfg = task.cfg
+        self._tokens: dict[int, int] = {}  # side -> image tokens
+        self._base: dict[tuple, tuple[int, int]] = {}  # video input shape -> extent of the longest text, no image
+        self._largest: dict[tuple, int] = {}  # (size, frames) -> largest_side
+        self._smallest: dict[tuple, list[str]] = {}  # (size, frames) -> smallest_over
+
+    def image_tokens(self, side: int) -> int:
+        """``<image>`` tokens of a ``side x side`` target."""
+        got = self._tokens.get(side)
+        if got is None:
+            from sf2t.models.llava_onevision import num_image_tokens  # (LLaVA-NeXT-Video's is the same function)
+
+            got = self._tokens[side] = num_image_tokens(self.inputs.processor, side, side)
+        return got
+
+    def smallest_side(self, size: tuple[int, int]) -> int:
+        """The smallest target side in a video of frame ``size`` (h, w), rounded as ``LocalizationTask.build``."""
+        return max(1, round(self.cfg.side_min * min(size)))
+
+    def extent(self, size: tuple[int, int], frames: int, side: int) -> tuple[int, int]:
+        """(tokens, positions) of the longest text around ``frames`` frames of ``size`` (h, w) and a ``side`` target."""
+        vision = _vision_for(self.inputs, frames, tuple(size))
+        key = tuple(vision["pixel_values_videos"].shape)
+        base = self._base.get(key)
+        if base is None:  # (an image of k tokens: k placeholders in the text, the rest unchanged)
+            t, p = _largest(self.context, self.inputs, self.tokenizer, self.kind, frames, vision, {"image_tokens": 1})
+            base = self._base[key] = (t - 1, p - 1)
+        k = self.image_tokens(side)
+        return base[0] + k, base[1] + k
+
+    def smallest_over(self, size: tuple[int, int], num_frames: int) -> list[str]:
+        """What the largest sample of a video of frame ``size`` (h, w) and ``num_frames`` frames exceeds with its
+        smallest target ([] when it fits): then no target from it can fit."""
+        key = (tuple(size), min(self.cfg.count_max, int(num_frames)))
+        got = self._smallest.get(key)
+        if got is None:
+            got = self._smallest[key] = self.context.over(*self.extent(size, key[1], self.smallest_side(size)))
+        return got
+
+    def largest_side(self, size: tuple[int, int], frames: int) -> int:
+        """The largest side s such that every target side from the smallest up to s fits a sample of ``frames``
+        frames of ``size`` (one less than the smallest when none does)."""
+        key = (tuple(size), int(frames))
+        got = self._largest.get(key)
+        if got is None:
+            side, top = self.smallest_side(size), round(self.cfg.side_max * min(size))
+            while side <= top and not self.context.over(*self.extent(size, frames, side)):
+                side += 1
+            got = self._largest[key] = side - 1
+        return got
+
+    def fraction(self, size: tuple[int, int], frames: int) -> float:
+        """The largest side fraction a sample of ``frames`` frames of ``size`` may draw: ``side_max`` when every side
+        fits, else just under the one whose rounded side passes :meth:`largest_side` (never below ``side_min``)."""
+        side = self.largest_side(size, frames)
+        if side >= round(self.cfg.side_max * min(size)):
+            return self.cfg.side_max
+        return max(self.cfg.side_min, min(self.cfg.side_max, (side + 0.49) / min(size)))
+
+    def over_sample(self, sample, size: tuple[int, int]) -> list[str]:
+        """What a made localization ``sample`` (its target image, presented frames of ``size``, question and answer)
+        exceeds ([] when it fits): assembled in full only when the longest text with its target does not fit."""
+        side, frames = int(sample.image.shape[0]), int(sample.num_presented)
+        tokens, positions = self.extent(size, frames, side)
+        if not self.context.over(tokens + _MARGIN, positions + _MARGIN):  # (a margin: the texts' own tokenization)
+            return []
+        vision = _vision_for(self.inputs, frames, tuple(size))
+        text = self.inputs.text(self.tokenizer, sample.question, sample.answer, vision, self.image_tokens(side))
+        return self.context.over(*self.context.extent(text))
+
+
 def _large_target(context: Context, inputs, name: str, task, tokens: int, image_kw: dict, over: list[str]) -> str:
     """The warning of a LLaVA localization run whose sample fits with a small target image, not with the largest:
     from which target side on it overflows, which videos make such targets, and what helps (a smaller target, or
@@ -294,10 +385,12 @@ def _large_target(context: Context, inputs, name: str, task, tokens: int, image_
         f"{name}: a sample with a large target image does not fit the model's context ({'; '.join(over)} with the "
         f"most anyres tokens, {most}); a target of {side} px or more can take more than the {budget} image tokens "
         f"that fit. The target's side is {name}.side_min-side_max ({lo:.3g}-{hi:.3g}) of the video's short side, so "
-        f"videos whose short side is {short} px or more can make one, and such a sample stops the run when it is "
-        f"made. What helps: a smaller target ({name}.side_max and side_min lower, videos with a shorter "
-        "short side, or a processor whose image_grid_pinpoints are smaller), fewer frame tokens to leave the image "
-        f"room ({count}token_keep_ratio), or leaving out localization"
+        f"videos whose short side is {short} px or more can make one. The run goes on: such a video's samples draw "
+        f"their target only among the sizes that fit (smaller than {name}.side_max asks), and a video none of whose "
+        f"targets fits is left out of {name} when the videos are read (one warning, listed with the skipped videos; "
+        f"the other tasks still use it). To keep the full range: a smaller target ({name}.side_max and side_min "
+        "lower, videos with a shorter short side, or a processor whose image_grid_pinpoints are smaller), fewer frame "
+        f"tokens to leave the image room ({count}token_keep_ratio), or leaving out localization"
     )
 
 
@@ -331,8 +424,9 @@ def check_run_fits(context: Context, tasks: Mapping, inputs, tokenizer, supervis
         over = context.over(tokens, positions)
         if over and image_said:
             # the target's tokens follow its size (a fraction of the video's short side), not known before the
-            # videos are read: refused here only if a small target cannot fit either; else said, and a sample
-            # whose target is too large is refused when made (the per-sample guard)
+            # videos are read: refused here only if a small target cannot fit either; else said, and each video's
+            # targets are kept to the sizes that fit (TargetBudget: videos none of whose targets fits are left out
+            # of the task when the pool is read, the others draw their side among those that fit)
             small = dict(image_tokens=llava_image_tokens(inputs.processor, fewest=True))
             if not context.over(*_largest(context, inputs, tokenizer, kind, frames, vision, small)):
                 warnings.warn(_large_target(context, inputs, name, tasks[name], tokens, image_kw, over), stacklevel=2)

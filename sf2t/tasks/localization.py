@@ -11,6 +11,7 @@ grey MAD between the target and the region it covers, over frames a..b, is at le
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -85,8 +86,22 @@ class LocalizationTask:
         f = range(self.cfg.count_min, self.cfg.count_max + 1)
         return sum(2.0 / (n * (n + 1)) for n in f) / len(f)
 
-    def plan(self, source: str, num_frames: int, rng: random.Random, other: tuple[str, int] | None = None) -> FramePlan:
-        """``other``: (path, number of frames) of a different video, for the target."""
+    # plan takes ``side_max=``: the target's model tokens follow its size (LLaVA anyres), so a sample factory with
+    # a context to fit caps the side per video (sf2t.models.context.TargetBudget)
+    sized_target = True
+
+    def plan(
+        self,
+        source: str,
+        num_frames: int,
+        rng: random.Random,
+        other: tuple[str, int] | None = None,
+        side_max: Callable[[int], float] | None = None,
+    ) -> FramePlan:
+        """``other``: (path, number of frames) of a different video, for the target. ``side_max(count)``: the largest
+        side fraction a sample of ``count`` presented frames may draw (below the config's ``side_max`` where larger
+        targets cannot fit the model's context; never below ``side_min``): the side is then uniform in what is
+        left, and everything else drawn as without it (the same random draws)."""
         c = self.cfg
         if other is None or other[0] == source:
             raise ValueError(
@@ -104,7 +119,9 @@ class LocalizationTask:
             "num_frames": count,
             "stride": stride,
             "span": [a, b],
-            "side": rng.uniform(c.side_min, c.side_max),
+            "side": rng.uniform(
+                c.side_min, c.side_max if side_max is None else max(c.side_min, min(c.side_max, side_max(count)))
+            ),
             "u": [rng.random(), rng.random(), rng.random(), rng.random()],
             "target_source": other[0],
             "target_frame": rng.randrange(max(1, other[1])),

@@ -252,7 +252,8 @@ class FrameStore:
             raise
         return frames.to(self.device)
 
-    def _cached_size(self, info: VideoInfo) -> tuple[int, int]:
+    def frame_size(self, info: VideoInfo) -> tuple[int, int]:
+        """(h, w) of the frames :meth:`get` returns for ``info`` (reduced when ``max_side`` applies)."""
         h, w = info.height, info.width
         if self.max_side and max(h, w) > self.max_side:
             scale = self.max_side / max(h, w)
@@ -286,7 +287,7 @@ class FrameStore:
             return self._get(info, frame_ids)
 
     def _get(self, info: VideoInfo, frame_ids: Sequence[int]) -> torch.Tensor:
-        h, w = self._cached_size(info)
+        h, w = self.frame_size(info)
         clip_bytes = info.num_frames * h * w * 3
         if self.budget and clip_bytes <= self.budget // 8:
             clip = self._cache.get(info.path)
@@ -360,6 +361,7 @@ class SampleFactory:
         self.supervised_frames = int(supervised_frames)
         self._supervised_frames_of: dict[str, int] = {}  # frame count of each supervised video, once probed
         self._left: tuple | None = None  # (skipped set, its size, whether any record is left)
+        self._budgets: dict[tuple, Any] = {}  # (task, context) -> its TargetBudget (target_budget)
         if inputs is None:  # Qwen2-VL (the default family) at frame_size, frame_repeat, layout, token_keep_ratio
             from sf2t.models.families import FAMILIES
             from sf2t.models.inputs import ModelInputs
@@ -412,9 +414,37 @@ class SampleFactory:
             hit = self._allowed_cache[task] = (usable, [i for i in usable if i.path.startswith(allowed)])
         return hit[1]
 
+    def target_budget(self, t: Task):
+        """The :class:`sf2t.models.context.TargetBudget` of task ``t`` when its target image's tokens follow its size
+        (localization, LLaVA families) and samples are checked against a context; else None. Kept per task and
+        context (a new context, a new budget)."""
+        context = self.inputs.context
+        if context is None or self.inputs.qwen or not getattr(t, "sized_target", False):
+            return None
+        key = (t.name, context)
+        got = self._budgets.get(key)
+        if got is None:
+            from sf2t.models.context import TargetBudget
+
+            got = self._budgets[key] = TargetBudget(context, self.inputs, self.tokenizer, t)
+        return got
+
     def _try_video(self, t: Task, info: VideoInfo, rng: random.Random):
         last: SkipSample | None = None
         moved = False  # some window moved but missed only the drawn kind (consistency's "whole"): keep the video
+        # A LLaVA localization target too large for the context: the plan draws the side only among those that fit
+        # (budget.fraction: the size distribution cut off above; the draws, and so every other choice, unchanged);
+        # a made sample still over (its own text: the cap assumes the longest) is a failed window, drawn again from
+        # the same rng: which sample an index gets depends on the pool alone, as for any failing window.
+        budget = self.target_budget(t)
+        size = self.store.frame_size(info) if budget is not None else None
+        if budget is not None and budget.smallest_over(size, info.num_frames):
+            # (setup leaves such videos out: sf2t.train.targets; here for a factory made without that step)
+            over = "; ".join(budget.smallest_over(size, info.num_frames))
+            why = f"{t.name}: even its smallest target image cannot fit the model's context ({over})"
+            self.pool.drop(info.path, "too_large", why, task=t.name)
+            return None
+        too_large = 0
         for _ in range(self.max_resample):
             try:
                 extra = None
@@ -426,7 +456,8 @@ class SampleFactory:
                             "only one usable video"
                         )
                     other = others[rng.randrange(len(others))]
-                    plan = t.plan(info.path, info.num_frames, rng, other=(other.path, other.num_frames))
+                    kw = {} if budget is None else {"side_max": lambda count: budget.fraction(size, count)}
+                    plan = t.plan(info.path, info.num_frames, rng, other=(other.path, other.num_frames), **kw)
                     try:
                         extra = [self.store.get(other, [k])[0] for _, k in plan.extra]
                     except VideoError as e:  # the target's video fails, not this one: that one leaves the pool
@@ -436,6 +467,9 @@ class SampleFactory:
                     plan = t.plan(info.path, info.num_frames, rng)
                 frames = self.store.get(info, plan.frame_ids)
                 s = t.build(plan, frames, rng, extra=extra) if extra is not None else t.build(plan, frames, rng)
+                if budget is not None and s.image is not None and budget.over_sample(s, size):
+                    too_large += 1
+                    continue
                 return s, (s.frames if s.frames is not None else frames)
             except SkipSample as e:
                 if e.kind == "no_whole_change":
@@ -448,8 +482,14 @@ class SampleFactory:
                 self.pool.drop(info.path, e.kind, e.reason)
                 return None
         # No window of this video passed: report it and stop drawing it; unless every failure was a drawn "whole"
-        # that no pair reached (a moving video: 2 of 3 kinds pass), where the caller just draws again.
-        if last is None and moved:
+        # that no pair reached (a moving video: 2 of 3 kinds pass), or a target too large (its window was visible),
+        # where the caller just draws again; every window's target too large: out of the task (the cap's estimate
+        # fell short for it; otherwise a pool of such videos would be drawn forever).
+        if too_large and too_large == self.max_resample:
+            why = f"{t.name}: every target image drawn was too large for the model's context, {too_large} windows tried"
+            self.pool.drop(info.path, "too_large", why, task=t.name)
+            return None
+        if too_large or (last is None and moved):
             return None
         assert last is not None
         reason = last.reason if last.kind == "too_short" else f"{last.reason}, {self.max_resample} windows tried"

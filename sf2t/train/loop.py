@@ -341,10 +341,15 @@ def make_factories(cfg: TrainConfig, tokenizer, family=None):
         supervised_frames=cfg.supervised_frames,
         **common,
     )
+    from sf2t.train.targets import leave_out_large_targets
+
+    # LLaVA localization: videos none of whose target images can fit the context are left out of that task now
+    leave_out_large_targets(train_f, "videos")
     eval_f = None
     if cfg.eval_videos:
         eval_pool = VideoPool.from_paths(cfg.eval_videos, min_frames=min_frames, decoder=cfg.decoder)
         eval_f = SampleFactory(eval_pool, tasks, tokenizer, seed=cfg.seed, salt="eval", **common)
+        leave_out_large_targets(eval_f, "eval_videos")
     return train_f, eval_f
 
 
