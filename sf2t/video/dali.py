@@ -139,10 +139,12 @@ def _other_stream(container, stream) -> str | None:
     """Why DALI may decode another video stream of ``container`` than ``stream`` (sf2t's: the first one that is not a
     cover picture), or None where it reads that one. ``fn.decoders.video`` takes no stream index: DALI 2.4 reads the
     stream FFmpeg's ``av_find_best_stream`` ranks first from the header (a default-flagged one first; cover pictures
-    are not skipped), and DALI's CPU decoder has read the first stream whose codec it decodes. So another video stream
-    is safe only where ``stream`` outranks it and it comes after ``stream`` or is in a codec DALI never decodes (a PNG
-    cover picture). Measured (DALI 2.4, CPU, VP9): a default-flagged video read right behind a PNG or MJPEG cover
-    picture, a default-flagged second video stream read instead of the first."""
+    are not skipped), and a version of DALI's source has its CPU decoder take the first stream whose codec it decodes.
+    So another video stream is safe only where ``stream`` outranks it and it comes after ``stream`` or is in a codec
+    DALI never decodes (a PNG cover picture). Measured (DALI 2.4, CPU, VP9 video): the video read behind a PNG or MJPEG
+    cover picture (the video flagged default or not: on a tie FFmpeg goes by bit rate, a cover picture's is 0), a
+    default-flagged second video stream read instead of the first, and of two streams neither flagged default (an
+    MJPEG one first, in Matroska), the first."""
     ours = _rank(stream)
     for s in container.streams.video:
         if s.index == stream.index:
