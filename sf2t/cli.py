@@ -176,10 +176,15 @@ def _allocator_defaults() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``sf2t`` command. sf2t's warnings are shown as ``sf2t COMMAND: warning: ...``, once per run (under torchrun
+    by rank 0 only): :func:`sf2t._warn.cli_warnings`."""
+    from sf2t._warn import cli_warnings, command_name
+
     _allocator_defaults()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _main(argv)
+        with cli_warnings(command_name(argv)):
+            return _main(argv)
     except KeyboardInterrupt:  # Ctrl-C where a command has nothing more to say (each says what it kept where it has)
         name = " ".join(["sf2t", *argv[:1]] if argv and not argv[0].startswith("-") else ["sf2t"])
         print(f"\n{name}: interrupted", file=sys.stderr)

@@ -127,3 +127,34 @@ def test_train_without_a_checkpoint_folder_names_a_download_command_that_exists(
     err = capsys.readouterr().err
     assert "'./Qwen2-VL-2B-Instruct' is not a local directory (no such folder)" in err
     assert "--local-dir ./Qwen2-VL-2B-Instruct" in err and "download ./" not in err
+
+
+def test_command_warnings_sf2t_one_line_others_untouched_rank_0_only(capsys, monkeypatch):
+    """Under the `sf2t` command (sf2t._warn.cli_warnings): a warning of sf2t's code is one line, `sf2t COMMAND:
+    warning: MESSAGE`; another package's goes to the handler that was there (Python's format); a torchrun rank other
+    than 0 shows neither; the handler is put back after."""
+    import warnings
+
+    import sf2t
+    from sf2t._warn import cli_warnings, command_name
+
+    assert command_name([]) == command_name(["--help"]) == "sf2t"
+    assert command_name(["train", "steps=1"]) == "sf2t train"
+    assert command_name(["tasks", "export", "--out", "d"]) == "sf2t tasks export"
+    assert command_name(["finevidbench", "build"]) == "sf2t finevidbench build"
+    ours = os.path.join(os.path.dirname(sf2t.__file__), "video", "dali.py")
+    theirs = os.path.join(os.path.dirname(torch.__file__), "serialization.py")
+    for rank, shown in (("0", True), ("3", False)):
+        monkeypatch.setenv("RANK", rank)
+        passed = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = lambda *a, seen=passed, **k: seen.append(a[:4])
+            before = warnings.showwarning
+            with cli_warnings("sf2t train"):
+                warnings.warn_explicit("left out 2 records,\n  see the report", UserWarning, ours, 10)
+                warnings.warn_explicit("torch says", FutureWarning, theirs, 5)
+            assert warnings.showwarning is before
+        err = capsys.readouterr().err
+        assert err == ("sf2t train: warning: left out 2 records, see the report\n" if shown else ""), err
+        assert [(str(m), c, f) for m, c, f, _ in passed] == ([("torch says", FutureWarning, theirs)] if shown else [])

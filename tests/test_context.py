@@ -133,6 +133,49 @@ def test_supervised_record_longer_than_the_context_is_left_out_at_setup(tmp_path
     assert "'x'" in str(e.value) and "> max_position_embeddings 400" in str(e.value) and "shorten" in str(e.value)
 
 
+def test_sf2t_command_shows_sf2t_warnings_in_its_own_style_once_and_on_rank_0_only(
+    tmp_path, clips, capsys, monkeypatch
+):
+    """`sf2t train` shows sf2t's own warnings (here: a supervised record left out at setup) as one line, `sf2t train:
+    warning: ...`, like its errors (before: Python's `/path/supervised.py:187: UserWarning: ...` and the source line,
+    and under torchrun once per rank); a rank other than 0 shows none; other packages' warnings are left to Python's
+    machinery; after the command the warnings module is as it was (sf2t as a library warns as before)."""
+    import warnings
+
+    from sf2t import cli
+    from sf2t.train import cli as train_cli
+    from sf2t.train.loop import make_factories
+
+    model = _tiny(tmp_path, "qwen2_vl", 400)
+    result = {"losses": [1.0], "steps": 1, "seconds": 0.1, "resumed_from": 0, "saved": None}
+
+    def setup_only(cfg):  # the run's setup, where the warning is given; not its training steps
+        make_factories(cfg, _tokenizer(cfg.model))
+        warnings.warn("a warning from another package", FutureWarning, stacklevel=1)  # (this file: not sf2t)
+        return result
+
+    monkeypatch.setattr(train_cli, "run_training", setup_only)
+    argv = ["train", f"model={model}", f"videos=[{','.join(clips)}]", "tasks=[counting]", "supervised_ratio=0.9"]
+    argv += [f"supervised_data={_write(tmp_path, _records(clips))}", f"out_dir={tmp_path / 'run'}", "steps=1"]
+    monkeypatch.delenv("RANK", raising=False)
+    before = warnings.showwarning
+    with warnings.catch_warnings(record=True) as others:
+        warnings.simplefilter("always")
+        assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert len(said) == 1 and said[0].startswith("sf2t train: warning: supervised_data: left out 1 of 3 record(s)"), err
+    assert "UserWarning" not in err and "supervised.py" not in err
+    assert [str(w.message) for w in others] == ["a warning from another package"]  # (recorded here: Python's path)
+    assert warnings.showwarning is before
+
+    monkeypatch.setenv("RANK", "1")  # a torchrun rank other than 0
+    with warnings.catch_warnings(record=True) as others:
+        warnings.simplefilter("always")
+        assert cli.main(argv) == 0
+    assert "warning" not in capsys.readouterr().err.lower() and others == []
+
+
 def test_supervised_record_too_long_when_made_is_skipped_and_another_drawn(tmp_path, clips):
     """A record the setup estimate let through whose sample turns out too long when made (e.g. an estimate that falls
     short) is skipped like a record whose video fails, and another is drawn in its place: the run goes on (before:

@@ -1,11 +1,16 @@
 """DALI decoder backend: ``nvidia.dali.fn.decoders.video`` with an explicit frame list.
 
-Frame k is the k-th frame in presentation order of the first video stream, 0-based (the contract of every sf2t
-backend). One DALI pipeline, ``external_source("encoded") -> fn.decoders.video(frames=external_source("frames"))``,
-serves any file and any frame list; it is built once per (process, device, threads) and shared by every
-``DaliBackend`` (a lock serialises runs; a pipeline that raised is dropped and rebuilt). DALI is asked for the
-sorted unique frames; reordering and repeats are done on the torch side. DALI's output becomes a torch tensor
-through DLPack without a copy (DALI's default dynamic executor lets outputs outlive the next run), on the GPU too.
+Frame k is the k-th frame in presentation order of the first video stream that is not a cover picture, 0-based
+(the contract of every sf2t backend). DALI takes no stream index: a file whose other video streams (cover pictures
+included) DALI might read instead is refused (``VideoError(kind="unsupported")``, naming the stream and the pyav and
+torchcodec decoders, which read sf2t's), as is any file with several video streams where PyAV is not installed to
+tell them apart (:func:`_other_stream`).
+
+One DALI pipeline, ``external_source("encoded") -> fn.decoders.video(frames=external_source("frames"))``, serves
+any file and any frame list; it is built once per (process, device, threads) and shared by every ``DaliBackend`` (a
+lock serialises runs; a pipeline that raised is dropped and rebuilt). DALI is asked for the sorted unique frames;
+reordering and repeats are done on the torch side. DALI's output becomes a torch tensor through DLPack without a copy
+(DALI's default dynamic executor lets outputs outlive the next run), on the GPU too.
 
 Devices: ``"cpu"`` runs the operator's CPU backend (libavcodec), which decodes only VP8, VP9 and MJPEG
 (DALI 2.4 refuses H.264, HEVC, AV1 and MPEG-4 there: measured); a CUDA device runs the ``mixed`` backend
@@ -31,7 +36,7 @@ On the GPU (not measured here: no GPU on the development machine) DALI converts 
 RGB, so streams that are not 8-bit 4:2:0 are refused up front instead of returning garbage.
 
 Timestamps: DALI does not return them. They come from the caller (``pts``, e.g. from the index), else from
-demuxing the first video stream once at open with PyAV (no decoding; the stream's own pts, in seconds), else
+demuxing sf2t's video stream once at open with PyAV (no decoding; the stream's own pts, in seconds), else
 (no PyAV) ``start + k / fps`` from torchcodec's metadata, with ``pts_exact = False``.
 
 Cost: DALI re-opens the file and re-indexes its packets on every ``get_frames`` call (the decoder is created
@@ -51,7 +56,7 @@ import torch
 
 from sf2t.video.errors import VideoError, first_line
 from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, is_cover_picture
-from sf2t.video.tc import tc_open
+from sf2t.video.tc import _streams, tc_open
 
 __all__ = ["DaliBackend", "DALI_CPU_CODECS", "DALI_GPU_CODECS", "DALI_GPU_PIX_FMTS", "clear_pipeline_cache"]
 
@@ -121,6 +126,48 @@ def clear_pipeline_cache() -> None:
     """Drop the shared pipelines (they are rebuilt on demand; frees their host/GPU buffers)."""
     with _pipes_lock:
         _pipes.clear()
+
+
+def _rank(stream) -> int:
+    """The first thing FFmpeg's ``av_find_best_stream`` ranks video streams by: +1 unless flagged hearing or visually
+    impaired, +1 if flagged default. Ties go on to the bit rate, then to the earlier stream."""
+    d = int(stream.disposition)
+    return (0 if d & 0x180 else 1) + (1 if d & 0x1 else 0)  # AV_DISPOSITION_{HEARING,VISUAL}_IMPAIRED, _DEFAULT
+
+
+def _other_stream(container, stream) -> str | None:
+    """Why DALI may decode another video stream of ``container`` than ``stream`` (sf2t's: the first one that is not a
+    cover picture), or None where it reads that one. ``fn.decoders.video`` takes no stream index: DALI 2.4 reads the
+    stream FFmpeg's ``av_find_best_stream`` ranks first from the header (a default-flagged one first; cover pictures
+    are not skipped), and a version of DALI's source has its CPU decoder take the first stream whose codec it decodes.
+    So another video stream is safe only where ``stream`` outranks it and it comes after ``stream`` or is in a codec
+    DALI never decodes (a PNG cover picture). Measured (DALI 2.4, CPU, VP9 video): the video read behind a PNG or MJPEG
+    cover picture (the video flagged default or not: on a tie FFmpeg goes by bit rate, a cover picture's is 0), a
+    default-flagged second video stream read instead of the first, and of two streams neither flagged default (an
+    MJPEG one first, in Matroska), the first."""
+    ours = _rank(stream)
+    for s in container.streams.video:
+        if s.index == stream.index:
+            continue
+        codec = s.codec_context.name if s.codec_context is not None else "unknown codec"
+        what = f"stream {s.index} ({'a cover picture, ' if is_cover_picture(s) else ''}{codec})"
+        head = f"DALI takes no stream index and may decode {what} instead of stream {stream.index}, the one sf2t reads"
+        if _rank(s) > ours:
+            default = int(s.disposition) & 0x1 and not int(stream.disposition) & 0x1
+            why = (
+                f"stream {s.index} is flagged default and stream {stream.index} is not"
+                if default
+                else f"stream {stream.index} is flagged for the hearing or visually impaired"
+            )
+            return f"{head}: DALI reads the stream FFmpeg ranks best, and {why}"
+        if _rank(s) == ours:
+            return (
+                f"{head}: DALI reads the stream FFmpeg ranks best, and neither is flagged default over the other "
+                "(FFmpeg then goes by bit rate and stream order)"
+            )
+        if s.index < stream.index and codec in DALI_GPU_CODECS:
+            return f"{head}: it comes first, in a codec DALI decodes (DALI versions have read the first such stream)"
+    return None
 
 
 def _import_dali(path: str) -> None:
@@ -209,11 +256,11 @@ class DaliBackend:
         if importlib.util.find_spec("av") is not None:
             container, stream = av_open(self.path)
             try:
-                if sum(1 for s in container.streams.video if not is_cover_picture(s)) > 1:
+                why = _other_stream(container, stream)
+                if why:
                     raise VideoError(
                         self.path,
-                        "several video streams: DALI reads the container's default one, which need not be the first "
-                        "(the one sf2t reads and indexes); decoder=pyav or torchcodec reads it",
+                        f"{why}; decoder=pyav or torchcodec reads stream {stream.index}",
                         "unsupported",
                     )
                 cc = stream.codec_context
@@ -250,6 +297,15 @@ class DaliBackend:
 
     def _probe_torchcodec(self, num_frames: int | None, pts: Sequence[float] | None) -> list[float]:
         # "approximate" reads the header only; "exact" scans the packets, needed to count WebM frames
+        videos = [s for s in _streams(self.path) if s.media_type == "video"]
+        if len(videos) > 1:
+            raise VideoError(
+                self.path,
+                f"{len(videos)} video streams (cover pictures counted): DALI takes no stream index, and without PyAV "
+                "sf2t cannot tell which one DALI reads; pip install av, or decoder=torchcodec reads the one sf2t "
+                "indexes",
+                "unsupported",
+            )
         dec = tc_open(self.path, seek_mode="approximate" if num_frames is not None else "exact")
         m = dec.metadata
         self.codec = str(m.codec or "")

@@ -89,9 +89,10 @@ def vfr_clip(path, codec="libx264") -> Path:
     )
 
 
-def two_video_streams(path, codec="libx264", n=10, n_second=None) -> Path:
-    """Two video streams, the second flagged default (what a player shows; torchcodec's "best" stream): a 32x24 first
-    stream of ``moving_frames`` seed 1 (``n`` frames), a 64x48 second one of seed 2 (``n_second``, default ``n``)."""
+def two_video_streams(path, codec="libx264", n=10, n_second=None, default: int | None = 1) -> Path:
+    """Two video streams, stream ``default`` flagged default (what a player shows; torchcodec's "best" stream; None:
+    neither): a 32x24 first stream of ``moving_frames`` seed 1 (``n`` frames), a 64x48 second one of seed 2
+    (``n_second``, default ``n``)."""
     import av
     from av.stream import Disposition
 
@@ -105,7 +106,8 @@ def two_video_streams(path, codec="libx264", n=10, n_second=None) -> Path:
             s.pix_fmt = "yuv420p"
             s.codec_context.options = opts
             streams.append(s)
-        streams[0].disposition, streams[1].disposition = Disposition(0), Disposition.default
+        for k, s in enumerate(streams):
+            s.disposition = Disposition.default if k == default else Disposition(0)
         for i in range(max(map(len, clips))):
             for s, frames in zip(streams, clips):
                 if i >= len(frames):
@@ -138,16 +140,16 @@ def audio_with_cover(path) -> Path:
     return Path(path)
 
 
-def cover_first(src, dst, size: int = 64) -> Path:
-    """``src``'s video remuxed into an MP4 with a PNG cover picture (``size`` square, an "attached picture") that
-    demuxers list before the video: stream 0 the picture, stream 1 the video. FFmpeg's MP4 muxer writes the cover (the
-    ``covr`` tag) after the tracks, so readers list it last (:func:`cover_last`); here the tag box is moved in front of
-    them, as some taggers write it (the moov box keeps its size, so the sample offsets hold). The ffmpeg CLI's ``-map 1
-    -map 0 -disposition:0 attached_pic`` does not make one: MP4 puts the picture last, Matroska keeps it as a plain
-    track."""
+def cover_first(src, dst, size: int = 64, codec: str = "png") -> Path:
+    """``src``'s video remuxed into an MP4 with a PNG (or ``codec``: mjpeg) cover picture (``size`` square, an
+    "attached picture") that demuxers list before the video: stream 0 the picture, stream 1 the video. FFmpeg's MP4
+    muxer writes the cover (the ``covr`` tag) after the tracks, so readers list it last (:func:`cover_last`); here the
+    tag box is moved in front of them, as some taggers write it (the moov box keeps its size, so the sample offsets
+    hold). The ffmpeg CLI's ``-map 1 -map 0 -disposition:0 attached_pic`` does not make one: MP4 puts the picture
+    last, Matroska keeps it as a plain track."""
     import struct
 
-    cover_last(src, dst, size)
+    cover_last(src, dst, size, codec)
 
     def boxes(b, lo, hi):
         at = []
@@ -165,16 +167,16 @@ def cover_first(src, dst, size: int = 64) -> Path:
     return Path(dst)
 
 
-def cover_last(src, dst, size: int = 64) -> Path:
-    """``src``'s video remuxed into an MP4 with a PNG cover picture as FFmpeg's MP4 muxer writes one: stream 0 the
-    video, stream 1 the picture."""
+def cover_last(src, dst, size: int = 64, codec: str = "png") -> Path:
+    """``src``'s video remuxed into an MP4 with a PNG (or ``codec``: mjpeg) cover picture as FFmpeg's MP4 muxer writes
+    one: stream 0 the video, stream 1 the picture."""
     import av
     from av.stream import Disposition
 
     with av.open(str(src)) as i, av.open(str(dst), "w", format="mp4") as c:
-        v = c.add_stream("png", rate=1)
+        v = c.add_stream(codec, rate=1)
         v.width = v.height = size
-        v.pix_fmt, v.disposition = "rgb24", Disposition.attached_pic
+        v.pix_fmt, v.disposition = ("yuvj420p" if codec == "mjpeg" else "rgb24"), Disposition.attached_pic
         src_video = i.streams.video[0]
         out = c.add_stream_from_template(src_video)
         for p in v.encode(av.VideoFrame.from_ndarray(moving_frames(1, size, size, seed=7)[0], format="rgb24")):

@@ -17,6 +17,7 @@ from sf2t.synth import make_clip  # noqa: E402
 from sf2t.video import dali as dali_mod  # noqa: E402
 from sf2t.video.dali import DaliBackend  # noqa: E402
 from sf2t.video.errors import VideoError  # noqa: E402
+from sf2t.video.probe import is_cover_picture  # noqa: E402
 from tests.video import media  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,10 +33,11 @@ def _clip(root, name, seed, codec="vp9"):
 
 
 def _pyav(path, flags=None):
-    """Every frame by a sequential PyAV decode: uint8 [N, H, W, 3] RGB and pts in seconds."""
+    """Every frame of sf2t's stream (the first video stream that is not a cover picture) by a sequential PyAV decode:
+    uint8 [N, H, W, 3] RGB and pts in seconds."""
     kw = {} if flags is None else {"interpolation": flags}
     with av.open(str(path)) as c:
-        frames = list(c.decode(video=0))
+        frames = list(c.decode(next(s for s in c.streams.video if not is_cover_picture(s))))
     rgb = np.stack([f.to_ndarray(format="rgb24", **kw) for f in frames])
     return rgb, [float(f.pts * f.time_base) for f in frames]
 
@@ -361,14 +363,48 @@ def test_bad_inputs(root, clips):
     assert max(_mad(f, s) for f, s in zip(frames.numpy(), same)) < 1.5
 
 
-def test_several_video_streams_are_refused(root):
-    """DALI reads the container's default video stream, which need not be the first, the one sf2t indexes (it decoded
-    the second, default-flagged stream of this file: other frames, another size): such files are refused."""
-    from tests.video import media
+def test_reads_the_stream_sf2t_reads_or_refuses(root):
+    """fn.decoders.video takes no stream index (DALI 2.4 reads the stream FFmpeg ranks best from the header: a
+    default-flagged one first; cover pictures are not skipped). A file with other video streams is read where DALI
+    surely reads sf2t's stream (the first that is not a cover picture): frames equal PyAV's of that stream, bit for
+    bit. Others are refused, naming the stream DALI may read and the decoders that read sf2t's. Before, any file
+    with two real video streams was refused, and a cover picture DALI decodes (MJPEG) before the video was not."""
+    src = _write(root / "src_cover.webm", 12, 64, 48)
+    idx = [9, 0, 5, 5, 3]
+    read = [
+        media.cover_last(src, root / "png_last.mp4"),  # FFmpeg's layout: the video, then the cover
+        media.cover_last(src, root / "mjpeg_last.mp4", codec="mjpeg"),
+        media.cover_first(src, root / "png_first.mp4"),  # before the video, in a codec DALI never decodes
+        media.two_video_streams(root / "first_default.webm", codec="libvpx-vp9", default=0),
+    ]
+    for path in read:
+        ref, ref_pts = _pyav(path, DALI_SWS)  # (PyAV's video=0: the first video stream that is not a cover picture)
+        b = DaliBackend(path)
+        assert b.num_frames == len(ref)
+        frames, pts = b.get_frames(idx)
+        np.testing.assert_array_equal(frames.numpy(), ref[idx], err_msg=str(path))
+        np.testing.assert_allclose(pts.numpy(), [ref_pts[k] for k in idx], rtol=0, atol=1e-9)
+    refused = [
+        (media.two_video_streams(root / "two.webm", codec="libvpx-vp9"), 0, "stream 1 is flagged default and stream 0"),
+        (media.two_video_streams(root / "neither.webm", codec="libvpx-vp9", default=None), 0, "neither is flagged"),
+        (media.cover_first(src, root / "mjpeg_first.mp4", codec="mjpeg"), 1, "it comes first, in a codec DALI decodes"),
+    ]
+    for path, ours, why in refused:
+        e = _expect_error("unsupported", path, lambda p=path: DaliBackend(p))
+        assert f"instead of stream {ours}, the one sf2t reads" in e.reason and why in e.reason, e.reason
+        assert f"decoder=pyav or torchcodec reads stream {ours}" in e.reason
 
-    path = media.two_video_streams(root / "two.webm", codec="libvpx-vp9")
+
+def test_several_video_streams_without_pyav_are_refused(root, monkeypatch):
+    """Without PyAV (torchcodec shows no stream flags) a file with several video streams, a cover picture counted, is
+    refused: which one DALI reads cannot be told (before, it was read, whichever stream DALI chose)."""
+    pytest.importorskip("torchcodec")
+    path = media.cover_last(_write(root / "src_nopyav.webm", 4, 64, 48), root / "nopyav.mp4")
+    find_spec = dali_mod.importlib.util.find_spec
+    hide_av = lambda name, *a: None if name == "av" else find_spec(name, *a)  # noqa: E731
+    monkeypatch.setattr(dali_mod.importlib.util, "find_spec", hide_av)
     e = _expect_error("unsupported", path, lambda: DaliBackend(path))
-    assert "several video streams" in e.reason
+    assert "2 video streams (cover pictures counted)" in e.reason and "pip install av" in e.reason
 
 
 def test_no_dali_is_no_decoder(clips, monkeypatch):
