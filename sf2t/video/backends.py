@@ -679,7 +679,8 @@ def open_decoder(
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     require_device(device)  # a device this machine lacks is named, not blamed on the file
     dev = torch.device(device)
-    if decoder == "auto":
+    auto = decoder == "auto"
+    if auto:
         decoder, why = choose_decoder(info, dev, output=output, path=path)
         key = (decoder, why, dev.type)
         if key not in _logged:
@@ -687,6 +688,21 @@ def open_decoder(
             log.info("decoder: %s on %s (%s)", decoder, dev, why)
     elif decoder not in available_decoders():
         raise VideoError(path, f"decoder={decoder!r} asked for but {_MODULES[decoder]} is not installed", "no_decoder")
+    if auto and decoder == "dali":
+        try:
+            return _dali_backend(path, device=dev, threads=threads, info=info, timeout=timeout)
+        except VideoError as e:
+            # DALI refuses a file it cannot read right (another video stream it may decode, a pixel format it does not
+            # convert): auto goes on to the next decoder that reads it, as it would have without DALI
+            if e.kind != "unsupported":
+                raise
+            try:
+                decoder, why = choose_decoder(
+                    info, dev, have=[d for d in available_decoders() if d != "dali"], output=output, path=path
+                )
+            except VideoError:
+                raise e from None
+            log.info("decoder: %s for %s (%s; DALI refused it: %s)", decoder, path, why, e.reason)
     kw = dict(device=dev, threads=threads, info=info, timeout=timeout)
     if decoder == "torchcodec":
         return TorchCodecBackend(path, **kw)

@@ -16,7 +16,8 @@ Devices: ``"cpu"`` runs the operator's CPU backend (libavcodec), which decodes o
 (DALI 2.4 refuses H.264, HEVC, AV1 and MPEG-4 there: measured); a CUDA device runs the ``mixed`` backend
 (NVDEC), frames stay on that GPU. A codec the chosen device cannot decode is refused up front with
 ``VideoError(kind="unsupported")``, found by reading the stream header with PyAV (torchcodec's metadata when
-PyAV is not installed); there is never a silent fallback to another decoder.
+PyAV is not installed). ``decoder="dali"`` never falls back to another decoder; ``decoder="auto"`` that picked DALI
+opens a file DALI refuses as unsupported with the decoder it would pick without DALI (``open_decoder``, logged).
 
 Measured on the CPU backend (DALI 2.4.0, tests/video/test_dali.py):
 

@@ -395,6 +395,29 @@ def test_reads_the_stream_sf2t_reads_or_refuses(root):
         assert f"decoder=pyav or torchcodec reads stream {ours}" in e.reason
 
 
+def test_auto_goes_on_to_the_next_decoder_for_a_file_dali_refuses(root, monkeypatch):
+    """decoder="auto" that picks DALI (as on a GPU) for a file DALI refuses as unsupported (here an MJPEG cover
+    picture before the video) opens it with the decoder it would have picked without DALI: the same frames as
+    decoder="pyav", not a failed video. A file DALI reads stays with DALI."""
+    from sf2t.video import backends
+
+    real = backends.choose_decoder
+
+    def dali_first(info, device="cpu", *, have=None, **kw):
+        have = list(backends.available_decoders() if have is None else have)
+        return ("dali", "test: DALI first") if "dali" in have else real(info, device, have=have, **kw)
+
+    monkeypatch.setattr(backends, "choose_decoder", dali_first)
+    src = _write(root / "src_auto.webm", 8, 64, 48)
+    refused = media.cover_first(src, root / "auto_mjpeg_first.mp4", codec="mjpeg")
+    with backends.open_decoder(refused, "auto") as dec, backends.open_decoder(refused, "pyav") as ref:
+        assert dec.name != "dali"
+        got, want = dec.get_frames([5, 0, 7])[0], ref.get_frames([5, 0, 7])[0]
+        assert torch.equal(got, want)
+    with backends.open_decoder(src, "auto") as dec:
+        assert dec.name == "dali"
+
+
 def test_several_video_streams_without_pyav_are_refused(root, monkeypatch):
     """Without PyAV (torchcodec shows no stream flags) a file with several video streams, a cover picture counted, is
     refused: which one DALI reads cannot be told (before, it was read, whichever stream DALI chose)."""
