@@ -448,3 +448,21 @@ def test_held_out_set_counts_the_tokens_to_generate(tmp_path, clips, name):
     assert answer_budget(tok, es) > 3
     with pytest.raises(ValueError, match=r"with \d+ tokens to generate.*max_new_tokens \(\d+: auto"):
         build_eval_set(factory, ["counting"], 2)
+
+
+def test_supervised_overflow_counts_tokens_as_the_tokenizer_does():
+    """The records' texts are counted as the tokenizer encodes them, whatever padding or truncation its Rust
+    tokenizer was left with (by its tokenizer.json, or a call with padding=True): the batched shortcut padded every
+    text to the longest of the batch, which made records that fit look too long."""
+    from sf2t.models.context import _token_counts
+    from sf2t.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(1024)
+    texts = ["short", "a much longer text with many words in it, to be counted", "x " * 40]
+    want = {t: len(ids) for t, ids in zip(texts, tok(texts, add_special_tokens=False)["input_ids"])}
+    assert _token_counts(tok, texts) == want
+    tok.backend_tokenizer.enable_padding()
+    assert _token_counts(tok, texts) == want
+    tok.backend_tokenizer.no_padding()
+    tok.backend_tokenizer.enable_truncation(8)
+    assert _token_counts(tok, texts) == want
