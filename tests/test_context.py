@@ -629,3 +629,21 @@ def test_llava_target_too_large_when_made_is_drawn_again(tmp_path, sized_clips, 
     with pytest.warns(UserWarning, match="a sample with a large target image"):
         res = train(cfg, log=lambda x: None, save=False)
     assert len(res["losses"]) == 2 and "localization" in res["task_losses"]
+
+
+def test_supervised_overflow_counts_tokens_as_the_tokenizer_does():
+    """The records' texts are counted as the tokenizer encodes them, whatever padding or truncation its Rust
+    tokenizer was left with (by its tokenizer.json, or a call with padding=True): the batched shortcut padded every
+    text to the longest of the batch, which made records that fit look too long."""
+    from sf2t.models.context import _token_counts
+    from sf2t.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(1024)
+    texts = ["short", "a much longer text with many words in it, to be counted", "x " * 40]
+    want = {t: len(ids) for t, ids in zip(texts, tok(texts, add_special_tokens=False)["input_ids"])}
+    assert _token_counts(tok, texts) == want
+    tok.backend_tokenizer.enable_padding()
+    assert _token_counts(tok, texts) == want
+    tok.backend_tokenizer.no_padding()
+    tok.backend_tokenizer.enable_truncation(8)
+    assert _token_counts(tok, texts) == want

@@ -227,7 +227,10 @@ def _token_counts(tok, texts) -> dict[str, int]:
     if not texts:
         return {}
     backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None:
+    # (the Rust tokenizer keeps the padding / truncation it was last set to, by its tokenizer.json or by a call with
+    # padding=True: transformers sets them on each call, this shortcut does not; padded counts would leave out records
+    # that fit)
+    if backend is not None and backend.padding is None and backend.truncation is None:
         return {t: len(e.ids) for t, e in zip(texts, backend.encode_batch(texts, add_special_tokens=False))}
     return {t: len(ids) for t, ids in zip(texts, tok(texts, add_special_tokens=False)["input_ids"])}
 

@@ -285,14 +285,16 @@ def _encode_direct(tokenizer, fmt, question, answer, system, image) -> tuple[lis
 _COMPOSE_OK: dict = {}  # (_tok_key(tokenizer), fmt, template) -> whether composing equals the direct encoding
 _HEADS: OrderedDict = OrderedDict()  # (fkey, question, system, image) -> (split offset, head ids) or None
 _TAILS: OrderedDict = OrderedDict()  # (fkey, tail text) -> (ids, labels)
-_SPLITTERS: dict = {}  # _tok_key(tokenizer) -> (tokenizer, added tokens usable as split points)
+_SPLITTERS: dict = {}  # _tok_key(tokenizer) -> added tokens usable as split points (the key is never reused: no
+# reference to the tokenizer is kept, which would keep every tokenizer ever used alive)
 
 
 def _split_tokens(tokenizer) -> list[str]:
     """The tokenizer's added tokens after which a text can be cut: not stripping the whitespace that follows."""
-    hit = _SPLITTERS.get(_tok_key(tokenizer))
-    if hit is not None and hit[0] is tokenizer:
-        return hit[1]
+    key = _tok_key(tokenizer)
+    hit = _SPLITTERS.get(key)
+    if hit is not None:
+        return hit
     # a tokenizer that tokenizes its special tokens as text (split_special_tokens) has no safe cut points
     decoder = (
         {}
@@ -306,7 +308,7 @@ def _split_tokens(tokenizer) -> list[str]:
             if str(t) and not getattr(t, "rstrip", False) and not getattr(t, "single_word", False)
         }
     )
-    _SPLITTERS[_tok_key(tokenizer)] = (tokenizer, toks)
+    _SPLITTERS[key] = toks
     return toks
 
 

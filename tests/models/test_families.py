@@ -548,3 +548,25 @@ def test_text_caches_never_give_one_tokenizer_anothers_ids(monkeypatch):
     for tok in (a, b):  # a fills the caches under the shared address; b must not be given a's pieces
         got = [text.encode_once(tok, qwen2_vl.CHAT_FORMAT, q, ans, None, False)[0] for ans in answers]
     assert all(torch.equal(g, f) for g, f in zip(got, fresh))
+
+
+def test_text_caches_let_a_tokenizer_go():
+    """The caches kept without a bound (per tokenizer: its split points, whether composing is exact) hold no
+    reference to the tokenizer: once the bounded caches (least recently used dropped) no longer hold it, a tokenizer
+    that composed samples is freed (the split points' cache kept every tokenizer ever used alive)."""
+    import gc
+    import weakref
+
+    from sf2t.models import text
+    from sf2t.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(1024)
+    for answer in ("4", "7", "9"):  # a second answer to a known question is composed (split points looked up)
+        text.encode_once(tok, qwen2_vl.CHAT_FORMAT, "How many frames are in this video?", answer, None, False)
+    assert text._SPLITTERS and text._COMPOSE_OK.get((text._tok_key(tok), qwen2_vl.CHAT_FORMAT, tok.chat_template))
+    gone = weakref.ref(tok)
+    for cache in (text._ENCODE_CACHE, text._ASSEMBLED):  # the bounded caches, as when they have moved on
+        cache.clear()
+    del tok
+    gc.collect()
+    assert gone() is None
