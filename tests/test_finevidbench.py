@@ -1208,7 +1208,7 @@ def test_scene_questions_give_nothing_away():
     for _, qs in _scene_qs(range(60)):
         for q in qs:
             if q["category"] == "object_count":
-                assert sorted(q["options"]) == ["1", "2", "3"]  # sf2t.synth makes 1-3: no never-right 4
+                assert sorted(q["options"]) == ["1", "2", "3", "4"]  # sf2t.synth makes 1-4: no never-right 5
             if q["category"] == "event_order" and q["variant"] == "original":
                 (a, b) = q["meta"]["events"]
                 assert a[1] == b[1] and a[2] != b[2]
@@ -1216,6 +1216,27 @@ def test_scene_questions_give_nothing_away():
                 truth = q["options"][q["answer_index"]]
                 first_named += truth.startswith("First " + q["question"].split(": ", 1)[1].split(" or ")[0])
     assert asked >= 8 and 0 < first_named < asked
+
+
+def test_scene_speed_change_and_count_questions_are_many_before_balancing():
+    """Enough speed_change questions survive balancing to measure a model: sf2t.synth slows down about as many sprites
+    as it speeds up. Before, 300 seeds asked 133 "It speeds up." and 7 "It slows down.", so a build kept 15 groups (a
+    confidence interval of about +-13 points); object_count answers 1-4 (sf2t.synth drew 1-3 sprites)."""
+    from collections import Counter
+
+    from sf2t.finevidbench.build import balance_scene
+
+    qs = [q for _, qs in _scene_qs(range(300)) for q in qs]
+    answers = {
+        cat: Counter(q["meta"]["answer"] for q in qs if q["category"] == cat and q["variant"] == "original")
+        for cat in ("speed_change", "object_count")
+    }
+    speed = answers["speed_change"]
+    n = sum(speed.values())
+    assert n >= 120 and abs(speed["It slows down."] / n - 0.5) <= 4 * math.sqrt(0.25 / n), speed
+    assert set(answers["object_count"]) == {"1", "2", "3", "4"} and min(answers["object_count"].values()) >= 50
+    kept = {q["group"] for q in balance_scene(qs, 1000) if q["category"] == "speed_change"}
+    assert len(kept) >= 100, len(kept)
 
 
 def test_scene_answers_are_balanced(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_forcing_pan_keeps_the_sprites():
     assert [[s[k] for k in keys] for s in g_on["sprites"]] == [[s[k] for k in keys] for s in g_off["sprites"]]
 
 
-@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 8])
 def test_num_sprites_forced(n):
     gt = ground_truth(11, num_sprites=n, seconds=0.4, **SMALL)
     assert len(gt["sprites"]) == len(gt["positions"]) == len(gt["motion_direction"]) == n
@@ -85,7 +86,7 @@ def test_ground_truth_consistent():
         frames, gt = render_frames(seed, seconds=2.0, **SMALL)
         n, w, h = gt["num_frames"], gt["width"], gt["height"]
         assert frames.shape == (n, h, w, 3) and n == 50 and gt["fps"] == 25 and gt["seconds"] == 2.0
-        assert 1 <= len(gt["sprites"]) <= 3
+        assert 1 <= len(gt["sprites"]) <= 4
         assert json.loads(json.dumps(gt)) == gt  # JSON-serialisable as is
         assert [e["frame"] for e in gt["events"]] == sorted(e["frame"] for e in gt["events"])
         expected_events = []
@@ -131,6 +132,60 @@ def test_events_happen():
             assert gt["events"], seed  # events=True: something appears or disappears when it can
         assert ground_truth(seed, seconds=2.0, events=False, **SMALL)["events"] == []
     assert kinds == {"appear", "disappear"}
+
+
+def test_speed_changes_go_both_ways_at_the_speeds_of_their_kind():
+    """About as many sprites slow down as speed up (the old code slowed down only sprites fast enough to stay above
+    their kind's slowest speed: 14 of 224 speed changes over 300 seeds), and still no sprite ever moves slower than
+    the slowest speed of its kind (sprite 0, the main one, keeps the clip moving), before or after its change."""
+    from collections import Counter
+
+    from sf2t.synth.scene import _MAIN_SPEED, _MIN_SPEED, _SPEED
+
+    ways, factors = Counter(), []
+    for seed in range(300):
+        gt = ground_truth(seed, width=160, height=120, seconds=5)
+        for sp in gt["sprites"]:
+            lo, hi = (v * 120 / 240 for v in (_MAIN_SPEED if sp["id"] == 0 else _SPEED))  # px/frame at this size
+            speed = math.hypot(*sp["velocity"])
+            sc = sp["speed_change"]
+            speeds = [speed] if sc is None else [speed, speed * sc["factor"]]
+            assert min(speeds) >= max(lo, _MIN_SPEED) * 0.999, (seed, sp["id"], speeds)  # (velocities have 3 decimals)
+            assert sc is not None or speed <= hi * 1.001, (seed, sp["id"], speed)  # no change: the drawn speed
+            if sc is not None:
+                ways["slow" if sc["factor"] < 1 else "fast"] += 1
+                factors.append(sc["factor"])
+    n = sum(ways.values())
+    assert n >= 200 and abs(ways["slow"] / n - 0.5) <= 4 * math.sqrt(0.25 / n), ways  # 4 standard deviations
+    assert all(0.5 <= f <= 0.625 or 1.6 <= f <= 2.0 for f in factors)  # a slow-down is a speed-up played backwards
+
+
+def test_dropped_slow_down_keeps_the_drawn_speed():
+    """A slow-down starts faster than the sprite's drawn speed; when the change is dropped (the sprite is visible too
+    briefly to show it) the sprite moves at its drawn speed, within its kind's range, like any unchanged sprite."""
+    from sf2t.synth.scene import _MAIN_SPEED, _SPEED
+
+    dropped = 0
+    for seed in range(300):
+        gt = ground_truth(seed, seconds=0.5, **SMALL)  # 12 frames: short visible spans drop their change
+        ref = ground_truth(seed, seconds=0.5, events=False, **SMALL)
+        for sp, sp_ref in zip(gt["sprites"], ref["sprites"]):
+            if sp["speed_change"] is None:
+                hi = (_MAIN_SPEED if sp["id"] == 0 else _SPEED)[1] * 64 / 240
+                assert math.hypot(*sp["velocity"]) <= hi * 1.001, (seed, sp["id"])
+                if sp_ref["speed_change"] is not None and sp_ref["speed_change"]["factor"] < 1:
+                    dropped += 1
+    assert dropped >= 3
+
+
+def test_sprite_counts_are_equally_likely():
+    """The seed picks 1-4 sprites, each about a quarter of the time (the old code drew 1-3)."""
+    from collections import Counter
+
+    got = Counter(len(ground_truth(seed, seconds=0.2, events=False, **SMALL)["sprites"]) for seed in range(400))
+    assert set(got) == {1, 2, 3, 4}, got
+    for n in got.values():
+        assert abs(n / 400 - 0.25) <= 4 * math.sqrt(0.25 * 0.75 / 400), got  # 4 standard deviations
 
 
 def test_motion_guard_statistics():

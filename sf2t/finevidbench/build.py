@@ -23,8 +23,9 @@
   The synthetic scene questions are balanced (:func:`balance_scene`): ``object_count``, ``motion_direction``,
   ``speed_change`` and ``appear_disappear`` keep as many clips of each answer (of the original variant, at most
   one more than the rarest answer has), so that no constant answer beats chance by much. That leaves some clips
-  out: of 300, about 284 ``object_count`` groups (options 1-3), 62 ``motion_direction``, 15 ``speed_change``
-  (sf2t.synth rarely slows a sprite down) and 199 ``appear_disappear``, before ``per_category``.
+  out: of 300, about 287 ``object_count`` groups (options 1-4), 75 ``motion_direction``, 141 ``speed_change``
+  (sf2t.synth slows down about as many sprites as it speeds up) and 217 ``appear_disappear``, before
+  ``per_category``.
 """
 
 from __future__ import annotations
@@ -131,10 +132,10 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
 
     # object_count: objects visible in at least one shown frame
     counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
-    # a fixed option set, 1..3 (sf2t.synth makes 1-3 sprites): options that depend on the count would give it away,
-    # and an option that is never the answer (a 4) is one a blind model learns to skip. Clips with more objects
+    # a fixed option set, 1..4 (sf2t.synth makes 1-4 sprites): options that depend on the count would give it away,
+    # and an option that is never the answer (a 5) is one a blind model learns to skip. Clips with more objects
     # (ground truth made with more sprites) get 1..count+1.
-    hi = 3 if max(counts.values()) <= 3 else max(counts.values()) + 1
+    hi = 4 if max(counts.values()) <= 4 else max(counts.values()) + 1
     add(
         "object_count",
         "How many moving objects appear in the video? Count each object once.",
@@ -174,11 +175,9 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
                 return False
         return True
 
+    # the first changing sprite: sf2t.synth slows down as many as it speeds up, so preferring a slowing-down sprite
+    # (as when slow-downs were rare) would now tilt the answers to "slows down"
     changing = [sp for sp in sprites if sp["speed_change"] is not None and speed_seen(sp)]
-    # a sprite that slows down first: sf2t.synth slows down only fast sprites (rare), so asking about the first
-    # changing sprite would almost always be "speeds up"; the build balances the answers (balance_scene), and this
-    # gives it more slowing-down clips to keep
-    changing.sort(key=lambda sp: sp["speed_change"]["factor"] > 1.0)
     if changing:
         sp = changing[0]
         faster = sp["speed_change"]["factor"] > 1.0

@@ -1,4 +1,4 @@
-"""Procedural videos with exact ground truth: a textured background, 1-3 moving sprites, appear/disappear events and
+"""Procedural videos with exact ground truth: a textured background, 1-4 moving sprites, appear/disappear events and
 an optional camera pan; rendered with numpy, written with PyAV.
 
 The conventions of the ground truth are documented in :mod:`sf2t.synth.scene`.
@@ -75,8 +75,9 @@ def render_frames(
 ) -> tuple[np.ndarray, dict]:
     """Render a clip: (uint8 RGB frames [N, H, W, 3], ground-truth dict).
 
-    ``num_sprites`` None: the seed picks 1..3; ``camera_pan`` None: the seed decides (p=0.5), True/False forces it;
-    ``events``: let sprites appear/disappear mid-clip; ``static``: nothing moves (all frames identical).
+    ``num_sprites`` None: the seed picks 1..4 (each equally likely); ``camera_pan`` None: the seed decides (p=0.5),
+    True/False forces it; ``events``: let sprites appear/disappear mid-clip; ``static``: nothing moves (all frames
+    identical).
     """
     gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static)
     frames = np.empty((gt["num_frames"], gt["height"], gt["width"], 3), dtype=np.uint8)
