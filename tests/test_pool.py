@@ -147,3 +147,20 @@ def test_dist_timeout_is_not_a_config_change_on_resume():
     older = {k: v for k, v in now.items() if k != "dist_timeout_min"}  # a checkpoint from before the field
     assert config_changes(older, now) == []
     assert config_changes({**now, "dist_timeout_min": 5.0}, now) == []
+
+
+def test_records_made_in_code_never_share_a_skip():
+    """A record made in code (no position in a file) is skipped under a key of its own: two records of one video
+    with other texts get two keys (the position default 0 gave both "record 0": a skip of one left out the other),
+    the same record gets the same key in every process, and a record of a file keeps its position."""
+    import subprocess
+    import sys
+
+    from sf2t.train.supervised import SupervisedRecord
+
+    a, b = SupervisedRecord("/v/x.mp4", "q1", "a", "0"), SupervisedRecord("/v/x.mp4", "q2", "a", "0")
+    assert a.key != b.key and a.key == SupervisedRecord("/v/x.mp4", "q1", "a", "0").key
+    code = "from sf2t.train.supervised import SupervisedRecord as R; print(R('/v/x.mp4', 'q1', 'a', '0').key)"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == a.key
+    assert SupervisedRecord("/v/x.mp4", "q1", "a", "0", index=3).key == "/v/x.mp4 (record 3)"

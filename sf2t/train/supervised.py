@@ -25,6 +25,7 @@ turns out too long when its sample is made is skipped the same way and another d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -46,12 +47,21 @@ class SupervisedRecord:
     id: str
     more: tuple[tuple[str, str], ...] = ()  # the later (question, answer) turns of a multi-turn record
     system: str | None = None  # the record's system text (None: the family's default)
-    index: int = 0  # its position in the file
+    index: int | None = None  # its position in the file (None: a record made in code)
+
+    @property
+    def label(self) -> str:
+        """``record N`` by its position in the file; a record made in code, by a digest of its texts (the same in
+        every process, unlike ``hash``), so two records of one video never share a skip."""
+        if self.index is not None:
+            return f"record {self.index}"
+        texts = repr((self.id, self.question, self.answer, self.more, self.system)).encode()
+        return f"record {self.id!r} #{hashlib.sha1(texts).hexdigest()[:10]}"
 
     @property
     def key(self) -> str:
         """What a skip of this record alone (not of its video) is recorded under (``pool.skipped``'s path)."""
-        return f"{self.video} (record {self.index})"
+        return f"{self.video} ({self.label})"
 
 
 def _turns(rec: dict):
@@ -164,7 +174,7 @@ def leave_out_long(records: list[SupervisedRecord], context, inputs, tokenizer, 
     over = supervised_overflow(context, inputs, tokenizer, records, frames)
     if not over:
         return records
-    named = "; ".join(f"record {records[k].index} (id {records[k].id!r}, {records[k].video}): {', '.join(o)}"
+    named = "; ".join(f"{records[k].label} (id {records[k].id!r}, {records[k].video}): {', '.join(o)}"
                       for k, o in over[:3])  # fmt: skip
     more = f"; and {len(over) - 3} more (listed with the skipped videos)" if len(over) > 3 else ""
     smaller = "frame_size or frame_repeat" if inputs.qwen else "token_keep_ratio (or the processor's video size)"
