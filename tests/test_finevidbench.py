@@ -1271,3 +1271,31 @@ def test_scene_answers_are_balanced(tmp_path, monkeypatch):
         assert best <= 1 / k + tol, (cat, n, best, 1 / k)
         by_place = max(Counter(q["answer_index"] for q in got).values()) / n  # nor a constant option letter
         assert by_place <= 1 / k + tol, (cat, n, by_place)
+
+
+def test_build_goes_on_without_the_fragments_its_videos_are_too_short_for(tmp_path):
+    """A manifest whose videos are too short for some fragment tasks (or all) still builds: those tasks are left out
+    and said, the others and the scene level are built (the shared export check stopped the whole build)."""
+    from sf2t import cli
+
+    for name, seconds in (("one", 0.04), ("three", 0.12)):  # 1 frame, 3 frames at 25 fps
+        synth.make_clip(tmp_path / "short" / name, 5, width=96, height=64, seconds=seconds, fps=25)
+    short = tmp_path / "short.jsonl"
+    assert cli.main(["index", str(tmp_path / "short"), "-o", str(short), "--quiet", "--workers", "0"]) == 0
+    logs: list[str] = []
+    b = build(
+        str(short), str(tmp_path / "b.json"), per_category=1, synthetic=1, seed=0, log=logs.append, progress=False
+    )
+    frag = {q["category"] for q in b["questions"] if q["level"] == "fragment"}
+    assert frag == {"counting", "rearrangement"}, frag
+    assert any(q["level"] == "scene" for q in b["questions"])
+    said = " ".join(logs)
+    assert "task speed: needs videos of at least 7 frames, the longest has 3" in said, said
+    one = tmp_path / "one.jsonl"
+    one.write_text(next(line for line in short.read_text().splitlines() if "one.mp4" in line) + "\n")
+    logs.clear()
+    b = build(
+        str(one), str(tmp_path / "c" / "c.json"), per_category=1, synthetic=1, seed=0, log=logs.append, progress=False
+    )
+    assert not [q for q in b["questions"] if q["level"] == "fragment"] and b["questions"]
+    assert any("no video is long enough for any fragment task" in s for s in logs), logs

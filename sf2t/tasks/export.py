@@ -50,18 +50,41 @@ def _save(img: torch.Tensor, path: Path, fmt: str) -> None:
         im.save(path, format="JPEG", quality=95)
 
 
-def _sampler(manifest: str, tasks, seed: int, samples_per_window: int, window_frames: int, decoder: str):
+def _sampler(
+    manifest: str, tasks, seed: int, samples_per_window: int, window_frames: int, decoder: str, strict: bool = True
+):
     """The window sampler over the manifest's videos that some task can use, and the videos left out as
-    ``[(path, reason)]`` (too short for every task: :func:`_long_enough`)."""
+    ``[(path, reason)]`` (too short for every task: :func:`_long_enough`). ``strict=False`` (a benchmark build,
+    whose scene level needs no fragment): no error, the sampler has only the tasks some video is long enough for
+    (None when no video is), and each task left out is listed as ``("task NAME", reason)``."""
     from sf2t.video.index import manifest_videos
     from sf2t.video.sampler import WindowSampler
 
     tasks = dict(tasks) if isinstance(tasks, dict) else {n: make_task(n) for n in tasks}
-    videos, skipped = _long_enough(manifest_videos(manifest, decoder=decoder), tasks, manifest)
+    videos = manifest_videos(manifest, decoder=decoder)
+    if not strict:
+        longest = max((v.num_frames for v in videos), default=0)
+        need = _min_frames(tasks)
+        dropped = [
+            (f"task {n}", f"needs videos of at least {m} frames, the longest has {longest}")
+            for n, m in need.items()
+            if m > longest
+        ]
+        tasks = {n: t for n, t in tasks.items() if need[n] <= longest}
+        if not tasks:
+            return None, dropped + [(v.path, f"too short: {v.num_frames} frames") for v in videos]
+        videos, skipped = _long_enough(videos, tasks, manifest)
+        skipped = dropped + skipped
+    else:
+        videos, skipped = _long_enough(videos, tasks, manifest)
     sampler = WindowSampler(
         videos, tasks, seed=seed, samples_per_window=samples_per_window, window_frames=window_frames, decoder=decoder
     )
     return sampler, skipped
+
+
+def _min_frames(tasks: dict) -> dict[str, int]:
+    return {n: int(t.min_frames()) if hasattr(t, "min_frames") else 1 for n, t in tasks.items()}
 
 
 def _long_enough(videos, tasks: dict, manifest) -> tuple[list, list[tuple[str, str]]]:
@@ -70,7 +93,7 @@ def _long_enough(videos, tasks: dict, manifest) -> tuple[list, list[tuple[str, s
     (``50 * num + 100`` of them) before the export gave up. A ValueError when no video is left, or when a task can
     use none of them (its samples would all fail, the others taking its share), naming the videos or the task and
     the fix."""
-    need = {n: int(t.min_frames()) if hasattr(t, "min_frames") else 1 for n, t in tasks.items()}
+    need = _min_frames(tasks)
     shortest = min(need.values())
     kept = [v for v in videos if v.num_frames >= shortest]
     needs = ", ".join(f"{n} {m}" for n, m in need.items())
