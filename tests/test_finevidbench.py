@@ -811,6 +811,11 @@ def test_names_are_used_as_given_or_refused_with_the_safe_one(bench, tmp_path, c
     out = capsys.readouterr().out
     assert "task name 'sf2t_my_task_v1': the benchmark's name 'My task/v1 é' made a safe name" in out, out
     assert "as task 'sf2t_my_task_v1'" in out and (tmp_path / "y" / "sf2t_my_task_v1.yaml").is_file()
+    named.write_text(json.dumps({**data, "name": "b" * 128, "questions": [q]}))  # a safe name of the most length
+    exp[-1] = str(tmp_path / "z")
+    assert cli.main(exp) == 0
+    long = "sf2t_" + "b" * 123  # the rule's 128 characters, not 133 ("sf2t_" and the 128 of the name)
+    assert f"as task '{long}'" in capsys.readouterr().out and (tmp_path / "z" / f"{long}.yaml").is_file()
 
 
 def test_build_task_config_sections_are_checked(bench, tmp_path, capsys):

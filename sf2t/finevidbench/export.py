@@ -182,7 +182,7 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
         check_safe_name(task, "--task")
     bench = load(bench_path)
     # the default task name, from the benchmark's: made safe (the rule --task is held to), and said when that changed it
-    name = task or "sf2t_" + (safe_name(bench["name"]).lower() or "benchmark")
+    name = task or safe_name("sf2t_" + (safe_name(bench["name"]).lower() or "benchmark"))  # (the rule's length too)
     if task is None and name != "sf2t_" + bench["name"].lower():
         log(
             f"task name {name!r}: the benchmark's name {bench['name']!r} made a safe name (it names files and goes "
