@@ -816,7 +816,7 @@ def test_size_not_a_multiple_of_28_is_said_in_the_commands_terms(clip, capsys):
     assert "--size 250 450: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge 2)" in err
     assert err.rstrip().endswith("use --size 252 448") and "qwen2_vl_target_size" not in err
     with pytest.raises(
-        ValueError, match=r"size \(0, 84\) must be \(h, w\), positive multiples of 28 .*nearest: \(28, 84\)"
+        ValueError, match=r"size \(0, 84\): H and W must be positive multiples of 28 .*use size=\(28, 84\)"
     ):
         measure(["/no/such/video.mp4"], size=(0, 84))  # the size, not the missing video
     assert nearest_qwen2_vl_size((56, 84)) is None and nearest_qwen2_vl_size((-28, 13)) == (28, 28)

@@ -109,7 +109,7 @@ def test_cli_train_frame_size_not_a_multiple_of_28_says_the_nearest(capsys):
 
     assert cli.main(["train", "frame_size=[50,450]", "--print-config"]) == 2
     err = capsys.readouterr().err
-    assert "frame_size must be (h, w), positive multiples of 28, got [50, 450] (Qwen2-VL: patch 14 x merge 2)" in err
+    assert "frame_size [50, 450]: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge 2)" in err
     assert err.rstrip().endswith("use frame_size=[56, 448]") and "Traceback" not in err
 
 

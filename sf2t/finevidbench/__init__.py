@@ -281,14 +281,12 @@ def main_eval(argv=None) -> int:
             v = getattr(args, name)
             if v is not None and v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-        from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
+        from sf2t.ops.fragment_pack import qwen2_vl_size_message
 
-        near = args.frame_size and nearest_qwen2_vl_size(args.frame_size)
-        if near:  # before the benchmark and the model are read
-            raise ValueError(
-                f"--frame-size {args.frame_size[0]} {args.frame_size[1]}: H and W must be positive multiples of 28 "
-                f"for Qwen2-VL (patch 14 x merge 2); use --frame-size {near[0]} {near[1]}"
-            )
+        fs = args.frame_size
+        said = fs and qwen2_vl_size_message(fs, f"--frame-size {fs[0]} {fs[1]}", "--frame-size {h} {w}")
+        if said:  # before the benchmark and the model are read
+            raise ValueError(said)
         from sf2t._device import require_device
 
         require_device(args.device, "--device: ")

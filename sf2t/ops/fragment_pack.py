@@ -227,6 +227,18 @@ def nearest_qwen2_vl_size(size: Sequence[int], factor: int = QWEN2_VL_FACTOR) ->
     return tuple(max(factor, (int(s) + factor // 2) // factor * factor) for s in size)
 
 
+def qwen2_vl_size_message(size: Sequence[int], given: str, use: str) -> str | None:
+    """None where ``size`` (h, w) is positive multiples of 28; else the one message every command gives for it:
+    ``given`` (how the user wrote it, e.g. ``--size 250 450``), the rule and its reason, and ``use`` (e.g.
+    ``--size {h} {w}``) filled with :func:`nearest_qwen2_vl_size`."""
+    near = nearest_qwen2_vl_size(size)
+    if near is None:
+        return None
+    return f"{given}: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge 2); use " + use.format(
+        h=near[0], w=near[1]
+    )
+
+
 def qwen2_vl_target_size(
     height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
 ) -> tuple[int, int]:

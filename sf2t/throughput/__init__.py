@@ -149,16 +149,13 @@ def measure(
     samples in that many threads of this process, each with its share of ``threads`` (torch and decoder threads)
     and of the plans, as a training stack's loader workers would (default: ``pipelines``, or ``workers`` with sf2t
     in worker processes, so sf2t's parallel streams race as many baseline threads)."""
-    from sf2t.ops.fragment_pack import QWEN2_VL_STD, nearest_qwen2_vl_size
+    from sf2t.ops.fragment_pack import QWEN2_VL_STD, qwen2_vl_size_message
 
     if not (isinstance(size, Sequence) and len(size) == 2 and all(type(s) is int for s in size)):
         raise ValueError(f"size must be (h, w) ints, got {size!r}")
-    near = nearest_qwen2_vl_size(size)
-    if near:  # before the videos are probed (every frame decoded once)
-        raise ValueError(
-            f"size {tuple(size)} must be (h, w), positive multiples of 28 (Qwen2-VL: patch 14 x merge 2); nearest: "
-            f"{near}"
-        )
+    said = qwen2_vl_size_message(size, f"size {tuple(size)}", "size=({h}, {w})")
+    if said:  # before the videos are probed (every frame decoded once)
+        raise ValueError(said)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if windows < 1 or rounds < 1:

@@ -27,7 +27,7 @@ def _option_problem(args) -> str:
     """What is wrong with ``sf2t throughput``'s options, in their own terms ("": nothing): counts below their least,
     a time that is not a finite number of seconds > 0, a ``--size`` Qwen2-VL cannot pack (with the nearest one that it
     can), an empty ``--json``."""
-    from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
+    from sf2t.ops.fragment_pack import qwen2_vl_size_message
 
     least = {"windows": 1, "rounds": 1, "warmup": 0, "threads": 1, "workers": 0, "prefetch": 0, "pipelines": 1}
     least.update(baseline_streams=1, baseline_samples=1)
@@ -37,13 +37,9 @@ def _option_problem(args) -> str:
             return f"--{name.replace('_', '-')} must be >= {low}, got {value}"
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         return f"--seconds must be a finite number of seconds > 0, got {args.seconds}"
-    near = nearest_qwen2_vl_size(args.size)
-    if near:  # the op's own message names a Python helper
-        h, w = args.size
-        return (
-            f"--size {h} {w}: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge 2); use --size "
-            f"{near[0]} {near[1]}"
-        )
+    said = qwen2_vl_size_message(args.size, f"--size {args.size[0]} {args.size[1]}", "--size {h} {w}")
+    if said:  # the op's own message names a Python helper
+        return said
     if args.json is not None and not args.json.strip():
         return "--json '': give the path of the file to write the figures to"
     return ""

@@ -212,14 +212,17 @@ class TrainConfig:
         if len(self.frame_size) != 2 or any(
             isinstance(s, bool) or not isinstance(s, int) or s % 28 or s <= 0 for s in self.frame_size
         ):
-            from sf2t.ops.fragment_pack import nearest_qwen2_vl_size
+            from sf2t.ops.fragment_pack import qwen2_vl_size_message
 
-            fix = ""
             if len(self.frame_size) == 2 and all(type(s) is int for s in self.frame_size):
-                fix = f"; use frame_size={list(nearest_qwen2_vl_size(self.frame_size))}"
+                raise ValueError(
+                    qwen2_vl_size_message(
+                        self.frame_size, f"TrainConfig.frame_size {self.frame_size}", "frame_size=[{h}, {w}]"
+                    )
+                )
             raise ValueError(
                 f"TrainConfig.frame_size must be (h, w), positive multiples of 28, got {self.frame_size} (Qwen2-VL: "
-                f"patch 14 x merge 2){fix}"
+                "patch 14 x merge 2)"
             )
         if self.task_weights and len(self.task_weights) != len(self.tasks):
             raise ValueError("TrainConfig.task_weights must have one weight per task")
