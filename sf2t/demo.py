@@ -32,7 +32,11 @@ __all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "r
 # cache small. At this model size disorder does not learn on them within the budget (NOTES.md), so most
 # training clips are sf2t.synth "contrast" clips (make_contrast_clip); sprite clips are in both sets so the path
 # and counting use them.
-DEMO_CLIPS = dict(width=112, height=112, fps=25, seconds=2.0, num_sprites=1, camera_pan=False, events=False)
+# slow_downs=False: a slow-down starts the sprite at up to twice its speed (more bounces in 112 px); with them the
+# tiny model learned counting, rearrangement and speed worse (held-out 85 / 87 / 42 % -> 78 / 76 / 36 %, seed 0)
+DEMO_CLIPS = dict(
+    width=112, height=112, fps=25, seconds=2.0, num_sprites=1, camera_pan=False, events=False, slow_downs=False
+)
 # downward motion (45-135 degrees): an arrow of time, so a shuffled order is decidable (rearrangement, NOTES.md)
 CONTRAST_CLIPS = dict(size=112, num_frames=40, fps=25, angles=(45.0, 135.0))
 N_CONTRAST = (48, 24)  # train, held-out

@@ -374,3 +374,21 @@ def test_contrast_clip_written_and_bad_args(tmp_path):
         make_contrast_clip(tmp_path / "d.mp4", 1, size=65)
     with pytest.raises(ValueError, match="num_frames"):
         render_contrast_frames(1, num_frames=1)
+
+
+def test_slow_downs_off_speeds_every_change_up_and_draws_the_rest_alike():
+    """``slow_downs=False`` (the demo's clips): every speed change speeds up, and a scene with no slow-down is the
+    same ground truth either way (only the direction's stream is not used)."""
+    from sf2t.synth import ground_truth
+
+    kw = dict(width=112, height=112, fps=25, seconds=2.0, num_sprites=1, camera_pan=False, events=False)
+    changes = same = 0
+    for seed in range(60):
+        off, on = ground_truth(seed, slow_downs=False, **kw), ground_truth(seed, **kw)
+        factors = [sp["speed_change"]["factor"] for sp in off["sprites"] if sp["speed_change"]]
+        changes += len(factors)
+        assert all(f > 1 for f in factors), (seed, factors)
+        if not any(sp["speed_change"] and sp["speed_change"]["factor"] < 1 for sp in on["sprites"]):
+            assert off == on, seed
+            same += 1
+    assert changes >= 10 and 20 <= same < 60, (changes, same)

@@ -33,9 +33,9 @@ __all__ = [
 SUPPORTED_CODECS = {"h264": ("libx264", ".mp4", "mp4"), "vp9": ("libvpx-vp9", ".webm", "webm")}
 
 
-def _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static):
+def _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static, slow_downs=True):
     width, height, fps, n_frames, seed = check_args(seed, width, height, fps, seconds, num_sprites)
-    gt, bg_rng = sample_scene(seed, width, height, fps, n_frames, num_sprites, camera_pan, events, static)
+    gt, bg_rng = sample_scene(seed, width, height, fps, n_frames, num_sprites, camera_pan, events, static, slow_downs)
     return gt, Renderer(gt, bg_rng)
 
 
@@ -50,9 +50,10 @@ def iter_frames(
     camera_pan: bool | None = None,
     events: bool = True,
     static: bool = False,
+    slow_downs: bool = True,
 ) -> tuple[Iterator[np.ndarray], dict]:
     """Like ``render_frames`` but lazily: (iterator of fresh [H, W, 3] uint8 frames, ground-truth dict)."""
-    gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static)
+    gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static, slow_downs)
 
     def gen():
         for t in range(gt["num_frames"]):
@@ -72,14 +73,16 @@ def render_frames(
     camera_pan: bool | None = None,
     events: bool = True,
     static: bool = False,
+    slow_downs: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Render a clip: (uint8 RGB frames [N, H, W, 3], ground-truth dict).
 
     ``num_sprites`` None: the seed picks 1..4 (each equally likely); ``camera_pan`` None: the seed decides (p=0.5),
     True/False forces it; ``events``: let sprites appear/disappear mid-clip; ``static``: nothing moves (all frames
-    identical).
+    identical); ``slow_downs`` False: every speed change speeds up (a slow-down starts the sprite at up to twice
+    its kind's speed; the rest of the clip is drawn the same).
     """
-    gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static)
+    gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static, slow_downs)
     frames = np.empty((gt["num_frames"], gt["height"], gt["width"], 3), dtype=np.uint8)
     for t in range(gt["num_frames"]):
         r.render(t, frames[t])
@@ -184,6 +187,7 @@ def make_clip(
     camera_pan: bool | None = None,
     events: bool = True,
     static: bool = False,
+    slow_downs: bool = True,
     gop: int | None = None,
     crf: int | None = None,
 ) -> dict:
@@ -208,7 +212,7 @@ def make_clip(
         path = path.with_suffix(ext)
     elif path.suffix.lower() != ext:
         raise ValueError(f"path {str(path)!r} must end in {ext!r} for codec {codec!r} (or have no suffix)")
-    gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static)
+    gt, r = _prepare(seed, width, height, fps, seconds, num_sprites, camera_pan, events, static, slow_downs)
     buf = np.empty((height, width, 3), dtype=np.uint8)
 
     encode_frames(

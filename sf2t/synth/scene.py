@@ -157,9 +157,10 @@ def _trajectory(sp: dict, pan: tuple[float, float], num_frames: int, width: int,
 
 
 def sample_scene(
-    seed, width, height, fps, num_frames, num_sprites, camera_pan, events, static
+    seed, width, height, fps, num_frames, num_sprites, camera_pan, events, static, slow_downs: bool = True
 ) -> tuple[dict, np.random.Generator]:
-    """The ground-truth dict of a scene and the generator stream left for its background texture."""
+    """The ground-truth dict of a scene and the generator stream left for its background texture. ``slow_downs``
+    False: every speed change speeds up (the rest of the scene is drawn the same)."""
     rng = np.random.default_rng(seed)
     bg_rng, spr_rng, pan_rng, ev_rng = rng.spawn(4)
     chg_rng, num_rng = rng.spawn(2)  # children added later: the four streams above draw what they always drew
@@ -195,7 +196,7 @@ def sample_scene(
         has_change = has_change and 2 <= k < n_frames
         spr_rng.uniform(0.45, 0.65)  # the old slow-down factor: still drawn, so that later slots keep their numbers
         fast = spr_rng.uniform(1.6, 2.0)
-        slows = chg_rng.random() < _SLOW_DOWN_P
+        slows = chg_rng.random() < _SLOW_DOWN_P and slow_downs
         factor = fast
         if has_change and slows:
             # never slower than its kind's slowest speed (sprite 0 must keep the clip moving: _MAIN_SPEED), so a
@@ -320,8 +321,9 @@ def ground_truth(
     camera_pan: bool | None = None,
     events: bool = True,
     static: bool = False,
+    slow_downs: bool = True,
 ) -> dict:
     """The ground-truth dict ``render_frames`` would return, without rendering any pixels."""
     width, height, fps, n_frames, seed = check_args(seed, width, height, fps, seconds, num_sprites)
-    gt, _ = sample_scene(seed, width, height, fps, n_frames, num_sprites, camera_pan, events, static)
+    gt, _ = sample_scene(seed, width, height, fps, n_frames, num_sprites, camera_pan, events, static, slow_downs)
     return gt
