@@ -93,11 +93,10 @@ def apply_sf2t(
     call the model with ``pixel_values_videos``. Video features computed ahead and passed as ``mm_encoder_outputs``
     are not supported: with other grids than the last compressed videos that is an error, with the same grids the
     positions would be those videos'."""
-    from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
+    from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio, _check_window
 
-    _check_ratio(token_keep_ratio)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise ValueError(f"window must be a non-negative int, got {window!r}")
+    token_keep_ratio = _check_ratio(token_keep_ratio)
+    window = _check_window(window)
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     if stage not in STAGES:

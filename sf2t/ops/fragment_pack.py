@@ -343,9 +343,13 @@ def _check_args(
         ("merge_size", merge_size),
         ("frame_repeat", frame_repeat),
     ):
-        if not isinstance(v, int) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) for s in size)):
+    if not (
+        isinstance(size, Sequence)
+        and len(size) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in size)
+    ):
         raise ValueError(f"size must be (out_h, out_w) ints, got {size!r}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -390,7 +394,8 @@ def _check_args(
         raise ValueError(f"mean and std must be 3 finite numbers each, std positive; got mean={mean!r}, std={std!r}")
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
-    if n_presented:
+    if n_presented and not any(isinstance(t, torch.Tensor) and t.is_meta for t in (frames, src_index, boxes)):
+        # (on the meta device only shapes exist: fragment_pack gives outputs of the right shapes, unchecked values)
         n, h, w = frames.shape[0], frames.shape[1], frames.shape[2]
         lo, hi = int(src_index.min()), int(src_index.max())
         if lo < 0 or hi >= n:
@@ -835,11 +840,12 @@ def fragment_pack(
     decoder's planes, the pyav backend's ``output="yuv420"``): the C++ kernel converts it in the same pass, in
     libswscale's arithmetic; other backends convert it first (``YUV420.to_rgb``).
 
-    Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``. ``layout="fchw"`` (LLaVA-OneVision,
-    LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop resized to ``resize`` (default:
-    ``size``), the centre ``size`` window kept as the processors' centre crop does, normalized, each presented frame
-    ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]], None)``; the patch arguments do
-    not apply.
+    Returns ``(pixel_values_videos, video_grid_thw)`` on ``frames.device``; frames on the ``meta`` device give
+    outputs of the right shapes and dtype (no data: for planning memory or tracing shapes), the values unchecked.
+    ``layout="fchw"`` (LLaVA-OneVision, LLaVA-NeXT-Video; pick the sizes with :func:`llava_target_size`): each crop
+    resized to ``resize`` (default: ``size``), the centre ``size`` window kept as the processors' centre crop does,
+    normalized, each presented frame ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]],
+    None)``; the patch arguments do not apply.
     """
     nv12 = frames if isinstance(frames, (NV12, YUV420)) else None
     if nv12 is not None:
@@ -877,12 +883,18 @@ def fragment_pack(
     if boxes is None:
         boxes = torch.tensor([[0, 0, frames.shape[2], frames.shape[1]]], dtype=torch.int64).expand(n_presented, 4)
     boxes = boxes.to(torch.int64).contiguous()
+    meta = frames.is_meta  # shapes only (no data to resize): outputs of the right shapes and dtype, on meta
     if layout == "fchw":
+        if meta:
+            return frames.new_empty((n_presented * frame_repeat, 3, out_h, out_w), dtype=dtype), None
         return _fragment_pack_fchw(
             frames, src_index, boxes, resize, (out_h, out_w), mean, std, frame_repeat, dtype, backend, nv12
         ), None
     total = -(-n_presented * frame_repeat // temporal_patch_size) * temporal_patch_size
     grid = _grid(total // temporal_patch_size, out_h // patch_size, out_w // patch_size, frames.device)
+    if meta:
+        shape = _qwen_shape(n_presented, out_h, out_w, patch_size, temporal_patch_size, frame_repeat)
+        return frames.new_empty(shape, dtype=dtype), grid
     which = choose_backend(frames.device, backend)
     args = (
         out_h,

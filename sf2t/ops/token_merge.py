@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,7 +47,7 @@ def _budget(keep_ratio: float, s: int) -> int:
 
 def kept_count(grid, keep_ratio: float, *, first_group: str = "all") -> list[int]:
     """Tokens kept per video for ``grid`` rows ``(t, h, w)``: what the text assembler writes as placeholders."""
-    _check_ratio(keep_ratio)
+    keep_ratio = _check_ratio(keep_ratio)
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     out = []
@@ -59,6 +61,10 @@ def kept_count(grid, keep_ratio: float, *, first_group: str = "all") -> list[int
 def _grid_rows(grid) -> torch.Tensor:
     """``grid`` as int64 (t, h, w) rows [V, 3] on the CPU, checked: integers, none negative, each row's token count
     small enough to index (2**62: an absurd grid must not wrap round to a plausible one)."""
+    if isinstance(grid, torch.Tensor) and grid.device.type == "meta":
+        raise ValueError("grid must hold (t, h, w) values: got a tensor on the meta device, which holds no data")
+    if isinstance(grid, (list, tuple)) and len(grid) == 0:
+        grid = torch.zeros(0, 3, dtype=torch.int64)  # no videos (torch.as_tensor([]) would be float)
     try:
         g = torch.as_tensor(grid)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -76,9 +82,22 @@ def _grid_rows(grid) -> torch.Tensor:
     return g
 
 
-def _check_ratio(keep_ratio) -> None:
-    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not 0.0 < keep_ratio <= 1.0:
+def _check_ratio(keep_ratio) -> float:
+    """``keep_ratio`` as a float, checked: a real number (numpy's too) in (0, 1]; not a bool, string or tensor."""
+    if isinstance(keep_ratio, torch.Tensor):
+        raise ValueError(f"keep_ratio must be a Python number in (0, 1], got a tensor {keep_ratio!r}: pass float(it)")
+    if isinstance(keep_ratio, (bool, np.bool_)) or not isinstance(keep_ratio, numbers.Real):
+        raise ValueError(f"keep_ratio must be a number in (0, 1], got {type(keep_ratio).__name__} {keep_ratio!r}")
+    if not 0.0 < float(keep_ratio) <= 1.0:
         raise ValueError(f"keep_ratio must be a number in (0, 1], got {keep_ratio!r}")
+    return float(keep_ratio)
+
+
+def _check_window(window) -> int:
+    """``window`` as an int, checked: a non-negative integer (numpy's too), not a bool."""
+    if isinstance(window, (bool, np.bool_)) or not isinstance(window, numbers.Integral) or window < 0:
+        raise ValueError(f"window must be a non-negative int, got {window!r}")
+    return int(window)
 
 
 def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
@@ -88,9 +107,13 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
         raise ValueError(f"tokens must be floating point, got {tokens.dtype}")
     if tokens.shape[1] == 0:
         raise ValueError(f"tokens must have at least one feature, got {tuple(tokens.shape)}")
+    if tokens.device.type == "meta":
+        raise ValueError(
+            "tokens are on the meta device, which holds no data: token_merge picks tokens by their values, so it "
+            "needs CPU or CUDA tokens (kept_count(grid, keep_ratio) gives the output sizes without them)"
+        )
     _check_ratio(keep_ratio)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise ValueError(f"window must be a non-negative int, got {window!r}")
+    _check_window(window)
     if first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     g = _grid_rows(grid)
@@ -125,7 +148,9 @@ def _merge_groups(
             target = torch.ops.sf2t.token_merge_target(unit.contiguous(), slot, gh, gw, window)
         return _mean_into(x, target.long(), g, k), keep
     kept_unit = torch.gather(unit, 1, keep[..., None].expand(g, k, d))  # [G, k, D]
-    sim = torch.bmm(unit, kept_unit.transpose(1, 2))  # [G, S, k]
+    # a NaN similarity (a token with NaN or infinite features) ranks below every number: no token is merged into a
+    # kept NaN token while a finite one is near (argmax would take NaN as the largest and lose the token to NaN)
+    sim = torch.bmm(unit, kept_unit.transpose(1, 2)).nan_to_num(nan=-2.0)  # [G, S, k]
     pos = torch.arange(s, device=dev)
     dh = (pos // gw)[None, :, None] - (keep // gw)[:, None, :]
     dw = (pos % gw)[None, :, None] - (keep % gw)[:, None, :]
@@ -264,6 +289,7 @@ def token_merge(
     """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring.
     ``backend``: ``reference``, ``cpp``, ``triton`` or ``cuda`` (default: :func:`choose_backend`)."""
     g = _check(tokens, grid, keep_ratio, window, first_group)
+    keep_ratio, window = float(keep_ratio), int(window)
     which = choose_backend(tokens, backend)
     if which == "cpp":
         _ext.require("token_merge backend 'cpp'")
@@ -319,6 +345,7 @@ def select_tokens(tokens: torch.Tensor, grid, keep_ratio: float, *, first_group:
     token), on any device, no gradient; ``stage="before_tower"`` of :func:`sf2t.models.apply_sf2t` uses it on
     pixels."""
     g = _check(tokens, grid, keep_ratio, 0, first_group)
+    keep_ratio = float(keep_ratio)
     positions, counts, start = [], [], 0
     x_all = tokens.detach()
     for t, gh, gw in g.tolist():

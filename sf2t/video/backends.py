@@ -33,8 +33,10 @@ import itertools
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from sf2t.ops.fragment_pack import YUV420
@@ -203,10 +205,24 @@ def is_mpegts(path: str, container: str | None = None) -> bool:
 
 
 def as_index_list(path: str, indices: Sequence[int] | torch.Tensor) -> list[int]:
-    if isinstance(indices, torch.Tensor):
-        if indices.dim() != 1 or indices.dtype.is_floating_point or indices.dtype == torch.bool:
-            raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}")
+    """``indices`` (a sequence of ints, a 1-D integer numpy array or tensor; empty ones of any dtype) as ints."""
+    if isinstance(indices, (torch.Tensor, np.ndarray)):
+        kind = "tensor" if isinstance(indices, torch.Tensor) else "numpy array"
+        if isinstance(indices, torch.Tensor) and indices.device.type == "meta":
+            raise ValueError("indices must hold frame numbers: got a tensor on the meta device, which holds no data")
+        integer = (
+            not (indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool)
+            if kind == "tensor"
+            else indices.dtype.kind in "iu"
+        )
+        if indices.ndim != 1 or not (integer or indices.shape[0] == 0):
+            raise ValueError(f"indices must be a 1-D integer {kind}, got {indices.dtype} {tuple(indices.shape)}")
         return [int(i) for i in indices.tolist()]
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
+        raise ValueError(
+            f"indices must be a sequence of frame numbers (list, numpy array or tensor), got {type(indices).__name__}"
+            f" {indices!r:.60}; for one frame pass [i]"
+        )
     out = []
     for i in indices:
         if isinstance(i, bool) or type(i).__name__ == "bool_" or not hasattr(i, "__index__"):

@@ -5,6 +5,7 @@ checkpoints built offline."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -203,6 +204,14 @@ def test_clear_errors(models):
         apply_sf2t(model, 0.5, first_group="some")
     with pytest.raises(ValueError, match="stage must be one of"):
         apply_sf2t(model, 0.5, stage="inside")
+    with pytest.raises(ValueError, match="pass float"):
+        apply_sf2t(model, torch.tensor(0.5))
+    apply_sf2t(model, np.float32(0.5), window=np.int64(1))  # numpy scalars: refused as "not a number" before
+    try:
+        cfg = find_qwen_inner(model)._sf2t_cfg
+        assert (cfg["keep"], cfg["window"]) == (0.5, 1) and type(cfg["window"]) is int
+    finally:
+        remove_sf2t(model)
     llava = models("llava_onevision")[0]
     with pytest.raises(NotImplementedError, match="before_tower.*Qwen2.5-VL"):
         apply_sf2t(llava, 0.5, stage="before_tower")

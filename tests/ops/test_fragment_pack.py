@@ -251,6 +251,7 @@ def _ok():
         # a plan on another device than the frames (meta stands in for a GPU here): "Tensor.item() ... meta" before
         (lambda f, s, b: (f, s.to("meta"), b, (28, 28)), r"src_index must be on the CPU or on frames' device \(cpu\)"),
         (lambda f, s, b: (f, s, b.to("meta"), (28, 28)), r"boxes must be on the CPU or on frames' device \(cpu\)"),
+        (lambda f, s, b: (f, s, b, (True, 28)), r"size must be \(out_h, out_w\) ints"),  # read as 1 before
     ],
 )
 def test_bad_input_names_the_argument(backend, mutate, match):
@@ -397,3 +398,25 @@ def test_cuda_strided_and_empty():
         torch.ops.sf2t.fragment_pack.default,
         (frames, src.cuda(), boxes.cuda(), 28, 56, list(QWEN2_VL_MEAN), list(QWEN2_VL_STD), 14, 2, 2, 2, None),
     )
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_a_bool_patch_argument_is_refused(backend):
+    """``patch_size=True`` was taken as 1 (bool is an int), a different layout with no error."""
+    frames, src, boxes = _ok()
+    with pytest.raises(ValueError, match="patch_size must be a positive int"):
+        fragment_pack(frames, src, boxes, (28, 28), patch_size=True, merge_size=28, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_meta_frames_give_outputs_of_the_right_shapes(backend):
+    """Frames on the meta device (shapes only) give meta outputs of the real shapes, as the registered fakes do; they
+    failed inside the reference ("Cannot copy out of meta tensor"), the range check (``Tensor.item()``) or the
+    backend choice before."""
+    frames, src, boxes = _ok()
+    real, grid = fragment_pack(frames, src, boxes, (28, 56), backend=backend)
+    meta, mgrid = fragment_pack(frames.to("meta"), src.to("meta"), boxes.to("meta"), (28, 56), backend=backend)
+    assert meta.is_meta and meta.shape == real.shape and meta.dtype == real.dtype
+    assert mgrid.is_meta and mgrid.shape == grid.shape
+    fchw, _ = fragment_pack(frames.to("meta"), src, None, (20, 30), layout="fchw", frame_repeat=3, backend=backend)
+    assert fchw.is_meta and fchw.shape == (6, 3, 20, 30)

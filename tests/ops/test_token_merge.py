@@ -150,6 +150,12 @@ def test_bf16_keeps_its_dtype():
         (dict(grid=[(2, -2, -2)]), "non-negative"),
         (dict(grid=[(2, 2)]), "grid must be integer"),
         (dict(grid="abc"), "grid must be integer"),
+        # raw errors from inside the op before (bincount / copy out of meta): meta tensors hold no values to select by
+        (dict(tokens=torch.zeros(8, 4, device="meta")), "meta device"),
+        (dict(grid=torch.tensor([(2, 2, 2)], device="meta")), "meta device"),
+        (dict(keep_ratio=torch.tensor(0.5)), "pass float"),
+        (dict(keep_ratio="0.5"), "keep_ratio"),
+        (dict(window=True), "window"),
     ],
 )
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -173,3 +179,32 @@ def test_kept_count_matches_token_merge_and_checks_the_grid(backend):
     for bad, words in (([(2, -3, 5)], "non-negative"), ([(2.7, 3, 5)], "integer"), ([(2**62, 2, 1)], "too many")):
         with pytest.raises(ValueError, match=words):
             kept_count(bad, 0.5)
+
+
+def test_numpy_scalars_and_an_empty_grid_list_are_taken(backend):
+    """numpy's float32 / int64 are numbers (they were refused as "not a number"), and ``grid=[]`` is no videos (it
+    was read as a float tensor and refused)."""
+    import numpy as np
+
+    x = _tokens(3, 2, 3)
+    want = token_merge(x, [(3, 2, 3)], 0.5, window=1, backend=backend)
+    got = token_merge(x, [(3, 2, 3)], np.float32(0.5), window=np.int64(1), backend=backend)
+    for a, b in zip(want, got):
+        torch.testing.assert_close(a, b)
+    assert kept_count([(3, 2, 3)], np.float32(0.5)) == want[2].tolist() == [12]
+    kept, pos, counts = token_merge(x[:0], [], 0.5, backend=backend)
+    assert kept.shape == (0, 8) and pos.shape == (0, 3) and counts.shape == (0,)
+
+
+def test_no_token_is_merged_into_a_nan_token():
+    """A token with NaN features is kept (the most novel); the reference merged its finite neighbours into it too
+    (argmax took the NaN similarity as the largest), turning their means into NaN. Reference only: the C++ / CUDA /
+    Triton plans still pick a NaN kept token when it comes first in their neighbourhood scan."""
+    x = _tokens(3, 4, 5, dtype=torch.float32)
+    x[25, 3] = float("nan")  # group 1, position 5
+    x = x.requires_grad_()
+    kept, _, _ = token_merge(x, [(3, 4, 5)], 0.5, backend="reference")
+    bad = kept.isnan().any(1)
+    assert int(bad.sum()) == 1
+    (kept[bad].nan_to_num(0)).sum().backward()
+    assert (x.grad.abs().sum(1) > 0).nonzero().flatten().tolist() == [25]  # the NaN token's row holds it alone

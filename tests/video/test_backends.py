@@ -225,6 +225,22 @@ def test_out_of_range_and_bad_indices(clips, backend):
             dec.get_frames([0.5])
         empty, pts = dec.get_frames([])
         assert empty.shape == (0, 64, 96, 3) and pts.shape == (0,)
+        # TypeErrors from inside the loop before ("'int' object is not iterable", "only 0-dimensional arrays ...")
+        for bad in (
+            3,
+            None,
+            "12",
+            np.array(3),
+            np.array([[3], [1]]),
+            np.array([1.0]),
+            torch.tensor([1], device="meta"),
+        ):
+            with pytest.raises(ValueError, match="indices"):
+                dec.get_frames(bad)
+        for empty_idx in (torch.tensor([]), np.array([])):  # empty: float by default, still no frames
+            assert dec.get_frames(empty_idx)[0].shape == (0, 64, 96, 3)
+        frames, _ = dec.get_frames(np.array([5, 2, 5], dtype=np.int64))
+        assert torch.equal(frames, dec.get_frames([5, 2, 5])[0])
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
