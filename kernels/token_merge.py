@@ -54,6 +54,7 @@ def _merge_target(
                 sl = tl.load(slot_ptr + base + p, mask=inside, other=-1)
                 if sl >= 0:
                     sim = _dot(unit_ptr, base + i, base + p, D, BLOCK_D)
+                    sim = tl.where(sim != sim, -2.0, sim)  # NaN (a NaN / inf token) ranks last
                     if (best < 0) | (sim > best_sim):
                         best = sl
                         best_sim = sim
@@ -62,6 +63,7 @@ def _merge_target(
                 sl = tl.load(slot_ptr + base + p)
                 if sl >= 0:
                     sim = _dot(unit_ptr, base + i, base + p, D, BLOCK_D)
+                    sim = tl.where(sim != sim, -2.0, sim)  # NaN (a NaN / inf token) ranks last
                     if (best < 0) | (sim > best_sim):
                         best = sl
                         best_sim = sim
