@@ -203,11 +203,11 @@ def test_numpy_scalars_and_an_empty_grid_list_are_taken(backend):
 
 
 @pytest.mark.parametrize("at", [20, 25])  # group 1, position 0 (the first place a neighbourhood scan looks) or 5
-@pytest.mark.parametrize("merge_backend", ["reference", pytest.param("triton", marks=needs_triton_cpu)])
+@pytest.mark.parametrize("merge_backend", ["reference", "cpp", pytest.param("triton", marks=needs_triton_cpu)])
 def test_no_token_is_merged_into_a_nan_token(merge_backend, at):
-    """A token with NaN features is kept (the most novel); the reference and Triton merged finite neighbours into it
-    too (argmax took the NaN similarity as the largest; the kernel's first candidate NaN was never beaten), turning
-    their means into NaN. Not yet the C++ / CUDA plans (the same first-candidate scan, in csrc/)."""
+    """A token with NaN features is kept (the most novel); the reference, Triton and the C++ plan merged finite
+    neighbours into it too (argmax took the NaN similarity as the largest; the kernels' first candidate NaN was never
+    beaten), turning their means into NaN. (The CUDA kernel has the C++ fix; it runs on a GPU only.)"""
     x = _tokens(3, 4, 5, dtype=torch.float32)
     x[at, 3] = float("nan")
     x = x.requires_grad_()

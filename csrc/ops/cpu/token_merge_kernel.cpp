@@ -37,6 +37,10 @@ inline float snap(float cos) {
   return cos >= 1.f - kSame ? 1.f : (cos <= kSame - 1.f || std::isnan(cos) ? -1.f : cos);
 }
 
+// A NaN similarity (a token with NaN or infinite features) ranks below every cosine, as in the reference and Triton:
+// the first candidate scanned was kept when it was NaN (nothing compares greater), so finite tokens merged into it.
+inline float not_nan(float sim) { return std::isnan(sim) ? -2.f : sim; }
+
 int64_t budget(double keep_ratio, int64_t s) {
   const int64_t k = static_cast<int64_t>(std::ceil(keep_ratio * static_cast<double>(s) - 1e-9));
   return std::max<int64_t>(1, std::min<int64_t>(s, k));
@@ -151,7 +155,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> token_merge_plan_cpu(const at::Te
             const int64_t p = y * w + c;
             if (slot_of[p] < 0) continue;
             const float uj = 1.f / std::max(norm[base + p], 1e-12f);
-            const float sim = static_cast<float>(dot(xi, X + (base + p) * D, D)) * ui * uj;
+            const float sim = not_nan(static_cast<float>(dot(xi, X + (base + p) * D, D)) * ui * uj);
             if (best < 0 || sim > best_sim || (sim == best_sim && slot_of[p] < slot_of[best])) {
               best = p;
               best_sim = sim;
@@ -162,7 +166,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> token_merge_plan_cpu(const at::Te
           for (int64_t j = 0; j < k; ++j) {
             const int64_t p = order[j];
             const float uj = 1.f / std::max(norm[base + p], 1e-12f);
-            const float sim = static_cast<float>(dot(xi, X + (base + p) * D, D)) * ui * uj;
+            const float sim = not_nan(static_cast<float>(dot(xi, X + (base + p) * D, D)) * ui * uj);
             if (best < 0 || sim > best_sim) {
               best = p;
               best_sim = sim;
@@ -202,6 +206,7 @@ at::Tensor token_merge_target_cpu(const at::Tensor& unit, const at::Tensor& slot
           const float* xp = U + (base + p) * D;
           float sim = 0.f;
           for (int64_t d = 0; d < D; ++d) sim += xi[d] * xp[d];
+          sim = not_nan(sim);
           if (best < 0 || sim > best_sim) {
             best = s;
             best_sim = sim;

@@ -34,7 +34,8 @@ __device__ __forceinline__ void consider(const float* __restrict__ unit, const i
                                          int32_t& best, float& best_sim) {
   const int32_t s = slot[base + p];
   if (s < 0) return;
-  const float sim = warp_dot(xi, unit + (base + p) * D, D, lane);
+  float sim = warp_dot(xi, unit + (base + p) * D, D, lane);
+  if (isnan(sim)) sim = -2.f;  // ranks below every cosine (the CPU kernels' not_nan)
   if (best < 0 || sim > best_sim) {
     best = s;
     best_sim = sim;
