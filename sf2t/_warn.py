@@ -66,3 +66,39 @@ def cli_warnings(prog: str) -> Iterator[None]:
     finally:
         if warnings.showwarning is show:  # (not if the command replaced it meanwhile)
             warnings.showwarning = before
+
+
+# Loggers of the libraries ``sf2t train`` runs that print on their own (Python's logging); transformers' is set through
+# its own module (it keeps its handler and level on the "transformers" logger, configured at first use).
+_OTHER_LOGGERS = ("peft", "torch.distributed")
+
+
+@contextlib.contextmanager
+def quiet_other_ranks() -> Iterator[None]:
+    """While ``sf2t train`` runs under torchrun, on every rank but 0 (``RANK`` > 0): transformers', peft's and
+    torch.distributed's log messages below error level are not shown, nor transformers' progress bars ("Loading
+    weights"): each rank would print the same ones, N copies under ``--nproc-per-node N``; rank 0 shows them once.
+    Errors still show on every rank. Rank 0 (and a run without torchrun) is left as it is; the levels are put back
+    after. Used by :func:`sf2t.cli.main` only: sf2t used as a library leaves these libraries' logging alone."""
+    if not _silent_rank():
+        yield
+        return
+    import logging
+
+    from transformers.utils import logging as hf_logging  # (imports torch: torch.distributed's level set after
+    # torch's own logging setup, which resets it at import)
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    levels = {name: logging.getLogger(name).level for name in _OTHER_LOGGERS}
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    for name in _OTHER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -177,7 +177,8 @@ def _allocator_defaults() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``sf2t`` command. sf2t's warnings are shown as ``sf2t COMMAND: warning: ...``, once per run (under torchrun
-    by rank 0 only): :func:`sf2t._warn.cli_warnings`."""
+    by rank 0 only): :func:`sf2t._warn.cli_warnings`; under torchrun, ``sf2t train``'s ranks other than 0 show no
+    transformers, peft or torch.distributed messages below error level either (:func:`sf2t._warn.quiet_other_ranks`)."""
     from sf2t._warn import cli_warnings, command_name
 
     _allocator_defaults()
@@ -243,9 +244,13 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
     if argv and argv[0] in ("train", "merge"):
+        from sf2t._warn import quiet_other_ranks
         from sf2t.train import cli as _train_cli
 
-        return (_train_cli.train_main if argv[0] == "train" else _train_cli.merge_main)(argv[1:])
+        if argv[0] == "train":  # under torchrun: transformers' (peft's, torch.distributed's) messages once, by rank 0
+            with quiet_other_ranks():
+                return _train_cli.train_main(argv[1:])
+        return _train_cli.merge_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "info":
         return cmd_info(args)

@@ -158,3 +158,42 @@ def test_command_warnings_sf2t_one_line_others_untouched_rank_0_only(capsys, mon
         err = capsys.readouterr().err
         assert err == ("sf2t train: warning: left out 2 records, see the report\n" if shown else ""), err
         assert [(str(m), c, f) for m, c, f, _ in passed] == ([("torch says", FutureWarning, theirs)] if shown else [])
+
+
+def test_train_other_ranks_quiet_library_logs(monkeypatch):
+    """`sf2t train` under torchrun (sf2t._warn.quiet_other_ranks): a rank other than 0 shows no transformers, peft or
+    torch.distributed messages below error level and no transformers progress bar (N ranks printed N copies); errors
+    still show; rank 0 is untouched; the levels are put back after."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from sf2t import cli
+    from sf2t._warn import quiet_other_ranks
+    from sf2t.train import cli as train_cli
+
+    names = ("transformers.modeling_utils", "peft.tuners", "torch.distributed.distributed_c10d")
+
+    def state():
+        loggers = [hf_logging.get_logger(names[0]), *(logging.getLogger(n) for n in names[1:])]
+        return [(g.isEnabledFor(logging.WARNING), g.isEnabledFor(logging.ERROR)) for g in loggers] + [
+            hf_logging.is_progress_bar_enabled()
+        ]
+
+    before = state()
+    assert before == [(True, True)] * 3 + [True]  # (the defaults: warnings and bars shown)
+    seen = {}
+
+    def train_main(argv):
+        seen["state"] = state()
+        return 0
+
+    monkeypatch.setattr(train_cli, "train_main", train_main)
+    for rank, inside in (("0", before), ("2", [(False, True)] * 3 + [False])):
+        monkeypatch.setenv("RANK", rank)
+        with quiet_other_ranks():
+            assert state() == inside, rank
+        assert state() == before
+        seen.clear()  # the command's path: `sf2t train` runs inside it
+        assert cli.main(["train", "steps=1"]) == 0 and seen["state"] == inside, rank
+        assert state() == before

@@ -540,6 +540,43 @@ def test_eval_set_holds_no_pixels_and_evaluates_as_the_samples_made_once(tiny, c
     assert r_set == r_made
 
 
+def test_eval_set_keeps_long_clips_frames_within_budget_same_samples(tiny, clips, tmp_path, monkeypatch):
+    """A clip the clip cache does not keep whole (a long video; here clip_cache_mb=1 for 64x64 clips): the held-out
+    set keeps each sample's decoded uint8 frames while they fit the store's budget, so an evaluation decodes none of
+    them again (three 60-120 s 640x360 clips: decoding was ~90 % of a remake), and its samples are the very same
+    tensors as made without them; clip_cache_mb=0 keeps none."""
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import FrameStore
+    from sf2t.train.evaluate import EvalSet, build_eval_set
+    from sf2t.train.loop import make_factories
+
+    _, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path, clip_cache_mb=1)
+    _, eval_f = make_factories(cfg, tok)
+    es = build_eval_set(eval_f, cfg.tasks, 3)
+    kept = [f for f in es.frames if f]
+    assert kept and all(t.dtype == torch.uint8 and t.device.type == "cpu" for f in kept for t in f.values())
+    assert sum(t.numel() for f in kept for t in f.values()) <= eval_f.store.budget
+    plain = EvalSet(es.factory, es.keys, es.records, es.states, es.which, es.extents)  # frames made again
+    decodes = []
+    real = FrameStore._decode
+    monkeypatch.setattr(
+        FrameStore, "_decode", lambda self, info, ids: decodes.append(info.path) or real(self, info, ids)
+    )
+    for k in range(len(es)):
+        decodes.clear()
+        b = plain[k]
+        assert decodes  # (decoded again: the clip is not cached whole)
+        decodes.clear()
+        a = es[k]
+        assert decodes == [] if es.frames[k] else decodes, k  # a sample whose frames were kept decodes nothing
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+    _, off_f = make_factories(_cfg(tiny, clips, tmp_path, clip_cache_mb=0), tok)
+    assert build_eval_set(off_f, cfg.tasks, 3).frames == [None] * 6
+
+
 def test_pairs_layout(tiny, clips, tmp_path):
     """layout="pairs": token group i holds presented frames (i, i+1), so F frames give F - 1 groups."""
     from sf2t.models import load_model_and_tokenizer

@@ -124,7 +124,7 @@ class TrainConfig:
     clip_cache_mb: int = _f(
         256,
         "decode short clips whole once and keep them (MiB; 0: decode needed frames only; the frames are the same "
-        "either way)",
+        "either way); the held-out set keeps its samples' frames of longer clips within as much again",
     )
     max_resample: int = _f(8, "windows tried per sample before a video is reported static")
     # -- evaluation

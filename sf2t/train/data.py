@@ -233,6 +233,22 @@ class FrameStore:
         # one caller at a time: a prefetch thread and the evaluation may share the store (decoders are not
         # thread-safe)
         self._lock = threading.RLock()
+        self._holding: tuple[int, dict, bool] | None = None  # (thread, frames, fill) of holding()
+
+    @contextlib.contextmanager
+    def holding(self, frames: dict, fill: bool = False):
+        """While inside, in this thread: frames of a clip not cached whole (decoded per request) come from
+        ``frames`` (``(path, frame ids)`` -> uint8 frames on the CPU, as :meth:`get` returned them) where it has
+        them, a copy on the store's device; with ``fill``, the frames decoded are added to it. The held-out set
+        (:class:`sf2t.train.evaluate.EvalSet`) keeps its samples' frames so: on long videos a remake decodes
+        nothing again."""
+        with self._lock:
+            before, self._holding = self._holding, (threading.get_ident(), frames, fill)
+        try:
+            yield frames
+        finally:
+            with self._lock:
+                self._holding = before
 
     def use_cpu(self) -> None:
         """Decode to and cache on the CPU from now on (a DataLoader worker of a GPU run)."""
@@ -301,9 +317,16 @@ class FrameStore:
             else:
                 self._cache.move_to_end(info.path)
             return clip[torch.as_tensor(list(frame_ids), dtype=torch.int64, device=clip.device)]
+        held = self._holding if self._holding is not None and self._holding[0] == threading.get_ident() else None
+        key = (info.path, tuple(int(i) for i in frame_ids))
+        if held is not None and key in held[1]:
+            return held[1][key].to(self.device, copy=True)  # (a copy: a task may change the frames it is given)
         frames = self._decode(info, frame_ids)
         # reduced as a cached clip is: the frames do not depend on whether this clip is (or fits in) the cache
-        return self._reduce(frames, (h, w)) if (h, w) != (info.height, info.width) else frames
+        frames = self._reduce(frames, (h, w)) if (h, w) != (info.height, info.width) else frames
+        if held is not None and held[2]:
+            held[1][key] = frames.to("cpu", copy=True)
+        return frames
 
 
 class _RecordTooLong(Exception):
