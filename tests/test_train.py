@@ -2458,3 +2458,60 @@ def test_train_under_torchrun_ends_without_teardown(monkeypatch, capsys):
         cli.train_main(["steps=1"])
     assert e.value.args == (2,)
     assert "sf2t train: no model" in capsys.readouterr().err
+
+
+def test_resume_auto_finds_complete_checkpoints_without_a_good_latest_file(tmp_path):
+    """``latest`` deleted, unreadable or naming a folder with no ``state.json``: resume=auto takes the newest complete
+    ``step-N`` (it said "no checkpoint", trained from step 0 and then wrote over those checkpoints)."""
+    from sf2t.train.checkpoint import CheckpointManager
+
+    root = tmp_path / "checkpoints"
+    for step in (2, 4):
+        (root / f"step-{step:08d}").mkdir(parents=True)
+        (root / f"step-{step:08d}" / "state.json").write_text('{"step": %d}' % step)
+    (root / "step-00000006").mkdir()  # cut short: no state.json
+    ckpt = CheckpointManager(root)
+    assert ckpt.latest() == root / "step-00000004" == ckpt.find("auto")  # no `latest` file
+    (root / "latest").write_text("step-00000006\n")
+    assert ckpt.latest() == root / "step-00000004"
+    (root / "latest").write_bytes(b"\xff\xfe")
+    assert ckpt.latest() == root / "step-00000004"
+    (root / "latest").write_text("step-00000002\n")  # a good `latest` is followed
+    assert ckpt.latest() == root / "step-00000002"
+    assert CheckpointManager(tmp_path / "nowhere").latest() is None
+
+
+def test_cli_train_resume_auto_refuses_a_finished_run_without_checkpoints(tmp_path, capsys):
+    """resume=auto in an out_dir holding a run's weights but no checkpoint (save_every=0): refused before the model
+    loads, nothing touched (it trained from step 0 and replaced the run's adapter); without resume the message no
+    longer offers resume=auto there."""
+    from sf2t.train.cli import train_main
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "train_result.json").write_text("{}")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=2"]
+    assert train_main([*argv, "resume=auto"]) == 2
+    err = capsys.readouterr().err
+    assert "resume=auto" in err and "no checkpoint to resume from" in err and "overwrite=true" in err
+    assert "replace that run's weights" in err
+    assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "no checkpoint to resume from" in err and "resume=auto continues" not in err
+
+
+def test_report_names_a_skipped_video_whose_name_is_not_utf8(tmp_path):
+    """A skipped video with a non-UTF-8 name (its bytes as surrogates) is written escaped into report.md: it was a
+    UnicodeEncodeError after the run had finished, which `sf2t train` showed as "'utf-8' codec can't encode" and exit 2
+    without its summary."""
+    from sf2t.train.report import write_report
+
+    name = str(tmp_path / "caf\udce9.mp4")  # os.fsdecode(b".../caf\xe9.mp4")
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=[name], tasks=["disorder"], progress=False)
+    skipped = [{"path": name, "kind": "unreadable", "reason": "cannot open", "task": None}]
+    path = write_report(cfg, {"steps": 1, "losses": [1.0], "skipped": skipped}, [], {"disorder": 0.2})
+    assert "caf\\udce9.mp4" in path.read_text(encoding="utf-8")

@@ -179,6 +179,7 @@ def _precheck_paths(cfg) -> str | None:
     ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that are also
     training videos are warned about on stderr."""
     from sf2t._files import check_out_folder, is_within
+    from sf2t.train.checkpoint import CheckpointManager
     from sf2t.video.index import expand_videos
 
     out = Path(cfg.out_dir)
@@ -199,10 +200,20 @@ def _precheck_paths(cfg) -> str | None:
                         f"overwrite=true would remove {out / name}, which holds {field} {value!r}: move it out of "
                         "out_dir, or pick another out_dir"
                     )
+    resumable = "checkpoints" in held and CheckpointManager(out / "checkpoints").latest() is not None
     if held and not cfg.resume and not cfg.overwrite:
+        return f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): " + (
+            "resume=auto continues it, overwrite=true starts afresh there, or pick another out_dir"
+            if resumable
+            else "it has no checkpoint to resume from (save_every=N writes them): overwrite=true starts afresh "
+            "there (its outputs are removed), or pick another out_dir"
+        )
+    weights = [name for name in ("adapter", "model", "train_result.json") if name in held]
+    if cfg.resume == "auto" and weights and not resumable:  # it trained from step 0 and replaced the run's weights
         return (
-            f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): resume=auto continues it, "
-            "overwrite=true starts afresh there, or pick another out_dir"
+            f"resume=auto: out_dir {cfg.out_dir!r} holds a run ({', '.join(weights)}) but no checkpoint to resume from "
+            "(save_every=N writes them): it would train from step 0 and replace that run's weights. overwrite=true "
+            "starts afresh there, or pick another out_dir"
         )
     try:
         videos = expand_videos(cfg.videos)
