@@ -2515,3 +2515,18 @@ def test_report_names_a_skipped_video_whose_name_is_not_utf8(tmp_path):
     skipped = [{"path": name, "kind": "unreadable", "reason": "cannot open", "task": None}]
     path = write_report(cfg, {"steps": 1, "losses": [1.0], "skipped": skipped}, [], {"disorder": 0.2})
     assert "caf\\udce9.mp4" in path.read_text(encoding="utf-8")
+
+
+def test_cli_train_refuses_the_model_folder_as_out_dir(tmp_path, capsys):
+    """out_dir=the model's folder: refused before the model loads (the run's adapter, reports and train_config.json
+    went among the checkpoint's files, replacing the train_config.json sf2t merge puts there for sf2t eval)."""
+    from sf2t.train.cli import train_main
+
+    model = tmp_path / "merged"
+    model.mkdir()
+    (model / "train_config.json").write_text('{"layout": "pairs"}')
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    argv = [f"model={model}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={model}/.", "steps=2"]
+    assert train_main(argv) == 2
+    assert "is the model folder" in capsys.readouterr().err
+    assert (model / "train_config.json").read_text() == '{"layout": "pairs"}'

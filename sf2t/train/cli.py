@@ -175,9 +175,9 @@ def _clear_run(out: Path, log=print) -> None:
 
 def _precheck_paths(cfg) -> str | None:
     """What is wrong with ``out_dir`` or the video lists that shows without decoding anything (checked before the
-    model loads): an ``out_dir`` that is a file, a folder with no videos or a broken manifest in ``videos`` /
-    ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that are also
-    training videos are warned about on stderr."""
+    model loads): an ``out_dir`` that is a file or the model's folder, a folder with no videos or a broken manifest
+    in ``videos`` / ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that
+    are also training videos are warned about on stderr."""
     from sf2t._files import check_out_folder, is_within
     from sf2t.train.checkpoint import CheckpointManager
     from sf2t.video.index import expand_videos
@@ -189,6 +189,12 @@ def _precheck_paths(cfg) -> str | None:
         check_out_folder(out, "out_dir")
     except ValueError as e:
         return str(e)
+    if cfg.model and os.path.realpath(out) == os.path.realpath(cfg.model):
+        return (
+            f"out_dir {cfg.out_dir!r} is the model folder: the run's files (adapter/, train_config.json, reports) "
+            "would go among the checkpoint's, and a train_config.json there (the settings sf2t eval reads for it) "
+            "would be replaced; pick another out_dir"
+        )
     held = run_files(out)
     if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
         inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
