@@ -2530,3 +2530,37 @@ def test_cli_train_refuses_the_model_folder_as_out_dir(tmp_path, capsys):
     assert train_main(argv) == 2
     assert "is the model folder" in capsys.readouterr().err
     assert (model / "train_config.json").read_text() == '{"layout": "pairs"}'
+
+
+def test_resume_names_a_state_json_that_parses_but_is_not_whole(tmp_path):
+    """A checkpoint's state.json that is JSON but lacks what a resume restores, or holds it in another shape (losses
+    null, an RNG state cut short): named before the model loads, as a damaged state.json; each was a traceback
+    (KeyError, TypeError, torch's RNG size RuntimeError) once the model had loaded."""
+    import json
+
+    from sf2t.train.checkpoint import rng_state
+    from sf2t.train.loop import check_resume
+
+    ckpt = tmp_path / "run" / "checkpoints" / "step-00000002"
+    ckpt.mkdir(parents=True)
+    for name in ("trainable.pt", "optimizer.pt"):
+        torch.save({}, ckpt / name)
+    good = {"step": 2, "losses": [1.0, 0.9], "task_loss": {"disorder": [1.0, 0.9]}, "evals": [], "tokens": 10}
+    good.update(data_seconds=0.5, dropped=[["a.mp4", "static", "too static"]], rng=rng_state())
+    cfg = TrainConfig(videos=["a.mp4"], out_dir=str(tmp_path / "run"), resume="auto", steps=4, progress=False)
+    (ckpt / "state.json").write_text(json.dumps(good))
+    assert check_resume(cfg) == ckpt
+    bad = [
+        ({k: v for k, v in good.items() if k != "losses"}, "KeyError: 'losses'"),
+        ({**good, "losses": None}, "not iterable"),
+        ({**good, "task_loss": {"disorder": {"n": 1}}}, "KeyError"),
+        ({**good, "tokens": "many"}, "invalid literal"),
+        ({**good, "dropped": [["a.mp4"]]}, "not enough values"),
+        ({**good, "rng": {"torch": "AAAA"}}, "an RNG state of 3 bytes"),
+        ({**good, "rng": {"python": "bm90IGEgcGlja2xl"}}, "an RNG state that does not read"),
+    ]
+    for state, words in bad:
+        (ckpt / "state.json").write_text(json.dumps(state))
+        with pytest.raises(ValueError, match=r"state\.json is damaged") as e:
+            check_resume(cfg)
+        assert words in str(e.value) and "resume from another checkpoint" in str(e.value)
