@@ -2564,3 +2564,38 @@ def test_resume_names_a_state_json_that_parses_but_is_not_whole(tmp_path):
         with pytest.raises(ValueError, match=r"state\.json is damaged") as e:
             check_resume(cfg)
         assert words in str(e.value) and "resume from another checkpoint" in str(e.value)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")
+def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_path, capsys, monkeypatch):
+    """out_dir where no folder can be made though os.access says yes (as root: /proc here; a root-squashed NFS share,
+    a read-only mount seen as writable): refused before the model loads, not a mkdir traceback after it. An OSError
+    while training (a full disk at a save) is one line naming it and the checkpoint to resume from, exit 1."""
+    import errno
+
+    from sf2t._files import check_out_folder
+    from sf2t.train import cli
+
+    with pytest.raises(ValueError, match=r"out_dir /proc/sf2t-run: cannot write in /proc"):
+        check_out_folder("/proc/sf2t-run", "out_dir")
+    check_out_folder(tmp_path / "new" / "run", "out_dir")
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=4"]
+    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
+        monkeypatch.setattr(cli, name, lambda cfg: None)
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run / "metrics.jsonl"))
+
+    monkeypatch.setattr(cli, "run_training", full)
+    assert cli.train_main([*argv, "resume=auto"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"sf2t train: {run / 'metrics.jsonl'}: No space left on device; the last checkpoint is" in err
+    assert "step-00000002: resume=auto continues from it" in err

@@ -356,6 +356,16 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
+def _last_checkpoint(cfg) -> Path | None:
+    """The checkpoint ``resume=auto`` would continue from (None: none, or the folder cannot be read)."""
+    from sf2t.train.checkpoint import CheckpointManager
+
+    try:
+        return CheckpointManager(Path(cfg.out_dir) / "checkpoints").latest()
+    except OSError:
+        return None
+
+
 def _no_checkpoint(model: str) -> str:
     """What to do when ``model=`` names no folder. sf2t loads checkpoints offline, so a Hub id (``org/name``) is
     downloaded first with huggingface_hub's ``hf`` command (the pinned huggingface_hub 2.x has no ``huggingface-cli``
@@ -434,9 +444,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # stopped by the user: where to pick it up
-        from sf2t.train.checkpoint import CheckpointManager
-
-        last = CheckpointManager(Path(cfg.out_dir) / "checkpoints").latest()
+        last = _last_checkpoint(cfg)
         where = (
             f"the last checkpoint is {last}: resume=auto continues from it"
             if last is not None
@@ -444,6 +452,13 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a folder that takes no file (out_dir on a read-only or root-squashed mount)
+        said = e.strerror or str(e)
+        said = f"{e.filename}: {said}" if e.filename else said
+        last = _last_checkpoint(cfg) if "resume=auto" not in said else None  # (a failed save says it already)
+        where = f"; the last checkpoint is {last}: resume=auto continues from it once that is fixed" if last else ""
+        print(f"sf2t train: {said}{where}", file=sys.stderr)
+        return 1
     if res.get("rank", 0) != 0 or os.environ.get("RANK", "0") != "0":  # under torchrun: said once, by rank 0
         return 0
     last = res["losses"][-50:]
