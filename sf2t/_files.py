@@ -80,6 +80,13 @@ def check_out_file(path: str | os.PathLike, label: str, inputs=(), text: bool = 
             raise ValueError(f"{label} {shown}: cannot write in {parent} ({e.strerror or e})") from None
     elif not os.access(parent, os.W_OK):
         raise ValueError(f"{label} {shown}: cannot make folders in {parent} (no write permission)")
+    else:  # a folder made and removed there (see check_out_folder: os.access says yes to root where mkdir fails)
+        import tempfile
+
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".sf2t-write-check-", dir=parent))
+        except OSError as e:
+            raise ValueError(f"{label} {shown}: cannot make folders in {parent} ({e.strerror or e})") from None
 
 
 def check_out_folder(path: str | os.PathLike, label: str) -> None:

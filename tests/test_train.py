@@ -2599,3 +2599,15 @@ def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_pat
     assert "Traceback" not in err
     assert f"sf2t train: {run / 'metrics.jsonl'}: No space left on device; the last checkpoint is" in err
     assert "step-00000002: resume=auto continues from it" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")
+def test_out_file_check_makes_its_missing_folder_there(tmp_path):
+    """An output file whose folders would be made where none can be (as root os.access says yes: /proc here): refused
+    by the check (sf2t eval ran every question, sf2t index probed every file, then a mkdir traceback or error)."""
+    from sf2t._files import check_out_file
+
+    with pytest.raises(ValueError, match=r"--out /proc/sf2t-x/r\.json: cannot make folders in /proc"):
+        check_out_file("/proc/sf2t-x/r.json", "--out")
+    check_out_file(tmp_path / "a" / "b" / "r.json", "--out")
+    assert list(tmp_path.iterdir()) == []
