@@ -2611,3 +2611,32 @@ def test_out_file_check_makes_its_missing_folder_there(tmp_path):
         check_out_file("/proc/sf2t-x/r.json", "--out")
     check_out_file(tmp_path / "a" / "b" / "r.json", "--out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_adapter_or_run_folder_passed_as_the_model_says_what_to_pass(tmp_path, capsys):
+    """A LoRA adapter or a sf2t train run folder given as the model (sf2t train / merge / eval): the message says what
+    it is and what to pass (the adapter's base; the run's model/ or adapter/), not "build one with
+    sf2t.models.build_tiny_qwen2_vl" or "not a recognised checkpoint"."""
+    import json
+
+    from sf2t.finevidbench.evaluate import VideoRunner
+    from sf2t.models._build import check_checkpoint_dir
+    from sf2t.train.cli import merge_main
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "qwen"})
+    )
+    with pytest.raises(FileNotFoundError, match=r"is a LoRA adapter, not a model: pass the base model .* \(qwen\)"):
+        check_checkpoint_dir(run / "adapter")
+    with pytest.raises(FileNotFoundError, match=r"is a sf2t train run folder: its LoRA adapter is '.*adapter'"):
+        check_checkpoint_dir(run)
+    with pytest.raises(ValueError, match=r"--model '.*adapter' is a LoRA adapter, not a model"):
+        VideoRunner(str(run / "adapter"))
+    assert merge_main(["--base", str(run), "--adapter", str(run / "adapter"), "--out", str(tmp_path / "m")]) == 2
+    assert "is a sf2t train run folder" in capsys.readouterr().err
+    (run / "model").mkdir()
+    (run / "model" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"its fine-tuned model is '.*model'"):
+        check_checkpoint_dir(run)
