@@ -2613,10 +2613,11 @@ def test_out_file_check_makes_its_missing_folder_there(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_adapter_or_run_folder_passed_as_the_model_says_what_to_pass(tmp_path, capsys):
+def test_an_adapter_or_run_folder_passed_as_the_model_says_what_to_pass(tiny, tmp_path, capsys):
     """A LoRA adapter or a sf2t train run folder given as the model (sf2t train / merge / eval): the message says what
     it is and what to pass (the adapter's base; the run's model/ or adapter/), not "build one with
-    sf2t.models.build_tiny_qwen2_vl" or "not a recognised checkpoint"."""
+    sf2t.models.build_tiny_qwen2_vl" or "not a recognised checkpoint". A run folder given as the adapter: its
+    adapter/ named."""
     import json
 
     from sf2t.finevidbench.evaluate import VideoRunner
@@ -2636,6 +2637,11 @@ def test_an_adapter_or_run_folder_passed_as_the_model_says_what_to_pass(tmp_path
         VideoRunner(str(run / "adapter"))
     assert merge_main(["--base", str(run), "--adapter", str(run / "adapter"), "--out", str(tmp_path / "m")]) == 2
     assert "is a sf2t train run folder" in capsys.readouterr().err
+    # the run folder as the adapter: its adapter/ named
+    assert merge_main(["--base", str(run), "--adapter", str(run), "--out", str(tmp_path / "m")]) == 2
+    assert f"it is a sf2t train run folder: its adapter is '{run / 'adapter'}'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match=r"it is a sf2t train run folder: its adapter is '.*adapter'"):
+        VideoRunner(tiny, str(run))
     (run / "model").mkdir()
     (run / "model" / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"its fine-tuned model is '.*model'"):

@@ -166,7 +166,12 @@ class VideoRunner:
         if adapter:
             cfg = Path(adapter) / "adapter_config.json"
             if not cfg.is_file():
-                raise FileNotFoundError(f"adapter {adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+                from sf2t.models._build import not_an_adapter_hint
+
+                raise FileNotFoundError(
+                    f"adapter {adapter!r} is not a LoRA adapter directory (no adapter_config.json)"
+                    + not_an_adapter_hint(adapter)
+                )
             from sf2t.models._build import load_adapter
 
             model = load_adapter(model, adapter, model_dir)

@@ -184,6 +184,16 @@ def not_a_model_hint(path: str | os.PathLike) -> str | None:
     return None
 
 
+def not_an_adapter_hint(path: str | os.PathLike) -> str:
+    """``: its adapter is DIR/adapter`` for a sf2t train run folder given as the adapter, else ``""``."""
+    p = pathlib.Path(path)
+    return (
+        f"; it is a sf2t train run folder: its adapter is {str(p / 'adapter')!r}"
+        if (p / "adapter" / "adapter_config.json").is_file()
+        else ""
+    )
+
+
 def check_checkpoint_dir(path: str | os.PathLike) -> pathlib.Path:
     """Return ``path`` as a Path, raising a clear error if it is not a local HF checkpoint directory."""
     p = pathlib.Path(path)

@@ -540,7 +540,10 @@ def _precheck_merge(args) -> str | None:
 
     cfg_file = Path(args.adapter) / "adapter_config.json"
     if not cfg_file.is_file():
-        return f"{args.adapter} is not a LoRA adapter directory (no adapter_config.json)"
+        from sf2t.models._build import not_an_adapter_hint
+
+        hint = not_an_adapter_hint(args.adapter)
+        return f"{args.adapter} is not a LoRA adapter directory (no adapter_config.json){hint}"
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
