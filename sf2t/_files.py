@@ -80,6 +80,13 @@ def check_out_file(path: str | os.PathLike, label: str, inputs=(), text: bool = 
             raise ValueError(f"{label} {shown}: cannot write in {parent} ({e.strerror or e})") from None
     elif not os.access(parent, os.W_OK):
         raise ValueError(f"{label} {shown}: cannot make folders in {parent} (no write permission)")
+    else:  # a folder made and removed there (see check_out_folder: os.access says yes to root where mkdir fails)
+        import tempfile
+
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".sf2t-write-check-", dir=parent))
+        except OSError as e:
+            raise ValueError(f"{label} {shown}: cannot make folders in {parent} ({e.strerror or e})") from None
 
 
 def check_out_folder(path: str | os.PathLike, label: str) -> None:
@@ -95,6 +102,14 @@ def check_out_folder(path: str | os.PathLike, label: str) -> None:
         raise ValueError(f"{label} {shown}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK):
         raise ValueError(f"{label} {shown}: cannot write in {parent} (no write permission)")
+    # a folder made and removed there: root passes os.access where the file system still refuses (a root-squashed
+    # NFS share, /sys), which was a traceback once the model had loaded
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sf2t-write-check-", dir=parent))
+    except OSError as e:
+        raise ValueError(f"{label} {shown}: cannot write in {parent} ({e.strerror or e})") from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, label: str = "output") -> None:

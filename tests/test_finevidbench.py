@@ -318,6 +318,10 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         ("batch", "--batch-size must be >= 1"),
         ("device", "--device: device 'tpu' is not a torch device"),
         ("out-is-bench", "is an input of this command"),  # the results once replaced the benchmark
+        # the benchmark's own files: a synthetic clip's ground truth, once replaced by the results; a question's frame
+        # image, once replaced by the chart written next to --out
+        ("out-is-ground-truth", "is an input of this command"),
+        ("chart-is-a-frame", "(written next to it) is an input of this command"),
         ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
         ("empty", "b.json: lists no question (field 'questions' is empty)"),  # the same, from a benchmark of none
         # a size the Qwen families cannot pack: in the option's terms, with the nearest one (once named frame_size)
@@ -360,6 +364,10 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
     if case == "out-is-bench":
         b = out = str(tmp_path / "b.json")
         shutil.copy(bench, b)
+    elif case == "out-is-ground-truth":
+        out = str(sorted((bench.parent / "videos").glob("scene_*.json"))[0])
+    elif case == "chart-is-a-frame":
+        out = str(sorted((bench.parent / "frames").rglob("*.png"))[0].with_suffix(".json"))
     elif case == "all-missing":  # moved without its frames and videos (the questions that show files under it)
         data = json.loads(bench.read_text())
         data["questions"] = [

@@ -2495,3 +2495,191 @@ def test_train_under_torchrun_ends_without_teardown(monkeypatch, capsys):
         cli.train_main(["steps=1"])
     assert e.value.args == (2,)
     assert "sf2t train: no model" in capsys.readouterr().err
+
+
+def test_resume_auto_finds_complete_checkpoints_without_a_good_latest_file(tmp_path):
+    """``latest`` deleted, unreadable or naming a folder with no ``state.json``: resume=auto takes the newest complete
+    ``step-N`` (it said "no checkpoint", trained from step 0 and then wrote over those checkpoints)."""
+    from sf2t.train.checkpoint import CheckpointManager
+
+    root = tmp_path / "checkpoints"
+    for step in (2, 4):
+        (root / f"step-{step:08d}").mkdir(parents=True)
+        (root / f"step-{step:08d}" / "state.json").write_text('{"step": %d}' % step)
+    (root / "step-00000006").mkdir()  # cut short: no state.json
+    ckpt = CheckpointManager(root)
+    assert ckpt.latest() == root / "step-00000004" == ckpt.find("auto")  # no `latest` file
+    (root / "latest").write_text("step-00000006\n")
+    assert ckpt.latest() == root / "step-00000004"
+    (root / "latest").write_bytes(b"\xff\xfe")
+    assert ckpt.latest() == root / "step-00000004"
+    (root / "latest").write_text("step-00000002\n")  # a good `latest` is followed
+    assert ckpt.latest() == root / "step-00000002"
+    assert CheckpointManager(tmp_path / "nowhere").latest() is None
+
+
+def test_cli_train_resume_auto_refuses_a_finished_run_without_checkpoints(tmp_path, capsys):
+    """resume=auto in an out_dir holding a run's weights but no checkpoint (save_every=0): refused before the model
+    loads, nothing touched (it trained from step 0 and replaced the run's adapter); without resume the message no
+    longer offers resume=auto there."""
+    from sf2t.train.cli import train_main
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "train_result.json").write_text("{}")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=2"]
+    assert train_main([*argv, "resume=auto"]) == 2
+    err = capsys.readouterr().err
+    assert "resume=auto" in err and "no checkpoint to resume from" in err and "overwrite=true" in err
+    assert "replace that run's weights" in err
+    assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "no checkpoint to resume from" in err and "resume=auto continues" not in err
+
+
+def test_report_names_a_skipped_video_whose_name_is_not_utf8(tmp_path):
+    """A skipped video with a non-UTF-8 name (its bytes as surrogates) is written escaped into report.md: it was a
+    UnicodeEncodeError after the run had finished, which `sf2t train` showed as "'utf-8' codec can't encode" and exit 2
+    without its summary."""
+    from sf2t.train.report import write_report
+
+    name = str(tmp_path / "caf\udce9.mp4")  # os.fsdecode(b".../caf\xe9.mp4")
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=[name], tasks=["disorder"], progress=False)
+    skipped = [{"path": name, "kind": "unreadable", "reason": "cannot open", "task": None}]
+    path = write_report(cfg, {"steps": 1, "losses": [1.0], "skipped": skipped}, [], {"disorder": 0.2})
+    assert "caf\\udce9.mp4" in path.read_text(encoding="utf-8")
+
+
+def test_cli_train_refuses_the_model_folder_as_out_dir(tmp_path, capsys):
+    """out_dir=the model's folder: refused before the model loads (the run's adapter, reports and train_config.json
+    went among the checkpoint's files, replacing the train_config.json sf2t merge puts there for sf2t eval)."""
+    from sf2t.train.cli import train_main
+
+    model = tmp_path / "merged"
+    model.mkdir()
+    (model / "train_config.json").write_text('{"layout": "pairs"}')
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    argv = [f"model={model}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={model}/.", "steps=2"]
+    assert train_main(argv) == 2
+    assert "is the model folder" in capsys.readouterr().err
+    assert (model / "train_config.json").read_text() == '{"layout": "pairs"}'
+
+
+def test_resume_names_a_state_json_that_parses_but_is_not_whole(tmp_path):
+    """A checkpoint's state.json that is JSON but lacks what a resume restores, or holds it in another shape (losses
+    null, an RNG state cut short): named before the model loads, as a damaged state.json; each was a traceback
+    (KeyError, TypeError, torch's RNG size RuntimeError) once the model had loaded."""
+    import json
+
+    from sf2t.train.checkpoint import rng_state
+    from sf2t.train.loop import check_resume
+
+    ckpt = tmp_path / "run" / "checkpoints" / "step-00000002"
+    ckpt.mkdir(parents=True)
+    for name in ("trainable.pt", "optimizer.pt"):
+        torch.save({}, ckpt / name)
+    good = {"step": 2, "losses": [1.0, 0.9], "task_loss": {"disorder": [1.0, 0.9]}, "evals": [], "tokens": 10}
+    good.update(data_seconds=0.5, dropped=[["a.mp4", "static", "too static"]], rng=rng_state())
+    cfg = TrainConfig(videos=["a.mp4"], out_dir=str(tmp_path / "run"), resume="auto", steps=4, progress=False)
+    (ckpt / "state.json").write_text(json.dumps(good))
+    assert check_resume(cfg) == ckpt
+    bad = [
+        ({k: v for k, v in good.items() if k != "losses"}, "KeyError: 'losses'"),
+        ({**good, "losses": None}, "not iterable"),
+        ({**good, "task_loss": {"disorder": {"n": 1}}}, "KeyError"),
+        ({**good, "tokens": "many"}, "invalid literal"),
+        ({**good, "dropped": [["a.mp4"]]}, "not enough values"),
+        ({**good, "rng": {"torch": "AAAA"}}, "an RNG state of 3 bytes"),
+        ({**good, "rng": {"python": "bm90IGEgcGlja2xl"}}, "an RNG state that does not read"),
+    ]
+    for state, words in bad:
+        (ckpt / "state.json").write_text(json.dumps(state))
+        with pytest.raises(ValueError, match=r"state\.json is damaged") as e:
+            check_resume(cfg)
+        assert words in str(e.value) and "resume from another checkpoint" in str(e.value)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")
+def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_path, capsys, monkeypatch):
+    """out_dir where no folder can be made though os.access says yes (as root: /proc here; a root-squashed NFS share,
+    a read-only mount seen as writable): refused before the model loads, not a mkdir traceback after it. An OSError
+    while training (a full disk at a save) is one line naming it and the checkpoint to resume from, exit 1."""
+    import errno
+
+    from sf2t._files import check_out_folder
+    from sf2t.train import cli
+
+    with pytest.raises(ValueError, match=r"out_dir /proc/sf2t-run: cannot write in /proc"):
+        check_out_folder("/proc/sf2t-run", "out_dir")
+    check_out_folder(tmp_path / "new" / "run", "out_dir")
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=4"]
+    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
+        monkeypatch.setattr(cli, name, lambda cfg: None)
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run / "metrics.jsonl"))
+
+    monkeypatch.setattr(cli, "run_training", full)
+    assert cli.train_main([*argv, "resume=auto"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"sf2t train: {run / 'metrics.jsonl'}: No space left on device; the last checkpoint is" in err
+    assert "step-00000002: resume=auto continues from it" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")
+def test_out_file_check_makes_its_missing_folder_there(tmp_path):
+    """An output file whose folders would be made where none can be (as root os.access says yes: /proc here): refused
+    by the check (sf2t eval ran every question, sf2t index probed every file, then a mkdir traceback or error)."""
+    from sf2t._files import check_out_file
+
+    with pytest.raises(ValueError, match=r"--out /proc/sf2t-x/r\.json: cannot make folders in /proc"):
+        check_out_file("/proc/sf2t-x/r.json", "--out")
+    check_out_file(tmp_path / "a" / "b" / "r.json", "--out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_adapter_or_run_folder_passed_as_the_model_says_what_to_pass(tiny, tmp_path, capsys):
+    """A LoRA adapter or a sf2t train run folder given as the model (sf2t train / merge / eval): the message says what
+    it is and what to pass (the adapter's base; the run's model/ or adapter/), not "build one with
+    sf2t.models.build_tiny_qwen2_vl" or "not a recognised checkpoint". A run folder given as the adapter: its
+    adapter/ named."""
+    import json
+
+    from sf2t.finevidbench.evaluate import VideoRunner
+    from sf2t.models._build import check_checkpoint_dir
+    from sf2t.train.cli import merge_main
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "qwen"})
+    )
+    with pytest.raises(FileNotFoundError, match=r"is a LoRA adapter, not a model: pass the base model .* \(qwen\)"):
+        check_checkpoint_dir(run / "adapter")
+    with pytest.raises(FileNotFoundError, match=r"is a sf2t train run folder: its LoRA adapter is '.*adapter'"):
+        check_checkpoint_dir(run)
+    with pytest.raises(ValueError, match=r"--model '.*adapter' is a LoRA adapter, not a model"):
+        VideoRunner(str(run / "adapter"))
+    assert merge_main(["--base", str(run), "--adapter", str(run / "adapter"), "--out", str(tmp_path / "m")]) == 2
+    assert "is a sf2t train run folder" in capsys.readouterr().err
+    # the run folder as the adapter: its adapter/ named
+    assert merge_main(["--base", str(run), "--adapter", str(run), "--out", str(tmp_path / "m")]) == 2
+    assert f"it is a sf2t train run folder: its adapter is '{run / 'adapter'}'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match=r"it is a sf2t train run folder: its adapter is '.*adapter'"):
+        VideoRunner(tiny, str(run))
+    (run / "model").mkdir()
+    (run / "model" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"its fine-tuned model is '.*model'"):
+        check_checkpoint_dir(run)

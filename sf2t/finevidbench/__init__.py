@@ -292,12 +292,17 @@ def main_eval(argv=None) -> int:
         require_device(args.device, "--device: ")
         from sf2t.finevidbench.evaluate import check_askable
 
-        check_askable(load_bench(args.bench))  # a bad or unusable benchmark, or --compare file, fails before the model
+        bench = load_bench(args.bench)
+        check_askable(bench)  # a bad or unusable benchmark, or --compare file, fails before the model
         # --out and the files next to it (answers, report, chart, comparison): never a folder, an input (--compare
-        # --out F replaced the results compared with) or a file of another kind
-        check_out_files(args.out, inputs=[args.bench, args.compare], compare=bool(args.compare))
+        # --out F replaced the results compared with; the benchmark's own frames and clips' ground truth too) or a
+        # file of another kind
         from pathlib import Path
 
+        from sf2t.finevidbench.build import _written_files
+
+        own = [str(Path(args.bench).parent / f) for f in sorted(_written_files(bench))]
+        check_out_files(args.out, inputs=[args.bench, args.compare, *own], compare=bool(args.compare))
         from sf2t._files import is_within
 
         for name, folder in (("--model", args.model), ("--adapter", args.adapter)):

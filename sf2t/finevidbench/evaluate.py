@@ -133,6 +133,12 @@ class VideoRunner:
         from sf2t.models._build import load_checkpoint
 
         kind = checkpoint_kind(model_dir)
+        if kind is None:  # sf2t's own output (an adapter, a run folder) passed as the model: what to pass instead
+            from sf2t.models._build import not_a_model_hint
+
+            hint = not_a_model_hint(model_dir)
+            if hint:
+                raise ValueError(f"--model {hint}")
         if kind not in VIDEO_FAMILIES:
             raise ValueError(
                 f"model {model_dir!r} is {'a ' + kind if kind else 'not a recognised'} checkpoint; "
@@ -160,7 +166,12 @@ class VideoRunner:
         if adapter:
             cfg = Path(adapter) / "adapter_config.json"
             if not cfg.is_file():
-                raise FileNotFoundError(f"adapter {adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+                from sf2t.models._build import not_an_adapter_hint
+
+                raise FileNotFoundError(
+                    f"adapter {adapter!r} is not a LoRA adapter directory (no adapter_config.json)"
+                    + not_an_adapter_hint(adapter)
+                )
             from sf2t.models._build import load_adapter
 
             model = load_adapter(model, adapter, model_dir)

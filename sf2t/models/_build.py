@@ -160,6 +160,40 @@ def build_tiny_checkpoint(
     )
 
 
+def not_a_model_hint(path: str | os.PathLike) -> str | None:
+    """What a folder without config.json is when it is sf2t's own output, and what to pass instead: a LoRA adapter
+    (``adapter_config.json``) or a ``sf2t train`` run folder (``adapter/`` or ``model/`` in it); None otherwise."""
+    p = pathlib.Path(path)
+    if (p / "adapter_config.json").is_file():
+        try:
+            base = json.loads((p / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (OSError, ValueError, AttributeError):
+            base = None
+        trained_on = f" ({base})" if isinstance(base, str) and base else ""
+        return (
+            f"{str(p)!r} is a LoRA adapter, not a model: pass the base model it was trained on{trained_on} as the "
+            "model, with this folder as sf2t eval's --adapter, or merge the two first (sf2t merge)"
+        )
+    if (p / "model" / "config.json").is_file():
+        return f"{str(p)!r} is a sf2t train run folder: its fine-tuned model is {str(p / 'model')!r}"
+    if (p / "adapter" / "adapter_config.json").is_file():
+        return (
+            f"{str(p)!r} is a sf2t train run folder: its LoRA adapter is {str(p / 'adapter')!r}; pass the base model "
+            "as the model, with the adapter as sf2t eval's --adapter, or merge the two first (sf2t merge)"
+        )
+    return None
+
+
+def not_an_adapter_hint(path: str | os.PathLike) -> str:
+    """``: its adapter is DIR/adapter`` for a sf2t train run folder given as the adapter, else ``""``."""
+    p = pathlib.Path(path)
+    return (
+        f"; it is a sf2t train run folder: its adapter is {str(p / 'adapter')!r}"
+        if (p / "adapter" / "adapter_config.json").is_file()
+        else ""
+    )
+
+
 def check_checkpoint_dir(path: str | os.PathLike) -> pathlib.Path:
     """Return ``path`` as a Path, raising a clear error if it is not a local HF checkpoint directory."""
     p = pathlib.Path(path)
@@ -168,6 +202,9 @@ def check_checkpoint_dir(path: str | os.PathLike) -> pathlib.Path:
     if not p.is_dir():
         raise NotADirectoryError(f"model checkpoint path is not a directory: {str(p)!r}")
     missing = [f for f in _REQUIRED_FILES if not (p / f).is_file()]
+    hint = not_a_model_hint(p) if missing else None
+    if hint:
+        raise FileNotFoundError(f"model checkpoint directory {str(p)!r} lacks {', '.join(missing)}: {hint}")
     if missing:
         raise FileNotFoundError(
             f"model checkpoint directory {str(p)!r} lacks {', '.join(missing)} "

@@ -43,17 +43,25 @@ class CheckpointManager:
     # -- where
 
     def latest(self) -> Path | None:
-        """The newest complete checkpoint, or None."""
-        if self.root.is_dir():
-            try:
-                self._restore_replaced()  # a save killed between its two renames
-            except OSError:  # another process (rank) restored it first
-                pass
-        ptr = self.root / "latest"
-        if not ptr.is_file():
+        """The newest complete checkpoint, or None: the one ``latest`` names, else (``latest`` missing, unreadable or
+        naming a folder without ``state.json``: deleted, or a kill between a checkpoint's rename and ``latest``'s)
+        the ``step-N`` folder with the highest N that has its ``state.json``. Returning None there made
+        ``resume=auto`` start again from step 0 beside complete checkpoints and then overwrite them."""
+        if not self.root.is_dir():
             return None
-        path = self.root / ptr.read_text().strip()
-        return path if (path / "state.json").is_file() else None
+        try:
+            self._restore_replaced()  # a save killed between its two renames
+        except OSError:  # another process (rank) restored it first
+            pass
+        ptr = self.root / "latest"
+        try:
+            name = ptr.read_text(encoding="utf-8").strip() if ptr.is_file() else ""
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        if name and (self.root / name / "state.json").is_file():
+            return self.root / name
+        done = sorted(p for p in self.root.glob("step-*") if (p / "state.json").is_file())
+        return done[-1] if done else None
 
     def find(self, resume: str) -> Path | None:
         """``resume``: ``auto`` (the latest here, None when there is none) or a checkpoint directory."""

@@ -175,10 +175,11 @@ def _clear_run(out: Path, log=print) -> None:
 
 def _precheck_paths(cfg) -> str | None:
     """What is wrong with ``out_dir`` or the video lists that shows without decoding anything (checked before the
-    model loads): an ``out_dir`` that is a file, a folder with no videos or a broken manifest in ``videos`` /
-    ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that are also
-    training videos are warned about on stderr."""
+    model loads): an ``out_dir`` that is a file or the model's folder, a folder with no videos or a broken manifest
+    in ``videos`` / ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that
+    are also training videos are warned about on stderr."""
     from sf2t._files import check_out_folder, is_within
+    from sf2t.train.checkpoint import CheckpointManager
     from sf2t.video.index import expand_videos
 
     out = Path(cfg.out_dir)
@@ -188,6 +189,12 @@ def _precheck_paths(cfg) -> str | None:
         check_out_folder(out, "out_dir")
     except ValueError as e:
         return str(e)
+    if cfg.model and os.path.realpath(out) == os.path.realpath(cfg.model):
+        return (
+            f"out_dir {cfg.out_dir!r} is the model folder: the run's files (adapter/, train_config.json, reports) "
+            "would go among the checkpoint's, and a train_config.json there (the settings sf2t eval reads for it) "
+            "would be replaced; pick another out_dir"
+        )
     held = run_files(out)
     if cfg.overwrite:  # the previous run's outputs go: not when this run reads from them (model=out_dir/model)
         inputs = [("model", cfg.model), ("supervised_data", cfg.supervised_data)]
@@ -199,10 +206,20 @@ def _precheck_paths(cfg) -> str | None:
                         f"overwrite=true would remove {out / name}, which holds {field} {value!r}: move it out of "
                         "out_dir, or pick another out_dir"
                     )
+    resumable = "checkpoints" in held and CheckpointManager(out / "checkpoints").latest() is not None
     if held and not cfg.resume and not cfg.overwrite:
+        return f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): " + (
+            "resume=auto continues it, overwrite=true starts afresh there, or pick another out_dir"
+            if resumable
+            else "it has no checkpoint to resume from (save_every=N writes them): overwrite=true starts afresh "
+            "there (its outputs are removed), or pick another out_dir"
+        )
+    weights = [name for name in ("adapter", "model", "train_result.json") if name in held]
+    if cfg.resume == "auto" and weights and not resumable:  # it trained from step 0 and replaced the run's weights
         return (
-            f"out_dir {cfg.out_dir!r} already holds a run ({', '.join(held)}): resume=auto continues it, "
-            "overwrite=true starts afresh there, or pick another out_dir"
+            f"resume=auto: out_dir {cfg.out_dir!r} holds a run ({', '.join(weights)}) but no checkpoint to resume from "
+            "(save_every=N writes them): it would train from step 0 and replace that run's weights. overwrite=true "
+            "starts afresh there, or pick another out_dir"
         )
     try:
         videos = expand_videos(cfg.videos)
@@ -339,6 +356,16 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
+def _last_checkpoint(cfg) -> Path | None:
+    """The checkpoint ``resume=auto`` would continue from (None: none, or the folder cannot be read)."""
+    from sf2t.train.checkpoint import CheckpointManager
+
+    try:
+        return CheckpointManager(Path(cfg.out_dir) / "checkpoints").latest()
+    except OSError:
+        return None
+
+
 def _no_checkpoint(model: str) -> str:
     """What to do when ``model=`` names no folder. sf2t loads checkpoints offline, so a Hub id (``org/name``) is
     downloaded first with huggingface_hub's ``hf`` command (the pinned huggingface_hub 2.x has no ``huggingface-cli``
@@ -417,9 +444,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # stopped by the user: where to pick it up
-        from sf2t.train.checkpoint import CheckpointManager
-
-        last = CheckpointManager(Path(cfg.out_dir) / "checkpoints").latest()
+        last = _last_checkpoint(cfg)
         where = (
             f"the last checkpoint is {last}: resume=auto continues from it"
             if last is not None
@@ -427,6 +452,13 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a folder that takes no file (out_dir on a read-only or root-squashed mount)
+        said = e.strerror or str(e)
+        said = f"{e.filename}: {said}" if e.filename else said
+        last = _last_checkpoint(cfg) if "resume=auto" not in said else None  # (a failed save says it already)
+        where = f"; the last checkpoint is {last}: resume=auto continues from it once that is fixed" if last else ""
+        print(f"sf2t train: {said}{where}", file=sys.stderr)
+        return 1
     if res.get("rank", 0) != 0 or os.environ.get("RANK", "0") != "0":  # under torchrun: said once, by rank 0
         return 0
     last = res["losses"][-50:]
@@ -508,7 +540,10 @@ def _precheck_merge(args) -> str | None:
 
     cfg_file = Path(args.adapter) / "adapter_config.json"
     if not cfg_file.is_file():
-        return f"{args.adapter} is not a LoRA adapter directory (no adapter_config.json)"
+        from sf2t.models._build import not_an_adapter_hint
+
+        hint = not_an_adapter_hint(args.adapter)
+        return f"{args.adapter} is not a LoRA adapter directory (no adapter_config.json){hint}"
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:

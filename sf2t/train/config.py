@@ -167,7 +167,8 @@ class TrainConfig:
     keep_checkpoints: int = _f(2, "checkpoints kept in out_dir/checkpoints (the newest)")
     resume: str = _f(
         "",
-        "continue a run: auto (the latest checkpoint in out_dir, if any) or a checkpoint directory; fields changed "
+        "continue a run: auto (the latest checkpoint in out_dir; with none, from step 0, refused where out_dir holds "
+        "a run's weights) or a checkpoint directory; fields changed "
         "since the checkpoint (other than logging, saving and worker settings) are listed when it resumes",
     )
     overwrite: bool = _f(

@@ -257,6 +257,35 @@ SHAPE_FIELDS = ("lora", "full_finetune")
 LORA_SHAPE_FIELDS = ("lora_rank", "lora_llm", "lora_vision")
 
 
+def _check_state(state: dict) -> None:
+    """Read a checkpoint's ``state.json`` as :func:`train` restores it (its losses, counts, dropped videos and RNG
+    states), without a model: a KeyError, TypeError or ValueError for one that parses but is not whole (edited, or
+    written by something else), which was a traceback once the model had loaded and the weights were restored."""
+    import base64
+    import binascii
+    import pickle
+    import random
+
+    Series.from_state(state["losses"])
+    for part in ("task_loss", "task_acc"):
+        for v in dict(state.get(part, {})).values():
+            Series.from_state(v)
+    list(state["evals"])
+    int(state["tokens"]), float(state["data_seconds"])
+    for entries in [state["dropped"], *(state.get("dropped_by_rank") or [])]:
+        for entry in entries:
+            _path, _kind, _reason, *_ = entry  # (path, kind, reason[, task])
+    size = torch.get_rng_state().numel()
+    for rng in [state.get("rng", {}), *(state.get("rng_by_rank") or [])]:
+        try:
+            if "torch" in rng and len(base64.b64decode(rng["torch"], validate=True)) != size:
+                raise ValueError(f"an RNG state of {len(base64.b64decode(rng['torch']))} bytes, not {size}")
+            if "python" in rng:
+                random.Random().setstate(pickle.loads(base64.b64decode(rng["python"], validate=True)))  # noqa: S301
+        except (binascii.Error, pickle.UnpicklingError, EOFError) as e:
+            raise ValueError(f"an RNG state that does not read ({e})") from None
+
+
 def check_resume(cfg: TrainConfig) -> Path | None:
     """The checkpoint ``cfg.resume`` names (None without resume, or when ``auto`` finds none), checked without
     loading any model: a FileNotFoundError for a path that is not a checkpoint, a ValueError for a damaged
@@ -271,8 +300,10 @@ def check_resume(cfg: TrainConfig) -> Path | None:
     try:
         state = json.loads((path / "state.json").read_text())
         step = int(state["step"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"resume: {path / 'state.json'} is damaged ({e}); resume from another checkpoint") from None
+        _check_state(state)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        said = f"{type(e).__name__}: {e}" if isinstance(e, (KeyError, IndexError)) else str(e)
+        raise ValueError(f"resume: {path / 'state.json'} is damaged ({said}); resume from another checkpoint") from None
     from sf2t.train.checkpoint import checkpoint_file_problem
 
     for name in ("trainable.pt", "optimizer.pt"):  # torch's error was a traceback once the model had loaded

@@ -187,7 +187,9 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
     else:
         lines.append("none")
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    # errors=: a file name that is not UTF-8 (its bytes as surrogates) is written escaped, not a UnicodeEncodeError
+    # after the run
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="backslashreplace")
     return path
 
 

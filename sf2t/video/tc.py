@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 from typing import Any, NamedTuple
 
 from sf2t.video.errors import VideoError, first_line
@@ -169,6 +170,15 @@ def tc_open(path: str, *, deadline: Deadline | None = None, **kwargs):
     kind = image_kind(path)
     if kind is not None:
         raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
+    try:  # torchcodec takes the name as UTF-8 text: one of other bytes failed as "Expected a value of type 'str'"
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise VideoError(
+            path,
+            "its file name is not valid UTF-8 text, which torchcodec cannot open: rename the file, or read it with "
+            "PyAV (decoder=pyav)",
+            "unreadable",
+        ) from None
     kwargs.pop("stream_index", None)
     try:
         try:

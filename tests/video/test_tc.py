@@ -157,3 +157,19 @@ def test_torchcodec_probe_agrees_with_the_pyav_probe(files, name, hide_pyav):
     fields = ("num_frames", "width", "height", "fps", "duration", "start", "codec", "pix_fmt", "rotation", "bit_depth")
     assert {f: getattr(by_tc, f) for f in fields} == {f: getattr(by_av, f) for f in fields}
     assert _tc_stream(path) == av_stream
+
+
+def test_torchcodec_names_a_file_name_that_is_not_utf8(files, tmp_path):
+    """A file whose name is not UTF-8 (Latin-1 bytes, held by Python as surrogates): torchcodec cannot take it; the
+    reason said so and how to read it, not "Expected a value of type 'str' ... found type 'str'" and a truncated-MP4
+    hint. PyAV opens it."""
+    import os
+    import shutil
+
+    path = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.mp4")
+    shutil.copy(files["normal"], path)
+    with pytest.raises(VideoError, match=r"file name is not valid UTF-8.*decoder=pyav") as e:
+        tc_mod.tc_open(path)
+    assert e.value.kind == "unreadable" and "moov" not in str(e.value)
+    with open_decoder(path, "pyav") as dec:
+        assert dec.num_frames == N
