@@ -2595,6 +2595,12 @@ def test_resume_names_a_state_json_that_parses_but_is_not_whole(tmp_path):
         ({**good, "dropped": [["a.mp4"]]}, "not enough values"),
         ({**good, "rng": {"torch": "AAAA"}}, "an RNG state of 3 bytes"),
         ({**good, "rng": {"python": "bm90IGEgcGlja2xl"}}, "an RNG state that does not read"),
+        # train() reads these as state["task_loss"], int(next_index), int(world_size) and rank r's entries
+        ({k: v for k, v in good.items() if k != "task_loss"}, "KeyError: 'task_loss'"),
+        ({**good, "next_index": "x"}, "invalid literal"),
+        ({**good, "world_size": "two"}, "invalid literal"),
+        ({**good, "world_size": 2, "dropped_by_rank": [[]]}, "dropped_by_rank has 1 entries for world_size 2"),
+        ({**good, "world_size": 2, "rng_by_rank": [rng_state()]}, "rng_by_rank has 1 entries for world_size 2"),
     ]
     for state, words in bad:
         (ckpt / "state.json").write_text(json.dumps(state))

@@ -267,11 +267,19 @@ def _check_state(state: dict) -> None:
     import random
 
     Series.from_state(state["losses"])
-    for part in ("task_loss", "task_acc"):
-        for v in dict(state.get(part, {})).values():
-            Series.from_state(v)
+    for v in dict(state["task_loss"]).values():  # (train reads it as state["task_loss"]: required)
+        Series.from_state(v)
+    for v in dict(state.get("task_acc", {})).values():  # (older checkpoints have none)
+        Series.from_state(v)
     list(state["evals"])
     int(state["tokens"]), float(state["data_seconds"])
+    if state.get("next_index") is not None:
+        int(state["next_index"])
+    if "world_size" in state:  # a resume with as many processes reads rank r's entries of the per-rank lists
+        world = int(state["world_size"])
+        for part in ("dropped_by_rank", "rng_by_rank"):
+            if state.get(part) and len(state[part]) != world:
+                raise ValueError(f"{part} has {len(state[part])} entries for world_size {world}")
     for entries in [state["dropped"], *(state.get("dropped_by_rank") or [])]:
         for entry in entries:
             _path, _kind, _reason, *_ = entry  # (path, kind, reason[, task])
