@@ -322,6 +322,8 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         # image, once replaced by the chart written next to --out
         ("out-is-ground-truth", "is an input of this command"),
         ("chart-is-a-frame", "(written next to it) is an input of this command"),
+        # --bench a link to the benchmark from another folder: its files are those next to the file linked to
+        ("linked-bench-ground-truth", "is an input of this command"),
         ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
         ("empty", "b.json: lists no question (field 'questions' is empty)"),  # the same, from a benchmark of none
         # a size the Qwen families cannot pack: in the option's terms, with the nearest one (once named frame_size)
@@ -365,6 +367,10 @@ def test_eval_bad_files_fail_before_the_model_loads(bench, tmp_path, capsys, cas
         b = out = str(tmp_path / "b.json")
         shutil.copy(bench, b)
     elif case == "out-is-ground-truth":
+        out = str(sorted((bench.parent / "videos").glob("scene_*.json"))[0])
+    elif case == "linked-bench-ground-truth":
+        (tmp_path / "b.json").symlink_to(bench)
+        b = str(tmp_path / "b.json")
         out = str(sorted((bench.parent / "videos").glob("scene_*.json"))[0])
     elif case == "chart-is-a-frame":
         out = str(sorted((bench.parent / "frames").rglob("*.png"))[0].with_suffix(".json"))

@@ -301,7 +301,8 @@ def main_eval(argv=None) -> int:
 
         from sf2t.finevidbench.build import _written_files
 
-        own = [str(Path(args.bench).parent / f) for f in sorted(_written_files(bench))]
+        # (from the benchmark's own folder, _root: --bench may be a link to it from another folder)
+        own = [str(Path(bench["_root"]) / f) for f in sorted(_written_files(bench))]
         check_out_files(args.out, inputs=[args.bench, args.compare, *own], compare=bool(args.compare))
         from sf2t._files import is_within
 
