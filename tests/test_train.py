@@ -577,6 +577,50 @@ def test_eval_set_keeps_long_clips_frames_within_budget_same_samples(tiny, clips
     assert build_eval_set(off_f, cfg.tasks, 3).frames == [None] * 6
 
 
+def test_frame_store_holding_is_per_thread_when_two_overlap(monkeypatch):
+    """FrameStore.holding applies in its own thread only, also when two threads' holdings overlap (one slot for all
+    threads: the first to end removed the other's while it was still inside, and the other's end put the first one's
+    back for good, a fill that went on growing with that thread's later requests)."""
+    import threading
+    from types import SimpleNamespace
+
+    from sf2t.train.data import FrameStore
+
+    store = FrameStore(cache_mb=0)  # (every clip decoded per request)
+    decodes = []
+    monkeypatch.setattr(
+        FrameStore, "_decode", lambda self, info, ids: decodes.append(list(ids)) or torch.zeros(len(ids), 2, 2, 3)
+    )
+    info = SimpleNamespace(path="v.mp4", num_frames=10, height=2, width=2)
+    a_in, b_in, a_out, b_out = (threading.Event() for _ in range(4))
+    filled, kept = {}, {("v.mp4", (7,)): torch.ones(1, 2, 2, 3, dtype=torch.uint8)}
+    seen = {}
+
+    def first():
+        with store.holding(filled, fill=True):
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+        b_out.wait(10)
+        store.get(info, [3])  # after both holdings ended: nothing kept
+        seen["filled"] = sorted(filled)
+
+    def second():
+        a_in.wait(10)
+        with store.holding(kept):
+            b_in.set()
+            a_out.wait(10)
+            seen["kept frame"] = int(store.get(info, [7]).sum())  # from its own holding, not decoded
+        b_out.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"kept frame": 12, "filled": []} and decodes == [[3]], (seen, decodes)
+
+
 def test_pairs_layout(tiny, clips, tmp_path):
     """layout="pairs": token group i holds presented frames (i, i+1), so F frames give F - 1 groups."""
     from sf2t.models import load_model_and_tokenizer

@@ -233,7 +233,7 @@ class FrameStore:
         # one caller at a time: a prefetch thread and the evaluation may share the store (decoders are not
         # thread-safe)
         self._lock = threading.RLock()
-        self._holding: tuple[int, dict, bool] | None = None  # (thread, frames, fill) of holding()
+        self._held = threading.local()  # .frames: per thread, the (frames, fill) of holding(), or None
 
     @contextlib.contextmanager
     def holding(self, frames: dict, fill: bool = False):
@@ -242,13 +242,14 @@ class FrameStore:
         them, a copy on the store's device; with ``fill``, the frames decoded are added to it. The held-out set
         (:class:`sf2t.train.evaluate.EvalSet`) keeps its samples' frames so: on long videos a remake decodes
         nothing again."""
-        with self._lock:
-            before, self._holding = self._holding, (threading.get_ident(), frames, fill)
+        # per thread (one slot for all threads: two threads' holdings overlapping left the first one's installed
+        # after both had ended, a fill that then grew on that thread's later requests)
+        before = getattr(self._held, "frames", None)
+        self._held.frames = (frames, fill)
         try:
             yield frames
         finally:
-            with self._lock:
-                self._holding = before
+            self._held.frames = before
 
     def use_cpu(self) -> None:
         """Decode to and cache on the CPU from now on (a DataLoader worker of a GPU run)."""
@@ -317,15 +318,15 @@ class FrameStore:
             else:
                 self._cache.move_to_end(info.path)
             return clip[torch.as_tensor(list(frame_ids), dtype=torch.int64, device=clip.device)]
-        held = self._holding if self._holding is not None and self._holding[0] == threading.get_ident() else None
+        held = getattr(self._held, "frames", None)
         key = (info.path, tuple(int(i) for i in frame_ids))
-        if held is not None and key in held[1]:
-            return held[1][key].to(self.device, copy=True)  # (a copy: a task may change the frames it is given)
+        if held is not None and key in held[0]:
+            return held[0][key].to(self.device, copy=True)  # (a copy: a task may change the frames it is given)
         frames = self._decode(info, frame_ids)
         # reduced as a cached clip is: the frames do not depend on whether this clip is (or fits in) the cache
         frames = self._reduce(frames, (h, w)) if (h, w) != (info.height, info.width) else frames
-        if held is not None and held[2]:
-            held[1][key] = frames.to("cpu", copy=True)
+        if held is not None and held[1]:
+            held[0][key] = frames.to("cpu", copy=True)
         return frames
 
 
