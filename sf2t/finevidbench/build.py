@@ -452,8 +452,8 @@ def _fragment_questions(
         return []
     got: dict[str, int] = {t: 0 for t in sampler.tasks}
     qs: list[dict] = []
-    w, max_windows = 0, 40 * per_category * len(tasks)
-    bar = _bar(None, per_category * len(tasks), "fragment questions", progress)
+    w, max_windows = 0, 40 * per_category * len(got)
+    bar = _bar(None, per_category * len(got), "fragment questions", progress)  # (the tasks left out not counted)
     try:
         while min(got.values()) < per_category and w < max_windows:
             for s, frames in sampler.window(w):
