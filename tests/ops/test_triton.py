@@ -167,3 +167,13 @@ def test_triton_token_merge_matches_reference(window, keep, first_group):
     n = sum(t * h * w for t, h, w in grid)
     x = torch.randn(n, 24, generator=torch.Generator().manual_seed(window), requires_grad=True)
     assert_token_merge_matches_reference(x, grid, keep, "triton", window=window, first_group=first_group)
+
+
+@needs_interpreter
+@pytest.mark.parametrize("at", [20, 25])  # the first place a neighbourhood scan looks, and another
+def test_triton_token_merge_merges_no_token_into_a_nan_token(at):
+    """The Triton targets rank a NaN similarity last (its first candidate NaN was never beaten): the same check as the
+    reference's and the C++ plan's (tests/ops/test_token_merge.py), here where CI runs the interpreter."""
+    from tests.ops.test_token_merge import test_no_token_is_merged_into_a_nan_token
+
+    test_no_token_is_merged_into_a_nan_token("triton", at)
