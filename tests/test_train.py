@@ -577,6 +577,57 @@ def test_eval_set_keeps_long_clips_frames_within_budget_same_samples(tiny, clips
     assert build_eval_set(off_f, cfg.tasks, 3).frames == [None] * 6
 
 
+def test_eval_set_copies_no_frames_past_its_budget(tiny, clips, tmp_path, monkeypatch):
+    """Once what is left of the store's budget cannot hold a sample's frames, they are not copied to the CPU (they
+    were, per sample, then dropped): the same samples keep the same frames, and the fill copies are exactly the kept
+    ones."""
+    import contextlib
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.train.data import FrameStore
+    from sf2t.train.evaluate import build_eval_set
+    from sf2t.train.loop import make_factories
+
+    _, tok = load_model_and_tokenizer(tiny)
+    cfg = _cfg(tiny, clips, tmp_path, clip_cache_mb=1)
+    _, eval_f = make_factories(cfg, tok)
+    full = build_eval_set(eval_f, cfg.tasks, 3)  # 1 MB: every sample's frames kept (checked below)
+    assert all(full.frames)
+    sizes = [sum(t.numel() for t in f.values()) for f in full.frames]
+    smallest = min(t.numel() for f in full.frames for t in f.values())  # one request's frames
+    budget = sizes[0] + smallest - 1  # the first sample's frames, then less than any one request
+    want, room = [], budget
+    for n in sizes:  # which samples keep their frames: those that fit what is left, in order
+        want.append(n <= room)
+        room -= n if n <= room else 0
+    assert want[0] and not all(want)
+    copies = []
+    real = FrameStore.holding
+
+    @contextlib.contextmanager
+    def counted(self, frames, fill=False, **kw):
+        class Counting(dict):
+            def __setitem__(self, key, value):
+                copies.append(key)
+                super().__setitem__(key, value)
+
+        proxy = Counting(frames)
+        with real(self, proxy, fill, **kw):
+            yield frames
+        frames.clear()
+        frames.update(proxy)
+
+    monkeypatch.setattr(FrameStore, "holding", counted)
+    _, eval_f = make_factories(cfg, tok)
+    eval_f.store.budget = budget
+    es = build_eval_set(eval_f, cfg.tasks, 3)
+    assert [bool(f) for f in es.frames] == want
+    assert len(copies) == sum(len(f) for f in es.frames if f)  # no copy made and then dropped
+    for f, g in zip(es.frames, full.frames):
+        assert f is None or (f.keys() == g.keys() and all(torch.equal(f[k], g[k]) for k in f))
+    assert es.records == full.records
+
+
 def test_frame_store_holding_is_per_thread_when_two_overlap(monkeypatch):
     """FrameStore.holding applies in its own thread only, also when two threads' holdings overlap (one slot for all
     threads: the first to end removed the other's while it was still inside, and the other's end put the first one's

@@ -233,19 +233,20 @@ class FrameStore:
         # one caller at a time: a prefetch thread and the evaluation may share the store (decoders are not
         # thread-safe)
         self._lock = threading.RLock()
-        self._held = threading.local()  # .frames: per thread, the (frames, fill) of holding(), or None
+        self._held = threading.local()  # .frames: per thread, the [frames, fill, bytes left] of holding(), or None
 
     @contextlib.contextmanager
-    def holding(self, frames: dict, fill: bool = False):
+    def holding(self, frames: dict, fill: bool = False, cap: int | None = None):
         """While inside, in this thread: frames of a clip not cached whole (decoded per request) come from
         ``frames`` (``(path, frame ids)`` -> uint8 frames on the CPU, as :meth:`get` returned them) where it has
         them, a copy on the store's device; with ``fill``, the frames decoded are added to it. The held-out set
         (:class:`sf2t.train.evaluate.EvalSet`) keeps its samples' frames so: on long videos a remake decodes
-        nothing again."""
+        nothing again. ``cap`` (bytes; None: no limit): where the frames filled would pass it, ``frames`` is
+        emptied and filled no more (they could not all be kept: no copy is made of frames that would be dropped)."""
         # per thread (one slot for all threads: two threads' holdings overlapping left the first one's installed
         # after both had ended, a fill that then grew on that thread's later requests)
         before = getattr(self._held, "frames", None)
-        self._held.frames = (frames, fill)
+        self._held.frames = [frames, fill, cap]
         try:
             yield frames
         finally:
@@ -326,7 +327,13 @@ class FrameStore:
         # reduced as a cached clip is: the frames do not depend on whether this clip is (or fits in) the cache
         frames = self._reduce(frames, (h, w)) if (h, w) != (info.height, info.width) else frames
         if held is not None and held[1]:
-            held[0][key] = frames.to("cpu", copy=True)
+            size = frames.numel() * frames.element_size()
+            if held[2] is not None and size > held[2]:  # they cannot all be kept: none are, and no more are copied
+                held[0].clear()
+                held[1] = False
+            else:
+                held[0][key] = frames.to("cpu", copy=True)
+                held[2] = None if held[2] is None else held[2] - size
         return frames
 
 

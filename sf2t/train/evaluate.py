@@ -150,7 +150,9 @@ def build_eval_set(factory, tasks: Sequence[str], per_task: int, max_new_tokens:
             states.append((key, factory.pool.infos, {t: frozenset(p) for t, p in factory.pool.excluded.items()}))
         which.append(len(states) - 1)
         got: dict = {}
-        with store.holding(got, fill=True) if room > 0 else contextlib.nullcontext():
+        # cap=room: a sample's frames are copied to the CPU only while they fit what is left (a sample whose frames
+        # do not all fit is kept without them, as before, but no longer copied first and then dropped)
+        with store.holding(got, fill=True, cap=room) if room > 0 else contextlib.nullcontext():
             s = factory.sample(index, task=name, with_answer=False)
         size = sum(t.numel() * t.element_size() for t in got.values())
         frames.append(got if got and size <= room else None)

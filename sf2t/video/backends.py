@@ -20,7 +20,8 @@ MPEG-TS has no index: seeks there may land late, so the pyav backend seeks furth
 it does MPEG-PS (.mpg, .vob) and AVI files of codecs that reorder frames (MPEG-4 Part 2 / Xvid, H.264 with B-frames),
 where its seeks return the frame before the one asked for (:func:`torchcodec_misreads`).
 
-``decoder="auto"`` picks by what is installed, the device and the codec, logs the choice once per
+``decoder="auto"`` picks by what is installed, the device and the codec (PyAV for a file whose name is not UTF-8
+text, which torchcodec cannot open), logs the choice once per
 (choice, reason) on the ``sf2t.video`` logger, and never switches to another backend after a failure: a
 failure is a ``VideoError`` for that file.
 """
@@ -55,7 +56,7 @@ from sf2t.video.probe import (
     frames_out_of_order,
     order_unchecked,
 )
-from sf2t.video.tc import tc_open
+from sf2t.video.tc import tc_open, utf8_name
 
 __all__ = [
     "BACKENDS",
@@ -116,7 +117,8 @@ def choose_decoder(
 ) -> tuple[str, str]:
     """(backend, why) for a video on ``device``: by what is installed, the device and the codec; ``output="yuv420"``
     on the CPU prefers PyAV (the backend that gives YUV420 windows), and so does an MPEG-TS file (by ``info``'s
-    container, or by ``path``'s first bytes without ``info``)."""
+    container, or by ``path``'s first bytes without ``info``), and a file whose name is not UTF-8 text (torchcodec
+    cannot open it)."""
     have = list(available_decoders() if have is None else have)
     dev = torch.device(device)
     codec = info.codec if info is not None else None
@@ -126,6 +128,9 @@ def choose_decoder(
         misread = torchcodec_misreads(info.path, info.container, info.codec)
     else:
         misread = torchcodec_misreads(path) if path is not None else None
+    name = path if path is not None else info.path if info is not None else None
+    if name is not None and not utf8_name(name) and "pyav" in have:  # (DALI's reading of such names is unchecked)
+        return "pyav", "PyAV: the file name is not UTF-8 text, which torchcodec cannot open"
     # The files torchcodec misreads after seeks (MPEG-TS / MPEG-PS, AVIs of reordering codecs) go to PyAV on a GPU
     # too: DALI's seeks in them have not been checked frame by frame (its tests ran on MP4 / WebM / MKV).
     if dev.type == "cuda" and "dali" in have and not (misread and "pyav" in have):

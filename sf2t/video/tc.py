@@ -35,7 +35,7 @@ from sf2t.video.probe import (
     open_hint,
 )
 
-__all__ = ["tc_open", "tc_probe", "image_kind", "is_cover_stream", "PtsDecoder", "STILL_IMAGE_CODECS"]
+__all__ = ["tc_open", "tc_probe", "utf8_name", "image_kind", "is_cover_stream", "PtsDecoder", "STILL_IMAGE_CODECS"]
 
 _IMAGE_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -156,6 +156,16 @@ def _open_error(path: str, e: Exception) -> VideoError:
     return VideoError(path, f"cannot open as a video: {line}{open_hint(path)}", "unreadable")
 
 
+def utf8_name(path: str | bytes | os.PathLike) -> bool:
+    """Whether ``path``'s file name is valid UTF-8 text, which torchcodec needs (it takes the name as text). False for
+    a name of other bytes (Latin-1, say: held by Python as surrogates, so ``os.fsdecode(path)`` does not encode)."""
+    try:
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def tc_open(path: str, *, deadline: Deadline | None = None, **kwargs):
     """A torchcodec ``VideoDecoder`` of the stream sf2t reads (:func:`video_stream_index`; ``kwargs`` passed on), or a
     ``VideoError`` saying why the file does not open: an image, no video stream, or unreadable (with its first error
@@ -170,15 +180,13 @@ def tc_open(path: str, *, deadline: Deadline | None = None, **kwargs):
     kind = image_kind(path)
     if kind is not None:
         raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
-    try:  # torchcodec takes the name as UTF-8 text: one of other bytes failed as "Expected a value of type 'str'"
-        os.fsdecode(path).encode("utf-8")
-    except UnicodeEncodeError:
+    if not utf8_name(path):  # torchcodec takes the name as UTF-8 text: other bytes failed as "Expected ... 'str'"
         raise VideoError(
             path,
             "its file name is not valid UTF-8 text, which torchcodec cannot open: rename the file, or read it with "
             "PyAV (decoder=pyav)",
             "unreadable",
-        ) from None
+        )
     kwargs.pop("stream_index", None)
     try:
         try:

@@ -173,3 +173,22 @@ def test_torchcodec_names_a_file_name_that_is_not_utf8(files, tmp_path):
     assert e.value.kind == "unreadable" and "moov" not in str(e.value)
     with open_decoder(path, "pyav") as dec:
         assert dec.num_frames == N
+
+
+def test_auto_reads_a_file_name_that_is_not_utf8_with_pyav(files, tmp_path):
+    """decoder="auto" picks PyAV for a file whose name is not UTF-8 (torchcodec refuses it): the video is read, with
+    PyAV's frames, not lost to a VideoError."""
+    import os
+    import shutil
+
+    from sf2t.video.backends import choose_decoder
+
+    path = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.mp4")
+    shutil.copy(files["normal"], path)
+    assert choose_decoder(None, "cpu", have=["torchcodec", "pyav"], path=path)[0] == "pyav"
+    assert choose_decoder(None, "cpu", have=["torchcodec"], path=path)[0] == "torchcodec"  # (no PyAV: says why)
+    with open_decoder(path, "auto") as dec, open_decoder(files["normal"], "pyav") as ref:
+        assert dec.num_frames == N
+        got, _ = dec.get_frames([0, 9, 23])
+        want, _ = ref.get_frames([0, 9, 23])
+    assert torch.equal(got, want)
