@@ -257,7 +257,11 @@ def main_eval(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=4, help="questions per forward pass (likelihood mode)")
     p.add_argument("--max-pixels", type=int, default=224 * 224, help="frame size budget (Qwen's smart resize)")
     p.add_argument(
-        "--frame-size", type=int, nargs=2, metavar=("H", "W"), help="pack frames at this size (x28); default: the run's"
+        "--frame-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="pack frames at this size (x28, at most 1,003,520 pixels); default: the run's",
     )
     p.add_argument(
         "--layout", choices=("repeat", "pairs"), help="as the model was trained (default: the run's, or repeat)"

@@ -66,7 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated baselines (default: llamafactory_style,qwenvl_utils_style; '' for none)",
     )
     p.add_argument(
-        "--size", type=int, nargs=2, default=[252, 448], metavar=("H", "W"), help="target size (multiples of 28)"
+        "--size",
+        type=int,
+        nargs=2,
+        default=[252, 448],
+        metavar=("H", "W"),
+        help="target size (multiples of 28, at most 1,003,520 pixels: Qwen2-VL's max_pixels)",
     )
     p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed (which windows and frames)")

@@ -90,7 +90,8 @@ class TrainConfig:
     # -- input
     frame_size: list = _f(
         [56, 56],
-        "presented frame size (h, w), multiples of 28 (Qwen families; LLaVA families use their processor's size); "
+        "presented frame size (h, w), multiples of 28 of at most 1,003,520 pixels, Qwen2-VL's max_pixels (Qwen "
+        "families; LLaVA families use their processor's size); "
         "the largest sample must fit the model's context (checked at setup)",
     )
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
@@ -210,21 +211,18 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"TrainConfig.schedule must be cosine, linear or constant, got {self.schedule!r}")
-        if len(self.frame_size) != 2 or any(
-            isinstance(s, bool) or not isinstance(s, int) or s % 28 or s <= 0 for s in self.frame_size
-        ):
-            from sf2t.ops.fragment_pack import qwen2_vl_size_message
-
-            if len(self.frame_size) == 2 and all(type(s) is int for s in self.frame_size):
-                raise ValueError(
-                    qwen2_vl_size_message(
-                        self.frame_size, f"TrainConfig.frame_size {self.frame_size}", "frame_size=[{h}, {w}]"
-                    )
-                )
+        if len(self.frame_size) != 2 or not all(type(s) is int for s in self.frame_size):
             raise ValueError(
                 f"TrainConfig.frame_size must be (h, w), positive multiples of 28, got {self.frame_size} (Qwen2-VL: "
                 "patch 14 x merge 2)"
             )
+        from sf2t.ops.fragment_pack import qwen2_vl_size_message
+
+        said = qwen2_vl_size_message(
+            self.frame_size, f"TrainConfig.frame_size {self.frame_size}", "frame_size=[{h}, {w}]"
+        )
+        if said:  # not multiples of 28, or larger frames than Qwen2-VL's processor makes
+            raise ValueError(said)
         if self.task_weights and len(self.task_weights) != len(self.tasks):
             raise ValueError("TrainConfig.task_weights must have one weight per task")
         if isinstance(self.token_keep_ratio, bool) or not 0.0 < float(self.token_keep_ratio) <= 1.0:
