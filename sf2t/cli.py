@@ -190,6 +190,48 @@ def main(argv: list[str] | None = None) -> int:
         name = " ".join(["sf2t", *argv[:1]] if argv and not argv[0].startswith("-") else ["sf2t"])
         print(f"\n{name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # mid-run: a full disk at a write, a folder that takes no file (checked up front, then lost)
+        print(f"{command_name(argv)}: {os_error_text(e)}{_kept_after_os_error(argv)}", file=sys.stderr)
+        return 1
+
+
+def os_error_text(e: OSError) -> str:
+    """``what failed: the error`` of an OSError, in one line: the file it names (both, for a rename) and the system's
+    words for it (``No space left on device``), not its repr."""
+    said = e.strerror or str(e)
+    if e.filename is None:  # (transformers' "cannot load" OSErrors are messages of their own)
+        return said
+    where = str(e.filename) + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "")
+    return f"{where}: {said}"
+
+
+def _option(argv: list[str], name: str, default: str) -> str:
+    """The value of option ``name`` in ``argv`` (``--out X`` or ``--out=X``; the last one, as argparse takes it)."""
+    value = default
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(name + "="):
+            value = a[len(name) + 1 :]
+    return value
+
+
+def _kept_after_os_error(argv: list[str]) -> str:
+    """What a command that stopped on an OSError (see main) kept, for those that do not say it themselves."""
+    cmd = argv[:2] if argv[:1] in (["tasks"], ["finevidbench"]) else argv[:1]
+    if cmd == ["demo"]:
+        out = _option(argv, "--out", "out/demo")
+        return f"; what was made so far stays in {out}: once that is fixed, the same command runs the demo again"
+    if cmd == ["throughput"]:
+        js = _option(argv, "--json", "")
+        return f"; nothing was written to --json {js}" if js else ""
+    if cmd == ["tasks", "export"]:
+        out = _option(argv, "--out", "--out")
+        return f"; the sample frames written to {out} that no data.json lists were removed"
+    if cmd == ["finevidbench", "build"]:
+        out = _option(argv, "--out", "--out")
+        return f"; the benchmark {out} was not written (an earlier one there stays as it was)"
+    return ""
 
 
 def _main(argv: list[str]) -> int:

@@ -396,3 +396,24 @@ def test_frame_repeat_lists_each_presented_frame_n_times(manifest, tmp_path, cap
         assert v[0::2] == v[1::2] and len(v) == 2 * int(r["meta"]["answer"]["count"]) == 2 * len(set(v))
     assert cli.main([*args, "--out", str(tmp_path / "r0"), "--frame-repeat", "0"]) == 2
     assert "frame_repeat must be a positive int" in capsys.readouterr().err
+
+
+def test_a_full_disk_at_data_json_leaves_no_unlisted_samples(manifest, tmp_path, capsys, monkeypatch):
+    """An export stopped by an OSError writing data.json (ENOSPC) says so in one line, exit 1, and removes the
+    sample frames it wrote (no data.json lists them; they were left behind)."""
+    import errno
+
+    from sf2t import _files
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(_files, "write_text_atomic", full)
+    out = tmp_path / "x"
+    assert cli.main(["tasks", "export", "--manifest", str(manifest), "--out", str(out), "--num", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sf2t tasks export: {out / 'data.json'}: No space left on device; the sample frames written to {out} that "
+        "no data.json lists were removed"
+    ), err
+    assert not out.exists() or not any(out.rglob("*.png")), sorted(out.rglob("*"))

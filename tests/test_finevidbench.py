@@ -1326,3 +1326,32 @@ def test_build_goes_on_without_the_fragments_its_videos_are_too_short_for(tmp_pa
     )
     assert not [q for q in b["questions"] if q["level"] == "fragment"] and b["questions"]
     assert any("no video is long enough for any fragment task" in s for s in logs), logs
+
+
+def test_a_full_disk_mid_build_is_one_line(tmp_path, capsys, monkeypatch):
+    """sf2t finevidbench build stopped by an OSError (ENOSPC writing the benchmark) says so in one line, with what was
+    kept, exit 1; a programming error is not swallowed into that line."""
+    import errno
+
+    from sf2t import _files
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(_files, "write_text_atomic", full)
+    out = tmp_path / "b.json"
+    argv = ["finevidbench", "build", "--synthetic", "1", "--per-category", "1", "--quiet", "--out", str(out)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sf2t finevidbench build: {out}: No space left on device; the benchmark {out} was not written (an earlier "
+        "one there stays as it was)"
+    ), err
+    assert not out.exists()
+
+    def bug(path, *a, **k):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(_files, "write_text_atomic", bug)
+    with pytest.raises(TypeError, match="a bug"):
+        cli.main(argv)

@@ -875,3 +875,22 @@ def test_unknown_baseline_is_said_before_the_videos_are_probed(tmp_path, capsys)
     argv = ["throughput", "--videos", str(tmp_path / "v.mp4"), "--size", "56", "84"]
     assert cli.main([*argv, "--against", "llamafactory_style, nope"]) == 2
     assert "unknown baseline(s) ['nope']" in capsys.readouterr().err
+
+
+def test_a_full_disk_at_the_json_is_one_line(clip, tmp_path, capsys, monkeypatch):
+    """An OSError after the options were checked (ENOSPC writing --json) is one line naming the file and the error,
+    exit 1, not a traceback; nothing is left at --json."""
+    import errno
+
+    from sf2t import _files, cli
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(_files, "write_text_atomic", full)
+    out = tmp_path / "tp.json"
+    args = ["throughput", "--videos", str(clip.parent), "--windows", "1", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main(args + ["--against", "", "--json", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"sf2t throughput: {out}: No space left on device; nothing was written to --json {out}", err
+    assert not out.exists()

@@ -2804,3 +2804,38 @@ def test_an_adapter_or_run_folder_passed_as_the_model_says_what_to_pass(tiny, tm
     (run / "model" / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"its fine-tuned model is '.*model'"):
         check_checkpoint_dir(run)
+
+
+def test_cli_train_resume_on_another_model_is_refused_before_it_loads(tiny, clips, tmp_path, capsys, monkeypatch):
+    """A resume whose model= is another model than the run's (other sizes, at another path) is refused in one line
+    naming both models, what differs and how to go on, before any model loads (it was "has parameters this model
+    lacks" once loaded); the same model copied to another folder resumes."""
+    import sf2t.models
+    from sf2t.cli import main
+    from sf2t.models import build_tiny_qwen2_vl
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = [f"videos=[{good[0]}]", "tasks=[counting]", "batch_size=2", "lora_rank=4", f"out_dir={run}"]
+    args = ["train", *args, "save_every=2", "progress=false", "tensorboard=false"]
+    assert main([*args, f"model={tiny}", "steps=3"]) == 0
+    other = build_tiny_qwen2_vl(tmp_path / "other", num_layers=3)
+    capsys.readouterr()
+    load = sf2t.models.load_model_and_tokenizer
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sf2t.models, "load_model_and_tokenizer", no_load)
+    assert main([*args, f"model={other}", "steps=4", "resume=auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    ckpt = run / "checkpoints" / "step-00000002"
+    assert err == (
+        f"sf2t train: resume: checkpoint {ckpt} was trained on {tiny} (qwen2_vl); model={other} is another model "
+        "(text_config.num_hidden_layers is 2 in the checkpoint's model, 3 in this one): resume with "
+        f"model={tiny}, or train this model in a new out_dir (or overwrite=true)"
+    ), err
+    monkeypatch.setattr(sf2t.models, "load_model_and_tokenizer", load)
+    copy = shutil.copytree(tiny, tmp_path / "copy")
+    assert main([*args, f"model={copy}", "steps=4", "resume=auto"]) == 0
+    assert "resumed from step 2" in capsys.readouterr().out

@@ -214,6 +214,10 @@ def export(
                 if bar is not None:
                     bar.update(1)
             w += 1
+        from sf2t._files import write_text_atomic
+
+        # in the try: a data.json that cannot be written (a full disk) leaves no sample folders it would have listed
+        write_text_atomic(out / "data.json", json.dumps(records, indent=1), "data.json")
     except BaseException:  # Ctrl-C or an error half way: no sample folders are left without a data.json listing them
         if bar is not None:
             bar.close()
@@ -228,9 +232,6 @@ def export(
         if bar is not None:
             bar.close()
         sampler.close()
-    from sf2t._files import write_text_atomic
-
-    write_text_atomic(out / "data.json", json.dumps(records, indent=1), "data.json")
     _remove_samples(out, {r["id"] for r in records})  # frames of an earlier, larger export into the same folder
     # LLaMA-Factory's dataset entry for the rows (both formats are its "sharegpt" formatting, with its default tags
     # for the sharegpt format). "images" is listed only when some row has one: LLaMA-Factory reads a listed column

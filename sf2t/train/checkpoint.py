@@ -7,9 +7,10 @@ A checkpoint is a directory ``out_dir/checkpoints/step-<N>/`` holding
 - ``optimizer.pt``: AdamW's state,
 - ``state.json``: the step, the data cursor (``next_index``: the next global sample index), the losses so far (each
   a bounded ``sf2t.train.series.Series`` state; an older checkpoint's plain lists load too), the videos dropped from
-  the pool (so later draws are the same), torch's and Python's RNG states and the config; a run of several processes
-  (torchrun) also keeps its ``world_size`` and each rank's dropped videos and RNG states (``dropped_by_rank``,
-  ``rng_by_rank``), so that a resume with as many processes is exact too.
+  the pool (so later draws are the same), torch's and Python's RNG states, the config and the model's identity
+  (``model_identity``: its ``config.json``'s type and sizes; a resume on another model is refused before it loads);
+  a run of several processes (torchrun) also keeps its ``world_size`` and each rank's dropped videos and RNG states
+  (``dropped_by_rank``, ``rng_by_rank``), so that a resume with as many processes is exact too.
 
 It is written into a temporary sibling directory and renamed into place, then ``latest`` (a one-line file) is
 replaced atomically: a kill while saving leaves the previous checkpoint and ``latest`` intact (the temporary

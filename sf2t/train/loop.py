@@ -257,6 +257,49 @@ SHAPE_FIELDS = ("lora", "full_finetune")
 LORA_SHAPE_FIELDS = ("lora_rank", "lora_llm", "lora_vision")
 
 
+# config.json keys (top level and in its *_config sections) that tell one model from another: the family and the
+# sizes that set the weights' shapes. Names and dtypes are left out: the same model copied to another folder, or
+# saved again in another dtype, is the same model to resume on.
+_IDENTITY_KEYS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "depth",
+    "embed_dim",
+    "num_heads",
+    "patch_size",
+    "spatial_merge_size",
+    "temporal_patch_size",
+    "out_hidden_size",
+)
+
+
+def model_identity(model: str | os.PathLike) -> dict | None:
+    """What tells the model in folder ``model`` from another, read from its ``config.json`` alone (no weights): its
+    ``model_type`` and architecture sizes (:data:`_IDENTITY_KEYS`, ``vision_config.depth`` for a section's), with
+    ``sha256``, a hash of those. Saved in each checkpoint's ``state.json`` (``model_identity``) so that a resume on
+    another model is refused before it loads; None where there is no readable ``config.json`` (not checked)."""
+    import hashlib
+
+    try:
+        raw = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    ident = {k: raw[k] for k in _IDENTITY_KEYS if k in raw}
+    for section, sub in sorted(raw.items()):
+        if section.endswith("_config") and isinstance(sub, dict):
+            ident.update({f"{section}.{k}": sub[k] for k in _IDENTITY_KEYS if k in sub})
+    ident["sha256"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+    return ident
+
+
 def _check_state(state: dict) -> None:
     """Read a checkpoint's ``state.json`` as :func:`train` restores it (its losses, counts, dropped videos and RNG
     states), without a model: a KeyError, TypeError or ValueError for one that parses but is not whole (edited, or
@@ -299,7 +342,8 @@ def check_resume(cfg: TrainConfig) -> Path | None:
     loading any model: a FileNotFoundError for a path that is not a checkpoint, a ValueError for a damaged
     ``state.json``, a checkpoint past ``cfg.steps`` or a saved config whose :data:`SHAPE_FIELDS` (with LoRA also
     :data:`LORA_SHAPE_FIELDS`) differ from ``cfg``'s (the weights or the optimizer state would not fit: a
-    size-mismatch or parameter-group error once loaded)."""
+    size-mismatch or parameter-group error once loaded), or ``cfg.model`` another model than the checkpoint's
+    (:func:`model_identity`)."""
     if not cfg.resume:
         return None
     path = CheckpointManager(Path(cfg.out_dir) / "checkpoints").find(cfg.resume)
@@ -336,7 +380,32 @@ def check_resume(cfg: TrainConfig) -> Path | None:
                 "optimizer state; resume with the checkpoint's value, or start afresh (overwrite=true or another "
                 "out_dir)"
             )
+    _check_same_model(cfg, path, state)
     return path
+
+
+def _check_same_model(cfg: TrainConfig, path: Path, state: dict) -> None:
+    """A ValueError when ``cfg.model`` is another model than the one checkpoint ``path`` was trained on (by
+    :func:`model_identity`, saved in its ``state.json``; older checkpoints have none and are checked by the weights'
+    names and shapes once the model loads). The same model in another folder resumes."""
+    saved = state.get("model_identity")
+    now = model_identity(cfg.model)
+    if not isinstance(saved, dict) or now is None or saved.get("sha256") == now.get("sha256"):
+        return
+    config = state.get("config")
+    run_model = config.get("model") if isinstance(config, dict) else None
+    differ = [
+        f"{k} is {saved[k]!r} in the checkpoint's model, {now[k]!r} in this one"
+        for k in sorted(set(saved) & set(now) - {"sha256"})
+        if saved[k] != now[k]
+    ] or ["their config.json differ in the sizes of their weights"]
+    kind = f" ({saved['model_type']})" if saved.get("model_type") else ""
+    use = f"model={run_model}" if run_model else "the model the run used"
+    raise ValueError(
+        f"resume: checkpoint {path} was trained on {run_model or 'another model'}{kind}; model={cfg.model} is "
+        f"another model ({'; '.join(differ)}): resume with {use}, or train this model in a new out_dir (or "
+        "overwrite=true)"
+    )
 
 
 def make_factories(cfg: TrainConfig, tokenizer, family=None):
@@ -576,6 +645,8 @@ def train(
     held = getattr(data, "paused", contextlib.nullcontext)  # the prefetch thread held between items
     peft = cfg.lora and hasattr(model, "peft_config")
 
+    identity = model_identity(cfg.model)
+
     def run_state(step_done: int) -> dict:
         """The checkpoint's state after ``step_done`` steps (a collective under torchrun: every rank calls it)."""
         by_rank = _gather((_skip_rows(factory.pool.skipped), rng_state()), world)
@@ -594,6 +665,7 @@ def train(
             "world_size": world,
             "next_index": cursor0 + (step_done - step0) * cfg.grad_accum * world * cfg.batch_size,
             "config": config_to_dict(cfg),
+            "model_identity": identity,  # a resume on another model is refused before it loads (check_resume)
         }
 
     metrics = MetricsLog(Path(cfg.out_dir), start_step, tensorboard=cfg.tensorboard, log=log) if rank == 0 else None
