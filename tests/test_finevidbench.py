@@ -332,11 +332,11 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
             "--frame-size 50 450: H and W must be positive multiples of 28 for Qwen2-VL (patch 14 x merge "
             "2); use --frame-size 56 448",
         ),
-        # frames larger than Qwen2-VL's processor makes (max_pixels): once accepted, to run out of memory
+        # frames larger than Qwen2-VL's processors make (max_pixels): once accepted, to run out of memory
         (
             "frame-size-huge",
             "--frame-size 28000 28000: frames too large for Qwen2-VL: 784,000,000 pixels a frame, more than its "
-            "processor ever makes (max_pixels 14*14*4*1280 = 1,003,520;",
+            "processors make (the checkpoints' max_pixels 28*28*16384 = 12,845,056;",
         ),
     ],
 )

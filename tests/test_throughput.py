@@ -823,9 +823,9 @@ def test_size_not_a_multiple_of_28_is_said_in_the_commands_terms(clip, capsys):
 
 
 def test_size_above_qwen2_vl_max_pixels_is_refused(clip, capsys):
-    """``sf2t throughput --size 28000 28000``: more pixels a frame than Qwen2-VL's processor ever makes (max_pixels
-    1,003,520; 9.4 GB a frame as packed float32) is refused before any video is read, with the largest size of that
-    aspect ratio; ``measure`` refuses it too."""
+    """``sf2t throughput --size 28000 28000``: more pixels a frame than Qwen2-VL's processors make (the checkpoints'
+    max_pixels 12,845,056; 9.4 GB a frame as packed float32) is refused before any video is read, with the largest
+    size of that aspect ratio; ``measure`` refuses it too."""
     from sf2t import cli
     from sf2t.throughput import measure
 
@@ -833,9 +833,9 @@ def test_size_above_qwen2_vl_max_pixels_is_refused(clip, capsys):
     err = capsys.readouterr().err
     assert "--size 28000 28000: frames too large for Qwen2-VL: 784,000,000 pixels a frame" in err
     assert "9,408,000,000 bytes a frame packed as float32" in err and "Traceback" not in err
-    assert err.rstrip().endswith("use --size 980 980 (the largest near-square size: 980 x 1008)")
-    with pytest.raises(ValueError, match=r"size \(1008, 1008\): frames too large .*use size=\(980, 980\)"):
-        measure(["/no/such/video.mp4"], size=(1008, 1008))  # the size, not the missing video
+    assert err.rstrip().endswith("use --size 3584 3584 (the largest square: 3584 x 3584)")
+    with pytest.raises(ValueError, match=r"size \(3612, 3584\): frames too large .*use size=\(3584, 3556\)"):
+        measure(["/no/such/video.mp4"], size=(3612, 3584))  # the size, not the missing video
 
 
 @pytest.mark.parametrize(

@@ -103,23 +103,23 @@ def test_config_overrides_and_yaml(tmp_path):
 
 
 def test_cli_train_frame_size_above_qwen2_vl_max_pixels_is_refused(capsys):
-    """``sf2t train frame_size=[28000,28000]``: more pixels a frame than Qwen2-VL's processor ever makes (its
-    max_pixels, 1,003,520) is refused with the numbers and the largest size of that aspect ratio (it was accepted, to
-    run out of memory); the largest sizes within it are accepted."""
+    """``sf2t train frame_size=[28000,28000]``: more pixels a frame than Qwen2-VL's processors make (the checkpoints'
+    max_pixels, 12,845,056) is refused with the numbers and the largest size of that aspect ratio (it was accepted, to
+    run out of memory); the largest sizes within it, and 4K frames, are accepted."""
     from sf2t import cli
     from sf2t.train.config import TrainConfig
 
     assert cli.main(["train", "frame_size=[28000,28000]", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "frame_size [28000, 28000]: frames too large for Qwen2-VL: 784,000,000 pixels a frame" in err
-    assert "max_pixels 14*14*4*1280 = 1,003,520" in err and "Traceback" not in err
-    assert "use frame_size=[980, 980] (the largest near-square size: 980 x 1008)" in err
-    with pytest.raises(ValueError, match=r"1,016,064 pixels a frame.*use frame_size=\[980, 980\]"):
-        TrainConfig(frame_size=[1008, 1008])
-    with pytest.raises(ValueError, match=r"\(as multiples of 28: 1092 x 1932\).*use frame_size=\[728, 1316\]"):
-        TrainConfig(frame_size=[1080, 1920])
-    assert TrainConfig(frame_size=[980, 1008]).frame_size == [980, 1008]
-    assert TrainConfig(frame_size=[728, 1316]).frame_size == [728, 1316]
+    assert "max_pixels 28*28*16384 = 12,845,056" in err and "Traceback" not in err
+    assert "use frame_size=[3584, 3584] (the largest square: 3584 x 3584)" in err
+    with pytest.raises(ValueError, match=r"12,945,408 pixels a frame.*use frame_size=\[3584, 3556\]"):
+        TrainConfig(frame_size=[3612, 3584])
+    with pytest.raises(ValueError, match=r"\(as multiples of 28: 2996 x 5992\).*use frame_size=\[2520, 5068\]"):
+        TrainConfig(frame_size=[3000, 6000])
+    assert TrainConfig(frame_size=[3584, 3584]).frame_size == [3584, 3584]
+    assert TrainConfig(frame_size=[2156, 3836]).frame_size == [2156, 3836]  # 4K, as multiples of 28
 
 
 def test_cli_train_frame_size_not_a_multiple_of_28_says_the_nearest(capsys):

@@ -261,7 +261,7 @@ def main_eval(argv=None) -> int:
         type=int,
         nargs=2,
         metavar=("H", "W"),
-        help="pack frames at this size (x28, at most 1,003,520 pixels); default: the run's",
+        help="pack frames at this size (x28, at most 12,845,056 pixels); default: the run's",
     )
     p.add_argument(
         "--layout", choices=("repeat", "pairs"), help="as the model was trained (default: the run's, or repeat)"

@@ -227,29 +227,32 @@ def nearest_qwen2_vl_size(size: Sequence[int], factor: int = QWEN2_VL_FACTOR) ->
     return tuple(max(factor, (int(s) + factor // 2) // factor * factor) for s in size)
 
 
-QWEN2_VL_MAX_PIXELS = 14 * 14 * 4 * 1280  # Qwen2-VL's processor's max_pixels: 1,003,520 pixels a frame at most
-QWEN2_VL_LARGEST_SQUARE = (980, 1008)  # the nearest to a square of multiples of 28 within it (35 x 36 of 28)
+# The most pixels a frame Qwen2-VL's processors make with the checkpoints' own preprocessor_config (max_pixels
+# 28 * 28 * 16384: 16,384 merged visual tokens a frame); a larger size is refused (28000 x 28000, 9.4 GB a frame as
+# packed float32, ran out of memory)
+QWEN2_VL_SIZE_LIMIT = 28 * 28 * 16384
+QWEN2_VL_LARGEST_SQUARE = (3584, 3584)  # 128 x 128 of 28: exactly the limit
 
 
 def qwen2_vl_size_message(size: Sequence[int], given: str, use: str) -> str | None:
-    """None where ``size`` (h, w) is positive multiples of 28 of at most ``QWEN2_VL_MAX_PIXELS`` pixels; else the one
+    """None where ``size`` (h, w) is positive multiples of 28 of at most ``QWEN2_VL_SIZE_LIMIT`` pixels; else the one
     message every command gives for it: ``given`` (how the user wrote it, e.g. ``--size 250 450``), the rule and its
     reason, and ``use`` (e.g. ``--size {h} {w}``) filled with the size to use instead: :func:`nearest_qwen2_vl_size`,
-    or for a larger size the largest of its aspect ratio (:func:`qwen2_vl_target_size`) within Qwen2-VL's processor's
-    ``max_pixels``, which it never exceeds (a 28000 x 28000 frame, 9.4 GB as packed float32, ran out of memory)."""
+    or for a larger size the largest of its aspect ratio (:func:`qwen2_vl_target_size`) within the limit, the most
+    Qwen2-VL's processors make with the checkpoints' own ``max_pixels``."""
     near = nearest_qwen2_vl_size(size)
     h, w = near or size
-    if h * w > QWEN2_VL_MAX_PIXELS:
+    if h * w > QWEN2_VL_SIZE_LIMIT:
         try:
-            fit = qwen2_vl_target_size(int(h), int(w))
+            fit = qwen2_vl_target_size(int(h), int(w), max_pixels=QWEN2_VL_SIZE_LIMIT)
         except ValueError:  # (an aspect ratio above 200)
             fit = QWEN2_VL_LARGEST_SQUARE
         sq = QWEN2_VL_LARGEST_SQUARE
         as28 = "" if near is None else f" (as multiples of 28: {h} x {w})"
         return (
-            f"{given}: frames too large for Qwen2-VL: {h * w:,} pixels a frame{as28}, more than its processor ever "
-            f"makes (max_pixels 14*14*4*1280 = {QWEN2_VL_MAX_PIXELS:,}; {h * w * 12:,} bytes a frame packed as "
-            "float32); use " + use.format(h=fit[0], w=fit[1]) + f" (the largest near-square size: {sq[0]} x {sq[1]})"
+            f"{given}: frames too large for Qwen2-VL: {h * w:,} pixels a frame{as28}, more than its processors make "
+            f"(the checkpoints' max_pixels 28*28*16384 = {QWEN2_VL_SIZE_LIMIT:,}; {h * w * 12:,} bytes a frame packed "
+            "as float32); use " + use.format(h=fit[0], w=fit[1]) + f" (the largest square: {sq[0]} x {sq[1]})"
         )
     if near is None:
         return None
@@ -259,7 +262,7 @@ def qwen2_vl_size_message(size: Sequence[int], given: str, use: str) -> str | No
 
 
 def qwen2_vl_target_size(
-    height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = QWEN2_VL_MAX_PIXELS
+    height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
 ) -> tuple[int, int]:
     """Qwen2-VL's ``smart_resize``: the (h, w) closest to the input's aspect ratio whose sides are
     multiples of ``factor`` and whose area lies in ``[min_pixels, max_pixels]``."""

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs=2,
         default=[252, 448],
         metavar=("H", "W"),
-        help="target size (multiples of 28, at most 1,003,520 pixels: Qwen2-VL's max_pixels)",
+        help="target size (multiples of 28, at most 12,845,056 pixels: Qwen2-VL checkpoints' max_pixels)",
     )
     p.add_argument("--baseline-samples", type=int, help="time the baselines on the first N samples only")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed (which windows and frames)")

@@ -90,8 +90,8 @@ class TrainConfig:
     # -- input
     frame_size: list = _f(
         [56, 56],
-        "presented frame size (h, w), multiples of 28 of at most 1,003,520 pixels, Qwen2-VL's max_pixels (Qwen "
-        "families; LLaVA families use their processor's size); "
+        "presented frame size (h, w), multiples of 28 of at most 12,845,056 pixels, Qwen2-VL checkpoints' max_pixels "
+        "(Qwen families; LLaVA families use their processor's size); "
         "the largest sample must fit the model's context (checked at setup)",
     )
     frame_repeat: int = _f(2, "copies of each presented frame (Qwen2-VL temporal patch 2: one frame, one token group)")
