@@ -359,15 +359,15 @@ def encode_once(
     (see ``_encode_composed``)."""
     template = getattr(tokenizer, "chat_template", None) or fmt.template
     key = (_tok_key(tokenizer), fmt, template, question, answer, system, image)
-    hit = _ENCODE_CACHE.get(key)
-    if hit is not None and hit[0] is tokenizer:
+    hit = _ENCODE_CACHE.get(key)  # (the key's _tok_key is this tokenizer's alone: no identity check, no reference)
+    if hit is not None:
         _ENCODE_CACHE.move_to_end(key)
-        return hit[1]
+        return hit
     got = None if answer is None else _encode_composed(tokenizer, fmt, question, answer, system, image)
     id_list, label_list = got if got is not None else _encode_direct(tokenizer, fmt, question, answer, system, image)
     pos = _placeholders(tokenizer, fmt, id_list, image)
     out = (torch.tensor(id_list, dtype=torch.long), torch.tensor(label_list, dtype=torch.long), pos)
-    _lru_put(_ENCODE_CACHE, key, (tokenizer, out))
+    _lru_put(_ENCODE_CACHE, key, out)
     return out
 
 
@@ -454,9 +454,9 @@ def build_sample(
         more,
     )
     hit = _ASSEMBLED.get(key)
-    if hit is not None and hit[0] is tokenizer:
+    if hit is not None:
         _ASSEMBLED.move_to_end(key)
-        return {k: v.clone() for k, v in hit[1].items()}
+        return {k: v.clone() for k, v in hit.items()}
     if more:
         ids, labels, pos = encode_turns(tokenizer, fmt, ((question, answer), *more), system, image_tokens is not None)
     else:
@@ -470,5 +470,5 @@ def build_sample(
         for tok, v in type_ids.items():
             mm[out["input_ids"] == tokenizer.convert_tokens_to_ids(tok)] = v
         out["mm_token_type_ids"] = mm
-    _lru_put(_ASSEMBLED, key, (tokenizer, out), _ASSEMBLED_MAX)
+    _lru_put(_ASSEMBLED, key, out, _ASSEMBLED_MAX)
     return {k: v.clone() for k, v in out.items()}
