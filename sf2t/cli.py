@@ -5,6 +5,7 @@ modules (each parses its own options)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import os
@@ -178,7 +179,9 @@ def _allocator_defaults() -> None:
 def main(argv: list[str] | None = None) -> int:
     """The ``sf2t`` command. sf2t's warnings are shown as ``sf2t COMMAND: warning: ...``, once per run (under torchrun
     by rank 0 only): :func:`sf2t._warn.cli_warnings`; under torchrun, ``sf2t train``'s ranks other than 0 show no
-    transformers, peft or torch.distributed messages below error level either (:func:`sf2t._warn.quiet_other_ranks`)."""
+    transformers, peft or torch.distributed messages below error level either (:func:`sf2t._warn.quiet_other_ranks`).
+    An OSError of the user's files or disk that stops a command is one line, exit 1 (:func:`is_file_error`; other
+    OSErrors keep their traceback); output piped into a reader that has gone (``| head``) ends quietly, exit 1."""
     from sf2t._warn import cli_warnings, command_name
 
     _allocator_defaults()
@@ -190,16 +193,93 @@ def main(argv: list[str] | None = None) -> int:
         name = " ".join(["sf2t", *argv[:1]] if argv and not argv[0].startswith("-") else ["sf2t"])
         print(f"\n{name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `sf2t ... | head`: the reader has gone, nobody wants the rest
+        if not _output_closed():  # another pipe (a worker's that died): not the user's doing, its traceback
+            raise
+        _quiet_stdout()
+        return 1
     except OSError as e:  # mid-run: a full disk at a write, a folder that takes no file (checked up front, then lost)
+        if not is_file_error(e):  # a bug (io.UnsupportedOperation, EBADF), no memory, a network error: its traceback
+            raise
         print(f"{command_name(argv)}: {os_error_text(e)}{_kept_after_os_error(argv)}", file=sys.stderr)
         return 1
 
 
+def _errnos(*names: str) -> frozenset[int]:
+    return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))  # (EDQUOT, ESTALE: not on Windows)
+
+
+# The errors of the files and disks a command was given: the user's to fix, said in one line.
+_FILE_ERRNOS = _errnos(
+    *("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOENT", "EEXIST", "EIO", "EISDIR", "ENOTDIR"),
+    *("ENOTEMPTY", "ENAMETOOLONG", "ELOOP", "EXDEV", "EMFILE", "ENFILE", "ETXTBSY", "EBUSY", "ESTALE", "ENXIO"),
+)
+# Packages whose "cannot load" OSErrors (no errno: "Can't load image processor for ...") are messages of their own.
+_LOADERS = ("transformers", "huggingface_hub")
+
+
+def is_file_error(e: OSError) -> bool:
+    """Whether an OSError that stopped a command is one :func:`main` says in one line: it names a file
+    (``e.filename``), has a file or disk errno (:data:`_FILE_ERRNOS`: ``ENOSPC``, ``EACCES``, ...), or is a
+    transformers / huggingface_hub load error (raised there, no errno). Other OSErrors are not the user's files: a
+    programming error (``io.UnsupportedOperation``, ``EBADF``), ``ENOMEM``, a connection or socket error, a pipe to a
+    process that died; their traceback shows where they came from."""
+    if isinstance(e, BrokenPipeError):
+        return False
+    if e.filename is not None or e.errno in _FILE_ERRNOS:
+        return True
+    return e.errno is None and type(e) is OSError and _raised_in(e, _LOADERS)
+
+
+def _raised_in(e: BaseException, packages: tuple[str, ...]) -> bool:
+    """Whether ``e`` was raised by code of one of ``packages`` (its traceback's innermost frame)."""
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in packages
+
+
+def _output_closed() -> bool:
+    """Whether stdout or stderr is a pipe (or socket) whose reader has gone (``sf2t ... | head`` once head exited):
+    poll says POLLERR (Linux) or POLLHUP for it. True where that cannot be asked (no ``select.poll``: Windows), as
+    Python's "Note on SIGPIPE" takes every BrokenPipeError."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poll = select.poll()
+            poll.register(fd, select.POLLOUT)
+            if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0)):
+                return True
+        except (AttributeError, ValueError, OSError):  # no stream, closed, or no file descriptor (pytest's capture)
+            continue
+    return False
+
+
+def _quiet_stdout() -> None:
+    """Python's "Note on SIGPIPE": stdout pointed at os.devnull, so the flush at exit raises no second BrokenPipeError
+    (``Exception ignored in ... BrokenPipeError``) for the output still buffered."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def os_error_text(e: OSError) -> str:
     """``what failed: the error`` of an OSError, in one line: the file it names (both, for a rename) and the system's
-    words for it (``No space left on device``), not its repr."""
-    said = e.strerror or str(e)
-    if e.filename is None:  # (transformers' "cannot load" OSErrors are messages of their own)
+    words for it (``No space left on device``), not its repr; a message of its own (transformers' "cannot load" ones
+    run over several lines) joined into one."""
+    said = " ".join((e.strerror or str(e)).split())
+    if e.filename is None:
         return said
     where = str(e.filename) + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "")
     return f"{where}: {said}"

@@ -197,3 +197,76 @@ def test_train_other_ranks_quiet_library_logs(monkeypatch):
         seen.clear()  # the command's path: `sf2t train` runs inside it
         assert cli.main(["train", "steps=1"]) == 0 and seen["state"] == inside, rank
         assert state() == before
+
+
+def test_a_closed_stdout_pipe_exits_quietly():
+    """``sf2t train --print-config | head -1`` once head has gone (stdout a pipe with no reader): exit 1 as Python's
+    "Note on SIGPIPE" does, nothing on stderr (it was ``sf2t train: Broken pipe``, an error the user did not make)."""
+    r, w = os.pipe()
+    os.close(r)  # the reader gone before the first write
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "sf2t.cli", "train", "--print-config"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(w)
+    assert res.returncode == 1 and res.stderr == "", (res.returncode, res.stderr[-3000:])
+
+
+def test_only_file_os_errors_are_one_line(capsys, monkeypatch):
+    """An OSError that stops a command is one line, exit 1, when it is the user's files or disk: it names a file, has
+    a file or disk errno (ENOSPC without a file: a write to an open file), or is transformers' own "cannot load"
+    message (several lines, joined). Others keep their traceback, not disguised as a file error: a programming error
+    (io.UnsupportedOperation, EBADF, an OSError with no errno raised by sf2t), ENOMEM, a refused connection, a
+    BrokenPipeError from a pipe that is not stdout (a worker that died)."""
+    import errno
+    import io
+    import socket
+
+    import pytest
+
+    from sf2t import cli
+
+    def failing(e):
+        def run(*a, **k):
+            raise e
+
+        return run
+
+    def one_line(e, said):
+        monkeypatch.setattr(cli, "collect_info", failing(e))
+        assert cli.main(["info"]) == 1
+        err = capsys.readouterr().err
+        assert err == f"sf2t info: {said}\n", err
+
+    one_line(OSError(errno.ENOSPC, "No space left on device"), "No space left on device")
+    one_line(PermissionError(errno.EACCES, "Permission denied", "/x/y"), "/x/y: Permission denied")
+    one_line(OSError(errno.EINVAL, "Invalid argument", "/x/y", None, "/z"), "/x/y -> /z: Invalid argument")
+
+    def transformers_load(*a, **k):
+        import transformers
+
+        transformers.AutoConfig.from_pretrained("sf2t-test/no-such-model", local_files_only=True)
+
+    monkeypatch.setattr(cli, "collect_info", transformers_load)
+    assert cli.main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sf2t info: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+    for e in (
+        io.UnsupportedOperation("fileno"),
+        OSError(errno.EBADF, "Bad file descriptor"),
+        OSError("a message of sf2t's own"),
+        OSError(errno.ENOMEM, "Cannot allocate memory"),
+        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        BrokenPipeError(errno.EPIPE, "Broken pipe"),  # stdout (pytest's capture) takes writes: not `| head`
+    ):
+        monkeypatch.setattr(cli, "collect_info", failing(e))
+        with pytest.raises(type(e)):
+            cli.main(["info"])
+        assert capsys.readouterr().err == "", e
