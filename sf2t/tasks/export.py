@@ -62,38 +62,35 @@ def _sampler(
 
     tasks = dict(tasks) if isinstance(tasks, dict) else {n: make_task(n) for n in tasks}
     videos = manifest_videos(manifest, decoder=decoder)
+    need, longest = _min_frames(tasks), max((v.num_frames for v in videos), default=0)
+    dropped = []
     if not strict:
-        longest = max((v.num_frames for v in videos), default=0)
-        need = _min_frames(tasks)
         dropped = [
             (f"task {n}", f"needs videos of at least {m} frames, the longest has {longest}")
             for n, m in need.items()
             if m > longest
         ]
-        tasks = {n: t for n, t in tasks.items() if need[n] <= longest}
+        need = {n: m for n, m in need.items() if m <= longest}
+        tasks = {n: tasks[n] for n in need}
         if not tasks:
             return None, dropped + [(v.path, f"too short: {v.num_frames} frames") for v in videos]
-        videos, skipped = _long_enough(videos, tasks, manifest)
-        skipped = dropped + skipped
-    else:
-        videos, skipped = _long_enough(videos, tasks, manifest)
+    videos, skipped = _long_enough(videos, need, longest, manifest)
     sampler = WindowSampler(
         videos, tasks, seed=seed, samples_per_window=samples_per_window, window_frames=window_frames, decoder=decoder
     )
-    return sampler, skipped
+    return sampler, dropped + skipped
 
 
 def _min_frames(tasks: dict) -> dict[str, int]:
     return {n: int(t.min_frames()) if hasattr(t, "min_frames") else 1 for n, t in tasks.items()}
 
 
-def _long_enough(videos, tasks: dict, manifest) -> tuple[list, list[tuple[str, str]]]:
-    """The ``videos`` some task can use (at least its ``min_frames``), and the others with the reason, known from the
-    index's frame counts before any window is tried: a video too short for every task was drawn window after window
-    (``50 * num + 100`` of them) before the export gave up. A ValueError when no video is left, or when a task can
-    use none of them (its samples would all fail, the others taking its share), naming the videos or the task and
-    the fix."""
-    need = _min_frames(tasks)
+def _long_enough(videos, need: dict[str, int], longest: int, manifest) -> tuple[list, list[tuple[str, str]]]:
+    """The ``videos`` some task can use (at least its ``min_frames``: ``need``, :func:`_min_frames`), and the others
+    with the reason, known from the index's frame counts before any window is tried: a video too short for every task
+    was drawn window after window (``50 * num + 100`` of them) before the export gave up. ``longest``: the most
+    frames of any of ``videos``. A ValueError when no video is left, or when a task can use none of them (its samples
+    would all fail, the others taking its share), naming the videos or the task and the fix."""
     shortest = min(need.values())
     kept = [v for v in videos if v.num_frames >= shortest]
     needs = ", ".join(f"{n} {m}" for n, m in need.items())
@@ -108,10 +105,9 @@ def _long_enough(videos, tasks: dict, manifest) -> tuple[list, list[tuple[str, s
             f"{manifest}: no video can give a sample, {len(skipped)} left out: {shown}. Add longer videos (sf2t index "
             "records each one's frame count)"
         )
-    longest = max(v.num_frames for v in kept)
-    short = [n for n, m in need.items() if m > longest]
+    short = [n for n, m in need.items() if m > longest]  # (the longest video is kept: some video is)
     if short:
-        fit = [n for n in tasks if n not in short]
+        fit = [n for n in need if n not in short]
         raise ValueError(
             f"--tasks: {', '.join(f'{n} needs videos of at least {need[n]} frames' for n in short)}, and the longest "
             f"video of {manifest} has {longest}: add longer videos, or leave it out (--tasks {' '.join(fit)})"
