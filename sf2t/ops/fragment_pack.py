@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from sf2t import _ext
+from sf2t._checks import check_backend, check_int, check_int_pair
 
 QWEN2_VL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 QWEN2_VL_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -81,8 +82,14 @@ class NV12:
             )
         if uv.device != y.device:
             raise ValueError(f"NV12 y and uv must be on one device, got {y.device} and {uv.device}")
-        if self.matrix not in _YUV_MATRICES:
+        if not isinstance(self.matrix, str) or self.matrix not in _YUV_MATRICES:
             raise ValueError(f"NV12 matrix must be one of {sorted(_YUV_MATRICES)}, got {self.matrix!r}")
+        if not isinstance(self.full_range, (bool, np.bool_)):
+            # (a string such as "false" was true, and 0/1 an easy slip for a flag: the range must be said plainly)
+            raise ValueError(
+                f"NV12 full_range must be a bool (True: full/PC range, False: limited/TV range), got "
+                f"{type(self.full_range).__name__} {self.full_range!r}"
+            )
 
     @property
     def device(self) -> torch.device:
@@ -139,7 +146,10 @@ class YUV420:
     coeffs: tuple[int, ...]
 
     def __post_init__(self):
-        d, h, w = self.data, int(self.height), int(self.width)
+        d = self.data
+        h, w = check_int("YUV420 height", self.height), check_int("YUV420 width", self.width)
+        object.__setattr__(self, "height", h)  # (a numpy integer as a Python int: shape, messages, the kernels)
+        object.__setattr__(self, "width", w)
         if h <= 0 or w <= 0 or h % 2 or w % 2:
             raise ValueError(f"YUV420 needs a positive, even height and width, got {w}x{h}")
         if not isinstance(d, torch.Tensor) or d.dtype != torch.uint8 or d.dim() != 2 or d.shape[1] != h * w * 3 // 2:
@@ -265,7 +275,12 @@ def qwen2_vl_target_size(
     height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
 ) -> tuple[int, int]:
     """Qwen2-VL's ``smart_resize``: the (h, w) closest to the input's aspect ratio whose sides are
-    multiples of ``factor`` and whose area lies in ``[min_pixels, max_pixels]``."""
+    multiples of ``factor`` and whose area lies in ``[min_pixels, max_pixels]``. Every argument is an int (numpy
+    integers too)."""
+    height, width = check_int("height", height), check_int("width", width)
+    factor = check_int("factor", factor, min_value=1)
+    min_pixels = check_int("min_pixels", min_pixels, min_value=0)
+    max_pixels = check_int("max_pixels", max_pixels, min_value=1)
     if height <= 0 or width <= 0:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
     if max(height, width) / min(height, width) > 200:
@@ -296,18 +311,24 @@ def llava_target_size(
     - ``size=(h, w)``: resize to exactly that (LLaVA-OneVision: 384x384), no crop unless ``crop`` is given;
     - ``shortest_edge=s``: the short side to ``s``, the long side to ``int(s * long / short)`` (transformers'
       ``get_resize_output_image_size``), then a centre ``crop`` (LLaVA-NeXT-Video: 224, crop 224x224).
+
+    Sizes are ints (numpy integers too); ``size`` and ``crop`` pairs of them.
     """
+    height, width = check_int("height", height), check_int("width", width)
     if height <= 0 or width <= 0:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
     if (size is None) == (shortest_edge is None):
         raise ValueError("give exactly one of size=(h, w) or shortest_edge=s")
     if size is not None:
-        resize = (int(size[0]), int(size[1]))
+        resize = check_int_pair("size", size)
+        if min(resize) <= 0:
+            raise ValueError(f"size must be positive, got {resize}")
     else:
+        shortest_edge = check_int("shortest_edge", shortest_edge, min_value=1)
         short, long = (width, height) if width <= height else (height, width)
-        new_short, new_long = int(shortest_edge), int(shortest_edge * long / short)
+        new_short, new_long = shortest_edge, int(shortest_edge * long / short)
         resize = (new_long, new_short) if width <= height else (new_short, new_long)
-    out = resize if crop is None else (int(crop[0]), int(crop[1]))
+    out = resize if crop is None else check_int_pair("crop", crop)
     if out[0] > resize[0] or out[1] > resize[1] or min(out) <= 0:
         raise ValueError(f"crop {out} must be positive and fit the resized {resize}")
     return resize, out
@@ -333,7 +354,9 @@ def _check_args(
     dtype,
     layout="qwen2_vl",
     resize=None,
-):
+) -> tuple[tuple[int, int], tuple[int, int] | None, int, int, int, int]:
+    """Checks every argument (ValueError naming it); returns the integer ones as Python ints, numpy integers
+    converted: ``(size, resize, patch_size, temporal_patch_size, merge_size, frame_repeat)``."""
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
     if frames.dtype != torch.uint8:
@@ -359,21 +382,12 @@ def _check_args(
             )
         if boxes.dtype.is_floating_point or boxes.dtype == torch.bool:
             raise ValueError(f"boxes must be an integer tensor (x0, y0, x1, y1), got dtype {boxes.dtype}")
-    for name, v in (
-        ("patch_size", patch_size),
-        ("temporal_patch_size", temporal_patch_size),
-        ("merge_size", merge_size),
-        ("frame_repeat", frame_repeat),
-    ):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not (
-        isinstance(size, Sequence)
-        and len(size) == 2
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in size)
-    ):
-        raise ValueError(f"size must be (out_h, out_w) ints, got {size!r}")
-    if layout not in LAYOUTS:
+    patch_size = check_int("patch_size", patch_size, min_value=1)
+    temporal_patch_size = check_int("temporal_patch_size", temporal_patch_size, min_value=1)
+    merge_size = check_int("merge_size", merge_size, min_value=1)
+    frame_repeat = check_int("frame_repeat", frame_repeat, min_value=1)
+    size = check_int_pair("size", size, "(out_h, out_w)")
+    if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     factor = patch_size * merge_size
     if layout == "qwen2_vl":
@@ -381,18 +395,17 @@ def _check_args(
             raise ValueError("resize applies to layout='fchw' only (the Qwen2-VL layout resizes straight to size)")
         if size[0] <= 0 or size[1] <= 0 or size[0] % factor or size[1] % factor:
             raise ValueError(
-                f"size {tuple(size)} must be positive multiples of patch_size * merge_size = {factor} (nearest: "
+                f"size {size} must be positive multiples of patch_size * merge_size = {factor} (nearest: "
                 f"{nearest_qwen2_vl_size(size, factor)}); use qwen2_vl_target_size() to pick one"
             )
     else:
         if size[0] <= 0 or size[1] <= 0:
-            raise ValueError(f"size must be positive, got {tuple(size)}")
+            raise ValueError(f"size must be positive, got {size}")
         if resize is not None:
-            if not (isinstance(resize, Sequence) and len(resize) == 2 and all(isinstance(v, int) for v in resize)):
-                raise ValueError(f"resize must be (h, w) ints, got {resize!r}")
+            resize = check_int_pair("resize", resize)
             if resize[0] < size[0] or resize[1] < size[1]:
                 raise ValueError(
-                    f"resize {tuple(resize)} must be at least size {tuple(size)} (size is a centre crop "
+                    f"resize {resize} must be at least size {size} (size is a centre crop "
                     "of the resized frame); use llava_target_size() to pick both"
                 )
     # sizes whose products overflow the kernels' int64 arithmetic (absurd, but they must not reach it)
@@ -439,6 +452,7 @@ def _check_args(
                     f"boxes[{i}] = {tuple(b[i].tolist())} is empty or outside the {w}x{h} frame "
                     "(need 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H)"
                 )
+    return size, resize, patch_size, temporal_patch_size, merge_size, frame_repeat
 
 
 def _fragment_pack_reference(
@@ -814,7 +828,7 @@ def triton_available(device: str = "cuda") -> bool:
 def choose_backend(device: torch.device, backend: str | None = None) -> str:
     """The backend fragment_pack runs on for frames on ``device``: ``backend``, else $SF2T_BACKEND,
     else the compiled kernel for that device when built, else the reference."""
-    backend = backend or os.environ.get("SF2T_BACKEND") or None
+    backend = check_backend(backend, BACKENDS) or os.environ.get("SF2T_BACKEND") or None
     if backend is not None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -868,6 +882,9 @@ def fragment_pack(
     resized to ``resize`` (default: ``size``), the centre ``size`` window kept as the processors' centre crop does,
     normalized, each presented frame ``frame_repeat`` times (LLaVA: 1): ``([F * frame_repeat, 3, size[0], size[1]],
     None)``; the patch arguments do not apply.
+
+    ``size``, ``resize`` (pairs), ``patch_size``, ``temporal_patch_size``, ``merge_size`` and ``frame_repeat`` take
+    Python ints or numpy integers; a bool, float, string or tensor is refused (ValueError naming the argument).
     """
     nv12 = frames if isinstance(frames, (NV12, YUV420)) else None
     if nv12 is not None:
@@ -884,7 +901,7 @@ def fragment_pack(
             src_index = src_index.cpu()
         if isinstance(boxes, torch.Tensor) and boxes.device.type == "cuda":
             boxes = boxes.cpu()
-    _check_args(
+    size, resize, patch_size, temporal_patch_size, merge_size, frame_repeat = _check_args(
         frames,
         src_index,
         boxes,
@@ -899,7 +916,7 @@ def fragment_pack(
         layout,
         resize,
     )
-    out_h, out_w = int(size[0]), int(size[1])
+    out_h, out_w = size
     n_presented = src_index.numel()
     src_index = src_index.to(torch.int64)
     if boxes is None:
@@ -979,10 +996,9 @@ def fragment_pack_many(
         return [fragment_pack(frames, i, b, size, backend=backend, **kw) for i, b in zip(src_indices, boxes)]
     planes = frames if isinstance(frames, (NV12, YUV420)) else None
     view = planes.y.unsqueeze(-1).expand(-1, -1, -1, 3) if planes is not None else frames  # a view for the checks
-    out_h, out_w = int(size[0]), int(size[1])
     idx, bxs = [], []
     for i, b in zip(src_indices, boxes):
-        _check_args(
+        size, _, patch_size, temporal_patch_size, merge_size, frame_repeat = _check_args(
             view,
             i,
             b,
@@ -1002,6 +1018,7 @@ def fragment_pack_many(
             b = torch.tensor([[0, 0, view.shape[2], view.shape[1]]], dtype=torch.int64).expand(i.numel(), 4)
         idx.append(i)
         bxs.append(b.to(torch.int64).contiguous())
+    out_h, out_w = size
     args = (
         out_h,
         out_w,

@@ -20,6 +20,7 @@ from functools import lru_cache
 import torch
 
 from sf2t import _ext
+from sf2t._checks import check_backend, check_int
 
 __all__ = ["thumbnail", "thumb_mad", "thumbnail_size", "choose_backend", "THUMB_SHORT_SIDE", "BT601"]
 
@@ -60,7 +61,7 @@ def _thumbnail_reference(frames: torch.Tensor, th: int, tw: int) -> torch.Tensor
 
 
 def choose_backend(frames: torch.Tensor, backend: str | None = None) -> str:
-    backend = backend or os.environ.get("SF2T_BACKEND") or None
+    backend = check_backend(backend, BACKENDS) or os.environ.get("SF2T_BACKEND") or None
     if backend in ("cuda", "triton"):  # no dedicated kernel: the reference's tensor ops run on the device
         backend = None
     if backend is not None:
@@ -80,6 +81,7 @@ def thumbnail(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Grey float32 thumbnails [N, th, tw] of RGB frames uint8 [N, H, W, 3] (or grey [N, H, W]), on their device.
+    ``short_side``: a positive int (numpy integers too).
     ``index`` (1-D int64): thumbnails of ``frames[index]`` only, without gathering a copy of those frames.
     See the module docstring."""
     if not isinstance(frames, torch.Tensor):
@@ -96,8 +98,7 @@ def thumbnail(
         raise ValueError("frames hold NaN or infinite values: their thumbnails (and the motion guard) would be NaN")
     if frames.shape[1] < 1 or frames.shape[2] < 1:
         raise ValueError(f"frames must have a positive height and width, got {tuple(frames.shape)}")
-    if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:
-        raise ValueError(f"short_side must be a positive int, got {short_side!r}")
+    short_side = check_int("short_side", short_side, min_value=1)
     if index is not None:
         if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.dtype != torch.int64:
             raise ValueError(f"index must be a 1-D int64 tensor, got {getattr(index, 'dtype', type(index))}")

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from sf2t import _ext
+from sf2t._checks import check_backend, check_int
 
 __all__ = ["token_merge", "select_tokens", "kept_count", "choose_backend", "BACKENDS"]
 
@@ -48,7 +49,7 @@ def _budget(keep_ratio: float, s: int) -> int:
 def kept_count(grid, keep_ratio: float, *, first_group: str = "all") -> list[int]:
     """Tokens kept per video for ``grid`` rows ``(t, h, w)``: what the text assembler writes as placeholders."""
     keep_ratio = _check_ratio(keep_ratio)
-    if first_group not in FIRST_GROUP:
+    if not isinstance(first_group, str) or first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     out = []
     for t, h, w in _grid_rows(grid).tolist():
@@ -95,9 +96,7 @@ def _check_ratio(keep_ratio) -> float:
 
 def _check_window(window) -> int:
     """``window`` as an int, checked: a non-negative integer (numpy's too), not a bool."""
-    if isinstance(window, (bool, np.bool_)) or not isinstance(window, numbers.Integral) or window < 0:
-        raise ValueError(f"window must be a non-negative int, got {window!r}")
-    return int(window)
+    return check_int("window", window, min_value=0)
 
 
 def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
@@ -114,7 +113,7 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
         )
     _check_ratio(keep_ratio)
     _check_window(window)
-    if first_group not in FIRST_GROUP:
+    if not isinstance(first_group, str) or first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     g = _grid_rows(grid)
     total = sum(t * h * w for t, h, w in g.tolist())
@@ -220,7 +219,7 @@ def choose_backend(tokens: torch.Tensor, backend: str | None = None) -> str:
     (``token_merge_target``); where it is missing (an extension built without CUDA) or the tokens are not on a GPU,
     the same choice as without a backend. (The default for CUDA tokens stays Triton until the CUDA kernel has been
     measured against it on a GPU.)"""
-    backend = backend or os.environ.get("SF2T_BACKEND") or None
+    backend = check_backend(backend, BACKENDS) or os.environ.get("SF2T_BACKEND") or None
     if backend == "cuda" and not (tokens.device.type == "cuda" and _has_cuda_kernel()):
         backend = None
     if backend is not None:

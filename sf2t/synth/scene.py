@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from sf2t._checks import check_int
+
 __all__ = ["SHAPES", "PALETTE", "MAX_SPRITES", "ground_truth", "check_args", "check_pos_int", "sample_scene"]
 
 SHAPES = ("square", "circle", "triangle", "diamond", "cross")
@@ -78,11 +80,7 @@ _MIN_SPEED = 0.75  # px/frame floor for sprites and pan at tiny sizes (so 2-fram
 
 
 def check_pos_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if v <= 0:
-        raise ValueError(f"{name} must be positive, got {v}")
-    return int(v)
+    return check_int(name, v, min_value=1)
 
 
 def check_args(seed, width, height, fps, seconds, num_sprites) -> tuple[int, int, int | float, int, int]:

@@ -1,6 +1,7 @@
 """fragment_pack: every backend against the reference, the reference against transformers' processor,
 opcheck, and bad input."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -420,3 +421,72 @@ def test_meta_frames_give_outputs_of_the_right_shapes(backend):
     assert mgrid.is_meta and mgrid.shape == grid.shape
     fchw, _ = fragment_pack(frames.to("meta"), src, None, (20, 30), layout="fchw", frame_repeat=3, backend=backend)
     assert fchw.is_meta and fchw.shape == (6, 3, 20, 30)
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_numpy_integers_are_ints(backend):
+    """Sizes and counts read from numpy (``np.int64`` from an array) give what Python ints give; they were refused
+    ("size must be (out_h, out_w) ints"), while token_merge took them."""
+    frames, src, boxes = _ok()
+    want, grid = fragment_pack(frames, src, boxes, (28, 56), frame_repeat=1, backend=backend)
+    for size in ((np.int64(28), np.int32(56)), np.array([28, 56]), [np.uint16(28), 56]):
+        got, g = fragment_pack(
+            frames,
+            src,
+            boxes,
+            size,
+            frame_repeat=np.int64(1),
+            patch_size=np.int64(14),
+            temporal_patch_size=np.int8(2),
+            merge_size=np.int64(2),
+            backend=backend,
+        )
+        assert torch.equal(got, want) and torch.equal(g, grid)
+    assert qwen2_vl_target_size(np.int64(120), np.int64(160), min_pixels=np.int64(3136)) == qwen2_vl_target_size(
+        120, 160, min_pixels=3136
+    )
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(frame_repeat=True), r"frame_repeat must be a positive int, got the bool True"),
+        (dict(frame_repeat=np.bool_(True)), r"frame_repeat must be a positive int, got the bool"),
+        (dict(frame_repeat=2.0), r"frame_repeat must be a positive int, got float 2.0: pass 2"),
+        (dict(frame_repeat="2"), r"frame_repeat must be a positive int, got the string '2': pass the number 2"),
+        (dict(frame_repeat=torch.tensor(2)), r"frame_repeat must be a positive int, got a tensor .*: pass int\(it\)"),
+        (dict(frame_repeat=np.int64(0)), r"frame_repeat must be a positive int, got 0"),
+        (dict(temporal_patch_size=2.5), r"temporal_patch_size must be a positive int, got float 2.5"),
+        (dict(merge_size=np.float64(2)), r"merge_size must be a positive int, got float64"),
+        (dict(size=(28.0, 28)), r"size must be \(out_h, out_w\) ints, got \(28.0, 28\): out_h is float 28.0: pass 28"),
+        (dict(size=(28, np.bool_(True))), r"size must be \(out_h, out_w\) ints, .*out_w is the bool"),
+        (dict(size=28), r"size must be \(out_h, out_w\) ints, got int 28: pass \(28, 28\) for a square"),
+        (dict(size="28"), r"size must be \(out_h, out_w\) ints, got str"),
+        (dict(backend=False), r"backend must be one of .* or None, got bool False"),  # was: choose for me
+        (dict(layout=["fchw"]), r"layout must be one of"),
+    ],
+)
+def test_bad_integer_arguments_name_the_argument_and_what_it_got(kw, match):
+    frames, src, boxes = _ok()
+    size = kw.pop("size", (28, 28))
+    with pytest.raises(ValueError, match=match):
+        fragment_pack(frames, src, boxes, size, backend=kw.pop("backend", "reference"), **kw)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(height=120.0), r"height must be an int, got float 120.0: pass 120"),
+        (dict(width=True), r"width must be an int, got the bool True"),
+        (dict(factor=np.bool_(True)), r"factor must be a positive int, got the bool"),
+        (dict(factor=0), r"factor must be a positive int, got 0"),
+        (dict(min_pixels=3136.0), r"min_pixels must be a non-negative int, got float 3136.0: pass 3136"),
+        (dict(max_pixels=1e6), r"max_pixels must be a positive int, got float 1000000.0: pass 1000000"),
+        (dict(max_pixels="1003520"), r"max_pixels must be a positive int, got the string"),
+    ],
+)
+def test_qwen2_vl_target_size_checks_its_integers(kw, match):
+    args = {"height": 120, "width": 160} | kw
+    h, w = args.pop("height"), args.pop("width")
+    with pytest.raises(ValueError, match=match):
+        qwen2_vl_target_size(h, w, **args)

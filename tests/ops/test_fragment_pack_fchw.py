@@ -216,3 +216,66 @@ def test_gpu_auto_backend_matches_reference(dtype):
             err_k = (out.cpu().double() - ref.double()).abs().max()
             err_t = (ref.bfloat16().double() - ref.double()).abs().max()
             assert err_k <= 2 * err_t + 1e-12
+
+
+@pytest.mark.parametrize(
+    "resize, match",
+    [
+        ((True, 40), r"resize must be \(h, w\) ints, got \(True, 40\): h is the bool True"),  # taken as 1 before
+        ((40, np.bool_(True)), r"resize must be \(h, w\) ints, .*w is the bool"),
+        ((40.0, 40), r"resize must be \(h, w\) ints, got \(40.0, 40\): h is float 40.0: pass 40"),
+        (40, r"resize must be \(h, w\) ints, got int 40: pass \(40, 40\) for a square"),
+        ("ab", r"resize must be \(h, w\) ints, got str 'ab'"),
+        ((40, 40, 40), r"resize must be \(h, w\) ints"),
+    ],
+)
+def test_resize_takes_a_pair_of_ints_only(resize, match):
+    """``resize`` is the (h, w) each crop is resized to before the centre ``size`` window (llava_target_size's first
+    value): a pair of ints, numpy's too; nothing else."""
+    frames = _frames(1, 30, 30)
+    with pytest.raises(ValueError, match=match):
+        fragment_pack(frames, torch.tensor([0]), None, (1, 1), layout="fchw", resize=resize, backend="reference")
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_fchw_takes_numpy_integers(backend):
+    frames, src = _frames(2, 30, 34), torch.tensor([1, 0])
+    want, _ = fragment_pack(
+        frames, src, None, (20, 24), layout="fchw", resize=(26, 30), frame_repeat=2, backend=backend
+    )
+    got, _ = fragment_pack(
+        frames,
+        src,
+        None,
+        np.array([20, 24]),
+        layout="fchw",
+        resize=(np.int64(26), np.int32(30)),
+        frame_repeat=np.int64(2),
+        backend=backend,
+    )
+    assert torch.equal(got, want)
+    resize, size = llava_target_size(
+        np.int64(272), np.int64(640), shortest_edge=np.int64(224), crop=np.array([224, 224])
+    )
+    assert (resize, size) == ((224, 527), (224, 224)) and all(type(v) is int for v in resize + size)
+    assert llava_target_size(272, 640, size=(np.int64(384), np.int64(384))) == ((384, 384), (384, 384))
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(shortest_edge=224.0), r"shortest_edge must be a positive int, got float 224.0: pass 224"),
+        (dict(shortest_edge=True), r"shortest_edge must be a positive int, got the bool True"),  # 1 before
+        (dict(shortest_edge=0), r"shortest_edge must be a positive int, got 0"),
+        (dict(size=(384, True)), r"size must be \(h, w\) ints, got \(384, True\): w is the bool True"),
+        (dict(size=(384.5, 384)), r"size must be \(h, w\) ints, .*h is float 384.5"),  # 384 before
+        (dict(size=(0, 384)), r"size must be positive, got \(0, 384\)"),
+        (dict(shortest_edge=224, crop=(224.5, 224)), r"crop must be \(h, w\) ints, .*h is float 224.5"),
+        (dict(shortest_edge=224, crop=224), r"crop must be \(h, w\) ints, got int 224: pass \(224, 224\)"),
+        (dict(shortest_edge=224, height=272.0), r"height must be an int, got float 272.0: pass 272"),
+    ],
+)
+def test_llava_target_size_checks_its_integers(kw, match):
+    h, w = kw.pop("height", 272), kw.pop("width", 640)
+    with pytest.raises(ValueError, match=match):
+        llava_target_size(h, w, **kw)

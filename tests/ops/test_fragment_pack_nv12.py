@@ -1,6 +1,7 @@
 """fragment_pack on NV12 input (a hardware decoder's native output): the conversion against its float definition,
 the C++ kernel's fused conversion against the reference (convert, then pack), both layouts, bad input, opcheck."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,6 +99,19 @@ def test_reference_backend_converts_first():
             lambda: NV12(torch.zeros(1, 4, 6, dtype=torch.uint8), torch.zeros(1, 2, 3, 2, dtype=torch.uint8), "srgb"),
             "matrix",
         ),
+        # a string flag was truthy (full range for "false"), an int a slip: said plainly now
+        (
+            lambda: NV12(
+                torch.zeros(1, 4, 6, dtype=torch.uint8), torch.zeros(1, 2, 3, 2, dtype=torch.uint8), "bt709", "false"
+            ),
+            r"NV12 full_range must be a bool \(True: full/PC range, False: limited/TV range\), got str 'false'",
+        ),
+        (
+            lambda: NV12(
+                torch.zeros(1, 4, 6, dtype=torch.uint8), torch.zeros(1, 2, 3, 2, dtype=torch.uint8), "bt709", 1
+            ),
+            "NV12 full_range must be a bool",
+        ),
     ],
 )
 def test_bad_nv12(make, words):
@@ -189,3 +203,8 @@ def test_cpp_i420_planes_as_strided_uv():
     a, _ = fragment_pack(i420, src, boxes, (28, 140), backend="cpp")
     b, _ = fragment_pack(x, src, boxes, (28, 140), backend="cpp")
     assert torch.equal(a, b)
+
+
+def test_nv12_full_range_takes_a_numpy_bool():
+    y, uv = torch.zeros(1, 4, 6, dtype=torch.uint8), torch.zeros(1, 2, 3, 2, dtype=torch.uint8)
+    assert NV12(y, uv, full_range=np.bool_(True)).coefficients() == NV12(y, uv, full_range=True).coefficients()

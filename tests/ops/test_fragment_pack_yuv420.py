@@ -2,6 +2,7 @@
 arithmetic) and fragment_pack_many (a window's samples packed together, each distinct crop resized once): both give
 exactly the values of packing the RGB frames sample by sample, on every kernel path; bad input; opcheck."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,9 @@ def test_planes_and_rgb():
         (torch.zeros(2, 90, dtype=torch.uint8), 5, 12, "even height and width"),
         (torch.zeros(2, 90), 6, 10, "data must be a uint8 tensor"),
         (torch.zeros(90, 2, dtype=torch.uint8).t(), 6, 10, "rows must be contiguous"),
+        # int() took these before: 6.9 as 6 (a wrong frame size, no error), True as 1
+        (torch.zeros(2, 90, dtype=torch.uint8), 6.9, 10, "YUV420 height must be an int, got float 6.9"),
+        (torch.zeros(2, 90, dtype=torch.uint8), 6, True, "YUV420 width must be an int, got the bool True"),
     ],
 )
 def test_bad_yuv420(data, h, w, words):
@@ -178,3 +182,30 @@ def test_many_opcheck():
     torch.library.opcheck(torch.ops.sf2t.fragment_pack_multi.default, args)
     with pytest.raises(RuntimeError, match="one boxes tensor per src_index"):
         torch.ops.sf2t.fragment_pack_multi(frames, src, boxes[:1], *args[3:])
+
+
+def test_numpy_sizes_are_python_ints():
+    """A YUV420 made from a numpy header (np.int64 height and width) holds Python ints, as its shape says."""
+    x = YUV420(torch.zeros(1, 90, dtype=torch.uint8), np.int64(6), np.int32(10), tuple(swscale_coefficients(2, False)))
+    assert x.shape == (1, 6, 10, 3) and type(x.height) is int and type(x.width) is int
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_many_takes_numpy_integers(backend):
+    """fragment_pack_many (the C++ one-pass path, too) takes numpy sizes and counts as fragment_pack does."""
+    frames = torch.randint(0, 256, (4, 28, 56, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    src = [torch.tensor([0, 1, 3]), torch.tensor([2])]
+    want = fragment_pack_many(frames, src, [None, None], (28, 56), frame_repeat=1, backend=backend)
+    got = fragment_pack_many(
+        frames,
+        src,
+        [None, None],
+        np.array([28, 56]),
+        frame_repeat=np.int64(1),
+        patch_size=np.int64(14),
+        backend=backend,
+    )
+    for (a, ga), (b, gb) in zip(got, want):
+        assert torch.equal(a, b) and torch.equal(ga, gb)
+    with pytest.raises(ValueError, match="frame_repeat must be a positive int, got the bool True"):
+        fragment_pack_many(frames, src, [None, None], (28, 56), frame_repeat=True, backend=backend)

@@ -1,6 +1,7 @@
 """thumbnail (the motion guard's measure): the C++ kernel against the pure-PyTorch reference over awkward
 shapes and layouts, the reference against a float64 area resize computed independently, opcheck, bad input."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -254,3 +255,20 @@ def test_thumb_mad_kernel_refuses_bad_input():
         torch.ops.sf2t.thumb_mad(torch.zeros(3, 4, dtype=torch.float64), [0], [1])
     with pytest.raises(RuntimeError, match="same length"):
         torch.ops.sf2t.thumb_mad(torch.zeros(3, 4), [0, 1], [1])
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("cpp", marks=needs_ext)])
+def test_short_side_takes_numpy_integers_and_no_bool_float_or_string(backend):
+    frames = _frames(2, 30, 40)
+    want = thumbnail(frames, 16, backend=backend)
+    assert torch.equal(thumbnail(frames, np.int64(16), backend=backend), want)  # refused before
+    for bad, match in (
+        (True, "short_side must be a positive int, got the bool True"),
+        (np.bool_(True), "short_side must be a positive int, got the bool"),
+        (16.0, "short_side must be a positive int, got float 16.0: pass 16"),
+        ("16", "short_side must be a positive int, got the string '16': pass the number 16"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            thumbnail(frames, bad, backend=backend)
+    with pytest.raises(ValueError, match="backend must be one of .* or None, got bool False"):
+        thumbnail(frames, 16, backend=False)

@@ -155,7 +155,11 @@ def test_bf16_keeps_its_dtype():
         (dict(grid=torch.tensor([(2, 2, 2)], device="meta")), "meta device"),
         (dict(keep_ratio=torch.tensor(0.5)), "pass float"),
         (dict(keep_ratio="0.5"), "keep_ratio"),
-        (dict(window=True), "window"),
+        (dict(window=True), "window must be a non-negative int, got the bool True"),
+        (dict(window=2.0), r"window must be a non-negative int, got float 2.0: pass 2"),
+        # taken as "choose for me" before ($SF2T_BACKEND or the default), without a word
+        (dict(backend=False), r"backend must be one of .* or None, got bool False"),
+        (dict(backend=0), r"backend must be one of .* or None, got int 0"),
     ],
 )
 @pytest.mark.parametrize("backend", BACKENDS)
