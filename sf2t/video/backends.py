@@ -70,6 +70,7 @@ __all__ = [
     "as_index_list",
     "torchcodec_misreads",
     "check_range",
+    "check_output",
     "DecoderCache",
     "OUTPUTS",
 ]
@@ -236,6 +237,12 @@ def as_index_list(path: str, indices: Sequence[int] | torch.Tensor) -> list[int]
     return out
 
 
+def check_output(output: str | None) -> None:
+    """``get_frames``' ``output`` argument: None (the backend's own) or one of :data:`OUTPUTS`."""
+    if output is not None and output not in OUTPUTS:
+        raise ValueError(f"output must be None (the backend's own) or one of {OUTPUTS}, got {output!r}")
+
+
 def check_range(path: str, idx: list[int], n: int) -> None:
     for i in idx:
         if i < 0 or i >= n:
@@ -254,10 +261,18 @@ def decodes_forward(keyframes: list[int], pos: int, k: int) -> bool:
     return pos < k and key_at_or_before(keyframes, k) <= pos
 
 
-def _rotate(frames: torch.Tensor, rotation: int) -> torch.Tensor:
-    """Upright frames: rotation (degrees counter-clockwise, the display matrix's) applied to [N, H, W, 3]."""
+def _rotate(frames: torch.Tensor | YUV420, rotation: int) -> torch.Tensor | YUV420:
+    """Upright frames: rotation (degrees counter-clockwise, the display matrix's) applied to [N, H, W, 3], or to a
+    :class:`~sf2t.ops.YUV420`'s planes (each plane turned alike: the same RGB as turning the converted frames, since
+    each chroma sample covers a 2x2 block of an even-sized frame, which a quarter turn maps onto a 2x2 block)."""
     k = (int(rotation) // 90) % 4
-    return frames if k == 0 else torch.rot90(frames, k, dims=(1, 2)).contiguous()
+    if k == 0:
+        return frames
+    if isinstance(frames, YUV420):
+        n, (h, w) = len(frames), (frames.width, frames.height) if k % 2 else (frames.height, frames.width)
+        planes = [torch.rot90(p, k, dims=(1, 2)).reshape(n, -1) for p in (frames.y, frames.u, frames.v)]
+        return YUV420(torch.cat(planes, dim=1), h, w, frames.coeffs)
+    return torch.rot90(frames, k, dims=(1, 2)).contiguous()
 
 
 class Backend:
@@ -290,6 +305,7 @@ class Backend:
         """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] on the backend's device (or, from a
         backend opened with ``output="yuv420"``, :class:`~sf2t.ops.YUV420` where the stream allows it) and float64
         [N] presentation times in seconds (CPU); row i is frame ``indices[i]``. ``output="rgb"``: RGB this time."""
+        check_output(output)
         idx = as_index_list(self.path, indices)
         check_range(self.path, idx, self.num_frames)
         uniq = sorted(set(idx))
@@ -650,14 +666,18 @@ def _dali_backend(path, *, device, threads, info, timeout):
 
 
 class _Rotated:
-    """Applies the stream rotation to a backend that returns frames as coded (DALI)."""
+    """Applies the stream rotation to a backend that returns frames as coded (DALI). ``get_frames`` takes what
+    the backends' ``get_frames`` takes (``output`` passed on); a YUV420 window is turned plane by plane
+    (:func:`_rotate`)."""
 
     def __init__(self, inner, rotation: int):
         self.inner, self.rotation = inner, rotation
         self.name, self.path, self.num_frames = inner.name, inner.path, inner.num_frames
 
-    def get_frames(self, indices):
-        frames, pts = self.inner.get_frames(indices)
+    def get_frames(
+        self, indices: Sequence[int] | torch.Tensor, output: str | None = None
+    ) -> tuple[torch.Tensor | YUV420, torch.Tensor]:
+        frames, pts = self.inner.get_frames(indices, output=output)
         return _rotate(frames, self.rotation), pts
 
     def __getattr__(self, name):  # the wrapped backend's other attributes (frames_decoded, ...)
@@ -735,12 +755,20 @@ def open_decoder(
 
 
 class _ToDevice(_Rotated):
+    """A CPU backend's frames handed over on ``device`` (the pyav backend for a GPU): RGB tensors, or a YUV420 window
+    (``output="yuv420"``) as a YUV420 on ``device``, which ``fragment_pack`` converts there."""
+
     def __init__(self, inner, device):
         super().__init__(inner, 0)
-        self.device = device
+        self.device = torch.device(device)
 
-    def get_frames(self, indices):
-        frames, pts = self.inner.get_frames(indices)
+    def get_frames(
+        self, indices: Sequence[int] | torch.Tensor, output: str | None = None
+    ) -> tuple[torch.Tensor | YUV420, torch.Tensor]:
+        frames, pts = self.inner.get_frames(indices, output=output)
+        if isinstance(frames, YUV420):
+            data = frames.data.to(self.device, non_blocking=True)
+            return YUV420(data, frames.height, frames.width, frames.coeffs), pts
         return frames.to(self.device, non_blocking=True), pts
 
 

@@ -199,9 +199,9 @@ def _dali_message(e: BaseException) -> str:
 class DaliBackend:
     """One video file decoded with DALI on ``device``.
 
-    ``get_frames(indices)`` -> (uint8 [N, H, W, 3] RGB on ``device``, float64 [N] pts in seconds on the CPU);
-    row i is frame ``indices[i]`` (any order, repeats allowed, ``[]`` gives [0, H, W, 3]). Frames come as coded:
-    rotation metadata is not applied (``applies_rotation = False``).
+    ``get_frames(indices, output=None)`` -> (uint8 [N, H, W, 3] RGB on ``device``, float64 [N] pts in seconds on the
+    CPU); row i is frame ``indices[i]`` (any order, repeats allowed, ``[]`` gives [0, H, W, 3]); RGB for either
+    ``output``. Frames come as coded: rotation metadata is not applied (``applies_rotation = False``).
 
     ``pts`` (seconds, one per frame in presentation order) and ``num_frames``: what the index already knows.
     ``pts`` given: trusted, the file is not demuxed (only its header is read, for the codec); ``num_frames`` alone
@@ -357,13 +357,18 @@ class DaliBackend:
 
     # -- decode
 
-    def get_frames(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_frames(
+        self, indices: Sequence[int] | torch.Tensor, output: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames ``indices`` (any order, repeats allowed): uint8 [N, H, W, 3] RGB on the backend's device and
-        float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``."""
+        float64 [N] presentation times in seconds (CPU); row i is frame ``indices[i]``. ``output`` as the other
+        backends take it (``sf2t.video.backends.OUTPUTS``): DALI gives RGB for either (YUV420 windows are the pyav
+        backend's alone)."""
         if self._data is None:
             raise ValueError(f"{self.path}: the DALI backend is closed")
-        from sf2t.video.backends import as_index_list, check_range  # here: backends imports this module
+        from sf2t.video.backends import as_index_list, check_output, check_range  # here: backends imports this
 
+        check_output(output)
         idx = as_index_list(self.path, indices)
         check_range(self.path, idx, self.num_frames)
         if not idx and self.width and self.height:

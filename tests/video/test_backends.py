@@ -358,6 +358,38 @@ def test_pyav_yuv420_falls_back_to_rgb_where_it_cannot_be_planar(tmp_path):
                 assert isinstance(got, torch.Tensor) and torch.equal(got, want), (path, backend)
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_wrapped_backends_take_what_the_backends_take(tmp_path, rotation):
+    """The wrappers open_decoder puts around a backend (_Rotated: a DALI backend of a rotated stream; _ToDevice: the
+    pyav backend for a GPU) take get_frames' ``output`` as the backends do; they took only the indices, so a caller's
+    ``output="rgb"`` was a TypeError there alone. A YUV420 window comes back turned upright (its RGB: the turned RGB),
+    and on the wrapper's device; a bad ``output`` is named."""
+    _needs_ext()
+    from sf2t.ops import YUV420
+    from sf2t.video.backends import _Rotated, _ToDevice
+
+    path, idx = media.encode(tmp_path / "clip.mp4", media.moving_frames(20, 48, 64), gop=8), [13, 2, 2, 9]
+    with open_decoder(path, "pyav") as plain:
+        rgb, pts = plain.get_frames(idx)
+    upright = torch.rot90(rgb, rotation // 90, dims=(1, 2))
+    with _Rotated(open_decoder(path, "pyav"), rotation) as dec:  # as _dali_backend wraps DALI's as-coded frames
+        for output in (None, "rgb"):
+            got, got_pts = dec.get_frames(idx, output=output)
+            assert isinstance(got, torch.Tensor) and torch.equal(got, upright) and torch.equal(got_pts, pts)
+        yuv, _ = dec.get_frames(idx, output="yuv420")
+        assert isinstance(yuv, YUV420) and yuv.shape == upright.shape and torch.equal(yuv.to_rgb(), upright)
+        with pytest.raises(ValueError, match=r"output must be None \(the backend's own\) or one of"):
+            dec.get_frames(idx, output="bgr")
+    for device in ("cpu", "meta"):
+        with _ToDevice(open_decoder(path, "pyav"), device) as dec:
+            got, _ = dec.get_frames(idx, output="rgb")
+            yuv, _ = dec.get_frames(idx, output="yuv420")
+            assert got.device.type == device and got.shape == rgb.shape
+            assert isinstance(yuv, YUV420) and yuv.device.type == device and yuv.shape == rgb.shape
+            if device == "cpu":
+                assert torch.equal(got, rgb) and torch.equal(yuv.to_rgb(), rgb)
+
+
 def test_window_buffers_are_reused_only_when_nothing_holds_them():
     """The YUV420 window pool hands a buffer out again only once no tensor (or view) over it is alive."""
     from sf2t.video.backends import _WindowPool

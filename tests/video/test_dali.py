@@ -280,6 +280,25 @@ def test_rotation_is_not_applied(root):
     assert _mad(frames[1].numpy(), same[4]) < 1.5
 
 
+def test_rotated_dali_backend_takes_the_output_argument(root):
+    """open_decoder turns a rotated stream's DALI frames upright in a wrapper, which took only the indices: a caller's
+    get_frames(..., output=...) (the sampler's, every other backend's argument) was a TypeError for rotated files
+    alone. It is taken, and DALI gives RGB for either output, upright."""
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    from sf2t.video import open_decoder, probe
+
+    path = _write(root / "rot_output.mp4", 5, 64, 48, fmt="mp4", rotation=90)
+    with open_decoder(path, "dali", info=probe(path)) as dec:
+        want, pts = dec.get_frames([4, 0])
+        assert want.shape == (2, 64, 48, 3)  # upright
+        for output in ("rgb", "yuv420"):
+            got, got_pts = dec.get_frames([4, 0], output=output)
+            assert isinstance(got, torch.Tensor) and torch.equal(got, want) and torch.equal(got_pts, pts)
+        with pytest.raises(ValueError, match="output must be None"):
+            dec.get_frames([0], output="nv12")
+
+
 # ---------------------------------------------------------------------------------------------------
 # 4. bad inputs
 

@@ -99,6 +99,83 @@ def test_fallback_refuses_a_frame_torchcodec_finds_at_another_time(files, monkey
         assert e.value.kind == "corrupt"
 
 
+M = 20  # frames of the time-base clips
+
+
+@pytest.fixture(scope="module")
+def timebases(tmp_path_factory):
+    """Clips whose frame times are not whole multiples of 1/N s or whose frames carry no duration for torchcodec:
+    name -> (the file PtsDecoder reads, the same video exact mode opens: where its frame times come from)."""
+    import shutil
+    import subprocess
+    from fractions import Fraction
+
+    d = tmp_path_factory.mktemp("tb")
+    frames = media.moving_frames(M, 48, 64)
+    ntsc = Fraction(30000, 1001)
+    # PyAV's MP4 at a 1/30000 codec time base: 1001 ticks a frame for PyAV (FFmpeg 8.1), no packet durations for
+    # FFmpeg 5.1 (torchcodec's): every frame lasts 0 s there
+    mp4 = media.encode(
+        d / "ntsc.mp4",
+        frames,
+        rate=ntsc,
+        time_base=Fraction(1, 30000),
+        pts=[i * 1001 for i in range(M)],
+        gop=8,
+        bframes=2,
+    )
+    out = {"mp4_1_30000_cover_first": (media.cover_first(mp4, d / "ntsc_cover_first.mp4"), mp4)}
+    # AVIs PyAV writes: frame 0 at one frame's time for PyAV, at 0 for torchcodec
+    for name, tb, rate in (("avi_1001_30000", Fraction(1001, 30000), ntsc), ("avi_1_1", Fraction(1), 1)):
+        path = media.encode(d / f"{name}.avi", frames, rate=rate, time_base=tb, pts=list(range(M)), gop=8, fmt="avi")
+        out[name] = (path, path)
+    mkv = media.encode(d / "ntsc.mkv", frames, rate=ntsc, gop=8, bframes=2)  # 1/1000: 0, 33, 67, 100 ms
+    out["mkv_1_1000"] = (mkv, mkv)
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg:  # the header says the stream lasts until the last frame's time (3 s), not its end
+        nut = d / "header_end.nut"
+        cmd = [ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=1:duration=4", "-c:v", "libx264"]
+        cmd += ["-preset", "ultrafast", "-g", "2", "-pix_fmt", "yuv420p", str(nut)]
+        if subprocess.run(cmd, capture_output=True).returncode == 0:
+            out["nut_last_frame_at_header_end"] = (nut, nut)
+    return out
+
+
+@pytest.mark.parametrize(
+    "name", ["mp4_1_30000_cover_first", "avi_1001_30000", "avi_1_1", "mkv_1_1000", "nut_last_frame_at_header_end"]
+)
+def test_pts_decoder_returns_every_frame_of_other_time_bases(timebases, name, hide_pyav):
+    """PtsDecoder (the stand-in for exact mode beside a cover picture) gives the pyav backend's frames, every one, in
+    order and shuffled with repeats, and exact mode's timestamps, for NTSC rates and time bases other than 1/N. It
+    refused a cover-first MP4 whose frames carry no duration for torchcodec ("torchcodec returned the frame at 0.033 s
+    for frame 0": it asked for the frame played at a time, which a 0 s frame never is), refused a last frame at the
+    header's end ("Invalid pts in seconds"), and gave frame k + 1 for frame k of an AVI whose timestamps PyAV's FFmpeg
+    reads one frame later than torchcodec's."""
+    from torchcodec.decoders import VideoDecoder
+
+    if name not in timebases:
+        pytest.skip("no ffmpeg command line to write the file")
+    path, same = timebases[name]
+    with open_decoder(path, "pyav") as ref:
+        n = ref.num_frames
+        order = list(range(n)) + [n - 1, 2, 2, 0, n // 2, 1]
+        want, _ = ref.get_frames(order)
+    want_pts = VideoDecoder(str(same), seek_mode="exact").get_frames_at(order).pts_seconds.to(torch.float64)
+    index = _av_stream(path)
+    hide_pyav()
+    if name.endswith("cover_first"):  # the real path: exact mode cannot open it, the backend falls back
+        with open_decoder(path, "torchcodec") as dec:
+            assert isinstance(dec.dec, tc_mod.PtsDecoder) and dec.num_frames == n
+            got, pts = dec.get_frames(order)
+    else:
+        dec = tc_mod.PtsDecoder(str(path), index, dimension_order="NHWC")
+        assert len(dec.times) == n
+        batch = dec.get_frames_at(order)
+        got, pts = batch.data, batch.pts_seconds
+    assert torch.equal(got, want)
+    torch.testing.assert_close(pts, want_pts, atol=1e-9, rtol=0)
+
+
 def _verdict(call):
     try:
         return call()
