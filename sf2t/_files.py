@@ -44,26 +44,49 @@ def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     return p == f or p.startswith(f.rstrip(os.sep) + os.sep)
 
 
+def _is_png(path: str | os.PathLike) -> bool:
+    """Whether the file starts as a PNG image does (or is empty)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) in (b"\x89PNG\r\n\x1a\n", b"")
+    except OSError:
+        return True  # unreadable: the write says why
+
+
+# what a file written may replace: (how the message names the kind, the test)
+_KINDS = {"text": ("a text file (a video? an image?)", _is_text), "png": ("a PNG image", _is_png)}
+
+
+def check_replaceable(path: str | os.PathLike, where: str, inputs=(), kind: str | None = None, fix: str = "") -> None:
+    """A ValueError ``"{where}: ..."`` when writing the file ``path`` would destroy something: it is a folder, one of
+    ``inputs`` (files the same command reads), or an existing file that is not of ``kind`` (``"text"``: JSON, JSON
+    lines, Markdown; ``"png"``; None: any). ``fix``: what to do instead (default: give another path).
+    :func:`check_out_file` applies it to a file named on the command line; a command checks the files it writes
+    next to that one with it too."""
+    if os.path.isdir(path):
+        raise ValueError(f"{where}: is a folder; {fix or 'give the path of the file to write'}")
+    real = os.path.realpath(path)
+    for i in inputs:
+        if i is not None and os.path.exists(i) and os.path.realpath(i) == real:
+            said = f": {fix}" if fix else ""
+            raise ValueError(
+                f"{where}: is an input of this command ({os.fspath(i)}); writing it would destroy it{said}"
+            )
+    if kind is not None and os.path.isfile(path) and not _KINDS[kind][1](path):
+        raise ValueError(
+            f"{where}: exists and is not {_KINDS[kind][0]}; writing it would destroy it: {fix or 'pick another path'}, "
+            "or remove it first"
+        )
+
+
 def check_out_file(path: str | os.PathLike, label: str, inputs=(), text: bool = False) -> None:
     """A ValueError naming ``label`` and ``path`` when ``path``, meant for a file sf2t will write, cannot be: a folder,
     under a file, one of ``inputs`` (files the same command reads: writing it would destroy them), or in a folder
     that takes no new file. ``text``: the file written is text (JSON, JSON lines), so an existing file that is not
-    text (a video, an image, weights: a slip of the argument) is refused rather than replaced. Checked before long
-    work, so it does not fail at the end."""
+    text (a video, an image, weights: a slip of the argument) is refused rather than replaced
+    (:func:`check_replaceable`). Checked before long work, so it does not fail at the end."""
     shown = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{label} {shown}: is a folder; give the path of the file to write")
-    real = os.path.realpath(path)
-    for i in inputs:
-        if i is not None and os.path.exists(i) and os.path.realpath(i) == real:
-            raise ValueError(
-                f"{label} {shown}: is an input of this command ({os.fspath(i)}); writing it would destroy it"
-            )
-    if text and os.path.isfile(path) and not _is_text(path):
-        raise ValueError(
-            f"{label} {shown}: exists and is not a text file (a video? an image?); writing it would destroy it: "
-            "pick another path, or remove it first"
-        )
+    check_replaceable(path, f"{label} {shown}", inputs, "text" if text else None)
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):  # the nearest folder that exists: where the missing ones would be made
         parent = os.path.dirname(parent)

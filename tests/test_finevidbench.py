@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -321,7 +323,7 @@ def test_tiny_model_end_to_end_near_chance_and_compare(bench, tmp_path, tiny_qwe
         # the benchmark's own files: a synthetic clip's ground truth, once replaced by the results; a question's frame
         # image, once replaced by the chart written next to --out
         ("out-is-ground-truth", "is an input of this command"),
-        ("chart-is-a-frame", "(written next to it) is an input of this command"),
+        ("chart-is-a-frame", "(written next to it): is an input of this command"),
         # --bench a link to the benchmark from another folder: its files are those next to the file linked to
         ("linked-bench-ground-truth", "is an input of this command"),
         ("all-missing", "none of the"),  # once exit 0 with accuracy NaN on 0 questions
@@ -936,12 +938,15 @@ def test_eval_side_files_follow_the_out_rule(bench, tmp_path, capsys):
         (tmp_path / side).mkdir()
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
-        assert f"--out {out}: {tmp_path / side} (written next to it) is a folder" in err, (side, err)
+        assert f"--out {out}: {tmp_path / side} (written next to it): is a folder; pass another --out" in err, (
+            side,
+            err,
+        )
         assert "no-model" not in err and "Traceback" not in err
         (tmp_path / side).rmdir()
     (tmp_path / "r.png").write_text("my notes")
     assert cli.main(argv) == 2
-    assert "r.png (written next to it) exists and is not a PNG image" in capsys.readouterr().err
+    assert "r.png (written next to it): exists and is not a PNG image" in capsys.readouterr().err
     assert (tmp_path / "r.png").read_text() == "my notes"
     (tmp_path / "r.png").unlink()
     earlier = tmp_path / "earlier.json"
@@ -952,13 +957,32 @@ def test_eval_side_files_follow_the_out_rule(bench, tmp_path, capsys):
     assert f"--out {earlier}: is an input of this command" in err and "no-model" not in err, err
     (tmp_path / "r.compare.md").mkdir()
     assert cli.main([*argv, "--compare", str(earlier)]) == 2
-    assert "r.compare.md (written next to it) is a folder" in capsys.readouterr().err
+    assert "r.compare.md (written next to it): is a folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.json", "r.compare.md"]
     asked = []
     (tmp_path / "r.report.md").mkdir()  # through the API too: refused before any question is asked
-    with pytest.raises(ValueError, match="r.report.md .written next to it. is a folder"):
+    with pytest.raises(ValueError, match=r"r\.report\.md \(written next to it\): is a folder"):
         evaluate(str(bench), str(out), predictor=lambda q, f, i: asked.append(q) or (0, {}), log=lambda s: None)
     assert asked == [] and not out.exists()
+
+
+def test_eval_api_never_replaces_the_benchmarks_files(bench, tmp_path):
+    """evaluate() (the library call) refuses an --out, or a file written next to it, that is one of the files it
+    reads, as `sf2t eval` does: a synthetic clip's ground truth, a question's frame image (the chart F.png next to
+    --out F.json). It used to protect the benchmark file only, and replaced them."""
+    frame = sorted((bench.parent / "frames").rglob("*.png"))[0]
+    truth = sorted((bench.parent / "videos").glob("scene_*.json"))[0]
+    cases = [
+        (truth, f"--out {truth}: is an input of this command"),
+        (frame.with_suffix(".json"), f"{frame} (written next to it): is an input of this command"),
+        (bench, f"--out {bench}: is an input of this command"),
+    ]
+    before = {p: p.read_bytes() for p in (frame, truth, bench)}
+    asked = []
+    for out, words in cases:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            evaluate(str(bench), str(out), predictor=lambda q, f, i: asked.append(q) or (0, {}), log=lambda s: None)
+    assert asked == [] and all(p.read_bytes() == b for p, b in before.items())
 
 
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
@@ -1152,6 +1176,53 @@ def test_a_failed_rebuild_leaves_the_benchmark_as_it_was(bench, tmp_path, capsys
     assert "line 2" in capsys.readouterr().err and state() == before
 
 
+@pytest.mark.parametrize("fail_at", ["benchmark", "second-file"])
+def test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent(tmp_path, capsys, monkeypatch, fail_at):
+    """A failure while the build is put in place (a full disk at the benchmark file's write, or at a clip's move) is
+    undone: a fresh folder keeps none of the build's files, a rebuilt one its earlier benchmark with its own files
+    (the clips used to be moved in, then the benchmark's write failed: the old questions showed the new clips, or a
+    fresh folder held clips no benchmark named). One line says what was kept."""
+    import os
+
+    real = os.replace
+
+    def fail_in(folder):
+        moved = []
+
+        def replace(src, dst, *a, **k):
+            dst = Path(dst)
+            if dst.parent.parent == folder or dst.parent == folder:  # a move into the folder, not into the staging
+                moved.append(dst)
+                if (fail_at == "benchmark" and dst.suffix == ".json" and dst.parent == folder) or (
+                    fail_at == "second-file" and len(moved) == 2
+                ):
+                    raise OSError(28, "No space left on device")
+            return real(src, dst, *a, **k)
+
+        return replace
+
+    def state(folder):
+        return {str(p.relative_to(folder)): p.is_file() and p.read_bytes() for p in folder.rglob("*")}  # folders too
+
+    argv = ["finevidbench", "build", "--synthetic", "2", "--per-category", "1", "--quiet"]
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(os, "replace", fail_in(fresh))
+    assert cli.main([*argv, "--out", str(fresh / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and f"nothing of it was left in {fresh}" in err, err
+    assert "Traceback" not in err and list(fresh.iterdir()) == []
+    monkeypatch.undo()
+    rebuilt = tmp_path / "rebuilt"
+    assert cli.main([*argv, "--out", str(rebuilt / "b.json")]) == 0
+    before = state(rebuilt)
+    monkeypatch.setattr(os, "replace", fail_in(rebuilt))
+    assert cli.main([*argv, "--seed", "5", "--out", str(rebuilt / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{rebuilt} was left as it was (b.json and the files it uses unchanged)" in err, err
+    monkeypatch.undo()
+    assert state(rebuilt) == before and load(rebuilt / "b.json")["description"].endswith("seed 0, 1 per category")
+
+
 def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsys, monkeypatch, interrupt_after):
     """Ctrl-C during `sf2t finevidbench build`: one line and exit 130 as the other commands (it was a traceback), no
     staging folder left, and the fragment questions' progress bar closed (it was left open on any error)."""
@@ -1298,6 +1369,38 @@ def test_scene_answers_are_balanced(tmp_path, monkeypatch):
         assert best <= 1 / k + tol, (cat, n, best, 1 / k)
         by_place = max(Counter(q["answer_index"] for q in got).values()) / n  # nor a constant option letter
         assert by_place <= 1 / k + tol, (cat, n, by_place)
+
+
+@pytest.mark.parametrize("sprites", ["1-3", "1-3 and one of 5"])
+def test_count_options_are_the_builds_counts(tmp_path, monkeypatch, sprites):
+    """object_count offers every clip of a build the same options, 1 to the most objects a clip shows. Clips of an
+    older sf2t.synth (1-3 sprites; given through --manifest with their ground truth) got 1-4: a 4 that is never the
+    answer (a blind model rules it out), and balancing (each answer at most one clip more than the rarest) then kept
+    one clip per answer, 3 of 60. A clip showing 5 objects drew its options from 1-6 alone: a 5 or 6 gave its
+    count away."""
+    from collections import Counter
+
+    from sf2t import synth
+    from sf2t.synth.scene import ground_truth
+
+    def fake_clip(path, seed, *, width, height, seconds, **kw):  # the ground truth only: no pixels are asked about
+        path = Path(path).with_suffix(".mp4")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        many = sprites != "1-3" and seed == 7
+        gt = ground_truth(seed, width=width, height=height, seconds=seconds, num_sprites=5 if many else 1 + seed % 3)
+        return {**gt, "path": str(path)}
+
+    monkeypatch.setattr(synth, "make_clip", fake_clip)
+    b = build(None, str(tmp_path / "b.json"), per_category=1000, synthetic=60, seed=0, log=lambda s: None)
+    got = [q for q in b["questions"] if q["category"] == "object_count"]
+    most = max(int(q["meta"]["answer"]) for q in got)
+    assert most == (3 if sprites == "1-3" else 5)
+    pool = [str(i) for i in range(1, most + 1)]  # 4 of them where there are more (the truth and 3 others)
+    assert all(set(q["options"]) <= set(pool) and len(q["options"]) == min(4, most) for q in got)
+    if sprites == "1-3":
+        kept = Counter(q["meta"]["answer"] for q in got if q["variant"] == "original")
+        assert set(kept) == {"1", "2", "3"} and min(kept.values()) >= 15, kept
 
 
 def test_build_goes_on_without_the_fragments_its_videos_are_too_short_for(tmp_path):

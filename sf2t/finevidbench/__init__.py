@@ -303,11 +303,9 @@ def main_eval(argv=None) -> int:
         # file of another kind
         from pathlib import Path
 
-        from sf2t.finevidbench.build import _written_files
+        from sf2t.finevidbench.evaluate import bench_files
 
-        # (from the benchmark's own folder, _root: --bench may be a link to it from another folder)
-        own = [str(Path(bench["_root"]) / f) for f in sorted(_written_files(bench))]
-        check_out_files(args.out, inputs=[args.bench, args.compare, *own], compare=bool(args.compare))
+        check_out_files(args.out, inputs=[args.bench, args.compare, *bench_files(bench)], compare=bool(args.compare))
         from sf2t._files import is_within
 
         for name, folder in (("--model", args.model), ("--adapter", args.adapter)):

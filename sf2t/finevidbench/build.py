@@ -25,7 +25,8 @@
   one more than the rarest answer has), so that no constant answer beats chance by much. That leaves some clips
   out: of 300, about 287 ``object_count`` groups (options 1-4), 75 ``motion_direction``, 141 ``speed_change``
   (sf2t.synth slows down about as many sprites as it speeds up) and 217 ``appear_disappear``, before
-  ``per_category``.
+  ``per_category``. ``object_count`` offers every clip of a build the same options, 1 to the most objects a clip
+  shows: 1-4 for sf2t.synth's clips, 1-3 for clips of an older sf2t.synth (1-3 sprites) given through a manifest.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from sf2t.finevidbench.format import FORMAT, save
+from sf2t.finevidbench.format import FORMAT, dumps
 
-__all__ = ["build", "scene_questions", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
+__all__ = ["build", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
 
 SCENE_FRAMES = 16
 OPPOSITE = {
@@ -79,10 +80,22 @@ def _name(sp: dict) -> str:
     return f"{sp['color_name']} {sp['shape']}"
 
 
+def _spread(n: int, frames: int = SCENE_FRAMES) -> list[int]:
+    """The original variant's frames of an ``n``-frame clip: ``frames`` spread over it (all of a shorter one)."""
+    count = min(frames, n)
+    return [round(k * (n - 1) / max(1, count - 1)) for k in range(count)]
+
+
+def objects_shown(gt: dict) -> int:
+    """How many objects a clip's original variant shows (visible in at least one of its frames): the most any of its
+    ``object_count`` questions counts (the other variants show the same frames or fewer)."""
+    orig = _spread(int(gt["num_frames"]))
+    return sum(any(_visible(sp, f) for f in orig) for sp in gt["sprites"])
+
+
 def variant_frames(n: int, rng: random.Random, frames: int = SCENE_FRAMES) -> dict[str, list[int]]:
     """Frame indices per variant for an ``n``-frame clip (see the module docstring)."""
-    count = min(frames, n)
-    orig = [round(k * (n - 1) / max(1, count - 1)) for k in range(count)]
+    orig = _spread(n, frames)
     shuffled = orig[:]
     while len(shuffled) > 1 and shuffled == orig:
         rng.shuffle(shuffled)
@@ -103,8 +116,10 @@ def _options(truth: str, pool: Sequence[str], k: int, rng: random.Random) -> tup
     return opts, opts.index(truth)
 
 
-def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[dict]:
-    """The scene-level questions (all variants) of one synthetic clip's ground truth."""
+def scene_questions(gt: dict, video: str, qid: str, rng: random.Random, count_options: int | None = None) -> list[dict]:
+    """The scene-level questions (all variants) of one synthetic clip's ground truth. ``count_options``: the
+    ``object_count`` options are 1..count_options (a build gives every clip the same: the most objects a clip of
+    it shows, :func:`objects_shown`); None: 1..4, or up to the clip's count where it shows more."""
     n = int(gt["num_frames"])
     sprites = gt["sprites"]
     vf = variant_frames(n, rng)
@@ -132,10 +147,10 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random) -> list[
 
     # object_count: objects visible in at least one shown frame
     counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
-    # a fixed option set, 1..4 (sf2t.synth makes 1-4 sprites): options that depend on the count would give it away,
-    # and an option that is never the answer (a 5) is one a blind model learns to skip. Clips with more objects
-    # (ground truth made with more sprites) get 1..count+1.
-    hi = 4 if max(counts.values()) <= 4 else max(counts.values()) + 1
+    # one option set for the whole build, 1..count_options: options that depend on the count would give it away,
+    # and an option that is never the answer is one a blind model learns to skip (a 4 for an older sf2t.synth's
+    # clips, which had 1-3 sprites, given through --manifest: balance_scene then kept one clip per answer)
+    hi = max(count_options or 4, *counts.values())
     add(
         "object_count",
         "How many moving objects appear in the video? Count each object once.",
@@ -414,13 +429,77 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
     for f in stale:
         try:
             (out / f).unlink()
-        except FileNotFoundError:
+        except OSError:  # gone already, or not removable: the new benchmark is in place either way
             pass
     for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
         try:
             d.rmdir()  # only when empty
         except OSError:
             pass
+
+
+def _commit(stage: Path, out_file: Path, text: str, used: set[str]) -> None:
+    """Put a build made in ``stage`` (a folder in the benchmark's folder) in place, all or nothing. The benchmark's
+    ``text`` goes to a temporary file in ``stage`` first (a full disk fails there, before the folder changed); then
+    each frame and clip made (the synthetic clips in ``used``) replaces its namesake, which is moved aside into
+    ``stage / "replaced"``; the benchmark file is renamed over ``out_file`` last. Renames only, so a failure at any
+    step is undone by moving back what the steps before moved: the folder then holds the earlier benchmark with its
+    files, or, fresh, none of this build's. The failure is a ValueError saying what was kept."""
+    out = out_file.parent
+    had = os.path.lexists(out_file)
+    tmp = stage / "benchmark.tmp"
+    done: list[tuple[Path, Path | None]] = []  # (file put in place, the one it replaced, moved aside: None if none)
+    made: list[Path] = []  # folders made in the benchmark's folder
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        for new in sorted(p for d in ("frames", "videos") for p in (stage / d).rglob("*") if p.is_file()):
+            rel = new.relative_to(stage)
+            if rel.parts[0] == "videos" and str(rel) not in used:  # a synthetic clip no question kept: left out
+                continue
+            dest = out / rel
+            missing = [d for d in (dest.parent, *dest.parent.parents) if not os.path.lexists(d)]
+            for d in reversed(missing):
+                d.mkdir()
+                made.append(d)
+            aside = stage / "replaced" / rel if os.path.lexists(dest) else None
+            if aside is not None:
+                aside.parent.mkdir(parents=True, exist_ok=True)
+            done.append((dest, aside))  # before the renames: the undo checks which of them happened
+            if aside is not None:
+                os.replace(dest, aside)
+            os.replace(new, dest)
+        os.replace(tmp, out_file)
+    except BaseException as e:
+        stuck = []
+        for dest, aside in reversed(done):
+            try:
+                if aside is None:
+                    dest.unlink(missing_ok=True)
+                elif os.path.lexists(aside):
+                    os.replace(aside, dest)
+            except OSError as u:
+                stuck.append(f"{dest} ({u.strerror or u})")
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:  # not empty: a file that could not be moved back
+                pass
+        if not isinstance(e, OSError):  # Ctrl-C: the command says it
+            raise
+        why = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        if stuck:
+            kept = (
+                f"moving the earlier files back failed too for {len(stuck)} ({'; '.join(stuck[:3])}): they are in "
+                f"{stage / 'replaced'}; {out} now mixes two builds: move them back, or run the same command again"
+            )
+        elif had:
+            kept = f"{out} was left as it was ({out_file.name} and the files it uses unchanged)"
+        else:
+            kept = f"nothing of it was left in {out}"
+        raise ValueError(
+            f"{out_file}: the benchmark could not be put in place ({why}); {kept}. Fix that (free space? write "
+            "permission?) and run the same command again"
+        ) from None
 
 
 def _bar(items, total: int, desc: str, on: bool):
@@ -520,7 +599,10 @@ def build(
     log=print,
     progress: bool = True,
 ) -> dict:
-    """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it.
+    """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it. A build that
+    fails or is interrupted leaves the folder as it was (an earlier benchmark with its files; a fresh folder with
+    none of this build's): frames and clips are made in a staging folder and put in place with the benchmark file
+    last, undone on a failure (:func:`_commit`; a ValueError says what was kept).
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
@@ -567,6 +649,7 @@ def build(
     import tempfile
 
     stage = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+    committed = False
     try:
         questions: list[dict] = []
         scene_sources: list[tuple[dict, str]] = []
@@ -602,32 +685,27 @@ def build(
             chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
             questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
         scene: list[dict] = []
+        most = max([2] + [objects_shown(gt) for gt, _ in scene_sources])  # the count options: 1..most
         for i, (gt, video) in enumerate(scene_sources):
-            scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"))
+            scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), most)
         questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
         questions += label_questions
         for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
             v = q.get("video", {})
             if "path" in v:
                 v["path"] = _from_bench(v["path"], out)
-        used = _written_files({"questions": questions})
-        for made in sorted(p for p in stage.rglob("*") if p.is_file()):  # into place: the build is complete
-            rel = made.relative_to(stage)
-            if rel.parts[0] == "videos" and str(rel) not in used:  # a synthetic clip no question kept: left out
-                continue
-            dest = out / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(made, dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    bench = {
-        "format": FORMAT,
-        "name": name or out_file.stem,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
-        "questions": questions,
-    }
-    save(bench, out_file)
+        bench = {
+            "format": FORMAT,
+            "name": name or out_file.stem,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
+            "questions": questions,
+        }
+        _commit(stage, out_file, dumps(bench), _written_files(bench))  # into place: the build is complete
+        committed = True
+    finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
+        if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
+            shutil.rmtree(stage, ignore_errors=True)
     _remove_stale(old, bench, out)
     cats: dict[str, int] = {}
     for q in questions:

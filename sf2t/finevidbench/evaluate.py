@@ -27,6 +27,7 @@ from sf2t.finevidbench.format import LETTERS, load
 __all__ = [
     "evaluate",
     "check_out_files",
+    "bench_files",
     "side_files",
     "VideoRunner",
     "QwenRunner",
@@ -380,27 +381,26 @@ def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = Fals
     ``inputs``, or a file that is not what would be written), for ``--out`` and each of its :func:`side_files`: a
     ValueError naming the file, checked before the model loads (a folder there was a traceback once every question
     was answered; ``--compare F --out F`` replaced the results compared with)."""
-    from sf2t._files import _is_text, check_out_file
+    from sf2t._files import check_out_file, check_replaceable
 
     check_out_file(out_path, "--out", inputs=inputs, text=True)
-    for f in side_files(out_path, compare).values():
+    for f in side_files(out_path, compare).values():  # in --out's folder: checked above that it takes files
         where = f"--out {os.fspath(out_path)}: {f} (written next to it)"
-        if f.is_dir():
-            raise ValueError(f"{where} is a folder: move it, or pass another --out")
-        for i in inputs:
-            if i is not None and os.path.exists(i) and os.path.realpath(i) == os.path.realpath(f):
-                raise ValueError(f"{where} is an input of this command ({os.fspath(i)}); pass another --out")
-        if f.is_file():
-            if f.suffix == ".png":
-                with open(f, "rb") as fh:
-                    ok = fh.read(8) in (b"\x89PNG\r\n\x1a\n", b"")
-            else:
-                ok = _is_text(f)
-            if not ok:
-                kind = "a PNG image" if f.suffix == ".png" else "a text file"
-                raise ValueError(
-                    f"{where} exists and is not {kind}; writing it would destroy it: pass another --out, or remove it"
-                )
+        check_replaceable(f, where, inputs, "png" if f.suffix == ".png" else "text", "pass another --out")
+
+
+def bench_files(bench: dict) -> list[str]:
+    """The files of a loaded benchmark that an evaluation's outputs must never replace: those its questions show
+    (frame images, videos) and those its build wrote next to it (a synthetic clip's ground truth too), from the
+    benchmark's own folder (``_root``: ``--bench`` may be a link to it from another folder)."""
+    from sf2t.finevidbench.build import _written_files
+
+    shown = {
+        p
+        for q in bench["questions"]
+        for p in [*q["video"].get("frame_images", []), q["video"].get("path"), q.get("image")]
+    }
+    return sorted({_path(p, bench["_root"]) for p in shown | _written_files(bench) if p})
 
 
 def evaluate(
@@ -429,7 +429,7 @@ def evaluate(
     bench = load(bench_path)
     root = bench["_root"]
     out = Path(out_path)
-    check_out_files(out_path, inputs=[bench_path])
+    check_out_files(out_path, inputs=[bench_path, *bench_files(bench)])  # as the command: no input replaced
     out.parent.mkdir(parents=True, exist_ok=True)
     answers_path = side_files(out)["answers"]
     done, made_by = _read_answers(answers_path, log)

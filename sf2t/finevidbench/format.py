@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMAT", "LEVELS", "VARIANTS", "BenchmarkError", "validate", "load", "save", "schema", "letter"]
+__all__ = ["FORMAT", "LEVELS", "VARIANTS", "BenchmarkError", "validate", "load", "save", "dumps", "schema", "letter"]
 
 FORMAT = "sf2t-finevidbench/1"
 LEVELS = ("scene", "fragment")
@@ -130,10 +130,15 @@ def load(path: str | os.PathLike) -> dict:
     return bench
 
 
+def dumps(bench: dict) -> str:
+    """The benchmark file's text (fields starting with ``_``, as ``_root``, left out), validated first."""
+    out = {k: v for k, v in bench.items() if not k.startswith("_")}
+    validate(out)
+    return json.dumps(out, indent=1)
+
+
 def save(bench: dict, path: str | os.PathLike) -> None:
     """Validate and write atomically."""
     from sf2t._files import write_text_atomic
 
-    out = {k: v for k, v in bench.items() if not k.startswith("_")}
-    validate(out)
-    write_text_atomic(path, json.dumps(out, indent=1), "benchmark")
+    write_text_atomic(path, dumps(bench), "benchmark")
