@@ -299,6 +299,12 @@ def _option(argv: list[str], name: str, default: str) -> str:
 def _kept_after_os_error(argv: list[str]) -> str:
     """What a command that stopped on an OSError (see main) kept, for those that do not say it themselves."""
     cmd = argv[:2] if argv[:1] in (["tasks"], ["finevidbench"]) else argv[:1]
+    if cmd == ["index"]:
+        out = _option(argv, "-o", _option(argv, "--out", "the manifest"))
+        return (
+            f"; {out} holds what was last saved (it is written whole or not at all): once that is fixed, the same "
+            "command goes on from there"
+        )
     if cmd == ["demo"]:
         out = _option(argv, "--out", "out/demo")
         return f"; what was made so far stays in {out}: once that is fixed, the same command runs the demo again"

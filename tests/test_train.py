@@ -2380,9 +2380,9 @@ def test_curve_points_are_distinct_chunks():
 
 
 def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, tmp_path, monkeypatch, capsys):
-    """Ctrl-C (or any error that is not an OSError) while a checkpoint or a merged model is written removes the
-    partial copy at once: it was left behind (a checkpoint's weights and optimizer state, or a whole merged model)
-    until a next save that an interrupted run may never make, and by sf2t merge for good."""
+    """Ctrl-C (or any other error) while a checkpoint or a merged model is written removes the partial copy at once:
+    it was left behind (a checkpoint's weights and optimizer state, or a whole merged model) until a next save that an
+    interrupted run may never make, and by sf2t merge for good."""
     import sf2t.train.checkpoint as ck
     import sf2t.train.loop as loop_mod
     from sf2t.cli import main
@@ -2427,6 +2427,29 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     argv = ["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out), "--overwrite"]
     assert main(argv) == 130 and sorted(p.name for p in out.iterdir()) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["merged"]
+    # an OSError of the disk is one line; another (a bug) its traceback, not "cannot write OUT: fileno"; both leave
+    # --out as it was
+    import errno
+    import io
+
+    def failing(e):
+        def copy(*a, **k):
+            raise e
+
+        monkeypatch.setattr(loop_mod, "_copy_processor_files", copy)
+
+    capsys.readouterr()
+    failing(OSError(errno.ENOSPC, "No space left on device"))
+    assert main(argv) == 1
+    said = f"sf2t merge: cannot write {out}: No space left on device; nothing was changed there"
+    assert capsys.readouterr().err.splitlines()[-1] == said  # (after transformers' progress bars)
+    failing(io.UnsupportedOperation("fileno"))
+    with pytest.raises(io.UnsupportedOperation):
+        main(argv)
+    assert "sf2t merge" not in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before and sorted(p.name for p in out.parent.iterdir()) == [
+        "merged"
+    ]
 
 
 def test_saving_a_step_again_keeps_the_old_copy_until_the_new_one_is_in_place(tmp_path, monkeypatch):
@@ -2757,6 +2780,94 @@ def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_pat
     assert "Traceback" not in err
     assert f"sf2t train: {run / 'metrics.jsonl'}: No space left on device; the last checkpoint is" in err
     assert "step-00000002: resume=auto continues from it" in err
+
+
+def test_train_says_only_file_os_errors_in_one_line(tmp_path, capsys, monkeypatch):
+    """Only an OSError of the user's files or disk stops sf2t train with one line (sf2t.cli.is_file_error, as every
+    command): a bug (io.UnsupportedOperation, an OSError with no errno) keeps its traceback (it was "sf2t train:
+    fileno; the last checkpoint is ...", exit 2 or 1); ENOMEM shows its traceback, then the checkpoint to resume from;
+    output into a reader that has gone (`sf2t train ... | head -1`) ends quietly, exit 1 (it was "sf2t train: Broken
+    pipe"), while a pipe that is not stdout's (a worker's) keeps its traceback."""
+    import errno
+    import io
+
+    from sf2t import cli as sf2t_cli
+    from sf2t.train import cli
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "resume=auto"]
+    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
+        monkeypatch.setattr(cli, name, lambda cfg: None)
+
+    def failing(e):
+        def run_training(cfg):
+            raise e
+
+        monkeypatch.setattr(cli, "run_training", run_training)
+
+    for e in (io.UnsupportedOperation("fileno"), OSError("a message of sf2t's own"), BrokenPipeError(errno.EPIPE, "")):
+        failing(e)
+        with pytest.raises(type(e)):
+            cli.train_main(argv)
+        assert capsys.readouterr().err == "", e
+
+    failing(OSError(errno.ENOMEM, "Cannot allocate memory"))
+    assert cli.train_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "OSError: [Errno 12]" in err, err
+    assert err.splitlines()[-1] == (
+        "sf2t train: the host ran out of memory (Cannot allocate memory: the traceback above says where); the last "
+        f"checkpoint is {run / 'checkpoints' / 'step-00000002'}: resume=auto continues from it. Free some (fewer "
+        "workers=, other programs closed) and run it again"
+    )
+
+    failing(BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    monkeypatch.setattr(sf2t_cli, "_output_closed", lambda: True)  # stdout a pipe whose reader has gone
+    monkeypatch.setattr(sf2t_cli, "_quiet_stdout", lambda: None)
+    assert sf2t_cli.main(["train", *argv]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch):
+    """A save stopped by an OSError of the disk says which checkpoint is intact and what to do (free space only for a
+    full disk); another OSError (a bug, ENOMEM) is raised as it is (it became "checkpoint not written (...). Free
+    space (or lower keep_checkpoints) and resume=auto", whatever it was)."""
+    import errno
+    import io
+
+    import sf2t.train.checkpoint as ck
+
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(model.parameters())
+    mgr = ck.CheckpointManager(tmp_path / "ckpt", keep=2)
+    mgr.save(1, model, opt, {"losses": []}, peft=False)
+
+    def failing(e):
+        def save(obj, path, *a, **k):
+            raise e
+
+        monkeypatch.setattr(ck.torch, "save", save)
+
+    denied = str(tmp_path / "ckpt" / "x")
+    failing(PermissionError(errno.EACCES, "Permission denied", denied))
+    intact = tmp_path / "ckpt" / "step-00000001"
+    with pytest.raises(OSError) as got:
+        mgr.save(2, model, opt, {"losses": []}, peft=False)
+    assert str(got.value) == (
+        f"[Errno 13] checkpoint step-00000002 not written ({denied}: Permission denied); the previous checkpoint is "
+        f"intact: {intact}. Once that is fixed, resume=auto continues from it"
+    )
+    for e in (io.UnsupportedOperation("fileno"), OSError(errno.ENOMEM, "Cannot allocate memory")):
+        failing(e)
+        with pytest.raises(OSError) as got:
+            mgr.save(2, model, opt, {"losses": []}, peft=False)
+        assert got.value is e
+    assert (tmp_path / "ckpt" / "latest").read_text().strip() == "step-00000001"
+    assert not list((tmp_path / "ckpt").glob(".tmp-*"))
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")

@@ -111,15 +111,19 @@ class CheckpointManager:
             for stale in self.root.glob(f".tmp-{name}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
             self._restore_replaced()
-            if not isinstance(e, OSError):
+            from sf2t.cli import is_file_error, os_error_text
+
+            if not isinstance(e, OSError) or not is_file_error(e):  # (a bug, ENOMEM: their own traceback)
                 raise
             import errno
 
-            why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            why = "the disk is full" if e.errno == errno.ENOSPC else os_error_text(e)
+            full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+            fix = "Free space (or lower keep_checkpoints), then" if full else "Once that is fixed,"
             raise OSError(
                 e.errno,
                 f"checkpoint {name} not written ({why}); the previous checkpoint is intact: "
-                f"{previous or 'none written yet'}. Free space (or lower keep_checkpoints) and resume=auto",
+                f"{previous or 'none written yet'}. {fix} resume=auto continues from it",
             ) from e
 
     def _restore_replaced(self) -> None:

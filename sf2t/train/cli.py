@@ -366,6 +366,38 @@ def _last_checkpoint(cfg) -> Path | None:
         return None
 
 
+def _said_os_error(cfg, e: OSError) -> bool:
+    """Whether ``sf2t train`` said an OSError that stopped the run (exit 1), as :func:`sf2t.cli.main` does for every
+    command: the user's files or disk (:func:`sf2t.cli.is_file_error`) in one line, with the checkpoint
+    ``resume=auto`` continues from; ``ENOMEM`` (the host's memory ran out: DataLoader workers started, a file mapped)
+    its traceback, which says where, then that checkpoint, as the run can go on once memory is free. False for the
+    rest, raised on to main(): a reader of stdout that has gone (``sf2t train ... | head -1``) ends quietly there,
+    anything else (a bug such as io.UnsupportedOperation, a pipe to a process that died) shows its traceback."""
+    import errno
+
+    from sf2t.cli import is_file_error, os_error_text
+
+    said = os_error_text(e)
+    if e.errno == errno.ENOMEM:
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
+        last = _last_checkpoint(cfg)
+        where = f"the last checkpoint is {last}: resume=auto continues from it" if last else "no checkpoint was written"
+        print(
+            f"sf2t train: the host ran out of memory ({said}: the traceback above says where); {where}. Free some "
+            "(fewer workers=, other programs closed) and run it again",
+            file=sys.stderr,
+        )
+        return True
+    if not is_file_error(e):
+        return False
+    last = _last_checkpoint(cfg) if "resume=auto" not in said else None  # (a failed save says it already)
+    where = f"; the last checkpoint is {last}: resume=auto continues from it once that is fixed" if last else ""
+    print(f"sf2t train: {said}{where}", file=sys.stderr)
+    return True
+
+
 def _no_checkpoint(model: str) -> str:
     """What to do when ``model=`` names no folder. sf2t loads checkpoints offline, so a Hub id (``org/name``) is
     downloaded first with huggingface_hub's ``hf`` command (the pinned huggingface_hub 2.x has no ``huggingface-cli``
@@ -441,6 +473,8 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # a setting the data cannot serve (one video for a task that needs two, ...)
+        if isinstance(e, OSError):  # io.UnsupportedOperation is both: a bug, its traceback
+            raise
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # stopped by the user: where to pick it up
@@ -453,11 +487,8 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         print(f"\nsf2t train: interrupted; {where}", file=sys.stderr)
         return 130
     except OSError as e:  # a full disk, a folder that takes no file (out_dir on a read-only or root-squashed mount)
-        said = e.strerror or str(e)
-        said = f"{e.filename}: {said}" if e.filename else said
-        last = _last_checkpoint(cfg) if "resume=auto" not in said else None  # (a failed save says it already)
-        where = f"; the last checkpoint is {last}: resume=auto continues from it once that is fixed" if last else ""
-        print(f"sf2t train: {said}{where}", file=sys.stderr)
+        if not _said_os_error(cfg, e):  # not the user's files: main() ends `| head` quietly, shows other tracebacks
+            raise
         return 1
     if res.get("rank", 0) != 0 or os.environ.get("RANK", "0") != "0":  # under torchrun: said once, by rank 0
         return 0
@@ -524,7 +555,9 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, KeyboardInterrupt):
             print(interrupted, file=sys.stderr)
             return 130
-        if not isinstance(e, OSError):
+        from sf2t.cli import is_file_error
+
+        if not isinstance(e, OSError) or not is_file_error(e):  # (a bug, ENOMEM: their traceback, via sf2t.cli.main)
             raise
         print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
         return 1

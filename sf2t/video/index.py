@@ -321,11 +321,19 @@ def _probe_all(todo: list[str], workers: int, verify: bool, timeout: float | Non
         return {"proc": proc, "conn": a, "path": None, "since": 0.0}
 
     def give(s):
-        if queue:
-            s["path"], s["since"] = queue.pop(), time.monotonic()
-            s["conn"].send(s["path"])
-        else:
+        if not queue:
             s["path"] = None
+            return
+        path = queue.pop()
+        try:
+            s["conn"].send(path)
+        except OSError:  # (BrokenPipeError) the worker died after its last answer: the file goes to a new one
+            s["conn"].close()
+            s["proc"].kill()
+            s["proc"].join()
+            s.update(start())
+            s["conn"].send(path)
+        s["path"], s["since"] = path, time.monotonic()
 
     try:
         for _ in range(min(workers, len(todo))):
@@ -529,7 +537,9 @@ def main(args) -> int:
             retry_errors=args.retry_errors,
             progress=not args.quiet,
         )
-    except (ValueError, OSError) as e:
+    except ValueError as e:  # (an OSError, a full disk at a save: sf2t.cli.main says it in one line, or its traceback)
+        if isinstance(e, OSError):  # io.UnsupportedOperation is both: a bug, its traceback
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except IndexInterrupted as e:

@@ -1,5 +1,5 @@
-"""A probing worker that hangs on files whose name contains "hang" (for the index's hard time limit test).
-Lives in its own module so spawned worker processes can import it."""
+"""Probing workers that misbehave: one hangs on files whose name contains "hang" (for the index's hard time limit
+test), one exits after its first answer. They live in their own module so spawned worker processes can import them."""
 
 import time
 
@@ -14,3 +14,11 @@ def worker(conn, verify, timeout):
         if "hang" in path:
             time.sleep(3600)  # a decoder stuck in C code: only killing the process ends it
         conn.send(index._entry(path, verify, timeout))
+
+
+def answer_once(conn, verify, timeout):
+    """A worker that answers its first file, then exits (as one that crashes in a decoder's cleanup after its answer):
+    the next file sent to it meets a closed pipe."""
+    path = conn.recv()
+    conn.send({"path": path, "status": "ok"})
+    conn.close()

@@ -390,3 +390,55 @@ def test_folder_walk_takes_the_common_video_extensions(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     got = [os.path.basename(p) for p in find_files([tmp_path])]
     assert got == ["a.vob", "b.m2v", "c.asf", "d.dv", "e.f4v", "f.3g2"]
+
+
+def test_a_worker_that_died_after_its_answer_is_replaced(tmp_path):
+    """A probing process that exits after answering (a crash in a decoder's cleanup) met the next file's send with a
+    BrokenPipeError that stopped the index ("error: [Errno 32] Broken pipe"); the file goes to a new process."""
+    import multiprocessing
+    import time
+
+    from tests.video import _hang
+
+    todo = [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]
+    got = index._probe_all(todo, 1, False, None, target=_hang.answer_once)
+    first = next(got)
+    deadline = time.monotonic() + 30
+    while multiprocessing.active_children() and time.monotonic() < deadline:  # the worker gone before the next send
+        time.sleep(0.05)
+    assert not multiprocessing.active_children()
+    assert [first["path"]] + [e["path"] for e in got] == todo
+
+
+def test_index_says_a_file_error_in_one_line_and_keeps_other_tracebacks(tmp_path, capsys, monkeypatch):
+    """An OSError of a file (a full disk at a save) is one line, the file and the system's words (it was the repr,
+    "error: [Errno 28] No space left on device: '...'", exit 2), and what the manifest holds, exit 1; another OSError
+    (a bug) keeps its traceback, not disguised as "error: ..."."""
+    import errno
+    import io
+
+    from sf2t import _files
+
+    bad = tmp_path / "zero.mp4"
+    bad.write_bytes(b"")
+    out = tmp_path / "m.jsonl"
+    tmp = tmp_path / ".m.jsonl.tmp"
+
+    def full(path, text, label="output"):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    monkeypatch.setattr(_files, "write_text_atomic", full)
+    assert run_index([bad], out, "--workers", "0") == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"sf2t index: {tmp}: No space left on device; {out} holds what was last saved (it is written whole or not at "
+        "all): once that is fixed, the same command goes on from there\n"
+    ), err
+
+    def bug(path, text, label="output"):
+        raise io.UnsupportedOperation("fileno")
+
+    monkeypatch.setattr(_files, "write_text_atomic", bug)
+    with pytest.raises(io.UnsupportedOperation):
+        run_index([bad], out, "--workers", "0")
+    assert "error" not in capsys.readouterr().err
