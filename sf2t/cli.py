@@ -5,7 +5,6 @@ modules (each parses its own options)."""
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib.util
 import json
 import os
@@ -180,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     """The ``sf2t`` command. sf2t's warnings are shown as ``sf2t COMMAND: warning: ...``, once per run (under torchrun
     by rank 0 only): :func:`sf2t._warn.cli_warnings`; under torchrun, ``sf2t train``'s ranks other than 0 show no
     transformers, peft or torch.distributed messages below error level either (:func:`sf2t._warn.quiet_other_ranks`).
-    An OSError of the user's files or disk that stops a command is one line, exit 1 (:func:`is_file_error`; other
-    OSErrors keep their traceback); output piped into a reader that has gone (``| head``) ends quietly, exit 1."""
+    An OSError of the user's files or disk that stops a command is one line, exit 1
+    (:func:`sf2t._oserror.is_file_error`; other OSErrors keep their traceback); output piped into a reader that has
+    gone (``| head``) ends quietly, exit 1."""
+    from sf2t._oserror import is_file_error, os_error_text
     from sf2t._warn import cli_warnings, command_name
 
     _allocator_defaults()
@@ -203,43 +204,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{command_name(argv)}: {os_error_text(e)}{_kept_after_os_error(argv)}", file=sys.stderr)
         return 1
-
-
-def _errnos(*names: str) -> frozenset[int]:
-    return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))  # (EDQUOT, ESTALE: not on Windows)
-
-
-# The errors of the files and disks a command was given: the user's to fix, said in one line.
-_FILE_ERRNOS = _errnos(
-    *("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOENT", "EEXIST", "EIO", "EISDIR", "ENOTDIR"),
-    *("ENOTEMPTY", "ENAMETOOLONG", "ELOOP", "EXDEV", "EMFILE", "ENFILE", "ETXTBSY", "EBUSY", "ESTALE", "ENXIO"),
-)
-# Packages whose "cannot load" OSErrors (no errno: "Can't load image processor for ...") are messages of their own.
-_LOADERS = ("transformers", "huggingface_hub")
-
-
-def is_file_error(e: OSError) -> bool:
-    """Whether an OSError that stopped a command is one :func:`main` says in one line: it names a file
-    (``e.filename``), has a file or disk errno (:data:`_FILE_ERRNOS`: ``ENOSPC``, ``EACCES``, ...), or is a
-    transformers / huggingface_hub load error (raised there, no errno). Other OSErrors are not the user's files: a
-    programming error (``io.UnsupportedOperation``, ``EBADF``), ``ENOMEM``, a connection or socket error, a pipe to a
-    process that died; their traceback shows where they came from."""
-    if isinstance(e, BrokenPipeError):
-        return False
-    if e.filename is not None or e.errno in _FILE_ERRNOS:
-        return True
-    return e.errno is None and type(e) is OSError and _raised_in(e, _LOADERS)
-
-
-def _raised_in(e: BaseException, packages: tuple[str, ...]) -> bool:
-    """Whether ``e`` was raised by code of one of ``packages`` (its traceback's innermost frame)."""
-    tb = e.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    module = str(tb.tb_frame.f_globals.get("__name__", ""))
-    return module.split(".")[0] in packages
 
 
 def _output_closed() -> bool:
@@ -272,17 +236,6 @@ def _quiet_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
     os.close(devnull)
-
-
-def os_error_text(e: OSError) -> str:
-    """``what failed: the error`` of an OSError, in one line: the file it names (both, for a rename) and the system's
-    words for it (``No space left on device``), not its repr; a message of its own (transformers' "cannot load" ones
-    run over several lines) joined into one."""
-    said = " ".join((e.strerror or str(e)).split())
-    if e.filename is None:
-        return said
-    where = str(e.filename) + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "")
-    return f"{where}: {said}"
 
 
 def _option(argv: list[str], name: str, default: str) -> str:

@@ -2783,7 +2783,7 @@ def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_pat
 
 
 def test_train_says_only_file_os_errors_in_one_line(tmp_path, capsys, monkeypatch):
-    """Only an OSError of the user's files or disk stops sf2t train with one line (sf2t.cli.is_file_error, as every
+    """Only an OSError of the user's files or disk stops sf2t train with one line (sf2t._oserror.is_file_error, as every
     command): a bug (io.UnsupportedOperation, an OSError with no errno) keeps its traceback (it was "sf2t train:
     fileno; the last checkpoint is ...", exit 2 or 1); ENOMEM shows its traceback, then the checkpoint to resume from;
     output into a reader that has gone (`sf2t train ... | head -1`) ends quietly, exit 1 (it was "sf2t train: Broken

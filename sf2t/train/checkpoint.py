@@ -111,7 +111,7 @@ class CheckpointManager:
             for stale in self.root.glob(f".tmp-{name}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
             self._restore_replaced()
-            from sf2t.cli import is_file_error, os_error_text
+            from sf2t._oserror import is_file_error, os_error_text
 
             if not isinstance(e, OSError) or not is_file_error(e):  # (a bug, ENOMEM: their own traceback)
                 raise

@@ -368,14 +368,14 @@ def _last_checkpoint(cfg) -> Path | None:
 
 def _said_os_error(cfg, e: OSError) -> bool:
     """Whether ``sf2t train`` said an OSError that stopped the run (exit 1), as :func:`sf2t.cli.main` does for every
-    command: the user's files or disk (:func:`sf2t.cli.is_file_error`) in one line, with the checkpoint
+    command: the user's files or disk (:func:`sf2t._oserror.is_file_error`) in one line, with the checkpoint
     ``resume=auto`` continues from; ``ENOMEM`` (the host's memory ran out: DataLoader workers started, a file mapped)
     its traceback, which says where, then that checkpoint, as the run can go on once memory is free. False for the
     rest, raised on to main(): a reader of stdout that has gone (``sf2t train ... | head -1``) ends quietly there,
     anything else (a bug such as io.UnsupportedOperation, a pipe to a process that died) shows its traceback."""
     import errno
 
-    from sf2t.cli import is_file_error, os_error_text
+    from sf2t._oserror import is_file_error, os_error_text
 
     said = os_error_text(e)
     if e.errno == errno.ENOMEM:
@@ -555,7 +555,7 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, KeyboardInterrupt):
             print(interrupted, file=sys.stderr)
             return 130
-        from sf2t.cli import is_file_error
+        from sf2t._oserror import is_file_error
 
         if not isinstance(e, OSError) or not is_file_error(e):  # (a bug, ENOMEM: their traceback, via sf2t.cli.main)
             raise
