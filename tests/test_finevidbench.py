@@ -9,16 +9,18 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from sf2t import cli
 from sf2t.finevidbench import BenchmarkError, load, schema, validate
 from sf2t.finevidbench.build import OPPOSITE, build
-from sf2t.finevidbench.evaluate import evaluate, parse_choice
+from sf2t.finevidbench.evaluate import VideoRunner, evaluate, parse_choice
 
 pytest.importorskip("av")
 synth = pytest.importorskip("sf2t.synth")
+I64 = np.int64
 
 
 @pytest.fixture(scope="module")
@@ -1458,3 +1460,34 @@ def test_a_full_disk_mid_build_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(_files, "write_text_atomic", bug)
     with pytest.raises(TypeError, match="a bug"):
         cli.main(argv)
+
+
+def _oracle(q, frames, image):
+    return q["answer_index"], {}
+
+
+@pytest.mark.parametrize(
+    "call, refused",
+    [
+        # numpy integers (a sweep's np.arange) are taken; what is written stays JSON
+        (lambda b, p: evaluate(b, p / "r.json", predictor=_oracle, max_frames=I64(99), batch_size=I64(2)), None),
+        (lambda b, p: build(None, p / "b.json", per_category=I64(1), synthetic=I64(1), seed=I64(3), progress=0), None),
+        # bools (True read as 1), floats and strings are refused by name, before any work
+        (lambda b, p: evaluate(b, p / "r.json", predictor=_oracle, max_frames=True), "max_frames must be a positive"),
+        (lambda b, p: evaluate(b, p / "r.json", predictor=_oracle, batch_size=2.0), "batch_size must be a positive"),
+        (lambda b, p: build(None, p / "b.json", per_category=True), "per_category must be a positive int, got the b"),
+        (lambda b, p: build(None, p / "b.json", synthetic=np.True_), "synthetic must be a non-negative int, got the"),
+        (lambda b, p: build(None, p / "b.json", synthetic=1, seed=False), "seed must be an int, got the bool False"),
+        (lambda b, p: VideoRunner(str(p), frame_size=("56", "56")), "frame_size must be (h, w) ints, got ('56', '56')"),
+        (lambda b, p: VideoRunner(str(p), frame_size=(True, 28)), "frame_size must be (h, w) ints, got (True, 28): h"),
+        (lambda b, p: VideoRunner(str(p), max_pixels=True), "max_pixels must be a positive int, got the bool True"),
+    ],
+)
+def test_integer_arguments_take_numpy_ints_and_refuse_bools(bench, tmp_path, call, refused):
+    if refused is None:
+        call(str(bench), tmp_path)
+        for f in tmp_path.glob("*.json"):
+            json.loads(f.read_text())
+    else:
+        with pytest.raises(ValueError, match=re.escape(refused)):
+            call(str(bench), tmp_path)

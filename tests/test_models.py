@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -105,6 +107,33 @@ def test_build_reuses_and_overwrites(ckpt):
     mtime = (ckpt / "model.safetensors").stat().st_mtime_ns
     assert build_tiny_qwen2_vl(ckpt) == ckpt
     assert (ckpt / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "llava_onevision", "llava_next_video"])
+def test_tiny_builders_refuse_bools_and_floats_by_name(family, tmp_path):
+    """A size or seed that is a bool (True read as 1) or a float is refused by name before anything is built (it was
+    a huggingface_hub StrictDataclassFieldValidationError from inside the config, after the tokenizer was built)."""
+    import importlib
+
+    name = "tiny" if family == "qwen2_vl" else family
+    build = getattr(importlib.import_module(f"sf2t.models.{name}"), f"build_tiny_{family}")
+    for kw, said in (
+        ({"num_layers": True}, "num_layers must be a positive int, got the bool True"),
+        ({"hidden_size": 64.0}, "hidden_size must be a positive int, got float 64.0: pass 64"),
+        ({"vision_depth": 0}, "vision_depth must be a positive int, got 0"),
+        ({"seed": np.True_}, "seed must be an int, got the bool np.True_"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            build(tmp_path / "m", **kw)
+    assert not (tmp_path / "m").exists()
+
+
+def test_tiny_builder_takes_numpy_ints(tmp_path):
+    import json
+
+    out = build_tiny_qwen2_vl(tmp_path / "m", hidden_size=np.int64(32), num_layers=np.int64(1), seed=np.int64(1))
+    text = json.loads((out / "config.json").read_text())["text_config"]
+    assert (text["hidden_size"], text["num_hidden_layers"]) == (32, 1)
 
 
 def test_seeded_weights_are_deterministic(ckpt, tmp_path):

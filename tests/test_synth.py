@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 
 from sf2t.synth import (
     SUPPORTED_CODECS,
+    encode_frames,
     frame_mads,
     ground_truth,
     iter_frames,
     make_clip,
     make_clips,
+    make_contrast_clip,
+    render_contrast_frames,
     render_frames,
     thumbnail,
     thumbnail_mad,
@@ -392,3 +396,34 @@ def test_slow_downs_off_speeds_every_change_up_and_draws_the_rest_alike():
             assert off == on, seed
             same += 1
     assert changes >= 10 and 20 <= same < 60, (changes, same)
+
+
+I64 = np.int64
+
+
+@pytest.mark.parametrize(
+    "call, refused",
+    [
+        # numpy integers (a sweep's np.arange, a header's fields) are taken, and come back as Python ints (JSON)
+        (lambda p: ground_truth(I64(3), width=I64(64), height=I64(48), seconds=1, num_sprites=I64(2)), None),
+        (lambda p: render_contrast_frames(I64(1), size=I64(32), num_frames=I64(3))[1], None),
+        (lambda p: make_contrast_clip(p / "c.mp4", I64(1), size=I64(32), num_frames=I64(2), crf=I64(30)), None),
+        (lambda p: make_clips(p, I64(0), seed=I64(4)), None),
+        # bools (True was read as 1), floats and strings are refused, the argument named
+        (lambda p: ground_truth(True, **SMALL), "seed must be a non-negative int, got the bool True"),
+        (lambda p: ground_truth(0, num_sprites=True, **SMALL), "num_sprites must be an int, got the bool True"),
+        (lambda p: ground_truth(0, num_sprites=2.0, **SMALL), "num_sprites must be an int, got float 2.0: pass 2"),
+        (lambda p: render_contrast_frames(0, size=32, num_frames=True), "num_frames must be an int >= 2, got the bool"),
+        (lambda p: render_contrast_frames(np.True_, size=32), "seed must be a non-negative int, got the bool np.True_"),
+        (lambda p: make_clips(p, 1, seed=True), "seed must be a non-negative int, got the bool True"),
+        (lambda p: make_clips(p, "2"), "n must be a non-negative int, got the string '2': pass the number 2"),
+        (lambda p: encode_frames(p / "e.mp4", [], width=64, height=48, fps=25, crf=True), "crf must be a non-negative"),
+        (lambda p: make_clip(p / "g.mp4", 0, gop=True, **SMALL), "gop must be a positive int, got the bool True"),
+    ],
+)
+def test_integer_arguments_take_numpy_ints_and_refuse_bools(tmp_path, call, refused):
+    if refused is None:
+        json.dumps(call(tmp_path))  # Python ints in the ground truth: np.int64 is no JSON
+    else:
+        with pytest.raises(ValueError, match=re.escape(refused)):
+            call(tmp_path)

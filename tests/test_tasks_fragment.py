@@ -5,15 +5,19 @@ TASKS.md; scorers and the reward entry point; config errors name the field."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
+import re
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from sf2t.tasks import (
+    TASK_CONFIGS,
     ConsistencyConfig,
     ConsistencyTask,
     LocalizationConfig,
@@ -32,11 +36,15 @@ from sf2t.tasks import (
     truth_text,
 )
 from sf2t.tasks.consistency import CELLS, cell_box, cell_mads
+from sf2t.tasks.export import export, preview
 from sf2t.tasks.rearrangement import positions_answer
 from sf2t.tasks.scoring import kendall_score, parse_consistency, parse_positions, parse_span, parse_speed
+from sf2t.video.probe import VideoInfo
+from sf2t.video.sampler import WindowSampler
 
 N, H, W = 64, 24, 36
 ALL = ["counting", "consistency", "localization", "disorder", "rearrangement", "speed"]
+ONE = [VideoInfo("a.mp4", N, 25.0, W, H, N / 25, "h264")]
 
 
 @pytest.fixture(scope="module")
@@ -437,6 +445,64 @@ def test_reward_entry_point():
 def test_bad_configs_name_the_field(cls, cfg, field):
     with pytest.raises(ValueError, match=field):
         cls(cfg)
+
+
+@pytest.mark.parametrize("name", ["counting", "disorder", "rearrangement", "speed", "localization", "consistency"])
+def test_config_ints_take_numpy_ints_and_refuse_bools(name):
+    """A config's int fields take numpy integers (a sweep's np.arange) and keep Python ints (a plan's params are
+    JSON); a bool (True read as 1) is refused with the field named; the counts and strides of every task checked."""
+    cls = TASK_CONFIGS[name]
+    ints = {f.name: f.default for f in dataclasses.fields(cls) if type(f.default) is int}
+    task = make_task(name, cls(**{k: np.int64(v) for k, v in ints.items()}))
+    assert {k: (type(getattr(task.cfg, k)), getattr(task.cfg, k)) for k in ints} == {
+        k: (int, v) for k, v in ints.items()
+    }
+    for k in ints:
+        with pytest.raises(ValueError, match=f"{name}: {k} must be an int.*, got the bool True"):
+            make_task(name, cls(**{k: True}))
+    lo = "count_min" if "count_min" in ints else "gap_min"
+    with pytest.raises(ValueError, match=f"{name}: {lo} must be an int, got float 3.0: pass 3"):
+        make_task(name, cls(**{lo: 3.0}))
+    if "stride_min" in ints:  # (counting and disorder did not check their strides)
+        with pytest.raises(ValueError, match=f"{name}: need 1 <= stride_min <= stride_max, got stride_min=0"):
+            make_task(name, cls(stride_min=0))
+
+
+@pytest.mark.parametrize(
+    "call, refused",
+    [
+        (lambda p: export(str(p / "m.jsonl"), p / "out", num=True), "num must be a positive int, got the bool True"),
+        (
+            lambda p: export("m.jsonl", p / "o", num=2, frame_repeat=2.0),
+            "frame_repeat must be a positive int, got float",
+        ),
+        (
+            lambda p: export("m.jsonl", p / "o", num=2, max_windows=True),
+            "max_windows must be a positive int, got the bool",
+        ),
+        (
+            lambda p: preview("m.jsonl", "counting", p / "a.png", num=np.True_),
+            "num must be a positive int, got the bool",
+        ),
+        (
+            lambda p: WindowSampler(ONE, samples_per_window=True),
+            "samples_per_window must be a positive int, got the bool",
+        ),
+        (
+            lambda p: WindowSampler(ONE, window_frames=64.0),
+            "window_frames must be a positive int, got float 64.0: pass 64",
+        ),
+        (lambda p: WindowSampler(ONE, seed=False), "seed must be an int, got the bool False"),
+    ],
+)
+def test_export_and_sampler_ints_refuse_bools(tmp_path, call, refused):
+    with pytest.raises(ValueError, match=re.escape(refused)):
+        call(tmp_path)
+
+
+def test_sampler_takes_numpy_ints():
+    s = WindowSampler(ONE * 2, seed=np.int64(3), samples_per_window=np.int64(2), window_frames=np.int64(32))
+    assert [(type(v), v) for v in (s.seed, s.samples_per_window, s.window_frames)] == [(int, 3), (int, 2), (int, 32)]
 
 
 def test_localization_needs_two_videos(videos):

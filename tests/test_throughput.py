@@ -4,8 +4,10 @@ tolerance), and the command prints and writes its figures."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -246,7 +248,7 @@ def test_warmup_rounds_are_run_and_not_timed(clip):
     ]
     assert all("sf2t" in ln and "qwenvl_utils_style" in ln for ln in lines)
     assert res["warmup_rounds"] == 2 and res["rounds"] == 2
-    with pytest.raises(ValueError, match="warmup must be an int >= 0"):
+    with pytest.raises(ValueError, match="warmup must be a non-negative int, got -1"):
         measure([str(clip)], warmup=-1, against=())
 
 
@@ -500,7 +502,7 @@ def test_baselines_run_in_as_many_threads_as_sf2t_pipelines(clip, monkeypatch):
     calls.clear()
     res = measure([str(clip)], threads=2, workers=2, log=lambda s: None, **kw)
     assert res["baseline_streams"] == 2 and len({t for t, _, _ in calls[2:]}) == 2
-    with pytest.raises(ValueError, match="baseline_streams must be an int >= 1"):
+    with pytest.raises(ValueError, match="baseline_streams must be a positive int, got 0"):
         measure([str(clip)], baseline_streams=0, against=())
 
 
@@ -894,3 +896,26 @@ def test_a_full_disk_at_the_json_is_one_line(clip, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err.strip()
     assert err == f"sf2t throughput: {out}: No space left on device; nothing was written to --json {out}", err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "kw, refused",
+    [
+        # numpy integers (a sweep's np.arange) pass the checks: the missing video is what is said
+        (dict(size=np.array([56, 84]), threads=np.int64(1), windows=np.int64(1), rounds=np.int64(1)), None),
+        (dict(warmup=np.int64(0), workers=np.int64(0), prefetch=np.int64(1), seed=np.int64(3)), None),
+        (dict(pipelines=np.int64(1), baseline_samples=np.int64(2), baseline_streams=np.int64(1)), None),
+        # bools (True read as 1), floats and strings are refused by name
+        (dict(threads=True), "threads must be a positive int, got the bool True"),
+        (dict(windows=2.0), "windows must be a positive int, got float 2.0: pass 2"),
+        (dict(rounds=np.True_), "rounds must be a positive int, got the bool np.True_"),
+        (dict(size=(np.True_, 84)), "size must be (h, w) ints, got (np.True_, 84): h is the bool"),
+        (dict(baseline_samples=True), "baseline_samples must be a positive int, got the bool True"),
+        (dict(seed=False), "seed must be an int, got the bool False"),
+    ],
+)
+def test_measure_counts_take_numpy_ints_and_refuse_bools(kw, refused):
+    from sf2t.throughput import measure
+
+    with pytest.raises(ValueError, match=re.escape(refused or "no usable video: /no/such/video.mp4")):
+        measure(["/no/such/video.mp4"], against=(), log=lambda s: None, **{"size": (56, 84), **kw})

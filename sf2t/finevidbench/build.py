@@ -38,6 +38,7 @@ import random
 from pathlib import Path
 from typing import Sequence
 
+from sf2t._checks import check_int
 from sf2t.finevidbench.format import FORMAT, dumps
 
 __all__ = ["build", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
@@ -611,13 +612,12 @@ def build(
     sections, so the questions use the parameters the model was trained with); absent tasks use the defaults."""
     from sf2t.tasks import TASK_CONFIGS, TASKS, make_task, task_names
 
-    if isinstance(per_category, bool) or not isinstance(per_category, int) or per_category < 1:
-        raise ValueError(f"per_category must be a positive int, got {per_category!r}")
-    if isinstance(synthetic, bool) or not isinstance(synthetic, int) or synthetic < 0:
-        raise ValueError(f"synthetic must be a non-negative int, got {synthetic!r}")
-    if synthetic and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+    per_category = check_int("per_category", per_category, min_value=1)
+    synthetic = check_int("synthetic", synthetic, min_value=0)
+    seed = check_int("seed", seed)  # (a bool would seed the questions' draws with "True")
+    if synthetic and seed < 0:
         # the clips' seeds are seed * 1000 + i: synth refused -1000 for --seed -1, once clips were being made
-        raise ValueError(f"seed must be a non-negative int for synthetic clips, got {seed!r}")
+        raise ValueError(f"seed must be a non-negative int for synthetic clips, got {seed}")
     if manifest is None and synthetic == 0 and scene_annotations is None:
         raise ValueError(
             "nothing to build from: give a manifest (sf2t index), scene annotations and/or synthetic clips"

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from sf2t._checks import check_int, check_int_pair
 from sf2t.finevidbench.choice import parse_choice
 from sf2t.finevidbench.format import LETTERS, load
 
@@ -118,8 +119,11 @@ class VideoRunner:
         in training (``sf2t.models.apply_sf2t``; the text gets the kept number of placeholders)."""
         if layout not in ("repeat", "pairs"):
             raise ValueError(f"layout must be repeat or pairs, got {layout!r}")
-        if frame_size is not None and (len(frame_size) != 2 or any(int(v) % 28 or int(v) <= 0 for v in frame_size)):
-            raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
+        if frame_size is not None:
+            frame_size = check_int_pair("frame_size", frame_size)
+            if any(v % 28 or v <= 0 for v in frame_size):
+                raise ValueError(f"frame_size must be (h, w), positive multiples of 28, got {frame_size}")
+        max_pixels = check_int("max_pixels", max_pixels, min_value=1)
         if isinstance(token_keep_ratio, bool) or not 0.0 < float(token_keep_ratio) <= 1.0:
             raise ValueError(f"token_keep_ratio must be in (0, 1], got {token_keep_ratio!r}")
         if token_stage not in ("after_tower", "before_tower"):
@@ -128,7 +132,7 @@ class VideoRunner:
             raise ValueError(f"token_first_group must be all or budget, got {token_first_group!r}")
         self.token_keep_ratio = float(token_keep_ratio)
         self.token_first_group = token_first_group
-        self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
+        self.frame_size = frame_size
         self.layout = layout
         from sf2t.models import FAMILIES
         from sf2t.models._build import load_checkpoint
@@ -424,6 +428,9 @@ def evaluate(
         raise ValueError(f"mode must be likelihood or generate, got {mode!r}")
     if runner is None and predictor is None:
         raise ValueError("give a runner (a model) or a predictor")
+    if max_frames is not None:
+        max_frames = check_int("max_frames", max_frames, min_value=1)
+    batch_size = check_int("batch_size", batch_size, min_value=1)
     from sf2t._files import write_text_atomic
 
     bench = load(bench_path)
@@ -453,8 +460,6 @@ def evaluate(
         log(f"{len(missing)} question(s) skipped: missing file(s) {files[:5]}{' ...' if len(files) > 5 else ''}")
     too_long = {}
     if max_frames is not None:
-        if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
-            raise ValueError(f"max_frames must be a positive int, got {max_frames!r}")
         too_long = {q["id"]: n for q in bench["questions"] if (n := _num_frames(q)) > max_frames}
         if too_long:
             log(
@@ -471,8 +476,6 @@ def evaluate(
     todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in skipped]
     from sf2t._progress import progress_bar
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     step = batch_size if (predictor is None and mode == "likelihood") else 1
     bar = progress_bar(total=len(todo), auto=True, desc="eval", leave=False, disable=len(todo) < 20)
     with open(answers_path, "a") as fh:

@@ -14,9 +14,12 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
+
+from sf2t._checks import check_int
 
 _REQUIRED_FILES = ("config.json",)
 
@@ -125,6 +128,13 @@ def save_checkpoint_dir(model, processor, out: pathlib.Path, *, processor_class:
     return out
 
 
+def tiny_sizes(**sizes: Any) -> dict[str, int]:
+    """A tiny builder's sizes (``hidden_size=64, num_layers=2, ...``) as Python ints, each checked positive
+    (:func:`sf2t._checks.check_int`): a numpy integer from a sweep is taken, a bool or a float is refused by name
+    before anything is built (the config is written as JSON, which takes no numpy integer)."""
+    return {name: check_int(name, v, min_value=1) for name, v in sizes.items()}
+
+
 def build_tiny_checkpoint(
     out_dir: str | os.PathLike,
     *,
@@ -146,6 +156,7 @@ def build_tiny_checkpoint(
     """
     import transformers
 
+    seed = check_int("seed", seed)
     out = pathlib.Path(out_dir)
     if (out / "config.json").is_file() and not overwrite:
         return out

@@ -57,6 +57,7 @@ from sf2t.models._build import (  # noqa: F401  (the LLM names re-exported)
     LORA_TARGETS_LLM,
     build_tiny_checkpoint,
     pad_to_multiple,
+    tiny_sizes,
 )
 
 # SigLIP and CLIP encoder layers share their Linear names: LoRA targets and their selection are OneVision's.
@@ -308,10 +309,12 @@ def build_tiny_llava_next_video(
     an existing one is reused unless ``overwrite``."""
     config = functools.partial(
         build_tiny_config,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        vision_depth=vision_depth,
-        vision_embed_dim=vision_embed_dim,
+        **tiny_sizes(
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            vision_depth=vision_depth,
+            vision_embed_dim=vision_embed_dim,
+        ),
     )
     return build_tiny_checkpoint(
         out_dir,

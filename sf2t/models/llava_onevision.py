@@ -44,6 +44,7 @@ from sf2t.models._build import (
     LLM_LORA_RE,
     LORA_TARGETS_LLM,  # noqa: F401  (re-exported)
     build_tiny_checkpoint,
+    tiny_sizes,
     tower_lora_modules,
 )
 from sf2t.models.tiny import qwen2_text_config
@@ -286,10 +287,12 @@ def build_tiny_llava_onevision(
     an existing one is reused unless ``overwrite``."""
     config = functools.partial(
         build_tiny_config,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        vision_depth=vision_depth,
-        vision_embed_dim=vision_embed_dim,
+        **tiny_sizes(
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            vision_depth=vision_depth,
+            vision_embed_dim=vision_embed_dim,
+        ),
     )
     return build_tiny_checkpoint(
         out_dir,

@@ -40,6 +40,7 @@ from sf2t.models._build import (
     LLM_LORA_RE,
     LORA_TARGETS_LLM,  # noqa: F401  (re-exported)
     build_tiny_checkpoint,
+    tiny_sizes,
     tower_lora_modules,
 )
 from sf2t.models.qwen2_vl import build_video_sample, num_video_tokens  # noqa: F401  (re-exported: same tokens)
@@ -169,10 +170,12 @@ def build_tiny_qwen2_5_vl(
     """
     config = functools.partial(
         build_tiny_config,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        vision_depth=vision_depth,
-        vision_embed_dim=vision_embed_dim,
+        **tiny_sizes(
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            vision_depth=vision_depth,
+            vision_embed_dim=vision_embed_dim,
+        ),
     )
     return build_tiny_checkpoint(
         out_dir,

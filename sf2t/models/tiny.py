@@ -15,7 +15,7 @@ import pathlib
 import torch
 
 from sf2t.models import _build
-from sf2t.models._build import build_tiny_checkpoint, pad_to_multiple
+from sf2t.models._build import build_tiny_checkpoint, pad_to_multiple, tiny_sizes
 from sf2t.models.qwen2_vl import MODEL_CLASS, PROCESSOR_CLASS
 from sf2t.models.tokenizer import (
     ENDOFTEXT,
@@ -186,14 +186,16 @@ def build_tiny_qwen2_vl(
     """
     config = functools.partial(
         build_tiny_config,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        intermediate_size=intermediate_size,
-        vision_depth=vision_depth,
-        vision_embed_dim=vision_embed_dim,
-        vision_heads=vision_heads,
+        **tiny_sizes(
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            num_kv_heads=num_kv_heads,
+            intermediate_size=intermediate_size,
+            vision_depth=vision_depth,
+            vision_embed_dim=vision_embed_dim,
+            vision_heads=vision_heads,
+        ),
     )
     return build_tiny_checkpoint(
         out_dir,

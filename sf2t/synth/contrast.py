@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sf2t._checks import check_int
 from sf2t.synth.generator import encode_frames
 
 
@@ -31,10 +32,9 @@ def render_contrast_frames(
     lo, hi = (float(a) for a in angles)
     if not lo < hi <= lo + 360.0:
         raise ValueError(f"angles must be (lo, hi) degrees with lo < hi <= lo + 360, got {angles!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 2:
-        raise ValueError(f"num_frames must be an int >= 2, got {num_frames!r}")
+    seed = check_int("seed", seed, min_value=0)  # (Python ints in the ground truth: it is written as JSON)
+    size = check_int("size", size, min_value=16)
+    num_frames = check_int("num_frames", num_frames, min_value=2)
     rng = np.random.default_rng(seed)
     background = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
     side = int(rng.integers(size // 5, size // 3))
@@ -81,9 +81,11 @@ def make_contrast_clip(
 ) -> dict:
     """Render and write a contrast clip (H.264 .mp4 or VP9 .webm) plus its ground truth JSON next to it;
     returns the ground truth with ``path``. ``angles``: see :func:`render_contrast_frames`."""
+    size = check_int("size", size, min_value=16)
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
     frames, gt = render_contrast_frames(seed, size=size, num_frames=num_frames, angles=angles)
+    crf = check_int("crf", crf, min_value=0)
     path = Path(path)
     encode_frames(path, iter(frames), width=size, height=size, fps=fps, codec=codec, crf=crf)
     gt.update(path=str(path), fps=fps, codec=codec, crf=crf)

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from sf2t._checks import check_int
 from sf2t.synth.raster import Renderer
 from sf2t.synth.scene import PALETTE, SHAPES, check_args, check_pos_int, ground_truth, sample_scene
 
@@ -114,9 +115,10 @@ def encode_frames(
     import av  # local: rendering alone does not need PyAV
 
     encoder, _, fmt = _check_codec(codec)
+    width, height = check_pos_int("width", width), check_pos_int("height", height)
+    gop = None if gop is None else check_pos_int("gop", gop)
+    crf = None if crf is None else check_int("crf", crf, min_value=0)  # (the range is the encoder's: x264 0-51)
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
         if codec == "h264" and v % 2:
             raise ValueError(f"{name} must be even for h264 (libx264's yuv420p), got {v}; vp9 takes odd sizes")
     try:
@@ -205,8 +207,9 @@ def make_clip(
         gop = check_pos_int("gop", gop)
     if crf is not None:
         hi = 51 if codec == "h264" else 63
-        if isinstance(crf, bool) or not isinstance(crf, (int, np.integer)) or not 0 <= crf <= hi:
-            raise ValueError(f"crf for {codec} must be an int in 0..{hi}, got {crf!r}")
+        crf = check_int("crf", crf)
+        if not 0 <= crf <= hi:
+            raise ValueError(f"crf for {codec} must be an int in 0..{hi}, got {crf}")
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix(ext)
@@ -235,8 +238,8 @@ def make_clip(
 
 def make_clips(out_dir, n: int, *, seed: int = 0, codec: str = "h264", **kwargs) -> list[dict]:
     """Write ``n`` clips ``out_dir/clip_{i:04d}.mp4`` (or .webm) with seeds ``seed + i``; returns their ground truth."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    n = check_int("n", n, min_value=0)
+    seed = check_int("seed", seed, min_value=0)  # (seed + i below: a bool or a float would pass as a number)
     _, ext, _ = _check_codec(codec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -85,8 +85,7 @@ def check_pos_int(name: str, v: Any) -> int:
 
 def check_args(seed, width, height, fps, seconds, num_sprites) -> tuple[int, int, int | float, int, int]:
     """Validate the scene arguments; returns (width, height, fps, num_frames, seed)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = check_int("seed", seed, min_value=0)
     width = check_pos_int("width", width)
     height = check_pos_int("height", height)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not fps > 0:
@@ -96,13 +95,12 @@ def check_args(seed, width, height, fps, seconds, num_sprites) -> tuple[int, int
     fps = int(fps) if float(fps).is_integer() else float(fps)
     num_frames = max(1, int(math.floor(float(seconds) * fps + 0.5)))
     if num_sprites is not None:
-        if isinstance(num_sprites, bool) or not isinstance(num_sprites, (int, np.integer)):
-            raise ValueError(f"num_sprites must be None or an int, got {num_sprites!r}")
+        num_sprites = check_int("num_sprites", num_sprites)
         if not 0 <= num_sprites <= MAX_SPRITES:
             raise ValueError(f"num_sprites must be in 0..{MAX_SPRITES}, got {num_sprites}")
     if min(width, height) < 4:
         raise ValueError(f"width and height must be >= 4, got width={width}, height={height}")
-    return width, height, fps, num_frames, int(seed)
+    return width, height, fps, num_frames, seed
 
 
 # ----------------------------------------------------------------------------------------------------------------

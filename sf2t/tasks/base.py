@@ -15,13 +15,18 @@ structured ``answer``: from ``meta`` alone the answer can be re-derived (``sf2t.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 
+from sf2t._checks import check_int
+
 __all__ = ["FramePlan", "Sample", "SkipSample", "Task", "make_rng", "uniform_window"]
+
+T = TypeVar("T")
 
 
 class SkipSample(Exception):
@@ -139,12 +144,14 @@ def strides_that_fit(num_frames: int, count: int, stride_min: int, stride_max: i
     return max(1, min(stride_min, hi)), hi
 
 
-def check_range(task: str, lo_name: str, lo: int, hi_name: str, hi: int, minimum: int) -> None:
-    """Config check: ``minimum <= lo <= hi``, with an error naming the fields."""
-    if isinstance(lo, bool) or isinstance(hi, bool) or not isinstance(lo, int) or not isinstance(hi, int):
-        raise ValueError(f"{task}: {lo_name} and {hi_name} must be ints, got {lo!r}, {hi!r}")
+def check_range(task: str, cfg: T, lo_name: str, hi_name: str, minimum: int) -> T:
+    """Config check: ``minimum <= cfg.lo <= cfg.hi``, with an error naming the fields. Returns a copy of ``cfg`` with
+    both as Python ints (:func:`sf2t._checks.check_int`: a numpy integer from a sweep is taken, a bool is not), so a
+    sample's params stay JSON."""
+    lo, hi = (check_int(f"{task}: {n}", getattr(cfg, n)) for n in (lo_name, hi_name))
     if not minimum <= lo <= hi:
         raise ValueError(f"{task}: need {minimum} <= {lo_name} <= {hi_name}, got {lo_name}={lo}, {hi_name}={hi}")
+    return dataclasses.replace(cfg, **{lo_name: lo, hi_name: hi})
 
 
 def plan_uniform_fragment(task: str, cfg: Any, source: str, num_frames: int, rng: random.Random) -> FramePlan:

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from sf2t._checks import check_int
 from sf2t.tasks import templates
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
 from sf2t.tasks.guard import thumbnails
@@ -88,11 +89,9 @@ class ConsistencyTask:
     name = "consistency"
 
     def __init__(self, cfg: ConsistencyConfig | None = None):
-        self.cfg = cfg or ConsistencyConfig()
-        check_range(self.name, "gap_min", self.cfg.gap_min, "gap_max", self.cfg.gap_max, 1)
-        m = self.cfg.candidate_frames
-        if isinstance(m, bool) or not isinstance(m, int) or m < 2:
-            raise ValueError(f"{self.name}: candidate_frames must be an int >= 2, got {m!r}")
+        self.cfg = check_range(self.name, cfg or ConsistencyConfig(), "gap_min", "gap_max", 1)
+        m = check_int(f"{self.name}: candidate_frames", self.cfg.candidate_frames, min_value=2)
+        self.cfg = replace(self.cfg, candidate_frames=m)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return 2  # frame A and frame B

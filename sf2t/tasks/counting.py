@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, plan_uniform_fragment
+from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
 from sf2t.tasks.guard import TAU_MOTION, require_motion, thumbnails
 
 __all__ = ["CountingConfig", "CountingTask"]
@@ -29,10 +29,8 @@ class CountingTask:
     name = "counting"
 
     def __init__(self, cfg: CountingConfig | None = None):
-        self.cfg = cfg or CountingConfig()
-        if not 1 <= self.cfg.count_min <= self.cfg.count_max:
-            c = self.cfg
-            raise ValueError(f"counting: need 1 <= count_min <= count_max, got {c.count_min}, {c.count_max}")
+        self.cfg = check_range(self.name, cfg or CountingConfig(), "count_min", "count_max", 1)
+        self.cfg = check_range(self.name, self.cfg, "stride_min", "stride_max", 1)
 
     @property
     def pixels(self) -> str:  # only the optional motion guard looks at the frames, through their thumbnails

@@ -24,7 +24,7 @@ from functools import lru_cache
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, plan_uniform_fragment
+from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
 from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails, visible_permutation
 
 __all__ = ["DisorderConfig", "DisorderTask", "PERM_MODES", "allowed_permutations"]
@@ -64,10 +64,8 @@ class DisorderTask:
     name = "disorder"
 
     def __init__(self, cfg: DisorderConfig | None = None):
-        self.cfg = cfg or DisorderConfig()
-        c = self.cfg
-        if not 2 <= c.count_min <= c.count_max:
-            raise ValueError(f"disorder: need 2 <= count_min <= count_max, got {c.count_min}, {c.count_max}")
+        c = self.cfg = check_range(self.name, cfg or DisorderConfig(), "count_min", "count_max", 2)
+        c = self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
         if not 0.0 <= c.p_shuffle <= 1.0:
             raise ValueError(f"disorder: p_shuffle must be in [0, 1], got {c.p_shuffle}")
         if c.perm not in PERM_MODES:

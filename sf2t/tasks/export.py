@@ -32,6 +32,7 @@ from typing import Sequence
 
 import torch
 
+from sf2t._checks import check_int
 from sf2t.tasks import TASKS, make_task, task_names
 
 __all__ = ["export", "preview", "add_arguments", "main"]
@@ -115,11 +116,9 @@ def _long_enough(videos, need: dict[str, int], longest: int, manifest) -> tuple[
     return kept, skipped
 
 
-def _check(num: int, tasks: Sequence[str]) -> list[str]:
-    """The task names (:func:`sf2t.tasks.task_names`: commas split them) once ``num`` and they are checked."""
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise ValueError(f"num must be a positive integer, got {num!r}")
-    return task_names(tasks, "--tasks")
+def _check(num: int, tasks: Sequence[str]) -> tuple[int, list[str]]:
+    """``num`` as an int and the task names (:func:`sf2t.tasks.task_names`: commas split them), checked."""
+    return check_int("num", num, min_value=1), task_names(tasks, "--tasks")
 
 
 def _user_content(sample, fmt: str) -> str:
@@ -148,9 +147,10 @@ def export(
     frame listed that many times in ``videos`` (the same file): 2 for the Qwen2-VL family, whose processors fuse
     pairs of frames into one token group (and pad an odd count with the last frame), so that one presented frame is
     one group, as sf2t trains (TASKS.md: temporal patches)."""
-    tasks = _check(num, tasks)
-    if isinstance(frame_repeat, bool) or not isinstance(frame_repeat, int) or frame_repeat < 1:
-        raise ValueError(f"frame_repeat must be a positive int, got {frame_repeat!r}")
+    num, tasks = _check(num, tasks)
+    frame_repeat = check_int("frame_repeat", frame_repeat, min_value=1)
+    if max_windows is not None:
+        max_windows = check_int("max_windows", max_windows, min_value=1)
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if frames not in ("png", "jpg"):
@@ -341,7 +341,8 @@ def preview(
 
     from sf2t._files import check_out_file
 
-    _check(num, [task])
+    num, _ = _check(num, [task])
+    per_line = check_int("per_line", per_line, min_value=1)
     if num > PREVIEW_MAX:
         raise ValueError(f"num: a contact sheet shows at most {PREVIEW_MAX} samples, got {num} (export them instead)")
     check_out_file(out, "--out", inputs=[manifest])

@@ -69,10 +69,8 @@ class LocalizationTask:
     needs_other_video = True  # the planner must hand ``plan`` a different video for the target
 
     def __init__(self, cfg: LocalizationConfig | None = None):
-        self.cfg = cfg or LocalizationConfig()
-        c = self.cfg
-        check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 1)
-        check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        c = self.cfg = check_range(self.name, cfg or LocalizationConfig(), "count_min", "count_max", 1)
+        c = self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
         if not 0.0 < c.side_min <= c.side_max < 1.0:
             raise ValueError(f"localization: need 0 < side_min <= side_max < 1, got {c.side_min}, {c.side_max}")
 

@@ -39,14 +39,12 @@ class RearrangementTask:
     name = "rearrangement"
 
     def __init__(self, cfg: RearrangementConfig | None = None):
-        self.cfg = cfg or RearrangementConfig()
-        c = self.cfg
-        check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
+        c = self.cfg = check_range(self.name, cfg or RearrangementConfig(), "count_min", "count_max", 2)
         if c.count_max > 8:
             raise ValueError(
                 f"rearrangement: count_max must be <= 8 (all permutations are enumerated), got {c.count_max}"
             )
-        check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return self.cfg.count_max

@@ -32,10 +32,8 @@ class SpeedTask:
     name = "speed"
 
     def __init__(self, cfg: SpeedConfig | None = None):
-        self.cfg = cfg or SpeedConfig()
-        c = self.cfg
-        check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
-        check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        c = self.cfg = check_range(self.name, cfg or SpeedConfig(), "count_min", "count_max", 2)
+        self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return 2 * self.cfg.count_max  # the two parts, one after the other

@@ -56,6 +56,7 @@ from typing import Sequence
 
 import torch
 
+from sf2t._checks import check_int, check_int_pair
 from sf2t.throughput.agreement import (
     AGREE_WINDOWS,  # noqa: F401  (re-exported)
     TWIN_MAX_STEPS,
@@ -151,31 +152,24 @@ def measure(
     in worker processes, so sf2t's parallel streams race as many baseline threads)."""
     from sf2t.ops.fragment_pack import QWEN2_VL_STD, qwen2_vl_size_message
 
-    if not (isinstance(size, Sequence) and len(size) == 2 and all(type(s) is int for s in size)):
-        raise ValueError(f"size must be (h, w) ints, got {size!r}")
+    size = check_int_pair("size", size)
     said = qwen2_vl_size_message(size, f"size {tuple(size)}", "size=({h}, {w})")
     if said:  # before the videos are probed (every frame decoded once)
         raise ValueError(said)
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    if windows < 1 or rounds < 1:
-        raise ValueError(f"windows and rounds must be >= 1, got {windows} and {rounds}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    threads = check_int("threads", threads, min_value=1)
+    windows, rounds = check_int("windows", windows, min_value=1), check_int("rounds", rounds, min_value=1)
+    warmup = check_int("warmup", warmup, min_value=0)
+    seed = check_int("seed", seed)
     if seconds is not None and not (math.isfinite(seconds) and seconds > 0):  # inf ran forever, nan ran once
         raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
-    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
-        raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
-    if isinstance(pipelines, bool) or not isinstance(pipelines, int) or pipelines < 1:
-        raise ValueError(f"pipelines must be an int >= 1, got {pipelines!r}")
-    if baseline_samples is not None and (isinstance(baseline_samples, bool) or baseline_samples < 1):
-        raise ValueError(f"baseline_samples must be >= 1 (or None: every sample), got {baseline_samples!r}")
+    workers = check_int("workers", workers, min_value=0)
+    prefetch = check_int("prefetch", prefetch, min_value=0)
+    pipelines = check_int("pipelines", pipelines, min_value=1)
+    if baseline_samples is not None:  # (None: every sample)
+        baseline_samples = check_int("baseline_samples", baseline_samples, min_value=1)
     if baseline_streams is None:
         baseline_streams = workers if workers else pipelines
-    if isinstance(baseline_streams, bool) or not isinstance(baseline_streams, int) or baseline_streams < 1:
-        raise ValueError(f"baseline_streams must be an int >= 1, got {baseline_streams!r}")
+    baseline_streams = check_int("baseline_streams", baseline_streams, min_value=1)
     if sum(bool(x) for x in (workers, prefetch, pipelines > 1)) > 1:
         raise ValueError("workers, prefetch and pipelines are three ways to overlap decoding: choose one")
     if pipelines > 1 and str(device) != "cpu":

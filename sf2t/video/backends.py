@@ -40,6 +40,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from sf2t._checks import check_int
 from sf2t.ops.fragment_pack import YUV420
 from sf2t.video.convert import SwscaleRGB, copy_planes
 from sf2t.video.dali import DALI_CPU_CODECS, DALI_GPU_CODECS, DALI_GPU_PIX_FMTS  # no DALI import at load
@@ -291,7 +292,7 @@ class Backend:
     ):
         self.path = check_file(path)
         self.device = torch.device(device)
-        self.threads = max(1, int(threads))
+        self.threads = check_int("threads", threads, min_value=1)
         self.info = info
         self.timeout = timeout
         self.num_frames = 0
@@ -790,9 +791,10 @@ class DecoderCache:
             raise ValueError(f"decoder must be 'auto' or one of {BACKENDS}, got {decoder!r}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        self.decoder, self.device, self.threads, self.timeout = decoder, torch.device(device), threads, timeout
+        self.decoder, self.device, self.timeout = decoder, torch.device(device), timeout
+        self.threads = check_int("threads", threads, min_value=1)  # (here, not when the first file is opened)
         self.output = output
-        self.max_open = max(1, int(max_open))
+        self.max_open = check_int("max_open", max_open, min_value=1)
         self.open: OrderedDict[str, object] = OrderedDict()
 
     def get(self, info: VideoInfo):

@@ -55,6 +55,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from sf2t._checks import check_int
 from sf2t.video.errors import VideoError, first_line
 from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, is_cover_picture
 from sf2t.video.tc import _streams, tc_open
@@ -231,9 +232,9 @@ class DaliBackend:
                 self.device = torch.device("cuda", torch.cuda.current_device())
         if self.device.type not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device}")
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
-        self.threads = int(threads)
+        self.threads = check_int("threads", threads, min_value=1)
+        if num_frames is not None:  # (the index's count: compared with the file's, and with len(pts))
+            num_frames = check_int("num_frames", num_frames, min_value=0)
         if num_frames is not None and pts is not None and len(pts) != num_frames:
             raise ValueError(f"pts has {len(pts)} entries but num_frames is {num_frames}")
         _import_dali(self.path)

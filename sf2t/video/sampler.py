@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from sf2t._checks import check_int
 from sf2t.ops.fragment_pack import YUV420
 from sf2t.tasks import make_task
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
@@ -146,10 +147,9 @@ class WindowSampler:
     ):
         if not videos:
             raise ValueError("videos is empty: no usable video to sample from (check the index's errors)")
-        if samples_per_window < 1:
-            raise ValueError(f"samples_per_window must be >= 1, got {samples_per_window}")
-        if window_frames < 1:
-            raise ValueError(f"window_frames must be >= 1, got {window_frames}")
+        samples_per_window = check_int("samples_per_window", samples_per_window, min_value=1)
+        window_frames = check_int("window_frames", window_frames, min_value=1)
+        seed, rank = check_int("seed", seed), check_int("rank", rank, min_value=0)
         from sf2t._device import require_device
 
         require_device(device)
@@ -159,7 +159,7 @@ class WindowSampler:
             raise ValueError("tasks is empty")
         for n, t in self.tasks.items():  # a plan that can never fit the window: say so before any work
             need = int(t.min_frames()) if hasattr(t, "min_frames") else 1
-            if need > int(window_frames):
+            if need > window_frames:
                 raise ValueError(
                     f"task {n!r} needs at least {need} frames (its count_min / gap_min) but "
                     f"window_frames is {window_frames}: raise window_frames or lower the task's minimum"
@@ -170,9 +170,9 @@ class WindowSampler:
                 f"task {needs_two[0]!r} takes its target from a different video, but there is only one "
                 "usable video: add videos or drop the task"
             )
-        self.seed, self.rank = int(seed), int(rank)
-        self.samples_per_window = int(samples_per_window)
-        self.window_frames = int(window_frames)
+        self.seed, self.rank = seed, rank
+        self.samples_per_window = samples_per_window
+        self.window_frames = window_frames
         self.weights = list(weights) if weights else None
         self.decoders = DecoderCache(
             decoder, device=device, threads=threads, timeout=timeout, max_open=max_open, output=output

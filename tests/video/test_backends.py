@@ -3,6 +3,8 @@ timestamps, upright, on real camera clips and synthetic H.264 / VP9 clips and on
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -286,6 +288,37 @@ def test_decoder_threads():
     assert decoder_threads(2, cores=2) == 1
     assert decoder_threads(4, cores=2) == 1
     assert decoder_threads(2, cores=16) == 8
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS + ["dali"])
+def test_thread_counts_take_numpy_ints_and_refuse_bools(clips, backend):
+    """threads (and DecoderCache's max_open, DALI's num_frames): a numpy integer is taken as the int it is; a bool, a
+    float or a string is refused by name (threads=True was 1 thread, 2.7 was 2, "4" was 4, 0 was 1, silently)."""
+    from sf2t.video.backends import DecoderCache
+    from sf2t.video.dali import DaliBackend
+
+    cache = DecoderCache(backend, threads=np.int64(2), max_open=np.int64(3))
+    assert [(type(v), v) for v in (cache.threads, cache.max_open)] == [(int, 2), (int, 3)]
+    path = clips["synth.mp4"]
+    for bad, said in ((True, "the bool True"), (2.7, "float 2.7"), ("4", "the string '4': pass the number 4")):
+        with pytest.raises(ValueError, match=f"threads must be a positive int, got {re.escape(said)}"):
+            DecoderCache(backend, threads=bad)
+        if backend == "dali":  # (checked before DALI is imported: runs where it is not installed)
+            with pytest.raises(ValueError, match=f"threads must be a positive int, got {re.escape(said)}"):
+                DaliBackend(path, threads=bad)
+        else:
+            with pytest.raises(ValueError, match=f"threads must be a positive int, got {re.escape(said)}"):
+                open_decoder(path, backend, threads=bad)
+    with pytest.raises(ValueError, match="threads must be a positive int, got 0"):
+        DecoderCache(backend, threads=0)
+    with pytest.raises(ValueError, match="max_open must be a positive int, got the bool True"):
+        DecoderCache(backend, max_open=True)
+    if backend == "dali":
+        with pytest.raises(ValueError, match="num_frames must be a non-negative int, got float 75.0: pass 75"):
+            DaliBackend(path, num_frames=75.0)
+    else:
+        with open_decoder(path, backend, threads=np.int64(2)) as dec:
+            assert type(dec.threads) is int and dec.threads == 2
 
 
 def test_torchcodec_counts_the_frames_its_codec_decodes(tmp_path):
