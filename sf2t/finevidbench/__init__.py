@@ -23,7 +23,7 @@ def main_build(argv=None) -> int:
     import argparse
     import sys
 
-    from sf2t.finevidbench.build import build
+    from sf2t.finevidbench.build import NotPlaced, build
 
     p = argparse.ArgumentParser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
     p.add_argument("--manifest", help="sf2t index manifest of your videos (fragment-level questions)")
@@ -94,6 +94,9 @@ def main_build(argv=None) -> int:
             scene_annotations=args.scene_annotations,
             progress=not args.quiet,
         )
+    except NotPlaced as e:  # a file error at the end: exit 1, as main gives any other (its message says what was kept)
+        print(f"sf2t finevidbench build: {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as e:
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 2

@@ -439,13 +439,18 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
             pass
 
 
+class NotPlaced(ValueError):
+    """A build that was made but could not be put in place (a full disk, a permission at the last renames): its
+    message says what the folder holds now. ``sf2t finevidbench build`` exits 1 on it, as on any file error."""
+
+
 def _commit(stage: Path, out_file: Path, text: str, used: set[str]) -> None:
     """Put a build made in ``stage`` (a folder in the benchmark's folder) in place, all or nothing. The benchmark's
     ``text`` goes to a temporary file in ``stage`` first (a full disk fails there, before the folder changed); then
     each frame and clip made (the synthetic clips in ``used``) replaces its namesake, which is moved aside into
     ``stage / "replaced"``; the benchmark file is renamed over ``out_file`` last. Renames only, so a failure at any
     step is undone by moving back what the steps before moved: the folder then holds the earlier benchmark with its
-    files, or, fresh, none of this build's. The failure is a ValueError saying what was kept."""
+    files, or, fresh, none of this build's. The failure is a :class:`NotPlaced` saying what was kept."""
     out = out_file.parent
     had = os.path.lexists(out_file)
     tmp = stage / "benchmark.tmp"
@@ -497,7 +502,7 @@ def _commit(stage: Path, out_file: Path, text: str, used: set[str]) -> None:
             kept = f"{out} was left as it was ({out_file.name} and the files it uses unchanged)"
         else:
             kept = f"nothing of it was left in {out}"
-        raise ValueError(
+        raise NotPlaced(
             f"{out_file}: the benchmark could not be put in place ({why}); {kept}. Fix that (free space? write "
             "permission?) and run the same command again"
         ) from None
