@@ -16,17 +16,17 @@ structured ``answer``: from ``meta`` alone the answer can be re-derived (``sf2t.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from sf2t._checks import check_int
 
 __all__ = ["FramePlan", "Sample", "SkipSample", "Task", "make_rng", "uniform_window"]
-
-T = TypeVar("T")
 
 
 class SkipSample(Exception):
@@ -120,7 +120,9 @@ def make_rng(seed: int, index: int, salt: str = "") -> random.Random:
     Seeded from a string (hashed with SHA-512 by ``random``), so it is the same in every process and Python
     run, independent of ``PYTHONHASHSEED``, and streams for different (seed, index) pairs do not overlap.
     """
-    return random.Random(f"sf2t:{salt}:{int(seed)}:{int(index)}")
+    # checked, not int()-ed: a float seed 1.7 was read as 1 (the same samples as seed 1, without a word)
+    seed, index = check_int("make_rng: seed", seed), check_int("make_rng: index", index)
+    return random.Random(f"sf2t:{salt}:{seed}:{index}")
 
 
 def uniform_window(
@@ -144,19 +146,93 @@ def strides_that_fit(num_frames: int, count: int, stride_min: int, stride_max: i
     return max(1, min(stride_min, hi)), hi
 
 
-def check_range(task: str, cfg: T, lo_name: str, hi_name: str, minimum: int) -> T:
-    """Config check: ``minimum <= cfg.lo <= cfg.hi``, with an error naming the fields. Returns a copy of ``cfg`` with
-    both as Python ints (:func:`sf2t._checks.check_int`: a numpy integer from a sweep is taken, a bool is not), so a
-    sample's params stay JSON."""
-    lo, hi = (check_int(f"{task}: {n}", getattr(cfg, n)) for n in (lo_name, hi_name))
+def check_range(task: str, lo_name: str, lo: Any, hi_name: str, hi: Any, minimum: int) -> tuple[int, int]:
+    """Config check: ``minimum <= lo <= hi``, each an int (numpy integers too; not a bool or a float), with an error
+    naming the fields (the rule of ``sf2t._checks.check_int``). Returns (lo, hi) as Python ints."""
+    lo, hi = check_int(f"{task}: {lo_name}", lo), check_int(f"{task}: {hi_name}", hi)
     if not minimum <= lo <= hi:
         raise ValueError(f"{task}: need {minimum} <= {lo_name} <= {hi_name}, got {lo_name}={lo}, {hi_name}={hi}")
-    return dataclasses.replace(cfg, **{lo_name: lo, hi_name: hi})
+    return lo, hi
+
+
+def check_real(task: str, name: str, v: Any, lo: float = 0.0, hi: float = math.inf) -> float:
+    """Config check: ``v`` a finite real number (not a bool, a string or NaN) in [lo, hi]. A NaN threshold failed
+    every comparison: the guard then refused every sample, each counted as a still video. Returns ``v`` as a float."""
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    if not ok or not math.isfinite(float(v)) or not lo <= v <= hi:
+        need = f"a number in [{lo:g}, {hi:g}]" if math.isfinite(hi) else f"a finite number >= {lo:g}"
+        raise ValueError(f"{task}: {name} must be {need}, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def check_bool(task: str, name: str, v: Any) -> bool:
+    """Config check: ``v`` a bool (numpy's too); a string such as ``"no"`` was read as True."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{task}: {name} must be True or False, got {type(v).__name__} {v!r}")
+    return bool(v)
+
+
+def checked_config(cfg: Any, **values: Any) -> Any:
+    """A copy of the config dataclass ``cfg`` with the checked ``values`` (Python ints and floats: a numpy integer
+    left in the config made numpy frame indices and a ``meta`` that ``json.dumps`` refuses)."""
+    return dataclasses.replace(cfg, **values)
+
+
+def check_num_frames(task: str, num_frames: Any) -> int:
+    """``plan``'s ``num_frames`` as an int (numpy integers too). A float such as 10.5 failed deep in ``random``."""
+    return check_int(f"{task}.plan: num_frames", num_frames)
+
+
+def check_frames(task: str, frames: Any, count: int, rows: Any = None, arg: str = "frames") -> None:
+    """``build``'s decoded frames: a uint8 [n, H, W, 3] tensor holding pixels (not on the meta device), with one row
+    per plan frame (``n == count``) or, with ``rows``, ``count`` rows in range. Frames of another layout, dtype or
+    number failed deep in indexing or the guard, or (float 0-1 frames) read as a still video."""
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"{task}.build: {arg} must be a uint8 torch.Tensor [n, H, W, 3], got {type(frames).__name__}")
+    shape = tuple(frames.shape)
+    if frames.dim() != 4 or shape[-1] != 3:
+        hint = ": permute(0, 2, 3, 1) it" if frames.dim() == 4 and shape[1] == 3 else ""
+        raise ValueError(f"{task}.build: {arg} must be RGB frames [n, H, W, 3], got shape {shape}{hint}")
+    if frames.dtype != torch.uint8:
+        raise ValueError(
+            f"{task}.build: {arg} must be uint8 (decoded 0-255 pixels), got {frames.dtype}: convert them, e.g. "
+            "(x * 255).round().clamp(0, 255).to(torch.uint8) for 0-1 floats"
+        )
+    if frames.is_meta:
+        raise ValueError(f"{task}.build: {arg} are on the meta device (no pixels): decode them onto a real device")
+    if shape[1] < 1 or shape[2] < 1:
+        raise ValueError(f"{task}.build: {arg} must have a positive height and width, got shape {shape}")
+    if rows is None:
+        if shape[0] != count:
+            raise ValueError(
+                f"{task}.build: the plan has {count} frames (plan.frame_ids) but {arg} has {shape[0]} rows: pass "
+                "the frames of plan.frame_ids, in that order"
+            )
+        return
+    rows = list(rows)
+    if len(rows) != count or any(not 0 <= int(r) < shape[0] for r in rows):
+        raise ValueError(
+            f"{task}.build: rows must give the row of {arg} ({shape[0]} rows) of each of the plan's {count} frames, "
+            f"got {len(rows)} rows {rows[:8]}{'...' if len(rows) > 8 else ''}"
+        )
+
+
+def check_thumbs(task: str, thumbs: Any, count: int) -> None:
+    """``build``'s ``thumbs``: the thumbnails [count, th, tw] of the plan's frames (``sf2t.tasks.guard.thumbnails``)."""
+    if not isinstance(thumbs, torch.Tensor) or thumbs.dim() != 3 or thumbs.shape[0] != count:
+        got = tuple(thumbs.shape) if isinstance(thumbs, torch.Tensor) else type(thumbs).__name__
+        raise ValueError(
+            f"{task}.build: thumbs must be the thumbnails [{count}, th, tw] of the plan's {count} frames "
+            f"(sf2t.tasks.guard.thumbnails(frames)), got {got}"
+        )
+    if thumbs.is_meta:
+        raise ValueError(f"{task}.build: thumbs are on the meta device (no values): compute them from decoded frames")
 
 
 def plan_uniform_fragment(task: str, cfg: Any, source: str, num_frames: int, rng: random.Random) -> FramePlan:
     """The plan shared by tasks that present F ~ U[cfg.count_min, cfg.count_max] frames at a uniform stride
     (``cfg.stride_min``..``cfg.stride_max``) from a random window; params ``num_frames`` and ``stride``."""
+    num_frames = check_num_frames(task, num_frames)
     if num_frames < cfg.count_min:
         raise SkipSample(source, "too_short", f"too short: {num_frames} frames, {task} needs {cfg.count_min}")
     count = rng.randint(cfg.count_min, min(cfg.count_max, num_frames))

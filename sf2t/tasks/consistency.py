@@ -28,13 +28,22 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
 from sf2t._checks import check_int
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
+from sf2t.tasks.base import (
+    FramePlan,
+    Sample,
+    SkipSample,
+    check_frames,
+    check_num_frames,
+    check_range,
+    check_real,
+    checked_config,
+)
 from sf2t.tasks.guard import thumbnails
 
 __all__ = ["ConsistencyConfig", "ConsistencyTask", "CELLS", "TAU_REGION", "cell_box", "KINDS"]
@@ -89,9 +98,15 @@ class ConsistencyTask:
     name = "consistency"
 
     def __init__(self, cfg: ConsistencyConfig | None = None):
-        self.cfg = check_range(self.name, cfg or ConsistencyConfig(), "gap_min", "gap_max", 1)
-        m = check_int(f"{self.name}: candidate_frames", self.cfg.candidate_frames, min_value=2)
-        self.cfg = replace(self.cfg, candidate_frames=m)
+        c = cfg or ConsistencyConfig()
+        lo, hi = check_range(self.name, "gap_min", c.gap_min, "gap_max", c.gap_max, 1)
+        self.cfg = checked_config(
+            c,
+            gap_min=lo,
+            gap_max=hi,
+            tau_region=check_real(self.name, "tau_region", c.tau_region),
+            candidate_frames=check_int(f"{self.name}: candidate_frames", c.candidate_frames, min_value=2),
+        )
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return 2  # frame A and frame B
@@ -105,6 +120,7 @@ class ConsistencyTask:
 
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
         c = self.cfg
+        num_frames = check_num_frames(self.name, num_frames)
         if num_frames < self.min_frames():
             raise SkipSample(
                 source,
@@ -175,14 +191,17 @@ class ConsistencyTask:
         sample builds its two presented frames (one new tensor, each frame written once)."""
         c = self.cfg
         pairs, kind = plan.params["pairs"], plan.params["kind"]
+        check_frames(self.name, frames, len(plan.frame_ids), rows)
         at = (lambda r: r) if rows is None else (lambda r: int(rows[r]))  # row of ``frames`` of a plan row
         h, w = frames.shape[1], frames.shape[2]
-        pick, cells, seen = None, None, ([0.0], [0.0])
-        if min(h, w) >= 3:  # else no cell to change
-            pick, cells, seen = self._first_fit(frames, [(at(a), at(b)) for a, b in pairs], kind)
+        if min(h, w) < 3:  # (counted as a video that cannot give a sample, like a still one)
+            raise SkipSample(
+                plan.source, "static", f"frames of {w}x{h} px are too small for a 3x3 grid of cells (need 3x3 px)"
+            )
+        pick, cells, seen = self._first_fit(frames, [(at(a), at(b)) for a, b in pairs], kind)
         if pick is None:
             tried = ", ".join(f"{plan.frame_ids[a]}-{plan.frame_ids[b]}" for a, b in pairs)
-            if max(seen[0]) < c.tau_region or min(h, w) < 3:
+            if max(seen[0]) < c.tau_region:
                 raise SkipSample(
                     plan.source,
                     "static",

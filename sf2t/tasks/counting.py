@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
+from sf2t.tasks.base import (
+    FramePlan,
+    Sample,
+    check_bool,
+    check_frames,
+    check_range,
+    check_real,
+    check_thumbs,
+    checked_config,
+    plan_uniform_fragment,
+)
 from sf2t.tasks.guard import TAU_MOTION, require_motion, thumbnails
 
 __all__ = ["CountingConfig", "CountingTask"]
@@ -29,8 +39,18 @@ class CountingTask:
     name = "counting"
 
     def __init__(self, cfg: CountingConfig | None = None):
-        self.cfg = check_range(self.name, cfg or CountingConfig(), "count_min", "count_max", 1)
-        self.cfg = check_range(self.name, self.cfg, "stride_min", "stride_max", 1)
+        c = cfg or CountingConfig()
+        lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 1)
+        s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        self.cfg = checked_config(
+            c,
+            count_min=lo,
+            count_max=hi,
+            stride_min=s_lo,
+            stride_max=s_hi,
+            guard=check_bool(self.name, "guard", c.guard),
+            tau_motion=check_real(self.name, "tau_motion", c.tau_motion),
+        )
 
     @property
     def pixels(self) -> str:  # only the optional motion guard looks at the frames, through their thumbnails
@@ -57,9 +77,13 @@ class CountingTask:
         thumbs: torch.Tensor | None = None,
     ) -> Sample:
         c = self.cfg
+        count = len(plan.frame_ids)
+        if thumbs is not None:
+            check_thumbs(self.name, thumbs, count)
+        elif frames is not None or c.guard:  # (frames are not read without the guard, but must fit the plan)
+            check_frames(self.name, frames, count)
         if c.guard:
             require_motion(plan.source, thumbs if thumbs is not None else thumbnails(frames), c.tau_motion)
-        count = len(plan.frame_ids)
         q, k = templates.question(self.name, rng)
         meta = {
             "source": plan.source,

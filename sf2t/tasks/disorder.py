@@ -24,18 +24,28 @@ from functools import lru_cache
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
+from sf2t.tasks.base import (
+    FramePlan,
+    Sample,
+    check_frames,
+    check_range,
+    check_real,
+    check_thumbs,
+    checked_config,
+    plan_uniform_fragment,
+)
 from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails, visible_permutation
 
 __all__ = ["DisorderConfig", "DisorderTask", "PERM_MODES", "allowed_permutations"]
 
 PERM_MODES = ("any", "no_reverse", "strong")
+MAX_COUNT = 8  # most frames a shuffled sample may have: allowed_permutations lists them all (8! = 40,320)
 
 
 @dataclass
 class DisorderConfig:
     count_min: int = field(default=4, metadata={"help": "fewest presented frames F (TASKS.md: 4)"})
-    count_max: int = field(default=8, metadata={"help": "most presented frames F (TASKS.md: 8)"})
+    count_max: int = field(default=8, metadata={"help": "most presented frames F (TASKS.md: 8; at most 8)"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride between chronological source frames"})
     stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
     p_shuffle: float = field(default=0.5, metadata={"help": "probability that a sample is shuffled (answer No)"})
@@ -64,11 +74,21 @@ class DisorderTask:
     name = "disorder"
 
     def __init__(self, cfg: DisorderConfig | None = None):
-        c = self.cfg = check_range(self.name, cfg or DisorderConfig(), "count_min", "count_max", 2)
-        c = self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
-        if not 0.0 <= c.p_shuffle <= 1.0:
-            raise ValueError(f"disorder: p_shuffle must be in [0, 1], got {c.p_shuffle}")
-        if c.perm not in PERM_MODES:
+        c = cfg or DisorderConfig()
+        lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
+        if hi > MAX_COUNT:  # every allowed permutation is listed: 9 frames are 362,880, 12 would never finish
+            raise ValueError(f"disorder: count_max must be <= {MAX_COUNT} (all permutations are enumerated), got {hi}")
+        s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        c = self.cfg = checked_config(
+            c,
+            count_min=lo,
+            count_max=hi,
+            stride_min=s_lo,
+            stride_max=s_hi,
+            p_shuffle=check_real(self.name, "p_shuffle", c.p_shuffle, 0.0, 1.0),
+            tau_motion=check_real(self.name, "tau_motion", c.tau_motion),
+        )
+        if not isinstance(c.perm, str) or c.perm not in PERM_MODES:
             raise ValueError(f"disorder: perm must be one of {PERM_MODES}, got {c.perm!r}")
         if c.perm == "strong" and c.count_min < 4:
             raise ValueError("disorder: perm='strong' needs count_min >= 4 (no such permutation of 2 or 3 frames)")
@@ -99,6 +119,7 @@ class DisorderTask:
     ) -> Sample:
         c = self.cfg
         count = len(plan.frame_ids)
+        check_thumbs(self.name, thumbs, count) if thumbs is not None else check_frames(self.name, frames, count)
         t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
         mad = PairMAD(t)  # the pairs the guard and a drawn permutation read, computed as needed (host floats)
         require_motion(plan.source, mad, c.tau_motion)

@@ -14,10 +14,21 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range, uniform_window
+from sf2t.tasks.base import (
+    FramePlan,
+    Sample,
+    SkipSample,
+    check_frames,
+    check_num_frames,
+    check_range,
+    check_real,
+    checked_config,
+    uniform_window,
+)
 from sf2t.tasks.consistency import TAU_REGION, _grey
 
 __all__ = ["LocalizationConfig", "LocalizationTask"]
@@ -69,10 +80,25 @@ class LocalizationTask:
     needs_other_video = True  # the planner must hand ``plan`` a different video for the target
 
     def __init__(self, cfg: LocalizationConfig | None = None):
-        c = self.cfg = check_range(self.name, cfg or LocalizationConfig(), "count_min", "count_max", 1)
-        c = self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
-        if not 0.0 < c.side_min <= c.side_max < 1.0:
-            raise ValueError(f"localization: need 0 < side_min <= side_max < 1, got {c.side_min}, {c.side_max}")
+        c = cfg or LocalizationConfig()
+        lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 1)
+        s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        real = (float, int, np.integer, np.floating)
+        sides = (c.side_min, c.side_max)
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, real) for v in sides) or not (
+            0.0 < c.side_min <= c.side_max < 1.0
+        ):
+            raise ValueError(f"localization: need 0 < side_min <= side_max < 1, got {c.side_min!r}, {c.side_max!r}")
+        self.cfg = checked_config(
+            c,
+            count_min=lo,
+            count_max=hi,
+            stride_min=s_lo,
+            stride_max=s_hi,
+            side_min=float(c.side_min),
+            side_max=float(c.side_max),
+            tau_region=check_real(self.name, "tau_region", c.tau_region),
+        )
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return self.cfg.count_max
@@ -106,6 +132,7 @@ class LocalizationTask:
                 "localization needs a second video for its target image: give plan(..., other=(path, "
                 "num_frames)) with a different video (a task mix with one video cannot use it)"
             )
+        num_frames = check_num_frames(self.name, num_frames)
         if num_frames < c.count_min:
             raise SkipSample(source, "too_short", f"too short: {num_frames} frames, localization needs {c.count_min}")
         count = rng.randint(c.count_min, min(c.count_max, num_frames))
@@ -135,6 +162,8 @@ class LocalizationTask:
         c = self.cfg
         if not extra:
             raise ValueError("localization.build needs extra=[target source frame] (decoded plan.extra)")
+        check_frames(self.name, frames, len(plan.frame_ids), rows)
+        check_frames(self.name, extra[0][None] if isinstance(extra[0], torch.Tensor) else extra[0], 1, arg="extra[0]")
         src = extra[0].to(frames.device)  # [h2, w2, 3]
         p = plan.params
         h, w = int(frames.shape[1]), int(frames.shape[2])

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, check_range, plan_uniform_fragment
+from sf2t.tasks.base import (
+    FramePlan,
+    Sample,
+    check_frames,
+    check_range,
+    check_real,
+    check_thumbs,
+    checked_config,
+    plan_uniform_fragment,
+)
 from sf2t.tasks.disorder import allowed_permutations
 from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails, visible_permutation
 
@@ -21,7 +30,7 @@ __all__ = ["RearrangementConfig", "RearrangementTask", "positions_answer"]
 @dataclass
 class RearrangementConfig:
     count_min: int = field(default=3, metadata={"help": "fewest presented frames F (TASKS.md: 3)"})
-    count_max: int = field(default=6, metadata={"help": "most presented frames F (TASKS.md: 6)"})
+    count_max: int = field(default=6, metadata={"help": "most presented frames F (TASKS.md: 6; at most 8)"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride between chronological source frames"})
     stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
     tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})
@@ -39,12 +48,13 @@ class RearrangementTask:
     name = "rearrangement"
 
     def __init__(self, cfg: RearrangementConfig | None = None):
-        c = self.cfg = check_range(self.name, cfg or RearrangementConfig(), "count_min", "count_max", 2)
-        if c.count_max > 8:
-            raise ValueError(
-                f"rearrangement: count_max must be <= 8 (all permutations are enumerated), got {c.count_max}"
-            )
-        self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
+        c = cfg or RearrangementConfig()
+        lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
+        if hi > 8:
+            raise ValueError(f"rearrangement: count_max must be <= 8 (all permutations are enumerated), got {hi}")
+        s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        tau = check_real(self.name, "tau_motion", c.tau_motion)
+        self.cfg = checked_config(c, count_min=lo, count_max=hi, stride_min=s_lo, stride_max=s_hi, tau_motion=tau)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return self.cfg.count_max
@@ -71,6 +81,7 @@ class RearrangementTask:
     ) -> Sample:
         c = self.cfg
         count = len(plan.frame_ids)
+        check_thumbs(self.name, thumbs, count) if thumbs is not None else check_frames(self.name, frames, count)
         t = thumbs if thumbs is not None else thumbnails(frames)  # [F, th, tw]
         mad = PairMAD(t)  # the pairs the guard and a drawn permutation read, computed as needed
         require_motion(plan.source, mad, c.tau_motion)

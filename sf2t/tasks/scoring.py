@@ -1,7 +1,10 @@
 """Scoring model answers against ``meta`` (TASKS.md): exact score in {0, 1} and a partial score in [0, 1].
 
 Parsing tolerates case, spacing and surrounding words ("There are 7 frames." scores as 7; "yes, it is" as
-Yes). Both scores are pure functions of (answer text, meta), so they also serve as verifiable rewards.
+Yes). An answer that states several different options ("Yes or No", "7 or 8", "Frames 2-3, 4-5", "first, second
+or same", a list of every region) states none and parses as None: it scores 0 whichever option is true (as a
+verifiable reward, hedging must not pay). Parsing never raises on a string. Both scores are pure functions of
+(answer text, meta), so they also serve as verifiable rewards.
 """
 
 from __future__ import annotations
@@ -43,23 +46,47 @@ def _int(digits: str) -> int:
     return -(10**18) if digits.startswith("-") else 10**18
 
 
-def parse_count(text: str) -> int | None:
-    """First number in ``text`` (digits or an English number word up to twenty) when it is an integer, or None
-    ("7.5 frames" is None, not 7)."""
-    m = _INT_RE.search(text or "")
-    if m is None:
-        return None
-    tok = m.group(0).lower()
+def _count_value(tok: str) -> int | None:
+    tok = tok.lower()
     if tok in _NUMBER_WORDS:
         return _NUMBER_WORDS[tok]
     whole, _, frac = tok.partition(".")
     return _int(whole) if frac.strip("0") == "" else None
 
 
+_ALTERNATIVE = re.compile(r"\s*(?:,|/|;|\bor\b|\band\b)\s*", re.IGNORECASE)  # "7 or 8", "7/8", "2, 3, 4"
+
+
+def parse_count(text: str) -> int | None:
+    """First number in ``text`` (digits or an English number word up to twenty) when it is an integer, or None
+    ("7.5 frames" is None, not 7). None too when another number follows it as an alternative ("7 or 8", "7/8",
+    "2, 3, 4, ..."): a list of counts is no count."""
+    text = text or ""
+    m = _INT_RE.search(text)
+    if m is None:
+        return None
+    n = _count_value(m.group(0))
+    sep = _ALTERNATIVE.match(text, m.end())
+    nxt = _INT_RE.match(text, sep.end()) if sep else None
+    if nxt is not None and _count_value(nxt.group(0)) != n:
+        return None
+    return n
+
+
 def parse_yes_no(text: str) -> bool | None:
-    """True for the first standalone "yes", False for the first "no" (case-insensitive), else None."""
-    m = _YES_NO_RE.search(text or "")
-    return None if m is None else m.group(1).lower() == "yes"
+    """True when ``text`` says a standalone "yes", False when it says "no" (case-insensitive); None when it says
+    neither or both ("Yes or No", "yes/no", "Yes. No."). A "no" before a word ("there is no shuffle", "no idea")
+    is not the answer No, unless it opens the answer ("No it is not"; "no idea" never is)."""
+    t = text or ""
+    said = set()
+    for m in _YES_NO_RE.finditer(t):
+        if m.group(1).lower() == "no":
+            rest = t[m.end() :]
+            before_a_word = re.match(r"[ \t]+[^\W\d_]", rest) is not None
+            if before_a_word and (t[: m.start()].strip() or re.match(r"\s+(?:idea|clue)\b", rest, re.IGNORECASE)):
+                continue
+        said.add(m.group(1).lower() == "yes")
+    return said.pop() if len(said) == 1 else None
 
 
 _CELL_RE = re.compile(
@@ -69,37 +96,53 @@ _CELL_RE = re.compile(
 _CANON = {"upper": "top", "lower": "bottom", "centre": "center", "middle": "center"}
 
 
+_SAME_RE = re.compile(r"\bidentical\b|\bsame\b|\bno differences?\b|\bexact copy\b|\bunchanged\b")
+_NOT_SAME_RE = re.compile(r"\bdiffer|\bnot\b|n't\b|\bnever\b")
+
+
 def parse_consistency(text: str) -> tuple[str, str | None] | None:
-    """("identical", None), ("whole", None) or ("cell", name) from free text, or None when unparseable.
-    "Identical" / "same" / "no difference" win only when no region, "different" or a negation ("not identical")
-    is said; an answer naming two different cells ("center-left") is None, not its first cell."""
+    """("identical", None), ("whole", None) or ("cell", name) from free text, or None when unparseable or when it
+    states more than one of them ("Identical. Different: top-left.", a list of every region, "center-left": two
+    cells). "Identical" / "same" / "no difference" count in a clause that does not negate them or say "different"
+    ("not identical", "they aren't the same")."""
     t = (text or "").lower()
+    said = set()
     if re.search(r"\bwhole\b|\bentire\b|\ball of\b|\bcompletely\b", t):
-        return ("whole", None)
-    cells = set()
+        said.add(("whole", None))
     for m in _CELL_RE.finditer(t):
         if m.group(1):
-            cells.add(f"{_CANON.get(m.group(1), m.group(1))}-{m.group(2)}")
+            said.add(("cell", f"{_CANON.get(m.group(1), m.group(1))}-{m.group(2)}"))
         else:
-            cells.add(_CANON.get(m.group(3), m.group(3)))
-    if cells:
-        return ("cell", cells.pop()) if len(cells) == 1 else None
-    same = re.search(r"\bidentical\b|\bsame\b|\bno difference|\bexact copy\b|\bunchanged\b", t)
-    if same and not re.search(r"\bdiffer|\bnot\b|n't\b|\bnever\b", t):
-        return ("identical", None)
-    return None
+            said.add(("cell", _CANON.get(m.group(3), m.group(3))))
+    for clause in re.split(r"[.,;:!?\n]|\bbut\b", t):
+        # ("no difference" says identical: its "differ" is no negation)
+        if _SAME_RE.search(clause) and not _NOT_SAME_RE.search(re.sub(r"\bno differences?\b", "", clause)):
+            said.add(("identical", None))
+        elif re.search(
+            r"\b(?:identical|same)\s+or\s+(?:\w+\s+)?differ|\bdiffer\w*\s+or\s+(?:\w+\s+)?(?:identical|same)", clause
+        ):
+            said |= {("identical", None), ("different", None)}  # both options offered: no answer
+    return said.pop() if len(said) == 1 else None
 
 
-_SPAN_RE = re.compile(r"(\d+)\s*(?:-|–|to|through|and|until)\s*(?:(?:the\s+)?frames?\s*)?(\d+)", re.IGNORECASE)
+_SPAN_RE = re.compile(r"(?<!\d)(\d++)\s*(?:-|–|to|through|and|until)\s*(?:(?:the\s+)?frames?\s*)?(\d+)", re.IGNORECASE)
+
+
+_SPAN_MORE = re.compile(r"\s*(?:,|/|;|\bor\b|\band\b|-|–)\s*(?:(?:the\s+)?frames?\s*)?\d", re.IGNORECASE)
+_SPAN_LESS = re.compile(r"\d\s*(?:,|/|;|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?$", re.IGNORECASE)
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
     """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5"; a single number n gives
-    (n, n)."""
-    m = _SPAN_RE.search(text or "")
+    (n, n). None when the span is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"). A reversed
+    span ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0)."""
+    text = text or ""
+    m = _SPAN_RE.search(text)
     if m:
+        if _SPAN_MORE.match(text, m.end()) or _SPAN_LESS.search(text, 0, m.start()):
+            return None
         return _int(m.group(1)), _int(m.group(2))
-    n = re.search(r"(?<![\w.])\d+", text or "")
+    n = re.search(r"(?<![\w.])\d+", text)
     return (_int(n.group(0)), _int(n.group(0))) if n else None
 
 
@@ -115,20 +158,28 @@ _PART = r"\b(first|1st|second|2nd)\b"
 def parse_speed(text: str) -> str | None:
     """ "first", "second" or "same" (also "1st", "2nd", "equal", "neither") from free text, or None. A part said to
     be faster (in the same clause: "the second part is faster") wins; else one said to be slower gives the other
-    ("the first part is slower, ..."); else the first of the words above."""
+    ("the first part is slower, ..."); a negated clause ("the first is not faster") says neither. Else the one
+    answer the words above name; None when they name several ("first, second or same") or one is negated ("not
+    the first")."""
     t = (text or "").lower()
-    clauses = re.split(r"[.,;:!?]|\bbut\b|\bwhile\b|\bwhereas\b", t)
+    clauses = re.split(r"[.,;:!?\n]|\bbut\b|\bwhile\b|\bwhereas\b", t)
+    negated = False
     for words, same_part in ((r"faster|quicker|higher speed", True), (r"slower|lower speed", False)):
         for clause in clauses:
-            m = re.search(_PART + r".*\b(" + words + r")\b", clause)
-            if m:
+            m = re.search(_PART, clause)  # (then a word after it: "part.*word" was quadratic on "first " * 8000)
+            m = m if m and re.search(r"\b(?:" + words + r")\b", clause[m.end() :]) else None
+            if m and re.search(r"\bnot\b|n't\b|\bnever\b", clause):
+                negated = True  # "the first is not faster": slower, or the same?
+            elif m:
                 first = m.group(1) in ("first", "1st")
                 return "first" if first == same_part else "second"
-    m = re.search(r"\b(first|1st|second|2nd|same|equal|neither|identical)\b", (text or "").lower())
-    if m is None:
+    if negated:
         return None
-    w = m.group(1)
-    return "first" if w in ("first", "1st") else "second" if w in ("second", "2nd") else "same"
+    words = re.findall(r"\b(first|1st|second|2nd|same|equal|neither|identical)\b", t)
+    said = {"first" if w in ("first", "1st") else "second" if w in ("second", "2nd") else "same" for w in words}
+    if len(said) != 1 or re.search(r"(?:\bnot|n't)\s+(?:the\s+)?(?:first|1st|second|2nd|same|equal)\b", t):
+        return None
+    return said.pop()
 
 
 def kendall_score(got: list[int], truth: list[int]) -> float:

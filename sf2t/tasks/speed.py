@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t.tasks import templates
-from sf2t.tasks.base import FramePlan, Sample, SkipSample, check_range
+from sf2t.tasks.base import (
+    FramePlan,
+    Sample,
+    SkipSample,
+    check_frames,
+    check_num_frames,
+    check_range,
+    check_real,
+    check_thumbs,
+    checked_config,
+)
 from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails
 
 __all__ = ["SpeedConfig", "SpeedTask", "RATIOS"]
@@ -32,8 +42,11 @@ class SpeedTask:
     name = "speed"
 
     def __init__(self, cfg: SpeedConfig | None = None):
-        c = self.cfg = check_range(self.name, cfg or SpeedConfig(), "count_min", "count_max", 2)
-        self.cfg = check_range(self.name, c, "stride_min", "stride_max", 1)
+        c = cfg or SpeedConfig()
+        lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
+        s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
+        tau = check_real(self.name, "tau_motion", c.tau_motion)
+        self.cfg = checked_config(c, count_min=lo, count_max=hi, stride_min=s_lo, stride_max=s_hi, tau_motion=tau)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
         return 2 * self.cfg.count_max  # the two parts, one after the other
@@ -46,6 +59,7 @@ class SpeedTask:
 
     def plan(self, source: str, num_frames: int, rng: random.Random) -> FramePlan:
         c = self.cfg
+        num_frames = check_num_frames(self.name, num_frames)
         if num_frames < self.min_frames():
             raise SkipSample(source, "too_short", f"too short: {num_frames} frames, speed needs {self.min_frames()}")
         ratio = RATIOS[rng.randrange(3)]
@@ -86,7 +100,10 @@ class SpeedTask:
         p1 = [plan.frame_ids[r] for r in idx1]
         p2 = [plan.frame_ids[r] for r in idx2]
         if thumbs is None:
+            check_frames(self.name, frames, len(plan.frame_ids))
             thumbs = thumbnails(frames)  # [n, th, tw], once for both parts (they share their first frames)
+        else:
+            check_thumbs(self.name, thumbs, len(plan.frame_ids))
         mad = PairMAD(thumbs)  # both parts' consecutive pairs, read in place (no gathered copy of the thumbnails)
         for part, idx in (("first", idx1), ("second", idx2)):
             require_motion(plan.source, mad, c.tau_motion, f"{part} part", rows=idx)

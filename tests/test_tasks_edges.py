@@ -1,0 +1,315 @@
+"""Bad input and edge cases of the task engine's public API: videos at and below ``min_frames()``, still and tiny
+frames, frames that do not fit ``build``'s contract, config fields at and past their limits, odd model outputs for
+the scorers, and determinism in (seed, index)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from sf2t.tasks import TASK_CONFIGS, TASKS, SkipSample, make_rng, make_task, partial_score, score
+from sf2t.tasks.scoring import parse_consistency, parse_count, parse_span, parse_speed, parse_yes_no
+
+ALL = list(TASKS)
+
+
+def _plan(task, n, rng):
+    if getattr(task, "needs_other_video", False):
+        return task.plan("a.mp4", n, rng, other=("b.mp4", 5))
+    return task.plan("a.mp4", n, rng)
+
+
+def _noise(n, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=g)
+
+
+def _build(task, plan, frames, rng, h=24, w=36):
+    extra = [_noise(1, h, w, seed=9)[0]] if plan.extra else None
+    return task.build(plan, frames, rng, extra=extra)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_videos_at_and_below_min_frames(name):
+    """A video of exactly ``min_frames()`` frames gives a sample; 1, 2 and ``min_frames() - 1`` frames are
+    ``too_short`` (never an error, never a plan past the video's end)."""
+    task = make_task(name)
+    m = task.min_frames()
+    for n in sorted({1, 2, m - 1} - {m}):
+        if n >= 1 and n < m:
+            with pytest.raises(SkipSample) as e:
+                _plan(task, n, random.Random(0))
+            assert e.value.kind == "too_short"
+    got = 0
+    for i in range(20):
+        rng = make_rng(0, i, "min")
+        plan = _plan(task, m, rng)
+        assert max(plan.frame_ids) < m and min(plan.frame_ids) >= 0
+        try:
+            s = _build(task, plan, _noise(len(plan.frame_ids), 24, 36, seed=i), rng)
+        except SkipSample as e:
+            assert e.kind == "static"
+            continue
+        got += 1
+        assert s.presented(_noise(len(plan.frame_ids), 24, 36, seed=i)).shape[1:] == (24, 36, 3)
+    assert got > 0
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("hw", [(5, 7), (13, 17), (600, 2), (2, 600), (1, 1)])
+def test_tiny_and_odd_frame_sizes(name, hw):
+    """Odd and tiny frames give a sample of their size (localization's square target is cropped and pasted inside
+    them) or a skip that says why: a grid of 3x3 cells does not fit in fewer than 3x3 pixels."""
+    h, w = hw
+    task = make_task(name)
+    rng = make_rng(1, 2, "odd")
+    plan = _plan(task, 64, rng)
+    frames = _noise(len(plan.frame_ids), h, w)
+    try:
+        s = _build(task, plan, frames, rng, h, w)
+    except SkipSample as e:
+        assert name == "consistency" and min(h, w) < 3, e
+        assert e.kind == "static" and "too small for a 3x3 grid" in e.reason
+        return
+    assert s.presented(frames).shape[1:] == (h, w, 3)
+    if s.image is not None:
+        side = s.image.shape[0]
+        x0, y0, x1, y1 = s.meta["params"]["paste_box"]
+        assert s.image.shape == (side, side, 3) and 1 <= side <= min(h, w)
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and x1 - x0 == side
+
+
+@pytest.mark.parametrize("name", ["consistency", "disorder", "rearrangement", "speed", "counting"])
+def test_still_frames_never_give_an_order_sample(name):
+    """All-identical frames: the guard refuses (``static``) at once, whichever window is drawn."""
+    cfg = TASK_CONFIGS[name](guard=True) if name == "counting" else None
+    task = make_task(name, cfg)
+    for i in range(10):
+        rng = make_rng(2, i, "still")
+        plan = _plan(task, 64, rng)
+        with pytest.raises(SkipSample) as e:
+            _build(task, plan, torch.full((len(plan.frame_ids), 24, 36, 3), 90, dtype=torch.uint8), rng)
+        assert e.value.kind == "static"
+
+
+BAD_FRAMES = {
+    "float": (lambda n: _noise(n, 24, 36).float() / 255, "must be uint8"),
+    "int16": (lambda n: _noise(n, 24, 36).to(torch.int16), "must be uint8"),
+    "channels first": (lambda n: _noise(n, 24, 36).permute(0, 3, 1, 2), r"\[n, H, W, 3\].*permute\(0, 2, 3, 1\)"),
+    "grey": (lambda n: _noise(n, 24, 36)[..., 0], r"\[n, H, W, 3\]"),
+    "one frame short": (lambda n: _noise(n - 1, 24, 36), "the plan has"),
+    "one frame too many": (lambda n: _noise(n + 1, 24, 36), "the plan has"),
+    "meta device": (lambda n: torch.empty((n, 24, 36, 3), dtype=torch.uint8, device="meta"), "meta device"),
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", list(BAD_FRAMES))
+def test_build_refuses_frames_that_break_its_contract(name, bad):
+    """``build`` takes uint8 [n, H, W, 3] frames, one row per plan frame. Other frames were read as they came: an
+    IndexError deep in indexing, float 0-1 frames read as a still video (or shown to the model as floats), extra
+    rows silently measured by the guard."""
+    make_frames, words = BAD_FRAMES[bad]
+    task = make_task(name, TASK_CONFIGS[name](guard=True) if name == "counting" else None)
+    rng = make_rng(3, 0, "bad")
+    plan = _plan(task, 64, rng)
+    with pytest.raises(ValueError, match=f"{name}.build: .*{words}"):
+        _build(task, plan, make_frames(len(plan.frame_ids)), rng)
+
+
+def test_build_checks_rows_and_thumbs():
+    rng = make_rng(3, 1, "rows")
+    task = make_task("consistency")
+    plan = _plan(task, 64, rng)
+    n = len(plan.frame_ids)
+    with pytest.raises(ValueError, match="rows must give the row"):
+        task.build(plan, _noise(n, 24, 36), rng, rows=[0] * (n - 1))
+    with pytest.raises(ValueError, match="rows must give the row"):
+        task.build(plan, _noise(n, 24, 36), rng, rows=list(range(1, n + 1)))
+    d = make_task("disorder")
+    plan = _plan(d, 64, rng)
+    with pytest.raises(ValueError, match=r"thumbs must be the thumbnails \[\d+, th, tw\]"):
+        d.build(plan, None, rng, thumbs=torch.zeros(len(plan.frame_ids) + 1, 64, 64))
+
+
+@pytest.mark.parametrize(
+    "name, field, value, words",
+    [
+        ("counting", "count_min", True, "count_min must be an int, got the bool True"),
+        ("counting", "count_min", 2.5, "count_min must be an int, got float 2.5"),
+        ("counting", "stride_min", 0, "need 1 <= stride_min <= stride_max"),
+        ("counting", "stride_max", 0, "need 1 <= stride_min <= stride_max"),
+        ("counting", "guard", "no", "guard must be True or False"),
+        ("counting", "tau_motion", float("nan"), "tau_motion must be a finite number >= 0"),
+        ("consistency", "tau_region", -1.0, "tau_region must be a finite number >= 0"),
+        ("consistency", "gap_min", 2.0, "gap_min must be an int, got float 2.0: pass 2"),
+        ("localization", "tau_region", float("inf"), "tau_region must be a finite number >= 0"),
+        ("localization", "side_max", True, "need 0 < side_min <= side_max < 1"),
+        ("disorder", "count_max", 12, "count_max must be <= 8"),
+        ("disorder", "stride_min", 5, "need 1 <= stride_min <= stride_max"),
+        ("disorder", "p_shuffle", True, "p_shuffle must be a number in [0, 1], got bool True"),
+        ("disorder", "perm", None, "perm must be one of"),
+        ("rearrangement", "tau_motion", -2.0, "tau_motion must be a finite number >= 0"),
+        ("speed", "tau_motion", float("nan"), "tau_motion must be a finite number >= 0"),
+    ],
+)
+def test_config_fields_past_their_limits_are_named(name, field, value, words):
+    """Every field is checked when the task is made, with the field named (a disorder count_max of 12 listed 479M
+    permutations; a NaN threshold refused every sample as a still video; a bool was read as 1)."""
+    with pytest.raises(ValueError, match=f"^{name}: .*" + words.replace("[", r"\[").replace("(", r"\(")):
+        make_task(name, TASK_CONFIGS[name](**{field: value}))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_numpy_config_values_give_json_meta(name):
+    """Config values read from arrays (numpy ints and floats) are taken as Python numbers: the meta stays JSON."""
+    cfg = TASK_CONFIGS[name]()
+    for k, v in vars(cfg).items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            setattr(cfg, k, np.int64(v))
+        elif isinstance(v, float):
+            setattr(cfg, k, np.float64(v))
+    task = make_task(name, cfg)
+    assert all(type(v) in (int, float, bool, str) for v in vars(task.cfg).values())
+    for i in range(10):
+        rng = make_rng(4, i, "np")
+        plan = _plan(task, np.int64(64), rng)
+        try:
+            s = _build(task, plan, _noise(len(plan.frame_ids), 24, 36, seed=i), rng)
+        except SkipSample:
+            continue
+        json.dumps({"meta": s.meta, "ids": plan.frame_ids, "params": plan.params})
+        return
+    raise AssertionError("no sample in 10 tries")
+
+
+def test_plan_and_make_rng_refuse_non_integers():
+    with pytest.raises(ValueError, match=r"speed.plan: num_frames must be an int, got float 10.5"):
+        make_task("speed").plan("a.mp4", 10.5, random.Random(0))
+    with pytest.raises(ValueError, match="counting.plan: num_frames must be an int"):
+        make_task("counting").plan("a.mp4", "12", random.Random(0))
+    with pytest.raises(ValueError, match="make_rng: seed must be an int, got float 1.7"):
+        make_rng(1.7, 0)  # was read as seed 1: the same samples, without a word
+    with pytest.raises(ValueError, match="make_rng: index must be an int"):
+        make_rng(1, True)
+    assert make_rng(np.int64(1), np.int32(2)).random() == make_rng(1, 2).random()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_seed_and_index_give_the_same_sample(name):
+    task = make_task(name)
+    video = _noise(64, 24, 36, seed=5)
+
+    def sample(seed, index):
+        rng = make_rng(seed, index, "det")
+        for _ in range(10):
+            plan = _plan(task, 64, rng)
+            try:
+                s = _build(task, plan, video[plan.frame_ids], rng)
+            except SkipSample:
+                continue
+            return s.question, s.answer, s.meta, s.presented(video[plan.frame_ids])
+        raise AssertionError("no sample")
+
+    for index in range(3):
+        a, b = sample(11, index), sample(11, index)
+        assert a[:3] == b[:3] and torch.equal(a[3], b[3])
+    assert len({json.dumps(sample(11, i)[2], sort_keys=True) for i in range(6)}) > 1
+
+
+# -- scoring
+
+TRUTHS = {
+    "counting": [{"count": n} for n in (2, 3, 7, 8)],
+    "disorder": [{"in_order": True}, {"in_order": False}],
+    "consistency": [{"kind": "identical", "cell": None}, {"kind": "whole", "cell": None}]
+    + [{"kind": "cell", "cell": c} for c in ("top-left", "center", "bottom-right")],
+    "localization": [{"start": a, "end": b} for a, b in ((1, 1), (1, 2), (2, 3), (3, 5))],
+    "rearrangement": [{"positions": p} for p in ([2, 3, 1], [3, 1, 2], [2, 1])],
+    "speed": [{"faster": f} for f in ("first", "second", "same")],
+}
+HEDGES = {
+    "counting": ["7 or 8", "7/8", "2, 3, 4, 5, 6, 7, 8", "seven or eight", "between 2 and 3"],
+    "disorder": ["Yes or No", "yes/no", "Yes. No.", "No, yes", "Yes and no", "no idea"],
+    "consistency": [
+        "Identical or Different: whole frame.",
+        "Identical. Different: top-left.",
+        "top-left, top, top-right, left, center, right, bottom-left, bottom or bottom-right, or whole frame",
+        "Different: center and whole frame",
+    ],
+    "localization": ["Frames 1-1, 1-2, 2-3, 3-5", "Frames 1-2 or 2-3", "3-5-7", "Frames 1, 1-2"],
+    "speed": ["first, second or same", "first or second", "same or first", "The first part is not faster"],
+}
+
+
+@pytest.mark.parametrize("name", list(HEDGES))
+def test_an_answer_listing_several_options_scores_zero(name):
+    """A string that states several options states none: it earns nothing whichever is true (as an RL reward,
+    hedging must not pay)."""
+    for truth in TRUTHS[name]:
+        meta = {"task": name, "answer": truth}
+        for text in HEDGES[name]:
+            assert score(name, text, meta) == 0.0, (text, truth)
+            if name != "localization":  # (a span list's first span earns its IoU)
+                assert partial_score(name, text, meta) == 0.0, (text, truth)
+
+
+@pytest.mark.parametrize(
+    "fn, text, value",
+    [
+        (parse_yes_no, "Yes, there is no shuffle.", True),  # a "no" before a word is not the answer
+        (parse_yes_no, "No they are shuffled", False),
+        (parse_yes_no, "  NO.\n", False),
+        (parse_consistency, "No difference.", ("identical", None)),  # its "differ" read as a negation
+        (parse_consistency, "Identical, no difference.", ("identical", None)),
+        (parse_consistency, "DIFFERENT: Top Left", ("cell", "top-left")),
+        (parse_speed, "Both play at the same speed; neither is faster.", "same"),
+        (parse_speed, "not the first", None),
+        (parse_count, "7, 7", 7),
+        (parse_count, "There are 8 frames, numbered 1 to 8.", 8),
+        (parse_count, "７", 7),  # unicode digits are digits
+        (parse_span, "Frames 3-5. Frames 3-5.", (3, 5)),  # the answer repeated
+        (parse_span, "Frames 3-5, as asked.", (3, 5)),
+        (parse_span, "Frames 5-3.", (5, 3)),  # reversed: as said, scores 0
+    ],
+)
+def test_parsers_on_odd_answers(fn, text, value):
+    assert fn(text) == value
+
+
+def test_scorers_never_raise_and_stay_in_range():
+    """Any string (empty, whitespace, unicode digits, thousands of digits, control characters) scores in [0, 1]."""
+    g = random.Random(0)
+    alphabet = "0123456789 -,.:\n\t/yesnoYESNOframesFirstSecondSameIdentical–٣７\x00é🙂"
+    texts = ["", " ", "\n\n", "9" * 5000, "Frames 3-2.", "-" * 50, "frames " + "1-" * 500 + "2"]
+    texts += ["".join(g.choice(alphabet) for _ in range(g.randrange(1, 40))) for _ in range(100)]
+    for name, truths in TRUTHS.items():
+        for truth in truths:
+            meta = {"task": name, "answer": truth}
+            for t in texts:
+                assert 0.0 <= score(name, t, meta) <= 1.0
+                assert 0.0 <= partial_score(name, t, meta) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "name, truth, text",
+    [
+        ("speed", {"faster": "first"}, "first " * 8000),  # took 11 s (a quadratic regex)
+        ("localization", {"start": 1, "end": 2}, "9" * 20000),  # took ~16 s
+        ("localization", {"start": 1, "end": 2}, "frames " + "12-" * 5000),
+        ("consistency", {"kind": "whole", "cell": None}, "top left " * 8000),
+        ("counting", {"count": 7}, "7 " * 20000),
+    ],
+)
+def test_degenerate_repetitions_score_fast(name, truth, text):
+    """RL rollouts produce repetition loops: scoring one must take milliseconds, not hold the reward batch."""
+    import time
+
+    meta = {"task": name, "answer": truth}
+    t0 = time.perf_counter()
+    score(name, text, meta), partial_score(name, text, meta)
+    assert time.perf_counter() - t0 < 2.0
