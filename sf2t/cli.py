@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sf2t._args import Parser
+
 
 def _git_sha_now() -> str | None:
     root = Path(__file__).resolve().parent.parent
@@ -235,7 +237,7 @@ def _kept_after_os_error(argv: list[str]) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
+    parser = Parser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="show the build, backends, decoders and device")
     p_info.add_argument("--json", action="store_true", help="print machine-readable JSON")

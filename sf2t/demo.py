@@ -14,7 +14,6 @@ them.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import json
@@ -25,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from sf2t._args import Parser
 
 __all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "run_config"]
 
@@ -552,7 +553,7 @@ def demo_out_problem(out: Path) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
-    p = argparse.ArgumentParser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo's {STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of clips, model and sampling")

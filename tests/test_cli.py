@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from sf2t import _ext
@@ -197,3 +198,51 @@ def test_train_other_ranks_quiet_library_logs(monkeypatch):
         seen.clear()  # the command's path: `sf2t train` runs inside it
         assert cli.main(["train", "steps=1"]) == 0 and seen["state"] == inside, rank
         assert state() == before
+
+
+@pytest.mark.parametrize(
+    "argv, typed, meant",
+    [
+        (["index", "videos", "--ouput", "m.jsonl"], "--ouput", "--out"),  # was: "-o/--out is required"
+        (["index", "videos", "-o", "m.jsonl", "--verfy"], "--verfy", "--verify"),  # was: the top parser's usage
+        (["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--nmu", "3"], "--nmu", "--num"),
+        (["tasks", "preview", "--manifest", "m.jsonl", "--tsk", "counting", "--out", "s.png"], "--tsk", "--task"),
+        (["demo", "--quik"], "--quik", "--quick"),
+        (["merge", "--bse", "b", "--adapter", "a", "--out", "o"], "--bse", "--base"),
+        (["finevidbench", "build", "--out", "b.json", "--synthtic", "4"], "--synthtic", "--synthetic"),
+        (
+            ["finevidbench", "export", "--bench", "b.json", "--fromat", "lmms-eval", "--out", "o"],
+            "--fromat",
+            "--format",
+        ),
+        (["eval", "--model", "m", "--benchh", "b.json", "--out", "r.json"], "--benchh", "--bench"),
+        (["throughput", "--videos", "v", "--secs", "1"], "--secs", "--seconds"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_one_meant(argv, typed, meant, capsys):
+    """A new user's typo in an option is the error, with the option most likely meant, in every command that parses
+    its own options (sf2t train's fields say the same: TrainConfig has no field ...; did you mean ...); argparse
+    alone said that the option it stood for was required, or showed `sf2t`'s usage for `sf2t index`'s option."""
+    from sf2t import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    prog = "sf2t " + " ".join(argv[:2] if argv[0] in ("tasks", "finevidbench") else argv[:1])
+    assert f"{prog}: error: unrecognized option {typed!r}; did you mean {meant!r}?" in err, err
+    assert "required" not in err and "Traceback" not in err, err
+
+
+def test_option_check_leaves_values_abbreviations_and_positionals_alone():
+    """What argparse takes stays taken: a negative number as a value, --opt=value, -oFILE, an unambiguous
+    abbreviation, a value with spaces, anything after --."""
+    from sf2t._args import Parser
+
+    p = Parser(prog="t")
+    p.add_argument("-o", "--out")
+    p.add_argument("--workers", type=int)
+    p.add_argument("paths", nargs="*")
+    a = p.parse_args(["--workers", "-1", "--out=x", "a", "--", "--not-an-option"])
+    assert (a.workers, a.out, a.paths) == (-1, "x", ["a", "--not-an-option"])
+    assert p.parse_args(["-oF", "--work", "2", "-a b"]).out == "F"

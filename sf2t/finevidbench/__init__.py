@@ -20,12 +20,12 @@ __all__ = [
 
 
 def main_build(argv=None) -> int:
-    import argparse
     import sys
 
+    from sf2t._args import Parser
     from sf2t.finevidbench.build import build
 
-    p = argparse.ArgumentParser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
+    p = Parser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
     p.add_argument("--manifest", help="sf2t index manifest of your videos (fragment-level questions)")
     p.add_argument(
         "--out",
@@ -126,13 +126,13 @@ def _task_section(name: str, section) -> dict:
 
 
 def main_export(argv=None) -> int:
-    import argparse
     import os
     import sys
 
+    from sf2t._args import Parser
     from sf2t.finevidbench.export import FORMATS, export
 
-    p = argparse.ArgumentParser(prog="sf2t finevidbench export", description="Export for lmms-eval or VLMEvalKit.")
+    p = Parser(prog="sf2t finevidbench export", description="Export for lmms-eval or VLMEvalKit.")
     p.add_argument("--bench", required=True, help="the benchmark JSON")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="output folder")
@@ -233,13 +233,13 @@ def _run_settings(args) -> dict:
 
 
 def main_eval(argv=None) -> int:
-    import argparse
     import sys
 
+    from sf2t._args import Parser
     from sf2t.finevidbench.evaluate import VideoRunner, check_out_files, compare_text, evaluate, side_files
     from sf2t.finevidbench.format import load as load_bench
 
-    p = argparse.ArgumentParser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
+    p = Parser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
     p.add_argument(
         "--model",
         required=True,

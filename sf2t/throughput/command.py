@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 from typing import Sequence
 
+from sf2t._args import Parser
 from sf2t.throughput.report import json_safe, print_table
 from sf2t.throughput.sampling import FAMILIES, FRAME_TASKS
 
@@ -48,7 +48,7 @@ def _option_problem(args) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from sf2t import throughput  # the package: its docstring, and measure where tests patch its helpers
 
-    p = argparse.ArgumentParser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
+    p = Parser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
     p.add_argument("--videos", nargs="+", required=True, help="video files or folders")
     p.add_argument(
         "--windows",

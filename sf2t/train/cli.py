@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from sf2t._args import Parser
+
 __all__ = ["run_training", "train_main", "merge_main"]
 
 
@@ -472,7 +474,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def merge_main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sf2t merge", description=__doc__.split("\n\n")[2])
+    p = Parser(prog="sf2t merge", description=__doc__.split("\n\n")[2])
     p.add_argument("--base", required=True, help="the base checkpoint directory the adapter was trained on")
     p.add_argument("--adapter", required=True, help="the LoRA adapter directory (out_dir/adapter of a run)")
     p.add_argument("--out", required=True, help="where the merged checkpoint goes (a new or empty folder)")
