@@ -925,6 +925,30 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
         assert words in err and "Traceback" not in err, (row, err)
 
 
+def test_out_that_is_a_text_file_of_another_kind_is_kept(bench, tmp_path, capsys):
+    """finevidbench build --out and eval --out replace only what they wrote: an existing text file that is no
+    benchmark (build) or no results JSON (eval), e.g. the manifest of another set or a notes file, is refused before
+    anything runs (both replaced it, and build put its frames/ beside it). An empty file is taken."""
+    notes = tmp_path / "notes.txt"
+    for words, argv in (
+        ("is not an sf2t benchmark", ["finevidbench", "build", "--synthetic", "1", "--quiet", "--out", str(notes)]),
+        (
+            "is not an sf2t eval results file",
+            ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(notes)],
+        ),
+    ):
+        notes.write_text('{"my": "notes"}\n')
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--out {notes}: exists and {words}" in err and "Traceback" not in err, err
+        assert notes.read_text() == '{"my": "notes"}\n'
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    notes.write_text("")  # past the --out check: the model is what is missing
+    assert cli.main(["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert "no-model" in err and "results file" not in err, err
+
+
 def test_eval_side_files_follow_the_out_rule(bench, tmp_path, capsys):
     """The files eval writes next to --out F (F.answers.jsonl, .report.md, .png, .compare.md) follow --out's rule,
     checked before the model loads: never a folder (a traceback once every question was answered), a file of another
