@@ -2656,6 +2656,27 @@ def test_cli_train_resume_auto_refuses_a_finished_run_without_checkpoints(tmp_pa
     assert "already holds a run" in err and "no checkpoint to resume from" in err and "resume=auto continues" not in err
 
 
+def test_cli_train_a_run_that_stopped_before_its_first_step_does_not_block_the_retry(tmp_path, capsys):
+    """A run that stopped before logging a step (its only video no video: found once the model had loaded) leaves
+    an empty metrics.jsonl and tensorboard/: the same command, corrected, goes on there (it was refused as "already
+    holds a run", overwrite=true asked for a run that never was); one step logged is a run again."""
+    from sf2t.train.cli import train_main
+
+    (tmp_path / "model").mkdir()  # no config.json: the error after the out_dir check
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "tensorboard").mkdir(parents=True)
+    (run / "tensorboard" / "events.out.tfevents.1.vm.1.0").write_bytes(b"\x00" * 88)
+    (run / "metrics.jsonl").write_text("")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=2"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "lacks config.json" in err and "already holds a run" not in err, err
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    assert train_main(argv) == 2
+    assert "already holds a run (metrics.jsonl, tensorboard)" in capsys.readouterr().err
+
+
 def test_report_names_a_skipped_video_whose_name_is_not_utf8(tmp_path):
     """A skipped video with a non-UTF-8 name (its bytes as surrogates) is written escaped into report.md: it was a
     UnicodeEncodeError after the run had finished, which `sf2t train` showed as "'utf-8' codec can't encode" and exit 2

@@ -132,12 +132,17 @@ RUN_FILES = ("checkpoints", "adapter", "model", "train_result.json", "metrics.js
 
 
 def run_files(out: Path) -> list[str]:
-    """What of a training run ``out`` holds (its checkpoints, weights and logs); [] for a new or unrelated folder."""
+    """What of a training run ``out`` holds (its checkpoints, weights and logs); [] for a new or unrelated folder, and
+    for a run that stopped before its first step (no video could be read, a wrong setting found once the model had
+    loaded): its empty ``metrics.jsonl`` and ``tensorboard/`` made the same command, corrected, refused there."""
     if not out.is_dir():
         return []
     held = [name for name in RUN_FILES if (out / name).exists()]
     if "checkpoints" in held and not any((out / "checkpoints").glob("step-*")):
         held.remove("checkpoints")
+    metrics = out / "metrics.jsonl"
+    if set(held) <= {"metrics.jsonl", "tensorboard"} and (not metrics.is_file() or metrics.stat().st_size == 0):
+        return []  # no step logged: nothing to resume or to lose
     return held
 
 
