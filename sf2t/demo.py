@@ -463,9 +463,12 @@ def _pct(x: float | None) -> str:
 
 def _table(results: dict[str, dict], chance: dict[str, float], tasks: Sequence[str]) -> str:
     cols = list(results)
-    lines = [f"{'task':<10} {'chance':>7} " + " ".join(f"{c:>7}" for c in cols)]
+    w = max(len("task"), *map(len, tasks))  # "rearrangement" (13) pushed its row out of a 10-wide column
+    lines = [f"{'task':<{w}} {'chance':>7} " + " ".join(f"{c:>7}" for c in cols)]
     for t in tasks:
-        lines.append(f"{t:<10} {_pct(chance[t]):>7} " + " ".join(f"{_pct(results[c][t]['accuracy']):>7}" for c in cols))
+        lines.append(
+            f"{t:<{w}} {_pct(chance[t]):>7} " + " ".join(f"{_pct(results[c][t]['accuracy']):>7}" for c in cols)
+        )
     return "\n".join(lines)
 
 
@@ -504,7 +507,8 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         f"(warmup {cfg['warmup_steps']}), {'LoRA' if cfg['lora'] else 'full fine-tuning'}, layout `{cfg['layout']}`, "
         f"frames {cfg['frame_size'][0]}x{cfg['frame_size'][1]}",
         f"- trainable parameters: {tr['trainable_parameters']:,}; {tr['tokens_per_second']:.0f} tokens/s",
-        f"- loss: first step {tr['loss_first']:.3f}, mean of the last 50 steps {tr['loss_last_50']:.3f}",
+        f"- loss: first step {tr['loss_first']:.3f}, mean of the last {min(50, tr['steps'])} steps "
+        f"{tr['loss_last_50']:.3f}",
         "- loss curve (mean per tenth of the run): " + ", ".join(f"{c['loss']:.3f}" for c in tr["loss_curve"]),
     ]
     for t, curve in tr["task_loss_curves"].items():

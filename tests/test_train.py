@@ -809,6 +809,11 @@ def test_demo_quick(tmp_path, overrides):
     assert any("task" in line and "chance" in line for line in lines)
     md = (out / "report.md").read_text()
     assert "| counting |" in md and "Skipped videos" in md
+    steps = report["training"]["steps"]
+    assert steps < 50 and f"mean of the last {steps} steps" in md  # "of the last 50 steps" of a 40-step run
+    table = next(i for i, line in enumerate(lines) if line.startswith("task") and "chance" in line)
+    rows = lines[table].splitlines()
+    assert len({row.index("%") for row in rows[1:]}) == 1, rows  # the columns line up past "rearrangement"
     assert "![loss and accuracy](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     # the report's command makes this run again: the --set overrides are part of it
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
