@@ -37,3 +37,15 @@ class Parser(argparse.ArgumentParser):
                 continue  # an abbreviation, as argparse takes them (it says itself when one is ambiguous)
             hint = did_you_mean(name, [o for o in known if o.startswith("--")]).strip()
             self.error(f"unrecognized option {name!r}" + (f"; {hint}" if hint else "") + " (--help lists the options)")
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1, or the error naming the option (``argument --num: must be a positive
+    whole number, got 0``), where the function behind it named its Python parameter (``num``, ``frame_repeat``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value

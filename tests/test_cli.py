@@ -246,3 +246,36 @@ def test_option_check_leaves_values_abbreviations_and_positionals_alone():
     a = p.parse_args(["--workers", "-1", "--out=x", "a", "--", "--not-an-option"])
     assert (a.workers, a.out, a.paths) == (-1, "x", ["a", "--not-an-option"])
     assert p.parse_args(["-oF", "--work", "2", "-a b"]).out == "F"
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--num", "0"],
+            "argument --num: must be a positive",
+        ),
+        (
+            ["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--num", "2", "--frame-repeat", "0"],
+            "argument --frame-repeat: must be a positive",
+        ),
+        (
+            ["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--num", "2", "--samples-per-window", "0"],
+            "argument --samples-per-window: must be a positive",
+        ),
+        (
+            ["tasks", "preview", "--manifest", "m.jsonl", "--task", "speed", "--out", "s.png", "--num", "0"],
+            "--num: must",
+        ),
+    ],
+)
+def test_tasks_counts_below_one_name_the_option(argv, words, capsys):
+    """sf2t tasks export / preview name the option a count below 1 came from, before the manifest is read (they said
+    `num must be a positive integer`, `frame_repeat must be ...`: the Python parameter, not the option typed)."""
+    from sf2t import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and "m.jsonl" not in err.splitlines()[-1], err

@@ -135,7 +135,6 @@ def test_sharegpt_format_and_jpeg(manifest, tmp_path):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--num", "0"], "num must be a positive"),
         (["--num", "3", "--tasks", "counting", "juggling"], "unknown task"),
         (["--num", "3", "--tasks", "disordr"], "unknown task(s) 'disordr' (did you mean 'disorder'?); valid: "),
         (["--num", "3", "--tasks", ""], "--tasks: no task names given; name one or more of: counting, "),
