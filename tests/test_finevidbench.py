@@ -1017,6 +1017,25 @@ def test_eval_an_adapter_of_another_base_is_named(bench, tmp_path, tiny_qwen2_vl
     assert "size mismatch" in err and "more)" in err and "Traceback" not in err
 
 
+def test_loading_an_adapter_shows_no_warning_of_peft_about_transformers(tmp_path, tiny_qwen2_vl):
+    """peft reads transformers' deprecated ``is_gradient_checkpointing`` when it loads an adapter: a FutureWarning the
+    user can do nothing about, which sf2t eval --adapter showed (training filters it). Other warnings still pass."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.models._build import load_adapter
+
+    model, _ = load_model_and_tokenizer(tiny_qwen2_vl)
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"])).save_pretrained(tmp_path / "a")
+    model, _ = load_model_and_tokenizer(tiny_qwen2_vl)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        load_adapter(model, tmp_path / "a", tiny_qwen2_vl)
+    assert not [w for w in said if "is_gradient_checkpointing" in str(w.message)], [str(w.message) for w in said]
+
+
 def test_eval_interrupted_says_how_to_go_on(bench, tmp_path, capsys, monkeypatch):
     import sf2t.finevidbench.evaluate as ev
 

@@ -317,5 +317,7 @@ def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):
             keys = re.findall(r"'([^']+)'", text)
             shown = f"{keys[0]} (and {len(keys) - 1} more)" if keys else text
             raise ValueError(f"{misfit}: the adapter has no weights for LoRA layer {shown}")
+        if "`is_gradient_checkpointing` is deprecated" in text:  # peft reading transformers' old name: not the user's
+            continue  # (sf2t.train.loop filters it for training; sf2t eval --adapter showed it)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return loaded
