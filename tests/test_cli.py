@@ -279,3 +279,22 @@ def test_tasks_counts_below_one_name_the_option(argv, words, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert words in err and "m.jsonl" not in err.splitlines()[-1], err
+
+
+def test_merge_says_what_the_adapter_path_is_instead(tmp_path, capsys):
+    """sf2t merge (and eval: the same words) --adapter that does not exist, or is the adapter's adapter_config.json:
+    said as such (it read "... is not a LoRA adapter directory (no adapter_config.json)" for the file itself)."""
+    from sf2t import cli
+
+    adapter = tmp_path / "run" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    for given, words in (
+        (tmp_path / "nosuch", "; no such file or folder"),
+        (adapter / "adapter_config.json", f"; it is a file: pass its folder {str(adapter)!r}"),
+        (tmp_path / "run", f"; it is a sf2t train run folder: its adapter is {str(adapter)!r}"),
+    ):
+        argv = ["merge", "--base", str(tmp_path), "--adapter", str(given), "--out", str(tmp_path / "m")]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.strip().endswith(words) and "Traceback" not in err, err
