@@ -298,3 +298,15 @@ def test_merge_says_what_the_adapter_path_is_instead(tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.strip().endswith(words) and "Traceback" not in err, err
+
+
+def test_finevidbench_names_an_unknown_subcommand(capsys):
+    """`sf2t finevidbench bild` says which word is wrong and the one meant (it printed the usage only); --help is
+    the usage on stdout, exit 0."""
+    from sf2t import cli
+
+    assert cli.main(["finevidbench", "bild", "--out", "b.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "sf2t finevidbench: error: unknown subcommand 'bild'; did you mean 'build'?"
+    assert cli.main(["finevidbench", "--help"]) == 0
+    assert "sf2t finevidbench export --bench" in capsys.readouterr().out
