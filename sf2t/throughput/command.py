@@ -49,7 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sf2t import throughput  # the package: its docstring, and measure where tests patch its helpers
 
     p = Parser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
-    p.add_argument("--videos", nargs="+", required=True, help="video files or folders")
+    p.add_argument(
+        "--videos",
+        nargs="+",
+        required=True,
+        help="video files, folders or sf2t index manifests (.jsonl: their ok lines)",
+    )
     p.add_argument(
         "--windows",
         type=int,
@@ -141,15 +146,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t throughput: {problem}", file=sys.stderr)
         return 2
     from sf2t.video.errors import VideoError
-    from sf2t.video.index import find_files
+    from sf2t.video.index import expand_videos
 
     missing = [v for v in args.videos if not os.path.exists(v)]
     if missing:
         print(f"sf2t throughput: no such file or folder: {missing}", file=sys.stderr)
         return 2
-    videos = find_files(args.videos)
+    try:  # as sf2t train's videos=: a manifest gives its ok lines (it was probed as a video: "cannot open")
+        videos = expand_videos(args.videos)
+    except ValueError as e:  # a folder without videos, a broken manifest
+        print(f"sf2t throughput: --videos {e}", file=sys.stderr)
+        return 2
     if not videos:
-        print(f"sf2t throughput: no video files in {args.videos}", file=sys.stderr)
+        print(f"sf2t throughput: --videos {args.videos} list no video (a manifest with no ok line?)", file=sys.stderr)
         return 2
     if args.json is not None:
         try:
