@@ -577,16 +577,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"sf2t demo: {problem}", file=sys.stderr)
         return 2
+    from sf2t._progress import library_bars
+
     try:
-        run_demo(
-            a.out,
-            steps=a.steps,
-            seed=a.seed,
-            quick=a.quick,
-            threads=a.threads,
-            progress=not a.no_progress,
-            overrides=a.overrides,
-        )
+        with library_bars(not a.no_progress):  # transformers' "Loading weights" too
+            run_demo(
+                a.out,
+                steps=a.steps,
+                seed=a.seed,
+                quick=a.quick,
+                threads=a.threads,
+                progress=not a.no_progress,
+                overrides=a.overrides,
+            )
     except ValueError as e:  # a setting the run found wrong (a --set value against the demo's data, ...)
         print(f"sf2t demo: {e}", file=sys.stderr)
         return 2

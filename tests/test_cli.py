@@ -310,3 +310,18 @@ def test_finevidbench_names_an_unknown_subcommand(capsys):
     assert err.strip().splitlines()[-1] == "sf2t finevidbench: error: unknown subcommand 'bild'; did you mean 'build'?"
     assert cli.main(["finevidbench", "--help"]) == 0
     assert "sf2t finevidbench export --bench" in capsys.readouterr().out
+
+
+def test_no_progress_turns_off_transformers_bars_too(tmp_path, monkeypatch):
+    """sf2t demo --no-progress: transformers' own bars ("Loading weights", "Writing model shards") are off while
+    the demo runs (they were drawn still), and on again after; without the flag they are left on."""
+    from transformers.utils import logging as hf_logging
+
+    import sf2t.demo as demo
+
+    seen = []
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **k: seen.append(hf_logging.is_progress_bar_enabled()))
+    assert hf_logging.is_progress_bar_enabled()
+    assert demo.main(["--out", str(tmp_path / "d1"), "--quick", "--no-progress"]) == 0
+    assert demo.main(["--out", str(tmp_path / "d2"), "--quick"]) == 0
+    assert seen == [False, True] and hf_logging.is_progress_bar_enabled()

@@ -1790,6 +1790,26 @@ def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, 
     assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
 
 
+def test_cli_train_progress_false_turns_off_transformers_bars_too(tiny, clips, tmp_path, monkeypatch):
+    """sf2t train progress=false: transformers' "Loading weights" bars are off for the run (they were drawn still),
+    on again after; progress=true leaves them on."""
+    from transformers.utils import logging as hf_logging
+
+    import sf2t.train.cli as train_cli
+
+    seen = []
+
+    def run_training(cfg):
+        seen.append(hf_logging.is_progress_bar_enabled())
+        raise ValueError("stopped here")  # (a ValueError: one line, exit 2)
+
+    monkeypatch.setattr(train_cli, "run_training", run_training)
+    argv = [f"model={tiny}", f"videos=[{clips[0][0]}]", "steps=1"]
+    for i, progress in enumerate(("false", "true")):
+        assert train_cli.train_main([*argv, f"out_dir={tmp_path / str(i)}", f"progress={progress}"]) == 2
+    assert seen == [False, True] and hf_logging.is_progress_bar_enabled()
+
+
 def test_cli_train_bad_out_dir_model_file_and_binary_supervised_data(tiny, clips, tmp_path, capsys):
     """An out_dir under a file failed with a NotADirectoryError traceback after training; a model= that names a file
     (the weights) was told to download it from the Hub; a supervised_data that is not text gave a bare UnicodeDecode

@@ -437,10 +437,12 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2
+    from sf2t._progress import library_bars
     from sf2t.train.data import NoUsableVideo
 
     try:
-        res = run_training(cfg)
+        with library_bars(cfg.progress):  # progress=false: transformers' "Loading weights" bars too
+            res = run_training(cfg)
     except (NoUsableVideo, FloatingPointError) as e:  # the data ran out, or the loss went NaN: the message says it all
         print(f"sf2t train: {e}", file=sys.stderr)
         return 1
