@@ -238,6 +238,9 @@ def _kept_after_os_error(argv: list[str]) -> str:
 
 def _main(argv: list[str]) -> int:
     parser = Parser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
+    from sf2t._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"sf2t {__version__}")  # (sf2t info: the whole build)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="show the build, backends, decoders and device")
     p_info.add_argument("--json", action="store_true", help="print machine-readable JSON")

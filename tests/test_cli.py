@@ -325,3 +325,13 @@ def test_no_progress_turns_off_transformers_bars_too(tmp_path, monkeypatch):
     assert demo.main(["--out", str(tmp_path / "d1"), "--quick", "--no-progress"]) == 0
     assert demo.main(["--out", str(tmp_path / "d2"), "--quick"]) == 0
     assert seen == [False, True] and hf_logging.is_progress_bar_enabled()
+
+
+def test_version(capsys):
+    """`sf2t --version` prints the version (it was "unrecognized arguments: --version")."""
+    import sf2t
+    from sf2t import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"sf2t {sf2t.__version__}"
