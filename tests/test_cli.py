@@ -101,6 +101,7 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monk
     (tmp_path / "v").mkdir()
     with monkeypatch.context() as m:
         m.setattr(index, "find_files", _interrupted)  # before any file is probed
+        m.setattr(index, "expand_video_entries", _interrupted)  # (throughput's --videos: files, folders, manifests)
         check(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet"], "holds what was last saved")
         (tmp_path / "a.mp4").write_bytes(b"")
         check(["throughput", "--videos", str(tmp_path / "a.mp4")], "sf2t throughput: interrupted")
