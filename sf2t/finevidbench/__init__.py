@@ -307,16 +307,16 @@ def main_eval(argv=None) -> int:
 
         # (from the benchmark's own folder, _root: --bench may be a link to it from another folder)
         own = [str(Path(bench["_root"]) / f) for f in sorted(_written_files(bench))]
-        check_out_files(args.out, inputs=[args.bench, args.compare, *own], compare=bool(args.compare))
         from sf2t._files import is_within
 
-        for name, folder in (("--model", args.model), ("--adapter", args.adapter)):
+        for name, folder in (("--model", args.model), ("--adapter", args.adapter)):  # said first: the likelier slip
             if folder is not None and Path(folder).is_dir():
                 if is_within(Path(args.out).resolve().parent, folder):
                     raise ValueError(
                         f"--out {args.out}: inside the {name} folder {folder}: the results (and their .answers.jsonl, "
                         ".report.md, .png) would go among the checkpoint's files, or replace one; pass another path"
                     )
+        check_out_files(args.out, inputs=[args.bench, args.compare, *own], compare=bool(args.compare))
         other = _read_results(args.compare) if args.compare else None
         run = _run_settings(args)
         runner = VideoRunner(
