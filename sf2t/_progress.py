@@ -9,10 +9,11 @@ whatever the interval; a terminal's bar redraws as before).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-__all__ = ["progress_bar", "is_terminal", "LOG_INTERVAL_S"]
+__all__ = ["progress_bar", "is_terminal", "library_bars", "LOG_INTERVAL_S"]
 
 LOG_INTERVAL_S = 30.0  # seconds between redraws of a bar written into a file or a pipe
 
@@ -46,3 +47,22 @@ def progress_bar(iterable: Iterable | None = None, *, auto: bool = False, **kw):
     bar = tqdm(iterable, **kw)
     bar.log_paced = paced
     return bar
+
+
+@contextlib.contextmanager
+def library_bars(enabled: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights", "Writing model shards") on as they are, or off for the
+    block when sf2t's are off (``sf2t demo --no-progress``, ``sf2t train progress=false``: they were still drawn);
+    put back after. For the commands: sf2t used as a library leaves transformers' settings alone."""
+    if enabled:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()

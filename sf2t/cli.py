@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sf2t._args import Parser
+
 
 def _git_sha_now() -> str | None:
     root = Path(__file__).resolve().parent.parent
@@ -274,7 +276,10 @@ def _kept_after_os_error(argv: list[str]) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
+    parser = Parser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
+    from sf2t._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"sf2t {__version__}")  # (sf2t info: the whole build)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="show the build, backends, decoders and device")
     p_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -311,11 +316,23 @@ def _main(argv: list[str]) -> int:
         from sf2t import finevidbench as _fvb
 
         if len(argv) < 2 or argv[1] not in ("build", "export"):
+            help_asked = argv[1:2] in (["-h"], ["--help"])
             print(
                 "usage: sf2t finevidbench build --out bench.json [--manifest M] [--synthetic N] ...\n"
-                "       sf2t finevidbench export --bench bench.json --format lmms-eval|vlmevalkit --out DIR",
-                file=sys.stderr,
+                "       sf2t finevidbench export --bench bench.json --format lmms-eval|vlmevalkit --out DIR\n"
+                "(sf2t finevidbench build --help, sf2t finevidbench export --help: the options)",
+                file=sys.stdout if help_asked else sys.stderr,
             )
+            if help_asked:
+                return 0
+            if len(argv) > 1:  # `bild`: said, not only the usage
+                from sf2t._names import did_you_mean
+
+                hint = did_you_mean(argv[1], ("build", "export")).strip()
+                print(
+                    f"sf2t finevidbench: error: unknown subcommand {argv[1]!r}" + (f"; {hint}" if hint else ""),
+                    file=sys.stderr,
+                )
             return 2
         return (_fvb.main_build if argv[1] == "build" else _fvb.main_export)(argv[2:])
     if argv and argv[0] == "eval":

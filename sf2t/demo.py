@@ -14,7 +14,6 @@ them.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import json
@@ -25,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from sf2t._args import Parser
 
 __all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "run_config"]
 
@@ -462,9 +463,12 @@ def _pct(x: float | None) -> str:
 
 def _table(results: dict[str, dict], chance: dict[str, float], tasks: Sequence[str]) -> str:
     cols = list(results)
-    lines = [f"{'task':<10} {'chance':>7} " + " ".join(f"{c:>7}" for c in cols)]
+    w = max(len("task"), *map(len, tasks))  # "rearrangement" (13) pushed its row out of a 10-wide column
+    lines = [f"{'task':<{w}} {'chance':>7} " + " ".join(f"{c:>7}" for c in cols)]
     for t in tasks:
-        lines.append(f"{t:<10} {_pct(chance[t]):>7} " + " ".join(f"{_pct(results[c][t]['accuracy']):>7}" for c in cols))
+        lines.append(
+            f"{t:<{w}} {_pct(chance[t]):>7} " + " ".join(f"{_pct(results[c][t]['accuracy']):>7}" for c in cols)
+        )
     return "\n".join(lines)
 
 
@@ -503,7 +507,8 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         f"(warmup {cfg['warmup_steps']}), {'LoRA' if cfg['lora'] else 'full fine-tuning'}, layout `{cfg['layout']}`, "
         f"frames {cfg['frame_size'][0]}x{cfg['frame_size'][1]}",
         f"- trainable parameters: {tr['trainable_parameters']:,}; {tr['tokens_per_second']:.0f} tokens/s",
-        f"- loss: first step {tr['loss_first']:.3f}, mean of the last 50 steps {tr['loss_last_50']:.3f}",
+        f"- loss: first step {tr['loss_first']:.3f}, mean of the last {min(50, tr['steps'])} steps "
+        f"{tr['loss_last_50']:.3f}",
         "- loss curve (mean per tenth of the run): " + ", ".join(f"{c['loss']:.3f}" for c in tr["loss_curve"]),
     ]
     for t, curve in tr["task_loss_curves"].items():
@@ -552,7 +557,7 @@ def demo_out_problem(out: Path) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
-    p = argparse.ArgumentParser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo's {STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of clips, model and sampling")
@@ -572,16 +577,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"sf2t demo: {problem}", file=sys.stderr)
         return 2
+    from sf2t._progress import library_bars
+
     try:
-        run_demo(
-            a.out,
-            steps=a.steps,
-            seed=a.seed,
-            quick=a.quick,
-            threads=a.threads,
-            progress=not a.no_progress,
-            overrides=a.overrides,
-        )
+        with library_bars(not a.no_progress):  # transformers' "Loading weights" too
+            run_demo(
+                a.out,
+                steps=a.steps,
+                seed=a.seed,
+                quick=a.quick,
+                threads=a.threads,
+                progress=not a.no_progress,
+                overrides=a.overrides,
+            )
     except ValueError as e:  # a setting the run found wrong (a --set value against the demo's data, ...)
         print(f"sf2t demo: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from sf2t import _ext
@@ -100,6 +101,7 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monk
     (tmp_path / "v").mkdir()
     with monkeypatch.context() as m:
         m.setattr(index, "find_files", _interrupted)  # before any file is probed
+        m.setattr(index, "expand_video_entries", _interrupted)  # (throughput's --videos: files, folders, manifests)
         check(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet"], "holds what was last saved")
         (tmp_path / "a.mp4").write_bytes(b"")
         check(["throughput", "--videos", str(tmp_path / "a.mp4")], "sf2t throughput: interrupted")
@@ -270,3 +272,140 @@ def test_only_file_os_errors_are_one_line(capsys, monkeypatch):
         with pytest.raises(type(e)):
             cli.main(["info"])
         assert capsys.readouterr().err == "", e
+
+
+@pytest.mark.parametrize(
+    "argv, typed, meant",
+    [
+        (["index", "videos", "--ouput", "m.jsonl"], "--ouput", "--out"),  # was: "-o/--out is required"
+        (["index", "videos", "-o", "m.jsonl", "--verfy"], "--verfy", "--verify"),  # was: the top parser's usage
+        (["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--nmu", "3"], "--nmu", "--num"),
+        (["tasks", "preview", "--manifest", "m.jsonl", "--tsk", "counting", "--out", "s.png"], "--tsk", "--task"),
+        (["demo", "--quik"], "--quik", "--quick"),
+        (["merge", "--bse", "b", "--adapter", "a", "--out", "o"], "--bse", "--base"),
+        (["finevidbench", "build", "--out", "b.json", "--synthtic", "4"], "--synthtic", "--synthetic"),
+        (
+            ["finevidbench", "export", "--bench", "b.json", "--fromat", "lmms-eval", "--out", "o"],
+            "--fromat",
+            "--format",
+        ),
+        (["eval", "--model", "m", "--benchh", "b.json", "--out", "r.json"], "--benchh", "--bench"),
+        (["throughput", "--videos", "v", "--secs", "1"], "--secs", "--seconds"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_one_meant(argv, typed, meant, capsys):
+    """A new user's typo in an option is the error, with the option most likely meant, in every command that parses
+    its own options (sf2t train's fields say the same: TrainConfig has no field ...; did you mean ...); argparse
+    alone said that the option it stood for was required, or showed `sf2t`'s usage for `sf2t index`'s option."""
+    from sf2t import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    prog = "sf2t " + " ".join(argv[:2] if argv[0] in ("tasks", "finevidbench") else argv[:1])
+    assert f"{prog}: error: unrecognized option {typed!r}; did you mean {meant!r}?" in err, err
+    assert "required" not in err and "Traceback" not in err, err
+
+
+def test_option_check_leaves_values_abbreviations_and_positionals_alone():
+    """What argparse takes stays taken: a negative number as a value, --opt=value, -oFILE, an unambiguous
+    abbreviation, a value with spaces, anything after --."""
+    from sf2t._args import Parser
+
+    p = Parser(prog="t")
+    p.add_argument("-o", "--out")
+    p.add_argument("--workers", type=int)
+    p.add_argument("paths", nargs="*")
+    a = p.parse_args(["--workers", "-1", "--out=x", "a", "--", "--not-an-option"])
+    assert (a.workers, a.out, a.paths) == (-1, "x", ["a", "--not-an-option"])
+    assert p.parse_args(["-oF", "--work", "2", "-a b"]).out == "F"
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--num", "0"],
+            "argument --num: must be a positive",
+        ),
+        (
+            ["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--num", "2", "--frame-repeat", "0"],
+            "argument --frame-repeat: must be a positive",
+        ),
+        (
+            ["tasks", "export", "--manifest", "m.jsonl", "--out", "ds", "--num", "2", "--samples-per-window", "0"],
+            "argument --samples-per-window: must be a positive",
+        ),
+        (
+            ["tasks", "preview", "--manifest", "m.jsonl", "--task", "speed", "--out", "s.png", "--num", "0"],
+            "--num: must",
+        ),
+    ],
+)
+def test_tasks_counts_below_one_name_the_option(argv, words, capsys):
+    """sf2t tasks export / preview name the option a count below 1 came from, before the manifest is read (they said
+    `num must be a positive integer`, `frame_repeat must be ...`: the Python parameter, not the option typed)."""
+    from sf2t import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and "m.jsonl" not in err.splitlines()[-1], err
+
+
+def test_merge_says_what_the_adapter_path_is_instead(tmp_path, capsys):
+    """sf2t merge (and eval: the same words) --adapter that does not exist, or is the adapter's adapter_config.json:
+    said as such (it read "... is not a LoRA adapter directory (no adapter_config.json)" for the file itself)."""
+    from sf2t import cli
+
+    adapter = tmp_path / "run" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    for given, words in (
+        (tmp_path / "nosuch", "; no such file or folder"),
+        (adapter / "adapter_config.json", f"; it is a file: pass its folder {str(adapter)!r}"),
+        (tmp_path / "run", f"; it is a sf2t train run folder: its adapter is {str(adapter)!r}"),
+    ):
+        argv = ["merge", "--base", str(tmp_path), "--adapter", str(given), "--out", str(tmp_path / "m")]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.strip().endswith(words) and "Traceback" not in err, err
+
+
+def test_finevidbench_names_an_unknown_subcommand(capsys):
+    """`sf2t finevidbench bild` says which word is wrong and the one meant (it printed the usage only); --help is
+    the usage on stdout, exit 0."""
+    from sf2t import cli
+
+    assert cli.main(["finevidbench", "bild", "--out", "b.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "sf2t finevidbench: error: unknown subcommand 'bild'; did you mean 'build'?"
+    assert cli.main(["finevidbench", "--help"]) == 0
+    assert "sf2t finevidbench export --bench" in capsys.readouterr().out
+
+
+def test_no_progress_turns_off_transformers_bars_too(tmp_path, monkeypatch):
+    """sf2t demo --no-progress: transformers' own bars ("Loading weights", "Writing model shards") are off while
+    the demo runs (they were drawn still), and on again after; without the flag they are left on."""
+    from transformers.utils import logging as hf_logging
+
+    import sf2t.demo as demo
+
+    seen = []
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **k: seen.append(hf_logging.is_progress_bar_enabled()))
+    assert hf_logging.is_progress_bar_enabled()
+    assert demo.main(["--out", str(tmp_path / "d1"), "--quick", "--no-progress"]) == 0
+    assert demo.main(["--out", str(tmp_path / "d2"), "--quick"]) == 0
+    assert seen == [False, True] and hf_logging.is_progress_bar_enabled()
+
+
+def test_version(capsys):
+    """`sf2t --version` prints the version (it was "unrecognized arguments: --version")."""
+    import sf2t
+    from sf2t import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"sf2t {sf2t.__version__}"

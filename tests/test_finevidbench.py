@@ -929,6 +929,30 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
         assert words in err and "Traceback" not in err, (row, err)
 
 
+def test_out_that_is_a_text_file_of_another_kind_is_kept(bench, tmp_path, capsys):
+    """finevidbench build --out and eval --out replace only what they wrote: an existing text file that is no
+    benchmark (build) or no results JSON (eval), e.g. the manifest of another set or a notes file, is refused before
+    anything runs (both replaced it, and build put its frames/ beside it). An empty file is taken."""
+    notes = tmp_path / "notes.txt"
+    for words, argv in (
+        ("is not an sf2t benchmark", ["finevidbench", "build", "--synthetic", "1", "--quiet", "--out", str(notes)]),
+        (
+            "is not an sf2t eval results file",
+            ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(notes)],
+        ),
+    ):
+        notes.write_text('{"my": "notes"}\n')
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--out {notes}: exists and {words}" in err and "Traceback" not in err, err
+        assert notes.read_text() == '{"my": "notes"}\n'
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    notes.write_text("")  # past the --out check: the model is what is missing
+    assert cli.main(["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert "no-model" in err and "results file" not in err, err
+
+
 def test_eval_side_files_follow_the_out_rule(bench, tmp_path, capsys):
     """The files eval writes next to --out F (F.answers.jsonl, .report.md, .png, .compare.md) follow --out's rule,
     checked before the model loads: never a folder (a traceback once every question was answered), a file of another
@@ -1017,6 +1041,25 @@ def test_eval_an_adapter_of_another_base_is_named(bench, tmp_path, tiny_qwen2_vl
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("sf2t eval: adapter ") and "does not fit the base model" in err and "wider" in err
     assert "size mismatch" in err and "more)" in err and "Traceback" not in err
+
+
+def test_loading_an_adapter_shows_no_warning_of_peft_about_transformers(tmp_path, tiny_qwen2_vl):
+    """peft reads transformers' deprecated ``is_gradient_checkpointing`` when it loads an adapter: a FutureWarning the
+    user can do nothing about, which sf2t eval --adapter showed (training filters it). Other warnings still pass."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from sf2t.models import load_model_and_tokenizer
+    from sf2t.models._build import load_adapter
+
+    model, _ = load_model_and_tokenizer(tiny_qwen2_vl)
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"])).save_pretrained(tmp_path / "a")
+    model, _ = load_model_and_tokenizer(tiny_qwen2_vl)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        load_adapter(model, tmp_path / "a", tiny_qwen2_vl)
+    assert not [w for w in said if "is_gradient_checkpointing" in str(w.message)], [str(w.message) for w in said]
 
 
 def test_eval_interrupted_says_how_to_go_on(bench, tmp_path, capsys, monkeypatch):

@@ -57,6 +57,16 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert set(res["providers"]) == {"sf2t", "llamafactory_style", "qwenvl_utils_style"}
     assert res["providers"]["sf2t"]["sf2t_speedup"] == 1.0 and res["ceiling_samples_per_s"] > 0
     assert cli.main(["throughput", "--videos", str(tmp_path / "empty")]) == 2
+    # an sf2t index manifest, as sf2t train takes it: its ok lines are measured (it was probed as a video, refused)
+    manifest = tmp_path / "m.jsonl"
+    assert cli.main(["index", str(clip), "-o", str(manifest), "--quiet", "--workers", "0"]) == 0
+    capsys.readouterr()
+    m_args = ["throughput", "--videos", str(manifest), "--windows", "1", "--rounds", "1", "--size", "56", "84"]
+    assert cli.main([*m_args, "--against=", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["videos"] == [str(clip)]
+    (tmp_path / "nothing").mkdir()
+    assert cli.main(["throughput", "--videos", str(tmp_path / "nothing")]) == 2
+    assert "--videos " + str(tmp_path / "nothing") + ": a folder with no video files" in capsys.readouterr().err
     assert cli.main(args + ["--against", "nope"]) == 2
     assert cli.main(args + ["--baseline-samples", "0"]) == 2
     assert "--baseline-samples must be >= 1, got 0" in capsys.readouterr().err

@@ -809,6 +809,11 @@ def test_demo_quick(tmp_path, overrides):
     assert any("task" in line and "chance" in line for line in lines)
     md = (out / "report.md").read_text()
     assert "| counting |" in md and "Skipped videos" in md
+    steps = report["training"]["steps"]
+    assert steps < 50 and f"mean of the last {steps} steps" in md  # "of the last 50 steps" of a 40-step run
+    table = next(i for i, line in enumerate(lines) if line.startswith("task") and "chance" in line)
+    rows = lines[table].splitlines()
+    assert len({row.index("%") for row in rows[1:]}) == 1, rows  # the columns line up past "rearrangement"
     assert "![loss and accuracy](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     # the report's command makes this run again: the --set overrides are part of it
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
@@ -1785,6 +1790,26 @@ def test_cli_train_checks_supervised_data_before_loading(tiny, clips, tmp_path, 
     assert "supervised_ratio is 0, so none of it is mixed in" in capsys.readouterr().err
 
 
+def test_cli_train_progress_false_turns_off_transformers_bars_too(tiny, clips, tmp_path, monkeypatch):
+    """sf2t train progress=false: transformers' "Loading weights" bars are off for the run (they were drawn still),
+    on again after; progress=true leaves them on."""
+    from transformers.utils import logging as hf_logging
+
+    import sf2t.train.cli as train_cli
+
+    seen = []
+
+    def run_training(cfg):
+        seen.append(hf_logging.is_progress_bar_enabled())
+        raise ValueError("stopped here")  # (a ValueError: one line, exit 2)
+
+    monkeypatch.setattr(train_cli, "run_training", run_training)
+    argv = [f"model={tiny}", f"videos=[{clips[0][0]}]", "steps=1"]
+    for i, progress in enumerate(("false", "true")):
+        assert train_cli.train_main([*argv, f"out_dir={tmp_path / str(i)}", f"progress={progress}"]) == 2
+    assert seen == [False, True] and hf_logging.is_progress_bar_enabled()
+
+
 def test_cli_train_bad_out_dir_model_file_and_binary_supervised_data(tiny, clips, tmp_path, capsys):
     """An out_dir under a file failed with a NotADirectoryError traceback after training; a model= that names a file
     (the weights) was told to download it from the Hub; a supervised_data that is not text gave a bare UnicodeDecode
@@ -2677,6 +2702,27 @@ def test_cli_train_resume_auto_refuses_a_finished_run_without_checkpoints(tmp_pa
     assert train_main(argv) == 2
     err = capsys.readouterr().err
     assert "already holds a run" in err and "no checkpoint to resume from" in err and "resume=auto continues" not in err
+
+
+def test_cli_train_a_run_that_stopped_before_its_first_step_does_not_block_the_retry(tmp_path, capsys):
+    """A run that stopped before logging a step (its only video no video: found once the model had loaded) leaves
+    an empty metrics.jsonl and tensorboard/: the same command, corrected, goes on there (it was refused as "already
+    holds a run", overwrite=true asked for a run that never was); one step logged is a run again."""
+    from sf2t.train.cli import train_main
+
+    (tmp_path / "model").mkdir()  # no config.json: the error after the out_dir check
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "tensorboard").mkdir(parents=True)
+    (run / "tensorboard" / "events.out.tfevents.1.vm.1.0").write_bytes(b"\x00" * 88)
+    (run / "metrics.jsonl").write_text("")
+    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=2"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "lacks config.json" in err and "already holds a run" not in err, err
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    assert train_main(argv) == 2
+    assert "already holds a run (metrics.jsonl, tensorboard)" in capsys.readouterr().err
 
 
 def test_report_names_a_skipped_video_whose_name_is_not_utf8(tmp_path):

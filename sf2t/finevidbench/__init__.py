@@ -20,12 +20,12 @@ __all__ = [
 
 
 def main_build(argv=None) -> int:
-    import argparse
     import sys
 
+    from sf2t._args import Parser
     from sf2t.finevidbench.build import NotPlaced, build
 
-    p = argparse.ArgumentParser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
+    p = Parser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
     p.add_argument("--manifest", help="sf2t index manifest of your videos (fragment-level questions)")
     p.add_argument(
         "--out",
@@ -129,13 +129,13 @@ def _task_section(name: str, section) -> dict:
 
 
 def main_export(argv=None) -> int:
-    import argparse
     import os
     import sys
 
+    from sf2t._args import Parser
     from sf2t.finevidbench.export import FORMATS, export
 
-    p = argparse.ArgumentParser(prog="sf2t finevidbench export", description="Export for lmms-eval or VLMEvalKit.")
+    p = Parser(prog="sf2t finevidbench export", description="Export for lmms-eval or VLMEvalKit.")
     p.add_argument("--bench", required=True, help="the benchmark JSON")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="output folder")
@@ -236,13 +236,13 @@ def _run_settings(args) -> dict:
 
 
 def main_eval(argv=None) -> int:
-    import argparse
     import sys
 
+    from sf2t._args import Parser
     from sf2t.finevidbench.evaluate import VideoRunner, check_out_files, compare_text, evaluate, side_files
     from sf2t.finevidbench.format import load as load_bench
 
-    p = argparse.ArgumentParser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
+    p = Parser(prog="sf2t eval", description="Score a model on a FineVidBench-style benchmark.")
     p.add_argument(
         "--model",
         required=True,
@@ -306,18 +306,17 @@ def main_eval(argv=None) -> int:
         # file of another kind
         from pathlib import Path
 
+        from sf2t._files import is_within
         from sf2t.finevidbench.evaluate import bench_files
 
-        check_out_files(args.out, inputs=[args.bench, args.compare, *bench_files(bench)], compare=bool(args.compare))
-        from sf2t._files import is_within
-
-        for name, folder in (("--model", args.model), ("--adapter", args.adapter)):
+        for name, folder in (("--model", args.model), ("--adapter", args.adapter)):  # said first: the likelier slip
             if folder is not None and Path(folder).is_dir():
                 if is_within(Path(args.out).resolve().parent, folder):
                     raise ValueError(
                         f"--out {args.out}: inside the {name} folder {folder}: the results (and their .answers.jsonl, "
                         ".report.md, .png) would go among the checkpoint's files, or replace one; pass another path"
                     )
+        check_out_files(args.out, inputs=[args.bench, args.compare, *bench_files(bench)], compare=bool(args.compare))
         other = _read_results(args.compare) if args.compare else None
         run = _run_settings(args)
         runner = VideoRunner(

@@ -641,6 +641,11 @@ def build(
         inputs += expand_videos([manifest])
     check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
+    if out_file.is_file() and out_file.stat().st_size and _read_bench(out_file) is None:  # notes.txt was replaced
+        raise ValueError(
+            f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would destroy "
+            "it: pick another path, or remove it first"
+        )
     out = out_file.parent
     out.mkdir(parents=True, exist_ok=True)
     _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)

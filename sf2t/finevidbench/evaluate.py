@@ -380,6 +380,15 @@ def side_files(out_path: str | os.PathLike, compare: bool = False) -> dict[str, 
     return {**files, "compare": out.with_name(out.stem + ".compare.md")} if compare else files
 
 
+def _is_results(path: Path) -> bool:
+    """Whether ``path`` holds an ``sf2t eval`` results JSON (a mapping with a ``table``, as :func:`evaluate` writes)."""
+    try:
+        res = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(res, dict) and isinstance(res.get("table"), dict)
+
+
 def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = False) -> None:
     """The rule ``--out`` follows (:func:`sf2t._files.check_out_file`: never a folder, one of the command's
     ``inputs``, or a file that is not what would be written), for ``--out`` and each of its :func:`side_files`: a
@@ -388,6 +397,11 @@ def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = Fals
     from sf2t._files import check_out_file, check_replaceable
 
     check_out_file(out_path, "--out", inputs=inputs, text=True)
+    if os.path.isfile(out_path) and os.path.getsize(out_path) and not _is_results(Path(out_path)):
+        raise ValueError(  # a text file of another kind (a manifest, notes, a config) was replaced
+            f"--out {os.fspath(out_path)}: exists and is not an sf2t eval results file (JSON with a 'table'); writing "
+            "it would destroy it: pass another --out, or remove it first"
+        )
     for f in side_files(out_path, compare).values():  # in --out's folder: checked above that it takes files
         where = f"--out {os.fspath(out_path)}: {f} (written next to it)"
         check_replaceable(f, where, inputs, "png" if f.suffix == ".png" else "text", "pass another --out")

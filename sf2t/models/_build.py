@@ -196,8 +196,15 @@ def not_a_model_hint(path: str | os.PathLike) -> str | None:
 
 
 def not_an_adapter_hint(path: str | os.PathLike) -> str:
-    """``: its adapter is DIR/adapter`` for a sf2t train run folder given as the adapter, else ``""``."""
+    """What the path given as an adapter is instead: ``; no such file or folder``, ``; it is a file`` (with the folder
+    to pass when it is an adapter's file), ``; it is a sf2t train run folder: its adapter is DIR/adapter``, else
+    ``""``."""
     p = pathlib.Path(path)
+    if not p.exists():
+        return "; no such file or folder"
+    if p.is_file():
+        fits = (p.parent / "adapter_config.json").is_file()
+        return "; it is a file" + (f": pass its folder {str(p.parent)!r}" if fits else "")
     return (
         f"; it is a sf2t train run folder: its adapter is {str(p / 'adapter')!r}"
         if (p / "adapter" / "adapter_config.json").is_file()
@@ -328,5 +335,7 @@ def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):
             keys = re.findall(r"'([^']+)'", text)
             shown = f"{keys[0]} (and {len(keys) - 1} more)" if keys else text
             raise ValueError(f"{misfit}: the adapter has no weights for LoRA layer {shown}")
+        if "`is_gradient_checkpointing` is deprecated" in text:  # peft reading transformers' old name: not the user's
+            continue  # (sf2t.train.loop filters it for training; sf2t eval --adapter showed it)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return loaded

@@ -396,37 +396,52 @@ def preview(
 
 
 def add_arguments(p) -> None:
+    from sf2t._args import positive_int
+
     sub = p.add_subparsers(dest="tasks_command", metavar="{export,preview}")
     e = sub.add_parser("export", help="write SF²T samples as LLaMA-Factory/ShareGPT JSON with frame images")
     e.add_argument("--manifest", required=True, help="manifest from sf2t index")
     e.add_argument("--out", required=True, help="output folder (data.json, frames/, dataset_info.json)")
-    e.add_argument("--num", type=int, required=True, help="number of samples")
+    e.add_argument("--num", type=positive_int, required=True, help="number of samples")
     e.add_argument(
         "--tasks",
         nargs="+",
         default=list(TASKS),
         help=f"task mix, equal weights, separated by spaces or commas (default: all: {' '.join(TASKS)})",
     )
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--format", dest="fmt", choices=FORMATS, default="llamafactory")
+    e.add_argument("--seed", type=int, default=0, help="seed of the windows, tasks and their draws (default 0)")
+    e.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default="llamafactory",
+        help="llamafactory: messages with role/content; sharegpt: conversations with from/value (default llamafactory)",
+    )
     e.add_argument("--frames", choices=("png", "jpg"), default="png", help="png: exactly the presented pixels")
-    e.add_argument("--samples-per-window", type=int, default=4, help="samples served by one decoded window")
+    e.add_argument(
+        "--samples-per-window", type=positive_int, default=4, help="samples served by one decoded window (default 4)"
+    )
     e.add_argument("--decoder", default="auto", help="auto, torchcodec, pyav or dali")
     e.add_argument(
         "--frame-repeat",
-        type=int,
+        type=positive_int,
         default=1,
         help="list each presented frame N times in videos: 2 for Qwen2-VL / Qwen2.5-VL, whose processors fuse frame "
         "pairs (and pad odd counts), so one presented frame is one token group as sf2t trains (default 1)",
     )
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     v = sub.add_parser("preview", help="a contact sheet of a few samples of one task, with question and answer")
-    v.add_argument("--manifest", required=True)
+    v.add_argument("--manifest", required=True, help="manifest from sf2t index")
     v.add_argument("--task", required=True, choices=list(TASKS))
-    v.add_argument("--out", required=True, help="PNG to write")
-    v.add_argument("--num", type=int, default=4, help="samples on the sheet (at most 64)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--decoder", default="auto")
+    v.add_argument(
+        "--out",
+        required=True,
+        help="the contact sheet to write: a PNG (.jpg, .pdf or .svg by the name's extension; another extension gets "
+        ".png added, and the name written is printed)",
+    )
+    v.add_argument("--num", type=positive_int, default=4, help="samples on the sheet (at most 64; default 4)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the samples drawn (default 0)")
+    v.add_argument("--decoder", default="auto", help="auto, torchcodec, pyav or dali")
 
 
 def main(args) -> int:

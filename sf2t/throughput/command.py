@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 from typing import Sequence
 
+from sf2t._args import Parser
 from sf2t.throughput.report import json_safe, print_table
 from sf2t.throughput.sampling import FAMILIES, FRAME_TASKS
 
@@ -48,8 +48,13 @@ def _option_problem(args) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from sf2t import throughput  # the package: its docstring, and measure where tests patch its helpers
 
-    p = argparse.ArgumentParser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
-    p.add_argument("--videos", nargs="+", required=True, help="video files or folders")
+    p = Parser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--videos",
+        nargs="+",
+        required=True,
+        help="video files, folders or sf2t index manifests (.jsonl: their ok lines)",
+    )
     p.add_argument(
         "--windows",
         type=int,
@@ -141,15 +146,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t throughput: {problem}", file=sys.stderr)
         return 2
     from sf2t.video.errors import VideoError
-    from sf2t.video.index import find_files
+    from sf2t.video.index import expand_videos
 
     missing = [v for v in args.videos if not os.path.exists(v)]
     if missing:
         print(f"sf2t throughput: no such file or folder: {missing}", file=sys.stderr)
         return 2
-    videos = find_files(args.videos)
+    try:  # as sf2t train's videos=: a manifest gives its ok lines (it was probed as a video: "cannot open")
+        videos = expand_videos(args.videos)
+    except ValueError as e:  # a folder without videos, a broken manifest
+        print(f"sf2t throughput: --videos {e}", file=sys.stderr)
+        return 2
     if not videos:
-        print(f"sf2t throughput: no video files in {args.videos}", file=sys.stderr)
+        print(f"sf2t throughput: --videos {args.videos} list no video (a manifest with no ok line?)", file=sys.stderr)
         return 2
     if args.json is not None:
         try:

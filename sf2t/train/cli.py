@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from sf2t._args import Parser
+
 __all__ = ["run_training", "train_main", "merge_main"]
 
 
@@ -130,12 +132,17 @@ RUN_FILES = ("checkpoints", "adapter", "model", "train_result.json", "metrics.js
 
 
 def run_files(out: Path) -> list[str]:
-    """What of a training run ``out`` holds (its checkpoints, weights and logs); [] for a new or unrelated folder."""
+    """What of a training run ``out`` holds (its checkpoints, weights and logs); [] for a new or unrelated folder, and
+    for a run that stopped before its first step (no video could be read, a wrong setting found once the model had
+    loaded): its empty ``metrics.jsonl`` and ``tensorboard/`` made the same command, corrected, refused there."""
     if not out.is_dir():
         return []
     held = [name for name in RUN_FILES if (out / name).exists()]
     if "checkpoints" in held and not any((out / "checkpoints").glob("step-*")):
         held.remove("checkpoints")
+    metrics = out / "metrics.jsonl"
+    if set(held) <= {"metrics.jsonl", "tensorboard"} and (not metrics.is_file() or metrics.stat().st_size == 0):
+        return []  # no step logged: nothing to resume or to lose
     return held
 
 
@@ -462,10 +469,12 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2
+    from sf2t._progress import library_bars
     from sf2t.train.data import NoUsableVideo
 
     try:
-        res = run_training(cfg)
+        with library_bars(cfg.progress):  # progress=false: transformers' "Loading weights" bars too
+            res = run_training(cfg)
     except (NoUsableVideo, FloatingPointError) as e:  # the data ran out, or the loss went NaN: the message says it all
         print(f"sf2t train: {e}", file=sys.stderr)
         return 1
@@ -503,7 +512,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def merge_main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sf2t merge", description=__doc__.split("\n\n")[2])
+    p = Parser(prog="sf2t merge", description=__doc__.split("\n\n")[2])
     p.add_argument("--base", required=True, help="the base checkpoint directory the adapter was trained on")
     p.add_argument("--adapter", required=True, help="the LoRA adapter directory (out_dir/adapter of a run)")
     p.add_argument("--out", required=True, help="where the merged checkpoint goes (a new or empty folder)")

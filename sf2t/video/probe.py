@@ -175,6 +175,29 @@ def is_cover_picture(stream) -> bool:
     return bool(int(stream.disposition) & 0x400)  # AV_DISPOSITION_ATTACHED_PIC
 
 
+# FFmpeg's tty demuxer reads a file with one of these extensions (when nothing else claims it) as ANSI art: a pal8
+# "video" of its text, which was refused as a paletted video to convert (ffmpeg -i notes.txt ...)
+TEXT_EXTENSIONS = (".ans", ".art", ".asc", ".diz", ".ice", ".nfo", ".txt", ".vt")
+
+
+def text_error(path: str, fmt: str | None = None) -> VideoError | None:
+    """The ``not_video`` error of a text file FFmpeg reads as ANSI art (its ``tty`` demuxer): ``fmt``, the demuxer PyAV
+    opened ``path`` with, else (for torchcodec, which does not name it) PyAV asked for a name with a text extension
+    only; None for anything else."""
+    ext = os.path.splitext(path)[1].lower()
+    if fmt is None and ext in TEXT_EXTENSIONS and importlib.util.find_spec("av") is not None:
+        import av
+
+        try:
+            with av.open(path) as c:
+                fmt = c.format.name
+        except Exception:  # noqa: BLE001 - not opened: the caller's own open says why
+            return None
+    if fmt != "tty":
+        return None
+    return VideoError(path, f"a text file{f' ({ext})' if ext else ''}, not a video", "not_video")
+
+
 def av_open(path: str):
     """(container, the video stream) with PyAV, or a ``VideoError`` that says what the file is instead. The video stream
     is the first one that is not a cover picture: the one every backend reads (``tc_open`` makes torchcodec follow
@@ -191,6 +214,10 @@ def av_open(path: str):
     if fmt in IMAGE_FORMATS or fmt.endswith("_pipe"):
         container.close()
         raise VideoError(path, f"an image file ({fmt.replace('_pipe', '')}), not a video", "not_video")
+    text = text_error(path, fmt)
+    if text is not None:
+        container.close()
+        raise text
     videos = [s for s in container.streams.video if not is_cover_picture(s)]
     if not videos:
         other = [

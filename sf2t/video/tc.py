@@ -33,6 +33,7 @@ from sf2t.video.probe import (
     decode_order_error,
     demux_index,
     open_hint,
+    text_error,
 )
 
 __all__ = ["tc_open", "tc_probe", "utf8_name", "image_kind", "is_cover_stream", "PtsDecoder", "STILL_IMAGE_CODECS"]
@@ -180,6 +181,9 @@ def tc_open(path: str, *, deadline: Deadline | None = None, **kwargs):
     kind = image_kind(path)
     if kind is not None:
         raise VideoError(path, f"an image file ({kind}), not a video", "not_video")
+    text = text_error(path)
+    if text is not None:
+        raise text
     if not utf8_name(path):  # torchcodec takes the name as UTF-8 text: other bytes failed as "Expected ... 'str'"
         raise VideoError(
             path,

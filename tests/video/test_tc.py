@@ -269,3 +269,29 @@ def test_auto_reads_a_file_name_that_is_not_utf8_with_pyav(files, tmp_path):
         got, _ = dec.get_frames([0, 9, 23])
         want, _ = ref.get_frames([0, 9, 23])
     assert torch.equal(got, want)
+
+
+def test_a_text_file_is_not_a_video_to_convert(files, tmp_path):
+    """A .txt file (notes, a list of videos) is read by FFmpeg's tty demuxer as ANSI art: a pal8 "video" that sf2t
+    index, every backend and sf2t throughput refused as "8-bit paletted video (pal8) ... convert it (ffmpeg -i IN
+    ...)". It is a text file, not a video (not_video), for the probe and both backends; a real video whose name ends
+    in .txt is still read (the contents decide, as FFmpeg decides)."""
+    import shutil
+
+    from sf2t.video.probe import probe
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text('{"path": "a.mp4", "status": "ok"}\n' * 100)
+    for call in (
+        lambda: probe(str(notes)),
+        lambda: open_decoder(notes, "pyav"),
+        lambda: open_decoder(notes, "torchcodec"),
+    ):
+        with pytest.raises(VideoError, match=r"a text file \(\.txt\), not a video") as e:
+            call()
+        assert e.value.kind == "not_video"
+    named = tmp_path / "clip.txt"
+    shutil.copy(files["normal"], named)
+    assert probe(str(named)).num_frames == probe(str(files["normal"])).num_frames
+    with open_decoder(named, "torchcodec") as dec:
+        assert dec.num_frames == N
