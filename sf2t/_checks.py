@@ -8,6 +8,7 @@ purpose), a string and a tensor (``int(t)`` would wait for its device; the calle
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_int_pair", "check_backend"]
+__all__ = ["check_int", "check_int_pair", "check_real", "check_bool", "is_real", "check_backend"]
 
 
 def _need(min_value: int | None) -> str:
@@ -54,6 +55,28 @@ def check_int(name: str, v: Any, *, min_value: int | None = None) -> int:
     if min_value is not None and v < min_value:
         raise ValueError(f"{name} must be {_need(min_value)}, got {int(v)}")
     return int(v)
+
+
+def is_real(v: Any) -> bool:
+    """Whether ``v`` is a real number: an int, a float or a numpy one, not a bool (``np.bool_`` either)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_real(name: str, v: Any, lo: float = 0.0, hi: float = math.inf) -> float:
+    """``v`` as a Python float, checked: a finite real number (:func:`is_real`; not a bool, a string or NaN) in
+    [lo, hi]. A NaN threshold failed every comparison (a guard then refused every sample, each counted as a still
+    video). A ValueError naming ``name`` and what it got otherwise."""
+    if not is_real(v) or not math.isfinite(float(v)) or not lo <= v <= hi:
+        need = f"a number in [{lo:g}, {hi:g}]" if math.isfinite(hi) else f"a finite number >= {lo:g}"
+        raise ValueError(f"{name} must be {need}, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def check_bool(name: str, v: Any) -> bool:
+    """``v`` as a Python bool, checked: a bool (numpy's too); a string such as ``"no"`` was read as True."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+    return bool(v)
 
 
 def check_int_pair(name: str, v: Any, form: str = "(h, w)") -> tuple[int, int]:

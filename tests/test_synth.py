@@ -427,3 +427,22 @@ def test_integer_arguments_take_numpy_ints_and_refuse_bools(tmp_path, call, refu
     else:
         with pytest.raises(ValueError, match=re.escape(refused)):
             call(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(fps=math.inf), "fps must be a positive finite number, got float inf"),  # was an OverflowError
+        (dict(fps=np.True_), "fps must be a positive finite number, got bool"),
+        (dict(fps=0), "fps must be a positive finite number, got int 0"),
+        (dict(seconds=True), "seconds must be a positive finite number, got bool True"),  # was read as 1 s
+        (dict(seconds=math.nan), "seconds must be a positive finite number, got float nan"),
+    ],
+)
+def test_scene_times_must_be_positive_finite_numbers(kw, words):
+    from sf2t.synth.scene import check_args
+
+    args = dict(seed=0, width=64, height=48, fps=25, seconds=1.0, num_sprites=None) | kw
+    with pytest.raises(ValueError, match="^" + re.escape(words)):
+        check_args(**args)
+    assert check_args(0, 64, 48, np.float64(12.5), np.int64(2), None)[2:4] == (12.5, 25)

@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from sf2t.tasks import TASK_CONFIGS, TASKS, SkipSample, make_rng, make_task, partial_score, score
-from sf2t.tasks.scoring import parse_consistency, parse_count, parse_span, parse_speed, parse_yes_no
+from sf2t.tasks.scoring import (
+    parse_consistency,
+    parse_count,
+    parse_positions,
+    parse_span,
+    parse_speed,
+    parse_yes_no,
+)
 
 ALL = list(TASKS)
 
@@ -278,6 +285,47 @@ def test_an_answer_listing_several_options_scores_zero(name):
     ],
 )
 def test_parsers_on_odd_answers(fn, text, value):
+    assert fn(text) == value
+
+
+@pytest.mark.parametrize(
+    "fn, text, value",
+    [
+        # how a video LLM states each task's answer: one answer, read as that answer
+        (parse_count, "The answer is 5.", 5),
+        (parse_count, "There are 5 frames.", 5),
+        (parse_count, "5 frames", 5),
+        (parse_yes_no, "Yes, the frames are in order.", True),
+        (parse_yes_no, "No, they are shuffled.", False),
+        (parse_span, "Frames 3-5", (3, 5)),
+        (parse_span, "frames 3 to 5", (3, 5)),
+        (parse_span, "From frame 3 to frame 5", (3, 5)),
+        (parse_positions, "2, 4, 1, 3", [2, 4, 1, 3]),
+        (parse_positions, "2 4 1 3", [2, 4, 1, 3]),
+        (parse_speed, "The first part plays faster.", "first"),
+        (parse_speed, "first", "first"),
+        # one answer with a word more: read as several options (0 whichever was true), or as its first number
+        (parse_span, "Frames 3-5; 3 frames in total.", (3, 5)),  # a count after the span, not a second span
+        (parse_span, "frames 3-5, 3 frames in total", (3, 5)),
+        (parse_span, "In frames 3, 4 and 5.", (3, 5)),  # consecutive frames listed: their span (was (4, 5))
+        (parse_span, "Frames 12, 13, 14.", (12, 14)),  # (was (12, 12))
+        (parse_speed, "The second part, since it doesn't skip frames as the first does.", "second"),
+        (parse_speed, "Second, because the first part has fewer frames.", "second"),
+        (parse_speed, "The first and second parts play at the same speed.", "same"),
+        (parse_speed, "Part 1 is faster.", "first"),
+        (parse_consistency, "The frames are the same except for the top-left region.", ("cell", "top-left")),
+        (parse_consistency, "They look the same, but the top-left region is different.", ("cell", "top-left")),
+        (parse_consistency, "The center is different, the rest is identical.", ("cell", "center")),
+        # frames listed as alternatives, or not consecutive: no span (was the first frame)
+        (parse_span, "Frames 3 or 4", None),
+        (parse_span, "Frames 3, 5", None),
+        (parse_span, "Frames 2, 3-5", None),
+        (parse_speed, "The first or the second part.", None),
+    ],
+)
+def test_parsers_read_one_stated_answer(fn, text, value):
+    """An answer that states one option is read as that option, whatever words come with it; only options offered
+    side by side are "several options" (scoring 0)."""
     assert fn(text) == value
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from sf2t._checks import check_int
+from sf2t._checks import check_int, is_real
 
 __all__ = ["SHAPES", "PALETTE", "MAX_SPRITES", "ground_truth", "check_args", "check_pos_int", "sample_scene"]
 
@@ -88,10 +88,11 @@ def check_args(seed, width, height, fps, seconds, num_sprites) -> tuple[int, int
     seed = check_int("seed", seed, min_value=0)
     width = check_pos_int("width", width)
     height = check_pos_int("height", height)
-    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not fps > 0:
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
-    if not isinstance(seconds, (int, float, np.integer, np.floating)) or not seconds > 0 or math.isinf(seconds):
-        raise ValueError(f"seconds must be a positive finite number, got {seconds!r}")
+    # (an infinite fps overflowed in the frame count; seconds=True was read as one second)
+    if not is_real(fps) or not math.isfinite(fps) or not fps > 0:
+        raise ValueError(f"fps must be a positive finite number, got {type(fps).__name__} {fps!r}")
+    if not is_real(seconds) or not math.isfinite(seconds) or not seconds > 0:
+        raise ValueError(f"seconds must be a positive finite number, got {type(seconds).__name__} {seconds!r}")
     fps = int(fps) if float(fps).is_integer() else float(fps)
     num_frames = max(1, int(math.floor(float(seconds) * fps + 0.5)))
     if num_sprites is not None:

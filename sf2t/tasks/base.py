@@ -16,12 +16,10 @@ structured ``answer``: from ``meta`` alone the answer can be re-derived (``sf2t.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from sf2t._checks import check_int
@@ -153,23 +151,6 @@ def check_range(task: str, lo_name: str, lo: Any, hi_name: str, hi: Any, minimum
     if not minimum <= lo <= hi:
         raise ValueError(f"{task}: need {minimum} <= {lo_name} <= {hi_name}, got {lo_name}={lo}, {hi_name}={hi}")
     return lo, hi
-
-
-def check_real(task: str, name: str, v: Any, lo: float = 0.0, hi: float = math.inf) -> float:
-    """Config check: ``v`` a finite real number (not a bool, a string or NaN) in [lo, hi]. A NaN threshold failed
-    every comparison: the guard then refused every sample, each counted as a still video. Returns ``v`` as a float."""
-    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    if not ok or not math.isfinite(float(v)) or not lo <= v <= hi:
-        need = f"a number in [{lo:g}, {hi:g}]" if math.isfinite(hi) else f"a finite number >= {lo:g}"
-        raise ValueError(f"{task}: {name} must be {need}, got {type(v).__name__} {v!r}")
-    return float(v)
-
-
-def check_bool(task: str, name: str, v: Any) -> bool:
-    """Config check: ``v`` a bool (numpy's too); a string such as ``"no"`` was read as True."""
-    if not isinstance(v, (bool, np.bool_)):
-        raise ValueError(f"{task}: {name} must be True or False, got {type(v).__name__} {v!r}")
-    return bool(v)
 
 
 def checked_config(cfg: Any, **values: Any) -> Any:

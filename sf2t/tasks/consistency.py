@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sf2t._checks import check_int
+from sf2t._checks import check_int, check_real
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
@@ -41,7 +41,6 @@ from sf2t.tasks.base import (
     check_frames,
     check_num_frames,
     check_range,
-    check_real,
     checked_config,
 )
 from sf2t.tasks.guard import thumbnails
@@ -104,7 +103,7 @@ class ConsistencyTask:
             c,
             gap_min=lo,
             gap_max=hi,
-            tau_region=check_real(self.name, "tau_region", c.tau_region),
+            tau_region=check_real(f"{self.name}: tau_region", c.tau_region),
             candidate_frames=check_int(f"{self.name}: candidate_frames", c.candidate_frames, min_value=2),
         )
 

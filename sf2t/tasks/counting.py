@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sf2t._checks import check_bool, check_real
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
     Sample,
-    check_bool,
     check_frames,
     check_range,
-    check_real,
     check_thumbs,
     checked_config,
     plan_uniform_fragment,
@@ -48,8 +47,8 @@ class CountingTask:
             count_max=hi,
             stride_min=s_lo,
             stride_max=s_hi,
-            guard=check_bool(self.name, "guard", c.guard),
-            tau_motion=check_real(self.name, "tau_motion", c.tau_motion),
+            guard=check_bool(f"{self.name}: guard", c.guard),
+            tau_motion=check_real(f"{self.name}: tau_motion", c.tau_motion),
         )
 
     @property

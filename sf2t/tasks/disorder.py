@@ -23,13 +23,13 @@ from functools import lru_cache
 
 import torch
 
+from sf2t._checks import check_real
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
     Sample,
     check_frames,
     check_range,
-    check_real,
     check_thumbs,
     checked_config,
     plan_uniform_fragment,
@@ -85,8 +85,8 @@ class DisorderTask:
             count_max=hi,
             stride_min=s_lo,
             stride_max=s_hi,
-            p_shuffle=check_real(self.name, "p_shuffle", c.p_shuffle, 0.0, 1.0),
-            tau_motion=check_real(self.name, "tau_motion", c.tau_motion),
+            p_shuffle=check_real(f"{self.name}: p_shuffle", c.p_shuffle, 0.0, 1.0),
+            tau_motion=check_real(f"{self.name}: tau_motion", c.tau_motion),
         )
         if not isinstance(c.perm, str) or c.perm not in PERM_MODES:
             raise ValueError(f"disorder: perm must be one of {PERM_MODES}, got {c.perm!r}")

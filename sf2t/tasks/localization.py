@@ -14,9 +14,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
+from sf2t._checks import check_real, is_real
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
@@ -25,7 +25,6 @@ from sf2t.tasks.base import (
     check_frames,
     check_num_frames,
     check_range,
-    check_real,
     checked_config,
     uniform_window,
 )
@@ -83,11 +82,7 @@ class LocalizationTask:
         c = cfg or LocalizationConfig()
         lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 1)
         s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
-        real = (float, int, np.integer, np.floating)
-        sides = (c.side_min, c.side_max)
-        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, real) for v in sides) or not (
-            0.0 < c.side_min <= c.side_max < 1.0
-        ):
+        if not (is_real(c.side_min) and is_real(c.side_max) and 0.0 < c.side_min <= c.side_max < 1.0):
             raise ValueError(f"localization: need 0 < side_min <= side_max < 1, got {c.side_min!r}, {c.side_max!r}")
         self.cfg = checked_config(
             c,
@@ -97,7 +92,7 @@ class LocalizationTask:
             stride_max=s_hi,
             side_min=float(c.side_min),
             side_max=float(c.side_max),
-            tau_region=check_real(self.name, "tau_region", c.tau_region),
+            tau_region=check_real(f"{self.name}: tau_region", c.tau_region),
         )
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sf2t._checks import check_real
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
     Sample,
     check_frames,
     check_range,
-    check_real,
     check_thumbs,
     checked_config,
     plan_uniform_fragment,
@@ -53,7 +53,7 @@ class RearrangementTask:
         if hi > 8:
             raise ValueError(f"rearrangement: count_max must be <= 8 (all permutations are enumerated), got {hi}")
         s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
-        tau = check_real(self.name, "tau_motion", c.tau_motion)
+        tau = check_real(f"{self.name}: tau_motion", c.tau_motion)
         self.cfg = checked_config(c, count_min=lo, count_max=hi, stride_min=s_lo, stride_max=s_hi, tau_motion=tau)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)

@@ -98,13 +98,19 @@ _CANON = {"upper": "top", "lower": "bottom", "centre": "center", "middle": "cent
 
 _SAME_RE = re.compile(r"\bidentical\b|\bsame\b|\bno differences?\b|\bexact copy\b|\bunchanged\b")
 _NOT_SAME_RE = re.compile(r"\bdiffer|\bnot\b|n't\b|\bnever\b")
+# a sameness that leaves a region out: "the same except for ...", "but ...", "... the rest is identical"
+_EXCEPT_RE = re.compile(
+    r"\b(?:except|apart from|other than|aside from|save for|besides|but|however|only|the rest|elsewhere|"
+    r"everything else|otherwise|remaining)\b"
+)
 
 
 def parse_consistency(text: str) -> tuple[str, str | None] | None:
     """("identical", None), ("whole", None) or ("cell", name) from free text, or None when unparseable or when it
     states more than one of them ("Identical. Different: top-left.", a list of every region, "center-left": two
     cells). "Identical" / "same" / "no difference" count in a clause that does not negate them or say "different"
-    ("not identical", "they aren't the same")."""
+    ("not identical", "they aren't the same"), and not when a region is named as the exception ("the same except for
+    the top-left", "the same, but the top-left changed": the region)."""
     t = (text or "").lower()
     said = set()
     if re.search(r"\bwhole\b|\bentire\b|\ball of\b|\bcompletely\b", t):
@@ -114,10 +120,12 @@ def parse_consistency(text: str) -> tuple[str, str | None] | None:
             said.add(("cell", f"{_CANON.get(m.group(1), m.group(1))}-{m.group(2)}"))
         else:
             said.add(("cell", _CANON.get(m.group(3), m.group(3))))
+    regions = bool(said)
     for clause in re.split(r"[.,;:!?\n]|\bbut\b", t):
         # ("no difference" says identical: its "differ" is no negation)
         if _SAME_RE.search(clause) and not _NOT_SAME_RE.search(re.sub(r"\bno differences?\b", "", clause)):
-            said.add(("identical", None))
+            if not (regions and _EXCEPT_RE.search(t)):  # "the same except for the top-left": the top-left differs
+                said.add(("identical", None))
         elif re.search(
             r"\b(?:identical|same)\s+or\s+(?:\w+\s+)?differ|\bdiffer\w*\s+or\s+(?:\w+\s+)?(?:identical|same)", clause
         ):
@@ -128,16 +136,35 @@ def parse_consistency(text: str) -> tuple[str, str | None] | None:
 _SPAN_RE = re.compile(r"(?<!\d)(\d++)\s*(?:-|–|to|through|and|until)\s*(?:(?:the\s+)?frames?\s*)?(\d+)", re.IGNORECASE)
 
 
-_SPAN_MORE = re.compile(r"\s*(?:,|/|;|\bor\b|\band\b|-|–)\s*(?:(?:the\s+)?frames?\s*)?\d", re.IGNORECASE)
+# after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
+_SPAN_MORE = re.compile(
+    r"\s*(?:,|/|;|\bor\b|\band\b|-|–)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)", re.IGNORECASE
+)
 _SPAN_LESS = re.compile(r"\d\s*(?:,|/|;|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?$", re.IGNORECASE)
+# frame numbers listed with commas ("frames 3, 4 and 5", "3,4,5") or as alternatives ("frames 3 or 4", "3/4")
+_FRAME_LIST = re.compile(
+    r"(?<![\w.])\d+(?:\s*(?:,\s*(?:and|or)\b|,|/|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d))+"
+    r"(?:\s*\band\s+(?:(?:the\s+)?frames?\s*)?\d+(?!\d))?",
+    re.IGNORECASE,
+)
+_SPAN_NEXT = re.compile(r"\s*(?:-|–|to\b|through\b|until\b)", re.IGNORECASE)
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
     """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5"; a single number n gives
-    (n, n). None when the span is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"). A reversed
-    span ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0)."""
+    (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span is one of a list
+    ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames listed are alternatives ("frames 3 or 4") or
+    not consecutive ("frames 3, 5"). A reversed span ("Frames 5-3") is returned as said (it is not the canonical
+    answer: it scores 0)."""
     text = text or ""
     m = _SPAN_RE.search(text)
+    listed = _FRAME_LIST.search(text)
+    if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
+        nums = [_int(x) for x in re.findall(r"\d+", listed.group(0))]
+        alternatives = re.search(r"/|\bor\b", listed.group(0), re.IGNORECASE)
+        if alternatives or _SPAN_NEXT.match(text, listed.end()) or nums != list(range(nums[0], nums[0] + len(nums))):
+            return None
+        return nums[0], nums[-1]
     if m:
         if _SPAN_MORE.match(text, m.end()) or _SPAN_LESS.search(text, 0, m.start()):
             return None
@@ -153,15 +180,19 @@ def parse_positions(text: str) -> list[int] | None:
 
 
 _PART = r"\b(first|1st|second|2nd)\b"
+_OPTION = r"\b(first|1st|second|2nd|same|equal|neither|identical)\b"
+# options offered, not chosen: "first, second or same", "the first or the second part", "same/first"
+_OPTIONS_LISTED = re.compile(_OPTION + r"(?:\s+(?:one|part|half))?\s*(?:,\s*or\b|,|/|\bor\b)\s*(?:the\s+)?" + _OPTION)
 
 
 def parse_speed(text: str) -> str | None:
     """ "first", "second" or "same" (also "1st", "2nd", "equal", "neither") from free text, or None. A part said to
     be faster (in the same clause: "the second part is faster") wins; else one said to be slower gives the other
-    ("the first part is slower, ..."); a negated clause ("the first is not faster") says neither. Else the one
-    answer the words above name; None when they name several ("first, second or same") or one is negated ("not
-    the first")."""
-    t = (text or "").lower()
+    ("the first part is slower, ..."); a negated clause ("the first is not faster") says neither. Else the first
+    of the words above ("part 1" too; "the first and second parts" name neither); None when the options are listed
+    ("first, second or same", "the first or the second") or one is negated ("not the first")."""
+    t = re.sub(r"\bpart\s*(?:1|one)\b", "first part", (text or "").lower())  # "part 1 is faster"
+    t = re.sub(r"\bpart\s*(?:2|two)\b", "second part", t)
     clauses = re.split(r"[.,;:!?\n]|\bbut\b|\bwhile\b|\bwhereas\b", t)
     negated = False
     for words, same_part in ((r"faster|quicker|higher speed", True), (r"slower|lower speed", False)):
@@ -175,11 +206,15 @@ def parse_speed(text: str) -> str | None:
                 return "first" if first == same_part else "second"
     if negated:
         return None
-    words = re.findall(r"\b(first|1st|second|2nd|same|equal|neither|identical)\b", t)
-    said = {"first" if w in ("first", "1st") else "second" if w in ("second", "2nd") else "same" for w in words}
-    if len(said) != 1 or re.search(r"(?:\bnot|n't)\s+(?:the\s+)?(?:first|1st|second|2nd|same|equal)\b", t):
+    if _OPTIONS_LISTED.search(t) or re.search(r"(?:\bnot|n't)\s+(?:the\s+)?" + _OPTION, t):
         return None
-    return said.pop()
+    # the option named first ("the second part, since the first skips frames": the other part is the comparison);
+    # both parts named together name neither ("the first and second parts play at the same speed")
+    m = re.search(_OPTION, re.sub(r"\b(?:first|1st|second|2nd)\s+and\s+(?:the\s+)?(?:first|1st|second|2nd)\b", "", t))
+    if m is None:
+        return None
+    w = m.group(1)
+    return "first" if w in ("first", "1st") else "second" if w in ("second", "2nd") else "same"
 
 
 def kendall_score(got: list[int], truth: list[int]) -> float:

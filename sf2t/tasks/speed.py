@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sf2t._checks import check_real
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
@@ -18,7 +19,6 @@ from sf2t.tasks.base import (
     check_frames,
     check_num_frames,
     check_range,
-    check_real,
     check_thumbs,
     checked_config,
 )
@@ -45,7 +45,7 @@ class SpeedTask:
         c = cfg or SpeedConfig()
         lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
         s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
-        tau = check_real(self.name, "tau_motion", c.tau_motion)
+        tau = check_real(f"{self.name}: tau_motion", c.tau_motion)
         self.cfg = checked_config(c, count_min=lo, count_max=hi, stride_min=s_lo, stride_max=s_hi, tau_motion=tau)
 
     def max_presented(self) -> int:  # most frames one sample shows (sf2t.models.context)
