@@ -41,7 +41,7 @@ from typing import Sequence
 from sf2t._checks import check_int
 from sf2t.finevidbench.format import FORMAT, dumps
 
-__all__ = ["build", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
+__all__ = ["build", "NotPlaced", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
 
 SCENE_FRAMES = 16
 OPPOSITE = {
