@@ -381,8 +381,9 @@ def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = Fals
     ``inputs``, or a file that is not what would be written), for ``--out`` and each of its :func:`side_files`: a
     ValueError naming the file, checked before the model loads (a folder there was a traceback once every question
     was answered; ``--compare F --out F`` replaced the results compared with)."""
-    from sf2t._files import check_out_file, check_replaceable
+    from sf2t._files import InputFiles, check_out_file, check_replaceable
 
+    inputs = InputFiles(inputs)  # resolved once for the five checks (a benchmark's frames: tens of thousands)
     check_out_file(out_path, "--out", inputs=inputs, text=True)
     for f in side_files(out_path, compare).values():  # in --out's folder: checked above that it takes files
         where = f"--out {os.fspath(out_path)}: {f} (written next to it)"
