@@ -2832,7 +2832,7 @@ def test_train_says_only_file_os_errors_in_one_line(tmp_path, capsys, monkeypatc
     assert capsys.readouterr().err == ""
 
 
-def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch):
+def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch, capsys):
     """A save stopped by an OSError of the disk says which checkpoint is intact and what to do (free space only for a
     full disk); another OSError (a bug, ENOMEM) is raised as it is (it became "checkpoint not written (...). Free
     space (or lower keep_checkpoints) and resume=auto", whatever it was)."""
@@ -2866,6 +2866,19 @@ def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch):
         with pytest.raises(OSError) as got:
             mgr.save(2, model, opt, {"losses": []}, peft=False)
         assert got.value is e
+    # a file's error with an errno of no disk (EINVAL: a name the file system refuses): its message, said in one line
+    # by sf2t train as the error it was raised from (without the file named, it became a traceback there)
+    failing(OSError(errno.EINVAL, "Invalid argument", denied))
+    with pytest.raises(OSError, match=f"not written \\({re.escape(denied)}: Invalid argument\\)") as got:
+        mgr.save(2, model, opt, {"losses": []}, peft=False)
+    from sf2t._oserror import is_file_error
+    from sf2t.train.cli import _said_os_error
+
+    assert is_file_error(got.value)
+    capsys.readouterr()
+    assert _said_os_error(None, got.value)  # (None: the message names the checkpoint, none is looked up)
+    err = capsys.readouterr().err
+    assert err.startswith("sf2t train: checkpoint step-00000002 not written (") and err.count("\n") == 1, err
     assert (tmp_path / "ckpt" / "latest").read_text().strip() == "step-00000001"
     assert not list((tmp_path / "ckpt").glob(".tmp-*"))
 
