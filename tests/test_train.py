@@ -2747,6 +2747,21 @@ def test_resume_names_a_state_json_that_parses_but_is_not_whole(tmp_path):
         assert words in str(e.value) and "resume from another checkpoint" in str(e.value)
 
 
+def _stub_run(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
+    """A run folder with checkpoint step 2 and sf2t train's arguments for it (model, videos, out_dir), the checks
+    made before the model loads stubbed out: for tests that replace run_training."""
+    from sf2t.train import cli
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
+    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
+        monkeypatch.setattr(cli, name, lambda cfg: None)
+    return run, [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}"]
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")
 def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_path, capsys, monkeypatch):
     """out_dir where no folder can be made though os.access says yes (as root: /proc here; a root-squashed NFS share,
@@ -2762,14 +2777,8 @@ def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_pat
     check_out_folder(tmp_path / "new" / "run", "out_dir")
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
 
-    (tmp_path / "model").mkdir()
-    (tmp_path / "a.mp4").write_bytes(b"x")
-    run = tmp_path / "run"
-    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
-    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
-    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=4"]
-    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
-        monkeypatch.setattr(cli, name, lambda cfg: None)
+    run, argv = _stub_run(tmp_path, monkeypatch)
+    argv = [*argv, "steps=4"]
 
     def full(cfg):
         raise OSError(errno.ENOSPC, "No space left on device", str(run / "metrics.jsonl"))
@@ -2794,14 +2803,8 @@ def test_train_says_only_file_os_errors_in_one_line(tmp_path, capsys, monkeypatc
     from sf2t import cli as sf2t_cli
     from sf2t.train import cli
 
-    (tmp_path / "model").mkdir()
-    (tmp_path / "a.mp4").write_bytes(b"x")
-    run = tmp_path / "run"
-    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
-    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
-    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "resume=auto"]
-    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
-        monkeypatch.setattr(cli, name, lambda cfg: None)
+    run, argv = _stub_run(tmp_path, monkeypatch)
+    argv = [*argv, "resume=auto"]
 
     def failing(e):
         def run_training(cfg):
