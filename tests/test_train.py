@@ -2443,6 +2443,11 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     assert main(argv) == 1
     said = f"sf2t merge: cannot write {out}: No space left on device; nothing was changed there"
     assert capsys.readouterr().err.splitlines()[-1] == said  # (after transformers' progress bars)
+    unreadable = str(Path(tiny) / "preprocessor_config.json")  # the file is named (it said "Permission denied")
+    failing(PermissionError(errno.EACCES, "Permission denied", unreadable))
+    assert main(argv) == 1
+    said = f"sf2t merge: cannot write {out}: {unreadable}: Permission denied; nothing was changed there"
+    assert capsys.readouterr().err.splitlines()[-1] == said
     failing(io.UnsupportedOperation("fileno"))
     with pytest.raises(io.UnsupportedOperation):
         main(argv)
