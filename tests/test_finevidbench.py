@@ -1503,29 +1503,33 @@ def test_build_goes_on_without_the_fragments_its_videos_are_too_short_for(tmp_pa
 
 
 def test_a_full_disk_mid_build_is_one_line(tmp_path, capsys, monkeypatch):
-    """sf2t finevidbench build stopped by an OSError (ENOSPC writing the benchmark) says so in one line, with what was
-    kept, exit 1; a programming error is not swallowed into that line."""
+    """sf2t finevidbench build stopped by an OSError while it makes the benchmark (ENOSPC writing a synthetic clip)
+    says so in one line, with what was kept, exit 1, and leaves no staging folder; a programming error is not
+    swallowed into that line. (A full disk while the build is put in place: see
+    test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent. This test faked the benchmark's write
+    through write_text_atomic, which the build no longer calls: it built, exit 0.)"""
     import errno
 
-    from sf2t import _files
+    from sf2t import synth
 
     def full(path, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(_files, "write_text_atomic", full)
+    monkeypatch.setattr(synth, "make_clip", full)
     out = tmp_path / "b.json"
     argv = ["finevidbench", "build", "--synthetic", "1", "--per-category", "1", "--quiet", "--out", str(out)]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err.strip()
-    assert err == (
-        f"sf2t finevidbench build: {out}: No space left on device; the benchmark {out} was not written (an earlier "
+    clip = next(iter(re.findall(r"build: (\S+): No space", err)), "")
+    assert Path(clip).name == "scene_0000" and err == (
+        f"sf2t finevidbench build: {clip}: No space left on device; the benchmark {out} was not written (an earlier "
         "one there stays as it was)"
     ), err
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
 
     def bug(path, *a, **k):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(_files, "write_text_atomic", bug)
+    monkeypatch.setattr(synth, "make_clip", bug)
     with pytest.raises(TypeError, match="a bug"):
         cli.main(argv)
