@@ -1223,6 +1223,34 @@ def test_a_failed_rebuild_leaves_the_benchmark_as_it_was(bench, tmp_path, capsys
     assert "line 2" in capsys.readouterr().err and state() == before
 
 
+def test_stale_files_that_cannot_be_removed_are_said(tmp_path, monkeypatch):
+    """A rebuild removes the files the earlier build wrote that it no longer uses; one it cannot remove (no
+    permission) is a warning naming it (it was passed over without a word, and no later rebuild knows of it); one
+    gone already is not."""
+    import errno
+
+    from sf2t.finevidbench import build as b
+
+    (tmp_path / "frames").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "frames" / f"{name}.png").write_bytes(b"")
+    monkeypatch.setattr(b, "_written_files", lambda bench: set(bench["files"]))
+    real_unlink = Path.unlink
+
+    def unlink(self, *a, **k):
+        if self.name == "b.png":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    old = {"files": ["frames/a.png", "frames/b.png", "frames/c.png", "frames/gone.png"]}
+    words = "1 file(s) of the earlier build that this one no longer uses could not be removed: "
+    words += f"{tmp_path / 'frames' / 'b.png'} (Permission denied); remove them by hand"
+    with pytest.warns(UserWarning, match=f"^{re.escape(words)}$"):
+        b._remove_stale(old, {"files": ["frames/c.png"]}, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["b.png", "c.png"]
+
+
 def test_putting_a_build_in_place_looks_for_each_folder_once(tmp_path, monkeypatch):
     """The move of a build's frames into the benchmark's folder looks for each folder once, not for every ancestor of
     every frame (up to the root: 440,000 lstat calls for 20,000 frames, a second of the move's three); over an

@@ -422,15 +422,27 @@ def _check_shared_folder(out_file: Path, frames: bool, clips: bool) -> None:
 
 
 def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
-    """After a rebuild, remove the files the old build wrote that the new one no longer uses."""
+    """After a rebuild, remove the files the old build wrote that the new one no longer uses. One that cannot be
+    removed is a warning naming it (the new benchmark is in place either way, but no later rebuild knows of it)."""
     if old is None:
         return
     stale = _written_files(old) - _written_files(new)
-    for f in stale:
+    left = []
+    for f in sorted(stale):
         try:
             (out / f).unlink()
-        except OSError:  # gone already, or not removable: the new benchmark is in place either way
+        except FileNotFoundError:  # gone already
             pass
+        except OSError as e:
+            left.append(f"{out / f} ({e.strerror or e})")
+    if left:
+        import warnings
+
+        warnings.warn(
+            f"{len(left)} file(s) of the earlier build that this one no longer uses could not be removed: "
+            f"{'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; remove them by hand",
+            stacklevel=2,  # (build(): in sf2t, so that the sf2t command shows it)
+        )
     for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
         try:
             d.rmdir()  # only when empty
