@@ -38,8 +38,11 @@ def _what_it_is(v: Any) -> str:
         return f"a tensor {v!r}: pass int(it)"
     if isinstance(v, numbers.Real) and float(v).is_integer():
         return f"{type(v).__name__} {v!r}: pass {int(v)}"
-    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
-        return f"the string {v!r}: pass the number {int(v)}"
+    if isinstance(v, str):
+        try:  # (not str.isdigit: "²" and "+-5" pass it, and int() of them raised its own message, no argument named)
+            return f"the string {v!r}: pass the number {int(v)}"
+        except ValueError:
+            return f"the string {v!r}"
     return f"{type(v).__name__} {v!r}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 
 def read_text(path: str | os.PathLike, label: str, kind: str) -> str:
@@ -57,21 +58,53 @@ def _is_png(path: str | os.PathLike) -> bool:
 _KINDS = {"text": ("a text file (a video? an image?)", _is_text), "png": ("a PNG image", _is_png)}
 
 
-def check_replaceable(path: str | os.PathLike, where: str, inputs=(), kind: str | None = None, fix: str = "") -> None:
+class InputFiles:
+    """The files a command reads, as :func:`check_replaceable` asks about them: which of them a file to write is
+    (the same file, links and ``..`` resolved). Resolved once, and only when a file to write already exists (one that
+    does not is none of them): a benchmark's tens of thousands of frame images were resolved again for each of the
+    up to five files ``sf2t eval`` checks, seconds before anything ran. Give one to each check of a command."""
+
+    def __init__(self, paths=()):
+        self._paths = [p for p in paths if p is not None]
+        self._by_file: dict[tuple[int, int], list] | None = None  # (device, inode) -> the inputs that are that file
+
+    def which(self, path: str | os.PathLike) -> str | None:
+        """The input ``path`` is, as it was named (the first so named), or None."""
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):  # missing (or a name no file can have): it is no existing input
+            return None
+        if self._by_file is None:
+            self._by_file = {}
+            for p in self._paths:
+                try:
+                    s = os.stat(p)
+                except (OSError, ValueError):  # a missing input: nothing to destroy
+                    continue
+                self._by_file.setdefault((s.st_dev, s.st_ino), []).append(p)
+        same = self._by_file.get((st.st_dev, st.st_ino), ())
+        if same:  # (a hard link is the same inode under another name: the resolved paths decide, as they always did)
+            real = os.path.realpath(path)
+            for p in same:
+                if os.path.realpath(p) == real:
+                    return os.fspath(p)
+        return None
+
+
+def check_replaceable(
+    path: str | os.PathLike, where: str, inputs: InputFiles | Iterable = (), kind: str | None = None, fix: str = ""
+) -> None:
     """A ValueError ``"{where}: ..."`` when writing the file ``path`` would destroy something: it is a folder, one of
-    ``inputs`` (files the same command reads), or an existing file that is not of ``kind`` (``"text"``: JSON, JSON
-    lines, Markdown; ``"png"``; None: any). ``fix``: what to do instead (default: give another path).
-    :func:`check_out_file` applies it to a file named on the command line; a command checks the files it writes
-    next to that one with it too."""
+    ``inputs`` (files the same command reads: paths, or an :class:`InputFiles` made once for the command's checks),
+    or an existing file that is not of ``kind`` (``"text"``: JSON, JSON lines, Markdown; ``"png"``; None: any).
+    ``fix``: what to do instead (default: give another path). :func:`check_out_file` applies it to a file named on
+    the command line; a command checks the files it writes next to that one with it too."""
     if os.path.isdir(path):
         raise ValueError(f"{where}: is a folder; {fix or 'give the path of the file to write'}")
-    real = os.path.realpath(path)
-    for i in inputs:
-        if i is not None and os.path.exists(i) and os.path.realpath(i) == real:
-            said = f": {fix}" if fix else ""
-            raise ValueError(
-                f"{where}: is an input of this command ({os.fspath(i)}); writing it would destroy it{said}"
-            )
+    found = (inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)).which(path)
+    if found is not None:
+        said = f": {fix}" if fix else ""
+        raise ValueError(f"{where}: is an input of this command ({found}); writing it would destroy it{said}")
     if kind is not None and os.path.isfile(path) and not _KINDS[kind][1](path):
         raise ValueError(
             f"{where}: exists and is not {_KINDS[kind][0]}; writing it would destroy it: {fix or 'pick another path'}, "
@@ -79,7 +112,7 @@ def check_replaceable(path: str | os.PathLike, where: str, inputs=(), kind: str 
         )
 
 
-def check_out_file(path: str | os.PathLike, label: str, inputs=(), text: bool = False) -> None:
+def check_out_file(path: str | os.PathLike, label: str, inputs: InputFiles | Iterable = (), text: bool = False) -> None:
     """A ValueError naming ``label`` and ``path`` when ``path``, meant for a file sf2t will write, cannot be: a folder,
     under a file, one of ``inputs`` (files the same command reads: writing it would destroy them), or in a folder
     that takes no new file. ``text``: the file written is text (JSON, JSON lines), so an existing file that is not

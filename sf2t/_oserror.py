@@ -22,14 +22,17 @@ _LOADERS = ("transformers", "huggingface_hub")
 
 def is_file_error(e: OSError) -> bool:
     """Whether an OSError that stopped a command is one :func:`main` says in one line: it names a file
-    (``e.filename``), has a file or disk errno (:data:`_FILE_ERRNOS`: ``ENOSPC``, ``EACCES``, ...), or is a
-    transformers / huggingface_hub load error (raised there, no errno). Other OSErrors are not the user's files: a
-    programming error (``io.UnsupportedOperation``, ``EBADF``), ``ENOMEM``, a connection or socket error, a pipe to a
-    process that died; their traceback shows where they came from."""
+    (``e.filename``), has a file or disk errno (:data:`_FILE_ERRNOS`: ``ENOSPC``, ``EACCES``, ...), was raised
+    ``from`` such an error (a checkpoint save's own message, which names the file in its text), or is a transformers
+    / huggingface_hub load error (raised there, no errno). Other OSErrors are not the user's files: a programming
+    error (``io.UnsupportedOperation``, ``EBADF``), ``ENOMEM``, a connection or socket error, a pipe to a process
+    that died; their traceback shows where they came from."""
     if isinstance(e, BrokenPipeError):
         return False
     if e.filename is not None or e.errno in _FILE_ERRNOS:
         return True
+    if isinstance(e.__cause__, OSError) and e.__cause__ is not e and is_file_error(e.__cause__):
+        return True  # a message of its own said for a file error (a checkpoint save's, its file named in the text)
     return e.errno is None and type(e) is OSError and _raised_in(e, _LOADERS)
 
 

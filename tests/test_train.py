@@ -2468,6 +2468,11 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     assert main(argv) == 1
     said = f"sf2t merge: cannot write {out}: No space left on device; nothing was changed there"
     assert capsys.readouterr().err.splitlines()[-1] == said  # (after transformers' progress bars)
+    unreadable = str(Path(tiny) / "preprocessor_config.json")  # the file is named (it said "Permission denied")
+    failing(PermissionError(errno.EACCES, "Permission denied", unreadable))
+    assert main(argv) == 1
+    said = f"sf2t merge: cannot write {out}: {unreadable}: Permission denied; nothing was changed there"
+    assert capsys.readouterr().err.splitlines()[-1] == said
     failing(io.UnsupportedOperation("fileno"))
     with pytest.raises(io.UnsupportedOperation):
         main(argv)
@@ -2793,6 +2798,21 @@ def test_resume_names_a_state_json_that_parses_but_is_not_whole(tmp_path):
         assert words in str(e.value) and "resume from another checkpoint" in str(e.value)
 
 
+def _stub_run(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
+    """A run folder with checkpoint step 2 and sf2t train's arguments for it (model, videos, out_dir), the checks
+    made before the model loads stubbed out: for tests that replace run_training."""
+    from sf2t.train import cli
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
+    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
+        monkeypatch.setattr(cli, name, lambda cfg: None)
+    return run, [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}"]
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder that takes no new folder)")
 def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_path, capsys, monkeypatch):
     """out_dir where no folder can be made though os.access says yes (as root: /proc here; a root-squashed NFS share,
@@ -2808,14 +2828,8 @@ def test_out_folder_check_makes_a_folder_there_and_train_says_an_oserror(tmp_pat
     check_out_folder(tmp_path / "new" / "run", "out_dir")
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
 
-    (tmp_path / "model").mkdir()
-    (tmp_path / "a.mp4").write_bytes(b"x")
-    run = tmp_path / "run"
-    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
-    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
-    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "steps=4"]
-    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
-        monkeypatch.setattr(cli, name, lambda cfg: None)
+    run, argv = _stub_run(tmp_path, monkeypatch)
+    argv = [*argv, "steps=4"]
 
     def full(cfg):
         raise OSError(errno.ENOSPC, "No space left on device", str(run / "metrics.jsonl"))
@@ -2840,14 +2854,8 @@ def test_train_says_only_file_os_errors_in_one_line(tmp_path, capsys, monkeypatc
     from sf2t import cli as sf2t_cli
     from sf2t.train import cli
 
-    (tmp_path / "model").mkdir()
-    (tmp_path / "a.mp4").write_bytes(b"x")
-    run = tmp_path / "run"
-    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
-    (run / "checkpoints" / "step-00000002" / "state.json").write_text("{}")
-    argv = [f"model={tmp_path / 'model'}", f"videos=[{tmp_path / 'a.mp4'}]", f"out_dir={run}", "resume=auto"]
-    for name in ("_precheck_resume", "_precheck_model", "_precheck_weights"):
-        monkeypatch.setattr(cli, name, lambda cfg: None)
+    run, argv = _stub_run(tmp_path, monkeypatch)
+    argv = [*argv, "resume=auto"]
 
     def failing(e):
         def run_training(cfg):
@@ -2878,7 +2886,7 @@ def test_train_says_only_file_os_errors_in_one_line(tmp_path, capsys, monkeypatc
     assert capsys.readouterr().err == ""
 
 
-def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch):
+def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch, capsys):
     """A save stopped by an OSError of the disk says which checkpoint is intact and what to do (free space only for a
     full disk); another OSError (a bug, ENOMEM) is raised as it is (it became "checkpoint not written (...). Free
     space (or lower keep_checkpoints) and resume=auto", whatever it was)."""
@@ -2912,6 +2920,19 @@ def test_a_checkpoint_save_says_only_file_errors(tmp_path, monkeypatch):
         with pytest.raises(OSError) as got:
             mgr.save(2, model, opt, {"losses": []}, peft=False)
         assert got.value is e
+    # a file's error with an errno of no disk (EINVAL: a name the file system refuses): its message, said in one line
+    # by sf2t train as the error it was raised from (without the file named, it became a traceback there)
+    failing(OSError(errno.EINVAL, "Invalid argument", denied))
+    with pytest.raises(OSError, match=f"not written \\({re.escape(denied)}: Invalid argument\\)") as got:
+        mgr.save(2, model, opt, {"losses": []}, peft=False)
+    from sf2t._oserror import is_file_error
+    from sf2t.train.cli import _said_os_error
+
+    assert is_file_error(got.value)
+    capsys.readouterr()
+    assert _said_os_error(None, got.value)  # (None: the message names the checkpoint, none is looked up)
+    err = capsys.readouterr().err
+    assert err.startswith("sf2t train: checkpoint step-00000002 not written (") and err.count("\n") == 1, err
     assert (tmp_path / "ckpt" / "latest").read_text().strip() == "step-00000001"
     assert not list((tmp_path / "ckpt").glob(".tmp-*"))
 

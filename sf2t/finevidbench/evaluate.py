@@ -394,8 +394,9 @@ def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = Fals
     ``inputs``, or a file that is not what would be written), for ``--out`` and each of its :func:`side_files`: a
     ValueError naming the file, checked before the model loads (a folder there was a traceback once every question
     was answered; ``--compare F --out F`` replaced the results compared with)."""
-    from sf2t._files import check_out_file, check_replaceable
+    from sf2t._files import InputFiles, check_out_file, check_replaceable
 
+    inputs = InputFiles(inputs)  # resolved once for the five checks (a benchmark's frames: tens of thousands)
     check_out_file(out_path, "--out", inputs=inputs, text=True)
     if os.path.isfile(out_path) and os.path.getsize(out_path) and not _is_results(Path(out_path)):
         raise ValueError(  # a text file of another kind (a manifest, notes, a config) was replaced

@@ -564,11 +564,12 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, KeyboardInterrupt):
             print(interrupted, file=sys.stderr)
             return 130
-        from sf2t._oserror import is_file_error
+        from sf2t._oserror import is_file_error, os_error_text
 
         if not isinstance(e, OSError) or not is_file_error(e):  # (a bug, ENOMEM: their traceback, via sf2t.cli.main)
             raise
-        print(f"sf2t merge: cannot write {out}: {e.strerror or e}; nothing was changed there", file=sys.stderr)
+        # (the file it names too: a base checkpoint's file that cannot be read, the temporary copy's)
+        print(f"sf2t merge: cannot write {out}: {os_error_text(e)}; nothing was changed there", file=sys.stderr)
         return 1
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

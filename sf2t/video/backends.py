@@ -270,8 +270,9 @@ def _rotate(frames: torch.Tensor | YUV420, rotation: int) -> torch.Tensor | YUV4
     if k == 0:
         return frames
     if isinstance(frames, YUV420):
-        n, (h, w) = len(frames), (frames.width, frames.height) if k % 2 else (frames.height, frames.width)
-        planes = [torch.rot90(p, k, dims=(1, 2)).reshape(n, -1) for p in (frames.y, frames.u, frames.v)]
+        h, w = (frames.width, frames.height) if k % 2 else (frames.height, frames.width)
+        # (flatten, not reshape(n, -1): a window of no frames has no -1 to infer)
+        planes = [torch.rot90(p, k, dims=(1, 2)).flatten(1) for p in (frames.y, frames.u, frames.v)]
         return YUV420(torch.cat(planes, dim=1), h, w, frames.coeffs)
     return torch.rot90(frames, k, dims=(1, 2)).contiguous()
 

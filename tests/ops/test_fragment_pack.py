@@ -454,6 +454,9 @@ def test_numpy_integers_are_ints(backend):
         (dict(frame_repeat=np.bool_(True)), r"frame_repeat must be a positive int, got the bool"),
         (dict(frame_repeat=2.0), r"frame_repeat must be a positive int, got float 2.0: pass 2"),
         (dict(frame_repeat="2"), r"frame_repeat must be a positive int, got the string '2': pass the number 2"),
+        # strings str.isdigit takes that int() refuses: int()'s own message, no argument named, was raised
+        (dict(frame_repeat="²"), r"^frame_repeat must be a positive int, got the string '²'$"),
+        (dict(frame_repeat="+-2"), r"^frame_repeat must be a positive int, got the string '\+-2'$"),
         (dict(frame_repeat=torch.tensor(2)), r"frame_repeat must be a positive int, got a tensor .*: pass int\(it\)"),
         (dict(frame_repeat=np.int64(0)), r"frame_repeat must be a positive int, got 0"),
         (dict(temporal_patch_size=2.5), r"temporal_patch_size must be a positive int, got float 2.5"),

@@ -423,6 +423,16 @@ def test_wrapped_backends_take_what_the_backends_take(tmp_path, rotation):
                 assert torch.equal(got, rgb) and torch.equal(yuv.to_rgb(), rgb)
 
 
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_rotating_an_empty_yuv420_window(rotation):
+    """A YUV420 window of no frames turns as an RGB one does (its planes' reshape(0, -1) raised a RuntimeError)."""
+    from sf2t.ops import YUV420
+    from sf2t.video.backends import _rotate
+
+    got = _rotate(YUV420.empty(0, 4, 6, (1, 2, 3, 4, 5, 6)), rotation)
+    assert isinstance(got, YUV420) and got.shape == (0, 6, 4, 3)
+
+
 def test_window_buffers_are_reused_only_when_nothing_holds_them():
     """The YUV420 window pool hands a buffer out again only once no tensor (or view) over it is alive."""
     from sf2t.video.backends import _WindowPool
