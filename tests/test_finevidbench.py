@@ -925,7 +925,7 @@ def test_out_checks_resolve_the_inputs_once(tmp_path, monkeypatch):
 
     for existing in (False, True):
         if existing:  # a rerun: every file written exists
-            out.write_text("{}")
+            out.write_text(json.dumps({"table": {}}))  # an earlier results file
             for f in side_files(out, True).values():
                 f.write_bytes(b"\x89PNG\r\n\x1a\n" if f.suffix == ".png" else b"notes")
         resolved.clear()
