@@ -1,12 +1,16 @@
 """The user docs name only commands, options, choices and config fields that exist.
 
-README.md, bench/README.md and sf2t/train/NOTES.md are read as a user reads them: every ``sf2t COMMAND ...`` in a
-code span, a fenced block or README's "What is in the box" list, every ``python -m bench.NAME ...`` /
-``python bench/NAME.py ...``, and every ``TrainConfig`` field named (``TrainConfig.f``, ``TrainConfig(f=...)``,
+README.md, bench/README.md, sf2t/train/NOTES.md and docs/tasks.md are read as a user reads them: every ``sf2t
+COMMAND ...`` in a code span, a fenced block or README's "What is in the box" list, every ``python -m bench.NAME ...``
+/ ``python bench/NAME.py ...``, and every ``TrainConfig`` field named (``TrainConfig.f``, ``TrainConfig(f=...)``,
 ``sf2t train f=...``, ``sf2t demo --set f=...``). Each option is looked up in the argparse parser that command
 really parses with (captured in-process, nothing runs), each literal choice (``--frames png|jpg``) in the option's
 choices, each field in ``TrainConfig`` (dotted names reach the task configs). A flag in a span that names no command
 must exist in some sf2t or bench parser, unless it is another tool's (pytest, pip, torchrun, ...).
+
+docs/tasks.md, the task and benchmark definitions, is checked against the code too: each task config's fields with
+their defaults and help, the question paraphrases, the answer forms, the multiple-choice prompts and the scene-level
+questions, options and variants (``_task_doc_problems``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pytest
 from sf2t import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ("README.md", "bench/README.md", "sf2t/train/NOTES.md")
+DOCS = ("README.md", "bench/README.md", "sf2t/train/NOTES.md", "docs/tasks.md")
 COMMANDS = (
     ("info",),
     ("index",),
@@ -288,3 +292,245 @@ def test_print_config_says_when_log_every_prints():
 
     line = next(row for row in config_help().splitlines() if row.split()[0] == "log_every")
     assert "progress=false" in line and "metrics.jsonl has every step" in line, line
+
+
+# -- docs/tasks.md: the task definitions, checked against the code
+
+_PLACEHOLDERS = {  # docs/tasks.md's placeholders in scene-level questions and options
+    "{object}": r"[a-z]+(?: [a-z]+)*",
+    "{event}": r"the [a-z]+(?: [a-z]+)* (?:appears|disappears)",
+    "{n}": r"[1-9][0-9]*",
+}
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under the markdown heading line ``heading`` up to the next heading of any level ("" if absent)."""
+    m = re.search(r"^" + re.escape(heading) + r"\n(.*?)(?=^#|\Z)", text, flags=re.S | re.M)
+    return m.group(1) if m else ""
+
+
+def _config_tables(text: str) -> dict[str, list[str]]:
+    """The rows of each table headed ``| `ClassName` field | default | meaning |``, by class name."""
+    found = re.finditer(r"^\| `(\w+)` field \| default \| meaning \|\n\|---\|---\|---\|\n((?:\|.*\n)*)", text, re.M)
+    return {m.group(1): m.group(2).splitlines() for m in found}
+
+
+def _literal(cell: str):
+    """A default as the doc writes it: a Python literal, or a fraction ``1/3``."""
+    import ast
+
+    m = re.fullmatch(r"(\d+)/(\d+)", cell)
+    return int(m.group(1)) / int(m.group(2)) if m else ast.literal_eval(cell)
+
+
+def _check_config_table(cls, rows: list[str], every_field: bool) -> list[str]:
+    name = cls.__name__
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    problems, seen = [], []
+    for row in rows:
+        m = re.fullmatch(r"\| `(\w+)` \| `([^`]+)` \| (.+?) \|", row)
+        if m is None:
+            problems.append(f"{name} table: a row not of the form | `field` | `default` | meaning |: {row}")
+            continue
+        field, cell, meaning = m.groups()
+        seen.append(field)
+        if field not in fields:
+            problems.append(f"{name} has no field {field!r}")
+            continue
+        want = getattr(defaults, field)
+        try:
+            got = _literal(cell)
+        except (ValueError, SyntaxError):
+            got = cell
+        if type(got) is not type(want) or got != want:
+            problems.append(f"{name}.{field}: the doc says default {cell}, the code has {want!r}")
+        if meaning != fields[field].metadata.get("help"):
+            problems.append(
+                f"{name}.{field}: the doc says {meaning!r}, the help is {fields[field].metadata.get('help')!r}"
+            )
+    missing = [f for f in fields if f not in seen] if every_field else []
+    problems += [f"{name}.{f}: not in the doc's table" for f in missing]
+    problems += [f"{name}.{f}: listed twice" for f in sorted({f for f in seen if seen.count(f) > 1})]
+    return problems
+
+
+def _scene_questions() -> list[dict]:
+    import random
+
+    from sf2t.finevidbench.build import scene_questions
+    from sf2t.synth.scene import ground_truth
+
+    out = []
+    for seed in range(30):  # (ground truth only: no clip is made; every category and variant occurs)
+        gt = ground_truth(seed, width=160, height=120, seconds=5)
+        out += scene_questions(gt, "v.mp4", f"s{seed}", random.Random(f"0:scene:{seed}"))
+    return out
+
+
+def _template(span: str) -> re.Pattern:
+    pattern = re.escape(span)
+    for k, v in _PLACEHOLDERS.items():
+        pattern = pattern.replace(re.escape(k), v)
+    return re.compile(pattern)
+
+
+def _task_doc_problems(text: str, scene: list[dict]) -> list[str]:
+    """Every mismatch between docs/tasks.md (``text``) and the code, one line each (see the module docstring)."""
+    import inspect
+    import random
+
+    from sf2t.finevidbench import build as fvb_build
+    from sf2t.finevidbench import export as fvb_export
+    from sf2t.finevidbench.evaluate import render_question
+    from sf2t.finevidbench.format import VARIANTS
+    from sf2t.tasks import TASK_CONFIGS, templates
+    from sf2t.tasks.consistency import CELLS
+    from sf2t.tasks.rearrangement import positions_answer
+    from sf2t.train.config import TrainConfig
+
+    problems = []
+    tables = _config_tables(text)
+    for cls in [*TASK_CONFIGS.values(), TrainConfig]:
+        if cls.__name__ not in tables:
+            if cls is not TrainConfig:
+                problems.append(f"no table of {cls.__name__}'s fields")
+            continue
+        problems += _check_config_table(cls, tables[cls.__name__], every_field=cls is not TrainConfig)
+    # the paraphrases of each task, in order, under its heading; its answer forms
+    order = [2, 0, 3, 1]  # the rearrangement example: presented 3rd, 1st, 4th, 2nd chronological frames
+    answers = {
+        "counting": [templates.counting_answer("{F}")],
+        "disorder": [templates.disorder_answer(True), templates.disorder_answer(False)],
+        "consistency": [templates.consistency_answer("identical", None), templates.consistency_answer("whole", None)]
+        + [templates.consistency_answer("cell", "{cell}")]
+        + list(CELLS),
+        "localization": [templates.localization_answer("{a}", "{b}")],
+        "rearrangement": [templates.rearrangement_answer(positions_answer(order))],
+        "speed": [templates.speed_answer(f) for f in ("first", "second", "same")],
+    }
+    for task, paraphrases in templates.QUESTIONS.items():
+        sec = _section(text, f"### `{task}`")
+        if not sec:
+            problems.append(f"no section ### `{task}`")
+            continue
+        listed = re.findall(r"^  - `(.*)`$", sec.split("**Questions", 1)[-1], flags=re.M)
+        if listed != list(paraphrases):
+            problems.append(f"{task}: the doc's questions {listed} are not the code's {list(paraphrases)}")
+        problems += [f"{task}: answer form `{a}` not in its section" for a in answers[task] if f"`{a}`" not in sec]
+    ordinals = ", ".join(("1st", "2nd", "3rd", "4th")[k] for k in order)
+    if f"({ordinals} chronologically)" not in _section(text, "### `rearrangement`"):
+        problems.append(f"rearrangement: the example's order ({ordinals} chronologically) is not in its section")
+    # the multiple-choice prompts' last lines
+    lines = {
+        "multiple_choice": templates.multiple_choice(
+            "disorder", {"task": "disorder", "answer": {"in_order": True}}, random.Random(0)
+        )[0].splitlines()[-1],
+        "sf2t eval": render_question({"question": "Q?", "options": ["a", "b"]}).splitlines()[-1],
+    }
+    vlmeval = "Answer with the option's letter."  # (in the dataset class the export writes: its source text)
+    lines["the VLMEvalKit export"] = vlmeval if vlmeval + '"' in inspect.getsource(fvb_export) else "(changed)"
+    problems += [f"{k}'s prompt line `{v}` is not in the doc" for k, v in lines.items() if f"`{v}`" not in text]
+    # scene level: each category's question, options and variants
+    rows = {}
+    scene_text = _section(text, "### Scene level")
+    for m in re.finditer(r"^\| `(\w+)` \| `([^`]+)` \| (.*?) \| .*? \| ([\w., ]+) \|$", scene_text, flags=re.M):
+        rows[m.group(1)] = (_template(m.group(2)), [_template(s) for s in re.findall(r"`([^`]+)`", m.group(3))])
+        rows[m.group(1)] += ({v.strip() for v in m.group(4).split(",")},)
+    variants: dict[str, set] = {}
+    for q in scene:
+        cat = q["category"]
+        if cat not in rows:
+            problems.append(f"scene category {cat!r} is not in the doc's table")
+            rows[cat] = None
+        if rows[cat] is None:
+            continue
+        question, options, _ = rows[cat]
+        variants.setdefault(cat, set()).add(q["variant"])
+        if not question.fullmatch(q["question"]):
+            problems.append(f"{cat}: the question {q['question']!r} does not fit the doc's {question.pattern!r}")
+        problems += [
+            f"{cat}: option {o!r} fits none the doc gives"
+            for o in q["options"]
+            if not any(t.fullmatch(o) for t in options)
+        ]
+    for cat, seen in variants.items():
+        if seen != rows[cat][2]:
+            problems.append(f"{cat}: asked in variants {sorted(seen)}, the doc says {sorted(rows[cat][2])}")
+    label_q = "Which description fits the video best?"
+    if "label" not in rows or f'"{label_q}"' not in inspect.getsource(fvb_build.annotation_questions):
+        problems.append("the label question is not the code's")
+    documented = set(re.findall(r"^\| `([\w.]+)` \| [^`|]+ \|$", scene_text, flags=re.M))  # the variants table
+    if documented != set(VARIANTS):
+        problems.append(f"the variants table lists {sorted(documented)}, the code has {sorted(VARIANTS)}")
+    if f"shows {fvb_build.SCENE_FRAMES} frames spread" not in text:
+        problems.append(f"the original variant shows {fvb_build.SCENE_FRAMES} frames: not what the doc says")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return _scene_questions()
+
+
+def test_task_doc_matches_the_code(scene):
+    """docs/tasks.md lists each task config field with its code default and help, each question paraphrase, each
+    answer form, the multiple-choice prompt lines, and each scene-level question, option and variant as the code
+    has them: the doc cannot drift from the code unnoticed."""
+    problems = _task_doc_problems((ROOT / "docs" / "tasks.md").read_text(), scene)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ("| `count_max` | `16` |", "| `count_max` | `12` |", "CountingConfig.count_max: the doc says default 12"),
+        ("| `side_max` | `1/3` |", "| `side_max` | `0.33` |", "LocalizationConfig.side_max: the doc says default"),
+        ("| `guard` | `False` |", "| `guard` | `0` |", "CountingConfig.guard: the doc says default 0"),
+        ("| `perm` | `'any'` |", "| `perm` | `'strong'` |", "DisorderConfig.perm: the doc says default"),
+        (
+            "| `tau_motion` | `2.0` | motion guard threshold (thumbnail MAD) |\n\n### `consistency`",
+            "\n### `consistency`",
+            "CountingConfig.tau_motion: not in the doc's table",
+        ),
+        ("| fewest frames per part |", "| fewest frames per part (4) |", "SpeedConfig.count_min: the doc says"),
+        ("| `max_resample` | `8` |", "| `max_resample` | `4` |", "TrainConfig.max_resample: the doc says default 4"),
+        ("Reply with one number.`", "Reply with a number.`", "counting: the doc's questions"),
+        ("`Frames {a}-{b}.`", "`Frames {a} to {b}.`", "localization: answer form `Frames {a}-{b}.`"),
+        ("`Different: {cell}.`", "`Different: {cell}`", "consistency: answer form"),
+        ("`2, 4, 1, 3`", "`2, 4, 3, 1`", "rearrangement: answer form `2, 4, 1, 3`"),
+        ("| `It speeds up.`, `It slows down.` |", "| `It speeds up.` |", "speed_change: option 'It slows down.'"),
+        ("original, speed_2x, speed_0.5x |\n", "original, speed_2x, speed_0.5x, reversed |\n", "event_order: asked in"),
+        (
+            "`Overall, in which direction does the {object} move?`",
+            "`In which direction does the {object} move?`",
+            "motion_direction: the question",
+        ),
+        ("| `shuffled` |", "| `shuffle` |", "the variants table lists"),
+        ("`Answer with the option's letter or its text.`", "`Answer with a letter.`", "sf2t eval's prompt line"),
+    ],
+)
+def test_task_doc_check_catches_drift(scene, old, new, words):
+    """The check is not vacuous: a wrong default, a missing field, a changed help, paraphrase, answer form, option,
+    question or variant in the doc is reported."""
+    text = (ROOT / "docs" / "tasks.md").read_text()
+    assert text.count(old) == 1, old
+    problems = _task_doc_problems(text.replace(old, new), scene)
+    assert any(words in p for p in problems), problems
+
+
+def test_no_file_cites_the_design_spec_users_lack():
+    """The task definitions are docs/tasks.md; the design spec that sources once cited (its name below) is not in the
+    repository, so no Python source, test, benchmark, script or doc may send a reader to it. (csrc/ is left out: a
+    changed C++ source, a comment too, marks the built extension stale, ``sf2t._ext.stale_reasons``.)"""
+    spec = "TASKS" + ".md"  # (spelt apart: this file would cite it)
+    places = ["sf2t", "tests", "bench", "scripts", "kernels", "docs", "README.md"]
+    cited = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for place in places
+        for path in ([ROOT / place] if (ROOT / place).is_file() else sorted((ROOT / place).rglob("*")))
+        if path.is_file() and path.suffix in (".py", ".md", ".sh", ".yaml", ".txt")
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if spec in line
+    ]
+    assert not cited, f"these cite {spec}, which users do not have (point them at docs/tasks.md): {cited}"

@@ -1,4 +1,4 @@
-"""sf2t.tasks: planners and builders follow TASKS.md; meta re-derives the answer; guard; templates; scoring.
+"""sf2t.tasks: planners and builders follow docs/tasks.md; meta re-derives the answer; guard; templates; scoring.
 
 Randomised properties are checked statistically over many (seed, index) pairs, not on one frozen draw.
 """

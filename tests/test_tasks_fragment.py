@@ -1,7 +1,7 @@
 """The fragment tasks added for the task engine (consistency, localization, rearrangement, speed) next to counting
 and disorder: over many seeded samples, the answer re-derived from ``meta`` and from the presented frames (matched
 back to the source frames) equals the label; multiple-choice sets hold the answer once; distributions follow
-TASKS.md; scorers and the reward entry point; config errors name the field."""
+docs/tasks.md; scorers and the reward entry point; config errors name the field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``thumbnail``: grey thumbnails of RGB frames, the measure of the tasks' motion guard (TASKS.md: MAD on a
+"""``thumbnail``: grey thumbnails of RGB frames, the measure of the tasks' motion guard (docs/tasks.md: MAD on a
 64-px-short-side grayscale thumbnail, 0-255 scale).
 
 ``thumbnail(frames, short_side=64)``: frames uint8 [N, H, W, 3] (or grey [N, H, W], any real dtype) -> float32

@@ -1,4 +1,4 @@
-"""Self-supervised fragment tasks (``shared/docs/TASKS.md``): planners, builders, templates, scorers, guard."""
+"""Self-supervised fragment tasks (defined in ``docs/tasks.md``): planners, builders, templates, scorers, guard."""
 
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
 from sf2t.tasks.consistency import ConsistencyConfig, ConsistencyTask

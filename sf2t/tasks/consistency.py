@@ -1,4 +1,4 @@
-"""``consistency`` (TASKS.md): two presented frames, A = source frame i and B, which is with probability 1/3
+"""``consistency`` (docs/tasks.md): two presented frames, A = source frame i and B, which is with probability 1/3
 each an identical copy of A, A with one cell of a 3x3 grid replaced by the same cell of frame j (cell MAD >=
 ``tau_region``), or frame j itself (whole-frame MAD >= ``tau_region``). Answers ``"Identical."``,
 ``"Different: {cell}."`` or ``"Different: whole frame."``.
@@ -47,7 +47,7 @@ from sf2t.tasks.guard import thumbnails
 
 __all__ = ["ConsistencyConfig", "ConsistencyTask", "CELLS", "TAU_REGION", "cell_box", "KINDS"]
 
-TAU_REGION = 8.0  # TASKS.md default
+TAU_REGION = 8.0  # the default of ConsistencyConfig / LocalizationConfig.tau_region (docs/tasks.md)
 CELLS = ("top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right")
 KINDS = ("identical", "cell", "whole")
 _LUMA = (0.299, 0.587, 0.114)

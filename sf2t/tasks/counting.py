@@ -1,4 +1,4 @@
-"""``counting`` (TASKS.md): F ~ U[count_min, count_max] frames at a uniform stride in a random window;
+"""``counting`` (docs/tasks.md): F ~ U[count_min, count_max] frames at a uniform stride in a random window;
 the answer is ``"{F}"``. Order does not matter, so no motion guard is needed (``guard=True`` adds one)."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ __all__ = ["CountingConfig", "CountingTask"]
 
 @dataclass
 class CountingConfig:
-    count_min: int = field(default=2, metadata={"help": "fewest presented frames F (TASKS.md: 2)"})
-    count_max: int = field(default=16, metadata={"help": "most presented frames F (TASKS.md: 16)"})
+    count_min: int = field(default=2, metadata={"help": "fewest presented frames F"})
+    count_max: int = field(default=16, metadata={"help": "most presented frames F"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride between presented source frames"})
     stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
     guard: bool = field(default=False, metadata={"help": "also require visible motion between frames"})

@@ -1,4 +1,4 @@
-"""``disorder`` (TASKS.md): F ~ U[count_min, count_max] frames at a uniform stride; with p = p_shuffle they
+"""``disorder`` (docs/tasks.md): F ~ U[count_min, count_max] frames at a uniform stride; with p = p_shuffle they
 are presented under a non-identity permutation whose moved frames visibly differ from the frames they
 replace. Answer ``"Yes."`` (in order) or ``"No."``.
 
@@ -7,7 +7,7 @@ is rejected (``SkipSample(kind="static")``; the data builder resamples and count
 
 ``perm`` (which shuffles are drawn):
 
-- ``any``: any non-identity permutation (TASKS.md).
+- ``any``: any non-identity permutation (the default).
 - ``no_reverse``: any but the full reversal. A reversed clip of reversible motion (a sprite gliding) looks
   like a forward clip of the opposite motion, so reversal is unanswerable from pixels.
 - ``strong``: no two chronologically adjacent frames are shown next to each other (|p[i+1] - p[i]| != 1),
@@ -44,8 +44,8 @@ MAX_COUNT = 8  # most frames a shuffled sample may have: allowed_permutations li
 
 @dataclass
 class DisorderConfig:
-    count_min: int = field(default=4, metadata={"help": "fewest presented frames F (TASKS.md: 4)"})
-    count_max: int = field(default=8, metadata={"help": "most presented frames F (TASKS.md: 8; at most 8)"})
+    count_min: int = field(default=4, metadata={"help": "fewest presented frames F"})
+    count_max: int = field(default=8, metadata={"help": "most presented frames F (at most 8)"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride between chronological source frames"})
     stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
     p_shuffle: float = field(default=0.5, metadata={"help": "probability that a sample is shuffled (answer No)"})

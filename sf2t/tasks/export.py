@@ -7,7 +7,7 @@ Export writes ``DIR/data.json``, a list of records::
                   {"role": "assistant", "content": "Different: top-left."}],
      "videos": [["frames/consistency-000003/00.png", "frames/consistency-000003/01.png"]],
      "images": ["frames/localization-000007/target.png"],   # localization only
-     "meta": {...}}                                           # TASKS.md meta: source, source_frames, params, answer
+     "meta": {...}}                                           # docs/tasks.md: source, source_frames, params, answer
 
 and the presented frames under ``DIR/frames/<id>/`` (PNG: exactly the presented pixels; JPEG: quality 95). Paths
 are relative to DIR. ``--format llamafactory`` (the default) is LLaMA-Factory's sharegpt-style format with
@@ -146,7 +146,7 @@ def export(
     Returns the summary: per task, samples made and samples skipped by reason. ``frame_repeat``: each presented
     frame listed that many times in ``videos`` (the same file): 2 for the Qwen2-VL family, whose processors fuse
     pairs of frames into one token group (and pad an odd count with the last frame), so that one presented frame is
-    one group, as sf2t trains (TASKS.md: temporal patches)."""
+    one group, as sf2t trains (docs/tasks.md: temporal patches)."""
     num, tasks = _check(num, tasks)
     frame_repeat = check_int("frame_repeat", frame_repeat, min_value=1)
     if max_windows is not None:

@@ -1,4 +1,4 @@
-"""Solvability guard: frames whose order matters must visibly differ (TASKS.md, common rules).
+"""Solvability guard: frames whose order matters must visibly differ (docs/tasks.md, Solvability guard).
 
 Motion is measured as the mean absolute difference (MAD, 0-255 scale) of grey thumbnails whose short side
 is 64 px: BT.601 luma, then an exact area resize (the same measure as ``sf2t.synth.thumbnail_mad``). It runs
@@ -21,7 +21,7 @@ __all__ = [
     "visible_permutation",
 ]
 
-TAU_MOTION = 2.0  # TASKS.md default; a config field (TaskConfig.tau_motion)
+TAU_MOTION = 2.0  # the default of the tasks' config field tau_motion (docs/tasks.md)
 THUMB_SHORT_SIDE = 64
 
 
@@ -130,7 +130,7 @@ def require_motion(
 ) -> None:
     """``SkipSample("static")`` unless every consecutive pair of the thumbnails [n, th, tw] (chronological; or of
     their ``rows``, in that order) differs by MAD >= ``tau``: frames whose order matters must visibly differ
-    (TASKS.md). ``thumbs`` may be a :class:`PairMAD`, whose cache then holds these pairs for later checks."""
+    (docs/tasks.md). ``thumbs`` may be a :class:`PairMAD`, whose cache then holds these pairs for later checks."""
     from sf2t.tasks.base import SkipSample
 
     ok, m = passes_motion(None, tau, thumbs=thumbs, rows=rows)

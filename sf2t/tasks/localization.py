@@ -1,4 +1,4 @@
-"""``localization`` (TASKS.md): a target image (a square crop, side 1/4-1/3 of the short side, from a frame of a
+"""``localization`` (docs/tasks.md): a target image (a square crop, side 1/4-1/3 of the short side, from a frame of a
 *different* video), then F ~ U[count_min, count_max] frames at a uniform stride; the target is pasted at one
 random position into presented frames a..b (1 <= a <= b <= F). Answer ``"Frames {a}-{b}."``.
 
@@ -35,8 +35,8 @@ __all__ = ["LocalizationConfig", "LocalizationTask"]
 
 @dataclass
 class LocalizationConfig:
-    count_min: int = field(default=6, metadata={"help": "fewest presented frames F (TASKS.md: 6)"})
-    count_max: int = field(default=12, metadata={"help": "most presented frames F (TASKS.md: 12)"})
+    count_min: int = field(default=6, metadata={"help": "fewest presented frames F"})
+    count_max: int = field(default=12, metadata={"help": "most presented frames F"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride between presented source frames"})
     stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
     side_min: float = field(default=0.25, metadata={"help": "smallest target side, fraction of the short side"})

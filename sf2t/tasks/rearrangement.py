@@ -1,4 +1,4 @@
-"""``rearrangement`` (TASKS.md): F ~ U[count_min, count_max] frames at a uniform stride, presented under a
+"""``rearrangement`` (docs/tasks.md): F ~ U[count_min, count_max] frames at a uniform stride, presented under a
 non-identity permutation whose moved frames visibly differ from the frames whose places they take. The answer
 lists the presented positions (1-based) in chronological order: presented order (frame 3, frame 1, frame 2)
 is answered ``"2, 3, 1"`` (the earliest frame is shown 2nd, the next 3rd, the last 1st)."""
@@ -29,8 +29,8 @@ __all__ = ["RearrangementConfig", "RearrangementTask", "positions_answer"]
 
 @dataclass
 class RearrangementConfig:
-    count_min: int = field(default=3, metadata={"help": "fewest presented frames F (TASKS.md: 3)"})
-    count_max: int = field(default=6, metadata={"help": "most presented frames F (TASKS.md: 6; at most 8)"})
+    count_min: int = field(default=3, metadata={"help": "fewest presented frames F"})
+    count_max: int = field(default=6, metadata={"help": "most presented frames F (at most 8)"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride between chronological source frames"})
     stride_max: int = field(default=4, metadata={"help": "largest stride (shrunk to fit short videos)"})
     tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})

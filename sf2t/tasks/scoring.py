@@ -1,4 +1,4 @@
-"""Scoring model answers against ``meta`` (TASKS.md): exact score in {0, 1} and a partial score in [0, 1].
+"""Scoring model answers against ``meta`` (docs/tasks.md, Scoring): exact score in {0, 1} and a partial score in [0, 1].
 
 Parsing tolerates case, spacing and surrounding words ("There are 7 frames." scores as 7; "yes, it is" as
 Yes). An answer that states several different options ("Yes or No", "7 or 8", "Frames 2-3, 4-5", "first, second
@@ -310,7 +310,7 @@ def _completion_text(c) -> str:
 
 
 def reward(completions, meta, *, partial: bool = False, **kwargs) -> list[float]:
-    """Verifiable rewards for a batch: one float per completion, scored against its ``meta`` (TASKS.md).
+    """Verifiable rewards for a batch: one float per completion, scored against its ``meta`` (docs/tasks.md).
 
     Usable as a TRL-style reward function (``reward_funcs=[sf2t.tasks.reward]``): TRL passes ``completions``
     and the dataset's columns as keyword arguments, so a dataset with a ``meta`` column works as is. A

@@ -1,4 +1,4 @@
-"""``speed`` (TASKS.md): two parts from the same start frame, F1, F2 ~ U[count_min, count_max] frames at strides
+"""``speed`` (docs/tasks.md): two parts from the same start frame, F1, F2 ~ U[count_min, count_max] frames at strides
 s1, s2 with s2 / s1 in {1/2, 1, 2} (each ratio equally likely). The part with the larger stride plays faster:
 the answer is ``"first"``, ``"second"`` or ``"same"``. Both parts must show visible motion between consecutive
 frames (else "same" could not be told from "faster")."""
@@ -31,8 +31,8 @@ RATIOS = ("half", "same", "double")  # s2 / s1 = 1/2, 1, 2
 
 @dataclass
 class SpeedConfig:
-    count_min: int = field(default=4, metadata={"help": "fewest frames per part (TASKS.md: 4)"})
-    count_max: int = field(default=8, metadata={"help": "most frames per part (TASKS.md: 8)"})
+    count_min: int = field(default=4, metadata={"help": "fewest frames per part"})
+    count_max: int = field(default=8, metadata={"help": "most frames per part"})
     stride_min: int = field(default=1, metadata={"help": "smallest stride of the slower part"})
     stride_max: int = field(default=3, metadata={"help": "largest stride of the slower part (shrunk to fit)"})
     tau_motion: float = field(default=TAU_MOTION, metadata={"help": "motion guard threshold (thumbnail MAD)"})

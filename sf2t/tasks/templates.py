@@ -1,4 +1,4 @@
-"""Question paraphrases and canonical answers (TASKS.md: >= 3 paraphrases per question, one canonical
+"""Question paraphrases and canonical answers (docs/tasks.md: >= 3 paraphrases per question, one canonical
 answer form per task so answers score by exact parsing), and the multiple-choice rendering."""
 
 from __future__ import annotations

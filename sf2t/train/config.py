@@ -47,7 +47,7 @@ class TrainConfig:
         [], "training videos: files, folders (every video file under them) or sf2t index manifests (.jsonl)"
     )
     eval_videos: list = _f([], "held-out videos for evaluation (as videos; disjoint from them)")
-    tasks: list = _f(["counting", "disorder"], "tasks to train on (TASKS.md names)")
+    tasks: list = _f(["counting", "disorder"], "tasks to train on (names in docs/tasks.md)")
     task_weights: list = _f([], "sampling weight per task (same order as tasks); empty: equal")
     task_videos: dict = _f({}, "per task, the videos it may draw from (paths or path prefixes); absent: all")
     counting: CountingConfig = _f(CountingConfig(), "counting task parameters")

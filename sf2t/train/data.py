@@ -28,7 +28,7 @@ from sf2t.video.decode import VideoError, VideoInfo, probe
 __all__ = ["LAYOUTS", "Skip", "VideoPool", "FrameStore", "SampleFactory", "batches", "pair_layout_index", "Prefetch"]
 
 # How presented frames become Qwen2-VL token groups (its Conv3d fuses temporal_patch_size = 2 frames):
-# - "repeat": each presented frame twice, one frame per token group (TASKS.md default; F groups).
+# - "repeat": each presented frame twice, one frame per token group (the default, docs/tasks.md; F groups).
 # - "pairs":  overlapping consecutive pairs, group i = presented frames (i, i+1) (F - 1 groups), so the
 #   vision tower sees every frame-to-frame change inside one token. A tiny model trained from scratch
 #   learns disorder with it and stays at chance without it (sf2t/train/NOTES.md).

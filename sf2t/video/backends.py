@@ -1,6 +1,6 @@
 """Decoder backends behind one interface: frame indices in, uint8 [N, H, W, 3] frames + their timestamps out.
 
-Contract, the same for every backend (TASKS.md): frame k is the k-th frame in presentation order of the first
+Contract, the same for every backend (docs/tasks.md): frame k is the k-th frame in presentation order of the first
 video stream, 0-based; timestamps are the stream's own presentation times in seconds, so variable-frame-rate
 files get true times; frames are returned upright (the stream's rotation applied, as torchcodec and the ffmpeg
 command line do). A backend is opened once per file and serves many requests (``get_frames``); ask for the

@@ -1,6 +1,6 @@
 """One-call decoding: ``decode_frames(path, indices)`` and ``probe(path)``.
 
-Frame k is the k-th frame, 0-based, in presentation (pts) order of the first video stream (TASKS.md). This
+Frame k is the k-th frame, 0-based, in presentation (pts) order of the first video stream (docs/tasks.md). This
 opens a backend (``sf2t.video.backends``), decodes, and closes it: for many requests on one file, keep a
 backend open (``open_decoder``) or use the window sampler (``sf2t.video.sampler``), which decodes the sorted
 union of several samples' frames once.
