@@ -555,8 +555,8 @@ def demo_out_problem(out: Path) -> str | None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
+def build_parser() -> Parser:
+    """``sf2t demo``'s options (also read by :func:`sf2t.cli.main` to say what a run stopped by a file error kept)."""
     p = Parser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo's {STEPS})")
@@ -572,7 +572,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="TrainConfig override, e.g. --set disorder.perm=strong (repeatable)",
     )
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
+    a = build_parser().parse_args(argv)
     problem = _precheck(a)
     if problem:
         print(f"sf2t demo: {problem}", file=sys.stderr)

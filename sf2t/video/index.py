@@ -34,6 +34,7 @@ __all__ = [
     "index_paths",
     "read_manifest",
     "usable",
+    "kept_text",
     "main",
 ]
 
@@ -492,6 +493,15 @@ def _looks_like_jsonl(path: Path) -> bool:
     return True
 
 
+def kept_text(out: str | os.PathLike) -> str:
+    """What the manifest ``out`` holds after a run that stopped early (a file error, Ctrl-C outside the probing): what
+    was last saved, by this run or an earlier one, where the file exists (it is written whole or not at all), else
+    that nothing was saved (a first run stopped before its first save)."""
+    if Path(out).is_file():
+        return f"{out} holds what was last saved (it is written whole or not at all)"
+    return f"nothing was saved yet ({out} was not written)"
+
+
 SAVE_EVERY_S = 60.0  # seconds between saves of a long index's manifest
 
 
@@ -551,11 +561,8 @@ def main(args) -> int:
         )
         return 130
     except KeyboardInterrupt:  # listing the files, reading the earlier manifest, or writing the final one
-        print(
-            f"\ninterrupted; {args.out} holds what was last saved (it is written whole or not at all): run the same "
-            "command again to go on",
-            file=sys.stderr,
-        )
+        again = "to go on" if Path(args.out).is_file() else "to start"
+        print(f"\ninterrupted; {kept_text(args.out)}: run the same command again {again}", file=sys.stderr)
         return 130
     print(res.summary())
     print(f"manifest: {args.out}")

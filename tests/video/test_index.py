@@ -430,6 +430,13 @@ def test_index_says_a_file_error_in_one_line_and_keeps_other_tracebacks(tmp_path
     monkeypatch.setattr(_files, "write_text_atomic", full)
     assert run_index([bad], out, "--workers", "0") == 1
     err = capsys.readouterr().err
+    assert err == (  # a first run stopped before its first save: there is no manifest to go on from
+        f"sf2t index: {tmp}: No space left on device; nothing was saved yet ({out} was not written): once that is "
+        "fixed, the same command starts again\n"
+    ), err
+    out.write_text("")  # an earlier run's manifest
+    assert run_index([bad], out, "--workers", "0") == 1
+    err = capsys.readouterr().err
     assert err == (
         f"sf2t index: {tmp}: No space left on device; {out} holds what was last saved (it is written whole or not at "
         "all): once that is fixed, the same command goes on from there\n"
