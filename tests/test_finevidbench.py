@@ -1668,3 +1668,41 @@ def test_integer_arguments_take_numpy_ints_and_refuse_bools(bench, tmp_path, cal
     else:
         with pytest.raises(ValueError, match=re.escape(refused)):
             call(str(bench), tmp_path)
+
+
+def test_json_lines_given_for_a_json_file_are_named_with_what_to_do(tmp_path, capsys):
+    """A JSON-lines file where one JSON document (or a YAML mapping) is read says what the file is, not json's "not
+    JSON: Extra data: line 2 column 1" (or YAML's "expected '<document start>'"): an sf2t index manifest given as
+    --bench gets the build command that makes a benchmark of it; --compare, --task-config, a train config too; and
+    a benchmark given where JSON lines are read (--manifest, --scene-annotations) is named as one JSON document."""
+    from sf2t.finevidbench import _read_results
+    from sf2t.train.config import read_mapping
+
+    manifest = tmp_path / "m.jsonl"
+    line = {"path": "a.mp4", "status": "error", "error": "no such file", "error_kind": "missing"}
+    manifest.write_text(json.dumps(line) + "\n" + json.dumps({**line, "path": "b.mp4"}) + "\n")
+    other = tmp_path / "o.jsonl"
+    other.write_text('{"a": 1}\n{"a": 2}\n')
+    for argv in (["eval", "--bench", str(manifest), "--model", "m", "--out", str(tmp_path / "r.json")],):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"sf2t eval: {manifest}: an sf2t index manifest (JSON lines, one video a line), not a benchmark: build a "
+            f"benchmark from it first with `sf2t finevidbench build --manifest {manifest} --out bench/bench.json`, "
+            "then pass that file"
+        ), err
+    with pytest.raises(BenchmarkError, match=r"o\.jsonl: a JSON-lines file \(one JSON value a line\), not a bench"):
+        load(other)
+    with pytest.raises(ValueError, match=r"--compare .*m\.jsonl: an sf2t index manifest .*, not an sf2t eval results"):
+        _read_results(str(manifest))
+    with pytest.raises(ValueError, match=r"m\.jsonl: an sf2t index manifest .*, not a YAML or JSON mapping.*videos="):
+        read_mapping(manifest, "--task-config")
+    pretty = tmp_path / "b.json"
+    pretty.write_text(json.dumps({"format": "x", "questions": []}, indent=1))
+    argv = ["finevidbench", "build", "--manifest", str(pretty), "--out", str(tmp_path / "b" / "b.json")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sf2t finevidbench build: {pretty}: one JSON document over several lines (a benchmark? a config?), not a "
+        "JSON-lines file (one JSON value on each line)"
+    ), err

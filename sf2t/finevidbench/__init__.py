@@ -184,6 +184,13 @@ def _read_results(path: str) -> dict:
     try:
         res = json.loads(text)
     except json.JSONDecodeError as e:
+        from sf2t._files import json_lines_noun
+
+        noun = json_lines_noun(text)
+        if noun:  # (an answers file: the results JSON is the .json beside it)
+            raise ValueError(
+                f"--compare {path}: {noun}, not an sf2t eval results file (the JSON file sf2t eval --out wrote)"
+            ) from None
         raise ValueError(f"--compare {path}: not a JSON file ({e})") from None
     table = res.get("table") if isinstance(res, dict) else None
     if not isinstance(table, dict) or not all(

@@ -221,13 +221,29 @@ def iter_jsonl(path: str | os.PathLike):
     naming it, and so is a missing file, a folder or a file that is not text."""
     from sf2t._files import read_text
 
-    for i, line in enumerate(read_text(path, str(path), "a JSON-lines file").split("\n"), 1):
+    text = read_text(path, str(path), "a JSON-lines file")
+    first = True
+    for i, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             yield i, json.loads(line)
         except json.JSONDecodeError as e:
+            if first and _one_json_document(text):  # a benchmark or a config given for a manifest: say so
+                raise ValueError(
+                    f"{path}: one JSON document over several lines (a benchmark? a config?), not a JSON-lines file "
+                    "(one JSON value on each line)"
+                ) from None
             raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
+        first = False
+
+
+def _one_json_document(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # what an ok line must carry for the readers, and how each is checked
