@@ -1354,7 +1354,7 @@ def test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent(tmp_pa
     assert cli.main([*argv, "--out", str(fresh / "b.json")]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and f"nothing of it was left in {fresh}" in err, err
-    assert "Traceback" not in err and list(fresh.iterdir()) == []
+    assert "Traceback" not in err and not fresh.exists()  # the folder the build made is removed too
     monkeypatch.undo()
     rebuilt = tmp_path / "rebuilt"
     assert cli.main([*argv, "--out", str(rebuilt / "b.json")]) == 0
@@ -1387,7 +1387,7 @@ def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsy
     assert cli.main(argv) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and "sf2t finevidbench build: interrupted" in err
-    assert not out.exists() and not list(out.parent.iterdir())  # the staging folder is removed
+    assert not out.parent.exists()  # the staging folder is removed, and the folder the build made
     with pytest.raises(KeyboardInterrupt):  # (the traceback keeps the bar alive: closed by the build, not by GC)
         build(manifest, str(out), per_category=2, seed=1, log=lambda s: None, progress=True)
     assert [b.desc for b in bars][-1] == "fragment questions" and all(b.disable for b in bars)
@@ -1706,3 +1706,23 @@ def test_json_lines_given_for_a_json_file_are_named_with_what_to_do(tmp_path, ca
         f"sf2t finevidbench build: {pretty}: one JSON document over several lines (a benchmark? a config?), not a "
         "JSON-lines file (one JSON value on each line)"
     ), err
+
+
+def test_a_failed_build_leaves_no_folder_it_made(tmp_path, capsys):
+    """A build refused after its --out folder was made (a manifest with no usable video, a manifest that is no
+    manifest, bad scene annotations) removes the folders it made (an empty one was left behind); a folder that was
+    there before stays."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "a.mp4", "status": "error", "error": "x", "error_kind": "missing"}) + "\n")
+    pretty = tmp_path / "p.json"
+    pretty.write_text(json.dumps({"format": "x"}, indent=1))
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"video": "a.mp4"}\n')
+    for given in (["--manifest", str(manifest)], ["--manifest", str(pretty)], ["--scene-annotations", str(notes)]):
+        out = tmp_path / "new" / "deeper" / "b.json"
+        assert cli.main(["finevidbench", "build", *given, "--out", str(out), "--quiet"]) == 2
+        assert "sf2t finevidbench build: " in capsys.readouterr().err
+        assert not (tmp_path / "new").exists(), given
+        (tmp_path / "there").mkdir(exist_ok=True)
+        assert cli.main(["finevidbench", "build", *given, "--out", str(tmp_path / "there" / "b.json"), "--quiet"]) == 2
+        assert (tmp_path / "there").is_dir() and not any((tmp_path / "there").iterdir())
