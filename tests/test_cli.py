@@ -450,3 +450,12 @@ def test_what_a_stopped_command_kept_names_its_files_as_its_parser_took_them(arg
     from sf2t import cli
 
     assert cli._kept_after_os_error(argv).startswith(said), cli._kept_after_os_error(argv)
+
+
+def test_counts_say_one_in_the_singular():
+    """The counts the commands print: "trained 1 step", not "trained 1 steps" (sf2t._plural.counted)."""
+    from sf2t._plural import counted
+
+    assert [counted(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
+    assert counted(1, "entry") == "1 entry" and counted(3, "entry") == "3 entries" and counted(2, "day") == "2 days"
+    assert counted(1, "video-task pair") == "1 video-task pair" and counted(1024, "file", fmt=",") == "1,024 files"

@@ -174,7 +174,8 @@ def test_max_frames_skips_questions_instead_of_thinning_them(bench, tmp_path):
     assert longer and res["too_many_frames"] == longer
     assert res["overall"]["accuracy"] == 1.0 and res["overall"]["n"] == len(shown) - len(longer)
     assert res["coverage"] == pytest.approx(1 - len(longer) / len(shown))
-    assert any(f"{len(longer)} question(s) skipped: they show more than {cap} frames" in x for x in lines)
+    said = f"{len(longer)} questions skipped: they show" if len(longer) > 1 else "1 question skipped: it shows"
+    assert any(f"{said} more than {cap} frames" in x for x in lines), lines
     assert f"{len(longer)} skipped for more frames than --max-frames" in (tmp_path / "r.report.md").read_text()
     with pytest.raises(ValueError, match="every question shows more frames"):
         evaluate(str(bench), str(tmp_path / "r2.json"), predictor=counter, max_frames=1, log=lambda s: None)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sf2t._checks import check_int
+from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
 
 __all__ = ["build", "NotPlaced", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
@@ -765,5 +766,8 @@ def build(
     for q in questions:
         key = f"{q['level']}/{q['category']}"
         cats[key] = cats.get(key, 0) + 1
-    log(f"wrote {out_file}: {len(questions)} questions; " + ", ".join(f"{k} {v}" for k, v in sorted(cats.items())))
+    log(
+        f"wrote {out_file}: {counted(len(questions), 'question')}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
+    )
     return bench

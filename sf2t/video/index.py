@@ -21,6 +21,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from sf2t._plural import counted
 from sf2t.video.errors import VideoError
 from sf2t.video.probe import VideoInfo, probe
 
@@ -206,7 +207,7 @@ class IndexResult:
         errors = Counter(e.get("error_kind", "error") for e in self.entries if e.get("status") != "ok")
         hours = sum(float(e.get("duration") or 0.0) for e in ok) / 3600
         lines = [
-            f"{len(ok)} ok, {sum(errors.values())} error(s) of {len(self.entries)} file(s); "
+            f"{len(ok)} ok, {counted(sum(errors.values()), 'error')} of {counted(len(self.entries), 'file')}; "
             f"{hours:.3f} hours of usable video; {self.probed} probed, {self.reused} reused, "
             f"{self.seconds:.1f} s"
         ]
@@ -571,8 +572,8 @@ def main(args) -> int:
     except IndexInterrupted as e:
         r = e.result
         print(
-            f"\ninterrupted: {r.probed} file(s) probed this run; {args.out} holds {len(r.entries)} line(s). Run the "
-            "same command again to go on (finished lines are reused)",
+            f"\ninterrupted: {counted(r.probed, 'file')} probed this run; {args.out} holds "
+            f"{counted(len(r.entries), 'line')}. Run the same command again to go on (finished lines are reused)",
             file=sys.stderr,
         )
         return 130
@@ -584,7 +585,8 @@ def main(args) -> int:
     print(f"manifest: {args.out}")
     errors = len(res.entries) - len(res.ok)
     hint = (
-        f" ({res.reused} entries were reused from {args.out}, errors included: --retry-errors probes them again)"
+        f" ({counted(res.reused, 'entry')} {'was' if res.reused == 1 else 'were'} reused from {args.out}, errors "
+        "included: --retry-errors probes them again)"
         if errors and res.reused
         else ""
     )
