@@ -22,6 +22,42 @@ def read_text(path: str | os.PathLike, label: str, kind: str) -> str:
         raise ValueError(f"{label}: cannot read it: {e.strerror or e}") from None
 
 
+def json_lines_kind(text: str) -> str | None:
+    """What a text that did not parse as one JSON (or YAML) document is, where it is JSON lines (two or more lines,
+    each a JSON value): ``"manifest"`` (an ``sf2t index`` manifest: objects with ``path`` and ``status``),
+    ``"answers"`` (an ``sf2t eval`` answers file) or ``"lines"`` (other JSON lines); None for anything else. For the
+    messages of the readers of user-named JSON files: json's own ("Extra data: line 2 column 1") did not say what the
+    file was."""
+    import json
+
+    lines = [line for line in text.splitlines() if line.strip()][:2]
+    if len(lines) < 2:
+        return None
+    try:
+        first = [json.loads(line) for line in lines][0]
+    except ValueError:
+        return None
+    if isinstance(first, dict) and "path" in first and "status" in first:
+        return "manifest"
+    if isinstance(first, dict) and ("sf2t_eval_setting" in first or {"id", "pred"} <= set(first)):
+        return "answers"
+    return "lines"
+
+
+def json_lines_noun(text: str) -> str | None:
+    """:func:`json_lines_kind` in words (``"an sf2t index manifest (JSON lines, one video a line)"``, ...) for a
+    message ``"{file}: {noun}, not {what was expected}"``; None where the text is not JSON lines."""
+    kind = json_lines_kind(text)
+    return None if kind is None else _JSON_LINES_NOUNS[kind]
+
+
+_JSON_LINES_NOUNS = {
+    "manifest": "an sf2t index manifest (JSON lines, one video a line)",
+    "answers": "an sf2t eval answers file (JSON lines, one answer a line)",
+    "lines": "a JSON-lines file (one JSON value a line)",
+}
+
+
 def _is_text(path: str | os.PathLike) -> bool:
     """Whether the file's first 64 KiB are UTF-8 text without NUL bytes (a character cut at the end is allowed)."""
     try:

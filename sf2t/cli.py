@@ -240,42 +240,67 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
-def _option(argv: list[str], name: str, default: str) -> str:
-    """The value of option ``name`` in ``argv`` (``--out X`` or ``--out=X``; the last one, as argparse takes it)."""
-    value = default
-    for i, a in enumerate(argv):
-        if a == name and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif a.startswith(name + "="):
-            value = a[len(name) + 1 :]
-    return value
+def _command_args(argv: list[str]) -> argparse.Namespace | None:
+    """The options of the command in ``argv`` as its own parser took them (``-o X``, ``-oX``, ``--out=X``, ``--ou X``,
+    the last one given): for :func:`_kept_after_os_error`, which names the files. None for a command not listed there,
+    or options its parser refuses (it took them once already, so not expected)."""
+    import contextlib
+    import io
+
+    if argv[:1] in (["index"], ["tasks"]):
+        parser, rest = _parser(), argv
+    elif argv[:1] == ["demo"]:
+        from sf2t.demo import build_parser
+
+        parser, rest = build_parser(), argv[1:]
+    elif argv[:1] == ["throughput"]:
+        from sf2t.throughput.command import build_parser
+
+        parser, rest = build_parser(), argv[1:]
+    elif argv[:2] == ["finevidbench", "build"]:
+        from sf2t.finevidbench import build_parser
+
+        parser, rest = build_parser(), argv[2:]
+    else:
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return parser.parse_known_args(rest)[0]
+    except SystemExit:
+        return None
 
 
 def _kept_after_os_error(argv: list[str]) -> str:
     """What a command that stopped on an OSError (see main) kept, for those that do not say it themselves."""
     cmd = argv[:2] if argv[:1] in (["tasks"], ["finevidbench"]) else argv[:1]
+    args = _command_args(argv)
     if cmd == ["index"]:
-        out = _option(argv, "-o", _option(argv, "--out", "the manifest"))
-        return (
-            f"; {out} holds what was last saved (it is written whole or not at all): once that is fixed, the same "
-            "command goes on from there"
+        from sf2t.video.index import kept_text
+
+        out = getattr(args, "out", None)
+        if not out:
+            return ""
+        return f"; {kept_text(out)}: once that is fixed, the same command " + (
+            "goes on from there" if Path(out).is_file() else "starts again"
         )
     if cmd == ["demo"]:
-        out = _option(argv, "--out", "out/demo")
+        out = getattr(args, "out", None) or "out/demo"
         return f"; what was made so far stays in {out}: once that is fixed, the same command runs the demo again"
     if cmd == ["throughput"]:
-        js = _option(argv, "--json", "")
+        js = getattr(args, "json", None)
         return f"; nothing was written to --json {js}" if js else ""
     if cmd == ["tasks", "export"]:
-        out = _option(argv, "--out", "--out")
+        out = getattr(args, "out", None) or "--out"
         return f"; the sample frames written to {out} that no data.json lists were removed"
     if cmd == ["finevidbench", "build"]:
-        out = _option(argv, "--out", "--out")
+        out = getattr(args, "out", None) or "--out"
         return f"; the benchmark {out} was not written (an earlier one there stays as it was)"
     return ""
 
 
-def _main(argv: list[str]) -> int:
+def _parser() -> Parser:
+    """The ``sf2t`` command's parser: ``info``, ``index`` and ``tasks`` parse here; the other commands are listed (for
+    ``--help``) and parse their own options."""
     parser = Parser(prog="sf2t", description="Self-supervised fragment fine-tuning of video LLMs.")
     from sf2t._version import __version__
 
@@ -308,6 +333,10 @@ def _main(argv: list[str]) -> int:
     )
     sub.add_parser("eval", help="score a model on a FineVidBench-style benchmark", add_help=False)
     sub.add_parser("throughput", help="sf2t's input pipeline vs today's stacks on your videos", add_help=False)
+    return parser
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "throughput":
         from sf2t import throughput as _tp
 
@@ -349,12 +378,17 @@ def _main(argv: list[str]) -> int:
             with quiet_other_ranks():
                 return _train_cli.train_main(argv[1:])
         return _train_cli.merge_main(argv[1:])
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "info":
         return cmd_info(args)
     if args.command == "index":
+        from sf2t.video import index as _index
+
         return _index.main(args)
     if args.command == "tasks":
+        from sf2t.tasks import export as _export
+
         return _export.main(args)
     parser.print_help()
     return 2

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sf2t._args import Parser
+from sf2t._plural import counted
 
 __all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "run_config"]
 
@@ -348,7 +349,7 @@ def run_demo(
         for fam in sorted({_family(p) for p in eval_videos})
     }
     report = {
-        "command": "sf2t demo " + " ".join(_argv_for(out, cfg.steps, seed, quick, overrides)),
+        "command": "sf2t demo " + " ".join(_argv_for(out, cfg.steps, seed, quick, overrides, threads, progress)),
         "environment": _environment(threads),
         "config": config_to_dict(cfg),
         "clips": {
@@ -403,8 +404,8 @@ def run_demo(
         return ", ".join(f"{k} {v}" for k, v in _counts(items).items())
 
     log(
-        f"left out of every task: {len(everywhere)} videos ({kinds(everywhere)}); of some tasks only: "
-        f"{len({s.path for s in some})} videos ({len(some)} video-task pairs: {kinds(some)})"
+        f"left out of every task: {counted(len(everywhere), 'video')} ({kinds(everywhere)}); of some tasks only: "
+        f"{counted(len({s.path for s in some}), 'video')} ({counted(len(some), 'video-task pair')}: {kinds(some)})"
     )
     for s in skipped:
         log(f"  {s.path}: {s.reason}" + ("" if s.task is None else f" (left out of {s.task} only)"))
@@ -428,11 +429,22 @@ def _counts(skipped) -> dict[str, int]:
     return out
 
 
-def _argv_for(out: Path, steps: int, seed: int, quick: bool, overrides: Sequence[str] = ()) -> list[str]:
-    """The command line that makes this run again, ``--set`` overrides included."""
+def _argv_for(
+    out: Path,
+    steps: int,
+    seed: int,
+    quick: bool,
+    overrides: Sequence[str] = (),
+    threads: int | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """The command line that makes this run again (shell-quoted): ``--threads`` (the threads it ran with: another
+    count sums in another order), ``--no-progress`` and the ``--set`` overrides included."""
     import shlex
 
-    argv = ["--out", str(out), "--steps", str(steps), "--seed", str(seed)] + (["--quick"] if quick else [])
+    argv = ["--out", shlex.quote(str(out)), "--steps", str(steps), "--seed", str(seed)]
+    argv += (["--threads", str(threads)] if threads else []) + ([] if progress else ["--no-progress"])
+    argv += ["--quick"] if quick else []
     return argv + [a for item in overrides for a in ("--set", shlex.quote(item))]
 
 
@@ -503,11 +515,12 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         "",
         "## Training",
         "",
-        f"- {tr['steps']} steps x {cfg['batch_size'] * cfg['grad_accum']} samples, lr {cfg['lr']} {cfg['schedule']} "
+        f"- {counted(tr['steps'], 'step')} x {counted(cfg['batch_size'] * cfg['grad_accum'], 'sample')}, "
+        f"lr {cfg['lr']} {cfg['schedule']} "
         f"(warmup {cfg['warmup_steps']}), {'LoRA' if cfg['lora'] else 'full fine-tuning'}, layout `{cfg['layout']}`, "
         f"frames {cfg['frame_size'][0]}x{cfg['frame_size'][1]}",
         f"- trainable parameters: {tr['trainable_parameters']:,}; {tr['tokens_per_second']:.0f} tokens/s",
-        f"- loss: first step {tr['loss_first']:.3f}, mean of the last {min(50, tr['steps'])} steps "
+        f"- loss: first step {tr['loss_first']:.3f}, mean of the last {counted(min(50, tr['steps']), 'step')} "
         f"{tr['loss_last_50']:.3f}",
         "- loss curve (mean per tenth of the run): " + ", ".join(f"{c['loss']:.3f}" for c in tr["loss_curve"]),
     ]
@@ -555,8 +568,8 @@ def demo_out_problem(out: Path) -> str | None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
+def build_parser() -> Parser:
+    """``sf2t demo``'s options (also read by :func:`sf2t.cli.main` to say what a run stopped by a file error kept)."""
     p = Parser(prog="sf2t demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo's {STEPS})")
@@ -572,7 +585,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="TrainConfig override, e.g. --set disorder.perm=strong (repeatable)",
     )
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``sf2t demo [--out DIR] [--steps N] [--seed S] [--quick] [--threads T] [--set key=value ...]``"""
+    a = build_parser().parse_args(argv)
     problem = _precheck(a)
     if problem:
         print(f"sf2t demo: {problem}", file=sys.stderr)

@@ -102,6 +102,9 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monk
     with monkeypatch.context() as m:
         m.setattr(index, "find_files", _interrupted)  # before any file is probed
         m.setattr(index, "expand_video_entries", _interrupted)  # (throughput's --videos: files, folders, manifests)
+        # a first run stopped before its first save: no manifest to go on from
+        check(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet"], "nothing was saved yet")
+        (tmp_path / "m.jsonl").write_text("")
         check(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet"], "holds what was last saved")
         (tmp_path / "a.mp4").write_bytes(b"")
         check(["throughput", "--videos", str(tmp_path / "a.mp4")], "sf2t throughput: interrupted")
@@ -409,3 +412,50 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"sf2t {sf2t.__version__}"
+
+
+@pytest.mark.parametrize(
+    "spelt",
+    [["-o", "{}"], ["-o{}"], ["--out", "{}"], ["--out={}"], ["--ou", "{}"], ["-o", "first.jsonl", "--out", "{}"]],
+)
+def test_what_a_stopped_index_kept_names_the_manifest_however_out_was_spelt(spelt, tmp_path):
+    """After a file error, `sf2t index` names the manifest as its parser took it (-oFILE, an abbreviation, the last of
+    several; -oFILE said "the manifest"), and says whether there is one to go on from: a first run stopped before its
+    first save has none (it said the manifest "holds what was last saved")."""
+    from sf2t import cli
+
+    out = tmp_path / "m.jsonl"
+    argv = ["index", "v", *(a.format(out) for a in spelt), "--quiet"]
+    said = cli._kept_after_os_error(argv)
+    assert said == f"; nothing was saved yet ({out} was not written): once that is fixed, the same command starts again"
+    out.write_text("")
+    said = cli._kept_after_os_error(argv)
+    assert said == (
+        f"; {out} holds what was last saved (it is written whole or not at all): once that is fixed, the same command "
+        "goes on from there"
+    ), said
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["demo", "--ou=D", "--quick"], "; what was made so far stays in D:"),
+        (["throughput", "--videos", "a.mp4", "--js", "T.json"], "; nothing was written to --json T.json"),
+        (["tasks", "export", "--manifest", "m", "--ou", "X", "--num", "2"], "; the sample frames written to X that"),
+        (["finevidbench", "build", "--synthetic", "1", "--ou=B.json"], "; the benchmark B.json was not written"),
+    ],
+)
+def test_what_a_stopped_command_kept_names_its_files_as_its_parser_took_them(argv, said):
+    """The other commands' files too, as their own parsers took the options (an abbreviation, --opt=value)."""
+    from sf2t import cli
+
+    assert cli._kept_after_os_error(argv).startswith(said), cli._kept_after_os_error(argv)
+
+
+def test_counts_say_one_in_the_singular():
+    """The counts the commands print: "trained 1 step", not "trained 1 steps" (sf2t._plural.counted)."""
+    from sf2t._plural import counted
+
+    assert [counted(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
+    assert counted(1, "entry") == "1 entry" and counted(3, "entry") == "3 entries" and counted(2, "day") == "2 days"
+    assert counted(1, "video-task pair") == "1 video-task pair" and counted(1024, "file", fmt=",") == "1,024 files"

@@ -251,7 +251,7 @@ def test_videos_too_short_for_every_task_are_left_out_before_any_window(manifest
     mixed.write_text(manifest.read_text() + one + "\n")
     assert cli.main([*args, "--manifest", str(mixed), "--tasks", "counting"]) == 0
     out = capsys.readouterr().out
-    assert "left out: 1 video(s) no task can use" in out and "one.mp4: too short: 1 frame" in out, out
+    assert "left out: 1 video no task can use" in out and "one.mp4: too short: 1 frame" in out, out
     summary = json.loads((tmp_path / "x" / "summary.json").read_text())
     assert [v["path"] for v in summary["videos_left_out"]] == [str(tmp_path / "short" / "one.mp4")]
     assert summary["samples"] == 4 and "too_short" not in json.dumps(summary["skipped"])
@@ -417,3 +417,35 @@ def test_a_full_disk_at_data_json_leaves_no_unlisted_samples(manifest, tmp_path,
         "no data.json lists were removed"
     ), err
     assert not out.exists() or not any(out.rglob("*.png")), sorted(out.rglob("*"))
+
+
+def test_summary_lists_every_task_asked_for_those_with_no_sample_too(manifest, tmp_path, capsys):
+    """The export's summary has a line for every task asked for: one that made no sample (never drawn in a small
+    --num, or every try skipped) shows 0 and why; such tasks were left out of it."""
+    from sf2t.tasks.export import summary_text
+
+    out = tmp_path / "ds"
+    argv = ["tasks", "export", "--manifest", str(manifest), "--out", str(out), "--num", "2", "--quiet", "--seed", "1"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["tasks"]) == 6 and sum(summary["made"].values()) == 2
+    never = [t for t in summary["tasks"] if t not in summary["made"] and t not in summary["skipped"]]
+    assert never, summary  # (seed 1: four tasks never drawn)
+    for t in summary["tasks"]:
+        assert f"  {t:<14} made " in text, text
+    for t in never:
+        assert (
+            f"  {t:<14} made      0   never drawn (each sample's task is drawn at random; a larger --num reaches it)"
+            in text
+        )
+    assert text.startswith("2 samples from 1 window -> ")
+    said = summary_text(
+        {"samples": 1, "windows": 3, "tasks": ["speed", "counting"], "made": {"counting": 1}, "out": "x",
+         "skipped": {"speed": {"too_short": 4}}}
+    )  # fmt: skip
+    assert said.splitlines() == [
+        "1 sample from 3 windows -> x",
+        "  speed          made      0   every try was skipped: too_short 4",
+        "  counting       made      1   skipped (replaced by later samples): none",
+    ], said

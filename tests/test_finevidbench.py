@@ -174,7 +174,8 @@ def test_max_frames_skips_questions_instead_of_thinning_them(bench, tmp_path):
     assert longer and res["too_many_frames"] == longer
     assert res["overall"]["accuracy"] == 1.0 and res["overall"]["n"] == len(shown) - len(longer)
     assert res["coverage"] == pytest.approx(1 - len(longer) / len(shown))
-    assert any(f"{len(longer)} question(s) skipped: they show more than {cap} frames" in x for x in lines)
+    said = f"{len(longer)} questions skipped: they show" if len(longer) > 1 else "1 question skipped: it shows"
+    assert any(f"{said} more than {cap} frames" in x for x in lines), lines
     assert f"{len(longer)} skipped for more frames than --max-frames" in (tmp_path / "r.report.md").read_text()
     with pytest.raises(ValueError, match="every question shows more frames"):
         evaluate(str(bench), str(tmp_path / "r2.json"), predictor=counter, max_frames=1, log=lambda s: None)
@@ -1354,7 +1355,7 @@ def test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent(tmp_pa
     assert cli.main([*argv, "--out", str(fresh / "b.json")]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and f"nothing of it was left in {fresh}" in err, err
-    assert "Traceback" not in err and list(fresh.iterdir()) == []
+    assert "Traceback" not in err and not fresh.exists()  # the folder the build made is removed too
     monkeypatch.undo()
     rebuilt = tmp_path / "rebuilt"
     assert cli.main([*argv, "--out", str(rebuilt / "b.json")]) == 0
@@ -1387,7 +1388,7 @@ def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsy
     assert cli.main(argv) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and "sf2t finevidbench build: interrupted" in err
-    assert not out.exists() and not list(out.parent.iterdir())  # the staging folder is removed
+    assert not out.parent.exists()  # the staging folder is removed, and the folder the build made
     with pytest.raises(KeyboardInterrupt):  # (the traceback keeps the bar alive: closed by the build, not by GC)
         build(manifest, str(out), per_category=2, seed=1, log=lambda s: None, progress=True)
     assert [b.desc for b in bars][-1] == "fragment questions" and all(b.disable for b in bars)
@@ -1668,3 +1669,61 @@ def test_integer_arguments_take_numpy_ints_and_refuse_bools(bench, tmp_path, cal
     else:
         with pytest.raises(ValueError, match=re.escape(refused)):
             call(str(bench), tmp_path)
+
+
+def test_json_lines_given_for_a_json_file_are_named_with_what_to_do(tmp_path, capsys):
+    """A JSON-lines file where one JSON document (or a YAML mapping) is read says what the file is, not json's "not
+    JSON: Extra data: line 2 column 1" (or YAML's "expected '<document start>'"): an sf2t index manifest given as
+    --bench gets the build command that makes a benchmark of it; --compare, --task-config, a train config too; and
+    a benchmark given where JSON lines are read (--manifest, --scene-annotations) is named as one JSON document."""
+    from sf2t.finevidbench import _read_results
+    from sf2t.train.config import read_mapping
+
+    manifest = tmp_path / "m.jsonl"
+    line = {"path": "a.mp4", "status": "error", "error": "no such file", "error_kind": "missing"}
+    manifest.write_text(json.dumps(line) + "\n" + json.dumps({**line, "path": "b.mp4"}) + "\n")
+    other = tmp_path / "o.jsonl"
+    other.write_text('{"a": 1}\n{"a": 2}\n')
+    for argv in (["eval", "--bench", str(manifest), "--model", "m", "--out", str(tmp_path / "r.json")],):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"sf2t eval: {manifest}: an sf2t index manifest (JSON lines, one video a line), not a benchmark: build a "
+            f"benchmark from it first with `sf2t finevidbench build --manifest {manifest} --out bench/bench.json`, "
+            "then pass that file"
+        ), err
+    with pytest.raises(BenchmarkError, match=r"o\.jsonl: a JSON-lines file \(one JSON value a line\), not a bench"):
+        load(other)
+    with pytest.raises(ValueError, match=r"--compare .*m\.jsonl: an sf2t index manifest .*, not an sf2t eval results"):
+        _read_results(str(manifest))
+    with pytest.raises(ValueError, match=r"m\.jsonl: an sf2t index manifest .*, not a YAML or JSON mapping.*videos="):
+        read_mapping(manifest, "--task-config")
+    pretty = tmp_path / "b.json"
+    pretty.write_text(json.dumps({"format": "x", "questions": []}, indent=1))
+    argv = ["finevidbench", "build", "--manifest", str(pretty), "--out", str(tmp_path / "b" / "b.json")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sf2t finevidbench build: {pretty}: one JSON document over several lines (a benchmark? a config?), not a "
+        "JSON-lines file (one JSON value on each line)"
+    ), err
+
+
+def test_a_failed_build_leaves_no_folder_it_made(tmp_path, capsys):
+    """A build refused after its --out folder was made (a manifest with no usable video, a manifest that is no
+    manifest, bad scene annotations) removes the folders it made (an empty one was left behind); a folder that was
+    there before stays."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "a.mp4", "status": "error", "error": "x", "error_kind": "missing"}) + "\n")
+    pretty = tmp_path / "p.json"
+    pretty.write_text(json.dumps({"format": "x"}, indent=1))
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"video": "a.mp4"}\n')
+    for given in (["--manifest", str(manifest)], ["--manifest", str(pretty)], ["--scene-annotations", str(notes)]):
+        out = tmp_path / "new" / "deeper" / "b.json"
+        assert cli.main(["finevidbench", "build", *given, "--out", str(out), "--quiet"]) == 2
+        assert "sf2t finevidbench build: " in capsys.readouterr().err
+        assert not (tmp_path / "new").exists(), given
+        (tmp_path / "there").mkdir(exist_ok=True)
+        assert cli.main(["finevidbench", "build", *given, "--out", str(tmp_path / "there" / "b.json"), "--quiet"]) == 2
+        assert (tmp_path / "there").is_dir() and not any((tmp_path / "there").iterdir())

@@ -819,6 +819,22 @@ def test_demo_quick(tmp_path, overrides):
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
 
 
+def test_demo_report_command_makes_the_same_run(tmp_path):
+    """The report's "Command:" line gives back every setting of the run when the demo's own parser reads it:
+    --threads and --no-progress too (they were left out), and an --out or --set with a space in it (quoted)."""
+    import shlex
+
+    from sf2t.demo import _argv_for, build_parser
+
+    out = tmp_path / "my demo"
+    argv = _argv_for(out, 7, 3, True, ["disorder.perm=strong", "lr=1e-4"], threads=3, progress=False)
+    a = build_parser().parse_args(shlex.split(" ".join(argv)))
+    assert (a.out, a.steps, a.seed, a.quick, a.threads, a.no_progress) == (str(out), 7, 3, True, 3, True)
+    assert a.overrides == ["disorder.perm=strong", "lr=1e-4"]
+    a = build_parser().parse_args(shlex.split(" ".join(_argv_for(out, 7, 0, False, threads=2))))
+    assert (a.threads, a.no_progress, a.quick) == (2, False, False)
+
+
 @pytest.mark.parametrize("task", ["consistency", "rearrangement", "speed"])
 def test_pixel_and_order_tasks_give_training_samples(tiny, clips, tmp_path, task):
     """Tasks that build their own presented frames (consistency) or reorder them (rearrangement, speed) pack one
@@ -1586,7 +1602,7 @@ def test_cli_train_fsdp_needs_torchrun_and_only_rank_0_sums_up(tiny, clips, tmp_
     assert capsys.readouterr().out == ""
     monkeypatch.setenv("RANK", "0")
     assert cli.train_main(argv) == 0
-    assert capsys.readouterr().out.startswith("trained 1 steps")
+    assert capsys.readouterr().out.startswith("trained 1 step in")  # (it said "1 steps")
 
 
 def test_supervised_video_qa_mixed_in(tiny, clips, tmp_path):
@@ -2270,7 +2286,7 @@ def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys, monkeypatc
     capsys.readouterr()
     cfg = TrainConfig(videos=[str(root)], eval_videos=[str(root / "sub" / "a.mp4")], out_dir=str(tmp_path / "run"))
     assert _precheck_paths(cfg) is None
-    assert "1 held-out video(s) are also training videos" in capsys.readouterr().err
+    assert "1 held-out video is also training videos" in capsys.readouterr().err
     cfg = TrainConfig(videos=[str(root / "b.mp4")], eval_videos=[str(root / "sub")], out_dir=str(tmp_path / "run"))
     assert _precheck_paths(cfg) is None and "warning" not in capsys.readouterr().err
 

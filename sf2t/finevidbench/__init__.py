@@ -14,16 +14,16 @@ __all__ = [
     "save",
     "schema",
     "validate",
+    "build_parser",
     "main_build",
     "main_eval",
 ]
 
 
-def main_build(argv=None) -> int:
-    import sys
-
+def build_parser():
+    """``sf2t finevidbench build``'s options (also read by :func:`sf2t.cli.main` to say what a build stopped by a file
+    error kept)."""
     from sf2t._args import Parser
-    from sf2t.finevidbench.build import NotPlaced, build
 
     p = Parser(prog="sf2t finevidbench build", description="Build a FineVidBench-style benchmark.")
     p.add_argument("--manifest", help="sf2t index manifest of your videos (fragment-level questions)")
@@ -61,7 +61,15 @@ def main_build(argv=None) -> int:
         help="a run's train_config.json (or YAML): its task sections set the fragment tasks' parameters",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    return p
+
+
+def main_build(argv=None) -> int:
+    import sys
+
+    from sf2t.finevidbench.build import NotPlaced, build
+
+    args = build_parser().parse_args(argv)
     params = None
     if args.task_config:
         from sf2t.tasks import TASKS
@@ -176,6 +184,13 @@ def _read_results(path: str) -> dict:
     try:
         res = json.loads(text)
     except json.JSONDecodeError as e:
+        from sf2t._files import json_lines_noun
+
+        noun = json_lines_noun(text)
+        if noun:  # (an answers file: the results JSON is the .json beside it)
+            raise ValueError(
+                f"--compare {path}: {noun}, not an sf2t eval results file (the JSON file sf2t eval --out wrote)"
+            ) from None
         raise ValueError(f"--compare {path}: not a JSON file ({e})") from None
     table = res.get("table") if isinstance(res, dict) else None
     if not isinstance(table, dict) or not all(

@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sf2t._checks import check_int
+from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
 
 __all__ = ["build", "NotPlaced", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
@@ -611,6 +613,27 @@ def _fragment_questions(
     return qs
 
 
+@contextlib.contextmanager
+def _removed_if_left_empty(folder: Path):
+    """The folders of ``folder``'s path that do not exist yet (made in the block) are removed again, deepest first,
+    where the block fails and leaves them empty; a folder that existed before stays, and so does one the failure left
+    files in."""
+    made = []
+    p = folder.absolute()
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in made:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:  # not empty (a staging folder kept: its message says so), or gone
+                break
+        raise
+
+
 def build(
     manifest: str | None,
     out_path: str,
@@ -628,8 +651,8 @@ def build(
 ) -> dict:
     """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it. A build that
     fails or is interrupted leaves the folder as it was (an earlier benchmark with its files; a fresh folder with
-    none of this build's): frames and clips are made in a staging folder and put in place with the benchmark file
-    last, undone on a failure (:func:`_commit`; a ValueError says what was kept).
+    none of this build's; no folder where the build made it): frames and clips are made in a staging folder and put
+    in place with the benchmark file last, undone on a failure (:func:`_commit`; a ValueError says what was kept).
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
@@ -668,79 +691,83 @@ def build(
             "it: pick another path, or remove it first"
         )
     out = out_file.parent
-    out.mkdir(parents=True, exist_ok=True)
-    _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
-    old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
-    label_questions = []
-    if scene_annotations:  # checked (every video probed) before any long work
-        label_questions = annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
-    # Frames and clips are made in a staging folder and moved into frames/ and videos/ only once every question is
-    # made: a build that fails or is interrupted leaves an earlier benchmark in the folder as it was.
-    import shutil
-    import tempfile
+    with _removed_if_left_empty(out):  # a build that fails leaves no folder it made (an empty --out folder was left)
+        out.mkdir(parents=True, exist_ok=True)
+        _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
+        old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
+        label_questions = []
+        if scene_annotations:  # checked (every video probed) before any long work
+            label_questions = annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
+        # Frames and clips are made in a staging folder and moved into frames/ and videos/ only once every question is
+        # made: a build that fails or is interrupted leaves an earlier benchmark in the folder as it was.
+        import shutil
+        import tempfile
 
-    stage = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
-    committed = False
-    try:
-        questions: list[dict] = []
-        scene_sources: list[tuple[dict, str]] = []
-        if synthetic:
-            from sf2t import synth
+        stage = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+        committed = False
+        try:
+            questions: list[dict] = []
+            scene_sources: list[tuple[dict, str]] = []
+            if synthetic:
+                from sf2t import synth
 
-            clips = _bar(range(synthetic), synthetic, "synthetic clips", progress)
-            try:
-                for i in clips:
-                    clip = f"scene_{i:04d}"
-                    gt = synth.make_clip(stage / "videos" / clip, seed * 1000 + i, width=160, height=120, seconds=5)
-                    final = out / "videos" / Path(gt["path"]).name
-                    gt["path"] = str(final)  # where it will be; its ground truth file says so too
-                    Path(stage / "videos" / clip).with_suffix(".json").write_text(json.dumps(gt, indent=1))
-                    scene_sources.append((gt, str(final)))
-            finally:  # the bar closed on an error or Ctrl-C too
-                if hasattr(clips, "close"):
-                    clips.close()
-        if manifest is not None:
-            from sf2t.video.index import expand_videos
+                clips = _bar(range(synthetic), synthetic, "synthetic clips", progress)
+                try:
+                    for i in clips:
+                        clip = f"scene_{i:04d}"
+                        gt = synth.make_clip(stage / "videos" / clip, seed * 1000 + i, width=160, height=120, seconds=5)
+                        final = out / "videos" / Path(gt["path"]).name
+                        gt["path"] = str(final)  # where it will be; its ground truth file says so too
+                        Path(stage / "videos" / clip).with_suffix(".json").write_text(json.dumps(gt, indent=1))
+                        scene_sources.append((gt, str(final)))
+                finally:  # the bar closed on an error or Ctrl-C too
+                    if hasattr(clips, "close"):
+                        clips.close()
+            if manifest is not None:
+                from sf2t.video.index import expand_videos
 
-            for path in expand_videos([manifest]):  # manifest videos with synth ground truth next to them
-                side = Path(path).with_suffix(".json")
-                if side.is_file():
-                    try:
-                        gt = json.loads(side.read_text(encoding="utf-8"))
-                    except (ValueError, UnicodeDecodeError) as e:
-                        raise ValueError(
-                            f"{side}: the ground truth next to {path} is not readable JSON ({e}); fix or move it"
-                        ) from None
-                    if "sprites" in gt and "num_frames" in gt:
-                        scene_sources.append((gt, path))
-            chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
-            questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
-        scene: list[dict] = []
-        most = max([2] + [objects_shown(gt) for gt, _ in scene_sources])  # the count options: 1..most
-        for i, (gt, video) in enumerate(scene_sources):
-            scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), most)
-        questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
-        questions += label_questions
-        for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
-            v = q.get("video", {})
-            if "path" in v:
-                v["path"] = _from_bench(v["path"], out)
-        bench = {
-            "format": FORMAT,
-            "name": name or out_file.stem,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
-            "questions": questions,
-        }
-        _commit(stage, out_file, dumps(bench), _written_files(bench))  # into place: the build is complete
-        committed = True
-    finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
-        if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
-            shutil.rmtree(stage, ignore_errors=True)
+                for path in expand_videos([manifest]):  # manifest videos with synth ground truth next to them
+                    side = Path(path).with_suffix(".json")
+                    if side.is_file():
+                        try:
+                            gt = json.loads(side.read_text(encoding="utf-8"))
+                        except (ValueError, UnicodeDecodeError) as e:
+                            raise ValueError(
+                                f"{side}: the ground truth next to {path} is not readable JSON ({e}); fix or move it"
+                            ) from None
+                        if "sprites" in gt and "num_frames" in gt:
+                            scene_sources.append((gt, path))
+                chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
+                questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
+            scene: list[dict] = []
+            most = max([2] + [objects_shown(gt) for gt, _ in scene_sources])  # the count options: 1..most
+            for i, (gt, video) in enumerate(scene_sources):
+                scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), most)
+            questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
+            questions += label_questions
+            for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
+                v = q.get("video", {})
+                if "path" in v:
+                    v["path"] = _from_bench(v["path"], out)
+            bench = {
+                "format": FORMAT,
+                "name": name or out_file.stem,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
+                "questions": questions,
+            }
+            _commit(stage, out_file, dumps(bench), _written_files(bench))  # into place: the build is complete
+            committed = True
+        finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
+            if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
+                shutil.rmtree(stage, ignore_errors=True)
     _remove_stale(old, bench, out)
     cats: dict[str, int] = {}
     for q in questions:
         key = f"{q['level']}/{q['category']}"
         cats[key] = cats.get(key, 0) + 1
-    log(f"wrote {out_file}: {len(questions)} questions; " + ", ".join(f"{k} {v}" for k, v in sorted(cats.items())))
+    log(
+        f"wrote {out_file}: {counted(len(questions), 'question')}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
+    )
     return bench

@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from sf2t._checks import check_int, check_int_pair
+from sf2t._plural import counted
 from sf2t.finevidbench.choice import parse_choice
 from sf2t.finevidbench.format import LETTERS, load
 
@@ -465,20 +466,22 @@ def evaluate(
         )
     if made_by is None and done:
         log(
-            f"{answers_path}: {len(done)} answers from an sf2t that did not record what made them: reused as they "
-            "are (remove the file if they are another model's)"
+            f"{answers_path}: {counted(len(done), 'answer')} from an sf2t that did not record what made them: reused "
+            "as they are (remove the file if they are another model's)"
         )
     missing = {q["id"]: _missing(q, root) for q in bench["questions"]}
     missing = {k: v for k, v in missing.items() if v}
     if missing:
         files = sorted({p for v in missing.values() for p in v})
-        log(f"{len(missing)} question(s) skipped: missing file(s) {files[:5]}{' ...' if len(files) > 5 else ''}")
+        more = " ..." if len(files) > 5 else ""
+        log(f"{counted(len(missing), 'question')} skipped: missing {counted(len(files), 'file')} {files[:5]}{more}")
     too_long = {}
     if max_frames is not None:
         too_long = {q["id"]: n for q in bench["questions"] if (n := _num_frames(q)) > max_frames}
         if too_long:
             log(
-                f"{len(too_long)} question(s) skipped: they show more than {max_frames} frames (up to "
+                f"{counted(len(too_long), 'question')} skipped: {'it shows' if len(too_long) == 1 else 'they show'} "
+                f"more than {max_frames} frames (up to "
                 f"{max(too_long.values())}), and fewer frames would change their answers"
             )
         if len(too_long) == len(bench["questions"]):
@@ -528,7 +531,7 @@ def evaluate(
     write_text_atomic(out, json.dumps(_json_safe(res), indent=1, allow_nan=False), "--out")
     write_report(res, out)
     log(
-        f"accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions "
+        f"accuracy {res['overall']['accuracy']:.3f} on {counted(res['overall']['n'], 'question')} "
         f"(coverage {res['coverage']:.0%}); {out}"
     )
     return res
@@ -601,7 +604,7 @@ def write_report(res: dict, out: Path) -> None:
     lines = [
         f"# {res['benchmark']}: results ({res.get('mode', '')})",
         "",
-        f"Overall accuracy {res['overall']['accuracy']:.3f} on {res['overall']['n']} questions; coverage "
+        f"Overall accuracy {res['overall']['accuracy']:.3f} on {counted(res['overall']['n'], 'question')}; coverage "
         f"{res['coverage']:.0%}"
         + "".join(
             f"; {len(res.get(k) or [])} skipped for {why}"

@@ -25,6 +25,7 @@ import csv
 import json
 from pathlib import Path
 
+from sf2t._plural import counted
 from sf2t.finevidbench.evaluate import load_media, render_question
 from sf2t.finevidbench.format import LETTERS, load
 
@@ -292,7 +293,7 @@ def export(bench_path: str, out_dir: str, fmt: str, *, fps: int = 2, task: str |
     except BaseException:
         _remove_new(out, before, made_out)
         raise
-    log(f"exported {len(rows)} questions for {fmt} as task {name!r}: {path}")
+    log(f"exported {counted(len(rows), 'question')} for {fmt} as task {name!r}: {path}")
     return path
 
 

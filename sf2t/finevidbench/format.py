@@ -118,6 +118,18 @@ def load(path: str | os.PathLike) -> dict:
     try:
         bench = json.loads(text)
     except json.JSONDecodeError as e:
+        from sf2t._files import json_lines_kind, json_lines_noun
+
+        kind = json_lines_kind(text)
+        if kind == "manifest":  # `sf2t eval --bench videos.jsonl`: "not JSON: Extra data" said nothing of the file
+            raise BenchmarkError(
+                f"{path}: {json_lines_noun(text)}, not a benchmark: build a benchmark from it first with `sf2t "
+                f"finevidbench build --manifest {path} --out bench/bench.json`, then pass that file"
+            ) from None
+        if kind is not None:
+            raise BenchmarkError(
+                f"{path}: {json_lines_noun(text)}, not a benchmark JSON file (sf2t finevidbench build writes them)"
+            ) from None
         raise BenchmarkError(f"{path}: not JSON: {e}") from e
     try:
         validate(bench)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from sf2t._checks import check_int
+from sf2t._plural import counted
 
 __all__ = ["FramePlan", "Sample", "SkipSample", "Task", "make_rng", "uniform_window"]
 
@@ -129,7 +130,9 @@ def uniform_window(
     """``count`` frames at a uniform stride (drawn from [stride_min, stride_max], shrunk to fit) inside a
     random window of a ``num_frames``-frame video. Returns (frame ids, stride)."""
     if num_frames < count:
-        raise SkipSample(source, "too_short", f"too short: {num_frames} frames, the task needs at least {count}")
+        raise SkipSample(
+            source, "too_short", f"too short: {counted(num_frames, 'frame')}, the task needs at least {count}"
+        )
     hi = max(1, min(stride_max, (num_frames - 1) // max(1, count - 1)))
     lo = max(1, min(stride_min, hi))
     stride = rng.randint(lo, hi)
@@ -215,7 +218,9 @@ def plan_uniform_fragment(task: str, cfg: Any, source: str, num_frames: int, rng
     (``cfg.stride_min``..``cfg.stride_max``) from a random window; params ``num_frames`` and ``stride``."""
     num_frames = check_num_frames(task, num_frames)
     if num_frames < cfg.count_min:
-        raise SkipSample(source, "too_short", f"too short: {num_frames} frames, {task} needs {cfg.count_min}")
+        raise SkipSample(
+            source, "too_short", f"too short: {counted(num_frames, 'frame')}, {task} needs {cfg.count_min}"
+        )
     count = rng.randint(cfg.count_min, min(cfg.count_max, num_frames))
     ids, stride = uniform_window(source, num_frames, count, rng, stride_min=cfg.stride_min, stride_max=cfg.stride_max)
     return FramePlan(task, source, ids, {"num_frames": count, "stride": stride})

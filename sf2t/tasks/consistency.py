@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t._checks import check_int, check_real
+from sf2t._plural import counted
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
@@ -124,7 +125,8 @@ class ConsistencyTask:
             raise SkipSample(
                 source,
                 "too_short",
-                f"too short: {num_frames} frames, consistency needs {self.min_frames()} (gap_min {c.gap_min})",
+                f"too short: {counted(num_frames, 'frame')}, consistency needs {self.min_frames()} "
+                f"(gap_min {c.gap_min})",
             )
         # The kind first: the candidates below are drawn alike for every kind, and build tries them all for this
         # kind, so a kind that fewer pairs satisfy is not swapped for another when one pair fails.

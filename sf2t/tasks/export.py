@@ -33,6 +33,7 @@ from typing import Sequence
 import torch
 
 from sf2t._checks import check_int
+from sf2t._plural import counted
 from sf2t.tasks import TASKS, make_task, task_names
 
 __all__ = ["export", "preview", "add_arguments", "main"]
@@ -74,7 +75,7 @@ def _sampler(
         need = {n: m for n, m in need.items() if m <= longest}
         tasks = {n: tasks[n] for n in need}
         if not tasks:
-            return None, dropped + [(v.path, f"too short: {v.num_frames} frames") for v in videos]
+            return None, dropped + [(v.path, f"too short: {counted(v.num_frames, 'frame')}") for v in videos]
     videos, skipped = _long_enough(videos, need, longest, manifest)
     sampler = WindowSampler(
         videos, tasks, seed=seed, samples_per_window=samples_per_window, window_frames=window_frames, decoder=decoder
@@ -96,7 +97,7 @@ def _long_enough(videos, need: dict[str, int], longest: int, manifest) -> tuple[
     kept = [v for v in videos if v.num_frames >= shortest]
     needs = ", ".join(f"{n} {m}" for n, m in need.items())
     skipped = [
-        (v.path, f"too short: {v.num_frames} frame{'s' if v.num_frames != 1 else ''}, the tasks need at least: {needs}")
+        (v.path, f"too short: {counted(v.num_frames, 'frame')}, the tasks need at least: {needs}")
         for v in videos
         if v.num_frames < shortest
     ]
@@ -174,7 +175,8 @@ def export(
         while len(records) < num:
             if w >= max_windows:
                 raise RuntimeError(
-                    f"only {len(records)} of {num} samples after {w} windows: {_skips_text(sampler.failures)}"
+                    f"only {len(records)} of {counted(num, 'sample')} after {counted(w, 'window')}: "
+                    f"{_skips_text(sampler.failures)}"
                 )
             for sample, fr in sampler.window(w):
                 if len(records) >= num:
@@ -248,6 +250,7 @@ def export(
     summary = {
         "samples": len(records),
         "windows": w,
+        "tasks": list(tasks),
         "made": dict(made),
         "skipped": {t: dict(c) for t, c in skipped.items()},
         "videos_left_out": [{"path": p, "reason": why} for p, why in left_out],
@@ -307,14 +310,26 @@ def _skips_text(failures) -> str:
 
 
 def summary_text(summary: dict) -> str:
-    lines = [f"{summary['samples']} samples from {summary['windows']} windows -> {summary['out']}"]
-    for t in sorted(set(summary["made"]) | set(summary["skipped"])):
+    """The export's summary as printed: a line per task asked for, those that made no sample too (with why: every
+    try skipped, or never drawn), then the videos left out."""
+    lines = [
+        f"{counted(summary['samples'], 'sample')} from {counted(summary['windows'], 'window')} -> {summary['out']}"
+    ]
+    asked = list(summary.get("tasks") or [])  # (a summary.json of an older sf2t has no "tasks")
+    for t in asked + sorted((set(summary["made"]) | set(summary["skipped"])) - set(asked)):
         sk = summary["skipped"].get(t, {})
         why = ", ".join(f"{k} {n}" for k, n in sorted(sk.items())) or "none"
-        lines.append(f"  {t:<14} made {summary['made'].get(t, 0):>6}   skipped (replaced by later samples): {why}")
+        made = summary["made"].get(t, 0)
+        if made:
+            lines.append(f"  {t:<14} made {made:>6}   skipped (replaced by later samples): {why}")
+        elif sk:
+            lines.append(f"  {t:<14} made {0:>6}   every try was skipped: {why}")
+        else:  # the tasks are drawn at random, equal weights: a few samples may not reach every task
+            said = "never drawn (each sample's task is drawn at random; a larger --num reaches it)"
+            lines.append(f"  {t:<14} made {0:>6}   {said}")
     gone = summary.get("videos_left_out") or []
     if gone:
-        lines.append(f"  left out: {len(gone)} video(s) no task can use (listed in summary.json)")
+        lines.append(f"  left out: {counted(len(gone), 'video')} no task can use (listed in summary.json)")
         lines += [f"    {g['path']}: {g['reason']}" for g in gone[:5]] + (["    ..."] if len(gone) > 5 else [])
     return "\n".join(lines)
 
@@ -388,7 +403,7 @@ def preview(
         text = f"{src}, source frames {s.meta['source_frames']}{_provenance(s.meta)}\n{caption}\nA: {s.answer}"
         axes[top + n_lines - 1][0].annotate(text, (0, -0.08), xycoords="axes fraction", va="top", ha="left", fontsize=7)
         top += n_lines
-    fig.suptitle(f"sf2t {task}: {len(rows)} samples (seed {seed})", fontsize=9)
+    fig.suptitle(f"sf2t {task}: {counted(len(rows), 'sample')} (seed {seed})", fontsize=9)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

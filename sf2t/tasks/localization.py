@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t._checks import check_real, is_real
+from sf2t._plural import counted
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
@@ -129,7 +130,9 @@ class LocalizationTask:
             )
         num_frames = check_num_frames(self.name, num_frames)
         if num_frames < c.count_min:
-            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, localization needs {c.count_min}")
+            raise SkipSample(
+                source, "too_short", f"too short: {counted(num_frames, 'frame')}, localization needs {c.count_min}"
+            )
         count = rng.randint(c.count_min, min(c.count_max, num_frames))
         ids, stride = uniform_window(source, num_frames, count, rng, stride_min=c.stride_min, stride_max=c.stride_max)
         # (a, b) uniform over the count * (count + 1) / 2 spans: drawing a, then b in a..count, made late and

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sf2t._checks import check_real
+from sf2t._plural import counted
 from sf2t.tasks import templates
 from sf2t.tasks.base import (
     FramePlan,
@@ -61,7 +62,9 @@ class SpeedTask:
         c = self.cfg
         num_frames = check_num_frames(self.name, num_frames)
         if num_frames < self.min_frames():
-            raise SkipSample(source, "too_short", f"too short: {num_frames} frames, speed needs {self.min_frames()}")
+            raise SkipSample(
+                source, "too_short", f"too short: {counted(num_frames, 'frame')}, speed needs {self.min_frames()}"
+            )
         ratio = RATIOS[rng.randrange(3)]
         m1, m2 = {"half": (2, 1), "same": (1, 1), "double": (1, 2)}[ratio]  # stride multipliers of the parts
         # shrunk to fit a part at stride 2, whatever the ratio: the lengths are stated in the question, so they
@@ -70,7 +73,9 @@ class SpeedTask:
         n1 = min(rng.randint(c.count_min, c.count_max), fit)
         n2 = min(rng.randint(c.count_min, c.count_max), fit)
         if min(n1, n2) < c.count_min:
-            raise SkipSample(source, "too_short", f"too short: {num_frames} frames for two parts of {c.count_min}")
+            raise SkipSample(
+                source, "too_short", f"too short: {counted(num_frames, 'frame')} for two parts of {c.count_min}"
+            )
         units = max((n1 - 1) * m1, (n2 - 1) * m2, 1)
         s_hi = max(1, min(c.stride_max, (num_frames - 1) // units))
         s = rng.randint(max(1, min(c.stride_min, s_hi)), s_hi)

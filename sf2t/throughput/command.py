@@ -45,8 +45,10 @@ def _option_problem(args) -> str:
     return ""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from sf2t import throughput  # the package: its docstring, and measure where tests patch its helpers
+def build_parser() -> Parser:
+    """``sf2t throughput``'s options (also read by :func:`sf2t.cli.main` to say what a run stopped by a file error
+    kept)."""
+    from sf2t import throughput  # the package: its docstring
 
     p = Parser(prog="sf2t throughput", description=throughput.__doc__.split("\n\n")[0])
     p.add_argument(
@@ -138,7 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "4:2:0 with even sizes and upright, else rgb",
     )
     p.add_argument("--json", help="write the figures here")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sf2t import throughput  # the package: measure where tests patch its helpers
+
+    args = build_parser().parse_args(argv)
     from sf2t._files import check_out_file, write_text_atomic
 
     problem = _option_problem(args)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import torch
 
+from sf2t._plural import counted
 from sf2t.throughput.sampling import WINDOW, _tasks
 
 # the verifying probe's time limit, in multiples of the video's duration (at least a minute): decoding every frame
@@ -34,7 +35,7 @@ def select_videos(videos: Sequence[str], against: Sequence[str]) -> tuple[list, 
             unusable[str(p)] = e.reason
             continue
         if info.num_frames < WINDOW:
-            unusable[info.path] = f"{info.num_frames} frames, shorter than a {WINDOW}-frame window"
+            unusable[info.path] = f"{counted(info.num_frames, 'frame')}, shorter than a {WINDOW}-frame window"
             continue
         try:  # every frame decoded once: a file broken past its header stopped the run in a pass or in the ceiling
             info = probe(p, verify=True, timeout=max(60.0, VERIFY_SLOWDOWN * info.duration))

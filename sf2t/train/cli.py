@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sf2t._args import Parser
+from sf2t._plural import counted
 
 __all__ = ["run_training", "train_main", "merge_main"]
 
@@ -238,8 +239,8 @@ def _precheck_paths(cfg) -> str | None:
     both = sorted({os.path.realpath(v) for v in videos} & {os.path.realpath(v) for v in held_out})
     if both and os.environ.get("RANK", "0") == "0":  # under torchrun: said once
         print(
-            f"sf2t train: warning: {len(both)} held-out video(s) are also training videos (e.g. {both[0]}): the "
-            "held-out accuracy then measures memory, not generalization",
+            f"sf2t train: warning: {counted(len(both), 'held-out video')} {'is' if len(both) == 1 else 'are'} also "
+            f"training videos (e.g. {both[0]}): the held-out accuracy then measures memory, not generalization",
             file=sys.stderr,
         )
     why = []
@@ -503,7 +504,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         return 0
     last = res["losses"][-50:]
     print(
-        f"trained {res['steps']} steps in {res['seconds']:.1f} s"
+        f"trained {counted(res['steps'], 'step')} in {res['seconds']:.1f} s"
         + (f" (resumed from step {res['resumed_from']})" if res["resumed_from"] else "")
         + f"; final loss {sum(last) / max(1, len(last)):.4f}; saved {res.get('saved')}"
         + (f"; report {res['report']}" if res.get("report") else "")

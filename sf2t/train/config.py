@@ -507,6 +507,19 @@ def read_mapping(path: str | os.PathLike, what: str = "config") -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
+        from sf2t._files import json_lines_kind, json_lines_noun
+
+        kind = json_lines_kind(text)
+        if kind is not None:  # YAML's "expected '<document start>'" did not say what the file was
+            hint = (
+                " (a manifest lists videos: sf2t train takes it as videos=PATH, sf2t finevidbench build as --manifest "
+                "PATH)"
+                if kind == "manifest"
+                else ""
+            )
+            raise ValueError(
+                f"{what} {path}: {json_lines_noun(text)}, not a YAML or JSON mapping of field: value settings{hint}"
+            ) from None
         raise ValueError(f"{what} {path}: not valid YAML: {' '.join(str(e).split())}") from None
     if data is None:
         return {}

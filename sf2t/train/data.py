@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
+from sf2t._plural import counted
 from sf2t.tasks import make_task
 from sf2t.tasks.base import Sample, SkipSample, Task, make_rng
 from sf2t.video.backends import DecoderCache
@@ -130,7 +131,11 @@ class VideoPool:
                 continue
             if info.num_frames < min_frames:
                 pool.skipped.append(
-                    Skip(str(p), "too_short", f"too short: {info.num_frames} frames, the tasks need {min_frames}")
+                    Skip(
+                        str(p),
+                        "too_short",
+                        f"too short: {counted(info.num_frames, 'frame')}, the tasks need {min_frames}",
+                    )
                 )
                 continue
             pool.infos.append(info)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from sf2t._plural import counted
 from sf2t.models.qwen2_vl import IGNORE_INDEX
 from sf2t.train import series
 from sf2t.train.checkpoint import CheckpointManager, rng_state, set_rng_state
@@ -525,7 +526,8 @@ def train(
     per_step = cfg.batch_size * cfg.grad_accum  # samples per optimizer step, on each rank
     log(
         f"training {n_train:,} of {n_total:,} parameters ({'LoRA' if cfg.lora else 'full fine-tuning'}), "
-        f"{cfg.steps} steps x {per_step * world} samples{f' ({world} processes x {per_step})' if world > 1 else ''}, "
+        f"{counted(cfg.steps, 'step')} x {counted(per_step * world, 'sample')}"
+        f"{f' ({world} processes x {per_step})' if world > 1 else ''}, "
         f"lr {cfg.lr:g} {cfg.schedule}"
     )
     # Weight decay only on matrices (nanoGPT): norms and biases are left alone. The vision tower may get its
@@ -610,7 +612,7 @@ def train(
                     log(
                         f"resume: the checkpoint was written by {saved_world} process(es) x batch_size {saved_batch}, "
                         f"this run has {world} x {cfg.batch_size}: the same global batch of "
-                        f"{world * cfg.batch_size} samples, drawn from where the checkpoint stopped"
+                        f"{counted(world * cfg.batch_size, 'sample')}, drawn from where the checkpoint stopped"
                     )
                 else:
                     changed.append(

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sf2t._plural import counted
+
 __all__ = ["read_metrics", "plot_run", "write_report"]
 
 
@@ -166,13 +168,14 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
     lines += [
         "## Training",
         "",
-        f"- {result.get('steps')} steps x {cfg.batch_size * cfg.grad_accum} samples, lr {cfg.lr} {cfg.schedule} "
+        f"- {counted(result.get('steps') or 0, 'step')} x {counted(cfg.batch_size * cfg.grad_accum, 'sample')}, "
+        f"lr {cfg.lr} {cfg.schedule} "
         f"(warmup {cfg.warmup_steps}), {'LoRA' if cfg.lora else 'full fine-tuning'}, tasks {', '.join(cfg.tasks)}",
         f"- trainable parameters: {result.get('trainable_parameters', 0):,} of {result.get('total_parameters', 0):,}",
         f"- {result.get('seconds', 0.0):.1f} s, {result.get('tokens_per_second', 0.0):.0f} tokens/s, waiting for data "
         f"{result.get('data_seconds', 0.0):.1f} s",
         f"- loss: first step {result.get('loss_first', losses[0] if losses else 0.0):.4f}, mean of the last "
-        f"{len(last)} steps {sum(last) / len(last):.4f}"
+        f"{counted(len(last), 'step')} {sum(last) / len(last):.4f}"
         if losses
         else "- no steps run",
         f"- saved: `{result.get('saved')}`",

@@ -21,6 +21,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from sf2t._plural import counted
 from sf2t.video.errors import VideoError
 from sf2t.video.probe import VideoInfo, probe
 
@@ -34,6 +35,7 @@ __all__ = [
     "index_paths",
     "read_manifest",
     "usable",
+    "kept_text",
     "main",
 ]
 
@@ -205,7 +207,7 @@ class IndexResult:
         errors = Counter(e.get("error_kind", "error") for e in self.entries if e.get("status") != "ok")
         hours = sum(float(e.get("duration") or 0.0) for e in ok) / 3600
         lines = [
-            f"{len(ok)} ok, {sum(errors.values())} error(s) of {len(self.entries)} file(s); "
+            f"{len(ok)} ok, {counted(sum(errors.values()), 'error')} of {counted(len(self.entries), 'file')}; "
             f"{hours:.3f} hours of usable video; {self.probed} probed, {self.reused} reused, "
             f"{self.seconds:.1f} s"
         ]
@@ -220,13 +222,29 @@ def iter_jsonl(path: str | os.PathLike):
     naming it, and so is a missing file, a folder or a file that is not text."""
     from sf2t._files import read_text
 
-    for i, line in enumerate(read_text(path, str(path), "a JSON-lines file").split("\n"), 1):
+    text = read_text(path, str(path), "a JSON-lines file")
+    first = True
+    for i, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             yield i, json.loads(line)
         except json.JSONDecodeError as e:
+            if first and _one_json_document(text):  # a benchmark or a config given for a manifest: say so
+                raise ValueError(
+                    f"{path}: one JSON document over several lines (a benchmark? a config?), not a JSON-lines file "
+                    "(one JSON value on each line)"
+                ) from None
             raise ValueError(f"{path}:{i}: not a JSON line ({e.msg})") from e
+        first = False
+
+
+def _one_json_document(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # what an ok line must carry for the readers, and how each is checked
@@ -492,6 +510,15 @@ def _looks_like_jsonl(path: Path) -> bool:
     return True
 
 
+def kept_text(out: str | os.PathLike) -> str:
+    """What the manifest ``out`` holds after a run that stopped early (a file error, Ctrl-C outside the probing): what
+    was last saved, by this run or an earlier one, where the file exists (it is written whole or not at all), else
+    that nothing was saved (a first run stopped before its first save)."""
+    if Path(out).is_file():
+        return f"{out} holds what was last saved (it is written whole or not at all)"
+    return f"nothing was saved yet ({out} was not written)"
+
+
 SAVE_EVERY_S = 60.0  # seconds between saves of a long index's manifest
 
 
@@ -545,23 +572,21 @@ def main(args) -> int:
     except IndexInterrupted as e:
         r = e.result
         print(
-            f"\ninterrupted: {r.probed} file(s) probed this run; {args.out} holds {len(r.entries)} line(s). Run the "
-            "same command again to go on (finished lines are reused)",
+            f"\ninterrupted: {counted(r.probed, 'file')} probed this run; {args.out} holds "
+            f"{counted(len(r.entries), 'line')}. Run the same command again to go on (finished lines are reused)",
             file=sys.stderr,
         )
         return 130
     except KeyboardInterrupt:  # listing the files, reading the earlier manifest, or writing the final one
-        print(
-            f"\ninterrupted; {args.out} holds what was last saved (it is written whole or not at all): run the same "
-            "command again to go on",
-            file=sys.stderr,
-        )
+        again = "to go on" if Path(args.out).is_file() else "to start"
+        print(f"\ninterrupted; {kept_text(args.out)}: run the same command again {again}", file=sys.stderr)
         return 130
     print(res.summary())
     print(f"manifest: {args.out}")
     errors = len(res.entries) - len(res.ok)
     hint = (
-        f" ({res.reused} entries were reused from {args.out}, errors included: --retry-errors probes them again)"
+        f" ({counted(res.reused, 'entry')} {'was' if res.reused == 1 else 'were'} reused from {args.out}, errors "
+        "included: --retry-errors probes them again)"
         if errors and res.reused
         else ""
     )

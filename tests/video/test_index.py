@@ -96,7 +96,7 @@ def test_index_folder(folder, tmp_path, capsys, workers):
     assert e["ten.mp4"]["bit_depth"] == 10 and e["one.mp4"]["num_frames"] == 1
     assert (e["odd.mp4"]["width"], e["odd.mp4"]["height"]) == (321, 179)
     # the summary: ok / errors by reason / hours
-    assert "10 ok, 6 error(s) of 16 file(s)" in text and "hours of usable video" in text
+    assert "10 ok, 6 errors of 16 files" in text and "hours of usable video" in text
     for kind in ("empty", "unreadable", "no_video", "not_video", "missing"):
         assert f"  {kind}: " in text
 
@@ -266,7 +266,7 @@ def test_index_out_and_timeout_are_checked_first(folder, tmp_path, capsys):
     capsys.readouterr()
     assert run_index([bad], out) == 1
     err = capsys.readouterr().err
-    assert "1 entries were reused from" in err and "--retry-errors probes them again" in err
+    assert "1 entry was reused from" in err and "--retry-errors probes them again" in err
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -309,7 +309,7 @@ def test_an_interrupted_index_keeps_what_it_probed(folder, tmp_path, capsys, mon
     monkeypatch.setattr(index, "_probe_all", stop_after_two)
     monkeypatch.setattr(index, "SAVE_EVERY_S", 0.0)
     assert run_index(files, out, "--workers", "0") == 130
-    assert "interrupted: 2 file(s) probed" in capsys.readouterr().err
+    assert "interrupted: 2 files probed" in capsys.readouterr().err
     assert seen == [1] and [os.path.basename(e["path"]) for e in index.read_manifest(out)] == ["good.mp4", "one.mp4"]
     monkeypatch.setattr(index, "_probe_all", real)
     res = index.index_paths([str(f) for f in files], out, workers=0, progress=False)
@@ -428,6 +428,13 @@ def test_index_says_a_file_error_in_one_line_and_keeps_other_tracebacks(tmp_path
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
 
     monkeypatch.setattr(_files, "write_text_atomic", full)
+    assert run_index([bad], out, "--workers", "0") == 1
+    err = capsys.readouterr().err
+    assert err == (  # a first run stopped before its first save: there is no manifest to go on from
+        f"sf2t index: {tmp}: No space left on device; nothing was saved yet ({out} was not written): once that is "
+        "fixed, the same command starts again\n"
+    ), err
+    out.write_text("")  # an earlier run's manifest
     assert run_index([bad], out, "--workers", "0") == 1
     err = capsys.readouterr().err
     assert err == (
