@@ -250,7 +250,7 @@ def test_missing_files_are_listed_and_skipped(bench, tmp_path):
         str(copy / "bench.json"), str(tmp_path / "r.json"), predictor=lambda q, f, i: (0, {}), log=lines.append
     )
     assert res["missing"] == [img_q["id"]] and res["coverage"] < 1.0
-    assert any("missing file" in line for line in lines)
+    assert any("1 question skipped: missing 1 file" in line for line in lines), lines
     # answered first, missing at a resume: not counted (n said 70 with 1 skipped)
     full = copy / "full"
     shutil.copytree(bench.parent, full)
