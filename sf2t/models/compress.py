@@ -62,6 +62,16 @@ def find_llava_inner(model):
     return None
 
 
+def _check_model(model, fn: str) -> None:
+    if not isinstance(model, torch.nn.Module):
+        load = (
+            " (a checkpoint name or folder: load the model first, e.g. with from_pretrained)"
+            if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")
+            else ""
+        )
+        raise TypeError(f"{fn}: model must be the loaded torch.nn.Module, got {type(model).__name__}{load}")
+
+
 def _find_inner(model):
     inner = find_qwen_inner(model)
     return (inner, "qwen") if inner is not None else (find_llava_inner(model), "llava")
@@ -95,6 +105,7 @@ def apply_sf2t(
     positions would be those videos'."""
     from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio, _check_window
 
+    _check_model(model, "apply_sf2t")
     token_keep_ratio = _check_ratio(token_keep_ratio)
     window = _check_window(window)
     if first_group not in FIRST_GROUP:
@@ -149,6 +160,7 @@ def apply_sf2t(
 
 def remove_sf2t(model):
     """Undo :func:`apply_sf2t` (no-op for an unpatched model)."""
+    _check_model(model, "remove_sf2t")
     inner, kind = _find_inner(model)
     if inner is not None and hasattr(inner, "_sf2t_orig"):
         del inner.get_video_features  # back to the class's methods

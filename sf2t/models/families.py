@@ -13,7 +13,9 @@ after the processor's resize and ``num_frames`` the decoded frames (before any t
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,11 +126,40 @@ FAMILIES: dict[str, Family] = {
 
 
 def get_family(name: str) -> Family:
-    """The :class:`Family` called ``name``; a ``KeyError`` naming the known families otherwise."""
+    """The :class:`Family` called ``name``; a ``KeyError`` naming the known families otherwise, with the one meant when
+    the name is a spelling of it (``"Qwen2-VL"``, ``"qwen2.5_vl"``, a Hub id such as ``"Qwen/Qwen2-VL-2B-Instruct"``)
+    or close to one (``"llava_next"``)."""
     try:
         return FAMILIES[name]
     except (KeyError, TypeError):
-        raise KeyError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
+        pass
+    known = ", ".join(sorted(FAMILIES))
+    if not isinstance(name, str):
+        raise KeyError(
+            f"model family must be a name (str), got {type(name).__name__} {name!r}; known families: {known}"
+        )
+    meant = _family_meant(name)
+    hint = f"; did you mean {' or '.join(repr(m) for m in meant)}?" if meant else ""
+    if "/" in name or "\\" in name:
+        hint += (
+            " (get_family takes a family name, not a checkpoint; a local checkpoint's family: "
+            "sf2t.models.families.family_of_checkpoint(path))"
+        )
+    raise KeyError(f"unknown model family {name!r}{hint}; known families: {known}") from None
+
+
+def _family_meant(name: str) -> list[str]:
+    """The family names ``name`` most likely means: the one it spells in another case or with '-' / '.' / ' ' for
+    '_', the longest one a Hub model name starts with (``llava-onevision-qwen2-0.5b-ov-hf``), those that start with
+    it (``"llava"``), else the close ones."""
+    norm = re.sub(r"[-. ]", "_", name.replace("\\", "/").rsplit("/", 1)[-1].strip().lower())
+    if norm in FAMILIES:
+        return [norm]
+    prefixed = [f for f in FAMILIES if norm.startswith(f + "_")]
+    if prefixed:
+        return [max(prefixed, key=len)]
+    started = [f for f in sorted(FAMILIES) if norm and f.startswith(norm)]  # "llava", "qwen"
+    return started or difflib.get_close_matches(norm, sorted(FAMILIES), n=2, cutoff=0.6)
 
 
 def family_of_model_type(model_type, where: str = "model") -> Family:

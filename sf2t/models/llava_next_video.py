@@ -150,7 +150,8 @@ def build_sample(
     ``</s>`` supervised).
     """
     n_video = num_video_tokens(num_frames, height, width, patch_size)
-    if token_keep_ratio is not None and token_keep_ratio != 1.0:
+    token_keep_ratio = text.check_token_keep(token_keep_ratio, token_first_group)
+    if token_keep_ratio is not None:
         from sf2t.ops.token_merge import kept_count
 
         side_h, side_w = height // patch_size // 2, width // patch_size // 2
