@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sf2t._checks import check_int
 from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl, text, tiny
 from sf2t.models.tokenizer import IMAGE_PAD, VIDEO_PAD
 
@@ -46,11 +47,18 @@ class Family:
     chat_format: text.ChatFormat  # how the chat text is rendered and supervised (its answer end: stop generating)
 
 
+def _check_frame_count_and_size(frames, height, width) -> tuple[int, int, int]:
+    """``frames``, ``height``, ``width`` as Python ints >= 1, checked by name: a float frame count gave a float (or
+    silently rounded) placeholder count, a bool one frame, a zero size no tokens."""
+    return tuple(
+        check_int(name, v, min_value=1) for name, v in (("frames", frames), ("height", height), ("width", width))
+    )
+
+
 def _qwen_num_video_tokens(frames: int, height: int, width: int) -> int:
     """``ceil(frames / 2) * (h / 14) * (w / 14) / 4``: the processor pads a clip to a multiple of the temporal patch
     (repeating the last frame) and merges 2x2 patches. ``height`` / ``width`` are multiples of 28 after resize."""
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
+    frames, height, width = _check_frame_count_and_size(frames, height, width)
     unit = _QWEN_PATCH * _QWEN_MERGE
     if height % unit or width % unit:
         raise ValueError(f"height={height}, width={width} must be multiples of {unit} (after the processor's resize)")
@@ -62,6 +70,8 @@ def _qwen_build_sample(tokenizer, question, answer, num_frames, height, width, *
     grid = [math.ceil(num_frames / _QWEN_TEMPORAL), height // _QWEN_PATCH, width // _QWEN_PATCH]
     _qwen_num_video_tokens(num_frames, height, width)  # validates the size
     # only the image's placeholder count matters for the text: any grid with t*h*w/4 == image_tokens will do
+    if image_tokens is not None:
+        image_tokens = check_int("image_tokens", image_tokens, min_value=1)
     image_grid = None if image_tokens is None else [1, _QWEN_MERGE, _QWEN_MERGE * image_tokens]
     return qwen2_vl.build_video_sample(tokenizer, question, answer, grid, image_grid_thw=image_grid, **kwargs)
 

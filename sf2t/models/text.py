@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sf2t._checks import check_int
+
 IGNORE_INDEX = -100
 
 
@@ -485,6 +487,8 @@ def build_sample(
     for name, value, may_be_none in (("question", question, False), ("answer", answer, True), ("system", system, True)):
         if not (isinstance(value, str) or (may_be_none and value is None)):
             raise TypeError(f"{name} must be a string{' or None' if may_be_none else ''}, got {type(value).__name__}")
+    if image_tokens is not None:  # a float or bool count was a torch error about sizes
+        image_tokens = check_int("image_tokens", image_tokens, min_value=1)
     dev = None if device is None else torch.device(device)
     template = getattr(tokenizer, "chat_template", None) or fmt.template
     tkey = None if type_ids is None else tuple(sorted(type_ids.items()))

@@ -219,3 +219,37 @@ def test_model_inputs_settings_are_checked_when_made(kw, said):
         ModelInputs(FAMILIES["qwen2_vl"], **kw)
     ok = ModelInputs(FAMILIES["qwen2_vl"], frame_size=[56, 84], token_keep_ratio=None)
     assert ok.frame_size == (56, 84) and ok.token_keep_ratio == 1.0
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision", "llava_next_video"])
+def test_family_token_counts_check_frames_and_size(name):
+    """The uniform family API: a float frame count gave a float count (LLaVA, then a torch error in build_sample) or
+    was rounded (Qwen), a bool was one frame, a zero height no tokens; LLaVA frames below one pooled token too."""
+    fam = FAMILIES[name]
+    size = 56
+    assert fam.num_video_tokens(np.int64(4), size, size) == fam.num_video_tokens(4, size, size)
+    for args, said in (
+        ((2.5, size, size), "frames must be a positive int, got float 2.5"),
+        ((True, size, size), "frames must be a positive int, got the bool True"),
+        ((4, 0, size), "height must be a positive int, got 0"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            fam.num_video_tokens(*args)
+    if name != "qwen2_vl":
+        with pytest.raises(ValueError, match="smaller than one video token.*after the processor's resize"):
+            fam.num_video_tokens(4, 13, 13)
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "llava_onevision"])
+def test_family_build_sample_checks_image_tokens(name):
+    """A float or bool image placeholder count was a torch error about sizes (LLaVA) or an error about an
+    image_grid_thw the caller never passed (Qwen); True was one image token."""
+    from sf2t.models import llava_onevision
+
+    tok = build_tokenizer() if name == "qwen2_vl" else llava_onevision.build_tokenizer()
+    fam = FAMILIES[name]
+    for bad, said in ((2.5, "got float 2.5"), (True, "got the bool True"), (0, "got 0")):
+        with pytest.raises(ValueError, match=f"image_tokens must be a positive int, {said}"):
+            fam.build_sample(tok, "q", "a", 4, 56, 56, image_tokens=bad)
+    with_image = fam.build_sample(tok, "q", "a", 4, 56, 56, image_tokens=np.int64(5))
+    assert with_image["input_ids"].numel() > fam.build_sample(tok, "q", "a", 4, 56, 56)["input_ids"].numel()
