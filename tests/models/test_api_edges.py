@@ -36,12 +36,12 @@ def tok():
 
 @pytest.fixture(scope="module")
 def onevision(tmp_path_factory):
-    """(ModelInputs, tokenizer) of a tiny LLaVA-OneVision checkpoint."""
+    """(ModelInputs, processor, checkpoint) of a tiny LLaVA-OneVision checkpoint."""
     from sf2t.models.inputs import ModelInputs
 
     ckpt = FAMILIES["llava_onevision"].build_tiny(tmp_path_factory.mktemp("ov") / "ov", seed=0)
     processor = load_processor(ckpt)
-    return ModelInputs(FAMILIES["llava_onevision"], processor), processor
+    return ModelInputs(FAMILIES["llava_onevision"], processor), processor, ckpt
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_train_bpe_tokenizer_checks_vocab_size():
 
 
 def test_model_inputs_check_the_image_and_the_frame_index(onevision):
-    inputs, _ = onevision
+    inputs, _, _ = onevision
     img = torch.randint(0, 256, (40, 70, 3), dtype=torch.uint8)
     _, n = inputs.image(img)
     assert n > 0
@@ -253,3 +253,29 @@ def test_family_build_sample_checks_image_tokens(name):
             fam.build_sample(tok, "q", "a", 4, 56, 56, image_tokens=bad)
     with_image = fam.build_sample(tok, "q", "a", 4, 56, 56, image_tokens=np.int64(5))
     assert with_image["input_ids"].numel() > fam.build_sample(tok, "q", "a", 4, 56, 56)["input_ids"].numel()
+
+
+def test_llava_text_of_the_uncompressed_video_says_how_to_build_it(onevision):
+    """LLaVA under apply_sf2t with text built for every token: the model's bare "Video features and video tokens do
+    not match" now says compression is on and how to build the text (the Qwen families said it already); remove_sf2t
+    leaves no instance attribute behind."""
+    from transformers import LlavaOnevisionForConditionalGeneration
+
+    from sf2t.models.compress import find_llava_inner
+
+    inputs, processor, ckpt = onevision
+    model = LlavaOnevisionForConditionalGeneration.from_pretrained(ckpt, local_files_only=True).eval()
+    frames = torch.randint(0, 256, (4, 56, 56, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    video = inputs.video(frames, torch.arange(4), None)
+    sample = inputs.text(processor.tokenizer, "How many?", "3.", video) | video
+    batch = {k: v for k, v in inputs.collate([sample], processor.tokenizer.pad_token_id)[0].items() if k != "rows"}
+    apply_sf2t(model, 0.5)
+    try:
+        with pytest.raises(ValueError, match="do not match.*sf2t token compression is on.*token_keep_ratio"):
+            with torch.no_grad():
+                model(**batch)
+    finally:
+        remove_sf2t(model)
+    assert not [k for k in vars(find_llava_inner(model)) if "sf2t" in k or k.startswith("get_")]
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).loss)
