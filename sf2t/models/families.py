@@ -69,9 +69,9 @@ def _qwen_build_sample(tokenizer, question, answer, num_frames, height, width, *
     """Uniform wrapper of :func:`sf2t.models.qwen2_vl.build_video_sample` (Qwen2-VL and Qwen2.5-VL)."""
     grid = [math.ceil(num_frames / _QWEN_TEMPORAL), height // _QWEN_PATCH, width // _QWEN_PATCH]
     _qwen_num_video_tokens(num_frames, height, width)  # validates the size
-    # only the image's placeholder count matters for the text: any grid with t*h*w/4 == image_tokens will do
     if image_tokens is not None:
         image_tokens = check_int("image_tokens", image_tokens, min_value=1)
+    # only the image's placeholder count matters for the text: any grid with t*h*w/4 == image_tokens will do
     image_grid = None if image_tokens is None else [1, _QWEN_MERGE, _QWEN_MERGE * image_tokens]
     return qwen2_vl.build_video_sample(tokenizer, question, answer, grid, image_grid_thw=image_grid, **kwargs)
 
