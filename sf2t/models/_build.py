@@ -22,6 +22,14 @@ from torch import nn
 from sf2t._checks import check_int
 
 _REQUIRED_FILES = ("config.json",)
+# What AutoProcessor reads besides config.json (one of them at least).
+_PROCESSOR_FILES = (
+    "processor_config.json",
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+    "tokenizer_config.json",
+    "tokenizer.json",
+)
 
 # Decoder-layer Linears of transformers' Qwen2 / Llama LLMs (all four families), as short names and as a regex over
 # full names at ``language_model.layers`` (any prefix, e.g. peft's "base_model.model.").
@@ -214,6 +222,12 @@ def not_an_adapter_hint(path: str | os.PathLike) -> str:
 
 def check_checkpoint_dir(path: str | os.PathLike) -> pathlib.Path:
     """Return ``path`` as a Path, raising a clear error if it is not a local HF checkpoint directory."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"model checkpoint path must be a str or os.PathLike folder, got {type(path).__name__} {path!r}"
+        )
+    if isinstance(path, str) and not path.strip():
+        raise ValueError("model checkpoint path is empty: pass the checkpoint folder")
     p = pathlib.Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model checkpoint path does not exist: {str(p)!r}")
@@ -296,10 +310,31 @@ def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtyp
 
 
 def load_processor(path: str | os.PathLike):
-    """Load the processor of a local checkpoint directory (``AutoProcessor``), offline."""
+    """Load the processor of a local checkpoint directory (``AutoProcessor``), offline. A folder without the
+    processor's files (``preprocessor_config.json``, the tokenizer's), or with one that does not read, is a ValueError
+    naming the folder (transformers' own OSError pointed at the Hub)."""
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(check_checkpoint_dir(path), local_files_only=True)
+    p = check_checkpoint_dir(path)
+    need = "the processor's files next to config.json (preprocessor_config.json, the tokenizer's files)"
+    if not any((p / f).is_file() for f in _PROCESSOR_FILES):
+        hint = (
+            "; build a tiny checkpoint with sf2t.models.build_tiny_qwen2_vl"
+            if not list(p.glob("*.safetensors"))
+            else ""
+        )
+        raise ValueError(
+            f"model checkpoint {str(p)!r} holds no processor: it needs {need}, as processor.save_pretrained(folder) "
+            f"writes them{hint}"
+        )
+    try:
+        return AutoProcessor.from_pretrained(p, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        said = " ".join(str(e).split())[:300]
+        raise ValueError(
+            f"model checkpoint {str(p)!r}: its processor does not load ({type(e).__name__}: {said}); the folder needs "
+            f"{need}, as processor.save_pretrained(folder) writes them"
+        ) from None
 
 
 def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):

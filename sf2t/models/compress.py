@@ -62,6 +62,16 @@ def find_llava_inner(model):
     return None
 
 
+def _check_model(model, fn: str) -> None:
+    if not isinstance(model, torch.nn.Module):
+        load = (
+            " (a checkpoint name or folder: load the model first, e.g. with from_pretrained)"
+            if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")
+            else ""
+        )
+        raise TypeError(f"{fn}: model must be the loaded torch.nn.Module, got {type(model).__name__}{load}")
+
+
 def _find_inner(model):
     inner = find_qwen_inner(model)
     return (inner, "qwen") if inner is not None else (find_llava_inner(model), "llava")
@@ -95,6 +105,7 @@ def apply_sf2t(
     positions would be those videos'."""
     from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio, _check_window
 
+    _check_model(model, "apply_sf2t")
     token_keep_ratio = _check_ratio(token_keep_ratio)
     window = _check_window(window)
     if first_group not in FIRST_GROUP:
@@ -126,9 +137,11 @@ def apply_sf2t(
             f"attention layout (transformers >= 5.17); this is transformers {transformers.__version__}"
         )
     if kind == "llava":
-        if not hasattr(inner, "_sf2t_orig"):
-            inner._sf2t_orig = (inner.get_video_features,)
+        if not hasattr(inner, "_sf2t_orig"):  # (get_video_features, no rotary index, get_placeholder_mask)
+            inner._sf2t_orig = (inner.get_video_features, None, getattr(inner, "get_placeholder_mask", None))
             inner.get_video_features = types.MethodType(_llava_get_video_features, inner)
+            if inner._sf2t_orig[2] is not None:
+                inner.get_placeholder_mask = types.MethodType(_get_placeholder_mask, inner)
         inner._sf2t_cfg = {"keep": float(token_keep_ratio), "window": window, "first_group": first_group}
         inner._sf2t_newline = type(inner).__name__.startswith("LlavaOnevision")  # one newline token per video
         return model
@@ -149,13 +162,14 @@ def apply_sf2t(
 
 def remove_sf2t(model):
     """Undo :func:`apply_sf2t` (no-op for an unpatched model)."""
+    _check_model(model, "remove_sf2t")
     inner, kind = _find_inner(model)
     if inner is not None and hasattr(inner, "_sf2t_orig"):
         del inner.get_video_features  # back to the class's methods
         if kind == "qwen":
             del inner.get_rope_index
-            if inner._sf2t_orig[2] is not None:
-                del inner.get_placeholder_mask
+        if len(inner._sf2t_orig) > 2 and inner._sf2t_orig[2] is not None:
+            del inner.get_placeholder_mask
         for name in ("_sf2t_orig", "_sf2t_cfg", "_sf2t_state", "_sf2t_newline"):
             if hasattr(inner, name):
                 delattr(inner, name)
@@ -357,11 +371,14 @@ def _before_tower(self, pixel_values_videos, video_grid_thw, grid, cfg):
 def _get_placeholder_mask(self, *args, **kwargs):
     try:
         return self._sf2t_orig[2](*args, **kwargs)
-    except Exception as e:  # the model's own count check: say why counts differ under compression
+    except Exception as e:  # the model's own count check: say why video counts differ under compression
+        if "video" not in str(e).lower():
+            raise
         raise ValueError(
             f"{e} (sf2t token compression is on, keep {self._sf2t_cfg['keep']}: build the text with the same "
-            "token_keep_ratio, build_video_sample(..., token_keep_ratio=), so each video has its kept-token count "
-            "of placeholders)"
+            "token_keep_ratio, build_video_sample(..., token_keep_ratio=), the family's build_sample(..., "
+            "token_keep_ratio=) or ModelInputs(..., token_keep_ratio=), so each video has its kept-token count of "
+            "placeholders)"
         ) from e
 
 

@@ -13,10 +13,13 @@ after the processor's resize and ``num_frames`` the decoded frames (before any t
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sf2t._checks import check_int
 from sf2t.models import llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl, text, tiny
 from sf2t.models.tokenizer import IMAGE_PAD, VIDEO_PAD
 
@@ -44,11 +47,18 @@ class Family:
     chat_format: text.ChatFormat  # how the chat text is rendered and supervised (its answer end: stop generating)
 
 
+def _check_frame_count_and_size(frames, height, width) -> tuple[int, int, int]:
+    """``frames``, ``height``, ``width`` as Python ints >= 1, checked by name: a float frame count gave a float (or
+    silently rounded) placeholder count, a bool one frame, a zero size no tokens."""
+    return tuple(
+        check_int(name, v, min_value=1) for name, v in (("frames", frames), ("height", height), ("width", width))
+    )
+
+
 def _qwen_num_video_tokens(frames: int, height: int, width: int) -> int:
     """``ceil(frames / 2) * (h / 14) * (w / 14) / 4``: the processor pads a clip to a multiple of the temporal patch
     (repeating the last frame) and merges 2x2 patches. ``height`` / ``width`` are multiples of 28 after resize."""
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
+    frames, height, width = _check_frame_count_and_size(frames, height, width)
     unit = _QWEN_PATCH * _QWEN_MERGE
     if height % unit or width % unit:
         raise ValueError(f"height={height}, width={width} must be multiples of {unit} (after the processor's resize)")
@@ -59,6 +69,8 @@ def _qwen_build_sample(tokenizer, question, answer, num_frames, height, width, *
     """Uniform wrapper of :func:`sf2t.models.qwen2_vl.build_video_sample` (Qwen2-VL and Qwen2.5-VL)."""
     grid = [math.ceil(num_frames / _QWEN_TEMPORAL), height // _QWEN_PATCH, width // _QWEN_PATCH]
     _qwen_num_video_tokens(num_frames, height, width)  # validates the size
+    if image_tokens is not None:
+        image_tokens = check_int("image_tokens", image_tokens, min_value=1)
     # only the image's placeholder count matters for the text: any grid with t*h*w/4 == image_tokens will do
     image_grid = None if image_tokens is None else [1, _QWEN_MERGE, _QWEN_MERGE * image_tokens]
     return qwen2_vl.build_video_sample(tokenizer, question, answer, grid, image_grid_thw=image_grid, **kwargs)
@@ -124,11 +136,40 @@ FAMILIES: dict[str, Family] = {
 
 
 def get_family(name: str) -> Family:
-    """The :class:`Family` called ``name``; a ``KeyError`` naming the known families otherwise."""
+    """The :class:`Family` called ``name``; a ``KeyError`` naming the known families otherwise, with the one meant when
+    the name is a spelling of it (``"Qwen2-VL"``, ``"qwen2.5_vl"``, a Hub id such as ``"Qwen/Qwen2-VL-2B-Instruct"``)
+    or close to one (``"llava_next"``)."""
     try:
         return FAMILIES[name]
     except (KeyError, TypeError):
-        raise KeyError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
+        pass
+    known = ", ".join(sorted(FAMILIES))
+    if not isinstance(name, str):
+        raise KeyError(
+            f"model family must be a name (str), got {type(name).__name__} {name!r}; known families: {known}"
+        )
+    meant = _family_meant(name)
+    hint = f"; did you mean {' or '.join(repr(m) for m in meant)}?" if meant else ""
+    if "/" in name or "\\" in name:
+        hint += (
+            " (get_family takes a family name, not a checkpoint; a local checkpoint's family: "
+            "sf2t.models.families.family_of_checkpoint(path))"
+        )
+    raise KeyError(f"unknown model family {name!r}{hint}; known families: {known}") from None
+
+
+def _family_meant(name: str) -> list[str]:
+    """The family names ``name`` most likely means: the one it spells in another case or with '-' / '.' / ' ' for
+    '_', the longest one a Hub model name starts with (``llava-onevision-qwen2-0.5b-ov-hf``), those that start with
+    it (``"llava"``), else the close ones."""
+    norm = re.sub(r"[-. ]", "_", name.replace("\\", "/").rsplit("/", 1)[-1].strip().lower())
+    if norm in FAMILIES:
+        return [norm]
+    prefixed = [f for f in FAMILIES if norm.startswith(f + "_")]
+    if prefixed:
+        return [max(prefixed, key=len)]
+    started = [f for f in sorted(FAMILIES) if norm and f.startswith(norm)]  # "llava", "qwen"
+    return started or difflib.get_close_matches(norm, sorted(FAMILIES), n=2, cutoff=0.6)
 
 
 def family_of_model_type(model_type, where: str = "model") -> Family:

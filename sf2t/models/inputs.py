@@ -24,7 +24,9 @@ from typing import Any
 
 import torch
 
+from sf2t._checks import check_int, check_int_pair
 from sf2t.models.families import Family
+from sf2t.models.text import check_token_keep
 
 __all__ = ["ModelInputs", "TEXT_KEYS", "VISION_KEYS"]
 
@@ -48,6 +50,22 @@ def _processor_size(vp) -> tuple[dict, tuple[int, int] | None]:
     if _field(size, "shortest_edge"):
         return {"shortest_edge": int(_field(size, "shortest_edge"))}, crop
     raise ValueError(f"{type(vp).__name__}: size {size!r} has neither height/width nor shortest_edge")
+
+
+def _check_image(image) -> None:
+    """One RGB image, uint8 ``[h, w, 3]``; LLaVA's image processor took a float, channels-first or batched image
+    without a word and counted its placeholders for the wrong size (or failed deep inside transformers)."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image must be a torch.Tensor, uint8 [h, w, 3], got {type(image).__name__}")
+    hint = ""
+    if image.dim() == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        hint = ": it looks channels-first, pass image.permute(1, 2, 0)"
+    elif image.dim() == 4 and image.shape[0] == 1:
+        hint = ": one image, not a batch; pass image[0]"
+    if image.dim() != 3 or image.shape[-1] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must be one RGB image [h, w, 3] (channels last), got shape {tuple(image.shape)}{hint}")
+    if image.dtype != torch.uint8:
+        raise ValueError(f"image must be uint8 (0-255) [h, w, 3], got dtype {image.dtype}")
 
 
 class ModelInputs:
@@ -85,10 +103,13 @@ class ModelInputs:
         self.family = family
         self.processor = processor
         self.qwen = family.pixel_layout == "qwen_patches"
-        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        self.frame_repeat = int(frame_repeat)
+        # checked here, by name: an int frame_size was "not subscriptable", frame_repeat=1.5 was cut to 1 and
+        # token_keep_ratio=True taken as 1.0 without a word
+        self.frame_size = check_int_pair("frame_size", frame_size)
+        self.frame_repeat = check_int("frame_repeat", frame_repeat, min_value=1)
         self.layout = layout
-        self.token_keep_ratio = float(token_keep_ratio)
+        keep = check_token_keep(token_keep_ratio, token_first_group)
+        self.token_keep_ratio = 1.0 if keep is None else keep
         vp = getattr(processor, "video_processor", None) if processor is not None else None
         if self.qwen:
             from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD
@@ -117,6 +138,8 @@ class ModelInputs:
         [F, 3, H, W]}``."""
         from sf2t.ops.fragment_pack import fragment_pack, llava_target_size
 
+        if isinstance(index, torch.Tensor) and index.numel() == 0:  # (a grid of 0 frames, refused later, less clearly)
+            raise ValueError("index must select at least one of the frames, got an empty index")
         if self.qwen:
             from sf2t.train.data import pair_layout_index
 
@@ -145,6 +168,7 @@ class ModelInputs:
 
     def image(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
         """One target image ``[h, w, 3]`` uint8 -> (its model inputs, its number of placeholder tokens)."""
+        _check_image(image)
         if self.qwen:
             from sf2t.ops.fragment_pack import fragment_pack
 

@@ -95,12 +95,30 @@ LLAVA_NEXT_VIDEO_CHAT_TEMPLATE = (
 DEFAULT_BPE_VOCAB_SIZE = 1536
 
 
+def _frame_tokens(frames, height, width, patch_size) -> tuple[int, int, int, int]:
+    """(frames, height, width, tokens per frame: the per-frame grid pooled 2x2), checked by name: ints >= 1
+    (a float frame count gave a float count or a torch error, a bool one frame) and a frame of at least one token
+    (a frame smaller than the patch gave a video of no tokens)."""
+    from sf2t._checks import check_int
+
+    frames, height, width, patch_size = (
+        check_int(name, v, min_value=1)
+        for name, v in (("frames", frames), ("height", height), ("width", width), ("patch_size", patch_size))
+    )
+    per_frame = (height // patch_size) * (width // patch_size) // 4
+    if per_frame < 1:
+        raise ValueError(
+            f"height={height}, width={width} is smaller than one video token (patch {patch_size}, pooled 2x2): pass "
+            "the frame size after the processor's resize (the vision tower's image_size)"
+        )
+    return frames, height, width, per_frame
+
+
 def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
     """``<video>`` tokens for ``frames`` frames of ``height x width`` after the processor's resize + center crop:
     ``(h // p) * (w // p) // 4 * frames`` (2x2 average pooling, no newline token)."""
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
-    return (height // patch_size) * (width // patch_size) // 4 * frames
+    frames, height, width, per_frame = _frame_tokens(frames, height, width, patch_size)
+    return per_frame * frames
 
 
 # Llama's tokenizer adds <s> (as the processor's); the template has no end-of-turn token (its " " separates turns):
@@ -150,7 +168,8 @@ def build_sample(
     ``</s>`` supervised).
     """
     n_video = num_video_tokens(num_frames, height, width, patch_size)
-    if token_keep_ratio is not None and token_keep_ratio != 1.0:
+    token_keep_ratio = text.check_token_keep(token_keep_ratio, token_first_group)
+    if token_keep_ratio is not None:
         from sf2t.ops.token_merge import kept_count
 
         side_h, side_w = height // patch_size // 2, width // patch_size // 2

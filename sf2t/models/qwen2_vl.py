@@ -21,9 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from sf2t._checks import check_int
 from sf2t.models import text
 from sf2t.models._build import LORA_TARGETS_LLM  # noqa: F401  (re-exported)
 from sf2t.models.text import IGNORE_INDEX
@@ -89,17 +91,39 @@ def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True,
     return names
 
 
-def _grid_list(video_grid_thw) -> list[int]:
-    g = torch.as_tensor(video_grid_thw)
-    if g.dim() == 2 and g.shape[0] == 1:
-        g = g[0]
-    if g.dim() != 1 or g.shape[0] != 3:
-        raise ValueError(f"expected the grid of one video, [t, h, w] or [[t, h, w]]; got shape {tuple(g.shape)}")
-    return [int(x) for x in g.tolist()]
+def _grid_list(video_grid_thw, name: str = "grid_thw") -> list[int]:
+    """The (t, h, w) of one video as Python ints, checked: integers >= 1 (a fractional value was cut to an int, a zero
+    or negative one gave a placeholder count of 0 or below); ``name`` is the argument named in the error."""
+    g = video_grid_thw
+    if isinstance(g, torch.Tensor):
+        if g.device.type == "meta":
+            raise ValueError(f"{name} must hold (t, h, w) values: got a tensor on the meta device, which holds no data")
+        if g.dtype.is_floating_point or g.dtype.is_complex or g.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integers (t, h, w), got {g.tolist()} ({g.dtype})")
+        g = g.tolist()
+    elif isinstance(g, np.ndarray):
+        g = g.tolist()
+    if isinstance(g, (list, tuple)) and len(g) == 1 and isinstance(g[0], (list, tuple, torch.Tensor, np.ndarray)):
+        g = g[0]  # [[t, h, w]]
+        g = g.tolist() if isinstance(g, (torch.Tensor, np.ndarray)) else g
+    if not isinstance(g, (list, tuple)) or len(g) != 3 or any(isinstance(x, (list, tuple)) for x in g):
+        shape = tuple(np.shape(video_grid_thw)) if isinstance(video_grid_thw, (list, tuple)) else None
+        if shape is not None and len(shape) >= 1:
+            raise ValueError(f"expected the grid of one video, [t, h, w] or [[t, h, w]]; got shape {shape}")
+        raise ValueError(
+            f"{name} must be the grid of one video, [t, h, w] or [[t, h, w]] integers; got "
+            f"{type(video_grid_thw).__name__} {video_grid_thw!r}"
+        )
+    if not all(isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in g):
+        raise ValueError(f"{name} must hold integers (t, h, w), got {list(g)}")
+    if min(g) < 1:
+        raise ValueError(f"{name} must hold (t, h, w) >= 1 (a video has at least one patch each way), got {list(g)}")
+    return [int(x) for x in g]
 
 
 def num_video_tokens(grid_thw, merge_size: int = 2) -> int:
     """Number of ``<|video_pad|>`` placeholders for one video: ``t * h * w // merge_size**2``."""
+    merge_size = check_int("merge_size", merge_size, min_value=1)
     t, h, w = _grid_list(grid_thw)
     if h % merge_size or w % merge_size:
         raise ValueError(f"grid h={h}, w={w} must be divisible by merge_size={merge_size}")
@@ -165,17 +189,17 @@ def build_video_sample(
     ``more``: later ``(question, answer)`` turns (multi-turn; each answer and its ``<|im_end|>`` supervised).
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
-    if token_keep_ratio is None or token_keep_ratio == 1.0:
-        n_video = num_video_tokens(video_grid_thw, merge_size)
-    else:  # sf2t token merging (apply_sf2t): the static budget of kept tokens, known before the vision tower runs
+    grid = _grid_list(video_grid_thw, "video_grid_thw")
+    n_image = (
+        None if image_grid_thw is None else num_video_tokens(_grid_list(image_grid_thw, "image_grid_thw"), merge_size)
+    )
+    keep = text.check_token_keep(token_keep_ratio, token_first_group)
+    n_video = num_video_tokens(grid, merge_size)
+    if keep is not None:  # sf2t token merging (apply_sf2t): the static budget of kept tokens, known before the tower
         from sf2t.ops.token_merge import kept_count
 
-        num_video_tokens(video_grid_thw, merge_size)  # validates the grid
-        t, h, w = _grid_list(video_grid_thw)
-        n_video = kept_count([[t, h // merge_size, w // merge_size]], token_keep_ratio, first_group=token_first_group)[
-            0
-        ]
-    n_image = None if image_grid_thw is None else num_video_tokens(image_grid_thw, merge_size)
+        t, h, w = grid
+        n_video = kept_count([[t, h // merge_size, w // merge_size]], keep, first_group=token_first_group)[0]
     return text.build_sample(
         tokenizer,
         CHAT_FORMAT,
@@ -204,6 +228,12 @@ def collate(samples: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """
     if not samples:
         raise ValueError("collate: empty batch")
+    if isinstance(pad_id, bool) or not isinstance(pad_id, (int, np.integer)):
+        raise ValueError(
+            f"collate: pad_id must be the tokenizer's pad token id (an int), got {type(pad_id).__name__} {pad_id!r}; "
+            "a tokenizer without one (pad_token_id None) can pad with its eos_token_id"
+        )
+    pad_id = int(pad_id)
     keys = ["input_ids", "attention_mask", "labels", "mm_token_type_ids"]
     max_len = max(int(s["input_ids"].shape[0]) for s in samples)
     out: dict[str, torch.Tensor] = {}

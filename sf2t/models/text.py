@@ -15,10 +15,12 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from sf2t._checks import check_int
 
 IGNORE_INDEX = -100
 
@@ -42,6 +44,23 @@ class ChatFormat:
     eos_after_answer: bool = False
 
 
+def check_token_keep(token_keep_ratio, token_first_group: str = "all") -> float | None:
+    """``token_keep_ratio`` of a sample's text, checked like :func:`sf2t.apply_sf2t`'s (a number in (0, 1], numpy's
+    too, not a bool: ``True == 1.0`` passed as "no compression"), with ``token_first_group``; None when the video is
+    not compressed (None or 1)."""
+    from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
+
+    if not isinstance(token_first_group, str) or token_first_group not in FIRST_GROUP:
+        raise ValueError(f"token_first_group must be one of {FIRST_GROUP}, got {token_first_group!r}")
+    if token_keep_ratio is None:
+        return None
+    try:
+        keep = _check_ratio(token_keep_ratio)
+    except ValueError as e:
+        raise ValueError(f"token_{e} (the fraction of video tokens apply_sf2t keeps; None or 1 for all)") from None
+    return None if keep == 1.0 else keep
+
+
 def render_chat(tokenizer, fmt: ChatFormat, question: str, answer: str | None, system: str | None, image: bool):
     """The chat text of ``[system?, user: [image?, video, text], assistant?: answer]`` with ONE placeholder each
     (the generation prompt at the end when ``answer`` is None)."""
@@ -54,8 +73,17 @@ def render_chat(tokenizer, fmt: ChatFormat, question: str, answer: str | None, s
     if not isinstance(text, str):  # pragma: no cover - defensive (older/newer return types)
         raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str")
     for tok, want in ((fmt.video_token, 1), (fmt.image_token, int(image))):
-        if text.count(tok) != want:
-            raise ValueError(f"expected {want} {tok} in the rendered prompt, found {text.count(tok)}")
+        found = text.count(tok)
+        if found > want:  # the template writes each placeholder once: the rest came in with the texts
+            raise ValueError(
+                f"expected {want} {tok} in the rendered prompt, found {found}: the question, answer or system text "
+                f"contains {tok}; leave it out (sf2t places the video's and image's placeholders itself)"
+            )
+        if found < want:
+            raise ValueError(
+                f"expected {want} {tok} in the rendered prompt, found {found}: the chat template of this tokenizer "
+                f"({type(tokenizer).__name__}) writes no {tok}; is it the tokenizer of this model family's checkpoint?"
+            )
     return text
 
 
@@ -408,6 +436,27 @@ _ASSEMBLED: OrderedDict = OrderedDict()  # whole samples by (texts, placeholder 
 _ASSEMBLED_MAX = 8192
 
 
+def _check_more(more) -> tuple[tuple[str, str], ...]:
+    """``more`` as a tuple of ``(question, answer)`` string pairs, checked: a string of two characters unpacked into a
+    question and an answer of one character each, and None became the text "None"."""
+    if isinstance(more, (str, bytes)) or not isinstance(more, Iterable):
+        raise TypeError(f"more must be a sequence of (question, answer) pairs, got {type(more).__name__} {more!r}")
+    turns = []
+    for k, turn in enumerate(more):
+        if (
+            isinstance(turn, (str, bytes))
+            or not isinstance(turn, Sequence)
+            or len(turn) != 2
+            or not all(isinstance(x, str) for x in turn)
+        ):
+            raise TypeError(
+                f"more[{k}] must be a (question, answer) pair of strings, got {type(turn).__name__} {turn!r}: "
+                "pass more=[(question, answer), ...]"
+            )
+        turns.append((turn[0], turn[1]))
+    return tuple(turns)
+
+
 def build_sample(
     tokenizer,
     fmt: ChatFormat,
@@ -431,13 +480,19 @@ def build_sample(
     Samples repeat (a task has a few thousand distinct texts and a few frame counts), so the assembled tensors
     are kept (least recently used dropped) and each call returns fresh copies of them."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    if not hasattr(tokenizer, "apply_chat_template"):
+        raise TypeError(
+            f"tokenizer must be the checkpoint's tokenizer or processor (transformers), got {type(tokenizer).__name__}"
+        )
     for name, value, may_be_none in (("question", question, False), ("answer", answer, True), ("system", system, True)):
         if not (isinstance(value, str) or (may_be_none and value is None)):
             raise TypeError(f"{name} must be a string{' or None' if may_be_none else ''}, got {type(value).__name__}")
+    if image_tokens is not None:  # a float or bool count was a torch error about sizes
+        image_tokens = check_int("image_tokens", image_tokens, min_value=1)
     dev = None if device is None else torch.device(device)
     template = getattr(tokenizer, "chat_template", None) or fmt.template
     tkey = None if type_ids is None else tuple(sorted(type_ids.items()))
-    more = tuple((str(q), str(a)) for q, a in more)
+    more = _check_more(more)
     if more and answer is None:
         raise ValueError("later turns (more) need the first turn's answer")
     key = (

@@ -214,6 +214,9 @@ def _corpus() -> list[str]:
 
 def train_bpe_tokenizer(vocab_size: int = DEFAULT_BPE_VOCAB_SIZE) -> Tokenizer:
     """Train a Qwen2-style byte-level BPE ``tokenizers.Tokenizer`` (no special tokens added yet)."""
+    from sf2t._checks import check_int
+
+    vocab_size = check_int("vocab_size", vocab_size, min_value=1)
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
