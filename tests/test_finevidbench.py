@@ -1727,3 +1727,17 @@ def test_a_failed_build_leaves_no_folder_it_made(tmp_path, capsys):
         (tmp_path / "there").mkdir(exist_ok=True)
         assert cli.main(["finevidbench", "build", *given, "--out", str(tmp_path / "there" / "b.json"), "--quiet"]) == 2
         assert (tmp_path / "there").is_dir() and not any((tmp_path / "there").iterdir())
+
+
+def test_a_failed_build_through_dotdot_keeps_the_folder_that_was_there(tmp_path, capsys):
+    """--out new/../there/sub/b.json: "new/../there" did not exist before the build (new did not), but it is the
+    folder "there", which did; a failed build removed it (empty) with the folders it made. It stays now; the folders
+    the build made (new, there/sub) are removed."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "a.mp4", "status": "error", "error": "x", "error_kind": "missing"}) + "\n")
+    (tmp_path / "there").mkdir()
+    out = tmp_path / "new" / ".." / "there" / "sub" / "b.json"
+    assert cli.main(["finevidbench", "build", "--manifest", str(manifest), "--out", str(out), "--quiet"]) == 2
+    assert "sf2t finevidbench build: " in capsys.readouterr().err
+    assert (tmp_path / "there").is_dir() and not any((tmp_path / "there").iterdir())
+    assert not (tmp_path / "new").exists()

@@ -617,11 +617,13 @@ def _fragment_questions(
 def _removed_if_left_empty(folder: Path):
     """The folders of ``folder``'s path that do not exist yet (made in the block) are removed again, deepest first,
     where the block fails and leaves them empty; a folder that existed before stays, and so does one the failure left
-    files in."""
+    files in. A path through ``..`` (``new/../there/sub``) names its folders by where they lead once made: ``there``
+    (there before, though ``new/../there`` was not) stays, ``new`` and ``there/sub`` are removed."""
     made = []
     p = folder.absolute()
-    while not p.exists() and p != p.parent:
-        made.append(p)
+    while not os.path.lexists(p) and p != p.parent:
+        if p.name != ".." and not os.path.lexists(os.path.realpath(p)):
+            made.append(p)
         p = p.parent
     try:
         yield
@@ -630,7 +632,7 @@ def _removed_if_left_empty(folder: Path):
             try:
                 d.rmdir()
             except OSError:  # not empty (a staging folder kept: its message says so), or gone
-                break
+                continue
         raise
 
 

@@ -69,6 +69,7 @@ from sf2t.models.llava_onevision import (  # noqa: F401  (re-exported)
     TINY_IMAGE_SIZE,
     VIDEO_TOKEN,
     VISION_LORA_RE,
+    _frame_tokens,
     build_messages,
     lora_target_modules,
     num_image_tokens,
@@ -95,29 +96,10 @@ LLAVA_NEXT_VIDEO_CHAT_TEMPLATE = (
 DEFAULT_BPE_VOCAB_SIZE = 1536
 
 
-def _frame_tokens(frames, height, width, patch_size) -> tuple[int, int, int, int]:
-    """(frames, height, width, tokens per frame: the per-frame grid pooled 2x2), checked by name: ints >= 1
-    (a float frame count gave a float count or a torch error, a bool one frame) and a frame of at least one token
-    (a frame smaller than the patch gave a video of no tokens)."""
-    from sf2t._checks import check_int
-
-    frames, height, width, patch_size = (
-        check_int(name, v, min_value=1)
-        for name, v in (("frames", frames), ("height", height), ("width", width), ("patch_size", patch_size))
-    )
-    per_frame = (height // patch_size) * (width // patch_size) // 4
-    if per_frame < 1:
-        raise ValueError(
-            f"height={height}, width={width} is smaller than one video token (patch {patch_size}, pooled 2x2): pass "
-            "the frame size after the processor's resize (the vision tower's image_size)"
-        )
-    return frames, height, width, per_frame
-
-
 def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
     """``<video>`` tokens for ``frames`` frames of ``height x width`` after the processor's resize + center crop:
     ``(h // p) * (w // p) // 4 * frames`` (2x2 average pooling, no newline token)."""
-    frames, height, width, per_frame = _frame_tokens(frames, height, width, patch_size)
+    frames, height, width, per_frame = _frame_tokens(frames, height, width, patch_size, lambda gh, gw: gh * gw // 4)
     return per_frame * frames
 
 

@@ -39,6 +39,7 @@ import re
 import torch
 from torch import nn
 
+from sf2t._checks import check_int
 from sf2t.models import text
 from sf2t.models._build import (
     LLM_LORA_RE,
@@ -112,17 +113,17 @@ def _vision_layers_used(model: nn.Module) -> int | None:
     return max(k % (total + 1) for k in states)
 
 
-def _frame_tokens(frames, height, width, patch_size) -> tuple[int, int, int, int]:
-    """(frames, height, width, tokens per frame: the per-frame grid pooled 2x2, rounded up), checked by name: ints >= 1
-    (a float frame count gave a float count or a torch error, a bool one frame) and a frame of at least one token
-    (a frame smaller than the patch gave a video of no tokens)."""
-    from sf2t._checks import check_int
-
+def _frame_tokens(frames, height, width, patch_size, pooled=None) -> tuple[int, int, int, int]:
+    """(frames, height, width, tokens per frame), checked by name: ints >= 1 (a float frame count gave a float count
+    or a torch error, a bool one frame) and a frame of at least one token (a frame smaller than the patch gave a video
+    of no tokens). ``pooled``: the tokens of a frame of (height // patch, width // patch) patches; default OneVision's,
+    the grid pooled 2x2 rounded up (LLaVA-NeXT-Video's rounds down)."""
     frames, height, width, patch_size = (
         check_int(name, v, min_value=1)
         for name, v in (("frames", frames), ("height", height), ("width", width), ("patch_size", patch_size))
     )
-    per_frame = math.ceil(height // patch_size / 2) * math.ceil(width // patch_size / 2)
+    gh, gw = height // patch_size, width // patch_size
+    per_frame = math.ceil(gh / 2) * math.ceil(gw / 2) if pooled is None else pooled(gh, gw)
     if per_frame < 1:
         raise ValueError(
             f"height={height}, width={width} is smaller than one video token (patch {patch_size}, pooled 2x2): pass "

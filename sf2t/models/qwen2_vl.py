@@ -91,6 +91,16 @@ def lora_target_modules(model: nn.Module, vision: bool = True, llm: bool = True,
     return names
 
 
+def _scalar(x):
+    """``x`` as its Python number where it is a 0-d tensor (not on the meta device) or a 0-d numpy array: a grid given
+    as a list of them was taken as before the grid checks (torch.as_tensor read them), then refused as not integers."""
+    if isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim == 0:
+        if isinstance(x, torch.Tensor) and x.device.type == "meta":
+            return x
+        return x.item()
+    return x
+
+
 def _grid_list(video_grid_thw, name: str = "grid_thw") -> list[int]:
     """The (t, h, w) of one video as Python ints, checked: integers >= 1 (a fractional value was cut to an int, a zero
     or negative one gave a placeholder count of 0 or below); ``name`` is the argument named in the error."""
@@ -106,6 +116,8 @@ def _grid_list(video_grid_thw, name: str = "grid_thw") -> list[int]:
     if isinstance(g, (list, tuple)) and len(g) == 1 and isinstance(g[0], (list, tuple, torch.Tensor, np.ndarray)):
         g = g[0]  # [[t, h, w]]
         g = g.tolist() if isinstance(g, (torch.Tensor, np.ndarray)) else g
+    if isinstance(g, (list, tuple)):  # 0-d tensors (list(grid[0]), grid[0].unbind()) as their numbers
+        g = [_scalar(x) for x in g]
     if not isinstance(g, (list, tuple)) or len(g) != 3 or any(isinstance(x, (list, tuple)) for x in g):
         shape = tuple(np.shape(video_grid_thw)) if isinstance(video_grid_thw, (list, tuple)) else None
         if shape is not None and len(shape) >= 1:

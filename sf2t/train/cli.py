@@ -238,9 +238,10 @@ def _precheck_paths(cfg) -> str | None:
         return f"videos {cfg.videos} list no video (a manifest with no ok line?)"
     both = sorted({os.path.realpath(v) for v in videos} & {os.path.realpath(v) for v in held_out})
     if both and os.environ.get("RANK", "0") == "0":  # under torchrun: said once
+        also = "is also a training video" if len(both) == 1 else "are also training videos"
         print(
-            f"sf2t train: warning: {counted(len(both), 'held-out video')} {'is' if len(both) == 1 else 'are'} also "
-            f"training videos (e.g. {both[0]}): the held-out accuracy then measures memory, not generalization",
+            f"sf2t train: warning: {counted(len(both), 'held-out video')} {also} (e.g. {both[0]}): the held-out "
+            "accuracy then measures memory, not generalization",
             file=sys.stderr,
         )
     why = []

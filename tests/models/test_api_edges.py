@@ -88,6 +88,20 @@ def test_text_grid_is_checked_by_name(tok, grid, said):
             build_video_sample(tok, "q", "a", [2, 4, 4], image_grid_thw=grid)
 
 
+def test_a_grid_of_zero_dim_tensors_is_taken_as_before(tok):
+    """A grid given as a list of 0-d tensors (list(grid[0]), grid[0].unbind(), np.int64 arrays) was taken before the
+    grid checks (torch.as_tensor read it); the checks refused it as "not integers" though it holds integers. A 0-d
+    float or bool tensor is still refused."""
+    grid = torch.tensor([[4, 6, 8]])
+    want = build_video_sample(tok, "q", "a", grid)["input_ids"]
+    for given in (list(grid[0]), grid[0].unbind(), [np.array(4), np.array(6), 8]):
+        assert num_video_tokens(given) == 48
+        assert torch.equal(build_video_sample(tok, "q", "a", given)["input_ids"], want)
+    for bad in ([torch.tensor(4.0), 6, 8], [torch.tensor(True), 6, 8]):
+        with pytest.raises(ValueError, match="video_grid_thw must hold integers"):
+            build_video_sample(tok, "q", "a", bad)
+
+
 def test_text_keep_ratio_and_merge_size_are_checked(tok):
     full = build_video_sample(tok, "q", "a", [4, 6, 8])
     n_full = int((full["mm_token_type_ids"] == 2).sum())
