@@ -281,7 +281,7 @@ def _kept_after_os_error(argv: list[str]) -> str:
         if not out:
             return ""
         return f"; {kept_text(out)}: once that is fixed, the same command " + (
-            "goes on from there" if Path(out).is_file() else "starts again"
+            "goes on from there" if os.path.isfile(out) else "starts again"
         )
     if cmd == ["demo"]:
         out = getattr(args, "out", None) or "out/demo"

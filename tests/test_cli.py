@@ -459,3 +459,21 @@ def test_counts_say_one_in_the_singular():
     assert [counted(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
     assert counted(1, "entry") == "1 entry" and counted(3, "entry") == "3 entries" and counted(2, "day") == "2 days"
     assert counted(1, "video-task pair") == "1 video-task pair" and counted(1024, "file", fmt=",") == "1,024 files"
+
+
+def test_what_a_stopped_index_kept_is_said_for_a_manifest_name_too_long(tmp_path, capsys):
+    """`sf2t index -o NAME` with a name too long for the file system stops on the OSError in one line: asking whether
+    the manifest is there (Path.is_file) raised the same OSError again inside the handler, a chained traceback."""
+    from sf2t import cli
+    from sf2t.video import index
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    out = tmp_path / ("m" * 300)
+    assert cli.main(["index", str(tmp_path / "a.mp4"), "-o", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("sf2t index: ") and "File name too long" in err, err
+    assert err.endswith(
+        f"nothing was saved yet ({out} was not written): once that is fixed, the same command starts again\n"
+    )
+    assert index.kept_text(out) == f"nothing was saved yet ({out} was not written)"

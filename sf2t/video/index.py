@@ -514,7 +514,7 @@ def kept_text(out: str | os.PathLike) -> str:
     """What the manifest ``out`` holds after a run that stopped early (a file error, Ctrl-C outside the probing): what
     was last saved, by this run or an earlier one, where the file exists (it is written whole or not at all), else
     that nothing was saved (a first run stopped before its first save)."""
-    if Path(out).is_file():
+    if os.path.isfile(out):  # (False where it cannot be asked: a name too long, a folder without access)
         return f"{out} holds what was last saved (it is written whole or not at all)"
     return f"nothing was saved yet ({out} was not written)"
 
@@ -578,7 +578,7 @@ def main(args) -> int:
         )
         return 130
     except KeyboardInterrupt:  # listing the files, reading the earlier manifest, or writing the final one
-        again = "to go on" if Path(args.out).is_file() else "to start"
+        again = "to go on" if os.path.isfile(args.out) else "to start"
         print(f"\ninterrupted; {kept_text(args.out)}: run the same command again {again}", file=sys.stderr)
         return 130
     print(res.summary())
