@@ -240,7 +240,21 @@ TRUTHS = {
     "speed": [{"faster": f} for f in ("first", "second", "same")],
 }
 HEDGES = {
-    "counting": ["7 or 8", "7/8", "2, 3, 4, 5, 6, 7, 8", "seven or eight", "between 2 and 3"],
+    "counting": [
+        "7 or 8",
+        "7/8",
+        "2, 3, 4, 5, 6, 7, 8",
+        "seven or eight",
+        "between 2 and 3",
+        "7 or maybe 8",
+        # a second number after the unit: the hedge comes later, it is still a hedge
+        "8 frames or 7",
+        "8 frames, maybe 7",
+        "8 frames or maybe 7",
+        "7 frames or 8 frames",
+        "2 distinct frames or 3",
+        "There are 3 frames in total, or 2.",
+    ],
     "disorder": ["Yes or No", "yes/no", "Yes. No.", "No, yes", "Yes and no", "no idea"],
     "consistency": [
         "Identical or Different: whole frame.",
@@ -278,6 +292,13 @@ def test_an_answer_listing_several_options_scores_zero(name):
         (parse_speed, "not the first", None),
         (parse_count, "7, 7", 7),
         (parse_count, "There are 8 frames, numbered 1 to 8.", 8),
+        (parse_count, "There are 8 frames in the video.", 8),
+        (parse_count, "8 frames. The video shows 8 frames.", 8),  # a second sentence is no alternative
+        (parse_count, "8 frames, 8 frames", 8),
+        (parse_count, "8 frames, 2 seconds", 8),  # another unit: no alternative count
+        (parse_count, "8 frames or 2 seconds", 8),
+        (parse_count, "8 frames, 2 of them repeated", 8),
+        (parse_count, "1 frame or 2 frames", None),
         (parse_count, "７", 7),  # unicode digits are digits
         (parse_span, "Frames 3-5. Frames 3-5.", (3, 5)),  # the answer repeated
         (parse_span, "Frames 3-5, as asked.", (3, 5)),

@@ -54,23 +54,48 @@ def _count_value(tok: str) -> int | None:
     return _int(whole) if frac.strip("0") == "" else None
 
 
-_ALTERNATIVE = re.compile(r"\s*(?:,|/|;|\bor\b|\band\b)\s*", re.IGNORECASE)  # "7 or 8", "7/8", "2, 3, 4"
+# a second number offered as an alternative: "7 or 8", "7/8", "2, 3, 4", "7, maybe 8"
+_HEDGE = r"(?:(?:maybe|perhaps|possibly|probably|likely|about|around)\s+)?"
+_ALTERNATIVE = re.compile(r"\s*(?:,|/|;|\bor\b|\band\b)(?:\s*\bor\b)?\s*" + _HEDGE, re.IGNORECASE)
+# ... or after the unit, in the same clause: "8 frames or 9", "8 frames, maybe 9", "8 distinct frames or 9 frames"
+_UNIT_THEN_ALTERNATIVE = re.compile(
+    r"((?:[ \t]+[^\W\d_]+){1,3}?)\s*(?:,|/|;|\bor\b|\band\b)(?:\s*\bor\b)?\s*" + _HEDGE, re.IGNORECASE
+)
+_NEXT_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
+
+
+def _singular(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if word.endswith("s") else word
+
+
+def _alternative_after(text: str, end: int, n: int | None) -> bool:
+    """Whether a number different from ``n`` follows position ``end`` as an alternative: right after it ("7 or 8"),
+    or after its unit when that second number has no unit or the same one ("8 frames or 9", "1 frame or 2 frames";
+    not "8 frames, 2 seconds", "8 frames, 2 of them repeated", "8 frames, numbered 1 to 8")."""
+    sep = _ALTERNATIVE.match(text, end)
+    nxt = _INT_RE.match(text, sep.end()) if sep else None
+    if nxt is not None:
+        return _count_value(nxt.group(0)) != n
+    after_unit = _UNIT_THEN_ALTERNATIVE.match(text, end)
+    nxt = _INT_RE.match(text, after_unit.end()) if after_unit else None
+    if nxt is None or _count_value(nxt.group(0)) == n:
+        return False
+    unit = _NEXT_WORD.match(text, nxt.end())
+    return unit is None or _singular(unit.group(1)) == _singular(after_unit.group(1).split()[0])
 
 
 def parse_count(text: str) -> int | None:
     """First number in ``text`` (digits or an English number word up to twenty) when it is an integer, or None
     ("7.5 frames" is None, not 7). None too when another number follows it as an alternative ("7 or 8", "7/8",
-    "2, 3, 4, ..."): a list of counts is no count."""
+    "2, 3, 4, ...", "7 or maybe 8"), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list of counts
+    is no count. A second number with another unit or words after it is no alternative ("8 frames, 2 seconds")."""
     text = text or ""
     m = _INT_RE.search(text)
     if m is None:
         return None
     n = _count_value(m.group(0))
-    sep = _ALTERNATIVE.match(text, m.end())
-    nxt = _INT_RE.match(text, sep.end()) if sep else None
-    if nxt is not None and _count_value(nxt.group(0)) != n:
-        return None
-    return n
+    return None if _alternative_after(text, m.end(), n) else n
 
 
 def parse_yes_no(text: str) -> bool | None:
