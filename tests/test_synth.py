@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,7 +306,11 @@ def test_make_clip_bad_sizes(tmp_path, kwargs, name):
         ([np.zeros((96, 160, 3), np.uint8)] * 3, {}, r"frame 0 must be uint8 \[64, 64, 3\]"),  # once rescaled silently
         ([np.zeros((64, 64, 3), np.float32)], {}, "frame 0 must be uint8"),
         ([], {}, "frames is empty"),  # once a path to a file never written
-        ([np.zeros((64, 64, 3), np.uint8)], dict(fps=0), "fps must be a positive number"),  # once 24 fps
+        (
+            [np.zeros((64, 64, 3), np.uint8)],
+            dict(fps=0),
+            "fps must be a positive finite number, got int 0",
+        ),  # once 24 fps
         ([np.zeros((64, 64, 3), np.uint8)], dict(fps=float("nan")), "fps"),
         ([np.zeros((64, 64, 3), np.uint8)], dict(width=63), "width must be even for h264"),
     ],
@@ -408,6 +413,10 @@ I64 = np.int64
         (lambda p: ground_truth(I64(3), width=I64(64), height=I64(48), seconds=1, num_sprites=I64(2)), None),
         (lambda p: render_contrast_frames(I64(1), size=I64(32), num_frames=I64(3))[1], None),
         (lambda p: make_contrast_clip(p / "c.mp4", I64(1), size=I64(32), num_frames=I64(2), crf=I64(30)), None),
+        # a numpy fps too, into the ground truth JSON as a Python number (np.int64 / np.float32 failed to write it)
+        (lambda p: make_contrast_clip(p / "f.mp4", 1, size=32, num_frames=2, fps=I64(25)), None),
+        (lambda p: make_contrast_clip(p / "h.webm", 1, size=32, num_frames=2, fps=np.float32(12.5), codec="vp9"), None),
+        (lambda p: make_clip(p / "f.mp4", 0, fps=np.float32(10.0), **SMALL), None),
         (lambda p: make_clips(p, I64(0), seed=I64(4)), None),
         # bools (True was read as 1), floats and strings are refused, the argument named
         (lambda p: ground_truth(True, **SMALL), "seed must be a non-negative int, got the bool True"),
@@ -419,11 +428,18 @@ I64 = np.int64
         (lambda p: make_clips(p, "2"), "n must be a non-negative int, got the string '2': pass the number 2"),
         (lambda p: encode_frames(p / "e.mp4", [], width=64, height=48, fps=25, crf=True), "crf must be a non-negative"),
         (lambda p: make_clip(p / "g.mp4", 0, gop=True, **SMALL), "gop must be a positive int, got the bool True"),
+        (
+            lambda p: make_contrast_clip(p / "b.mp4", 1, size=32, fps=True),
+            "fps must be a positive finite number, got bool",
+        ),
     ],
 )
 def test_integer_arguments_take_numpy_ints_and_refuse_bools(tmp_path, call, refused):
     if refused is None:
-        json.dumps(call(tmp_path))  # Python ints in the ground truth: np.int64 is no JSON
+        gt = call(tmp_path)
+        json.dumps(gt)  # Python ints in the ground truth: np.int64 is no JSON
+        if isinstance(gt, dict) and "path" in gt:  # and the JSON written next to the clip says it back
+            assert json.loads(Path(gt["path"]).with_suffix(".json").read_text()) == gt
     else:
         with pytest.raises(ValueError, match=re.escape(refused)):
             call(tmp_path)

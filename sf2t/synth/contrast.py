@@ -17,6 +17,7 @@ import numpy as np
 
 from sf2t._checks import check_int
 from sf2t.synth.generator import encode_frames
+from sf2t.synth.scene import check_fps
 
 
 def render_contrast_frames(
@@ -84,6 +85,7 @@ def make_contrast_clip(
     size = check_int("size", size, min_value=16)
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
+    fps = check_fps(fps)  # (a Python number: the ground truth is written as JSON)
     frames, gt = render_contrast_frames(seed, size=size, num_frames=num_frames, angles=angles)
     crf = check_int("crf", crf, min_value=0)
     path = Path(path)

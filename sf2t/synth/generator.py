@@ -7,7 +7,6 @@ The conventions of the ground truth are documented in :mod:`sf2t.synth.scene`.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from sf2t._checks import check_int
 from sf2t.synth.raster import Renderer
-from sf2t.synth.scene import PALETTE, SHAPES, check_args, check_pos_int, ground_truth, sample_scene
+from sf2t.synth.scene import PALETTE, SHAPES, check_args, check_fps, check_pos_int, ground_truth, sample_scene
 
 __all__ = [
     "SUPPORTED_CODECS",
@@ -121,12 +120,7 @@ def encode_frames(
     for name, v in (("width", width), ("height", height)):
         if codec == "h264" and v % 2:
             raise ValueError(f"{name} must be even for h264 (libx264's yuv420p), got {v}; vp9 takes odd sizes")
-    try:
-        ok_fps = not isinstance(fps, bool) and math.isfinite(float(fps)) and float(fps) > 0
-    except (TypeError, ValueError):
-        ok_fps = False
-    if not ok_fps:
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    fps = check_fps(fps)  # (a Python number: Fraction() refuses np.float32)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if codec == "h264":

@@ -42,7 +42,16 @@ import numpy as np
 
 from sf2t._checks import check_int, is_real
 
-__all__ = ["SHAPES", "PALETTE", "MAX_SPRITES", "ground_truth", "check_args", "check_pos_int", "sample_scene"]
+__all__ = [
+    "SHAPES",
+    "PALETTE",
+    "MAX_SPRITES",
+    "ground_truth",
+    "check_args",
+    "check_fps",
+    "check_pos_int",
+    "sample_scene",
+]
 
 SHAPES = ("square", "circle", "triangle", "diamond", "cross")
 # (name, RGB): saturated colours, all clearly brighter (BT.601 luma >= ~120) than the dark background.
@@ -83,17 +92,24 @@ def check_pos_int(name: str, v: Any) -> int:
     return check_int(name, v, min_value=1)
 
 
+def check_fps(fps) -> int | float:
+    """``fps`` as a Python number (an int when whole: ``np.int64(25)`` and ``25.0`` are 25), checked: a positive
+    finite real number. A numpy scalar is not JSON-serialisable, and the ground truth records the fps as JSON."""
+    # (an infinite fps overflowed in the frame count)
+    if not is_real(fps) or not math.isfinite(fps) or not fps > 0:
+        raise ValueError(f"fps must be a positive finite number, got {type(fps).__name__} {fps!r}")
+    return int(fps) if float(fps).is_integer() else float(fps)
+
+
 def check_args(seed, width, height, fps, seconds, num_sprites) -> tuple[int, int, int | float, int, int]:
     """Validate the scene arguments; returns (width, height, fps, num_frames, seed)."""
     seed = check_int("seed", seed, min_value=0)
     width = check_pos_int("width", width)
     height = check_pos_int("height", height)
-    # (an infinite fps overflowed in the frame count; seconds=True was read as one second)
-    if not is_real(fps) or not math.isfinite(fps) or not fps > 0:
-        raise ValueError(f"fps must be a positive finite number, got {type(fps).__name__} {fps!r}")
+    fps = check_fps(fps)
+    # (seconds=True was read as one second)
     if not is_real(seconds) or not math.isfinite(seconds) or not seconds > 0:
         raise ValueError(f"seconds must be a positive finite number, got {type(seconds).__name__} {seconds!r}")
-    fps = int(fps) if float(fps).is_integer() else float(fps)
     num_frames = max(1, int(math.floor(float(seconds) * fps + 0.5)))
     if num_sprites is not None:
         num_sprites = check_int("num_sprites", num_sprites)
