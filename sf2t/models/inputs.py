@@ -26,7 +26,10 @@ import torch
 
 from sf2t._checks import check_int, check_int_pair
 from sf2t.models.families import Family
+from sf2t.models.qwen2_vl import build_video_sample
 from sf2t.models.text import check_token_keep
+from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD, fragment_pack, llava_target_size
+from sf2t.ops.token_merge import FIRST_GROUP
 
 __all__ = ["ModelInputs", "TEXT_KEYS", "VISION_KEYS"]
 
@@ -90,8 +93,7 @@ class ModelInputs:
         token_first_group: str = "all",
         context=None,
     ):
-        from sf2t.ops.token_merge import FIRST_GROUP
-        from sf2t.train.data import LAYOUTS
+        from sf2t.train.data import LAYOUTS  # (lazy: sf2t.train.data imports the tasks and the video readers)
 
         if token_first_group not in FIRST_GROUP:
             raise ValueError(f"token_first_group must be one of {FIRST_GROUP}, got {token_first_group!r}")
@@ -112,8 +114,6 @@ class ModelInputs:
         self.token_keep_ratio = 1.0 if keep is None else keep
         vp = getattr(processor, "video_processor", None) if processor is not None else None
         if self.qwen:
-            from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD
-
             self.mean = tuple(getattr(vp, "image_mean", None) or QWEN2_VL_MEAN)
             self.std = tuple(getattr(vp, "image_std", None) or QWEN2_VL_STD)
             return
@@ -136,8 +136,6 @@ class ModelInputs:
         """The presented frames ``frames[index]`` (cropped to ``boxes``) in the model's layout: Qwen
         ``{pixel_values_videos [patches, C*2*14*14], video_grid_thw [1, 3]}``; LLaVA ``{pixel_values_videos
         [F, 3, H, W]}``."""
-        from sf2t.ops.fragment_pack import fragment_pack, llava_target_size
-
         if isinstance(index, torch.Tensor) and index.numel() == 0:  # (a grid of 0 frames, refused later, less clearly)
             raise ValueError("index must select at least one of the frames, got an empty index")
         if self.qwen:
@@ -170,8 +168,6 @@ class ModelInputs:
         """One target image ``[h, w, 3]`` uint8 -> (its model inputs, its number of placeholder tokens)."""
         _check_image(image)
         if self.qwen:
-            from sf2t.ops.fragment_pack import fragment_pack
-
             img = image[None]
             pixels, grid = fragment_pack(
                 img,
@@ -213,8 +209,6 @@ class ModelInputs:
         keep = self.token_keep_ratio
         extra = {"more": tuple(more)} | ({} if system is None else {"system": system})
         if self.qwen:
-            from sf2t.models.qwen2_vl import build_video_sample
-
             return build_video_sample(
                 tokenizer,
                 question,

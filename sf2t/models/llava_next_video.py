@@ -75,6 +75,7 @@ from sf2t.models.llava_onevision import (  # noqa: F401  (re-exported)
     num_image_tokens,
 )
 from sf2t.models.tiny import _CLIP_MEAN, _CLIP_STD
+from sf2t.ops.token_merge import _kept_tokens
 
 MODEL_CLASS = "LlavaNextVideoForConditionalGeneration"
 PROCESSOR_CLASS = "LlavaNextVideoProcessor"
@@ -152,10 +153,9 @@ def build_sample(
     n_video = num_video_tokens(num_frames, height, width, patch_size)
     token_keep_ratio = text.check_token_keep(token_keep_ratio, token_first_group)
     if token_keep_ratio is not None:
-        from sf2t.ops.token_merge import kept_count
-
+        # (kept_count's count; the sizes were checked by num_video_tokens above)
         side_h, side_w = height // patch_size // 2, width // patch_size // 2
-        n_video = kept_count([[num_frames, side_h, side_w]], token_keep_ratio, first_group=token_first_group)[0]
+        n_video = _kept_tokens(int(num_frames), int(side_h * side_w), token_keep_ratio, token_first_group)
     return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens, more=more)
 
 

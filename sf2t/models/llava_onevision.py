@@ -50,6 +50,7 @@ from sf2t.models._build import (
 )
 from sf2t.models.tiny import qwen2_text_config
 from sf2t.models.tokenizer import ENDOFTEXT, IM_END, IM_START, build_qwen2_tokenizer
+from sf2t.ops.token_merge import _kept_tokens
 
 MODEL_CLASS = "LlavaOnevisionForConditionalGeneration"
 PROCESSOR_CLASS = "LlavaOnevisionProcessor"
@@ -206,10 +207,9 @@ def build_sample(
     n_video = num_video_tokens(num_frames, height, width, patch_size)
     token_keep_ratio = text.check_token_keep(token_keep_ratio, token_first_group)
     if token_keep_ratio is not None:
-        from sf2t.ops.token_merge import kept_count
-
+        # (kept_count's count; the sizes were checked by num_video_tokens above)
         side_h, side_w = math.ceil(height // patch_size / 2), math.ceil(width // patch_size / 2)
-        n_video = kept_count([[num_frames, side_h, side_w]], token_keep_ratio, first_group=token_first_group)[0] + 1
+        n_video = _kept_tokens(int(num_frames), int(side_h * side_w), token_keep_ratio, token_first_group) + 1
     return text.build_sample(tokenizer, CHAT_FORMAT, question, answer, system, n_video, image_tokens, more=more)
 
 

@@ -30,6 +30,7 @@ from sf2t.models import text
 from sf2t.models._build import LORA_TARGETS_LLM  # noqa: F401  (re-exported)
 from sf2t.models.text import IGNORE_INDEX
 from sf2t.models.tokenizer import DEFAULT_SYSTEM_PROMPT, IM_END, IMAGE_PAD, QWEN2_VL_CHAT_TEMPLATE, VIDEO_PAD
+from sf2t.ops.token_merge import _kept_tokens
 
 MODEL_CLASS = "Qwen2VLForConditionalGeneration"
 PROCESSOR_CLASS = "Qwen2VLProcessor"
@@ -116,6 +117,16 @@ def _grid_list(video_grid_thw, name: str = "grid_thw") -> list[int]:
     if isinstance(g, (list, tuple)) and len(g) == 1 and isinstance(g[0], (list, tuple, torch.Tensor, np.ndarray)):
         g = g[0]  # [[t, h, w]]
         g = g.tolist() if isinstance(g, (torch.Tensor, np.ndarray)) else g
+    # three Python ints (a grid tensor's tolist()) are the common case, once per sample: nothing to read or check
+    if not (isinstance(g, (list, tuple)) and len(g) == 3 and all(type(x) is int for x in g)):
+        g = _grid_values(g, video_grid_thw, name)
+    if min(g) < 1:
+        raise ValueError(f"{name} must hold (t, h, w) >= 1 (a video has at least one patch each way), got {list(g)}")
+    return [int(x) for x in g]
+
+
+def _grid_values(g, video_grid_thw, name: str) -> list:
+    """The three integers of ``g`` (``video_grid_thw`` read as a list): 0-d tensors as their numbers, checked."""
     if isinstance(g, (list, tuple)):  # 0-d tensors (list(grid[0]), grid[0].unbind()) as their numbers
         g = [_scalar(x) for x in g]
     if not isinstance(g, (list, tuple)) or len(g) != 3 or any(isinstance(x, (list, tuple)) for x in g):
@@ -128,15 +139,18 @@ def _grid_list(video_grid_thw, name: str = "grid_thw") -> list[int]:
         )
     if not all(isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in g):
         raise ValueError(f"{name} must hold integers (t, h, w), got {list(g)}")
-    if min(g) < 1:
-        raise ValueError(f"{name} must hold (t, h, w) >= 1 (a video has at least one patch each way), got {list(g)}")
-    return [int(x) for x in g]
+    return g
 
 
 def num_video_tokens(grid_thw, merge_size: int = 2) -> int:
     """Number of ``<|video_pad|>`` placeholders for one video: ``t * h * w // merge_size**2``."""
-    merge_size = check_int("merge_size", merge_size, min_value=1)
-    t, h, w = _grid_list(grid_thw)
+    return _tokens_of(_grid_list(grid_thw), check_int("merge_size", merge_size, min_value=1))
+
+
+def _tokens_of(grid: list[int], merge_size: int) -> int:
+    """:func:`num_video_tokens` of a grid and merge size already checked (``_grid_list``, ``check_int``): a sample
+    checks its grids once (checking each twice cost ~2 us a sample)."""
+    t, h, w = grid
     if h % merge_size or w % merge_size:
         raise ValueError(f"grid h={h}, w={w} must be divisible by merge_size={merge_size}")
     return t * h * w // merge_size**2
@@ -202,16 +216,13 @@ def build_video_sample(
     """
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # accept a processor too
     grid = _grid_list(video_grid_thw, "video_grid_thw")
-    n_image = (
-        None if image_grid_thw is None else num_video_tokens(_grid_list(image_grid_thw, "image_grid_thw"), merge_size)
-    )
+    merge_size = check_int("merge_size", merge_size, min_value=1)
+    n_image = None if image_grid_thw is None else _tokens_of(_grid_list(image_grid_thw, "image_grid_thw"), merge_size)
     keep = text.check_token_keep(token_keep_ratio, token_first_group)
-    n_video = num_video_tokens(grid, merge_size)
+    n_video = _tokens_of(grid, merge_size)
     if keep is not None:  # sf2t token merging (apply_sf2t): the static budget of kept tokens, known before the tower
-        from sf2t.ops.token_merge import kept_count
-
-        t, h, w = grid
-        n_video = kept_count([[t, h // merge_size, w // merge_size]], keep, first_group=token_first_group)[0]
+        t, h, w = grid  # (kept_count's count, of the grid checked above: kept_count would check it again)
+        n_video = _kept_tokens(t, (h // merge_size) * (w // merge_size), keep, token_first_group)
     return text.build_sample(
         tokenizer,
         CHAT_FORMAT,

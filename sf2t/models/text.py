@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from sf2t._checks import check_int
+from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio  # (at import: check_token_keep runs once per sample)
 
 IGNORE_INDEX = -100
 
@@ -48,8 +49,6 @@ def check_token_keep(token_keep_ratio, token_first_group: str = "all") -> float 
     """``token_keep_ratio`` of a sample's text, checked like :func:`sf2t.apply_sf2t`'s (a number in (0, 1], numpy's
     too, not a bool: ``True == 1.0`` passed as "no compression"), with ``token_first_group``; None when the video is
     not compressed (None or 1)."""
-    from sf2t.ops.token_merge import FIRST_GROUP, _check_ratio
-
     if not isinstance(token_first_group, str) or token_first_group not in FIRST_GROUP:
         raise ValueError(f"token_first_group must be one of {FIRST_GROUP}, got {token_first_group!r}")
     if token_keep_ratio is None:

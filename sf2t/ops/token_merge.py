@@ -51,12 +51,16 @@ def kept_count(grid, keep_ratio: float, *, first_group: str = "all") -> list[int
     keep_ratio = _check_ratio(keep_ratio)
     if not isinstance(first_group, str) or first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
-    out = []
-    for t, h, w in _grid_rows(grid).tolist():
-        s = h * w
-        k = _budget(keep_ratio, s)
-        out.append((s if first_group == "all" else k) + (t - 1) * k if t > 0 and s > 0 else 0)
-    return out
+    return [_kept_tokens(t, h * w, keep_ratio, first_group) for t, h, w in _grid_rows(grid).tolist()]
+
+
+def _kept_tokens(t: int, s: int, keep_ratio: float, first_group: str) -> int:
+    """Tokens kept of one video of ``t`` temporal groups of ``s`` tokens, its arguments already checked (the text
+    assemblers of sf2t.models check them once per sample: :func:`kept_count` checked its grid a second time)."""
+    if t <= 0 or s <= 0:
+        return 0
+    k = _budget(keep_ratio, s)
+    return (s if first_group == "all" else k) + (t - 1) * k
 
 
 def _grid_rows(grid) -> torch.Tensor:

@@ -293,3 +293,52 @@ def test_llava_text_of_the_uncompressed_video_says_how_to_build_it(onevision):
     assert not [k for k in vars(find_llava_inner(model)) if "sf2t" in k or k.startswith("get_")]
     with torch.no_grad():
         assert torch.isfinite(model(**batch).loss)
+
+
+def test_a_sample_checks_each_grid_once_and_imports_nothing(tok, monkeypatch):
+    """The per-sample text path: each grid checked once (num_video_tokens checked the video grid a second time and
+    kept_count a third), no import statement run per call (check_token_keep imported token_merge on every call: a
+    reviewer measured ~6 us added per sample), and the kept-token counts are kept_count's."""
+    import builtins
+    import importlib
+
+    from sf2t.models import qwen2_vl
+    from sf2t.models.inputs import ModelInputs
+    from sf2t.ops.token_merge import kept_count
+
+    token_merge = importlib.import_module("sf2t.ops.token_merge")  # (sf2t.ops.token_merge is also the op's name)
+
+    mi = ModelInputs(FAMILIES["qwen2_vl"], token_keep_ratio=0.3, token_first_group="budget")
+    grid = torch.tensor([[4, 6, 8]])
+    calls = []
+    real_grid_list, real_rows = qwen2_vl._grid_list, token_merge._grid_rows
+    monkeypatch.setattr(qwen2_vl, "_grid_list", lambda *a: calls.append("grid") or real_grid_list(*a))
+    monkeypatch.setattr(token_merge, "_grid_rows", lambda *a: calls.append("rows") or real_rows(*a))
+    mi.text(tok, "q", "a", {"video_grid_thw": grid})  # (the first call fills text caches)
+    calls.clear()
+    real_import, imported = builtins.__import__, []
+    builtins.__import__ = lambda name, *a, **k: imported.append(name) or real_import(name, *a, **k)
+    try:
+        got = mi.text(tok, "q", "a", {"video_grid_thw": grid}, image_grid=grid)
+    finally:
+        builtins.__import__ = real_import
+    monkeypatch.undo()
+    assert calls == ["grid", "grid"]  # the video's grid and the image's, once each
+    assert imported == []
+    assert int((got["mm_token_type_ids"] == 2).sum()) == kept_count([[4, 3, 4]], 0.3, first_group="budget")[0]
+    from sf2t.models import llava_next_video, llava_onevision
+
+    for keep in (0.05, 0.3, 0.5, 0.99):
+        for group in ("all", "budget"):
+            for t, h, w in ((1, 2, 2), (3, 6, 10), (8, 14, 12)):
+                n = build_video_sample(tok, "q", None, [t, h, w], token_keep_ratio=keep, token_first_group=group)
+                want = kept_count([[t, h // 2, w // 2]], keep, first_group=group)[0]
+                assert int((n["mm_token_type_ids"] == 2).sum()) == want, (keep, group, t, h, w)
+    # (OneVision: the pooled grid rounded up and one newline token; NeXT-Video: rounded down, no newline)
+    for mod, side, newline in ((llava_onevision, lambda n: -(-n // 2), 1), (llava_next_video, lambda n: n // 2, 0)):
+        ltok = mod.build_tokenizer()
+        vid_id = ltok.convert_tokens_to_ids(mod.CHAT_FORMAT.video_token)
+        for keep, group in ((0.3, "all"), (0.5, "budget")):
+            got = mod.build_sample(ltok, "q", None, np.int64(5), 84, 98, token_keep_ratio=keep, token_first_group=group)
+            want = kept_count([[5, side(84 // 14), side(98 // 14)]], keep, first_group=group)[0]
+            assert int((got["input_ids"] == vid_id).sum()) == want + newline, (mod.__name__, keep, group)
