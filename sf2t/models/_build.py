@@ -7,6 +7,7 @@ seeded float32 model (:func:`build_model_seeded`) -> greedy generation config ->
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from sf2t._checks import check_int
+from sf2t._oserror import is_file_error
 
 _REQUIRED_FILES = ("config.json",)
 # What AutoProcessor reads besides config.json (one of them at least).
@@ -309,10 +311,23 @@ def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtyp
     return model, tokenizer
 
 
+def _disk_error(e: BaseException) -> bool:
+    """Whether ``e`` is the disk's or the file system's (an input/output error, a permission refused): raised as it is
+    (the ``sf2t`` command says it in one line, :func:`sf2t._oserror.is_file_error`), not called a processor that does
+    not load. A missing file (``ENOENT``, transformers' own "Can't load ..." without an errno) is the folder lacking
+    the processor's files, unless raised from a disk error."""
+    if not isinstance(e, OSError) or not is_file_error(e):
+        return False
+    if e.errno is None:
+        return e.__cause__ is not e and _disk_error(e.__cause__)
+    return e.errno != errno.ENOENT
+
+
 def load_processor(path: str | os.PathLike):
     """Load the processor of a local checkpoint directory (``AutoProcessor``), offline. A folder without the
     processor's files (``preprocessor_config.json``, the tokenizer's), or with one that does not read, is a ValueError
-    naming the folder (transformers' own OSError pointed at the Hub)."""
+    naming the folder (transformers' own OSError pointed at the Hub). An error of the disk or the file system (an
+    input/output error, a permission refused) is raised as it is: the folder is not to blame."""
     from transformers import AutoProcessor
 
     p = check_checkpoint_dir(path)
@@ -330,6 +345,8 @@ def load_processor(path: str | os.PathLike):
     try:
         return AutoProcessor.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as e:
+        if _disk_error(e):
+            raise
         said = " ".join(str(e).split())[:300]
         raise ValueError(
             f"model checkpoint {str(p)!r}: its processor does not load ({type(e).__name__}: {said}); the folder needs "

@@ -342,3 +342,39 @@ def test_a_sample_checks_each_grid_once_and_imports_nothing(tok, monkeypatch):
             got = mod.build_sample(ltok, "q", None, np.int64(5), 84, 98, token_keep_ratio=keep, token_first_group=group)
             want = kept_count([[5, side(84 // 14), side(98 // 14)]], keep, first_group=group)[0]
             assert int((got["input_ids"] == vid_id).sum()) == want + newline, (mod.__name__, keep, group)
+
+
+def test_processor_disk_errors_are_raised_as_they_are(tmp_path, monkeypatch):
+    """An input/output or permission error reading the processor's files was a ValueError saying the processor does
+    not load (the folder blamed for the disk); it is raised as it is, and the sf2t command says it in one line. A
+    folder whose processor files are missing or damaged is still the ValueError naming the folder."""
+    import errno
+
+    import transformers
+
+    from sf2t._oserror import is_file_error
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
+    (tmp_path / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="its processor does not load .*the folder needs the processor's files"):
+        load_processor(tmp_path)  # (transformers' own OSError, no errno: the folder's file)
+    target = str(tmp_path / "preprocessor_config.json")
+
+    def loading_raises(err):
+        def from_pretrained(*a, **k):
+            raise err
+
+        monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", from_pretrained)
+
+    for err in (
+        OSError(errno.EIO, "Input/output error", target),
+        PermissionError(errno.EACCES, "Permission denied", target),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ):
+        loading_raises(err)
+        with pytest.raises(OSError) as got:
+            load_processor(tmp_path)
+        assert got.value is err and is_file_error(got.value)
+    loading_raises(FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "vocab.json")))
+    with pytest.raises(ValueError, match="its processor does not load \\(FileNotFoundError.*vocab.json"):
+        load_processor(tmp_path)  # a file of the processor missing: the folder lacks it
