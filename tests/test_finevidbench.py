@@ -1059,6 +1059,26 @@ def test_eval_api_never_replaces_the_benchmarks_files(bench, tmp_path):
     assert asked == [] and all(p.read_bytes() == b for p, b in before.items())
 
 
+def test_eval_never_replaces_a_manifest_videos_ground_truth(bench, tmp_path, capsys):
+    """The ground truth .json next to a video given through --manifest (the build read it to ask scene questions)
+    is an input of `sf2t eval` and evaluate(): --out there is refused as one (it was not among the files protected,
+    only a synthetic clip's made by the build)."""
+    qs = load(bench)["questions"]
+    videos = {Path(q["video"]["path"]) for q in qs if Path(q["video"].get("path", "x")).is_absolute()}
+    truths = sorted(v.with_suffix(".json") for v in videos if v.with_suffix(".json").is_file())
+    assert truths, videos  # the fixture's manifest videos are synthetic clips with their ground truth
+    truth = truths[0]
+    before = truth.read_bytes()
+    asked = []
+    with pytest.raises(ValueError, match=re.escape(f"--out {truth}: is an input of this command")):
+        evaluate(str(bench), str(truth), predictor=lambda q, f, i: asked.append(q) or (0, {}), log=lambda s: None)
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(bench), "--out", str(truth)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--out {truth}: is an input of this command" in err and "Traceback" not in err, err
+    assert asked == [] and truth.read_bytes() == before
+
+
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     """No hub downloads: a hub id is refused with the command that fetches it; a plain missing folder is named."""
     argv = ["eval", "--bench", str(bench), "--out", str(tmp_path / "o.json")]
