@@ -127,6 +127,13 @@ class ModelInputs:
                 f"layout={layout!r} applies to the Qwen families only ({family.name} takes each frame once)"
             )
         self.size_kw, self.crop = _processor_size(vp)
+        out = self.crop or self.size_kw.get("size")
+        if out is not None:  # every frame's size: refused now, not by the model's forward (LLaVA-NeXT-Video: odd grid)
+            try:
+                family.num_video_tokens(1, *out)
+            except ValueError as e:
+                what = "crop_size" if self.crop else "size"
+                raise ValueError(f"{family.name}: the processor's video {what} {out[0]}x{out[1]}: {e}") from None
         self.mean = tuple(float(v) for v in vp.image_mean)
         self.std = tuple(float(v) for v in vp.image_std)
 

@@ -8,7 +8,9 @@ video processor resizes the shortest edge then center-crops to the vision tower'
 
 Video placeholder count (``LlavaNextVideoProcessor.replace_video_token``):
 ``(h // patch) * (w // patch) // 4 * frames`` ``<video>`` tokens, no newline token (real model: 336 / 14 = 24 ->
-144 per frame). Images use LLaVA-NeXT anyres (base view + tiles + one newline per row): :func:`num_image_tokens`.
+144 per frame). A frame whose patch grid has an odd side is refused (:func:`num_video_tokens`): the model's stride-2
+pooling drops its last row / column, so the count no longer matches its features. Images use LLaVA-NeXT anyres
+(base view + tiles + one newline per row): :func:`num_image_tokens`.
 
 Chat template (``llava-hf/LLaVA-NeXT-Video-7B-hf``, Vicuna style)::
 
@@ -99,9 +101,31 @@ DEFAULT_BPE_VOCAB_SIZE = 1536
 
 def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PATCH_SIZE) -> int:
     """``<video>`` tokens for ``frames`` frames of ``height x width`` after the processor's resize + center crop:
-    ``(h // p) * (w // p) // 4 * frames`` (2x2 average pooling, no newline token)."""
+    ``(h // p) * (w // p) // 4 * frames`` (2x2 average pooling, no newline token).
+
+    A ValueError for a frame whose patch grid has an odd side (``h // p`` or ``w // p`` odd): the processor counts
+    ``gh * gw // 4`` placeholders but the model pools with stride 2 into ``(gh // 2) * (gw // 2)`` features, so its
+    forward fails ("Video features and video tokens do not match", measured with the tiny model: 42x42 frames, 4
+    placeholders and 2 features; 70x70, 12 and 8). Even grids (the real model's 336 / 14 = 24) count as the processor.
+    """
     frames, height, width, per_frame = _frame_tokens(frames, height, width, patch_size, lambda gh, gw: gh * gw // 4)
+    _check_even_grid(height, width, patch_size)
     return per_frame * frames
+
+
+def _check_even_grid(height: int, width: int, patch_size: int) -> None:
+    """A ValueError naming the frame size, and the sizes near it that work, when its patch grid has an odd side."""
+    grid = (height // patch_size, width // patch_size)
+    if all(g % 2 == 0 for g in grid):
+        return
+    near = sorted({(g + d) * patch_size for g in grid if g % 2 for d in (-1, 1) if g + d > 0})
+    raise ValueError(
+        f"height={height}, width={width}: a {grid[0]}x{grid[1]} patch grid (patch {patch_size}) with an odd side; "
+        "LLaVA-NeXT-Video pools each frame's grid 2x2 with stride 2, dropping the odd last row or column of patches, "
+        "so its video features do not match the processor's placeholders and the model fails on them: use a frame "
+        f"size (the processor's crop_size, the vision tower's image_size) whose sides // {patch_size} are even, "
+        f"multiples of {2 * patch_size} (here {' or '.join(map(str, near))}; the real model's 336)"
+    )
 
 
 # Llama's tokenizer adds <s> (as the processor's); the template has no end-of-turn token (its " " separates turns):

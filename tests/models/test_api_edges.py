@@ -334,13 +334,17 @@ def test_a_sample_checks_each_grid_once_and_imports_nothing(tok, monkeypatch):
                 n = build_video_sample(tok, "q", None, [t, h, w], token_keep_ratio=keep, token_first_group=group)
                 want = kept_count([[t, h // 2, w // 2]], keep, first_group=group)[0]
                 assert int((n["mm_token_type_ids"] == 2).sum()) == want, (keep, group, t, h, w)
-    # (OneVision: the pooled grid rounded up and one newline token; NeXT-Video: rounded down, no newline)
-    for mod, side, newline in ((llava_onevision, lambda n: -(-n // 2), 1), (llava_next_video, lambda n: n // 2, 0)):
+    # (OneVision: the pooled grid rounded up and one newline token; NeXT-Video: halved, no newline; it refuses an odd
+    # grid, which its model's pooling does not match)
+    for mod, side, newline, w in (
+        (llava_onevision, lambda n: -(-n // 2), 1, 98),
+        (llava_next_video, lambda n: n // 2, 0, 112),
+    ):
         ltok = mod.build_tokenizer()
         vid_id = ltok.convert_tokens_to_ids(mod.CHAT_FORMAT.video_token)
         for keep, group in ((0.3, "all"), (0.5, "budget")):
-            got = mod.build_sample(ltok, "q", None, np.int64(5), 84, 98, token_keep_ratio=keep, token_first_group=group)
-            want = kept_count([[5, side(84 // 14), side(98 // 14)]], keep, first_group=group)[0]
+            got = mod.build_sample(ltok, "q", None, np.int64(5), 84, w, token_keep_ratio=keep, token_first_group=group)
+            want = kept_count([[5, side(84 // 14), side(w // 14)]], keep, first_group=group)[0]
             assert int((got["input_ids"] == vid_id).sum()) == want + newline, (mod.__name__, keep, group)
 
 

@@ -212,6 +212,42 @@ def test_num_video_tokens_at_released_sizes():
         get_family("qwen2_5_vl").num_video_tokens(4, 56, 60)
 
 
+def test_llava_next_video_refuses_an_odd_patch_grid(env):
+    """LLaVA-NeXT-Video's processor counts (h // 14) * (w // 14) // 4 placeholders per frame, its model pools the grid
+    2x2 with stride 2 into (gh // 2) * (gw // 2) features: for an odd grid (42x42 frames: 3x3 patches, 4 placeholders
+    for 2 frames, 2 features) the forward failed deep in transformers. sf2t refuses such a frame size up front, naming
+    it and the sizes that work; even grids keep the processor's count token for token."""
+    from transformers import LlavaNextVideoForConditionalGeneration
+
+    from sf2t.models.inputs import ModelInputs
+
+    family, _, processor = env("llava_next_video")
+    tok = processor.tokenizer
+    for side in (42, 84):  # what the processor and the model give for 2 frames at an odd and an even grid
+        proc = llava_next_video.build_processor(tok, image_size=side)
+        ref = _reference("llava_next_video", proc, "q", None, 2, (64, 96), False)
+        placeholders = int((ref["input_ids"] == tok.convert_tokens_to_ids(family.video_token)).sum())
+        torch.manual_seed(0)
+        model = LlavaNextVideoForConditionalGeneration(llava_next_video.build_tiny_config(tok, image_size=side))
+        with torch.no_grad():
+            feats = model.model.get_video_features(pixel_values_videos=ref["pixel_values_videos"])
+        feats = getattr(feats, "pooler_output", feats)
+        features = sum(f.shape[0] * f.shape[1] if f.dim() == 3 else f.shape[0] for f in feats)
+        if side == 84:
+            assert placeholders == features == family.num_video_tokens(2, side, side) == 2 * 9
+            continue
+        assert (placeholders, features) == (4, 2)  # the mismatch the model fails on
+        with pytest.raises(ValueError, match=r"height=42, width=42: a 3x3 patch grid .* odd .* \(here 28 or 56;"):
+            family.num_video_tokens(2, side, side)
+        with pytest.raises(ValueError, match="odd side"):
+            family.build_sample(proc, "q", "a", 2, side, side)
+        with pytest.raises(ValueError, match=r"llava_next_video: the processor's video crop_size 42x42: .* odd side"):
+            ModelInputs(family, proc)
+    assert family.num_video_tokens(3, 56, 84) == 3 * 2 * 3  # an even, non-square grid: (h // 14) * (w // 14) // 4
+    with pytest.raises(ValueError, match=r"height=56, width=70: a 4x5 .* \(here 56 or 84;"):
+        family.num_video_tokens(1, 56, 70)
+
+
 def test_qwen2_5_vl_second_per_grid_ts(env):
     _, _, processor = env("qwen2_5_vl")
     text = processor.apply_chat_template(_messages("qwen2_5_vl", "Q?", None, False), tokenize=False)
