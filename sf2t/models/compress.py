@@ -168,7 +168,7 @@ def remove_sf2t(model):
         del inner.get_video_features  # back to the class's methods
         if kind == "qwen":
             del inner.get_rope_index
-        if len(inner._sf2t_orig) > 2 and inner._sf2t_orig[2] is not None:
+        if inner._sf2t_orig[2] is not None:  # (both kinds keep (features, rope index, placeholder mask))
             del inner.get_placeholder_mask
         for name in ("_sf2t_orig", "_sf2t_cfg", "_sf2t_state", "_sf2t_newline"):
             if hasattr(inner, name):
