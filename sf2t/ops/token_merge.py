@@ -103,7 +103,9 @@ def _check_window(window) -> int:
     return check_int("window", window, min_value=0)
 
 
-def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
+def _check(tokens, grid, keep_ratio, window, first_group) -> tuple[torch.Tensor, float, int]:
+    """The grid rows (:func:`_grid_rows`), ``keep_ratio`` as a float and ``window`` as an int, every argument
+    checked."""
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
         raise ValueError(f"tokens must be a 2-D tensor [N, D], got {getattr(tokens, 'shape', type(tokens))}")
     if not tokens.dtype.is_floating_point:
@@ -115,15 +117,14 @@ def _check(tokens, grid, keep_ratio, window, first_group) -> torch.Tensor:
             "tokens are on the meta device, which holds no data: token_merge picks tokens by their values, so it "
             "needs CPU or CUDA tokens (kept_count(grid, keep_ratio) gives the output sizes without them)"
         )
-    _check_ratio(keep_ratio)
-    _check_window(window)
+    keep_ratio, window = _check_ratio(keep_ratio), _check_window(window)
     if not isinstance(first_group, str) or first_group not in FIRST_GROUP:
         raise ValueError(f"first_group must be one of {FIRST_GROUP}, got {first_group!r}")
     g = _grid_rows(grid)
     total = sum(t * h * w for t, h, w in g.tolist())
     if total != tokens.shape[0]:
         raise ValueError(f"grid {g.tolist()} describes {total} tokens but tokens has {tokens.shape[0]}")
-    return g
+    return g, keep_ratio, window
 
 
 def _merge_groups(
@@ -291,8 +292,7 @@ def token_merge(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Kept (merged) tokens, their (t, h, w) positions and the count per video; see the module docstring.
     ``backend``: ``reference``, ``cpp``, ``triton`` or ``cuda`` (default: :func:`choose_backend`)."""
-    g = _check(tokens, grid, keep_ratio, window, first_group)
-    keep_ratio, window = float(keep_ratio), int(window)
+    g, keep_ratio, window = _check(tokens, grid, keep_ratio, window, first_group)
     which = choose_backend(tokens, backend)
     if which == "cpp":
         _ext.require("token_merge backend 'cpp'")
@@ -347,8 +347,7 @@ def select_tokens(tokens: torch.Tensor, grid, keep_ratio: float, *, first_group:
     group earlier, ties to the lower position; a budgeted first group against its mean token). Cheap (one cosine per
     token), on any device, no gradient; ``stage="before_tower"`` of :func:`sf2t.models.apply_sf2t` uses it on
     pixels."""
-    g = _check(tokens, grid, keep_ratio, 0, first_group)
-    keep_ratio = float(keep_ratio)
+    g, keep_ratio, _ = _check(tokens, grid, keep_ratio, 0, first_group)
     positions, counts, start = [], [], 0
     x_all = tokens.detach()
     for t, gh, gw in g.tolist():

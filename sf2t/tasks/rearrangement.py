@@ -21,7 +21,7 @@ from sf2t.tasks.base import (
     checked_config,
     plan_uniform_fragment,
 )
-from sf2t.tasks.disorder import allowed_permutations
+from sf2t.tasks.disorder import MAX_COUNT, allowed_permutations
 from sf2t.tasks.guard import TAU_MOTION, PairMAD, require_motion, thumbnails, visible_permutation
 
 __all__ = ["RearrangementConfig", "RearrangementTask", "positions_answer"]
@@ -50,8 +50,10 @@ class RearrangementTask:
     def __init__(self, cfg: RearrangementConfig | None = None):
         c = cfg or RearrangementConfig()
         lo, hi = check_range(self.name, "count_min", c.count_min, "count_max", c.count_max, 2)
-        if hi > 8:
-            raise ValueError(f"rearrangement: count_max must be <= 8 (all permutations are enumerated), got {hi}")
+        if hi > MAX_COUNT:
+            raise ValueError(
+                f"rearrangement: count_max must be <= {MAX_COUNT} (all permutations are enumerated), got {hi}"
+            )
         s_lo, s_hi = check_range(self.name, "stride_min", c.stride_min, "stride_max", c.stride_max, 1)
         tau = check_real(f"{self.name}: tau_motion", c.tau_motion)
         self.cfg = checked_config(c, count_min=lo, count_max=hi, stride_min=s_lo, stride_max=s_hi, tau_motion=tau)
