@@ -687,7 +687,8 @@ def build(
         inputs += expand_videos([manifest])
     check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
-    if out_file.is_file() and out_file.stat().st_size and _read_bench(out_file) is None:  # notes.txt was replaced
+    old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
+    if old is None and out_file.is_file() and out_file.stat().st_size:  # notes.txt was replaced
         raise ValueError(
             f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would destroy "
             "it: pick another path, or remove it first"
@@ -696,7 +697,6 @@ def build(
     with _removed_if_left_empty(out):  # a build that fails leaves no folder it made (an empty --out folder was left)
         out.mkdir(parents=True, exist_ok=True)
         _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
-        old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
         label_questions = []
         if scene_annotations:  # checked (every video probed) before any long work
             label_questions = annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)

@@ -411,21 +411,18 @@ def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = Fals
 
 def bench_files(bench: dict) -> list[str]:
     """The files of a loaded benchmark that an evaluation's outputs must never replace: those its questions show
-    (frame images, videos), those its build wrote next to it (a synthetic clip's ground truth too) and the ground
-    truth ``.json`` next to a video it shows, where there is one (the build reads a manifest video's synthetic ground
-    truth from there), from the benchmark's own folder (``_root``: ``--bench`` may be a link to it from another
-    folder)."""
-    from sf2t.finevidbench.build import _written_files
-
+    (frame images, videos: every file its build wrote next to it is one of them, or the ground truth of one) and the
+    ground truth ``.json`` next to a video it shows, where there is one (a synthetic clip's; the build reads a
+    manifest video's synthetic ground truth from there too), from the benchmark's own folder (``_root``: ``--bench``
+    may be a link to it from another folder)."""
     root = bench["_root"]
-    shown = {
-        p
-        for q in bench["questions"]
-        for p in [*q["video"].get("frame_images", []), q["video"].get("path"), q.get("image")]
-    }
-    files = {_path(p, root) for p in shown | _written_files(bench) if p}
-    videos = {_path(q["video"]["path"], root) for q in bench["questions"] if q["video"].get("path")}
-    truths = {str(Path(v).with_suffix(".json")) for v in videos}  # as build reads it
+    files: set[str] = set()
+    truths: set[str] = set()
+    for q in bench["questions"]:
+        v = q["video"]
+        files.update(_path(p, root) for p in [*v.get("frame_images", []), v.get("path"), q.get("image")] if p)
+        if v.get("path"):
+            truths.add(str(Path(_path(v["path"], root)).with_suffix(".json")))  # as build reads it
     return sorted(files | {t for t in truths if os.path.isfile(t)})
 
 
