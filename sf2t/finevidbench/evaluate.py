@@ -159,14 +159,20 @@ class VideoRunner:
                     f"model {model_dir!r} is {kind}: it takes each frame once at its processor's size "
                     "(--frame-size and --layout pairs apply to the Qwen families)"
                 )
+            from transformers import AutoConfig
+
             from sf2t.models._build import load_processor
+            from sf2t.models.context import Context
             from sf2t.models.inputs import ModelInputs
 
+            processor = load_processor(model_dir)
+            # the model's context (LLaVA-NeXT-Video: the one frame size its vision tower takes) before its weights load
             self.inputs = ModelInputs(
                 family,
-                load_processor(model_dir),
+                processor,
                 token_keep_ratio=self.token_keep_ratio,
                 token_first_group=token_first_group,
+                context=Context.of(AutoConfig.from_pretrained(model_dir, local_files_only=True), processor),
             )
         model, self.tok = load_checkpoint(model_dir, family.model_class)
         if adapter:

@@ -41,7 +41,7 @@ import weakref
 import numpy as np
 import torch
 
-__all__ = ["apply_sf2t", "remove_sf2t", "find_qwen_inner", "find_llava_inner"]
+__all__ = ["apply_sf2t", "remove_sf2t", "check_compression", "find_qwen_inner", "find_llava_inner"]
 
 
 def find_qwen_inner(model):
@@ -174,6 +174,38 @@ def remove_sf2t(model):
             if hasattr(inner, name):
                 delattr(inner, name)
     return model
+
+
+def check_compression(model, token_keep_ratio: float, first_group: str = "all") -> None:
+    """A ValueError when ``model`` does not compress its video tokens as text built for ``token_keep_ratio`` /
+    ``first_group`` expects (``build_video_sample(..., token_keep_ratio=)``, the family's ``build_sample(...,
+    token_keep_ratio=)``, ``ModelInputs(..., token_keep_ratio=)``: < 1, fewer placeholders than the video's tokens):
+    saying to call :func:`apply_sf2t` with the same ratio (or :func:`remove_sf2t` for uncompressed text).
+
+    Without it an unpatched model meets such text in transformers' bare "Video features and video tokens do not
+    match" (measured: tiny LLaVA-NeXT-Video, 8 frames, keep 0.5: "tokens: 18, features: 2048", its 32 video tokens'
+    64 values). A model of no family :func:`apply_sf2t` knows is not checked."""
+    _check_model(model, "check_compression")
+    inner, _ = _find_inner(model)
+    if inner is None:
+        return
+    want = 1.0 if token_keep_ratio is None else float(token_keep_ratio)
+    cfg = getattr(inner, "_sf2t_cfg", None)  # (set by apply_sf2t, removed by remove_sf2t)
+    have = 1.0 if cfg is None else float(cfg["keep"])
+    same_group = want == 1.0 or cfg is None or cfg["first_group"] == first_group
+    if have == want and same_group:
+        return
+    if want == 1.0:
+        fix = "call sf2t.models.remove_sf2t(model), or build the text with the model's token_keep_ratio"
+    else:
+        group = "" if first_group == "all" else f", first_group={first_group!r}"
+        fix = f"call sf2t.models.apply_sf2t(model, token_keep_ratio={want}{group}) first, with the text's ratio"
+    said = "is not compressed (no apply_sf2t)" if cfg is None else f"compresses with keep {have}"
+    group_said = "" if want == 1.0 or same_group else f", first_group {cfg['first_group']!r} vs {first_group!r}"
+    raise ValueError(
+        f"the text was built with token_keep_ratio={want} (its videos have that share of placeholders) but the model "
+        f"{said}{group_said}: its video features would not match the placeholders; {fix}"
+    )
 
 
 def _llava_get_video_features(self, pixel_values_videos, *args, **kwargs):

@@ -45,6 +45,9 @@ class Family:
     lora_targets_llm: tuple[str, ...]  # short Linear names in the LLM's decoder layers
     lora_target_modules: Callable  # (model, vision=True, llm=True) -> exact full module names for peft
     chat_format: text.ChatFormat  # how the chat text is rendered and supervised (its answer end: stop generating)
+    # (height, width, image_size | None, what) -> None, a ValueError when the model cannot take frames of that size
+    # (LLaVA-NeXT-Video: only its vision tower's image_size square); None: the placeholder count's checks are all
+    check_frame_size: Callable | None = None
 
 
 def _check_frame_count_and_size(frames, height, width) -> tuple[int, int, int]:
@@ -111,6 +114,7 @@ def _llava_layout(module) -> dict:
         image_token=module.IMAGE_TOKEN,
         video_token=module.VIDEO_TOKEN,
         num_video_tokens=module.num_video_tokens,
+        check_frame_size=getattr(module, "check_frame_size", None),
         frame_repeat=1,
         has_mm_token_type_ids=False,
         pixel_layout="fchw",

@@ -78,7 +78,9 @@ class ModelInputs:
     size, mean / std and the image processor for targets), Qwen families use its mean / std when given.
     ``frame_size`` / ``frame_repeat`` / ``layout``: the Qwen families' presented-frame size, temporal repeat and token
     grouping (``repeat`` or ``pairs``); LLaVA families take each frame once at the processor's size.
-    ``context``: the model's :class:`sf2t.models.context.Context`, which the sample factory checks each sample against.
+    ``context``: the model's :class:`sf2t.models.context.Context`, which the sample factory checks each sample against;
+    LLaVA-NeXT-Video: a processor whose frames are not the vision tower's ``image_size`` square (its ``frame_size``) is
+    refused here, and without a context one whose frames are not square (e.g. ``shortest_edge`` with no crop).
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class ModelInputs:
             )
         self.size_kw, self.crop = _processor_size(vp)
         out = self.crop or self.size_kw.get("size")
+        self._check_frame_size(out, context)
         if out is not None:  # every frame's size: refused now, not by the model's forward (LLaVA-NeXT-Video: odd grid)
             try:
                 family.num_video_tokens(1, *out)
@@ -136,6 +139,43 @@ class ModelInputs:
                 raise ValueError(f"{family.name}: the processor's video {what} {out[0]}x{out[1]}: {e}") from None
         self.mean = tuple(float(v) for v in vp.image_mean)
         self.std = tuple(float(v) for v in vp.image_std)
+
+    def _check_frame_size(self, out: tuple[int, int] | None, context) -> None:
+        """Refuse now a processor whose video frames the model cannot take (``family.check_frame_size``;
+        LLaVA-NeXT-Video: only the vision tower's ``image_size`` square, known from ``context``, else only a square),
+        not in the model's forward: its output size ``out`` (None: ``shortest_edge`` without a crop, so each video's
+        frames keep its aspect ratio)."""
+        check = self.family.check_frame_size
+        if check is None:
+            return
+        frame = getattr(context, "frame_size", None)
+        side = None if frame is None else int(frame[0])
+        if out is None:  # frames follow the video: a wide one's are not square (a square video's would pass)
+            edge = self.size_kw["shortest_edge"]
+            where = (
+                f"the processor's video size resizes the shortest edge to {edge} with no centre crop (do_center_crop "
+                f"off or no crop_size), so frames keep each video's aspect ratio (a video twice as wide as high: "
+                f"{edge}x{2 * edge})"
+            )
+            try:
+                check(edge, 2 * edge, side)
+            except ValueError as e:
+                raise ValueError(f"{self.family.name}: {where}: {e}") from None
+            return
+        try:
+            check(*out, side)
+        except ValueError as e:
+            what = "crop_size" if self.crop else "size"
+            raise ValueError(f"{self.family.name}: the processor's video {what} {out[0]}x{out[1]}: {e}") from None
+
+    def check_model(self, model) -> None:
+        """A ValueError, before any forward, when ``model`` does not compress its video tokens as this object's text
+        expects (:func:`sf2t.models.compress.check_compression`): text built with ``token_keep_ratio`` < 1 for a
+        model without ``sf2t.models.apply_sf2t(model, token_keep_ratio=...)`` met transformers' bare "Video features
+        and video tokens do not match"."""
+        from sf2t.models.compress import check_compression
+
+        check_compression(model, self.token_keep_ratio, self.token_first_group)
 
     # -- pixels
 

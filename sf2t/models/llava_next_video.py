@@ -128,6 +128,33 @@ def _check_even_grid(height: int, width: int, patch_size: int) -> None:
     )
 
 
+def check_frame_size(height: int, width: int, image_size: int | None = None, what: str = "frames") -> None:
+    """A ValueError naming ``height x width`` and the size that works when LLaVA-NeXT-Video's model cannot take
+    frames of that size: only the vision tower's ``image_size`` square works (``image_size=None``, unknown: only a
+    non-square size is refused).
+
+    Measured with the tiny model (transformers 5.23, ``image_size`` 56): 56x56 runs; 112x112, 84x84, 28x28, 56x112 and
+    112x56 all fail in CLIP's embeddings ("Input image size (112*112) doesn't match model (56*56)"; its position
+    embeddings are for the one patch grid and ``get_video_features`` passes no ``interpolate_pos_encoding``). A
+    non-square frame could not work even then: the pooler views each frame's features as a square grid. The
+    placeholder count (:func:`num_video_tokens`) is the processor's for any size: this is the model's limit."""
+    if image_size is not None and (height, width) == (image_size, image_size):
+        return
+    if image_size is None and height == width:
+        return
+    takes = (
+        f"the vision tower's image_size {image_size}x{image_size}"
+        if image_size is not None
+        else "the vision tower's image_size, a square"
+    )
+    raise ValueError(
+        f"LLaVA-NeXT-Video takes {what} of {takes}; got {height}x{width} (CLIP's position embeddings are for that "
+        "one patch grid, and the pooler reshapes each frame's features to a square): set the processor's video "
+        f"crop_size to {f'{image_size}x{image_size}' if image_size is not None else 'that square'} "
+        "(do_center_crop on, shortest_edge the same), as the checkpoint's own processor does"
+    )
+
+
 # Llama's tokenizer adds <s> (as the processor's); the template has no end-of-turn token (its " " separates turns):
 # sf2t writes </s> after each answer and supervises it (see the module docstring); Metaspace glues the space before
 # the answer onto its first word, so every token overlapping the answer is supervised.

@@ -227,6 +227,9 @@ def evaluate(
         max_new_tokens = answer_budget(tokenizer, eval_set)
     if isinstance(eval_set, EvalSet):  # every prompt plus this budget fits, before anything is generated
         eval_set.check(max_new_tokens)
+        inputs = getattr(eval_set.factory, "inputs", None)
+        if inputs is not None:  # the model compresses video tokens as the prompts' text expects (apply_sf2t)
+            inputs.check_model(model)
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()

@@ -416,3 +416,42 @@ def test_each_family_trains_with_lora_on_tower_and_llm(models, name):
     assert any(any(t in n for t in tower) and g.abs().sum() > 0 for n, g in grads.items())
     assert any(not any(t in n for t in tower) and g.abs().sum() > 0 for n, g in grads.items())
     assert losses[-1] < losses[0]
+
+
+def test_text_compressed_for_an_unpatched_model_is_named(models):
+    """Issue m1.3: text built with token compression (fewer placeholders) for a model without apply_sf2t met
+    transformers' bare "Video features and video tokens do not match". sf2t checks it where it knows both, before any
+    forward: ModelInputs.check_model and sf2t.train.evaluate.evaluate on an EvalSet (its factory's ModelInputs),
+    saying to call apply_sf2t with the same ratio; a model compressing as the text expects passes."""
+    from sf2t.models.inputs import ModelInputs
+    from sf2t.models.llava_next_video import build_processor
+    from sf2t.train.evaluate import EvalSet, evaluate
+
+    model, tok, _ = models("llava_next_video")
+    small = _llava_batch("llava_next_video", tok, keep=0.5)
+    with torch.no_grad(), pytest.raises(ValueError, match="do not match"):  # what the user met
+        model(**small)
+    fam = FAMILIES["llava_next_video"]
+    inputs = ModelInputs(fam, build_processor(tok), token_keep_ratio=0.5)
+    fix = r"call sf2t\.models\.apply_sf2t\(model, token_keep_ratio=0\.5\) first"
+    factory = type("Factory", (), {"inputs": inputs, "tokenizer": tok})()
+    with pytest.raises(ValueError, match=r"token_keep_ratio=0\.5 .* is not compressed \(no apply_sf2t\).*" + fix):
+        evaluate(model, tok, EvalSet(factory, [], [], [], []))  # before any sample is generated
+    with pytest.raises(ValueError, match=fix):
+        inputs.check_model(model)
+    from sf2t.models.compress import check_compression
+
+    ModelInputs(fam, build_processor(tok)).check_model(model)  # uncompressed text, unpatched model
+    apply_sf2t(model, 0.5)
+    try:
+        inputs.check_model(model)
+        with torch.no_grad():
+            assert torch.isfinite(model(**small).loss)
+        with pytest.raises(ValueError, match=r"token_keep_ratio=0\.3 .* compresses with keep 0\.5"):
+            check_compression(model, 0.3)
+        with pytest.raises(ValueError, match=r"first_group 'all' vs 'budget'.*first_group='budget'"):
+            check_compression(model, 0.5, "budget")
+        with pytest.raises(ValueError, match=r"remove_sf2t"):
+            check_compression(model, 1.0)
+    finally:
+        remove_sf2t(model)

@@ -248,6 +248,88 @@ def test_llava_next_video_refuses_an_odd_patch_grid(env):
         family.num_video_tokens(1, 56, 70)
 
 
+def test_llava_next_video_takes_only_its_towers_frame_size(env, tmp_path):
+    """Issue m1.1: the tiny LLaVA-NeXT-Video model (CLIP image_size 56) runs on 56x56 frames only; 112x112 and 56x112
+    (even patch grids, placeholders counted as the processor) failed in CLIP's embeddings ("Input image size ...
+    doesn't match model"). A processor cropping to another size is refused where sf2t first knows the model's config:
+    ModelInputs with the model's Context (training's make_inputs) and VideoRunner (sf2t eval), naming both sizes; a
+    non-square crop is refused even without the config. The checkpoint's own processor is taken as before."""
+    import json
+    import shutil
+
+    from transformers import AutoConfig
+
+    from sf2t.finevidbench.evaluate import VideoRunner
+    from sf2t.models.context import Context
+    from sf2t.models.inputs import ModelInputs
+
+    family, ckpt, processor = env("llava_next_video")
+    tok = processor.tokenizer
+    model = _load_model(family, ckpt).eval()
+    context = Context.of(AutoConfig.from_pretrained(ckpt, local_files_only=True), processor)
+
+    def forward(h, w):
+        s = {k: v[None] for k, v in family.build_sample(tok, "q", "a", 2, h, w).items()}
+        with torch.no_grad():
+            return model(**s, pixel_values_videos=torch.zeros(1, 2, 3, h, w))
+
+    assert torch.isfinite(forward(56, 56).loss)  # what the model takes
+    for h, w in ((112, 112), (56, 112)):
+        with pytest.raises(ValueError, match=rf"Input image size \({h}\*{w}\) doesn't match model \(56\*56\)"):
+            forward(h, w)
+
+    big = llava_next_video.build_processor(tok, image_size=112)  # an even grid (8x8), the wrong size for the model
+    want = r"llava_next_video: the processor's video crop_size 112x112: LLaVA-NeXT-Video takes frames of the vision "
+    with pytest.raises(ValueError, match=want + r"tower's image_size 56x56; got 112x112 .*crop_size to 56x56"):
+        ModelInputs(family, big, context=context)
+    ModelInputs(family, big)  # (no config: a square crop may be the tower's)
+    assert context.frame_size == (56, 56) and Context.of(model.config).frame_size == (56, 56)
+    wide = llava_next_video.build_processor(tok)
+    wide.video_processor.crop_size = {"height": 56, "width": 112}
+    for ctx, takes in ((None, "image_size, a square; got 56x112"), (context, "image_size 56x56; got 56x112")):
+        with pytest.raises(ValueError, match=r"crop_size 56x112: LLaVA-NeXT-Video takes frames of .*" + takes):
+            ModelInputs(family, wide, context=ctx)
+
+    # sf2t eval: a checkpoint whose processor crops to 112 is refused before its weights load
+    bad = tmp_path / "lnv112"
+    shutil.copytree(ckpt, bad)
+    for name, key in (("video_preprocessor_config.json", None), ("processor_config.json", "video_processor")):
+        data = json.loads((bad / name).read_text())
+        vp = data if key is None else data[key]
+        vp["crop_size"], vp["size"] = {"height": 112, "width": 112}, {"shortest_edge": 112}
+        (bad / name).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=want + "tower's image_size 56x56; got 112x112"):
+        VideoRunner(str(bad))
+
+    # the checkpoint's own processor: taken, and its placeholder count is still the processor's
+    mi = ModelInputs(family, processor, context=context)
+    vision = mi.video(torch.from_numpy(_video(2, 64, 96)), torch.arange(2), None)
+    got = mi.text(tok, "q", None, vision)
+    ref = _reference("llava_next_video", processor, "q", None, 2, (64, 96), False)
+    assert torch.equal(got["input_ids"], ref["input_ids"][0])
+    assert VideoRunner(str(ckpt)).inputs.crop == (56, 56)
+
+
+def test_llava_next_video_refuses_a_processor_without_crop_at_model_inputs(env):
+    """Issue m1.2: a video processor resizing the shortest edge with no centre crop gives frames of each video's
+    aspect ratio (a 64x96 video: 56x84, an even grid the text accepted, the model not); ModelInputs refuses it when
+    made, with the frame-size message (and the tower's size when the config is known), not when a sample is built."""
+    from sf2t.models.context import Context
+    from sf2t.models.inputs import ModelInputs
+
+    family, ckpt, processor = env("llava_next_video")
+    proc = llava_next_video.build_processor(processor.tokenizer)
+    proc.video_processor.do_center_crop = False
+    start = r"llava_next_video: the processor's video size resizes the shortest edge to 56 with no centre crop .*"
+    with pytest.raises(
+        ValueError, match=start + r"LLaVA-NeXT-Video takes frames of the vision tower's image_size, a sq"
+    ):
+        ModelInputs(family, proc)
+    context = Context.of(_load_model(family, ckpt).config)
+    with pytest.raises(ValueError, match=start + r"image_size 56x56; got 56x112"):
+        ModelInputs(family, proc, context=context)
+
+
 def test_qwen2_5_vl_second_per_grid_ts(env):
     _, _, processor = env("qwen2_5_vl")
     text = processor.apply_chat_template(_messages("qwen2_5_vl", "Q?", None, False), tokenize=False)
