@@ -277,6 +277,46 @@ def test_only_file_os_errors_are_one_line(capsys, monkeypatch):
         assert capsys.readouterr().err == "", e
 
 
+@pytest.mark.parametrize("command", ["demo", "finevidbench export", "throughput"])
+def test_an_unsupported_operation_is_no_bad_input(command, tmp_path, capsys, monkeypatch):
+    """io.UnsupportedOperation is a ValueError and an OSError both: raised by a bug (``fileno`` of a pipe or a
+    StringIO) inside a command's ``except ValueError`` (a bad input: one line, exit 2), it keeps its traceback (it was
+    ``sf2t demo: fileno``, exit 2: sf2t._oserror.is_bad_input). A ValueError from the same place is still one line."""
+    import io
+
+    from sf2t import _files, cli
+    from sf2t.video import index
+
+    out = tmp_path / "out"
+    bench = tmp_path / "b.json"
+    argv = {
+        "demo": ["demo", "--out", str(out)],
+        "finevidbench export": ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval"],
+        "throughput": ["throughput", "--videos", str(tmp_path), "--seconds", "1"],
+    }[command]
+    argv += ["--out", str(out)] if command == "finevidbench export" else []
+
+    def failing(e):
+        def run(*a, **k):
+            raise e
+
+        return run
+
+    for e in (io.UnsupportedOperation("fileno"), ValueError("a bad input")):
+        # (the first thing each command does with the files it was given)
+        monkeypatch.setattr(_files, "check_out_folder", failing(e))
+        monkeypatch.setattr(index, "expand_videos", failing(e))
+        capsys.readouterr()
+        if isinstance(e, OSError):
+            with pytest.raises(io.UnsupportedOperation):
+                cli.main(argv)
+            assert "fileno" not in capsys.readouterr().err
+        else:
+            assert cli.main(argv) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"sf2t {command}: ") and err.endswith("a bad input\n") and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "argv, typed, meant",
     [
