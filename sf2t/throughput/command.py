@@ -10,6 +10,7 @@ from typing import Sequence
 
 from sf2t._args import Parser
 from sf2t._oserror import is_bad_input
+from sf2t._plural import counted
 from sf2t.throughput.report import json_safe, print_table
 from sf2t.throughput.sampling import FAMILIES, FRAME_TASKS
 
@@ -216,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_text_atomic(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
     if res.get("interrupted"):
         print(
-            f"sf2t throughput: interrupted: the figures are of the {res['rounds']} of {res['rounds_asked']} timed "
-            "round(s) that finished",
+            f"sf2t throughput: interrupted: the figures are of the {res['rounds']} of "
+            f"{counted(res['rounds_asked'], 'timed round')} that finished",
             file=sys.stderr,
         )
         return 130

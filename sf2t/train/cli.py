@@ -261,7 +261,7 @@ def _precheck_paths(cfg) -> str | None:
         else:
             return None
     shown = "; ".join(why[:5]) + (f"; ... ({len(why) - 5} more)" if len(why) > 5 else "")
-    return f"none of the {len(why)} training video(s) can be read: {shown}"
+    return f"none of the {counted(len(why), 'training video')} can be read: {shown}"
 
 
 def _precheck_resume(cfg) -> str | None:

@@ -437,9 +437,11 @@ def index_paths(
             print(f"warning: {e}; probing everything again", file=sys.stderr)
         gone = [p for p in old if p not in set(files)]
         if gone:
+            one = len(gone) == 1
             print(
-                f"warning: {len(gone)} line(s) of {out} are for files not under the paths given this time (e.g. "
-                f"{gone[0]}): the new manifest leaves them out (give their paths too to keep them)",
+                f"warning: {counted(len(gone), 'line')} of {out} {'is for a file' if one else 'are for files'} not "
+                f"under the paths given this time (e.g. {gone[0]}): the new manifest leaves {'it' if one else 'them'} "
+                f"out (give {'its path' if one else 'their paths'} too to keep {'it' if one else 'them'})",
                 file=sys.stderr,
             )
     res = IndexResult()
