@@ -7,6 +7,8 @@ def device_problem(device) -> str | None:
     """What is wrong with ``device`` on this machine (None: nothing): not a torch device, or a CUDA device it lacks."""
     import torch
 
+    from sf2t._plural import counted
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -15,7 +17,7 @@ def device_problem(device) -> str | None:
         if not torch.cuda.is_available():
             return f"device {device}: torch sees no CUDA device on this machine (use cpu)"
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            return f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            return f"device {device}: this machine has {counted(torch.cuda.device_count(), 'CUDA device')}"
     return None
 
 

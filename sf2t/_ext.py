@@ -90,13 +90,13 @@ def has_cuda_kernels() -> bool:
     return is_loaded() and bool(build_info().get("with_cuda"))
 
 
-def require(what: str = "the compiled sf2t kernels", cuda: bool = False) -> None:
+def require(what: str = "this sf2t op", cuda: bool = False) -> None:
     """Raise ExtensionError with the fix when the extension (or its CUDA part) is not usable."""
     ok, err = _load()
     if not ok:
-        raise ExtensionError(f"{what} need(s) the compiled extension, but {err}; {REBUILD_HINT}")
+        raise ExtensionError(f"{what} needs the compiled extension, but {err}; {REBUILD_HINT}")
     if cuda and not build_info().get("with_cuda"):
         reason = build_info().get("cuda_reason", "unknown")
         raise ExtensionError(
-            f"{what} need(s) CUDA kernels, but sf2t._C was built without CUDA ({reason}); {REBUILD_HINT}"
+            f"{what} needs CUDA kernels, but sf2t._C was built without CUDA ({reason}); {REBUILD_HINT}"
         )

@@ -1,6 +1,7 @@
 """Which OSErrors are the user's files or disk (said in one line by the commands) and how they are said: shared by
 the ``sf2t`` command (:func:`sf2t.cli.main`) and the library code that turns such an error into a message of its own
-(a checkpoint save, ``sf2t train``, ``sf2t index``)."""
+(a checkpoint save, ``sf2t train``, ``sf2t index``); and which ValueErrors the commands may say as bad input
+(:func:`is_bad_input`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ def is_file_error(e: OSError) -> bool:
     if isinstance(e.__cause__, OSError) and e.__cause__ is not e and is_file_error(e.__cause__):
         return True  # a message of its own said for a file error (a checkpoint save's, its file named in the text)
     return e.errno is None and type(e) is OSError and _raised_in(e, _LOADERS)
+
+
+def is_bad_input(e: BaseException) -> bool:
+    """Whether an error a command caught as a ValueError may be said as the user's bad input (one line, exit 2): every
+    one but an ``io.UnsupportedOperation``, which is a ValueError and an OSError both (``fileno`` of a pipe or a
+    StringIO, ``read`` of a file opened for writing): a bug, not the input, raised on for its traceback (it was
+    ``sf2t X: fileno``, exit 2). Each such handler starts ``if not is_bad_input(e): raise``; an OSError it also catches
+    (``FileNotFoundError``) is no ValueError and stays the user's."""
+    return not (isinstance(e, ValueError) and isinstance(e, OSError))
 
 
 def _raised_in(e: BaseException, packages: tuple[str, ...]) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sf2t._args import Parser
+from sf2t._oserror import is_bad_input
 from sf2t._plural import counted
 
 __all__ = ["run_demo", "main", "DEMO_CLIPS", "CONTRAST_CLIPS", "demo_config", "run_config"]
@@ -554,6 +555,8 @@ def demo_out_problem(out: Path) -> str | None:
     try:  # under a file, or where no folder can be made: a NotADirectoryError traceback before
         check_out_folder(out, "--out")
     except ValueError as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     if not out.is_dir() or not any(out.iterdir()):
         return None
@@ -609,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overrides=a.overrides,
             )
     except ValueError as e:  # a setting the run found wrong (a --set value against the demo's data, ...)
+        if not is_bad_input(e):
+            raise
         print(f"sf2t demo: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -639,6 +644,8 @@ def _precheck(a) -> str | None:
     try:
         apply_overrides(fit_to_tasks(demo_config(Path(a.out), "", [], []), a.overrides), list(a.overrides))
     except ValueError as e:
+        if not is_bad_input(e):
+            raise
         return f"--set: {e}"
     return None
 

@@ -64,6 +64,7 @@ try:
     fragment_pack(frames, torch.tensor([0]), None, (28, 28), backend="cpp")
 except _ext.ExtensionError as e:
     assert "pip install -e . --no-build-isolation" in str(e), e
+    assert str(e).startswith("fragment_pack backend 'cpp' needs the compiled extension, but "), e
     print("OK")
 """
     assert "OK" in _run(code)
@@ -277,6 +278,47 @@ def test_only_file_os_errors_are_one_line(capsys, monkeypatch):
         assert capsys.readouterr().err == "", e
 
 
+@pytest.mark.parametrize("command", ["demo", "finevidbench export", "throughput", "train"])
+def test_an_unsupported_operation_is_no_bad_input(command, tmp_path, capsys, monkeypatch):
+    """io.UnsupportedOperation is a ValueError and an OSError both: raised by a bug (``fileno`` of a pipe or a
+    StringIO) inside a command's ``except ValueError`` (a bad input: one line, exit 2), it keeps its traceback (it was
+    ``sf2t demo: fileno``, exit 2: sf2t._oserror.is_bad_input). A ValueError from the same place is still one line."""
+    import io
+
+    from sf2t import _files, cli
+    from sf2t.video import index
+
+    out = tmp_path / "out"
+    bench = tmp_path / "b.json"
+    argv = {
+        "demo": ["demo", "--out", str(out)],
+        "finevidbench export": ["finevidbench", "export", "--bench", str(bench), "--format", "lmms-eval"],
+        "throughput": ["throughput", "--videos", str(tmp_path), "--seconds", "1"],
+        "train": ["train", f"model={tmp_path}", f"videos=[{tmp_path / 'v.mp4'}]", f"out_dir={out}"],
+    }[command]
+    argv += ["--out", str(out)] if command == "finevidbench export" else []
+
+    def failing(e):
+        def run(*a, **k):
+            raise e
+
+        return run
+
+    for e in (io.UnsupportedOperation("fileno"), ValueError("a bad input")):
+        # (the first thing each command does with the files it was given)
+        monkeypatch.setattr(_files, "check_out_folder", failing(e))
+        monkeypatch.setattr(index, "expand_videos", failing(e))
+        capsys.readouterr()
+        if isinstance(e, OSError):
+            with pytest.raises(io.UnsupportedOperation):
+                cli.main(argv)
+            assert "fileno" not in capsys.readouterr().err
+        else:
+            assert cli.main(argv) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"sf2t {command}: ") and err.endswith("a bad input\n") and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "argv, typed, meant",
     [
@@ -454,11 +496,13 @@ def test_what_a_stopped_command_kept_names_its_files_as_its_parser_took_them(arg
 
 def test_counts_say_one_in_the_singular():
     """The counts the commands print: "trained 1 step", not "trained 1 steps" (sf2t._plural.counted)."""
-    from sf2t._plural import counted
+    from sf2t._plural import counted, noun_for
 
     assert [counted(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
     assert counted(1, "entry") == "1 entry" and counted(3, "entry") == "3 entries" and counted(2, "day") == "2 days"
     assert counted(1, "video-task pair") == "1 video-task pair" and counted(1024, "file", fmt=",") == "1,024 files"
+    assert [noun_for(n, "task") for n in (0, 1, 2)] == ["tasks", "task", "tasks"]  # a count said by a list after it
+    assert counted(2, "process") == "2 processes" and counted(1, "timed round") == "1 timed round"
 
 
 def test_what_a_stopped_index_kept_is_said_for_a_manifest_name_too_long(tmp_path, capsys):

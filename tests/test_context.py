@@ -111,7 +111,7 @@ def test_supervised_record_longer_than_the_context_is_left_out_at_setup(tmp_path
     model = _tiny(tmp_path, "qwen2_vl", 400)
     recs = _records(clips)
     cfg = _cfg(model, clips, tmp_path, tasks=["counting"], supervised_data=_write(tmp_path, recs), supervised_ratio=0.9)
-    with pytest.warns(UserWarning, match=r"left out 1 of 3 record\(s\).*record 0 \(id 'long'.*> max_position_emb") as w:
+    with pytest.warns(UserWarning, match=r"left out 1 of 3 records.*record 0 \(id 'long'.*> max_position_emb") as w:
         factory, _ = make_factories(cfg, _tokenizer(model))
     said = str(w[0].message)
     assert "mixing in the other 2" in said and "shorten those records' text" in said
@@ -128,7 +128,7 @@ def test_supervised_record_longer_than_the_context_is_left_out_at_setup(tmp_path
 
     cfg = _cfg(model, clips, tmp_path, tasks=["counting"], supervised_ratio=0.9,
                supervised_data=_write(tmp_path, _records(clips, ("x", "y"), ())))  # fmt: skip
-    with pytest.raises(ValueError, match=r"none of its 2 record\(s\) fits the model's context with 8 frames") as e:
+    with pytest.raises(ValueError, match=r"none of its 2 records fits the model's context with 8 frames") as e:
         make_factories(cfg, _tokenizer(model))
     assert "'x'" in str(e.value) and "> max_position_embeddings 400" in str(e.value) and "shorten" in str(e.value)
 
@@ -164,7 +164,7 @@ def test_sf2t_command_shows_sf2t_warnings_in_its_own_style_once_and_on_rank_0_on
         assert cli.main(argv) == 0
     err = capsys.readouterr().err
     said = [line for line in err.splitlines() if "warning" in line.lower()]
-    assert len(said) == 1 and said[0].startswith("sf2t train: warning: supervised_data: left out 1 of 3 record(s)"), err
+    assert len(said) == 1 and said[0].startswith("sf2t train: warning: supervised_data: left out 1 of 3 records"), err
     assert "UserWarning" not in err and "supervised.py" not in err
     assert [str(w.message) for w in others] == ["a warning from another package"]  # (recorded here: Python's path)
     assert warnings.showwarning is before
@@ -529,7 +529,7 @@ def test_llava_video_whose_smallest_target_cannot_fit_is_left_out_of_localizatio
     (large,) = [m for m in said if "a sample with a large target image" in m]
     assert "The run goes on: such a video's samples draw their target only among the sizes that fit" in large
     (left,) = [m for m in said if m.startswith("localization: left out")]
-    assert "localization: left out 1 of 4 video(s) of videos whose smallest target image cannot fit" in left
+    assert "localization: left out 1 of 4 videos of videos whose smallest target image cannot fit" in left
     assert (
         f"{big[0]}: short side 240 px, smallest target 60 px = 88 image tokens, with 12 frames: 191 tokens > "
         "max_position_embeddings 139" in left
@@ -560,7 +560,7 @@ def test_llava_localization_refused_when_no_video_can_give_a_target_that_fits(tm
 
     _, _, big = sized_clips
     cfg = _cfg(_tiny(tmp_path, "llava_onevision", LLAVA_FITS_SMALL_TARGETS), big, tmp_path, tasks=["localization"])
-    with pytest.raises(ValueError, match=r"localization: none of the 2 video\(s\) of videos it may draw can give a "):
+    with pytest.raises(ValueError, match=r"localization: none of the 2 videos of videos it may draw can give a "):
         with pytest.warns(UserWarning, match="a sample with a large target image"):
             make_factories(cfg, _tokenizer(cfg.model))
     with pytest.raises(ValueError) as e, pytest.warns(UserWarning):

@@ -136,7 +136,7 @@ def test_sharegpt_format_and_jpeg(manifest, tmp_path):
     "args, words",
     [
         (["--num", "3", "--tasks", "counting", "juggling"], "unknown task"),
-        (["--num", "3", "--tasks", "disordr"], "unknown task(s) 'disordr' (did you mean 'disorder'?); valid: "),
+        (["--num", "3", "--tasks", "disordr"], "unknown task 'disordr' (did you mean 'disorder'?); valid: "),
         (["--num", "3", "--tasks", ""], "--tasks: no task names given; name one or more of: counting, "),
         (["--num", "3", "--tasks", ","], "--tasks: no task names given"),
     ],

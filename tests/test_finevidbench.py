@@ -807,7 +807,7 @@ def test_build_tasks_given_empty_is_an_error_with_a_suggestion(bench, tmp_path, 
         assert not (tmp_path / "b.json").exists()
     assert cli.main([*argv, "--tasks", "countng", "--out", str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err
-    assert "unknown task(s) 'countng' (did you mean 'counting'?); valid: counting, " in err and "Traceback" not in err
+    assert "unknown task 'countng' (did you mean 'counting'?); valid: counting, " in err and "Traceback" not in err
     with pytest.raises(ValueError, match="no task names given"):
         build(manifest, str(tmp_path / "b.json"), tasks=[], log=lambda s: None, progress=False)
     assert cli.main([*argv, "--tasks", "counting,speed", "--out", str(tmp_path / "b.json")]) == 0
@@ -953,7 +953,7 @@ def test_build_refuses_bad_tasks_outputs_and_annotations(bench, tmp_path, capsys
     before = open(video, "rb").read()
     argv = ["finevidbench", "build", "--manifest", manifest, "--per-category", "1", "--quiet"]
     assert cli.main([*argv, "--tasks", "bogus", "--out", str(tmp_path / "b.json")]) == 2
-    assert "unknown task(s) 'bogus'; valid: counting, " in capsys.readouterr().err
+    assert "unknown task 'bogus'; valid: counting, " in capsys.readouterr().err
     assert cli.main([*argv, "--synthetic", "1", "--seed", "-1", "--out", str(tmp_path / "b.json")]) == 2
     assert "seed must be a non-negative int for synthetic clips, got -1\n" in capsys.readouterr().err  # said -1000
     for out in (video, manifest):
@@ -1310,8 +1310,8 @@ def test_stale_files_that_cannot_be_removed_are_said(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "unlink", unlink)
     old = {"files": ["frames/a.png", "frames/b.png", "frames/c.png", "frames/gone.png"]}
-    words = "1 file(s) of the earlier build that this one no longer uses could not be removed: "
-    words += f"{tmp_path / 'frames' / 'b.png'} (Permission denied); remove them by hand"
+    words = "1 file of the earlier build that this one no longer uses could not be removed: "
+    words += f"{tmp_path / 'frames' / 'b.png'} (Permission denied); remove it by hand"
     with pytest.warns(UserWarning, match=f"^{re.escape(words)}$"):
         b._remove_stale(old, {"files": ["frames/c.png"]}, tmp_path)
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["b.png", "c.png"]

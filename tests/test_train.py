@@ -198,6 +198,19 @@ def test_config_task_videos_is_checked(override, words):
 
 
 @pytest.mark.parametrize(
+    "override, words",
+    [
+        ("tasks=[countng]", "TrainConfig.tasks: unknown task ['countng']; known: ['consistency', "),
+        ("tasks=[countng, nope]", "TrainConfig.tasks: unknown tasks ['countng', 'nope']; known: ['consistency', "),
+    ],
+)
+def test_config_unknown_tasks_are_counted(override, words):
+    """One unknown task is "unknown task", two "unknown tasks" (it was "unknown task(s)": sf2t._plural.noun_for)."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        apply_overrides(TrainConfig(), [override])
+
+
+@pytest.mark.parametrize(
     "overrides, words",
     [
         (
@@ -350,7 +363,7 @@ def test_cli_broken_video_sets_and_out_dir_are_clear_errors(tiny, clips, tmp_pat
     assert "no_videos: a folder with no video files" in err
     assert main([*base, f"videos=[{bad['missing']},{bad['empty']}]", f"out_dir={tmp_path / 'a'}"]) == 2
     err = capsys.readouterr().err
-    assert "none of the 2 training video(s) can be read" in err and "no such file" in err and "0 bytes" in err
+    assert "none of the 2 training videos can be read" in err and "no such file" in err and "0 bytes" in err
     assert main([*base, f"videos=[{bad['noise']},{bad['empty']}]", f"out_dir={tmp_path / 'b'}"]) == 1
     err = capsys.readouterr().err
     assert "no usable videos left" in err and "noise.mp4: cannot open as a video" in err and "empty.mp4" in err
@@ -980,7 +993,8 @@ def test_cli_train_refuses_a_cuda_device_it_does_not_have(tiny, clips, tmp_path,
     good, _ = clips
     if torch.cuda.is_available():
         args = [f"device=cuda:{torch.cuda.device_count()}"]
-        words = f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+        n = torch.cuda.device_count()
+        words = f"this machine has {n} CUDA device{'' if n == 1 else 's'}"  # (on one GPU: "1 CUDA device")
     else:
         args, words = ["device=cuda"], "device cuda: torch sees no CUDA device on this machine (use cpu)"
     assert main(["train", f"model={tiny}", f"videos=[{good[0]}]", f"out_dir={tmp_path / 'r'}", *args]) == 2
@@ -1459,6 +1473,7 @@ def test_two_process_gloo_ddp_matches_one_process(tiny, clips, tmp_path):
     assert r4["losses"] == pytest.approx(one["losses"], abs=1e-5)
     assert [e["step"] for e in r4["evals"]] == [1, 2]  # the evaluations rank 0 made are in the checkpoint
     assert any("the same global batch of 4 samples" in line for line in lines), lines
+    assert any("written by 2 processes x batch_size 2, this run has 1 x 4" in line for line in lines), lines
     assert not any("differs" in line for line in lines), lines
     cfg = TrainConfig(**{**base, "eval_every": 0}, batch_size=2, resume=ckpt, out_dir=str(tmp_path / "r2"))
     factory, _ = make_factories(cfg, tok)
@@ -1734,7 +1749,7 @@ def test_cli_train_names_which_videos_ran_out(tiny, clips, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "held-out set (eval_videos): no usable videos left" in err and "noise.mp4" in err
     assert main([*base, "task_videos={counting:[/nowhere]}", "tasks=[counting]", f"out_dir={tmp_path / 'b'}"]) == 1
-    assert "none of the 2 usable video(s) is under task_videos' paths" in capsys.readouterr().err
+    assert "none of the 2 usable videos is under task_videos' paths" in capsys.readouterr().err
     one = ["train", f"model={tiny}", f"videos=[{good[0]}]", "tasks=[localization]", f"out_dir={tmp_path / 'c'}"]
     assert main([*one, "steps=1", "progress=false"]) == 2
     err = capsys.readouterr().err

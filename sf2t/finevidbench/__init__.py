@@ -3,6 +3,7 @@ from your videos (``build``: fragment-level SF²T questions, scene-level questio
 speed and frame-order variants), exporting it for lmms-eval or VLMEvalKit (``export``) and scoring a model on it
 (``evaluate``). CLI: ``sf2t finevidbench build``, ``sf2t finevidbench export`` and ``sf2t eval``."""
 
+from sf2t._oserror import is_bad_input
 from sf2t.finevidbench.format import FORMAT, LEVELS, VARIANTS, BenchmarkError, load, save, schema, validate
 
 __all__ = [
@@ -78,6 +79,8 @@ def main_build(argv=None) -> int:
         try:
             raw = read_mapping(args.task_config, "--task-config")
         except ValueError as e:
+            if not is_bad_input(e):
+                raise
             print(f"sf2t finevidbench build: {e}", file=sys.stderr)
             return 2
         params = {}
@@ -87,6 +90,8 @@ def main_build(argv=None) -> int:
             try:
                 params[name] = _task_section(name, section)
             except ValueError as e:
+                if not is_bad_input(e):
+                    raise
                 print(f"sf2t finevidbench build: --task-config {args.task_config}: {name}: {e}", file=sys.stderr)
                 return 2
     try:
@@ -106,6 +111,8 @@ def main_build(argv=None) -> int:
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the frames and clips made so far were in a staging folder, removed
@@ -163,6 +170,8 @@ def main_export(argv=None) -> int:
             raise ValueError(f"--fps must be >= 1, got {args.fps}")
         export(args.bench, args.out, args.format, fps=args.fps, task=args.task)
     except (ValueError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         print(f"sf2t finevidbench export: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # what it wrote was removed (sf2t.finevidbench.export)
@@ -363,6 +372,8 @@ def main_eval(argv=None) -> int:
             setting=setting,
         )
     except (ValueError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         print(f"sf2t eval: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -442,8 +442,9 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
         import warnings
 
         warnings.warn(
-            f"{len(left)} file(s) of the earlier build that this one no longer uses could not be removed: "
-            f"{'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; remove them by hand",
+            f"{counted(len(left), 'file')} of the earlier build that this one no longer uses could not be removed: "
+            f"{'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; "
+            f"remove {'it' if len(left) == 1 else 'them'} by hand",
             stacklevel=2,  # (build(): in sf2t, so that the sf2t command shows it)
         )
     for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):

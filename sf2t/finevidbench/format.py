@@ -110,10 +110,13 @@ def load(path: str | os.PathLike) -> dict:
     relative paths start from)."""
     path = Path(path)
     from sf2t._files import read_text
+    from sf2t._oserror import is_bad_input
 
     try:
         text = read_text(path, str(path), "a benchmark JSON file")
     except ValueError as e:
+        if not is_bad_input(e):
+            raise
         raise BenchmarkError(str(e)) from None
     try:
         bench = json.loads(text)

@@ -41,6 +41,8 @@ import weakref
 import numpy as np
 import torch
 
+from sf2t._plural import counted
+
 __all__ = ["apply_sf2t", "remove_sf2t", "check_compression", "find_qwen_inner", "find_llava_inner"]
 
 
@@ -447,8 +449,8 @@ def _get_rope_index(self, *args, **kwargs):
     if len(counts) != video_grid_thw.shape[0] or not torch.equal(merged, grid):
         raise RuntimeError(
             f"sf2t: the videos of this forward pass (grids {video_grid_thw.tolist()}) are not the ones last compressed "
-            f"({len(counts)} video(s), merged grids {grid.tolist()}): under token compression the model must get "
-            "pixel_values_videos (precomputed video features, e.g. mm_encoder_outputs, are not supported)"
+            f"({counted(len(counts), 'video')}, merged grids {grid.tolist()}): under token compression the model "
+            "must get pixel_values_videos (precomputed video features, e.g. mm_encoder_outputs, are not supported)"
         )
     b, length = input_ids.shape
     dev = input_ids.device

@@ -1,5 +1,6 @@
 """Self-supervised fragment tasks (defined in ``docs/tasks.md``): planners, builders, templates, scorers, guard."""
 
+from sf2t._plural import noun_for
 from sf2t.tasks.base import FramePlan, Sample, SkipSample, Task, make_rng
 from sf2t.tasks.consistency import ConsistencyConfig, ConsistencyTask
 from sf2t.tasks.counting import CountingConfig, CountingTask
@@ -42,7 +43,9 @@ def task_names(values, label: str = "tasks") -> list[str]:
         f"{n!r}" + (f" ({hint.strip()})" if (hint := did_you_mean(n, TASKS)) else "") for n in names if n not in TASKS
     ]
     if unknown:
-        raise ValueError(f"{label}: unknown task(s) {', '.join(unknown)}; valid: {', '.join(TASKS)}")
+        raise ValueError(
+            f"{label}: unknown {noun_for(len(unknown), 'task')} {', '.join(unknown)}; valid: {', '.join(TASKS)}"
+        )
     return names
 
 

@@ -33,6 +33,7 @@ from typing import Sequence
 import torch
 
 from sf2t._checks import check_int
+from sf2t._oserror import is_bad_input
 from sf2t._plural import counted
 from sf2t.tasks import TASKS, make_task, task_names
 
@@ -482,6 +483,8 @@ def main(args) -> int:
             print(f"contact sheet: {p}")
             return 0
     except (ValueError, RuntimeError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -57,6 +57,7 @@ from typing import Sequence
 import torch
 
 from sf2t._checks import check_int, check_int_pair
+from sf2t._plural import counted, noun_for
 from sf2t.throughput.agreement import (
     AGREE_WINDOWS,  # noqa: F401  (re-exported)
     TWIN_MAX_STEPS,
@@ -194,7 +195,7 @@ def measure(
     mods, processor_for = _baselines()
     unknown = [a for a in against if a not in mods]
     if unknown:  # before the videos are probed (every frame decoded once)
-        raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(mods)}")
+        raise ValueError(f"unknown {noun_for(len(unknown), 'baseline')} {unknown}; known: {sorted(mods)}")
     torch.set_num_threads(threads)
     infos, left_out = select_videos(videos, against)
     videos = [i.path for i in infos]
@@ -237,7 +238,8 @@ def measure(
             agreement[a]["timed_vs_check_twin"] = d
         log(
             f"agreement: {', '.join(against)} within tolerance of sf2t's on {len(mine)} samples of windows "
-            f"{checked} ({len({p for p, _ in check_plans})} video(s)), checked in {time.perf_counter() - t_check:.2f} s"
+            f"{checked} ({counted(len({p for p, _ in check_plans}), 'video')}), checked in "
+            f"{time.perf_counter() - t_check:.2f} s"
         )
     times: dict[str, list[float]] = {p: [] for p in ("sf2t", *against)}
     decoded = 0

@@ -9,6 +9,8 @@ import sys
 from typing import Sequence
 
 from sf2t._args import Parser
+from sf2t._oserror import is_bad_input
+from sf2t._plural import counted
 from sf2t.throughput.report import json_safe, print_table
 from sf2t.throughput.sampling import FAMILIES, FRAME_TASKS
 
@@ -163,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # as sf2t train's videos=: a manifest gives its ok lines (it was probed as a video: "cannot open")
         videos = expand_videos(args.videos)
     except ValueError as e:  # a folder without videos, a broken manifest
+        if not is_bad_input(e):
+            raise
         print(f"sf2t throughput: --videos {e}", file=sys.stderr)
         return 2
     if not videos:
@@ -172,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             check_out_file(args.json, "--json", inputs=videos, text=True)  # before the measurement, not after it
         except ValueError as e:
+            if not is_bad_input(e):
+                raise
             print(f"sf2t throughput: {e}", file=sys.stderr)
             return 2
     try:
@@ -199,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline_streams=args.baseline_streams,
         )
     except (ValueError, RuntimeError, VideoError) as e:
+        if not is_bad_input(e):
+            raise
         print(f"sf2t throughput: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before a timed round finished (else measure returns those rounds' figures)
@@ -209,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_text_atomic(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
     if res.get("interrupted"):
         print(
-            f"sf2t throughput: interrupted: the figures are of the {res['rounds']} of {res['rounds_asked']} timed "
-            "round(s) that finished",
+            f"sf2t throughput: interrupted: the figures are of the {res['rounds']} of "
+            f"{counted(res['rounds_asked'], 'timed round')} that finished",
             file=sys.stderr,
         )
         return 130

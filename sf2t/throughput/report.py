@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from sf2t._plural import counted
 from sf2t.throughput.sampling import FRAMES
 
 
@@ -14,7 +15,7 @@ def print_table(res: dict) -> None:
     if res.get("workers"):
         each = f"sf2t in {res['workers']} worker processes of one thread, the baselines {each}"
     elif res.get("prefetch"):
-        each += f"; sf2t decodes {res['prefetch']} window(s) ahead in a thread while it packs, threads split"
+        each += f"; sf2t decodes {counted(res['prefetch'], 'window')} ahead in a thread while it packs, threads split"
     elif res.get("pipelines", 1) > 1:
         each += f"; sf2t runs {res['pipelines']} pipeline threads (decode, build, pack), threads split"
     if res.get("baseline_streams", 1) > 1:

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import torch
 
+from sf2t._plural import noun_for
+
 FRAMES, WINDOW, SAMPLES_PER_WINDOW = 16, 64, 4
 PROVIDERS = ("sf2t", "llamafactory_style", "qwenvl_utils_style")
 
@@ -70,7 +72,7 @@ def _tasks(names: Sequence[str]) -> dict:
 
     unknown = [n for n in names if n != "fragment" and n not in TASKS]
     if unknown or not names:
-        raise ValueError(f"unknown task(s) {unknown}; known: {sorted(('fragment', *TASKS))}")
+        raise ValueError(f"unknown {noun_for(len(unknown), 'task')} {unknown}; known: {sorted(('fragment', *TASKS))}")
     return {n: Fragment() if n == "fragment" else make_task(n) for n in names}
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sf2t._args import Parser
+from sf2t._oserror import is_bad_input
 from sf2t._plural import counted
 
 __all__ = ["run_training", "train_main", "merge_main"]
@@ -196,6 +197,8 @@ def _precheck_paths(cfg) -> str | None:
     try:  # under a file, or where no folder can be made: said now, not as a traceback after training
         check_out_folder(out, "out_dir")
     except ValueError as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     if cfg.model and os.path.realpath(out) == os.path.realpath(cfg.model):
         return (
@@ -233,6 +236,8 @@ def _precheck_paths(cfg) -> str | None:
         videos = expand_videos(cfg.videos)
         held_out = expand_videos(cfg.eval_videos)
     except ValueError as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     if not videos:
         return f"videos {cfg.videos} list no video (a manifest with no ok line?)"
@@ -256,7 +261,7 @@ def _precheck_paths(cfg) -> str | None:
         else:
             return None
     shown = "; ".join(why[:5]) + (f"; ... ({len(why) - 5} more)" if len(why) > 5 else "")
-    return f"none of the {len(why)} training video(s) can be read: {shown}"
+    return f"none of the {counted(len(why), 'training video')} can be read: {shown}"
 
 
 def _precheck_resume(cfg) -> str | None:
@@ -269,6 +274,8 @@ def _precheck_resume(cfg) -> str | None:
         if check_resume(cfg) is not None:
             read_metrics(cfg.out_dir)  # damage before its last line (a cut-short last line is dropped when it resumes)
     except (FileNotFoundError, ValueError) as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     return None
 
@@ -290,6 +297,8 @@ def _precheck_supervised(cfg) -> str | None:
     try:
         load_supervised(cfg.supervised_data)
     except (ValueError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     return None
 
@@ -313,6 +322,8 @@ def _precheck_model(cfg) -> str | None:
     try:
         family = family_of_checkpoint(cfg.model)
     except (ValueError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     if (
         cfg.token_keep_ratio < 1.0
@@ -434,6 +445,8 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, _split_overrides(rest))
     except (ValueError, FileNotFoundError) as e:
+        if not is_bad_input(e):
+            raise
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     if args.print_config:
@@ -484,7 +497,7 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # a setting the data cannot serve (one video for a task that needs two, ...)
-        if isinstance(e, OSError):  # io.UnsupportedOperation is both: a bug, its traceback
+        if not is_bad_input(e):
             raise
         print(f"sf2t train: {e}", file=sys.stderr)
         return 2
@@ -539,6 +552,8 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
         model, tok = load_model_and_tokenizer(args.base)
         merged = load_adapter(model, args.adapter, args.base).merge_and_unload()
     except ValueError as e:  # shapes or module names of another model
+        if not is_bad_input(e):
+            raise
         print(f"sf2t merge: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -612,6 +627,8 @@ def _precheck_merge(args) -> str | None:
     try:  # under a file, or where no folder can be made: said before the model loads
         check_out_folder(args.out, "--out")
     except ValueError as e:
+        if not is_bad_input(e):
+            raise
         return str(e)
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         return f"--out {args.out} is a folder that is not empty: pass a new or empty one, or --overwrite to replace it"

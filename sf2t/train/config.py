@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from sf2t._plural import noun_for
 from sf2t.tasks.consistency import ConsistencyConfig
 from sf2t.tasks.counting import CountingConfig
 from sf2t.tasks.disorder import DisorderConfig
@@ -249,7 +250,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.tasks must name at least one task of {sorted(TASKS)}")
         unknown = (set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])) - set(TASKS)
         if unknown:
-            raise ValueError(f"TrainConfig.tasks: unknown task(s) {sorted(unknown)}; known: {sorted(TASKS)}")
+            raise ValueError(
+                f"TrainConfig.tasks: unknown {noun_for(len(unknown), 'task')} {sorted(unknown)}; known: {sorted(TASKS)}"
+            )
         for name in sorted(set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])):
             try:  # each task checks its own parameters: say so now, not after the model has loaded
                 make_task(name, self.task_config(name))

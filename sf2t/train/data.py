@@ -434,7 +434,7 @@ class SampleFactory:
                 where = f" for {task}" + ("" if allowed is None else f" (task_videos: {list(allowed)})")
                 skipped = "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
                 if allowed is not None and usable and not any(i.path.startswith(allowed) for i in usable):
-                    why = f"none of the {len(usable)} usable video(s) is under task_videos' paths"
+                    why = f"none of the {counted(len(usable), 'usable video')} is under task_videos' paths"
                 else:
                     why = f"skipped: {skipped}" if skipped else "none was given"
                 raise NoUsableVideo(f"no usable videos left{where}; {why}")

@@ -610,8 +610,8 @@ def train(
                 if saved_world * saved_batch == world * cfg.batch_size:  # the same global batches: the same run
                     changed = [c for c in changed if not c.startswith("batch_size:")]
                     log(
-                        f"resume: the checkpoint was written by {saved_world} process(es) x batch_size {saved_batch}, "
-                        f"this run has {world} x {cfg.batch_size}: the same global batch of "
+                        f"resume: the checkpoint was written by {counted(saved_world, 'process')} x batch_size "
+                        f"{saved_batch}, this run has {world} x {cfg.batch_size}: the same global batch of "
                         f"{counted(world * cfg.batch_size, 'sample')}, drawn from where the checkpoint stopped"
                     )
                 else:

@@ -33,6 +33,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from sf2t._plural import counted
+
 __all__ = ["SupervisedRecord", "leave_out_long", "load_supervised"]
 
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -181,8 +183,8 @@ def leave_out_long(records: list[SupervisedRecord], context, inputs, tokenizer, 
     fix = f"shorten those records' text, or lower supervised_frames ({frames}) or {smaller} to leave the text more room"
     if len(over) == len(records):
         raise ValueError(
-            f"supervised_data: none of its {len(records)} record(s) fits the model's context with {frames} frames "
-            f"(e.g. {named}{more}), so none could be mixed in; {fix}"
+            f"supervised_data: none of its {counted(len(records), 'record')} fits the model's context with "
+            f"{frames} frames (e.g. {named}{more}), so none could be mixed in; {fix}"
         )
     for k, o in over:  # (appended: pool.drop's look for an earlier skip of the same path would be quadratic here)
         rec = records[k]
@@ -191,8 +193,8 @@ def leave_out_long(records: list[SupervisedRecord], context, inputs, tokenizer, 
         )
         pool.skipped.append(Skip(rec.key, "too_long", why, SUPERVISED))
     text = (
-        f"supervised_data: left out {len(over)} of {len(records)} record(s) longer than the model's context with "
-        f"{frames} frames ({named}{more}); mixing in the other {len(records) - len(over)}. To keep them, {fix}"
+        f"supervised_data: left out {len(over)} of {counted(len(records), 'record')} longer than the model's context "
+        f"with {frames} frames ({named}{more}); mixing in the other {len(records) - len(over)}. To keep them, {fix}"
     )
     warnings.warn(text, stacklevel=2)
     gone = {k for k, _ in over}

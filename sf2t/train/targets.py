@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import warnings
 
+from sf2t._plural import counted
+
 __all__ = ["leave_out_large_targets"]
 
 
@@ -49,9 +51,9 @@ def leave_out_large_targets(factory, what: str = "videos") -> None:
         )
         if len(over) == len(infos):
             raise ValueError(
-                f"{name}: none of the {len(infos)} video(s) of {what} it may draw can give a target image that fits "
-                f"the model's context, even the smallest ({cfg.side_min:.3g} of the video's short side) with the "
-                f"longest question (e.g. {named}{more}); {fix}, or leave {name} out of the task mix"
+                f"{name}: none of the {counted(len(infos), 'video')} of {what} it may draw can give a target image "
+                f"that fits the model's context, even the smallest ({cfg.side_min:.3g} of the video's short side) "
+                f"with the longest question (e.g. {named}{more}); {fix}, or leave {name} out of the task mix"
             )
         gone = pool.excluded.setdefault(name, set())
         for info, size, got in over:  # (appended: pool.drop's look for an earlier skip would be quadratic here)
@@ -63,9 +65,9 @@ def leave_out_large_targets(factory, what: str = "videos") -> None:
             gone.add(info.path)
             pool.skipped.append(Skip(info.path, "too_large", why, name))
         warnings.warn(
-            f"{name}: left out {len(over)} of {len(infos)} video(s) of {what} whose smallest target image cannot "
-            f"fit the model's context ({named}{more}); {name} draws from the other {len(infos) - len(over)}, the "
-            f"other tasks still use them all. To keep them: {fix}",
+            f"{name}: left out {len(over)} of {counted(len(infos), 'video')} of {what} whose smallest target image "
+            f"cannot fit the model's context ({named}{more}); {name} draws from the other {len(infos) - len(over)}, "
+            f"the other tasks still use them all. To keep them: {fix}",
             stacklevel=2,
         )
 

@@ -21,6 +21,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from sf2t._oserror import is_bad_input
 from sf2t._plural import counted
 from sf2t.video.errors import VideoError
 from sf2t.video.probe import VideoInfo, probe
@@ -431,12 +432,16 @@ def index_paths(
         try:
             old = {e["path"]: e for e in read_manifest(out)}
         except ValueError as e:
+            if not is_bad_input(e):
+                raise
             print(f"warning: {e}; probing everything again", file=sys.stderr)
         gone = [p for p in old if p not in set(files)]
         if gone:
+            one = len(gone) == 1
             print(
-                f"warning: {len(gone)} line(s) of {out} are for files not under the paths given this time (e.g. "
-                f"{gone[0]}): the new manifest leaves them out (give their paths too to keep them)",
+                f"warning: {counted(len(gone), 'line')} of {out} {'is for a file' if one else 'are for files'} not "
+                f"under the paths given this time (e.g. {gone[0]}): the new manifest leaves {'it' if one else 'them'} "
+                f"out (give {'its path' if one else 'their paths'} too to keep {'it' if one else 'them'})",
                 file=sys.stderr,
             )
     res = IndexResult()
@@ -565,7 +570,7 @@ def main(args) -> int:
             progress=not args.quiet,
         )
     except ValueError as e:  # (an OSError, a full disk at a save: sf2t.cli.main says it in one line, or its traceback)
-        if isinstance(e, OSError):  # io.UnsupportedOperation is both: a bug, its traceback
+        if not is_bad_input(e):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
