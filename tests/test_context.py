@@ -529,7 +529,7 @@ def test_llava_video_whose_smallest_target_cannot_fit_is_left_out_of_localizatio
     (large,) = [m for m in said if "a sample with a large target image" in m]
     assert "The run goes on: such a video's samples draw their target only among the sizes that fit" in large
     (left,) = [m for m in said if m.startswith("localization: left out")]
-    assert "localization: left out 1 of 4 videos of videos whose smallest target image cannot fit" in left
+    assert "localization: left out 1 of 4 videos in 'videos' whose smallest target image cannot fit" in left
     assert (
         f"{big[0]}: short side 240 px, smallest target 60 px = 88 image tokens, with 12 frames: 191 tokens > "
         "max_position_embeddings 139" in left
@@ -560,7 +560,7 @@ def test_llava_localization_refused_when_no_video_can_give_a_target_that_fits(tm
 
     _, _, big = sized_clips
     cfg = _cfg(_tiny(tmp_path, "llava_onevision", LLAVA_FITS_SMALL_TARGETS), big, tmp_path, tasks=["localization"])
-    with pytest.raises(ValueError, match=r"localization: none of the 2 videos of videos it may draw can give a "):
+    with pytest.raises(ValueError, match=r"localization: none of the 2 videos in 'videos' it may draw can give a "):
         with pytest.warns(UserWarning, match="a sample with a large target image"):
             make_factories(cfg, _tokenizer(cfg.model))
     with pytest.raises(ValueError) as e, pytest.warns(UserWarning):

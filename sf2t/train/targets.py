@@ -51,7 +51,7 @@ def leave_out_large_targets(factory, what: str = "videos") -> None:
         )
         if len(over) == len(infos):
             raise ValueError(
-                f"{name}: none of the {counted(len(infos), 'video')} of {what} it may draw can give a target image "
+                f"{name}: none of the {counted(len(infos), 'video')} in {what!r} it may draw can give a target image "
                 f"that fits the model's context, even the smallest ({cfg.side_min:.3g} of the video's short side) "
                 f"with the longest question (e.g. {named}{more}); {fix}, or leave {name} out of the task mix"
             )
@@ -65,7 +65,7 @@ def leave_out_large_targets(factory, what: str = "videos") -> None:
             gone.add(info.path)
             pool.skipped.append(Skip(info.path, "too_large", why, name))
         warnings.warn(
-            f"{name}: left out {len(over)} of {counted(len(infos), 'video')} of {what} whose smallest target image "
+            f"{name}: left out {len(over)} of {counted(len(infos), 'video')} in {what!r} whose smallest target image "
             f"cannot fit the model's context ({named}{more}); {name} draws from the other {len(infos) - len(over)}, "
             f"the other tasks still use them all. To keep them: {fix}",
             stacklevel=2,
