@@ -1,4 +1,5 @@
-"""Family-independent helpers for tiny offline checkpoints and LoRA target selection.
+"""Family-independent helpers for tiny offline checkpoints, LoRA target selection and the LLaVA vision towers'
+frame-size check (:func:`check_tower_frame_size`).
 
 Every family module builds its tiny checkpoint with :func:`build_tiny_checkpoint`: tokenizer -> config ->
 seeded float32 model (:func:`build_model_seeded`) -> greedy generation config -> processor, saved atomically by
@@ -62,6 +63,41 @@ def tower_lora_modules(model: nn.Module, vision_re: str, llm_re: str, vision: bo
     if not parts:
         raise ValueError("lora_target_modules: select at least one of vision / llm")
     return select_linear_modules(model, "(?:" + "|".join(parts) + ")", "lora_target_modules")
+
+
+def check_tower_frame_size(
+    height: int,
+    width: int,
+    image_size: int | None,
+    what: str,
+    *,
+    model: str,
+    why: str,
+    fix: str,
+    patch_size: int | None = None,
+) -> None:
+    """The LLaVA families' ``check_frame_size``: a ValueError naming ``height x width`` and the size that works when
+    ``model``'s vision tower, whose position embeddings are for the one patch grid of its ``image_size`` square, cannot
+    take frames of that size. ``patch_size`` None: only that square (CLIP checks the pixel size); given: any size with
+    the square's patch grid (SigLIP's patch convolution drops the pixels past the last whole patch, as the real
+    OneVision's 384 / 14 does). ``image_size`` None (the config unknown): only a non-square frame (patch grid) is
+    refused. ``why``: the model's reason, ``fix``: what to do, with ``{size}`` for the size that works."""
+    p = 1 if patch_size is None else patch_size  # compared in patches (CLIP: in pixels)
+    grid, side = (height // p, width // p), None if image_size is None else image_size // p
+    if (grid == (side, side)) if side is not None else (grid[0] == grid[1]):
+        return
+    if image_size is None:
+        good = "that square"
+        takes = "the vision tower's image_size, a square"
+        if patch_size is not None:
+            takes = f"a square grid of {p}-pixel patches (the vision tower's image_size square)"
+    else:
+        good = f"{image_size}x{image_size}"
+        takes = f"the vision tower's image_size {good}"
+        if patch_size is not None:
+            low, high = side * p, side * p + p - 1
+            takes += f" (or another size of its {side}x{side} grid of {p}-pixel patches: {low} to {high} a side)"
+    raise ValueError(f"{model} takes {what} of {takes}; got {height}x{width} ({why}): {fix.format(size=good)}")
 
 
 def seeded_init_(model: nn.Module, seed: int) -> None:

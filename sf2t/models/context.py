@@ -48,8 +48,10 @@ class Context:
     RoPE scaling factor), ``max_tokens`` (the tokenizer's ``model_max_length``; None when unset; not a limit under
     Qwen's M-RoPE, where a video's tokens take far fewer positions than tokens and nothing in the model counts
     tokens), and for M-RoPE (``mrope``) the spatial ``merge`` and the video's temporal position step ``interval``.
-    ``frame_size``: the one (h, w) frame size the vision tower takes, where it takes only one (LLaVA-NeXT-Video: its
-    CLIP ``image_size`` square, :func:`sf2t.models.llava_next_video.check_frame_size`); None otherwise."""
+    ``frame_size``: the (h, w) frame size the vision tower is built for, where it takes only that (LLaVA-NeXT-Video: its
+    CLIP ``image_size`` square, :func:`sf2t.models.llava_next_video.check_frame_size`; LLaVA-OneVision: its SigLIP
+    ``image_size`` square, or another size of its patch grid, :func:`sf2t.models.llava_onevision.check_frame_size`);
+    None otherwise."""
 
     max_positions: int | None
     max_tokens: int | None = None
@@ -71,7 +73,7 @@ class Context:
         vision = getattr(config, "vision_config", None)
         merge = int(getattr(vision, "spatial_merge_size", 2) or 2)
         interval = float(getattr(vision, "tokens_per_second", 1) or 1) if model_type == "qwen2_5_vl" else 1.0
-        side = getattr(vision, "image_size", None) if model_type == "llava_next_video" else None
+        side = getattr(vision, "image_size", None) if model_type in ("llava_next_video", "llava_onevision") else None
         frame = (int(side), int(side)) if isinstance(side, int) and side > 0 else None
         return cls(None if positions is None else int(positions), tokens, mrope, merge, interval, frame)
 

@@ -80,7 +80,8 @@ class ModelInputs:
     grouping (``repeat`` or ``pairs``); LLaVA families take each frame once at the processor's size.
     ``context``: the model's :class:`sf2t.models.context.Context`, which the sample factory checks each sample against;
     LLaVA-NeXT-Video: a processor whose frames are not the vision tower's ``image_size`` square (its ``frame_size``) is
-    refused here, and without a context one whose frames are not square (e.g. ``shortest_edge`` with no crop).
+    refused here, and without a context one whose frames are not square (e.g. ``shortest_edge`` with no crop);
+    LLaVA-OneVision: likewise one whose frames' patch grid is not that square's (non-square, without a context).
     """
 
     def __init__(
@@ -142,7 +143,8 @@ class ModelInputs:
 
     def _check_frame_size(self, out: tuple[int, int] | None, context) -> None:
         """Refuse now a processor whose video frames the model cannot take (``family.check_frame_size``;
-        LLaVA-NeXT-Video: only the vision tower's ``image_size`` square, known from ``context``, else only a square),
+        LLaVA-NeXT-Video: only the vision tower's ``image_size`` square, known from ``context``, else only a square;
+        LLaVA-OneVision: only that square's patch grid),
         not in the model's forward: its output size ``out`` (None: ``shortest_edge`` without a crop, so each video's
         frames keep its aspect ratio)."""
         check = self.family.check_frame_size

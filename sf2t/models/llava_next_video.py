@@ -58,6 +58,7 @@ from sf2t.models._build import (  # noqa: F401  (the LLM names re-exported)
     LLM_LORA_RE,
     LORA_TARGETS_LLM,
     build_tiny_checkpoint,
+    check_tower_frame_size,
     pad_to_multiple,
     tiny_sizes,
 )
@@ -138,20 +139,16 @@ def check_frame_size(height: int, width: int, image_size: int | None = None, wha
     embeddings are for the one patch grid and ``get_video_features`` passes no ``interpolate_pos_encoding``). A
     non-square frame could not work even then: the pooler views each frame's features as a square grid. The
     placeholder count (:func:`num_video_tokens`) is the processor's for any size: this is the model's limit."""
-    if image_size is not None and (height, width) == (image_size, image_size):
-        return
-    if image_size is None and height == width:
-        return
-    takes = (
-        f"the vision tower's image_size {image_size}x{image_size}"
-        if image_size is not None
-        else "the vision tower's image_size, a square"
-    )
-    raise ValueError(
-        f"LLaVA-NeXT-Video takes {what} of {takes}; got {height}x{width} (CLIP's position embeddings are for that "
-        "one patch grid, and the pooler reshapes each frame's features to a square): set the processor's video "
-        f"crop_size to {f'{image_size}x{image_size}' if image_size is not None else 'that square'} "
-        "(do_center_crop on, shortest_edge the same), as the checkpoint's own processor does"
+    check_tower_frame_size(
+        height,
+        width,
+        image_size,
+        what,
+        model="LLaVA-NeXT-Video",
+        why="CLIP's position embeddings are for that one patch grid, and the pooler reshapes each frame's features to "
+        "a square",
+        fix="set the processor's video crop_size to {size} (do_center_crop on, shortest_edge the same), as the "
+        "checkpoint's own processor does",
     )
 
 

@@ -2,7 +2,8 @@
 
 Architecture (transformers 5.x ``LlavaOnevisionForConditionalGeneration``): SigLIP vision tower ->
 2-layer MLP projector -> Qwen2 LLM. Pixels are ``[F, C, H, W]`` per video (``pixel_values_videos``
-``[B, F, C, H, W]``), every frame resized (no crop) to the vision tower's ``image_size`` square.
+``[B, F, C, H, W]``), every frame resized (no crop) to the vision tower's ``image_size`` square: the model takes
+only frames of that square's patch grid (:func:`check_frame_size`).
 
 Video placeholder count (``LlavaOnevisionProcessor.replace_video_token`` and
 ``LlavaOnevisionModel.get_video_features``): each frame gives ``(image_size / patch)**2`` patch tokens,
@@ -45,6 +46,7 @@ from sf2t.models._build import (
     LLM_LORA_RE,
     LORA_TARGETS_LLM,  # noqa: F401  (re-exported)
     build_tiny_checkpoint,
+    check_tower_frame_size,
     tiny_sizes,
     tower_lora_modules,
 )
@@ -138,6 +140,32 @@ def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PAT
     tower's image_size): ``frames * ceil(h/p/2) * ceil(w/p/2) + 1`` (pooled patches, one trailing newline)."""
     frames, height, width, per_frame = _frame_tokens(frames, height, width, patch_size)
     return frames * per_frame + 1
+
+
+def check_frame_size(height: int, width: int, image_size: int | None = None, what: str = "frames") -> None:
+    """A ValueError naming ``height x width`` and the size that works when LLaVA-OneVision's model cannot take frames
+    of that size: only sizes with the patch grid of the vision tower's ``image_size`` square work (``image_size=None``,
+    unknown: only a non-square patch grid is refused).
+
+    Measured with the tiny model (transformers 5.23, ``image_size`` 56, a 4x4 grid): 56x56 to 69x69 run (SigLIP's
+    patch convolution drops the pixels past the last whole patch); 28x28, 42x42, 70x70, 84x84, 112x112, 56x70, 56x84,
+    56x112 and 112x56 all fail in SigLIP's embeddings ("The size of tensor a (64) must match the size of tensor b
+    (16)": its position embeddings are for the one patch grid and ``get_video_features`` passes no
+    ``interpolate_pos_encoding``); a non-square grid of the same patch count (28x112: 2x8) runs, but ``apply_pooling``
+    views each frame's features as the tower's square grid, mixing its rows (14x224: 1x16 features against sf2t's 17
+    placeholders, "Video features and video tokens do not match"). The processor's placeholder count is the tower's
+    grid's whatever the frame size; :func:`num_video_tokens` is the frame's: the same for the sizes that work."""
+    check_tower_frame_size(
+        height,
+        width,
+        image_size,
+        what,
+        model="LLaVA-OneVision",
+        why="SigLIP's position embeddings are for that one patch grid, and the pooler views each frame's features as "
+        "that square grid",
+        fix="set the processor's video size to {size} (height and width), as the checkpoint's own processor does",
+        patch_size=PATCH_SIZE,
+    )
 
 
 def num_image_tokens(processor, height: int, width: int) -> int:

@@ -330,6 +330,77 @@ def test_llava_next_video_refuses_a_processor_without_crop_at_model_inputs(env):
         ModelInputs(family, proc, context=context)
 
 
+def test_llava_onevision_takes_only_its_towers_patch_grid(env, tmp_path):
+    """Issue m7: the tiny LLaVA-OneVision model (SigLIP image_size 56, a 4x4 grid of 14-pixel patches) runs on frames
+    of that grid only (56x56 to 69x69); 112x112, 42x42 and 56x112 failed in SigLIP's embeddings (no
+    interpolate_pos_encoding) and 28x112 (2x8, the same 16 patches) ran with each frame's features viewed as a 4x4
+    grid. sf2t took all of them; a processor resizing to another grid is now refused where sf2t first knows the
+    model's config (ModelInputs with the model's Context, VideoRunner), by the check LLaVA-NeXT-Video uses, naming both
+    sizes; a non-square grid even without the config. Sizes of the tower's grid are taken as before, their
+    placeholder count the processor's."""
+    import json
+    import shutil
+
+    from transformers import AutoConfig
+
+    from sf2t.finevidbench.evaluate import VideoRunner
+    from sf2t.models.context import Context
+    from sf2t.models.inputs import ModelInputs
+
+    family, ckpt, processor = env("llava_onevision")
+    tok = processor.tokenizer
+    model = _load_model(family, ckpt).eval()
+    context = Context.of(AutoConfig.from_pretrained(ckpt, local_files_only=True), processor)
+    assert context.frame_size == (56, 56) and Context.of(model.config).frame_size == (56, 56)
+
+    def forward(h, w):
+        s = {k: v[None] for k, v in family.build_sample(tok, "q", "a", 2, h, w).items()}
+        with torch.no_grad():
+            return model(**s, pixel_values_videos=torch.zeros(1, 2, 3, h, w))
+
+    for h, w in ((56, 56), (69, 69), (28, 112)):  # (28x112 runs: its 2x8 patches viewed as 4x4 by the pooler)
+        assert torch.isfinite(forward(h, w).loss)
+    for h, w in ((112, 112), (42, 42), (56, 112)):
+        with pytest.raises(RuntimeError, match=r"must match the size of tensor b \(16\)"):
+            forward(h, w)
+
+    def sized(h, w):
+        proc = llava_onevision.build_processor(tok)
+        proc.video_processor.size = {"height": h, "width": w}
+        return proc
+
+    start = r"llava_onevision: the processor's video size {}: LLaVA-OneVision takes frames of the vision tower's "
+    tower = r"image_size 56x56 \(or another size of its 4x4 grid of 14-pixel patches: 56 to 69 a side\); got {} "
+    for h, w in ((112, 112), (42, 42), (70, 70), (56, 112), (28, 112)):
+        size = f"{h}x{w}"
+        with pytest.raises(ValueError, match=(start + tower).format(size, size) + r".*video size to 56x56"):
+            ModelInputs(family, sized(h, w), context=context)
+    ModelInputs(family, sized(112, 112))  # (no config: a square grid may be the tower's)
+    for h, w in ((56, 112), (28, 112)):
+        with pytest.raises(
+            ValueError, match=r"takes frames of a square grid of 14-pixel patches .*; got " + f"{h}x{w}"
+        ):
+            ModelInputs(family, sized(h, w))
+
+    # sf2t eval: a checkpoint whose processor resizes to 112 is refused before its weights load
+    bad = tmp_path / "ov112"
+    shutil.copytree(ckpt, bad)
+    for name, key in (("video_preprocessor_config.json", None), ("processor_config.json", "video_processor")):
+        data = json.loads((bad / name).read_text())
+        (data if key is None else data[key])["size"] = {"height": 112, "width": 112}
+        (bad / name).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=(start + tower).format("112x112", "112x112")):
+        VideoRunner(str(bad))
+    assert VideoRunner(str(ckpt)).inputs.size_kw == {"size": (56, 56)}
+
+    # the tower's grid: taken, with the processor's placeholder count (the checkpoint's 56x56 and 69x69)
+    for proc in (processor, sized(69, 69)):
+        mi = ModelInputs(family, proc, context=context)
+        vision = mi.video(torch.from_numpy(_video(2, 64, 96)), torch.arange(2), None)
+        ref = _reference("llava_onevision", proc, "q", None, 2, (64, 96), False)
+        assert torch.equal(mi.text(tok, "q", None, vision)["input_ids"], ref["input_ids"][0])
+
+
 def test_qwen2_5_vl_second_per_grid_ts(env):
     _, _, processor = env("qwen2_5_vl")
     text = processor.apply_chat_template(_messages("qwen2_5_vl", "Q?", None, False), tokenize=False)
