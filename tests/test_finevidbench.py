@@ -1079,6 +1079,59 @@ def test_eval_never_replaces_a_manifest_videos_ground_truth(bench, tmp_path, cap
     assert asked == [] and truth.read_bytes() == before
 
 
+def test_eval_never_replaces_the_ground_truth_of_a_clip_balanced_away(tmp_path):
+    """Every manifest video's ground truth the build read is an input of `sf2t eval`, also one whose scene questions
+    balancing left out (no question names its video): the benchmark lists them (ground_truth). Before, bench_files
+    did not name them, so only the results-file check stood between --out and them."""
+    from sf2t.finevidbench.evaluate import bench_files
+
+    for i in range(4):
+        synth.make_clip(tmp_path / "v" / f"c{i}", 30 + i, width=96, height=64, seconds=3, gop=12)
+    assert cli.main(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet", "--workers", "0"]) == 0
+    out = tmp_path / "b" / "bench.json"
+    build(str(tmp_path / "m.jsonl"), str(out), per_category=1, tasks=["counting"], log=lambda s: None, progress=False)
+    b = load(out)
+    truths = sorted((tmp_path / "v").glob("*.json"))
+    named = {Path(q["video"]["path"]).with_suffix(".json") for q in b["questions"] if "path" in q["video"]}
+    away = [t for t in truths if t not in named]
+    assert len(truths) == 4 and away, named  # the case: ground truth read, its clip's questions all left out
+    assert b["ground_truth"] == [str(t) for t in truths]
+    assert set(map(str, truths)) <= set(bench_files(b))
+    asked = []
+    with pytest.raises(ValueError, match=re.escape(f"--out {away[0]}: is an input of this command")):
+        evaluate(str(out), str(away[0]), predictor=lambda q, f, i: asked.append(q) or (0, {}), log=lambda s: None)
+    assert asked == []
+
+
+def test_bench_files_name_the_ground_truth_of_a_question_source(tmp_path):
+    """A benchmark built before ground_truth was recorded: the ground truth next to a question's meta.source (a
+    fragment question that shows built frame images names its video only there) is protected too; a ground_truth
+    that is not a list of paths is a format error naming the field."""
+    from sf2t.finevidbench.evaluate import bench_files
+
+    video, png = tmp_path / "v" / "c.mp4", tmp_path / "b" / "frames" / "q" / "00.png"
+    for f in (video, video.with_suffix(".json"), png):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+    q = {
+        "id": "q",
+        "level": "fragment",
+        "category": "consistency",
+        "variant": "original",
+        "video": {"frame_images": ["frames/q/00.png"]},
+        "question": "Are they the same?",
+        "options": ["Yes.", "No."],
+        "answer_index": 0,
+        "meta": {"source": str(video)},
+    }
+    (tmp_path / "b" / "bench.json").write_text(
+        json.dumps({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q]})
+    )
+    assert bench_files(load(tmp_path / "b" / "bench.json")) == sorted([str(png), str(video.with_suffix(".json"))])
+    with pytest.raises(BenchmarkError, match="field 'ground_truth' must be a list of paths"):
+        validate({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q], "ground_truth": "c.json"})
+
+
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     """No hub downloads: a hub id is refused with the command that fetches it; a plain missing folder is named."""
     argv = ["eval", "--bench", str(bench), "--out", str(tmp_path / "o.json")]
@@ -1538,11 +1591,11 @@ def test_scene_answers_are_balanced(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("sprites", ["1-3", "1-3 and one of 5"])
 def test_count_options_are_the_builds_counts(tmp_path, monkeypatch, sprites):
-    """object_count offers every clip of a build the same options, 1 to the most objects a clip shows. Clips of an
-    older sf2t.synth (1-3 sprites; given through --manifest with their ground truth) got 1-4: a 4 that is never the
+    """object_count offers every clip of a build the same options, the counts its clips show. Clips of an older
+    sf2t.synth (1-3 sprites; given through --manifest with their ground truth) got 1-4: a 4 that is never the
     answer (a blind model rules it out), and balancing (each answer at most one clip more than the rarest) then kept
     one clip per answer, 3 of 60. A clip showing 5 objects drew its options from 1-6 alone: a 5 or 6 gave its
-    count away."""
+    count away; then, with the others showing 1-3, every clip drew from 1-5: a 4 that no clip shows."""
     from collections import Counter
 
     from sf2t import synth
@@ -1559,10 +1612,11 @@ def test_count_options_are_the_builds_counts(tmp_path, monkeypatch, sprites):
     monkeypatch.setattr(synth, "make_clip", fake_clip)
     b = build(None, str(tmp_path / "b.json"), per_category=1000, synthetic=60, seed=0, log=lambda s: None)
     got = [q for q in b["questions"] if q["category"] == "object_count"]
-    most = max(int(q["meta"]["answer"]) for q in got)
-    assert most == (3 if sprites == "1-3" else 5)
-    pool = [str(i) for i in range(1, most + 1)]  # 4 of them where there are more (the truth and 3 others)
-    assert all(set(q["options"]) <= set(pool) and len(q["options"]) == min(4, most) for q in got)
+    shown = {q["meta"]["answer"] for q in got}  # every clip's count, in each variant (the 5 clip is kept)
+    pool = {"1", "2", "3"} | ({"5"} if sprites != "1-3" else set())
+    assert shown == pool  # (the 5 objects clip shows 5 in every variant: no 4 anywhere)
+    assert all(set(q["options"]) <= pool and len(q["options"]) == min(4, len(pool)) for q in got)
+    assert {o for q in got for o in q["options"]} == pool  # (1-5 offered a 4 that is never right)
     if sprites == "1-3":
         kept = Counter(q["meta"]["answer"] for q in got if q["variant"] == "original")
         assert set(kept) == {"1", "2", "3"} and min(kept.values()) >= 15, kept

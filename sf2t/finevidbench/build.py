@@ -25,8 +25,9 @@
   one more than the rarest answer has), so that no constant answer beats chance by much. That leaves some clips
   out: of 300, about 287 ``object_count`` groups (options 1-4), 75 ``motion_direction``, 141 ``speed_change``
   (sf2t.synth slows down about as many sprites as it speeds up) and 217 ``appear_disappear``, before
-  ``per_category``. ``object_count`` offers every clip of a build the same options, 1 to the most objects a clip
-  shows: 1-4 for sf2t.synth's clips, 1-3 for clips of an older sf2t.synth (1-3 sprites) given through a manifest.
+  ``per_category``. ``object_count`` offers every clip of a build the same options, the counts its clips show (in
+  any variant; up to 4 of them per question): 1-4 for sf2t.synth's clips, 1-3 for clips of an older sf2t.synth
+  (1-3 sprites) given through a manifest, and never a count no clip shows (clips of 1, 2, 3 and 5 objects: no 4).
 """
 
 from __future__ import annotations
@@ -37,13 +38,22 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from sf2t._checks import check_int
 from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
 
-__all__ = ["build", "NotPlaced", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
+__all__ = [
+    "build",
+    "NotPlaced",
+    "scene_questions",
+    "objects_shown",
+    "counts_shown",
+    "balance_scene",
+    "SCENE_FRAMES",
+    "OPPOSITE",
+]
 
 SCENE_FRAMES = 16
 OPPOSITE = {
@@ -96,6 +106,14 @@ def objects_shown(gt: dict) -> int:
     return sum(any(_visible(sp, f) for f in orig) for sp in gt["sprites"])
 
 
+def counts_shown(gt: dict) -> set[int]:
+    """The answers a clip's ``object_count`` questions have: how many objects each variant shows (visible in at least
+    one of its frames). Those of the original and of ``speed_2x`` (every other frame: an object seen only in the
+    others is not counted); the other variants show the original's frames."""
+    orig = _spread(int(gt["num_frames"]))
+    return {sum(any(_visible(sp, f) for f in fr) for sp in gt["sprites"]) for fr in (orig, orig[::2])}
+
+
 def variant_frames(n: int, rng: random.Random, frames: int = SCENE_FRAMES) -> dict[str, list[int]]:
     """Frame indices per variant for an ``n``-frame clip (see the module docstring)."""
     orig = _spread(n, frames)
@@ -119,10 +137,13 @@ def _options(truth: str, pool: Sequence[str], k: int, rng: random.Random) -> tup
     return opts, opts.index(truth)
 
 
-def scene_questions(gt: dict, video: str, qid: str, rng: random.Random, count_options: int | None = None) -> list[dict]:
-    """The scene-level questions (all variants) of one synthetic clip's ground truth. ``count_options``: the
-    ``object_count`` options are 1..count_options (a build gives every clip the same: the most objects a clip of
-    it shows, :func:`objects_shown`); None: 1..4, or up to the clip's count where it shows more."""
+def scene_questions(
+    gt: dict, video: str, qid: str, rng: random.Random, count_options: int | Collection[int] | None = None
+) -> list[dict]:
+    """The scene-level questions (all variants) of one synthetic clip's ground truth. ``count_options``: the counts
+    the ``object_count`` options are drawn from (up to 4 of them, the truth among them): those given (a build gives
+    every clip the same: the counts its clips show, :func:`counts_shown`), or an int n: 1..n; None: 1..4, or up to
+    the clip's count where it shows more. The clip's own counts are always among them."""
     n = int(gt["num_frames"])
     sprites = gt["sprites"]
     vf = variant_frames(n, rng)
@@ -150,15 +171,19 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random, count_op
 
     # object_count: objects visible in at least one shown frame
     counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
-    # one option set for the whole build, 1..count_options: options that depend on the count would give it away,
-    # and an option that is never the answer is one a blind model learns to skip (a 4 for an older sf2t.synth's
-    # clips, which had 1-3 sprites, given through --manifest: balance_scene then kept one clip per answer)
-    hi = max(count_options or 4, *counts.values())
+    # one option set for the whole build, the counts its clips show: options that depend on the count would give it
+    # away, and an option that is never the answer is one a blind model learns to skip (a 4 for an older
+    # sf2t.synth's clips, which had 1-3 sprites, given through --manifest: balance_scene then kept one clip per
+    # answer; a 4 in a build whose clips show 1, 2, 3 and 5 objects)
+    if count_options is None or isinstance(count_options, int):
+        pool = set(range(1, max(count_options or 4, *counts.values()) + 1))
+    else:
+        pool = set(count_options) | set(counts.values())
     add(
         "object_count",
         "How many moving objects appear in the video? Count each object once.",
         {v: str(c) for v, c in counts.items()},
-        [str(i) for i in range(1, hi + 1)],
+        [str(i) for i in sorted(pool)],
         {"source": video, "counts": counts},
     )
     # motion_direction: an object visible in every shown frame with a clear net direction
@@ -710,6 +735,7 @@ def build(
         try:
             questions: list[dict] = []
             scene_sources: list[tuple[dict, str]] = []
+            truths: list[str] = []  # the manifest videos' ground truth files read (named by the benchmark: see below)
             if synthetic:
                 from sf2t import synth
 
@@ -739,12 +765,16 @@ def build(
                             ) from None
                         if "sprites" in gt and "num_frames" in gt:
                             scene_sources.append((gt, path))
+                            truths.append(str(side))
                 chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
                 questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
             scene: list[dict] = []
-            most = max([2] + [objects_shown(gt) for gt, _ in scene_sources])  # the count options: 1..most
+            # the count options: the counts the clips show (two at least: 1..the count where they all show one)
+            shown = set().union(*(counts_shown(gt) for gt, _ in scene_sources))
+            if len(shown) < 2:
+                shown = set(range(1, max([2, *shown]) + 1))
             for i, (gt, video) in enumerate(scene_sources):
-                scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), most)
+                scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), shown)
             questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
             questions += label_questions
             for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
@@ -758,6 +788,8 @@ def build(
                 "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
                 "questions": questions,
             }
+            if truths:  # every one read, also of a clip balance_scene left out: `sf2t eval` never writes over them
+                bench["ground_truth"] = sorted({_from_bench(t, out) for t in truths})
             _commit(stage, out_file, dumps(bench), _written_files(bench))  # into place: the build is complete
             committed = True
         finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)

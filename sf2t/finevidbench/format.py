@@ -1,6 +1,7 @@
 """The benchmark file: versioned JSON, one object with ``format``, ``name`` and ``questions`` (the JSON Schema is
 ``sf2t/finevidbench/schema.json``; :func:`validate` checks the same rules and names the question and field at
-fault). Paths inside are relative to the file's folder.
+fault). Paths inside are relative to the file's folder. ``ground_truth`` (optional) lists the synthetic ground truth
+files next to manifest videos that the build read (``sf2t eval`` never writes over them).
 
 A question::
 
@@ -103,6 +104,9 @@ def validate(bench: Any) -> None:
                 raise BenchmarkError(f"{w}: field 'video.frames' must be a non-empty list of frame indices >= 0")
         if "image" in q and (not isinstance(q["image"], str) or not q["image"]):
             raise BenchmarkError(f"{w}: field 'image' must be a path")
+    truths = bench.get("ground_truth", [])
+    if not isinstance(truths, list) or not all(isinstance(p, str) and p for p in truths):
+        raise BenchmarkError("field 'ground_truth' must be a list of paths (the ground truth files the build read)")
 
 
 def load(path: str | os.PathLike) -> dict:
