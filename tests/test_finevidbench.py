@@ -1441,6 +1441,118 @@ def test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent(tmp_pa
     assert state(rebuilt) == before and load(rebuilt / "b.json")["description"].endswith("seed 0, 1 per category")
 
 
+_KILLED_BUILD = """
+import os, pathlib, sys
+real_replace, real_unlink, renames = os.replace, pathlib.Path.unlink, []
+def replace(src, dst, *a, **k):  # a move out of the staging folder (not the journal's own write)
+    if "/.build-" in str(src) and not str(src).endswith("journal.tmp"):
+        renames.append(src)
+        if sys.argv[2] == str(len(renames)):
+            os._exit(9)  # as kill -9: no except, no finally
+    return real_replace(src, dst, *a, **k)
+def unlink(self, *a, **k):
+    if sys.argv[2] == "journal" and self.name.endswith(".journal"):
+        os._exit(9)
+    return real_unlink(self, *a, **k)
+os.replace, pathlib.Path.unlink = replace, unlink
+import sf2t.finevidbench.build as b
+if sys.argv[2] == "stale":  # right after the last rename, as the earlier build's files it no longer uses are removed
+    b._remove_stale = lambda *a: os._exit(9)
+# 4 clips, seed 1: it keeps scene_0000 alone, so the earlier build's scene_0001 is stale
+clips, seed = (4, 1) if sys.argv[2] == "stale" else (2, 5)
+b.build(None, sys.argv[1], per_category=1, synthetic=clips, seed=seed, log=lambda s: None, progress=False)
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["1", "3", "stale", "journal"])
+def test_a_build_killed_while_put_in_place_is_rolled_back_or_completed(tmp_path, capsys, kill_at):
+    """A build over an earlier one killed (kill -9: no undo runs) at its first rename, half way through its renames
+    (one new clip in, the next still the old one: two builds mixed), or after the last (the new benchmark file in;
+    the earlier build's clip it no longer uses not yet removed, or its journal not yet removed) leaves a journal:
+    eval refuses the benchmark saying how to recover, and the next build (or recover()) puts the folder back as it
+    was before (or keeps the finished new build, without the earlier one's leftovers). Before, the mixed folder was
+    taken for the earlier benchmark."""
+    import os
+    import subprocess
+    import sys
+
+    import sf2t
+    from sf2t.finevidbench.place import journal_path, recover
+
+    def state(folder):
+        return {str(p.relative_to(folder)): p.is_file() and p.read_bytes() for p in folder.rglob("*")}
+
+    out = tmp_path / "b" / "b.json"
+    build(None, str(out), per_category=1, synthetic=2, seed=0, log=lambda s: None, progress=False)
+    before = state(out.parent)
+    env = {**os.environ, "PYTHONPATH": str(Path(sf2t.__file__).parent.parent), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(out), kill_at], env=env, capture_output=True)
+    assert run.returncode == 9, run.stderr.decode()
+    assert journal_path(out).is_file() and state(out.parent) != before  # the case: stopped half way
+    with pytest.raises(BenchmarkError, match="a build of it was stopped while its files were put in place"):
+        load(out)
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(out), "--out", str(tmp_path / "r.json")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "run the same `sf2t finevidbench build` again (it first rolls the stopped build back, or completes it" in err
+    ), err
+    assert "Traceback" not in err
+    if kill_at in ("stale", "journal"):  # the new build was whole: it stays
+        from sf2t.finevidbench.build import _written_files
+        from sf2t.finevidbench.evaluate import bench_files
+
+        if kill_at == "stale":  # the case: the earlier build's scene_0001 is not the new one's
+            assert (out.parent / "videos" / "scene_0001.mp4").is_file()
+        assert recover(out) == "completed"
+        b = load(out)
+        assert b["description"].startswith(
+            f"sf2t FineVidBench-style benchmark: seed {5 if kill_at == 'journal' else 1}"
+        )
+        assert not list(out.parent.glob(".build-*")) and not journal_path(out).exists()
+        assert all(Path(f).is_file() for f in bench_files(b))
+        on_disk = {str(p.relative_to(out.parent)) for p in out.parent.rglob("*") if p.is_file()}
+        assert on_disk == {"b.json"} | _written_files(b), on_disk  # no leftover of the earlier build
+    elif kill_at == "1":
+        assert recover(out) == "rolled back" and recover(out) is None
+        assert state(out.parent) == before
+    else:  # the next build rolls the killed one back first, then builds
+        logs = []
+        build(None, str(out), per_category=1, synthetic=2, seed=0, log=logs.append, progress=False)
+        assert any("had been stopped while its files were put in place: rolled back" in s for s in logs), logs
+        after = state(out.parent)
+        assert set(after) == set(before) and load(out)["description"].startswith(
+            "sf2t FineVidBench-style benchmark: seed 0"
+        )
+        assert all(after[k] == before[k] for k in before if k.startswith("videos"))  # the same clips again
+
+
+def test_recover_rolls_back_a_build_whose_benchmark_text_equals_the_earlier_one(tmp_path):
+    """A rebuild killed half way whose benchmark file would be the same text as the earlier one (the same second):
+    the benchmark file in place is then not proof that the build got to its last rename, so recover() rolls it back
+    (the staged benchmark file is still in the stage). Before, it kept the half-moved frames: two builds mixed."""
+    from sf2t.finevidbench.place import _write_journal, journal_path, recover
+
+    out = tmp_path / "b"
+    stage = out / ".build-x"
+    (stage / "replaced" / "frames").mkdir(parents=True)
+    (out / "frames").mkdir()
+    text = '{"format": "sf2t-finevidbench/1"}'
+    (out / "b.json").write_text(text)
+    (stage / "benchmark.tmp").write_text(text)
+    moves = [("frames/1.png", True), ("frames/2.png", True)]
+    _write_journal(stage, journal_path(out / "b.json"), moves, [], text)
+    # killed after the first file's move: its old one aside, the new one in; the second one still the old one
+    (stage / "replaced" / "frames" / "1.png").write_text("old 1")
+    (out / "frames" / "1.png").write_text("new 1")
+    (out / "frames" / "2.png").write_text("old 2")
+    (stage / "frames").mkdir()
+    (stage / "frames" / "2.png").write_text("new 2")
+    assert recover(out / "b.json") == "rolled back"
+    assert [(out / "frames" / f).read_text() for f in ("1.png", "2.png")] == ["old 1", "old 2"]
+    assert not stage.exists() and not journal_path(out / "b.json").exists()
+
+
 def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsys, monkeypatch, interrupt_after):
     """Ctrl-C during `sf2t finevidbench build`: one line and exit 130 as the other commands (it was a traceback), no
     staging folder left, and the fragment questions' progress bar closed (it was left open on any error)."""

@@ -43,6 +43,8 @@ from typing import Collection, Sequence
 from sf2t._checks import check_int
 from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
+from sf2t.finevidbench.place import NotPlaced, recover
+from sf2t.finevidbench.place import commit as _commit
 
 __all__ = [
     "build",
@@ -469,91 +471,13 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
         warnings.warn(
             f"{len(left)} file(s) of the earlier build that this one no longer uses could not be removed: "
             f"{'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; remove them by hand",
-            stacklevel=2,  # (build(): in sf2t, so that the sf2t command shows it)
+            stacklevel=2,  # (build()'s placed(): in sf2t, so that the sf2t command shows it)
         )
     for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
         try:
             d.rmdir()  # only when empty
         except OSError:
             pass
-
-
-class NotPlaced(ValueError):
-    """A build that was made but could not be put in place (a full disk, a permission at the last renames): its
-    message says what the folder holds now. ``sf2t finevidbench build`` exits 1 on it, as on any file error."""
-
-
-def _commit(stage: Path, out_file: Path, text: str, used: set[str]) -> None:
-    """Put a build made in ``stage`` (a folder in the benchmark's folder) in place, all or nothing. The benchmark's
-    ``text`` goes to a temporary file in ``stage`` first (a full disk fails there, before the folder changed); then
-    each frame and clip made (the synthetic clips in ``used``) replaces its namesake, which is moved aside into
-    ``stage / "replaced"``; the benchmark file is renamed over ``out_file`` last. Renames only, so a failure at any
-    step is undone by moving back what the steps before moved: the folder then holds the earlier benchmark with its
-    files, or, fresh, none of this build's. The failure is a :class:`NotPlaced` saying what was kept."""
-    out = out_file.parent
-    had = os.path.lexists(out_file)
-    tmp = stage / "benchmark.tmp"
-    done: list[tuple[Path, Path | None]] = []  # (file put in place, the one it replaced, moved aside: None if none)
-    made: list[Path] = []  # folders made in the benchmark's folder
-    # folders known to be there (found or made), each looked for once: not every ancestor of each of a benchmark's
-    # tens of thousands of frames (20,000 frames: 440,000 lstat calls, 1 s of the move's 3 s here)
-    there: set[Path] = {out}
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        for new in sorted(p for d in ("frames", "videos") for p in (stage / d).rglob("*") if p.is_file()):
-            rel = new.relative_to(stage)
-            if rel.parts[0] == "videos" and str(rel) not in used:  # a synthetic clip no question kept: left out
-                continue
-            dest = out / rel
-            if dest.parent not in there:
-                missing, d = [], dest.parent
-                while d not in there and not os.path.lexists(d):
-                    missing.append(d)
-                    d = d.parent
-                for d in reversed(missing):
-                    d.mkdir()
-                    made.append(d)
-                there.add(dest.parent)
-            aside = stage / "replaced" / rel if os.path.lexists(dest) else None
-            if aside is not None and aside.parent not in there:
-                aside.parent.mkdir(parents=True, exist_ok=True)
-                there.add(aside.parent)
-            done.append((dest, aside))  # before the renames: the undo checks which of them happened
-            if aside is not None:
-                os.replace(dest, aside)
-            os.replace(new, dest)
-        os.replace(tmp, out_file)
-    except BaseException as e:
-        stuck = []
-        for dest, aside in reversed(done):
-            try:
-                if aside is None:
-                    dest.unlink(missing_ok=True)
-                elif os.path.lexists(aside):
-                    os.replace(aside, dest)
-            except OSError as u:
-                stuck.append(f"{dest} ({u.strerror or u})")
-        for d in reversed(made):
-            try:
-                d.rmdir()
-            except OSError:  # not empty: a file that could not be moved back
-                pass
-        if not isinstance(e, OSError):  # Ctrl-C: the command says it
-            raise
-        why = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-        if stuck:
-            kept = (
-                f"moving the earlier files back failed too for {len(stuck)} ({'; '.join(stuck[:3])}): they are in "
-                f"{stage / 'replaced'}; {out} now mixes two builds: move them back, or run the same command again"
-            )
-        elif had:
-            kept = f"{out} was left as it was ({out_file.name} and the files it uses unchanged)"
-        else:
-            kept = f"nothing of it was left in {out}"
-        raise NotPlaced(
-            f"{out_file}: the benchmark could not be put in place ({why}); {kept}. Fix that (free space? write "
-            "permission?) and run the same command again"
-        ) from None
 
 
 def _bar(items, total: int, desc: str, on: bool):
@@ -679,7 +603,8 @@ def build(
     """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it. A build that
     fails or is interrupted leaves the folder as it was (an earlier benchmark with its files; a fresh folder with
     none of this build's; no folder where the build made it): frames and clips are made in a staging folder and put
-    in place with the benchmark file last, undone on a failure (:func:`_commit`; a ValueError says what was kept).
+    in place with the benchmark file last, undone on a failure (:func:`sf2t.finevidbench.place.commit`; a ValueError
+    says what was kept); a build killed while it was put in place is rolled back first (:func:`recover`).
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
@@ -712,6 +637,9 @@ def build(
         inputs += expand_videos([manifest])
     check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
+    undone = recover(out_file)  # a build killed while put in place: the folder as before it (or as after it)
+    if undone:
+        log(f"a build of {out_file} had been stopped while its files were put in place: {undone}")
     old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
     if old is None and out_file.is_file() and out_file.stat().st_size:  # notes.txt was replaced
         raise ValueError(
@@ -790,12 +718,18 @@ def build(
             }
             if truths:  # every one read, also of a clip balance_scene left out: `sf2t eval` never writes over them
                 bench["ground_truth"] = sorted({_from_bench(t, out) for t in truths})
-            _commit(stage, out_file, dumps(bench), _written_files(bench))  # into place: the build is complete
+
+            def placed() -> None:  # the build is in place: the files of an earlier build it no longer uses go
+                nonlocal committed
+                committed = True
+                _remove_stale(old, bench, out)
+
+            stale = _written_files(old) - _written_files(bench) if old is not None else set()
+            _commit(stage, out_file, dumps(bench), _written_files(bench), stale, placed)  # into place, all or nothing
             committed = True
         finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
             if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
                 shutil.rmtree(stage, ignore_errors=True)
-    _remove_stale(old, bench, out)
     cats: dict[str, int] = {}
     for q in questions:
         key = f"{q['level']}/{q['category']}"

@@ -110,10 +110,17 @@ def validate(bench: Any) -> None:
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Read and validate a benchmark (one with no question is an error too); adds ``_root`` (its folder, which
+    """Read and validate a benchmark (one with no question is an error too; so is one whose build was killed while it
+    was put in place: :func:`sf2t.finevidbench.place.check_not_interrupted`); adds ``_root`` (its folder, which
     relative paths start from)."""
     path = Path(path)
     from sf2t._files import read_text
+    from sf2t.finevidbench.place import check_not_interrupted
+
+    try:
+        check_not_interrupted(path, str(path))  # the folder may mix two builds
+    except ValueError as e:
+        raise BenchmarkError(str(e)) from None
 
     try:
         text = read_text(path, str(path), "a benchmark JSON file")
