@@ -1079,6 +1079,59 @@ def test_eval_never_replaces_a_manifest_videos_ground_truth(bench, tmp_path, cap
     assert asked == [] and truth.read_bytes() == before
 
 
+def test_eval_never_replaces_the_ground_truth_of_a_clip_balanced_away(tmp_path):
+    """Every manifest video's ground truth the build read is an input of `sf2t eval`, also one whose scene questions
+    balancing left out (no question names its video): the benchmark lists them (ground_truth). Before, bench_files
+    did not name them, so only the results-file check stood between --out and them."""
+    from sf2t.finevidbench.evaluate import bench_files
+
+    for i in range(4):
+        synth.make_clip(tmp_path / "v" / f"c{i}", 30 + i, width=96, height=64, seconds=3, gop=12)
+    assert cli.main(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet", "--workers", "0"]) == 0
+    out = tmp_path / "b" / "bench.json"
+    build(str(tmp_path / "m.jsonl"), str(out), per_category=1, tasks=["counting"], log=lambda s: None, progress=False)
+    b = load(out)
+    truths = sorted((tmp_path / "v").glob("*.json"))
+    named = {Path(q["video"]["path"]).with_suffix(".json") for q in b["questions"] if "path" in q["video"]}
+    away = [t for t in truths if t not in named]
+    assert len(truths) == 4 and away, named  # the case: ground truth read, its clip's questions all left out
+    assert b["ground_truth"] == [str(t) for t in truths]
+    assert set(map(str, truths)) <= set(bench_files(b))
+    asked = []
+    with pytest.raises(ValueError, match=re.escape(f"--out {away[0]}: is an input of this command")):
+        evaluate(str(out), str(away[0]), predictor=lambda q, f, i: asked.append(q) or (0, {}), log=lambda s: None)
+    assert asked == []
+
+
+def test_bench_files_name_the_ground_truth_of_a_question_source(tmp_path):
+    """A benchmark built before ground_truth was recorded: the ground truth next to a question's meta.source (a
+    fragment question that shows built frame images names its video only there) is protected too; a ground_truth
+    that is not a list of paths is a format error naming the field."""
+    from sf2t.finevidbench.evaluate import bench_files
+
+    video, png = tmp_path / "v" / "c.mp4", tmp_path / "b" / "frames" / "q" / "00.png"
+    for f in (video, video.with_suffix(".json"), png):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+    q = {
+        "id": "q",
+        "level": "fragment",
+        "category": "consistency",
+        "variant": "original",
+        "video": {"frame_images": ["frames/q/00.png"]},
+        "question": "Are they the same?",
+        "options": ["Yes.", "No."],
+        "answer_index": 0,
+        "meta": {"source": str(video)},
+    }
+    (tmp_path / "b" / "bench.json").write_text(
+        json.dumps({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q]})
+    )
+    assert bench_files(load(tmp_path / "b" / "bench.json")) == sorted([str(png), str(video.with_suffix(".json"))])
+    with pytest.raises(BenchmarkError, match="field 'ground_truth' must be a list of paths"):
+        validate({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q], "ground_truth": "c.json"})
+
+
 def test_eval_a_hub_id_says_how_to_get_the_checkpoint(bench, tmp_path, capsys):
     """No hub downloads: a hub id is refused with the command that fetches it; a plain missing folder is named."""
     argv = ["eval", "--bench", str(bench), "--out", str(tmp_path / "o.json")]
@@ -1388,6 +1441,118 @@ def test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent(tmp_pa
     assert state(rebuilt) == before and load(rebuilt / "b.json")["description"].endswith("seed 0, 1 per category")
 
 
+_KILLED_BUILD = """
+import os, pathlib, sys
+real_replace, real_unlink, renames = os.replace, pathlib.Path.unlink, []
+def replace(src, dst, *a, **k):  # a move out of the staging folder (not the journal's own write)
+    if "/.build-" in str(src) and not str(src).endswith("journal.tmp"):
+        renames.append(src)
+        if sys.argv[2] == str(len(renames)):
+            os._exit(9)  # as kill -9: no except, no finally
+    return real_replace(src, dst, *a, **k)
+def unlink(self, *a, **k):
+    if sys.argv[2] == "journal" and self.name.endswith(".journal"):
+        os._exit(9)
+    return real_unlink(self, *a, **k)
+os.replace, pathlib.Path.unlink = replace, unlink
+import sf2t.finevidbench.build as b
+if sys.argv[2] == "stale":  # right after the last rename, as the earlier build's files it no longer uses are removed
+    b._remove_stale = lambda *a: os._exit(9)
+# 4 clips, seed 1: it keeps scene_0000 alone, so the earlier build's scene_0001 is stale
+clips, seed = (4, 1) if sys.argv[2] == "stale" else (2, 5)
+b.build(None, sys.argv[1], per_category=1, synthetic=clips, seed=seed, log=lambda s: None, progress=False)
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["1", "3", "stale", "journal"])
+def test_a_build_killed_while_put_in_place_is_rolled_back_or_completed(tmp_path, capsys, kill_at):
+    """A build over an earlier one killed (kill -9: no undo runs) at its first rename, half way through its renames
+    (one new clip in, the next still the old one: two builds mixed), or after the last (the new benchmark file in;
+    the earlier build's clip it no longer uses not yet removed, or its journal not yet removed) leaves a journal:
+    eval refuses the benchmark saying how to recover, and the next build (or recover()) puts the folder back as it
+    was before (or keeps the finished new build, without the earlier one's leftovers). Before, the mixed folder was
+    taken for the earlier benchmark."""
+    import os
+    import subprocess
+    import sys
+
+    import sf2t
+    from sf2t.finevidbench.place import journal_path, recover
+
+    def state(folder):
+        return {str(p.relative_to(folder)): p.is_file() and p.read_bytes() for p in folder.rglob("*")}
+
+    out = tmp_path / "b" / "b.json"
+    build(None, str(out), per_category=1, synthetic=2, seed=0, log=lambda s: None, progress=False)
+    before = state(out.parent)
+    env = {**os.environ, "PYTHONPATH": str(Path(sf2t.__file__).parent.parent), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(out), kill_at], env=env, capture_output=True)
+    assert run.returncode == 9, run.stderr.decode()
+    assert journal_path(out).is_file() and state(out.parent) != before  # the case: stopped half way
+    with pytest.raises(BenchmarkError, match="a build of it was stopped while its files were put in place"):
+        load(out)
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(out), "--out", str(tmp_path / "r.json")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "run the same `sf2t finevidbench build` again (it first rolls the stopped build back, or completes it" in err
+    ), err
+    assert "Traceback" not in err
+    if kill_at in ("stale", "journal"):  # the new build was whole: it stays
+        from sf2t.finevidbench.build import _written_files
+        from sf2t.finevidbench.evaluate import bench_files
+
+        if kill_at == "stale":  # the case: the earlier build's scene_0001 is not the new one's
+            assert (out.parent / "videos" / "scene_0001.mp4").is_file()
+        assert recover(out) == "completed"
+        b = load(out)
+        assert b["description"].startswith(
+            f"sf2t FineVidBench-style benchmark: seed {5 if kill_at == 'journal' else 1}"
+        )
+        assert not list(out.parent.glob(".build-*")) and not journal_path(out).exists()
+        assert all(Path(f).is_file() for f in bench_files(b))
+        on_disk = {str(p.relative_to(out.parent)) for p in out.parent.rglob("*") if p.is_file()}
+        assert on_disk == {"b.json"} | _written_files(b), on_disk  # no leftover of the earlier build
+    elif kill_at == "1":
+        assert recover(out) == "rolled back" and recover(out) is None
+        assert state(out.parent) == before
+    else:  # the next build rolls the killed one back first, then builds
+        logs = []
+        build(None, str(out), per_category=1, synthetic=2, seed=0, log=logs.append, progress=False)
+        assert any("had been stopped while its files were put in place: rolled back" in s for s in logs), logs
+        after = state(out.parent)
+        assert set(after) == set(before) and load(out)["description"].startswith(
+            "sf2t FineVidBench-style benchmark: seed 0"
+        )
+        assert all(after[k] == before[k] for k in before if k.startswith("videos"))  # the same clips again
+
+
+def test_recover_rolls_back_a_build_whose_benchmark_text_equals_the_earlier_one(tmp_path):
+    """A rebuild killed half way whose benchmark file would be the same text as the earlier one (the same second):
+    the benchmark file in place is then not proof that the build got to its last rename, so recover() rolls it back
+    (the staged benchmark file is still in the stage). Before, it kept the half-moved frames: two builds mixed."""
+    from sf2t.finevidbench.place import _write_journal, journal_path, recover
+
+    out = tmp_path / "b"
+    stage = out / ".build-x"
+    (stage / "replaced" / "frames").mkdir(parents=True)
+    (out / "frames").mkdir()
+    text = '{"format": "sf2t-finevidbench/1"}'
+    (out / "b.json").write_text(text)
+    (stage / "benchmark.tmp").write_text(text)
+    moves = [("frames/1.png", True), ("frames/2.png", True)]
+    _write_journal(stage, journal_path(out / "b.json"), moves, [], text)
+    # killed after the first file's move: its old one aside, the new one in; the second one still the old one
+    (stage / "replaced" / "frames" / "1.png").write_text("old 1")
+    (out / "frames" / "1.png").write_text("new 1")
+    (out / "frames" / "2.png").write_text("old 2")
+    (stage / "frames").mkdir()
+    (stage / "frames" / "2.png").write_text("new 2")
+    assert recover(out / "b.json") == "rolled back"
+    assert [(out / "frames" / f).read_text() for f in ("1.png", "2.png")] == ["old 1", "old 2"]
+    assert not stage.exists() and not journal_path(out / "b.json").exists()
+
+
 def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsys, monkeypatch, interrupt_after):
     """Ctrl-C during `sf2t finevidbench build`: one line and exit 130 as the other commands (it was a traceback), no
     staging folder left, and the fragment questions' progress bar closed (it was left open on any error)."""
@@ -1538,11 +1703,11 @@ def test_scene_answers_are_balanced(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("sprites", ["1-3", "1-3 and one of 5"])
 def test_count_options_are_the_builds_counts(tmp_path, monkeypatch, sprites):
-    """object_count offers every clip of a build the same options, 1 to the most objects a clip shows. Clips of an
-    older sf2t.synth (1-3 sprites; given through --manifest with their ground truth) got 1-4: a 4 that is never the
+    """object_count offers every clip of a build the same options, the counts its clips show. Clips of an older
+    sf2t.synth (1-3 sprites; given through --manifest with their ground truth) got 1-4: a 4 that is never the
     answer (a blind model rules it out), and balancing (each answer at most one clip more than the rarest) then kept
     one clip per answer, 3 of 60. A clip showing 5 objects drew its options from 1-6 alone: a 5 or 6 gave its
-    count away."""
+    count away; then, with the others showing 1-3, every clip drew from 1-5: a 4 that no clip shows."""
     from collections import Counter
 
     from sf2t import synth
@@ -1559,10 +1724,11 @@ def test_count_options_are_the_builds_counts(tmp_path, monkeypatch, sprites):
     monkeypatch.setattr(synth, "make_clip", fake_clip)
     b = build(None, str(tmp_path / "b.json"), per_category=1000, synthetic=60, seed=0, log=lambda s: None)
     got = [q for q in b["questions"] if q["category"] == "object_count"]
-    most = max(int(q["meta"]["answer"]) for q in got)
-    assert most == (3 if sprites == "1-3" else 5)
-    pool = [str(i) for i in range(1, most + 1)]  # 4 of them where there are more (the truth and 3 others)
-    assert all(set(q["options"]) <= set(pool) and len(q["options"]) == min(4, most) for q in got)
+    shown = {q["meta"]["answer"] for q in got}  # every clip's count, in each variant (the 5 clip is kept)
+    pool = {"1", "2", "3"} | ({"5"} if sprites != "1-3" else set())
+    assert shown == pool  # (the 5 objects clip shows 5 in every variant: no 4 anywhere)
+    assert all(set(q["options"]) <= pool and len(q["options"]) == min(4, len(pool)) for q in got)
+    assert {o for q in got for o in q["options"]} == pool  # (1-5 offered a 4 that is never right)
     if sprites == "1-3":
         kept = Counter(q["meta"]["answer"] for q in got if q["variant"] == "original")
         assert set(kept) == {"1", "2", "3"} and min(kept.values()) >= 15, kept

@@ -25,8 +25,9 @@
   one more than the rarest answer has), so that no constant answer beats chance by much. That leaves some clips
   out: of 300, about 287 ``object_count`` groups (options 1-4), 75 ``motion_direction``, 141 ``speed_change``
   (sf2t.synth slows down about as many sprites as it speeds up) and 217 ``appear_disappear``, before
-  ``per_category``. ``object_count`` offers every clip of a build the same options, 1 to the most objects a clip
-  shows: 1-4 for sf2t.synth's clips, 1-3 for clips of an older sf2t.synth (1-3 sprites) given through a manifest.
+  ``per_category``. ``object_count`` offers every clip of a build the same options, the counts its clips show (in
+  any variant; up to 4 of them per question): 1-4 for sf2t.synth's clips, 1-3 for clips of an older sf2t.synth
+  (1-3 sprites) given through a manifest, and never a count no clip shows (clips of 1, 2, 3 and 5 objects: no 4).
 """
 
 from __future__ import annotations
@@ -37,13 +38,24 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from sf2t._checks import check_int
 from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
+from sf2t.finevidbench.place import NotPlaced, recover
+from sf2t.finevidbench.place import commit as _commit
 
-__all__ = ["build", "NotPlaced", "scene_questions", "objects_shown", "balance_scene", "SCENE_FRAMES", "OPPOSITE"]
+__all__ = [
+    "build",
+    "NotPlaced",
+    "scene_questions",
+    "objects_shown",
+    "counts_shown",
+    "balance_scene",
+    "SCENE_FRAMES",
+    "OPPOSITE",
+]
 
 SCENE_FRAMES = 16
 OPPOSITE = {
@@ -96,6 +108,14 @@ def objects_shown(gt: dict) -> int:
     return sum(any(_visible(sp, f) for f in orig) for sp in gt["sprites"])
 
 
+def counts_shown(gt: dict) -> set[int]:
+    """The answers a clip's ``object_count`` questions have: how many objects each variant shows (visible in at least
+    one of its frames). Those of the original and of ``speed_2x`` (every other frame: an object seen only in the
+    others is not counted); the other variants show the original's frames."""
+    orig = _spread(int(gt["num_frames"]))
+    return {sum(any(_visible(sp, f) for f in fr) for sp in gt["sprites"]) for fr in (orig, orig[::2])}
+
+
 def variant_frames(n: int, rng: random.Random, frames: int = SCENE_FRAMES) -> dict[str, list[int]]:
     """Frame indices per variant for an ``n``-frame clip (see the module docstring)."""
     orig = _spread(n, frames)
@@ -119,10 +139,13 @@ def _options(truth: str, pool: Sequence[str], k: int, rng: random.Random) -> tup
     return opts, opts.index(truth)
 
 
-def scene_questions(gt: dict, video: str, qid: str, rng: random.Random, count_options: int | None = None) -> list[dict]:
-    """The scene-level questions (all variants) of one synthetic clip's ground truth. ``count_options``: the
-    ``object_count`` options are 1..count_options (a build gives every clip the same: the most objects a clip of
-    it shows, :func:`objects_shown`); None: 1..4, or up to the clip's count where it shows more."""
+def scene_questions(
+    gt: dict, video: str, qid: str, rng: random.Random, count_options: int | Collection[int] | None = None
+) -> list[dict]:
+    """The scene-level questions (all variants) of one synthetic clip's ground truth. ``count_options``: the counts
+    the ``object_count`` options are drawn from (up to 4 of them, the truth among them): those given (a build gives
+    every clip the same: the counts its clips show, :func:`counts_shown`), or an int n: 1..n; None: 1..4, or up to
+    the clip's count where it shows more. The clip's own counts are always among them."""
     n = int(gt["num_frames"])
     sprites = gt["sprites"]
     vf = variant_frames(n, rng)
@@ -150,15 +173,19 @@ def scene_questions(gt: dict, video: str, qid: str, rng: random.Random, count_op
 
     # object_count: objects visible in at least one shown frame
     counts = {v: sum(any(_visible(sp, f) for f in fr) for sp in sprites) for v, fr in vf.items()}
-    # one option set for the whole build, 1..count_options: options that depend on the count would give it away,
-    # and an option that is never the answer is one a blind model learns to skip (a 4 for an older sf2t.synth's
-    # clips, which had 1-3 sprites, given through --manifest: balance_scene then kept one clip per answer)
-    hi = max(count_options or 4, *counts.values())
+    # one option set for the whole build, the counts its clips show: options that depend on the count would give it
+    # away, and an option that is never the answer is one a blind model learns to skip (a 4 for an older
+    # sf2t.synth's clips, which had 1-3 sprites, given through --manifest: balance_scene then kept one clip per
+    # answer; a 4 in a build whose clips show 1, 2, 3 and 5 objects)
+    if count_options is None or isinstance(count_options, int):
+        pool = set(range(1, max(count_options or 4, *counts.values()) + 1))
+    else:
+        pool = set(count_options) | set(counts.values())
     add(
         "object_count",
         "How many moving objects appear in the video? Count each object once.",
         {v: str(c) for v, c in counts.items()},
-        [str(i) for i in range(1, hi + 1)],
+        [str(i) for i in sorted(pool)],
         {"source": video, "counts": counts},
     )
     # motion_direction: an object visible in every shown frame with a clear net direction
@@ -445,91 +472,13 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
             f"{counted(len(left), 'file')} of the earlier build that this one no longer uses could not be removed: "
             f"{'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; "
             f"remove {'it' if len(left) == 1 else 'them'} by hand",
-            stacklevel=2,  # (build(): in sf2t, so that the sf2t command shows it)
+            stacklevel=2,  # (build()'s placed(): in sf2t, so that the sf2t command shows it)
         )
     for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
         try:
             d.rmdir()  # only when empty
         except OSError:
             pass
-
-
-class NotPlaced(ValueError):
-    """A build that was made but could not be put in place (a full disk, a permission at the last renames): its
-    message says what the folder holds now. ``sf2t finevidbench build`` exits 1 on it, as on any file error."""
-
-
-def _commit(stage: Path, out_file: Path, text: str, used: set[str]) -> None:
-    """Put a build made in ``stage`` (a folder in the benchmark's folder) in place, all or nothing. The benchmark's
-    ``text`` goes to a temporary file in ``stage`` first (a full disk fails there, before the folder changed); then
-    each frame and clip made (the synthetic clips in ``used``) replaces its namesake, which is moved aside into
-    ``stage / "replaced"``; the benchmark file is renamed over ``out_file`` last. Renames only, so a failure at any
-    step is undone by moving back what the steps before moved: the folder then holds the earlier benchmark with its
-    files, or, fresh, none of this build's. The failure is a :class:`NotPlaced` saying what was kept."""
-    out = out_file.parent
-    had = os.path.lexists(out_file)
-    tmp = stage / "benchmark.tmp"
-    done: list[tuple[Path, Path | None]] = []  # (file put in place, the one it replaced, moved aside: None if none)
-    made: list[Path] = []  # folders made in the benchmark's folder
-    # folders known to be there (found or made), each looked for once: not every ancestor of each of a benchmark's
-    # tens of thousands of frames (20,000 frames: 440,000 lstat calls, 1 s of the move's 3 s here)
-    there: set[Path] = {out}
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        for new in sorted(p for d in ("frames", "videos") for p in (stage / d).rglob("*") if p.is_file()):
-            rel = new.relative_to(stage)
-            if rel.parts[0] == "videos" and str(rel) not in used:  # a synthetic clip no question kept: left out
-                continue
-            dest = out / rel
-            if dest.parent not in there:
-                missing, d = [], dest.parent
-                while d not in there and not os.path.lexists(d):
-                    missing.append(d)
-                    d = d.parent
-                for d in reversed(missing):
-                    d.mkdir()
-                    made.append(d)
-                there.add(dest.parent)
-            aside = stage / "replaced" / rel if os.path.lexists(dest) else None
-            if aside is not None and aside.parent not in there:
-                aside.parent.mkdir(parents=True, exist_ok=True)
-                there.add(aside.parent)
-            done.append((dest, aside))  # before the renames: the undo checks which of them happened
-            if aside is not None:
-                os.replace(dest, aside)
-            os.replace(new, dest)
-        os.replace(tmp, out_file)
-    except BaseException as e:
-        stuck = []
-        for dest, aside in reversed(done):
-            try:
-                if aside is None:
-                    dest.unlink(missing_ok=True)
-                elif os.path.lexists(aside):
-                    os.replace(aside, dest)
-            except OSError as u:
-                stuck.append(f"{dest} ({u.strerror or u})")
-        for d in reversed(made):
-            try:
-                d.rmdir()
-            except OSError:  # not empty: a file that could not be moved back
-                pass
-        if not isinstance(e, OSError):  # Ctrl-C: the command says it
-            raise
-        why = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-        if stuck:
-            kept = (
-                f"moving the earlier files back failed too for {len(stuck)} ({'; '.join(stuck[:3])}): they are in "
-                f"{stage / 'replaced'}; {out} now mixes two builds: move them back, or run the same command again"
-            )
-        elif had:
-            kept = f"{out} was left as it was ({out_file.name} and the files it uses unchanged)"
-        else:
-            kept = f"nothing of it was left in {out}"
-        raise NotPlaced(
-            f"{out_file}: the benchmark could not be put in place ({why}); {kept}. Fix that (free space? write "
-            "permission?) and run the same command again"
-        ) from None
 
 
 def _bar(items, total: int, desc: str, on: bool):
@@ -655,7 +604,8 @@ def build(
     """Write the benchmark to ``out_path`` (JSON; frames and synthetic clips next to it) and return it. A build that
     fails or is interrupted leaves the folder as it was (an earlier benchmark with its files; a fresh folder with
     none of this build's; no folder where the build made it): frames and clips are made in a staging folder and put
-    in place with the benchmark file last, undone on a failure (:func:`_commit`; a ValueError says what was kept).
+    in place with the benchmark file last, undone on a failure (:func:`sf2t.finevidbench.place.commit`; a ValueError
+    says what was kept); a build killed while it was put in place is rolled back first (:func:`recover`).
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
@@ -688,6 +638,9 @@ def build(
         inputs += expand_videos([manifest])
     check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
+    undone = recover(out_file)  # a build killed while put in place: the folder as before it (or as after it)
+    if undone:
+        log(f"a build of {out_file} had been stopped while its files were put in place: {undone}")
     old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
     if old is None and out_file.is_file() and out_file.stat().st_size:  # notes.txt was replaced
         raise ValueError(
@@ -711,6 +664,7 @@ def build(
         try:
             questions: list[dict] = []
             scene_sources: list[tuple[dict, str]] = []
+            truths: list[str] = []  # the manifest videos' ground truth files read (named by the benchmark: see below)
             if synthetic:
                 from sf2t import synth
 
@@ -740,12 +694,16 @@ def build(
                             ) from None
                         if "sprites" in gt and "num_frames" in gt:
                             scene_sources.append((gt, path))
+                            truths.append(str(side))
                 chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
                 questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
             scene: list[dict] = []
-            most = max([2] + [objects_shown(gt) for gt, _ in scene_sources])  # the count options: 1..most
+            # the count options: the counts the clips show (two at least: 1..the count where they all show one)
+            shown = set().union(*(counts_shown(gt) for gt, _ in scene_sources))
+            if len(shown) < 2:
+                shown = set(range(1, max([2, *shown]) + 1))
             for i, (gt, video) in enumerate(scene_sources):
-                scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), most)
+                scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), shown)
             questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
             questions += label_questions
             for q in questions:  # readers start relative paths from the benchmark's folder, not from where it was built
@@ -759,12 +717,20 @@ def build(
                 "description": f"sf2t FineVidBench-style benchmark: seed {seed}, {per_category} per category",
                 "questions": questions,
             }
-            _commit(stage, out_file, dumps(bench), _written_files(bench))  # into place: the build is complete
+            if truths:  # every one read, also of a clip balance_scene left out: `sf2t eval` never writes over them
+                bench["ground_truth"] = sorted({_from_bench(t, out) for t in truths})
+
+            def placed() -> None:  # the build is in place: the files of an earlier build it no longer uses go
+                nonlocal committed
+                committed = True
+                _remove_stale(old, bench, out)
+
+            stale = _written_files(old) - _written_files(bench) if old is not None else set()
+            _commit(stage, out_file, dumps(bench), _written_files(bench), stale, placed)  # into place, all or nothing
             committed = True
         finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
             if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
                 shutil.rmtree(stage, ignore_errors=True)
-    _remove_stale(old, bench, out)
     cats: dict[str, int] = {}
     for q in questions:
         key = f"{q['level']}/{q['category']}"

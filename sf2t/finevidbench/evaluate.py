@@ -418,17 +418,22 @@ def check_out_files(out_path: str | os.PathLike, inputs=(), compare: bool = Fals
 def bench_files(bench: dict) -> list[str]:
     """The files of a loaded benchmark that an evaluation's outputs must never replace: those its questions show
     (frame images, videos: every file its build wrote next to it is one of them, or the ground truth of one) and the
-    ground truth ``.json`` next to a video it shows, where there is one (a synthetic clip's; the build reads a
-    manifest video's synthetic ground truth from there too), from the benchmark's own folder (``_root``: ``--bench``
-    may be a link to it from another folder)."""
+    synthetic ground truth the build read, where it is there: the ``.json`` next to a video a question shows (a
+    synthetic clip's) or names as its ``meta.source``, and each file the benchmark's ``ground_truth`` lists (a
+    manifest video's, also of a clip whose scene questions balancing left out, which no question names), from the
+    benchmark's own folder (``_root``: ``--bench`` may be a link to it from another folder)."""
     root = bench["_root"]
     files: set[str] = set()
-    truths: set[str] = set()
+    truths: set[str] = {_path(t, root) for t in bench.get("ground_truth", [])}
     for q in bench["questions"]:
         v = q["video"]
         files.update(_path(p, root) for p in [*v.get("frame_images", []), v.get("path"), q.get("image")] if p)
-        if v.get("path"):
-            truths.add(str(Path(_path(v["path"], root)).with_suffix(".json")))  # as build reads it
+        # as build reads it; meta.source too: a benchmark built before ground_truth was recorded named a manifest
+        # video's only there when its fragment questions show built frames
+        source = (q.get("meta") or {}).get("source")
+        for p in (v.get("path"), source if isinstance(source, str) else None):
+            if p:
+                truths.add(str(Path(_path(p, root)).with_suffix(".json")))
     return sorted(files | {t for t in truths if os.path.isfile(t)})
 
 

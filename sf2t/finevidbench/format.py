@@ -1,6 +1,7 @@
 """The benchmark file: versioned JSON, one object with ``format``, ``name`` and ``questions`` (the JSON Schema is
 ``sf2t/finevidbench/schema.json``; :func:`validate` checks the same rules and names the question and field at
-fault). Paths inside are relative to the file's folder.
+fault). Paths inside are relative to the file's folder. ``ground_truth`` (optional) lists the synthetic ground truth
+files next to manifest videos that the build read (``sf2t eval`` never writes over them).
 
 A question::
 
@@ -103,14 +104,24 @@ def validate(bench: Any) -> None:
                 raise BenchmarkError(f"{w}: field 'video.frames' must be a non-empty list of frame indices >= 0")
         if "image" in q and (not isinstance(q["image"], str) or not q["image"]):
             raise BenchmarkError(f"{w}: field 'image' must be a path")
+    truths = bench.get("ground_truth", [])
+    if not isinstance(truths, list) or not all(isinstance(p, str) and p for p in truths):
+        raise BenchmarkError("field 'ground_truth' must be a list of paths (the ground truth files the build read)")
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Read and validate a benchmark (one with no question is an error too); adds ``_root`` (its folder, which
+    """Read and validate a benchmark (one with no question is an error too; so is one whose build was killed while it
+    was put in place: :func:`sf2t.finevidbench.place.check_not_interrupted`); adds ``_root`` (its folder, which
     relative paths start from)."""
     path = Path(path)
     from sf2t._files import read_text
     from sf2t._oserror import is_bad_input
+    from sf2t.finevidbench.place import check_not_interrupted
+
+    try:
+        check_not_interrupted(path, str(path))  # the folder may mix two builds
+    except ValueError as e:
+        raise BenchmarkError(str(e)) from None
 
     try:
         text = read_text(path, str(path), "a benchmark JSON file")
