@@ -375,13 +375,51 @@ def _template(span: str) -> re.Pattern:
     return re.compile(pattern)
 
 
+# examples docs/tasks.md gives for the scoring rules, with what its rules read them as
+SCORING_EXAMPLES = [
+    ("parse_count", "1, 2, 3, 4, 5, 6, 7, 8. There are 8 frames.", 8),
+    ("parse_count", "Counting: 1, 2, 3. So 3 frames.", 3),
+    ("parse_count", "I count 8 frames. There are 2 duplicates.", 8),
+    ("parse_count", "The answer is 7. The answer is 8.", None),
+    ("parse_count", "2, 3, 4", None),
+    ("parse_count", "7 or 8", None),
+    ("parse_count", "six (or maybe seven)", None),
+    ("parse_count", "Six. Or maybe seven.", None),
+    ("parse_count", "Six frames. Maybe seven.", None),
+    ("parse_count", "There are 7 or 8 frames.", None),
+    ("parse_count", "There are 8 frames, numbered 1 to 8.", 8),
+    ("parse_count", "8 frames, 2 of them repeated", 8),
+    ("parse_span", "Frames 3-5/8", (3, 5)),
+    ("parse_span", "frames 3-5 of 8", (3, 5)),
+    ("parse_span", "Frames 3-5/4", None),
+    ("parse_span", "between frames 3 and 5", (3, 5)),
+    ("parse_span", "frames 3 and 4", (3, 4)),
+    ("parse_span", "frames 3 and 5", None),
+    ("parse_span", "frames 3, 4 and 5", (3, 5)),
+    ("parse_span", "Frames 3-5; 3 frames in total", (3, 5)),
+]
+
+
+def vlmevalkit_prompt(line: dict) -> str:
+    """The text the VLMEvalKit dataset class that ``sf2t finevidbench export`` writes asks with for ``line`` (a TSV
+    row: question, A, B, ...), from the class's code as the export writes it (no file, no VLMEvalKit)."""
+    pytest.importorskip("pandas")  # (the class imports it)
+    from sf2t.finevidbench import export as fvb_export
+
+    space: dict = {"__file__": "sf2t_vlmevalkit.py"}
+    exec(fvb_export._with_parser(fvb_export._VLMEVAL_CLASS.format(tsv="x.tsv", name="x")), space)
+    cls = space["SF2TFineVidBench"]
+    ds = cls.__new__(cls)
+    ds.data_root = "."
+    return ds.build_prompt({"video": "v.mp4", **line})[1]["value"]
+
+
 def _task_doc_problems(text: str, scene: list[dict]) -> list[str]:
     """Every mismatch between docs/tasks.md (``text``) and the code, one line each (see the module docstring)."""
     import inspect
     import random
 
     from sf2t.finevidbench import build as fvb_build
-    from sf2t.finevidbench import export as fvb_export
     from sf2t.finevidbench.evaluate import render_question
     from sf2t.finevidbench.format import VARIANTS
     from sf2t.tasks import TASK_CONFIGS, templates
@@ -421,6 +459,15 @@ def _task_doc_problems(text: str, scene: list[dict]) -> list[str]:
     ordinals = ", ".join(("1st", "2nd", "3rd", "4th")[k] for k in order)
     if f"({ordinals} chronologically)" not in _section(text, "### `rearrangement`"):
         problems.append(f"rearrangement: the example's order ({ordinals} chronologically) is not in its section")
+    # the scoring rules' examples: quoted in the doc, read as the doc says by the code
+    from sf2t.tasks import scoring
+
+    rules = re.sub(r"\s+", " ", _section(text, "## Scoring"))
+    for fn, said, value in SCORING_EXAMPLES:
+        if f'"{said}"' not in rules:
+            problems.append(f"scoring: the example {said!r} ({fn}) is not in the doc")
+        elif getattr(scoring, fn)(said) != value:
+            problems.append(f"scoring: {fn}({said!r}) is {getattr(scoring, fn)(said)!r}, the doc's rule says {value!r}")
     # the multiple-choice prompts' last lines
     lines = {
         "multiple_choice": templates.multiple_choice(
@@ -428,9 +475,10 @@ def _task_doc_problems(text: str, scene: list[dict]) -> list[str]:
         )[0].splitlines()[-1],
         "sf2t eval": render_question({"question": "Q?", "options": ["a", "b"]}).splitlines()[-1],
     }
-    vlmeval = "Answer with the option's letter."  # (in the dataset class the export writes: its source text)
-    lines["the VLMEvalKit export"] = vlmeval if vlmeval + '"' in inspect.getsource(fvb_export) else "(changed)"
+    lines["the VLMEvalKit export"] = vlmevalkit_prompt({"question": "Q?", "A": "a", "B": "b"}).splitlines()[-1]
     problems += [f"{k}'s prompt line `{v}` is not in the doc" for k, v in lines.items() if f"`{v}`" not in text]
+    if len(set(lines.values())) > 1:
+        problems.append(f"the multiple-choice prompts end differently: {lines}")
     # scene level: each category's question, options and variants
     rows = {}
     scene_text = _section(text, "### Scene level")
@@ -507,7 +555,12 @@ def test_task_doc_matches_the_code(scene):
             "motion_direction: the question",
         ),
         ("| `shuffled` |", "| `shuffle` |", "the variants table lists"),
-        ("`Answer with the option's letter or its text.`", "`Answer with a letter.`", "sf2t eval's prompt line"),
+        (
+            "`Answer with the option's letter or its text.`",
+            "`Answer with a letter.`",
+            "the VLMEvalKit export's prompt line",
+        ),
+        ('"frames 3 and 5"', '"frames 3 and 6"', "scoring: the example 'frames 3 and 5'"),
     ],
 )
 def test_task_doc_check_catches_drift(scene, old, new, words):
@@ -517,6 +570,16 @@ def test_task_doc_check_catches_drift(scene, old, new, words):
     assert text.count(old) == 1, old
     problems = _task_doc_problems(text.replace(old, new), scene)
     assert any(words in p for p in problems), problems
+
+
+def test_task_doc_check_catches_a_scoring_rule_the_code_breaks(scene, monkeypatch):
+    """A parser that no longer reads the doc's examples as the doc says (here: every count read as the first number,
+    as before conclusions won) is reported."""
+    from sf2t.tasks import scoring
+
+    monkeypatch.setattr(scoring, "parse_count", lambda t: int(re.search(r"\d+", t).group(0)) if t[:1].isdigit() else 0)
+    problems = _task_doc_problems((ROOT / "docs" / "tasks.md").read_text(), scene)
+    assert any("parse_count('1, 2, 3, 4, 5, 6, 7, 8. There are 8 frames.') is 1" in p for p in problems), problems
 
 
 def test_no_file_cites_the_design_spec_users_lack():

@@ -16,6 +16,7 @@ import torch
 from sf2t import cli
 from sf2t.finevidbench import BenchmarkError, load, schema, validate
 from sf2t.finevidbench.build import OPPOSITE, build
+from sf2t.finevidbench.choice import ANSWER_LINE
 from sf2t.finevidbench.evaluate import VideoRunner, evaluate, parse_choice
 
 pytest.importorskip("av")
@@ -439,7 +440,7 @@ def test_export_for_lmms_eval(bench, tmp_path):
         assert all(__import__("os").path.isfile(v) for v in vis)
         n = len(q["video"].get("frames") or q["video"]["frame_images"])
         assert probe(vis[-1]).num_frames == n  # the presented frames, one video frame each
-        assert utils.doc_to_text(r).startswith(q["question"])
+        assert utils.doc_to_text(r).startswith(q["question"]) and utils.doc_to_text(r).endswith("\n" + ANSWER_LINE)
         assert utils.process_results(r, [r["answer"] + "."])["accuracy"] == 1.0
         wrong = (r["answer_index"] + 1) % len(r["options"])
         assert utils.process_results(r, [r["options"][wrong]])["accuracy"] == 0.0
@@ -474,6 +475,7 @@ def test_export_for_vlmevalkit(bench, tmp_path):
     assert len(ds) == len(qs)
     msg = ds.build_prompt(0)
     assert msg[0]["type"] == "video" and __import__("os").path.isfile(msg[0]["value"])
+    assert msg[1]["value"].startswith(qs[0]["question"]) and msg[1]["value"].endswith("\n" + ANSWER_LINE)
     pred = ds.data.copy()
     pred["prediction"] = pred["answer"]
     pred.to_csv(tmp_path / "pred.tsv", sep="\t", index=False)

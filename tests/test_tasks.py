@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from sf2t.finevidbench.choice import ANSWER_LINE
 from sf2t.tasks import (
     CountingConfig,
     CountingTask,
@@ -220,7 +221,7 @@ def test_multiple_choice(video):
         for i in range(20):
             _, s = _sample(make_task(name), frames, i)
             q, letter, options = templates.multiple_choice(name, s.meta, random.Random(i))
-            assert f"{letter}. " in q
+            assert f"{letter}. " in q and q.splitlines()[-1] == ANSWER_LINE  # (what parse_choice reads: sf2t eval's)
             correct = options["ABCD".index(letter)]
             assert score(name, correct, s.meta) == 1.0
             assert sum(score(name, o, s.meta) for o in options) == 1.0

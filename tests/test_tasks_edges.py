@@ -231,7 +231,7 @@ def test_same_seed_and_index_give_the_same_sample(name):
 # -- scoring
 
 TRUTHS = {
-    "counting": [{"count": n} for n in (2, 3, 7, 8)],
+    "counting": [{"count": n} for n in (2, 3, 6, 7, 8)],
     "disorder": [{"in_order": True}, {"in_order": False}],
     "consistency": [{"kind": "identical", "cell": None}, {"kind": "whole", "cell": None}]
     + [{"kind": "cell", "cell": c} for c in ("top-left", "center", "bottom-right")],
@@ -254,6 +254,19 @@ HEDGES = {
         "7 frames or 8 frames",
         "2 distinct frames or 3",
         "There are 3 frames in total, or 2.",
+        # an "or" or a hedge word after other punctuation (each was 6)
+        "six, or maybe seven",
+        "Six... or maybe seven",
+        "six (or maybe seven)",
+        "Six, or perhaps even seven",
+        "Six. Or maybe seven.",
+        "six -- or maybe seven",
+        "Six frames. Maybe seven.",
+        # a conclusion that hedges, or two that differ
+        "1, 2, 3. So 3 frames. Or maybe 2.",
+        "There are 7 or 8 frames.",
+        "The answer is 7. The answer is 8.",
+        "So 7 or 8.",
     ],
     "disorder": ["Yes or No", "yes/no", "Yes. No.", "No, yes", "Yes and no", "no idea"],
     "consistency": [
@@ -262,7 +275,16 @@ HEDGES = {
         "top-left, top, top-right, left, center, right, bottom-left, bottom or bottom-right, or whole frame",
         "Different: center and whole frame",
     ],
-    "localization": ["Frames 1-1, 1-2, 2-3, 3-5", "Frames 1-2 or 2-3", "3-5-7", "Frames 1, 1-2"],
+    "localization": [
+        "Frames 1-1, 1-2, 2-3, 3-5",
+        "Frames 1-2 or 2-3",
+        "3-5-7",
+        "Frames 1, 1-2",
+        "Frames 3 and 5",  # two frames, not the span 3-5 (was (3, 5))
+        "frames 1 and 3",
+        "Frames 3-5/4",  # "/4" is no total of frames (the span ends past it): a list
+        "Frames 3-5/8, 1-2",
+    ],
     "speed": ["first, second or same", "first or second", "same or first", "The first part is not faster"],
 }
 
@@ -342,6 +364,30 @@ def test_parsers_on_odd_answers(fn, text, value):
         (parse_span, "Frames 3, 5", None),
         (parse_span, "Frames 2, 3-5", None),
         (parse_speed, "The first or the second part.", None),
+        # a model counting aloud, then concluding: the conclusion (was None: "1, 2, 3" read as several options)
+        (parse_count, "1, 2, 3, 4, 5, 6, 7, 8. There are 8 frames.", 8),
+        (parse_count, "Counting: 1, 2, 3. So 3 frames.", 3),
+        (parse_count, "Counting: one, two, three. So three.", 3),
+        (parse_count, "Frames 1, 2, 3, 4: 4 frames in total.", 4),
+        (parse_count, "I see 1, 2, 3, 4, 5; the answer is 5.", 5),
+        (parse_count, "1, 2, 3, 4, 5, 6, a total of 6 frames", 6),
+        (parse_count, "There is 1 repeated frame, so 8 frames in total.", 8),  # "so ... in total" over "there is"
+        (parse_count, "There are 8 frames, so 2 of them repeat.", 8),  # "so 2 of them": no conclusion
+        # "there are N" concludes only with the unit or at the clause's end: a part of the count does not
+        (parse_count, "I count 8 frames. There are 2 duplicates.", 8),
+        (parse_count, "The video has 8 frames; there are 2 repeated frames.", 8),
+        (parse_count, "The video has 8 frames, so there are 8.", 8),
+        (parse_count, "There are 8 frames. There are 7 frames.", None),
+        (parse_count, "2, 3, 4", None),  # still several options
+        (parse_count, "7 or 8", None),
+        # neighbours joined by "and", a span "between" two frames, a span with the number of frames after it
+        (parse_span, "Frames 3 and 4.", (3, 4)),
+        (parse_span, "Between frames 3 and 5.", (3, 5)),
+        (parse_span, "Frames 3 and 5.", None),
+        (parse_span, "Frames 3-5/8", (3, 5)),  # (was None: "/8" read as a second frame)
+        (parse_span, "Frames 3-5 / 8.", (3, 5)),
+        (parse_span, "frames 3-5 of 8", (3, 5)),
+        (parse_span, "Frames 3-5/6-7", None),
     ],
 )
 def test_parsers_read_one_stated_answer(fn, text, value):
@@ -372,6 +418,15 @@ def test_scorers_never_raise_and_stay_in_range():
         ("localization", {"start": 1, "end": 2}, "frames " + "12-" * 5000),
         ("consistency", {"kind": "whole", "cell": None}, "top left " * 8000),
         ("counting", {"count": 7}, "7 " * 20000),
+        ("counting", {"count": 3}, "1, " * 20000 + "So 3 frames."),
+        ("counting", {"count": 3}, "there are " * 8000 + "3"),
+        ("counting", {"count": 3}, "answer is " * 8000),
+        ("counting", {"count": 3}, "1 frames in total " * 5000),
+        ("counting", {"count": 3}, "there are 1 distinct " * 5000),
+        ("counting", {"count": 3}, "so 1 distinct frames " * 4000),
+        ("counting", {"count": 7}, "." * 40000 + "or 7"),
+        ("localization", {"start": 3, "end": 5}, "3-5/" * 8000),
+        ("localization", {"start": 3, "end": 5}, "between " * 8000 + "3 and 5"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):

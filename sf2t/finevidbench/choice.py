@@ -5,6 +5,9 @@ VLMEvalKit dataset class, so every harness scores a generated answer the same wa
 import re
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# the last line of every multiple-choice prompt (sf2t.tasks.templates.multiple_choice, sf2t eval, both exports): it
+# asks for what parse_choice reads, the option's letter or its text (every harness scores with parse_choice)
+ANSWER_LINE = "Answer with the option's letter or its text."
 _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])\)?(?![A-Za-z0-9])")
 
 

@@ -23,7 +23,7 @@ import torch
 
 from sf2t._checks import check_int, check_int_pair
 from sf2t._plural import counted
-from sf2t.finevidbench.choice import parse_choice
+from sf2t.finevidbench.choice import ANSWER_LINE, parse_choice
 from sf2t.finevidbench.format import LETTERS, load
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 
 def render_question(q: dict) -> str:
     lines = [q["question"]] + [f"{LETTERS[i]}. {o}" for i, o in enumerate(q["options"])]
-    return "\n".join(lines + ["Answer with the option's letter or its text."])
+    return "\n".join(lines + [ANSWER_LINE])
 
 
 def load_media(q: dict, root: str) -> tuple[torch.Tensor, torch.Tensor | None]:

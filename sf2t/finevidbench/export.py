@@ -133,7 +133,7 @@ class SF2TFineVidBench(VideoBaseDataset):
         if isinstance(line, int):
             line = self.data.iloc[line]
         opts = "\\n".join(f"{{c}}. {{o}}" for c, o in zip(LETTERS, self.options(line)))
-        text = f"{{line['question']}}\\n{{opts}}\\nAnswer with the option's letter."
+        text = f"{{line['question']}}\\n{{opts}}\\n{{ANSWER_LINE}}"  # (ANSWER_LINE: in sf2t's parser above)
         return [dict(type="video", value=osp.join(self.data_root, line["video"])), dict(type="text", value=text)]
 
     def evaluate(self, eval_file, **judge_kwargs):

@@ -54,14 +54,45 @@ def _count_value(tok: str) -> int | None:
     return _int(whole) if frac.strip("0") == "" else None
 
 
-# a second number offered as an alternative: "7 or 8", "7/8", "2, 3, 4", "7, maybe 8"
-_HEDGE = r"(?:(?:maybe|perhaps|possibly|probably|likely|about|around)\s+)?"
-_ALTERNATIVE = re.compile(r"\s*(?:,|/|;|\bor\b|\band\b)(?:\s*\bor\b)?\s*" + _HEDGE, re.IGNORECASE)
-# ... or after the unit, in the same clause: "8 frames or 9", "8 frames, maybe 9", "8 distinct frames or 9 frames"
-_UNIT_THEN_ALTERNATIVE = re.compile(
-    r"((?:[ \t]+[^\W\d_]+){1,3}?)\s*(?:,|/|;|\bor\b|\band\b)(?:\s*\bor\b)?\s*" + _HEDGE, re.IGNORECASE
+# a second number offered as an alternative: "7 or 8", "7/8", "2, 3, 4", "7, maybe 8", "six (or maybe seven)",
+# "Six. Or maybe seven.", "Six... perhaps seven" (an "or" or a hedge word after any punctuation; bounded runs: linear)
+_HEDGE = r"(?:(?:maybe|perhaps|possibly|probably|likely|about|around|even)\s+){0,2}"
+_SEP = (
+    r"(?:\s*(?:,|/|;|\band\b)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}\bor\b"
+    r"|[\s.,;:(\[…—–-]{1,8}(?=(?:maybe|perhaps|possibly)\s))\s*"
 )
+_ALTERNATIVE = re.compile(_SEP + _HEDGE, re.IGNORECASE)
+# ... or after the unit, in the same clause: "8 frames or 9", "8 frames, maybe 9", "8 distinct frames or 9 frames"
+_UNIT_THEN_ALTERNATIVE = re.compile(r"((?:[ \t]+[^\W\d_]+){1,3}?)" + _SEP + _HEDGE, re.IGNORECASE)
 _NEXT_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
+# a stated conclusion, whose number is the count whatever came before it (a model counting aloud: "1, 2, 3. So 3
+# frames."): "so 3 frames.", "the answer is 8", "answer: 8", "a total of 8", "8 frames in total"; one number each
+_N = r"((?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b)"
+_UNIT = r"(?:\s+(?:distinct|unique|different|separate|individual))?\s+(?:frames?|images?)"
+_IN_TOTAL = r"\s+(?:in\s+total|total|altogether)\b"
+_CLAUSE_END = r"\s*(?:[.!,;)\n]|$)"
+_CONCLUSION = re.compile(
+    "|".join(
+        [
+            # ("so 2 of them repeat", "so 2 frames repeat": no conclusion)
+            r"\b(?:so|thus|therefore|hence)\b,?\s+(?:there\s+(?:are|is|were)\s+)?(?:(?:exactly|a\s+total\s+of)\s+)?"
+            + _N
+            + f"(?=(?:{_UNIT})?(?:{_IN_TOTAL})?{_CLAUSE_END})",
+            r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N,
+            r"\btotal\s*(?:of|is|:|=)\s*" + _N,
+            _N + f"(?={_UNIT}{_IN_TOTAL})",
+        ]
+    ),
+    re.IGNORECASE,
+)
+# a weaker one, read when there is no conclusion above: "there are 8 frames", "there are 8." (not "there are 2
+# repeated frames", "there are 2 duplicates": a part of the count, which a count stated before it wins over)
+_THERE_ARE = re.compile(
+    r"\bthere\s+(?:are|is|were|was)\s+(?:(?:exactly|only|just|in\s+total|altogether|a\s+total\s+of)\s+)?"
+    + _N
+    + f"(?={_UNIT}\\b|{_CLAUSE_END})",
+    re.IGNORECASE,
+)
 
 
 def _singular(word: str) -> str:
@@ -86,11 +117,22 @@ def _alternative_after(text: str, end: int, n: int | None) -> bool:
 
 
 def parse_count(text: str) -> int | None:
-    """First number in ``text`` (digits or an English number word up to twenty) when it is an integer, or None
-    ("7.5 frames" is None, not 7). None too when another number follows it as an alternative ("7 or 8", "7/8",
-    "2, 3, 4, ...", "7 or maybe 8"), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list of counts
-    is no count. A second number with another unit or words after it is no alternative ("8 frames, 2 seconds")."""
+    """The count ``text`` states, or None. A stated conclusion ("so 3 frames.", "the answer is 8", "a total of 8", "8
+    frames in total", else "there are 8 frames" or "there are 8.") gives its number, whatever numbers came before it
+    ("1, 2, 3. So 3 frames." is 3); conclusions that differ, or one followed by an alternative, give None. Without one:
+    the first number (digits or an English number word up to twenty). Either number must be an integer ("7.5 frames" is
+    None, not 7) and not followed by another number as an alternative ("7 or 8", "7/8", "2, 3, 4, ...", "7 or maybe 8",
+    "six (or maybe seven)", "Six. Or maybe seven."), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list
+    of counts is no count. A second number with another unit or words after it is no alternative ("8 frames, 2
+    seconds")."""
     text = text or ""
+    for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
+        stated = set()
+        for m in conclusion.finditer(text):
+            n = _count_value(m.group(m.lastindex))
+            stated.add(None if n is None or _alternative_after(text, m.end(m.lastindex), n) else n)
+        if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
+            return stated.pop() if len(stated) == 1 else None
     m = _INT_RE.search(text)
     if m is None:
         return None
@@ -173,14 +215,18 @@ _FRAME_LIST = re.compile(
     re.IGNORECASE,
 )
 _SPAN_NEXT = re.compile(r"\s*(?:-|–|to\b|through\b|until\b)", re.IGNORECASE)
+# the number of frames after a span: "Frames 3-5/8" ("of 8" is no frame number to _SPAN_MORE already)
+_SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!\s*(?:-|–|to\b|through\b|until\b))", re.IGNORECASE)
+_BETWEEN = re.compile(r"\bbetween\s+(?:the\s+)?(?:frames?\s*)?$", re.IGNORECASE)
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
-    """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5"; a single number n gives
-    (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span is one of a list
-    ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames listed are alternatives ("frames 3 or 4") or
-    not consecutive ("frames 3, 5"). A reversed span ("Frames 5-3") is returned as said (it is not the canonical
-    answer: it scores 0)."""
+    """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5", "between frames 3 and 5",
+    "frames 3 and 4" (neighbours), also with the number of frames after it ("Frames 3-5/8", "frames 3-5 of 8"); a
+    single number n gives (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span
+    is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames named are alternatives
+    ("frames 3 or 4") or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span
+    ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0)."""
     text = text or ""
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
@@ -191,9 +237,19 @@ def parse_span(text: str) -> tuple[int, int] | None:
             return None
         return nums[0], nums[-1]
     if m:
-        if _SPAN_MORE.match(text, m.end()) or _SPAN_LESS.search(text, 0, m.start()):
+        a, b = _int(m.group(1)), _int(m.group(2))
+        # "frames 3 and 5" names two frames, not the span 3-5: "and" joins a span only between neighbours ("frames 3
+        # and 4") or after "between" ("between frames 3 and 5")
+        joined_by_and = re.match(r"\d+\s*and\b", m.group(0), re.IGNORECASE)
+        if joined_by_and and b != a + 1 and not _BETWEEN.search(text[max(0, m.start() - 24) : m.start()]):
             return None
-        return _int(m.group(1)), _int(m.group(2))
+        end = m.end()
+        total = _SPAN_TOTAL.match(text, end)
+        if total and _int(total.group(1)) >= max(a, b):  # "3-5/8": of 8 frames ("3-5/4" is a list, as "3-5/6-7")
+            end = total.end()
+        if _SPAN_MORE.match(text, end) or _SPAN_LESS.search(text, 0, m.start()):
+            return None
+        return a, b
     n = re.search(r"(?<![\w.])\d+", text)
     return (_int(n.group(0)), _int(n.group(0))) if n else None
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 import string
 
+from sf2t.finevidbench.choice import ANSWER_LINE
+
 __all__ = [
     "QUESTIONS",
     "question",
@@ -133,7 +135,8 @@ def multiple_choice(
 ) -> tuple[str, str, list[str]]:
     """Render ``meta``'s question as multiple choice with exactly one correct option.
 
-    Returns (question with lettered options, correct letter, option texts). Distractors: other counts in the
+    Returns (question with lettered options and the line ``ANSWER_LINE``, correct letter, option texts): an answer
+    is read with ``sf2t.finevidbench.choice.parse_choice``, as by ``sf2t eval``. Distractors: other counts in the
     task's range (counting); Yes / No (disorder); first / second / same (speed); Identical, whole frame and
     other cells (consistency); other spans of the same clip (localization); other non-identity orders (rearrangement).
     """
@@ -179,5 +182,5 @@ def multiple_choice(
     correct = options.index(truth)
     q = question_text or question_for({**meta, "task": task}, rng)[0]
     letters = string.ascii_uppercase
-    lines = [q] + [f"{letters[i]}. {o}" for i, o in enumerate(options)] + ["Answer with the option's letter."]
+    lines = [q] + [f"{letters[i]}. {o}" for i, o in enumerate(options)] + [ANSWER_LINE]
     return "\n".join(lines), letters[correct], options
