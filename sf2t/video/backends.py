@@ -2,8 +2,9 @@
 
 Contract, the same for every backend (docs/tasks.md): frame k is the k-th frame in presentation order of the first
 video stream, 0-based; timestamps are the stream's own presentation times in seconds, so variable-frame-rate
-files get true times; frames are returned upright (the stream's rotation applied, as torchcodec and the ffmpeg
-command line do). A backend is opened once per file and serves many requests (``get_frames``); ask for the
+files get true times (an AVI, which stores no pts: its frames' places plus the codec's reorder delay, on every backend:
+:func:`sf2t.video.probe.avi_offset`); frames are returned upright (the stream's rotation applied, as torchcodec and
+the ffmpeg command line do). A backend is opened once per file and serves many requests (``get_frames``); ask for the
 sorted union of what several samples need and slice, rather than decoding per sample.
 
 | backend | devices | how it finds frame k |
@@ -490,7 +491,8 @@ class PyAVBackend(Backend):
         except VideoError:
             self.close()
             raise
-        self.pts = pts
+        self.pts = pts  # PyAV's, which the decoded frames carry (seconds: shifted by demuxed.offset, an AVI's)
+        self.times = demuxed.seconds(self.stream.time_base)
         self.index_of = {p: i for i, p in enumerate(pts)}
         # frame 0 counts as a keyframe: a seek to its pts lands on the keyframe at or before it (an edit list may have
         # cut the stream after its first keyframe, whose frame is then not a frame of the video)
@@ -633,7 +635,7 @@ class PyAVBackend(Backend):
             frames = torch.empty(0, cc.height, cc.width, 3, dtype=torch.uint8)
             rot = self.rotation if self.rotation is not None else self.info.rotation if self.info is not None else 0
             return _rotate(frames, rot), torch.empty(0, dtype=torch.float64)
-        pts = torch.tensor([self.pts[i] * self.tb for i in uniq], dtype=torch.float64)
+        pts = torch.tensor([self.times[i] for i in uniq], dtype=torch.float64)
         if isinstance(out, YUV420):
             return out, pts  # upright: only unrotated streams give YUV420
         return _rotate(out, self.rotation or 0), pts

@@ -272,10 +272,8 @@ class DaliBackend:
                 if pts is not None:
                     return [float(t) for t in pts]
                 demuxed = demux_index(self.path, container, stream)
-                ticks = demuxed.pts
-                check_frame_order(self.path, ticks, demuxed.untimed, container)
-                tb = float(stream.time_base)
-                times = [t * tb for t in ticks]
+                check_frame_order(self.path, demuxed.pts, demuxed.untimed, container)
+                times = demuxed.seconds(stream.time_base)
             finally:
                 container.close()
             if num_frames is not None and num_frames != len(times):

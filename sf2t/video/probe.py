@@ -239,6 +239,33 @@ class Demuxed(NamedTuple):
     untimed: int  # packets without a timestamp
     discarded: int  # packets the container marks for discarding
     reordered: bool  # timestamps go back somewhere in decode (file) order: B-frames stored with their own times
+    offset: int = 0  # ticks to add to ``pts`` for the frames' presentation times (:func:`avi_offset`)
+
+    def seconds(self, time_base) -> list[float]:
+        """The frames' presentation times in seconds (``pts`` shifted by ``offset``, times ``time_base``)."""
+        tb = float(time_base) if time_base else 0.0
+        return [(p + self.offset) * tb for p in self.pts]
+
+
+def avi_offset(container, stream, pts: list[int], dts: list[int | None]) -> int:
+    """Ticks to add to PyAV's pts of an AVI stream for its presentation times (0 for other containers).
+
+    AVI stores no pts: a frame's time is its chunk's place in the stream (the dts), delayed by the codec's reorder
+    depth where it has B-frames; libavformat guesses the pts from these. PyAV's FFmpeg (8.x) guesses one frame of
+    delay for H.264 with none (libx264 without B-frames: pts = dts + 1 for every packet, the decoder's reorder depth
+    0), so every frame came one frame late, where FFmpeg 5.1 (torchcodec's, the ffmpeg command line's) has frame 0 at
+    dts 0. Where the sorted pts are the sorted dts plus one constant (no frame is timed apart from the chunks), the
+    first frame is put at the first dts plus the reorder depth the decoder reports, as FFmpeg 5.1 does: 0 for that
+    H.264, 1 for MPEG-4 Part 2 with B-frames (where both FFmpegs agree). Other streams keep PyAV's times."""
+    if getattr(container.format, "name", "") != "avi" or not pts or len(dts) != len(pts) or None in dts:
+        return 0
+    ticks = sorted(int(d) for d in dts)  # (pts arrive sorted)
+    if len({p - d for p, d in zip(pts, ticks)}) != 1:
+        return 0
+    cc = stream.codec_context
+    depth = getattr(cc, "reorder_depth", None)  # (an int; an older PyAV has none, and an int has_b_frames)
+    depth = int(cc.has_b_frames if depth is None else depth)
+    return ticks[0] + depth - pts[0]
 
 
 def demux_index(path: str, container, stream, deadline: Deadline | None = None) -> Demuxed:
@@ -248,6 +275,7 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None) 
     ``ffmpeg -ss T -c copy`` cut, many phone videos) keeps the packets before its start for decoding only, and the
     decoder drops their frames (ffmpeg, PyAV and torchcodec all do), so they are not frames of the video."""
     rows: list[tuple[int, bool]] = []
+    dts: list[int | None] = []
     untimed = discarded = 0
     prev, reordered = None, False
     try:
@@ -264,6 +292,7 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None) 
                 untimed += 1
                 continue
             rows.append((int(ts), bool(pkt.is_keyframe)))
+            dts.append(pkt.dts)
             reordered = reordered or (prev is not None and ts < prev)
             prev = ts
     except VideoError:
@@ -275,7 +304,9 @@ def demux_index(path: str, container, stream, deadline: Deadline | None = None) 
             "truncated",
         ) from e
     rows.sort()
-    return Demuxed([r[0] for r in rows], [r[1] for r in rows], untimed, discarded, reordered)
+    pts = [r[0] for r in rows]
+    offset = avi_offset(container, stream, pts, dts)
+    return Demuxed(pts, [r[1] for r in rows], untimed, discarded, reordered, offset)
 
 
 # Codecs that may store frames out of presentation order (B-frames). A stream of one that the decoder reorders
@@ -388,7 +419,7 @@ def _av_probe(path: str, *, verify: bool, deadline: Deadline) -> VideoInfo:
             raise VideoError(
                 path, f"the header announces {header} frames but only {n} can be read: truncated file", "truncated"
             )
-        times = [p * tb for p in pts]
+        times = demuxed.seconds(tb)
         fps, vfr = _rate_stats(times, tb)
         if fps <= 0:
             fps = float(stream.average_rate or stream.guessed_rate or 0.0)

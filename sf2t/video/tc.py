@@ -240,7 +240,7 @@ def _times_demuxed(path: str, stream_index: int, deadline: Deadline | None) -> _
         demuxed = demux_index(path, container, stream, deadline)
         check_frame_order(path, demuxed.pts, demuxed.untimed, container)
         tb = stream.time_base
-        seconds = [float(p * tb) for p in demuxed.pts]
+        seconds = [float((p + demuxed.offset) * tb) for p in demuxed.pts]  # (exact Fractions, as before)
         keys = [i for i, k in enumerate(demuxed.keys) if k] or [0]
         if not seconds:
             return _Times([], 0.0, [])
@@ -312,10 +312,11 @@ class PtsDecoder:
         self.stream_index = self._dec.stream_index
         times = _times_demuxed(path, stream_index, deadline) if _have_av() else None
         if times is not None and times.seconds:
-            # PyAV's FFmpeg and torchcodec's may read a file's timestamps apart: an AVI PyAV wrote has its frames
-            # at 0.04, 0.08, ... s for PyAV (FFmpeg 8.1) and at 0, 0.04, ... for torchcodec (FFmpeg 5.1), so frame k
-            # asked for by PyAV's times came back as frame k + 1. torchcodec's first frame tells: where it is not at
-            # PyAV's first time, the times come from torchcodec's own decode, as without PyAV.
+            # PyAV's FFmpeg and torchcodec's may read a file's timestamps apart: an H.264 AVI PyAV wrote had its
+            # frames at 0.04, 0.08, ... s for PyAV (FFmpeg 8.1) and at 0, 0.04, ... for torchcodec (FFmpeg 5.1), so
+            # frame k asked for by PyAV's times came back as frame k + 1 (demux_index now shifts such AVIs: see
+            # probe.avi_offset). For any other such file, torchcodec's first frame tells: where it is not at PyAV's
+            # first time, the times come from torchcodec's own decode, as without PyAV.
             from torchcodec._core import ops
 
             try:

@@ -321,4 +321,13 @@ def sequential_decode(path) -> tuple[np.ndarray, np.ndarray]:
             rot = int(round(getattr(f, "rotation", 0) or 0)) % 360
             frames.append(np.ascontiguousarray(np.rot90(a, rot // 90)))
             pts.append(float(f.pts * f.time_base))
+        avi = c.format.name == "avi"
+    if avi and pts and importlib.util.find_spec("torchcodec") is not None:
+        # AVI stores no pts: PyAV's FFmpeg (8.x) guesses H.264's one frame late (sf2t.video.probe.avi_offset), so the
+        # times are put where torchcodec's FFmpeg (5.1, another build) has the first frame (not all of torchcodec's
+        # times: it gives MPEG-4 with B-frames' last frame no time, -3.7e17 s)
+        from torchcodec.decoders import VideoDecoder
+
+        first = float(VideoDecoder(str(path), seek_mode="approximate").get_frames_in_range(0, 1).pts_seconds[0])
+        pts = [t - pts[0] + first for t in pts]
     return np.stack(frames), np.array(pts)

@@ -595,3 +595,40 @@ def test_paletted_video_is_refused(tmp_path):
         with pytest.raises(VideoError, match="paletted") as e:
             call()
         assert e.value.kind == "unsupported" and "convert it" in e.value.reason
+
+
+@pytest.mark.parametrize("kind", ["h264", "mpeg4-bframes", "mjpeg", "mp4", "mkv"])
+def test_avi_timestamps_are_the_files_on_both_backends(tmp_path, kind):
+    """AVI stores no pts (a frame's time is its chunk's place, delayed by the codec's reorder depth). PyAV's FFmpeg
+    (8.x) guessed one frame of delay for H.264 without B-frames: the pyav backend and the probe put frame k at
+    (k + 1) / 25 s, where torchcodec (FFmpeg 5.1), the ffmpeg command line and the encoder (pts k) put it at k / 25, so
+    a window by seconds took other frames than torchcodec's. Every frame now has torchcodec's time on the pyav backend
+    and in the probe, and a window by seconds picks the same frames; MPEG-4 with B-frames (both FFmpegs: one frame
+    late), MJPEG, MP4 and Matroska agreed before and still do."""
+    from torchcodec.decoders import VideoDecoder
+
+    frames = media.moving_frames(12, 48, 64)
+    kw = {
+        "h264": dict(fmt="avi"),
+        "mpeg4-bframes": dict(fmt="avi", codec="mpeg4", bframes=2),
+        "mjpeg": dict(fmt="avi", codec="mjpeg", pix_fmt="yuvj420p"),
+        "mp4": dict(),
+        "mkv": dict(fmt="matroska"),
+    }[kind]
+    path = media.encode(tmp_path / f"clip.{kw.get('fmt', 'mp4')}", frames, rate=25, gop=4, **kw)
+    ref = VideoDecoder(str(path), seek_mode="approximate")
+    n = 11 if kind == "mpeg4-bframes" else 12  # (torchcodec gives that stream's last frame no time: -3.7e17 s)
+    want = ref.get_frames_in_range(0, n)
+    with open_decoder(path, "pyav") as dec:
+        got, pts = dec.get_frames(list(range(n)))
+    torch.testing.assert_close(pts, want.pts_seconds.to(torch.float64), atol=1e-9, rtol=0)
+    if kind != "mpeg4-bframes":  # no reordering: frame k at the encoder's pts k
+        torch.testing.assert_close(pts, torch.arange(n, dtype=torch.float64) / 25, atol=1e-9, rtol=0)
+    assert probe(path).start == pytest.approx(float(pts[0]), abs=1e-9)
+    assert (got.int() - want.data.permute(0, 2, 3, 1).int()).abs().max() <= 2  # (RGB conversions may round apart)
+    # a window by seconds, [0.2, 0.4): the frames whose time falls in it, by the pyav backend's times and by
+    # torchcodec's (from its decode from the start: its seeks in AVIs of B-frames land on other frames)
+    chosen = [k for k, t in enumerate(pts.tolist()) if 0.2 - 1e-9 <= t < 0.4 - 1e-9]
+    theirs = [k for k, t in enumerate(want.pts_seconds.tolist()) if 0.2 - 1e-9 <= t < 0.4 - 1e-9]
+    assert len(chosen) == 5 and chosen == theirs
+    assert (got[chosen].int() - want.data[theirs].permute(0, 2, 3, 1).int()).abs().max() <= 2
