@@ -385,6 +385,7 @@ def test_parsers_on_odd_answers(fn, text, value):
         (parse_span, "Between frames 3 and 5.", (3, 5)),
         (parse_span, "Frames 3 and 5.", None),
         (parse_span, "Frames 3-5/8", (3, 5)),  # (was None: "/8" read as a second frame)
+        (parse_span, "Frames 3-5/5", (3, 5)),  # a total equal to the span's end is a total
         (parse_span, "Frames 3-5 / 8.", (3, 5)),
         (parse_span, "frames 3-5 of 8", (3, 5)),
         (parse_span, "Frames 3-5/6-7", None),
@@ -394,6 +395,48 @@ def test_parsers_read_one_stated_answer(fn, text, value):
     """An answer that states one option is read as that option, whatever words come with it; only options offered
     side by side are "several options" (scoring 0)."""
     assert fn(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # a hedge offers a second count only when its number reads as one: it ends the clause (maybe after the unit,
+        # "of them", "in total", "in the clip") or goes on with a condition or a further option
+        ("8. Perhaps 2 of them repeat.", 8),  # (was None: "Perhaps 2" read as a second option)
+        ("8 frames. Perhaps 2 of them repeat.", 8),
+        ("8. Or maybe 9.", None),
+        ("Eight... perhaps nine", None),
+        ("8, possibly 9 frames", None),
+        ("There are 8, maybe 9 of them.", None),
+        ("I count 8 frames. Maybe 2 are duplicates.", 8),
+        ("8. Maybe 2 of them are near-duplicates, but they are separate frames.", 8),  # (was None)
+        ("There are 8 frames, maybe 9 if the first one counts.", None),  # (was 8)
+        ("The answer is 6. Perhaps 2 frames show the same pose.", 6),  # (was None)
+        ("Counting the frames: 1, 2, 3, 4, 5, 6, 7. So 7. Possibly 3 of them are blurry.", 7),  # (was None)
+        ("So there are 12 frames in total; perhaps 3 of them look alike.", 12),
+        ("5, perhaps 6 in total.", None),
+        ("Seven. Possibly eight frames in the clip.", None),
+        ("10 frames, maybe 2 seconds of video.", 10),
+        ("I see 9 frames (perhaps 1 is repeated).", 9),
+        ("9. Maybe 10 or 11.", None),
+        ("8. Maybe 2 or 3 of them repeat.", 8),  # (was None)
+        ("4, maybe 2 repeat", 4),  # (was None)
+        ("There are 8 frames. Perhaps 9.", None),
+        ("Six. Or maybe 2 of them are the same frame.", 6),  # (was None)
+        ("7, maybe 8 frames are shown.", None),  # the unit in the same sentence: a second count
+        ("7 or 8 of them", None),  # no hedge word: "or" offers an option whatever follows
+        # the second of two options is no conclusion (were 8, 8, 10: "8 frames in total" read as concluding)
+        ("7 or 8 frames in total", None),
+        ("There are 7, maybe 8 frames in total.", None),
+        ("Eight... perhaps nine or ten frames in total", None),
+        ("I see 8. Perhaps 2 of them repeat, so 8 frames in total.", 8),
+    ],
+)
+def test_count_hedges_offer_a_count_not_a_remark(text, value):
+    """A hedge word or a new sentence before a second number makes it a second option only when it counts the same
+    thing ("8. Or maybe 9.", "8, possibly 9 frames"), not when it says something about part of the frames ("8.
+    Perhaps 2 of them repeat.") or another thing ("8, maybe 2 seconds")."""
+    assert parse_count(text) == value
 
 
 def test_scorers_never_raise_and_stay_in_range():
@@ -425,6 +468,10 @@ def test_scorers_never_raise_and_stay_in_range():
         ("counting", {"count": 3}, "there are 1 distinct " * 5000),
         ("counting", {"count": 3}, "so 1 distinct frames " * 4000),
         ("counting", {"count": 7}, "." * 40000 + "or 7"),
+        ("counting", {"count": 8}, "8. Perhaps 2 or " * 8000),
+        ("counting", {"count": 8}, "7 or 8 frames in total " * 8000),
+        ("counting", {"count": 8}, "so 8. maybe 9 of them " * 8000),
+        ("counting", {"count": 8}, "1 or " * 20000 + "2 frames in total"),
         ("localization", {"start": 3, "end": 5}, "3-5/" * 8000),
         ("localization", {"start": 3, "end": 5}, "between " * 8000 + "3 and 5"),
     ],

@@ -100,20 +100,78 @@ def _singular(word: str) -> str:
     return word[:-1] if word.endswith("s") else word
 
 
-def _alternative_after(text: str, end: int, n: int | None) -> bool:
-    """Whether a number different from ``n`` follows position ``end`` as an alternative: right after it ("7 or 8"),
-    or after its unit when that second number has no unit or the same one ("8 frames or 9", "1 frame or 2 frames";
-    not "8 frames, 2 seconds", "8 frames, 2 of them repeated", "8 frames, numbered 1 to 8")."""
+# a hedged second number ("8. Perhaps 9.", "8, possibly 9 frames") offers another count only when it reads as one: it
+# ends its clause, maybe after the unit, "of them", "in total" or "in the clip" ("8, maybe 9 of them."), or goes on
+# with a condition or a further option ("9 if the first counts", "10 or 11"); "8. Perhaps 2 of them repeat.", "8,
+# maybe 2 repeat", "8, maybe 2 seconds" say something about another thing
+_HEDGED = re.compile(r"[.!?…]|\b(?:maybe|perhaps|possibly|probably|likely|about|around|even)\b", re.IGNORECASE)
+_NEW_SENTENCE = re.compile(r"[.!?…]")
+_COUNT_TAIL = re.compile(
+    r"(?:\s+of\s+(?:them|those|these))?"
+    r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
+    r"(?:\s*(?:[.!?,;:)\]…\n]|$)|\s+(?:if|depending|counting|including|when)\b)",
+    re.IGNORECASE,
+)
+# a further option after the hedged number ("9. Maybe 10 or 11."): read its tail instead
+_ONE_MORE = re.compile(r"\s*(?:/|-|–|\bor\b|\bto\b)\s*(?=[^\W_])", re.IGNORECASE)
+_UNIT_RE = re.compile(_UNIT, re.IGNORECASE)
+
+
+def _offers_count(text: str, pos: int, new_sentence: bool) -> bool:
+    """Whether a hedged number ending at ``pos`` is another count of the frames, not a remark on something else: see
+    _COUNT_TAIL, read after any further options ("10 or 11"). With the unit and words after it, it is one in the same
+    sentence ("7, maybe 8 frames are shown") but not in a sentence of its own ("6. Perhaps 2 frames show the same
+    pose.")."""
+    for _ in range(3):  # ("8. Maybe 2 or 3 of them repeat." is a remark: 3's tail decides; bounded: linear)
+        more = _ONE_MORE.match(text, pos)
+        nxt = _INT_RE.match(text, more.end()) if more else None
+        if nxt is None:
+            break
+        pos = nxt.end()
+    unit = _UNIT_RE.match(text, pos)
+    if _COUNT_TAIL.match(text, unit.end() if unit else pos):
+        return True
+    return unit is not None and not new_sentence
+
+
+def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
+    """The number different from ``n`` that follows position ``end`` as an alternative, or None: right after it ("7 or
+    8"), or after its unit when that second number has no unit or the same one ("8 frames or 9", "1 frame or 2
+    frames"; not "8 frames, 2 seconds", "8 frames, 2 of them repeated", "8 frames, numbered 1 to 8"). After a hedge
+    word or a sentence's end the second number must read as a count of the frames (_offers_count): "8. Or maybe 9." is
+    two options, "8. Perhaps 2 of them repeat." is 8."""
     sep = _ALTERNATIVE.match(text, end)
     nxt = _INT_RE.match(text, sep.end()) if sep else None
     if nxt is not None:
-        return _count_value(nxt.group(0)) != n
+        if _count_value(nxt.group(0)) == n:
+            return None
+        joint = sep.group(0)
+        offered = not _HEDGED.search(joint) or _offers_count(text, nxt.end(), bool(_NEW_SENTENCE.search(joint)))
+        return nxt if offered else None
     after_unit = _UNIT_THEN_ALTERNATIVE.match(text, end)
     nxt = _INT_RE.match(text, after_unit.end()) if after_unit else None
     if nxt is None or _count_value(nxt.group(0)) == n:
-        return False
+        return None
+    joint = text[after_unit.end(1) : after_unit.end()]
+    if _HEDGED.search(joint):
+        return nxt if _offers_count(text, nxt.end(), bool(_NEW_SENTENCE.search(joint))) else None
     unit = _NEXT_WORD.match(text, nxt.end())
-    return unit is None or _singular(unit.group(1)) == _singular(after_unit.group(1).split()[0])
+    return nxt if unit is None or _singular(unit.group(1)) == _singular(after_unit.group(1).split()[0]) else None
+
+
+def _alternative_after(text: str, end: int, n: int | None) -> bool:
+    return _alternative(text, end, n) is not None
+
+
+def _alternative_to_before(text: str, start: int) -> bool:
+    """Whether the number at ``start`` is itself the second of two options ("7 or 8 frames in total", "7, maybe 8
+    frames in total"): the number before it, in a short window (linear on long texts), has it as its alternative."""
+    before = list(_INT_RE.finditer(text, max(0, start - 48), start))
+    if not before:
+        return False
+    prev = before[-1]
+    alt = _alternative(text, prev.end(), _count_value(prev.group(0)))
+    return alt is not None and alt.start() == start
 
 
 def parse_count(text: str) -> int | None:
@@ -124,13 +182,16 @@ def parse_count(text: str) -> int | None:
     None, not 7) and not followed by another number as an alternative ("7 or 8", "7/8", "2, 3, 4, ...", "7 or maybe 8",
     "six (or maybe seven)", "Six. Or maybe seven."), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list
     of counts is no count. A second number with another unit or words after it is no alternative ("8 frames, 2
-    seconds")."""
+    seconds"), nor one after a hedge word or a sentence's end that speaks of part of the frames ("8. Perhaps 2 of them
+    repeat." is 8); a conclusion that is the second of two options is none ("7 or 8 frames in total" is None)."""
     text = text or ""
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
         for m in conclusion.finditer(text):
             n = _count_value(m.group(m.lastindex))
-            stated.add(None if n is None or _alternative_after(text, m.end(m.lastindex), n) else n)
+            at = m.start(m.lastindex)  # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
+            alternative = _alternative_after(text, m.end(m.lastindex), n) or _alternative_to_before(text, at)
+            stated.add(None if n is None or alternative else n)
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
     m = _INT_RE.search(text)
