@@ -1446,8 +1446,8 @@ def test_a_build_that_cannot_be_put_in_place_leaves_the_folder_consistent(tmp_pa
 _KILLED_BUILD = """
 import os, pathlib, sys
 real_replace, real_unlink, renames = os.replace, pathlib.Path.unlink, []
-def replace(src, dst, *a, **k):  # a move out of the staging folder (not the journal's own write)
-    if "/.build-" in str(src) and not str(src).endswith("journal.tmp"):
+def replace(src, dst, *a, **k):  # a move out of the staging folder (not the journal's or the owner record's write)
+    if "/.build-" in str(src) and not str(src).endswith(("journal.tmp", "owner.json.tmp")):
         renames.append(src)
         if sys.argv[2] == str(len(renames)):
             os._exit(9)  # as kill -9: no except, no finally
@@ -1553,6 +1553,175 @@ def test_recover_rolls_back_a_build_whose_benchmark_text_equals_the_earlier_one(
     assert recover(out / "b.json") == "rolled back"
     assert [(out / "frames" / f).read_text() for f in ("1.png", "2.png")] == ["old 1", "old 2"]
     assert not stage.exists() and not journal_path(out / "b.json").exists()
+
+
+_KILLED_MAKING = """
+import os, sys
+import sf2t.synth as synth
+real, made = synth.make_clip, []
+def make_clip(*a, **k):  # killed (kill -9: no except, no finally) as it makes its second clip
+    made.append(1)
+    if len(made) == 2:
+        os._exit(9)
+    return real(*a, **k)
+synth.make_clip = make_clip
+import sf2t.finevidbench.build as b
+b.build(None, sys.argv[1], per_category=1, synthetic=3, seed=0, log=lambda s: None, progress=False)
+"""
+
+
+def test_staging_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path, capsys):
+    """A build killed (kill -9) while it made its clips left its staging folder .build-* in --out for good: the next
+    build into the folder removes it, and says so. It leaves a staging folder whose build runs (another benchmark's,
+    in the same folder), one a stopped build's journal names (its earlier files are in it), and one with no owner
+    record (an older sf2t's) while it changed lately; it removes an unowned one untouched for long. Eval, export and
+    bench_files never list what is in them."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import sf2t
+    from sf2t.finevidbench.evaluate import bench_files
+    from sf2t.finevidbench.export import export
+    from sf2t.finevidbench.place import UNOWNED_AFTER_S, make_stage
+
+    out = tmp_path / "b" / "b.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(sf2t.__file__).parent.parent), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _KILLED_MAKING, str(out)], env=env, capture_output=True)
+    assert run.returncode == 9, run.stderr.decode()
+    (killed,) = out.parent.glob(".build-*")  # the case: left, with the clip it had made
+    assert (killed / "videos" / "scene_0000.mp4").is_file()
+    assert json.loads((killed / "owner.json").read_text())["benchmark"] == "b.json"
+    running, owner = make_stage(out.parent, out.parent / "other.json")  # a build of another benchmark, running
+    old_unowned, new_unowned = out.parent / ".build-old", out.parent / ".build-new"
+    for d in (old_unowned, new_unowned):
+        (d / "videos").mkdir(parents=True)
+        (d / "videos" / "scene_0000.mp4").write_bytes(b"x" * 10)
+    long_ago = time.time() - UNOWNED_AFTER_S - 60
+    os.utime(old_unowned, (long_ago, long_ago))
+    journaled = out.parent / ".build-journaled"
+    (journaled / "replaced").mkdir(parents=True)
+    (out.parent / ".c.json.journal").write_text(json.dumps({"stage": journaled.name}))
+    try:
+        logs = []
+        build(None, str(out), per_category=1, synthetic=2, seed=0, log=logs.append, progress=False)
+        assert not killed.exists() and not old_unowned.exists()
+        assert running.is_dir() and new_unowned.is_dir() and journaled.is_dir()
+        said = [s for s in logs if s.startswith("removed 2 staging folders that stopped builds left in")]
+        assert said and killed.name in said[0] and ".build-old (10 bytes)" in said[0], logs
+        assert any(s.startswith(f"left the staging folder {journaled.name}: a stopped build's journal") for s in logs)
+        b = load(out)
+        assert not any(".build-" in f for f in bench_files(b))
+        export(str(out), str(tmp_path / "x"), "lmms-eval", log=lambda s: None)
+        assert not any(".build-" in str(p) for p in (tmp_path / "x").rglob("*"))
+    finally:
+        owner.close()
+
+
+def test_a_second_build_of_a_benchmark_while_one_runs_is_refused(tmp_path, capsys):
+    """Two builds of one benchmark at once put their files in place over each other (and the second took the
+    first's journal, while it put its files in place, for a stopped build's, and rolled it back): the second is
+    refused, naming the first; once that one is gone (its staging folder's owner), it builds, removing the folder."""
+    import os
+
+    from sf2t.finevidbench.place import make_stage
+
+    out = tmp_path / "b" / "b.json"
+    out.parent.mkdir()
+    first, owner = make_stage(out.parent, out)
+    argv = ["finevidbench", "build", "--synthetic", "1", "--per-category", "1", "--quiet", "--out", str(out)]
+    try:
+        assert cli.main(argv) == 2
+    finally:
+        owner.close()
+    err = capsys.readouterr().err
+    assert f"--out {out}: another build of it is running (pid {os.getpid()} on" in err, err
+    assert "wait for it to end" in err and "Traceback" not in err
+    assert not out.exists() and [p.name for p in out.parent.glob(".build-*")] == [first.name]
+    assert cli.main(argv) == 0 and not first.exists()
+    assert "removed 1 staging folder that stopped builds left in" in capsys.readouterr().out
+
+
+_PAUSED_BUILD = """
+import os, sys, time
+from pathlib import Path
+real_replace, out = os.replace, Path(sys.argv[1])
+def replace(src, dst, *a, **k):  # paused after its first move out of the staging folder, until told to go on
+    r = real_replace(src, dst, *a, **k)
+    if "/.build-" in str(src) and "/videos/" in str(src) and not (out.parent / "paused").exists():
+        (out.parent / "paused").write_text("")
+        t = time.time()
+        while not (out.parent / "go").exists() and time.time() - t < 60:
+            time.sleep(0.05)
+    return r
+os.replace = replace
+import sf2t.finevidbench.build as b
+b.build(None, sys.argv[1], per_category=1, synthetic=2, seed=5, log=lambda s: None, progress=False)
+"""
+
+
+def test_a_build_being_put_in_place_is_not_taken_for_a_stopped_one(tmp_path):
+    """recover() (which every build runs first) while another process puts a build in place (its journal there, half
+    its files moved): it refuses, naming that process, and the build finishes whole. It rolled the running build
+    back under it: a folder mixing two builds, with no journal left to say so."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import sf2t
+    from sf2t.finevidbench.place import recover
+
+    out = tmp_path / "b" / "b.json"
+    build(None, str(out), per_category=1, synthetic=2, seed=0, log=lambda s: None, progress=False)
+    env = {**os.environ, "PYTHONPATH": str(Path(sf2t.__file__).parent.parent), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSED_BUILD, str(out)], env=env, stderr=subprocess.PIPE)
+    try:
+        t = time.time()
+        while not (out.parent / "paused").exists() and proc.poll() is None and time.time() - t < 60:
+            time.sleep(0.05)
+        assert (out.parent / "paused").exists(), proc.stderr.read().decode()
+        with pytest.raises(ValueError, match=f"a build of {out} is putting its files in place now \\(pid {proc.pid} "):
+            recover(out)
+    finally:
+        (out.parent / "go").write_text("")
+        assert proc.wait(60) == 0, proc.stderr.read().decode()
+    b = load(out)
+    assert b["description"].startswith("sf2t FineVidBench-style benchmark: seed 5")
+    from sf2t.finevidbench.build import _written_files
+
+    on_disk = {str(p.relative_to(out.parent)) for p in out.parent.rglob("*") if p.is_file()}
+    assert on_disk == {"b.json", "paused", "go"} | _written_files(b), on_disk
+
+
+@pytest.mark.parametrize("when", ["removing", "renamed"])
+def test_build_interrupted_after_it_was_put_in_place_says_so(tmp_path, capsys, monkeypatch, when):
+    """Ctrl-C as the earlier build's files the new one no longer uses are removed (after the benchmark file was
+    renamed in; or right after that rename, before the removal began): the folder holds the new build, and the
+    message says so and names the files left. It said "was not written (an earlier one there stays as it was)"."""
+    import sf2t.finevidbench.build as b
+
+    out = tmp_path / "b" / "b.json"
+    argv = ["finevidbench", "build", "--per-category", "1", "--quiet", "--out", str(out)]
+    assert cli.main([*argv, "--synthetic", "2", "--seed", "0"]) == 0
+    capsys.readouterr()
+
+    def stopped(*a):
+        raise KeyboardInterrupt
+
+    if when == "removing":
+        monkeypatch.setattr(b, "_remove_stale", stopped)
+    else:
+        real = b._commit
+        monkeypatch.setattr(b, "_commit", lambda *a: real(*a[:5], stopped))
+    # 4 clips, seed 1: it keeps scene_0000 alone, so the earlier build's scene_0001 is stale
+    assert cli.main([*argv, "--synthetic", "4", "--seed", "1"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted once {out} was in place: it holds the new build; 2 files of the earlier build" in err, err
+    assert "e.g. videos/scene_0001.json: remove them by hand" in err and "not written" not in err
+    assert load(out)["description"].startswith("sf2t FineVidBench-style benchmark: seed 1")
+    assert not list(out.parent.glob(".build-*")) and not list(out.parent.glob(".*.journal"))
 
 
 def test_build_interrupted_is_one_line_and_closes_its_bar(bench, tmp_path, capsys, monkeypatch, interrupt_after):

@@ -115,7 +115,23 @@ def main_build(argv=None) -> int:
             raise
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the frames and clips made so far were in a staging folder, removed
+    except KeyboardInterrupt as e:  # the frames and clips made so far were in a staging folder, removed
+        from sf2t._plural import counted
+
+        if getattr(e, "placed", False):  # after the last rename: the new build is in place
+            left = getattr(e, "left", [])
+            some = (
+                f"; {counted(len(left), 'file')} of the earlier build that it no longer uses (no question shows "
+                f"{'it' if len(left) == 1 else 'them'}) {'is' if len(left) == 1 else 'are'} left next to it, e.g. "
+                f"{left[0]}: remove {'it' if len(left) == 1 else 'them'} by hand"
+                if left
+                else ""
+            )
+            print(
+                f"\nsf2t finevidbench build: interrupted once {args.out} was in place: it holds the new build{some}",
+                file=sys.stderr,
+            )
+            return 130
         print(
             f"\nsf2t finevidbench build: interrupted; {args.out} was not written (the frames and clips made so far "
             "were removed): the same command builds it again",

@@ -43,12 +43,13 @@ from typing import Collection, Sequence
 from sf2t._checks import check_int
 from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
-from sf2t.finevidbench.place import NotPlaced, recover
+from sf2t.finevidbench.place import NotPlaced, check_alone, is_placed, make_stage, recover, remove_abandoned
 from sf2t.finevidbench.place import commit as _commit
 
 __all__ = [
     "build",
     "NotPlaced",
+    "Interrupted",
     "scene_questions",
     "objects_shown",
     "counts_shown",
@@ -58,6 +59,18 @@ __all__ = [
 ]
 
 SCENE_FRAMES = 16
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that stopped :func:`build` once its benchmark was in place (``placed``: while the earlier build's
+    files it no longer uses were removed): the folder holds the new build, not the earlier one. ``left``: those files
+    (relative to the benchmark's folder) not removed yet."""
+
+    def __init__(self, out_file: str, placed: bool, left: Sequence[str] = ()):
+        super().__init__(out_file)
+        self.out_file, self.placed, self.left = out_file, placed, list(left)
+
+
 OPPOSITE = {
     "left": "right",
     "right": "left",
@@ -605,7 +618,11 @@ def build(
     fails or is interrupted leaves the folder as it was (an earlier benchmark with its files; a fresh folder with
     none of this build's; no folder where the build made it): frames and clips are made in a staging folder and put
     in place with the benchmark file last, undone on a failure (:func:`sf2t.finevidbench.place.commit`; a ValueError
-    says what was kept); a build killed while it was put in place is rolled back first (:func:`recover`).
+    says what was kept); a build killed while it was put in place is rolled back first (:func:`recover`), and the
+    staging folders killed builds left are removed (:func:`sf2t.finevidbench.place.remove_abandoned`: logged). A
+    second build of the same benchmark while one runs is a ValueError (:func:`sf2t.finevidbench.place.check_alone`).
+    A Ctrl-C once the benchmark file is in place (as the earlier build's unused files are removed) is an
+    :class:`Interrupted` with ``placed`` set: the folder holds the new build.
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
@@ -638,11 +655,7 @@ def build(
         inputs += expand_videos([manifest])
     check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
     out_file = Path(out_path)
-    undone = recover(out_file)  # a build killed while put in place: the folder as before it (or as after it)
-    if undone:
-        log(f"a build of {out_file} had been stopped while its files were put in place: {undone}")
-    old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
-    if old is None and out_file.is_file() and out_file.stat().st_size:  # notes.txt was replaced
+    if out_file.is_file() and out_file.stat().st_size and _read_bench(out_file) is None:  # notes.txt was replaced
         raise ValueError(
             f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would destroy "
             "it: pick another path, or remove it first"
@@ -650,18 +663,37 @@ def build(
     out = out_file.parent
     with _removed_if_left_empty(out):  # a build that fails leaves no folder it made (an empty --out folder was left)
         out.mkdir(parents=True, exist_ok=True)
-        _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
-        label_questions = []
-        if scene_annotations:  # checked (every video probed) before any long work
-            label_questions = annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
         # Frames and clips are made in a staging folder and moved into frames/ and videos/ only once every question is
-        # made: a build that fails or is interrupted leaves an earlier benchmark in the folder as it was.
+        # made: a build that fails or is interrupted leaves an earlier benchmark in the folder as it was. The folder is
+        # this build's while it runs (its owner record): a second build of the benchmark is refused meanwhile.
         import shutil
-        import tempfile
 
-        stage = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+        stage, owner = make_stage(out, out_file)
         committed = False
+        text, stale = None, set()
         try:
+            check_alone(stage, out_file)
+            undone = recover(out_file)  # a build killed while put in place: the folder as before it (or as after it)
+            if undone:
+                log(f"a build of {out_file} had been stopped while its files were put in place: {undone}")
+            removed, kept = remove_abandoned(out, stage)  # (kill -9 while making frames and clips: left for good)
+            if removed:
+                log(
+                    f"removed {counted(len(removed), 'staging folder')} that stopped builds left in {out}: "
+                    + ", ".join(removed)
+                )
+            for k in kept:
+                log(f"left the staging folder {k}")
+            old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
+            if old is None and out_file.is_file() and out_file.stat().st_size:  # (the build recovered was not one)
+                raise ValueError(
+                    f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would "
+                    "destroy it: pick another path, or remove it first"
+                )
+            _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
+            label_questions = []
+            if scene_annotations:  # checked (every video probed) before any long work
+                label_questions = annotation_questions(scene_annotations, random.Random(f"{seed}:labels"), out)
             questions: list[dict] = []
             scene_sources: list[tuple[dict, str]] = []
             truths: list[str] = []  # the manifest videos' ground truth files read (named by the benchmark: see below)
@@ -726,11 +758,19 @@ def build(
                 _remove_stale(old, bench, out)
 
             stale = _written_files(old) - _written_files(bench) if old is not None else set()
-            _commit(stage, out_file, dumps(bench), _written_files(bench), stale, placed)  # into place, all or nothing
+            text = dumps(bench)
+            _commit(stage, out_file, text, _written_files(bench), stale, placed)  # into place, all or nothing
             committed = True
+        except KeyboardInterrupt:  # (Ctrl-C) after the last rename: the new build is in place, and the command says so
+            if committed or (text is not None and is_placed(stage, out_file, text)):
+                committed = True  # (the stage goes: what it held is in place; a journal left completes next time)
+                left = sorted(f for f in stale if os.path.lexists(out / f))  # (not removed yet)
+                raise Interrupted(str(out_file), placed=True, left=left) from None
+            raise
         finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
             if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
                 shutil.rmtree(stage, ignore_errors=True)
+            owner.close()  # (its lock: this build no longer runs)
     cats: dict[str, int] = {}
     for q in questions:
         key = f"{q['level']}/{q['category']}"

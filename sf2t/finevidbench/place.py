@@ -9,22 +9,208 @@ the benchmark file (atomically: a temporary file renamed), listing the renames, 
 A journal left behind means a build of that benchmark was killed while it was put in place: :func:`recover` rolls
 it back (the earlier benchmark and its files as they were) or, where the new benchmark file had been renamed in
 already, completes it; the next build does so first, and :func:`sf2t.finevidbench.format.load` (``sf2t eval``,
-``export``) refuses the benchmark with the way out (:func:`check_not_interrupted`)."""
+``export``) refuses the benchmark with the way out (:func:`check_not_interrupted`).
+
+A build's staging folder is its own while it runs (:func:`make_stage`: an owner record, ``owner.json``, naming the
+benchmark, the process, its host and start, locked while the process lives): a second build of the same benchmark
+is refused while the first runs (:func:`check_alone`), and a build removes the staging folders a stopped build left
+(:func:`remove_abandoned`: killed while it made its frames and clips, they stayed for good)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
+import socket
+import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Collection
+from typing import IO, Callable, Collection
 
-__all__ = ["NotPlaced", "commit", "recover", "journal_path", "check_not_interrupted"]
+__all__ = [
+    "NotPlaced",
+    "commit",
+    "recover",
+    "journal_path",
+    "check_not_interrupted",
+    "make_stage",
+    "check_alone",
+    "remove_abandoned",
+    "is_placed",
+]
+
+STAGE_PREFIX = ".build-"
+OWNER = "owner.json"
+# a staging folder with no owner record (made by an sf2t before the records, or a build stopped between making the
+# folder and recording itself, a moment) is taken as abandoned once it has not changed for this long (seconds)
+UNOWNED_AFTER_S = 600.0
 
 
 class NotPlaced(ValueError):
     """A build that was made but could not be put in place (a full disk, a permission at the last renames): its
     message says what the folder holds now. ``sf2t finevidbench build`` exits 1 on it, as on any file error."""
+
+
+def make_stage(out: Path, out_file: Path) -> tuple[Path, IO[str]]:
+    """A new staging folder ``.build-*`` in ``out`` for a build of ``out_file``, with its owner record (the benchmark's
+    name, this process's pid, host and start time), and the record's open file, locked (``flock``) while it is open:
+    keep it open for the build, close it at the end. The record is written and locked before it gets its name, so a
+    folder never has an owner record that is not locked yet."""
+    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
+    try:
+        tmp = stage / (OWNER + ".tmp")
+        f = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 (kept open: its lock says the build runs)
+        _lock(f, block=True)
+        record = {
+            "benchmark": out_file.name,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        f.write(json.dumps(record))
+        f.flush()
+        os.replace(tmp, stage / OWNER)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return stage, f
+
+
+def _lock(f: IO[str], block: bool) -> bool | None:
+    """Lock ``f`` (exclusive): True, False where another process holds it (``block``: wait), None where this system
+    has no ``flock``."""
+    try:
+        import fcntl
+    except ImportError:  # (not Linux / macOS)
+        return None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system with no locks: as no flock
+        return None
+    return True
+
+
+def _owner(stage: Path) -> tuple[dict | None, IO[str] | None, bool]:
+    """A staging folder's owner record, and whether its build still runs: ``(record, file, alive)``; ``file``: the
+    record's file, opened and locked by this process where the build is gone (close it once the folder is removed).
+    A folder with no record (or none readable) is alive while it changed in the last ``UNOWNED_AFTER_S`` seconds.
+    Where locks cannot be had, a build runs while its pid does on this host, and one of another host always does."""
+    try:
+        f = open(stage / OWNER, encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        try:
+            return None, None, time.time() - stage.stat().st_mtime < UNOWNED_AFTER_S
+        except OSError:  # gone
+            return None, None, True
+    try:
+        record = json.loads(f.read())
+        if not isinstance(record, dict):
+            record = None
+    except (ValueError, UnicodeDecodeError, OSError):
+        record = None
+    locked = _lock(f, block=False)
+    if locked is None:  # no locks here: the pid, on this host
+        alive = True
+        if record is not None and record.get("host") == socket.gethostname() and isinstance(record.get("pid"), int):
+            try:
+                os.kill(record["pid"], 0)
+            except ProcessLookupError:
+                alive = False
+            except OSError:
+                pass
+    else:
+        alive = not locked
+    if alive:
+        f.close()
+        return record, None, True
+    return record, f, False
+
+
+def _who(record: dict | None) -> str:
+    if not record:
+        return "a process"
+    return f"pid {record.get('pid')} on {record.get('host')}, started {record.get('started')}"
+
+
+def check_alone(stage: Path, out_file: Path) -> None:
+    """A ValueError where another build of the benchmark ``out_file`` runs now (a live staging folder of it next to
+    ``stage``, this build's own, made first: two builds started at once both see the other, and both stop): they
+    would put their files in place over each other, and one would take the other's journal for a stopped build."""
+    for other in sorted(out_file.parent.glob(STAGE_PREFIX + "*")):
+        if other == stage or not other.is_dir():
+            continue
+        record, f, alive = _owner(other)
+        if f is not None:
+            f.close()
+        if alive and record is not None and record.get("benchmark") == out_file.name:
+            raise ValueError(
+                f"--out {out_file}: another build of it is running ({_who(record)}; its staging folder is {other}): "
+                "two builds of one benchmark at once would mix their files: wait for it to end (or stop it), then "
+                "run this one again"
+            )
+
+
+def remove_abandoned(out: Path, own: Path) -> tuple[list[str], list[str]]:
+    """Remove the staging folders ``.build-*`` in ``out`` whose build is gone (killed while it made its frames and
+    clips: a Ctrl-C or an error removes its own), except ``own`` (this build's), one a journal names (the stopped
+    build's earlier files are in it: its :func:`recover` needs them) and one holding files moved aside. Returns
+    ``(removed, kept)``: each as ``"name (size)"`` / ``"name: why"``, for the build to say."""
+    named = set()
+    for j in out.glob(".*.journal"):
+        try:
+            named.add(str(json.loads(j.read_text(encoding="utf-8"))["stage"]))
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+            pass
+    removed, kept = [], []
+    for stage in sorted(out.glob(STAGE_PREFIX + "*")):
+        if stage == own or not stage.is_dir() or stage.is_symlink():
+            continue
+        if stage.name in named:
+            kept.append(f"{stage.name}: a stopped build's journal names it (the same build, run again, recovers it)")
+            continue
+        record, f, alive = _owner(stage)
+        try:
+            if alive:  # (a build running now; or one with no owner record that changed lately: made a moment ago)
+                continue
+            if any(p.is_file() for p in (stage / "replaced").rglob("*")):
+                kept.append(f"{stage.name}: it holds an earlier build's files, in its replaced/: move them back")
+                continue
+            size = 0
+            for root, _, files in os.walk(stage):
+                for name in files:
+                    try:
+                        size += os.lstat(os.path.join(root, name)).st_size
+                    except OSError:
+                        pass
+            shutil.rmtree(stage, ignore_errors=True)
+            if os.path.lexists(stage):
+                kept.append(f"{stage.name}: could not be removed completely: remove it by hand")
+            else:
+                removed.append(f"{stage.name} ({_size(size)})")
+        finally:
+            if f is not None:
+                f.close()
+    return removed, kept
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} TB"  # (not reached)
+
+
+def is_placed(stage: Path, out_file: Path, text: str) -> bool:
+    """Whether :func:`commit` of ``text`` from ``stage`` got to its last rename: the benchmark file has the new text,
+    and the staged one is no longer in the stage (an interrupt stops the undo too once it did)."""
+    try:
+        return not os.path.lexists(stage / "benchmark.tmp") and out_file.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def journal_path(out_file: str | os.PathLike) -> Path:
@@ -196,6 +382,17 @@ def recover(out_file: str | os.PathLike) -> str | None:
     journal = journal_path(out_file)
     if not os.path.lexists(journal):
         return None
+    try:
+        running = json.loads(journal.read_text(encoding="utf-8"))["stage"]
+        record, f, alive = _owner(out / str(running)) if os.path.isdir(out / str(running)) else (None, None, False)
+        if f is not None:
+            f.close()
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):  # (said below)
+        record, alive = None, False
+    if alive and record is not None:  # not stopped: being put in place now
+        raise ValueError(
+            f"{journal}: a build of {out_file} is putting its files in place now ({_who(record)}): wait for it to end"
+        )
     fix = f"check {out} by hand (the earlier files are in its .build-*/replaced), then remove {journal}"
     try:
         plan = json.loads(journal.read_text(encoding="utf-8"))
