@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["counted", "noun_for", "plural"]
+__all__ = ["counted", "none_of", "noun_for", "plural"]
 
 
 def plural(noun: str) -> str:
@@ -25,3 +25,13 @@ def counted(n: int | float, noun: str, nouns: str | None = None, fmt: str = "") 
     """``n`` and ``noun``, singular for 1, else plural (``nouns``, default :func:`plural`): ``counted(1, "step")`` is
     ``"1 step"``, ``counted(0, "video")`` ``"0 videos"``. ``fmt``: the number's format spec (``","``: ``1,024``)."""
     return f"{n:{fmt}} {noun_for(n, noun, nouns)}"
+
+
+def none_of(n: int, noun: str, verb: str, negated: str, *, owner: str = "the", nouns: str | None = None) -> str:
+    """That not one of ``n`` things does something, said naturally for one: ``none_of(3, "video", "can be read",
+    "cannot be read")`` is ``"none of the 3 videos can be read"``, ``none_of(1, ...)`` ``"the only video cannot be
+    read"`` (not ``"none of the 1 video can be read"``). ``owner``: the word before them (``"its"``: ``"its only
+    record does not fit"``); ``nouns``: the plural, as in :func:`counted`."""
+    if n == 1:
+        return f"{owner} only {noun} {negated}"
+    return f"none of {owner} {counted(n, noun, nouns)} {verb}"

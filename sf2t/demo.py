@@ -119,7 +119,8 @@ def run_config(
 ):
     """The config ``run_demo`` trains with: :func:`demo_config`, the run's choices (``--quick``, ``--steps``, seed),
     then the ``--set`` overrides. A step count from ``--steps`` or ``--set steps=N`` keeps the disorder-only phase
-    at the default's share (800 of 4000 steps) unless ``--set curriculum_steps=M`` says otherwise."""
+    at the default's share (800 of 4000 steps) unless ``--set curriculum_steps=M`` says otherwise. A ValueError for
+    an override that empties ``videos`` or ``eval_videos``: the demo trains on the one and measures on the other."""
     from sf2t.train.config import apply_overrides
 
     extra: dict[str, Any] = {"seed": seed, "threads": threads, "progress": progress}
@@ -134,6 +135,9 @@ def run_config(
     keys = {item.split("=", 1)[0].strip() for item in overrides}
     if "steps" in keys and "curriculum_steps" not in keys:  # as --steps does
         cfg = dataclasses.replace(cfg, curriculum_steps=round(cfg.steps * CURRICULUM_SHARE))
+    for name, use in (("videos", "trains on"), ("eval_videos", "measures held-out accuracy on")):
+        if not getattr(cfg, name):  # once a NoUsableVideo / AttributeError traceback after the clips and model
+            raise ValueError(f"TrainConfig.{name} is empty: the demo {use} them; leave {name} unset (its own clips)")
     return cfg
 
 
@@ -629,7 +633,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _precheck(a) -> str | None:
     """The arguments checked before any clip is made: counts, the output folder, the --set overrides (against the
     demo's own config, so a conflict with its choices shows too)."""
-    from sf2t.train.config import apply_overrides
 
     if a.steps is not None and a.steps < 1:
         return f"--steps must be >= 1, got {a.steps}"
@@ -642,7 +645,7 @@ def _precheck(a) -> str | None:
         if item.split("=", 1)[0].strip() == "out_dir":
             return f"--set {item}: the demo trains into --out, beside its clips and reports: pass --out instead"
     try:
-        apply_overrides(fit_to_tasks(demo_config(Path(a.out), "", [], []), a.overrides), list(a.overrides))
+        run_config(Path(a.out), "", ["clips"], ["clips"], overrides=a.overrides)  # (clips: the ones it will make)
     except ValueError as e:
         if not is_bad_input(e):
             raise

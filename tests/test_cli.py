@@ -505,6 +505,18 @@ def test_counts_say_one_in_the_singular():
     assert counted(2, "process") == "2 processes" and counted(1, "timed round") == "1 timed round"
 
 
+def test_none_of_one_is_said_naturally():
+    """ "none of the 1 training video can be read" read oddly: one is "the only ...", with the negated verb
+    (sf2t._plural.none_of, used by every "none of the N ..." message)."""
+    from sf2t._plural import none_of
+
+    assert none_of(2, "video", "can be read", "cannot be read") == "none of the 2 videos can be read"
+    assert none_of(1, "video", "can be read", "cannot be read") == "the only video cannot be read"
+    assert none_of(3, "record", "fits", "does not fit", owner="its") == "none of its 3 records fits"
+    assert none_of(1, "record", "fits", "does not fit", owner="its") == "its only record does not fit"
+    assert none_of(2, "entry in x", "is", "is not", nouns="entries in x") == "none of the 2 entries in x is"
+
+
 def test_what_a_stopped_index_kept_is_said_for_a_manifest_name_too_long(tmp_path, capsys):
     """`sf2t index -o NAME` with a name too long for the file system stops on the OSError in one line: asking whether
     the manifest is there (Path.is_file) raised the same OSError again inside the handler, a chained traceback."""

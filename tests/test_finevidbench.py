@@ -2098,3 +2098,39 @@ def test_a_failed_build_through_dotdot_keeps_the_folder_that_was_there(tmp_path,
     assert "sf2t finevidbench build: " in capsys.readouterr().err
     assert (tmp_path / "there").is_dir() and not any((tmp_path / "there").iterdir())
     assert not (tmp_path / "new").exists()
+
+
+def test_one_question_that_cannot_be_asked_is_said_in_the_singular(tmp_path):
+    """A benchmark of one question whose files are missing: "the only question cannot be asked: the files it shows
+    are missing", not "none of the 1 questions can be asked: the files they show"."""
+    from sf2t.finevidbench.evaluate import check_askable
+
+    bench = {"questions": [{"video": {"frame_images": ["frames/a.png"]}}], "_root": str(tmp_path)}
+    with pytest.raises(
+        ValueError, match=r"^the only question cannot be asked: the files it shows are missing \(e\.g\. "
+    ):
+        check_askable(bench)
+
+
+def test_a_bug_while_an_adapter_loads_keeps_its_traceback(tmp_path, monkeypatch):
+    """io.UnsupportedOperation (a ValueError and an OSError both: a bug, not the input) raised while peft reads an
+    adapter is raised as it is, not said as "adapter ... does not fit the base model" (sf2t._oserror.is_bad_input);
+    a plain ValueError from peft still is."""
+    import io
+
+    from peft import PeftModel
+
+    from sf2t.models._build import load_adapter
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "adapter_model.safetensors").write_bytes(b"")
+    for e, raised in ((io.UnsupportedOperation("fileno"), io.UnsupportedOperation), (ValueError("x"), ValueError)):
+
+        def fail(*args, _e=e, **kwargs):
+            raise _e
+
+        monkeypatch.setattr(PeftModel, "from_pretrained", fail)
+        with pytest.raises(raised) as got:
+            load_adapter(torch.nn.Linear(2, 2), tmp_path / "a", tmp_path / "base")
+        assert isinstance(got.value, io.UnsupportedOperation) == (raised is io.UnsupportedOperation)
+        assert ("does not fit the base model" in str(got.value)) == (raised is ValueError), got.value

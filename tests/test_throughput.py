@@ -135,7 +135,7 @@ def test_throughput_options(clip, tmp_path, capsys):
     assert cli.main(args + ["--tasks", "consistency"]) == 2
     assert "cannot make ['consistency']" in capsys.readouterr().err
     assert cli.main(args + ["--tasks", "nope"]) == 2
-    assert "unknown task ['nope']" in capsys.readouterr().err
+    assert "--tasks: unknown task 'nope'; valid: fragment, counting," in capsys.readouterr().err
     for bad in ("0", "inf", "nan"):  # inf ran until killed, nan ran one window
         assert cli.main(args + ["--seconds", bad]) == 2
         assert "--seconds must be a finite number of seconds > 0" in capsys.readouterr().err
@@ -875,6 +875,24 @@ def test_bad_options_are_named_as_options_before_any_video_is_read(tmp_path, cap
     assert cli.main(["throughput", "--videos", str(tmp_path / "v.mp4"), "--size", "56", "84", *extra]) == 2
     err = capsys.readouterr().err
     assert said in err and "not a video" not in err and "cannot open" not in err
+
+
+@pytest.mark.parametrize("given", [[""], [","], [" , "], ["", ""]])
+def test_empty_tasks_are_named_before_the_videos_are_probed(tmp_path, capsys, given):
+    """``--tasks ""`` (or only commas and spaces) said "unknown tasks []": it names the option and the tasks to
+    choose from, exit 2, before any video is looked at; measure says the same in its own terms."""
+    from sf2t import cli
+    from sf2t.throughput import measure
+
+    argv = ["throughput", "--videos", str(tmp_path / "nowhere.mp4"), "--tasks", *given]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "sf2t throughput: --tasks: no task names given; name one or more of: fragment, counting, consistency, "
+        "localization, disorder, rearrangement, speed\n"
+    ), err
+    with pytest.raises(ValueError, match=r"^tasks: no task names given; name one or more of: fragment, counting"):
+        measure([str(tmp_path / "nowhere.mp4")], tasks=given)
 
 
 def test_unknown_baseline_is_said_before_the_videos_are_probed(tmp_path, capsys):

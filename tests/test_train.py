@@ -750,6 +750,10 @@ def test_task_videos_restricts_a_task(tiny, clips, tmp_path):
         (["--set", "counting.count_min=0"], "--set: TrainConfig.counting: need 1 <= count_min"),
         # the run went to out_dir while the clips, model and reports stayed in --out
         (["--set", "out_dir=elsewhere"], "--set out_dir=elsewhere: the demo trains into --out"),
+        # the demo's own clips emptied: a NoUsableVideo / AttributeError traceback once the clips and model were made
+        (["--set", "videos=[]"], "--set: TrainConfig.videos is empty: the demo trains on them; leave videos unset"),
+        (["--set", "eval_videos="], "--set: TrainConfig.eval_videos is empty: the demo measures held-out accuracy"),
+        (["--set", "tasks="], "--set: TrainConfig.tasks must name at least one task"),  # (was "unknown task [None]")
     ],
 )
 def test_demo_arguments_are_checked_first(tmp_path, capsys, monkeypatch, argv, words):
@@ -771,6 +775,16 @@ def test_demo_arguments_are_checked_first(tmp_path, capsys, monkeypatch, argv, w
     assert main(["--out", str(mine), "--quick"]) == 2
     assert "not an earlier demo's" in capsys.readouterr().err
     assert (mine / "clips" / "precious.mp4").read_bytes() == b"mine" and sorted(mine.iterdir()) == [mine / "clips"]
+
+
+def test_one_unreadable_training_video_is_said_in_the_singular(tmp_path):
+    """One training video that cannot be read: "the only training video cannot be read", not "none of the 1
+    training video can be read"."""
+    from sf2t.train.cli import _precheck_paths
+
+    cfg = TrainConfig(videos=[str(tmp_path / "gone.mp4")], out_dir=str(tmp_path / "out"))
+    said = _precheck_paths(cfg)
+    assert said == f"the only training video cannot be read: {tmp_path / 'gone.mp4'}: no such file", said
 
 
 def test_demo_set_steps_rescales_the_curriculum_like_steps(tmp_path):
@@ -970,6 +984,8 @@ def test_resume_continues_exactly(tiny, clips, tmp_path):
         ("task_weights=[-1,1]", "task_weights must be numbers >= 0, not all 0"),
         ("task_weights=[0,0]", "task_weights must be numbers >= 0, not all 0"),
         ("tasks=[]", "tasks must name at least one task"),
+        ("tasks=", "tasks must name at least one task"),  # (it was "unknown task [None]")
+        ("betas=", "betas must be two numbers in [0, 1), got []"),  # an empty value is an empty list, not [None]
         ("frame_repeat=0", "frame_repeat must be an int >= 1"),
         ("threads=-1", "threads must be an int >= 0"),
         ("eval_samples=0", "eval_samples must be an int >= 1"),

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Collection, Sequence
 
 from sf2t._checks import check_int
+from sf2t._oserror import is_bad_input
 from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
 from sf2t.finevidbench.place import NotPlaced, check_alone, is_placed, make_stage, recover, remove_abandoned
@@ -721,6 +722,8 @@ def build(
                         try:
                             gt = json.loads(side.read_text(encoding="utf-8"))
                         except (ValueError, UnicodeDecodeError) as e:
+                            if not is_bad_input(e):  # io.UnsupportedOperation from the read: a bug, not the file
+                                raise
                             raise ValueError(
                                 f"{side}: the ground truth next to {path} is not readable JSON ({e}); fix or move it"
                             ) from None

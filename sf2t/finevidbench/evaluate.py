@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from sf2t._checks import check_int, check_int_pair
-from sf2t._plural import counted
+from sf2t._plural import counted, none_of
 from sf2t.finevidbench.choice import ANSWER_LINE, parse_choice
 from sf2t.finevidbench.format import LETTERS, load
 
@@ -74,7 +74,8 @@ def check_askable(bench: dict) -> None:
     missing = [p for q in qs for p in _missing(q, bench["_root"])]
     if qs and all(_missing(q, bench["_root"]) for q in qs):
         raise ValueError(
-            f"none of the {len(qs)} questions can be asked: the files they show are missing (e.g. {missing[0]}, "
+            f"{none_of(len(qs), 'question', 'can be asked', 'cannot be asked')}: the files "
+            f"{'it shows' if len(qs) == 1 else 'they show'} are missing (e.g. {missing[0]}, "
             f"looked for from {bench['_root']}): was the benchmark moved without its frames/ and videos/?"
         )
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from sf2t._checks import check_int
-from sf2t._oserror import is_file_error
+from sf2t._oserror import is_bad_input, is_file_error
 
 _REQUIRED_FILES = ("config.json",)
 # What AutoProcessor reads besides config.json (one of them at least).
@@ -408,6 +408,8 @@ def load_adapter(model, adapter: str | os.PathLike, base: str | os.PathLike):
             warnings.simplefilter("always")
             loaded = PeftModel.from_pretrained(model, str(adapter))
     except (RuntimeError, ValueError, KeyError) as e:
+        if not is_bad_input(e):  # io.UnsupportedOperation from peft's reads: a bug, not a misfit adapter
+            raise
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
         mismatches = [line for line in lines if "size mismatch" in line]
         first = mismatches[0] if mismatches else next((line for line in lines if "Missing" in line), lines[0])

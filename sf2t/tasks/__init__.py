@@ -28,23 +28,25 @@ TASK_CONFIGS = {
 }
 
 
-def task_names(values, label: str = "tasks") -> list[str]:
+def task_names(values, label: str = "tasks", extra: tuple[str, ...] = ()) -> list[str]:
     """The task names in ``values`` (each may hold several, split at commas and spaces: ``counting,speed``), in
     order. A ValueError naming ``label`` when none is given (``--tasks`` alone, ``""``, ``","``) or one is unknown
-    (with the name it most likely meant); each lists the valid names."""
+    (with the name it most likely meant); each lists the valid names: ``extra`` (a command's own, ``fragment`` for
+    ``sf2t throughput``), then :data:`TASKS`."""
     import re
 
     from sf2t._names import did_you_mean
 
+    valid = (*extra, *TASKS)
     names = [n for v in values for n in re.split(r"[,\s]+", str(v)) if n]
     if not names:
-        raise ValueError(f"{label}: no task names given; name one or more of: {', '.join(TASKS)}")
+        raise ValueError(f"{label}: no task names given; name one or more of: {', '.join(valid)}")
     unknown = [
-        f"{n!r}" + (f" ({hint.strip()})" if (hint := did_you_mean(n, TASKS)) else "") for n in names if n not in TASKS
+        f"{n!r}" + (f" ({hint.strip()})" if (hint := did_you_mean(n, valid)) else "") for n in names if n not in valid
     ]
     if unknown:
         raise ValueError(
-            f"{label}: unknown {noun_for(len(unknown), 'task')} {', '.join(unknown)}; valid: {', '.join(TASKS)}"
+            f"{label}: unknown {noun_for(len(unknown), 'task')} {', '.join(unknown)}; valid: {', '.join(valid)}"
         )
     return names
 

@@ -94,7 +94,7 @@ from sf2t.throughput.sampling import (
     Fragment,
     _baselines,
     _sampler,
-    _tasks,
+    _tasks,  # noqa: F401  (re-exported)
     sample_plans,
 )
 from sf2t.throughput.videos import (
@@ -184,7 +184,9 @@ def measure(
     from sf2t._device import require_device
 
     require_device(device)
-    _tasks(tasks)  # unknown names: an error before any work
+    from sf2t.tasks import task_names
+
+    tasks = task_names(tasks, "tasks", extra=("fragment",))  # none, or unknown names: an error before any work
     from sf2t.video.backends import BACKENDS, available_decoders
 
     if decoder != "auto" and decoder not in BACKENDS:

@@ -28,7 +28,7 @@ def default_pipelines(threads: int, device: str, workers: int = 0, prefetch: int
 def _option_problem(args) -> str:
     """What is wrong with ``sf2t throughput``'s options, in their own terms ("": nothing): counts below their least,
     a time that is not a finite number of seconds > 0, a ``--size`` Qwen2-VL cannot pack (with the nearest one that it
-    can), an empty ``--json``."""
+    can), an empty ``--json``, a ``--tasks`` that names no task or an unknown one."""
     from sf2t.ops.fragment_pack import qwen2_vl_size_message
 
     least = {"windows": 1, "rounds": 1, "warmup": 0, "threads": 1, "workers": 0, "prefetch": 0, "pipelines": 1}
@@ -44,6 +44,12 @@ def _option_problem(args) -> str:
         return said
     if args.json is not None and not args.json.strip():
         return "--json '': give the path of the file to write the figures to"
+    from sf2t.tasks import task_names
+
+    try:  # --tasks "" or ",": none named (it was "unknown tasks []"), or an unknown name
+        task_names(args.tasks, "--tasks", extra=("fragment",))
+    except ValueError as e:
+        return str(e)
     return ""
 
 
@@ -91,7 +97,8 @@ def build_parser() -> Parser:
         "--tasks",
         nargs="+",
         default=["fragment"],
-        help=f"SF²T tasks to sample, mixed evenly (fragment: a plain 16-frame fragment); the baselines make "
+        help=f"SF²T tasks to sample, mixed evenly, separated by spaces or commas (fragment: a plain 16-frame "
+        f"fragment); the baselines make "
         f"{', '.join(FRAME_TASKS)}",
     )
     p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")

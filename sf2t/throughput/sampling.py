@@ -10,8 +10,6 @@ from typing import Sequence
 
 import torch
 
-from sf2t._plural import noun_for
-
 FRAMES, WINDOW, SAMPLES_PER_WINDOW = 16, 64, 4
 PROVIDERS = ("sf2t", "llamafactory_style", "qwenvl_utils_style")
 
@@ -68,11 +66,9 @@ FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # one pixel layout: 14-pixel patches, 2 f
 
 
 def _tasks(names: Sequence[str]) -> dict:
-    from sf2t.tasks import TASKS, make_task
+    from sf2t.tasks import make_task, task_names
 
-    unknown = [n for n in names if n != "fragment" and n not in TASKS]
-    if unknown or not names:
-        raise ValueError(f"unknown {noun_for(len(unknown), 'task')} {unknown}; known: {sorted(('fragment', *TASKS))}")
+    names = task_names(names, "tasks", extra=("fragment",))  # none named ("unknown tasks []" once), or unknown ones
     return {n: Fragment() if n == "fragment" else make_task(n) for n in names}
 
 

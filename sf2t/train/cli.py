@@ -24,7 +24,7 @@ from typing import Sequence
 
 from sf2t._args import Parser
 from sf2t._oserror import is_bad_input
-from sf2t._plural import counted
+from sf2t._plural import counted, none_of
 
 __all__ = ["run_training", "train_main", "merge_main"]
 
@@ -261,7 +261,7 @@ def _precheck_paths(cfg) -> str | None:
         else:
             return None
     shown = "; ".join(why[:5]) + (f"; ... ({len(why) - 5} more)" if len(why) > 5 else "")
-    return f"none of the {counted(len(why), 'training video')} can be read: {shown}"
+    return f"{none_of(len(why), 'training video', 'can be read', 'cannot be read')}: {shown}"
 
 
 def _precheck_resume(cfg) -> str | None:

@@ -437,6 +437,8 @@ def _convert(value: Any, typ: Any, default: Any) -> Any:
             raise ValueError(f"expected {'a whole number' if whole else 'a number'}, got {value!r}")
         return int(value) if whole else float(value)
     if isinstance(default, list):
+        if value is None:  # tasks= (nothing after it) or a YAML key with no value: empty, not [None] ("unknown task")
+            return []
         return list(value) if isinstance(value, (list, tuple)) else [value]
     return value
 

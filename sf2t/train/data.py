@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from sf2t._plural import counted
+from sf2t._plural import counted, none_of
 from sf2t.tasks import make_task
 from sf2t.tasks.base import Sample, SkipSample, Task, make_rng
 from sf2t.video.backends import DecoderCache
@@ -434,7 +434,9 @@ class SampleFactory:
                 where = f" for {task}" + ("" if allowed is None else f" (task_videos: {list(allowed)})")
                 skipped = "; ".join(f"{s.path}: {s.reason}" for s in self.pool.skipped)
                 if allowed is not None and usable and not any(i.path.startswith(allowed) for i in usable):
-                    why = f"none of the {counted(len(usable), 'usable video')} is under task_videos' paths"
+                    why = none_of(
+                        len(usable), "usable video", "is under task_videos' paths", "is not under task_videos' paths"
+                    )
                 else:
                     why = f"skipped: {skipped}" if skipped else "none was given"
                 raise NoUsableVideo(f"no usable videos left{where}; {why}")

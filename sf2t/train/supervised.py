@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from sf2t._plural import counted
+from sf2t._plural import counted, none_of
 
 __all__ = ["SupervisedRecord", "leave_out_long", "load_supervised"]
 
@@ -182,9 +182,10 @@ def leave_out_long(records: list[SupervisedRecord], context, inputs, tokenizer, 
     smaller = "frame_size or frame_repeat" if inputs.qwen else "token_keep_ratio (or the processor's video size)"
     fix = f"shorten those records' text, or lower supervised_frames ({frames}) or {smaller} to leave the text more room"
     if len(over) == len(records):
+        none = none_of(len(records), "record", "fits", "does not fit", owner="its")  # "its only record does not fit"
         raise ValueError(
-            f"supervised_data: none of its {counted(len(records), 'record')} fits the model's context with "
-            f"{frames} frames (e.g. {named}{more}), so none could be mixed in; {fix}"
+            f"supervised_data: {none} the model's context with {frames} frames (e.g. {named}{more}), so "
+            f"{'it could not' if len(records) == 1 else 'none could'} be mixed in; {fix}"
         )
     for k, o in over:  # (appended: pool.drop's look for an earlier skip of the same path would be quadratic here)
         rec = records[k]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 
-from sf2t._plural import counted
+from sf2t._plural import counted, none_of
 
 __all__ = ["leave_out_large_targets"]
 
@@ -50,8 +50,10 @@ def leave_out_large_targets(factory, what: str = "videos") -> None:
             f"with fewer frame tokens ({name}.count_max or token_keep_ratio)"
         )
         if len(over) == len(infos):
+            drawn = f"in {what!r} it may draw"  # "the only video in 'videos' it may draw cannot give" for one
+            none = none_of(len(infos), f"video {drawn}", "can give", "cannot give", nouns=f"videos {drawn}")
             raise ValueError(
-                f"{name}: none of the {counted(len(infos), 'video')} in {what!r} it may draw can give a target image "
+                f"{name}: {none} a target image "
                 f"that fits the model's context, even the smallest ({cfg.side_min:.3g} of the video's short side) "
                 f"with the longest question (e.g. {named}{more}); {fix}, or leave {name} out of the task mix"
             )
