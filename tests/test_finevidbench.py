@@ -1529,6 +1529,39 @@ def test_a_build_killed_while_put_in_place_is_rolled_back_or_completed(tmp_path,
         assert all(after[k] == before[k] for k in before if k.startswith("videos"))  # the same clips again
 
 
+def test_a_killed_build_is_refused_through_a_symlink_from_another_folder(tmp_path, capsys):
+    """``--bench`` a symlink (in another folder) to a benchmark whose build was killed while put in place: the journal
+    is looked for next to the real file, so the benchmark is refused as in its own folder. Before, the journal was
+    looked for next to the link and the mixed folder was read as a whole benchmark."""
+    from sf2t.finevidbench.place import journal_path
+
+    q = {
+        "id": "q",
+        "level": "fragment",
+        "category": "consistency",
+        "variant": "original",
+        "video": {"frame_images": ["frames/q/00.png"]},
+        "question": "Are they the same?",
+        "options": ["Yes.", "No."],
+        "answer_index": 0,
+    }
+    out = tmp_path / "b" / "bench.json"
+    out.parent.mkdir()
+    out.write_text(json.dumps({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q]}))
+    link = tmp_path / "elsewhere" / "link.json"
+    link.parent.mkdir()
+    link.symlink_to(out)
+    assert load(link)["_root"] == str(out.parent.resolve())  # the case: the link reads the benchmark
+    journal_path(out).write_text("{}")  # a build of it killed while its files were put in place
+    for path in (out, link):
+        with pytest.raises(BenchmarkError, match="a build of it was stopped while its files were put in place"):
+            load(path)
+    argv = ["eval", "--model", str(tmp_path / "no-model"), "--bench", str(link), "--out", str(tmp_path / "r.json")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{link}: a build of it was stopped" in err and "Traceback" not in err, err
+
+
 def test_recover_rolls_back_a_build_whose_benchmark_text_equals_the_earlier_one(tmp_path):
     """A rebuild killed half way whose benchmark file would be the same text as the earlier one (the same second):
     the benchmark file in place is then not proof that the build got to its last rename, so recover() rolls it back

@@ -377,6 +377,17 @@ def test_parsers_on_odd_answers(fn, text, value):
         (parse_count, "I count 8 frames. There are 2 duplicates.", 8),
         (parse_count, "The video has 8 frames; there are 2 repeated frames.", 8),
         (parse_count, "The video has 8 frames, so there are 8.", 8),
+        # ... nor a "there are N" or "a total of N" whose clause goes on after the unit: a part of the count (were 1,
+        # 2, 2, 2, 2: the later part-count beat the count stated first)
+        (parse_count, "I count 8 frames. There is 1 frame repeated.", 8),
+        (parse_count, "The video has 8 frames; there are 2 frames repeated.", 8),
+        (parse_count, "8 frames. There are 2 frames that repeat.", 8),
+        (parse_count, "8 distinct frames; there are 2 frames shown twice.", 8),
+        (parse_count, "8 frames, with a total of 2 repeats.", 8),
+        (parse_count, "1, 2, 3, 4, 5, 6, 7, 8. There are 8 frames in this video.", 8),
+        (parse_count, "1, 2, 3. There are 3 frames in total in the clip.", 3),
+        (parse_count, "1, 2, 3. A total of 3 frames in the video.", 3),
+        (parse_count, "1, 2, 3. The total is 3.", 3),
         (parse_count, "There are 8 frames. There are 7 frames.", None),
         (parse_count, "2, 3, 4", None),  # still several options
         (parse_count, "7 or 8", None),

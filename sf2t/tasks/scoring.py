@@ -71,6 +71,10 @@ _N = r"((?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b)"
 _UNIT = r"(?:\s+(?:distinct|unique|different|separate|individual))?\s+(?:frames?|images?)"
 _IN_TOTAL = r"\s+(?:in\s+total|total|altogether)\b"
 _CLAUSE_END = r"\s*(?:[.!,;)\n]|$)"
+_IN_VIDEO = r"\s+in\s+(?:the|this)\s+(?:video|clip|fragment)\b"
+# what may follow the number of a "total of"/"total is" or a "there are": its unit, "in total", "in the video", then
+# the clause's end ("a total of 2 repeats", "there is 1 frame repeated": a part of the count, no conclusion)
+_COUNT_END = f"(?=(?:{_UNIT})?(?:{_IN_TOTAL})?(?:{_IN_VIDEO})?{_CLAUSE_END})"
 _CONCLUSION = re.compile(
     "|".join(
         [
@@ -79,18 +83,19 @@ _CONCLUSION = re.compile(
             + _N
             + f"(?=(?:{_UNIT})?(?:{_IN_TOTAL})?{_CLAUSE_END})",
             r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N,
-            r"\btotal\s*(?:of|is|:|=)\s*" + _N,
+            r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
             _N + f"(?={_UNIT}{_IN_TOTAL})",
         ]
     ),
     re.IGNORECASE,
 )
-# a weaker one, read when there is no conclusion above: "there are 8 frames", "there are 8." (not "there are 2
-# repeated frames", "there are 2 duplicates": a part of the count, which a count stated before it wins over)
+# a weaker one, read when there is no conclusion above: "there are 8 frames", "there are 8.", "there are 8 frames in
+# this video." (not "there are 2 repeated frames", "there are 2 duplicates", "there is 1 frame repeated", "there are 2
+# frames that repeat": a part of the count, which a count stated before it wins over)
 _THERE_ARE = re.compile(
     r"\bthere\s+(?:are|is|were|was)\s+(?:(?:exactly|only|just|in\s+total|altogether|a\s+total\s+of)\s+)?"
     + _N
-    + f"(?={_UNIT}\\b|{_CLAUSE_END})",
+    + _COUNT_END,
     re.IGNORECASE,
 )
 
@@ -177,13 +182,15 @@ def _alternative_to_before(text: str, start: int) -> bool:
 def parse_count(text: str) -> int | None:
     """The count ``text`` states, or None. A stated conclusion ("so 3 frames.", "the answer is 8", "a total of 8", "8
     frames in total", else "there are 8 frames" or "there are 8.") gives its number, whatever numbers came before it
-    ("1, 2, 3. So 3 frames." is 3); conclusions that differ, or one followed by an alternative, give None. Without one:
-    the first number (digits or an English number word up to twenty). Either number must be an integer ("7.5 frames" is
-    None, not 7) and not followed by another number as an alternative ("7 or 8", "7/8", "2, 3, 4, ...", "7 or maybe 8",
-    "six (or maybe seven)", "Six. Or maybe seven."), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list
-    of counts is no count. A second number with another unit or words after it is no alternative ("8 frames, 2
-    seconds"), nor one after a hedge word or a sentence's end that speaks of part of the frames ("8. Perhaps 2 of them
-    repeat." is 8); a conclusion that is the second of two options is none ("7 or 8 frames in total" is None)."""
+    ("1, 2, 3. So 3 frames." is 3); after "total of" and "there are" the number must end its clause, maybe after its
+    unit, "in total" or "in the video" ("8 frames. There is 1 frame repeated." is 8: a part of the count); conclusions
+    that differ, or one followed by an alternative, give None. Without one: the first number (digits or an English
+    number word up to twenty). Either number must be an integer ("7.5 frames" is None, not 7) and not followed by
+    another number as an alternative ("7 or 8", "7/8", "2, 3, 4, ...", "7 or maybe 8", "six (or maybe seven)", "Six. Or
+    maybe seven."), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list of counts is no count. A second
+    number with another unit or words after it is no alternative ("8 frames, 2 seconds"), nor one after a hedge word or
+    a sentence's end that speaks of part of the frames ("8. Perhaps 2 of them repeat." is 8); a conclusion that is the
+    second of two options is none ("7 or 8 frames in total" is None)."""
     text = text or ""
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
