@@ -530,6 +530,16 @@ def _task_doc_problems(text: str, scene: list[dict]) -> list[str]:
         problems.append(f"the variants table lists {sorted(documented)}, the code has {sorted(VARIANTS)}")
     if f"shows {fvb_build.SCENE_FRAMES} frames spread" not in text:
         problems.append(f"the original variant shows {fvb_build.SCENE_FRAMES} frames: not what the doc says")
+    # object_count's options: the doc's examples (clips of various counts; clips that all show one) are the code's
+    row = re.sub(r"\s+", " ", scene_text)
+    examples = re.findall(r"\(clips of ([\d, and]+) objects: ([\d, ]+)\)", row)
+    examples += [(n, opts) for n, opts in re.findall(r"\(clips that all show (\d+) objects?: ([\d, ]+)\)", row)]
+    if len(examples) < 2:
+        problems.append("object_count: the doc's examples of the count options (of various counts; all one) are gone")
+    for shown, said in examples:
+        got = sorted(fvb_build.object_count_options({int(n) for n in re.findall(r"\d+", shown)}))
+        if [int(n) for n in said.split(",")] != got:
+            problems.append(f"object_count: the doc says clips of {shown} objects get options {said}, the code {got}")
     return problems
 
 
@@ -561,6 +571,11 @@ def test_task_doc_matches_the_code(scene):
         ("| fewest frames per part |", "| fewest frames per part (4) |", "SpeedConfig.count_min: the doc says"),
         ("| `max_resample` | `8` |", "| `max_resample` | `4` |", "TrainConfig.max_resample: the doc says default 4"),
         ("Reply with one number.`", "Reply with a number.`", "counting: the doc's questions"),
+        (
+            "(clips that all show 3 objects: 1, 2, 3)",
+            "(clips that all show 3 objects: 2, 3, 4)",
+            "object_count: the doc says clips of 3 objects get options 2, 3, 4, the code [1, 2, 3]",
+        ),
         ("`Frames {a}-{b}.`", "`Frames {a} to {b}.`", "localization: answer form `Frames {a}-{b}.`"),
         ("`Different: {cell}.`", "`Different: {cell}`", "consistency: answer form"),
         ("`2, 4, 1, 3`", "`2, 4, 3, 1`", "rearrangement: answer form `2, 4, 1, 3`"),

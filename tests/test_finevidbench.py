@@ -1588,6 +1588,93 @@ def test_recover_rolls_back_a_build_whose_benchmark_text_equals_the_earlier_one(
     assert not stage.exists() and not journal_path(out / "b.json").exists()
 
 
+@pytest.mark.parametrize(
+    "field, entry",
+    [
+        ("moves", ["../victim.txt", False]),
+        ("moves", ["{abs}", False]),
+        ("made", "../victim_dir"),
+        ("made", ""),
+        ("stale", "../victim.txt"),
+    ],
+)
+def test_recover_refuses_a_journal_naming_a_path_outside_the_folder(tmp_path, field, entry):
+    """Every path a journal names is checked (relative, no '..', not empty) before anything is undone, as its stale
+    files were: a rollback of a move "../victim.txt" unlinked the file next to the benchmark's folder, of a folder
+    "../victim_dir" (or "": the benchmark's folder itself) removed it."""
+    from sf2t.finevidbench.place import journal_path, recover
+
+    out = tmp_path / "b"
+    (out / ".build-x").mkdir(parents=True)
+    (out / "b.json").write_text("{}")
+    victim, victim_dir = tmp_path / "victim.txt", tmp_path / "victim_dir"
+    victim.write_text("mine")
+    victim_dir.mkdir()
+    if isinstance(entry, list) and entry[0] == "{abs}":
+        entry = [str(victim), False]
+    plan = {"stage": ".build-x", "benchmark_sha256": "0" * 64, "moves": [], "made": [], "stale": []}
+    plan[field].append(entry)
+    journal = journal_path(out / "b.json")
+    journal.write_text(json.dumps(plan))
+    words = f"{journal}: the journal of an interrupted build cannot be read (a "
+    with pytest.raises(ValueError, match=re.escape(words) + ".* outside the benchmark's folder"):
+        recover(out / "b.json")
+    assert victim.read_text() == "mine" and victim_dir.is_dir() and out.is_dir() and journal.exists()
+
+
+def test_stale_files_are_removed_by_one_helper(tmp_path, monkeypatch):
+    """The removal of an earlier build's files that a new one no longer uses (then of their folders left empty,
+    deepest first) is one helper, place.remove_files, used by a build (which warns about the files it cannot remove)
+    and by recover() completing a build (which does not): it was written twice."""
+    import sf2t.finevidbench.build as b
+    import sf2t.finevidbench.place as place
+
+    out = tmp_path / "b"
+    for f in ("frames/q/1.png", "frames/q/2.png", "frames/r/1.png", "videos/scene_0001.mp4", "videos/keep.txt"):
+        (out / f).parent.mkdir(parents=True, exist_ok=True)
+        (out / f).write_text("x")
+    (out / "frames" / "q" / "sub").mkdir()  # a folder of the user's: frames/q stays
+    stale = ["frames/q/1.png", "frames/q/2.png", "frames/r/1.png", "videos/scene_0001.mp4", "videos/gone.mp4"]
+    assert place.remove_files(out, stale) == []
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert left == ["frames", "frames/q", "frames/q/sub", "videos", "videos/keep.txt"], left
+    calls = []
+    monkeypatch.setattr(place, "remove_files", lambda out, files: calls.append(sorted(files)) or [])
+    monkeypatch.setattr(b, "remove_files", place.remove_files)
+    monkeypatch.setattr(b, "_written_files", lambda bench: set(bench["files"]))
+    b._remove_stale({"files": ["frames/a.png", "frames/c.png"]}, {"files": ["frames/c.png"]}, out)
+    (out / ".build-x").mkdir()
+    text = '{"format": "sf2t-finevidbench/1"}'
+    (out / "b.json").write_text(text)
+    place._write_journal(out / ".build-x", place.journal_path(out / "b.json"), [], [], text, ["frames/z.png"])
+    assert place.recover(out / "b.json") == "completed"
+    assert calls == [["frames/a.png"], ["frames/z.png"]]
+
+
+def test_the_recover_hint_is_valid_for_a_path_with_a_quote(tmp_path):
+    """The way out eval and export give for a benchmark a stopped build left (its journal) is a command that runs
+    for a folder whose name has a quote in it: the path is a Python literal (repr), the code one shell word. It was
+    recover('{path}'): a syntax error for it's/b.json."""
+    import ast
+    import shlex
+
+    from sf2t.finevidbench.place import _write_journal, check_not_interrupted, journal_path
+
+    out = tmp_path / 'it\'s "both"'
+    (out / ".build-x").mkdir(parents=True)
+    text = '{"format": "sf2t-finevidbench/1"}'
+    (out / "b.json").write_text(text)
+    _write_journal(out / ".build-x", journal_path(out / "b.json"), [], [], "another text")  # a build to roll back
+    with pytest.raises(ValueError) as e:
+        check_not_interrupted(out / "b.json", "--bench")
+    (command,) = re.findall(r"`(python -c .*)`$", str(e.value))
+    python, c, code = shlex.split(command)
+    (call,) = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
+    assert ast.literal_eval(call.args[0]) == str(out / "b.json")
+    exec(code, {})  # as the command runs it
+    assert not journal_path(out / "b.json").exists() and not (out / ".build-x").exists()
+
+
 _KILLED_MAKING = """
 import os, sys
 import sf2t.synth as synth
@@ -1753,6 +1840,42 @@ def test_build_interrupted_after_it_was_put_in_place_says_so(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert f"interrupted once {out} was in place: it holds the new build; 2 files of the earlier build" in err, err
     assert "e.g. videos/scene_0001.json: remove them by hand" in err and "not written" not in err
+    assert load(out)["description"].startswith("sf2t FineVidBench-style benchmark: seed 1")
+    assert not list(out.parent.glob(".build-*")) and not list(out.parent.glob(".*.journal"))
+
+
+@pytest.mark.parametrize("error", ["file", "bug"])
+def test_build_failing_after_it_was_put_in_place_says_so(tmp_path, capsys, monkeypatch, error):
+    """An error as the earlier build's files the new one no longer uses are removed (after the benchmark file was
+    renamed in): the folder holds the new build, and the message says so (a file error: one line, exit 1, the files
+    left named; a bug: its traceback, with a note saying so). It said "the benchmark ... was not written (an earlier
+    one there stays as it was)"."""
+    import errno
+
+    import sf2t.finevidbench.build as b
+
+    out = tmp_path / "b" / "b.json"
+    argv = ["finevidbench", "build", "--per-category", "1", "--quiet", "--out", str(out)]
+    assert cli.main([*argv, "--synthetic", "2", "--seed", "0"]) == 0
+    capsys.readouterr()
+
+    def failed(*a):
+        if error == "file":
+            raise OSError(errno.EIO, "Input/output error", str(out.parent / "videos"))
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(b, "_remove_stale", failed)
+    argv += ["--synthetic", "4", "--seed", "1"]  # it keeps scene_0000 alone, so the earlier build's scene_0001 is stale
+    holds = f"{out} was in place: it holds the new build; 2 files of the earlier build"
+    if error == "file":
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"sf2t finevidbench build: {out.parent / 'videos'}: Input/output error; {holds}"), err
+        assert "e.g. videos/scene_0001.json: remove them by hand" in err and "not written" not in err
+    else:
+        with pytest.raises(RuntimeError, match="a bug") as e:
+            cli.main(argv)
+        assert any(holds in n for n in e.value.__notes__), e.value.__notes__
     assert load(out)["description"].startswith("sf2t FineVidBench-style benchmark: seed 1")
     assert not list(out.parent.glob(".build-*")) and not list(out.parent.glob(".*.journal"))
 

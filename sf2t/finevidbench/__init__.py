@@ -95,40 +95,43 @@ def main_build(argv=None) -> int:
                 print(f"sf2t finevidbench build: --task-config {args.task_config}: {name}: {e}", file=sys.stderr)
                 return 2
     try:
-        build(
-            args.manifest,
-            args.out,
-            per_category=args.per_category,
-            synthetic=args.synthetic,
-            seed=args.seed,
-            tasks=args.tasks,
-            name=args.name,
-            task_params=params,
-            scene_annotations=args.scene_annotations,
-            progress=not args.quiet,
-        )
+        try:
+            build(
+                args.manifest,
+                args.out,
+                per_category=args.per_category,
+                synthetic=args.synthetic,
+                seed=args.seed,
+                tasks=args.tasks,
+                name=args.name,
+                task_params=params,
+                scene_annotations=args.scene_annotations,
+                progress=not args.quiet,
+            )
+        except Exception as e:  # once the benchmark was in place (as the earlier build's unused files were removed)
+            if not getattr(e, "placed", False):
+                raise
+            from sf2t._oserror import is_file_error, os_error_text
+
+            holds = f"{args.out} was in place: it holds the new build{_left_text(getattr(e, 'left', []))}"
+            if isinstance(e, OSError) and is_file_error(e):  # (main would say "was not written" for it)
+                print(f"sf2t finevidbench build: {os_error_text(e)}; {holds}", file=sys.stderr)
+                return 1
+            e.add_note(f"sf2t finevidbench build: this error came once {holds}")  # a bug: its traceback, and this
+            raise
     except NotPlaced as e:  # a file error at the end: exit 1, as main gives any other (its message says what was kept)
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as e:
-        if not is_bad_input(e):
+        if not is_bad_input(e) or getattr(e, "placed", False):
             raise
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # the frames and clips made so far were in a staging folder, removed
-        from sf2t._plural import counted
-
         if getattr(e, "placed", False):  # after the last rename: the new build is in place
-            left = getattr(e, "left", [])
-            some = (
-                f"; {counted(len(left), 'file')} of the earlier build that it no longer uses (no question shows "
-                f"{'it' if len(left) == 1 else 'them'}) {'is' if len(left) == 1 else 'are'} left next to it, e.g. "
-                f"{left[0]}: remove {'it' if len(left) == 1 else 'them'} by hand"
-                if left
-                else ""
-            )
             print(
-                f"\nsf2t finevidbench build: interrupted once {args.out} was in place: it holds the new build{some}",
+                f"\nsf2t finevidbench build: interrupted once {args.out} was in place: it holds the new build"
+                + _left_text(getattr(e, "left", [])),
                 file=sys.stderr,
             )
             return 130
@@ -139,6 +142,20 @@ def main_build(argv=None) -> int:
         )
         return 130
     return 0
+
+
+def _left_text(left: list[str]) -> str:
+    """``; N files of the earlier build ... e.g. X: remove them by hand`` for the earlier build's unused files a build
+    stopped once in place left (``left``), or nothing."""
+    from sf2t._plural import counted
+
+    if not left:
+        return ""
+    it, are = ("it", "is") if len(left) == 1 else ("them", "are")
+    return (
+        f"; {counted(len(left), 'file')} of the earlier build that it no longer uses (no question shows {it}) {are} "
+        f"left next to it, e.g. {left[0]}: remove {it} by hand"
+    )
 
 
 def _task_section(name: str, section) -> dict:

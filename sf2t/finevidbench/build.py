@@ -27,7 +27,9 @@
   (sf2t.synth slows down about as many sprites as it speeds up) and 217 ``appear_disappear``, before
   ``per_category``. ``object_count`` offers every clip of a build the same options, the counts its clips show (in
   any variant; up to 4 of them per question): 1-4 for sf2t.synth's clips, 1-3 for clips of an older sf2t.synth
-  (1-3 sprites) given through a manifest, and never a count no clip shows (clips of 1, 2, 3 and 5 objects: no 4).
+  (1-3 sprites) given through a manifest, and never a count no clip shows (clips of 1, 2, 3 and 5 objects: no 4),
+  but where every clip shows the same count n: then 1..n (1 and 2 for n = 1), as a question needs other options
+  (:func:`object_count_options`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ from sf2t._checks import check_int
 from sf2t._oserror import is_bad_input
 from sf2t._plural import counted
 from sf2t.finevidbench.format import FORMAT, dumps
-from sf2t.finevidbench.place import NotPlaced, check_alone, is_placed, make_stage, recover, remove_abandoned
+from sf2t.finevidbench.place import (
+    NotPlaced,
+    check_alone,
+    is_placed,
+    make_stage,
+    recover,
+    remove_abandoned,
+    remove_files,
+)
 from sf2t.finevidbench.place import commit as _commit
 
 __all__ = [
@@ -52,8 +62,8 @@ __all__ = [
     "NotPlaced",
     "Interrupted",
     "scene_questions",
-    "objects_shown",
     "counts_shown",
+    "object_count_options",
     "balance_scene",
     "SCENE_FRAMES",
     "OPPOSITE",
@@ -115,19 +125,21 @@ def _spread(n: int, frames: int = SCENE_FRAMES) -> list[int]:
     return [round(k * (n - 1) / max(1, count - 1)) for k in range(count)]
 
 
-def objects_shown(gt: dict) -> int:
-    """How many objects a clip's original variant shows (visible in at least one of its frames): the most any of its
-    ``object_count`` questions counts (the other variants show the same frames or fewer)."""
-    orig = _spread(int(gt["num_frames"]))
-    return sum(any(_visible(sp, f) for f in orig) for sp in gt["sprites"])
-
-
 def counts_shown(gt: dict) -> set[int]:
     """The answers a clip's ``object_count`` questions have: how many objects each variant shows (visible in at least
     one of its frames). Those of the original and of ``speed_2x`` (every other frame: an object seen only in the
     others is not counted); the other variants show the original's frames."""
     orig = _spread(int(gt["num_frames"]))
     return {sum(any(_visible(sp, f) for f in fr) for sp in gt["sprites"]) for fr in (orig, orig[::2])}
+
+
+def object_count_options(shown: Collection[int]) -> set[int]:
+    """The counts a build's ``object_count`` options are drawn from (every clip the same), from the counts its clips
+    show (:func:`counts_shown` of each): those counts; where they are one count n (every clip shows n objects), 1..n
+    instead (1 and 2 for n = 1), as a question needs other options: the one case where a count no clip shows is
+    offered."""
+    shown = set(shown)
+    return shown if len(shown) >= 2 else set(range(1, max([2, *shown]) + 1))
 
 
 def variant_frames(n: int, rng: random.Random, frames: int = SCENE_FRAMES) -> dict[str, list[int]]:
@@ -158,8 +170,8 @@ def scene_questions(
 ) -> list[dict]:
     """The scene-level questions (all variants) of one synthetic clip's ground truth. ``count_options``: the counts
     the ``object_count`` options are drawn from (up to 4 of them, the truth among them): those given (a build gives
-    every clip the same: the counts its clips show, :func:`counts_shown`), or an int n: 1..n; None: 1..4, or up to
-    the clip's count where it shows more. The clip's own counts are always among them."""
+    every clip the same: :func:`object_count_options`, from the counts its clips show), or an int n: 1..n; None:
+    1..4, or up to the clip's count where it shows more. The clip's own counts are always among them."""
     n = int(gt["num_frames"])
     sprites = gt["sprites"]
     vf = variant_frames(n, rng)
@@ -470,15 +482,7 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
     removed is a warning naming it (the new benchmark is in place either way, but no later rebuild knows of it)."""
     if old is None:
         return
-    stale = _written_files(old) - _written_files(new)
-    left = []
-    for f in sorted(stale):
-        try:
-            (out / f).unlink()
-        except FileNotFoundError:  # gone already
-            pass
-        except OSError as e:
-            left.append(f"{out / f} ({e.strerror or e})")
+    left = [f"{path} ({e.strerror or e})" for path, e in remove_files(out, _written_files(old) - _written_files(new))]
     if left:
         import warnings
 
@@ -488,11 +492,6 @@ def _remove_stale(old: dict | None, new: dict, out: Path) -> None:
             f"remove {'it' if len(left) == 1 else 'them'} by hand",
             stacklevel=2,  # (build()'s placed(): in sf2t, so that the sf2t command shows it)
         )
-    for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
-        try:
-            d.rmdir()  # only when empty
-        except OSError:
-            pass
 
 
 def _bar(items, total: int, desc: str, on: bool):
@@ -623,7 +622,8 @@ def build(
     staging folders killed builds left are removed (:func:`sf2t.finevidbench.place.remove_abandoned`: logged). A
     second build of the same benchmark while one runs is a ValueError (:func:`sf2t.finevidbench.place.check_alone`).
     A Ctrl-C once the benchmark file is in place (as the earlier build's unused files are removed) is an
-    :class:`Interrupted` with ``placed`` set: the folder holds the new build.
+    :class:`Interrupted` with ``placed`` set: the folder holds the new build; any other error then has the same
+    attributes set on it (``placed``, ``out_file``, ``left``).
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
     ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
@@ -733,10 +733,7 @@ def build(
                 chosen = {t: make_task(t, TASK_CONFIGS[t](**(task_params or {}).get(t, {}))) for t in tasks}
                 questions += _fragment_questions(manifest, stage, chosen, per_category, seed, decoder, log, progress)
             scene: list[dict] = []
-            # the count options: the counts the clips show (two at least: 1..the count where they all show one)
-            shown = set().union(*(counts_shown(gt) for gt, _ in scene_sources))
-            if len(shown) < 2:
-                shown = set(range(1, max([2, *shown]) + 1))
+            shown = object_count_options(set().union(*(counts_shown(gt) for gt, _ in scene_sources)))
             for i, (gt, video) in enumerate(scene_sources):
                 scene += scene_questions(gt, video, f"scene-{i:04d}", random.Random(f"{seed}:scene:{i}"), shown)
             questions += balance_scene(scene, per_category)  # answers balanced: see balance_scene
@@ -770,6 +767,10 @@ def build(
                 left = sorted(f for f in stale if os.path.lexists(out / f))  # (not removed yet)
                 raise Interrupted(str(out_file), placed=True, left=left) from None
             raise
+        except Exception as e:  # an error once the benchmark was in place (as the unused files were removed)
+            if committed:
+                _mark_placed(e, out_file, sorted(f for f in stale if os.path.lexists(out / f)))
+            raise
         finally:  # kept only when a failed commit could not move an earlier build's files back (its message says so)
             if committed or not any(p.is_file() for p in (stage / "replaced").rglob("*")):
                 shutil.rmtree(stage, ignore_errors=True)
@@ -778,8 +779,20 @@ def build(
     for q in questions:
         key = f"{q['level']}/{q['category']}"
         cats[key] = cats.get(key, 0) + 1
-    log(
-        f"wrote {out_file}: {counted(len(questions), 'question')}; "
-        + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
-    )
+    try:
+        log(
+            f"wrote {out_file}: {counted(len(questions), 'question')}; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
+        )
+    except Exception as e:  # (stdout to a full disk) the benchmark is in place
+        _mark_placed(e, out_file, [])
+        raise
     return bench
+
+
+def _mark_placed(e: BaseException, out_file: Path, left: Sequence[str]) -> None:
+    """Mark an error that stopped :func:`build` once its benchmark was in place as :class:`Interrupted` marks a
+    Ctrl-C (``placed``, ``out_file``, ``left``), so that the command says the folder holds the new build, not that the
+    benchmark was not written."""
+    with contextlib.suppress(AttributeError):  # (an exception that takes no attributes: said as any other)
+        e.placed, e.out_file, e.left = True, str(out_file), list(left)

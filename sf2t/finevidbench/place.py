@@ -38,6 +38,7 @@ __all__ = [
     "check_alone",
     "remove_abandoned",
     "is_placed",
+    "remove_files",
 ]
 
 STAGE_PREFIX = ".build-"
@@ -224,12 +225,22 @@ def check_not_interrupted(out_file: str | os.PathLike, label: str) -> None:
     (its journal is left: the folder may mix two builds), saying how to recover."""
     j = journal_path(out_file)
     if os.path.lexists(j):
+        # the path as a Python literal (repr): one with a quote in it broke the hint's code
+        code = f"from sf2t.finevidbench.place import recover; recover({str(out_file)!r})"
         raise ValueError(
             f"{label}: a build of it was stopped while its files were put in place ({j} is left), so "
             f"{Path(out_file).parent} may mix two builds: run the same `sf2t finevidbench build` again (it first "
-            "rolls the stopped build back, or completes it if it got to its last rename), or do only that with "
-            f"`python -c \"from sf2t.finevidbench.place import recover; recover('{out_file}')\"`"
+            f"rolls the stopped build back, or completes it if it got to its last rename), or do only that with "
+            f"`python -c {_shell_quoted(code)}`"
         )
+
+
+def _shell_quoted(text: str) -> str:
+    """``text`` as one shell word: in double quotes where none of the characters a shell reads inside them is in it
+    (easier to read), else as :func:`shlex.quote` gives it."""
+    import shlex
+
+    return f'"{text}"' if not set(text) & set('"$`\\!') else shlex.quote(text)
 
 
 def commit(
@@ -371,6 +382,34 @@ def _write_journal(
     os.replace(tmp, journal)
 
 
+def _in_folder(rel) -> bool:
+    """Whether ``rel`` (a path a journal names) is a path inside the benchmark's folder: a non-empty relative one
+    with no ``..``."""
+    if not isinstance(rel, str):
+        return False
+    p = Path(rel)
+    return bool(p.parts) and not p.anchor and os.pardir not in p.parts
+
+
+def remove_files(out: Path, files: Collection[str]) -> list[tuple[Path, OSError]]:
+    """Remove ``files`` (paths relative to the folder ``out``; one gone already is fine), then their folders left
+    empty, deepest first. Returns the files that could not be removed, with the error: the caller says them or not."""
+    failed = []
+    for f in sorted(files):
+        try:
+            (out / f).unlink()
+        except FileNotFoundError:  # gone already
+            pass
+        except OSError as e:
+            failed.append((out / f, e))
+    for d in sorted({(out / f).parent for f in files}, key=lambda d: -len(d.parts)):
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            pass
+    return failed
+
+
 def recover(out_file: str | os.PathLike) -> str | None:
     """Finish what a build of the benchmark ``out_file`` killed while :func:`commit` put it in place left (its
     journal): roll it back, so that the folder holds the earlier benchmark with its files (or, fresh, none of the
@@ -401,8 +440,12 @@ def recover(out_file: str | os.PathLike) -> str | None:
         to_make = [out / d for d in plan["made"]]
         digest = str(plan["benchmark_sha256"])
         stale = [str(f) for f in plan.get("stale", [])]
-        if any(Path(f).is_absolute() or os.pardir in Path(f).parts for f in stale):
-            raise ValueError("a stale file outside the benchmark's folder")
+        # every path it names is one in the benchmark's folder: a rollback unlinks them (a move "../x" unlinked x
+        # next to the folder), a completion removes them
+        for kind, paths in (("move", [rel for rel, _ in moves]), ("folder", plan["made"]), ("stale file", stale)):
+            outside = [str(f) for f in paths if not _in_folder(f)]
+            if outside:
+                raise ValueError(f"a {kind} {outside[0]!r} outside the benchmark's folder")
         if Path(plan["stage"]).name != plan["stage"] or not plan["stage"].startswith(".build-"):
             raise ValueError(f"stage {plan['stage']!r} is no staging folder of the benchmark's folder")
     except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
@@ -413,16 +456,7 @@ def recover(out_file: str | os.PathLike) -> str | None:
         done = False
     if done:  # every other file was in place before it: the earlier build's files it no longer uses go
         what = "completed"
-        for f in stale:
-            try:
-                (out / f).unlink(missing_ok=True)
-            except OSError:  # (a leftover, not a mix: the new benchmark does not use it)
-                pass
-        for d in sorted({(out / f).parent for f in stale}, key=lambda d: -len(d.parts)):
-            try:
-                d.rmdir()  # only when empty
-            except OSError:
-                pass
+        remove_files(out, stale)  # (one left is a leftover, not a mix: the new benchmark does not use it)
     else:
         what = "rolled back"
         try:
