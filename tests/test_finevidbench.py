@@ -1562,6 +1562,135 @@ def test_a_killed_build_is_refused_through_a_symlink_from_another_folder(tmp_pat
     assert f"{link}: a build of it was stopped" in err and "Traceback" not in err, err
 
 
+def test_a_build_through_a_symlinked_out_goes_to_its_target(tmp_path, capsys):
+    """``--out`` a symlink (in another folder) to a benchmark: the build goes to the link's target, in its folder (its
+    frames and clips, staging folder and journal too), and the link stays, pointing at the new build. Before, the
+    clips went next to the link and the benchmark file was renamed over the link: the target stayed the earlier
+    build, and the link became a regular file."""
+    import os
+
+    from sf2t.finevidbench.evaluate import bench_files
+
+    real = tmp_path / "real" / "b.json"
+    build(None, str(real), per_category=1, synthetic=2, seed=0, log=lambda s: None, progress=False)
+    link = tmp_path / "elsewhere" / "link.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    argv = ["finevidbench", "build", "--synthetic", "2", "--per-category", "1", "--seed", "5", "--quiet"]
+    assert cli.main([*argv, "--out", str(link)]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert f"wrote {real} (through the symlink {link}): " in capsys.readouterr().out
+    b = load(link)
+    assert b["description"].startswith("sf2t FineVidBench-style benchmark: seed 5") and b["_root"] == str(real.parent)
+    assert all(Path(f).is_file() and Path(f).parent.parent == real.parent for f in bench_files(b))
+    assert sorted(p.name for p in link.parent.iterdir()) == ["link.json"]  # no clip, staging folder, journal there
+    # a link to a file that is not there: made, where its folder exists; refused where it does not
+    (tmp_path / "new").mkdir()
+    dangling = tmp_path / "elsewhere" / "dangling.json"
+    dangling.symlink_to(tmp_path / "new" / "n.json")
+    assert cli.main([*argv, "--out", str(dangling)]) == 0
+    capsys.readouterr()
+    assert dangling.is_symlink() and load(dangling)["_root"] == str(tmp_path / "new")
+    assert (tmp_path / "new" / "videos").is_dir() and not (tmp_path / "elsewhere" / "videos").exists()
+    nowhere = tmp_path / "elsewhere" / "nowhere.json"
+    nowhere.symlink_to(tmp_path / "missing" / "n.json")
+    assert cli.main([*argv, "--out", str(nowhere)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {nowhere}: a symlink to {tmp_path / 'missing' / 'n.json'}, whose folder " in err, err
+    assert "make that folder" in err and "Traceback" not in err
+    assert not (tmp_path / "missing").exists() and nowhere.is_symlink()
+
+
+def test_a_build_killed_through_a_symlinked_out_is_recovered_through_it(tmp_path, capsys):
+    """A build through a symlinked ``--out`` killed half way through putting its files in place: its journal is next
+    to the target, where eval looks, and recover(link) and the next build through the link roll it back. Before, the
+    journal went next to the link, where load() (which looks next to the target) did not see it."""
+    import os
+    import subprocess
+    import sys
+
+    import sf2t
+    from sf2t.finevidbench.place import journal_path, recover
+
+    def state(folder):
+        return {str(p.relative_to(folder)): p.is_file() and p.read_bytes() for p in folder.rglob("*")}
+
+    real = tmp_path / "real" / "b.json"
+    build(None, str(real), per_category=1, synthetic=2, seed=0, log=lambda s: None, progress=False)
+    before = state(real.parent)
+    link = tmp_path / "elsewhere" / "link.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    env = {**os.environ, "PYTHONPATH": str(Path(sf2t.__file__).parent.parent), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(link), "3"], env=env, capture_output=True)
+    assert run.returncode == 9, run.stderr.decode()
+    assert journal_path(link) == journal_path(real) and journal_path(real).is_file()
+    assert sorted(p.name for p in link.parent.iterdir()) == ["link.json"] and state(real.parent) != before
+    with pytest.raises(BenchmarkError, match="a build of it was stopped while its files were put in place"):
+        load(link)
+    assert recover(link) == "rolled back" and recover(link) is None
+    assert state(real.parent) == before and link.is_symlink()
+
+
+def test_tasks_and_task_config_without_a_manifest_are_refused(tmp_path, capsys):
+    """--tasks and --task-config choose and set the fragment-level tasks, which are made from the --manifest videos:
+    without --manifest they changed nothing (scene questions only), without a word. They are refused, naming the
+    option and the one it needs."""
+    (tmp_path / "t.yaml").write_text("counting: {count_min: 3}\n")
+    argv = ["finevidbench", "build", "--synthetic", "1", "--per-category", "1", "--quiet"]
+    for given, option in ((["--tasks", "counting"], "--tasks"), (["--task-config", str(tmp_path / "t.yaml")], None)):
+        option = option or "--task-config"
+        assert cli.main([*argv, *given, "--out", str(tmp_path / "b.json")]) == 2, given
+        err = capsys.readouterr().err
+        assert (
+            f"sf2t finevidbench build: {option}: the fragment-level tasks are made from the videos of --manifest" in err
+        )
+        assert f"add --manifest (an sf2t index manifest of your videos), or leave {option} out" in err, err
+        assert "Traceback" not in err and not (tmp_path / "b.json").exists()
+    with pytest.raises(ValueError, match="--tasks: the fragment-level tasks are made from"):
+        build(None, str(tmp_path / "b.json"), synthetic=1, tasks=["counting"], log=lambda s: None, progress=False)
+
+
+def test_folders_that_link_outside_the_benchmarks_folder_are_never_written_or_emptied(tmp_path, capsys):
+    """A folder in the benchmark's folder that is a symlink to another folder (videos/ -> ../mine): recover() and
+    the removal of stale files (place.remove_files) do not delete or replace files through it, and a build does not
+    put its files there. Before, a rollback unlinked mine/scene_0000.mp4, a completion removed the stale files there
+    (and their folder, left empty), and a build moved its clips there, the user's files aside."""
+    import sf2t.finevidbench.place as place
+
+    out = tmp_path / "b"
+    mine = tmp_path / "mine"
+    (mine / "q").mkdir(parents=True)
+    for f in ("scene_0000.mp4", "q/1.png"):
+        (mine / f).write_text("mine")
+    out.mkdir()
+    (out / "videos").symlink_to(mine)
+    failed = place.remove_files(out, ["videos/scene_0000.mp4", "videos/q/1.png"])
+    assert sorted(str(p.relative_to(out)) for p, _ in failed) == ["videos/q/1.png", "videos/scene_0000.mp4"]
+    assert all(f"its folder leads outside {out}, to {mine}" in e.strerror for _, e in failed), failed
+    # a journal whose moves go through the link: refused before anything is undone
+    stage = out / ".build-x"
+    stage.mkdir()
+    text = '{"format": "sf2t-finevidbench/1"}'
+    (out / "b.json").write_text("{}")
+    (stage / "benchmark.tmp").write_text(text)
+    place._write_journal(stage, place.journal_path(out / "b.json"), [("videos/scene_0000.mp4", False)], [], text)
+    with pytest.raises(ValueError, match=re.escape(f"leads outside {out}, to {mine} (a symlink): recovering would")):
+        place.recover(out / "b.json")
+    assert place.journal_path(out / "b.json").exists()
+    place.journal_path(out / "b.json").unlink()
+    shutil.rmtree(stage)
+    (out / "b.json").unlink()
+    # a build into the folder: refused before a file moves
+    argv = ["finevidbench", "build", "--synthetic", "1", "--per-category", "1", "--quiet", "--out", str(out / "b.json")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"its folder {out / 'videos'} leads outside {out}, to {mine} (a symlink): this build would write" in err
+    assert "Traceback" not in err and not (out / "b.json").exists() and not list(out.glob(".build-*"))
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["q", "q/1.png", "scene_0000.mp4"]
+    assert all((mine / f).read_text() == "mine" for f in ("scene_0000.mp4", "q/1.png"))
+
+
 def test_recover_rolls_back_a_build_whose_benchmark_text_equals_the_earlier_one(tmp_path):
     """A rebuild killed half way whose benchmark file would be the same text as the earlier one (the same second):
     the benchmark file in place is then not proof that the build got to its last rename, so recover() rolls it back

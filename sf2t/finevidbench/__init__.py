@@ -31,7 +31,8 @@ def build_parser():
     p.add_argument(
         "--out",
         required=True,
-        help="the benchmark JSON (its frames/ and videos/ go next to it: one benchmark a folder)",
+        help="the benchmark JSON (its frames/ and videos/ go next to it: one benchmark a folder); a symlink: the "
+        "build goes to its target, next to it, and the link stays",
     )
     p.add_argument("--synthetic", type=int, default=0, help="synthetic clips with ground truth for scene level")
     p.add_argument(
@@ -44,7 +45,8 @@ def build_parser():
     p.add_argument(
         "--tasks",
         nargs="*",
-        help="fragment-level tasks, separated by spaces or commas (default, without --tasks: all six)",
+        help="fragment-level tasks, separated by spaces or commas (default, without --tasks: all six); made from "
+        "the --manifest videos, so it needs --manifest",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -59,7 +61,8 @@ def build_parser():
     )
     p.add_argument(
         "--task-config",
-        help="a run's train_config.json (or YAML): its task sections set the fragment tasks' parameters",
+        help="a run's train_config.json (or YAML): its task sections set the fragment tasks' parameters (needs "
+        "--manifest)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p

@@ -51,6 +51,7 @@ from sf2t.finevidbench.place import (
     check_alone,
     is_placed,
     make_stage,
+    real_file,
     recover,
     remove_abandoned,
     remove_files,
@@ -625,7 +626,10 @@ def build(
     :class:`Interrupted` with ``placed`` set: the folder holds the new build; any other error then has the same
     attributes set on it (``placed``, ``out_file``, ``left``).
     ``progress``: bars (stderr) for the synthetic clips and the fragment-level questions.
-    ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error). ``name``: the
+    ``out_path`` a symlink: the build goes to its target, in the target's folder (the link stays, pointing at the
+    new build); a link to a file that is not there makes it, where its folder exists (else a ValueError).
+    ``tasks``: the fragment-level tasks (None: all; names split at commas; none named is an error; given without a
+    ``manifest``, which they are made from, a ValueError, as is ``task_params``). ``name``: the
     benchmark's name (default: the file's stem): ASCII letters, digits, '_', '.' and '-', as it names an export's task
     and files (:func:`sf2t._names.check_safe_name`; a name that is not is refused with the name to use).
     ``task_params``: {task: {field: value}} for the fragment-level tasks (e.g. a run's ``train_config.json``
@@ -642,6 +646,13 @@ def build(
         raise ValueError(
             "nothing to build from: give a manifest (sf2t index), scene annotations and/or synthetic clips"
         )
+    for given, option in ((tasks, "--tasks"), (task_params, "--task-config")):
+        if given is not None and manifest is None:  # (they were ignored without a word: scene questions only)
+            raise ValueError(
+                f"{option}: the fragment-level tasks are made from the videos of --manifest, and there is none: this "
+                f"build would have scene questions only, and {option} would change nothing; add --manifest (an sf2t "
+                f"index manifest of your videos), or leave {option} out"
+            )
     tasks = list(TASKS) if tasks is None else task_names(tasks, "--tasks")  # none named (--tasks alone): an error
     if name is not None:
         from sf2t._names import check_safe_name
@@ -655,7 +666,14 @@ def build(
 
         inputs += expand_videos([manifest])
     check_out_file(out_path, "--out", inputs=inputs, text=True)  # never over a video or a list it reads
-    out_file = Path(out_path)
+    out_file = real_file(out_path)  # a symlink: the build goes to its target (the link stays, pointing at it)
+    if out_file.is_symlink():
+        raise ValueError(f"--out {out_path}: a symlink that leads back to itself (a loop): pass another path")
+    if out_file != Path(out_path) and not out_file.parent.is_dir():  # (a link to a file that is not there: made)
+        raise ValueError(
+            f"--out {out_path}: a symlink to {out_file}, whose folder {out_file.parent} does not exist (a build "
+            "writes through the link, to its target): make that folder, or point the link (or --out) elsewhere"
+        )
     if out_file.is_file() and out_file.stat().st_size and _read_bench(out_file) is None:  # notes.txt was replaced
         raise ValueError(
             f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would destroy "
@@ -780,8 +798,9 @@ def build(
         key = f"{q['level']}/{q['category']}"
         cats[key] = cats.get(key, 0) + 1
     try:
+        through = f" (through the symlink {out_path})" if out_file != Path(out_path) else ""
         log(
-            f"wrote {out_file}: {counted(len(questions), 'question')}; "
+            f"wrote {out_file}{through}: {counted(len(questions), 'question')}; "
             + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
         )
     except Exception as e:  # (stdout to a full disk) the benchmark is in place

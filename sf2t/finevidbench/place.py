@@ -14,11 +14,17 @@ already, completes it; the next build does so first, and :func:`sf2t.finevidbenc
 A build's staging folder is its own while it runs (:func:`make_stage`: an owner record, ``owner.json``, naming the
 benchmark, the process, its host and start, locked while the process lives): a second build of the same benchmark
 is refused while the first runs (:func:`check_alone`), and a build removes the staging folders a stopped build left
-(:func:`remove_abandoned`: killed while it made its frames and clips, they stayed for good)."""
+(:func:`remove_abandoned`: killed while it made its frames and clips, they stayed for good).
+
+A benchmark file that is a symlink is its target (:func:`real_file`): the build, its staging folder and its journal
+go to the target's folder. Nothing here writes, removes or replaces a file through a folder of the benchmark's that
+is a symlink leading outside it (:func:`commit` refuses the build, :func:`recover` the journal, :func:`remove_files`
+leaves the file)."""
 
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import shutil
@@ -39,6 +45,7 @@ __all__ = [
     "remove_abandoned",
     "is_placed",
     "remove_files",
+    "real_file",
 ]
 
 STAGE_PREFIX = ".build-"
@@ -214,9 +221,19 @@ def is_placed(stage: Path, out_file: Path, text: str) -> bool:
         return False
 
 
-def journal_path(out_file: str | os.PathLike) -> Path:
-    """Where :func:`commit` keeps the journal of its renames of the benchmark ``out_file``: next to it, hidden."""
+def real_file(out_file: str | os.PathLike) -> Path:
+    """The benchmark file ``out_file`` names: its target where it is a symlink (followed to the end; the target need
+    not exist), else ``out_file`` itself. A build writes through a symlink, as most tools do: the build, its staging
+    folder and its journal go to the target's folder, and the link stays, pointing at the new build (a build put its
+    journal next to the link and renamed its benchmark file over the link, leaving the target the earlier build)."""
     out_file = Path(out_file)
+    return Path(os.path.realpath(out_file)) if out_file.is_symlink() else out_file
+
+
+def journal_path(out_file: str | os.PathLike) -> Path:
+    """Where :func:`commit` keeps the journal of its renames of the benchmark ``out_file``: next to it (next to its
+    target where it is a symlink: :func:`real_file`), hidden."""
+    out_file = real_file(out_file)
     return out_file.with_name(f".{out_file.name}.journal")
 
 
@@ -260,7 +277,10 @@ def commit(
     are listed in a journal first (:func:`journal_path`), removed once they are done or undone: a kill leaves it,
     and :func:`recover` undoes them. ``stale``: the earlier build's files (relative to the folder) this one no longer
     uses, which ``then`` (run once the build is in place, before the journal is removed) removes: the journal lists
-    them, so that :func:`recover` removes them too when it completes the build."""
+    them, so that :func:`recover` removes them too when it completes the build. ``out_file`` a symlink: its target
+    (:func:`real_file`), in the folder of ``stage``; a file to move in whose folder there leads outside it (a symlink
+    to another folder) is a ValueError before anything is moved."""
+    out_file = real_file(out_file)
     out = out_file.parent
     had = os.path.lexists(out_file)
     tmp = stage / "benchmark.tmp"
@@ -272,6 +292,7 @@ def commit(
     # folders known to be there (found or made), each looked for once: not every ancestor of each of a benchmark's
     # tens of thousands of frames (20,000 frames: 440,000 lstat calls, 1 s of the move's 3 s here)
     there: set[Path] = {out}
+    top = os.path.realpath(out)
     new_dirs: set[Path] = set()  # folders to make: nothing is in them yet
     done: list[tuple[Path, Path | None]] = []  # (file put in place, the one it replaced, moved aside: None if none)
     made: list[Path] = []  # folders made in the benchmark's folder
@@ -287,6 +308,12 @@ def commit(
                 while d not in there and not os.path.lexists(d):
                     missing.append(d)
                     d = d.parent
+                elsewhere = d not in there and _outside(top, d)
+                if elsewhere:  # (a folder that is a symlink): the file would go there, and a rollback delete it there
+                    raise ValueError(
+                        f"{out / rel}: its folder {d} leads outside {out}, to {elsewhere} (a symlink): this build "
+                        f"would write there; make {d} a real folder (or remove it), then run the same command again"
+                    )
                 to_make += reversed(missing)
                 new_dirs.update(missing)
                 there.update(missing)  # (made below, before any file moves)
@@ -391,18 +418,38 @@ def _in_folder(rel) -> bool:
     return bool(p.parts) and not p.anchor and os.pardir not in p.parts
 
 
+def _outside(top: str, folder: Path) -> str | None:
+    """Where ``folder`` (a folder in the benchmark's folder, whose real path is ``top``) really is, where a symlink on
+    its way leads outside ``top`` (a ``frames`` that links to another folder); else None."""
+    real = os.path.realpath(folder)
+    return None if real == top or real.startswith(top.rstrip(os.sep) + os.sep) else real
+
+
 def remove_files(out: Path, files: Collection[str]) -> list[tuple[Path, OSError]]:
     """Remove ``files`` (paths relative to the folder ``out``; one gone already is fine), then their folders left
-    empty, deepest first. Returns the files that could not be removed, with the error: the caller says them or not."""
+    empty, deepest first. Returns the files that could not be removed, with the error: the caller says them or not.
+    A file whose folder leads outside ``out`` (a symlink to another folder) is not removed (its error says so): it
+    is not the build's, and neither is its folder."""
     failed = []
+    top = os.path.realpath(out)
+    away: dict[Path, str | None] = {}  # each folder looked up once
     for f in sorted(files):
+        parent = (out / f).parent
+        if parent not in away:
+            away[parent] = _outside(top, parent)
+        if away[parent]:
+            why = f"not removed: its folder leads outside {out}, to {away[parent]} (a symlink)"
+            failed.append((out / f, OSError(errno.EXDEV, why, str(out / f))))
+            continue
         try:
             (out / f).unlink()
         except FileNotFoundError:  # gone already
             pass
         except OSError as e:
             failed.append((out / f, e))
-    for d in sorted({(out / f).parent for f in files}, key=lambda d: -len(d.parts)):
+    for d in sorted(away, key=lambda d: -len(d.parts)):
+        if away[d]:
+            continue
         try:
             d.rmdir()  # only when empty
         except OSError:
@@ -416,7 +463,7 @@ def recover(out_file: str | os.PathLike) -> str | None:
     build's), or, where the benchmark file had been renamed already (the kill came after the last rename), keep the
     new build. Each step checks what is there, so a recovery stopped half way can run again. Returns what it did
     (None: there was nothing to do); a ValueError names a journal it cannot read or a file it cannot move back."""
-    out_file = Path(out_file)
+    out_file = real_file(out_file)  # (a symlink: its target's folder, where the build went)
     out = out_file.parent
     journal = journal_path(out_file)
     if not os.path.lexists(journal):
@@ -446,10 +493,21 @@ def recover(out_file: str | os.PathLike) -> str | None:
             outside = [str(f) for f in paths if not _in_folder(f)]
             if outside:
                 raise ValueError(f"a {kind} {outside[0]!r} outside the benchmark's folder")
-        if Path(plan["stage"]).name != plan["stage"] or not plan["stage"].startswith(".build-"):
+        if Path(plan["stage"]).name != plan["stage"] or not plan["stage"].startswith(".build-") or stage.is_symlink():
             raise ValueError(f"stage {plan['stage']!r} is no staging folder of the benchmark's folder")
     except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{journal}: the journal of an interrupted build cannot be read ({e}): {fix}") from None
+    # and none leads outside it through a symlinked folder (frames/ a link to another folder): a rollback unlinks
+    # and replaces files there, removes folders there (the stale files of a completion: remove_files skips them)
+    top = os.path.realpath(out)
+    for kind, paths in (("file", [out / rel for rel, _ in moves]), ("folder", to_make)):
+        for parent in sorted({p.parent for p in paths}):
+            elsewhere = _outside(top, parent)
+            if elsewhere:
+                raise ValueError(
+                    f"{journal}: a {kind} of the interrupted build, in {parent}, leads outside {out}, to {elsewhere} "
+                    f"(a symlink): recovering would change files there, so nothing was done: {fix}"
+                )
     try:  # the new benchmark file renamed in (no longer in the stage: an earlier build of the same text is not it)
         done = not os.path.lexists(stage / "benchmark.tmp") and _digest(out_file.read_text(encoding="utf-8")) == digest
     except (OSError, UnicodeDecodeError):
