@@ -450,6 +450,81 @@ def test_count_hedges_offer_a_count_not_a_remark(text, value):
     assert parse_count(text) == value
 
 
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # "the answer is N" concludes only when N ends its clause (were 2, 2: a part of the count won)
+        ("I count 8 frames. The answer is 2 repeats.", 8),
+        ("8 frames; the answer is 2 repeated ones.", 8),
+        ("The answer is 8.", 8),
+        ("answer: 8", 8),
+        ("The answer is 8 frames.", 8),
+        ("The answer is: **8**", 8),
+        ("The answer is 6 because 2 frames repeat.", 6),
+        ("The answer is 8 frames in total, 2 of which repeat.", 8),
+        # "in the video in total" in either order (were None: not read as a conclusion)
+        ("The answer is 8 frames in the video in total.", 8),
+        ("1, 2, 3, 4, 5, 6, 7 - so 7 frames in the video in total.", 7),
+        ("1, 2, 3, 4, 5, 6, 7 frames in the video in total", None),  # (still a list of counts)
+        ("I count 5 frames where the ball moves, and 8 frames overall.", 8),  # (was 5)
+        ("Frames: 1, 2, 3, 4, 5, 6, 7, 8, 9. That's 9 frames.", 9),  # (was None)
+        ("1, 2, 3, 4. That makes 4.", 4),  # (was None)
+        # a first number of another thing gives way to a number of frames (were 4, 2, 2, 5, 3, 1)
+        ("The video is 4 seconds long and contains 10 frames.", 10),
+        ("I see 2 people walking across 6 frames.", 6),
+        ("There are 2 people in the video, which has 9 frames.", 9),
+        ("There are 5 cars and 7 frames.", 7),
+        ("The video shows a man jumping 3 times across 9 frames.", 9),
+        ("1 2 3 4 5 6 7 8 9 10 11 12 - twelve frames.", 12),
+        ("1 2 3 4", None),  # (was 1)
+        ("8, with 2 frames repeated.", 8),  # the first number ends its clause: the count
+        ("8 is my answer; 2 frames repeat.", 8),
+        ("2 people, 3 people or 4 frames", 4),
+        ("4 seconds, 7 or 8 frames", None),
+        # a second number with the unit's words is a second count only when it is all of them (were None, None)
+        ("There are 4 frames per second and 16 frames in total.", 16),
+        ("The video has 6 frames; 2 frames are duplicates of frame 1.", 6),
+        ("1 frame or 2 frames are shown", None),
+        ("6 frames, 7 frames", None),
+        # "could be" / "might be" offer a second count (was 7)
+        ("I think it's 7, but it could be 8.", None),
+        ("8, but it might be 9 frames.", None),
+        ("8 frames, but it could be 2 seconds", 8),
+    ],
+)
+def test_count_reads_a_human_reading(text, value):
+    """Model answers with side counts (repeats, seconds, people, times), conclusions that go on, and hedges read as
+    a person reads them (docs/tasks.md, parse_count)."""
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("From the third to the fifth frame.", (3, 5)),  # (was None)
+        ("The second to fourth frames.", (2, 4)),  # (was None)
+        ("The third frame.", (3, 3)),  # (was None)
+        ("3rd-5th", (3, 5)),  # (were (3, 3))
+        ("Frames 3rd to 5th.", (3, 5)),
+        ("Frames #3-#5", (3, 5)),
+        ("frames 3...5", (3, 5)),
+        ("The event starts at frame 3 and ends at frame 5.", (3, 5)),
+        ("Starting at frame 3 and ending at 5.", (3, 5)),
+        ("It begins with the third frame and ends at the fifth.", (3, 5)),
+        ("I think frames 3-5, or maybe 4-6.", None),  # (was (3, 5))
+        ("Frames 3-5, maybe 3 frames in total.", (3, 5)),
+        ("It happens in the second half.", None),  # an ordinal that names no frame
+        ("First, frames 3-5.", (3, 5)),
+        ("At first, frames 3-5.", (3, 5)),
+        ("frames 3-5 out of 8", (3, 5)),
+        ("Frames 3 to 5, i.e. 3 frames.", (3, 5)),
+    ],
+)
+def test_span_in_words(text, value):
+    """Spans said with ordinals, by their ends, or with "..." read as their frames; a hedged second span is a list."""
+    assert parse_span(text) == value
+
+
 def test_scorers_never_raise_and_stay_in_range():
     """Any string (empty, whitespace, unicode digits, thousands of digits, control characters) scores in [0, 1]."""
     g = random.Random(0)
@@ -485,6 +560,17 @@ def test_scorers_never_raise_and_stay_in_range():
         ("counting", {"count": 8}, "1 or " * 20000 + "2 frames in total"),
         ("localization", {"start": 3, "end": 5}, "3-5/" * 8000),
         ("localization", {"start": 3, "end": 5}, "between " * 8000 + "3 and 5"),
+        ("counting", {"count": 2}, "the answer is 2 " * 8000),
+        ("counting", {"count": 12}, "1 2 " * 20000 + "twelve frames"),
+        ("counting", {"count": 10}, "4 seconds " * 8000 + "10 frames"),
+        ("counting", {"count": 8}, "8 frames in the video " * 5000),
+        ("counting", {"count": 3}, "that's " * 8000 + "3"),
+        ("counting", {"count": 8}, "7, but it could be " * 6000 + "8"),
+        ("localization", {"start": 3, "end": 5}, "starts at frame 3 " * 5000),
+        ("localization", {"start": 3, "end": 5}, "the third to " * 5000),
+        ("localization", {"start": 3, "end": 5}, "3rd-" * 8000),
+        ("localization", {"start": 3, "end": 5}, "3..." * 8000),
+        ("localization", {"start": 3, "end": 5}, "frames 3-5, or maybe " * 5000),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):

@@ -56,10 +56,13 @@ def _count_value(tok: str) -> int | None:
 
 # a second number offered as an alternative: "7 or 8", "7/8", "2, 3, 4", "7, maybe 8", "six (or maybe seven)",
 # "Six. Or maybe seven.", "Six... perhaps seven" (an "or" or a hedge word after any punctuation; bounded runs: linear)
-_HEDGE = r"(?:(?:maybe|perhaps|possibly|probably|likely|about|around|even)\s+){0,2}"
+_COULD_BE = r"(?:but\s+)?(?:it\s+)?(?:could|might|may)\s+(?:also\s+)?be"  # ("7, but it could be 8")
+_HEDGE = r"(?:(?:maybe|perhaps|possibly|probably|likely|about|around|even|" + _COULD_BE + r")\s+){0,2}"
 _SEP = (
     r"(?:\s*(?:,|/|;|\band\b)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}\bor\b"
-    r"|[\s.,;:(\[…—–-]{1,8}(?=(?:maybe|perhaps|possibly)\s))\s*"
+    r"|[\s.,;:(\[…—–-]{1,8}(?=(?:maybe|perhaps|possibly|"
+    + _COULD_BE
+    + r")\s)|[ \t]+(?=\d))\s*"  # (and "1 2 3": counting aloud)
 )
 _ALTERNATIVE = re.compile(_SEP + _HEDGE, re.IGNORECASE)
 # ... or after the unit, in the same clause: "8 frames or 9", "8 frames, maybe 9", "8 distinct frames or 9 frames"
@@ -69,22 +72,22 @@ _NEXT_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
 # frames."): "so 3 frames.", "the answer is 8", "answer: 8", "a total of 8", "8 frames in total"; one number each
 _N = r"((?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b)"
 _UNIT = r"(?:\s+(?:distinct|unique|different|separate|individual))?\s+(?:frames?|images?)"
-_IN_TOTAL = r"\s+(?:in\s+total|total|altogether)\b"
-_CLAUSE_END = r"\s*(?:[.!,;)\n]|$)"
+_IN_TOTAL = r"\s+(?:in\s+total|total|altogether|overall|in\s+all)\b"
+# (a clause may go on with its reason: "the answer is 8 because ...")
+_CLAUSE_END = r"(?:\s*(?:[.!?,;:)(\n*—–]|-\s|$)|\s+(?:because|since|as|given)\b)"
 _IN_VIDEO = r"\s+in\s+(?:the|this)\s+(?:video|clip|fragment)\b"
-# what may follow the number of a "total of"/"total is" or a "there are": its unit, "in total", "in the video", then
-# the clause's end ("a total of 2 repeats", "there is 1 frame repeated": a part of the count, no conclusion)
-_COUNT_END = f"(?=(?:{_UNIT})?(?:{_IN_TOTAL})?(?:{_IN_VIDEO})?{_CLAUSE_END})"
+# what may follow a concluded number: its unit, "in total", "in the video" (in either order), then the clause's end
+# ("a total of 2 repeats", "there is 1 frame repeated", "the answer is 2 repeats": a part of the count, no conclusion)
+_COUNT_END = f"(?=(?:{_UNIT})?(?:(?:{_IN_TOTAL})?(?:{_IN_VIDEO})?|{_IN_VIDEO}{_IN_TOTAL}){_CLAUSE_END})"
 _CONCLUSION = re.compile(
     "|".join(
         [
             # ("so 2 of them repeat", "so 2 frames repeat": no conclusion)
-            r"\b(?:so|thus|therefore|hence)\b,?\s+(?:there\s+(?:are|is|were)\s+)?(?:(?:exactly|a\s+total\s+of)\s+)?"
-            + _N
-            + f"(?=(?:{_UNIT})?(?:{_IN_TOTAL})?{_CLAUSE_END})",
-            r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N,
+            r"\b(?:so|thus|therefore|hence|that(?:'s|’s|\s+is|\s+makes|\s+gives))\b,?\s+"
+            r"(?:there\s+(?:are|is|were)\s+)?(?:(?:exactly|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
+            r"\banswer\s*(?:is\s*:?|:|=)[\s*]{0,8}" + _N + _COUNT_END,  # ("the answer is 2 repeats": no conclusion)
             r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
-            _N + f"(?={_UNIT}{_IN_TOTAL})",
+            _N + f"(?={_UNIT}(?:{_IN_VIDEO})?{_IN_TOTAL})",
         ]
     ),
     re.IGNORECASE,
@@ -109,7 +112,9 @@ def _singular(word: str) -> str:
 # ends its clause, maybe after the unit, "of them", "in total" or "in the clip" ("8, maybe 9 of them."), or goes on
 # with a condition or a further option ("9 if the first counts", "10 or 11"); "8. Perhaps 2 of them repeat.", "8,
 # maybe 2 repeat", "8, maybe 2 seconds" say something about another thing
-_HEDGED = re.compile(r"[.!?…]|\b(?:maybe|perhaps|possibly|probably|likely|about|around|even)\b", re.IGNORECASE)
+_HEDGED = re.compile(
+    r"[.!?…]|\b(?:maybe|perhaps|possibly|probably|likely|about|around|even|could|might|may)\b", re.IGNORECASE
+)
 _NEW_SENTENCE = re.compile(r"[.!?…]")
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
@@ -160,8 +165,21 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
     joint = text[after_unit.end(1) : after_unit.end()]
     if _HEDGED.search(joint):
         return nxt if _offers_count(text, nxt.end(), bool(_NEW_SENTENCE.search(joint))) else None
-    unit = _NEXT_WORD.match(text, nxt.end())
-    return nxt if unit is None or _singular(unit.group(1)) == _singular(after_unit.group(1).split()[0]) else None
+    # the second number's words against the whole unit ("4 frames per second and 16 frames in total": no option)
+    words, pos = [], nxt.end()
+    for _ in after_unit.group(1).split():
+        word = _NEXT_WORD.match(text, pos)
+        if word is None:
+            break
+        words.append(_singular(word.group(1)))
+        pos = word.end()
+    if not words:
+        return nxt
+    if words != [_singular(w) for w in after_unit.group(1).split()]:
+        return None
+    # the same unit, then words that say more than a count ("6 frames; 2 frames are duplicates") after anything but
+    # "or": a remark on part of the frames ("1 frame or 2 frames are shown" stays two options)
+    return nxt if re.search(r"\bor\b", joint, re.IGNORECASE) or _COUNT_TAIL.match(text, pos) else None
 
 
 def _alternative_after(text: str, end: int, n: int | None) -> bool:
@@ -179,6 +197,24 @@ def _alternative_to_before(text: str, start: int) -> bool:
     return alt is not None and alt.start() == start
 
 
+# a number of frames ("10 frames", "twelve distinct images")
+_FRAMES_N = re.compile(_N + f"(?={_UNIT})", re.IGNORECASE)
+# words that may follow a count of the frames without naming another thing ("8 is my answer", "8 in total", "8 or 9")
+_LINKING_WORDS = frozenset(
+    "is are was were be in of and or if as to for with but so because since then total altogether overall maybe "
+    "perhaps possibly probably more again here there now i".split()
+)
+
+
+def _counts_another_thing(text: str, end: int) -> bool:
+    """Whether the number ending at ``end`` is followed by a word other than the unit or a linking word, so counts
+    another thing ("4 seconds", "2 people", "3 times", "5 cars")."""
+    word = _NEXT_WORD.match(text, end)
+    if word is None or _UNIT_RE.match(text, end) or word.start(1) == end:
+        return False
+    return word.group(1).lower() not in _LINKING_WORDS
+
+
 def parse_count(text: str) -> int | None:
     """The count ``text`` states, or None. A stated conclusion ("so 3 frames.", "the answer is 8", "a total of 8", "8
     frames in total", else "there are 8 frames" or "there are 8.") gives its number, whatever numbers came before it
@@ -190,7 +226,10 @@ def parse_count(text: str) -> int | None:
     maybe seven."), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list of counts is no count. A second
     number with another unit or words after it is no alternative ("8 frames, 2 seconds"), nor one after a hedge word or
     a sentence's end that speaks of part of the frames ("8. Perhaps 2 of them repeat." is 8); a conclusion that is the
-    second of two options is none ("7 or 8 frames in total" is None)."""
+    second of two options is none ("7 or 8 frames in total" is None). "The answer is N" concludes only when N ends its
+    clause too ("8 frames; the answer is 2 repeated ones." is 8). Without a conclusion, a first number that is one of
+    a list or counts another thing ("4 seconds", "2 people") gives way to the first number of frames ("The video is 4
+    seconds long and contains 10 frames." is 10). docs/tasks.md lists the known limits."""
     text = text or ""
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
@@ -205,7 +244,17 @@ def parse_count(text: str) -> int | None:
     if m is None:
         return None
     n = _count_value(m.group(0))
-    return None if _alternative_after(text, m.end(), n) else n
+    listed = _alternative_after(text, m.end(), n)
+    if not listed and not _counts_another_thing(text, m.end()):
+        return n
+    # the first number is one of a list ("1 2 3 ... twelve frames") or counts another thing ("4 seconds", "2
+    # people", "3 times"): a later number of frames is the count ("The video is 4 seconds long and has 10 frames.")
+    frames = _FRAMES_N.search(text, m.end())
+    if frames is not None:
+        nf = _count_value(frames.group(1))
+        alternative = _alternative_after(text, frames.end(1), nf) or _alternative_to_before(text, frames.start(1))
+        return None if nf is None or alternative else nf
+    return None if listed else n
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -268,12 +317,52 @@ def parse_consistency(text: str) -> tuple[str, str | None] | None:
     return said.pop() if len(said) == 1 else None
 
 
-_SPAN_RE = re.compile(r"(?<!\d)(\d++)\s*(?:-|–|to|through|and|until)\s*(?:(?:the\s+)?frames?\s*)?(\d+)", re.IGNORECASE)
+_SPAN_RE = re.compile(
+    r"(?<!\d)(\d++)\s*(?:-|–|to|through|and|until|\.{2,3}|…)\s*(?:the\s+)?(?:frames?\s*)?(\d+)", re.IGNORECASE
+)
+_ORDINALS = {
+    w: i
+    for i, w in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+        "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split(),
+        start=1,
+    )
+}
+# a frame named by its ordinal: "3rd", "#3", or a word next to "frame" or a span's joint ("the third to the fifth
+# frame", "second to fourth frames", "ends at the fifth"; not "the second half", "First, ...", "at first")
+_DIGIT_ORDINAL = re.compile(r"(?<![\w.])#?(\d+)(?:st|nd|rd|th)?\b", re.IGNORECASE)
+_SPAN_JOINT = r"(?:-|–|\b(?:to|through|until|and)\b)"
+_ORDINAL_WORD = r"(" + "|".join(_ORDINALS) + r")\b"
+_WORD_ORDINAL = re.compile(
+    r"\b" + _ORDINAL_WORD + r"(?=\s*(?:frames?\b|" + _SPAN_JOINT + r"))"
+    r"|(?<![\w-])((?:to|through|until|and)\s+(?:the\s+)?|at\s+the\s+|[-–]\s*(?:the\s+)?)" + _ORDINAL_WORD,
+    re.IGNORECASE,
+)
+# "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5": the span 3-5 (a bounded gap: linear)
+_START_END = re.compile(
+    r"\b(?:start|begin)\w{0,5}\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)\D{0,40}?"
+    r"\b(?:end|finish|stop)\w{0,5}\s+(?:at|with|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
+)
+
+
+def _span_text(text: str) -> str:
+    """``text`` with frames named by ordinals as numbers ("3rd" and "#3" as 3, "the third to the fifth frame" as "the
+    3 to the 5 frame") and a span said by its start and end ("starts at frame 3 and ends at frame 5") as "frames
+    3-5"."""
+    text = _DIGIT_ORDINAL.sub(r"\1", text)
+    text = _WORD_ORDINAL.sub(
+        lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
+        text,
+    )
+    return _START_END.sub(r"frames \1-\2", text)
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
 _SPAN_MORE = re.compile(
-    r"\s*(?:,|/|;|\bor\b|\band\b|-|–)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)", re.IGNORECASE
+    r"\s*(?:,|/|;|\bor\b|\band\b|-|–)(?:\s*\bor\b)?\s*(?:(?:maybe|perhaps|possibly)\s+)?(?:(?:the\s+)?frames?\s*)?"
+    r"\d+(?!\d)(?!\s*frames?\b)",
+    re.IGNORECASE,
 )
 _SPAN_LESS = re.compile(r"\d\s*(?:,|/|;|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?$", re.IGNORECASE)
 # frame numbers listed with commas ("frames 3, 4 and 5", "3,4,5") or as alternatives ("frames 3 or 4", "3/4")
@@ -294,8 +383,9 @@ def parse_span(text: str) -> tuple[int, int] | None:
     single number n gives (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span
     is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames named are alternatives
     ("frames 3 or 4") or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span
-    ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0)."""
-    text = text or ""
+    ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th",
+    "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5)."""
+    text = _span_text(text or "")
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
