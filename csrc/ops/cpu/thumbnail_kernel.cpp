@@ -9,7 +9,7 @@
 // weights allow. Threaded over frames. The result equals the reference (luma, then resize) up to float rounding;
 // the AVX2 and scalar paths give the same bits (SF2T_THUMB_SCALAR=1 forces the scalar one, SF2T_THUMB_PAIRS=0
 // the one-row-at-a-time vertical pass: tests compare them).
-// The motion guard of the SF²T tasks (TASKS.md) measures MAD on these thumbnails.
+// The motion guards of the SF²T tasks (docs/tasks.md, "Solvability guard") measure MAD on these thumbnails.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
