@@ -211,6 +211,48 @@ def test_config_unknown_tasks_are_counted(override, words):
 
 
 @pytest.mark.parametrize(
+    "overrides, tasks, curriculum",
+    [
+        (["tasks=counting,disorder"], ["counting", "disorder"], ["counting"]),
+        (["tasks=counting, speed"], ["counting", "speed"], ["counting"]),
+        (["tasks=counting speed"], ["counting", "speed"], ["counting"]),
+        (["tasks=[counting,disorder]"], ["counting", "disorder"], ["counting"]),
+        (["tasks=['counting', 'speed']"], ["counting", "speed"], ["counting"]),
+        (
+            ["tasks=counting,disorder", "curriculum_tasks=disorder,counting", "curriculum_steps=2"],
+            ["counting", "disorder"],
+            ["disorder", "counting"],
+        ),
+    ],
+)
+def test_config_task_lists_take_the_comma_form(overrides, tasks, curriculum, tmp_path):
+    """``tasks=counting,disorder`` is two tasks, as ``--tasks counting,disorder`` is for sf2t tasks export,
+    finevidbench build and throughput (it was one unknown task 'counting,disorder'); so is curriculum_tasks, from
+    the command line and from a YAML file; videos, which may be paths, are not split."""
+    cfg = apply_overrides(TrainConfig(), overrides)
+    assert (cfg.tasks, cfg.curriculum_tasks) == (tasks, curriculum)
+    path = tmp_path / "c.yaml"
+    path.write_text("tasks: counting,speed\ncurriculum_tasks: speed\ncurriculum_steps: 1\nvideos: a,b.mp4\n")
+    cfg = load_config(path)
+    assert (cfg.tasks, cfg.curriculum_tasks, cfg.videos) == (["counting", "speed"], ["speed"], ["a,b.mp4"])
+    assert apply_overrides(TrainConfig(), ["videos=a,b.mp4"]).videos == ["a,b.mp4"]
+
+
+@pytest.mark.parametrize("override", ["tasks=,", "tasks=[,]", "curriculum_tasks=,"])
+def test_cli_train_task_list_of_separators_names_the_field(override, capsys):
+    """``sf2t train tasks=,`` / ``tasks=[,]``: a message that names the field and how to write it (it was YAML's
+    "while parsing a flow node expected the node content, but found ','")."""
+    from sf2t import cli
+
+    assert cli.main(["train", override, "curriculum_steps=1", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    field = override.split("=")[0]
+    assert f"sf2t train: {field}: {override.split('=', 1)[1]!r} names no task; name one or more of counting" in err
+    assert "as counting,disorder or [counting, disorder]" in err
+    assert "parsing" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     "overrides, words",
     [
         (
