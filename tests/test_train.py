@@ -888,6 +888,65 @@ def test_demo_quick(tmp_path, overrides):
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
 
 
+def test_demo_report_md_shows_the_partial_scores_of_report_json():
+    """report.md's held-out table has report.json's partial credit (partial_before / partial_after) next to the exact
+    accuracy (it showed only chance and exact accuracy: counting's 1 - |n - F| / F, localization's IoU and
+    rearrangement's Kendall tau were in report.json only); a report without them keeps the narrower table."""
+    from sf2t.demo import _markdown
+
+    acc = {
+        "counting": {
+            "chance": 0.1,
+            "before": 0.2,
+            "after": 0.5,
+            "partial_before": 0.45,
+            "partial_after": 0.875,
+            "n": 8,
+        },
+        "disorder": {"chance": 0.5, "before": 0.5, "after": 0.75, "partial_before": 0.5, "partial_after": 0.75, "n": 4},
+    }
+    report = {
+        "command": "sf2t demo --quick",
+        "accuracy": acc,
+        "accuracy_by_clip_family": {},
+        "training": {
+            "steps": 2,
+            "trainable_parameters": 10,
+            "tokens_per_second": 1.0,
+            "loss_first": 2.0,
+            "loss_last_50": 1.0,
+            "loss_curve": [{"loss": 1.5}],
+            "task_loss_curves": {},
+            "saved": "model",
+        },
+        "timings_s": {"train": 1.0},
+        "config": {
+            "batch_size": 1,
+            "grad_accum": 1,
+            "lr": 1e-3,
+            "schedule": "cosine",
+            "warmup_steps": 0,
+            "lora": False,
+            "layout": "pairs",
+            "frame_size": [56, 56],
+        },
+        "skipped": [],
+        "environment": {"torch": "x"},
+    }
+    md = _markdown(report, ["counting", "disorder"])
+    assert "## Held-out exact accuracy and partial credit" in md
+    assert "| task | chance | before | after | partial before | partial after | n |" in md
+    assert "|---|---|---|---|---|---|---|" in md
+    assert "| counting |  10.0% |  20.0% |  50.0% |  45.0% |  87.5% | 8 |" in md
+    assert "| disorder |  50.0% |  50.0% |  75.0% |  50.0% |  75.0% | 4 |" in md
+    assert "report.json's partial_before / partial_after" in md
+    for a in acc.values():
+        del a["partial_before"], a["partial_after"]
+    md = _markdown(report, ["counting", "disorder"])
+    assert "| task | chance | before | after | n |" in md and "| counting |  10.0% |  20.0% |  50.0% | 8 |" in md
+    assert "partial" not in md
+
+
 def test_demo_report_command_makes_the_same_run(tmp_path):
     """The report's "Command:" line gives back every setting of the run when the demo's own parser reads it:
     --threads and --no-progress too (they were left out), and an --out or --set with a space in it (quoted)."""
