@@ -515,9 +515,9 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
     if partial:
         lines += [
             "",
-            "Partial: the mean partial credit (counting `1 - |answer - count| / count`, localization the spans' temporal "
-            "IoU, rearrangement the normalised Kendall tau; the other tasks as exact), report.json's partial_before / "
-            "partial_after.",
+            "Partial: the mean partial credit (counting `1 - |answer - count| / count`, localization the spans' "
+            "temporal IoU, rearrangement the normalised Kendall tau; the other tasks as exact), report.json's "
+            "partial_before / partial_after.",
         ]
     lines += [
         "",
