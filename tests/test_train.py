@@ -211,6 +211,48 @@ def test_config_unknown_tasks_are_counted(override, words):
 
 
 @pytest.mark.parametrize(
+    "overrides, tasks, curriculum",
+    [
+        (["tasks=counting,disorder"], ["counting", "disorder"], ["counting"]),
+        (["tasks=counting, speed"], ["counting", "speed"], ["counting"]),
+        (["tasks=counting speed"], ["counting", "speed"], ["counting"]),
+        (["tasks=[counting,disorder]"], ["counting", "disorder"], ["counting"]),
+        (["tasks=['counting', 'speed']"], ["counting", "speed"], ["counting"]),
+        (
+            ["tasks=counting,disorder", "curriculum_tasks=disorder,counting", "curriculum_steps=2"],
+            ["counting", "disorder"],
+            ["disorder", "counting"],
+        ),
+    ],
+)
+def test_config_task_lists_take_the_comma_form(overrides, tasks, curriculum, tmp_path):
+    """``tasks=counting,disorder`` is two tasks, as ``--tasks counting,disorder`` is for sf2t tasks export,
+    finevidbench build and throughput (it was one unknown task 'counting,disorder'); so is curriculum_tasks, from
+    the command line and from a YAML file; videos, which may be paths, are not split."""
+    cfg = apply_overrides(TrainConfig(), overrides)
+    assert (cfg.tasks, cfg.curriculum_tasks) == (tasks, curriculum)
+    path = tmp_path / "c.yaml"
+    path.write_text("tasks: counting,speed\ncurriculum_tasks: speed\ncurriculum_steps: 1\nvideos: a,b.mp4\n")
+    cfg = load_config(path)
+    assert (cfg.tasks, cfg.curriculum_tasks, cfg.videos) == (["counting", "speed"], ["speed"], ["a,b.mp4"])
+    assert apply_overrides(TrainConfig(), ["videos=a,b.mp4"]).videos == ["a,b.mp4"]
+
+
+@pytest.mark.parametrize("override", ["tasks=,", "tasks=[,]", "curriculum_tasks=,"])
+def test_cli_train_task_list_of_separators_names_the_field(override, capsys):
+    """``sf2t train tasks=,`` / ``tasks=[,]``: a message that names the field and how to write it (it was YAML's
+    "while parsing a flow node expected the node content, but found ','")."""
+    from sf2t import cli
+
+    assert cli.main(["train", override, "curriculum_steps=1", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    field = override.split("=")[0]
+    assert f"sf2t train: {field}: {override.split('=', 1)[1]!r} names no task; name one or more of counting" in err
+    assert "as counting,disorder or [counting, disorder]" in err
+    assert "parsing" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     "overrides, words",
     [
         (
@@ -844,6 +886,65 @@ def test_demo_quick(tmp_path, overrides):
     assert "![loss and accuracy](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     # the report's command makes this run again: the --set overrides are part of it
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
+
+
+def test_demo_report_md_shows_the_partial_scores_of_report_json():
+    """report.md's held-out table has report.json's partial credit (partial_before / partial_after) next to the exact
+    accuracy (it showed only chance and exact accuracy: counting's 1 - |n - F| / F, localization's IoU and
+    rearrangement's Kendall tau were in report.json only); a report without them keeps the narrower table."""
+    from sf2t.demo import _markdown
+
+    acc = {
+        "counting": {
+            "chance": 0.1,
+            "before": 0.2,
+            "after": 0.5,
+            "partial_before": 0.45,
+            "partial_after": 0.875,
+            "n": 8,
+        },
+        "disorder": {"chance": 0.5, "before": 0.5, "after": 0.75, "partial_before": 0.5, "partial_after": 0.75, "n": 4},
+    }
+    report = {
+        "command": "sf2t demo --quick",
+        "accuracy": acc,
+        "accuracy_by_clip_family": {},
+        "training": {
+            "steps": 2,
+            "trainable_parameters": 10,
+            "tokens_per_second": 1.0,
+            "loss_first": 2.0,
+            "loss_last_50": 1.0,
+            "loss_curve": [{"loss": 1.5}],
+            "task_loss_curves": {},
+            "saved": "model",
+        },
+        "timings_s": {"train": 1.0},
+        "config": {
+            "batch_size": 1,
+            "grad_accum": 1,
+            "lr": 1e-3,
+            "schedule": "cosine",
+            "warmup_steps": 0,
+            "lora": False,
+            "layout": "pairs",
+            "frame_size": [56, 56],
+        },
+        "skipped": [],
+        "environment": {"torch": "x"},
+    }
+    md = _markdown(report, ["counting", "disorder"])
+    assert "## Held-out exact accuracy and partial credit" in md
+    assert "| task | chance | before | after | partial before | partial after | n |" in md
+    assert "|---|---|---|---|---|---|---|" in md
+    assert "| counting |  10.0% |  20.0% |  50.0% |  45.0% |  87.5% | 8 |" in md
+    assert "| disorder |  50.0% |  50.0% |  75.0% |  50.0% |  75.0% | 4 |" in md
+    assert "report.json's partial_before / partial_after" in md
+    for a in acc.values():
+        del a["partial_before"], a["partial_after"]
+    md = _markdown(report, ["counting", "disorder"])
+    assert "| task | chance | before | after | n |" in md and "| counting |  10.0% |  20.0% |  50.0% | 8 |" in md
+    assert "partial" not in md
 
 
 def test_demo_report_command_makes_the_same_run(tmp_path):

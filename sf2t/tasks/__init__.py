@@ -28,17 +28,23 @@ TASK_CONFIGS = {
 }
 
 
+def split_task_names(values) -> list[str]:
+    """The names in ``values``, in order, each value split at commas and spaces (``counting,speed``, ``counting
+    speed``); empty pieces dropped (``","`` gives none). Names are not checked: :func:`task_names` does that."""
+    import re
+
+    return [n for v in values for n in re.split(r"[,\s]+", str(v)) if n]
+
+
 def task_names(values, label: str = "tasks", extra: tuple[str, ...] = ()) -> list[str]:
     """The task names in ``values`` (each may hold several, split at commas and spaces: ``counting,speed``), in
     order. A ValueError naming ``label`` when none is given (``--tasks`` alone, ``""``, ``","``) or one is unknown
     (with the name it most likely meant); each lists the valid names: ``extra`` (a command's own, ``fragment`` for
     ``sf2t throughput``), then :data:`TASKS`."""
-    import re
-
     from sf2t._names import did_you_mean
 
     valid = (*extra, *TASKS)
-    names = [n for v in values for n in re.split(r"[,\s]+", str(v)) if n]
+    names = split_task_names(values)
     if not names:
         raise ValueError(f"{label}: no task names given; name one or more of: {', '.join(valid)}")
     unknown = [
@@ -61,6 +67,7 @@ def make_task(name: str, cfg=None) -> Task:
 __all__ = [
     "TASKS",
     "TASK_CONFIGS",
+    "split_task_names",
     "task_names",
     "ConsistencyConfig",
     "ConsistencyTask",

@@ -23,11 +23,13 @@ from sf2t.tasks.speed import SpeedConfig
 __all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_help", "find_run_config"]
 
 
-def _f(default, help: str, **kw):
+def _f(default, help: str, task_list: bool = False, **kw):
+    """A field with help text; ``task_list``: a list of task names, which also takes ``counting,disorder``."""
+    meta = {"help": help, "task_list": task_list}
     if isinstance(default, (list, dict, tuple)) or dataclasses.is_dataclass(default):
         value = default
-        return field(default_factory=lambda: _copy(value), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
+        return field(default_factory=lambda: _copy(value), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
 
 
 def _copy(v):
@@ -48,7 +50,11 @@ class TrainConfig:
         [], "training videos: files, folders (every video file under them) or sf2t index manifests (.jsonl)"
     )
     eval_videos: list = _f([], "held-out videos for evaluation (as videos; disjoint from them)")
-    tasks: list = _f(["counting", "disorder"], "tasks to train on (names in docs/tasks.md)")
+    tasks: list = _f(
+        ["counting", "disorder"],
+        "tasks to train on (names in docs/tasks.md): tasks=counting,disorder or tasks=[counting, disorder]",
+        task_list=True,
+    )
     task_weights: list = _f([], "sampling weight per task (same order as tasks); empty: equal")
     task_videos: dict = _f({}, "per task, the videos it may draw from (paths or path prefixes); absent: all")
     counting: CountingConfig = _f(CountingConfig(), "counting task parameters")
@@ -67,7 +73,9 @@ class TrainConfig:
     curriculum_steps: int = _f(
         0, "first N optimizer steps train only on curriculum_tasks, no supervised_data (0: no curriculum)"
     )
-    curriculum_tasks: list = _f(["counting"], "tasks trained during the curriculum phase")
+    curriculum_tasks: list = _f(
+        ["counting"], "tasks trained during the curriculum phase (as tasks: counting,disorder)", task_list=True
+    )
     # -- how long, how fast
     steps: int = _f(1000, "optimizer steps")
     batch_size: int = _f(8, "samples per micro-batch")
@@ -405,8 +413,41 @@ def config_to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def _convert(value: Any, typ: Any, default: Any) -> Any:
-    """Turn a YAML/CLI value into the field's type (strings from the CLI are parsed as YAML)."""
+def _task_list(value: Any) -> list:
+    """A list-of-task-names field's value: a YAML list, or names split at commas and spaces as ``--tasks`` takes
+    them elsewhere (``tasks=counting,disorder``, ``tasks=[counting,disorder]``). Nothing (``tasks=``) is []; a value
+    of separators only (``tasks=,``, ``tasks=[,]``) is an error, not YAML's complaint about a ','."""
+    import yaml
+
+    from sf2t.tasks import TASKS, split_task_names
+
+    items = value
+    if isinstance(value, str):
+        try:
+            items = yaml.safe_load(value)
+        except yaml.YAMLError:  # "[,]", ",": read as names and separators
+            items = value
+    if items is None:  # tasks= (nothing after it) or a YAML key with no value: empty, not [None] ("unknown task")
+        return []
+    if isinstance(items, str):
+        text = items.strip()
+        text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+        names = [n.strip("'\"") for n in split_task_names([text])]
+    else:
+        names = split_task_names(items if isinstance(items, (list, tuple)) else [items])
+    if not names and items not in ([], ()):  # [] alone is empty as tasks= is; validate() says what it needs
+        raise ValueError(
+            f"{value!r} names no task; name one or more of {', '.join(TASKS)}, as counting,disorder or "
+            "[counting, disorder]"
+        )
+    return names
+
+
+def _convert(value: Any, typ: Any, default: Any, task_list: bool = False) -> Any:
+    """Turn a YAML/CLI value into the field's type (strings from the CLI are parsed as YAML); ``task_list``: a list
+    of task names (:func:`_task_list`)."""
+    if task_list:
+        return _task_list(value)
     if isinstance(value, str) and not (typ is str or isinstance(default, str)):
         import yaml
 
@@ -450,7 +491,9 @@ def _from_dict(cls, data: dict, base=None):
     for key, value in data.items():
         if key not in fields:
             raise ValueError(f"{cls.__name__} has no field {key!r}; fields: {sorted(fields)}")
-        kwargs[key] = _convert(value, fields[key].type, getattr(base, key))
+        kwargs[key] = _convert(
+            value, fields[key].type, getattr(base, key), fields[key].metadata.get("task_list", False)
+        )
     return dataclasses.replace(base, **kwargs)
 
 
@@ -488,7 +531,7 @@ def _merge(cfg, data: dict, _validate: bool = True):
                 raise ValueError(said if said.startswith(f"TrainConfig.{key}") else f"{key}: {said}") from None
         else:
             try:
-                kwargs[key] = _convert(value, fields[key].type, cur)
+                kwargs[key] = _convert(value, fields[key].type, cur, fields[key].metadata.get("task_list", False))
             except (ValueError, TypeError) as e:  # name the field: "lr: could not convert string to float: 'x'"
                 raise ValueError(f"{key}: {e}") from None
     # Build without __post_init__ checks, then validate the whole result once.

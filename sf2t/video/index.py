@@ -30,6 +30,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "IndexResult",
     "find_files",
+    "is_build_stage",
     "expand_videos",
     "expand_video_entries",
     "manifest_videos",
@@ -49,9 +50,20 @@ VIDEO_EXTENSIONS = frozenset(
 )
 
 
-def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Files to index: each file given, and under each folder every file with a video extension (sorted).
-    A path that does not exist is kept, so it becomes a ``missing`` entry rather than vanishing."""
+def is_build_stage(folder: Path) -> bool:
+    """Whether ``folder`` is an sf2t build's staging folder (:func:`sf2t.finevidbench.place.make_stage`: ``.build-*``
+    holding its owner record, ``owner.json``): a FineVidBench build's half-written clips, or an earlier build's clips
+    moved aside in its ``replaced/``; a walk leaves them out. A ``.build-*`` folder without the record is the user's."""
+    from sf2t.finevidbench.place import OWNER, STAGE_PREFIX
+
+    return folder.name.startswith(STAGE_PREFIX) and (folder / OWNER).is_file()
+
+
+def find_files(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[str]:
+    """Files to index: each file given, and under each folder every file with a video extension (sorted), except
+    those inside an sf2t build's staging folder (:func:`is_build_stage`; ``skipped``, where given, gets each such
+    folder that held any). A path that does not exist is kept, so it becomes a ``missing`` entry rather than
+    vanishing."""
     out: list[str] = []
     for p in paths:
         p = Path(p)
@@ -59,7 +71,19 @@ def find_files(paths: Iterable[str | os.PathLike]) -> list[str]:
             # broken links, link loops and what is no regular file (a FIFO named clip.mp4) are kept too: they become
             # error lines, not files silently left out
             found = [q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and not q.is_dir()]
-            out.extend(str(q) for q in sorted(found))
+            stages: dict[Path, bool] = {}  # each folder below p named like a staging folder: is it one
+            kept = []
+            for q in found:
+                rel = q.relative_to(p).parts[:-1]  # the folders between p and q (p itself, if given, is walked)
+                folders = [p.joinpath(*rel[: i + 1]) for i in range(len(rel))]
+                stage = next(
+                    (d for d in folders if d.name.startswith(".") and stages.setdefault(d, is_build_stage(d))), None
+                )
+                if stage is None:
+                    kept.append(q)
+                elif skipped is not None and str(stage) not in skipped:
+                    skipped.append(str(stage))
+            out.extend(str(q) for q in sorted(kept))
         else:
             out.append(str(p))
     seen: set[str] = set()  # one file under several spellings (./a, /abs/a, a link to its folder) counts once
@@ -198,6 +222,7 @@ class IndexResult:
     reused: int = 0
     probed: int = 0
     seconds: float = 0.0
+    skipped_stages: list[str] = field(default_factory=list)  # sf2t build staging folders left out of the walk
 
     @property
     def ok(self) -> list[dict]:
@@ -215,6 +240,11 @@ class IndexResult:
         for kind, n in errors.most_common():
             example = next(e for e in self.entries if e.get("status") != "ok" and e.get("error_kind") == kind)
             lines.append(f"  {kind}: {n}  (e.g. {example['path']}: {example['error']})")
+        if self.skipped_stages:
+            lines.append(
+                f"skipped {counted(len(self.skipped_stages), 'sf2t build staging folder')} (.build-* with an "
+                f"owner.json: a FineVidBench build's unfinished or replaced clips), e.g. {self.skipped_stages[0]}"
+            )
         return "\n".join(lines)
 
 
@@ -414,11 +444,15 @@ def index_paths(
     from sf2t._files import check_out_file, write_text_atomic
 
     t0 = time.perf_counter()
-    files = find_files(paths)
+    skipped: list[str] = []
+    files = find_files(paths, skipped)
     if not files:  # only empty folders given: nothing to write a manifest of
+        stages = (
+            f"; left out {counted(len(skipped), 'sf2t build staging folder')}, e.g. {skipped[0]}" if skipped else ""
+        )
         raise ValueError(
             f"no video files under {', '.join(str(p) for p in paths)} (looked for "
-            f"{', '.join(sorted(VIDEO_EXTENSIONS))}; a file named explicitly is probed whatever its extension)"
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))}; a file named explicitly is probed whatever its extension{stages})"
         )
     check_out_file(out, "manifest", inputs=files)  # before probing, not after
     out = Path(out)
@@ -445,7 +479,7 @@ def index_paths(
                 f"out (give {'its path' if one else 'their paths'} too to keep {'it' if one else 'them'})",
                 file=sys.stderr,
             )
-    res = IndexResult()
+    res = IndexResult(skipped_stages=skipped)
     done: dict[str, dict] = {}
     todo = []
     for p in files:
@@ -537,7 +571,12 @@ class IndexInterrupted(KeyboardInterrupt):
 
 
 def add_arguments(p) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="video files and folders (searched recursively)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="video files and folders (searched recursively, sf2t build staging folders .build-* left out)",
+    )
     p.add_argument("-o", "--out", required=True, help="manifest to write (JSONL); reused entries are read from it")
     p.add_argument(
         "--workers", type=int, default=None, help="probing processes (default: min(4, cores); 0 = in this process)"

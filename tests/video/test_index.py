@@ -451,3 +451,38 @@ def test_index_says_a_file_error_in_one_line_and_keeps_other_tracebacks(tmp_path
     with pytest.raises(io.UnsupportedOperation):
         run_index([bad], out, "--workers", "0")
     assert "error" not in capsys.readouterr().err
+
+
+def test_index_skips_build_staging_folders_and_says_so(tmp_path, capsys):
+    """A FineVidBench build's staging folder (made by place.make_stage: ``.build-*`` with its owner.json) holds
+    half-written clips and, in replaced/, an earlier build's: the walk leaves it out and the summary counts it (they
+    were indexed as training videos). A ``.build-*`` folder without the owner record, or another hidden folder, is
+    the user's and is walked."""
+    from sf2t.finevidbench.place import make_stage
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    clip = media.encode(root / "a.mp4", media.moving_frames(2, 48, 64))
+    stage, f = make_stage(root, root / "bench.json")
+    f.close()
+    # (.build-mine: named so, but with no owner record: not a staging folder)
+    for to in (
+        stage / "clips/half.mp4",
+        stage / "replaced/clips/old.mp4",
+        root / ".build-mine/b.mp4",
+        root / ".hidden/c.mp4",
+    ):
+        to.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, to)
+    out = tmp_path / "m.jsonl"
+    assert run_index([root], out, "--workers", "0") == 0
+    text = capsys.readouterr().out
+    assert sorted(by_name(index.read_manifest(out))) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert "skipped 1 sf2t build staging folder (.build-* with an owner.json: " in text and str(stage) in text
+    assert run_index([stage], tmp_path / "s.jsonl", "--workers", "0") == 0  # named itself: walked
+    assert sorted(by_name(index.read_manifest(tmp_path / "s.jsonl"))) == ["half.mp4", "old.mp4"]
+    for p in (root / "a.mp4", root / ".build-mine", root / ".hidden"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    assert run_index([root], tmp_path / "n.jsonl") == 2
+    err = capsys.readouterr().err
+    assert f"no video files under {root}" in err and f"left out 1 sf2t build staging folder, e.g. {stage}" in err
