@@ -3166,3 +3166,35 @@ def test_cli_train_resume_on_another_model_is_refused_before_it_loads(tiny, clip
     copy = shutil.copytree(tiny, tmp_path / "copy")
     assert main([*args, f"model={copy}", "steps=4", "resume=auto"]) == 0
     assert "resumed from step 2" in capsys.readouterr().out
+
+
+def test_cli_train_says_when_a_videos_folder_held_build_staging_folders(tmp_path, capsys):
+    """videos=[folder/] leaves out a FineVidBench build's staging folder (``.build-*`` with its owner.json: half-made
+    or replaced clips), as sf2t index does: `sf2t train` says so once per list, in index's words (it left them out
+    silently); a folder holding nothing else says why it has no video; no staging folder, no warning."""
+    from sf2t.finevidbench.place import make_stage
+    from sf2t.train.cli import train_main
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    (root / "a.mp4").write_bytes(b"x")
+    stage, f = make_stage(root, root / "bench.json")
+    f.close()
+    for name in ("clips/half.mp4", "replaced/clips/old.mp4"):
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        (stage / name).write_bytes(b"x")
+    (tmp_path / "model").mkdir()  # no config.json: refused after the video lists are read, before anything loads
+    argv = [f"model={tmp_path / 'model'}", f"out_dir={tmp_path / 'run'}", "steps=2", "progress=false"]
+    assert train_main(argv + [f"videos=[{root}]", f"eval_videos=[{root}]"]) == 2
+    err = capsys.readouterr().err
+    for field in ("videos", "eval_videos"):
+        line = f"sf2t train: warning: {field}: skipped 1 sf2t build staging folder (.build-* with an owner.json: "
+        assert err.count(line) == 1 and f"e.g. {stage}\n" in err, err
+    assert train_main(argv + [f"videos=[{root / 'a.mp4'}]"]) == 2
+    assert "staging" not in capsys.readouterr().err
+    (root / "a.mp4").unlink()
+    assert train_main(argv + [f"videos=[{root}]"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{root}: a folder with no video files" in err and f"left out 1 sf2t build staging folder, e.g. {stage})" in err
+    )

@@ -186,10 +186,11 @@ def _precheck_paths(cfg) -> str | None:
     """What is wrong with ``out_dir`` or the video lists that shows without decoding anything (checked before the
     model loads): an ``out_dir`` that is a file or the model's folder, a folder with no videos or a broken manifest
     in ``videos`` / ``eval_videos``, or no training video that is an existing, non-empty file. Held-out videos that
-    are also training videos are warned about on stderr."""
+    are also training videos, and sf2t build staging folders left out of a folder's walk, are warned about on
+    stderr."""
     from sf2t._files import check_out_folder, is_within
     from sf2t.train.checkpoint import CheckpointManager
-    from sf2t.video.index import expand_videos
+    from sf2t.video.index import expand_videos, skipped_stages_text
 
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
@@ -232,15 +233,19 @@ def _precheck_paths(cfg) -> str | None:
             "(save_every=N writes them): it would train from step 0 and replace that run's weights. overwrite=true "
             "starts afresh there, or pick another out_dir"
         )
+    stages: dict[str, list[str]] = {"videos": [], "eval_videos": []}  # sf2t build staging folders left out
     try:
-        videos = expand_videos(cfg.videos)
-        held_out = expand_videos(cfg.eval_videos)
+        videos = expand_videos(cfg.videos, stages["videos"])
+        held_out = expand_videos(cfg.eval_videos, stages["eval_videos"])
     except ValueError as e:
         if not is_bad_input(e):
             raise
         return str(e)
     if not videos:
         return f"videos {cfg.videos} list no video (a manifest with no ok line?)"
+    for field, skipped in stages.items():
+        if skipped and os.environ.get("RANK", "0") == "0":  # said here once (the pools walk the folders again, quiet)
+            print(f"sf2t train: warning: {field}: {skipped_stages_text(skipped)}", file=sys.stderr)
     both = sorted({os.path.realpath(v) for v in videos} & {os.path.realpath(v) for v in held_out})
     if both and os.environ.get("RANK", "0") == "0":  # under torchrun: said once
         also = "is also a training video" if len(both) == 1 else "are also training videos"

@@ -31,6 +31,7 @@ __all__ = [
     "IndexResult",
     "find_files",
     "is_build_stage",
+    "skipped_stages_text",
     "expand_videos",
     "expand_video_entries",
     "manifest_videos",
@@ -57,6 +58,15 @@ def is_build_stage(folder: Path) -> bool:
     from sf2t.finevidbench.place import OWNER, STAGE_PREFIX
 
     return folder.name.startswith(STAGE_PREFIX) and (folder / OWNER).is_file()
+
+
+def skipped_stages_text(skipped: Sequence[str]) -> str:
+    """The line that says a walk left out sf2t build staging folders (``skipped``, from :func:`find_files`): ``sf2t
+    index``'s summary and ``sf2t train``'s warning."""
+    return (
+        f"skipped {counted(len(skipped), 'sf2t build staging folder')} (.build-* with an owner.json: a FineVidBench "
+        f"build's unfinished or replaced clips), e.g. {skipped[0]}"
+    )
 
 
 def find_files(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[str]:
@@ -97,27 +107,40 @@ def _same_file_key(path: str) -> str:
     return os.path.join(os.path.realpath(head), name)
 
 
-def expand_videos(paths: Iterable[str | os.PathLike]) -> list[str]:
+def expand_videos(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[str]:
     """A video list as users write it, as files: a folder gives every file with a video extension under it (sorted;
-    a folder with none is an error naming it), a ``.jsonl`` file is an ``sf2t index`` manifest and gives its ok lines'
-    paths (a relative path that does not exist from here is taken relative to the manifest's folder), anything else
-    is a file path as given (a missing or broken file is the reader's to report). Duplicates are dropped, the first
-    kept."""
-    return [p for p, _ in expand_video_entries(paths)]
+    a folder with none is an error naming it; an sf2t build's staging folder inside it is left out, as
+    :func:`find_files` does, and added to ``skipped`` where given), a ``.jsonl`` file is an ``sf2t index`` manifest
+    and gives its ok lines' paths (a relative path that does not exist from here is taken relative to the manifest's
+    folder), anything else is a file path as given (a missing or broken file is the reader's to report). Duplicates
+    are dropped, the first kept."""
+    return [p for p, _ in expand_video_entries(paths, skipped)]
 
 
-def expand_video_entries(paths: Iterable[str | os.PathLike]) -> list[tuple[str, VideoInfo | None]]:
+def expand_video_entries(
+    paths: Iterable[str | os.PathLike], skipped: list[str] | None = None
+) -> list[tuple[str, VideoInfo | None]]:
     """:func:`expand_videos` with what a manifest already knows: ``(path, info)``, where ``info`` is the manifest
-    line's metadata when the file's size and mtime still match it (so it need not be probed again), else None."""
+    line's metadata when the file's size and mtime still match it (so it need not be probed again), else None.
+    ``skipped``: as :func:`expand_videos`'s."""
     out: list[tuple[str, VideoInfo | None]] = []
     for p in paths:
         q = Path(p)
         if q.is_dir():
-            found = find_files([q])
+            stages: list[str] = []
+            found = find_files([q], stages)
             if not found:
-                raise ValueError(
-                    f"{p}: a folder with no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} under it)"
+                left = (
+                    f"; left out {counted(len(stages), 'sf2t build staging folder')}, e.g. {stages[0]}"
+                    if stages
+                    else ""
                 )
+                raise ValueError(
+                    f"{p}: a folder with no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} under "
+                    f"it{left})"
+                )
+            if skipped is not None:
+                skipped.extend(s for s in stages if s not in skipped)
             out.extend((f, None) for f in found)
         elif q.suffix.lower() == ".jsonl" and q.is_file():
             for e in read_manifest(q):
@@ -241,10 +264,7 @@ class IndexResult:
             example = next(e for e in self.entries if e.get("status") != "ok" and e.get("error_kind") == kind)
             lines.append(f"  {kind}: {n}  (e.g. {example['path']}: {example['error']})")
         if self.skipped_stages:
-            lines.append(
-                f"skipped {counted(len(self.skipped_stages), 'sf2t build staging folder')} (.build-* with an "
-                f"owner.json: a FineVidBench build's unfinished or replaced clips), e.g. {self.skipped_stages[0]}"
-            )
+            lines.append(skipped_stages_text(self.skipped_stages))
         return "\n".join(lines)
 
 
