@@ -181,7 +181,14 @@ def test_config_bad_files_and_values_name_the_problem(tmp_path):
             "task_videos={counting: evclips}",
             "task_videos.counting must be a list of paths or path prefixes, got 'evclips'",
         ),
-        ("task_videos={countng: [a]}", "task_videos: unknown task 'countng'; known: ["),
+        (
+            "task_videos={countng: [a]}",
+            "task_videos: unknown task 'countng' (did you mean 'counting'?); valid: counting,",
+        ),
+        (
+            "task_videos={counting speed: [a]}",
+            "task_videos: 'counting speed' is not one task name; valid: consistency,",
+        ),
         ("task_videos={speed: [a]}", "task_videos: 'speed' is not among tasks ['counting', 'disorder']"),
         ("task_videos=[a]", "task_videos must be a mapping from task to a list of paths"),
         ("task_videos={counting: []}", "task_videos.counting is empty"),
@@ -200,14 +207,34 @@ def test_config_task_videos_is_checked(override, words):
 @pytest.mark.parametrize(
     "override, words",
     [
-        ("tasks=[countng]", "TrainConfig.tasks: unknown task ['countng']; known: ['consistency', "),
-        ("tasks=[countng, nope]", "TrainConfig.tasks: unknown tasks ['countng', 'nope']; known: ['consistency', "),
+        ("tasks=[countin]", "TrainConfig.tasks: unknown task 'countin' (did you mean 'counting'?); valid: counting, "),
+        (
+            "tasks=[countng, nope]",
+            "TrainConfig.tasks: unknown tasks 'countng' (did you mean 'counting'?), 'nope'; valid: ",
+        ),
+        (
+            "curriculum_tasks=[disordr]",
+            "TrainConfig.curriculum_tasks: unknown task 'disordr' (did you mean 'disorder'?); valid: counting, ",
+        ),
     ],
 )
 def test_config_unknown_tasks_are_counted(override, words):
-    """One unknown task is "unknown task", two "unknown tasks" (it was "unknown task(s)": sf2t._plural.noun_for)."""
+    """One unknown task is "unknown task", two "unknown tasks" (it was "unknown task(s)": sf2t._plural.noun_for),
+    each with the name it most likely meant, in --tasks' words elsewhere (sf2t.tasks.task_names; it had no hint), and
+    curriculum_tasks' named as curriculum_tasks' (they were said as TrainConfig.tasks')."""
     with pytest.raises(ValueError, match=re.escape(words)):
-        apply_overrides(TrainConfig(), [override])
+        apply_overrides(TrainConfig(), [override, "curriculum_steps=2"])
+
+
+def test_cli_train_unknown_task_gets_the_did_you_mean_hint(capsys):
+    """`sf2t train tasks=countin`: one line naming the field, the name it most likely meant and the valid names (as
+    --tasks gets elsewhere), exit 2, no traceback."""
+    from sf2t import cli
+
+    assert cli.main(["train", "tasks=countin", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "tasks: unknown task 'countin' (did you mean 'counting'?); valid: counting, consistency, " in err, err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sf2t._plural import noun_for
 from sf2t.tasks.consistency import ConsistencyConfig
 from sf2t.tasks.counting import CountingConfig
 from sf2t.tasks.disorder import DisorderConfig
@@ -252,15 +251,14 @@ class TrainConfig:
             raise ValueError("TrainConfig: save_every >= 0 and keep_checkpoints >= 1 are required")
         if self.layout not in ("repeat", "pairs"):
             raise ValueError(f"TrainConfig.layout must be repeat or pairs, got {self.layout!r}")
-        from sf2t.tasks import TASKS, make_task
+        from sf2t.tasks import TASKS, make_task, task_names
 
         if not self.tasks:
             raise ValueError(f"TrainConfig.tasks must name at least one task of {sorted(TASKS)}")
-        unknown = (set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])) - set(TASKS)
-        if unknown:
-            raise ValueError(
-                f"TrainConfig.tasks: unknown {noun_for(len(unknown), 'task')} {sorted(unknown)}; known: {sorted(TASKS)}"
-            )
+        # unknown names as --tasks elsewhere says them: each with the name it most likely meant, then the valid ones
+        task_names(self.tasks, "TrainConfig.tasks")
+        if self.curriculum_steps and self.curriculum_tasks:  # (none: _validate_curriculum says what it needs)
+            task_names(self.curriculum_tasks, "TrainConfig.curriculum_tasks")
         for name in sorted(set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])):
             try:  # each task checks its own parameters: say so now, not after the model has loaded
                 make_task(name, self.task_config(name))
@@ -305,8 +303,11 @@ class TrainConfig:
                 f"got {tv!r}"
             )
         for task, paths in tv.items():
-            if task not in known:
-                raise ValueError(f"TrainConfig.task_videos: unknown task {task!r}; known: {known}")
+            if task not in known:  # as an unknown name in tasks is said (the name it most likely meant)
+                from sf2t.tasks import task_names
+
+                task_names([str(task)], "TrainConfig.task_videos")
+                raise ValueError(f"TrainConfig.task_videos: {task!r} is not one task name; valid: {', '.join(known)}")
             if task not in self.tasks:
                 raise ValueError(
                     f"TrainConfig.task_videos: {task!r} is not among tasks {list(self.tasks)}: add it there or drop "
