@@ -498,27 +498,10 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
         "",
         *([f"![loss and accuracy]({r['plot']})", ""] if r.get("plot") else []),
     ]
+    from sf2t.train.report import held_out_table  # sf2t train's report.md has the same table
+
     # report.json's partial_before / partial_after, for the tasks that have them (all the demo's evaluations do)
-    partial = any("partial_after" in r["accuracy"][t] for t in tasks)
-    lines += [
-        "## Held-out exact accuracy" + (" and partial credit" if partial else ""),
-        "",
-        "| task | chance | before | after |" + (" partial before | partial after |" if partial else "") + " n |",
-        "|---|---|---|---|" + ("---|---|" if partial else "") + "---|",
-    ]
-    for t in tasks:
-        a = r["accuracy"][t]
-        cells = [_pct(a["chance"]), _pct(a["before"]), _pct(a["after"])]
-        if partial:
-            cells += [_pct(a.get("partial_before")), _pct(a.get("partial_after"))]
-        lines.append(f"| {t} | " + " | ".join(cells) + f" | {a['n']} |")
-    if partial:
-        lines += [
-            "",
-            "Partial: the mean partial credit (counting `1 - |answer - count| / count`, localization the spans' "
-            "temporal IoU, rearrangement the normalised Kendall tau; the other tasks as exact), report.json's "
-            "partial_before / partial_after.",
-        ]
+    lines += held_out_table(r["accuracy"], tasks, source="report.json's partial_before / partial_after", pct=_pct)
     lines += [
         "",
         "By clip family (held-out; disorder and rearrangement train on contrast clips only: disorder's synth row "

@@ -2919,6 +2919,33 @@ def test_report_names_a_skipped_video_whose_name_is_not_utf8(tmp_path):
     assert "caf\\udce9.mp4" in path.read_text(encoding="utf-8")
 
 
+def test_train_report_md_shows_the_partial_credit_of_its_evaluations(tmp_path):
+    """`sf2t train`'s report.md has the held-out partial credit (each evaluation's ``partial``: counting's
+    1 - |n - F| / F, localization's IoU, rearrangement's Kendall tau) before and after next to the exact accuracy, in
+    the demo's table (one implementation: sf2t.train.report.held_out_table); it showed exact accuracy only. Evaluations
+    without it (an older run's) keep the narrower table; a task with no evaluation before shows "-" there."""
+    from sf2t.train.report import write_report
+
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=["a.mp4"], tasks=["counting", "disorder"], progress=False)
+    evals = [
+        {"step": 0, "counting": {"n": 8, "accuracy": 0.125, "partial": 0.5}},
+        {"step": 4, "counting": {"n": 8, "accuracy": 0.5, "partial": 0.875}, "disorder": {"n": 4, "accuracy": 0.75}},
+    ]
+    chance = {"counting": 0.1, "disorder": 0.5}
+    md = write_report(cfg, {"steps": 4, "losses": [1.0]}, evals, chance).read_text()
+    assert "## Held-out exact accuracy and partial credit (step 0 -> step 4)" in md, md
+    assert "| task | chance | before | after | partial before | partial after | n |" in md
+    assert "|---|---|---|---|---|---|---|" in md
+    assert "| counting | 10.0 % | 12.5 % | 50.0 % | 50.0 % | 87.5 % | 8 |" in md
+    assert "| disorder | 50.0 % | - | 75.0 % | - | - | 4 |" in md
+    assert "temporal IoU, rearrangement the normalised Kendall tau" in md and "train_result.json's evals" in md
+    for e in evals:
+        e["counting"].pop("partial")
+    md = write_report(cfg, {"steps": 4, "losses": [1.0]}, evals, chance).read_text()
+    assert "## Held-out exact accuracy (step 0 -> step 4)" in md and "| task | chance | before | after | n |" in md
+    assert "| counting | 10.0 % | 12.5 % | 50.0 % | 8 |" in md and "partial" not in md
+
+
 def test_cli_train_refuses_the_model_folder_as_out_dir(tmp_path, capsys):
     """out_dir=the model's folder: refused before the model loads (the run's adapter, reports and train_config.json
     went among the checkpoint's files, replacing the train_config.json sf2t merge puts there for sf2t eval)."""

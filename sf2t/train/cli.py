@@ -3,7 +3,8 @@
 ``sf2t train [--config run.yaml] [key=value | --key value ...] [--print-config]``: a TrainConfig from the YAML file
 and the overrides (dotted keys reach the task configs: ``disorder.perm=strong``), then training; the adapter (or
 the weights), ``train_config.json``, ``train_result.json`` and the report (``report.md`` + ``report.png``: loss,
-per-task train loss and accuracy, held-out accuracy before / during / after when ``eval_videos`` is set) go to
+per-task train loss and accuracy, held-out exact accuracy before / during / after and partial credit before / after
+when ``eval_videos`` is set) go to
 ``out_dir``. ``--print-config`` shows every field
 with its default and help, then the resolved config, and trains nothing. ``resume=auto`` continues from the latest
 checkpoint (``save_every=N`` writes them).

@@ -1,20 +1,22 @@
 """A run's report: ``report.md`` + ``report.png`` (loss, per-task train loss and accuracy, held-out accuracy over
-the run) from ``out_dir/metrics.jsonl`` and the held-out evaluations (``evals``: ``{"step", task: {accuracy, ...}}``).
+the run) from ``out_dir/metrics.jsonl`` and the held-out evaluations (``evals``: ``{"step", task: {accuracy,
+partial, ...}}``); report.md's held-out table (:func:`held_out_table`) has exact accuracy and partial credit before
+and after.
 
 ``sf2t train`` writes it at the end of a run (with held-out evaluations when ``eval_videos`` is set: before
-training, every ``eval_every`` steps and after); ``sf2t demo`` adds the same figure to its report.
+training, every ``eval_every`` steps and after); ``sf2t demo`` adds the same figure and table to its report.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sf2t._plural import counted
 
-__all__ = ["read_metrics", "plot_run", "write_report"]
+__all__ = ["read_metrics", "plot_run", "held_out_table", "write_report"]
 
 
 def read_metrics(out_dir: str | Path, log=None) -> list[dict]:
@@ -130,9 +132,41 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+def held_out_table(
+    rows: dict[str, dict], tasks: Sequence[str], *, source: str, span: str = "", pct: Callable[[Any], str] = _pct
+) -> list[str]:
+    """The markdown lines of a report's held-out table, ``sf2t train``'s and ``sf2t demo``'s: per task of ``tasks``
+    with a row in ``rows`` (``{chance, before, after, n}``, and ``partial_before`` / ``partial_after``, the mean
+    partial credit, where known), chance, exact accuracy before and after, and where any row has ``partial_after``,
+    partial credit before and after with a note on what it is; ``source``: where the partial values are kept (for
+    the note), ``span``: what the heading adds in brackets (the steps), ``pct``: a value as text (None: missing)."""
+    partial = any(rows[t].get("partial_after") is not None for t in tasks if t in rows)
+    lines = [
+        "## Held-out exact accuracy" + (" and partial credit" if partial else "") + (f" ({span})" if span else ""),
+        "",
+        "| task | chance | before | after |" + (" partial before | partial after |" if partial else "") + " n |",
+        "|---|---|---|---|" + ("---|---|" if partial else "") + "---|",
+    ]
+    for t in tasks:
+        if t not in rows:
+            continue
+        a = rows[t]
+        cells = [pct(a.get("chance")), pct(a.get("before")), pct(a.get("after"))]
+        if partial:
+            cells += [pct(a.get("partial_before")), pct(a.get("partial_after"))]
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {a['n']} |")
+    if partial:
+        lines += [
+            "",
+            "Partial: the mean partial credit (counting `1 - |answer - count| / count`, localization the spans' "
+            f"temporal IoU, rearrangement the normalised Kendall tau; the other tasks as exact), {source}.",
+        ]
+    return lines
+
+
 def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, float]) -> Path:
-    """``out_dir/report.md`` (+ ``report.png``): held-out accuracy before / after (and at each evaluation), the
-    training summary, skipped videos. ``result``: what ``train`` returned."""
+    """``out_dir/report.md`` (+ ``report.png``): held-out exact accuracy and partial credit before / after (exact
+    accuracy at each evaluation too), the training summary, skipped videos. ``result``: what ``train`` returned."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png = plot_run(out, cfg.tasks, evals, chance)
@@ -144,18 +178,15 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
         # step-0 evaluations were kept has only its last one)
         first, last = (evals[0] if len(evals) > 1 else {}), evals[-1]
         span = f"step {first['step']} -> step {last['step']}" if first else f"step {last['step']}; none before"
-        lines += [
-            f"## Held-out exact accuracy ({span})",
-            "",
-            "| task | chance | before | after | n |",
-            "|---|---|---|---|---|",
-        ]
+        rows = {}
         for t in cfg.tasks:
             a, b = first.get(t), last.get(t)
             if isinstance(b, dict):
-                before = a["accuracy"] if isinstance(a, dict) else None
-                lines.append(f"| {t} | {_pct(chance.get(t))} | {_pct(before)} | {_pct(b['accuracy'])} | {b['n']} |")
-        if len(evals) > 2:
+                a = a if isinstance(a, dict) else {}
+                rows[t] = {"chance": chance.get(t), "before": a.get("accuracy"), "after": b["accuracy"], "n": b["n"]}
+                rows[t].update(partial_before=a.get("partial"), partial_after=b.get("partial"))
+        lines += held_out_table(rows, cfg.tasks, span=span, source="train_result.json's evals' `partial`")
+        if len(evals) > 2:  # exact accuracy at each evaluation
             lines += ["", "| step | " + " | ".join(cfg.tasks) + " |", "|---" * (len(cfg.tasks) + 1) + "|"]
             for e in evals:
                 cells = [_pct(e[t]["accuracy"]) if isinstance(e.get(t), dict) else "-" for t in cfg.tasks]
