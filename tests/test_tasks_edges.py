@@ -525,6 +525,68 @@ def test_span_in_words(text, value):
     assert parse_span(text) == value
 
 
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # a conclusion followed by a word that names no other thing, or by its unit and more words (were 4, 4, 3, 4)
+        ("Frame 4 is the same as frame 3. The answer is 7 for this video.", 7),
+        ("Frame 4 is the same as frame 3. The answer is 7 here.", 7),
+        ("Frame 3 is a duplicate of frame 2, so the answer is 7 frames shown.", 7),
+        ("Frame 4 is the same as frame 3. The answer is 7 frames in the sequence.", 7),
+        # a number right after "frame" is a label, no count (were 2, 2, 5, 2, 2)
+        ("Frame 2 is the same as frame 1. There are 8 frames here.", 8),
+        ("Frame 2 is identical to frame 1. There are 8 frames shown.", 8),
+        ("Frame 5 is a duplicate. In total there are 8 frames here.", 8),
+        ("Frame 2 is identical to frame 1. There are **7** frames.", 7),  # (markdown emphasis ignored)
+        ("Frame 2 is identical to frame 1. Total: **7**", 7),
+        ("Frame 7.", None),  # (was 7: a label alone counts nothing)
+        # the unit up to two words after the number (were 2, 2, 2, 2, 2)
+        ("I see 8 consecutive frames; 2 frames are repeated.", 8),
+        ("8 sampled frames, of which 2 frames repeat.", 8),
+        ("The video has 8 video frames, 2 frames are duplicates.", 8),
+        ("8 still images; 2 images are the same.", 8),
+        ("Eight key frames. 2 frames show the same thing.", 8),
+        ("There are 2 repeated frames among 8 frames.", 8),  # (a part word is no count of all the frames)
+        # the end of a range of frame numbers is no option beside the count (were None, None)
+        ("Frames 0 to 7, 8 frames in total.", 8),
+        ("The frames go from 0 to 7, 8 frames in total.", 8),
+        # "so N" still ends its clause: "so 2 frames repeat" is a part of the count
+        ("There are 8 frames, so 2 frames repeat.", 8),
+        ("I count 8 frames. The answer is 2 repeats.", 8),
+        ("The answer is 8.", 8),
+        ("7 or 8", None),
+        ("8 frames, though it could be 9", None),  # (was 8)
+        ("8, but it could be 9", None),
+    ],
+)
+def test_count_conclusions_labels_and_units(text, value):
+    """One rule set (docs/tasks.md, parse_count): a conclusion wins unless a word naming another thing follows its
+    number; else the first number that is no frame label, giving way to the first number of frames (its unit up to
+    two words after it) when it counts another thing."""
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("The first and second frames are static; the motion is in frames 3-5.", (3, 5)),  # (was (1, 2))
+        ("From the third frame to the fifth frame.", (3, 5)),  # (were (3, 3))
+        ("From the 3rd frame to the 5th frame.", (3, 5)),
+        ("The 3rd frame through the 5th.", (3, 5)),
+        ("The ball appears in the second frame and leaves at the fifth.", (2, 5)),  # (was (2, 2))
+        # a hedged second span after a sentence's end, in brackets, or after "but it could be" (were (3, 5))
+        ("Frames 3-5. Or maybe 4-6.", None),
+        ("frames 3-5 (maybe 3-6)", None),
+        ("Frames 3-5, but it could be 4-6", None),
+        ("Frames 3-5, or maybe 4-6", None),
+        ("Frames 3-5. Maybe the target is small.", (3, 5)),  # a hedge with no frame number: no second span
+        ("Frames 3-5, but it might be 3 frames in total", (3, 5)),
+    ],
+)
+def test_span_ordinals_and_hedged_second_spans(text, value):
+    assert parse_span(text) == value
+
+
 def test_scorers_never_raise_and_stay_in_range():
     """Any string (empty, whitespace, unicode digits, thousands of digits, control characters) scores in [0, 1]."""
     g = random.Random(0)
@@ -571,6 +633,14 @@ def test_scorers_never_raise_and_stay_in_range():
         ("localization", {"start": 3, "end": 5}, "3rd-" * 8000),
         ("localization", {"start": 3, "end": 5}, "3..." * 8000),
         ("localization", {"start": 3, "end": 5}, "frames 3-5, or maybe " * 5000),
+        ("counting", {"count": 7}, "frame " * 8000 + "7"),
+        ("counting", {"count": 8}, "8 consecutive " * 5000 + "frames"),
+        ("counting", {"count": 8}, "0 to 7, " * 5000 + "8 frames in total"),
+        ("counting", {"count": 7}, "the answer is 7 for " * 5000),
+        ("counting", {"count": 8}, "8 frames, though it could be " * 5000),
+        ("localization", {"start": 3, "end": 5}, "Frames 3-5. Or maybe " * 5000),
+        ("localization", {"start": 3, "end": 5}, "appears in the second frame " * 5000 + "and leaves at the fifth"),
+        ("localization", {"start": 3, "end": 5}, "the third frame through " * 5000),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):

@@ -56,7 +56,7 @@ def _count_value(tok: str) -> int | None:
 
 # a second number offered as an alternative: "7 or 8", "7/8", "2, 3, 4", "7, maybe 8", "six (or maybe seven)",
 # "Six. Or maybe seven.", "Six... perhaps seven" (an "or" or a hedge word after any punctuation; bounded runs: linear)
-_COULD_BE = r"(?:but\s+)?(?:it\s+)?(?:could|might|may)\s+(?:also\s+)?be"  # ("7, but it could be 8")
+_COULD_BE = r"(?:(?:but|though|although)\s+)?(?:it\s+)?(?:could|might|may)\s+(?:also\s+)?be"  # ("7, but it could be 8")
 _HEDGE = r"(?:(?:maybe|perhaps|possibly|probably|likely|about|around|even|" + _COULD_BE + r")\s+){0,2}"
 _SEP = (
     r"(?:\s*(?:,|/|;|\band\b)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}\bor\b"
@@ -74,19 +74,20 @@ _N = r"((?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b)"
 _UNIT = r"(?:\s+(?:distinct|unique|different|separate|individual))?\s+(?:frames?|images?)"
 _IN_TOTAL = r"\s+(?:in\s+total|total|altogether|overall|in\s+all)\b"
 # (a clause may go on with its reason: "the answer is 8 because ...")
-_CLAUSE_END = r"(?:\s*(?:[.!?,;:)(\n*—–]|-\s|$)|\s+(?:because|since|as|given)\b)"
-_IN_VIDEO = r"\s+in\s+(?:the|this)\s+(?:video|clip|fragment)\b"
-# what may follow a concluded number: its unit, "in total", "in the video" (in either order), then the clause's end
-# ("a total of 2 repeats", "there is 1 frame repeated", "the answer is 2 repeats": a part of the count, no conclusion)
+_CLAUSE_END = r"(?:\s*(?:[.!?,;:)(\n—–]|-\s|$)|\s+(?:because|since|as|given)\b)"
+_IN_VIDEO = r"\s+(?:in\s+(?:the|this)\s+(?:given\s+)?(?:video|clip|fragment|sequence)\b|here\b)"
+# what may follow the number "there are" concludes with: its unit, "in total", "in the video", "here" (in either order),
+# then the clause's end ("there is 1 frame repeated", "there are 2 frames shown twice": a part of the count)
 _COUNT_END = f"(?=(?:{_UNIT})?(?:(?:{_IN_TOTAL})?(?:{_IN_VIDEO})?|{_IN_VIDEO}{_IN_TOTAL}){_CLAUSE_END})"
+# (its number concludes unless a word naming another thing follows it: _concludes; after "so" it must end its clause
+# as after "there are": "so 2 frames repeat", "so 2 of them repeat" say something about part of the frames)
 _CONCLUSION = re.compile(
     "|".join(
         [
-            # ("so 2 of them repeat", "so 2 frames repeat": no conclusion)
             r"\b(?:so|thus|therefore|hence|that(?:'s|’s|\s+is|\s+makes|\s+gives))\b,?\s+"
             r"(?:there\s+(?:are|is|were)\s+)?(?:(?:exactly|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
-            r"\banswer\s*(?:is\s*:?|:|=)[\s*]{0,8}" + _N + _COUNT_END,  # ("the answer is 2 repeats": no conclusion)
-            r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
+            r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N,
+            r"\btotal\s*(?:of|is|:|=)\s*" + _N,
             _N + f"(?={_UNIT}(?:{_IN_VIDEO})?{_IN_TOTAL})",
         ]
     ),
@@ -186,61 +187,97 @@ def _alternative_after(text: str, end: int, n: int | None) -> bool:
     return _alternative(text, end, n) is not None
 
 
+# the end of a range of frame numbers ("frames 0 to 7", "0-7"): no count, so no option beside the count after it
+_RANGE_BEFORE = re.compile(r"\d\s*(?:-|–|\bto|\bthrough)\s*$", re.IGNORECASE)
+
+
 def _alternative_to_before(text: str, start: int) -> bool:
     """Whether the number at ``start`` is itself the second of two options ("7 or 8 frames in total", "7, maybe 8
-    frames in total"): the number before it, in a short window (linear on long texts), has it as its alternative."""
+    frames in total"): the number before it, in a short window (linear on long texts), has it as its alternative. The
+    end of a range is none ("Frames 0 to 7, 8 frames in total." is 8)."""
     before = list(_INT_RE.finditer(text, max(0, start - 48), start))
     if not before:
         return False
     prev = before[-1]
+    if _RANGE_BEFORE.search(text[max(0, prev.start() - 16) : prev.start()]):
+        return False
     alt = _alternative(text, prev.end(), _count_value(prev.group(0)))
     return alt is not None and alt.start() == start
 
 
-# a number of frames ("10 frames", "twelve distinct images")
-_FRAMES_N = re.compile(_N + f"(?={_UNIT})", re.IGNORECASE)
-# words that may follow a count of the frames without naming another thing ("8 is my answer", "8 in total", "8 or 9")
+# words that may follow a count of the frames without naming another thing ("8 is my answer", "8 in total", "7 for
+# this video", "7 here", "8 or 9")
 _LINKING_WORDS = frozenset(
-    "is are was were be in of and or if as to for with but so because since then total altogether overall maybe "
-    "perhaps possibly probably more again here there now i".split()
+    "is are was were be in of and or if as to for with but so because since given then total altogether overall "
+    "maybe perhaps possibly probably more again here there now i".split()
 )
+# the unit, maybe after up to two words that keep the number a count of all the frames ("8 frames", "8 consecutive
+# frames", "8 video frames", "Eight key frames", "8 still images"); not words that make it a part of them ("2
+# repeated frames", "2 of the frames") or a linking word
+_PART_WORDS = r"repeat\w*|duplicat\w*|identical|same|similar|static|blurr?\w*|extra|missing|dropped|frozen"
+_NEAR_UNIT = (
+    r"(?:[ \t]+(?!(?:"
+    + _PART_WORDS
+    + "|"
+    + "|".join(sorted(_LINKING_WORDS | {"the", "a", "an", "them", "these", "those", "which"}))
+    + r")\b)[^\W\d_]+){0,2}?\s+(?:frames?|images?)\b"
+)
+_NEAR_UNIT_RE = re.compile(_NEAR_UNIT, re.IGNORECASE)
+# a number of frames ("10 frames", "twelve distinct images", "8 consecutive frames")
+_FRAMES_N = re.compile(_N + f"(?={_NEAR_UNIT})", re.IGNORECASE)
+# a frame's label: a number right after "frame" or "#" ("Frame 4 is the same as frame 3" counts nothing)
+_LABEL_BEFORE = re.compile(r"(?:\bframes?[ \t]*|#[ \t]*)$", re.IGNORECASE)
+
+
+def _is_label(text: str, start: int) -> bool:
+    return _LABEL_BEFORE.search(text[max(0, start - 12) : start]) is not None
 
 
 def _counts_another_thing(text: str, end: int) -> bool:
-    """Whether the number ending at ``end`` is followed by a word other than the unit or a linking word, so counts
-    another thing ("4 seconds", "2 people", "3 times", "5 cars")."""
+    """Whether the number ending at ``end`` is followed by a word other than the unit (_NEAR_UNIT) or a linking word,
+    so counts another thing ("4 seconds", "2 people", "3 times", "2 repeats", "2 repeated ones")."""
     word = _NEXT_WORD.match(text, end)
-    if word is None or _UNIT_RE.match(text, end) or word.start(1) == end:
+    if word is None or _NEAR_UNIT_RE.match(text, end) or word.start(1) == end:
         return False
     return word.group(1).lower() not in _LINKING_WORDS
 
 
+def _concludes(text: str, end: int) -> bool:
+    """Whether a conclusion's number ending at ``end`` is the count: it ends its clause or goes on with its unit or a
+    word that names no other thing ("the answer is 7 here", "so the answer is 7 frames shown"); not "the answer is 2
+    repeats", "so 2 of them repeat" (a part of the count)."""
+    word = _NEXT_WORD.match(text, end)
+    return not _counts_another_thing(text, end) and not (word and word.group(1).lower() == "of")
+
+
 def parse_count(text: str) -> int | None:
-    """The count ``text`` states, or None. A stated conclusion ("so 3 frames.", "the answer is 8", "a total of 8", "8
-    frames in total", else "there are 8 frames" or "there are 8.") gives its number, whatever numbers came before it
-    ("1, 2, 3. So 3 frames." is 3); after "total of" and "there are" the number must end its clause, maybe after its
-    unit, "in total" or "in the video" ("8 frames. There is 1 frame repeated." is 8: a part of the count); conclusions
-    that differ, or one followed by an alternative, give None. Without one: the first number (digits or an English
-    number word up to twenty). Either number must be an integer ("7.5 frames" is None, not 7) and not followed by
-    another number as an alternative ("7 or 8", "7/8", "2, 3, 4, ...", "7 or maybe 8", "six (or maybe seven)", "Six. Or
-    maybe seven."), also after its unit ("8 frames or 9", "8 frames, maybe 9"): a list of counts is no count. A second
-    number with another unit or words after it is no alternative ("8 frames, 2 seconds"), nor one after a hedge word or
-    a sentence's end that speaks of part of the frames ("8. Perhaps 2 of them repeat." is 8); a conclusion that is the
-    second of two options is none ("7 or 8 frames in total" is None). "The answer is N" concludes only when N ends its
-    clause too ("8 frames; the answer is 2 repeated ones." is 8). Without a conclusion, a first number that is one of
-    a list or counts another thing ("4 seconds", "2 people") gives way to the first number of frames ("The video is 4
-    seconds long and contains 10 frames." is 10). docs/tasks.md lists the known limits."""
-    text = text or ""
+    """The count ``text`` states, or None (docs/tasks.md, parse_count, lists the rules and their known limits).
+
+    1. A stated conclusion gives its number, whatever numbers came before it ("1, 2, 3. So 3 frames." is 3): after
+       "the answer is" / "total of" / "total:" unless a word naming another thing follows it (_concludes: "the
+       answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" is none), before "frames in
+       total", or after "so" / "that's" when it ends its clause, maybe after its unit, "in total", "in the video",
+       "here"; failing those, "there are N" ending its clause likewise ("8 frames. There is 1 frame repeated." is 8:
+       a part of the count).
+    2. Otherwise the first number that is not a frame's label ("Frame 4 is the same as frame 3" counts nothing),
+       unless it is one of a list or counts another thing ("4 seconds", "2 people"): then the first number of frames
+       after it ("8 consecutive frames", "Eight key frames").
+    Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
+    frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
+    8); conclusions that differ give None. Markdown emphasis (``**7**``) is ignored."""
+    text = (text or "").replace("*", "")
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
         for m in conclusion.finditer(text):
+            if conclusion is _CONCLUSION and not _concludes(text, m.end(m.lastindex)):
+                continue
             n = _count_value(m.group(m.lastindex))
             at = m.start(m.lastindex)  # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
             alternative = _alternative_after(text, m.end(m.lastindex), n) or _alternative_to_before(text, at)
             stated.add(None if n is None or alternative else n)
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
-    m = _INT_RE.search(text)
+    m = next((m for m in _INT_RE.finditer(text) if not _is_label(text, m.start())), None)
     if m is None:
         return None
     n = _count_value(m.group(0))
@@ -317,8 +354,10 @@ def parse_consistency(text: str) -> tuple[str, str | None] | None:
     return said.pop() if len(said) == 1 else None
 
 
+# ("the 3 frame to the 5 frame": an ordinal's "frame" may come after its number)
 _SPAN_RE = re.compile(
-    r"(?<!\d)(\d++)\s*(?:-|–|to|through|and|until|\.{2,3}|…)\s*(?:the\s+)?(?:frames?\s*)?(\d+)", re.IGNORECASE
+    r"(?<!\d)(\d++)(?:\s*frames?\b)?\s*(?:-|–|to|through|and|until|\.{2,3}|…)\s*(?:the\s+)?(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
 )
 _ORDINALS = {
     w: i
@@ -338,10 +377,11 @@ _WORD_ORDINAL = re.compile(
     r"|(?<![\w-])((?:to|through|until|and)\s+(?:the\s+)?|at\s+the\s+|[-–]\s*(?:the\s+)?)" + _ORDINAL_WORD,
     re.IGNORECASE,
 )
-# "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5": the span 3-5 (a bounded gap: linear)
+# "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5", "appears in the second frame and
+# leaves at the fifth": the span 3-5 (a bounded gap: linear)
 _START_END = re.compile(
-    r"\b(?:start|begin)\w{0,5}\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)\D{0,40}?"
-    r"\b(?:end|finish|stop)\w{0,5}\s+(?:at|with|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
+    r"\b(?:start|begin|appear)\w{0,5}\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)\D{0,40}?"
+    r"\b(?:end|finish|stop|leave|disappear|vanish)\w{0,5}\s+(?:at|with|in|on|after)\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
 
@@ -349,8 +389,11 @@ _START_END = re.compile(
 def _span_text(text: str) -> str:
     """``text`` with frames named by ordinals as numbers ("3rd" and "#3" as 3, "the third to the fifth frame" as "the
     3 to the 5 frame") and a span said by its start and end ("starts at frame 3 and ends at frame 5") as "frames
-    3-5"."""
-    text = _DIGIT_ORDINAL.sub(r"\1", text)
+    3-5". Ordinal words are read only when the digits name no span: "The first and second frames are static; the
+    motion is in frames 3-5." is (3, 5)."""
+    text = _START_END.sub(r"frames \1-\2", _DIGIT_ORDINAL.sub(r"\1", text))
+    if _SPAN_RE.search(text):
+        return text
     text = _WORD_ORDINAL.sub(
         lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
         text,
@@ -359,9 +402,12 @@ def _span_text(text: str) -> str:
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
+# (or after a hedge, in a sentence or brackets of its own: "Frames 3-5. Or maybe 4-6.", "frames 3-5 (maybe 3-6)",
+# "Frames 3-5, but it could be 4-6")
+_SPAN_HEDGE = r"(?:maybe|perhaps|possibly|probably|" + _COULD_BE + ")"
 _SPAN_MORE = re.compile(
-    r"\s*(?:,|/|;|\bor\b|\band\b|-|–)(?:\s*\bor\b)?\s*(?:(?:maybe|perhaps|possibly)\s+)?(?:(?:the\s+)?frames?\s*)?"
-    r"\d+(?!\d)(?!\s*frames?\b)",
+    r"(?:\s*(?:,|/|;|\bor\b|\band\b|-|–)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}(?:\bor\b|(?=" + _SPAN_HEDGE + r"\s)))"
+    r"\s*(?:" + _SPAN_HEDGE + r"\s+){0,2}(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)",
     re.IGNORECASE,
 )
 _SPAN_LESS = re.compile(r"\d\s*(?:,|/|;|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?$", re.IGNORECASE)
