@@ -280,6 +280,34 @@ def test_cli_train_task_list_of_separators_names_the_field(override, capsys):
 
 
 @pytest.mark.parametrize(
+    "override, got",
+    [
+        ("tasks={a: b}", "a mapping {'a': 'b'}"),
+        ("tasks={counting: 1}", "a mapping {'counting': 1}"),
+        ("tasks=3", "a number 3"),
+        ("tasks=true", "a true/false value True"),
+        ("tasks=[counting, [disorder]]", "a list ['disorder'] among them (['counting', ['disorder']])"),
+        ("curriculum_tasks={a: b}", "a mapping {'a': 'b'}"),
+    ],
+)
+def test_config_task_list_that_is_no_names_is_refused_naming_the_field(override, got, capsys, tmp_path):
+    """``tasks={a: b}`` (a mapping), a number, a nested list: refused as such, naming the field (its str() was split
+    at commas and spaces: unknown tasks "{'a':", "'b'}"); from the command line and from a YAML file."""
+    from sf2t import cli
+
+    field, value = override.split("=", 1)
+    assert cli.main(["train", override, "curriculum_steps=1", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    said = f"{field}: expected task names, got {got}; name one or more of counting, "
+    assert f"sf2t train: {said}" in err and "as counting,disorder or [counting, disorder]" in err, err
+    assert "unknown task" not in err and "Traceback" not in err
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{field}: {value}\ncurriculum_steps: 1\n")
+    with pytest.raises(ValueError, match=re.escape(said)):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
     "overrides, words",
     [
         (

@@ -120,7 +120,12 @@ def main_build(argv=None) -> int:
             if isinstance(e, OSError) and is_file_error(e):  # (main would say "was not written" for it)
                 print(f"sf2t finevidbench build: {os_error_text(e)}; {holds}", file=sys.stderr)
                 return 1
-            e.add_note(f"sf2t finevidbench build: this error came once {holds}")  # a bug: its traceback, and this
+            note = f"sf2t finevidbench build: this error came once {holds}"  # a bug: its traceback, and this
+            add_note = getattr(e, "add_note", None)  # (Python 3.11 on; 3.10 has no notes: the line goes before it)
+            if add_note is not None:
+                add_note(note)
+            else:
+                print(note, file=sys.stderr)
             raise
     except NotPlaced as e:  # a file error at the end: exit 1, as main gives any other (its message says what was kept)
         print(f"sf2t finevidbench build: {e}", file=sys.stderr)

@@ -457,6 +457,18 @@ def _read_bench(path: Path) -> dict | None:
     return bench if isinstance(bench, dict) and bench.get("format") == FORMAT else None
 
 
+def _earlier_bench(out_file: Path, out_path: str) -> dict | None:
+    """The benchmark a build of ``out_file`` (``--out out_path``) replaces: None where there is none (no file, an
+    empty one); a ValueError where the file there is not an sf2t benchmark (the build would destroy it)."""
+    old = _read_bench(out_file) if out_file.is_file() else None
+    if old is None and out_file.is_file() and out_file.stat().st_size:
+        raise ValueError(
+            f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would destroy "
+            "it: pick another path, or remove it first"
+        )
+    return old
+
+
 def _check_shared_folder(out_file: Path, frames: bool, clips: bool) -> None:
     """Refuse a build whose frames/ or videos/scene_* would overwrite those of another benchmark in the same folder
     (its questions would then show the new build's pictures)."""
@@ -674,11 +686,7 @@ def build(
             f"--out {out_path}: a symlink to {out_file}, whose folder {out_file.parent} does not exist (a build "
             "writes through the link, to its target): make that folder, or point the link (or --out) elsewhere"
         )
-    if out_file.is_file() and out_file.stat().st_size and _read_bench(out_file) is None:  # notes.txt was replaced
-        raise ValueError(
-            f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would destroy "
-            "it: pick another path, or remove it first"
-        )
+    _earlier_bench(out_file, out_path)  # notes.txt was replaced: refused before any folder is made
     out = out_file.parent
     with _removed_if_left_empty(out):  # a build that fails leaves no folder it made (an empty --out folder was left)
         out.mkdir(parents=True, exist_ok=True)
@@ -703,12 +711,8 @@ def build(
                 )
             for k in kept:
                 log(f"left the staging folder {k}")
-            old = _read_bench(out_file) if out_file.is_file() else None  # a rebuild: its leftovers are removed after
-            if old is None and out_file.is_file() and out_file.stat().st_size:  # (the build recovered was not one)
-                raise ValueError(
-                    f"--out {out_path}: exists and is not an sf2t benchmark (a {FORMAT} JSON file); writing it would "
-                    "destroy it: pick another path, or remove it first"
-                )
+            # a rebuild: its leftovers are removed after; checked again, as recover may have changed the file
+            old = _earlier_bench(out_file, out_path)
             _check_shared_folder(out_file, frames=manifest is not None, clips=synthetic > 0)
             label_questions = []
             if scene_annotations:  # checked (every video probed) before any long work

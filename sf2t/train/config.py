@@ -417,7 +417,8 @@ def config_to_dict(cfg) -> dict:
 def _task_list(value: Any) -> list:
     """A list-of-task-names field's value: a YAML list, or names split at commas and spaces as ``--tasks`` takes
     them elsewhere (``tasks=counting,disorder``, ``tasks=[counting,disorder]``). Nothing (``tasks=``) is []; a value
-    of separators only (``tasks=,``, ``tasks=[,]``) is an error, not YAML's complaint about a ','."""
+    of separators only (``tasks=,``, ``tasks=[,]``) is an error, not YAML's complaint about a ','; so is anything
+    else that is not names (``tasks={a: b}``, ``tasks=3``, ``tasks=[[counting]]``), not split as text."""
     import yaml
 
     from sf2t.tasks import TASKS, split_task_names
@@ -430,6 +431,18 @@ def _task_list(value: Any) -> list:
             items = value
     if items is None:  # tasks= (nothing after it) or a YAML key with no value: empty, not [None] ("unknown task")
         return []
+    # a mapping, a number, a nested list: refused (their str() was split: {a: b} was unknown tasks "{'a':", "'b'}")
+    if isinstance(items, (list, tuple)):
+        bad = next((i for i in items if isinstance(i, (dict, list, tuple, set))), None)
+        among = f" among them ({items!r})"
+    else:
+        bad = None if isinstance(items, str) else items
+        among = ""
+    if bad is not None:
+        raise ValueError(
+            f"expected task names, got {_kind(bad)} {bad!r}{among}; name one or more of {', '.join(TASKS)}, as "
+            "counting,disorder or [counting, disorder]"
+        )
     if isinstance(items, str):
         text = items.strip()
         text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
@@ -442,6 +455,18 @@ def _task_list(value: Any) -> list:
             "[counting, disorder]"
         )
     return names
+
+
+def _kind(value: Any) -> str:
+    """What ``value`` (read from YAML) is, in words: "a mapping", "a list", "a true/false value", "a number", else
+    its type."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set)):
+        return "a list"
+    if isinstance(value, bool):
+        return "a true/false value"
+    return "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
 
 
 def _convert(value: Any, typ: Any, default: Any, task_list: bool = False) -> Any:

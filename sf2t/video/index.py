@@ -60,6 +60,13 @@ def is_build_stage(folder: Path) -> bool:
     return folder.name.startswith(STAGE_PREFIX) and (folder / OWNER).is_file()
 
 
+def _is_stage(folder: Path, known: dict[Path, bool]) -> bool:
+    """:func:`is_build_stage`, each folder looked at once (``known``: those looked at)."""
+    if folder not in known:
+        known[folder] = is_build_stage(folder)
+    return known[folder]
+
+
 def skipped_stages_text(skipped: Sequence[str]) -> str:
     """The line that says a walk left out sf2t build staging folders (``skipped``, from :func:`find_files`): ``sf2t
     index``'s summary and ``sf2t train``'s warning."""
@@ -81,17 +88,19 @@ def find_files(paths: Iterable[str | os.PathLike], skipped: list[str] | None = N
             # broken links, link loops and what is no regular file (a FIFO named clip.mp4) are kept too: they become
             # error lines, not files silently left out
             found = [q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and not q.is_dir()]
-            stages: dict[Path, bool] = {}  # each folder below p named like a staging folder: is it one
+            # each folder below p named like a staging folder: is it one (each looked at once: a setdefault looked again
+            # for each file under it, as its default was worked out first)
+            stages: dict[Path, bool] = {}
+            said = set(skipped or ())  # (skipped, as a set: each file's stage looked up in it)
             kept = []
             for q in found:
                 rel = q.relative_to(p).parts[:-1]  # the folders between p and q (p itself, if given, is walked)
                 folders = [p.joinpath(*rel[: i + 1]) for i in range(len(rel))]
-                stage = next(
-                    (d for d in folders if d.name.startswith(".") and stages.setdefault(d, is_build_stage(d))), None
-                )
+                stage = next((d for d in folders if d.name.startswith(".") and _is_stage(d, stages)), None)
                 if stage is None:
                     kept.append(q)
-                elif skipped is not None and str(stage) not in skipped:
+                elif skipped is not None and str(stage) not in said:
+                    said.add(str(stage))
                     skipped.append(str(stage))
             out.extend(str(q) for q in sorted(kept))
         else:

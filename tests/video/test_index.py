@@ -486,3 +486,28 @@ def test_index_skips_build_staging_folders_and_says_so(tmp_path, capsys):
     assert run_index([root], tmp_path / "n.jsonl") == 2
     err = capsys.readouterr().err
     assert f"no video files under {root}" in err and f"left out 1 sf2t build staging folder, e.g. {stage}" in err
+
+
+def test_the_walk_looks_at_each_hidden_folder_once(tmp_path, monkeypatch):
+    """Whether a hidden folder is a build's staging folder is asked once per folder, not once per file under it (its
+    cache was ``stages.setdefault(d, is_build_stage(d))``: the default worked out every time); each staging folder is
+    said once in ``skipped``."""
+    from sf2t.finevidbench.place import make_stage
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    stage, f = make_stage(root, root / "b.json")
+    f.close()
+    for folder in (stage / "videos", root / ".hidden"):
+        folder.mkdir()
+        for i in range(200):
+            (folder / f"{i:03d}.mp4").write_bytes(b"")
+    asked = []
+    real = index.is_build_stage
+    monkeypatch.setattr(index, "is_build_stage", lambda d: asked.append(d) or real(d))
+    skipped = [str(stage)]  # (said by an earlier walk: not again)
+    found = index.find_files([root], skipped)
+    assert sorted(asked) == sorted([stage, root / ".hidden"]), len(asked)
+    assert len(found) == 200 and skipped == [str(stage)]
+    skipped = []
+    assert len(index.find_files([root], skipped)) == 200 and skipped == [str(stage)]
