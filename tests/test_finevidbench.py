@@ -1105,6 +1105,21 @@ def test_eval_never_replaces_the_ground_truth_of_a_clip_balanced_away(tmp_path):
     assert asked == []
 
 
+def _one_frame_question(**extra) -> dict:
+    """A minimal fragment question showing one built frame image (``frames/q/00.png``), plus ``extra`` fields."""
+    return {
+        "id": "q",
+        "level": "fragment",
+        "category": "consistency",
+        "variant": "original",
+        "video": {"frame_images": ["frames/q/00.png"]},
+        "question": "Are they the same?",
+        "options": ["Yes.", "No."],
+        "answer_index": 0,
+        **extra,
+    }
+
+
 def test_bench_files_name_the_ground_truth_of_a_question_source(tmp_path):
     """A benchmark built before ground_truth was recorded: the ground truth next to a question's meta.source (a
     fragment question that shows built frame images names its video only there) is protected too; a ground_truth
@@ -1115,17 +1130,7 @@ def test_bench_files_name_the_ground_truth_of_a_question_source(tmp_path):
     for f in (video, video.with_suffix(".json"), png):
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("{}")
-    q = {
-        "id": "q",
-        "level": "fragment",
-        "category": "consistency",
-        "variant": "original",
-        "video": {"frame_images": ["frames/q/00.png"]},
-        "question": "Are they the same?",
-        "options": ["Yes.", "No."],
-        "answer_index": 0,
-        "meta": {"source": str(video)},
-    }
+    q = _one_frame_question(meta={"source": str(video)})
     (tmp_path / "b" / "bench.json").write_text(
         json.dumps({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q]})
     )
@@ -1535,16 +1540,7 @@ def test_a_killed_build_is_refused_through_a_symlink_from_another_folder(tmp_pat
     looked for next to the link and the mixed folder was read as a whole benchmark."""
     from sf2t.finevidbench.place import journal_path
 
-    q = {
-        "id": "q",
-        "level": "fragment",
-        "category": "consistency",
-        "variant": "original",
-        "video": {"frame_images": ["frames/q/00.png"]},
-        "question": "Are they the same?",
-        "options": ["Yes.", "No."],
-        "answer_index": 0,
-    }
+    q = _one_frame_question()
     out = tmp_path / "b" / "bench.json"
     out.parent.mkdir()
     out.write_text(json.dumps({"format": "sf2t-finevidbench/1", "name": "b", "questions": [q]}))
