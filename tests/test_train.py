@@ -287,6 +287,9 @@ def test_cli_train_task_list_of_separators_names_the_field(override, capsys):
         ("tasks=3", "a number 3"),
         ("tasks=true", "a true/false value True"),
         ("tasks=[counting, [disorder]]", "a list ['disorder'] among them (['counting', ['disorder']])"),
+        ("tasks=[counting, null]", "null among them (['counting', None])"),
+        ("tasks=[counting, true]", "a true/false value True among them (['counting', True])"),
+        ("tasks=[counting, 3]", "a number 3 among them (['counting', 3])"),
         ("curriculum_tasks={a: b}", "a mapping {'a': 'b'}"),
     ],
 )

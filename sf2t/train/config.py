@@ -431,17 +431,19 @@ def _task_list(value: Any) -> list:
             items = value
     if items is None:  # tasks= (nothing after it) or a YAML key with no value: empty, not [None] ("unknown task")
         return []
-    # a mapping, a number, a nested list: refused (their str() was split: {a: b} was unknown tasks "{'a':", "'b'}")
+    # a mapping, a number, a nested list, null, true: no names, refused (their str() was split: {a: b} was unknown
+    # tasks "{'a':", "'b'}"; [counting, null] was unknown task 'None')
     if isinstance(items, (list, tuple)):
-        bad = next((i for i in items if isinstance(i, (dict, list, tuple, set))), None)
+        bad = [i for i in items if not isinstance(i, str)][:1]
         among = f" among them ({items!r})"
     else:
-        bad = None if isinstance(items, str) else items
+        bad = [] if isinstance(items, str) else [items]
         among = ""
-    if bad is not None:
+    if bad:
+        got = "null" if bad[0] is None else f"{_kind(bad[0])} {bad[0]!r}"
         raise ValueError(
-            f"expected task names, got {_kind(bad)} {bad!r}{among}; name one or more of {', '.join(TASKS)}, as "
-            "counting,disorder or [counting, disorder]"
+            f"expected task names, got {got}{among}; name one or more of {', '.join(TASKS)}, as counting,disorder or "
+            "[counting, disorder]"
         )
     if isinstance(items, str):
         text = items.strip()
