@@ -454,6 +454,23 @@ SCORING_EXAMPLES = [
     ("parse_span", "frames 3 and 5", None),
     ("parse_span", "frames 3, 4 and 5", (3, 5)),
     ("parse_span", "Frames 3-5; 3 frames in total", (3, 5)),
+    ("parse_count", "2*4 = 8 frames", 8),
+    ("parse_count", "The frames form a 2*4 grid.", None),
+    ("parse_count", "I count 8 frames, and the answer is 2 frames are repeated.", 8),
+    ("parse_count", "There are 8 frames in the video, and a total of 2 frames are repeated.", 8),
+    ("parse_count", "I see 8 frames; a total of 2 frames show the dog.", 8),
+    ("parse_count", "Frames 3 and 4 are duplicates.", None),
+    ("parse_count", "Frames 0 to 7 are shown.", None),
+    ("parse_count", "Frame 8 is the last one.", None),
+    ("parse_count", "Frame 4 is the odd one out.", None),
+    ("parse_count", "The ball bounces 3 times between frames 2 and 6; the video has 8 frames.", 8),
+    ("parse_count", "For the first 2 seconds frames are static, then 8 frames follow.", 8),
+    ("parse_span", "The second to fourth frames show it (2-3 seconds).", (2, 4)),
+    ("parse_span", "From the third to the fifth frame (frames are numbered 1-8).", (3, 5)),
+    ("parse_span", "The ball moves for 2 frames until frame 5.", (5, 5)),
+    ("parse_span", "The person appears in frame 3. The car leaves at frame 6.", (3, 3)),
+    ("parse_span", "The object appears in the third frame and disappears after the fifth.", (3, 5)),
+    ("parse_span", "Frames 1-2 are static; the motion is from the third to the fifth frame.", (1, 2)),
 ]
 
 
