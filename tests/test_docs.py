@@ -463,6 +463,7 @@ SCORING_EXAMPLES = [
     ("parse_count", "Frames 0 to 7 are shown.", None),
     ("parse_count", "Frame 8 is the last one.", None),
     ("parse_count", "Frame 4 is the odd one out.", None),
+    ("parse_count", "Only one frame is shown.", 1),
     ("parse_count", "The ball bounces 3 times between frames 2 and 6; the video has 8 frames.", 8),
     ("parse_count", "For the first 2 seconds frames are static, then 8 frames follow.", 8),
     ("parse_span", "The second to fourth frames show it (2-3 seconds).", (2, 4)),

@@ -624,6 +624,8 @@ def test_scorers_never_raise_and_stay_in_range():
         ("Frame 4 is the odd one out.", None),
         ("Frame 2 is the same as frame 1, and the last one is blurry.", None),
         ("One frame is repeated.", 1),
+        ("Only one frame is shown.", 1),
+        ("I count 8 frames; the last one is blurry.", 8),
         # a range or list of frame labels counts nothing (were 4, 7, 7, 5)
         ("Frames 3 and 4 are duplicates.", None),
         ("Frames 0 to 7 are shown.", None),

@@ -240,7 +240,7 @@ _LABEL_BEFORE = re.compile(_LABEL + "$", re.IGNORECASE)
 _LABEL_LIST_BEFORE = re.compile(_LABEL + r"\d+(?:" + _LABEL_JOINT + r"\d+)*" + _LABEL_JOINT + "$", re.IGNORECASE)
 # a factor of a product ("2*4 = 8 frames", "a 2*4 grid": markdown's other asterisks are removed first)
 _FACTOR_AFTER = re.compile(r"\*\d")
-# the pronoun "one" ("the last one", "the odd one out"), no number
+# the pronoun "one" ("the last one", "the odd one out"; not "only one frame"), no number
 _ONE_BEFORE = re.compile(
     r"\b(?:the|a|this|that|each|which|last|next|previous|same|other|odd|only|every|any|no)[ \t]+$", re.IGNORECASE
 )
@@ -255,7 +255,9 @@ def _is_label(text: str, start: int, end: int) -> bool:
         return True
     if _FACTOR_AFTER.match(text, end) or (start >= 2 and text[start - 1] == "*" and text[start - 2].isdigit()):
         return True
-    return text[start:end].lower() == "one" and _ONE_BEFORE.search(text, max(0, start - 16), start) is not None
+    if text[start:end].lower() != "one" or _NEAR_UNIT_RE.match(text, end):  # ("only one frame" is a count)
+        return False
+    return _ONE_BEFORE.search(text, max(0, start - 16), start) is not None
 
 
 def _counts_another_thing(text: str, end: int) -> bool:
