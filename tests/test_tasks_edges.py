@@ -453,7 +453,8 @@ def test_count_hedges_offer_a_count_not_a_remark(text, value):
 @pytest.mark.parametrize(
     "text, value",
     [
-        # "the answer is N" concludes only when N ends its clause (were 2, 2: a part of the count won)
+        # "the answer is N" concludes unless a word naming another thing, or its unit and a verb, follows N (were 2,
+        # 2: a part of the count won)
         ("I count 8 frames. The answer is 2 repeats.", 8),
         ("8 frames; the answer is 2 repeated ones.", 8),
         ("The answer is 8.", 8),
@@ -602,6 +603,78 @@ def test_scorers_never_raise_and_stay_in_range():
 
 
 @pytest.mark.parametrize(
+    "text, value",
+    [
+        # a "*" between digits is a product, whose factors count nothing (were 24, 24, 33, 24: the "*" was removed)
+        ("2*4 = 8 frames", 8),
+        ("2*4=8", 8),
+        ("3*3 = 9", 9),
+        ("The frames form a 2*4 grid.", None),
+        ("**8**", 8),
+        ("There are **8** frames.", 8),
+        # "total of" concludes only when its number ends its clause (were 2, 2)
+        ("There are 8 frames in the video, and a total of 2 frames are repeated.", 8),
+        ("I see 8 frames; a total of 2 frames show the dog.", 8),
+        ("A total of 8 frames.", 8),
+        # "the answer is N frames" and a verb is a part of the count
+        ("I count 8 frames, and the answer is 2 frames are repeated.", 8),
+        ("The answer is 8 frames shown.", 8),
+        # the pronoun "one" counts nothing (were 1, 1, 1)
+        ("Frame 8 is the last one.", None),
+        ("Frame 4 is the odd one out.", None),
+        ("Frame 2 is the same as frame 1, and the last one is blurry.", None),
+        ("One frame is repeated.", 1),
+        ("Only one frame is shown.", 1),
+        ("I count 8 frames; the last one is blurry.", 8),
+        # a range or list of frame labels counts nothing (were 4, 7, 7, 5)
+        ("Frames 3 and 4 are duplicates.", None),
+        ("Frames 0 to 7 are shown.", None),
+        ("Frames 0-7", None),
+        ("Frames 3 to 5 are repeated.", None),
+        ("Frames 1, 2, 3 and 4 show the dog; 8 frames in the video.", 8),
+        ("Frames 3 and 4, 8 frames", 8),
+        # only listed words may stand between a count and "frames" (were 3, 2)
+        ("The ball bounces 3 times between frames 2 and 6; the video has 8 frames.", 8),
+        ("For the first 2 seconds frames are static, then 8 frames follow.", 8),
+        ("I see 8 consecutive key frames; 2 frames repeat.", 8),
+        # "#" labels a frame only right before a digit: "# 8" is a markdown heading (were None, None, None)
+        ("# 8 frames", 8),
+        ("# 8", 8),
+        ("## 8", 8),
+        ("Frame #8 is blurry.", None),
+    ],
+)
+def test_count_no_wrong_numbers_from_products_pronouns_label_ranges_or_headings(text, value):
+    """Products, the pronoun "one", ranges of frame labels, a part of the count after "total of", words that make a
+    number count another thing, and markdown headings: each gave a wrong count after the one-rule-set rewrite."""
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # ordinal words win over a digit span of another unit or of the numbering (were (1, 2), (1, 8), (2, 3))
+        ("The action happens from the third to the fifth frame, about 1-2 seconds in.", (3, 5)),
+        ("From the third to the fifth frame (frames are numbered 1-8).", (3, 5)),
+        ("The second to fourth frames show it (2-3 seconds).", (2, 4)),
+        ("The first and second frames are static; the motion is in frames 3-5.", (3, 5)),
+        ("Frames 3-5 (frames are numbered 1-8).", (3, 5)),
+        # "frames" after a span's first number only after "the" (was (2, 5))
+        ("The ball moves for 2 frames until frame 5.", (5, 5)),
+        ("From the 3rd frame to the 5th frame.", (3, 5)),
+        # a start and an end in one sentence (was (3, 6)); "disappears after the fifth" ends a span (was (3, 3))
+        ("The person appears in frame 3. The car leaves at frame 6.", (3, 3)),
+        ("The object appears in the third frame and disappears after the fifth.", (3, 5)),
+        ("It starts at frame 3 and ends at frame 5.", (3, 5)),
+    ],
+)
+def test_span_ordinals_units_and_sentences(text, value):
+    """A digit span of seconds or of the frames' numbering is no frame span; a number of frames is no span's start;
+    a span's start and end are said in one sentence."""
+    assert parse_span(text) == value
+
+
+@pytest.mark.parametrize(
     "name, truth, text",
     [
         ("speed", {"faster": "first"}, "first " * 8000),  # took 11 s (a quadratic regex)
@@ -641,6 +714,16 @@ def test_scorers_never_raise_and_stay_in_range():
         ("localization", {"start": 3, "end": 5}, "Frames 3-5. Or maybe " * 5000),
         ("localization", {"start": 3, "end": 5}, "appears in the second frame " * 5000 + "and leaves at the fifth"),
         ("localization", {"start": 3, "end": 5}, "the third frame through " * 5000),
+        ("counting", {"count": 8}, "frames 1 and " * 5000 + "8"),
+        ("counting", {"count": 8}, "2*" * 10000 + "8"),
+        ("counting", {"count": 8}, "the last one " * 5000),
+        ("counting", {"count": 8}, "a total of 2 frames " * 5000),
+        ("counting", {"count": 8}, "3 times between " * 5000 + "8 frames"),
+        ("localization", {"start": 3, "end": 5}, "numbered 1-" * 5000),
+        ("localization", {"start": 3, "end": 5}, "1-2 seconds " * 5000),
+        ("localization", {"start": 3, "end": 5}, "appears in frame 3 " * 5000 + "leaves at frame 6"),
+        ("localization", {"start": 3, "end": 5}, "the third and " * 5000 + "frames 3-5"),
+        ("localization", {"start": 3, "end": 5}, "disappears after the " * 5000 + "fifth"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):

@@ -79,6 +79,14 @@ _IN_VIDEO = r"\s+(?:in\s+(?:the|this)\s+(?:given\s+)?(?:video|clip|fragment|sequ
 # what may follow the number "there are" concludes with: its unit, "in total", "in the video", "here" (in either order),
 # then the clause's end ("there is 1 frame repeated", "there are 2 frames shown twice": a part of the count)
 _COUNT_END = f"(?=(?:{_UNIT})?(?:(?:{_IN_TOTAL})?(?:{_IN_VIDEO})?|{_IN_VIDEO}{_IN_TOTAL}){_CLAUSE_END})"
+# a number of frames that a verb goes on about is no conclusion ("the answer is 2 frames are repeated", "a total of 2
+# frames show the dog": a part of the count)
+_NO_CLAIM = (
+    r"(?!\.?\d)(?!"
+    + _UNIT
+    + r"\s+(?:are|is|was|were|show|shows|showed|repeat|repeats|appear|appears|look|looks|have|has|had"
+    r"|contain|contains|differ|differs|match|matches)\b)"
+)
 # (its number concludes unless a word naming another thing follows it: _concludes; after "so" it must end its clause
 # as after "there are": "so 2 frames repeat", "so 2 of them repeat" say something about part of the frames)
 _CONCLUSION = re.compile(
@@ -86,8 +94,8 @@ _CONCLUSION = re.compile(
         [
             r"\b(?:so|thus|therefore|hence|that(?:'s|’s|\s+is|\s+makes|\s+gives))\b,?\s+"
             r"(?:there\s+(?:are|is|were)\s+)?(?:(?:exactly|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
-            r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N,
-            r"\btotal\s*(?:of|is|:|=)\s*" + _N,
+            r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N + _NO_CLAIM,
+            r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
             _N + f"(?={_UNIT}(?:{_IN_VIDEO})?{_IN_TOTAL})",
         ]
     ),
@@ -212,25 +220,44 @@ _LINKING_WORDS = frozenset(
     "maybe perhaps possibly probably more again here there now i".split()
 )
 # the unit, maybe after up to two words that keep the number a count of all the frames ("8 frames", "8 consecutive
-# frames", "8 video frames", "Eight key frames", "8 still images"); not words that make it a part of them ("2
-# repeated frames", "2 of the frames") or a linking word
-_PART_WORDS = r"repeat\w*|duplicat\w*|identical|same|similar|static|blurr?\w*|extra|missing|dropped|frozen"
-_NEAR_UNIT = (
-    r"(?:[ \t]+(?!(?:"
-    + _PART_WORDS
-    + "|"
-    + "|".join(sorted(_LINKING_WORDS | {"the", "a", "an", "them", "these", "those", "which"}))
-    + r")\b)[^\W\d_]+){0,2}?\s+(?:frames?|images?)\b"
+# frames", "8 video frames", "Eight key frames", "8 still images"): an allow-list, since any other word may make it a
+# part of them ("2 repeated frames", "2 of the frames") or a count of another thing ("3 times between frames 2 and 6",
+# "2 seconds frames are static")
+_WHOLE_WORDS = (
+    "consecutive|successive|sequential|key|video|still|sampled|distinct|unique|separate|individual|different|total"
+    "|input|extracted|selected|given|whole|original|clip|visible|displayed|shown|image"
 )
+_NEAR_UNIT = r"(?:[ \t]+(?:" + _WHOLE_WORDS + r")\b){0,2}\s+(?:frames?|images?)\b"
 _NEAR_UNIT_RE = re.compile(_NEAR_UNIT, re.IGNORECASE)
 # a number of frames ("10 frames", "twelve distinct images", "8 consecutive frames")
 _FRAMES_N = re.compile(_N + f"(?={_NEAR_UNIT})", re.IGNORECASE)
-# a frame's label: a number right after "frame" or "#" ("Frame 4 is the same as frame 3" counts nothing)
-_LABEL_BEFORE = re.compile(r"(?:\bframes?[ \t]*|#[ \t]*)$", re.IGNORECASE)
+# a frame's label: a number right after "frame" or "#" ("Frame 4 is the same as frame 3" counts nothing; "#" only
+# right before a digit: "# 8" is a markdown heading), or after a label and a range's or list's joint ("Frames 0 to 7",
+# "frames 3 and 4", "frames 1, 2, 3"; a window of 64 characters keeps it linear)
+_LABEL = r"(?:\bframes?[ \t]*#?|#)"
+_LABEL_JOINT = r"[ \t]*(?:-|–|,[ \t]*(?:(?:and|or)\b)?|\b(?:to|through|until|and|or)\b)[ \t]*#?"
+_LABEL_BEFORE = re.compile(_LABEL + "$", re.IGNORECASE)
+_LABEL_LIST_BEFORE = re.compile(_LABEL + r"\d+(?:" + _LABEL_JOINT + r"\d+)*" + _LABEL_JOINT + "$", re.IGNORECASE)
+# a factor of a product ("2*4 = 8 frames", "a 2*4 grid": markdown's other asterisks are removed first)
+_FACTOR_AFTER = re.compile(r"\*\d")
+# the pronoun "one" ("the last one", "the odd one out"; not "only one frame"), no number
+_ONE_BEFORE = re.compile(
+    r"\b(?:the|a|this|that|each|which|last|next|previous|same|other|odd|only|every|any|no)[ \t]+$", re.IGNORECASE
+)
 
 
-def _is_label(text: str, start: int) -> bool:
-    return _LABEL_BEFORE.search(text[max(0, start - 12) : start]) is not None
+def _is_label(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``start:end`` names a frame or is no count at all: a frame's label (a number of frames
+    after a list of labels is none: "frames 3 and 4, 8 frames in total"), a factor of a product, the pronoun "one"."""
+    if _LABEL_BEFORE.search(text, max(0, start - 12), start):
+        return True
+    if _LABEL_LIST_BEFORE.search(text, max(0, start - 64), start) and not _NEAR_UNIT_RE.match(text, end):
+        return True
+    if _FACTOR_AFTER.match(text, end) or (start >= 2 and text[start - 1] == "*" and text[start - 2].isdigit()):
+        return True
+    if text[start:end].lower() != "one" or _NEAR_UNIT_RE.match(text, end):  # ("only one frame" is a count)
+        return False
+    return _ONE_BEFORE.search(text, max(0, start - 16), start) is not None
 
 
 def _counts_another_thing(text: str, end: int) -> bool:
@@ -254,22 +281,25 @@ def parse_count(text: str) -> int | None:
     """The count ``text`` states, or None (docs/tasks.md, parse_count, lists the rules and their known limits).
 
     1. A stated conclusion gives its number, whatever numbers came before it ("1, 2, 3. So 3 frames." is 3): after
-       "the answer is" / "total of" / "total:" unless a word naming another thing follows it (_concludes: "the
-       answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" is none), before "frames in
-       total", or after "so" / "that's" when it ends its clause, maybe after its unit, "in total", "in the video",
-       "here"; failing those, "there are N" ending its clause likewise ("8 frames. There is 1 frame repeated." is 8:
-       a part of the count).
-    2. Otherwise the first number that is not a frame's label ("Frame 4 is the same as frame 3" counts nothing),
+       "the answer is" unless a word naming another thing, or its unit and a verb, follows it (_concludes,
+       _NO_CLAIM: "the answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" and "... 2
+       frames are repeated" are none), before "frames in total", or after "so" / "that's" / "total of" / "total:"
+       when it ends its clause, maybe after its unit, "in total", "in the video", "here"; failing those, "there are
+       N" ending its clause likewise ("8 frames. There is 1 frame repeated." is 8: a part of the count).
+    2. Otherwise the first number that is not a frame's label ("Frame 4 is the same as frame 3", "Frames 0 to 7
+       are shown" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the last one"),
        unless it is one of a list or counts another thing ("4 seconds", "2 people"): then the first number of frames
        after it ("8 consecutive frames", "Eight key frames").
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
-    8); conclusions that differ give None. Markdown emphasis (``**7**``) is ignored."""
-    text = (text or "").replace("*", "")
+    8); conclusions that differ give None. Markdown emphasis (``**7**``) is ignored, a "*" between digits kept."""
+    text = re.sub(r"(?<!\d)\*+|\*+(?!\d)", "", text or "")  # (a "*" between digits is a product: "2*4")
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
         for m in conclusion.finditer(text):
             if conclusion is _CONCLUSION and not _concludes(text, m.end(m.lastindex)):
+                continue
+            if _FACTOR_AFTER.match(text, m.end(m.lastindex)):  # ("the answer is 2*4 = 8": a product)
                 continue
             n = _count_value(m.group(m.lastindex))
             at = m.start(m.lastindex)  # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
@@ -277,7 +307,7 @@ def parse_count(text: str) -> int | None:
             stated.add(None if n is None or alternative else n)
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
-    m = next((m for m in _INT_RE.finditer(text) if not _is_label(text, m.start())), None)
+    m = next((m for m in _INT_RE.finditer(text) if not _is_label(text, m.start(), m.end())), None)
     if m is None:
         return None
     n = _count_value(m.group(0))
@@ -354,9 +384,10 @@ def parse_consistency(text: str) -> tuple[str, str | None] | None:
     return said.pop() if len(said) == 1 else None
 
 
-# ("the 3 frame to the 5 frame": an ordinal's "frame" may come after its number)
+# ("the 3 frame to the 5 frame": an ordinal's "frame" may come after its number, after "the" only: "moves for 2
+# frames until frame 5" names no span 2-5)
 _SPAN_RE = re.compile(
-    r"(?<!\d)(\d++)(?:\s*frames?\b)?\s*(?:-|–|to|through|and|until|\.{2,3}|…)\s*(?:the\s+)?(?:frames?\s*)?(\d+)",
+    r"(?<!\d)(?:(?<=\bthe\s)(\d++)\s*frames?\b|(\d++))\s*(?:-|–|to|through|and|until|\.{2,3}|…)\s*(?:the\s+)?(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
 _ORDINALS = {
@@ -374,14 +405,30 @@ _SPAN_JOINT = r"(?:-|–|\b(?:to|through|until|and)\b)"
 _ORDINAL_WORD = r"(" + "|".join(_ORDINALS) + r")\b"
 _WORD_ORDINAL = re.compile(
     r"\b" + _ORDINAL_WORD + r"(?=\s*(?:frames?\b|" + _SPAN_JOINT + r"))"
-    r"|(?<![\w-])((?:to|through|until|and)\s+(?:the\s+)?|at\s+the\s+|[-–]\s*(?:the\s+)?)" + _ORDINAL_WORD,
+    r"|(?<![\w-])((?:to|through|until|and)\s+(?:the\s+)?|at\s+the\s+|[-–]\s*(?:the\s+)?"
+    r"|(?:end|finish|stop|leave|disappear|vanish)\w{0,5}\s+after\s+the\s+)" + _ORDINAL_WORD,
     re.IGNORECASE,
 )
 # "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5", "appears in the second frame and
 # leaves at the fifth": the span 3-5 (a bounded gap: linear)
 _START_END = re.compile(
-    r"\b(?:start|begin|appear)\w{0,5}\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)\D{0,40}?"
+    r"\b(?:start|begin|appear)\w{0,5}\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
     r"\b(?:end|finish|stop|leave|disappear|vanish)\w{0,5}\s+(?:at|with|in|on|after)\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
+)
+
+
+# a digit span that names no frames: one of another unit ("about 1-2 seconds in", "(2-3 seconds)") or the frames'
+# numbering ("frames are numbered 1-8")
+_NO_FRAME_SPAN = re.compile(
+    r"\bnumbered\s+(?:from\s+)?\d+\s*(?:-|–|to|through|until)\s*\d+"
+    r"|(?<![\w.])\d+\s*(?:-|–|to|through|until|and)\s*\d+(?=\s*(?:%|(?:seconds?|secs?|s|minutes?|mins?|ms|hours?"
+    r"|people|persons?|times|percent|fps|meters?|m)\b))",
+    re.IGNORECASE,
+)
+# ordinal words that name a span by "to", "-", "through" or "until" ("the third to the fifth frame")
+_ORDINAL_SPAN = re.compile(
+    r"\b" + _ORDINAL_WORD + r"(?:\s+frames?)?\s*(?:-|–|\b(?:to|through|until)\b)\s*(?:the\s+)?" + _ORDINAL_WORD,
     re.IGNORECASE,
 )
 
@@ -389,10 +436,11 @@ _START_END = re.compile(
 def _span_text(text: str) -> str:
     """``text`` with frames named by ordinals as numbers ("3rd" and "#3" as 3, "the third to the fifth frame" as "the
     3 to the 5 frame") and a span said by its start and end ("starts at frame 3 and ends at frame 5") as "frames
-    3-5". Ordinal words are read only when the digits name no span: "The first and second frames are static; the
-    motion is in frames 3-5." is (3, 5)."""
-    text = _START_END.sub(r"frames \1-\2", _DIGIT_ORDINAL.sub(r"\1", text))
-    if _SPAN_RE.search(text):
+    3-5"; digit spans of another unit or of the numbering are dropped ("(2-3 seconds)", "(frames are numbered 1-8)").
+    Ordinal words joined by "and" are read only when the digits name no span: "The first and second frames are
+    static; the motion is in frames 3-5." is (3, 5)."""
+    text = _START_END.sub(r"frames \1-\2", _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text)))
+    if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
         return text
     text = _WORD_ORDINAL.sub(
         lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
@@ -420,6 +468,9 @@ _FRAME_LIST = re.compile(
 _SPAN_NEXT = re.compile(r"\s*(?:-|–|to\b|through\b|until\b)", re.IGNORECASE)
 # the number of frames after a span: "Frames 3-5/8" ("of 8" is no frame number to _SPAN_MORE already)
 _SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!\s*(?:-|–|to\b|through\b|until\b))", re.IGNORECASE)
+# a single frame's number: not a number of frames ("moves for 2 frames until frame 5" is frame 5), but "the 3 frame"
+# (an ordinal) is one
+_SINGLE = re.compile(r"(?<![\w.])(?:(?<=\bthe\s)\d+|\d+(?!\d)(?!\s*frames\b))", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\s+(?:the\s+)?(?:frames?\s*)?$", re.IGNORECASE)
 
 
@@ -430,7 +481,8 @@ def parse_span(text: str) -> tuple[int, int] | None:
     is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames named are alternatives
     ("frames 3 or 4") or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span
     ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th",
-    "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5)."""
+    "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5); spans of seconds and
+    the frames' numbering are none ("(2-3 seconds)", "numbered 1-8")."""
     text = _span_text(text or "")
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
@@ -441,7 +493,7 @@ def parse_span(text: str) -> tuple[int, int] | None:
             return None
         return nums[0], nums[-1]
     if m:
-        a, b = _int(m.group(1)), _int(m.group(2))
+        a, b = _int(m.group(1) or m.group(2)), _int(m.group(3))
         # "frames 3 and 5" names two frames, not the span 3-5: "and" joins a span only between neighbours ("frames 3
         # and 4") or after "between" ("between frames 3 and 5")
         joined_by_and = re.match(r"\d+\s*and\b", m.group(0), re.IGNORECASE)
@@ -454,7 +506,7 @@ def parse_span(text: str) -> tuple[int, int] | None:
         if _SPAN_MORE.match(text, end) or _SPAN_LESS.search(text, 0, m.start()):
             return None
         return a, b
-    n = re.search(r"(?<![\w.])\d+", text)
+    n = _SINGLE.search(text)
     return (_int(n.group(0)), _int(n.group(0))) if n else None
 
 
