@@ -675,6 +675,49 @@ def test_span_ordinals_units_and_sentences(text, value):
 
 
 @pytest.mark.parametrize(
+    "text, value",
+    [
+        # a count of frames described by one or two words, then a count of part of them: the first is the count
+        ("There are 8 grayscale frames, and 3 frames show a moving car.", 8),
+        ("This clip has 10 blurry frames, 4 frames of which show a face.", 10),
+        ("I see 12 low-resolution frames; 5 frames are darker than the others.", 12),
+        ("There are 8 static frames, and 2 frames show movement.", 8),
+        ("There are 14 color frames. 2 frames are black and white.", 14),
+        ("The video features 9 outdoor frames, with 2 frames showing a lake.", 9),
+        # "in total" after a part of the frames, or followed by a verb, concludes nothing
+        ("There are 10 frames. The person is visible in 6 frames in total.", 10),
+        ("The video has 9 frames. The car appears in 4 frames overall.", 9),
+        ("The video has 7 frames; 3 frames in total show the cat.", 7),
+        ("So 8 frames in total.", 8),
+        # conclusions: "so N frames are shown", "there are actually N"
+        ("There are 6 unique frames, but frame 2 is repeated twice, so 7 frames are shown.", 7),
+        ("The video shows 2 frames repeated 3 times each, so 6 frames are shown.", 6),
+        ("At first I thought 5, but there are actually 6 frames.", 6),
+        # terms of a product or sum
+        ("The video shows a 3x3 grid in each of its 9 frames.", 9),
+        ("4 + 5 = 9 frames.", 9),
+    ],
+)
+def test_count_described_frames_parts_and_sums(text, value):
+    """Realistic answers a review found misread (8 grayscale frames then 3 frames of them read 3; a sum's first term
+    read as the count)."""
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("The clip starts at frame 1 and ends at frame 10. The target appears in frames 3-5.", (3, 5)),
+        ("The video begins with frame 0 and ends with frame 7; the target is visible in frames 2 to 4.", (2, 4)),
+        ("The target starts at frame 3 and ends at frame 5.", (3, 5)),
+    ],
+)
+def test_span_the_clips_own_start_and_end_is_no_span(text, value):
+    """The video's own first and last frame, said as a start and an end, is not the target's span."""
+    assert parse_span(text) == value
+
+
+@pytest.mark.parametrize(
     "name, truth, text",
     [
         ("speed", {"faster": "first"}, "first " * 8000),  # took 11 s (a quadratic regex)
@@ -719,6 +762,10 @@ def test_span_ordinals_units_and_sentences(text, value):
         ("counting", {"count": 8}, "the last one " * 5000),
         ("counting", {"count": 8}, "a total of 2 frames " * 5000),
         ("counting", {"count": 8}, "3 times between " * 5000 + "8 frames"),
+        ("counting", {"count": 8}, "8 grayscale " * 8000),
+        ("counting", {"count": 8}, "in 6 frames in total " * 5000),
+        ("counting", {"count": 8}, "so 7 frames are " * 5000),
+        ("localization", {"start": 1, "end": 2}, "the clip starts at frame 1 and ends at frame 2 " * 3000),
         ("localization", {"start": 3, "end": 5}, "numbered 1-" * 5000),
         ("localization", {"start": 3, "end": 5}, "1-2 seconds " * 5000),
         ("localization", {"start": 3, "end": 5}, "appears in frame 3 " * 5000 + "leaves at frame 6"),

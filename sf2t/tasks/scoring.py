@@ -94,9 +94,18 @@ _CONCLUSION = re.compile(
         [
             r"\b(?:so|thus|therefore|hence|that(?:'s|’s|\s+is|\s+makes|\s+gives))\b,?\s+"
             r"(?:there\s+(?:are|is|were)\s+)?(?:(?:exactly|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
+            # "so 7 frames are shown"
+            r"\b(?:so|thus|therefore|hence)\b,?\s+"
+            + _N
+            + f"(?={_UNIT}"
+            + r"\s+(?:are|were)\s+(?:shown|displayed|presented)\b)",
             r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N + _NO_CLAIM,
             r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
-            _N + f"(?={_UNIT}(?:{_IN_VIDEO})?{_IN_TOTAL})",
+            # "8 frames in total", not a part of them ("visible in 6 frames in total", "3 frames in total show the cat")
+            r"(?<!\bin\s)(?<!\bon\s)(?<!\bof\s)"
+            + _N
+            + f"(?={_UNIT}(?:{_IN_VIDEO})?{_IN_TOTAL}"
+            + r"(?!\s+(?:show|shows|are|is|have|has|contain|contains|depict|depicts)\b))",
         ]
     ),
     re.IGNORECASE,
@@ -105,9 +114,8 @@ _CONCLUSION = re.compile(
 # this video." (not "there are 2 repeated frames", "there are 2 duplicates", "there is 1 frame repeated", "there are 2
 # frames that repeat": a part of the count, which a count stated before it wins over)
 _THERE_ARE = re.compile(
-    r"\bthere\s+(?:are|is|were|was)\s+(?:(?:exactly|only|just|in\s+total|altogether|a\s+total\s+of)\s+)?"
-    + _N
-    + _COUNT_END,
+    r"\bthere\s+(?:are|is|were|was)\s+"
+    r"(?:(?:actually|really|exactly|only|just|in\s+total|altogether|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
     re.IGNORECASE,
 )
 
@@ -239,7 +247,10 @@ _LABEL_JOINT = r"[ \t]*(?:-|–|,[ \t]*(?:(?:and|or)\b)?|\b(?:to|through|until|a
 _LABEL_BEFORE = re.compile(_LABEL + "$", re.IGNORECASE)
 _LABEL_LIST_BEFORE = re.compile(_LABEL + r"\d+(?:" + _LABEL_JOINT + r"\d+)*" + _LABEL_JOINT + "$", re.IGNORECASE)
 # a factor of a product ("2*4 = 8 frames", "a 2*4 grid": markdown's other asterisks are removed first)
-_FACTOR_AFTER = re.compile(r"\*\d")
+# a factor or term of a product or sum ("2*4 = 8 frames", "a 2*4 grid", "a 3x3 grid", "4 + 5 = 9 frames": markdown's
+# other asterisks are removed first)
+_FACTOR_AFTER = re.compile(r"\*\d|[ \t]*[x×+][ \t]*\d")
+_FACTOR_BEFORE = re.compile(r"\d[ \t]*[*x×+][ \t]*$")
 # the pronoun "one" ("the last one", "the odd one out"; not "only one frame"), no number
 _ONE_BEFORE = re.compile(
     r"\b(?:the|a|this|that|each|which|last|next|previous|same|other|odd|only|every|any|no)[ \t]+$", re.IGNORECASE
@@ -253,11 +264,23 @@ def _is_label(text: str, start: int, end: int) -> bool:
         return True
     if _LABEL_LIST_BEFORE.search(text, max(0, start - 64), start) and not _NEAR_UNIT_RE.match(text, end):
         return True
-    if _FACTOR_AFTER.match(text, end) or (start >= 2 and text[start - 1] == "*" and text[start - 2].isdigit()):
+    if _FACTOR_AFTER.match(text, end) or _FACTOR_BEFORE.search(text, max(0, start - 6), start):
         return True
     if text[start:end].lower() != "one" or _NEAR_UNIT_RE.match(text, end):  # ("only one frame" is a count)
         return False
     return _ONE_BEFORE.search(text, max(0, start - 16), start) is not None
+
+
+# words that make "N <word> frames" not a count of all the frames: a part of them, a preposition, another unit
+_NOT_AN_ADJECTIVE = (
+    r"in|on|at|between|across|over|from|to|per|with|for|within|out|among|during|through|and|or|but|of|times?|"
+    r"seconds?|secs?|minutes?|people|persons?|scenes?|shots?|repeated|repeating|duplicated?|duplicates?|same|"
+    r"identical|more|other|extra|additional|missing|similar"
+)
+# "8 grayscale frames", "10 blurry frames": one or two describing words, then the unit
+_DESCRIBED_UNIT = re.compile(
+    r"(?:[ \t]+(?!(?:" + _NOT_AN_ADJECTIVE + r")\b)[^\W\d_][\w-]*){1,2}[ \t]+(?:frames?|images?)\b", re.IGNORECASE
+)
 
 
 def _counts_another_thing(text: str, end: int) -> bool:
@@ -265,6 +288,8 @@ def _counts_another_thing(text: str, end: int) -> bool:
     so counts another thing ("4 seconds", "2 people", "3 times", "2 repeats", "2 repeated ones")."""
     word = _NEXT_WORD.match(text, end)
     if word is None or _NEAR_UNIT_RE.match(text, end) or word.start(1) == end:
+        return False
+    if _DESCRIBED_UNIT.match(text, end):  # ("8 grayscale frames", "12 low-resolution frames": a count of frames)
         return False
     return word.group(1).lower() not in _LINKING_WORDS
 
@@ -439,7 +464,8 @@ def _span_text(text: str) -> str:
     3-5"; digit spans of another unit or of the numbering are dropped ("(2-3 seconds)", "(frames are numbered 1-8)").
     Ordinal words joined by "and" are read only when the digits name no span: "The first and second frames are
     static; the motion is in frames 3-5." is (3, 5)."""
-    text = _START_END.sub(r"frames \1-\2", _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text)))
+    text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
+    text = _START_END.sub(lambda m: _start_end_span(text, m), text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
         return text
     text = _WORD_ORDINAL.sub(
@@ -472,6 +498,17 @@ _SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!\s*(?:-|–|to\b|through\b|until
 # (an ordinal) is one
 _SINGLE = re.compile(r"(?<![\w.])(?:(?<=\bthe\s)\d+|\d+(?!\d)(?!\s*frames\b))", re.IGNORECASE)
 _BETWEEN = re.compile(r"\bbetween\s+(?:the\s+)?(?:frames?\s*)?$", re.IGNORECASE)
+
+
+# the video's own start and end ("The clip starts at frame 1 and ends at frame 10."), not the target's
+_CLIP_BEFORE = re.compile(r"\b(?:video|clip|sequence)\s+(?:\w+\s+)?$", re.IGNORECASE)
+
+
+def _start_end_span(text: str, m: re.Match) -> str:
+    """A start-and-end match of ``text`` as the span "frames a-b", unless the video or clip is what starts and ends."""
+    if _CLIP_BEFORE.search(text, max(0, m.start() - 24), m.start()):
+        return m.group(0)
+    return f"frames {m.group(1)}-{m.group(2)}"
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
