@@ -390,6 +390,8 @@ SCORING_EXAMPLES = [
     ("parse_count", "4 + 5 = 9 frames.", 9),
     ("parse_count", "The video shows a 3x3 grid in each of its 9 frames.", 9),
     ("parse_count", "There are 8 grayscale frames, and 3 frames show a moving car.", 8),
+    ("parse_count", "The video has 8 frames; in the first half there are 4.", 4),
+    ("parse_count", "8 frames are shown. Frames 2-3 are duplicates, so there are 7 unique images.", 7),
     ("parse_span", "The clip starts at frame 1 and ends at frame 10. The target appears in frames 3-5.", (3, 5)),
     ("parse_count", "2, 3, 4", None),
     ("parse_count", "7 or 8", None),
