@@ -33,7 +33,8 @@ _NUMBER_WORDS = {
     )
 }
 # a number (its decimals too: "7.5" is no count of 7, "12.0" is 12) or a number word
-_INT_RE = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_NUMBER = r"(?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b"
+_INT_RE = re.compile(_NUMBER, re.IGNORECASE)
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
@@ -70,7 +71,7 @@ _UNIT_THEN_ALTERNATIVE = re.compile(r"((?:[ \t]+[^\W\d_]+){1,3}?)" + _SEP + _HED
 _NEXT_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
 # a stated conclusion, whose number is the count whatever came before it (a model counting aloud: "1, 2, 3. So 3
 # frames."): "so 3 frames.", "the answer is 8", "answer: 8", "a total of 8", "8 frames in total"; one number each
-_N = r"((?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b)"
+_N = "(" + _NUMBER + ")"
 _UNIT = r"(?:\s+(?:distinct|unique|different|separate|individual))?\s+(?:frames?|images?)"
 _IN_TOTAL = r"\s+(?:in\s+total|total|altogether|overall|in\s+all)\b"
 # (a clause may go on with its reason: "the answer is 8 because ...")
@@ -129,10 +130,11 @@ def _singular(word: str) -> str:
 # ends its clause, maybe after the unit, "of them", "in total" or "in the clip" ("8, maybe 9 of them."), or goes on
 # with a condition or a further option ("9 if the first counts", "10 or 11"); "8. Perhaps 2 of them repeat.", "8,
 # maybe 2 repeat", "8, maybe 2 seconds" say something about another thing
-_HEDGED = re.compile(
-    r"[.!?…]|\b(?:maybe|perhaps|possibly|probably|likely|about|around|even|could|might|may)\b", re.IGNORECASE
-)
 _NEW_SENTENCE = re.compile(r"[.!?…]")
+_HEDGED = re.compile(
+    _NEW_SENTENCE.pattern + r"|\b(?:maybe|perhaps|possibly|probably|likely|about|around|even|could|might|may)\b",
+    re.IGNORECASE,
+)
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
@@ -142,6 +144,7 @@ _COUNT_TAIL = re.compile(
 # a further option after the hedged number ("9. Maybe 10 or 11."): read its tail instead
 _ONE_MORE = re.compile(r"\s*(?:/|-|–|\bor\b|\bto\b)\s*(?=[^\W_])", re.IGNORECASE)
 _UNIT_RE = re.compile(_UNIT, re.IGNORECASE)
+_OR = re.compile(r"\bor\b", re.IGNORECASE)
 
 
 def _offers_count(text: str, pos: int, new_sentence: bool) -> bool:
@@ -196,11 +199,7 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
         return None
     # the same unit, then words that say more than a count ("6 frames; 2 frames are duplicates") after anything but
     # "or": a remark on part of the frames ("1 frame or 2 frames are shown" stays two options)
-    return nxt if re.search(r"\bor\b", joint, re.IGNORECASE) or _COUNT_TAIL.match(text, pos) else None
-
-
-def _alternative_after(text: str, end: int, n: int | None) -> bool:
-    return _alternative(text, end, n) is not None
+    return nxt if _OR.search(joint) or _COUNT_TAIL.match(text, pos) else None
 
 
 # the end of a range of frame numbers ("frames 0 to 7", "0-7"): no count, so no option beside the count after it
@@ -246,7 +245,6 @@ _LABEL = r"(?:\bframes?[ \t]*#?|#)"
 _LABEL_JOINT = r"[ \t]*(?:-|–|,[ \t]*(?:(?:and|or)\b)?|\b(?:to|through|until|and|or)\b)[ \t]*#?"
 _LABEL_BEFORE = re.compile(_LABEL + "$", re.IGNORECASE)
 _LABEL_LIST_BEFORE = re.compile(_LABEL + r"\d+(?:" + _LABEL_JOINT + r"\d+)*" + _LABEL_JOINT + "$", re.IGNORECASE)
-# a factor of a product ("2*4 = 8 frames", "a 2*4 grid": markdown's other asterisks are removed first)
 # a factor or term of a product or sum ("2*4 = 8 frames", "a 2*4 grid", "a 3x3 grid", "4 + 5 = 9 frames": markdown's
 # other asterisks are removed first)
 _FACTOR_AFTER = re.compile(r"\*\d|[ \t]*[x×+][ \t]*\d")
@@ -302,6 +300,10 @@ def _concludes(text: str, end: int) -> bool:
     return not _counts_another_thing(text, end) and not (word and word.group(1).lower() == "of")
 
 
+# markdown emphasis, not a "*" between digits (a product: "2*4")
+_EMPHASIS = re.compile(r"(?<!\d)\*+|\*+(?!\d)")
+
+
 def parse_count(text: str) -> int | None:
     """The count ``text`` states, or None (docs/tasks.md, parse_count, lists the rules and their known limits).
 
@@ -318,17 +320,18 @@ def parse_count(text: str) -> int | None:
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
     8); conclusions that differ give None. Markdown emphasis (``**7**``) is ignored, a "*" between digits kept."""
-    text = re.sub(r"(?<!\d)\*+|\*+(?!\d)", "", text or "")  # (a "*" between digits is a product: "2*4")
+    text = _EMPHASIS.sub("", text or "")
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
         for m in conclusion.finditer(text):
-            if conclusion is _CONCLUSION and not _concludes(text, m.end(m.lastindex)):
+            at, end = m.span(m.lastindex)
+            if conclusion is _CONCLUSION and not _concludes(text, end):
                 continue
-            if _FACTOR_AFTER.match(text, m.end(m.lastindex)):  # ("the answer is 2*4 = 8": a product)
+            if _FACTOR_AFTER.match(text, end):  # ("the answer is 2*4 = 8": a product)
                 continue
             n = _count_value(m.group(m.lastindex))
-            at = m.start(m.lastindex)  # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
-            alternative = _alternative_after(text, m.end(m.lastindex), n) or _alternative_to_before(text, at)
+            # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
+            alternative = _alternative(text, end, n) is not None or _alternative_to_before(text, at)
             stated.add(None if n is None or alternative else n)
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
@@ -336,7 +339,7 @@ def parse_count(text: str) -> int | None:
     if m is None:
         return None
     n = _count_value(m.group(0))
-    listed = _alternative_after(text, m.end(), n)
+    listed = _alternative(text, m.end(), n) is not None
     if not listed and not _counts_another_thing(text, m.end()):
         return n
     # the first number is one of a list ("1 2 3 ... twelve frames") or counts another thing ("4 seconds", "2
@@ -344,7 +347,7 @@ def parse_count(text: str) -> int | None:
     frames = _FRAMES_N.search(text, m.end())
     if frames is not None:
         nf = _count_value(frames.group(1))
-        alternative = _alternative_after(text, frames.end(1), nf) or _alternative_to_before(text, frames.start(1))
+        alternative = _alternative(text, frames.end(1), nf) is not None or _alternative_to_before(text, frames.start(1))
         return None if nf is None or alternative else nf
     return None if listed else n
 
@@ -493,7 +496,7 @@ _FRAME_LIST = re.compile(
 )
 _SPAN_NEXT = re.compile(r"\s*(?:-|–|to\b|through\b|until\b)", re.IGNORECASE)
 # the number of frames after a span: "Frames 3-5/8" ("of 8" is no frame number to _SPAN_MORE already)
-_SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!\s*(?:-|–|to\b|through\b|until\b))", re.IGNORECASE)
+_SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!" + _SPAN_NEXT.pattern + ")", re.IGNORECASE)
 # a single frame's number: not a number of frames ("moves for 2 frames until frame 5" is frame 5), but "the 3 frame"
 # (an ordinal) is one
 _SINGLE = re.compile(r"(?<![\w.])(?:(?<=\bthe\s)\d+|\d+(?!\d)(?!\s*frames\b))", re.IGNORECASE)
@@ -557,6 +560,13 @@ _PART = r"\b(first|1st|second|2nd)\b"
 _OPTION = r"\b(first|1st|second|2nd|same|equal|neither|identical)\b"
 # options offered, not chosen: "first, second or same", "the first or the second part", "same/first"
 _OPTIONS_LISTED = re.compile(_OPTION + r"(?:\s+(?:one|part|half))?\s*(?:,\s*or\b|,|/|\bor\b)\s*(?:the\s+)?" + _OPTION)
+_NOT_OPTION = re.compile(r"(?:\bnot|n't)\s+(?:the\s+)?" + _OPTION)
+_NEGATION = re.compile(r"\bnot\b|n't\b|\bnever\b")
+# (a part said to be faster: that part; said to be slower: the other one)
+_COMPARISONS = (
+    (re.compile(r"\b(?:faster|quicker|higher speed)\b"), True),
+    (re.compile(r"\b(?:slower|lower speed)\b"), False),
+)
 
 
 def parse_speed(text: str) -> str | None:
@@ -569,18 +579,18 @@ def parse_speed(text: str) -> str | None:
     t = re.sub(r"\bpart\s*(?:2|two)\b", "second part", t)
     clauses = re.split(r"[.,;:!?\n]|\bbut\b|\bwhile\b|\bwhereas\b", t)
     negated = False
-    for words, same_part in ((r"faster|quicker|higher speed", True), (r"slower|lower speed", False)):
+    for words, same_part in _COMPARISONS:
         for clause in clauses:
             m = re.search(_PART, clause)  # (then a word after it: "part.*word" was quadratic on "first " * 8000)
-            m = m if m and re.search(r"\b(?:" + words + r")\b", clause[m.end() :]) else None
-            if m and re.search(r"\bnot\b|n't\b|\bnever\b", clause):
+            m = m if m and words.search(clause, m.end()) else None
+            if m and _NEGATION.search(clause):
                 negated = True  # "the first is not faster": slower, or the same?
             elif m:
                 first = m.group(1) in ("first", "1st")
                 return "first" if first == same_part else "second"
     if negated:
         return None
-    if _OPTIONS_LISTED.search(t) or re.search(r"(?:\bnot|n't)\s+(?:the\s+)?" + _OPTION, t):
+    if _OPTIONS_LISTED.search(t) or _NOT_OPTION.search(t):
         return None
     # the option named first ("the second part, since the first skips frames": the other part is the comparison);
     # both parts named together name neither ("the first and second parts play at the same speed")
