@@ -317,8 +317,14 @@ def _size(n: int) -> str:
 def is_placed(stage: Path, out_file: Path, text: str) -> bool:
     """Whether :func:`commit` of ``text`` from ``stage`` got to its last rename: the benchmark file has the new text,
     and the staged one is no longer in the stage (an interrupt stops the undo too once it did)."""
+    return _renamed_in(stage, out_file, _digest(text))
+
+
+def _renamed_in(stage: Path, out_file: Path, digest: str) -> bool:
+    """Whether the benchmark file staged in ``stage`` was renamed over ``out_file``: it is no longer in the stage,
+    and ``out_file`` has its text (``digest``: :func:`_digest`; an earlier build of the same text is not it)."""
     try:
-        return not os.path.lexists(stage / "benchmark.tmp") and out_file.read_text(encoding="utf-8") == text
+        return not os.path.lexists(stage / "benchmark.tmp") and _digest(out_file.read_text(encoding="utf-8")) == digest
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -570,8 +576,13 @@ def recover(out_file: str | os.PathLike) -> str | None:
     journal = journal_path(out_file)
     if not os.path.lexists(journal):
         return None
+    unread: ValueError | OSError | None = None  # (said below, where no build is putting its files in place now)
     try:
-        running = json.loads(journal.read_text(encoding="utf-8"))["stage"]
+        plan = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        plan, unread = None, e
+    try:
+        running = plan["stage"]
         record, f, alive = _owner(out / str(running)) if os.path.isdir(out / str(running)) else (None, None, False)
         if f is not None:
             f.close()
@@ -583,7 +594,8 @@ def recover(out_file: str | os.PathLike) -> str | None:
         )
     fix = f"check {out} by hand (the earlier files are in its .build-*/replaced), then remove {journal}"
     try:
-        plan = json.loads(journal.read_text(encoding="utf-8"))
+        if unread is not None:
+            raise unread
         stage = out / plan["stage"]
         moves = [(str(rel), bool(aside)) for rel, aside in plan["moves"]]
         to_make = [out / d for d in plan["made"]]
@@ -595,7 +607,11 @@ def recover(out_file: str | os.PathLike) -> str | None:
             outside = [str(f) for f in paths if not _in_folder(f)]
             if outside:
                 raise ValueError(f"a {kind} {outside[0]!r} outside the benchmark's folder")
-        if Path(plan["stage"]).name != plan["stage"] or not plan["stage"].startswith(".build-") or stage.is_symlink():
+        if (
+            Path(plan["stage"]).name != plan["stage"]
+            or not plan["stage"].startswith(STAGE_PREFIX)
+            or stage.is_symlink()
+        ):
             raise ValueError(f"stage {plan['stage']!r} is no staging folder of the benchmark's folder")
     except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{journal}: the journal of an interrupted build cannot be read ({e}): {fix}") from None
@@ -610,11 +626,9 @@ def recover(out_file: str | os.PathLike) -> str | None:
                     f"{journal}: a {kind} of the interrupted build, in {parent}, leads outside {out}, to {elsewhere} "
                     f"(a symlink): recovering would change files there, so nothing was done: {fix}"
                 )
-    try:  # the new benchmark file renamed in (no longer in the stage: an earlier build of the same text is not it)
-        done = not os.path.lexists(stage / "benchmark.tmp") and _digest(out_file.read_text(encoding="utf-8")) == digest
-    except (OSError, UnicodeDecodeError):
-        done = False
-    if done:  # every other file was in place before it: the earlier build's files it no longer uses go
+    # the new benchmark file renamed in: every other file was in place before it: the earlier build's files it no
+    # longer uses go
+    if _renamed_in(stage, out_file, digest):
         what = "completed"
         remove_files(out, stale)  # (one left is a leftover, not a mix: the new benchmark does not use it)
     else:
