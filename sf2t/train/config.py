@@ -450,7 +450,7 @@ def _task_list(value: Any) -> list:
         text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
         names = [n.strip("'\"") for n in split_task_names([text])]
     else:
-        names = split_task_names(items if isinstance(items, (list, tuple)) else [items])
+        names = split_task_names(items)  # (a list or tuple: anything else is a str or refused above)
     if not names and items not in ([], ()):  # [] alone is empty as tasks= is; validate() says what it needs
         raise ValueError(
             f"{value!r} names no task; name one or more of {', '.join(TASKS)}, as counting,disorder or "
@@ -506,7 +506,7 @@ def _convert(value: Any, typ: Any, default: Any, task_list: bool = False) -> Any
             raise ValueError(f"expected {'a whole number' if whole else 'a number'}, got {value!r}")
         return int(value) if whole else float(value)
     if isinstance(default, list):
-        if value is None:  # tasks= (nothing after it) or a YAML key with no value: empty, not [None] ("unknown task")
+        if value is None:  # videos= (nothing after it) or a YAML key with no value: empty, not [None]
             return []
         return list(value) if isinstance(value, (list, tuple)) else [value]
     return value

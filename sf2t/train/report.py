@@ -183,8 +183,14 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
             a, b = first.get(t), last.get(t)
             if isinstance(b, dict):
                 a = a if isinstance(a, dict) else {}
-                rows[t] = {"chance": chance.get(t), "before": a.get("accuracy"), "after": b["accuracy"], "n": b["n"]}
-                rows[t].update(partial_before=a.get("partial"), partial_after=b.get("partial"))
+                rows[t] = {
+                    "chance": chance.get(t),
+                    "before": a.get("accuracy"),
+                    "after": b["accuracy"],
+                    "n": b["n"],
+                    "partial_before": a.get("partial"),
+                    "partial_after": b.get("partial"),
+                }
         lines += held_out_table(rows, cfg.tasks, span=span, source="train_result.json's evals' `partial`")
         if len(evals) > 2:  # exact accuracy at each evaluation
             lines += ["", "| step | " + " | ".join(cfg.tasks) + " |", "|---" * (len(cfg.tasks) + 1) + "|"]

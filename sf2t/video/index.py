@@ -60,11 +60,18 @@ def is_build_stage(folder: Path) -> bool:
     return folder.name.startswith(STAGE_PREFIX) and (folder / OWNER).is_file()
 
 
-def _is_stage(folder: Path, known: dict[Path, bool]) -> bool:
-    """:func:`is_build_stage`, each folder looked at once (``known``: those looked at)."""
-    if folder not in known:
-        known[folder] = is_build_stage(folder)
-    return known[folder]
+def _stage_above(root: Path, file: Path, known: dict[Path, bool]) -> Path | None:
+    """The first sf2t build staging folder (:func:`is_build_stage`) between ``root`` and ``file`` (None: none); only
+    a folder whose name starts with a dot is looked at, each once (``known``: those looked at, and what they are)."""
+    rel = file.relative_to(root).parts[:-1]  # the folders between root and file (root itself, if given, is walked)
+    for i, name in enumerate(rel):
+        if name.startswith("."):
+            folder = root.joinpath(*rel[: i + 1])
+            if folder not in known:
+                known[folder] = is_build_stage(folder)
+            if known[folder]:
+                return folder
+    return None
 
 
 def skipped_stages_text(skipped: Sequence[str]) -> str:
@@ -74,6 +81,12 @@ def skipped_stages_text(skipped: Sequence[str]) -> str:
         f"skipped {counted(len(skipped), 'sf2t build staging folder')} (.build-* with an owner.json: a FineVidBench "
         f"build's unfinished or replaced clips), e.g. {skipped[0]}"
     )
+
+
+def _left_out(skipped: Sequence[str]) -> str:
+    """What a "no video files" error adds when the walk left out sf2t build staging folders (``skipped``): "" if
+    none."""
+    return f"; left out {counted(len(skipped), 'sf2t build staging folder')}, e.g. {skipped[0]}" if skipped else ""
 
 
 def find_files(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[str]:
@@ -88,15 +101,11 @@ def find_files(paths: Iterable[str | os.PathLike], skipped: list[str] | None = N
             # broken links, link loops and what is no regular file (a FIFO named clip.mp4) are kept too: they become
             # error lines, not files silently left out
             found = [q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and not q.is_dir()]
-            # each folder below p named like a staging folder: is it one (each looked at once: a setdefault looked again
-            # for each file under it, as its default was worked out first)
-            stages: dict[Path, bool] = {}
+            stages: dict[Path, bool] = {}  # each folder below p named like a staging folder: is it one
             said = set(skipped or ())  # (skipped, as a set: each file's stage looked up in it)
             kept = []
             for q in found:
-                rel = q.relative_to(p).parts[:-1]  # the folders between p and q (p itself, if given, is walked)
-                folders = [p.joinpath(*rel[: i + 1]) for i in range(len(rel))]
-                stage = next((d for d in folders if d.name.startswith(".") and _is_stage(d, stages)), None)
+                stage = _stage_above(p, q, stages)
                 if stage is None:
                     kept.append(q)
                 elif skipped is not None and str(stage) not in said:
@@ -139,14 +148,9 @@ def expand_video_entries(
             stages: list[str] = []
             found = find_files([q], stages)
             if not found:
-                left = (
-                    f"; left out {counted(len(stages), 'sf2t build staging folder')}, e.g. {stages[0]}"
-                    if stages
-                    else ""
-                )
                 raise ValueError(
                     f"{p}: a folder with no video files (looked for {', '.join(sorted(VIDEO_EXTENSIONS))} under "
-                    f"it{left})"
+                    f"it{_left_out(stages)})"
                 )
             if skipped is not None:
                 skipped.extend(s for s in stages if s not in skipped)
@@ -476,12 +480,10 @@ def index_paths(
     skipped: list[str] = []
     files = find_files(paths, skipped)
     if not files:  # only empty folders given: nothing to write a manifest of
-        stages = (
-            f"; left out {counted(len(skipped), 'sf2t build staging folder')}, e.g. {skipped[0]}" if skipped else ""
-        )
         raise ValueError(
             f"no video files under {', '.join(str(p) for p in paths)} (looked for "
-            f"{', '.join(sorted(VIDEO_EXTENSIONS))}; a file named explicitly is probed whatever its extension{stages})"
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))}; a file named explicitly is probed whatever its extension"
+            f"{_left_out(skipped)})"
         )
     check_out_file(out, "manifest", inputs=files)  # before probing, not after
     out = Path(out)
