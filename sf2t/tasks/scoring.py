@@ -164,12 +164,20 @@ def _offers_count(text: str, pos: int, new_sentence: bool) -> bool:
     return unit is not None and not new_sentence
 
 
+# a range's joint, right after a number: "8-9", "8–9", "7 to 8" (not " - ", a clause's dash)
+_RANGE_AFTER = re.compile(r"(?:-|[ \t]*–[ \t]*|[ \t]+to[ \t]+)", re.IGNORECASE)
+
+
 def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
     """The number different from ``n`` that follows position ``end`` as an alternative, or None: right after it ("7 or
     8"), or after its unit when that second number has no unit or the same one ("8 frames or 9", "1 frame or 2
     frames"; not "8 frames, 2 seconds", "8 frames, 2 of them repeated", "8 frames, numbered 1 to 8"). After a hedge
     word or a sentence's end the second number must read as a count of the frames (_offers_count): "8. Or maybe 9." is
     two options, "8. Perhaps 2 of them repeat." is 8."""
+    rng = _RANGE_AFTER.match(text, end)  # ("8-9 frames", "7 to 8 frames in total": a range offers both)
+    nxt = _INT_RE.match(text, rng.end()) if rng else None
+    if nxt is not None and _count_value(nxt.group(0)) != n:
+        return nxt
     sep = _ALTERNATIVE.match(text, end)
     nxt = _INT_RE.match(text, sep.end()) if sep else None
     if nxt is not None:
@@ -300,6 +308,34 @@ def _concludes(text: str, end: int) -> bool:
     return not _counts_another_thing(text, end) and not (word and word.group(1).lower() == "of")
 
 
+# a number said not to be the count ("Not 7, it's 8.", "It's not 7 but 8 frames.", "isn't exactly 7") and a bound, no
+# count ("At least 8 frames.", "more than 5", "up to 10")
+_NEGATED_BEFORE = re.compile(
+    r"(?:\bnot|n't|n’t|\bnever)[ \t]+(?:(?:exactly|quite|just|only|even|really)[ \t]+)?$", re.IGNORECASE
+)
+_BOUND_BEFORE = re.compile(
+    r"(?:\bat[ \t]+(?:least|most)|\b(?:more|fewer|less)[ \t]+than|\bup[ \t]+to|\bupwards[ \t]+of)[ \t]+$",
+    re.IGNORECASE,
+)
+# a part of the frames that a clause goes on to count ("in the first half there are 4", "of these, there are 2",
+# "among them there are 3"): its "there are N" concludes nothing
+_PART_BEFORE = re.compile(
+    r"(?:\b(?:in|during|within|among|of|for)\s+(?:the\s+|these\s+|those\s+)?(?:first|second|last|final|middle|other|"
+    r"latter|former|remaining|later|earlier)\b|\b(?:of|among)\s+(?:them|these|those|which)\b)[^.!?;\n]{0,40}$",
+    re.IGNORECASE,
+)
+
+
+def _negated(text: str, start: int) -> bool:
+    """Whether the number at ``start`` is said not to be the count ("not 7")."""
+    return _NEGATED_BEFORE.search(text, max(0, start - 20), start) is not None
+
+
+def _bounded(text: str, start: int) -> bool:
+    """Whether the number at ``start`` is a bound ("at least 8", "more than 5"), no count."""
+    return _BOUND_BEFORE.search(text, max(0, start - 24), start) is not None
+
+
 # markdown emphasis, not a "*" between digits (a product: "2*4")
 _EMPHASIS = re.compile(r"(?<!\d)\*+|\*+(?!\d)")
 
@@ -319,7 +355,10 @@ def parse_count(text: str) -> int | None:
        after it ("8 consecutive frames", "Eight key frames").
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
-    8); conclusions that differ give None. Markdown emphasis (``**7**``) is ignored, a "*" between digits kept."""
+    8); a range offers both ends ("Around 8-9 frames.", "7 to 8 frames in total" are None); conclusions that differ
+    give None. A number after "not" is passed over ("Not 7, it's 8." is 8), a bound is no count ("At least 8 frames."
+    is None), and a "there are N" about a part ("in the first half there are 4") concludes nothing. Markdown emphasis
+    (``**7**``) is ignored, a "*" between digits kept."""
     text = _EMPHASIS.sub("", text or "")
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
@@ -329,27 +368,37 @@ def parse_count(text: str) -> int | None:
                 continue
             if _FACTOR_AFTER.match(text, end):  # ("the answer is 2*4 = 8": a product)
                 continue
+            if _PART_BEFORE.search(text, max(0, m.start() - 80), m.start()):  # ("in the first half there are 4")
+                continue
             n = _count_value(m.group(m.lastindex))
             # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
             alternative = _alternative(text, end, n) is not None or _alternative_to_before(text, at)
             stated.add(None if n is None or alternative else n)
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
-    m = next((m for m in _INT_RE.finditer(text) if not _is_label(text, m.start(), m.end())), None)
+    # (a number said not to be the count is passed over: "Not 7, it's 8." is 8)
+    m = next(
+        (
+            m
+            for m in _INT_RE.finditer(text)
+            if not _is_label(text, m.start(), m.end()) and not _negated(text, m.start())
+        ),
+        None,
+    )
     if m is None:
         return None
     n = _count_value(m.group(0))
     listed = _alternative(text, m.end(), n) is not None
     if not listed and not _counts_another_thing(text, m.end()):
-        return n
+        return None if _bounded(text, m.start()) else n  # ("At least 8 frames." states no count)
     # the first number is one of a list ("1 2 3 ... twelve frames") or counts another thing ("4 seconds", "2
     # people", "3 times"): a later number of frames is the count ("The video is 4 seconds long and has 10 frames.")
-    frames = _FRAMES_N.search(text, m.end())
+    frames = next((f for f in _FRAMES_N.finditer(text, m.end()) if not _negated(text, f.start(1))), None)
     if frames is not None:
         nf = _count_value(frames.group(1))
         alternative = _alternative(text, frames.end(1), nf) is not None or _alternative_to_before(text, frames.start(1))
-        return None if nf is None or alternative else nf
-    return None if listed else n
+        return None if nf is None or alternative or _bounded(text, frames.start(1)) else nf
+    return None if listed or _bounded(text, m.start()) else n
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -432,16 +481,38 @@ _DIGIT_ORDINAL = re.compile(r"(?<![\w.])#?(\d+)(?:st|nd|rd|th)?\b", re.IGNORECAS
 _SPAN_JOINT = r"(?:-|–|\b(?:to|through|until|and)\b)"
 _ORDINAL_WORD = r"(" + "|".join(_ORDINALS) + r")\b"
 _WORD_ORDINAL = re.compile(
-    r"\b" + _ORDINAL_WORD + r"(?=\s*(?:frames?\b|" + _SPAN_JOINT + r"))"
+    r"\b"
+    + _ORDINAL_WORD
+    + r"(?=\s*(?:frames?\b|"
+    + _SPAN_JOINT
+    + r"|,\s*(?:(?:and|or)\s+)?(?:"
+    + "|".join(_ORDINALS)
+    + r")\b))"
     r"|(?<![\w-])((?:to|through|until|and)\s+(?:the\s+)?|at\s+the\s+|[-–]\s*(?:the\s+)?"
     r"|(?:end|finish|stop|leave|disappear|vanish)\w{0,5}\s+after\s+the\s+)" + _ORDINAL_WORD,
     re.IGNORECASE,
 )
 # "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5", "appears in the second frame and
 # leaves at the fifth": the span 3-5 (a bounded gap: linear)
+# (also "enters in frame 4 and exits in frame 8", "first appears in frame 4 and is last seen in frame 8", "appears in
+# frame 4 and stays until frame 8")
 _START_END = re.compile(
-    r"\b(?:start|begin|appear)\w{0,5}\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
-    r"\b(?:end|finish|stop|leave|disappear|vanish)\w{0,5}\s+(?:at|with|in|on|after)\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
+    r"\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}|shows?\s+up|first\s+(?:seen|visible|shown))"
+    r"\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
+    r"\b(?:(?:end|finish|stop|leave|disappear|vanish|exit)\w{0,5}\s+(?:at|with|in|on|after)"
+    r"|last\s+(?:seen|visible|shown|appears?)\s+(?:at|in|on)"
+    r"|(?:remain|stay)\w{0,3}(?:\s+(?:visible|there|present|on\s+screen))?\s+(?:until|till|through))"
+    r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
+)
+# a span said as labelled fields: "Start: 2, End: 5", "start frame 2, end frame 5", "First frame: 2; last frame: 5",
+# '{"start": 2, "end": 5}' (a label then ":", "=" or "is", or "frame": "the first 2 frames ... the last 3" is none)
+_FIELD = r"(?:frame\s*[\"']?\s*(?:[:=]|\bis\b)?|[\"']?\s*(?:[:=]|\bis\b))\s*(?:frame\s*)?(\d+)"
+_FIELDS = re.compile(
+    r"\b(?:start(?:ing)?|begin(?:ning)?|first)\s*"
+    + _FIELD
+    + r"[^\d.!?]{0,24}?\b(?:end(?:ing)?|last|final)\s*"
+    + _FIELD,
     re.IGNORECASE,
 )
 
@@ -468,14 +539,15 @@ def _span_text(text: str) -> str:
     Ordinal words joined by "and" are read only when the digits name no span: "The first and second frames are
     static; the motion is in frames 3-5." is (3, 5)."""
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
-    text = _START_END.sub(lambda m: _start_end_span(text, m), text)
+    text = _START_END.sub(lambda m: _start_end_span(m.string, m), text)
+    text = _FIELDS.sub(lambda m: _start_end_span(m.string, m), text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
-        return text
+        return _drop_absent(text)
     text = _WORD_ORDINAL.sub(
         lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
         text,
     )
-    return _START_END.sub(r"frames \1-\2", text)
+    return _drop_absent(_START_END.sub(lambda m: _start_end_span(m.string, m), text))
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
@@ -508,10 +580,45 @@ _CLIP_BEFORE = re.compile(r"\b(?:video|clip|sequence)\s+(?:\w+\s+)?$", re.IGNORE
 
 
 def _start_end_span(text: str, m: re.Match) -> str:
-    """A start-and-end match of ``text`` as the span "frames a-b", unless the video or clip is what starts and ends."""
+    """A start-and-end match of ``text`` as the span "frames a-b"; when the video or clip is what starts and ends, its
+    words without their frame numbers (they name no target's frames)."""
     if _CLIP_BEFORE.search(text, max(0, m.start() - 24), m.start()):
-        return m.group(0)
+        return re.sub(r"\d+", "", m.group(0))
     return f"frames {m.group(1)}-{m.group(2)}"
+
+
+# frame numbers said where the target is not ("The patch is not visible in frames 1-3; it appears in frames 4-6.",
+# "absent in frame 2"): a clause that negates its presence before them (not "it doesn't move in frames 3-5")
+_NUMBER_GROUP = re.compile(
+    r"(?<![\w.])\d+(?:\s*(?:-|–|\.{2,3}|…|,|/|\b(?:to|through|until|and|or)\b)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d))*",
+    re.IGNORECASE,
+)
+_CLAUSE_CUT = re.compile(
+    r".*(?:[.!?;,:\n]|\b(?:but|while|whereas|though|although|however|instead|rather)\b)", re.I | re.S
+)
+_ABSENT = re.compile(
+    r"(?:\bnot|n't|n’t|\bnever)\s+(?:(?:in|on|at)\b|(?:\w+\s+){0,2}?(?:visible|present|there|shown|seen|appear\w*|show\w*)\b)"
+    r"|\b(?:absent|missing|invisible|hidden|gone|nowhere)\b|\bno\s+longer\b"
+    r"|\bno\s+(?:target|patch|object|image|picture|sign)\b",
+    re.IGNORECASE,
+)
+
+
+def _drop_absent(text: str) -> str:
+    """``text`` without the frame numbers a clause says the target is absent from (_ABSENT between the clause's start,
+    or the numbers before, and them)."""
+    out, last = [], 0
+    for g in _NUMBER_GROUP.finditer(text):
+        lead = text[last : g.start()]
+        cut = _CLAUSE_CUT.match(lead)
+        if _ABSENT.search(lead, cut.end() if cut else 0):
+            out.append(text[last : g.start()])
+            last = g.end()
+            continue
+        out.append(text[last : g.end()])
+        last = g.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
@@ -522,7 +629,9 @@ def parse_span(text: str) -> tuple[int, int] | None:
     ("frames 3 or 4") or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span
     ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th",
     "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5); spans of seconds and
-    the frames' numbering are none ("(2-3 seconds)", "numbered 1-8")."""
+    the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a span ("Start: 2, End: 5"),
+    and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
+    frames 4-6" is (4, 6))."""
     text = _span_text(text or "")
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
