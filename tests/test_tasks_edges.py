@@ -786,6 +786,7 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 2, "end": 5}, "first frame is " * 5000 + "2"),
         ("localization", {"start": 4, "end": 8}, "appears in frame 4 and stays until " * 3000 + "frame 8"),
         ("localization", {"start": 5, "end": 7}, "fifth, " * 8000 + "and seventh frames"),
+        ("rearrangement", {"positions": [2, 1]}, "final answer: " * 8000 + "2, 1"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
