@@ -92,6 +92,30 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert "threads must be >= 1" in capsys.readouterr().err
 
 
+def test_throughput_says_when_a_videos_folder_held_build_staging_folders(clip, tmp_path, capsys):
+    """sf2t throughput --videos folder/ leaves out a FineVidBench build's staging folder there (``.build-*`` with its
+    owner record) and says so as sf2t train does (it left it out silently)."""
+    from sf2t import cli
+    from sf2t.finevidbench.place import make_stage
+    from sf2t.video.index import skipped_stages_text
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    shutil.copy(clip, root / "a.mp4")
+    stage, f = make_stage(root, root / "bench.json")
+    f.close()
+    (stage / "clips").mkdir()
+    shutil.copy(clip, stage / "clips" / "half.mp4")
+    out = tmp_path / "tp.json"
+    args = ["--windows", "1", "--rounds", "1", "--warmup", "0", "--size", "56", "84", "--against=", "--json", str(out)]
+    assert cli.main(["throughput", "--videos", str(root), *args]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"sf2t throughput: warning: --videos: {skipped_stages_text([str(stage)])}\n") == 1, err
+    assert json.loads(out.read_text())["videos"] == [str(root / "a.mp4")]
+    assert cli.main(["throughput", "--videos", str(root / "a.mp4"), *args]) == 0
+    assert "staging" not in capsys.readouterr().err
+
+
 def test_baselines_make_the_task_samples(clip):
     """With --tasks, the baselines get each built sample's presented frame ids (reordered, picked, repeated) and
     make the same pixels as sf2t's fragment_pack of that sample."""

@@ -32,6 +32,7 @@ __all__ = [
     "find_files",
     "is_build_stage",
     "skipped_stages_text",
+    "SkippedStagesWarning",
     "expand_videos",
     "expand_video_entries",
     "manifest_videos",
@@ -76,11 +77,18 @@ def _stage_above(root: Path, file: Path, known: dict[Path, bool]) -> Path | None
 
 def skipped_stages_text(skipped: Sequence[str]) -> str:
     """The line that says a walk left out sf2t build staging folders (``skipped``, from :func:`find_files`): ``sf2t
-    index``'s summary and ``sf2t train``'s warning."""
+    index``'s summary, and the warning of ``sf2t train``, ``sf2t throughput`` and
+    :meth:`sf2t.train.data.VideoPool.from_paths` (``sf2t demo``)."""
     return (
         f"skipped {counted(len(skipped), 'sf2t build staging folder')} (.build-* with an owner.json: a FineVidBench "
         f"build's unfinished or replaced clips), e.g. {skipped[0]}"
     )
+
+
+class SkippedStagesWarning(UserWarning):
+    """A walk of a video list left out sf2t build staging folders (:func:`skipped_stages_text`): warned by
+    :meth:`sf2t.train.data.VideoPool.from_paths`. ``sf2t train`` says it before the model loads and ignores this one
+    (once is enough)."""
 
 
 def _left_out(skipped: Sequence[str]) -> str:
