@@ -69,7 +69,6 @@ def check_tower_frame_size(
     height: int,
     width: int,
     image_size: int | None,
-    what: str,
     *,
     model: str,
     why: str,
@@ -97,7 +96,7 @@ def check_tower_frame_size(
         if patch_size is not None:
             low, high = side * p, side * p + p - 1
             takes += f" (or another size of its {side}x{side} grid of {p}-pixel patches: {low} to {high} a side)"
-    raise ValueError(f"{model} takes {what} of {takes}; got {height}x{width} ({why}): {fix.format(size=good)}")
+    raise ValueError(f"{model} takes frames of {takes}; got {height}x{width} ({why}): {fix.format(size=good)}")
 
 
 def seeded_init_(model: nn.Module, seed: int) -> None:
