@@ -919,6 +919,20 @@ def test_empty_tasks_are_named_before_the_videos_are_probed(tmp_path, capsys, gi
         measure([str(tmp_path / "nowhere.mp4")], tasks=given)
 
 
+def test_measure_checks_the_task_names_once(clip, monkeypatch):
+    """measure reads and checks ``tasks`` once (commas split them there), not again for each of its samplers (it did
+    three times and more a run)."""
+    import sf2t.tasks
+    from sf2t.throughput import measure
+
+    calls = []
+    real = sf2t.tasks.task_names
+    monkeypatch.setattr(sf2t.tasks, "task_names", lambda *a, **k: calls.append(a) or real(*a, **k))
+    kw = dict(windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda *_: 0)
+    res = measure([str(clip)], tasks=["counting,fragment"], pipelines=2, **kw)
+    assert res["tasks"] == ["counting", "fragment"] and len(calls) == 1, calls
+
+
 def test_unknown_baseline_is_said_before_the_videos_are_probed(tmp_path, capsys):
     """``--against nope`` was said after every video had been probed and decoded once (minutes on a real folder);
     spaces around the names (``--against "a, b"``) are not part of them."""
