@@ -328,16 +328,18 @@ def checkpoint_weights_problem(path: str | os.PathLike) -> str | None:
     return f"{p} holds no weights (model.safetensors, its sharded index, or pytorch_model.bin)"
 
 
-def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtype = torch.float32):
+def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtype = torch.float32, *, config=None):
     """Load ``(model, tokenizer)`` from a local checkpoint directory of transformers class ``model_class``, offline.
-    Weights that are missing or damaged, and tokenizer files that do not read, are ValueErrors naming them."""
+    Weights that are missing or damaged, and tokenizer files that do not read, are ValueErrors naming them.
+    ``config``: the checkpoint's config, where the caller read it already (``AutoConfig``): not read again
+    (transformers copies it; None: read from ``path``)."""
     import transformers
 
     p = check_checkpoint_dir(path)
     problem = checkpoint_weights_problem(p)
     if problem:
         raise ValueError(f"model checkpoint: {problem}")
-    model = getattr(transformers, model_class).from_pretrained(p, dtype=dtype, local_files_only=True)
+    model = getattr(transformers, model_class).from_pretrained(p, config=config, dtype=dtype, local_files_only=True)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(p, local_files_only=True)
     except (ValueError, OSError) as e:  # a damaged tokenizer.json: json's bare "Expecting property name ..."
