@@ -92,6 +92,30 @@ def test_throughput_command(clip, tmp_path, capsys):
     assert "threads must be >= 1" in capsys.readouterr().err
 
 
+def test_throughput_says_when_a_videos_folder_held_build_staging_folders(clip, tmp_path, capsys):
+    """sf2t throughput --videos folder/ leaves out a FineVidBench build's staging folder there (``.build-*`` with its
+    owner record) and says so as sf2t train does (it left it out silently)."""
+    from sf2t import cli
+    from sf2t.finevidbench.place import make_stage
+    from sf2t.video.index import skipped_stages_text
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    shutil.copy(clip, root / "a.mp4")
+    stage, f = make_stage(root, root / "bench.json")
+    f.close()
+    (stage / "clips").mkdir()
+    shutil.copy(clip, stage / "clips" / "half.mp4")
+    out = tmp_path / "tp.json"
+    args = ["--windows", "1", "--rounds", "1", "--warmup", "0", "--size", "56", "84", "--against=", "--json", str(out)]
+    assert cli.main(["throughput", "--videos", str(root), *args]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"sf2t throughput: warning: --videos: {skipped_stages_text([str(stage)])}\n") == 1, err
+    assert json.loads(out.read_text())["videos"] == [str(root / "a.mp4")]
+    assert cli.main(["throughput", "--videos", str(root / "a.mp4"), *args]) == 0
+    assert "staging" not in capsys.readouterr().err
+
+
 def test_baselines_make_the_task_samples(clip):
     """With --tasks, the baselines get each built sample's presented frame ids (reordered, picked, repeated) and
     make the same pixels as sf2t's fragment_pack of that sample."""
@@ -893,6 +917,20 @@ def test_empty_tasks_are_named_before_the_videos_are_probed(tmp_path, capsys, gi
     ), err
     with pytest.raises(ValueError, match=r"^tasks: no task names given; name one or more of: fragment, counting"):
         measure([str(tmp_path / "nowhere.mp4")], tasks=given)
+
+
+def test_measure_checks_the_task_names_once(clip, monkeypatch):
+    """measure reads and checks ``tasks`` once (commas split them there), not again for each of its samplers (it did
+    three times and more a run)."""
+    import sf2t.tasks
+    from sf2t.throughput import measure
+
+    calls = []
+    real = sf2t.tasks.task_names
+    monkeypatch.setattr(sf2t.tasks, "task_names", lambda *a, **k: calls.append(a) or real(*a, **k))
+    kw = dict(windows=1, rounds=1, warmup=0, size=(56, 84), against=(), log=lambda *_: 0)
+    res = measure([str(clip)], tasks=["counting,fragment"], pipelines=2, **kw)
+    assert res["tasks"] == ["counting", "fragment"] and len(calls) == 1, calls
 
 
 def test_unknown_baseline_is_said_before_the_videos_are_probed(tmp_path, capsys):

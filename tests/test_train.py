@@ -3253,6 +3253,78 @@ def test_cli_train_resume_on_another_model_is_refused_before_it_loads(tiny, clip
     assert "resumed from step 2" in capsys.readouterr().out
 
 
+def _folder_with_a_stage(root: Path, video: str) -> Path:
+    """``root`` holding ``video`` (as a.mp4) and a FineVidBench build's staging folder (``.build-*`` with its owner
+    record, as :func:`sf2t.finevidbench.place.make_stage` makes it) holding a clip; returns the staging folder."""
+    from sf2t.finevidbench.place import make_stage
+
+    root.mkdir()
+    shutil.copy(video, root / "a.mp4")
+    stage, f = make_stage(root, root / "bench.json")
+    f.close()
+    (stage / "clips").mkdir()
+    shutil.copy(video, stage / "clips" / "half.mp4")
+    return stage
+
+
+def test_video_pool_says_when_a_folder_held_build_staging_folders(clips, tmp_path):
+    """VideoPool.from_paths (sf2t demo's and sf2t train's pools) leaves out a build's staging folder and says so, in
+    sf2t index's words, prefixed with the list's name where given (it left it out silently); no stage, no warning."""
+    import warnings
+
+    from sf2t.train.data import VideoPool
+    from sf2t.video.index import SkippedStagesWarning, skipped_stages_text
+
+    good, _ = clips
+    root = tmp_path / "videos"
+    stage = _folder_with_a_stage(root, good[0])
+    with pytest.warns(SkippedStagesWarning) as said:
+        pool = VideoPool.from_paths([str(root)], what="videos")
+    assert [str(w.message) for w in said] == [f"videos: {skipped_stages_text([str(stage)])}"]
+    assert [i.path for i in pool.infos] == [str(root / "a.mp4")] and pool.skipped == []
+    with pytest.warns(SkippedStagesWarning) as said:
+        VideoPool.from_paths([str(root)])
+    assert [str(w.message) for w in said] == [skipped_stages_text([str(stage)])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkippedStagesWarning)
+        assert len(VideoPool.from_paths([str(root / "a.mp4")]).infos) == 1
+
+
+def test_cli_train_says_build_staging_folders_once(tiny, clips, tmp_path, capsys):
+    """A run whose videos folder holds a build's staging folder says so once (before the model loads), not again when
+    its pools walk the folder."""
+    from sf2t.cli import main
+
+    good, _ = clips
+    root = tmp_path / "videos"
+    stage = _folder_with_a_stage(root, good[0])
+    args = [f"videos=[{root}]", "tasks=[counting]", "batch_size=2", "lora_rank=4", f"out_dir={tmp_path / 'run'}"]
+    assert main(["train", *args, f"model={tiny}", "steps=1", "progress=false", "tensorboard=false"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped 1 sf2t build staging folder") == 1 and f"e.g. {stage}\n" in err, err
+
+
+def test_demo_says_when_a_videos_folder_held_build_staging_folders(clips, tmp_path, capsys, monkeypatch):
+    """sf2t demo --set videos=[folder/] leaves out a build's staging folder there and says so as sf2t train does (it
+    left it out silently)."""
+    import sf2t.train.evaluate
+    from sf2t.cli import main
+    from sf2t.video.index import skipped_stages_text
+
+    good, _ = clips
+    root = tmp_path / "videos"
+    stage = _folder_with_a_stage(root, good[0])
+
+    def stop(*a, **k):  # the pools are made: the rest of the demo is not needed here
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sf2t.train.evaluate, "build_eval_set", stop)
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--quick", "--no-progress", "--set", "tasks=[counting]"]
+    assert main([*argv, "--set", f"videos=[{root}]"]) == 130
+    err = capsys.readouterr().err
+    assert err.count(f"sf2t demo: warning: videos: {skipped_stages_text([str(stage)])}\n") == 1, err
+
+
 def test_cli_train_says_when_a_videos_folder_held_build_staging_folders(tmp_path, capsys):
     """videos=[folder/] leaves out a FineVidBench build's staging folder (``.build-*`` with its owner.json: half-made
     or replaced clips), as sf2t index does: `sf2t train` says so once per list, in index's words (it left them out

@@ -154,6 +154,7 @@ class VideoRunner:
         family = FAMILIES[kind]
         self.qwen = family.pixel_layout == "qwen_patches"
         self.inputs = None
+        config = None  # the checkpoint's config where read before the weights: the model loads with it
         if not self.qwen:
             if frame_size is not None or layout != "repeat":
                 raise ValueError(
@@ -167,15 +168,16 @@ class VideoRunner:
             from sf2t.models.inputs import ModelInputs
 
             processor = load_processor(model_dir)
+            config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
             # the model's context (LLaVA-NeXT-Video: the one frame size its vision tower takes) before its weights load
             self.inputs = ModelInputs(
                 family,
                 processor,
                 token_keep_ratio=self.token_keep_ratio,
                 token_first_group=token_first_group,
-                context=Context.of(AutoConfig.from_pretrained(model_dir, local_files_only=True), processor),
+                context=Context.of(config, processor),
             )
-        model, self.tok = load_checkpoint(model_dir, family.model_class)
+        model, self.tok = load_checkpoint(model_dir, family.model_class, config=config)
         if adapter:
             cfg = Path(adapter) / "adapter_config.json"
             if not cfg.is_file():

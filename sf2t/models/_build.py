@@ -69,7 +69,6 @@ def check_tower_frame_size(
     height: int,
     width: int,
     image_size: int | None,
-    what: str,
     *,
     model: str,
     why: str,
@@ -97,7 +96,7 @@ def check_tower_frame_size(
         if patch_size is not None:
             low, high = side * p, side * p + p - 1
             takes += f" (or another size of its {side}x{side} grid of {p}-pixel patches: {low} to {high} a side)"
-    raise ValueError(f"{model} takes {what} of {takes}; got {height}x{width} ({why}): {fix.format(size=good)}")
+    raise ValueError(f"{model} takes frames of {takes}; got {height}x{width} ({why}): {fix.format(size=good)}")
 
 
 def seeded_init_(model: nn.Module, seed: int) -> None:
@@ -329,16 +328,18 @@ def checkpoint_weights_problem(path: str | os.PathLike) -> str | None:
     return f"{p} holds no weights (model.safetensors, its sharded index, or pytorch_model.bin)"
 
 
-def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtype = torch.float32):
+def load_checkpoint(path: str | os.PathLike, model_class: str, dtype: torch.dtype = torch.float32, *, config=None):
     """Load ``(model, tokenizer)`` from a local checkpoint directory of transformers class ``model_class``, offline.
-    Weights that are missing or damaged, and tokenizer files that do not read, are ValueErrors naming them."""
+    Weights that are missing or damaged, and tokenizer files that do not read, are ValueErrors naming them.
+    ``config``: the checkpoint's config, where the caller read it already (``AutoConfig``): not read again
+    (transformers copies it; None: read from ``path``)."""
     import transformers
 
     p = check_checkpoint_dir(path)
     problem = checkpoint_weights_problem(p)
     if problem:
         raise ValueError(f"model checkpoint: {problem}")
-    model = getattr(transformers, model_class).from_pretrained(p, dtype=dtype, local_files_only=True)
+    model = getattr(transformers, model_class).from_pretrained(p, config=config, dtype=dtype, local_files_only=True)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(p, local_files_only=True)
     except (ValueError, OSError) as e:  # a damaged tokenizer.json: json's bare "Expecting property name ..."

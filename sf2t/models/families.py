@@ -45,7 +45,7 @@ class Family:
     lora_targets_llm: tuple[str, ...]  # short Linear names in the LLM's decoder layers
     lora_target_modules: Callable  # (model, vision=True, llm=True) -> exact full module names for peft
     chat_format: text.ChatFormat  # how the chat text is rendered and supervised (its answer end: stop generating)
-    # (height, width, image_size | None, what) -> None, a ValueError when the model cannot take frames of that size
+    # (height, width, image_size | None) -> None, a ValueError when the model cannot take frames of that size
     # (LLaVA-NeXT-Video: only its vision tower's image_size square; LLaVA-OneVision: only that square's patch grid;
     # both through sf2t.models._build.check_tower_frame_size); None: the placeholder count's checks are all
     check_frame_size: Callable | None = None

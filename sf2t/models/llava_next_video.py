@@ -129,7 +129,7 @@ def _check_even_grid(height: int, width: int, patch_size: int) -> None:
     )
 
 
-def check_frame_size(height: int, width: int, image_size: int | None = None, what: str = "frames") -> None:
+def check_frame_size(height: int, width: int, image_size: int | None = None) -> None:
     """A ValueError naming ``height x width`` and the size that works when LLaVA-NeXT-Video's model cannot take
     frames of that size: only the vision tower's ``image_size`` square works (``image_size=None``, unknown: only a
     non-square size is refused).
@@ -143,7 +143,6 @@ def check_frame_size(height: int, width: int, image_size: int | None = None, wha
         height,
         width,
         image_size,
-        what,
         model="LLaVA-NeXT-Video",
         why="CLIP's position embeddings are for that one patch grid, and the pooler reshapes each frame's features to "
         "a square",

@@ -142,7 +142,7 @@ def num_video_tokens(frames: int, height: int, width: int, patch_size: int = PAT
     return frames * per_frame + 1
 
 
-def check_frame_size(height: int, width: int, image_size: int | None = None, what: str = "frames") -> None:
+def check_frame_size(height: int, width: int, image_size: int | None = None) -> None:
     """A ValueError naming ``height x width`` and the size that works when LLaVA-OneVision's model cannot take frames
     of that size: only sizes with the patch grid of the vision tower's ``image_size`` square work (``image_size=None``,
     unknown: only a non-square patch grid is refused).
@@ -159,7 +159,6 @@ def check_frame_size(height: int, width: int, image_size: int | None = None, wha
         height,
         width,
         image_size,
-        what,
         model="LLaVA-OneVision",
         why="SigLIP's position embeddings are for that one patch grid, and the pooler views each frame's features as "
         "that square grid",

@@ -163,14 +163,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sf2t throughput: {problem}", file=sys.stderr)
         return 2
     from sf2t.video.errors import VideoError
-    from sf2t.video.index import expand_videos
+    from sf2t.video.index import expand_videos, skipped_stages_text
 
     missing = [v for v in args.videos if not os.path.exists(v)]
     if missing:
         print(f"sf2t throughput: no such file or folder: {missing}", file=sys.stderr)
         return 2
+    stages: list[str] = []  # sf2t build staging folders left out of a folder's walk
     try:  # as sf2t train's videos=: a manifest gives its ok lines (it was probed as a video: "cannot open")
-        videos = expand_videos(args.videos)
+        videos = expand_videos(args.videos, stages)
     except ValueError as e:  # a folder without videos, a broken manifest
         if not is_bad_input(e):
             raise
@@ -179,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not videos:
         print(f"sf2t throughput: --videos {args.videos} list no video (a manifest with no ok line?)", file=sys.stderr)
         return 2
+    if stages:  # as sf2t train says it
+        print(f"sf2t throughput: warning: --videos: {skipped_stages_text(stages)}", file=sys.stderr)
     if args.json is not None:
         try:
             check_out_file(args.json, "--json", inputs=videos, text=True)  # before the measurement, not after it

@@ -66,9 +66,10 @@ FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # one pixel layout: 14-pixel patches, 2 f
 
 
 def _tasks(names: Sequence[str]) -> dict:
-    from sf2t.tasks import make_task, task_names
+    """The tasks named in ``names``, one name each, as :func:`sf2t.throughput.measure` read and checked them (with
+    :func:`sf2t.tasks.task_names`, once a run: not again for every sampler)."""
+    from sf2t.tasks import make_task
 
-    names = task_names(names, "tasks", extra=("fragment",))  # none named ("unknown tasks []" once), or unknown ones
     return {n: Fragment() if n == "fragment" else make_task(n) for n in names}
 
 

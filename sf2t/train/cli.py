@@ -245,7 +245,7 @@ def _precheck_paths(cfg) -> str | None:
     if not videos:
         return f"videos {cfg.videos} list no video (a manifest with no ok line?)"
     for field, skipped in stages.items():
-        if skipped and os.environ.get("RANK", "0") == "0":  # said here once (the pools walk the folders again, quiet)
+        if skipped and os.environ.get("RANK", "0") == "0":  # said here once (the pools' warning is ignored then)
             print(f"sf2t train: warning: {field}: {skipped_stages_text(skipped)}", file=sys.stderr)
     both = sorted({os.path.realpath(v) for v in videos} & {os.path.realpath(v) for v in held_out})
     if both and os.environ.get("RANK", "0") == "0":  # under torchrun: said once
@@ -490,11 +490,16 @@ def _train_main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"sf2t train: {problem}", file=sys.stderr)
         return 2
+    import warnings
+
     from sf2t._progress import library_bars
     from sf2t.train.data import NoUsableVideo
+    from sf2t.video.index import SkippedStagesWarning
 
     try:
-        with library_bars(cfg.progress):  # progress=false: transformers' "Loading weights" bars too
+        with library_bars(cfg.progress), warnings.catch_warnings():  # progress=false: transformers' "Loading weights"
+            # bars too; the staging folders _precheck_paths said are not said again when the pools walk the folders
+            warnings.simplefilter("ignore", SkippedStagesWarning)
             res = run_training(cfg)
     except (NoUsableVideo, FloatingPointError) as e:  # the data ran out, or the loss went NaN: the message says it all
         print(f"sf2t train: {e}", file=sys.stderr)

@@ -14,6 +14,7 @@ import contextlib
 import queue
 import random
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -115,15 +116,23 @@ class VideoPool:
     _version: int = field(default=0, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_paths(cls, paths: Sequence[str], *, min_frames: int = 1, decoder: str = "auto") -> VideoPool:
+    def from_paths(
+        cls, paths: Sequence[str], *, min_frames: int = 1, decoder: str = "auto", what: str | None = None
+    ) -> VideoPool:
         """Probe ``paths`` (files, folders of videos or ``sf2t index`` manifests:
         :func:`sf2t.video.index.expand_videos`); a video that cannot be read, or is shorter than ``min_frames``, is
         skipped and recorded. A manifest line whose file is unchanged (size and mtime) is used as it is, not probed
-        again."""
-        from sf2t.video.index import expand_video_entries
+        again. sf2t build staging folders left out of a folder's walk are warned about
+        (:class:`sf2t.video.index.SkippedStagesWarning`, prefixed with ``what``, the list's name, where given)."""
+        from sf2t.video.index import SkippedStagesWarning, expand_video_entries, skipped_stages_text
 
+        stages: list[str] = []
+        entries = expand_video_entries(paths, stages)
+        if stages:
+            text = skipped_stages_text(stages)
+            warnings.warn(SkippedStagesWarning(f"{what}: {text}" if what else text), stacklevel=2)
         pool = cls()
-        for p, known in expand_video_entries(paths):
+        for p, known in entries:
             try:
                 info = known if known is not None else probe(p, decoder=decoder)
             except VideoError as e:

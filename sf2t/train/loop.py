@@ -433,7 +433,7 @@ def make_factories(cfg: TrainConfig, tokenizer, family=None):
         from sf2t.train.supervised import load_supervised
 
         supervised = load_supervised(cfg.supervised_data)
-    train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder)
+    train_pool = VideoPool.from_paths(cfg.videos, min_frames=min_frames, decoder=cfg.decoder, what="videos")
     if supervised and context is not None:  # records too long to fit: left out now, recorded in the pool's skips
         from sf2t.train.supervised import leave_out_long
 
@@ -456,7 +456,9 @@ def make_factories(cfg: TrainConfig, tokenizer, family=None):
     leave_out_large_targets(train_f, "videos")
     eval_f = None
     if cfg.eval_videos:
-        eval_pool = VideoPool.from_paths(cfg.eval_videos, min_frames=min_frames, decoder=cfg.decoder)
+        eval_pool = VideoPool.from_paths(
+            cfg.eval_videos, min_frames=min_frames, decoder=cfg.decoder, what="eval_videos"
+        )
         eval_f = SampleFactory(eval_pool, tasks, tokenizer, seed=cfg.seed, salt="eval", **common)
         leave_out_large_targets(eval_f, "eval_videos")
     return train_f, eval_f

@@ -32,6 +32,7 @@ __all__ = [
     "find_files",
     "is_build_stage",
     "skipped_stages_text",
+    "SkippedStagesWarning",
     "expand_videos",
     "expand_video_entries",
     "manifest_videos",
@@ -76,11 +77,18 @@ def _stage_above(root: Path, file: Path, known: dict[Path, bool]) -> Path | None
 
 def skipped_stages_text(skipped: Sequence[str]) -> str:
     """The line that says a walk left out sf2t build staging folders (``skipped``, from :func:`find_files`): ``sf2t
-    index``'s summary and ``sf2t train``'s warning."""
+    index``'s summary, and the warning of ``sf2t train``, ``sf2t throughput`` and
+    :meth:`sf2t.train.data.VideoPool.from_paths` (``sf2t demo``)."""
     return (
         f"skipped {counted(len(skipped), 'sf2t build staging folder')} (.build-* with an owner.json: a FineVidBench "
         f"build's unfinished or replaced clips), e.g. {skipped[0]}"
     )
+
+
+class SkippedStagesWarning(UserWarning):
+    """A walk of a video list left out sf2t build staging folders (:func:`skipped_stages_text`): warned by
+    :meth:`sf2t.train.data.VideoPool.from_paths`. ``sf2t train`` says it before the model loads and ignores this one
+    (once is enough)."""
 
 
 def _left_out(skipped: Sequence[str]) -> str:
@@ -114,8 +122,20 @@ def find_files(paths: Iterable[str | os.PathLike], skipped: list[str] | None = N
             out.extend(str(q) for q in sorted(kept))
         else:
             out.append(str(p))
-    seen: set[str] = set()  # one file under several spellings (./a, /abs/a, a link to its folder) counts once
-    return [p for p in out if not (_same_file_key(p) in seen or seen.add(_same_file_key(p)))]
+    return _first_of_each_file(out, lambda p: p)
+
+
+def _first_of_each_file(items: list, path_of) -> list:
+    """``items`` without those naming a file an earlier one names (``path_of``: an item's path): one file under
+    several spellings (./a, /abs/a, a link to its folder) counts once, the first kept."""
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        key = _same_file_key(path_of(item))  # (a realpath: once per item)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
 
 
 def _same_file_key(path: str) -> str:
@@ -163,8 +183,7 @@ def expand_video_entries(
                     out.append((path, VideoInfo.from_dict(e) if _unchanged(e) else None))
         else:
             out.append((str(p), None))
-    seen: set[str] = set()
-    return [(p, i) for p, i in out if not (_same_file_key(p) in seen or seen.add(_same_file_key(p)))]
+    return _first_of_each_file(out, lambda e: e[0])
 
 
 def _manifest_path(e: dict, manifest: Path) -> str:

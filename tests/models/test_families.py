@@ -401,6 +401,31 @@ def test_llava_onevision_takes_only_its_towers_patch_grid(env, tmp_path):
         assert torch.equal(mi.text(tok, "q", None, vision)["input_ids"], ref["input_ids"][0])
 
 
+@pytest.mark.parametrize("name", ["llava_next_video", "qwen2_vl"])
+def test_video_runner_loads_the_model_with_the_config_it_read(env, monkeypatch, name):
+    """sf2t eval's VideoRunner reads a LLaVA checkpoint's config before the weights (its context checks the
+    processor's frame size): the model loads with that config, not reading config.json again; the Qwen families read
+    no config first (the model reads its own)."""
+    import sf2t.models._build as build
+    from sf2t.finevidbench.evaluate import VideoRunner
+
+    family, ckpt, _ = env(name)
+    given = []
+    real = build.load_checkpoint
+    monkeypatch.setattr(build, "load_checkpoint", lambda *a, **k: given.append(k.get("config")) or real(*a, **k))
+    runner = VideoRunner(str(ckpt))
+    if family.pixel_layout == "qwen_patches":
+        assert given == [None]
+        return
+    from transformers import AutoConfig
+
+    assert [c.to_dict() for c in given] == [AutoConfig.from_pretrained(ckpt, local_files_only=True).to_dict()]
+    # (checked after the load: the config given is left as it was, transformers works on a copy) and the model is as
+    # it loads on its own
+    assert runner.model.config.to_dict() == _load_model(family, ckpt).config.to_dict()
+    assert given[0] is not runner.model.config
+
+
 def test_qwen2_5_vl_second_per_grid_ts(env):
     _, _, processor = env("qwen2_5_vl")
     text = processor.apply_chat_template(_messages("qwen2_5_vl", "Q?", None, False), tokenize=False)
