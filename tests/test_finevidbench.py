@@ -222,6 +222,11 @@ def test_compare_says_when_results_are_not_alike(bench, tmp_path):
         ("Frames 1-10.", ["Frames 1-1.", "Frames 1-10."], 1),
         ("2", ["4", "3", "2", "1"], 2),  # a number that is an option's text is that option, not letter B
         ("E", ["x", "y"], None),  # a letter past the options
+        ("I first thought A. Final answer: C", ["a", "b", "c", "d"], 2),  # the last "final answer" decides
+        ("The answer is A? **Final answer:** (B)", ["x", "y"], 1),
+        ("Maybe 5. Final answer: 15 frames.", ["11", "5", "8", "15"], 3),
+        ("Final answer: B. No, final answer: A", ["x", "y"], 0),
+        ("C. Final answer: unsure", ["x", "y", "z"], None),  # what follows the marker alone decides
         ("", ["x", "y"], None),
     ],
 )

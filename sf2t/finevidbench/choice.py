@@ -8,6 +8,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # the last line of every multiple-choice prompt (sf2t.tasks.templates.multiple_choice, sf2t eval, both exports): it
 # asks for what parse_choice reads, the option's letter or its text (every harness scores with parse_choice)
 ANSWER_LINE = "Answer with the option's letter or its text."
+# "Final answer: C": what follows the last such marker is the answer (as sf2t.tasks.scoring reads free answers)
+_FINAL = re.compile(r"\bfinal\s+answer\b(?:\s*\**\s*(?:is|was|would\s+be|will\s+be)\b)?\s*\**\s*[:=\-]?", re.IGNORECASE)
 _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])\)?(?![A-Za-z0-9])")
 
 
@@ -22,8 +24,12 @@ def parse_choice(text, options):
     letter: alone ("B", "b", "(B)", "B."), leading ("B. ...", "(B) ...", "B: ..."), or after "answer" / "option"
     ("Answer: C", "The answer is B"); else the one option whose text appears in the answer as whole words ("There
     are 15 frames." is "15", not "5"; "I don't know" is not "No."), the longest where one contains the others.
-    An article ("A blue ball") is no letter."""
-    t = str(text or "").replace("**", "").strip().strip("`'\"").strip()
+    An article ("A blue ball") is no letter. After a "final answer" marker only what follows the last one counts ("I
+    first thought A. Final answer: C" is C)."""
+    t, last = str(text or ""), None
+    for m in _FINAL.finditer(t):
+        last = m
+    t = (t[last.end() :] if last else t).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
         return None
