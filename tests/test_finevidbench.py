@@ -227,6 +227,8 @@ def test_compare_says_when_results_are_not_alike(bench, tmp_path):
         ("Maybe 5. Final answer: 15 frames.", ["11", "5", "8", "15"], 3),
         ("Final answer: B. No, final answer: A", ["x", "y"], 0),
         ("C. Final answer: unsure", ["x", "y", "z"], None),  # what follows the marker alone decides
+        ("(B) is my final answer.", ["x", "y"], 1),  # no marker: nothing follows it
+        ("B. Final answer:", ["x", "y"], 1),
         ("", ["x", "y"], None),
     ],
 )

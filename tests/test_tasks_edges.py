@@ -787,6 +787,13 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 4, "end": 8}, "appears in frame 4 and stays until " * 3000 + "frame 8"),
         ("localization", {"start": 5, "end": 7}, "fifth, " * 8000 + "and seventh frames"),
         ("rearrangement", {"positions": [2, 1]}, "final answer: " * 8000 + "2, 1"),
+        ("counting", {"count": 8}, "final answer" + " " * 50000),  # (took ~75 s: two whitespace runs met)
+        ("counting", {"count": 8}, "Final answer" + "\n" * 50000 + "8"),
+        ("localization", {"start": 3, "end": 5}, "start frame" + " " * 50000 + "x"),  # (cubic: ~18 s at 1000)
+        ("localization", {"start": 3, "end": 5}, "Start frame" + "\n" * 50000 + "3"),
+        ("localization", {"start": 3, "end": 5}, "first" + " " * 50000 + "'"),
+        ("localization", {"start": 3, "end": 5}, "frames 1-2 " + "a " * 30000 + "not visible"),
+        ("localization", {"start": 3, "end": 5}, "video " * 10000 + "starts at frame 1 and ends at frame 2"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -797,3 +804,66 @@ def test_degenerate_repetitions_score_fast(name, truth, text):
     t0 = time.perf_counter()
     score(name, text, meta), partial_score(name, text, meta)
     assert time.perf_counter() - t0 < 2.0
+
+
+@pytest.mark.parametrize(
+    "fn, text, value",
+    [
+        # a trailing "final answer" introduces nothing: the text is read whole
+        ("parse_count", "8 is my final answer.", 8),
+        ("parse_count", "Answer: 8 (final answer)", 8),
+        ("parse_span", "Frames 3-5 is my final answer.", (3, 5)),
+        ("parse_span", "It starts at frame 3 and ends at frame 5, final answer.", (3, 5)),
+        ("parse_yes_no", "No. That is my final answer.", False),
+        ("parse_positions", "2, 4, 1, 3 is my final answer.", [2, 4, 1, 3]),
+        ("parse_count", "The final answer is 8 frames.", 8),
+        ("parse_count", "**Final answer:** 8", 8),
+        ("parse_count", "I thought 7.\nFinal answer\n8", 8),
+        # a part's phrase stops only its own "there are"
+        ("parse_count", "...In the first half there are 4 frames, so 8 frames in total.", 8),
+        ("parse_count", "The first 2 frames show a car; in the last frame it stops, so the answer is 8.", 8),
+        ("parse_count", "The first 3 frames show a dog. Counting each of them, the answer is 8.", 8),
+        ("parse_count", "Of these, 2 are repeated, so the total is 8.", 8),
+        ("parse_count", "The first 2 frames are similar, but after counting all of them, there are 8 frames.", 8),
+        # bounds passed over, "up to" after counting is no bound
+        ("parse_count", "The number of frames is not less than 8; it is exactly 8.", 8),
+        ("parse_count", "I see at least 8, and I count exactly 8 frames.", 8),
+        ("parse_count", "The frames go up to 8.", 8),
+        ("parse_count", "The frame numbers go up to 8, so the video has 8 frames.", 8),
+        ("parse_count", "Less than 10 frames; I count 8.", 8),
+        ("parse_count", "More than 5, I count 8 frames.", 8),
+        ("parse_count", "Up to 8 frames.", None),
+        # a dash before a smaller number is a clause's
+        ("parse_count", "There are 8 – 2 of them repeat.", 8),
+        ("parse_count", "The answer is 8 – one frame per second.", 8),
+        ("parse_count", "I don't see 9 frames, I see 8.", 8),
+        # absence said elsewhere in the clause is not about the numbers
+        ("parse_span", "The target is absent at the beginning and appears in frames 3-5.", (3, 5)),
+        ("parse_span", "The patch is missing from the first two frames and appears in frames 3 to 5.", (3, 5)),
+        ("parse_span", "The target isn't there at the start and shows up in frames 3 to 5.", (3, 5)),
+        ("parse_span", "The hidden object appears in frames 3-5.", (3, 5)),
+        ("parse_span", "The missing patch appears in frames 3-5.", (3, 5)),
+        ("parse_span", "It appears in frames 3-5, not in 1-2.", (3, 5)),
+        ("parse_span", "It is not clearly visible in frames 1-2; it is in 3-5.", (3, 5)),
+        (
+            "parse_span",
+            "The first, second and third frames are empty; the target appears in the fourth through sixth frames.",
+            (4, 6),
+        ),
+        # the clip is what starts and ends only as the clause's subject
+        ("parse_span", "The red patch in the video appears at frame 3 and disappears at frame 5.", (3, 5)),
+        ("parse_span", "The object in this clip appears in frame 3 and disappears in frame 5.", (3, 5)),
+        ("parse_span", "In this clip it appears in frame 3 and vanishes at frame 5.", (3, 5)),
+        ("parse_span", "The whole video starts at frame 1 and ends at frame 8.", None),
+        # labelled fields as JSON keys
+        ("parse_span", '{"start_frame": 3, "end_frame": 5}', (3, 5)),
+        ("parse_span", '{"first_frame": 3, "last_frame": 5}', (3, 5)),
+        ("parse_span", "First frame: 3. Last frame: 5.", (3, 5)),
+    ],
+)
+def test_answers_a_review_found_misread(fn, text, value):
+    """Answers a review of the negation / bound / range / absence / field / final-answer rules found misread (each
+    was read right before those rules, or was what they were meant for)."""
+    from sf2t.tasks import scoring
+
+    assert getattr(scoring, fn)(text) == value

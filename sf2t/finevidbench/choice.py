@@ -8,8 +8,11 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # the last line of every multiple-choice prompt (sf2t.tasks.templates.multiple_choice, sf2t eval, both exports): it
 # asks for what parse_choice reads, the option's letter or its text (every harness scores with parse_choice)
 ANSWER_LINE = "Answer with the option's letter or its text."
-# "Final answer: C": what follows the last such marker is the answer (as sf2t.tasks.scoring reads free answers)
-_FINAL = re.compile(r"\bfinal\s+answer\b(?:\s*\**\s*(?:is|was|would\s+be|will\s+be)\b)?\s*\**\s*[:=\-]?", re.IGNORECASE)
+# "Final answer: C", "The final answer is B": what follows the last such marker is the answer (as sf2t.tasks.scoring
+# reads free answers; "B is my final answer." has none)
+_FINAL = re.compile(
+    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-]|[ \t]*\n)\**", re.IGNORECASE
+)
 _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])\)?(?![A-Za-z0-9])")
 
 
@@ -29,7 +32,9 @@ def parse_choice(text, options):
     t, last = str(text or ""), None
     for m in _FINAL.finditer(t):
         last = m
-    t = (t[last.end() :] if last else t).replace("**", "").strip().strip("`'\"").strip()
+    if last is not None and re.search(r"\w", t[last.end() :]):  # (not "Final answer:" closing the answer)
+        t = t[last.end() :]
+    t = t.replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
         return None

@@ -38,19 +38,24 @@ _INT_RE = re.compile(_NUMBER, re.IGNORECASE)
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
-# "Final answer: 8", "The final answer is Frames 4-6.": what follows the last such marker is the answer
+# "Final answer: 8", "The final answer is Frames 4-6.", "**Final answer:** 8", "Final answer\n8": a marker that
+# introduces what follows it (not "8 is my final answer."); single whitespace runs (linear on long texts)
 _FINAL_ANSWER = re.compile(
-    r"\bfinal\s+answer\b(?:\s*\**\s*(?:is|was|would\s+be|will\s+be)\b)?\s*\**\s*[:=\-–—]?", re.IGNORECASE
+    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]|[ \t]*\n)\**",
+    re.IGNORECASE,
 )
 
 
 def _final(text: str | None) -> str:
-    """``text`` after its last "final answer" marker, or all of it when it has none."""
+    """``text`` after its last "final answer" marker, or all of it when it has none or nothing but punctuation follows
+    the marker ("Final answer:" closing an answer)."""
     text = text or ""
     last = None
     for m in _FINAL_ANSWER.finditer(text):
         last = m
-    return text[last.end() :] if last else text
+    if last is None or not re.search(r"\w", text[last.end() :]):
+        return text
+    return text[last.end() :]
 
 
 def _int(digits: str) -> int:
@@ -179,8 +184,9 @@ def _offers_count(text: str, pos: int, new_sentence: bool) -> bool:
     return unit is not None and not new_sentence
 
 
-# a range's joint, right after a number: "8-9", "8–9", "7 to 8" (not " - ", a clause's dash)
-_RANGE_AFTER = re.compile(r"(?:-|[ \t]*–[ \t]*|[ \t]+to[ \t]+)", re.IGNORECASE)
+# a range's joint, right after a number: "8-9", "8–9", "7 - 8", "7 to 8" (a range when its second number is larger:
+# "8 – 2 of them repeat" is a clause's dash)
+_RANGE_AFTER = re.compile(r"(?:[ \t]*[-–][ \t]*|[ \t]+to[ \t]+)", re.IGNORECASE)
 
 
 def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
@@ -191,7 +197,7 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
     two options, "8. Perhaps 2 of them repeat." is 8."""
     rng = _RANGE_AFTER.match(text, end)  # ("8-9 frames", "7 to 8 frames in total": a range offers both)
     nxt = _INT_RE.match(text, rng.end()) if rng else None
-    if nxt is not None and _count_value(nxt.group(0)) != n:
+    if nxt is not None and n is not None and (_count_value(nxt.group(0)) or 0) > n:
         return nxt
     sep = _ALTERNATIVE.match(text, end)
     nxt = _INT_RE.match(text, sep.end()) if sep else None
@@ -326,29 +332,34 @@ def _concludes(text: str, end: int) -> bool:
 # a number said not to be the count ("Not 7, it's 8.", "It's not 7 but 8 frames.", "isn't exactly 7") and a bound, no
 # count ("At least 8 frames.", "more than 5", "up to 10")
 _NEGATED_BEFORE = re.compile(
-    r"(?:\bnot|n't|n’t|\bnever)[ \t]+(?:(?:exactly|quite|just|only|even|really)[ \t]+)?$", re.IGNORECASE
+    r"(?:\bnot|n't|n’t|\bnever)[ \t]+(?:(?:have|has|see|show|shows|count|contain|contains)[ \t]+)?"
+    r"(?:(?:exactly|quite|just|only|even|really)[ \t]+)?$",
+    re.IGNORECASE,
 )
 _BOUND_BEFORE = re.compile(
-    r"(?:\bat[ \t]+(?:least|most)|\b(?:more|fewer|less)[ \t]+than|\bup[ \t]+to|\bupwards[ \t]+of)[ \t]+$",
+    r"(?:\bat[ \t]+(?:least|most)|\b(?:more|fewer|less)[ \t]+than|\bupwards[ \t]+of"
+    r"|(?<!\bcount\s)(?<!\bcounted\s)(?<!\bcounting\s)(?<!\bgo\s)(?<!\bgoes\s)(?<!\bwent\s)(?<!\bnumbered\s)"
+    r"\bup[ \t]+to)"
+    r"[ \t]+$",
     re.IGNORECASE,
 )
 # a part of the frames that a clause goes on to count ("in the first half there are 4", "of these, there are 2",
 # "among them there are 3"): its "there are N" concludes nothing
 _PART_BEFORE = re.compile(
     r"(?:\b(?:in|during|within|among|of|for)\s+(?:the\s+|these\s+|those\s+)?(?:first|second|last|final|middle|other|"
-    r"latter|former|remaining|later|earlier)\b|\b(?:of|among)\s+(?:them|these|those|which)\b)[^.!?;\n]{0,40}$",
+    r"latter|former|remaining|later|earlier)\b|(?<!\ball\s)(?<!\beach\s)(?<!\bboth\s)(?<!\bany\s)"
+    r"\b(?:of|among)\s+(?:them|these|those|which)\b)[^.!?;\n]{0,40}$",
     re.IGNORECASE,
 )
 
 
-def _negated(text: str, start: int) -> bool:
-    """Whether the number at ``start`` is said not to be the count ("not 7")."""
-    return _NEGATED_BEFORE.search(text, max(0, start - 20), start) is not None
-
-
-def _bounded(text: str, start: int) -> bool:
-    """Whether the number at ``start`` is a bound ("at least 8", "more than 5"), no count."""
-    return _BOUND_BEFORE.search(text, max(0, start - 24), start) is not None
+def _passed_over(text: str, start: int) -> bool:
+    """Whether the number at ``start`` is said not to be the count ("not 7", "doesn't have 7") or is a bound ("at
+    least 8", "more than 5"), no count."""
+    return (
+        _NEGATED_BEFORE.search(text, max(0, start - 32), start) is not None
+        or _BOUND_BEFORE.search(text, max(0, start - 24), start) is not None
+    )
 
 
 # markdown emphasis, not a "*" between digits (a product: "2*4")
@@ -371,8 +382,8 @@ def parse_count(text: str) -> int | None:
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
     8); a range offers both ends ("Around 8-9 frames.", "7 to 8 frames in total" are None); conclusions that differ
-    give None. A number after "not" is passed over ("Not 7, it's 8." is 8), a bound is no count ("At least 8 frames."
-    is None), and a "there are N" about a part ("in the first half there are 4") concludes nothing. Markdown emphasis
+    give None. A number after "not" and a bound are passed over ("Not 7, it's 8." is 8; "At least 8 frames." alone is
+    None), and a "there are N" about a part ("in the first half there are 4") concludes nothing. Markdown emphasis
     (``**7**``) is ignored, a "*" between digits kept."""
     text = _EMPHASIS.sub("", _final(text))
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
@@ -383,7 +394,8 @@ def parse_count(text: str) -> int | None:
                 continue
             if _FACTOR_AFTER.match(text, end):  # ("the answer is 2*4 = 8": a product)
                 continue
-            if _PART_BEFORE.search(text, max(0, m.start() - 80), m.start()):  # ("in the first half there are 4")
+            # ("in the first half there are 4": a part's "there are", not "..., so the total is 8")
+            if conclusion is _THERE_ARE and _PART_BEFORE.search(text, max(0, m.start() - 80), m.start()):
                 continue
             n = _count_value(m.group(m.lastindex))
             # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
@@ -391,12 +403,13 @@ def parse_count(text: str) -> int | None:
             stated.add(None if n is None or alternative else n)
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
-    # (a number said not to be the count is passed over: "Not 7, it's 8." is 8)
+    # (a number said not to be the count, or a bound, is passed over: "Not 7, it's 8." is 8, "At least 8 frames; I
+    # count exactly 8." is 8, "At least 8 frames." is None)
     m = next(
         (
             m
             for m in _INT_RE.finditer(text)
-            if not _is_label(text, m.start(), m.end()) and not _negated(text, m.start())
+            if not _is_label(text, m.start(), m.end()) and not _passed_over(text, m.start())
         ),
         None,
     )
@@ -405,15 +418,15 @@ def parse_count(text: str) -> int | None:
     n = _count_value(m.group(0))
     listed = _alternative(text, m.end(), n) is not None
     if not listed and not _counts_another_thing(text, m.end()):
-        return None if _bounded(text, m.start()) else n  # ("At least 8 frames." states no count)
+        return n
     # the first number is one of a list ("1 2 3 ... twelve frames") or counts another thing ("4 seconds", "2
     # people", "3 times"): a later number of frames is the count ("The video is 4 seconds long and has 10 frames.")
-    frames = next((f for f in _FRAMES_N.finditer(text, m.end()) if not _negated(text, f.start(1))), None)
+    frames = next((f for f in _FRAMES_N.finditer(text, m.end()) if not _passed_over(text, f.start(1))), None)
     if frames is not None:
         nf = _count_value(frames.group(1))
         alternative = _alternative(text, frames.end(1), nf) is not None or _alternative_to_before(text, frames.start(1))
-        return None if nf is None or alternative or _bounded(text, frames.start(1)) else nf
-    return None if listed or _bounded(text, m.start()) else n
+        return None if nf is None or alternative else nf
+    return None if listed else n
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -520,14 +533,13 @@ _START_END = re.compile(
     r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
-# a span said as labelled fields: "Start: 2, End: 5", "start frame 2, end frame 5", "First frame: 2; last frame: 5",
-# '{"start": 2, "end": 5}' (a label then ":", "=" or "is", or "frame": "the first 2 frames ... the last 3" is none)
-_FIELD = r"(?:frame\s*[\"']?\s*(?:[:=]|\bis\b)?|[\"']?\s*(?:[:=]|\bis\b))\s*(?:frame\s*)?(\d+)"
+# a span said as labelled fields: "Start: 2, End: 5", "start frame 2, end frame 5", "First frame: 2. Last frame: 5",
+# '{"start_frame": 2, "end_frame": 5}' (a label, maybe "frame", then ":", "=" or "is", or "frame" and a space: "the
+# first 2 frames ... the last 3" is none); read only when no other span is named ("The first frame is 1 and the last
+# frame is 8. The target appears in frames 3-5." is (3, 5)); whitespace runs never meet (linear)
+_FIELD = r"(?:[ _]?frame)?(?:[\"']?[ \t]*(?:[:=]|\bis\b)[ \t]*|(?<=frame)[ \t]+)(?:frame[ \t]*)?(\d+)"
 _FIELDS = re.compile(
-    r"\b(?:start(?:ing)?|begin(?:ning)?|first)\s*"
-    + _FIELD
-    + r"[^\d.!?]{0,24}?\b(?:end(?:ing)?|last|final)\s*"
-    + _FIELD,
+    r"\b(?:start(?:ing)?|begin(?:ning)?|first)" + _FIELD + r"[^\d!?]{0,24}?\b(?:end(?:ing)?|last|final)" + _FIELD,
     re.IGNORECASE,
 )
 
@@ -555,7 +567,8 @@ def _span_text(text: str) -> str:
     static; the motion is in frames 3-5." is (3, 5)."""
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
     text = _START_END.sub(lambda m: _start_end_span(m.string, m), text)
-    text = _FIELDS.sub(lambda m: _start_end_span(m.string, m), text)
+    if not _SPAN_RE.search(text):
+        text = _FIELDS.sub(lambda m: _start_end_span(m.string, m), text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
         return _drop_absent(text)
     text = _WORD_ORDINAL.sub(
@@ -591,46 +604,70 @@ _BETWEEN = re.compile(r"\bbetween\s+(?:the\s+)?(?:frames?\s*)?$", re.IGNORECASE)
 
 
 # the video's own start and end ("The clip starts at frame 1 and ends at frame 10."), not the target's
-_CLIP_BEFORE = re.compile(r"\b(?:video|clip|sequence)\s+(?:\w+\s+)?$", re.IGNORECASE)
+# (the clause's subject: "The clip starts ...", "The whole video itself ends ..."; not "The target in the video starts
+# ...", "In this clip it appears ...")
+_CLIP_BEFORE = re.compile(
+    r"(?:^|(?<=[.!?;,:\n])|\band\b)\s*(?:(?:the|this|that|a|our|whole|entire|full|given)\s+){0,2}"
+    r"(?:video|clip|sequence)(?:'s|’s)?\s+(?:(?:itself|also|then|only|just|now)\s+)?$",
+    re.IGNORECASE,
+)
 
 
 def _start_end_span(text: str, m: re.Match) -> str:
     """A start-and-end match of ``text`` as the span "frames a-b"; when the video or clip is what starts and ends, its
     words without their frame numbers (they name no target's frames)."""
-    if _CLIP_BEFORE.search(text, max(0, m.start() - 24), m.start()):
+    if _CLIP_BEFORE.search(text, max(0, m.start() - 48), m.start()):
         return re.sub(r"\d+", "", m.group(0))
     return f"frames {m.group(1)}-{m.group(2)}"
 
 
-# frame numbers said where the target is not ("The patch is not visible in frames 1-3; it appears in frames 4-6.",
-# "absent in frame 2"): a clause that negates its presence before them (not "it doesn't move in frames 3-5")
+# frame numbers said where the target is not: a clause that negates its presence right before them ("The patch is
+# not visible in frames 1-3; it appears in frames 4-6.", "absent from frame 2", "I can't see it in frames 1-2"; not
+# "not visible at first and then appears in frames 3-5", "it doesn't move in frames 3-5") or after them, before the
+# clause ends ("In frames 1-2 the target is not visible; in frames 3-5 it is.", "Frames 1-2: not visible."; not
+# "... and is absent elsewhere")
 _NUMBER_GROUP = re.compile(
     r"(?<![\w.])\d+(?:\s*(?:-|–|\.{2,3}|…|,|/|\b(?:to|through|until|and|or)\b)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d))*",
     re.IGNORECASE,
 )
-_CLAUSE_CUT = re.compile(
-    r".*(?:[.!?;,:\n]|\b(?:but|while|whereas|though|although|however|instead|rather)\b)", re.I | re.S
-)
-_ABSENT = re.compile(
-    r"(?:\bnot|n't|n’t|\bnever)\s+(?:(?:in|on|at)\b|(?:\w+\s+){0,2}?(?:visible|present|there|shown|seen|appear\w*|show\w*)\b)"
-    r"|\b(?:absent|missing|invisible|hidden|gone|nowhere)\b|\bno\s+longer\b"
-    r"|\bno\s+(?:target|patch|object|image|picture|sign)\b",
+_PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*)\b"
+_NOT = r"(?:\bnot|n't|n’t|\bnever)\s+"
+_NOT_VERB = r"(?:(?!(?:and|or|but|then|so)\b)\w+\s+){0,2}?"  # ("not clearly visible"; not "not move and appears")
+_ABSENT_WORD = r"\b(?:absent|missing|invisible|hidden|gone|nowhere)\b"
+_ABSENT_BEFORE = re.compile(
+    "(?:"
+    + _NOT
+    + r"(?:(?:in|on|at|within|during)\b|"
+    + _NOT_VERB
+    + _PRESENCE
+    + r")|"
+    + _ABSENT_WORD
+    + r"|\bno\s+longer\b|\bno\s+(?:target|patch|object|image|picture|sign)\b)"
+    r"(?:\s+(?:it|them))?(?:\s+(?:in|from|on|at|during|for|within))?\s+(?:the\s+)?(?:frames?\s*)?$",
     re.IGNORECASE,
 )
+_ELSEWHERE = (
+    r"(?!\s+(?:elsewhere|otherwise|before|after|outside|anywhere|in\s+(?:the\s+)?(?:other|rest|remaining|any)))"
+)
+_ABSENT_AFTER = re.compile(
+    "(?:" + _NOT + _NOT_VERB + _PRESENCE + "|" + _ABSENT_WORD + r"|\b(?:empty|blank)\b)" + _ELSEWHERE,
+    re.IGNORECASE,
+)
+_TRAIL_END = re.compile(r"[.!?;,\n]|\b(?:but|while|whereas|and|then|though|although|however)\b", re.IGNORECASE)
 
 
 def _drop_absent(text: str) -> str:
-    """``text`` without the frame numbers a clause says the target is absent from (_ABSENT between the clause's start,
-    or the numbers before, and them)."""
+    """``text`` without the frame numbers a clause says the target is absent from (_ABSENT_BEFORE right before them,
+    or _ABSENT_AFTER after them in their clause: a window of 80 characters, linear)."""
     out, last = [], 0
-    for g in _NUMBER_GROUP.finditer(text):
-        lead = text[last : g.start()]
-        cut = _CLAUSE_CUT.match(lead)
-        if _ABSENT.search(lead, cut.end() if cut else 0):
-            out.append(text[last : g.start()])
-            last = g.end()
-            continue
-        out.append(text[last : g.end()])
+    groups = list(_NUMBER_GROUP.finditer(text))
+    for k, g in enumerate(groups):
+        stop = min(groups[k + 1].start() if k + 1 < len(groups) else len(text), g.end() + 80)
+        end = _TRAIL_END.search(text, g.end(), stop)
+        absent = _ABSENT_BEFORE.search(text, max(last, g.start() - 80), g.start()) or _ABSENT_AFTER.search(
+            text, g.end(), end.start() if end else stop
+        )
+        out.append(text[last : g.start() if absent else g.end()])
         last = g.end()
     out.append(text[last:])
     return "".join(out)
