@@ -229,11 +229,26 @@ def test_compare_says_when_results_are_not_alike(bench, tmp_path):
         ("C. Final answer: unsure", ["x", "y", "z"], None),  # what follows the marker alone decides
         ("(B) is my final answer.", ["x", "y"], 1),  # no marker: nothing follows it
         ("B. Final answer:", ["x", "y"], 1),
+        ("Final answer — C", ["a", "b", "c"], 2),
         ("", ["x", "y"], None),
     ],
 )
 def test_parse_choice_cases(text, options, want):
     assert parse_choice(text, options) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["answer" + " " * 25000 + "3", "final" + " " * 25000 + "answer" + " " * 25000 + "3", "final answer" + "\t" * 50000],
+)
+def test_parse_choice_is_fast_on_long_whitespace_runs(text):
+    """A generated answer that loops on whitespace is parsed in milliseconds (an "answer" before a run of 25k spaces
+    took 16 s: two whitespace runs met in one pattern)."""
+    import time
+
+    t0 = time.perf_counter()
+    parse_choice(text, ["1", "2", "3"])
+    assert time.perf_counter() - t0 < 2.0
 
 
 def test_generate_parsing_agrees_with_the_answer(bench, tmp_path):

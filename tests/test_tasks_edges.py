@@ -794,6 +794,8 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 5}, "first" + " " * 50000 + "'"),
         ("localization", {"start": 3, "end": 5}, "frames 1-2 " + "a " * 30000 + "not visible"),
         ("localization", {"start": 3, "end": 5}, "video " * 10000 + "starts at frame 1 and ends at frame 2"),
+        ("localization", {"start": 3, "end": 5}, "not present:" + " " * 50000 + "1"),
+        ("localization", {"start": 3, "end": 5}, "frames 1-2 (" + "empty " * 10000),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -859,6 +861,39 @@ def test_degenerate_repetitions_score_fast(name, truth, text):
         ("parse_span", '{"start_frame": 3, "end_frame": 5}', (3, 5)),
         ("parse_span", '{"first_frame": 3, "last_frame": 5}', (3, 5)),
         ("parse_span", "First frame: 3. Last frame: 5.", (3, 5)),
+        # a second review: absence said on another line, in brackets, after a relative word, or negated
+        (
+            "parse_span",
+            "- Frame 1: not present\n- Frame 2: not present\n- Frame 3: present\n- Frame 4: present\n"
+            "- Frame 5: present\n- Frame 6: not present\n\nFrames 3-5",
+            (3, 5),
+        ),
+        (
+            "parse_span",
+            "Frames 1-2: target not visible\nFrames 3-5: target visible\nFrames 6-8: target not visible",
+            (3, 5),
+        ),
+        ("parse_span", "The target is visible in frames 3-5 (absent in frames 1-2).", (3, 5)),
+        ("parse_span", "Frames 3-5 — the target is absent in frames 1-2.", (3, 5)),
+        ("parse_span", "Frames 3-5 show the target which is not visible in frames 1-2 and 6-8.", (3, 5)),
+        ("parse_span", "It appears in frames 3-5 after being hidden in frames 1-2.", (3, 5)),
+        ("parse_span", "Frames 3–5 (the target is nowhere to be seen in frames 1–2).", (3, 5)),
+        ("parse_span", "The target is present in frames 3-5 where it is not hidden by the tree.", (3, 5)),
+        ("parse_span", "The patch appears in frames 3-5 on an otherwise empty background.", (3, 5)),
+        (
+            "parse_span",
+            "First, second, and third frames are empty; the target is in the fourth to sixth frames.",
+            (4, 6),
+        ),
+        ("parse_span", "The target is not only visible in frames 3-5 but also clearly placed.", (3, 5)),
+        ("parse_span", "- **Start:** frame 3\n- **End:** frame 5", (3, 5)),
+        ("parse_span", "The target cannot be seen in frames 1-2; it appears in frames 3-5.", (3, 5)),
+        ("parse_span", "The patch is out of view in frames 1-2 and visible in frames 3-5.", (3, 5)),
+        ("parse_span", "It appears in frame 3 and is visible until frame 5; then it is gone.", (3, 5)),
+        ("parse_span", "It appears at frame 3 and is gone after frame 5.", (3, 5)),
+        ("parse_count", "In the first pass I counted 7, but there are actually 8 frames.", 8),
+        ("parse_count", "During the first viewing I thought 7, but there are 8 frames.", 8),
+        ("parse_count", "The video shows 8 frames at 2-second intervals.", 8),
     ],
 )
 def test_answers_a_review_found_misread(fn, text, value):

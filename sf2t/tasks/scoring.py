@@ -222,8 +222,8 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
             break
         words.append(_singular(word.group(1)))
         pos = word.end()
-    if not words:
-        return nxt
+    if not words:  # (a bare number ends its clause: "8 frames or 9"; not "8 frames at 2-second intervals")
+        return nxt if _COUNT_TAIL.match(text, pos) else None
     if words != [_singular(w) for w in after_unit.group(1).split()]:
         return None
     # the same unit, then words that say more than a count ("6 frames; 2 frames are duplicates") after anything but
@@ -348,7 +348,7 @@ _BOUND_BEFORE = re.compile(
 _PART_BEFORE = re.compile(
     r"(?:\b(?:in|during|within|among|of|for)\s+(?:the\s+|these\s+|those\s+)?(?:first|second|last|final|middle|other|"
     r"latter|former|remaining|later|earlier)\b|(?<!\ball\s)(?<!\beach\s)(?<!\bboth\s)(?<!\bany\s)"
-    r"\b(?:of|among)\s+(?:them|these|those|which)\b)[^.!?;\n]{0,40}$",
+    r"\b(?:of|among)\s+(?:them|these|those|which)\b)(?:(?!\b(?:but|yet|though|although|however)\b)[^.!?;\n]){0,40}$",
     re.IGNORECASE,
 )
 
@@ -525,11 +525,12 @@ _WORD_ORDINAL = re.compile(
 # (also "enters in frame 4 and exits in frame 8", "first appears in frame 4 and is last seen in frame 8", "appears in
 # frame 4 and stays until frame 8")
 _START_END = re.compile(
-    r"\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}|shows?\s+up|first\s+(?:seen|visible|shown))"
-    r"\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
+    r"\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}(?:\s+the\s+(?:scene|frame|view|picture|video))?|shows?\s+up"
+    r"|first\s+(?:seen|visible|shown))\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
     r"\b(?:(?:end|finish|stop|leave|disappear|vanish|exit)\w{0,5}\s+(?:at|with|in|on|after)"
     r"|last\s+(?:seen|visible|shown|appears?)\s+(?:at|in|on)"
-    r"|(?:remain|stay)\w{0,3}(?:\s+(?:visible|there|present|on\s+screen))?\s+(?:until|till|through))"
+    r"|(?:remain|stay)\w{0,3}(?:\s+(?:visible|there|present|on\s+screen))?\s+(?:until|till|through)"
+    r"|is\s+(?:still\s+)?(?:visible|there|present|on\s+screen)\s+(?:until|till|through)|is\s+gone\s+(?:after|at|in|by|from))"
     r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
@@ -627,13 +628,16 @@ def _start_end_span(text: str, m: re.Match) -> str:
 # clause ends ("In frames 1-2 the target is not visible; in frames 3-5 it is.", "Frames 1-2: not visible."; not
 # "... and is absent elsewhere")
 _NUMBER_GROUP = re.compile(
-    r"(?<![\w.])\d+(?:\s*(?:-|–|\.{2,3}|…|,|/|\b(?:to|through|until|and|or)\b)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d))*",
+    r"(?<![\w.])\d+(?:\s*(?:-|–|\.{2,3}|…|,\s*(?:and|or)\b|,|/|\b(?:to|through|until|and|or)\b)\s*(?:(?:the\s+)?frames?\s*)?"
+    r"\d+(?!\d))*",
     re.IGNORECASE,
 )
 _PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*)\b"
-_NOT = r"(?:\bnot|n't|n’t|\bnever)\s+"
+_NOT = r"(?:\bnot|\bcannot|n't|n’t|\bnever)\s+(?!only\b)"
 _NOT_VERB = r"(?:(?!(?:and|or|but|then|so)\b)\w+\s+){0,2}?"  # ("not clearly visible"; not "not move and appears")
-_ABSENT_WORD = r"\b(?:absent|missing|invisible|hidden|gone|nowhere)\b"
+_ABSENT_WORD = (
+    r"(?<!\bnot\s)(?<!\bnever\s)\b(?:absent|missing|invisible|hidden|gone|nowhere|out\s+of\s+(?:view|sight))\b"
+)
 _ABSENT_BEFORE = re.compile(
     "(?:"
     + _NOT
@@ -643,17 +647,21 @@ _ABSENT_BEFORE = re.compile(
     + r")|"
     + _ABSENT_WORD
     + r"|\bno\s+longer\b|\bno\s+(?:target|patch|object|image|picture|sign)\b)"
-    r"(?:\s+(?:it|them))?(?:\s+(?:in|from|on|at|during|for|within))?\s+(?:the\s+)?(?:frames?\s*)?$",
+    r"(?:[ \t]+(?:it|them))?(?:[ \t]*:)?(?:[ \t]+(?:in|from|on|at|during|for|within))?"
+    r"[ \t]+(?:the[ \t]+)?(?:frames?[ \t]*)?$",
     re.IGNORECASE,
 )
 _ELSEWHERE = (
     r"(?!\s+(?:elsewhere|otherwise|before|after|outside|anywhere|in\s+(?:the\s+)?(?:other|rest|remaining|any)))"
 )
 _ABSENT_AFTER = re.compile(
-    "(?:" + _NOT + _NOT_VERB + _PRESENCE + "|" + _ABSENT_WORD + r"|\b(?:empty|blank)\b)" + _ELSEWHERE,
+    "(?:" + _NOT + _NOT_VERB + _PRESENCE + "|" + _ABSENT_WORD + r"|\b(?:empty|blank)\b(?=[\s:]*$))" + _ELSEWHERE,
     re.IGNORECASE,
 )
-_TRAIL_END = re.compile(r"[.!?;,\n]|\b(?:but|while|whereas|and|then|though|although|however)\b", re.IGNORECASE)
+_TRAIL_END = re.compile(
+    r"[.!?;,\n()\[\]—–]|\s-\s|\b(?:but|while|whereas|and|then|though|although|however|where|which|that|who|after)\b",
+    re.IGNORECASE,
+)
 
 
 def _drop_absent(text: str) -> str:
@@ -684,7 +692,7 @@ def parse_span(text: str) -> tuple[int, int] | None:
     the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a span ("Start: 2, End: 5"),
     and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
     frames 4-6" is (4, 6))."""
-    text = _span_text(_final(text))
+    text = _span_text(_final(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
