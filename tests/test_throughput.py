@@ -96,16 +96,11 @@ def test_throughput_says_when_a_videos_folder_held_build_staging_folders(clip, t
     """sf2t throughput --videos folder/ leaves out a FineVidBench build's staging folder there (``.build-*`` with its
     owner record) and says so as sf2t train does (it left it out silently)."""
     from sf2t import cli
-    from sf2t.finevidbench.place import make_stage
     from sf2t.video.index import skipped_stages_text
+    from tests.video.media import folder_with_build_stage
 
     root = tmp_path / "videos"
-    root.mkdir()
-    shutil.copy(clip, root / "a.mp4")
-    stage, f = make_stage(root, root / "bench.json")
-    f.close()
-    (stage / "clips").mkdir()
-    shutil.copy(clip, stage / "clips" / "half.mp4")
+    stage = folder_with_build_stage(root, clip)
     out = tmp_path / "tp.json"
     args = ["--windows", "1", "--rounds", "1", "--warmup", "0", "--size", "56", "84", "--against=", "--json", str(out)]
     assert cli.main(["throughput", "--videos", str(root), *args]) == 0

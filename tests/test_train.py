@@ -13,6 +13,7 @@ import torch
 
 from sf2t.train.config import TrainConfig, apply_overrides, config_help, load_config
 from sf2t.train.loop import lr_at
+from tests.video.media import folder_with_build_stage
 
 synth = pytest.importorskip("sf2t.synth")
 pytest.importorskip("av")
@@ -3253,20 +3254,6 @@ def test_cli_train_resume_on_another_model_is_refused_before_it_loads(tiny, clip
     assert "resumed from step 2" in capsys.readouterr().out
 
 
-def _folder_with_a_stage(root: Path, video: str) -> Path:
-    """``root`` holding ``video`` (as a.mp4) and a FineVidBench build's staging folder (``.build-*`` with its owner
-    record, as :func:`sf2t.finevidbench.place.make_stage` makes it) holding a clip; returns the staging folder."""
-    from sf2t.finevidbench.place import make_stage
-
-    root.mkdir()
-    shutil.copy(video, root / "a.mp4")
-    stage, f = make_stage(root, root / "bench.json")
-    f.close()
-    (stage / "clips").mkdir()
-    shutil.copy(video, stage / "clips" / "half.mp4")
-    return stage
-
-
 def test_video_pool_says_when_a_folder_held_build_staging_folders(clips, tmp_path):
     """VideoPool.from_paths (sf2t demo's and sf2t train's pools) leaves out a build's staging folder and says so, in
     sf2t index's words, prefixed with the list's name where given (it left it out silently); no stage, no warning."""
@@ -3277,7 +3264,7 @@ def test_video_pool_says_when_a_folder_held_build_staging_folders(clips, tmp_pat
 
     good, _ = clips
     root = tmp_path / "videos"
-    stage = _folder_with_a_stage(root, good[0])
+    stage = folder_with_build_stage(root, good[0])
     with pytest.warns(SkippedStagesWarning) as said:
         pool = VideoPool.from_paths([str(root)], what="videos")
     assert [str(w.message) for w in said] == [f"videos: {skipped_stages_text([str(stage)])}"]
@@ -3297,7 +3284,7 @@ def test_cli_train_says_build_staging_folders_once(tiny, clips, tmp_path, capsys
 
     good, _ = clips
     root = tmp_path / "videos"
-    stage = _folder_with_a_stage(root, good[0])
+    stage = folder_with_build_stage(root, good[0])
     args = [f"videos=[{root}]", "tasks=[counting]", "batch_size=2", "lora_rank=4", f"out_dir={tmp_path / 'run'}"]
     assert main(["train", *args, f"model={tiny}", "steps=1", "progress=false", "tensorboard=false"]) == 0
     err = capsys.readouterr().err
@@ -3313,7 +3300,7 @@ def test_demo_says_when_a_videos_folder_held_build_staging_folders(clips, tmp_pa
 
     good, _ = clips
     root = tmp_path / "videos"
-    stage = _folder_with_a_stage(root, good[0])
+    stage = folder_with_build_stage(root, good[0])
 
     def stop(*a, **k):  # the pools are made: the rest of the demo is not needed here
         raise KeyboardInterrupt

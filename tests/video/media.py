@@ -331,3 +331,19 @@ def sequential_decode(path) -> tuple[np.ndarray, np.ndarray]:
         first = float(VideoDecoder(str(path), seek_mode="approximate").get_frames_in_range(0, 1).pts_seconds[0])
         pts = [t - pts[0] + first for t in pts]
     return np.stack(frames), np.array(pts)
+
+
+def folder_with_build_stage(root: Path, video: str) -> Path:
+    """``root`` holding ``video`` (as a.mp4) and a FineVidBench build's staging folder (``.build-*`` with its owner
+    record, as :func:`sf2t.finevidbench.place.make_stage` makes it) holding a clip; returns the staging folder."""
+    import shutil
+
+    from sf2t.finevidbench.place import make_stage
+
+    root.mkdir()
+    shutil.copy(video, root / "a.mp4")
+    stage, f = make_stage(root, root / "bench.json")
+    f.close()
+    (stage / "clips").mkdir()
+    shutil.copy(video, stage / "clips" / "half.mp4")
+    return stage
