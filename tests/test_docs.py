@@ -432,6 +432,8 @@ SCORING_EXAMPLES = [
     ("parse_span", "Frames 3-5 (it is not visible in frames 1-2 and 6-8).", (3, 5)),
     ("parse_span", "In frames 3-5 the target sits on the empty table.", (3, 5)),
     ("parse_span", "**Start frame:** 3 **End frame:** 5", (3, 5)),
+    ("parse_span", "Frames 1-2 are blank screens and frames 3-5 contain the target.", (3, 5)),
+    ("parse_span", "Frames 1-2 (target not visible), frames 3-5 (target visible).", (3, 5)),
     ("parse_span", "It first appears in frame 4 and is last seen in frame 8.", (4, 8)),
     ("parse_span", "It enters in frame 4 and exits in frame 8.", (4, 8)),
     ("parse_span", "It appears in frame 4 and stays until frame 8.", (4, 8)),

@@ -230,6 +230,7 @@ def test_compare_says_when_results_are_not_alike(bench, tmp_path):
         ("(B) is my final answer.", ["x", "y"], 1),  # no marker: nothing follows it
         ("B. Final answer:", ["x", "y"], 1),
         ("Final answer — C", ["a", "b", "c"], 2),
+        ("Final answer -- B", ["x", "y"], 1),
         ("", ["x", "y"], None),
     ],
 )

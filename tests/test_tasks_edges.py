@@ -796,6 +796,8 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 5}, "video " * 10000 + "starts at frame 1 and ends at frame 2"),
         ("localization", {"start": 3, "end": 5}, "not present:" + " " * 50000 + "1"),
         ("localization", {"start": 3, "end": 5}, "frames 1-2 (" + "empty " * 10000),
+        ("localization", {"start": 3, "end": 5}, "1-2 (" * 10000 + "hidden"),
+        ("localization", {"start": 3, "end": 5}, "1-2 – not visible " * 5000),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -894,6 +896,23 @@ def test_degenerate_repetitions_score_fast(name, truth, text):
         ("parse_count", "In the first pass I counted 7, but there are actually 8 frames.", 8),
         ("parse_count", "During the first viewing I thought 7, but there are 8 frames.", 8),
         ("parse_count", "The video shows 8 frames at 2-second intervals.", 8),
+        # a third review: negated or attributive absence words, comments in brackets or after dashes, "is gone at"
+        ("parse_span", "The target isn't hidden in frames 3-5; it is clearly visible there.", (3, 5)),
+        ("parse_span", "The patch is no longer hidden in frames 4-6.", (4, 6)),
+        ("parse_span", "In frames 3-5 the previously hidden object becomes visible.", (3, 5)),
+        ("parse_span", "Frames 3-5 show the missing patch reappearing.", (3, 5)),
+        ("parse_span", "- Frames 1-2 – target not visible\n- Frames 3-5 – target visible", (3, 5)),
+        ("parse_span", "Frames 1-2 - not visible; frames 3-5 - visible.", (3, 5)),
+        ("parse_span", "Frames 1-2 [not visible]; frames 3-5 [visible]", (3, 5)),
+        ("parse_span", "Frames 1 and 2 are empty frames; the target is in frames 3 to 5.", (3, 5)),
+        ("parse_span", "Frames 5-8 (the target cannot be seen in the earlier frames)", (5, 8)),
+        ("parse_span", "Target missing in frames: 1, 2. Target present in frames: 3, 4, 5.", (3, 5)),
+        ("parse_span", "Frames 1, 2, and 3 do not contain the target. It shows up in frames 4, 5, and 6.", (4, 6)),
+        ("parse_span", "The target appears at frame 3 and is gone in frame 6.", (3, 3)),
+        ("parse_count", "There are 8 frames or 9 — it's hard to tell.", None),
+        ("parse_count", "8 frames or 9 (the last one may be a repeat).", None),
+        ("parse_count", '{"answer": "8 frames or 9"}', None),
+        ("parse_count", "There are 10 frames. In the second half, however, there are 5.", 10),
     ],
 )
 def test_answers_a_review_found_misread(fn, text, value):

@@ -11,7 +11,7 @@ ANSWER_LINE = "Answer with the option's letter or its text."
 # "Final answer: C", "The final answer is B": what follows the last such marker is the answer (as sf2t.tasks.scoring
 # reads free answers; "B is my final answer." has none)
 _FINAL = re.compile(
-    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]|[ \t]*\n)\**",
+    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]+|[ \t]*\n)\**",
     re.IGNORECASE,
 )
 _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")

@@ -41,7 +41,7 @@ _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 # "Final answer: 8", "The final answer is Frames 4-6.", "**Final answer:** 8", "Final answer\n8": a marker that
 # introduces what follows it (not "8 is my final answer."); single whitespace runs (linear on long texts)
 _FINAL_ANSWER = re.compile(
-    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]|[ \t]*\n)\**",
+    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]+|[ \t]*\n)\**",
     re.IGNORECASE,
 )
 
@@ -158,7 +158,7 @@ _HEDGED = re.compile(
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
-    r"(?:\s*(?:[.!?,;:)\]…\n]|$)|\s+(?:if|depending|counting|including|when)\b)",
+    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b)",
     re.IGNORECASE,
 )
 # a further option after the hedged number ("9. Maybe 10 or 11."): read its tail instead
@@ -348,7 +348,7 @@ _BOUND_BEFORE = re.compile(
 _PART_BEFORE = re.compile(
     r"(?:\b(?:in|during|within|among|of|for)\s+(?:the\s+|these\s+|those\s+)?(?:first|second|last|final|middle|other|"
     r"latter|former|remaining|later|earlier)\b|(?<!\ball\s)(?<!\beach\s)(?<!\bboth\s)(?<!\bany\s)"
-    r"\b(?:of|among)\s+(?:them|these|those|which)\b)(?:(?!\b(?:but|yet|though|although|however)\b)[^.!?;\n]){0,40}$",
+    r"\b(?:of|among)\s+(?:them|these|those|which)\b)(?:(?!\b(?:but|yet|though|although)\b)[^.!?;\n]){0,40}$",
     re.IGNORECASE,
 )
 
@@ -530,7 +530,7 @@ _START_END = re.compile(
     r"\b(?:(?:end|finish|stop|leave|disappear|vanish|exit)\w{0,5}\s+(?:at|with|in|on|after)"
     r"|last\s+(?:seen|visible|shown|appears?)\s+(?:at|in|on)"
     r"|(?:remain|stay)\w{0,3}(?:\s+(?:visible|there|present|on\s+screen))?\s+(?:until|till|through)"
-    r"|is\s+(?:still\s+)?(?:visible|there|present|on\s+screen)\s+(?:until|till|through)|is\s+gone\s+(?:after|at|in|by|from))"
+    r"|is\s+(?:still\s+)?(?:visible|there|present|on\s+screen)\s+(?:until|till|through)|is\s+gone\s+after)"
     r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
@@ -632,11 +632,12 @@ _NUMBER_GROUP = re.compile(
     r"\d+(?!\d))*",
     re.IGNORECASE,
 )
-_PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*)\b"
+_PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*|contain\w*|detect\w*)\b"
 _NOT = r"(?:\bnot|\bcannot|n't|n’t|\bnever)\s+(?!only\b)"
 _NOT_VERB = r"(?:(?!(?:and|or|but|then|so)\b)\w+\s+){0,2}?"  # ("not clearly visible"; not "not move and appears")
-_ABSENT_WORD = (
-    r"(?<!\bnot\s)(?<!\bnever\s)\b(?:absent|missing|invisible|hidden|gone|nowhere|out\s+of\s+(?:view|sight))\b"
+_ABSENT_WORD = (  # (not "isn't hidden", "no longer hidden")
+    r"(?<!\bnot\s)(?<!\bnever\s)(?<!n't\s)(?<!n’t\s)(?<!\blonger\s)"
+    r"\b(?:absent|missing|invisible|hidden|gone|nowhere|out\s+of\s+(?:view|sight))\b"
 )
 _ABSENT_BEFORE = re.compile(
     "(?:"
@@ -648,20 +649,36 @@ _ABSENT_BEFORE = re.compile(
     + _ABSENT_WORD
     + r"|\bno\s+longer\b|\bno\s+(?:target|patch|object|image|picture|sign)\b)"
     r"(?:[ \t]+(?:it|them))?(?:[ \t]*:)?(?:[ \t]+(?:in|from|on|at|during|for|within))?"
-    r"[ \t]+(?:the[ \t]+)?(?:frames?[ \t]*)?$",
+    r"(?:[ \t]*:)?[ \t]+(?:the[ \t]+)?(?:frames?[ \t]*:?[ \t]*)?$",
     re.IGNORECASE,
 )
 _ELSEWHERE = (
     r"(?!\s+(?:elsewhere|otherwise|before|after|outside|anywhere|in\s+(?:the\s+)?(?:other|rest|remaining|any)))"
 )
 _ABSENT_AFTER = re.compile(
-    "(?:" + _NOT + _NOT_VERB + _PRESENCE + "|" + _ABSENT_WORD + r"|\b(?:empty|blank)\b(?=[\s:]*$))" + _ELSEWHERE,
+    "(?:"
+    + _NOT
+    + _NOT_VERB
+    + _PRESENCE
+    + "|"
+    + _ABSENT_WORD
+    # (not an attribute: "the previously hidden object", "the missing patch reappearing")
+    + r"(?![ \t]+(?!(?:in|from|on|at|during|for|within|by|behind|under|again|now|here|there|entirely|completely|fully"
+    r"|and|or|but|elsewhere|otherwise|before|after|outside|anywhere)\b)[^\W\d_])"
+    # empty / blank ending the clause, or said of the frames ("Frames 1-2 are blank screens")
+    r"|\b(?:empty|blank)\b(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b)"
+    + _ELSEWHERE,
     re.IGNORECASE,
 )
 _TRAIL_END = re.compile(
     r"[.!?;,\n()\[\]—–]|\s-\s|\b(?:but|while|whereas|and|then|though|although|however|where|which|that|who|after)\b",
     re.IGNORECASE,
 )
+
+
+# a bracket or a dash right after the numbers opens a comment on them ("Frames 1-2 (not visible)", "Frames 1-2 – target
+# not visible"): an absence that ends it is theirs
+_OPENER = re.compile(r"[ \t]*(?:[(\[—–]|-[ \t])")
 
 
 def _drop_absent(text: str) -> str:
@@ -671,10 +688,14 @@ def _drop_absent(text: str) -> str:
     groups = list(_NUMBER_GROUP.finditer(text))
     for k, g in enumerate(groups):
         stop = min(groups[k + 1].start() if k + 1 < len(groups) else len(text), g.end() + 80)
-        end = _TRAIL_END.search(text, g.end(), stop)
-        absent = _ABSENT_BEFORE.search(text, max(last, g.start() - 80), g.start()) or _ABSENT_AFTER.search(
-            text, g.end(), end.start() if end else stop
-        )
+        opener = _OPENER.match(text, g.end(), stop)
+        end = _TRAIL_END.search(text, opener.end() if opener else g.end(), stop)
+        after = _ABSENT_AFTER.search(text, g.end(), end.start() if end else stop)
+        if after and k + 1 < len(groups) and _ABSENT_BEFORE.match(text, after.start(), groups[k + 1].start()):
+            after = None
+        if after and opener and text[after.end() : end.start() if end else stop].strip():
+            after = None  # (in a bracket or after a dash: only an absence that ends it, "(not visible)")
+        absent = _ABSENT_BEFORE.search(text, max(last, g.start() - 80), g.start()) or after
         out.append(text[last : g.start() if absent else g.end()])
         last = g.end()
     out.append(text[last:])
