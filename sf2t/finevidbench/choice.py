@@ -14,6 +14,19 @@ _FINAL = re.compile(
     r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]+|[ \t]*\n)\**",
     re.IGNORECASE,
 )
+
+
+def after_final_answer(text):
+    """``text`` after its last "final answer" marker; all of it when it has none, or when nothing but punctuation
+    follows the marker ("8 frames. Final answer."). sf2t.tasks.scoring's parsers read answers through it too."""
+    t, last = str(text or ""), None
+    for m in _FINAL.finditer(t):
+        last = m
+    if last is not None and re.search(r"\w", t[last.end() :]):
+        return t[last.end() :]
+    return t
+
+
 _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
 
 
@@ -30,12 +43,7 @@ def parse_choice(text, options):
     are 15 frames." is "15", not "5"; "I don't know" is not "No."), the longest where one contains the others.
     An article ("A blue ball") is no letter. After a "final answer" marker only what follows the last one counts ("I
     first thought A. Final answer: C" is C)."""
-    t, last = str(text or ""), None
-    for m in _FINAL.finditer(t):
-        last = m
-    if last is not None and re.search(r"\w", t[last.end() :]):  # (not "Final answer:" closing the answer)
-        t = t[last.end() :]
-    t = t.replace("**", "").strip().strip("`'\"").strip()
+    t = after_final_answer(text).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
         return None

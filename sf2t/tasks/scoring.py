@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from sf2t.finevidbench.choice import after_final_answer  # ("Final answer: 8": read as sf2t eval reads answers)
+
 __all__ = [
     "parse_count",
     "parse_yes_no",
@@ -36,26 +38,6 @@ _NUMBER_WORDS = {
 _NUMBER = r"(?<![\w.])[-+]?\d+(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b"
 _INT_RE = re.compile(_NUMBER, re.IGNORECASE)
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
-
-
-# "Final answer: 8", "The final answer is Frames 4-6.", "**Final answer:** 8", "Final answer\n8": a marker that
-# introduces what follows it (not "8 is my final answer."); single whitespace runs (linear on long texts)
-_FINAL_ANSWER = re.compile(
-    r"\bfinal\s+answer\b\**(?:[ \t]+(?:is|was|would\s+be|will\s+be)\b[ \t]*:?|[ \t]*[:=\-–—]+|[ \t]*\n)\**",
-    re.IGNORECASE,
-)
-
-
-def _final(text: str | None) -> str:
-    """``text`` after its last "final answer" marker, or all of it when it has none or nothing but punctuation follows
-    the marker ("Final answer:" closing an answer)."""
-    text = text or ""
-    last = None
-    for m in _FINAL_ANSWER.finditer(text):
-        last = m
-    if last is None or not re.search(r"\w", text[last.end() :]):
-        return text
-    return text[last.end() :]
 
 
 def _int(digits: str) -> int:
@@ -385,7 +367,7 @@ def parse_count(text: str) -> int | None:
     give None. A number after "not" and a bound are passed over ("Not 7, it's 8." is 8; "At least 8 frames." alone is
     None), and a "there are N" about a part ("in the first half there are 4") concludes nothing. Markdown emphasis
     (``**7**``) is ignored, a "*" between digits kept."""
-    text = _EMPHASIS.sub("", _final(text))
+    text = _EMPHASIS.sub("", after_final_answer(text))
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
         for m in conclusion.finditer(text):
@@ -433,7 +415,7 @@ def parse_yes_no(text: str) -> bool | None:
     """True when ``text`` says a standalone "yes", False when it says "no" (case-insensitive); None when it says
     neither or both ("Yes or No", "yes/no", "Yes. No."). A "no" before a word ("there is no shuffle", "no idea")
     is not the answer No, unless it opens the answer ("No it is not"; "no idea" never is)."""
-    t = _final(text)
+    t = after_final_answer(text)
     said = set()
     for m in _YES_NO_RE.finditer(t):
         if m.group(1).lower() == "no":
@@ -467,7 +449,7 @@ def parse_consistency(text: str) -> tuple[str, str | None] | None:
     cells). "Identical" / "same" / "no difference" count in a clause that does not negate them or say "different"
     ("not identical", "they aren't the same"), and not when a region is named as the exception ("the same except for
     the top-left", "the same, but the top-left changed": the region)."""
-    t = _final(text).lower()
+    t = after_final_answer(text).lower()
     said = set()
     if re.search(r"\bwhole\b|\bentire\b|\ball of\b|\bcompletely\b", t):
         said.add(("whole", None))
@@ -713,7 +695,7 @@ def parse_span(text: str) -> tuple[int, int] | None:
     the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a span ("Start: 2, End: 5"),
     and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
     frames 4-6" is (4, 6))."""
-    text = _span_text(_final(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
+    text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
@@ -742,7 +724,7 @@ def parse_span(text: str) -> tuple[int, int] | None:
 
 def parse_positions(text: str) -> list[int] | None:
     """All integers in ``text`` in order ("2, 4, 1, 3" or "2 4 1 3" or "[2,4,1,3]"), or None if there are none."""
-    nums = [_int(x) for x in re.findall(r"(?<![\w.])\d+", _final(text))]
+    nums = [_int(x) for x in re.findall(r"(?<![\w.])\d+", after_final_answer(text))]
     return nums or None
 
 
@@ -765,7 +747,7 @@ def parse_speed(text: str) -> str | None:
     ("the first part is slower, ..."); a negated clause ("the first is not faster") says neither. Else the first
     of the words above ("part 1" too; "the first and second parts" name neither); None when the options are listed
     ("first, second or same", "the first or the second") or one is negated ("not the first")."""
-    t = re.sub(r"\bpart\s*(?:1|one)\b", "first part", _final(text).lower())  # "part 1 is faster"
+    t = re.sub(r"\bpart\s*(?:1|one)\b", "first part", after_final_answer(text).lower())  # "part 1 is faster"
     t = re.sub(r"\bpart\s*(?:2|two)\b", "second part", t)
     clauses = re.split(r"[.,;:!?\n]|\bbut\b|\bwhile\b|\bwhereas\b", t)
     negated = False
