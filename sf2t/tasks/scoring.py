@@ -549,16 +549,16 @@ def _span_text(text: str) -> str:
     Ordinal words joined by "and" are read only when the digits name no span: "The first and second frames are
     static; the motion is in frames 3-5." is (3, 5)."""
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
-    text = _START_END.sub(lambda m: _start_end_span(m.string, m), text)
+    text = _START_END.sub(_start_end_span, text)
     if not _SPAN_RE.search(text):
-        text = _FIELDS.sub(lambda m: _start_end_span(m.string, m), text)
+        text = _FIELDS.sub(_start_end_span, text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
         return _drop_absent(text)
     text = _WORD_ORDINAL.sub(
         lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
         text,
     )
-    return _drop_absent(_START_END.sub(lambda m: _start_end_span(m.string, m), text))
+    return _drop_absent(_START_END.sub(_start_end_span, text))
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
@@ -596,10 +596,10 @@ _CLIP_BEFORE = re.compile(
 )
 
 
-def _start_end_span(text: str, m: re.Match) -> str:
-    """A start-and-end match of ``text`` as the span "frames a-b"; when the video or clip is what starts and ends, its
-    words without their frame numbers (they name no target's frames)."""
-    if _CLIP_BEFORE.search(text, max(0, m.start() - 48), m.start()):
+def _start_end_span(m: re.Match) -> str:
+    """A start-and-end match as the span "frames a-b"; when the video or clip is what starts and ends, its words
+    without their frame numbers (they name no target's frames)."""
+    if _CLIP_BEFORE.search(m.string, max(0, m.start() - 48), m.start()):
         return re.sub(r"\d+", "", m.group(0))
     return f"frames {m.group(1)}-{m.group(2)}"
 
