@@ -630,7 +630,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _precheck(a) -> str | None:
     """The arguments checked before any clip is made: counts, the output folder, the --set overrides (against the
     demo's own config, so a conflict with its choices shows too)."""
-
     if a.steps is not None and a.steps < 1:
         return f"--steps must be >= 1, got {a.steps}"
     if a.threads is not None and a.threads < 1:

@@ -266,6 +266,21 @@ def test_config_task_lists_take_the_comma_form(overrides, tasks, curriculum, tmp
     assert apply_overrides(TrainConfig(), ["videos=a,b.mp4"]).videos == ["a,b.mp4"]
 
 
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        (dict(tasks=["counting,disorder"]), "tasks"),
+        (dict(curriculum_tasks=["counting disorder"], curriculum_steps=1), "curriculum_tasks"),
+    ],
+)
+def test_config_built_in_python_wants_one_task_name_per_item(kwargs, key):
+    """TrainConfig(tasks=["counting,disorder"]) in Python (not split as the YAML / CLI reading splits it): a
+    ValueError naming the field and the names meant (it was AttributeError "no attribute 'counting,disorder'")."""
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{key} must hold one task name per item") as e:
+        TrainConfig(**kwargs)
+    assert "['counting', 'disorder']" in str(e.value)
+
+
 @pytest.mark.parametrize("override", ["tasks=,", "tasks=[,]", "curriculum_tasks=,"])
 def test_cli_train_task_list_of_separators_names_the_field(override, capsys):
     """``sf2t train tasks=,`` / ``tasks=[,]``: a message that names the field and how to write it (it was YAML's

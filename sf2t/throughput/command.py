@@ -97,9 +97,8 @@ def build_parser() -> Parser:
         "--tasks",
         nargs="+",
         default=["fragment"],
-        help=f"SF²T tasks to sample, mixed evenly, separated by spaces or commas (fragment: a plain 16-frame "
-        f"fragment); the baselines make "
-        f"{', '.join(FRAME_TASKS)}",
+        help="SF²T tasks to sample, mixed evenly, separated by spaces or commas (fragment: a plain 16-frame fragment); "
+        f"the baselines make {', '.join(FRAME_TASKS)}",
     )
     p.add_argument("--family", default="qwen2_vl", choices=FAMILIES, help="model family (one pixel layout)")
     p.add_argument("--device", default="cpu", help="where sf2t decodes and packs: cpu or cuda")

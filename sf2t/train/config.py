@@ -256,9 +256,13 @@ class TrainConfig:
         if not self.tasks:
             raise ValueError(f"TrainConfig.tasks must name at least one task of {sorted(TASKS)}")
         # unknown names as --tasks elsewhere says them: each with the name it most likely meant, then the valid ones
-        task_names(self.tasks, "TrainConfig.tasks")
+        lists = {"tasks": self.tasks}
         if self.curriculum_steps and self.curriculum_tasks:  # (none: _validate_curriculum says what it needs)
-            task_names(self.curriculum_tasks, "TrainConfig.curriculum_tasks")
+            lists["curriculum_tasks"] = self.curriculum_tasks
+        for key, given in lists.items():
+            names = task_names(given, f"TrainConfig.{key}")
+            if names != list(given):  # TrainConfig(tasks=["counting,disorder"]): the YAML / CLI reading splits them
+                raise ValueError(f"TrainConfig.{key} must hold one task name per item, got {list(given)!r}: {names!r}")
         for name in sorted(set(self.tasks) | set(self.curriculum_tasks if self.curriculum_steps else [])):
             try:  # each task checks its own parameters: say so now, not after the model has loaded
                 make_task(name, self.task_config(name))
