@@ -1823,6 +1823,25 @@ def test_the_recover_hint_is_valid_for_a_path_with_a_quote(tmp_path):
     assert not journal_path(out / "b.json").exists() and not (out / ".build-x").exists()
 
 
+def test_check_not_interrupted_names_the_real_folder_of_a_symlinked_benchmark(tmp_path):
+    """``check_not_interrupted`` given a symlink (in another folder) to a benchmark whose build was killed while put in
+    place: the folder it says may mix two builds, and the path its recover hint names, are the real benchmark's (the
+    journal's), not the link's. Before, only ``load`` resolved the link first; the function named the link's folder."""
+    from sf2t.finevidbench.place import _write_journal, check_not_interrupted, journal_path
+
+    out = tmp_path / "b" / "bench.json"
+    (out.parent / ".build-x").mkdir(parents=True)
+    out.write_text('{"format": "sf2t-finevidbench/1"}')
+    link = tmp_path / "elsewhere" / "link.json"
+    link.parent.mkdir()
+    link.symlink_to(out)
+    _write_journal(out.parent / ".build-x", journal_path(out), [], [], "another text")
+    with pytest.raises(ValueError) as e:
+        check_not_interrupted(link, "--bench")
+    assert f"{out.parent} may mix two builds" in str(e.value), str(e.value)
+    assert f"recover({str(out)!r})" in str(e.value), str(e.value)
+
+
 _KILLED_MAKING = """
 import os, sys
 import sf2t.synth as synth

@@ -779,9 +779,10 @@ def build(
                 committed = True
                 _remove_stale(old, bench, out)
 
-            stale = _written_files(old) - _written_files(bench) if old is not None else set()
+            written = _written_files(bench)  # (a walk of every question: once)
+            stale = _written_files(old) - written if old is not None else set()
             text = dumps(bench)
-            _commit(stage, out_file, text, _written_files(bench), stale, placed)  # into place, all or nothing
+            _commit(stage, out_file, text, written, stale, placed)  # into place, all or nothing
             committed = True
         except KeyboardInterrupt:  # (Ctrl-C) after the last rename: the new build is in place, and the command says so
             if committed or (text is not None and is_placed(stage, out_file, text)):

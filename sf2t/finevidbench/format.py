@@ -119,8 +119,7 @@ def load(path: str | os.PathLike) -> dict:
     from sf2t.finevidbench.place import check_not_interrupted
 
     try:
-        # the folder may mix two builds; its journal lies next to the real file (`--bench` may be a symlink to it)
-        check_not_interrupted(path.resolve(), str(path))
+        check_not_interrupted(path, str(path))  # the folder may mix two builds
     except ValueError as e:
         raise BenchmarkError(str(e)) from None
 

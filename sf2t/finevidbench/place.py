@@ -347,14 +347,16 @@ def journal_path(out_file: str | os.PathLike) -> Path:
 
 def check_not_interrupted(out_file: str | os.PathLike, label: str) -> None:
     """A ValueError ``"{label}: ..."`` when a build of the benchmark ``out_file`` was killed while it was put in place
-    (its journal is left: the folder may mix two builds), saying how to recover."""
+    (its journal is left: the folder may mix two builds), saying how to recover. ``out_file`` a symlink (``--bench``
+    from another folder): the folder and the path it names are its target's, where the journal is."""
+    out_file = Path(out_file).resolve()
     j = journal_path(out_file)
     if os.path.lexists(j):
         # the path as a Python literal (repr): one with a quote in it broke the hint's code
         code = f"from sf2t.finevidbench.place import recover; recover({str(out_file)!r})"
         raise ValueError(
             f"{label}: a build of it was stopped while its files were put in place ({j} is left), so "
-            f"{Path(out_file).parent} may mix two builds: run the same `sf2t finevidbench build` again (it first "
+            f"{out_file.parent} may mix two builds: run the same `sf2t finevidbench build` again (it first "
             f"rolls the stopped build back, or completes it if it got to its last rename), or do only that with "
             f"`python -c {_shell_quoted(code)}`"
         )
