@@ -230,7 +230,8 @@ def test_llava_next_video_refuses_an_odd_patch_grid(env):
         torch.manual_seed(0)
         model = LlavaNextVideoForConditionalGeneration(llava_next_video.build_tiny_config(tok, image_size=side))
         with torch.no_grad():
-            feats = model.model.get_video_features(pixel_values_videos=ref["pixel_values_videos"])
+            # positional: the keyword is pixel_values in transformers 5.17, pixel_values_videos in 5.23
+            feats = model.model.get_video_features(ref["pixel_values_videos"])
         feats = getattr(feats, "pooler_output", feats)
         features = sum(f.shape[0] * f.shape[1] if f.dim() == 3 else f.shape[0] for f in feats)
         if side == 84:
