@@ -534,6 +534,22 @@ SCORING_EXAMPLES = [
     ("parse_span", "The person appears in frame 3. The car leaves at frame 6.", (3, 3)),
     ("parse_span", "The object appears in the third frame and disappears after the fifth.", (3, 5)),
     ("parse_span", "Frames 1-2 are static; the motion is from the third to the fifth frame.", (1, 2)),
+    ("parse_span", "The target appears in frame 3, and the video ends at frame 8.", (3, 3)),
+    ("parse_span", "It enters at frame 4 and exits the frame at frame 8.", (4, 8)),
+    ("parse_span", "The target is visible from frame 4 until the end (frame 8).", (4, 8)),
+    ("parse_span", "The target doesn't appear until frame 3 and remains visible until frame 5.", (3, 5)),
+    ("parse_span", "The target is visible from frame 2 and is gone by frame 7.", (2, 6)),
+    ("parse_span", "The target is visible from frame 2 and is gone in frame 7.", (2, 6)),
+    ("parse_span", "The first frame is 1, and the last frame is 8. The target is in frame 4 only.", (4, 4)),
+    ("parse_span", "Start: 2, End: 5. Frame 2 shows the target entering.", (2, 5)),
+    ("parse_span", "The patch shows up at frame 3 and vanishes at frame 6, so frames 3-5.", (3, 5)),
+    ("parse_span", "So frames 3-5. Thus frames 4-6.", None),
+    ("parse_span", "It appears in frames 3-5, so frames 1-2 do not contain it.", (3, 5)),
+    ("parse_span", "The target is partially hidden in frames 3-5 but still visible.", (3, 5)),
+    ("parse_span", "Frames 5-8 contain the target; frames 1-4 do not.", (5, 8)),
+    ("parse_span", "The target first appears in frame 3. It is last seen in frame 6.", (3, 6)),
+    ("parse_span", "It appears in frame 2 and by frame 7 it is gone.", (2, 2)),
+    ("parse_span", "From frame 4 to the end, frame 8.", (4, 4)),
 ]
 
 

@@ -505,16 +505,36 @@ _WORD_ORDINAL = re.compile(
 # "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5", "appears in the second frame and
 # leaves at the fifth": the span 3-5 (a bounded gap: linear)
 # (also "enters in frame 4 and exits in frame 8", "first appears in frame 4 and is last seen in frame 8", "appears in
-# frame 4 and stays until frame 8")
+# frame 4 and stays until frame 8", "comes into view at frame 3", "is visible from frame 2", "doesn't appear until
+# frame 3", "exits the frame at frame 6", "until the end (frame 8)"; the end may follow in the next sentence when it
+# opens with "It" or "The target": "first appears in frame 3. It is last seen in frame 6.")
+_SCENE = r"(?:\s+(?:the\s+)?(?:scene|frame|view|picture|video|screen))?"
 _START_END = re.compile(
-    r"\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}(?:\s+the\s+(?:scene|frame|view|picture|video))?|shows?\s+up"
-    r"|first\s+(?:seen|visible|shown))\s+(?:at|with|from|in|on)\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
-    r"\b(?:(?:end|finish|stop|leave|disappear|vanish|exit)\w{0,5}\s+(?:at|with|in|on|after)"
+    r"(?:\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}" + _SCENE + r"|shows?\s+up"
+    r"|c[ao]m\w{0,3}\s+into\s+(?:view|sight|(?:the\s+)?(?:frame|scene|picture))"
+    r"|first\s+(?:seen|visible|shown)|(?:(?:is|are|was|becomes?|became)\s+)?(?:visible|present|on\s+screen))"
+    r"\s+(?:at|with|from|in|on)"
+    r"|(?:\b(?:does|do|did|is|was)(?:n't|n’t|\s+not)|\bnot)\s+(?:appear|show\s+up|enter|(?:become|be)\s+visible|visible"
+    r"|come\s+into\s+view)\s+(?:until|till))"
+    r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
+    r"(?:[.;!]\s+(?:(?:then|later|finally|and),?\s+)?(?:it|the\s+(?:target|patch|object))\b[^\d.!?;]{0,40}?)?"
+    r"\b(?:(?:end|finish|stop|leave|disappear|vanish|exit)\w{0,5}" + _SCENE + r"\s+(?:at|with|in|on|after)"
     r"|last\s+(?:seen|visible|shown|appears?)\s+(?:at|in|on)"
     r"|(?:remain|stay)\w{0,3}(?:\s+(?:visible|there|present|on\s+screen))?\s+(?:until|till|through)"
-    r"|is\s+(?:still\s+)?(?:visible|there|present|on\s+screen)\s+(?:until|till|through)|is\s+gone\s+after)"
-    r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)",
+    r"|is\s+(?:still\s+)?(?:visible|there|present|on\s+screen)\s+(?:until|till|through)"
+    r"|(?:go|goes|went|gone|move|moves|moved|pass|passes|passed)\s+out\s+of\s+(?:view|sight|(?:the\s+)?frame)"
+    r"\s+(?:at|in|on|after)"
+    r"|(?:does|do|did)(?:n't|n’t|\s+not)\s+(?:disappear|vanish|leave|exit)\s+(?:until|till)"
+    r"|is\s+(?:gone|no\s+longer\s+(?:visible|there|present|seen|shown))\s+(?:after|by|in|at|from|on)"
+    r"|(?:until|till|through|to)\s+the\s+(?:very\s+)?(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?)"
+    r"[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)",
     re.IGNORECASE,
+)
+# an end said as the first frame the target is gone from ("is gone by frame 7", "is gone in frame 7", "is no longer
+# visible in frame 7"): it was last visible in the frame before (as "is gone after frame 6", "disappears at frame 6"
+# and "goes out of view at frame 6" say 6)
+_GONE_BY = re.compile(
+    r"\b(?:gone|longer\s+\w+)\s+(?:by|in|at|from|on)[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?\d+$", re.IGNORECASE
 )
 # a span said as labelled fields: "Start: 2, End: 5", "start frame 2, end frame 5", "First frame: 2. Last frame: 5",
 # '{"start_frame": 2, "end_frame": 5}' (a label, maybe "frame", then ":", "=" or "is", or "frame" and a space: "the
@@ -525,6 +545,30 @@ _FIELDS = re.compile(
     r"\b(?:start(?:ing)?|begin(?:ning)?|first)" + _FIELD + r"[^\d!?]{0,24}?\b(?:end(?:ing)?|last|final)" + _FIELD,
     re.IGNORECASE,
 )
+# "the first frame is 1 ... the last frame is 8" says the clip's own ends when a frame is named elsewhere ("The target
+# is in frame 4 only."): those fields are no span ("Start: 2, End: 5. Frame 2 shows it entering." is (2, 5))
+_THE_FIRST = re.compile(r"(?:\bthe|['’]s|\bits)[ \t]+$", re.IGNORECASE)
+_FRAME_NAMED = re.compile(r"\bframes?[ \t]*#?\d", re.IGNORECASE)
+
+
+def _fields_as_span(text: str) -> str:
+    """``text`` with labelled fields as the span "frames a-b" (_FIELDS), or without them when they are the clip's own
+    first and last frame (_THE_FIRST, and a frame named outside them)."""
+    fields = list(_FIELDS.finditer(text))
+    if not fields:
+        return text
+    outside = "".join(
+        text[a.end() if a else 0 : b.start() if b else len(text)] for a, b in zip([None, *fields], [*fields, None])
+    )
+    named = _FRAME_NAMED.search(outside) is not None
+    return _FIELDS.sub(
+        lambda m: (
+            ""  # (not even their words: "first frame" would read as frame 1)
+            if named and m.group(0)[:5].lower() == "first" and _THE_FIRST.search(text, max(0, m.start() - 8), m.start())
+            else _start_end_span(m)
+        ),
+        text,
+    )
 
 
 # a digit span that names no frames: one of another unit ("about 1-2 seconds in", "(2-3 seconds)") or the frames'
@@ -551,7 +595,7 @@ def _span_text(text: str) -> str:
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
     text = _START_END.sub(_start_end_span, text)
     if not _SPAN_RE.search(text):
-        text = _FIELDS.sub(_start_end_span, text)
+        text = _fields_as_span(text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
         return _drop_absent(text)
     text = _WORD_ORDINAL.sub(
@@ -596,12 +640,26 @@ _CLIP_BEFORE = re.compile(
 )
 
 
+# the clip as the subject of the end ("..., and the video ends at frame 8"): no end of the target's
+_CLIP_ENDS = re.compile(
+    r"(?:[.!?;,:]|\band\b|\bthen\b)\s*(?:then\s+)?(?:(?:the|this|that|whole|entire|full|given)\s+){0,2}"
+    r"(?:video|clip|sequence)(?:'s|’s)?\s+"
+    r"(?:(?:itself|also|then|only|just|now)\s+)?(?:end|finish|stop)",
+    re.IGNORECASE,
+)
+
+
 def _start_end_span(m: re.Match) -> str:
     """A start-and-end match as the span "frames a-b"; when the video or clip is what starts and ends, its words
     without their frame numbers (they name no target's frames)."""
     if _CLIP_BEFORE.search(m.string, max(0, m.start() - 48), m.start()):
         return re.sub(r"\d+", "", m.group(0))
-    return f"frames {m.group(1)}-{m.group(2)}"
+    if _CLIP_ENDS.search(m.group(0), m.end(1) - m.start()):  # ("appears in frame 3, and the video ends at frame 8")
+        return f"frame {m.group(1)}" + re.sub(r"\d+", "", m.string[m.end(1) : m.end()])
+    end = _int(m.group(2))
+    if _GONE_BY.search(m.group(0), max(0, len(m.group(0)) - 40)):
+        end = max(0, end - 1)
+    return f"frames {m.group(1)}-{end}"
 
 
 # frame numbers said where the target is not: a clause that negates its presence right before them ("The patch is
@@ -617,11 +675,12 @@ _NUMBER_GROUP = re.compile(
 _PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*|contain\w*|detect\w*)\b"
 _NOT = r"(?:\bnot|\bcannot|n't|n’t|\bnever)\s+(?!only\b)"
 _NOT_VERB = r"(?:(?!(?:and|or|but|then|so)\b)\w+\s+){0,2}?"  # ("not clearly visible"; not "not move and appears")
-_ABSENT_WORD = (  # (not "isn't hidden", "no longer hidden")
+_ABSENT_WORD = (  # (not "isn't hidden", "no longer hidden"; "partially hidden" is still visible)
     r"(?<!\bnot\s)(?<!\bnever\s)(?<!n't\s)(?<!n’t\s)(?<!\blonger\s)"
+    r"(?<!\bpartially\s)(?<!\bpartly\s)(?<!\bhalf\s)(?<!\bslightly\s)(?<!\bsomewhat\s)"
     r"\b(?:absent|missing|invisible|hidden|gone|nowhere|out\s+of\s+(?:view|sight))\b"
 )
-_ABSENT_BEFORE = re.compile(
+_ABSENCE = (
     "(?:"
     + _NOT
     + r"(?:(?:in|on|at|within|during)\b|"
@@ -629,8 +688,11 @@ _ABSENT_BEFORE = re.compile(
     + _PRESENCE
     + r")|"
     + _ABSENT_WORD
-    + r"|\bno\s+longer\b|\bno\s+(?:target|patch|object|image|picture|sign)\b)"
-    r"(?:[ \t]+(?:it|them))?(?:[ \t]*:)?(?:[ \t]+(?:in|from|on|at|during|for|within))?"
+    + r"|\bno\s+longer\b|\bno\s+(?:target|patch|object|image|picture|sign)\b"
+    r"|\bwithout\s+(?:the\s+|a\s+|any\s+)?(?:target|patch|object)\b)"
+)
+_ABSENT_BEFORE = re.compile(
+    _ABSENCE + r"(?:[ \t]+(?:it|them))?(?:[ \t]*:)?(?:[ \t]+(?:in|from|on|at|during|for|within))?"
     r"(?:[ \t]*:)?[ \t]+(?:the[ \t]+)?(?:frames?[ \t]*:?[ \t]*)?$",
     re.IGNORECASE,
 )
@@ -648,7 +710,7 @@ _ABSENT_AFTER = re.compile(
     + r"(?![ \t]+(?!(?:in|from|on|at|during|for|within|by|behind|under|again|now|here|there|entirely|completely|fully"
     r"|and|or|but|elsewhere|otherwise|before|after|outside|anywhere)\b)[^\W\d_])"
     # empty / blank ending the clause, or said of the frames ("Frames 1-2 are blank screens")
-    r"|\b(?:empty|blank)\b(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b)"
+    r"|\b(?:empty|blank)\b(?=[\s:]*$)|(?:\bnot|n't|n’t)(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b)"
     + _ELSEWHERE,
     re.IGNORECASE,
 )
@@ -656,6 +718,31 @@ _TRAIL_END = re.compile(
     r"[.!?;,\n()\[\]—–]|\s-\s|\b(?:but|while|whereas|and|then|though|although|however|where|which|that|who|after)\b",
     re.IGNORECASE,
 )
+
+
+# an absence said as a heading ("Not visible:", "Frames where the target is not visible:", "## Target absent"): a
+# line that ends with ":" (or a markdown heading) covers the list under it, the lines after it (blank ones skipped)
+# that are list items ("- ...", "1. ...") or frame numbers alone ("Frames 1-2"), up to a line that ends with ":"
+_ABSENT_HEADING = re.compile(
+    r"^[ \t]*+(#++[ \t]*+)?(?:[-•+][ \t]+)?[^\d\n]{0,60}?" + _ABSENCE + r"[^\d\n:]{0,40}?(?(1)[ \t]*:?|:)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_UNDER_HEADING = re.compile(
+    r"\n(?:[ \t]*\n)*[ \t]*(?:(?:[-•+]|\d+[.)])[ \t]+[^\n]*|(?:frames?[ \t]*:?[ \t]*)?#?\d+"
+    r"(?:[ \t]*(?:-|–|,|&|\b(?:and|to|through)\b)[ \t]*#?\d+)*[ \t]*[.;]?)(?<!:)(?=\n|$)",
+    re.IGNORECASE,
+)
+
+
+def _absent_lists(text: str) -> list[tuple[int, int]]:
+    """The stretches of ``text`` listed under an absence heading (_ABSENT_HEADING), in order."""
+    out = []
+    for heading in _ABSENT_HEADING.finditer(text):
+        pos = heading.end()
+        while line := _UNDER_HEADING.match(text, pos):
+            out.append((line.start(), line.end()))
+            pos = line.end()
+    return out
 
 
 # a bracket or a dash right after the numbers opens a comment on them ("Frames 1-2 (not visible)", "Frames 1-2 – target
@@ -668,7 +755,14 @@ def _drop_absent(text: str) -> str:
     or _ABSENT_AFTER after them in their clause: a window of 80 characters, linear)."""
     out, last = [], 0
     groups = list(_NUMBER_GROUP.finditer(text))
+    listed, j = _absent_lists(text), 0
     for k, g in enumerate(groups):
+        while j < len(listed) and listed[j][1] <= g.start():
+            j += 1
+        if j < len(listed) and listed[j][0] <= g.start():  # (under an absence heading)
+            out.append(text[last : g.start()])
+            last = g.end()
+            continue
         stop = min(groups[k + 1].start() if k + 1 < len(groups) else len(text), g.end() + 80)
         opener = _OPENER.match(text, g.end(), stop)
         end = _TRAIL_END.search(text, opener.end() if opener else g.end(), stop)
@@ -684,6 +778,15 @@ def _drop_absent(text: str) -> str:
     return "".join(out)
 
 
+# a concluding span ("..., so frames 3-5.", "Thus the target is visible in frames 3-5"): read from there on, as after a
+# final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing)
+_SPAN_CONCLUSION = re.compile(
+    r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
+    r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
+)
+
+
 def parse_span(text: str) -> tuple[int, int] | None:
     """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5", "between frames 3 and 5",
     "frames 3 and 4" (neighbours), also with the number of frames after it ("Frames 3-5/8", "frames 3-5 of 8"); a
@@ -694,8 +797,15 @@ def parse_span(text: str) -> tuple[int, int] | None:
     "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5); spans of seconds and
     the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a span ("Start: 2, End: 5"),
     and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
-    frames 4-6" is (4, 6))."""
+    frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "- Frames 1-2"). An end
+    names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by / in 7" names the
+    first without it (6). A concluding span ("..., so frames 3-5.") wins over what comes before it."""
     text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
+    concluded = list(_SPAN_CONCLUSION.finditer(text))
+    if len({c.groups() for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6")
+        return None
+    if concluded:
+        text = text[concluded[-1].start() :]
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
