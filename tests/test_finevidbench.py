@@ -239,8 +239,41 @@ def test_parse_choice_cases(text, options, want):
 
 
 @pytest.mark.parametrize(
+    "text, want",
+    [
+        # the article "A" starting a noun phrase after "Answer:" is no letter
+        ("Answer: A total of 9 frames.", 1),
+        ("The answer is A total of 9 frames.", 1),
+        ("Answer: A single frame.", None),
+        # a letter
+        ("Answer: A", 0),
+        ("Answer: A.", 0),
+        ("Answer: (A)", 0),
+        ("Answer: A) 9 frames", 0),
+        ("Answer: A - 9 frames", 0),
+        ("**Answer: A**", 0),
+        ("Answer: A, 9 frames", 0),
+        ("Answer: (A) total of 9 frames", 0),
+        ("The answer is A because the video has 9 frames.", 0),
+        ("The answer is A since there are 9 frames.", 0),
+        ("Answer: A is correct.", 0),
+        ("Answer: B total", 1),
+    ],
+)
+def test_choice_answers_stop31(text, want):
+    """Choices a review found misread: "Answer: A total of 9 frames." read as option A."""
+    assert parse_choice(text, ["7", "9", "8", "6"]) == want
+
+
+@pytest.mark.parametrize(
     "text",
-    ["answer" + " " * 25000 + "3", "final" + " " * 25000 + "answer" + " " * 25000 + "3", "final answer" + "\t" * 50000],
+    [
+        "answer" + " " * 25000 + "3",
+        "final" + " " * 25000 + "answer" + " " * 25000 + "3",
+        "final answer" + "\t" * 50000,
+        "Answer: A" + " " * 50000 + "total",
+        "answer: A total " * 4000,
+    ],
 )
 def test_parse_choice_is_fast_on_long_whitespace_runs(text):
     """A generated answer that loops on whitespace is parsed in milliseconds (an "answer" before a run of 25k spaces

@@ -818,6 +818,26 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 5}, "Not " + "a " * 25000 + "visible:"),
         ("localization", {"start": 3, "end": 5}, "partially hidden 1-2 " * 2500),
         ("localization", {"start": 3, "end": 5}, "1-2 do not " * 5000),
+        ("counting", {"count": 8}, "count: " * 8000 + "8"),
+        ("counting", {"count": 8}, "result is " * 5000 + "8 frames in total in the video"),
+        ("counting", {"count": 8}, "count:" + " " * 50000 + "8"),
+        ("counting", {"count": 8}, "Result: 8 frames" + " " * 50000 + "x"),
+        ("counting", {"count": 7}, "don't think it's " * 3000 + "7"),
+        ("counting", {"count": 7}, "not think that the answer is " * 2000 + "7"),
+        ("counting", {"count": 7}, "n't think" + " " * 50000 + "7"),
+        ("counting", {"count": 8}, "2 of them " * 5000 + "8 frames"),
+        ("counting", {"count": 8}, "the last 2 frames " * 3000 + "8 frames"),
+        ("counting", {"count": 8}, "1. a\n" * 10000 + "8"),
+        ("counting", {"count": 8}, "1. 2. " * 8000 + "\n" * 10000),
+        ("counting", {"count": 8}, "step " * 8000 + "1"),
+        ("counting", {"count": 3}, "3 seconds " * 5000),
+        ("counting", {"count": 3}, "3" + " " * 50000 + "seconds"),
+        ("counting", {"count": 8}, "8 frames, or 9 i " * 3000),
+        ("counting", {"count": 8}, "8 frames, 9 if " * 3000),
+        ("counting", {"count": 7}, "wouldn't say " * 4000 + "7"),
+        ("counting", {"count": 7}, "doesn't seem to be " * 3000 + "7"),
+        ("counting", {"count": 8}, "8, maybe 9 i think " * 3000),
+        ("counting", {"count": 8}, "8, maybe 9 i" + " " * 50000 + "think"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -1001,3 +1021,50 @@ def test_span_answers_stop31(text, value):
     by / in N", end verbs with "the frame", "comes into view", "until the end (frame N)", a start and an end in two
     sentences, a concluding span, the clip's first and last frame as fields, "partially hidden"."""
     assert parse_span(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # a number said after "don't think it's" (or "... the answer is") is not the count
+        ("I don't think it's 7; I see 8 frames.", 8),
+        ("I don't think the answer is 7; it's 8.", 8),
+        ("I do not think there are 7 frames. There are 8.", 8),
+        ("I wouldn't say 7; I see 8 frames.", 8),
+        ("It doesn't look like 7 frames to me; I count 8.", 8),
+        ("It doesn't seem to be 7; I count 8 frames.", 8),
+        # "N of them" / "N of the frames" and "the first / last N frames" are a part of the frames
+        ("2 of them are duplicates, but there are still 8 frames.", 8),
+        ("2 of the frames are duplicates; the video has 8 frames.", 8),
+        ("The first 2 frames are static, and the video has 8 frames.", 8),
+        ("6 nearly identical frames; the last 2 frames differ.", 6),
+        ("Eight of them.", 8),
+        ("The first 2 frames are static.", 2),
+        # a step's or an ordered list's number is no count; "Result:" / "Count:" conclude
+        ("Step 1: count the frames.\nResult: 9 frames.", 9),
+        ("Step 1: look at each frame.\nStep 2: count them. I see 9 frames.", 9),
+        ("1. Look at each frame.\n2. Count them: 8 frames.", 8),
+        ("I see 2 duplicates.\nCount: 8", 8),
+        ("Frame count: 8.", 8),
+        ("Count: 1, 2, 3, 4, 5, 6, 7, 8. So 8 frames.", 8),
+        ("8. Perhaps 2 of them repeat.", 8),
+        # a second number after the unit: an option when it ends as a count does, or after "or" names no other thing
+        ("There are 8 frames, or 9 I think.", None),
+        ("8 frames, 9 if you count the blank one.", None),
+        ("There are 8 frames, or maybe 9 I think.", None),
+        ("8, maybe 9 I guess.", None),
+        ("8 frames, I think.", 8),
+        ("There are 8 frames or 2 seconds of video.", 8),
+        ("8 frames, 2 seconds", 8),
+        # a number of seconds, minutes or times alone is no count of frames ("8 shots" may name frames)
+        ("The answer is 3 seconds.", None),
+        ("The ball bounces 3 times.", None),
+        ("The clip lasts 2 minutes and has 8 frames.", 8),
+        ("8 shots", 8),
+    ],
+)
+def test_count_answers_stop31(text, value):
+    """Counting answers a review found misread: a negated thought ("I don't think it's 7"), a part of the frames read
+    as the count ("2 of them", "the last 2 frames"), step and list numbers, a labelled result, an alternative after
+    the unit that the code and the docs read differently, and a lone number of seconds."""
+    assert parse_count(text) == value

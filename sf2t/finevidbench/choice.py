@@ -28,6 +28,9 @@ def after_final_answer(text):
 
 
 _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
+# the article "A" before a lower-case word ("Answer: A total of 9 frames."), unless the word goes on about a letter
+# ("The answer is A because ...", "Answer: A is correct.")
+_ARTICLE = re.compile(r"A[ \t]+(?!(?:is|was|because|since|as|given|and|or|but|with|here|seems|looks|appears)\b)[a-z]")
 
 
 def _norm(s):
@@ -41,8 +44,8 @@ def parse_choice(text, options):
     letter: alone ("B", "b", "(B)", "B."), leading ("B. ...", "(B) ...", "B: ..."), or after "answer" / "option"
     ("Answer: C", "The answer is B"); else the one option whose text appears in the answer as whole words ("There
     are 15 frames." is "15", not "5"; "I don't know" is not "No."), the longest where one contains the others.
-    An article ("A blue ball") is no letter. After a "final answer" marker only what follows the last one counts ("I
-    first thought A. Final answer: C" is C)."""
+    An article ("A blue ball", "Answer: A total of 9 frames.") is no letter. After a "final answer" marker only what
+    follows the last one counts ("I first thought A. Final answer: C" is C)."""
     t = after_final_answer(text).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
@@ -52,6 +55,8 @@ def parse_choice(text, options):
     if len(hits) == 1:
         return hits[0]
     m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t) or _ASKED.search(t)
+    if m and m.re is _ASKED and _ARTICLE.match(t, m.start(1)):
+        m = None
     if m:
         k = LETTERS.index(m.group(1).upper())
         if k < len(options):

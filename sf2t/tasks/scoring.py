@@ -90,6 +90,11 @@ _NO_CLAIM = (
     + r"\s+(?:are|is|was|were|show|shows|showed|repeat|repeats|appear|appears|look|looks|have|has|had"
     r"|contain|contains|differ|differs|match|matches)\b)"
 )
+# a labelled result's number ends its sentence or line, maybe after its unit, "in total", "in the video" (not at a
+# comma: "Count: 1, 2, 3, ..." counts aloud)
+_LABEL_END = (
+    f"(?=(?:{_UNIT})?(?:{_IN_TOTAL})?(?:{_IN_VIDEO})?" + r"(?:\s*(?:[.!?;)\n]|$)|\s+(?:because|since|as|given)\b))"
+)
 # (its number concludes unless a word naming another thing follows it: _concludes; after "so" it must end its clause
 # as after "there are": "so 2 frames repeat", "so 2 of them repeat" say something about part of the frames)
 _CONCLUSION = re.compile(
@@ -104,6 +109,8 @@ _CONCLUSION = re.compile(
             + r"\s+(?:are|were)\s+(?:shown|displayed|presented)\b)",
             r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N + _NO_CLAIM,
             r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
+            # a labelled result: "Result: 9 frames.", "Count: 8", "The frame count is 8."
+            r"\b(?:result|count)\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
             # "8 frames in total", not a part of them ("visible in 6 frames in total", "3 frames in total show the cat")
             r"(?<!\bin\s)(?<!\bon\s)(?<!\bof\s)"
             + _N
@@ -118,7 +125,7 @@ _CONCLUSION = re.compile(
 # frames that repeat": a part of the count, which a count stated before it wins over)
 _THERE_ARE = re.compile(
     r"\bthere\s+(?:are|is|were|was)\s+"
-    r"(?:(?:actually|really|exactly|only|just|in\s+total|altogether|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
+    r"(?:(?:actually|really|exactly|only|just|still|in\s+total|altogether|a\s+total\s+of)\s+)?" + _N + _COUNT_END,
     re.IGNORECASE,
 )
 
@@ -130,8 +137,8 @@ def _singular(word: str) -> str:
 
 # a hedged second number ("8. Perhaps 9.", "8, possibly 9 frames") offers another count only when it reads as one: it
 # ends its clause, maybe after the unit, "of them", "in total" or "in the clip" ("8, maybe 9 of them."), or goes on
-# with a condition or a further option ("9 if the first counts", "10 or 11"); "8. Perhaps 2 of them repeat.", "8,
-# maybe 2 repeat", "8, maybe 2 seconds" say something about another thing
+# with a condition, a hedge or a further option ("9 if the first counts", "9 I think", "10 or 11"); "8. Perhaps 2 of
+# them repeat.", "8, maybe 2 repeat", "8, maybe 2 seconds" say something about another thing
 _NEW_SENTENCE = re.compile(r"[.!?…]")
 _HEDGED = re.compile(
     _NEW_SENTENCE.pattern + r"|\b(?:maybe|perhaps|possibly|probably|likely|about|around|even|could|might|may)\b",
@@ -140,7 +147,8 @@ _HEDGED = re.compile(
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
-    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b)",
+    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when"
+    r"|i\s+(?:think|guess|believe|suppose))\b)",
     re.IGNORECASE,
 )
 # a further option after the hedged number ("9. Maybe 10 or 11."): read its tail instead
@@ -204,13 +212,18 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
             break
         words.append(_singular(word.group(1)))
         pos = word.end()
-    if not words:  # (a bare number ends its clause: "8 frames or 9"; not "8 frames at 2-second intervals")
-        return nxt if _COUNT_TAIL.match(text, pos) else None
-    if words != [_singular(w) for w in after_unit.group(1).split()]:
-        return None
-    # the same unit, then words that say more than a count ("6 frames; 2 frames are duplicates") after anything but
-    # "or": a remark on part of the frames ("1 frame or 2 frames are shown" stays two options)
-    return nxt if _OR.search(joint) or _COUNT_TAIL.match(text, pos) else None
+    if words and words == [_singular(w) for w in after_unit.group(1).split()]:
+        # the same unit, then words that say more than a count ("6 frames; 2 frames are duplicates") after anything
+        # but "or": a remark on part of the frames ("1 frame or 2 frames are shown" stays two options)
+        return nxt if _OR.search(joint) or _COUNT_TAIL.match(text, pos) else None
+    # no unit: an option when it ends as a count does ("8 frames or 9", "8 frames, 9 if you count the blank one"; not "8
+    # frames at 2-second intervals") or, after "or", goes on with a linking word ("8 frames, or 9 I think"; not "8
+    # frames or 2 seconds of video", "2 people, 3 people or 4 frames")
+    if _COUNT_TAIL.match(text, nxt.end()):
+        return nxt
+    first = _NEXT_WORD.match(text, nxt.end())
+    linking = first is not None and first.group(1).lower() in _LINKING_WORDS
+    return nxt if _OR.search(joint) and linking else None
 
 
 # the end of a range of frame numbers ("frames 0 to 7", "0-7"): no count, so no option beside the count after it
@@ -249,10 +262,11 @@ _NEAR_UNIT = r"(?:[ \t]+(?:" + _WHOLE_WORDS + r")\b){0,2}\s+(?:frames?|images?)\
 _NEAR_UNIT_RE = re.compile(_NEAR_UNIT, re.IGNORECASE)
 # a number of frames ("10 frames", "twelve distinct images", "8 consecutive frames")
 _FRAMES_N = re.compile(_N + f"(?={_NEAR_UNIT})", re.IGNORECASE)
-# a frame's label: a number right after "frame" or "#" ("Frame 4 is the same as frame 3" counts nothing; "#" only
-# right before a digit: "# 8" is a markdown heading), or after a label and a range's or list's joint ("Frames 0 to 7",
-# "frames 3 and 4", "frames 1, 2, 3"; a window of 64 characters keeps it linear)
-_LABEL = r"(?:\bframes?[ \t]*#?|#)"
+# a frame's or a step's label: a number right after "frame", "step" or "#" ("Frame 4 is the same as frame 3", "Step 1:
+# count the frames." count nothing; "#" only right before a digit: "# 8" is a markdown heading), or after a label and
+# a range's or list's joint ("Frames 0 to 7", "frames 3 and 4", "frames 1, 2, 3"; a window of 64 characters keeps it
+# linear)
+_LABEL = r"(?:\b(?:frames?|steps?)[ \t]*#?|#)"
 _LABEL_JOINT = r"[ \t]*(?:-|–|,[ \t]*(?:(?:and|or)\b)?|\b(?:to|through|until|and|or)\b)[ \t]*#?"
 _LABEL_BEFORE = re.compile(_LABEL + "$", re.IGNORECASE)
 _LABEL_LIST_BEFORE = re.compile(_LABEL + r"\d+(?:" + _LABEL_JOINT + r"\d+)*" + _LABEL_JOINT + "$", re.IGNORECASE)
@@ -311,10 +325,13 @@ def _concludes(text: str, end: int) -> bool:
     return not _counts_another_thing(text, end) and not (word and word.group(1).lower() == "of")
 
 
-# a number said not to be the count ("Not 7, it's 8.", "It's not 7 but 8 frames.", "isn't exactly 7") and a bound, no
-# count ("At least 8 frames.", "more than 5", "up to 10")
+# a number said not to be the count ("Not 7, it's 8.", "It's not 7 but 8 frames.", "isn't exactly 7", "I don't think
+# it's 7", "I don't think the answer is 7", "I wouldn't say 7", "It doesn't look like 7 frames") and a bound, no count
+# ("At least 8 frames.", "more than 5", "up to 10")
 _NEGATED_BEFORE = re.compile(
-    r"(?:\bnot|n't|n’t|\bnever)[ \t]+(?:(?:have|has|see|show|shows|count|contain|contains)[ \t]+)?"
+    r"(?:\bnot|n't|n’t|\bnever)[ \t]+(?:(?:have|has|see|show|shows|count|contain|contains)[ \t]+"
+    r"|(?:(?:think|believe|say)[ \t]+(?:that[ \t]+)?|(?:look|seem)[ \t]+(?:like|to[ \t]+be)[ \t]+)"
+    r"(?:(?:it|there|the[ \t]+(?:answer|count|total))[ \t]*(?:'s|’s|is|are|was|were|'re|would[ \t]+be)[ \t]+)?)?"
     r"(?:(?:exactly|quite|just|only|even|really)[ \t]+)?$",
     re.IGNORECASE,
 )
@@ -339,9 +356,37 @@ def _passed_over(text: str, start: int) -> bool:
     """Whether the number at ``start`` is said not to be the count ("not 7", "doesn't have 7") or is a bound ("at
     least 8", "more than 5"), no count."""
     return (
-        _NEGATED_BEFORE.search(text, max(0, start - 32), start) is not None
+        _NEGATED_BEFORE.search(text, max(0, start - 48), start) is not None
         or _BOUND_BEFORE.search(text, max(0, start - 24), start) is not None
     )
+
+
+# a part of the frames: "2 of them", "2 of the frames", "the first 2 frames", "the last 2 frames"
+_PART_AFTER = re.compile(r"[ \t]+of[ \t]+(?:them|these|those|the)\b", re.IGNORECASE)
+_PART_NUMBER_BEFORE = re.compile(r"\b(?:first|last|next|other|remaining|final|initial|middle)[ \t]+$", re.IGNORECASE)
+
+
+def _is_part(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``start:end`` counts a part of the frames ("2 of them", "the last 2 frames")."""
+    return bool(_PART_AFTER.match(text, end) or _PART_NUMBER_BEFORE.search(text, max(0, start - 12), start))
+
+
+# an ordered list's item number, at a line's start ("1. Look at each frame.\n2. Count them: 8 frames."): a list when
+# the number before or after it numbers another line
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*>][ \t]*)?(\d{1,3})[.)][ \t]+(?=\S)", re.MULTILINE)
+
+
+def _list_items(text: str) -> set[int]:
+    """The start of every ordered list item number in ``text`` (one pass: linear)."""
+    items = [(int(m.group(1)), m.start(1)) for m in _LIST_ITEM.finditer(text)]
+    numbers = {n for n, _ in items}
+    return {at for n, at in items if n - 1 in numbers or n + 1 in numbers}
+
+
+# units that never count images: a lone number of them is no count ("The answer is 3 seconds.", "It bounces 3 times.")
+_OTHER_UNIT = re.compile(
+    r"[ \t]+(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|milliseconds?|ms|fps|times)\b", re.IGNORECASE
+)
 
 
 # markdown emphasis, not a "*" between digits (a product: "2*4")
@@ -355,18 +400,21 @@ def parse_count(text: str) -> int | None:
        "the answer is" unless a word naming another thing, or its unit and a verb, follows it (_concludes,
        _NO_CLAIM: "the answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" and "... 2
        frames are repeated" are none), before "frames in total", or after "so" / "that's" / "total of" / "total:"
-       when it ends its clause, maybe after its unit, "in total", "in the video", "here"; failing those, "there are
-       N" ending its clause likewise ("8 frames. There is 1 frame repeated." is 8: a part of the count).
-    2. Otherwise the first number that is not a frame's label ("Frame 4 is the same as frame 3", "Frames 0 to 7
-       are shown" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the last one"),
-       unless it is one of a list or counts another thing ("4 seconds", "2 people"): then the first number of frames
-       after it ("8 consecutive frames", "Eight key frames").
+       when it ends its clause, maybe after its unit, "in total", "in the video", "here", or after "Result:" /
+       "Count:" when it ends its sentence or line; failing those, "there are N" ending its clause likewise ("8
+       frames. There is 1 frame repeated." is 8: a part of the count).
+    2. Otherwise the first number that is not a frame's or a step's label ("Frame 4 is the same as frame 3", "Frames
+       0 to 7 are shown", "Step 1:" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the
+       last one") nor an ordered list's item number, unless it is one of a list, counts a part of the frames ("2 of
+       them", "the last 2 frames") or counts another thing ("4 seconds", "2 people"): then the first number of all
+       the frames after it ("8 consecutive frames", "Eight key frames"); failing that, a part's number is the count,
+       a number of seconds or times none ("The answer is 3 seconds.").
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
     8); a range offers both ends ("Around 8-9 frames.", "7 to 8 frames in total" are None); conclusions that differ
-    give None. A number after "not" and a bound are passed over ("Not 7, it's 8." is 8; "At least 8 frames." alone is
-    None), and a "there are N" about a part ("in the first half there are 4") concludes nothing. Markdown emphasis
-    (``**7**``) is ignored, a "*" between digits kept."""
+    give None. A number after "not" (or "I don't think it's") and a bound are passed over ("Not 7, it's 8." is 8; "At
+    least 8 frames." alone is None), and a "there are N" about a part ("in the first half there are 4") concludes
+    nothing. Markdown emphasis (``**7**``) is ignored, a "*" between digits kept."""
     text = _EMPHASIS.sub("", after_final_answer(text))
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()
@@ -375,6 +423,8 @@ def parse_count(text: str) -> int | None:
             if conclusion is _CONCLUSION and not _concludes(text, end):
                 continue
             if _FACTOR_AFTER.match(text, end):  # ("the answer is 2*4 = 8": a product)
+                continue
+            if _passed_over(text, at):  # ("I don't think the answer is 7")
                 continue
             # ("in the first half there are 4": a part's "there are", not "..., so the total is 8")
             if conclusion is _THERE_ARE and _PART_BEFORE.search(text, max(0, m.start() - 80), m.start()):
@@ -386,12 +436,13 @@ def parse_count(text: str) -> int | None:
         if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
             return stated.pop() if len(stated) == 1 else None
     # (a number said not to be the count, or a bound, is passed over: "Not 7, it's 8." is 8, "At least 8 frames; I
-    # count exactly 8." is 8, "At least 8 frames." is None)
+    # count exactly 8." is 8, "At least 8 frames." is None; so is an ordered list's item number)
+    items = _list_items(text)
     m = next(
         (
             m
             for m in _INT_RE.finditer(text)
-            if not _is_label(text, m.start(), m.end()) and not _passed_over(text, m.start())
+            if not _is_label(text, m.start(), m.end()) and not _passed_over(text, m.start()) and m.start() not in items
         ),
         None,
     )
@@ -399,16 +450,25 @@ def parse_count(text: str) -> int | None:
         return None
     n = _count_value(m.group(0))
     listed = _alternative(text, m.end(), n) is not None
-    if not listed and not _counts_another_thing(text, m.end()):
+    if not listed and not _is_part(text, m.start(), m.end()) and not _counts_another_thing(text, m.end()):
         return n
-    # the first number is one of a list ("1 2 3 ... twelve frames") or counts another thing ("4 seconds", "2
-    # people", "3 times"): a later number of frames is the count ("The video is 4 seconds long and has 10 frames.")
-    frames = next((f for f in _FRAMES_N.finditer(text, m.end()) if not _passed_over(text, f.start(1))), None)
+    # the first number is one of a list ("1 2 3 ... twelve frames"), counts a part of the frames ("2 of them", "the
+    # first 2 frames") or another thing ("4 seconds", "2 people", "3 times"): a later number of all the frames is the
+    # count ("The video is 4 seconds long and has 10 frames."; not "the last 2 frames")
+    frames = next(
+        (
+            f
+            for f in _FRAMES_N.finditer(text, m.end())
+            if not _passed_over(text, f.start(1)) and not _is_part(text, f.start(1), f.end(1))
+        ),
+        None,
+    )
     if frames is not None:
         nf = _count_value(frames.group(1))
         alternative = _alternative(text, frames.end(1), nf) is not None or _alternative_to_before(text, frames.start(1))
         return None if nf is None or alternative else nf
-    return None if listed else n
+    # else the first number, unless it is one of a list or a number of seconds or times ("The answer is 3 seconds.")
+    return None if listed or _OTHER_UNIT.match(text, m.end()) else n
 
 
 def parse_yes_no(text: str) -> bool | None:
