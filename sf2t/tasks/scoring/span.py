@@ -1,0 +1,367 @@
+"""parse_span: the span of frames an answer names (docs/tasks.md, Scoring, parse_span)."""
+
+from __future__ import annotations
+
+import re
+
+from sf2t.tasks.scoring._common import _COULD_BE, _int, after_final_answer
+
+# ("the 3 frame to the 5 frame": an ordinal's "frame" may come after its number, after "the" only: "moves for 2
+# frames until frame 5" names no span 2-5)
+_SPAN_RE = re.compile(
+    r"(?<!\d)(?:(?<=\bthe\s)(\d++)\s*frames?\b|(\d++))\s*(?:-|–|to|through|and|until|\.{2,3}|…)\s*(?:the\s+)?(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
+)
+_ORDINALS = {
+    w: i
+    for i, w in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+        "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split(),
+        start=1,
+    )
+}
+# a frame named by its ordinal: "3rd", "#3", or a word next to "frame" or a span's joint ("the third to the fifth
+# frame", "second to fourth frames", "ends at the fifth"; not "the second half", "First, ...", "at first")
+_DIGIT_ORDINAL = re.compile(r"(?<![\w.])#?(\d+)(?:st|nd|rd|th)?\b", re.IGNORECASE)
+_SPAN_JOINT = r"(?:-|–|\b(?:to|through|until|and)\b)"
+_ORDINAL_WORD = r"(" + "|".join(_ORDINALS) + r")\b"
+_WORD_ORDINAL = re.compile(
+    r"\b"
+    + _ORDINAL_WORD
+    + r"(?=\s*(?:frames?\b|"
+    + _SPAN_JOINT
+    + r"|,\s*(?:(?:and|or)\s+)?(?:"
+    + "|".join(_ORDINALS)
+    + r")\b))"
+    r"|(?<![\w-])((?:to|through|until|and)\s+(?:the\s+)?|at\s+the\s+|[-–]\s*(?:the\s+)?"
+    r"|(?:end|finish|stop|leave|disappear|vanish)\w{0,5}\s+after\s+the\s+)" + _ORDINAL_WORD,
+    re.IGNORECASE,
+)
+# "starts at frame 3 and ends at frame 5", "starting at frame 3 and ending at 5", "appears in the second frame and
+# leaves at the fifth": the span 3-5 (a bounded gap: linear)
+# (also "enters in frame 4 and exits in frame 8", "first appears in frame 4 and is last seen in frame 8", "appears in
+# frame 4 and stays until frame 8", "comes into view at frame 3", "is visible from frame 2", "doesn't appear until
+# frame 3", "exits the frame at frame 6", "until the end (frame 8)"; the end may follow in the next sentence when it
+# opens with "It" or "The target": "first appears in frame 3. It is last seen in frame 6.")
+_SCENE = r"(?:\s+(?:the\s+)?(?:scene|frame|view|picture|video|screen))?"
+_START_END = re.compile(
+    r"(?:\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}" + _SCENE + r"|shows?\s+up"
+    r"|c[ao]m\w{0,3}\s+into\s+(?:view|sight|(?:the\s+)?(?:frame|scene|picture))"
+    r"|first\s+(?:seen|visible|shown)|(?:(?:is|are|was|becomes?|became)\s+)?(?:visible|present|on\s+screen))"
+    r"\s+(?:at|with|from|in|on)"
+    r"|(?:\b(?:does|do|did|is|was)(?:n't|n’t|\s+not)|\bnot)\s+(?:appear|show\s+up|enter|(?:become|be)\s+visible|visible"
+    r"|come\s+into\s+view)\s+(?:until|till))"
+    r"\s+(?:the\s+)?(?:frames?\s*)?(\d+)[^\d.!?;]{0,40}?"
+    r"(?:[.;!]\s+(?:(?:then|later|finally|and),?\s+)?(?:it|the\s+(?:target|patch|object))\b[^\d.!?;]{0,40}?)?"
+    r"\b(?:(?:end|finish|stop|leave|disappear|vanish|exit)\w{0,5}" + _SCENE + r"\s+(?:at|with|in|on|after)"
+    r"|last\s+(?:seen|visible|shown|appears?)\s+(?:at|in|on)"
+    r"|(?:remain|stay)\w{0,3}(?:\s+(?:visible|there|present|on\s+screen))?\s+(?:until|till|through)"
+    r"|is\s+(?:still\s+)?(?:visible|there|present|on\s+screen)\s+(?:until|till|through)"
+    r"|(?:go|goes|went|gone|move|moves|moved|pass|passes|passed)\s+out\s+of\s+(?:view|sight|(?:the\s+)?frame)"
+    r"\s+(?:at|in|on|after)"
+    r"|(?:does|do|did)(?:n't|n’t|\s+not)\s+(?:disappear|vanish|leave|exit)\s+(?:until|till)"
+    r"|is\s+(?:gone|no\s+longer\s+(?:visible|there|present|seen|shown))\s+(?:after|by|in|at|from|on)"
+    r"|(?:until|till|through|to)\s+the\s+(?:very\s+)?(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?)"
+    r"[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)",
+    re.IGNORECASE,
+)
+# an end said as the first frame the target is gone from ("is gone by frame 7", "is gone in frame 7", "is no longer
+# visible in frame 7"): it was last visible in the frame before (as "is gone after frame 6", "disappears at frame 6"
+# and "goes out of view at frame 6" say 6)
+_GONE_BY = re.compile(
+    r"\b(?:gone|longer\s+\w+)\s+(?:by|in|at|from|on)[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?\d+$", re.IGNORECASE
+)
+# a span said as labelled fields: "Start: 2, End: 5", "start frame 2, end frame 5", "First frame: 2. Last frame: 5",
+# '{"start_frame": 2, "end_frame": 5}' (a label, maybe "frame", then ":", "=" or "is", or "frame" and a space: "the
+# first 2 frames ... the last 3" is none); read only when no other span is named ("The first frame is 1 and the last
+# frame is 8. The target appears in frames 3-5." is (3, 5)); whitespace runs never meet (linear)
+_FIELD = r"(?:[ _]?frame)?(?:[\"']?[ \t]*(?:[:=]|\bis\b)[ \t]*|(?<=frame)[ \t]+)(?:frame[ \t]*)?(\d+)"
+_FIELDS = re.compile(
+    r"\b(?:start(?:ing)?|begin(?:ning)?|first)" + _FIELD + r"[^\d!?]{0,24}?\b(?:end(?:ing)?|last|final)" + _FIELD,
+    re.IGNORECASE,
+)
+# "the first frame is 1 ... the last frame is 8" says the clip's own ends when a frame is named elsewhere ("The target
+# is in frame 4 only."): those fields are no span ("Start: 2, End: 5. Frame 2 shows it entering." is (2, 5))
+_THE_FIRST = re.compile(r"(?:\bthe|['’]s|\bits)[ \t]+$", re.IGNORECASE)
+_FRAME_NAMED = re.compile(r"\bframes?[ \t]*#?\d", re.IGNORECASE)
+
+
+def _fields_as_span(text: str) -> str:
+    """``text`` with labelled fields as the span "frames a-b" (_FIELDS), or without them when they are the clip's own
+    first and last frame (_THE_FIRST, and a frame named outside them)."""
+    fields = list(_FIELDS.finditer(text))
+    if not fields:
+        return text
+    outside = "".join(
+        text[a.end() if a else 0 : b.start() if b else len(text)] for a, b in zip([None, *fields], [*fields, None])
+    )
+    named = _FRAME_NAMED.search(outside) is not None
+    return _FIELDS.sub(
+        lambda m: (
+            ""  # (not even their words: "first frame" would read as frame 1)
+            if named and m.group(0)[:5].lower() == "first" and _THE_FIRST.search(text, max(0, m.start() - 8), m.start())
+            else _start_end_span(m)
+        ),
+        text,
+    )
+
+
+# a digit span that names no frames: one of another unit ("about 1-2 seconds in", "(2-3 seconds)") or the frames'
+# numbering ("frames are numbered 1-8")
+_NO_FRAME_SPAN = re.compile(
+    r"\bnumbered\s+(?:from\s+)?\d+\s*(?:-|–|to|through|until)\s*\d+"
+    r"|(?<![\w.])\d+\s*(?:-|–|to|through|until|and)\s*\d+(?=\s*(?:%|(?:seconds?|secs?|s|minutes?|mins?|ms|hours?"
+    r"|people|persons?|times|percent|fps|meters?|m)\b))",
+    re.IGNORECASE,
+)
+# ordinal words that name a span by "to", "-", "through" or "until" ("the third to the fifth frame")
+_ORDINAL_SPAN = re.compile(
+    r"\b" + _ORDINAL_WORD + r"(?:\s+frames?)?\s*(?:-|–|\b(?:to|through|until)\b)\s*(?:the\s+)?" + _ORDINAL_WORD,
+    re.IGNORECASE,
+)
+
+
+def _span_text(text: str) -> str:
+    """``text`` with frames named by ordinals as numbers ("3rd" and "#3" as 3, "the third to the fifth frame" as "the
+    3 to the 5 frame") and a span said by its start and end ("starts at frame 3 and ends at frame 5") as "frames
+    3-5"; digit spans of another unit or of the numbering are dropped ("(2-3 seconds)", "(frames are numbered 1-8)").
+    Ordinal words joined by "and" are read only when the digits name no span: "The first and second frames are
+    static; the motion is in frames 3-5." is (3, 5)."""
+    text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
+    text = _START_END.sub(_start_end_span, text)
+    if not _SPAN_RE.search(text):
+        text = _fields_as_span(text)
+    if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
+        return _drop_absent(text)
+    text = _WORD_ORDINAL.sub(
+        lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
+        text,
+    )
+    return _drop_absent(_START_END.sub(_start_end_span, text))
+
+
+# after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
+# (or after a hedge, in a sentence or brackets of its own: "Frames 3-5. Or maybe 4-6.", "frames 3-5 (maybe 3-6)",
+# "Frames 3-5, but it could be 4-6")
+_SPAN_HEDGE = r"(?:maybe|perhaps|possibly|probably|" + _COULD_BE + ")"
+_SPAN_MORE = re.compile(
+    r"(?:\s*(?:,|/|;|\bor\b|\band\b|-|–)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}(?:\bor\b|(?=" + _SPAN_HEDGE + r"\s)))"
+    r"\s*(?:" + _SPAN_HEDGE + r"\s+){0,2}(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)",
+    re.IGNORECASE,
+)
+_SPAN_LESS = re.compile(r"\d\s*(?:,|/|;|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?$", re.IGNORECASE)
+# frame numbers listed with commas ("frames 3, 4 and 5", "3,4,5") or as alternatives ("frames 3 or 4", "3/4")
+_FRAME_LIST = re.compile(
+    r"(?<![\w.])\d+(?:\s*(?:,\s*(?:and|or)\b|,|/|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?\d+(?!\d))+"
+    r"(?:\s*\band\s+(?:(?:the\s+)?frames?\s*)?\d+(?!\d))?",
+    re.IGNORECASE,
+)
+_SPAN_NEXT = re.compile(r"\s*(?:-|–|to\b|through\b|until\b)", re.IGNORECASE)
+# the number of frames after a span: "Frames 3-5/8" ("of 8" is no frame number to _SPAN_MORE already)
+_SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!" + _SPAN_NEXT.pattern + ")", re.IGNORECASE)
+# a single frame's number: not a number of frames ("moves for 2 frames until frame 5" is frame 5), but "the 3 frame"
+# (an ordinal) is one
+_SINGLE = re.compile(r"(?<![\w.])(?:(?<=\bthe\s)\d+|\d+(?!\d)(?!\s*frames\b))", re.IGNORECASE)
+_BETWEEN = re.compile(r"\bbetween\s+(?:the\s+)?(?:frames?\s*)?$", re.IGNORECASE)
+
+
+# the video's own start and end ("The clip starts at frame 1 and ends at frame 10."), not the target's
+# (the clause's subject: "The clip starts ...", "The whole video itself ends ..."; not "The target in the video starts
+# ...", "In this clip it appears ...")
+_CLIP_BEFORE = re.compile(
+    r"(?:^|(?<=[.!?;,:\n])|\band\b)\s*(?:(?:the|this|that|a|our|whole|entire|full|given)\s+){0,2}"
+    r"(?:video|clip|sequence)(?:'s|’s)?\s+(?:(?:itself|also|then|only|just|now)\s+)?$",
+    re.IGNORECASE,
+)
+
+
+# the clip as the subject of the end ("..., and the video ends at frame 8"): no end of the target's
+_CLIP_ENDS = re.compile(
+    r"(?:[.!?;,:]|\band\b|\bthen\b)\s*(?:then\s+)?(?:(?:the|this|that|whole|entire|full|given)\s+){0,2}"
+    r"(?:video|clip|sequence)(?:'s|’s)?\s+"
+    r"(?:(?:itself|also|then|only|just|now)\s+)?(?:end|finish|stop)",
+    re.IGNORECASE,
+)
+
+
+def _start_end_span(m: re.Match) -> str:
+    """A start-and-end match as the span "frames a-b"; when the video or clip is what starts and ends, its words
+    without their frame numbers (they name no target's frames)."""
+    if _CLIP_BEFORE.search(m.string, max(0, m.start() - 48), m.start()):
+        return re.sub(r"\d+", "", m.group(0))
+    if _CLIP_ENDS.search(m.group(0), m.end(1) - m.start()):  # ("appears in frame 3, and the video ends at frame 8")
+        return f"frame {m.group(1)}" + re.sub(r"\d+", "", m.string[m.end(1) : m.end()])
+    end = _int(m.group(2))
+    if _GONE_BY.search(m.group(0), max(0, len(m.group(0)) - 40)):
+        end = max(0, end - 1)
+    return f"frames {m.group(1)}-{end}"
+
+
+# frame numbers said where the target is not: a clause that negates its presence right before them ("The patch is
+# not visible in frames 1-3; it appears in frames 4-6.", "absent from frame 2", "I can't see it in frames 1-2"; not
+# "not visible at first and then appears in frames 3-5", "it doesn't move in frames 3-5") or after them, before the
+# clause ends ("In frames 1-2 the target is not visible; in frames 3-5 it is.", "Frames 1-2: not visible."; not
+# "... and is absent elsewhere")
+_NUMBER_GROUP = re.compile(
+    r"(?<![\w.])\d+(?:\s*(?:-|–|\.{2,3}|…|,\s*(?:and|or)\b|,|/|\b(?:to|through|until|and|or)\b)\s*(?:(?:the\s+)?frames?\s*)?"
+    r"\d+(?!\d))*",
+    re.IGNORECASE,
+)
+_PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*|contain\w*|detect\w*)\b"
+_NOT = r"(?:\bnot|\bcannot|n't|n’t|\bnever)\s+(?!only\b)"
+_NOT_VERB = r"(?:(?!(?:and|or|but|then|so)\b)\w+\s+){0,2}?"  # ("not clearly visible"; not "not move and appears")
+_ABSENT_WORD = (  # (not "isn't hidden", "no longer hidden"; "partially hidden" is still visible)
+    r"(?<!\bnot\s)(?<!\bnever\s)(?<!n't\s)(?<!n’t\s)(?<!\blonger\s)"
+    r"(?<!\bpartially\s)(?<!\bpartly\s)(?<!\bhalf\s)(?<!\bslightly\s)(?<!\bsomewhat\s)"
+    r"\b(?:absent|missing|invisible|hidden|gone|nowhere|out\s+of\s+(?:view|sight))\b"
+)
+_ABSENCE = (
+    "(?:"
+    + _NOT
+    + r"(?:(?:in|on|at|within|during)\b|"
+    + _NOT_VERB
+    + _PRESENCE
+    + r")|"
+    + _ABSENT_WORD
+    + r"|\bno\s+longer\b|\bno\s+(?:target|patch|object|image|picture|sign)\b"
+    r"|\bwithout\s+(?:the\s+|a\s+|any\s+)?(?:target|patch|object)\b)"
+)
+_ABSENT_BEFORE = re.compile(
+    _ABSENCE + r"(?:[ \t]+(?:it|them))?(?:[ \t]*:)?(?:[ \t]+(?:in|from|on|at|during|for|within))?"
+    r"(?:[ \t]*:)?[ \t]+(?:the[ \t]+)?(?:frames?[ \t]*:?[ \t]*)?$",
+    re.IGNORECASE,
+)
+_ELSEWHERE = (
+    r"(?!\s+(?:elsewhere|otherwise|before|after|outside|anywhere|in\s+(?:the\s+)?(?:other|rest|remaining|any)))"
+)
+_ABSENT_AFTER = re.compile(
+    "(?:"
+    + _NOT
+    + _NOT_VERB
+    + _PRESENCE
+    + "|"
+    + _ABSENT_WORD
+    # (not an attribute: "the previously hidden object", "the missing patch reappearing")
+    + r"(?![ \t]+(?!(?:in|from|on|at|during|for|within|by|behind|under|again|now|here|there|entirely|completely|fully"
+    r"|and|or|but|elsewhere|otherwise|before|after|outside|anywhere)\b)[^\W\d_])"
+    # empty / blank ending the clause, or said of the frames ("Frames 1-2 are blank screens")
+    r"|\b(?:empty|blank)\b(?=[\s:]*$)|(?:\bnot|n't|n’t)(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b)"
+    + _ELSEWHERE,
+    re.IGNORECASE,
+)
+_TRAIL_END = re.compile(
+    r"[.!?;,\n()\[\]—–]|\s-\s|\b(?:but|while|whereas|and|then|though|although|however|where|which|that|who|after)\b",
+    re.IGNORECASE,
+)
+
+
+# an absence said as a heading ("Not visible:", "Frames where the target is not visible:", "## Target absent"): a
+# line that ends with ":" (or a markdown heading) covers the list under it, the lines after it (blank ones skipped)
+# that are list items ("- ...", "1. ...") or frame numbers alone ("Frames 1-2"), up to a line that ends with ":"
+_ABSENT_HEADING = re.compile(
+    r"^[ \t]*+(#++[ \t]*+)?(?:[-•+][ \t]+)?[^\d\n]{0,60}?" + _ABSENCE + r"[^\d\n:]{0,40}?(?(1)[ \t]*:?|:)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_UNDER_HEADING = re.compile(
+    r"\n(?:[ \t]*\n)*[ \t]*(?:(?:[-•+]|\d+[.)])[ \t]+[^\n]*|(?:frames?[ \t]*:?[ \t]*)?#?\d+"
+    r"(?:[ \t]*(?:-|–|,|&|\b(?:and|to|through)\b)[ \t]*#?\d+)*[ \t]*[.;]?)(?<!:)(?=\n|$)",
+    re.IGNORECASE,
+)
+
+
+def _absent_lists(text: str) -> list[tuple[int, int]]:
+    """The stretches of ``text`` listed under an absence heading (_ABSENT_HEADING), in order."""
+    out = []
+    for heading in _ABSENT_HEADING.finditer(text):
+        pos = heading.end()
+        while line := _UNDER_HEADING.match(text, pos):
+            out.append((line.start(), line.end()))
+            pos = line.end()
+    return out
+
+
+# a bracket or a dash right after the numbers opens a comment on them ("Frames 1-2 (not visible)", "Frames 1-2 – target
+# not visible"): an absence that ends it is theirs
+_OPENER = re.compile(r"[ \t]*(?:[(\[—–]|-[ \t])")
+
+
+def _drop_absent(text: str) -> str:
+    """``text`` without the frame numbers a clause says the target is absent from (_ABSENT_BEFORE right before them,
+    or _ABSENT_AFTER after them in their clause: a window of 80 characters, linear)."""
+    out, last = [], 0
+    groups = list(_NUMBER_GROUP.finditer(text))
+    listed, j = _absent_lists(text), 0
+    for k, g in enumerate(groups):
+        while j < len(listed) and listed[j][1] <= g.start():
+            j += 1
+        if j < len(listed) and listed[j][0] <= g.start():  # (under an absence heading)
+            out.append(text[last : g.start()])
+            last = g.end()
+            continue
+        stop = min(groups[k + 1].start() if k + 1 < len(groups) else len(text), g.end() + 80)
+        opener = _OPENER.match(text, g.end(), stop)
+        end = _TRAIL_END.search(text, opener.end() if opener else g.end(), stop)
+        after = _ABSENT_AFTER.search(text, g.end(), end.start() if end else stop)
+        if after and k + 1 < len(groups) and _ABSENT_BEFORE.match(text, after.start(), groups[k + 1].start()):
+            after = None
+        if after and opener and text[after.end() : end.start() if end else stop].strip():
+            after = None  # (in a bracket or after a dash: only an absence that ends it, "(not visible)")
+        absent = _ABSENT_BEFORE.search(text, max(last, g.start() - 80), g.start()) or after
+        out.append(text[last : g.start() if absent else g.end()])
+        last = g.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+# a concluding span ("..., so frames 3-5.", "Thus the target is visible in frames 3-5"): read from there on, as after a
+# final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing)
+_SPAN_CONCLUSION = re.compile(
+    r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
+    r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
+    re.IGNORECASE,
+)
+
+
+def parse_span(text: str) -> tuple[int, int] | None:
+    """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5", "between frames 3 and 5",
+    "frames 3 and 4" (neighbours), also with the number of frames after it ("Frames 3-5/8", "frames 3-5 of 8"); a
+    single number n gives (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span
+    is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames named are alternatives
+    ("frames 3 or 4") or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span
+    ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th",
+    "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5); spans of seconds and
+    the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a span ("Start: 2, End: 5"),
+    and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
+    frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "- Frames 1-2"). An end
+    names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by / in 7" names the
+    first without it (6). A concluding span ("..., so frames 3-5.") wins over what comes before it."""
+    text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
+    concluded = list(_SPAN_CONCLUSION.finditer(text))
+    if len({c.groups() for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6")
+        return None
+    if concluded:
+        text = text[concluded[-1].start() :]
+    m = _SPAN_RE.search(text)
+    listed = _FRAME_LIST.search(text)
+    if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
+        nums = [_int(x) for x in re.findall(r"\d+", listed.group(0))]
+        alternatives = re.search(r"/|\bor\b", listed.group(0), re.IGNORECASE)
+        if alternatives or _SPAN_NEXT.match(text, listed.end()) or nums != list(range(nums[0], nums[0] + len(nums))):
+            return None
+        return nums[0], nums[-1]
+    if m:
+        a, b = _int(m.group(1) or m.group(2)), _int(m.group(3))
+        # "frames 3 and 5" names two frames, not the span 3-5: "and" joins a span only between neighbours ("frames 3
+        # and 4") or after "between" ("between frames 3 and 5")
+        joined_by_and = re.match(r"\d+\s*and\b", m.group(0), re.IGNORECASE)
+        if joined_by_and and b != a + 1 and not _BETWEEN.search(text[max(0, m.start() - 24) : m.start()]):
+            return None
+        end = m.end()
+        total = _SPAN_TOTAL.match(text, end)
+        if total and _int(total.group(1)) >= max(a, b):  # "3-5/8": of 8 frames ("3-5/4" is a list, as "3-5/6-7")
+            end = total.end()
+        if _SPAN_MORE.match(text, end) or _SPAN_LESS.search(text, 0, m.start()):
+            return None
+        return a, b
+    n = _SINGLE.search(text)
+    return (_int(n.group(0)), _int(n.group(0))) if n else None
