@@ -568,6 +568,21 @@ SCORING_EXAMPLES = [
     ("parse_span", "The target first appears in frame 3. It is last seen in frame 6.", (3, 6)),
     ("parse_span", "It appears in frame 2 and by frame 7 it is gone.", (2, 2)),
     ("parse_span", "From frame 4 to the end, frame 8.", (4, 4)),
+    # review31's fixes
+    ("parse_count", "Duplicate count: 2. There are 8 frames.", 8),
+    ("parse_count", "There are 8 frames in total. The result is 2.", 8),
+    ("parse_count", "There are 6 frames, 3 I think show the dog.", 6),
+    ("parse_count", "There are 8 frames, or 4 in each half.", 8),
+    ("parse_count", "I don't think it's 7 or 8. It's 9 frames.", 9),
+    ("parse_count", "Not 7 or 8, but 9.", 9),
+    ("parse_count", "Not 7 or 8.", None),
+    ("parse_count", "Not 7, 8.", 8),
+    ("parse_span", "The target is visible in frame 4 only, and the ball leaves at frame 7.", (4, 4)),
+    ("parse_span", "The target enters at frame 3 and the camera pans until it leaves at frame 6.", (3, 6)),
+    ("parse_span", "The target's first frame is 3 and its last frame is 6. Frame 4 is the clearest.", (3, 6)),
+    ("parse_span", "The target is in frames 4-6, so frames 1-3 have no target.", (4, 6)),
+    ("parse_span", "It is visible in frames 3-5, so frames 1-2 lack it.", (3, 5)),
+    ("parse_span", "Frames 3-5 have no blur.", (3, 5)),
 ]
 
 

@@ -266,6 +266,33 @@ def test_choice_answers_stop31(text, want):
 
 
 @pytest.mark.parametrize(
+    "text, want",
+    [
+        # after "option" / "choice" a capital A is always the letter
+        ("Option A fits the video best.", 0),
+        ("Option A matches what I see.", 0),
+        ("Choice A describes the motion.", 0),
+        ("I'd pick option A to be safe.", 0),
+        ("The best option is A according to the frames.", 0),
+        # after "answer", a function word after it keeps it the letter
+        ("The answer is A in this case.", 0),
+        ("The correct answer is A for this clip.", 0),
+        ("The answer is A of course.", 0),
+        ("The answer is A for sure.", 0),
+        ("Answer: A would be my pick.", 0),
+        ("Answer: A then.", 0),
+        # the article: its noun phrase names an option, or none
+        ("Answer: A move to the right.", 1),
+        ("Answer: A single frame.", None),
+    ],
+)
+def test_choice_review31(text, want):
+    """Choices review31 found read right before this session's article rule and wrong after: "Option A fits ...",
+    "The answer is A in this case." name option A; the article rule is for "Answer: A total of 9 frames."."""
+    assert parse_choice(text, ["Left", "Right", "Up", "Down"]) == want
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "answer" + " " * 25000 + "3",
@@ -273,6 +300,8 @@ def test_choice_answers_stop31(text, want):
         "final answer" + "\t" * 50000,
         "Answer: A" + " " * 50000 + "total",
         "answer: A total " * 4000,
+        "answer: A " + "then " * 10000,
+        "option A " * 6000 + "total",
     ],
 )
 def test_parse_choice_is_fast_on_long_whitespace_runs(text):

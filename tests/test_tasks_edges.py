@@ -838,6 +838,27 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("counting", {"count": 7}, "doesn't seem to be " * 3000 + "7"),
         ("counting", {"count": 8}, "8, maybe 9 i think " * 3000),
         ("counting", {"count": 8}, "8, maybe 9 i" + " " * 50000 + "think"),
+        # (review31's fixes)
+        ("counting", {"count": 8}, "\n" * 50000 + "count: 8"),
+        ("counting", {"count": 8}, ". " * 25000 + "count is 8"),
+        ("counting", {"count": 8}, "- " * 25000 + "count: 8"),
+        ("counting", {"count": 8}, "the count " * 5000 + "is 8"),
+        ("counting", {"count": 8}, "8 frames, 2 I think " * 2500),
+        ("counting", {"count": 8}, "8, maybe 9 I think" + " " * 50000 + "so"),
+        ("counting", {"count": 8}, "8 frames, or 4 in each " * 2200),
+        ("counting", {"count": 8}, "not 7, " * 7000 + "8"),
+        ("counting", {"count": 8}, "not 7 or " * 5500 + "8"),
+        ("counting", {"count": 8}, "not " + "1, " * 16000 + "or 2"),
+        ("localization", {"start": 3, "end": 5}, "Not visible (" * 4000 + ":"),
+        ("localization", {"start": 3, "end": 5}, "not visible" + " (a)" * 12000 + ":\n- 1-2"),
+        ("localization", {"start": 3, "end": 5}, "Not visible " + "x" * 50000 + ":"),
+        ("localization", {"start": 3, "end": 5}, "1-2 lack " * 5500),
+        ("localization", {"start": 3, "end": 5}, "1-2 don't have " * 3300),
+        ("localization", {"start": 3, "end": 5}, "appears in frame 3 and the ball " * 1500 + "leaves at frame 7"),
+        ("localization", {"start": 3, "end": 5}, "appears in frame 3 and the ball leaves at frame 7 " * 1000),
+        ("localization", {"start": 3, "end": 5}, "Frames 3-5\n" * 5000),
+        ("localization", {"start": 3, "end": 5}, "frames " + "1" * 50000),
+        ("localization", {"start": 3, "end": 5}, "\n" * 50000 + "Frames 3-5"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -1068,3 +1089,87 @@ def test_count_answers_stop31(text, value):
     as the count ("2 of them", "the last 2 frames"), step and list numbers, a labelled result, an alternative after
     the unit that the code and the docs read differently, and a lone number of seconds."""
     assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    "fn, text, value",
+    [
+        # "count" / "result" label a conclusion only at a sentence's or line's start or after frame / final / total
+        ("parse_count", "Duplicate count: 2. There are 8 frames.", 8),
+        ("parse_count", "There are 9 frames. Person count: 2.", 9),
+        ("parse_count", "Repeated frames: 2, duplicate count: 2.\nThere are 8 frames in the video.", 8),
+        ("parse_count", "There are 8 frames in total. The result is 2.", 8),
+        ("parse_count", "Final count: 8", 8),
+        ("parse_count", "I see 2 duplicates. The total count is 8.", 8),
+        ("parse_count", "- Count: 8", 8),
+        ("parse_count", "I see 2 duplicates. The count is 8.", 8),
+        # "I think" ends a hedged count only where it ends the clause
+        ("parse_count", "There are 6 frames, 3 I think show the dog.", 6),
+        ("parse_count", "8 frames, 2 I think are repeated.", 8),
+        ("parse_count", "8 frames, 3 I guess are blurry.", 8),
+        ("parse_count", "There are 8 frames, 2 I believe are blurry.", 8),
+        ("parse_count", "The video contains 8 frames; 2 of them I think are repeats.", 8),
+        ("parse_count", "There are 8 frames, or 9 I think, since the first is blank.", None),
+        ("parse_count", "8 frames, maybe 9 I think so.", None),
+        # after "or", a number for each / every part (or in a named part) is no other count
+        ("parse_count", "There are 8 frames, or 4 in each half.", 8),
+        ("parse_count", "There are 10 frames, or 5 for each of the two scenes.", 10),
+        ("parse_count", "There are 8 frames, or 2 for every second of video.", 8),
+        ("parse_count", "There are 8 frames, or 4 in the first half.", 8),
+        # a number joined by "or" / "," to a number said not to be the count is passed over too
+        ("parse_count", "I don't think it's 7 or 8. It's 9 frames.", 9),
+        ("parse_count", "I don't think it's 7 or 8; I count 9.", 9),
+        ("parse_count", "Not 7 or 8, but 9.", 9),
+        ("parse_count", "I don't think it's 6, 7, or 8; I count 9.", 9),
+        ("parse_count", "Not 7 or 8.", None),
+        ("parse_count", "Not 7, 8.", 8),  # (a comma alone corrects)
+        ("parse_count", "I don't think it's 7, 8 frames.", 8),
+        # an absence heading is a line whose last clause says the absence
+        ("parse_span", "The target is not visible in every frame. It is visible in:\n- Frames 3-5", (3, 5)),
+        ("parse_span", "Although the target is hidden at first, it is visible in:\n- Frames 3-5", (3, 5)),
+        ("parse_span", "Here is where the target is (it is not visible elsewhere):\n- Frames 3-5", (3, 5)),
+        ("parse_span", "Observations (the target is not visible at first):\n- Frames 3-5: target visible", (3, 5)),
+        ("parse_span", "Not visible (hidden behind the car):\n- Frames 1-2\nVisible:\n- Frames 3-5", (3, 5)),
+        ("parse_span", "Frames where the target is not visible, and where it is:\n- Frames 3-5", (3, 5)),
+        # "have no target", "lack it", "don't have it" say an absence: no concluding span
+        ("parse_span", "The target is in frames 4-6, so frames 1-3 have no target.", (4, 6)),
+        ("parse_span", "It is visible in frames 3-5, so frames 1-2 lack it.", (3, 5)),
+        ("parse_span", "The target is visible in frames 3-5, so frames 1-2 and 6-8 don't have it.", (3, 5)),
+        ("parse_span", "Frames 3-5 have no blur.", (3, 5)),
+        ("parse_span", "Frames 1-2 have no target; frames 3-5 do.", (3, 5)),
+        # another subject's end ("and the ball leaves at frame 7") ends no span of the target's
+        ("parse_span", "The target is visible in frame 4 only, and the ball leaves at frame 7.", (4, 4)),
+        ("parse_span", "The patch is visible in frame 2 and the dog exits at frame 5.", (2, 2)),
+        ("parse_span", "The target is present in frame 6 while the car stops at frame 8.", (6, 6)),
+        ("parse_span", "The target is visible at frame 5, and the person exits the scene at frame 6.", (5, 5)),
+        ("parse_span", "The target appears in frame 4, and the ball leaves at frame 7.", (4, 4)),
+        ("parse_span", "The target appears in frame 4, and the target leaves at frame 7.", (4, 7)),
+        ("parse_span", "It appears in frame 3 and a frame later leaves at frame 6.", (3, 6)),
+        ("parse_span", "The target enters at frame 3 and the camera pans until it leaves at frame 6.", (3, 6)),
+        ("parse_span", "The first frame is 1 and the last frame is 8.", (1, 8)),
+        # only "the first frame" and "the video's first frame" are the clip's own
+        ("parse_span", "The target's first frame is 3 and its last frame is 6. Frame 4 is the clearest.", (3, 6)),
+        (
+            "parse_span",
+            "The target's first frame is 3 and its last frame is 6. In frame 4 it is partially hidden.",
+            (3, 6),
+        ),
+        ("parse_span", "Its first frame is 2 and its last frame is 5. Frame 3 shows it best.", (2, 5)),
+        ("parse_span", "The sequence's first frame is 1 and its last frame is 8. The target is in frame 4.", (4, 4)),
+        # a canonical answer line ("Frames a-b." alone on its line) wins over the spans said before it
+        ("parse_span", "The target enters at frame 4 and is gone by frame 8.\nFrames 4-8.", (4, 8)),
+        ("parse_span", "It is in frames 2-3 at first.\nFrames 2-5", (2, 5)),
+        ("parse_span", "Frames 3-5.\nFrames 4-6.", None),
+        ("parse_span", "Visible:\nFrames 3-5\nNot visible:\nFrames 1-2", (3, 5)),
+        ("parse_span", "Frames 1-2\nFrames 3-5", None),
+        ("parse_span", "Frames 3-5.\nOr maybe:\nFrames 4-6.", None),
+    ],
+)
+def test_answers_review31_found_misread(fn, text, value):
+    """Counting and localization answers review31 found read right before this session's parser changes and wrong
+    after: a label's "count" mid-sentence, "N I think are ...", "or N in each half", a negation over "7 or 8", an
+    absence heading that goes on, "have no target" / "lack it", another subject's end, the target's own first and
+    last frame, a canonical answer line after a verb-derived span."""
+    from sf2t.tasks import scoring
+
+    assert getattr(scoring, fn)(text) == value

@@ -66,8 +66,11 @@ _CONCLUSION = re.compile(
             + r"\s+(?:are|were)\s+(?:shown|displayed|presented)\b)",
             r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N + _NO_CLAIM,
             r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
-            # a labelled result: "Result: 9 frames.", "Count: 8", "The frame count is 8."
-            r"\b(?:result|count)\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
+            # a labelled result: "Result: 9 frames.", "Count: 8", "The count is 8.", "The frame count is 8." (at a
+            # sentence's or line's start, maybe after a list marker, or after frame / final / total: "Duplicate count:
+            # 2." and "The result is 2." label another thing)
+            r"(?:(?:^|(?<=[.!?\n]))[ \t]*+(?:[-*>#]+[ \t]*+)?(?:result|(?:(?:the|my)[ \t]+)?count)"
+            r"|\b(?:frame|final|total)[ \t]+(?:result|count))\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
             # "8 frames in total", not a part of them ("visible in 6 frames in total", "3 frames in total show the cat")
             r"(?<!\bin\s)(?<!\bon\s)(?<!\bof\s)"
             + _N
@@ -104,8 +107,9 @@ _HEDGED = re.compile(
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
-    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when"
-    r"|i\s+(?:think|guess|believe|suppose))\b)",
+    # ("9 I think." ends its clause; "3 I think show the dog" goes on)
+    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\b)?"
+    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b)",
     re.IGNORECASE,
 )
 # a further option after the hedged number ("9. Maybe 10 or 11."): read its tail instead
@@ -175,12 +179,22 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
         return nxt if _OR.search(joint) or _COUNT_TAIL.match(text, pos) else None
     # no unit: an option when it ends as a count does ("8 frames or 9", "8 frames, 9 if you count the blank one"; not "8
     # frames at 2-second intervals") or, after "or", goes on with a linking word ("8 frames, or 9 I think"; not "8
-    # frames or 2 seconds of video", "2 people, 3 people or 4 frames")
+    # frames or 2 seconds of video", "2 people, 3 people or 4 frames"), but for each or every part or in a named one
+    # ("8 frames, or 4 in each half", "10 frames, or 5 for each scene", "8 frames, or 4 in the first half")
     if _COUNT_TAIL.match(text, nxt.end()):
         return nxt
     first = _NEXT_WORD.match(text, nxt.end())
     linking = first is not None and first.group(1).lower() in _LINKING_WORDS
-    return nxt if _OR.search(joint) and linking else None
+    return nxt if _OR.search(joint) and linking and not _PER_PART.match(text, nxt.end()) else None
+
+
+# a number for each or every part of the frames, or in a named part ("4 in each half", "2 for every second", "4 in the
+# first half")
+_PER_PART = re.compile(
+    r"[ \t]+(?:in|for|of|on|at|during|within)[ \t]+(?:each|every|(?:the[ \t]+)?(?:first|second|last|final|middle"
+    r"|other|remaining))\b",
+    re.IGNORECASE,
+)
 
 
 # the end of a range of frame numbers ("frames 0 to 7", "0-7"): no count, so no option beside the count after it
@@ -309,13 +323,45 @@ _PART_BEFORE = re.compile(
 )
 
 
+# the numbers of a list ending in "or" ("7 or 8", "6, 7, or 8", "6, 7 or 8"; not "7, 8": "Not 7, 8." corrects 7)
+_LIST_JOINT = r"[ \t]*(?:,[ \t]*(?:or[ \t]+)?|or[ \t]+)"
+_JOINED_BEFORE = re.compile("(?:" + _NUMBER + ")" + _LIST_JOINT + "$", re.IGNORECASE)
+_JOINED_AFTER = re.compile(_LIST_JOINT + "(?:" + _NUMBER + ")", re.IGNORECASE)
+
+
+def _not_a_count(text: str, start: int) -> bool:
+    """Whether the number at ``start`` is itself said not to be the count or is a bound (see _passed_over)."""
+    return bool(
+        _NEGATED_BEFORE.search(text, max(0, start - 48), start) or _BOUND_BEFORE.search(text, max(0, start - 24), start)
+    )
+
+
 def _passed_over(text: str, start: int) -> bool:
     """Whether the number at ``start`` is said not to be the count ("not 7", "doesn't have 7") or is a bound ("at
-    least 8", "more than 5"), no count."""
-    return (
-        _NEGATED_BEFORE.search(text, max(0, start - 48), start) is not None
-        or _BOUND_BEFORE.search(text, max(0, start - 24), start) is not None
-    )
+    least 8", "more than 5"), no count; so is each number of a list ending in "or" whose first number is ("I don't
+    think it's 7 or 8" passes over both, "Not 6, 7, or 8" all three; "Not 7, 8." only 7)."""
+    if _not_a_count(text, start):
+        return True
+    near = text[max(0, start - 320) : start].lower()  # (no negation or bound near: no list to walk, the common case)
+    if not any(w in near for w in ("not", "n't", "n’t", "never", "least", "most", "than", "upwards", "up")):
+        return False
+    first, joints = start, ""
+    for _ in range(8):  # (a list of at most 8 numbers each way, bounded: linear)
+        if not text[max(0, first - 8) : first].rstrip(" \t").lower().endswith((",", "or")):
+            break  # (no joint right before it, without the search below)
+        joined = _JOINED_BEFORE.search(text, max(0, first - 32), first)
+        if joined is None:
+            break
+        first, joints = joined.start(), text[joined.start() : start]
+    if first == start or not _not_a_count(text, first):
+        return False
+    pos = _INT_RE.match(text, start).end()
+    for _ in range(8):
+        joined = _JOINED_AFTER.match(text, pos)
+        if joined is None:
+            break
+        joints, pos = joints + joined.group(0), joined.end()
+    return _OR.search(joints) is not None
 
 
 # a part of the frames: "2 of them", "2 of the frames", "the first 2 frames", "the last 2 frames"
@@ -358,7 +404,8 @@ def parse_count(text: str) -> int | None:
        _NO_CLAIM: "the answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" and "... 2
        frames are repeated" are none), before "frames in total", or after "so" / "that's" / "total of" / "total:"
        when it ends its clause, maybe after its unit, "in total", "in the video", "here", or after "Result:" /
-       "Count:" when it ends its sentence or line; failing those, "there are N" ending its clause likewise ("8
+       "Count:" at a sentence's or line's start (or "Frame count:", "Final result:") when it ends its sentence or
+       line; failing those, "there are N" ending its clause likewise ("8
        frames. There is 1 frame repeated." is 8: a part of the count).
     2. Otherwise the first number that is not a frame's or a step's label ("Frame 4 is the same as frame 3", "Frames
        0 to 7 are shown", "Step 1:" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the
@@ -368,10 +415,11 @@ def parse_count(text: str) -> int | None:
        a number of seconds or times none ("The answer is 3 seconds.").
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
-    8); a range offers both ends ("Around 8-9 frames.", "7 to 8 frames in total" are None); conclusions that differ
-    give None. A number after "not" (or "I don't think it's") and a bound are passed over ("Not 7, it's 8." is 8; "At
-    least 8 frames." alone is None), and a "there are N" about a part ("in the first half there are 4") concludes
-    nothing. Markdown emphasis (``**7**``) is ignored, a "*" between digits kept."""
+    8); a range offers both ends ("Around 8-9 frames.", "7 to 8 frames in total" are None); conclusions that differ give
+    None. A number after "not" (or "I don't think it's") and a bound are passed over ("Not 7, it's 8." is 8; "At least 8
+    frames." alone is None), with the rest of a list ending in "or" ("Not 7 or 8, but 9." is 9), and a "there are N"
+    about a part ("in the first half there are 4") concludes nothing. Markdown emphasis (``**7**``) is ignored, a "*"
+    between digits kept."""
     text = _EMPHASIS.sub("", after_final_answer(text))
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
         stated = set()

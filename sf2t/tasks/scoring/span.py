@@ -82,7 +82,7 @@ _FIELDS = re.compile(
 )
 # "the first frame is 1 ... the last frame is 8" says the clip's own ends when a frame is named elsewhere ("The target
 # is in frame 4 only."): those fields are no span ("Start: 2, End: 5. Frame 2 shows it entering." is (2, 5))
-_THE_FIRST = re.compile(r"(?:\bthe|['’]s|\bits)[ \t]+$", re.IGNORECASE)
+_THE_FIRST = re.compile(r"(?:\bthe|\b(?:video|clip|sequence)['’]s)[ \t]+$", re.IGNORECASE)
 _FRAME_NAMED = re.compile(r"\bframes?[ \t]*#?\d", re.IGNORECASE)
 
 
@@ -99,7 +99,9 @@ def _fields_as_span(text: str) -> str:
     return _FIELDS.sub(
         lambda m: (
             ""  # (not even their words: "first frame" would read as frame 1)
-            if named and m.group(0)[:5].lower() == "first" and _THE_FIRST.search(text, max(0, m.start() - 8), m.start())
+            if named
+            and m.group(0)[:5].lower() == "first"
+            and _THE_FIRST.search(text, max(0, m.start() - 16), m.start())
             else _start_end_span(m)
         ),
         text,
@@ -184,12 +186,26 @@ _CLIP_ENDS = re.compile(
 )
 
 
+# another subject after the start, with and, while, whereas or but ("..., and the ball leaves at frame 7"), unless
+# the target is the subject again before the end ("and the camera pans until it leaves at frame 6")
+_OTHER_SUBJECT = re.compile(
+    r"\b(?:and|while|whereas|but)\s+(?:the|a|an)\s+(?!(?:target|patch|object|frames?|next|following|moment|second"
+    r"|few|bit|little|short|while|couple)\b)[^\W\d_](?:(?!\b(?:it|the\s+(?:target|patch|object))\b).)*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def _start_end_span(m: re.Match) -> str:
     """A start-and-end match as the span "frames a-b"; when the video or clip is what starts and ends, its words
-    without their frame numbers (they name no target's frames)."""
+    without their frame numbers (they name no target's frames); when the end is another subject's, the start's frame
+    and the words without the end's number."""
     if _CLIP_BEFORE.search(m.string, max(0, m.start() - 48), m.start()):
         return re.sub(r"\d+", "", m.group(0))
-    if _CLIP_ENDS.search(m.group(0), m.end(1) - m.start()):  # ("appears in frame 3, and the video ends at frame 8")
+    # ("appears in frame 3, and the video ends at frame 8", "is visible in frame 4, and the ball leaves at frame 7";
+    # not fields: their "and the last frame is 8" is no other subject)
+    after_start = m.end(1) - m.start()
+    other = m.re is _START_END and _OTHER_SUBJECT.search(m.group(0), after_start) is not None
+    if other or _CLIP_ENDS.search(m.group(0), after_start):
         return f"frame {m.group(1)}" + re.sub(r"\d+", "", m.string[m.end(1) : m.end()])
     end = _int(m.group(2))
     if _GONE_BY.search(m.group(0), max(0, len(m.group(0)) - 40)):
@@ -245,8 +261,10 @@ _ABSENT_AFTER = re.compile(
     + r"(?![ \t]+(?!(?:in|from|on|at|during|for|within|by|behind|under|again|now|here|there|entirely|completely|fully"
     r"|and|or|but|elsewhere|otherwise|before|after|outside|anywhere)\b)[^\W\d_])"
     # empty / blank ending the clause, or said of the frames ("Frames 1-2 are blank screens")
-    r"|\b(?:empty|blank)\b(?=[\s:]*$)|(?:\bnot|n't|n’t)(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b)"
-    + _ELSEWHERE,
+    r"|\b(?:empty|blank)\b(?=[\s:]*$)|(?:\bnot|n't|n’t)(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b"
+    # "have no target", "lack it", "don't have it" ("have no blur" says nothing of the target)
+    r"|\bno\s+(?:target|patch|object|sign)\b|(?:\black\w{0,3}|(?:\bnot|n't|n’t)\s+(?:have|has|had))\s+"
+    r"(?:it|them|(?:the|a|any)\s+(?:target|patch|object))\b)" + _ELSEWHERE,
     re.IGNORECASE,
 )
 _TRAIL_END = re.compile(
@@ -255,11 +273,20 @@ _TRAIL_END = re.compile(
 )
 
 
+# (what follows a heading's absence: no new clause, "The target is not visible in every frame. It is visible in:",
+# "Although it is hidden at first, it is visible in:", "Observations (the target is not visible at first):"; a
+# remark in brackets may close it: "Not visible (hidden behind the car):")
+_LAST_CLAUSE = r"(?:(?!\b(?:but|while|whereas|and|then|though|although|however|yet)\b)[^\d\n:.!?;,()\[\]—–]){0,40}?"
+
+
 # an absence said as a heading ("Not visible:", "Frames where the target is not visible:", "## Target absent"): a
 # line that ends with ":" (or a markdown heading) covers the list under it, the lines after it (blank ones skipped)
 # that are list items ("- ...", "1. ...") or frame numbers alone ("Frames 1-2"), up to a line that ends with ":"
 _ABSENT_HEADING = re.compile(
-    r"^[ \t]*+(#++[ \t]*+)?(?:[-•+][ \t]+)?[^\d\n]{0,60}?" + _ABSENCE + r"[^\d\n:]{0,40}?(?(1)[ \t]*:?|:)[ \t]*$",
+    r"^[ \t]*+(#++[ \t]*+)?(?:[-•+][ \t]+)?[^\d\n]{0,60}?"
+    + _ABSENCE
+    + _LAST_CLAUSE
+    + r"(?:\([^()\n]{0,40}\))?(?(1)[ \t]*:?|:)[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 _UNDER_HEADING = re.compile(
@@ -320,6 +347,11 @@ _SPAN_CONCLUSION = re.compile(
     r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
+# an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
+# and is gone by frame 8.\nFrames 4-8." is (4, 8))
+_ANSWER_LINE = re.compile(
+    r"^[ \t]*+frames[ \t]*+(\d++)[ \t]*+[-–][ \t]*+(\d++)[ \t]*+\.?[ \t]*+$", re.IGNORECASE | re.MULTILINE
+)
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
@@ -334,11 +366,12 @@ def parse_span(text: str) -> tuple[int, int] | None:
     and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
     frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "- Frames 1-2"). An end
     names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by / in 7" names the
-    first without it (6). A concluding span ("..., so frames 3-5.") wins over what comes before it."""
+    first without it (6). A concluding span ("..., so frames 3-5.") or a canonical answer line ("Frames 3-5." alone on
+    its line) wins over what comes before it."""
     text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
-    concluded = list(_SPAN_CONCLUSION.finditer(text))
-    if len({c.groups() for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6")
-        return None
+    concluded = sorted([*_SPAN_CONCLUSION.finditer(text), *_ANSWER_LINE.finditer(text)], key=lambda c: c.start())
+    if len({(_int(c.group(1)), _int(c.group(2))) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5
+        return None  # ... so frames 4-6", "Frames 3-5.\nFrames 4-6.")
     if concluded:
         text = text[concluded[-1].start() :]
     m = _SPAN_RE.search(text)
