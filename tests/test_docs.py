@@ -583,6 +583,21 @@ SCORING_EXAMPLES = [
     ("parse_span", "The target is in frames 4-6, so frames 1-3 have no target.", (4, 6)),
     ("parse_span", "It is visible in frames 3-5, so frames 1-2 lack it.", (3, 5)),
     ("parse_span", "Frames 3-5 have no blur.", (3, 5)),
+    # review31b's fixes
+    ("parse_count", "I counted 2 repeats, so the count is 8.", 8),
+    ("parse_count", "There are 2 duplicate pairs, and the overall count is 10.", 10),
+    ("parse_count", "The video has 2 scenes. Image count: 8.", 8),
+    ("parse_count", "There are 8 frames, maybe 9 I think because the last one is faded.", None),
+    ("parse_count", "There are 8 frames, or 9 in the final count.", None),
+    ("parse_span", "The target appears in frame 3 and the red patch leaves at frame 6.", (3, 6)),
+    ("parse_span", "It appears at frame 2 and the whole object leaves at frame 5.", (2, 5)),
+    ("parse_span", "The dog appears in frame 3 and the dog exits at frame 6.", (3, 6)),
+    (
+        "parse_span",
+        "The video has 8 frames. Its first frame is 1 and its last frame is 8. The target appears in frame 4.",
+        (4, 4),
+    ),
+    ("parse_span", "Frames 3-5 contain the patch with no object in front of it.", (3, 5)),
 ]
 
 

@@ -244,7 +244,7 @@ def test_parse_choice_cases(text, options, want):
         # the article "A" starting a noun phrase after "Answer:" is no letter
         ("Answer: A total of 9 frames.", 1),
         ("The answer is A total of 9 frames.", 1),
-        ("Answer: A single frame.", None),
+        ("Answer: A single frame.", 0),  # (no option's text follows: the letter, as "The answer is A not B.")
         # a letter
         ("Answer: A", 0),
         ("Answer: A.", 0),
@@ -281,15 +281,47 @@ def test_choice_answers_stop31(text, want):
         ("The answer is A for sure.", 0),
         ("Answer: A would be my pick.", 0),
         ("Answer: A then.", 0),
-        # the article: its noun phrase names an option, or none
+        # the article when its noun phrase names an option; else the letter (review31b)
         ("Answer: A move to the right.", 1),
-        ("Answer: A single frame.", None),
+        ("Answer: A single frame.", 0),
     ],
 )
 def test_choice_review31(text, want):
     """Choices review31 found read right before this session's article rule and wrong after: "Option A fits ...",
     "The answer is A in this case." name option A; the article rule is for "Answer: A total of 9 frames."."""
     assert parse_choice(text, ["Left", "Right", "Up", "Down"]) == want
+
+
+MOTION = ["Left", "Right", "Up", "Down"]
+OBJECTS = ["A red ball", "A blue cube", "A green cone", "A yellow star"]
+
+
+@pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # a word after the letter that no list names: the letter, unless an option's text then appears
+        ("The answer is A not B.", MOTION, 0),
+        ("The answer is A due to the leftward motion.", MOTION, 0),
+        ("The answer is A only.", MOTION, 0),
+        ("The answer is A rather than D.", MOTION, 0),
+        ("The answer is A after reviewing the frames.", MOTION, 0),
+        ("The answer is A when considering the direction.", MOTION, 0),
+        ("The answer is A judging by the shadows.", MOTION, 0),
+        # the article, after answer, option or choice alike, when an option's text follows: that option
+        ("The correct option is A blue cube.", OBJECTS, 1),
+        ("Best choice: A green cone.", OBJECTS, 2),
+        ("My choice is A yellow star.", OBJECTS, 3),
+        ("The answer is A yellow star, i.e. option D.", OBJECTS, 3),
+        ("Option: A red ball", OBJECTS, 0),
+        ("Answer: A total of 9 frames.", ["7 frames", "8 frames", "9 frames", "10 frames"], 2),
+        ("Answer: A total of 9 frames.", ["7", "9", "8", "6"], 1),
+        ("Option A fits the video best.", OBJECTS, 0),
+    ],
+)
+def test_choice_review31b(text, options, want):
+    """Choices review31b found misread: a letter A followed by a word read as the article ("The answer is A not B.")
+    and the article after "option" / "choice" read as the letter ("The correct option is A blue cube.")."""
+    assert parse_choice(text, options) == want
 
 
 @pytest.mark.parametrize(
@@ -302,6 +334,8 @@ def test_choice_review31(text, want):
         "answer: A total " * 4000,
         "answer: A " + "then " * 10000,
         "option A " * 6000 + "total",
+        "The correct option is A " + "x " * 25000 + "1",
+        "choice: A 1 " * 5000,
     ],
 )
 def test_parse_choice_is_fast_on_long_whitespace_runs(text):

@@ -27,11 +27,12 @@ def after_final_answer(text):
     return t
 
 
-_ASKED = re.compile(r"\b(?i:(answer)|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
-# after "answer" (never "option" / "choice": "Option A fits the video best."), the article "A" before a lower-case
-# word that may start a noun phrase ("Answer: A total of 9 frames.", "Answer: A blue cube."); a verb, a preposition,
-# a modal, a conjunction or an adverb after it goes on about a letter ("The answer is A because ...", "Answer: A is
-# correct.", "The answer is A in this case.", "Answer: A would be my pick.", "Answer: A then.")
+_ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
+# after "answer", "option" or "choice", the article "A" before a lower-case word that may start a noun phrase, when
+# an option's text then appears in the answer ("Answer: A total of 9 frames.", "The correct option is A blue cube.":
+# parse_choice); a verb, a preposition, a modal, a conjunction or an adverb after it goes on about a letter ("The
+# answer is A because the video has 9 frames.", "Answer: A is correct.", "The answer is A in this case.", "Answer: A
+# would be my pick.", "Answer: A then.")
 _ARTICLE = re.compile(
     r"A[ \t]+(?!(?:is|was|seems|looks|appears|fits|matches|describes|shows|best|would|will|should|could|might|may"
     r"|must|can|because|since|as|given|and|or|but|so|if|which|that|while|whereas|with|in|for|of|on|at|to|from|by"
@@ -51,9 +52,11 @@ def parse_choice(text, options):
     letter: alone ("B", "b", "(B)", "B."), leading ("B. ...", "(B) ...", "B: ..."), or after "answer" / "option"
     ("Answer: C", "The answer is B"); else the one option whose text appears in the answer as whole words ("There
     are 15 frames." is "15", not "5"; "I don't know" is not "No."), the longest where one contains the others. After
-    "answer" an article ("Answer: A blue ball", "Answer: A total of 9 frames.") is no letter; after "option" / "choice",
-    or before a word that goes on about a letter ("The answer is A in this case."), "A" is one. After a "final answer"
-    marker only what follows the last one counts ("I first thought A. Final answer: C" is C)."""
+    "answer" / "option" / "choice" an "A" before a lower-case word is the article, no letter, when an option's text
+    appears in the answer ("Answer: A total of 9 frames.", "The correct option is A blue cube." name those options);
+    otherwise, or before a word that goes on about a letter ("The answer is A in this case.", "The answer is A because
+    the video has 9 frames."), it is the letter ("The answer is A not B."). After a "final answer" marker only what
+    follows the last one counts ("I first thought A. Final answer: C" is C)."""
     t = after_final_answer(text).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
@@ -62,14 +65,14 @@ def parse_choice(text, options):
     hits = [i for i, o in enumerate(norms) if o and o == low]
     if len(hits) == 1:
         return hits[0]
+    hits = [i for i, o in enumerate(norms) if o and re.search(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low)]
     m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t) or _ASKED.search(t)
-    if m and m.re is _ASKED and m.group(1) and _ARTICLE.match(t, m.start(2)):
-        m = None
+    if m and m.re is _ASKED and hits and _ARTICLE.match(t, m.start(1)):
+        m = None  # (the article: "The correct option is A blue cube." names the option's text, not A)
     if m:
         k = LETTERS.index(m.group(m.lastindex).upper())
         if k < len(options):
             return k
-    hits = [i for i, o in enumerate(norms) if o and re.search(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low)]
     if len(hits) > 1:
         longest = max(hits, key=lambda i: len(norms[i]))
         if all(norms[i] in norms[longest] for i in hits):

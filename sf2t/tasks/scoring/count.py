@@ -66,11 +66,13 @@ _CONCLUSION = re.compile(
             + r"\s+(?:are|were)\s+(?:shown|displayed|presented)\b)",
             r"\banswer\s*(?:is\s*:?|:|=)\s*" + _N + _NO_CLAIM,
             r"\btotal\s*(?:of|is|:|=)\s*" + _N + _COUNT_END,
-            # a labelled result: "Result: 9 frames.", "Count: 8", "The count is 8.", "The frame count is 8." (at a
-            # sentence's or line's start, maybe after a list marker, or after frame / final / total: "Duplicate count:
-            # 2." and "The result is 2." label another thing)
-            r"(?:(?:^|(?<=[.!?\n]))[ \t]*+(?:[-*>#]+[ \t]*+)?(?:result|(?:(?:the|my)[ \t]+)?count)"
-            r"|\b(?:frame|final|total)[ \t]+(?:result|count))\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
+            # a labelled result: "Result: 9 frames.", "Count: 8" (at a sentence's or line's start, maybe after a list
+            # marker), "the count is 8" anywhere (after the or my, maybe then overall / correct / final / total / frame
+            # / image: "so the count is 8", "and the overall count is 10"), "Frame count: 8", "Image count: 8", "Final
+            # result: 8" ("Duplicate count: 2.", "the duplicate count is 2" and "The result is 2." label another thing)
+            r"(?:(?:^|(?<=[.!?\n]))[ \t]*+(?:[-*>#]+[ \t]*+)?(?:result|count)"
+            r"|\b(?:the|my)[ \t]+(?:(?:overall|correct|final|total|frame|image)[ \t]+)?count"
+            r"|\b(?:frame|image|final|total)[ \t]+(?:result|count))\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
             # "8 frames in total", not a part of them ("visible in 6 frames in total", "3 frames in total show the cat")
             r"(?<!\bin\s)(?<!\bon\s)(?<!\bof\s)"
             + _N
@@ -107,9 +109,10 @@ _HEDGED = re.compile(
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
-    # ("9 I think." ends its clause; "3 I think show the dog" goes on)
-    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\b)?"
-    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b)",
+    # ("9 I think." and "9 I think because ..." end its clause; "3 I think show the dog" goes on)
+    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\s+(?:because|since|given|as)\b"
+    r"|(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\b)?"
+    r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b))",
     re.IGNORECASE,
 )
 # a further option after the hedged number ("9. Maybe 10 or 11."): read its tail instead
@@ -189,10 +192,11 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
 
 
 # a number for each or every part of the frames, or in a named part ("4 in each half", "2 for every second", "4 in the
-# first half")
+# first half"; a part noun after first / last / other...: "9 in the final count" is another count)
 _PER_PART = re.compile(
     r"[ \t]+(?:in|for|of|on|at|during|within)[ \t]+(?:each|every|(?:the[ \t]+)?(?:first|second|last|final|middle"
-    r"|other|remaining))\b",
+    r"|other|remaining)[ \t]+(?:half|halves|parts?|thirds?|quarters?|scenes?|shots?|segments?|sections?|clips?"
+    r"|seconds?|minutes?))\b",
     re.IGNORECASE,
 )
 
@@ -404,8 +408,8 @@ def parse_count(text: str) -> int | None:
        _NO_CLAIM: "the answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" and "... 2
        frames are repeated" are none), before "frames in total", or after "so" / "that's" / "total of" / "total:"
        when it ends its clause, maybe after its unit, "in total", "in the video", "here", or after "Result:" /
-       "Count:" at a sentence's or line's start (or "Frame count:", "Final result:") when it ends its sentence or
-       line; failing those, "there are N" ending its clause likewise ("8
+       "Count:" at a sentence's or line's start, "the count is" anywhere (or "Frame count:", "Final result:") when it
+       ends its sentence or line; failing those, "there are N" ending its clause likewise ("8
        frames. There is 1 frame repeated." is 8: a part of the count).
     2. Otherwise the first number that is not a frame's or a step's label ("Frame 4 is the same as frame 3", "Frames
        0 to 7 are shown", "Step 1:" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the

@@ -80,9 +80,15 @@ _FIELDS = re.compile(
     r"\b(?:start(?:ing)?|begin(?:ning)?|first)" + _FIELD + r"[^\d!?]{0,24}?\b(?:end(?:ing)?|last|final)" + _FIELD,
     re.IGNORECASE,
 )
-# "the first frame is 1 ... the last frame is 8" says the clip's own ends when a frame is named elsewhere ("The target
-# is in frame 4 only."): those fields are no span ("Start: 2, End: 5. Frame 2 shows it entering." is (2, 5))
-_THE_FIRST = re.compile(r"(?:\bthe|\b(?:video|clip|sequence)['’]s)[ \t]+$", re.IGNORECASE)
+# "the first frame is 1 ... the last frame is 8" (or "the video's", clip's, sequence's, footage's, movie's) says the
+# clip's own ends when a frame is named elsewhere ("The target is in frame 4 only."): those fields are no span
+# ("Start: 2, End: 5. Frame 2 shows it entering." is (2, 5))
+_CLIP_NOUN = r"(?:video|clip|sequence|footage|movie)"
+_THE_FIRST = re.compile(r"(?:\bthe|\b" + _CLIP_NOUN + r"['’]s)[ \t]+$", re.IGNORECASE)
+# ... or "its" right after a sentence whose subject is the clip ("The video has 8 frames. Its first frame is 1 ...")
+_ITS_CLIP = re.compile(
+    r"(?:^|(?<=[.!?\n]))[ \t]*(?:the|this)[ \t]+" + _CLIP_NOUN + r"\b[^.!?\n]{0,80}[.!?]\s*its[ \t]+$", re.IGNORECASE
+)
 _FRAME_NAMED = re.compile(r"\bframes?[ \t]*#?\d", re.IGNORECASE)
 
 
@@ -101,7 +107,10 @@ def _fields_as_span(text: str) -> str:
             ""  # (not even their words: "first frame" would read as frame 1)
             if named
             and m.group(0)[:5].lower() == "first"
-            and _THE_FIRST.search(text, max(0, m.start() - 16), m.start())
+            and (
+                _THE_FIRST.search(text, max(0, m.start() - 16), m.start())
+                or _ITS_CLIP.search(text, max(0, m.start() - 120), m.start())
+            )
             else _start_end_span(m)
         ),
         text,
@@ -186,12 +195,19 @@ _CLIP_ENDS = re.compile(
 )
 
 
-# another subject after the start, with and, while, whereas or but ("..., and the ball leaves at frame 7"), unless
-# the target is the subject again before the end ("and the camera pans until it leaves at frame 6")
+# another subject after the start, with and, while, whereas or but ("..., and the ball leaves at frame 7"): not the
+# target again, said by target / patch / object in its first words ("and the red patch leaves"), same / whole / entire
+# ("and the whole object leaves") or the start's subject noun (_start_end_span: "The dog appears ... and the dog
+# exits"), nor when the target is the subject again before the end ("and the camera pans until it leaves at frame 6")
 _OTHER_SUBJECT = re.compile(
-    r"\b(?:and|while|whereas|but)\s+(?:the|a|an)\s+(?!(?:target|patch|object|frames?|next|following|moment|second"
-    r"|few|bit|little|short|while|couple)\b)[^\W\d_](?:(?!\b(?:it|the\s+(?:target|patch|object))\b).)*$",
+    r"\b(?:and|while|whereas|but)\s+(?:the|a|an)\s+(?!(?:[^\W\d_]+[ \t]+){0,2}(?:target|patch|object)\b)"
+    r"(?!(?:same|whole|entire|frames?|next|following|moment|second|few|bit|little|short|while|couple)\b)"
+    r"([^\W\d_]+(?:[ \t]+[^\W\d_]+){0,2})(?:(?!\b(?:it|the\s+(?:target|patch|object))\b).)*$",
     re.IGNORECASE | re.DOTALL,
+)
+# the start's subject noun: the last word before the start's verb in its clause ("The red ball appears ...": ball)
+_SUBJECT_BEFORE = re.compile(
+    r"([^\W\d_]+)[ \t]+(?:(?:first|also|then|only|just|suddenly|finally|briefly)[ \t]+)?$", re.IGNORECASE
 )
 
 
@@ -204,7 +220,11 @@ def _start_end_span(m: re.Match) -> str:
     # ("appears in frame 3, and the video ends at frame 8", "is visible in frame 4, and the ball leaves at frame 7";
     # not fields: their "and the last frame is 8" is no other subject)
     after_start = m.end(1) - m.start()
-    other = m.re is _START_END and _OTHER_SUBJECT.search(m.group(0), after_start) is not None
+    other = _OTHER_SUBJECT.search(m.group(0), after_start) if m.re is _START_END else None
+    if other:  # ("The dog appears in frame 3 and the dog exits at frame 6": the start's subject again)
+        subject = _SUBJECT_BEFORE.search(m.string, max(0, m.start() - 40), m.start())
+        if subject and subject.group(1).lower() in other.group(1).lower().split():
+            other = None
     if other or _CLIP_ENDS.search(m.group(0), after_start):
         return f"frame {m.group(1)}" + re.sub(r"\d+", "", m.string[m.end(1) : m.end()])
     end = _int(m.group(2))
@@ -223,13 +243,13 @@ _NUMBER_GROUP = re.compile(
     r"\d+(?!\d))*",
     re.IGNORECASE,
 )
-_PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*|contain\w*|detect\w*)\b"
+_PRESENCE = r"(?:visible|present|there|shown|seen|see|appear\w*|show\w*|contain\w*|detect\w*|includ\w*)\b"
 _NOT = r"(?:\bnot|\bcannot|n't|n’t|\bnever)\s+(?!only\b)"
 _NOT_VERB = r"(?:(?!(?:and|or|but|then|so)\b)\w+\s+){0,2}?"  # ("not clearly visible"; not "not move and appears")
 _ABSENT_WORD = (  # (not "isn't hidden", "no longer hidden"; "partially hidden" is still visible)
     r"(?<!\bnot\s)(?<!\bnever\s)(?<!n't\s)(?<!n’t\s)(?<!\blonger\s)"
     r"(?<!\bpartially\s)(?<!\bpartly\s)(?<!\bhalf\s)(?<!\bslightly\s)(?<!\bsomewhat\s)"
-    r"\b(?:absent|missing|invisible|hidden|gone|nowhere|out\s+of\s+(?:view|sight))\b"
+    r"\b(?:absent|missing|invisible|hidden|gone|nowhere|excluded|ruled\s+out|out\s+of\s+(?:view|sight))\b"
 )
 _ABSENCE = (
     "(?:"
@@ -262,8 +282,11 @@ _ABSENT_AFTER = re.compile(
     r"|and|or|but|elsewhere|otherwise|before|after|outside|anywhere)\b)[^\W\d_])"
     # empty / blank ending the clause, or said of the frames ("Frames 1-2 are blank screens")
     r"|\b(?:empty|blank)\b(?=[\s:]*$)|(?:\bnot|n't|n’t)(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b"
-    # "have no target", "lack it", "don't have it" ("have no blur" says nothing of the target)
-    r"|\bno\s+(?:target|patch|object|sign)\b|(?:\black\w{0,3}|(?:\bnot|n't|n’t)\s+(?:have|has|had))\s+"
+    # "have no target", "lack it", "don't have it" ("have no blur" says nothing of the target); "no object" and "no
+    # sign" only as "no sign of it" or ending the clause ("with no object in front of it" says nothing of the target)
+    r"|\bno\s+(?:target|patch)\b|\bno\s+(?:object|sign)(?=[\s:]*$)"
+    r"|\bno\s+(?:object|sign)\s+of\s+(?:it|them|the\s+(?:target|patch|object))\b"
+    r"|(?:\black\w{0,3}|(?:\bnot|n't|n’t)\s+(?:have|has|had))\s+"
     r"(?:it|them|(?:the|a|any)\s+(?:target|patch|object))\b)" + _ELSEWHERE,
     re.IGNORECASE,
 )
@@ -274,9 +297,16 @@ _TRAIL_END = re.compile(
 
 
 # (what follows a heading's absence: no new clause, "The target is not visible in every frame. It is visible in:",
-# "Although it is hidden at first, it is visible in:", "Observations (the target is not visible at first):"; a
-# remark in brackets may close it: "Not visible (hidden behind the car):")
-_LAST_CLAUSE = r"(?:(?!\b(?:but|while|whereas|and|then|though|although|however|yet)\b)[^\d\n:.!?;,()\[\]—–]){0,40}?"
+# "Although it is hidden at first, it is visible in:", "Observations (the target is not visible at first):"; "yet"
+# ending it is no clause, "Not visible yet:"; but for "and" and another absence or emptiness, "absent and the road is
+# empty:", and ", frames" / ", in frames", "Target absent, frames:"; a remark in brackets may close it: "Not visible
+# (hidden behind the car):")
+_CLAUSE_WORD = r"[^\d\n:.!?;,()\[\]—–]"
+_LAST_CLAUSE = (
+    r"(?:(?!\b(?:but|while|whereas|and|then|though|although|however)\b|\byet\b(?![ \t]*(?:[:(]|$)))"
+    + _CLAUSE_WORD
+    + r"){0,40}?"
+)
 
 
 # an absence said as a heading ("Not visible:", "Frames where the target is not visible:", "## Target absent"): a
@@ -286,6 +316,13 @@ _ABSENT_HEADING = re.compile(
     r"^[ \t]*+(#++[ \t]*+)?(?:[-•+][ \t]+)?[^\d\n]{0,60}?"
     + _ABSENCE
     + _LAST_CLAUSE
+    + r"(?:\band\b"
+    + _CLAUSE_WORD
+    + r"{0,40}?(?:"
+    + _ABSENCE
+    + r"|\b(?:empty|blank)\b)"
+    + _LAST_CLAUSE
+    + r")?(?:,[ \t]*(?:(?:in|on|at|from|during)[ \t]+)?(?:the[ \t]+)?frames?[ \t]*)?"
     + r"(?:\([^()\n]{0,40}\))?(?(1)[ \t]*:?|:)[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -342,8 +379,11 @@ def _drop_absent(text: str) -> str:
 
 # a concluding span ("..., so frames 3-5.", "Thus the target is visible in frames 3-5"): read from there on, as after a
 # final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing)
+_REVISED = r"actually|wait|on\s+closer\s+inspection|looking\s+again|on\s+second\s+thought|correction|re-?checking"
 _SPAN_CONCLUSION = re.compile(
-    r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
+    r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short|"
+    + _REVISED
+    + r")(?:\s*[,:])?\s+"
     r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
@@ -352,6 +392,21 @@ _SPAN_CONCLUSION = re.compile(
 _ANSWER_LINE = re.compile(
     r"^[ \t]*+frames[ \t]*+(\d++)[ \t]*+[-–][ \t]*+(\d++)[ \t]*+\.?[ \t]*+$", re.IGNORECASE | re.MULTILINE
 )
+# a revision before a conclusion (after the one before it, or in it): it replaces the conclusions before it ("Frames
+# 3-6\nWait, ..., so the answer is frames 3-5." is (3, 5))
+_REVISION = re.compile(r"\b(?:" + _REVISED + r"|so\s+the\s+answer\s+is)\b", re.IGNORECASE)
+
+
+def _last_conclusions(text: str) -> list[re.Match]:
+    """The concluding spans and answer lines of ``text`` in order, from the last one that follows a revision on."""
+    concluded = sorted([*_SPAN_CONCLUSION.finditer(text), *_ANSWER_LINE.finditer(text)], key=lambda c: c.start())
+    kept, pos = [], 0
+    for c in concluded:
+        if kept and _REVISION.search(text, pos, c.end()):
+            kept = []
+        kept.append(c)
+        pos = c.end()
+    return kept
 
 
 def parse_span(text: str) -> tuple[int, int] | None:
@@ -367,9 +422,10 @@ def parse_span(text: str) -> tuple[int, int] | None:
     frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "- Frames 1-2"). An end
     names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by / in 7" names the
     first without it (6). A concluding span ("..., so frames 3-5.") or a canonical answer line ("Frames 3-5." alone on
-    its line) wins over what comes before it."""
+    its line) wins over what comes before it; differing ones give None, unless the later one follows a revision
+    ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it."""
     text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
-    concluded = sorted([*_SPAN_CONCLUSION.finditer(text), *_ANSWER_LINE.finditer(text)], key=lambda c: c.start())
+    concluded = _last_conclusions(text)
     if len({(_int(c.group(1)), _int(c.group(2))) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5
         return None  # ... so frames 4-6", "Frames 3-5.\nFrames 4-6.")
     if concluded:
