@@ -325,6 +325,24 @@ def test_choice_review31b(text, options, want):
 
 
 @pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # a letter A before not / rather / over / instead / unlike / than is the letter, not the article
+        ("Option A rather than a blue cube.", OBJECTS, 0),
+        ("The answer is A not a blue cube.", OBJECTS, 0),
+        ("The answer is A not 8, since I count 7 frames.", ["7", "8", "9", "10"], 0),
+        ("Option A over a blue cube: the ball is clearly red.", OBJECTS, 0),
+        ("The answer is A instead of a blue cube.", OBJECTS, 0),
+        ("The correct option is A green cone.", OBJECTS, 2),
+    ],
+)
+def test_choice_review31c(text, options, want):
+    """Choices review31c found misread: "Option A rather than a blue cube." named option B (the article rule read "A"
+    as an article because an option's text appears after it)."""
+    assert parse_choice(text, options) == want
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "answer" + " " * 25000 + "3",
@@ -336,6 +354,8 @@ def test_choice_review31b(text, options, want):
         "option A " * 6000 + "total",
         "The correct option is A " + "x " * 25000 + "1",
         "choice: A 1 " * 5000,
+        "answer: A not " * 4000 + "a blue cube",
+        "answer: A rather than a " * 2500,
     ],
 )
 def test_parse_choice_is_fast_on_long_whitespace_runs(text):

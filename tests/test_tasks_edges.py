@@ -886,6 +886,27 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 5}, "Frames 3-5\nso the answer is" + " " * 50000 + "x"),
         ("localization", {"start": 3, "end": 5}, "actually, " * 5000 + "frames 3-5"),
         ("localization", {"start": 3, "end": 5}, "frames 1-2 are ruled" + " " * 50000 + "out"),
+        # (review31c's fixes)
+        ("counting", {"count": 8}, "8 frames. Among the " + "blurry " * 7000 + "the count is 3"),
+        ("counting", {"count": 8}, "for the x, the count is 3. " * 2000),
+        ("counting", {"count": 8}, "8 frames, or 4 in the first " * 2000 + "few"),
+        ("localization", {"start": 3, "end": 5}, "actually " * 6000 + "frames 3-5"),
+        ("localization", {"start": 3, "end": 5}, "actually, " + "word " * 10000 + "frames 3-5"),
+        ("localization", {"start": 3, "end": 5}, "wait it could " * 4000 + "frames 3-5 x"),
+        ("localization", {"start": 3, "end": 5}, "actually frames 3-5 " * 3000),
+        ("localization", {"start": 3, "end": 5}, "frames 1-2 show no sign of the " * 1700),
+        ("localization", {"start": 3, "end": 5}, "frames 1-2 contain no object" + " " * 50000 + "at all"),
+        ("localization", {"start": 3, "end": 5}, "The clip has " + "8 frames " * 6000 + ". Its first frame is 2"),
+        (
+            "localization",
+            {"start": 3, "end": 6},
+            "The red patch appears in frame 3 and the blue patch leaves at frame 6. " * 700,
+        ),
+        (
+            "localization",
+            {"start": 3, "end": 6},
+            "dog's " * 8000 + "appears in frame 3 and the dog's leaves at frame 6",
+        ),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -1276,6 +1297,62 @@ def test_answers_review31b_found_misread(fn, text, value):
     "the count is N" mid-sentence, "9 I think because ...", "or 9 in the final count", the target's own noun as the
     end's subject, "with no object in front of it", "excluded", absence headings with a comma, an "and" or "yet", the
     clip's first frame said with "its", a revised answer line."""
+    from sf2t.tasks import scoring
+
+    assert getattr(scoring, fn)(text) == value
+
+
+@pytest.mark.parametrize(
+    "fn, text, value",
+    [
+        # a part's "the/my count is N" mid-sentence ("Among the blurry ones, ...", "for the red car alone ...")
+        ("parse_count", "There are 10 frames. Among the blurry ones, the count is 3.", 10),
+        ("parse_count", "I see 9 frames in total. For the frames with the dog, my count is 4.", 9),
+        ("parse_count", "The clip has 12 frames; for the red car alone the count is 5.", 12),
+        ("parse_count", "For the whole video, the answer is 8.", 8),
+        ("parse_count", "For the whole video, the count is 8.", 8),
+        # "I think as ..." goes on about the number before it
+        ("parse_count", "There are 10 frames, maybe 2 I think as duplicates of each other.", 10),
+        # "or N in the first few frames": a part, whatever noun follows first / last / other / ...
+        ("parse_count", "There are 8 frames, or 4 in the first few frames and 4 in the rest.", 8),
+        ("parse_count", "There are 8 frames, or 4 in the first 2 seconds.", 8),
+        ("parse_count", "There are 12 frames, or 6 in the other camera angle.", 12),
+        ("parse_count", "There are 8 frames, or 9 in the final tally.", None),
+        # another thing as the end's subject: another noun, "the other ...", "'s", "next to", the whole scene
+        ("parse_span", "The red patch appears in frame 3, and the blue patch leaves at frame 6.", (3, 3)),
+        ("parse_span", "The small dog appears in frame 2 and the big dog leaves at frame 6.", (2, 2)),
+        ("parse_span", "The target appears in frame 3, and the other object exits at frame 7.", (3, 3)),
+        ("parse_span", "The car appears in frame 2 and the other car leaves at frame 6.", (2, 2)),
+        ("parse_span", "The ball appears in frame 2 and the entire scene goes out of view at frame 7.", (2, 2)),
+        ("parse_span", "The bird appears in frame 1 while the bird's shadow disappears at frame 4.", (1, 1)),
+        ("parse_span", "The person appears in frame 3, and the person next to him leaves at frame 6.", (3, 3)),
+        ("parse_span", "The target appears in frame 3 and the red patch leaves at frame 6.", (3, 6)),
+        ("parse_span", "The dog appears in frame 3 and the dog exits at frame 6.", (3, 6)),
+        ("parse_span", "The red ball appears in frame 2, and the ball leaves the frame at frame 6.", (2, 6)),
+        # "no sign of" + an article, "no object at all"
+        ("parse_span", "Frames 1-2 show no sign of the ball; frames 3-6 show it.", (3, 6)),
+        ("parse_span", "Frames 1-2 contain no object at all, and the target is in frames 3-5.", (3, 5)),
+        ("parse_span", "In frames 1-2 there is no sign of the red patch. It is visible in frames 3-7.", (3, 7)),
+        # "its first frame" after a sentence that gives no number of frames: the target's
+        (
+            "parse_span",
+            "This clip contains the ball. Its first frame: 2, its last frame: 5. Frame 3 is blurry.",
+            (2, 5),
+        ),
+        # a revision word's own span concludes only at its clause's end
+        ("parse_span", "Actually, frames 1-2 show only the background, so frames 3-5.", (3, 5)),
+        (
+            "parse_span",
+            "The target is visible in frames 3-6.\nLooking again at frames 1-2, nothing is there, so frames 3-6.",
+            (3, 6),
+        ),
+    ],
+)
+def test_answers_review31c_found_misread(fn, text, value):
+    """Counting and localization answers review31c found misread (each read right at 9aa9ae0 or 40490df): a part's
+    "the count is N", "I think as ...", "or 4 in the first few frames", another thing as the end's subject ("the blue
+    patch", "the other car", "the bird's shadow"), "no sign of the ball", "its first frame" about the target, a
+    revision word before a span that is no conclusion."""
     from sf2t.tasks import scoring
 
     assert getattr(scoring, fn)(text) == value

@@ -32,12 +32,12 @@ _ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([
 # an option's text then appears in the answer ("Answer: A total of 9 frames.", "The correct option is A blue cube.":
 # parse_choice); a verb, a preposition, a modal, a conjunction or an adverb after it goes on about a letter ("The
 # answer is A because the video has 9 frames.", "Answer: A is correct.", "The answer is A in this case.", "Answer: A
-# would be my pick.", "Answer: A then.")
+# would be my pick.", "Answer: A then.", "Option A rather than a blue cube.")
 _ARTICLE = re.compile(
     r"A[ \t]+(?!(?:is|was|seems|looks|appears|fits|matches|describes|shows|best|would|will|should|could|might|may"
     r"|must|can|because|since|as|given|and|or|but|so|if|which|that|while|whereas|with|in|for|of|on|at|to|from|by"
     r"|according|based|here|then|now|too|again|though|however|indeed|definitely|clearly|certainly|obviously"
-    r"|probably|likely|surely)\b)[a-z]"
+    r"|probably|likely|surely|not|rather|instead|over|unlike|than)\b)[a-z]"
 )
 
 

@@ -109,8 +109,9 @@ _HEDGED = re.compile(
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
-    # ("9 I think." and "9 I think because ..." end its clause; "3 I think show the dog" goes on)
-    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\s+(?:because|since|given|as)\b"
+    # ("9 I think." and "9 I think because ..." end its clause; "3 I think show the dog" and "2 I think as
+    # duplicates" go on)
+    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\s+(?:because|since|given)\b"
     r"|(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\b)?"
     r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b))",
     re.IGNORECASE,
@@ -192,11 +193,12 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
 
 
 # a number for each or every part of the frames, or in a named part ("4 in each half", "2 for every second", "4 in the
-# first half"; a part noun after first / last / other...: "9 in the final count" is another count)
+# first half", "4 in the first few frames", "6 in the other camera angle"; but "9 in the final count" / tally / total /
+# answer / estimate / version / reading / number / interpretation / way / definition is another count)
 _PER_PART = re.compile(
     r"[ \t]+(?:in|for|of|on|at|during|within)[ \t]+(?:each|every|(?:the[ \t]+)?(?:first|second|last|final|middle"
-    r"|other|remaining)[ \t]+(?:half|halves|parts?|thirds?|quarters?|scenes?|shots?|segments?|sections?|clips?"
-    r"|seconds?|minutes?))\b",
+    r"|other|remaining)[ \t]+(?!(?:count|tally|total|answer|estimate|version|reading|number|interpretation|way"
+    r"|definition)\b)(?=\w))\b",
     re.IGNORECASE,
 )
 
@@ -326,6 +328,16 @@ _PART_BEFORE = re.compile(
     re.IGNORECASE,
 )
 
+# a part of the frames (or a thing in them) that a clause's "the/my count is N" counts: "Among the blurry ones, the
+# count is 3", "For the frames with the dog, my count is 4", "for the red car alone the count is 5" (not the whole
+# video or clip)
+_PART_PHRASE = re.compile(
+    r"\b(?:among|for|within|of)\s+(?:the|these|those|them)\b(?!\s+(?:whole|entire|full|complete)\b)"
+    r"[^.!?;\n]{0,60}$",
+    re.IGNORECASE,
+)
+_THE_COUNT = re.compile(r"(?:the|my)[ \t]", re.IGNORECASE)
+
 
 # the numbers of a list ending in "or" ("7 or 8", "6, 7, or 8", "6, 7 or 8"; not "7, 8": "Not 7, 8." corrects 7)
 _LIST_JOINT = r"[ \t]*(?:,[ \t]*(?:or[ \t]+)?|or[ \t]+)"
@@ -437,6 +449,13 @@ def parse_count(text: str) -> int | None:
                 continue
             # ("in the first half there are 4": a part's "there are", not "..., so the total is 8")
             if conclusion is _THERE_ARE and _PART_BEFORE.search(text, max(0, m.start() - 80), m.start()):
+                continue
+            # ("Among the blurry ones, the count is 3", "for the red car alone the count is 5": a part's count)
+            if (
+                conclusion is _CONCLUSION
+                and _THE_COUNT.match(m.group(0))
+                and _PART_PHRASE.search(text, max(0, m.start() - 80), m.start())
+            ):
                 continue
             n = _count_value(m.group(m.lastindex))
             # ("7 or 8 frames in total": 8 is one of two options, no conclusion)

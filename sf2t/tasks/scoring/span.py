@@ -85,9 +85,13 @@ _FIELDS = re.compile(
 # ("Start: 2, End: 5. Frame 2 shows it entering." is (2, 5))
 _CLIP_NOUN = r"(?:video|clip|sequence|footage|movie)"
 _THE_FIRST = re.compile(r"(?:\bthe|\b" + _CLIP_NOUN + r"['’]s)[ \t]+$", re.IGNORECASE)
-# ... or "its" right after a sentence whose subject is the clip ("The video has 8 frames. Its first frame is 1 ...")
+# ... or "its" right after a sentence whose subject is the clip and that gives its number of frames ("The video has 8
+# frames. Its first frame is 1 ..."; after "This clip contains the ball." its first frame is the ball's)
 _ITS_CLIP = re.compile(
-    r"(?:^|(?<=[.!?\n]))[ \t]*(?:the|this)[ \t]+" + _CLIP_NOUN + r"\b[^.!?\n]{0,80}[.!?]\s*its[ \t]+$", re.IGNORECASE
+    r"(?:^|(?<=[.!?\n]))[ \t]*(?:the|this)[ \t]+"
+    + _CLIP_NOUN
+    + r"\b[^.!?\n]{0,80}\b\d+[ \t]+frames\b[^.!?\n]{0,20}[.!?]\s*its[ \t]+$",
+    re.IGNORECASE,
 )
 _FRAME_NAMED = re.compile(r"\bframes?[ \t]*#?\d", re.IGNORECASE)
 
@@ -195,20 +199,45 @@ _CLIP_ENDS = re.compile(
 )
 
 
-# another subject after the start, with and, while, whereas or but ("..., and the ball leaves at frame 7"): not the
-# target again, said by target / patch / object in its first words ("and the red patch leaves"), same / whole / entire
-# ("and the whole object leaves") or the start's subject noun (_start_end_span: "The dog appears ... and the dog
-# exits"), nor when the target is the subject again before the end ("and the camera pans until it leaves at frame 6")
+# a subject after the start, with and, while, whereas or but ("..., and the ball leaves at frame 7"), its first words
+# (group 1), unless the target is the subject again before the end ("and the camera pans until it leaves at frame 6");
+# _start_end_span reads whether it is the target again (_same_subject)
 _OTHER_SUBJECT = re.compile(
-    r"\b(?:and|while|whereas|but)\s+(?:the|a|an)\s+(?!(?:[^\W\d_]+[ \t]+){0,2}(?:target|patch|object)\b)"
-    r"(?!(?:same|whole|entire|frames?|next|following|moment|second|few|bit|little|short|while|couple)\b)"
-    r"([^\W\d_]+(?:[ \t]+[^\W\d_]+){0,2})(?:(?!\b(?:it|the\s+(?:target|patch|object))\b).)*$",
+    r"\b(?:and|while|whereas|but)\s+(?:the|a|an)\s+"
+    r"(?!(?:frames?|next|following|moment|second|few|bit|little|short|while|couple)\b)"
+    r"([^\W\d_]+(?:['’]s)?(?:[ \t]+[^\W\d_]+(?:['’]s)?){0,2})(?:(?!\b(?:it|the\s+(?:target|patch|object))\b).)*$",
     re.IGNORECASE | re.DOTALL,
 )
-# the start's subject noun: the last word before the start's verb in its clause ("The red ball appears ...": ball)
+# the start's subject: the last word before the start's verb in its clause, maybe after a modifier ("The red ball
+# appears ...": ball, red)
 _SUBJECT_BEFORE = re.compile(
-    r"([^\W\d_]+)[ \t]+(?:(?:first|also|then|only|just|suddenly|finally|briefly)[ \t]+)?$", re.IGNORECASE
+    r"(?:([^\W\d_]+)[ \t]+)?([^\W\d_]+)[ \t]+(?:(?:first|also|then|only|just|suddenly|finally|briefly)[ \t]+)?$",
+    re.IGNORECASE,
 )
+_TARGET_NOUNS = {"target", "patch", "object"}
+_SAME_WORDS = {"same", "whole", "entire"}
+_ARTICLES = {"the", "a", "an", "this", "that", "its"}
+
+
+def _same_subject(words: str, subject: re.Match | None) -> bool:
+    """Whether the end's subject ``words`` (its first words) are the target again: its head noun is target / patch /
+    object or the start's subject noun, with at most same / whole / entire and modifiers the start's subject agrees
+    with before it ("the red patch" after "The target", "the ball" after "The red ball"; not "the blue patch" after
+    "The red patch"), and no other / another / 's / "next to" ("the other car", "the bird's shadow", "the person next
+    to him")."""
+    low = words.lower().replace("’", "'")
+    if "'s" in low or re.search(r"\b(?:other|another)\b|\bnext\s+to\b", low):
+        return False
+    noun = subject.group(2).lower() if subject else None
+    modifier = subject.group(1).lower() if subject and subject.group(1) else None
+    if modifier in _ARTICLES:
+        modifier = None
+    split = low.split()
+    for i, w in enumerate(split):
+        if w in _TARGET_NOUNS or w == noun:
+            before = [b for b in split[:i] if b not in _SAME_WORDS]
+            return all(modifier is None or b == modifier for b in before)
+    return False
 
 
 def _start_end_span(m: re.Match) -> str:
@@ -223,7 +252,7 @@ def _start_end_span(m: re.Match) -> str:
     other = _OTHER_SUBJECT.search(m.group(0), after_start) if m.re is _START_END else None
     if other:  # ("The dog appears in frame 3 and the dog exits at frame 6": the start's subject again)
         subject = _SUBJECT_BEFORE.search(m.string, max(0, m.start() - 40), m.start())
-        if subject and subject.group(1).lower() in other.group(1).lower().split():
+        if _same_subject(other.group(1), subject):
             other = None
     if other or _CLIP_ENDS.search(m.group(0), after_start):
         return f"frame {m.group(1)}" + re.sub(r"\d+", "", m.string[m.end(1) : m.end()])
@@ -283,9 +312,10 @@ _ABSENT_AFTER = re.compile(
     # empty / blank ending the clause, or said of the frames ("Frames 1-2 are blank screens")
     r"|\b(?:empty|blank)\b(?=[\s:]*$)|(?:\bnot|n't|n’t)(?=[\s:]*$)|\b(?:are|is|were|was)\s+(?:\w+\s+)?(?:empty|blank)\s+(?:frames?|screens?|images?|scenes?)\b"
     # "have no target", "lack it", "don't have it" ("have no blur" says nothing of the target); "no object" and "no
-    # sign" only as "no sign of it" or ending the clause ("with no object in front of it" says nothing of the target)
-    r"|\bno\s+(?:target|patch)\b|\bno\s+(?:object|sign)(?=[\s:]*$)"
-    r"|\bno\s+(?:object|sign)\s+of\s+(?:it|them|the\s+(?:target|patch|object))\b"
+    # sign" only as "no sign of it / the ball / a patch", ending the clause or before at all / whatsoever / yet /
+    # visible / present ("with no object in front of it" says nothing of the target)
+    r"|\bno\s+(?:target|patch)\b|\bno\s+(?:object|sign)(?=[\s:]*$|\s+(?:at\s+all|whatsoever|yet|visible|present)\b)"
+    r"|\bno\s+(?:object|sign)\s+of\s+(?:it|them|the|a|an)\b"
     r"|(?:\black\w{0,3}|(?:\bnot|n't|n’t)\s+(?:have|has|had))\s+"
     r"(?:it|them|(?:the|a|any)\s+(?:target|patch|object))\b)" + _ELSEWHERE,
     re.IGNORECASE,
@@ -378,13 +408,19 @@ def _drop_absent(text: str) -> str:
 
 
 # a concluding span ("..., so frames 3-5.", "Thus the target is visible in frames 3-5"): read from there on, as after a
-# final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing)
+# final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing); after a revision
+# word only a span that ends its clause and is no hedge ("Actually, frames 3-5." concludes; "Actually, frames 1-2 show
+# only the background" and "Actually, it could be frames 3-6" do not)
 _REVISED = r"actually|wait|on\s+closer\s+inspection|looking\s+again|on\s+second\s+thought|correction|re-?checking"
+_SPAN_WORDS = r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
 _SPAN_CONCLUSION = re.compile(
-    r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short|"
+    r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
+    + _SPAN_WORDS
+    + r"|\b(?:"
     + _REVISED
-    + r")(?:\s*[,:])?\s+"
-    r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
+    + r")(?:\s*[,:])?\s+(?!(?:[^\W\d_][\w'’]*+\s+){0,5}?(?:could|might|may|maybe|perhaps)\b)"
+    + _SPAN_WORDS
+    + r"(?=\s*(?:[.!?;\n]|$))",
     re.IGNORECASE,
 )
 # an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
@@ -426,7 +462,9 @@ def parse_span(text: str) -> tuple[int, int] | None:
     ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it."""
     text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
     concluded = _last_conclusions(text)
-    if len({(_int(c.group(1)), _int(c.group(2))) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5
+    if (
+        len({tuple(_int(g) for g in c.groups() if g is not None) for c in concluded}) > 1
+    ):  # (conclusions that differ: "so frames 3-5
         return None  # ... so frames 4-6", "Frames 3-5.\nFrames 4-6.")
     if concluded:
         text = text[concluded[-1].start() :]
