@@ -894,6 +894,12 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 5}, "actually, " + "word " * 10000 + "frames 3-5"),
         ("localization", {"start": 3, "end": 5}, "wait it could " * 4000 + "frames 3-5 x"),
         ("localization", {"start": 3, "end": 5}, "actually frames 3-5 " * 3000),
+        ("localization", {"start": 3, "end": 5}, "Actually, frames 1-2 so frames 3-5 " * 2500),
+        (
+            "localization",
+            {"start": 3, "end": 5},
+            "the small red dog slowly appears in frame 3 and the big red dog " * 700,
+        ),
         ("localization", {"start": 3, "end": 5}, "frames 1-2 show no sign of the " * 1700),
         ("localization", {"start": 3, "end": 5}, "frames 1-2 contain no object" + " " * 50000 + "at all"),
         ("localization", {"start": 3, "end": 5}, "The clip has " + "8 frames " * 6000 + ". Its first frame is 2"),
@@ -1356,3 +1362,33 @@ def test_answers_review31c_found_misread(fn, text, value):
     from sf2t.tasks import scoring
 
     assert getattr(scoring, fn)(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # the start's subject with several modifiers, or an adverb before its verb, is the end's subject again
+        ("The small red ball appears in frame 3 and the small red ball leaves at frame 7.", (3, 7)),
+        ("The big red ball appears in frame 3 and the red ball leaves at frame 7.", (3, 7)),
+        ("The dog slowly appears in frame 2 and the dog leaves at frame 6.", (2, 6)),
+        ("The cat suddenly appears in frame 4 and the cat disappears at frame 8.", (4, 8)),
+        ("The small dog appears in frame 2 and the big dog leaves at frame 6.", (2, 2)),
+        ("Then the butterfly appears in frame 2 and the big dog leaves at frame 6.", (2, 2)),
+        # a revision word's span concludes unless its sentence goes on to another conclusion
+        ("I thought frames 2-4. Actually, frames 3-5 contain the target.", (3, 5)),
+        ("Frames 2-4.\nWait, frames 3-5, since frame 2 is empty.", (3, 5)),
+        ("So frames 2-5.\nActually, frames 3-5 (frame 2 only has a shadow).", (3, 5)),
+        ("The ball is visible in frames 1-4.\nOn closer inspection, frames 2-4 show it; frame 1 is blank.", (2, 4)),
+        ("Frames 3-6.\nCorrection: frames 3-5, not 3-6.", (3, 5)),
+        (
+            "So the target is in frames 2-6.\nRe-checking, frames 2-5 show it and frame 6 is blank.\nFinal: frames 2-5",
+            (2, 5),
+        ),
+        ("Actually, frames 1-2 show only the background, so frames 3-5.", (3, 5)),
+    ],
+)
+def test_answers_review31d_found_misread(text, value):
+    """Localization answers review31d found misread: the start's subject with several modifiers or an adverb ("The
+    small red ball", "The dog slowly appears") read as another thing at the end; a revision's span ("Actually, frames
+    3-5 contain the target.") that 8d0ca8f read only at its clause's end."""
+    assert parse_span(text) == value

@@ -211,7 +211,8 @@ _OTHER_SUBJECT = re.compile(
 # the start's subject: the last word before the start's verb in its clause, maybe after a modifier ("The red ball
 # appears ...": ball, red)
 _SUBJECT_BEFORE = re.compile(
-    r"(?:([^\W\d_]+)[ \t]+)?([^\W\d_]+)[ \t]+(?:(?:first|also|then|only|just|suddenly|finally|briefly)[ \t]+)?$",
+    r"((?:[^\W\d_]+[ \t]+){0,3}?)(?!(?:the|a|an|this|that|its)\b)([^\W\d_]+)[ \t]+"
+    r"(?:(?:first|also|then|only|just|suddenly|finally|briefly|[^\W\d_]+ly)[ \t]+)?$",
     re.IGNORECASE,
 )
 _TARGET_NOUNS = {"target", "patch", "object"}
@@ -229,14 +230,12 @@ def _same_subject(words: str, subject: re.Match | None) -> bool:
     if "'s" in low or re.search(r"\b(?:other|another)\b|\bnext\s+to\b", low):
         return False
     noun = subject.group(2).lower() if subject else None
-    modifier = subject.group(1).lower() if subject and subject.group(1) else None
-    if modifier in _ARTICLES:
-        modifier = None
+    modifiers = set(subject.group(1).lower().split()) - _ARTICLES if subject else set()
     split = low.split()
     for i, w in enumerate(split):
         if w in _TARGET_NOUNS or w == noun:
-            before = [b for b in split[:i] if b not in _SAME_WORDS]
-            return all(modifier is None or b == modifier for b in before)
+            before = [b for b in split[:i] if b not in _SAME_WORDS and b not in _ARTICLES]
+            return not modifiers or all(b in modifiers for b in before)
     return False
 
 
@@ -409,8 +408,8 @@ def _drop_absent(text: str) -> str:
 
 # a concluding span ("..., so frames 3-5.", "Thus the target is visible in frames 3-5"): read from there on, as after a
 # final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing); after a revision
-# word only a span that ends its clause and is no hedge ("Actually, frames 3-5." concludes; "Actually, frames 1-2 show
-# only the background" and "Actually, it could be frames 3-6" do not)
+# word a span that is no hedge ("Actually, frames 3-5 contain it." concludes; "Actually, it could be frames 3-6" does
+# not), unless its sentence goes on to another conclusion (_last_conclusions)
 _REVISED = r"actually|wait|on\s+closer\s+inspection|looking\s+again|on\s+second\s+thought|correction|re-?checking"
 _SPAN_WORDS = r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
 _SPAN_CONCLUSION = re.compile(
@@ -419,8 +418,7 @@ _SPAN_CONCLUSION = re.compile(
     + r"|\b(?:"
     + _REVISED
     + r")(?:\s*[,:])?\s+(?!(?:[^\W\d_][\w'’]*+\s+){0,5}?(?:could|might|may|maybe|perhaps)\b)"
-    + _SPAN_WORDS
-    + r"(?=\s*(?:[.!?;\n]|$))",
+    + _SPAN_WORDS,
     re.IGNORECASE,
 )
 # an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
@@ -433,9 +431,21 @@ _ANSWER_LINE = re.compile(
 _REVISION = re.compile(r"\b(?:" + _REVISED + r"|so\s+the\s+answer\s+is)\b", re.IGNORECASE)
 
 
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
 def _last_conclusions(text: str) -> list[re.Match]:
     """The concluding spans and answer lines of ``text`` in order, from the last one that follows a revision on."""
     concluded = sorted([*_SPAN_CONCLUSION.finditer(text), *_ANSWER_LINE.finditer(text)], key=lambda c: c.start())
+    # a span after a revision word whose sentence goes on to another conclusion is reasoning ("Actually, frames 1-2
+    # show only the background, so frames 3-5." concludes 3-5 alone)
+    concluded = [
+        c
+        for c, after in zip(concluded, concluded[1:] + [None])
+        if not (
+            c.re is _SPAN_CONCLUSION and c.group(3) and after and not _SENTENCE_END.search(text, c.end(), after.start())
+        )
+    ]
     kept, pos = [], 0
     for c in concluded:
         if kept and _REVISION.search(text, pos, c.end()):
