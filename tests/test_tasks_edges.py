@@ -895,6 +895,8 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 5}, "wait it could " * 4000 + "frames 3-5 x"),
         ("localization", {"start": 3, "end": 5}, "actually frames 3-5 " * 3000),
         ("localization", {"start": 3, "end": 5}, "Actually, frames 1-2 so frames 3-5 " * 2500),
+        ("counting", {"count": 8}, "each of the frames, my count is " * 1600 + "8"),
+        ("counting", {"count": 8}, "8 frames, or 9 in the second pass " * 1500),
         (
             "localization",
             {"start": 3, "end": 5},
@@ -1392,3 +1394,24 @@ def test_answers_review31d_found_misread(text, value):
     small red ball", "The dog slowly appears") read as another thing at the end; a revision's span ("Actually, frames
     3-5 contain the target.") that 8d0ca8f read only at its clause's end."""
     assert parse_span(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # an attempt, pass or scenario is no part of the frames: "or 9 in the second pass" is another count
+        ("There are 8 frames, or 9 in the second pass.", None),
+        ("There are 8 frames, or 9 in the other scenario where the fade counts.", None),
+        ("There are 9 frames, or 10 in the last attempt I made.", None),
+        ("There are 8 frames, or 4 in the first half.", 8),
+        ("There are 12 frames, or 6 in the other camera angle.", 12),
+        # "each of the frames" / "all of the frames" is the whole clip, no part
+        ("I first thought 7, but after going through each of the frames again, my count is 8.", 8),
+        ("After checking all of the frames, the count is 8.", 8),
+        ("There are 10 frames. Among the blurry ones, the count is 3.", 10),
+    ],
+)
+def test_count_answers_review31d_found_misread(text, value):
+    """Counting answers review31d found misread by 8d0ca8f (read right by 0fff4cc): "or 9 in the second pass" read as
+    one part's count, "each of the frames" as a part."""
+    assert parse_count(text) == value

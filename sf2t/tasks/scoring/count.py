@@ -198,7 +198,7 @@ def _alternative(text: str, end: int, n: int | None) -> re.Match | None:
 _PER_PART = re.compile(
     r"[ \t]+(?:in|for|of|on|at|during|within)[ \t]+(?:each|every|(?:the[ \t]+)?(?:first|second|last|final|middle"
     r"|other|remaining)[ \t]+(?!(?:count|tally|total|answer|estimate|version|reading|number|interpretation|way"
-    r"|definition)\b)(?=\w))\b",
+    r"|definition|pass|passes|attempts?|scenarios?|cases?|analysis|look|glance|try|tries)\b)(?=\w))\b",
     re.IGNORECASE,
 )
 
@@ -332,7 +332,8 @@ _PART_BEFORE = re.compile(
 # count is 3", "For the frames with the dog, my count is 4", "for the red car alone the count is 5" (not the whole
 # video or clip)
 _PART_PHRASE = re.compile(
-    r"\b(?:among|for|within|of)\s+(?:the|these|those|them)\b(?!\s+(?:whole|entire|full|complete)\b)"
+    r"\b(?:among|for|within|(?<!\beach\s)(?<!\ball\s)(?<!\bevery\s)of)\s+(?:the|these|those|them)\b"
+    r"(?!\s+(?:whole|entire|full|complete)\b)"
     r"[^.!?;\n]{0,60}$",
     re.IGNORECASE,
 )
