@@ -3,7 +3,7 @@
 # transformers 5.17, no torchcodec, no PyAV, no DALI). This builds that stack on a CPU machine, in its own virtual
 # environment and its own copy of the tree, and runs what runs there without a GPU: pytest over tests/ (decoder tests
 # skip, naming why), the Triton kernels in the interpreter, and the sm_90 compile of every Triton kernel (in pytest).
-# A version break then shows here, before device time is spent on it. Needs the package index (~1.5 GB of wheels).
+# A version break then shows here, before device time is spent on it. Needs the package index; the venv is ~5 GB.
 #   bash scripts/gpu_stack_check.sh [VENV_DIR (default /tmp/sf2t-gpu-stack)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
