@@ -47,6 +47,11 @@ def _norm(s):
     return s.lower().rstrip(" .")
 
 
+def _named(norms, low):
+    """The indices of the options whose (normalized) text appears in ``low`` as whole words."""
+    return [i for i, o in enumerate(norms) if o and re.search(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low)]
+
+
 def parse_choice(text, options):
     """The index of the option ``text`` names, or None: its text exactly ("12", "Different: top-left."); else a
     letter: alone ("B", "b", "(B)", "B."), leading ("B. ...", "(B) ...", "B: ..."), or after "answer" / "option"
@@ -65,14 +70,18 @@ def parse_choice(text, options):
     hits = [i for i, o in enumerate(norms) if o and o == low]
     if len(hits) == 1:
         return hits[0]
-    hits = [i for i, o in enumerate(norms) if o and re.search(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low)]
     m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t) or _ASKED.search(t)
-    if m and m.re is _ASKED and hits and _ARTICLE.match(t, m.start(1)):
-        m = None  # (the article: "The correct option is A blue cube." names the option's text, not A)
+    hits = None  # (the options named by their text: looked for only when needed)
+    if m and m.re is _ASKED and _ARTICLE.match(t, m.start(1)):
+        hits = _named(norms, low)
+        if hits:
+            m = None  # (the article: "The correct option is A blue cube." names the option's text, not A)
     if m:
-        k = LETTERS.index(m.group(m.lastindex).upper())
+        k = LETTERS.index(m.group(1).upper())
         if k < len(options):
             return k
+    if hits is None:
+        hits = _named(norms, low)
     if len(hits) > 1:
         longest = max(hits, key=lambda i: len(norms[i]))
         if all(norms[i] in norms[longest] for i in hits):
