@@ -145,9 +145,11 @@ def _merge_groups(
         slot = torch.full((g, s), -1, dtype=torch.int32, device=dev)
         slot.scatter_(1, keep, torch.arange(k, dtype=torch.int32, device=dev).expand(g, k).contiguous())
         if kernel == "triton":
+            from sf2t._triton_interp import interpreter_errors
             from sf2t.kernels.token_merge import merge_target
 
-            target = merge_target(unit.contiguous(), slot, gh, gw, window)
+            with interpreter_errors("token_merge backend 'triton'"):
+                target = merge_target(unit.contiguous(), slot, gh, gw, window)
         else:
             target = torch.ops.sf2t.token_merge_target(unit.contiguous(), slot, gh, gw, window)
         return _mean_into(x, target.long(), g, k), keep

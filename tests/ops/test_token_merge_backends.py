@@ -1,10 +1,11 @@
 """token_merge across backends: C++ == reference (tokens, positions, gradients), opcheck and torch.compile of the
 registered op, backend choice errors, and (on a GPU visit) Triton on CUDA == reference."""
 
+import numpy as np
 import pytest
 import torch
 
-from sf2t.ops.token_merge import _has_cpp, token_merge
+from sf2t.ops.token_merge import _has_cpp, _merge_groups, token_merge
 from tests.ops.checks import assert_token_merge_matches_reference
 
 
@@ -83,6 +84,42 @@ def test_triton_backend_needs_cuda_or_the_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ValueError, match="TRITON_INTERPRET"):
         token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="triton")
+
+
+class _InterpreterError(Exception):
+    """Stands for Triton's InterpreterError, which wraps the NumPy TypeError in its text."""
+
+
+@pytest.mark.parametrize(
+    ("interpret", "error", "expected"),
+    [
+        ("1", "TypeError('only 0-dimensional arrays can be converted to Python scalars')", RuntimeError),
+        ("1", "unsupported operand type(s)", _InterpreterError),  # any other error: unchanged
+        ("0", "only 0-dimensional arrays can be converted to Python scalars", _InterpreterError),  # compiled: unchanged
+    ],
+)
+def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, interpret, error, expected):
+    """Triton 3.6's interpreter with NumPy 2.4 fails deep inside Triton (an InterpreterError quoting NumPy's
+    TypeError): token_merge says which versions and what to install instead (the failing launch is simulated: CI's
+    Triton 3.8 runs; checked for real with Triton 3.6 and NumPy 2.4 by hand)."""
+    pytest.importorskip("triton")
+    import sf2t.kernels.token_merge as kernel
+
+    def fails(*args, **kwargs):
+        raise _InterpreterError(error)
+
+    monkeypatch.setattr(kernel, "merge_target", fails)
+    monkeypatch.setenv("TRITON_INTERPRET", interpret)
+    x = torch.randn(2 * 4 * 4, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(expected) as info:
+        _merge_groups(x.reshape(2, 16, 8), torch.rand(2, 16), 8, 4, 4, 2, kernel="triton")
+    if expected is RuntimeError:
+        message = str(info.value)
+        assert "token_merge backend 'triton'" in message and "TRITON_INTERPRET=1" in message
+        assert f"NumPy {np.__version__}" in message and "numpy<2.4" in message and "Triton >= 3.8" in message
+        assert f"Triton {__import__('triton').__version__}'s interpreter" in message
+    else:
+        assert str(info.value) == error
 
 
 @pytest.mark.gpu
