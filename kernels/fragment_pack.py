@@ -1,9 +1,9 @@
 """Triton kernels of fragment_pack: the same two passes and integer arithmetic as the C++/CUDA kernels
 (int16 resize weights, uint8 between the width and height passes), so all backends agree bit for bit
-before normalization. Only ``@triton.jit`` code and launchers live here; the contract, checks and the
-weight tables are in ``sf2t.ops.fragment_pack``.
+before normalization. Only ``@triton.jit`` code and launchers live here; the contract is in
+``sf2t.ops.fragment_pack``, the checks in ``sf2t.ops._pack_reference``, the weight tables in ``sf2t.ops._pack_triton``.
 
-Table layout (int32, one per call), built by ``sf2t.ops.fragment_pack._triton_tables``: per presented
+Table layout (int32, one per call), built by ``sf2t.ops._pack_triton._fragment_pack_triton``: per presented
 frame ``META`` ints ``[src, x0, y0, crop_h, row_offset, kx, px, ky, py, wx_off, wy_off]``, then each
 axis' ``start[out]``, ``size[out]`` and ``out * ksize`` weights; a separate row -> frame map.
 """
@@ -356,7 +356,7 @@ def _fragment_pack_tiled(
     the height pass; the width pass's weights are loaded once per tile column and shared by every row; the height
     pass walks the tile in the output's memory order (whole 14 x 14 patches in the Qwen2-VL layout), so stores are
     contiguous runs. Table per presented frame: [src, x0, y0, kx, px, ky, py, wx_off, wy_off, tx_off, ty_off]
-    (sf2t.ops.fragment_pack._fragment_pack_triton_tiled)."""
+    (sf2t.ops._pack_triton._fragment_pack_triton_tiled)."""
     pid = tl.program_id(0)
     scratch = scratch_ptr + pid.to(tl.int64) * (r_max * TWB * 3)
     rr = tl.arange(0, RC)[:, None]
