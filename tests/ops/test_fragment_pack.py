@@ -354,6 +354,42 @@ def test_missing_extension_error_says_how_to_rebuild(monkeypatch):
     assert out.shape[1] == 1176
 
 
+class _InterpreterError(Exception):
+    """Stands for Triton's InterpreterError, which wraps NumPy's TypeError in its text."""
+
+
+@pytest.mark.parametrize("layout", ["qwen2_vl", "fchw"])
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ("TypeError('only 0-dimensional arrays can be converted to Python scalars')", RuntimeError),
+        ("unsupported operand type(s)", _InterpreterError),  # any other error: unchanged
+    ],
+)
+def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, layout, error, expected):
+    """Triton 3.6's interpreter with NumPy 2.4 fails inside Triton (an InterpreterError quoting NumPy's TypeError):
+    fragment_pack says which versions and what to install instead, for both layouts (the failing launch is
+    simulated: CI's Triton 3.8 runs; checked for real with Triton 3.6 and NumPy 2.4 by hand)."""
+    pytest.importorskip("triton")
+    from sf2t.kernels import fragment_pack as kernel
+
+    def fails(*args, **kwargs):
+        raise _InterpreterError(error)
+
+    monkeypatch.setattr(kernel, "launch_fragment_pack", fails)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.delenv("SF2T_FRAGMENT_PACK_TRITON", raising=False)
+    frames, src, boxes = _ok()
+    with pytest.raises(expected) as info:
+        fragment_pack(frames, src, boxes, (28, 28), layout=layout, backend="triton")
+    if expected is RuntimeError:
+        message = str(info.value)
+        assert message.startswith("fragment_pack backend 'triton': Triton ") and "TRITON_INTERPRET=1" in message
+        assert f"NumPy {np.__version__}" in message and "numpy<2.4" in message and "Triton >= 3.8" in message
+    else:
+        assert str(info.value) == error
+
+
 def test_target_size_matches_transformers():
     pytest.importorskip("transformers")
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import smart_resize
