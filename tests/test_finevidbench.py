@@ -1494,7 +1494,7 @@ def test_stale_files_that_cannot_be_removed_are_said(tmp_path, monkeypatch):
     gone already is not."""
     import errno
 
-    from sf2t.finevidbench import build as b
+    from sf2t.finevidbench import files as b  # (where _remove_stale reads _written_files)
 
     (tmp_path / "frames").mkdir()
     for name in ("a", "b", "c"):
@@ -1890,7 +1890,7 @@ def test_stale_files_are_removed_by_one_helper(tmp_path, monkeypatch):
     """The removal of an earlier build's files that a new one no longer uses (then of their folders left empty,
     deepest first) is one helper, place.remove_files, used by a build (which warns about the files it cannot remove)
     and by recover() completing a build (which does not): it was written twice."""
-    import sf2t.finevidbench.build as b
+    import sf2t.finevidbench.files as b  # (where _remove_stale reads remove_files and _written_files)
     import sf2t.finevidbench.place as place
 
     out = tmp_path / "b"
