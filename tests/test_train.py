@@ -2467,11 +2467,11 @@ def test_videos_may_be_folders_and_manifests(clips, tmp_path, capsys, monkeypatc
     assert [i.path for i in pool.infos] == folder and [s.kind for s in pool.skipped] == ["unreadable"]
 
     # A manifest's unchanged lines are used as they are; a file changed since the index is probed again.
-    import sf2t.train.data as data_mod
+    import sf2t.train.pool as pool_mod
 
     probed = []
-    real_probe = data_mod.probe
-    monkeypatch.setattr(data_mod, "probe", lambda p, **kw: probed.append(p) or real_probe(p, **kw))
+    real_probe = pool_mod.probe
+    monkeypatch.setattr(pool_mod, "probe", lambda p, **kw: probed.append(p) or real_probe(p, **kw))
     pool = VideoPool.from_paths([tmp_path / "m.jsonl"])
     assert probed == [] and [i.path for i in pool.infos] == folder
     assert pool.infos[0] == real_probe(folder[0])  # the manifest's metadata is the probe's
