@@ -1,5 +1,6 @@
 // Schema of sf2t::fragment_pack. Kernels: ops/cpu/fragment_pack_kernel.cpp,
-// ops/cuda/fragment_pack_kernel.cu. Contract, checks, reference and fake: sf2t/ops/fragment_pack.py.
+// ops/cuda/fragment_pack_kernel.cu. Contract and fake: sf2t/ops/fragment_pack.py; checks and reference:
+// sf2t/ops/_pack_reference.py.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(sf2t, m) {
@@ -8,7 +9,7 @@ TORCH_LIBRARY_FRAGMENT(sf2t, m) {
       "float[] std, int patch_size, int temporal_patch_size, int merge_size, int frame_repeat, "
       "ScalarType? dtype=None, Tensor? uv=None, int[]? yuv=None) -> Tensor");
   // With uv: frames is the Y plane [N, H, W] of NV12 input and uv its interleaved chroma [N, H/2, W/2, 2]; yuv the
-  // six Q16 conversion constants (sf2t/ops/fragment_pack.py: NV12). The conversion runs in the same pass.
+  // six Q16 conversion constants (sf2t/ops/_pack_formats.py: NV12). The conversion runs in the same pass.
   // [F * frame_repeat, 3, out_h, out_w] (LLaVA-OneVision / LLaVA-NeXT-Video): each crop resized to resize_h x
   // resize_w, the out_h x out_w window at (crop_y, crop_x) kept (a centre crop), normalized. CPU kernel only so far.
   // The samples of one decoded window: the Qwen2-VL layout of each (src_index[k], boxes[k]) over the same frames, each
