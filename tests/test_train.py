@@ -2632,7 +2632,7 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     it was left behind (a checkpoint's weights and optimizer state, or a whole merged model) until a next save that an
     interrupted run may never make, and by sf2t merge for good."""
     import sf2t.train.checkpoint as ck
-    import sf2t.train.loop as loop_mod
+    import sf2t.train.trained as trained_mod
     from sf2t.cli import main
 
     model = torch.nn.Linear(4, 4)
@@ -2661,7 +2661,7 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     def stop(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop_mod, "_copy_processor_files", stop)
+    monkeypatch.setattr(trained_mod, "_copy_processor_files", stop)
     out = tmp_path / "elsewhere" / "merged"
     assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out)]) == 130
     err = capsys.readouterr().err  # one line, as the other commands (it was a traceback)
@@ -2671,7 +2671,7 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
     monkeypatch.undo()
     assert main(["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out)]) == 0
     before = sorted(p.name for p in out.iterdir())
-    monkeypatch.setattr(loop_mod, "_copy_processor_files", stop)
+    monkeypatch.setattr(trained_mod, "_copy_processor_files", stop)
     argv = ["merge", "--base", tiny, "--adapter", str(run / "adapter"), "--out", str(out), "--overwrite"]
     assert main(argv) == 130 and sorted(p.name for p in out.iterdir()) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["merged"]
@@ -2684,7 +2684,7 @@ def test_ctrl_c_while_saving_leaves_no_partial_checkpoint_or_merge(tiny, clips, 
         def copy(*a, **k):
             raise e
 
-        monkeypatch.setattr(loop_mod, "_copy_processor_files", copy)
+        monkeypatch.setattr(trained_mod, "_copy_processor_files", copy)
 
     capsys.readouterr()
     failing(OSError(errno.ENOSPC, "No space left on device"))

@@ -554,7 +554,7 @@ def merge_main(argv: Sequence[str] | None = None) -> int:
     from sf2t.models import load_model_and_tokenizer
     from sf2t.models._build import load_adapter
     from sf2t.train.config import find_run_config
-    from sf2t.train.loop import _copy_processor_files
+    from sf2t.train.trained import _copy_processor_files
 
     out = Path(args.out).resolve()
     interrupted = f"\nsf2t merge: interrupted; nothing was changed in {out}"
