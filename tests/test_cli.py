@@ -90,6 +90,7 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monk
     index while it lists the files, demo, throughput, info (the commands without their own message get
     `sf2t COMMAND: interrupted`)."""
     import sf2t.demo as demo
+    import sf2t.video.find as find
     import sf2t.video.index as index
     from sf2t import cli
 
@@ -101,8 +102,8 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(tmp_path, capsys, monk
 
     (tmp_path / "v").mkdir()
     with monkeypatch.context() as m:
-        m.setattr(index, "find_files", _interrupted)  # before any file is probed
-        m.setattr(index, "expand_video_entries", _interrupted)  # (throughput's --videos: files, folders, manifests)
+        m.setattr(index, "find_files", _interrupted)  # before any file is probed (index_paths reads it here)
+        m.setattr(find, "expand_video_entries", _interrupted)  # (throughput's --videos: files, folders, manifests)
         # a first run stopped before its first save: no manifest to go on from
         check(["index", str(tmp_path / "v"), "-o", str(tmp_path / "m.jsonl"), "--quiet"], "nothing was saved yet")
         (tmp_path / "m.jsonl").write_text("")

@@ -502,9 +502,11 @@ def test_the_walk_looks_at_each_hidden_folder_once(tmp_path, monkeypatch):
         folder.mkdir()
         for i in range(200):
             (folder / f"{i:03d}.mp4").write_bytes(b"")
+    from sf2t.video import find  # where the walk (_stage_above) reads is_build_stage
+
     asked = []
-    real = index.is_build_stage
-    monkeypatch.setattr(index, "is_build_stage", lambda d: asked.append(d) or real(d))
+    real = find.is_build_stage
+    monkeypatch.setattr(find, "is_build_stage", lambda d: asked.append(d) or real(d))
     skipped = [str(stage)]  # (said by an earlier walk: not again)
     found = index.find_files([root], skipped)
     assert sorted(asked) == sorted([stage, root / ".hidden"]), len(asked)
