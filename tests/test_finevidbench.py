@@ -2101,14 +2101,14 @@ def test_a_staging_folders_owner_is_not_signalled_on_windows(tmp_path, monkeypat
     import socket
     import sys
 
-    import sf2t.finevidbench.place as place
+    import sf2t.finevidbench.staging as staging  # (where _owner reads _lock)
 
     stage = tmp_path / ".build-abcd1234"
     stage.mkdir()
     (stage / "owner.json").write_text(
         json.dumps({"benchmark": "b.json", "pid": 2**22 + 7, "host": socket.gethostname()})
     )
-    monkeypatch.setattr(place, "_lock", lambda f, block: None)  # (no flock, as on Windows)
+    monkeypatch.setattr(staging, "_lock", lambda f, block: None)  # (no flock, as on Windows)
     signalled = []
 
     def kill(pid, sig):
@@ -2117,10 +2117,10 @@ def test_a_staging_folders_owner_is_not_signalled_on_windows(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "kill", kill)
     monkeypatch.setattr(sys, "platform", "win32")
-    record, f, alive = place._owner(stage)
+    record, f, alive = staging._owner(stage)
     assert signalled == [] and alive and f is None and record["pid"] == 2**22 + 7
     monkeypatch.setattr(sys, "platform", "linux")
-    record, f, alive = place._owner(stage)
+    record, f, alive = staging._owner(stage)
     f.close()
     assert signalled == [(2**22 + 7, 0)] and not alive
 
