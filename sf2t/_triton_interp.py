@@ -34,9 +34,10 @@ def interpreter_message(what: str) -> str:
 
 @contextlib.contextmanager
 def interpreter_errors(what: str) -> Iterator[None]:
-    """Around a Triton launch: under ``TRITON_INTERPRET=1``, NumPy's refusal to convert a 1-element array (Triton
-    older than 3.8 with NumPy 2.4; Triton wraps it in its InterpreterError, whose text quotes NumPy's) becomes a
-    RuntimeError naming both versions; everything else passes unchanged."""
+    """Around a Triton launch (a ``with`` block, or a decorator of the function that launches): under
+    ``TRITON_INTERPRET=1``, NumPy's refusal to convert a 1-element array (Triton older than 3.8 with NumPy 2.4; Triton
+    wraps it in its InterpreterError, whose text quotes NumPy's) becomes a RuntimeError naming both versions;
+    everything else passes unchanged."""
     try:
         yield
     except Exception as e:

@@ -13,6 +13,8 @@ import os
 import numpy as np
 import torch
 
+from sf2t._triton_interp import interpreter_errors
+
 
 def _cubic_aa(x: float) -> float:
     a = -0.5
@@ -78,6 +80,7 @@ def _axis_table(in_size: int, out_size: int, begin: int, count: int) -> tuple[to
     return torch.tensor(starts + sizes + weights, dtype=torch.int32), ksize, precision
 
 
+@interpreter_errors("fragment_pack backend 'triton'")  # (Triton 3.6's interpreter with NumPy 2.4)
 def _fragment_pack_triton(
     frames,
     src_index,

@@ -41,7 +41,6 @@ import torch
 
 from sf2t import _ext
 from sf2t._checks import check_backend
-from sf2t._triton_interp import interpreter_errors
 from sf2t.ops._pack_formats import _YUV_MATRICES, NV12, YUV420  # noqa: F401  (re-exported)
 from sf2t.ops._pack_reference import (
     LAYOUTS,  # noqa: F401  (re-exported)
@@ -220,8 +219,7 @@ def fragment_pack(
         return _fragment_pack_reference(frames, src_index, boxes, *args, dtype=dtype), grid
     _check_runnable(which, frames.device)
     if which == "triton":
-        with interpreter_errors("fragment_pack backend 'triton'"):
-            return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype, nv12=nv12), grid
+        return _fragment_pack_triton(frames, src_index, boxes, *args, dtype=dtype, nv12=nv12), grid
     if nv12 is not None:  # the Y plane, its chroma and the conversion constants: converted in the same pass
         out = torch.ops.sf2t.fragment_pack(nv12.y, src_index, boxes, *args, dtype, nv12.uv, nv12.coefficients())
 
@@ -354,23 +352,22 @@ def _fragment_pack_fchw(frames, src_index, boxes, resize, size, mean, std, frame
         )
     _check_runnable(which, frames.device)
     if which == "triton":
-        with interpreter_errors("fragment_pack backend 'triton'"):
-            return _fragment_pack_triton(
-                frames,
-                src_index,
-                boxes,
-                size[0],
-                size[1],
-                mean,
-                std,
-                1,
-                1,
-                1,
-                frame_repeat,
-                dtype=dtype,
-                window=(resize, offset),
-                nv12=nv12,
-            )
+        return _fragment_pack_triton(
+            frames,
+            src_index,
+            boxes,
+            size[0],
+            size[1],
+            mean,
+            std,
+            1,
+            1,
+            1,
+            frame_repeat,
+            dtype=dtype,
+            window=(resize, offset),
+            nv12=nv12,
+        )
     if nv12 is not None:
         frames = nv12.y
     return torch.ops.sf2t.fragment_pack_fchw(

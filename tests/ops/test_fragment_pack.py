@@ -8,6 +8,7 @@ import torch
 from sf2t import _ext
 from sf2t.ops import fragment_pack, qwen2_vl_target_size
 from sf2t.ops.fragment_pack import QWEN2_VL_MEAN, QWEN2_VL_STD
+from tests.ops.checks import NUMPY_SCALAR_ERROR, InterpreterErrorStandIn, assert_names_the_interpreter_versions
 
 needs_ext = pytest.mark.skipif(not _ext.is_loaded(), reason=f"sf2t._C not built: {_ext.load_error()}")
 
@@ -354,16 +355,12 @@ def test_missing_extension_error_says_how_to_rebuild(monkeypatch):
     assert out.shape[1] == 1176
 
 
-class _InterpreterError(Exception):
-    """Stands for Triton's InterpreterError, which wraps NumPy's TypeError in its text."""
-
-
 @pytest.mark.parametrize("layout", ["qwen2_vl", "fchw"])
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        ("TypeError('only 0-dimensional arrays can be converted to Python scalars')", RuntimeError),
-        ("unsupported operand type(s)", _InterpreterError),  # any other error: unchanged
+        (NUMPY_SCALAR_ERROR, RuntimeError),
+        ("unsupported operand type(s)", InterpreterErrorStandIn),  # any other error: unchanged
     ],
 )
 def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, layout, error, expected):
@@ -374,7 +371,7 @@ def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, lay
     from sf2t.kernels import fragment_pack as kernel
 
     def fails(*args, **kwargs):
-        raise _InterpreterError(error)
+        raise InterpreterErrorStandIn(error)
 
     monkeypatch.setattr(kernel, "launch_fragment_pack", fails)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -383,9 +380,7 @@ def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, lay
     with pytest.raises(expected) as info:
         fragment_pack(frames, src, boxes, (28, 28), layout=layout, backend="triton")
     if expected is RuntimeError:
-        message = str(info.value)
-        assert message.startswith("fragment_pack backend 'triton': Triton ") and "TRITON_INTERPRET=1" in message
-        assert f"NumPy {np.__version__}" in message and "numpy<2.4" in message and "Triton >= 3.8" in message
+        assert_names_the_interpreter_versions(str(info.value), "fragment_pack backend 'triton'")
     else:
         assert str(info.value) == error
 

@@ -1,12 +1,16 @@
 """token_merge across backends: C++ == reference (tokens, positions, gradients), opcheck and torch.compile of the
 registered op, backend choice errors, and (on a GPU visit) Triton on CUDA == reference."""
 
-import numpy as np
 import pytest
 import torch
 
 from sf2t.ops.token_merge import _has_cpp, _merge_groups, token_merge
-from tests.ops.checks import assert_token_merge_matches_reference
+from tests.ops.checks import (
+    NUMPY_SCALAR_ERROR,
+    InterpreterErrorStandIn,
+    assert_names_the_interpreter_versions,
+    assert_token_merge_matches_reference,
+)
 
 
 @pytest.mark.skipif(not _has_cpp(), reason="sf2t._C lacks token_merge_plan")
@@ -86,16 +90,16 @@ def test_triton_backend_needs_cuda_or_the_interpreter(monkeypatch):
         token_merge(torch.zeros(4, 2), [[1, 2, 2]], 0.5, backend="triton")
 
 
-class _InterpreterError(Exception):
-    """Stands for Triton's InterpreterError, which wraps the NumPy TypeError in its text."""
-
-
 @pytest.mark.parametrize(
     ("interpret", "error", "expected"),
     [
-        ("1", "TypeError('only 0-dimensional arrays can be converted to Python scalars')", RuntimeError),
-        ("1", "unsupported operand type(s)", _InterpreterError),  # any other error: unchanged
-        ("0", "only 0-dimensional arrays can be converted to Python scalars", _InterpreterError),  # compiled: unchanged
+        ("1", NUMPY_SCALAR_ERROR, RuntimeError),
+        ("1", "unsupported operand type(s)", InterpreterErrorStandIn),  # any other error: unchanged
+        (
+            "0",
+            "only 0-dimensional arrays can be converted to Python scalars",
+            InterpreterErrorStandIn,
+        ),  # compiled: unchanged
     ],
 )
 def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, interpret, error, expected):
@@ -106,7 +110,7 @@ def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, int
     import sf2t.kernels.token_merge as kernel
 
     def fails(*args, **kwargs):
-        raise _InterpreterError(error)
+        raise InterpreterErrorStandIn(error)
 
     monkeypatch.setattr(kernel, "merge_target", fails)
     monkeypatch.setenv("TRITON_INTERPRET", interpret)
@@ -114,10 +118,7 @@ def test_triton_interpreter_with_a_numpy_it_cannot_run_is_named(monkeypatch, int
     with pytest.raises(expected) as info:
         _merge_groups(x.reshape(2, 16, 8), torch.rand(2, 16), 8, 4, 4, 2, kernel="triton")
     if expected is RuntimeError:
-        message = str(info.value)
-        assert "token_merge backend 'triton'" in message and "TRITON_INTERPRET=1" in message
-        assert f"NumPy {np.__version__}" in message and "numpy<2.4" in message and "Triton >= 3.8" in message
-        assert f"Triton {__import__('triton').__version__}'s interpreter" in message
+        assert_names_the_interpreter_versions(str(info.value), "token_merge backend 'triton'")
     else:
         assert str(info.value) == error
 

@@ -218,6 +218,7 @@ _SUBJECT_BEFORE = re.compile(
 _TARGET_NOUNS = {"target", "patch", "object"}
 _SAME_WORDS = {"same", "whole", "entire"}
 _ARTICLES = {"the", "a", "an", "this", "that", "its"}
+_ANOTHER = re.compile(r"\b(?:other|another)\b|\bnext\s+to\b")
 
 
 def _same_subject(words: str, subject: re.Match | None) -> bool:
@@ -227,7 +228,7 @@ def _same_subject(words: str, subject: re.Match | None) -> bool:
     "The red patch"), and no other / another / 's / "next to" ("the other car", "the bird's shadow", "the person next
     to him")."""
     low = words.lower().replace("’", "'")
-    if "'s" in low or re.search(r"\b(?:other|another)\b|\bnext\s+to\b", low):
+    if "'s" in low or _ANOTHER.search(low):
         return False
     noun = subject.group(2).lower() if subject else None
     modifiers = set(subject.group(1).lower().split()) - _ARTICLES if subject else set()
@@ -434,6 +435,13 @@ _REVISION = re.compile(r"\b(?:" + _REVISED + r"|so\s+the\s+answer\s+is)\b", re.I
 _SENTENCE_END = re.compile(r"[.!?\n]")
 
 
+def _concluded_span(c: re.Match) -> tuple[int, int]:
+    """The first and last frame a conclusion names (_SPAN_CONCLUSION: groups 1-2, or 3-4 after a revision word;
+    _ANSWER_LINE: groups 1-2)."""
+    first, last = (g for g in c.groups() if g is not None)
+    return _int(first), _int(last)
+
+
 def _last_conclusions(text: str) -> list[re.Match]:
     """The concluding spans and answer lines of ``text`` in order, from the last one that follows a revision on."""
     concluded = sorted([*_SPAN_CONCLUSION.finditer(text), *_ANSWER_LINE.finditer(text)], key=lambda c: c.start())
@@ -472,10 +480,8 @@ def parse_span(text: str) -> tuple[int, int] | None:
     ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it."""
     text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
     concluded = _last_conclusions(text)
-    if (
-        len({tuple(_int(g) for g in c.groups() if g is not None) for c in concluded}) > 1
-    ):  # (conclusions that differ: "so frames 3-5
-        return None  # ... so frames 4-6", "Frames 3-5.\nFrames 4-6.")
+    if len({_concluded_span(c) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6",
+        return None  # "Frames 3-5.\nFrames 4-6.")
     if concluded:
         text = text[concluded[-1].start() :]
     m = _SPAN_RE.search(text)
