@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from sf2t._checks import check_int
+from sf2t.video._backend import as_index_list, check_output, check_range
 from sf2t.video.errors import VideoError, first_line
 from sf2t.video.probe import av_open, check_file, check_frame_order, demux_index, is_cover_picture
 from sf2t.video.tc import _streams, tc_open
@@ -365,8 +366,6 @@ class DaliBackend:
         backend's alone)."""
         if self._data is None:
             raise ValueError(f"{self.path}: the DALI backend is closed")
-        from sf2t.video.backends import as_index_list, check_output, check_range  # here: backends imports this
-
         check_output(output)
         idx = as_index_list(self.path, indices)
         check_range(self.path, idx, self.num_frames)
