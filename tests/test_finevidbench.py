@@ -342,6 +342,131 @@ def test_choice_review31c(text, options, want):
     assert parse_choice(text, options) == want
 
 
+PLAIN = ["red ball", "blue cube", "green cone", "yellow star"]  # (option texts without an article)
+FRAMES = ["7", "9", "11", "12"]
+COUNTS = ["1", "2", "3", "4"]
+SPEED = ["first", "second", "same"]
+
+
+@pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # 1. the last letter stated wins: a revision (each read the first letter before)
+        ("Answer: A\nWait, looking again, the answer is B.", MOTION, 1),
+        ("The answer is A. Actually, the answer is C.", MOTION, 2),
+        ("Answer: A. Hmm, Answer: D", MOTION, 3),
+        ("Option A is wrong; the answer is C.", MOTION, 2),
+        ("Option A looks plausible, but option C is right.", MOTION, 2),
+        ("Answer: A\nWait, option C is correct.", MOTION, 2),
+        ("B. Wait, the answer is C.", MOTION, 2),
+        ("A. Left\nB. Right\nAnswer: B", MOTION, 1),  # the options echoed, then the answer
+        ("Answer: C. No, the answer is A blue cube.", OBJECTS, 1),  # the article in the last statement
+        ("Answer: A red ball. No wait, the answer is A blue cube.", OBJECTS, 1),
+        # ... not a bare "option A" after it, nor a letter after "not", nor a letter past the options (as before)
+        ("The answer is B, not A.", MOTION, 1),
+        ("Answer: B. Option A would be too slow.", MOTION, 1),
+        ("Answer: B, not option A.", MOTION, 1),
+        ("Option A is right, but option C is tempting.", MOTION, 0),
+        ("Option A is correct, not option C.", MOTION, 0),
+        ("Option B is the answer.", MOTION, 1),
+        ("Answer: C\nWait, the answer is I think D", MOTION, 2),
+        ("Answer: E, not option A", MOTION, None),
+        ("A or B", MOTION, None),  # a hedge stays unread
+        ("Either A or B.", MOTION, None),
+        # 2. an option's text after a negation is ruled out (each read None, or the negated option, before)
+        ("Answer: A blue cube, not a red ball.", OBJECTS, 1),
+        ("A blue cube, not a red ball.", OBJECTS, 1),
+        ("Answer: blue cube, not red ball.", PLAIN, 1),
+        ("Answer: A blue cube, not a red ball.", PLAIN, 1),
+        ("It is not a red ball but a blue cube.", OBJECTS, 1),
+        ("It isn't the red ball, it's the blue cube.", PLAIN, 1),
+        ("A blue cube rather than a red ball.", OBJECTS, 1),
+        ("A blue cube instead of a red ball.", OBJECTS, 1),
+        ("Unlike a red ball, a blue cube.", OBJECTS, 1),
+        ("A blue cube, never a red ball.", OBJECTS, 1),
+        ("Right, not left.", MOTION, 1),
+        ("11 frames, not 9.", FRAMES, 2),
+        ("Not a red ball.", OBJECTS, None),  # only a negated option: none
+        ("It is not the same.", SPEED, None),
+        # ... only right after the negation, and an option's own "not" is its text (as before)
+        ("Not sure, but left.", MOTION, 0),
+        ("It is not moving.", ["Moving", "Not moving", "Left", "Right"], 1),
+        ("Moving.", ["Moving", "Not moving", "Left", "Right"], 0),
+        ("The ball moves over 9 frames.", FRAMES, 1),
+        ("I don't think it moves left.", MOTION, 0),
+        # 3. number words for options that are numbers (each read None before)
+        ("There are nine frames.", FRAMES, 1),
+        ("I count twelve.", FRAMES, 3),
+        ("Answer: eleven", FRAMES, 2),
+        ("seven", FRAMES, 0),
+        ("Nine frames, not seven.", FRAMES, 1),
+        ("About nine frames.", ["7 frames", "9 frames", "11 frames", "12 frames"], 1),
+        ("Answer: A total of nine frames.", FRAMES, 1),  # the article, then the count in words
+        ("twenty-one", ["20", "21", "22", "1"], 1),
+        ("Twenty one frames.", ["20", "21", "22", "1"], 1),
+        ("twenty", ["20", "21", "22", "1"], 0),
+        ("Thirty.", ["30", "3", "13", "40"], 0),
+        ("There is one object.", COUNTS, 0),
+        ("There are three objects; the red one moves.", COUNTS, 2),  # "the red one": a pronoun
+        ("Two objects: a red one and a blue one.", COUNTS, 1),
+        # ... digits win, never inside a word, "one" as a pronoun is no count, a hedge stays unread (as before)
+        ("There are nine frames, so 9.", FRAMES, 1),
+        ("Nine? No: 11 frames.", FRAMES, 2),
+        ("Its weight is often constant; a canine.", ["8", "10", "9", "1"], None),
+        ("ninety frames", FRAMES, None),
+        ("A nine-frame clip.", FRAMES, None),
+        ("None of them.", COUNTS, None),
+        ("No one moves.", COUNTS, None),
+        ("One of them moves.", COUNTS, None),
+        ("one or two", COUNTS, None),
+        ("The first one is faster.", SPEED, 0),  # no option is a number: words are words
+        ("two", ["Yes.", "No."], None),
+    ],
+)
+def test_choice_review33(text, options, want):
+    """Choices review33 found misread: a revised letter ("Answer: A ... wait, the answer is B.") read as the first, an
+    option ruled out by "not" read with the one stated ("Answer: A blue cube, not a red ball." read None), and counts
+    in words read as nothing ("There are nine frames." with the option "9")."""
+    assert parse_choice(text, options) == want
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        MOTION,
+        OBJECTS,
+        PLAIN,
+        FRAMES,
+        COUNTS,
+        ["11", "13", "14", "2"],
+        ["Different: bottom-right.", "Different: whole frame.", "Different: bottom-left.", "Identical."],
+        ["3, 2, 1, 4", "1, 4, 3, 2", "4, 3, 1, 2", "4, 1, 2, 3"],
+        ["Moving", "Not moving", "Still", "Gone"],
+        ["Frames 1-1.", "Frames 1-10.", "Frames 2-5.", "Frames 3-4."],
+    ],
+)
+def test_choice_reads_every_canonical_answer(options):
+    """Each option of a 4-option list, as its text, its letter ("B", "(B)", "B.", "B. text"), in bold, after "Final
+    answer:" or "Answer:", is read as that option."""
+    for i, x in enumerate(options):
+        b = "ABCD"[i]
+        for said in (
+            x,
+            b,
+            f"({b})",
+            f"{b}.",
+            f"{b}. {x}",
+            f"**{x}**",
+            f"**{b}**",
+            f"Final answer: {x}",
+            f"Final answer: {b}",
+            f"Answer: {b}",
+            f"Answer: {x}",
+            f"The answer is {b}.",
+        ):
+            assert parse_choice(said, options) == i, said
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -356,6 +481,17 @@ def test_choice_review31c(text, options, want):
         "choice: A 1 " * 5000,
         "answer: A not " * 4000 + "a blue cube",
         "answer: A rather than a " * 2500,
+        # (review33's rules: revisions, negations, number words)
+        "answer: A " * 5000,
+        "option A" + " " * 50000 + "correct",
+        "option A is the " * 3200,
+        "not 1 " * 8400,
+        "not " * 12500 + "1",
+        "twenty-one " * 4600,
+        "nine-" * 10000,
+        "the red one " * 4200,
+        "one " * 12500,
+        "no " * 17000 + "one",
     ],
 )
 def test_parse_choice_is_fast_on_long_whitespace_runs(text):

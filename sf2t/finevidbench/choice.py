@@ -27,7 +27,17 @@ def after_final_answer(text):
     return t
 
 
-_ASKED = re.compile(r"\b(?i:answer|option|choice)(?:\s+is)?\s*(?:[:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
+# after "answer", "option" or "choice", a capital letter: "Answer: C", "The answer is (B)", "option A". With
+# "answer", or "is" / ":" / "-" before the letter ("The correct option is C", "Best choice: C"), it states the
+# answer, and a later statement revises an earlier one ("Answer: A ... wait, the answer is B." is B); a bare
+# "option A" / "choice A" only names an option ("Answer: B. Option A would be too slow." is B)
+_ASKED = re.compile(r"\b(?i:(answer)|option|choice)(\s+is)?\s*([:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
+# ... unless it goes on to call that option right ("Option A is wrong; option C is correct." is C)
+_AFFIRMED = re.compile(
+    r"[ \t]+(?:(?:is|seems|must[ \t]+be|would[ \t]+be|should[ \t]+be)[ \t]+)?(?:the[ \t]+)?"
+    r"(?:correct|right|best|answer)\b",
+    re.IGNORECASE,
+)
 # after "answer", "option" or "choice", the article "A" before a lower-case word that may start a noun phrase, when
 # an option's text then appears in the answer ("Answer: A total of 9 frames.", "The correct option is A blue cube.":
 # parse_choice); a verb, a preposition, a modal, a conjunction or an adverb after it goes on about a letter ("The
@@ -39,6 +49,24 @@ _ARTICLE = re.compile(
     r"|according|based|here|then|now|too|again|though|however|indeed|definitely|clearly|certainly|obviously"
     r"|probably|likely|surely|not|rather|instead|over|unlike|than)\b)[a-z]"
 )
+# what makes an option's text, right before it, one the answer rules out ("a blue cube, not a red ball", "9 rather
+# than 7", "it isn't the red ball"): searched in the (normalized) few characters before each place the text appears
+_NEGATED = re.compile(r"(?:(?:^|[^a-z'])(?:not|never|unlike|rather than|instead of)|n't) (?:(?:a|an|the) )?$")
+_NEGATION_REACH = 24  # characters: "instead of the " and the character before it, with room to spare
+# number words, for options whose text has a number ("There are nine frames." names "9"): zero to nineteen, the
+# tens, and a ten with a unit ("twenty-one", "twenty one"); never inside another word ("canine", "often", "no-one")
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+_UNITS = (_UNITS + " seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORD = re.compile(
+    r"(?<![a-z0-9'-])(?:(" + "|".join(_TENS) + r")(?:[- ](" + "|".join(_UNITS[1:10]) + r")(?![a-z0-9'-]))?"
+    r"|(" + "|".join(_UNITS) + r"))(?![a-z0-9'-])"
+)
+# "one" as a pronoun, not a count: after a determiner and at most one word ("the red one", "this one", "no one"), or
+# before "of" / "another" ("one of them")
+_ONE_BEFORE = re.compile(r"(?:^|[^a-z'])(?:the|this|that|which|each|every|any|another|no|a|an)(?: [a-z]+)? $")
+_ONE_AFTER = re.compile(r" (?:of|another)\b")
+_ONE_REACH = 40  # characters: a determiner, a word of up to 30 letters, and the character before
 
 
 def _norm(s):
@@ -47,9 +75,58 @@ def _norm(s):
     return s.lower().rstrip(" .")
 
 
+def _spelled(m):
+    """A number word's digits ("twenty-one": "21"), or the word where "one" is a pronoun."""
+    tens, unit, alone = m.groups()
+    if alone == "one":
+        s, e = m.span()
+        if _ONE_BEFORE.search(m.string, max(0, s - _ONE_REACH), s) or _ONE_AFTER.match(m.string, e):
+            return alone
+    if alone:
+        return str(_UNITS.index(alone))
+    return str(10 * (_TENS.index(tens) + 2) + (_UNITS.index(unit) if unit else 0))
+
+
+def _stated(low, o):
+    """Whether the option text ``o`` appears in ``low`` as whole words, at least once not ruled out by a negation
+    right before it ("a blue cube, not a red ball" states the cube, not the ball)."""
+    for m in re.finditer(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low):
+        if not _NEGATED.search(low, max(0, m.start() - _NEGATION_REACH), m.start()):
+            return True
+    return False
+
+
 def _named(norms, low):
-    """The indices of the options whose (normalized) text appears in ``low`` as whole words."""
-    return [i for i, o in enumerate(norms) if o and re.search(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low)]
+    """The indices of the options whose (normalized) text ``low`` states (:func:`_stated`); where none, those whose
+    text has a digit and that ``low`` states in number words ("nine frames": "9 frames"; digits win over words)."""
+    hits = [i for i, o in enumerate(norms) if o and _stated(low, o)]
+    if hits:
+        return hits
+    numeric = [i for i, o in enumerate(norms) if re.search(r"[0-9]", o)]
+    if numeric:
+        spelled = _NUMBER_WORD.sub(_spelled, low)
+        if spelled != low:
+            return [i for i in numeric if _stated(spelled, norms[i])]
+    return []
+
+
+def _letter(t, n):
+    """The match of the letter ``t`` answers with (its last group), or None: the last one it states among the first
+    ``n`` letters (leading, "B. ...", or after "answer", or after "option" / "choice" with "is", ":" or "-", or
+    followed by "is correct"), else the first it states ("Answer: E" of two options: no option's letter); where it
+    states none, the first option it names ("option A")."""
+    first = last = re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t)
+    if last and LETTERS.index(last.group(1)) >= n:
+        last = None
+    named = None
+    for m in _ASKED.finditer(t):
+        if m.group(1) or m.group(2) or m.group(3) or _AFFIRMED.match(t, m.end()):
+            first = first or m
+            if LETTERS.index(m.group(4)) < n:
+                last = m  # (a revision: "Answer: A ... wait, the answer is B." is B)
+        elif named is None:
+            named = m
+    return last or first or named
 
 
 def parse_choice(text, options):
@@ -61,7 +138,18 @@ def parse_choice(text, options):
     appears in the answer ("Answer: A total of 9 frames.", "The correct option is A blue cube." name those options);
     otherwise, or before a word that goes on about a letter ("The answer is A in this case.", "The answer is A because
     the video has 9 frames."), it is the letter ("The answer is A not B."). After a "final answer" marker only what
-    follows the last one counts ("I first thought A. Final answer: C" is C)."""
+    follows the last one counts ("I first thought A. Final answer: C" is C).
+
+    The last letter stated wins: a leading letter, one after "answer", one after "option" / "choice" with "is", ":"
+    or "-" ("The correct option is C", "Best choice: C"), or an "option A" followed by "is correct" / "is right" /
+    "is the answer" ("Answer: A. Wait, the answer is B." is B; "Option A is wrong; the answer is C." is C). A bare
+    "option A" / "choice A" only names an option: it is read when no letter is stated, the first one ("Answer: B.
+    Option A would be too slow." is B), and a letter after "not" states nothing ("The answer is B, not A." is B).
+    An option's text right after a negation (not, n't, never, unlike, rather than, instead of; an article between)
+    is ruled out there ("Answer: A blue cube, not a red ball." is the cube; "Not a red ball." names none). Options
+    whose text has a number are read from number words when no option's text is in the answer: zero to nineteen,
+    the tens, "twenty-one" / "twenty one" ("There are nine frames." is "9"; "nine ... 11" is "11": digits win),
+    never inside another word ("canine", "no-one") nor "one" as a pronoun ("the red one", "one of them")."""
     t = after_final_answer(text).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
@@ -70,16 +158,17 @@ def parse_choice(text, options):
     hits = [i for i, o in enumerate(norms) if o and o == low]
     if len(hits) == 1:
         return hits[0]
-    m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t) or _ASKED.search(t)
     hits = None  # (the options named by their text: looked for only when needed)
-    if m and m.re is _ASKED and _ARTICLE.match(t, m.start(1)):
-        hits = _named(norms, low)
+    m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or _letter(t, len(options))
+    k = m and LETTERS.index(m.group(m.lastindex).upper())
+    if m and m.re is _ASKED and _ARTICLE.match(t, m.start(4)):
+        # (the article: "The correct option is A blue cube." names the option's text, not A; the text after it
+        # first: "Answer: C. No, the answer is A blue cube.")
+        hits = _named(norms, _norm(t[m.start(4) :])) or _named(norms, low)
         if hits:
-            m = None  # (the article: "The correct option is A blue cube." names the option's text, not A)
-    if m:
-        k = LETTERS.index(m.group(1).upper())
-        if k < len(options):
-            return k
+            m = None
+    if m and k < len(options):
+        return k
     if hits is None:
         hits = _named(norms, low)
     if len(hits) > 1:
