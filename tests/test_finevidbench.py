@@ -431,6 +431,29 @@ def test_choice_review33(text, options, want):
 
 
 @pytest.mark.parametrize(
+    "text, want",
+    [
+        ("The answer is A or B.", None),  # read A before
+        ("Answer: A or B", None),  # read A before
+        ("The answer is A, or maybe B.", None),  # read A before
+        ("Answer: A (or B).", None),  # read A before
+        ("Answer: (A) or (B)", None),  # read A before
+        ("Answer: A/B", None),  # read A before
+        ("B) or C)", None),  # read B before
+        ("A or B", None),
+        ("The answer is B, not A.", 1),  # "not": a letter ruled out, no hedge
+        ("The answer is A or A.", 0),  # the same letter twice
+        ("Answer: A or E", 0),  # E is no option of four
+        ("Answer: A, or rather the left one.", 0),
+        ("The answer is A. Or B? No: A.", 0),  # the last stated letter, joined to none
+    ],
+)
+def test_choice_letters_joined_by_or_are_a_hedge(text, want):
+    """Two options' letters joined by "or" / "/" name neither: hedging must not pay (as "7 or 8" in Scoring)."""
+    assert parse_choice(text, MOTION) == want
+
+
+@pytest.mark.parametrize(
     "options",
     [
         MOTION,
@@ -490,6 +513,8 @@ def test_choice_reads_every_canonical_answer(options):
         "twenty-one " * 4600,
         "nine-" * 10000,
         "the red one " * 4200,
+        "Answer: A" + " " * 25000 + "," + " " * 25000 + "(",
+        "answer: A or " * 4000,
         "one " * 12500,
         "no " * 17000 + "one",
     ],

@@ -53,6 +53,12 @@ _ARTICLE = re.compile(
 # than 7", "it isn't the red ball"): searched in the (normalized) few characters before each place the text appears
 _NEGATED = re.compile(r"(?:(?:^|[^a-z'])(?:not|never|unlike|rather than|instead of)|n't) (?:(?:a|an|the) )?$")
 _NEGATION_REACH = 24  # characters: "instead of the " and the character before it, with room to spare
+# a letter with another right after it, joined by "or" or "/" ("The answer is A or B.", "Answer: A (or maybe B)",
+# "A/B"): a hedge between two options, which states neither (as the free-answer parsers read "7 or 8")
+_OR_ANOTHER = re.compile(
+    r"[ \t]*(?:,[ \t]*)?(?:\([ \t]*)?(?:or|/)[ \t]*(?:(?:maybe|perhaps|possibly|probably)[ \t]+)?"
+    r"\(?([A-Z])\)?(?![A-Za-z0-9])"
+)
 # number words, for options whose text has a number ("There are nine frames." names "9"): zero to nineteen, the
 # tens, and a ten with a unit ("twenty-one", "twenty one"); never inside another word ("canine", "often", "no-one")
 _UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
@@ -149,7 +155,9 @@ def parse_choice(text, options):
     is ruled out there ("Answer: A blue cube, not a red ball." is the cube; "Not a red ball." names none). Options
     whose text has a number are read from number words when no option's text is in the answer: zero to nineteen,
     the tens, "twenty-one" / "twenty one" ("There are nine frames." is "9"; "nine ... 11" is "11": digits win),
-    never inside another word ("canine", "no-one") nor "one" as a pronoun ("the red one", "one of them")."""
+    never inside another word ("canine", "no-one") nor "one" as a pronoun ("the red one", "one of them"). A letter
+    joined to another by "or" or "/" is a hedge and names none ("The answer is A or B.", "Answer: A (or maybe B)",
+    "A/B")."""
     t = after_final_answer(text).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
@@ -168,6 +176,10 @@ def parse_choice(text, options):
         if hits:
             m = None
     if m and k < len(options):
+        e = m.end(m.lastindex)
+        other = _OR_ANOTHER.match(t, e + t.startswith(")", e))
+        if other and other.group(1) != m.group(m.lastindex).upper() and LETTERS.index(other.group(1)) < len(options):
+            return None  # (a hedge: "The answer is A or B.")
         return k
     if hits is None:
         hits = _named(norms, low)
