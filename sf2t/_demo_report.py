@@ -73,13 +73,16 @@ def _pct(x: float | None) -> str:
 
 
 def _table(results: dict[str, dict], chance: dict[str, float], tasks: Sequence[str]) -> str:
-    cols = list(results)
+    """Chance and each result's accuracy per task, then each result's share of answers in the asked form
+    (``in form before``, ...) where its evaluation has one."""
+    cols = [(c, "accuracy", c) for c in results]
+    cols += [(c, "in_form", f"in form {c}") for c in results if all("in_form" in results[c][t] for t in tasks)]
     w = max(len("task"), *map(len, tasks))  # "rearrangement" (13) pushed its row out of a 10-wide column
-    lines = [f"{'task':<{w}} {'chance':>7} " + " ".join(f"{c:>7}" for c in cols)]
+    widths = [max(7, len(head)) for _, _, head in cols]
+    lines = [f"{'task':<{w}} {'chance':>7} " + " ".join(f"{h:>{n}}" for (_, _, h), n in zip(cols, widths))]
     for t in tasks:
-        lines.append(
-            f"{t:<{w}} {_pct(chance[t]):>7} " + " ".join(f"{_pct(results[c][t]['accuracy']):>7}" for c in cols)
-        )
+        cells = [f"{_pct(results[c][t][key]):>{n}}" for (c, key, _), n in zip(cols, widths)]
+        lines.append(f"{t:<{w}} {_pct(chance[t]):>7} " + " ".join(cells))
     return "\n".join(lines)
 
 
@@ -94,7 +97,8 @@ def _markdown(r: dict, tasks: Sequence[str]) -> str:
     ]
     from sf2t.train.report import held_out_table  # sf2t train's report.md has the same table
 
-    # report.json's partial_before / partial_after, for the tasks that have them (all the demo's evaluations do)
+    # report.json's partial_before / partial_after, in_form_* and strict_*, for the tasks that have them (all the demo's
+    # evaluations do; an older report.json has no in_form_*)
     lines += held_out_table(r["accuracy"], tasks, source="report.json's partial_before / partial_after", pct=_pct)
     lines += [
         "",

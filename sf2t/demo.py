@@ -228,6 +228,10 @@ def run_demo(
                 "after": after[t]["accuracy"],
                 "partial_before": before[t]["partial"],
                 "partial_after": after[t]["partial"],
+                "in_form_before": before[t]["in_form"],
+                "in_form_after": after[t]["in_form"],
+                "strict_before": before[t]["strict_accuracy"],
+                "strict_after": after[t]["strict_accuracy"],
                 "n": after[t]["n"],
                 "examples_after": after[t]["examples"],
             }

@@ -540,6 +540,143 @@ def test_generate_parsing_agrees_with_the_answer(bench, tmp_path):
             break
 
 
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("B", True),
+        ("(B)", True),
+        ("B.", True),
+        ("B)", True),
+        (" B\n", True),  # surrounding whitespace, a trailing newline
+        ("12", True),  # exactly one option's text
+        ("12.", True),  # a final period
+        ("different:  TOP-LEFT", True),  # case and spaces
+        ("Different: top-left.", True),
+        ("B. 12", True),  # a letter with its own option's text
+        ("(C) Different: top-left.", True),
+        ("B) 12", True),
+        ("E", False),  # no option E
+        ("b", False),
+        ("B. 7", False),  # a letter with another option's text
+        ("B: 12", False),
+        ("B 12", False),
+        ("Answer: B", False),
+        ("The answer is B.", False),
+        ("There are 12 frames.", False),
+        ("**B**", False),
+        ("**12**", False),
+        ("Final answer: B", False),
+        ("", False),
+    ],
+)
+def test_choice_in_form(text, want):
+    """in_form: an option's letter alone, exactly one option's text (case, spaces, a final period aside), or a
+    letter with its own option's text, as ANSWER_LINE asks; anything else (sentences, "Answer: B", markdown, a letter
+    with another option's text) is not, whatever parse_choice reads from it."""
+    from sf2t.finevidbench.choice import in_form
+
+    assert in_form(text, ["7", "12", "Different: top-left.", "Frames 3-5."]) is want
+
+
+class _Answerer:
+    """A stand-in model for generate mode: answers each question as ``how(q)`` says; likelihood scores for likelihood
+    mode (the right option best)."""
+
+    def __init__(self, how):
+        self.how, self.asked = how, 0
+
+    def generate(self, q, frames, image):
+        self.asked += 1
+        return self.how(q)
+
+    def likelihood_batch(self, chunk):
+        return [[float(i == q["answer_index"]) for i in range(len(q["options"]))] for q, _, _ in chunk]
+
+
+def _how(q):
+    """Right in the asked form (the letter) for a third of the questions, right but in a sentence for another third
+    (parse_choice reads the option's text), wrong in form (another letter) for the rest."""
+    k, right = int(q["id"].encode().hex(), 16) % 3, q["answer_index"]
+    if k == 0:
+        return "ABCD"[right]
+    if k == 1:
+        return f"I am sure: {q['options'][right]}"
+    return "ABCD"[(right + 1) % len(q["options"])]
+
+
+def test_generate_mode_reports_answers_in_form_and_strict_accuracy(bench, tmp_path):
+    """Generate mode flags each answer in_form (as ANSWER_LINE asks) and reports, per table key, the share in form and
+    the strict accuracy (right and in form) next to the accuracy: a line in report.md and a column of its category
+    table. An answers file of an older sf2t (no flag) is resumed with the flag made from each answer's text.
+    Likelihood mode and a predictor have no text: no flag, and nothing said about the form."""
+    from sf2t.finevidbench.choice import in_form
+
+    qs = {q["id"]: q for q in load(bench)["questions"]}
+    out = tmp_path / "gen.json"
+    lines = []
+    res = evaluate(str(bench), str(out), runner=_Answerer(_how), mode="generate", log=lines.append)
+    recs = [json.loads(x) for x in out.with_suffix(".answers.jsonl").read_text().splitlines()[1:]]
+    assert len(recs) == len(qs)
+    for r in recs:
+        q = qs[r["id"]]
+        assert r["in_form"] is in_form(r["text"], q["options"])
+        assert r["in_form"] is (r["text"] in "ABCD")  # the letters; not the sentences
+    n = len(recs)
+    form = sum(r["in_form"] for r in recs) / n
+    strict = sum(r["in_form"] and r["correct"] for r in recs) / n
+    o = res["overall"]
+    assert o["accuracy"] == sum(r["correct"] for r in recs) / n > strict > 0
+    assert o["in_form"] == pytest.approx(form) and o["strict_accuracy"] == pytest.approx(strict) and 0 < form < 1
+    for key, row in res["table"].items():  # every key: its own records' shares
+        assert 0 <= row["strict_accuracy"] <= min(row["in_form"], row["accuracy"]), key
+    saved = json.loads(out.read_text())
+    assert saved["overall"]["in_form"] == pytest.approx(form)
+    md = out.with_name("gen.report.md").read_text()
+    assert f"Answers in the asked form: {100 * form:.1f} % (strict accuracy {strict:.3f})" in md
+    assert "| level / category | n | accuracy | in form (strict accuracy) | chance |" in md
+    cat = res["table"]["category/fragment/counting"]
+    row = f"| fragment/counting | {cat['n']} | {cat['accuracy']:.3f} | {100 * cat['in_form']:.1f} % "
+    assert row + f"({cat['strict_accuracy']:.3f}) | {cat['chance']:.3f} |" in md
+    assert any(f"in the asked form {form:.0%}" in x for x in lines), lines
+
+    # an older sf2t's answers file: no flag; resumed, the flag comes from the stored text (nothing asked again)
+    answers = out.with_suffix(".answers.jsonl")
+    old = answers.read_text().splitlines()
+    answers.write_text(
+        "\n".join([old[0]] + [json.dumps({k: v for k, v in json.loads(x).items() if k != "in_form"}) for x in old[1:]])
+        + "\n"
+    )
+    again = _Answerer(_how)
+    res2 = evaluate(str(bench), str(out), runner=again, mode="generate", log=lambda s: None)
+    assert again.asked == 0 and res2["table"] == res["table"]
+
+    # likelihood mode and a predictor: no text, no flag, no word on the form
+    for kw in ({"runner": _Answerer(_how), "mode": "likelihood"}, {"predictor": lambda q, f, i: (0, {})}):
+        name = "lik" if "runner" in kw else "pred"
+        r = evaluate(str(bench), str(tmp_path / f"{name}.json"), log=lambda s: None, **kw)
+        assert all("in_form" not in row and "strict_accuracy" not in row for row in r["table"].values())
+        recs = (tmp_path / f"{name}.answers.jsonl").read_text().splitlines()[1:]
+        assert all("in_form" not in json.loads(x) for x in recs)
+        md = (tmp_path / f"{name}.report.md").read_text()
+        assert "asked form" not in md and "| level / category | n | accuracy | chance |" in md
+
+
+def test_compare_shows_the_form_share_and_strict_accuracy(bench, tmp_path):
+    """--compare's table has the overall share of answers in the asked form and the strict accuracy where either
+    result has them (a likelihood result: nan), and no such rows between two results without them."""
+    from sf2t.finevidbench.evaluate import compare_text
+
+    gen = evaluate(str(bench), str(tmp_path / "g.json"), runner=_Answerer(_how), mode="generate", log=lambda s: None)
+    lik = evaluate(str(bench), str(tmp_path / "l.json"), runner=_Answerer(_how), log=lambda s: None)
+    text = compare_text(lik, gen, ("lik", "gen"))
+    o = gen["overall"]
+    assert f"| overall: answers in the asked form | nan | {o['in_form']:.3f} | +nan |" in text
+    assert f"| overall: strict accuracy | nan | {o['strict_accuracy']:.3f} | +nan |" in text
+    same = compare_text(gen, gen)
+    assert f"| overall: strict accuracy | {o['strict_accuracy']:.3f} | {o['strict_accuracy']:.3f} | +0.000 |" in same
+    assert "asked form" not in compare_text(lik, lik)
+
+
 def test_missing_files_are_listed_and_skipped(bench, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(bench.parent, copy)

@@ -288,3 +288,101 @@ def test_score_and_partial():
     assert score("disorder", "", dmeta) == 0.0
     with pytest.raises(ValueError):
         score("disorder", "Yes.", meta)
+
+
+# -- the asked form (in_form)
+
+
+def _every_answer():
+    """A meta for every answer each task can have: counts 1-40, both orders, every region, every span in 16 frames,
+    every order of 2-5 frames, every speed answer."""
+    import itertools
+
+    from sf2t.tasks import TASKS
+    from sf2t.tasks.consistency import CELLS
+
+    metas = [{"task": "counting", "answer": {"count": n}} for n in range(1, 41)]
+    metas += [{"task": "disorder", "answer": {"in_order": b}} for b in (True, False)]
+    metas += [{"task": "consistency", "answer": {"kind": k, "cell": None}} for k in ("identical", "whole")]
+    metas += [{"task": "consistency", "answer": {"kind": "cell", "cell": c}} for c in CELLS]
+    metas += [{"task": "localization", "answer": {"start": a, "end": b}} for a in range(1, 17) for b in range(a, 17)]
+    metas += [
+        {"task": "rearrangement", "answer": {"positions": list(p)}}
+        for n in range(2, 6)
+        for p in itertools.permutations(range(1, n + 1))
+    ]
+    metas += [{"task": "speed", "answer": {"faster": f}} for f in ("first", "second", "same")]
+    assert {m["task"] for m in metas} == set(TASKS)  # every task sf2t has
+    return metas
+
+
+def test_every_canonical_answer_is_in_form():
+    """Each task's canonical answer (truth_text: the templates' *_answer, what the tasks train on) is in the asked
+    form, also with surrounding whitespace or a trailing newline; so is a wrong answer written in that form."""
+    from sf2t.tasks.scoring import in_form
+
+    metas = _every_answer()
+    for meta in metas:
+        task, text = meta["task"], truth_text(meta)
+        assert score(task, text, meta) == 1.0, text
+        assert in_form(task, text, meta) and in_form(task, f" {text}\n", meta), text
+    assert in_form("counting", "8", {"task": "counting", "answer": {"count": 7}})  # wrong, in form
+    assert in_form("localization", "Frames 5-3.", {"task": "localization", "answer": {"start": 3, "end": 5}})
+
+
+@pytest.mark.parametrize(
+    "task, answer, text",
+    [
+        ("counting", {"count": 7}, "There are 7 frames."),
+        ("counting", {"count": 7}, "7 frames, I think"),
+        ("counting", {"count": 7}, "**7**"),
+        ("counting", {"count": 7}, "seven"),
+        ("counting", {"count": 7}, "07"),
+        ("counting", {"count": 7}, "7."),
+        ("counting", {"count": 7}, "Final answer: 7"),
+        ("disorder", {"in_order": True}, "Yes"),
+        ("disorder", {"in_order": True}, "yes."),
+        ("disorder", {"in_order": False}, "No, they are shuffled."),
+        ("consistency", {"kind": "identical", "cell": None}, "identical"),
+        ("consistency", {"kind": "cell", "cell": "top-left"}, "Different: top left."),
+        ("consistency", {"kind": "cell", "cell": "top-left"}, "The top-left cell changed."),
+        ("consistency", {"kind": "whole", "cell": None}, "Different: whole frame"),
+        ("localization", {"start": 3, "end": 5}, "Frames 3 to 5."),
+        ("localization", {"start": 3, "end": 5}, "frames 3-5."),
+        ("localization", {"start": 3, "end": 5}, "Frames 3-5"),
+        ("localization", {"start": 3, "end": 5}, "3-5"),
+        ("rearrangement", {"positions": [2, 4, 1, 3]}, "2,4,1,3"),
+        ("rearrangement", {"positions": [2, 4, 1, 3]}, "[2, 4, 1, 3]"),
+        ("rearrangement", {"positions": [2, 4, 1, 3]}, "2 4 1 3"),
+        ("speed", {"faster": "first"}, "First"),
+        ("speed", {"faster": "first"}, "The first part is faster."),
+        ("speed", {"faster": "same"}, "equal"),
+    ],
+)
+def test_lenient_answers_are_right_but_not_in_form(task, answer, text):
+    """An answer the lenient parser reads right (it scores 1) but that is not the canonical text is not in form:
+    the strict accuracy does not count it."""
+    from sf2t.tasks.scoring import in_form
+
+    meta = {"task": task, "answer": answer}
+    assert score(task, text, meta) == 1.0
+    assert not in_form(task, text, meta)
+
+
+@pytest.mark.parametrize(
+    "task, text",
+    [("counting", "7 or 8"), ("counting", ""), ("disorder", "Yes or No."), ("speed", "first, second or same")],
+)
+def test_unparsed_answers_are_not_in_form(task, text):
+    from sf2t.tasks.scoring import in_form
+
+    assert not in_form(task, text, {"task": task})
+
+
+def test_in_form_refuses_an_unknown_task_or_another_tasks_meta():
+    from sf2t.tasks.scoring import in_form
+
+    with pytest.raises(ValueError, match="unknown task 'supervised'"):
+        in_form("supervised", "7", {"task": "supervised"})
+    with pytest.raises(ValueError, match="meta is for 'disorder'"):
+        in_form("counting", "7", {"task": "disorder"})

@@ -947,6 +947,7 @@ def test_demo_quick(tmp_path, overrides):
     for t in TASKS:
         a = report["accuracy"][t]
         assert 0.0 <= a["before"] <= 1.0 and 0.0 <= a["after"] <= 1.0
+        assert 0.0 <= a["in_form_after"] <= 1.0 and 0.0 <= a["strict_after"] <= min(a["after"], a["in_form_after"])
     kinds = {s["kind"] for s in report["skipped"]}
     assert {"empty", "unreadable"} <= kinds  # static / too_short show up once a draw reaches them
     assert any("task" in line and "chance" in line for line in lines)
@@ -957,6 +958,8 @@ def test_demo_quick(tmp_path, overrides):
     table = next(i for i, line in enumerate(lines) if line.startswith("task") and "chance" in line)
     rows = lines[table].splitlines()
     assert len({row.index("%") for row in rows[1:]}) == 1, rows  # the columns line up past "rearrangement"
+    assert "in form before" in rows[0] and "| in form before | in form after |" in md
+    assert any(line.startswith("task") and line.splitlines()[0].endswith("in form after") for line in lines)
     assert "![loss and accuracy](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     # the report's command makes this run again: the --set overrides are part of it
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
@@ -2253,6 +2256,9 @@ def test_cli_train_evaluates_held_out_and_writes_the_report(tiny, clips, tmp_pat
     )
     md = (run / "report.md").read_text()
     assert "![loss and accuracy](report.png)" in md and "| counting | 6.7 % |" in md and "| step |" in md
+    # each evaluation's share of answers in the asked form and strict accuracy: in the log line and the table
+    assert all("in_form" in e[t] and "strict_accuracy" in e[t] for e in res["evals"] for t in ("counting", "disorder"))
+    assert "| in form before | in form after | strict before | strict after |" in md and "(in form " in printed
     png = (run / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -2288,6 +2294,34 @@ def test_cli_train_resumed_keeps_the_step_0_evaluation_and_rates_this_session(ti
     total = first["tokens_per_second"] * first["seconds"]
     assert res["tokens_per_second"] * res["seconds"] == pytest.approx(total - state["tokens"], rel=1e-6)
     assert res["data_seconds"] <= res["seconds"]
+
+
+def test_cli_train_resumed_from_an_older_checkpoint_reports_without_its_form_share(tiny, clips, tmp_path, capsys):
+    """A run resumed from a checkpoint an older sf2t wrote (its step-0 evaluation has no in_form / strict_accuracy)
+    reports: "-" for the form share and strict accuracy before training, the values after."""
+    import json
+
+    from sf2t.cli import main
+
+    good, _ = clips
+    run = tmp_path / "run"
+    args = ["train", f"model={tiny}", f"videos=[{','.join(good)}]", f"eval_videos=[{','.join(good)}]", "steps=4"]
+    args += ["batch_size=2", "eval_samples=3", "tasks=[counting]", f"out_dir={run}", "save_every=2", "progress=false"]
+    assert main(args) == 0
+    state_json = run / "checkpoints" / "step-00000002" / "state.json"
+    state = json.loads(state_json.read_text())
+    for e in state["evals"]:
+        del e["counting"]["in_form"], e["counting"]["strict_accuracy"]
+    state_json.write_text(json.dumps(state))
+    assert main(args + ["resume=auto"]) == 0
+    capsys.readouterr()
+    res = json.loads((run / "train_result.json").read_text())
+    before, after = res["evals"][0]["counting"], res["evals"][-1]["counting"]
+    assert "in_form" not in before and "in_form" in after
+    md = (run / "report.md").read_text()
+    row = f"| counting | 6.7 % | {100 * before['accuracy']:.1f} % | {100 * after['accuracy']:.1f} % | "
+    row += f"{100 * before['partial']:.1f} % | {100 * after['partial']:.1f} % | - | {100 * after['in_form']:.1f} % | "
+    assert row + f"- | {100 * after['strict_accuracy']:.1f} % | 3 |" in md, md
 
 
 def test_prefetch_thread_gives_the_same_batches_and_losses(tiny, clips, tmp_path):
@@ -2991,6 +3025,121 @@ def test_train_report_md_shows_the_partial_credit_of_its_evaluations(tmp_path):
     md = write_report(cfg, {"steps": 4, "losses": [1.0]}, evals, chance).read_text()
     assert "## Held-out exact accuracy (step 0 -> step 4)" in md and "| task | chance | before | after | n |" in md
     assert "| counting | 10.0 % | 12.5 % | 50.0 % | 8 |" in md and "partial" not in md
+
+
+def test_evaluate_gives_the_share_in_form_and_the_strict_accuracy(monkeypatch):
+    """evaluate gives per task ``in_form`` (the share of answers written exactly in the task's canonical form) and
+    ``strict_accuracy`` (right and in form) next to ``accuracy`` (which reads answers leniently), and each sample
+    record its ``in_form``; eval_summary's line shows the share."""
+    import sf2t.train.evaluate as tev
+    from sf2t.train.report import eval_summary
+
+    said = {  # (task, truth): the answers "generated", right in form, right not in form, wrong in form, wrong not
+        ("counting", 7): ["7", "There are 7 frames.", "8", "8 frames"],
+        ("disorder", True): ["Yes.", "yes"],
+    }
+    answers = iter([a for texts in said.values() for a in texts])
+    monkeypatch.setattr(tev, "generate_answer", lambda *a, **k: next(answers))
+
+    class Model:
+        training = False
+
+        def eval(self):
+            pass
+
+    meta = {
+        "counting": {"task": "counting", "answer": {"count": 7}, "source": "a.mp4"},
+        "disorder": {"task": "disorder", "answer": {"in_order": True}, "source": "b.mp4"},
+    }
+    eval_set = [{"task": t, "meta": meta[t], "answer": str(truth)} for (t, truth), texts in said.items() for _ in texts]
+    r = tev.evaluate(Model(), None, eval_set, max_new_tokens=4)
+    assert (r["counting"]["accuracy"], r["counting"]["in_form"], r["counting"]["strict_accuracy"]) == (0.5, 0.5, 0.25)
+    assert (r["disorder"]["accuracy"], r["disorder"]["in_form"], r["disorder"]["strict_accuracy"]) == (1.0, 0.5, 0.5)
+    assert [s["in_form"] for s in r["samples"]] == [True, False, True, False, True, False]
+    assert (
+        eval_summary(r, ["counting", "disorder"])
+        == "counting 50.0 % (in form 50.0 %), disorder 100.0 % (in form 50.0 %)"
+    )
+    del r["counting"]["in_form"]  # an older evaluation's result
+    assert eval_summary(r, ["counting"]) == "counting 50.0 %"
+
+
+def test_reports_show_the_share_in_form_and_the_strict_accuracy(tmp_path):
+    """`sf2t train`'s report.md and the demo's (one table: held_out_table) show, per task, the share of answers in the
+    asked form and the strict accuracy before and after next to the exact accuracy, with a note on what they are; an
+    evaluation without them (an older run's, resumed: before) shows "-", and evaluations that all lack them keep the
+    table without those columns. The demo's stdout table has an "in form" column per evaluation."""
+    from sf2t._demo_report import _table
+    from sf2t.demo import _markdown
+    from sf2t.train.report import held_out_table, write_report
+
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=["a.mp4"], tasks=["counting", "disorder"], progress=False)
+    evals = [
+        {"step": 0, "counting": {"n": 8, "accuracy": 0.25, "partial": 0.5}},  # an older run's: no in_form
+        {
+            "step": 4,
+            "counting": {"n": 8, "accuracy": 0.5, "partial": 0.875, "in_form": 0.75, "strict_accuracy": 0.375},
+            "disorder": {"n": 4, "accuracy": 0.75, "partial": 0.75, "in_form": 1.0, "strict_accuracy": 0.75},
+        },
+    ]
+    chance = {"counting": 0.1, "disorder": 0.5}
+    md = write_report(cfg, {"steps": 4, "losses": [1.0]}, evals, chance).read_text()
+    head = "| task | chance | before | after | partial before | partial after | in form before | in form after |"
+    assert head + " strict before | strict after | n |" in md, md
+    assert "| counting | 10.0 % | 25.0 % | 50.0 % | 50.0 % | 87.5 % | - | 75.0 % | - | 37.5 % | 8 |" in md
+    assert "| disorder | 50.0 % | - | 75.0 % | - | 75.0 % | - | 100.0 % | - | 75.0 % | 4 |" in md
+    assert "In form: the share of answers written exactly in the task's canonical form" in md
+    for e in evals:
+        for r in e.values():
+            if isinstance(r, dict):
+                r.pop("in_form", None), r.pop("strict_accuracy", None)
+    md = write_report(cfg, {"steps": 4, "losses": [1.0]}, evals, chance).read_text()
+    assert "| task | chance | before | after | partial before | partial after | n |" in md and "in form" not in md
+
+    row = {"chance": 0.5, "before": 0.5, "after": 1.0, "n": 2, "in_form_before": 0.0, "in_form_after": 1.0}
+    lines = held_out_table({"disorder": {**row, "strict_before": 0.0, "strict_after": 1.0}}, ["disorder"], source="x")
+    assert "| disorder | 50.0 % | 50.0 % | 100.0 % | 0.0 % | 100.0 % | 0.0 % | 100.0 % | 2 |" in lines
+    report = {
+        "command": "sf2t demo --quick",
+        "accuracy": {"disorder": {**row, "strict_before": 0.0, "strict_after": 1.0}},
+        "accuracy_by_clip_family": {},
+        "training": {
+            "steps": 2,
+            "trainable_parameters": 10,
+            "tokens_per_second": 1.0,
+            "loss_first": 2.0,
+            "loss_last_50": 1.0,
+            "loss_curve": [{"loss": 1.5}],
+            "task_loss_curves": {},
+            "saved": "model",
+        },
+        "timings_s": {"train": 1.0},
+        "config": {
+            "batch_size": 1,
+            "grad_accum": 1,
+            "lr": 1e-3,
+            "schedule": "cosine",
+            "warmup_steps": 0,
+            "lora": False,
+            "layout": "pairs",
+            "frame_size": [56, 56],
+        },
+        "skipped": [],
+        "environment": {"torch": "x"},
+    }
+    md = _markdown(report, ["disorder"])
+    assert "| disorder |  50.0% |  50.0% | 100.0% |   0.0% | 100.0% |   0.0% | 100.0% | 2 |" in md, md
+    before = {"disorder": {"accuracy": 0.5, "in_form": 0.0}, "rearrangement": {"accuracy": 0.25, "in_form": 0.5}}
+    after = {"disorder": {"accuracy": 1.0, "in_form": 1.0}, "rearrangement": {"accuracy": 0.5, "in_form": 1.0}}
+    out = _table({"before": before, "after": after}, {"disorder": 0.5, "rearrangement": 0.1}, list(before)).splitlines()
+    assert out[0].split() == ["task", "chance", "before", "after", "in", "form", "before", "in", "form", "after"]
+    assert out[2].split() == ["rearrangement", "10.0%", "25.0%", "50.0%", "50.0%", "100.0%"]
+    assert len({line.index("%") for line in out[1:]}) == 1  # the columns line up
+    for r in (*before.values(), *after.values()):
+        del r["in_form"]
+    assert "in form" not in _table(
+        {"before": before, "after": after}, {"disorder": 0.5, "rearrangement": 0.1}, ["disorder"]
+    )
 
 
 def test_cli_train_refuses_the_model_folder_as_out_dir(tmp_path, capsys):

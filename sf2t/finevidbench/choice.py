@@ -188,3 +188,37 @@ def parse_choice(text, options):
         if all(norms[i] in norms[longest] for i in hits):
             hits = [longest]
     return hits[0] if len(hits) == 1 else None
+
+
+# an option's letter alone ("B", "B.", "B)", "(B)"), or before its option's text ("B. 12", "B) 12", "(B) 12": as the
+# prompt lists them)
+_LETTER_FORM = re.compile(r"(?:([A-Z])[.)]?|\(([A-Z])\))")
+_LETTER_THEN_TEXT = re.compile(r"(?:([A-Z])[.)]|\(([A-Z])\))[ \t]+(\S.*)", re.DOTALL)
+
+
+def _plain(s):
+    """``s`` as in_form compares option texts: lower case, spaces collapsed, a final period dropped (no markdown or
+    quotes dropped, unlike _norm: "**12**" is not the asked form)."""
+    return re.sub(r"\s+", " ", str(s).strip()).lower().rstrip(" .")
+
+
+def in_form(text, options):
+    """Whether ``text`` (surrounding whitespace stripped) answers in the form ANSWER_LINE asks for: an existing
+    option's letter alone ("B", "(B)", "B.", "B)"), exactly one option's text (case, spaces and a final period aside:
+    "different: top-left" for "Different: top-left."), or a letter followed by its own option's text ("B. 12").
+    Sentences, "Answer: B", "**B**", a letter with another option's text ("B. 7" when B is 12) or a letter no option
+    has are not. Whether the answer is right is parse_choice's to say; reports give the share in form and the strict
+    accuracy (right and in form) next to the accuracy, to show how much of it rests on parse_choice's lenient
+    reading."""
+    t = str(text or "").strip()
+    m = _LETTER_FORM.fullmatch(t)
+    if m:
+        return LETTERS.index(m.group(1) or m.group(2)) < len(options)
+    low = _plain(t)
+    if low and sum(_plain(o) == low for o in options) == 1:
+        return True
+    m = _LETTER_THEN_TEXT.fullmatch(t)
+    if m:
+        k = LETTERS.index(m.group(1) or m.group(2))
+        return k < len(options) and _plain(m.group(3)) == _plain(options[k]) != ""
+    return False

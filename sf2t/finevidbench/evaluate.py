@@ -1,13 +1,14 @@
 """``sf2t eval``: score a model on a FineVidBench-style benchmark.
 
-Modes: ``likelihood`` (each option's mean log-probability as the answer to the question with its options listed;
-the best wins) and ``generate`` (greedy answer, parsed as an option letter or an option's text). Per level,
-category and variant accuracy, overall, and the sensitivity to each variant (accuracy on ``original`` minus on the
-variant, over the scene-level groups). Answers are appended to ``<out>.answers.jsonl`` as they come, so a crashed
-run resumes where it stopped. Writes ``results.json``, ``report.md`` and a bar chart PNG next to it;
-``compare`` prints two results side by side. Questions whose video files are missing, and with ``max_frames``
-those that show more frames, are listed and skipped (thinning them would change their answers: a count, a span, a
-speed); the coverage is reported.
+Modes: ``likelihood`` (each option's mean log-probability as the answer to the question with its options listed; the
+best wins) and ``generate`` (greedy answer, parsed as an option letter or an option's text; each answer is also
+flagged ``in_form`` when written as the prompt asks, and the report gives that share and the strict accuracy). Per
+level, category and variant accuracy, overall, and the sensitivity to each variant (accuracy on ``original`` minus
+on the variant, over the scene-level groups). Answers are appended to ``<out>.answers.jsonl`` as they come, so a
+crashed run resumes where it stopped. Writes ``results.json``, ``report.md`` and a bar chart PNG next to it;
+``compare`` prints two results side by side. Questions whose video files are missing, and with ``max_frames`` those
+that show more frames, are listed and skipped (thinning them would change their answers: a count, a span, a speed);
+the coverage is reported.
 
 What it calls lives beside it, and each of those names is importable from here too: ``sf2t.finevidbench.runner``
 (the model that answers, what a question shows it, which questions can be asked) and ``sf2t.finevidbench.results``
@@ -24,7 +25,7 @@ import torch
 
 from sf2t._checks import check_int
 from sf2t._plural import counted
-from sf2t.finevidbench.choice import parse_choice
+from sf2t.finevidbench.choice import in_form, parse_choice
 from sf2t.finevidbench.format import load
 from sf2t.finevidbench.results import (
     _SETTING_KEY,
@@ -138,6 +139,11 @@ def evaluate(
     skipped = missing.keys() | too_long.keys()
     done = {k: v for k, v in done.items() if k not in skipped}
     todo = [q for q in bench["questions"] if q["id"] not in done and q["id"] not in skipped]
+    if predictor is None and mode == "generate":  # answers an older sf2t saved without the flag: from their text
+        qs = {q["id"]: q for q in bench["questions"]}
+        for qid, rec in done.items():
+            if "in_form" not in rec and isinstance(rec.get("text"), str) and qid in qs:
+                rec["in_form"] = in_form(rec["text"], qs[qid]["options"])
     from sf2t._progress import progress_bar
 
     step = batch_size if (predictor is None and mode == "likelihood") else 1
@@ -161,7 +167,8 @@ def evaluate(
                 results = []
                 for q, f, i in chunk:
                     text = runner.generate(q, f, i)
-                    results.append((parse_choice(text, q["options"]), {"text": text}))
+                    extra = {"text": text, "in_form": in_form(text, q["options"])}
+                    results.append((parse_choice(text, q["options"]), extra))
             for (q, _, _), (pred, extra) in zip(chunk, results):
                 rec = {"id": q["id"], "pred": pred, "correct": pred == q["answer_index"], **extra}
                 fh.write(json.dumps(rec) + "\n")
@@ -176,8 +183,7 @@ def evaluate(
     res["setting"] = now
     write_text_atomic(out, json.dumps(_json_safe(res), indent=1, allow_nan=False), "--out")
     write_report(res, out)
-    log(
-        f"accuracy {res['overall']['accuracy']:.3f} on {counted(res['overall']['n'], 'question')} "
-        f"(coverage {res['coverage']:.0%}); {out}"
-    )
+    o = res["overall"]
+    form = "" if "in_form" not in o else f"; in the asked form {o['in_form']:.0%} (strict {o['strict_accuracy']:.3f})"
+    log(f"accuracy {o['accuracy']:.3f} on {counted(o['n'], 'question')} (coverage {res['coverage']:.0%}){form}; {out}")
     return res

@@ -4,7 +4,8 @@ made them: the benchmark's :func:`bench_digest`, :func:`checkpoint_fingerprint` 
 under another setting is refused with :func:`_setting_changes`); the files written next to ``--out``
 (:func:`side_files`) and the checks that none of them replaces a file it should not (:func:`check_out_files`,
 :func:`_is_results`, :func:`bench_files`: the benchmark's own files); the results (:func:`summarize`: accuracy per
-level, category, variant and cell, sensitivity, coverage; :func:`_json_safe`), ``report.md`` and the chart
+level, category, variant and cell, in generate mode also the share of answers in the asked form and the strict
+accuracy, sensitivity, coverage; :func:`_json_safe`), ``report.md`` and the chart
 (:func:`write_report`) and two results side by side (:func:`compare_text`).
 """
 
@@ -153,14 +154,21 @@ def _json_safe(v):
 
 
 def _acc(recs: list[dict]) -> dict:
+    """n, correct and accuracy of ``recs``; when every one carries ``in_form`` (generate mode), also the share in
+    the asked form (``in_form``) and the strict accuracy, right and in form (``strict_accuracy``)."""
     n = len(recs)
     c = sum(bool(r["correct"]) for r in recs)
-    return {"n": n, "correct": c, "accuracy": c / n if n else float("nan")}
+    out = {"n": n, "correct": c, "accuracy": c / n if n else float("nan")}
+    if recs and all("in_form" in r for r in recs):
+        out["in_form"] = sum(bool(r["in_form"]) for r in recs) / n
+        out["strict_accuracy"] = sum(bool(r["correct"]) and bool(r["in_form"]) for r in recs) / n
+    return out
 
 
 def summarize(bench: dict, answers: dict[str, dict], missing: dict | None = None, too_long: dict | None = None) -> dict:
     """Accuracy per level, category, variant and cell, sensitivity, and coverage (questions not skipped for
-    ``missing`` files or for showing more frames than asked, ``too_long``)."""
+    ``missing`` files or for showing more frames than asked, ``too_long``). Where the answers carry ``in_form``
+    (generate mode), each table key also has ``in_form`` and ``strict_accuracy`` (:func:`_acc`)."""
     by = defaultdict(list)
     chance = defaultdict(list)
     qs = {q["id"]: q for q in bench["questions"]}
@@ -216,12 +224,28 @@ def write_report(res: dict, out: Path) -> None:
         )
         + ".",
         "",
-        "| level / category | n | accuracy | chance |",
-        "|---|---|---|---|",
+    ]
+    form = "in_form" in res["overall"]  # (generate mode: the answers' text was read)
+    if form:
+        lines += [
+            f"Answers in the asked form: {100 * res['overall']['in_form']:.1f} % (strict accuracy "
+            f"{res['overall']['strict_accuracy']:.3f})",
+            "",
+            "In the asked form: the option's letter alone (`B`, `(B)`, `B.`), exactly one option's text, or the "
+            "letter and its option's text (`B. 12`), as the prompt's last line asks; strict accuracy: right and in "
+            "that form. The accuracy reads answers leniently (`There are 12 frames.` is the option `12`).",
+            "",
+        ]
+    lines += [
+        "| level / category | n | accuracy |" + (" in form (strict accuracy) |" if form else "") + " chance |",
+        "|---|---|---|" + ("---|" if form else "") + "---|",
     ]
     for k in rows:
         r = res["table"][k]
-        lines.append(f"| {k.split('/', 1)[1]} | {r['n']} | {r['accuracy']:.3f} | {r['chance']:.3f} |")
+        cells = [str(r["n"]), f"{r['accuracy']:.3f}"]
+        if form:
+            cells.append("-" if "in_form" not in r else f"{100 * r['in_form']:.1f} % ({r['strict_accuracy']:.3f})")
+        lines.append(f"| {k.split('/', 1)[1]} | " + " | ".join(cells) + f" | {r['chance']:.3f} |")
     lines += ["", "| variant | n | accuracy |", "|---|---|---|"]
     for k in sorted(x for x in res["table"] if x.startswith("variant/")):
         r = res["table"][k]
@@ -256,7 +280,8 @@ def write_report(res: dict, out: Path) -> None:
 
 
 def compare_text(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
-    """A side-by-side table of two results (per category, per variant, overall)."""
+    """A side-by-side table of two results (per category, per variant, overall; the overall share of answers in the
+    asked form and strict accuracy where either has them)."""
     keys = sorted(k for k in set(a["table"]) | set(b["table"]) if k.startswith(("category/", "variant/")))
     lines = [f"| | {names[0]} | {names[1]} | diff |", "|---|---|---|---|"]
 
@@ -267,6 +292,14 @@ def compare_text(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
     for k in keys + ["overall"]:
         x, y = cell(a, k), cell(b, k)
         lines.append(f"| {k} | {x:.3f} | {y:.3f} | {y - x:+.3f} |")
+    # generate mode's share of answers in the asked form and strict accuracy (nan: the other result has none)
+    for key, label in (
+        ("in_form", "overall: answers in the asked form"),
+        ("strict_accuracy", "overall: strict accuracy"),
+    ):
+        if key in a["overall"] or key in b["overall"]:
+            x, y = (r["overall"].get(key, math.nan) for r in (a, b))
+            lines.append(f"| {label} | {x:.3f} | {y:.3f} | {y - x:+.3f} |")
     lines.append(
         f"| questions answered (coverage) | {a['overall']['n']} ({a.get('coverage', math.nan):.0%}) | "
         f"{b['overall']['n']} ({b.get('coverage', math.nan):.0%}) | |"

@@ -3,11 +3,10 @@
 ``sf2t train [--config run.yaml] [key=value | --key value ...] [--print-config]``: a TrainConfig from the YAML file
 and the overrides (dotted keys reach the task configs: ``disorder.perm=strong``), then training; the adapter (or
 the weights), ``train_config.json``, ``train_result.json`` and the report (``report.md`` + ``report.png``: loss,
-per-task train loss and accuracy, held-out exact accuracy before / during / after and partial credit before / after
-when ``eval_videos`` is set) go to
-``out_dir``. ``--print-config`` shows every field
-with its default and help, then the resolved config, and trains nothing. ``resume=auto`` continues from the latest
-checkpoint (``save_every=N`` writes them).
+per-task train loss and accuracy, held-out exact accuracy before / during / after, and partial credit, the share of
+answers in the asked form and the strict accuracy before / after when ``eval_videos`` is set) go to ``out_dir``.
+``--print-config`` shows every field with its default and help, then the resolved config, and trains nothing.
+``resume=auto`` continues from the latest checkpoint (``save_every=N`` writes them).
 
 ``sf2t merge --base BASE --adapter DIR --out OUT``: the LoRA adapter merged into the base weights, written as a
 full checkpoint (with the base's tokenizer and processor files, and the run's ``train_config.json`` so that

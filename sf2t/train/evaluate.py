@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from sf2t.tasks.scoring import partial_score, score
+from sf2t.tasks.scoring import in_form, partial_score, score
 
 __all__ = ["EvalSet", "answer_budget", "build_eval_set", "evaluate", "generate_answer"]
 
@@ -221,8 +221,11 @@ def evaluate(
     chance: dict[str, float] | None = None,
     keep_answers: int = 3,
 ) -> dict[str, Any]:
-    """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, chance, examples}}``, plus ``seconds`` and
-    ``samples`` (one ``{task, source, answer, score}`` per sample, for breakdowns)."""
+    """Accuracy per task on ``eval_set``: ``{task: {n, accuracy, partial, in_form, strict_accuracy, chance,
+    examples}}``, plus ``seconds`` and ``samples`` (one ``{task, source, answer, score, in_form}`` per sample, for
+    breakdowns). ``in_form``: the share of answers written exactly in the task's canonical form
+    (:func:`sf2t.tasks.scoring.in_form`); ``strict_accuracy``: the share both right and in form (``accuracy`` reads
+    answers leniently)."""
     if not max_new_tokens:  # enough for the longest answer of the set (one budget for all: no hint per sample)
         max_new_tokens = answer_budget(tokenizer, eval_set)
     if isinstance(eval_set, EvalSet):  # every prompt plus this budget fits, before anything is generated
@@ -237,11 +240,18 @@ def evaluate(
     samples = []
     for s in eval_set:
         text = generate_answer(model, tokenizer, s, max_new_tokens=max_new_tokens, device=device)
-        r = per.setdefault(s["task"], {"n": 0, "correct": 0.0, "partial": 0.0, "examples": []})
+        r = per.setdefault(
+            s["task"], {"n": 0, "correct": 0.0, "partial": 0.0, "in_form": 0, "strict": 0.0, "examples": []}
+        )
         r["n"] += 1
         exact = score(s["task"], text, s["meta"])
-        samples.append({"task": s["task"], "source": s["meta"]["source"], "answer": text, "score": exact})
+        form = in_form(s["task"], text, s["meta"])
+        samples.append(
+            {"task": s["task"], "source": s["meta"]["source"], "answer": text, "score": exact, "in_form": form}
+        )
         r["correct"] += exact
+        r["in_form"] += form
+        r["strict"] += exact * form
         r["partial"] += partial_score(s["task"], text, s["meta"])
         if len(r["examples"]) < keep_answers:
             r["examples"].append({"answer": text, "truth": s["answer"]})
@@ -253,6 +263,8 @@ def evaluate(
             "n": r["n"],
             "accuracy": r["correct"] / r["n"],
             "partial": r["partial"] / r["n"],
+            "in_form": r["in_form"] / r["n"],
+            "strict_accuracy": r["strict"] / r["n"],
             "chance": (chance or {}).get(task),
             "examples": r["examples"],
         }

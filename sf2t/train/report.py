@@ -1,7 +1,8 @@
 """A run's report: ``report.md`` + ``report.png`` (loss, per-task train loss and accuracy, held-out accuracy over
 the run) from ``out_dir/metrics.jsonl`` and the held-out evaluations (``evals``: ``{"step", task: {accuracy,
-partial, ...}}``); report.md's held-out table (:func:`held_out_table`) has exact accuracy and partial credit before
-and after.
+partial, in_form, strict_accuracy, ...}}``); report.md's held-out table (:func:`held_out_table`) has exact accuracy,
+partial credit, the share of answers in the asked form and the strict accuracy before and after (an older run's
+evaluations lack the last two: not shown, or "-").
 
 ``sf2t train`` writes it at the end of a run (with held-out evaluations when ``eval_videos`` is set: before
 training, every ``eval_every`` steps and after); ``sf2t demo`` adds the same figure and table to its report.
@@ -137,15 +138,22 @@ def held_out_table(
 ) -> list[str]:
     """The markdown lines of a report's held-out table, ``sf2t train``'s and ``sf2t demo``'s: per task of ``tasks``
     with a row in ``rows`` (``{chance, before, after, n}``, and ``partial_before`` / ``partial_after``, the mean
-    partial credit, where known), chance, exact accuracy before and after, and where any row has ``partial_after``,
-    partial credit before and after with a note on what it is; ``source``: where the partial values are kept (for
-    the note), ``span``: what the heading adds in brackets (the steps), ``pct``: a value as text (None: missing)."""
+    partial credit, ``in_form_before`` / ``in_form_after``, the share of answers in the asked form, and
+    ``strict_before`` / ``strict_after``, the strict accuracy, where known), chance, exact accuracy before and after,
+    where any row has ``partial_after``, partial credit before and after with a note on what it is, and where any row
+    has ``in_form_after``, the form share and the strict accuracy before and after with a note; ``source``: where the
+    partial values are kept (for the note), ``span``: what the heading adds in brackets (the steps), ``pct``: a value
+    as text (None: missing)."""
     partial = any(rows[t].get("partial_after") is not None for t in tasks if t in rows)
+    form = any(rows[t].get("in_form_after") is not None for t in tasks if t in rows)
     lines = [
         "## Held-out exact accuracy" + (" and partial credit" if partial else "") + (f" ({span})" if span else ""),
         "",
-        "| task | chance | before | after |" + (" partial before | partial after |" if partial else "") + " n |",
-        "|---|---|---|---|" + ("---|---|" if partial else "") + "---|",
+        "| task | chance | before | after |"
+        + (" partial before | partial after |" if partial else "")
+        + (" in form before | in form after | strict before | strict after |" if form else "")
+        + " n |",
+        "|---|---|---|---|" + ("---|---|" if partial else "") + ("---|---|---|---|" if form else "") + "---|",
     ]
     for t in tasks:
         if t not in rows:
@@ -154,6 +162,8 @@ def held_out_table(
         cells = [pct(a.get("chance")), pct(a.get("before")), pct(a.get("after"))]
         if partial:
             cells += [pct(a.get("partial_before")), pct(a.get("partial_after"))]
+        if form:
+            cells += [pct(a.get(k)) for k in ("in_form_before", "in_form_after", "strict_before", "strict_after")]
         lines.append(f"| {t} | " + " | ".join(cells) + f" | {a['n']} |")
     if partial:
         lines += [
@@ -161,12 +171,21 @@ def held_out_table(
             "Partial: the mean partial credit (counting `1 - |answer - count| / count`, localization the spans' "
             f"temporal IoU, rearrangement the normalised Kendall tau; the other tasks as exact), {source}.",
         ]
+    if form:
+        lines += [
+            "",
+            "In form: the share of answers written exactly in the task's canonical form (`7`, `Yes.`, `Frames 3-5.`: "
+            "sf2t.tasks.scoring.in_form); strict: the share both right and in form. The exact accuracy reads answers "
+            "leniently (`There are 7 frames.` is 7): the gap between it and the strict accuracy is what rests on that "
+            "(docs/tasks.md, Scoring).",
+        ]
     return lines
 
 
 def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, float]) -> Path:
-    """``out_dir/report.md`` (+ ``report.png``): held-out exact accuracy and partial credit before / after (exact
-    accuracy at each evaluation too), the training summary, skipped videos. ``result``: what ``train`` returned."""
+    """``out_dir/report.md`` (+ ``report.png``): held-out exact accuracy, partial credit, the share of answers in the
+    asked form and the strict accuracy before / after (exact accuracy at each evaluation too), the training summary,
+    skipped videos. ``result``: what ``train`` returned."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png = plot_run(out, cfg.tasks, evals, chance)
@@ -190,6 +209,11 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
                     "n": b["n"],
                     "partial_before": a.get("partial"),
                     "partial_after": b.get("partial"),
+                    # (an evaluation of an older run, resumed, has neither: "-", or no columns)
+                    "in_form_before": a.get("in_form"),
+                    "in_form_after": b.get("in_form"),
+                    "strict_before": a.get("strict_accuracy"),
+                    "strict_after": b.get("strict_accuracy"),
                 }
         lines += held_out_table(rows, cfg.tasks, span=span, source="train_result.json's evals' `partial`")
         if len(evals) > 2:  # exact accuracy at each evaluation
@@ -234,5 +258,10 @@ def write_report(cfg, result: dict, evals: Sequence[dict], chance: dict[str, flo
 
 
 def eval_summary(rep: dict[str, Any], tasks: Sequence[str]) -> str:
-    """One line: ``task acc`` per task of an ``evaluate`` result."""
-    return ", ".join(f"{t} {_pct(rep[t]['accuracy'])}" for t in tasks if isinstance(rep.get(t), dict))
+    """One line: ``task acc`` per task of an ``evaluate`` result, with ``(in form F)``, the share of answers in the
+    asked form, where the result has it."""
+    return ", ".join(
+        f"{t} {_pct(rep[t]['accuracy'])}" + (f" (in form {_pct(rep[t]['in_form'])})" if "in_form" in rep[t] else "")
+        for t in tasks
+        if isinstance(rep.get(t), dict)
+    )

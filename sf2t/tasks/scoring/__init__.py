@@ -6,6 +6,10 @@ or same", a list of every region) states none and parses as None: it scores 0 wh
 verifiable reward, hedging must not pay). Parsing never raises on a string. Both scores are pure functions of
 (answer text, meta), so they also serve as verifiable rewards.
 
+``in_form`` says whether an answer is written exactly in the canonical form the question asks for (the lenient
+parsers above read much more): reports show its share next to each accuracy, and the strict accuracy (correct and in
+form), so a reader sees how much of an accuracy rests on the lenient parsing.
+
 The package by concern: ``count`` (parse_count), ``span`` (parse_span), ``_common`` (what they share: numbers,
 hedges, the final-answer marker); the other parsers, the scores and the reward here.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from sf2t.tasks import templates
 from sf2t.tasks.scoring._common import _int, after_final_answer
 from sf2t.tasks.scoring.count import parse_count
 from sf2t.tasks.scoring.span import parse_span
@@ -28,6 +33,7 @@ __all__ = [
     "score",
     "partial_score",
     "truth_text",
+    "in_form",
     "reward",
     "kendall_score",
 ]
@@ -159,28 +165,49 @@ def kendall_score(got: list[int], truth: list[int]) -> float:
 
 
 def truth_text(meta: dict) -> str:
-    """The canonical answer text, re-derived from ``meta``."""
+    """The canonical answer text, re-derived from ``meta`` (the templates' ``*_answer``, as the tasks write it)."""
     task, ans = meta["task"], meta["answer"]
     if task == "counting":
-        return f"{ans['count']}"
+        return templates.counting_answer(ans["count"])
     if task == "disorder":
-        return "Yes." if ans["in_order"] else "No."
+        return templates.disorder_answer(ans["in_order"])
     if task == "consistency":
-        k = ans["kind"]
-        return (
-            "Identical."
-            if k == "identical"
-            else "Different: whole frame."
-            if k == "whole"
-            else (f"Different: {ans['cell']}.")
-        )
+        return templates.consistency_answer(ans["kind"], ans.get("cell"))
     if task == "localization":
-        return f"Frames {ans['start']}-{ans['end']}."
+        return templates.localization_answer(ans["start"], ans["end"])
     if task == "rearrangement":
-        return ", ".join(str(p) for p in ans["positions"])
+        return templates.rearrangement_answer(ans["positions"])
     if task == "speed":
-        return ans["faster"]
+        return templates.speed_answer(ans["faster"])
     raise ValueError(f"unknown task {task!r}")
+
+
+# per task: the parser of free answers, and the canonical answer text of the value it reads (sf2t.tasks.templates)
+_FORMS = {
+    "counting": (parse_count, templates.counting_answer),
+    "disorder": (parse_yes_no, templates.disorder_answer),
+    "consistency": (parse_consistency, lambda v: templates.consistency_answer(*v)),
+    "localization": (parse_span, lambda v: templates.localization_answer(*v)),
+    "rearrangement": (parse_positions, templates.rearrangement_answer),
+    "speed": (parse_speed, templates.speed_answer),
+}
+
+
+def in_form(task: str, text: str, meta: dict) -> bool:
+    """Whether ``text``, stripped of surrounding whitespace (a trailing newline too), is exactly the canonical answer
+    text (sf2t.tasks.templates: "7", "Yes.", "Different: top-left.", "Frames 3-5.", "2, 4, 1, 3", "first") of the
+    value the task's lenient parser reads from it: False when it reads None. "There are 7 frames.", "7 frames, I
+    think", "**7**", "seven", "yes" and "Final answer: 7" parse as answers but are not in form. A wrong answer may be
+    in form ("8" when the count is 7). sf2t's generation already cuts an answer before its end token, so no end token
+    is stripped. Pure, like ``score``: reports give the share of answers in form and the strict accuracy (correct and
+    in form) next to each accuracy, as a measure of how much of it rests on the lenient parsing."""
+    if task != meta.get("task", task):
+        raise ValueError(f"in_form: task {task!r} but meta is for {meta['task']!r}")
+    if task not in _FORMS:
+        raise ValueError(f"unknown task {task!r}")
+    parse, canonical = _FORMS[task]
+    got = parse(text)
+    return got is not None and str(text or "").strip() == canonical(got)
 
 
 def score(task: str, answer_text: str, meta: dict) -> float:
