@@ -567,7 +567,7 @@ SCORING_EXAMPLES = [
     ("parse_span", "Frames 5-8 contain the target; frames 1-4 do not.", (5, 8)),
     ("parse_span", "The target first appears in frame 3. It is last seen in frame 6.", (3, 6)),
     ("parse_span", "It appears in frame 2 and by frame 7 it is gone.", (2, 2)),
-    ("parse_span", "From frame 4 to the end, frame 8.", (4, 4)),
+    ("parse_span", "From frame 4 to the end, frame 8.", (4, 8)),
     # review31's fixes
     ("parse_count", "Duplicate count: 2. There are 8 frames.", 8),
     ("parse_count", "There are 8 frames in total. The result is 2.", 8),
@@ -598,6 +598,18 @@ SCORING_EXAMPLES = [
         (4, 4),
     ),
     ("parse_span", "Frames 3-5 contain the patch with no object in front of it.", (3, 5)),
+    # review33's fixes
+    ("parse_count", "Step 2: the count is 5. Step 3: total frames: 11.", 11),
+    ("parse_count", "Step 1: the answer is 4. Step 2: so the answer is 8.", 8),
+    ("parse_count", "The count is 5. Total frames: 11.", None),
+    ("parse_count", "People count: 3. The clip has 7 frames.", 7),
+    ("parse_count", "It lasts 4 s.", None),
+    ("parse_count", "I count 8 frames, maybe 9 I think as one is a fade-in.", None),
+    ("parse_count", "6 frames; 2 I think because of motion blur look the same.", 6),
+    ("parse_span", "So frames 3-5. Actually, it could also be frames 3-6.", None),
+    ("parse_span", "Frames 3-5, not 3-6.", (3, 5)),
+    ("parse_span", "The video runs from frame 1 to the end, frame 8; the target is in frame 4.", (4, 4)),
+    ("parse_span", "Re-checking frames 2-7 carefully, the target is visible in frames 3-6.", (3, 6)),
 ]
 
 

@@ -915,6 +915,28 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
             {"start": 3, "end": 6},
             "dog's " * 8000 + "appears in frame 3 and the dog's leaves at frame 6",
         ),
+        # (review33's fixes)
+        ("counting", {"count": 6}, "6 frames; 2 I think because of " * 1700),
+        ("counting", {"count": 6}, "6 frames; 2 I think because of" + " motion" * 7000 + " look the same"),
+        ("counting", {"count": 8}, "8 frames, maybe 9 I think as " * 1700),
+        ("counting", {"count": 8}, "8 frames, maybe 9 I think as" + " " * 50000 + "one is"),
+        ("counting", {"count": 7}, "people count: " * 3500 + "3. 7 frames"),
+        ("counting", {"count": 7}, "people count" + " " * 50000 + ": 3. 7 frames"),
+        ("counting", {"count": 7}, "people count is" + " " * 50000 + "3. 7 frames"),
+        ("counting", {"count": 11}, "Step 2: the count is 5.\n" * 2000 + "Step 3: total frames: 11."),
+        ("counting", {"count": 11}, "total frames: " * 3500 + "11"),
+        ("counting", {"count": 4}, "It lasts 4 s " * 4000),
+        ("localization", {"start": 3, "end": 5}, "So frames 3-5. Actually, " * 2000),
+        ("localization", {"start": 3, "end": 5}, "frames 3-5 actually" + " " * 50000 + "maybe x"),  # (took 480 s)
+        ("localization", {"start": 3, "end": 5}, "frames 3-5 on closer" + " " * 50000 + "inspection, maybe x"),
+        ("localization", {"start": 3, "end": 6}, "re-checking" + " " * 50000 + "frames 2-7"),
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7 " * 2200),
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7" + " a" * 25000 + " frames 3-6"),
+        ("localization", {"start": 3, "end": 6}, "re-checking frames 2-" * 2400 + "7"),
+        ("localization", {"start": 4, "end": 8}, "from frame 4 to the end, " * 2000),
+        ("localization", {"start": 4, "end": 8}, "from frame 4" + " " * 50000 + "to the end"),
+        ("localization", {"start": 4, "end": 8}, "from frame 4 to the end" + " " * 50000 + "x"),
+        ("localization", {"start": 4, "end": 8}, "The video runs " * 3500 + "from frame 1 to the end, frame 8"),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -1415,3 +1437,71 @@ def test_count_answers_review31d_found_misread(text, value):
     """Counting answers review31d found misread by 8d0ca8f (read right by 0fff4cc): "or 9 in the second pass" read as
     one part's count, "each of the frames" as a part."""
     assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    "fn, text, value",
+    [
+        # "I think because of" and a few words, then the number's own verb: a remark on part of the frames
+        ("parse_count", "6 frames; 2 I think because of motion blur look the same.", 6),
+        ("parse_count", "There are 6 frames; 2 I think because of the blur look alike.", 6),
+        ("parse_count", "6 frames, 2 of them blurry.", 6),
+        ("parse_count", "8 frames, maybe 9 I think because of the fade-in.", None),
+        ("parse_count", "6 frames, maybe 7 I think because of the fade-in look.", None),
+        ("parse_count", "There are 8 frames, maybe 9 I think because the last one is faded.", None),
+        # "I think as" then a clause (a subject and is / are / was / were) ends the count's clause as "because" does
+        ("parse_count", "I count 8 frames, maybe 9 I think as one is a fade-in.", None),
+        ("parse_count", "There are 8 frames, maybe 9 I think as the last one is faded.", None),
+        ("parse_count", "8 frames, 2 I think as duplicates.", 8),
+        ("parse_count", "There are 10 frames, maybe 2 I think as duplicates of each other.", 10),
+        # another thing's count label: its number gives way to a later number of frames
+        ("parse_count", "People count: 3. The clip has 7 frames.", 7),
+        ("parse_count", "Duplicate count: 2. I count 8 frames.", 8),
+        ("parse_count", "The clip has 7 frames; 3 people.", 7),
+        ("parse_count", "Frame count: 7. People count: 3.", 7),
+        ("parse_count", "People count: 3.", 3),
+        ("parse_count", "Let me count: 8 frames. 2 frames are duplicates.", 8),
+        ("parse_count", "Overall count: 8.", 8),
+        # "Total frames: N" concludes; a later step's conclusion replaces an earlier step's
+        ("parse_count", "Step 2: ... the count is 5.\nStep 3: total frames: 11.", 11),
+        ("parse_count", "Step 1: the answer is 4.\nStep 2: so the answer is 8.", 8),
+        ("parse_count", "The count is 5.\nTotal frames: 11.", None),
+        ("parse_count", "Step 1: the count is 5. The count is 6.", None),
+        ("parse_count", "The answer is 7. The answer is 8.", None),
+        ("parse_count", "Total frames: 11, of which 2 repeat.", 11),
+        # "s" is seconds
+        ("parse_count", "It lasts 4 s.", None),
+        ("parse_count", "The answer is 4 s.", None),
+        ("parse_count", "It lasts 4 frames.", 4),
+        ("parse_count", "It lasts 4 s and has 8 frames.", 8),
+        # a hedged span after a revision word is another option
+        ("parse_span", "So frames 3-5. Actually, it could also be frames 3-6.", None),
+        ("parse_span", "Frames 3-5. Looking again, it might be frames 3-6.", None),
+        ("parse_span", "Frames 3-5, not 3-6.", (3, 5)),
+        ("parse_span", "So frames 3-5. Actually, frames 3-6 contain it.", (3, 6)),
+        ("parse_span", "Frames 3-5. Actually, it could be that frame 2 is blurry.", (3, 5)),
+        # the frames a revision verb looks at again are no conclusion: the next span in its sentence is
+        ("parse_span", "Re-checking frames 2-7 carefully, the target is visible in frames 3-6.", (3, 6)),
+        ("parse_span", "Looking again at frames 2-7, the target is visible in frames 3-6.", (3, 6)),
+        ("parse_span", "Re-checking frames 2-7, the target is in all of them.", (2, 7)),
+        ("parse_span", "Re-checking frames 2-7, it could be frames 3-6.", None),
+        ("parse_span", "Re-checking, frames 2-5 show it and frame 6 is blank.", (2, 5)),
+        ("parse_span", "Actually frames 3-5 contain the target.", (3, 5)),
+        # "from frame N" right before "to the end" and its number
+        ("parse_span", "From frame 4 to the end, frame 8.", (4, 8)),
+        ("parse_span", "From frame 4 until the last frame (8).", (4, 8)),
+        ("parse_span", "The video runs from frame 1 to the end, frame 8; the target is in frame 4.", (4, 4)),
+        ("parse_span", "From frame 4 to frame 8.", (4, 8)),
+        ("parse_span", "From frame 4 to the end.", (4, 4)),
+        ("parse_span", "From frame 4 to the end of the video (8 frames).", (4, 4)),
+    ],
+)
+def test_answers_review33_found_misread(fn, text, value):
+    """Counting and localization answers review33 found misread (each fixed row read otherwise at 4e072ee): "2 I
+    think because of motion blur look the same" read as a second option, "9 I think as one is ..." as no option, a
+    "People count:" label's number as the count, a later step's "total frames: 11" missed, "4 s" as 4 frames, a
+    hedged span after "Actually," missed, the frames "Re-checking" looks at as its conclusion, "From frame 4 to the
+    end, frame 8." as frame 4; with nearby answers the new rules leave as they were."""
+    from sf2t.tasks import scoring
+
+    assert getattr(scoring, fn)(text) == value

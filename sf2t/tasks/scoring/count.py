@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from sf2t.tasks.scoring._common import _COULD_BE, _INT_RE, _NUMBER, _NUMBER_WORDS, _int, after_final_answer
@@ -69,10 +70,12 @@ _CONCLUSION = re.compile(
             # a labelled result: "Result: 9 frames.", "Count: 8" (at a sentence's or line's start, maybe after a list
             # marker), "the count is 8" anywhere (after the or my, maybe then overall / correct / final / total / frame
             # / image: "so the count is 8", "and the overall count is 10"), "Frame count: 8", "Image count: 8", "Final
-            # result: 8" ("Duplicate count: 2.", "the duplicate count is 2" and "The result is 2." label another thing)
+            # result: 8", "Total frames: 11" ("Duplicate count: 2.", "the duplicate count is 2" and "The result is 2."
+            # label another thing)
             r"(?:(?:^|(?<=[.!?\n]))[ \t]*+(?:[-*>#]+[ \t]*+)?(?:result|count)"
             r"|\b(?:the|my)[ \t]+(?:(?:overall|correct|final|total|frame|image)[ \t]+)?count"
-            r"|\b(?:frame|image|final|total)[ \t]+(?:result|count))\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
+            r"|\b(?:frame|image|final|total)[ \t]+(?:result|count)|\btotal[ \t]+(?:frames|images))"
+            r"\s*(?:is\s*:?|:|=)\s*" + _N + _LABEL_END,
             # "8 frames in total", not a part of them ("visible in 6 frames in total", "3 frames in total show the cat")
             r"(?<!\bin\s)(?<!\bon\s)(?<!\bof\s)"
             + _N
@@ -109,9 +112,12 @@ _HEDGED = re.compile(
 _COUNT_TAIL = re.compile(
     r"(?:\s+of\s+(?:them|those|these))?"
     r"(?:\s+(?:in\s+total|total|altogether|overall|in\s+all|in\s+(?:the|this)\s+(?:video|clip|sequence)))?"
-    # ("9 I think." and "9 I think because ..." end its clause; "3 I think show the dog" and "2 I think as
-    # duplicates" go on)
-    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\s+(?:because|since|given)\b"
+    # ("9 I think." and "9 I think because ..." end its clause, and so does "9 I think as one is ...": "as" then a
+    # clause, its subject and a verb; "3 I think show the dog", "2 I think as duplicates" and "2 I think because of
+    # motion blur look the same" go on: "because of" and a few words, then the number's own verb and more words)
+    r"(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\s+(?:because\b(?!\s+of(?:\s+[^\W\d_][\w'’-]*){1,3}?\s+"
+    r"(?:look|looks|are|is|was|were|show|shows|appear|appears|repeat|repeats|seem|seems)[ \t]+[^\W\d_])|since\b|given\b"
+    r"|as(?=(?:\s+[^\W\d_][\w'’-]*){1,3}?\s+(?:is|are|was|were)\b))"
     r"|(?:\s+i\s+(?:think|guess|believe|suppose)(?:\s+so)?\b)?"
     r"(?:\s*(?:[.!?,;:)\]…\n(—\"']|$)|\s+[-–]\s|\s+(?:if|depending|counting|including|when)\b))",
     re.IGNORECASE,
@@ -403,10 +409,31 @@ def _list_items(text: str) -> set[int]:
     return {at for n, at in items if n - 1 in numbers or n + 1 in numbers}
 
 
-# units that never count images: a lone number of them is no count ("The answer is 3 seconds.", "It bounces 3 times.")
+# units that never count images: a lone number of them is no count ("The answer is 3 seconds.", "It bounces 3 times.",
+# "It lasts 4 s."; "4s" stays a number)
 _OTHER_UNIT = re.compile(
-    r"[ \t]+(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|milliseconds?|ms|fps|times)\b", re.IGNORECASE
+    r"[ \t]+(?:seconds?|secs?|s|minutes?|mins?|hours?|hrs?|milliseconds?|ms|fps|times)\b", re.IGNORECASE
 )
+
+
+# a count labelled with another thing's name ("People count: 3", "The duplicate count is 2", "Car count = 4"; not
+# "Frame count:", "Total count:", "My count:", "Let me count:"): the number counts that thing, not the frames
+_OTHER_COUNT_BEFORE = re.compile(
+    r"\b(?!(?:the|my|our|your|its|their|a|an|this|that|me|us|i|we|you|they|to|and|or|so|frames?|images?|final|total"
+    r"|overall|correct|exact|actual|true|unique|distinct|answer)\b)[^\W\d_]+[ \t]+count[ \t]*(?:is[ \t]*:?|:|=)[ \t]*$",
+    re.IGNORECASE,
+)
+
+
+def _another_things_count(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``start:end`` follows another thing's count label and no unit follows it ("People count:
+    3"; "Duplicate count: 2 frames" counts frames)."""
+    return bool(_OTHER_COUNT_BEFORE.search(text, max(0, start - 40), start)) and not _NEAR_UNIT_RE.match(text, end)
+
+
+# a step of a reasoning laid out in steps, at a sentence's or line's start ("Step 3:", "- Stage 2."): a conclusion in a
+# later step replaces those of earlier steps (their counts are intermediate)
+_STEP = re.compile(r"(?:^|(?<=[.!?\n]))[ \t]*+(?:[-*>#]+[ \t]*+)?(?:step|stage)[ \t]*+\d+\b", re.IGNORECASE)
 
 
 # markdown emphasis, not a "*" between digits (a product: "2*4")
@@ -421,15 +448,17 @@ def parse_count(text: str) -> int | None:
        _NO_CLAIM: "the answer is 7 here" and "... 7 frames shown" are 7, "the answer is 2 repeats" and "... 2
        frames are repeated" are none), before "frames in total", or after "so" / "that's" / "total of" / "total:"
        when it ends its clause, maybe after its unit, "in total", "in the video", "here", or after "Result:" /
-       "Count:" at a sentence's or line's start, "the count is" anywhere (or "Frame count:", "Final result:") when it
-       ends its sentence or line; failing those, "there are N" ending its clause likewise ("8
-       frames. There is 1 frame repeated." is 8: a part of the count).
+       "Count:" at a sentence's or line's start, "the count is" anywhere (or "Frame count:", "Final result:", "Total
+       frames:") when it ends its sentence or line; failing those, "there are N" ending its clause likewise ("8
+       frames. There is 1 frame repeated." is 8: a part of the count). In an answer laid out in steps ("Step 3:")
+       the last step that concludes gives the count (_STEP: "Step 2: the count is 5.\nStep 3: total frames: 11." is
+       11).
     2. Otherwise the first number that is not a frame's or a step's label ("Frame 4 is the same as frame 3", "Frames
        0 to 7 are shown", "Step 1:" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the
        last one") nor an ordered list's item number, unless it is one of a list, counts a part of the frames ("2 of
-       them", "the last 2 frames") or counts another thing ("4 seconds", "2 people"): then the first number of all
-       the frames after it ("8 consecutive frames", "Eight key frames"); failing that, a part's number is the count,
-       a number of seconds or times none ("The answer is 3 seconds.").
+       them", "the last 2 frames") or counts another thing ("4 seconds", "2 people", "People count: 3"): then the
+       first number of all the frames after it ("8 consecutive frames", "Eight key frames"); failing that, a part's
+       number is the count, a number of seconds or times none ("The answer is 3 seconds.", "It lasts 4 s.").
     Any number must be whole ("7.5 frames" is None) and offer no alternative ("7 or 8", "8 frames, maybe 9", "7 or 8
     frames in total", "8 frames, though it could be 9"; not the end of a range: "Frames 0 to 7, 8 frames in total." is
     8); a range offers both ends ("Around 8-9 frames.", "7 to 8 frames in total" are None); conclusions that differ give
@@ -438,8 +467,9 @@ def parse_count(text: str) -> int | None:
     about a part ("in the first half there are 4") concludes nothing. Markdown emphasis (``**7**``) is ignored, a "*"
     between digits kept."""
     text = _EMPHASIS.sub("", after_final_answer(text))
+    steps = [s.start() for s in _STEP.finditer(text)]
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
-        stated = set()
+        stated = []  # (the step each conclusion is in, its number)
         for m in conclusion.finditer(text):
             at, end = m.span(m.lastindex)
             if conclusion is _CONCLUSION and not _concludes(text, end):
@@ -461,9 +491,12 @@ def parse_count(text: str) -> int | None:
             n = _count_value(m.group(m.lastindex))
             # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
             alternative = _alternative(text, end, n) is not None or _alternative_to_before(text, at)
-            stated.add(None if n is None or alternative else n)
-        if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options)
-            return stated.pop() if len(stated) == 1 else None
+            stated.append((bisect.bisect_right(steps, m.start()), None if n is None or alternative else n))
+        if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options, unless the
+            # later one is a later step's: "Step 2: the count is 5.\nStep 3: total frames: 11." is 11)
+            last = max(step for step, _ in stated)
+            values = {n for step, n in stated if step == last}
+            return values.pop() if len(values) == 1 else None
     # (a number said not to be the count, or a bound, is passed over: "Not 7, it's 8." is 8, "At least 8 frames; I
     # count exactly 8." is 8, "At least 8 frames." is None; so is an ordered list's item number)
     items = _list_items(text)
@@ -479,7 +512,12 @@ def parse_count(text: str) -> int | None:
         return None
     n = _count_value(m.group(0))
     listed = _alternative(text, m.end(), n) is not None
-    if not listed and not _is_part(text, m.start(), m.end()) and not _counts_another_thing(text, m.end()):
+    if (
+        not listed
+        and not _is_part(text, m.start(), m.end())
+        and not _counts_another_thing(text, m.end())
+        and not _another_things_count(text, m.start(), m.end())
+    ):
         return n
     # the first number is one of a list ("1 2 3 ... twelve frames"), counts a part of the frames ("2 of them", "the
     # first 2 frames") or another thing ("4 seconds", "2 people", "3 times"): a later number of all the frames is the

@@ -65,6 +65,14 @@ _START_END = re.compile(
     r"[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)",
     re.IGNORECASE,
 )
+# a start with no verb, "from frame 4", right before "to the end" / "until the last frame" and that end's number: "From
+# frame 4 to the end, frame 8." is the span 4-8 (read after _START_END; "from frame 4 to the end" alone names frame 4)
+_FROM_TO_END = re.compile(
+    r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
+    r"(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?"
+    r"[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)",
+    re.IGNORECASE,
+)
 # an end said as the first frame the target is gone from ("is gone by frame 7", "is gone in frame 7", "is no longer
 # visible in frame 7"): it was last visible in the frame before (as "is gone after frame 6", "disappears at frame 6"
 # and "goes out of view at frame 6" say 6)
@@ -143,7 +151,7 @@ def _span_text(text: str) -> str:
     Ordinal words joined by "and" are read only when the digits name no span: "The first and second frames are
     static; the motion is in frames 3-5." is (3, 5)."""
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
-    text = _START_END.sub(_start_end_span, text)
+    text = _FROM_TO_END.sub(_start_end_span, _START_END.sub(_start_end_span, text))
     if not _SPAN_RE.search(text):
         text = _fields_as_span(text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
@@ -152,15 +160,19 @@ def _span_text(text: str) -> str:
         lambda m: str(_ORDINALS[m.group(1).lower()]) if m.group(1) else m.group(2) + str(_ORDINALS[m.group(3).lower()]),
         text,
     )
-    return _drop_absent(_START_END.sub(_start_end_span, text))
+    return _drop_absent(_FROM_TO_END.sub(_start_end_span, _START_END.sub(_start_end_span, text)))
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
 # (or after a hedge, in a sentence or brackets of its own: "Frames 3-5. Or maybe 4-6.", "frames 3-5 (maybe 3-6)",
-# "Frames 3-5, but it could be 4-6")
+# "Frames 3-5, but it could be 4-6", also after a revision word: "So frames 3-5. Actually, it could also be frames
+# 3-6.")
 _SPAN_HEDGE = r"(?:maybe|perhaps|possibly|probably|" + _COULD_BE + ")"
+# a revision word (actually, wait, ...: see _SPAN_CONCLUSION)
+_REVISED = r"actually|wait|on\s+closer\s+inspection|looking\s+again|on\s+second\s+thought|correction|re-?checking"
 _SPAN_MORE = re.compile(
-    r"(?:\s*(?:,|/|;|\bor\b|\band\b|-|–)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}(?:\bor\b|(?=" + _SPAN_HEDGE + r"\s)))"
+    r"(?:\s*(?:,|/|;|\bor\b|\band\b|-|–)(?:\s*\bor\b)?|[\s.,;:(\[…—–-]{0,8}(?:\bor\b|"
+    r"(?:\b(?:" + _REVISED + r")(?:[ \t]*+[,:])?[ \t]++)?(?=" + _SPAN_HEDGE + r"\s)))"
     r"\s*(?:" + _SPAN_HEDGE + r"\s+){0,2}(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)",
     re.IGNORECASE,
 )
@@ -186,6 +198,15 @@ _BETWEEN = re.compile(r"\bbetween\s+(?:the\s+)?(?:frames?\s*)?$", re.IGNORECASE)
 _CLIP_BEFORE = re.compile(
     r"(?:^|(?<=[.!?;,:\n])|\band\b)\s*(?:(?:the|this|that|a|our|whole|entire|full|given)\s+){0,2}"
     r"(?:video|clip|sequence)(?:'s|’s)?\s+(?:(?:itself|also|then|only|just|now)\s+)?$",
+    re.IGNORECASE,
+)
+
+
+# the clip as the subject of "from frame 1 to the end" ("The video runs from frame 1 to the end, frame 8"): its own span
+_CLIP_RUNS = re.compile(
+    r"\b"
+    + _CLIP_NOUN
+    + r"\s+(?:(?:itself|also|just|only)\s+)?(?:runs?|goes|go|spans?|lasts?|continues?|plays?|extends?)\s+$",
     re.IGNORECASE,
 )
 
@@ -244,7 +265,9 @@ def _start_end_span(m: re.Match) -> str:
     """A start-and-end match as the span "frames a-b"; when the video or clip is what starts and ends, its words
     without their frame numbers (they name no target's frames); when the end is another subject's, the start's frame
     and the words without the end's number."""
-    if _CLIP_BEFORE.search(m.string, max(0, m.start() - 48), m.start()):
+    if _CLIP_BEFORE.search(m.string, max(0, m.start() - 48), m.start()) or (
+        m.re is _FROM_TO_END and _CLIP_RUNS.search(m.string, max(0, m.start() - 48), m.start())
+    ):
         return re.sub(r"\d+", "", m.group(0))
     # ("appears in frame 3, and the video ends at frame 8", "is visible in frame 4, and the ball leaves at frame 7";
     # not fields: their "and the last frame is 8" is no other subject)
@@ -410,16 +433,31 @@ def _drop_absent(text: str) -> str:
 # a concluding span ("..., so frames 3-5.", "Thus the target is visible in frames 3-5"): read from there on, as after a
 # final answer (read after absences are dropped: "so frames 1-2 do not contain it" concludes nothing); after a revision
 # word a span that is no hedge ("Actually, frames 3-5 contain it." concludes; "Actually, it could be frames 3-6" does
-# not), unless its sentence goes on to another conclusion (_last_conclusions)
-_REVISED = r"actually|wait|on\s+closer\s+inspection|looking\s+again|on\s+second\s+thought|correction|re-?checking"
+# not), unless its sentence goes on to another conclusion (_last_conclusions); the frames a revision verb takes as its
+# object are the ones it looks at again, no conclusion: "Re-checking frames 2-7 carefully, the target is visible in
+# frames 3-6." concludes the next span in its sentence, 3-6 (none when that one is hedged)
 _SPAN_WORDS = r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
+_EXAMINED = (
+    r"\b(?:re-?checking|looking\s+again|on\s+closer\s+inspection)\s+(?:(?:at|of)\s+)?(?:the\s+)?frames?\s*\d+\s*"
+    r"(?:-|–|to|through|until)\s*(?:frames?\s*)?\d+"
+)
+_HEDGE_WORD = r"\b(?:could|might|may|maybe|perhaps)\b"
 _SPAN_CONCLUSION = re.compile(
     r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
     + _SPAN_WORDS
-    + r"|\b(?:"
+    + r"|(?!"
+    + _EXAMINED
+    + r")\b(?:"
     + _REVISED
-    + r")(?:\s*[,:])?\s+(?!(?:[^\W\d_][\w'’]*+\s+){0,5}?(?:could|might|may|maybe|perhaps)\b)"
-    + _SPAN_WORDS,
+    + r")(?:\s*[,:])?\s+(?!(?:[^\W\d_][\w'’]*+\s+){0,5}?"
+    + _HEDGE_WORD
+    + ")"
+    + _SPAN_WORDS
+    + "|"
+    + _EXAMINED
+    + r"(?:(?!"
+    + _HEDGE_WORD
+    + r")[^.!?\n]){0,80}?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
 # an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
@@ -436,8 +474,8 @@ _SENTENCE_END = re.compile(r"[.!?\n]")
 
 
 def _concluded_span(c: re.Match) -> tuple[int, int]:
-    """The first and last frame a conclusion names (_SPAN_CONCLUSION: groups 1-2, or 3-4 after a revision word;
-    _ANSWER_LINE: groups 1-2)."""
+    """The first and last frame a conclusion names (_SPAN_CONCLUSION: groups 1-2, or 3-4 after a revision word, or
+    5-6 after the frames a revision verb looks at again; _ANSWER_LINE: groups 1-2)."""
     first, last = (g for g in c.groups() if g is not None)
     return _int(first), _int(last)
 
@@ -451,7 +489,10 @@ def _last_conclusions(text: str) -> list[re.Match]:
         c
         for c, after in zip(concluded, concluded[1:] + [None])
         if not (
-            c.re is _SPAN_CONCLUSION and c.group(3) and after and not _SENTENCE_END.search(text, c.end(), after.start())
+            c.re is _SPAN_CONCLUSION
+            and (c.group(3) or c.group(5))
+            and after
+            and not _SENTENCE_END.search(text, c.end(), after.start())
         )
     ]
     kept, pos = [], 0
@@ -465,25 +506,29 @@ def _last_conclusions(text: str) -> list[re.Match]:
 
 def parse_span(text: str) -> tuple[int, int] | None:
     """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5", "between frames 3 and 5",
-    "frames 3 and 4" (neighbours), also with the number of frames after it ("Frames 3-5/8", "frames 3-5 of 8"); a
-    single number n gives (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span
-    is one of a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames named are alternatives
-    ("frames 3 or 4") or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span
-    ("Frames 5-3") is returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th",
-    "from the third to the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5); spans of seconds and
-    the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a span ("Start: 2, End: 5"),
-    and frame numbers a clause says the target is absent from are not read ("not visible in frames 1-3; it appears in
-    frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "- Frames 1-2"). An end
-    names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by / in 7" names the
-    first without it (6). A concluding span ("..., so frames 3-5.") or a canonical answer line ("Frames 3-5." alone on
-    its line) wins over what comes before it; differing ones give None, unless the later one follows a revision
-    ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it."""
+    "frames 3 and 4" (neighbours), also with the number of frames after it ("Frames 3-5/8", "frames 3-5 of 8"); a single
+    number n gives (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span is one of
+    a list ("Frames 1-2, 3-5", "2 or 3-5") or runs on ("3-5-7"), or the frames named are alternatives ("frames 3 or 4")
+    or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span ("Frames 5-3") is
+    returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th", "from the third to
+    the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5), "From frame 4 to the end, frame 8." (4,
+    8); spans of seconds and the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a
+    span ("Start: 2, End: 5"), and frame numbers a clause says the target is absent from are not read ("not visible in
+    frames 1-3; it appears in frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "-
+    Frames 1-2"). An end names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by /
+    in 7" names the first without it (6). A concluding span ("..., so frames 3-5.") or a canonical answer line ("Frames
+    3-5." alone on its line) wins over what comes before it; differing ones give None, unless the later one follows a
+    revision ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it; the frames a
+    revision verb looks at again are none ("Re-checking frames 2-7 carefully, the target is visible in frames 3-6." is
+    (3, 6)), and a hedged span after a revision word is another option ("So frames 3-5. Actually, it could also be
+    frames 3-6." is None)."""
     text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
     concluded = _last_conclusions(text)
     if len({_concluded_span(c) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6",
         return None  # "Frames 3-5.\nFrames 4-6.")
-    if concluded:
-        text = text[concluded[-1].start() :]
+    if concluded:  # (from the concluded span on: "Re-checking frames 2-7, ..., frames 3-6" reads 3-6)
+        last = concluded[-1]
+        text = text[last.start(5) if last.re is _SPAN_CONCLUSION and last.group(5) else last.start() :]
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
