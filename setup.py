@@ -152,7 +152,7 @@ setup(
     if os.path.exists(os.path.join(ROOT, "README.md"))
     else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # the answer parsers use possessive quantifiers (re, Python 3.11+)
     packages=find_packages(include=["sf2t", "sf2t.*"]) + ["sf2t.kernels"],
     package_dir={"sf2t.kernels": "kernels"},
     package_data={"sf2t": ["_build_info.json", "finevidbench/schema.json"]},
