@@ -965,26 +965,11 @@ def test_demo_quick(tmp_path, overrides):
     assert report["command"].endswith("--quick" + "".join(f" --set {o}" for o in overrides))
 
 
-def test_demo_report_md_shows_the_partial_scores_of_report_json():
-    """report.md's held-out table has report.json's partial credit (partial_before / partial_after) next to the exact
-    accuracy (it showed only chance and exact accuracy: counting's 1 - |n - F| / F, localization's IoU and
-    rearrangement's Kendall tau were in report.json only); a report without them keeps the narrower table."""
-    from sf2t.demo import _markdown
-
-    acc = {
-        "counting": {
-            "chance": 0.1,
-            "before": 0.2,
-            "after": 0.5,
-            "partial_before": 0.45,
-            "partial_after": 0.875,
-            "n": 8,
-        },
-        "disorder": {"chance": 0.5, "before": 0.5, "after": 0.75, "partial_before": 0.5, "partial_after": 0.75, "n": 4},
-    }
-    report = {
+def _demo_report(accuracy: dict) -> dict:
+    """A minimal ``sf2t demo`` report.json with held-out rows ``accuracy``, for its markdown (``_markdown``)."""
+    return {
         "command": "sf2t demo --quick",
-        "accuracy": acc,
+        "accuracy": accuracy,
         "accuracy_by_clip_family": {},
         "training": {
             "steps": 2,
@@ -1010,6 +995,26 @@ def test_demo_report_md_shows_the_partial_scores_of_report_json():
         "skipped": [],
         "environment": {"torch": "x"},
     }
+
+
+def test_demo_report_md_shows_the_partial_scores_of_report_json():
+    """report.md's held-out table has report.json's partial credit (partial_before / partial_after) next to the exact
+    accuracy (it showed only chance and exact accuracy: counting's 1 - |n - F| / F, localization's IoU and
+    rearrangement's Kendall tau were in report.json only); a report without them keeps the narrower table."""
+    from sf2t.demo import _markdown
+
+    acc = {
+        "counting": {
+            "chance": 0.1,
+            "before": 0.2,
+            "after": 0.5,
+            "partial_before": 0.45,
+            "partial_after": 0.875,
+            "n": 8,
+        },
+        "disorder": {"chance": 0.5, "before": 0.5, "after": 0.75, "partial_before": 0.5, "partial_after": 0.75, "n": 4},
+    }
+    report = _demo_report(acc)
     md = _markdown(report, ["counting", "disorder"])
     assert "## Held-out exact accuracy and partial credit" in md
     assert "| task | chance | before | after | partial before | partial after | n |" in md
@@ -3099,34 +3104,7 @@ def test_reports_show_the_share_in_form_and_the_strict_accuracy(tmp_path):
     row = {"chance": 0.5, "before": 0.5, "after": 1.0, "n": 2, "in_form_before": 0.0, "in_form_after": 1.0}
     lines = held_out_table({"disorder": {**row, "strict_before": 0.0, "strict_after": 1.0}}, ["disorder"], source="x")
     assert "| disorder | 50.0 % | 50.0 % | 100.0 % | 0.0 % | 100.0 % | 0.0 % | 100.0 % | 2 |" in lines
-    report = {
-        "command": "sf2t demo --quick",
-        "accuracy": {"disorder": {**row, "strict_before": 0.0, "strict_after": 1.0}},
-        "accuracy_by_clip_family": {},
-        "training": {
-            "steps": 2,
-            "trainable_parameters": 10,
-            "tokens_per_second": 1.0,
-            "loss_first": 2.0,
-            "loss_last_50": 1.0,
-            "loss_curve": [{"loss": 1.5}],
-            "task_loss_curves": {},
-            "saved": "model",
-        },
-        "timings_s": {"train": 1.0},
-        "config": {
-            "batch_size": 1,
-            "grad_accum": 1,
-            "lr": 1e-3,
-            "schedule": "cosine",
-            "warmup_steps": 0,
-            "lora": False,
-            "layout": "pairs",
-            "frame_size": [56, 56],
-        },
-        "skipped": [],
-        "environment": {"torch": "x"},
-    }
+    report = _demo_report({"disorder": {**row, "strict_before": 0.0, "strict_after": 1.0}})
     md = _markdown(report, ["disorder"])
     assert "| disorder |  50.0% |  50.0% | 100.0% |   0.0% | 100.0% |   0.0% | 100.0% | 2 |" in md, md
     before = {"disorder": {"accuracy": 0.5, "in_form": 0.0}, "rearrangement": {"accuracy": 0.25, "in_form": 0.5}}
