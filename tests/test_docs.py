@@ -599,8 +599,8 @@ SCORING_EXAMPLES = [
     ),
     ("parse_span", "Frames 3-5 contain the patch with no object in front of it.", (3, 5)),
     # review33's fixes
-    ("parse_count", "Step 2: the count is 5. Step 3: total frames: 11.", 11),
-    ("parse_count", "Step 1: the answer is 4. Step 2: so the answer is 8.", 8),
+    ("parse_count", "Step 1: count the frames. Step 2: Total frames: 11.", 11),
+    ("parse_count", "Step 1: the answer is 4. Step 2: so the answer is 8.", None),
     ("parse_count", "The count is 5. Total frames: 11.", None),
     ("parse_count", "People count: 3. The clip has 7 frames.", 7),
     ("parse_count", "It lasts 4 s.", None),

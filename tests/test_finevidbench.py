@@ -431,6 +431,31 @@ def test_choice_review33(text, options, want):
 
 
 @pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # a bare "answer A" names an option, it does not revise a stated one (review33b: read A, B, A, D)
+        ("The answer is B. Answer A is incorrect because the ball moves right.", MOTION, 1),
+        ("The answer is (A). Answer (B) would need more frames.", ["7", "8", "9", "10"], 0),
+        ("Answer: B. Answer A would mean the ball moves left, which it does not.", MOTION, 1),
+        ("The correct answer is C. Answer D is close, but the ball goes down only at the end.", MOTION, 2),
+        ("Answer A", MOTION, 0),  # named, and nothing else: read
+        # "option X is the answer" states X only where its clause ends (read C, A)
+        ("Choice: B\nReason: option C is the answer only if frames repeat.", ["7", "8", "9", "10"], 1),
+        ("Answer: B. Option A is the answer for the other video.", MOTION, 1),
+        ("Option A is wrong; option C is correct.", MOTION, 2),
+        ("Option A is correct because it moves left.", MOTION, 0),
+        # a run-on into a turn of the model's own making ends the answer (read C, A)
+        ("B. The ball moves right.\n\nQuestion: Which object is red?\nAnswer: C", MOTION, 1),
+        ("B\n\nUSER: Which direction does the cube move?\nASSISTANT: Answer: A", MOTION, 1),
+        ("Question: which way does it move?\nAnswer: C", MOTION, 2),  # a restated question opens the answer
+    ],
+)
+def test_choice_review33b(text, options, want):
+    """Review33b's regressions of the last-stated-letter rule, and run-on turns."""
+    assert parse_choice(text, options) == want
+
+
+@pytest.mark.parametrize(
     "text, want",
     [
         ("The answer is A or B.", None),  # read A before
@@ -515,6 +540,8 @@ def test_choice_reads_every_canonical_answer(options):
         "the red one " * 4200,
         "Answer: A" + " " * 25000 + "," + " " * 25000 + "(",
         "answer: A or " * 4000,
+        "B" + "\n" * 25000 + " " * 25000 + "question:",
+        "B\n # " * 12000,
         "one " * 12500,
         "no " * 17000 + "one",
     ],

@@ -924,6 +924,8 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("counting", {"count": 7}, "people count" + " " * 50000 + ": 3. 7 frames"),
         ("counting", {"count": 7}, "people count is" + " " * 50000 + "3. 7 frames"),
         ("counting", {"count": 11}, "Step 2: the count is 5.\n" * 2000 + "Step 3: total frames: 11."),
+        ("counting", {"count": 9}, "Manual count: 9, though " + "has " * 12000 + "2 frames"),
+        ("localization", {"start": 3, "end": 5}, "Frames 3-5. Actually, maybe frames 3" + " " * 50000 + "-5"),
         ("counting", {"count": 11}, "total frames: " * 3500 + "11"),
         ("counting", {"count": 4}, "It lasts 4 s " * 4000),
         ("localization", {"start": 3, "end": 5}, "So frames 3-5. Actually, " * 2000),
@@ -1462,9 +1464,23 @@ def test_count_answers_review31d_found_misread(text, value):
         ("parse_count", "People count: 3.", 3),
         ("parse_count", "Let me count: 8 frames. 2 frames are duplicates.", 8),
         ("parse_count", "Overall count: 8.", 8),
-        # "Total frames: N" concludes; a later step's conclusion replaces an earlier step's
-        ("parse_count", "Step 2: ... the count is 5.\nStep 3: total frames: 11.", 11),
-        ("parse_count", "Step 1: the answer is 4.\nStep 2: so the answer is 8.", 8),
+        # review33b: "X count" where X may be an adjective: only a later number of the whole clip replaces it
+        ("parse_count", "Manual count: 9, though 2 frames look alike.", 9),
+        ("parse_count", "Careful count: 9. Note that 2 frames are blurry.", 9),
+        ("parse_count", "Visual count: 9. 2 frames seem repeated.", 9),
+        ("parse_count", "Approximate count: 9, but 2 frames are hard to see.", 9),
+        ("parse_count", "Car count = 4. There are 12 frames.", 12),
+        # "Total frames: N" concludes; conclusions that differ give None, in steps too (review33b: a later step may
+        # hedge or count another thing)
+        ("parse_count", "Step 2: ... the count is 5.\nStep 3: total frames: 11.", None),
+        ("parse_count", "Step 1: the answer is 4.\nStep 2: so the answer is 8.", None),
+        ("parse_count", "Step 1: 8 frames in total.\nStep 2: but maybe 9 frames in total.", None),
+        (
+            "parse_count",
+            "Step 1: Count all frames: 10 frames in total.\nStep 2: Count the repeats: 2 frames in total.",
+            None,
+        ),
+        ("parse_count", "Step 1: count the frames.\nStep 2: Total frames: 11.", 11),
         ("parse_count", "The count is 5.\nTotal frames: 11.", None),
         ("parse_count", "Step 1: the count is 5. The count is 6.", None),
         ("parse_count", "The answer is 7. The answer is 8.", None),

@@ -27,17 +27,21 @@ def after_final_answer(text):
     return t
 
 
-# after "answer", "option" or "choice", a capital letter: "Answer: C", "The answer is (B)", "option A". With
-# "answer", or "is" / ":" / "-" before the letter ("The correct option is C", "Best choice: C"), it states the
-# answer, and a later statement revises an earlier one ("Answer: A ... wait, the answer is B." is B); a bare
-# "option A" / "choice A" only names an option ("Answer: B. Option A would be too slow." is B)
+# after "answer", "option" or "choice", a capital letter: "Answer: C", "The answer is (B)", "option A". With "is" /
+# ":" / "-" before the letter ("The answer is B", "The correct option is C", "Best choice: C"), it states the answer,
+# and a later statement revises an earlier one ("Answer: A ... wait, the answer is B." is B); a bare "option A" /
+# "choice A" / "answer A" only names an option ("Answer: B. Option A would be too slow." and "The answer is B. Answer
+# A is incorrect." are B)
 _ASKED = re.compile(r"\b(?i:(answer)|option|choice)(\s+is)?\s*([:\-]\s*)?\(?([A-Z])\)?(?![A-Za-z0-9])")
 # ... unless it goes on to call that option right ("Option A is wrong; option C is correct." is C)
 _AFFIRMED = re.compile(
     r"[ \t]+(?:(?:is|seems|must[ \t]+be|would[ \t]+be|should[ \t]+be)[ \t]+)?(?:the[ \t]+)?"
-    r"(?:correct|right|best|answer)\b",
+    r"(?:correct|right|best|answer)\b(?=[ \t]*(?:[.!;,)\n]|$|because\b|since\b|as\b))",
     re.IGNORECASE,
 )
+# where a model runs on into a turn of its own making ("B.\n\nQuestion: Which object is red?\nAnswer: C", "B\nUSER:
+# ..."): a line opening with a question's or a speaker's label ends the answer
+_NEXT_TURN = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:question|q|user|human)[ \t]*\d*[ \t]*:", re.IGNORECASE)
 # after "answer", "option" or "choice", the article "A" before a lower-case word that may start a noun phrase, when
 # an option's text then appears in the answer ("Answer: A total of 9 frames.", "The correct option is A blue cube.":
 # parse_choice); a verb, a preposition, a modal, a conjunction or an adverb after it goes on about a letter ("The
@@ -126,7 +130,7 @@ def _letter(t, n):
         last = None
     named = None
     for m in _ASKED.finditer(t):
-        if m.group(1) or m.group(2) or m.group(3) or _AFFIRMED.match(t, m.end()):
+        if m.group(2) or m.group(3) or _AFFIRMED.match(t, m.end()):
             first = first or m
             if LETTERS.index(m.group(4)) < n:
                 last = m  # (a revision: "Answer: A ... wait, the answer is B." is B)
@@ -146,11 +150,13 @@ def parse_choice(text, options):
     the video has 9 frames."), it is the letter ("The answer is A not B."). After a "final answer" marker only what
     follows the last one counts ("I first thought A. Final answer: C" is C).
 
-    The last letter stated wins: a leading letter, one after "answer", one after "option" / "choice" with "is", ":"
-    or "-" ("The correct option is C", "Best choice: C"), or an "option A" followed by "is correct" / "is right" /
-    "is the answer" ("Answer: A. Wait, the answer is B." is B; "Option A is wrong; the answer is C." is C). A bare
-    "option A" / "choice A" only names an option: it is read when no letter is stated, the first one ("Answer: B.
-    Option A would be too slow." is B), and a letter after "not" states nothing ("The answer is B, not A." is B).
+    The last letter stated wins: a leading letter, one after "answer" / "option" / "choice" with "is", ":" or "-"
+    ("The answer is B", "The correct option is C", "Best choice: C"), or an "option A" followed by "is correct" /
+    "is right" / "is the answer" where the clause ends ("Answer: A. Wait, the answer is B." is B; "Option A is wrong;
+    the answer is C." is C). A bare "option A" / "choice A" / "answer A" only names an option: it is read when no
+    letter is stated, the first one ("Answer: B. Option A would be too slow." and "The answer is B. Answer A is
+    incorrect." are B), and a letter after "not" states nothing ("The answer is B, not A." is B). A line opening with
+    "Question:", "Q:", "User:" or "Human:" after the answer ends it (a model running on into a turn of its own).
     An option's text right after a negation (not, n't, never, unlike, rather than, instead of; an article between)
     is ruled out there ("Answer: A blue cube, not a red ball." is the cube; "Not a red ball." names none). Options
     whose text has a number are read from number words when no option's text is in the answer: zero to nineteen,
@@ -158,7 +164,11 @@ def parse_choice(text, options):
     never inside another word ("canine", "no-one") nor "one" as a pronoun ("the red one", "one of them"). A letter
     joined to another by "or" or "/" is a hedge and names none ("The answer is A or B.", "Answer: A (or maybe B)",
     "A/B")."""
-    t = after_final_answer(text).replace("**", "").strip().strip("`'\"").strip()
+    t = str(text or "")
+    turn = _NEXT_TURN.search(t)
+    if turn and t[: turn.start()].strip():
+        t = t[: turn.start()]
+    t = after_final_answer(t).replace("**", "").strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
         return None

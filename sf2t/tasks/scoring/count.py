@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import re
 
 from sf2t.tasks.scoring._common import _COULD_BE, _INT_RE, _NUMBER, _NUMBER_WORDS, _int, after_final_answer
@@ -425,15 +424,21 @@ _OTHER_COUNT_BEFORE = re.compile(
 )
 
 
+# what says a number of frames is the whole clip's: "has 7 frames", "contains 7", "there are 7", "I count 7", "a total
+# of 7" (not "2 frames look alike", "though 2 frames")
+_WHOLE_CLIP_BEFORE = re.compile(
+    r"\b(?:has|have|had|contains?|contained|consists[ \t]+of|shows?|showed|there[ \t]+(?:are|were)|count(?:ed)?|see|saw"
+    r"|total[ \t]+of|totals?)[ \t]+(?:(?:only|exactly|just|about|a[ \t]+total[ \t]+of)[ \t]+)?$",
+    re.IGNORECASE,
+)
+
+
 def _another_things_count(text: str, start: int, end: int) -> bool:
     """Whether the number at ``start:end`` follows another thing's count label and no unit follows it ("People count:
-    3"; "Duplicate count: 2 frames" counts frames)."""
+    3"; "Duplicate count: 2 frames" counts frames). The X of "X count" may be only an adjective ("Manual count: 9"):
+    parse_count passes such a number over only for a later number of frames said of the whole clip
+    (_WHOLE_CLIP_BEFORE)."""
     return bool(_OTHER_COUNT_BEFORE.search(text, max(0, start - 40), start)) and not _NEAR_UNIT_RE.match(text, end)
-
-
-# a step of a reasoning laid out in steps, at a sentence's or line's start ("Step 3:", "- Stage 2."): a conclusion in a
-# later step replaces those of earlier steps (their counts are intermediate)
-_STEP = re.compile(r"(?:^|(?<=[.!?\n]))[ \t]*+(?:[-*>#]+[ \t]*+)?(?:step|stage)[ \t]*+\d+\b", re.IGNORECASE)
 
 
 # markdown emphasis, not a "*" between digits (a product: "2*4")
@@ -450,9 +455,7 @@ def parse_count(text: str) -> int | None:
        when it ends its clause, maybe after its unit, "in total", "in the video", "here", or after "Result:" /
        "Count:" at a sentence's or line's start, "the count is" anywhere (or "Frame count:", "Final result:", "Total
        frames:") when it ends its sentence or line; failing those, "there are N" ending its clause likewise ("8
-       frames. There is 1 frame repeated." is 8: a part of the count). In an answer laid out in steps ("Step 3:")
-       the last step that concludes gives the count (_STEP: "Step 2: the count is 5.\nStep 3: total frames: 11." is
-       11).
+       frames. There is 1 frame repeated." is 8: a part of the count).
     2. Otherwise the first number that is not a frame's or a step's label ("Frame 4 is the same as frame 3", "Frames
        0 to 7 are shown", "Step 1:" count nothing; _is_label: nor do a product's factors, "2*4", and the pronoun "the
        last one") nor an ordered list's item number, unless it is one of a list, counts a part of the frames ("2 of
@@ -467,9 +470,8 @@ def parse_count(text: str) -> int | None:
     about a part ("in the first half there are 4") concludes nothing. Markdown emphasis (``**7**``) is ignored, a "*"
     between digits kept."""
     text = _EMPHASIS.sub("", after_final_answer(text))
-    steps = [s.start() for s in _STEP.finditer(text)]
     for conclusion in (_CONCLUSION, _THERE_ARE):  # ("There is 1 frame repeated, so 8 frames in total." is 8)
-        stated = []  # (the step each conclusion is in, its number)
+        stated = set()
         for m in conclusion.finditer(text):
             at, end = m.span(m.lastindex)
             if conclusion is _CONCLUSION and not _concludes(text, end):
@@ -491,12 +493,10 @@ def parse_count(text: str) -> int | None:
             n = _count_value(m.group(m.lastindex))
             # ("7 or 8 frames in total": 8 is one of two options, no conclusion)
             alternative = _alternative(text, end, n) is not None or _alternative_to_before(text, at)
-            stated.append((bisect.bisect_right(steps, m.start()), None if n is None or alternative else n))
-        if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options, unless the
-            # later one is a later step's: "Step 2: the count is 5.\nStep 3: total frames: 11." is 11)
-            last = max(step for step, _ in stated)
-            values = {n for step, n in stated if step == last}
-            return values.pop() if len(values) == 1 else None
+            stated.add(None if n is None or alternative else n)
+        if stated:  # (conclusions that differ, "The answer is 7. The answer is 8.", are several options: in answers
+            # laid out in steps too, where a later step may count another thing or hedge)
+            return stated.pop() if len(stated) == 1 else None
     # (a number said not to be the count, or a bound, is passed over: "Not 7, it's 8." is 8, "At least 8 frames; I
     # count exactly 8." is 8, "At least 8 frames." is None; so is an ordered list's item number)
     items = _list_items(text)
@@ -512,13 +512,11 @@ def parse_count(text: str) -> int | None:
         return None
     n = _count_value(m.group(0))
     listed = _alternative(text, m.end(), n) is not None
-    if (
-        not listed
-        and not _is_part(text, m.start(), m.end())
-        and not _counts_another_thing(text, m.end())
-        and not _another_things_count(text, m.start(), m.end())
-    ):
-        return n
+    labelled_other = False
+    if not listed and not _is_part(text, m.start(), m.end()) and not _counts_another_thing(text, m.end()):
+        labelled_other = _another_things_count(text, m.start(), m.end())
+        if not labelled_other:
+            return n
     # the first number is one of a list ("1 2 3 ... twelve frames"), counts a part of the frames ("2 of them", "the
     # first 2 frames") or another thing ("4 seconds", "2 people", "3 times"): a later number of all the frames is the
     # count ("The video is 4 seconds long and has 10 frames."; not "the last 2 frames")
@@ -530,6 +528,12 @@ def parse_count(text: str) -> int | None:
         ),
         None,
     )
+    if labelled_other and (
+        frames is None or not _WHOLE_CLIP_BEFORE.search(text, max(0, frames.start(1) - 40), frames.start(1))
+    ):
+        # ("Manual count: 9, though 2 frames look alike.": "manual" is no other thing; only a later number said of
+        # the whole clip replaces it: "People count: 3. The clip has 7 frames.")
+        return n
     if frames is not None:
         nf = _count_value(frames.group(1))
         alternative = _alternative(text, frames.end(1), nf) is not None or _alternative_to_before(text, frames.start(1))

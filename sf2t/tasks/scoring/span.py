@@ -176,6 +176,18 @@ _SPAN_MORE = re.compile(
     r"\s*(?:" + _SPAN_HEDGE + r"\s+){0,2}(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)",
     re.IGNORECASE,
 )
+# a span from its first number ("3-5", "3 to 5", "3 - frame 5")
+_SPAN_AT = re.compile(r"(\d+)\s*(?:-|–|to\b|through\b|until\b)\s*(?:frames?\s*)?(\d+)(?!\d)", re.IGNORECASE)
+
+
+def _same_span(text: str, more: re.Match, span: tuple[int, int]) -> bool:
+    """Whether what ``more`` (a _SPAN_MORE match) offers after a span is that span again ("Frames 3-5. Actually, it
+    may be frames 3-5.": no other option)."""
+    digits = re.search(r"\d+$", more.group(0))
+    again = _SPAN_AT.match(text, more.start() + digits.start()) if digits else None
+    return again is not None and (int(again.group(1)), int(again.group(2))) == span
+
+
 _SPAN_LESS = re.compile(r"\d\s*(?:,|/|;|\bor\b)\s*(?:(?:the\s+)?frames?\s*)?$", re.IGNORECASE)
 # frame numbers listed with commas ("frames 3, 4 and 5", "3,4,5") or as alternatives ("frames 3 or 4", "3/4")
 _FRAME_LIST = re.compile(
@@ -548,7 +560,8 @@ def parse_span(text: str) -> tuple[int, int] | None:
         total = _SPAN_TOTAL.match(text, end)
         if total and _int(total.group(1)) >= max(a, b):  # "3-5/8": of 8 frames ("3-5/4" is a list, as "3-5/6-7")
             end = total.end()
-        if _SPAN_MORE.match(text, end) or _SPAN_LESS.search(text, 0, m.start()):
+        more = _SPAN_MORE.match(text, end)
+        if (more and not _same_span(text, more, (a, b))) or _SPAN_LESS.search(text, 0, m.start()):
             return None
         return a, b
     n = _SINGLE.search(text)
