@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 
@@ -238,3 +239,16 @@ def hub_download_hint(name: str, option: str) -> str:
     """How to get ``name`` (a Hub id) as a folder to pass as ``option``: huggingface_hub's ``hf`` command (its 2.x
     has no ``huggingface-cli`` any more)."""
     return f"download it first (e.g. `hf download {name} --local-dir ./ckpt`) and pass {option}./ckpt"
+
+
+def json_safe(v):
+    """``v`` with NaN / infinite floats as null, for ``json.dumps(..., allow_nan=False)``: strict JSON readers refuse a
+    bare NaN (an accuracy over 0 questions in ``sf2t eval``'s results, the decode-only ceiling where PyAV is missing in
+    ``sf2t throughput --json``)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    return v

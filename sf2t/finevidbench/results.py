@@ -5,7 +5,7 @@ under another setting is refused with :func:`_setting_changes`); the files writt
 (:func:`side_files`) and the checks that none of them replaces a file it should not (:func:`check_out_files`,
 :func:`_is_results`, :func:`bench_files`: the benchmark's own files); the results (:func:`summarize`: accuracy per
 level, category, variant and cell, in generate mode also the share of answers in the asked form and the strict
-accuracy, sensitivity, coverage; :func:`_json_safe`), ``report.md`` and the chart
+accuracy, sensitivity, coverage; ``_json_safe``: sf2t._files.json_safe), ``report.md`` and the chart
 (:func:`write_report`) and two results side by side (:func:`compare_text`).
 """
 
@@ -17,6 +17,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from sf2t._files import json_safe as _json_safe  # noqa: F401  (re-exported: sf2t eval writes results with it)
 from sf2t._plural import counted
 from sf2t.finevidbench.runner import _path
 
@@ -139,18 +140,6 @@ def bench_files(bench: dict) -> list[str]:
             if p:
                 truths.add(str(Path(_path(p, root)).with_suffix(".json")))
     return sorted(files | {t for t in truths if os.path.isfile(t)})
-
-
-def _json_safe(v):
-    """``v`` with NaN / infinite floats as null: strict JSON readers refuse a bare NaN (an accuracy over 0
-    questions)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
 
 
 def _acc(recs: list[dict]) -> dict:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 
+from sf2t._files import json_safe  # noqa: F401  (re-exported: sf2t.throughput's json_safe)
 from sf2t._plural import counted
 from sf2t.throughput.sampling import FRAMES
 
@@ -56,15 +56,3 @@ def print_table(res: dict) -> None:
             f"{100 * res['sf2t_fraction_of_decode_only_ceiling']:.0f}% (sf2t's windows: {res.get('frames', 'rgb')}; "
             f"paired by round: {100 * res.get('sf2t_fraction_of_decode_only_ceiling_paired', float('nan')):.0f}%)"
         )
-
-
-def json_safe(v):
-    """``v`` with NaN / infinite floats as null (strict JSON readers refuse a bare NaN: the decode-only ceiling where
-    PyAV is missing or on a GPU)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [json_safe(x) for x in v]
-    return v
