@@ -176,8 +176,6 @@ _SPAN_MORE = re.compile(
     r"\s*(?:" + _SPAN_HEDGE + r"\s+){0,2}(?:(?:the\s+)?frames?\s*)?\d+(?!\d)(?!\s*frames?\b)",
     re.IGNORECASE,
 )
-# a span from its first number ("3-5", "3 to 5", "3 - frame 5")
-_SPAN_AT = re.compile(r"(\d+)\s*(?:-|–|to\b|through\b|until\b)\s*(?:frames?\s*)?(\d+)(?!\d)", re.IGNORECASE)
 
 
 def _same_span(text: str, more: re.Match, span: tuple[int, int]) -> bool:
@@ -196,6 +194,8 @@ _FRAME_LIST = re.compile(
     re.IGNORECASE,
 )
 _SPAN_NEXT = re.compile(r"\s*(?:-|–|to\b|through\b|until\b)", re.IGNORECASE)
+# a span from its first number ("3-5", "3 to 5", "3 - frame 5")
+_SPAN_AT = re.compile(r"(\d+)" + _SPAN_NEXT.pattern + r"\s*(?:frames?\s*)?(\d+)(?!\d)", re.IGNORECASE)
 # the number of frames after a span: "Frames 3-5/8" ("of 8" is no frame number to _SPAN_MORE already)
 _SPAN_TOTAL = re.compile(r"\s*/\s*(\d+)(?!\d)(?!" + _SPAN_NEXT.pattern + ")", re.IGNORECASE)
 # a single frame's number: not a number of frames ("moves for 2 frames until frame 5" is frame 5), but "the 3 frame"
