@@ -377,6 +377,10 @@ def _template(span: str) -> re.Pattern:
 
 # examples docs/tasks.md gives for the scoring rules, with what its rules read them as
 SCORING_EXAMPLES = [
+    ("parse_span", "From frame 3 to the end, i.e., frame 8.", (3, 8)),
+    ("parse_span", "It is visible from frame 2 to the last frame, which is frame 7.", (2, 7)),
+    ("parse_span", "From frame 4 to the end, 8 frames in total.", (4, 4)),
+    ("parse_span", "Re-checking frames 2-7. The cat is visible in frames 3-6.", (3, 6)),
     ("parse_count", "1, 2, 3, 4, 5, 6, 7, 8. There are 8 frames.", 8),
     ("parse_count", "Counting: 1, 2, 3. So 3 frames.", 3),
     ("parse_count", "I count 8 frames. There are 2 duplicates.", 8),

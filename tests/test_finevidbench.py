@@ -455,6 +455,82 @@ def test_choice_review33b(text, options, want):
     assert parse_choice(text, options) == want
 
 
+NINE = ["8", "9", "10", "11"]
+
+
+@pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # 1. a retraction ("wait, no", "no wait", "actually, no", "? No,") or a correction ("or rather", "I mean",
+        # "correction:") followed by an answer alone: only what follows the last one counts (read A, B, A, A, B, None,
+        # None, None, B)
+        ("A. Wait, no. B.", MOTION, 1),
+        ("The answer is B. Or rather, C.", MOTION, 2),
+        ("Answer: A. Actually, no: C.", MOTION, 2),
+        ("A. No wait, B.", MOTION, 1),
+        ("The answer is B. I mean C.", MOTION, 2),
+        ("Nine - no wait, ten.", NINE, 2),
+        ("Ten frames? No, nine.", NINE, 1),
+        ("The first. Wait, no, the second.", SPEED, 1),
+        ("Answer: B. Correction: D.", MOTION, 3),
+        # ... not without an answer alone after it, nor a plain "No" (as before)
+        ("Answer: A. No other option fits.", MOTION, 0),
+        ("Answer: A. Wait, no other option fits.", MOTION, 0),
+        ("B. Wait, no, option A is wrong, so B.", MOTION, 1),
+        ("Answer: D. Or option C? No, D.", MOTION, 3),
+        ("Answer: B. I mean the ball moves right.", MOTION, 1),
+        ("A. Wait, no. E.", MOTION, 0),  # E is no option of four
+        ("The answer is B. Or rather, C. Hmm, no: the answer is D.", MOTION, 3),  # a later statement still wins
+        # 2. another letter in place of one ruled out (read None, None, B)
+        ("The answer is not A; it is C.", MOTION, 2),
+        ("The answer is not A, but C.", MOTION, 2),
+        ("Not option B but D.", MOTION, 3),
+        # ... "not A" alone states nothing (as before)
+        ("The answer is B, not A.", MOTION, 1),
+        ("Option A is wrong; the answer is C.", MOTION, 2),
+        ("Answer: C. Not A, not B.", MOTION, 2),
+        # 3. a hedge between letters, then a pick among them (read None each)
+        ("Answer: C or D; I'm leaning towards D.", MOTION, 3),
+        ("The answer is A or B, most likely B.", MOTION, 1),
+        ("The answer is A or B, probably B.", MOTION, 1),
+        ("Answer: A or B; I'd go with B.", MOTION, 1),
+        ("Answer: A or B? It's B.", MOTION, 1),
+        # ... a hedge with no pick, or a pick of neither, stays unread (as before)
+        ("The answer is A or B, but it's hard to say.", MOTION, None),
+        ("The answer is A, or maybe B.", MOTION, None),
+        ("A or B, most likely C.", MOTION, None),
+        ("A or B; it's A or B.", MOTION, None),
+        # 4. a per-option verdict list: the one option said right (read A, A, A, A)
+        ("Option A: incorrect.\nOption B: correct.\nOption C: incorrect.\nOption D: incorrect.", FRAMES, 1),
+        (
+            "Option A - the ball moves left. This is incorrect.\nOption B - the ball moves right. This is correct.",
+            MOTION,
+            1,
+        ),
+        ("A) 7 - too few\nB) 9 - correct\nC) 11 - wrong", FRAMES, 1),
+        ("- Option A: No\n- Option B: Yes\n- Option C: No", FRAMES, 1),
+        ("Option A: correct.\nOption B: correct.\nOption C: incorrect.", FRAMES, None),  # (read A) two said right
+        # ... a letter stated after the list wins, a list with none right leaves the answer, echoed options are no
+        # list (as before)
+        ("Option A: incorrect.\nOption B: correct.\nThe answer is C.", FRAMES, 2),
+        ("Answer: B\nOption A: wrong\nOption C: wrong", FRAMES, 1),
+        ("A. Left\nB. Right\nAnswer: B", MOTION, 1),
+        # 5. an option's text with a negation after it, where another is stated without one (read None, None, None)
+        ("The red ball is not present; the blue cube is.", PLAIN, 1),
+        ("The blue cube moves, while the red ball does not.", PLAIN, 1),
+        ("The yellow star. The red ball never moves.", PLAIN, 3),
+        # ... alone, it is still that option (as before: the question may ask for what does not move)
+        ("The red ball does not move.", PLAIN, 0),
+        ("It is not the red ball.", PLAIN, None),
+    ],
+)
+def test_choice_resid34(text, options, want):
+    """Choices resid34 found misread: a retracted or corrected letter ("A. Wait, no. B."), a letter in place of one
+    ruled out ("not A; it is C"), a pick after a hedge ("A or B, most likely B"), a per-option verdict list, and an
+    option ruled out by a negation after its text; with nearby answers the new rules leave as they were."""
+    assert parse_choice(text, options) == want
+
+
 @pytest.mark.parametrize(
     "text, want",
     [
@@ -544,6 +620,20 @@ def test_choice_reads_every_canonical_answer(options):
         "B\n # " * 12000,
         "one " * 12500,
         "no " * 17000 + "one",
+        # (resid34's rules: retractions, a letter in place of another, picks, verdict lists, negations after)
+        "wait, no " * 5600,
+        "Or rather, " * 4600,
+        "? no " * 10000,
+        "wait" + " " * 50000 + "no",
+        "nine - no wait, ten. " * 2400,
+        "not A; it is " * 3900,
+        "not A" + " " * 50000 + "but C",
+        "A or B, most likely " * 2500,
+        "A or B" + " " * 50000 + "probably B",
+        "Option A: incorrect.\n" * 2400,
+        "(A) correct\n" * 4200,
+        "red ball does not " * 2800,
+        "red ball" + " " * 50000 + "is not",
     ],
 )
 def test_parse_choice_is_fast_on_long_whitespace_runs(text):

@@ -939,6 +939,15 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 4, "end": 8}, "from frame 4" + " " * 50000 + "to the end"),
         ("localization", {"start": 4, "end": 8}, "from frame 4 to the end" + " " * 50000 + "x"),
         ("localization", {"start": 4, "end": 8}, "The video runs " * 3500 + "from frame 1 to the end, frame 8"),
+        # (resid34's rules: the examined frames' next sentence, "i.e." before the end, the end of a known clip)
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7. " * 2100),
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7." + " " * 50000 + "frames 3-6"),
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7. a. " * 1800),
+        ("localization", {"start": 3, "end": 8}, "from frame 4 to the end, i.e., " * 1600),
+        ("localization", {"start": 3, "end": 8}, "from frame 4 to the end, i.e." + " " * 50000 + "frame 8"),
+        ("localization", {"start": 3, "end": 8}, "to the end, which is " * 2400),
+        ("localization", {"start": 4, "end": 8, "num_frames": 8}, "from frame 4 to the end " * 2100),
+        ("localization", {"start": 4, "end": 8, "num_frames": 8}, "The video runs from frame 1 to the end " * 1300),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -946,6 +955,8 @@ def test_degenerate_repetitions_score_fast(name, truth, text):
     import time
 
     meta = {"task": name, "answer": truth}
+    if "num_frames" in truth:  # (the number of frames the question showed: parse_span reads "to the end" with it)
+        meta = {"task": name, "answer": {"start": truth["start"], "end": truth["end"]}, "params": truth}
     t0 = time.perf_counter()
     score(name, text, meta), partial_score(name, text, meta)
     assert time.perf_counter() - t0 < 2.0
@@ -1521,3 +1532,43 @@ def test_answers_review33_found_misread(fn, text, value):
     from sf2t.tasks import scoring
 
     assert getattr(scoring, fn)(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, num_frames, value",
+    [
+        # the frames a revision verb looks at again, then the span in the next sentence (read (2, 7))
+        ("Re-checking frames 2-7. The cat is visible in frames 3-6.", None, (3, 6)),
+        ("Looking again at frames 2-7.\nThe target is in frames 3-6.", None, (3, 6)),
+        # ... not a hedged one, nor past that next sentence (as before)
+        ("Re-checking frames 2-7. It could be frames 3-6.", None, None),
+        ("Re-checking frames 2-7. The cat is visible in frame 4.", None, (2, 7)),
+        ("Re-checking frames 2-7.", None, (2, 7)),
+        # "i.e." / "which is" / "that is" / "namely" before the end's number (read (3, 3), (2, 2), (4, 4))
+        ("From frame 3 to the end, i.e., frame 8.", None, (3, 8)),
+        ("It is visible from frame 2 to the last frame, which is frame 7.", None, (2, 7)),
+        ("From frame 4 until the end, that is frame 8.", None, (4, 8)),
+        # ... not a number of frames (as before)
+        ("From frame 4 to the end, 8 frames in total.", None, (4, 4)),
+        ("From frame 4 to the end, i.e. 5 frames.", None, (4, 4)),
+        # "to the end" with no number: to the clip's last frame where the number of frames is known (read (5, 5),
+        # (4, 4), (4, 4)); the start alone where not (as before)
+        ("The cat appears from frame 5 to the end of the clip.", 8, (5, 8)),
+        ("From frame 4 to the end.", 8, (4, 8)),
+        ("From frame 4 to the end of the video (8 frames).", 8, (4, 8)),
+        ("From frame 4 to the end.", None, (4, 4)),
+        ("The cat appears from frame 5 to the end of the clip.", None, (5, 5)),
+        ("The video runs from frame 1 to the end, frame 8; the target is in frame 4.", 8, (4, 4)),
+        ("The video runs from frame 1 to the end; the target is in frame 4.", 8, (4, 4)),  # (the clip's own run)
+        ("From frame 4 to the end, frame 7.", 8, (4, 7)),  # the end's own number wins
+    ],
+)
+def test_spans_resid34(text, num_frames, value):
+    """Spans resid34 found misread: the frames "Re-checking" looks at read when the span follows in the next sentence,
+    "to the end, i.e., frame 8" read as the start alone, and "from frame 5 to the end" read as frame 5 where score
+    knows the number of frames (meta["params"]["num_frames"]); with nearby answers the new rules leave as they
+    were."""
+    assert parse_span(text, num_frames) == value
+    meta = {"task": "localization", "answer": {"start": 5, "end": 8}, "params": {"num_frames": 8}}
+    if num_frames == 8 and value == (5, 8):
+        assert score("localization", text, meta) == 1.0 and partial_score("localization", text, meta) == 1.0

@@ -57,12 +57,53 @@ _ARTICLE = re.compile(
 # than 7", "it isn't the red ball"): searched in the (normalized) few characters before each place the text appears
 _NEGATED = re.compile(r"(?:(?:^|[^a-z'])(?:not|never|unlike|rather than|instead of)|n't) (?:(?:a|an|the) )?$")
 _NEGATION_REACH = 24  # characters: "instead of the " and the character before it, with room to spare
+# ... or what makes it one the answer says is not so, right after it ("The red ball is not present; the blue cube is.",
+# "the red ball does not", "the red ball never moves"): read only where another option is stated without it
+_NEGATED_AFTER = re.compile(
+    r" (?:(?:is|are|was|were|does|do|did|has|have|had|could|would|should)(?:n['’]t\b| not\b| never\b)"
+    r"|can['’]t\b|cannot\b|won['’]t\b|will not\b|never\b)"
+)
 # a letter with another right after it, joined by "or" or "/" ("The answer is A or B.", "Answer: A (or maybe B)",
 # "A/B"): a hedge between two options, which states neither (as the free-answer parsers read "7 or 8")
 _OR_ANOTHER = re.compile(
     r"[ \t]*(?:,[ \t]*)?(?:\([ \t]*)?(?:or|/)[ \t]*(?:(?:maybe|perhaps|possibly|probably)[ \t]+)?"
     r"\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
+# ... unless a pick among them follows ("Answer: C or D; I'm leaning towards D.", "The answer is A or B, most likely
+# B.", "A or B? It's B."): that one ("The answer is A, or maybe B." has none)
+_PICK = re.compile(
+    r"\b(?i:lean(?:ing|s)?[ \t]+(?:more[ \t]+)?towards?|most[ \t]+likely|more[ \t]+likely|probably"
+    r"|i(?:[ \t]+would|[ \t]+will|['’]d|['’]ll)[ \t]+(?:go[ \t]+with|pick|choose|say)|i[ \t]+(?:pick|choose|prefer)"
+    r"|it[ \t]+is|it['’]s)[ \t]+(?:(?i:option|choice)[ \t]+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
+    r"(?![ \t]*(?:,[ \t]*)?(?i:or\b|/))"
+)
+# a letter ruled out, then another one in its place: "The answer is not A; it is C.", "Not option B but D." (the later
+# one is stated)
+_NOT_THEN = re.compile(
+    r"\b(?i:not)[ \t]+(?:(?i:option|choice|answer)[ \t]+)?\(?[A-Z]\)?(?![A-Za-z0-9])[ \t]*(?:[,;:.—–-][ \t]*)?"
+    r"(?:(?i:but[ \t]+)?(?i:it[ \t]+is|it['’]s|it[ \t]+must[ \t]+be)[ \t]+|(?i:but|rather|instead)[ \t]+)"
+    r"(?:(?i:option|choice)[ \t]+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
+)
+# a retraction or a correction ("A. Wait, no. B.", "The answer is B. Or rather, C.", "Nine - no wait, ten.", "I mean",
+# "Correction:", "Ten frames? No, nine."): when an answer alone follows it (a letter, an option's text, in its own
+# sentence: _answer_alone), only what follows the last such one counts ("Wait, no other option fits." has none)
+_RETRACTION = re.compile(
+    r"\b(?:(?:wait|hmm|actually|oh)[ \t]*(?:,[ \t]*)?no\b|no[ \t]*(?:,[ \t]*)?wait\b|or[ \t]+rather\b|i[ \t]+mean\b"
+    r"|correction[ \t]*:|scratch[ \t]+that\b)|\?[ \t]*no\b",
+    re.IGNORECASE,
+)
+_RETRACTION_SEP = re.compile(r"[\s,.:;!—–-]*")
+_SENTENCE_END = re.compile(r"[.!?;\n]|,[ \t]")
+# (what may open that answer: "Wait, no, it's B.", "Or rather, option C.")
+_LEAD_IN = re.compile(r"(?:it is|it's|it’s|option|choice|the answer is|answer:?) ")
+# a per-option verdict list: lines each opening with an option's label ("Option A: incorrect.", "(B) ... This is
+# correct.", "C. 9 - wrong") and saying a verdict as their first or last word: the one option said right is the answer
+_LABELLED_LINE = re.compile(
+    r"^[ \t]*(?:[-*•>][ \t]*)?(?:(?i:option|choice)[ \t]*\(?([A-Z])\)?|\(([A-Z])\)|([A-Z])[.)])(?![A-Za-z0-9])(.*)$",
+    re.MULTILINE,
+)
+_VERDICTS = {"correct": True, "right": True, "true": True, "yes": True, "incorrect": False, "wrong": False}
+_VERDICTS.update({"false": False, "no": False})
 # number words, for options whose text has a number ("There are nine frames." names "9"): zero to nineteen, the
 # tens, and a ten with a unit ("twenty-one", "twenty one"); never inside another word ("canine", "often", "no-one")
 _UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
@@ -98,45 +139,110 @@ def _spelled(m):
 
 
 def _stated(low, o):
-    """Whether the option text ``o`` appears in ``low`` as whole words, at least once not ruled out by a negation
-    right before it ("a blue cube, not a red ball" states the cube, not the ball)."""
+    """How the option text ``o`` appears in ``low`` as whole words: 2 where at least once neither a negation right
+    before it rules it out ("a blue cube, not a red ball" states the cube, not the ball) nor one right after it
+    (_NEGATED_AFTER: "the red ball is not present"), 1 where only one right after it does, else 0."""
+    best = 0
     for m in re.finditer(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low):
         if not _NEGATED.search(low, max(0, m.start() - _NEGATION_REACH), m.start()):
-            return True
-    return False
+            if not _NEGATED_AFTER.match(low, m.end()):
+                return 2
+            best = 1
+    return best
+
+
+def _stated_ones(norms, low, among):
+    """The indices in ``among`` whose text ``low`` states (_stated): those it states with no negation where any, else
+    those it states with one after them ("The red ball does not move." alone names the red ball)."""
+    said = [(i, _stated(low, norms[i])) for i in among]
+    return [i for i, k in said if k == 2] or [i for i, k in said if k == 1]
 
 
 def _named(norms, low):
-    """The indices of the options whose (normalized) text ``low`` states (:func:`_stated`); where none, those whose
-    text has a digit and that ``low`` states in number words ("nine frames": "9 frames"; digits win over words)."""
-    hits = [i for i, o in enumerate(norms) if o and _stated(low, o)]
+    """The indices of the options whose (normalized) text ``low`` states (:func:`_stated_ones`); where none, those
+    whose text has a digit and that ``low`` states in number words ("nine frames": "9 frames"; digits win over
+    words)."""
+    hits = _stated_ones(norms, low, [i for i, o in enumerate(norms) if o])
     if hits:
         return hits
     numeric = [i for i, o in enumerate(norms) if re.search(r"[0-9]", o)]
     if numeric:
         spelled = _NUMBER_WORD.sub(_spelled, low)
         if spelled != low:
-            return [i for i in numeric if _stated(spelled, norms[i])]
+            return _stated_ones(norms, spelled, numeric)
     return []
 
 
 def _letter(t, n):
-    """The match of the letter ``t`` answers with (its last group), or None: the last one it states among the first
-    ``n`` letters (leading, "B. ...", or after "answer", or after "option" / "choice" with "is", ":" or "-", or
-    followed by "is correct"), else the first it states ("Answer: E" of two options: no option's letter); where it
-    states none, the first option it names ("option A")."""
+    """The match of the letter ``t`` answers with (its last group), or None, and whether ``t`` states it: the last one
+    it states among the first ``n`` letters (leading, "B. ...", or after "answer", or after "option" / "choice" with
+    "is", ":" or "-", or followed by "is correct", or after another letter ruled out: "not A; it is C"), else the
+    first it states ("Answer: E" of two options: no option's letter); where it states none, the first option it names
+    ("option A")."""
     first = last = re.match(r"\(?([A-Z])(?:\)|[.:])(?:\s|$)", t)
     if last and LETTERS.index(last.group(1)) >= n:
         last = None
     named = None
-    for m in _ASKED.finditer(t):
-        if m.group(2) or m.group(3) or _AFFIRMED.match(t, m.end()):
+    for m in sorted([*_ASKED.finditer(t), *_NOT_THEN.finditer(t)], key=lambda m: m.start(m.lastindex)):
+        if m.re is _NOT_THEN or m.group(2) or m.group(3) or _AFFIRMED.match(t, m.end()):
             first = first or m
-            if LETTERS.index(m.group(4)) < n:
+            if LETTERS.index(m.group(m.lastindex)) < n:
                 last = m  # (a revision: "Answer: A ... wait, the answer is B." is B)
         elif named is None:
             named = m
-    return last or first or named
+    return (last or first, True) if last or first else (named, False)
+
+
+def _answer_alone(s, norms, n):
+    """The index of the option ``s`` (a sentence) is alone, maybe after "it's" / "option" / "the answer is": its
+    letter ("B", "(B)"), its text, or its number in words, with at most three other words ("it moves up", "ten
+    frames"); else None."""
+    low = _norm(s)
+    low = low[_LEAD_IN.match(low).end() :] if _LEAD_IN.match(low) else low
+    letter = re.fullmatch(r"\(?([A-Z])\)?[.):]?", s.strip().strip("`'\"*").strip())
+    if letter:
+        k = LETTERS.index(letter.group(1))
+        return k if k < n else None
+    hits = _named(norms, low) if low else []
+    if len(hits) == 1:
+        said = _NUMBER_WORD.sub(_spelled, low) if norms[hits[0]] not in low else low
+        if len(said.split()) - len(norms[hits[0]].split()) <= 3:
+            return hits[0]
+    return None
+
+
+def _after_retraction(t, norms):
+    """``t`` from the answer alone (_answer_alone) that follows its last retraction (_RETRACTION) on; all of it when
+    no retraction is followed by one."""
+    reach = max([len(o) for o in norms] + [0]) + 40
+    for m in reversed(list(_RETRACTION.finditer(t))):
+        start = _RETRACTION_SEP.match(t, m.end()).end()
+        end = _SENTENCE_END.search(t, start, start + reach)
+        end = end.start() if end else len(t) if len(t) - start <= reach else None
+        if end is not None and end > start and _answer_alone(t[start:end], norms, len(norms)) is not None:
+            return t[start:]
+    return t
+
+
+def _verdicts(t, norms):
+    """From a per-option verdict list (_LABELLED_LINE, at least two of its lines with a verdict): the index of the one
+    option said right (None where several are), and where the list ends; None where ``t`` has no such list or it says
+    no option right. A verdict word that is an option's text ("right" of left / right) is no verdict."""
+    said, end = {}, 0
+    for m in _LABELLED_LINE.finditer(t):
+        k = LETTERS.index(m.group(1) or m.group(2) or m.group(3))
+        words = re.findall(r"[a-z']+", m.group(4).lower())
+        verdicts = set()
+        for i in (int(bool(words) and words[0] in ("is", "this")), len(words) - 1):
+            if 0 <= i < len(words) and words[i] in _VERDICTS and words[i] not in norms:
+                negated = i > 0 and words[i - 1] in ("not", "isn't")
+                verdicts.add(_VERDICTS[words[i]] != negated)
+        if len(verdicts) == 1 and k < len(norms):
+            said[k], end = verdicts.pop(), m.end()
+    right = [k for k, v in said.items() if v]
+    if len(said) < 2 or not right:
+        return None
+    return (right[0] if len(right) == 1 else None), end
 
 
 def parse_choice(text, options):
@@ -163,21 +269,41 @@ def parse_choice(text, options):
     the tens, "twenty-one" / "twenty one" ("There are nine frames." is "9"; "nine ... 11" is "11": digits win),
     never inside another word ("canine", "no-one") nor "one" as a pronoun ("the red one", "one of them"). A letter
     joined to another by "or" or "/" is a hedge and names none ("The answer is A or B.", "Answer: A (or maybe B)",
-    "A/B")."""
+    "A/B"), unless a pick among the two follows ("Answer: C or D; I'm leaning towards D." is D; "most likely B",
+    "probably B", "I'd go with B", "It's B"). A letter in place of one ruled out states it ("The answer is not A; it
+    is C." is C, "Not option B but D." is D).
+
+    A retraction or a correction ("wait, no", "no wait", "actually, no", "or rather", "I mean", "correction:",
+    "scratch that", a question answered "No,") followed by an answer alone in its own sentence (a letter, an option's
+    text, or its number in words, with at most three other words) revises the answer: only what follows the last one
+    is read ("A. Wait, no. B." is B, "The answer is B. Or rather, C." is C, "Nine - no wait, ten." is "10"; "Answer:
+    A. Wait, no other option fits." is A). A per-option verdict list (lines opening with "Option A:", "(A)", "A." ...
+    whose first or last word is correct / right / true / yes or incorrect / wrong / false / no, at least two of them)
+    gives the one option said right ("Option A: incorrect.\nOption B: correct.\n..." is B), None where several are,
+    unless a letter is stated after it. An option's text followed by a negation ("the red ball is not present", "does
+    not", "never") is ruled out where another option's text is stated without one ("The red ball is not present; the
+    blue cube is." is the cube; "The red ball does not move." alone is the ball)."""
     t = str(text or "")
     turn = _NEXT_TURN.search(t)
     if turn and t[: turn.start()].strip():
         t = t[: turn.start()]
-    t = after_final_answer(t).replace("**", "").strip().strip("`'\"").strip()
+    norms = [_norm(o) for o in options]
+    t = after_final_answer(t).replace("**", "")
+    t = _after_retraction(t, norms).strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
         return None
-    norms = [_norm(o) for o in options]
     hits = [i for i, o in enumerate(norms) if o and o == low]
     if len(hits) == 1:
         return hits[0]
     hits = None  # (the options named by their text: looked for only when needed)
-    m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low) or _letter(t, len(options))
+    m = re.fullmatch(r"\(?([a-z])\)?[.):]?", low)
+    stated = m is not None
+    if m is None:
+        m, stated = _letter(t, len(options))
+    listed = _verdicts(t, norms)
+    if listed and not (stated and m.start() >= listed[1]):
+        return listed[0]  # (a verdict list, and no letter stated after it)
     k = m and LETTERS.index(m.group(m.lastindex).upper())
     if m and m.re is _ASKED and _ARTICLE.match(t, m.start(4)):
         # (the article: "The correct option is A blue cube." names the option's text, not A; the text after it
@@ -189,7 +315,10 @@ def parse_choice(text, options):
         e = m.end(m.lastindex)
         other = _OR_ANOTHER.match(t, e + t.startswith(")", e))
         if other and other.group(1) != m.group(m.lastindex).upper() and LETTERS.index(other.group(1)) < len(options):
-            return None  # (a hedge: "The answer is A or B.")
+            # (a hedge: "The answer is A or B."; a pick among them after it: "..., most likely B.")
+            picks = {p.group(1) for p in _PICK.finditer(t, other.end())}
+            pair = {m.group(m.lastindex).upper(), other.group(1)}
+            return LETTERS.index(picks.pop()) if len(picks) == 1 and picks <= pair else None
         return k
     if hits is None:
         hits = _named(norms, low)

@@ -210,6 +210,13 @@ def in_form(task: str, text: str, meta: dict) -> bool:
     return got is not None and str(text or "").strip() == canonical(got)
 
 
+def _num_frames(meta: dict) -> int | None:
+    """The number of frames the question showed (``meta["params"]["num_frames"]``, as the tasks write it), or None:
+    parse_span reads "from frame 5 to the end" as 5 to that last frame."""
+    n = (meta.get("params") or {}).get("num_frames")
+    return int(n) if isinstance(n, int) or (isinstance(n, str) and n.isdigit()) else None
+
+
 def score(task: str, answer_text: str, meta: dict) -> float:
     """Exact score: 1.0 when the parsed answer equals the truth in ``meta``, else 0.0."""
     if task != meta.get("task", task):
@@ -223,7 +230,7 @@ def score(task: str, answer_text: str, meta: dict) -> float:
     if task == "consistency":
         return float(parse_consistency(answer_text) == (ans["kind"], ans.get("cell")))
     if task == "localization":
-        return float(parse_span(answer_text) == (int(ans["start"]), int(ans["end"])))
+        return float(parse_span(answer_text, _num_frames(meta)) == (int(ans["start"]), int(ans["end"])))
     if task == "rearrangement":
         return float(parse_positions(answer_text) == [int(p) for p in ans["positions"]])
     if task == "speed":
@@ -238,7 +245,7 @@ def partial_score(task: str, answer_text: str, meta: dict) -> float:
         n, f = parse_count(answer_text), int(meta["answer"]["count"])
         return 0.0 if n is None else max(0.0, min(1.0, 1.0 - abs(n - f) / f))
     if task == "localization":
-        got = parse_span(answer_text)
+        got = parse_span(answer_text, _num_frames(meta))
         if got is None or got[0] > got[1]:
             return 0.0
         a, b = int(meta["answer"]["start"]), int(meta["answer"]["end"])

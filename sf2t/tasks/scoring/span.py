@@ -44,6 +44,11 @@ _WORD_ORDINAL = re.compile(
 # frame 3", "exits the frame at frame 6", "until the end (frame 8)"; the end may follow in the next sentence when it
 # opens with "It" or "The target": "first appears in frame 3. It is last seen in frame 6.")
 _SCENE = r"(?:\s+(?:the\s+)?(?:scene|frame|view|picture|video|screen))?"
+# the end's number, maybe after "i.e." / "that is" / "which is" / "namely" ("to the last frame, which is frame 7", "to
+# the end, i.e., frame 8"); not a number of frames ("to the end, 8 frames in total")
+_END_NUMBER = (
+    r"[\s(,:—–]+(?:(?:i\.e\.|that\s+is|which\s+is|namely)[\s,:]*)?(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)"
+)
 _START_END = re.compile(
     r"(?:\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}" + _SCENE + r"|shows?\s+up"
     r"|c[ao]m\w{0,3}\s+into\s+(?:view|sight|(?:the\s+)?(?:frame|scene|picture))"
@@ -62,15 +67,21 @@ _START_END = re.compile(
     r"|(?:does|do|did)(?:n't|n’t|\s+not)\s+(?:disappear|vanish|leave|exit)\s+(?:until|till)"
     r"|is\s+(?:gone|no\s+longer\s+(?:visible|there|present|seen|shown))\s+(?:after|by|in|at|from|on)"
     r"|(?:until|till|through|to)\s+the\s+(?:very\s+)?(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?)"
-    r"[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)",
+    + _END_NUMBER,
     re.IGNORECASE,
 )
 # a start with no verb, "from frame 4", right before "to the end" / "until the last frame" and that end's number: "From
 # frame 4 to the end, frame 8." is the span 4-8 (read after _START_END; "from frame 4 to the end" alone names frame 4)
 _FROM_TO_END = re.compile(
     r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
-    r"(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?"
-    r"[\s(,:—–]+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)",
+    r"(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?" + _END_NUMBER,
+    re.IGNORECASE,
+)
+# ... and with no number after the end ("The cat appears from frame 5 to the end of the clip."): the span to the clip's
+# last frame where parse_span is told the number of frames, else the start alone (as before)
+_FROM_TO_BARE_END = re.compile(
+    r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
+    r"(?:end|(?:last|final)\s+frame)\b(?:\s+of\s+the\s+(?:video|clip|sequence)\b)?",
     re.IGNORECASE,
 )
 # an end said as the first frame the target is gone from ("is gone by frame 7", "is gone in frame 7", "is no longer
@@ -144,7 +155,7 @@ _ORDINAL_SPAN = re.compile(
 )
 
 
-def _span_text(text: str) -> str:
+def _span_text(text: str, num_frames: int | None = None) -> str:
     """``text`` with frames named by ordinals as numbers ("3rd" and "#3" as 3, "the third to the fifth frame" as "the
     3 to the 5 frame") and a span said by its start and end ("starts at frame 3 and ends at frame 5") as "frames
     3-5"; digit spans of another unit or of the numbering are dropped ("(2-3 seconds)", "(frames are numbered 1-8)").
@@ -152,6 +163,8 @@ def _span_text(text: str) -> str:
     static; the motion is in frames 3-5." is (3, 5)."""
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
     text = _FROM_TO_END.sub(_start_end_span, _START_END.sub(_start_end_span, text))
+    if num_frames is not None:  # ("from frame 5 to the end": 5 to the clip's last frame)
+        text = _FROM_TO_BARE_END.sub(lambda m: _to_last_frame(m, num_frames), text)
     if not _SPAN_RE.search(text):
         text = _fields_as_span(text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
@@ -161,6 +174,14 @@ def _span_text(text: str) -> str:
         text,
     )
     return _drop_absent(_FROM_TO_END.sub(_start_end_span, _START_END.sub(_start_end_span, text)))
+
+
+def _to_last_frame(m: re.Match, num_frames: int) -> str:
+    """A _FROM_TO_BARE_END match as the span "frames a-``num_frames``"; its words without the number when the clip is
+    what runs there ("The video runs from frame 1 to the end")."""
+    if _CLIP_RUNS.search(m.string, max(0, m.start() - 48), m.start()):
+        return re.sub(r"\d+", "", m.group(0))
+    return f"frames {m.group(1)}-{num_frames}"
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
@@ -447,7 +468,8 @@ def _drop_absent(text: str) -> str:
 # word a span that is no hedge ("Actually, frames 3-5 contain it." concludes; "Actually, it could be frames 3-6" does
 # not), unless its sentence goes on to another conclusion (_last_conclusions); the frames a revision verb takes as its
 # object are the ones it looks at again, no conclusion: "Re-checking frames 2-7 carefully, the target is visible in
-# frames 3-6." concludes the next span in its sentence, 3-6 (none when that one is hedged)
+# frames 3-6." concludes the next span in its sentence or the next one ("Re-checking frames 2-7. The cat is visible in
+# frames 3-6."), 3-6 (none when that one is hedged)
 _SPAN_WORDS = r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
 _EXAMINED = (
     r"\b(?:re-?checking|looking\s+again|on\s+closer\s+inspection)\s+(?:(?:at|of)\s+)?(?:the\s+)?frames?\s*\d+\s*"
@@ -469,7 +491,9 @@ _SPAN_CONCLUSION = re.compile(
     + _EXAMINED
     + r"(?:(?!"
     + _HEDGE_WORD
-    + r")[^.!?\n]){0,80}?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
+    + r")[^.!?\n]){0,80}?(?:[.!?]\s++(?:(?!"
+    + _HEDGE_WORD
+    + r")[^.!?\n]){0,80}?)?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
 # an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
@@ -516,7 +540,7 @@ def _last_conclusions(text: str) -> list[re.Match]:
     return kept
 
 
-def parse_span(text: str) -> tuple[int, int] | None:
+def parse_span(text: str, num_frames: int | None = None) -> tuple[int, int] | None:
     """(a, b) from "Frames 3-5", "frames 3 to 5", "3 through 5", "from frame 3 to frame 5", "between frames 3 and 5",
     "frames 3 and 4" (neighbours), also with the number of frames after it ("Frames 3-5/8", "frames 3-5 of 8"); a single
     number n gives (n, n); consecutive frames listed ("frames 3, 4 and 5") give their span. None when the span is one of
@@ -524,17 +548,21 @@ def parse_span(text: str) -> tuple[int, int] | None:
     or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span ("Frames 5-3") is
     returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th", "from the third to
     the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5), "From frame 4 to the end, frame 8." (4,
-    8); spans of seconds and the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a
+    8), also after "i.e." / "that is" / "which is" / "namely" ("From frame 3 to the end, i.e., frame 8."); with no
+    number after "to the end", ``num_frames`` (the number of frames the question showed: score passes meta's) ends
+    the span ("from frame 5 to the end of the clip" is (5, 8) of 8 frames; (5, 5) when it is not given); spans of
+    seconds and the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a
     span ("Start: 2, End: 5"), and frame numbers a clause says the target is absent from are not read ("not visible in
     frames 1-3; it appears in frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "-
     Frames 1-2"). An end names the last frame the target is in ("disappears at 6", "is gone after 6"), but "is gone by /
     in 7" names the first without it (6). A concluding span ("..., so frames 3-5.") or a canonical answer line ("Frames
     3-5." alone on its line) wins over what comes before it; differing ones give None, unless the later one follows a
     revision ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it; the frames a
-    revision verb looks at again are none ("Re-checking frames 2-7 carefully, the target is visible in frames 3-6." is
-    (3, 6)), and a hedged span after a revision word is another option ("So frames 3-5. Actually, it could also be
-    frames 3-6." is None)."""
-    text = _span_text(after_final_answer(text).replace("*", ""))  # (markdown: "**Start frame:** 3")
+    revision verb looks at again are none: the next span in its sentence or the next one concludes ("Re-checking frames
+    2-7 carefully, the target is visible in frames 3-6." and "Re-checking frames 2-7. The cat is visible in frames
+    3-6." are (3, 6)), and a hedged span after a revision word is another option ("So frames 3-5. Actually, it could
+    also be frames 3-6." is None)."""
+    text = _span_text(after_final_answer(text).replace("*", ""), num_frames)  # (markdown: "**Start frame:** 3")
     concluded = _last_conclusions(text)
     if len({_concluded_span(c) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6",
         return None  # "Frames 3-5.\nFrames 4-6.")
