@@ -80,10 +80,12 @@ def test_cpp_vector_and_scalar_width_pass_agree(shape, monkeypatch):
 @needs_ext
 @pytest.mark.parametrize("crop_w", [45, 150, 313, 629, 640])
 def test_cpp_width_pass_paths_agree(crop_w, monkeypatch):
-    """Each width-pass path of the C++ kernel gives the same integers: the planar AVX2 pass (4 outputs a lane for
-    downscales up to ~2.1x, 2 for up to ~3x: here 640 -> 448 and 629 -> 224; larger ones and upscales take the
-    per-pixel pass), the per-pixel AVX2 pass (SF2T_FP_WIDTH=pixel) and the scalar one (SF2T_FP_SCALAR=1), against
-    the reference; crop widths that are not multiples of the 32-pixel split step, in both layouts."""
+    """Each width-pass path of the C++ kernel gives the same integers: the planar AVX-512 pass where the CPU has
+    it (16 outputs a 64-byte window: downscales up to ~3.5x and upscales), the planar AVX2 pass (SF2T_FP_AVX512=0, or
+    no AVX-512: 4 outputs a lane for downscales up to ~2.1x, 2 for up to ~3x: here 640 -> 448 and 629 -> 224; larger
+    ones and upscales take the per-pixel pass), the per-pixel AVX2 pass (SF2T_FP_WIDTH=pixel) and the scalar one
+    (SF2T_FP_SCALAR=1), against the reference; crop widths that are not multiples of the 32-pixel split step, in
+    both layouts."""
     gen = torch.Generator().manual_seed(crop_w)
     frames = torch.randint(0, 256, (3, 60, 640, 3), dtype=torch.uint8, generator=gen)
     src = torch.tensor([0, 2, 1, 2])
@@ -91,7 +93,13 @@ def test_cpp_width_pass_paths_agree(crop_w, monkeypatch):
         [[0, 0, crop_w, 60], [640 - crop_w, 3, 640, 57], [1, 0, 1 + crop_w // 2, 60], [640 - crop_w, 0, 640, 60]]
     )
     outs = {}
-    for path, env in (("planar", {}), ("pixel", {"SF2T_FP_WIDTH": "pixel"}), ("scalar", {"SF2T_FP_SCALAR": "1"})):
+    paths = (
+        ("planar", {}),
+        ("avx2", {"SF2T_FP_AVX512": "0"}),
+        ("pixel", {"SF2T_FP_WIDTH": "pixel"}),
+        ("scalar", {"SF2T_FP_SCALAR": "1"}),
+    )
+    for path, env in paths:
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         for ow in (448, 224, 112):
@@ -104,7 +112,7 @@ def test_cpp_width_pass_paths_agree(crop_w, monkeypatch):
     for ow in (448, 224, 112):
         ref, _ = fragment_pack(frames, src, boxes, (28, ow), backend="reference")
         torch.testing.assert_close(outs["planar", ow], ref, atol=ATOL_F32, rtol=0)
-        for path in ("pixel", "scalar"):
+        for path in ("avx2", "pixel", "scalar"):
             assert torch.equal(outs[path, ow], outs["planar", ow]), (path, ow)
             assert torch.equal(outs[path, "fchw", ow], outs["planar", "fchw", ow]), (path, ow)
 

@@ -509,6 +509,8 @@ bool cpu_has_avx2() {
 }
 #endif
 
+#include "fragment_pack_avx512.h"
+
 // The crop row y of presented frame f as packed RGB into `row` (k.in_pad bytes, zero past the crop): a copy for
 // packed RGB, a gather for strided layouts, the integer conversion for NV12.
 void load_row(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, int64_t f, int64_t y,
@@ -620,12 +622,23 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
   const bool avx2 = false;
 #endif
 #ifdef SF2T_FP_AVX2
-  // the planar width kernel of each distinct width resize, built once per call (frames of one crop size share it)
+  // the planar width kernel of each distinct width resize, built once per call (frames of one crop size share it):
+  // AVX-512 where the CPU has it and the resize fits its windows, else AVX2
+  const bool avx512 = avx2 && use_avx512();
   std::map<const AxisWeights*, PlanarKernel> planar;
+  std::map<const AxisWeights*, Planar512Kernel> planar512;
   if (avx2 && allow_planar) {
     for (int64_t f = 0; f < pl.presented; ++f) {
       const AxisWeights* w = pl.wx[f].get();
-      if (planar.find(w) == planar.end()) planar.emplace(w, planar_kernel(*w, ow, op));
+      if (planar.find(w) != planar.end() || planar512.find(w) != planar512.end()) continue;
+      if (avx512) {
+        Planar512Kernel k = planar512_kernel(*w, ow, op);
+        if (k.ok) {
+          planar512.emplace(w, std::move(k));
+          continue;
+        }
+      }
+      planar.emplace(w, planar_kernel(*w, ow, op));
     }
   }
 #endif
@@ -643,10 +656,13 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
 #ifdef SF2T_FP_AVX2
       if (avx2) {
         static const PlanarKernel none;
+        static const Planar512Kernel none512;
         const auto found = planar.find(&wx);
         const PlanarKernel& pk = found != planar.end() ? found->second : none;
-        if (pk.ok) {
-          const int64_t plen = cw + 16;  // each plane: 16 readable bytes past every window start
+        const auto found512 = planar512.find(&wx);
+        const Planar512Kernel& pk512 = found512 != planar512.end() ? found512->second : none512;
+        if (pk.ok || pk512.ok) {
+          const int64_t plen = cw + (pk512.ok ? 64 : 16);  // each plane: a window's readable bytes past its start
           split.assign(3 * plen, 0);
           row.assign(3 * cw + 16, 0);
           uint8_t *r = split.data(), *g = r + plen, *b = g + plen;
@@ -670,7 +686,11 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
               deinterleave_rgb_avx2(src, cw, r, g, b);
             }
             uint8_t* dst = planes.data() + y * stride;
-            for (int64_t c = 0; c < 3; ++c) width_planar_avx2(split.data() + c * plen, pk, dst + c * op);
+            if (pk512.ok) {
+              for (int64_t c = 0; c < 3; ++c) width_planar_avx512(split.data() + c * plen, pk512, dst + c * op);
+            } else {
+              for (int64_t c = 0; c < 3; ++c) width_planar_avx2(split.data() + c * plen, pk, dst + c * op);
+            }
           }
         } else {
           const WidthKernel k = width_kernel(wx, ow, op, cw);
@@ -704,6 +724,11 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
           const int16_t* w = wy.w.data() + y * wy.ksize;
           float* line = lines.data() + j * stride;
 #ifdef SF2T_FP_AVX2
+          if (avx2_height && avx512) {
+            height_row_avx512(planes.data() + wy.start[y] * stride, op, w, wy.size[y], wy.precision, pl.mean255,
+                              pl.inv_std255, ow, line);
+            continue;
+          }
           if (avx2_height) {
             height_row_avx2(planes.data() + wy.start[y] * stride, op, w, wy.size[y], wy.precision, pl.mean255,
                             pl.inv_std255, ow, line);
