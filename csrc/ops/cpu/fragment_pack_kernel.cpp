@@ -672,7 +672,11 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
               const uint8_t* yl = frames.data_ptr<uint8_t>() + pl.src[f] * frames.stride(0) + fy * frames.stride(1);
               const uint8_t* cl = uv->data_ptr<uint8_t>() + pl.src[f] * uv->stride(0) + (fy / 2) * uv->stride(1);
               if (pl.sws) {
-                i420_row_planes_sws_avx2(sws_coeffs(pl), yl, cl, cl + uv->stride(3), x0, x0 + cw, r, g, b);
+                if (avx512) {
+                  i420_row_planes_sws_avx512(sws_coeffs(pl), yl, cl, cl + uv->stride(3), x0, x0 + cw, r, g, b);
+                } else {
+                  i420_row_planes_sws_avx2(sws_coeffs(pl), yl, cl, cl + uv->stride(3), x0, x0 + cw, r, g, b);
+                }
               } else {
                 nv12_row_planes_avx2(pl.yuv, yl, cl, uv->stride(2) == 2, uv->stride(3), x0, x0 + cw, r, g, b);
               }
