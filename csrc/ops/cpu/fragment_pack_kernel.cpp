@@ -2,7 +2,9 @@
 // first, uint8 between passes, exactly torch's uint8 path) + normalize + Qwen2-VL patchify, one pass
 // over the output. Threaded with at::parallel_for over presented frames; each frame's width-resized rows stay in
 // the thread's buffer (planar uint8), the height pass reads them from cache. The width pass uses AVX2 vpmaddwd
-// where the CPU has it (SF2T_FP_SCALAR=1 forces the scalar pass, same integers).
+// where the CPU has it (SF2T_FP_SCALAR=1 forces the scalar pass, same integers). The Qwen2-VL writers copy (float32)
+// or convert (bfloat16, c10::BFloat16's rounding bit for bit) with AVX2 and non-temporal stores; SF2T_FP_SCALAR=1
+// forces the scalar writers too.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -494,11 +496,143 @@ __attribute__((target("avx2"), optimize("no-tree-loop-distribute-patterns"))) vo
   }
 }
 
-bool stream_ok(const float* out, int64_t p, int64_t cols) {
-  static const bool off = [] {
-    const char* e = std::getenv("SF2T_FP_STREAM");
-    return e != nullptr && e[0] == '0';
-  }();
+// ---- bfloat16 output ----
+
+// 8 floats -> their bfloat16 bits, exactly c10::BFloat16(float) (c10::detail::round_to_nearest_even): add 0x7FFF
+// plus the kept part's lowest bit, keep the high 16 bits (ties to even; overflow to +-inf as there); NaN -> 0x7FC0.
+// (ATen's own vectorized cast writes 0xFFFF for NaN: the scalar c10 rule is the one the scalar writer follows.)
+__attribute__((target("avx2"))) inline __m128i bf16x8(const float* s) {
+  const __m256 v = _mm256_loadu_ps(s);
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i bias = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)),
+                                        _mm256_set1_epi32(0x7FFF));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+  r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+  return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));  // r <= 0xFFFF: exact
+}
+
+// n >= 8 floats -> bfloat16 bits at d: 8 a step, the last 8 overlapping when n is not a multiple of 8.
+__attribute__((target("avx2"))) inline void store_run_bf16_avx2(uint16_t* d, const float* s, int64_t n) {
+  for (int64_t o = 0; o + 8 < n; o += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + o), bf16x8(s + o));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d + n - 8), bf16x8(s + n - 8));
+}
+
+// n bfloat16 values (a multiple of 4, short) with plain 16- and 8-byte stores.
+__attribute__((target("avx2"))) inline void copy_bf16(uint16_t* d, const uint16_t* s, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+  }
+  if (i < n) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d + i), _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i)));
+  }
+}
+
+// 4 bfloat16 values (8 bytes) with a non-temporal store.
+inline void stream_bf16x4(uint16_t* d, const uint16_t* s) {
+  long long q;
+  std::memcpy(&q, s, 8);
+  _mm_stream_si64(reinterpret_cast<long long*>(d), q);
+}
+
+// Qwen2-VL writer of one band in bfloat16, as write_qwen_band_f32_stream: each (patch, channel) block of p*p values
+// is converted once into an L1 buffer, then copied to every output frame that shows it. Without `stream`: plain
+// 16-byte stores, the last one overlapping. With `stream` (stream_ok: a 16-byte aligned output and p*p a multiple
+// of 4, so every block, p*p*2 bytes, e.g. 392 for p = 14, starts 8-byte aligned): non-temporal stores, 16 bytes
+// (8 bytes at an edge that is not 16-byte aligned). A block mostly starts and ends inside a 64-byte line it shares
+// with its neighbour in memory. Where that neighbour is the block written just before or after it (frame_repeat >= tp:
+// (c, ti) then (c, ti + 1)), the shared line is streamed from both sides and fills one write-combining buffer.
+// Otherwise (frame_repeat 1: the neighbour belongs to another presented frame) the partial line takes plain stores,
+// its read prefetched a patch column ahead: a partial streamed line is written out on its own (perf, 640x360 ->
+// 252x448, frame_repeat 1: this writer's samples 0.87x the width pass's, 1.03x with every edge streamed; the prefetch
+// ~0.2 ms of ~9.6 ms). The caller fences after the band. Needs p >= 8 and p * p <= 1024.
+__attribute__((target("avx2"), optimize("no-tree-loop-distribute-patterns"))) void write_qwen_band_bf16_avx2(
+    const float* lines, int64_t op, int64_t p, int64_t tp, int64_t m, int64_t gh, int64_t gw, int64_t cols,
+    int64_t hy, int64_t r_begin, int64_t r_end, bool stream, uint16_t* out) {
+  alignas(32) uint16_t buf[1024 + 16];
+  const int64_t pp = p * p;
+  const int64_t gm = gh / m, wm = gw / m, hym = hy / m, hyr = (hy % m) * m;
+  // the block (wx, c) of output frame r; the blocks are written in the loops' order wx, c, r
+  auto dest = [&](int64_t wx, int64_t c, int64_t r) {
+    const int64_t t = r / tp, ti = r - t * tp;
+    const int64_t rowi = ((t * gm + hym) * wm + wx / m) * m * m + hyr + (wx % m);
+    return out + rowi * cols + (c * tp + ti) * pp;
+  };
+  // do the lines this block shares with its neighbours in memory take plain stores? Yes unless that neighbour is the
+  // block written just before (head) or just after (tail) it
+  auto plain_edges = [&](int64_t wx, int64_t c, int64_t r, bool& head, bool& tail) {
+    const uint16_t* d = dest(wx, c, r);
+    const uint16_t* prev = r > r_begin ? dest(wx, c, r - 1)
+                           : c > 0     ? dest(wx, c - 1, r_end - 1)
+                           : wx > 0    ? dest(wx - 1, 2, r_end - 1)
+                                       : nullptr;
+    const uint16_t* next = r + 1 < r_end ? dest(wx, c, r + 1)
+                           : c < 2       ? dest(wx, c + 1, r_begin)
+                           : wx + 1 < gw ? dest(wx + 1, 0, r_begin)
+                                         : nullptr;
+    head = prev == nullptr || prev + pp != d;
+    tail = next != d + pp;
+  };
+  // the plain-stored lines of patch column wx are fetched a column ahead: their reads overlap the conversion
+  auto prefetch_edges = [&](int64_t wx) {
+    for (int64_t c = 0; c < 3; ++c) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        bool head, tail;
+        plain_edges(wx, c, r, head, tail);
+        const char* d = reinterpret_cast<const char*>(dest(wx, c, r));
+        if (head && reinterpret_cast<uintptr_t>(d) % 64 != 0) _mm_prefetch(d, _MM_HINT_T0);
+        if (tail && reinterpret_cast<uintptr_t>(d + 2 * pp) % 64 != 0) _mm_prefetch(d + 2 * pp - 1, _MM_HINT_T0);
+      }
+    }
+  };
+  if (stream && gw > 0) prefetch_edges(0);
+  for (int64_t wx = 0; wx < gw; ++wx) {
+    if (stream && wx + 1 < gw) prefetch_edges(wx + 1);
+    for (int64_t c = 0; c < 3; ++c) {
+      for (int64_t py = 0; py < p; ++py) {  // the (c, wx) block of the band, the same for every output frame
+        store_run_bf16_avx2(buf + py * p, lines + (py * 3 + c) * op + wx * p, p);
+      }
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        uint16_t* d = dest(wx, c, r);
+        if (!stream) {
+          int64_t i = 0;
+          for (; i + 8 < pp; i += 8) {
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                             _mm_load_si128(reinterpret_cast<const __m128i*>(buf + i)));
+          }
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(d + pp - 8),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf + pp - 8)));
+          continue;
+        }
+        bool head_plain, tail_plain;
+        plain_edges(wx, c, r, head_plain, tail_plain);
+        const uintptr_t a = reinterpret_cast<uintptr_t>(d);
+        // [0, i): plain stores up to the first line boundary, [i, e): streamed, [e, pp): plain stores after the last
+        int64_t i = 0, e = pp;
+        if (head_plain) i = std::min<int64_t>(pp, (64 - a % 64) % 64 / 2);
+        if (tail_plain) e = std::max<int64_t>(i, pp - (a + 2 * pp) % 64 / 2);
+        copy_bf16(d, buf, i);
+        if (i < e && (a + 2 * i) % 16 != 0) {
+          stream_bf16x4(d + i, buf + i);
+          i += 4;
+        }
+        for (; i + 8 <= e; i += 8) {
+          _mm_stream_si128(reinterpret_cast<__m128i*>(d + i),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf + i)));
+        }
+        if (i < e) stream_bf16x4(d + i, buf + i);  // 4 values left
+        copy_bf16(d + e, buf + e, pp - e);
+      }
+    }
+  }
+}
+
+// Streamed (non-temporal) Qwen2-VL stores are possible: a 16-byte aligned output (either dtype) whose blocks of p * p
+// values start 16-byte aligned (float32) or 8-byte aligned (bfloat16). SF2T_FP_STREAM=0 turns them off (read per
+// call, once per output: tests switch it).
+bool stream_ok(const void* out, int64_t p, int64_t cols) {
+  const char* e = std::getenv("SF2T_FP_STREAM");
+  const bool off = e != nullptr && e[0] == '0';
   return !off && p >= 8 && (p * p) % 4 == 0 && p * p <= 1024 && cols % 4 == 0 &&
          reinterpret_cast<uintptr_t>(out) % 16 == 0;
 }
@@ -755,7 +889,9 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
 
 // Writes bands of the Qwen2-VL layout into one output: output frames [r_begin, r_end) all show the band of p float
 // lines (bands of one patch row, p output rows: each patch's [C, tp, p, p] block is filled with p-long contiguous
-// runs of the planar lines).
+// runs of the planar lines). AVX2 writers for p >= 8 (float32 and bfloat16, streamed where stream_ok), else the
+// scalar loop (c10::BFloat16's conversion per value); SF2T_FP_SCALAR=1 forces the scalar loop too (tests compare
+// the bfloat16 writers bit for bit).
 template <typename out_t>
 struct QwenBandWriter {
   Layout lay;
@@ -763,8 +899,9 @@ struct QwenBandWriter {
   bool vector_runs = false, stream = false;
   QwenBandWriter(const Layout& l, out_t* o) : lay(l), out(o) {
 #ifdef SF2T_FP_AVX2
-    vector_runs = std::is_same<out_t, float>::value && lay.p >= 8 && cpu_has_avx2();
-    stream = vector_runs && stream_ok(reinterpret_cast<const float*>(out), lay.p, lay.cols);
+    vector_runs = lay.p >= 8 && (std::is_same<out_t, float>::value || lay.p * lay.p <= 1024) && cpu_has_avx2() &&
+                  std::getenv("SF2T_FP_SCALAR") == nullptr;
+    stream = vector_runs && stream_ok(out, lay.p, lay.cols);
 #endif
   }
   void operator()(int64_t y0, int64_t op, const float* lines, int64_t r_begin, int64_t r_end) const {
@@ -772,13 +909,18 @@ struct QwenBandWriter {
     const int64_t hy = y0 / p;
 #ifdef SF2T_FP_AVX2
     if (vector_runs) {
-      float* o = reinterpret_cast<float*>(out);
-      if (stream) {
-        write_qwen_band_f32_stream(lines, op, p, tp, m, lay.gh, lay.gw, lay.cols, hy, r_begin, r_end, o);
-        _mm_sfence();  // the streamed stores are visible before the op returns
+      if constexpr (std::is_same<out_t, float>::value) {
+        if (stream) {
+          write_qwen_band_f32_stream(lines, op, p, tp, m, lay.gh, lay.gw, lay.cols, hy, r_begin, r_end, out);
+        } else {
+          write_qwen_band_f32_avx2(lines, op, p, tp, m, lay.gh, lay.gw, lay.cols, hy, r_begin, r_end, out);
+        }
       } else {
-        write_qwen_band_f32_avx2(lines, op, p, tp, m, lay.gh, lay.gw, lay.cols, hy, r_begin, r_end, o);
+        static_assert(sizeof(out_t) == 2, "bfloat16");
+        write_qwen_band_bf16_avx2(lines, op, p, tp, m, lay.gh, lay.gw, lay.cols, hy, r_begin, r_end, stream,
+                                  reinterpret_cast<uint16_t*>(out));
       }
+      if (stream) _mm_sfence();  // the streamed stores are visible before the op returns
       return;
     }
 #endif
@@ -837,9 +979,23 @@ void write_qwen_multi(const Plan& jobs, const std::vector<std::vector<std::pair<
 template <typename out_t>
 void write_fchw(const Plan& pl, const at::Tensor& frames, const std::optional<at::Tensor>& uv, out_t* out) {
   const int64_t oh = pl.out_h, ow = pl.out_w;
+#ifdef SF2T_FP_AVX2
+  // bfloat16 rows of 8+ values: the AVX2 conversion (bit-identical to c10::BFloat16's; SF2T_FP_SCALAR=1: the loop)
+  const bool bf16_avx2 = std::is_same<out_t, c10::BFloat16>::value && ow >= 8 && cpu_has_avx2() &&
+                         std::getenv("SF2T_FP_SCALAR") == nullptr;
+#endif
   resize_frames(pl, frames, uv, 1, [&](int64_t f, int64_t y, int64_t, int64_t op, const float* line) {
     for (int64_t r = f * pl.repeat; r < (f + 1) * pl.repeat; ++r) {
-      for (int64_t c = 0; c < 3; ++c) store_run(out + ((r * 3 + c) * oh + y) * ow, line + c * op, ow);
+      for (int64_t c = 0; c < 3; ++c) {
+        out_t* d = out + ((r * 3 + c) * oh + y) * ow;
+#ifdef SF2T_FP_AVX2
+        if (bf16_avx2) {
+          store_run_bf16_avx2(reinterpret_cast<uint16_t*>(d), line + c * op, ow);
+          continue;
+        }
+#endif
+        store_run(d, line + c * op, ow);
+      }
     }
   });
 }
