@@ -100,11 +100,7 @@ SF2T_AVX512 inline void height_row_avx512(const uint8_t* rows, int64_t op, const
   const int64_t stride = 3 * op;
   __m512i wp[64];
   const int64_t np = (n + 1) / 2;
-  for (int64_t t = 0; t < np; ++t) {
-    const int32_t lo = static_cast<uint16_t>(w[2 * t]);
-    const int32_t hi = (2 * t + 1 < n) ? static_cast<int32_t>(w[2 * t + 1]) : 0;
-    wp[t] = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16)));
-  }
+  for (int64_t t = 0; t < np; ++t) wp[t] = _mm512_set1_epi32(tap_pair(w, t, n));
   const __m512i bias = _mm512_set1_epi32(1 << (precision - 1));
   const __m128i shift = _mm_cvtsi32_si128(precision);
   const __m256i z256 = _mm256_setzero_si256();

@@ -405,6 +405,14 @@ __attribute__((target("avx2"))) void width_planar_avx2(const uint8_t* plane, con
   }
 }
 
+// The weights of taps 2t and 2t + 1 of an n-tap row as one int32 (low, high int16; 0 past the last tap): the
+// multiplier of a (row 2t, row 2t + 1) int16 pair in vpmaddwd / vpdpwssd.
+inline int32_t tap_pair(const int16_t* w, int64_t t, int64_t n) {
+  const uint32_t lo = static_cast<uint16_t>(w[2 * t]);
+  const uint32_t hi = (2 * t + 1 < n) ? static_cast<uint16_t>(w[2 * t + 1]) : 0;
+  return static_cast<int32_t>(lo | (hi << 16));
+}
+
 // Height pass of one output row, normalized: planar uint8 rows (3 planes of op, row stride 3 * op) -> float planes
 // line[c * op + x], x < out_w. 16 values a step, (tap, tap + 1) row pairs interleaved into int16 pairs for vpmaddwd,
 // accumulated in registers; then shift, clamp, (v - mean) * inv_std as normalize_plane does.
@@ -414,11 +422,7 @@ __attribute__((target("avx2"))) void height_row_avx2(const uint8_t* rows, int64_
   const int64_t stride = 3 * op;
   __m256i wp[64];  // n <= 128 (callers check)
   const int64_t np = (n + 1) / 2;
-  for (int64_t t = 0; t < np; ++t) {
-    const int32_t lo = static_cast<uint16_t>(w[2 * t]);
-    const int32_t hi = (2 * t + 1 < n) ? static_cast<int32_t>(w[2 * t + 1]) : 0;
-    wp[t] = _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16)));
-  }
+  for (int64_t t = 0; t < np; ++t) wp[t] = _mm256_set1_epi32(tap_pair(w, t, n));
   const __m256i bias = _mm256_set1_epi32(1 << (precision - 1));
   const __m128i shift = _mm_cvtsi32_si128(precision);
   const __m256i zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(255);
