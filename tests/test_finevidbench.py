@@ -515,10 +515,15 @@ NINE = ["8", "9", "10", "11"]
         ("Option A: incorrect.\nOption B: correct.\nThe answer is C.", FRAMES, 2),
         ("Answer: B\nOption A: wrong\nOption C: wrong", FRAMES, 1),
         ("A. Left\nB. Right\nAnswer: B", MOTION, 1),
-        # 5. an option's text with a negation after it, where another is stated without one (read None, None, None)
-        ("The red ball is not present; the blue cube is.", PLAIN, 1),
-        ("The blue cube moves, while the red ball does not.", PLAIN, 1),
-        ("The yellow star. The red ball never moves.", PLAIN, 3),
+        # 5. an option's text with a verdict against it after it, where another is stated without one (read None,
+        # None)
+        ("9 is not correct; it is 11.", FRAMES, 2),
+        ("Left is not the answer, it's right.", MOTION, 1),
+        # ... not a negation of what the option does or is: the question's polarity is unknown ("which does not
+        # move?"), so both stay stated and none is read (review34 found the first rule read these as the other one)
+        ("The red ball is not present; the blue cube is.", PLAIN, None),
+        ("The blue cube moves, while the red ball does not.", PLAIN, None),
+        ("The yellow star. The red ball never moves.", PLAIN, None),
         # ... alone, it is still that option (as before: the question may ask for what does not move)
         ("The red ball does not move.", PLAIN, 0),
         ("It is not the red ball.", PLAIN, None),
@@ -529,6 +534,100 @@ def test_choice_resid34(text, options, want):
     ruled out ("not A; it is C"), a pick after a hedge ("A or B, most likely B"), a per-option verdict list, and an
     option ruled out by a negation after its text; with nearby answers the new rules leave as they were."""
     assert parse_choice(text, options) == want
+
+
+TURNS = ["Turns left", "Turns right", "No turn", "Reverses"]
+MOVES = ["Moves left", "Moves right", "No movement", "Moves up"]
+ARTICLED = ["A red ball", "A blue cube", "A green cone", "A yellow star"]
+
+
+@pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # A. a sentence after a retraction that rules an option out or judges one explains, it revises nothing (read
+        # A, C, A, A; the next two A and D)
+        ("The answer is B (right). I mean, it doesn't go left.", MOTION, 1),
+        ("Answer: C (up). Is there any leftward motion? No, left is ruled out.", MOTION, 2),
+        ("B. Wait, no, left is wrong, so B.", MOTION, 1),
+        ("Answer: B. Does it move left? No, left is wrong.", MOTION, 1),
+        ("It slows down. Does it speed up at any point? No, speeds up is wrong.", ["speeds up", "slows down"], 1),
+        ("B (right). I mean, it never goes left.", MOTION, None),  # (both directions named: unread, as before)
+        # ... nor one that names the option the question before "? No" asked about (read first, 7)
+        ("Answer: second. Is the first one faster? No, the first is slower.", SPEED, None),
+        ("Answer: 9. Is it 7? No, 7 is too few.", FRAMES, None),
+        # ... and a letter alone after "it's" / "option" is an answer alone, as the rule says (read A, A, None)
+        ("A. Wait, no, it's B.", MOTION, 1),
+        ("A. Or rather, option C.", MOTION, 2),
+        ("Could the answer be C? No, it's D.", MOTION, 3),
+        # B. echoed option lists are no verdicts (their "right", "No" are option text) and are left out; a question
+        # ("..., right?") is no verdict; another option's text after a verdict list is a conflict (read B, None, A, A,
+        # B)
+        ("A. Turns left\nB. Turns right\nC. No turn\nD. Reverses\n\nThe car turns left.", TURNS, 0),
+        ("A. The frames show a red ball, right?\nB. Yes, a blue cube too.\nThe red ball moves.", PLAIN, 0),
+        ("A. Moves left\nB. Moves right\nC. No movement\nD. Moves up\n\nIt moves up.", MOVES, 3),
+        ("A. Left\nB. Right\nC. Up\nD. Down\n\nThe ball moves right.", MOTION, 1),
+        (
+            "Option A: incorrect.\nOption B: correct.\nOption C: incorrect.\nOption D: incorrect.\n\n"
+            "So the answer is 11.",
+            FRAMES,
+            None,
+        ),
+        # E. a pick after a hedge ends its clause, and no other option's letter follows it (read B, C, A, B)
+        ("The answer is A or B. It is B that I'm unsure about.", MOTION, None),
+        ("Answer: B or C. Probably C, but it could also be B.", MOTION, None),
+        ("Answer: A or C. Most likely A is wrong, so C.", MOTION, None),
+        ("The answer is A or B. I'd say B is less likely.", MOTION, None),
+        # F. a negation after an option's text that is no verdict on it ("does not move", "isn't visible") rules
+        # nothing out: the question may ask what does not move (read C, B, B, A, B, B, D)
+        ("The yellow star won't move, and neither will the green cone.", PLAIN, None),
+        ("The red ball does not move, but the blue cube does.", PLAIN, None),
+        ("The red ball isn't visible at the end, while the blue cube remains.", PLAIN, None),
+        ("The blue cube is not moving. The red ball moves.", PLAIN, None),
+        ("The red ball never moves; the blue cube moves to the left.", PLAIN, None),
+        ("A red ball can't be seen after frame 3, but a blue cube is visible throughout.", ARTICLED, None),
+        (
+            "The green cone was not there at the start; it appears in frame 4. The yellow star is there all along.",
+            PLAIN,
+            None,
+        ),
+        # G. the letter in place of one ruled out ends its clause (read B)
+        ("It's not A, but B could also be wrong. C is correct.", MOTION, None),
+    ],
+)
+def test_choice_review34(text, options, want):
+    """Choices review34 found the resid34 rules misread (a regression, or None read as a wrong option): an explaining
+    sentence after a retraction, echoed option lists and questions read as verdicts, picks that do not end their
+    clause or are hedged again, negations of what an option does read as verdicts, and "not A, but B could ...". Rows
+    with None are answers whose options the rules leave unread (as before resid34)."""
+    assert parse_choice(text, options) == want
+
+
+@pytest.mark.parametrize(
+    "text, options",
+    [
+        # (review34's rules: verdicts after an option's text, picks that end their clause, answers alone after a
+        # retraction, echoed lists, questions before "? No", letters after "not A, but")
+        ("red ball is not the answer " * 1900, PLAIN),
+        ("red ball is wrong " * 2800, PLAIN),
+        ("red ball" + " " * 50000 + "is wrong", PLAIN),
+        ("A or B, probably B " * 2600, MOTION),
+        ("A or B, probably B." + " C" * 25000, MOTION),
+        ("I mean, it never goes left. " * 1800, MOTION),
+        ("Is it 7? No, 7 is too few. " * 1900, FRAMES),
+        ("Is it " + "7 " * 25000 + "? No, 7.", FRAMES),
+        ("A. Left\nB. Right\n" * 3000, MOTION),
+        ("A. left, right?\n" * 3500, MOTION),
+        ("not A, but B could " * 2700, MOTION),
+        ("not A, but B" + " " * 50000 + "could", MOTION),
+    ],
+)
+def test_parse_choice_is_fast_on_review34_repetitions(text, options):
+    """Review34's rules read a generated answer that loops on their own words in milliseconds."""
+    import time
+
+    t0 = time.perf_counter()
+    parse_choice(text, options)
+    assert time.perf_counter() - t0 < 2.0
 
 
 @pytest.mark.parametrize(

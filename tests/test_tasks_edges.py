@@ -948,6 +948,15 @@ def test_span_the_clips_own_start_and_end_is_no_span(text, value):
         ("localization", {"start": 3, "end": 8}, "to the end, which is " * 2400),
         ("localization", {"start": 4, "end": 8, "num_frames": 8}, "from frame 4 to the end " * 2100),
         ("localization", {"start": 4, "end": 8, "num_frames": 8}, "The video runs from frame 1 to the end " * 1300),
+        # (review34's rules: no span after "i.e.", the end of a frame, the bare end alone, the examined frames' next
+        # sentence)
+        ("localization", {"start": 4, "end": 8}, "from frame 4 to the end, i.e. frames 4-" * 1300),
+        ("localization", {"start": 4, "end": 8}, "to the end, namely frames 4, " * 1800),
+        ("localization", {"start": 4, "end": 8}, "from frame 4 to the end of frame " * 1500),
+        ("localization", {"start": 4, "end": 8, "num_frames": 8}, "from 4 to the end. " * 2700),
+        ("localization", {"start": 4, "end": 8, "num_frames": 8}, "from frame 4 to the end" + " " * 50000 + "."),
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7. The cat is not in frames 3-6 " * 950),
+        ("localization", {"start": 3, "end": 6}, "Re-checking frames 2-7. " + "a " * 25000 + "frames 3-6."),
     ],
 )
 def test_degenerate_repetitions_score_fast(name, truth, text):
@@ -1572,3 +1581,50 @@ def test_spans_resid34(text, num_frames, value):
     meta = {"task": "localization", "answer": {"start": 5, "end": 8}, "params": {"num_frames": 8}}
     if num_frames == 8 and value == (5, 8):
         assert score("localization", text, meta) == 1.0 and partial_score("localization", text, meta) == 1.0
+
+
+@pytest.mark.parametrize(
+    "text, num_frames, value",
+    [
+        # C. no end's number after "i.e." / "namely" / "that is" where a span goes on from it: that span is read (read
+        # (3, 3), None, (6, 6), None)
+        ("The cat enters at frame 3 and stays through the end, namely frames 3 to 8.", 8, (3, 8)),
+        ("The cat appears in frame 5 and is visible to the end, i.e. frames 5-8.", 8, (5, 8)),
+        ("The cat enters at frame 6 and stays until the last frame, that is frames 6 to 8.", 8, (6, 8)),
+        ("The cat is visible from frame 4 to the end, namely frames 4, 5, 6, 7 and 8.", 8, (4, 8)),
+        # D. a bare "to the end" is the clip's last frame only where the answer names no other frame (read (6, 8),
+        # (1, 8), (1, 8))
+        ("From frame 6 to the end, the cat is no longer visible. It is in frames 2-5.", 8, (2, 5)),
+        ("From frame 1 to the end, the camera pans; the cat is in frames 4-5.", 8, (4, 5)),
+        ("From frame 1 to the end, nothing changes except the cat in frames 3-4.", 8, (3, 4)),
+        # ... and "the end of frame 6" is frame 6's end (read (3, 8), (3, 3) without num_frames)
+        ("Visible from frame 3 to the end of frame 6.", 8, (3, 6)),
+        ("Visible from frame 3 to the end of frame 6.", None, (3, 6)),
+        # H. the examined frames' next sentence concludes only where it does not open with "Frames", has no
+        # negation and its first span ends it; else the examined frames are read, as before resid34 (read (1, 2),
+        # (2, 3), (1, 3))
+        ("Re-checking frames 2-7. Frames 1-2 have no cat; frames 3-6 do.", None, (2, 7)),
+        ("Re-checking frames 2-7. Frames 2-3 are blurry. The cat is in frames 4-7.", None, (2, 7)),
+        ("Re-checking frames 2-7. The dog is in frames 1-3, the cat in frames 4-7.", None, (2, 7)),
+    ],
+)
+def test_spans_review34(text, num_frames, value):
+    """Spans review34 found the resid34 rules misread: a span after "i.e." / "namely" read as the end's number, a bare
+    "to the end" read as the clip's last frame where another span is the answer, and the examined frames' next
+    sentence read where it is about other frames."""
+    assert parse_span(text, num_frames) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The cat is visible from frame 3 to the last frame it appears in, frame 6.",
+        "The cat runs from frame 2 to the end of the hallway.",
+        "The cat is visible from frame 2 until the end of the scene where it leaves, around frame 6.",
+    ],
+)
+def test_span_end_of_something_else_is_not_the_clips_end(text):
+    """A "to the end" that does not close its clause is no clip's end ("to the end of the hallway", "to the last frame
+    it appears in"): the number of frames does not change the reading (resid34 read each as ending at frame 8)."""
+    got = parse_span(text, 8)
+    assert got == parse_span(text) and (got is None or got[1] != 8)

@@ -57,11 +57,15 @@ _ARTICLE = re.compile(
 # than 7", "it isn't the red ball"): searched in the (normalized) few characters before each place the text appears
 _NEGATED = re.compile(r"(?:(?:^|[^a-z'])(?:not|never|unlike|rather than|instead of)|n't) (?:(?:a|an|the) )?$")
 _NEGATION_REACH = 24  # characters: "instead of the " and the character before it, with room to spare
-# ... or what makes it one the answer says is not so, right after it ("The red ball is not present; the blue cube is.",
-# "the red ball does not", "the red ball never moves"): read only where another option is stated without it
+# ... or what makes it one the answer calls wrong, right after it, where the clause ends ("9 is not correct; it is
+# 11.", "Left is not the answer, it's right.", "the red ball is wrong", "7 is ruled out"): only a verdict on the option
+# (the question's polarity is unknown here: "The red ball does not move, but the blue cube does." answers "which
+# does not move?" as well as "which moves?", and names neither)
 _NEGATED_AFTER = re.compile(
-    r" (?:(?:is|are|was|were|does|do|did|has|have|had|could|would|should)(?:n['’]t\b| not\b| never\b)"
-    r"|can['’]t\b|cannot\b|won['’]t\b|will not\b|never\b)"
+    r" (?:is|are|was|were|would be|seems|seem)(?:n['’]t| not) (?:the )?(?:(?:correct|right|best|true) )?"
+    r"(?:answer|option|choice|one|it|correct|right|true)(?=[ \t]*(?:[.,;:!)\n]|$|because\b|since\b|as\b|either\b))"
+    r"| (?:(?:is|are|was|were|seems|seem|would be) )?(?:(?:definitely|clearly|probably|also) )?"
+    r"(?:wrong|incorrect|false|ruled out)(?=[ \t]*(?:[.,;:!)\n]|$|because\b|since\b|as\b|either\b))"
 )
 # a letter with another right after it, joined by "or" or "/" ("The answer is A or B.", "Answer: A (or maybe B)",
 # "A/B"): a hedge between two options, which states neither (as the free-answer parsers read "7 or 8")
@@ -69,20 +73,27 @@ _OR_ANOTHER = re.compile(
     r"[ \t]*(?:,[ \t]*)?(?:\([ \t]*)?(?:or|/)[ \t]*(?:(?:maybe|perhaps|possibly|probably)[ \t]+)?"
     r"\(?([A-Z])\)?(?![A-Za-z0-9])"
 )
+# a letter that ends its clause: a punctuation mark, a bracket, the end, or because / since / as ("It is B." and "It is
+# B (it rises)." state B; "It is B that I'm unsure about." and "B could also be wrong" do not)
+_CLAUSE_ENDS = r"(?=[ \t]*(?:[.,;:!()\n]|$|(?i:because|since|as)\b))"
 # ... unless a pick among them follows ("Answer: C or D; I'm leaning towards D.", "The answer is A or B, most likely
-# B.", "A or B? It's B."): that one ("The answer is A, or maybe B." has none)
+# B.", "A or B? It's B."): that one, where its letter ends its clause and no other option's letter follows it ("The
+# answer is A, or maybe B.", "I'd say B is less likely." and "Probably C, but it could also be B." have none)
 _PICK = re.compile(
     r"\b(?i:lean(?:ing|s)?[ \t]+(?:more[ \t]+)?towards?|most[ \t]+likely|more[ \t]+likely|probably"
     r"|i(?:[ \t]+would|[ \t]+will|['’]d|['’]ll)[ \t]+(?:go[ \t]+with|pick|choose|say)|i[ \t]+(?:pick|choose|prefer)"
     r"|it[ \t]+is|it['’]s)[ \t]+(?:(?i:option|choice)[ \t]+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
-    r"(?![ \t]*(?:,[ \t]*)?(?i:or\b|/))"
+    r"(?![ \t]*(?:,[ \t]*)?(?i:or\b|/))" + _CLAUSE_ENDS
 )
-# a letter ruled out, then another one in its place: "The answer is not A; it is C.", "Not option B but D." (the later
-# one is stated)
+# an option's letter standing alone (not "A" as an article before a word, nor "I" before a word): after a pick, it
+# names another option
+_ANY_LETTER = re.compile(r"(?<![A-Za-z0-9'’])\(?([A-Z])\)?(?![A-Za-z0-9'’])(?!(?<=I)[ \t]+[a-z])")
+# a letter ruled out, then another one in its place, ending its clause: "The answer is not A; it is C.", "Not option
+# B but D." (the later one is stated; "It's not A, but B could also be wrong." states none)
 _NOT_THEN = re.compile(
     r"\b(?i:not)[ \t]+(?:(?i:option|choice|answer)[ \t]+)?\(?[A-Z]\)?(?![A-Za-z0-9])[ \t]*(?:[,;:.—–-][ \t]*)?"
     r"(?:(?i:but[ \t]+)?(?i:it[ \t]+is|it['’]s|it[ \t]+must[ \t]+be)[ \t]+|(?i:but|rather|instead)[ \t]+)"
-    r"(?:(?i:option|choice)[ \t]+)?\(?([A-Z])\)?(?![A-Za-z0-9])"
+    r"(?:(?i:option|choice)[ \t]+)?\(?([A-Z])\)?(?![A-Za-z0-9])" + _CLAUSE_ENDS
 )
 # a retraction or a correction ("A. Wait, no. B.", "The answer is B. Or rather, C.", "Nine - no wait, ten.", "I mean",
 # "Correction:", "Ten frames? No, nine."): when an answer alone follows it (a letter, an option's text, in its own
@@ -96,6 +107,16 @@ _RETRACTION_SEP = re.compile(r"[\s,.:;!—–-]*")
 _SENTENCE_END = re.compile(r"[.!?;\n]|,[ \t]")
 # (what may open that answer: "Wait, no, it's B.", "Or rather, option C.")
 _LEAD_IN = re.compile(r"(?:it is|it's|it’s|option|choice|the answer is|answer:?) ")
+# ... but a sentence that rules an option out or judges one explains, it revises nothing ("B (right). I mean, it never
+# goes left.", "Wait, no, left is wrong, so B.", "Is it 7? No, 7 is too few."): a negation or a verdict word in it,
+# its answer's own text aside
+_NOT_ALONE = re.compile(
+    r"\b(?:not|never|cannot|no longer|wrong|incorrect|false|ruled out|unlikely|less likely"
+    r"|too (?:few|many|much|little|slow|fast|small|large|big|short|long|early|late))\b|n['’]t\b"
+)
+# (a letter alone, after any lead-in: "B", "(B).", "`B`")
+_LETTER_ALONE = re.compile(r"[`'\"*]*\(?([A-Z])\)?[.):]?[`'\"*]*[ \t]*$")
+_QUESTION_REACH = 200  # characters: how far back the question before "? No" is read (its options: _after_retraction)
 # a per-option verdict list: lines each opening with an option's label ("Option A: incorrect.", "(B) ... This is
 # correct.", "C. 9 - wrong") and saying a verdict as their first or last word: the one option said right is the answer
 _LABELLED_LINE = re.compile(
@@ -139,23 +160,19 @@ def _spelled(m):
 
 
 def _stated(low, o):
-    """How the option text ``o`` appears in ``low`` as whole words: 2 where at least once neither a negation right
-    before it rules it out ("a blue cube, not a red ball" states the cube, not the ball) nor one right after it
-    (_NEGATED_AFTER: "the red ball is not present"), 1 where only one right after it does, else 0."""
-    best = 0
+    """Whether the option text ``o`` appears in ``low`` as whole words, at least once with neither a negation right
+    before it ("a blue cube, not a red ball" states the cube, not the ball) nor a verdict against it right after it
+    (_NEGATED_AFTER: "9 is not correct; it is 11" states 11, not 9)."""
     for m in re.finditer(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low):
         if not _NEGATED.search(low, max(0, m.start() - _NEGATION_REACH), m.start()):
             if not _NEGATED_AFTER.match(low, m.end()):
-                return 2
-            best = 1
-    return best
+                return True
+    return False
 
 
 def _stated_ones(norms, low, among):
-    """The indices in ``among`` whose text ``low`` states (_stated): those it states with no negation where any, else
-    those it states with one after them ("The red ball does not move." alone names the red ball)."""
-    said = [(i, _stated(low, norms[i])) for i in among]
-    return [i for i, k in said if k == 2] or [i for i, k in said if k == 1]
+    """The indices in ``among`` whose text ``low`` states (_stated)."""
+    return [i for i in among if _stated(low, norms[i])]
 
 
 def _named(norms, low):
@@ -193,51 +210,92 @@ def _letter(t, n):
     return (last or first, True) if last or first else (named, False)
 
 
+def _letter_alone(s):
+    """The match of the letter ``s`` (a sentence) is, maybe after "it's" / "option" / "the answer is" ("B", "(B).",
+    "it's B", "option C"), from where the letter (or its bracket) starts; else None."""
+    lead = _LEAD_IN.match(s.lower())
+    return _LETTER_ALONE.match(s, lead.end() if lead else 0)
+
+
 def _answer_alone(s, norms, n):
     """The index of the option ``s`` (a sentence) is alone, maybe after "it's" / "option" / "the answer is": its
-    letter ("B", "(B)"), its text, or its number in words, with at most three other words ("it moves up", "ten
-    frames"); else None."""
+    letter (_letter_alone), its text, or its number in words, with at most three other words ("it moves up", "ten
+    frames"), and no negation or verdict word besides its text (_NOT_ALONE); else None."""
     low = _norm(s)
     low = low[_LEAD_IN.match(low).end() :] if _LEAD_IN.match(low) else low
-    letter = re.fullmatch(r"\(?([A-Z])\)?[.):]?", s.strip().strip("`'\"*").strip())
+    letter = _letter_alone(s.strip().strip("`'\"*").strip())
     if letter:
         k = LETTERS.index(letter.group(1))
         return k if k < n else None
     hits = _named(norms, low) if low else []
     if len(hits) == 1:
         said = _NUMBER_WORD.sub(_spelled, low) if norms[hits[0]] not in low else low
-        if len(said.split()) - len(norms[hits[0]].split()) <= 3:
+        own = re.sub(r"(?<![a-z0-9])" + re.escape(norms[hits[0]]) + r"(?![a-z0-9])", " ", low)
+        if len(said.split()) - len(norms[hits[0]].split()) <= 3 and not _NOT_ALONE.search(own):
             return hits[0]
     return None
 
 
+def _asked_about(t, pos, norms):
+    """The indices of the options whose text the question ending at ``pos`` (a "?") names ("Is it 7?": "7"): a "No"
+    after it rules those out, it does not answer with them ("Is it 7? No, 7 is too few.")."""
+    start = max(t.rfind(c, max(0, pos - _QUESTION_REACH), pos) for c in ".!?\n") + 1
+    return _named(norms, _norm(t[max(start, pos - _QUESTION_REACH) : pos]))
+
+
 def _after_retraction(t, norms):
     """``t`` from the answer alone (_answer_alone) that follows its last retraction (_RETRACTION) on; all of it when
-    no retraction is followed by one."""
+    no retraction is followed by one, or when it names the option the question before "? No" asked about."""
     reach = max([len(o) for o in norms] + [0]) + 40
     for m in reversed(list(_RETRACTION.finditer(t))):
         start = _RETRACTION_SEP.match(t, m.end()).end()
         end = _SENTENCE_END.search(t, start, start + reach)
         end = end.start() if end else len(t) if len(t) - start <= reach else None
-        if end is not None and end > start and _answer_alone(t[start:end], norms, len(norms)) is not None:
-            return t[start:]
+        k = _answer_alone(t[start:end], norms, len(norms)) if end is not None and end > start else None
+        if k is not None and not (t.startswith("?", m.start()) and k in _asked_about(t, m.start(), norms)):
+            letter = _letter_alone(t[start:end])  # (from the letter on: "Wait, no, it's B." reads "B.")
+            return t[start + letter.start() if letter else start :]
     return t
+
+
+def _without_echo(t, norms):
+    """``t`` without the prompt's option list echoed back: lines each an option's label and exactly its text ("A. Turns
+    left\nB. Turns right\n..."), two or more of them; all of ``t`` when nothing else is left."""
+    echoed = []
+    for m in _LABELLED_LINE.finditer(t):
+        k = LETTERS.index(m.group(1) or m.group(2) or m.group(3))
+        if k < len(norms) and norms[k] and _norm(re.sub(r"^[\s:.)—–-]+", "", m.group(4))) == norms[k]:
+            echoed.append(m)
+    if len({m.group(0).strip() for m in echoed}) < 2:
+        return t
+    rest = "".join(
+        t[a.end() if a else 0 : b.start() if b else len(t)] for a, b in zip([None, *echoed], [*echoed, None])
+    )
+    return rest if rest.strip() else t
 
 
 def _verdicts(t, norms):
     """From a per-option verdict list (_LABELLED_LINE, at least two of its lines with a verdict): the index of the one
     option said right (None where several are), and where the list ends; None where ``t`` has no such list or it says
-    no option right. A verdict word that is an option's text ("right" of left / right) is no verdict."""
+    no option right. A line's verdict is read with its own option's text left out ("C. No turn" says no verdict), and
+    a verdict word that is an option's text ("right" of left / right) or that asks ("..., right?") is none."""
     said, end = {}, 0
     for m in _LABELLED_LINE.finditer(t):
         k = LETTERS.index(m.group(1) or m.group(2) or m.group(3))
-        words = re.findall(r"[a-z']+", m.group(4).lower())
+        if k >= len(norms):
+            continue
+        line = re.sub(r"\s+", " ", m.group(4).lower())
+        if norms[k]:
+            line = re.sub(r"(?<![a-z0-9])" + re.escape(norms[k]) + r"(?![a-z0-9])", " ", line)
+        words = list(re.finditer(r"[a-z']+", line))
         verdicts = set()
-        for i in (int(bool(words) and words[0] in ("is", "this")), len(words) - 1):
-            if 0 <= i < len(words) and words[i] in _VERDICTS and words[i] not in norms:
-                negated = i > 0 and words[i - 1] in ("not", "isn't")
-                verdicts.add(_VERDICTS[words[i]] != negated)
-        if len(verdicts) == 1 and k < len(norms):
+        for i in (int(bool(words) and words[0].group() in ("is", "this")), len(words) - 1):
+            if 0 <= i < len(words):
+                w = words[i].group()
+                if w in _VERDICTS and w not in norms and not re.match(r"[ \t]*\?", line[words[i].end() :]):
+                    negated = i > 0 and words[i - 1].group() in ("not", "isn't")
+                    verdicts.add(_VERDICTS[w] != negated)
+        if len(verdicts) == 1:
             said[k], end = verdicts.pop(), m.end()
     right = [k for k, v in said.items() if v]
     if len(said) < 2 or not right:
@@ -270,25 +328,35 @@ def parse_choice(text, options):
     never inside another word ("canine", "no-one") nor "one" as a pronoun ("the red one", "one of them"). A letter
     joined to another by "or" or "/" is a hedge and names none ("The answer is A or B.", "Answer: A (or maybe B)",
     "A/B"), unless a pick among the two follows ("Answer: C or D; I'm leaning towards D." is D; "most likely B",
-    "probably B", "I'd go with B", "It's B"). A letter in place of one ruled out states it ("The answer is not A; it
-    is C." is C, "Not option B but D." is D).
+    "probably B", "I'd go with B", "It's B"), its letter ending its clause (punctuation, a bracket, the end, because)
+    and no other option's letter after it ("It is B that I'm unsure about.", "Probably C, but it could also be B."
+    name none). A letter in place of one ruled out, ending its clause too, states it ("The answer is not A; it is C."
+    is C, "Not option B but D." is D; "It's not A, but B could also be wrong." states none).
 
     A retraction or a correction ("wait, no", "no wait", "actually, no", "or rather", "I mean", "correction:",
-    "scratch that", a question answered "No,") followed by an answer alone in its own sentence (a letter, an option's
-    text, or its number in words, with at most three other words) revises the answer: only what follows the last one
-    is read ("A. Wait, no. B." is B, "The answer is B. Or rather, C." is C, "Nine - no wait, ten." is "10"; "Answer:
-    A. Wait, no other option fits." is A). A per-option verdict list (lines opening with "Option A:", "(A)", "A." ...
-    whose first or last word is correct / right / true / yes or incorrect / wrong / false / no, at least two of them)
-    gives the one option said right ("Option A: incorrect.\nOption B: correct.\n..." is B), None where several are,
-    unless a letter is stated after it. An option's text followed by a negation ("the red ball is not present", "does
-    not", "never") is ruled out where another option's text is stated without one ("The red ball is not present; the
-    blue cube is." is the cube; "The red ball does not move." alone is the ball)."""
+    "scratch that", a question answered "No,") followed by an answer alone in its own sentence (a letter, maybe after
+    "it's" / "option" / "the answer is", an option's text, or its number in words, with at most three other words,
+    and no negation or verdict word besides the option's text: _NOT_ALONE) revises the answer: only what follows the
+    last one is read ("A. Wait, no. B." is B, "A. Wait, no, it's B." is B, "The answer is B. Or rather, C." is C,
+    "Nine - no wait, ten." is "10"; "Answer: A. Wait, no other option fits." is A; "B (right). I mean, it doesn't go
+    left." and "Answer: B. Does it move left? No, left is wrong." are no revision, nor is "Is it 7? No, 7 ..." to 7,
+    the option the question asked about). A per-option verdict list (lines opening with "Option A:", "(A)", "A." ...
+    whose first or last word, the line's own option text left out, is correct / right / true / yes or incorrect /
+    wrong / false / no and not followed by "?", at least two of them) gives the one option said right ("Option A:
+    incorrect.\nOption B: correct.\n..." is B), None where several are or where another option's text is named
+    after it, unless a letter is stated after it. The prompt's option list echoed back (two or more lines each a
+    label and exactly its option's text) is left out ("A. Left\nB. Right\n...\n\nThe ball moves right." is right).
+    An option's text followed by a verdict against it ending its clause ("9 is not correct", "left is not the
+    answer", "is wrong", "is ruled out": _NEGATED_AFTER) is ruled out ("9 is not correct; it is 11." is 11); a
+    negation of what it does or is is none, the question's polarity being unknown ("The red ball does not move, but
+    the blue cube does." and "The red ball is not present; the blue cube is." name none; "The red ball does not
+    move." is the ball)."""
     t = str(text or "")
     turn = _NEXT_TURN.search(t)
     if turn and t[: turn.start()].strip():
         t = t[: turn.start()]
     norms = [_norm(o) for o in options]
-    t = after_final_answer(t).replace("**", "")
+    t = _without_echo(after_final_answer(t).replace("**", ""), norms)
     t = _after_retraction(t, norms).strip().strip("`'\"").strip()
     low = _norm(t)
     if not low:
@@ -303,7 +371,10 @@ def parse_choice(text, options):
         m, stated = _letter(t, len(options))
     listed = _verdicts(t, norms)
     if listed and not (stated and m.start() >= listed[1]):
-        return listed[0]  # (a verdict list, and no letter stated after it)
+        # (a verdict list, and no letter stated after it; another option's text after it is a conflict: "Option B:
+        # correct.\n...\nSo the answer is 11." names none)
+        after = _named(norms, _norm(t[listed[1] :]))
+        return None if after and listed[0] not in after else listed[0]
     k = m and LETTERS.index(m.group(m.lastindex).upper())
     if m and m.re is _ASKED and _ARTICLE.match(t, m.start(4)):
         # (the article: "The correct option is A blue cube." names the option's text, not A; the text after it
@@ -316,9 +387,16 @@ def parse_choice(text, options):
         other = _OR_ANOTHER.match(t, e + t.startswith(")", e))
         if other and other.group(1) != m.group(m.lastindex).upper() and LETTERS.index(other.group(1)) < len(options):
             # (a hedge: "The answer is A or B."; a pick among them after it: "..., most likely B.")
-            picks = {p.group(1) for p in _PICK.finditer(t, other.end())}
+            picks = list(_PICK.finditer(t, other.end()))
             pair = {m.group(m.lastindex).upper(), other.group(1)}
-            return LETTERS.index(picks.pop()) if len(picks) == 1 and picks <= pair else None
+            if len({p.group(1) for p in picks}) != 1 or picks[0].group(1) not in pair:
+                return None
+            pick = picks[0].group(1)
+            for later in _ANY_LETTER.finditer(t, picks[-1].end()):
+                named = later.group(1)
+                if named != pick and LETTERS.index(named) < len(options) and not _ARTICLE.match(t, later.start(1)):
+                    return None  # (another option named after the pick: "Probably C, but it could also be B.")
+            return LETTERS.index(pick)
         return k
     if hits is None:
         hits = _named(norms, low)

@@ -45,10 +45,16 @@ _WORD_ORDINAL = re.compile(
 # opens with "It" or "The target": "first appears in frame 3. It is last seen in frame 6.")
 _SCENE = r"(?:\s+(?:the\s+)?(?:scene|frame|view|picture|video|screen))?"
 # the end's number, maybe after "i.e." / "that is" / "which is" / "namely" ("to the last frame, which is frame 7", "to
-# the end, i.e., frame 8"); not a number of frames ("to the end, 8 frames in total")
+# the end, i.e., frame 8") where no span goes on from it ("to the end, i.e. frames 5-8", "namely frames 4, 5, 6, 7 and
+# 8" are spans of their own); not a number of frames ("to the end, 8 frames in total")
 _END_NUMBER = (
-    r"[\s(,:—–]+(?:(?:i\.e\.|that\s+is|which\s+is|namely)[\s,:]*)?(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)(?!\s*frames\b)"
+    r"[\s(,:—–]+(?:(?:i\.e\.|that\s+is|which\s+is|namely)[\s,:]*(?:the\s+)?(?:frames?\s*)?"
+    r"(?=\d+(?!\d)(?!\s*(?:-|–|to\b|through\b|until\b|(?:,\s*|\band\s+)(?:(?:and|or)\s+)?(?:frames?\s*)?\d)))"
+    r"|(?:the\s+)?(?:frames?\s*)?)(\d+)(?!\d)(?!\s*frames\b)"
 )
+# the end: the clip's ("the end", "the last frame", "the end of the video") or a frame's ("until the end of frame 6":
+# 6), before its number
+_THE_END = r"(?:end(?:\s+of(?=\s+frame\s*\d))?|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?"
 _START_END = re.compile(
     r"(?:\b(?:(?:start|begin|appear|enter|emerge)\w{0,5}" + _SCENE + r"|shows?\s+up"
     r"|c[ao]m\w{0,3}\s+into\s+(?:view|sight|(?:the\s+)?(?:frame|scene|picture))"
@@ -66,22 +72,25 @@ _START_END = re.compile(
     r"\s+(?:at|in|on|after)"
     r"|(?:does|do|did)(?:n't|n’t|\s+not)\s+(?:disappear|vanish|leave|exit)\s+(?:until|till)"
     r"|is\s+(?:gone|no\s+longer\s+(?:visible|there|present|seen|shown))\s+(?:after|by|in|at|from|on)"
-    r"|(?:until|till|through|to)\s+the\s+(?:very\s+)?(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?)"
-    + _END_NUMBER,
+    r"|(?:until|till|through|to)\s+the\s+(?:very\s+)?" + _THE_END + ")" + _END_NUMBER,
     re.IGNORECASE,
 )
 # a start with no verb, "from frame 4", right before "to the end" / "until the last frame" and that end's number: "From
 # frame 4 to the end, frame 8." is the span 4-8 (read after _START_END; "from frame 4 to the end" alone names frame 4)
 _FROM_TO_END = re.compile(
     r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
-    r"(?:end|(?:last|final)\s+frame)(?:\s+of\s+the\s+(?:video|clip|sequence))?" + _END_NUMBER,
+    + _THE_END
+    + _END_NUMBER,
     re.IGNORECASE,
 )
 # ... and with no number after the end ("The cat appears from frame 5 to the end of the clip."): the span to the clip's
-# last frame where parse_span is told the number of frames, else the start alone (as before)
+# last frame where parse_span is told the number of frames, else the start alone (as before); only the clip's end
+# closing its clause ("end", "end of the video / clip / sequence", "last / final frame", then . ! ; , ( ) or the
+# end: not "to the end of frame 6", "to the end of the hallway", "to the last frame it appears in"), and only where
+# the answer names no other frame ("From frame 1 to the end, the camera pans; the cat is in frames 4-5.": _span_text)
 _FROM_TO_BARE_END = re.compile(
     r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
-    r"(?:end|(?:last|final)\s+frame)\b(?:\s+of\s+the\s+(?:video|clip|sequence)\b)?",
+    r"(?:end|(?:last|final)\s+frame)\b(?:\s+of\s+the\s+(?:video|clip|sequence)\b)?(?=[ \t]*(?:[.!;,()\n]|$))",
     re.IGNORECASE,
 )
 # an end said as the first frame the target is gone from ("is gone by frame 7", "is gone in frame 7", "is no longer
@@ -164,7 +173,7 @@ def _span_text(text: str, num_frames: int | None = None) -> str:
     text = _NO_FRAME_SPAN.sub("", _DIGIT_ORDINAL.sub(r"\1", text))
     text = _FROM_TO_END.sub(_start_end_span, _START_END.sub(_start_end_span, text))
     if num_frames is not None:  # ("from frame 5 to the end": 5 to the clip's last frame)
-        text = _FROM_TO_BARE_END.sub(lambda m: _to_last_frame(m, num_frames), text)
+        text = _to_last_frame(text, num_frames)
     if not _SPAN_RE.search(text):
         text = _fields_as_span(text)
     if _SPAN_RE.search(text) and not _ORDINAL_SPAN.search(text):
@@ -176,12 +185,31 @@ def _span_text(text: str, num_frames: int | None = None) -> str:
     return _drop_absent(_FROM_TO_END.sub(_start_end_span, _START_END.sub(_start_end_span, text)))
 
 
-def _to_last_frame(m: re.Match, num_frames: int) -> str:
-    """A _FROM_TO_BARE_END match as the span "frames a-``num_frames``"; its words without the number when the clip is
-    what runs there ("The video runs from frame 1 to the end")."""
-    if _CLIP_RUNS.search(m.string, max(0, m.start() - 48), m.start()):
-        return re.sub(r"\d+", "", m.group(0))
-    return f"frames {m.group(1)}-{num_frames}"
+def _to_last_frame(text: str, num_frames: int) -> str:
+    """``text`` with its bare "from frame a to the end" (_FROM_TO_BARE_END) as the span "frames a-``num_frames``"
+    where it is the only frame the answer names ("From frame 6 to the end, the cat is no longer visible. It is in
+    frames 2-5." is left as it is: 2-5 is the answer); the words without their number where the clip is what runs
+    there ("The video runs from frame 1 to the end")."""
+    ends = list(_FROM_TO_BARE_END.finditer(text))
+    if not ends:
+        return text
+    runs = {m.start() for m in ends if _CLIP_RUNS.search(text, max(0, m.start() - 48), m.start())}
+    outside = " ".join(
+        text[a.end() if a else 0 : b.start() if b else len(text)] for a, b in zip([None, *ends], [*ends, None])
+    )
+    alone = len(ends) - len(runs) == 1 and not (
+        _FRAME_NAMED.search(outside) or _SPAN_RE.search(outside) or _FRAME_LIST.search(outside)
+    )
+    return _FROM_TO_BARE_END.sub(
+        lambda m: (
+            re.sub(r"\d+", "", m.group(0))
+            if m.start() in runs
+            else f"frames {m.group(1)}-{num_frames}"
+            if alone
+            else m.group(0)
+        ),
+        text,
+    )
 
 
 # after a span, another frame number ("Frames 1-2, 3-5", "3-5-7"; not a count: "Frames 3-5; 3 frames in total")
@@ -468,14 +496,17 @@ def _drop_absent(text: str) -> str:
 # word a span that is no hedge ("Actually, frames 3-5 contain it." concludes; "Actually, it could be frames 3-6" does
 # not), unless its sentence goes on to another conclusion (_last_conclusions); the frames a revision verb takes as its
 # object are the ones it looks at again, no conclusion: "Re-checking frames 2-7 carefully, the target is visible in
-# frames 3-6." concludes the next span in its sentence or the next one ("Re-checking frames 2-7. The cat is visible in
-# frames 3-6."), 3-6 (none when that one is hedged)
+# frames 3-6." concludes the next span in its sentence, 3-6 (groups 5-6; none when that one is hedged), or else the
+# first span of the next sentence, where it ends that sentence and the sentence does not open with "Frames" and has no
+# hedge or negation ("Re-checking frames 2-7. The cat is visible in frames 3-6.": groups 7-8; not "Re-checking frames
+# 2-7. Frames 1-2 have no cat; frames 3-6 do.", "... The dog is in frames 1-3, the cat in frames 4-7.")
 _SPAN_WORDS = r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
 _EXAMINED = (
     r"\b(?:re-?checking|looking\s+again|on\s+closer\s+inspection)\s+(?:(?:at|of)\s+)?(?:the\s+)?frames?\s*\d+\s*"
     r"(?:-|–|to|through|until)\s*(?:frames?\s*)?\d+"
 )
 _HEDGE_WORD = r"\b(?:could|might|may|maybe|perhaps)\b"
+_NEGATION_WORD = r"\b(?:not|never|no)\b|n['’]t\b"
 _SPAN_CONCLUSION = re.compile(
     r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
     + _SPAN_WORDS
@@ -491,9 +522,13 @@ _SPAN_CONCLUSION = re.compile(
     + _EXAMINED
     + r"(?:(?!"
     + _HEDGE_WORD
-    + r")[^.!?\n]){0,80}?(?:[.!?]\s++(?:(?!"
+    + r")[^.!?\n]){0,80}?(?:\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
+    + r"|[.!?]\s++(?!frames?\b)(?:(?!"
     + _HEDGE_WORD
-    + r")[^.!?\n]){0,80}?)?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
+    + "|"
+    + _NEGATION_WORD
+    + r")[^\d.!?\n]){0,80}?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
+    + r"(?=[ \t]*(?:[.!?\n]|$)))",
     re.IGNORECASE,
 )
 # an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
@@ -511,7 +546,8 @@ _SENTENCE_END = re.compile(r"[.!?\n]")
 
 def _concluded_span(c: re.Match) -> tuple[int, int]:
     """The first and last frame a conclusion names (_SPAN_CONCLUSION: groups 1-2, or 3-4 after a revision word, or
-    5-6 after the frames a revision verb looks at again; _ANSWER_LINE: groups 1-2)."""
+    5-6 / 7-8 after the frames a revision verb looks at again, in its sentence / the next; _ANSWER_LINE: groups
+    1-2)."""
     first, last = (g for g in c.groups() if g is not None)
     return _int(first), _int(last)
 
@@ -526,7 +562,7 @@ def _last_conclusions(text: str) -> list[re.Match]:
         for c, after in zip(concluded, concluded[1:] + [None])
         if not (
             c.re is _SPAN_CONCLUSION
-            and (c.group(3) or c.group(5))
+            and (c.group(3) or c.group(5) or c.group(7))
             and after
             and not _SENTENCE_END.search(text, c.end(), after.start())
         )
@@ -548,9 +584,12 @@ def parse_span(text: str, num_frames: int | None = None) -> tuple[int, int] | No
     or not consecutive ("frames 3, 5", "frames 3 and 5": two frames, not a span). A reversed span ("Frames 5-3") is
     returned as said (it is not the canonical answer: it scores 0). Ordinals name frames ("3rd-5th", "from the third to
     the fifth frame"), and "starts at frame 3 and ends at frame 5" is (3, 5), "From frame 4 to the end, frame 8." (4,
-    8), also after "i.e." / "that is" / "which is" / "namely" ("From frame 3 to the end, i.e., frame 8."); with no
-    number after "to the end", ``num_frames`` (the number of frames the question showed: score passes meta's) ends
-    the span ("from frame 5 to the end of the clip" is (5, 8) of 8 frames; (5, 5) when it is not given); spans of
+    8), "from frame 3 to the end of frame 6" (3, 6), also after "i.e." / "that is" / "which is" / "namely" ("From
+    frame 3 to the end, i.e., frame 8.") unless a span goes on from that number ("to the end, i.e. frames 5-8" reads
+    5-8); with no number after "to the end", ``num_frames`` (the number of frames the question showed: score passes
+    meta's) ends the span where that end closes its clause and no other frame is named ("from frame 5 to the end of
+    the clip." is (5, 8) of 8 frames; (5, 5) when it is not given; not "to the end of the hallway", nor "From frame 1
+    to the end, the camera pans; the cat is in frames 4-5.": (4, 5)); spans of
     seconds and the frames' numbering are none ("(2-3 seconds)", "numbered 1-8"). Labelled fields name a
     span ("Start: 2, End: 5"), and frame numbers a clause says the target is absent from are not read ("not visible in
     frames 1-3; it appears in frames 4-6" is (4, 6)), nor those listed under an absence heading ("Not visible:" then "-
@@ -558,17 +597,20 @@ def parse_span(text: str, num_frames: int | None = None) -> tuple[int, int] | No
     in 7" names the first without it (6). A concluding span ("..., so frames 3-5.") or a canonical answer line ("Frames
     3-5." alone on its line) wins over what comes before it; differing ones give None, unless the later one follows a
     revision ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it; the frames a
-    revision verb looks at again are none: the next span in its sentence or the next one concludes ("Re-checking frames
-    2-7 carefully, the target is visible in frames 3-6." and "Re-checking frames 2-7. The cat is visible in frames
-    3-6." are (3, 6)), and a hedged span after a revision word is another option ("So frames 3-5. Actually, it could
-    also be frames 3-6." is None)."""
+    revision verb looks at again are none: the next span in its sentence concludes ("Re-checking frames 2-7 carefully,
+    the target is visible in frames 3-6." is (3, 6)), or the first one of the next sentence where it ends that
+    sentence and the sentence neither opens with "Frames" nor has a negation ("Re-checking frames 2-7. The cat is
+    visible in frames 3-6." is (3, 6); "Re-checking frames 2-7. Frames 1-2 have no cat; frames 3-6 do." is (2, 7)),
+    and a hedged span after a revision word is another option ("So frames 3-5. Actually, it could also be frames
+    3-6." is None)."""
     text = _span_text(after_final_answer(text).replace("*", ""), num_frames)  # (markdown: "**Start frame:** 3")
     concluded = _last_conclusions(text)
     if len({_concluded_span(c) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6",
         return None  # "Frames 3-5.\nFrames 4-6.")
     if concluded:  # (from the concluded span on: "Re-checking frames 2-7, ..., frames 3-6" reads 3-6)
         last = concluded[-1]
-        text = text[last.start(5) if last.re is _SPAN_CONCLUSION and last.group(5) else last.start() :]
+        examined = last.re is _SPAN_CONCLUSION and (5 if last.group(5) else 7 if last.group(7) else None)
+        text = text[last.start(examined) if examined else last.start() :]
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
