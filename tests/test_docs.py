@@ -46,6 +46,7 @@ COMMANDS = (
 FOREIGN_FLAGS = {
     "--benchmark-disable",  # pytest-benchmark
     "--benchmark-group-by",
+    "--benchmark-columns",
     "--no-build-isolation",  # pip
     "--nproc_per_node",  # torchrun
     "--tool",  # compute-sanitizer
