@@ -12,4 +12,4 @@ cd "$WORK/sf2t"
 SF2T_SANITIZE=1 SF2T_NO_CUDA=1 MAX_JOBS="${MAX_JOBS:-2}" python setup.py -q build_ext --inplace
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-PYTHONPATH="$WORK/sf2t" python -m pytest tests/ops/test_fragment_pack.py tests/ops/test_fragment_pack_fchw.py tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_yuv420.py tests/ops/test_fragment_pack_tiled.py tests/ops/test_thumbnail.py tests/ops/test_token_merge.py tests/ops/test_token_merge_backends.py tests/video/test_convert.py tests/video/test_backends.py -q -p no:cacheprovider
+PYTHONPATH="$WORK/sf2t" python -m pytest tests/ops/test_fragment_pack.py tests/ops/test_fragment_pack_fchw.py tests/ops/test_fragment_pack_nv12.py tests/ops/test_fragment_pack_yuv420.py tests/ops/test_fragment_pack_bf16.py tests/ops/test_fragment_pack_tiled.py tests/ops/test_thumbnail.py tests/ops/test_token_merge.py tests/ops/test_token_merge_backends.py tests/video/test_convert.py tests/video/test_backends.py -q -p no:cacheprovider
