@@ -603,6 +603,37 @@ def test_choice_review34(text, options, want):
 
 
 @pytest.mark.parametrize(
+    "text, options, want",
+    [
+        # "no" opening a noun phrase is no retraction (read 2, 0, 2, 0, 1)
+        ("Answer: A. Wait, no sign of going up.", ["left", "right", "up", "down"], "left"),
+        ("B. Hmm, no hint of left motion.", ["left", "right", "up", "down"], "right"),
+        ("Answer: B. Wait, no way it's up.", ["left", "right", "up", "down"], "right"),
+        ("Answer: B. Actually, no left turn happens.", ["left", "right", "up", "down"], "right"),
+        ("Answer: C. Hmm, no movement to the right.", ["left", "right", "up", "down"], "up"),
+        # ... "no, it's" / "no wait" still retract
+        ("Up. Wait no it is down.", ["left", "right", "up", "down"], "down"),
+        ("Answer: 7. Wait, no. Nine.", ["7", "9", "11", "12"], "9"),
+        # a "revision" asked, not answered, revises nothing (read up, 11, 11, 11, down)
+        ("Left or rather up? Hard to say.", ["left", "right", "up", "down"], None),
+        ("Is it 9, or rather 11?", ["7", "9", "11", "12"], None),
+        ("The answer is 9, or rather 11? Not sure.", ["7", "9", "11", "12"], None),
+        ("Answer: 9. Wait, no, 11? I'm not sure.", ["7", "9", "11", "12"], None),
+        ("Answer: up. Hmm, no. Down?", ["left", "right", "up", "down"], None),
+        # checklists of questions answered yes / no (read down, down, 12, yellow star: the last item asked)
+        ("Left? No. Right? Yes. Up? No. Down? No.", ["left", "right", "up", "down"], None),
+        ("Is it 7? No. 9? Yes. 11? No. 12? No.", ["7", "9", "11", "12"], None),
+    ],
+)
+def test_choice_review34b(text, options, want):
+    """Choices review34b found the retraction rule misread: "no" opening a noun phrase ("Wait, no sign of ...") and an
+    answer after a retraction that is itself a question ("Is it 9, or rather 11?", yes/no checklists) revise nothing.
+    (Checklists stay unread: the yes among them is not read as the answer.)"""
+    want = None if want is None else options.index(want)
+    assert parse_choice(text, options) == want
+
+
+@pytest.mark.parametrize(
     "text, options",
     [
         # (review34's rules: verdicts after an option's text, picks that end their clause, answers alone after a

@@ -1546,10 +1546,15 @@ def test_answers_review33_found_misread(fn, text, value):
 @pytest.mark.parametrize(
     "text, num_frames, value",
     [
-        # the frames a revision verb looks at again, then the span in the next sentence (read (2, 7))
-        ("Re-checking frames 2-7. The cat is visible in frames 3-6.", None, (3, 6)),
-        ("Looking again at frames 2-7.\nThe target is in frames 3-6.", None, (3, 6)),
-        # ... not a hedged one, nor past that next sentence (as before)
+        # the frames a revision verb looks at again, then a span in the next sentence: that sentence may be about
+        # anything (review34b: motion blur, lighting, a shadow, another object), so the frames looked at are read
+        ("Re-checking frames 2-7. The cat is visible in frames 3-6.", None, (2, 7)),
+        ("Re-checking frames 2-7. Motion blur affects frames 3-4.", None, (2, 7)),
+        ("Re-checking frames 2-7. The lighting changes in frames 4-5.", None, (2, 7)),
+        ("Re-checking frames 2-7. The cat's shadow appears in frames 1-8.", 8, (2, 7)),
+        ("Re-checking frames 3-6. The cat is partially occluded in frames 4-5.", None, (3, 6)),
+        ("Re-checking frames 1-5: the cat is visible throughout. The dog appears in frames 6-8.", 8, (1, 5)),
+        # ... and a hedged one, or one past that next sentence (as before)
         ("Re-checking frames 2-7. It could be frames 3-6.", None, None),
         ("Re-checking frames 2-7. The cat is visible in frame 4.", None, (2, 7)),
         ("Re-checking frames 2-7.", None, (2, 7)),

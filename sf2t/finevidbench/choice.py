@@ -98,8 +98,10 @@ _NOT_THEN = re.compile(
 # a retraction or a correction ("A. Wait, no. B.", "The answer is B. Or rather, C.", "Nine - no wait, ten.", "I mean",
 # "Correction:", "Ten frames? No, nine."): when an answer alone follows it (a letter, an option's text, in its own
 # sentence: _answer_alone), only what follows the last such one counts ("Wait, no other option fits." has none)
+# ("no" opening a noun phrase is none: "Wait, no sign of going up.", "Actually, no left turn happens.")
 _RETRACTION = re.compile(
-    r"\b(?:(?:wait|hmm|actually|oh)[ \t]*(?:,[ \t]*)?no\b|no[ \t]*(?:,[ \t]*)?wait\b|or[ \t]+rather\b|i[ \t]+mean\b"
+    r"\b(?:(?:wait|hmm|actually|oh)[ \t]*(?:,[ \t]*)?no\b(?![ \t]+(?!wait\b|it\b|it['’]s\b)[a-z0-9])"
+    r"|no[ \t]*(?:,[ \t]*)?wait\b|or[ \t]+rather\b|i[ \t]+mean\b"
     r"|correction[ \t]*:|scratch[ \t]+that\b)|\?[ \t]*no\b",
     re.IGNORECASE,
 )
@@ -245,13 +247,16 @@ def _asked_about(t, pos, norms):
 
 def _after_retraction(t, norms):
     """``t`` from the answer alone (_answer_alone) that follows its last retraction (_RETRACTION) on; all of it when
-    no retraction is followed by one, or when it names the option the question before "? No" asked about."""
+    no retraction is followed by one, or when it names the option the question before "? No" asked about, or when it
+    is itself a question ("Is it 9, or rather 11?")."""
     reach = max([len(o) for o in norms] + [0]) + 40
     for m in reversed(list(_RETRACTION.finditer(t))):
         start = _RETRACTION_SEP.match(t, m.end()).end()
         end = _SENTENCE_END.search(t, start, start + reach)
         end = end.start() if end else len(t) if len(t) - start <= reach else None
         k = _answer_alone(t[start:end], norms, len(norms)) if end is not None and end > start else None
+        if k is not None and t.startswith("?", end if end is not None else len(t)):
+            continue  # asked, not answered: "Is it 9, or rather 11?", "Left? No. Right? Yes. Up? No."
         if k is not None and not (t.startswith("?", m.start()) and k in _asked_about(t, m.start(), norms)):
             letter = _letter_alone(t[start:end])  # (from the letter on: "Wait, no, it's B." reads "B.")
             return t[start + letter.start() if letter else start :]

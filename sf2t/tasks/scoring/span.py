@@ -496,17 +496,15 @@ def _drop_absent(text: str) -> str:
 # word a span that is no hedge ("Actually, frames 3-5 contain it." concludes; "Actually, it could be frames 3-6" does
 # not), unless its sentence goes on to another conclusion (_last_conclusions); the frames a revision verb takes as its
 # object are the ones it looks at again, no conclusion: "Re-checking frames 2-7 carefully, the target is visible in
-# frames 3-6." concludes the next span in its sentence, 3-6 (groups 5-6; none when that one is hedged), or else the
-# first span of the next sentence, where it ends that sentence and the sentence does not open with "Frames" and has no
-# hedge or negation ("Re-checking frames 2-7. The cat is visible in frames 3-6.": groups 7-8; not "Re-checking frames
-# 2-7. Frames 1-2 have no cat; frames 3-6 do.", "... The dog is in frames 1-3, the cat in frames 4-7.")
+# frames 3-6." concludes the next span in its sentence, 3-6 (groups 5-6; none when that one is hedged); not one in the
+# next sentence, which may be about anything ("Re-checking frames 2-7. Motion blur affects frames 3-4.", "... The
+# cat's shadow appears in frames 1-8."): there the examined span is read (2-7)
 _SPAN_WORDS = r"(?:[^\W\d_][\w'’]*+\s+){0,5}?frames?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
 _EXAMINED = (
     r"\b(?:re-?checking|looking\s+again|on\s+closer\s+inspection)\s+(?:(?:at|of)\s+)?(?:the\s+)?frames?\s*\d+\s*"
     r"(?:-|–|to|through|until)\s*(?:frames?\s*)?\d+"
 )
 _HEDGE_WORD = r"\b(?:could|might|may|maybe|perhaps)\b"
-_NEGATION_WORD = r"\b(?:not|never|no)\b|n['’]t\b"
 _SPAN_CONCLUSION = re.compile(
     r"\b(?:so|thus|therefore|hence|i\.e\.|that\s+is|meaning|in\s+other\s+words|in\s+short)(?:\s*[,:])?\s+"
     + _SPAN_WORDS
@@ -522,13 +520,7 @@ _SPAN_CONCLUSION = re.compile(
     + _EXAMINED
     + r"(?:(?!"
     + _HEDGE_WORD
-    + r")[^.!?\n]){0,80}?(?:\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
-    + r"|[.!?]\s++(?!frames?\b)(?:(?!"
-    + _HEDGE_WORD
-    + "|"
-    + _NEGATION_WORD
-    + r")[^\d.!?\n]){0,80}?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)"
-    + r"(?=[ \t]*(?:[.!?\n]|$)))",
+    + r")[^.!?\n]){0,80}?\bframes?\s*:?\s*(\d+)\s*(?:-|–|to|through|until)\s*(?:frames?\s*)?(\d+)",
     re.IGNORECASE,
 )
 # an answer line in the canonical form, "Frames 3-5." alone on its line: a conclusion too ("The target enters at frame 4
@@ -546,8 +538,7 @@ _SENTENCE_END = re.compile(r"[.!?\n]")
 
 def _concluded_span(c: re.Match) -> tuple[int, int]:
     """The first and last frame a conclusion names (_SPAN_CONCLUSION: groups 1-2, or 3-4 after a revision word, or
-    5-6 / 7-8 after the frames a revision verb looks at again, in its sentence / the next; _ANSWER_LINE: groups
-    1-2)."""
+    5-6 after the frames a revision verb looks at again, in its sentence; _ANSWER_LINE: groups 1-2)."""
     first, last = (g for g in c.groups() if g is not None)
     return _int(first), _int(last)
 
@@ -562,7 +553,7 @@ def _last_conclusions(text: str) -> list[re.Match]:
         for c, after in zip(concluded, concluded[1:] + [None])
         if not (
             c.re is _SPAN_CONCLUSION
-            and (c.group(3) or c.group(5) or c.group(7))
+            and (c.group(3) or c.group(5))
             and after
             and not _SENTENCE_END.search(text, c.end(), after.start())
         )
@@ -598,18 +589,16 @@ def parse_span(text: str, num_frames: int | None = None) -> tuple[int, int] | No
     3-5." alone on its line) wins over what comes before it; differing ones give None, unless the later one follows a
     revision ("actually", "wait", "so the answer is", ...: _REVISION), which replaces those before it; the frames a
     revision verb looks at again are none: the next span in its sentence concludes ("Re-checking frames 2-7 carefully,
-    the target is visible in frames 3-6." is (3, 6)), or the first one of the next sentence where it ends that
-    sentence and the sentence neither opens with "Frames" nor has a negation ("Re-checking frames 2-7. The cat is
-    visible in frames 3-6." is (3, 6); "Re-checking frames 2-7. Frames 1-2 have no cat; frames 3-6 do." is (2, 7)),
-    and a hedged span after a revision word is another option ("So frames 3-5. Actually, it could also be frames
-    3-6." is None)."""
+    the target is visible in frames 3-6." is (3, 6)), not one in the next sentence ("Re-checking frames 2-7. Motion
+    blur affects frames 3-4." is (2, 7)), and a hedged span after a revision word is another option ("So frames 3-5.
+    Actually, it could also be frames 3-6." is None)."""
     text = _span_text(after_final_answer(text).replace("*", ""), num_frames)  # (markdown: "**Start frame:** 3")
     concluded = _last_conclusions(text)
     if len({_concluded_span(c) for c in concluded}) > 1:  # (conclusions that differ: "so frames 3-5 ... so frames 4-6",
         return None  # "Frames 3-5.\nFrames 4-6.")
     if concluded:  # (from the concluded span on: "Re-checking frames 2-7, ..., frames 3-6" reads 3-6)
         last = concluded[-1]
-        examined = last.re is _SPAN_CONCLUSION and (5 if last.group(5) else 7 if last.group(7) else None)
+        examined = last.re is _SPAN_CONCLUSION and (5 if last.group(5) else None)
         text = text[last.start(examined) if examined else last.start() :]
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
