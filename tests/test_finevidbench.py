@@ -620,6 +620,11 @@ def test_choice_review34(text, options, want):
         ("The answer is 9, or rather 11? Not sure.", ["7", "9", "11", "12"], None),
         ("Answer: 9. Wait, no, 11? I'm not sure.", ["7", "9", "11", "12"], None),
         ("Answer: up. Hmm, no. Down?", ["left", "right", "up", "down"], None),
+        # ... or doubted right after it (read 11)
+        ("It's 9 or rather 11, hard to say.", ["7", "9", "11", "12"], None),
+        ("Answer: 9. Wait, no, 11 - not sure.", ["7", "9", "11", "12"], None),
+        # (a doubt in a later sentence does not undo it)
+        ("Answer: 9. Wait, no, 11. The frames were hard to count, though.", ["7", "9", "11", "12"], "11"),
         # checklists of questions answered yes / no (read down, down, 12, yellow star: the last item asked)
         ("Left? No. Right? Yes. Up? No. Down? No.", ["left", "right", "up", "down"], None),
         ("Is it 7? No. 9? Yes. 11? No. 12? No.", ["7", "9", "11", "12"], None),

@@ -118,6 +118,12 @@ _NOT_ALONE = re.compile(
 )
 # (a letter alone, after any lead-in: "B", "(B).", "`B`")
 _LETTER_ALONE = re.compile(r"[`'\"*]*\(?([A-Z])\)?[.):]?[`'\"*]*[ \t]*$")
+# (a doubt right after that answer: "..., hard to say.", "..., not sure.", "... - maybe.")
+_UNSURE = re.compile(
+    r"[ \t]*[,;:—–-]?[ \t]*(?:(?:it['’]?s|it is|that['’]?s|that is)[ \t]+)?(?:hard to (?:say|tell)|(?:i['’]m[ \t]+)?not"
+    r"[ \t]+(?:sure|certain)|unsure|uncertain|maybe|perhaps|possibly|i think|i guess)\b",
+    re.IGNORECASE,
+)
 _QUESTION_REACH = 200  # characters: how far back the question before "? No" is read (its options: _after_retraction)
 # a per-option verdict list: lines each opening with an option's label ("Option A: incorrect.", "(B) ... This is
 # correct.", "C. 9 - wrong") and saying a verdict as their first or last word: the one option said right is the answer
@@ -255,8 +261,9 @@ def _after_retraction(t, norms):
         end = _SENTENCE_END.search(t, start, start + reach)
         end = end.start() if end else len(t) if len(t) - start <= reach else None
         k = _answer_alone(t[start:end], norms, len(norms)) if end is not None and end > start else None
-        if k is not None and t.startswith("?", end if end is not None else len(t)):
-            continue  # asked, not answered: "Is it 9, or rather 11?", "Left? No. Right? Yes. Up? No."
+        if k is not None and (t.startswith("?", end if end is not None else len(t)) or _UNSURE.match(t, end or len(t))):
+            continue  # asked or doubted, not answered: "Is it 9, or rather 11?", "Left? No. Right? Yes. Up? No.",
+            # "It's 9 or rather 11, hard to say."
         if k is not None and not (t.startswith("?", m.start()) and k in _asked_about(t, m.start(), norms)):
             letter = _letter_alone(t[start:end])  # (from the letter on: "Wait, no, it's B." reads "B.")
             return t[start + letter.start() if letter else start :]
@@ -345,7 +352,8 @@ def parse_choice(text, options):
     last one is read ("A. Wait, no. B." is B, "A. Wait, no, it's B." is B, "The answer is B. Or rather, C." is C,
     "Nine - no wait, ten." is "10"; "Answer: A. Wait, no other option fits." is A; "B (right). I mean, it doesn't go
     left." and "Answer: B. Does it move left? No, left is wrong." are no revision, nor is "Is it 7? No, 7 ..." to 7,
-    the option the question asked about). A per-option verdict list (lines opening with "Option A:", "(A)", "A." ...
+    the option the question asked about; nor is an answer itself asked or doubted: "Is it 9, or rather 11?", "It's 9
+    or rather 11, hard to say."; "Wait, no sign of going up." is no retraction). A per-option verdict list (lines opening with "Option A:", "(A)", "A." ...
     whose first or last word, the line's own option text left out, is correct / right / true / yes or incorrect /
     wrong / false / no and not followed by "?", at least two of them) gives the one option said right ("Option A:
     incorrect.\nOption B: correct.\n..." is B), None where several are or where another option's text is named
