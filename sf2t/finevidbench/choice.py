@@ -346,19 +346,20 @@ def parse_choice(text, options):
     is C, "Not option B but D." is D; "It's not A, but B could also be wrong." states none).
 
     A retraction or a correction ("wait, no", "no wait", "actually, no", "or rather", "I mean", "correction:",
-    "scratch that", a question answered "No,") followed by an answer alone in its own sentence (a letter, maybe after
-    "it's" / "option" / "the answer is", an option's text, or its number in words, with at most three other words,
-    and no negation or verdict word besides the option's text: _NOT_ALONE) revises the answer: only what follows the
-    last one is read ("A. Wait, no. B." is B, "A. Wait, no, it's B." is B, "The answer is B. Or rather, C." is C,
-    "Nine - no wait, ten." is "10"; "Answer: A. Wait, no other option fits." is A; "B (right). I mean, it doesn't go
-    left." and "Answer: B. Does it move left? No, left is wrong." are no revision, nor is "Is it 7? No, 7 ..." to 7,
-    the option the question asked about; nor is an answer itself asked or doubted: "Is it 9, or rather 11?", "It's 9
-    or rather 11, hard to say."; "Wait, no sign of going up." is no retraction). A per-option verdict list (lines opening with "Option A:", "(A)", "A." ...
-    whose first or last word, the line's own option text left out, is correct / right / true / yes or incorrect /
-    wrong / false / no and not followed by "?", at least two of them) gives the one option said right ("Option A:
-    incorrect.\nOption B: correct.\n..." is B), None where several are or where another option's text is named
-    after it, unless a letter is stated after it. The prompt's option list echoed back (two or more lines each a
-    label and exactly its option's text) is left out ("A. Left\nB. Right\n...\n\nThe ball moves right." is right).
+    "scratch that", a question answered "No,") followed by an answer alone in its own sentence (a letter, maybe
+    after "it's" / "option" / "the answer is", an option's text, or its number in words, with at most three other
+    words, and no negation or verdict word besides the option's text: _NOT_ALONE) revises the answer: only what
+    follows the last one is read ("A. Wait, no. B." is B, "A. Wait, no, it's B." is B, "The answer is B. Or rather,
+    C." is C, "Nine - no wait, ten." is "10"; "Answer: A. Wait, no other option fits." is A; "B (right). I mean, it
+    doesn't go left." and "Answer: B. Does it move left? No, left is wrong." are no revision, nor is "Is it 7? No, 7
+    ..." to 7, the option the question asked about; nor is an answer itself asked or doubted: "Is it 9, or rather
+    11?", "It's 9 or rather 11, hard to say."; "Wait, no sign of going up." is no retraction). A per-option verdict
+    list (lines opening with "Option A:", "(A)", "A." ... whose first or last word, the line's own option text left
+    out, is correct / right / true / yes or incorrect / wrong / false / no and not followed by "?", at least two of
+    them) gives the one option said right ("Option A: incorrect.\nOption B: correct.\n..." is B), None where several
+    are or where another option's text is named after it, unless a letter is stated after it. The prompt's option
+    list echoed back (two or more lines each a label and exactly its option's text) is left out ("A. Left\nB.
+    Right\n...\n\nThe ball moves right." is right).
     An option's text followed by a verdict against it ending its clause ("9 is not correct", "left is not the
     answer", "is wrong", "is ruled out": _NEGATED_AFTER) is ruled out ("9 is not correct; it is 11." is 11); a
     negation of what it does or is is none, the question's polarity being unknown ("The red ball does not move, but
