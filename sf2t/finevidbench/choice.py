@@ -131,8 +131,8 @@ _LABELLED_LINE = re.compile(
     r"^[ \t]*(?:[-*•>][ \t]*)?(?:(?i:option|choice)[ \t]*\(?([A-Z])\)?|\(([A-Z])\)|([A-Z])[.)])(?![A-Za-z0-9])(.*)$",
     re.MULTILINE,
 )
-_VERDICTS = {"correct": True, "right": True, "true": True, "yes": True, "incorrect": False, "wrong": False}
-_VERDICTS.update({"false": False, "no": False})
+_VERDICTS = {"correct": True, "right": True, "true": True, "yes": True}
+_VERDICTS.update(dict.fromkeys(("incorrect", "wrong", "false", "no"), False))
 # number words, for options whose text has a number ("There are nine frames." names "9"): zero to nineteen, the
 # tens, and a ten with a unit ("twenty-one", "twenty one"); never inside another word ("canine", "often", "no-one")
 _UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
@@ -167,11 +167,16 @@ def _spelled(m):
     return str(10 * (_TENS.index(tens) + 2) + (_UNITS.index(unit) if unit else 0))
 
 
+def _words(o):
+    """The option text ``o`` as whole words: a pattern that matches it where no letter or digit touches it."""
+    return r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])"
+
+
 def _stated(low, o):
     """Whether the option text ``o`` appears in ``low`` as whole words, at least once with neither a negation right
     before it ("a blue cube, not a red ball" states the cube, not the ball) nor a verdict against it right after it
     (_NEGATED_AFTER: "9 is not correct; it is 11" states 11, not 9)."""
-    for m in re.finditer(r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])", low):
+    for m in re.finditer(_words(o), low):
         if not _NEGATED.search(low, max(0, m.start() - _NEGATION_REACH), m.start()):
             if not _NEGATED_AFTER.match(low, m.end()):
                 return True
@@ -230,7 +235,8 @@ def _answer_alone(s, norms, n):
     letter (_letter_alone), its text, or its number in words, with at most three other words ("it moves up", "ten
     frames"), and no negation or verdict word besides its text (_NOT_ALONE); else None."""
     low = _norm(s)
-    low = low[_LEAD_IN.match(low).end() :] if _LEAD_IN.match(low) else low
+    lead = _LEAD_IN.match(low)
+    low = low[lead.end() :] if lead else low
     letter = _letter_alone(s.strip().strip("`'\"*").strip())
     if letter:
         k = LETTERS.index(letter.group(1))
@@ -238,7 +244,7 @@ def _answer_alone(s, norms, n):
     hits = _named(norms, low) if low else []
     if len(hits) == 1:
         said = _NUMBER_WORD.sub(_spelled, low) if norms[hits[0]] not in low else low
-        own = re.sub(r"(?<![a-z0-9])" + re.escape(norms[hits[0]]) + r"(?![a-z0-9])", " ", low)
+        own = re.sub(_words(norms[hits[0]]), " ", low)
         if len(said.split()) - len(norms[hits[0]].split()) <= 3 and not _NOT_ALONE.search(own):
             return hits[0]
     return None
@@ -261,10 +267,10 @@ def _after_retraction(t, norms):
         end = _SENTENCE_END.search(t, start, start + reach)
         end = end.start() if end else len(t) if len(t) - start <= reach else None
         k = _answer_alone(t[start:end], norms, len(norms)) if end is not None and end > start else None
-        if k is not None and (t.startswith("?", end if end is not None else len(t)) or _UNSURE.match(t, end or len(t))):
-            continue  # asked or doubted, not answered: "Is it 9, or rather 11?", "Left? No. Right? Yes. Up? No.",
-            # "It's 9 or rather 11, hard to say."
-        if k is not None and not (t.startswith("?", m.start()) and k in _asked_about(t, m.start(), norms)):
+        if k is None or t.startswith("?", end) or _UNSURE.match(t, end):
+            continue  # (no answer alone; or one asked or doubted: "Is it 9, or rather 11?", "Left? No. Right? Yes.
+            # Up? No.", "It's 9 or rather 11, hard to say.")
+        if not (t.startswith("?", m.start()) and k in _asked_about(t, m.start(), norms)):
             letter = _letter_alone(t[start:end])  # (from the letter on: "Wait, no, it's B." reads "B.")
             return t[start + letter.start() if letter else start :]
     return t
@@ -298,7 +304,7 @@ def _verdicts(t, norms):
             continue
         line = re.sub(r"\s+", " ", m.group(4).lower())
         if norms[k]:
-            line = re.sub(r"(?<![a-z0-9])" + re.escape(norms[k]) + r"(?![a-z0-9])", " ", line)
+            line = re.sub(_words(norms[k]), " ", line)
         words = list(re.finditer(r"[a-z']+", line))
         verdicts = set()
         for i in (int(bool(words) and words[0].group() in ("is", "this")), len(words) - 1):

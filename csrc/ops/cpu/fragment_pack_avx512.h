@@ -19,8 +19,7 @@
 inline bool use_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
-  const char* e = std::getenv("SF2T_FP_AVX512");
-  return ok && !(e != nullptr && e[0] == '0');
+  return ok && !env_off("SF2T_FP_AVX512");
 }
 
 // Width resize of one plane, 16 outputs a group: each group's inputs lie in one 64-byte window from its first

@@ -631,13 +631,18 @@ __attribute__((target("avx2"), optimize("no-tree-loop-distribute-patterns"))) vo
   }
 }
 
+// The switch `name` (SF2T_FP_STREAM, SF2T_FP_AVX512) is set to 0: its path is off. Read per call, so tests can
+// compare the paths in one process.
+inline bool env_off(const char* name) {
+  const char* e = std::getenv(name);
+  return e != nullptr && e[0] == '0';
+}
+
 // Streamed (non-temporal) Qwen2-VL stores are possible: a 16-byte aligned output (either dtype) whose blocks of p * p
 // values start 16-byte aligned (float32) or 8-byte aligned (bfloat16). SF2T_FP_STREAM=0 turns them off (read per
 // call, once per output: tests switch it).
 bool stream_ok(const void* out, int64_t p, int64_t cols) {
-  const char* e = std::getenv("SF2T_FP_STREAM");
-  const bool off = e != nullptr && e[0] == '0';
-  return !off && p >= 8 && (p * p) % 4 == 0 && p * p <= 1024 && cols % 4 == 0 &&
+  return !env_off("SF2T_FP_STREAM") && p >= 8 && (p * p) % 4 == 0 && p * p <= 1024 && cols % 4 == 0 &&
          reinterpret_cast<uintptr_t>(out) % 16 == 0;
 }
 
@@ -645,6 +650,9 @@ bool cpu_has_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2");
   return ok;
 }
+
+// The AVX2 passes and writers: the CPU has AVX2 and SF2T_FP_SCALAR is unset (it forces the scalar ones, for tests).
+bool use_avx2() { return cpu_has_avx2() && std::getenv("SF2T_FP_SCALAR") == nullptr; }
 #endif
 
 #include "fragment_pack_avx512.h"
@@ -741,7 +749,7 @@ void resize_frames(const Plan& pl, const at::Tensor& frames, const std::optional
                    Writer write) {
   const int64_t ow = pl.out_w, oh = pl.out_h, op = (ow + 15) / 16 * 16, stride = 3 * op;  // planar row: R G B
 #ifdef SF2T_FP_AVX2
-  const bool avx2 = cpu_has_avx2() && std::getenv("SF2T_FP_SCALAR") == nullptr;
+  const bool avx2 = use_avx2();
   const char* width_env = std::getenv("SF2T_FP_WIDTH");
   const bool allow_planar = width_env == nullptr || std::strcmp(width_env, "pixel") != 0;
   // one past the last byte of the frames' memory: padded reads in place must end before it
@@ -903,8 +911,7 @@ struct QwenBandWriter {
   bool vector_runs = false, stream = false;
   QwenBandWriter(const Layout& l, out_t* o) : lay(l), out(o) {
 #ifdef SF2T_FP_AVX2
-    vector_runs = lay.p >= 8 && (std::is_same<out_t, float>::value || lay.p * lay.p <= 1024) && cpu_has_avx2() &&
-                  std::getenv("SF2T_FP_SCALAR") == nullptr;
+    vector_runs = lay.p >= 8 && (std::is_same<out_t, float>::value || lay.p * lay.p <= 1024) && use_avx2();
     stream = vector_runs && stream_ok(out, lay.p, lay.cols);
 #endif
   }
@@ -985,8 +992,7 @@ void write_fchw(const Plan& pl, const at::Tensor& frames, const std::optional<at
   const int64_t oh = pl.out_h, ow = pl.out_w;
 #ifdef SF2T_FP_AVX2
   // bfloat16 rows of 8+ values: the AVX2 conversion (bit-identical to c10::BFloat16's; SF2T_FP_SCALAR=1: the loop)
-  const bool bf16_avx2 = std::is_same<out_t, c10::BFloat16>::value && ow >= 8 && cpu_has_avx2() &&
-                         std::getenv("SF2T_FP_SCALAR") == nullptr;
+  const bool bf16_avx2 = std::is_same<out_t, c10::BFloat16>::value && ow >= 8 && use_avx2();
 #endif
   resize_frames(pl, frames, uv, 1, [&](int64_t f, int64_t y, int64_t, int64_t op, const float* line) {
     for (int64_t r = f * pl.repeat; r < (f + 1) * pl.repeat; ++r) {

@@ -77,10 +77,9 @@ _START_END = re.compile(
 )
 # a start with no verb, "from frame 4", right before "to the end" / "until the last frame" and that end's number: "From
 # frame 4 to the end, frame 8." is the span 4-8 (read after _START_END; "from frame 4 to the end" alone names frame 4)
+_FROM_TO = r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
 _FROM_TO_END = re.compile(
-    r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
-    + _THE_END
-    + _END_NUMBER,
+    _FROM_TO + _THE_END + _END_NUMBER,
     re.IGNORECASE,
 )
 # ... and with no number after the end ("The cat appears from frame 5 to the end of the clip."): the span to the clip's
@@ -89,8 +88,8 @@ _FROM_TO_END = re.compile(
 # end: not "to the end of frame 6", "to the end of the hallway", "to the last frame it appears in"), and only where
 # the answer names no other frame ("From frame 1 to the end, the camera pans; the cat is in frames 4-5.": _span_text)
 _FROM_TO_BARE_END = re.compile(
-    r"\bfrom\s+(?:the\s+)?(?:frames?\s*)?(\d+)(?!\d)\s*+(?:,\s*+)?(?:until|till|through|to)\s+the\s+(?:very\s+)?"
-    r"(?:end|(?:last|final)\s+frame)\b(?:\s+of\s+the\s+(?:video|clip|sequence)\b)?(?=[ \t]*(?:[.!;,()\n]|$))",
+    _FROM_TO
+    + r"(?:end|(?:last|final)\s+frame)\b(?:\s+of\s+the\s+(?:video|clip|sequence)\b)?(?=[ \t]*(?:[.!;,()\n]|$))",
     re.IGNORECASE,
 )
 # an end said as the first frame the target is gone from ("is gone by frame 7", "is gone in frame 7", "is no longer
@@ -598,8 +597,7 @@ def parse_span(text: str, num_frames: int | None = None) -> tuple[int, int] | No
         return None  # "Frames 3-5.\nFrames 4-6.")
     if concluded:  # (from the concluded span on: "Re-checking frames 2-7, ..., frames 3-6" reads 3-6)
         last = concluded[-1]
-        examined = last.re is _SPAN_CONCLUSION and (5 if last.group(5) else None)
-        text = text[last.start(examined) if examined else last.start() :]
+        text = text[last.start(5) if last.re is _SPAN_CONCLUSION and last.group(5) else last.start() :]
     m = _SPAN_RE.search(text)
     listed = _FRAME_LIST.search(text)
     if listed and (m is None or listed.start() <= m.start()):  # ("3, 4 and 5": its "4 and 5" is no span)
